@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks to build, serve and test Sable.
+# Idempotent: packages already present are skipped, so `make` can call it every time.
+set -euo pipefail
+
+apt_packages=(
+  build-essential cmake ninja-build pkg-config
+  libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libboost-dev libcpp-httplib-dev libcli11-dev
+  libpcre2-dev libutf8proc-dev libopenblas-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-pip
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt packages missing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+
+# Python packages for the end-to-end suite and tokenizer benchmark comparisons.
+py_packages=(pytest requests openai)
+py_missing=()
+for p in "${py_packages[@]}"; do
+  python3 -c "import $p" >/dev/null 2>&1 || py_missing+=("$p")
+done
+if ((${#py_missing[@]})); then
+  echo "install-deps: python packages missing: ${py_missing[*]}"
+  python3 -m pip install -q "${py_missing[@]}" || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+fi

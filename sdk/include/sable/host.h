@@ -1,0 +1,78 @@
+/* The host interface a plugin receives at creation: logging, error details, the model's Hugging Face
+ * configuration, the weight source, persistent allocation, and the ops table.
+ *
+ * Every function takes the SableHostHandle given to the plugin's create call. The handle outlives
+ * the plugin object it was given for. Functions may be called from the thread that called into the
+ * plugin; log and set_error are thread-safe.
+ */
+#ifndef SABLE_HOST_H_
+#define SABLE_HOST_H_
+
+#include "sable/ops.h"
+
+typedef struct SableHostHandle SableHostHandle; /* opaque, owned by the host */
+
+typedef enum SableLogLevel {
+  SABLE_LOG_TRACE = 0,
+  SABLE_LOG_DEBUG = 1,
+  SABLE_LOG_INFO = 2,
+  SABLE_LOG_WARN = 3,
+  SABLE_LOG_ERROR = 4
+} SableLogLevel;
+
+typedef struct SableHostApi {
+  uint32_t struct_size;
+  uint16_t abi_major;
+  uint16_t abi_minor;
+
+  void (*log)(SableHostHandle* h, int32_t level, const char* message);
+  /* Details for the failure the plugin is about to return; the host prefixes the plugin name. */
+  void (*set_error)(SableHostHandle* h, const char* message);
+
+  /* --- The model's config.json, addressed by dotted keys ("rope_scaling.factor"). Absent keys and
+   * JSON null give SABLE_ERR_NOT_FOUND; a value of another type gives SABLE_ERR_INVALID_ARGUMENT.
+   * NULL for non-model plugins. */
+  int32_t (*config_has)(SableHostHandle* h, const char* key);
+  SableStatus (*config_int)(SableHostHandle* h, const char* key, int64_t* out);
+  SableStatus (*config_float)(SableHostHandle* h, const char* key, double* out);
+  SableStatus (*config_bool)(SableHostHandle* h, const char* key, int32_t* out);
+  /* Copies a NUL-terminated string into buf; *len gets the full length (truncation when >= cap). */
+  SableStatus (*config_string)(SableHostHandle* h, const char* key, char* buf, size_t cap,
+                               size_t* len);
+  /* Integer list (e.g. mlp_only_layers); *count gets the full count. */
+  SableStatus (*config_int_list)(SableHostHandle* h, const char* key, int64_t* out, size_t cap,
+                                 size_t* count);
+
+  /* --- Weight source: the checkpoint's tensors by name. NULL for non-model plugins. */
+  int32_t (*weight_count)(SableHostHandle* h);
+  const char* (*weight_name)(SableHostHandle* h, int32_t index); /* valid while the host lives */
+  int32_t (*weight_has)(SableHostHandle* h, const char* name);
+  /* Loads tensor `name`, checks that its stored shape equals expected_shape[ndim] (an error naming
+   * the tensor otherwise), converts it to `dtype` (SABLE_DTYPE_AUTO: the compute dtype) and places
+   * it on the model's device. With slice_dim >= 0 only [slice_start, slice_start + slice_len) along
+   * that dim is loaded (tensor parallelism). The memory is the host's and lives as long as the model.
+   * Every checkpoint tensor must be loaded by someone: after load_weights the host reports any
+   * tensor nobody asked for as unexpected. */
+  SableStatus (*weight_get)(SableHostHandle* h, const char* name, int32_t ndim,
+                            const int64_t* expected_shape, int32_t dtype, int32_t slice_dim,
+                            int64_t slice_start, int64_t slice_len, SableTensor* out);
+  /* Marks a checkpoint tensor as deliberately unused (e.g. rotary_emb.inv_freq). */
+  void (*weight_ignore)(SableHostHandle* h, const char* name);
+
+  /* Zeroed device memory that lives as long as the model (fused weights, caches). */
+  SableStatus (*alloc_persistent)(SableHostHandle* h, int32_t dtype, int32_t ndim,
+                                  const int64_t* shape, SableTensor* out);
+  /* Builds the rotary cos/sin cache [max_positions, rot_dim] F32 for this model from its config's
+   * rope_theta and rope scaling (default, linear, dynamic, llama3, yarn; classic keys or
+   * rope_parameters). Returns the attention scaling factor some schemes (yarn) imply in *mscale. */
+  SableStatus (*rope_cache)(SableHostHandle* h, int32_t rot_dim, SableTensor* out, float* mscale);
+
+  const SableOps* ops;   /* the device's ops table */
+  int32_t device_type;   /* SableDeviceType the model runs on */
+  int32_t compute_dtype; /* SableDType of activations and weights on that device */
+  int32_t tp_rank;       /* tensor-parallel rank of this model instance */
+  int32_t tp_size;
+  /* end of ABI 1.0 - do not modify above */
+} SableHostApi;
+
+#endif /* SABLE_HOST_H_ */

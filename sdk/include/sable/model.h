@@ -1,0 +1,76 @@
+/* Model-architecture plugins: read the HF config, declare KV geometry, load weights, run forward.
+ *
+ * Lifecycle: create (config only) -> get_info -> load_weights -> forward* -> destroy.
+ * forward runs a mixed batch (prefill chunks and decode steps, in sequence order); attention goes
+ * through ops->attention, which the host has planned for this batch before the call. A model object
+ * is used by one thread at a time.
+ */
+#ifndef SABLE_MODEL_H_
+#define SABLE_MODEL_H_
+
+#include "sable/host.h"
+
+typedef struct SableModel SableModel; /* opaque, owned by the plugin */
+
+typedef enum SableModelFlags {
+  SABLE_MODEL_GENERIC = 1u << 0 /* claims any causal LM (impl=auto falls back to it) */
+} SableModelFlags;
+
+typedef enum SableModelOutputKind {
+  SABLE_MODEL_OUTPUT_LOGITS = 0, /* causal LM: logits [L, vocab] */
+  SABLE_MODEL_OUTPUT_SCORE = 1   /* sequence classification: scores [L, num_labels] */
+} SableModelOutputKind;
+
+typedef struct SableModelInfo {
+  uint32_t struct_size;
+  int32_t num_layers;     /* layers with a KV cache */
+  int32_t num_q_heads;    /* per tensor-parallel rank */
+  int32_t num_kv_heads;   /* per tensor-parallel rank */
+  int32_t head_dim;
+  int32_t hidden_size;
+  int32_t vocab_size;     /* width of the logits row */
+  int32_t max_position;   /* context length the model supports */
+  int32_t sliding_window; /* 0 = none */
+  int32_t output_kind;    /* SableModelOutputKind */
+  /* end of ABI 1.0 - do not modify above */
+} SableModelInfo;
+
+typedef struct SableForwardBatch {
+  uint32_t struct_size;
+  int32_t num_tokens;     /* T: all new tokens of all sequences, in sequence order */
+  int32_t num_seqs;
+  int32_t num_outputs;    /* L: rows that need logits */
+  int32_t is_decode_only; /* every sequence contributes exactly one token */
+  int32_t reserved;
+  SableTensor token_ids;   /* [T] I32, on the device */
+  SableTensor positions;   /* [T] I32 position of each token in its sequence, on the device */
+  SableTensor output_rows; /* [L] I32 indices into [0, T) whose logits are wanted, on the device */
+  /* end of ABI 1.0 - do not modify above */
+} SableForwardBatch;
+
+typedef struct SableForwardOutput {
+  uint32_t struct_size;
+  SableTensor logits; /* [L, vocab] F32, allocated by the host; the model fills it */
+  SableTensor hidden; /* [L, hidden] compute dtype final-norm output; data NULL when not wanted */
+  /* end of ABI 1.0 - do not modify above */
+} SableForwardOutput;
+
+typedef struct SableModelApi {
+  uint32_t struct_size;
+  uint32_t flags;                          /* SableModelFlags */
+  uint32_t num_architectures;
+  const char* const* architectures;        /* HF `architectures` strings served natively */
+
+  /* Reads and validates the config through `host`; no weights yet. An unsupported config value is
+   * an error naming the field and value. `host` and `h` outlive the model. */
+  SableStatus (*create)(const SableHostApi* host, SableHostHandle* h, SableModel** out);
+  void (*destroy)(SableModel* model); /* accepts NULL */
+  SableStatus (*get_info)(SableModel* model, SableModelInfo* out);
+  /* Fetches every tensor through host->weight_get. */
+  SableStatus (*load_weights)(SableModel* model);
+  SableStatus (*forward)(SableModel* model, SableOpsContext* ctx, const SableForwardBatch* batch,
+                         SableForwardOutput* out);
+  /* end of ABI 1.0 - do not modify above */
+} SableModelApi;
+
+#endif /* SABLE_MODEL_H_ */

@@ -1,0 +1,130 @@
+/* The ops table: every computation a model plugin needs, implemented by the host for its device.
+ *
+ * A model computes only through this table, so one plugin runs on the CPU and on CUDA. Every op is
+ * ordered on the forward context's stream and never waits for the host, so decode forwards can be
+ * captured as CUDA graphs. Tensors live on the context's device; unless an op says otherwise,
+ * inputs and outputs are contiguous and share the compute dtype (fp32 on CPU, bf16 on CUDA).
+ * Shape letters: T tokens in the batch, H hidden size, V vocab, E experts, k top-k, I intermediate,
+ * Hq/Hk query/key heads, D head dim, L output rows.
+ * Thread-safety: one forward context is used by one thread at a time.
+ */
+#ifndef SABLE_OPS_H_
+#define SABLE_OPS_H_
+
+#include "sable/tensor.h"
+
+typedef struct SableOpsContext SableOpsContext; /* opaque: device, stream, scratch arena */
+
+typedef enum SableActivation {
+  SABLE_ACT_SILU = 0,
+  SABLE_ACT_GELU = 1,      /* exact erf GELU */
+  SABLE_ACT_GELU_TANH = 2, /* tanh approximation */
+  SABLE_ACT_RELU = 3
+} SableActivation;
+
+typedef enum SableRopeStyle {
+  SABLE_ROPE_NEOX = 0,       /* rotate halves: (x[i], x[i + rot/2]) */
+  SABLE_ROPE_INTERLEAVED = 1 /* rotate pairs: (x[2i], x[2i + 1]) */
+} SableRopeStyle;
+
+typedef enum SableMoeScoring { SABLE_MOE_SOFTMAX = 0, SABLE_MOE_SIGMOID = 1 } SableMoeScoring;
+
+typedef struct SableOps {
+  uint32_t struct_size;
+  uint32_t reserved;
+
+  /* Scratch tensor valid until the current forward returns (bump-allocated; deterministic
+   * addresses for identical call sequences, which CUDA graph replay relies on). Contiguous. */
+  SableStatus (*alloc)(SableOpsContext* ctx, int32_t dtype, int32_t ndim, const int64_t* shape,
+                       SableTensor* out);
+
+  /* out[T,H] = table[ids[T], :]; ids are I32. */
+  SableStatus (*embedding)(SableOpsContext* ctx, const SableTensor* table, const SableTensor* ids,
+                           SableTensor* out);
+
+  /* out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N] when not NULL). `w` uses the Hugging Face layout
+   * [out_features, in_features]. `out` may be F32 while x and w are the compute dtype. */
+  SableStatus (*gemm)(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                      const SableTensor* bias, SableTensor* out);
+
+  /* RMSNorm over the last dim. Without residual: out = x / rms(x) * (weight + weight_offset).
+   * With residual [T,H] (in/out): residual += x, then out = norm(residual). weight_offset is 0 for
+   * Llama and 1 for Gemma's (1 + w). `x` may be a [rows, D] view of per-head vectors (q/k norm). */
+  SableStatus (*rms_norm)(SableOpsContext* ctx, const SableTensor* x, SableTensor* residual,
+                          const SableTensor* weight, float eps, float weight_offset,
+                          SableTensor* out);
+
+  /* LayerNorm over the last dim, same residual convention; weight and bias may be NULL. */
+  SableStatus (*layer_norm)(SableOpsContext* ctx, const SableTensor* x, SableTensor* residual,
+                            const SableTensor* weight, const SableTensor* bias, float eps,
+                            SableTensor* out);
+
+  /* Rotary embedding in place on q[T,Hq,D] and k[T,Hk,D] (either may be NULL) for the first
+   * rot_dim dims of each head. cos_sin[max_pos, rot_dim] F32 holds cos in [:, :rot/2] and sin in
+   * [:, rot/2:] (made by the host's rope_cache). positions[T] I32. q/k may be strided views. */
+  SableStatus (*rope)(SableOpsContext* ctx, SableTensor* q, SableTensor* k,
+                      const SableTensor* positions, const SableTensor* cos_sin, int32_t rot_dim,
+                      int32_t style);
+
+  /* Gated activation: x[T, 2I] = [gate | up] -> out[T, I] = act(gate) * up. */
+  SableStatus (*act_mul)(SableOpsContext* ctx, int32_t act, const SableTensor* x,
+                         SableTensor* out);
+  /* Plain activation, elementwise: out = act(x). */
+  SableStatus (*activation)(SableOpsContext* ctx, int32_t act, const SableTensor* x,
+                            SableTensor* out);
+
+  /* out = a + b. b may be [1, N] broadcast over a's rows. out may alias a. */
+  SableStatus (*add)(SableOpsContext* ctx, const SableTensor* a, const SableTensor* b,
+                     SableTensor* out);
+  /* out = a * b elementwise; b may be [T, 1] (per-row scalar) or [1, N] broadcast. */
+  SableStatus (*mul)(SableOpsContext* ctx, const SableTensor* a, const SableTensor* b,
+                     SableTensor* out);
+  /* out = x * s. out may alias x. */
+  SableStatus (*scale)(SableOpsContext* ctx, const SableTensor* x, float s, SableTensor* out);
+  /* out = sigmoid(x). */
+  SableStatus (*sigmoid)(SableOpsContext* ctx, const SableTensor* x, SableTensor* out);
+
+  /* dst = src for same shapes; either may be a strided view (slicing fused projections). */
+  SableStatus (*copy)(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst);
+  /* dst = src converted to dst's dtype; same shape, contiguous. */
+  SableStatus (*cast)(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst);
+  /* out[L, H] = x[rows[L], :]; rows I32. Picks the rows that need logits before the LM head. */
+  SableStatus (*gather_rows)(SableOpsContext* ctx, const SableTensor* x, const SableTensor* rows,
+                             SableTensor* out);
+
+  /* Causal attention of layer `layer` through the configured attention backend: appends the new
+   * k/v [T,Hk,D] to the paged KV cache and computes out[T,Hq,D] over cached prefix + new tokens.
+   * scale <= 0 means 1/sqrt(D). q/k/v may be strided views (e.g. columns of a fused projection). */
+  SableStatus (*attention)(SableOpsContext* ctx, int32_t layer, const SableTensor* q,
+                           const SableTensor* k, const SableTensor* v, float scale,
+                           SableTensor* out);
+
+  /* MoE routing: logits[T,E] (any float dtype) -> top-k expert ids[T,k] I32 and weights[T,k] F32.
+   * Scores are softmax or sigmoid of the logits; renormalize divides the k weights by their sum.
+   * `layer` feeds the host's expert-distribution recorder (no cost when it is off). */
+  SableStatus (*moe_route)(SableOpsContext* ctx, int32_t layer, const SableTensor* logits,
+                           int32_t top_k, int32_t scoring, int32_t renormalize,
+                           SableTensor* weights, SableTensor* ids);
+
+  /* Fused experts: out[T,H] = sum_j weights[t,j] * down_e(act(gate_e(x)) * up_e(x)), e = ids[t,j],
+   * with w_gate_up[E, 2I, H] ([gate | up] rows) and w_down[E, H, I]. Tokens are grouped by expert
+   * (a grouped GEMM on CUDA), never one launch per token. */
+  SableStatus (*moe_experts)(SableOpsContext* ctx, const SableTensor* x,
+                             const SableTensor* w_gate_up, const SableTensor* w_down,
+                             const SableTensor* weights, const SableTensor* ids, int32_t act,
+                             SableTensor* out);
+
+  /* Tensor parallelism: sum x across ranks in place / concatenate along `dim`. No-ops on one rank. */
+  SableStatus (*all_reduce)(SableOpsContext* ctx, SableTensor* x);
+  SableStatus (*all_gather)(SableOpsContext* ctx, const SableTensor* x, int32_t dim,
+                            SableTensor* out);
+
+  /* out[T] I32 = argmax over the last dim of x[T, V]. */
+  SableStatus (*argmax)(SableOpsContext* ctx, const SableTensor* x, SableTensor* out);
+
+  /* The device stream of this context (cudaStream_t on CUDA, NULL on CPU), for plugin kernels. */
+  void* (*stream)(SableOpsContext* ctx);
+  /* end of ABI 1.0 - do not modify above */
+} SableOps;
+
+#endif /* SABLE_OPS_H_ */

@@ -1,0 +1,44 @@
+// Pins the frozen layout of ABI 1.0 and the SABLE_HAS rule for older (smaller) minor versions.
+#include <gtest/gtest.h>
+
+#include "sable/sable.h"
+
+namespace {
+
+TEST(SdkAbi, Version) {
+  EXPECT_EQ(SABLE_ABI_MAJOR, 1);
+  EXPECT_EQ(SABLE_ABI_MINOR, 0);
+}
+
+TEST(SdkAbi, StructSizeComesFirst) {
+  EXPECT_EQ(offsetof(SablePlugin, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableTensor, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableOps, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableHostApi, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableModelApi, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableAttentionApi, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableSamplerApi, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableGrammarApi, struct_size), 0u);
+}
+
+// Frozen offsets of the last field of every 1.0 table: a change here breaks every built plugin.
+TEST(SdkAbi, FrozenOffsets) {
+  EXPECT_EQ(offsetof(SablePlugin, description), 40u);
+  EXPECT_EQ(offsetof(SableTensor, data), 120u);
+  EXPECT_EQ(offsetof(SableModelApi, forward), 56u);
+  EXPECT_EQ(offsetof(SableOps, stream), 8u + 8u * 21u);
+}
+
+TEST(SdkAbi, HasRespectsStructSize) {
+  SableModelInfo info{};
+  info.struct_size = offsetof(SableModelInfo, sliding_window);  // an "older minor"
+  EXPECT_TRUE(SABLE_HAS(&info, head_dim));
+  EXPECT_FALSE(SABLE_HAS(&info, sliding_window));
+  EXPECT_FALSE(SABLE_HAS(&info, output_kind));
+  info.struct_size = sizeof(SableModelInfo);
+  EXPECT_TRUE(SABLE_HAS(&info, output_kind));
+  const SableModelInfo* null_info = nullptr;
+  EXPECT_FALSE(SABLE_HAS(null_info, head_dim));
+}
+
+}  // namespace
