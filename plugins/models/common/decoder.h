@@ -1,0 +1,280 @@
+// The pre-norm transformer decoder that Llama, Mistral, Qwen2 and Qwen3 share, written once and
+// compiled into each model plugin (header-only; plugins include only sdk/ and this folder).
+//
+// An architecture file turns its config.json into DecoderOptions and derives from DecoderModel.
+// Everything runs through the host's ops table (sable::cpp::Ops), so the same code serves CPU and
+// CUDA. Shapes: T tokens, H hidden, Hq/Hk query/key heads per rank, D head dim, I intermediate
+// per rank, V vocab, L rows that need logits.
+//
+// Weights are fetched by their Hugging Face names. q/k/v and gate/up stay separate GEMMs rather
+// than fused copies: fusing would keep two copies of those weights alive (the host owns what
+// weight_get returns), and for decode the bytes read per step are the same either way.
+// Tensor parallelism: q/k/v and gate/up are split by output rows, o_proj and down_proj by input
+// columns, followed by an all-reduce; embedding and lm_head are replicated.
+// Thread-safety: one model object is used by one thread at a time (the SDK's contract).
+#pragma once
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sable/cpp/plugin.h"
+
+namespace sable::models {
+
+// What distinguishes one decoder architecture from another (all read from config.json).
+struct DecoderOptions {
+  bool qkv_bias = false;   // q/k/v_proj.bias (Qwen2 always; Llama/Qwen3 when attention_bias)
+  bool o_bias = false;     // o_proj.bias (Llama/Qwen3 when attention_bias)
+  bool mlp_bias = false;   // gate/up/down_proj.bias (Llama's mlp_bias)
+  bool qk_norm = false;    // per-head RMSNorm of q and k before rope (Qwen3)
+  bool read_sliding_window = true;  // honour config `sliding_window` (when use_sliding_window
+                                    // is absent or true)
+};
+
+// Integer config value that must be positive; throws naming the key otherwise.
+inline int64_t positive_int(const cpp::Host& host, const char* key) {
+  const int64_t v = host.require_int(key);
+  if (v <= 0)
+    cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+              std::string("config.json: '") + key + "' must be positive, got " + std::to_string(v));
+  return v;
+}
+
+class DecoderModel : public cpp::Model {
+ public:
+  DecoderModel(cpp::Host host, const DecoderOptions& opt) : cpp::Model(host), opt_(opt) {
+    hidden_ = positive_int(host, "hidden_size");
+    layers_ = positive_int(host, "num_hidden_layers");
+    q_heads_total_ = positive_int(host, "num_attention_heads");
+    kv_heads_total_ = host.get_int("num_key_value_heads").value_or(q_heads_total_);
+    vocab_ = positive_int(host, "vocab_size");
+    inter_total_ = positive_int(host, "intermediate_size");
+    max_pos_ = host.get_int("max_position_embeddings").value_or(4096);
+    eps_ = static_cast<float>(host.get_float("rms_norm_eps").value_or(1e-6));
+    tied_ = host.get_bool("tie_word_embeddings").value_or(false);
+    head_dim_ = host.get_int("head_dim").value_or(0);
+    if (head_dim_ <= 0) {
+      if (hidden_ % q_heads_total_ != 0)
+        cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                  "config.json: hidden_size " + std::to_string(hidden_) +
+                      " is not divisible by num_attention_heads " + std::to_string(q_heads_total_));
+      head_dim_ = hidden_ / q_heads_total_;
+    }
+    if (kv_heads_total_ <= 0 || q_heads_total_ % kv_heads_total_ != 0)
+      cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                "config.json: num_key_value_heads " + std::to_string(kv_heads_total_) +
+                    " must divide num_attention_heads " + std::to_string(q_heads_total_));
+    const double partial = host.get_float("partial_rotary_factor").value_or(1.0);
+    rot_dim_ = static_cast<int32_t>(static_cast<double>(head_dim_) * partial);
+    if (partial <= 0.0 || partial > 1.0 || rot_dim_ % 2 != 0)
+      cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "config.json: partial_rotary_factor " +
+                                                std::to_string(partial) + " gives an odd or empty rotary dim");
+    act_ = parse_activation(host.get_string("hidden_act").value_or("silu"));
+    if (opt.read_sliding_window && host.get_bool("use_sliding_window").value_or(true))
+      sliding_window_ = host.get_int("sliding_window").value_or(0);
+
+    // Tensor parallelism: heads and the intermediate size are split evenly across ranks.
+    tp_size_ = host.tp_size() > 0 ? host.tp_size() : 1;
+    tp_rank_ = host.tp_rank();
+    if (q_heads_total_ % tp_size_ != 0 || kv_heads_total_ % tp_size_ != 0 ||
+        inter_total_ % tp_size_ != 0)
+      cpp::fail(SABLE_ERR_UNSUPPORTED, "tp_size " + std::to_string(tp_size_) +
+                                           " does not divide the heads (" +
+                                           std::to_string(q_heads_total_) + "/" +
+                                           std::to_string(kv_heads_total_) +
+                                           ") and intermediate_size");
+    q_heads_ = q_heads_total_ / tp_size_;
+    kv_heads_ = kv_heads_total_ / tp_size_;
+    inter_ = inter_total_ / tp_size_;
+  }
+
+  SableModelInfo info() const override {
+    SableModelInfo i{};
+    i.struct_size = sizeof(SableModelInfo);
+    i.num_layers = static_cast<int32_t>(layers_);
+    i.num_q_heads = static_cast<int32_t>(q_heads_);
+    i.num_kv_heads = static_cast<int32_t>(kv_heads_);
+    i.head_dim = static_cast<int32_t>(head_dim_);
+    i.hidden_size = static_cast<int32_t>(hidden_);
+    i.vocab_size = static_cast<int32_t>(vocab_);
+    i.max_position = static_cast<int32_t>(max_pos_);
+    i.sliding_window = static_cast<int32_t>(sliding_window_);
+    i.output_kind = SABLE_MODEL_OUTPUT_LOGITS;
+    return i;
+  }
+
+  void load_weights() override {
+    const cpp::Host& h = host();
+    embed_ = h.weight("model.embed_tokens.weight", {vocab_, hidden_});
+    final_norm_ = h.weight("model.norm.weight", {hidden_});
+    if (tied_) {
+      lm_head_ = embed_;
+      if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
+    } else {
+      lm_head_ = h.weight("lm_head.weight", {vocab_, hidden_});
+    }
+    const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
+    layer_w_.resize(static_cast<size_t>(layers_));
+    for (int64_t l = 0; l < layers_; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      LayerWeights& w = layer_w_[static_cast<size_t>(l)];
+      w.in_norm = h.weight(p + "input_layernorm.weight", {hidden_});
+      w.post_norm = h.weight(p + "post_attention_layernorm.weight", {hidden_});
+      w.q = rows(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_);
+      w.k = rows(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+      w.v = rows(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+      w.o = cols(p + "self_attn.o_proj.weight", hidden_, qd, q_heads_total_ * head_dim_);
+      if (opt_.qkv_bias) {
+        w.q_bias = vec(p + "self_attn.q_proj.bias", qd, q_heads_total_ * head_dim_);
+        w.k_bias = vec(p + "self_attn.k_proj.bias", kd, kv_heads_total_ * head_dim_);
+        w.v_bias = vec(p + "self_attn.v_proj.bias", kd, kv_heads_total_ * head_dim_);
+      }
+      if (opt_.o_bias) w.o_bias = replicated_bias(p + "self_attn.o_proj.bias", hidden_);
+      if (opt_.qk_norm) {
+        w.q_norm = h.weight(p + "self_attn.q_norm.weight", {head_dim_});
+        w.k_norm = h.weight(p + "self_attn.k_norm.weight", {head_dim_});
+      }
+      w.gate = rows(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_);
+      w.up = rows(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_);
+      w.down = cols(p + "mlp.down_proj.weight", hidden_, inter_, inter_total_);
+      if (opt_.mlp_bias) {
+        w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_, inter_total_);
+        w.up_bias = vec(p + "mlp.up_proj.bias", inter_, inter_total_);
+        w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
+      }
+      const std::string inv_freq = p + "self_attn.rotary_emb.inv_freq";
+      if (h.has_weight(inv_freq)) h.ignore_weight(inv_freq);
+    }
+    float mscale = 1.0f;
+    rope_ = h.rope_cache(rot_dim_, &mscale);
+    // The cache holds plain cos/sin; a scheme's attention factor m scales q and k by m, which for
+    // full rotary is the same as scaling the attention logits by m^2.
+    attn_scale_ = mscale * mscale / std::sqrt(static_cast<float>(head_dim_));
+  }
+
+  void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
+               SableForwardOutput& out) override {
+    const int64_t t = batch.num_tokens;
+    if (t <= 0) return;
+    const int32_t dt = host().compute_dtype();
+    const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
+
+    // residual starts as the embedding; every norm below adds its input into it first.
+    SableTensor residual = ops.alloc(dt, {t, hidden_});
+    ops.embedding(embed_, batch.token_ids, residual);
+    SableTensor h = ops.alloc(dt, {t, hidden_});
+    SableTensor q = ops.alloc(dt, {t, qd}), k = ops.alloc(dt, {t, kd}), v = ops.alloc(dt, {t, kd});
+    SableTensor attn = ops.alloc(dt, {t, qd});
+    SableTensor proj = ops.alloc(dt, {t, hidden_});
+    SableTensor gate = ops.alloc(dt, {t, inter_}), up = ops.alloc(dt, {t, inter_});
+    SableTensor act = ops.alloc(dt, {t, inter_});
+    SableTensor qn, kn;
+    if (opt_.qk_norm) {
+      qn = ops.alloc(dt, {t * q_heads_, head_dim_});
+      kn = ops.alloc(dt, {t * kv_heads_, head_dim_});
+    }
+
+    for (int64_t l = 0; l < layers_; ++l) {
+      const LayerWeights& w = layer_w_[static_cast<size_t>(l)];
+      if (l == 0)
+        ops.rms_norm(residual, nullptr, w.in_norm, eps_, h);
+      else
+        ops.rms_norm(proj, &residual, w.in_norm, eps_, h);
+
+      // --- attention
+      ops.gemm(h, w.q, bias(w.q_bias), q);
+      ops.gemm(h, w.k, bias(w.k_bias), k);
+      ops.gemm(h, w.v, bias(w.v_bias), v);
+      SableTensor q3 = cpp::reshape(q, {t, q_heads_, head_dim_});
+      SableTensor k3 = cpp::reshape(k, {t, kv_heads_, head_dim_});
+      if (opt_.qk_norm) {
+        ops.rms_norm(cpp::reshape(q, {t * q_heads_, head_dim_}), nullptr, w.q_norm, eps_, qn);
+        ops.rms_norm(cpp::reshape(k, {t * kv_heads_, head_dim_}), nullptr, w.k_norm, eps_, kn);
+        q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
+        k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
+      }
+      ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
+      SableTensor v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
+      SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
+      ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
+      ops.gemm(attn, w.o, rank0_bias(w.o_bias), proj);
+      if (tp_size_ > 1) ops.all_reduce(proj);
+
+      // --- MLP: down(act(gate(h)) * up(h))
+      ops.rms_norm(proj, &residual, w.post_norm, eps_, h);
+      ops.gemm(h, w.gate, bias(w.gate_bias), gate);
+      ops.gemm(h, w.up, bias(w.up_bias), up);
+      ops.activation(act_, gate, act);
+      ops.mul(act, up, act);
+      ops.gemm(act, w.down, rank0_bias(w.down_bias), proj);
+      if (tp_size_ > 1) ops.all_reduce(proj);
+    }
+    ops.rms_norm(proj, &residual, final_norm_, eps_, h);
+
+    const int64_t rows_out = batch.num_outputs;
+    if (rows_out <= 0) return;
+    SableTensor sel = ops.alloc(dt, {rows_out, hidden_});
+    ops.gather_rows(h, batch.output_rows, sel);
+    if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
+    if (out.logits.data != nullptr) ops.gemm(sel, lm_head_, nullptr, out.logits);
+  }
+
+ protected:
+  const DecoderOptions& options() const { return opt_; }
+
+ private:
+  struct LayerWeights {
+    SableTensor in_norm{}, post_norm{};
+    SableTensor q{}, k{}, v{}, o{};
+    SableTensor q_bias{}, k_bias{}, v_bias{}, o_bias{};
+    SableTensor q_norm{}, k_norm{};
+    SableTensor gate{}, up{}, down{};
+    SableTensor gate_bias{}, up_bias{}, down_bias{};
+  };
+
+  static int32_t parse_activation(const std::string& name) {
+    if (name == "silu" || name == "swish") return SABLE_ACT_SILU;
+    if (name == "gelu") return SABLE_ACT_GELU;
+    if (name == "gelu_pytorch_tanh" || name == "gelu_new") return SABLE_ACT_GELU_TANH;
+    if (name == "relu") return SABLE_ACT_RELU;
+    cpp::fail(SABLE_ERR_UNSUPPORTED, "config.json: hidden_act '" + name + "' is not supported");
+  }
+
+  static const SableTensor* bias(const SableTensor& b) { return b.data ? &b : nullptr; }
+  // A row-parallel layer's bias is added once, on rank 0, before the all-reduce sums the ranks.
+  const SableTensor* rank0_bias(const SableTensor& b) const {
+    return (b.data && tp_rank_ == 0) ? &b : nullptr;
+  }
+
+  // Column-parallel weight [rows_per_rank, in]: this rank's block of output rows.
+  SableTensor rows(const std::string& name, int64_t per_rank, int64_t in, int64_t total) const {
+    if (tp_size_ == 1) return host().weight(name, {total, in});
+    return host().weight_slice(name, {total, in}, 0, tp_rank_ * per_rank, per_rank);
+  }
+  // Row-parallel weight [out, in_per_rank]: this rank's block of input columns.
+  SableTensor cols(const std::string& name, int64_t out, int64_t per_rank, int64_t total) const {
+    if (tp_size_ == 1) return host().weight(name, {out, total});
+    return host().weight_slice(name, {out, total}, 1, tp_rank_ * per_rank, per_rank);
+  }
+  SableTensor vec(const std::string& name, int64_t per_rank, int64_t total) const {
+    if (tp_size_ == 1) return host().weight(name, {total});
+    return host().weight_slice(name, {total}, 0, tp_rank_ * per_rank, per_rank);
+  }
+  SableTensor replicated_bias(const std::string& name, int64_t n) const {
+    return host().weight(name, {n});
+  }
+
+  DecoderOptions opt_;
+  int64_t hidden_ = 0, layers_ = 0, vocab_ = 0, max_pos_ = 0, sliding_window_ = 0;
+  int64_t q_heads_total_ = 0, kv_heads_total_ = 0, inter_total_ = 0, head_dim_ = 0;
+  int64_t q_heads_ = 0, kv_heads_ = 0, inter_ = 0;
+  int32_t tp_size_ = 1, tp_rank_ = 0, rot_dim_ = 0, act_ = SABLE_ACT_SILU;
+  float eps_ = 1e-6f, attn_scale_ = 0.0f;
+  bool tied_ = false;
+  SableTensor embed_{}, final_norm_{}, lm_head_{}, rope_{};
+  std::vector<LayerWeights> layer_w_;
+};
+
+}  // namespace sable::models
