@@ -5,6 +5,8 @@
  * kv_lens[b] tokens in total after this step (cached prefix + new), stored in the pages
  * kv_indices[kv_indptr[b] .. kv_indptr[b+1]) in order. New token j of sequence b sits at position
  * kv_lens[b] - new_len + j, i.e. page kv_indices[kv_indptr[b] + pos / page_size], slot pos % page_size.
+ * A sequence with kv_lens[b] == 0 is padding (CUDA-graph batches padded to a bucket): its tokens
+ * write nothing to the cache and their output rows are zeros.
  *
  * plan() runs on the host before each forward, outside graph capture; run() is called once per
  * layer from inside the forward, on the context's stream, and must be capturable. A backend object

@@ -1,0 +1,135 @@
+// cuBLASLt-backed GEMM (see gemm.h). Row-major out = x · wᵀ is computed as the column-major
+// product outᵀ[N,M] = w(opT)[N,K] · xᵀ[K,M], so no transposed copies are ever made.
+#include "core/ops/cuda/gemm.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/ops/cuda/kernels.h"
+#include "sable/tensor.h"
+
+namespace sable::ops::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+cudaDataType_t to_cuda(int32_t dtype) {
+  switch (dtype) {
+    case SABLE_DTYPE_BF16: return CUDA_R_16BF;
+    case SABLE_DTYPE_F16: return CUDA_R_16F;
+    default: return CUDA_R_32F;
+  }
+}
+
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int32_t, int32_t, bool>;
+
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool has_algo = false;
+};
+
+}  // namespace
+
+struct Gemm::Impl {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::mutex mu;
+  std::map<Key, Plan> plans;
+
+  ~Impl() {
+    for (auto& [k, p] : plans) {
+      if (p.op) cublasLtMatmulDescDestroy(p.op);
+      if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+      if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+      if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+    }
+    if (workspace) cudaFree(workspace);
+    if (handle) cublasLtDestroy(handle);
+  }
+
+  Plan* plan_for(int64_t m, int64_t n, int64_t k, int64_t ldx, int32_t in, int32_t out,
+                 bool fused_bias, std::string* error) {
+    const Key key{m, n, k, ldx, in, out, fused_bias};
+    auto it = plans.find(key);
+    if (it != plans.end()) return &it->second;
+    Plan p;
+    cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+    cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+    if (fused_bias) {
+      const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
+      const cudaDataType_t bt = to_cuda(out);
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt));
+    }
+    cublasLtMatrixLayoutCreate(&p.a, to_cuda(in), k, n, k);    // w stored [N,K]: col-major K×N
+    cublasLtMatrixLayoutCreate(&p.b, to_cuda(in), k, m, ldx);  // x stored [M,K]: col-major K×M
+    cublasLtMatrixLayoutCreate(&p.c, to_cuda(out), n, m, n);   // out [M,N]: col-major N×M
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    size_t ws = kWorkspaceBytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                         sizeof(ws));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c,
+                                                             pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      *error = "cuBLASLt found no algorithm for gemm M=" + std::to_string(m) +
+               " N=" + std::to_string(n) + " K=" + std::to_string(k);
+      cublasLtMatmulDescDestroy(p.op);
+      cublasLtMatrixLayoutDestroy(p.a);
+      cublasLtMatrixLayoutDestroy(p.b);
+      cublasLtMatrixLayoutDestroy(p.c);
+      return nullptr;
+    }
+    p.algo = result.algo;
+    p.has_algo = true;
+    return &plans.emplace(key, p).first->second;
+  }
+};
+
+Gemm::Gemm() : impl_(std::make_unique<Impl>()) {}
+Gemm::~Gemm() = default;
+
+bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias,
+               void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
+               std::string* error) {
+  if (m == 0) return true;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->handle) {
+    if (cublasLtCreate(&impl_->handle) != CUBLAS_STATUS_SUCCESS ||
+        cudaMalloc(&impl_->workspace, kWorkspaceBytes) != cudaSuccess) {
+      *error = "cuBLASLt initialisation failed";
+      return false;
+    }
+  }
+  const bool fused_bias = bias != nullptr && in_dtype == out_dtype;
+  Plan* p = impl_->plan_for(m, n, k, ldx, in_dtype, out_dtype, fused_bias, error);
+  if (!p) return false;
+  if (fused_bias)
+    cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+  const float alpha = 1.0f, beta = 0.0f;
+  const cublasStatus_t st =
+      cublasLtMatmul(impl_->handle, p->op, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
+                     &p->algo, impl_->workspace, kWorkspaceBytes, static_cast<cudaStream_t>(stream));
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    *error = "cublasLtMatmul failed with status " + std::to_string(static_cast<int>(st));
+    return false;
+  }
+  if (bias != nullptr && !fused_bias) {
+    // The caller passes a bias of the output dtype (it casts first when out is F32).
+    return binary(0, out, bias, 1, n, out_dtype, m, n, out, stream);
+  }
+  return true;
+}
+
+}  // namespace sable::ops::cuda

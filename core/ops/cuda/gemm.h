@@ -1,0 +1,34 @@
+// bf16/f16/f32 GEMMs through cuBLASLt with fp32 accumulation: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias).
+//
+// One Gemm object per device. The algorithm for each (M, N, K, dtypes) is chosen once by cuBLASLt's
+// heuristic and cached; the workspace is fixed, so calls are capturable in CUDA graphs.
+// Thread-safety: calls are serialised by an internal mutex (one forward at a time in practice).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sable::ops::cuda {
+
+class Gemm {
+ public:
+  Gemm();
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // x: [M, K] rows ldx elements apart; w: [N, K] contiguous; bias: [N] or null, in the dtype of
+  // out (fused into the epilogue when out has the input dtype, else added by a separate kernel);
+  // out: [M, N] contiguous.
+  // Returns false and fills *error when cuBLASLt rejects the problem.
+  bool run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias,
+           void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
+           std::string* error);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sable::ops::cuda

@@ -1,0 +1,63 @@
+// Launchers of Sable's own CUDA kernels, callable from host C++ without CUDA headers.
+//
+// All pointers are device pointers; every launch is ordered on `stream` (a cudaStream_t) and never
+// synchronises with the host, so forwards that use them can be captured in CUDA graphs. dtype is a
+// SableDType (F32, F16 or BF16 for float data). Row-major, contiguous unless a stride is given.
+// Each launcher returns false when the combination is unsupported (the caller reports the error).
+#pragma once
+
+#include <cstdint>
+
+namespace sable::ops::cuda {
+
+// out[T, H] = table[ids[T], :]   (table and out share dtype)
+bool embedding(const void* table, int32_t dtype, const int32_t* ids, int64_t tokens, int64_t hidden,
+               int64_t vocab, void* out, void* stream);
+
+// out[L, H] = x[rows[L], :], x rows `x_stride` elements apart.
+bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* rows, int64_t n,
+                 int64_t hidden, void* out, void* stream);
+
+// RMSNorm over rows of width H. With residual (may be null): residual += x; out = norm(residual).
+// x rows are x_stride elements apart (per-head q/k norms pass a strided view); out is contiguous.
+bool rms_norm(const void* x, int64_t x_stride, void* residual, const void* weight, int32_t dtype,
+              int64_t rows, int64_t hidden, float eps, float weight_offset, void* out, void* stream);
+
+// LayerNorm with optional weight/bias and the same residual convention.
+bool layer_norm(const void* x, int64_t x_stride, void* residual, const void* weight,
+                const void* bias, int32_t dtype, int64_t rows, int64_t hidden, float eps, void* out,
+                void* stream);
+
+// Rotary embedding in place. q: [T, Hq, D] with token stride q_stride and head stride D (either
+// q or k may be null). cos_sin: [max_pos, rot_dim] F32 (cos | sin halves). style 0 neox, 1 interleaved.
+bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride, int32_t k_heads,
+          int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
+          int64_t tokens, const float* cos_sin, int32_t style, void* stream);
+
+// Gated activation: x [T, 2I] = [gate | up] -> out [T, I] = act(gate) * up.
+bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t inter, void* out,
+             void* stream);
+// out = act(x), n elements.
+bool activation(int32_t act, const void* x, int32_t dtype, int64_t n, void* out, void* stream);
+
+// Binary elementwise on [rows, cols]: b broadcast when b_rows == 1 or b_cols == 1. op 0 add, 1 mul.
+bool binary(int32_t op, const void* a, const void* b, int64_t b_rows, int64_t b_cols,
+            int32_t dtype, int64_t rows, int64_t cols, void* out, void* stream);
+// out = x * s; out = sigmoid(x).
+bool scale(const void* x, float s, int32_t dtype, int64_t n, void* out, void* stream);
+bool sigmoid(const void* x, int32_t dtype, int64_t n, void* out, void* stream);
+
+// Strided copy of up to 4-D views (shapes equal, strides in elements), same dtype.
+bool copy_strided(const void* src, const int64_t* src_strides, void* dst, const int64_t* dst_strides,
+                  const int64_t* shape, int32_t ndim, int32_t dtype, void* stream);
+// Contiguous dtype conversion between F32/F16/BF16/I32.
+bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int64_t n, void* stream);
+
+// out[T] = argmax over V of x[T, V] (ties: lowest index).
+bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream);
+
+// MoE routing: logits [T, E] -> ids [T, k] I32, weights [T, k] F32 (softmax or sigmoid scores).
+bool moe_route(const void* logits, int32_t dtype, int64_t tokens, int32_t experts, int32_t top_k,
+               int32_t scoring, bool renormalize, float* weights, int32_t* ids, void* stream);
+
+}  // namespace sable::ops::cuda

@@ -1,0 +1,239 @@
+// The "flash" attention backend: paged bf16 attention on CUDA (decode with split-KV, prefill and
+// mixed batches with the same kernels; see paged_attention.cuh).
+//
+// plan() turns the batch layout into per-token metadata in a pinned host buffer; the first run()
+// after a plan enqueues one host-to-device copy of it on the forward's stream (inside a CUDA graph
+// capture this becomes a memcpy node that re-reads the pinned buffer at every replay). Buffers are
+// sized at create time and never move, so captured graphs stay valid.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "paged_attention.cuh"
+#include "sable/cpp/plugin.h"
+
+namespace sable::attention::flash {
+namespace {
+
+using sable::cpp::fail;
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    fail(SABLE_ERR_DEVICE, std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// Layout of the metadata block (int32 words): seq[T] begin[T] end[T] slot[T] chunk[1]
+// kv_indptr[B+1] kv_indices[cap].
+struct MetaLayout {
+  int64_t seq, begin, end, slot, chunk, indptr, indices, words;
+  MetaLayout(int64_t max_tokens, int64_t max_seqs, int64_t max_indices) {
+    seq = 0;
+    begin = seq + max_tokens;
+    end = begin + max_tokens;
+    slot = end + max_tokens;
+    chunk = slot + max_tokens;
+    indptr = chunk + 1;
+    indices = indptr + max_seqs + 1;
+    words = indices + max_indices;
+  }
+};
+
+class FlashAttention {
+ public:
+  FlashAttention(const SableHostApi* host, SableHostHandle* h, const SableAttentionInit& init)
+      : host_(host), h_(h), init_(init), layers_(init.layers, init.layers + init.num_layers),
+        layout_(init.max_batch_tokens, init.max_seqs, max_indices(init)) {
+    if (init.device_type != SABLE_DEVICE_CUDA) fail(SABLE_ERR_UNSUPPORTED, "flash: CUDA only");
+    if (init.kv_dtype != SABLE_DTYPE_BF16) fail(SABLE_ERR_UNSUPPORTED, "flash: KV dtype must be bf16");
+    if (init.head_dim > 256) fail(SABLE_ERR_UNSUPPORTED, "flash: head_dim > 256 unsupported");
+    if (init.num_q_heads % init.num_kv_heads != 0)
+      fail(SABLE_ERR_INVALID_ARGUMENT, "flash: q heads not a multiple of kv heads");
+    cudaDeviceProp prop{};
+    cuda_check(cudaGetDeviceProperties(&prop, init.device_index), "cudaGetDeviceProperties");
+    num_sms_ = prop.multiProcessorCount;
+    const size_t bytes = static_cast<size_t>(layout_.words) * sizeof(int32_t);
+    cuda_check(cudaMallocHost(&host_meta_, bytes), "cudaMallocHost");
+    cuda_check(cudaMalloc(&dev_meta_, bytes), "cudaMalloc meta");
+    const int64_t part = int64_t(init.max_batch_tokens) * init.num_q_heads * kMaxSplits;
+    cuda_check(cudaMalloc(&part_acc_, part * init.head_dim * sizeof(float)), "cudaMalloc partials");
+    cuda_check(cudaMalloc(&part_ml_, part * 2 * sizeof(float)), "cudaMalloc partials");
+  }
+  ~FlashAttention() {
+    cudaFreeHost(host_meta_);
+    cudaFree(dev_meta_);
+    cudaFree(part_acc_);
+    cudaFree(part_ml_);
+  }
+
+  void plan(const SableAttentionBatch& b) {
+    if (b.num_tokens > init_.max_batch_tokens || b.num_seqs > init_.max_seqs)
+      fail(SABLE_ERR_INVALID_ARGUMENT, "flash: batch larger than max_batch_tokens/max_seqs");
+    const int64_t n_indices = b.kv_indptr[b.num_seqs];
+    if (n_indices > layout_.words - layout_.indices)
+      fail(SABLE_ERR_OUT_OF_MEMORY, "flash: page list larger than the metadata buffer");
+    int32_t* m = host_meta_;
+    const int32_t window = init_.sliding_window;
+    int32_t max_len = 0;
+    for (int32_t s = 0; s < b.num_seqs; ++s) {
+      const int32_t q0 = b.qo_indptr[s], q1 = b.qo_indptr[s + 1], n = q1 - q0;
+      const int32_t kv_len = b.kv_lens[s];
+      const bool padding = kv_len == 0;
+      if (!padding && kv_len < n) fail(SABLE_ERR_INVALID_ARGUMENT, "flash: kv_len < new tokens");
+      const int32_t* pages = b.kv_indices + b.kv_indptr[s];
+      const int32_t n_pages = b.kv_indptr[s + 1] - b.kv_indptr[s];
+      if (!padding && int64_t(n_pages) * init_.page_size < kv_len)
+        fail(SABLE_ERR_INVALID_ARGUMENT, "flash: too few pages for kv_len");
+      for (int32_t j = 0; j < n; ++j) {
+        const int32_t t = q0 + j;
+        const int32_t pos = kv_len - n + j;
+        m[layout_.seq + t] = s;
+        m[layout_.end + t] = padding ? 0 : pos + 1;
+        m[layout_.begin + t] = padding || window <= 0 ? 0 : std::max(0, pos - window + 1);
+        m[layout_.slot + t] = padding ? -1
+                                      : pages[pos / init_.page_size] * init_.page_size +
+                                            pos % init_.page_size;
+        max_len = std::max(max_len, padding ? 0 : pos + 1);
+      }
+    }
+    std::memcpy(m + layout_.indptr, b.kv_indptr, sizeof(int32_t) * (b.num_seqs + 1));
+    std::memcpy(m + layout_.indices, b.kv_indices, sizeof(int32_t) * n_indices);
+    num_tokens_ = b.num_tokens;
+    // Split-KV only for decode-like batches too small to fill the GPU. Depends on the batch shape
+    // alone (not on lengths), so a captured graph's grid stays right for every replay.
+    const int32_t blocks = b.num_tokens * init_.num_kv_heads * group_chunks();
+    splits_ = b.is_decode_only ? std::clamp((2 * num_sms_ + blocks - 1) / std::max(blocks, 1), 1,
+                                            kMaxSplits)
+                               : 1;
+    m[layout_.chunk] = std::max(32, (max_len + splits_ - 1) / splits_);
+    uploaded_ = false;
+  }
+
+  void run(SableOpsContext* ctx, const SableOps* ops, int32_t layer, const SableTensor& q,
+           const SableTensor& k, const SableTensor& v, float scale, SableTensor& out) {
+    if (layer < 0 || layer >= init_.num_layers) fail(SABLE_ERR_INVALID_ARGUMENT, "flash: bad layer");
+    const int32_t D = init_.head_dim;
+    check_view(q, init_.num_q_heads, D, "q");
+    check_view(k, init_.num_kv_heads, D, "k");
+    check_view(v, init_.num_kv_heads, D, "v");
+    if (out.ndim != 3 || out.shape[0] != num_tokens_ || !sable_tensor_is_contiguous(&out) ||
+        out.dtype != SABLE_DTYPE_BF16)
+      fail(SABLE_ERR_INVALID_ARGUMENT, "flash: out must be contiguous bf16 [T, Hq, D]");
+    void* stream = ops->stream(ctx);
+    if (!uploaded_) {
+      cuda_check(cudaMemcpyAsync(dev_meta_, host_meta_, layout_.words * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)),
+                 "metadata upload");
+      uploaded_ = true;
+    }
+    auto* kc = static_cast<__nv_bfloat16*>(layers_[layer].k.data);
+    auto* vc = static_cast<__nv_bfloat16*>(layers_[layer].v.data);
+    AppendParams ap{static_cast<const __nv_bfloat16*>(k.data), static_cast<const __nv_bfloat16*>(v.data),
+                    k.strides[0], v.strides[0], kc, vc, dev_meta_ + layout_.slot, num_tokens_,
+                    init_.num_kv_heads, D};
+    launch_append_kv(ap, stream);
+    AttentionParams p{};
+    p.q = static_cast<const __nv_bfloat16*>(q.data);
+    p.q_stride = q.strides[0];
+    p.k_cache = kc;
+    p.v_cache = vc;
+    p.out = static_cast<__nv_bfloat16*>(out.data);
+    p.part_acc = part_acc_;
+    p.part_ml = part_ml_;
+    p.meta = TokenMeta{dev_meta_ + layout_.seq,    dev_meta_ + layout_.begin,
+                       dev_meta_ + layout_.end,    dev_meta_ + layout_.slot,
+                       dev_meta_ + layout_.indptr, dev_meta_ + layout_.indices,
+                       dev_meta_ + layout_.chunk};
+    p.num_tokens = num_tokens_;
+    p.q_heads = init_.num_q_heads;
+    p.kv_heads = init_.num_kv_heads;
+    p.head_dim = D;
+    p.group = init_.num_q_heads / init_.num_kv_heads;
+    p.group_chunks = group_chunks();
+    p.page_size = init_.page_size;
+    p.splits = splits_;
+    p.scale_log2 = scale * 1.4426950408889634f;
+    if (!launch_attention(p, stream)) fail(SABLE_ERR_UNSUPPORTED, "flash: unsupported head dim");
+    cuda_check(cudaGetLastError(), "flash attention launch");
+  }
+
+  const SableHostApi* host() const { return host_; }
+  SableHostHandle* handle() const { return h_; }
+
+ private:
+  static constexpr int32_t kMaxSplits = 32;
+  static int64_t max_indices(const SableAttentionInit& init) {
+    const int64_t pages = init.num_layers > 0 ? init.layers[0].k.shape[0] : 0;
+    return std::max<int64_t>(pages * 2 + init.max_seqs, 1 << 16);
+  }
+  int32_t group_chunks() const {
+    const int32_t g = init_.num_q_heads / init_.num_kv_heads;
+    return (g + kMaxGroup - 1) / kMaxGroup;
+  }
+  void check_view(const SableTensor& t, int32_t heads, int32_t d, const char* name) const {
+    if (t.dtype != SABLE_DTYPE_BF16 || t.ndim != 3 || t.shape[0] != num_tokens_ ||
+        t.shape[1] != heads || t.shape[2] != d || t.strides[2] != 1 || t.strides[1] != d)
+      fail(SABLE_ERR_INVALID_ARGUMENT,
+           std::string("flash: ") + name + " must be bf16 [T, heads, D] with dense heads");
+  }
+
+  const SableHostApi* host_;
+  SableHostHandle* h_;
+  SableAttentionInit init_;
+  std::vector<SableKvLayer> layers_;
+  MetaLayout layout_;
+  int32_t num_sms_ = 132;
+  int32_t* host_meta_ = nullptr;
+  int32_t* dev_meta_ = nullptr;
+  float* part_acc_ = nullptr;
+  float* part_ml_ = nullptr;
+  int32_t num_tokens_ = 0;
+  int32_t splits_ = 1;
+  bool uploaded_ = false;
+};
+
+FlashAttention* self(SableAttention* a) { return reinterpret_cast<FlashAttention*>(a); }
+
+int32_t probe(int32_t device_type) {
+  if (device_type != SABLE_DEVICE_CUDA) return 0;
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0 ? 100 : 0;
+}
+int32_t supports_head_dim(int32_t d) { return d > 0 && d <= 256; }
+
+SableStatus create(const SableHostApi* host, SableHostHandle* h, const SableAttentionInit* init,
+                   SableAttention** out) {
+  SABLE_TRY {
+    *out = reinterpret_cast<SableAttention*>(new FlashAttention(host, h, *init));
+    return SABLE_OK;
+  }
+  SABLE_CATCH(host, h)
+}
+void destroy(SableAttention* a) { delete self(a); }
+SableStatus plan(SableAttention* a, const SableAttentionBatch* b) {
+  SABLE_TRY {
+    self(a)->plan(*b);
+    return SABLE_OK;
+  }
+  SABLE_CATCH(self(a)->host(), self(a)->handle())
+}
+SableStatus run(SableAttention* a, SableOpsContext* ctx, int32_t layer, const SableTensor* q,
+                const SableTensor* k, const SableTensor* v, float scale, SableTensor* out) {
+  SABLE_TRY {
+    self(a)->run(ctx, self(a)->host()->ops, layer, *q, *k, *v, scale, *out);
+    return SABLE_OK;
+  }
+  SABLE_CATCH(self(a)->host(), self(a)->handle())
+}
+
+const SableAttentionApi kApi = {sizeof(SableAttentionApi), 0, &probe, &supports_head_dim, &create,
+                                &destroy, &plan, &run};
+
+}  // namespace
+}  // namespace sable::attention::flash
+
+SABLE_EXPORT_PLUGIN("flash", "0.1.0", SABLE_PLUGIN_ATTENTION, &sable::attention::flash::kApi,
+                    "paged bf16 attention on CUDA (split-KV decode, prefill)")

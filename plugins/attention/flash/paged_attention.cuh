@@ -1,0 +1,58 @@
+// Paged attention kernels for the "flash" CUDA backend (bf16 KV, fp32 softmax).
+//
+// One kernel family serves decode and prefill: a block owns one query token, up to kMaxGroup query
+// heads of one KV head (a GQA group), and one split (a contiguous range) of the token's visible KV
+// positions. Lanes split the head dim, warps split positions; online softmax in the log2 domain.
+// With more than one split, partial (max, sum, acc) go to a workspace and a merge kernel combines
+// them (flash-decoding). All per-batch values live in device memory written by plan(), so the
+// launch parameters are fixed per batch size and the launches can be captured in CUDA graphs.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace sable::attention::flash {
+
+constexpr int kMaxGroup = 8;  // query heads per block
+constexpr int kWarps = 4;
+
+// Per-token metadata uploaded by plan(); [T] arrays unless noted.
+struct TokenMeta {
+  const int32_t* seq;    // sequence index of the token
+  const int32_t* begin;  // first visible KV position (sliding window; 0 otherwise)
+  const int32_t* end;    // one past the last visible position (= position + 1); 0 = padding
+  const int32_t* slot;   // pool slot (page * page_size + offset) where its K/V go; -1 = none
+  const int32_t* kv_indptr;   // [B + 1]
+  const int32_t* kv_indices;  // pages
+  const int32_t* chunk;       // [1] positions per split
+};
+
+struct AttentionParams {
+  const __nv_bfloat16* q;  // [T, Hq, D] rows q_stride apart
+  int64_t q_stride;
+  __nv_bfloat16* k_cache;  // [pages, page_size, Hk, D]
+  __nv_bfloat16* v_cache;
+  __nv_bfloat16* out;      // [T, Hq, D] contiguous
+  float* part_acc;         // [T, Hq, splits, D]
+  float* part_ml;          // [T, Hq, splits, 2]
+  TokenMeta meta;
+  int32_t num_tokens, q_heads, kv_heads, head_dim, group, group_chunks, page_size, splits;
+  float scale_log2;        // softmax scale * log2(e)
+};
+
+struct AppendParams {
+  const __nv_bfloat16* k;  // [T, Hk, D] rows k_stride apart
+  const __nv_bfloat16* v;
+  int64_t k_stride, v_stride;
+  __nv_bfloat16* k_cache;
+  __nv_bfloat16* v_cache;
+  const int32_t* slot;
+  int32_t num_tokens, kv_heads, head_dim;
+};
+
+// Launchers (stream = cudaStream_t). Return false for unsupported head dims.
+bool launch_append_kv(const AppendParams& p, void* stream);
+bool launch_attention(const AttentionParams& p, void* stream);
+
+}  // namespace sable::attention::flash
