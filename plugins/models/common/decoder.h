@@ -147,11 +147,10 @@ class DecoderModel : public cpp::Model {
       const std::string inv_freq = p + "self_attn.rotary_emb.inv_freq";
       if (h.has_weight(inv_freq)) h.ignore_weight(inv_freq);
     }
-    float mscale = 1.0f;
-    rope_ = h.rope_cache(rot_dim_, &mscale);
-    // The cache holds plain cos/sin; a scheme's attention factor m scales q and k by m, which for
-    // full rotary is the same as scaling the attention logits by m^2.
-    attn_scale_ = mscale * mscale / std::sqrt(static_cast<float>(head_dim_));
+    // The host's cache already carries a scheme's attention factor (yarn) in cos and sin, as
+    // transformers does, so the softmax scale stays 1/sqrt(D).
+    rope_ = h.rope_cache(rot_dim_);
+    attn_scale_ = 1.0f / std::sqrt(static_cast<float>(head_dim_));
   }
 
   void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
