@@ -1,0 +1,425 @@
+// SableOps on CUDA (see cuda_ops.h): validation of the views on the host, then one launch each.
+#include "core/ops/cuda/cuda_ops.h"
+
+#include <cuda_runtime.h>
+#include <fmt/core.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "core/ops/context.h"
+#include "core/ops/cuda/gemm.h"
+#include "core/ops/cuda/kernels.h"
+
+namespace sable::ops {
+namespace {
+
+namespace k = sable::ops::cuda;
+
+struct CudaOpError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+void require(bool ok, fmt::format_string<Args...> f, Args&&... args) {
+  if (!ok) throw CudaOpError(fmt::format(f, std::forward<Args>(args)...));
+}
+
+thread_local std::string t_last_error;
+
+template <class F>
+SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
+  try {
+    body();
+    const cudaError_t e = cudaPeekAtLastError();
+    if (e != cudaSuccess) throw CudaOpError(std::string("CUDA: ") + cudaGetErrorString(e));
+    return SABLE_OK;
+  } catch (const std::exception& e) {
+    t_last_error = fmt::format("{}: {}", op, e.what());
+    if (ctx) ctx->last_error = t_last_error.c_str();
+    return SABLE_ERR_INVALID_ARGUMENT;
+  }
+}
+
+const SableTensor& tensor(const SableTensor* t, const char* name) {
+  require(t != nullptr, "{} is null", name);
+  require(t->device_type == SABLE_DEVICE_CUDA, "{} is not a CUDA tensor", name);
+  require(t->ndim >= 0 && t->ndim <= SABLE_MAX_DIMS, "{} has a bad rank", name);
+  return *t;
+}
+bool is_float(int32_t d) {
+  return d == SABLE_DTYPE_F32 || d == SABLE_DTYPE_BF16 || d == SABLE_DTYPE_F16;
+}
+int64_t last(const SableTensor& t) { return t.ndim ? t.shape[t.ndim - 1] : 1; }
+int64_t rows_of(const SableTensor& t) { return t.ndim ? sable_tensor_numel(&t) / std::max<int64_t>(last(t), 1) : 1; }
+void contiguous(const SableTensor& t, const char* name) {
+  require(sable_tensor_is_contiguous(&t), "{} must be contiguous", name);
+}
+// Rows of a 2-D-able view whose last dim is dense and whose rows are uniformly strided.
+int64_t row_stride(const SableTensor& t, const char* name) {
+  if (sable_tensor_is_contiguous(&t)) return last(t);
+  require(t.ndim == 2 && t.strides[1] == 1, "{} must be contiguous or a row-strided 2-D view", name);
+  return t.strides[0];
+}
+k::Gemm& gemm_engine() {
+  static k::Gemm g;  // per process; one GPU per process
+  return g;
+}
+
+SableStatus op_alloc(SableOpsContext* ctx, int32_t dtype, int32_t ndim, const int64_t* shape,
+                     SableTensor* out) {
+  return run_op(ctx, "alloc", [&] {
+    require(ctx && ctx->arena, "no arena in the context");
+    require(ndim >= 0 && ndim <= SABLE_MAX_DIMS && sable_dtype_size(dtype) > 0, "bad dtype/rank");
+    int64_t n = 1;
+    for (int i = 0; i < ndim; ++i) {
+      require(shape[i] >= 0, "negative dim");
+      n *= shape[i];
+    }
+    void* p = ctx->arena->allocate(static_cast<size_t>(n) * sable_dtype_size(dtype), 256);
+    require(p != nullptr || n == 0, "arena exhausted ({} bytes)", n * sable_dtype_size(dtype));
+    SableTensor t{};
+    t.struct_size = sizeof(SableTensor);
+    t.dtype = dtype;
+    t.device_type = SABLE_DEVICE_CUDA;
+    t.device_index = ctx->device_index;
+    t.ndim = ndim;
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; --i) {
+      t.shape[i] = shape[i];
+      t.strides[i] = s;
+      s *= shape[i];
+    }
+    t.data = p;
+    *out = t;
+  });
+}
+
+SableStatus op_embedding(SableOpsContext* ctx, const SableTensor* table, const SableTensor* ids,
+                         SableTensor* out) {
+  return run_op(ctx, "embedding", [&] {
+    const auto& tb = tensor(table, "table");
+    const auto& id = tensor(ids, "ids");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    require(tb.ndim == 2 && id.dtype == SABLE_DTYPE_I32 && o.dtype == tb.dtype, "bad shapes/dtypes");
+    contiguous(tb, "table");
+    contiguous(o, "out");
+    const int64_t t = sable_tensor_numel(&id);
+    require(rows_of(o) == t && last(o) == tb.shape[1], "out must be [T, H]");
+    k::embedding(tb.data, tb.dtype, static_cast<const int32_t*>(id.data), t, tb.shape[1],
+                 tb.shape[0], o.data, ctx->stream);
+  });
+}
+
+SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                    const SableTensor* bias, SableTensor* out) {
+  return run_op(ctx, "gemm", [&] {
+    const auto& a = tensor(x, "x");
+    const auto& b = tensor(w, "w");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    require(b.ndim == 2 && a.dtype == b.dtype && is_float(a.dtype), "x/w dtype or rank mismatch");
+    contiguous(b, "w");
+    contiguous(o, "out");
+    const int64_t m = rows_of(a), kdim = last(a), n = b.shape[0];
+    require(b.shape[1] == kdim, "w is [{}, {}] but x has K={}", b.shape[0], b.shape[1], kdim);
+    require(rows_of(o) == m && last(o) == n, "out must be [{}, {}]", m, n);
+    require(o.dtype == a.dtype || o.dtype == SABLE_DTYPE_F32, "out dtype must be x's or F32");
+    const int64_t ldx = row_stride(a, "x");
+    const void* bias_ptr = nullptr;
+    if (bias) {
+      const auto& bb = tensor(bias, "bias");
+      require(sable_tensor_numel(&bb) == n, "bias must have N={} elements", n);
+      if (bb.dtype == o.dtype) {
+        bias_ptr = bb.data;
+      } else {
+        void* tmp = ctx->arena->allocate(n * sable_dtype_size(o.dtype), 256);
+        require(tmp != nullptr, "arena exhausted");
+        k::cast(bb.data, bb.dtype, tmp, o.dtype, n, ctx->stream);
+        bias_ptr = tmp;
+      }
+    }
+    std::string err;
+    require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
+                              ctx->stream, &err),
+            "{}", err);
+  });
+}
+
+SableStatus op_rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* residual,
+                        const SableTensor* weight, float eps, float offset, SableTensor* out) {
+  return run_op(ctx, "rms_norm", [&] {
+    const auto& a = tensor(x, "x");
+    const auto& w = tensor(weight, "weight");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    const int64_t h = last(a), rows = rows_of(a);
+    require(is_float(a.dtype) && w.dtype == a.dtype && o.dtype == a.dtype, "dtype mismatch");
+    require(sable_tensor_numel(&w) == h && rows_of(o) == rows && last(o) == h, "shape mismatch");
+    contiguous(o, "out");
+    void* r = nullptr;
+    if (residual) {
+      const auto& rr = tensor(residual, "residual");
+      contiguous(rr, "residual");
+      require(rr.dtype == a.dtype && sable_tensor_numel(&rr) == rows * h, "residual mismatch");
+      r = rr.data;
+    }
+    require(k::rms_norm(a.data, row_stride(a, "x"), r, w.data, a.dtype, rows, h, eps, offset,
+                        o.data, ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus op_layer_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* residual,
+                          const SableTensor* weight, const SableTensor* bias, float eps,
+                          SableTensor* out) {
+  return run_op(ctx, "layer_norm", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    const int64_t h = last(a), rows = rows_of(a);
+    require(is_float(a.dtype) && o.dtype == a.dtype && rows_of(o) == rows && last(o) == h,
+            "shape/dtype mismatch");
+    contiguous(o, "out");
+    const void* wp = weight ? tensor(weight, "weight").data : nullptr;
+    const void* bp = bias ? tensor(bias, "bias").data : nullptr;
+    void* r = residual ? tensor(residual, "residual").data : nullptr;
+    require(k::layer_norm(a.data, row_stride(a, "x"), r, wp, bp, a.dtype, rows, h, eps, o.data,
+                          ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
+                    const SableTensor* positions, const SableTensor* cos_sin, int32_t rot_dim,
+                    int32_t style) {
+  return run_op(ctx, "rope", [&] {
+    const auto& pos = tensor(positions, "positions");
+    const auto& cs = tensor(cos_sin, "cos_sin");
+    require(pos.dtype == SABLE_DTYPE_I32 && cs.dtype == SABLE_DTYPE_F32 && cs.ndim == 2 &&
+                cs.shape[1] == rot_dim && rot_dim % 2 == 0,
+            "positions must be I32, cos_sin F32 [max_pos, rot_dim]");
+    const int64_t t = sable_tensor_numel(&pos);
+    auto view = [&](SableTensor* v, const char* name, int64_t* stride, int32_t* heads,
+                    int32_t* d) -> void* {
+      if (!v) return nullptr;
+      const auto& tv = tensor(v, name);
+      require(tv.ndim == 3 && tv.shape[0] == t && tv.strides[2] == 1 &&
+                  tv.strides[1] == tv.shape[2],
+              "{} must be [T, heads, D] with dense heads", name);
+      *stride = tv.strides[0];
+      *heads = static_cast<int32_t>(tv.shape[1]);
+      *d = static_cast<int32_t>(tv.shape[2]);
+      return tv.data;
+    };
+    int64_t qs = 0, ks = 0;
+    int32_t qh = 0, kh = 0, qd = 0, kd = 0;
+    void* qp = view(q, "q", &qs, &qh, &qd);
+    void* kp = view(kk, "k", &ks, &kh, &kd);
+    const int32_t d = qp ? qd : kd;
+    require(!(qp && kp) || qd == kd, "q and k head dims differ");
+    require(rot_dim <= d, "rot_dim {} > head dim {}", rot_dim, d);
+    const int32_t dtype = q ? q->dtype : kk->dtype;
+    require(k::rope(qp, qs, qh, kp, ks, kh, dtype, d, rot_dim,
+                    static_cast<const int32_t*>(pos.data), t, static_cast<const float*>(cs.data),
+                    style, ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus op_act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, SableTensor* out) {
+  return run_op(ctx, "act_mul", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(a, "x");
+    contiguous(o, "out");
+    const int64_t inter = last(o), t = rows_of(o);
+    require(last(a) == 2 * inter && rows_of(a) == t && a.dtype == o.dtype, "x must be [T, 2I]");
+    require(k::act_mul(act, a.data, a.dtype, t, inter, o.data, ctx->stream), "unsupported dtype");
+  });
+}
+
+SableStatus op_activation(SableOpsContext* ctx, int32_t act, const SableTensor* x,
+                          SableTensor* out) {
+  return run_op(ctx, "activation", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(a, "x");
+    contiguous(o, "out");
+    require(sable_tensor_numel(&a) == sable_tensor_numel(&o) && a.dtype == o.dtype, "mismatch");
+    require(k::activation(act, a.data, a.dtype, sable_tensor_numel(&a), o.data, ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus binary_op(SableOpsContext* ctx, int op, const char* name, const SableTensor* a,
+                      const SableTensor* b, SableTensor* out) {
+  return run_op(ctx, name, [&] {
+    const auto& x = tensor(a, "a");
+    const auto& y = tensor(b, "b");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(x, "a");
+    contiguous(y, "b");
+    contiguous(o, "out");
+    const int64_t rows = rows_of(x), cols = last(x);
+    const int64_t br = rows_of(y), bc = last(y);
+    require((br == rows || br == 1) && (bc == cols || bc == 1), "b does not broadcast to a");
+    require(x.dtype == y.dtype && o.dtype == x.dtype && sable_tensor_numel(&o) == rows * cols,
+            "dtype/shape mismatch");
+    require(k::binary(op, x.data, y.data, br, bc, x.dtype, rows, cols, o.data, ctx->stream),
+            "unsupported dtype");
+  });
+}
+SableStatus op_add(SableOpsContext* c, const SableTensor* a, const SableTensor* b, SableTensor* o) {
+  return binary_op(c, 0, "add", a, b, o);
+}
+SableStatus op_mul(SableOpsContext* c, const SableTensor* a, const SableTensor* b, SableTensor* o) {
+  return binary_op(c, 1, "mul", a, b, o);
+}
+
+SableStatus op_scale(SableOpsContext* ctx, const SableTensor* x, float s, SableTensor* out) {
+  return run_op(ctx, "scale", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(a, "x");
+    contiguous(o, "out");
+    require(sable_tensor_numel(&a) == sable_tensor_numel(&o) && a.dtype == o.dtype, "mismatch");
+    require(k::scale(a.data, s, a.dtype, sable_tensor_numel(&a), o.data, ctx->stream), "dtype");
+  });
+}
+
+SableStatus op_sigmoid(SableOpsContext* ctx, const SableTensor* x, SableTensor* out) {
+  return run_op(ctx, "sigmoid", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(a, "x");
+    contiguous(o, "out");
+    require(sable_tensor_numel(&a) == sable_tensor_numel(&o) && a.dtype == o.dtype, "mismatch");
+    require(k::sigmoid(a.data, a.dtype, sable_tensor_numel(&a), o.data, ctx->stream), "dtype");
+  });
+}
+
+SableStatus op_copy(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst) {
+  return run_op(ctx, "copy", [&] {
+    const auto& s = tensor(src, "src");
+    auto& d = const_cast<SableTensor&>(tensor(dst, "dst"));
+    require(s.dtype == d.dtype && s.ndim == d.ndim, "src/dst dtype or rank differ");
+    for (int i = 0; i < s.ndim; ++i) require(s.shape[i] == d.shape[i], "shapes differ");
+    if (sable_tensor_is_contiguous(&s) && sable_tensor_is_contiguous(&d)) {
+      require(cudaMemcpyAsync(d.data, s.data, sable_tensor_numel(&s) * sable_dtype_size(s.dtype),
+                              cudaMemcpyDeviceToDevice,
+                              static_cast<cudaStream_t>(ctx->stream)) == cudaSuccess,
+              "cudaMemcpyAsync failed");
+      return;
+    }
+    require(s.ndim >= 1 && s.ndim <= 4, "strided copy supports rank 1-4");
+    require(k::copy_strided(s.data, s.strides, d.data, d.strides, s.shape, s.ndim, s.dtype,
+                            ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus op_cast(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst) {
+  return run_op(ctx, "cast", [&] {
+    const auto& s = tensor(src, "src");
+    auto& d = const_cast<SableTensor&>(tensor(dst, "dst"));
+    contiguous(s, "src");
+    contiguous(d, "dst");
+    require(sable_tensor_numel(&s) == sable_tensor_numel(&d), "element counts differ");
+    require(k::cast(s.data, s.dtype, d.data, d.dtype, sable_tensor_numel(&s), ctx->stream),
+            "unsupported dtype pair");
+  });
+}
+
+SableStatus op_gather_rows(SableOpsContext* ctx, const SableTensor* x, const SableTensor* rows,
+                           SableTensor* out) {
+  return run_op(ctx, "gather_rows", [&] {
+    const auto& a = tensor(x, "x");
+    const auto& r = tensor(rows, "rows");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(o, "out");
+    require(r.dtype == SABLE_DTYPE_I32 && o.dtype == a.dtype, "rows I32, out dtype of x");
+    const int64_t n = sable_tensor_numel(&r);
+    require(rows_of(o) == n && last(o) == last(a), "out must be [L, H]");
+    require(k::gather_rows(a.data, a.dtype, row_stride(a, "x"), static_cast<const int32_t*>(r.data),
+                           n, last(a), o.data, ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+SableStatus op_attention(SableOpsContext* ctx, int32_t layer, const SableTensor* q,
+                         const SableTensor* kk, const SableTensor* v, float scale,
+                         SableTensor* out) {
+  if (!ctx || !ctx->attention_api || !ctx->attention) {
+    return run_op(ctx, "attention", [] { require(false, "no attention backend planned"); });
+  }
+  if (scale <= 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(q->shape[q->ndim - 1]));
+  return ctx->attention_api->run(ctx->attention, ctx, layer, q, kk, v, scale, out);
+}
+
+SableStatus op_moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* logits,
+                         int32_t top_k, int32_t scoring, int32_t renormalize, SableTensor* weights,
+                         SableTensor* ids) {
+  return run_op(ctx, "moe_route", [&] {
+    const auto& lg = tensor(logits, "logits");
+    auto& w = const_cast<SableTensor&>(tensor(weights, "weights"));
+    auto& id = const_cast<SableTensor&>(tensor(ids, "ids"));
+    contiguous(lg, "logits");
+    const int64_t t = rows_of(lg);
+    const int32_t e = static_cast<int32_t>(last(lg));
+    require(w.dtype == SABLE_DTYPE_F32 && id.dtype == SABLE_DTYPE_I32 &&
+                sable_tensor_numel(&w) == t * top_k && sable_tensor_numel(&id) == t * top_k,
+            "weights F32 / ids I32 [T, k]");
+    require(k::moe_route(lg.data, lg.dtype, t, e, top_k, scoring, renormalize != 0,
+                         static_cast<float*>(w.data), static_cast<int32_t*>(id.data), ctx->stream),
+            "unsupported routing (experts <= 1024, top_k <= 32)");
+    (void)layer;  // expert recording on CUDA: counted by the runner from ids (TODO in recorder)
+  });
+}
+
+SableStatus op_moe_experts(SableOpsContext* ctx, const SableTensor*, const SableTensor*,
+                           const SableTensor*, const SableTensor*, const SableTensor*, int32_t,
+                           SableTensor*) {
+  return run_op(ctx, "moe_experts", [] { require(false, "not implemented on CUDA yet"); });
+}
+
+SableStatus op_all_reduce(SableOpsContext* ctx, SableTensor*) {
+  return run_op(ctx, "all_reduce", [&] { require(ctx->tp_size <= 1, "NCCL not wired yet"); });
+}
+SableStatus op_all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t, SableTensor* out) {
+  return run_op(ctx, "all_gather", [&] {
+    require(ctx->tp_size <= 1, "NCCL not wired yet");
+    require(op_copy(ctx, x, out) == SABLE_OK, "copy failed");
+  });
+}
+
+SableStatus op_argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* out) {
+  return run_op(ctx, "argmax", [&] {
+    const auto& a = tensor(x, "x");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    contiguous(a, "x");
+    require(o.dtype == SABLE_DTYPE_I32 && sable_tensor_numel(&o) == rows_of(a), "out [T] I32");
+    require(k::argmax(a.data, a.dtype, rows_of(a), last(a), static_cast<int32_t*>(o.data),
+                      ctx->stream),
+            "unsupported dtype");
+  });
+}
+
+void* op_stream(SableOpsContext* ctx) { return ctx ? ctx->stream : nullptr; }
+
+const SableOps kCudaOps = {
+    sizeof(SableOps), 0,           &op_alloc,    &op_embedding,  &op_gemm,      &op_rms_norm,
+    &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
+    &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
+    &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream};
+
+}  // namespace
+
+const SableOps* cuda_ops() { return &kCudaOps; }
+
+void* CudaBacking::allocate(size_t bytes) {
+  void* p = nullptr;
+  return cudaMalloc(&p, bytes) == cudaSuccess ? p : nullptr;
+}
+void CudaBacking::deallocate(void* ptr, size_t) noexcept { cudaFree(ptr); }
+int32_t CudaBacking::device_type() const { return SABLE_DEVICE_CUDA; }
+
+}  // namespace sable::ops
