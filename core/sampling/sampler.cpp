@@ -1,0 +1,254 @@
+// Built-in CPU sampler (see sampler.h). Sorting the whole vocabulary is avoided unless top-p needs
+// it: top-k uses nth_element, and plain / min-p sampling walks the row in index order.
+#include "core/sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sable/cpp/error.h"
+
+namespace sable::sampling {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+void apply_bias_and_penalties(float* row, int64_t vocab, const SableSamplingRow& r) {
+  for (int32_t i = 0; i < r.num_logit_bias; ++i) {
+    const int32_t id = r.logit_bias_ids[i];
+    if (id < 0 || id >= vocab) throw std::invalid_argument("logit_bias id out of range");
+    row[id] += r.logit_bias_values[i];
+  }
+  const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
+                         r.presence_penalty != 0.0f;
+  if (!penalties || r.num_prev_tokens <= 0 || r.prev_tokens == nullptr) return;
+  std::vector<int32_t> prev(r.prev_tokens, r.prev_tokens + r.num_prev_tokens);
+  std::sort(prev.begin(), prev.end());
+  for (size_t i = 0; i < prev.size();) {
+    size_t j = i;
+    while (j < prev.size() && prev[j] == prev[i]) ++j;
+    const int32_t id = prev[i];
+    const auto count = static_cast<float>(j - i);
+    i = j;
+    if (id < 0 || id >= vocab) continue;
+    float& l = row[id];
+    if (r.repetition_penalty != 1.0f) l = l > 0 ? l / r.repetition_penalty : l * r.repetition_penalty;
+    l -= r.frequency_penalty * count + r.presence_penalty;
+  }
+}
+
+void apply_mask(float* row, int64_t vocab, const uint32_t* mask) {
+  if (mask == nullptr) return;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!((mask[i >> 5] >> (i & 31)) & 1u)) row[i] = kNegInf;
+  }
+}
+
+int32_t argmax(const float* row, int64_t vocab) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < vocab; ++i) {
+    if (row[i] > row[best]) best = i;
+  }
+  return static_cast<int32_t>(best);
+}
+
+// Draws from softmax(row / T) restricted by top-k / top-p / min-p.
+int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r) {
+  const float inv_t = 1.0f / r.temperature;
+  const float m = row[argmax(row, vocab)];
+  if (m == kNegInf) return 0;
+  std::vector<float> p(vocab);
+  for (int64_t i = 0; i < vocab; ++i) p[i] = std::exp((row[i] - m) * inv_t);  // max prob -> 1
+  const double u = seeded_uniform(r.seed, r.step);
+  const float min_keep = r.min_p > 0.0f ? r.min_p : 0.0f;  // relative to the max (1.0)
+  const bool use_top_k = r.top_k > 0 && r.top_k < vocab;
+  const bool use_top_p = r.top_p < 1.0f;
+  if (!use_top_k && !use_top_p) {
+    double total = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (p[i] < min_keep) p[i] = 0;
+      total += p[i];
+    }
+    double target = u * total, acc = 0;
+    int64_t last = 0;
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (p[i] <= 0) continue;
+      acc += p[i];
+      last = i;
+      if (acc > target) return static_cast<int32_t>(i);
+    }
+    return static_cast<int32_t>(last);
+  }
+  // Candidates in descending probability (ties: lower index first).
+  std::vector<int32_t> idx(vocab);
+  std::iota(idx.begin(), idx.end(), 0);
+  auto better = [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+  int64_t n = vocab;
+  if (use_top_k) {
+    n = r.top_k;
+    std::nth_element(idx.begin(), idx.begin() + (n - 1), idx.end(), better);
+  }
+  std::sort(idx.begin(), idx.begin() + n, better);
+  if (use_top_p) {
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) total += p[idx[i]];
+    const double limit = static_cast<double>(r.top_p) * total;
+    double acc = 0;
+    int64_t keep = 0;
+    while (keep < n) {
+      acc += p[idx[keep]];
+      ++keep;
+      if (acc >= limit) break;
+    }
+    n = keep;
+  }
+  while (n > 1 && p[idx[n - 1]] < min_keep) --n;  // min-p (the max always survives)
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += p[idx[i]];
+  double target = u * total, acc = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    acc += p[idx[i]];
+    if (acc > target) return idx[i];
+  }
+  return idx[n - 1];
+}
+
+void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampleResult& out) {
+  apply_bias_and_penalties(row, vocab, r);
+  apply_mask(row, vocab, r.grammar_mask);
+  // Log-probabilities of the processed logits.
+  const float m = row[argmax(row, vocab)];
+  double sum = 0;
+  if (m != kNegInf) {
+    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i] - m));
+  }
+  const float lse = m == kNegInf ? 0.0f : m + static_cast<float>(std::log(sum));
+  auto logprob = [&](int64_t id) { return row[id] - lse; };
+
+  const bool greedy = r.temperature <= 1e-6f || r.top_k == 1;
+  const int32_t token = greedy ? argmax(row, vocab) : draw(row, vocab, r);
+  out.token = token;
+  out.logprob = logprob(token);
+  if (r.top_logprobs_num > 0 && out.top_ids != nullptr && out.top_logprobs != nullptr) {
+    const int64_t n = std::min<int64_t>(r.top_logprobs_num, vocab);
+    std::vector<int32_t> idx(vocab);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    for (int64_t i = 0; i < n; ++i) {
+      out.top_ids[i] = idx[i];
+      out.top_logprobs[i] = logprob(idx[i]);
+    }
+  }
+  if (r.num_token_ids_logprob > 0 && out.ids_logprobs != nullptr) {
+    for (int32_t i = 0; i < r.num_token_ids_logprob; ++i) {
+      const int32_t id = r.token_ids_logprob[i];
+      out.ids_logprobs[i] = (id >= 0 && id < vocab) ? logprob(id) : kNegInf;
+    }
+  }
+}
+
+// ---- the C table
+struct BuiltinObject {
+  const SableHostApi* host;
+  SableHostHandle* handle;
+};
+
+SableStatus builtin_create(const SableHostApi* host, SableHostHandle* h, SableSampler** out) {
+  SABLE_TRY {
+    *out = reinterpret_cast<SableSampler*>(new BuiltinObject{host, h});
+    return SABLE_OK;
+  }
+  SABLE_CATCH(host, h)
+}
+
+void builtin_destroy(SableSampler* s) { delete reinterpret_cast<BuiltinObject*>(s); }
+
+SableStatus builtin_sample(SableSampler* s, SableOpsContext* /*ctx*/, const SableTensor* logits,
+                           const SableSamplingRow* rows, SableSampleResult* results) {
+  auto* self = reinterpret_cast<BuiltinObject*>(s);
+  SABLE_TRY {
+    if (logits == nullptr || logits->dtype != SABLE_DTYPE_F32 || logits->ndim != 2 ||
+        logits->device_type != SABLE_DEVICE_CPU || !sable_tensor_is_contiguous(logits)) {
+      ::sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                         "builtin sampler: logits must be a contiguous [B, V] F32 host tensor");
+    }
+    sample_rows(static_cast<float*>(logits->data), logits->shape[0], logits->shape[1], rows,
+                results);
+    return SABLE_OK;
+  }
+  SABLE_CATCH(self->host, self->handle)
+}
+
+const SableSamplerApi kBuiltinApi = {sizeof(SableSamplerApi), 0, &builtin_create, &builtin_destroy,
+                                     &builtin_sample};
+
+}  // namespace
+
+double seeded_uniform(uint64_t seed, uint64_t step) {
+  const uint64_t x = splitmix64(splitmix64(seed) ^ (step * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull));
+  return static_cast<double>(x >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void sample_rows(float* logits, int64_t num_rows, int64_t vocab, const SableSamplingRow* rows,
+                 SableSampleResult* results) {
+  if (vocab <= 0) throw std::invalid_argument("sampler: empty vocabulary");
+  for (int64_t b = 0; b < num_rows; ++b) {
+    const SableSamplingRow& r = rows[b];
+    if (!(r.top_p > 0.0f && r.top_p <= 1.0f)) throw std::invalid_argument("sampler: top_p out of range");
+    if (r.top_k == 0 || r.top_k < -1) throw std::invalid_argument("sampler: top_k must be -1 or >= 1");
+    if (!(r.temperature >= 0.0f)) throw std::invalid_argument("sampler: negative temperature");
+    sample_row(logits + b * vocab, vocab, r, results[b]);
+  }
+}
+
+const SableSamplerApi* builtin_sampler_api() { return &kBuiltinApi; }
+
+Sampler::Sampler(const SableSamplerApi* api, const SableHostApi* host, SableHostHandle* handle)
+    : api_(api != nullptr ? api : builtin_sampler_api()) {
+  if (api_->create(host, handle, &sampler_) != SABLE_OK) {
+    throw std::runtime_error("sampler: create failed");
+  }
+}
+
+Sampler::~Sampler() {
+  if (api_ != nullptr) api_->destroy(sampler_);
+}
+
+void Sampler::sample(float* logits, int64_t vocab, std::span<const SableSamplingRow> rows,
+                     std::span<SableSampleResult> results, SableOpsContext* ctx) {
+  if (rows.size() != results.size()) throw std::invalid_argument("sampler: rows/results size");
+  if (rows.empty()) return;
+  if (api_ == builtin_sampler_api()) {  // direct call keeps the exception's message
+    sample_rows(logits, static_cast<int64_t>(rows.size()), vocab, rows.data(), results.data());
+    return;
+  }
+  const int64_t shape[2] = {static_cast<int64_t>(rows.size()), vocab};
+  SableTensor t{};
+  t.struct_size = sizeof(SableTensor);
+  t.dtype = SABLE_DTYPE_F32;
+  t.device_type = SABLE_DEVICE_CPU;
+  t.ndim = 2;
+  t.shape[0] = shape[0];
+  t.shape[1] = shape[1];
+  t.strides[0] = vocab;
+  t.strides[1] = 1;
+  t.data = logits;
+  if (api_->sample(sampler_, ctx, &t, rows.data(), results.data()) != SABLE_OK) {
+    throw std::runtime_error("sampler: sample failed");
+  }
+}
+
+}  // namespace sable::sampling

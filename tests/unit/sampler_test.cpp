@@ -1,0 +1,239 @@
+// Built-in sampler: greedy and top-k=1, seeded reproducibility, and statistical checks (on small
+// synthetic logits) that temperature, top-k, top-p, min-p follow their definitions; penalties, logit
+// bias and grammar masks change the processed logits exactly as defined; log-probabilities.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/sampling/sampler.h"
+
+using sable::sampling::Sampler;
+
+namespace {
+
+SableSamplingRow row(float temperature = 1.0f) {
+  SableSamplingRow r{};
+  r.struct_size = sizeof(r);
+  r.temperature = temperature;
+  r.top_p = 1.0f;
+  r.top_k = -1;
+  r.repetition_penalty = 1.0f;
+  r.seed = 1;
+  return r;
+}
+
+SableSampleResult result() {
+  SableSampleResult s{};
+  s.struct_size = sizeof(s);
+  return s;
+}
+
+int32_t sample_one(Sampler& sampler, std::vector<float> logits, const SableSamplingRow& r,
+                   SableSampleResult* out = nullptr) {
+  SableSampleResult res = out ? *out : result();
+  sampler.sample(logits.data(), static_cast<int64_t>(logits.size()), {&r, 1}, {&res, 1});
+  if (out) *out = res;
+  return res.token;
+}
+
+// Empirical distribution of `draws` samples (steps 0..draws-1).
+std::vector<double> histogram(const std::vector<float>& logits, SableSamplingRow r, int draws) {
+  Sampler sampler;
+  std::vector<double> h(logits.size(), 0.0);
+  for (int i = 0; i < draws; ++i) {
+    r.step = static_cast<uint64_t>(i);
+    h[sample_one(sampler, logits, r)] += 1.0 / draws;
+  }
+  return h;
+}
+
+std::vector<double> softmax(const std::vector<float>& l, double t) {
+  std::vector<double> p(l.size());
+  double m = -1e30, s = 0;
+  for (float x : l) m = std::max(m, double(x));
+  for (size_t i = 0; i < l.size(); ++i) s += p[i] = std::exp((l[i] - m) / t);
+  for (double& x : p) x /= s;
+  return p;
+}
+
+// Keeps `keep` and renormalizes.
+std::vector<double> restrict_to(std::vector<double> p, const std::vector<int>& keep) {
+  std::vector<double> q(p.size(), 0.0);
+  double s = 0;
+  for (int i : keep) s += q[i] = p[i];
+  for (double& x : q) x /= s;
+  return q;
+}
+
+void expect_close(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "token " << i;
+}
+
+const std::vector<float> kLogits = {1.0f, 2.0f, 0.5f, 1.5f, -1.0f, 0.0f};
+constexpr int kDraws = 20000;
+constexpr double kTol = 0.015;
+
+}  // namespace
+
+TEST(Sampler, GreedyAndTopKOneAreArgmax) {
+  Sampler sampler;
+  EXPECT_EQ(sample_one(sampler, kLogits, row(0.0f)), 1);
+  EXPECT_EQ(sample_one(sampler, kLogits, row(1e-7f)), 1);
+  for (uint64_t step = 0; step < 50; ++step) {
+    SableSamplingRow r = row(1.5f);
+    r.top_k = 1;
+    r.step = step;
+    EXPECT_EQ(sample_one(sampler, kLogits, r), 1);
+  }
+  // Ties: the first index wins.
+  EXPECT_EQ(sample_one(sampler, {3.0f, 5.0f, 5.0f}, row(0.0f)), 1);
+}
+
+TEST(Sampler, SeededDrawsAreReproducible) {
+  SableSamplingRow r = row(1.0f);
+  r.seed = 1234;
+  std::vector<int32_t> a, b, c;
+  Sampler s1, s2;
+  for (uint64_t step = 0; step < 64; ++step) {
+    r.step = step;
+    a.push_back(sample_one(s1, kLogits, r));
+    b.push_back(sample_one(s2, kLogits, r));
+  }
+  r.seed = 99;
+  for (uint64_t step = 0; step < 64; ++step) {
+    r.step = step;
+    c.push_back(sample_one(s1, kLogits, r));
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_EQ(sable::sampling::seeded_uniform(5, 6), sable::sampling::seeded_uniform(5, 6));
+}
+
+TEST(Sampler, TemperatureFollowsSoftmax) {
+  for (double t : {1.0, 0.5, 2.0}) {
+    expect_close(histogram(kLogits, row(static_cast<float>(t)), kDraws), softmax(kLogits, t), kTol);
+  }
+}
+
+TEST(Sampler, TopKKeepsTheKBest) {
+  SableSamplingRow r = row(1.0f);
+  r.top_k = 3;  // tokens 1 (2.0), 3 (1.5), 0 (1.0)
+  expect_close(histogram(kLogits, r, kDraws), restrict_to(softmax(kLogits, 1.0), {1, 3, 0}), kTol);
+}
+
+TEST(Sampler, TopPKeepsTheSmallestNucleus) {
+  const auto p = softmax(kLogits, 1.0);  // sorted: 1, 3, 0, 2, 5, 4
+  SableSamplingRow r = row(1.0f);
+  r.top_p = static_cast<float>(p[1] + p[3] + 0.01);  // needs token 0 too
+  expect_close(histogram(kLogits, r, kDraws), restrict_to(p, {1, 3, 0}), kTol);
+  r.top_p = static_cast<float>(p[1] - 0.01);  // the best alone
+  expect_close(histogram(kLogits, r, 2000), restrict_to(p, {1}), 1e-9);
+}
+
+TEST(Sampler, MinPDropsTokensBelowTheFractionOfTheMax) {
+  const auto p = softmax(kLogits, 1.0);
+  SableSamplingRow r = row(1.0f);
+  r.min_p = static_cast<float>(p[0] / p[1] - 0.01);  // keeps 1, 3, 0
+  expect_close(histogram(kLogits, r, kDraws), restrict_to(p, {1, 3, 0}), kTol);
+  // Combined with top-k (the sorted path).
+  r.top_k = 5;
+  expect_close(histogram(kLogits, r, kDraws), restrict_to(p, {1, 3, 0}), kTol);
+}
+
+TEST(Sampler, PenaltiesAndBiasChangeProcessedLogits) {
+  Sampler sampler;
+  const std::vector<float> logits = {2.0f, 1.0f, -1.0f, 0.5f};
+  const int32_t prev[] = {0, 2, 2};
+  SableSamplingRow r = row(0.0f);
+  r.prev_tokens = prev;
+  r.num_prev_tokens = 3;
+  r.repetition_penalty = 2.0f;   // 0: 2 -> 1, 2: -1 -> -2
+  r.frequency_penalty = 0.25f;   // 0: -0.25, 2: -0.5
+  r.presence_penalty = 0.5f;     // 0, 2: -0.5
+  const int32_t bias_ids[] = {3};
+  const float bias_values[] = {0.25f};  // 3: 0.5 -> 0.75
+  r.num_logit_bias = 1;
+  r.logit_bias_ids = bias_ids;
+  r.logit_bias_values = bias_values;
+  r.top_logprobs_num = 4;
+  const std::vector<float> expected = {0.25f, 1.0f, -3.0f, 0.75f};
+  std::vector<int32_t> top_ids(4);
+  std::vector<float> top_lp(4);
+  SableSampleResult res = result();
+  res.top_ids = top_ids.data();
+  res.top_logprobs = top_lp.data();
+  EXPECT_EQ(sample_one(sampler, logits, r, &res), 1);
+  const auto p = softmax(expected, 1.0);
+  EXPECT_EQ(top_ids, (std::vector<int32_t>{1, 3, 0, 2}));
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(top_lp[i], std::log(p[top_ids[i]]), 1e-5);
+  EXPECT_NEAR(res.logprob, std::log(p[1]), 1e-5);
+  // Presence/frequency alone: a sampled distribution moves away from repeated tokens.
+  SableSamplingRow q = row(1.0f);
+  const int32_t rep[] = {1, 1, 1, 1};
+  q.prev_tokens = rep;
+  q.num_prev_tokens = 4;
+  q.frequency_penalty = 0.5f;
+  std::vector<float> shifted = kLogits;
+  shifted[1] -= 2.0f;
+  expect_close(histogram(kLogits, q, kDraws), softmax(shifted, 1.0), kTol);
+}
+
+TEST(Sampler, LogitBiasAndGrammarMaskSteerTheChoice) {
+  Sampler sampler;
+  SableSamplingRow r = row(0.0f);
+  const int32_t ids[] = {4};
+  const float vals[] = {100.0f};
+  r.num_logit_bias = 1;
+  r.logit_bias_ids = ids;
+  r.logit_bias_values = vals;
+  EXPECT_EQ(sample_one(sampler, kLogits, r), 4);
+  SableSamplingRow m = row(1.0f);
+  const uint32_t mask[] = {(1u << 2) | (1u << 5)};  // only tokens 2 and 5 allowed
+  m.grammar_mask = mask;
+  auto h = histogram(kLogits, m, kDraws);
+  expect_close(h, restrict_to(softmax(kLogits, 1.0), {2, 5}), kTol);
+}
+
+TEST(Sampler, TokenIdsLogprobAndBatchRows) {
+  Sampler sampler;
+  std::vector<float> logits = kLogits;
+  logits.insert(logits.end(), kLogits.rbegin(), kLogits.rend());  // second row reversed
+  SableSamplingRow rows[2] = {row(0.0f), row(0.0f)};
+  const int32_t want[] = {4, 1};
+  rows[1].num_token_ids_logprob = 2;
+  rows[1].token_ids_logprob = want;
+  float lp[2];
+  SableSampleResult res[2] = {result(), result()};
+  res[1].ids_logprobs = lp;
+  sampler.sample(logits.data(), 6, rows, res);
+  EXPECT_EQ(res[0].token, 1);
+  EXPECT_EQ(res[1].token, 4);
+  std::vector<float> rev(kLogits.rbegin(), kLogits.rend());
+  const auto p = softmax(rev, 1.0);
+  EXPECT_NEAR(lp[0], std::log(p[4]), 1e-5);
+  EXPECT_NEAR(lp[1], std::log(p[1]), 1e-5);
+}
+
+TEST(Sampler, MalformedRowsAreErrors) {
+  Sampler sampler;
+  SableSamplingRow r = row(1.0f);
+  r.top_k = 0;
+  EXPECT_THROW(sample_one(sampler, kLogits, r), std::invalid_argument);
+  r = row(1.0f);
+  r.top_p = 0.0f;
+  EXPECT_THROW(sample_one(sampler, kLogits, r), std::invalid_argument);
+  // Through the C table: a status, not an exception.
+  const SableSamplerApi* api = sable::sampling::builtin_sampler_api();
+  SableSampler* s = nullptr;
+  ASSERT_EQ(api->create(nullptr, nullptr, &s), SABLE_OK);
+  SableTensor t{};
+  t.struct_size = sizeof(t);
+  t.dtype = SABLE_DTYPE_I32;
+  t.ndim = 2;
+  SableSampleResult res = result();
+  EXPECT_EQ(api->sample(s, nullptr, &t, &r, &res), SABLE_ERR_INVALID_ARGUMENT);
+  api->destroy(s);
+  api->destroy(nullptr);
+}
