@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the CUDA configuration here (the device machine has no cpp-httplib, PCRE2 or OpenBLAS of
+# the right versions) and packs the binaries plus the shared libraries they need, which the device
+# image lacks, into .carry/gpu-bundle.tar.xz. scripts/gpu-check.sh unpacks it on the device.
+#   usage: scripts/gpu-bundle.sh [targets...]   (default: everything)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build-gpu
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON >/dev/null
+ninja -C "$build" -j "$(nproc)" "$@"
+stage=$(mktemp -d)
+mkdir -p "$stage/$build/lib-carry"
+cp -a "$build/bin" "$stage/$build/"
+[ -d "$build/tests" ] && cp -a "$build/tests" "$stage/$build/"
+# Non-system, non-CUDA libraries the binaries link against.
+for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
+  [ -f "$f" ] && [ -x "$f" ] || continue
+  ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
+done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost' |
+  while read -r lib; do cp -L "$lib" "$stage/$build/lib-carry/"; done
+mkdir -p .carry
+tar -C "$stage" -cJf .carry/gpu-bundle.tar.xz "$build"
+rm -rf "$stage"
+ls -la .carry/gpu-bundle.tar.xz

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One device call does it all: unpack the bundle from scripts/gpu-bundle.sh (or build here when no
+# bundle was carried), run the GPU test suites and the benchmarks, print one table at the end.
+#   usage (device, repo root): scripts/gpu-check.sh [tests|bench|all]   (default all)
+set -uo pipefail
+what=${1:-all}
+root=$(pwd)
+out=${OUT:-/tmp/sable-out}
+mkdir -p "$out"
+# The binaries carry absolute paths of the build machine (/work/main/...): mirror them.
+if [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
+cd /work/main
+if [ -f .carry/gpu-bundle.tar.xz ]; then
+  tar -xJf .carry/gpu-bundle.tar.xz
+else
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON -DSABLE_BUILD_SERVER=OFF &&
+    ninja -C build-gpu || exit 1
+fi
+export LD_LIBRARY_PATH=/work/main/build-gpu/lib-carry:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+summary=()
+if [ "$what" = tests ] || [ "$what" = all ]; then
+  for t in build-gpu/tests/*_test; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    if "$t" --gtest_brief=1 >"$out/$name.log" 2>&1; then r=PASS; else r=FAIL; fi
+    skipped=$(grep -c '\[  SKIPPED \]' "$out/$name.log" || true)
+    summary+=("$(printf '%-34s %s (skipped %s)' "$name" "$r" "$skipped")")
+    [ "$r" = FAIL ] && grep -E 'Failure|error|FAILED|Expected|Which is|rel' "$out/$name.log" | head -40
+  done
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  [ -x scripts/gpu-bench.sh ] && scripts/gpu-bench.sh "$out" | tee "$out/bench.txt"
+fi
+echo
+echo "== summary =="
+printf '%s\n' "${summary[@]}"

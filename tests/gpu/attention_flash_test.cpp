@@ -1,0 +1,185 @@
+// The "flash" CUDA attention plugin against a naive fp32 reference on the host: prefill, decode and
+// mixed batches over randomly assigned pages, GQA/MQA, several head dims and page sizes, sliding
+// window, padding sequences, and the split-KV path for long decodes.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "core/ops/context.h"
+#include "core/ops/cuda/cuda_ops.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace sable::gputest {
+namespace {
+
+struct Case {
+  int hq, hk, d, page_size, window;
+  std::vector<int> prefix;  // tokens each sequence caches in step 1
+  std::vector<int> extend;  // tokens each sequence adds in step 2 (1 = decode)
+};
+
+const SableAttentionApi* load_flash() {
+  static void* lib = dlopen(SABLE_PLUGIN_DIR "/sable-attention-flash.so", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) return nullptr;
+  auto entry = reinterpret_cast<SablePluginEntryFn>(dlsym(lib, SABLE_PLUGIN_ENTRY_SYMBOL));
+  const SablePlugin* p = entry ? entry(SABLE_ABI_MAJOR) : nullptr;
+  return p ? static_cast<const SableAttentionApi*>(p->api) : nullptr;
+}
+
+class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FlashAttentionTest, MatchesReference) {
+  SABLE_REQUIRE_GPU();
+  const Case c = GetParam();
+  const SableAttentionApi* api = load_flash();
+  ASSERT_NE(api, nullptr) << dlerror();
+  std::mt19937 rng(1234 + c.d + c.page_size);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+
+  const int nseq = static_cast<int>(c.prefix.size());
+  int max_len = 0;
+  for (int s = 0; s < nseq; ++s) max_len = std::max(max_len, c.prefix[s] + c.extend[s]);
+  const int pages_per_seq = (max_len + c.page_size - 1) / c.page_size;
+  const int num_pages = pages_per_seq * nseq + 3;
+  std::vector<int32_t> perm(num_pages);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+
+  const size_t pool_elems = size_t(num_pages) * c.page_size * c.hk * c.d;
+  DeviceBuffer kpool(pool_elems * 2), vpool(pool_elems * 2);
+  cudaMemset(kpool.get(), 0, pool_elems * 2);
+  cudaMemset(vpool.get(), 0, pool_elems * 2);
+  SableKvLayer layer{cuda_tensor(kpool.get(), SABLE_DTYPE_BF16, {num_pages, c.page_size, c.hk, c.d}),
+                     cuda_tensor(vpool.get(), SABLE_DTYPE_BF16, {num_pages, c.page_size, c.hk, c.d})};
+  TestHost host(sable::ops::cuda_ops());
+  SableAttentionInit init{};
+  init.struct_size = sizeof(init);
+  init.device_type = SABLE_DEVICE_CUDA;
+  init.num_layers = 1;
+  init.num_q_heads = c.hq;
+  init.num_kv_heads = c.hk;
+  init.head_dim = c.d;
+  init.page_size = c.page_size;
+  init.kv_dtype = SABLE_DTYPE_BF16;
+  init.sliding_window = c.window;
+  init.max_batch_tokens = 4096;
+  init.max_seqs = 64;
+  init.layers = &layer;
+  SableAttention* attn = nullptr;
+  ASSERT_EQ(api->create(&host.api, nullptr, &init, &attn), SABLE_OK) << TestHost::last_error;
+
+  // Host-side history of K/V (bf16-rounded) per sequence for the reference.
+  std::vector<std::vector<float>> hist_k(nseq), hist_v(nseq);
+  const float scale = 1.0f / std::sqrt(float(c.d));
+  SableOpsContext ctx;
+  ctx.device_type = SABLE_DEVICE_CUDA;
+
+  for (int step = 0; step < 2; ++step) {
+    std::vector<int32_t> qo{0}, kv_indptr{0}, kv_indices, kv_lens;
+    for (int s = 0; s < nseq; ++s) {
+      const int n = step == 0 ? c.prefix[s] : c.extend[s];
+      const int len = c.prefix[s] + (step == 0 ? 0 : c.extend[s]);
+      qo.push_back(qo.back() + n);
+      const int used = (len + c.page_size - 1) / c.page_size;
+      for (int p = 0; p < used; ++p) kv_indices.push_back(perm[s * pages_per_seq + p]);
+      kv_indptr.push_back(static_cast<int32_t>(kv_indices.size()));
+      kv_lens.push_back(len);
+    }
+    // A padding sequence at the end (kv_len 0): must write nothing and output zeros.
+    qo.push_back(qo.back() + 1);
+    kv_indptr.push_back(kv_indptr.back());
+    kv_lens.push_back(0);
+    const int T = qo.back();
+    const int bs = nseq + 1;
+    std::vector<float> q(size_t(T) * c.hq * c.d), k(size_t(T) * c.hk * c.d), v(k.size());
+    for (auto* buf : {&q, &k, &v})
+      for (auto& x : *buf) x = from_bf16(to_bf16(nd(rng)));
+    auto bf = [](const std::vector<float>& f) {
+      std::vector<uint16_t> h(f.size());
+      for (size_t i = 0; i < f.size(); ++i) h[i] = to_bf16(f[i]);
+      return h;
+    };
+    DeviceBuffer dq(q.size() * 2), dk(k.size() * 2), dv(v.size() * 2), dout(q.size() * 2);
+    dq.upload(bf(q));
+    dk.upload(bf(k));
+    dv.upload(bf(v));
+    SableAttentionBatch b{};
+    b.struct_size = sizeof(b);
+    b.num_seqs = bs;
+    b.num_tokens = T;
+    b.is_decode_only = step == 1 && std::all_of(c.extend.begin(), c.extend.end(),
+                                                 [](int e) { return e == 1; });
+    b.qo_indptr = qo.data();
+    b.kv_indptr = kv_indptr.data();
+    b.kv_indices = kv_indices.data();
+    b.kv_lens = kv_lens.data();
+    ASSERT_EQ(api->plan(attn, &b), SABLE_OK) << TestHost::last_error;
+    SableTensor tq = cuda_tensor(dq.get(), SABLE_DTYPE_BF16, {T, c.hq, c.d});
+    SableTensor tk = cuda_tensor(dk.get(), SABLE_DTYPE_BF16, {T, c.hk, c.d});
+    SableTensor tv = cuda_tensor(dv.get(), SABLE_DTYPE_BF16, {T, c.hk, c.d});
+    SableTensor to = cuda_tensor(dout.get(), SABLE_DTYPE_BF16, {T, c.hq, c.d});
+    ASSERT_EQ(api->run(attn, &ctx, 0, &tq, &tk, &tv, scale, &to), SABLE_OK) << TestHost::last_error;
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<uint16_t> got_h = dout.download<uint16_t>(q.size());
+
+    // Reference.
+    std::vector<float> got(q.size()), want(q.size(), 0.0f);
+    for (size_t i = 0; i < got.size(); ++i) got[i] = from_bf16(got_h[i]);
+    const int group = c.hq / c.hk;
+    for (int s = 0; s < nseq; ++s) {
+      const int n = qo[s + 1] - qo[s];
+      for (int j = 0; j < n; ++j) {
+        const int t = qo[s] + j;
+        hist_k[s].insert(hist_k[s].end(), k.begin() + size_t(t) * c.hk * c.d,
+                         k.begin() + size_t(t + 1) * c.hk * c.d);
+        hist_v[s].insert(hist_v[s].end(), v.begin() + size_t(t) * c.hk * c.d,
+                         v.begin() + size_t(t + 1) * c.hk * c.d);
+      }
+      for (int j = 0; j < n; ++j) {
+        const int t = qo[s] + j, pos = kv_lens[s] - n + j;
+        const int begin = c.window > 0 ? std::max(0, pos - c.window + 1) : 0;
+        for (int h = 0; h < c.hq; ++h) {
+          const int kh = h / group;
+          std::vector<double> sc;
+          double mx = -1e300;
+          for (int p = begin; p <= pos; ++p) {
+            double dot = 0;
+            for (int d = 0; d < c.d; ++d)
+              dot += double(q[(size_t(t) * c.hq + h) * c.d + d]) *
+                     hist_k[s][(size_t(p) * c.hk + kh) * c.d + d];
+            sc.push_back(dot * scale);
+            mx = std::max(mx, sc.back());
+          }
+          double sum = 0;
+          for (double& x : sc) sum += (x = std::exp(x - mx));
+          for (int d = 0; d < c.d; ++d) {
+            double acc = 0;
+            for (int p = begin; p <= pos; ++p)
+              acc += sc[p - begin] * hist_v[s][(size_t(p) * c.hk + kh) * c.d + d];
+            want[(size_t(t) * c.hq + h) * c.d + d] = float(acc / sum);
+          }
+        }
+      }
+    }
+    EXPECT_LT(rel_l2(got, want), 1e-2) << "step " << step;
+    // The padding token's output is zero.
+    for (int i = 0; i < c.hq * c.d; ++i) ASSERT_EQ(got[size_t(T - 1) * c.hq * c.d + i], 0.0f);
+  }
+  api->destroy(attn);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, FlashAttentionTest,
+    ::testing::Values(Case{4, 2, 16, 1, 0, {7, 1, 33}, {1, 5, 1}},         // golden llama-like
+                      Case{4, 2, 32, 16, 0, {96, 7}, {1, 1}},              // decode, page 16
+                      Case{14, 2, 64, 16, 0, {40, 3, 17}, {9, 1, 30}},     // G=7 mixed
+                      Case{32, 8, 128, 1, 0, {300, 5}, {1, 1}},            // llama-8B heads
+                      Case{32, 8, 128, 16, 0, {1500}, {1}},                // long decode: splits
+                      Case{16, 1, 128, 16, 0, {50, 20}, {4, 1}},           // MQA, G>8
+                      Case{8, 8, 64, 4, 16, {60, 10}, {3, 1}},             // sliding window
+                      Case{8, 2, 80, 8, 0, {21}, {2}}));                   // odd head dim
+
+}  // namespace
+}  // namespace sable::gputest

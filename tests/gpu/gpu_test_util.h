@@ -1,0 +1,117 @@
+// Shared helpers of the GPU suites: skip without a device, bf16 conversion, device buffers, and a
+// minimal host for driving plugins directly.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "sable/sable.h"
+
+namespace sable::gputest {
+
+inline bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+#define SABLE_REQUIRE_GPU() \
+  if (!::sable::gputest::have_gpu()) GTEST_SKIP() << "no CUDA device"
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// A device allocation with RAII.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    if (bytes) EXPECT_EQ(cudaMalloc(&p_, bytes), cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(p_); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+  void* get() const { return p_; }
+  template <class T>
+  void upload(const std::vector<T>& v) {
+    ASSERT_LE(v.size() * sizeof(T), bytes_);
+    ASSERT_EQ(cudaMemcpy(p_, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  template <class T>
+  std::vector<T> download(size_t n) const {
+    std::vector<T> v(n);
+    EXPECT_EQ(cudaMemcpy(v.data(), p_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return v;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+inline SableTensor cuda_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
+  SableTensor t{};
+  t.struct_size = sizeof(SableTensor);
+  t.dtype = dtype;
+  t.device_type = SABLE_DEVICE_CUDA;
+  t.ndim = static_cast<int32_t>(shape.size());
+  int i = 0;
+  for (int64_t d : shape) t.shape[i++] = d;
+  int64_t s = 1;
+  for (int j = t.ndim - 1; j >= 0; --j) {
+    t.strides[j] = s;
+    s *= t.shape[j];
+  }
+  t.data = data;
+  return t;
+}
+
+// Relative L2 error ||a - b|| / ||b||.
+inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+// A host for plugins under test: records the last error.
+struct TestHost {
+  static inline std::string last_error;
+  static void log(SableHostHandle*, int32_t, const char*) {}
+  static void set_error(SableHostHandle*, const char* m) { last_error = m ? m : ""; }
+  SableHostApi api{};
+  explicit TestHost(const SableOps* ops) {
+    api.struct_size = sizeof(SableHostApi);
+    api.abi_major = SABLE_ABI_MAJOR;
+    api.abi_minor = SABLE_ABI_MINOR;
+    api.log = &log;
+    api.set_error = &set_error;
+    api.ops = ops;
+    api.device_type = SABLE_DEVICE_CUDA;
+    api.compute_dtype = SABLE_DTYPE_BF16;
+    api.tp_size = 1;
+  }
+};
+
+}  // namespace sable::gputest
