@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "core/hf_config/hf_config.h"
 
@@ -63,11 +64,27 @@ TEST(HfConfig, OtherGoldenModels) {
   const HfConfig qwen3 = HfConfig::load(kModels / "qwen3" / "config.json");
   EXPECT_EQ(qwen3.head_dim(), 32);
   EXPECT_NE(qwen3.head_dim(), qwen3.hidden_size() / qwen3.num_attention_heads());
-  for (const char* m : {"mistral", "helium", "mixtral", "qwen2_moe", "qwen2_tok"}) {
-    const HfConfig c = HfConfig::load(kModels / m / "config.json");
+  // Every golden model's config parses, with a positive theta and a sensible rotary dim.
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(kModels)) {
+    if (!fs::exists(entry.path() / "config.json")) continue;
+    const HfConfig c = HfConfig::load(entry.path() / "config.json");
+    const std::string m = entry.path().filename().string();
     EXPECT_FALSE(c.architectures().empty()) << m;
     EXPECT_GT(c.rope().theta, 0.0) << m;
     EXPECT_GT(c.head_dim(), 0) << m;
+    EXPECT_GT(c.rotary_dim(), 0) << m;
+    EXPECT_LE(c.rotary_dim(), c.head_dim()) << m;
+    EXPECT_EQ(c.rotary_dim() % 2, 0) << m;
+    ++seen;
+  }
+  EXPECT_GE(seen, 8);
+  // partial_rotary_factor inside rope_parameters (phi3: 0.75, stablelm: 0.25) when present.
+  for (const auto& [m, prf] : {std::pair<const char*, double>{"phi3", 0.75}, {"stablelm", 0.25}}) {
+    if (!fs::exists(kModels / m / "config.json")) continue;
+    const HfConfig c = HfConfig::load(kModels / m / "config.json");
+    EXPECT_DOUBLE_EQ(c.rope().partial_rotary_factor, prf) << m;
+    EXPECT_EQ(c.rotary_dim(), static_cast<int32_t>(c.head_dim() * prf)) << m;
   }
 }
 

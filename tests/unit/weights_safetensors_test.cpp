@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -198,6 +201,45 @@ TEST_F(SafetensorsTest, WriterRejectsBadInput) {
   EXPECT_THROW(w.add_f32("x", SABLE_DTYPE_F32, {1}, {1.f}), WeightsError);
   EXPECT_THROW(w.add("y", SABLE_DTYPE_F32, {2}, std::vector<std::byte>(4)), WeightsError);
   EXPECT_THROW(w.add("z", 99, {1}, std::vector<std::byte>(4)), WeightsError);
+}
+
+
+TEST_F(SafetensorsTest, RandomCorruptionNeverCrashes) {
+  SafetensorsWriter w;
+  w.add_f32("a", SABLE_DTYPE_BF16, {4, 8}, std::vector<float>(32, 0.5f));
+  w.add_f32("b", SABLE_DTYPE_F32, {3}, {1.f, 2.f, 3.f});
+  w.write(dir_ / "base.safetensors");
+  std::ifstream in(dir_ / "base.safetensors", std::ios::binary);
+  const std::string base((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::mt19937 rng(5);
+  int rejected = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string bytes = base;
+    if (iter % 3 == 0) {
+      bytes.resize(rng() % bytes.size());  // truncation
+    } else {
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < flips; ++k) {
+        // Mostly the length and header, where a flip changes the meaning.
+        const size_t limit = std::min<size_t>(bytes.size(), 8 + 160);
+        bytes[rng() % limit] = static_cast<char>(rng());
+      }
+    }
+    const fs::path p = dir_ / "fuzz.safetensors";
+    std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), bytes.size());
+    try {
+      auto f = SafetensorsFile::open(p);
+      for (const TensorInfo& t : f->tensors()) {
+        const auto span = f->bytes(t);
+        ASSERT_EQ(span.size(), t.nbytes);
+        ASSERT_LE(t.offset + t.nbytes, bytes.size());
+      }
+    } catch (const WeightsError& e) {
+      ++rejected;
+      EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GT(rejected, 200);
 }
 
 }  // namespace
