@@ -1,0 +1,72 @@
+// `sable serve`: configuration (YAML + flags), plugin discovery, model-plugin choice, then the
+// HTTP server (run_server.h).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <stdexcept>
+
+#include "core/cli/command.h"
+#include "core/cli/run_server.h"
+#include "core/cli/startup.h"
+#include "core/config/cli_flags.h"
+#include "core/util/log.h"
+
+namespace sable::cli {
+namespace {
+
+class ServeCommand : public Command {
+ public:
+  explicit ServeCommand(CLI::App& parent)
+      : Command(parent.add_subcommand("serve", "Serve a model over HTTP (SGLang + OpenAI APIs)")),
+        flags_(*app()) {}
+
+  int run() override {
+    if (flags_.markdown_requested()) {
+      std::fputs(config::fields_markdown().c_str(), stdout);
+      return 0;
+    }
+    config::ServerConfig config;
+    try {
+      config = flags_.resolve();
+    } catch (const config::ConfigError& e) {
+      std::fprintf(stderr, "sable serve: configuration error: %s\n", e.what());
+      return 1;
+    }
+    setup_logging(config);
+    if (config.model_path.empty()) {
+      log::error("model_path is required: pass --model-path <folder> or set model_path in the "
+                 "config file");
+      return 1;
+    }
+    if (config.tokenizer_path.empty()) config.tokenizer_path = config.model_path;
+    if (config.served_model_name.empty()) config.served_model_name = config.model_path;
+    config.device = resolve_device(config.device);
+
+    auto registry = discover_plugins(config);
+    plugin::ModelSelection model;
+    try {
+      const auto architectures = read_architectures(config.model_path);
+      model = plugin::select_model_plugin(*registry, architectures, config.impl);
+    } catch (const std::exception& e) {
+      log::error("cannot serve {}: {}", config.model_path, e.what());
+      return 1;
+    }
+    log::info("model: {} (from {})", model.reason, model.plugin->file);
+#ifdef SABLE_HAVE_SERVER
+    return server::run_server(config, *registry, model);
+#else
+    log::error("the HTTP server is not built into this binary yet; startup checks passed");
+    return 2;
+#endif
+  }
+
+ private:
+  config::ConfigFlags flags_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_serve_command(CLI::App& parent) {
+  return std::make_unique<ServeCommand>(parent);
+}
+
+}  // namespace sable::cli
