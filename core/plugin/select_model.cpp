@@ -20,7 +20,8 @@ std::string model_plugins_summary(const Registry& registry) {
   std::string out;
   for (const PluginInfo* info : registry.of_kind(SABLE_PLUGIN_MODEL)) {
     if (!out.empty()) out += "; ";
-    out += info->name + (info->generic ? " [generic]" : "") + " (" + join(info->architectures) + ")";
+    out += info->name + (info->generic ? " [generic]" : "");
+    if (!info->architectures.empty()) out += " (" + join(info->architectures) + ")";
   }
   return out.empty() ? "none" : out;
 }
