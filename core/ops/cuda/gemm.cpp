@@ -104,6 +104,10 @@ bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, cons
                void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
                std::string* error) {
   if (m == 0) return true;
+  // Decode-sized problems: our bandwidth-bound skinny kernel (see gemv_kernels.cu).
+  if (in_dtype == SABLE_DTYPE_BF16 && m <= 8 &&
+      gemv_bf16(x, ldx, w, bias, out, out_dtype, m, n, k, stream))
+    return true;
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->handle) {
     if (cublasLtCreate(&impl_->handle) != CUBLAS_STATUS_SUCCESS ||

@@ -53,6 +53,11 @@ bool copy_strided(const void* src, const int64_t* src_strides, void* dst, const 
 // Contiguous dtype conversion between F32/F16/BF16/I32.
 bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int64_t n, void* stream);
 
+// Skinny GEMM for decode: bf16 x [M <= 8, K] (rows ldx apart) · w [N, K]ᵀ (+ bias of the output
+// dtype) -> out [M, N] bf16 or F32. Returns false (nothing launched) when the shape does not fit.
+bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
+               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream);
+
 // out[T] = argmax over V of x[T, V] (ties: lowest index).
 bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream);
 

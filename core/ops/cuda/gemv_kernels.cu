@@ -1,0 +1,100 @@
+// Skinny GEMM for decode (M <= 8 rows of bf16 activations): out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias).
+//
+// Decode GEMMs are bound by reading the weights once. cuBLASLt reaches 1.7-2.7 TB/s on these
+// shapes on an H100 (bench/NOTES.md); this kernel streams each weight row with 16-byte loads,
+// several in flight per lane, one warp per output row, and keeps all M accumulators in registers.
+#include "core/ops/cuda/cuda_util.cuh"
+#include "core/ops/cuda/kernels.h"
+
+namespace sable::ops::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+constexpr int kUnroll = 4;
+
+__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
+  const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
+  const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
+  float s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 fx = __bfloat1622float2(x[i]), fy = __bfloat1622float2(y[i]);
+    s = fmaf(fx.x, fy.x, s);
+    s = fmaf(fx.y, fy.y, s);
+  }
+  return s;
+}
+
+template <int kM, class TOut>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
+                const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= n) return;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + row * k);
+  const int64_t kv = k / 8;  // 16-byte vectors per row
+  float acc[kM];
+#pragma unroll
+  for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
+  int64_t i = lane;
+  for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
+    uint4 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wv[u] = __ldg(wr + i + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        const uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + (i + 32 * u) * 8);
+        acc[m] += dot8(wv[u], xv);
+      }
+    }
+  }
+  for (; i < kv; i += 32) {
+    const uint4 wv = __ldg(wr + i);
+#pragma unroll
+    for (int m = 0; m < kM; ++m)
+      acc[m] += dot8(wv, *reinterpret_cast<const uint4*>(x + m * ldx + i * 8));
+  }
+#pragma unroll
+  for (int m = 0; m < kM; ++m) {
+    const float s = warp_sum(acc[m]);
+    if (lane == 0) {
+      const float b = bias ? to_f32(bias[row]) : 0.0f;
+      out[m * n + row] = from_f32<TOut>(s + b);
+    }
+  }
+}
+
+template <class TOut>
+bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
+            int64_t n, int64_t k, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  auto xp = static_cast<const __nv_bfloat16*>(x);
+  auto wp = static_cast<const __nv_bfloat16*>(w);
+  auto bp = static_cast<const TOut*>(bias);
+  auto op = static_cast<TOut*>(out);
+  switch (m) {
+#define SABLE_GEMV_CASE(M) \
+  case M: gemv_kernel<M, TOut><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xp, ldx, wp, bp, op, n, k); return true;
+    SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
+    SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
+#undef SABLE_GEMV_CASE
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
+               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream) {
+  if (m < 1 || m > 8 || k % 8 != 0 || ldx % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
+  if (out_dtype == SABLE_DTYPE_BF16)
+    return launch<__nv_bfloat16>(x, ldx, w, bias, out, m, n, k, as_stream(stream));
+  if (out_dtype == SABLE_DTYPE_F32)
+    return launch<float>(x, ldx, w, bias, out, m, n, k, as_stream(stream));
+  return false;
+}
+
+}  // namespace sable::ops::cuda

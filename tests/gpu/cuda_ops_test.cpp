@@ -1,0 +1,268 @@
+// Every CUDA op against the CPU ops table on the same random inputs: CUDA computes in bf16 (or
+// F32 where the op outputs it), the CPU in fp32, so results agree to bf16 tolerance.
+#include <algorithm>
+#include <functional>
+#include <random>
+
+#include "core/ops/arena.h"
+#include "core/ops/context.h"
+#include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/cuda/cuda_ops.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace sable::gputest {
+namespace {
+
+// One host and one device copy of a tensor, filled with bf16-representable values.
+struct Pair {
+  std::vector<float> host;
+  std::vector<int64_t> shape;
+  int32_t dtype;  // of the device copy
+  DeviceBuffer dev;
+  SableTensor cpu() { return view(host.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU); }
+  SableTensor gpu() { return view(dev.get(), dtype, SABLE_DEVICE_CUDA); }
+  SableTensor view(void* p, int32_t dt, int32_t device) {
+    SableTensor t{};
+    t.struct_size = sizeof(t);
+    t.dtype = dt;
+    t.device_type = device;
+    t.ndim = static_cast<int32_t>(shape.size());
+    int64_t s = 1;
+    for (int i = t.ndim - 1; i >= 0; --i) {
+      t.shape[i] = shape[i];
+      t.strides[i] = s;
+      s *= shape[i];
+    }
+    t.data = p;
+    return t;
+  }
+  std::vector<float> fetch() {
+    if (dtype == SABLE_DTYPE_F32) return dev.download<float>(host.size());
+    std::vector<uint16_t> h = dev.download<uint16_t>(host.size());
+    std::vector<float> f(h.size());
+    for (size_t i = 0; i < h.size(); ++i) f[i] = from_bf16(h[i]);
+    return f;
+  }
+};
+
+class CudaOpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+    cpu_ctx_.arena = &cpu_arena_;
+    gpu_arena_ = std::make_unique<ops::Arena>(std::make_unique<ops::CudaBacking>(), 64 << 20);
+    gpu_ctx_.device_type = SABLE_DEVICE_CUDA;
+    gpu_ctx_.arena = gpu_arena_.get();
+  }
+  Pair make(std::vector<int64_t> shape, float scale = 1.0f, int32_t dtype = SABLE_DTYPE_BF16) {
+    Pair p;
+    p.shape = shape;
+    p.dtype = dtype;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    p.host.resize(n);
+    for (auto& x : p.host) x = from_bf16(to_bf16(nd_(rng_) * scale));
+    p.dev = DeviceBuffer(n * sable_dtype_size(dtype));
+    if (dtype == SABLE_DTYPE_F32) {
+      p.dev.upload(p.host);
+    } else {
+      std::vector<uint16_t> h(n);
+      for (int64_t i = 0; i < n; ++i) h[i] = to_bf16(p.host[i]);
+      p.dev.upload(h);
+    }
+    return p;
+  }
+  void expect_close(Pair& p, double tol = 1e-2) {
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_LT(rel_l2(p.fetch(), p.host), tol);
+  }
+  const SableOps* c_ = ops::cpu_ops();
+  const SableOps* g_ = ops::cuda_ops();
+  ops::Arena cpu_arena_;
+  std::unique_ptr<ops::Arena> gpu_arena_;
+  SableOpsContext cpu_ctx_, gpu_ctx_;
+  std::mt19937 rng_{7};
+  std::normal_distribution<float> nd_{0.0f, 1.0f};
+};
+
+TEST_F(CudaOpsTest, GemmBf16AndF32Out) {
+  for (int64_t m : {1, 5, 64}) {
+    Pair x = make({m, 96}), w = make({80, 96}, 0.1f), b = make({80}), o = make({m, 80});
+    Pair of = make({m, 80}, 1.0f, SABLE_DTYPE_F32);
+    auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), oc = o.cpu(), ofc = of.cpu();
+    auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), og = o.gpu(), ofg = of.gpu();
+    ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, &bc, &oc), SABLE_OK);
+    ASSERT_EQ(g_->gemm(&gpu_ctx_, &xg, &wg, &bg, &og), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(o);
+    ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, nullptr, &ofc), SABLE_OK);
+    ASSERT_EQ(g_->gemm(&gpu_ctx_, &xg, &wg, nullptr, &ofg), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(of);
+  }
+}
+
+TEST_F(CudaOpsTest, RmsNormWithResidual) {
+  for (int64_t h : {64, 100, 896}) {
+    Pair x = make({7, h}), r = make({7, h}), w = make({h}), o = make({7, h});
+    auto xc = x.cpu(), rc = r.cpu(), wc = w.cpu(), oc = o.cpu();
+    auto xg = x.gpu(), rg = r.gpu(), wg = w.gpu(), og = o.gpu();
+    ASSERT_EQ(c_->rms_norm(&cpu_ctx_, &xc, &rc, &wc, 1e-6f, 0.0f, &oc), SABLE_OK);
+    ASSERT_EQ(g_->rms_norm(&gpu_ctx_, &xg, &rg, &wg, 1e-6f, 0.0f, &og), SABLE_OK);
+    expect_close(o);
+    expect_close(r);
+    ASSERT_EQ(c_->rms_norm(&cpu_ctx_, &xc, nullptr, &wc, 1e-6f, 1.0f, &oc), SABLE_OK);
+    ASSERT_EQ(g_->rms_norm(&gpu_ctx_, &xg, nullptr, &wg, 1e-6f, 1.0f, &og), SABLE_OK);
+    expect_close(o);
+  }
+}
+
+TEST_F(CudaOpsTest, LayerNorm) {
+  Pair x = make({5, 64}), w = make({64}), b = make({64}), o = make({5, 64});
+  auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), oc = o.cpu();
+  auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), og = o.gpu();
+  ASSERT_EQ(c_->layer_norm(&cpu_ctx_, &xc, nullptr, &wc, &bc, 1e-5f, &oc), SABLE_OK);
+  ASSERT_EQ(g_->layer_norm(&gpu_ctx_, &xg, nullptr, &wg, &bg, 1e-5f, &og), SABLE_OK);
+  expect_close(o);
+}
+
+TEST_F(CudaOpsTest, RopeBothStylesPartial) {
+  const int64_t t = 9, hq = 4, hk = 2, d = 32, maxpos = 64;
+  for (int32_t style : {SABLE_ROPE_NEOX, SABLE_ROPE_INTERLEAVED}) {
+    for (int32_t rot : {32, 16}) {
+      Pair q = make({t, hq, d}), k = make({t, hk, d});
+      Pair cs = make({maxpos, rot}, 1.0f, SABLE_DTYPE_F32);
+      std::vector<int32_t> pos(t);
+      for (int i = 0; i < t; ++i) pos[i] = (i * 7) % maxpos;
+      DeviceBuffer dpos(t * 4);
+      dpos.upload(pos);
+      SableTensor pc{}, pg{};
+      pc = q.view(pos.data(), SABLE_DTYPE_I32, SABLE_DEVICE_CPU);
+      pc.ndim = 1;
+      pc.shape[0] = t;
+      pc.strides[0] = 1;
+      pg = pc;
+      pg.device_type = SABLE_DEVICE_CUDA;
+      pg.data = dpos.get();
+      auto qc = q.cpu(), kc = k.cpu(), csc = cs.cpu(), qg = q.gpu(), kg = k.gpu(), csg = cs.gpu();
+      ASSERT_EQ(c_->rope(&cpu_ctx_, &qc, &kc, &pc, &csc, rot, style), SABLE_OK);
+      ASSERT_EQ(g_->rope(&gpu_ctx_, &qg, &kg, &pg, &csg, rot, style), SABLE_OK);
+      expect_close(q);
+      expect_close(k);
+    }
+  }
+}
+
+TEST_F(CudaOpsTest, Activations) {
+  for (int32_t act : {SABLE_ACT_SILU, SABLE_ACT_GELU, SABLE_ACT_GELU_TANH, SABLE_ACT_RELU}) {
+    Pair x = make({6, 2 * 40}), o = make({6, 40}), x2 = make({6, 40}), o2 = make({6, 40});
+    auto xc = x.cpu(), oc = o.cpu(), xg = x.gpu(), og = o.gpu();
+    ASSERT_EQ(c_->act_mul(&cpu_ctx_, act, &xc, &oc), SABLE_OK);
+    ASSERT_EQ(g_->act_mul(&gpu_ctx_, act, &xg, &og), SABLE_OK);
+    expect_close(o);
+    auto x2c = x2.cpu(), o2c = o2.cpu(), x2g = x2.gpu(), o2g = o2.gpu();
+    ASSERT_EQ(c_->activation(&cpu_ctx_, act, &x2c, &o2c), SABLE_OK);
+    ASSERT_EQ(g_->activation(&gpu_ctx_, act, &x2g, &o2g), SABLE_OK);
+    expect_close(o2);
+  }
+}
+
+TEST_F(CudaOpsTest, BinaryScaleSigmoid) {
+  Pair a = make({4, 24}), b = make({1, 24}), c = make({4, 1}), o = make({4, 24});
+  auto ac = a.cpu(), bc = b.cpu(), cc = c.cpu(), oc = o.cpu();
+  auto ag = a.gpu(), bg = b.gpu(), cg = c.gpu(), og = o.gpu();
+  ASSERT_EQ(c_->add(&cpu_ctx_, &ac, &bc, &oc), SABLE_OK);
+  ASSERT_EQ(g_->add(&gpu_ctx_, &ag, &bg, &og), SABLE_OK);
+  expect_close(o);
+  ASSERT_EQ(c_->mul(&cpu_ctx_, &ac, &cc, &oc), SABLE_OK);
+  ASSERT_EQ(g_->mul(&gpu_ctx_, &ag, &cg, &og), SABLE_OK);
+  expect_close(o);
+  ASSERT_EQ(c_->scale(&cpu_ctx_, &ac, 0.37f, &oc), SABLE_OK);
+  ASSERT_EQ(g_->scale(&gpu_ctx_, &ag, 0.37f, &og), SABLE_OK);
+  expect_close(o);
+  ASSERT_EQ(c_->sigmoid(&cpu_ctx_, &ac, &oc), SABLE_OK);
+  ASSERT_EQ(g_->sigmoid(&gpu_ctx_, &ag, &og), SABLE_OK);
+  expect_close(o);
+}
+
+TEST_F(CudaOpsTest, StridedCopyGatherEmbeddingArgmax) {
+  Pair src = make({5, 48}), dst = make({5, 16});
+  SableTensor sc = src.cpu(), sg = src.gpu();
+  for (SableTensor* s : {&sc, &sg}) {  // columns [16, 32): a strided view
+    s->shape[1] = 16;
+    s->data = static_cast<char*>(s->data) + 16 * (s == &sc ? 4 : 2);
+  }
+  auto dc = dst.cpu(), dg = dst.gpu();
+  ASSERT_EQ(c_->copy(&cpu_ctx_, &sc, &dc), SABLE_OK);
+  ASSERT_EQ(g_->copy(&gpu_ctx_, &sg, &dg), SABLE_OK) << gpu_ctx_.last_error;
+  expect_close(dst, 1e-6);
+
+  Pair table = make({50, 32}), rows = make({3, 32});
+  std::vector<int32_t> ids = {4, 49, 0};
+  DeviceBuffer dids(12);
+  dids.upload(ids);
+  SableTensor ic = table.view(ids.data(), SABLE_DTYPE_I32, SABLE_DEVICE_CPU);
+  ic.ndim = 1;
+  ic.shape[0] = 3;
+  ic.strides[0] = 1;
+  SableTensor ig = ic;
+  ig.device_type = SABLE_DEVICE_CUDA;
+  ig.data = dids.get();
+  auto tc = table.cpu(), tg = table.gpu(), rc = rows.cpu(), rg = rows.gpu();
+  ASSERT_EQ(c_->embedding(&cpu_ctx_, &tc, &ic, &rc), SABLE_OK);
+  ASSERT_EQ(g_->embedding(&gpu_ctx_, &tg, &ig, &rg), SABLE_OK);
+  expect_close(rows, 1e-6);
+  ASSERT_EQ(c_->gather_rows(&cpu_ctx_, &tc, &ic, &rc), SABLE_OK);
+  ASSERT_EQ(g_->gather_rows(&gpu_ctx_, &tg, &ig, &rg), SABLE_OK);
+  expect_close(rows, 1e-6);
+
+  Pair logits = make({3, 1000}, 1.0f, SABLE_DTYPE_F32);
+  DeviceBuffer dout(12);
+  SableTensor og = ig;
+  og.data = dout.get();
+  auto lg = logits.gpu();
+  ASSERT_EQ(g_->argmax(&gpu_ctx_, &lg, &og), SABLE_OK);
+  std::vector<int32_t> got = dout.download<int32_t>(3);
+  for (int r = 0; r < 3; ++r) {
+    auto b = logits.host.begin() + r * 1000;
+    EXPECT_EQ(got[r], std::max_element(b, b + 1000) - b);
+  }
+}
+
+TEST_F(CudaOpsTest, MoeRouting) {
+  for (int renorm : {0, 1}) {
+    Pair logits = make({11, 8}, 1.0f, SABLE_DTYPE_F32);
+    std::vector<float> wc(22);
+    std::vector<int32_t> idc(22);
+    SableTensor lc = logits.cpu(), lg = logits.gpu();
+    SableTensor twc = logits.view(wc.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU);
+    twc.ndim = 2;
+    twc.shape[0] = 11;
+    twc.shape[1] = 2;
+    twc.strides[0] = 2;
+    twc.strides[1] = 1;
+    SableTensor tic = twc;
+    tic.dtype = SABLE_DTYPE_I32;
+    tic.data = idc.data();
+    DeviceBuffer dw(88), di(88);
+    SableTensor twg = twc, tig = tic;
+    twg.device_type = tig.device_type = SABLE_DEVICE_CUDA;
+    twg.data = dw.get();
+    tig.data = di.get();
+    ASSERT_EQ(c_->moe_route(&cpu_ctx_, 0, &lc, 2, SABLE_MOE_SOFTMAX, renorm, &twc, &tic), SABLE_OK);
+    ASSERT_EQ(g_->moe_route(&gpu_ctx_, 0, &lg, 2, SABLE_MOE_SOFTMAX, renorm, &twg, &tig), SABLE_OK);
+    EXPECT_EQ(di.download<int32_t>(22), idc);
+    std::vector<float> wg = dw.download<float>(22);
+    for (int i = 0; i < 22; ++i) EXPECT_NEAR(wg[i], wc[i], 1e-5);
+  }
+}
+
+TEST_F(CudaOpsTest, BadShapesAreErrorsNotCrashes) {
+  Pair x = make({4, 8}), w = make({6, 9}), o = make({4, 6});
+  auto xg = x.gpu(), wg = w.gpu(), og = o.gpu();
+  EXPECT_NE(g_->gemm(&gpu_ctx_, &xg, &wg, nullptr, &og), SABLE_OK);
+  EXPECT_NE(std::string(gpu_ctx_.last_error).find("gemm"), std::string::npos);
+  auto xc = x.cpu();
+  EXPECT_NE(g_->gemm(&gpu_ctx_, &xc, &wg, nullptr, &og), SABLE_OK);  // host tensor on CUDA
+}
+
+}  // namespace
+}  // namespace sable::gputest
