@@ -1,0 +1,83 @@
+// The CPU GEMM: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias) through OpenBLAS (sgemv for a single row,
+// the decode case). Rows of x, w and out may be strided (leading dimensions).
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "core/ops/cpu/cpu_common.h"
+
+namespace sable::ops::cpu {
+
+void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const float* bias,
+               float* out, int64_t ldo, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
+  float beta = 0.0f;
+  if (bias != nullptr) {
+    for (int64_t r = 0; r < m; ++r) std::memcpy(out + r * ldo, bias, static_cast<size_t>(n) * 4);
+    beta = 1.0f;
+  }
+  if (k == 0) {
+    if (bias == nullptr) {
+      for (int64_t r = 0; r < m; ++r) std::fill(out + r * ldo, out + r * ldo + n, 0.0f);
+    }
+    return;
+  }
+  if (m == 1) {
+    // y[N] = W[N,K] · x[K]
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f,
+                w, static_cast<blasint>(ldw), x, 1, beta, out, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
+              static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(ldx),
+              w, static_cast<blasint>(ldw), beta, out, static_cast<blasint>(ldo));
+}
+
+namespace {
+
+// A uniform row view usable as a BLAS matrix (leading dimension >= cols).
+Rows matrix(const SableTensor& t, const char* name) {
+  Rows r = rows_of(t, name);
+  require(r.uniform, "{} {} must have uniformly spaced rows", name, shape_str(t));
+  if (r.rows <= 1) r.stride = std::max<int64_t>(r.stride, std::max<int64_t>(r.cols, 1));
+  require(r.stride >= r.cols, "{} {} has overlapping rows (row stride {})", name, shape_str(t),
+          r.stride);
+  return r;
+}
+
+}  // namespace
+
+SableStatus gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                 const SableTensor* bias, SableTensor* out) {
+  return run_op(ctx, "gemm", [&] {
+    const SableTensor& xt = check_tensor(x, "x");
+    const SableTensor& wt = check_tensor(w, "w");
+    const SableTensor& ot = check_tensor(out, "out");
+    check_dtype(xt, "x", SABLE_DTYPE_F32);
+    check_dtype(wt, "w", SABLE_DTYPE_F32);
+    check_dtype(ot, "out", SABLE_DTYPE_F32);
+    require(xt.ndim >= 1 && ot.ndim >= 1, "x and out must have at least one dim");
+    require(wt.ndim == 2, "w must be [N, K], got {}", shape_str(wt));
+    const Rows xm = matrix(xt, "x"), wm = matrix(wt, "w"), om = matrix(ot, "out");
+    const int64_t m = xm.rows, k = xm.cols, n = wm.rows;
+    require(wm.cols == k, "x {} and w {} disagree on K ({} vs {})", shape_str(xt), shape_str(wt),
+            k, wm.cols);
+    require(om.rows == m && om.cols == n, "out {} must be [{}, {}]", shape_str(ot), m, n);
+    const float* b = nullptr;
+    if (bias != nullptr) {
+      const SableTensor& bt = check_tensor(bias, "bias");
+      check_dtype(bt, "bias", SABLE_DTYPE_F32);
+      require(sable_tensor_numel(&bt) == n && sable_tensor_is_contiguous(&bt),
+              "bias {} must be a contiguous [{}]", shape_str(bt), n);
+      b = static_cast<const float*>(bt.data);
+    }
+    const int64_t kMaxBlas = INT32_MAX;
+    require(m < kMaxBlas && n < kMaxBlas && k < kMaxBlas && xm.stride < kMaxBlas &&
+                wm.stride < kMaxBlas && om.stride < kMaxBlas,
+            "gemm dims exceed the BLAS integer range");
+    sgemm_xwt(xm.row<float>(0), xm.stride, wm.row<float>(0), wm.stride, b, om.row<float>(0),
+              om.stride, m, n, k);
+  });
+}
+
+}  // namespace sable::ops::cpu

@@ -1,0 +1,97 @@
+// Index-driven CPU ops: embedding lookup, row gathering before the LM head, and argmax.
+#include "core/ops/cpu/cpu_common.h"
+
+namespace sable::ops::cpu {
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 14;
+
+// Ids as a contiguous I32 list, each checked against [0, limit).
+const int32_t* checked_ids(const SableTensor* t, const char* name, int64_t limit, int64_t* count) {
+  const SableTensor& it = check_tensor(t, name);
+  check_dtype(it, name, SABLE_DTYPE_I32);
+  require(sable_tensor_is_contiguous(&it), "{} must be contiguous", name);
+  const auto* ids = static_cast<const int32_t*>(it.data);
+  *count = sable_tensor_numel(&it);
+  for (int64_t i = 0; i < *count; ++i) {
+    require(ids[i] >= 0 && ids[i] < limit, "{}[{}] = {} is outside [0, {})", name, i, ids[i],
+            limit);
+  }
+  return ids;
+}
+
+}  // namespace
+
+SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const SableTensor* ids,
+                      SableTensor* out) {
+  return run_op(ctx, "embedding", [&] {
+    const SableTensor& tt = check_tensor(table, "table");
+    const SableTensor& ot = check_tensor(out, "out");
+    check_float(tt, "table");
+    require(tt.ndim == 2, "table must be [V, H], got {}", shape_str(tt));
+    require(ot.dtype == SABLE_DTYPE_F32 || ot.dtype == tt.dtype,
+            "out must be F32 or the table's dtype {}, got {}", dtype_name(tt.dtype),
+            dtype_name(ot.dtype));
+    const Rows tr = rows_of(tt, "table"), orr = rows_of(ot, "out");
+    int64_t n = 0;
+    const int32_t* id = checked_ids(ids, "ids", tr.rows, &n);
+    require(orr.rows == n && orr.cols == tr.cols, "out {} must be [{}, {}]", shape_str(ot), n,
+            tr.cols);
+    const bool same = ot.dtype == tt.dtype;
+    const int64_t bytes = tr.cols * tr.esize;
+#pragma omp parallel for schedule(static) if (n * tr.cols >= kParallelMin)
+    for (int64_t t = 0; t < n; ++t) {
+      const char* src = tr.row<char>(id[t]);
+      if (same) {
+        std::memcpy(orr.row<char>(t), src, static_cast<size_t>(bytes));
+      } else {
+        to_f32(src, tt.dtype, orr.row<float>(t), tr.cols);
+      }
+    }
+  });
+}
+
+SableStatus gather_rows(SableOpsContext* ctx, const SableTensor* x, const SableTensor* rows,
+                        SableTensor* out) {
+  return run_op(ctx, "gather_rows", [&] {
+    const SableTensor& xt = check_tensor(x, "x");
+    const SableTensor& ot = check_tensor(out, "out");
+    require(xt.ndim >= 1, "x must have at least one dim");
+    require(ot.dtype == xt.dtype, "out is {} but x is {}", dtype_name(ot.dtype),
+            dtype_name(xt.dtype));
+    const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
+    int64_t n = 0;
+    const int32_t* idx = checked_ids(rows, "rows", xr.rows, &n);
+    require(orr.rows == n && orr.cols == xr.cols, "out {} must be [{}, {}]", shape_str(ot), n,
+            xr.cols);
+    const size_t bytes = static_cast<size_t>(xr.cols * xr.esize);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(orr.row<char>(i), xr.row<char>(idx[i]), bytes);
+  });
+}
+
+SableStatus argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* out) {
+  return run_op(ctx, "argmax", [&] {
+    const SableTensor& xt = check_tensor(x, "x");
+    const SableTensor& ot = check_tensor(out, "out");
+    check_dtype(xt, "x", SABLE_DTYPE_F32);
+    check_dtype(ot, "out", SABLE_DTYPE_I32);
+    require(xt.ndim >= 1, "x must be [T, V]");
+    const Rows xr = rows_of(xt, "x");
+    require(xr.cols > 0, "x {} has an empty last dim", shape_str(xt));
+    require(sable_tensor_is_contiguous(&ot) && sable_tensor_numel(&ot) == xr.rows,
+            "out {} must be a contiguous [{}]", shape_str(ot), xr.rows);
+    auto* o = static_cast<int32_t*>(ot.data);
+#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
+    for (int64_t r = 0; r < xr.rows; ++r) {
+      const float* v = xr.row<float>(r);
+      int64_t best = 0;
+      for (int64_t i = 1; i < xr.cols; ++i) {
+        if (v[i] > v[best]) best = i;  // strict: ties keep the lowest index
+      }
+      o[r] = static_cast<int32_t>(best);
+    }
+  });
+}
+
+}  // namespace sable::ops::cpu

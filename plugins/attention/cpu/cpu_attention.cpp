@@ -1,0 +1,263 @@
+// The reference attention backend: causal attention over the core's paged KV cache on the CPU.
+//
+// plan() copies the batch layout (host arrays) and checks it against the pool; run() first writes
+// the new tokens' K/V into their pages for the layer, then, for every (new token, query head),
+// computes softmax(q·Kᵀ·scale)·V over the cached prefix and the new tokens up to the token's own
+// position (and inside the sliding window when one is set). fp32 throughout, any head dim, GQA/MQA.
+// Work is spread over OpenMP threads by (token, head). It is the yardstick the conformance suite
+// holds other backends to, so it favours plainness over speed.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sable/attention.h"
+#include "sable/cpp/error.h"
+#include "sable/cpp/plugin.h"
+
+namespace {
+
+using sable::cpp::fail;
+
+struct CpuAttention {
+  const SableHostApi* host = nullptr;
+  SableHostHandle* handle = nullptr;
+  SableAttentionInit init{};
+  std::vector<SableKvLayer> layers;
+  // The planned batch.
+  bool planned = false;
+  int32_t num_seqs = 0, num_tokens = 0;
+  std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
+  std::vector<int32_t> token_seq;  // sequence of each new token
+};
+
+std::string shape_str(const SableTensor& t) {
+  std::string s = "[";
+  for (int32_t i = 0; i < t.ndim && i < SABLE_MAX_DIMS; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  return s + "]";
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) fail(SABLE_ERR_INVALID_ARGUMENT, message);
+}
+
+int32_t probe(int32_t device_type) { return device_type == SABLE_DEVICE_CPU ? 10 : 0; }
+
+int32_t supports_head_dim(int32_t head_dim) { return head_dim > 0 ? 1 : 0; }
+
+void check_pool(const SableTensor& t, const SableAttentionInit& in, const char* what, int32_t l) {
+  const std::string name = std::string("layer ") + std::to_string(l) + " " + what;
+  require(t.device_type == SABLE_DEVICE_CPU, name + " is not in host memory");
+  require(t.dtype == SABLE_DTYPE_F32, name + ": the cpu backend needs an F32 KV pool");
+  require(t.ndim == 4 && t.shape[1] == in.page_size && t.shape[2] == in.num_kv_heads &&
+              t.shape[3] == in.head_dim && sable_tensor_is_contiguous(&t) && t.data != nullptr,
+          name + " must be a contiguous [pages, " + std::to_string(in.page_size) + ", " +
+              std::to_string(in.num_kv_heads) + ", " + std::to_string(in.head_dim) + "], got " +
+              shape_str(t));
+}
+
+SableStatus create(const SableHostApi* host, SableHostHandle* h, const SableAttentionInit* init,
+                   SableAttention** out) {
+  SABLE_TRY {
+    require(init != nullptr && out != nullptr, "init and out must not be NULL");
+    require(init->device_type == SABLE_DEVICE_CPU, "the cpu attention backend runs on the CPU only");
+    require(init->num_layers > 0, "num_layers must be positive");
+    require(init->num_q_heads > 0 && init->num_kv_heads > 0 &&
+                init->num_q_heads % init->num_kv_heads == 0,
+            "num_q_heads (" + std::to_string(init->num_q_heads) +
+                ") must be a positive multiple of num_kv_heads (" +
+                std::to_string(init->num_kv_heads) + ")");
+    require(init->head_dim > 0, "head_dim must be positive");
+    require(init->page_size >= 1, "page_size must be >= 1");
+    require(init->sliding_window >= 0, "sliding_window must be >= 0");
+    require(init->layers != nullptr, "layers is NULL");
+    auto a = std::make_unique<CpuAttention>();
+    a->host = host;
+    a->handle = h;
+    a->init = *init;
+    a->init.struct_size = sizeof(SableAttentionInit);
+    a->layers.assign(init->layers, init->layers + init->num_layers);
+    for (int32_t l = 0; l < init->num_layers; ++l) {
+      check_pool(a->layers[l].k, *init, "K", l);
+      check_pool(a->layers[l].v, *init, "V", l);
+      require(a->layers[l].k.shape[0] == a->layers[l].v.shape[0],
+              "layer " + std::to_string(l) + ": K and V have different page counts");
+    }
+    *out = reinterpret_cast<SableAttention*>(a.release());
+    return SABLE_OK;
+  }
+  SABLE_CATCH(host, h)
+}
+
+void destroy(SableAttention* attn) { delete reinterpret_cast<CpuAttention*>(attn); }
+
+SableStatus plan(SableAttention* attn, const SableAttentionBatch* batch) {
+  if (attn == nullptr) return SABLE_ERR_INVALID_ARGUMENT;
+  auto* a = reinterpret_cast<CpuAttention*>(attn);
+  SABLE_TRY {
+    a->planned = false;
+    require(batch != nullptr, "batch is NULL");
+    const int32_t n = batch->num_seqs;
+    require(n >= 0 && batch->num_tokens >= 0, "negative num_seqs or num_tokens");
+    require(n == 0 || (batch->qo_indptr && batch->kv_indptr && batch->kv_lens &&
+                       (batch->kv_indices || batch->kv_indptr[n] == 0)),
+            "batch arrays must not be NULL");
+    const int64_t pages = a->layers[0].k.shape[0];
+    const int32_t ps = a->init.page_size;
+    std::vector<int32_t> qo(batch->qo_indptr, batch->qo_indptr + n + 1);
+    std::vector<int32_t> kvp(batch->kv_indptr, batch->kv_indptr + n + 1);
+    std::vector<int32_t> lens(batch->kv_lens, batch->kv_lens + n);
+    require(n == 0 || (qo[0] == 0 && kvp[0] == 0), "qo_indptr[0] and kv_indptr[0] must be 0");
+    require(n == 0 ? batch->num_tokens == 0 : qo[n] == batch->num_tokens,
+            "qo_indptr[num_seqs] must equal num_tokens (" + std::to_string(batch->num_tokens) + ")");
+    std::vector<int32_t> token_seq(static_cast<size_t>(batch->num_tokens));
+    for (int32_t b = 0; b < n; ++b) {
+      const std::string seq = "sequence " + std::to_string(b);
+      const int32_t new_len = qo[b + 1] - qo[b];
+      require(new_len >= 0 && kvp[b + 1] >= kvp[b], seq + ": indptr arrays must not decrease");
+      require(lens[b] >= new_len, seq + ": kv_len " + std::to_string(lens[b]) +
+                                      " is shorter than its " + std::to_string(new_len) +
+                                      " new tokens");
+      const int64_t need = (static_cast<int64_t>(lens[b]) + ps - 1) / ps;
+      require(kvp[b + 1] - kvp[b] >= need, seq + ": " + std::to_string(kvp[b + 1] - kvp[b]) +
+                                               " pages cannot hold " + std::to_string(lens[b]) +
+                                               " tokens");
+      for (int32_t t = qo[b]; t < qo[b + 1]; ++t) token_seq[t] = b;
+    }
+    std::vector<int32_t> idx;
+    if (n > 0) idx.assign(batch->kv_indices, batch->kv_indices + kvp[n]);
+    for (size_t i = 0; i < idx.size(); ++i) {
+      require(idx[i] >= 0 && idx[i] < pages, "kv_indices[" + std::to_string(i) + "] = " +
+                                                 std::to_string(idx[i]) + " is outside the pool (" +
+                                                 std::to_string(pages) + " pages)");
+    }
+    a->num_seqs = n;
+    a->num_tokens = batch->num_tokens;
+    a->qo_indptr = std::move(qo);
+    a->kv_indptr = std::move(kvp);
+    a->kv_indices = std::move(idx);
+    a->kv_lens = std::move(lens);
+    a->token_seq = std::move(token_seq);
+    a->planned = true;
+    return SABLE_OK;
+  }
+  SABLE_CATCH(a->host, a->handle)
+}
+
+// [T, heads, D] view with unit-stride D.
+void check_heads(const SableTensor* t, const char* name, int32_t tokens, int32_t heads, int32_t d) {
+  require(t != nullptr, std::string(name) + " is NULL");
+  require(t->device_type == SABLE_DEVICE_CPU && t->dtype == SABLE_DTYPE_F32,
+          std::string(name) + " must be an F32 CPU tensor");
+  require(t->ndim == 3 && t->shape[0] == tokens && t->shape[1] == heads && t->shape[2] == d &&
+              (t->strides[2] == 1 || d == 1) && (t->data != nullptr || tokens == 0),
+          std::string(name) + " must be [" + std::to_string(tokens) + ", " + std::to_string(heads) +
+              ", " + std::to_string(d) + "] with unit stride in the last dim, got " + shape_str(*t));
+}
+
+// Position of the new token t (of sequence b) and the pool row that holds position pos.
+inline int64_t slot_row(const CpuAttention& a, int32_t b, int64_t pos) {
+  const int32_t ps = a.init.page_size;
+  const int64_t page = a.kv_indices[static_cast<size_t>(a.kv_indptr[b] + pos / ps)];
+  return page * ps + pos % ps;  // row in [pages * page_size, Hk, D]
+}
+
+SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, const SableTensor* q,
+                const SableTensor* k, const SableTensor* v, float scale, SableTensor* out) {
+  if (attn == nullptr) return SABLE_ERR_INVALID_ARGUMENT;
+  auto* a = reinterpret_cast<CpuAttention*>(attn);
+  SABLE_TRY {
+    require(a->planned, "run() before a successful plan()");
+    require(layer >= 0 && layer < a->init.num_layers,
+            "layer " + std::to_string(layer) + " is outside [0, " +
+                std::to_string(a->init.num_layers) + ")");
+    require(scale > 0.0f && std::isfinite(scale), "scale must be positive");
+    const int32_t T = a->num_tokens, hq = a->init.num_q_heads, hk = a->init.num_kv_heads;
+    const int32_t D = a->init.head_dim;
+    check_heads(q, "q", T, hq, D);
+    check_heads(k, "k", T, hk, D);
+    check_heads(v, "v", T, hk, D);
+    check_heads(out, "out", T, hq, D);
+    require(sable_tensor_is_contiguous(out), "out must be contiguous");
+    if (T == 0) return SABLE_OK;
+
+    auto* kp = static_cast<float*>(a->layers[layer].k.data);
+    auto* vp = static_cast<float*>(a->layers[layer].v.data);
+    const int64_t row = static_cast<int64_t>(hk) * D;  // floats per pool row (one token)
+
+    // 1. Append the new K/V into their pages.
+    const auto* kn = static_cast<const float*>(k->data);
+    const auto* vn = static_cast<const float*>(v->data);
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(T) * row >= 16384)
+    for (int32_t t = 0; t < T; ++t) {
+      const int32_t b = a->token_seq[t];
+      const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
+      const int64_t r = slot_row(*a, b, pos);
+      for (int32_t h = 0; h < hk; ++h) {
+        float* kd = kp + r * row + h * D;
+        float* vd = vp + r * row + h * D;
+        const float* ks = kn + t * k->strides[0] + h * k->strides[1];
+        const float* vs = vn + t * v->strides[0] + h * v->strides[1];
+        std::memcpy(kd, ks, sizeof(float) * D);
+        std::memcpy(vd, vs, sizeof(float) * D);
+      }
+    }
+
+    // 2. Attention per (token, query head).
+    const auto* qd = static_cast<const float*>(q->data);
+    auto* od = static_cast<float*>(out->data);
+    const int32_t group = hq / hk;
+    const int32_t window = a->init.sliding_window;
+    int32_t max_len = 0;
+    for (int32_t l : a->kv_lens) max_len = std::max(max_len, l);
+#pragma omp parallel
+    {
+      std::vector<float> scores(static_cast<size_t>(max_len));
+      std::vector<float> acc(static_cast<size_t>(D));
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t job = 0; job < static_cast<int64_t>(T) * hq; ++job) {
+        const int32_t t = static_cast<int32_t>(job / hq), h = static_cast<int32_t>(job % hq);
+        const int32_t b = a->token_seq[t];
+        const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
+        const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+        const float* qv = qd + t * q->strides[0] + h * q->strides[1];
+        const int64_t kvh = h / group;
+        float mx = -INFINITY;
+        for (int64_t p = lo; p <= pos; ++p) {
+          const float* kr = kp + slot_row(*a, b, p) * row + kvh * D;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int32_t d = 0; d < D; ++d) dot += qv[d] * kr[d];
+          scores[p - lo] = dot * scale;
+          mx = std::max(mx, scores[p - lo]);
+        }
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float denom = 0.0f;
+        for (int64_t p = lo; p <= pos; ++p) {
+          const float w = std::exp(scores[p - lo] - mx);
+          denom += w;
+          const float* vr = vp + slot_row(*a, b, p) * row + kvh * D;
+#pragma omp simd
+          for (int32_t d = 0; d < D; ++d) acc[d] += w * vr[d];
+        }
+        float* o = od + (static_cast<int64_t>(t) * hq + h) * D;
+        const float inv = 1.0f / denom;
+        for (int32_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+      }
+    }
+    return SABLE_OK;
+  }
+  SABLE_CATCH(a->host, a->handle)
+}
+
+const SableAttentionApi kApi = {sizeof(SableAttentionApi), 0, &probe, &supports_head_dim, &create,
+                                &destroy, &plan, &run};
+
+}  // namespace
+
+SABLE_EXPORT_PLUGIN("cpu", "0.1.0", SABLE_PLUGIN_ATTENTION, &kApi,
+                    "reference paged attention on the CPU (fp32, any head dim, GQA/MQA, sliding window)")
