@@ -15,6 +15,20 @@ bool ends_with_replacement(const std::string& s) {
                    utf8::kReplacement) == 0;
 }
 
+// A SentencePiece byte-fallback token ("<0xE4>"). HF's ByteFallback decoder turns a whole run of
+// them into U+FFFD per byte when the run is not valid UTF-8, so text ending in such a run is not
+// final until a different token follows.
+bool is_byte_token(std::string_view t) {
+  return t.size() == 6 && t.substr(0, 3) == "<0x" && t[5] == '>';
+}
+
+size_t common_prefix(const std::string& a, const std::string& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  while (n > 0 && n < b.size() && (static_cast<unsigned char>(b[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
 }  // namespace
 
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, DetokenizerOptions options)
@@ -38,15 +52,18 @@ std::string IncrementalDetokenizer::decode_range(size_t begin, size_t end) const
 std::string IncrementalDetokenizer::push(std::span<const int32_t> new_ids) {
   if (stopped_ || finished_ || new_ids.empty()) return {};
   ids_.insert(ids_.end(), new_ids.begin(), new_ids.end());
+  if (is_byte_token(tok_.id_to_token(ids_.back()))) return {};
   const std::string prefix_text = decode_range(prefix_offset_, read_offset_);
   const std::string new_text = decode_range(prefix_offset_, ids_.size());
-  if (new_text.size() <= prefix_text.size() || ends_with_replacement(new_text) ||
-      new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
-    return {};
-  }
+  if (new_text.size() <= prefix_text.size() || ends_with_replacement(new_text)) return {};
+  // new_text extends prefix_text for every decoder we support; if a decoder ever rewrote earlier
+  // text, continue after the common part rather than stall.
+  const size_t start = new_text.compare(0, prefix_text.size(), prefix_text) == 0
+                           ? prefix_text.size()
+                           : common_prefix(prefix_text, new_text);
   prefix_offset_ = read_offset_;
   read_offset_ = ids_.size();
-  return filter_stops(new_text.substr(prefix_text.size()), false);
+  return filter_stops(new_text.substr(start), false);
 }
 
 std::string IncrementalDetokenizer::finish() {
@@ -56,10 +73,10 @@ std::string IncrementalDetokenizer::finish() {
   if (read_offset_ < ids_.size()) {
     const std::string prefix_text = decode_range(prefix_offset_, read_offset_);
     const std::string new_text = decode_range(prefix_offset_, ids_.size());
-    if (new_text.size() > prefix_text.size() &&
-        new_text.compare(0, prefix_text.size(), prefix_text) == 0) {
-      rest = new_text.substr(prefix_text.size());
-    }
+    const size_t start = new_text.compare(0, prefix_text.size(), prefix_text) == 0
+                             ? prefix_text.size()
+                             : common_prefix(prefix_text, new_text);
+    if (new_text.size() > start) rest = new_text.substr(start);
     read_offset_ = ids_.size();
   }
   return filter_stops(std::move(rest), true);
