@@ -1,0 +1,154 @@
+// What travels between a request's submitter (Engine, HTTP server) and the scheduler thread: the
+// request itself, its finish reason, the incremental chunks it produces, and the thread-safe
+// per-request channel those chunks arrive on.
+//
+// A chunk is incremental: the token ids, text and log-probabilities produced since the previous
+// chunk, plus the counters as they stand (cumulative). The last chunk carries `finish`.
+// Thread-safety: RequestStream is safe between one producer (the scheduler thread) and any number
+// of consumer threads; everything else is a plain value handed over by move.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/sampling/sampling_params.h"
+
+namespace sable::scheduler {
+
+// Why a request ended, in SGLang's shapes:
+//   {"type":"stop","matched":<token id | string>}, {"type":"length","length":N},
+//   {"type":"abort","message":...,"status_code":...}.
+struct FinishReason {
+  enum class Type { kStop, kLength, kAbort };
+  Type type = Type::kStop;
+  std::optional<int32_t> matched_token;  // kStop: the EOS / stop token
+  std::optional<std::string> matched_text;  // kStop: the stop string
+  int64_t length = 0;                     // kLength: tokens generated
+  std::string message;                    // kAbort
+  int32_t status_code = 0;                // kAbort: HTTP-ish status, 0 = none (a user abort)
+
+  static FinishReason stop_token(int32_t id) {
+    FinishReason f;
+    f.matched_token = id;
+    return f;
+  }
+  static FinishReason stop_string(std::string s) {
+    FinishReason f;
+    f.matched_text = std::move(s);
+    return f;
+  }
+  static FinishReason length_reached(int64_t n) {
+    FinishReason f;
+    f.type = Type::kLength;
+    f.length = n;
+    return f;
+  }
+  static FinishReason abort(std::string message, int32_t status_code = 0) {
+    FinishReason f;
+    f.type = Type::kAbort;
+    f.message = std::move(message);
+    f.status_code = status_code;
+    return f;
+  }
+  std::string type_name() const {
+    return type == Type::kStop ? "stop" : type == Type::kLength ? "length" : "abort";
+  }
+};
+
+// One log-probability entry: (logprob, token id). logprob is NaN where SGLang reports null (the
+// first prompt token).
+struct TokenLogprob {
+  float logprob = 0.0f;
+  int32_t token = 0;
+};
+
+// Log-probabilities of one position: the chosen token plus the requested extras.
+struct PositionLogprobs {
+  TokenLogprob chosen;
+  std::vector<TokenLogprob> top;        // top_logprobs_num best, best first
+  std::vector<TokenLogprob> token_ids;  // one per token_ids_logprob entry
+};
+
+struct LogprobOptions {
+  bool return_logprob = false;
+  int32_t logprob_start_len = -1;  // -1: output tokens only; else prompt positions from here
+  int32_t top_logprobs_num = 0;
+  std::vector<int32_t> token_ids_logprob;
+};
+
+// Output produced since the previous chunk.
+struct StreamChunk {
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<PositionLogprobs> output_logprobs;
+  std::vector<PositionLogprobs> input_logprobs;  // once, with the first chunk, when asked for
+  std::optional<FinishReason> finish;            // set on the last chunk only
+  // Cumulative counters.
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+  int32_t num_retractions = 0;
+  double e2e_latency = 0.0;  // seconds, set on the last chunk
+};
+
+// The per-request channel. The scheduler pushes; consumers pop (blocking or not), or register a
+// callback that the scheduler thread calls for each chunk instead of queueing it.
+class RequestStream {
+ public:
+  using Callback = std::function<void(const StreamChunk&)>;
+
+  void push(StreamChunk chunk);
+  // Blocks until a chunk is available; nullopt once the final chunk has been taken.
+  std::optional<StreamChunk> next();
+  // As next(), giving up after `timeout` (then nullopt and finished() is still false).
+  std::optional<StreamChunk> next_for(std::chrono::milliseconds timeout);
+  // Every queued chunk merged into one (ids/text/logprobs appended, counters from the last).
+  std::optional<StreamChunk> drain();
+  // Delivers queued and future chunks to `cb` on the producer's thread (async stream mode).
+  void set_callback(Callback cb);
+  bool finished() const;  // the final chunk has been pushed
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<StreamChunk> queue_;
+  Callback callback_;
+  bool final_pushed_ = false;
+  bool final_taken_ = false;
+};
+
+// Text side of a request's output: an incremental detokenizer with stop strings. The scheduler
+// feeds each generated token and finishes a request whose stop string completed. Implemented by
+// the engine over the tokenizer; nullptr means "no text" (token-only requests).
+class OutputDecoder {
+ public:
+  virtual ~OutputDecoder() = default;
+  // Feeds one generated token; returns text that became final. When a stop string completes,
+  // sets *matched to it and returns the text up to the stop (including it when no_stop_trim).
+  virtual std::string push(int32_t token, std::optional<std::string>* matched) = 0;
+  // Remaining text at the end (held-back partial characters / partial stop prefixes).
+  virtual std::string finish() = 0;
+};
+
+// A request as the scheduler receives it. Validated by the submitter (params.validate()).
+struct Request {
+  std::string rid;
+  std::vector<int32_t> input_ids;
+  sampling::SamplingParams params;
+  LogprobOptions logprobs;
+  std::vector<int32_t> eos_ids;  // tokenizer + generation config EOS ids
+  uint64_t seed = 0;             // generator seed when params.sampling_seed is unset
+  std::unique_ptr<OutputDecoder> decoder;  // may be null
+  std::shared_ptr<RequestStream> stream;   // required
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+};
+
+}  // namespace sable::scheduler

@@ -1,0 +1,98 @@
+// Private to core/scheduler: the state behind Scheduler, shared by scheduler.cpp (thread, public
+// API, control tasks) and scheduler_step.cpp (one batching step). Everything below `loop-owned` is
+// touched only by the scheduler thread; the rest is guarded by `mutex`.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+#include "core/sampling/sampler.h"
+#include "core/scheduler/page_allocator.h"
+#include "core/scheduler/radix_cache.h"
+#include "core/scheduler/scheduler.h"
+
+namespace sable::scheduler {
+
+using Clock = std::chrono::steady_clock;
+
+// A request inside the scheduler.
+struct Active {
+  Request req;
+  std::vector<int32_t> tokens;  // prompt + output so far
+  int64_t prompt_len = 0;
+  std::vector<int32_t> pages;   // cover kv_len (+ the tokens of the step in flight)
+  int32_t num_cached_pages = 0; // leading pages that belong to the radix tree (locked)
+  RadixNode* locked = nullptr;
+  int64_t kv_len = 0;           // tokens whose KV is in `pages`
+  bool prefill_done = false;    // all tokens but the newest have KV: decoding
+  bool admitted_once = false;
+  bool input_logprobs_done = false;
+  int64_t cached_tokens = 0;    // prefix hit reported to the client (first admission)
+  int32_t retractions = 0;
+  StreamChunk pending;          // output not yet pushed (stream_interval)
+  int32_t pending_steps = 0;
+  Clock::time_point last_token_time{};
+  bool has_first_token = false;
+
+  int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
+  int64_t max_new_tokens(int64_t context_length) const {
+    const int64_t room = context_length - prompt_len;
+    return req.params.max_new_tokens ? std::min<int64_t>(*req.params.max_new_tokens, room) : room;
+  }
+};
+
+struct Scheduler::Impl {
+  Impl(const SchedulerOptions& o, ModelBackend& b, const SableSamplerApi* s);
+
+  // ---- guarded by mutex
+  mutable std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<Request> inbox;
+  std::vector<std::string> abort_rids;
+  bool abort_everything = false;
+  std::deque<std::packaged_task<void()>> tasks;
+  bool stop = false;
+  SchedulerStats stats;
+  std::function<void(const StepInfo&)> step_observer;
+  std::thread thread;
+
+  // ---- loop-owned
+  SchedulerOptions opts;
+  ModelBackend& backend;
+  sampling::Sampler sampler;
+  PageAllocator pool;
+  RadixCache cache;
+  std::list<std::unique_ptr<Active>> running;  // admitted, in admission order
+  std::deque<std::unique_ptr<Active>> waiting;
+  double new_token_ratio = 0.7;
+  double init_ratio = 0.7;
+  double min_ratio = 0.098;
+  std::mt19937_64 rng;
+  SchedulerStats counters;  // cumulative counters, copied into `stats` after each step
+
+  void loop();
+  void step();  // scheduler_step.cpp
+  void publish_stats();
+  void apply_aborts(std::vector<std::string> rids, bool all);
+  void finish(Active& a, FinishReason reason, bool insert_into_cache);
+  void flush_pending(Active& a);
+  void abort_everything_now(const std::string& message, int32_t status);
+
+  // scheduler_step.cpp
+  int32_t retract_for_decode(std::vector<Active*>& decode);
+  bool admit(Active& a, int32_t budget, int32_t* chunk_tokens);
+  void order_waiting();
+  void process_sample(Active& a, const SableSampleResult& res, const std::vector<int32_t>& top_ids,
+                      const std::vector<float>& top_lps, const std::vector<float>& ids_lps);
+  void collect_input_logprobs(Active& a, const float* rows, int64_t num_rows, int64_t first_pos,
+                              int32_t vocab);
+  bool reject_if_unfittable(Active& a);
+};
+
+}  // namespace sable::scheduler

@@ -1,0 +1,461 @@
+// One scheduler step: make room for decodes (evict, then retract), admit prefill chunks under the
+// token budget, run one mixed forward, sample, check stop conditions and stream the results.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/scheduler/scheduler_impl.h"
+#include "core/util/log.h"
+
+namespace sable::scheduler {
+namespace {
+
+constexpr int64_t kClipMaxNewTokens = 4096;  // SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
+constexpr int64_t kRetractDecodeSteps = 20;  // SGLANG_RETRACT_DECODE_STEPS
+constexpr double kRatioDecaySteps = 600.0;   // SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+constexpr size_t kLpmQueueLimit = 128;       // lpm falls back to fcfs past this queue length
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+bool wants_input_logprobs(const Active& a) {
+  const auto& lp = a.req.logprobs;
+  return lp.return_logprob && lp.logprob_start_len >= 0 && lp.logprob_start_len < a.prompt_len &&
+         !a.input_logprobs_done;
+}
+
+// log-softmax normaliser of one row.
+float log_sum_exp(const float* row, int32_t vocab) {
+  float m = row[0];
+  for (int32_t i = 1; i < vocab; ++i) m = std::max(m, row[i]);
+  double s = 0;
+  for (int32_t i = 0; i < vocab; ++i) s += std::exp(static_cast<double>(row[i] - m));
+  return m + static_cast<float>(std::log(s));
+}
+
+PositionLogprobs position_logprobs(const float* row, int32_t vocab, int32_t token,
+                                   const LogprobOptions& o) {
+  const float lse = log_sum_exp(row, vocab);
+  PositionLogprobs p;
+  p.chosen = {row[token] - lse, token};
+  if (o.top_logprobs_num > 0) {
+    std::vector<int32_t> idx(vocab);
+    for (int32_t i = 0; i < vocab; ++i) idx[i] = i;
+    const int32_t n = std::min(o.top_logprobs_num, vocab);
+    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    for (int32_t i = 0; i < n; ++i) p.top.push_back({row[idx[i]] - lse, idx[i]});
+  }
+  for (int32_t id : o.token_ids_logprob) {
+    p.token_ids.push_back({(id >= 0 && id < vocab) ? row[id] - lse : kNegInf, id});
+  }
+  return p;
+}
+
+}  // namespace
+
+void Scheduler::Impl::order_waiting() {
+  const std::string& policy = opts.schedule_policy;
+  if (waiting.size() < 2 || policy == "fcfs") return;
+  if (policy == "lpm") {
+    if (!cache.enabled() || waiting.size() > kLpmQueueLimit) return;  // fcfs fallback
+    std::vector<std::pair<int64_t, size_t>> keyed;
+    for (size_t i = 0; i < waiting.size(); ++i) {
+      keyed.emplace_back(cache.peek_prefix_length(waiting[i]->tokens), i);
+    }
+    std::stable_sort(keyed.begin(), keyed.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::deque<std::unique_ptr<Active>> sorted;
+    for (const auto& k : keyed) sorted.push_back(std::move(waiting[k.second]));
+    waiting.swap(sorted);
+  } else if (policy == "random") {
+    std::shuffle(waiting.begin(), waiting.end(), rng);
+  } else if (policy == "lof") {
+    std::stable_sort(waiting.begin(), waiting.end(), [&](const auto& a, const auto& b) {
+      return a->max_new_tokens(opts.context_length) > b->max_new_tokens(opts.context_length);
+    });
+  }
+}
+
+int32_t Scheduler::Impl::retract_for_decode(std::vector<Active*>& decode) {
+  auto pages_needed = [&](int64_t steps) {
+    int64_t need = 0;
+    for (Active* a : decode) {
+      need += std::max<int64_t>(0, pool.pages_for(a->kv_len + steps) -
+                                       static_cast<int64_t>(a->pages.size()));
+    }
+    return need;
+  };
+  auto make_room = [&](int64_t need) {
+    if (need > pool.num_free()) cache.evict(static_cast<int32_t>(need - pool.num_free()));
+    return need <= pool.num_free();
+  };
+  if (make_room(pages_needed(1))) return 0;
+  // Retract: fewest generated tokens first, among equals the longest prompt.
+  int32_t retracted = 0;
+  std::sort(decode.begin(), decode.end(), [](const Active* a, const Active* b) {
+    if (a->num_output() != b->num_output()) return a->num_output() > b->num_output();
+    return a->prompt_len < b->prompt_len;
+  });
+  while (decode.size() > 1 && !make_room(pages_needed(kRetractDecodeSteps))) {
+    Active* victim = decode.back();
+    decode.pop_back();
+    const auto kv = std::span<const int32_t>(victim->tokens).first(victim->kv_len);
+    cache.release(kv, victim->pages, victim->num_cached_pages, victim->locked, /*insert=*/false);
+    victim->pages.clear();
+    victim->locked = nullptr;
+    victim->num_cached_pages = 0;
+    victim->kv_len = 0;
+    victim->prefill_done = false;
+    victim->retractions += 1;
+    counters.num_retractions += 1;
+    ++retracted;
+    auto it = std::find_if(running.begin(), running.end(),
+                           [&](const auto& p) { return p.get() == victim; });
+    waiting.push_front(std::move(*it));
+    running.erase(it);
+  }
+  if (!make_room(pages_needed(1))) {
+    // Even one request alone does not fit: it can never finish.
+    Active* last = decode.back();
+    decode.pop_back();
+    auto it = std::find_if(running.begin(), running.end(),
+                           [&](const auto& p) { return p.get() == last; });
+    finish(*last, FinishReason::abort("out of KV cache memory: the sequence no longer fits", 500),
+           false);
+    running.erase(it);
+  }
+  if (retracted > 0) {
+    double generated = 0, wanted = 0;
+    for (Active* a : decode) {
+      generated += static_cast<double>(a->num_output());
+      wanted += static_cast<double>(a->max_new_tokens(opts.context_length));
+    }
+    new_token_ratio = std::min(
+        1.0, (generated + kRetractDecodeSteps * static_cast<double>(decode.size())) / (wanted + 1));
+    log::info("scheduler: KV cache full, retracted {} request(s); new_token_ratio {:.3f}", retracted,
+              new_token_ratio);
+  }
+  return retracted;
+}
+
+bool Scheduler::Impl::admit(Active& a, int32_t budget, int32_t* chunk_tokens) {
+  const int64_t total = static_cast<int64_t>(a.tokens.size());
+  const bool fresh = a.pages.empty() && a.locked == nullptr;
+  PrefixMatch m;
+  if (fresh) {
+    int64_t limit = total - 1;  // at least one token must run to produce logits
+    if (wants_input_logprobs(a)) {
+      limit = std::min<int64_t>(limit, std::max<int32_t>(a.req.logprobs.logprob_start_len, 1) - 1);
+    }
+    m = cache.match_prefix(std::span<const int32_t>(a.tokens).first(static_cast<size_t>(limit)));
+    // Optimistic admission (SGLang): the running requests keep a ratio of their remaining
+    // tokens in reserve; the new one is charged its whole prompt plus its output, clipped.
+    if (!running.empty()) {
+      double reserved_tokens = 0;
+      for (const auto& r : running) {
+        const int64_t left = r->max_new_tokens(opts.context_length) - r->num_output();
+        reserved_tokens += static_cast<double>(std::min(std::max<int64_t>(left, 0),
+                                                        kClipMaxNewTokens)) * new_token_ratio;
+      }
+      const int64_t available = pool.num_free() + cache.evictable_pages() -
+                                static_cast<int64_t>(std::ceil(reserved_tokens / pool.page_size()));
+      const int64_t own_out =
+          std::min(std::max<int64_t>(a.max_new_tokens(opts.context_length) - a.num_output(), 0),
+                   kClipMaxNewTokens);
+      const int64_t need = pool.pages_for(total) - static_cast<int64_t>(m.pages.size()) +
+                           pool.pages_for(own_out);
+      if (need > available) return false;
+    }
+  }
+  const int64_t start = fresh ? m.num_tokens : a.kv_len;
+  const int64_t remaining = total - start;
+  int64_t n = remaining;
+  if (opts.chunked_prefill_size > 0) {
+    n = std::min<int64_t>(remaining, budget);
+    if (n < remaining && pool.page_size() > 1) n = n / pool.page_size() * pool.page_size();
+  } else if (remaining > budget && !fresh) {
+    n = budget;
+  }
+  if (n <= 0) return false;
+  const int64_t have = fresh ? static_cast<int64_t>(m.pages.size())
+                             : static_cast<int64_t>(a.pages.size());
+  const int64_t need = std::max<int64_t>(pool.pages_for(start + n) - have, 0);
+  // Lock the matched prefix before evicting, so eviction cannot take it.
+  if (fresh) cache.lock(m.node);
+  if (need > pool.num_free()) cache.evict(static_cast<int32_t>(need - pool.num_free()));
+  auto fresh_pages = pool.allocate(static_cast<int32_t>(need));
+  if (!fresh_pages) {
+    if (fresh) cache.unlock(m.node);
+    return false;
+  }
+  if (fresh) {
+    a.locked = m.node;
+    a.pages = m.pages;
+    a.num_cached_pages = static_cast<int32_t>(m.pages.size());
+    a.kv_len = m.num_tokens;
+    if (!a.admitted_once) {
+      a.admitted_once = true;
+      a.cached_tokens = m.num_tokens;
+      counters.prompt_tokens += a.prompt_len;
+      counters.cached_tokens += m.num_tokens;
+    }
+  }
+  a.pages.insert(a.pages.end(), fresh_pages->begin(), fresh_pages->end());
+  *chunk_tokens = static_cast<int32_t>(n);
+  return true;
+}
+
+void Scheduler::Impl::collect_input_logprobs(Active& a, const float* rows, int64_t num_rows,
+                                             int64_t first_pos, int32_t vocab) {
+  const auto& o = a.req.logprobs;
+  const int64_t from = std::max<int64_t>(o.logprob_start_len, 1);
+  if (first_pos == 0 && o.logprob_start_len == 0) {
+    PositionLogprobs none;  // the first prompt token has no log-probability (null)
+    none.chosen = {std::numeric_limits<float>::quiet_NaN(), a.tokens[0]};
+    a.pending.input_logprobs.push_back(std::move(none));
+  }
+  for (int64_t r = 0; r < num_rows; ++r) {
+    const int64_t target = first_pos + r + 1;  // the prompt token this row predicts
+    if (target < from || target >= a.prompt_len) continue;
+    a.pending.input_logprobs.push_back(
+        position_logprobs(rows + r * vocab, vocab, a.tokens[static_cast<size_t>(target)], o));
+  }
+}
+
+void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
+                                     const std::vector<int32_t>& top_ids,
+                                     const std::vector<float>& top_lps,
+                                     const std::vector<float>& ids_lps) {
+  const int32_t t = res.token;
+  a.tokens.push_back(t);
+  a.pending.token_ids.push_back(t);
+  const auto& lo = a.req.logprobs;
+  if (lo.return_logprob) {
+    PositionLogprobs p;
+    p.chosen = {res.logprob, t};
+    for (size_t i = 0; i < top_ids.size(); ++i) p.top.push_back({top_lps[i], top_ids[i]});
+    for (size_t i = 0; i < lo.token_ids_logprob.size(); ++i) {
+      p.token_ids.push_back({ids_lps[i], lo.token_ids_logprob[i]});
+    }
+    a.pending.output_logprobs.push_back(std::move(p));
+  }
+  counters.generation_tokens += 1;
+  const auto now = Clock::now();
+  if (!a.has_first_token) {
+    a.has_first_token = true;
+    counters.ttft_sum += std::chrono::duration<double>(now - a.req.created).count();
+    counters.ttft_count += 1;
+  } else {
+    counters.itl_sum += std::chrono::duration<double>(now - a.last_token_time).count();
+    counters.itl_count += 1;
+  }
+  a.last_token_time = now;
+
+  // Stop conditions, in SGLang's order: length, then stop/EOS tokens, then stop strings.
+  const auto& p = a.req.params;
+  const int64_t out = a.num_output();
+  std::optional<std::string> matched;
+  if (a.req.decoder) a.pending.text += a.req.decoder->push(t, &matched);
+  std::optional<FinishReason> fin;
+  if (p.max_new_tokens && out >= *p.max_new_tokens) {
+    fin = FinishReason::length_reached(out);
+  } else if (out >= p.min_new_tokens) {
+    const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), t) !=
+                         p.stop_token_ids.end();
+    const bool eos = !p.ignore_eos &&
+                     std::find(a.req.eos_ids.begin(), a.req.eos_ids.end(), t) != a.req.eos_ids.end();
+    if (stop_id || eos) {
+      fin = FinishReason::stop_token(t);
+    } else if (matched) {
+      fin = FinishReason::stop_string(*matched);
+    }
+  }
+  if (!fin && static_cast<int64_t>(a.tokens.size()) >= opts.context_length) {
+    fin = FinishReason::length_reached(out);
+  }
+  if (fin) {
+    finish(a, std::move(*fin), /*insert_into_cache=*/true);
+    return;
+  }
+  a.pending_steps += 1;
+  const int32_t interval = p.stream_interval.value_or(opts.stream_interval);
+  if (a.pending_steps >= interval) flush_pending(a);
+}
+
+void Scheduler::Impl::step() {
+  StepInfo info;
+  // 1. Room for one more token per decoding request.
+  std::vector<Active*> decode;
+  for (auto& a : running) {
+    if (a->prefill_done) decode.push_back(a.get());
+  }
+  if (!decode.empty()) info.num_retracted = retract_for_decode(decode);
+  for (Active* a : decode) {
+    const int64_t need = pool.pages_for(a->kv_len + 1) - static_cast<int64_t>(a->pages.size());
+    if (need > 0) {
+      auto pages = pool.allocate(static_cast<int32_t>(need));
+      if (!pages) throw std::logic_error("scheduler: decode pages vanished after retraction");
+      a->pages.insert(a->pages.end(), pages->begin(), pages->end());
+    }
+  }
+  // Keep decode in admission order (retraction sorted it) so batches are reproducible.
+  decode.clear();
+  for (auto& a : running) {
+    if (a->prefill_done) decode.push_back(a.get());
+  }
+
+  // 2. Prefill chunks under the token budget: the chunked request first, then admissions.
+  int32_t budget =
+      (opts.chunked_prefill_size > 0 ? opts.chunked_prefill_size : opts.max_prefill_tokens) -
+      static_cast<int32_t>(decode.size());
+  struct Chunk {
+    Active* a;
+    int32_t n;
+  };
+  std::vector<Chunk> prefills;
+  for (auto& a : running) {
+    if (a->prefill_done || budget <= 0) continue;
+    int32_t n = 0;
+    if (admit(*a, budget, &n)) {
+      prefills.push_back({a.get(), n});
+      budget -= n;
+    }
+  }
+  order_waiting();
+  while (!waiting.empty() && budget > 0 &&
+         static_cast<int32_t>(running.size()) < opts.max_running_requests) {
+    Active& a = *waiting.front();
+    int32_t n = 0;
+    if (!admit(a, budget, &n)) break;
+    prefills.push_back({&a, n});
+    budget -= n;
+    running.push_back(std::move(waiting.front()));
+    waiting.pop_front();
+  }
+  if (decode.empty() && prefills.empty()) {
+    if (running.empty() && !waiting.empty()) {
+      // Nothing runs and the head of the queue cannot be placed even in an empty pool.
+      auto a = std::move(waiting.front());
+      waiting.pop_front();
+      finish(*a, FinishReason::abort("the request does not fit in the KV cache pool", 500), false);
+    }
+    return;
+  }
+
+  // 3. One forward over decodes and prefill chunks.
+  std::vector<ModelBackend::Sequence> seqs;
+  for (Active* a : decode) {
+    seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
+                    static_cast<int32_t>(a->kv_len), a->pages, false});
+  }
+  for (const Chunk& c : prefills) {
+    seqs.push_back({std::span<const int32_t>(c.a->tokens).subspan(c.a->kv_len, c.n),
+                    static_cast<int32_t>(c.a->kv_len), c.a->pages, wants_input_logprobs(*c.a)});
+  }
+  info.num_seqs = static_cast<int32_t>(seqs.size());
+  info.num_decode = static_cast<int32_t>(decode.size());
+  info.num_prefill = static_cast<int32_t>(prefills.size());
+  for (const auto& s : seqs) info.num_tokens += static_cast<int32_t>(s.new_tokens.size());
+  ModelBackend::Logits out = backend.forward(seqs);
+  const int32_t vocab = out.vocab;
+
+  // 4. Which rows get sampled: every decode, and prefills that completed their sequence.
+  std::vector<std::pair<Active*, int64_t>> to_sample;  // (request, logits row)
+  std::vector<Active*> prefill_only_done;               // max_new_tokens == 0
+  int64_t row = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int64_t rows = seqs[i].all_logits ? static_cast<int64_t>(seqs[i].new_tokens.size()) : 1;
+    Active* a = i < decode.size() ? decode[i] : prefills[i - decode.size()].a;
+    if (i >= decode.size() && seqs[i].all_logits) {
+      collect_input_logprobs(*a, out.data.data() + row * vocab, rows, a->kv_len, vocab);
+    }
+    a->kv_len += static_cast<int64_t>(seqs[i].new_tokens.size());
+    if (!a->prefill_done && a->kv_len == static_cast<int64_t>(a->tokens.size())) {
+      a->prefill_done = true;
+      a->input_logprobs_done = true;
+      if (a->max_new_tokens(opts.context_length) - a->num_output() <= 0 ||
+          (a->req.params.max_new_tokens && *a->req.params.max_new_tokens == 0)) {
+        prefill_only_done.push_back(a);
+        row += rows;
+        continue;
+      }
+    }
+    if (a->prefill_done) to_sample.emplace_back(a, row + rows - 1);
+    row += rows;
+  }
+
+  // 5. Sample.
+  const size_t B = to_sample.size();
+  std::vector<float> logits(B * static_cast<size_t>(vocab));
+  std::vector<SableSamplingRow> rows(B);
+  std::vector<SableSampleResult> results(B);
+  std::vector<std::vector<int32_t>> bias_ids(B), top_ids(B);
+  std::vector<std::vector<float>> bias_vals(B), top_lps(B), ids_lps(B);
+  for (size_t b = 0; b < B; ++b) {
+    Active& a = *to_sample[b].first;
+    std::copy_n(out.data.data() + to_sample[b].second * vocab, vocab, logits.data() + b * vocab);
+    const auto& p = a.req.params;
+    for (const auto& [id, v] : p.logit_bias) {
+      bias_ids[b].push_back(id);
+      bias_vals[b].push_back(v);
+    }
+    if (a.num_output() < p.min_new_tokens) {  // suppress EOS and stop tokens until the minimum
+      for (int32_t id : p.stop_token_ids) bias_ids[b].push_back(id), bias_vals[b].push_back(kNegInf);
+      if (!p.ignore_eos) {
+        for (int32_t id : a.req.eos_ids) bias_ids[b].push_back(id), bias_vals[b].push_back(kNegInf);
+      }
+    }
+    SableSamplingRow& r = rows[b];
+    r = SableSamplingRow{};
+    r.struct_size = sizeof(SableSamplingRow);
+    r.temperature = static_cast<float>(p.temperature);
+    r.top_p = static_cast<float>(p.top_p);
+    r.top_k = p.top_k;
+    r.min_p = static_cast<float>(p.min_p);
+    r.frequency_penalty = static_cast<float>(p.frequency_penalty);
+    r.presence_penalty = static_cast<float>(p.presence_penalty);
+    r.repetition_penalty = static_cast<float>(p.repetition_penalty);
+    r.seed = p.sampling_seed.value_or(a.req.seed);
+    r.step = static_cast<uint64_t>(a.num_output());
+    r.prev_tokens = a.tokens.data();
+    r.num_prev_tokens = static_cast<int32_t>(a.tokens.size());
+    r.num_logit_bias = static_cast<int32_t>(bias_ids[b].size());
+    r.logit_bias_ids = bias_ids[b].data();
+    r.logit_bias_values = bias_vals[b].data();
+    const auto& lo = a.req.logprobs;
+    r.top_logprobs_num = lo.return_logprob ? lo.top_logprobs_num : 0;
+    r.num_token_ids_logprob = lo.return_logprob ? static_cast<int32_t>(lo.token_ids_logprob.size()) : 0;
+    r.token_ids_logprob = lo.token_ids_logprob.data();
+    top_ids[b].resize(static_cast<size_t>(std::min(r.top_logprobs_num, vocab)));
+    top_lps[b].resize(top_ids[b].size());
+    ids_lps[b].resize(static_cast<size_t>(r.num_token_ids_logprob));
+    results[b] = SableSampleResult{};
+    results[b].struct_size = sizeof(SableSampleResult);
+    results[b].top_ids = top_ids[b].data();
+    results[b].top_logprobs = top_lps[b].data();
+    results[b].ids_logprobs = ids_lps[b].data();
+  }
+  sampler.sample(logits.data(), vocab, rows, results);
+
+  // 6. Append, check stops, stream; finished requests leave the running set.
+  for (size_t b = 0; b < B; ++b) {
+    process_sample(*to_sample[b].first, results[b], top_ids[b], top_lps[b], ids_lps[b]);
+  }
+  for (Active* a : prefill_only_done) finish(*a, FinishReason::length_reached(0), true);
+  running.remove_if([](const std::unique_ptr<Active>& a) { return a->req.stream->finished(); });
+
+  if (info.num_retracted == 0 && !decode.empty()) {
+    new_token_ratio = std::max(min_ratio, new_token_ratio - (init_ratio - min_ratio) / kRatioDecaySteps);
+  }
+  counters.num_steps += 1;
+  counters.last_batch_size = info.num_seqs;
+  counters.max_batch_size = std::max(counters.max_batch_size, info.num_seqs);
+  std::function<void(const StepInfo&)> observer;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    observer = step_observer;
+  }
+  if (observer) observer(info);
+}
+
+}  // namespace sable::scheduler

@@ -1,0 +1,431 @@
+// Scheduler on a fake model whose logits are a hash of the sequence it reads back THROUGH ITS KV
+// PAGES: a wrong page (shared when it should not be, overwritten, freed too early) changes the
+// output. Checks continuous batching, radix reuse, eviction, retraction, chunked prefill, abort,
+// stop conditions and logprobs against a naive reference generator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "core/scheduler/scheduler.h"
+
+using namespace sable::scheduler;
+using sable::sampling::SamplingParams;
+
+namespace {
+
+constexpr int32_t kVocab = 64;
+
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+void fake_logits(std::span<const int32_t> seq, float* out) {
+  uint64_t h = 17;
+  for (int32_t t : seq) h = mix(h ^ static_cast<uint64_t>(t));
+  for (int32_t v = 0; v < kVocab; ++v) out[v] = static_cast<float>(mix(h * 131 + v) >> 40) / 1e6f;
+}
+
+class FakeModel : public ModelBackend {
+ public:
+  FakeModel(int64_t num_pages, int32_t page_size) : ps_(page_size), kv_(num_pages * page_size, -1) {}
+  Logits forward(std::span<const Sequence> seqs) override {
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    Logits out;
+    out.vocab = kVocab;
+    std::set<int32_t> used;
+    for (const auto& s : seqs) {
+      const int64_t len = s.num_cached + static_cast<int64_t>(s.new_tokens.size());
+      if (static_cast<int64_t>(s.pages.size()) * ps_ < len) throw std::invalid_argument("few pages");
+      for (int32_t p : s.pages) {
+        if (!used.insert(p).second && false) throw std::invalid_argument("dup");
+      }
+      for (size_t i = 0; i < s.new_tokens.size(); ++i) {
+        const int64_t pos = s.num_cached + static_cast<int64_t>(i);
+        kv_.at(s.pages[pos / ps_] * ps_ + pos % ps_) = s.new_tokens[i];
+      }
+      std::vector<int32_t> seq(len);
+      for (int64_t pos = 0; pos < len; ++pos) seq[pos] = kv_.at(s.pages[pos / ps_] * ps_ + pos % ps_);
+      const int64_t first = s.all_logits ? s.num_cached : len - 1;
+      for (int64_t pos = first; pos < len; ++pos) {
+        out.data.resize((out.rows + 1) * kVocab);
+        fake_logits(std::span<const int32_t>(seq).first(pos + 1), out.data.data() + out.rows * kVocab);
+        ++out.rows;
+      }
+    }
+    return out;
+  }
+  int delay_ms = 0;
+
+ private:
+  int32_t ps_;
+  std::vector<int32_t> kv_;
+};
+
+std::vector<int32_t> reference(std::vector<int32_t> seq, int n) {
+  std::vector<int32_t> out;
+  float l[kVocab];
+  for (int i = 0; i < n; ++i) {
+    fake_logits(seq, l);
+    const int32_t t = static_cast<int32_t>(std::max_element(l, l + kVocab) - l);
+    out.push_back(t);
+    seq.push_back(t);
+  }
+  return out;
+}
+
+std::vector<int32_t> prompt(int len, int salt) {
+  std::vector<int32_t> p;
+  for (int i = 0; i < len; ++i) p.push_back(static_cast<int32_t>(mix(salt * 1000 + i) % kVocab));
+  return p;
+}
+
+struct Result {
+  std::vector<int32_t> ids;
+  std::string text;
+  FinishReason finish;
+  StreamChunk last;
+  std::vector<PositionLogprobs> input_lp, output_lp;
+};
+
+Result collect(RequestStream& s) {
+  Result r;
+  while (auto c = s.next()) {
+    r.ids.insert(r.ids.end(), c->token_ids.begin(), c->token_ids.end());
+    r.text += c->text;
+    for (auto& l : c->input_logprobs) r.input_lp.push_back(l);
+    for (auto& l : c->output_logprobs) r.output_lp.push_back(l);
+    if (c->finish) r.finish = *c->finish;
+    r.last = *c;
+  }
+  return r;
+}
+
+std::shared_ptr<RequestStream> submit(Scheduler& s, const std::string& rid, std::vector<int32_t> p,
+                                      int max_new, SamplingParams params = {}) {
+  Request r;
+  r.rid = rid;
+  r.input_ids = std::move(p);
+  params.temperature = params.temperature == 1.0 ? 0.0 : params.temperature;
+  params.max_new_tokens = max_new;
+  r.params = params;
+  r.stream = std::make_shared<RequestStream>();
+  auto stream = r.stream;
+  s.submit(std::move(r));
+  return stream;
+}
+
+SchedulerOptions options(int64_t pages, int32_t ps = 1) {
+  SchedulerOptions o;
+  o.num_pages = pages;
+  o.page_size = ps;
+  o.vocab_size = kVocab;
+  o.context_length = 4096;
+  return o;
+}
+
+}  // namespace
+
+TEST(Scheduler, GreedyBatchMatchesReference) {
+  FakeModel model(512, 1);
+  Scheduler s(options(512), model);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 5; ++i) streams.push_back(submit(s, "r" + std::to_string(i), prompt(5 + i, i), 12));
+  for (int i = 0; i < 5; ++i) {
+    Result r = collect(*streams[i]);
+    EXPECT_EQ(r.ids, reference(prompt(5 + i, i), 12)) << i;
+    EXPECT_EQ(r.finish.type, FinishReason::Type::kLength);
+    EXPECT_EQ(r.finish.length, 12);
+    EXPECT_EQ(r.last.completion_tokens, 12);
+    EXPECT_EQ(r.last.prompt_tokens, 5 + i);
+  }
+  EXPECT_GE(s.stats().max_batch_size, 2);
+}
+
+TEST(Scheduler, RadixCacheReusesPrefixWithIdenticalOutput) {
+  for (int32_t ps : {1, 4}) {
+    FakeModel model(256, ps);
+    Scheduler s(options(256, ps), model);
+    auto base = prompt(20, 1);
+    Result a = collect(*submit(s, "a", base, 8));
+    auto second = base;
+    second.resize(14);
+    second.push_back(7);
+    second.push_back(9);
+    Result b = collect(*submit(s, "b", second, 8));
+    EXPECT_EQ(a.ids, reference(base, 8));
+    EXPECT_EQ(b.ids, reference(second, 8));
+    EXPECT_EQ(b.last.cached_tokens, 14 / ps * ps) << "page size " << ps;
+    EXPECT_GT(s.stats().cache_hit_rate, 0.0);
+    // Same prompt again: everything but the last token (page-aligned) is cached.
+    Result c = collect(*submit(s, "c", base, 8));
+    EXPECT_EQ(c.ids, a.ids);
+    EXPECT_EQ(c.last.cached_tokens, 19 / ps * ps);
+    EXPECT_TRUE(s.flush_cache());
+    EXPECT_EQ(s.stats().free_pages, 256);
+  }
+}
+
+TEST(Scheduler, DisabledCacheAndTinyPoolEvictionKeepOutputs) {
+  SchedulerOptions o = options(40);
+  o.disable_radix_cache = true;
+  FakeModel m1(40, 1);
+  Scheduler off(o, m1);
+  FakeModel m2(40, 1);
+  Scheduler tiny(options(40), m2);  // every finished request pushes others out of the tree
+  for (int i = 0; i < 6; ++i) {
+    auto p = prompt(12, i % 3);
+    Result x = collect(*submit(off, "x", p, 10));
+    Result y = collect(*submit(tiny, "y", p, 10));
+    EXPECT_EQ(x.ids, reference(p, 10));
+    EXPECT_EQ(y.ids, x.ids);
+    EXPECT_EQ(x.last.cached_tokens, 0);
+  }
+  EXPECT_TRUE(tiny.flush_cache());
+  EXPECT_EQ(tiny.stats().free_pages, 40);
+  EXPECT_EQ(off.stats().free_pages, 40);
+}
+
+TEST(Scheduler, ArrivalsJoinTheRunningBatch) {
+  FakeModel model(512, 1);
+  model.delay_ms = 2;
+  Scheduler s(options(512), model);
+  std::mutex mu;
+  std::vector<StepInfo> steps;
+  s.set_step_observer([&](const StepInfo& i) {
+    std::lock_guard<std::mutex> l(mu);
+    steps.push_back(i);
+  });
+  auto a = submit(s, "a", prompt(6, 1), 40);
+  auto first = a->next();  // A is decoding now
+  ASSERT_TRUE(first.has_value());
+  auto b = submit(s, "b", prompt(9, 2), 10);
+  Result rb = collect(*b);
+  Result ra = collect(*a);
+  ra.ids.insert(ra.ids.begin(), first->token_ids.begin(), first->token_ids.end());
+  EXPECT_EQ(ra.ids, reference(prompt(6, 1), 40));
+  EXPECT_EQ(rb.ids, reference(prompt(9, 2), 10));
+  std::lock_guard<std::mutex> l(mu);
+  bool mixed = false, both_decode = false;
+  for (const auto& i : steps) {
+    mixed |= i.num_decode == 1 && i.num_prefill == 1;
+    both_decode |= i.num_decode == 2;
+  }
+  EXPECT_TRUE(mixed) << "B's prefill shared a forward with A's decode";
+  EXPECT_TRUE(both_decode);
+  EXPECT_EQ(s.stats().max_batch_size, 2);
+}
+
+TEST(Scheduler, RetractionUnderPressureKeepsOutputsAndLeaksNothing) {
+  for (int32_t ps : {1, 2}) {
+    const int64_t pages = 60 / ps;  // 60 tokens for 4 x (8 + 20)
+    SchedulerOptions o = options(pages, ps);
+    o.init_new_token_ratio = 0.0;  // admit greedily so decoding runs out of pages
+    FakeModel model(pages, ps);
+    model.delay_ms = 1;  // all four are queued before the first finishes
+    Scheduler s(o, model);
+
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < 4; ++i) streams.push_back(submit(s, std::to_string(i), prompt(8, i), 20));
+    int64_t retractions = 0;
+    for (int i = 0; i < 4; ++i) {
+      Result r = collect(*streams[i]);
+      EXPECT_EQ(r.ids, reference(prompt(8, i), 20)) << i;
+      retractions += r.last.num_retractions;
+    }
+    EXPECT_GT(retractions, 0);
+    EXPECT_GT(s.stats().num_retractions, 0);
+    EXPECT_TRUE(s.flush_cache());
+    EXPECT_EQ(s.stats().free_pages, pages);
+  }
+}
+
+TEST(Scheduler, ChunkedPrefillGivesIdenticalOutputAndLogprobs) {
+  SchedulerOptions o = options(512);
+  o.chunked_prefill_size = 8;
+  FakeModel model(512, 1);
+  Scheduler s(o, model);
+  std::vector<StepInfo> steps;
+  s.set_step_observer([&](const StepInfo& i) { steps.push_back(i); });
+  auto p = prompt(50, 3);
+  SamplingParams params;
+  Request r;
+  r.rid = "long";
+  r.input_ids = p;
+  params.temperature = 0;
+  params.max_new_tokens = 6;
+  r.params = params;
+  r.logprobs.return_logprob = true;
+  r.logprobs.logprob_start_len = 0;
+  r.logprobs.top_logprobs_num = 2;
+  r.stream = std::make_shared<RequestStream>();
+  auto stream = r.stream;
+  s.submit(std::move(r));
+  Result res = collect(*stream);
+  EXPECT_EQ(res.ids, reference(p, 6));
+  int prefill_steps = 0;
+  for (const auto& i : steps) {
+    EXPECT_LE(i.num_tokens, 8);
+    prefill_steps += i.num_prefill;
+  }
+  EXPECT_EQ(prefill_steps, 7);  // ceil(50 / 8)
+  // Prompt log-probabilities: position 0 is null, then one per prompt token, from the raw logits.
+  ASSERT_EQ(res.input_lp.size(), 50u);
+  EXPECT_TRUE(std::isnan(res.input_lp[0].chosen.logprob));
+  for (int i = 1; i < 50; ++i) {
+    float l[kVocab];
+    fake_logits(std::span<const int32_t>(p).first(i), l);
+    float m = *std::max_element(l, l + kVocab);
+    double sum = 0;
+    for (float x : l) sum += std::exp(x - m);
+    EXPECT_NEAR(res.input_lp[i].chosen.logprob, l[p[i]] - m - std::log(sum), 1e-4);
+    EXPECT_EQ(res.input_lp[i].chosen.token, p[i]);
+    ASSERT_EQ(res.input_lp[i].top.size(), 2u);
+  }
+  ASSERT_EQ(res.output_lp.size(), 6u);
+  EXPECT_EQ(res.output_lp[0].top[0].token, res.ids[0]);  // greedy: the chosen is the best
+}
+
+TEST(Scheduler, AbortFreesPagesAndEndsTheStream) {
+  FakeModel model(256, 1);
+  model.delay_ms = 2;
+  SchedulerOptions o = options(256);
+  o.disable_radix_cache = true;
+  Scheduler s(o, model);
+  auto st = submit(s, "victim", prompt(10, 1), 1000);
+  auto waiting_one = submit(s, "other", prompt(10, 2), 3);
+  ASSERT_TRUE(st->next().has_value());
+  EXPECT_LT(s.stats().free_pages, 256);
+  s.abort("victim");
+  Result r = collect(*st);
+  EXPECT_EQ(r.finish.type, FinishReason::Type::kAbort);
+  collect(*waiting_one);
+  // Give the loop a moment to publish its stats after the last step.
+  for (int i = 0; i < 100 && s.stats().free_pages != 256; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(s.stats().free_pages, 256);
+  s.abort("unknown-rid");  // no-op
+}
+
+TEST(Scheduler, StopConditions) {
+  FakeModel model(256, 1);
+  Scheduler s(options(256), model);
+  auto p = prompt(6, 4);
+  auto ref = reference(p, 20);
+  // A stop token: the 4th reference token.
+  SamplingParams sp;
+  sp.stop_token_ids = {ref[3]};
+  Result a = collect(*submit(s, "a", p, 20, sp));
+  const auto first = std::find(ref.begin(), ref.end(), ref[3]) - ref.begin();
+  EXPECT_EQ(a.ids.size(), static_cast<size_t>(first + 1));
+  EXPECT_EQ(a.finish.matched_token, ref[3]);
+  // EOS, unless ignore_eos.
+  Request r;
+  r.rid = "eos";
+  r.input_ids = p;
+  r.params.temperature = 0;
+  r.params.max_new_tokens = 20;
+  r.eos_ids = {ref[0]};
+  r.stream = std::make_shared<RequestStream>();
+  auto eos_stream = r.stream;
+  s.submit(std::move(r));
+  Result e = collect(*eos_stream);
+  EXPECT_EQ(e.ids.size(), 1u);
+  EXPECT_EQ(e.finish.type, FinishReason::Type::kStop);
+  // min_new_tokens suppresses the stop token until reached.
+  SamplingParams mn;
+  mn.stop_token_ids = {ref[0]};
+  mn.min_new_tokens = 3;
+  Result m = collect(*submit(s, "m", p, 5, mn));
+  EXPECT_GE(m.ids.size(), 3u);
+  EXPECT_NE(m.ids[0], ref[0]);
+  // max_new_tokens = 0: prefill only.
+  Result z = collect(*submit(s, "z", p, 0));
+  EXPECT_TRUE(z.ids.empty());
+  EXPECT_EQ(z.finish.type, FinishReason::Type::kLength);
+  // Context length.
+  SchedulerOptions small = options(256);
+  small.context_length = 10;
+  FakeModel model2(256, 1);
+  Scheduler c(small, model2);
+  Result cl = collect(*submit(c, "c", p, 100));
+  EXPECT_EQ(cl.ids.size(), 4u);
+  EXPECT_EQ(cl.finish.type, FinishReason::Type::kLength);
+  Result too_long = collect(*submit(c, "t", prompt(10, 1), 5));
+  EXPECT_EQ(too_long.finish.type, FinishReason::Type::kAbort);
+  EXPECT_EQ(too_long.finish.status_code, 400);
+}
+
+TEST(Scheduler, StopStringsThroughTheDecoder) {
+  // Decodes token t as the letter 'a' + t % 26 and matches stop strings on the text.
+  struct Letters : OutputDecoder {
+    std::string text, stop;
+    std::string push(int32_t t, std::optional<std::string>* matched) override {
+      text += static_cast<char>('a' + t % 26);
+      if (!stop.empty() && text.size() >= stop.size() &&
+          text.compare(text.size() - stop.size(), stop.size(), stop) == 0) {
+        *matched = stop;
+        return std::string(1, text.back()).substr(0, 0);
+      }
+      return std::string(1, text.back());
+    }
+    std::string finish() override { return ""; }
+  };
+  FakeModel model(256, 1);
+  Scheduler s(options(256), model);
+  auto p = prompt(6, 5);
+  auto ref = reference(p, 10);
+  auto dec = std::make_unique<Letters>();
+  dec->stop = std::string(1, static_cast<char>('a' + ref[4] % 26));
+  Request r;
+  r.rid = "s";
+  r.input_ids = p;
+  r.params.temperature = 0;
+  r.params.max_new_tokens = 10;
+  r.params.stop = {dec->stop};
+  r.decoder = std::move(dec);
+  r.stream = std::make_shared<RequestStream>();
+  auto st = r.stream;
+  s.submit(std::move(r));
+  Result res = collect(*st);
+  EXPECT_EQ(res.finish.type, FinishReason::Type::kStop);
+  ASSERT_TRUE(res.finish.matched_text.has_value());
+  EXPECT_LE(res.ids.size(), 5u);
+}
+
+TEST(Scheduler, SeededSamplingIsReproducibleAcrossBatches) {
+  FakeModel m1(256, 1), m2(256, 1);
+  Scheduler alone(options(256), m1), batched(options(256), m2);
+  SamplingParams sp;
+  sp.temperature = 0.9;
+  sp.sampling_seed = 77;
+  Result a = collect(*submit(alone, "a", prompt(7, 9), 15, sp));
+  std::vector<std::shared_ptr<RequestStream>> others;
+  for (int i = 0; i < 3; ++i) others.push_back(submit(batched, "o" + std::to_string(i), prompt(5, i), 15, sp));
+  Result b = collect(*submit(batched, "a", prompt(7, 9), 15, sp));
+  for (auto& o : others) collect(*o);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_NE(a.ids, reference(prompt(7, 9), 15));  // really sampled
+}
+
+TEST(Scheduler, ShutdownAbortsInFlightAndIsIdempotent) {
+  FakeModel model(256, 1);
+  model.delay_ms = 2;
+  auto s = std::make_unique<Scheduler>(options(256), model);
+  auto st = submit(*s, "x", prompt(5, 1), 100000);
+  ASSERT_TRUE(st->next().has_value());
+  s->shutdown();
+  s->shutdown();
+  Result r = collect(*st);
+  EXPECT_EQ(r.finish.type, FinishReason::Type::kAbort);
+  EXPECT_THROW(submit(*s, "y", prompt(5, 1), 1), std::runtime_error);
+  EXPECT_THROW(SchedulerOptions o = options(0); Scheduler bad(o, model), std::invalid_argument);
+}
