@@ -102,9 +102,10 @@ class MoeDecoderModel : public cpp::Model {
       const std::string inv_freq = p + "self_attn.rotary_emb.inv_freq";
       if (h.has_weight(inv_freq)) h.ignore_weight(inv_freq);
     }
-    float mscale = 1.0f;
-    rope_ = h.rope_cache(g_.rot_dim, &mscale);
-    attn_scale_ = mscale * mscale / std::sqrt(static_cast<float>(g_.head_dim));
+    // The host's cache carries a scheme's attention factor (yarn) in cos/sin, as transformers
+    // does, so the softmax scale stays 1/sqrt(D).
+    rope_ = h.rope_cache(g_.rot_dim);
+    attn_scale_ = 1.0f / std::sqrt(static_cast<float>(g_.head_dim));
   }
 
   void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
