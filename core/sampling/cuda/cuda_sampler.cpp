@@ -1,0 +1,194 @@
+// Host side of CudaSampler: stages per-row parameters in pinned memory, launches the kernel,
+// brings back only tokens and log-probabilities.
+#include "core/sampling/cuda/cuda_sampler.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/ops/context.h"
+#include "core/sampling/cuda/sample_kernel.h"
+#include "core/sampling/sampler.h"
+
+namespace sable::sampling {
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("cuda sampler: ") + what + ": " + cudaGetErrorString(e));
+}
+
+template <class T>
+struct Staged {  // a growable pinned host + device pair
+  T* host = nullptr;
+  T* dev = nullptr;
+  size_t cap = 0;
+  void reserve(size_t n) {
+    if (n <= cap) return;
+    if (host) cudaFreeHost(host);
+    if (dev) cudaFree(dev);
+    cap = std::max<size_t>(n, 2 * cap);
+    check(cudaMallocHost(&host, cap * sizeof(T)), "cudaMallocHost");
+    check(cudaMalloc(&dev, cap * sizeof(T)), "cudaMalloc");
+  }
+  void up(size_t n, cudaStream_t s) {
+    if (n) check(cudaMemcpyAsync(dev, host, n * sizeof(T), cudaMemcpyHostToDevice, s), "upload");
+  }
+  ~Staged() {
+    if (host) cudaFreeHost(host);
+    if (dev) cudaFree(dev);
+  }
+};
+
+}  // namespace
+
+struct CudaSampler::Impl {
+  Staged<SampleRowParams> params;
+  Staged<int32_t> pen_tok, pen_cnt, bias_ids, ids;
+  Staged<float> bias_vals, ids_lp;
+  Staged<uint32_t> masks;
+  Staged<SampleRowOut> out;
+  std::unordered_map<int32_t, int32_t> counts;
+};
+
+CudaSampler::CudaSampler() : impl_(std::make_unique<Impl>()) {}
+CudaSampler::~CudaSampler() = default;
+
+void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
+                         std::span<const SableSamplingRow> rows,
+                         std::span<SableSampleResult> results, void* stream) {
+  Impl& m = *impl_;
+  const size_t b = rows.size();
+  if (b == 0) return;
+  auto s = static_cast<cudaStream_t>(stream);
+  const int64_t words = (vocab + 31) / 32;
+  size_t n_pen = 0, n_bias = 0, n_mask = 0, n_ids = 0;
+  for (const auto& r : rows) {
+    if (!(r.top_p > 0.0f && r.top_p <= 1.0f)) throw std::invalid_argument("sampler: top_p out of range");
+    if (r.top_k == 0 || r.top_k < -1) throw std::invalid_argument("sampler: top_k must be -1 or >= 1");
+    if (r.top_logprobs_num > kMaxTopLogprobs)
+      throw std::invalid_argument("sampler: top_logprobs_num above " + std::to_string(kMaxTopLogprobs) + " on CUDA");
+    n_pen += r.num_prev_tokens;
+    n_bias += r.num_logit_bias;
+    n_mask += r.grammar_mask ? words : 0;
+    n_ids += r.num_token_ids_logprob;
+  }
+  m.params.reserve(b);
+  m.pen_tok.reserve(n_pen + 1);
+  m.pen_cnt.reserve(n_pen + 1);
+  m.bias_ids.reserve(n_bias + 1);
+  m.bias_vals.reserve(n_bias + 1);
+  m.masks.reserve(n_mask + 1);
+  m.ids.reserve(n_ids + 1);
+  m.ids_lp.reserve(n_ids + 1);
+  m.out.reserve(b);
+  size_t pen = 0, bias = 0, mask = 0, idn = 0;
+  for (size_t i = 0; i < b; ++i) {
+    const SableSamplingRow& r = rows[i];
+    SampleRowParams& p = m.params.host[i];
+    p = SampleRowParams{};
+    p.temperature = r.temperature;
+    p.top_p = r.top_p;
+    p.min_p = r.min_p > 0 ? r.min_p : 0.0f;
+    p.rep = r.repetition_penalty;
+    p.freq = r.frequency_penalty;
+    p.pres = r.presence_penalty;
+    p.top_k = r.top_k;
+    p.top_n = r.top_logprobs_num;
+    p.u = seeded_uniform(r.seed, r.step);
+    p.pen_begin = static_cast<int32_t>(pen);
+    const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
+                           r.presence_penalty != 0.0f;
+    if (penalties && r.prev_tokens) {
+      m.counts.clear();
+      for (int32_t j = 0; j < r.num_prev_tokens; ++j)
+        if (r.prev_tokens[j] >= 0 && r.prev_tokens[j] < vocab) ++m.counts[r.prev_tokens[j]];
+      for (auto [t, c] : m.counts) {
+        m.pen_tok.host[pen] = t;
+        m.pen_cnt.host[pen++] = c;
+      }
+    }
+    p.pen_len = static_cast<int32_t>(pen) - p.pen_begin;
+    p.bias_begin = static_cast<int32_t>(bias);
+    for (int32_t j = 0; j < r.num_logit_bias; ++j) {
+      if (r.logit_bias_ids[j] < 0 || r.logit_bias_ids[j] >= vocab) continue;
+      m.bias_ids.host[bias] = r.logit_bias_ids[j];
+      m.bias_vals.host[bias++] = r.logit_bias_values[j];
+    }
+    p.bias_len = static_cast<int32_t>(bias) - p.bias_begin;
+    p.mask_begin = r.grammar_mask ? static_cast<int32_t>(mask) : -1;
+    if (r.grammar_mask) {
+      std::copy_n(r.grammar_mask, words, m.masks.host + mask);
+      mask += words;
+    }
+    p.ids_begin = static_cast<int32_t>(idn);
+    for (int32_t j = 0; j < r.num_token_ids_logprob; ++j) {
+      const int32_t t = r.token_ids_logprob[j];
+      m.ids.host[idn++] = t >= 0 && t < vocab ? t : 0;
+    }
+    p.ids_len = static_cast<int32_t>(idn) - p.ids_begin;
+  }
+  m.params.up(b, s);
+  m.pen_tok.up(pen, s);
+  m.pen_cnt.up(pen, s);
+  m.bias_ids.up(bias, s);
+  m.bias_vals.up(bias, s);
+  m.masks.up(mask, s);
+  m.ids.up(idn, s);
+  launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev, m.pen_cnt.dev, m.bias_ids.dev,
+      m.bias_vals.dev, m.masks.dev, m.ids.dev, m.ids_lp.dev, m.out.dev, s);
+  check(cudaGetLastError(), "launch");
+  check(cudaMemcpyAsync(m.out.host, m.out.dev, b * sizeof(SampleRowOut), cudaMemcpyDeviceToHost, s), "download");
+  if (idn) check(cudaMemcpyAsync(m.ids_lp.host, m.ids_lp.dev, idn * sizeof(float), cudaMemcpyDeviceToHost, s), "download");
+  check(cudaStreamSynchronize(s), "synchronize");
+  for (size_t i = 0; i < b; ++i) {
+    const SampleRowOut& o = m.out.host[i];
+    SableSampleResult& r = results[i];
+    r.token = o.token;
+    r.logprob = o.logprob;
+    for (int j = 0; j < rows[i].top_logprobs_num; ++j) {
+      if (r.top_ids) r.top_ids[j] = o.top_ids[j];
+      if (r.top_logprobs) r.top_logprobs[j] = o.top_lp[j];
+    }
+    if (r.ids_logprobs)
+      std::copy_n(m.ids_lp.host + m.params.host[i].ids_begin, rows[i].num_token_ids_logprob, r.ids_logprobs);
+  }
+}
+
+namespace {
+
+SableStatus api_create(const SableHostApi*, SableHostHandle*, SableSampler** out) {
+  try {
+    *out = reinterpret_cast<SableSampler*>(new CudaSampler());
+    return SABLE_OK;
+  } catch (...) {
+    return SABLE_ERR_DEVICE;
+  }
+}
+void api_destroy(SableSampler* s) { delete reinterpret_cast<CudaSampler*>(s); }
+SableStatus api_sample(SableSampler* s, SableOpsContext* ctx, const SableTensor* logits,
+                       const SableSamplingRow* rows, SableSampleResult* results) {
+  try {
+    if (logits->device_type != SABLE_DEVICE_CUDA || logits->dtype != SABLE_DTYPE_F32 || logits->ndim != 2)
+      return SABLE_ERR_INVALID_ARGUMENT;
+    const int64_t b = logits->shape[0];
+    reinterpret_cast<CudaSampler*>(s)->sample(static_cast<float*>(logits->data), logits->strides[0],
+                                              logits->shape[1], {rows, static_cast<size_t>(b)},
+                                              {results, static_cast<size_t>(b)}, ctx ? ctx->stream : nullptr);
+    return SABLE_OK;
+  } catch (const std::invalid_argument&) {
+    return SABLE_ERR_INVALID_ARGUMENT;
+  } catch (...) {
+    return SABLE_ERR_DEVICE;
+  }
+}
+const SableSamplerApi kApi = {sizeof(SableSamplerApi), 0, &api_create, &api_destroy, &api_sample};
+
+}  // namespace
+
+const SableSamplerApi* cuda_sampler_api() { return &kApi; }
+
+}  // namespace sable::sampling

@@ -1,0 +1,189 @@
+// The sampling kernel of CudaSampler (see cuda_sampler.h and sample_kernel.h).
+#include "core/sampling/cuda/sample_kernel.h"
+
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cmath>
+
+namespace sable::sampling {
+namespace {
+
+constexpr int kThreads = 1024;
+
+__device__ float block_reduce_sum(float v, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+  __syncthreads();
+  v = threadIdx.x < 32 ? sh[threadIdx.x] : 0.0f;
+  if (threadIdx.x < 32)
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (threadIdx.x == 0) sh[0] = v;
+  __syncthreads();
+  return sh[0];
+}
+
+// Max value and its lowest index over the block.
+__device__ void block_argmax(float& v, int& i, float* shv, int* shi) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+    if (ov > v || (ov == v && oi < i)) { v = ov; i = oi; }
+  }
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) { shv[threadIdx.x >> 5] = v; shi[threadIdx.x >> 5] = i; }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    v = shv[threadIdx.x];
+    i = shi[threadIdx.x];
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, i, o);
+      if (ov > v || (ov == v && oi < i)) { v = ov; i = oi; }
+    }
+  }
+  if (threadIdx.x == 0) { shv[0] = v; shi[0] = i; }
+  __syncthreads();
+  v = shv[0];
+  i = shi[0];
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
+                  const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
+                  const float* bias_vals, const uint32_t* masks, const int32_t* ids,
+                  float* ids_lp, SampleRowOut* out) {
+  __shared__ float shv[32];
+  __shared__ int shi[32];
+  const SampleRowParams p = params[blockIdx.x];
+  float* row = logits + blockIdx.x * ld;
+  const int tid = threadIdx.x;
+
+  for (int j = tid; j < p.bias_len; j += kThreads) row[bias_ids[p.bias_begin + j]] += bias_vals[p.bias_begin + j];
+  __syncthreads();
+  for (int j = tid; j < p.pen_len; j += kThreads) {
+    const int t = pen_tok[p.pen_begin + j];
+    float l = row[t];
+    if (p.rep != 1.0f) l = l > 0 ? l / p.rep : l * p.rep;
+    row[t] = l - (p.freq * pen_cnt[p.pen_begin + j] + p.pres);
+  }
+  __syncthreads();
+  if (p.mask_begin >= 0) {
+    const uint32_t* m = masks + p.mask_begin;
+    for (int64_t i = tid; i < vocab; i += kThreads)
+      if (!((m[i >> 5] >> (i & 31)) & 1u)) row[i] = -INFINITY;
+    __syncthreads();
+  }
+  // Log-softmax statistics of the processed logits.
+  float mx = -INFINITY;
+  int mi = INT_MAX;
+  for (int64_t i = tid; i < vocab; i += kThreads)
+    if (row[i] > mx) { mx = row[i]; mi = static_cast<int>(i); }
+  block_argmax(mx, mi, shv, shi);
+  float s = 0.0f;
+  if (mx != -INFINITY)
+    for (int64_t i = tid; i < vocab; i += kThreads) s += __expf(row[i] - mx);
+  const float lse = mx == -INFINITY ? 0.0f : mx + logf(block_reduce_sum(s, shv));
+
+  int token = mi == INT_MAX ? 0 : mi;
+  const bool greedy = p.temperature <= 1e-6f || p.top_k == 1 || mx == -INFINITY;
+  if (!greedy) {
+    // q_i = exp((l_i - max) / T) in (0, 1]; the candidate set is cut by thresholds on q.
+    const float inv_t = 1.0f / p.temperature;
+    auto q = [&](int64_t i) { return __expf((row[i] - mx) * inv_t); };
+    float lo = 0.0f;  // candidates: q >= lo
+    if (p.top_k > 0 && p.top_k < vocab) {
+      float a = 0.0f, b = 1.0f;  // largest x with count(q >= x) >= k
+      for (int it = 0; it < 30; ++it) {
+        const float x = 0.5f * (a + b);
+        float c = 0.0f;
+        for (int64_t i = tid; i < vocab; i += kThreads) c += q(i) >= x ? 1.0f : 0.0f;
+        if (block_reduce_sum(c, shv) >= p.top_k) a = x; else b = x;
+      }
+      lo = a;
+    }
+    if (p.top_p < 1.0f) {
+      float tot = 0.0f;
+      for (int64_t i = tid; i < vocab; i += kThreads) { const float v = q(i); tot += v >= lo ? v : 0.0f; }
+      tot = block_reduce_sum(tot, shv);
+      float a = lo, b = 1.0f;  // largest x with mass(q >= x) >= top_p * total
+      for (int it = 0; it < 30; ++it) {
+        const float x = 0.5f * (a + b);
+        float m = 0.0f;
+        for (int64_t i = tid; i < vocab; i += kThreads) { const float v = q(i); m += v >= x ? v : 0.0f; }
+        if (block_reduce_sum(m, shv) >= p.top_p * tot) a = x; else b = x;
+      }
+      lo = a;
+    }
+    lo = fmaxf(lo, p.min_p);  // min-p relative to the max (q_max = 1)
+    // Inverse CDF in index order: each thread owns a contiguous chunk.
+    const int64_t chunk = (vocab + kThreads - 1) / kThreads;
+    const int64_t b0 = tid * chunk, b1 = min(vocab, b0 + chunk);
+    float local = 0.0f;
+    for (int64_t i = b0; i < b1; ++i) { const float v = q(i); local += v >= lo ? v : 0.0f; }
+    __shared__ float prefix[kThreads];
+    prefix[tid] = local;
+    __syncthreads();
+    for (int off = 1; off < kThreads; off <<= 1) {  // inclusive scan (Hillis-Steele)
+      const float add = tid >= off ? prefix[tid - off] : 0.0f;
+      __syncthreads();
+      prefix[tid] += add;
+      __syncthreads();
+    }
+    const float total = prefix[kThreads - 1];
+    const float target = static_cast<float>(p.u) * total;
+    const float before = tid ? prefix[tid - 1] : 0.0f;
+    __shared__ int chosen;
+    if (tid == 0) chosen = -1;
+    __syncthreads();
+    if (local > 0.0f && target >= before && target < prefix[tid]) {
+      float acc = before;
+      int pick = -1;
+      for (int64_t i = b0; i < b1; ++i) {
+        const float v = q(i);
+        if (v < lo) continue;
+        pick = static_cast<int>(i);
+        acc += v;
+        if (acc > target) break;
+      }
+      chosen = pick;
+    }
+    __syncthreads();
+    if (chosen >= 0) token = chosen;  // else (rounding at the very end): keep the argmax
+  }
+  if (tid == 0) {
+    out[blockIdx.x].token = token;
+    out[blockIdx.x].logprob = row[token] - lse;
+  }
+  for (int j = tid; j < p.ids_len; j += kThreads) ids_lp[p.ids_begin + j] = row[ids[p.ids_begin + j]] - lse;
+  // Top-n log-probabilities: n passes of argmax, excluding the ones already taken.
+  for (int n = 0; n < p.top_n; ++n) {
+    float v = -INFINITY;
+    int vi = INT_MAX;
+    for (int64_t i = tid; i < vocab; i += kThreads) {
+      bool taken = false;
+      for (int j = 0; j < n; ++j) taken |= out[blockIdx.x].top_ids[j] == i;
+      if (!taken && (row[i] > v || (row[i] == v && i < vi))) { v = row[i]; vi = static_cast<int>(i); }
+    }
+    block_argmax(v, vi, shv, shi);
+    if (tid == 0) {
+      out[blockIdx.x].top_ids[n] = vi == INT_MAX ? 0 : vi;
+      out[blockIdx.x].top_lp[n] = v - lse;
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows,
+                          const SampleRowParams* params, const int32_t* pen_tok,
+                          const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
+                          const uint32_t* masks, const int32_t* ids, float* ids_lp,
+                          SampleRowOut* out, void* stream) {
+  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out);
+}
+
+}  // namespace sable::sampling
