@@ -17,7 +17,7 @@ using ExprPtr = std::unique_ptr<Expr>;
 enum class ExprKind {
   kLiteral,  // literal
   kName,     // name
-  kList,     // args = items
+  kList,     // args = items; name "tuple" for (a, b) / a, b
   kDict,     // args = key0, value0, key1, value1, ...
   kAttr,     // args[0].name
   kIndex,    // args[0][args[1]]

@@ -200,7 +200,7 @@ class DictMethod : public Callable {
     for (const auto& [k, v] : o.entries) {
       if (name_ == "keys") out.emplace_back(k);
       else if (name_ == "values") out.push_back(v);
-      else out.emplace_back(Array{Value(k), v});
+      else out.push_back(Value::tuple(Array{Value(k), v}));
     }
     return Value(std::move(out));
   }

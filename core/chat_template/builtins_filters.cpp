@@ -220,7 +220,7 @@ Value apply_filter(Renderer& r, std::string_view name, const Value& v, const Cal
     if (v.is_undefined()) return Value(Array{});
     if (!v.is_object()) throw EvalError(std::string("items filter needs a dict, got '") + type_name(v) + "'");
     Array out;
-    for (const auto& [k, x] : v.as_object().entries) out.emplace_back(Array{Value(k), x});
+    for (const auto& [k, x] : v.as_object().entries) out.push_back(Value::tuple(Array{Value(k), x}));
     return Value(std::move(out));
   }
   if (n == "first" || n == "last") {
@@ -278,7 +278,7 @@ Value apply_filter(Renderer& r, std::string_view name, const Value& v, const Cal
     std::int64_t prec = arg(a, 0, "precision") ? arg_int(*arg(a, 0, "precision"), "round precision") : 0;
     std::string method = arg(a, 1, "method") ? to_str(*arg(a, 1, "method")) : "common";
     double x = v.as_double(), scale = std::pow(10.0, static_cast<double>(prec));
-    double y = method == "ceil" ? std::ceil(x * scale) : method == "floor" ? std::floor(x * scale) : std::round(x * scale);
+    double y = method == "ceil" ? std::ceil(x * scale) : method == "floor" ? std::floor(x * scale) : std::nearbyint(x * scale);  // half to even, as Python's round
     return Value(y / scale);
   }
   if (n == "sum") {

@@ -46,18 +46,13 @@ Value repeat(const Value& seq, std::int64_t n, std::size_t max_bytes) {
   return Value(std::move(out));
 }
 
-std::int64_t checked(bool overflow, std::int64_t v) {
-  if (overflow) throw EvalError("integer overflow");
-  return v;
-}
-
 Value int_pow(std::int64_t base, std::int64_t exp) {
   if (exp < 0) return Value(std::pow(static_cast<double>(base), static_cast<double>(exp)));
   std::int64_t result = 1;
   while (exp > 0) {
-    if (exp & 1) checked(__builtin_mul_overflow(result, base, &result), 0);
+    if ((exp & 1) && __builtin_mul_overflow(result, base, &result)) throw EvalError("integer overflow");
     exp >>= 1;
-    if (exp > 0) checked(__builtin_mul_overflow(base, base, &base), 0);
+    if (exp > 0 && __builtin_mul_overflow(base, base, &base)) throw EvalError("integer overflow");
   }
   return Value(result);
 }
@@ -76,9 +71,14 @@ Value binary_op(std::string_view op, const Value& a, const Value& b, std::size_t
     std::int64_t x = ints ? int_of(a) : 0, y = ints ? int_of(b) : 0;
     double fx = a.as_double(), fy = b.as_double();
     std::int64_t r = 0;
-    if (op == "+") return ints ? Value(checked(__builtin_add_overflow(x, y, &r), r)) : Value(fx + fy);
-    if (op == "-") return ints ? Value(checked(__builtin_sub_overflow(x, y, &r), r)) : Value(fx - fy);
-    if (op == "*") return ints ? Value(checked(__builtin_mul_overflow(x, y, &r), r)) : Value(fx * fy);
+    if (op == "+" || op == "-" || op == "*") {
+      if (!ints) return Value(op == "+" ? fx + fy : op == "-" ? fx - fy : fx * fy);
+      bool overflow = op == "+"   ? __builtin_add_overflow(x, y, &r)
+                      : op == "-" ? __builtin_sub_overflow(x, y, &r)
+                                  : __builtin_mul_overflow(x, y, &r);
+      if (overflow) throw EvalError("integer overflow");
+      return Value(r);
+    }
     if (op == "/") {
       if (fy == 0) throw EvalError("division by zero");
       return Value(fx / fy);

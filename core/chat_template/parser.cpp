@@ -315,6 +315,7 @@ class Parser {
     ExprPtr first = with_cond ? parse_expression() : parse_or();
     if (!is_op(",")) return first;
     auto list = node(ExprKind::kList, line);
+    list->name = "tuple";
     list->args.push_back(std::move(first));
     while (skip_op(",")) {
       if (cur().type == Tok::kBlockEnd || cur().type == Tok::kVarEnd) break;
@@ -512,10 +513,15 @@ class Parser {
       case Tok::kOp:
         if (tok.text == "(") {
           advance();
-          if (skip_op(")")) return node(ExprKind::kList, line);
+          if (skip_op(")")) {
+            auto empty = node(ExprKind::kList, line);
+            empty->name = "tuple";
+            return empty;
+          }
           ExprPtr e = parse_expression();
           if (is_op(",")) {
             auto list = node(ExprKind::kList, line);
+            list->name = "tuple";
             list->args.push_back(std::move(e));
             while (skip_op(",")) {
               if (is_op(")")) break;

@@ -140,7 +140,7 @@ Value Renderer::call_macro(const Stmt& def, const ScopePtr& closure, const CallA
     for (const auto& p : def.params) is_param |= p.first == k;
     if (!is_param) kwargs->set(k, v);
   }
-  scope->set("varargs", Value(std::move(varargs)));
+  scope->set("varargs", Value::tuple(std::move(varargs)));
   scope->set("kwargs", Value(kwargs));
   if (!caller.is_undefined()) scope->set("caller", caller);
   ++call_depth_;
@@ -311,7 +311,7 @@ Value Renderer::eval_inner(const Expr& e, const ScopePtr& scope) {
       Array a;
       a.reserve(e.args.size());
       for (const auto& x : e.args) a.push_back(eval(*x, scope));
-      return Value(std::move(a));
+      return e.name == "tuple" ? Value::tuple(std::move(a)) : Value(std::move(a));
     }
     case ExprKind::kDict: {
       auto o = std::make_shared<Object>();

@@ -206,13 +206,17 @@ std::string py_float_repr(double v) {
     } else if (static_cast<int>(digits.size()) <= exp + 1) {
       out += digits + std::string(static_cast<std::size_t>(exp + 1) - digits.size(), '0') + ".0";
     } else {
-      out += digits.substr(0, static_cast<std::size_t>(exp + 1)) + "." +
-             digits.substr(static_cast<std::size_t>(exp + 1));
+      out.append(digits, 0, static_cast<std::size_t>(exp + 1));
+      out.push_back('.');
+      out.append(digits, static_cast<std::size_t>(exp + 1), std::string::npos);
     }
     return out;
   }
   out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  if (digits.size() > 1) {
+    out.push_back('.');
+    out.append(digits, 1, std::string::npos);
+  }
   char ebuf[16];
   std::snprintf(ebuf, sizeof ebuf, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
   return out + ebuf;

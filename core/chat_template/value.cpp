@@ -167,13 +167,14 @@ std::string repr(const Value& v) {
       return out;
     }
     case 6: {
-      std::string out = "[";
+      std::string out = v.is_tuple() ? "(" : "[";
       bool first = true;
       for (const auto& x : v.as_array()) {
         if (!first) out += ", ";
         first = false;
         out += repr(x);
       }
+      if (v.is_tuple()) return out + (v.as_array().size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case 7: {

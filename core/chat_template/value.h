@@ -50,6 +50,13 @@ class Value {
   Value(std::shared_ptr<Object> o) : v_(std::move(o)) {}
   Value(std::shared_ptr<Callable> c) : v_(std::move(c)) {}
   static Value undefined(std::string name = {}) { return Value(Undefined{std::move(name)}); }
+  // A Python tuple: a list that prints as (a, b) (dict items, varargs, `(a, b)` literals).
+  static Value tuple(Array a) {
+    Value v(std::move(a));
+    v.tuple_ = true;
+    return v;
+  }
+  bool is_tuple() const { return tuple_; }
 
   bool is_undefined() const { return v_.index() == 0; }
   bool is_none() const { return v_.index() == 1; }
@@ -78,6 +85,7 @@ class Value {
  private:
   explicit Value(Undefined u) : v_(std::move(u)) {}
   Storage v_;
+  bool tuple_ = false;
 };
 
 // A dict keeping insertion order (Python's dicts do; tojson prints in that order).
