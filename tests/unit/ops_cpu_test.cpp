@@ -168,6 +168,16 @@ TEST_F(OpsCpu, GemmStridedRows) {
   expect_near(ob, ref, 1e-4f);  // also: columns outside the view untouched
 }
 
+TEST_F(OpsCpu, GemmFoldsTrailingDims) {
+  // Attention output [T, Hq, D] into o_proj [N, Hq*D]; out as [T, 2, N/2].
+  const int64_t T = 3, Hq = 4, D = 8, N = 10;
+  std::vector<float> x = random(T * Hq * D), w = random(N * Hq * D), out(T * N), ref(T * N);
+  SableTensor xt = f32(x, {T, Hq, D}), wt = f32(w, {N, Hq * D}), ot = f32(out, {T, 2, N / 2});
+  ASSERT_EQ(ops_->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+  gemm_ref(x.data(), Hq * D, w.data(), nullptr, ref.data(), N, T, N, Hq * D);
+  expect_near(out, ref, 1e-4f);
+}
+
 TEST_F(OpsCpu, GemmErrors) {
   std::vector<float> x(6), w(8), out(4);
   SableTensor xt = f32(x, {2, 3}), wt = f32(w, {2, 4}), ot = f32(out, {2, 2});

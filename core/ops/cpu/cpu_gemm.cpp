@@ -35,6 +35,35 @@ void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const f
 
 namespace {
 
+// When the trailing dims of t multiply to `cols` and are dense among themselves, the same memory
+// as a 2-D view [rows, cols] (e.g. attention output [T, Hq, D] as [T, Hq*D]); else t unchanged.
+SableTensor fold_trailing(const SableTensor& t, int64_t cols) {
+  if (t.ndim <= 2 || cols <= 0 || t.shape[t.ndim - 1] == cols) return t;
+  int64_t prod = 1, expect = t.strides[t.ndim - 1];
+  for (int32_t d = t.ndim - 1; d >= 1; --d) {
+    if (t.strides[d] != expect && t.shape[d] != 1) return t;
+    expect = t.strides[d] * t.shape[d];
+    prod *= t.shape[d];
+    if (prod == cols) {
+      SableTensor v = t;
+      int64_t rows = 1;
+      for (int32_t e = 0; e < d; ++e) rows *= t.shape[e];
+      // Rows uniform only if the leading dims collapse; rows_of checks that below.
+      v.ndim = 2;
+      v.shape[0] = rows;
+      v.shape[1] = cols;
+      v.strides[0] = d > 0 ? t.strides[d - 1] : cols;
+      v.strides[1] = 1;
+      for (int32_t e = d - 2; e >= 0; --e) {
+        if (t.shape[e] > 1 && t.strides[e] != t.strides[e + 1] * t.shape[e + 1]) return t;
+      }
+      return t.strides[t.ndim - 1] == 1 ? v : t;
+    }
+    if (prod > cols) return t;
+  }
+  return t;
+}
+
 // A uniform row view usable as a BLAS matrix (leading dimension >= cols).
 Rows matrix(const SableTensor& t, const char* name) {
   Rows r = rows_of(t, name);
@@ -58,7 +87,10 @@ SableStatus gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* 
     check_dtype(ot, "out", SABLE_DTYPE_F32);
     require(xt.ndim >= 1 && ot.ndim >= 1, "x and out must have at least one dim");
     require(wt.ndim == 2, "w must be [N, K], got {}", shape_str(wt));
-    const Rows xm = matrix(xt, "x"), wm = matrix(wt, "w"), om = matrix(ot, "out");
+    const Rows wm = matrix(wt, "w");
+    // x and out may carry K / N over several trailing dims ([T, Hq, D] into o_proj).
+    const SableTensor xf = fold_trailing(xt, wm.cols), of = fold_trailing(ot, wm.rows);
+    const Rows xm = matrix(xf, "x"), om = matrix(of, "out");
     const int64_t m = xm.rows, k = xm.cols, n = wm.rows;
     require(wm.cols == k, "x {} and w {} disagree on K ({} vs {})", shape_str(xt), shape_str(wt),
             k, wm.cols);
