@@ -1,0 +1,60 @@
+// The generic ("transformers") model: one configurable decoder that computes, from config.json
+// fields and the checkpoint's tensor names, the Hugging Face decoder families: Llama, Mistral,
+// Qwen2/3, Helium, Gemma, OLMo2, Granite, Phi-3, StableLM and the Qwen2-MoE / Mixtral style MoE.
+//
+// Layer l, residual stream x [T, H] (starts as embedding * embed_scale):
+//   h = pre_attn_norm ? norm(x) : x;  a = o(attention(rope(q(h)), rope(k(h)), v(h)))
+//   a = post_attn_norm ? norm(a) : a;  x += a * residual_scale
+//   h = pre_mlp_norm ? norm(x) : x;   m = mlp(h) (gated, fused gated, plain or MoE)
+//   m = post_mlp_norm ? norm(m) : m;  x += m * residual_scale
+// then logits = final_norm(x) · lm_headᵀ * logit_scale for the rows that need them.
+// norm is RMSNorm (with Gemma's +1 weight offset) or LayerNorm (with bias when present).
+// Shapes: T tokens, H hidden, Hq/Hk heads per rank, D head dim, I intermediate per rank.
+// Tensor parallelism: separate q/k/v and gate/up are split by rows, o/down by columns; fused
+// projections need tp_size 1. Thread-safety: one thread at a time (the SDK's contract).
+#pragma once
+
+#include <vector>
+
+#include "transformers/weight_layout.h"
+
+namespace sable::models::generic {
+
+class GenericModel final : public cpp::Model {
+ public:
+  explicit GenericModel(cpp::Host host);
+
+  SableModelInfo info() const override { return model_info(spec_.g, spec_.sliding_window); }
+  void load_weights() override;
+  void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
+               SableForwardOutput& out) override;
+
+ private:
+  struct Norm {
+    SableTensor w{}, b{};
+    bool present() const { return w.data != nullptr; }
+  };
+  struct Layer {
+    Norm pre_attn, post_attn, pre_mlp, post_mlp;
+    SableTensor qkv{}, qkv_b{}, q{}, q_b{}, k{}, k_b{}, v{}, v_b{}, o{}, o_b{};
+    SableTensor q_norm{}, k_norm{};
+    MlpKind mlp = MlpKind::kGated;
+    SableTensor gate{}, gate_b{}, up{}, up_b{}, gate_up{}, gate_up_b{}, down{}, down_b{};
+    MoeBlock moe;
+  };
+
+  Norm load_norm(const Param& p, int64_t n) const;
+  void apply_norm(const cpp::Ops& ops, const Norm& n, const SableTensor& x, SableTensor& out) const;
+  void attention(const cpp::Ops& ops, int32_t layer, Layer& w, const SableTensor& h,
+                 const SableTensor& positions, SableTensor& out) const;
+  void mlp(const cpp::Ops& ops, int32_t layer, Layer& w, const SableTensor& h,
+           SableTensor& out) const;
+
+  GenericSpec spec_;
+  float attn_scale_ = 0.0f;
+  Norm final_norm_;
+  SableTensor embed_{}, lm_head_{}, rope_{};
+  std::vector<Layer> layers_;
+};
+
+}  // namespace sable::models::generic
