@@ -56,7 +56,8 @@ std::string py_format(const std::string& fmt, const CallArgs& args) {
     if (field.empty()) {
       v = auto_index < args.positional.size() ? &args.positional[auto_index] : nullptr;
       ++auto_index;
-    } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+    } else if (field.size() < 9 &&
+               std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
       std::size_t k = std::stoul(field);
       v = k < args.positional.size() ? &args.positional[k] : nullptr;
     } else {

@@ -11,17 +11,23 @@ namespace {
 // A macro defined in the template, closing over the scope it was defined in.
 class MacroCallable : public Callable {
  public:
-  MacroCallable(const Stmt& def, ScopePtr closure) : def_(def), closure_(std::move(closure)) {}
+  // The closure is weak: the scope usually holds this macro (a cycle otherwise); the renderer
+  // pins the scope until the render ends.
+  MacroCallable(const Stmt& def, const ScopePtr& closure) : def_(def), closure_(closure) {}
   Value call(Renderer& r, const CallArgs& args) override {
-    return r.call_macro(def_, closure_, args, Value());
+    return r.call_macro(def_, closure(), args, Value());
   }
   std::string name() const override { return def_.name; }
   const Stmt& def() const { return def_; }
-  const ScopePtr& closure() const { return closure_; }
+  ScopePtr closure() const {
+    auto s = closure_.lock();
+    if (!s) throw EvalError("macro '" + def_.name + "' outlived its scope");
+    return s;
+  }
 
  private:
   const Stmt& def_;
-  ScopePtr closure_;
+  std::weak_ptr<Scope> closure_;
 };
 
 // `caller()` inside a macro invoked by {% call %}: renders the call block's body.
@@ -67,6 +73,34 @@ Value make_loop(const Array& items, std::size_t i) {
       {"cycle", Value(std::shared_ptr<Callable>(std::make_shared<CycleCallable>(i)))},
   };
   return Value(std::move(loop));
+}
+
+constexpr int kMaxValueDepth = 512;
+
+// Values can only grow deep through namespaces (loops) and macro arguments (recursion); both are
+// checked, so printing, comparing and freeing values never recurses without bound.
+void check_depth(const Value& v, int depth) {
+  if (depth > kMaxValueDepth) throw EvalError("value nested too deeply");
+  if (v.is_object()) {
+    for (const auto& [k, x] : v.as_object().entries) check_depth(x, depth + 1);
+  } else if (v.is_array()) {
+    for (const auto& x : v.as_array()) check_depth(x, depth + 1);
+  }
+}
+
+// True when v contains `target` (namespaces are the only mutable values, so refusing to store a
+// namespace inside itself keeps every value a tree: no reference cycles, no endless printing).
+bool reaches(const Value& v, const Object* target, int depth) {
+  if (depth > kMaxValueDepth) throw EvalError("value nested too deeply");
+  if (v.is_object()) {
+    if (&v.as_object() == target) return true;
+    for (const auto& [k, x] : v.as_object().entries)
+      if (reaches(x, target, depth + 1)) return true;
+  } else if (v.is_array()) {
+    for (const auto& x : v.as_array())
+      if (reaches(x, target, depth + 1)) return true;
+  }
+  return false;
 }
 
 void bind_targets(Scope& scope, const std::vector<std::string>& targets, const Value& v) {
@@ -130,6 +164,8 @@ Value Renderer::call_macro(const Stmt& def, const ScopePtr& closure, const CallA
   step();
   if (call_depth_ >= options_.max_call_depth)
     throw EvalError("macro calls nested deeper than " + std::to_string(options_.max_call_depth));
+  for (const auto& a : args.positional) check_depth(a, 0);
+  for (const auto& [k, a] : args.named) check_depth(a, 0);
   auto scope = std::make_shared<Scope>(Scope{closure, {}});
   std::size_t n = def.params.size();
   Array varargs;
@@ -196,6 +232,7 @@ Renderer::Flow Renderer::exec(const Stmt& s, std::string& out, const ScopePtr& s
         return Flow::kNormal;
       }
       case StmtKind::kMacro:
+        pinned_.push_back(scope);
         scope->set(s.name, Value(std::shared_ptr<Callable>(std::make_shared<MacroCallable>(s, scope))));
         return Flow::kNormal;
       case StmtKind::kCallBlock: {
@@ -256,6 +293,8 @@ void Renderer::exec_set(const Stmt& s, const ScopePtr& scope) {
     if (!target.is_object() || !target.as_object().is_namespace)
       throw EvalError("cannot assign attribute '" + s.attr + "' on '" + s.targets[0] +
                       "': it is not a namespace() object");
+    if (reaches(v, &target.as_object(), 0))
+      throw EvalError("cannot store namespace '" + s.targets[0] + "' inside itself");
     target.mutable_object().set(s.attr, std::move(v));
     return;
   }

@@ -55,6 +55,7 @@ class Renderer {
 
   const RenderOptions& options_;
   ScopePtr root_;
+  std::vector<ScopePtr> pinned_;  // scopes macros close over, alive until the render ends
   std::uint64_t steps_ = 0;
   int call_depth_ = 0;
 };
