@@ -632,6 +632,33 @@ TEST_F(OpsCpu, CollectivesAndStream) {
   EXPECT_EQ(ops_->stream(&ctx_), &marker);
 }
 
+TEST_F(OpsCpu, LargeShapesTakeTheThreadedPaths) {
+  // Above the ops' parallel thresholds: same results as the row-by-row references.
+  const int64_t T = 64, H = 512, P = 128, D = 64;
+  std::vector<float> x = random(T * H), w = random(H), out(T * H), ref(T * H);
+  SableTensor xt = f32(x, {T, H}), wt = f32(w, {H}), ot = f32(out, {T, H});
+  ASSERT_EQ(ops_->rms_norm(&ctx_, &xt, nullptr, &wt, 1e-6f, 0.0f, &ot), SABLE_OK);
+  for (int64_t t = 0; t < T; ++t) rms_ref(&x[t * H], w.data(), 1e-6f, 0.0f, &ref[t * H], H);
+  expect_near(out, ref);
+  std::vector<float> half(T * H / 2), half_ref(T * H / 2);
+  SableTensor ht = f32(half, {T, H / 2});
+  ASSERT_EQ(ops_->act_mul(&ctx_, SABLE_ACT_SILU, &xt, &ht), SABLE_OK);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < H / 2; ++i) {
+      half_ref[t * H / 2 + i] =
+          static_cast<float>(act_ref(SABLE_ACT_SILU, x[t * H + i]) * x[t * H + H / 2 + i]);
+    }
+  }
+  expect_near(half, half_ref);
+  std::vector<float> cs = make_cos_sin(P, D), q = x, qref = x;
+  std::vector<int32_t> pos(T);
+  for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>((t * 37) % P);
+  for (int64_t r = 0; r < T * H / D; ++r) rope_ref(&qref[r * D], &cs[pos[r / (H / D)] * D], D, SABLE_ROPE_NEOX);
+  SableTensor qt = f32(q, {T, H / D, D}), pt = i32(pos, {T}), ct = f32(cs, {P, D});
+  ASSERT_EQ(ops_->rope(&ctx_, &qt, nullptr, &pt, &ct, D, SABLE_ROPE_NEOX), SABLE_OK);
+  expect_near(q, qref);
+}
+
 TEST_F(OpsCpu, RejectsNonCpuTensors) {
   std::vector<float> x(4);
   SableTensor xt = f32(x, {2, 2});
