@@ -222,12 +222,6 @@ std::unique_ptr<Tokenizer::Impl> build_impl(std::string_view tokenizer_json,
           for (const auto& x : e) impl->generation_eos.push_back(x.get<int32_t>());
         }
       }
-      if (!impl->bos_id && g.contains("bos_token_id") && g["bos_token_id"].is_number_integer()) {
-        impl->bos_id = g["bos_token_id"].get<int32_t>();
-      }
-      if (!impl->pad_id && g.contains("pad_token_id") && g["pad_token_id"].is_number_integer()) {
-        impl->pad_id = g["pad_token_id"].get<int32_t>();
-      }
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string("generation_config.json: ") + e.what());
     }

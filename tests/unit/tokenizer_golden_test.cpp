@@ -126,3 +126,25 @@ TEST(TokenizerConfig, GenerationConfigAndTemplates) {
 
 }  // namespace
 }  // namespace sable::tokenizer
+
+namespace sable::tokenizer {
+namespace {
+
+// The end-to-end Qwen2 model folder: its texts' ids and the decoded greedy continuations.
+TEST(TokenizerGoldenModel, Qwen2TokFolder) {
+  const std::string dir = std::string(SABLE_TEST_DATA_DIR) + "/models/qwen2_tok";
+  auto tok = Tokenizer::load(dir);
+  const json g = read_json(dir + "/golden.json");
+  const auto& texts = g.at("texts");
+  ASSERT_FALSE(texts.empty());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto ids = g.at("ids")[i].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok->encode(texts[i].get<std::string>(), true), ids) << texts[i];
+    const auto greedy = g.at("greedy_ids")[i].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok->decode(greedy, true), g.at("greedy_text")[i].get<std::string>()) << i;
+  }
+  EXPECT_FALSE(tok->eos_ids().empty());
+}
+
+}  // namespace
+}  // namespace sable::tokenizer
