@@ -1,0 +1,323 @@
+// Engine construction, request submission and the four offline modes (see engine.h).
+#include "core/engine/engine.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <deque>
+#include <stdexcept>
+
+#include "core/engine/engine_core.h"
+#include "core/util/log.h"
+
+namespace sable::engine {
+
+// ---------------------------------------------------------------------------------------------
+// RunnerBackend / EngineCore
+
+scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence> seqs) {
+  std::vector<runner::ModelRunner::Sequence> rs(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    rs[i].new_tokens = seqs[i].new_tokens;
+    rs[i].num_cached = seqs[i].num_cached;
+    rs[i].pages = seqs[i].pages;
+    rs[i].all_logits = seqs[i].all_logits;
+  }
+  runner::ModelRunner::ForwardResult r = runner_->forward(rs);
+  Logits out;
+  out.rows = r.rows;
+  out.vocab = r.vocab;
+  out.data = std::move(r.logits);
+  return out;
+}
+
+std::string EngineCore::fresh_rid() {
+  uint64_t a, b;
+  {
+    std::lock_guard<std::mutex> lock(rng_mutex);
+    a = rng();
+    b = rng();
+  }
+  return fmt::format("{:016x}{:016x}", a, b ^ next_rid.fetch_add(1));
+}
+
+namespace {
+
+runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
+                                          const plugin::Registry& registry) {
+  runner::RunnerOptions o;
+  o.model_path = c.model_path;
+  o.device = c.device == "auto" ? "cpu" : c.device;
+  o.dtype = c.dtype;
+  o.impl = c.impl;
+  o.attention_backend = c.attention_backend;
+  o.page_size = static_cast<int32_t>(c.page_size);
+  o.max_total_tokens = c.max_total_tokens;
+  o.context_length = c.context_length;
+  const int32_t max_running = c.max_running_requests > 0 ? static_cast<int32_t>(c.max_running_requests) : 256;
+  o.max_seqs = max_running;
+  const int64_t chunk = c.chunked_prefill_size > 0 ? c.chunked_prefill_size : 2048;
+  o.max_batch_tokens = static_cast<int32_t>(
+      (c.chunked_prefill_size < 0 ? std::max<int64_t>(c.max_prefill_tokens, 1 << 16) : chunk) +
+      max_running);
+  o.registry = &registry;
+  return o;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Engine
+
+Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<EngineCore>()) {
+  EngineCore& c = *core_;
+  c.config = config;
+  if (config.model_path.empty()) throw config::ConfigError("model_path: required");
+  c.rng.seed(config.random_seed >= 0 ? static_cast<uint64_t>(config.random_seed)
+                                     : std::random_device{}());
+  plugin::DiscoveryOptions discovery;
+  discovery.dirs = plugin::default_plugin_dirs(config.plugin_dirs);
+  c.registry = plugin::Registry::discover(discovery);
+  const std::string tok_dir = config.tokenizer_path.empty() ? config.model_path : config.tokenizer_path;
+  c.tokenizer = tokenizer::Tokenizer::load(tok_dir);
+  c.runner_options = runner_options_from(config, *c.registry);
+  c.backend = std::make_unique<RunnerBackend>(runner::ModelRunner::create(c.runner_options));
+  runner::ModelRunner& r = c.backend->runner();
+  c.info = r.info();
+  c.context_length = r.context_length();
+  c.max_total_tokens = r.num_pages() * r.page_size();
+
+  scheduler::SchedulerOptions so;
+  so.num_pages = r.num_pages();
+  so.page_size = r.page_size();
+  so.vocab_size = c.info.vocab_size;
+  so.context_length = c.context_length;
+  so.max_running_requests = c.runner_options.max_seqs;
+  so.chunked_prefill_size = config.chunked_prefill_size == 0 ? 2048
+                            : config.chunked_prefill_size < 0 ? 0
+                                                              : static_cast<int32_t>(config.chunked_prefill_size);
+  so.max_prefill_tokens = static_cast<int32_t>(config.max_prefill_tokens);
+  so.schedule_policy = config.schedule_policy;
+  so.schedule_conservativeness = config.schedule_conservativeness;
+  so.disable_radix_cache = config.disable_radix_cache;
+  so.stream_interval = static_cast<int32_t>(config.stream_interval);
+  so.random_seed = c.rng();
+  const SableSamplerApi* sampler = nullptr;
+  if (config.sampling_backend != "auto" && config.sampling_backend != "builtin") {
+    sampler = c.registry->require(SABLE_PLUGIN_SAMPLER, config.sampling_backend)
+                  .api_as<SableSamplerApi>();
+  }
+  c.scheduler = std::make_unique<scheduler::Scheduler>(so, *c.backend, sampler);
+  log::info("engine: model {} via plugin '{}', KV pool {} tokens ({} pages of {}), context {}",
+            config.model_path, r.plugin_name(), c.max_total_tokens, r.num_pages(), r.page_size(),
+            c.context_length);
+}
+
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
+  if (core_->shut_down.exchange(true)) return;
+  core_->scheduler->shutdown();
+}
+
+const config::ServerConfig& Engine::config() const { return core_->config; }
+const tokenizer::Tokenizer& Engine::tokenizer() const { return *core_->tokenizer; }
+const SableModelInfo& Engine::model_info() const { return core_->info; }
+int64_t Engine::context_length() const { return core_->context_length; }
+int64_t Engine::max_total_tokens() const { return core_->max_total_tokens; }
+void Engine::abort(const std::string& rid) { core_->scheduler->abort(rid); }
+void Engine::abort_all() { core_->scheduler->abort_all(); }
+bool Engine::flush_cache() { return core_->scheduler->flush_cache(); }
+scheduler::SchedulerStats Engine::stats() const { return core_->scheduler->stats(); }
+
+std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
+  EngineCore& c = *core_;
+  if (c.shut_down) throw std::runtime_error("engine: shut down");
+  if (in.input_ids.empty()) {
+    if (in.text.empty()) {
+      throw ValidationError("text", "Either text, input_ids or input_embeds should be provided.");
+    }
+    in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
+    if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
+  }
+  const int64_t vocab = c.info.vocab_size;
+  for (int32_t id : in.input_ids) {
+    if (id < 0 || id >= vocab) {
+      throw ValidationError("input_ids", fmt::format("input_ids: token id {} is outside the "
+                                                     "vocabulary [0, {})", id, vocab));
+    }
+  }
+  const auto len = static_cast<int64_t>(in.input_ids.size());
+  if (len >= c.context_length) {
+    throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the "
+                                                   "model's context length ({} tokens).",
+                                                   len, c.context_length));
+  }
+  in.params.validate(vocab, c.context_length);
+  const auto& lp = in.logprobs;
+  if (lp.return_logprob && lp.logprob_start_len >= len) {
+    throw ValidationError("logprob_start_len",
+                          fmt::format("logprob_start_len ({}) is not less than the input length "
+                                      "({})", lp.logprob_start_len, len));
+  }
+  if (lp.top_logprobs_num < 0) {
+    throw ValidationError("top_logprobs_num", "top_logprobs_num must be at least 0");
+  }
+  for (int32_t id : lp.token_ids_logprob) {
+    if (id < 0 || id >= vocab) {
+      throw ValidationError("token_ids_logprob",
+                            fmt::format("token_ids_logprob: {} is outside the vocabulary", id));
+    }
+  }
+  scheduler::Request req;
+  req.rid = in.rid.empty() ? c.fresh_rid() : in.rid;
+  req.input_ids = std::move(in.input_ids);
+  req.eos_ids = c.tokenizer->eos_ids();
+  req.seed = c.fresh_seed();
+  req.decoder = std::make_unique<TextDecoder>(*c.tokenizer, in.params);
+  req.params = std::move(in.params);
+  req.logprobs = std::move(in.logprobs);
+  req.stream = std::make_shared<scheduler::RequestStream>();
+  auto handle = std::unique_ptr<RequestHandle>(
+      new RequestHandle(core_, req.rid, index, req.stream));
+  c.scheduler->submit(std::move(req));
+  return handle;
+}
+
+std::vector<std::unique_ptr<RequestHandle>> Engine::submit_batch(std::vector<GenerateInput> inputs) {
+  // Validate everything first, so a bad item rejects the batch before anything runs.
+  for (auto& in : inputs) in.params.validate(core_->info.vocab_size, core_->context_length);
+  std::vector<std::unique_ptr<RequestHandle>> handles;
+  int32_t index = 0;
+  for (auto& in : inputs) {
+    const int32_t n = in.params.n;
+    if (n <= 1) {
+      handles.push_back(submit(std::move(in), index++));
+      continue;
+    }
+    // Parallel sampling: cache the prompt once (max_new_tokens 0), then n samples sharing it.
+    GenerateInput warm = in;
+    warm.rid.clear();
+    warm.params.max_new_tokens = 0;
+    warm.params.n = 1;
+    warm.params.min_new_tokens = 0;
+    warm.logprobs = {};
+    submit(std::move(warm))->wait();
+    for (int32_t j = 0; j < n; ++j) {
+      GenerateInput copy = in;
+      copy.rid.clear();
+      copy.params.n = 1;
+      handles.push_back(submit(std::move(copy), index++));
+    }
+  }
+  return handles;
+}
+
+std::vector<GenerateResult> Engine::generate(std::vector<GenerateInput> inputs) {
+  auto handles = submit_batch(std::move(inputs));
+  std::vector<GenerateResult> out;
+  for (auto& h : handles) out.push_back(h->wait());
+  return out;
+}
+
+std::vector<GenerateResult> Engine::generate(const std::vector<std::string>& prompts,
+                                             const SamplingParams& params) {
+  std::vector<GenerateInput> inputs;
+  for (const auto& p : prompts) {
+    GenerateInput in;
+    in.text = p;
+    in.params = params;
+    inputs.push_back(std::move(in));
+  }
+  return generate(std::move(inputs));
+}
+
+GenerateStream Engine::generate_stream(std::vector<GenerateInput> inputs) {
+  return GenerateStream(submit_batch(std::move(inputs)));
+}
+
+std::future<std::vector<GenerateResult>> Engine::async_generate(std::vector<GenerateInput> inputs) {
+  auto handles = std::make_shared<std::vector<std::unique_ptr<RequestHandle>>>(
+      submit_batch(std::move(inputs)));
+  return std::async(std::launch::async, [handles] {
+    std::vector<GenerateResult> out;
+    for (auto& h : *handles) out.push_back(h->wait());
+    return out;
+  });
+}
+
+std::future<void> Engine::async_generate_stream(
+    std::vector<GenerateInput> inputs, std::function<void(const GenerateResult&)> on_update) {
+  struct Pending {
+    std::mutex mutex;
+    size_t remaining = 0;
+    std::promise<void> done;
+    std::vector<std::unique_ptr<RequestHandle>> handles;
+  };
+  auto pending = std::make_shared<Pending>();
+  auto handles = submit_batch(std::move(inputs));
+  std::future<void> fut = pending->done.get_future();
+  pending->remaining = handles.size();
+  if (handles.empty()) {
+    pending->done.set_value();
+    return fut;
+  }
+  std::vector<RequestHandle*> raw;
+  for (auto& h : handles) raw.push_back(h.get());
+  {
+    std::lock_guard<std::mutex> lock(pending->mutex);
+    pending->handles = std::move(handles);  // kept alive until every request finished
+  }
+  for (RequestHandle* h : raw) {
+    h->on_update([pending, on_update](const GenerateResult& r) {
+      on_update(r);
+      if (r.finished()) {
+        std::unique_lock<std::mutex> lock(pending->mutex);
+        if (--pending->remaining == 0) {
+          // The handles are finished: destroying them aborts nothing. Release them off this
+          // (scheduler) thread's lock.
+          auto keep = std::move(pending->handles);
+          lock.unlock();
+          pending->done.set_value();
+          keep.clear();
+        }
+      }
+    });
+  }
+  return fut;
+}
+
+Engine::UpdateWeightsResult Engine::update_weights_from_disk(const std::string& model_path) {
+  EngineCore& c = *core_;
+  UpdateWeightsResult result;
+  // The new runner brings a fresh KV pool, so requests in flight cannot continue: they are
+  // aborted (num_paused_requests counts them) and the prefix cache is flushed.
+  const auto before = c.scheduler->stats();
+  result.num_paused_requests = before.running + before.queued;
+  c.scheduler->abort_all();
+  try {
+    c.scheduler->run_exclusive([&] {
+      runner::RunnerOptions o = c.runner_options;
+      o.model_path = model_path;
+      auto fresh = runner::ModelRunner::create(o);
+      const SableModelInfo& a = c.info;
+      const SableModelInfo& b = fresh->info();
+      if (a.num_layers != b.num_layers || a.num_kv_heads != b.num_kv_heads ||
+          a.head_dim != b.head_dim || a.vocab_size != b.vocab_size ||
+          a.hidden_size != b.hidden_size) {
+        throw std::runtime_error("the new checkpoint has a different architecture or shapes");
+      }
+      c.backend->swap(std::move(fresh));
+      c.runner_options = o;
+    });
+    c.scheduler->flush_cache();
+    result.success = true;
+    result.message = "Succeeded to update model weights.";
+  } catch (const std::exception& e) {
+    result.success = false;
+    result.message = std::string("Failed to update weights: ") + e.what();
+  }
+  return result;
+}
+
+}  // namespace sable::engine

@@ -1,0 +1,174 @@
+// sable::Engine: the offline engine API (SGLang's sglang.Engine in C++), and the request handle the
+// HTTP server builds on. One Engine = tokenizer + model runner + scheduler thread, configured by
+// the same ServerConfig as `sable serve`.
+//
+// The four offline modes (spec section 4):
+//   generate(inputs)                      blocking, a batch -> results in input order
+//   generate_stream(inputs)               a synchronous generator of cumulative updates (with index)
+//   async_generate(inputs)                a future of the results
+//   async_generate_stream(inputs, cb)     cb(update) on the scheduler thread; a future for the end
+// Results have SGLang's shape: text, output_ids and meta_info (id, finish_reason, prompt_tokens,
+// completion_tokens, cached_tokens, e2e_latency, logprobs); to_json() in result_json.h.
+//
+// Thread-safety: every Engine method may be called from any thread. A RequestHandle is used by one
+// consumer thread at a time. Destroying the Engine (or shutdown()) aborts requests in flight;
+// destroying an unfinished RequestHandle aborts its request (the consumer went away).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config/server_config.h"
+#include "core/sampling/sampling_params.h"
+#include "core/scheduler/request.h"
+#include "core/scheduler/scheduler.h"
+#include "sable/model.h"
+
+namespace sable::tokenizer {
+class Tokenizer;
+}
+
+namespace sable::engine {
+
+using sampling::SamplingParams;
+using sampling::ValidationError;
+using scheduler::FinishReason;
+using scheduler::LogprobOptions;
+using scheduler::PositionLogprobs;
+
+// One prompt: text (tokenized by the engine) or input_ids (used as given when non-empty).
+struct GenerateInput {
+  std::string text;
+  std::vector<int32_t> input_ids;
+  SamplingParams params;
+  LogprobOptions logprobs;
+  std::string rid;  // empty: a fresh uuid-like hex id
+};
+
+struct MetaInfo {
+  std::string id;
+  std::optional<FinishReason> finish_reason;  // nullopt until the final update
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+  int32_t num_retractions = 0;
+  double e2e_latency = 0.0;  // seconds, final update only
+  std::string weight_version = "default";
+  std::vector<PositionLogprobs> input_logprobs;   // when logprobs.return_logprob
+  std::vector<PositionLogprobs> output_logprobs;
+};
+
+// The state of one request: cumulative text / output_ids (SGLang's default streaming shape).
+struct GenerateResult {
+  std::string text;
+  std::vector<int32_t> output_ids;
+  MetaInfo meta_info;
+  int32_t index = 0;  // position in the (n-expanded) batch
+  bool finished() const { return meta_info.finish_reason.has_value(); }
+};
+
+struct EngineCore;  // shared with handles (engine.cpp)
+
+class RequestHandle {
+ public:
+  ~RequestHandle();
+  RequestHandle(const RequestHandle&) = delete;
+  RequestHandle& operator=(const RequestHandle&) = delete;
+
+  const std::string& rid() const { return rid_; }
+  int32_t index() const { return index_; }
+  // Blocks for the next update (the cumulative state); nullopt after the final one.
+  std::optional<GenerateResult> next();
+  // Blocks until the request ends; returns the final state.
+  GenerateResult wait();
+  // Async mode: cb(update) runs on the scheduler thread for every update from now on (updates not
+  // yet taken with next() included). Do not block in cb.
+  void on_update(std::function<void(const GenerateResult&)> cb);
+  // Ends the request (finish_reason abort) and frees its KV pages.
+  void abort();
+
+ private:
+  friend class Engine;
+  struct State;
+  RequestHandle(std::weak_ptr<EngineCore> core, std::string rid, int32_t index,
+                std::shared_ptr<scheduler::RequestStream> stream);
+  std::weak_ptr<EngineCore> core_;
+  std::string rid_;
+  int32_t index_;
+  std::shared_ptr<scheduler::RequestStream> stream_;
+  std::shared_ptr<State> state_;
+};
+
+// Synchronous generator over a batch's updates (generate_stream).
+class GenerateStream {
+ public:
+  GenerateStream(GenerateStream&&) noexcept;
+  ~GenerateStream();  // aborts what is still running
+  // Next update of any item (with .index), in arrival order; nullopt when every item finished.
+  std::optional<GenerateResult> next();
+
+ private:
+  friend class Engine;
+  struct Queue;
+  GenerateStream(std::vector<std::unique_ptr<RequestHandle>> handles);
+  std::vector<std::unique_ptr<RequestHandle>> handles_;
+  std::shared_ptr<Queue> queue_;
+};
+
+class Engine {
+ public:
+  // Loads tokenizer and model (plugins from the built-in folder, config.plugin_dirs and
+  // SABLE_PLUGIN_PATH) and starts the scheduler. Throws std::runtime_error / ConfigError naming
+  // the problem.
+  explicit Engine(const config::ServerConfig& config);
+  ~Engine();  // shutdown()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates, tokenizes and queues one request (n > 1 is expanded by the batch calls, not here).
+  // Throws ValidationError naming the field for bad input, std::runtime_error after shutdown.
+  std::unique_ptr<RequestHandle> submit(GenerateInput input, int32_t index = 0);
+
+  // The four modes. Inputs with params.n > 1 are expanded prompt-major into n samples after one
+  // prefill-only request that caches the prompt. Validation errors throw before anything runs.
+  std::vector<GenerateResult> generate(std::vector<GenerateInput> inputs);
+  std::vector<GenerateResult> generate(const std::vector<std::string>& prompts,
+                                       const SamplingParams& params = {});
+  GenerateStream generate_stream(std::vector<GenerateInput> inputs);
+  std::future<std::vector<GenerateResult>> async_generate(std::vector<GenerateInput> inputs);
+  std::future<void> async_generate_stream(std::vector<GenerateInput> inputs,
+                                          std::function<void(const GenerateResult&)> on_update);
+
+  // Server-facing controls.
+  void abort(const std::string& rid);
+  void abort_all();
+  bool flush_cache();  // false while requests run or wait
+  scheduler::SchedulerStats stats() const;
+  struct UpdateWeightsResult {
+    bool success = false;
+    std::string message;
+    int32_t num_paused_requests = 0;
+  };
+  // Pauses the loop, loads the checkpoint at model_path (same architecture and shapes), swaps it
+  // in and flushes the prefix cache.
+  UpdateWeightsResult update_weights_from_disk(const std::string& model_path);
+  // Stops the scheduler; in-flight requests end with finish_reason abort. Idempotent.
+  void shutdown();
+
+  const config::ServerConfig& config() const;
+  const tokenizer::Tokenizer& tokenizer() const;
+  const SableModelInfo& model_info() const;
+  int64_t context_length() const;
+  int64_t max_total_tokens() const;  // KV pool size in tokens
+
+ private:
+  std::vector<std::unique_ptr<RequestHandle>> submit_batch(std::vector<GenerateInput> inputs);
+  std::shared_ptr<EngineCore> core_;
+};
+
+}  // namespace sable::engine

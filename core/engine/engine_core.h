@@ -1,0 +1,72 @@
+// Private to core/engine: what an Engine owns, shared with its RequestHandles through a weak_ptr
+// (a handle that outlives the engine just stops talking to it).
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <random>
+
+#include "core/engine/engine.h"
+#include "core/plugin/registry.h"
+#include "core/runner/model_runner.h"
+#include "core/tokenizer/incremental_detokenizer.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace sable::engine {
+
+// The scheduler's view of the model runner. The runner can be swapped (weight updates) from the
+// scheduler thread between steps.
+class RunnerBackend : public scheduler::ModelBackend {
+ public:
+  explicit RunnerBackend(std::unique_ptr<runner::ModelRunner> r) : runner_(std::move(r)) {}
+  Logits forward(std::span<const Sequence> seqs) override;
+  runner::ModelRunner& runner() { return *runner_; }
+  void swap(std::unique_ptr<runner::ModelRunner> r) { runner_ = std::move(r); }
+
+ private:
+  std::unique_ptr<runner::ModelRunner> runner_;
+};
+
+// Incremental detokenization with stop strings, as the scheduler's OutputDecoder.
+class TextDecoder : public scheduler::OutputDecoder {
+ public:
+  TextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& p)
+      : detok_(tok, p.skip_special_tokens, p.spaces_between_special_tokens, p.stop, p.no_stop_trim) {}
+  std::string push(int32_t token, std::optional<std::string>* matched) override {
+    std::string text = detok_.push(std::span<const int32_t>(&token, 1));
+    if (detok_.stopped() && !reported_) {
+      reported_ = true;
+      *matched = detok_.matched_stop();
+    }
+    return text;
+  }
+  std::string finish() override { return detok_.finish(); }
+
+ private:
+  tokenizer::IncrementalDetokenizer detok_;
+  bool reported_ = false;
+};
+
+struct EngineCore {
+  config::ServerConfig config;
+  std::unique_ptr<plugin::Registry> registry;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  runner::RunnerOptions runner_options;
+  std::unique_ptr<RunnerBackend> backend;
+  SableModelInfo info{};
+  int64_t context_length = 0;
+  int64_t max_total_tokens = 0;
+  std::unique_ptr<scheduler::Scheduler> scheduler;
+  std::mutex rng_mutex;
+  std::mt19937_64 rng;
+  std::atomic<uint64_t> next_rid{0};
+  std::atomic<bool> shut_down{false};
+
+  uint64_t fresh_seed() {
+    std::lock_guard<std::mutex> lock(rng_mutex);
+    return rng();
+  }
+  std::string fresh_rid();
+};
+
+}  // namespace sable::engine

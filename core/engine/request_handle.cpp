@@ -1,0 +1,112 @@
+// RequestHandle (one request's consumer side) and GenerateStream (a batch's merged updates).
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "core/engine/engine_core.h"
+
+namespace sable::engine {
+
+// The cumulative state, shared with the async callback (which may outlive the handle).
+struct RequestHandle::State {
+  std::mutex mutex;
+  GenerateResult acc;
+
+  GenerateResult apply(const scheduler::StreamChunk& c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    acc.text += c.text;
+    acc.output_ids.insert(acc.output_ids.end(), c.token_ids.begin(), c.token_ids.end());
+    MetaInfo& m = acc.meta_info;
+    m.prompt_tokens = c.prompt_tokens;
+    m.completion_tokens = c.completion_tokens;
+    m.cached_tokens = c.cached_tokens;
+    m.num_retractions = c.num_retractions;
+    m.input_logprobs.insert(m.input_logprobs.end(), c.input_logprobs.begin(), c.input_logprobs.end());
+    m.output_logprobs.insert(m.output_logprobs.end(), c.output_logprobs.begin(),
+                             c.output_logprobs.end());
+    if (c.finish) {
+      m.finish_reason = c.finish;
+      m.e2e_latency = c.e2e_latency;
+    }
+    return acc;
+  }
+};
+
+RequestHandle::RequestHandle(std::weak_ptr<EngineCore> core, std::string rid, int32_t index,
+                             std::shared_ptr<scheduler::RequestStream> stream)
+    : core_(std::move(core)),
+      rid_(std::move(rid)),
+      index_(index),
+      stream_(std::move(stream)),
+      state_(std::make_shared<State>()) {
+  state_->acc.index = index_;
+  state_->acc.meta_info.id = rid_;
+  if (auto c = core_.lock()) state_->acc.meta_info.weight_version = c->config.weight_version;
+}
+
+RequestHandle::~RequestHandle() {
+  if (!stream_->finished()) abort();
+}
+
+std::optional<GenerateResult> RequestHandle::next() {
+  auto chunk = stream_->next();
+  if (!chunk) return std::nullopt;
+  return state_->apply(*chunk);
+}
+
+GenerateResult RequestHandle::wait() {
+  std::optional<GenerateResult> last;
+  while (auto r = next()) last = std::move(r);
+  if (last) return *last;
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->acc;
+}
+
+void RequestHandle::on_update(std::function<void(const GenerateResult&)> cb) {
+  auto state = state_;
+  stream_->set_callback([state, cb](const scheduler::StreamChunk& c) { cb(state->apply(c)); });
+}
+
+void RequestHandle::abort() {
+  if (auto c = core_.lock()) {
+    if (!c->shut_down) c->scheduler->abort(rid_);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct GenerateStream::Queue {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<GenerateResult> items;
+  size_t remaining = 0;
+};
+
+GenerateStream::GenerateStream(std::vector<std::unique_ptr<RequestHandle>> handles)
+    : handles_(std::move(handles)), queue_(std::make_shared<Queue>()) {
+  queue_->remaining = handles_.size();
+  for (auto& h : handles_) {
+    auto q = queue_;
+    h->on_update([q](const GenerateResult& r) {
+      std::lock_guard<std::mutex> lock(q->mutex);
+      q->items.push_back(r);
+      q->cv.notify_all();
+    });
+  }
+}
+
+GenerateStream::GenerateStream(GenerateStream&&) noexcept = default;
+GenerateStream::~GenerateStream() = default;  // unfinished handles abort on destruction
+
+std::optional<GenerateResult> GenerateStream::next() {
+  if (!queue_) return std::nullopt;
+  std::unique_lock<std::mutex> lock(queue_->mutex);
+  queue_->cv.wait(lock, [&] { return !queue_->items.empty() || queue_->remaining == 0; });
+  if (queue_->items.empty()) return std::nullopt;
+  GenerateResult r = std::move(queue_->items.front());
+  queue_->items.pop_front();
+  if (r.finished()) --queue_->remaining;
+  return r;
+}
+
+}  // namespace sable::engine
