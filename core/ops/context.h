@@ -37,4 +37,14 @@ struct SableOpsContext {
 
   // Last error text of an op (ops report failures here and through the host log).
   const char* last_error = nullptr;
+
+  // Expert recording on CUDA without waiting for the device. When expert_recorder is set and this
+  // is not null, the CUDA moe_route adds its selections into the device int64 counters
+  // [expert_counts_layers, expert_counts_experts] (row-major, owned by whoever owns the recorder,
+  // which downloads them into its dump); a layer or expert beyond them is an op error. When it is
+  // null, the CUDA moe_route copies the ids to the host and calls expert_recorder->record (not
+  // capturable: an error during CUDA graph capture). Unused on the CPU.
+  int64_t* expert_counts_device = nullptr;
+  int32_t expert_counts_layers = 0;
+  int32_t expert_counts_experts = 0;
 };

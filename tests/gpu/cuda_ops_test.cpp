@@ -8,6 +8,7 @@
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "core/ops/expert_recorder.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace sable::gputest {
@@ -262,6 +263,213 @@ TEST_F(CudaOpsTest, BadShapesAreErrorsNotCrashes) {
   EXPECT_NE(std::string(gpu_ctx_.last_error).find("gemm"), std::string::npos);
   auto xc = x.cpu();
   EXPECT_NE(g_->gemm(&gpu_ctx_, &xc, &wg, nullptr, &og), SABLE_OK);  // host tensor on CUDA
+}
+
+
+// ---- MoE: fused experts and expert recording ------------------------------------------------
+
+// Host and device copies of an I32 [rows, cols] tensor.
+struct IdPair {
+  std::vector<int32_t> host;
+  DeviceBuffer dev;
+  int64_t rows = 0, cols = 0;
+  SableTensor view(void* p, int32_t device) {
+    SableTensor t = cuda_tensor(p, SABLE_DTYPE_I32, {rows, cols});
+    t.device_type = device;
+    return t;
+  }
+  SableTensor cpu() { return view(host.data(), SABLE_DEVICE_CPU); }
+  SableTensor gpu() { return view(dev.get(), SABLE_DEVICE_CUDA); }
+};
+
+// k distinct experts per token (as top-k routing gives), uploaded.
+IdPair random_expert_ids(int64_t tokens, int32_t k, int32_t experts, std::mt19937& rng) {
+  IdPair p;
+  p.rows = tokens;
+  p.cols = k;
+  std::vector<int32_t> all(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int32_t e = 0; e < experts; ++e) all[e] = e;
+    std::shuffle(all.begin(), all.end(), rng);
+    p.host.insert(p.host.end(), all.begin(), all.begin() + k);
+  }
+  p.dev = DeviceBuffer(p.host.size() * 4);
+  p.dev.upload(p.host);
+  return p;
+}
+
+// CPU fp32 vs CUDA bf16 fused experts over decode-sized, odd and prefill-sized batches.
+TEST_F(CudaOpsTest, MoeExpertsMatchCpu) {
+  struct Case {
+    int64_t h, inter;
+    int32_t act;
+  };
+  // 128/96: the cp.async path with several n-tiles; 36/20: the element-load path (K % 8 != 0).
+  for (Case c : {Case{128, 96, SABLE_ACT_SILU}, Case{36, 20, SABLE_ACT_SILU},
+                 Case{64, 32, SABLE_ACT_GELU}}) {
+    for (int64_t t : {1, 5, 300}) {
+      for (int32_t e : {8, 60}) {
+        for (int32_t k : {2, 4}) {
+          SCOPED_TRACE(testing::Message() << "T=" << t << " E=" << e << " k=" << k
+                                          << " H=" << c.h << " I=" << c.inter);
+          Pair x = make({t, c.h});
+          Pair wgu = make({e, 2 * c.inter, c.h}, 1.0f / std::sqrt(float(c.h)));
+          Pair wd = make({e, c.h, c.inter}, 1.0f / std::sqrt(float(c.inter)));
+          Pair w = make({t, k}, 0.5f, SABLE_DTYPE_F32);
+          Pair o = make({t, c.h});
+          IdPair ids = random_expert_ids(t, k, e, rng_);
+          auto xc = x.cpu(), gc = wgu.cpu(), dc = wd.cpu(), wc = w.cpu(), oc = o.cpu();
+          auto xg = x.gpu(), gg = wgu.gpu(), dg = wd.gpu(), wg = w.gpu(), og = o.gpu();
+          auto ic = ids.cpu(), ig = ids.gpu();
+          ASSERT_EQ(c_->moe_experts(&cpu_ctx_, &xc, &gc, &dc, &wc, &ic, c.act, &oc), SABLE_OK)
+              << cpu_ctx_.last_error;
+          ASSERT_EQ(g_->moe_experts(&gpu_ctx_, &xg, &gg, &dg, &wg, &ig, c.act, &og), SABLE_OK)
+              << gpu_ctx_.last_error;
+          expect_close(o, 2e-2);
+        }
+      }
+    }
+  }
+}
+
+// The op records into a CUDA graph (no host sync, no allocation) and the replay reads new inputs.
+TEST_F(CudaOpsTest, MoeExpertsCapturedInCudaGraph) {
+  const int64_t t = 3, h = 64, inter = 48;
+  const int32_t e = 8, k = 2;
+  Pair x = make({t, h}), wgu = make({e, 2 * inter, h}, 0.125f), wd = make({e, h, inter}, 0.15f);
+  Pair w = make({t, k}, 0.5f, SABLE_DTYPE_F32), o = make({t, h});
+  IdPair ids = random_expert_ids(t, k, e, rng_);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  gpu_ctx_.stream = stream;
+  auto xg = x.gpu(), gg = wgu.gpu(), dg = wd.gpu(), wg = w.gpu(), og = o.gpu(), ig = ids.gpu();
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  const SableStatus st = g_->moe_experts(&gpu_ctx_, &xg, &gg, &dg, &wg, &ig, SABLE_ACT_SILU, &og);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  ASSERT_EQ(st, SABLE_OK) << gpu_ctx_.last_error;
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  // New activations and routing written into the captured buffers: the replay must use them.
+  Pair x2 = make({t, h});
+  IdPair ids2 = random_expert_ids(t, k, e, rng_);
+  ASSERT_EQ(cudaMemcpy(ids.dev.get(), ids2.host.data(), ids2.host.size() * 4,
+                       cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(x.dev.get(), x2.dev.get(), t * h * 2, cudaMemcpyDeviceToDevice),
+            cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  auto xc = x2.cpu(), gc = wgu.cpu(), dc = wd.cpu(), wc = w.cpu(), oc = o.cpu(), ic = ids2.cpu();
+  ASSERT_EQ(c_->moe_experts(&cpu_ctx_, &xc, &gc, &dc, &wc, &ic, SABLE_ACT_SILU, &oc), SABLE_OK);
+  expect_close(o, 2e-2);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  gpu_ctx_.stream = nullptr;
+  cudaStreamDestroy(stream);
+}
+
+TEST_F(CudaOpsTest, MoeExpertsBadInputsAreErrors) {
+  Pair x = make({4, 16}), wgu = make({8, 32, 16}), wd = make({8, 16, 16}), o = make({4, 16});
+  Pair w = make({4, 2}, 1.0f, SABLE_DTYPE_F32), wrong = make({4, 3}, 1.0f, SABLE_DTYPE_F32);
+  Pair xf = make({4, 16}, 1.0f, SABLE_DTYPE_F32);
+  IdPair ids = random_expert_ids(4, 2, 8, rng_);
+  auto xg = x.gpu(), gg = wgu.gpu(), dg = wd.gpu(), og = o.gpu(), wg = w.gpu(), ig = ids.gpu();
+  auto expect_error = [&](SableStatus st, const char* text) {
+    EXPECT_NE(st, SABLE_OK);
+    ASSERT_NE(gpu_ctx_.last_error, nullptr);
+    EXPECT_NE(std::string(gpu_ctx_.last_error).find(text), std::string::npos)
+        << gpu_ctx_.last_error;
+  };
+  auto xfg = xf.gpu(), wrongg = wrong.gpu();
+  expect_error(g_->moe_experts(&gpu_ctx_, &xfg, &gg, &dg, &wg, &ig, SABLE_ACT_SILU, &og), "BF16");
+  expect_error(g_->moe_experts(&gpu_ctx_, &xg, &gg, &dg, &wrongg, &ig, SABLE_ACT_SILU, &og),
+               "weights");
+  auto wasids = w.gpu();  // F32 where I32 ids belong
+  expect_error(g_->moe_experts(&gpu_ctx_, &xg, &gg, &dg, &wg, &wasids, SABLE_ACT_SILU, &og),
+               "ids");
+  expect_error(g_->moe_experts(&gpu_ctx_, &xg, &gg, &gg, &wg, &ig, SABLE_ACT_SILU, &og), "w_down");
+  expect_error(g_->moe_experts(&gpu_ctx_, &xg, &gg, &dg, &wg, &ig, 17, &og), "activation");
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+}
+
+// Route [T, E] logits on both devices for one layer; returns the CPU ids.
+std::vector<int32_t> route_both(const SableOps* cpu, const SableOps* gpu, SableOpsContext* cc,
+                                SableOpsContext* gc, int32_t layer, Pair& logits, int32_t k,
+                                SableStatus* gpu_status) {
+  const int64_t t = logits.shape[0];
+  std::vector<float> wc(t * k);
+  std::vector<int32_t> idc(t * k);
+  DeviceBuffer dw(t * k * 4), di(t * k * 4);
+  SableTensor twc = cuda_tensor(wc.data(), SABLE_DTYPE_F32, {t, k}), tic = twc;
+  twc.device_type = tic.device_type = SABLE_DEVICE_CPU;
+  tic.dtype = SABLE_DTYPE_I32;
+  tic.data = idc.data();
+  SableTensor twg = cuda_tensor(dw.get(), SABLE_DTYPE_F32, {t, k});
+  SableTensor tig = cuda_tensor(di.get(), SABLE_DTYPE_I32, {t, k});
+  SableTensor lc = logits.cpu(), lg = logits.gpu();
+  EXPECT_EQ(cpu->moe_route(cc, layer, &lc, k, SABLE_MOE_SOFTMAX, 1, &twc, &tic), SABLE_OK);
+  *gpu_status = gpu->moe_route(gc, layer, &lg, k, SABLE_MOE_SOFTMAX, 1, &twg, &tig);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return idc;
+}
+
+TEST_F(CudaOpsTest, MoeRouteRecordsExpertCounts) {
+  const int32_t layers = 3, experts = 60, k = 4;
+  ops::ExpertRecorder cpu_rec, gpu_rec;
+  cpu_ctx_.expert_recorder = &cpu_rec;
+  DeviceBuffer counts(layers * experts * 8);
+  ASSERT_EQ(cudaMemset(counts.get(), 0, layers * experts * 8), cudaSuccess);
+
+  // Off: counters set but no recorder -> nothing is counted.
+  gpu_ctx_.expert_counts_device = static_cast<int64_t*>(counts.get());
+  gpu_ctx_.expert_counts_layers = layers;
+  gpu_ctx_.expert_counts_experts = experts;
+  Pair l0 = make({7, experts}, 1.0f, SABLE_DTYPE_F32);
+  SableStatus st = SABLE_OK;
+  ops::ExpertRecorder scratch_rec;
+  cpu_ctx_.expert_recorder = &scratch_rec;  // keep cpu_rec for the recorded runs below
+  route_both(c_, g_, &cpu_ctx_, &gpu_ctx_, 1, l0, k, &st);
+  ASSERT_EQ(st, SABLE_OK) << gpu_ctx_.last_error;
+  for (int64_t v : counts.download<int64_t>(layers * experts)) ASSERT_EQ(v, 0);
+
+  // On, device counters: layer 1 twice (decode, prefill), layer 2 once.
+  cpu_ctx_.expert_recorder = &cpu_rec;
+  gpu_ctx_.expert_recorder = &gpu_rec;
+  Pair l1 = make({1, experts}, 1.0f, SABLE_DTYPE_F32), l2 = make({300, experts}, 1.0f,
+                                                                  SABLE_DTYPE_F32);
+  Pair l3 = make({5, experts}, 1.0f, SABLE_DTYPE_F32);
+  for (auto [layer, lp] : {std::pair{1, &l1}, std::pair{1, &l2}, std::pair{2, &l3}}) {
+    route_both(c_, g_, &cpu_ctx_, &gpu_ctx_, layer, *lp, k, &st);
+    ASSERT_EQ(st, SABLE_OK) << gpu_ctx_.last_error;
+  }
+  const std::vector<int64_t> got = counts.download<int64_t>(layers * experts);
+  const ops::ExpertRecorder::Counts want = cpu_rec.snapshot();
+  int64_t total = 0;
+  for (int32_t layer = 0; layer < layers; ++layer)
+    for (int32_t e = 0; e < experts; ++e) {
+      const int64_t w = layer < int32_t(want.size()) && e < int32_t(want[layer].size())
+                            ? want[layer][e] : 0;
+      EXPECT_EQ(got[layer * experts + e], w) << "layer " << layer << " expert " << e;
+      total += got[layer * experts + e];
+    }
+  EXPECT_EQ(total, (1 + 300 + 5) * k);
+  EXPECT_EQ(gpu_rec.total(), 0);  // device counters took them, not the host recorder
+
+  // A layer beyond the counters is an error naming it.
+  route_both(c_, g_, &cpu_ctx_, &gpu_ctx_, layers, l1, k, &st);
+  EXPECT_NE(st, SABLE_OK);
+  EXPECT_NE(std::string(gpu_ctx_.last_error).find("layer"), std::string::npos);
+
+  // On, no device counters: the host fallback records into the recorder itself.
+  gpu_ctx_.expert_counts_device = nullptr;
+  ops::ExpertRecorder cpu_rec2;
+  cpu_ctx_.expert_recorder = &cpu_rec2;
+  route_both(c_, g_, &cpu_ctx_, &gpu_ctx_, 0, l2, k, &st);
+  ASSERT_EQ(st, SABLE_OK) << gpu_ctx_.last_error;
+  EXPECT_EQ(gpu_rec.snapshot(), cpu_rec2.snapshot());
+  EXPECT_EQ(gpu_rec.total(), 300 * k);
+  cpu_ctx_.expert_recorder = nullptr;
+  gpu_ctx_.expert_recorder = nullptr;
 }
 
 }  // namespace

@@ -65,4 +65,42 @@ bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* o
 bool moe_route(const void* logits, int32_t dtype, int64_t tokens, int32_t experts, int32_t top_k,
                int32_t scoring, bool renormalize, float* weights, int32_t* ids, void* stream);
 
+
+// Fused MoE experts (moe_kernels.cu), bf16 with fp32 accumulation:
+// out[T, H] = sum_j weights[t, j] * down_e(act(gate_e(x[t])) * up_e(x[t])), e = ids[t, j].
+// x [T, H] rows ldx apart; w_gate_up [E, 2I, H] ([gate | up] rows); w_down [E, H, I]; weights
+// [T, k] F32; ids [T, k] I32 (an id outside [0, E) contributes nothing); out [T, H] contiguous.
+// The scratch pointers come from the caller (the forward's arena) and must not alias anything
+// else: offsets, tile_offsets [E+1] I32; perm, inv [T*k] I32; gate_up [T*k, 2I], act_out [T*k, I],
+// y [T*k, H] bf16. Grid sizes depend only on T, k, E, H, I (CUDA-graph capturable).
+// Returns false (nothing launched) for E outside [1, 1024] or sizes beyond int32 indexing.
+struct MoeExpertsArgs {
+  const void* x = nullptr;
+  int64_t ldx = 0;
+  const void* w_gate_up = nullptr;
+  const void* w_down = nullptr;
+  const float* weights = nullptr;
+  const int32_t* ids = nullptr;
+  int64_t tokens = 0;
+  int32_t top_k = 0;
+  int32_t experts = 0;
+  int64_t hidden = 0;
+  int64_t inter = 0;
+  int32_t act = 0;  // SableActivation
+  void* out = nullptr;
+  int32_t* offsets = nullptr;
+  int32_t* tile_offsets = nullptr;
+  int32_t* perm = nullptr;
+  int32_t* inv = nullptr;
+  void* gate_up = nullptr;
+  void* act_out = nullptr;
+  void* y = nullptr;
+};
+bool moe_experts(const MoeExpertsArgs& args, void* stream);
+
+// Expert-selection counting: counts[ids[i]] += 1 for the n ids in [0, experts) (int64 device
+// counters of one layer, accumulated, never cleared here). experts <= 4096.
+bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* counts,
+                       void* stream);
+
 }  // namespace sable::ops::cuda
