@@ -31,5 +31,6 @@ using CommandFactory = std::unique_ptr<Command> (*)(CLI::App& parent);
 
 std::unique_ptr<Command> make_serve_command(CLI::App& parent);
 std::unique_ptr<Command> make_plugins_command(CLI::App& parent);
+std::unique_ptr<Command> make_make_random_model_command(CLI::App& parent);
 
 }  // namespace sable::cli

@@ -12,6 +12,7 @@ namespace {
 constexpr sable::cli::CommandFactory kCommands[] = {
     &sable::cli::make_serve_command,
     &sable::cli::make_plugins_command,
+    &sable::cli::make_make_random_model_command,
 };
 
 }  // namespace

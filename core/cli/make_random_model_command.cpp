@@ -8,6 +8,7 @@
 
 #include "core/cli/command.h"
 #include "core/cli/startup.h"
+#include "core/hf_config/hf_config.h"
 #include "core/runner/random_model.h"
 #include "core/util/log.h"
 
@@ -23,7 +24,8 @@ class MakeRandomModelCommand : public Command {
     app()->add_option("--config", config_json_, "Hugging Face config.json of the model")
         ->required()
         ->check(CLI::ExistingFile);
-    app()->add_option("--out", out_dir_, "Output checkpoint directory (created)")->required();
+    app()->add_option("--out", out_dir_, "Output checkpoint directory (created)");
+    app()->add_flag("--dry-run", dry_run_, "Only list the tensors (name and shape), write nothing");
     app()->add_option("--seed", seed_, "Random seed")->default_val(0);
     app()->add_option("--impl", impl_, "Model implementation: auto | native | transformers")
         ->default_val("auto");
@@ -38,6 +40,19 @@ class MakeRandomModelCommand : public Command {
     config::ServerConfig config;
     config.plugin_dirs = plugin_dirs_;
     auto registry = discover_plugins(config);
+    if (dry_run_) {
+      const auto hf = hf::HfConfig::load(config_json_);
+      int64_t params = 0;
+      for (const auto& t : runner::record_model_tensors(hf, *registry, impl_)) {
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        params += n;
+        fmt::print("{} [{}]\n", t.name, fmt::join(t.shape, ", "));
+      }
+      fmt::print("{:.3f} B parameters\n", static_cast<double>(params) / 1e9);
+      return 0;
+    }
+    if (out_dir_.empty()) throw std::invalid_argument("--out is required (or --dry-run)");
     runner::RandomModelOptions options;
     options.config_json = config_json_;
     options.out_dir = out_dir_;
@@ -55,6 +70,7 @@ class MakeRandomModelCommand : public Command {
  private:
   std::string config_json_;
   std::string out_dir_;
+  bool dry_run_ = false;
   uint64_t seed_ = 0;
   std::string impl_ = "auto";
   double shard_gb_ = 4.0;

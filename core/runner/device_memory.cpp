@@ -1,0 +1,71 @@
+// CPU implementations of DeviceMemory: calloc-backed, and lazily mapped zero pages.
+#include "core/runner/device_memory.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "sable/tensor.h"
+
+namespace sable::runner {
+namespace {
+
+class CpuMemory final : public DeviceMemory {
+ public:
+  ~CpuMemory() override {
+    for (void* p : blocks_) std::free(p);
+  }
+  int32_t device_type() const override { return SABLE_DEVICE_CPU; }
+  int32_t device_index() const override { return 0; }
+  bool host_accessible() const override { return true; }
+  void* allocate(size_t bytes) override {
+    const size_t rounded = ((bytes == 0 ? 1 : bytes) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    std::memset(p, 0, rounded);
+    blocks_.push_back(p);
+    return p;
+  }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+
+ private:
+  std::vector<void*> blocks_;
+};
+
+class LazyZeroMemory final : public DeviceMemory {
+ public:
+  ~LazyZeroMemory() override {
+    for (auto& [p, n] : maps_) munmap(p, n);
+  }
+  int32_t device_type() const override { return SABLE_DEVICE_CPU; }
+  int32_t device_index() const override { return 0; }
+  bool host_accessible() const override { return true; }
+  void* allocate(size_t bytes) override {
+    const size_t n = bytes == 0 ? 1 : bytes;
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    maps_.emplace_back(p, n);
+    return p;
+  }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+
+ private:
+  std::vector<std::pair<void*, size_t>> maps_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceMemory> make_cpu_memory() { return std::make_unique<CpuMemory>(); }
+std::unique_ptr<DeviceMemory> make_lazy_zero_memory() { return std::make_unique<LazyZeroMemory>(); }
+
+}  // namespace sable::runner

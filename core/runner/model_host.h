@@ -1,0 +1,90 @@
+// The host side of the plugin boundary for one model: the SableHostApi a model plugin receives.
+//
+// It answers config lookups from the model's config.json (dotted keys), serves weights from a
+// WeightSource (shape checked, converted to the compute dtype, placed in DeviceMemory), keeps
+// track of which checkpoint tensors were loaded or ignored so that unexpected ones can be named
+// after load_weights, builds rope caches, and stores the last error a plugin reported.
+// Ownership: the ModelHost owns every tensor it hands out (weights, persistent allocations, rope
+// caches); they live until it is destroyed, so it must outlive the plugin's model object.
+// Thread-safety: log and set_error may be called from any thread; everything else runs on the
+// thread that drives the model.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/runner/device_memory.h"
+#include "core/runner/weight_source.h"
+#include "sable/host.h"
+
+namespace sable::hf {
+class HfConfig;
+}
+
+namespace sable::runner {
+
+struct ModelHostOptions {
+  std::string plugin_name;         // prefixes log lines and error messages
+  int32_t compute_dtype = SABLE_DTYPE_F32;
+  int64_t max_positions = 0;       // rows of rope caches; 0: max_position_embeddings (or 4096)
+  int32_t tp_rank = 0;
+  int32_t tp_size = 1;
+};
+
+class ModelHost {
+ public:
+  // config, weights and memory must outlive the host; ops is the device's ops table.
+  ModelHost(const hf::HfConfig& config, WeightSource& weights, DeviceMemory& memory,
+            const SableOps* ops, ModelHostOptions options);
+  ModelHost(const ModelHost&) = delete;
+  ModelHost& operator=(const ModelHost&) = delete;
+
+  const SableHostApi* api() const { return &api_; }
+  SableHostHandle* handle() { return reinterpret_cast<SableHostHandle*>(this); }
+  static ModelHost* from(SableHostHandle* h) { return reinterpret_cast<ModelHost*>(h); }
+
+  // Throws std::runtime_error "<what>: <the plugin's message>" when status != SABLE_OK.
+  void check(SableStatus status, const std::string& what);
+  // The messages set since the last take_error (empty if none), outermost first; clears them.
+  // Call it before a call into the plugin so that stale details do not leak into a new error.
+  std::string take_error();
+
+  // Checkpoint tensors that nobody fetched or ignored (sorted). Meaningful after load_weights.
+  std::vector<std::string> unused_weights() const;
+  // Throws naming up to 10 unused tensors when there are any.
+  void check_all_weights_used() const;
+
+  const hf::HfConfig& config() const { return config_; }
+  DeviceMemory& memory() { return memory_; }
+  const ModelHostOptions& options() const { return options_; }
+
+  // --- the SableHostApi functions, as members (the C trampolines call these).
+  void log(int32_t level, const char* message) const;
+  void set_error(const char* message);
+  SableStatus weight_get(const char* name, int32_t ndim, const int64_t* expected_shape,
+                         int32_t dtype, int32_t slice_dim, int64_t slice_start, int64_t slice_len,
+                         SableTensor* out);
+  void weight_ignore(const char* name);
+  SableStatus alloc_persistent(int32_t dtype, int32_t ndim, const int64_t* shape,
+                               SableTensor* out);
+  SableStatus rope_cache(int32_t rot_dim, SableTensor* out, float* mscale);
+
+  WeightSource& weights() { return weights_; }
+
+ private:
+  SableTensor allocate(int32_t dtype, const std::vector<int64_t>& shape);
+
+  const hf::HfConfig& config_;
+  WeightSource& weights_;
+  DeviceMemory& memory_;
+  ModelHostOptions options_;
+  SableHostApi api_{};
+  std::set<std::string, std::less<>> used_;
+  mutable std::mutex error_mutex_;
+  std::string last_error_;
+};
+
+}  // namespace sable::runner

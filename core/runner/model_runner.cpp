@@ -1,0 +1,400 @@
+// ModelRunner: model loading (config -> plugin selection -> host -> load_weights -> KV pool ->
+// attention backend) and the forward that turns sequences into a SableForwardBatch.
+#include "core/runner/model_runner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/hf_config/hf_config.h"
+#include "core/ops/arena.h"
+#include "core/ops/context.h"
+#include "core/ops/cpu/cpu_ops.h"
+#include "core/plugin/registry.h"
+#include "core/runner/attention_backend.h"
+#include "core/runner/kv_pool.h"
+#include "core/runner/model_host.h"
+#include "core/util/log.h"
+#include "core/weights/checkpoint.h"
+
+#ifdef SABLE_HAVE_CUDA
+#include "core/ops/cuda/cuda_ops.h"
+#include "core/runner/cuda_exec.h"
+#endif
+
+namespace sable::runner {
+
+struct ModelRunner::Impl {
+  RunnerOptions options;
+  std::unique_ptr<hf::HfConfig> config;
+  std::unique_ptr<weights::Checkpoint> checkpoint;
+  std::unique_ptr<WeightSource> source;
+  std::unique_ptr<DeviceMemory> memory;
+  std::unique_ptr<ModelHost> host;
+  const plugin::PluginInfo* plugin = nullptr;
+  const SableModelApi* api = nullptr;
+  SableModel* model = nullptr;
+  SableModelInfo info{};
+  int64_t context_length = 0;
+  std::unique_ptr<KvPool> kv;
+  std::unique_ptr<AttentionBackend> attention;
+  ops::Arena arena;
+  std::string device;  // resolved: cpu | cuda
+#ifdef SABLE_HAVE_CUDA
+  std::unique_ptr<CudaExec> cuda;
+#endif
+
+  // Host-side staging of one forward, kept to avoid reallocating every step.
+  std::vector<int32_t> token_ids, positions, output_rows;
+  std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
+
+  ~Impl() {
+#ifdef SABLE_HAVE_CUDA
+    cuda.reset();
+#endif
+    attention.reset();  // before the pool whose layers it reads
+    if (api != nullptr && model != nullptr) api->destroy(model);
+  }
+};
+
+namespace {
+
+int32_t parse_dtype(const std::string& dtype, const std::string& device) {
+  if (device == "cuda") {
+    if (dtype == "auto" || dtype == "bfloat16" || dtype == "bf16") return SABLE_DTYPE_BF16;
+    throw std::invalid_argument(fmt::format(
+        "dtype '{}' is not supported on device 'cuda' (CUDA computes in bfloat16; use auto)", dtype));
+  }
+  if (dtype == "auto" || dtype == "float32" || dtype == "fp32") return SABLE_DTYPE_F32;
+  throw std::invalid_argument(fmt::format(
+      "dtype '{}' is not supported on device '{}' (the CPU computes in float32; use auto)", dtype,
+      device));
+}
+
+// "auto" becomes cuda when this build has CUDA and a device is visible, else cpu.
+std::string resolve_device(const std::string& device) {
+#ifdef SABLE_HAVE_CUDA
+  const bool have_gpu = cuda_device_count() > 0;
+#else
+  const bool have_gpu = false;
+#endif
+  if (device == "auto") return have_gpu ? "cuda" : "cpu";
+  if (device == "cpu") return device;
+  if (device == "cuda") {
+    if (!have_gpu)
+      throw std::invalid_argument(
+          "device 'cuda' requested but no CUDA device is available (this build: " +
+          std::string(
+#ifdef SABLE_HAVE_CUDA
+              "CUDA on"
+#else
+              "CUDA off"
+#endif
+              ) + ")");
+    return device;
+  }
+  throw std::invalid_argument(fmt::format("unknown device '{}' (expected cpu, cuda or auto)", device));
+}
+
+SableTensor host_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
+  SableTensor t{};
+  t.struct_size = sizeof(SableTensor);
+  t.dtype = dtype;
+  t.device_type = SABLE_DEVICE_CPU;
+  t.ndim = static_cast<int32_t>(shape.size());
+  int64_t stride = 1;
+  std::vector<int64_t> s(shape);
+  for (int i = t.ndim - 1; i >= 0; --i) {
+    t.shape[i] = s[static_cast<size_t>(i)];
+    t.strides[i] = stride;
+    stride *= t.shape[i];
+  }
+  t.data = data;
+  return t;
+}
+
+}  // namespace
+
+ModelRunner::ModelRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelRunner::~ModelRunner() = default;
+
+std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
+  if (options.registry == nullptr)
+    throw std::invalid_argument("RunnerOptions.registry is required (the loaded plugins)");
+  const std::string device = resolve_device(options.device);
+  if (options.page_size <= 0)
+    throw std::invalid_argument(fmt::format("page_size must be positive, got {}", options.page_size));
+  if (options.max_batch_tokens <= 0 || options.max_seqs <= 0)
+    throw std::invalid_argument("max_batch_tokens and max_seqs must be positive");
+  const int32_t compute_dtype = parse_dtype(options.dtype, device);
+
+  auto impl = std::make_unique<Impl>();
+  Impl& r = *impl;
+  r.options = options;
+  r.device = device;
+  r.config = std::make_unique<hf::HfConfig>(hf::HfConfig::load(options.model_path / "config.json"));
+  const std::vector<std::string> archs = r.config->architectures();
+  const plugin::ModelSelection sel =
+      plugin::select_model_plugin(*options.registry, archs, options.impl);
+  r.plugin = sel.plugin;
+  r.api = sel.plugin->api_as<SableModelApi>();
+  log::info("{}", sel.reason);
+
+  r.checkpoint = weights::Checkpoint::open(options.model_path);
+  r.source = make_checkpoint_source(*r.checkpoint);
+  const SableOps* ops_table = ops::cpu_ops();
+#ifdef SABLE_HAVE_CUDA
+  if (device == "cuda") {
+    r.memory = make_cuda_memory(options.device_index);
+    ops_table = ops::cuda_ops();
+  }
+#endif
+  if (!r.memory) r.memory = make_cpu_memory();
+  log::info("device: {} (compute dtype {})", device,
+            compute_dtype == SABLE_DTYPE_BF16 ? "bfloat16" : "float32");
+  ModelHostOptions host_options;
+  host_options.plugin_name = r.plugin->name;
+  host_options.compute_dtype = compute_dtype;
+  host_options.max_positions = options.context_length;
+  r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table,
+                                       host_options);
+
+  const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
+  r.host->take_error();
+  r.host->check(r.api->create(r.host->api(), r.host->handle(), &r.model), who + " create");
+  r.host->check(r.api->get_info(r.model, &r.info), who + " get_info");
+  r.host->check(r.api->load_weights(r.model), who + " load_weights");
+  r.host->check_all_weights_used();
+
+  r.context_length = options.context_length > 0 ? options.context_length : r.info.max_position;
+  if (r.context_length <= 0) r.context_length = 4096;
+  int64_t num_pages = options.num_pages;
+  KvGeometry geometry;
+  geometry.num_layers = r.info.num_layers;
+  geometry.num_kv_heads = r.info.num_kv_heads;
+  geometry.head_dim = r.info.head_dim;
+  geometry.page_size = options.page_size;
+  geometry.num_pages = 1;
+  geometry.dtype = compute_dtype;
+#ifdef SABLE_HAVE_CUDA
+  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0) {
+    // KV pool from mem_fraction_static of the device: what weights + KV may use in all, minus
+    // what is in use now (weights), minus a reserve for activations, graphs and libraries.
+    const auto [free_bytes, total_bytes] = cuda_memory_info();
+    const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
+    const double used = static_cast<double>(total_bytes - free_bytes);
+    const double reserve = 2.0 * (1 << 30);
+    const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
+    num_pages = static_cast<int64_t>(kv_bytes / static_cast<double>(KvPool::bytes_for(geometry)));
+    if (num_pages <= 0)
+      throw std::runtime_error(fmt::format(
+          "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
+          "the weights (mem_fraction_static {})",
+          used / 1073741824.0, total_bytes / 1073741824.0, fraction));
+    log::info("device memory: {:.2f} GiB in use after weights, KV pool {:.2f} GiB",
+              used / 1073741824.0, num_pages * KvPool::bytes_for(geometry) / 1073741824.0);
+  }
+#endif
+  if (num_pages <= 0) {
+    const int64_t tokens =
+        options.max_total_tokens > 0 ? options.max_total_tokens : 4 * r.context_length;
+    num_pages = (tokens + options.page_size - 1) / options.page_size;
+  }
+  geometry.num_pages = num_pages;
+  r.kv = std::make_unique<KvPool>(geometry, *r.memory);
+  r.attention = AttentionBackend::create(*options.registry, options.attention_backend,
+                                         *r.host, r.info, *r.kv, options.max_batch_tokens,
+                                         options.max_seqs);
+#ifdef SABLE_HAVE_CUDA
+  if (device == "cuda") {
+    CudaExec::Options eo;
+    eo.device_index = options.device_index;
+    eo.max_batch_tokens = options.max_batch_tokens;
+    eo.max_seqs = options.max_seqs;
+    eo.vocab = r.info.vocab_size;
+    eo.hidden = r.info.hidden_size;
+    eo.compute_dtype = compute_dtype;
+    eo.graphs = options.cuda_graphs;
+    eo.graph_max_bs = options.cuda_graph_max_bs;
+    r.cuda = std::make_unique<CudaExec>(eo, ops_table);
+  }
+#endif
+  log::info("model loaded: plugin '{}', {} layers, {} KV pages of {} tokens, attention '{}'",
+            r.plugin->name, r.info.num_layers, num_pages, options.page_size,
+            r.attention->name());
+  return std::unique_ptr<ModelRunner>(new ModelRunner(std::move(impl)));
+}
+
+const SableModelInfo& ModelRunner::info() const { return impl_->info; }
+const hf::HfConfig& ModelRunner::config() const { return *impl_->config; }
+const std::string& ModelRunner::plugin_name() const { return impl_->plugin->name; }
+int64_t ModelRunner::num_pages() const { return impl_->kv->geometry().num_pages; }
+int32_t ModelRunner::page_size() const { return impl_->kv->geometry().page_size; }
+int64_t ModelRunner::context_length() const { return impl_->context_length; }
+int32_t ModelRunner::device_type() const {
+  return impl_->device == "cuda" ? SABLE_DEVICE_CUDA : SABLE_DEVICE_CPU;
+}
+void* ModelRunner::stream() const {
+#ifdef SABLE_HAVE_CUDA
+  if (impl_->cuda) return impl_->cuda->stream();
+#endif
+  return nullptr;
+}
+
+ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, bool want_hidden,
+                                                bool device_logits) {
+  Impl& r = *impl_;
+  const int32_t page = page_size();
+  if (seqs.empty()) throw std::invalid_argument("forward: the batch has no sequences");
+  if (static_cast<int64_t>(seqs.size()) > r.options.max_seqs)
+    throw std::invalid_argument(fmt::format("forward: {} sequences exceed max_seqs {}",
+                                            seqs.size(), r.options.max_seqs));
+  r.token_ids.clear();
+  r.positions.clear();
+  r.output_rows.clear();
+  r.qo_indptr.assign(1, 0);
+  r.kv_indptr.assign(1, 0);
+  r.kv_indices.clear();
+  r.kv_lens.clear();
+  bool decode_only = true;
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    const Sequence& s = seqs[b];
+    const int64_t n = static_cast<int64_t>(s.new_tokens.size());
+    if (n == 0) throw std::invalid_argument(fmt::format("forward: sequence {} has no new tokens", b));
+    if (s.num_cached < 0)
+      throw std::invalid_argument(fmt::format("forward: sequence {} has num_cached {} < 0", b,
+                                              s.num_cached));
+    const int64_t total = s.num_cached + n;
+    if (total > r.context_length)
+      throw std::invalid_argument(fmt::format(
+          "forward: sequence {} reaches position {} but the context length is {}", b, total - 1,
+          r.context_length));
+    const int64_t need = (total + page - 1) / page;
+    if (static_cast<int64_t>(s.pages.size()) < need)
+      throw std::invalid_argument(fmt::format(
+          "forward: sequence {} has {} tokens and needs {} pages of {}, got {}", b, total, need,
+          page, s.pages.size()));
+    for (int64_t i = 0; i < need; ++i) {
+      const int32_t p = s.pages[static_cast<size_t>(i)];
+      if (p < 0 || p >= num_pages())
+        throw std::invalid_argument(fmt::format(
+            "forward: sequence {} uses page {} outside the pool [0, {})", b, p, num_pages()));
+      r.kv_indices.push_back(p);
+    }
+    const int64_t first_row = static_cast<int64_t>(r.token_ids.size());
+    for (int64_t j = 0; j < n; ++j) {
+      const int32_t tok = s.new_tokens[static_cast<size_t>(j)];
+      if (tok < 0 || tok >= r.info.vocab_size)
+        throw std::invalid_argument(fmt::format(
+            "forward: sequence {} token {} has id {} outside the vocabulary [0, {})", b, j, tok,
+            r.info.vocab_size));
+      r.token_ids.push_back(tok);
+      r.positions.push_back(static_cast<int32_t>(s.num_cached + j));
+      if (s.all_logits || j == n - 1) r.output_rows.push_back(static_cast<int32_t>(first_row + j));
+    }
+    if (n != 1) decode_only = false;
+    r.qo_indptr.push_back(static_cast<int32_t>(r.token_ids.size()));
+    r.kv_indptr.push_back(static_cast<int32_t>(r.kv_indices.size()));
+    r.kv_lens.push_back(static_cast<int32_t>(total));
+  }
+  const int64_t t = static_cast<int64_t>(r.token_ids.size());
+  if (t > r.options.max_batch_tokens)
+    throw std::invalid_argument(fmt::format("forward: {} new tokens exceed max_batch_tokens {}", t,
+                                            r.options.max_batch_tokens));
+
+#ifdef SABLE_HAVE_CUDA
+  if (r.cuda) {
+    ExecBatch eb;
+    eb.token_ids = r.token_ids;
+    eb.positions = r.positions;
+    eb.output_rows = r.output_rows;
+    eb.qo_indptr = r.qo_indptr;
+    eb.kv_indptr = r.kv_indptr;
+    eb.kv_indices = r.kv_indices;
+    eb.kv_lens = r.kv_lens;
+    eb.decode_only = decode_only;
+    ForwardResult result;
+    result.rows = static_cast<int64_t>(r.output_rows.size());
+    result.vocab = r.info.vocab_size;
+    if (want_hidden) {
+      result.hidden_size = r.info.hidden_size;
+      result.hidden.assign(static_cast<size_t>(result.rows * r.info.hidden_size), 0.0f);
+    }
+    r.host->take_error();
+    const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
+    auto check = [&](SableStatus st, const std::string& what, const char* op_error) {
+      if (st != SABLE_OK && op_error != nullptr)
+        r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
+      r.host->check(st, who + " " + what);
+    };
+    const float* logits = r.cuda->run(r.api, r.model, *r.attention, eb,
+                                      want_hidden ? result.hidden.data() : nullptr, check);
+    if (device_logits) {
+      result.device_logits = logits;
+    } else {
+      result.logits.resize(static_cast<size_t>(result.rows * result.vocab));
+      r.cuda->download(logits, result.rows, result.logits.data());
+    }
+    return result;
+  }
+#endif
+  (void)device_logits;
+  SableAttentionBatch ab{};
+  ab.struct_size = sizeof(ab);
+  ab.num_seqs = static_cast<int32_t>(seqs.size());
+  ab.num_tokens = static_cast<int32_t>(t);
+  ab.is_decode_only = decode_only ? 1 : 0;
+  ab.qo_indptr = r.qo_indptr.data();
+  ab.kv_indptr = r.kv_indptr.data();
+  ab.kv_indices = r.kv_indices.data();
+  ab.kv_lens = r.kv_lens.data();
+  r.attention->plan(ab);
+
+  const int64_t rows = static_cast<int64_t>(r.output_rows.size());
+  ForwardResult result;
+  result.rows = rows;
+  result.vocab = r.info.vocab_size;
+  result.logits.assign(static_cast<size_t>(rows * r.info.vocab_size), 0.0f);
+  if (want_hidden) {
+    result.hidden_size = r.info.hidden_size;
+    result.hidden.assign(static_cast<size_t>(rows * r.info.hidden_size), 0.0f);
+  }
+
+  // On the CPU the batch tensors and outputs are host memory already; a device runner uploads
+  // them into the arena and downloads the outputs.
+  SableForwardBatch batch{};
+  batch.struct_size = sizeof(batch);
+  batch.num_tokens = static_cast<int32_t>(t);
+  batch.num_seqs = static_cast<int32_t>(seqs.size());
+  batch.num_outputs = static_cast<int32_t>(rows);
+  batch.is_decode_only = ab.is_decode_only;
+  batch.token_ids = host_tensor(r.token_ids.data(), SABLE_DTYPE_I32, {t});
+  batch.positions = host_tensor(r.positions.data(), SABLE_DTYPE_I32, {t});
+  batch.output_rows = host_tensor(r.output_rows.data(), SABLE_DTYPE_I32, {rows});
+  SableForwardOutput out{};
+  out.struct_size = sizeof(out);
+  out.logits = host_tensor(result.logits.data(), SABLE_DTYPE_F32, {rows, r.info.vocab_size});
+  out.hidden = host_tensor(want_hidden ? result.hidden.data() : nullptr, SABLE_DTYPE_F32,
+                           {rows, r.info.hidden_size});
+
+  r.host->take_error();
+  SableOpsContext ctx;
+  ctx.device_type = SABLE_DEVICE_CPU;
+  ctx.arena = &r.arena;
+  r.attention->bind(ctx);
+  const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
+  r.arena.reset();
+  if (status != SABLE_OK && ctx.last_error != nullptr)
+    r.host->check(status, fmt::format("model plugin '{}' forward ({})", r.plugin->name,
+                                      ctx.last_error));
+  r.host->check(status, fmt::format("model plugin '{}' forward", r.plugin->name));
+  return result;
+}
+
+int32_t argmax(std::span<const float> row) {
+  if (row.empty()) throw std::invalid_argument("argmax of an empty row");
+  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+}  // namespace sable::runner

@@ -1,0 +1,108 @@
+// The model runner: loads a checkpoint through the model plugin that claims it and runs forwards
+// over batches of sequences whose KV lives in pages of the runner's KV pool.
+//
+// A forward takes, per sequence, its new tokens, how many tokens of it are already cached, and the
+// page ids that cover cached + new tokens (in order; the caller, normally the engine's scheduler,
+// owns the page accounting). Prefill chunks and decode steps mix freely in one batch. The runner
+// builds the token/position/output-row tensors, plans the attention backend, calls the plugin's
+// forward and returns fp32 logits on the host.
+// Ownership: the runner owns the model object, its host, the KV pool and the attention backend; it
+// borrows the plugin Registry, which must outlive it.
+// Thread-safety: one thread at a time (a forward is not reentrant).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sable/model.h"
+
+namespace sable::hf {
+class HfConfig;
+}
+namespace sable::plugin {
+class Registry;
+}
+
+namespace sable::runner {
+
+struct RunnerOptions {
+  std::filesystem::path model_path;     // checkpoint directory with config.json
+  std::string device = "cpu";           // cpu | cuda | auto (cuda when a GPU is present)
+  std::string dtype = "auto";           // auto | float32 (CPU) | bfloat16 (CUDA)
+  std::string impl = "auto";            // auto | native | sglang | transformers
+  std::string attention_backend = "auto";  // a plugin name, or auto: the best probe score
+  int32_t page_size = 1;                // tokens per KV page
+  int64_t num_pages = 0;                // 0: enough for max_total_tokens
+  int64_t max_total_tokens = 0;         // 0 with num_pages 0: 4 x context length
+  int32_t max_batch_tokens = 8192;      // largest number of new tokens in one forward
+  int32_t max_seqs = 256;               // largest number of sequences in one forward
+  int64_t context_length = 0;           // 0: the model's max_position_embeddings
+  const plugin::Registry* registry = nullptr;  // required; must outlive the runner
+  // CUDA only.
+  int32_t device_index = 0;
+  bool cuda_graphs = true;              // replay decode batches as CUDA graphs
+  int32_t cuda_graph_max_bs = 0;        // largest graph batch; 0: min(max_seqs, 256)
+  double mem_fraction_static = 0.0;     // weights + KV share of device memory; 0: 0.85
+};
+
+class ModelRunner {
+ public:
+  // One sequence of a forward.
+  struct Sequence {
+    std::span<const int32_t> new_tokens;  // tokens to run now (a prefill chunk, or 1 decode token)
+    int32_t num_cached = 0;               // tokens of this sequence already in the KV cache
+    std::span<const int32_t> pages;       // pages covering num_cached + new tokens, in order
+    bool all_logits = false;              // logits for every new token, else only the last
+  };
+
+  struct ForwardResult {
+    int64_t rows = 0;           // for each sequence: all new positions if all_logits, else 1
+    int32_t vocab = 0;
+    std::vector<float> logits;  // [rows, vocab] fp32
+    int32_t hidden_size = 0;
+    std::vector<float> hidden;  // [rows, hidden] final-norm output, when asked for
+    // With device_logits on CUDA: logits stay on the device ([rows, vocab] F32, valid until the
+    // next forward) and `logits` is empty.
+    const float* device_logits = nullptr;
+    std::span<const float> row(int64_t r) const {
+      return std::span<const float>(logits).subspan(static_cast<size_t>(r * vocab),
+                                                    static_cast<size_t>(vocab));
+    }
+  };
+
+  // Loads the model. Throws std::runtime_error / std::invalid_argument with a message naming the
+  // problem (no plugin claims the architecture, missing / unexpected / misshapen tensor, ...).
+  static std::unique_ptr<ModelRunner> create(const RunnerOptions& options);
+  ~ModelRunner();
+
+  const SableModelInfo& info() const;
+  const hf::HfConfig& config() const;
+  const std::string& plugin_name() const;
+  int64_t num_pages() const;
+  int32_t page_size() const;
+  int64_t context_length() const;
+
+  // Runs one forward. Throws std::invalid_argument naming the sequence and the problem for bad
+  // input (no tokens, token id out of range, too few pages, page id out of range, positions past
+  // the context length, batch too large); std::runtime_error when the plugin fails.
+  ForwardResult forward(std::span<const Sequence> seqs, bool want_hidden = false,
+                        bool device_logits = false);
+
+  // The device the model runs on (SableDeviceType) and, on CUDA, its stream (cudaStream_t).
+  int32_t device_type() const;
+  void* stream() const;
+
+ private:
+  struct Impl;
+  explicit ModelRunner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Greedy argmax of one logits row (lowest index wins ties), for tests and tools.
+int32_t argmax(std::span<const float> row);
+
+}  // namespace sable::runner

@@ -1,0 +1,44 @@
+// WeightSource over a core/weights Checkpoint, and the recorder.
+#include "core/runner/weight_source.h"
+
+#include <algorithm>
+
+#include "core/weights/checkpoint.h"
+
+namespace sable::runner {
+namespace {
+
+class CheckpointSource final : public WeightSource {
+ public:
+  explicit CheckpointSource(const weights::Checkpoint& ckpt) : ckpt_(ckpt), names_(ckpt.names()) {}
+  const std::vector<std::string>& names() const override { return names_; }
+  bool has(std::string_view name) const override { return ckpt_.find(name) != nullptr; }
+  std::vector<int64_t> shape(std::string_view name, const std::vector<int64_t>&) override {
+    return ckpt_.at(name).shape;
+  }
+  void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim, int64_t slice_start,
+            int64_t slice_len, void* dst) override {
+    ckpt_.read(ckpt_.at(name), dst_dtype, slice_dim, slice_start, slice_len, dst);
+  }
+  std::string describe() const override { return "checkpoint " + ckpt_.dir().string(); }
+
+ private:
+  const weights::Checkpoint& ckpt_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> make_checkpoint_source(const weights::Checkpoint& checkpoint) {
+  return std::make_unique<CheckpointSource>(checkpoint);
+}
+
+std::vector<int64_t> RecordingSource::shape(std::string_view name,
+                                            const std::vector<int64_t>& expected) {
+  const bool seen = std::any_of(recorded_.begin(), recorded_.end(),
+                                [&](const RecordedTensor& t) { return t.name == name; });
+  if (!seen) recorded_.push_back({std::string(name), expected});
+  return expected;
+}
+
+}  // namespace sable::runner
