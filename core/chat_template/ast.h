@@ -73,6 +73,10 @@ struct Stmt {
   std::vector<Body> bodies;
   std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro / kCallBlock; default may be null
   bool has_filter = false;                              // kFor with `if`
+  // kMacro / kCallBlock: whether the body names varargs / kwargs (Jinja accepts extra arguments
+  // only then).
+  bool uses_varargs = false;
+  bool uses_kwargs = false;
 };
 
 struct Template {

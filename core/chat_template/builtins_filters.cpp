@@ -173,6 +173,9 @@ Value apply_filter(Renderer& r, std::string_view name, const Value& v, const Cal
       return arg_string(*c, "trim chars");
     }(), true, true));
   if (n == "tojson") {
+    for (const auto& [k, x] : a.named)
+      if (k != "ensure_ascii" && k != "indent" && k != "separators" && k != "sort_keys")
+        throw EvalError("tojson() got an unexpected keyword argument '" + k + "'");
     JsonFormat fmt;
     if (const Value* ea = arg(a, 0, "ensure_ascii")) fmt.ensure_ascii = truthy(*ea);
     if (const Value* ind = arg(a, 1, "indent"); ind && !ind->is_none()) {

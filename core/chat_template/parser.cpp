@@ -272,6 +272,27 @@ class Parser {
     advance();
   }
 
+  static void scan_names(const Expr* e, Stmt& m) {
+    if (e == nullptr) return;
+    if (e->kind == ExprKind::kName) {
+      m.uses_varargs |= e->name == "varargs";
+      m.uses_kwargs |= e->name == "kwargs";
+    }
+    for (const auto& a : e->args) scan_names(a.get(), m);
+    for (const auto& [k, a] : e->kwargs) scan_names(a.get(), m);
+  }
+  static void scan_body(const Body& body, Stmt& m) {
+    for (const auto& s : body) {
+      for (const auto& e : s.exprs) scan_names(e.get(), m);
+      for (const auto& [k, e] : s.params) scan_names(e.get(), m);
+      for (const auto& b : s.bodies) scan_body(b, m);
+    }
+  }
+  static void mark_catch_alls(Stmt& s) {
+    for (const auto& [k, e] : s.params) scan_names(e.get(), s);
+    scan_body(s.bodies[0], s);
+  }
+
   Stmt parse_macro(Stmt s) {
     s.kind = StmtKind::kMacro;
     s.name = expect_name();
@@ -281,6 +302,7 @@ class Parser {
     loop_depth_ = 0;
     s.bodies.push_back(parse_closed_body(s.line, "macro", "endmacro"));
     loop_depth_ = saved;
+    mark_catch_alls(s);
     return s;
   }
 
@@ -292,6 +314,7 @@ class Parser {
     s.exprs.push_back(std::move(call));
     expect_block_end();
     s.bodies.push_back(parse_closed_body(s.line, "call", "endcall"));
+    mark_catch_alls(s);
     return s;
   }
 

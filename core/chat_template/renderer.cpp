@@ -168,6 +168,17 @@ Value Renderer::call_macro(const Stmt& def, const ScopePtr& closure, const CallA
   for (const auto& [k, a] : args.named) check_depth(a, 0);
   auto scope = std::make_shared<Scope>(Scope{closure, {}});
   std::size_t n = def.params.size();
+  std::string what = def.name.empty() ? std::string("caller") : "macro '" + def.name + "'";
+  if (args.positional.size() > n && !def.uses_varargs)
+    throw EvalError(what + " takes not more than " + std::to_string(n) + " argument(s)");
+  for (const auto& [k, v] : args.named) {
+    std::size_t idx = n;
+    for (std::size_t i = 0; i < n; ++i)
+      if (def.params[i].first == k) idx = i;
+    if (idx == n && !def.uses_kwargs) throw EvalError(what + " takes no keyword argument '" + k + "'");
+    if (idx < n && idx < args.positional.size())
+      throw EvalError(what + " got multiple values for argument '" + k + "'");
+  }
   Array varargs;
   for (std::size_t i = n; i < args.positional.size(); ++i) varargs.push_back(args.positional[i]);
   auto kwargs = std::make_shared<Object>();

@@ -170,6 +170,28 @@ TEST(ChatTemplateErrors, LimitsStopRunawayTemplates) {
                   "macro calls nested deeper than");
 }
 
+TEST(ChatTemplateErrors, MacroArgumentsAreCheckedAsJinjaDoes) {
+  EXPECT_EQ(render_error("{% macro f(a) %}{{ a }}{% endmacro %}\n{{ f(1, k=2) }}").detail(),
+            "macro 'f' takes no keyword argument 'k'");
+  EXPECT_EQ(render_error("{% macro f(a) %}{% endmacro %}{{ f(1, 2) }}").detail(),
+            "macro 'f' takes not more than 1 argument(s)");
+  EXPECT_EQ(render_error("{% macro f(a) %}{% endmacro %}{{ f(1, a=2) }}").detail(),
+            "macro 'f' got multiple values for argument 'a'");
+  // Naming varargs / kwargs in the body accepts the extra arguments.
+  auto tpl = ChatTemplate::compile("{% macro f(a) %}{{ varargs|length }}{{ kwargs.k }}{% endmacro %}{{ f(1, 2, k=3) }}");
+  EXPECT_EQ(tpl->render(nlohmann::json::object()), "13");
+}
+
+TEST(ChatTemplateErrors, TransformersExtensions) {
+  // {% generation %} (transformers' AssistantTracker) renders its body; strftime_now uses the
+  // clock given in RenderOptions.
+  auto tpl = ChatTemplate::compile("{% generation %}a{{ 1 }}{% endgeneration %}|{{ strftime_now('%Y') }}");
+  RenderOptions at;
+  at.now = 1722000309;
+  EXPECT_EQ(tpl->render(nlohmann::json::object(), at), "a1|2024");
+  EXPECT_EQ(tpl->render(nlohmann::json::object()).size(), 7u);  // "a1|" + the current year
+}
+
 TEST(ChatTemplateErrors, ContextMustBeAnObject) {
   auto tpl = ChatTemplate::compile("x");
   EXPECT_THROW(tpl->render(nlohmann::json::array()), TemplateError);
