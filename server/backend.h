@@ -1,0 +1,139 @@
+// What the HTTP layer needs from the engine, as one small interface: submit a tokenized request and
+// read its output as a series of deltas, abort, flush the cache, swap weights, and report figures
+// for /get_server_info and /metrics.
+//
+// The server is written against this interface, not against the engine's classes, so that the
+// routes, the JSON shaping and the streaming can be tested with a scripted fake (tests/unit) and the
+// engine adapter (engine_backend.cpp) stays the only file that knows the engine.
+//
+// Thread-safety: every Backend method may be called from any HTTP worker thread at once. A
+// Generation is used by the one handler thread that submitted it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/sampling/sampling_params.h"
+
+namespace sable::tokenizer {
+class Tokenizer;
+}
+
+namespace sable::server {
+
+// One log-probability: (logprob, token id). A NaN logprob is reported as null (the first prompt
+// token has none).
+struct Logprob {
+  float logprob = 0.0f;
+  int32_t token = 0;
+};
+
+// The log-probabilities of one position: the chosen token, the top-N (best first) and the ones the
+// request asked for by id (token_ids_logprob).
+struct PositionLogprobs {
+  Logprob chosen;
+  std::vector<Logprob> top;
+  std::vector<Logprob> token_ids;
+};
+
+// Why a request ended (SGLang's finish_reason object).
+struct Finish {
+  enum class Type { kStop, kLength, kAbort };
+  Type type = Type::kStop;
+  std::optional<int32_t> matched_token;    // kStop by EOS / stop token
+  std::optional<std::string> matched_text;  // kStop by stop string
+  int64_t length = 0;                       // kLength: tokens generated
+  std::string message;                      // kAbort
+  int32_t status_code = 0;                  // kAbort: 400/500/503 for errors, 0 for user aborts
+};
+
+// Output produced since the previous delta of the same request. Counters are cumulative.
+struct Delta {
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<PositionLogprobs> output_logprobs;
+  std::vector<PositionLogprobs> input_logprobs;  // with the first delta, when asked for
+  std::optional<Finish> finish;                  // on the last delta only
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+  int32_t num_retractions = 0;
+  double e2e_latency = 0.0;  // seconds, on the last delta
+};
+
+// One tokenized request as the server hands it over (parameters already validated).
+struct GenerateInput {
+  std::string rid;
+  std::vector<int32_t> input_ids;
+  sampling::SamplingParams params;
+  bool return_logprob = false;
+  int32_t logprob_start_len = -1;  // -1: output tokens only
+  int32_t top_logprobs_num = 0;
+  std::vector<int32_t> token_ids_logprob;
+};
+
+// A submitted request. Destroying it before its last delta was read aborts the request (a client
+// that went away frees its KV pages).
+class Generation {
+ public:
+  virtual ~Generation() = default;
+  // Waits up to `timeout` for output. nullopt on timeout, and after the final delta was returned.
+  virtual std::optional<Delta> next(std::chrono::milliseconds timeout) = 0;
+  // The final delta has been returned.
+  virtual bool done() const = 0;
+};
+
+// Fixed facts about the served model.
+struct ModelFacts {
+  std::string model_path;
+  std::string tokenizer_path;
+  int64_t context_length = 0;       // longest sequence, prompt + output
+  int64_t vocab_size = 0;           // the model's logits width
+  int64_t max_total_num_tokens = 0; // KV pool capacity in tokens
+  bool is_generation = true;
+};
+
+// Runtime figures (snapshots; counters are cumulative since start).
+struct BackendStats {
+  int64_t running = 0;
+  int64_t queued = 0;
+  int64_t used_tokens = 0;        // KV tokens held by requests (not by the idle prefix cache)
+  int64_t cached_tokens_in_pool = 0;  // KV tokens held by the radix cache
+  double kv_usage = 0.0;          // used / capacity
+  double cache_hit_rate = 0.0;    // cached prompt tokens / prompt tokens
+  int64_t prompt_tokens = 0;
+  int64_t generation_tokens = 0;
+  int64_t cached_prompt_tokens = 0;
+  int64_t finished_requests = 0;
+  int64_t num_retractions = 0;
+  std::string weight_version = "default";
+};
+
+struct WeightUpdateResult {
+  bool success = false;
+  std::string message;
+  int64_t num_paused_requests = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const tokenizer::Tokenizer& tokenizer() const = 0;
+  virtual ModelFacts facts() const = 0;
+  // Queues a request. Throws sampling::ValidationError for input the engine rejects.
+  virtual std::unique_ptr<Generation> submit(GenerateInput input) = 0;
+  // Ends the request with finish_reason abort (unknown rids are ignored).
+  virtual void abort(const std::string& rid) = 0;
+  virtual void abort_all() = 0;
+  // False (nothing done) while requests are running or waiting.
+  virtual bool flush_cache() = 0;
+  // Same architecture and sizes only; on failure the old weights keep serving.
+  virtual WeightUpdateResult update_weights_from_disk(const std::string& model_path) = 0;
+  virtual BackendStats stats() const = 0;
+};
+
+}  // namespace sable::server

@@ -1,0 +1,167 @@
+// The engine adapter (see engine_backend.h).
+#include "server/engine_backend.h"
+
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+namespace sable::server {
+
+namespace {
+
+Logprob convert(const scheduler::TokenLogprob& t) { return {t.logprob, t.token}; }
+
+PositionLogprobs convert(const scheduler::PositionLogprobs& p) {
+  PositionLogprobs out;
+  out.chosen = convert(p.chosen);
+  for (const auto& t : p.top) out.top.push_back(convert(t));
+  for (const auto& t : p.token_ids) out.token_ids.push_back(convert(t));
+  return out;
+}
+
+Finish convert(const scheduler::FinishReason& f) {
+  Finish out;
+  out.type = f.type == scheduler::FinishReason::Type::kStop     ? Finish::Type::kStop
+             : f.type == scheduler::FinishReason::Type::kLength ? Finish::Type::kLength
+                                                                : Finish::Type::kAbort;
+  out.matched_token = f.matched_token;
+  out.matched_text = f.matched_text;
+  out.length = f.length;
+  out.message = f.message;
+  out.status_code = f.status_code;
+  return out;
+}
+
+// Updates of one request, filled on the scheduler thread, read by the handler thread.
+struct UpdateQueue {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<engine::GenerateResult> items;
+};
+
+class EngineGeneration : public Generation {
+ public:
+  explicit EngineGeneration(std::unique_ptr<engine::RequestHandle> handle)
+      : handle_(std::move(handle)), queue_(std::make_shared<UpdateQueue>()) {
+    auto q = queue_;
+    handle_->on_update([q](const engine::GenerateResult& r) {
+      std::lock_guard lock(q->mutex);
+      q->items.push_back(r);
+      q->cv.notify_all();
+    });
+  }
+  ~EngineGeneration() override {
+    if (!done_) handle_->abort();
+  }
+
+  std::optional<Delta> next(std::chrono::milliseconds timeout) override {
+    if (done_) return std::nullopt;
+    engine::GenerateResult r;
+    {
+      std::unique_lock lock(queue_->mutex);
+      if (!queue_->cv.wait_for(lock, timeout, [&] { return !queue_->items.empty(); })) {
+        return std::nullopt;
+      }
+      r = std::move(queue_->items.front());
+      queue_->items.pop_front();
+    }
+    return diff(r);
+  }
+
+  bool done() const override { return done_; }
+
+ private:
+  // The part of the cumulative state `r` that is new since the previous update.
+  Delta diff(const engine::GenerateResult& r) {
+    Delta d;
+    if (r.text.size() >= text_len_) d.text = r.text.substr(text_len_);
+    text_len_ = std::max(text_len_, r.text.size());
+    for (size_t i = ids_len_; i < r.output_ids.size(); ++i) d.token_ids.push_back(r.output_ids[i]);
+    ids_len_ = std::max(ids_len_, r.output_ids.size());
+    const auto& m = r.meta_info;
+    for (size_t i = out_lp_len_; i < m.output_logprobs.size(); ++i) {
+      d.output_logprobs.push_back(convert(m.output_logprobs[i]));
+    }
+    out_lp_len_ = std::max(out_lp_len_, m.output_logprobs.size());
+    for (size_t i = in_lp_len_; i < m.input_logprobs.size(); ++i) {
+      d.input_logprobs.push_back(convert(m.input_logprobs[i]));
+    }
+    in_lp_len_ = std::max(in_lp_len_, m.input_logprobs.size());
+    d.prompt_tokens = m.prompt_tokens;
+    d.completion_tokens = m.completion_tokens;
+    d.cached_tokens = m.cached_tokens;
+    d.num_retractions = m.num_retractions;
+    if (m.finish_reason) {
+      d.finish = convert(*m.finish_reason);
+      d.e2e_latency = m.e2e_latency;
+      done_ = true;
+    }
+    return d;
+  }
+
+  std::unique_ptr<engine::RequestHandle> handle_;
+  std::shared_ptr<UpdateQueue> queue_;
+  size_t text_len_ = 0, ids_len_ = 0, out_lp_len_ = 0, in_lp_len_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+EngineBackend::EngineBackend(engine::Engine& engine) : engine_(engine) {}
+
+const tokenizer::Tokenizer& EngineBackend::tokenizer() const { return engine_.tokenizer(); }
+
+ModelFacts EngineBackend::facts() const {
+  ModelFacts f;
+  const auto& c = engine_.config();
+  f.model_path = c.model_path;
+  f.tokenizer_path = c.tokenizer_path.empty() ? c.model_path : c.tokenizer_path;
+  f.context_length = engine_.context_length();
+  f.vocab_size = engine_.model_info().vocab_size;
+  f.max_total_num_tokens = engine_.max_total_tokens();
+  f.is_generation = !c.is_embedding;
+  return f;
+}
+
+std::unique_ptr<Generation> EngineBackend::submit(GenerateInput in) {
+  engine::GenerateInput e;
+  e.input_ids = std::move(in.input_ids);
+  e.params = std::move(in.params);
+  e.rid = std::move(in.rid);
+  e.logprobs.return_logprob = in.return_logprob;
+  e.logprobs.logprob_start_len = in.logprob_start_len;
+  e.logprobs.top_logprobs_num = in.top_logprobs_num;
+  e.logprobs.token_ids_logprob = std::move(in.token_ids_logprob);
+  return std::make_unique<EngineGeneration>(engine_.submit(std::move(e)));
+}
+
+void EngineBackend::abort(const std::string& rid) { engine_.abort(rid); }
+void EngineBackend::abort_all() { engine_.abort_all(); }
+bool EngineBackend::flush_cache() { return engine_.flush_cache(); }
+
+WeightUpdateResult EngineBackend::update_weights_from_disk(const std::string& model_path) {
+  const auto r = engine_.update_weights_from_disk(model_path);
+  return {r.success, r.message, r.num_paused_requests};
+}
+
+BackendStats EngineBackend::stats() const {
+  const scheduler::SchedulerStats s = engine_.stats();
+  BackendStats b;
+  b.running = s.running;
+  b.queued = s.queued;
+  b.kv_usage = s.kv_usage;
+  b.used_tokens = static_cast<int64_t>(std::llround(s.kv_usage * static_cast<double>(s.total_pages))) *
+                  s.page_size;
+  b.cached_tokens_in_pool = s.cached_pages * s.page_size;
+  b.cache_hit_rate = s.cache_hit_rate;
+  b.prompt_tokens = s.prompt_tokens;
+  b.generation_tokens = s.generation_tokens;
+  b.cached_prompt_tokens = s.cached_tokens;
+  b.finished_requests = s.finished_requests;
+  b.num_retractions = s.num_retractions;
+  b.weight_version = engine_.config().weight_version;
+  return b;
+}
+
+}  // namespace sable::server

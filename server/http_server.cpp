@@ -1,0 +1,128 @@
+// The cpp-httplib server: worker pool, auth, body limit, error bodies, routes (see http_server.h).
+#include "server/http_server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <atomic>
+
+#include "core/util/log.h"
+#include "server/http_error.h"
+#include "server/route_util.h"
+#include "server/server_state.h"
+
+namespace sable::server {
+
+namespace {
+
+// Compares without an early exit so that the time taken does not reveal the key's prefix.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+bool auth_exempt(const httplib::Request& req) {
+  return req.method == "OPTIONS" || req.path.rfind("/health", 0) == 0;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(const config::ServerConfig& config, Backend& backend) : state(config, backend) {}
+  ServerState state;
+  httplib::Server http;
+  std::atomic<int> listen_fd{-1};
+};
+
+HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
+    : impl_(std::make_unique<Impl>(config, backend)) {
+  auto& svr = impl_->http;
+  ServerState& state = impl_->state;
+  svr.new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkerThreads); };
+  svr.set_payload_max_length(static_cast<size_t>(config.max_request_body_bytes));
+  svr.set_tcp_nodelay(true);
+  svr.set_keep_alive_max_count(1000);
+  svr.set_read_timeout(60);
+  svr.set_write_timeout(60);
+  // Remember the listening socket so that bind() can raise httplib's small accept backlog.
+  svr.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    impl_->listen_fd = static_cast<int>(sock);
+  });
+
+  svr.set_pre_routing_handler([&state](const httplib::Request& req, httplib::Response& res) {
+    const std::string& key = state.config.api_key;
+    if (key.empty() || auth_exempt(req)) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string header = req.get_header_value("Authorization");
+    if (same_secret(header, "Bearer " + key)) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, 401, "Unauthorized: send the API key as 'Authorization: Bearer <key>'", "",
+               "invalid_api_key");
+    state.metrics.count_http_error(401);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Errors httplib produces itself (unknown route, body too large) get the same JSON body.
+  svr.set_error_handler(httplib::Server::HandlerWithResponse(
+      [&state](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    state.metrics.count_http_error(res.status);
+    if (res.status == 404) {
+      send_error(res, 404, fmt::format("Not found: {} {}", req.method, req.path), "", "not_found");
+    } else if (res.status == 413) {
+      send_error(res, 413,
+                 fmt::format("The request body is larger than max_request_body_bytes ({} bytes)",
+                             state.config.max_request_body_bytes),
+                 "body", "request_too_large");
+    } else {
+      const int status = res.status;
+      send_error(res, status, fmt::format("HTTP {}", status));
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                               std::exception_ptr) {
+    log::error("{} {}: unhandled exception", req.method, req.path);
+    send_error(res, 500, "Internal server error");
+  });
+
+  register_native_routes(svr, state);
+  register_openai_routes(svr, state);
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+int HttpServer::bind() {
+  const auto& c = impl_->state.config;
+  int port = 0;
+  if (c.port == 0) {
+    port = impl_->http.bind_to_any_port(c.host);
+  } else {
+    port = impl_->http.bind_to_port(c.host, static_cast<int>(c.port)) ? static_cast<int>(c.port)
+                                                                       : -1;
+  }
+  if (port <= 0) {
+    throw std::runtime_error(fmt::format("cannot listen on {}:{} (address in use or not local?)",
+                                         c.host, c.port));
+  }
+  // httplib listens with a backlog of 5; many clients connecting at once need more.
+  if (const int fd = impl_->listen_fd.load(); fd >= 0) ::listen(fd, 1024);
+  return port;
+}
+
+void HttpServer::serve() { impl_->http.listen_after_bind(); }
+void HttpServer::set_ready() { impl_->state.ready = true; }
+void HttpServer::begin_drain() { impl_->state.draining = true; }
+void HttpServer::stop() {
+  if (impl_->http.is_running()) impl_->http.stop();
+}
+int64_t HttpServer::in_flight() const { return impl_->state.in_flight.load(); }
+ServerState& HttpServer::state() { return impl_->state; }
+
+}  // namespace sable::server

@@ -1,0 +1,411 @@
+// OpenAI-compatible request parsing and response shaping (see openai_api.h; spec/sglang_api.md
+// section 3 for SGLang's mapping of the fields).
+#include "server/openai_api.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/chat_template/chat_template.h"
+#include "core/tokenizer/tokenizer.h"
+#include "server/http_error.h"
+
+namespace sable::server {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+[[noreturn]] void bad(const std::string& field, const std::string& message) {
+  throw HttpError::bad_request(message, field);
+}
+
+template <class J>
+const J* field(const J& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+template <class J>
+bool get_bool(const J& body, const char* name, bool fallback) {
+  const J* v = field(body, name);
+  if (!v) return fallback;
+  if (!v->is_boolean()) bad(name, fmt::format("{} must be a boolean, got {}", name, v->dump()));
+  return v->template get<bool>();
+}
+
+template <class J>
+std::optional<int64_t> get_int(const J& body, const char* name) {
+  const J* v = field(body, name);
+  if (!v) return std::nullopt;
+  if (!v->is_number_integer()) {
+    bad(name, fmt::format("{} must be an integer, got {}", name, v->dump()));
+  }
+  return v->template get<int64_t>();
+}
+
+// Copies body[name] into sp[target] after checking its JSON kind (number/bool/...).
+template <class J>
+void copy_number(const J& body, const char* name, json& sp, const char* target) {
+  if (const J* v = field(body, name)) {
+    if (!v->is_number()) bad(name, fmt::format("{} must be a number, got {}", name, v->dump()));
+    sp[target] = v->template get<double>();
+  }
+}
+
+template <class J>
+void copy_raw(const J& body, const char* name, json& sp, const char* target) {
+  if (const J* v = field(body, name)) sp[target] = json::parse(v->dump());
+}
+
+// The fields both endpoints share, onto a sampling_params object.
+template <class J>
+void map_common(const J& body, json& sp, OpenAIRequest& req) {
+  if (const J* m = field(body, "model")) {
+    if (!m->is_string()) bad("model", "model must be a string");
+    req.model = m->template get<std::string>();
+  } else {
+    req.model = "default";
+  }
+  req.stream = get_bool(body, "stream", false);
+  if (const J* so = field(body, "stream_options")) {
+    if (!so->is_object()) bad("stream_options", "stream_options must be an object");
+    req.include_usage = get_bool(*so, "include_usage", false);
+    req.continuous_usage_stats = get_bool(*so, "continuous_usage_stats", false);
+  }
+  copy_number(body, "temperature", sp, "temperature");
+  copy_number(body, "top_p", sp, "top_p");
+  copy_number(body, "min_p", sp, "min_p");
+  copy_number(body, "presence_penalty", sp, "presence_penalty");
+  copy_number(body, "frequency_penalty", sp, "frequency_penalty");
+  copy_number(body, "repetition_penalty", sp, "repetition_penalty");
+  if (auto k = get_int(body, "top_k")) sp["top_k"] = *k;
+  if (auto n = get_int(body, "n")) {
+    if (*n < 1 || *n > 128) bad("n", fmt::format("n must be between 1 and 128, got {}", *n));
+    sp["n"] = *n;
+  }
+  if (auto seed = get_int(body, "seed")) sp["sampling_seed"] = *seed;
+  if (auto mt = get_int(body, "min_tokens")) sp["min_new_tokens"] = *mt;
+  if (const J* stop = field(body, "stop")) {
+    if (stop->is_string()) {
+      sp["stop"] = json::array({stop->template get<std::string>()});
+    } else if (stop->is_array()) {
+      for (const auto& s : *stop) {
+        if (!s.is_string()) bad("stop", "stop must be a string or a list of strings");
+      }
+      sp["stop"] = json::parse(stop->dump());
+    } else {
+      bad("stop", "stop must be a string or a list of strings");
+    }
+  }
+  if (const J* lb = field(body, "logit_bias")) {
+    if (!lb->is_object()) bad("logit_bias", "logit_bias must be an object of token id to bias");
+    sp["logit_bias"] = json::parse(lb->dump());
+  }
+  for (const char* name : {"stop_token_ids", "ignore_eos", "no_stop_trim", "skip_special_tokens",
+                           "spaces_between_special_tokens", "regex", "ebnf", "json_schema"}) {
+    copy_raw(body, name, sp, name);
+  }
+  if (const J* rid = field(body, "rid")) {
+    if (!rid->is_string()) bad("rid", "rid must be a string");
+    req.rid = rid->template get<std::string>();
+  } else {
+    req.rid = make_request_id();
+  }
+}
+
+sampling::SamplingParams finish_params(const json& sp, const json& preferred) {
+  json merged = preferred.is_object() ? preferred : json::object();
+  for (auto it = sp.begin(); it != sp.end(); ++it) merged[it.key()] = it.value();
+  // max_new_tokens null means "until the context limit": from_json keeps defaults for null.
+  const bool unlimited = merged.contains("max_new_tokens") && merged["max_new_tokens"].is_null();
+  auto params = sampling::SamplingParams::from_json(merged);
+  if (unlimited) params.max_new_tokens = std::nullopt;
+  return params;
+}
+
+json logprob_value(float v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+std::string token_text(const tokenizer::Tokenizer& tok, int32_t id) {
+  return tok.decode(std::span<const int32_t>(&id, 1), false);
+}
+
+json token_bytes(const tokenizer::Tokenizer& tok, int32_t id) {
+  json bytes = json::array();
+  for (unsigned char c : tok.token_bytes(id)) bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+// Completions logprobs: {tokens, token_logprobs, top_logprobs, text_offset}.
+json completion_logprobs(const std::vector<PositionLogprobs>& positions,
+                         const tokenizer::Tokenizer& tok, int64_t offset) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const auto& p : positions) {
+    std::string t = token_text(tok, p.chosen.token);
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(t.size());
+    tokens.push_back(std::move(t));
+    lps.push_back(logprob_value(p.chosen.logprob));
+    json top = json::object();
+    for (const auto& c : p.top) top[token_text(tok, c.token)] = logprob_value(c.logprob);
+    tops.push_back(std::move(top));
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
+          {"text_offset", offsets}};
+}
+
+// Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
+json chat_logprobs(const std::vector<PositionLogprobs>& positions,
+                   const tokenizer::Tokenizer& tok) {
+  json content = json::array();
+  for (const auto& p : positions) {
+    json top = json::array();
+    for (const auto& c : p.top) {
+      top.push_back({{"token", token_text(tok, c.token)},
+                     {"logprob", logprob_value(c.logprob)},
+                     {"bytes", token_bytes(tok, c.token)}});
+    }
+    content.push_back({{"token", token_text(tok, p.chosen.token)},
+                       {"logprob", logprob_value(p.chosen.logprob)},
+                       {"bytes", token_bytes(tok, p.chosen.token)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+json head_json(const ResponseHead& head, const char* object) {
+  return {{"id", head.id}, {"object", object}, {"created", head.created}, {"model", head.model}};
+}
+
+}  // namespace
+
+OpenAIRequest parse_completion_request(const json& body, const json& preferred) {
+  if (!body.is_object()) bad("", "the request body must be a JSON object");
+  OpenAIRequest req;
+  json sp = json::object();
+  map_common(body, sp, req);
+  const json* prompt = field(body, "prompt");
+  if (!prompt) bad("prompt", "prompt is required");
+  auto int_list = [](const json& v) {
+    std::vector<int32_t> ids;
+    for (const auto& x : v) {
+      if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > INT32_MAX) {
+        bad("prompt", "prompt token ids must be non-negative integers");
+      }
+      ids.push_back(x.get<int32_t>());
+    }
+    return ids;
+  };
+  if (prompt->is_string()) {
+    req.prompts.push_back({prompt->get<std::string>(), std::nullopt});
+  } else if (prompt->is_array() && !prompt->empty() && prompt->front().is_number()) {
+    req.prompts.push_back({std::nullopt, int_list(*prompt)});
+  } else if (prompt->is_array()) {
+    for (const auto& p : *prompt) {
+      if (p.is_string()) req.prompts.push_back({p.get<std::string>(), std::nullopt});
+      else if (p.is_array()) req.prompts.push_back({std::nullopt, int_list(p)});
+      else bad("prompt", "prompt must be a string, a list of strings or of token-id lists");
+    }
+  } else {
+    bad("prompt", "prompt must be a string, a list of strings or of token-id lists");
+  }
+  if (req.prompts.empty()) bad("prompt", "Prompt cannot be empty");
+  for (const auto& p : req.prompts) {
+    if ((p.text && p.text->empty()) || (p.ids && p.ids->empty())) {
+      bad("prompt", "Prompt cannot be empty");
+    }
+  }
+  const int64_t max_tokens = get_int(body, "max_tokens").value_or(16);
+  if (max_tokens < 0) bad("max_tokens", "max_tokens must be positive");
+  sp["max_new_tokens"] = max_tokens;
+  req.echo = get_bool(body, "echo", false);
+  if (auto lp = get_int(body, "logprobs")) {
+    if (*lp < 0 || *lp > 20) bad("logprobs", "logprobs must be between 0 and 20");
+    req.logprobs = true;
+    req.top_logprobs = static_cast<int32_t>(*lp);
+  }
+  req.params = finish_params(sp, preferred);
+  return req;
+}
+
+std::string render_chat(const ChatRenderer& renderer, const ordered_json& body) {
+  if (!renderer.tmpl) {
+    bad("messages", "this model has no chat template; pass --chat-template or use /v1/completions");
+  }
+  ordered_json context = ordered_json::object();
+  if (const auto* kwargs = field(body, "chat_template_kwargs")) {
+    if (!kwargs->is_object()) bad("chat_template_kwargs", "chat_template_kwargs must be an object");
+    for (auto it = kwargs->begin(); it != kwargs->end(); ++it) context[it.key()] = it.value();
+  }
+  context["messages"] = body.at("messages");
+  if (const auto* tools = field(body, "tools")) {
+    if (!tools->is_array()) bad("tools", "tools must be a list");
+    context["tools"] = *tools;
+  }
+  context["add_generation_prompt"] = true;
+  context["bos_token"] = renderer.bos_token;
+  context["eos_token"] = renderer.eos_token;
+  try {
+    return renderer.tmpl->render(context);
+  } catch (const std::exception& e) {
+    bad("messages", fmt::format("cannot apply the chat template: {}", e.what()));
+  }
+}
+
+OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred,
+                                 const ChatRenderer& renderer) {
+  if (!body.is_object()) bad("", "the request body must be a JSON object");
+  OpenAIRequest req;
+  req.chat = true;
+  json sp = json::object();
+  map_common(body, sp, req);
+  const ordered_json* messages = field(body, "messages");
+  if (!messages) bad("messages", "messages is required");
+  if (!messages->is_array()) bad("messages", "messages must be a list of message objects");
+  if (messages->empty()) bad("messages", "Messages cannot be empty.");
+  for (const auto& m : *messages) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      bad("messages", "each message must be an object with a string role");
+    }
+  }
+  std::optional<int64_t> max_tokens = get_int(body, "max_completion_tokens");
+  if (!max_tokens) max_tokens = get_int(body, "max_tokens");
+  if (max_tokens && *max_tokens < 0) bad("max_tokens", "max_tokens must be positive");
+  sp["max_new_tokens"] = max_tokens ? json(*max_tokens) : json(nullptr);
+  req.logprobs = get_bool(body, "logprobs", false);
+  if (auto top = get_int(body, "top_logprobs")) {
+    if (*top < 0 || *top > 20) bad("top_logprobs", "top_logprobs must be between 0 and 20");
+    req.top_logprobs = static_cast<int32_t>(*top);
+  }
+  req.prompts.push_back({render_chat(renderer, body), std::nullopt});
+  req.params = finish_params(sp, preferred);
+  return req;
+}
+
+json openai_finish_reason(const std::optional<Finish>& finish) {
+  if (!finish) return nullptr;
+  switch (finish->type) {
+    case Finish::Type::kStop: return "stop";
+    case Finish::Type::kLength: return "length";
+    case Finish::Type::kAbort: return "abort";
+  }
+  return nullptr;
+}
+
+json openai_matched_stop(const std::optional<Finish>& finish) {
+  if (!finish || finish->type != Finish::Type::kStop) return nullptr;
+  if (finish->matched_text) return *finish->matched_text;
+  if (finish->matched_token) return *finish->matched_token;
+  return nullptr;
+}
+
+json usage_json(const std::vector<ChoiceOutput>& choices, int32_t n, bool cache_report) {
+  int64_t prompt = 0, completion = 0, cached = 0;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& out = *choices[i].out;
+    if (n <= 1 || i % static_cast<size_t>(n) == 0) {
+      prompt += out.prompt_tokens;
+      cached += out.cached_tokens;
+    }
+    completion += out.completion_tokens;
+  }
+  json usage = {{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion}};
+  if (cache_report) usage["prompt_tokens_details"] = {{"cached_tokens", cached}};
+  return usage;
+}
+
+json completion_response(const ResponseHead& head, const OpenAIRequest& req,
+                         const std::vector<ChoiceOutput>& choices,
+                         const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "text_completion");
+  json list = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& o = *choices[i].out;
+    std::string text = req.echo ? choices[i].prompt_text + o.text : o.text;
+    const int64_t offset = req.echo ? static_cast<int64_t>(choices[i].prompt_text.size()) : 0;
+    list.push_back({{"index", i},
+                    {"text", std::move(text)},
+                    {"logprobs", req.logprobs ? completion_logprobs(o.output_logprobs, tok, offset)
+                                              : json(nullptr)},
+                    {"finish_reason", openai_finish_reason(o.finish)},
+                    {"matched_stop", openai_matched_stop(o.finish)}});
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(choices, req.params.n, head.cache_report);
+  out["metadata"] = {{"weight_version", head.weight_version}};
+  return out;
+}
+
+json chat_response(const ResponseHead& head, const OpenAIRequest& req,
+                   const std::vector<ChoiceOutput>& choices, const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "chat.completion");
+  json list = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& o = *choices[i].out;
+    json message = {{"role", "assistant"},
+                    {"content", o.text},
+                    {"refusal", nullptr},
+                    {"reasoning_content", nullptr},
+                    {"tool_calls", nullptr}};
+    list.push_back({{"index", i},
+                    {"message", std::move(message)},
+                    {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)},
+                    {"finish_reason", openai_finish_reason(o.finish)},
+                    {"matched_stop", openai_matched_stop(o.finish)}});
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(choices, req.params.n, head.cache_report);
+  out["metadata"] = {{"weight_version", head.weight_version}};
+  return out;
+}
+
+json completion_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
+                      const Delta& delta, const tokenizer::Tokenizer& tok, int64_t text_offset) {
+  json out = head_json(head, "text_completion");
+  out["choices"] = json::array(
+      {{{"index", index},
+        {"text", delta.text},
+        {"logprobs", req.logprobs ? completion_logprobs(delta.output_logprobs, tok, text_offset)
+                                  : json(nullptr)},
+        {"finish_reason", openai_finish_reason(delta.finish)},
+        {"matched_stop", openai_matched_stop(delta.finish)}}});
+  return out;
+}
+
+json chat_role_chunk(const ResponseHead& head, int index) {
+  json out = head_json(head, "chat.completion.chunk");
+  out["choices"] = json::array({{{"index", index},
+                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", nullptr}}});
+  return out;
+}
+
+json chat_chunk(const ResponseHead& head, const OpenAIRequest& req, int index, const Delta& delta,
+                const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "chat.completion.chunk");
+  json d = json::object();
+  if (!delta.text.empty() || !delta.finish) d["content"] = delta.text;
+  out["choices"] = json::array(
+      {{{"index", index},
+        {"delta", std::move(d)},
+        {"logprobs", req.logprobs && !delta.output_logprobs.empty()
+                         ? chat_logprobs(delta.output_logprobs, tok)
+                         : json(nullptr)},
+        {"finish_reason", openai_finish_reason(delta.finish)},
+        {"matched_stop", openai_matched_stop(delta.finish)}}});
+  return out;
+}
+
+json usage_chunk(const ResponseHead& head, bool chat, const json& usage) {
+  json out = head_json(head, chat ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = json::array();
+  out["usage"] = usage;
+  return out;
+}
+
+}  // namespace sable::server

@@ -1,0 +1,366 @@
+// SGLang's native routes: /generate (streaming and not), model and server info, health, cache and
+// weight control, tokenize/detokenize, abort, /metrics. Shapes: spec/sglang_api.md section 1.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/log.h"
+#include "server/generate_api.h"
+#include "server/http_error.h"
+#include "server/route_util.h"
+#include "server/stream_pump.h"
+
+namespace sable::server {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kFlushText =
+    "Cache flushed.\nPlease check backend logs for more details. (When there are running or "
+    "waiting requests, the operation will not be performed.)\n";
+
+// The submitted generations of one /generate call and what they produced so far.
+struct GenerateCall {
+  explicit GenerateCall(ServerState& s) : in_flight(s) {}
+  ServerState::InFlight in_flight;
+  GenerateRequest request;
+  std::vector<std::unique_ptr<Generation>> gens;
+  std::vector<GenerateOutput> outputs;
+  std::vector<NativeShape> shapes;
+};
+
+std::unique_ptr<GenerateCall> submit_generate(ServerState& state, const json& body) {
+  auto call = std::make_unique<GenerateCall>(state);
+  call->request = parse_generate_request(body, *state.preferred);
+  // Tokenize and check everything before anything is queued.
+  for (auto& item : call->request.items) {
+    GenerateInput& in = item.input;
+    if (item.input_ids) {
+      in.input_ids = *item.input_ids;
+      check_token_ids(state, in.input_ids, "input_ids");
+      state.check_prompt_length(in.input_ids, "input_ids");
+    } else {
+      in.input_ids = state.prompt_ids(*item.text, true, "text");
+    }
+    check_token_ids(state, in.token_ids_logprob, "token_ids_logprob");
+    if (in.logprob_start_len >= static_cast<int32_t>(in.input_ids.size())) {
+      throw HttpError::bad_request(
+          fmt::format("logprob_start_len ({}) is not smaller than the prompt length ({})",
+                      in.logprob_start_len, in.input_ids.size()),
+          "logprob_start_len");
+    }
+    in.params.validate(state.facts.vocab_size, state.facts.context_length);
+  }
+  for (auto& item : call->request.items) {
+    GenerateOutput out;
+    out.rid = item.input.rid;
+    call->outputs.push_back(std::move(out));
+    call->shapes.push_back(native_shape(item.input, call->request.return_text_in_logprobs,
+                                        state.backend.stats().weight_version));
+  }
+  for (auto& item : call->request.items) {
+    call->gens.push_back(state.backend.submit(item.input));
+  }
+  return call;
+}
+
+bool is_error_abort(const std::optional<Finish>& f) {
+  return f && f->type == Finish::Type::kAbort && f->status_code >= 400;
+}
+
+void handle_generate(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req);
+  state.check_admission();
+  std::shared_ptr<GenerateCall> call = submit_generate(state, body);
+  const bool incremental = state.config.incremental_streaming_output;
+
+  if (!call->request.stream) {
+    pump_generations(call->gens, state.metrics,
+                     [&](size_t i, const Delta& d) {
+                       call->outputs[i].apply(d);
+                       return true;
+                     },
+                     [] { return true; });
+    for (const auto& out : call->outputs) {
+      if (is_error_abort(out.finish)) throw HttpError(out.finish->status_code, out.finish->message);
+    }
+    const tokenizer::Tokenizer* tok = &state.tokenizer;
+    if (!call->request.is_batch) {
+      send_json(res, native_response(call->outputs[0], call->shapes[0], tok));
+      return;
+    }
+    json arr = json::array();
+    for (size_t i = 0; i < call->outputs.size(); ++i) {
+      arr.push_back(native_response(call->outputs[i], call->shapes[i], tok));
+    }
+    send_json(res, arr);
+    return;
+  }
+
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream", [&state, call, incremental](size_t, httplib::DataSink& sink) {
+        const tokenizer::Tokenizer* tok = &state.tokenizer;
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        const bool finished = pump_generations(
+            call->gens, state.metrics,
+            [&](size_t i, const Delta& d) {
+              GenerateOutput& out = call->outputs[i];
+              out.apply(d);
+              if (is_error_abort(d.finish)) {
+                return write(sse_event({{"error", {{"message", d.finish->message},
+                                                   {"code", d.finish->status_code}}}}));
+              }
+              if (d.token_ids.empty() && d.text.empty() && !d.finish) return true;
+              json event = incremental
+                               ? native_response(GenerateOutput::from_delta(out.rid, d),
+                                                 call->shapes[i], tok)
+                               : native_response(out, call->shapes[i], tok);
+              if (call->request.is_batch) event["index"] = i;
+              return write(sse_event(event));
+            },
+            [&] { return sink.is_writable(); });
+        if (!finished) return false;  // the client went away: ~GenerateCall aborts the rest
+        write(kSseDone);
+        sink.done();
+        return true;
+      });
+}
+
+json server_info(ServerState& state) {
+  json info = config::to_json(state.config);
+  const BackendStats s = state.backend.stats();
+  const ModelFacts& f = state.facts;
+  info["status"] = state.draining ? "draining" : (state.ready ? "ready" : "starting");
+  info["version"] = "0.1.0";
+  info["max_total_num_tokens"] = f.max_total_num_tokens;
+  info["max_req_input_len"] = f.context_length > 0 ? f.context_length - 1 : 0;
+  info["context_length_effective"] = f.context_length;
+  info["weight_version"] = s.weight_version;
+  info["internal_states"] = json::array({{{"num_running_reqs", s.running},
+                                          {"num_queue_reqs", s.queued},
+                                          {"num_used_tokens", s.used_tokens},
+                                          {"num_cached_tokens", s.cached_tokens_in_pool},
+                                          {"token_usage", s.kv_usage},
+                                          {"cache_hit_rate", s.cache_hit_rate},
+                                          {"prompt_tokens_total", s.prompt_tokens},
+                                          {"generation_tokens_total", s.generation_tokens},
+                                          {"finished_requests", s.finished_requests},
+                                          {"http_requests_in_flight", state.in_flight.load()}}});
+  return info;
+}
+
+// /health_generate: one tiny greedy request must finish.
+bool generation_works(ServerState& state) {
+  GenerateInput in;
+  in.rid = fmt::format("HEALTH_CHECK_{}", make_request_id());
+  in.input_ids = {0};
+  in.params.max_new_tokens = 1;
+  in.params.temperature = 0.0;
+  auto gen = state.backend.submit(std::move(in));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto d = gen->next(std::chrono::milliseconds(200));
+    if (d && d->finish) return d->finish->type != Finish::Type::kAbort;
+    if (gen->done()) return false;
+  }
+  return false;
+}
+
+void handle_tokenize(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req);
+  if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
+  if (body.contains("model") && body["model"].is_string() &&
+      !state.known_model(body["model"].get<std::string>())) {
+    throw HttpError::bad_request(
+        fmt::format("The model '{}' does not exist", body["model"].get<std::string>()), "model");
+  }
+  bool add_special = true;
+  if (body.contains("add_special_tokens")) {
+    if (!body["add_special_tokens"].is_boolean()) {
+      throw HttpError::bad_request("add_special_tokens must be a boolean", "add_special_tokens");
+    }
+    add_special = body["add_special_tokens"].get<bool>();
+  }
+  const json prompt = body.value("prompt", json(nullptr));
+  const int64_t max_len = state.facts.context_length;
+  if (prompt.is_string()) {
+    auto ids = state.tokenizer.encode(prompt.get<std::string>(), add_special);
+    send_json(res, {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", max_len}});
+    return;
+  }
+  if (prompt.is_array()) {
+    json tokens = json::array(), counts = json::array();
+    for (const auto& p : prompt) {
+      if (!p.is_string()) throw HttpError::bad_request("prompt must be a string or a list of strings", "prompt");
+      auto ids = state.tokenizer.encode(p.get<std::string>(), add_special);
+      counts.push_back(ids.size());
+      tokens.push_back(std::move(ids));
+    }
+    send_json(res, {{"tokens", tokens}, {"count", counts}, {"max_model_len", max_len}});
+    return;
+  }
+  throw HttpError::bad_request("prompt is required: a string or a list of strings", "prompt");
+}
+
+std::vector<int32_t> ids_of(const ServerState& state, const json& v) {
+  std::vector<int32_t> ids;
+  for (const auto& x : v) {
+    if (!x.is_number_integer()) throw HttpError::bad_request("tokens must be integers", "tokens");
+    const int64_t id = x.get<int64_t>();
+    if (id < 0 || id > INT32_MAX) {
+      throw HttpError::bad_request(fmt::format("tokens has an invalid id {}", id), "tokens");
+    }
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  check_token_ids(state, ids, "tokens");
+  return ids;
+}
+
+void handle_detokenize(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req);
+  if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
+  bool skip = true;
+  if (body.contains("skip_special_tokens")) {
+    if (!body["skip_special_tokens"].is_boolean()) {
+      throw HttpError::bad_request("skip_special_tokens must be a boolean", "skip_special_tokens");
+    }
+    skip = body["skip_special_tokens"].get<bool>();
+  }
+  const json tokens = body.value("tokens", json(nullptr));
+  if (!tokens.is_array()) throw HttpError::bad_request("tokens must be a list of token ids", "tokens");
+  if (!tokens.empty() && tokens.front().is_array()) {
+    json texts = json::array();
+    for (const auto& row : tokens) {
+      if (!row.is_array()) throw HttpError::bad_request("tokens must be a list of lists", "tokens");
+      texts.push_back(state.tokenizer.decode(ids_of(state, row), skip));
+    }
+    send_json(res, {{"text", texts}});
+    return;
+  }
+  send_json(res, {{"text", state.tokenizer.decode(ids_of(state, tokens), skip)}});
+}
+
+void handle_update_weights(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  const json body = parse_body(req);
+  const json path = body.is_object() ? body.value("model_path", json(nullptr)) : json(nullptr);
+  if (!path.is_string() || path.get<std::string>().empty()) {
+    throw HttpError::bad_request("model_path is required: the folder of the new checkpoint",
+                                 "model_path");
+  }
+  const WeightUpdateResult r = state.backend.update_weights_from_disk(path.get<std::string>());
+  if (r.success) log::info("weights updated from {}", path.get<std::string>());
+  else log::warn("weight update from {} failed: {}", path.get<std::string>(), r.message);
+  send_json(res,
+            {{"success", r.success},
+             {"message", r.message},
+             {"num_paused_requests", r.num_paused_requests}},
+            r.success ? 200 : 400);
+}
+
+json model_card(const ServerState& state) {
+  const std::string name = state.config.served_model_name.empty() ? state.facts.model_path
+                                                                  : state.config.served_model_name;
+  return {{"id", name},          {"object", "model"},     {"created", state.started_unix},
+          {"owned_by", "sable"}, {"root", name},          {"parent", nullptr},
+          {"max_model_len", state.facts.context_length}};
+}
+
+}  // namespace
+
+void register_native_routes(httplib::Server& svr, ServerState& state) {
+  auto generate = guarded(state, [&state](const auto& req, auto& res) {
+    handle_generate(state, req, res);
+  });
+  svr.Post("/generate", generate);
+  svr.Put("/generate", generate);
+
+  svr.Get("/health", guarded(state, [&state](const auto&, auto& res) {
+    res.status = state.ready && !state.draining ? 200 : 503;
+  }));
+  svr.Get("/health_generate", guarded(state, [&state](const auto&, auto& res) {
+    res.status = state.ready && !state.draining && generation_works(state) ? 200 : 503;
+  }));
+
+  svr.Get("/get_model_info", guarded(state, [&state](const auto&, auto& res) {
+    const auto& c = state.config;
+    send_json(res, {{"model_path", state.facts.model_path},
+                    {"tokenizer_path", state.facts.tokenizer_path},
+                    {"is_generation", state.facts.is_generation},
+                    {"preferred_sampling_params", c.preferred_sampling_params.empty()
+                                                      ? json(nullptr)
+                                                      : json(c.preferred_sampling_params)},
+                    {"weight_version", state.backend.stats().weight_version},
+                    {"has_image_understanding", false},
+                    {"has_audio_understanding", false}});
+  }));
+  svr.Get("/get_server_info", guarded(state, [&state](const auto&, auto& res) {
+    send_json(res, server_info(state));
+  }));
+
+  auto flush = guarded(state, [&state](const auto&, auto& res) {
+    const bool done = state.backend.flush_cache();
+    res.status = done ? 200 : 400;
+    res.set_content(kFlushText, "text/plain");
+  });
+  svr.Get("/flush_cache", flush);
+  svr.Post("/flush_cache", flush);
+
+  svr.Post("/update_weights_from_disk", guarded(state, [&state](const auto& req, auto& res) {
+    handle_update_weights(state, req, res);
+  }));
+
+  auto tokenize = guarded(state, [&state](const auto& req, auto& res) {
+    handle_tokenize(state, req, res);
+  });
+  svr.Post("/tokenize", tokenize);
+  svr.Post("/v1/tokenize", tokenize);
+  auto detokenize = guarded(state, [&state](const auto& req, auto& res) {
+    handle_detokenize(state, req, res);
+  });
+  svr.Post("/detokenize", detokenize);
+  svr.Post("/v1/detokenize", detokenize);
+
+  svr.Post("/abort_request", guarded(state, [&state](const auto& req, auto& res) {
+    const json body = parse_body(req);
+    if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
+    const bool all = body.value("abort_all", json(false)).is_boolean() && body.value("abort_all", false);
+    const json rid = body.value("rid", json(""));
+    if (!rid.is_string()) throw HttpError::bad_request("rid must be a string", "rid");
+    if (all) {
+      state.backend.abort_all();
+    } else if (rid.get<std::string>().empty()) {
+      throw HttpError::bad_request("rid is required unless abort_all is true", "rid");
+    } else {
+      state.backend.abort(rid.get<std::string>());
+    }
+    res.status = 200;
+  }));
+
+  svr.Get("/v1/models", guarded(state, [&state](const auto&, auto& res) {
+    send_json(res, {{"object", "list"}, {"data", json::array({model_card(state)})}});
+  }));
+  svr.Get(R"(/v1/models/(.+))", guarded(state, [&state](const auto& req, auto& res) {
+    const std::string id = req.matches[1];
+    json card = model_card(state);
+    if (id != card["id"].get<std::string>() && !state.known_model(id)) {
+      throw HttpError::not_found(fmt::format("The model '{}' does not exist", id), "model",
+                                 "model_not_found");
+    }
+    send_json(res, card);
+  }));
+
+  svr.Get("/metrics", guarded(state, [&state](const auto&, auto& res) {
+    if (!state.config.enable_metrics) {
+      throw HttpError::not_found("metrics are off: start the server with --enable-metrics");
+    }
+    res.set_content(state.metrics.render(state.backend.stats(), state.facts),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  }));
+}
+
+}  // namespace sable::server

@@ -1,0 +1,123 @@
+// `sable serve`'s server half (core/cli/run_server.h): builds the engine, binds the HTTP server,
+// sends the warm-up request, says that the server is ready, then waits for SIGINT/SIGTERM and
+// drains: stop admitting, let in-flight requests finish within shutdown_grace_period_s, abort the
+// rest, stop accepting, exit 0.
+#include "core/cli/run_server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "core/engine/engine.h"
+#include "core/util/log.h"
+#include "server/engine_backend.h"
+#include "server/http_server.h"
+
+namespace sable::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// SGLang's warm-up: a short greedy generation through the real HTTP path.
+bool warm_up(const config::ServerConfig& config, int port) {
+  const std::string host =
+      config.host == "0.0.0.0" || config.host == "::" || config.host.empty() ? "127.0.0.1"
+                                                                             : config.host;
+  httplib::Client client(host, port);
+  client.set_read_timeout(600);
+  httplib::Headers headers;
+  if (!config.api_key.empty()) headers.emplace("Authorization", "Bearer " + config.api_key);
+  const std::string body =
+      R"({"text": "The capital city of France is", "sampling_params": {"temperature": 0, "max_new_tokens": 8}})";
+  const auto res = client.Post("/generate", headers, body, "application/json");
+  if (!res) {
+    sable::log::error("warm-up request failed: {}", httplib::to_string(res.error()));
+    return false;
+  }
+  if (res->status != 200) {
+    sable::log::error("warm-up request answered {}: {}", res->status, res->body);
+    return false;
+  }
+  return true;
+}
+
+// Waits up to `timeout` for one of the blocked signals; returns it, or 0 on timeout.
+int wait_signal(const sigset_t& set, std::chrono::milliseconds timeout) {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
+  const int sig = ::sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+}  // namespace
+
+int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/,
+               const plugin::ModelSelection& /*model*/) {
+  // Every thread started from here on inherits the blocked mask; only this thread takes signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<engine::Engine> engine;
+  try {
+    engine = std::make_unique<engine::Engine>(config);
+  } catch (const std::exception& e) {
+    sable::log::error("cannot start the engine: {}", e.what());
+    return 1;
+  }
+  EngineBackend backend(*engine);
+  std::unique_ptr<HttpServer> server;
+  int port = 0;
+  try {
+    server = std::make_unique<HttpServer>(config, backend);
+    port = server->bind();
+  } catch (const std::exception& e) {
+    sable::log::error("cannot start the HTTP server: {}", e.what());
+    return 1;
+  }
+  std::thread http([&] { server->serve(); });
+  sable::log::info("HTTP server listening on http://{}:{} ({} worker threads)", config.host, port,
+                   kHttpWorkerThreads);
+
+  if (!config.skip_server_warmup && !warm_up(config, port)) {
+    server->stop();
+    http.join();
+    return 1;
+  }
+  server->set_ready();
+  sable::log::info("The server is fired up and ready to roll! (http://{}:{})", config.host, port);
+
+  int sig = 0;
+  while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
+  sable::log::info("received {}: draining (grace period {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                   config.shutdown_grace_period_s);
+  server->begin_drain();
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(config.shutdown_grace_period_s * 1000));
+  bool forced = false;
+  while (server->in_flight() > 0) {
+    if (Clock::now() >= deadline || forced) break;
+    if (wait_signal(signals, std::chrono::milliseconds(50)) != 0) forced = true;  // a second signal
+  }
+  if (server->in_flight() > 0) {
+    sable::log::warn("aborting {} request(s) still in flight", server->in_flight());
+    backend.abort_all();
+  }
+  server->stop();
+  http.join();
+  engine->shutdown();
+  sable::log::info("server stopped");
+  return 0;
+}
+
+}  // namespace sable::server

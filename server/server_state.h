@@ -1,0 +1,60 @@
+// What every route handler shares: the configuration, the backend, the metrics, the chat template,
+// and the server's life-cycle flags (ready, draining, requests in flight). Internal to server/.
+//
+// Thread-safety: the members are either immutable after construction or atomic; the backend and
+// the metrics are thread-safe themselves.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/config/server_config.h"
+#include "server/backend.h"
+#include "server/metrics.h"
+#include "server/openai_api.h"
+
+namespace sable::server {
+
+struct ServerState {
+  ServerState(const config::ServerConfig& config, Backend& backend);
+  ~ServerState();
+
+  const config::ServerConfig config;
+  Backend& backend;
+  const tokenizer::Tokenizer& tokenizer;
+  const ModelFacts facts;
+  Metrics metrics;
+  ChatRenderer chat;
+  std::unique_ptr<nlohmann::json> preferred;  // preferred_sampling_params (object or null)
+  const int64_t started_unix;
+
+  std::atomic<bool> ready{false};     // warm-up done
+  std::atomic<bool> draining{false};  // shutting down: no new generation requests
+  std::atomic<int64_t> in_flight{0};  // generation requests being answered
+
+  // Counts one generation request for as long as it lives.
+  class InFlight {
+   public:
+    explicit InFlight(ServerState& s) : s_(s) { s_.in_flight.fetch_add(1); }
+    ~InFlight() { s_.in_flight.fetch_sub(1); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    ServerState& s_;
+  };
+
+  // 503 while starting or draining, or when the queue is over max_queued_requests.
+  void check_admission() const;
+  // Accepts the model names a client may send ("default", the served name, the model path).
+  bool known_model(const std::string& name) const;
+  // Tokenizes a prompt and enforces the context length (413, or truncation when allowed).
+  std::vector<int32_t> prompt_ids(const std::string& text, bool add_special_tokens,
+                                  const char* field) const;
+  void check_prompt_length(std::vector<int32_t>& ids, const char* field) const;
+};
+
+}  // namespace sable::server
