@@ -7,7 +7,6 @@
 // Usage: sable_bench_cpu_decode --model DIR [--batch 1,8] [--prompt 32] [--steps 32]
 //        [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <random>

@@ -18,18 +18,21 @@ namespace {
 class MakeRandomModelCommand : public Command {
  public:
   explicit MakeRandomModelCommand(CLI::App& parent)
-      : Command(parent.add_subcommand(
-            "make-random-model",
-            "Write a random-weight checkpoint with the tensors a model plugin loads for a config")) {
-    app()->add_option("--config", config_json_, "Hugging Face config.json of the model")
+      : Command(parent.add_subcommand("make-random-model",
+                                      "Write a random-weight checkpoint with the tensors a model "
+                                      "plugin loads for a config")) {
+    app()
+        ->add_option("--config", config_json_, "Hugging Face config.json of the model")
         ->required()
         ->check(CLI::ExistingFile);
     app()->add_option("--out", out_dir_, "Output checkpoint directory (created)");
     app()->add_flag("--dry-run", dry_run_, "Only list the tensors (name and shape), write nothing");
     app()->add_option("--seed", seed_, "Random seed")->default_val(0);
-    app()->add_option("--impl", impl_, "Model implementation: auto | native | transformers")
+    app()
+        ->add_option("--impl", impl_, "Model implementation: auto | native | transformers")
         ->default_val("auto");
-    app()->add_option("--shard-size-gb", shard_gb_, "Largest safetensors file, in GiB")
+    app()
+        ->add_option("--shard-size-gb", shard_gb_, "Largest safetensors file, in GiB")
         ->default_val(4.0);
     app()->add_option("--plugin-dirs", plugin_dirs_, "Extra plugin folders");
     app()->add_option("--log-level", log_level_, "Log threshold")->default_val("warning");

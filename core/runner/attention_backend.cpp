@@ -27,9 +27,9 @@ const plugin::PluginInfo& choose(const plugin::Registry& registry, const std::st
     }
   }
   if (best == nullptr)
-    throw std::runtime_error(fmt::format(
-        "no attention backend is usable on device type {} (loaded plugins: {})", device_type,
-        registry.loaded_summary()));
+    throw std::runtime_error(
+        fmt::format("no attention backend is usable on device type {} (loaded plugins: {})",
+                    device_type, registry.loaded_summary()));
   return *best;
 }
 
@@ -46,8 +46,8 @@ std::unique_ptr<AttentionBackend> AttentionBackend::create(
   backend->host_ = &host;
   if (backend->api_->supports_head_dim != nullptr &&
       backend->api_->supports_head_dim(info.head_dim) == 0)
-    throw std::runtime_error(fmt::format("attention backend '{}' does not support head_dim {}",
-                                         p.name, info.head_dim));
+    throw std::runtime_error(
+        fmt::format("attention backend '{}' does not support head_dim {}", p.name, info.head_dim));
   SableAttentionInit init{};
   init.struct_size = sizeof(init);
   init.device_type = device_type;

@@ -30,9 +30,7 @@ class CpuMemory final : public DeviceMemory {
     return p;
   }
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override {
-    std::memcpy(dst, src, bytes);
-  }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
  private:
   std::vector<void*> blocks_;
@@ -55,9 +53,7 @@ class LazyZeroMemory final : public DeviceMemory {
     return p;
   }
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override {
-    std::memcpy(dst, src, bytes);
-  }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
  private:
   std::vector<std::pair<void*, size_t>> maps_;
@@ -65,7 +61,11 @@ class LazyZeroMemory final : public DeviceMemory {
 
 }  // namespace
 
-std::unique_ptr<DeviceMemory> make_cpu_memory() { return std::make_unique<CpuMemory>(); }
-std::unique_ptr<DeviceMemory> make_lazy_zero_memory() { return std::make_unique<LazyZeroMemory>(); }
+std::unique_ptr<DeviceMemory> make_cpu_memory() {
+  return std::make_unique<CpuMemory>();
+}
+std::unique_ptr<DeviceMemory> make_lazy_zero_memory() {
+  return std::make_unique<LazyZeroMemory>();
+}
 
 }  // namespace sable::runner

@@ -1,5 +1,5 @@
-// ModelHost: the C trampolines of SableHostApi and the weight / memory / rope functions behind them.
-// Config lookups live in model_host_config.cpp.
+// ModelHost: the C trampolines of SableHostApi and the weight / memory / rope functions behind
+// them. Config lookups live in model_host_config.cpp.
 #include "core/runner/model_host.h"
 
 #include <fmt/format.h>
@@ -20,10 +20,16 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return fmt::format("[{}]", fmt::join(s, ", "));
 }
 
-ModelHost* self(SableHostHandle* h) { return ModelHost::from(h); }
+ModelHost* self(SableHostHandle* h) {
+  return ModelHost::from(h);
+}
 
-void c_log(SableHostHandle* h, int32_t level, const char* message) { self(h)->log(level, message); }
-void c_set_error(SableHostHandle* h, const char* message) { self(h)->set_error(message); }
+void c_log(SableHostHandle* h, int32_t level, const char* message) {
+  self(h)->log(level, message);
+}
+void c_set_error(SableHostHandle* h, const char* message) {
+  self(h)->set_error(message);
+}
 int32_t c_weight_count(SableHostHandle* h) {
   return static_cast<int32_t>(self(h)->weights().names().size());
 }
@@ -41,7 +47,9 @@ SableStatus c_weight_get(SableHostHandle* h, const char* name, int32_t ndim,
   return self(h)->weight_get(name, ndim, expected_shape, dtype, slice_dim, slice_start, slice_len,
                              out);
 }
-void c_weight_ignore(SableHostHandle* h, const char* name) { self(h)->weight_ignore(name); }
+void c_weight_ignore(SableHostHandle* h, const char* name) {
+  self(h)->weight_ignore(name);
+}
 SableStatus c_alloc_persistent(SableHostHandle* h, int32_t dtype, int32_t ndim,
                                const int64_t* shape, SableTensor* out) {
   return self(h)->alloc_persistent(dtype, ndim, shape, out);
@@ -211,8 +219,8 @@ SableStatus ModelHost::rope_cache(int32_t rot_dim, SableTensor* out, float* msca
     }
     // Rows for every position the model may see: the context length when the runner set one,
     // else the config's max_position_embeddings.
-    const int64_t rows = options_.max_positions > 0 ? options_.max_positions
-                                                    : config_.max_position_embeddings();
+    const int64_t rows =
+        options_.max_positions > 0 ? options_.max_positions : config_.max_position_embeddings();
     const hf::RopeCache cache = hf::build_rope_cache(config_.rope(), rot_dim, rows);
     SableTensor t = allocate(SABLE_DTYPE_F32, {cache.max_positions, cache.rot_dim});
     memory_.upload(t.data, cache.cos_sin.data(), cache.cos_sin.size() * sizeof(float));
@@ -242,10 +250,10 @@ void ModelHost::check_all_weights_used() const {
   if (unused.empty()) return;
   const size_t shown = std::min<size_t>(unused.size(), 10);
   std::vector<std::string> head(unused.begin(), unused.begin() + static_cast<long>(shown));
-  throw std::runtime_error(fmt::format(
-      "{} has {} unexpected tensor(s) that model plugin '{}' did not load: {}{}",
-      weights_.describe(), unused.size(), options_.plugin_name, fmt::join(head, ", "),
-      unused.size() > shown ? ", ..." : ""));
+  throw std::runtime_error(
+      fmt::format("{} has {} unexpected tensor(s) that model plugin '{}' did not load: {}{}",
+                  weights_.describe(), unused.size(), options_.plugin_name, fmt::join(head, ", "),
+                  unused.size() > shown ? ", ..." : ""));
 }
 
 }  // namespace sable::runner

@@ -27,9 +27,9 @@ class HfConfig;
 namespace sable::runner {
 
 struct ModelHostOptions {
-  std::string plugin_name;         // prefixes log lines and error messages
+  std::string plugin_name;  // prefixes log lines and error messages
   int32_t compute_dtype = SABLE_DTYPE_F32;
-  int64_t max_positions = 0;       // rows of rope caches; 0: max_position_embeddings (or 4096)
+  int64_t max_positions = 0;  // rows of rope caches; 0: max_position_embeddings (or 4096)
   int32_t tp_rank = 0;
   int32_t tp_size = 1;
 };
@@ -68,8 +68,7 @@ class ModelHost {
                          int32_t dtype, int32_t slice_dim, int64_t slice_start, int64_t slice_len,
                          SableTensor* out);
   void weight_ignore(const char* name);
-  SableStatus alloc_persistent(int32_t dtype, int32_t ndim, const int64_t* shape,
-                               SableTensor* out);
+  SableStatus alloc_persistent(int32_t dtype, int32_t ndim, const int64_t* shape, SableTensor* out);
   SableStatus rope_cache(int32_t rot_dim, SableTensor* out, float* mscale);
 
   WeightSource& weights() { return weights_; }

@@ -10,7 +10,9 @@
 namespace sable::runner {
 namespace {
 
-ModelHost* self(SableHostHandle* h) { return ModelHost::from(h); }
+ModelHost* self(SableHostHandle* h) {
+  return ModelHost::from(h);
+}
 
 // Runs `get` (returning an optional); stores the value through `put` when present.
 template <class Get, class Put>
@@ -38,44 +40,56 @@ int32_t c_config_has(SableHostHandle* h, const char* key) {
 }
 
 SableStatus c_config_int(SableHostHandle* h, const char* key, int64_t* out) {
-  return lookup(h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_int(k); },
-                [&](int64_t v) { *out = v; return SABLE_OK; });
+  return lookup(
+      h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_int(k); },
+      [&](int64_t v) {
+        *out = v;
+        return SABLE_OK;
+      });
 }
 
 SableStatus c_config_float(SableHostHandle* h, const char* key, double* out) {
-  return lookup(h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_float(k); },
-                [&](double v) { *out = v; return SABLE_OK; });
+  return lookup(
+      h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_float(k); },
+      [&](double v) {
+        *out = v;
+        return SABLE_OK;
+      });
 }
 
 SableStatus c_config_bool(SableHostHandle* h, const char* key, int32_t* out) {
-  return lookup(h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_bool(k); },
-                [&](bool v) { *out = v ? 1 : 0; return SABLE_OK; });
+  return lookup(
+      h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_bool(k); },
+      [&](bool v) {
+        *out = v ? 1 : 0;
+        return SABLE_OK;
+      });
 }
 
 SableStatus c_config_string(SableHostHandle* h, const char* key, char* buf, size_t cap,
                             size_t* len) {
-  return lookup(h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_string(k); },
-                [&](const std::string& v) {
-                  if (len != nullptr) *len = v.size();
-                  if (buf != nullptr && cap > 0) {
-                    const size_t n = std::min(v.size(), cap - 1);
-                    std::memcpy(buf, v.data(), n);
-                    buf[n] = '\0';
-                  }
-                  return SABLE_OK;
-                });
+  return lookup(
+      h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_string(k); },
+      [&](const std::string& v) {
+        if (len != nullptr) *len = v.size();
+        if (buf != nullptr && cap > 0) {
+          const size_t n = std::min(v.size(), cap - 1);
+          std::memcpy(buf, v.data(), n);
+          buf[n] = '\0';
+        }
+        return SABLE_OK;
+      });
 }
 
 SableStatus c_config_int_list(SableHostHandle* h, const char* key, int64_t* out, size_t cap,
                               size_t* count) {
-  return lookup(h, key,
-                [](const hf::HfConfig& c, std::string_view k) { return c.get_int_list(k); },
-                [&](const std::vector<int64_t>& v) {
-                  if (count != nullptr) *count = v.size();
-                  if (out != nullptr)
-                    std::copy_n(v.begin(), std::min(v.size(), cap), out);
-                  return SABLE_OK;
-                });
+  return lookup(
+      h, key, [](const hf::HfConfig& c, std::string_view k) { return c.get_int_list(k); },
+      [&](const std::vector<int64_t>& v) {
+        if (count != nullptr) *count = v.size();
+        if (out != nullptr) std::copy_n(v.begin(), std::min(v.size(), cap), out);
+        return SABLE_OK;
+      });
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ int32_t parse_dtype(const std::string& dtype, const std::string& device) {
   if (device == "cuda") {
     if (dtype == "auto" || dtype == "bfloat16" || dtype == "bf16") return SABLE_DTYPE_BF16;
     throw std::invalid_argument(fmt::format(
-        "dtype '{}' is not supported on device 'cuda' (CUDA computes in bfloat16; use auto)", dtype));
+        "dtype '{}' is not supported on device 'cuda' (CUDA computes in bfloat16; use auto)",
+        dtype));
   }
   if (dtype == "auto" || dtype == "float32" || dtype == "fp32") return SABLE_DTYPE_F32;
   throw std::invalid_argument(fmt::format(
@@ -91,10 +92,12 @@ std::string resolve_device(const std::string& device) {
 #else
               "CUDA off"
 #endif
-              ) + ")");
+              ) +
+          ")");
     return device;
   }
-  throw std::invalid_argument(fmt::format("unknown device '{}' (expected cpu, cuda or auto)", device));
+  throw std::invalid_argument(
+      fmt::format("unknown device '{}' (expected cpu, cuda or auto)", device));
 }
 
 SableTensor host_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
@@ -124,7 +127,8 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     throw std::invalid_argument("RunnerOptions.registry is required (the loaded plugins)");
   const std::string device = resolve_device(options.device);
   if (options.page_size <= 0)
-    throw std::invalid_argument(fmt::format("page_size must be positive, got {}", options.page_size));
+    throw std::invalid_argument(
+        fmt::format("page_size must be positive, got {}", options.page_size));
   if (options.max_batch_tokens <= 0 || options.max_seqs <= 0)
     throw std::invalid_argument("max_batch_tokens and max_seqs must be positive");
   const int32_t compute_dtype = parse_dtype(options.dtype, device);
@@ -157,8 +161,7 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   host_options.plugin_name = r.plugin->name;
   host_options.compute_dtype = compute_dtype;
   host_options.max_positions = options.context_length;
-  r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table,
-                                       host_options);
+  r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table, host_options);
 
   const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
   r.host->take_error();
@@ -203,9 +206,8 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   }
   geometry.num_pages = num_pages;
   r.kv = std::make_unique<KvPool>(geometry, *r.memory);
-  r.attention = AttentionBackend::create(*options.registry, options.attention_backend,
-                                         *r.host, r.info, *r.kv, options.max_batch_tokens,
-                                         options.max_seqs);
+  r.attention = AttentionBackend::create(*options.registry, options.attention_backend, *r.host,
+                                         r.info, *r.kv, options.max_batch_tokens, options.max_seqs);
 #ifdef SABLE_HAVE_CUDA
   if (device == "cuda") {
     CudaExec::Options eo;
@@ -221,17 +223,28 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   }
 #endif
   log::info("model loaded: plugin '{}', {} layers, {} KV pages of {} tokens, attention '{}'",
-            r.plugin->name, r.info.num_layers, num_pages, options.page_size,
-            r.attention->name());
+            r.plugin->name, r.info.num_layers, num_pages, options.page_size, r.attention->name());
   return std::unique_ptr<ModelRunner>(new ModelRunner(std::move(impl)));
 }
 
-const SableModelInfo& ModelRunner::info() const { return impl_->info; }
-const hf::HfConfig& ModelRunner::config() const { return *impl_->config; }
-const std::string& ModelRunner::plugin_name() const { return impl_->plugin->name; }
-int64_t ModelRunner::num_pages() const { return impl_->kv->geometry().num_pages; }
-int32_t ModelRunner::page_size() const { return impl_->kv->geometry().page_size; }
-int64_t ModelRunner::context_length() const { return impl_->context_length; }
+const SableModelInfo& ModelRunner::info() const {
+  return impl_->info;
+}
+const hf::HfConfig& ModelRunner::config() const {
+  return *impl_->config;
+}
+const std::string& ModelRunner::plugin_name() const {
+  return impl_->plugin->name;
+}
+int64_t ModelRunner::num_pages() const {
+  return impl_->kv->geometry().num_pages;
+}
+int32_t ModelRunner::page_size() const {
+  return impl_->kv->geometry().page_size;
+}
+int64_t ModelRunner::context_length() const {
+  return impl_->context_length;
+}
 int32_t ModelRunner::device_type() const {
   return impl_->device == "cuda" ? SABLE_DEVICE_CUDA : SABLE_DEVICE_CPU;
 }
@@ -248,8 +261,8 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   const int32_t page = page_size();
   if (seqs.empty()) throw std::invalid_argument("forward: the batch has no sequences");
   if (static_cast<int64_t>(seqs.size()) > r.options.max_seqs)
-    throw std::invalid_argument(fmt::format("forward: {} sequences exceed max_seqs {}",
-                                            seqs.size(), r.options.max_seqs));
+    throw std::invalid_argument(
+        fmt::format("forward: {} sequences exceed max_seqs {}", seqs.size(), r.options.max_seqs));
   r.token_ids.clear();
   r.positions.clear();
   r.output_rows.clear();
@@ -261,20 +274,21 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   for (size_t b = 0; b < seqs.size(); ++b) {
     const Sequence& s = seqs[b];
     const int64_t n = static_cast<int64_t>(s.new_tokens.size());
-    if (n == 0) throw std::invalid_argument(fmt::format("forward: sequence {} has no new tokens", b));
+    if (n == 0)
+      throw std::invalid_argument(fmt::format("forward: sequence {} has no new tokens", b));
     if (s.num_cached < 0)
-      throw std::invalid_argument(fmt::format("forward: sequence {} has num_cached {} < 0", b,
-                                              s.num_cached));
+      throw std::invalid_argument(
+          fmt::format("forward: sequence {} has num_cached {} < 0", b, s.num_cached));
     const int64_t total = s.num_cached + n;
     if (total > r.context_length)
-      throw std::invalid_argument(fmt::format(
-          "forward: sequence {} reaches position {} but the context length is {}", b, total - 1,
-          r.context_length));
+      throw std::invalid_argument(
+          fmt::format("forward: sequence {} reaches position {} but the context length is {}", b,
+                      total - 1, r.context_length));
     const int64_t need = (total + page - 1) / page;
     if (static_cast<int64_t>(s.pages.size()) < need)
-      throw std::invalid_argument(fmt::format(
-          "forward: sequence {} has {} tokens and needs {} pages of {}, got {}", b, total, need,
-          page, s.pages.size()));
+      throw std::invalid_argument(
+          fmt::format("forward: sequence {} has {} tokens and needs {} pages of {}, got {}", b,
+                      total, need, page, s.pages.size()));
     for (int64_t i = 0; i < need; ++i) {
       const int32_t p = s.pages[static_cast<size_t>(i)];
       if (p < 0 || p >= num_pages())
@@ -286,9 +300,9 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
     for (int64_t j = 0; j < n; ++j) {
       const int32_t tok = s.new_tokens[static_cast<size_t>(j)];
       if (tok < 0 || tok >= r.info.vocab_size)
-        throw std::invalid_argument(fmt::format(
-            "forward: sequence {} token {} has id {} outside the vocabulary [0, {})", b, j, tok,
-            r.info.vocab_size));
+        throw std::invalid_argument(
+            fmt::format("forward: sequence {} token {} has id {} outside the vocabulary [0, {})", b,
+                        j, tok, r.info.vocab_size));
       r.token_ids.push_back(tok);
       r.positions.push_back(static_cast<int32_t>(s.num_cached + j));
       if (s.all_logits || j == n - 1) r.output_rows.push_back(static_cast<int32_t>(first_row + j));
@@ -386,8 +400,8 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
   r.arena.reset();
   if (status != SABLE_OK && ctx.last_error != nullptr)
-    r.host->check(status, fmt::format("model plugin '{}' forward ({})", r.plugin->name,
-                                      ctx.last_error));
+    r.host->check(status,
+                  fmt::format("model plugin '{}' forward ({})", r.plugin->name, ctx.last_error));
   r.host->check(status, fmt::format("model plugin '{}' forward", r.plugin->name));
   return result;
 }

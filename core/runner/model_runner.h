@@ -30,23 +30,23 @@ class Registry;
 namespace sable::runner {
 
 struct RunnerOptions {
-  std::filesystem::path model_path;     // checkpoint directory with config.json
-  std::string device = "cpu";           // cpu | cuda | auto (cuda when a GPU is present)
-  std::string dtype = "auto";           // auto | float32 (CPU) | bfloat16 (CUDA)
-  std::string impl = "auto";            // auto | native | sglang | transformers
-  std::string attention_backend = "auto";  // a plugin name, or auto: the best probe score
-  int32_t page_size = 1;                // tokens per KV page
-  int64_t num_pages = 0;                // 0: enough for max_total_tokens
-  int64_t max_total_tokens = 0;         // 0 with num_pages 0: 4 x context length
-  int32_t max_batch_tokens = 8192;      // largest number of new tokens in one forward
-  int32_t max_seqs = 256;               // largest number of sequences in one forward
-  int64_t context_length = 0;           // 0: the model's max_position_embeddings
+  std::filesystem::path model_path;            // checkpoint directory with config.json
+  std::string device = "cpu";                  // cpu | cuda | auto (cuda when a GPU is present)
+  std::string dtype = "auto";                  // auto | float32 (CPU) | bfloat16 (CUDA)
+  std::string impl = "auto";                   // auto | native | sglang | transformers
+  std::string attention_backend = "auto";      // a plugin name, or auto: the best probe score
+  int32_t page_size = 1;                       // tokens per KV page
+  int64_t num_pages = 0;                       // 0: enough for max_total_tokens
+  int64_t max_total_tokens = 0;                // 0 with num_pages 0: 4 x context length
+  int32_t max_batch_tokens = 8192;             // largest number of new tokens in one forward
+  int32_t max_seqs = 256;                      // largest number of sequences in one forward
+  int64_t context_length = 0;                  // 0: the model's max_position_embeddings
   const plugin::Registry* registry = nullptr;  // required; must outlive the runner
   // CUDA only.
   int32_t device_index = 0;
-  bool cuda_graphs = true;              // replay decode batches as CUDA graphs
-  int32_t cuda_graph_max_bs = 0;        // largest graph batch; 0: min(max_seqs, 256)
-  double mem_fraction_static = 0.0;     // weights + KV share of device memory; 0: 0.85
+  bool cuda_graphs = true;           // replay decode batches as CUDA graphs
+  int32_t cuda_graph_max_bs = 0;     // largest graph batch; 0: min(max_seqs, 256)
+  double mem_fraction_static = 0.0;  // weights + KV share of device memory; 0: 0.85
 };
 
 class ModelRunner {
@@ -60,7 +60,7 @@ class ModelRunner {
   };
 
   struct ForwardResult {
-    int64_t rows = 0;           // for each sequence: all new positions if all_logits, else 1
+    int64_t rows = 0;  // for each sequence: all new positions if all_logits, else 1
     int32_t vocab = 0;
     std::vector<float> logits;  // [rows, vocab] fp32
     int32_t hidden_size = 0;

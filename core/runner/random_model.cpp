@@ -53,9 +53,9 @@ std::vector<std::byte> random_bf16(const RecordedTensor& t, uint64_t seed) {
   Rng rng{seed ^ std::hash<std::string>{}(t.name)};
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t r = rng.next();
-    const float sum = static_cast<float>((r & 0xffff) + ((r >> 16) & 0xffff) +
-                                         ((r >> 32) & 0xffff) + (r >> 48)) -
-                      2.0f * 65535.0f;
+    const float sum =
+        static_cast<float>((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) + (r >> 48)) -
+        2.0f * 65535.0f;
     out[i] = weights::f32_to_bf16(sum * scale);
   }
   return bytes;
@@ -91,8 +91,8 @@ RandomModelSummary write_random_model(const RandomModelOptions& options,
   const std::vector<RecordedTensor> tensors = record_model_tensors(config, registry, options.impl);
   RandomModelSummary summary;
   summary.num_tensors = tensors.size();
-  summary.plugin = plugin::select_model_plugin(registry, config.architectures(), options.impl)
-                       .plugin->name;
+  summary.plugin =
+      plugin::select_model_plugin(registry, config.architectures(), options.impl).plugin->name;
   std::filesystem::create_directories(options.out_dir);
   std::filesystem::copy_file(options.config_json, options.out_dir / "config.json",
                              std::filesystem::copy_options::overwrite_existing);
@@ -118,9 +118,9 @@ RandomModelSummary write_random_model(const RandomModelOptions& options,
   }
   nlohmann::json weight_map = nlohmann::json::object();
   for (size_t i = 0; i < shards.size(); ++i) {
-    const std::string file =
-        shards.size() == 1 ? "model.safetensors"
-                           : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size());
+    const std::string file = shards.size() == 1 ? "model.safetensors"
+                                                : fmt::format("model-{:05d}-of-{:05d}.safetensors",
+                                                              i + 1, shards.size());
     weights::SafetensorsWriter writer;
     writer.set_metadata("format", "pt");
     for (const RecordedTensor* t : shards[i]) {
@@ -136,7 +136,9 @@ RandomModelSummary write_random_model(const RandomModelOptions& options,
     index["weight_map"] = weight_map;
     std::ofstream out(options.out_dir / "model.safetensors.index.json");
     out << index.dump(2) << "\n";
-    if (!out) throw std::runtime_error("cannot write " + (options.out_dir / "model.safetensors.index.json").string());
+    if (!out)
+      throw std::runtime_error("cannot write " +
+                               (options.out_dir / "model.safetensors.index.json").string());
   }
   return summary;
 }

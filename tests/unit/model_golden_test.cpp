@@ -9,12 +9,11 @@
 // Relative error of a row or tensor: max|a - b| / max|b| (b the reference); bound 1e-4.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
@@ -219,13 +218,11 @@ TEST_P(ModelGolden, GreedyBatchedWithLateJoiners) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ModelGolden,
-                         ::testing::Values(Case{"llama", 1}, Case{"llama", 16},
-                                           Case{"mistral", 1}, Case{"mistral", 16},
-                                           Case{"qwen2", 1}, Case{"qwen2", 16},
+                         ::testing::Values(Case{"llama", 1}, Case{"llama", 16}, Case{"mistral", 1},
+                                           Case{"mistral", 16}, Case{"qwen2", 1}, Case{"qwen2", 16},
                                            Case{"qwen3", 1}, Case{"qwen3", 16}),
                          [](const auto& info) {
-                           return info.param.model + "_page" +
-                                  std::to_string(info.param.page_size);
+                           return info.param.model + "_page" + std::to_string(info.param.page_size);
                          });
 
 }  // namespace

@@ -174,16 +174,17 @@ fs::path write_variant(const std::string& name, const std::vector<TensorCopy>& t
 
 TEST(RunnerCheckpoint, MissingTensorIsNamed) {
   auto tensors = golden_tensors();
-  std::erase_if(tensors, [](const TensorCopy& t) {
-    return t.name == "model.layers.1.mlp.up_proj.weight";
-  });
+  std::erase_if(tensors,
+                [](const TensorCopy& t) { return t.name == "model.layers.1.mlp.up_proj.weight"; });
   const std::string err = load_error(write_variant("missing", tensors));
   EXPECT_NE(err.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << err;
 }
 
 TEST(RunnerCheckpoint, UnexpectedTensorIsNamed) {
   auto tensors = golden_tensors();
-  tensors.push_back({"model.layers.0.self_attn.extra_proj.weight", SABLE_DTYPE_BF16, {4},
+  tensors.push_back({"model.layers.0.self_attn.extra_proj.weight",
+                     SABLE_DTYPE_BF16,
+                     {4},
                      std::vector<std::byte>(8)});
   const std::string err = load_error(write_variant("unexpected", tensors));
   EXPECT_NE(err.find("model.layers.0.self_attn.extra_proj.weight"), std::string::npos) << err;

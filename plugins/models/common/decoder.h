@@ -25,10 +25,10 @@ namespace sable::models {
 
 // What distinguishes one decoder architecture from another (all read from config.json).
 struct DecoderOptions {
-  bool qkv_bias = false;   // q/k/v_proj.bias (Qwen2 always; Llama/Qwen3 when attention_bias)
-  bool o_bias = false;     // o_proj.bias (Llama/Qwen3 when attention_bias)
-  bool mlp_bias = false;   // gate/up/down_proj.bias (Llama's mlp_bias)
-  bool qk_norm = false;    // per-head RMSNorm of q and k before rope (Qwen3)
+  bool qkv_bias = false;  // q/k/v_proj.bias (Qwen2 always; Llama/Qwen3 when attention_bias)
+  bool o_bias = false;    // o_proj.bias (Llama/Qwen3 when attention_bias)
+  bool mlp_bias = false;  // gate/up/down_proj.bias (Llama's mlp_bias)
+  bool qk_norm = false;   // per-head RMSNorm of q and k before rope (Qwen3)
   bool read_sliding_window = true;  // honour config `sliding_window` (when use_sliding_window
                                     // is absent or true)
 };
@@ -70,7 +70,8 @@ class DecoderModel : public cpp::Model {
     rot_dim_ = static_cast<int32_t>(static_cast<double>(head_dim_) * partial);
     if (partial <= 0.0 || partial > 1.0 || rot_dim_ % 2 != 0)
       cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "config.json: partial_rotary_factor " +
-                                                std::to_string(partial) + " gives an odd or empty rotary dim");
+                                                std::to_string(partial) +
+                                                " gives an odd or empty rotary dim");
     act_ = parse_activation(host.get_string("hidden_act").value_or("silu"));
     if (opt.read_sliding_window && host.get_bool("use_sliding_window").value_or(true))
       sliding_window_ = host.get_int("sliding_window").value_or(0);
@@ -80,11 +81,10 @@ class DecoderModel : public cpp::Model {
     tp_rank_ = host.tp_rank();
     if (q_heads_total_ % tp_size_ != 0 || kv_heads_total_ % tp_size_ != 0 ||
         inter_total_ % tp_size_ != 0)
-      cpp::fail(SABLE_ERR_UNSUPPORTED, "tp_size " + std::to_string(tp_size_) +
-                                           " does not divide the heads (" +
-                                           std::to_string(q_heads_total_) + "/" +
-                                           std::to_string(kv_heads_total_) +
-                                           ") and intermediate_size");
+      cpp::fail(SABLE_ERR_UNSUPPORTED,
+                "tp_size " + std::to_string(tp_size_) + " does not divide the heads (" +
+                    std::to_string(q_heads_total_) + "/" + std::to_string(kv_heads_total_) +
+                    ") and intermediate_size");
     q_heads_ = q_heads_total_ / tp_size_;
     kv_heads_ = kv_heads_total_ / tp_size_;
     inter_ = inter_total_ / tp_size_;
