@@ -240,6 +240,30 @@ TEST(RunnerRandomModel, QwenShapedConfigLoadsAndRuns) {
   EXPECT_GT(sum_abs, 0.0);  // random weights give non-zero logits
 }
 
+// The plugins refuse a config they cannot serve with a message naming the field.
+TEST(RunnerModelConfig, BadConfigIsRejectedNamingTheField) {
+  auto error_for = [](const std::string& json) -> std::string {
+    try {
+      sable::runner::record_model_tensors(sable::hf::HfConfig::parse(json, "test"), registry());
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string base = R"("architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+    "num_hidden_layers": 2, "vocab_size": 100)";
+  EXPECT_EQ(error_for("{" + base + "}"), "");
+  EXPECT_NE(error_for("{" + base + R"(, "num_key_value_heads": 3})").find("num_key_value_heads"),
+            std::string::npos);
+  EXPECT_NE(error_for("{" + base + R"(, "hidden_act": "swiglu_x"})").find("hidden_act"),
+            std::string::npos);
+  const std::string no_vocab = R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+    "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+    "num_hidden_layers": 2})";
+  EXPECT_NE(error_for(no_vocab).find("vocab_size"), std::string::npos);
+}
+
 TEST(RunnerRandomModel, RecordedTensorsMatchTheGoldenCheckpoint) {
   // What the qwen plugin asks for is exactly what the real qwen2 checkpoint holds.
   const auto config = sable::hf::HfConfig::load(kQwen2 / "config.json");
