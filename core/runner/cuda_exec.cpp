@@ -1,0 +1,298 @@
+// CudaExec (see cuda_exec.h): eager forwards over staged inputs, and decode graphs per bucket.
+#include "core/runner/cuda_exec.h"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <vector>
+
+#include "core/ops/arena.h"
+#include "core/ops/context.h"
+#include "core/ops/cuda/cuda_ops.h"
+#include "core/runner/attention_backend.h"
+#include "core/util/log.h"
+
+namespace sable::runner {
+namespace {
+
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(fmt::format("CUDA {}: {}", what, cudaGetErrorString(e)));
+}
+
+SableTensor dev_tensor(void* data, int32_t dtype, int64_t a, int64_t b = -1) {
+  SableTensor t{};
+  t.struct_size = sizeof(t);
+  t.dtype = dtype;
+  t.device_type = SABLE_DEVICE_CUDA;
+  t.ndim = b < 0 ? 1 : 2;
+  t.shape[0] = a;
+  t.strides[0] = b < 0 ? 1 : b;
+  if (b >= 0) {
+    t.shape[1] = b;
+    t.strides[1] = 1;
+  }
+  t.data = data;
+  return t;
+}
+
+std::vector<int32_t> buckets_up_to(int32_t max_bs) {
+  std::vector<int32_t> b;
+  for (int32_t v : {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 80, 96, 128, 160, 192, 224, 256, 320, 384, 448, 512})
+    if (v <= max_bs) b.push_back(v);
+  if (b.empty() || b.back() != max_bs) b.push_back(max_bs);
+  return b;
+}
+
+}  // namespace
+
+struct CudaExec::Impl {
+  Options opt;
+  const SableOps* ops = nullptr;
+  cudaStream_t stream = nullptr;
+  ops::Arena arena{std::make_unique<ops::CudaBacking>(), 0};
+  ops::Arena graph_arena{std::make_unique<ops::CudaBacking>(), 0};
+  // Persistent inputs (fixed addresses: graphs read them) and their pinned staging.
+  int32_t* d_tokens = nullptr;
+  int32_t* d_positions = nullptr;
+  int32_t* d_rows = nullptr;
+  int32_t* h_stage = nullptr;  // [3 * max_batch_tokens]
+  float* d_graph_logits = nullptr;  // [graph_max_bs, vocab]
+  std::vector<int32_t> buckets;
+  std::map<int32_t, cudaGraphExec_t> graphs;
+  bool graphs_ready = false;
+  // Padded copies of the batch arrays for graph buckets.
+  std::vector<int32_t> p_qo, p_kv_indptr, p_kv_lens;
+
+  ~Impl() {
+    for (auto& [bs, g] : graphs) cudaGraphExecDestroy(g);
+    cudaFree(d_tokens);
+    cudaFree(d_positions);
+    cudaFree(d_rows);
+    cudaFree(d_graph_logits);
+    cudaFreeHost(h_stage);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  void stage(const ExecBatch& b, int64_t t, int64_t rows) {
+    const int64_t n = opt.max_batch_tokens;
+    std::memcpy(h_stage, b.token_ids.data(), b.token_ids.size() * 4);
+    std::memcpy(h_stage + n, b.positions.data(), b.positions.size() * 4);
+    std::memcpy(h_stage + 2 * n, b.output_rows.data(), b.output_rows.size() * 4);
+    for (int64_t i = static_cast<int64_t>(b.token_ids.size()); i < t; ++i) {
+      h_stage[i] = 0;
+      h_stage[n + i] = 0;
+    }
+    for (int64_t i = static_cast<int64_t>(b.output_rows.size()); i < rows; ++i) h_stage[2 * n + i] = static_cast<int32_t>(i);
+    check_cuda(cudaMemcpyAsync(d_tokens, h_stage, t * 4, cudaMemcpyHostToDevice, stream), "upload tokens");
+    check_cuda(cudaMemcpyAsync(d_positions, h_stage + n, t * 4, cudaMemcpyHostToDevice, stream), "upload positions");
+    check_cuda(cudaMemcpyAsync(d_rows, h_stage + 2 * n, rows * 4, cudaMemcpyHostToDevice, stream), "upload rows");
+  }
+
+  SableForwardBatch make_batch(int64_t t, int64_t seqs, int64_t rows, bool decode) const {
+    SableForwardBatch fb{};
+    fb.struct_size = sizeof(fb);
+    fb.num_tokens = static_cast<int32_t>(t);
+    fb.num_seqs = static_cast<int32_t>(seqs);
+    fb.num_outputs = static_cast<int32_t>(rows);
+    fb.is_decode_only = decode ? 1 : 0;
+    fb.token_ids = dev_tensor(d_tokens, SABLE_DTYPE_I32, t);
+    fb.positions = dev_tensor(d_positions, SABLE_DTYPE_I32, t);
+    fb.output_rows = dev_tensor(d_rows, SABLE_DTYPE_I32, rows);
+    return fb;
+  }
+
+  void forward(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+               ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
+               const CheckFn& check) {
+    SableOpsContext ctx;
+    ctx.device_type = SABLE_DEVICE_CUDA;
+    ctx.device_index = opt.device_index;
+    ctx.stream = stream;
+    ctx.arena = &a;
+    attention.bind(ctx);
+    const SableStatus s = api->forward(model, &ctx, &fb, &out);
+    check(s, "forward", ctx.last_error);
+  }
+
+  // Pads a decode batch of `seqs` sequences to `bs` (padding: kv_len 0, no pages).
+  SableAttentionBatch padded(const ExecBatch& b, int32_t bs) {
+    const int32_t seqs = static_cast<int32_t>(b.kv_lens.size());
+    p_qo.assign(b.qo_indptr.begin(), b.qo_indptr.end());
+    p_kv_indptr.assign(b.kv_indptr.begin(), b.kv_indptr.end());
+    p_kv_lens.assign(b.kv_lens.begin(), b.kv_lens.end());
+    for (int32_t i = seqs; i < bs; ++i) {
+      p_qo.push_back(p_qo.back() + 1);
+      p_kv_indptr.push_back(p_kv_indptr.back());
+      p_kv_lens.push_back(0);
+    }
+    SableAttentionBatch ab{};
+    ab.struct_size = sizeof(ab);
+    ab.num_seqs = bs;
+    ab.num_tokens = bs;
+    ab.is_decode_only = 1;
+    ab.qo_indptr = p_qo.data();
+    ab.kv_indptr = p_kv_indptr.data();
+    ab.kv_indices = b.kv_indices.data();
+    ab.kv_lens = p_kv_lens.data();
+    return ab;
+  }
+
+  void capture_all(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+                   const ExecBatch& b, const CheckFn& check) {
+    // Warm-up at the largest bucket sizes the graph arena, creates library handles and plans.
+    const int32_t top = buckets.back();
+    SableForwardOutput out{};
+    out.struct_size = sizeof(out);
+    out.hidden = dev_tensor(nullptr, opt.compute_dtype, top, opt.hidden);
+    out.logits = dev_tensor(d_graph_logits, SABLE_DTYPE_F32, top, opt.vocab);
+    attention.plan(padded(b, top));
+    stage(b, top, top);
+    forward(api, model, attention, graph_arena, make_batch(top, top, top, true), out, check);
+    check_cuda(cudaStreamSynchronize(stream), "graph warm-up");
+    graph_arena.reset();
+    graph_arena.set_growth(false);
+    size_t before = cuda_memory_info().first;
+    for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
+      const int32_t bs = *it;
+      out.logits = dev_tensor(d_graph_logits, SABLE_DTYPE_F32, bs, opt.vocab);
+      out.hidden = dev_tensor(nullptr, opt.compute_dtype, bs, opt.hidden);
+      attention.plan(padded(b, bs));  // so the first run() in the capture records the upload
+      graph_arena.reset();
+      cudaGraph_t graph = nullptr;
+      check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
+      try {
+        forward(api, model, attention, graph_arena, make_batch(bs, bs, bs, true), out, check);
+      } catch (...) {
+        cudaStreamEndCapture(stream, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
+      cudaGraphExec_t exec = nullptr;
+      check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
+      cudaGraphDestroy(graph);
+      graphs[bs] = exec;
+    }
+    graph_arena.reset();
+    log::info("CUDA graphs: captured {} decode buckets (1..{}), graph memory {:.1f} MiB",
+              graphs.size(), top,
+              (graph_arena.capacity() + double(before - cuda_memory_info().first)) / 1048576.0);
+    graphs_ready = true;
+  }
+};
+
+CudaExec::CudaExec(const Options& options, const SableOps* ops) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.opt = options;
+  m.ops = ops;
+  check_cuda(cudaSetDevice(options.device_index), "cudaSetDevice");
+  check_cuda(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking), "stream");
+  const size_t n = static_cast<size_t>(options.max_batch_tokens);
+  check_cuda(cudaMalloc(&m.d_tokens, n * 4), "malloc");
+  check_cuda(cudaMalloc(&m.d_positions, n * 4), "malloc");
+  check_cuda(cudaMalloc(&m.d_rows, n * 4), "malloc");
+  check_cuda(cudaMallocHost(&m.h_stage, 3 * n * 4), "malloc host");
+  int32_t max_bs = options.graph_max_bs > 0 ? options.graph_max_bs : std::min(options.max_seqs, 256);
+  max_bs = std::min({max_bs, options.max_seqs, options.max_batch_tokens});
+  m.buckets = buckets_up_to(std::max(max_bs, 1));
+  m.opt.graphs = options.graphs && max_bs >= 1;
+  if (m.opt.graphs)
+    check_cuda(cudaMalloc(&m.d_graph_logits, size_t(m.buckets.back()) * options.vocab * 4), "malloc logits");
+}
+
+CudaExec::~CudaExec() = default;
+
+void* CudaExec::stream() const { return impl_->stream; }
+int32_t CudaExec::graphs_captured() const { return static_cast<int32_t>(impl_->graphs.size()); }
+
+const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+                           const ExecBatch& b, float* hidden_host, const CheckFn& check) {
+  Impl& m = *impl_;
+  const int64_t t = static_cast<int64_t>(b.token_ids.size());
+  const int64_t seqs = static_cast<int64_t>(b.kv_lens.size());
+  const int64_t rows = static_cast<int64_t>(b.output_rows.size());
+  const bool graph_ok = m.opt.graphs && b.decode_only && hidden_host == nullptr && rows == seqs &&
+                        seqs <= m.buckets.back();
+  if (graph_ok) {
+    if (!m.graphs_ready) capture_all_or_disable(api, model, attention, b, check);
+  }
+  if (graph_ok && m.graphs_ready) {
+    const int32_t bs = *std::lower_bound(m.buckets.begin(), m.buckets.end(), static_cast<int32_t>(seqs));
+    attention.plan(m.padded(b, bs));
+    m.stage(b, bs, bs);
+    check_cuda(cudaGraphLaunch(m.graphs.at(bs), m.stream), "graph launch");
+    return m.d_graph_logits;
+  }
+  // Eager.
+  SableAttentionBatch ab{};
+  ab.struct_size = sizeof(ab);
+  ab.num_seqs = static_cast<int32_t>(seqs);
+  ab.num_tokens = static_cast<int32_t>(t);
+  ab.is_decode_only = b.decode_only ? 1 : 0;
+  ab.qo_indptr = b.qo_indptr.data();
+  ab.kv_indptr = b.kv_indptr.data();
+  ab.kv_indices = b.kv_indices.data();
+  ab.kv_lens = b.kv_lens.data();
+  attention.plan(ab);
+  m.arena.reset();
+  m.stage(b, t, rows);
+  auto* logits = static_cast<float*>(m.arena.allocate(size_t(rows) * m.opt.vocab * 4, 256));
+  void* hidden = hidden_host ? m.arena.allocate(size_t(rows) * m.opt.hidden * 2, 256) : nullptr;
+  if (!logits || (hidden_host && !hidden)) throw std::runtime_error("CUDA: out of memory for logits");
+  SableForwardOutput out{};
+  out.struct_size = sizeof(out);
+  out.logits = dev_tensor(logits, SABLE_DTYPE_F32, rows, m.opt.vocab);
+  out.hidden = dev_tensor(hidden, m.opt.compute_dtype, rows, m.opt.hidden);
+  m.forward(api, model, attention, m.arena, m.make_batch(t, seqs, rows, b.decode_only), out, check);
+  if (hidden_host) {
+    std::vector<uint16_t> h(size_t(rows) * m.opt.hidden);
+    check_cuda(cudaMemcpyAsync(h.data(), hidden, h.size() * 2, cudaMemcpyDeviceToHost, m.stream), "download hidden");
+    check_cuda(cudaStreamSynchronize(m.stream), "sync");
+    for (size_t i = 0; i < h.size(); ++i) {
+      const uint32_t u = static_cast<uint32_t>(h[i]) << 16;
+      std::memcpy(hidden_host + i, &u, 4);
+    }
+  }
+  return logits;
+}
+
+void CudaExec::capture_all_or_disable(const SableModelApi* api, SableModel* model,
+                                      AttentionBackend& attention, const ExecBatch& b,
+                                      const CheckFn& check) {
+  try {
+    impl_->capture_all(api, model, attention, b, check);
+  } catch (const std::exception& e) {
+    log::warn("CUDA graphs disabled: capture failed: {}", e.what());
+    cudaGetLastError();
+    impl_->opt.graphs = false;
+    impl_->graph_arena.set_growth(true);
+  }
+}
+
+void CudaExec::download(const float* device_logits, int64_t rows, float* host) const {
+  check_cuda(cudaMemcpyAsync(host, device_logits, size_t(rows) * impl_->opt.vocab * 4,
+                             cudaMemcpyDeviceToHost, impl_->stream),
+             "download logits");
+  check_cuda(cudaStreamSynchronize(impl_->stream), "sync");
+}
+
+int32_t cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::pair<size_t, size_t> cuda_memory_info() {
+  size_t f = 0, t = 0;
+  cudaMemGetInfo(&f, &t);
+  return {f, t};
+}
+
+}  // namespace sable::runner

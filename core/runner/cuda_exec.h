@@ -1,0 +1,75 @@
+// Runs a model plugin's forward on a CUDA device for the model runner: uploads the batch, keeps the
+// logits on the device, and replays decode-only batches as CUDA graphs.
+//
+// Decode batches (every sequence one token, last-token logits only) are padded to a batch-size
+// bucket (1, 2, 4, 8, 16, 24, 32, ... up to graph_max_bs); on the first such batch every bucket is
+// captured once (largest first, after one eager warm-up that sizes the graph arena; the arena then
+// stops growing so captured addresses stay valid), and later batches replay the bucket's graph.
+// Padding sequences have kv_len 0: the attention backend writes nothing for them (attention.h).
+// Everything else (prefill, mixed batches, hidden-state requests) runs eagerly.
+// Ownership: owns its stream, arenas, pinned staging and device buffers. Borrows the model, the
+// attention backend and the ops table per call. Thread-safety: one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "sable/model.h"
+
+namespace sable::runner {
+
+class AttentionBackend;
+
+// Host-side arrays of one forward, as the runner builds them.
+struct ExecBatch {
+  std::span<const int32_t> token_ids, positions, output_rows;
+  std::span<const int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
+  bool decode_only = false;
+};
+
+class CudaExec {
+ public:
+  struct Options {
+    int32_t device_index = 0;
+    int32_t max_batch_tokens = 0;
+    int32_t max_seqs = 0;
+    int32_t vocab = 0;
+    int32_t hidden = 0;
+    int32_t compute_dtype = SABLE_DTYPE_BF16;
+    bool graphs = true;
+    int32_t graph_max_bs = 0;  // 0: max_seqs capped at 256
+  };
+  // Reports a failed plugin call: (status, what, op error text or nullptr); must throw.
+  using CheckFn = std::function<void(SableStatus, const std::string&, const char*)>;
+
+  CudaExec(const Options& options, const SableOps* ops);
+  ~CudaExec();
+  CudaExec(const CudaExec&) = delete;
+  CudaExec& operator=(const CudaExec&) = delete;
+
+  void* stream() const;
+  // Runs the forward; returns device logits [output_rows.size(), vocab] F32, valid until the next
+  // run. With hidden_host, the final-norm rows are also downloaded there as F32 (eager only).
+  const float* run(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+                   const ExecBatch& batch, float* hidden_host, const CheckFn& check);
+  // Copies `rows` rows of device logits to the host (synchronous).
+  void download(const float* device_logits, int64_t rows, float* host) const;
+  int32_t graphs_captured() const;
+
+ private:
+  void capture_all_or_disable(const SableModelApi* api, SableModel* model,
+                              AttentionBackend& attention, const ExecBatch& batch,
+                              const CheckFn& check);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Number of CUDA devices visible (0 without a driver or device).
+int32_t cuda_device_count();
+// (free, total) bytes of device memory on the current device.
+std::pair<size_t, size_t> cuda_memory_info();
+
+}  // namespace sable::runner
