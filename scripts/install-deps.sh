@@ -24,10 +24,12 @@ if ((${#missing[@]})); then
 fi
 
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
-py_packages=(pytest requests openai)
+# module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
+# read the OpenAI spec.
+py_packages=(pytest requests openai jinja2 yaml:pyyaml)
 py_missing=()
-for p in "${py_packages[@]}"; do
-  python3 -c "import $p" >/dev/null 2>&1 || py_missing+=("$p")
+for entry in "${py_packages[@]}"; do
+  python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")
 done
 if ((${#py_missing[@]})); then
   echo "install-deps: python packages missing: ${py_missing[*]}"

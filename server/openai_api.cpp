@@ -349,8 +349,7 @@ json chat_response(const ResponseHead& head, const OpenAIRequest& req,
     json message = {{"role", "assistant"},
                     {"content", o.text},
                     {"refusal", nullptr},
-                    {"reasoning_content", nullptr},
-                    {"tool_calls", nullptr}};
+                    {"reasoning_content", nullptr}};
     list.push_back({{"index", i},
                     {"message", std::move(message)},
                     {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)},

@@ -58,7 +58,6 @@ ServerState::~ServerState() = default;
 
 void ServerState::check_admission() const {
   if (draining.load()) throw HttpError::unavailable("the server is shutting down");
-  if (!ready.load()) throw HttpError::unavailable("the server is starting up");
   if (config.max_queued_requests > 0 && backend.stats().queued >= config.max_queued_requests) {
     throw HttpError::unavailable(fmt::format(
         "the server is overloaded: {} requests are waiting (max_queued_requests)",

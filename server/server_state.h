@@ -47,7 +47,7 @@ struct ServerState {
     ServerState& s_;
   };
 
-  // 503 while starting or draining, or when the queue is over max_queued_requests.
+  // 503 while draining (the warm-up runs before ready, so starting is no reason), or when the queue is over max_queued_requests.
   void check_admission() const;
   // Accepts the model names a client may send ("default", the served name, the model path).
   bool known_model(const std::string& name) const;

@@ -1,0 +1,345 @@
+// The HTTP server end to end in-process: a real HttpServer on a loopback port over a scripted fake
+// backend (no model), spoken to with httplib's client. Covers routing, streaming shapes, auth, the
+// body limit, error statuses, overload, and that a client going away aborts its generation.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/tokenizer/tokenizer.h"
+#include "server/http_server.h"
+
+namespace sable::server {
+namespace {
+
+using nlohmann::json;
+
+const tokenizer::Tokenizer& qwen() {
+  static auto tok = tokenizer::Tokenizer::load(SABLE_TEST_DATA_DIR "/models/qwen2_tok");
+  return *tok;
+}
+
+// A backend that "generates" the tokens 1000, 1001, ... one per delta, every 2 ms, up to
+// max_new_tokens, then finishes with length. Counts live and aborted generations.
+class FakeBackend : public Backend {
+ public:
+  std::atomic<int> live{0};
+  std::atomic<int> aborted{0};
+  std::atomic<int64_t> queued{0};
+
+  class Gen : public Generation {
+   public:
+    Gen(FakeBackend& b, GenerateInput in) : b_(b), in_(std::move(in)) { ++b_.live; }
+    ~Gen() override {
+      if (!done_) ++b_.aborted;
+      --b_.live;
+    }
+    std::optional<Delta> next(std::chrono::milliseconds) override {
+      if (done_) return std::nullopt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      const int32_t limit = in_.params.max_new_tokens.value_or(8);
+      Delta d;
+      d.prompt_tokens = static_cast<int64_t>(in_.input_ids.size());
+      if (produced_ < limit) {
+        const int32_t id = 1000 + produced_++;
+        d.token_ids = {id};
+        d.text = qwen().decode(d.token_ids, true);
+      }
+      d.completion_tokens = produced_;
+      if (produced_ >= limit) {
+        d.finish = Finish{};
+        d.finish->type = Finish::Type::kLength;
+        d.finish->length = produced_;
+        done_ = true;
+      }
+      return d;
+    }
+    bool done() const override { return done_; }
+
+   private:
+    FakeBackend& b_;
+    GenerateInput in_;
+    int32_t produced_ = 0;
+    bool done_ = false;
+  };
+
+  const tokenizer::Tokenizer& tokenizer() const override { return qwen(); }
+  ModelFacts facts() const override {
+    ModelFacts f;
+    f.model_path = "/models/fake";
+    f.tokenizer_path = "/models/fake";
+    f.context_length = 64;
+    f.vocab_size = 151936;
+    f.max_total_num_tokens = 1024;
+    return f;
+  }
+  std::unique_ptr<Generation> submit(GenerateInput in) override {
+    return std::make_unique<Gen>(*this, std::move(in));
+  }
+  void abort(const std::string&) override {}
+  void abort_all() override {}
+  bool flush_cache() override { return live == 0; }
+  WeightUpdateResult update_weights_from_disk(const std::string& path) override {
+    if (path == "/models/fake") return {true, "Succeeded to update model weights.", 0};
+    return {false, "Failed to update weights: no checkpoint at " + path, 0};
+  }
+  BackendStats stats() const override {
+    BackendStats s;
+    s.running = live;
+    s.queued = queued;
+    return s;
+  }
+};
+
+// The expected text of `n` fake tokens.
+std::string fake_text(int n) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(1000 + i);
+  return qwen().decode(ids, true);
+}
+
+class ServerHttp : public ::testing::Test {
+ protected:
+  void start(config::ServerConfig c) {
+    c.host = "127.0.0.1";
+    c.port = 0;
+    if (c.served_model_name.empty()) c.served_model_name = "fake";
+    server_ = std::make_unique<HttpServer>(c, backend_);
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->serve(); });
+    server_->set_ready();
+  }
+  void SetUp() override {
+    config::ServerConfig c;
+    c.enable_metrics = true;
+    start(c);
+  }
+  void TearDown() override {
+    server_->stop();
+    thread_.join();
+  }
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(20);
+    return c;
+  }
+  httplib::Result post(const std::string& path, const json& body, httplib::Headers headers = {}) {
+    return client().Post(path.c_str(), headers, body.dump(), "application/json");
+  }
+  // The data: payloads of an SSE body.
+  static std::vector<std::string> events(const std::string& body) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while ((pos = body.find("data: ", pos)) != std::string::npos) {
+      const size_t end = body.find("\n\n", pos);
+      out.push_back(body.substr(pos + 6, end - pos - 6));
+      pos = end;
+    }
+    return out;
+  }
+
+  FakeBackend backend_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+TEST_F(ServerHttp, GenerateNonStreamAndStreamAgree) {
+  auto r = post("/generate", {{"text", "hello"}, {"sampling_params", {{"max_new_tokens", 5}}}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["text"], fake_text(5));
+  EXPECT_EQ(j["output_ids"].size(), 5u);
+  EXPECT_EQ(j["meta_info"]["finish_reason"]["type"], "length");
+  EXPECT_EQ(j["meta_info"]["completion_tokens"], 5);
+
+  auto s = post("/generate",
+                {{"text", "hello"}, {"stream", true}, {"sampling_params", {{"max_new_tokens", 5}}}});
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->status, 200);
+  EXPECT_EQ(s->get_header_value("Content-Type"), "text/event-stream");
+  const auto ev = events(s->body);
+  ASSERT_GE(ev.size(), 2u);
+  EXPECT_EQ(ev.back(), "[DONE]");
+  const json last = json::parse(ev[ev.size() - 2]);
+  EXPECT_EQ(last["text"], j["text"]);  // cumulative text
+  EXPECT_TRUE(json::parse(ev[0])["meta_info"]["finish_reason"].is_null());
+}
+
+TEST_F(ServerHttp, GenerateBatch) {
+  auto r = post("/generate", {{"input_ids", {{1, 2}, {3}}}, {"sampling_params", {{"max_new_tokens", 2}}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[1]["meta_info"]["prompt_tokens"], 1);
+}
+
+TEST_F(ServerHttp, OpenAIRoutes) {
+  auto r = post("/v1/completions", {{"model", "fake"}, {"prompt", "hi"}, {"max_tokens", 3}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["choices"][0]["text"], fake_text(3));
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+
+  r = post("/v1/chat/completions", {{"model", "fake"},
+                                    {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                    {"max_tokens", 4},
+                                    {"stream", true},
+                                    {"stream_options", {{"include_usage", true}}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto ev = events(r->body);
+  ASSERT_GE(ev.size(), 3u);
+  EXPECT_EQ(ev.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 1 < ev.size(); ++i) {
+    const json c = json::parse(ev[i]);
+    if (!c["choices"].empty()) text += c["choices"][0]["delta"].value("content", "");
+  }
+  EXPECT_EQ(text, fake_text(4));
+  const json usage = json::parse(ev[ev.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 4);
+
+  r = client().Get("/v1/models");
+  EXPECT_EQ(json::parse(r->body)["data"][0]["id"], "fake");
+  EXPECT_EQ(client().Get("/v1/models/fake")->status, 200);
+  EXPECT_EQ(client().Get("/v1/models/other")->status, 404);
+}
+
+TEST_F(ServerHttp, ErrorStatuses) {
+  auto r = client().Post("/generate", "{not json", "application/json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_TRUE(json::parse(r->body)["error"].contains("message"));
+  r = post("/generate", {{"text", "a"}, {"sampling_params", {{"top_p", 2}}}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "top_p");
+  r = post("/v1/completions", {{"model", "nope"}, {"prompt", "hi"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "model");
+  r = post("/v1/completions", {{"model", "fake"}, {"prompt", "hi"}, {"temperature", "x"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "temperature");
+  r = client().Get("/no/such/route");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "not_found");
+  // Context length 64: a 100-token prompt is too long.
+  r = post("/generate", {{"input_ids", std::vector<int>(100, 5)}});
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "context_length_exceeded");
+  r = post("/generate", {{"input_ids", {1, 999999}}});
+  EXPECT_EQ(r->status, 400);
+  // Body over max_request_body_bytes (64 MiB default here: send more than that would be slow,
+  // so the limit is tested in ServerHttpLimits).
+}
+
+TEST_F(ServerHttp, InfoRoutes) {
+  auto r = client().Get("/get_model_info");
+  ASSERT_EQ(r->status, 200);
+  json j = json::parse(r->body);
+  std::set<std::string> keys;
+  for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
+  EXPECT_EQ(keys, (std::set<std::string>{"model_path", "is_generation", "tokenizer_path",
+                                         "preferred_sampling_params", "weight_version",
+                                         "has_image_understanding", "has_audio_understanding"}));
+  j = json::parse(client().Get("/get_server_info")->body);
+  EXPECT_EQ(j["port"], 0);
+  EXPECT_EQ(j["max_total_num_tokens"], 1024);
+  EXPECT_EQ(j["internal_states"][0]["num_running_reqs"], 0);
+  EXPECT_EQ(client().Get("/health")->status, 200);
+  EXPECT_EQ(client().Get("/health_generate")->status, 200);
+  EXPECT_EQ(client().Get("/flush_cache")->status, 200);
+
+  r = post("/tokenize", {{"prompt", "Hello world"}});
+  j = json::parse(r->body);
+  EXPECT_EQ(j["tokens"], json(qwen().encode("Hello world", true)));
+  EXPECT_EQ(j["count"], j["tokens"].size());
+  EXPECT_EQ(j["max_model_len"], 64);
+  r = post("/detokenize", {{"tokens", j["tokens"]}});
+  EXPECT_EQ(json::parse(r->body)["text"], "Hello world");
+
+  r = post("/update_weights_from_disk", {{"model_path", "/models/fake"}});
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(json::parse(r->body)["success"]);
+  r = post("/update_weights_from_disk", {{"model_path", "/nowhere"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_FALSE(json::parse(r->body)["success"]);
+  EXPECT_NE(json::parse(r->body)["message"].get<std::string>().find("/nowhere"), std::string::npos);
+
+  EXPECT_EQ(post("/abort_request", {{"rid", "x"}})->status, 200);
+  EXPECT_EQ(post("/abort_request", json::object())->status, 400);
+
+  post("/generate", {{"text", "hi"}, {"sampling_params", {{"max_new_tokens", 3}}}});
+  r = client().Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("sglang:time_to_first_token_seconds_count{model_name=\"fake\"}"),
+            std::string::npos);
+  EXPECT_NE(r->body.find("sglang:num_running_reqs{model_name=\"fake\"} 0"), std::string::npos);
+}
+
+TEST_F(ServerHttp, ClientGoneAbortsGeneration) {
+  httplib::Client c("127.0.0.1", port_);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/generate";
+  req.body = json({{"text", "hi"}, {"stream", true}, {"sampling_params", {{"max_new_tokens", 100000}}}}).dump();
+  req.set_header("Content-Type", "application/json");
+  int chunks = 0;
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
+  httplib::Response res;
+  httplib::Error err;
+  c.send(req, res, err);
+  EXPECT_GE(chunks, 3);
+  c.stop();
+  for (int i = 0; i < 200 && backend_.live > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(backend_.live, 0);
+  EXPECT_EQ(backend_.aborted, 1);
+}
+
+TEST_F(ServerHttp, OverloadedAndDraining) {
+  server_->begin_drain();
+  EXPECT_EQ(client().Get("/health")->status, 503);
+  auto r = post("/generate", {{"text", "hi"}});
+  EXPECT_EQ(r->status, 503);
+}
+
+class ServerHttpLimits : public ServerHttp {
+ protected:
+  void SetUp() override {
+    config::ServerConfig c;
+    c.api_key = "sekret";
+    c.max_request_body_bytes = 4096;
+    c.max_queued_requests = 2;
+    start(c);
+  }
+};
+
+TEST_F(ServerHttpLimits, AuthBodyLimitOverload) {
+  EXPECT_EQ(client().Get("/health")->status, 200);  // exempt
+  auto r = client().Get("/get_model_info");
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "invalid_api_key");
+  r = client().Get("/get_model_info", {{"Authorization", "Bearer wrong"}});
+  EXPECT_EQ(r->status, 401);
+  const httplib::Headers auth = {{"Authorization", "Bearer sekret"}};
+  EXPECT_EQ(client().Get("/get_model_info", auth)->status, 200);
+  EXPECT_EQ(client().Get("/metrics", auth)->status, 404);  // metrics off
+
+  r = post("/generate", {{"text", std::string(10000, 'a')}}, auth);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+
+  backend_.queued = 5;
+  r = post("/generate", {{"text", "hi"}}, auth);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "overloaded");
+}
+
+}  // namespace
+}  // namespace sable::server
