@@ -31,10 +31,10 @@ done
 
 tag="$(git -C "$root" rev-parse --short HEAD) $(nproc) cores $(basename "$model")"
 run() {
-  "$sable" bench serving --base-url "$url" --num-prompts "$n" --random-input-len "$in_len" \
+  "$sable" bench serving --base-url "$url" --num-prompts "${NP:-$n}" --random-input-len "$in_len" \
     --random-output-len "$out_len" --model bench --output-file "$results" --tag "$tag" "$@"
 }
 run --backend sglang --request-rate inf --max-concurrency 64
 run --backend sglang --request-rate 16
 run --backend openai --request-rate inf --max-concurrency 64
-run --backend sglang --request-rate inf --max-concurrency 1 --num-prompts 20
+NP=20 run --backend sglang --request-rate inf --max-concurrency 1
