@@ -16,7 +16,7 @@ cp -a "$build/bin" "$stage/$build/"
 for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
   [ -f "$f" ] && [ -x "$f" ] || continue
   ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
-done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost' |
+done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli|ssl|crypto' |
   while read -r lib; do cp -L "$lib" "$stage/$build/lib-carry/"; done
 mkdir -p .carry
 tar -C "$stage" -cJf .carry/gpu-bundle.tar.xz "$build"

@@ -20,7 +20,7 @@ export LD_LIBRARY_PATH=/work/main/build-gpu/lib-carry:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 summary=()
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  for t in build-gpu/tests/*_test; do
+  for t in build-gpu/tests/${SABLE_TESTS:-*_test}; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     if "$t" --gtest_brief=1 >"$out/$name.log" 2>&1; then r=PASS; else r=FAIL; fi
@@ -30,7 +30,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   done
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  [ -x scripts/gpu-bench.sh ] && scripts/gpu-bench.sh "$out" | tee "$out/bench.txt"
+  [ -x scripts/gpu-bench.sh ] && scripts/gpu-bench.sh "$out" ${SABLE_BENCH:-} 2>&1 | tee "$out/bench.txt"
 fi
 echo
 echo "== summary =="

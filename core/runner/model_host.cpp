@@ -47,6 +47,17 @@ SableStatus c_weight_get(SableHostHandle* h, const char* name, int32_t ndim,
   return self(h)->weight_get(name, ndim, expected_shape, dtype, slice_dim, slice_start, slice_len,
                              out);
 }
+SableStatus c_weight_get_into(SableHostHandle* h, const char* name, int32_t ndim,
+                              const int64_t* expected_shape, int32_t dtype, int32_t slice_dim,
+                              int64_t slice_start, int64_t slice_len, SableTensor* dst) {
+  if (dst == nullptr) {
+    self(h)->set_error("weight_get_into: NULL destination");
+    return SABLE_ERR_INVALID_ARGUMENT;
+  }
+  SableTensor ignored;
+  return self(h)->weight_get(name, ndim, expected_shape, dtype, slice_dim, slice_start, slice_len,
+                             &ignored, dst);
+}
 void c_weight_ignore(SableHostHandle* h, const char* name) {
   self(h)->weight_ignore(name);
 }
@@ -73,6 +84,7 @@ ModelHost::ModelHost(const hf::HfConfig& config, WeightSource& weights, DeviceMe
   api_.weight_name = &c_weight_name;
   api_.weight_has = &c_weight_has;
   api_.weight_get = &c_weight_get;
+  api_.weight_get_into = &c_weight_get_into;
   api_.weight_ignore = &c_weight_ignore;
   api_.alloc_persistent = &c_alloc_persistent;
   api_.rope_cache = &c_rope_cache;
@@ -136,7 +148,7 @@ SableTensor ModelHost::allocate(int32_t dtype, const std::vector<int64_t>& shape
 
 SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t* expected_shape,
                                   int32_t dtype, int32_t slice_dim, int64_t slice_start,
-                                  int64_t slice_len, SableTensor* out) {
+                                  int64_t slice_len, SableTensor* out, const SableTensor* into) {
   try {
     if (name == nullptr || out == nullptr || ndim < 0 || ndim > SABLE_MAX_DIMS ||
         (ndim > 0 && expected_shape == nullptr)) {
@@ -167,7 +179,22 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
       shape[static_cast<size_t>(slice_dim)] = slice_len;
     }
     const int32_t dst_dtype = dtype == SABLE_DTYPE_AUTO ? options_.compute_dtype : dtype;
-    SableTensor t = allocate(dst_dtype, shape);
+    SableTensor t;
+    if (into != nullptr) {
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      if (into->data == nullptr || into->dtype != dst_dtype || sable_tensor_numel(into) != n ||
+          !sable_tensor_is_contiguous(into) || into->device_type != memory_.device_type()) {
+        set_error(fmt::format("weight_get_into '{}': destination must be contiguous, on the "
+                              "model's device, with {} elements of the requested dtype",
+                              name, n)
+                      .c_str());
+        return SABLE_ERR_INVALID_ARGUMENT;
+      }
+      t = *into;
+    } else {
+      t = allocate(dst_dtype, shape);
+    }
     if (memory_.host_accessible()) {
       weights_.read(name, dst_dtype, slice_dim, slice_start, slice_len, t.data);
     } else {

@@ -64,9 +64,10 @@ class ModelHost {
   // --- the SableHostApi functions, as members (the C trampolines call these).
   void log(int32_t level, const char* message) const;
   void set_error(const char* message);
+  // With `into` set, the tensor is written there (weight_get_into) instead of a new allocation.
   SableStatus weight_get(const char* name, int32_t ndim, const int64_t* expected_shape,
                          int32_t dtype, int32_t slice_dim, int64_t slice_start, int64_t slice_len,
-                         SableTensor* out);
+                         SableTensor* out, const SableTensor* into = nullptr);
   void weight_ignore(const char* name);
   SableStatus alloc_persistent(int32_t dtype, int32_t ndim, const int64_t* shape, SableTensor* out);
   SableStatus rope_cache(int32_t rot_dim, SableTensor* out, float* mscale);

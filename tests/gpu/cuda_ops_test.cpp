@@ -474,3 +474,32 @@ TEST_F(CudaOpsTest, MoeRouteRecordsExpertCounts) {
 
 }  // namespace
 }  // namespace sable::gputest
+
+namespace sable::gputest {
+namespace {
+
+// q/k norm of a fused projection: rms_norm over a [T, heads, D] view whose tokens are a whole
+// qkv row apart.
+TEST_F(CudaOpsTest, RmsNormPerHeadStridedView) {
+  const int64_t t = 5, heads = 3, d = 32, width = 160;
+  Pair qkv = make({t, width}), w = make({d}), o = make({t * heads, d});
+  SableTensor xc = qkv.cpu(), xg = qkv.gpu();
+  for (SableTensor* x : {&xc, &xg}) {
+    x->ndim = 3;
+    x->shape[0] = t;
+    x->shape[1] = heads;
+    x->shape[2] = d;
+    x->strides[0] = width;
+    x->strides[1] = d;
+    x->strides[2] = 1;
+    x->data = static_cast<char*>(x->data) + 16 * (x == &xc ? 4 : 2);  // start at column 16
+  }
+  auto wc = w.cpu(), wg = w.gpu(), oc = o.cpu(), og = o.gpu();
+  ASSERT_EQ(c_->rms_norm(&cpu_ctx_, &xc, nullptr, &wc, 1e-6f, 0.0f, &oc), SABLE_OK);
+  ASSERT_EQ(g_->rms_norm(&gpu_ctx_, &xg, nullptr, &wg, 1e-6f, 0.0f, &og), SABLE_OK)
+      << gpu_ctx_.last_error;
+  expect_close(o);
+}
+
+}  // namespace
+}  // namespace sable::gputest

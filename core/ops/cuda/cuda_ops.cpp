@@ -167,8 +167,16 @@ SableStatus op_rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor*
       require(rr.dtype == a.dtype && sable_tensor_numel(&rr) == rows * h, "residual mismatch");
       r = rr.data;
     }
-    require(k::rms_norm(a.data, row_stride(a, "x"), r, w.data, a.dtype, rows, h, eps, offset,
-                        o.data, ctx->stream),
+    int64_t stride = 0, inner = 1, inner_stride = 0;
+    if (a.ndim == 3 && a.strides[2] == 1 && !sable_tensor_is_contiguous(&a)) {
+      stride = a.strides[0];  // [T, heads, D] view of a fused projection
+      inner = a.shape[1];
+      inner_stride = a.strides[1];
+    } else {
+      stride = row_stride(a, "x");
+    }
+    require(k::rms_norm(a.data, stride, inner, inner_stride, r, w.data, a.dtype, rows, h, eps,
+                        offset, o.data, ctx->stream),
             "unsupported dtype");
   });
 }

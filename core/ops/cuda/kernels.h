@@ -19,9 +19,11 @@ bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* 
                  int64_t hidden, void* out, void* stream);
 
 // RMSNorm over rows of width H. With residual (may be null): residual += x; out = norm(residual).
-// x rows are x_stride elements apart (per-head q/k norms pass a strided view); out is contiguous.
-bool rms_norm(const void* x, int64_t x_stride, void* residual, const void* weight, int32_t dtype,
-              int64_t rows, int64_t hidden, float eps, float weight_offset, void* out, void* stream);
+// Row r of x starts at (r / inner) * x_stride + (r % inner) * inner_stride (inner = 1 for plain
+// rows; per-head views of a fused projection pass inner = heads); out is contiguous.
+bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stride, void* residual,
+              const void* weight, int32_t dtype, int64_t rows, int64_t hidden, float eps,
+              float weight_offset, void* out, void* stream);
 
 // LayerNorm with optional weight/bias and the same residual convention.
 bool layer_norm(const void* x, int64_t x_stride, void* residual, const void* weight,

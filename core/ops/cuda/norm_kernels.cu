@@ -11,13 +11,21 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// Row r of x starts at (r / inner) * x_stride + (r % inner) * inner_stride: plain rows have
+// inner = 1; per-head views of a fused projection [T, heads, D] have inner = heads.
+__device__ __forceinline__ int64_t row_offset(int64_t r, int64_t x_stride, int64_t inner,
+                                              int64_t inner_stride) {
+  return (r / inner) * x_stride + (r % inner) * inner_stride;
+}
+
 template <class T>
-__global__ void rms_norm_kernel(const T* __restrict__ x, int64_t x_stride, T* __restrict__ residual,
+__global__ void rms_norm_kernel(const T* __restrict__ x, int64_t x_stride, int64_t inner,
+                                int64_t inner_stride, T* __restrict__ residual,
                                 const T* __restrict__ w, int64_t hidden, float eps, float offset,
                                 T* __restrict__ out) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const T* xr = x + row * x_stride;
+  const T* xr = x + row_offset(row, x_stride, inner, inner_stride);
   T* rr = residual ? residual + row * hidden : nullptr;
   T* orow = out + row * hidden;
   float ss = 0.0f;
@@ -41,14 +49,14 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, int64_t x_stride, T* __
 
 // Vectorised variant: hidden % 8 == 0 and 16-byte aligned rows (bf16/f16).
 template <class T>
-__global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride,
-                                    T* __restrict__ residual, const T* __restrict__ w,
+__global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride, int64_t inner,
+                                    int64_t inner_stride, T* __restrict__ residual, const T* __restrict__ w,
                                     int64_t hidden, float eps, float offset, T* __restrict__ out) {
   using V = Vec<T>;
   constexpr int kN = V::kN;
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const V* xr = reinterpret_cast<const V*>(x + row * x_stride);
+  const V* xr = reinterpret_cast<const V*>(x + row_offset(row, x_stride, inner, inner_stride));
   V* rr = residual ? reinterpret_cast<V*>(residual + row * hidden) : nullptr;
   V* orow = reinterpret_cast<V*>(out + row * hidden);
   const V* wr = reinterpret_cast<const V*>(w);
@@ -121,22 +129,23 @@ __global__ void layer_norm_kernel(const T* __restrict__ x, int64_t x_stride,
 
 }  // namespace
 
-bool rms_norm(const void* x, int64_t x_stride, void* residual, const void* weight, int32_t dtype,
-              int64_t rows, int64_t hidden, float eps, float weight_offset, void* out,
-              void* stream) {
+bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stride, void* residual,
+              const void* weight, int32_t dtype, int64_t rows, int64_t hidden, float eps,
+              float weight_offset, void* out, void* stream) {
   if (rows == 0) return true;
   return dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    const bool vec = sizeof(T) == 2 && hidden % 8 == 0 && x_stride % 8 == 0 && aligned16(x) &&
+    const bool vec = sizeof(T) == 2 && hidden % 8 == 0 && x_stride % 8 == 0 &&
+                     inner_stride % 8 == 0 && aligned16(x) &&
                      aligned16(out) && aligned16(weight) && (!residual || aligned16(residual));
     if (vec) {
       rms_norm_vec_kernel<T><<<rows, kThreads, 0, as_stream(stream)>>>(
-          static_cast<const T*>(x), x_stride, static_cast<T*>(residual),
+          static_cast<const T*>(x), x_stride, inner, inner_stride, static_cast<T*>(residual),
           static_cast<const T*>(weight), hidden, eps, weight_offset, static_cast<T*>(out));
     } else {
       const int threads = hidden < kThreads ? 32 * ((hidden + 31) / 32) : kThreads;
       rms_norm_kernel<T><<<rows, threads, 0, as_stream(stream)>>>(
-          static_cast<const T*>(x), x_stride, static_cast<T*>(residual),
+          static_cast<const T*>(x), x_stride, inner, inner_stride, static_cast<T*>(residual),
           static_cast<const T*>(weight), hidden, eps, weight_offset, static_cast<T*>(out));
     }
   });

@@ -6,9 +6,11 @@
 // CUDA. Shapes: T tokens, H hidden, Hq/Hk query/key heads per rank, D head dim, I intermediate
 // per rank, V vocab, L rows that need logits.
 //
-// Weights are fetched by their Hugging Face names. q/k/v and gate/up stay separate GEMMs rather
-// than fused copies: fusing would keep two copies of those weights alive (the host owns what
-// weight_get returns), and for decode the bytes read per step are the same either way.
+// Weights are fetched by their Hugging Face names. When the host can load into plugin memory
+// (weight_get_into), q/k/v are fused into one [(Hq + 2Hk)·D, H] weight and gate/up into one
+// [2I, H] weight, so an attention block runs one projection GEMM and the MLP one GEMM plus a fused
+// act·mul: fewer, larger kernels (decode on a GPU is launch- and bandwidth-bound). Without it, the
+// tensors stay separate GEMMs.
 // Tensor parallelism: q/k/v and gate/up are split by output rows, o_proj and down_proj by input
 // columns, followed by an all-reduce; embedding and lm_head are replicated.
 // Thread-safety: one model object is used by one thread at a time (the SDK's contract).
@@ -107,6 +109,7 @@ class DecoderModel : public cpp::Model {
 
   void load_weights() override {
     const cpp::Host& h = host();
+    fused_ = h.can_load_into();
     embed_ = h.weight("model.embed_tokens.weight", {vocab_, hidden_});
     final_norm_ = h.weight("model.norm.weight", {hidden_});
     if (tied_) {
@@ -122,11 +125,29 @@ class DecoderModel : public cpp::Model {
       LayerWeights& w = layer_w_[static_cast<size_t>(l)];
       w.in_norm = h.weight(p + "input_layernorm.weight", {hidden_});
       w.post_norm = h.weight(p + "post_attention_layernorm.weight", {hidden_});
-      w.q = rows(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_);
-      w.k = rows(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
-      w.v = rows(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+      if (fused_) {
+        w.qkv = h.alloc_persistent(h.compute_dtype(), {qd + 2 * kd, hidden_});
+        rows_into(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_,
+                  cpp::narrow(w.qkv, 0, 0, qd));
+        rows_into(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_,
+                  cpp::narrow(w.qkv, 0, qd, kd));
+        rows_into(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_,
+                  cpp::narrow(w.qkv, 0, qd + kd, kd));
+      } else {
+        w.q = rows(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_);
+        w.k = rows(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+        w.v = rows(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+      }
       w.o = cols(p + "self_attn.o_proj.weight", hidden_, qd, q_heads_total_ * head_dim_);
-      if (opt_.qkv_bias) {
+      if (opt_.qkv_bias && fused_) {
+        w.qkv_bias = h.alloc_persistent(h.compute_dtype(), {qd + 2 * kd});
+        vec_into(p + "self_attn.q_proj.bias", qd, q_heads_total_ * head_dim_,
+                 cpp::narrow(w.qkv_bias, 0, 0, qd));
+        vec_into(p + "self_attn.k_proj.bias", kd, kv_heads_total_ * head_dim_,
+                 cpp::narrow(w.qkv_bias, 0, qd, kd));
+        vec_into(p + "self_attn.v_proj.bias", kd, kv_heads_total_ * head_dim_,
+                 cpp::narrow(w.qkv_bias, 0, qd + kd, kd));
+      } else if (opt_.qkv_bias) {
         w.q_bias = vec(p + "self_attn.q_proj.bias", qd, q_heads_total_ * head_dim_);
         w.k_bias = vec(p + "self_attn.k_proj.bias", kd, kv_heads_total_ * head_dim_);
         w.v_bias = vec(p + "self_attn.v_proj.bias", kd, kv_heads_total_ * head_dim_);
@@ -136,10 +157,24 @@ class DecoderModel : public cpp::Model {
         w.q_norm = h.weight(p + "self_attn.q_norm.weight", {head_dim_});
         w.k_norm = h.weight(p + "self_attn.k_norm.weight", {head_dim_});
       }
-      w.gate = rows(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_);
-      w.up = rows(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_);
+      if (fused_) {
+        w.gate_up = h.alloc_persistent(h.compute_dtype(), {2 * inter_, hidden_});
+        rows_into(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_,
+                  cpp::narrow(w.gate_up, 0, 0, inter_));
+        rows_into(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_,
+                  cpp::narrow(w.gate_up, 0, inter_, inter_));
+      } else {
+        w.gate = rows(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_);
+        w.up = rows(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_);
+      }
       w.down = cols(p + "mlp.down_proj.weight", hidden_, inter_, inter_total_);
-      if (opt_.mlp_bias) {
+      if (opt_.mlp_bias && fused_) {
+        w.gate_up_bias = h.alloc_persistent(h.compute_dtype(), {2 * inter_});
+        vec_into(p + "mlp.gate_proj.bias", inter_, inter_total_, cpp::narrow(w.gate_up_bias, 0, 0, inter_));
+        vec_into(p + "mlp.up_proj.bias", inter_, inter_total_,
+                 cpp::narrow(w.gate_up_bias, 0, inter_, inter_));
+        w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
+      } else if (opt_.mlp_bias) {
         w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_, inter_total_);
         w.up_bias = vec(p + "mlp.up_proj.bias", inter_, inter_total_);
         w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
@@ -164,10 +199,23 @@ class DecoderModel : public cpp::Model {
     SableTensor residual = ops.alloc(dt, {t, hidden_});
     ops.embedding(embed_, batch.token_ids, residual);
     SableTensor h = ops.alloc(dt, {t, hidden_});
-    SableTensor q = ops.alloc(dt, {t, qd}), k = ops.alloc(dt, {t, kd}), v = ops.alloc(dt, {t, kd});
+    const int64_t qkv_w = qd + 2 * kd;
+    SableTensor q, k, v, qkv, gate_up;
+    if (fused_) {
+      qkv = ops.alloc(dt, {t, qkv_w});
+      gate_up = ops.alloc(dt, {t, 2 * inter_});
+    } else {
+      q = ops.alloc(dt, {t, qd});
+      k = ops.alloc(dt, {t, kd});
+      v = ops.alloc(dt, {t, kd});
+    }
     SableTensor attn = ops.alloc(dt, {t, qd});
     SableTensor proj = ops.alloc(dt, {t, hidden_});
-    SableTensor gate = ops.alloc(dt, {t, inter_}), up = ops.alloc(dt, {t, inter_});
+    SableTensor gate, up;
+    if (!fused_) {
+      gate = ops.alloc(dt, {t, inter_});
+      up = ops.alloc(dt, {t, inter_});
+    }
     SableTensor act = ops.alloc(dt, {t, inter_});
     SableTensor qn, kn;
     if (opt_.qk_norm) {
@@ -183,19 +231,28 @@ class DecoderModel : public cpp::Model {
         ops.rms_norm(proj, &residual, w.in_norm, eps_, h);
 
       // --- attention
-      ops.gemm(h, w.q, bias(w.q_bias), q);
-      ops.gemm(h, w.k, bias(w.k_bias), k);
-      ops.gemm(h, w.v, bias(w.v_bias), v);
-      SableTensor q3 = cpp::reshape(q, {t, q_heads_, head_dim_});
-      SableTensor k3 = cpp::reshape(k, {t, kv_heads_, head_dim_});
+      SableTensor q3, k3, v3;
+      if (fused_) {
+        // One projection; q, k and v are column views of it: [T, heads, D] with row stride qkv_w.
+        ops.gemm(h, w.qkv, bias(w.qkv_bias), qkv);
+        q3 = cpp::split_last(cpp::narrow(qkv, 1, 0, qd), q_heads_, head_dim_);
+        k3 = cpp::split_last(cpp::narrow(qkv, 1, qd, kd), kv_heads_, head_dim_);
+        v3 = cpp::split_last(cpp::narrow(qkv, 1, qd + kd, kd), kv_heads_, head_dim_);
+      } else {
+        ops.gemm(h, w.q, bias(w.q_bias), q);
+        ops.gemm(h, w.k, bias(w.k_bias), k);
+        ops.gemm(h, w.v, bias(w.v_bias), v);
+        q3 = cpp::reshape(q, {t, q_heads_, head_dim_});
+        k3 = cpp::reshape(k, {t, kv_heads_, head_dim_});
+        v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
+      }
       if (opt_.qk_norm) {
-        ops.rms_norm(cpp::reshape(q, {t * q_heads_, head_dim_}), nullptr, w.q_norm, eps_, qn);
-        ops.rms_norm(cpp::reshape(k, {t * kv_heads_, head_dim_}), nullptr, w.k_norm, eps_, kn);
+        ops.rms_norm(q3, nullptr, w.q_norm, eps_, qn);
+        ops.rms_norm(k3, nullptr, w.k_norm, eps_, kn);
         q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
         k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
       }
       ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
-      SableTensor v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
       SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
       ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
       ops.gemm(attn, w.o, rank0_bias(w.o_bias), proj);
@@ -203,10 +260,15 @@ class DecoderModel : public cpp::Model {
 
       // --- MLP: down(act(gate(h)) * up(h))
       ops.rms_norm(proj, &residual, w.post_norm, eps_, h);
-      ops.gemm(h, w.gate, bias(w.gate_bias), gate);
-      ops.gemm(h, w.up, bias(w.up_bias), up);
-      ops.activation(act_, gate, act);
-      ops.mul(act, up, act);
+      if (fused_) {
+        ops.gemm(h, w.gate_up, bias(w.gate_up_bias), gate_up);
+        ops.act_mul(act_, gate_up, act);
+      } else {
+        ops.gemm(h, w.gate, bias(w.gate_bias), gate);
+        ops.gemm(h, w.up, bias(w.up_bias), up);
+        ops.activation(act_, gate, act);
+        ops.mul(act, up, act);
+      }
       ops.gemm(act, w.down, rank0_bias(w.down_bias), proj);
       if (tp_size_ > 1) ops.all_reduce(proj);
     }
@@ -231,6 +293,7 @@ class DecoderModel : public cpp::Model {
     SableTensor q_norm{}, k_norm{};
     SableTensor gate{}, up{}, down{};
     SableTensor gate_bias{}, up_bias{}, down_bias{};
+    SableTensor qkv{}, qkv_bias{}, gate_up{}, gate_up_bias{};  // fused layout
   };
 
   static int32_t parse_activation(const std::string& name) {
@@ -257,6 +320,16 @@ class DecoderModel : public cpp::Model {
     if (tp_size_ == 1) return host().weight(name, {out, total});
     return host().weight_slice(name, {out, total}, 1, tp_rank_ * per_rank, per_rank);
   }
+  // The same, loaded into `dst` (a row block of a fused weight).
+  void rows_into(const std::string& name, int64_t per_rank, int64_t in, int64_t total,
+                 SableTensor dst) const {
+    if (tp_size_ == 1) return host().weight_into(name, {total, in}, dst);
+    host().weight_into(name, {total, in}, dst, 0, tp_rank_ * per_rank, per_rank);
+  }
+  void vec_into(const std::string& name, int64_t per_rank, int64_t total, SableTensor dst) const {
+    if (tp_size_ == 1) return host().weight_into(name, {total}, dst);
+    host().weight_into(name, {total}, dst, 0, tp_rank_ * per_rank, per_rank);
+  }
   SableTensor vec(const std::string& name, int64_t per_rank, int64_t total) const {
     if (tp_size_ == 1) return host().weight(name, {total});
     return host().weight_slice(name, {total}, 0, tp_rank_ * per_rank, per_rank);
@@ -272,6 +345,7 @@ class DecoderModel : public cpp::Model {
   int32_t tp_size_ = 1, tp_rank_ = 0, rot_dim_ = 0, act_ = SABLE_ACT_SILU;
   float eps_ = 1e-6f, attn_scale_ = 0.0f;
   bool tied_ = false;
+  bool fused_ = false;
   SableTensor embed_{}, final_norm_{}, lm_head_{}, rope_{};
   std::vector<LayerWeights> layer_w_;
 };

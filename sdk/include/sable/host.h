@@ -72,6 +72,13 @@ typedef struct SableHostApi {
   int32_t compute_dtype; /* SableDType of activations and weights on that device */
   int32_t tp_rank;       /* tensor-parallel rank of this model instance */
   int32_t tp_size;
+  /* Like weight_get, but writes into `dst` instead of allocating: dst is contiguous, on the model's
+   * device, with the (sliced) tensor's element count and `dtype` (AUTO: the compute dtype). Plugins
+   * fuse tensors with it (q|k|v rows into one persistent weight) without keeping a second copy.
+   * May be NULL in hosts older than this field (check with SABLE_HAS). */
+  SableStatus (*weight_get_into)(SableHostHandle* h, const char* name, int32_t ndim,
+                                 const int64_t* expected_shape, int32_t dtype, int32_t slice_dim,
+                                 int64_t slice_start, int64_t slice_len, SableTensor* dst);
   /* end of ABI 1.0 - do not modify above */
 } SableHostApi;
 

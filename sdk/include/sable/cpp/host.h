@@ -84,6 +84,16 @@ class Host {
     return t;
   }
   void ignore_weight(const std::string& name) const { api_->weight_ignore(h_, name.c_str()); }
+  // True when the host can load a tensor into memory the plugin provides (weight_get_into).
+  bool can_load_into() const { return SABLE_HAS(api_, weight_get_into) && api_->weight_get_into; }
+  // Loads `name` (full shape `shape`, optionally sliced) into `dst` (contiguous, same numel).
+  void weight_into(const std::string& name, std::initializer_list<int64_t> shape, SableTensor& dst,
+                   int32_t slice_dim = -1, int64_t start = 0, int64_t len = 0) const {
+    std::vector<int64_t> s(shape);
+    check(api_->weight_get_into(h_, name.c_str(), static_cast<int32_t>(s.size()), s.data(),
+                                dst.dtype, slice_dim, start, len, &dst),
+          "weight_get_into");
+  }
   std::vector<std::string> weight_names() const {
     std::vector<std::string> names;
     const int32_t n = api_->weight_count(h_);
