@@ -8,6 +8,11 @@
 #include <stdexcept>
 
 #include "core/engine/engine_core.h"
+#include "core/runner/model_runner.h"
+
+#ifdef SABLE_HAVE_CUDA
+#include "core/sampling/cuda/cuda_sampler.h"
+#endif
 #include "core/util/log.h"
 
 namespace sable::engine {
@@ -15,20 +20,54 @@ namespace sable::engine {
 // ---------------------------------------------------------------------------------------------
 // RunnerBackend / EngineCore
 
+#ifdef SABLE_HAVE_CUDA
+struct RunnerBackend::Device {
+  sampling::CudaSampler sampler;
+};
+#else
+struct RunnerBackend::Device {};
+#endif
+
+RunnerBackend::RunnerBackend(std::unique_ptr<runner::ModelRunner> r) : runner_(std::move(r)) {
+#ifdef SABLE_HAVE_CUDA
+  if (runner_->device_type() == SABLE_DEVICE_CUDA) device_ = std::make_unique<Device>();
+#endif
+}
+RunnerBackend::~RunnerBackend() = default;
+
 scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence> seqs) {
   std::vector<runner::ModelRunner::Sequence> rs(seqs.size());
+  bool any_all_logits = false;
   for (size_t i = 0; i < seqs.size(); ++i) {
     rs[i].new_tokens = seqs[i].new_tokens;
     rs[i].num_cached = seqs[i].num_cached;
     rs[i].pages = seqs[i].pages;
     rs[i].all_logits = seqs[i].all_logits;
+    any_all_logits |= seqs[i].all_logits;
   }
-  runner::ModelRunner::ForwardResult r = runner_->forward(rs);
+  const bool on_device = device_ != nullptr && !any_all_logits;
+  runner::ModelRunner::ForwardResult r = runner_->forward(rs, false, on_device);
   Logits out;
   out.rows = r.rows;
   out.vocab = r.vocab;
   out.data = std::move(r.logits);
+  out.on_device = on_device;
+  device_logits_ = r.device_logits;
+  vocab_ = r.vocab;
   return out;
+}
+
+void RunnerBackend::sample_on_device(std::span<const int64_t> row_index,
+                                     std::span<const SableSamplingRow> rows,
+                                     std::span<SableSampleResult> results) {
+#ifdef SABLE_HAVE_CUDA
+  if (device_ && device_logits_) {
+    device_->sampler.sample(const_cast<float*>(device_logits_), vocab_, vocab_, rows, results,
+                            runner_->stream(), row_index);
+    return;
+  }
+#endif
+  ModelBackend::sample_on_device(row_index, rows, results);
 }
 
 std::string EngineCore::fresh_rid() {
@@ -43,11 +82,17 @@ std::string EngineCore::fresh_rid() {
 
 namespace {
 
+// chunked_prefill_size 0 (auto): SGLang's size for an 80 GB GPU, a smaller one on the CPU.
+int64_t default_chunk(const std::string& device) { return device == "cuda" ? 8192 : 2048; }
+
 runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
                                           const plugin::Registry& registry) {
   runner::RunnerOptions o;
   o.model_path = c.model_path;
-  o.device = c.device == "auto" ? "cpu" : c.device;
+  o.device = runner::resolve_device(c.device);
+  o.mem_fraction_static = c.mem_fraction_static;
+  o.cuda_graphs = !c.disable_cuda_graph;
+  o.cuda_graph_max_bs = static_cast<int32_t>(c.cuda_graph_max_bs);
   o.dtype = c.dtype;
   o.impl = c.impl;
   o.attention_backend = c.attention_backend;
@@ -56,7 +101,8 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
   o.context_length = c.context_length;
   const int32_t max_running = c.max_running_requests > 0 ? static_cast<int32_t>(c.max_running_requests) : 256;
   o.max_seqs = max_running;
-  const int64_t chunk = c.chunked_prefill_size > 0 ? c.chunked_prefill_size : 2048;
+  const int64_t chunk = c.chunked_prefill_size > 0 ? c.chunked_prefill_size
+                                                  : default_chunk(o.device);
   o.max_batch_tokens = static_cast<int32_t>(
       (c.chunked_prefill_size < 0 ? std::max<int64_t>(c.max_prefill_tokens, 1 << 16) : chunk) +
       max_running);
@@ -93,7 +139,8 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   so.vocab_size = c.info.vocab_size;
   so.context_length = c.context_length;
   so.max_running_requests = c.runner_options.max_seqs;
-  so.chunked_prefill_size = config.chunked_prefill_size == 0 ? 2048
+  so.chunked_prefill_size = config.chunked_prefill_size == 0
+                                ? static_cast<int32_t>(default_chunk(c.runner_options.device))
                             : config.chunked_prefill_size < 0 ? 0
                                                               : static_cast<int32_t>(config.chunked_prefill_size);
   so.max_prefill_tokens = static_cast<int32_t>(config.max_prefill_tokens);

@@ -16,15 +16,24 @@ namespace sable::engine {
 
 // The scheduler's view of the model runner. The runner can be swapped (weight updates) from the
 // scheduler thread between steps.
+// On CUDA, logits stay on the device unless a sequence needs prompt logprobs, and sampling runs
+// there too (sample_on_device), so only tokens and log-probabilities cross to the host.
 class RunnerBackend : public scheduler::ModelBackend {
  public:
-  explicit RunnerBackend(std::unique_ptr<runner::ModelRunner> r) : runner_(std::move(r)) {}
+  explicit RunnerBackend(std::unique_ptr<runner::ModelRunner> r);
+  ~RunnerBackend() override;
   Logits forward(std::span<const Sequence> seqs) override;
+  void sample_on_device(std::span<const int64_t> row_index, std::span<const SableSamplingRow> rows,
+                        std::span<SableSampleResult> results) override;
   runner::ModelRunner& runner() { return *runner_; }
   void swap(std::unique_ptr<runner::ModelRunner> r) { runner_ = std::move(r); }
 
  private:
   std::unique_ptr<runner::ModelRunner> runner_;
+  struct Device;                    // the CUDA sampler, when the runner is on a GPU
+  std::unique_ptr<Device> device_;
+  const float* device_logits_ = nullptr;
+  int32_t vocab_ = 0;
 };
 
 // Incremental detokenization with stop strings, as the scheduler's OutputDecoder.

@@ -73,7 +73,8 @@ int32_t parse_dtype(const std::string& dtype, const std::string& device) {
       device));
 }
 
-// "auto" becomes cuda when this build has CUDA and a device is visible, else cpu.
+}  // namespace
+
 std::string resolve_device(const std::string& device) {
 #ifdef SABLE_HAVE_CUDA
   const bool have_gpu = cuda_device_count() > 0;
@@ -99,6 +100,8 @@ std::string resolve_device(const std::string& device) {
   throw std::invalid_argument(
       fmt::format("unknown device '{}' (expected cpu, cuda or auto)", device));
 }
+
+namespace {
 
 SableTensor host_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
   SableTensor t{};

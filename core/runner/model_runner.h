@@ -102,6 +102,10 @@ class ModelRunner {
   std::unique_ptr<Impl> impl_;
 };
 
+// "auto" -> "cuda" when this build has CUDA and a device is visible, else "cpu"; "cpu"/"cuda" are
+// checked (cuda without a device is an error naming the problem).
+std::string resolve_device(const std::string& device);
+
 // Greedy argmax of one logits row (lowest index wins ties), for tests and tools.
 int32_t argmax(std::span<const float> row);
 

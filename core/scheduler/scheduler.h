@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,10 +38,21 @@ class ModelBackend {
   struct Logits {
     int64_t rows = 0;            // per sequence: new_tokens.size() if all_logits, else 1
     int32_t vocab = 0;
-    std::vector<float> data;     // [rows, vocab]
+    std::vector<float> data;     // [rows, vocab]; empty when on_device
+    bool on_device = false;      // the logits stayed on the device: sample with sample_on_device
   };
   virtual ~ModelBackend() = default;
   virtual Logits forward(std::span<const Sequence> seqs) = 0;
+  // Samples rows `row_index` of the last forward's device logits (only called when that forward
+  // returned on_device). rows/results: one per sampled row. Throws on failure.
+  virtual void sample_on_device(std::span<const int64_t> row_index,
+                                std::span<const SableSamplingRow> rows,
+                                std::span<SableSampleResult> results) {
+    (void)row_index;
+    (void)rows;
+    (void)results;
+    throw std::logic_error("this model backend keeps no logits on a device");
+  }
 };
 
 struct SchedulerOptions {

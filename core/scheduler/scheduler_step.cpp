@@ -386,14 +386,17 @@ void Scheduler::Impl::step() {
 
   // 5. Sample.
   const size_t B = to_sample.size();
-  std::vector<float> logits(B * static_cast<size_t>(vocab));
+  std::vector<float> logits(out.on_device ? 0 : B * static_cast<size_t>(vocab));
+  std::vector<int64_t> row_index(B);
   std::vector<SableSamplingRow> rows(B);
   std::vector<SableSampleResult> results(B);
   std::vector<std::vector<int32_t>> bias_ids(B), top_ids(B);
   std::vector<std::vector<float>> bias_vals(B), top_lps(B), ids_lps(B);
   for (size_t b = 0; b < B; ++b) {
     Active& a = *to_sample[b].first;
-    std::copy_n(out.data.data() + to_sample[b].second * vocab, vocab, logits.data() + b * vocab);
+    row_index[b] = to_sample[b].second;
+    if (!out.on_device)
+      std::copy_n(out.data.data() + to_sample[b].second * vocab, vocab, logits.data() + b * vocab);
     const auto& p = a.req.params;
     for (const auto& [id, v] : p.logit_bias) {
       bias_ids[b].push_back(id);
@@ -435,7 +438,11 @@ void Scheduler::Impl::step() {
     results[b].top_logprobs = top_lps[b].data();
     results[b].ids_logprobs = ids_lps[b].data();
   }
-  sampler.sample(logits.data(), vocab, rows, results);
+  if (out.on_device) {
+    if (B > 0) backend.sample_on_device(row_index, rows, results);
+  } else {
+    sampler.sample(logits.data(), vocab, rows, results);
+  }
 
   // 6. Append, check stops, stream; finished requests leave the running set.
   for (size_t b = 0; b < B; ++b) {

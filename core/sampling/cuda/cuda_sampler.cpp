@@ -59,7 +59,8 @@ CudaSampler::~CudaSampler() = default;
 
 void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
                          std::span<const SableSamplingRow> rows,
-                         std::span<SableSampleResult> results, void* stream) {
+                         std::span<SableSampleResult> results, void* stream,
+                         std::span<const int64_t> row_index) {
   Impl& m = *impl_;
   const size_t b = rows.size();
   if (b == 0) return;
@@ -99,6 +100,7 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     p.top_k = r.top_k;
     p.top_n = r.top_logprobs_num;
     p.u = seeded_uniform(r.seed, r.step);
+    p.row = row_index.empty() ? static_cast<int64_t>(i) : row_index[i];
     p.pen_begin = static_cast<int32_t>(pen);
     const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
                            r.presence_penalty != 0.0f;

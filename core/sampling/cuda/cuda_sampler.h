@@ -22,10 +22,12 @@ class CudaSampler {
   CudaSampler(const CudaSampler&) = delete;
   CudaSampler& operator=(const CudaSampler&) = delete;
 
-  // logits: device [rows.size(), vocab] F32 with rows `ld` floats apart (modified in place).
-  // stream: cudaStream_t. Blocks until the results are on the host. Throws std::runtime_error.
+  // logits: device F32 rows `ld` floats apart (modified in place); row i of `rows` samples logits
+  // row row_index[i] (row i when row_index is empty). stream: cudaStream_t. Blocks until the
+  // results are on the host. Throws std::invalid_argument / std::runtime_error.
   void sample(float* logits, int64_t ld, int64_t vocab, std::span<const SableSamplingRow> rows,
-              std::span<SableSampleResult> results, void* stream);
+              std::span<SableSampleResult> results, void* stream,
+              std::span<const int64_t> row_index = {});
 
  private:
   struct Impl;

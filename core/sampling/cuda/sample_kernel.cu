@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float shv[32];
   __shared__ int shi[32];
   const SampleRowParams p = params[blockIdx.x];
-  float* row = logits + blockIdx.x * ld;
+  float* row = logits + p.row * ld;
   const int tid = threadIdx.x;
 
   for (int j = tid; j < p.bias_len; j += kThreads) row[bias_ids[p.bias_begin + j]] += bias_vals[p.bias_begin + j];

@@ -12,6 +12,7 @@ struct SampleRowParams {
   float temperature, top_p, min_p, rep, freq, pres;
   int32_t top_k, top_n;
   double u;
+  int64_t row;  // logits row to sample
   int32_t pen_begin, pen_len, bias_begin, bias_len, mask_begin, ids_begin, ids_len, pad;
 };
 
