@@ -4,9 +4,12 @@
 // decoding request (evicting cached prefixes, then retracting the requests with the fewest
 // generated tokens back to the queue), (3) admits waiting requests in policy order (fcfs, lpm, random,
 // lof) under max_running_requests, the free pages and the per-step token budget
-// (chunked_prefill_size; a longer prompt is prefilled in chunks, one chunked request at a time),
-// (4) runs prefill chunks and decode steps in ONE forward (mixed batch), (5) samples, checks stop
-// conditions, streams chunks, and leaves finished sequences in the radix cache.
+// (chunked_prefill_size; a longer prompt is prefilled in chunks, one chunked request at a time);
+// a request sharing a long uncached prefix with a chunk already in the batch waits one step
+// (in-batch prefix caching), (4) runs prefill chunks and decode steps in ONE forward (mixed batch),
+// then caches every computed prefill prefix in the radix tree (locked by its request) so the next
+// admissions reuse it, (5) samples, checks stop conditions, streams chunks, and leaves finished
+// sequences in the radix cache.
 // See /work/shared/spec/sglang_api.md section 7 for the SGLang behaviour this follows.
 //
 // Thread-safety: every public method may be called from any thread. The model backend and the

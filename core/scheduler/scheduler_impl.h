@@ -47,6 +47,12 @@ struct Active {
   }
 };
 
+// A prefill chunk of one step: `n` tokens of `a` starting at a->kv_len.
+struct PrefillChunk {
+  Active* a;
+  int32_t n;
+};
+
 struct Scheduler::Impl {
   Impl(const SchedulerOptions& o, ModelBackend& b, const SableSamplerApi* s);
 
@@ -87,6 +93,15 @@ struct Scheduler::Impl {
   // scheduler_step.cpp
   int32_t retract_for_decode(std::vector<Active*>& decode);
   bool admit(Active& a, int32_t budget, int32_t* chunk_tokens);
+  // Longest prefix of `a` that may come from the cache (at least one token must run; prompt
+  // log-probabilities need their positions recomputed).
+  int64_t match_limit(const Active& a) const;
+  // In-batch prefix caching: true when `a` shares a long prefix, not yet cached, with a chunk
+  // already in this step's batch; `a` then waits a step and reuses that chunk's pages.
+  bool defer_for_shared_prefix(const Active& a, std::span<const PrefillChunk> batch) const;
+  // After `a`'s prefill chunk ran: its page-aligned computed prefix goes into the radix tree,
+  // still locked by `a` (SGLang's cache_unfinished_req); `a` adopts the tree's pages.
+  void cache_prefill_progress(Active& a);
   void order_waiting();
   void process_sample(Active& a, const SableSampleResult& res, const std::vector<int32_t>& top_ids,
                       const std::vector<float>& top_lps, const std::vector<float>& ids_lps);

@@ -14,6 +14,10 @@ constexpr int64_t kClipMaxNewTokens = 4096;  // SGLANG_CLIP_MAX_NEW_TOKENS_ESTIM
 constexpr int64_t kRetractDecodeSteps = 20;  // SGLANG_RETRACT_DECODE_STEPS
 constexpr double kRatioDecaySteps = 600.0;   // SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 constexpr size_t kLpmQueueLimit = 128;       // lpm falls back to fcfs past this queue length
+// In-batch prefix caching (SGLang's IN_BATCH_PREFIX_CACHING thresholds): a waiting request that
+// shares at least this many uncached tokens with a chunk already in the batch waits a step.
+constexpr int64_t kInBatchPrefixTokens = 32;
+constexpr int32_t kMaxDeferredPerStep = 128;  // bounds the admission scan of a long queue
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 bool wants_input_logprobs(const Active& a) {
@@ -138,16 +142,52 @@ int32_t Scheduler::Impl::retract_for_decode(std::vector<Active*>& decode) {
   return retracted;
 }
 
+int64_t Scheduler::Impl::match_limit(const Active& a) const {
+  int64_t limit = static_cast<int64_t>(a.tokens.size()) - 1;
+  if (wants_input_logprobs(a)) {
+    limit = std::min<int64_t>(limit, std::max<int32_t>(a.req.logprobs.logprob_start_len, 1) - 1);
+  }
+  return std::max<int64_t>(limit, 0);
+}
+
+bool Scheduler::Impl::defer_for_shared_prefix(const Active& a,
+                                              std::span<const PrefillChunk> batch) const {
+  if (!cache.enabled() || batch.empty()) return false;
+  const auto mine = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(match_limit(a)));
+  size_t shared = 0;
+  for (const PrefillChunk& c : batch) {
+    // What the chunk's request will have in its KV after this step.
+    const size_t computed = static_cast<size_t>(c.a->kv_len + c.n);
+    const size_t len = std::min(mine.size(), computed);
+    const auto& other = c.a->tokens;
+    size_t k = 0;
+    while (k < len && mine[k] == other[k]) ++k;
+    shared = std::max(shared, k);
+  }
+  const int64_t ps = pool.page_size();
+  const int64_t aligned = static_cast<int64_t>(shared) / ps * ps;  // reusable at page granularity
+  if (aligned < kInBatchPrefixTokens) return false;
+  return aligned - cache.peek_prefix_length(mine) >= kInBatchPrefixTokens;
+}
+
+void Scheduler::Impl::cache_prefill_progress(Active& a) {
+  if (!cache.enabled() || a.pages.empty()) return;
+  const int64_t aligned_pages = a.kv_len / pool.page_size();
+  if (aligned_pages <= a.num_cached_pages) return;  // no new whole page
+  PrefixMatch m;
+  const auto kv = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(a.kv_len));
+  a.pages = cache.cache_unfinished(kv, a.pages, a.num_cached_pages, a.locked, &m);
+  a.locked = m.node;
+  a.num_cached_pages = static_cast<int32_t>(m.pages.size());
+}
+
 bool Scheduler::Impl::admit(Active& a, int32_t budget, int32_t* chunk_tokens) {
   const int64_t total = static_cast<int64_t>(a.tokens.size());
   const bool fresh = a.pages.empty() && a.locked == nullptr;
   PrefixMatch m;
   if (fresh) {
-    int64_t limit = total - 1;  // at least one token must run to produce logits
-    if (wants_input_logprobs(a)) {
-      limit = std::min<int64_t>(limit, std::max<int32_t>(a.req.logprobs.logprob_start_len, 1) - 1);
-    }
-    m = cache.match_prefix(std::span<const int32_t>(a.tokens).first(static_cast<size_t>(limit)));
+    m = cache.match_prefix(
+        std::span<const int32_t>(a.tokens).first(static_cast<size_t>(match_limit(a))));
     // Optimistic admission (SGLang): the running requests keep a ratio of their remaining
     // tokens in reserve; the new one is charged its whole prompt plus its output, clipped.
     if (!running.empty()) {
@@ -308,11 +348,7 @@ void Scheduler::Impl::step() {
   int32_t budget =
       (opts.chunked_prefill_size > 0 ? opts.chunked_prefill_size : opts.max_prefill_tokens) -
       static_cast<int32_t>(decode.size());
-  struct Chunk {
-    Active* a;
-    int32_t n;
-  };
-  std::vector<Chunk> prefills;
+  std::vector<PrefillChunk> prefills;
   for (auto& a : running) {
     if (a->prefill_done || budget <= 0) continue;
     int32_t n = 0;
@@ -322,15 +358,23 @@ void Scheduler::Impl::step() {
     }
   }
   order_waiting();
-  while (!waiting.empty() && budget > 0 &&
-         static_cast<int32_t>(running.size()) < opts.max_running_requests) {
-    Active& a = *waiting.front();
+  // Admission in policy order. A request whose uncached prefix is being computed by a chunk of
+  // this batch keeps its place and waits one step, then reuses those pages from the cache.
+  int32_t deferred = 0;
+  for (size_t i = 0; i < waiting.size() && budget > 0 &&
+                     static_cast<int32_t>(running.size()) < opts.max_running_requests;) {
+    Active& a = *waiting[i];
+    if (defer_for_shared_prefix(a, prefills)) {
+      if (++deferred >= kMaxDeferredPerStep) break;
+      ++i;
+      continue;
+    }
     int32_t n = 0;
     if (!admit(a, budget, &n)) break;
     prefills.push_back({&a, n});
     budget -= n;
-    running.push_back(std::move(waiting.front()));
-    waiting.pop_front();
+    running.push_back(std::move(waiting[i]));
+    waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
   }
   if (decode.empty() && prefills.empty()) {
     if (running.empty() && !waiting.empty()) {
@@ -348,7 +392,7 @@ void Scheduler::Impl::step() {
     seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
                     static_cast<int32_t>(a->kv_len), a->pages, false});
   }
-  for (const Chunk& c : prefills) {
+  for (const PrefillChunk& c : prefills) {
     seqs.push_back({std::span<const int32_t>(c.a->tokens).subspan(c.a->kv_len, c.n),
                     static_cast<int32_t>(c.a->kv_len), c.a->pages, wants_input_logprobs(*c.a)});
   }
@@ -383,6 +427,8 @@ void Scheduler::Impl::step() {
     if (a->prefill_done) to_sample.emplace_back(a, row + rows - 1);
     row += rows;
   }
+  // The computed prefixes are now reusable by later admissions (even next step's).
+  for (const PrefillChunk& c : prefills) cache_prefill_progress(*c.a);
 
   // 5. Sample.
   const size_t B = to_sample.size();

@@ -135,6 +135,45 @@ TEST(RadixCache, CacheUnfinishedMovesTheLock) {
   EXPECT_EQ(pool.num_free(), 14);
 }
 
+TEST(RadixCache, CacheUnfinishedAdoptsPagesAnotherRequestInserted) {
+  PageAllocator pool(32, 2);
+  RadixCache cache(pool, true);
+  // Two requests computed the same 5 tokens in one batch, each into its own pages.
+  const auto a = *pool.allocate(3);
+  const auto b = *pool.allocate(3);
+  const std::vector<int32_t> t{1, 2, 3, 4, 5};
+  PrefixMatch ma, mb;
+  EXPECT_EQ(cache.cache_unfinished(t, a, 0, nullptr, &ma), a);
+  const auto out_b = cache.cache_unfinished(t, b, 0, nullptr, &mb);
+  EXPECT_EQ(out_b, (std::vector<int32_t>{a[0], a[1], b[2]}));  // the duplicates were freed
+  EXPECT_EQ(mb.node, ma.node);
+  EXPECT_EQ(mb.num_tokens, 4);
+  EXPECT_EQ(pool.num_free(), 32 - 6 + 2);
+  EXPECT_EQ(cache.protected_pages(), 2);
+  EXPECT_EQ(ma.node->lock_ref, 2);
+  // A later request matches the prefix while both still run.
+  EXPECT_EQ(cache.peek_prefix_length(std::vector<int32_t>{1, 2, 3, 4, 9}), 4);
+  // b grows past the shared prefix and caches again, keeping its matched pages in front.
+  auto grown = out_b;
+  grown.push_back(*pool.allocate(1)->begin());
+  const std::vector<int32_t> t2{1, 2, 3, 4, 5, 6, 7};
+  PrefixMatch mb2;
+  const auto out_b2 = cache.cache_unfinished(t2, grown, static_cast<int32_t>(mb.pages.size()),
+                                             mb.node, &mb2);
+  EXPECT_EQ(out_b2, grown);
+  EXPECT_EQ(mb2.num_tokens, 6);
+  EXPECT_EQ(ma.node->lock_ref, 2);   // a's lock, plus b's through its descendant
+  EXPECT_EQ(mb2.node->lock_ref, 1);
+  EXPECT_EQ(cache.protected_pages(), 3);
+  cache.release(t, a, static_cast<int32_t>(ma.pages.size()), ma.node);
+  cache.release(t2, out_b2, static_cast<int32_t>(mb2.pages.size()), mb2.node);
+  EXPECT_EQ(cache.protected_pages(), 0);
+  EXPECT_EQ(cache.total_pages(), 3);
+  EXPECT_EQ(pool.num_free() + cache.total_pages(), 32);
+  EXPECT_EQ(cache.flush(), 3);
+  EXPECT_EQ(pool.num_free(), 32);
+}
+
 TEST(RadixCache, DisabledCachesNothing) {
   PageAllocator pool(8, 1);
   RadixCache cache(pool, false);

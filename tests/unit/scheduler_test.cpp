@@ -429,3 +429,145 @@ TEST(Scheduler, ShutdownAbortsInFlightAndIsIdempotent) {
   EXPECT_THROW(submit(*s, "y", prompt(5, 1), 1), std::runtime_error);
   EXPECT_THROW(SchedulerOptions o = options(0); Scheduler bad(o, model), std::invalid_argument);
 }
+
+// ---- Prefix sharing between requests that run at the same time.
+
+namespace {
+
+// Prefill tokens actually computed (every forward's new tokens minus its decode tokens).
+struct PrefillCounter {
+  std::mutex mu;
+  int64_t prefill_tokens = 0;
+  int64_t steps = 0;
+  void attach(Scheduler& s) {
+    s.set_step_observer([this](const StepInfo& i) {
+      std::lock_guard<std::mutex> l(mu);
+      prefill_tokens += i.num_tokens - i.num_decode;
+      steps += 1;
+    });
+  }
+};
+
+}  // namespace
+
+TEST(Scheduler, SharedPrefixSubmittedTogetherIsComputedOnce) {
+  constexpr int kShared = 45, kOwn = 6, kOut = 6, kN = 8;
+  for (const char* policy : {"fcfs", "lpm"}) {
+    for (int32_t ps : {1, 4}) {
+      SchedulerOptions on = options(512 / ps, ps), off = on;
+      on.schedule_policy = off.schedule_policy = policy;
+      off.disable_radix_cache = true;
+      FakeModel m_on(512 / ps, ps), m_off(512 / ps, ps);
+      Scheduler s_on(on, m_on), s_off(off, m_off);
+      PrefillCounter counter;
+      counter.attach(s_on);
+      std::vector<std::vector<int32_t>> prompts;
+      std::vector<std::shared_ptr<RequestStream>> st_on, st_off;
+      for (int i = 0; i < kN; ++i) {
+        auto p = prompt(kShared, 7);
+        auto own = prompt(kOwn, 100 + i);
+        p.insert(p.end(), own.begin(), own.end());
+        prompts.push_back(p);
+        st_on.push_back(submit(s_on, "r" + std::to_string(i), p, kOut));
+        st_off.push_back(submit(s_off, "r" + std::to_string(i), p, kOut));
+      }
+      int64_t cached = 0;
+      for (int i = 0; i < kN; ++i) {
+        Result a = collect(*st_on[i]);
+        Result b = collect(*st_off[i]);
+        EXPECT_EQ(a.ids, reference(prompts[i], kOut)) << policy << " ps " << ps << " r" << i;
+        EXPECT_EQ(a.ids, b.ids);
+        EXPECT_EQ(b.last.cached_tokens, 0);
+        if (i == 0) {
+          EXPECT_EQ(a.last.cached_tokens, 0);
+        } else {
+          EXPECT_GE(a.last.cached_tokens, kShared / ps * ps) << policy << " ps " << ps << " r" << i;
+        }
+        cached += a.last.cached_tokens;
+      }
+      {
+        std::lock_guard<std::mutex> l(counter.mu);
+        EXPECT_EQ(counter.prefill_tokens, kN * (kShared + kOwn) - cached);
+      }
+      EXPECT_EQ(s_on.stats().cached_tokens, cached);
+      EXPECT_TRUE(s_on.flush_cache());
+      EXPECT_EQ(s_on.stats().free_pages, 512 / ps);
+      EXPECT_EQ(s_off.stats().free_pages, 512 / ps);
+    }
+  }
+}
+
+TEST(Scheduler, ChunkedPrefixIsMatchedByARequestArrivingMidPrefill) {
+  SchedulerOptions o = options(256, 4);
+  o.chunked_prefill_size = 8;
+  FakeModel model(256, 4);
+  model.delay_ms = 2;
+  Scheduler s(o, model);
+  std::atomic<int> prefill_steps{0};
+  s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
+  const auto long_prompt = prompt(64, 11);
+  auto a = submit(s, "a", long_prompt, 30);
+  while (prefill_steps.load() < 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  // A is still prefilling (64 tokens at 8 per step): only its first chunks are in the tree.
+  auto second = std::vector<int32_t>(long_prompt.begin(), long_prompt.begin() + 40);
+  const auto own = prompt(10, 12);
+  second.insert(second.end(), own.begin(), own.end());
+  Result rb = collect(*submit(s, "b", second, 5));
+  Result ra = collect(*a);
+  EXPECT_EQ(ra.ids, reference(long_prompt, 30));
+  EXPECT_EQ(rb.ids, reference(second, 5));
+  EXPECT_EQ(ra.last.cached_tokens, 0);
+  EXPECT_EQ(rb.last.cached_tokens, 40);
+  EXPECT_TRUE(s.flush_cache());
+  EXPECT_EQ(s.stats().free_pages, 256);
+}
+
+TEST(Scheduler, SharedPrefixWithRetractionLeaksNothing) {
+  for (int32_t ps : {1, 2}) {
+    const int64_t pages = 80 / ps;  // 80 tokens; unshared the four need 4 x (36 + 16)
+    SchedulerOptions o = options(pages, ps);
+    o.init_new_token_ratio = 0.0;  // admit greedily so decoding runs out of pages
+    FakeModel model(pages, ps);
+    model.delay_ms = 1;
+    Scheduler s(o, model);
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < 4; ++i) {
+      auto p = prompt(32, 50);
+      auto own = prompt(4, 60 + i);
+      p.insert(p.end(), own.begin(), own.end());
+      prompts.push_back(p);
+      streams.push_back(submit(s, std::to_string(i), p, 16));
+    }
+    int64_t retractions = 0, cached = 0;
+    for (int i = 0; i < 4; ++i) {
+      Result r = collect(*streams[i]);
+      EXPECT_EQ(r.ids, reference(prompts[i], 16)) << "ps " << ps << " r" << i;
+      retractions += r.last.num_retractions;
+      cached += r.last.cached_tokens;
+    }
+    EXPECT_GT(retractions, 0) << "ps " << ps;
+    EXPECT_GE(cached, 3 * 32) << "ps " << ps;
+    EXPECT_TRUE(s.flush_cache());
+    EXPECT_EQ(s.stats().free_pages, pages);
+    EXPECT_EQ(s.stats().cached_pages, 0);
+  }
+}
+
+TEST(Scheduler, AbortMidChunkedPrefillReleasesTheCachedChunks) {
+  SchedulerOptions o = options(128, 2);
+  o.chunked_prefill_size = 8;
+  FakeModel model(128, 2);
+  model.delay_ms = 2;
+  Scheduler s(o, model);
+  std::atomic<int> prefill_steps{0};
+  s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
+  auto a = submit(s, "a", prompt(200, 13), 5);
+  while (prefill_steps.load() < 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  s.abort("a");
+  Result r = collect(*a);
+  EXPECT_EQ(r.finish.type, FinishReason::Type::kAbort);
+  EXPECT_TRUE(s.flush_cache());  // the chunks it cached are unlocked now
+  EXPECT_EQ(s.stats().free_pages, 128);
+  EXPECT_EQ(s.stats().cached_pages, 0);
+}
