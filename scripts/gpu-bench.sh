@@ -9,21 +9,41 @@ which=${*:-ceiling decode05 decode8b}
 bin=/work/main/build-gpu/bin
 models=${SABLE_BENCH_MODELS:-/tmp/sable-models}
 mkdir -p "$models"
-make_model() {  # name config
+make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
   [ -f "$models/$1/config.json" ] && return 0
   local t0=$SECONDS
   "$bin/sable" make-random-model --config "/work/main/bench/configs/$2.json" --out "$models/$1" >/dev/null &&
+    cp /work/main/tests/golden/tokenizers/$3/tokenizer*.json "$models/$1/" &&
     echo "made $1 in $((SECONDS - t0)) s"
+}
+offline() {  # model args...
+  local m=$1
+  shift
+  "$bin/sable" bench offline --model-path "$models/$m" --device cuda --log-level warning \
+    --result-file "$out/offline.jsonl" --tag "$m H100" "$@" 2>&1 | grep -E "throughput|Request|Input|Output|error|Error" | sed "s/^/offline $m $* | /"
 }
 for w in $which; do
   case $w in
     ceiling) "$bin/sable_gpu_ceiling" | tee "$out/ceiling.txt" ;;
     decode05)
-      make_model qwen05 qwen2.5-0.5b
+      make_model qwen05 qwen2.5-0.5b qwen3
       for bs in 1 8 32; do "$bin/sable_gpu_decode_bench" "$models/qwen05" $bs 128 256 1; done | tee -a "$out/decode.txt"
       "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 256 0 | tee -a "$out/decode.txt" ;;
     decode8b)
-      make_model llama8b llama-3.1-8b
+      make_model llama8b llama-3.1-8b llama3
       for bs in 1 16 64; do "$bin/sable_gpu_decode_bench" "$models/llama8b" $bs 128 256 1; done | tee -a "$out/decode.txt" ;;
+    prefill8k)  # one 8k-token prompt: prefill time (chunked at 8192)
+      make_model llama8b llama-3.1-8b llama3
+      "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 8192 4 1 | tee -a "$out/decode.txt" ;;
+    offline8b)  # N=1000 I=1024 O=256, without and with a shared 900-token prefix
+      make_model llama8b llama-3.1-8b llama3
+      offline llama8b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256
+      offline llama8b --num-prompts ${OFFLINE_N:-1000} --input-len 124 --shared-prefix 900 --output-len 256 ;;
+    offline8b_long)  # SGLang's CI bar: 500 prompts, input 4096, output 2048
+      make_model llama8b llama-3.1-8b llama3
+      offline llama8b --num-prompts ${OFFLINE_LONG_N:-500} --input-len 4096 --output-len 2048 ;;
+    offline05)
+      make_model qwen05 qwen2.5-0.5b qwen3
+      offline qwen05 --num-prompts 1000 --input-len 1024 --output-len 256 ;;
   esac
 done
