@@ -434,6 +434,16 @@ TEST(Scheduler, ShutdownAbortsInFlightAndIsIdempotent) {
 
 namespace {
 
+// Polls `done` for up to 10 s (fails the test instead of hanging).
+template <class F>
+void wait_for(F done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out";
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 // Prefill tokens actually computed (every forward's new tokens minus its decode tokens).
 struct PrefillCounter {
   std::mutex mu;
@@ -507,7 +517,7 @@ TEST(Scheduler, ChunkedPrefixIsMatchedByARequestArrivingMidPrefill) {
   s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
   const auto long_prompt = prompt(64, 11);
   auto a = submit(s, "a", long_prompt, 30);
-  while (prefill_steps.load() < 3) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  wait_for([&] { return prefill_steps.load() >= 3; });
   // A is still prefilling (64 tokens at 8 per step): only its first chunks are in the tree.
   auto second = std::vector<int32_t>(long_prompt.begin(), long_prompt.begin() + 40);
   const auto own = prompt(10, 12);
@@ -562,8 +572,8 @@ TEST(Scheduler, AbortMidChunkedPrefillReleasesTheCachedChunks) {
   Scheduler s(o, model);
   std::atomic<int> prefill_steps{0};
   s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
-  auto a = submit(s, "a", prompt(200, 13), 5);
-  while (prefill_steps.load() < 2) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  auto a = submit(s, "a", prompt(200, 13), 1000);  // aborted mid-prefill, or at worst decoding
+  wait_for([&] { return prefill_steps.load() >= 2; });
   s.abort("a");
   Result r = collect(*a);
   EXPECT_EQ(r.finish.type, FinishReason::Type::kAbort);
