@@ -47,6 +47,13 @@ struct Active {
   }
 };
 
+// The request's prompt log-probabilities are still to be computed (they need its prompt rows).
+inline bool wants_input_logprobs(const Active& a) {
+  const auto& lp = a.req.logprobs;
+  return lp.return_logprob && lp.logprob_start_len >= 0 && lp.logprob_start_len < a.prompt_len &&
+         !a.input_logprobs_done;
+}
+
 // A prefill chunk of one step: `n` tokens of `a` starting at a->kv_len.
 struct PrefillChunk {
   Active* a;
@@ -90,7 +97,7 @@ struct Scheduler::Impl {
   void flush_pending(Active& a);
   void abort_everything_now(const std::string& message, int32_t status);
 
-  // scheduler_step.cpp
+  // scheduler_step.cpp / scheduler_admit.cpp
   int32_t retract_for_decode(std::vector<Active*>& decode);
   bool admit(Active& a, int32_t budget, int32_t* chunk_tokens);
   // Longest prefix of `a` that may come from the cache (at least one token must run; prompt
