@@ -1,6 +1,7 @@
 // The "flash" CUDA attention plugin against a naive fp32 reference on the host: prefill, decode and
 // mixed batches over randomly assigned pages, GQA/MQA, several head dims and page sizes, sliding
-// window, padding sequences, and the split-KV path for long decodes.
+// window, padding sequences, the split-KV path for long decodes, and the tensor-core prefill path
+// (head dims 64/128) with cached prefixes, ragged tiles, page size 1 and windows.
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -179,7 +180,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{32, 8, 128, 16, 0, {1500}, {1}},                // long decode: splits
                       Case{16, 1, 128, 16, 0, {50, 20}, {4, 1}},           // MQA, G>8
                       Case{8, 8, 64, 4, 16, {60, 10}, {3, 1}},             // sliding window
-                      Case{8, 2, 80, 8, 0, {21}, {2}}));                   // odd head dim
+                      Case{8, 2, 80, 8, 0, {21}, {2}},                     // odd head dim
+                      // Tensor-core prefill path (head dims 64/128, every non-decode batch):
+                      Case{8, 2, 128, 16, 0, {300}, {1000}},               // 1000 after 300 cached
+                      Case{8, 2, 64, 16, 0, {5, 100, 1, 70}, {130, 65, 200, 3}},  // ragged tiles
+                      Case{8, 2, 128, 1, 0, {37, 64}, {150, 129}},         // page size 1
+                      Case{8, 2, 128, 16, 100, {120, 10}, {200, 90}},      // window < tiles span
+                      Case{4, 4, 64, 5, 24, {50}, {90}},                   // window < tile, page 5
+                      Case{32, 8, 128, 16, 0, {1, 1}, {64, 63}}));         // llama heads, one tile
 
 }  // namespace
 }  // namespace sable::gputest

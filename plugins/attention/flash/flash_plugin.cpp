@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "paged_attention.cuh"
+#include "prefill_schedule.h"
 #include "sable/cpp/plugin.h"
 
 namespace sable::attention::flash {
@@ -27,16 +28,19 @@ void cuda_check(cudaError_t e, const char* what) {
 }
 
 // Layout of the metadata block (int32 words): seq[T] begin[T] end[T] slot[T] chunk[1]
-// kv_indptr[B+1] kv_indices[cap].
+// num_tiles[1] tiles[max_tiles * kTileWords] kv_indptr[B+1] kv_indices[cap].
 struct MetaLayout {
-  int64_t seq, begin, end, slot, chunk, indptr, indices, words;
+  int64_t seq, begin, end, slot, chunk, num_tiles, tiles, indptr, indices, words;
   MetaLayout(int64_t max_tokens, int64_t max_seqs, int64_t max_indices) {
     seq = 0;
     begin = seq + max_tokens;
     end = begin + max_tokens;
     slot = end + max_tokens;
     chunk = slot + max_tokens;
-    indptr = chunk + 1;
+    num_tiles = chunk + 1;
+    tiles = num_tiles + 1;
+    indptr = tiles + int64_t(kTileWords) *
+                         max_prefill_tiles(static_cast<int32_t>(max_tokens), static_cast<int32_t>(max_seqs));
     indices = indptr + max_seqs + 1;
     words = indices + max_indices;
   }
@@ -109,6 +113,25 @@ class FlashAttention {
                                             kMaxSplits)
                                : 1;
     m[layout_.chunk] = std::max(32, (max_len + splits_ - 1) / splits_);
+    // Batches with prefill tokens take the tensor-core path (run() falls back when the shape is
+    // not supported): one work-list entry per query tile, grid bound from the batch shape.
+    prefill_ = !b.is_decode_only;
+    max_tiles_ = prefill_ ? max_prefill_tiles(b.num_tokens, b.num_seqs) : 0;
+    m[layout_.num_tiles] = 0;
+    if (prefill_) {
+      const std::vector<PrefillTile> tiles =
+          build_prefill_tiles(b.qo_indptr, b.kv_lens, b.num_seqs, init_.sliding_window);
+      if (static_cast<int32_t>(tiles.size()) > max_tiles_)
+        fail(SABLE_ERR_INTERNAL, "flash: prefill work list exceeds its bound");
+      int32_t* w = m + layout_.tiles;
+      for (const PrefillTile& t : tiles) {
+        *w++ = t.seq;
+        *w++ = t.q0;
+        *w++ = t.rows;
+        *w++ = t.pos0;
+      }
+      m[layout_.num_tiles] = static_cast<int32_t>(tiles.size());
+    }
     uploaded_ = false;
   }
 
@@ -156,7 +179,12 @@ class FlashAttention {
     p.page_size = init_.page_size;
     p.splits = splits_;
     p.scale_log2 = scale * 1.4426950408889634f;
-    if (!launch_attention(p, stream)) fail(SABLE_ERR_UNSUPPORTED, "flash: unsupported head dim");
+    p.tiles = dev_meta_ + layout_.tiles;
+    p.num_tiles = dev_meta_ + layout_.num_tiles;
+    p.max_tiles = max_tiles_;
+    p.window = init_.sliding_window > 0 ? init_.sliding_window : 0;
+    const bool fast = prefill_ && prefill_supported(D, q.data, q.strides[0]) && launch_prefill(p, stream);
+    if (!fast && !launch_attention(p, stream)) fail(SABLE_ERR_UNSUPPORTED, "flash: unsupported head dim");
     cuda_check(cudaGetLastError(), "flash attention launch");
   }
 
@@ -192,6 +220,8 @@ class FlashAttention {
   float* part_ml_ = nullptr;
   int32_t num_tokens_ = 0;
   int32_t splits_ = 1;
+  int32_t max_tiles_ = 0;
+  bool prefill_ = false;
   bool uploaded_ = false;
 };
 

@@ -37,6 +37,9 @@ struct AttentionParams {
   float* part_acc;         // [T, Hq, splits, D]
   float* part_ml;          // [T, Hq, splits, 2]
   TokenMeta meta;
+  const int32_t* tiles;      // prefill work list [max_tiles, kTileWords] (prefill_schedule.h)
+  const int32_t* num_tiles;  // [1] tiles in use
+  int32_t max_tiles, window;  // grid bound; sliding window (0 = none)
   int32_t num_tokens, q_heads, kv_heads, head_dim, group, group_chunks, page_size, splits;
   float scale_log2;        // softmax scale * log2(e)
 };
@@ -54,5 +57,9 @@ struct AppendParams {
 // Launchers (stream = cudaStream_t). Return false for unsupported head dims.
 bool launch_append_kv(const AppendParams& p, void* stream);
 bool launch_attention(const AttentionParams& p, void* stream);
+// Tensor-core prefill (prefill_attention.cu): head dims 64 and 128, 16-byte aligned q rows; false
+// when the shape is not on the fast path (the caller then uses launch_attention).
+bool prefill_supported(int32_t head_dim, const void* q, int64_t q_stride);
+bool launch_prefill(const AttentionParams& p, void* stream);
 
 }  // namespace sable::attention::flash

@@ -1,0 +1,262 @@
+// FlashAttention-2 style prefill over the paged bf16 KV pool (tensor cores, sm_80+ instructions).
+//
+// A CTA (4 warps) owns one query tile of the plan's work list (up to kBM = 64 consecutive new tokens
+// of one sequence) and one q head; blockIdx.x is the q head so the CTAs of one GQA group run side by
+// side and share K/V tiles in L2. Each warp owns 16 query rows. KV tiles of kBN = 64 positions are
+// gathered row by row from the pages (any page size) with 16-byte cp.async into swizzled shared
+// memory, double-buffered. S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 bf16 -> fp32 with ldmatrix
+// fragments (V through ldmatrix.trans); the online softmax runs in registers in the log2 domain.
+// Index math lives in prefill_schedule.h (checked on the CPU by attention_flash_schedule_test).
+#include <cfloat>
+#include <cstdint>
+
+#include "paged_attention.cuh"
+#include "prefill_schedule.h"
+
+namespace sable::attention::flash {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy; zero-fills the destination when !valid (src must still be a valid address).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+template <int kD>
+constexpr int smem_bytes() {
+  return (kBM + 4 * kBN) * kD * static_cast<int>(sizeof(bf16));  // Q + double-buffered K and V
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionParams p) {
+  constexpr int kChunks = kD / 8;   // 16-byte chunks per row
+  constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
+  constexpr int kSN = kBN / 8;      // n8 blocks of S
+  constexpr int kON = kD / 8;       // n8 blocks of O
+  constexpr int kThreads = kPrefillWarps * 32;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
+  bf16* sK = sQ + kBM * kD;
+  bf16* sV = sK + 2 * kBN * kD;
+
+  const int h = blockIdx.x;
+  if (static_cast<int>(blockIdx.y) >= *p.num_tiles) return;
+  const PrefillTile tile = load_tile(p.tiles, blockIdx.y);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  bf16* out = p.out + (int64_t(tile.q0) * p.q_heads + h) * kD;
+  const int64_t out_stride = int64_t(p.q_heads) * kD;
+
+  if (tile.pos0 < 0) {  // padding sequence: zeros
+    for (int i = tid; i < tile.rows * kChunks; i += kThreads)
+      *reinterpret_cast<uint4*>(out + (i / kChunks) * out_stride + (i % kChunks) * 8) = uint4{0, 0, 0, 0};
+    return;
+  }
+  int lo = 0, hi = 0;
+  kv_range(tile, p.window, &lo, &hi);
+  const int n_tiles = kv_tiles(lo, hi);
+  const int kvh = h / p.group;
+  const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[tile.seq];
+
+  // Q tile (rows past tile.rows repeat the last row: finite values, never written out).
+  for (int i = tid; i < kBM * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    const int rr = r < tile.rows ? r : tile.rows - 1;
+    cp_async16(sQ + smem_off(r, c * 8, kD),
+               p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
+  }
+  auto load_kv = [&](int k0, int buf) {
+    bf16* dk = sK + buf * kBN * kD;
+    bf16* dv = sV + buf * kBN * kD;
+    for (int i = tid; i < kBN * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      const int pos = k0 + r;
+      const bool valid = pos < hi;
+      const int64_t off = valid ? kv_row_offset(pages, p.page_size, pos, p.kv_heads, kvh, kD) : 0;
+      cp_async16(dk + smem_off(r, c * 8, kD), p.k_cache + off + c * 8, valid);
+      cp_async16(dv + smem_off(r, c * 8, kD), p.v_cache + off + c * 8, valid);
+    }
+  };
+  load_kv(lo, 0);
+  cp_async_commit();
+
+  uint32_t qf[kKSteps][4];
+  float o[kON][4];
+#pragma unroll
+  for (int n = 0; n < kON; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows lane/4 and lane/4 + 8
+  int ar, ac, br, bc, vr, vc;
+  a_frag_src(lane, &ar, &ac);
+  b_frag_src(lane, &br, &bc);
+  v_frag_src(lane, &vr, &vc);
+  const int row_base = warp * 16;
+
+  for (int j = 0; j < n_tiles; ++j) {
+    const int k0 = lo + j * kBN;
+    if (j + 1 < n_tiles) {
+      load_kv(k0 + kBN, (j + 1) & 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (j == 0) {
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(row_base + ar, ks * 16 + ac, kD));
+    }
+    const bf16* tk = sK + (j & 1) * kBN * kD;
+    const bf16* tv = sV + (j & 1) * kBN * kD;
+
+    float s[kSN][4];
+#pragma unroll
+    for (int n = 0; n < kSN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+#pragma unroll
+      for (int n2 = 0; n2 < kSN / 2; ++n2) {
+        uint32_t kf[4];
+        ldmatrix_x4(kf, tk + smem_off(n2 * 16 + br, ks * 16 + bc, kD));
+        mma_bf16(s[2 * n2], qf[ks], kf[0], kf[1]);
+        mma_bf16(s[2 * n2 + 1], qf[ks], kf[2], kf[3]);
+      }
+    }
+    const bool mask = needs_mask(tile, k0, p.window);
+#pragma unroll
+    for (int n = 0; n < kSN; ++n)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        int r, c;
+        acc_pos(lane, i, &r, &c);
+        s[n][i] *= p.scale_log2;
+        if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
+      }
+    // Online softmax per row half (elements 0,1 -> row lane/4; 2,3 -> row lane/4 + 8).
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kSN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * hf], s[n][2 * hf + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[hf], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+      const float corr = exp2f(m[hf] - m_use);
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kSN; ++n) {
+        s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
+        s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
+        sum += s[n][2 * hf] + s[n][2 * hf + 1];
+      }
+      l[hf] = l[hf] * corr + sum;  // lane-partial; reduced over the quad at the end
+      m[hf] = m_new;
+#pragma unroll
+      for (int n = 0; n < kON; ++n) {
+        o[n][2 * hf] *= corr;
+        o[n][2 * hf + 1] *= corr;
+      }
+    }
+    // O += P · V.
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      uint32_t a[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int nb, e;
+        p_frag_from_acc(kk, r, &nb, &e);
+        a[r] = pack_bf16(s[nb][e], s[nb][e + 1]);
+      }
+#pragma unroll
+      for (int n2 = 0; n2 < kON / 2; ++n2) {
+        uint32_t vf[4];
+        ldmatrix_x4_trans(vf, tv + smem_off(kk * 16 + vr, n2 * 16 + vc, kD));
+        mma_bf16(o[2 * n2], a, vf[0], vf[1]);
+        mma_bf16(o[2 * n2 + 1], a, vf[2], vf[3]);
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float sum = l[hf];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    int r, c;
+    acc_pos(lane, 2 * hf, &r, &c);
+    const int row = row_base + r;
+    if (row >= tile.rows) continue;
+    bf16* dst = out + row * out_stride;
+#pragma unroll
+    for (int n = 0; n < kON; ++n)
+      *reinterpret_cast<__nv_bfloat162*>(dst + n * 8 + c) =
+          __floats2bfloat162_rn(o[n][2 * hf] * inv, o[n][2 * hf + 1] * inv);
+  }
+}
+
+template <int kD>
+bool launch_d(const AttentionParams& p, cudaStream_t s) {
+  static const bool configured = [] {
+    return cudaFuncSetAttribute(prefill_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                smem_bytes<kD>()) == cudaSuccess;
+  }();
+  if (!configured) return false;
+  const dim3 grid(p.q_heads, p.max_tiles);
+  prefill_kernel<kD><<<grid, kPrefillWarps * 32, smem_bytes<kD>(), s>>>(p);
+  return true;
+}
+
+}  // namespace
+
+bool prefill_supported(int32_t head_dim, const void* q, int64_t q_stride) {
+  return (head_dim == 64 || head_dim == 128) && reinterpret_cast<uintptr_t>(q) % 16 == 0 &&
+         q_stride % 8 == 0;
+}
+
+bool launch_prefill(const AttentionParams& p, void* stream) {
+  if (p.num_tokens == 0 || p.max_tiles == 0) return true;
+  if (p.max_tiles > 65535) return false;
+  auto s = static_cast<cudaStream_t>(stream);
+  if (p.head_dim == 64) return launch_d<64>(p, s);
+  if (p.head_dim == 128) return launch_d<128>(p, s);
+  return false;
+}
+
+}  // namespace sable::attention::flash
