@@ -233,11 +233,13 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
 
 template <int kD>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
-  static const bool configured = [] {
-    return cudaFuncSetAttribute(prefill_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                smem_bytes<kD>()) == cudaSuccess;
-  }();
-  if (!configured) return false;
+  // Per launch, not once: the opt-in is per device (several GPUs in one process), and it is a host
+  // call that stream capture allows.
+  if (cudaFuncSetAttribute(prefill_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           smem_bytes<kD>()) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it; the caller falls back to the per-token kernel
+    return false;
+  }
   const dim3 grid(p.q_heads, p.max_tiles);
   prefill_kernel<kD><<<grid, kPrefillWarps * 32, smem_bytes<kD>(), s>>>(p);
   return true;
