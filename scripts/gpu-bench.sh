@@ -32,6 +32,9 @@ for w in $which; do
     decode8b)
       make_model llama8b llama-3.1-8b llama3
       for bs in 1 16 64; do "$bin/sable_gpu_decode_bench" "$models/llama8b" $bs 128 256 1; done | tee -a "$out/decode.txt" ;;
+    attn_prefill)  # the flash prefill kernel alone: 32 layers of an 8k prompt, and 4k after 4k cached
+      "$bin/sable_attention_prefill_bench" 8192
+      "$bin/sable_attention_prefill_bench" 4096 4096 --no-legacy ;;
     prefill8k)  # one 8k-token prompt: prefill time (chunked at 8192)
       make_model llama8b llama-3.1-8b llama3
       "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 8192 4 1 | tee -a "$out/decode.txt" ;;
@@ -42,6 +45,13 @@ for w in $which; do
     offline8b_long)  # SGLang's CI bar: 500 prompts, input 4096, output 2048
       make_model llama8b llama-3.1-8b llama3
       offline llama8b --num-prompts ${OFFLINE_LONG_N:-500} --input-len 4096 --output-len 2048 ;;
+    offline_moe)  # issue 8: Qwen1.5-MoE-A2.7B shape (60 experts, top-4, shared expert)
+      make_model qwenmoe qwen1.5-moe-a2.7b qwen3
+      offline qwenmoe --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 ;;
+    offline_generic)  # issue 8: impl=transformers vs the native plugin, Llama-3.2-1B shape
+      make_model llama1b llama-3.2-1b llama3
+      offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256
+      offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 --impl transformers ;;
     offline05)
       make_model qwen05 qwen2.5-0.5b qwen3
       offline qwen05 --num-prompts 1000 --input-len 1024 --output-len 256 ;;

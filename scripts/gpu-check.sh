@@ -20,7 +20,10 @@ export LD_LIBRARY_PATH=/work/main/build-gpu/lib-carry:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 summary=()
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  for t in build-gpu/tests/${SABLE_TESTS:-*_test}; do
+  # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle).
+  tests=()
+  for n in ${SABLE_TESTS:-*_test}; do tests+=(build-gpu/tests/$n); done
+  for t in "${tests[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     if "$t" --gtest_brief=1 >"$out/$name.log" 2>&1; then r=PASS; else r=FAIL; fi

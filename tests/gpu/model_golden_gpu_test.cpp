@@ -1,4 +1,4 @@
-// Golden acceptance on CUDA (bf16): every dense golden model's logits at every prompt position match
+// Golden acceptance on CUDA (bf16): every golden causal model's logits at every prompt position match
 // the fp32 reference with relative L2 error < 2e-2, teacher-forced greedy decoding agrees on at
 // least 22 of 24 tokens per prompt (14 of 16 for qwen2_tok), CUDA-graph replay is bit-identical to
 // eager execution, and a batch of all prompts gives the same greedy tokens as each prompt alone.
@@ -175,6 +175,10 @@ TEST_P(GoldenGpu, GraphReplayIsBitIdenticalAndBatchedEqualsAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Dense, GoldenGpu,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "qwen2_tok"));
+// Issue 8: the native MoE plugin and the generic transformers-style plugin on CUDA.
+INSTANTIATE_TEST_SUITE_P(MoeAndGeneric, GoldenGpu,
+                         ::testing::Values("qwen2_moe", "mixtral", "qwen3_moe", "helium", "gemma",
+                                           "olmo2", "granite", "phi3", "stablelm"));
 
 }  // namespace
 }  // namespace sable::gputest
