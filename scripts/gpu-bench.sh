@@ -35,6 +35,9 @@ for w in $which; do
     attn_prefill)  # the flash prefill kernel alone: 32 layers of an 8k prompt, and 4k after 4k cached
       "$bin/sable_attention_prefill_bench" 8192
       "$bin/sable_attention_prefill_bench" 4096 4096 --no-legacy ;;
+    decode8b_long)  # decode attention at long contexts: 64 sequences at 4096 tokens
+      make_model llama8b llama-3.1-8b llama3
+      "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1 | tee -a "$out/decode.txt" ;;
     prefill8k)  # one 8k-token prompt: prefill time (chunked at 8192)
       make_model llama8b llama-3.1-8b llama3
       "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 8192 4 1 | tee -a "$out/decode.txt" ;;

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   o.device = "cuda";
   o.page_size = 16;
   o.max_total_tokens = int64_t(batch) * (input + output + 32);
-  o.max_batch_tokens = std::max(input * batch, 256);
+  o.max_batch_tokens = std::max({input, batch, 256});
   o.max_seqs = std::max(batch, 8);
   o.cuda_graphs = graphs;
   o.registry = registry.get();
@@ -65,6 +65,17 @@ int main(int argc, char** argv) {
   }
   std::vector<SableSampleResult> res(batch);
   auto step = [&](int pos) {
+    if (pos == 0) {  // prefill one sequence at a time (bounded activation memory), then sample
+      for (int b = 0; b < batch; ++b) {
+        sable::runner::ModelRunner::Sequence s{prompt[b], 0, pages[b], false};
+        auto out = runner->forward(std::span(&s, 1), false, true);
+        std::vector<SableSampleResult> one(1);
+        sampler.sample(const_cast<float*>(out.device_logits), vocab, vocab,
+                       std::span(rows.data(), 1), one, runner->stream());
+        last[b] = {one[0].token};
+      }
+      return;
+    }
     std::vector<sable::runner::ModelRunner::Sequence> seqs(batch);
     for (int b = 0; b < batch; ++b) {
       seqs[b].new_tokens = pos == 0 ? std::span<const int32_t>(prompt[b]) : std::span<const int32_t>(last[b]);

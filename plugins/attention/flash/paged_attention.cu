@@ -94,13 +94,12 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
     const int seq = p.meta.seq[t];
     const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[seq];
     const int64_t row_stride = int64_t(p.kv_heads) * D;
-    for (int pos = begin + warp; pos < end; pos += kWarps) {
+    auto row_base = [&](int pos) {
       const int32_t page = pages[pos / p.page_size];
-      const int64_t base = (int64_t(page) * p.page_size + pos % p.page_size) * row_stride +
-                           int64_t(kvh) * D;
-      float k[kE], v[kE];
-      load_row<kE>(p.k_cache + base, off, D, k);
-      load_row<kE>(p.v_cache + base, off, D, v);
+      return (int64_t(page) * p.page_size + pos % p.page_size) * row_stride + int64_t(kvh) * D;
+    };
+    // One position's contribution to every head of the group (online softmax, log2 domain).
+    auto consume = [&](const float* k, const float* v) {
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= ng) break;
@@ -116,6 +115,27 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
         for (int e = 0; e < kE; ++e) acc[g][e] = acc[g][e] * corr + w * v[e];
         m[g] = m_new;
       }
+    };
+    // Long contexts are latency-bound per warp: issue kUnroll positions' loads before using any.
+    constexpr int kUnroll = 4;
+    int pos = begin + warp;
+    for (; pos + (kUnroll - 1) * kWarps < end; pos += kUnroll * kWarps) {
+      float k[kUnroll][kE], v[kUnroll][kE];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t base = row_base(pos + u * kWarps);
+        load_row<kE>(p.k_cache + base, off, D, k[u]);
+        load_row<kE>(p.v_cache + base, off, D, v[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) consume(k[u], v[u]);
+    }
+    for (; pos < end; pos += kWarps) {
+      const int64_t base = row_base(pos);
+      float k[kE], v[kE];
+      load_row<kE>(p.k_cache + base, off, D, k);
+      load_row<kE>(p.v_cache + base, off, D, v);
+      consume(k, v);
     }
   }
 
