@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <numeric>
 #include <random>
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
   o.device = "cuda";
   o.page_size = 16;
   o.max_total_tokens = int64_t(batch) * (input + output + 32);
-  o.max_batch_tokens = std::max({input, batch, 256});
+  o.max_batch_tokens = std::max(std::max(input, batch), 256);
   o.max_seqs = std::max(batch, 8);
   o.cuda_graphs = graphs;
   o.registry = registry.get();
