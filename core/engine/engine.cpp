@@ -106,6 +106,7 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
   o.max_batch_tokens = static_cast<int32_t>(
       (c.chunked_prefill_size < 0 ? std::max<int64_t>(c.max_prefill_tokens, 1 << 16) : chunk) +
       max_running);
+  o.expert_recording = !c.expert_distribution_recorder_mode.empty();
   o.registry = &registry;
   return o;
 }
@@ -354,6 +355,7 @@ Engine::UpdateWeightsResult Engine::update_weights_from_disk(const std::string& 
           a.hidden_size != b.hidden_size) {
         throw std::runtime_error("the new checkpoint has a different architecture or shapes");
       }
+      if (c.backend->runner().expert_recording()) fresh->set_expert_recording(true);
       c.backend->swap(std::move(fresh));
       c.runner_options = o;
     });

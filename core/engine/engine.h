@@ -72,6 +72,16 @@ struct GenerateResult {
   bool finished() const { return meta_info.finish_reason.has_value(); }
 };
 
+// MoE expert selection counts (SGLang's expert distribution record, mode "stat").
+struct ExpertDistribution {
+  std::string mode;        // expert_distribution_recorder_mode
+  bool recording = false;  // recording is still on after this dump
+  int32_t num_layers = 0;
+  int32_t num_experts = 0;
+  std::vector<std::vector<int64_t>> counts;  // [num_layers][num_experts]; dense layers stay 0
+  int64_t total = 0;                         // sum of counts
+};
+
 struct EngineCore;  // shared with handles (engine.cpp)
 
 class RequestHandle {
@@ -157,6 +167,15 @@ class Engine {
   // Pauses the loop, loads the checkpoint at model_path (same architecture and shapes), swaps it
   // in and flushes the prefix cache.
   UpdateWeightsResult update_weights_from_disk(const std::string& model_path);
+  // Expert distribution recording (expert_distribution.cpp), run on the scheduler thread between
+  // two steps. start zeroes the counts and records every forward from the next step on; stop
+  // keeps the counts; dump returns the counts since start and zeroes them (as SGLang's
+  // dump_record), recording or not. All three throw std::invalid_argument when
+  // expert_distribution_recorder_mode is empty (recording off, costing nothing).
+  void start_expert_distribution_record();
+  void stop_expert_distribution_record();
+  ExpertDistribution dump_expert_distribution_record();
+
   // Stops the scheduler; in-flight requests end with finish_reason abort. Idempotent.
   void shutdown();
 

@@ -13,6 +13,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "core/ops/expert_recorder.h"
 #include "core/runner/attention_backend.h"
 #include "core/util/log.h"
 
@@ -66,6 +67,12 @@ struct CudaExec::Impl {
   bool graphs_ready = false;
   // Padded copies of the batch arrays for graph buckets.
   std::vector<int32_t> p_qo, p_kv_indptr, p_kv_lens;
+  // Expert counters [expert_layers, expert_experts] (null without them), the counts folded out of
+  // them so far, and the recorder moe_route requires beside them (never written: counters win).
+  int64_t* d_expert = nullptr;
+  std::vector<int64_t> expert_base;
+  bool recording = false;
+  ops::ExpertRecorder expert_recorder;
 
   ~Impl() {
     for (auto& [bs, g] : graphs) cudaGraphExecDestroy(g);
@@ -73,6 +80,7 @@ struct CudaExec::Impl {
     cudaFree(d_positions);
     cudaFree(d_rows);
     cudaFree(d_graph_logits);
+    cudaFree(d_expert);
     cudaFreeHost(h_stage);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -105,17 +113,45 @@ struct CudaExec::Impl {
     return fb;
   }
 
+  // `count`: moe_route adds its selections into the expert counters (when there are any).
   void forward(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
                ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
-               const CheckFn& check) {
+               const CheckFn& check, bool count) {
     SableOpsContext ctx;
     ctx.device_type = SABLE_DEVICE_CUDA;
     ctx.device_index = opt.device_index;
     ctx.stream = stream;
     ctx.arena = &a;
+    if (count && d_expert != nullptr) {
+      ctx.expert_recorder = &expert_recorder;
+      ctx.expert_counts_device = d_expert;
+      ctx.expert_counts_layers = opt.expert_layers;
+      ctx.expert_counts_experts = opt.expert_experts;
+    }
     attention.bind(ctx);
     const SableStatus s = api->forward(model, &ctx, &fb, &out);
     check(s, "forward", ctx.last_error);
+  }
+
+  void zero_expert_counters() {
+    if (d_expert == nullptr) return;
+    check_cuda(cudaMemsetAsync(d_expert, 0, expert_base.size() * 8, stream), "zero expert counters");
+    check_cuda(cudaStreamSynchronize(stream), "sync");
+  }
+  std::vector<int64_t> download_expert_counters() const {
+    std::vector<int64_t> h(expert_base.size(), 0);
+    if (d_expert == nullptr) return h;
+    check_cuda(cudaMemcpyAsync(h.data(), d_expert, h.size() * 8, cudaMemcpyDeviceToHost, stream),
+               "download expert counters");
+    check_cuda(cudaStreamSynchronize(stream), "sync");
+    return h;
+  }
+  // Moves the device counts into expert_base and zeroes the device counters.
+  void fold_expert_counters() {
+    if (d_expert == nullptr) return;
+    const std::vector<int64_t> h = download_expert_counters();
+    for (size_t i = 0; i < h.size(); ++i) expert_base[i] += h[i];
+    zero_expert_counters();
   }
 
   // Pads a decode batch of `seqs` sequences to `bs` (padding: kv_len 0, no pages).
@@ -151,8 +187,12 @@ struct CudaExec::Impl {
     out.logits = dev_tensor(d_graph_logits, SABLE_DTYPE_F32, top, opt.vocab);
     attention.plan(padded(b, top));
     stage(b, top, top);
-    forward(api, model, attention, graph_arena, make_batch(top, top, top, true), out, check);
+    // The warm-up counts too (loading the counting kernel before capture); its padded counts are
+    // discarded, after the ones recorded so far are kept.
+    if (recording) fold_expert_counters();
+    forward(api, model, attention, graph_arena, make_batch(top, top, top, true), out, check, true);
     check_cuda(cudaStreamSynchronize(stream), "graph warm-up");
+    zero_expert_counters();
     graph_arena.reset();
     graph_arena.set_growth(false);
     size_t before = cuda_memory_info().first;
@@ -165,7 +205,7 @@ struct CudaExec::Impl {
       cudaGraph_t graph = nullptr;
       check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
       try {
-        forward(api, model, attention, graph_arena, make_batch(bs, bs, bs, true), out, check);
+        forward(api, model, attention, graph_arena, make_batch(bs, bs, bs, true), out, check, true);
       } catch (...) {
         cudaStreamEndCapture(stream, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -202,6 +242,11 @@ CudaExec::CudaExec(const Options& options, const SableOps* ops) : impl_(std::mak
   m.opt.graphs = options.graphs && max_bs >= 1;
   if (m.opt.graphs)
     check_cuda(cudaMalloc(&m.d_graph_logits, size_t(m.buckets.back()) * options.vocab * 4), "malloc logits");
+  if (options.expert_layers > 0 && options.expert_experts > 0) {
+    m.expert_base.assign(size_t(options.expert_layers) * options.expert_experts, 0);
+    check_cuda(cudaMalloc(&m.d_expert, m.expert_base.size() * 8), "malloc expert counters");
+    m.zero_expert_counters();
+  }
 }
 
 CudaExec::~CudaExec() = default;
@@ -222,10 +267,13 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   }
   if (graph_ok && m.graphs_ready) {
     const int32_t bs = *std::lower_bound(m.buckets.begin(), m.buckets.end(), static_cast<int32_t>(seqs));
-    attention.plan(m.padded(b, bs));
-    m.stage(b, bs, bs);
-    check_cuda(cudaGraphLaunch(m.graphs.at(bs), m.stream), "graph launch");
-    return m.d_graph_logits;
+    // While recording, padding rows would be counted: only exact buckets replay.
+    if (!m.recording || bs == seqs) {
+      attention.plan(m.padded(b, bs));
+      m.stage(b, bs, bs);
+      check_cuda(cudaGraphLaunch(m.graphs.at(bs), m.stream), "graph launch");
+      return m.d_graph_logits;
+    }
   }
   // Eager.
   SableAttentionBatch ab{};
@@ -247,7 +295,8 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   out.struct_size = sizeof(out);
   out.logits = dev_tensor(logits, SABLE_DTYPE_F32, rows, m.opt.vocab);
   out.hidden = dev_tensor(hidden, m.opt.compute_dtype, rows, m.opt.hidden);
-  m.forward(api, model, attention, m.arena, m.make_batch(t, seqs, rows, b.decode_only), out, check);
+  m.forward(api, model, attention, m.arena, m.make_batch(t, seqs, rows, b.decode_only), out, check,
+            m.recording);
   if (hidden_host) {
     std::vector<uint16_t> h(size_t(rows) * m.opt.hidden);
     check_cuda(cudaMemcpyAsync(h.data(), hidden, h.size() * 2, cudaMemcpyDeviceToHost, m.stream), "download hidden");
@@ -270,7 +319,40 @@ void CudaExec::capture_all_or_disable(const SableModelApi* api, SableModel* mode
     cudaGetLastError();
     impl_->opt.graphs = false;
     impl_->graph_arena.set_growth(true);
+    try {
+      impl_->zero_expert_counters();  // the warm-up's counts (recorded ones were folded out)
+    } catch (const std::exception&) {
+      cudaGetLastError();
+    }
   }
+}
+
+bool CudaExec::has_expert_counters() const { return impl_->d_expert != nullptr; }
+
+void CudaExec::set_expert_recording(bool on) {
+  Impl& m = *impl_;
+  if (m.d_expert == nullptr || on == m.recording) return;
+  if (on) {
+    m.zero_expert_counters();  // drop what graph replays counted while off
+  } else {
+    m.fold_expert_counters();
+  }
+  m.recording = on;
+}
+
+std::vector<int64_t> CudaExec::expert_counts() const {
+  const Impl& m = *impl_;
+  std::vector<int64_t> counts = m.expert_base;
+  if (m.recording) {
+    const std::vector<int64_t> live = m.download_expert_counters();
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] += live[i];
+  }
+  return counts;
+}
+
+void CudaExec::reset_expert_counts() {
+  std::fill(impl_->expert_base.begin(), impl_->expert_base.end(), 0);
+  impl_->zero_expert_counters();
 }
 
 void CudaExec::download(const float* device_logits, int64_t rows, float* host) const {

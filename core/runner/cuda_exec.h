@@ -7,6 +7,12 @@
 // stops growing so captured addresses stay valid), and later batches replay the bucket's graph.
 // Padding sequences have kv_len 0: the attention backend writes nothing for them (attention.h).
 // Everything else (prefill, mixed batches, hidden-state requests) runs eagerly.
+// Expert-distribution counters (Options::expert_layers/expert_experts > 0): device int64
+// [layers, experts], passed to moe_route in every captured graph (so graphs record without a host
+// round trip) and in eager forwards while recording is on. Counts that graph replays add while
+// recording is off are discarded when it turns on; while recording, a decode batch that would need
+// padding rows runs eagerly (the padding would be counted). With no counters nothing is recorded.
+
 // Ownership: owns its stream, arenas, pinned staging and device buffers. Borrows the model, the
 // attention backend and the ops table per call. Thread-safety: one thread at a time.
 #pragma once
@@ -16,6 +22,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sable/model.h"
 
@@ -41,6 +48,8 @@ class CudaExec {
     int32_t compute_dtype = SABLE_DTYPE_BF16;
     bool graphs = true;
     int32_t graph_max_bs = 0;  // 0: max_seqs capped at 256
+    int32_t expert_layers = 0;   // > 0 with expert_experts: allocate the expert counters
+    int32_t expert_experts = 0;
   };
   // Reports a failed plugin call: (status, what, op error text or nullptr); must throw.
   using CheckFn = std::function<void(SableStatus, const std::string&, const char*)>;
@@ -58,6 +67,13 @@ class CudaExec {
   // Copies `rows` rows of device logits to the host (synchronous).
   void download(const float* device_logits, int64_t rows, float* host) const;
   int32_t graphs_captured() const;
+
+  // Expert counters (no-ops without them). Counting while on; the counts survive off/on;
+  // expert_counts() is [expert_layers * expert_experts] row-major (synchronous download).
+  bool has_expert_counters() const;
+  void set_expert_recording(bool on);
+  std::vector<int64_t> expert_counts() const;
+  void reset_expert_counts();
 
  private:
   void capture_all_or_disable(const SableModelApi* api, SableModel* model,

@@ -11,6 +11,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/expert_recorder.h"
 #include "core/plugin/registry.h"
 #include "core/runner/attention_backend.h"
 #include "core/runner/kv_pool.h"
@@ -41,6 +42,10 @@ struct ModelRunner::Impl {
   std::unique_ptr<AttentionBackend> attention;
   ops::Arena arena;
   std::string device;  // resolved: cpu | cuda
+  // Expert-distribution recording: the CPU's recorder (CUDA counts in CudaExec), on/off.
+  ops::ExpertRecorder expert_recorder;
+  bool expert_recording = false;
+  int32_t num_experts = 0;
 #ifdef SABLE_HAVE_CUDA
   std::unique_ptr<CudaExec> cuda;
 #endif
@@ -173,6 +178,9 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   r.host->check(r.api->load_weights(r.model), who + " load_weights");
   r.host->check_all_weights_used();
 
+  r.num_experts = static_cast<int32_t>(r.config->get_int("num_experts").value_or(
+      r.config->get_int("num_local_experts").value_or(
+          r.config->get_int("n_routed_experts").value_or(0))));
   r.context_length = options.context_length > 0 ? options.context_length : r.info.max_position;
   if (r.context_length <= 0) r.context_length = 4096;
   int64_t num_pages = options.num_pages;
@@ -222,6 +230,10 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     eo.compute_dtype = compute_dtype;
     eo.graphs = options.cuda_graphs;
     eo.graph_max_bs = options.cuda_graph_max_bs;
+    if (options.expert_recording) {
+      eo.expert_layers = r.info.num_layers;
+      eo.expert_experts = r.num_experts;
+    }
     r.cuda = std::make_unique<CudaExec>(eo, ops_table);
   }
 #endif
@@ -399,6 +411,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   SableOpsContext ctx;
   ctx.device_type = SABLE_DEVICE_CPU;
   ctx.arena = &r.arena;
+  if (r.expert_recording) ctx.expert_recorder = &r.expert_recorder;
   r.attention->bind(ctx);
   const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
   r.arena.reset();
@@ -407,6 +420,67 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
                   fmt::format("model plugin '{}' forward ({})", r.plugin->name, ctx.last_error));
   r.host->check(status, fmt::format("model plugin '{}' forward", r.plugin->name));
   return result;
+}
+
+int32_t ModelRunner::num_experts() const {
+  return impl_->num_experts;
+}
+
+void ModelRunner::set_expert_recording(bool on) {
+  Impl& r = *impl_;
+  if (!r.options.expert_recording)
+    throw std::logic_error(
+        "expert recording was not enabled when the runner was created "
+        "(RunnerOptions.expert_recording / expert_distribution_recorder_mode)");
+#ifdef SABLE_HAVE_CUDA
+  if (r.cuda) {
+    if (on && !r.cuda->has_expert_counters())
+      throw std::logic_error(fmt::format(
+          "expert recording on CUDA needs the expert count, but {} has no num_experts, "
+          "num_local_experts or n_routed_experts",
+          r.config->source()));
+    r.cuda->set_expert_recording(on);
+  }
+#endif
+  r.expert_recording = on;
+}
+
+bool ModelRunner::expert_recording() const {
+  return impl_->expert_recording;
+}
+
+std::vector<std::vector<int64_t>> ModelRunner::expert_counts() const {
+  const Impl& r = *impl_;
+  const auto layers = static_cast<size_t>(std::max(r.info.num_layers, 0));
+  ops::ExpertRecorder::Counts counts;
+#ifdef SABLE_HAVE_CUDA
+  if (r.cuda) {
+    const auto experts = static_cast<size_t>(r.num_experts);
+    counts.assign(layers, std::vector<int64_t>(experts, 0));
+    if (r.cuda->has_expert_counters()) {
+      const std::vector<int64_t> flat = r.cuda->expert_counts();
+      for (size_t l = 0; l < layers; ++l)
+        std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(l * experts), experts,
+                    counts[l].begin());
+    }
+    return counts;
+  }
+#endif
+  // The recorder discovers layers and experts as ids arrive: pad to [num_layers, num_experts].
+  counts = r.expert_recorder.snapshot();
+  size_t experts = static_cast<size_t>(r.num_experts);
+  for (const auto& row : counts) experts = std::max(experts, row.size());
+  counts.resize(std::max(layers, counts.size()));
+  for (auto& row : counts) row.resize(experts, 0);
+  return counts;
+}
+
+void ModelRunner::reset_expert_counts() {
+  Impl& r = *impl_;
+  r.expert_recorder.reset();
+#ifdef SABLE_HAVE_CUDA
+  if (r.cuda) r.cuda->reset_expert_counts();
+#endif
 }
 
 int32_t argmax(std::span<const float> row) {

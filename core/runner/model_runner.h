@@ -47,6 +47,10 @@ struct RunnerOptions {
   bool cuda_graphs = true;           // replay decode batches as CUDA graphs
   int32_t cuda_graph_max_bs = 0;     // largest graph batch; 0: min(max_seqs, 256)
   double mem_fraction_static = 0.0;  // weights + KV share of device memory; 0: 0.85
+  // Expert-distribution recording is possible (expert_distribution_recorder_mode set): on CUDA the
+  // device counters [layers, experts] int64 are allocated at creation and captured into the decode
+  // graphs. Recording itself starts off (set_expert_recording). False: no recording, no cost.
+  bool expert_recording = false;
 };
 
 class ModelRunner {
@@ -91,6 +95,20 @@ class ModelRunner {
   // the context length, batch too large); std::runtime_error when the plugin fails.
   ForwardResult forward(std::span<const Sequence> seqs, bool want_hidden = false,
                         bool device_logits = false);
+
+  // Expert-distribution recording (MoE models; see RunnerOptions::expert_recording). While on, every
+  // forward adds each token's top-k expert choices per MoE layer to counts indexed
+  // [layer][expert] (num_layers x num_experts; dense layers stay 0). Turning it on or off keeps
+  // the counts; reset_expert_counts() zeroes them. Reading on CUDA downloads the device counters
+  // (call between forwards, like every runner method). Throws std::logic_error when recording was
+  // not enabled at creation, or on CUDA when the model's config.json names no expert count
+  // (num_experts, num_local_experts or n_routed_experts).
+  void set_expert_recording(bool on);
+  bool expert_recording() const;
+  std::vector<std::vector<int64_t>> expert_counts() const;
+  void reset_expert_counts();
+  // Routed experts per MoE layer from config.json (0 for a dense model or an unknown key).
+  int32_t num_experts() const;
 
   // The device the model runs on (SableDeviceType) and, on CUDA, its stream (cudaStream_t).
   int32_t device_type() const;
