@@ -115,7 +115,10 @@ class FlashAttention {
     m[layout_.chunk] = std::max(32, (max_len + splits_ - 1) / splits_);
     // Batches with prefill tokens take the tensor-core path (run() falls back when the shape is
     // not supported): one work-list entry per query tile, grid bound from the batch shape.
-    prefill_ = !b.is_decode_only;
+    // Decode batches take it too once they alone fill the GPU (one CTA per token and q head):
+    // it streams K/V tiles with cp.async where the per-token kernel is latency-bound at long
+    // contexts; small decode batches keep the split-KV kernel. Shape-only, so graph-safe.
+    prefill_ = !b.is_decode_only || b.num_tokens * init_.num_q_heads >= 2 * num_sms_;
     max_tiles_ = prefill_ ? max_prefill_tiles(b.num_tokens, b.num_seqs) : 0;
     m[layout_.num_tiles] = 0;
     if (prefill_) {
