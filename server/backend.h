@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,16 @@ struct WeightUpdateResult {
   int64_t num_paused_requests = 0;
 };
 
+// MoE expert selection counts since the record started (SGLang's expert distribution, "stat").
+struct ExpertDistributionDump {
+  std::string mode;
+  bool recording = false;  // still recording after the dump
+  int32_t num_layers = 0;
+  int32_t num_experts = 0;
+  std::vector<std::vector<int64_t>> counts;  // [num_layers][num_experts]
+  int64_t total = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -134,6 +145,17 @@ class Backend {
   // Same architecture and sizes only; on failure the old weights keep serving.
   virtual WeightUpdateResult update_weights_from_disk(const std::string& model_path) = 0;
   virtual BackendStats stats() const = 0;
+  // Expert distribution record: start (from zero), stop (keeping the counts), dump (returns the
+  // counts and zeroes them). Throw std::invalid_argument when recording is off; a backend without
+  // recording keeps these defaults.
+  virtual void start_expert_distribution_record() { throw std::invalid_argument(kNoExperts); }
+  virtual void stop_expert_distribution_record() { throw std::invalid_argument(kNoExperts); }
+  virtual ExpertDistributionDump dump_expert_distribution_record() {
+    throw std::invalid_argument(kNoExperts);
+  }
+
+ private:
+  static constexpr const char* kNoExperts = "this backend does not record expert distributions";
 };
 
 }  // namespace sable::server

@@ -145,6 +145,23 @@ WeightUpdateResult EngineBackend::update_weights_from_disk(const std::string& mo
   return {r.success, r.message, r.num_paused_requests};
 }
 
+void EngineBackend::start_expert_distribution_record() {
+  engine_.start_expert_distribution_record();
+}
+void EngineBackend::stop_expert_distribution_record() { engine_.stop_expert_distribution_record(); }
+
+ExpertDistributionDump EngineBackend::dump_expert_distribution_record() {
+  engine::ExpertDistribution d = engine_.dump_expert_distribution_record();
+  ExpertDistributionDump out;
+  out.mode = std::move(d.mode);
+  out.recording = d.recording;
+  out.num_layers = d.num_layers;
+  out.num_experts = d.num_experts;
+  out.counts = std::move(d.counts);
+  out.total = d.total;
+  return out;
+}
+
 BackendStats EngineBackend::stats() const {
   const scheduler::SchedulerStats s = engine_.stats();
   BackendStats b;

@@ -37,5 +37,6 @@ void check_token_ids(const ServerState& state, const std::vector<int32_t>& ids, 
 // Registers the route families (routes_native.cpp, routes_openai.cpp).
 void register_native_routes(httplib::Server& server, ServerState& state);
 void register_openai_routes(httplib::Server& server, ServerState& state);
+void register_expert_routes(httplib::Server& server, ServerState& state);  // routes_expert.cpp
 
 }  // namespace sable::server
