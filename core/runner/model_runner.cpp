@@ -429,13 +429,13 @@ int32_t ModelRunner::num_experts() const {
 void ModelRunner::set_expert_recording(bool on) {
   Impl& r = *impl_;
   if (!r.options.expert_recording)
-    throw std::logic_error(
+    throw std::invalid_argument(
         "expert recording was not enabled when the runner was created "
         "(RunnerOptions.expert_recording / expert_distribution_recorder_mode)");
 #ifdef SABLE_HAVE_CUDA
   if (r.cuda) {
     if (on && !r.cuda->has_expert_counters())
-      throw std::logic_error(fmt::format(
+      throw std::invalid_argument(fmt::format(
           "expert recording on CUDA needs the expert count, but {} has no num_experts, "
           "num_local_experts or n_routed_experts",
           r.config->source()));

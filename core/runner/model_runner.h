@@ -100,9 +100,9 @@ class ModelRunner {
   // forward adds each token's top-k expert choices per MoE layer to counts indexed
   // [layer][expert] (num_layers x num_experts; dense layers stay 0). Turning it on or off keeps
   // the counts; reset_expert_counts() zeroes them. Reading on CUDA downloads the device counters
-  // (call between forwards, like every runner method). Throws std::logic_error when recording was
-  // not enabled at creation, or on CUDA when the model's config.json names no expert count
-  // (num_experts, num_local_experts or n_routed_experts).
+  // (call between forwards, like every runner method). set_expert_recording throws
+  // std::invalid_argument when recording was not enabled at creation, or on CUDA when the model's
+  // config.json names no expert count (num_experts, num_local_experts or n_routed_experts).
   void set_expert_recording(bool on);
   bool expert_recording() const;
   std::vector<std::vector<int64_t>> expert_counts() const;

@@ -122,7 +122,7 @@ TEST(ExpertDistributionGpu, GraphsAndEagerCountEveryTokenOncePerLayer) {
 TEST(ExpertDistributionGpu, OffCostsNothingAndRefusesToStart) {
   SABLE_REQUIRE_GPU();
   auto r = make_runner(false);
-  EXPECT_THROW(r->set_expert_recording(true), std::logic_error);
+  EXPECT_THROW(r->set_expert_recording(true), std::invalid_argument);
   Batch b{*r, {}, {}, {}};
   b.prefill({{1, 2, 3}});
   b.decode(1);
