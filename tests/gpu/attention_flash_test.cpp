@@ -187,7 +187,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{8, 2, 128, 1, 0, {37, 64}, {150, 129}},         // page size 1
                       Case{8, 2, 128, 16, 100, {120, 10}, {200, 90}},      // window < tiles span
                       Case{4, 4, 64, 5, 24, {50}, {90}},                   // window < tile, page 5
-                      Case{32, 8, 128, 16, 0, {1, 1}, {64, 63}}));         // llama heads, one tile
+                      Case{32, 8, 128, 16, 0, {1, 1}, {64, 63}},           // llama heads, one tile
+                      // Large decode batch (T * Hq >= 2 * SMs): the tile kernel serves decode.
+                      Case{32, 8, 128, 16, 0,
+                           {700, 9, 64, 129, 1, 300, 17, 33, 500, 2, 80, 64, 63, 200, 31, 5},
+                           std::vector<int>(16, 1)},
+                      Case{32, 8, 128, 1, 50,
+                           {700, 9, 64, 129, 1, 300, 17, 33, 500, 2, 80, 64, 63, 200, 31, 5},
+                           std::vector<int>(16, 1)}));  // ... with a sliding window
 
 }  // namespace
 }  // namespace sable::gputest

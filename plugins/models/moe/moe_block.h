@@ -81,7 +81,7 @@ class MoeBlock {
     if (!stacked_) stack(ops);
     const int64_t t = x.shape[0], e = opt_.num_experts, k = opt_.top_k, h = opt_.hidden;
     const int32_t dt = x.dtype;
-    SableTensor logits = ops.alloc(dt, {t, e});
+    SableTensor logits = ops.alloc(SABLE_DTYPE_F32, {t, e});  // F32 router: fewer bf16 near-tie flips
     ops.gemm(x, router_, nullptr, logits);
     SableTensor weights = ops.alloc(SABLE_DTYPE_F32, {t, k});
     SableTensor ids = ops.alloc(SABLE_DTYPE_I32, {t, k});
