@@ -78,10 +78,20 @@ class BenchOfflineCommand : public Command {
     const auto t0 = std::chrono::steady_clock::now();
     const auto results = engine.generate(std::move(inputs));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    int64_t output_tokens = 0, cached = 0;
+    int64_t output_tokens = 0, cached = 0, aborted = 0;
+    std::string first_error;
     for (const auto& r : results) {
       output_tokens += r.meta_info.completion_tokens;
       cached += r.meta_info.cached_tokens;
+      const auto& f = r.meta_info.finish_reason;
+      if (f && f->type == scheduler::FinishReason::Type::kAbort) {
+        if (aborted++ == 0) first_error = f->message;
+      }
+    }
+    if (aborted > 0) {  // a throughput over failed requests would be meaningless
+      fmt::print(stderr, "sable bench offline: {} of {} requests failed: {}\n", aborted,
+                 results.size(), first_error);
+      return 1;
     }
     const auto stats = engine.stats();
     nlohmann::json j = {

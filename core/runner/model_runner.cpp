@@ -198,7 +198,11 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     const auto [free_bytes, total_bytes] = cuda_memory_info();
     const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
     const double used = static_cast<double>(total_bytes - free_bytes);
-    const double reserve = 2.0 * (1 << 30);
+    // Activations of the largest forward (eager and graph arenas, MoE scratch, logits) grow
+    // after the pool is made: budget ~64 bytes per hidden unit per batch token on top of 3 GiB
+    // for libraries, workspaces and graphs.
+    const double reserve = 3.0 * (1 << 30) + 64.0 * options.max_batch_tokens * r.info.hidden_size +
+                           8.0 * options.max_seqs * r.info.vocab_size;
     const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
     num_pages = static_cast<int64_t>(kv_bytes / static_cast<double>(KvPool::bytes_for(geometry)));
     if (num_pages <= 0)
