@@ -252,6 +252,8 @@ CudaExec::CudaExec(const Options& options, const SableOps* ops) : impl_(std::mak
 CudaExec::~CudaExec() = default;
 
 void* CudaExec::stream() const { return impl_->stream; }
+void CudaExec::synchronize() const { check_cuda(cudaStreamSynchronize(impl_->stream), "synchronize"); }
+
 int32_t CudaExec::graphs_captured() const { return static_cast<int32_t>(impl_->graphs.size()); }
 
 const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend& attention,

@@ -67,6 +67,8 @@ class CudaExec {
   // Copies `rows` rows of device logits to the host (synchronous).
   void download(const float* device_logits, int64_t rows, float* host) const;
   int32_t graphs_captured() const;
+  // Waits for the stream; throws on a device error.
+  void synchronize() const;
 
   // Expert counters (no-ops without them). Counting while on; the counts survive off/on;
   // expert_counts() is [expert_layers * expert_experts] row-major (synchronous download).

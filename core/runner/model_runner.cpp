@@ -192,39 +192,56 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   geometry.num_pages = 1;
   geometry.dtype = compute_dtype;
 #ifdef SABLE_HAVE_CUDA
-  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0) {
-    // KV pool from mem_fraction_static of the device: what weights + KV may use in all, minus
-    // what is in use now (weights), minus a reserve for activations, graphs and libraries.
-    const auto [free_bytes, total_bytes] = cuda_memory_info();
-    const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
-    const double used = static_cast<double>(total_bytes - free_bytes);
-    // Activations of the largest forward (eager and graph arenas, MoE scratch, logits) grow
-    // after the pool is made: budget ~64 bytes per hidden unit per batch token on top of 3 GiB
-    // for libraries, workspaces and graphs.
-    const double reserve = 3.0 * (1 << 30) + 64.0 * options.max_batch_tokens * r.info.hidden_size +
-                           8.0 * options.max_seqs * r.info.vocab_size;
-    const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
-    num_pages = static_cast<int64_t>(kv_bytes / static_cast<double>(KvPool::bytes_for(geometry)));
-    if (num_pages <= 0)
-      throw std::runtime_error(fmt::format(
-          "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
-          "the weights (mem_fraction_static {})",
-          used / 1073741824.0, total_bytes / 1073741824.0, fraction));
-    log::info("device memory: {:.2f} GiB in use after weights, KV pool {:.2f} GiB",
-              used / 1073741824.0, num_pages * KvPool::bytes_for(geometry) / 1073741824.0);
+  // One eager forward of max_batch_tokens tokens (in sequences no longer than the context) over
+  // a throw-away KV pool in its own device memory: the activation arena grows to the largest
+  // forward's need and keeps that memory, which the KV pool sizing then leaves alone.
+  auto warm_up_activations = [&](Impl& r, const KvGeometry& geometry) {
+  const RunnerOptions& o = r.options;
+  const int64_t total = o.max_batch_tokens;
+  const int64_t per_seq = std::max<int64_t>(1, std::min<int64_t>(r.context_length, total));
+  const int64_t seqs = std::min<int64_t>((total + per_seq - 1) / per_seq, o.max_seqs);
+  const int64_t pages_per_seq = (per_seq + geometry.page_size - 1) / geometry.page_size;
+  auto scratch = make_cuda_memory(o.device_index);
+  KvGeometry g = geometry;
+  g.num_pages = pages_per_seq * seqs;
+  KvPool pool(g, *scratch);
+  auto attention = AttentionBackend::create(*o.registry, o.attention_backend, *r.host, r.info, pool,
+                                            o.max_batch_tokens, o.max_seqs);
+  std::vector<int32_t> tokens, positions, rows, qo{0}, kv_indptr{0}, kv_indices, kv_lens;
+  int64_t left = total;
+  for (int64_t s = 0; s < seqs && left > 0; ++s) {
+    const int64_t n = std::min(per_seq, left);
+    left -= n;
+    for (int64_t j = 0; j < n; ++j) {
+      tokens.push_back(0);
+      positions.push_back(static_cast<int32_t>(j));
+    }
+    rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+    for (int64_t p = 0; p < (n + g.page_size - 1) / g.page_size; ++p)
+      kv_indices.push_back(static_cast<int32_t>(s * pages_per_seq + p));
+    qo.push_back(static_cast<int32_t>(tokens.size()));
+    kv_indptr.push_back(static_cast<int32_t>(kv_indices.size()));
+    kv_lens.push_back(static_cast<int32_t>(n));
   }
-#endif
-  if (num_pages <= 0) {
-    const int64_t tokens =
-        options.max_total_tokens > 0 ? options.max_total_tokens : 4 * r.context_length;
-    num_pages = (tokens + options.page_size - 1) / options.page_size;
-  }
-  geometry.num_pages = num_pages;
-  r.kv = std::make_unique<KvPool>(geometry, *r.memory);
-  r.attention = AttentionBackend::create(*options.registry, options.attention_backend, *r.host,
-                                         r.info, *r.kv, options.max_batch_tokens, options.max_seqs);
-#ifdef SABLE_HAVE_CUDA
-  if (device == "cuda") {
+  ExecBatch eb;
+  eb.token_ids = tokens;
+  eb.positions = positions;
+  eb.output_rows = rows;
+  eb.qo_indptr = qo;
+  eb.kv_indptr = kv_indptr;
+  eb.kv_indices = kv_indices;
+  eb.kv_lens = kv_lens;
+  eb.decode_only = false;
+  const std::string who = fmt::format("model plugin '{}' warm-up", r.plugin->name);
+  auto check = [&](SableStatus st, const std::string& what, const char* op_error) {
+    if (st != SABLE_OK && op_error != nullptr)
+      r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
+    r.host->check(st, who + " " + what);
+  };
+  r.cuda->run(r.api, r.model, *attention, eb, nullptr, check);
+  r.cuda->synchronize();
+};
+  auto make_exec = [&] {
     CudaExec::Options eo;
     eo.device_index = options.device_index;
     eo.max_batch_tokens = options.max_batch_tokens;
@@ -239,8 +256,38 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
       eo.expert_experts = r.num_experts;
     }
     r.cuda = std::make_unique<CudaExec>(eo, ops_table);
+  };
+  if (device == "cuda") make_exec();
+  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0) {
+    // Size the activation arena first: one warm-up forward of the largest batch over a scratch
+    // KV pool, so the arena holds what the biggest prefill needs (MoE scratch included) before
+    // the KV pool takes the rest of mem_fraction_static.
+    warm_up_activations(r, geometry);
+    const auto [free_bytes, total_bytes] = cuda_memory_info();
+    const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
+    const double used = static_cast<double>(total_bytes - free_bytes);
+    // Left free: decode-graph arenas and logits, library workspaces, fragmentation.
+    const double reserve = 2.0 * (1 << 30) + 8.0 * options.max_seqs * r.info.vocab_size;
+    const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
+    num_pages = static_cast<int64_t>(kv_bytes / static_cast<double>(KvPool::bytes_for(geometry)));
+    if (num_pages <= 0)
+      throw std::runtime_error(fmt::format(
+          "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
+          "the weights and sizing activations (mem_fraction_static {})",
+          used / 1073741824.0, total_bytes / 1073741824.0, fraction));
+    log::info("device memory: {:.2f} GiB in use after weights and activations, KV pool {:.2f} GiB",
+              used / 1073741824.0, num_pages * KvPool::bytes_for(geometry) / 1073741824.0);
   }
 #endif
+  if (num_pages <= 0) {
+    const int64_t tokens =
+        options.max_total_tokens > 0 ? options.max_total_tokens : 4 * r.context_length;
+    num_pages = (tokens + options.page_size - 1) / options.page_size;
+  }
+  geometry.num_pages = num_pages;
+  r.kv = std::make_unique<KvPool>(geometry, *r.memory);
+  r.attention = AttentionBackend::create(*options.registry, options.attention_backend, *r.host,
+                                         r.info, *r.kv, options.max_batch_tokens, options.max_seqs);
   log::info("model loaded: plugin '{}', {} layers, {} KV pages of {} tokens, attention '{}'",
             r.plugin->name, r.info.num_layers, num_pages, options.page_size, r.attention->name());
   return std::unique_ptr<ModelRunner>(new ModelRunner(std::move(impl)));
