@@ -56,15 +56,27 @@ class MoeBlock {
     const int32_t dt = host.compute_dtype();
     router_ = host.weight(opt.prefix + opt.router + ".weight", {e, h});
     parts_.clear();
-    for (int64_t j = 0; j < e; ++j) {
-      const std::string p = opt.prefix + "experts." + std::to_string(j) + ".";
-      parts_.push_back(rows(host, p + opt.gate_name + ".weight", inter_, opt.expert_inter, h));
-      parts_.push_back(rows(host, p + opt.up_name + ".weight", inter_, opt.expert_inter, h));
-      parts_.push_back(cols(host, p + opt.down_name + ".weight", h, inter_, opt.expert_inter));
-    }
     w_gate_up_ = host.alloc_persistent(dt, {e, 2 * inter_, h});
     w_down_ = host.alloc_persistent(dt, {e, h, inter_});
-    stacked_ = false;
+    // Load each expert straight into its slot of the stacked tensors when the host can
+    // (weight_get_into): no second copy of the expert weights, which are most of an MoE model.
+    stacked_ = host.can_load_into();
+    for (int64_t j = 0; j < e; ++j) {
+      const std::string p = opt.prefix + "experts." + std::to_string(j) + ".";
+      const std::string gate = p + opt.gate_name + ".weight", up = p + opt.up_name + ".weight";
+      const std::string down = p + opt.down_name + ".weight";
+      if (stacked_) {
+        SableTensor gu = cpp::reshape(cpp::narrow(w_gate_up_, 0, j, 1), {2 * inter_, h});
+        rows_into(host, gate, inter_, opt.expert_inter, h, cpp::narrow(gu, 0, 0, inter_));
+        rows_into(host, up, inter_, opt.expert_inter, h, cpp::narrow(gu, 0, inter_, inter_));
+        cols_into(host, down, h, inter_, opt.expert_inter,
+                  cpp::reshape(cpp::narrow(w_down_, 0, j, 1), {h, inter_}));
+        continue;
+      }
+      parts_.push_back(rows(host, gate, inter_, opt.expert_inter, h));
+      parts_.push_back(rows(host, up, inter_, opt.expert_inter, h));
+      parts_.push_back(cols(host, down, h, inter_, opt.expert_inter));
+    }
     if (opt.shared_inter > 0) {
       shared_i_ = opt.shared_inter / tp;
       const std::string p = opt.prefix + opt.shared_name + ".";
@@ -128,6 +140,16 @@ class MoeBlock {
   SableTensor view(void* p, std::initializer_list<int64_t> shape) const {
     return cpp::make_tensor(p, w_gate_up_.dtype, shape, w_gate_up_.device_type,
                             w_gate_up_.device_index);
+  }
+  void rows_into(const cpp::Host& host, const std::string& name, int64_t per_rank, int64_t total,
+                 int64_t in, SableTensor dst) const {
+    if (opt_.tp_size == 1) return host.weight_into(name, {total, in}, dst);
+    host.weight_into(name, {total, in}, dst, 0, opt_.tp_rank * per_rank, per_rank);
+  }
+  void cols_into(const cpp::Host& host, const std::string& name, int64_t out, int64_t per_rank,
+                 int64_t total, SableTensor dst) const {
+    if (opt_.tp_size == 1) return host.weight_into(name, {out, total}, dst);
+    host.weight_into(name, {out, total}, dst, 1, opt_.tp_rank * per_rank, per_rank);
   }
   SableTensor rows(const cpp::Host& host, const std::string& name, int64_t per_rank, int64_t total,
                    int64_t in) const {
