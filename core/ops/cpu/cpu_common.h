@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/ops/context.h"
+#include "core/weights/dtype_convert.h"
 #include "sable/sable.h"
 
 namespace sable::ops::cpu {
@@ -95,20 +96,9 @@ struct Rows {
 // Throws when the last dim is not unit-stride (unless it has one element).
 Rows rows_of(const SableTensor& t, const char* name);
 
-// ---- float conversions (bf16 truncation-free round to nearest even; f16 IEEE half)
-inline float bf16_to_f32(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
+// ---- float conversions: bf16 (round to nearest even) shared with the weight loader; f16 IEEE half
+using sable::weights::bf16_to_f32;
+using sable::weights::f32_to_bf16;
 inline float f16_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
 inline uint16_t f32_to_f16(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
 
