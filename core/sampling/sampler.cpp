@@ -33,18 +33,25 @@ void apply_bias_and_penalties(float* row, int64_t vocab, const SableSamplingRow&
   const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
                          r.presence_penalty != 0.0f;
   if (!penalties || r.num_prev_tokens <= 0 || r.prev_tokens == nullptr) return;
-  std::vector<int32_t> prev(r.prev_tokens, r.prev_tokens + r.num_prev_tokens);
+  // (token, generated?) pairs sorted by token: repetition applies once per distinct token of
+  // prompt + output; frequency/presence count only the generated occurrences.
+  const int32_t prompt = SABLE_HAS(&r, num_prompt_tokens)
+                             ? std::clamp(r.num_prompt_tokens, 0, r.num_prev_tokens)
+                             : 0;
+  std::vector<std::pair<int32_t, bool>> prev;
+  prev.reserve(static_cast<size_t>(r.num_prev_tokens));
+  for (int32_t k = 0; k < r.num_prev_tokens; ++k) prev.emplace_back(r.prev_tokens[k], k >= prompt);
   std::sort(prev.begin(), prev.end());
   for (size_t i = 0; i < prev.size();) {
     size_t j = i;
-    while (j < prev.size() && prev[j] == prev[i]) ++j;
-    const int32_t id = prev[i];
-    const auto count = static_cast<float>(j - i);
+    float generated = 0.0f;
+    for (; j < prev.size() && prev[j].first == prev[i].first; ++j) generated += prev[j].second;
+    const int32_t id = prev[i].first;
     i = j;
     if (id < 0 || id >= vocab) continue;
     float& l = row[id];
     if (r.repetition_penalty != 1.0f) l = l > 0 ? l / r.repetition_penalty : l * r.repetition_penalty;
-    l -= r.frequency_penalty * count + r.presence_penalty;
+    if (generated > 0.0f) l -= r.frequency_penalty * generated + r.presence_penalty;
   }
 }
 

@@ -333,6 +333,7 @@ void Scheduler::Impl::step() {
     r.step = static_cast<uint64_t>(a.num_output());
     r.prev_tokens = a.tokens.data();
     r.num_prev_tokens = static_cast<int32_t>(a.tokens.size());
+    r.num_prompt_tokens = static_cast<int32_t>(a.tokens.size() - a.num_output());
     r.num_logit_bias = static_cast<int32_t>(bias_ids[b].size());
     r.logit_bias_ids = bias_ids[b].data();
     r.logit_bias_values = bias_vals[b].data();

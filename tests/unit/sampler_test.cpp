@@ -237,3 +237,33 @@ TEST(Sampler, MalformedRowsAreErrors) {
   api->destroy(s);
   api->destroy(nullptr);
 }
+
+namespace {
+
+// Frequency and presence penalties count generated tokens only; the repetition penalty also the
+// prompt (SableSamplingRow.num_prompt_tokens), as SGLang's penalizers do.
+TEST(SamplerPenalties, PromptTokensTakeOnlyTheRepetitionPenalty) {
+  std::vector<float> logits = {2.0f, 2.0f, 2.0f, 0.0f};
+  const std::vector<int32_t> prev = {0, 0, 1, 2};  // prompt: 0, 0 ; generated: 1, 2
+  SableSamplingRow r{};
+  r.struct_size = sizeof(r);
+  r.temperature = 0.0f;
+  r.top_p = 1.0f;
+  r.top_k = -1;
+  r.repetition_penalty = 2.0f;
+  r.frequency_penalty = 0.5f;
+  r.presence_penalty = 0.25f;
+  r.prev_tokens = prev.data();
+  r.num_prev_tokens = 4;
+  r.num_prompt_tokens = 2;
+  SableSampleResult res{};
+  res.struct_size = sizeof(res);
+  sable::sampling::sample_rows(logits.data(), 1, 4, &r, &res);
+  EXPECT_FLOAT_EQ(logits[0], 1.0f);                 // prompt only: 2 / 2
+  EXPECT_FLOAT_EQ(logits[1], 1.0f - 0.5f - 0.25f);  // generated once
+  EXPECT_FLOAT_EQ(logits[2], 1.0f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(logits[3], 0.0f);
+  EXPECT_EQ(res.token, 0);
+}
+
+}  // namespace

@@ -105,9 +105,14 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
                            r.presence_penalty != 0.0f;
     if (penalties && r.prev_tokens) {
+      // count = generated occurrences (frequency/presence); prompt-only tokens get 0 and still
+      // take the repetition penalty (see SableSamplingRow.num_prompt_tokens).
+      const int32_t prompt = SABLE_HAS(&r, num_prompt_tokens)
+                                 ? std::clamp(r.num_prompt_tokens, 0, r.num_prev_tokens)
+                                 : 0;
       m.counts.clear();
       for (int32_t j = 0; j < r.num_prev_tokens; ++j)
-        if (r.prev_tokens[j] >= 0 && r.prev_tokens[j] < vocab) ++m.counts[r.prev_tokens[j]];
+        if (r.prev_tokens[j] >= 0 && r.prev_tokens[j] < vocab) m.counts[r.prev_tokens[j]] += j >= prompt;
       for (auto [t, c] : m.counts) {
         m.pen_tok.host[pen] = t;
         m.pen_cnt.host[pen++] = c;

@@ -66,7 +66,8 @@ __global__ void __launch_bounds__(kThreads)
     const int t = pen_tok[p.pen_begin + j];
     float l = row[t];
     if (p.rep != 1.0f) l = l > 0 ? l / p.rep : l * p.rep;
-    row[t] = l - (p.freq * pen_cnt[p.pen_begin + j] + p.pres);
+    const int cnt = pen_cnt[p.pen_begin + j];  // generated occurrences
+    row[t] = cnt > 0 ? l - (p.freq * cnt + p.pres) : l;
   }
   __syncthreads();
   if (p.mask_begin >= 0) {

@@ -34,6 +34,10 @@ typedef struct SableSamplingRow {
   int32_t top_logprobs_num;        /* top-n log-probabilities wanted, 0 = none */
   int32_t num_token_ids_logprob;   /* extra ids whose log-probabilities are wanted */
   const int32_t* token_ids_logprob;
+  /* The first num_prompt_tokens of prev_tokens are the prompt: the repetition penalty looks at all
+   * of prev_tokens, frequency/presence penalties only at the generated rest (as SGLang does).
+   * A reader of a row whose struct_size ends before this field counts every prev token. */
+  int32_t num_prompt_tokens;
   /* end of ABI 1.0 - do not modify above */
 } SableSamplingRow;
 
