@@ -9,18 +9,32 @@ apt_packages=(
   libboost-dev libcpp-httplib-dev libcli11-dev
   libpcre2-dev libutf8proc-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang
   python3 python3-pip
 )
+# clang builds the libFuzzer tests (cmake/SableFuzz.cmake) even in a gcc build; libFuzzer itself is
+# in libclang-rt-dev (Debian 12+, Ubuntu 23.04+; older releases ship it inside clang's own packages),
+# so that one is added only where the distribution has it.
+optional_apt_packages=(libclang-rt-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if ((${#missing[@]})); then
-  echo "install-deps: apt packages missing: ${missing[*]}"
+optional_missing=()
+for p in "${optional_apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || optional_missing+=("$p")
+done
+if ((${#missing[@]} + ${#optional_missing[@]})); then
+  echo "install-deps: apt packages missing: ${missing[*]} ${optional_missing[*]}"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  for p in "${optional_missing[@]}"; do
+    apt-cache show "$p" >/dev/null 2>&1 && missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+  fi
 fi
 
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
