@@ -40,6 +40,13 @@ struct MoeBlockOptions {
   int32_t tp_rank = 0, tp_size = 1;
 };
 
+// Activations one MoE layer needs; a decoder makes one per forward and passes it to every layer,
+// so the arena holds one set instead of one per layer.
+struct MoeScratch {
+  int64_t t = -1, e = 0, k = 0, shared_i = 0, h = 0;
+  SableTensor logits{}, weights{}, ids{}, gate{}, up{}, act{}, prod{}, shared{}, g{}, sg{}, scaled{};
+};
+
 class MoeBlock {
  public:
   void load(const cpp::Host& host, const MoeBlockOptions& opt) {
@@ -89,36 +96,49 @@ class MoeBlock {
 
   // out[T, H] = MoE(x[T, H]); `layer` is the decoder layer index (for the expert recorder).
   // The result is this rank's partial sum when tp_size > 1.
-  void forward(const cpp::Ops& ops, int32_t layer, const SableTensor& x, SableTensor& out) {
+  // `scratch` (may be null: this call allocates its own) is reused when its shapes fit.
+  void forward(const cpp::Ops& ops, int32_t layer, const SableTensor& x, SableTensor& out,
+               MoeScratch* scratch = nullptr) {
     if (!stacked_) stack(ops);
     const int64_t t = x.shape[0], e = opt_.num_experts, k = opt_.top_k, h = opt_.hidden;
     const int32_t dt = x.dtype;
-    SableTensor logits = ops.alloc(SABLE_DTYPE_F32, {t, e});  // F32 router: fewer bf16 near-tie flips
-    ops.gemm(x, router_, nullptr, logits);
-    SableTensor weights = ops.alloc(SABLE_DTYPE_F32, {t, k});
-    SableTensor ids = ops.alloc(SABLE_DTYPE_I32, {t, k});
-    ops.moe_route(layer, logits, static_cast<int32_t>(k), SABLE_MOE_SOFTMAX, opt_.renormalize,
-                  weights, ids);
-    ops.moe_experts(x, w_gate_up_, w_down_, weights, ids, opt_.act, out);
+    MoeScratch local;
+    MoeScratch& s = scratch != nullptr ? *scratch : local;
+    if (s.t != t || s.e != e || s.k != k || s.shared_i != shared_i_ || s.h != h) {
+      s = MoeScratch{t, e, k, shared_i_, h};
+      s.logits = ops.alloc(SABLE_DTYPE_F32, {t, e});  // F32 router: fewer bf16 near-tie flips
+      s.weights = ops.alloc(SABLE_DTYPE_F32, {t, k});
+      s.ids = ops.alloc(SABLE_DTYPE_I32, {t, k});
+      if (opt_.shared_inter > 0) {
+        s.gate = ops.alloc(dt, {t, shared_i_});
+        s.up = ops.alloc(dt, {t, shared_i_});
+        s.act = ops.alloc(dt, {t, shared_i_});
+        s.prod = ops.alloc(dt, {t, shared_i_});
+        s.shared = ops.alloc(dt, {t, h});
+        s.g = ops.alloc(dt, {t, 1});
+        s.sg = ops.alloc(dt, {t, 1});
+        s.scaled = ops.alloc(dt, {t, h});
+      }
+    }
+    ops.gemm(x, router_, nullptr, s.logits);
+    ops.moe_route(layer, s.logits, static_cast<int32_t>(k), SABLE_MOE_SOFTMAX, opt_.renormalize,
+                  s.weights, s.ids);
+    ops.moe_experts(x, w_gate_up_, w_down_, s.weights, s.ids, opt_.act, out);
     if (opt_.shared_inter <= 0) return;
 
-    SableTensor gate = ops.alloc(dt, {t, shared_i_}), up = ops.alloc(dt, {t, shared_i_});
-    ops.gemm(x, sh_gate_, nullptr, gate);
-    ops.gemm(x, sh_up_, nullptr, up);
-    SableTensor act = ops.alloc(dt, {t, shared_i_}), prod = ops.alloc(dt, {t, shared_i_});
-    ops.activation(opt_.act, gate, act);
-    ops.mul(act, up, prod);
-    SableTensor shared = ops.alloc(dt, {t, h});
-    ops.gemm(prod, sh_down_, nullptr, shared);
+    ops.gemm(x, sh_gate_, nullptr, s.gate);
+    ops.gemm(x, sh_up_, nullptr, s.up);
+    ops.activation(opt_.act, s.gate, s.act);
+    ops.mul(s.act, s.up, s.prod);
+    ops.gemm(s.prod, sh_down_, nullptr, s.shared);
+    SableTensor* shared = &s.shared;
     if (opt_.shared_gate) {
-      SableTensor g = ops.alloc(dt, {t, 1}), sg = ops.alloc(dt, {t, 1});
-      SableTensor scaled = ops.alloc(dt, {t, h});
-      ops.gemm(x, sh_router_, nullptr, g);
-      ops.sigmoid(g, sg);
-      ops.mul(shared, sg, scaled);
-      shared = scaled;
+      ops.gemm(x, sh_router_, nullptr, s.g);
+      ops.sigmoid(s.g, s.sg);
+      ops.mul(s.shared, s.sg, s.scaled);
+      shared = &s.scaled;
     }
-    ops.add(out, shared, out);
+    ops.add(out, *shared, out);
   }
 
  private:

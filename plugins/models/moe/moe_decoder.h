@@ -115,6 +115,7 @@ class MoeDecoderModel : public cpp::Model {
     const int32_t dt = host().compute_dtype();
     const int64_t qh = g_.q_heads, kh = g_.kv_heads, d = g_.head_dim;
     SableTensor residual = ops.alloc(dt, {t, hd});
+    MoeScratch moe_scratch;  // one set of MoE activations for every sparse layer
     ops.embedding(embed_, batch.token_ids, residual);
     SableTensor h = ops.alloc(dt, {t, hd}), proj = ops.alloc(dt, {t, hd});
     SableTensor q = ops.alloc(dt, {t, qh * d}), k = ops.alloc(dt, {t, kh * d});
@@ -148,7 +149,7 @@ class MoeDecoderModel : public cpp::Model {
 
       ops.rms_norm(proj, &residual, w.post_norm, g_.eps, h);
       if (opt_.sparse[static_cast<size_t>(l)]) {
-        w.moe.forward(ops, static_cast<int32_t>(l), h, proj);
+        w.moe.forward(ops, static_cast<int32_t>(l), h, proj, &moe_scratch);
       } else {
         const int64_t ir = opt_.dense_inter / g_.tp_size;
         SableTensor gate = ops.alloc(dt, {t, ir}), up = ops.alloc(dt, {t, ir});
