@@ -140,8 +140,11 @@ TEST_P(GoldenGpu, LogitsAndGreedy) {
       }
       // MoE: a bf16 hidden state can route a token to another expert than the fp32 reference
       // did when two router scores nearly tie (HF's bf16 model does the same); such positions
-      // differ by more than bf16 rounding. Dense positions must all be within 2e-2; MoE ones at
-      // least 2 in 3 (the fp32 CPU path matches every position to 1e-4).
+      // differ by more than bf16 rounding, and through attention so do the positions after them.
+      // Checked with scripts/router_margins.py on qwen3_moe prompt 3: the four worst positions
+      // (errors 0.05-0.16) have top-k margins of 0.0002-0.0016 against a median of 0.011.
+      // Dense positions must all be within 2e-2; MoE ones at least 2 in 3 (the fp32 CPU path
+      // matches every position to 1e-4).
       if (is_moe(name)) EXPECT_GE(3 * within, 2 * res.rows) << name << " prompt " << i;
     }
   }
