@@ -89,17 +89,24 @@ SableStatus act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, Sab
   });
 }
 
+// The unary elementwise ops share their checks: x and out F32 with the same rows; `row` maps one
+// row of x to one row of out.
+template <class RowFn>
+void unary(const SableTensor* x, SableTensor* out, RowFn row) {
+  const SableTensor& xt = check_tensor(x, "x");
+  const SableTensor& ot = check_tensor(out, "out");
+  check_dtype(xt, "x", SABLE_DTYPE_F32);
+  check_dtype(ot, "out", SABLE_DTYPE_F32);
+  const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
+  check_same_rows(xr, orr, "x", "out", xt, ot);
+#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
+  for (int64_t r = 0; r < xr.rows; ++r) row(xr.row<float>(r), orr.row<float>(r), xr.cols);
+}
+
 SableStatus activation(SableOpsContext* ctx, int32_t act, const SableTensor* x, SableTensor* out) {
   return run_op(ctx, "activation", [&] {
     require(valid_activation(act), "unknown activation {}", act);
-    const SableTensor& xt = check_tensor(x, "x");
-    const SableTensor& ot = check_tensor(out, "out");
-    check_dtype(xt, "x", SABLE_DTYPE_F32);
-    check_dtype(ot, "out", SABLE_DTYPE_F32);
-    const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
-    check_same_rows(xr, orr, "x", "out", xt, ot);
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-    for (int64_t r = 0; r < xr.rows; ++r) act_row(act, xr.row<float>(r), orr.row<float>(r), xr.cols);
+    unary(x, out, [act](const float* a, float* y, int64_t n) { act_row(act, a, y, n); });
   });
 }
 
@@ -151,35 +158,17 @@ SableStatus mul(SableOpsContext* ctx, const SableTensor* a, const SableTensor* b
 
 SableStatus scale(SableOpsContext* ctx, const SableTensor* x, float s, SableTensor* out) {
   return run_op(ctx, "scale", [&] {
-    const SableTensor& xt = check_tensor(x, "x");
-    const SableTensor& ot = check_tensor(out, "out");
-    check_dtype(xt, "x", SABLE_DTYPE_F32);
-    check_dtype(ot, "out", SABLE_DTYPE_F32);
-    const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
-    check_same_rows(xr, orr, "x", "out", xt, ot);
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-    for (int64_t r = 0; r < xr.rows; ++r) {
-      const float* a = xr.row<float>(r);
-      float* y = orr.row<float>(r);
-      for (int64_t i = 0; i < xr.cols; ++i) y[i] = a[i] * s;
-    }
+    unary(x, out, [s](const float* a, float* y, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) y[i] = a[i] * s;
+    });
   });
 }
 
 SableStatus sigmoid(SableOpsContext* ctx, const SableTensor* x, SableTensor* out) {
   return run_op(ctx, "sigmoid", [&] {
-    const SableTensor& xt = check_tensor(x, "x");
-    const SableTensor& ot = check_tensor(out, "out");
-    check_dtype(xt, "x", SABLE_DTYPE_F32);
-    check_dtype(ot, "out", SABLE_DTYPE_F32);
-    const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
-    check_same_rows(xr, orr, "x", "out", xt, ot);
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-    for (int64_t r = 0; r < xr.rows; ++r) {
-      const float* a = xr.row<float>(r);
-      float* y = orr.row<float>(r);
-      for (int64_t i = 0; i < xr.cols; ++i) y[i] = 1.0f / (1.0f + std::exp(-a[i]));
-    }
+    unary(x, out, [](const float* a, float* y, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-a[i]));
+    });
   });
 }
 
