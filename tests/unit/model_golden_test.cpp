@@ -22,64 +22,13 @@
 #include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
+#include "tests/unit/model_moe_golden.h"
 
 namespace {
 
-using sable::runner::ModelRunner;
-
-constexpr double kMaxRelErr = 1e-4;
-constexpr size_t kGreedySteps = 24;
-
-double rel_err(std::span<const float> a, std::span<const float> b) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::abs(static_cast<double>(b[i])));
-  }
-  return ref > 0 ? diff / ref : diff;
-}
-
-struct Golden {
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::vector<int32_t>> greedy;
-  std::unique_ptr<sable::weights::SafetensorsFile> tensors;
-
-  std::vector<float> f32(const std::string& name) const {
-    for (const auto& t : tensors->tensors()) {
-      if (t.name != name) continue;
-      auto bytes = tensors->bytes(t);
-      std::vector<float> v(bytes.size() / sizeof(float));
-      std::memcpy(v.data(), bytes.data(), bytes.size());
-      return v;
-    }
-    ADD_FAILURE() << "golden tensor missing: " << name;
-    return {};
-  }
-};
-
-std::string model_dir(const std::string& name) {
-  return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
-}
-
-Golden load_golden(const std::string& name) {
-  Golden g;
-  std::ifstream in(model_dir(name) + "/golden.json");
-  const auto j = nlohmann::json::parse(in);
-  g.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
-  g.greedy = j.at("greedy").get<std::vector<std::vector<int32_t>>>();
-  g.tensors = sable::weights::SafetensorsFile::open(model_dir(name) + "/golden.safetensors");
-  return g;
-}
-
-const sable::plugin::Registry& registry() {
-  static const auto reg = [] {
-    sable::plugin::DiscoveryOptions opt;
-    opt.dirs = {SABLE_PLUGIN_DIR};
-    opt.include_env = false;
-    return sable::plugin::Registry::discover(opt);
-  }();
-  return *reg;
-}
+// Golden loading, the relative-error definition and the plugin registry are shared with the MoE
+// and generic plugin tests.
+using namespace sable::golden_test;
 
 std::unique_ptr<ModelRunner> make_runner(const std::string& name, int32_t page_size,
                                          int64_t num_pages) {

@@ -1,4 +1,4 @@
-// Golden-checkpoint checks shared by the MoE and generic model plugin tests: load
+// Golden-checkpoint checks shared by the dense, MoE and generic model plugin tests: load
 // tests/golden/models/<name> through the ModelRunner with a chosen impl (auto | native |
 // transformers) on the CPU and compare with the transformers reference.
 //
