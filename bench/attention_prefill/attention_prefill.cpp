@@ -20,6 +20,7 @@
 
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "sable/cpp/tensor.h"
 #include "sable/sable.h"
 
 namespace {
@@ -40,20 +41,7 @@ void host_log(SableHostHandle*, int32_t, const char*) {}
 void host_error(SableHostHandle*, const char* m) { g_error = m ? m : ""; }
 
 SableTensor tensor(void* data, std::initializer_list<int64_t> shape) {
-  SableTensor t{};
-  t.struct_size = sizeof(SableTensor);
-  t.dtype = SABLE_DTYPE_BF16;
-  t.device_type = SABLE_DEVICE_CUDA;
-  t.ndim = static_cast<int32_t>(shape.size());
-  int i = 0;
-  for (int64_t d : shape) t.shape[i++] = d;
-  int64_t s = 1;
-  for (int j = t.ndim - 1; j >= 0; --j) {
-    t.strides[j] = s;
-    s *= t.shape[j];
-  }
-  t.data = data;
-  return t;
+  return sable::cpp::make_tensor(data, SABLE_DTYPE_BF16, shape, SABLE_DEVICE_CUDA);
 }
 
 uint16_t to_bf16(float f) {

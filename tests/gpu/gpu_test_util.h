@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sable/cpp/tensor.h"
 #include "sable/sable.h"
 
 namespace sable::gputest {
@@ -69,20 +70,7 @@ class DeviceBuffer {
 };
 
 inline SableTensor cuda_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
-  SableTensor t{};
-  t.struct_size = sizeof(SableTensor);
-  t.dtype = dtype;
-  t.device_type = SABLE_DEVICE_CUDA;
-  t.ndim = static_cast<int32_t>(shape.size());
-  int i = 0;
-  for (int64_t d : shape) t.shape[i++] = d;
-  int64_t s = 1;
-  for (int j = t.ndim - 1; j >= 0; --j) {
-    t.strides[j] = s;
-    s *= t.shape[j];
-  }
-  t.data = data;
-  return t;
+  return cpp::make_tensor(data, dtype, shape, SABLE_DEVICE_CUDA);
 }
 
 // Relative L2 error ||a - b|| / ||b||.
