@@ -502,6 +502,9 @@ TEST(Scheduler, SharedPrefixSubmittedTogetherIsComputedOnce) {
       EXPECT_EQ(s_on.stats().cached_tokens, cached);
       EXPECT_TRUE(s_on.flush_cache());
       EXPECT_EQ(s_on.stats().free_pages, 512 / ps);
+      // A stream ends when its last token is out; the scheduler thread frees the pages right
+      // after, so wait (bounded) for that instead of racing it.
+      wait_for([&] { return s_off.stats().free_pages == 512 / ps; });
       EXPECT_EQ(s_off.stats().free_pages, 512 / ps);
     }
   }
