@@ -37,6 +37,7 @@ class FakeModel : public ModelBackend {
  public:
   FakeModel(int64_t num_pages, int32_t page_size) : ps_(page_size), kv_(num_pages * page_size, -1) {}
   Logits forward(std::span<const Sequence> seqs) override {
+    while (hold.load()) std::this_thread::yield();
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     Logits out;
     out.vocab = kVocab;
@@ -63,6 +64,9 @@ class FakeModel : public ModelBackend {
     return out;
   }
   int delay_ms = 0;
+  // While set, every forward waits: a test submits several requests before the first step runs,
+  // so that they meet in one batch however the threads are scheduled.
+  std::atomic<bool> hold{false};
 
  private:
   int32_t ps_;
@@ -135,9 +139,11 @@ SchedulerOptions options(int64_t pages, int32_t ps = 1) {
 
 TEST(Scheduler, GreedyBatchMatchesReference) {
   FakeModel model(512, 1);
+  model.hold = true;  // without it the first request may finish before the second is submitted
   Scheduler s(options(512), model);
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 5; ++i) streams.push_back(submit(s, "r" + std::to_string(i), prompt(5 + i, i), 12));
+  model.hold = false;
   for (int i = 0; i < 5; ++i) {
     Result r = collect(*streams[i]);
     EXPECT_EQ(r.ids, reference(prompt(5 + i, i), 12)) << i;
