@@ -3,12 +3,14 @@
 # GEMM rate), then random-weight models at real shapes (sable make-random-model) for decode speed.
 #   usage: scripts/gpu-bench.sh OUT_DIR [which...]   which: ceiling decode05 decode8b  (default all)
 set -uo pipefail
+B=${SABLE_GPU_BUILD:-build-gpu}  # the build folder the bundle holds (scripts/gpu-bundle.sh)
 out=${1:-/tmp}
 shift || true
 which=${*:-ceiling decode05 decode8b}
-bin=/work/main/build-gpu/bin
+bin=/work/main/$B/bin
 models=${SABLE_BENCH_MODELS:-/tmp/sable-models}
 mkdir -p "$models"
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
   [ -f "$models/$1/config.json" ] && return 0
   local t0=$SECONDS
@@ -20,7 +22,7 @@ offline() {  # model args...
   local m=$1
   shift
   "$bin/sable" bench offline --model-path "$models/$m" --device cuda --log-level warning \
-    --result-file "$out/offline.jsonl" --tag "$m H100" "$@" 2>&1 | grep -E "throughput|Request|Input|Output|error|Error" | sed "s/^/offline $m $* | /"
+    --result-file "$out/offline.jsonl" --tag "$m ${gpu:-GPU}" "$@" 2>&1 | grep -E "throughput|Request|Input|Output|error|Error" | sed "s/^/offline $m $* | /"
 }
 for w in $which; do
   case $w in
@@ -55,6 +57,25 @@ for w in $which; do
       make_model llama1b llama-3.2-1b llama3
       offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256
       offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 --impl transformers ;;
+    ab05)  # batch-1 decode A/B: as built, without PDL, without the GQA-packed decode kernel
+      make_model qwen05 qwen2.5-0.5b qwen3
+      for v in "" SABLE_NO_PDL=1 SABLE_FLASH_NO_DECODE_KERNEL=1 "SABLE_NO_PDL=1 SABLE_FLASH_NO_DECODE_KERNEL=1"; do
+        echo "variant: ${v:-default}"
+        env $v "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 256 1
+      done | tee -a "$out/decode.txt" ;;
+    ab8b_long)  # long-context decode A/B: 64 x 4096, with and without the GQA-packed decode kernel
+      make_model llama8b llama-3.1-8b llama3
+      for v in "" SABLE_FLASH_NO_DECODE_KERNEL=1; do
+        echo "variant: ${v:-default}"
+        env $v "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
+      done | tee -a "$out/decode.txt" ;;
+    ncu05)  # per-kernel device time of 0.5B batch-1 decode steps (eager), vs the graph step time
+      make_model qwen05 qwen2.5-0.5b qwen3
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip 3000 \
+        --launch-count ${NCU_COUNT:-600} "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 32 0 \
+        >"$out/ncu05.csv" 2>"$out/ncu05.err"
+      python3 /work/main/scripts/ncu_summary.py "$out/ncu05.csv" | tee "$out/ncu05.txt" ;;
     offline05)
       make_model qwen05 qwen2.5-0.5b qwen3
       offline qwen05 --num-prompts 1000 --input-len 1024 --output-len 256 ;;

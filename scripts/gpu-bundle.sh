@@ -5,7 +5,7 @@
 #   usage: scripts/gpu-bundle.sh [targets...]   (default: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-gpu
+build=${SABLE_GPU_BUILD:-build-gpu}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON >/dev/null
 ninja -C "$build" -j "$(nproc)" "$@"
 stage=$(mktemp -d)

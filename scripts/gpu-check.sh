@@ -3,6 +3,7 @@
 # bundle was carried), run the GPU test suites and the benchmarks, print one table at the end.
 #   usage (device, repo root): scripts/gpu-check.sh [tests|bench|all]   (default all)
 set -uo pipefail
+B=${SABLE_GPU_BUILD:-build-gpu}  # the build folder the bundle holds (scripts/gpu-bundle.sh)
 what=${1:-all}
 root=$(pwd)
 out=${OUT:-/tmp/sable-out}
@@ -13,16 +14,16 @@ cd /work/main
 if [ -f .carry/gpu-bundle.tar.xz ]; then
   tar -xJf .carry/gpu-bundle.tar.xz
 else
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON -DSABLE_BUILD_SERVER=OFF &&
-    ninja -C build-gpu || exit 1
+  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON -DSABLE_BUILD_SERVER=OFF &&
+    ninja -C $B || exit 1
 fi
-export LD_LIBRARY_PATH=/work/main/build-gpu/lib-carry:${LD_LIBRARY_PATH:-}
+export LD_LIBRARY_PATH=/work/main/$B/lib-carry:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 summary=()
 if [ "$what" = tests ] || [ "$what" = all ]; then
   # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle).
   tests=()
-  for n in ${SABLE_TESTS:-*_test}; do tests+=(build-gpu/tests/$n); done
+  for n in ${SABLE_TESTS:-*_test}; do tests+=($B/tests/$n); done
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")

@@ -1,5 +1,8 @@
-// The "flash" attention backend: paged bf16 attention on CUDA (decode with split-KV, prefill and
-// mixed batches with the same kernels; see paged_attention.cuh).
+// The "flash" attention backend: paged bf16 attention on CUDA. Three kernels (paged_attention.cuh):
+// the GQA-packed tensor-core decode kernel (split-KV with a fused merge, fused K/V append) serves
+// every sequence with one new token; the tensor-core prefill kernel the sequences with more; the
+// per-token kernel is the fallback for head dims and group sizes the fast paths lack. A mixed
+// batch runs the decode and the prefill kernel side by side on their own token sets.
 //
 // plan() turns the batch layout into per-token metadata in a pinned host buffer; the first run()
 // after a plan enqueues one host-to-device copy of it on the forward's stream (inside a CUDA graph
@@ -9,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -27,16 +31,17 @@ void cuda_check(cudaError_t e, const char* what) {
     fail(SABLE_ERR_DEVICE, std::string(what) + ": " + cudaGetErrorString(e));
 }
 
-// Layout of the metadata block (int32 words): seq[T] begin[T] end[T] slot[T] chunk[1]
+// Layout of the metadata block (int32 words): seq[T] begin[T] end[T] slot[T] decode[T] chunk[1]
 // num_tiles[1] tiles[max_tiles * kTileWords] kv_indptr[B+1] kv_indices[cap].
 struct MetaLayout {
-  int64_t seq, begin, end, slot, chunk, num_tiles, tiles, indptr, indices, words;
+  int64_t seq, begin, end, slot, decode, chunk, num_tiles, tiles, indptr, indices, words;
   MetaLayout(int64_t max_tokens, int64_t max_seqs, int64_t max_indices) {
     seq = 0;
     begin = seq + max_tokens;
     end = begin + max_tokens;
     slot = end + max_tokens;
-    chunk = slot + max_tokens;
+    decode = slot + max_tokens;
+    chunk = decode + max_tokens;
     num_tiles = chunk + 1;
     tiles = num_tiles + 1;
     indptr = tiles + int64_t(kTileWords) *
@@ -62,15 +67,23 @@ class FlashAttention {
     const size_t bytes = static_cast<size_t>(layout_.words) * sizeof(int32_t);
     cuda_check(cudaMallocHost(&host_meta_, bytes), "cudaMallocHost");
     cuda_check(cudaMalloc(&dev_meta_, bytes), "cudaMalloc meta");
-    const int64_t part = int64_t(init.max_batch_tokens) * init.num_q_heads * kMaxSplits;
+    // Splits are planned for decode-only batches alone, whose tokens are at most max_seqs.
+    const int64_t part = int64_t(split_rows()) * init.num_q_heads * kMaxSplits;
     cuda_check(cudaMalloc(&part_acc_, part * init.head_dim * sizeof(float)), "cudaMalloc partials");
     cuda_check(cudaMalloc(&part_ml_, part * 2 * sizeof(float)), "cudaMalloc partials");
+    const size_t tickets = size_t(split_rows()) * init.num_kv_heads * sizeof(int32_t);
+    cuda_check(cudaMalloc(&counters_, tickets), "cudaMalloc split tickets");
+    cuda_check(cudaMemset(counters_, 0, tickets), "cudaMemset split tickets");
+    // SABLE_FLASH_NO_DECODE_KERNEL=1 keeps decode on the older kernels (A/B timing, bisecting).
+    decode_path_ = decode_supported(init.head_dim, init.num_q_heads / init.num_kv_heads) &&
+                   std::getenv("SABLE_FLASH_NO_DECODE_KERNEL") == nullptr;
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
     cudaFree(dev_meta_);
     cudaFree(part_acc_);
     cudaFree(part_ml_);
+    cudaFree(counters_);
   }
 
   void plan(const SableAttentionBatch& b) {
@@ -106,24 +119,33 @@ class FlashAttention {
     std::memcpy(m + layout_.indptr, b.kv_indptr, sizeof(int32_t) * (b.num_seqs + 1));
     std::memcpy(m + layout_.indices, b.kv_indices, sizeof(int32_t) * n_indices);
     num_tokens_ = b.num_tokens;
-    // Split-KV only for decode-like batches too small to fill the GPU. Depends on the batch shape
+    decode_only_ = b.is_decode_only != 0;
+    // The decode kernel serves every sequence with one new token (padding included).
+    num_decode_ = 0;
+    if (decode_path_)
+      for (int32_t s = 0; s < b.num_seqs; ++s)
+        if (b.qo_indptr[s + 1] - b.qo_indptr[s] == 1) m[layout_.decode + num_decode_++] = b.qo_indptr[s];
+    // Split-KV only for decode-only batches too small to fill the GPU. Depends on the batch shape
     // alone (not on lengths), so a captured graph's grid stays right for every replay.
-    const int32_t blocks = b.num_tokens * init_.num_kv_heads * group_chunks();
-    splits_ = b.is_decode_only ? std::clamp((2 * num_sms_ + blocks - 1) / std::max(blocks, 1), 1,
-                                            kMaxSplits)
-                               : 1;
-    m[layout_.chunk] = std::max(32, (max_len + splits_ - 1) / splits_);
-    // Batches with prefill tokens take the tensor-core path (run() falls back when the shape is
-    // not supported): one work-list entry per query tile, grid bound from the batch shape.
-    // Decode batches take it too once they alone fill the GPU (one CTA per token and q head):
-    // it streams K/V tiles with cp.async where the per-token kernel is latency-bound at long
-    // contexts; small decode batches keep the split-KV kernel. Shape-only, so graph-safe.
-    prefill_ = !b.is_decode_only || b.num_tokens * init_.num_q_heads >= 2 * num_sms_;
+    splits_ = 1;
+    if (decode_only_ && b.num_tokens <= split_rows()) {
+      const int32_t blocks = b.num_tokens * init_.num_kv_heads * (decode_path_ ? 1 : group_chunks());
+      // The decode kernel keeps 3 (D 128) to 6 (D 64) CTAs per SM: aim at two waves of them.
+      const int32_t target = decode_path_ ? 2 * num_sms_ * (init_.head_dim <= 64 ? 6 : 3) : 2 * num_sms_;
+      splits_ = std::clamp((target + blocks - 1) / std::max(blocks, 1), 1, kMaxSplits);
+    }
+    const int32_t min_chunk = decode_path_ ? 64 : 32;
+    m[layout_.chunk] = std::max(min_chunk, (max_len + splits_ - 1) / splits_);
+    // Sequences with several new tokens take the tensor-core prefill path (run() falls back when
+    // the shape is not supported): one work-list entry per query tile, grid bound from the batch
+    // shape. Without the decode kernel, decode batches take it too once they alone fill the GPU
+    // (one CTA per token and q head). Shape-only, so graph-safe.
+    prefill_ = !decode_only_ || (!decode_path_ && b.num_tokens * init_.num_q_heads >= 2 * num_sms_);
     max_tiles_ = prefill_ ? max_prefill_tiles(b.num_tokens, b.num_seqs) : 0;
     m[layout_.num_tiles] = 0;
     if (prefill_) {
-      const std::vector<PrefillTile> tiles =
-          build_prefill_tiles(b.qo_indptr, b.kv_lens, b.num_seqs, init_.sliding_window);
+      const std::vector<PrefillTile> tiles = build_prefill_tiles(
+          b.qo_indptr, b.kv_lens, b.num_seqs, init_.sliding_window, /*skip_single=*/decode_path_);
       if (static_cast<int32_t>(tiles.size()) > max_tiles_)
         fail(SABLE_ERR_INTERNAL, "flash: prefill work list exceeds its bound");
       int32_t* w = m + layout_.tiles;
@@ -160,7 +182,6 @@ class FlashAttention {
     AppendParams ap{static_cast<const __nv_bfloat16*>(k.data), static_cast<const __nv_bfloat16*>(v.data),
                     k.strides[0], v.strides[0], kc, vc, dev_meta_ + layout_.slot, num_tokens_,
                     init_.num_kv_heads, D};
-    launch_append_kv(ap, stream);
     AttentionParams p{};
     p.q = static_cast<const __nv_bfloat16*>(q.data);
     p.q_stride = q.strides[0];
@@ -186,8 +207,35 @@ class FlashAttention {
     p.num_tiles = dev_meta_ + layout_.num_tiles;
     p.max_tiles = max_tiles_;
     p.window = init_.sliding_window > 0 ? init_.sliding_window : 0;
-    const bool fast = prefill_ && prefill_supported(D, q.data, q.strides[0]) && launch_prefill(p, stream);
-    if (!fast && !launch_attention(p, stream)) fail(SABLE_ERR_UNSUPPORTED, "flash: unsupported head dim");
+    p.k_new = static_cast<const __nv_bfloat16*>(k.data);
+    p.v_new = static_cast<const __nv_bfloat16*>(v.data);
+    p.k_stride = k.strides[0];
+    p.v_stride = v.strides[0];
+    p.decode_tokens = dev_meta_ + layout_.decode;
+    p.num_decode = num_decode_;
+    p.counters = counters_;
+
+    bool appended = false;
+    auto append = [&] {
+      if (!appended) launch_append_kv(ap, stream);
+      appended = true;
+    };
+    bool done = false;
+    if (decode_path_ && decode_inputs_aligned(p)) {
+      // Decode-only: one launch does the append, the attention and the merge. Mixed: the append
+      // first (the prefill tiles read their own new rows from the cache), then both kernels.
+      if (!decode_only_) append();
+      p.store_new = decode_only_ ? 1 : 0;
+      done = launch_decode(p, stream);
+      if (done && prefill_) done = launch_prefill(p, stream);
+    } else if (prefill_ && !decode_path_ && prefill_supported(D, q.data, q.strides[0])) {
+      append();
+      done = launch_prefill(p, stream);
+    }
+    if (!done) {  // the per-token kernel serves every token of any batch
+      append();
+      if (!launch_attention(p, stream)) fail(SABLE_ERR_UNSUPPORTED, "flash: unsupported head dim");
+    }
     cuda_check(cudaGetLastError(), "flash attention launch");
   }
 
@@ -196,6 +244,7 @@ class FlashAttention {
 
  private:
   static constexpr int32_t kMaxSplits = 32;
+  int32_t split_rows() const { return std::min(init_.max_batch_tokens, init_.max_seqs); }
   static int64_t max_indices(const SableAttentionInit& init) {
     const int64_t pages = init.num_layers > 0 ? init.layers[0].k.shape[0] : 0;
     return std::max<int64_t>(pages * 2 + init.max_seqs, 1 << 16);
@@ -221,7 +270,11 @@ class FlashAttention {
   int32_t* dev_meta_ = nullptr;
   float* part_acc_ = nullptr;
   float* part_ml_ = nullptr;
+  int32_t* counters_ = nullptr;
   int32_t num_tokens_ = 0;
+  int32_t num_decode_ = 0;
+  bool decode_path_ = false;
+  bool decode_only_ = false;
   int32_t splits_ = 1;
   int32_t max_tiles_ = 0;
   bool prefill_ = false;

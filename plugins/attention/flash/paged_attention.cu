@@ -2,6 +2,7 @@
 #include <cfloat>
 
 #include "paged_attention.cuh"
+#include "sable/cuda/launch.cuh"
 
 namespace sable::attention::flash {
 namespace {
@@ -13,6 +14,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 __global__ void append_kv_kernel(AppendParams p) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int64_t n = int64_t(p.num_tokens) * p.kv_heads * p.head_dim;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -55,6 +58,8 @@ __device__ __forceinline__ void load_row(const __nv_bfloat16* row, int off, int 
 
 template <int kE>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams p) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int t = blockIdx.x;
   const int kvh = blockIdx.y / p.group_chunks;
   const int g0 = (blockIdx.y % p.group_chunks) * kMaxGroup;
@@ -177,6 +182,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(AttentionParams 
 
 // One block per (token, q head); threads over D.
 __global__ void merge_kernel(AttentionParams p) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int t = blockIdx.x, qh = blockIdx.y, D = p.head_dim;
   const int64_t base = (int64_t(t) * p.q_heads + qh) * p.splits;
   float mx = -FLT_MAX;
@@ -202,8 +209,8 @@ bool launch_append_kv(const AppendParams& p, void* stream) {
   if (n == 0) return true;
   int64_t blocks = (n + 255) / 256;
   if (blocks > 65535 * 16) blocks = 65535 * 16;
-  append_kv_kernel<<<static_cast<unsigned>(blocks), 256, 0, static_cast<cudaStream_t>(stream)>>>(p);
-  return true;
+  return sable::cuda::launch(append_kv_kernel, dim3(static_cast<unsigned>(blocks)), dim3(256), 0,
+                             static_cast<cudaStream_t>(stream), p) == cudaSuccess;
 }
 
 bool launch_attention(const AttentionParams& p, void* stream) {
@@ -212,17 +219,17 @@ bool launch_attention(const AttentionParams& p, void* stream) {
   auto s = static_cast<cudaStream_t>(stream);
   const int e = (p.head_dim + 31) / 32;
   if (e <= 1) {
-    attention_kernel<1><<<grid, kWarps * 32, 0, s>>>(p);
+    sable::cuda::launch(attention_kernel<1>, grid, dim3(kWarps * 32), 0, s, p);
   } else if (e <= 2) {
-    attention_kernel<2><<<grid, kWarps * 32, 0, s>>>(p);
+    sable::cuda::launch(attention_kernel<2>, grid, dim3(kWarps * 32), 0, s, p);
   } else if (e <= 4) {
-    attention_kernel<4><<<grid, kWarps * 32, 0, s>>>(p);
+    sable::cuda::launch(attention_kernel<4>, grid, dim3(kWarps * 32), 0, s, p);
   } else if (e <= 8) {
-    attention_kernel<8><<<grid, kWarps * 32, 0, s>>>(p);
+    sable::cuda::launch(attention_kernel<8>, grid, dim3(kWarps * 32), 0, s, p);
   } else {
     return false;
   }
-  if (p.splits > 1) merge_kernel<<<dim3(p.num_tokens, p.q_heads), 128, 0, s>>>(p);
+  if (p.splits > 1) sable::cuda::launch(merge_kernel, dim3(p.num_tokens, p.q_heads), dim3(128), 0, s, p);
   return true;
 }
 

@@ -1,5 +1,7 @@
 // Paged attention kernels for the "flash" CUDA backend (bf16 KV, fp32 softmax).
 //
+// The per-token kernel below is the general fallback (any head dim up to 256, any group size);
+// decode_attention.cu and prefill_attention.cu are the tensor-core fast paths.
 // One kernel family serves decode and prefill: a block owns one query token, up to kMaxGroup query
 // heads of one KV head (a GQA group), and one split (a contiguous range) of the token's visible KV
 // positions. Lanes split the head dim, warps split positions; online softmax in the log2 domain.
@@ -42,6 +44,16 @@ struct AttentionParams {
   int32_t max_tiles, window;  // grid bound; sliding window (0 = none)
   int32_t num_tokens, q_heads, kv_heads, head_dim, group, group_chunks, page_size, splits;
   float scale_log2;        // softmax scale * log2(e)
+  // Decode kernel (decode_attention.cu): the new tokens' K/V inputs [T, Hk, D] rows *_stride
+  // apart, the tokens it serves (indices into the batch), and the split tickets [T, Hk] (zero
+  // between launches).
+  const __nv_bfloat16* k_new;
+  const __nv_bfloat16* v_new;
+  int64_t k_stride, v_stride;
+  const int32_t* decode_tokens;  // [num_decode]
+  int32_t num_decode;
+  int32_t store_new;             // 1: the kernel writes the tokens' K/V into the cache
+  int32_t* counters;
 };
 
 struct AppendParams {
@@ -61,5 +73,11 @@ bool launch_attention(const AttentionParams& p, void* stream);
 // when the shape is not on the fast path (the caller then uses launch_attention).
 bool prefill_supported(int32_t head_dim, const void* q, int64_t q_stride);
 bool launch_prefill(const AttentionParams& p, void* stream);
+// GQA-packed tensor-core decode (decode_attention.cu): one token per sequence, head dims 64 and
+// 128, up to 16 q heads per KV head, 16-byte aligned q/k/v rows. Fuses the K/V append
+// (store_new) and the split merge. False when the shape is not supported.
+bool decode_supported(int32_t head_dim, int32_t group);
+bool decode_inputs_aligned(const AttentionParams& p);
+bool launch_decode(const AttentionParams& p, void* stream);
 
 }  // namespace sable::attention::flash

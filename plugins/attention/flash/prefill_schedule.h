@@ -124,12 +124,15 @@ SABLE_FLASH_HD void p_frag_from_acc(int32_t kk, int32_t r, int32_t* nb, int32_t*
 }
 
 // The host side of plan(): the work list of a batch, heaviest tiles (longest KV range) first so the
-// tail of the grid is short. `qo_indptr` [B+1], `kv_lens` [B] (0 = padding). Returns the tiles.
+// tail of the grid is short. `qo_indptr` [B+1], `kv_lens` [B] (0 = padding). With skip_single,
+// sequences with one new token are left out (the decode kernel serves them). Returns the tiles.
 inline std::vector<PrefillTile> build_prefill_tiles(const int32_t* qo_indptr, const int32_t* kv_lens,
-                                                    int32_t num_seqs, int32_t window) {
+                                                    int32_t num_seqs, int32_t window,
+                                                    bool skip_single = false) {
   std::vector<PrefillTile> tiles;
   for (int32_t s = 0; s < num_seqs; ++s) {
     const int32_t q0 = qo_indptr[s], n = qo_indptr[s + 1] - q0;
+    if (skip_single && n == 1) continue;
     const bool padding = kv_lens[s] == 0;
     for (int32_t j = 0; j < n; j += kBM)
       tiles.push_back(PrefillTile{s, q0 + j, std::min(kBM, n - j), padding ? -1 : kv_lens[s] - n + j});

@@ -1,0 +1,305 @@
+// Tensor-core decode attention over the paged bf16 KV pool, with the GQA group packed into the
+// MMA rows (the layout FlashInfer's decode uses): one CTA reads each K/V row of its range once for
+// every q head of the group, instead of once per q head.
+//
+// A CTA (4 warps) owns one decode token (blockIdx.y indexes the plan's decode-token list), one KV
+// head (blockIdx.x) and one split of the token's visible positions (blockIdx.z). Its Q tile is the
+// group's q heads, zero-padded to 16 rows. KV tiles of kDecodeN = 64 positions are gathered from the
+// pages with 16-byte cp.async into swizzled shared memory, double-buffered; warp w takes positions
+// [16w, 16w + 16) of each tile: S = Q·Kᵀ (16 x 16) and O += P·V with mma.sync m16n8k16, online
+// softmax in registers (log2 domain). The four warps' states are combined through shared memory.
+//
+// Fused work that other kernels did before: the token's own K/V row is read from the k/v inputs
+// (its cache slot is written by split 0 of the same launch when `store_new`, so no append kernel
+// runs first), and with several splits the last CTA of a (token, KV head) to finish merges the
+// partial results (an atomic ticket per pair, reset by the merger so that graph replays find it 0).
+#include <cfloat>
+#include <cstdint>
+
+#include "mma.cuh"
+#include "paged_attention.cuh"
+#include "prefill_schedule.h"
+#include "sable/cuda/launch.cuh"
+
+namespace sable::attention::flash {
+namespace {
+
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeN = 64;  // KV positions per stage, 16 per warp
+constexpr int kRows = 16;     // MMA rows: the group's q heads, zero-padded
+
+template <int kD>
+constexpr int decode_smem_bytes() {
+  return (kRows + 4 * kDecodeN) * kD * static_cast<int>(sizeof(bf16));  // Q + 2 stages of K and V
+}
+
+template <int kD>
+__global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionParams p) {
+  constexpr int kChunks = kD / 8;   // 16-byte chunks per row
+  constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
+  constexpr int kON = kD / 8;       // n8 blocks of O
+  constexpr int kThreads = kDecodeWarps * 32;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
+  bf16* sK = sQ + kRows * kD;
+  bf16* sV = sK + 2 * kDecodeN * kD;
+  __shared__ int s_last;
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+
+  const int kvh = blockIdx.x, split = blockIdx.z;
+  const int t = p.decode_tokens[blockIdx.y];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int G = p.group;
+  const int end_all = p.meta.end[t];
+  const int chunk = *p.meta.chunk;
+  const int begin = p.meta.begin[t] + split * chunk;
+  const int end = min(end_all, begin + chunk);
+  const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
+  const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
+  const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
+
+  if (p.store_new && split == 0) {  // nobody in this launch reads the slot from the cache
+    const int32_t slot = p.meta.slot[t];
+    if (slot >= 0) {
+      const int64_t dst = (int64_t(slot) * p.kv_heads + kvh) * kD;
+      for (int i = tid; i < 2 * kChunks; i += kThreads) {
+        const int c = i % kChunks;
+        if (i < kChunks)
+          *reinterpret_cast<uint4*>(p.k_cache + dst + c * 8) = *reinterpret_cast<const uint4*>(k_new + c * 8);
+        else
+          *reinterpret_cast<uint4*>(p.v_cache + dst + c * 8) = *reinterpret_cast<const uint4*>(v_new + c * 8);
+      }
+    }
+  }
+
+  // Q rows: the group's heads; rows past the group are zero-filled.
+  const bf16* q = p.q + int64_t(t) * p.q_stride + int64_t(kvh) * G * kD;
+  for (int i = tid; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    cp_async16(sQ + smem_off(r, c * 8, kD), q + int64_t(r < G ? r : 0) * kD + c * 8, r < G);
+  }
+  const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[p.meta.seq[t]];
+  auto load_kv = [&](int k0, int buf) {
+    bf16* dk = sK + buf * kDecodeN * kD;
+    bf16* dv = sV + buf * kDecodeN * kD;
+    for (int i = tid; i < kDecodeN * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      const int pos = k0 + r;
+      const bool valid = pos < end;
+      const bf16 *ks = k_new, *vs = v_new;
+      if (valid && pos != new_pos) {
+        const int64_t off = kv_row_offset(pages, p.page_size, pos, p.kv_heads, kvh, kD);
+        ks = p.k_cache + off;
+        vs = p.v_cache + off;
+      }
+      cp_async16(dk + smem_off(r, c * 8, kD), ks + c * 8, valid);
+      cp_async16(dv + smem_off(r, c * 8, kD), vs + c * 8, valid);
+    }
+  };
+  const int n_tiles = end > begin ? (end - begin + kDecodeN - 1) / kDecodeN : 0;
+  if (n_tiles > 0) load_kv(begin, 0);
+  cp_async_commit();
+
+  uint32_t qf[kKSteps][4];
+  float o[kON][4];
+#pragma unroll
+  for (int n = 0; n < kON; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows lane/4 and lane/4 + 8
+  int ar, ac, br, bc, vr, vc;
+  a_frag_src(lane, &ar, &ac);
+  b_frag_src(lane, &br, &bc);
+  v_frag_src(lane, &vr, &vc);
+  const int wrow = warp * 16;  // the warp's first row in the KV tile
+
+  for (int j = 0; j < n_tiles; ++j) {
+    const int k0 = begin + j * kDecodeN;
+    if (j + 1 < n_tiles) {
+      load_kv(k0 + kDecodeN, (j + 1) & 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (j == 0) {
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(ar, ks * 16 + ac, kD));
+    }
+    const bf16* tk = sK + (j & 1) * kDecodeN * kD;
+    const bf16* tv = sV + (j & 1) * kDecodeN * kD;
+    if (k0 + wrow < end) {  // else every position of this warp's slice is past the range
+      float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        uint32_t kf[4];
+        ldmatrix_x4(kf, tk + smem_off(wrow + br, ks * 16 + bc, kD));
+        mma_bf16(s[0], qf[ks], kf[0], kf[1]);
+        mma_bf16(s[1], qf[ks], kf[2], kf[3]);
+      }
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          int r, c;
+          acc_pos(lane, i, &r, &c);
+          s[n][i] = k0 + wrow + n * 8 + c < end ? s[n][i] * p.scale_log2 : -INFINITY;
+        }
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        float mx = fmaxf(fmaxf(s[0][2 * hf], s[0][2 * hf + 1]), fmaxf(s[1][2 * hf], s[1][2 * hf + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[hf], mx);  // finite: position k0 + wrow is in range
+        const float corr = exp2f(m[hf] - m_new);
+        float sum = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          s[n][2 * hf] = exp2f(s[n][2 * hf] - m_new);
+          s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_new);
+          sum += s[n][2 * hf] + s[n][2 * hf + 1];
+        }
+        l[hf] = l[hf] * corr + sum;  // lane-partial; reduced over the quad below
+        m[hf] = m_new;
+#pragma unroll
+        for (int n = 0; n < kON; ++n) {
+          o[n][2 * hf] *= corr;
+          o[n][2 * hf + 1] *= corr;
+        }
+      }
+      uint32_t a[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int nb, e;
+        p_frag_from_acc(0, r, &nb, &e);
+        a[r] = pack_bf16(s[nb][e], s[nb][e + 1]);
+      }
+#pragma unroll
+      for (int n2 = 0; n2 < kON / 2; ++n2) {
+        uint32_t vf[4];
+        ldmatrix_x4_trans(vf, tv + smem_off(wrow + vr, n2 * 16 + vc, kD));
+        mma_bf16(o[2 * n2], a, vf[0], vf[1]);
+        mma_bf16(o[2 * n2 + 1], a, vf[2], vf[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();  // an empty split still has its Q copy in flight
+  __syncthreads();
+
+  // Combine the four warps through shared memory (the K/V stages are free now).
+  float* s_o = reinterpret_cast<float*>(sK);  // [warps][kRows][kD]
+  float* s_m = s_o + kDecodeWarps * kRows * kD;  // [warps][kRows]
+  float* s_l = s_m + kDecodeWarps * kRows;
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float sum = l[hf];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    int r, c;
+    acc_pos(lane, 2 * hf, &r, &c);
+    float* row = s_o + (warp * kRows + r) * kD;
+#pragma unroll
+    for (int n = 0; n < kON; ++n) {
+      row[n * 8 + c] = o[n][2 * hf];
+      row[n * 8 + c + 1] = o[n][2 * hf + 1];
+    }
+    if ((lane & 3) == 0) {
+      s_m[warp * kRows + r] = m[hf];
+      s_l[warp * kRows + r] = sum;
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < G * kD; i += kThreads) {
+    const int r = i / kD, d = i % kD;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, s_m[w * kRows + r]);
+    float sum = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float mw = s_m[w * kRows + r];
+      if (mw == -INFINITY) continue;
+      const float c = exp2f(mw - mx);
+      sum += s_l[w * kRows + r] * c;
+      acc += s_o[(w * kRows + r) * kD + d] * c;
+    }
+    const int qh = kvh * G + r;
+    if (p.splits == 1) {
+      p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
+    } else {
+      const int64_t idx = (int64_t(t) * p.q_heads + qh) * p.splits + split;
+      p.part_acc[idx * kD + d] = acc;
+      if (d == 0) {
+        p.part_ml[idx * 2] = sum > 0.0f ? mx : -FLT_MAX;
+        p.part_ml[idx * 2 + 1] = sum;
+      }
+    }
+  }
+  if (p.splits == 1) return;
+
+  // The last split of this (token, KV head) to arrive merges (threadFenceReduction pattern).
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int* ticket = p.counters + int64_t(t) * p.kv_heads + kvh;
+    const bool last = atomicAdd(ticket, 1) == p.splits - 1;
+    if (last) atomicExch(ticket, 0);
+    s_last = last;
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  for (int i = tid; i < G * kD; i += kThreads) {
+    const int r = i / kD, d = i % kD;
+    const int qh = kvh * G + r;
+    const int64_t base = (int64_t(t) * p.q_heads + qh) * p.splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < p.splits; ++s)
+      if (__ldcg(p.part_ml + (base + s) * 2 + 1) > 0.0f) mx = fmaxf(mx, __ldcg(p.part_ml + (base + s) * 2));
+    float sum = 0.0f, acc = 0.0f;
+    for (int s = 0; s < p.splits; ++s) {
+      const float ls = __ldcg(p.part_ml + (base + s) * 2 + 1);
+      if (ls <= 0.0f) continue;
+      const float c = exp2f(__ldcg(p.part_ml + (base + s) * 2) - mx);
+      sum += ls * c;
+      acc += __ldcg(p.part_acc + (base + s) * kD + d) * c;
+    }
+    p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
+  }
+}
+
+template <int kD>
+bool launch_d(const AttentionParams& p, cudaStream_t s) {
+  if (cudaFuncSetAttribute(decode_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           decode_smem_bytes<kD>()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  const dim3 grid(p.kv_heads, p.num_decode, p.splits);
+  return sable::cuda::launch(decode_kernel<kD>, grid, dim3(kDecodeWarps * 32), decode_smem_bytes<kD>(), s,
+                             p) == cudaSuccess;
+}
+
+bool aligned16(const void* ptr, int64_t stride) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && stride % 8 == 0;
+}
+
+}  // namespace
+
+bool decode_supported(int32_t head_dim, int32_t group) {
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kRows;
+}
+
+bool decode_inputs_aligned(const AttentionParams& p) {
+  return aligned16(p.q, p.q_stride) && aligned16(p.k_new, p.k_stride) && aligned16(p.v_new, p.v_stride);
+}
+
+bool launch_decode(const AttentionParams& p, void* stream) {
+  if (p.num_decode == 0) return true;
+  if (p.num_decode > 65535 || !decode_supported(p.head_dim, p.group)) return false;
+  auto s = static_cast<cudaStream_t>(stream);
+  return p.head_dim == 64 ? launch_d<64>(p, s) : launch_d<128>(p, s);
+}
+
+}  // namespace sable::attention::flash

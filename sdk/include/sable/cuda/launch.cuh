@@ -1,0 +1,57 @@
+// Programmatic dependent launch (PDL) for CUDA kernels of the core and of plugins (header-only,
+// CUDA C++ only; include from .cu files).
+//
+// A decode step is hundreds of small kernels in a row; most of their cost is the gap between one
+// kernel's end and the next one's start. Launched with `sable::cuda::launch`, a kernel may be
+// scheduled while its predecessor on the stream is still running (Hopper and newer; older devices
+// and host code ignore it), so its launch latency hides behind the predecessor's tail. The contract
+// for every kernel launched this way:
+//   1. call `sable::cuda::wait_for_predecessor()` before its first global-memory read or write
+//      (it returns once the previous kernel has finished and its writes are visible), and
+//   2. call `sable::cuda::allow_dependents()` once it is safe for the NEXT kernel to be scheduled
+//      (right after the wait is fine: the next kernel waits for this one to finish anyway).
+// A kernel that skips (1) may race with its predecessor. Both are no-ops where PDL is absent
+// (before sm_90, or when the launch did not ask for it). The launch works inside CUDA graph
+// capture; the edge becomes a programmatic dependency. Setting SABLE_NO_PDL=1 in the environment
+// launches without the attribute (plain stream order), for A/B timing and bisecting.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <utility>
+
+namespace sable::cuda {
+
+__device__ __forceinline__ void wait_for_predecessor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+#endif
+}
+
+// Launches `kernel<<<grid, block, smem, stream>>>(args...)` with programmatic stream
+// serialization. Returns the launch error (cudaSuccess when enqueued).
+template <class... KArgs, class... Args>
+cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  static const bool enabled = std::getenv("SABLE_NO_PDL") == nullptr;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = enabled ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace sable::cuda
