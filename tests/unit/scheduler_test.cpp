@@ -235,11 +235,13 @@ TEST(Scheduler, RetractionUnderPressureKeepsOutputsAndLeaksNothing) {
     SchedulerOptions o = options(pages, ps);
     o.init_new_token_ratio = 0.0;  // admit greedily so decoding runs out of pages
     FakeModel model(pages, ps);
-    model.delay_ms = 1;  // all four are queued before the first finishes
+    model.delay_ms = 1;
+    model.hold = true;  // all four are queued before the first step
     Scheduler s(o, model);
 
     std::vector<std::shared_ptr<RequestStream>> streams;
     for (int i = 0; i < 4; ++i) streams.push_back(submit(s, std::to_string(i), prompt(8, i), 20));
+    model.hold = false;
     int64_t retractions = 0;
     for (int i = 0; i < 4; ++i) {
       Result r = collect(*streams[i]);
@@ -548,6 +550,7 @@ TEST(Scheduler, SharedPrefixWithRetractionLeaksNothing) {
     o.init_new_token_ratio = 0.0;  // admit greedily so decoding runs out of pages
     FakeModel model(pages, ps);
     model.delay_ms = 1;
+    model.hold = true;  // all four are queued before the first step
     Scheduler s(o, model);
     std::vector<std::vector<int32_t>> prompts;
     std::vector<std::shared_ptr<RequestStream>> streams;
@@ -558,6 +561,7 @@ TEST(Scheduler, SharedPrefixWithRetractionLeaksNothing) {
       prompts.push_back(p);
       streams.push_back(submit(s, std::to_string(i), p, 16));
     }
+    model.hold = false;
     int64_t retractions = 0, cached = 0;
     for (int i = 0; i < 4; ++i) {
       Result r = collect(*streams[i]);
