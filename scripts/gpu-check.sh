@@ -24,13 +24,20 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle).
   tests=()
   for n in ${SABLE_TESTS:-*_test}; do tests+=($B/tests/$n); done
+  # Each suite runs once per variant: the defaults, then the opt-in v4 fast paths (PDL launches
+  # and the GQA-packed decode kernel; bench/NOTES.md) that become defaults once they pass here.
+  variants=("" "SABLE_PDL=1 SABLE_FLASH_DECODE_KERNEL=1")
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
-    if "$t" --gtest_brief=1 >"$out/$name.log" 2>&1; then r=PASS; else r=FAIL; fi
-    skipped=$(grep -c '\[  SKIPPED \]' "$out/$name.log" || true)
-    summary+=("$(printf '%-34s %s (skipped %s)' "$name" "$r" "$skipped")")
-    [ "$r" = FAIL ] && grep -E 'Failure|error|FAILED|Expected|Which is|rel' "$out/$name.log" | head -40
+    for i in "${!variants[@]}"; do
+      v=${variants[$i]}
+      log="$out/$name.$i.log"
+      if env $v "$t" --gtest_brief=1 >"$log" 2>&1; then r=PASS; else r=FAIL; fi
+      skipped=$(grep -c '\[  SKIPPED \]' "$log" || true)
+      summary+=("$(printf '%-34s %-44s %s (skipped %s)' "$name" "${v:-defaults}" "$r" "$skipped")")
+      [ "$r" = FAIL ] && grep -E 'Failure|error|FAILED|Expected|Which is|rel' "$log" | head -40
+    done
   done
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 
@@ -31,9 +32,33 @@ const SableAttentionApi* load_flash() {
 
 class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
 
+// The GQA-packed decode kernel is opt-in (flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL when
+// the backend is created): each case runs with it off and on.
+struct DecodeKernelEnv {
+  explicit DecodeKernelEnv(bool on) {
+    if (on)
+      setenv("SABLE_FLASH_DECODE_KERNEL", "1", 1);
+    else
+      unsetenv("SABLE_FLASH_DECODE_KERNEL");
+  }
+  ~DecodeKernelEnv() { unsetenv("SABLE_FLASH_DECODE_KERNEL"); }
+};
+
+void check_case(const Case& c);
+
 TEST_P(FlashAttentionTest, MatchesReference) {
   SABLE_REQUIRE_GPU();
-  const Case c = GetParam();
+  DecodeKernelEnv env(false);
+  check_case(GetParam());
+}
+
+TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
+  SABLE_REQUIRE_GPU();
+  DecodeKernelEnv env(true);
+  check_case(GetParam());
+}
+
+void check_case(const Case& c) {
   const SableAttentionApi* api = load_flash();
   ASSERT_NE(api, nullptr) << dlerror();
   std::mt19937 rng(1234 + c.d + c.page_size);

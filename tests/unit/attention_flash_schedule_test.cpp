@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "plugins/attention/flash/prefill_schedule.h"
+#include "tests/unit/mma_emulation.h"
 
 namespace sable::attention::flash {
 namespace {
@@ -151,62 +152,7 @@ TEST(FlashPrefillSchedule, SwizzleIsConflictFreeForLdmatrix) {
 
 // ---- Lane-level emulation of prefill_kernel ----
 
-float bf16_round(float f) {
-  uint32_t u = 0;
-  std::memcpy(&u, &f, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  u &= 0xffff0000u;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-using Regs = std::array<std::array<float, 2>, 4>;  // 4 registers x 2 bf16 halves
-using Addr = std::array<int32_t, 32>;              // smem element offset each lane supplies
-
-// ldmatrix.m8n8.x4 (PTX ISA): lanes 8q..8q+7 address the rows of matrix q; lane t gets, in register
-// q, elements (t / 4, 2 * (t % 4) + {0, 1}) of matrix q; with .trans, elements
-// (2 * (t % 4) + {0, 1}, t / 4).
-std::array<Regs, 32> ldmatrix(const std::vector<float>& mem, const Addr& addr, bool trans) {
-  std::array<Regs, 32> out{};
-  for (int32_t q = 0; q < 4; ++q)
-    for (int32_t t = 0; t < 32; ++t)
-      for (int32_t h = 0; h < 2; ++h)
-        out[t][q][h] = trans ? mem[addr[8 * q + 2 * (t % 4) + h] + t / 4]
-                             : mem[addr[8 * q + t / 4] + 2 * (t % 4) + h];
-  return out;
-}
-
-// mma.m16n8k16 with the PTX fragment layout (g = lane / 4, t = lane % 4): A register r holds row
-// g + 8 (r % 2), cols 2t + {0,1} + 8 (r / 2); B register r holds k rows 2t + {0,1} + 8r of column
-// g; C element i sits at row g + 8 (i / 2), col 2t + (i % 2).
-void mma(std::array<std::array<float, 4>, 32>& c, const std::array<Regs, 32>& a,
-         const std::array<std::array<std::array<float, 2>, 2>, 32>& b) {
-  float am[16][16], bm[16][8];
-  for (int32_t lane = 0; lane < 32; ++lane) {
-    const int32_t g = lane / 4, t = lane % 4;
-    for (int32_t r = 0; r < 4; ++r)
-      for (int32_t h = 0; h < 2; ++h) am[g + 8 * (r % 2)][2 * t + h + 8 * (r / 2)] = a[lane][r][h];
-    for (int32_t r = 0; r < 2; ++r)
-      for (int32_t h = 0; h < 2; ++h) bm[2 * t + h + 8 * r][g] = b[lane][r][h];
-  }
-  for (int32_t lane = 0; lane < 32; ++lane)
-    for (int32_t i = 0; i < 4; ++i) {
-      const int32_t row = lane / 4 + 8 * (i / 2), col = 2 * (lane % 4) + i % 2;
-      float s = 0.0f;
-      for (int32_t k = 0; k < 16; ++k) s += am[row][k] * bm[k][col];
-      c[lane][i] += s;
-    }
-}
-
-// B operand of n-block `half` (0/1) from an x4 load.
-std::array<std::array<std::array<float, 2>, 2>, 32> b_half(const std::array<Regs, 32>& r, int32_t half) {
-  std::array<std::array<std::array<float, 2>, 2>, 32> b{};
-  for (int32_t l = 0; l < 32; ++l) {
-    b[l][0] = r[l][2 * half];
-    b[l][1] = r[l][2 * half + 1];
-  }
-  return b;
-}
+using namespace emulation;
 
 struct Problem {
   int32_t hq, hk, d, page_size, window;

@@ -2,6 +2,7 @@
 // and strided copy. Grid-stride loops; the gated activation uses 16-byte vectors when aligned.
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
 
 namespace sable::ops::cuda {
@@ -25,6 +26,8 @@ __device__ __forceinline__ float apply_act(int act, float x) {
 template <class T>
 __global__ void act_mul_kernel(int act, const T* __restrict__ x, int64_t tokens, int64_t inter,
                                T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int64_t n = tokens * inter;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -38,6 +41,8 @@ __global__ void act_mul_kernel(int act, const T* __restrict__ x, int64_t tokens,
 template <class T>
 __global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tokens,
                                    int64_t inter, T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   using V = Vec<T>;
   constexpr int kN = V::kN;
   const int64_t nv_row = inter / kN, n = tokens * nv_row;
@@ -58,6 +63,8 @@ __global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tok
 
 template <class T>
 __global__ void activation_kernel(int act, const T* __restrict__ x, int64_t n, T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<T>(apply_act(act, to_f32(x[i])));
@@ -67,6 +74,8 @@ template <class T>
 __global__ void binary_kernel(int op, const T* __restrict__ a, const T* __restrict__ b,
                               int64_t b_rows, int64_t b_cols, int64_t rows, int64_t cols,
                               T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -79,6 +88,8 @@ __global__ void binary_kernel(int op, const T* __restrict__ a, const T* __restri
 
 template <class T>
 __global__ void scale_kernel(const T* __restrict__ x, float s, int64_t n, T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<T>(to_f32(x[i]) * s);
@@ -86,6 +97,8 @@ __global__ void scale_kernel(const T* __restrict__ x, float s, int64_t n, T* __r
 
 template <class T>
 __global__ void sigmoid_kernel(const T* __restrict__ x, int64_t n, T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = from_f32<T>(1.0f / (1.0f + __expf(-to_f32(x[i]))));
@@ -93,6 +106,8 @@ __global__ void sigmoid_kernel(const T* __restrict__ x, int64_t n, T* __restrict
 
 template <class S, class D>
 __global__ void cast_kernel(const S* __restrict__ src, D* __restrict__ dst, int64_t n) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     if constexpr (std::is_same_v<S, int32_t>) {
@@ -111,6 +126,8 @@ struct Strides4 {
 
 template <class T>
 __global__ void copy_kernel(const T* __restrict__ src, T* __restrict__ dst, Strides4 s, int64_t n) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rem = i, so = 0, d = 0;
@@ -146,52 +163,66 @@ bool dispatch_any(int32_t dtype, F&& f) {
 
 bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t inter, void* out,
              void* stream) {
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kN = Vec<T>::kN;
     if (inter % kN == 0 && aligned16(x) && aligned16(out)) {
       const int64_t n = tokens * inter / kN;
-      act_mul_vec_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-          act, static_cast<const T*>(x), tokens, inter, static_cast<T*>(out));
+      err = sable::cuda::launch(act_mul_vec_kernel<T>, grid_for(n, kThreads), kThreads, 0,
+                                as_stream(stream), act, static_cast<const T*>(x),
+                                tokens, inter, static_cast<T*>(out));
     } else {
-      act_mul_kernel<T><<<grid_for(tokens * inter, kThreads), kThreads, 0, as_stream(stream)>>>(
-          act, static_cast<const T*>(x), tokens, inter, static_cast<T*>(out));
+      err = sable::cuda::launch(act_mul_kernel<T>, grid_for(tokens * inter, kThreads), kThreads, 0,
+                                as_stream(stream), act, static_cast<const T*>(x),
+                                tokens, inter, static_cast<T*>(out));
     }
   });
+  return ok && err == cudaSuccess;
 }
 
 bool activation(int32_t act, const void* x, int32_t dtype, int64_t n, void* out, void* stream) {
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    activation_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-        act, static_cast<const T*>(x), n, static_cast<T*>(out));
+    err = sable::cuda::launch(activation_kernel<T>, grid_for(n, kThreads), kThreads, 0,
+                              as_stream(stream), act, static_cast<const T*>(x), n,
+                              static_cast<T*>(out));
   });
+  return ok && err == cudaSuccess;
 }
 
 bool binary(int32_t op, const void* a, const void* b, int64_t b_rows, int64_t b_cols,
             int32_t dtype, int64_t rows, int64_t cols, void* out, void* stream) {
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    binary_kernel<T><<<grid_for(rows * cols, kThreads), kThreads, 0, as_stream(stream)>>>(
-        op, static_cast<const T*>(a), static_cast<const T*>(b), b_rows, b_cols, rows, cols,
-        static_cast<T*>(out));
+    err = sable::cuda::launch(binary_kernel<T>, grid_for(rows * cols, kThreads), kThreads, 0,
+                              as_stream(stream), op, static_cast<const T*>(a),
+                              static_cast<const T*>(b), b_rows, b_cols, rows, cols,
+                              static_cast<T*>(out));
   });
+  return ok && err == cudaSuccess;
 }
 
 bool scale(const void* x, float s, int32_t dtype, int64_t n, void* out, void* stream) {
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    scale_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-        static_cast<const T*>(x), s, n, static_cast<T*>(out));
+    err = sable::cuda::launch(scale_kernel<T>, grid_for(n, kThreads), kThreads, 0, as_stream(stream),
+                              static_cast<const T*>(x), s, n, static_cast<T*>(out));
   });
+  return ok && err == cudaSuccess;
 }
 
 bool sigmoid(const void* x, int32_t dtype, int64_t n, void* out, void* stream) {
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    sigmoid_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-        static_cast<const T*>(x), n, static_cast<T*>(out));
+    err = sable::cuda::launch(sigmoid_kernel<T>, grid_for(n, kThreads), kThreads, 0,
+                              as_stream(stream), static_cast<const T*>(x), n, static_cast<T*>(out));
   });
+  return ok && err == cudaSuccess;
 }
 
 bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int64_t n,
@@ -201,9 +232,9 @@ bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int6
     using S = decltype(stag);
     auto inner = [&](auto dtag) {
       using D = decltype(dtag);
-      cast_kernel<S, D><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-          static_cast<const S*>(src), static_cast<D*>(dst), n);
-      ok = true;
+      ok = sable::cuda::launch(cast_kernel<S, D>, grid_for(n, kThreads), kThreads, 0,
+                               as_stream(stream), static_cast<const S*>(src), static_cast<D*>(dst),
+                               n) == cudaSuccess;
     };
     if (dst_dtype == SABLE_DTYPE_I32) {
       if constexpr (!std::is_same_v<S, int32_t>) inner(int32_t{});
@@ -233,11 +264,13 @@ bool copy_strided(const void* src, const int64_t* src_strides, void* dst, const 
     n *= s.shape[k];
   }
   if (n == 0) return true;
-  return dispatch_any(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_any(dtype, [&](auto tag) {
     using T = decltype(tag);
-    copy_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-        static_cast<const T*>(src), static_cast<T*>(dst), s, n);
+    err = sable::cuda::launch(copy_kernel<T>, grid_for(n, kThreads), kThreads, 0, as_stream(stream),
+                              static_cast<const T*>(src), static_cast<T*>(dst), s, n);
   });
+  return ok && err == cudaSuccess;
 }
 
 }  // namespace sable::ops::cuda

@@ -5,6 +5,7 @@
 // several in flight per lane, one warp per output row, and keeps all M accumulators in registers.
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
 namespace {
@@ -29,6 +30,8 @@ template <int kM, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
                 const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (row >= n) return;
@@ -76,8 +79,10 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
   switch (m) {
-#define SABLE_GEMV_CASE(M) \
-  case M: gemv_kernel<M, TOut><<<blocks, kWarpsPerBlock * 32, 0, s>>>(xp, ldx, wp, bp, op, n, k); return true;
+#define SABLE_GEMV_CASE(M)                                                                   \
+  case M:                                                                                    \
+    return sable::cuda::launch(gemv_kernel<M, TOut>, blocks, kWarpsPerBlock * 32, 0, s, xp, ldx, \
+                               wp, bp, op, n, k) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE

@@ -3,6 +3,7 @@
 
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
 
 namespace sable::ops::cuda {
@@ -14,6 +15,8 @@ constexpr int kThreads = 256;
 __global__ void copy_rows_kernel(const char* __restrict__ src, int64_t src_row_bytes,
                                  const int32_t* __restrict__ rows, int64_t limit,
                                  int64_t row_bytes, char* __restrict__ dst) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int64_t r = blockIdx.x;
   int64_t idx = rows[r];
   if (idx < 0 || idx >= limit) idx = 0;  // validated on the host where possible; never read OOB
@@ -29,6 +32,8 @@ __global__ void copy_rows_kernel(const char* __restrict__ src, int64_t src_row_b
 
 template <class T>
 __global__ void argmax_kernel(const T* __restrict__ x, int64_t cols, int32_t* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   __shared__ float best_v[32];
   __shared__ int32_t best_i[32];
   const T* row = x + blockIdx.x * cols;
@@ -70,6 +75,8 @@ __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads
                             int64_t k_stride, int32_t k_heads, int32_t head_dim, int32_t rot_dim,
                             const int32_t* __restrict__ positions, int64_t tokens,
                             const float* __restrict__ cos_sin, int32_t style) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int32_t half = rot_dim / 2;
   const int32_t heads = q_heads + k_heads;
   const int64_t n = tokens * heads * half;
@@ -96,6 +103,8 @@ template <class T>
 __global__ void moe_route_kernel(const T* __restrict__ logits, int64_t tokens, int32_t experts,
                                  int32_t top_k, int32_t scoring, bool renormalize,
                                  float* __restrict__ weights, int32_t* __restrict__ ids) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   extern __shared__ float smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t t = int64_t(blockIdx.x) * (blockDim.x >> 5) + warp;
@@ -150,10 +159,9 @@ bool embedding(const void* table, int32_t dtype, const int32_t* ids, int64_t tok
   const int64_t row_bytes = hidden * int64_t(sable_dtype_size(dtype));
   if (row_bytes == 0) return false;
   if (tokens == 0) return true;
-  copy_rows_kernel<<<tokens, 128, 0, as_stream(stream)>>>(static_cast<const char*>(table),
-                                                          row_bytes, ids, vocab, row_bytes,
-                                                          static_cast<char*>(out));
-  return true;
+  return sable::cuda::launch(copy_rows_kernel, static_cast<unsigned>(tokens), 128, 0,
+                             as_stream(stream), static_cast<const char*>(table), row_bytes, ids,
+                             vocab, row_bytes, static_cast<char*>(out)) == cudaSuccess;
 }
 
 bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* rows, int64_t n,
@@ -162,18 +170,20 @@ bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* 
   if (es == 0) return false;
   if (n == 0) return true;
   // `limit` is unknown here (rows come from the runner, which validates them).
-  copy_rows_kernel<<<n, 128, 0, as_stream(stream)>>>(static_cast<const char*>(x), x_stride * es,
-                                                     rows, INT64_MAX, hidden * es,
-                                                     static_cast<char*>(out));
-  return true;
+  return sable::cuda::launch(copy_rows_kernel, static_cast<unsigned>(n), 128, 0, as_stream(stream),
+                             static_cast<const char*>(x), x_stride * es, rows, int64_t{INT64_MAX},
+                             hidden * es, static_cast<char*>(out)) == cudaSuccess;
 }
 
 bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream) {
   if (rows == 0) return true;
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    argmax_kernel<T><<<rows, 1024, 0, as_stream(stream)>>>(static_cast<const T*>(x), cols, out);
+    err = sable::cuda::launch(argmax_kernel<T>, static_cast<unsigned>(rows), 1024, 0,
+                              as_stream(stream), static_cast<const T*>(x), cols, out);
   });
+  return ok && err == cudaSuccess;
 }
 
 bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride, int32_t k_heads,
@@ -183,12 +193,14 @@ bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride,
   if (!k) k_heads = 0;
   const int64_t n = tokens * (q_heads + k_heads) * (rot_dim / 2);
   if (n == 0) return true;
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    rope_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(
-        static_cast<T*>(q), q_stride, q_heads, static_cast<T*>(k), k_stride, k_heads, head_dim,
-        rot_dim, positions, tokens, cos_sin, style);
+    err = sable::cuda::launch(rope_kernel<T>, grid_for(n, kThreads), kThreads, 0, as_stream(stream),
+                              static_cast<T*>(q), q_stride, q_heads, static_cast<T*>(k), k_stride,
+                              k_heads, head_dim, rot_dim, positions, tokens, cos_sin, style);
   });
+  return ok && err == cudaSuccess;
 }
 
 bool moe_route(const void* logits, int32_t dtype, int64_t tokens, int32_t experts, int32_t top_k,
@@ -198,11 +210,14 @@ bool moe_route(const void* logits, int32_t dtype, int64_t tokens, int32_t expert
   constexpr int kWarps = 4;
   const size_t smem = sizeof(float) * experts * kWarps;
   const unsigned blocks = static_cast<unsigned>((tokens + kWarps - 1) / kWarps);
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    moe_route_kernel<T><<<blocks, kWarps * 32, smem, as_stream(stream)>>>(
-        static_cast<const T*>(logits), tokens, experts, top_k, scoring, renormalize, weights, ids);
+    err = sable::cuda::launch(moe_route_kernel<T>, blocks, kWarps * 32, smem, as_stream(stream),
+                              static_cast<const T*>(logits), tokens, experts, top_k, scoring,
+                              renormalize, weights, ids);
   });
+  return ok && err == cudaSuccess;
 }
 
 }  // namespace sable::ops::cuda

@@ -20,6 +20,7 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/cuda/moe_schedule.h"
+#include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
 namespace {
@@ -67,6 +68,8 @@ __global__ void __launch_bounds__(kGroupThreads)
     group_kernel(const int32_t* __restrict__ ids, int32_t pairs, int32_t experts, int32_t bm,
                  int32_t* __restrict__ offsets, int32_t* __restrict__ tile_offsets,
                  int32_t* __restrict__ perm, int32_t* __restrict__ inv) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   extern __shared__ int smem[];
   __shared__ int warp_sums[32];
   int* count = smem;
@@ -155,6 +158,8 @@ struct GemmParams {
 // kVec: K, lda multiples of 8 and A/B 16-byte aligned (cp.async path); else element loads.
 template <bool kVec>
 __global__ void __launch_bounds__(kGemmThreads) grouped_gemm_kernel(const GemmParams p) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   __shared__ __align__(16) bf16 as[kStages][kBM][kLds];
   __shared__ __align__(16) bf16 bs[kStages][kBN][kLds];
   moe::Tile tile;
@@ -283,12 +288,10 @@ bool grouped_gemm(const GemmParams& p, int64_t pairs, cudaStream_t stream) {
   if (m_tiles > 0x7fffffffLL || n_tiles > 65535) return false;
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles));
   const bool vec = p.k % 8 == 0 && p.lda % 8 == 0 && aligned16(p.a) && aligned16(p.b);
-  if (vec) {
-    grouped_gemm_kernel<true><<<grid, kGemmThreads, 0, stream>>>(p);
-  } else {
-    grouped_gemm_kernel<false><<<grid, kGemmThreads, 0, stream>>>(p);
-  }
-  return true;
+  const cudaError_t err =
+      vec ? sable::cuda::launch(grouped_gemm_kernel<true>, grid, kGemmThreads, 0, stream, p)
+          : sable::cuda::launch(grouped_gemm_kernel<false>, grid, kGemmThreads, 0, stream, p);
+  return err == cudaSuccess;
 }
 
 // ---- combine and counting ------------------------------------------------------------------
@@ -298,6 +301,8 @@ template <bool kVec>
 __global__ void combine_kernel(const bf16* __restrict__ y, const int32_t* __restrict__ inv,
                                const float* __restrict__ weights, int32_t top_k, int64_t hidden,
                                bf16* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int64_t t = blockIdx.x;
   const int32_t* ti = inv + t * top_k;
   const float* tw = weights + t * top_k;
@@ -337,6 +342,8 @@ __global__ void combine_kernel(const bf16* __restrict__ y, const int32_t* __rest
 // Block histogram in shared memory, then one global atomic per non-empty bin.
 __global__ void count_kernel(const int32_t* __restrict__ ids, int64_t n, int32_t experts,
                              unsigned long long* __restrict__ counts) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   extern __shared__ int hist[];
   for (int e = threadIdx.x; e < experts; e += blockDim.x) hist[e] = 0;
   __syncthreads();
@@ -360,8 +367,9 @@ bool moe_experts(const MoeExpertsArgs& a, void* stream) {
   if (a.tokens == 0) return true;
   cudaStream_t s = as_stream(stream);
   const int32_t e = a.experts, np = static_cast<int32_t>(pairs);
-  group_kernel<<<1, kGroupThreads, 2 * sizeof(int) * e, s>>>(a.ids, np, e, kBM, a.offsets,
-                                                               a.tile_offsets, a.perm, a.inv);
+  if (sable::cuda::launch(group_kernel, 1, kGroupThreads, 2 * sizeof(int) * e, s, a.ids, np, e, kBM,
+                         a.offsets, a.tile_offsets, a.perm, a.inv) != cudaSuccess)
+    return false;
   GemmParams up{};
   up.a = static_cast<const bf16*>(a.x);
   up.lda = a.ldx;
@@ -390,14 +398,14 @@ bool moe_experts(const MoeExpertsArgs& a, void* stream) {
   if (!grouped_gemm(down, pairs, s)) return false;
   const auto* y = static_cast<const bf16*>(a.y);
   auto* out = static_cast<bf16*>(a.out);
-  if (a.hidden % 8 == 0 && aligned16(y) && aligned16(out)) {
-    combine_kernel<true><<<static_cast<unsigned>(a.tokens), 128, 0, s>>>(y, a.inv, a.weights,
-                                                                        a.top_k, a.hidden, out);
-  } else {
-    combine_kernel<false><<<static_cast<unsigned>(a.tokens), 128, 0, s>>>(y, a.inv, a.weights,
-                                                                         a.top_k, a.hidden, out);
-  }
-  return true;
+  const unsigned blocks = static_cast<unsigned>(a.tokens);
+  const bool vec = a.hidden % 8 == 0 && aligned16(y) && aligned16(out);
+  const cudaError_t err =
+      vec ? sable::cuda::launch(combine_kernel<true>, blocks, 128, 0, s, y, a.inv, a.weights,
+                                a.top_k, a.hidden, out)
+          : sable::cuda::launch(combine_kernel<false>, blocks, 128, 0, s, y, a.inv, a.weights,
+                                a.top_k, a.hidden, out);
+  return err == cudaSuccess;
 }
 
 bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* counts,
@@ -406,9 +414,9 @@ bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* 
   if (n == 0) return true;
   constexpr int kThreads = 256;
   const unsigned blocks = grid_for(n, kThreads, 1024);
-  count_kernel<<<blocks, kThreads, sizeof(int) * experts, as_stream(stream)>>>(
-      ids, n, experts, reinterpret_cast<unsigned long long*>(counts));
-  return true;
+  return sable::cuda::launch(count_kernel, blocks, kThreads, sizeof(int) * experts,
+                             as_stream(stream), ids, n, experts,
+                             reinterpret_cast<unsigned long long*>(counts)) == cudaSuccess;
 }
 
 }  // namespace sable::ops::cuda

@@ -5,6 +5,7 @@
 // normalised. The row is read twice (the second read hits L1/L2 for the widths of LLMs).
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
 namespace {
@@ -23,6 +24,8 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, int64_t x_stride, int64
                                 int64_t inner_stride, T* __restrict__ residual,
                                 const T* __restrict__ w, int64_t hidden, float eps, float offset,
                                 T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const T* xr = x + row_offset(row, x_stride, inner, inner_stride);
@@ -52,6 +55,8 @@ template <class T>
 __global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride, int64_t inner,
                                     int64_t inner_stride, T* __restrict__ residual, const T* __restrict__ w,
                                     int64_t hidden, float eps, float offset, T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   using V = Vec<T>;
   constexpr int kN = V::kN;
   __shared__ float scratch[32];
@@ -96,6 +101,8 @@ __global__ void layer_norm_kernel(const T* __restrict__ x, int64_t x_stride,
                                   T* __restrict__ residual, const T* __restrict__ w,
                                   const T* __restrict__ b, int64_t hidden, float eps,
                                   T* __restrict__ out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const T* xr = x + row * x_stride;
@@ -133,35 +140,43 @@ bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stri
               const void* weight, int32_t dtype, int64_t rows, int64_t hidden, float eps,
               float weight_offset, void* out, void* stream) {
   if (rows == 0) return true;
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     const bool vec = sizeof(T) == 2 && hidden % 8 == 0 && x_stride % 8 == 0 &&
                      inner_stride % 8 == 0 && aligned16(x) &&
                      aligned16(out) && aligned16(weight) && (!residual || aligned16(residual));
     if (vec) {
-      rms_norm_vec_kernel<T><<<rows, kThreads, 0, as_stream(stream)>>>(
-          static_cast<const T*>(x), x_stride, inner, inner_stride, static_cast<T*>(residual),
-          static_cast<const T*>(weight), hidden, eps, weight_offset, static_cast<T*>(out));
+      err = sable::cuda::launch(rms_norm_vec_kernel<T>, static_cast<unsigned>(rows), kThreads, 0,
+                                as_stream(stream), static_cast<const T*>(x), x_stride, inner,
+                                inner_stride, static_cast<T*>(residual),
+                                static_cast<const T*>(weight), hidden, eps, weight_offset,
+                                static_cast<T*>(out));
     } else {
       const int threads = hidden < kThreads ? 32 * ((hidden + 31) / 32) : kThreads;
-      rms_norm_kernel<T><<<rows, threads, 0, as_stream(stream)>>>(
-          static_cast<const T*>(x), x_stride, inner, inner_stride, static_cast<T*>(residual),
-          static_cast<const T*>(weight), hidden, eps, weight_offset, static_cast<T*>(out));
+      err = sable::cuda::launch(rms_norm_kernel<T>, static_cast<unsigned>(rows),
+                                static_cast<unsigned>(threads), 0, as_stream(stream),
+                                static_cast<const T*>(x), x_stride, inner, inner_stride,
+                                static_cast<T*>(residual), static_cast<const T*>(weight), hidden,
+                                eps, weight_offset, static_cast<T*>(out));
     }
   });
+  return ok && err == cudaSuccess;
 }
 
 bool layer_norm(const void* x, int64_t x_stride, void* residual, const void* weight,
                 const void* bias, int32_t dtype, int64_t rows, int64_t hidden, float eps, void* out,
                 void* stream) {
   if (rows == 0) return true;
-  return dispatch_float(dtype, [&](auto tag) {
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    layer_norm_kernel<T><<<rows, kThreads, 0, as_stream(stream)>>>(
-        static_cast<const T*>(x), x_stride, static_cast<T*>(residual),
-        static_cast<const T*>(weight), static_cast<const T*>(bias), hidden, eps,
-        static_cast<T*>(out));
+    err = sable::cuda::launch(layer_norm_kernel<T>, static_cast<unsigned>(rows), kThreads, 0,
+                              as_stream(stream), static_cast<const T*>(x), x_stride,
+                              static_cast<T*>(residual), static_cast<const T*>(weight),
+                              static_cast<const T*>(bias), hidden, eps, static_cast<T*>(out));
   });
+  return ok && err == cudaSuccess;
 }
 
 }  // namespace sable::ops::cuda

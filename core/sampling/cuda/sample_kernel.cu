@@ -6,6 +6,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include "sable/cuda/launch.cuh"
+
 namespace sable::sampling {
 namespace {
 
@@ -54,6 +56,8 @@ __global__ void __launch_bounds__(kThreads)
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
                   const float* bias_vals, const uint32_t* masks, const int32_t* ids,
                   float* ids_lp, SampleRowOut* out) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   __shared__ float shv[32];
   __shared__ int shi[32];
   const SampleRowParams p = params[blockIdx.x];
@@ -183,8 +187,10 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
                           SampleRowOut* out, void* stream) {
-  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out);
+  // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
+  sable::cuda::launch(sample_kernel, static_cast<unsigned>(rows), kThreads, 0,
+                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt,
+                      bias_ids, bias_vals, masks, ids, ids_lp, out);
 }
 
 }  // namespace sable::sampling

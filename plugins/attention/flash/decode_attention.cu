@@ -16,17 +16,15 @@
 #include <cfloat>
 #include <cstdint>
 
+#include "decode_schedule.h"
 #include "mma.cuh"
 #include "paged_attention.cuh"
-#include "prefill_schedule.h"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::attention::flash {
 namespace {
 
-constexpr int kDecodeWarps = 4;
-constexpr int kDecodeN = 64;  // KV positions per stage, 16 per warp
-constexpr int kRows = 16;     // MMA rows: the group's q heads, zero-padded
+constexpr int kRows = kDecodeRows;
 
 template <int kD>
 constexpr int decode_smem_bytes() {
@@ -52,9 +50,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int G = p.group;
   const int end_all = p.meta.end[t];
-  const int chunk = *p.meta.chunk;
-  const int begin = p.meta.begin[t] + split * chunk;
-  const int end = min(end_all, begin + chunk);
+  int begin = 0, end = 0;
+  split_range(p.meta.begin[t], end_all, *p.meta.chunk, split, &begin, &end);
   const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
   const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
   const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
@@ -286,10 +283,6 @@ bool aligned16(const void* ptr, int64_t stride) {
 }
 
 }  // namespace
-
-bool decode_supported(int32_t head_dim, int32_t group) {
-  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kRows;
-}
 
 bool decode_inputs_aligned(const AttentionParams& p) {
   return aligned16(p.q, p.q_stride) && aligned16(p.k_new, p.k_stride) && aligned16(p.v_new, p.v_stride);

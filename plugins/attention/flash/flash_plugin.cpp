@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "decode_schedule.h"
 #include "paged_attention.cuh"
 #include "prefill_schedule.h"
 #include "sable/cpp/plugin.h"
@@ -74,9 +75,11 @@ class FlashAttention {
     const size_t tickets = size_t(split_rows()) * init.num_kv_heads * sizeof(int32_t);
     cuda_check(cudaMalloc(&counters_, tickets), "cudaMalloc split tickets");
     cuda_check(cudaMemset(counters_, 0, tickets), "cudaMemset split tickets");
-    // SABLE_FLASH_NO_DECODE_KERNEL=1 keeps decode on the older kernels (A/B timing, bisecting).
+    // The GQA-packed decode kernel is opt-in (SABLE_FLASH_DECODE_KERNEL=1) until it has passed
+    // the GPU suite on a device (bench/NOTES.md, "v4"); then it becomes the default.
+    const char* opt_in = std::getenv("SABLE_FLASH_DECODE_KERNEL");
     decode_path_ = decode_supported(init.head_dim, init.num_q_heads / init.num_kv_heads) &&
-                   std::getenv("SABLE_FLASH_NO_DECODE_KERNEL") == nullptr;
+                   opt_in != nullptr && std::string(opt_in) == "1";
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -123,19 +126,20 @@ class FlashAttention {
     // The decode kernel serves every sequence with one new token (padding included).
     num_decode_ = 0;
     if (decode_path_)
-      for (int32_t s = 0; s < b.num_seqs; ++s)
-        if (b.qo_indptr[s + 1] - b.qo_indptr[s] == 1) m[layout_.decode + num_decode_++] = b.qo_indptr[s];
+      for (int32_t t : decode_token_list(b.qo_indptr, b.num_seqs)) m[layout_.decode + num_decode_++] = t;
     // Split-KV only for decode-only batches too small to fill the GPU. Depends on the batch shape
     // alone (not on lengths), so a captured graph's grid stays right for every replay.
     splits_ = 1;
     if (decode_only_ && b.num_tokens <= split_rows()) {
-      const int32_t blocks = b.num_tokens * init_.num_kv_heads * (decode_path_ ? 1 : group_chunks());
-      // The decode kernel keeps 3 (D 128) to 6 (D 64) CTAs per SM: aim at two waves of them.
-      const int32_t target = decode_path_ ? 2 * num_sms_ * (init_.head_dim <= 64 ? 6 : 3) : 2 * num_sms_;
-      splits_ = std::clamp((target + blocks - 1) / std::max(blocks, 1), 1, kMaxSplits);
+      if (decode_path_) {
+        splits_ = decode_splits(b.num_tokens, init_.num_kv_heads, init_.head_dim, num_sms_);
+      } else {
+        const int32_t blocks = b.num_tokens * init_.num_kv_heads * group_chunks();
+        splits_ = std::clamp((2 * num_sms_ + blocks - 1) / std::max(blocks, 1), 1, kMaxSplits);
+      }
     }
-    const int32_t min_chunk = decode_path_ ? 64 : 32;
-    m[layout_.chunk] = std::max(min_chunk, (max_len + splits_ - 1) / splits_);
+    m[layout_.chunk] = decode_path_ ? decode_chunk(max_len, splits_)
+                                    : std::max(32, (max_len + splits_ - 1) / splits_);
     // Sequences with several new tokens take the tensor-core prefill path (run() falls back when
     // the shape is not supported): one work-list entry per query tile, grid bound from the batch
     // shape. Without the decode kernel, decode batches take it too once they alone fill the GPU
@@ -243,7 +247,6 @@ class FlashAttention {
   SableHostHandle* handle() const { return h_; }
 
  private:
-  static constexpr int32_t kMaxSplits = 32;
   int32_t split_rows() const { return std::min(init_.max_batch_tokens, init_.max_seqs); }
   static int64_t max_indices(const SableAttentionInit& init) {
     const int64_t pages = init.num_layers > 0 ? init.layers[0].k.shape[0] : 0;

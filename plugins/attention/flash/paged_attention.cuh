@@ -73,10 +73,9 @@ bool launch_attention(const AttentionParams& p, void* stream);
 // when the shape is not on the fast path (the caller then uses launch_attention).
 bool prefill_supported(int32_t head_dim, const void* q, int64_t q_stride);
 bool launch_prefill(const AttentionParams& p, void* stream);
-// GQA-packed tensor-core decode (decode_attention.cu): one token per sequence, head dims 64 and
-// 128, up to 16 q heads per KV head, 16-byte aligned q/k/v rows. Fuses the K/V append
-// (store_new) and the split merge. False when the shape is not supported.
-bool decode_supported(int32_t head_dim, int32_t group);
+// GQA-packed tensor-core decode (decode_attention.cu, index math in decode_schedule.h): one token
+// per sequence, head dims 64 and 128, up to 16 q heads per KV head, 16-byte aligned q/k/v rows.
+// Fuses the K/V append (store_new) and the split merge. False when the shape is not supported.
 bool decode_inputs_aligned(const AttentionParams& p);
 bool launch_decode(const AttentionParams& p, void* stream);
 

@@ -1,0 +1,67 @@
+// The index math of the GQA-packed decode kernel (decode_attention.cu), shared by host and device
+// so that a plain C++ unit test (tests/unit/attention_flash_decode_test.cpp) checks it, with a
+// lane-level emulation of the kernel, without a GPU.
+//
+// A CTA serves (decode token, KV head, split). Its 16 MMA rows are the group's q heads
+// (row r = q head kvh * group + r, rows >= group zero-padded). The token's visible positions
+// [begin, end) are cut into `splits` ranges of `chunk` positions (split s: [begin + s * chunk,
+// min(end, begin + (s + 1) * chunk)), possibly empty); splits and chunk come from the batch shape
+// and its longest sequence, so a captured CUDA graph's grid stays valid. Inside a split, KV tiles
+// of kDecodeN positions; warp w takes positions [16w, 16w + 16) of each tile.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "prefill_schedule.h"  // SABLE_FLASH_HD, smem_off, fragment helpers, kv_row_offset
+
+namespace sable::attention::flash {
+
+constexpr int32_t kDecodeWarps = 4;
+constexpr int32_t kDecodeN = 64;    // KV positions per tile, 16 per warp
+constexpr int32_t kDecodeRows = 16;  // MMA rows: the group's q heads, zero-padded
+constexpr int32_t kMaxSplits = 32;
+
+// Whether the decode kernel serves this geometry.
+SABLE_FLASH_HD bool decode_supported(int32_t head_dim, int32_t group) {
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kDecodeRows;
+}
+
+// CTAs of the decode kernel that fit on one SM (shared memory: Q + two stages of K and V; the
+// register count, 152 at D 128 and 96 at D 64, allows the same).
+SABLE_FLASH_HD int32_t decode_ctas_per_sm(int32_t head_dim) { return head_dim <= 64 ? 6 : 3; }
+
+// Splits for a decode-only batch of `tokens` tokens: enough CTAs for two waves, at most kMaxSplits.
+SABLE_FLASH_HD int32_t decode_splits(int32_t tokens, int32_t kv_heads, int32_t head_dim, int32_t num_sms) {
+  const int32_t blocks = tokens * kv_heads > 1 ? tokens * kv_heads : 1;
+  const int32_t target = 2 * num_sms * decode_ctas_per_sm(head_dim);
+  const int32_t splits = (target + blocks - 1) / blocks;
+  return splits < 1 ? 1 : splits > kMaxSplits ? kMaxSplits : splits;
+}
+
+// Positions per split: the longest sequence divided evenly, at least one tile.
+SABLE_FLASH_HD int32_t decode_chunk(int32_t max_len, int32_t splits) {
+  const int32_t even = (max_len + splits - 1) / splits;
+  return even > kDecodeN ? even : kDecodeN;
+}
+
+// The positions [*lo, *hi) split `split` of a token visible over [begin, end) reads.
+SABLE_FLASH_HD void split_range(int32_t begin, int32_t end, int32_t chunk, int32_t split, int32_t* lo,
+                                int32_t* hi) {
+  *lo = begin + split * chunk;
+  *hi = end < *lo + chunk ? end : *lo + chunk;
+  if (*hi < *lo) *hi = *lo;
+}
+
+// Tokens the decode kernel serves: the one new token of every sequence that has exactly one
+// (padding sequences of a decode batch included). `qo_indptr` [B+1].
+inline std::vector<int32_t> decode_token_list(const int32_t* qo_indptr, int32_t num_seqs) {
+  std::vector<int32_t> out;
+  for (int32_t s = 0; s < num_seqs; ++s)
+    if (qo_indptr[s + 1] - qo_indptr[s] == 1) out.push_back(qo_indptr[s]);
+  return out;
+}
+
+}  // namespace sable::attention::flash
