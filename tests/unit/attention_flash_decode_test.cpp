@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "plugins/attention/flash/decode_schedule.h"
-#include "tests/unit/mma_emulation.h"
+#include "tests/unit/flash_emulation.h"
 
 namespace sable::attention::flash {
 namespace {
@@ -92,15 +92,7 @@ Partial emulate_cta(const Problem& pb, int32_t t, int32_t kvh, int32_t lo, int32
     for (int32_t c = 0; c < D; ++c)
       sQ[smem_off(r, c, D)] = r < G ? pb.q[(size_t(t) * pb.hq + kvh * G + r) * D + c] : 0.0f;
   std::vector<std::array<Regs, 32>> qf(D / 16);
-  for (int32_t ks = 0; ks < D / 16; ++ks) {
-    Addr a{};
-    for (int32_t l = 0; l < 32; ++l) {
-      int32_t r = 0, c = 0;
-      a_frag_src(l, &r, &c);
-      a[l] = smem_off(r, ks * 16 + c, D);
-    }
-    qf[ks] = ldmatrix(sQ, a, false);
-  }
+  for (int32_t ks = 0; ks < D / 16; ++ks) qf[ks] = ldmatrix(sQ, frag_addr(&a_frag_src, 0, ks * 16, D), false);
   // Per warp: O fragments, and (m, l) per lane and row half.
   std::vector<std::vector<Acc>> o(kDecodeWarps, std::vector<Acc>(kON, Acc{}));
   std::vector<std::array<std::array<float, 2>, 32>> m(kDecodeWarps), l(kDecodeWarps);
@@ -133,13 +125,7 @@ Partial emulate_cta(const Problem& pb, int32_t t, int32_t kvh, int32_t lo, int32
       if (k0 + wrow >= hi) continue;
       std::array<Acc, 2> s{};
       for (int32_t ks = 0; ks < D / 16; ++ks) {
-        Addr a{};
-        for (int32_t ln = 0; ln < 32; ++ln) {
-          int32_t r = 0, c = 0;
-          b_frag_src(ln, &r, &c);
-          a[ln] = smem_off(wrow + r, ks * 16 + c, D);
-        }
-        const auto kf = ldmatrix(sK, a, false);
+        const auto kf = ldmatrix(sK, frag_addr(&b_frag_src, wrow, ks * 16, D), false);
         mma(s[0], qf[ks], b_half(kf, 0));
         mma(s[1], qf[ks], b_half(kf, 1));
       }
@@ -183,13 +169,7 @@ Partial emulate_cta(const Problem& pb, int32_t t, int32_t kvh, int32_t lo, int32
           a[ln][r] = {bf16_round(s[nb][ln][e]), bf16_round(s[nb][ln][e + 1])};
         }
       for (int32_t n2 = 0; n2 < kON / 2; ++n2) {
-        Addr ad{};
-        for (int32_t ln = 0; ln < 32; ++ln) {
-          int32_t r = 0, c = 0;
-          v_frag_src(ln, &r, &c);
-          ad[ln] = smem_off(wrow + r, n2 * 16 + c, D);
-        }
-        const auto vf = ldmatrix(sV, ad, true);
+        const auto vf = ldmatrix(sV, frag_addr(&v_frag_src, wrow, n2 * 16, D), true);
         mma(o[w][2 * n2], a, b_half(vf, 0));
         mma(o[w][2 * n2 + 1], a, b_half(vf, 1));
       }
@@ -328,42 +308,14 @@ void run_emulation(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t
   EXPECT_EQ(pb.vpool, ref_v);
 
   std::vector<float> want(got.size(), 0.0f);
-  const float scale = 1.0f / std::sqrt(float(d));
   for (int32_t t = 0; t < B; ++t) {
     const int32_t len = kv_lens[t];
     if (len == 0) continue;  // padding: zeros
-    const int32_t* pages = pb.pages_flat.data() + pb.indptr[t];
-    const int32_t pos = len - 1, begin = row_begin(pos, window);
-    for (int32_t h = 0; h < hq; ++h) {
-      const int32_t kh = h / G;
-      std::vector<double> sc;
-      double mx = -1e300;
-      for (int32_t p = begin; p <= pos; ++p) {
-        const int64_t off = kv_row_offset(pages, page_size, p, hk, kh, d);
-        double dot = 0;
-        for (int32_t c = 0; c < d; ++c) dot += double(pb.q[(size_t(t) * hq + h) * d + c]) * ref_k[off + c];
-        sc.push_back(dot * scale);
-        mx = std::max(mx, sc.back());
-      }
-      double sum = 0;
-      for (double& x : sc) sum += (x = std::exp(x - mx));
-      for (int32_t c = 0; c < d; ++c) {
-        double acc = 0;
-        for (int32_t p = begin; p <= pos; ++p)
-          acc += sc[p - begin] * ref_v[kv_row_offset(pages, page_size, p, hk, kh, d) + c];
-        want[(size_t(t) * hq + h) * d + c] = float(acc / sum);
-      }
-    }
+    naive_attention(pb.q.data() + size_t(t) * hq * d, hq, hk, d, pb.pages_flat.data() + pb.indptr[t],
+                    page_size, row_begin(len - 1, window), len - 1, ref_k, ref_v,
+                    want.data() + size_t(t) * hq * d);
   }
-  double num = 0, den = 0, worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_FALSE(std::isnan(got[i])) << "element " << i << " never written or read a poisoned row";
-    num += (got[i] - want[i]) * double(got[i] - want[i]);
-    den += double(want[i]) * want[i];
-    worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
-  }
-  EXPECT_LT(std::sqrt(num / den), 1e-2);
-  EXPECT_LT(worst, 3e-2);
+  expect_close(got, want);
 }
 
 TEST(FlashDecodeSchedule, EmulatedKernelMatchesNaiveAttention) {

@@ -126,14 +126,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     const bf16* tk = sK + (j & 1) * kDecodeN * kD;
     const bf16* tv = sV + (j & 1) * kDecodeN * kD;
     if (k0 + wrow < end) {  // else every position of this warp's slice is past the range
-      float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        uint32_t kf[4];
-        ldmatrix_x4(kf, tk + smem_off(wrow + br, ks * 16 + bc, kD));
-        mma_bf16(s[0], qf[ks], kf[0], kf[1]);
-        mma_bf16(s[1], qf[ks], kf[2], kf[3]);
-      }
+      float s[2][4];
+      qk_tile<2, kD>(s, qf, tk, wrow, br, bc);
 #pragma unroll
       for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -142,42 +136,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
           acc_pos(lane, i, &r, &c);
           s[n][i] = k0 + wrow + n * 8 + c < end ? s[n][i] * p.scale_log2 : -INFINITY;
         }
-#pragma unroll
-      for (int hf = 0; hf < 2; ++hf) {
-        float mx = fmaxf(fmaxf(s[0][2 * hf], s[0][2 * hf + 1]), fmaxf(s[1][2 * hf], s[1][2 * hf + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[hf], mx);  // finite: position k0 + wrow is in range
-        const float corr = exp2f(m[hf] - m_new);
-        float sum = 0.0f;
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-          s[n][2 * hf] = exp2f(s[n][2 * hf] - m_new);
-          s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_new);
-          sum += s[n][2 * hf] + s[n][2 * hf + 1];
-        }
-        l[hf] = l[hf] * corr + sum;  // lane-partial; reduced over the quad below
-        m[hf] = m_new;
-#pragma unroll
-        for (int n = 0; n < kON; ++n) {
-          o[n][2 * hf] *= corr;
-          o[n][2 * hf + 1] *= corr;
-        }
-      }
-      uint32_t a[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        int nb, e;
-        p_frag_from_acc(0, r, &nb, &e);
-        a[r] = pack_bf16(s[nb][e], s[nb][e + 1]);
-      }
-#pragma unroll
-      for (int n2 = 0; n2 < kON / 2; ++n2) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, tv + smem_off(wrow + vr, n2 * 16 + vc, kD));
-        mma_bf16(o[2 * n2], a, vf[0], vf[1]);
-        mma_bf16(o[2 * n2 + 1], a, vf[2], vf[3]);
-      }
+      online_softmax<2, kON>(s, m, l, o);  // the first position of the slice is in range
+      pv_tile<2, kD>(o, s, tv, wrow, vr, vc);
     }
     __syncthreads();
   }

@@ -106,18 +106,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
     const bf16* tv = sV + (j & 1) * kBN * kD;
 
     float s[kSN][4];
-#pragma unroll
-    for (int n = 0; n < kSN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) {
-#pragma unroll
-      for (int n2 = 0; n2 < kSN / 2; ++n2) {
-        uint32_t kf[4];
-        ldmatrix_x4(kf, tk + smem_off(n2 * 16 + br, ks * 16 + bc, kD));
-        mma_bf16(s[2 * n2], qf[ks], kf[0], kf[1]);
-        mma_bf16(s[2 * n2 + 1], qf[ks], kf[2], kf[3]);
-      }
-    }
+    qk_tile<kSN, kD>(s, qf, tk, 0, br, bc);
     const bool mask = needs_mask(tile, k0, p.window);
 #pragma unroll
     for (int n = 0; n < kSN; ++n)
@@ -128,50 +117,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
         s[n][i] *= p.scale_log2;
         if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
       }
-    // Online softmax per row half (elements 0,1 -> row lane/4; 2,3 -> row lane/4 + 8).
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < kSN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * hf], s[n][2 * hf + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[hf], mx);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      const float corr = exp2f(m[hf] - m_use);
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kSN; ++n) {
-        s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
-        s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
-        sum += s[n][2 * hf] + s[n][2 * hf + 1];
-      }
-      l[hf] = l[hf] * corr + sum;  // lane-partial; reduced over the quad at the end
-      m[hf] = m_new;
-#pragma unroll
-      for (int n = 0; n < kON; ++n) {
-        o[n][2 * hf] *= corr;
-        o[n][2 * hf + 1] *= corr;
-      }
-    }
-    // O += P · V.
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      uint32_t a[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        int nb, e;
-        p_frag_from_acc(kk, r, &nb, &e);
-        a[r] = pack_bf16(s[nb][e], s[nb][e + 1]);
-      }
-#pragma unroll
-      for (int n2 = 0; n2 < kON / 2; ++n2) {
-        uint32_t vf[4];
-        ldmatrix_x4_trans(vf, tv + smem_off(kk * 16 + vr, n2 * 16 + vc, kD));
-        mma_bf16(o[2 * n2], a, vf[0], vf[1]);
-        mma_bf16(o[2 * n2 + 1], a, vf[2], vf[3]);
-      }
-    }
+    online_softmax<kSN, kON>(s, m, l, o);
+    pv_tile<kSN, kD>(o, s, tv, 0, vr, vc);
     __syncthreads();
   }
 
