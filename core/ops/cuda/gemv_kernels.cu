@@ -13,6 +13,10 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 constexpr int kUnroll = 4;
 
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
 __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
   const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
@@ -30,10 +34,16 @@ template <int kM, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
                 const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k) {
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  // The weights are never written by a kernel, so the warp starts pulling its row into L2 before
+  // waiting for the predecessor: under PDL the fetch overlaps the previous kernel's tail.
+  if (row < n) {
+    const char* bytes = reinterpret_cast<const char*>(w + row * k);
+    for (int64_t line = lane; line * 128 < k * 2; line += 32) prefetch_l2(bytes + line * 128);
+  }
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   if (row >= n) return;
   const uint4* wr = reinterpret_cast<const uint4*>(w + row * k);
   const int64_t kv = k / 8;  // 16-byte vectors per row

@@ -17,13 +17,14 @@
 #include <string>
 #include <vector>
 
-#include "decode_schedule.h"
+#include "flash_plan.h"
 #include "paged_attention.cuh"
-#include "prefill_schedule.h"
 #include "sable/cpp/plugin.h"
 
 namespace sable::attention::flash {
 namespace {
+
+static_assert(kLegacyGroup == kMaxGroup, "flash_plan.h mirrors the per-token kernel's group blocking");
 
 using sable::cpp::fail;
 
@@ -80,6 +81,9 @@ class FlashAttention {
     const char* opt_in = std::getenv("SABLE_FLASH_DECODE_KERNEL");
     decode_path_ = decode_supported(init.head_dim, init.num_q_heads / init.num_kv_heads) &&
                    opt_in != nullptr && std::string(opt_in) == "1";
+    plan_config_ = PlanConfig{init.page_size, init.sliding_window > 0 ? init.sliding_window : 0,
+                              init.num_q_heads, init.num_kv_heads, init.head_dim, num_sms_,
+                              split_rows(), decode_path_};
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -96,60 +100,24 @@ class FlashAttention {
     if (n_indices > layout_.words - layout_.indices)
       fail(SABLE_ERR_OUT_OF_MEMORY, "flash: page list larger than the metadata buffer");
     int32_t* m = host_meta_;
-    const int32_t window = init_.sliding_window;
-    int32_t max_len = 0;
-    for (int32_t s = 0; s < b.num_seqs; ++s) {
-      const int32_t q0 = b.qo_indptr[s], q1 = b.qo_indptr[s + 1], n = q1 - q0;
-      const int32_t kv_len = b.kv_lens[s];
-      const bool padding = kv_len == 0;
-      if (!padding && kv_len < n) fail(SABLE_ERR_INVALID_ARGUMENT, "flash: kv_len < new tokens");
-      const int32_t* pages = b.kv_indices + b.kv_indptr[s];
-      const int32_t n_pages = b.kv_indptr[s + 1] - b.kv_indptr[s];
-      if (!padding && int64_t(n_pages) * init_.page_size < kv_len)
-        fail(SABLE_ERR_INVALID_ARGUMENT, "flash: too few pages for kv_len");
-      for (int32_t j = 0; j < n; ++j) {
-        const int32_t t = q0 + j;
-        const int32_t pos = kv_len - n + j;
-        m[layout_.seq + t] = s;
-        m[layout_.end + t] = padding ? 0 : pos + 1;
-        m[layout_.begin + t] = padding || window <= 0 ? 0 : std::max(0, pos - window + 1);
-        m[layout_.slot + t] = padding ? -1
-                                      : pages[pos / init_.page_size] * init_.page_size +
-                                            pos % init_.page_size;
-        max_len = std::max(max_len, padding ? 0 : pos + 1);
-      }
-    }
+    const int64_t T = b.num_tokens;
+    PlanArrays arrays{{m + layout_.seq, size_t(T)}, {m + layout_.begin, size_t(T)},
+                      {m + layout_.end, size_t(T)}, {m + layout_.slot, size_t(T)},
+                      {m + layout_.decode, size_t(T)}, {}};
+    const PlanShape shape = plan_batch(b, plan_config_, arrays);
+    if (shape.error != nullptr) fail(SABLE_ERR_INVALID_ARGUMENT, shape.error);
     std::memcpy(m + layout_.indptr, b.kv_indptr, sizeof(int32_t) * (b.num_seqs + 1));
     std::memcpy(m + layout_.indices, b.kv_indices, sizeof(int32_t) * n_indices);
     num_tokens_ = b.num_tokens;
-    decode_only_ = b.is_decode_only != 0;
-    // The decode kernel serves every sequence with one new token (padding included).
-    num_decode_ = 0;
-    if (decode_path_)
-      for (int32_t t : decode_token_list(b.qo_indptr, b.num_seqs)) m[layout_.decode + num_decode_++] = t;
-    // Split-KV only for decode-only batches too small to fill the GPU. Depends on the batch shape
-    // alone (not on lengths), so a captured graph's grid stays right for every replay.
-    splits_ = 1;
-    if (decode_only_ && b.num_tokens <= split_rows()) {
-      if (decode_path_) {
-        splits_ = decode_splits(b.num_tokens, init_.num_kv_heads, init_.head_dim, num_sms_);
-      } else {
-        const int32_t blocks = b.num_tokens * init_.num_kv_heads * group_chunks();
-        splits_ = std::clamp((2 * num_sms_ + blocks - 1) / std::max(blocks, 1), 1, kMaxSplits);
-      }
-    }
-    m[layout_.chunk] = decode_path_ ? decode_chunk(max_len, splits_)
-                                    : std::max(32, (max_len + splits_ - 1) / splits_);
-    // Sequences with several new tokens take the tensor-core prefill path (run() falls back when
-    // the shape is not supported): one work-list entry per query tile, grid bound from the batch
-    // shape. Without the decode kernel, decode batches take it too once they alone fill the GPU
-    // (one CTA per token and q head). Shape-only, so graph-safe.
-    prefill_ = !decode_only_ || (!decode_path_ && b.num_tokens * init_.num_q_heads >= 2 * num_sms_);
-    max_tiles_ = prefill_ ? max_prefill_tiles(b.num_tokens, b.num_seqs) : 0;
+    decode_only_ = shape.decode_only;
+    num_decode_ = shape.num_decode;
+    splits_ = shape.splits;
+    m[layout_.chunk] = shape.chunk;
+    prefill_ = shape.prefill;
+    max_tiles_ = shape.max_tiles;
     m[layout_.num_tiles] = 0;
     if (prefill_) {
-      const std::vector<PrefillTile> tiles = build_prefill_tiles(
-          b.qo_indptr, b.kv_lens, b.num_seqs, init_.sliding_window, /*skip_single=*/decode_path_);
+      const std::vector<PrefillTile>& tiles = arrays.tiles;
       if (static_cast<int32_t>(tiles.size()) > max_tiles_)
         fail(SABLE_ERR_INTERNAL, "flash: prefill work list exceeds its bound");
       int32_t* w = m + layout_.tiles;
@@ -278,6 +246,7 @@ class FlashAttention {
   int32_t num_decode_ = 0;
   bool decode_path_ = false;
   bool decode_only_ = false;
+  PlanConfig plan_config_;
   int32_t splits_ = 1;
   int32_t max_tiles_ = 0;
   bool prefill_ = false;

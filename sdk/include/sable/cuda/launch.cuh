@@ -7,7 +7,8 @@
 // and host code ignore it), so its launch latency hides behind the predecessor's tail. The contract
 // for every kernel launched this way:
 //   1. call `sable::cuda::wait_for_predecessor()` before its first global-memory read or write
-//      (it returns once the previous kernel has finished and its writes are visible), and
+//      (it returns once the previous kernel has finished and its writes are visible); reads of
+//      memory no kernel writes (weights) may come first, to overlap the predecessor, and
 //   2. call `sable::cuda::allow_dependents()` once it is safe for the NEXT kernel to be scheduled
 //      (right after the wait is fine: the next kernel waits for this one to finish anyway).
 // A kernel that skips (1) may race with its predecessor. Both are no-ops where PDL is absent
