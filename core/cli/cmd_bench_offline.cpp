@@ -7,11 +7,10 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/cli/bench_common.h"
 #include "core/cli/command.h"
 #include "core/cli/startup.h"
 #include "core/config/cli_flags.h"
@@ -124,24 +123,13 @@ class BenchOfflineCommand : public Command {
     fmt::print("Input token throughput (tok/s):  {:.2f}\n", input_tokens / seconds);
     fmt::print("Output token throughput (tok/s): {:.2f}\n", output_tokens / seconds);
     if (!result_file_.empty()) {
-      const std::filesystem::path path(result_file_);
-      if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-      std::ofstream(path, std::ios::app) << j.dump() << "\n";
+      append_result(result_file_, j.dump());
       fmt::print("result appended to {}\n", result_file_);
     }
     return 0;
   }
 
  private:
-  // The `bench` parent command (created once; other benches may add siblings to it).
-  static CLI::App& bench_app(CLI::App& parent) {
-    for (CLI::App* sub : parent.get_subcommands([](CLI::App* a) { return a->get_name() == "bench"; })) {
-      return *sub;
-    }
-    CLI::App* b = parent.add_subcommand("bench", "Benchmarks");
-    b->require_subcommand(1);
-    return *b;
-  }
 
   config::ConfigFlags flags_;
   int num_prompts_ = 16, input_len_ = 128, output_len_ = 64, shared_prefix_ = 0;

@@ -10,13 +10,13 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "core/cli/bench_common.h"
 #include "core/cli/command.h"
 
 namespace sable::cli {
@@ -128,14 +128,6 @@ class BenchServingCommand : public Command {
   }
 
  private:
-  static CLI::App& bench_app(CLI::App& parent) {
-    for (CLI::App* sub : parent.get_subcommands([](CLI::App* a) { return a->get_name() == "bench"; })) {
-      return *sub;
-    }
-    CLI::App* b = parent.add_subcommand("bench", "Benchmarks");
-    b->require_subcommand(1);
-    return *b;
-  }
 
   // (prompt token ids, output length) per request. Ids avoid the low (often special) range.
   std::vector<std::pair<std::vector<int32_t>, int>> make_prompts(std::mt19937_64& rng) const {
@@ -281,10 +273,7 @@ class BenchServingCommand : public Command {
     }
     fmt::print("{:<40}{:.2f}\n", "Mean TPOT (ms):", mean(tpot));
     fmt::print("==================================================\n");
-    if (!output_file_.empty()) {
-      std::ofstream out(output_file_, std::ios::app);
-      out << summary.dump() << "\n";
-    }
+    append_result(output_file_, summary.dump());
   }
 
   std::string base_url_ = "http://127.0.0.1:30000";

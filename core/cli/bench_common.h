@@ -1,0 +1,31 @@
+// What the `sable bench ...` subcommands share: the `bench` parent command they hang under, and
+// appending one JSON result line to a file. Not thread-safe: startup and the end of a run only.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace sable::cli {
+
+// The `bench` parent command, created by the first bench subcommand that asks for it.
+inline CLI::App& bench_app(CLI::App& parent) {
+  for (CLI::App* sub : parent.get_subcommands([](CLI::App* a) { return a->get_name() == "bench"; }))
+    return *sub;
+  CLI::App* b = parent.add_subcommand("bench", "Benchmarks");
+  b->require_subcommand(1);
+  return *b;
+}
+
+// Appends `json_line` and a newline to `path`, creating its folder; an empty path does nothing.
+inline void append_result(const std::string& path, const std::string& json_line) {
+  if (path.empty()) return;
+  const std::filesystem::path p(path);
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::app) << json_line << "\n";
+}
+
+}  // namespace sable::cli
