@@ -111,18 +111,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
 
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = begin + j * kDecodeN;
-    if (j + 1 < n_tiles) {
-      load_kv(k0 + kDecodeN, (j + 1) & 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (j == 0) {
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(ar, ks * 16 + ac, kD));
-    }
+    next_tile(j, n_tiles, [&](int buf) { load_kv(k0 + kDecodeN, buf); });
+    if (j == 0) load_q_frags<kD>(qf, sQ, 0, ar, ac);
     const bf16* tk = sK + (j & 1) * kDecodeN * kD;
     const bf16* tv = sV + (j & 1) * kDecodeN * kD;
     if (k0 + wrow < end) {  // else every position of this warp's slice is past the range

@@ -56,6 +56,30 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// Step j of a double-buffered tile loop over n_tiles tiles: starts the copy of tile j + 1
+// (load_next(buffer), one cp.async group) and returns once tile j has landed and every thread of
+// the CTA sees it.
+template <class LoadNext>
+__device__ __forceinline__ void next_tile(int j, int n_tiles, LoadNext&& load_next) {
+  if (j + 1 < n_tiles) {
+    load_next((j + 1) & 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
+// One warp's Q fragments: rows [row0, row0 + 16) of a swizzled [rows][kD] tile. (ar, ac) is the
+// lane's a_frag_src.
+template <int kD>
+__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[kD / 16][4], const bf16* sQ, int row0, int ar,
+                                             int ac) {
+#pragma unroll
+  for (int ks = 0; ks < kD / 16; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(row0 + ar, ks * 16 + ac, kD));
+}
+
 // S [16 x 8 kSN] = Q·Kᵀ for one warp: qf holds the warp's Q fragments (kD / 16 k-steps); the
 // K rows are [krow0, krow0 + 8 kSN) of a swizzled [rows][kD] shared-memory tile. (br, bc) is
 // the lane's b_frag_src.

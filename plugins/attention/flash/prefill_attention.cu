@@ -90,18 +90,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
 
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = lo + j * kBN;
-    if (j + 1 < n_tiles) {
-      load_kv(k0 + kBN, (j + 1) & 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (j == 0) {
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(row_base + ar, ks * 16 + ac, kD));
-    }
+    next_tile(j, n_tiles, [&](int buf) { load_kv(k0 + kBN, buf); });
+    if (j == 0) load_q_frags<kD>(qf, sQ, row_base, ar, ac);
     const bf16* tk = sK + (j & 1) * kBN * kD;
     const bf16* tv = sV + (j & 1) * kBN * kD;
 
