@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,19 @@ class OutputDecoder {
   virtual std::string finish() = 0;
 };
 
+// Constrained decoding of one request (regex, JSON schema, EBNF): which tokens may come next.
+// Implemented by the engine over a grammar-engine plugin; nullptr means unconstrained. Used by the
+// scheduler thread only. The grammar allows the EOS tokens exactly when its text is complete, so
+// a constrained request ends through the ordinary EOS stop.
+class GrammarMatcher {
+ public:
+  virtual ~GrammarMatcher() = default;
+  // Writes mask.size() words: bit i of word i / 32 set = token i allowed next.
+  virtual void fill_bitmask(std::span<uint32_t> mask) = 0;
+  // Advances over a sampled token; false when the grammar does not allow it (state unchanged).
+  virtual bool accept_token(int32_t token) = 0;
+};
+
 // A request as the scheduler receives it. Validated by the submitter (params.validate()).
 struct Request {
   std::string rid;
@@ -147,6 +161,7 @@ struct Request {
   std::vector<int32_t> eos_ids;  // tokenizer + generation config EOS ids
   uint64_t seed = 0;             // generator seed when params.sampling_seed is unset
   std::unique_ptr<OutputDecoder> decoder;  // may be null
+  std::unique_ptr<GrammarMatcher> grammar; // may be null (unconstrained)
   std::shared_ptr<RequestStream> stream;   // required
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };

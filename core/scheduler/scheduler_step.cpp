@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "core/scheduler/scheduler_impl.h"
 #include "core/util/log.h"
 
@@ -132,6 +134,10 @@ void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
                                      const std::vector<float>& top_lps,
                                      const std::vector<float>& ids_lps) {
   const int32_t t = res.token;
+  if (a.req.grammar && !a.req.grammar->accept_token(t)) {  // the mask should have prevented it
+    finish(a, FinishReason::abort(fmt::format("the grammar rejected sampled token {}", t), 500), true);
+    return;
+  }
   a.tokens.push_back(t);
   a.pending.token_ids.push_back(t);
   const auto& lo = a.req.logprobs;
@@ -303,6 +309,8 @@ void Scheduler::Impl::step() {
   std::vector<SableSampleResult> results(B);
   std::vector<std::vector<int32_t>> bias_ids(B), top_ids(B);
   std::vector<std::vector<float>> bias_vals(B), top_lps(B), ids_lps(B);
+  std::vector<std::vector<uint32_t>> masks(B);  // grammar-constrained rows only
+  const size_t mask_words = (static_cast<size_t>(vocab) + 31) / 32;
   for (size_t b = 0; b < B; ++b) {
     Active& a = *to_sample[b].first;
     row_index[b] = to_sample[b].second;
@@ -341,6 +349,11 @@ void Scheduler::Impl::step() {
     r.top_logprobs_num = lo.return_logprob ? lo.top_logprobs_num : 0;
     r.num_token_ids_logprob = lo.return_logprob ? static_cast<int32_t>(lo.token_ids_logprob.size()) : 0;
     r.token_ids_logprob = lo.token_ids_logprob.data();
+    if (a.req.grammar) {
+      masks[b].assign(mask_words, 0u);
+      a.req.grammar->fill_bitmask(masks[b]);
+      r.grammar_mask = masks[b].data();
+    }
     top_ids[b].resize(static_cast<size_t>(std::min(r.top_logprobs_num, vocab)));
     top_lps[b].resize(top_ids[b].size());
     ids_lps[b].resize(static_cast<size_t>(r.num_token_ids_logprob));

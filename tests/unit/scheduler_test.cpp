@@ -594,3 +594,82 @@ TEST(Scheduler, AbortMidChunkedPrefillReleasesTheCachedChunks) {
   EXPECT_EQ(s.stats().free_pages, 128);
   EXPECT_EQ(s.stats().cached_pages, 0);
 }
+
+// ---- Constrained decoding through a GrammarMatcher.
+
+namespace {
+
+// Allows exactly `script` in order, then only `eos`; counts what it was asked.
+class ScriptMatcher : public GrammarMatcher {
+ public:
+  ScriptMatcher(std::vector<int32_t> script, int32_t eos, bool lie = false)
+      : script_(std::move(script)), eos_(eos), lie_(lie) {}
+  void fill_bitmask(std::span<uint32_t> mask) override {
+    ++*fills;
+    std::fill(mask.begin(), mask.end(), 0u);
+    const int32_t t = pos_ < script_.size() ? script_[pos_] : eos_;
+    mask[t / 32] |= 1u << (t % 32);
+  }
+  bool accept_token(int32_t token) override {
+    const int32_t want = pos_ < script_.size() ? script_[pos_] : eos_;
+    if (token != want || lie_) return false;
+    ++pos_;
+    return true;
+  }
+  std::shared_ptr<int> fills = std::make_shared<int>(0);  // outlives the matcher (freed at finish)
+
+ private:
+  std::vector<int32_t> script_;
+  size_t pos_ = 0;
+  int32_t eos_;
+  bool lie_;
+};
+
+}  // namespace
+
+TEST(Scheduler, GrammarMaskConstrainsTheOutputAndEndsAtEos) {
+  FakeModel model(256, 1);
+  Scheduler s(options(256), model);
+  const std::vector<int32_t> script{5, 9, 3, 60, 1};
+  const int32_t eos = 63;
+  for (double temperature : {0.0, 1.0}) {
+    Request r;
+    r.rid = "g";
+    r.input_ids = prompt(7, 4);
+    r.params.temperature = temperature;
+    r.params.max_new_tokens = 50;
+    r.eos_ids = {eos};
+    auto matcher = std::make_unique<ScriptMatcher>(script, eos);
+    const std::shared_ptr<int> fills = matcher->fills;
+    r.grammar = std::move(matcher);
+    r.stream = std::make_shared<RequestStream>();
+    auto stream = r.stream;
+    s.submit(std::move(r));
+    Result res = collect(*stream);
+    std::vector<int32_t> want = script;
+    want.push_back(eos);
+    EXPECT_EQ(res.ids, want) << "temperature " << temperature;
+    EXPECT_EQ(res.finish.type, FinishReason::Type::kStop);
+    EXPECT_EQ(res.finish.matched_token, eos);
+    EXPECT_EQ(*fills, static_cast<int>(want.size()));  // one mask per sampled token
+  }
+}
+
+TEST(Scheduler, TokenTheGrammarRejectsAbortsTheRequestWithAMessage) {
+  FakeModel model(256, 1);
+  Scheduler s(options(256), model);
+  Request r;
+  r.rid = "bad";
+  r.input_ids = prompt(7, 4);
+  r.params.temperature = 0;
+  r.params.max_new_tokens = 10;
+  r.grammar = std::make_unique<ScriptMatcher>(std::vector<int32_t>{5}, 63, /*lie=*/true);
+  r.stream = std::make_shared<RequestStream>();
+  auto stream = r.stream;
+  s.submit(std::move(r));
+  Result res = collect(*stream);
+  EXPECT_EQ(res.finish.type, FinishReason::Type::kAbort);
+  EXPECT_NE(res.finish.message.find("grammar rejected"), std::string::npos) << res.finish.message;
+  EXPECT_TRUE(s.flush_cache());
+  EXPECT_EQ(s.stats().free_pages, 256);
+}
