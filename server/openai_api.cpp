@@ -254,6 +254,33 @@ std::string render_chat(const ChatRenderer& renderer, const ordered_json& body) 
   }
 }
 
+// response_format (chat): json_schema -> sampling json_schema (the schema as a string),
+// json_object -> json_schema {"type": "object"}, text -> nothing.
+void map_response_format(const ordered_json& body, json& sp) {
+  const ordered_json* rf = field(body, "response_format");
+  if (!rf) return;
+  if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
+    bad("response_format", "response_format must be an object with a string type");
+  const std::string type = (*rf)["type"].get<std::string>();
+  if (type == "text") return;
+  if (sp.contains("regex") || sp.contains("ebnf") || sp.contains("json_schema"))
+    bad("response_format", "Only one of regex, json_schema, or ebnf can be set.");
+  if (type == "json_object") {
+    sp["json_schema"] = R"({"type": "object"})";
+  } else if (type == "json_schema") {
+    const ordered_json* js = rf->contains("json_schema") ? &(*rf)["json_schema"] : nullptr;
+    const ordered_json* schema = js && js->is_object() && js->contains("schema") ? &(*js)["schema"]
+                                 : js && js->is_object() && js->contains("schema_") ? &(*js)["schema_"]
+                                                                                    : nullptr;
+    if (schema == nullptr || schema->is_null())
+      bad("response_format", "schema_ is required for json_schema response format request.");
+    sp["json_schema"] = schema->dump();  // declared property order kept (ordered_json)
+  } else {
+    bad("response_format", fmt::format("response_format type '{}' is not supported (text, "
+                                       "json_object, json_schema)", type));
+  }
+}
+
 OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred,
                                  const ChatRenderer& renderer) {
   if (!body.is_object()) bad("", "the request body must be a JSON object");
@@ -279,6 +306,7 @@ OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred
     if (*top < 0 || *top > 20) bad("top_logprobs", "top_logprobs must be between 0 and 20");
     req.top_logprobs = static_cast<int32_t>(*top);
   }
+  map_response_format(body, sp);
   req.prompts.push_back({render_chat(renderer, body), std::nullopt});
   req.params = finish_params(sp, preferred);
   return req;

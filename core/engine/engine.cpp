@@ -82,6 +82,19 @@ std::string EngineCore::fresh_rid() {
 
 namespace {
 
+// The request's grammar matcher (nullptr when unconstrained); a clear 400 when constrained decoding
+// is off or the spec does not compile.
+std::unique_ptr<scheduler::GrammarMatcher> constrain(EngineCore& c, const SamplingParams& p) {
+  if (!p.regex && !p.json_schema && !p.ebnf) return nullptr;
+  if (!c.grammar) {
+    const char* field = p.regex ? "regex" : p.json_schema ? "json_schema" : "ebnf";
+    throw ValidationError(field, fmt::format("{}: constrained decoding is off (grammar_backend '{}' "
+                                             "and no grammar plugin loaded)",
+                                             field, c.config.grammar_backend));
+  }
+  return c.grammar->matcher(p);
+}
+
 // chunked_prefill_size 0 (auto): SGLang's size for an 80 GB GPU, a smaller one on the CPU.
 int64_t default_chunk(const std::string& device) { return device == "cuda" ? 8192 : 2048; }
 
@@ -155,6 +168,8 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
     sampler = c.registry->require(SABLE_PLUGIN_SAMPLER, config.sampling_backend)
                   .api_as<SableSamplerApi>();
   }
+  c.grammar = grammar::GrammarBackend::create(*c.registry, config.grammar_backend, *c.tokenizer,
+                                              c.info.vocab_size);
   c.scheduler = std::make_unique<scheduler::Scheduler>(so, *c.backend, sampler);
   log::info("engine: model {} via plugin '{}', KV pool {} tokens ({} pages of {}), context {}",
             config.model_path, r.plugin_name(), c.max_total_tokens, r.num_pages(), r.page_size(),
@@ -223,6 +238,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   req.eos_ids = c.tokenizer->eos_ids();
   req.seed = c.fresh_seed();
   req.decoder = std::make_unique<TextDecoder>(*c.tokenizer, in.params);
+  req.grammar = constrain(c, in.params);
   req.params = std::move(in.params);
   req.logprobs = std::move(in.logprobs);
   req.stream = std::make_shared<scheduler::RequestStream>();

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/engine/engine.h"
+#include "core/grammar/grammar_backend.h"
 #include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 #include "core/tokenizer/incremental_detokenizer.h"
@@ -62,6 +63,7 @@ struct EngineCore {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   runner::RunnerOptions runner_options;
   std::unique_ptr<RunnerBackend> backend;
+  std::unique_ptr<grammar::GrammarBackend> grammar;  // null: constrained decoding off
   SableModelInfo info{};
   int64_t context_length = 0;
   int64_t max_total_tokens = 0;
