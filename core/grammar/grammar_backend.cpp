@@ -195,7 +195,10 @@ std::unique_ptr<scheduler::GrammarMatcher> GrammarBackend::matcher(
     SableGrammar* g = nullptr;
     if (state_->api->compile(state_->engine, kind, spec->data(), spec->size(), &g) != SABLE_OK) {
       std::string why = take_error();
-      throw sampling::ValidationError(field, fmt::format("{}: {}", field, why.empty() ? "does not compile" : why));
+      if (why.empty()) why = "does not compile";
+      // The message names the field once (the plugin may have put it first already).
+      if (why.rfind(std::string(field) + ":", 0) != 0) why = fmt::format("{}: {}", field, why);
+      throw sampling::ValidationError(field, why);
     }
     compiled = std::make_shared<State::Compiled>();
     compiled->api = state_->api;
