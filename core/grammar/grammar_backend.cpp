@@ -15,7 +15,7 @@
 namespace sable::grammar {
 namespace {
 
-constexpr size_t kCacheEntries = 256;  // compiled grammars kept for reuse
+constexpr size_t kCacheEntries = 64;  // compiled grammars kept for reuse (each caches its masks)
 
 // Details a plugin reports through set_error, per calling thread (calls are synchronous).
 thread_local std::string t_error;

@@ -1,0 +1,61 @@
+// The regex front end: parses the pattern syntax LLM clients send for constrained decoding (the
+// Python `re` subset SGLang and outlines accept) into a small AST over code point sets. Every other
+// grammar kind (JSON schema, choices, EBNF) is first translated to this syntax, so this parser is
+// the one place that decides what a pattern means.
+//
+// Supported: literals (UTF-8), escapes \d \w \s \D \W \S (ASCII classes), \n \r \t \f \v \0,
+// escaped punctuation, \xHH, \x{H...}, \uXXXX, \UXXXXXXXX; classes [...] with ranges, negation and
+// escapes; `.` (any code point but \n); groups ( ), (?: ), (?P<n> ), (?<n> ); `|`; quantifiers
+// * + ? {m} {m,} {m,n} {,n} with an optional lazy `?` (same language). `^` at the very start and
+// `$` at the very end (also of a top-level alternative: ^a$|^b$) are ignored, the whole output
+// must match anyway. Refused with an error naming
+// the construct and its byte offset: backreferences, lookaround, inline flags, atomic groups, word
+// boundaries and other anchors, \p properties.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "code_points.h"
+
+namespace sable::grammar {
+
+enum class RegexOp {
+  kEmpty,      // matches the empty string
+  kSet,        // one code point of `set`
+  kConcat,     // children in order
+  kAlternate,  // any one child
+  kRepeat      // children[0] repeated min..max times (max < 0: unbounded)
+};
+
+struct RegexNode {
+  RegexOp op = RegexOp::kEmpty;
+  CodePointSet set;
+  std::vector<int32_t> children;  // indices into RegexAst::nodes
+  int32_t min = 0;
+  int32_t max = -1;
+};
+
+// Nodes live in one vector; children refer to them by index. Equal subtrees are one node (the
+// AST is a DAG). Immutable once parsed.
+struct RegexAst {
+  std::vector<RegexNode> nodes;
+  int32_t root = 0;
+};
+
+// Largest count a {m,n} quantifier may name.
+inline constexpr int32_t kMaxRepeatCount = 10000;
+
+// Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) with a message such as
+// "unsupported construct '(?=' at offset 3 (lookahead)".
+RegexAst parse_regex(std::string_view pattern);
+
+// Escapes `text` (UTF-8) so that it matches itself literally.
+std::string escape_regex_literal(std::string_view text);
+
+// Writes a code point set as a regex character class, e.g. "[a-z\"]" (for the EBNF front end).
+std::string regex_class_for(const CodePointSet& set);
+
+}  // namespace sable::grammar

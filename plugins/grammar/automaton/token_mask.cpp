@@ -1,0 +1,52 @@
+// The trie walk behind every token mask (see token_mask.h).
+#include "token_mask.h"
+
+#include <algorithm>
+
+namespace sable::grammar {
+
+void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
+                        std::span<uint32_t> words) {
+  const int32_t num_words = mask_words(vocab.size());
+  std::fill(words.begin(), words.begin() + num_words, 0u);
+  if (state == Dfa::kDead) return;
+  if (dfa.accepting(state))
+    for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
+
+  const std::vector<TrieNode>& trie = vocab.trie();
+  const int32_t* token_ids = vocab.trie_token_ids().data();
+  // states[d] = the DFA state after the first d bytes of the current trie path.
+  std::vector<int32_t> states(static_cast<size_t>(vocab.max_token_length()) + 1);
+  states[0] = state;
+  const auto n = static_cast<int32_t>(trie.size());
+  int32_t i = 0;
+  while (i < n) {
+    const TrieNode& node = trie[i];
+    const int32_t s = dfa.next(states[node.depth - 1], node.byte);
+    if (s == Dfa::kDead) {
+      i = node.skip;  // no token below this node can be allowed
+      continue;
+    }
+    states[node.depth] = s;
+    for (int32_t k = 0; k < node.num_tokens; ++k) {
+      const int32_t id = token_ids[node.first_token + k];
+      words[id >> 5] |= 1u << (id & 31);
+    }
+    ++i;
+  }
+}
+
+std::shared_ptr<const TokenMask> TokenMaskCache::get(int32_t state) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = masks_.find(state);
+    if (it != masks_.end()) return it->second;
+  }
+  auto mask = std::make_shared<TokenMask>(mask_words(vocab_->size()));
+  compute_token_mask(dfa_, *vocab_, state, *mask);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (masks_.size() >= kMaxCachedStates) return mask;
+  return masks_.emplace(state, std::move(mask)).first->second;
+}
+
+}  // namespace sable::grammar

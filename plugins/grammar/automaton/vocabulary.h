@@ -1,0 +1,56 @@
+// The tokenizer's vocabulary as the grammar engine needs it: each token's bytes, which ids are
+// special or EOS, and a byte trie of the ordinary tokens laid out for a fast depth-first walk.
+// Built once per engine (one per tokenizer) and shared, read-only, by all its grammars.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sable/grammar.h"
+
+namespace sable::grammar {
+
+// One trie node in depth-first (preorder) order. Its subtree is the range [index, skip); the
+// tokens whose bytes end here are token_ids[first_token, first_token + num_tokens).
+struct TrieNode {
+  uint8_t byte;
+  uint16_t depth;  // 1 for the first byte of a token
+  int32_t skip;
+  int32_t first_token;
+  int32_t num_tokens;
+};
+
+class Vocabulary {
+ public:
+  // Copies what it needs from `info`; throws sable::cpp::Error on malformed input.
+  explicit Vocabulary(const SableTokenizerInfo& info);
+
+  int32_t size() const { return static_cast<int32_t>(special_.size()); }
+  std::string_view token(int32_t id) const {
+    return std::string_view(bytes_).substr(offsets_[id], offsets_[id + 1] - offsets_[id]);
+  }
+  bool is_special(int32_t id) const { return special_[id] != 0; }
+  bool is_eos(int32_t id) const { return eos_[id] != 0; }
+  const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
+
+  // The trie of every non-special, non-EOS token with at least one byte.
+  const std::vector<TrieNode>& trie() const { return trie_; }
+  const std::vector<int32_t>& trie_token_ids() const { return trie_tokens_; }
+  int32_t max_token_length() const { return max_len_; }
+
+ private:
+  void build_trie();
+
+  std::string bytes_;             // all tokens' bytes, concatenated
+  std::vector<size_t> offsets_;   // [size + 1]
+  std::vector<uint8_t> special_;  // [size]
+  std::vector<uint8_t> eos_;      // [size]
+  std::vector<int32_t> eos_ids_;
+  std::vector<TrieNode> trie_;
+  std::vector<int32_t> trie_tokens_;
+  int32_t max_len_ = 0;
+};
+
+}  // namespace sable::grammar

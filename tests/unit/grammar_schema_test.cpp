@@ -1,0 +1,165 @@
+// JSON schema -> regex in the automaton grammar engine: each supported construct accepts the JSON
+// texts it should (in the fixed layout: one optional space after `,` and `:`) and rejects the rest;
+// unsupported schemas fail with a message naming the schema path.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "plugins/grammar/automaton/dfa.h"
+#include "plugins/grammar/automaton/json_schema.h"
+#include "plugins/grammar/automaton/nfa.h"
+#include "plugins/grammar/automaton/regex.h"
+#include "sable/cpp/error.h"
+
+namespace sable::grammar {
+namespace {
+
+Dfa schema_dfa(const std::string& schema) {
+  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema))));
+}
+
+void check(const std::string& schema, const std::vector<std::string>& good,
+           const std::vector<std::string>& bad) {
+  SCOPED_TRACE(schema);
+  const Dfa dfa = schema_dfa(schema);
+  for (const std::string& s : good) {
+    EXPECT_TRUE(dfa.matches(s)) << "should accept: " << s;
+    EXPECT_TRUE(nlohmann::json::accept(s)) << "not JSON: " << s;
+  }
+  for (const std::string& s : bad) EXPECT_FALSE(dfa.matches(s)) << "should reject: " << s;
+}
+
+std::string error_of(const std::string& schema) {
+  try {
+    schema_dfa(schema);
+  } catch (const sable::cpp::Error& e) {
+    EXPECT_EQ(e.status(), SABLE_ERR_INVALID_ARGUMENT);
+    return e.what();
+  }
+  return "(compiled)";
+}
+
+TEST(GrammarSchema, Scalars) {
+  check(R"({"type":"string"})", {R"("abc")", R"("")", R"("a\"b")", R"("\u00e9\n")", R"("é😀")"},
+        {"abc", "\"a\nb\"", R"("\x")", R"("\ud800")", R"("a)"});
+  check(R"({"type":"integer"})", {"0", "-12", "42"}, {"01", "1.5", "-", "+1", "\"1\""});
+  check(R"({"type":"number"})", {"1.5", "-0.25e10", "3E+2", "7"}, {".5", "1.", "1e", "--1"});
+  check(R"({"type":"boolean"})", {"true", "false"}, {"True", "1"});
+  check(R"({"type":"null"})", {"null"}, {"nul", "None"});
+  check(R"({"type":["integer","null"]})", {"1", "null"}, {"\"1\"", "true"});
+  // Numeric bounds are ignored (documented).
+  check(R"({"type":"integer","minimum":5,"maximum":6})", {"1", "100"}, {});
+}
+
+TEST(GrammarSchema, ObjectPropertiesInOrderWithRequired) {
+  const std::string schema = R"({"type":"object","properties":{
+      "a":{"type":"integer"},"b":{"type":"string"},"c":{"type":"boolean"}},"required":["b"]})";
+  check(schema,
+        {R"({"b":"x"})", R"({"a":1,"b":"x"})", R"({"a": 1, "b": "x", "c": true})",
+         R"({"b":"x","c":false})"},
+        {"{}", R"({"a":1})", R"({"b":"x","a":1})", R"({"b":"x","d":1})", R"({"a":1 ,"b":"x"})",
+         R"({ "b":"x"})", R"({"b":  "x"})", R"({"b":"x" })", "{\"b\":\n\"x\"}"});
+  check(R"({"properties":{"a":{"type":"integer"},"c":{"type":"boolean"}}})",
+        {"{}", R"({"c":true})", R"({"a":1,"c":true})", R"({"a":1})"},
+        {R"({,"c":true})", R"({"a":1,})", R"({"c":true,"a":1})"});
+  check(R"({"type":"object","properties":{"x":{"type":"object","properties":{"y":{"const":1}},
+           "required":["y"]}},"required":["x"]})",
+        {R"({"x":{"y":1}})", R"({"x": {"y": 1}})"}, {R"({"x":{}})"});
+}
+
+// Optional properties repeat each other's regexes (any one may come first); the NFA builder
+// shares the repeats, so 40 of them stay far below the DFA state cap.
+TEST(GrammarSchema, ManyOptionalPropertiesStayLinear) {
+  std::string schema = R"({"type":"object","properties":{)";
+  for (int i = 0; i < 40; ++i)
+    schema += (i ? "," : "") + std::string("\"p") + std::to_string(i) +
+              R"(":{"type":"string","maxLength":20})";
+  schema += "}}";
+  const Dfa dfa = schema_dfa(schema);
+  EXPECT_LT(dfa.num_states(), 20000);
+  EXPECT_TRUE(dfa.matches(R"({"p3":"x", "p39":"y"})"));
+  EXPECT_TRUE(dfa.matches(R"({"p39":"y"})"));
+  EXPECT_FALSE(dfa.matches(R"({"p39":"y","p3":"x"})"));
+}
+
+TEST(GrammarSchema, GenericObjectsAndValues) {
+  check("{}", {"\"x\"", "1", R"([1,{"a":[true]}])", R"({"a":{"b":{"c":1}}})", "null"},
+        {"[[[[1]]]]", "", "[1,]"});
+  check(R"({"type":"object"})", {R"({"x":[1,2]})", "{}", R"({"k": "v", "j": null})"},
+        {"1", "[]", R"({"x":[[[1]]]})"});
+  check(R"({"type":"object","additionalProperties":{"type":"integer"}})",
+        {R"({"k":1,"j":2})", "{}"}, {R"({"k":"v"})"});
+  check(R"({"type":"object","additionalProperties":false})", {"{}"}, {R"({"k":1})"});
+}
+
+TEST(GrammarSchema, EnumConstAndCombinators) {
+  check(R"({"enum":["red",1,null,{"a":[1,2]}]})", {R"("red")", "1", "null", R"({"a":[1,2]})"},
+        {R"("blue")", "2", R"({"a": [1,2]})"});
+  check(R"({"const":"x\"y"})", {R"("x\"y")"}, {R"("x")"});
+  check(R"({"anyOf":[{"type":"integer"},{"type":"string","maxLength":1}]})", {"3", R"("a")"},
+        {R"("ab")", "true"});
+  check(R"({"oneOf":[{"const":true},{"type":"null"}]})", {"true", "null"}, {"false"});
+  check(R"({"allOf":[{"type":"boolean"}]})", {"true"}, {"1"});
+  EXPECT_NE(error_of(R"({"allOf":[{"type":"boolean"},{"const":true}]})").find("allOf"),
+            std::string::npos);
+}
+
+TEST(GrammarSchema, References) {
+  check(R"({"$defs":{"p":{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}},
+           "type":"array","items":{"$ref":"#/$defs/p"}})",
+        {R"([{"n":1},{"n":2}])", "[]"}, {R"([{"m":1}])"});
+  check(R"({"definitions":{"s":{"type":"string"}},"properties":{"a":{"$ref":"#/definitions/s"}},
+           "required":["a"]})",
+        {R"({"a":"x"})"}, {R"({"a":1})"});
+  const std::string recursive = error_of(R"({"$defs":{"node":{"type":"object","properties":{
+      "next":{"$ref":"#/$defs/node"}}}},"$ref":"#/$defs/node"})");
+  EXPECT_NE(recursive.find("recursive $ref '#/$defs/node'"), std::string::npos) << recursive;
+  EXPECT_NE(error_of(R"({"$ref":"#/$defs/missing"})").find("names nothing"), std::string::npos);
+  EXPECT_NE(error_of(R"({"$ref":"https://x/y.json"})").find("only local $ref"), std::string::npos);
+}
+
+TEST(GrammarSchema, StringConstraintsAndFormats) {
+  check(R"({"type":"string","minLength":2,"maxLength":3})",
+        {R"("ab")", R"("abc")", R"("a\n")", R"("éé")"}, {R"("a")", R"("abcd")"});
+  check(R"({"type":"string","pattern":"^[a-z]+\\d$"})", {R"("abc1")"}, {R"("abc")", R"(abc1)"});
+  const std::string bad =
+      error_of(R"J({"properties":{"p":{"type":"string","pattern":"a(?=b)"}}})J");
+  EXPECT_NE(bad.find("/properties/p/pattern"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("'(?='"), std::string::npos) << bad;
+  check(R"({"type":"string","format":"date"})", {R"("2024-01-31")"},
+        {R"("2024-13-01")", R"("24-01-01")"});
+  check(R"({"type":"string","format":"date-time"})",
+        {R"("2024-01-31T12:30:00Z")", R"("2024-01-31T12:30:00.123+02:00")"},
+        {R"("2024-01-31 12:30:00")"});
+  check(R"({"type":"string","format":"time"})", {R"("12:30:00")"}, {R"("25:00:00")"});
+  check(R"({"type":"string","format":"email"})", {R"("a.b@c.io")"}, {R"("a@b")", R"("ab.io")"});
+  check(R"({"type":"string","format":"uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")"},
+        {R"("123e4567e89b12d3a456426614174000")"});
+  check(R"({"type":"string","format":"no-such-format"})", {R"("anything")"}, {"1"});
+}
+
+TEST(GrammarSchema, Arrays) {
+  check(R"({"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":3})",
+        {"[1]", "[1,2,3]", "[1, 2]"}, {"[]", "[1,2,3,4]", "[1 ,2]", "[ 1]", "[\"a\"]"});
+  check(R"({"type":"array","items":{"type":"integer"}})", {"[]", "[1,2,3,4,5]"}, {"[1,]"});
+  check(R"({"type":"array","prefixItems":[{"type":"string"},{"type":"integer"}]})",
+        {R"(["a",1])", R"(["a", 1])"}, {R"(["a"])", R"(["a",1,2])"});
+  check(R"({"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}})",
+        {R"(["a"])", R"(["a",1,2,3])"}, {R"([1])"});
+  check(R"({"type":"array"})", {"[]", R"([1,"a",[2,{"b":null}]])"}, {"[[[[1]]]]"});
+  check(R"({"type":"array","maxItems":0})", {"[]"}, {"[1]"});
+}
+
+TEST(GrammarSchema, MalformedSchemasAreRefused) {
+  EXPECT_NE(error_of("{not json").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"properties":{"a":{}},"required":["b"]})").find("'b'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"tuple"})").find("unknown type 'tuple'"), std::string::npos);
+  EXPECT_NE(error_of("false").find("allows nothing"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"string","minLength":3,"maxLength":2})").find("maxLength"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sable::grammar
