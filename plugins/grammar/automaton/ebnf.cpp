@@ -2,6 +2,7 @@
 // then `root` is emitted as regex text with every rule reference expanded in place.
 #include "ebnf.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -10,6 +11,12 @@
 
 namespace sable::grammar {
 namespace {
+
+// How deep a recursive rule nests: deeper occurrences are the empty language.
+constexpr int kMaxRecursion = 4;
+// A regex that matches nothing (a class with no member).
+constexpr const char* kNothing = "[^\\s\\S]";
+
 
 using sable::cpp::fail;
 
@@ -323,22 +330,26 @@ class Parser {
     return "";
   }
 
+  // A rule's regex. Recursion is unrolled: a rule already open 1 + kMaxRecursion times on the stack
+  // becomes the empty language, so alternatives through it drop out and nesting stops at that
+  // depth. Only rules whose expansion never reached that cut are context-free text and cached.
   std::string emit_rule(const std::string& name) {
     auto done = emitted_.find(name);
     if (done != emitted_.end()) return done->second;
-    for (size_t i = 0; i < stack_.size(); ++i) {
-      if (stack_[i] != name) continue;
-      std::string cycle;
-      for (size_t k = i; k < stack_.size(); ++k) cycle += stack_[k] + " -> ";
-      fail(SABLE_ERR_INVALID_ARGUMENT, "recursive EBNF rules are not supported yet: rule '" + name +
-                                           "' refers to itself (" + cycle + name + ")");
+    if (std::count(stack_.begin(), stack_.end(), name) > kMaxRecursion) {
+      ++cuts_;
+      return kNothing;
     }
+    const int64_t cuts_before = cuts_;
     stack_.push_back(name);
     std::string out = emit(rules_.at(name));
     stack_.pop_back();
     if (out.size() > kMaxRegexSize)
-      fail(SABLE_ERR_INVALID_ARGUMENT, "the grammar is too large once its rules are inlined");
-    return emitted_[name] = out;
+      fail(SABLE_ERR_INVALID_ARGUMENT,
+           "the grammar is too large once its rules are inlined (recursive rules are unrolled " +
+               std::to_string(kMaxRecursion) + " levels deep)");
+    if (cuts_ == cuts_before) emitted_[name] = out;
+    return out;
   }
 
   std::string_view g_;
@@ -346,7 +357,8 @@ class Parser {
   std::vector<Expr> exprs_;
   std::map<std::string, int32_t> rules_;
   std::map<std::string, std::string> emitted_;
-  std::vector<std::string> stack_;  // rules being emitted, to detect recursion
+  std::vector<std::string> stack_;  // rules being emitted, to bound recursion
+  int64_t cuts_ = 0;                // recursions cut so far
 };
 
 }  // namespace

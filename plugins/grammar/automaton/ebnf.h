@@ -1,7 +1,8 @@
 // The "ebnf" grammar kind: GBNF/EBNF as llama.cpp and xgrammar (SGLang's default backend) accept
-// it, translated to one regex by inlining every rule into `root`. That covers the regular subset;
-// a rule that refers to itself, directly or through others, has no regex and is refused
-// ("recursive EBNF rules are not supported yet", naming the rule and the cycle).
+// it, translated to one regex by inlining every rule into `root`. That covers the regular subset
+// exactly; a rule that refers to itself, directly or through others, is unrolled 4 levels deep
+// (the 5th nesting is not generated: `root ::= "(" root ")" | "x"` allows up to 4 parentheses),
+// and a grammar whose unrolled language is empty is refused.
 //
 // Syntax: rules `name ::= alt | alt` (a rule runs until the next `name ::=`, so bodies may span
 // lines), string literals "..." or '...' with escapes (\n \r \t \\ \" \' \xHH \uHHHH \UHHHHHHHH),

@@ -29,6 +29,11 @@ const std::string kNull = "null";
 
 // Depth of the generic "any value" regex for {} and of the items of a bare object/array.
 constexpr int kAnyDepth = 3;
+// How deep a recursive $ref nests (deeper occurrences match nothing).
+constexpr int kMaxRefDepth = 3;
+// A regex that matches nothing (a class with no member).
+const std::string kNothing = "[^\\s\\S]";
+
 // A converted schema longer than this is refused (optional properties multiply the text).
 constexpr size_t kMaxRegexSize = 4 << 20;
 
@@ -271,8 +276,9 @@ class Converter {
     const std::string target = r.get<std::string>();
     if (target.empty() || target[0] != '#')
       error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
-    if (std::find(stack_.begin(), stack_.end(), target) != stack_.end())
-      error(path + "/$ref", "recursive $ref '" + target + "' is not supported");
+    // Recursion is unrolled: a $ref already open kMaxRefDepth times matches nothing, so optional
+    // members and array items through it drop out and nesting stops there.
+    if (std::count(stack_.begin(), stack_.end(), target) >= kMaxRefDepth) return kNothing;
     const Json* resolved = nullptr;
     try {
       resolved = &root_.at(Json::json_pointer(target.substr(1)));
@@ -286,7 +292,7 @@ class Converter {
   }
 
   const Json& root_;
-  std::vector<std::string> stack_;  // $refs being expanded, to detect recursion
+  std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
 };
 
 }  // namespace

@@ -10,11 +10,12 @@
 //
 // Supported: type (string, number, integer, boolean, null, object, array, or a list of these),
 // properties/required, additionalProperties as a schema (for objects without properties), enum,
-// const, anyOf/oneOf, allOf with one item, $ref to "#/..." pointers (#/$defs, #/definitions) that
-// are not recursive, string minLength/maxLength/pattern/format (date-time, date, time, email,
+// const, anyOf/oneOf, allOf with one item, $ref to "#/..." pointers (#/$defs, #/definitions, #;
+// a recursive $ref is unrolled 3 levels deep, past which optional members and array items through
+// it drop out), string minLength/maxLength/pattern/format (date-time, date, time, email,
 // uuid; others ignored), array items/prefixItems/minItems/maxItems. Ignored: number and integer
 // bounds (minimum, maximum, exclusive*, multipleOf), annotations. Refused with an error naming the
-// schema path: recursive $ref, external $ref, allOf with several items, `false` schemas.
+// schema path: external $ref, a recursion with no way out (empty language), allOf with several items, `false` schemas.
 // {} (or true) means any JSON value and {"type": "object"} any object, nested at most 3 deep.
 #pragma once
 
