@@ -11,6 +11,7 @@
 
 #include "core/tokenizer/tokenizer.h"
 #include "server/http_error.h"
+#include "server/unsupported_fields.h"
 
 namespace sable::server {
 namespace {
@@ -94,6 +95,7 @@ std::string make_request_id() {
 
 GenerateRequest parse_generate_request(const json& body, const json& preferred) {
   if (!body.is_object()) bad("", "the request body must be a JSON object");
+  reject_unsupported_fields(body);
   GenerateRequest req;
   req.stream = as_bool("stream", body.value("stream", json(nullptr)), false);
   req.return_text_in_logprobs =

@@ -10,6 +10,7 @@
 #include "core/chat_template/chat_template.h"
 #include "core/tokenizer/tokenizer.h"
 #include "server/http_error.h"
+#include "server/unsupported_fields.h"
 
 namespace sable::server {
 namespace {
@@ -63,6 +64,7 @@ void copy_raw(const J& body, const char* name, json& sp, const char* target) {
 // The fields both endpoints share, onto a sampling_params object.
 template <class J>
 void map_common(const J& body, json& sp, OpenAIRequest& req) {
+  reject_unsupported_fields(body);
   if (const J* m = field(body, "model")) {
     if (!m->is_string()) bad("model", "model must be a string");
     req.model = m->template get<std::string>();

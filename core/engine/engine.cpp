@@ -80,6 +80,39 @@ std::string EngineCore::fresh_rid() {
   return fmt::format("{:016x}{:016x}", a, b ^ next_rid.fetch_add(1));
 }
 
+TextDecoder::TextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& p)
+    : detok_(tok, p.skip_special_tokens, p.spaces_between_special_tokens, p.stop, p.no_stop_trim) {
+  for (const std::string& pattern : p.stop_regex) {
+    try {
+      stop_regex_.push_back(std::make_unique<tokenizer::Regex>(pattern));
+    } catch (const std::exception& e) {
+      throw ValidationError("stop_regex", fmt::format("stop_regex: {}", e.what()));
+    }
+  }
+}
+
+std::string TextDecoder::push(int32_t token, std::optional<std::string>* matched) {
+  std::string text = detok_.push(std::span<const int32_t>(&token, 1));
+  if (reported_) return text;
+  if (detok_.stopped()) {
+    reported_ = true;
+    *matched = detok_.matched_stop();
+    return text;
+  }
+  if (!stop_regex_.empty() && !text.empty()) {
+    text_ += text;
+    std::vector<tokenizer::Regex::Match> found;
+    for (const auto& r : stop_regex_) {
+      r->find_all(text_, found);
+      if (found.empty()) continue;
+      reported_ = true;
+      *matched = r->pattern();
+      break;
+    }
+  }
+  return text;
+}
+
 namespace {
 
 // The request's grammar matcher (nullptr when unconstrained); a clear 400 when constrained decoding

@@ -11,6 +11,7 @@
 #include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 #include "core/tokenizer/incremental_detokenizer.h"
+#include "core/tokenizer/regex.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace sable::engine {
@@ -37,23 +38,20 @@ class RunnerBackend : public scheduler::ModelBackend {
   int32_t vocab_ = 0;
 };
 
-// Incremental detokenization with stop strings, as the scheduler's OutputDecoder.
+// Incremental detokenization with stop strings and stop regexes, as the scheduler's OutputDecoder.
+// A stop regex is searched in all the text decoded so far; a match ends the request with the
+// pattern as the matched stop (the text is not trimmed: a regex match has no fixed end).
 class TextDecoder : public scheduler::OutputDecoder {
  public:
-  TextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& p)
-      : detok_(tok, p.skip_special_tokens, p.spaces_between_special_tokens, p.stop, p.no_stop_trim) {}
-  std::string push(int32_t token, std::optional<std::string>* matched) override {
-    std::string text = detok_.push(std::span<const int32_t>(&token, 1));
-    if (detok_.stopped() && !reported_) {
-      reported_ = true;
-      *matched = detok_.matched_stop();
-    }
-    return text;
-  }
+  // Throws sampling::ValidationError naming stop_regex when a pattern does not compile.
+  TextDecoder(const tokenizer::Tokenizer& tok, const SamplingParams& p);
+  std::string push(int32_t token, std::optional<std::string>* matched) override;
   std::string finish() override { return detok_.finish(); }
 
  private:
   tokenizer::IncrementalDetokenizer detok_;
+  std::vector<std::unique_ptr<tokenizer::Regex>> stop_regex_;
+  std::string text_;  // everything released so far (searched by the stop regexes)
   bool reported_ = false;
 };
 

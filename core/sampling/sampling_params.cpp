@@ -223,6 +223,13 @@ void SamplingParams::validate_ranges() const {
     throw ValidationError("stream_interval",
                           fmt::format("stream_interval must be at least 1, got {}.", *stream_interval));
   }
+  for (const auto& r : stop_regex) {
+    if (r.empty()) throw ValidationError("stop_regex", "stop_regex patterns must not be empty");
+  }
+  if (structural_tag) {
+    throw ValidationError("structural_tag", "structural_tag is not supported by this server; "
+                                            "constrain with json_schema, regex or ebnf");
+  }
   const int grammars = (json_schema ? 1 : 0) + (regex ? 1 : 0) + (ebnf ? 1 : 0);
   if (grammars > 1) {
     throw ValidationError(json_schema ? "json_schema" : "regex",

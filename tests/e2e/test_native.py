@@ -154,3 +154,34 @@ def test_disconnect_mid_stream_frees_pages(server, golden):
     while time.time() < deadline and running_and_used(server) != (0, 0):
         time.sleep(0.1)
     assert running_and_used(server) == (0, 0)
+
+
+def test_stop_regex_ends_generation_on_a_match(server, golden):
+    # The greedy golden text is known: stop on a regex that matches inside it.
+    full = golden["greedy_text"][0]
+    words = [w for w in full.split() if w.isalpha()]
+    assert words, full
+    pattern = "\\b" + words[0][:3]  # the start of the first word of letters
+    r = generate(server, {"text": golden["texts"][0],
+                          "sampling_params": {**GREEDY, "stop_regex": [pattern, "zzzz+"]}})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["meta_info"]["finish_reason"] == {"type": "stop", "matched": pattern}, out
+    assert out["meta_info"]["completion_tokens"] < 16
+    assert full.startswith(out["text"]) and words[0][:3] in out["text"], (out["text"], full)
+    r = generate(server, {"text": "x", "sampling_params": {"stop_regex": "(unclosed"}})
+    assert r.status_code == 400 and "stop_regex" in r.text, r.text
+
+
+def test_unsupported_request_fields_are_400(server):
+    cases = [({"lora_path": "adapter"}, "lora_path"), ({"image_data": "img.png"}, "image_data"),
+             ({"return_hidden_states": True}, "return_hidden_states"),
+             ({"sampling_params": {"structural_tag": "{}"}}, "structural_tag")]
+    for extra, field in cases:
+        r = generate(server, {"text": "x", **extra})
+        assert r.status_code == 400, (extra, r.text)
+        assert field in r.text, (extra, r.text)
+    # Defaults a client may send are fine.
+    r = generate(server, {"text": "x", "lora_path": None, "return_hidden_states": False,
+                          "sampling_params": {"max_new_tokens": 1}})
+    assert r.status_code == 200, r.text

@@ -196,6 +196,10 @@ TEST(Scheduler, DisabledCacheAndTinyPoolEvictionKeepOutputs) {
   }
   EXPECT_TRUE(tiny.flush_cache());
   EXPECT_EQ(tiny.stats().free_pages, 40);
+  // `off` publishes its stats at the end of the step that streamed the last token: wait for it.
+  for (int i = 0; i < 200 && off.stats().free_pages != 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   EXPECT_EQ(off.stats().free_pages, 40);
 }
 
@@ -310,6 +314,10 @@ TEST(Scheduler, AbortFreesPagesAndEndsTheStream) {
   auto st = submit(s, "victim", prompt(10, 1), 1000);
   auto waiting_one = submit(s, "other", prompt(10, 2), 3);
   ASSERT_TRUE(st->next().has_value());
+  // Stats are published at the end of a step, after its tokens were streamed: wait for them.
+  for (int i = 0; i < 200 && s.stats().free_pages == 256; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   EXPECT_LT(s.stats().free_pages, 256);
   s.abort("victim");
   Result r = collect(*st);
