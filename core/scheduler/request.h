@@ -140,8 +140,9 @@ class OutputDecoder {
 };
 
 // Constrained decoding of one request (regex, JSON schema, EBNF): which tokens may come next.
-// Implemented by the engine over a grammar-engine plugin; nullptr means unconstrained. Used by the
-// scheduler thread only. The grammar allows the EOS tokens exactly when its text is complete, so
+// Implemented by the engine over a grammar-engine plugin; nullptr means unconstrained. Used by one
+// thread at a time: fill_bitmask on the scheduler's mask worker while the model runs, accept_token
+// on the scheduler thread after sampling. The grammar allows the EOS tokens exactly when its text is complete, so
 // a constrained request ends through the ordinary EOS stop.
 class GrammarMatcher {
  public:

@@ -39,6 +39,7 @@ struct Active {
   int32_t pending_steps = 0;
   Clock::time_point last_token_time{};
   bool has_first_token = false;
+  std::vector<uint32_t> mask;   // grammar mask of the step in flight (constrained requests)
 
   int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   int64_t max_new_tokens(int64_t context_length) const {

@@ -3,6 +3,7 @@
 // sample, check stop conditions and stream the results.
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <limits>
 
 #include <fmt/format.h>
@@ -271,8 +272,29 @@ void Scheduler::Impl::step() {
   info.num_decode = static_cast<int32_t>(decode.size());
   info.num_prefill = static_cast<int32_t>(prefills.size());
   for (const auto& s : seqs) info.num_tokens += static_cast<int32_t>(s.new_tokens.size());
+  // Grammar masks of the constrained rows this step samples (decodes, and prefills that complete
+  // their prompt) depend only on tokens already accepted: a worker fills them while the model runs.
+  std::vector<Active*> constrained;
+  for (Active* a : decode)
+    if (a->req.grammar) constrained.push_back(a);
+  for (const PrefillChunk& c : prefills)
+    if (c.a->req.grammar && c.a->kv_len + c.n == static_cast<int64_t>(c.a->tokens.size()))
+      constrained.push_back(c.a);
+  std::future<void> masks_filled;
+  if (!constrained.empty()) {
+    const size_t words = (static_cast<size_t>(opts.vocab_size) + 31) / 32;
+    masks_filled = std::async(std::launch::async, [&constrained, words] {
+      for (Active* a : constrained) {
+        a->mask.assign(words, 0u);
+        a->req.grammar->fill_bitmask(a->mask);
+      }
+    });
+  }
   ModelBackend::Logits out = backend.forward(seqs);
+  if (masks_filled.valid()) masks_filled.get();  // rethrows a grammar engine failure
   const int32_t vocab = out.vocab;
+  if (!constrained.empty() && vocab != opts.vocab_size)
+    throw std::logic_error("scheduler: logits width differs from vocab_size (grammar masks)");
 
   // 4. Which rows get sampled: every decode, and prefills that completed their sequence.
   std::vector<std::pair<Active*, int64_t>> to_sample;  // (request, logits row)
@@ -309,8 +331,6 @@ void Scheduler::Impl::step() {
   std::vector<SableSampleResult> results(B);
   std::vector<std::vector<int32_t>> bias_ids(B), top_ids(B);
   std::vector<std::vector<float>> bias_vals(B), top_lps(B), ids_lps(B);
-  std::vector<std::vector<uint32_t>> masks(B);  // grammar-constrained rows only
-  const size_t mask_words = (static_cast<size_t>(vocab) + 31) / 32;
   for (size_t b = 0; b < B; ++b) {
     Active& a = *to_sample[b].first;
     row_index[b] = to_sample[b].second;
@@ -349,11 +369,7 @@ void Scheduler::Impl::step() {
     r.top_logprobs_num = lo.return_logprob ? lo.top_logprobs_num : 0;
     r.num_token_ids_logprob = lo.return_logprob ? static_cast<int32_t>(lo.token_ids_logprob.size()) : 0;
     r.token_ids_logprob = lo.token_ids_logprob.data();
-    if (a.req.grammar) {
-      masks[b].assign(mask_words, 0u);
-      a.req.grammar->fill_bitmask(masks[b]);
-      r.grammar_mask = masks[b].data();
-    }
+    if (a.req.grammar) r.grammar_mask = a.mask.data();  // filled during the forward
     top_ids[b].resize(static_cast<size_t>(std::min(r.top_logprobs_num, vocab)));
     top_lps[b].resize(top_ids[b].size());
     ids_lps[b].resize(static_cast<size_t>(r.num_token_ids_logprob));
