@@ -37,6 +37,10 @@ class GenerateCommand : public Command {
     app()->add_option("--seed", seed_, "Per-request sampling seed (reproducible output)");
     app()->add_option("--stop", stop_, "Stop string (repeatable)");
     app()->add_flag("--ignore-eos", ignore_eos_, "Do not stop at EOS");
+    app()->add_option("--regex", regex_, "Constrain the output to this regular expression");
+    app()->add_option("--json-schema", json_schema_,
+                      "Constrain the output to this JSON schema (JSON text, or @FILE)");
+    app()->add_option("--ebnf", ebnf_, "Constrain the output to this GBNF grammar (text, or @FILE)");
     app()->add_flag("--json", json_, "Print each result as SGLang's JSON instead of text");
   }
 
@@ -59,6 +63,9 @@ class GenerateCommand : public Command {
     if (seed_) base.sampling_seed = *seed_;
     base.stop = stop_;
     base.ignore_eos = ignore_eos_;
+    if (!regex_.empty()) base.regex = regex_;
+    if (!json_schema_.empty()) base.json_schema = text_or_file("--json-schema", json_schema_);
+    if (!ebnf_.empty()) base.ebnf = text_or_file("--ebnf", ebnf_);
     base.validate_ranges();
 
     std::vector<engine::GenerateInput> inputs;
@@ -161,6 +168,14 @@ class GenerateCommand : public Command {
     std::fflush(stderr);
   }
 
+  // "@path" reads the file; anything else is the text itself.
+  static std::string text_or_file(const char* flag, const std::string& value) {
+    if (value.empty() || value[0] != '@') return value;
+    std::ifstream in(value.substr(1), std::ios::binary);
+    if (!in) throw std::invalid_argument(std::string(flag) + ": cannot read " + value.substr(1));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
   config::ConfigFlags flags_;
   std::vector<std::string> prompts_;
   std::string prompts_file_;
@@ -171,6 +186,7 @@ class GenerateCommand : public Command {
   std::optional<uint64_t> seed_;
   std::vector<std::string> stop_;
   bool ignore_eos_ = false;
+  std::string regex_, json_schema_, ebnf_;
   bool json_ = false;
   size_t total_ = 0;
 };
