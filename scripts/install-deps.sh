@@ -39,8 +39,8 @@ fi
 
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
-# read the OpenAI spec.
-py_packages=(pytest requests openai jinja2 yaml:pyyaml)
+# read the OpenAI spec; jsonschema checks tool-call arguments against their schemas.
+py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")

@@ -95,7 +95,22 @@ struct ModelFacts {
   int64_t context_length = 0;       // longest sequence, prompt + output
   int64_t vocab_size = 0;           // the model's logits width
   int64_t max_total_num_tokens = 0; // KV pool capacity in tokens
-  bool is_generation = true;
+  bool is_generation = true;        // false: an embedding model (is_embedding)
+  int64_t hidden_size = 0;          // the length of an embedding (0: unknown)
+};
+
+// One embedding input as the server hands it over (tokenized, ids checked).
+struct EmbedItem {
+  std::string rid;
+  std::vector<int32_t> input_ids;
+};
+
+// One embedding: the last token's final-norm hidden state, L2-normalised.
+struct EmbedOutput {
+  std::vector<float> embedding;  // [hidden_size]
+  std::string id;
+  int64_t prompt_tokens = 0;
+  double e2e_latency = 0.0;  // seconds
 };
 
 // Runtime figures (snapshots; counters are cumulative since start).
@@ -145,6 +160,13 @@ class Backend {
   // Same architecture and sizes only; on failure the old weights keep serving.
   virtual WeightUpdateResult update_weights_from_disk(const std::string& model_path) = 0;
   virtual BackendStats stats() const = 0;
+  // Embeds every item (one batch; results in item order) and blocks until done. Throws
+  // sampling::ValidationError for input the engine rejects, or when the model is not served for
+  // embeddings (the default here).
+  virtual std::vector<EmbedOutput> embed(std::vector<EmbedItem> items) {
+    (void)items;
+    throw sampling::ValidationError("input", kNoEmbeddings);
+  }
   // Expert distribution record: start (from zero), stop (keeping the counts), dump (returns the
   // counts and zeroes them). Throw std::invalid_argument when recording is off; a backend without
   // recording keeps these defaults.
@@ -156,6 +178,7 @@ class Backend {
 
  private:
   static constexpr const char* kNoExperts = "this backend does not record expert distributions";
+  static constexpr const char* kNoEmbeddings = "this backend does not serve embeddings";
 };
 
 }  // namespace sable::server

@@ -120,7 +120,8 @@ ModelFacts EngineBackend::facts() const {
   f.context_length = engine_.context_length();
   f.vocab_size = engine_.model_info().vocab_size;
   f.max_total_num_tokens = engine_.max_total_tokens();
-  f.is_generation = !c.is_embedding;
+  f.is_generation = !engine_.is_embedding();
+  f.hidden_size = engine_.model_info().hidden_size;
   return f;
 }
 
@@ -134,6 +135,23 @@ std::unique_ptr<Generation> EngineBackend::submit(GenerateInput in) {
   e.logprobs.top_logprobs_num = in.top_logprobs_num;
   e.logprobs.token_ids_logprob = std::move(in.token_ids_logprob);
   return std::make_unique<EngineGeneration>(engine_.submit(std::move(e)));
+}
+
+std::vector<EmbedOutput> EngineBackend::embed(std::vector<EmbedItem> items) {
+  std::vector<engine::EmbedInput> inputs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    inputs[i].input_ids = std::move(items[i].input_ids);
+    inputs[i].rid = std::move(items[i].rid);
+  }
+  std::vector<engine::EmbeddingResult> results = engine_.embed(std::move(inputs));
+  std::vector<EmbedOutput> out(results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    out[i].embedding = std::move(results[i].embedding);
+    out[i].id = std::move(results[i].id);
+    out[i].prompt_tokens = results[i].prompt_tokens;
+    out[i].e2e_latency = results[i].e2e_latency;
+  }
+  return out;
 }
 
 void EngineBackend::abort(const std::string& rid) { engine_.abort(rid); }

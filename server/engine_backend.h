@@ -24,6 +24,7 @@ class EngineBackend : public Backend {
   bool flush_cache() override;
   WeightUpdateResult update_weights_from_disk(const std::string& model_path) override;
   BackendStats stats() const override;
+  std::vector<EmbedOutput> embed(std::vector<EmbedItem> items) override;
   void start_expert_distribution_record() override;
   void stop_expert_distribution_record() override;
   ExpertDistributionDump dump_expert_distribution_record() override;

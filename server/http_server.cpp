@@ -95,6 +95,7 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   register_native_routes(svr, state);
   register_openai_routes(svr, state);
   register_expert_routes(svr, state);
+  register_embedding_routes(svr, state);
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -9,6 +9,7 @@
 
 #include "core/chat_template/chat_template.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/util/log.h"
 #include "server/http_error.h"
 #include "server/unsupported_fields.h"
 
@@ -177,6 +178,29 @@ json chat_logprobs(const std::vector<PositionLogprobs>& positions,
   return {{"content", std::move(content)}, {"refusal", nullptr}};
 }
 
+// [{"id", "index", "type": "function", "function": {"name", "arguments"}}], indexes from `first`.
+json tool_calls_json(const std::vector<ToolCall>& calls, int first) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    list.push_back({{"id", make_tool_call_id()},
+                    {"index", first + static_cast<int>(i)},
+                    {"type", "function"},
+                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  }
+  return list;
+}
+
+// finish_reason / matched_stop, with "stop" becoming "tool_calls" when calls were parsed.
+void set_finish(json& choice, const std::optional<Finish>& finish, bool had_calls) {
+  if (had_calls && finish && finish->type == Finish::Type::kStop) {
+    choice["finish_reason"] = "tool_calls";
+    choice["matched_stop"] = nullptr;
+    return;
+  }
+  choice["finish_reason"] = openai_finish_reason(finish);
+  choice["matched_stop"] = openai_matched_stop(finish);
+}
+
 json head_json(const ResponseHead& head, const char* object) {
   return {{"id", head.id}, {"object", object}, {"created", head.created}, {"model", head.model}};
 }
@@ -232,7 +256,7 @@ OpenAIRequest parse_completion_request(const json& body, const json& preferred) 
   return req;
 }
 
-std::string render_chat(const ChatRenderer& renderer, const ordered_json& body) {
+std::string render_chat(const ChatRenderer& renderer, const ordered_json& body, bool offer_tools) {
   if (!renderer.tmpl) {
     bad("messages", "this model has no chat template; pass --chat-template or use /v1/completions");
   }
@@ -242,7 +266,7 @@ std::string render_chat(const ChatRenderer& renderer, const ordered_json& body) 
     for (auto it = kwargs->begin(); it != kwargs->end(); ++it) context[it.key()] = it.value();
   }
   context["messages"] = body.at("messages");
-  if (const auto* tools = field(body, "tools")) {
+  if (const auto* tools = field(body, "tools"); tools && offer_tools) {
     if (!tools->is_array()) bad("tools", "tools must be a list");
     context["tools"] = *tools;
   }
@@ -283,8 +307,90 @@ void map_response_format(const ordered_json& body, json& sp) {
   }
 }
 
+namespace {
+
+// tools must be [{"type": "function", "function": {"name": str, "parameters"?: object}}]; returns
+// the names.
+std::vector<std::string> tool_names_of(const ordered_json& tools) {
+  if (!tools.is_array()) bad("tools", "tools must be a list");
+  std::vector<std::string> names;
+  for (const auto& tool : tools) {
+    const ordered_json* fn = tool.is_object() ? field(tool, "function") : nullptr;
+    if (!fn || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
+      bad("tools", "each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    if (const ordered_json* type = field(tool, "type");
+        type && (!type->is_string() || type->get<std::string>() != "function"))
+      bad("tools", fmt::format("tool type must be \"function\", got {}", type->dump()));
+    if (const ordered_json* params = field(*fn, "parameters"); params && !params->is_object())
+      bad("tools", fmt::format("the parameters of tool '{}' must be a JSON schema object",
+                               (*fn)["name"].get<std::string>()));
+    names.push_back((*fn)["name"].get<std::string>());
+  }
+  return names;
+}
+
+// Applies tools / tool_choice / reasoning options to `req` and the sampling params; returns
+// whether the template should see the tools.
+bool map_tools_and_reasoning(const ordered_json& body, json& sp, const ChatParsers& parsers,
+                             OpenAIRequest& req) {
+  const ordered_json* tools = field(body, "tools");
+  const std::vector<std::string> names = tools ? tool_names_of(*tools) : std::vector<std::string>{};
+  std::string choice = tools ? "auto" : "none";
+  std::optional<std::string> named;
+  if (const ordered_json* tc = field(body, "tool_choice")) {
+    if (tc->is_string()) {
+      choice = tc->get<std::string>();
+      if (choice != "none" && choice != "auto" && choice != "required")
+        bad("tool_choice", fmt::format("tool_choice must be none, auto, required or a named "
+                                       "function, got '{}'",
+                                       choice));
+    } else if (tc->is_object() && tc->contains("function") && (*tc)["function"].is_object() &&
+               (*tc)["function"].contains("name") && (*tc)["function"]["name"].is_string()) {
+      choice = "named";
+      named = (*tc)["function"]["name"].get<std::string>();
+    } else {
+      bad("tool_choice",
+          "tool_choice must be none, auto, required or "
+          "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+  }
+  if (choice == "required" && names.empty())
+    bad("tool_choice", "Tools cannot be empty if tool choice is set to required.");
+  if (named && std::find(names.begin(), names.end(), *named) == names.end())
+    bad("tool_choice", fmt::format("Tool '{}' not found in tools list.", *named));
+  const bool parallel = get_bool(body, "parallel_tool_calls", true);
+  const bool offer = tools && choice != "none";
+  if (offer) req.tool_names = names;
+  if (choice == "required" || choice == "named") {
+    if (sp.contains("regex") || sp.contains("ebnf") || sp.contains("json_schema")) {
+      log::warn(
+          "request {}: tool_choice {} is not enforced because the request has its own "
+          "regex/ebnf/json_schema/response_format constraint",
+          req.rid, choice);
+      req.tool_format = parsers.tool;
+    } else {
+      sp["json_schema"] = forced_tool_schema(*tools, named ? &*named : nullptr, parallel);
+      req.forced_tool_calls = true;
+    }
+  } else if (choice == "auto" && !names.empty()) {
+    req.tool_format = parsers.tool;
+  }
+  bool thinking = true;
+  if (const ordered_json* kwargs = field(body, "chat_template_kwargs");
+      kwargs && kwargs->is_object())
+    if (auto it = kwargs->find("enable_thinking"); it != kwargs->end() && it->is_boolean())
+      thinking = it->get<bool>();
+  if (parsers.reasoning && thinking && !req.forced_tool_calls &&
+      get_bool(body, "separate_reasoning", true)) {
+    req.reasoning_format = parsers.reasoning;
+  }
+  return offer;
+}
+
+}  // namespace
+
 OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred,
-                                 const ChatRenderer& renderer) {
+                                 const ChatRenderer& renderer, const ChatParsers& parsers) {
   if (!body.is_object()) bad("", "the request body must be a JSON object");
   OpenAIRequest req;
   req.chat = true;
@@ -309,9 +415,82 @@ OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred
     req.top_logprobs = static_cast<int32_t>(*top);
   }
   map_response_format(body, sp);
-  req.prompts.push_back({render_chat(renderer, body), std::nullopt});
+  const bool offer_tools = map_tools_and_reasoning(body, sp, parsers, req);
+  req.prompts.push_back({render_chat(renderer, body, offer_tools), std::nullopt});
   req.params = finish_params(sp, preferred);
   return req;
+}
+
+ChatOutputParser::ChatOutputParser(const OpenAIRequest& req)
+    : forced_(req.forced_tool_calls), tool_names_(req.tool_names) {
+  if (req.reasoning_format) reasoning_.emplace(*req.reasoning_format);
+  if (req.tool_format && !forced_) tools_.emplace(*req.tool_format, tool_names_);
+}
+
+ChatParts ChatOutputParser::run(std::string_view text, bool last) {
+  ChatParts parts;
+  auto warn_unknown = [](const std::vector<std::string>& unknown) {
+    for (const auto& name : unknown)
+      log::warn("dropped a tool call to '{}': it is not in the request's tools", name);
+  };
+  if (forced_) {
+    forced_text_ += text;
+    if (!last) return parts;
+    ParsedToolCalls parsed = parse_forced_tool_calls(tool_names_, forced_text_);
+    warn_unknown(parsed.unknown);
+    parts.content = std::move(parsed.content);
+    parts.calls = std::move(parsed.calls);
+    calls_ += static_cast<int>(parts.calls.size());
+    return parts;
+  }
+  std::string content;
+  if (reasoning_) {
+    ReasoningPieces p = reasoning_->feed(text);
+    if (last) {
+      ReasoningPieces rest = reasoning_->finish();
+      p.reasoning += rest.reasoning;
+      p.content += rest.content;
+    }
+    parts.reasoning = std::move(p.reasoning);
+    content = std::move(p.content);
+  } else {
+    content = std::string(text);
+  }
+  if (!tools_) {
+    parts.content = std::move(content);
+    return parts;
+  }
+  std::vector<ToolCallOutput> outs;
+  outs.push_back(tools_->feed(content));
+  if (last) outs.push_back(tools_->finish());
+  for (ToolCallOutput& out : outs) {
+    warn_unknown(out.unknown);
+    for (ToolCallPiece& piece : out.pieces) {
+      if (piece.call)
+        parts.calls.push_back(std::move(*piece.call));
+      else
+        parts.content += piece.content;
+    }
+  }
+  calls_ += static_cast<int>(parts.calls.size());
+  return parts;
+}
+
+ChatParts ChatOutputParser::feed(std::string_view text) {
+  return run(text, false);
+}
+ChatParts ChatOutputParser::finish() {
+  return run({}, true);
+}
+
+ChatParts parse_chat_output(const OpenAIRequest& req, std::string_view text) {
+  ChatOutputParser parser(req);
+  ChatParts parts = parser.feed(text);
+  ChatParts rest = parser.finish();
+  parts.reasoning += rest.reasoning;
+  parts.content += rest.content;
+  for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+  return parts;
 }
 
 json openai_finish_reason(const std::optional<Finish>& finish) {
@@ -376,15 +555,19 @@ json chat_response(const ResponseHead& head, const OpenAIRequest& req,
   json list = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const GenerateOutput& o = *choices[i].out;
-    json message = {{"role", "assistant"},
-                    {"content", o.text},
-                    {"refusal", nullptr},
-                    {"reasoning_content", nullptr}};
-    list.push_back({{"index", i},
-                    {"message", std::move(message)},
-                    {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)},
-                    {"finish_reason", openai_finish_reason(o.finish)},
-                    {"matched_stop", openai_matched_stop(o.finish)}});
+    ChatParts parts = parse_chat_output(req, o.text);
+    json message = {
+        {"role", "assistant"},
+        {"content", std::move(parts.content)},
+        {"refusal", nullptr},
+        {"reasoning_content", parts.reasoning.empty() ? json(nullptr) : json(parts.reasoning)}};
+    if (!parts.calls.empty()) message["tool_calls"] = tool_calls_json(parts.calls, 0);
+    json choice = {
+        {"index", i},
+        {"message", std::move(message)},
+        {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)}};
+    set_finish(choice, o.finish, !parts.calls.empty());
+    list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);
   out["usage"] = usage_json(choices, req.params.n, head.cache_report);
@@ -427,6 +610,37 @@ json chat_chunk(const ResponseHead& head, const OpenAIRequest& req, int index, c
                          : json(nullptr)},
         {"finish_reason", openai_finish_reason(delta.finish)},
         {"matched_stop", openai_matched_stop(delta.finish)}}});
+  return out;
+}
+
+std::optional<json> chat_parsed_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
+                                      const Delta& delta, const tokenizer::Tokenizer& tok,
+                                      ChatOutputParser& parser) {
+  const int first_call = parser.calls_emitted();
+  ChatParts parts = parser.feed(delta.text);
+  if (delta.finish) {
+    ChatParts rest = parser.finish();
+    parts.reasoning += rest.reasoning;
+    parts.content += rest.content;
+    for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+  }
+  const bool with_logprobs = req.logprobs && !delta.output_logprobs.empty();
+  if (parts.reasoning.empty() && parts.content.empty() && parts.calls.empty() && !with_logprobs &&
+      !delta.finish) {
+    return std::nullopt;
+  }
+  json d = json::object();
+  if (!parts.reasoning.empty()) d["reasoning_content"] = std::move(parts.reasoning);
+  if (!parts.content.empty() || (d.empty() && parts.calls.empty() && !delta.finish))
+    d["content"] = std::move(parts.content);
+  if (!parts.calls.empty()) d["tool_calls"] = tool_calls_json(parts.calls, first_call);
+  json choice = {
+      {"index", index},
+      {"delta", std::move(d)},
+      {"logprobs", with_logprobs ? chat_logprobs(delta.output_logprobs, tok) : json(nullptr)}};
+  set_finish(choice, delta.finish, parser.calls_emitted() > 0);
+  json out = head_json(head, "chat.completion.chunk");
+  out["choices"] = json::array({std::move(choice)});
   return out;
 }
 

@@ -38,5 +38,7 @@ void check_token_ids(const ServerState& state, const std::vector<int32_t>& ids, 
 void register_native_routes(httplib::Server& server, ServerState& state);
 void register_openai_routes(httplib::Server& server, ServerState& state);
 void register_expert_routes(httplib::Server& server, ServerState& state);  // routes_expert.cpp
+// /v1/embeddings and /encode (routes_embeddings.cpp).
+void register_embedding_routes(httplib::Server& server, ServerState& state);
 
 }  // namespace sable::server

@@ -154,8 +154,22 @@ json server_info(ServerState& state) {
   return info;
 }
 
-// /health_generate: one tiny greedy request must finish.
+// /health_generate: one tiny greedy request must finish (an embedding of [0] on an embedding
+// model).
 bool generation_works(ServerState& state) {
+  if (!state.facts.is_generation) {
+    try {
+      EmbedItem item;
+      item.rid = fmt::format("HEALTH_CHECK_{}", make_request_id());
+      item.input_ids = {0};
+      std::vector<EmbedItem> items;
+      items.push_back(std::move(item));
+      return state.backend.embed(std::move(items)).size() == 1;
+    } catch (const std::exception& e) {
+      log::warn("health check embedding failed: {}", e.what());
+      return false;
+    }
+  }
   GenerateInput in;
   in.rid = fmt::format("HEALTH_CHECK_{}", make_request_id());
   in.input_ids = {0};

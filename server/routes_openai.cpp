@@ -121,6 +121,10 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
       return sink.write(s.data(), s.size());
     };
     std::vector<int64_t> offsets(call->gens.size(), 0);
+    // Chat output parsing (tool calls, reasoning), one parser per choice; inactive: plain deltas.
+    std::vector<ChatOutputParser> parsers;
+    if (r.chat) parsers.assign(call->gens.size(), ChatOutputParser(r));
+    const bool parsing = r.chat && !parsers.empty() && parsers.front().active();
     for (size_t i = 0; i < call->gens.size(); ++i) {
       if (r.chat && !write(chat_role_chunk(call->head, static_cast<int>(i)))) return false;
       if (!r.chat && r.echo) {
@@ -143,9 +147,15 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
           }
           if (d.text.empty() && d.output_logprobs.empty() && !d.finish) return true;
           const int index = static_cast<int>(i);
-          json chunk = r.chat ? chat_chunk(call->head, r, index, d, state.tokenizer)
-                              : completion_chunk(call->head, r, index, d, state.tokenizer,
-                                                 offsets[i]);
+          json chunk;
+          if (parsing) {
+            auto parsed = chat_parsed_chunk(call->head, r, index, d, state.tokenizer, parsers[i]);
+            if (!parsed) return true;  // held back until it is known whether it is a call
+            chunk = std::move(*parsed);
+          } else {
+            chunk = r.chat ? chat_chunk(call->head, r, index, d, state.tokenizer)
+                           : completion_chunk(call->head, r, index, d, state.tokenizer, offsets[i]);
+          }
           offsets[i] += static_cast<int64_t>(d.text.size());
           if (r.continuous_usage_stats) {
             chunk["usage"] = usage_json(choices_of(*call), r.params.n, call->head.cache_report);
@@ -176,7 +186,10 @@ void register_openai_routes(httplib::Server& svr, ServerState& state) {
   svr.Post("/v1/chat/completions", guarded(state, [&state](const auto& req, auto& res) {
     const nlohmann::ordered_json body = parse_body_ordered(req);
     state.check_admission();
-    respond(state, start(state, parse_chat_request(body, *state.preferred, state.chat)), res);
+    const ChatParsers parsers{tool_call_format_from_name(state.config.tool_call_parser),
+                              reasoning_format_from_name(state.config.reasoning_parser)};
+    respond(state, start(state, parse_chat_request(body, *state.preferred, state.chat, parsers)),
+            res);
   }));
 }
 

@@ -24,7 +24,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// SGLang's warm-up: a short greedy generation through the real HTTP path.
+// SGLang's warm-up: a short greedy generation through the real HTTP path (/encode for an
+// embedding model).
 bool warm_up(const config::ServerConfig& config, int port) {
   const std::string host =
       config.host == "0.0.0.0" || config.host == "::" || config.host.empty() ? "127.0.0.1"
@@ -35,7 +36,8 @@ bool warm_up(const config::ServerConfig& config, int port) {
   if (!config.api_key.empty()) headers.emplace("Authorization", "Bearer " + config.api_key);
   const std::string body =
       R"({"text": "The capital city of France is", "sampling_params": {"temperature": 0, "max_new_tokens": 8}})";
-  const auto res = client.Post("/generate", headers, body, "application/json");
+  const auto res = client.Post(config.is_embedding ? "/encode" : "/generate", headers, body,
+                               "application/json");
   if (!res) {
     sable::log::error("warm-up request failed: {}", httplib::to_string(res.error()));
     return false;

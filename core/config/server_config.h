@@ -69,6 +69,12 @@ using StrList = std::vector<std::string>;
   X(Str, served_model_name, "", "", "Model name reported by the API (empty: model_path)", Any())   \
   X(Str, chat_template, "", "",                                                                    \
     "Chat template: a file or Jinja text (empty: the tokenizer's)", Any())                         \
+  X(Str, tool_call_parser, "", "",                                                                 \
+    "Parse tool calls from chat output in this format (empty: off; qwen is qwen25)",              \
+    OneOf("|qwen25|qwen|llama3|mistral"))                                                          \
+  X(Str, reasoning_parser, "", "",                                                                 \
+    "Move the model's think block to reasoning_content (empty: off)",                              \
+    OneOf("|qwen3|deepseek-r1"))                                                                   \
   X(Int, context_length, 0, "", "Longest sequence (0: from the model config)", Range(0, 1e9))      \
   X(Int, random_seed, -1, "", "Seed of the server's generators (-1: random)", Range(-1, 1e18))     \
   X(Str, log_level, "info", "", "Log threshold", OneOf("trace|debug|info|warning|error"))          \

@@ -1,8 +1,9 @@
-// Engine construction, request submission and the four offline modes (see engine.h).
+// Engine construction, request submission, the four offline modes and embed() (see engine.h).
 #include "core/engine/engine.h"
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <stdexcept>
@@ -131,6 +132,12 @@ std::unique_ptr<scheduler::GrammarMatcher> constrain(EngineCore& c, const Sampli
 // chunked_prefill_size 0 (auto): SGLang's size for an 80 GB GPU, a smaller one on the CPU.
 int64_t default_chunk(const std::string& device) { return device == "cuda" ? 8192 : 2048; }
 
+constexpr const char* kNoGeneration =
+    "this model is served for embeddings (--is-embedding); generation is not available";
+constexpr const char* kNoEmbedding =
+    "This model does not appear to be an embedding model by default. Please add `--is-embedding` "
+    "when launching the server or try another model.";
+
 runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
                                           const plugin::Registry& registry) {
   runner::RunnerOptions o;
@@ -204,6 +211,20 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   c.grammar = grammar::GrammarBackend::create(*c.registry, config.grammar_backend, *c.tokenizer,
                                               c.info.vocab_size);
   c.scheduler = std::make_unique<scheduler::Scheduler>(so, *c.backend, sampler);
+  if (config.is_embedding) {
+    // The scheduler stays (it owns the runner's thread, weight swaps and expert recording) but
+    // never gets a generation request; the embedder borrows the whole KV pool.
+    Embedder::Limits limits;
+    limits.max_batch_tokens = c.runner_options.max_batch_tokens;
+    limits.max_seqs = c.runner_options.max_seqs;
+    limits.num_pages = r.num_pages();
+    limits.page_size = r.page_size();
+    scheduler::Scheduler* sched = c.scheduler.get();
+    RunnerBackend* backend = c.backend.get();
+    c.embedder = std::make_unique<Embedder>(
+        [sched](std::function<void()> task) { sched->run_exclusive(std::move(task)); },
+        [backend]() -> runner::ModelRunner& { return backend->runner(); }, limits);
+  }
   log::info("engine: model {} via plugin '{}', KV pool {} tokens ({} pages of {}), context {}",
             config.model_path, r.plugin_name(), c.max_total_tokens, r.num_pages(), r.page_size(),
             c.context_length);
@@ -213,6 +234,7 @@ Engine::~Engine() { shutdown(); }
 
 void Engine::shutdown() {
   if (core_->shut_down.exchange(true)) return;
+  if (core_->embedder) core_->embedder->shutdown();  // its forwards need the scheduler thread
   core_->scheduler->shutdown();
 }
 
@@ -224,11 +246,26 @@ int64_t Engine::max_total_tokens() const { return core_->max_total_tokens; }
 void Engine::abort(const std::string& rid) { core_->scheduler->abort(rid); }
 void Engine::abort_all() { core_->scheduler->abort_all(); }
 bool Engine::flush_cache() { return core_->scheduler->flush_cache(); }
-scheduler::SchedulerStats Engine::stats() const { return core_->scheduler->stats(); }
+bool Engine::is_embedding() const { return core_->embedder != nullptr; }
+
+scheduler::SchedulerStats Engine::stats() const {
+  scheduler::SchedulerStats s = core_->scheduler->stats();
+  if (core_->embedder) {
+    // Embedding requests never reach the scheduler: report the embedder's queue and counters.
+    const Embedder::Stats e = core_->embedder->stats();
+    s.running += e.running;
+    s.queued += e.queued;
+    s.prompt_tokens += e.prompt_tokens;
+    s.finished_requests += e.finished_requests;
+    s.num_steps += e.num_forwards;
+  }
+  return s;
+}
 
 std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   EngineCore& c = *core_;
   if (c.shut_down) throw std::runtime_error("engine: shut down");
+  if (c.embedder) throw ValidationError("text", kNoGeneration);
   if (in.input_ids.empty()) {
     if (in.text.empty()) {
       throw ValidationError("text", "Either text, input_ids or input_embeds should be provided.");
@@ -283,6 +320,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
 
 std::vector<std::unique_ptr<RequestHandle>> Engine::submit_batch(std::vector<GenerateInput> inputs) {
   // Validate everything first, so a bad item rejects the batch before anything runs.
+  if (core_->embedder) throw ValidationError("text", kNoGeneration);
   for (auto& in : inputs) in.params.validate(core_->info.vocab_size, core_->context_length);
   std::vector<std::unique_ptr<RequestHandle>> handles;
   int32_t index = 0;
@@ -382,6 +420,70 @@ std::future<void> Engine::async_generate_stream(
     });
   }
   return fut;
+}
+
+std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
+  EngineCore& c = *core_;
+  if (c.shut_down) throw std::runtime_error("engine: shut down");
+  if (!c.embedder) throw ValidationError("input", kNoEmbedding);
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t vocab = c.info.vocab_size;
+  const int64_t pool = c.max_total_tokens;
+  // Validate (and tokenize) everything first, so a bad item rejects the batch before anything runs.
+  for (EmbedInput& in : inputs) {
+    if (in.input_ids.empty()) {
+      if (in.text.empty()) throw ValidationError("text", "Input cannot be empty");
+      in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
+      if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
+    }
+    for (int32_t id : in.input_ids) {
+      if (id < 0 || id >= vocab) {
+        throw ValidationError("input_ids", fmt::format("input_ids: token id {} is outside the "
+                                                       "vocabulary [0, {})", id, vocab));
+      }
+    }
+    const auto len = static_cast<int64_t>(in.input_ids.size());
+    if (len >= c.context_length) {
+      throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the "
+                                                     "model's context length ({} tokens).",
+                                                     len, c.context_length));
+    }
+    if (len > pool) {
+      throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the KV "
+                                                     "pool ({} tokens, max_total_tokens).",
+                                                     len, pool));
+    }
+  }
+  std::vector<EmbeddingResult> out(inputs.size());
+  std::vector<std::future<Embedder::Output>> futures;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    out[i].id = inputs[i].rid.empty() ? c.fresh_rid() : inputs[i].rid;
+    out[i].prompt_tokens = static_cast<int64_t>(inputs[i].input_ids.size());
+    futures.push_back(c.embedder->submit(std::move(inputs[i].input_ids), inputs[i].normalize));
+  }
+  // Wait for every future before rethrowing, so no queued item outlives this call unobserved.
+  std::exception_ptr error;
+  for (size_t i = 0; i < futures.size(); ++i) {
+    try {
+      out[i].embedding = futures[i].get().embedding;
+      out[i].e2e_latency =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } catch (...) {
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  return out;
+}
+
+std::vector<EmbeddingResult> Engine::embed(const std::vector<std::string>& texts) {
+  std::vector<EmbedInput> inputs;
+  for (const auto& t : texts) {
+    EmbedInput in;
+    in.text = t;
+    inputs.push_back(std::move(in));
+  }
+  return embed(std::move(inputs));
 }
 
 Engine::UpdateWeightsResult Engine::update_weights_from_disk(const std::string& model_path) {

@@ -10,6 +10,11 @@
 // Results have SGLang's shape: text, output_ids and meta_info (id, finish_reason, prompt_tokens,
 // completion_tokens, cached_tokens, e2e_latency, logprobs); to_json() in result_json.h.
 //
+// Embeddings (`is_embedding`): embed(inputs) returns, per input, the final-norm hidden state of
+// its last token, L2-normalised by default (SGLang's last-token pooling for decoder models). An
+// embedding engine runs these through its Embedder (embedder.h) and refuses generation; a
+// generation engine refuses embed().
+//
 // Thread-safety: every Engine method may be called from any thread. A RequestHandle is used by one
 // consumer thread at a time. Destroying the Engine (or shutdown()) aborts requests in flight;
 // destroying an unfinished RequestHandle aborts its request (the consumer went away).
@@ -48,6 +53,22 @@ struct GenerateInput {
   SamplingParams params;
   LogprobOptions logprobs;
   std::string rid;  // empty: a fresh uuid-like hex id
+};
+
+// One embedding input: text (tokenized with special tokens, as for generation) or input_ids (used
+// as given when non-empty).
+struct EmbedInput {
+  std::string text;
+  std::vector<int32_t> input_ids;
+  bool normalize = true;  // L2-normalise; false: the raw final-norm hidden state
+  std::string rid;        // empty: a fresh uuid-like hex id
+};
+
+struct EmbeddingResult {
+  std::vector<float> embedding;  // [hidden_size]
+  std::string id;
+  int64_t prompt_tokens = 0;
+  double e2e_latency = 0.0;  // seconds, from embed() to the end of its forward
 };
 
 struct MetaInfo {
@@ -153,6 +174,14 @@ class Engine {
   std::future<std::vector<GenerateResult>> async_generate(std::vector<GenerateInput> inputs);
   std::future<void> async_generate_stream(std::vector<GenerateInput> inputs,
                                           std::function<void(const GenerateResult&)> on_update);
+
+  // Embeddings (is_embedding engines only): validates every input first (ValidationError naming
+  // the field: empty text, ids outside the vocabulary, too long for the context or the KV pool),
+  // then blocks until all are computed; results in input order. Throws ValidationError on a
+  // generation engine, std::runtime_error after shutdown or when the forward fails.
+  std::vector<EmbeddingResult> embed(std::vector<EmbedInput> inputs);
+  std::vector<EmbeddingResult> embed(const std::vector<std::string>& texts);
+  bool is_embedding() const;
 
   // Server-facing controls.
   void abort(const std::string& rid);

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <random>
 
+#include "core/engine/embedder.h"
 #include "core/engine/engine.h"
 #include "core/grammar/grammar_backend.h"
 #include "core/plugin/registry.h"
@@ -66,6 +67,8 @@ struct EngineCore {
   int64_t context_length = 0;
   int64_t max_total_tokens = 0;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  // is_embedding only: runs embed() requests; its forwards go through scheduler->run_exclusive.
+  std::unique_ptr<Embedder> embedder;
   std::mutex rng_mutex;
   std::mt19937_64 rng;
   std::atomic<uint64_t> next_rid{0};
