@@ -1,6 +1,8 @@
 // Incremental <think>...</think> separation (see reasoning_parser.h).
 #include "server/reasoning_parser.h"
 
+#include "server/text_scan.h"
+
 namespace sable::server {
 
 namespace {
@@ -8,24 +10,6 @@ namespace {
 constexpr std::string_view kThinkStart = "<think>";
 constexpr std::string_view kThinkEnd = "</think>";
 
-bool is_space(char c) {
-  return c == ' ' || c == '\n' || c == '\t' || c == '\r';
-}
-
-size_t first_non_space(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size() && is_space(s[i])) ++i;
-  return i;
-}
-
-// Length of the longest suffix of `text` that is a proper prefix of `tag` (text that must be held
-// back because the next bytes may complete the tag).
-size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -43,8 +27,7 @@ ReasoningParser::ReasoningParser(ReasoningFormat format) : format_(format) {
 void ReasoningParser::emit_reasoning(std::string_view text, ReasoningPieces& out) {
   if (!reasoning_started_) text.remove_prefix(first_non_space(text));
   if (text.empty()) return;
-  size_t last = text.size();
-  while (last > 0 && is_space(text[last - 1])) --last;
+  const size_t last = trimmed_length(text);
   if (last == 0) {
     pending_ws_ += text;
     return;

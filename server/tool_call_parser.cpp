@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "server/text_scan.h"
+
 namespace sable::server {
 
 namespace {
@@ -19,22 +21,6 @@ constexpr std::string_view kQwenClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
 constexpr std::string_view kMistralTag = "[TOOL_CALLS]";
 
-bool is_space(char c) {
-  return c == ' ' || c == '\n' || c == '\t' || c == '\r';
-}
-
-size_t first_non_space(std::string_view s, size_t from = 0) {
-  while (from < s.size() && is_space(s[from])) ++from;
-  return from;
-}
-
-// Length of the longest suffix of `text` that is a proper prefix of `tag`.
-size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
 
 // One past the bracket that closes the object/array opening at s[start], or npos while it is still
 // open. Strings (with escapes) are skipped; whether the JSON is valid is decided by the parser.
@@ -123,8 +109,7 @@ void ToolCallParser::emit_content(std::string_view text, ToolCallOutput& out) {
     if (text.empty()) return;
     skip_ws_ = false;
   }
-  size_t last = text.size();
-  while (last > 0 && is_space(text[last - 1])) --last;
+  const size_t last = trimmed_length(text);
   if (last == 0) {
     pending_ws_ += text;
     return;

@@ -116,6 +116,23 @@ std::string TextDecoder::push(int32_t token, std::optional<std::string>* matched
 
 namespace {
 
+// Every id inside the vocabulary and the prompt shorter than the context (400s naming input_ids).
+void check_prompt_ids(const EngineCore& c, const std::vector<int32_t>& ids) {
+  const int64_t vocab = c.info.vocab_size;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= vocab) {
+      throw ValidationError("input_ids", fmt::format("input_ids: token id {} is outside the "
+                                                     "vocabulary [0, {})", id, vocab));
+    }
+  }
+  const auto len = static_cast<int64_t>(ids.size());
+  if (len >= c.context_length) {
+    throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the "
+                                                   "model's context length ({} tokens).",
+                                                   len, c.context_length));
+  }
+}
+
 // The request's grammar matcher (nullptr when unconstrained); a clear 400 when constrained decoding
 // is off or the spec does not compile.
 std::unique_ptr<scheduler::GrammarMatcher> constrain(EngineCore& c, const SamplingParams& p) {
@@ -274,18 +291,8 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
     if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
   }
   const int64_t vocab = c.info.vocab_size;
-  for (int32_t id : in.input_ids) {
-    if (id < 0 || id >= vocab) {
-      throw ValidationError("input_ids", fmt::format("input_ids: token id {} is outside the "
-                                                     "vocabulary [0, {})", id, vocab));
-    }
-  }
+  check_prompt_ids(c, in.input_ids);
   const auto len = static_cast<int64_t>(in.input_ids.size());
-  if (len >= c.context_length) {
-    throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the "
-                                                   "model's context length ({} tokens).",
-                                                   len, c.context_length));
-  }
   in.params.validate(vocab, c.context_length);
   const auto& lp = in.logprobs;
   if (lp.return_logprob && lp.logprob_start_len >= len) {
@@ -427,7 +434,6 @@ std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
   if (c.shut_down) throw std::runtime_error("engine: shut down");
   if (!c.embedder) throw ValidationError("input", kNoEmbedding);
   const auto start = std::chrono::steady_clock::now();
-  const int64_t vocab = c.info.vocab_size;
   const int64_t pool = c.max_total_tokens;
   // Validate (and tokenize) everything first, so a bad item rejects the batch before anything runs.
   for (EmbedInput& in : inputs) {
@@ -436,18 +442,8 @@ std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
       in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
       if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
     }
-    for (int32_t id : in.input_ids) {
-      if (id < 0 || id >= vocab) {
-        throw ValidationError("input_ids", fmt::format("input_ids: token id {} is outside the "
-                                                       "vocabulary [0, {})", id, vocab));
-      }
-    }
+    check_prompt_ids(c, in.input_ids);
     const auto len = static_cast<int64_t>(in.input_ids.size());
-    if (len >= c.context_length) {
-      throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the "
-                                                     "model's context length ({} tokens).",
-                                                     len, c.context_length));
-    }
     if (len > pool) {
       throw ValidationError("input_ids", fmt::format("The input ({} tokens) is longer than the KV "
                                                      "pool ({} tokens, max_total_tokens).",
