@@ -1,0 +1,326 @@
+// OpenAI-compatible response shaping (see openai_api.h): choices, logprobs, usage, the stream
+// chunks, and the chat output parser that separates reasoning and tool calls from the text.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/log.h"
+#include "server/openai_api.h"
+
+namespace sable::server {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+json logprob_value(float v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+std::string token_text(const tokenizer::Tokenizer& tok, int32_t id) {
+  return tok.decode(std::span<const int32_t>(&id, 1), false);
+}
+
+json token_bytes(const tokenizer::Tokenizer& tok, int32_t id) {
+  json bytes = json::array();
+  for (unsigned char c : tok.token_bytes(id)) bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+// Completions logprobs: {tokens, token_logprobs, top_logprobs, text_offset}.
+json completion_logprobs(const std::vector<PositionLogprobs>& positions,
+                         const tokenizer::Tokenizer& tok, int64_t offset) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const auto& p : positions) {
+    std::string t = token_text(tok, p.chosen.token);
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(t.size());
+    tokens.push_back(std::move(t));
+    lps.push_back(logprob_value(p.chosen.logprob));
+    json top = json::object();
+    for (const auto& c : p.top) top[token_text(tok, c.token)] = logprob_value(c.logprob);
+    tops.push_back(std::move(top));
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
+          {"text_offset", offsets}};
+}
+
+// Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
+json chat_logprobs(const std::vector<PositionLogprobs>& positions,
+                   const tokenizer::Tokenizer& tok) {
+  json content = json::array();
+  for (const auto& p : positions) {
+    json top = json::array();
+    for (const auto& c : p.top) {
+      top.push_back({{"token", token_text(tok, c.token)},
+                     {"logprob", logprob_value(c.logprob)},
+                     {"bytes", token_bytes(tok, c.token)}});
+    }
+    content.push_back({{"token", token_text(tok, p.chosen.token)},
+                       {"logprob", logprob_value(p.chosen.logprob)},
+                       {"bytes", token_bytes(tok, p.chosen.token)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+// [{"id", "index", "type": "function", "function": {"name", "arguments"}}], indexes from `first`.
+json tool_calls_json(const std::vector<ToolCall>& calls, int first) {
+  json list = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    list.push_back({{"id", make_tool_call_id()},
+                    {"index", first + static_cast<int>(i)},
+                    {"type", "function"},
+                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  }
+  return list;
+}
+
+// finish_reason / matched_stop, with "stop" becoming "tool_calls" when calls were parsed.
+void set_finish(json& choice, const std::optional<Finish>& finish, bool had_calls) {
+  if (had_calls && finish && finish->type == Finish::Type::kStop) {
+    choice["finish_reason"] = "tool_calls";
+    choice["matched_stop"] = nullptr;
+    return;
+  }
+  choice["finish_reason"] = openai_finish_reason(finish);
+  choice["matched_stop"] = openai_matched_stop(finish);
+}
+
+json head_json(const ResponseHead& head, const char* object) {
+  return {{"id", head.id}, {"object", object}, {"created", head.created}, {"model", head.model}};
+}
+
+}  // namespace
+
+ChatOutputParser::ChatOutputParser(const OpenAIRequest& req)
+    : forced_(req.forced_tool_calls), tool_names_(req.tool_names) {
+  if (req.reasoning_format) reasoning_.emplace(*req.reasoning_format);
+  if (req.tool_format && !forced_) tools_.emplace(*req.tool_format, tool_names_);
+}
+
+ChatParts ChatOutputParser::run(std::string_view text, bool last) {
+  ChatParts parts;
+  auto warn_unknown = [](const std::vector<std::string>& unknown) {
+    for (const auto& name : unknown)
+      log::warn("dropped a tool call to '{}': it is not in the request's tools", name);
+  };
+  if (forced_) {
+    forced_text_ += text;
+    if (!last) return parts;
+    ParsedToolCalls parsed = parse_forced_tool_calls(tool_names_, forced_text_);
+    warn_unknown(parsed.unknown);
+    parts.content = std::move(parsed.content);
+    parts.calls = std::move(parsed.calls);
+    calls_ += static_cast<int>(parts.calls.size());
+    return parts;
+  }
+  std::string content;
+  if (reasoning_) {
+    ReasoningPieces p = reasoning_->feed(text);
+    if (last) {
+      ReasoningPieces rest = reasoning_->finish();
+      p.reasoning += rest.reasoning;
+      p.content += rest.content;
+    }
+    parts.reasoning = std::move(p.reasoning);
+    content = std::move(p.content);
+  } else {
+    content = std::string(text);
+  }
+  if (!tools_) {
+    parts.content = std::move(content);
+    return parts;
+  }
+  std::vector<ToolCallOutput> outs;
+  outs.push_back(tools_->feed(content));
+  if (last) outs.push_back(tools_->finish());
+  for (ToolCallOutput& out : outs) {
+    warn_unknown(out.unknown);
+    for (ToolCallPiece& piece : out.pieces) {
+      if (piece.call)
+        parts.calls.push_back(std::move(*piece.call));
+      else
+        parts.content += piece.content;
+    }
+  }
+  calls_ += static_cast<int>(parts.calls.size());
+  return parts;
+}
+
+ChatParts ChatOutputParser::feed(std::string_view text) {
+  return run(text, false);
+}
+ChatParts ChatOutputParser::finish() {
+  return run({}, true);
+}
+
+ChatParts parse_chat_output(const OpenAIRequest& req, std::string_view text) {
+  ChatOutputParser parser(req);
+  ChatParts parts = parser.feed(text);
+  ChatParts rest = parser.finish();
+  parts.reasoning += rest.reasoning;
+  parts.content += rest.content;
+  for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+  return parts;
+}
+
+json openai_finish_reason(const std::optional<Finish>& finish) {
+  if (!finish) return nullptr;
+  switch (finish->type) {
+    case Finish::Type::kStop: return "stop";
+    case Finish::Type::kLength: return "length";
+    case Finish::Type::kAbort: return "abort";
+  }
+  return nullptr;
+}
+
+json openai_matched_stop(const std::optional<Finish>& finish) {
+  if (!finish || finish->type != Finish::Type::kStop) return nullptr;
+  if (finish->matched_text) return *finish->matched_text;
+  if (finish->matched_token) return *finish->matched_token;
+  return nullptr;
+}
+
+json usage_json(const std::vector<ChoiceOutput>& choices, int32_t n, bool cache_report) {
+  int64_t prompt = 0, completion = 0, cached = 0;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& out = *choices[i].out;
+    if (n <= 1 || i % static_cast<size_t>(n) == 0) {
+      prompt += out.prompt_tokens;
+      cached += out.cached_tokens;
+    }
+    completion += out.completion_tokens;
+  }
+  json usage = {{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion}};
+  if (cache_report) usage["prompt_tokens_details"] = {{"cached_tokens", cached}};
+  return usage;
+}
+
+json completion_response(const ResponseHead& head, const OpenAIRequest& req,
+                         const std::vector<ChoiceOutput>& choices,
+                         const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "text_completion");
+  json list = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& o = *choices[i].out;
+    std::string text = req.echo ? choices[i].prompt_text + o.text : o.text;
+    const int64_t offset = req.echo ? static_cast<int64_t>(choices[i].prompt_text.size()) : 0;
+    list.push_back({{"index", i},
+                    {"text", std::move(text)},
+                    {"logprobs", req.logprobs ? completion_logprobs(o.output_logprobs, tok, offset)
+                                              : json(nullptr)},
+                    {"finish_reason", openai_finish_reason(o.finish)},
+                    {"matched_stop", openai_matched_stop(o.finish)}});
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(choices, req.params.n, head.cache_report);
+  out["metadata"] = {{"weight_version", head.weight_version}};
+  return out;
+}
+
+json chat_response(const ResponseHead& head, const OpenAIRequest& req,
+                   const std::vector<ChoiceOutput>& choices, const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "chat.completion");
+  json list = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const GenerateOutput& o = *choices[i].out;
+    ChatParts parts = parse_chat_output(req, o.text);
+    json message = {
+        {"role", "assistant"},
+        {"content", std::move(parts.content)},
+        {"refusal", nullptr},
+        {"reasoning_content", parts.reasoning.empty() ? json(nullptr) : json(parts.reasoning)}};
+    if (!parts.calls.empty()) message["tool_calls"] = tool_calls_json(parts.calls, 0);
+    json choice = {
+        {"index", i},
+        {"message", std::move(message)},
+        {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)}};
+    set_finish(choice, o.finish, !parts.calls.empty());
+    list.push_back(std::move(choice));
+  }
+  out["choices"] = std::move(list);
+  out["usage"] = usage_json(choices, req.params.n, head.cache_report);
+  out["metadata"] = {{"weight_version", head.weight_version}};
+  return out;
+}
+
+json completion_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
+                      const Delta& delta, const tokenizer::Tokenizer& tok, int64_t text_offset) {
+  json out = head_json(head, "text_completion");
+  out["choices"] = json::array(
+      {{{"index", index},
+        {"text", delta.text},
+        {"logprobs", req.logprobs ? completion_logprobs(delta.output_logprobs, tok, text_offset)
+                                  : json(nullptr)},
+        {"finish_reason", openai_finish_reason(delta.finish)},
+        {"matched_stop", openai_matched_stop(delta.finish)}}});
+  return out;
+}
+
+json chat_role_chunk(const ResponseHead& head, int index) {
+  json out = head_json(head, "chat.completion.chunk");
+  out["choices"] = json::array({{{"index", index},
+                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", nullptr}}});
+  return out;
+}
+
+json chat_chunk(const ResponseHead& head, const OpenAIRequest& req, int index, const Delta& delta,
+                const tokenizer::Tokenizer& tok) {
+  json out = head_json(head, "chat.completion.chunk");
+  json d = json::object();
+  if (!delta.text.empty() || !delta.finish) d["content"] = delta.text;
+  out["choices"] = json::array(
+      {{{"index", index},
+        {"delta", std::move(d)},
+        {"logprobs", req.logprobs && !delta.output_logprobs.empty()
+                         ? chat_logprobs(delta.output_logprobs, tok)
+                         : json(nullptr)},
+        {"finish_reason", openai_finish_reason(delta.finish)},
+        {"matched_stop", openai_matched_stop(delta.finish)}}});
+  return out;
+}
+
+std::optional<json> chat_parsed_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
+                                      const Delta& delta, const tokenizer::Tokenizer& tok,
+                                      ChatOutputParser& parser) {
+  const int first_call = parser.calls_emitted();
+  ChatParts parts = parser.feed(delta.text);
+  if (delta.finish) {
+    ChatParts rest = parser.finish();
+    parts.reasoning += rest.reasoning;
+    parts.content += rest.content;
+    for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+  }
+  const bool with_logprobs = req.logprobs && !delta.output_logprobs.empty();
+  if (parts.reasoning.empty() && parts.content.empty() && parts.calls.empty() && !with_logprobs &&
+      !delta.finish) {
+    return std::nullopt;
+  }
+  json d = json::object();
+  if (!parts.reasoning.empty()) d["reasoning_content"] = std::move(parts.reasoning);
+  if (!parts.content.empty() || (d.empty() && parts.calls.empty() && !delta.finish))
+    d["content"] = std::move(parts.content);
+  if (!parts.calls.empty()) d["tool_calls"] = tool_calls_json(parts.calls, first_call);
+  json choice = {
+      {"index", index},
+      {"delta", std::move(d)},
+      {"logprobs", with_logprobs ? chat_logprobs(delta.output_logprobs, tok) : json(nullptr)}};
+  set_finish(choice, delta.finish, parser.calls_emitted() > 0);
+  json out = head_json(head, "chat.completion.chunk");
+  out["choices"] = json::array({std::move(choice)});
+  return out;
+}
+
+json usage_chunk(const ResponseHead& head, bool chat, const json& usage) {
+  json out = head_json(head, chat ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = json::array();
+  out["usage"] = usage;
+  return out;
+}
+
+}  // namespace sable::server
