@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "plugins/grammar/automaton/grammar.h"
+#include "plugins/grammar/automaton/vocabulary.h"
 #include "sable/grammar.h"
 #include "sable/sable.h"
 #include "tests/unit/test_host.h"
@@ -319,6 +321,43 @@ TEST(GrammarPlugin, EosIdPastTheTokenizerVocabulary) {
   api->matcher_destroy(m);
   api->grammar_destroy(g);
   api->destroy(engine);
+}
+
+// Clients choose the grammars, so the masks all of an engine's grammars cache are bounded together:
+// past the budget a mask is computed each time (and still right), and a grammar's bytes come back
+// when it is destroyed.
+TEST(GrammarMaskBudget, CachedMasksAreBoundedAcrossGrammarsAndReturned) {
+  using namespace sable::grammar;
+  const char* bytes[] = {"a", "b", "c", "d", "e", ""};
+  const int32_t lens[] = {1, 1, 1, 1, 1, 0};
+  const uint8_t special[] = {0, 0, 0, 0, 0, 1};
+  const int32_t eos[] = {5};
+  SableTokenizerInfo info{};
+  info.struct_size = sizeof(SableTokenizerInfo);
+  info.vocab_size = 6;
+  info.token_bytes = bytes;
+  info.token_lens = lens;
+  info.is_special = special;
+  info.num_eos = 1;
+  info.eos_ids = eos;
+  auto vocab = std::make_shared<const Vocabulary>(info);
+  const int64_t one = int64_t(mask_words(vocab->size())) * 4;
+  auto budget = std::make_shared<MaskBudget>(3 * one);
+  auto g1 = compile_grammar(SABLE_GRAMMAR_REGEX, "abcde", vocab, kMaxDfaStates, budget);
+  auto g2 = compile_grammar(SABLE_GRAMMAR_REGEX, "edcba", vocab, kMaxDfaStates, budget);
+  int32_t s = g1->dfa().start();
+  for (char c : std::string("abcd")) {
+    EXPECT_EQ((*g1->mask(s))[0], 1u << (c - 'a')) << c;  // exactly the next letter
+    s = g1->dfa().next(s, static_cast<uint8_t>(c));
+  }
+  EXPECT_EQ(g1->cached_masks(), 3u);  // the 4th did not fit
+  EXPECT_EQ(budget->left(), 0);
+  EXPECT_EQ((*g2->mask(g2->dfa().start()))[0], 1u << 4);  // 'e', right though not cached
+  EXPECT_EQ(g2->cached_masks(), 0u);
+  g1.reset();
+  EXPECT_EQ(budget->left(), 3 * one);
+  g2->mask(g2->dfa().start());
+  EXPECT_EQ(g2->cached_masks(), 1u);
 }
 
 }  // namespace

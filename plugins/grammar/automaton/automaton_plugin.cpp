@@ -35,9 +35,13 @@ struct HostRef {
   }
 };
 
+// Cached token masks of all of an engine's grammars together (~27k masks of a 152k vocabulary).
+constexpr int64_t kMaskBudgetBytes = int64_t(512) << 20;
+
 struct Engine {
   HostRef host;
   std::shared_ptr<const Vocabulary> vocab;
+  std::shared_ptr<MaskBudget> budget = std::make_shared<MaskBudget>(kMaskBudgetBytes);
 };
 
 struct GrammarBox {
@@ -90,7 +94,8 @@ SableStatus compile(SableGrammarEngine* handle, int32_t kind, const char* spec, 
     if (spec == nullptr && spec_len > 0) fail(SABLE_ERR_INVALID_ARGUMENT, "compile got no spec");
     const std::string_view text(spec == nullptr ? "" : spec, spec_len);
     auto box = std::make_unique<GrammarBox>(
-        GrammarBox{engine->host, compile_grammar(kind, text, engine->vocab)});
+        GrammarBox{engine->host,
+                   compile_grammar(kind, text, engine->vocab, kMaxDfaStates, engine->budget)});
     engine->host.log(SABLE_LOG_DEBUG,
                      std::string("automaton: compiled ") + grammar_kind_name(kind) + " to " +
                          std::to_string(box->grammar->dfa().num_states()) + " DFA states");

@@ -56,11 +56,12 @@ std::string grammar_to_regex(int32_t kind, std::string_view spec) {
 
 std::shared_ptr<const CompiledGrammar> compile_grammar(int32_t kind, std::string_view spec,
                                                        std::shared_ptr<const Vocabulary> vocab,
-                                                       int32_t max_states) {
+                                                       int32_t max_states,
+                                                       std::shared_ptr<MaskBudget> budget) {
   std::string regex = grammar_to_regex(kind, spec);
   Dfa dfa = with_kind(kind, [&] { return Dfa::build(build_nfa(parse_regex(regex)), max_states); });
   return std::make_shared<const CompiledGrammar>(std::move(regex), std::move(dfa),
-                                                 std::move(vocab));
+                                                 std::move(vocab), std::move(budget));
 }
 
 }  // namespace sable::grammar

@@ -16,11 +16,12 @@ namespace sable::grammar {
 
 class CompiledGrammar {
  public:
-  CompiledGrammar(std::string regex, Dfa dfa, std::shared_ptr<const Vocabulary> vocab)
+  CompiledGrammar(std::string regex, Dfa dfa, std::shared_ptr<const Vocabulary> vocab,
+                  std::shared_ptr<MaskBudget> budget = nullptr)
       : regex_(std::move(regex)),
         dfa_(std::move(dfa)),
         vocab_(std::move(vocab)),
-        masks_(dfa_, vocab_) {}
+        masks_(dfa_, vocab_, std::move(budget)) {}
   CompiledGrammar(const CompiledGrammar&) = delete;  // masks_ refers to dfa_
   CompiledGrammar& operator=(const CompiledGrammar&) = delete;
 
@@ -28,6 +29,7 @@ class CompiledGrammar {
   const Dfa& dfa() const { return dfa_; }
   const Vocabulary& vocab() const { return *vocab_; }
   std::shared_ptr<const TokenMask> mask(int32_t state) const { return masks_.get(state); }
+  size_t cached_masks() const { return masks_.cached_states(); }
 
  private:
   std::string regex_;
@@ -44,9 +46,10 @@ const char* grammar_kind_name(int32_t kind);
 std::string grammar_to_regex(int32_t kind, std::string_view spec);
 
 // Spec -> regex -> NFA -> DFA. Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) with a message
-// that starts with the kind's name.
+// that starts with the kind's name. The grammar's cached masks draw on `budget` (see MaskBudget).
 std::shared_ptr<const CompiledGrammar> compile_grammar(int32_t kind, std::string_view spec,
                                                        std::shared_ptr<const Vocabulary> vocab,
-                                                       int32_t max_states = kMaxDfaStates);
+                                                       int32_t max_states = kMaxDfaStates,
+                                                       std::shared_ptr<MaskBudget> budget = nullptr);
 
 }  // namespace sable::grammar

@@ -45,8 +45,23 @@ std::shared_ptr<const TokenMask> TokenMaskCache::get(int32_t state) const {
   auto mask = std::make_shared<TokenMask>(mask_words(vocab_->size()));
   compute_token_mask(dfa_, *vocab_, state, *mask);
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = masks_.find(state); it != masks_.end()) return it->second;  // another thread won
   if (masks_.size() >= kMaxCachedStates) return mask;
+  if (budget_ && !budget_->take(mask_bytes())) return mask;
   return masks_.emplace(state, std::move(mask)).first->second;
+}
+
+TokenMaskCache::~TokenMaskCache() {
+  if (budget_) budget_->give(static_cast<int64_t>(masks_.size()) * mask_bytes());
+}
+
+size_t TokenMaskCache::cached_states() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return masks_.size();
+}
+
+int64_t TokenMaskCache::mask_bytes() const {
+  return static_cast<int64_t>(mask_words(vocab_->size())) * static_cast<int64_t>(sizeof(uint32_t));
 }
 
 }  // namespace sable::grammar

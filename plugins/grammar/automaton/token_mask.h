@@ -8,6 +8,7 @@
 // may compute the same mask once each; the first insert wins).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,21 +32,51 @@ inline int32_t mask_words(int32_t vocab_size) {
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
                         std::span<uint32_t> words);
 
+// Bytes of cached masks that all the grammars of one engine may hold together (clients choose the
+// grammars, so the sum must be bounded, not just each grammar). Past it, masks are computed on
+// every use instead of kept. Thread-safe.
+class MaskBudget {
+ public:
+  explicit MaskBudget(int64_t bytes) : left_(bytes) {}
+  // Reserves n bytes; false (nothing reserved) when fewer are left.
+  bool take(int64_t n) {
+    int64_t left = left_.load();
+    while (left >= n)
+      if (left_.compare_exchange_weak(left, left - n)) return true;
+    return false;
+  }
+  void give(int64_t n) { left_.fetch_add(n); }
+  int64_t left() const { return left_.load(); }
+
+ private:
+  std::atomic<int64_t> left_;
+};
+
 class TokenMaskCache {
  public:
   // Masks beyond this many cached states are computed each time instead of kept (memory bound:
   // with a 152k-token vocabulary a mask is 19 KB, so the default caps a grammar at ~320 MB).
   static constexpr size_t kMaxCachedStates = 16384;
 
-  TokenMaskCache(const Dfa& dfa, std::shared_ptr<const Vocabulary> vocab)
-      : dfa_(dfa), vocab_(std::move(vocab)) {}
+  // budget: shared by the engine's grammars (nullptr: only kMaxCachedStates bounds this cache).
+  TokenMaskCache(const Dfa& dfa, std::shared_ptr<const Vocabulary> vocab,
+                 std::shared_ptr<MaskBudget> budget = nullptr)
+      : dfa_(dfa), vocab_(std::move(vocab)), budget_(std::move(budget)) {}
+  ~TokenMaskCache();
+  TokenMaskCache(const TokenMaskCache&) = delete;
+  TokenMaskCache& operator=(const TokenMaskCache&) = delete;
+
+  size_t cached_states() const;
 
   // The mask of `state`; computed on first use. Safe to call from many threads.
   std::shared_ptr<const TokenMask> get(int32_t state) const;
 
  private:
+  int64_t mask_bytes() const;
+
   const Dfa& dfa_;
   std::shared_ptr<const Vocabulary> vocab_;
+  std::shared_ptr<MaskBudget> budget_;
   mutable std::mutex mu_;
   mutable std::unordered_map<int32_t, std::shared_ptr<const TokenMask>> masks_;
 };
