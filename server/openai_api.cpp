@@ -203,6 +203,15 @@ std::string render_chat(const ChatRenderer& renderer, const ordered_json& body, 
   }
 }
 
+namespace {
+
+// Whether the sampling params already carry a grammar constraint (at most one is allowed).
+bool has_grammar(const json& sp) {
+  return sp.contains("regex") || sp.contains("ebnf") || sp.contains("json_schema");
+}
+
+}  // namespace
+
 // response_format (chat): json_schema -> sampling json_schema (the schema as a string),
 // json_object -> json_schema {"type": "object"}, text -> nothing.
 void map_response_format(const ordered_json& body, json& sp) {
@@ -212,8 +221,7 @@ void map_response_format(const ordered_json& body, json& sp) {
     bad("response_format", "response_format must be an object with a string type");
   const std::string type = (*rf)["type"].get<std::string>();
   if (type == "text") return;
-  if (sp.contains("regex") || sp.contains("ebnf") || sp.contains("json_schema"))
-    bad("response_format", "Only one of regex, json_schema, or ebnf can be set.");
+  if (has_grammar(sp)) bad("response_format", "Only one of regex, json_schema, or ebnf can be set.");
   if (type == "json_object") {
     sp["json_schema"] = R"({"type": "object"})";
   } else if (type == "json_schema") {
@@ -285,7 +293,7 @@ bool map_tools_and_reasoning(const ordered_json& body, json& sp, const ChatParse
   const bool offer = tools && choice != "none";
   if (offer) req.tool_names = names;
   if (choice == "required" || choice == "named") {
-    if (sp.contains("regex") || sp.contains("ebnf") || sp.contains("json_schema")) {
+    if (has_grammar(sp)) {
       log::warn(
           "request {}: tool_choice {} is not enforced because the request has its own "
           "regex/ebnf/json_schema/response_format constraint",

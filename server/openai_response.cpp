@@ -135,15 +135,10 @@ ChatParts ChatOutputParser::run(std::string_view text, bool last) {
   std::vector<ToolCallOutput> outs;
   outs.push_back(tools_->feed(content));
   if (last) outs.push_back(tools_->finish());
-  for (ToolCallOutput& out : outs) {
-    warn_unknown(out.unknown);
-    for (ToolCallPiece& piece : out.pieces) {
-      if (piece.call)
-        parts.calls.push_back(std::move(*piece.call));
-      else
-        parts.content += piece.content;
-    }
-  }
+  ParsedToolCalls parsed = collect_tool_calls(outs);
+  warn_unknown(parsed.unknown);
+  parts.content = std::move(parsed.content);
+  parts.calls = std::move(parsed.calls);
   calls_ += static_cast<int>(parts.calls.size());
   return parts;
 }

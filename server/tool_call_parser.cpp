@@ -77,7 +77,9 @@ std::optional<ToolCall> call_from_text(std::string_view text) {
   return call_from_json(j);
 }
 
-ParsedToolCalls collect(const std::vector<ToolCallOutput>& outputs) {
+}  // namespace
+
+ParsedToolCalls collect_tool_calls(const std::vector<ToolCallOutput>& outputs) {
   ParsedToolCalls parsed;
   for (const ToolCallOutput& out : outputs) {
     for (const ToolCallPiece& p : out.pieces) {
@@ -90,8 +92,6 @@ ParsedToolCalls collect(const std::vector<ToolCallOutput>& outputs) {
   }
   return parsed;
 }
-
-}  // namespace
 
 std::optional<ToolCallFormat> tool_call_format_from_name(std::string_view name) {
   if (name == "qwen25" || name == "qwen") return ToolCallFormat::kQwen25;
@@ -354,7 +354,7 @@ ParsedToolCalls parse_tool_calls(ToolCallFormat format, const std::vector<std::s
   std::vector<ToolCallOutput> outputs;
   outputs.push_back(parser.feed(text));
   outputs.push_back(parser.finish());
-  return collect(outputs);
+  return collect_tool_calls(outputs);
 }
 
 std::string forced_tool_schema(const ordered_json& tools, const std::string* named, bool parallel) {

@@ -86,6 +86,8 @@ struct ParsedToolCalls {
 };
 ParsedToolCalls parse_tool_calls(ToolCallFormat format, const std::vector<std::string>& tool_names,
                                  std::string_view text);
+// The pieces of several feed()/finish() outputs, in order: content joined, calls, unknown names.
+ParsedToolCalls collect_tool_calls(const std::vector<ToolCallOutput>& outputs);
 
 // tool_choice "required" (named == nullptr) or a named function: the JSON schema, as text, that
 // constrains the output. required: an array (minItems 1; maxItems 1 unless parallel) whose items
