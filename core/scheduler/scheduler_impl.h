@@ -16,6 +16,7 @@
 #include "core/scheduler/page_allocator.h"
 #include "core/scheduler/radix_cache.h"
 #include "core/scheduler/scheduler.h"
+#include "core/scheduler/side_worker.h"
 
 namespace sable::scheduler {
 
@@ -80,6 +81,7 @@ struct Scheduler::Impl {
   SchedulerOptions opts;
   ModelBackend& backend;
   sampling::Sampler sampler;
+  SideWorker mask_worker;  // fills grammar masks during the forward (scheduler_step.cpp)
   PageAllocator pool;
   RadixCache cache;
   std::list<std::unique_ptr<Active>> running;  // admitted, in admission order

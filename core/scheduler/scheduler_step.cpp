@@ -3,7 +3,6 @@
 // sample, check stop conditions and stream the results.
 #include <algorithm>
 #include <cmath>
-#include <future>
 #include <limits>
 
 #include <fmt/format.h>
@@ -280,18 +279,28 @@ void Scheduler::Impl::step() {
   for (const PrefillChunk& c : prefills)
     if (c.a->req.grammar && c.a->kv_len + c.n == static_cast<int64_t>(c.a->tokens.size()))
       constrained.push_back(c.a);
-  std::future<void> masks_filled;
   if (!constrained.empty()) {
     const size_t words = (static_cast<size_t>(opts.vocab_size) + 31) / 32;
-    masks_filled = std::async(std::launch::async, [&constrained, words] {
+    mask_worker.start([&constrained, words] {
       for (Active* a : constrained) {
         a->mask.assign(words, 0u);
         a->req.grammar->fill_bitmask(a->mask);
       }
     });
   }
-  ModelBackend::Logits out = backend.forward(seqs);
-  if (masks_filled.valid()) masks_filled.get();  // rethrows a grammar engine failure
+  ModelBackend::Logits out;
+  try {
+    out = backend.forward(seqs);
+  } catch (...) {
+    if (!constrained.empty()) {  // the job reads `constrained`: let it end; the forward's error wins
+      try {
+        mask_worker.wait();
+      } catch (...) {
+      }
+    }
+    throw;
+  }
+  if (!constrained.empty()) mask_worker.wait();  // rethrows a grammar engine failure
   const int32_t vocab = out.vocab;
   if (!constrained.empty() && vocab != opts.vocab_size)
     throw std::logic_error("scheduler: logits width differs from vocab_size (grammar masks)");
