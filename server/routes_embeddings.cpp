@@ -252,13 +252,7 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
     if (!body["model"].is_string()) throw HttpError::bad_request("model must be a string", "model");
     model = body["model"].get<std::string>();
   }
-  if (!state.known_model(model)) {
-    throw HttpError::bad_request(
-        fmt::format("The model '{}' does not exist: this server serves '{}'", model,
-                    state.config.served_model_name.empty() ? state.facts.model_path
-                                                           : state.config.served_model_name),
-        "model");
-  }
+  state.require_model(model);
   std::string format = "float";
   if (body.contains("encoding_format") && !body["encoding_format"].is_null()) {
     const json& f = body["encoding_format"];

@@ -32,13 +32,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
   auto call = std::make_shared<OpenAICall>(state);
   call->request = std::move(request);
   OpenAIRequest& r = call->request;
-  if (!state.known_model(r.model)) {
-    throw HttpError::bad_request(
-        fmt::format("The model '{}' does not exist: this server serves '{}'", r.model,
-                    state.config.served_model_name.empty() ? state.facts.model_path
-                                                           : state.config.served_model_name),
-        "model");
-  }
+  state.require_model(r.model);
   r.params.validate(state.facts.vocab_size, state.facts.context_length);
   call->head.id = fmt::format("{}{}", r.chat ? "chatcmpl-" : "cmpl-", r.rid);
   call->head.created = std::chrono::duration_cast<std::chrono::seconds>(

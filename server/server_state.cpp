@@ -70,6 +70,14 @@ bool ServerState::known_model(const std::string& name) const {
          (config.served_model_name.empty() && name == facts.model_path);
 }
 
+void ServerState::require_model(const std::string& name) const {
+  if (known_model(name)) return;
+  throw HttpError::bad_request(
+      fmt::format("The model '{}' does not exist: this server serves '{}'", name,
+                  config.served_model_name.empty() ? facts.model_path : config.served_model_name),
+      "model");
+}
+
 void ServerState::check_prompt_length(std::vector<int32_t>& ids, const char* field) const {
   const int64_t limit = facts.context_length;
   if (limit <= 0 || static_cast<int64_t>(ids.size()) < limit) return;

@@ -51,6 +51,8 @@ struct ServerState {
   void check_admission() const;
   // Accepts the model names a client may send ("default", the served name, the model path).
   bool known_model(const std::string& name) const;
+  // Throws a 400 naming `model` (and what this server serves) when the name is not known.
+  void require_model(const std::string& name) const;
   // Tokenizes a prompt and enforces the context length (413, or truncation when allowed).
   std::vector<int32_t> prompt_ids(const std::string& text, bool add_special_tokens,
                                   const char* field) const;
