@@ -33,10 +33,18 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
     for i in "${!variants[@]}"; do
       v=${variants[$i]}
       log="$out/$name.$i.log"
-      if env $v "$t" --gtest_brief=1 >"$log" 2>&1; then r=PASS; else r=FAIL; fi
+      # A suite gets SABLE_SUITE_TIMEOUT seconds (default 60): a hang names the case it hung in.
+      t0=$SECONDS
+      env $v timeout -k 5 "${SABLE_SUITE_TIMEOUT:-60}" "$t" >"$log" 2>&1
+      rc=$?
+      case $rc in 0) r=PASS ;; 124 | 137) r=TIMEOUT ;; *) r=FAIL ;; esac
       skipped=$(grep -c '\[  SKIPPED \]' "$log" || true)
-      summary+=("$(printf '%-34s %-44s %s (skipped %s)' "$name" "${v:-defaults}" "$r" "$skipped")")
+      summary+=("$(printf '%-34s %-44s %s in %ss (skipped %s)' "$name" "${v:-defaults}" "$r" "$((SECONDS - t0))" "$skipped")")
       [ "$r" = FAIL ] && grep -E 'Failure|error|FAILED|Expected|Which is|rel' "$log" | head -40
+      [ "$r" = TIMEOUT ] && { echo "== $name ${v:-defaults}: timed out; last lines:"; tail -5 "$log"; }
+      # The slowest cases, so that every suite can be kept well under the limit.
+      grep -E '^\[       OK \].*\([0-9]+ ms\)' "$log" | sed -E 's/.*OK \] (.*) \(([0-9]+) ms\)/\2 ms \1/' |
+        sort -rn | head -3 | sed "s/^/  slowest ${name}: /"
     done
   done
 fi
