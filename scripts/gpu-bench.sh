@@ -69,6 +69,25 @@ for w in $which; do
         echo "variant: ${v:-default}"
         env $v "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
       done | tee -a "$out/decode.txt" ;;
+    ab8b_1)  # 8B batch-1 decode A/B: defaults, then PDL + the GQA-packed decode kernel
+      make_model llama8b llama-3.1-8b llama3
+      for v in "" "SABLE_PDL=1 SABLE_FLASH_DECODE_KERNEL=1"; do
+        echo "variant: ${v:-default}"
+        env $v "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 256 1
+      done | tee -a "$out/decode.txt" ;;
+    ab1b)  # Llama-3.2-1B shape, batch 1, the same A/B
+      make_model llama1b llama-3.2-1b llama3
+      for v in "" "SABLE_PDL=1 SABLE_FLASH_DECODE_KERNEL=1"; do
+        echo "variant: ${v:-default}"
+        env $v "$bin/sable_gpu_decode_bench" "$models/llama1b" 1 128 256 1
+      done | tee -a "$out/decode.txt" ;;
+    ncu8b)  # per-kernel device time of 8B batch-1 decode steps (eager): GB/s of each projection
+      make_model llama8b llama-3.1-8b llama3
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --launch-skip 2000 \
+        --launch-count ${NCU_COUNT:-400} "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 24 0 \
+        >"$out/ncu8b.csv" 2>"$out/ncu8b.err"
+      python3 /work/main/scripts/ncu_summary.py "$out/ncu8b.csv" | tee "$out/ncu8b.txt" ;;
     ncu05)  # per-kernel device time of 0.5B batch-1 decode steps (eager), vs the graph step time
       make_model qwen05 qwen2.5-0.5b qwen3
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -17,7 +17,8 @@ for r in rows:
     unit = r.get("Metric Unit", "ns")
     v = float(r["Metric Value"].replace(",", ""))
     v *= {"ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3}.get(unit, 1e-3)
-    per[r["Kernel Name"].split("(")[0][:70]].append(v)
+    # The grid tells apart launches of one kernel at different shapes (q|k|v, o, gate|up, down).
+    per[r["Kernel Name"].split("(")[0][:60] + " grid " + r.get("Grid Size", "?")].append(v)
 total = sum(sum(v) for v in per.values())
 n = sum(len(v) for v in per.values())
 print(f"kernels profiled: {n}, device time {total:.1f} us, mean {total / max(n, 1):.2f} us")
