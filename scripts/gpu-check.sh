@@ -24,9 +24,9 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle).
   tests=()
   for n in ${SABLE_TESTS:-*_test}; do tests+=($B/tests/$n); done
-  # Each suite runs once per variant: the defaults, then the opt-in v4 fast paths (PDL launches
-  # and the GQA-packed decode kernel; bench/NOTES.md) that become defaults once they pass here.
-  variants=("" "SABLE_PDL=1 SABLE_FLASH_DECODE_KERNEL=1")
+  # Each suite runs once per variant: the defaults, then with the fast paths off (PDL launches,
+  # the GQA-packed decode kernel, the fused decode projections; bench/NOTES.md v4, v5).
+  variants=("" "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0")
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")

@@ -32,15 +32,10 @@ const SableAttentionApi* load_flash() {
 
 class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
 
-// The GQA-packed decode kernel is opt-in (flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL when
-// the backend is created): each case runs with it off and on.
+// flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL (0: off) when the backend is created: each
+// case runs with the GQA-packed decode kernel off and on.
 struct DecodeKernelEnv {
-  explicit DecodeKernelEnv(bool on) {
-    if (on)
-      setenv("SABLE_FLASH_DECODE_KERNEL", "1", 1);
-    else
-      unsetenv("SABLE_FLASH_DECODE_KERNEL");
-  }
+  explicit DecodeKernelEnv(bool on) { setenv("SABLE_FLASH_DECODE_KERNEL", on ? "1" : "0", 1); }
   ~DecodeKernelEnv() { unsetenv("SABLE_FLASH_DECODE_KERNEL"); }
 };
 
@@ -156,9 +151,12 @@ void check_case(const Case& c) {
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     EXPECT_EQ(dout.download<uint16_t>(q.size()), got_h) << "step " << step << " run twice";
 
-    // Reference.
-    std::vector<float> got(q.size()), want(q.size(), 0.0f);
-    for (size_t i = 0; i < got.size(); ++i) got[i] = from_bf16(got_h[i]);
+    // Reference, on a sample of each sequence's new rows: the float64 reference is quadratic in
+    // the prompt (a 4000-token prefill alone took minutes), the kernels tile rows alike, so the
+    // first and last 8 rows plus 32 spread between them exercise every tile kind.
+    std::vector<float> got, want;
+    std::vector<float> got_all(q.size());
+    for (size_t i = 0; i < got_all.size(); ++i) got_all[i] = from_bf16(got_h[i]);
     const int group = c.hq / c.hk;
     for (int s = 0; s < nseq; ++s) {
       const int n = qo[s + 1] - qo[s];
@@ -169,7 +167,10 @@ void check_case(const Case& c) {
         hist_v[s].insert(hist_v[s].end(), v.begin() + size_t(t) * c.hk * c.d,
                          v.begin() + size_t(t + 1) * c.hk * c.d);
       }
-      for (int j = 0; j < n; ++j) {
+      std::vector<int> rows;
+      for (int j = 0; j < n; ++j)
+        if (n <= 48 || j < 8 || j >= n - 8 || (j - 8) % ((n - 16 + 31) / 32) == 0) rows.push_back(j);
+      for (int j : rows) {
         const int t = qo[s] + j, pos = kv_lens[s] - n + j;
         const int begin = c.window > 0 ? std::max(0, pos - c.window + 1) : 0;
         for (int h = 0; h < c.hq; ++h) {
@@ -190,14 +191,15 @@ void check_case(const Case& c) {
             double acc = 0;
             for (int p = begin; p <= pos; ++p)
               acc += sc[p - begin] * hist_v[s][(size_t(p) * c.hk + kh) * c.d + d];
-            want[(size_t(t) * c.hq + h) * c.d + d] = float(acc / sum);
+            want.push_back(float(acc / sum));
+            got.push_back(got_all[(size_t(t) * c.hq + h) * c.d + d]);
           }
         }
       }
     }
     EXPECT_LT(rel_l2(got, want), 1e-2) << "step " << step;
     // The padding token's output is zero.
-    for (int i = 0; i < c.hq * c.d; ++i) ASSERT_EQ(got[size_t(T - 1) * c.hq * c.d + i], 0.0f);
+    for (int i = 0; i < c.hq * c.d; ++i) ASSERT_EQ(got_all[size_t(T - 1) * c.hq * c.d + i], 0.0f);
   }
   api->destroy(attn);
 }

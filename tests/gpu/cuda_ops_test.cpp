@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <random>
+#include <string>
 
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
@@ -480,6 +481,87 @@ namespace {
 
 // q/k norm of a fused projection: rms_norm over a [T, heads, D] view whose tokens are a whole
 // qkv row apart.
+// gemm_fused: the one-kernel decode form (M <= 8) and the composed form (larger M, or when the
+// one-kernel form is off) against the CPU table's composed ops, for every prologue/epilogue.
+TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
+  struct Config {
+    const char* name;
+    bool norm, bias, accumulate, gated;
+    int32_t rope_cols, head_dim, rot, style;
+    int64_t n, k;
+  };
+  const Config configs[] = {
+      {"plain", false, false, false, false, 0, 0, 0, 0, 80, 96},
+      {"norm", true, false, false, false, 0, 0, 0, 0, 81, 896},  // odd N: a one-row task
+      {"norm+rope neox", true, true, false, false, 4 * 64, 64, 64, SABLE_ROPE_NEOX, 6 * 64, 128},
+      {"rope partial", true, false, false, false, 3 * 64, 64, 32, SABLE_ROPE_NEOX, 3 * 64 + 33, 64},
+      {"rope interleaved", false, false, false, false, 2 * 32, 32, 16, SABLE_ROPE_INTERLEAVED, 96, 72},
+      {"accumulate+bias", false, true, true, false, 0, 0, 0, 0, 200, 256},
+      {"norm+gated", true, true, false, true, 0, 0, 0, 0, 2 * 150, 136},
+      {"gated+accumulate", false, false, true, true, 0, 0, 0, 0, 2 * 64, 4096},
+  };
+  const int64_t maxpos = 64;
+  for (const Config& c : configs) {
+    for (int64_t m : {1, 2, 5, 8, 19}) {
+      SCOPED_TRACE(testing::Message() << c.name << " m=" << m);
+      const int64_t out_cols = c.gated ? c.n / 2 : c.n;
+      Pair x = make({m, c.k}), w = make({c.n, c.k}, 0.05f), b = make({c.n}), g = make({c.k});
+      Pair o = make({m, out_cols});
+      Pair cs = make({maxpos, std::max(c.rot, 2)}, 1.0f, SABLE_DTYPE_F32);
+      std::vector<int32_t> pos(m);
+      for (int64_t i = 0; i < m; ++i) pos[i] = static_cast<int32_t>((i * 11 + 3) % maxpos);
+      DeviceBuffer dpos(m * 4);
+      dpos.upload(pos);
+      SableTensor pc = o.view(pos.data(), SABLE_DTYPE_I32, SABLE_DEVICE_CPU);
+      pc.ndim = 1;
+      pc.shape[0] = m;
+      pc.strides[0] = 1;
+      SableTensor pg = pc;
+      pg.device_type = SABLE_DEVICE_CUDA;
+      pg.data = dpos.get();
+      auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), gc = g.cpu(), oc = o.cpu(), csc = cs.cpu();
+      auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), gg = g.gpu(), og = o.gpu(), csg = cs.gpu();
+      auto fusion = [&](const SableTensor* norm, const SableTensor* p, const SableTensor* table) {
+        SableGemmFusion f{};
+        f.struct_size = sizeof(f);
+        f.norm_weight = c.norm ? norm : nullptr;
+        f.norm_eps = 1e-6f;
+        f.gated = c.gated;
+        f.act = SABLE_ACT_SILU;
+        f.rope_cols = c.rope_cols;
+        f.rope_head_dim = c.head_dim;
+        f.rope_dim = c.rot;
+        f.rope_style = c.style;
+        f.positions = p;
+        f.cos_sin = table;
+        f.accumulate = c.accumulate;
+        return f;
+      };
+      const SableGemmFusion fc = fusion(&gc, &pc, &csc), fg = fusion(&gg, &pg, &csg);
+      ASSERT_EQ(c_->gemm_fused(&cpu_ctx_, &xc, &wc, c.bias ? &bc : nullptr, &fc, &oc), SABLE_OK)
+          << cpu_ctx_.last_error;
+      ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, c.bias ? &bg : nullptr, &fg, &og), SABLE_OK)
+          << gpu_ctx_.last_error;
+      expect_close(o);
+    }
+  }
+  // Bad fusions are errors naming the field, not crashes.
+  Pair x = make({1, 64}), w = make({96, 64}), o = make({1, 96});
+  auto xg = x.gpu(), wg = w.gpu(), og = o.gpu();
+  SableGemmFusion f{};
+  f.struct_size = sizeof(f);
+  f.rope_cols = 50;  // not a multiple of the head dim
+  f.rope_head_dim = 32;
+  f.rope_dim = 32;
+  EXPECT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(gpu_ctx_.last_error).find("rope_cols"), std::string::npos);
+  f = SableGemmFusion{};
+  f.struct_size = sizeof(f);
+  f.gated = 1;
+  f.act = SABLE_ACT_SILU;  // out is [1, 96], gated wants [1, 48]
+  EXPECT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_ERR_INVALID_ARGUMENT);
+}
+
 TEST_F(CudaOpsTest, RmsNormPerHeadStridedView) {
   const int64_t t = 5, heads = 3, d = 32, width = 160;
   Pair qkv = make({t, width}), w = make({d}), o = make({t * heads, d});

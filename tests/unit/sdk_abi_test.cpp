@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 0);
+  EXPECT_EQ(SABLE_ABI_MINOR, 1);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -27,6 +27,16 @@ TEST(SdkAbi, FrozenOffsets) {
   EXPECT_EQ(offsetof(SableTensor, data), 120u);
   EXPECT_EQ(offsetof(SableModelApi, forward), 56u);
   EXPECT_EQ(offsetof(SableOps, stream), 8u + 8u * 21u);
+}
+
+// ABI 1.1 appended gemm_fused and its options struct; 1.0 stays as it was.
+TEST(SdkAbi, FrozenOffsets_1_1) {
+  EXPECT_EQ(offsetof(SableOps, gemm_fused), 8u + 8u * 22u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 23u);
+  EXPECT_EQ(offsetof(SableGemmFusion, cos_sin), 56u);
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, gemm_fused);  // a 1.0 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, gemm_fused));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -8,6 +8,7 @@
 
 #include "core/ops/arena.h"
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/gemm_fused.h"
 
 namespace sable::ops::cpu {
 
@@ -198,6 +199,12 @@ SableStatus all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t dim, 
 
 void* stream(SableOpsContext* ctx) { return ctx != nullptr ? ctx->stream : nullptr; }
 
+// The CPU has no launches to save: gemm_fused runs as its separate ops (core/ops/gemm_fused.h).
+SableStatus gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                       const SableTensor* bias, const SableGemmFusion* fusion, SableTensor* out) {
+  return gemm_fused_composed(cpu_ops(), ctx, x, w, bias, fusion, out);
+}
+
 }  // namespace sable::ops::cpu
 
 namespace sable::ops {
@@ -228,6 +235,7 @@ const SableOps* cpu_ops() {
     t.all_gather = &cpu::all_gather;
     t.argmax = &cpu::argmax;
     t.stream = &cpu::stream;
+    t.gemm_fused = &cpu::gemm_fused;
     return t;
   }();
   return &table;

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,7 @@
 #include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/expert_recorder.h"
+#include "core/ops/gemm_fused.h"
 
 namespace sable::ops {
 namespace {
@@ -537,11 +539,82 @@ SableStatus op_argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* o
 
 void* op_stream(SableOpsContext* ctx) { return ctx ? ctx->stream : nullptr; }
 
+extern const SableOps kCudaOps;
+
+// Decode-sized batches run as one kernel (gemv_fused_kernels.cu); the rest, and what that kernel
+// does not take (dtypes, strides), as the separate ops of this table. SABLE_FUSED_GEMV=0 forces
+// the separate ops (A/B measurements).
+SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                          const SableTensor* bias, const SableGemmFusion* f, SableTensor* out) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SABLE_FUSED_GEMV");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  GemmFusedShape s;
+  bool launched = false;
+  const SableStatus st = run_op(ctx, "gemm_fused", [&] {
+    const std::string err = check_gemm_fused(x, w, bias, f, out, &s);
+    require(err.empty(), "{}", err);
+    const auto& a = tensor(x, "x");
+    const auto& b = tensor(w, "w");
+    const auto& o = tensor(out, "out");
+    const bool bf16 = a.dtype == SABLE_DTYPE_BF16 && b.dtype == SABLE_DTYPE_BF16 &&
+                      o.dtype == SABLE_DTYPE_BF16 && sable_tensor_is_contiguous(&b);
+    if (!enabled || !bf16 || s.m > k::kGemvFusedMaxM) return;
+    if (a.ndim != 2 && !sable_tensor_is_contiguous(&a)) return;
+    if (a.ndim == 2 && a.strides[1] != 1) return;
+    k::GemvFusedArgs g;
+    g.x = a.data;
+    g.ldx = a.ndim == 2 ? a.strides[0] : s.k;
+    g.w = b.data;
+    g.out = o.data;
+    g.ldo = s.out_cols;
+    g.m = s.m;
+    g.n = s.n;
+    g.k = s.k;
+    if (bias) {
+      const auto& bb = tensor(bias, "bias");
+      if (bb.dtype == SABLE_DTYPE_BF16) {
+        g.bias = bb.data;
+      } else {
+        void* tmp = ctx->arena->allocate(s.n * 2, 256);
+        require(tmp != nullptr, "arena exhausted");
+        k::cast(bb.data, bb.dtype, tmp, SABLE_DTYPE_BF16, s.n, ctx->stream);
+        g.bias = tmp;
+      }
+    }
+    if (s.norm) {
+      const auto& nw = tensor(f->norm_weight, "norm_weight");
+      if (nw.dtype != SABLE_DTYPE_BF16 || !sable_tensor_is_contiguous(&nw)) return;
+      g.norm_w = nw.data;
+      g.eps = f->norm_eps;
+      g.norm_offset = f->norm_offset;
+    }
+    if (s.gated) {
+      g.mode = k::GemvFusedArgs::kGated;
+      g.act = f->act;
+    } else if (s.rope) {
+      g.mode = f->rope_style == SABLE_ROPE_NEOX ? k::GemvFusedArgs::kRopeNeox
+                                                : k::GemvFusedArgs::kRopeInterleaved;
+      g.rope_cols = f->rope_cols;
+      g.head_dim = f->rope_head_dim;
+      g.rot_dim = f->rope_dim;
+      g.positions = static_cast<const int32_t*>(tensor(f->positions, "positions").data);
+      g.cos_sin = static_cast<const float*>(tensor(f->cos_sin, "cos_sin").data);
+    }
+    g.accumulate = s.accumulate ? 1 : 0;
+    launched = k::gemv_fused(g, ctx->stream);
+  });
+  if (st != SABLE_OK || launched) return st;
+  return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
+}
+
 const SableOps kCudaOps = {
     sizeof(SableOps), 0,           &op_alloc,    &op_embedding,  &op_gemm,      &op_rms_norm,
     &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
-    &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream};
+    &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
+    &op_gemm_fused};
 
 }  // namespace
 

@@ -60,6 +60,32 @@ bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int6
 bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
                int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream);
 
+// gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
+// [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
+// norm (norm_w [k] non-null) and one epilogue mode (rope on columns [0, rope_cols), or gated) plus
+// accumulate, as SableGemmFusion describes. bf16 only; m <= kGemvFusedMaxM.
+inline constexpr int kGemvFusedMaxM = 8;
+struct GemvFusedArgs {
+  enum Mode : int32_t { kPlain = 0, kRopeNeox = 1, kRopeInterleaved = 2, kGated = 3 };
+  const void* x = nullptr;
+  int64_t ldx = 0;
+  const void* w = nullptr;
+  const void* bias = nullptr;
+  void* out = nullptr;
+  int64_t ldo = 0;
+  int64_t m = 0, n = 0, k = 0;
+  const void* norm_w = nullptr;
+  float eps = 0.0f, norm_offset = 0.0f;
+  int32_t mode = kPlain;
+  int32_t act = 0;
+  int32_t accumulate = 0;
+  int32_t rope_cols = 0, head_dim = 0, rot_dim = 0;
+  const int32_t* positions = nullptr;
+  const float* cos_sin = nullptr;
+};
+bool gemv_fused_supported(const GemvFusedArgs& args);
+bool gemv_fused(const GemvFusedArgs& args, void* stream);
+
 // out[T] = argmax over V of x[T, V] (ties: lowest index).
 bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream);
 

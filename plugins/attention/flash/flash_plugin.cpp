@@ -76,11 +76,11 @@ class FlashAttention {
     const size_t tickets = size_t(split_rows()) * init.num_kv_heads * sizeof(int32_t);
     cuda_check(cudaMalloc(&counters_, tickets), "cudaMalloc split tickets");
     cuda_check(cudaMemset(counters_, 0, tickets), "cudaMemset split tickets");
-    // The GQA-packed decode kernel is opt-in (SABLE_FLASH_DECODE_KERNEL=1) until it has passed
-    // the GPU suite on a device (bench/NOTES.md, "v4"); then it becomes the default.
-    const char* opt_in = std::getenv("SABLE_FLASH_DECODE_KERNEL");
+    // The GQA-packed decode kernel serves decode tokens wherever it supports the head shape
+    // (bench/NOTES.md, "v4"); SABLE_FLASH_DECODE_KERNEL=0 keeps the per-token kernels (A/B runs).
+    const char* opt_out = std::getenv("SABLE_FLASH_DECODE_KERNEL");
     decode_path_ = decode_supported(init.head_dim, init.num_q_heads / init.num_kv_heads) &&
-                   opt_in != nullptr && std::string(opt_in) == "1";
+                   !(opt_out != nullptr && std::string(opt_out) == "0");
     plan_config_ = PlanConfig{init.page_size, init.sliding_window > 0 ? init.sliding_window : 0,
                               init.num_q_heads, init.num_kv_heads, init.head_dim, num_sms_,
                               split_rows(), decode_path_};

@@ -192,6 +192,7 @@ class DecoderModel : public cpp::Model {
                SableForwardOutput& out) override {
     const int64_t t = batch.num_tokens;
     if (t <= 0) return;
+    if (fused_ && tp_size_ == 1 && ops.has_gemm_fused()) return forward_fused(ops, batch, out);
     const int32_t dt = host().compute_dtype();
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
 
@@ -273,16 +274,87 @@ class DecoderModel : public cpp::Model {
       if (tp_size_ > 1) ops.all_reduce(proj);
     }
     ops.rms_norm(proj, &residual, final_norm_, eps_, h);
+    emit(ops, batch, h, out);
+  }
 
+ protected:
+  // The same layers with every projection's neighbours fused into it (ops gemm_fused, ABI 1.1):
+  // the norms into the projection that reads them, rope into q|k|v (unless q/k are normed per
+  // head first), act·mul into gate|up, and the residual add into o and down, which accumulate
+  // into the residual stream. A decode step is then 4 projections and attention per layer. Used
+  // on one rank with fused weights (the all-reduce must come before a residual add).
+  void forward_fused(const cpp::Ops& ops, const SableForwardBatch& batch, SableForwardOutput& out) {
+    const int64_t t = batch.num_tokens;
+    const int32_t dt = host().compute_dtype();
+    const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
+    SableTensor residual = ops.alloc(dt, {t, hidden_});
+    ops.embedding(embed_, batch.token_ids, residual);
+    SableTensor qkv = ops.alloc(dt, {t, qd + 2 * kd});
+    SableTensor attn = ops.alloc(dt, {t, qd});
+    SableTensor act = ops.alloc(dt, {t, inter_});
+    SableTensor qn, kn;
+    if (opt_.qk_norm) {
+      qn = ops.alloc(dt, {t * q_heads_, head_dim_});
+      kn = ops.alloc(dt, {t * kv_heads_, head_dim_});
+    }
+    auto fusion = [] {
+      SableGemmFusion f{};
+      f.struct_size = sizeof(f);
+      return f;
+    };
+    for (int64_t l = 0; l < layers_; ++l) {
+      const LayerWeights& w = layer_w_[static_cast<size_t>(l)];
+      SableGemmFusion fq = fusion();
+      fq.norm_weight = &w.in_norm;
+      fq.norm_eps = eps_;
+      if (!opt_.qk_norm) {
+        fq.rope_cols = static_cast<int32_t>(qd + kd);
+        fq.rope_head_dim = static_cast<int32_t>(head_dim_);
+        fq.rope_dim = rot_dim_;
+        fq.rope_style = SABLE_ROPE_NEOX;
+        fq.positions = &batch.positions;
+        fq.cos_sin = &rope_;
+      }
+      ops.gemm_fused(residual, w.qkv, bias(w.qkv_bias), fq, qkv);
+      SableTensor q3 = cpp::split_last(cpp::narrow(qkv, 1, 0, qd), q_heads_, head_dim_);
+      SableTensor k3 = cpp::split_last(cpp::narrow(qkv, 1, qd, kd), kv_heads_, head_dim_);
+      SableTensor v3 = cpp::split_last(cpp::narrow(qkv, 1, qd + kd, kd), kv_heads_, head_dim_);
+      if (opt_.qk_norm) {
+        ops.rms_norm(q3, nullptr, w.q_norm, eps_, qn);
+        ops.rms_norm(k3, nullptr, w.k_norm, eps_, kn);
+        q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
+        k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
+        ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
+      }
+      SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
+      ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
+      SableGemmFusion fo = fusion();
+      fo.accumulate = 1;
+      ops.gemm_fused(attn, w.o, bias(w.o_bias), fo, residual);
+      SableGemmFusion fg = fusion();
+      fg.norm_weight = &w.post_norm;
+      fg.norm_eps = eps_;
+      fg.gated = 1;
+      fg.act = act_;
+      ops.gemm_fused(residual, w.gate_up, bias(w.gate_up_bias), fg, act);
+      ops.gemm_fused(act, w.down, bias(w.down_bias), fo, residual);
+    }
+    SableTensor h = ops.alloc(dt, {t, hidden_});
+    ops.rms_norm(residual, nullptr, final_norm_, eps_, h);
+    emit(ops, batch, h, out);
+  }
+
+  // Logits (and hidden states when asked) of the rows that need them, from the final norm `h`.
+  void emit(const cpp::Ops& ops, const SableForwardBatch& batch, const SableTensor& h,
+            SableForwardOutput& out) const {
     const int64_t rows_out = batch.num_outputs;
     if (rows_out <= 0) return;
-    SableTensor sel = ops.alloc(dt, {rows_out, hidden_});
+    SableTensor sel = ops.alloc(host().compute_dtype(), {rows_out, hidden_});
     ops.gather_rows(h, batch.output_rows, sel);
     if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
     if (out.logits.data != nullptr) ops.gemm(sel, lm_head_, nullptr, out.logits);
   }
 
- protected:
   const DecoderOptions& options() const { return opt_; }
 
  private:

@@ -14,6 +14,7 @@
 #include "sable/tensor.h"
 
 typedef struct SableOpsContext SableOpsContext; /* opaque: device, stream, scratch arena */
+typedef struct SableGemmFusion SableGemmFusion; /* since 1.1, defined below SableOps */
 
 typedef enum SableActivation {
   SABLE_ACT_SILU = 0,
@@ -125,6 +126,41 @@ typedef struct SableOps {
   /* The device stream of this context (cudaStream_t on CUDA, NULL on CPU), for plugin kernels. */
   void* (*stream)(SableOpsContext* ctx);
   /* end of ABI 1.0 - do not modify above */
+
+  /* since 1.1; may be NULL in hosts of ABI 1.0 (check SABLE_HAS(ops, gemm_fused)).
+   * A projection with the elementwise work around it, so that small decode batches run it as one
+   * kernel (the same results as the unfused ops, up to the rounding of the intermediates, which
+   * the fused form keeps in fp32). For x[M,K], w[N,K] and the fusion f (NULL = none):
+   *   x' = f->norm_weight ? rms_norm(x, f->norm_weight, f->norm_eps, f->norm_offset) : x
+   *   y  = x' · wᵀ (+ bias)                                               [M, N]
+   *   rope on y[:, :f->rope_cols] seen as heads of f->rope_head_dim          (rope_cols > 0)
+   *   y  = act(y[:, :N/2]) * y[:, N/2:]                                   [M, N/2] (gated)
+   *   out = y, or out += y when f->accumulate (out read first: a residual stream)
+   * out is [M, N], or [M, N/2] when gated; it must not overlap x. */
+  SableStatus (*gemm_fused)(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                            const SableTensor* bias, const SableGemmFusion* fusion,
+                            SableTensor* out);
+  /* end of ABI 1.1 - do not modify above */
 } SableOps;
+
+/* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */
+struct SableGemmFusion {
+  uint32_t struct_size;
+  int32_t gated; /* nonzero: the gated-activation epilogue y = act(gate) * up */
+  int32_t act;   /* its SableActivation */
+  float norm_eps;
+  const SableTensor* norm_weight; /* [K]: RMS-normalise x first; NULL: x as it is */
+  float norm_offset;              /* 0 for Llama, 1 for Gemma's (1 + w) */
+  /* Rotary embedding of the first rope_cols output columns (0: none), as `rope` does for q/k
+   * heads of rope_head_dim whose first rope_dim dims rotate: positions [M] I32, cos_sin F32. */
+  int32_t rope_cols;
+  int32_t rope_head_dim;
+  int32_t rope_dim;
+  int32_t rope_style; /* SableRopeStyle */
+  int32_t accumulate; /* nonzero: out += result */
+  const SableTensor* positions;
+  const SableTensor* cos_sin;
+  /* end of ABI 1.1 - do not modify above */
+};
 
 #endif /* SABLE_OPS_H_ */

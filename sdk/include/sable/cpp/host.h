@@ -145,6 +145,12 @@ class Ops {
             SableTensor& out) const {
     check(o_->gemm(c_, &x, &w, bias, &out), "gemm");
   }
+  // gemm_fused (since ABI 1.1): only when has_gemm_fused(); hosts of ABI 1.0 lack it.
+  bool has_gemm_fused() const { return SABLE_HAS(o_, gemm_fused) && o_->gemm_fused != nullptr; }
+  void gemm_fused(const SableTensor& x, const SableTensor& w, const SableTensor* bias,
+                  const SableGemmFusion& fusion, SableTensor& out) const {
+    check(o_->gemm_fused(c_, &x, &w, bias, &fusion, &out), "gemm_fused");
+  }
   void rms_norm(const SableTensor& x, SableTensor* residual, const SableTensor& w, float eps,
                 SableTensor& out, float weight_offset = 0.0f) const {
     check(o_->rms_norm(c_, &x, residual, &w, eps, weight_offset, &out), "rms_norm");
