@@ -40,10 +40,14 @@ TEST(FlashDecodeSchedule, SplitsCoverEveryVisiblePositionOnce) {
       const int32_t window = rng() % 3 == 0 ? 1 + static_cast<int32_t>(rng() % 600) : 0;
       const int32_t begin = row_begin(end - 1, window);
       std::vector<int32_t> seen(static_cast<size_t>(end), 0);
+      // The splits that run (decode_used_splits) are exactly those with positions.
+      const int32_t used = decode_used_splits(begin, end, chunk);
+      ASSERT_LE(used, splits);
       for (int32_t s = 0; s < splits; ++s) {
         int32_t lo = 0, hi = 0;
         split_range(begin, end, chunk, s, &lo, &hi);
         ASSERT_LE(lo, hi);
+        EXPECT_EQ(hi > lo, s < used) << "split " << s << " of " << used;
         for (int32_t p = lo; p < hi; ++p) {
           ASSERT_GE(p, begin);
           ASSERT_LT(p, end);
@@ -269,7 +273,9 @@ void run_emulation(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t
     const int32_t end = kv_lens[t], begin = end > 0 ? row_begin(end - 1, window) : 0;
     for (int32_t kvh = 0; kvh < hk; ++kvh) {
       std::vector<Partial> parts;
-      for (int32_t s = 0; s < splits; ++s) {
+      const int32_t used = decode_used_splits(begin, end, chunk);
+      ASSERT_LE(used, splits);
+      for (int32_t s = 0; s < used; ++s) {
         int32_t lo = 0, hi = 0;
         split_range(begin, end, chunk, s, &lo, &hi);
         parts.push_back(emulate_cta(pb, t, kvh, lo, hi));

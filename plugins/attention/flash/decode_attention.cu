@@ -13,6 +13,8 @@
 // (its cache slot is written by split 0 of the same launch when `store_new`, so no append kernel
 // runs first), and with several splits the last CTA of a (token, KV head) to finish merges the
 // partial results (an atomic ticket per pair, reset by the merger so that graph replays find it 0).
+// Only the splits that hold positions run (decode_used_splits); a token whose positions fit one
+// split writes its output directly, with no partials and no merge.
 #include <cfloat>
 #include <cstdint>
 
@@ -50,6 +52,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int G = p.group;
   const int end_all = p.meta.end[t];
+  // Splits past the token's positions leave at once: at short contexts most of a batch-1 grid
+  // is such splits, and the merge below then reads only the used ones.
+  const int used = decode_used_splits(p.meta.begin[t], end_all, *p.meta.chunk);
+  if (split >= used) return;
   int begin = 0, end = 0;
   split_range(p.meta.begin[t], end_all, *p.meta.chunk, split, &begin, &end);
   const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
@@ -172,7 +178,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
       acc += s_o[(w * kRows + r) * kD + d] * c;
     }
     const int qh = kvh * G + r;
-    if (p.splits == 1) {
+    if (used == 1) {
       p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
     } else {
       const int64_t idx = (int64_t(t) * p.q_heads + qh) * p.splits + split;
@@ -183,14 +189,14 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
       }
     }
   }
-  if (p.splits == 1) return;
+  if (used == 1) return;
 
-  // The last split of this (token, KV head) to arrive merges (threadFenceReduction pattern).
+  // The last used split of this (token, KV head) to arrive merges (threadFenceReduction pattern).
   __threadfence();
   __syncthreads();
   if (tid == 0) {
     int* ticket = p.counters + int64_t(t) * p.kv_heads + kvh;
-    const bool last = atomicAdd(ticket, 1) == p.splits - 1;
+    const bool last = atomicAdd(ticket, 1) == used - 1;
     if (last) atomicExch(ticket, 0);
     s_last = last;
   }
@@ -202,10 +208,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     const int qh = kvh * G + r;
     const int64_t base = (int64_t(t) * p.q_heads + qh) * p.splits;
     float mx = -INFINITY;
-    for (int s = 0; s < p.splits; ++s)
+    for (int s = 0; s < used; ++s)
       if (__ldcg(p.part_ml + (base + s) * 2 + 1) > 0.0f) mx = fmaxf(mx, __ldcg(p.part_ml + (base + s) * 2));
     float sum = 0.0f, acc = 0.0f;
-    for (int s = 0; s < p.splits; ++s) {
+    for (int s = 0; s < used; ++s) {
       const float ls = __ldcg(p.part_ml + (base + s) * 2 + 1);
       if (ls <= 0.0f) continue;
       const float c = exp2f(__ldcg(p.part_ml + (base + s) * 2) - mx);

@@ -55,6 +55,14 @@ SABLE_FLASH_HD void split_range(int32_t begin, int32_t end, int32_t chunk, int32
   if (*hi < *lo) *hi = *lo;
 }
 
+// Splits of a token visible over [begin, end) that hold positions: the others exit at once, and
+// the merge reads only these (at least 1, so that an empty token still writes its zero output).
+// The launch has the batch's split count (a graph replays one shape); the work follows lengths.
+SABLE_FLASH_HD int32_t decode_used_splits(int32_t begin, int32_t end, int32_t chunk) {
+  const int32_t used = end > begin ? (end - begin + chunk - 1) / chunk : 0;
+  return used > 1 ? used : 1;
+}
+
 // Tokens the decode kernel serves: the one new token of every sequence that has exactly one
 // (padding sequences of a decode batch included). `qo_indptr` [B+1].
 inline std::vector<int32_t> decode_token_list(const int32_t* qo_indptr, int32_t num_seqs) {
