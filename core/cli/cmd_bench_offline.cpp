@@ -40,6 +40,7 @@ class BenchOfflineCommand : public Command {
     if (config.model_path.empty()) throw std::invalid_argument("--model-path is required");
     if (config.log_level == "info") config.log_level = "warning";
     setup_logging(config);
+    resolve_model_paths(config);
     config.device = resolve_device(config.device);
     if (num_prompts_ < 1 || input_len_ < 1 || output_len_ < 1 || shared_prefix_ < 0) {
       throw std::invalid_argument("--num-prompts, --input-len, --output-len must be >= 1");
@@ -95,7 +96,7 @@ class BenchOfflineCommand : public Command {
     const auto stats = engine.stats();
     nlohmann::json j = {
         {"bench", "offline_throughput"},
-        {"model_path", config.model_path},
+        {"model_path", config.served_model_name},
         {"device", config.device},
         {"num_prompts", num_prompts_},
         {"input_len", input_len_},

@@ -49,6 +49,7 @@ class GenerateCommand : public Command {
     if (config.model_path.empty()) throw std::invalid_argument("--model-path is required");
     if (config.log_level == "info") config.log_level = "warning";  // keep the terminal for text
     setup_logging(config);
+    resolve_model_paths(config);
     config.device = resolve_device(config.device);
 
     sampling::SamplingParams base;

@@ -33,12 +33,16 @@ class ServeCommand : public Command {
     }
     setup_logging(config);
     if (config.model_path.empty()) {
-      log::error("model_path is required: pass --model-path <folder> or set model_path in the "
+      log::error("model_path is required: pass --model-path <folder | file.gguf | ORG/NAME> or set model_path in the "
                  "config file");
       return 1;
     }
-    if (config.tokenizer_path.empty()) config.tokenizer_path = config.model_path;
-    if (config.served_model_name.empty()) config.served_model_name = config.model_path;
+    try {
+      resolve_model_paths(config);
+    } catch (const std::exception& e) {
+      log::error("cannot serve {}: {}", config.model_path, e.what());
+      return 1;
+    }
     config.device = resolve_device(config.device);
 
     auto registry = discover_plugins(config);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/model_source/resolve_model.h"
 #include "core/util/log.h"
 
 namespace sable::cli {
@@ -45,6 +46,25 @@ std::string resolve_device(const std::string& requested) {
   log::info("device: cpu (auto: this build has no CUDA backend)");
 #endif
   return "cpu";
+}
+
+void resolve_model_paths(config::ServerConfig& config) {
+  namespace ms = model_source;
+  ms::ResolveOptions options;
+  options.revision = config.revision;
+  const std::string typed = config.model_path;
+  const ms::ModelSource model = ms::resolve_model(typed, options);
+  if (config.served_model_name.empty()) config.served_model_name = typed;
+  config.model_path = model.path.string();
+  // The tokenizer: the model's own unless another path or repo is named. A tokenizer repo other
+  // than the model's is read at its main revision (--revision names the model's).
+  if (config.tokenizer_path.empty() || config.tokenizer_path == typed) {
+    config.tokenizer_path = config.model_path;
+    return;
+  }
+  options.want = ms::Want::kTokenizer;
+  options.revision = "main";
+  config.tokenizer_path = ms::resolve_model(config.tokenizer_path, options).path.string();
 }
 
 std::vector<std::string> read_architectures(const fs::path& model_path) {

@@ -22,6 +22,12 @@ std::unique_ptr<plugin::Registry> discover_plugins(const config::ServerConfig& c
 // "auto" becomes "cuda" when this build has CUDA and a GPU device node exists, else "cpu".
 std::string resolve_device(const std::string& requested);
 
+// Turns config.model_path and config.tokenizer_path into local paths through the model resolver
+// (core/model_source): a folder or .gguf file stays as it is, a Hub id ORG/NAME becomes its snapshot
+// folder in the Hugging Face cache (downloading what is missing). served_model_name defaults to what
+// the user typed. Throws model_source::ResolveError naming the repo, file and cause.
+void resolve_model_paths(config::ServerConfig& config);
+
 // The `architectures` list of <model_path>/config.json. Throws std::runtime_error naming the file
 // when it is missing, not JSON, or has no architectures.
 std::vector<std::string> read_architectures(const std::filesystem::path& model_path);

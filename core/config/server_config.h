@@ -37,8 +37,10 @@ using StrList = std::vector<std::string>;
 // Names and defaults follow SGLang's server arguments (spec/sglang_api.md section 6).
 #define SABLE_SERVER_CONFIG_FIELDS(X)                                                              \
   X(Str, model_path, "", "model",                                                                  \
-    "Model folder (config.json, *.safetensors, tokenizer files)", Any())                          \
-  X(Str, tokenizer_path, "", "", "Tokenizer folder (empty: model_path)", Any())                    \
+    "Model folder (config.json, *.safetensors, tokenizer), .gguf file, or Hub id ORG/NAME", Any()) \
+  X(Str, tokenizer_path, "", "", "Tokenizer folder or Hub id (empty: model_path)", Any())          \
+  X(Str, revision, "main", "",                                                                     \
+    "Hub revision (branch, tag or commit) of a model_path given as ORG/NAME", Any())               \
   X(Str, host, "127.0.0.1", "", "Address the HTTP server listens on", Any())                       \
   X(Int, port, 30000, "", "HTTP port", Range(1, 65535))                                            \
   X(Int, tp_size, 1, "tensor_parallel_size", "Tensor-parallel degree (GPUs per model)",            \
