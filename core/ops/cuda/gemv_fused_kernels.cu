@@ -10,9 +10,11 @@
 //     two neighbouring unrotated columns otherwise;
 //   - gated: gate row j and up row j + N/2, written as act(gate) * up to column j;
 //   - plain: columns 2t and 2t + 1.
-// The RMS norm of x is folded in: rms_norm(x)·wᵀ = (x∘g)·wᵀ / rms(x), so each warp accumulates
-// Σx² beside its dots (x is in L1/L2; the weights are what come from DRAM) and scales at the end.
-// Everything stays fp32 until the one rounding at the store; accumulate adds into out in fp32.
+// The RMS norm of x is the prologue: each warp first sums x² over its rows of x (from L1/L2; the
+// weights are what come from DRAM), then normalises x on the fly while it streams the weights.
+// The intermediates are rounded to bf16 where the separate ops round them (the normalised x, the
+// product, the rotated pair, act(gate)), so that a decode step gives the tokens that the same
+// rows would get in a larger batch, which runs the separate ops (the GPU golden test checks it).
 // When the tasks are too few to keep every SM's loads in flight (small N, long K: the down
 // projection of a small model), 2 or 4 warps of a block share a task, each over a slice of K,
 // and their partial sums meet in shared memory.
@@ -67,6 +69,9 @@ __device__ __forceinline__ float dot8(const float x[8], const uint4& w) {
   return s;
 }
 
+// Rounds to bf16 and back: the value the separate ops would have stored.
+__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
 __device__ __forceinline__ float activate(int act, float x) {
   switch (act) {
     case SABLE_ACT_SILU: return x / (1.0f + __expf(-x));
@@ -113,13 +118,17 @@ __device__ __forceinline__ bool task_rows(const Args& a, int64_t task, int64_t* 
 
 __device__ __forceinline__ void store(const Args& a, int m, int64_t col, float v) {
   __nv_bfloat16* p = a.out + m * a.ldo + col;
-  if (a.accumulate) v += __bfloat162float(*p);
+  if (a.accumulate) v = __bfloat162float(*p) + bf16r(v);  // the add op over the stored product
   *p = __float2bfloat16(v);
 }
 
+// Up to 64 registers for one or two rows of x (8 blocks of 4 warps per SM), 128 above.
+template <int kM>
+constexpr int kMinBlocks = kM <= 2 ? 8 : 4;
+
 template <int kM, bool kNorm>
-__global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
-  __shared__ float partial[kWarps][3][kM];
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel(const Args a) {
+  __shared__ float partial[kWarps][2][kM];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int slice = warp % a.splits;  // this warp's part of K
   const int64_t task = int64_t(blockIdx.x) * (kWarps / a.splits) + warp / a.splits;
@@ -142,11 +151,29 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
   sable::cuda::allow_dependents();
   if (!valid) return;  // whole tasks only: a task's warps return together
 
+  // The norm's 1/rms per row, over all of K (as the rms_norm op computes it).
+  float inv[kM];
+#pragma unroll
+  for (int m = 0; m < kM; ++m) inv[m] = 1.0f;
+  if constexpr (kNorm) {
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      float ss = 0.0f;
+      for (int64_t i = lane; i < kv; i += 32) {
+        float xf[8];
+        unpack8(*reinterpret_cast<const uint4*>(a.x + m * a.ldx + i * 8), xf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss = fmaf(xf[e], xf[e], ss);
+      }
+      inv[m] = rsqrtf(warp_sum(ss) / float(a.k) + a.eps);
+    }
+  }
+
   const uint4* w0 = reinterpret_cast<const uint4*>(a.w + r0 * a.k);
   const uint4* w1 = reinterpret_cast<const uint4*>(a.w + (r1 >= 0 ? r1 : r0) * a.k);
-  float acc0[kM], acc1[kM], ss[kM];
+  float acc0[kM], acc1[kM];
 #pragma unroll
-  for (int m = 0; m < kM; ++m) acc0[m] = acc1[m] = ss[m] = 0.0f;
+  for (int m = 0; m < kM; ++m) acc0[m] = acc1[m] = 0.0f;
 
   for (int64_t base = k_begin + lane; base < k_end; base += 32 * kUnroll) {
     uint4 wa[kUnroll], wb[kUnroll];
@@ -174,10 +201,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
         unpack8(*reinterpret_cast<const uint4*>(a.x + m * a.ldx + i * 8), xf);
         if constexpr (kNorm) {
 #pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            ss[m] = fmaf(xf[e], xf[e], ss[m]);
-            xf[e] *= g[e];
-          }
+          for (int e = 0; e < 8; ++e) xf[e] = bf16r(bf16r(xf[e] * inv[m]) * g[e]);
         }
         acc0[m] += dot8(xf, wa[u]);
         acc1[m] += dot8(xf, wb[u]);
@@ -188,7 +212,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
   for (int m = 0; m < kM; ++m) {
     acc0[m] = warp_sum(acc0[m]);
     acc1[m] = warp_sum(acc1[m]);
-    if constexpr (kNorm) ss[m] = warp_sum(ss[m]);
   }
   if (a.splits > 1) {  // the first warp of the task adds the other slices' sums
     if (lane == 0) {
@@ -196,7 +219,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
       for (int m = 0; m < kM; ++m) {
         partial[warp][0][m] = acc0[m];
         partial[warp][1][m] = acc1[m];
-        partial[warp][2][m] = ss[m];
       }
     }
     // One named barrier per task (ids 1..kWarps/splits): a task's warps are all valid or all
@@ -209,7 +231,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
       for (int w = 1; w < a.splits; ++w) {
         acc0[m] += partial[warp + w][0][m];
         acc1[m] += partial[warp + w][1][m];
-        ss[m] += partial[warp + w][2][m];
       }
     }
   }
@@ -217,14 +238,15 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_fused_kernel(const Args a) {
 #pragma unroll
   for (int m = 0; m < kM; ++m) {
     if (lane != m) continue;
-    const float scale = kNorm ? rsqrtf(ss[m] / float(a.k) + a.eps) : 1.0f;
-    float v0 = acc0[m] * scale, v1 = acc1[m] * scale;
+    float v0 = acc0[m], v1 = acc1[m];
     if (a.bias) {
       v0 += __bfloat162float(a.bias[r0]);
       if (r1 >= 0) v1 += __bfloat162float(a.bias[r1]);
     }
+    v0 = bf16r(v0);  // the product as the gemm op stores it
+    v1 = bf16r(v1);
     if (a.mode == GemvFusedArgs::kGated) {
-      store(a, m, r0, activate(a.act, v0) * v1);
+      store(a, m, r0, bf16r(activate(a.act, v0)) * v1);
       continue;
     }
     if (rot >= 0) {
@@ -267,8 +289,13 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
     return n;
   }();
+  // Split K only while the grid still fits on the GPU at once: a second, partial wave of blocks
+  // costs more than the loads in flight gain (1 or 2 rows of x: 8 blocks per SM, else 4).
+  const int64_t resident = int64_t(sms) * (g.m <= 2 ? kMinBlocks<1> : kMinBlocks<8>);
   int splits = 1;
-  while (splits < kWarps && tasks * splits < int64_t(sms) * 16 && g.k / 8 / (2 * splits) >= 64) splits *= 2;
+  while (splits < kWarps && tasks * splits < int64_t(sms) * 16 && g.k / 8 / (2 * splits) >= 64 &&
+         (tasks * splits * 2 + kWarps - 1) / kWarps <= resident)
+    splits *= 2;
   const int64_t tasks_per_block = kWarps / splits;
   const unsigned blocks = static_cast<unsigned>((tasks + tasks_per_block - 1) / tasks_per_block);
   const bool norm = g.norm_w != nullptr;
