@@ -541,14 +541,18 @@ void* op_stream(SableOpsContext* ctx) { return ctx ? ctx->stream : nullptr; }
 
 extern const SableOps kCudaOps;
 
-// Decode-sized batches run as one kernel (gemv_fused_kernels.cu); the rest, and what that kernel
-// does not take (dtypes, strides), as the separate ops of this table. SABLE_FUSED_GEMV=0 forces
-// the separate ops (A/B measurements).
+// Decode-sized batches with small weights run as one kernel (gemv_fused_kernels.cu); the rest,
+// and what that kernel does not take (dtypes, strides), as the separate ops of this table.
+// Measured on an H200 (bench/NOTES.md, v5): the one kernel wins where launches dominate (every
+// projection of a 0.5B model, <= 17 MB) and streams large weights slower than the plain GEMV
+// (every 8B projection, >= 33 MB), so it takes weights up to kFusedMaxBytes.
+// SABLE_FUSED_GEMV=0 never fuses, =1 always fuses (A/B measurements).
+constexpr int64_t kFusedMaxBytes = int64_t(24) << 20;
 SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
                           const SableTensor* bias, const SableGemmFusion* f, SableTensor* out) {
-  static const bool enabled = [] {
+  static const int mode = [] {  // -1 never, 0 by weight size, 1 always
     const char* v = std::getenv("SABLE_FUSED_GEMV");
-    return v == nullptr || std::string(v) != "0";
+    return v == nullptr ? 0 : std::string(v) == "0" ? -1 : std::string(v) == "1" ? 1 : 0;
   }();
   GemmFusedShape s;
   bool launched = false;
@@ -560,7 +564,8 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     const auto& o = tensor(out, "out");
     const bool bf16 = a.dtype == SABLE_DTYPE_BF16 && b.dtype == SABLE_DTYPE_BF16 &&
                       o.dtype == SABLE_DTYPE_BF16 && sable_tensor_is_contiguous(&b);
-    if (!enabled || !bf16 || s.m > k::kGemvFusedMaxM) return;
+    if (mode < 0 || !bf16 || s.m > k::kGemvFusedMaxM) return;
+    if (mode == 0 && s.n * s.k * 2 > kFusedMaxBytes) return;
     if (a.ndim != 2 && !sable_tensor_is_contiguous(&a)) return;
     if (a.ndim == 2 && a.strides[1] != 1) return;
     k::GemvFusedArgs g;
