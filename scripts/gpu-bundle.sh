@@ -11,7 +11,16 @@ ninja -C "$build" -j "$(nproc)" "$@"
 stage=$(mktemp -d)
 mkdir -p "$stage/$build/lib-carry"
 cp -a "$build/bin" "$stage/$build/"
-[ -d "$build/tests" ] && cp -a "$build/tests" "$stage/$build/"
+# Test binaries: the named targets only when targets were given (the device call carries at most
+# 64 MiB with the working tree), every one otherwise.
+if [ -d "$build/tests" ]; then
+  mkdir -p "$stage/$build/tests"
+  if (($#)); then
+    for t in "$@"; do [ -f "$build/tests/$t" ] && cp -a "$build/tests/$t" "$stage/$build/tests/"; done
+  else
+    cp -a "$build/tests/." "$stage/$build/tests/"
+  fi
+fi
 # Non-system, non-CUDA libraries the binaries link against.
 for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
   [ -f "$f" ] && [ -x "$f" ] || continue
