@@ -10,6 +10,9 @@ which=${*:-ceiling decode05 decode8b}
 bin=/work/main/$B/bin
 models=${SABLE_BENCH_MODELS:-/tmp/sable-models}
 mkdir -p "$models"
+# The A/B items run each of these (one word each; "default" = the environment as it is).
+ab_env() { [ "$1" = default ] || echo "${1//,/ }"; }
+AB_VARIANTS=${AB_VARIANTS:-"default SABLE_GEMV_PREFETCH=0 SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 SABLE_PDL=0,SABLE_FLASH_DECODE_KERNEL=0,SABLE_FUSED_GEMV=0"}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
   [ -f "$models/$1/config.json" ] && return 0
@@ -59,27 +62,27 @@ for w in $which; do
       offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 --impl transformers ;;
     ab05)  # batch-1 decode A/B: defaults, every projection fused, none fused (v4), all fast paths off (v3)
       make_model qwen05 qwen2.5-0.5b qwen3
-      for v in "" SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0"; do
-        echo "variant: ${v:-default}"
-        env $v "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 256 1
+      for v in $AB_VARIANTS; do
+        echo "variant: $v"
+        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 256 1
       done | tee -a "$out/decode.txt" ;;
     ab8b_long)  # long-context decode A/B: 64 x 4096, the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
-      for v in "" SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0"; do
-        echo "variant: ${v:-default}"
-        env $v "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
+      for v in $AB_VARIANTS; do
+        echo "variant: $v"
+        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
       done | tee -a "$out/decode.txt" ;;
     ab8b_1)  # 8B batch-1 decode A/B: the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
-      for v in "" SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0"; do
-        echo "variant: ${v:-default}"
-        env $v "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 256 1
+      for v in $AB_VARIANTS; do
+        echo "variant: $v"
+        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 256 1
       done | tee -a "$out/decode.txt" ;;
     ab1b)  # Llama-3.2-1B shape, batch 1, the same A/B
       make_model llama1b llama-3.2-1b llama3
-      for v in "" SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0"; do
-        echo "variant: ${v:-default}"
-        env $v "$bin/sable_gpu_decode_bench" "$models/llama1b" 1 128 256 1
+      for v in $AB_VARIANTS; do
+        echo "variant: $v"
+        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama1b" 1 128 256 1
       done | tee -a "$out/decode.txt" ;;
     ncu8b)  # per-kernel device time of 8B batch-1 decode steps (eager): GB/s of each projection
       make_model llama8b llama-3.1-8b llama3

@@ -43,6 +43,7 @@ struct Args {
   const int32_t* positions;
   const float* cos_sin;
   int32_t splits;  // warps that share one task, each over a slice of K (1, 2 or 4)
+  bool prefetch;   // pull the weight rows toward L2 before waiting for the predecessor
 };
 constexpr int kUnroll = 4;  // 16-byte loads of each weight row in flight per lane
 
@@ -141,7 +142,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel
   const int64_t k_end = k_begin + per_slice < kv ? k_begin + per_slice : kv;
   // Weights are never written by a kernel: pull this warp's slice of its rows toward L2 before
   // waiting for the predecessor (under PDL that overlaps its tail).
-  if (valid) {
+  if (valid && a.prefetch) {
     for (int64_t line = k_begin / 8 + lane; line * 8 < k_end; line += 32) {
       prefetch_l2(reinterpret_cast<const char*>(a.w + r0 * a.k) + line * 128);
       if (r1 >= 0) prefetch_l2(reinterpret_cast<const char*>(a.w + r1 * a.k) + line * 128);
@@ -303,7 +304,8 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
   const Args a{static_cast<const Bf16*>(g.x), g.ldx, static_cast<const Bf16*>(g.w),
                static_cast<const Bf16*>(g.bias), static_cast<Bf16*>(g.out), g.ldo, g.m, g.n, g.k,
                static_cast<const Bf16*>(g.norm_w), g.eps, g.norm_offset, g.mode, g.act,
-               g.accumulate, g.rope_cols, g.head_dim, g.rot_dim, g.positions, g.cos_sin, splits};
+               g.accumulate, g.rope_cols, g.head_dim, g.rot_dim, g.positions, g.cos_sin, splits,
+               l2_prefetch()};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {
     case 1: e = launch_m<1>(a, norm, blocks, s); break;

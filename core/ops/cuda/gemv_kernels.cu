@@ -7,6 +7,8 @@
 #include "core/ops/cuda/kernels.h"
 #include "sable/cuda/launch.cuh"
 
+#include <cstdlib>
+
 namespace sable::ops::cuda {
 namespace {
 
@@ -33,12 +35,13 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
 template <int kM, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
-                const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k) {
+                const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k,
+                bool prefetch) {
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   // The weights are never written by a kernel, so the warp starts pulling its row into L2 before
   // waiting for the predecessor: under PDL the fetch overlaps the previous kernel's tail.
-  if (row < n) {
+  if (prefetch && row < n) {
     const char* bytes = reinterpret_cast<const char*>(w + row * k);
     for (int64_t line = lane; line * 128 < k * 2; line += 32) prefetch_l2(bytes + line * 128);
   }
@@ -80,6 +83,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
+}  // namespace
+
+// SABLE_GEMV_PREFETCH=0 turns the weight-row L2 prefetch of the GEMV kernels off (A/B runs: a
+// grid's prefetches can exceed the L2 and evict lines before their loads).
+bool l2_prefetch() {
+  static const bool on = [] {
+    const char* v = std::getenv("SABLE_GEMV_PREFETCH");
+    return !(v != nullptr && v[0] == '0' && v[1] == '\0');
+  }();
+  return on;
+}
+
+namespace {
+
 template <class TOut>
 bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
             int64_t n, int64_t k, cudaStream_t s) {
@@ -92,7 +109,7 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
 #define SABLE_GEMV_CASE(M)                                                                   \
   case M:                                                                                    \
     return sable::cuda::launch(gemv_kernel<M, TOut>, blocks, kWarpsPerBlock * 32, 0, s, xp, ldx, \
-                               wp, bp, op, n, k) == cudaSuccess;
+                               wp, bp, op, n, k, l2_prefetch()) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE

@@ -60,6 +60,10 @@ bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int6
 bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
                int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream);
 
+// Whether the GEMV kernels prefetch their weight rows into L2 before waiting for the previous
+// kernel (default on; SABLE_GEMV_PREFETCH=0 turns it off).
+bool l2_prefetch();
+
 // gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
 // [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
 // norm (norm_w [k] non-null) and one epilogue mode (rope on columns [0, rope_cols), or gated) plus
