@@ -40,7 +40,7 @@ endif()
 
 # 3. `sable plugins` finds it, three ways.
 function(expect_listed how)
-  if(NOT run_output MATCHES "model +hello +0\\.1\\.0 +1\\.0 +HelloForCausalLM +[^\n]*sable-model-hello\\.so")
+  if(NOT run_output MATCHES "model +hello +0\\.1\\.0 +1\\.[0-9]+ +HelloForCausalLM +[^\n]*sable-model-hello\\.so")
     message(FATAL_ERROR "`sable plugins` (${how}) does not list the example plugin:\n${run_output}")
   endif()
   message(STATUS "listed via ${how}")
