@@ -39,8 +39,9 @@ fi
 
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
-# read the OpenAI spec; jsonschema checks tool-call arguments against their schemas.
-py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema)
+# read the OpenAI spec; jsonschema checks tool-call arguments against their schemas; gguf
+# (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests.
+py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")
@@ -49,3 +50,6 @@ if ((${#py_missing[@]})); then
   echo "install-deps: python packages missing: ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}" || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
 fi
+
+# The default model of `make serve` and the e2e test of a real model's answer (~93 MB, once).
+"$(dirname "$0")/default-model.sh" >/dev/null

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/gguf/gguf_model.h"
 #include "core/model_source/resolve_model.h"
 #include "core/util/log.h"
 
@@ -68,6 +69,13 @@ void resolve_model_paths(config::ServerConfig& config) {
 }
 
 std::vector<std::string> read_architectures(const fs::path& model_path) {
+  if (gguf::is_gguf_model(model_path)) {
+    // The header and metadata only (checked here, so a bad file stops startup at once).
+    const auto model = gguf::GgufModel::open(model_path);
+    return nlohmann::json::parse(model->config_json())
+        .at("architectures")
+        .get<std::vector<std::string>>();
+  }
   const fs::path file = model_path / "config.json";
   std::ifstream in(file);
   if (!in) {

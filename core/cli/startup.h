@@ -28,8 +28,9 @@ std::string resolve_device(const std::string& requested);
 // the user typed. Throws model_source::ResolveError naming the repo, file and cause.
 void resolve_model_paths(config::ServerConfig& config);
 
-// The `architectures` list of <model_path>/config.json. Throws std::runtime_error naming the file
-// when it is missing, not JSON, or has no architectures.
+// The `architectures` list of <model_path>/config.json, or the one a GGUF file's metadata maps to.
+// Throws std::runtime_error naming the file when it is missing, not JSON, or has no architectures
+// (gguf::GgufError naming the field for a bad GGUF file).
 std::vector<std::string> read_architectures(const std::filesystem::path& model_path);
 
 }  // namespace sable::cli

@@ -38,7 +38,7 @@ using StrList = std::vector<std::string>;
 #define SABLE_SERVER_CONFIG_FIELDS(X)                                                              \
   X(Str, model_path, "", "model",                                                                  \
     "Model folder (config.json, *.safetensors, tokenizer), .gguf file, or Hub id ORG/NAME", Any()) \
-  X(Str, tokenizer_path, "", "", "Tokenizer folder or Hub id (empty: model_path)", Any())          \
+  X(Str, tokenizer_path, "", "", "Tokenizer folder, .gguf file or Hub id (empty: model_path)", Any()) \
   X(Str, revision, "main", "",                                                                     \
     "Hub revision (branch, tag or commit) of a model_path given as ORG/NAME", Any())               \
   X(Str, host, "127.0.0.1", "", "Address the HTTP server listens on", Any())                       \

@@ -9,6 +9,9 @@
 #include <stdexcept>
 
 #include "core/engine/engine_core.h"
+#include "core/gguf/gguf_model.h"
+#include "core/gguf/gguf_tokenizer.h"
+#include "core/hf_config/hf_config.h"
 #include "core/runner/model_runner.h"
 
 #ifdef SABLE_HAVE_CUDA
@@ -147,6 +150,14 @@ std::unique_ptr<scheduler::GrammarMatcher> constrain(EngineCore& c, const Sampli
 }
 
 // chunked_prefill_size 0 (auto): SGLang's size for an 80 GB GPU, a smaller one on the CPU.
+// 134515008 -> "134.5M".
+std::string human_count(int64_t n) {
+  if (n >= 1'000'000'000) return fmt::format("{:.2f}B", static_cast<double>(n) / 1e9);
+  if (n >= 1'000'000) return fmt::format("{:.1f}M", static_cast<double>(n) / 1e6);
+  if (n >= 1'000) return fmt::format("{:.1f}K", static_cast<double>(n) / 1e3);
+  return std::to_string(n);
+}
+
 int64_t default_chunk(const std::string& device) { return device == "cuda" ? 8192 : 2048; }
 
 constexpr const char* kNoGeneration =
@@ -196,7 +207,10 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   discovery.dirs = plugin::default_plugin_dirs(config.plugin_dirs);
   c.registry = plugin::Registry::discover(discovery);
   const std::string tok_dir = config.tokenizer_path.empty() ? config.model_path : config.tokenizer_path;
-  c.tokenizer = tokenizer::Tokenizer::load(tok_dir);
+  const auto load_started = std::chrono::steady_clock::now();
+  c.tokenizer = gguf::is_gguf_model(tok_dir)
+                    ? gguf::load_tokenizer(*gguf::GgufFile::open(gguf::gguf_path(tok_dir)))
+                    : tokenizer::Tokenizer::load(tok_dir);
   c.runner_options = runner_options_from(config, *c.registry);
   c.backend = std::make_unique<RunnerBackend>(runner::ModelRunner::create(c.runner_options));
   runner::ModelRunner& r = c.backend->runner();
@@ -242,9 +256,15 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
         [sched](std::function<void()> task) { sched->run_exclusive(std::move(task)); },
         [backend]() -> runner::ModelRunner& { return backend->runner(); }, limits);
   }
-  log::info("engine: model {} via plugin '{}', KV pool {} tokens ({} pages of {}), context {}",
-            config.model_path, r.plugin_name(), c.max_total_tokens, r.num_pages(), r.page_size(),
-            c.context_length);
+  // The one line that says what was loaded.
+  const auto archs = r.config().architectures();
+  log::info("loaded {}: architecture {} (plugin '{}'), {} parameters, weights {}, compute dtype "
+            "{}, context {} tokens, KV cache {} tokens ({} pages of {}), device {}, in {:.2f} s",
+            config.model_path, archs.empty() ? r.config().model_type() : archs.front(),
+            r.plugin_name(), human_count(r.parameter_count()), r.weights_description(),
+            r.compute_dtype() == SABLE_DTYPE_BF16 ? "bfloat16" : "float32", c.context_length,
+            c.max_total_tokens, r.num_pages(), r.page_size(), r.device(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - load_started).count());
 }
 
 Engine::~Engine() { shutdown(); }

@@ -5,8 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
+#include "core/gguf/gguf_model.h"
 #include "core/hf_config/hf_config.h"
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
@@ -29,7 +31,11 @@ namespace sable::runner {
 struct ModelRunner::Impl {
   RunnerOptions options;
   std::unique_ptr<hf::HfConfig> config;
-  std::unique_ptr<weights::Checkpoint> checkpoint;
+  std::unique_ptr<weights::Checkpoint> checkpoint;  // a safetensors checkpoint, or
+  std::unique_ptr<gguf::GgufModel> gguf;            // a GGUF file
+  int64_t parameters = 0;
+  std::string weights_description;
+  int32_t compute_dtype = SABLE_DTYPE_F32;
   std::unique_ptr<WeightSource> source;
   std::unique_ptr<DeviceMemory> memory;
   std::unique_ptr<ModelHost> host;
@@ -145,7 +151,19 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   Impl& r = *impl;
   r.options = options;
   r.device = device;
-  r.config = std::make_unique<hf::HfConfig>(hf::HfConfig::load(options.model_path / "config.json"));
+  // The plugin sees a config and named weights whichever format holds them (DESIGN: "Where
+  // models come from"): a GGUF file brings its config from metadata and its tensors dequantized.
+  if (gguf::is_gguf_model(options.model_path)) {
+    r.gguf = gguf::GgufModel::open(options.model_path);
+    r.config = std::make_unique<hf::HfConfig>(
+        hf::HfConfig::parse(r.gguf->config_json(), r.gguf->file().path().string() + " metadata"));
+    r.source = make_gguf_source(*r.gguf);
+    r.parameters = r.gguf->parameter_count();
+    r.weights_description = "GGUF " + r.gguf->quantization();
+  } else {
+    r.config =
+        std::make_unique<hf::HfConfig>(hf::HfConfig::load(options.model_path / "config.json"));
+  }
   const std::vector<std::string> archs = r.config->architectures();
   const plugin::ModelSelection sel =
       plugin::select_model_plugin(*options.registry, archs, options.impl);
@@ -153,8 +171,20 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   r.api = sel.plugin->api_as<SableModelApi>();
   log::info("{}", sel.reason);
 
-  r.checkpoint = weights::Checkpoint::open(options.model_path);
-  r.source = make_checkpoint_source(*r.checkpoint);
+  if (!r.gguf) {
+    r.checkpoint = weights::Checkpoint::open(options.model_path);
+    r.source = make_checkpoint_source(*r.checkpoint);
+    std::map<std::string, int64_t> by_dtype;
+    for (const std::string& name : r.checkpoint->names()) {
+      const weights::TensorInfo& t = r.checkpoint->at(name);
+      r.parameters += t.numel();
+      by_dtype[weights::dtype_to_safetensors(t.dtype)] += t.numel();
+    }
+    std::string dtypes;
+    for (const auto& [dtype, n] : by_dtype) dtypes += (dtypes.empty() ? "" : "+") + dtype;
+    r.weights_description = "safetensors " + dtypes;
+  }
+  r.compute_dtype = compute_dtype;
   const SableOps* ops_table = ops::cpu_ops();
 #ifdef SABLE_HAVE_CUDA
   if (device == "cuda") {
@@ -302,6 +332,10 @@ const hf::HfConfig& ModelRunner::config() const {
 const std::string& ModelRunner::plugin_name() const {
   return impl_->plugin->name;
 }
+int64_t ModelRunner::parameter_count() const { return impl_->parameters; }
+const std::string& ModelRunner::weights_description() const { return impl_->weights_description; }
+const std::string& ModelRunner::device() const { return impl_->device; }
+int32_t ModelRunner::compute_dtype() const { return impl_->compute_dtype; }
 int64_t ModelRunner::num_pages() const {
   return impl_->kv->geometry().num_pages;
 }

@@ -30,7 +30,8 @@ class Registry;
 namespace sable::runner {
 
 struct RunnerOptions {
-  std::filesystem::path model_path;            // checkpoint directory with config.json
+  // A checkpoint directory with config.json, or a GGUF file (or a folder holding one .gguf).
+  std::filesystem::path model_path;
   std::string device = "cpu";                  // cpu | cuda | auto (cuda when a GPU is present)
   std::string dtype = "auto";                  // auto | float32 (CPU) | bfloat16 (CUDA)
   std::string impl = "auto";                   // auto | native | sglang | transformers
@@ -86,6 +87,12 @@ class ModelRunner {
   const SableModelInfo& info() const;
   const hf::HfConfig& config() const;
   const std::string& plugin_name() const;
+  // What was loaded, for the startup line: the total parameter count of the checkpoint, its
+  // format and quantization ("safetensors BF16", "GGUF Q4_1 (Q4_1 x210, F32 x61)").
+  int64_t parameter_count() const;
+  const std::string& weights_description() const;
+  const std::string& device() const;  // cpu | cuda
+  int32_t compute_dtype() const;      // SableDType
   int64_t num_pages() const;
   int32_t page_size() const;
   int64_t context_length() const;

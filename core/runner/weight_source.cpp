@@ -1,8 +1,9 @@
-// WeightSource over a core/weights Checkpoint, and the recorder.
+// WeightSource over a core/weights Checkpoint, over a core/gguf GgufModel, and the recorder.
 #include "core/runner/weight_source.h"
 
 #include <algorithm>
 
+#include "core/gguf/gguf_model.h"
 #include "core/weights/checkpoint.h"
 
 namespace sable::runner {
@@ -27,7 +28,29 @@ class CheckpointSource final : public WeightSource {
   std::vector<std::string> names_;
 };
 
+class GgufSource final : public WeightSource {
+ public:
+  explicit GgufSource(const gguf::GgufModel& model) : model_(model) {}
+  const std::vector<std::string>& names() const override { return model_.names(); }
+  bool has(std::string_view name) const override { return model_.has(name); }
+  std::vector<int64_t> shape(std::string_view name, const std::vector<int64_t>&) override {
+    return model_.shape(name);
+  }
+  void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim, int64_t slice_start,
+            int64_t slice_len, void* dst) override {
+    model_.read(name, dst_dtype, slice_dim, slice_start, slice_len, dst);
+  }
+  std::string describe() const override { return model_.file().describe(); }
+
+ private:
+  const gguf::GgufModel& model_;
+};
+
 }  // namespace
+
+std::unique_ptr<WeightSource> make_gguf_source(const gguf::GgufModel& model) {
+  return std::make_unique<GgufSource>(model);
+}
 
 std::unique_ptr<WeightSource> make_checkpoint_source(const weights::Checkpoint& checkpoint) {
   return std::make_unique<CheckpointSource>(checkpoint);

@@ -1,7 +1,7 @@
 // The tensors a model host hands to a plugin's load_weights, by name.
 //
-// Two sources: a real checkpoint (core/weights Checkpoint: mmapped safetensors, dtype conversion,
-// slicing), and a recorder that has no tensors but accepts any request, remembering the name and
+// Three sources: a real checkpoint (core/weights Checkpoint: mmapped safetensors, dtype conversion,
+// slicing), a GGUF file under HF names (core/gguf GgufModel: dequantized at read), and a recorder that has no tensors but accepts any request, remembering the name and
 // shape asked for (make-random-model uses it to learn exactly what a plugin loads).
 // Thread-safety: one source is used by one model host, on the thread that loads the model.
 #pragma once
@@ -14,6 +14,9 @@
 
 namespace sable::weights {
 class Checkpoint;
+}
+namespace sable::gguf {
+class GgufModel;
 }
 
 namespace sable::runner {
@@ -39,6 +42,9 @@ class WeightSource {
 
 // Over a checkpoint the caller keeps alive.
 std::unique_ptr<WeightSource> make_checkpoint_source(const weights::Checkpoint& checkpoint);
+
+// Over a GGUF model the caller keeps alive.
+std::unique_ptr<WeightSource> make_gguf_source(const gguf::GgufModel& model);
 
 // One tensor a plugin asked for.
 struct RecordedTensor {

@@ -109,10 +109,12 @@ inline std::vector<std::vector<int32_t>> assign_pages(const Golden& g, int32_t p
 }
 
 // Logits at every prompt position and the last position's final-norm output.
+// `path` (default: the golden folder) may name another copy of the model, e.g. a GGUF file.
 inline void expect_logits_match(const std::string& name, const std::string& impl,
-                                int32_t page_size, const std::string& want_plugin) {
+                                int32_t page_size, const std::string& want_plugin,
+                                const std::string& path = "") {
   const Golden g = load_golden(name);
-  auto r = make_runner(model_dir(name), impl, page_size);
+  auto r = make_runner(path.empty() ? model_dir(name) : path, impl, page_size);
   EXPECT_EQ(r->plugin_name(), want_plugin) << name << " impl=" << impl;
   const auto pages = assign_pages(g, page_size, r->num_pages());
   for (size_t i = 0; i < g.prompts.size(); ++i) {
@@ -142,9 +144,9 @@ inline void expect_logits_match(const std::string& name, const std::string& impl
 
 // Greedy decoding of all prompts in one batch: 3 and 0 prefill first, 1 and 2 join one step later.
 inline void expect_greedy_match(const std::string& name, const std::string& impl,
-                                int32_t page_size) {
+                                int32_t page_size, const std::string& path = "") {
   const Golden g = load_golden(name);
-  auto r = make_runner(model_dir(name), impl, page_size);
+  auto r = make_runner(path.empty() ? model_dir(name) : path, impl, page_size);
   const auto pages = assign_pages(g, page_size, r->num_pages());
   struct Seq {
     std::vector<int32_t> tokens, generated;

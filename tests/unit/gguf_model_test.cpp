@@ -1,0 +1,155 @@
+// GGUF models through the model runner and the llama / qwen plugins (fp32 CPU), against references
+// made outside Sable (scripts/make_gguf_golden.py wrote the files with llama.cpp's gguf-py):
+//  - F32, F16 and BF16 files of the golden checkpoints: logits at every position and greedy tokens
+//    match the transformers reference (tests/golden/models/<name>/golden.*), as the safetensors
+//    checkpoints do (model_golden_test), with the same 1e-4 relative bound;
+//  - quantized files (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, and Q2_K..Q6_K in kquant.gguf): the logits
+//    equal those of a safetensors copy of the dequantized weights run through the checkpoint path,
+//    and greedy tokens are equal. The dequantized weights themselves are checked bit for bit
+//    against gguf-py in gguf_test.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <fstream>
+
+#include "core/gguf/gguf_model.h"
+#include "core/weights/safetensors_writer.h"
+#include "tests/unit/model_moe_golden.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace sable::golden_test;
+
+const fs::path kDir = fs::path(SABLE_TEST_DATA_DIR) / "gguf";
+
+struct GoldenCase {
+  std::string file, model, plugin;
+};
+
+class GgufGolden : public ::testing::TestWithParam<GoldenCase> {};
+
+TEST_P(GgufGolden, LogitsMatchTransformers) {
+  const auto& c = GetParam();
+  expect_logits_match(c.model, "auto", 16, c.plugin, (kDir / c.file).string());
+}
+
+TEST_P(GgufGolden, GreedyTokensMatchTransformers) {
+  const auto& c = GetParam();
+  expect_greedy_match(c.model, "auto", 16, (kDir / c.file).string());
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GgufGolden,
+                         ::testing::Values(GoldenCase{"llama-f32.gguf", "llama", "llama"},
+                                           GoldenCase{"llama-f16.gguf", "llama", "llama"},
+                                           GoldenCase{"qwen2-f16.gguf", "qwen2", "qwen"},
+                                           GoldenCase{"qwen3-bf16.gguf", "qwen3", "qwen"}),
+                         [](const auto& info) {
+                           std::string n = info.param.file.substr(0, info.param.file.find('.'));
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// A safetensors checkpoint (config.json + model.safetensors, f32) holding exactly the tensors the
+// GGUF file dequantizes to, under their HF names.
+fs::path safetensors_copy(const fs::path& gguf_file) {
+  auto model = sable::gguf::GgufModel::open(gguf_file);
+  const fs::path dir = fs::temp_directory_path() /
+                       ("sable_gguf_copy_" + gguf_file.stem().string() + "_" +
+                        std::to_string(getpid()));
+  fs::create_directories(dir);
+  sable::weights::SafetensorsWriter w;
+  for (const std::string& name : model->names()) {
+    const auto shape = model->shape(name);
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    model->read(name, SABLE_DTYPE_F32, -1, 0, 0, v.data());
+    w.add_f32(name, SABLE_DTYPE_F32, shape, v);
+  }
+  w.write(dir / "model.safetensors");
+  std::ofstream(dir / "config.json") << model->config_json();
+  return dir;
+}
+
+// Logits of every prompt position, then 24 greedy tokens of each prompt, one sequence at a time.
+struct RunResult {
+  std::vector<std::vector<float>> logits;
+  std::vector<std::vector<int32_t>> greedy;
+};
+RunResult run(const std::string& path, const std::vector<std::vector<int32_t>>& prompts) {
+  auto r = make_runner(path, "auto", 16);
+  RunResult out;
+  int32_t next_page = 0;
+  for (const auto& prompt : prompts) {
+    std::vector<int32_t> pages;
+    for (size_t k = 0; k < (prompt.size() + kGreedySteps + 15) / 16; ++k) pages.push_back(next_page++);
+    std::vector<int32_t> tokens = prompt;
+    ModelRunner::Sequence s;
+    s.new_tokens = tokens;
+    s.pages = pages;
+    s.all_logits = true;
+    auto res = r->forward(std::span(&s, 1));
+    out.logits.push_back(res.logits);
+    std::vector<int32_t> gen;
+    int32_t cached = 0;
+    for (size_t step = 0; step < kGreedySteps; ++step) {
+      const int32_t tok = sable::runner::argmax(res.row(res.rows - 1));
+      gen.push_back(tok);
+      cached = static_cast<int32_t>(tokens.size());
+      tokens.push_back(tok);
+      ModelRunner::Sequence d;
+      d.new_tokens = std::span<const int32_t>(tokens).subspan(static_cast<size_t>(cached));
+      d.num_cached = cached;
+      d.pages = pages;
+      res = r->forward(std::span(&d, 1));
+    }
+    out.greedy.push_back(gen);
+  }
+  return out;
+}
+
+class GgufQuantized : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GgufQuantized, LogitsEqualASafetensorsCopyOfTheDequantizedWeights) {
+  const fs::path file = kDir / GetParam();
+  std::ifstream in(kDir / "reference.json");
+  const auto ref = nlohmann::json::parse(in).at(GetParam());
+  std::vector<std::vector<int32_t>> prompts;
+  if (ref["model"].is_string()) {
+    prompts = load_golden(ref["model"].get<std::string>()).prompts;
+  } else {
+    prompts = {{1}, {5, 17, 200, 3, 99, 42, 7}, {}};
+    for (int i = 0; i < 40; ++i) prompts.back().push_back((i * 37 + 11) % 256);
+  }
+  const fs::path copy = safetensors_copy(file);
+  const RunResult a = run(file.string(), prompts);
+  const RunResult b = run(copy.string(), prompts);
+  fs::remove_all(copy);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_LE(rel_err(a.logits[i], b.logits[i]), 1e-6) << GetParam() << " prompt " << i;
+    EXPECT_EQ(a.greedy[i], b.greedy[i]) << GetParam() << " prompt " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GgufQuantized,
+                         ::testing::Values("llama-q8_0.gguf", "llama-q4_0.gguf", "llama-q4_1.gguf",
+                                           "llama-q5_0.gguf", "llama-q5_1.gguf", "qwen2-q8_0.gguf",
+                                           "qwen3-q5_1.gguf", "kquant.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param.substr(0, info.param.find('.'));
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// Quantization moves the logits, but a Q8_0 file of a golden checkpoint stays close to the
+// transformers reference (a check that the quantized path computes the same model at all).
+TEST(GgufQuantizedAccuracy, Q8_0StaysNearTheReference) {
+  const Golden g = load_golden("llama");
+  const RunResult q = run((kDir / "llama-q8_0.gguf").string(), g.prompts);
+  for (size_t i = 0; i < g.prompts.size(); ++i)
+    EXPECT_LE(rel_err(q.logits[i], g.f32("logits_" + std::to_string(i))), 0.05) << "prompt " << i;
+}
+
+}  // namespace
