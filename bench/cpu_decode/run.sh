@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU decode speed: the golden models and a random-weight model of Qwen2.5-0.5B's shape (made with
+# CPU decode speed: the golden models, the default model of `make serve` (SmolLM2-135M-Instruct,
+# Q4_1 GGUF, dequantized to fp32) and a random-weight model of Qwen2.5-0.5B's shape (made with
 # `sable make-random-model`), batch 1 and 8. Usage: bench/cpu_decode/run.sh [BUILD_DIR] [STEPS]
 # Results go to stdout; copy them into bench/NOTES.md "CPU decode" with the machine description.
 set -euo pipefail
@@ -14,6 +15,7 @@ echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xa
 for m in llama mistral qwen2 qwen3; do
   "$BENCH" --model "$ROOT/tests/golden/models/$m" --batch 1,8 --prompt 32 --steps "$STEPS"
 done
+"$BENCH" --model "$("$ROOT/scripts/default-model.sh")" --batch 1,8 --prompt 32 --steps "$STEPS"
 if [ ! -f "$RANDOM_DIR/model.safetensors" ]; then
   "$BUILD/bin/sable" make-random-model --config "$ROOT/bench/configs/qwen2.5-0.5b.json" \
     --out "$RANDOM_DIR"

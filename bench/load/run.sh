@@ -24,13 +24,13 @@ PY
 run() {
   local start end line
   start=$(date +%s.%N)
-  line=$("$BUILD/bin/sable" generate --model-path "$MODEL" --prompt "Hi" --max-new-tokens 1 \
+  line=$("$BUILD/bin/sable" generate --model-path "$MODEL" --prompt "Hi" --max-new-tokens 1 --log-level debug \
            --device cpu 2>&1 | grep -m1 "loaded ") || true
   end=$(date +%s.%N)
   printf '%-5s load %s, whole command %.2f s\n' "$1" "$(sed -n 's/.* in \([0-9.]* s\)$/\1/p' <<<"$line")" \
     "$(awk "BEGIN { print $end - $start }")"
 }
-echo "# $MODEL ($(du -h "$MODEL" | cut -f1)), $(nproc) cores"
+echo "# $MODEL ($(du -h "$MODEL" | cut -f1)), $(nproc --all) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, load average $(cut -d" " -f1 /proc/loadavg)"
 for i in 1 2; do
   evict "$MODEL"
   run cold

@@ -84,7 +84,9 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 bool is_gguf_model(const std::filesystem::path& path) {
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) return path.extension() == ".gguf";
+  // A missing x.gguf counts as GGUF, so that opening it reports the missing file by its name.
+  if (!std::filesystem::exists(path, ec) || std::filesystem::is_regular_file(path, ec))
+    return path.extension() == ".gguf";
   if (!std::filesystem::is_directory(path, ec) ||
       std::filesystem::exists(path / "config.json", ec))
     return false;

@@ -24,8 +24,9 @@
 
 namespace sable::gguf {
 
-// True for a path that names a .gguf file, or a folder holding exactly one .gguf file and no
-// config.json; gguf_path() returns that file (the path itself for a file).
+// True for a path that names a .gguf file (existing or not: opening a missing one then says so),
+// or a folder holding exactly one .gguf file and no config.json; gguf_path() returns that file
+// (the path itself for a file).
 bool is_gguf_model(const std::filesystem::path& path);
 std::filesystem::path gguf_path(const std::filesystem::path& path);
 

@@ -135,6 +135,8 @@ TEST(GgufConfig, FolderWithOneGgufIsAModel) {
   EXPECT_EQ(sable::gguf::gguf_path(dir), dir / "m.gguf");
   EXPECT_TRUE(sable::gguf::is_gguf_model(dir / "m.gguf"));
   EXPECT_FALSE(sable::gguf::is_gguf_model(fs::path(SABLE_TEST_DATA_DIR) / "models" / "qwen2"));
+  EXPECT_TRUE(sable::gguf::is_gguf_model(dir / "missing.gguf"));
+  EXPECT_THROW(GgufModel::open(dir / "missing.gguf"), std::exception);
   fs::remove_all(dir);
 }
 
