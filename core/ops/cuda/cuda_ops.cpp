@@ -73,6 +73,17 @@ k::Gemm& gemm_engine() {
   return g;
 }
 
+// The bias [n] in `dtype`: its own data, or a cast copy in the forward's scratch. NULL: none.
+const void* bias_in(SableOpsContext* ctx, const SableTensor* bias, int32_t dtype, int64_t n) {
+  if (!bias) return nullptr;
+  const auto& bb = tensor(bias, "bias");
+  if (bb.dtype == dtype) return bb.data;
+  void* tmp = ctx->arena->allocate(n * sable_dtype_size(dtype), 256);
+  require(tmp != nullptr, "arena exhausted");
+  k::cast(bb.data, bb.dtype, tmp, dtype, n, ctx->stream);
+  return tmp;
+}
+
 SableStatus op_alloc(SableOpsContext* ctx, int32_t dtype, int32_t ndim, const int64_t* shape,
                      SableTensor* out) {
   return run_op(ctx, "alloc", [&] {
@@ -132,19 +143,8 @@ SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTenso
     require(rows_of(o) == m && last(o) == n, "out must be [{}, {}]", m, n);
     require(o.dtype == a.dtype || o.dtype == SABLE_DTYPE_F32, "out dtype must be x's or F32");
     const int64_t ldx = row_stride(a, "x");
-    const void* bias_ptr = nullptr;
-    if (bias) {
-      const auto& bb = tensor(bias, "bias");
-      require(sable_tensor_numel(&bb) == n, "bias must have N={} elements", n);
-      if (bb.dtype == o.dtype) {
-        bias_ptr = bb.data;
-      } else {
-        void* tmp = ctx->arena->allocate(n * sable_dtype_size(o.dtype), 256);
-        require(tmp != nullptr, "arena exhausted");
-        k::cast(bb.data, bb.dtype, tmp, o.dtype, n, ctx->stream);
-        bias_ptr = tmp;
-      }
-    }
+    if (bias) require(sable_tensor_numel(&tensor(bias, "bias")) == n, "bias must have N={} elements", n);
+    const void* bias_ptr = bias_in(ctx, bias, o.dtype, n);
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
                               ctx->stream, &err),
@@ -577,17 +577,7 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     g.m = s.m;
     g.n = s.n;
     g.k = s.k;
-    if (bias) {
-      const auto& bb = tensor(bias, "bias");
-      if (bb.dtype == SABLE_DTYPE_BF16) {
-        g.bias = bb.data;
-      } else {
-        void* tmp = ctx->arena->allocate(s.n * 2, 256);
-        require(tmp != nullptr, "arena exhausted");
-        k::cast(bb.data, bb.dtype, tmp, SABLE_DTYPE_BF16, s.n, ctx->stream);
-        g.bias = tmp;
-      }
-    }
+    g.bias = bias_in(ctx, bias, SABLE_DTYPE_BF16, s.n);
     if (s.norm) {
       const auto& nw = tensor(f->norm_weight, "norm_weight");
       if (nw.dtype != SABLE_DTYPE_BF16 || !sable_tensor_is_contiguous(&nw)) return;

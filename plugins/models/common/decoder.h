@@ -247,12 +247,7 @@ class DecoderModel : public cpp::Model {
         k3 = cpp::reshape(k, {t, kv_heads_, head_dim_});
         v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
       }
-      if (opt_.qk_norm) {
-        ops.rms_norm(q3, nullptr, w.q_norm, eps_, qn);
-        ops.rms_norm(k3, nullptr, w.k_norm, eps_, kn);
-        q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
-        k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
-      }
+      if (opt_.qk_norm) norm_qk(ops, w, t, qn, kn, q3, k3);
       ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
       SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
       ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
@@ -319,11 +314,8 @@ class DecoderModel : public cpp::Model {
       SableTensor q3 = cpp::split_last(cpp::narrow(qkv, 1, 0, qd), q_heads_, head_dim_);
       SableTensor k3 = cpp::split_last(cpp::narrow(qkv, 1, qd, kd), kv_heads_, head_dim_);
       SableTensor v3 = cpp::split_last(cpp::narrow(qkv, 1, qd + kd, kd), kv_heads_, head_dim_);
-      if (opt_.qk_norm) {
-        ops.rms_norm(q3, nullptr, w.q_norm, eps_, qn);
-        ops.rms_norm(k3, nullptr, w.k_norm, eps_, kn);
-        q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
-        k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
+      if (opt_.qk_norm) {  // rope follows the per-head norms, so it was not fused above
+        norm_qk(ops, w, t, qn, kn, q3, k3);
         ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
       }
       SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
@@ -367,6 +359,15 @@ class DecoderModel : public cpp::Model {
     SableTensor gate_bias{}, up_bias{}, down_bias{};
     SableTensor qkv{}, qkv_bias{}, gate_up{}, gate_up_bias{};  // fused layout
   };
+
+  // Qwen3's per-head RMS norms of q and k into qn/kn; q3/k3 then view those.
+  void norm_qk(const cpp::Ops& ops, const LayerWeights& w, int64_t t, SableTensor& qn,
+               SableTensor& kn, SableTensor& q3, SableTensor& k3) const {
+    ops.rms_norm(q3, nullptr, w.q_norm, eps_, qn);
+    ops.rms_norm(k3, nullptr, w.k_norm, eps_, kn);
+    q3 = cpp::reshape(qn, {t, q_heads_, head_dim_});
+    k3 = cpp::reshape(kn, {t, kv_heads_, head_dim_});
+  }
 
   static int32_t parse_activation(const std::string& name) {
     if (name == "silu" || name == "swish") return SABLE_ACT_SILU;
