@@ -8,6 +8,7 @@ apt_packages=(
   libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libboost-dev libcpp-httplib-dev libcli11-dev
   libpcre2-dev libutf8proc-dev libopenblas-dev
+  libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang
   python3 python3-pip
@@ -40,8 +41,9 @@ fi
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
 # read the OpenAI spec; jsonschema checks tool-call arguments against their schemas; gguf
-# (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests.
-py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf)
+# (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests; huggingface_hub checks
+# that Sable and the reference library share one Hugging Face cache.
+py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf huggingface_hub)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")

@@ -13,6 +13,7 @@ constexpr sable::cli::CommandFactory kCommands[] = {
     &sable::cli::make_serve_command,
     &sable::cli::make_plugins_command,
     &sable::cli::make_generate_command,
+    &sable::cli::make_download_command,
     &sable::cli::make_bench_offline_command,
     &sable::cli::make_make_random_model_command,
 #ifdef SABLE_HAVE_BENCH_SERVING

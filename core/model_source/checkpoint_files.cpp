@@ -43,13 +43,6 @@ std::vector<std::string> index_shards(const std::string& index_json) {
   return {shards.begin(), shards.end()};
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // exists() follows the snapshot's symlink: a dangling link (blob removed) counts as missing.
 bool present(const fs::path& folder, const std::string& name) {
   std::error_code ec;
@@ -97,6 +90,14 @@ std::vector<std::string> wanted_weights(const std::vector<std::string>& repo_fil
   return out;
 }
 
+std::string read_index(const fs::path& folder) {
+  std::ifstream in(folder / kIndex, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 std::vector<std::string> missing_required(const fs::path& folder, Want want) {
   std::vector<std::string> missing;
   if (!present(folder, "tokenizer.json")) missing.push_back("tokenizer.json");
@@ -104,7 +105,7 @@ std::vector<std::string> missing_required(const fs::path& folder, Want want) {
   if (!present(folder, "config.json")) missing.push_back("config.json");
   if (present(folder, kIndex)) {
     try {
-      for (const auto& shard : index_shards(read_text(folder / kIndex))) {
+      for (const auto& shard : index_shards(read_index(folder))) {
         if (!present(folder, shard)) missing.push_back(shard);
       }
     } catch (const std::runtime_error&) {

@@ -28,6 +28,9 @@ std::vector<std::string> wanted_metadata(const std::vector<std::string>& repo_fi
 std::vector<std::string> wanted_weights(const std::vector<std::string>& repo_files,
                                         const std::string& index_json);
 
+// The text of <folder>/model.safetensors.index.json, "" when there is none.
+std::string read_index(const std::filesystem::path& folder);
+
 // What a folder still lacks to be used as `want` without asking the Hub: empty when complete.
 // Missing optional metadata (generation_config.json, ...) does not count.
 std::vector<std::string> missing_required(const std::filesystem::path& folder, Want want);

@@ -6,7 +6,16 @@
 #include <fstream>
 #include <map>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "core/model_source/blob_fetch.h"
 #include "core/model_source/checkpoint_files.h"
+#include "core/model_source/hub_http.h"
+#include "core/model_source/progress.h"
 #include "core/model_source/hf_cache.h"
 #include "core/model_source/hub_settings.h"
 #include "core/model_source/resolve_model.h"
@@ -223,4 +232,41 @@ TEST(ResolveModel, HubIdFromACompleteCacheNeedsNoNetwork) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
   }
   fs::remove_all(cache);
+}
+
+TEST(HubHttp, QuotesLikePython) {
+  EXPECT_EQ(ms::url_quote("a b/c~d.e-f_g"), "a%20b/c~d.e-f_g");
+  EXPECT_EQ(ms::url_quote("refs/pr/1", ""), "refs%2Fpr%2F1");
+  EXPECT_EQ(ms::human_bytes(999), "999 B");
+  EXPECT_EQ(ms::human_bytes(16'060'000'000), "16.1 GB");
+}
+
+TEST(HubHttp, Sha256OfAFile) {
+  const fs::path d = fresh_dir("sha");
+  write(d / "abc", "abc");
+  EXPECT_EQ(ms::sha256_of_file(d / "abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  fs::remove_all(d);
+}
+
+// A download whose writes fail with ENOSPC (/dev/full) stops with that errno, which blob_fetch
+// reports as "disk full"; the transfer itself is a local file:// URL, so no network is needed.
+TEST(HubHttp, FullDiskStopsTheTransferWithEnospc) {
+  const fs::path d = fresh_dir("full");
+  write(d / "data", std::string(100000, 'x'));
+  const int fd = ::open("/dev/full", O_WRONLY);
+  if (fd < 0) GTEST_SKIP() << "no /dev/full";
+  ms::HubHttp http(ms::HubSettings::from_env(env_of({})));
+  std::atomic<bool> cancel{false};
+  int64_t written = 0;
+  try {
+    http.download("file://" + (d / "data").string(), fd, 0, [](long) { return true; },
+                  [&](int64_t n) { written += n; }, cancel);
+    FAIL() << "expected ENOSPC";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOSPC);
+  }
+  EXPECT_EQ(written, 0);
+  ::close(fd);
+  fs::remove_all(d);
 }
