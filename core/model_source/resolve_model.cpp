@@ -97,7 +97,11 @@ ModelSource resolve_model(const std::string& path_or_id, const ResolveOptions& o
                                    "Hub id of the form ORG/NAME)",
                                    path_or_id));
   }
-  if (options.revision.empty()) throw ResolveError("revision is empty");
+  const std::string& rev = options.revision;
+  if (rev.empty() || rev.front() == '/' || rev.find("..") != std::string::npos ||
+      rev.find_first_of("\\ \t\n") != std::string::npos) {
+    throw ResolveError(fmt::format("revision \"{}\": not a branch, tag or commit name", rev));
+  }
   return from_hub(path_or_id, options);
 }
 

@@ -212,6 +212,10 @@ TEST(ResolveModel, HubIdFromACompleteCacheNeedsNoNetwork) {
   EXPECT_EQ(m.repo_id, "org/tiny");
   o.revision = commit;
   EXPECT_EQ(ms::resolve_model("org/tiny", o).path, ms::snapshot_dir(repo, commit));
+  for (const char* bad : {"", "../../etc", "/abs", "a b"}) {
+    o.revision = bad;
+    EXPECT_THROW(ms::resolve_model("org/tiny", o), ms::ResolveError) << bad;
+  }
 
   // Offline with a missing revision or file: an error naming the repo and HF_HUB_OFFLINE.
   o.hub.offline = true;
