@@ -10,7 +10,8 @@ It speaks the parts of the Hub's HTTP API that Sable and huggingface_hub use:
 Errors carry X-Error-Code like the Hub: 404 RepoNotFound / RevisionNotFound / EntryNotFound, and
 401 for a private repo without the right Bearer token. Knobs for faults: `drop_once` (filenames
 whose next CDN download is cut halfway), `corrupt` (filenames served with one byte changed).
-Every request is recorded in `requests` as (method, path, headers).
+Every request is recorded in `requests` as (method, path, headers). The API port also works as an
+HTTP proxy (absolute-form requests), recording the hosts asked for in `proxied`.
 """
 import hashlib
 import http.server
@@ -40,6 +41,7 @@ class MockHub:
         self.repos = {}
         self.token = token
         self.requests = []
+        self.proxied = []  # hosts of requests that came to us as a proxy
         self.drop_once = set()
         self.corrupt = set()
         self.lock = threading.Lock()
@@ -125,10 +127,13 @@ class MockHub:
         return None
 
     def _handle(self, h, head):
+        # An absolute-form target ("GET http://host/path") is a request sent to us as a proxy.
         parsed = urllib.parse.urlsplit(h.path)
         path = urllib.parse.unquote(parsed.path)
         with self.lock:
             self.requests.append((h.command, path, dict(h.headers)))
+            if parsed.scheme:
+                self.proxied.append(parsed.netloc)
         parts = path.strip("/").split("/")
         if parts[0] == "cdn" and len(parts) == 2:
             return self._cdn(h, parts[1], head)

@@ -206,6 +206,17 @@ def test_unreachable_hub_suggests_offline_mode(env):
     assert code != 0 and "cannot reach" in err and "HF_HUB_OFFLINE=1" in err, err
 
 
+def test_proxy_from_the_environment_is_used(hub, env):
+    for k in ("no_proxy", "NO_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(k, None)
+    env["HF_ENDPOINT"] = "http://hub.sable-test.invalid"  # resolvable only by the proxy
+    env["http_proxy"] = hub.url
+    code, out, err = sable(env, "download", REPO)
+    assert code == 0, err
+    assert "hub.sable-test.invalid" in hub.proxied
+    assert sha256(os.path.join(repo_dir(env), "blobs", WEIGHTS_SHA)) == WEIGHTS_SHA
+
+
 def python_hf(env, code):
     """Runs `code` with huggingface_hub in a fresh interpreter (it reads the environment at import)."""
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
