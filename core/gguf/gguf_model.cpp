@@ -67,7 +67,8 @@ std::string hf_name(const std::string& g) {
   if (g.rfind("blk.", 0) == 0) {
     const size_t dot = g.find('.', 4);
     if (dot != std::string::npos && dot > 4 &&
-        std::all_of(g.begin() + 4, g.begin() + static_cast<long>(dot), ::isdigit)) {
+        std::all_of(g.begin() + 4, g.begin() + static_cast<long>(dot),
+                    [](char c) { return c >= '0' && c <= '9'; })) {
       auto it = layer_names().find(std::string_view(g).substr(dot + 1));
       if (it != layer_names().end())
         return "model.layers." + g.substr(4, dot - 4) + "." + it->second;
@@ -155,7 +156,9 @@ void GgufModel::build_config() {
   const auto embed = tensors_.find("model.embed_tokens.weight");
   if (embed == tensors_.end())
     throw GgufError(f.path().string() + ": tensor 'token_embd.weight' is missing");
-  c["vocab_size"] = embed->second.info->dims.size() == 2 ? embed->second.info->dims[1] : 0;
+  if (embed->second.info->dims.size() != 2)
+    throw GgufError(f.path().string() + ": tensor 'token_embd.weight' must have 2 dims");
+  c["vocab_size"] = embed->second.info->dims[1];
   c["tie_word_embeddings"] = !has("lm_head.weight");
   c["attention_bias"] = false;  // llama: the plugin reads q/k/v/o biases only when this is set
   if (spec.permuted_qk && has("model.layers.0.self_attn.q_proj.bias")) c["attention_bias"] = true;

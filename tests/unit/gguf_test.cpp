@@ -243,6 +243,14 @@ TEST(GgufModelErrors, ArchitectureTypesAndFieldsAreNamed) {
   no_layers.tensor("token_embd.weight", {64, 4}, sable::gguf::kF32);
   EXPECT_NE(open_error(no_layers).find("metadata 'qwen2.block_count' is missing"),
             std::string::npos);
+  GgufBuilder flat_embed;
+  flat_embed.kv_string("general.architecture", "qwen2");
+  for (const char* k : {"qwen2.attention.head_count", "qwen2.embedding_length", "qwen2.block_count",
+                        "qwen2.feed_forward_length"})
+    flat_embed.kv_u32(k, 64);
+  flat_embed.tensor("token_embd.weight", {64}, sable::gguf::kF32);
+  EXPECT_NE(open_error(flat_embed).find("tensor 'token_embd.weight' must have 2 dims"),
+            std::string::npos);
   fs::remove_all(dir);
 }
 
