@@ -31,8 +31,9 @@ done
 
 tag="$(git -C "$root" rev-parse --short HEAD) $(nproc) cores $(basename "$model")"
 run() {
-  "$sable" bench serving --base-url "$url" --num-prompts "${NP:-$n}" --random-input-len "$in_len" \
-    --random-output-len "$out_len" --model bench --output-file "$results" --tag "$tag" "$@"
+  "$sable" bench serving --base-url "$url" --num-prompts "${NP:-$n}" --dataset-name random-ids \
+    --tokenize-prompt --random-range-ratio 1 --random-input-len "$in_len" --random-output-len "$out_len" \
+    --model bench --output-file "$results" --tag "$tag" "$@"
 }
 run --backend sglang --request-rate inf --max-concurrency 64
 run --backend sglang --request-rate 16

@@ -1,5 +1,6 @@
-// What the `sable bench ...` subcommands share: the `bench` parent command they hang under, and
-// appending one JSON result line to a file. Not thread-safe: startup and the end of a run only.
+// What the `sable bench ...` subcommands share: the `bench` parent command they hang under, the
+// summary lines in SGLang's layout, and appending one JSON result line to a file. Not thread-safe:
+// startup and the end of a run only.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -18,6 +19,22 @@ inline CLI::App& bench_app(CLI::App& parent) {
   CLI::App* b = parent.add_subcommand("bench", "Benchmarks");
   b->require_subcommand(1);
   return *b;
+}
+
+// One summary line as SGLang's benchmarks print it: "{:<40} {:<10}" (floats with 2 decimals).
+inline void print_summary_line(const std::string& label, double value) {
+  fmt::print("{:<40} {:<10.2f}\n", label, value);
+}
+inline void print_summary_line(const std::string& label, int64_t value) {
+  fmt::print("{:<40} {:<10}\n", label, value);
+}
+inline void print_summary_line(const std::string& label, const std::string& value) {
+  fmt::print("{:<40} {:<10}\n", label, value);
+}
+// "==== title ====" centred in 50 columns (SGLang's "{s:{c}^{n}}" headers).
+inline void print_summary_header(const std::string& title, char fill = '=') {
+  const size_t pad = title.size() < 50 ? 50 - title.size() : 0;
+  fmt::print("{}{}{}\n", std::string(pad / 2, fill), title, std::string(pad - pad / 2, fill));
 }
 
 // Appends `json_line` and a newline to `path`, creating its folder; an empty path does nothing.

@@ -1,16 +1,19 @@
-// `sable bench offline --model-path DIR --num-prompts N --input-len I --output-len O
-// [--shared-prefix P]`: offline throughput like sglang.bench_offline_throughput. Random prompts of
-// I tokens (after a P-token prefix shared by all of them) each generate exactly O tokens (greedy,
-// EOS ignored) in one batch; prints requests/s, input and output tokens/s and appends one JSON line
-// to --result-file (default bench/results/offline_throughput.jsonl).
+// `sable bench offline --model-path DIR [--dataset-name random|random-ids|sharegpt|
+// generated-shared-prefix] [dataset options]`: offline throughput like
+// sglang.bench_offline_throughput. The prompts come from SGLang's datasets (bench_dataset.h) drawn
+// with the same seed, all submitted to the Engine at once, greedy, EOS ignored (unless
+// --disable-ignore-eos); prints SGLang's summary lines and appends one JSON line (results and
+// dataset parameters) to --result-file. The old --input-len/--output-len/--shared-prefix flags
+// still work: they mean fixed-length random token ids (optionally behind one shared prefix).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "core/cli/bench_common.h"
+#include "core/cli/bench_dataset.h"
 #include "core/cli/command.h"
 #include "core/cli/startup.h"
 #include "core/config/cli_flags.h"
@@ -22,17 +25,25 @@ namespace {
 class BenchOfflineCommand : public Command {
  public:
   explicit BenchOfflineCommand(CLI::App& parent)
-      : Command(bench_app(parent).add_subcommand("offline", "Offline throughput on random prompts")),
+      : Command(bench_app(parent).add_subcommand(
+            "offline", "Offline throughput on SGLang's benchmark datasets")),
         flags_(*app()) {
-    app()->add_option("--num-prompts", num_prompts_)->default_val(16);
-    app()->add_option("--input-len", input_len_, "Random tokens per prompt")->default_val(128);
-    app()->add_option("--output-len", output_len_, "Generated tokens per prompt")->default_val(64);
-    app()->add_option("--shared-prefix", shared_prefix_, "Tokens of a prefix shared by all prompts")
-        ->default_val(0);
-    app()->add_option("--seed", seed_, "Prompt generator seed")->default_val(1);
-    app()->add_option("--result-file", result_file_, "JSONL file the result line is appended to")
-        ->default_val("bench/results/offline_throughput.jsonl");
-    app()->add_option("--tag", tag_, "Free text stored with the result (machine, model name)");
+    CLI::App& a = *app();
+    add_dataset_options(a, dataset_);
+    a.add_flag("--disable-ignore-eos", disable_ignore_eos_, "Stop at EOS instead of ignoring it");
+    a.add_flag("--skip-warmup", skip_warmup_, "No warm-up batch before the timed one");
+    a.add_option("--result-file", result_file_, "JSONL file the result line is appended to")
+        ->capture_default_str();
+    a.add_option("--tag", tag_, "Free text stored with the result (machine, model name)");
+    auto* legacy = a.add_option_group("old spellings",
+                                      "Fixed-length random token ids, as before the dataset options");
+    legacy->add_option("--input-len", legacy_input_len_,
+                       "= --random-input-len with --dataset-name random-ids --random-range-ratio 1 "
+                       "--tokenize-prompt; the question length with --shared-prefix");
+    legacy->add_option("--output-len", legacy_output_len_, "= --random-output-len (or --gsp-output-len)");
+    legacy->add_option("--shared-prefix", legacy_shared_prefix_,
+                       "A prefix of this many random tokens shared by all prompts: "
+                       "generated-shared-prefix with one group of --num-prompts questions");
   }
 
   int run() override {
@@ -42,46 +53,36 @@ class BenchOfflineCommand : public Command {
     setup_logging(config);
     resolve_model_paths(config);
     config.device = resolve_device(config.device);
-    if (num_prompts_ < 1 || input_len_ < 1 || output_len_ < 1 || shared_prefix_ < 0) {
-      throw std::invalid_argument("--num-prompts, --input-len, --output-len must be >= 1");
-    }
+    apply_old_spellings();
+    dataset_.validate();  // before the model loads: a bad option fails at once
     engine::Engine engine(config);
-    const int32_t vocab = engine.model_info().vocab_size;
-    std::mt19937 rng(seed_);
-    std::uniform_int_distribution<int32_t> token(0, std::min(vocab, 100000) - 1);
-    std::vector<int32_t> prefix(shared_prefix_);
-    for (auto& t : prefix) t = token(rng);
+    BenchRandom rng(dataset_.seed);
+    std::vector<BenchRequest> requests = sample_requests(dataset_, engine.tokenizer(), rng);
+    if (requests.empty()) throw std::runtime_error("the dataset gave no requests");
+    const DatasetTotals totals = dataset_totals(requests);
+    fmt::print("#Input tokens: {}\n#Output tokens: {}\n", totals.input_tokens, totals.output_tokens);
 
     sampling::SamplingParams params;
     params.temperature = 0;
-    params.max_new_tokens = output_len_;
-    params.ignore_eos = true;
-    // Warm-up (allocations, thread pools) outside the timing; then an empty prefix cache.
-    {
-      engine::GenerateInput w;
-      w.input_ids = {1, 2, 3, 4};
-      w.params = params;
-      w.params.max_new_tokens = 2;
-      engine.generate(std::vector<engine::GenerateInput>{w});
-      engine.flush_cache();
-    }
+    params.ignore_eos = !disable_ignore_eos_;
+    if (!skip_warmup_) warm_up(engine, params, static_cast<int32_t>(requests.size()));
     std::vector<engine::GenerateInput> inputs;
-    int64_t input_tokens = 0;
-    for (int i = 0; i < num_prompts_; ++i) {
+    for (auto& r : requests) {
       engine::GenerateInput in;
-      in.input_ids = prefix;
-      for (int k = 0; k < input_len_; ++k) in.input_ids.push_back(token(rng));
-      input_tokens += static_cast<int64_t>(in.input_ids.size());
+      if (dataset_.tokenize_prompt) in.input_ids = std::move(r.ids);
+      else in.text = std::move(r.text);
       in.params = params;
+      in.params.max_new_tokens = r.output_len;
       inputs.push_back(std::move(in));
     }
     const auto t0 = std::chrono::steady_clock::now();
     const auto results = engine.generate(std::move(inputs));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    int64_t output_tokens = 0, cached = 0, aborted = 0;
+    int64_t output_tokens = 0, prompt_tokens = 0, cached = 0, aborted = 0;
     std::string first_error;
     for (const auto& r : results) {
       output_tokens += r.meta_info.completion_tokens;
+      prompt_tokens += r.meta_info.prompt_tokens;
       cached += r.meta_info.cached_tokens;
       const auto& f = r.meta_info.finish_reason;
       if (f && f->type == scheduler::FinishReason::Type::kAbort) {
@@ -93,36 +94,46 @@ class BenchOfflineCommand : public Command {
                  results.size(), first_error);
       return 1;
     }
+    const auto n = static_cast<int64_t>(results.size());
+    print_summary_header(" Offline Throughput Benchmark Result ");
+    print_summary_line("Backend:", std::string("engine"));
+    print_summary_line("Successful requests:", n);
+    print_summary_line("Benchmark duration (s):", seconds);
+    print_summary_line("Total input tokens:", totals.input_tokens);
+    print_summary_line("Total generated tokens:", output_tokens);
+    print_summary_line("Request throughput (req/s):", n / seconds);
+    print_summary_line("Input token throughput (tok/s):", totals.input_tokens / seconds);
+    print_summary_line("Output token throughput (tok/s):", output_tokens / seconds);
+    print_summary_line("Total token throughput (tok/s):", (totals.input_tokens + output_tokens) / seconds);
+    print_summary_line("Prompt tokens (engine-counted):", prompt_tokens);
+    print_summary_line("Prompt tokens from the prefix cache:", cached);
+    fmt::print("{}\n", std::string(50, '='));
     const auto stats = engine.stats();
     nlohmann::json j = {
         {"bench", "offline_throughput"},
+        {"backend", "engine"},
         {"model_path", config.served_model_name},
         {"device", config.device},
-        {"num_prompts", num_prompts_},
-        {"input_len", input_len_},
-        {"output_len", output_len_},
-        {"shared_prefix", shared_prefix_},
-        {"duration_s", seconds},
-        {"request_throughput", num_prompts_ / seconds},
-        {"input_throughput", static_cast<double>(input_tokens) / seconds},
-        {"output_throughput", static_cast<double>(output_tokens) / seconds},
-        {"total_input_tokens", input_tokens},
+        {"dataset", dataset_.to_json()},
+        {"ignore_eos", params.ignore_eos},
+        {"successful_requests", n},
+        {"total_latency", seconds},
+        {"total_input_tokens", totals.input_tokens},
         {"total_output_tokens", output_tokens},
+        {"request_throughput", n / seconds},
+        {"input_throughput", totals.input_tokens / seconds},
+        {"output_throughput", output_tokens / seconds},
+        {"total_throughput", (totals.input_tokens + output_tokens) / seconds},
+        {"engine_prompt_tokens", prompt_tokens},
         {"cached_tokens", cached},
         {"max_batch_size", stats.max_batch_size},
         {"num_retractions", stats.num_retractions},
         {"max_total_tokens", engine.max_total_tokens()},
         {"chunked_prefill_size", config.chunked_prefill_size},
+        {"disable_radix_cache", config.disable_radix_cache},
         {"tag", tag_},
         {"timestamp", std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count()}};
-    fmt::print("Successful requests:      {}\n", num_prompts_);
-    fmt::print("Benchmark duration (s):   {:.2f}\n", seconds);
-    fmt::print("Total input tokens:       {} ({} served from the prefix cache)\n", input_tokens, cached);
-    fmt::print("Total generated tokens:   {}\n", output_tokens);
-    fmt::print("Request throughput (req/s):  {:.2f}\n", num_prompts_ / seconds);
-    fmt::print("Input token throughput (tok/s):  {:.2f}\n", input_tokens / seconds);
-    fmt::print("Output token throughput (tok/s): {:.2f}\n", output_tokens / seconds);
     if (!result_file_.empty()) {
       append_result(result_file_, j.dump());
       fmt::print("result appended to {}\n", result_file_);
@@ -131,11 +142,73 @@ class BenchOfflineCommand : public Command {
   }
 
  private:
+  // The old flags as the dataset options they stand for; prints the new spelling.
+  void apply_old_spellings() {
+    const bool legacy = legacy_input_len_ > 0 || legacy_output_len_ > 0 || legacy_shared_prefix_ > 0;
+    if (!legacy) return;
+    const int32_t in = legacy_input_len_ > 0 ? legacy_input_len_ : dataset_.random_input_len;
+    const int32_t out = legacy_output_len_ > 0 ? legacy_output_len_ : dataset_.random_output_len;
+    const bool named = app()->count("--dataset-name") > 0;
+    std::string spelled;
+    if (legacy_shared_prefix_ > 0) {
+      if (named && dataset_.name != "generated-shared-prefix")
+        throw std::invalid_argument("--shared-prefix: use --gsp-* options with --dataset-name");
+      dataset_.name = "generated-shared-prefix";
+      dataset_.gsp_num_groups = 1;
+      dataset_.gsp_prompts_per_group = dataset_.num_prompts;
+      dataset_.gsp_system_prompt_len = legacy_shared_prefix_;
+      dataset_.gsp_question_len = in;
+      dataset_.gsp_output_len = out;
+      if (app()->count("--gsp-range-ratio") == 0) dataset_.gsp_range_ratio = 1.0;
+      spelled = fmt::format("--dataset-name generated-shared-prefix --gsp-num-groups 1 "
+                            "--gsp-prompts-per-group {} --gsp-system-prompt-len {} "
+                            "--gsp-question-len {} --gsp-output-len {} --gsp-range-ratio {}",
+                            dataset_.num_prompts, legacy_shared_prefix_, in, out,
+                            dataset_.gsp_range_ratio);
+    } else {
+      if (!named) dataset_.name = "random-ids";
+      dataset_.random_input_len = in;
+      dataset_.random_output_len = out;
+      if (app()->count("--random-range-ratio") == 0) dataset_.random_range_ratio = 1.0;
+      spelled = fmt::format("--dataset-name {} --random-input-len {} --random-output-len {} "
+                            "--random-range-ratio {}",
+                            dataset_.name, in, out, dataset_.random_range_ratio);
+    }
+    if (!named) dataset_.tokenize_prompt = true;
+    fmt::print(stderr, "sable bench offline: the old flags mean: {}{} --num-prompts {} --seed {}\n",
+               spelled, dataset_.tokenize_prompt ? " --tokenize-prompt" : "", dataset_.num_prompts,
+               dataset_.seed);
+  }
+
+  // Like SGLang's warm-up (min(N, 16) prompts of 256 tokens, 16 outputs) but with random token
+  // ids, not ShareGPT text; then an empty prefix cache so the timed run starts cold.
+  static void warm_up(engine::Engine& engine, const sampling::SamplingParams& params, int32_t n) {
+    DatasetOptions w;
+    w.name = "random-ids";
+    w.num_prompts = std::min(n, 16);
+    w.random_input_len = static_cast<int32_t>(std::clamp<int64_t>(engine.context_length() - 17, 1, 256));
+    w.random_output_len = 16;
+    w.random_range_ratio = 1.0;
+    w.tokenize_prompt = true;
+    BenchRandom rng(w.seed);
+    std::vector<engine::GenerateInput> inputs;
+    for (auto& r : sample_requests(w, engine.tokenizer(), rng)) {
+      engine::GenerateInput in;
+      in.input_ids = std::move(r.ids);
+      in.params = params;
+      in.params.max_new_tokens = r.output_len;
+      inputs.push_back(std::move(in));
+    }
+    engine.generate(std::move(inputs));
+    engine.flush_cache();
+  }
 
   config::ConfigFlags flags_;
-  int num_prompts_ = 16, input_len_ = 128, output_len_ = 64, shared_prefix_ = 0;
-  uint32_t seed_ = 1;
-  std::string result_file_;
+  DatasetOptions dataset_;
+  int32_t legacy_input_len_ = 0, legacy_output_len_ = 0, legacy_shared_prefix_ = 0;
+  bool disable_ignore_eos_ = false;
+  bool skip_warmup_ = false;
+  std::string result_file_ = "bench/results/offline_throughput.jsonl";
   std::string tag_;
 };
 

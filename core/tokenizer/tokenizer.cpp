@@ -126,6 +126,10 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->tokens.size()); }
 
+int32_t Tokenizer::model_vocab_size() const {
+  return static_cast<int32_t>(impl_->model->token_to_id().size());
+}
+
 std::string_view Tokenizer::token_bytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
   return impl_->bytes[id];

@@ -45,6 +45,7 @@ class Tokenizer {
                      bool spaces_between_special_tokens = true) const;
 
   int32_t vocab_size() const;                      // max id + 1 over vocab and added tokens
+  int32_t model_vocab_size() const;  // entries of the model's vocab, no added tokens (HF vocab_size)
   std::string_view token_bytes(int32_t id) const;  // raw bytes the token decodes to ("" if none)
   bool is_special(int32_t id) const;
   // The token as tokenizer.json spells it (e.g. "Ġhello", "<|im_end|>").

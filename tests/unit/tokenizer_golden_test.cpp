@@ -50,6 +50,7 @@ TEST(TokenizerMetadata, Qwen3) {
   EXPECT_EQ(tok->pad_id(), std::optional<int32_t>(151643));
   EXPECT_FALSE(tok->bos_id().has_value());
   EXPECT_EQ(tok->vocab_size(), 151669);
+  EXPECT_EQ(tok->model_vocab_size(), 151643);  // HF's tokenizer.vocab_size: no added tokens
   EXPECT_TRUE(tok->is_special(151644));
   EXPECT_FALSE(tok->is_special(151657));  // <tool_call> is added but not special
   EXPECT_FALSE(tok->is_special(9707));
@@ -69,6 +70,7 @@ TEST(TokenizerMetadata, Llama2) {
   EXPECT_EQ(tok->bos_token(), "<s>");
   EXPECT_EQ(tok->eos_ids(), std::vector<int32_t>{2});
   EXPECT_EQ(tok->vocab_size(), 32000);
+  EXPECT_EQ(tok->model_vocab_size(), 32000);  // <unk> <s> </s> are vocab entries too
   EXPECT_EQ(tok->token_bytes(13), "\n");             // <0x0A>
   EXPECT_EQ(tok->token_bytes(22557), " Hello");      // ▁Hello
   EXPECT_EQ(tok->encode("hi <s> there</s>x", false),
