@@ -53,6 +53,16 @@ for w in $which; do
     offline8b_long)  # SGLang's CI bar: 500 prompts, input 4096, output 2048
       make_model llama8b llama-3.1-8b llama3
       offline llama8b --num-prompts ${OFFLINE_LONG_N:-500} --input-len 4096 --output-len 2048 ;;
+    sglang_ci)  # issue 14's bars: SGLang's CI workload (500 prompts, 4096/2048, ratio 0 and 1, seed 0)
+      make_model llama8b llama-3.1-8b llama3
+      for r in 0 1; do
+        offline llama8b --dataset-name random-ids --tokenize-prompt --num-prompts 500 \
+          --random-input-len 4096 --random-output-len 2048 --random-range-ratio $r --seed 0
+      done ;;
+    gsp)  # generated-shared-prefix (SGLang's defaults) with and without the radix cache (bar: >= 3x)
+      make_model llama8b llama-3.1-8b llama3
+      offline llama8b --dataset-name generated-shared-prefix --tokenize-prompt
+      offline llama8b --dataset-name generated-shared-prefix --tokenize-prompt --disable-radix-cache ;;
     offline_moe)  # issue 8: Qwen1.5-MoE-A2.7B shape (60 experts, top-4, shared expert)
       make_model qwenmoe qwen1.5-moe-a2.7b qwen3
       offline qwenmoe --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 ;;
