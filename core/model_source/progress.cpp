@@ -15,7 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kDrawEvery = std::chrono::milliseconds(100);
 constexpr auto kLogEvery = std::chrono::seconds(10);
-constexpr int kBarWidth = 28;
+constexpr int kBarWidth = 16;
+constexpr size_t kNameWidth = 28;  // a bar line stays within 80 columns
 
 }  // namespace
 
@@ -101,7 +102,9 @@ void ProgressBoard::draw_locked(bool force) {
     const int filled = static_cast<int>(frac * kBarWidth + 0.5);
     const double rate = rate_of(f);
     const char* tail = f.state == 1 ? "done" : f.state == 2 ? "FAILED" : "";
-    out += fmt::format("\x1b[2K{:<40.40} [{}{}] {:>3.0f}% {:>9} {:>9}/s {}\n", f.name,
+    const std::string name =  // the end of a long name: the file, not the repo, tells bars apart
+        f.name.size() <= kNameWidth ? f.name : "..." + f.name.substr(f.name.size() - kNameWidth + 3);
+    out += fmt::format("\x1b[2K{:<{}} [{}{}] {:>3.0f}% {:>8} {:>8}/s {}\n", name, kNameWidth,
                        std::string(filled, '#'), std::string(kBarWidth - filled, '.'), frac * 100,
                        human_bytes(f.done), human_bytes(static_cast<int64_t>(rate)), tail);
   }

@@ -80,6 +80,31 @@ def test_fresh_download_lays_out_the_cache_like_huggingface_hub(hub, env):
     assert hub.count("/cdn/") == 1
 
 
+def test_terminal_gets_a_progress_bar_per_file(hub, env):
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sable_binary(), ["sable", "download", REPO], env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    text = out.decode(errors="replace")
+    for name in FILES:  # one bar each (long names keep their end), redrawn in place
+        assert name in text
+    bars = [line for line in text.replace("\x1b[2K", "\n").splitlines() if "%" in line]
+    assert bars and max(len(line) for line in bars) <= 80, bars
+    assert "\x1b[2K" in text and "100%" in text and "done" in text
+    assert "download: " not in text  # no log lines on a terminal
+
+
 def test_cached_model_is_used_with_no_request(hub, env):
     assert sable(env, "download", REPO)[0] == 0
     code, local_out, err = generate(env, MODEL_DIR)
