@@ -8,8 +8,9 @@ It speaks the parts of the Hub's HTTP API that Sable and huggingface_hub use:
                                             sha256 and X-Linked-Size; X-Repo-Commit on both
   GET  /cdn/SHA256 (a second port: another origin, as the real CDN)   honours Range: bytes=N-
 Errors carry X-Error-Code like the Hub: 404 RepoNotFound / RevisionNotFound / EntryNotFound, and
-401 for a private repo without the right Bearer token. Knobs for faults: `drop_once` (filenames
-whose next CDN download is cut halfway), `corrupt` (filenames served with one byte changed).
+401 for a private repo without the right Bearer token. Knobs: `drop_once` (filenames whose next
+CDN download is cut halfway), `corrupt` (filenames served with one byte changed), `delay_s` (a
+pause before each answer; `max_in_flight` then shows how many requests overlapped).
 Every request is recorded in `requests` as (method, path, headers). The API port also works as an
 HTTP proxy (absolute-form requests), recording the hosts asked for in `proxied`.
 """
@@ -18,6 +19,7 @@ import http.server
 import json
 import os
 import threading
+import time
 import urllib.parse
 
 
@@ -42,6 +44,9 @@ class MockHub:
         self.token = token
         self.requests = []
         self.proxied = []  # hosts of requests that came to us as a proxy
+        self.delay_s = 0.0  # each request waits this long first (makes overlap observable)
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once
         self.drop_once = set()
         self.corrupt = set()
         self.lock = threading.Lock()
@@ -127,6 +132,18 @@ class MockHub:
         return None
 
     def _handle(self, h, head):
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            return self._route(h, head)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _route(self, h, head):
         # An absolute-form target ("GET http://host/path") is a request sent to us as a proxy.
         parsed = urllib.parse.urlsplit(h.path)
         path = urllib.parse.unquote(parsed.path)

@@ -105,6 +105,13 @@ def test_terminal_gets_a_progress_bar_per_file(hub, env):
     assert "download: " not in text  # no log lines on a terminal
 
 
+def test_files_download_at_the_same_time(hub, env):
+    hub.delay_s = 0.3  # one file after the other would never overlap two requests
+    code, out, err = sable(env, "download", REPO)
+    assert code == 0, err
+    assert hub.max_in_flight >= 4, hub.max_in_flight  # the 4 small files of the first round
+
+
 def test_cached_model_is_used_with_no_request(hub, env):
     assert sable(env, "download", REPO)[0] == 0
     code, local_out, err = generate(env, MODEL_DIR)
