@@ -4,7 +4,7 @@ GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 SERVE_ARGS ?=
 
-.PHONY: deps configure build serve test clean
+.PHONY: deps configure build serve test python clean
 
 deps:
 	./scripts/install-deps.sh
@@ -20,6 +20,11 @@ serve: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The Python package into the current Python (docs/python.md): a wheel built by scikit-build-core.
+python: deps
+	python3 -m pip install --no-build-isolation ./python \
+	  || python3 -m pip install --no-build-isolation --break-system-packages ./python
 
 clean:
 	rm -rf $(BUILD_DIR)

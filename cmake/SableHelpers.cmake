@@ -23,6 +23,8 @@ function(sable_plugin kind name)
     LIBRARY_OUTPUT_DIRECTORY ${SABLE_PLUGIN_OUTPUT_DIR})
   target_link_options(${target} PRIVATE -Wl,--no-undefined)
   install(TARGETS ${target} LIBRARY DESTINATION bin/plugins)
+  # The Python package carries every built-in plugin (python/CMakeLists.txt).
+  set_property(GLOBAL APPEND PROPERTY SABLE_PLUGIN_TARGETS ${target})
 endfunction()
 
 # sable_unit_test(<name> LIBS ... [LABELS ...] [DATA_DIR]): tests/unit/<name>.cpp as a GoogleTest

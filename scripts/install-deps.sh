@@ -42,8 +42,12 @@ fi
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
 # read the OpenAI spec; jsonschema checks tool-call arguments against their schemas; gguf
 # (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests; huggingface_hub checks
-# that Sable and the reference library share one Hugging Face cache.
-py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf huggingface_hub)
+# that Sable and the reference library share one Hugging Face cache. nanobind and
+# scikit-build-core build the Python package (python/: make test builds it when nanobind is
+# importable; pip install ./python uses both); tqdm (run_batch progress bars) and nest_asyncio
+# (Engine in a running loop) are what it and its tests use.
+py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf huggingface_hub nanobind
+             scikit_build_core:scikit-build-core tqdm nest_asyncio)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")

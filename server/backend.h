@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -86,6 +87,10 @@ class Generation {
   virtual std::optional<Delta> next(std::chrono::milliseconds timeout) = 0;
   // The final delta has been returned.
   virtual bool done() const = 0;
+  // `notify(final)` runs (on the engine's thread, so it must not block) each time output becomes
+  // ready for next(), and right away when some already is; `final` says the output ends the
+  // request. Lets one thread wait for many generations (the Python binding's async calls).
+  virtual void set_notify(std::function<void(bool final)> notify) = 0;
 };
 
 // Fixed facts about the served model.
@@ -126,6 +131,8 @@ struct BackendStats {
   int64_t cached_prompt_tokens = 0;
   int64_t finished_requests = 0;
   int64_t num_retractions = 0;
+  int64_t forward_steps = 0;   // scheduler steps run (cumulative)
+  int64_t max_batch_size = 0;  // most requests one step has run
   std::string weight_version = "default";
 };
 

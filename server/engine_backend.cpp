@@ -4,6 +4,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 
 namespace sable::server {
@@ -38,6 +39,7 @@ struct UpdateQueue {
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<engine::GenerateResult> items;
+  std::function<void(bool)> notify;  // Generation::set_notify
 };
 
 class EngineGeneration : public Generation {
@@ -46,10 +48,26 @@ class EngineGeneration : public Generation {
       : handle_(std::move(handle)), queue_(std::make_shared<UpdateQueue>()) {
     auto q = queue_;
     handle_->on_update([q](const engine::GenerateResult& r) {
-      std::lock_guard lock(q->mutex);
-      q->items.push_back(r);
-      q->cv.notify_all();
+      std::function<void(bool)> notify;
+      {
+        std::lock_guard lock(q->mutex);
+        q->items.push_back(r);
+        q->cv.notify_all();
+        notify = q->notify;
+      }
+      if (notify) notify(r.finished());
     });
+  }
+
+  void set_notify(std::function<void(bool)> notify) override {
+    bool ready = false, final = false;
+    {
+      std::lock_guard lock(queue_->mutex);
+      queue_->notify = notify;
+      ready = !queue_->items.empty();
+      final = ready && queue_->items.back().finished();
+    }
+    if (ready && notify) notify(final);
   }
   ~EngineGeneration() override {
     if (!done_) handle_->abort();
@@ -195,6 +213,8 @@ BackendStats EngineBackend::stats() const {
   b.cached_prompt_tokens = s.cached_tokens;
   b.finished_requests = s.finished_requests;
   b.num_retractions = s.num_retractions;
+  b.forward_steps = s.num_steps;
+  b.max_batch_size = s.max_batch_size;
   b.weight_version = engine_.config().weight_version;
   return b;
 }

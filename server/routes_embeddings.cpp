@@ -11,6 +11,7 @@
 
 #include "server/generate_api.h"
 #include "server/http_error.h"
+#include "server/native_calls.h"
 #include "server/route_util.h"
 
 namespace sable::server {
@@ -293,8 +294,9 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
                     {"prompt_tokens_details", nullptr}}}});
 }
 
-void handle_encode(ServerState& state, const httplib::Request& req, httplib::Response& res) {
-  const json body = parse_body(req);
+}  // namespace
+
+json encode_response(ServerState& state, const json& body) {
   if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
   state.check_admission();
   ServerState::InFlight in_flight(state);
@@ -332,7 +334,13 @@ void handle_encode(ServerState& state, const httplib::Request& req, httplib::Res
                      {"weight_version", weight_version},
                      {"e2e_latency", o.e2e_latency}}}});
   }
-  send_json(res, is_batch ? arr : arr.at(0));
+  return is_batch ? arr : arr.at(0);
+}
+
+namespace {
+
+void handle_encode(ServerState& state, const httplib::Request& req, httplib::Response& res) {
+  send_json(res, encode_response(state, parse_body(req)));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/util/log.h"
+#include "server/native_calls.h"
 #include "server/route_util.h"
 
 namespace sable::server {
@@ -45,7 +46,9 @@ std::filesystem::path write_csv(const ExpertDistributionDump& d) {
   return path;
 }
 
-json dump_json(const ExpertDistributionDump& d) {
+}  // namespace
+
+json expert_distribution_json(const ExpertDistributionDump& d) {
   json body = {{"success", true},
                {"message", "Dump expert distribution record."},
                {"mode", d.mode},
@@ -65,7 +68,6 @@ json dump_json(const ExpertDistributionDump& d) {
   return body;
 }
 
-}  // namespace
 
 void register_expert_routes(httplib::Server& svr, ServerState& state) {
   auto start = guarded(state, [&state](const auto&, auto& res) {
@@ -83,7 +85,7 @@ void register_expert_routes(httplib::Server& svr, ServerState& state) {
   svr.Post("/stop_expert_distribution_record", stop);
 
   auto dump = guarded(state, [&state](const auto&, auto& res) {
-    send_json(res, dump_json(state.backend.dump_expert_distribution_record()));
+    send_json(res, expert_distribution_json(state.backend.dump_expert_distribution_record()));
   });
   svr.Get("/dump_expert_distribution_record", dump);
   svr.Post("/dump_expert_distribution_record", dump);

@@ -10,6 +10,7 @@
 #include "core/util/log.h"
 #include "server/generate_api.h"
 #include "server/http_error.h"
+#include "server/native_calls.h"
 #include "server/route_util.h"
 #include "server/stream_pump.h"
 
@@ -22,55 +23,6 @@ using nlohmann::json;
 constexpr const char* kFlushText =
     "Cache flushed.\nPlease check backend logs for more details. (When there are running or "
     "waiting requests, the operation will not be performed.)\n";
-
-// The submitted generations of one /generate call and what they produced so far.
-struct GenerateCall {
-  explicit GenerateCall(ServerState& s) : in_flight(s) {}
-  ServerState::InFlight in_flight;
-  GenerateRequest request;
-  std::vector<std::unique_ptr<Generation>> gens;
-  std::vector<GenerateOutput> outputs;
-  std::vector<NativeShape> shapes;
-};
-
-std::unique_ptr<GenerateCall> submit_generate(ServerState& state, const json& body) {
-  auto call = std::make_unique<GenerateCall>(state);
-  call->request = parse_generate_request(body, *state.preferred);
-  // Tokenize and check everything before anything is queued.
-  for (auto& item : call->request.items) {
-    GenerateInput& in = item.input;
-    if (item.input_ids) {
-      in.input_ids = *item.input_ids;
-      check_token_ids(state, in.input_ids, "input_ids");
-      state.check_prompt_length(in.input_ids, "input_ids");
-    } else {
-      in.input_ids = state.prompt_ids(*item.text, true, "text");
-    }
-    check_token_ids(state, in.token_ids_logprob, "token_ids_logprob");
-    if (in.logprob_start_len >= static_cast<int32_t>(in.input_ids.size())) {
-      throw HttpError::bad_request(
-          fmt::format("logprob_start_len ({}) is not smaller than the prompt length ({})",
-                      in.logprob_start_len, in.input_ids.size()),
-          "logprob_start_len");
-    }
-    in.params.validate(state.facts.vocab_size, state.facts.context_length);
-  }
-  for (auto& item : call->request.items) {
-    GenerateOutput out;
-    out.rid = item.input.rid;
-    call->outputs.push_back(std::move(out));
-    call->shapes.push_back(native_shape(item.input, call->request.return_text_in_logprobs,
-                                        state.backend.stats().weight_version));
-  }
-  for (auto& item : call->request.items) {
-    call->gens.push_back(state.backend.submit(item.input));
-  }
-  return call;
-}
-
-bool is_error_abort(const std::optional<Finish>& f) {
-  return f && f->type == Finish::Type::kAbort && f->status_code >= 400;
-}
 
 void handle_generate(ServerState& state, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
@@ -85,43 +37,24 @@ void handle_generate(ServerState& state, const httplib::Request& req, httplib::R
                        return true;
                      },
                      [] { return true; });
-    for (const auto& out : call->outputs) {
-      if (is_error_abort(out.finish)) throw HttpError(out.finish->status_code, out.finish->message);
-    }
-    const tokenizer::Tokenizer* tok = &state.tokenizer;
-    if (!call->request.is_batch) {
-      send_json(res, native_response(call->outputs[0], call->shapes[0], tok));
-      return;
-    }
-    json arr = json::array();
-    for (size_t i = 0; i < call->outputs.size(); ++i) {
-      arr.push_back(native_response(call->outputs[i], call->shapes[i], tok));
-    }
-    send_json(res, arr);
+    send_json(res, generate_response(*call, state.tokenizer));
     return;
   }
 
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream", [&state, call, incremental](size_t, httplib::DataSink& sink) {
-        const tokenizer::Tokenizer* tok = &state.tokenizer;
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         const bool finished = pump_generations(
             call->gens, state.metrics,
             [&](size_t i, const Delta& d) {
-              GenerateOutput& out = call->outputs[i];
-              out.apply(d);
               if (is_error_abort(d.finish)) {
+                call->outputs[i].apply(d);
                 return write(sse_event({{"error", {{"message", d.finish->message},
                                                    {"code", d.finish->status_code}}}}));
               }
-              if (d.token_ids.empty() && d.text.empty() && !d.finish) return true;
-              json event = incremental
-                               ? native_response(GenerateOutput::from_delta(out.rid, d),
-                                                 call->shapes[i], tok)
-                               : native_response(out, call->shapes[i], tok);
-              if (call->request.is_batch) event["index"] = i;
-              return write(sse_event(event));
+              const json chunk = stream_chunk(*call, i, d, incremental, state.tokenizer);
+              return chunk.is_null() || write(sse_event(chunk));
             },
             [&] { return sink.is_writable(); });
         if (!finished) return false;  // the client went away: ~GenerateCall aborts the rest
@@ -129,29 +62,6 @@ void handle_generate(ServerState& state, const httplib::Request& req, httplib::R
         sink.done();
         return true;
       });
-}
-
-json server_info(ServerState& state) {
-  json info = config::to_json(state.config);
-  const BackendStats s = state.backend.stats();
-  const ModelFacts& f = state.facts;
-  info["status"] = state.draining ? "draining" : (state.ready ? "ready" : "starting");
-  info["version"] = "0.1.0";
-  info["max_total_num_tokens"] = f.max_total_num_tokens;
-  info["max_req_input_len"] = f.context_length > 0 ? f.context_length - 1 : 0;
-  info["context_length_effective"] = f.context_length;
-  info["weight_version"] = s.weight_version;
-  info["internal_states"] = json::array({{{"num_running_reqs", s.running},
-                                          {"num_queue_reqs", s.queued},
-                                          {"num_used_tokens", s.used_tokens},
-                                          {"num_cached_tokens", s.cached_tokens_in_pool},
-                                          {"token_usage", s.kv_usage},
-                                          {"cache_hit_rate", s.cache_hit_rate},
-                                          {"prompt_tokens_total", s.prompt_tokens},
-                                          {"generation_tokens_total", s.generation_tokens},
-                                          {"finished_requests", s.finished_requests},
-                                          {"http_requests_in_flight", state.in_flight.load()}}});
-  return info;
 }
 
 // /health_generate: one tiny greedy request must finish (an embedding of [0] on an embedding
@@ -301,16 +211,7 @@ void register_native_routes(httplib::Server& svr, ServerState& state) {
   }));
 
   svr.Get("/get_model_info", guarded(state, [&state](const auto&, auto& res) {
-    const auto& c = state.config;
-    send_json(res, {{"model_path", state.facts.model_path},
-                    {"tokenizer_path", state.facts.tokenizer_path},
-                    {"is_generation", state.facts.is_generation},
-                    {"preferred_sampling_params", c.preferred_sampling_params.empty()
-                                                      ? json(nullptr)
-                                                      : json(c.preferred_sampling_params)},
-                    {"weight_version", state.backend.stats().weight_version},
-                    {"has_image_understanding", false},
-                    {"has_audio_understanding", false}});
+    send_json(res, model_info(state));
   }));
   svr.Get("/get_server_info", guarded(state, [&state](const auto&, auto& res) {
     send_json(res, server_info(state));

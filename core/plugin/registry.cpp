@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <dlfcn.h>
+#include <link.h>
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
@@ -80,11 +82,30 @@ std::vector<fs::path> env_dirs() {
 
 }  // namespace
 
-fs::path builtin_plugin_dir() { return executable_dir() / "plugins"; }
+// The folder of the shared object this code was linked into, when that is not the executable (the
+// Python extension, sable/_sable*.so); empty otherwise.
+fs::path library_dir() {
+  Dl_info info{};
+  void* map = nullptr;
+  if (dladdr1(reinterpret_cast<void*>(&library_dir), &info, &map, RTLD_DL_LINKMAP) == 0 || !map) {
+    return {};
+  }
+  const char* name = static_cast<link_map*>(map)->l_name;
+  if (name == nullptr || name[0] == '\0') return {};  // the main program
+  std::error_code ec;
+  const fs::path file = fs::canonical(name, ec);
+  return ec ? fs::path() : file.parent_path();
+}
+
+fs::path builtin_plugin_dir() {
+  const fs::path lib_dir = library_dir();
+  return (lib_dir.empty() ? executable_dir() : lib_dir) / "plugins";
+}
 
 std::vector<fs::path> default_plugin_dirs(std::span<const std::string> extra) {
   std::vector<fs::path> dirs{builtin_plugin_dir()};
   const fs::path exe_dir = executable_dir();
+  if (!library_dir().empty() && !exe_dir.empty()) dirs.push_back(exe_dir / "plugins");
   if (!exe_dir.empty()) dirs.push_back((exe_dir / ".." / "lib" / "sable" / "plugins").lexically_normal());
   for (const auto& dir : extra) dirs.emplace_back(dir);
   return dirs;

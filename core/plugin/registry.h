@@ -113,10 +113,12 @@ class Registry {
 std::string_view kind_name(SablePluginKind kind);
 std::optional<SablePluginKind> parse_kind(std::string_view text);
 
-// The built-in plugin folder: <dir of the running executable>/plugins (from /proc/self/exe).
+// The built-in plugin folder: <dir of the running executable>/plugins (from /proc/self/exe), or,
+// when the core is linked into a shared object (the Python extension sable/_sable*.so),
+// <dir of that object>/plugins, so that an installed wheel finds the plugins it carries.
 std::filesystem::path builtin_plugin_dir();
-// The folders scanned before plugin_dirs: builtin_plugin_dir() and, for installed layouts,
-// <exe_dir>/../lib/sable/plugins; then `extra` in order.
+// The folders scanned before plugin_dirs: builtin_plugin_dir(), <exe_dir>/plugins when that
+// differs, and, for installed layouts, <exe_dir>/../lib/sable/plugins; then `extra` in order.
 std::vector<std::filesystem::path> default_plugin_dirs(std::span<const std::string> extra = {});
 
 // Which model plugin serves a checkpoint. impl: "auto" (a native plugin claiming one of the

@@ -58,6 +58,10 @@ class FakeBackend : public Backend {
       return d;
     }
     bool done() const override { return done_; }
+    // Output is always ready here: next() makes it.
+    void set_notify(std::function<void(bool)> notify) override {
+      if (notify) notify(false);
+    }
 
    private:
     FakeBackend& b_;

@@ -1,0 +1,233 @@
+"""The expressions of SGLang's frontend language: what `s += ...` accepts.
+
+Text, gen(...), select(...), roles (system/user/assistant and their _begin/_end) and image(...)
+build small expression objects; `+` between them (or with str) makes a list that runs in order.
+The interpreter (interpreter.py) executes them against a backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+# SGLang's choices methods are objects; Sable implements the default one.
+TOKEN_LENGTH_NORMALIZED = "token_length_normalized"
+token_length_normalized = TOKEN_LENGTH_NORMALIZED
+
+
+class SglExpr:
+    def __add__(self, other: Any) -> "SglExprList":
+        return SglExprList([self, _expr(other)])
+
+    def __radd__(self, other: Any) -> "SglExprList":
+        return SglExprList([_expr(other), self])
+
+
+def _expr(value: Any) -> SglExpr:
+    if isinstance(value, SglExpr):
+        return value
+    if isinstance(value, str):
+        return SglConstantText(value)
+    raise TypeError(f"cannot add a {type(value).__name__} to a prompt: use str, gen(), select(), "
+                    f"a role or image()")
+
+
+class SglExprList(SglExpr):
+    def __init__(self, items: list[SglExpr]) -> None:
+        self.items: list[SglExpr] = []
+        for item in items:
+            self.items.extend(item.items if isinstance(item, SglExprList) else [item])
+
+    def __add__(self, other: Any) -> "SglExprList":
+        return SglExprList(self.items + [_expr(other)])
+
+    def __radd__(self, other: Any) -> "SglExprList":
+        return SglExprList([_expr(other)] + self.items)
+
+
+class SglConstantText(SglExpr):
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class SglRoleBegin(SglExpr):
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+
+class SglRoleEnd(SglExpr):
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+
+class SglImage(SglExpr):
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+
+# Sampling keywords of gen(), mapped to /generate's sampling_params names.
+_SAMPLING_KEYS = {
+    "max_tokens": "max_new_tokens", "max_new_tokens": "max_new_tokens",
+    "min_tokens": "min_new_tokens", "stop": "stop", "stop_token_ids": "stop_token_ids",
+    "temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "min_p": "min_p",
+    "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
+    "repetition_penalty": "repetition_penalty", "ignore_eos": "ignore_eos", "n": "n",
+    "regex": "regex", "json_schema": "json_schema", "ebnf": "ebnf",
+    "no_stop_trim": "no_stop_trim", "skip_special_tokens": "skip_special_tokens",
+    "spaces_between_special_tokens": "spaces_between_special_tokens",
+}
+_LOGPROB_KEYS = ("return_logprob", "logprob_start_len", "top_logprobs_num",
+                 "return_text_in_logprobs")
+
+
+class SglGen(SglExpr):
+    """gen(name, ...): sample text into variable `name`."""
+
+    def __init__(self, name: Optional[str], sampling: dict, logprob: dict) -> None:
+        self.name = name
+        self.sampling = sampling  # sampling_params given here (None values dropped)
+        self.logprob = logprob
+
+
+class SglSelect(SglExpr):
+    """select(name, choices): the most likely of `choices` (length-normalised log-probability)."""
+
+    def __init__(self, name: Optional[str], choices: list[str], temperature: float,
+                 choices_method: str) -> None:
+        self.name = name
+        self.choices = choices
+        self.temperature = temperature
+        self.choices_method = choices_method
+
+
+def gen(
+    name: Optional[str] = None,
+    max_tokens: Optional[int] = None,
+    min_tokens: Optional[int] = None,
+    n: Optional[int] = None,
+    stop: Optional[Union[str, list[str]]] = None,
+    stop_token_ids: Optional[list[int]] = None,
+    temperature: Optional[float] = None,
+    top_p: Optional[float] = None,
+    top_k: Optional[int] = None,
+    min_p: Optional[float] = None,
+    frequency_penalty: Optional[float] = None,
+    presence_penalty: Optional[float] = None,
+    ignore_eos: Optional[bool] = None,
+    return_logprob: Optional[bool] = None,
+    logprob_start_len: Optional[int] = None,
+    top_logprobs_num: Optional[int] = None,
+    return_text_in_logprobs: Optional[bool] = None,
+    dtype: Optional[type] = None,
+    choices: Optional[list[str]] = None,
+    choices_method: Optional[str] = None,
+    regex: Optional[str] = None,
+    json_schema: Optional[Union[str, dict]] = None,
+    **more_sampling: Any,
+) -> SglExpr:
+    """Generates text into variable `name` (SGLang's sgl.gen). With choices it is select()."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"gen(name=...) must be a str, got {type(name).__name__}")
+    if choices is not None:
+        return select(name, choices, temperature=temperature or 0.0,
+                      choices_method=choices_method)
+    if dtype is not None:
+        if regex is not None:
+            raise ValueError("gen(): give dtype or regex, not both")
+        if dtype is int:
+            regex = r"[-+]?[0-9]+"
+        elif dtype is str:
+            regex = r'"[^"\n]*"'
+        else:
+            raise ValueError(f"gen(dtype=...) supports int and str, got {dtype!r}")
+    if isinstance(json_schema, dict):
+        import json
+        json_schema = json.dumps(json_schema)
+    given = dict(max_tokens=max_tokens, min_tokens=min_tokens, n=n, stop=stop,
+                 stop_token_ids=stop_token_ids, temperature=temperature, top_p=top_p,
+                 top_k=top_k, min_p=min_p, frequency_penalty=frequency_penalty,
+                 presence_penalty=presence_penalty, ignore_eos=ignore_eos, regex=regex,
+                 json_schema=json_schema, **more_sampling)
+    sampling = {}
+    for key, value in given.items():
+        if key not in _SAMPLING_KEYS:
+            raise TypeError(f"gen() got an unexpected keyword argument '{key}'")
+        if value is not None:
+            sampling[_SAMPLING_KEYS[key]] = value
+    logprob = {k: v for k, v in dict(
+        return_logprob=return_logprob, logprob_start_len=logprob_start_len,
+        top_logprobs_num=top_logprobs_num,
+        return_text_in_logprobs=return_text_in_logprobs).items() if v is not None}
+    return SglGen(name, sampling, logprob)
+
+
+def gen_int(name: Optional[str] = None, **kwargs: Any) -> SglExpr:
+    return gen(name, dtype=int, **kwargs)
+
+
+def gen_string(name: Optional[str] = None, **kwargs: Any) -> SglExpr:
+    return gen(name, dtype=str, **kwargs)
+
+
+def select(name: Optional[str] = None, choices: Optional[list[str]] = None,
+           temperature: float = 0.0, choices_method: Optional[str] = None) -> SglExpr:
+    if not isinstance(choices, (list, tuple)) or not choices or not all(
+            isinstance(c, str) for c in choices):
+        raise TypeError("select() needs choices: a non-empty list of str")
+    method = choices_method or TOKEN_LENGTH_NORMALIZED
+    if method != TOKEN_LENGTH_NORMALIZED:
+        raise ValueError(f"choices_method {method!r} is not supported; Sable implements "
+                         f"{TOKEN_LENGTH_NORMALIZED!r} (SGLang's default)")
+    return SglSelect(name, list(choices), temperature, method)
+
+
+def _role(role: str, expr: Any = None) -> SglExpr:
+    if expr is None:
+        return SglExprList([SglRoleBegin(role), SglRoleEnd(role)])
+    return SglExprList([SglRoleBegin(role), _expr(expr), SglRoleEnd(role)])
+
+
+def system(expr: Any = None) -> SglExpr:
+    return _role("system", expr)
+
+
+def user(expr: Any = None) -> SglExpr:
+    return _role("user", expr)
+
+
+def assistant(expr: Any = None) -> SglExpr:
+    return _role("assistant", expr)
+
+
+def system_begin() -> SglExpr:
+    return SglRoleBegin("system")
+
+
+def system_end() -> SglExpr:
+    return SglRoleEnd("system")
+
+
+def user_begin() -> SglExpr:
+    return SglRoleBegin("user")
+
+
+def user_end() -> SglExpr:
+    return SglRoleEnd("user")
+
+
+def assistant_begin() -> SglExpr:
+    return SglRoleBegin("assistant")
+
+
+def assistant_end() -> SglExpr:
+    return SglRoleEnd("assistant")
+
+
+def image(path: Any) -> SglExpr:
+    """An image in the prompt. Sable serves text models only for now: running it raises
+    NotImplementedError saying so."""
+    return SglImage(path)
+
+
+def video(path: Any, num_frames: int = 0) -> SglExpr:
+    return SglImage(path)
+
