@@ -74,18 +74,21 @@ class Engine:
 
     # ---- generation ---------------------------------------------------------------------------
 
-    def _body(self, prompt, sampling_params, input_ids, stream, extra) -> str:
+    def _body(self, prompt, sampling_params, input_ids, stream, fields) -> str:
         self._check_open()
         _check_prompt(prompt)
         _check_sampling_params(sampling_params)
         _check_input_ids(input_ids)
+        if not isinstance(stream, bool):
+            raise TypeError("stream must be a bool")
         if prompt is None and input_ids is None:
             raise ValueError("either prompt (text) or input_ids is required")
         body = {"text": prompt, "input_ids": input_ids, "sampling_params": sampling_params,
                 "stream": stream}
-        body.update(extra)
+        body.update(fields)
+        # SGLang's defaults (False, None) mean "absent".
         body = {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in body.items() if v is not None}
+                for k, v in body.items() if v is not None and v is not False or k == "stream"}
         try:
             return json.dumps(body)
         except (TypeError, ValueError) as e:
@@ -96,34 +99,19 @@ class Engine:
         prompt: Optional[Union[str, list[str]]] = None,
         sampling_params: Optional[Union[dict, list[dict]]] = None,
         input_ids: Optional[Union[list[int], list[list[int]]]] = None,
-        image_data: Any = None,
-        return_logprob: Optional[Union[bool, list[bool]]] = False,
-        logprob_start_len: Optional[Union[int, list[int]]] = None,
-        top_logprobs_num: Optional[Union[int, list[int]]] = None,
-        token_ids_logprob: Optional[list] = None,
-        lora_path: Any = None,
-        custom_logit_processor: Any = None,
-        return_hidden_states: bool = False,
         stream: bool = False,
-        rid: Optional[Union[str, list[str]]] = None,
-        **extra: Any,
+        **fields: Any,
     ) -> Union[dict, list[dict], Iterator[dict]]:
         """The /generate of this engine: a dict (one prompt), a list of dicts (a list of
-        prompts), or with stream=True an iterator of chunks. Other /generate fields (e.g.
-        return_text_in_logprobs) pass as keywords."""
-        if not isinstance(stream, bool):
-            raise TypeError("stream must be a bool")
-        body = self._body(prompt, sampling_params, input_ids, stream, dict(
-            image_data=image_data, return_logprob=return_logprob or None,
-            logprob_start_len=logprob_start_len, top_logprobs_num=top_logprobs_num,
-            token_ids_logprob=token_ids_logprob, lora_path=lora_path,
-            custom_logit_processor=custom_logit_processor,
-            return_hidden_states=return_hidden_states or None, rid=rid, **extra))
-        call = self._runtime.submit(body, False)
+        prompts), or with stream=True an iterator of chunks. /generate's other fields are
+        keywords: return_logprob, logprob_start_len, top_logprobs_num, token_ids_logprob,
+        return_text_in_logprobs, rid, ... (image_data, lora_path and the like are refused with
+        a ValueError naming them, as the server does)."""
+        call = self._runtime.submit(
+            self._body(prompt, sampling_params, input_ids, stream, fields), False)
         if stream:
             return self._stream(call)
-        out = call.next_output()
-        return json.loads(out[0])
+        return json.loads(call.next_output()[0])
 
     @staticmethod
     def _stream(call) -> Iterator[dict]:
@@ -143,29 +131,13 @@ class Engine:
         prompt: Optional[Union[str, list[str]]] = None,
         sampling_params: Optional[Union[dict, list[dict]]] = None,
         input_ids: Optional[Union[list[int], list[list[int]]]] = None,
-        image_data: Any = None,
-        return_logprob: Optional[Union[bool, list[bool]]] = False,
-        logprob_start_len: Optional[Union[int, list[int]]] = None,
-        top_logprobs_num: Optional[Union[int, list[int]]] = None,
-        token_ids_logprob: Optional[list] = None,
-        lora_path: Any = None,
-        custom_logit_processor: Any = None,
-        return_hidden_states: bool = False,
         stream: bool = False,
-        rid: Optional[Union[str, list[str]]] = None,
-        **extra: Any,
+        **fields: Any,
     ) -> Union[dict, list[dict], AsyncIterator[dict]]:
         """generate() for asyncio: awaits the result, or with stream=True returns an async
         iterator of chunks. Many concurrent calls are batched by the scheduler."""
-        if not isinstance(stream, bool):
-            raise TypeError("stream must be a bool")
-        body = self._body(prompt, sampling_params, input_ids, stream, dict(
-            image_data=image_data, return_logprob=return_logprob or None,
-            logprob_start_len=logprob_start_len, top_logprobs_num=top_logprobs_num,
-            token_ids_logprob=token_ids_logprob, lora_path=lora_path,
-            custom_logit_processor=custom_logit_processor,
-            return_hidden_states=return_hidden_states or None, rid=rid, **extra))
-        call = self._runtime.submit(body, True)
+        call = self._runtime.submit(
+            self._body(prompt, sampling_params, input_ids, stream, fields), True)
         if stream:
             return self._hub.stream(call)
         return await self._hub.result(call)
