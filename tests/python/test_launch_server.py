@@ -102,3 +102,28 @@ def test_programs_over_runtime_endpoint(launched, engine):
     st = streamed.run(stream=True)
     assert "".join(st.text_iter()) == st.text()
     assert backend.get_server_info()["model_path"] == MODEL_DIR
+
+
+def test_frontend_doc_server_flow():
+    # The page's first cells: launch_server_cmd, wait_for_server, RuntimeEndpoint, a program,
+    # terminate_process (sglang.utils -> sable.utils).
+    from sable.utils import launch_server_cmd, terminate_process, wait_for_server
+
+    server_process, port = launch_server_cmd(
+        f"python -m sable.launch_server --model-path {MODEL_DIR} --device cpu "
+        f"--max-total-tokens 32768 --num-threads 1 --log-level warning")
+    try:
+        wait_for_server(f"http://localhost:{port}")
+        sable.set_default_backend(RuntimeEndpoint(f"http://localhost:{port}"))
+
+        @function
+        def basic_qa(s, question):
+            s += sable.system("You are a helpful assistant than can answer questions.")
+            s += user(question)
+            s += assistant(gen("answer", max_tokens=16))
+
+        state = basic_qa("List 3 countries and their capitals.")
+        assert 0 < state.get_meta_info("answer")["completion_tokens"] <= 16
+    finally:
+        terminate_process(server_process)
+    assert server_process.returncode == 0
