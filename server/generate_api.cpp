@@ -320,6 +320,7 @@ json native_response(const GenerateOutput& out, const NativeShape& shape,
     add_logprobs(meta, "output", out.output_logprobs, shape, tokenizer);
   }
   if (out.finish) meta["e2e_latency"] = out.e2e_latency;
+  if (!shape.with_text) return {{"output_ids", out.output_ids}, {"meta_info", std::move(meta)}};
   return {{"text", out.text}, {"output_ids", out.output_ids}, {"meta_info", std::move(meta)}};
 }
 

@@ -69,6 +69,7 @@ struct NativeShape {
   bool top_logprobs = false;      // top_logprobs_num > 0
   bool token_ids_logprob = false;
   bool return_text_in_logprobs = false;
+  bool with_text = true;  // false with skip_tokenizer_init: no "text" key, as SGLang answers then
   std::string weight_version = "default";
 };
 

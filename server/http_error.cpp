@@ -17,9 +17,6 @@ HttpError HttpError::bad_request(std::string message, std::string param) {
 HttpError HttpError::not_found(std::string message, std::string param, std::string code) {
   return HttpError(404, std::move(message), std::move(param), std::move(code));
 }
-HttpError HttpError::too_large(std::string message, std::string param, std::string code) {
-  return HttpError(413, std::move(message), std::move(param), std::move(code));
-}
 HttpError HttpError::unavailable(std::string message) {
   return HttpError(503, std::move(message), {}, "overloaded");
 }

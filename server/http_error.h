@@ -24,7 +24,6 @@ class HttpError : public std::runtime_error {
   // Shorthands for the statuses the server uses.
   static HttpError bad_request(std::string message, std::string param = {});
   static HttpError not_found(std::string message, std::string param = {}, std::string code = {});
-  static HttpError too_large(std::string message, std::string param = {}, std::string code = {});
   static HttpError unavailable(std::string message);
 
  private:

@@ -28,8 +28,24 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+// Probes need no key, as in SGLang: /health*, /ready.
 bool auth_exempt(const httplib::Request& req) {
-  return req.method == "OPTIONS" || req.path.rfind("/health", 0) == 0;
+  return req.method == "OPTIONS" || req.path.rfind("/health", 0) == 0 || req.path == "/ready";
+}
+
+// A request without Content-Length and without chunked Transfer-Encoding has no body (RFC 9112
+// section 6.3), as `curl -X POST /flush_cache` sends it. cpp-httplib 0.11 instead reads such a body
+// until the connection closes, so a client that keeps it open gets "HTTP 400" after the read
+// timeout. Marking the body empty before routing makes every route take the request at once (a
+// route that needs input then answers 400 naming the missing field). The pre-routing hook only
+// gets a const view of the request httplib owns and is about to read, hence the cast.
+void mark_bodiless(const httplib::Request& req) {
+  if (req.method != "POST" && req.method != "PUT" && req.method != "PATCH" &&
+      req.method != "DELETE") {
+    return;
+  }
+  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return;
+  const_cast<httplib::Request&>(req).set_header("Content-Length", "0");
 }
 
 }  // namespace
@@ -59,6 +75,7 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   });
 
   svr.set_pre_routing_handler([&state](const httplib::Request& req, httplib::Response& res) {
+    mark_bodiless(req);
     const std::string& key = state.config.api_key;
     if (key.empty() || auth_exempt(req)) return httplib::Server::HandlerResponse::Unhandled;
     const std::string header = req.get_header_value("Authorization");
@@ -93,9 +110,12 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   });
 
   register_native_routes(svr, state);
+  register_info_routes(svr, state);
   register_openai_routes(svr, state);
   register_expert_routes(svr, state);
   register_embedding_routes(svr, state);
+  register_parser_routes(svr, state);
+  register_not_implemented_routes(svr, state);
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -15,6 +15,7 @@ std::unique_ptr<GenerateCall> submit_generate(ServerState& state, const json& bo
                                               std::function<void(bool)> notify) {
   auto call = std::make_unique<GenerateCall>(state);
   call->request = parse_generate_request(body, *state.preferred);
+  if (call->request.return_text_in_logprobs) state.require_tokenizer("return_text_in_logprobs");
   // Tokenize and check everything before anything is queued.
   for (auto& item : call->request.items) {
     GenerateInput& in = item.input;
@@ -41,6 +42,7 @@ std::unique_ptr<GenerateCall> submit_generate(ServerState& state, const json& bo
     call->outputs.push_back(std::move(out));
     call->shapes.push_back(
         native_shape(item.input, call->request.return_text_in_logprobs, weight_version));
+    call->shapes.back().with_text = !state.config.skip_tokenizer_init;
   }
   for (auto& item : call->request.items) {
     call->gens.push_back(state.backend.submit(item.input));
@@ -80,11 +82,14 @@ json stream_chunk(GenerateCall& call, size_t i, const Delta& d, bool incremental
 json model_info(ServerState& state) {
   const auto& c = state.config;
   return {{"model_path", state.facts.model_path},
+          {"served_model_name", state.served_name()},
           {"tokenizer_path", state.facts.tokenizer_path},
           {"is_generation", state.facts.is_generation},
           {"preferred_sampling_params",
            c.preferred_sampling_params.empty() ? json(nullptr) : json(c.preferred_sampling_params)},
           {"weight_version", state.backend.stats().weight_version},
+          {"reasoning_parser", c.reasoning_parser.empty() ? json(nullptr) : json(c.reasoning_parser)},
+          {"tool_call_parser", c.tool_call_parser.empty() ? json(nullptr) : json(c.tool_call_parser)},
           {"has_image_understanding", false},
           {"has_audio_understanding", false}};
 }

@@ -3,7 +3,7 @@
 // chunk), /encode, /get_model_info and /get_server_info. The routes add only HTTP around them, so
 // `sable.Engine` answers with the very dicts `/generate` sends.
 //
-// Errors: HttpError (400 naming the field, 413 too long, 503 draining/overloaded) or
+// Errors: HttpError (400 naming the field or context_length_exceeded, 503 draining/overloaded) or
 // sampling::ValidationError, thrown before anything is queued. Thread-safety: as ServerState; a
 // GenerateCall is used by one thread at a time.
 #pragma once

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/chat_template/chat_template.h"
@@ -17,6 +19,10 @@ namespace {
 
 using nlohmann::json;
 using nlohmann::ordered_json;
+
+// The message roles of OpenAI's chat API (function: the deprecated form of tool).
+constexpr std::string_view kChatRoles[] = {"system", "developer", "user",
+                                           "assistant", "tool", "function"};
 
 [[noreturn]] void bad(const std::string& field, const std::string& message) {
   throw HttpError::bad_request(message, field);
@@ -331,9 +337,17 @@ OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred
   if (!messages) bad("messages", "messages is required");
   if (!messages->is_array()) bad("messages", "messages must be a list of message objects");
   if (messages->empty()) bad("messages", "Messages cannot be empty.");
-  for (const auto& m : *messages) {
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const ordered_json& m = (*messages)[i];
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
       bad("messages", "each message must be an object with a string role");
+    }
+    const std::string role = m["role"].get<std::string>();
+    if (std::find(std::begin(kChatRoles), std::end(kChatRoles), role) == std::end(kChatRoles)) {
+      bad(fmt::format("messages[{}].role", i),
+          fmt::format("messages[{}].role '{}' is not a known role: use one of system, developer, "
+                      "user, assistant, tool, function",
+                      i, role));
     }
   }
   std::optional<int64_t> max_tokens = get_int(body, "max_completion_tokens");

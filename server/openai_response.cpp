@@ -27,22 +27,41 @@ json token_bytes(const tokenizer::Tokenizer& tok, int32_t id) {
   return bytes;
 }
 
-// Completions logprobs: {tokens, token_logprobs, top_logprobs, text_offset}.
-json completion_logprobs(const std::vector<PositionLogprobs>& positions,
-                         const tokenizer::Tokenizer& tok, int64_t offset) {
-  json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+// Appends positions to completions logprobs {tokens, token_logprobs, top_logprobs, text_offset};
+// `offset` is where the first one's text starts in the choice's text.
+void append_completion_logprobs(json& lp, const std::vector<PositionLogprobs>& positions,
+                                const tokenizer::Tokenizer& tok, int64_t offset) {
   for (const auto& p : positions) {
     std::string t = token_text(tok, p.chosen.token);
-    offsets.push_back(offset);
+    lp["text_offset"].push_back(offset);
     offset += static_cast<int64_t>(t.size());
-    tokens.push_back(std::move(t));
-    lps.push_back(logprob_value(p.chosen.logprob));
-    json top = json::object();
+    lp["tokens"].push_back(std::move(t));
+    lp["token_logprobs"].push_back(logprob_value(p.chosen.logprob));
+    // The first prompt token has no logprob and no alternatives: null, as OpenAI sends it.
+    json top = std::isnan(p.chosen.logprob) && p.top.empty() ? json(nullptr) : json::object();
     for (const auto& c : p.top) top[token_text(tok, c.token)] = logprob_value(c.logprob);
-    tops.push_back(std::move(top));
+    lp["top_logprobs"].push_back(std::move(top));
   }
-  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops},
-          {"text_offset", offsets}};
+}
+
+json completion_logprobs(const std::vector<PositionLogprobs>& positions,
+                         const tokenizer::Tokenizer& tok, int64_t offset) {
+  json lp = {{"tokens", json::array()},
+             {"token_logprobs", json::array()},
+             {"top_logprobs", json::array()},
+             {"text_offset", json::array()}};
+  append_completion_logprobs(lp, positions, tok, offset);
+  return lp;
+}
+
+// Echo with logprobs: the prompt's tokens (from offset 0, the first one null), then the output's
+// from the end of the prompt text.
+json echo_logprobs(const std::vector<PositionLogprobs>& prompt,
+                   const std::vector<PositionLogprobs>& output, const tokenizer::Tokenizer& tok,
+                   int64_t output_offset) {
+  json lp = completion_logprobs(prompt, tok, 0);
+  append_completion_logprobs(lp, output, tok, output_offset);
+  return lp;
 }
 
 // Chat logprobs: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
@@ -203,10 +222,14 @@ json completion_response(const ResponseHead& head, const OpenAIRequest& req,
     const GenerateOutput& o = *choices[i].out;
     std::string text = req.echo ? choices[i].prompt_text + o.text : o.text;
     const int64_t offset = req.echo ? static_cast<int64_t>(choices[i].prompt_text.size()) : 0;
+    json logprobs = nullptr;
+    if (req.logprobs) {
+      logprobs = req.echo ? echo_logprobs(o.input_logprobs, o.output_logprobs, tok, offset)
+                          : completion_logprobs(o.output_logprobs, tok, offset);
+    }
     list.push_back({{"index", i},
                     {"text", std::move(text)},
-                    {"logprobs", req.logprobs ? completion_logprobs(o.output_logprobs, tok, offset)
-                                              : json(nullptr)},
+                    {"logprobs", std::move(logprobs)},
                     {"finish_reason", openai_finish_reason(o.finish)},
                     {"matched_stop", openai_matched_stop(o.finish)}});
   }

@@ -40,5 +40,12 @@ void register_openai_routes(httplib::Server& server, ServerState& state);
 void register_expert_routes(httplib::Server& server, ServerState& state);  // routes_expert.cpp
 // /v1/embeddings and /encode (routes_embeddings.cpp).
 void register_embedding_routes(httplib::Server& server, ServerState& state);
+// Health, readiness, model/server info, /v1/models, /metrics, / (routes_info.cpp).
+void register_info_routes(httplib::Server& server, ServerState& state);
+// /parse_function_call and /separate_reasoning (routes_parsers.cpp).
+void register_parser_routes(httplib::Server& server, ServerState& state);
+// SGLang's routes that Sable does not implement: 501 naming the feature
+// (routes_not_implemented.cpp).
+void register_not_implemented_routes(httplib::Server& server, ServerState& state);
 
 }  // namespace sable::server

@@ -1,10 +1,9 @@
-// SGLang's native routes: /generate (streaming and not), model and server info, health, cache and
-// weight control, tokenize/detokenize, abort, /metrics. Shapes: spec/sglang_api.md section 1.
+// SGLang's native routes: /generate (streaming and not), cache and weight control,
+// tokenize/detokenize, abort. (Info, health and /metrics: routes_info.cpp.) Shapes:
+// spec/sglang_api.md section 1.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/log.h"
@@ -64,44 +63,12 @@ void handle_generate(ServerState& state, const httplib::Request& req, httplib::R
       });
 }
 
-// /health_generate: one tiny greedy request must finish (an embedding of [0] on an embedding
-// model).
-bool generation_works(ServerState& state) {
-  if (!state.facts.is_generation) {
-    try {
-      EmbedItem item;
-      item.rid = fmt::format("HEALTH_CHECK_{}", make_request_id());
-      item.input_ids = {0};
-      std::vector<EmbedItem> items;
-      items.push_back(std::move(item));
-      return state.backend.embed(std::move(items)).size() == 1;
-    } catch (const std::exception& e) {
-      log::warn("health check embedding failed: {}", e.what());
-      return false;
-    }
-  }
-  GenerateInput in;
-  in.rid = fmt::format("HEALTH_CHECK_{}", make_request_id());
-  in.input_ids = {0};
-  in.params.max_new_tokens = 1;
-  in.params.temperature = 0.0;
-  auto gen = state.backend.submit(std::move(in));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto d = gen->next(std::chrono::milliseconds(200));
-    if (d && d->finish) return d->finish->type != Finish::Type::kAbort;
-    if (gen->done()) return false;
-  }
-  return false;
-}
-
 void handle_tokenize(ServerState& state, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
+  state.require_tokenizer("prompt");
   if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
-  if (body.contains("model") && body["model"].is_string() &&
-      !state.known_model(body["model"].get<std::string>())) {
-    throw HttpError::bad_request(
-        fmt::format("The model '{}' does not exist", body["model"].get<std::string>()), "model");
+  if (body.contains("model") && body["model"].is_string()) {
+    state.require_model(body["model"].get<std::string>());
   }
   bool add_special = true;
   if (body.contains("add_special_tokens")) {
@@ -147,6 +114,7 @@ std::vector<int32_t> ids_of(const ServerState& state, const json& v) {
 
 void handle_detokenize(ServerState& state, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
+  state.require_tokenizer("tokens");
   if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
   bool skip = true;
   if (body.contains("skip_special_tokens")) {
@@ -186,14 +154,6 @@ void handle_update_weights(ServerState& state, const httplib::Request& req, http
             r.success ? 200 : 400);
 }
 
-json model_card(const ServerState& state) {
-  const std::string name = state.config.served_model_name.empty() ? state.facts.model_path
-                                                                  : state.config.served_model_name;
-  return {{"id", name},          {"object", "model"},     {"created", state.started_unix},
-          {"owned_by", "sable"}, {"root", name},          {"parent", nullptr},
-          {"max_model_len", state.facts.context_length}};
-}
-
 }  // namespace
 
 void register_native_routes(httplib::Server& svr, ServerState& state) {
@@ -202,20 +162,6 @@ void register_native_routes(httplib::Server& svr, ServerState& state) {
   });
   svr.Post("/generate", generate);
   svr.Put("/generate", generate);
-
-  svr.Get("/health", guarded(state, [&state](const auto&, auto& res) {
-    res.status = state.ready && !state.draining ? 200 : 503;
-  }));
-  svr.Get("/health_generate", guarded(state, [&state](const auto&, auto& res) {
-    res.status = state.ready && !state.draining && generation_works(state) ? 200 : 503;
-  }));
-
-  svr.Get("/get_model_info", guarded(state, [&state](const auto&, auto& res) {
-    send_json(res, model_info(state));
-  }));
-  svr.Get("/get_server_info", guarded(state, [&state](const auto&, auto& res) {
-    send_json(res, server_info(state));
-  }));
 
   auto flush = guarded(state, [&state](const auto&, auto& res) {
     const bool done = state.backend.flush_cache();
@@ -254,27 +200,6 @@ void register_native_routes(httplib::Server& svr, ServerState& state) {
       state.backend.abort(rid.get<std::string>());
     }
     res.status = 200;
-  }));
-
-  svr.Get("/v1/models", guarded(state, [&state](const auto&, auto& res) {
-    send_json(res, {{"object", "list"}, {"data", json::array({model_card(state)})}});
-  }));
-  svr.Get(R"(/v1/models/(.+))", guarded(state, [&state](const auto& req, auto& res) {
-    const std::string id = req.matches[1];
-    json card = model_card(state);
-    if (id != card["id"].get<std::string>() && !state.known_model(id)) {
-      throw HttpError::not_found(fmt::format("The model '{}' does not exist", id), "model",
-                                 "model_not_found");
-    }
-    send_json(res, card);
-  }));
-
-  svr.Get("/metrics", guarded(state, [&state](const auto&, auto& res) {
-    if (!state.config.enable_metrics) {
-      throw HttpError::not_found("metrics are off: start the server with --enable-metrics");
-    }
-    res.set_content(state.metrics.render(state.backend.stats(), state.facts),
-                    "text/plain; version=0.0.4; charset=utf-8");
   }));
 }
 

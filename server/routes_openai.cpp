@@ -62,6 +62,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
     base.params.n = 1;
     base.return_logprob = r.logprobs;
     base.top_logprobs_num = r.top_logprobs;
+    if (r.echo && r.logprobs) base.logprob_start_len = 0;  // the echoed prompt's logprobs too
     for (int32_t j = 0; j < n; ++j) {
       GenerateInput in = base;
       in.rid = (r.prompts.size() == 1 && n == 1) ? r.rid : fmt::format("{}_{}", r.rid, p * n + j);
@@ -121,15 +122,18 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
     const bool parsing = r.chat && !parsers.empty() && parsers.front().active();
     for (size_t i = 0; i < call->gens.size(); ++i) {
       if (r.chat && !write(chat_role_chunk(call->head, static_cast<int>(i)))) return false;
-      if (!r.chat && r.echo) {
-        Delta echo;
-        echo.text = call->prompt_texts[i];
-        offsets[i] = static_cast<int64_t>(echo.text.size());
-        if (!write(completion_chunk(call->head, r, static_cast<int>(i), echo, state.tokenizer, 0))) {
-          return false;
-        }
-      }
     }
+    // Echo: the prompt is a choice's first chunk, sent with its first delta, which carries the
+    // prompt's logprobs when they were asked for.
+    std::vector<bool> echoed(call->gens.size(), r.chat || !r.echo);
+    auto echo_prompt = [&](size_t i, const Delta& first) {
+      echoed[i] = true;
+      Delta echo;
+      echo.text = call->prompt_texts[i];
+      echo.output_logprobs = first.input_logprobs;
+      offsets[i] = static_cast<int64_t>(echo.text.size());
+      return write(completion_chunk(call->head, r, static_cast<int>(i), echo, state.tokenizer, 0));
+    };
     bool errored = false;
     const bool finished = pump_generations(
         call->gens, state.metrics,
@@ -139,6 +143,7 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
             errored = true;
             return write(error_event(*d.finish));
           }
+          if (!echoed[i] && !echo_prompt(i, d)) return false;
           if (d.text.empty() && d.output_logprobs.empty() && !d.finish) return true;
           const int index = static_cast<int>(i);
           json chunk;
@@ -174,17 +179,21 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
 void register_openai_routes(httplib::Server& svr, ServerState& state) {
   svr.Post("/v1/completions", guarded(state, [&state](const auto& req, auto& res) {
     const json body = parse_body(req);
+    state.require_tokenizer("prompt");  // the response is text
     state.check_admission();
     respond(state, start(state, parse_completion_request(body, *state.preferred)), res);
   }));
-  svr.Post("/v1/chat/completions", guarded(state, [&state](const auto& req, auto& res) {
+  auto chat = guarded(state, [&state](const auto& req, auto& res) {
     const nlohmann::ordered_json body = parse_body_ordered(req);
+    state.require_tokenizer("messages");
     state.check_admission();
     const ChatParsers parsers{tool_call_format_from_name(state.config.tool_call_parser),
                               reasoning_format_from_name(state.config.reasoning_parser)};
     respond(state, start(state, parse_chat_request(body, *state.preferred, state.chat, parsers)),
             res);
-  }));
+  });
+  svr.Post("/v1/chat/completions", chat);
+  svr.Post("/invocations", chat);  // SageMaker's name for the same request
 }
 
 }  // namespace sable::server

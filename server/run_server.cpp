@@ -9,8 +9,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/engine/engine.h"
@@ -25,8 +27,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // SGLang's warm-up: a short greedy generation through the real HTTP path (/encode for an
-// embedding model).
-bool warm_up(const config::ServerConfig& config, int port) {
+// embedding model). With skip_tokenizer_init it sends token ids (SGLang's [10, 11, 12], kept
+// inside the vocabulary) instead of text.
+bool warm_up(const config::ServerConfig& config, int port, int64_t vocab_size) {
   const std::string host =
       config.host == "0.0.0.0" || config.host == "::" || config.host.empty() ? "127.0.0.1"
                                                                              : config.host;
@@ -34,10 +37,16 @@ bool warm_up(const config::ServerConfig& config, int port) {
   client.set_read_timeout(600);
   httplib::Headers headers;
   if (!config.api_key.empty()) headers.emplace("Authorization", "Bearer " + config.api_key);
-  const std::string body =
-      R"({"text": "The capital city of France is", "sampling_params": {"temperature": 0, "max_new_tokens": 8}})";
-  const auto res = client.Post(config.is_embedding ? "/encode" : "/generate", headers, body,
-                               "application/json");
+  nlohmann::json body = {{"sampling_params", {{"temperature", 0}, {"max_new_tokens", 8}}}};
+  if (config.skip_tokenizer_init) {
+    std::vector<int64_t> ids;
+    for (int64_t id : {10, 11, 12}) ids.push_back(std::min(id, std::max<int64_t>(vocab_size - 1, 0)));
+    body["input_ids"] = ids;
+  } else {
+    body["text"] = "The capital city of France is";
+  }
+  const auto res = client.Post(config.is_embedding ? "/encode" : "/generate", headers,
+                               body.dump(), "application/json");
   if (!res) {
     sable::log::error("warm-up request failed: {}", httplib::to_string(res.error()));
     return false;
@@ -91,7 +100,7 @@ int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/
   sable::log::info("HTTP server listening on http://{}:{} ({} worker threads)", config.host, port,
                    kHttpWorkerThreads);
 
-  if (!config.skip_server_warmup && !warm_up(config, port)) {
+  if (!config.skip_server_warmup && !warm_up(config, port, engine->model_info().vocab_size)) {
     server->stop();
     http.join();
     return 1;

@@ -65,17 +65,20 @@ void ServerState::check_admission() const {
   }
 }
 
+std::string ServerState::served_name() const {
+  return config.served_model_name.empty() ? facts.model_path : config.served_model_name;
+}
+
 bool ServerState::known_model(const std::string& name) const {
-  return name == "default" || name == config.served_model_name || name == config.model_path ||
-         (config.served_model_name.empty() && name == facts.model_path);
+  return name == "default" || name == served_name() || name == config.model_path ||
+         name == facts.model_path;
 }
 
 void ServerState::require_model(const std::string& name) const {
   if (known_model(name)) return;
-  throw HttpError::bad_request(
-      fmt::format("The model '{}' does not exist: this server serves '{}'", name,
-                  config.served_model_name.empty() ? facts.model_path : config.served_model_name),
-      "model");
+  throw HttpError::not_found(
+      fmt::format("The model '{}' does not exist: this server serves '{}'", name, served_name()),
+      "model", "model_not_found");
 }
 
 void ServerState::check_prompt_length(std::vector<int32_t>& ids, const char* field) const {
@@ -85,14 +88,26 @@ void ServerState::check_prompt_length(std::vector<int32_t>& ids, const char* fie
     ids.resize(static_cast<size_t>(limit - 1));
     return;
   }
-  throw HttpError::too_large(
-      fmt::format("The input ({} tokens) is longer than the model's context length ({} tokens).",
-                  ids.size(), limit),
-      field, "context_length_exceeded");
+  // 400 as OpenAI and SGLang answer it (the openai client raises BadRequestError).
+  throw HttpError(400,
+                  fmt::format("The input ({} tokens) is longer than the model's context length "
+                              "({} tokens).",
+                              ids.size(), limit),
+                  field, "context_length_exceeded");
+}
+
+void ServerState::require_tokenizer(const char* field) const {
+  if (!config.skip_tokenizer_init) return;
+  throw HttpError::bad_request(
+      fmt::format("{} needs the tokenizer, and this server runs with --skip-tokenizer-init: send "
+                  "token ids (input_ids) and read output_ids",
+                  field),
+      field);
 }
 
 std::vector<int32_t> ServerState::prompt_ids(const std::string& text, bool add_special_tokens,
                                              const char* field) const {
+  require_tokenizer(field);
   std::vector<int32_t> ids = tokenizer.encode(text, add_special_tokens);
   if (ids.empty()) throw HttpError::bad_request(fmt::format("{} encodes to no tokens", field), field);
   check_prompt_length(ids, field);

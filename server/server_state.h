@@ -49,11 +49,17 @@ struct ServerState {
 
   // 503 while draining (the warm-up runs before ready, so starting is no reason), or when the queue is over max_queued_requests.
   void check_admission() const;
+  // The model's name in responses: served_model_name, else the model path.
+  std::string served_name() const;
   // Accepts the model names a client may send ("default", the served name, the model path).
   bool known_model(const std::string& name) const;
-  // Throws a 400 naming `model` (and what this server serves) when the name is not known.
+  // Throws a 404 model_not_found naming `model` (and what this server serves) when the name is not
+  // known, as OpenAI answers it (the openai client raises NotFoundError).
   void require_model(const std::string& name) const;
-  // Tokenizes a prompt and enforces the context length (413, or truncation when allowed).
+  // With skip_tokenizer_init: a 400 naming `field`, which needs text (the server has no tokenizer).
+  void require_tokenizer(const char* field) const;
+  // Tokenizes a prompt and enforces the context length (400 context_length_exceeded, or truncation
+  // when allowed).
   std::vector<int32_t> prompt_ids(const std::string& text, bool add_special_tokens,
                                   const char* field) const;
   void check_prompt_length(std::vector<int32_t>& ids, const char* field) const;

@@ -97,6 +97,8 @@ using StrList = std::vector<std::string>;
   X(Bool, incremental_streaming_output, false, "stream_output",                                    \
     "Stream only new text in each chunk (not the cumulative text)", Any())                         \
   X(Bool, skip_server_warmup, false, "", "Skip the warm-up request at startup", Any())             \
+  X(Bool, skip_tokenizer_init, false, "",                                                          \
+    "Load no tokenizer: requests send input_ids and get output_ids, text is refused", Any())       \
   X(Str, weight_version, "default", "", "Weight version reported in meta_info", Any())             \
   X(Bool, enable_cache_report, false, "", "Report cached prompt tokens in OpenAI usage", Any())    \
   X(Bool, allow_auto_truncate, false, "", "Truncate over-long inputs instead of rejecting them",   \

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <stdexcept>
 
 #include "core/engine/engine_core.h"
@@ -142,11 +143,44 @@ std::unique_ptr<scheduler::GrammarMatcher> constrain(EngineCore& c, const Sampli
   if (!p.regex && !p.json_schema && !p.ebnf) return nullptr;
   if (!c.grammar) {
     const char* field = p.regex ? "regex" : p.json_schema ? "json_schema" : "ebnf";
+    if (c.config.skip_tokenizer_init) {
+      throw ValidationError(field, fmt::format("{}: constrained decoding needs the tokenizer, and "
+                                               "this engine runs with skip_tokenizer_init",
+                                               field));
+    }
     throw ValidationError(field, fmt::format("{}: constrained decoding is off (grammar_backend '{}' "
                                              "and no grammar plugin loaded)",
                                              field, c.config.grammar_backend));
   }
   return c.grammar->matcher(p);
+}
+
+// The model's tokenizer, or with skip_tokenizer_init one without a vocabulary (ids in, ids out).
+// A folder without tokenizer.json is a startup error that names the flag.
+std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const config::ServerConfig& config) {
+  if (config.skip_tokenizer_init) return tokenizer::Tokenizer::ids_only(config.model_path);
+  const std::string tok_dir =
+      config.tokenizer_path.empty() ? config.model_path : config.tokenizer_path;
+  if (gguf::is_gguf_model(tok_dir)) {
+    return gguf::load_tokenizer(*gguf::GgufFile::open(gguf::gguf_path(tok_dir)));
+  }
+  const std::filesystem::path dir = tok_dir;
+  if (!std::filesystem::exists(dir / "tokenizer.json")) {
+    throw config::ConfigError(fmt::format(
+        "{}: no tokenizer.json; pass --skip-tokenizer-init (YAML skip_tokenizer_init: true) to "
+        "serve this checkpoint with token ids only (input_ids in, output_ids out), or point "
+        "--tokenizer-path at a folder with the tokenizer",
+        dir.string()));
+  }
+  return tokenizer::Tokenizer::load(dir);
+}
+
+// Text needs the tokenizer: with skip_tokenizer_init, a clear 400 naming `field`.
+void require_tokenizer(const EngineCore& c, const char* field) {
+  if (!c.config.skip_tokenizer_init) return;
+  throw ValidationError(field, fmt::format("{}: this engine runs with skip_tokenizer_init (no "
+                                           "tokenizer): send input_ids instead of text",
+                                           field));
 }
 
 // chunked_prefill_size 0 (auto): SGLang's size for an 80 GB GPU, a smaller one on the CPU.
@@ -206,11 +240,8 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   plugin::DiscoveryOptions discovery;
   discovery.dirs = plugin::default_plugin_dirs(config.plugin_dirs);
   c.registry = plugin::Registry::discover(discovery);
-  const std::string tok_dir = config.tokenizer_path.empty() ? config.model_path : config.tokenizer_path;
   const auto load_started = std::chrono::steady_clock::now();
-  c.tokenizer = gguf::is_gguf_model(tok_dir)
-                    ? gguf::load_tokenizer(*gguf::GgufFile::open(gguf::gguf_path(tok_dir)))
-                    : tokenizer::Tokenizer::load(tok_dir);
+  c.tokenizer = load_tokenizer(config);
   c.runner_options = runner_options_from(config, *c.registry);
   c.backend = std::make_unique<RunnerBackend>(runner::ModelRunner::create(c.runner_options));
   runner::ModelRunner& r = c.backend->runner();
@@ -239,8 +270,11 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
     sampler = c.registry->require(SABLE_PLUGIN_SAMPLER, config.sampling_backend)
                   .api_as<SableSamplerApi>();
   }
-  c.grammar = grammar::GrammarBackend::create(*c.registry, config.grammar_backend, *c.tokenizer,
-                                              c.info.vocab_size);
+  // Grammars compile against token bytes: without a tokenizer there is nothing to compile against.
+  if (!config.skip_tokenizer_init) {
+    c.grammar = grammar::GrammarBackend::create(*c.registry, config.grammar_backend, *c.tokenizer,
+                                                c.info.vocab_size);
+  }
   c.scheduler = std::make_unique<scheduler::Scheduler>(so, *c.backend, sampler);
   if (config.is_embedding) {
     // The scheduler stays (it owns the runner's thread, weight swaps and expert recording) but
@@ -307,6 +341,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
     if (in.text.empty()) {
       throw ValidationError("text", "Either text, input_ids or input_embeds should be provided.");
     }
+    require_tokenizer(c, "text");
     in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
     if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
   }
@@ -314,6 +349,11 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   check_prompt_ids(c, in.input_ids);
   const auto len = static_cast<int64_t>(in.input_ids.size());
   in.params.validate(vocab, c.context_length);
+  if (c.config.skip_tokenizer_init && (!in.params.stop.empty() || !in.params.stop_regex.empty())) {
+    throw ValidationError(in.params.stop.empty() ? "stop_regex" : "stop",
+                          "stop strings match text, which needs the tokenizer (this engine runs "
+                          "with skip_tokenizer_init): use stop_token_ids");
+  }
   const auto& lp = in.logprobs;
   if (lp.return_logprob && lp.logprob_start_len >= len) {
     throw ValidationError("logprob_start_len",
@@ -459,6 +499,7 @@ std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
   for (EmbedInput& in : inputs) {
     if (in.input_ids.empty()) {
       if (in.text.empty()) throw ValidationError("text", "Input cannot be empty");
+      require_tokenizer(c, "text");
       in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
       if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
     }

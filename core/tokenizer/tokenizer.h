@@ -29,6 +29,11 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_json(std::string_view tokenizer_json,
                                               std::string_view config_json = {},
                                               std::string_view generation_json = {});
+  // A tokenizer without a vocabulary, for serving with skip_tokenizer_init (clients send and get
+  // token ids): encode gives no ids, every id decodes to nothing, vocab_size() is 0, and eos_ids()
+  // are the eos_token_id(s) of model_dir's generation_config.json and config.json (either may be
+  // absent). Throws std::runtime_error naming a malformed file.
+  static std::unique_ptr<Tokenizer> ids_only(const std::filesystem::path& model_dir);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;

@@ -1,6 +1,7 @@
 // Loading: tokenizer.json -> pipeline components, tokenizer_config.json -> special token strings,
 // add_bos/eos_token and chat template, generation_config.json -> extra EOS ids. Every error names
 // the file and the component.
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -265,6 +266,26 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view tokenizer_json,
                                                 std::string_view generation_json) {
   return std::unique_ptr<Tokenizer>(
       new Tokenizer(build_impl(tokenizer_json, config_json, generation_json)));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::ids_only(const std::filesystem::path& model_dir) {
+  auto read_if = [&](const char* name) {
+    const auto p = model_dir / name;
+    return std::filesystem::exists(p) ? read_file(p) : std::string();
+  };
+  // An empty BPE model: nothing to merge, no token strings.
+  constexpr std::string_view kEmpty = R"({"model": {"type": "BPE", "vocab": {}, "merges": []}})";
+  std::unique_ptr<Tokenizer> t = from_json(kEmpty, {}, read_if("generation_config.json"));
+  // config.json's eos_token_id has the same form as generation_config.json's.
+  const std::string config = read_if("config.json");
+  if (!config.empty()) {
+    const auto from_config = build_impl(kEmpty, {}, config);
+    for (int32_t id : from_config->generation_eos) {
+      auto& eos = t->impl_->generation_eos;
+      if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+    }
+  }
+  return t;
 }
 
 }  // namespace sable::tokenizer

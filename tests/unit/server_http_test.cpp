@@ -1,8 +1,12 @@
 // The HTTP server end to end in-process: a real HttpServer on a loopback port over a scripted fake
 // backend (no model), spoken to with httplib's client. Covers routing, streaming shapes, auth, the
 // body limit, error statuses, overload, and that a client going away aborts its generation.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -223,8 +227,9 @@ TEST_F(ServerHttp, ErrorStatuses) {
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "top_p");
   r = post("/v1/completions", {{"model", "nope"}, {"prompt", "hi"}});
-  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->status, 404);  // as OpenAI answers it: the openai client raises NotFoundError
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "model");
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "model_not_found");
   r = post("/v1/completions", {{"model", "fake"}, {"prompt", "hi"}, {"temperature", "x"}});
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["param"], "temperature");
@@ -233,7 +238,7 @@ TEST_F(ServerHttp, ErrorStatuses) {
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "not_found");
   // Context length 64: a 100-token prompt is too long.
   r = post("/generate", {{"input_ids", std::vector<int>(100, 5)}});
-  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->status, 400);  // as OpenAI and SGLang answer it
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "context_length_exceeded");
   r = post("/generate", {{"input_ids", {1, 999999}}});
   EXPECT_EQ(r->status, 400);
@@ -247,9 +252,17 @@ TEST_F(ServerHttp, InfoRoutes) {
   json j = json::parse(r->body);
   std::set<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
-  EXPECT_EQ(keys, (std::set<std::string>{"model_path", "is_generation", "tokenizer_path",
-                                         "preferred_sampling_params", "weight_version",
+  EXPECT_EQ(keys, (std::set<std::string>{"model_path", "served_model_name", "is_generation",
+                                         "tokenizer_path", "preferred_sampling_params",
+                                         "weight_version", "reasoning_parser", "tool_call_parser",
                                          "has_image_understanding", "has_audio_understanding"}));
+  EXPECT_EQ(j["served_model_name"], "fake");
+  // SGLang 0.5's names and the older aliases answer the same.
+  EXPECT_EQ(json::parse(client().Get("/model_info")->body), j);
+  EXPECT_EQ(json::parse(client().Get("/server_info")->body)["port"], 0);
+  EXPECT_EQ(client().Get("/ready")->status, 200);
+  EXPECT_EQ(client().Get("/ping")->status, 200);
+  EXPECT_EQ(client().Get("/")->status, 200);
   j = json::parse(client().Get("/get_server_info")->body);
   EXPECT_EQ(j["port"], 0);
   EXPECT_EQ(j["max_total_num_tokens"], 1024);
@@ -283,6 +296,45 @@ TEST_F(ServerHttp, InfoRoutes) {
   EXPECT_NE(r->body.find("sglang:time_to_first_token_seconds_count{model_name=\"fake\"}"),
             std::string::npos);
   EXPECT_NE(r->body.find("sglang:num_running_reqs{model_name=\"fake\"} 0"), std::string::npos);
+}
+
+// Sends `request` as raw bytes and returns the status code of the answer (-1 on no answer).
+int raw_status(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};  // far below the server's read timeout: a wait for a body fails the test
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  int status = -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+    char buf[256] = {};
+    if (::recv(fd, buf, sizeof(buf) - 1, 0) > 12) status = std::atoi(buf + 9);  // "HTTP/1.1 200"
+  }
+  ::close(fd);
+  return status;
+}
+
+TEST_F(ServerHttp, BodilessPostIsAnEmptyBody) {
+  // `curl -X POST /flush_cache`: no Content-Length, connection kept open.
+  EXPECT_EQ(raw_status(port_, "POST /flush_cache HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+  EXPECT_EQ(raw_status(port_, "POST /start_profile HTTP/1.1\r\nHost: x\r\n\r\n"), 501);
+  // A route that needs input says what is missing, at once.
+  EXPECT_EQ(raw_status(port_, "POST /generate HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+}
+
+TEST_F(ServerHttp, UnimplementedSglangRoutesAnswer501NamingTheFeature) {
+  auto r = post("/v1/rerank", {{"query", "q"}});
+  ASSERT_EQ(r->status, 501);
+  json e = json::parse(r->body)["error"];
+  EXPECT_EQ(e["code"], "not_implemented");
+  EXPECT_NE(e["message"].get<std::string>().find("reranking"), std::string::npos);
+  r = client().Get("/v1/responses/resp_123");
+  EXPECT_EQ(r->status, 501);
+  EXPECT_NE(r->body.find("Responses API"), std::string::npos);
+  EXPECT_EQ(client().Delete("/hicache/storage-backend")->status, 501);
 }
 
 TEST_F(ServerHttp, ClientGoneAbortsGeneration) {
