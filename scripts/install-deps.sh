@@ -38,23 +38,40 @@ if ((${#missing[@]} + ${#optional_missing[@]})); then
   fi
 fi
 
+pip_install() {
+  python3 -m pip install -q "$@" || python3 -m pip install -q --break-system-packages "$@"
+}
+
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
-# read the OpenAI spec; jsonschema checks tool-call arguments against their schemas; gguf
-# (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests; huggingface_hub checks
-# that Sable and the reference library share one Hugging Face cache. nanobind and
-# scikit-build-core build the Python package (python/: make test builds it when nanobind is
-# importable; pip install ./python uses both); tqdm (run_batch progress bars) and nest_asyncio
-# (Engine in a running loop) are what it and its tests use.
+# read the OpenAI spec; jsonschema checks tool-call arguments and structured output against their
+# schemas; gguf (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests;
+# huggingface_hub checks that Sable and the reference library share one Hugging Face cache.
+# nanobind and scikit-build-core build the Python package (python/: make test builds it when
+# nanobind is importable; pip install ./python uses both); tqdm (run_batch progress bars) and
+# nest_asyncio (Engine in a running loop) are what it and its tests use. pydantic is what the
+# openai client's .parse() takes; numpy, pybase64, aiohttp, msgspec, IPython and tqdm are what the
+# sglang frontend (sglang.lang, imported without the package's torch __init__) needs;
+# tests/e2e/test_client_sglang.py runs it against sable serve.
 py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf huggingface_hub nanobind
-             scikit_build_core:scikit-build-core tqdm nest_asyncio)
+             scikit_build_core:scikit-build-core tqdm nest_asyncio pydantic numpy pybase64 aiohttp
+             msgspec IPython:ipython)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")
 done
 if ((${#py_missing[@]})); then
   echo "install-deps: python packages missing: ${py_missing[*]}"
-  python3 -m pip install -q "${py_missing[@]}" || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+  pip_install "${py_missing[@]}"
+fi
+# The real sglang frontend and route table for the client conformance suites, pinned so that the
+# route list tests/e2e/test_sglang_routes.py reads from it stays put. --no-deps: its own
+# dependencies (torch, ...) are for its server, which is not used. find_spec locates the package
+# without running its __init__ (which imports torch).
+sglang_version=0.5.23
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('sglang') != '$sglang_version')" >/dev/null 2>&1; then
+  echo "install-deps: sglang==$sglang_version (--no-deps) missing"
+  pip_install --no-deps "sglang==$sglang_version"
 fi
 
 # The default model of `make serve` and the e2e test of a real model's answer (~93 MB, once).

@@ -128,12 +128,14 @@ def test_openai_errors(emb_server, inp, message):
 
 def test_openai_model_and_length_errors(emb_server):
     r = post(emb_server, "/v1/embeddings", {"model": "nope", "input": "hi"})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    assert r.status_code == 404 and r.json()["error"]["param"] == "model"
+    assert r.json()["error"]["code"] == "model_not_found"
     assert "does not exist" in r.json()["error"]["message"]
     r = post(emb_server, "/v1/embeddings", {"model": MODEL_NAME})
     assert r.status_code == 400 and r.json()["error"]["param"] == "input"
     r = post(emb_server, "/v1/embeddings", {"model": MODEL_NAME, "input": [1] * 5000})
-    assert r.status_code == 413 and "context length" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "context length" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "context_length_exceeded"
     # No model field: the served model.
     r = post(emb_server, "/v1/embeddings", {"input": "hi"})
     assert r.status_code == 200

@@ -40,11 +40,21 @@ def test_wrong_types_name_the_field(server):
         assert err["param"] == field or field in err["message"], (path, body, err)
 
 
-def test_unknown_model_is_400(server):
-    r = requests.post(server.url + "/v1/completions", json={"model": "gpt-17", "prompt": "a"})
-    assert r.status_code == 400
-    assert error_of(r)["param"] == "model"
-    assert "gpt-17" in error_of(r)["message"]
+def test_unknown_model_is_404_model_not_found(server):
+    for path, body in [("/v1/completions", {"prompt": "a"}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": "a"}]}),
+                       ("/tokenize", {"prompt": "a"})]:
+        r = requests.post(server.url + path, json={"model": "gpt-17", **body})
+        assert r.status_code == 404, (path, r.text)
+        err = error_of(r)
+        assert err["param"] == "model" and err["code"] == "model_not_found", path
+        assert "gpt-17" in err["message"]
+    # The served name and the model path are both accepted.
+    info = requests.get(server.url + "/model_info").json()
+    for name in [MODEL_NAME, info["model_path"]]:
+        r = requests.post(server.url + "/v1/completions",
+                          json={"model": name, "prompt": "a", "max_tokens": 1})
+        assert r.status_code == 200, (name, r.text)
 
 
 def test_unknown_route_and_model_card_are_404(server):
@@ -54,21 +64,36 @@ def test_unknown_route_and_model_card_are_404(server):
     assert error_of(r)["code"] == "model_not_found"
 
 
-def test_context_too_long_is_413(server):
-    info = requests.get(server.url + "/get_server_info").json()
+def test_context_too_long_is_400_context_length_exceeded(server):
+    info = requests.get(server.url + "/server_info").json()
     n = info["max_req_input_len"] + 10
-    r = requests.post(server.url + "/generate", json={"input_ids": [9707] * n})
-    assert r.status_code == 413
-    assert error_of(r)["code"] == "context_length_exceeded"
-    r = requests.post(server.url + "/v1/completions", json={"model": MODEL_NAME, "prompt": [9707] * n})
-    assert r.status_code == 413
+    for path, body in [("/generate", {"input_ids": [9707] * n}),
+                       ("/generate", {"text": "hello " * n}),
+                       ("/v1/completions", {"model": MODEL_NAME, "prompt": [9707] * n}),
+                       ("/v1/chat/completions",
+                        {"model": MODEL_NAME, "messages": [{"role": "user", "content": "hi " * n}]})]:
+        r = requests.post(server.url + path, json=body)
+        assert r.status_code == 400, (path, r.text)
+        assert error_of(r)["code"] == "context_length_exceeded", path
+
+
+def test_unknown_message_role_is_400_naming_it(server):
+    r = requests.post(server.url + "/v1/chat/completions",
+                      json={"model": MODEL_NAME, "messages": [{"role": "user", "content": "a"},
+                                                               {"role": "wizard", "content": "b"}]})
+    assert r.status_code == 400
+    err = error_of(r)
+    assert err["param"] == "messages[1].role"
+    assert "'wizard'" in err["message"]
+    for role in ["system", "developer", "user", "assistant", "tool", "function"]:
+        assert role in err["message"]
 
 
 def test_openai_client_raises_typed_errors(server):
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model=MODEL_NAME, prompt="a", temperature=-1)
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError):
         client.completions.create(model="nope", prompt="a")
 
 
