@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from conftest import MODEL_DIR, sse_events
+from conftest import MODEL_DIR, MODEL_NAME, sse_events
 
 GREEDY = {"temperature": 0, "max_new_tokens": 16, "ignore_eos": True}
 
@@ -65,9 +65,11 @@ def test_generate_logprobs(server, golden):
 
 def test_get_model_info_keys(server):
     info = requests.get(server.url + "/get_model_info").json()
-    assert set(info) == {"model_path", "is_generation", "tokenizer_path", "preferred_sampling_params",
-                         "weight_version", "has_image_understanding", "has_audio_understanding"}
+    assert set(info) == {"model_path", "served_model_name", "is_generation", "tokenizer_path",
+                         "preferred_sampling_params", "weight_version", "reasoning_parser",
+                         "tool_call_parser", "has_image_understanding", "has_audio_understanding"}
     assert info["model_path"] == MODEL_DIR
+    assert info["served_model_name"] == MODEL_NAME
     assert info["is_generation"] is True
 
 
