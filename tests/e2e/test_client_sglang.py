@@ -23,7 +23,8 @@ import pytest
 def import_sglang_frontend():
     spec = importlib.util.find_spec("sglang")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the sglang wheel is not installed (scripts/install-deps.sh installs it)")
+        pytest.skip("the sglang wheel is not installed (scripts/install-deps.sh installs it)",
+                    allow_module_level=True)
     if "sglang" not in sys.modules:
         package = types.ModuleType("sglang")
         package.__path__ = list(spec.submodule_search_locations)
