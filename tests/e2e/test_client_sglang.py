@@ -94,7 +94,7 @@ def test_basic_qa(backend):
     assert isinstance(state["answer"], str)
     assert 1 <= completion_tokens(state, "answer") <= 8
     assert [m["role"] for m in state.messages()] == ["system", "user", "assistant"]
-    assert state.messages()[-1]["content"] == state["answer"]
+    assert state.messages()[-1]["content"] == state["answer"].lstrip()  # the frontend lstrips
 
 
 def test_multi_turn(backend):
@@ -109,8 +109,8 @@ def test_multi_turn(backend):
     state = finished(multi_turn_qa())
     roles = [m["role"] for m in state.messages()]
     assert roles == ["system", "user", "assistant", "user", "assistant"]
-    assert state.messages()[2]["content"] == state["first_answer"]
-    assert state.messages()[4]["content"] == state["second_answer"]
+    assert state.messages()[2]["content"] == state["first_answer"].lstrip()
+    assert state.messages()[4]["content"] == state["second_answer"].lstrip()
     # The second turn's prompt is the whole conversation so far.
     assert state["first_answer"] in state.text()
 
@@ -218,7 +218,7 @@ def test_streaming_text_iter(backend):
     finished(state)
     assert len(pieces) >= 2  # the prompt, then at least one piece of the answer
     assert "".join(pieces) == state.text()
-    assert state.messages()[-1]["content"] == state["answer"]
+    assert state.messages()[-1]["content"] == state["answer"].lstrip()  # the frontend lstrips
     streamed = list(text_qa.run(question="Hi?", stream=True).text_iter("answer"))
     assert "\n" not in "".join(streamed)
 
