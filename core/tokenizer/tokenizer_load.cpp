@@ -61,6 +61,22 @@ void parse_post_processor(const json& spec, const Tokenizer::Impl& impl,
   suffix.insert(suffix.end(), post.begin(), post.end());
 }
 
+// eos_token_id of a generation_config.json / config.json object: an id or a list of ids, each
+// appended once. Throws (json type_error) for ids that are not integers.
+void append_eos_ids(const json& config, std::vector<int32_t>& out) {
+  if (!config.is_object() || !config.contains("eos_token_id")) return;
+  const json& e = config["eos_token_id"];
+  std::vector<int32_t> ids;
+  if (e.is_array()) {
+    for (const auto& x : e) ids.push_back(x.get<int32_t>());
+  } else if (!e.is_null()) {
+    ids.push_back(e.get<int32_t>());
+  }
+  for (int32_t id : ids) {
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+}
+
 json parse(std::string_view text, const char* file) {
   try {
     return json::parse(text);
@@ -216,13 +232,7 @@ std::unique_ptr<Tokenizer::Impl> build_impl(std::string_view tokenizer_json,
   if (!generation_json.empty()) {
     const json g = parse(generation_json, "generation_config.json");
     try {
-      if (g.contains("eos_token_id")) {
-        const json& e = g["eos_token_id"];
-        if (e.is_number_integer()) impl->generation_eos.push_back(e.get<int32_t>());
-        if (e.is_array()) {
-          for (const auto& x : e) impl->generation_eos.push_back(x.get<int32_t>());
-        }
-      }
+      append_eos_ids(g, impl->generation_eos);
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string("generation_config.json: ") + e.what());
     }
@@ -277,12 +287,11 @@ std::unique_ptr<Tokenizer> Tokenizer::ids_only(const std::filesystem::path& mode
   constexpr std::string_view kEmpty = R"({"model": {"type": "BPE", "vocab": {}, "merges": []}})";
   std::unique_ptr<Tokenizer> t = from_json(kEmpty, {}, read_if("generation_config.json"));
   // config.json's eos_token_id has the same form as generation_config.json's.
-  const std::string config = read_if("config.json");
-  if (!config.empty()) {
-    const auto from_config = build_impl(kEmpty, {}, config);
-    for (int32_t id : from_config->generation_eos) {
-      auto& eos = t->impl_->generation_eos;
-      if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+  if (const std::string config = read_if("config.json"); !config.empty()) {
+    try {
+      append_eos_ids(parse(config, "config.json"), t->impl_->generation_eos);
+    } catch (const json::exception& e) {
+      throw std::runtime_error(std::string("config.json: eos_token_id: ") + e.what());
     }
   }
   return t;

@@ -6,6 +6,8 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -139,3 +141,23 @@ TEST(TokenizerProperty, ConcurrentEncodeDecodeMatchesSerial) {
 
 }  // namespace
 }  // namespace sable::tokenizer
+
+// skip_tokenizer_init's tokenizer: no vocabulary; EOS ids from generation_config.json, then the
+// ones config.json adds.
+TEST(TokenizerIdsOnly, NoVocabularyAndEosFromTheCheckpoint) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("sable_ids_only_" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [7, 9]})";
+  std::ofstream(dir / "config.json") << R"({"eos_token_id": [9, 11], "vocab_size": 32})";
+  const auto tok = sable::tokenizer::Tokenizer::ids_only(dir);
+  EXPECT_EQ(tok->vocab_size(), 0);
+  EXPECT_TRUE(tok->encode("hello", true).empty());
+  const std::vector<int32_t> ids = {1, 2, 3};
+  EXPECT_EQ(tok->decode(ids, false), "");
+  EXPECT_EQ(tok->eos_ids(), (std::vector<int32_t>{7, 9, 11}));
+  std::ofstream(dir / "config.json") << R"({"eos_token_id": "x"})";
+  EXPECT_THROW(sable::tokenizer::Tokenizer::ids_only(dir), std::runtime_error);
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(sable::tokenizer::Tokenizer::ids_only(dir)->eos_ids().empty());  // no files at all
+}
