@@ -28,6 +28,7 @@ def import_sglang_frontend():
     if "sglang" not in sys.modules:
         package = types.ModuleType("sglang")
         package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec  # so that later find_spec("sglang") calls still work
         sys.modules["sglang"] = package
     import sglang.lang.api as api
     from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
