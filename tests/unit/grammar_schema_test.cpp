@@ -49,8 +49,18 @@ TEST(GrammarSchema, Scalars) {
   check(R"({"type":"boolean"})", {"true", "false"}, {"True", "1"});
   check(R"({"type":"null"})", {"null"}, {"nul", "None"});
   check(R"({"type":["integer","null"]})", {"1", "null"}, {"\"1\"", "true"});
-  // Numeric bounds are ignored (documented).
-  check(R"({"type":"integer","minimum":5,"maximum":6})", {"1", "100"}, {});
+  // Bounds: exact digit ranges (more in grammar_numeric_range_test.cpp).
+  check(R"({"type":"integer","minimum":0,"maximum":150})", {"0", "7", "99", "100", "150"},
+        {"-1", "151", "007", "-0", "1000", "1.5", "1e2"});
+  check(R"({"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":3})", {"-2", "0", "2"},
+        {"-3", "3", "-10"});
+  check(R"({"type":"integer","minimum":5,"exclusiveMinimum":true})", {"6", "123456"}, {"5", "-6"});
+  check(R"({"type":"integer","maximum":-10})", {"-10", "-11", "-99999"}, {"-9", "0", "10"});
+  check(R"({"type":"integer","format":"int32"})", {"2147483647", "-2147483648"},
+        {"2147483648", "-2147483649"});
+  check(R"({"type":"number","minimum":-1.5,"exclusiveMaximum":2.25})",
+        {"-1.5", "-1.25", "0", "2", "2.2499", "2.24"}, {"-1.51", "2.25", "2.250", "3", "1e0"});
+  check(R"({"type":"number","exclusiveMinimum":0})", {"0.001", "5", "12.5"}, {"0", "0.0", "-1"});
 }
 
 TEST(GrammarSchema, ObjectPropertiesInOrderWithRequired) {
@@ -102,7 +112,19 @@ TEST(GrammarSchema, EnumConstAndCombinators) {
         {R"("ab")", "true"});
   check(R"({"oneOf":[{"const":true},{"type":"null"}]})", {"true", "null"}, {"false"});
   check(R"({"allOf":[{"type":"boolean"}]})", {"true"}, {"1"});
-  EXPECT_NE(error_of(R"({"allOf":[{"type":"boolean"},{"const":true}]})").find("allOf"),
+  // allOf merges keyword by keyword; sibling keywords of anyOf apply to every branch.
+  check(R"({"allOf":[{"type":"boolean"},{"const":true}]})", {"true"}, {"false"});
+  check(R"({"allOf":[{"type":"integer","minimum":0},{"maximum":10},{"minimum":3}]})",
+        {"3", "10"}, {"2", "11"});
+  check(R"({"allOf":[{"properties":{"a":{"type":"integer"}},"required":["a"]},
+                     {"properties":{"b":{"type":"string"}},"required":["b"]}]})",
+        {R"({"a":1,"b":"x"})"}, {R"({"a":1})", R"({"b":"x"})"});
+  check(R"({"type":"integer","anyOf":[{"maximum":-5},{"minimum":5}]})", {"-5", "5", "70"},
+        {"0", "4", "\"5\""});
+  check(R"({"enum":[1,"a",2.5,null],"type":["integer","null"]})", {"1", "null"}, {R"("a")", "2.5"});
+  EXPECT_NE(error_of(R"({"allOf":[{"pattern":"a"},{"pattern":"b"}]})").find("'pattern'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"enum":["a","bb"],"maxLength":1})").find("'maxLength' beside enum"),
             std::string::npos);
 }
 
@@ -144,11 +166,42 @@ TEST(GrammarSchema, StringConstraintsAndFormats) {
   check(R"({"type":"string","format":"date-time"})",
         {R"("2024-01-31T12:30:00Z")", R"("2024-01-31T12:30:00.123+02:00")"},
         {R"("2024-01-31 12:30:00")"});
-  check(R"({"type":"string","format":"time"})", {R"("12:30:00")"}, {R"("25:00:00")"});
+  check(R"({"type":"string","format":"time"})", {R"("12:30:00Z")", R"("23:59:59.5-01:30")"},
+        {R"("25:00:00Z")", R"("12:30:00")"});
+  check(R"({"type":"string","format":"date"})", {R"("2024-02-29")", R"("2000-02-29")"},
+        {R"("2023-02-29")", R"("1900-02-29")", R"("2024-04-31")", R"("0000-01-01")"});
   check(R"({"type":"string","format":"email"})", {R"("a.b@c.io")"}, {R"("a@b")", R"("ab.io")"});
   check(R"({"type":"string","format":"uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")"},
         {R"("123e4567e89b12d3a456426614174000")"});
-  check(R"({"type":"string","format":"no-such-format"})", {R"("anything")"}, {"1"});
+  check(R"({"type":"string","format":"ipv4"})", {R"("192.168.0.1")", R"("0.0.0.0")"},
+        {R"("256.1.1.1")", R"("01.2.3.4")", R"("1.2.3")"});
+  check(R"({"type":"string","format":"ipv6"})",
+        {R"("::1")", R"("::")", R"("fe80::1:2")", R"("2001:db8:0:0:0:0:2:1")"},
+        {R"("1:2:3:4:5:6:7:8:9")", R"("1::2::3")", R"("12345::")", R"(":1")"});
+  check(R"({"type":"string","format":"uri"})",
+        {R"("https://example.com/a/b?x=1#top")", R"("mailto:a@b.c")", R"("urn:isbn:123")"},
+        {R"("example.com")", R"("/relative")", R"("http://a b")"});
+  const std::string unknown = error_of(R"({"type":"string","format":"no-such-format"})");
+  EXPECT_NE(unknown.find("format 'no-such-format' is not supported"), std::string::npos);
+  EXPECT_NE(unknown.find("ipv6"), std::string::npos) << unknown;
+}
+
+// A pattern speaks of the decoded string: quotes, backslashes and controls it allows are written
+// as JSON escapes, never raw.
+TEST(GrammarSchema, PatternsAreJsonEscaped) {
+  check(R"({"type":"string","pattern":"^a.b$"})",
+        {R"("axb")", R"("a\"b")", R"("a\\b")", R"("a\tb")", R"("a\u0001b")", R"("aéb")"},
+        {"\"a\"b\"", "\"a\tb\"", R"("a\nb")"});
+  check(R"({"type":"string","pattern":"[\"\\\\]+"})", {R"("\"\\")"}, {R"("a")"});
+  // Length bounds the pattern itself keeps are accepted; others are refused by name.
+  check(R"({"type":"string","pattern":"[a-z]{2,4}","minLength":1,"maxLength":4})", {R"("ab")"},
+        {R"("a")"});
+  EXPECT_NE(error_of(R"({"type":"string","pattern":"[a-z]+","maxLength":4})").find("/maxLength"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"string","format":"uri","maxLength":9})").find("maxLength"),
+            std::string::npos);
+  check(R"({"type":"string","format":"uuid","minLength":36,"maxLength":36})",
+        {R"("123e4567-e89b-12d3-a456-426614174000")"}, {});
 }
 
 TEST(GrammarSchema, Arrays) {
@@ -161,6 +214,66 @@ TEST(GrammarSchema, Arrays) {
         {R"(["a"])", R"(["a",1,2,3])"}, {R"([1])"});
   check(R"({"type":"array"})", {"[]", R"([1,"a",[2,{"b":null}]])"}, {"[[[[1]]]]"});
   check(R"({"type":"array","maxItems":0})", {"[]"}, {"[1]"});
+  // prefixItems with count bounds: a shorter tuple when minItems allows it, never a longer one
+  // than maxItems; `items: false` closes the tuple.
+  check(R"({"type":"array","prefixItems":[{"type":"string"},{"type":"integer"},{"type":"null"}],
+           "minItems":1,"maxItems":2})",
+        {R"(["a"])", R"(["a",1])"}, {"[]", R"(["a",1,null])"});
+  check(R"({"type":"array","prefixItems":[{"const":1}],"items":{"const":2},"minItems":3,
+           "maxItems":4})",
+        {"[1,2,2]", "[1,2,2,2]"}, {"[1,2]", "[1,2,2,2,2]"});
+  check(R"({"type":"array","prefixItems":[{"const":1}],"items":false})", {"[1]"}, {"[1,1]"});
+  EXPECT_NE(error_of(R"({"type":"array","prefixItems":[{}],"items":false,"minItems":2})")
+                .find("maxItems is below minItems"),
+            std::string::npos);
+  check(R"({"type":"array","uniqueItems":true,"maxItems":1})", {"[]", "[3]"}, {"[1,2]"});
+}
+
+TEST(GrammarSchema, AdditionalProperties) {
+  // Beside properties: the declared ones in order, then others whose keys are none of them.
+  const std::string schema = R"({"type":"object","properties":{"id":{"type":"integer"},
+      "idx":{"type":"string"}},"required":["id"],"additionalProperties":{"type":"boolean"}})";
+  check(schema,
+        {R"({"id":1})", R"({"id":1,"idx":"a"})", R"({"id":1,"x":true})",
+         R"({"id":1,"idx":"a","i":false,"idxy":true,"":true})"},
+        {R"({"id":1,"x":2})", R"({"id":1,"id":true})", R"({"id":1,"idx":true})",
+         R"({"id":1,"i\u0064":true})"});
+  check(R"({"properties":{"a":{"const":1}},"additionalProperties":true})",
+        {R"({"a":1,"b":[1,{"c":null}]})", R"({"zz":"y"})", "{}"}, {R"({"a":2})"});
+  check(R"({"properties":{"a":{"const":1}},"additionalProperties":false})", {R"({"a":1})", "{}"},
+        {R"({"b":1})"});
+  check(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"],
+           "minProperties":1,"maxProperties":1})",
+        {R"({"a":1})"}, {"{}"});
+}
+
+TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {
+  for (const char* keyword :
+       {"not", "if", "dependentSchemas", "dependencies", "dependentRequired", "patternProperties",
+        "propertyNames", "contains", "$dynamicRef"}) {
+    const std::string schema =
+        std::string(R"({"type":"object","properties":{"p":{")") + keyword + R"(":{}}}})";
+    const std::string e = error_of(schema);
+    EXPECT_NE(e.find(std::string("'") + keyword + "'"), std::string::npos) << e;
+    EXPECT_NE(e.find(std::string("/properties/p/") + keyword), std::string::npos) << e;
+  }
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":5})").find("multipleOf"), std::string::npos);
+  check(R"({"type":"integer","multipleOf":1,"maximum":2})", {"2"}, {"3"});
+  EXPECT_NE(error_of(R"({"type":"array","uniqueItems":true})").find("uniqueItems"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"object","minProperties":1})").find("minProperties"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"maxProperties":0})")
+                .find("maxProperties"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"integer","minimum":5,"maximum":4})").find("no integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"number","minimum":"1"})").find("minimum must be a number"),
+            std::string::npos);
+  // Annotations and unknown keys constrain nothing and pass.
+  check(R"({"type":"integer","title":"t","description":"d","default":3,"examples":[1],
+           "x-extra":true})",
+        {"3"}, {"a"});
 }
 
 TEST(GrammarSchema, MalformedSchemasAreRefused) {

@@ -1,68 +1,64 @@
-// JSON schema -> regex (see json_schema.h). One recursive Converter walks the schema; every
-// function returns a self-contained regex (a group or an atom) so callers can concatenate freely.
+// JSON schema -> regex (see json_schema.h): keyword audit, references and combinators, scalars.
+// Objects and arrays are in json_schema_containers.cpp.
 #include "json_schema.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <set>
-#include <vector>
 
+#include "json_schema_converter.h"
+#include "json_string.h"
+#include "numeric_range.h"
 #include "regex.h"
 #include "sable/cpp/error.h"
+#include "schema_merge.h"
 
 namespace sable::grammar {
+namespace schema {
 namespace {
 
-using Json = nlohmann::ordered_json;
 using sable::cpp::fail;
 
-// The one optional space allowed after `,` and `:`.
-const std::string kWs = "[ ]?";
-// One character of a JSON string: anything but `"`, `\` and controls, or an escape.
+// One character of a JSON string: anything but `"`, `\` and controls, or an escape (a \u escape
+// is outside the surrogate range, so each one is one code point).
 const std::string kStringChar =
     R"((?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9a-cA-CeEfF][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2})))";
-const std::string kString = "\"" + kStringChar + "*\"";
 const std::string kInteger = R"((?:-?(?:0|[1-9][0-9]*)))";
 const std::string kNumber = R"((?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?))";
-const std::string kBoolean = "(?:true|false)";
-const std::string kNull = "null";
 
-// Depth of the generic "any value" regex for {} and of the items of a bare object/array.
-constexpr int kAnyDepth = 3;
 // How deep a recursive $ref nests (deeper occurrences match nothing).
 constexpr int kMaxRefDepth = 3;
 // A regex that matches nothing (a class with no member).
 const std::string kNothing = "[^\\s\\S]";
-
 // A converted schema longer than this is refused (optional properties multiply the text).
 constexpr size_t kMaxRegexSize = 4 << 20;
 
-const std::string kDate = R"((?:[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])))";
-const std::string kTime =
-    R"((?:(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?))";
+// Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
+const std::pair<const char*, const char*> kRefused[] = {
+    {"not", "negation"},
+    {"if", "conditional schemas"},
+    {"dependentSchemas", "conditional schemas"},
+    {"dependencies", "conditional schemas"},
+    {"dependentRequired", "conditional required properties"},
+    {"patternProperties", "property names matched by patterns"},
+    {"propertyNames", "constraints on property names"},
+    {"contains", "arrays that must contain a match"},
+    {"$dynamicRef", "dynamic references"},
+    {"$recursiveRef", "dynamic references"},
+};
 
-// The regex (inside quotes) of a known string format, or "" for an unknown one.
-std::string format_regex(const std::string& format) {
-  if (format == "date") return kDate;
-  if (format == "time") return kTime;
-  if (format == "date-time") return "(?:" + kDate + "T" + kTime + ")";
-  if (format == "uuid")
-    return "(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})";
-  if (format == "email")
-    return R"((?:[a-zA-Z0-9._%+\-]+@[a-zA-Z0-9\-]+(?:\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,}))";
-  return "";
-}
-
-std::string object_of(const std::string& key, const std::string& value) {
-  const std::string member = key + ":" + kWs + value;
-  return "\\{(?:" + member + "(?:," + kWs + member + ")*)?\\}";
-}
-
-std::string array_of(const std::string& item) {
-  return "\\[(?:" + item + "(?:," + kWs + item + ")*)?\\]";
-}
+// Which types a type-less schema's keywords speak about.
+const std::set<std::string> kObjectKeys = {
+    "properties", "required", "additionalProperties", "unevaluatedProperties", "minProperties",
+    "maxProperties"};
+const std::set<std::string> kArrayKeys = {"items",    "prefixItems", "additionalItems",
+                                          "minItems", "maxItems",    "uniqueItems",
+                                          "unevaluatedItems"};
+const std::set<std::string> kStringKeys = {"pattern", "format", "minLength", "maxLength"};
+const std::set<std::string> kNumberKeys = {"minimum", "maximum", "exclusiveMinimum",
+                                           "exclusiveMaximum", "multipleOf"};
 
 std::string alternation(const std::vector<std::string>& alts) {
+  if (alts.size() == 1) return alts[0];
   std::string out = "(?:";
   for (size_t i = 0; i < alts.size(); ++i) out += (i ? "|" : "") + alts[i];
   return out + ")";
@@ -72,7 +68,7 @@ std::string literal(const Json& value) {
   return "(?:" + escape_regex_literal(value.dump()) + ")";
 }
 
-// A `pattern` is a full-match regex inside the quotes: drop its own ^ and $ anchors.
+// A `pattern` is matched in full inside the quotes: its own ^ and $ anchors restate that.
 std::string strip_anchors(std::string pattern) {
   if (!pattern.empty() && pattern.front() == '^') pattern.erase(0, 1);
   if (!pattern.empty() && pattern.back() == '$') {
@@ -83,239 +79,308 @@ std::string strip_anchors(std::string pattern) {
   return pattern;
 }
 
-class Converter {
- public:
-  explicit Converter(const Json& root) : root_(root) {}
+bool value_has_type(const Json& v, const std::string& type) {
+  if (type == "string") return v.is_string();
+  if (type == "boolean") return v.is_boolean();
+  if (type == "null") return v.is_null();
+  if (type == "object") return v.is_object();
+  if (type == "array") return v.is_array();
+  if (type == "number") return v.is_number();
+  if (type == "integer")
+    return v.is_number_integer() ||
+           (v.is_number_float() && parse_decimal(v.dump()).frac_digits.empty());
+  return false;
+}
 
-  std::string value(const Json& s, const std::string& path) {
-    if (s.is_boolean()) {
-      if (!s.get<bool>()) error(path, "a `false` schema allows nothing");
-      return any_json_value_regex(kAnyDepth);
-    }
-    if (!s.is_object()) error(path, "a schema must be an object or a boolean");
-    if (s.contains("$ref")) return ref(s["$ref"], path);
-    if (s.contains("const")) return literal(s["const"]);
-    if (s.contains("enum")) {
-      const Json& e = s["enum"];
-      if (!e.is_array() || e.empty()) error(path + "/enum", "enum must be a non-empty array");
-      std::vector<std::string> alts;
-      for (const Json& v : e) alts.push_back(literal(v));
-      return alternation(alts);
-    }
-    for (const char* key : {"anyOf", "oneOf"}) {
-      if (!s.contains(key)) continue;
-      const Json& list = s[key];
-      if (!list.is_array() || list.empty())
-        error(path + "/" + key, std::string(key) + " must be a non-empty array");
-      std::vector<std::string> alts;
-      for (size_t i = 0; i < list.size(); ++i)
-        alts.push_back(value(list[i], path + "/" + key + "/" + std::to_string(i)));
-      return alternation(alts);
-    }
-    if (s.contains("allOf")) {
-      const Json& list = s["allOf"];
-      if (!list.is_array() || list.size() != 1)
-        error(path + "/allOf", "allOf is only supported with exactly one schema");
-      return value(list[0], path + "/allOf/0");
-    }
-    if (s.contains("type")) {
-      const Json& type = s["type"];
-      if (type.is_string()) return typed(s, type.get<std::string>(), path);
-      if (!type.is_array() || type.empty())
-        error(path + "/type", "type must be a string or a non-empty array");
-      std::vector<std::string> alts;
-      for (const Json& t : type) {
-        if (!t.is_string()) error(path + "/type", "type entries must be strings");
-        alts.push_back(typed(s, t.get<std::string>(), path));
-      }
-      return alternation(alts);
-    }
-    // No type: infer it from the keywords present, else any value.
-    if (s.contains("properties") || s.contains("required") || s.contains("additionalProperties"))
-      return typed(s, "object", path);
-    if (s.contains("items") || s.contains("prefixItems")) return typed(s, "array", path);
-    if (s.contains("pattern") || s.contains("format") || s.contains("minLength") ||
-        s.contains("maxLength"))
-      return typed(s, "string", path);
-    return any_json_value_regex(kAnyDepth);
+// minimum/exclusiveMinimum (or the maximum pair): the tighter of the two, exclusive on a tie.
+// Draft 4's boolean exclusiveMinimum makes `minimum` exclusive.
+std::optional<NumericBound> bound(const Json& s, const char* inclusive_key,
+                                  const char* exclusive_key, bool lower, const std::string& path) {
+  std::optional<NumericBound> out;
+  auto number_of = [&](const char* key) {
+    if (!s[key].is_number()) Converter::error(path + "/" + key, std::string(key) + " must be a number");
+    return parse_decimal(s[key].dump());
+  };
+  const bool draft4 = s.contains(exclusive_key) && s[exclusive_key].is_boolean();
+  if (s.contains(inclusive_key))
+    out = NumericBound{number_of(inclusive_key), draft4 && s[exclusive_key].get<bool>()};
+  if (s.contains(exclusive_key) && !draft4) {
+    const NumericBound e{number_of(exclusive_key), true};
+    const int c = out ? compare_decimal(e.value, out->value) : 0;
+    if (!out || (lower ? c >= 0 : c <= 0)) out = e;
   }
-
- private:
-  [[noreturn]] static void error(const std::string& path, const std::string& what) {
-    fail(SABLE_ERR_INVALID_ARGUMENT, what + " (at " + (path.empty() ? "/" : path) + ")");
-  }
-
-  std::string typed(const Json& s, const std::string& type, const std::string& path) {
-    if (type == "string") return string(s, path);
-    if (type == "integer") return kInteger;
-    if (type == "number") return kNumber;
-    if (type == "boolean") return kBoolean;
-    if (type == "null") return kNull;
-    if (type == "object") return object(s, path);
-    if (type == "array") return array(s, path);
-    error(path + "/type", "unknown type '" + type + "'");
-  }
-
-  static int64_t count(const Json& s, const char* key, int64_t fallback, const std::string& path) {
-    if (!s.contains(key)) return fallback;
-    if (!s[key].is_number_integer() || s[key].get<int64_t>() < 0)
-      error(path + "/" + key, std::string(key) + " must be a non-negative integer");
-    return s[key].get<int64_t>();
-  }
-
-  std::string string(const Json& s, const std::string& path) {
-    if (s.contains("pattern")) {
-      if (!s["pattern"].is_string()) error(path + "/pattern", "pattern must be a string");
-      const std::string pattern = strip_anchors(s["pattern"].get<std::string>());
-      try {
-        parse_regex(pattern);
-      } catch (const sable::cpp::Error& e) {
-        error(path + "/pattern", std::string("bad pattern: ") + e.what());
-      }
-      return "\"(?:" + pattern + ")\"";
-    }
-    if (s.contains("format") && s["format"].is_string()) {
-      const std::string f = format_regex(s["format"].get<std::string>());
-      if (!f.empty()) return "\"" + f + "\"";
-    }
-    const int64_t lo = count(s, "minLength", 0, path);
-    const int64_t hi = count(s, "maxLength", -1, path);
-    if (lo == 0 && hi < 0) return kString;
-    if (hi >= 0 && hi < lo) error(path, "maxLength is below minLength");
-    return "\"" + kStringChar + "{" + std::to_string(lo) + "," +
-           (hi < 0 ? "" : std::to_string(hi)) + "}\"";
-  }
-
-  std::string object(const Json& s, const std::string& path) {
-    const bool has_props = s.contains("properties");
-    if (has_props && !s["properties"].is_object())
-      error(path + "/properties", "properties must be an object");
-    std::set<std::string> required;
-    if (s.contains("required")) {
-      if (!s["required"].is_array()) error(path + "/required", "required must be an array");
-      for (const Json& r : s["required"]) {
-        if (!r.is_string()) error(path + "/required", "required entries must be strings");
-        required.insert(r.get<std::string>());
-      }
-    }
-    if (!has_props || s["properties"].empty()) {
-      if (!required.empty())
-        error(path + "/required",
-              "required property '" + *required.begin() + "' is not listed in properties");
-      const Json ap = s.value("additionalProperties", Json(true));
-      if (ap.is_boolean() && !ap.get<bool>()) return "\\{\\}";
-      if (ap.is_object() && !ap.empty())
-        return object_of(kString, value(ap, path + "/additionalProperties"));
-      return object_of(kString, any_json_value_regex(kAnyDepth - 1));
-    }
-    const Json& props = s["properties"];
-    for (const std::string& r : required)
-      if (!props.contains(r))
-        error(path + "/required", "required property '" + r + "' is not listed in properties");
-
-    // members[i] = `"name":[ ]?value`; optional ones may be skipped, commas only between those
-    // present. started[i]: the members from i on after one was already written (each with a
-    // leading comma); fresh(i): the same when none was written yet.
-    std::vector<std::string> members;
-    std::vector<bool> needed;
-    for (const auto& [name, sub] : props.items()) {
-      members.push_back(escape_regex_literal(Json(name).dump()) + ":" + kWs +
-                        value(sub, path + "/properties/" + name));
-      needed.push_back(required.count(name) > 0);
-    }
-    const size_t k = members.size();
-    std::vector<std::string> started(k + 1);
-    for (size_t i = k; i-- > 0;) {
-      const std::string item = "," + kWs + members[i];
-      started[i] = (needed[i] ? item : "(?:" + item + ")?") + started[i + 1];
-    }
-    std::string fresh;  // fresh(k) is empty
-    for (size_t i = k; i-- > 0;) {
-      const std::string with_i = members[i] + started[i + 1];
-      fresh = needed[i] ? with_i : "(?:" + with_i + "|" + fresh + ")";
-      if (fresh.size() > kMaxRegexSize) error(path, "the object has too many optional properties");
-    }
-    return "\\{" + fresh + "\\}";
-  }
-
-  std::string array(const Json& s, const std::string& path) {
-    // Draft-4 tuples ("items": [...]) mean what prefixItems means today.
-    const bool old_tuple = s.contains("items") && s["items"].is_array();
-    const Json none = Json::array();
-    const Json& prefix = old_tuple                   ? s["items"]
-                         : s.contains("prefixItems") ? s["prefixItems"]
-                                                     : none;
-    const std::string prefix_path = path + (old_tuple ? "/items/" : "/prefixItems/");
-    if (!prefix.is_array()) error(path + "/prefixItems", "prefixItems must be an array");
-    const Json items =
-        old_tuple ? s.value("additionalItems", Json(false)) : s.value("items", Json());
-    const bool no_more = items.is_boolean() && !items.get<bool>();
-    const std::string item = items.is_null() || no_more ? "" : value(items, path + "/items");
-    if (!prefix.empty()) {
-      // The whole tuple, then further elements only when `items` is a schema.
-      std::string out = "\\[";
-      for (size_t i = 0; i < prefix.size(); ++i)
-        out += (i ? "," + kWs : "") + value(prefix[i], prefix_path + std::to_string(i));
-      if (!item.empty()) out += "(?:," + kWs + item + ")*";
-      return out + "\\]";
-    }
-    if (no_more) return "\\[\\]";
-    const std::string v = item.empty() ? any_json_value_regex(kAnyDepth - 1) : item;
-    const int64_t lo = count(s, "minItems", 0, path);
-    const int64_t hi = count(s, "maxItems", -1, path);
-    if (hi >= 0 && hi < lo) error(path, "maxItems is below minItems");
-    if (hi == 0) return "\\[\\]";
-    const std::string more = "(?:," + kWs + v + "){" + std::to_string(lo == 0 ? 0 : lo - 1) + "," +
-                             (hi < 0 ? "" : std::to_string(hi - 1)) + "}";
-    if (lo == 0) return "\\[(?:" + v + more + ")?\\]";
-    return "\\[" + v + more + "\\]";
-  }
-
-  std::string ref(const Json& r, const std::string& path) {
-    if (!r.is_string()) error(path + "/$ref", "$ref must be a string");
-    const std::string target = r.get<std::string>();
-    if (target.empty() || target[0] != '#')
-      error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
-    // Recursion is unrolled: a $ref already open kMaxRefDepth times matches nothing, so optional
-    // members and array items through it drop out and nesting stops there.
-    if (std::count(stack_.begin(), stack_.end(), target) >= kMaxRefDepth) return kNothing;
-    const Json* resolved = nullptr;
-    try {
-      resolved = &root_.at(Json::json_pointer(target.substr(1)));
-    } catch (const nlohmann::json::exception&) {
-      error(path + "/$ref", "$ref '" + target + "' names nothing in the schema");
-    }
-    stack_.push_back(target);
-    std::string out = value(*resolved, target.substr(1));
-    stack_.pop_back();
-    return out;
-  }
-
-  const Json& root_;
-  std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
-};
+  return out;
+}
 
 }  // namespace
 
-std::string any_json_value_regex(int depth) {
-  std::vector<std::string> alts = {kString, kNumber, kBoolean, kNull};
-  if (depth > 0) {
-    const std::string inner = any_json_value_regex(depth - 1);
-    alts.push_back(object_of(kString, inner));
-    alts.push_back(array_of(inner));
+const std::string& any_string_regex() {
+  static const std::string s = "\"" + kStringChar + "*\"";
+  return s;
+}
+
+void Converter::error(const std::string& path, const std::string& what) {
+  fail(SABLE_ERR_INVALID_ARGUMENT, what + " (at " + (path.empty() ? "/" : path) + ")");
+}
+
+int64_t count_keyword(const Json& s, const char* key, int64_t fallback, const std::string& path) {
+  if (!s.contains(key)) return fallback;
+  const Json& v = s[key];
+  const bool integral = v.is_number_integer() ||
+                        (v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()));
+  if (!integral || v.get<double>() < 0)
+    Converter::error(path + "/" + key, std::string(key) + " must be a non-negative integer");
+  return static_cast<int64_t>(v.get<double>());
+}
+
+std::string Converter::value(const Json& s, const std::string& path) {
+  if (s.is_boolean()) {
+    if (!s.get<bool>()) error(path, "a `false` schema allows nothing");
+    return any_json_value_regex(kAnyDepth);
   }
+  if (!s.is_object()) error(path, "a schema must be an object or a boolean");
+  for (const auto& [key, why] : kRefused)
+    if (s.contains(key))
+      error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");
+  if (s.contains("allOf") || s.contains("$ref")) return merged(s, path);
+  if (s.contains("const") || s.contains("enum")) return constants(s, path);
+  for (const char* key : {"anyOf", "oneOf"}) {
+    if (!s.contains(key)) continue;
+    const Json& list = s[key];
+    if (!list.is_array() || list.empty())
+      error(path + "/" + key, std::string(key) + " must be a non-empty array");
+    // Sibling keywords apply to every branch: merge them in.
+    Json siblings = s;
+    siblings.erase(key);
+    std::vector<std::string> alts;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string branch_path = path + "/" + key + "/" + std::to_string(i);
+      if (list[i].is_boolean() && !list[i].get<bool>()) continue;
+      Json branch = siblings;
+      if (list[i].is_object()) merge_schema(branch, list[i], branch_path);
+      else if (!list[i].is_boolean()) error(branch_path, "a schema must be an object or a boolean");
+      alts.push_back(value(branch, branch_path));
+    }
+    if (alts.empty()) error(path + "/" + key, "every branch is `false`");
+    return alternation(alts);
+  }
+  if (s.contains("type")) {
+    const Json& type = s["type"];
+    if (type.is_string()) return typed(s, type.get<std::string>(), path);
+    if (!type.is_array() || type.empty())
+      error(path + "/type", "type must be a string or a non-empty array");
+    std::vector<std::string> alts;
+    for (const Json& t : type) {
+      if (!t.is_string()) error(path + "/type", "type entries must be strings");
+      alts.push_back(typed(s, t.get<std::string>(), path));
+    }
+    return alternation(alts);
+  }
+  // No type: the keywords present say which types they constrain; those types are produced
+  // (a subset of what the schema allows). No such keyword: any value.
+  std::vector<std::string> alts;
+  auto any_of = [&](const std::set<std::string>& keys) {
+    return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return s.contains(k); });
+  };
+  if (any_of(kObjectKeys)) alts.push_back(typed(s, "object", path));
+  if (any_of(kArrayKeys)) alts.push_back(typed(s, "array", path));
+  if (any_of(kStringKeys)) alts.push_back(typed(s, "string", path));
+  if (any_of(kNumberKeys)) alts.push_back(typed(s, "number", path));
+  if (alts.empty()) return any_json_value_regex(kAnyDepth);
   return alternation(alts);
 }
 
-std::string json_schema_to_regex(std::string_view schema_json) {
-  Json schema;
-  try {
-    schema = Json::parse(schema_json);
-  } catch (const nlohmann::json::exception& e) {
-    fail(SABLE_ERR_INVALID_ARGUMENT, std::string("the schema is not valid JSON: ") + e.what());
+// allOf items and a $ref's target merge with the schema's other keywords into one schema.
+std::string Converter::merged(const Json& s, const std::string& path) {
+  Json out = s;
+  out.erase("allOf");
+  out.erase("$ref");
+  if (s.contains("allOf")) {
+    const Json& list = s["allOf"];
+    if (!list.is_array() || list.empty()) error(path + "/allOf", "allOf must be a non-empty array");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string item_path = path + "/allOf/" + std::to_string(i);
+      if (list[i].is_boolean()) {
+        if (!list[i].get<bool>()) error(item_path, "a `false` schema allows nothing");
+        continue;
+      }
+      if (!list[i].is_object()) error(item_path, "a schema must be an object or a boolean");
+      merge_schema(out, list[i], item_path);
+    }
   }
-  std::string out = Converter(schema).value(schema, "");
-  if (out.size() > kMaxRegexSize) fail(SABLE_ERR_INVALID_ARGUMENT, "the schema is too large");
+  if (!s.contains("$ref")) return value(out, path);
+  const Json& r = s["$ref"];
+  if (!r.is_string()) error(path + "/$ref", "$ref must be a string");
+  const std::string target = r.get<std::string>();
+  if (target.empty() || target[0] != '#')
+    error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
+  // Recursion is unrolled: a $ref already open kMaxRefDepth times matches nothing, so optional
+  // members and array items through it drop out and nesting stops there.
+  if (std::count(stack_.begin(), stack_.end(), target) >= kMaxRefDepth) return kNothing;
+  const Json* resolved = nullptr;
+  try {
+    resolved = &root_.at(Json::json_pointer(target.substr(1)));
+  } catch (const nlohmann::json::exception&) {
+    error(path + "/$ref", "$ref '" + target + "' names nothing in the schema");
+  }
+  Json combined = *resolved;
+  if (combined.is_boolean()) {
+    if (!combined.get<bool>()) error(target.substr(1), "a `false` schema allows nothing");
+    combined = Json::object();
+  }
+  if (!combined.is_object()) error(target.substr(1), "a schema must be an object or a boolean");
+  for (auto it = out.begin(); it != out.end(); ++it)
+    if (!is_annotation_keyword(it.key())) {
+      merge_schema(combined, out, path);
+      break;
+    }
+  stack_.push_back(target);
+  std::string regex = value(combined, target.substr(1));
+  stack_.pop_back();
+  return regex;
+}
+
+// const and enum: the listed values (of the schema's type, when it has one) written as JSON.
+std::string Converter::constants(const Json& s, const std::string& path) {
+  Json values = Json::array();
+  if (s.contains("enum")) {
+    if (!s["enum"].is_array() || s["enum"].empty())
+      error(path + "/enum", "enum must be a non-empty array");
+    values = s["enum"];
+  }
+  if (s.contains("const")) {
+    const bool listed = !s.contains("enum") ||
+                        std::find(values.begin(), values.end(), s["const"]) != values.end();
+    values = listed ? Json::array({s["const"]}) : Json::array();
+  }
+  for (auto it = s.begin(); it != s.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "enum" || key == "const" || key == "type" || is_annotation_keyword(key)) continue;
+    error(path + "/" + key, "'" + key + "' beside enum/const is not supported");
+  }
+  std::vector<std::string> alts;
+  for (const Json& v : values) {
+    bool typed_ok = !s.contains("type");
+    if (!typed_ok) {
+      const Json& t = s["type"];
+      for (const Json& name : t.is_array() ? t : Json::array({t}))
+        typed_ok = typed_ok || (name.is_string() && value_has_type(v, name.get<std::string>()));
+    }
+    if (typed_ok) alts.push_back(literal(v));
+  }
+  if (alts.empty()) error(path, "no value of enum/const satisfies the schema's other keywords");
+  return alternation(alts);
+}
+
+std::string Converter::typed(const Json& s, const std::string& type, const std::string& path) {
+  if (type == "string") return string(s, path);
+  if (type == "integer") return number(s, true, path);
+  if (type == "number") return number(s, false, path);
+  if (type == "boolean") return "(?:true|false)";
+  if (type == "null") return "null";
+  if (type == "object") return object(s, path);
+  if (type == "array") return array(s, path);
+  error(path + "/type", "unknown type '" + type + "'");
+}
+
+std::string Converter::string(const Json& s, const std::string& path) {
+  const int64_t lo = count_keyword(s, "minLength", 0, path);
+  const int64_t hi = count_keyword(s, "maxLength", -1, path);
+  if (hi >= 0 && hi < lo) error(path, "maxLength is below minLength");
+  if (s.contains("pattern") && s.contains("format"))
+    error(path + "/pattern", "pattern together with format is not supported");
+  std::string inner, source, keyword;  // the pattern/format regex and what it is
+  if (s.contains("pattern")) {
+    if (!s["pattern"].is_string()) error(path + "/pattern", "pattern must be a string");
+    source = strip_anchors(s["pattern"].get<std::string>());
+    keyword = "pattern";
+    try {
+      inner = json_string_pattern_regex(source);
+    } catch (const sable::cpp::Error& e) {
+      error(path + "/pattern", std::string("bad pattern: ") + e.what());
+    }
+  } else if (s.contains("format")) {
+    if (!s["format"].is_string()) error(path + "/format", "format must be a string");
+    const std::string format = s["format"].get<std::string>();
+    source = inner = json_string_format_regex(format);
+    keyword = "format";
+    if (inner.empty())
+      error(path + "/format", "format '" + format + "' is not supported (supported: " +
+                                  supported_formats() + ")");
+  }
+  if (inner.empty()) {
+    if (lo == 0 && hi < 0) return any_string_regex();
+    return "\"" + kStringChar + "{" + std::to_string(lo) + "," +
+           (hi < 0 ? "" : std::to_string(hi)) + "}\"";
+  }
+  // A length bound can't be intersected with a pattern; accept it only when the pattern's own
+  // lengths already lie inside it.
+  const LengthRange own = regex_length_range(source);
+  if (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi)))
+    error(path + (own.min < lo ? "/minLength" : "/maxLength"),
+          (own.min < lo ? std::string("minLength") : std::string("maxLength")) + " together with " +
+              keyword + " is not supported (only when the " + keyword +
+              " itself keeps the length inside the bounds)");
+  return "\"" + inner + "\"";
+}
+
+std::string Converter::number(const Json& s, bool integer, const std::string& path) {
+  std::optional<NumericBound> lo = bound(s, "minimum", "exclusiveMinimum", true, path);
+  std::optional<NumericBound> hi = bound(s, "maximum", "exclusiveMaximum", false, path);
+  if (s.contains("multipleOf")) {
+    const Json& m = s["multipleOf"];
+    if (!m.is_number() || m.get<double>() <= 0)
+      error(path + "/multipleOf", "multipleOf must be a positive number");
+    if (!(integer && m.get<double>() == 1.0))
+      error(path + "/multipleOf", "multipleOf is not supported (except 1 on integers)");
+  }
+  if (s.contains("format") && s["format"].is_string()) {
+    const std::string f = s["format"].get<std::string>();
+    if (integer && (f == "int32" || f == "int64")) {  // OpenAPI's sized integers
+      const std::string top = f == "int32" ? "2147483647" : "9223372036854775807";
+      const NumericBound fmin{{true, f == "int32" ? "2147483648" : "9223372036854775808", ""}};
+      const NumericBound fmax{{false, top, ""}};
+      if (!lo || compare_decimal(lo->value, fmin.value) < 0) lo = fmin;
+      if (!hi || compare_decimal(hi->value, fmax.value) > 0) hi = fmax;
+    } else if (f != "float" && f != "double") {
+      error(path + "/format", "format '" + f + "' is not supported for numbers (supported: int32, "
+                              "int64, float, double)");
+    }
+  }
+  if (!lo && !hi) return integer ? kInteger : kNumber;
+  const std::optional<std::string> r =
+      integer ? integer_range_regex(lo, hi) : number_range_regex(lo, hi);
+  if (!r)
+    error(path, std::string("no ") + (integer ? "integer" : "number") +
+                    " lies between the minimum and the maximum");
+  return *r;
+}
+
+}  // namespace schema
+
+std::string any_json_value_regex(int depth) {
+  std::vector<std::string> alts = {schema::any_string_regex(), schema::kNumber, "(?:true|false)",
+                                   "null"};
+  if (depth > 0) {
+    const std::string inner = any_json_value_regex(depth - 1);
+    const std::string member = schema::any_string_regex() + ":" + schema::kWs + inner;
+    alts.push_back("\\{(?:" + member + "(?:," + schema::kWs + member + ")*)?\\}");
+    alts.push_back("\\[(?:" + inner + "(?:," + schema::kWs + inner + ")*)?\\]");
+  }
+  return schema::alternation(alts);
+}
+
+std::string json_schema_to_regex(std::string_view schema_json) {
+  schema::Json root;
+  try {
+    root = schema::Json::parse(schema_json);
+  } catch (const nlohmann::json::exception& e) {
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                     std::string("the schema is not valid JSON: ") + e.what());
+  }
+  std::string out = schema::Converter(root).value(root, "");
+  if (out.size() > schema::kMaxRegexSize)
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema is too large");
   return out;
 }
 

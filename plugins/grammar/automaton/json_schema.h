@@ -1,22 +1,18 @@
 // JSON schema -> regex (the approach of outlines, which SGLang's json_schema parameter also used):
-// the schema becomes one regex whose language is the JSON texts the schema allows, in a fixed
-// layout, and the regex engine does the rest.
+// the schema becomes one regex whose language is JSON texts the schema allows, in a fixed layout,
+// and the regex engine does the rest. The language may be a subset of what the schema allows
+// (fixed layout and property order), never a superset: a keyword whose constraint cannot be
+// expressed is refused with an error naming it and its schema path, never ignored. The full list
+// of keywords, enforced / refused / annotation, is in README.md.
 //
 // Layout: no whitespace anywhere except one optional space after each `,` and `:` separator
 // (`[ ]?`), as outlines emits; object properties appear in the schema's declared order, each
-// property not in `required` may be omitted, and no property outside `properties` is produced
-// (additionalProperties: false semantics). Strings hold no raw control characters; escapes are
-// \" \\ \/ \b \f \n \r \t and \uXXXX outside the surrogate range.
-//
-// Supported: type (string, number, integer, boolean, null, object, array, or a list of these),
-// properties/required, additionalProperties as a schema (for objects without properties), enum,
-// const, anyOf/oneOf, allOf with one item, $ref to "#/..." pointers (#/$defs, #/definitions, #;
-// a recursive $ref is unrolled 3 levels deep, past which optional members and array items through
-// it drop out), string minLength/maxLength/pattern/format (date-time, date, time, email,
-// uuid; others ignored), array items/prefixItems/minItems/maxItems. Ignored: number and integer
-// bounds (minimum, maximum, exclusive*, multipleOf), annotations. Refused with an error naming the
-// schema path: external $ref, a recursion with no way out (empty language), allOf with several items, `false` schemas.
-// {} (or true) means any JSON value and {"type": "object"} any object, nested at most 3 deep.
+// property not in `required` may be omitted; further members (additionalProperties true or a
+// schema) come after them. Strings hold no raw control characters; escapes are
+// \" \\ \/ \b \f \n \r \t and \uXXXX outside the surrogate range. Numbers with bounds are
+// written without exponent and bounded exactly (numeric_range.h). {} (or true) means any JSON
+// value and {"type": "object"} any object, nested at most 3 deep; a recursive $ref is unrolled 3
+// levels deep, past which optional members and array items through it drop out.
 #pragma once
 
 #include <string>

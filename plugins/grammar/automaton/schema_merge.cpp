@@ -1,0 +1,96 @@
+// Keyword-wise merge of JSON schemas (see schema_merge.h).
+#include "schema_merge.h"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "numeric_range.h"
+#include "sable/cpp/error.h"
+
+namespace sable::grammar {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+[[noreturn]] void conflict(const std::string& key, const std::string& path, const std::string& why) {
+  sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                   "allOf/$ref: '" + key + "' " + why + " (at " + (path.empty() ? "/" : path) + ")");
+}
+
+std::vector<std::string> type_list(const Json& t, const std::string& path) {
+  std::vector<std::string> out;
+  if (t.is_string()) out.push_back(t.get<std::string>());
+  if (t.is_array())
+    for (const Json& x : t)
+      if (x.is_string()) out.push_back(x.get<std::string>());
+  if (out.empty()) conflict("type", path, "must be a string or a list of strings");
+  return out;
+}
+
+Json merged_types(const Json& a, const Json& b, const std::string& path) {
+  const std::vector<std::string> ta = type_list(a, path), tb = type_list(b, path);
+  auto has = [](const std::vector<std::string>& v, const std::string& t) {
+    return std::find(v.begin(), v.end(), t) != v.end();
+  };
+  Json out = Json::array();
+  for (const std::string& t : ta) {
+    if (has(tb, t) || (t == "integer" && has(tb, "number"))) out.push_back(t);
+    else if (t == "number" && has(tb, "integer")) out.push_back("integer");
+  }
+  if (out.empty()) conflict("type", path, "has no type in common between the schemas");
+  return out.size() == 1 ? out[0] : out;
+}
+
+}  // namespace
+
+bool is_annotation_keyword(const std::string& key) {
+  static const std::set<std::string> kAnnotations = {
+      "title",    "description", "default",          "examples",        "deprecated",
+      "readOnly", "writeOnly",   "$comment",         "$schema",         "$id",
+      "$anchor",  "$vocabulary", "$dynamicAnchor",   "contentEncoding", "contentMediaType",
+      "contentSchema", "$defs",  "definitions"};
+  return kAnnotations.count(key) > 0;
+}
+
+void merge_schema(Json& a, const Json& b, const std::string& path) {
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    const std::string& key = it.key();
+    const Json& v = it.value();
+    if (!a.contains(key)) {
+      a[key] = v;
+      continue;
+    }
+    Json& mine = a[key];
+    if (mine == v || is_annotation_keyword(key)) continue;
+    if (key == "required" && mine.is_array() && v.is_array()) {
+      for (const Json& r : v)
+        if (std::find(mine.begin(), mine.end(), r) == mine.end()) mine.push_back(r);
+    } else if (key == "properties" && mine.is_object() && v.is_object()) {
+      for (auto p = v.begin(); p != v.end(); ++p) {
+        if (!mine.contains(p.key())) mine[p.key()] = p.value();
+        else if (mine[p.key()] != p.value())
+          mine[p.key()] = Json{{"allOf", Json::array({mine[p.key()], p.value()})}};
+      }
+    } else if (key == "type") {
+      mine = merged_types(mine, v, path);
+    } else if (key == "enum" && mine.is_array() && v.is_array()) {
+      Json common = Json::array();
+      for (const Json& x : mine)
+        if (std::find(v.begin(), v.end(), x) != v.end()) common.push_back(x);
+      if (common.empty()) conflict(key, path, "has no value in common between the schemas");
+      mine = std::move(common);
+    } else if ((key == "minimum" || key == "maximum" || key == "exclusiveMinimum" ||
+                key == "exclusiveMaximum" || key == "minLength" || key == "maxLength" ||
+                key == "minItems" || key == "maxItems") &&
+               mine.is_number() && v.is_number()) {
+      const int c = compare_decimal(parse_decimal(mine.dump()), parse_decimal(v.dump()));
+      const bool keep_larger = key.starts_with("min") || key == "exclusiveMinimum";
+      if ((keep_larger && c < 0) || (!keep_larger && c > 0)) mine = v;
+    } else {
+      conflict(key, path, "has different values in the merged schemas; merging them is not supported");
+    }
+  }
+}
+
+}  // namespace sable::grammar
