@@ -45,7 +45,7 @@ pip_install() {
 # Python packages for the end-to-end suite and tokenizer benchmark comparisons.
 # module[:pip name]; jinja2 and PyYAML let the e2e suite render the reference chat template and
 # read the OpenAI spec; jsonschema checks tool-call arguments and structured output against their
-# schemas; gguf (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests;
+# schemas (rfc3339-validator and rfc3986-validator give its format checker date-time, time, uri); gguf (llama.cpp's gguf-py) writes the reference GGUF files of the GGUF tests;
 # huggingface_hub checks that Sable and the reference library share one Hugging Face cache.
 # nanobind and scikit-build-core build the Python package (python/: make test builds it when
 # nanobind is importable; pip install ./python uses both); tqdm (run_batch progress bars) and
@@ -55,7 +55,8 @@ pip_install() {
 # tests/e2e/test_client_sglang.py runs it against sable serve.
 py_packages=(pytest requests openai jinja2 yaml:pyyaml jsonschema gguf huggingface_hub nanobind
              scikit_build_core:scikit-build-core tqdm nest_asyncio pydantic numpy pybase64 aiohttp
-             msgspec IPython:ipython)
+             msgspec IPython:ipython rfc3339_validator:rfc3339-validator
+             rfc3986_validator:rfc3986-validator)
 py_missing=()
 for entry in "${py_packages[@]}"; do
   python3 -c "import ${entry%%:*}" >/dev/null 2>&1 || py_missing+=("${entry#*:}")

@@ -5,6 +5,7 @@ must match exactly, end with EOS (finish_reason stop), and survive sampling at t
 import json
 import re
 
+import jsonschema
 import openai
 import pytest
 import requests
@@ -65,6 +66,71 @@ def test_json_schema_output_parses_and_conforms(server, temperature):
                                 "temperature": temperature, "sampling_seed": seed})
         assert out["meta_info"]["finish_reason"]["type"] == "stop", out
         check_schema_output(out["text"])
+
+
+# Every output is validated with the `jsonschema` package (format checker on: ipv4, ipv6, uuid,
+# date, date-time are checked by it), so a keyword the grammar ignored would show up here.
+RICH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "delta": {"type": "integer", "exclusiveMinimum": -20, "exclusiveMaximum": -3},
+        "score": {"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25},
+        "ip": {"type": "string", "format": "ipv4"},
+        "ip6": {"type": "string", "format": "ipv6"},
+        "id": {"type": "string", "format": "uuid"},
+        "when": {"type": "string", "format": "date-time"},
+        "code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
+        "nick": {"type": "string", "minLength": 2, "maxLength": 5},
+        "kind": {"enum": ["a", 1, None, [1, 2]]},
+        "tags": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 9},
+                 "minItems": 1, "maxItems": 3},
+        "pair": {"type": "array", "prefixItems": [{"type": "boolean"}, {"const": "x"}],
+                 "items": False},
+        "opt": {"allOf": [{"type": "integer"}, {"minimum": 10}, {"maximum": 12}]},
+    },
+    "required": ["age", "delta", "score", "ip", "ip6", "id", "when", "code", "nick", "kind",
+                 "tags", "pair"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_keywords_are_enforced(server):
+    validator = jsonschema.Draft202012Validator(
+        RICH_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    finished = 0
+    for seed in range(4):
+        out = generate(server, {"json_schema": json.dumps(RICH_SCHEMA), "max_new_tokens": 400,
+                                "temperature": 1.0, "sampling_seed": seed})
+        if out["meta_info"]["finish_reason"]["type"] != "stop":
+            continue  # cut by max_new_tokens (a random model may ramble inside a string)
+        finished += 1
+        value = json.loads(out["text"])
+        errors = [e.message for e in validator.iter_errors(value)]
+        assert errors == [], (out["text"], errors)
+    assert finished > 0
+
+
+def test_unenforceable_keywords_are_400_naming_them(server):
+    cases = [
+        ({"type": "integer", "multipleOf": 3}, "multipleOf"),
+        ({"type": "object", "properties": {"a": {"not": {"type": "string"}}}},
+         "'not' (negation) is not supported (at /properties/a/not)"),
+        ({"type": "string", "format": "hostname"}, "format 'hostname' is not supported"),
+        ({"type": "array", "uniqueItems": True}, "uniqueItems"),
+        ({"type": "integer", "minimum": 3, "maximum": 2}, "no integer lies between"),
+    ]
+    for schema, needle in cases:
+        r = requests.post(server.url + "/generate", json={
+            "text": "x", "sampling_params": {"json_schema": json.dumps(schema)}})
+        assert r.status_code == 400, (schema, r.text)
+        assert needle in r.text, (schema, r.text)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    with pytest.raises(openai.BadRequestError, match="patternProperties"):
+        client.chat.completions.create(
+            model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], max_tokens=8,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
+                "type": "object", "patternProperties": {"^a": {"type": "integer"}}}}})
 
 
 def test_streaming_and_batch_with_mixed_constraints(server):
