@@ -88,29 +88,28 @@ std::string render_chat(const ChatRenderer& renderer, const nlohmann::ordered_js
 struct ChatParts {
   std::string reasoning;  // empty: none
   std::string content;
-  std::vector<ToolCall> calls;
+  std::vector<ToolCall> calls;        // complete calls
+  std::vector<ToolCallDelta> deltas;  // calls as they stream (tool_call_parser.h)
 };
 
 // Per-choice incremental parsing of a chat output: reasoning first, then tool calls in the
-// content (forced calls: the whole JSON at the end). Unknown functions are logged and dropped.
-// Inactive (text passes through as content) when the request asks for neither. Not thread-safe.
+// content (forced calls: the output is the calls' JSON, format kJson). Unknown functions are
+// logged and dropped. Inactive (text passes through as content) when the request asks for
+// neither. Not thread-safe.
 class ChatOutputParser {
  public:
   explicit ChatOutputParser(const OpenAIRequest& req);
-  bool active() const { return forced_ || reasoning_ || tools_; }
+  bool active() const { return reasoning_ || tools_; }
   ChatParts feed(std::string_view text);
   ChatParts finish();
-  int calls_emitted() const { return calls_; }
+  int calls_started() const { return calls_started_; }
 
  private:
   ChatParts run(std::string_view text, bool last);
 
-  bool forced_ = false;
-  std::vector<std::string> tool_names_;
-  std::string forced_text_;
   std::optional<ReasoningParser> reasoning_;
   std::optional<ToolCallParser> tools_;
-  int calls_ = 0;
+  int calls_started_ = 0;
 };
 
 // The whole output at once (what chat_response uses).
@@ -152,9 +151,11 @@ nlohmann::json completion_chunk(const ResponseHead& head, const OpenAIRequest& r
 nlohmann::json chat_role_chunk(const ResponseHead& head, int index);
 nlohmann::json chat_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
                           const Delta& delta, const tokenizer::Tokenizer& tok);
-// The same through `parser` (active): delta.reasoning_content / content / tool_calls (each call
-// whole, with its id and index), finish_reason "tool_calls" when calls were sent and generation
-// stopped. nullopt when there is nothing to send yet (text held back, no logprobs, not finished).
+// The same through `parser` (active): delta.reasoning_content / content / tool_calls (a call's
+// first entry has index, id, type and function.name, later ones index and function.arguments
+// pieces), finish_reason "tool_calls" when calls were sent and generation stopped ("length" when
+// it was cut). nullopt when there is nothing to send yet (text held back, no logprobs, not
+// finished).
 std::optional<nlohmann::json> chat_parsed_chunk(const ResponseHead& head, const OpenAIRequest& req,
                                                 int index, const Delta& delta,
                                                 const tokenizer::Tokenizer& tok,

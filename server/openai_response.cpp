@@ -83,14 +83,37 @@ json chat_logprobs(const std::vector<PositionLogprobs>& positions,
   return {{"content", std::move(content)}, {"refusal", nullptr}};
 }
 
-// [{"id", "index", "type": "function", "function": {"name", "arguments"}}], indexes from `first`.
-json tool_calls_json(const std::vector<ToolCall>& calls, int first) {
+// [{"id", "index", "type": "function", "function": {"name", "arguments"}}].
+json tool_calls_json(const std::vector<ToolCall>& calls) {
   json list = json::array();
   for (size_t i = 0; i < calls.size(); ++i) {
     list.push_back({{"id", make_tool_call_id()},
-                    {"index", first + static_cast<int>(i)},
+                    {"index", static_cast<int>(i)},
                     {"type", "function"},
                     {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+  }
+  return list;
+}
+
+// Stream entries of tool_calls: consecutive deltas of one call merge; a call's first entry has its
+// id, type and name (and arguments ""), later ones only arguments.
+json tool_call_deltas_json(const std::vector<ToolCallDelta>& deltas) {
+  json list = json::array();
+  for (const ToolCallDelta& d : deltas) {
+    if (!list.empty() && list.back()["index"] == d.index && d.name.empty()) {
+      list.back()["function"]["arguments"] =
+          list.back()["function"]["arguments"].get<std::string>() + d.arguments;
+      continue;
+    }
+    json entry = {{"index", d.index}};
+    if (!d.name.empty()) {
+      entry["id"] = make_tool_call_id();
+      entry["type"] = "function";
+      entry["function"] = {{"name", d.name}, {"arguments", d.arguments}};
+    } else {
+      entry["function"] = {{"arguments", d.arguments}};
+    }
+    list.push_back(std::move(entry));
   }
   return list;
 }
@@ -112,28 +135,16 @@ json head_json(const ResponseHead& head, const char* object) {
 
 }  // namespace
 
-ChatOutputParser::ChatOutputParser(const OpenAIRequest& req)
-    : forced_(req.forced_tool_calls), tool_names_(req.tool_names) {
+ChatOutputParser::ChatOutputParser(const OpenAIRequest& req) {
   if (req.reasoning_format) reasoning_.emplace(*req.reasoning_format);
-  if (req.tool_format && !forced_) tools_.emplace(*req.tool_format, tool_names_);
+  if (req.forced_tool_calls)
+    tools_.emplace(ToolCallFormat::kJson, req.tool_names);
+  else if (req.tool_format)
+    tools_.emplace(*req.tool_format, req.tool_names);
 }
 
 ChatParts ChatOutputParser::run(std::string_view text, bool last) {
   ChatParts parts;
-  auto warn_unknown = [](const std::vector<std::string>& unknown) {
-    for (const auto& name : unknown)
-      log::warn("dropped a tool call to '{}': it is not in the request's tools", name);
-  };
-  if (forced_) {
-    forced_text_ += text;
-    if (!last) return parts;
-    ParsedToolCalls parsed = parse_forced_tool_calls(tool_names_, forced_text_);
-    warn_unknown(parsed.unknown);
-    parts.content = std::move(parsed.content);
-    parts.calls = std::move(parsed.calls);
-    calls_ += static_cast<int>(parts.calls.size());
-    return parts;
-  }
   std::string content;
   if (reasoning_) {
     ReasoningPieces p = reasoning_->feed(text);
@@ -155,10 +166,16 @@ ChatParts ChatOutputParser::run(std::string_view text, bool last) {
   outs.push_back(tools_->feed(content));
   if (last) outs.push_back(tools_->finish());
   ParsedToolCalls parsed = collect_tool_calls(outs);
-  warn_unknown(parsed.unknown);
+  for (const auto& name : parsed.unknown)
+    log::warn("dropped a tool call to '{}': it is not in the request's tools", name);
   parts.content = std::move(parsed.content);
   parts.calls = std::move(parsed.calls);
-  calls_ += static_cast<int>(parts.calls.size());
+  for (ToolCallOutput& o : outs) {
+    for (ToolCallDelta& d : o.deltas) {
+      if (!d.name.empty()) ++calls_started_;
+      parts.deltas.push_back(std::move(d));
+    }
+  }
   return parts;
 }
 
@@ -176,6 +193,7 @@ ChatParts parse_chat_output(const OpenAIRequest& req, std::string_view text) {
   parts.reasoning += rest.reasoning;
   parts.content += rest.content;
   for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+  for (ToolCallDelta& d : rest.deltas) parts.deltas.push_back(std::move(d));
   return parts;
 }
 
@@ -251,7 +269,7 @@ json chat_response(const ResponseHead& head, const OpenAIRequest& req,
         {"content", std::move(parts.content)},
         {"refusal", nullptr},
         {"reasoning_content", parts.reasoning.empty() ? json(nullptr) : json(parts.reasoning)}};
-    if (!parts.calls.empty()) message["tool_calls"] = tool_calls_json(parts.calls, 0);
+    if (!parts.calls.empty()) message["tool_calls"] = tool_calls_json(parts.calls);
     json choice = {
         {"index", i},
         {"message", std::move(message)},
@@ -306,29 +324,28 @@ json chat_chunk(const ResponseHead& head, const OpenAIRequest& req, int index, c
 std::optional<json> chat_parsed_chunk(const ResponseHead& head, const OpenAIRequest& req, int index,
                                       const Delta& delta, const tokenizer::Tokenizer& tok,
                                       ChatOutputParser& parser) {
-  const int first_call = parser.calls_emitted();
   ChatParts parts = parser.feed(delta.text);
   if (delta.finish) {
     ChatParts rest = parser.finish();
     parts.reasoning += rest.reasoning;
     parts.content += rest.content;
-    for (ToolCall& c : rest.calls) parts.calls.push_back(std::move(c));
+    for (ToolCallDelta& d : rest.deltas) parts.deltas.push_back(std::move(d));
   }
   const bool with_logprobs = req.logprobs && !delta.output_logprobs.empty();
-  if (parts.reasoning.empty() && parts.content.empty() && parts.calls.empty() && !with_logprobs &&
+  if (parts.reasoning.empty() && parts.content.empty() && parts.deltas.empty() && !with_logprobs &&
       !delta.finish) {
     return std::nullopt;
   }
   json d = json::object();
   if (!parts.reasoning.empty()) d["reasoning_content"] = std::move(parts.reasoning);
-  if (!parts.content.empty() || (d.empty() && parts.calls.empty() && !delta.finish))
+  if (!parts.content.empty() || (d.empty() && parts.deltas.empty() && !delta.finish))
     d["content"] = std::move(parts.content);
-  if (!parts.calls.empty()) d["tool_calls"] = tool_calls_json(parts.calls, first_call);
+  if (!parts.deltas.empty()) d["tool_calls"] = tool_call_deltas_json(parts.deltas);
   json choice = {
       {"index", index},
       {"delta", std::move(d)},
       {"logprobs", with_logprobs ? chat_logprobs(delta.output_logprobs, tok) : json(nullptr)}};
-  set_finish(choice, delta.finish, parser.calls_emitted() > 0);
+  set_finish(choice, delta.finish, parser.calls_started() > 0);
   json out = head_json(head, "chat.completion.chunk");
   out["choices"] = json::array({std::move(choice)});
   return out;

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <random>
 
+#include "server/call_object_scan.h"
 #include "server/text_scan.h"
 
 namespace sable::server {
@@ -96,7 +96,7 @@ ParsedToolCalls collect_tool_calls(const std::vector<ToolCallOutput>& outputs) {
 std::optional<ToolCallFormat> tool_call_format_from_name(std::string_view name) {
   if (name == "qwen25" || name == "qwen") return ToolCallFormat::kQwen25;
   if (name == "llama3") return ToolCallFormat::kLlama3;
-  if (name == "mistral") return ToolCallFormat::kMistral;
+  if (name == "mistral") return ToolCallFormat::kMistral;  // kJson is internal: no name
   return std::nullopt;
 }
 
@@ -123,15 +123,63 @@ void ToolCallParser::emit_content(std::string_view text, ToolCallOutput& out) {
     out.pieces.push_back({std::move(piece), std::nullopt});
 }
 
+bool ToolCallParser::known(const std::string& name) const {
+  return std::find(tool_names_.begin(), tool_names_.end(), name) != tool_names_.end();
+}
+
+// A whole call that never streamed: unknown ones are reported, known ones get one delta.
 void ToolCallParser::emit_call(ToolCall call, ToolCallOutput& out) {
   pending_ws_.clear();
   skip_ws_ = true;
   python_tag_pending_ = false;
-  if (std::find(tool_names_.begin(), tool_names_.end(), call.name) == tool_names_.end()) {
+  if (!known(call.name)) {
     out.unknown.push_back(std::move(call.name));
     return;
   }
+  out.deltas.push_back({next_index_++, call.name, call.arguments});
   out.pieces.push_back({"", std::move(call)});
+}
+
+// The call object at buffer_[offset] (open or complete): starts the call once it may, then sends
+// the arguments text received since the last delta.
+void ToolCallParser::stream_call(size_t offset, ToolCallOutput& out) {
+  const std::string_view text = std::string_view(buffer_).substr(offset);
+  const CallObjectScan scan = scan_call_object(text);
+  constexpr size_t npos = std::string_view::npos;
+  if (!open_.started) {
+    if (!scan.name || scan.args_begin == npos || scan.args_begin >= scan.valid_end ||
+        text[scan.args_begin] != '{' || !known(*scan.name))
+      return;
+    open_ = {true, next_index_++, *scan.name, offset, 0};
+    pending_ws_.clear();
+    python_tag_pending_ = false;
+    out.deltas.push_back({open_.index, open_.name, ""});
+  }
+  const size_t from = scan.args_begin + open_.args_sent;
+  const size_t until = std::min(scan.args_end, scan.valid_end);
+  if (until > from) {
+    out.deltas.push_back({open_.index, "", std::string(text.substr(from, until - from))});
+    open_.args_sent += until - from;
+  }
+}
+
+// The block of a call ended: `call` is what it parsed to (nullopt: malformed), `raw` its text.
+// A started call becomes a call if it parsed (else it is dropped); any other block is a call,
+// an unknown call, or (malformed) content, as before streaming existed.
+void ToolCallParser::close_call(std::optional<ToolCall> call, std::string_view raw,
+                                ToolCallOutput& out) {
+  if (!open_.started) {
+    if (call)
+      emit_call(std::move(*call), out);
+    else
+      emit_content(raw, out);
+    return;
+  }
+  if (call && call->name == open_.name) out.pieces.push_back({"", std::move(*call)});
+  open_ = {};
+  pending_ws_.clear();
+  skip_ws_ = true;
+  python_tag_pending_ = false;
 }
 
 // Each step_* handles the current state once: true when it moved on (run again), false when it
@@ -157,8 +205,9 @@ bool ToolCallParser::step_qwen(ToolCallOutput& out) {
   if (i == buffer_.size()) return false;
   size_t body_end = std::string::npos, end = std::string::npos;
   if (buffer_[i] == '{') {
+    stream_call(i, out);
     const size_t object_end = json_value_end(buffer_, i);
-    if (object_end == std::string::npos) return false;  // finish() makes it content
+    if (object_end == std::string::npos) return false;  // finish() decides
     const std::string_view rest =
         std::string_view(buffer_).substr(first_non_space(buffer_, object_end));
     if (rest.starts_with(kQwenClose)) {
@@ -176,10 +225,7 @@ bool ToolCallParser::step_qwen(ToolCallOutput& out) {
   }
   const std::string_view body =
       std::string_view(buffer_).substr(kQwenOpen.size(), body_end - kQwenOpen.size());
-  if (auto call = call_from_text(body))
-    emit_call(std::move(*call), out);
-  else
-    emit_content(std::string_view(buffer_).substr(0, end), out);  // malformed: plain text
+  close_call(call_from_text(body), std::string_view(buffer_).substr(0, end), out);
   buffer_.erase(0, end);
   state_ = State::kText;
   return true;
@@ -221,15 +267,17 @@ bool ToolCallParser::step_llama3(ToolCallOutput& out) {
       const size_t i = first_non_space(buffer_);
       if (i == buffer_.size()) return false;
       if (buffer_[i] != '{') return malformed();
+      stream_call(i, out);
       const size_t end = json_value_end(buffer_, i);
       if (end == std::string::npos) return false;
       const size_t next = first_non_space(buffer_, end);
       if (next == buffer_.size()) return false;  // ';' or the end of the output decides
-      if (buffer_[next] != ';') return malformed();
+      const bool separator = buffer_[next] == ';';
       auto call = call_from_text(std::string_view(buffer_).substr(i, end - i));
-      if (!call) return malformed();
-      emit_call(std::move(*call), out);
-      buffer_.erase(0, next + 1);
+      if ((!separator || !call) && !open_.started) return malformed();
+      close_call(std::move(call), {}, out);  // a started call: the text after it is content
+      buffer_.erase(0, separator ? next + 1 : end);
+      if (!separator) state_ = State::kPlain;
       return true;
     }
     case State::kPlain:
@@ -238,6 +286,45 @@ bool ToolCallParser::step_llama3(ToolCallOutput& out) {
       return false;
   }
   return false;
+}
+
+// The JSON array of call objects at buffer_[start] ('['): each element is streamed and closed as
+// it completes. True once the list closed (buffer_ consumed through it). Not a list of calls: as
+// content, from the element that failed (the whole region when no call of it started).
+bool ToolCallParser::step_list(size_t start, ToolCallOutput& out) {
+  size_t pos = start + 1;
+  auto not_calls = [&](size_t from) {
+    const size_t list_end = json_value_end(buffer_, start);
+    if (list_end == std::string::npos) return false;  // finish() decides
+    if (list_closed_ == 0 && !open_.started) from = 0;
+    emit_content(std::string_view(buffer_).substr(from, list_end - from), out);
+    buffer_.erase(0, list_end);
+    list_closed_ = 0;
+    return true;
+  };
+  for (size_t k = 0;; ++k) {
+    pos = first_non_space(buffer_, pos);
+    if (pos == buffer_.size()) return false;
+    if (buffer_[pos] != '{') return not_calls(pos);
+    if (k >= list_closed_) stream_call(pos, out);
+    const size_t end = json_value_end(buffer_, pos);
+    if (end == std::string::npos) return false;
+    if (k >= list_closed_) {
+      auto call = call_from_text(std::string_view(buffer_).substr(pos, end - pos));
+      if (!call && !open_.started) return not_calls(pos);
+      close_call(std::move(call), {}, out);
+      ++list_closed_;
+    }
+    pos = first_non_space(buffer_, end);
+    if (pos == buffer_.size()) return false;
+    if (buffer_[pos] == ']') {
+      buffer_.erase(0, pos + 1);
+      list_closed_ = 0;
+      return true;
+    }
+    if (buffer_[pos] != ',') return not_calls(pos);
+    ++pos;
+  }
 }
 
 bool ToolCallParser::step_mistral(ToolCallOutput& out) {
@@ -258,33 +345,37 @@ bool ToolCallParser::step_mistral(ToolCallOutput& out) {
   // kCall: buffer_ starts with [TOOL_CALLS].
   const size_t i = first_non_space(buffer_, kMistralTag.size());
   if (i == buffer_.size()) return false;
-  state_ = State::kText;
   if (buffer_[i] != '[') {  // not a call list: the marker is plain text
+    state_ = State::kText;
     emit_content(std::string_view(buffer_).substr(0, i), out);
     buffer_.erase(0, i);
     return true;
   }
-  const size_t end = json_value_end(buffer_, i);
-  if (end == std::string::npos) {
-    state_ = State::kCall;
+  if (!step_list(i, out)) return false;
+  state_ = State::kText;
+  return true;
+}
+
+// The forced output: one call object or a list of them; anything after it is content.
+bool ToolCallParser::step_json(ToolCallOutput& out) {
+  if (state_ == State::kPlain || state_ == State::kText) {
+    emit_content(buffer_, out);
+    buffer_.clear();
     return false;
   }
-  const ordered_json list =
-      ordered_json::parse(std::string_view(buffer_).substr(i, end - i), nullptr, false);
-  std::vector<ToolCall> calls;
-  if (list.is_array()) {
-    for (const ordered_json& item : list) {
-      auto call = call_from_json(item);
-      if (!call) break;
-      calls.push_back(std::move(*call));
-    }
+  const size_t i = first_non_space(buffer_);
+  if (i == buffer_.size()) return false;
+  if (buffer_[i] == '[') {
+    if (!step_list(i, out)) return false;
+  } else if (buffer_[i] == '{') {
+    stream_call(i, out);
+    const size_t end = json_value_end(buffer_, i);
+    if (end == std::string::npos) return false;
+    close_call(call_from_text(std::string_view(buffer_).substr(i, end - i)),
+               std::string_view(buffer_).substr(0, end), out);
+    buffer_.erase(0, end);
   }
-  if (!calls.empty() && calls.size() == list.size()) {
-    for (ToolCall& c : calls) emit_call(std::move(c), out);
-  } else {
-    emit_content(std::string_view(buffer_).substr(0, end), out);
-  }
-  buffer_.erase(0, end);
+  state_ = State::kPlain;
   return true;
 }
 
@@ -301,13 +392,34 @@ void ToolCallParser::step(ToolCallOutput& out) {
       case ToolCallFormat::kMistral:
         moved = step_mistral(out);
         break;
+      case ToolCallFormat::kJson:
+        moved = step_json(out);
+        break;
     }
     if (!moved) return;
   }
 }
 
-// The output ended: a complete trailing llama3 call is a call; anything else held is content.
+// The output ended. A started call whose object is complete is a call (its closing tag was cut
+// off), an incomplete one is dropped with the rest of its block; a complete trailing llama3 call
+// is a call; a forced (kJson) output's unfinished tail is dropped; anything else is content.
 void ToolCallParser::finish_region(ToolCallOutput& out) {
+  if (open_.started) {
+    const std::string_view object = std::string_view(buffer_).substr(open_.offset);
+    const size_t end = json_value_end(object, 0);
+    close_call(end == std::string::npos ? std::nullopt : call_from_text(object.substr(0, end)), {},
+               out);
+    buffer_.clear();
+    list_closed_ = 0;
+    return;
+  }
+  // A list whose calls were sent, cut before it closed, or a forced output cut before its first
+  // call started: nothing else (a forced output is all calls, never content).
+  if (list_closed_ > 0 || (format_ == ToolCallFormat::kJson && state_ != State::kPlain)) {
+    buffer_.clear();
+    list_closed_ = 0;
+    return;
+  }
   if (format_ == ToolCallFormat::kLlama3 && state_ == State::kCall) {
     const size_t i = first_non_space(buffer_);
     if (i < buffer_.size() && buffer_[i] == '{') {
@@ -357,79 +469,9 @@ ParsedToolCalls parse_tool_calls(ToolCallFormat format, const std::vector<std::s
   return collect_tool_calls(outputs);
 }
 
-std::string forced_tool_schema(const ordered_json& tools, const std::string* named, bool parallel) {
-  ordered_json defs = ordered_json::object();
-  std::vector<ordered_json> alternatives;
-  for (const ordered_json& tool : tools) {
-    const ordered_json& fn = tool.at("function");
-    const std::string name = fn.at("name").get<std::string>();
-    if (named && name != *named) continue;
-    ordered_json params = ordered_json::object();
-    params["type"] = "object";
-    if (auto it = fn.find("parameters"); it != fn.end() && !it->is_null()) params = *it;
-    if (auto d = params.find("$defs"); d != params.end() && d->is_object()) {
-      for (auto it = d->begin(); it != d->end(); ++it) defs[it.key()] = it.value();
-      params.erase("$defs");
-    }
-    ordered_json name_schema = ordered_json::object();
-    name_schema["const"] = name;
-    ordered_json object = ordered_json::object();
-    object["type"] = "object";
-    object["properties"] = ordered_json::object();
-    object["properties"]["name"] = std::move(name_schema);
-    object["properties"]["parameters"] = std::move(params);
-    object["required"] = ordered_json::array({"name", "parameters"});
-    alternatives.push_back(std::move(object));
-  }
-  ordered_json schema;
-  if (named) {
-    schema = alternatives.empty() ? ordered_json::object() : alternatives.front();
-  } else {
-    schema = ordered_json::object();
-    schema["type"] = "array";
-    schema["minItems"] = 1;
-    if (!parallel) schema["maxItems"] = 1;
-    schema["items"] = ordered_json::object();
-    schema["items"]["anyOf"] = ordered_json(alternatives);
-  }
-  if (!defs.empty()) schema["$defs"] = std::move(defs);
-  return compact(schema);
-}
-
 ParsedToolCalls parse_forced_tool_calls(const std::vector<std::string>& tool_names,
                                         std::string_view text) {
-  ParsedToolCalls parsed;
-  const ordered_json j = ordered_json::parse(text, nullptr, false);
-  std::vector<ToolCall> calls;
-  bool ok = !j.is_discarded() && (j.is_object() || (j.is_array() && !j.empty()));
-  if (ok) {
-    for (const ordered_json& item : j.is_array() ? j : ordered_json::array({j})) {
-      auto call = call_from_json(item);
-      if (!call) {
-        ok = false;
-        break;
-      }
-      calls.push_back(std::move(*call));
-    }
-  }
-  if (!ok) {
-    parsed.content = std::string(text);
-    return parsed;
-  }
-  for (ToolCall& c : calls) {
-    if (std::find(tool_names.begin(), tool_names.end(), c.name) == tool_names.end()) {
-      parsed.unknown.push_back(std::move(c.name));
-    } else {
-      parsed.calls.push_back(std::move(c));
-    }
-  }
-  return parsed;
-}
-
-std::string make_tool_call_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const uint64_t hi = rng(), lo = rng();
-  return fmt::format("call_{:08x}{:016x}", static_cast<uint32_t>(hi), lo);
+  return parse_tool_calls(ToolCallFormat::kJson, tool_names, text);
 }
 
 }  // namespace sable::server

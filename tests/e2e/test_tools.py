@@ -49,7 +49,9 @@ def check_calls(calls, names=SCHEMAS):
 
 
 def stream_message(response):
-    """(reasoning, content, calls by index, finish_reason, chunks) of a chat SSE response."""
+    """(reasoning, content, calls by index, finish_reason, chunks) of a chat SSE response. A
+    call's first delta has its id, type and name; the arguments arrive in pieces (accumulated
+    here as the openai client does)."""
     events = sse_events(response)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
@@ -61,7 +63,12 @@ def stream_message(response):
             reasoning += delta.get("reasoning_content") or ""
             content += delta.get("content") or ""
             for tc in delta.get("tool_calls") or []:
-                calls.setdefault(tc["index"], tc)
+                if tc["index"] not in calls:
+                    assert CALL_ID.fullmatch(tc["id"]) and tc["function"]["name"], tc
+                    calls[tc["index"]] = json.loads(json.dumps(tc))
+                else:
+                    assert "id" not in tc and "name" not in tc["function"], tc
+                    calls[tc["index"]]["function"]["arguments"] += tc["function"]["arguments"]
             if choice["finish_reason"]:
                 finish = choice["finish_reason"]
     return reasoning, content, [calls[i] for i in sorted(calls)], finish, chunks
@@ -91,13 +98,75 @@ def test_required_parallel_calls(server):
         r = chat(server, tools=TOOLS, tool_choice="required", max_tokens=400, temperature=1.0,
                  seed=seed)
         choice = r.json()["choices"][0]
+        assert choice["message"]["content"] == ""  # never the raw JSON
         if choice["finish_reason"] == "length":  # a random model may keep adding calls
-            assert choice["message"]["content"].startswith("[")
             continue
         finished += 1
         assert choice["finish_reason"] == "tool_calls"
         check_calls(choice["message"]["tool_calls"])
     assert finished > 0
+
+
+@pytest.mark.parametrize("max_tokens", [12, 40, 80, 160])
+def test_required_parallel_calls_cut_by_max_tokens(server, max_tokens):
+    """Issue 11: streaming, tool_choice required, parallel calls and a max_tokens that cuts the
+    list: every call completed before the cut arrives as a tool call (never as content), the
+    cut one may have sent part of its arguments, and finish_reason is length. The same request
+    without streaming (same seed, same tokens) gives the complete calls as tool_calls."""
+    body = dict(tools=TOOLS, tool_choice="required", max_tokens=max_tokens, temperature=1.0,
+                seed=1)
+    full = chat(server, **body).json()
+    choice = full["choices"][0]
+    r = chat(server, **body, stream=True, stream_options={"include_usage": True})
+    assert r.status_code == 200, r.text
+    reasoning, content, calls, finish, chunks = stream_message(r)
+    assert content == "" and reasoning == ""
+    assert finish == choice["finish_reason"]
+    assert chunks[-1]["usage"]["completion_tokens"] == full["usage"]["completion_tokens"]
+    complete = choice["message"].get("tool_calls") or []
+    if complete:
+        check_calls(complete)
+    assert choice["message"]["content"] == ""
+    if finish == "length":
+        assert full["usage"]["completion_tokens"] == max_tokens
+        # The complete calls stream whole; a last, cut one may follow with partial arguments.
+        assert len(calls) in (len(complete), len(complete) + 1)
+    else:
+        assert finish == "tool_calls" and len(calls) == len(complete)
+    for streamed, whole in zip(calls, complete):
+        assert streamed["function"]["name"] == whole["function"]["name"]
+        assert json.loads(streamed["function"]["arguments"]) == \
+            json.loads(whole["function"]["arguments"])
+    # The openai client accumulates the same calls.
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+    stream = client.chat.completions.create(model=MODEL_NAME, messages=MESSAGES, stream=True,
+                                            **body)
+    names, args, text, finish = {}, {}, "", None
+    for chunk in stream:
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            for tc in c.delta.tool_calls or []:
+                names[tc.index] = (names.get(tc.index) or "") + (tc.function.name or "")
+                args[tc.index] = args.get(tc.index, "") + (tc.function.arguments or "")
+            finish = c.finish_reason or finish
+    assert text == "" and finish == choice["finish_reason"]
+    for i, whole in enumerate(complete):
+        assert names[i] == whole["function"]["name"]
+        jsonschema.validate(json.loads(args[i]), SCHEMAS[names[i]])
+
+
+def test_some_cut_leaves_complete_calls(server):
+    """The truncated case is really exercised: some seed's call list is cut after a complete
+    call (so that the test above is not only about lists that finished)."""
+    for seed in range(6):
+        for max_tokens in (40, 80):
+            choice = chat(server, tools=TOOLS, tool_choice="required", max_tokens=max_tokens,
+                          temperature=1.0, seed=seed).json()["choices"][0]
+            if choice["finish_reason"] == "length" and choice["message"].get("tool_calls"):
+                check_calls(choice["message"]["tool_calls"])
+                assert choice["message"]["content"] == ""
+                return
+    pytest.fail("no max_tokens cut the call list after a complete call")
 
 
 def test_named_tool_choice_through_the_openai_client(server):
@@ -275,7 +344,7 @@ def test_parser_server_stream(parser_server):
     for chunk in stream:
         for choice in chunk.choices:
             text += choice.delta.content or ""
-            names += [tc.function.name for tc in choice.delta.tool_calls or []]
+            names += [tc.function.name for tc in choice.delta.tool_calls or [] if tc.function.name]
     assert text == "Hithen" and names == ["f", "f"]
 
 

@@ -116,10 +116,20 @@ TEST(ToolCallParser, QwenMalformedBlocksStayContent) {
   auto p = parse_tool_calls(F::kQwen25, kTools, kQwenSamples[2]);
   EXPECT_TRUE(p.calls.empty());
   EXPECT_EQ(p.content, kQwenSamples[2]);
-  // Unterminated (cut off by max_tokens).
+  // Cut off by max_tokens after the call object closed: the call is complete (its arguments
+  // streamed), only the closing tag is missing.
   p = parse_tool_calls(F::kQwen25, kTools, kQwenSamples[4]);
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.calls[0], call("add", R"({"a":1})"));
+  EXPECT_EQ(p.content, "text");
+  // Cut inside the arguments: the call started (its deltas went out), it is not complete, and
+  // its text is not content either.
+  p = parse_tool_calls(F::kQwen25, kTools, "text <tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\"");
   EXPECT_TRUE(p.calls.empty());
-  EXPECT_EQ(p.content, kQwenSamples[4]);
+  EXPECT_EQ(p.content, "text");
+  // Cut before the arguments began: nothing started, the block is content.
+  p = parse_tool_calls(F::kQwen25, kTools, "text <tool_call>\n{\"name\": \"add\"");
+  EXPECT_EQ(p.content, "text <tool_call>\n{\"name\": \"add\"");
   // No name, arguments not an object.
   for (const char* body : {R"({"arguments": {}})", R"({"name": "add", "arguments": [1]})",
                            R"({"name": 3})", R"(["add"])"}) {
@@ -195,7 +205,7 @@ TEST(ToolCallParser, Llama3Calls) {
 }
 
 TEST(ToolCallParser, Llama3MalformedStaysContent) {
-  for (size_t i : {3, 5, 6, 7, 8}) {
+  for (size_t i : {5, 7, 8}) {
     auto p = parse_tool_calls(F::kLlama3, kTools, kLlamaSamples[i]);
     EXPECT_TRUE(p.calls.empty()) << kLlamaSamples[i];
     EXPECT_EQ(p.content, kLlamaSamples[i]);
@@ -204,6 +214,14 @@ TEST(ToolCallParser, Llama3MalformedStaysContent) {
   auto p = parse_tool_calls(F::kLlama3, kTools, kLlamaSamples[4]);
   ASSERT_EQ(p.calls.size(), 1u);
   EXPECT_EQ(p.content, "not json");
+  // A call (it started streaming) followed by text without ';': a call, then content.
+  p = parse_tool_calls(F::kLlama3, kTools, kLlamaSamples[3]);
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.content, "and some text");
+  // Cut inside a started call: neither a call nor content.
+  p = parse_tool_calls(F::kLlama3, kTools, kLlamaSamples[6]);
+  EXPECT_TRUE(p.calls.empty());
+  EXPECT_EQ(p.content, "");
 }
 
 // ---- mistral ----
@@ -232,6 +250,11 @@ TEST(ToolCallParser, MistralCalls) {
 TEST(ToolCallParser, MistralMalformedStaysContent) {
   for (size_t i = 2; i < kMistralSamples.size(); ++i) {
     auto p = parse_tool_calls(F::kMistral, kTools, kMistralSamples[i]);
+    if (i == 4) {  // cut inside a started call
+      EXPECT_TRUE(p.calls.empty());
+      EXPECT_EQ(p.content, "");
+      continue;
+    }
     EXPECT_TRUE(p.calls.empty()) << kMistralSamples[i];
     EXPECT_EQ(p.content, kMistralSamples[i]);
   }
@@ -293,10 +316,14 @@ TEST(ForcedToolCalls, OutputBecomesCalls) {
   p = parse_forced_tool_calls(kTools, R"({"name": "add", "parameters": {"b": "x"}})");
   ASSERT_EQ(p.calls.size(), 1u);
   EXPECT_EQ(p.calls[0], call("add", R"({"b":"x"})"));
-  // Cut off: no calls, the text is the content.
+  // Cut off before the first call started: no calls, and the raw JSON is not content either.
   p = parse_forced_tool_calls(kTools, R"([{"name": "add", "param)");
   EXPECT_TRUE(p.calls.empty());
-  EXPECT_EQ(p.content, R"([{"name": "add", "param)");
+  EXPECT_EQ(p.content, "");
+  // Cut after a complete call: that call.
+  p = parse_forced_tool_calls(kTools, R"([{"name": "add", "parameters": {}}, {"name": "get)");
+  ASSERT_EQ(p.calls.size(), 1u);
+  EXPECT_EQ(p.content, "");
   p = parse_forced_tool_calls(kTools, "[]");
   EXPECT_TRUE(p.calls.empty());
   p = parse_forced_tool_calls(kTools, R"([{"name": "rm", "parameters": {}}])");
@@ -425,9 +452,10 @@ TEST(ChatTools, ResponseHasReasoningContentAndToolCalls) {
   EXPECT_EQ(json::parse(tc["function"]["arguments"].get<std::string>()), json::parse(R"({"a":1})"));
   EXPECT_TRUE(std::regex_match(tc["id"].get<std::string>(), std::regex("call_[0-9a-f]{24}")));
 
-  // Streamed token by token: the same message, in order; the last chunk says tool_calls.
+  // Streamed token by token: the same message, in order; the call's first entry has its id, type
+  // and name, the arguments follow in pieces; the last chunk says tool_calls.
   ChatOutputParser parser(req);
-  std::string reasoning, content;
+  std::string reasoning, content, arguments;
   json calls = json::array();
   json last;
   for (size_t i = 0; i < out.text.size(); ++i) {
@@ -440,14 +468,38 @@ TEST(ChatTools, ResponseHasReasoningContentAndToolCalls) {
     reasoning += delta.value("reasoning_content", "");
     content += delta.value("content", "");
     if (delta.contains("tool_calls"))
-      for (const auto& c : delta["tool_calls"]) calls.push_back(c);
+      for (const auto& c : delta["tool_calls"]) {
+        calls.push_back(c);
+        arguments += c["function"]["arguments"].get<std::string>();
+      }
     last = *chunk;
   }
   EXPECT_EQ(reasoning, "plan");
   EXPECT_EQ(content, "Hi");
-  ASSERT_EQ(calls.size(), 1u);
+  ASSERT_GT(calls.size(), 2u);  // the arguments came in pieces
   EXPECT_EQ(calls[0]["function"]["name"], "add");
+  EXPECT_EQ(calls[0]["type"], "function");
+  EXPECT_TRUE(std::regex_match(calls[0]["id"].get<std::string>(), std::regex("call_[0-9a-f]{24}")));
+  for (size_t i = 1; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i]["index"], 0);
+    EXPECT_FALSE(calls[i].contains("id"));
+  }
+  EXPECT_EQ(json::parse(arguments), json::parse(R"({"a": 1})"));
   EXPECT_EQ(last["choices"][0]["finish_reason"], "tool_calls");
+
+  // Forced calls cut by max_tokens: the complete call arrives as a tool call, the cut one is not
+  // content; finish_reason is length.
+  OpenAIRequest forced = chat_request(R"(, "tool_choice": "required")", {});
+  GenerateOutput cut;
+  cut.text = R"([{"name": "add", "parameters": {"x": 1}}, {"name": "get_weather", "param)";
+  cut.finish = Finish{};
+  cut.finish->type = Finish::Type::kLength;
+  const json rc = chat_response(head, forced, {{&cut, ""}}, qwen());
+  const json& cc = rc["choices"][0];
+  EXPECT_EQ(cc["finish_reason"], "length");
+  EXPECT_EQ(cc["message"]["content"], "");
+  ASSERT_EQ(cc["message"]["tool_calls"].size(), 1u);
+  EXPECT_EQ(cc["message"]["tool_calls"][0]["function"]["arguments"], R"({"x":1})");
 }
 
 }  // namespace
