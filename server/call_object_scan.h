@@ -1,4 +1,4 @@
-// Reads a tool-call object while it is still being generated: `{"name": "f", "arguments": {...}}`
+// Reads tool-call objects, whole (call_from_text) and while one is still being generated: `{"name": "f", "arguments": {...}}`
 // cut anywhere. The tool-call parser streams a call from it: once the name is complete and the
 // arguments object has begun, the call's first delta (id, name) goes out, then the arguments text
 // as it grows, never past the first byte that cannot continue valid JSON.
@@ -10,9 +10,12 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "server/tool_call_parser.h"
 
 namespace sable::server {
 
@@ -34,5 +37,17 @@ struct CallObjectScan {
 
 // `text` starts at the object's '{' (leading whitespace is not skipped).
 CallObjectScan scan_call_object(std::string_view text);
+
+// One past the bracket that closes the object/array opening at s[start], or npos while it is
+// still open. Strings (with escapes) are skipped; whether the JSON is valid is decided later.
+size_t json_value_end(std::string_view s, size_t start);
+
+// {"name": str, "arguments"|"parameters": object (or a string holding one)} -> a call with
+// compact arguments; nullopt when the text or the object is not one.
+std::optional<ToolCall> call_from_json(const nlohmann::ordered_json& j);
+std::optional<ToolCall> call_from_text(std::string_view text);
+
+// JSON as compact text (invalid UTF-8 replaced).
+std::string compact_json(const nlohmann::ordered_json& j);
 
 }  // namespace sable::server

@@ -2,10 +2,7 @@
 // tool_call_parser.h).
 #include "server/tool_call_parser.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <nlohmann/json.hpp>
 
 #include "server/call_object_scan.h"
 #include "server/text_scan.h"
@@ -14,68 +11,10 @@ namespace sable::server {
 
 namespace {
 
-using nlohmann::ordered_json;
-
 constexpr std::string_view kQwenOpen = "<tool_call>";
 constexpr std::string_view kQwenClose = "</tool_call>";
 constexpr std::string_view kPythonTag = "<|python_tag|>";
 constexpr std::string_view kMistralTag = "[TOOL_CALLS]";
-
-
-// One past the bracket that closes the object/array opening at s[start], or npos while it is still
-// open. Strings (with escapes) are skipped; whether the JSON is valid is decided by the parser.
-size_t json_value_end(std::string_view s, size_t start) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = start; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"')
-      in_string = true;
-    else if (c == '{' || c == '[')
-      ++depth;
-    else if ((c == '}' || c == ']') && --depth == 0)
-      return i + 1;
-  }
-  return std::string_view::npos;
-}
-
-std::string compact(const ordered_json& j) {
-  return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
-// {"name": str, "arguments"|"parameters": object (or a string holding one)} -> a call.
-std::optional<ToolCall> call_from_json(const ordered_json& j) {
-  if (!j.is_object()) return std::nullopt;
-  auto name = j.find("name");
-  if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) {
-    return std::nullopt;
-  }
-  ordered_json args = ordered_json::object();
-  for (const char* key : {"arguments", "parameters"}) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) continue;
-    args = *it;
-    break;
-  }
-  if (args.is_string()) args = ordered_json::parse(args.get<std::string>(), nullptr, false);
-  if (!args.is_object()) return std::nullopt;
-  return ToolCall{name->get<std::string>(), compact(args)};
-}
-
-std::optional<ToolCall> call_from_text(std::string_view text) {
-  const ordered_json j = ordered_json::parse(text, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return call_from_json(j);
-}
 
 }  // namespace
 

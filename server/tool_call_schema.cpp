@@ -5,19 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "server/call_object_scan.h"
 #include "server/tool_call_parser.h"
 
 namespace sable::server {
 
 using nlohmann::ordered_json;
-
-namespace {
-
-std::string compact(const ordered_json& j) {
-  return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
-}  // namespace
 
 std::string forced_tool_schema(const ordered_json& tools, const std::string* named, bool parallel) {
   ordered_json defs = ordered_json::object();
@@ -55,7 +48,7 @@ std::string forced_tool_schema(const ordered_json& tools, const std::string* nam
     schema["items"]["anyOf"] = ordered_json(alternatives);
   }
   if (!defs.empty()) schema["$defs"] = std::move(defs);
-  return compact(schema);
+  return compact_json(schema);
 }
 
 std::string make_tool_call_id() {

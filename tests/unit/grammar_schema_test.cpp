@@ -3,6 +3,7 @@
 // unsupported schemas fail with a message naming the schema path.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -274,6 +275,22 @@ TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {
   check(R"({"type":"integer","title":"t","description":"d","default":3,"examples":[1],
            "x-extra":true})",
         {"3"}, {"a"});
+}
+
+// Subschemas reached through several $refs are copied; a schema that nests them is refused by
+// a budget on the text produced, before it takes long or much memory.
+TEST(GrammarSchema, ExponentialSchemasAreRefusedQuickly) {
+  nlohmann::json defs;
+  defs["d0"] = {{"type", "string"}, {"maxLength", 5}};
+  for (int i = 1; i <= 16; ++i) {
+    const nlohmann::json ref = {{"$ref", "#/$defs/d" + std::to_string(i - 1)}};
+    defs["d" + std::to_string(i)] = {{"properties", {{"a", ref}, {"b", ref}, {"c", ref}}},
+                                     {"required", {"a", "b", "c"}}};
+  }
+  const nlohmann::json schema = {{"$defs", defs}, {"$ref", "#/$defs/d16"}};
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(error_of(schema.dump()).find("too large"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(GrammarSchema, MalformedSchemasAreRefused) {

@@ -31,6 +31,9 @@ constexpr int kMaxRefDepth = 3;
 const std::string kNothing = "[^\\s\\S]";
 // A converted schema longer than this is refused (optional properties multiply the text).
 constexpr size_t kMaxRegexSize = 4 << 20;
+// All the regex text one conversion may produce, parts included (sibling keywords merged into
+// anyOf branches and $refs copy subschemas, so a small schema could otherwise make a huge text).
+constexpr size_t kMaxProduced = 64 << 20;
 
 // Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
 const std::pair<const char*, const char*> kRefused[] = {
@@ -134,6 +137,15 @@ int64_t count_keyword(const Json& s, const char* key, int64_t fallback, const st
 }
 
 std::string Converter::value(const Json& s, const std::string& path) {
+  std::string out = value_of(s, path);
+  produced_ += out.size();
+  if (produced_ > kMaxProduced)
+    error(path, "the schema is too large (its regex would pass " +
+                    std::to_string(kMaxProduced >> 20) + " MiB)");
+  return out;
+}
+
+std::string Converter::value_of(const Json& s, const std::string& path) {
   if (s.is_boolean()) {
     if (!s.get<bool>()) error(path, "a `false` schema allows nothing");
     return any_json_value_regex(kAnyDepth);

@@ -25,12 +25,14 @@ class Converter {
  public:
   explicit Converter(const Json& root) : root_(root) {}
 
-  // The regex of the JSON texts `s` allows; `path` (a JSON pointer) names it in errors.
+  // The regex of the JSON texts `s` allows; `path` (a JSON pointer) names it in errors. Throws
+  // when all the text produced so far passes a budget.
   std::string value(const Json& s, const std::string& path);
 
   [[noreturn]] static void error(const std::string& path, const std::string& what);
 
  private:
+  std::string value_of(const Json& s, const std::string& path);
   std::string merged(const Json& s, const std::string& path);
   std::string ref(const Json& s, const std::string& path);
   std::string constants(const Json& s, const std::string& path);
@@ -42,6 +44,7 @@ class Converter {
 
   const Json& root_;
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
+  size_t produced_ = 0;             // bytes of regex text returned by value() so far
 };
 
 // A count keyword (minLength, maxItems, ...): a non-negative integer, or `fallback` when absent.
