@@ -169,7 +169,6 @@ def test_chat_json_schema_is_valid_json(client):
         jsonschema.validate(json.loads(r.choices[0].message.content), schema)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3/4, lands with the grammar branch")
 def test_chat_json_schema_ranges_formats_and_counts(client):
     schema = {"type": "object",
               "properties": {"age": {"type": "integer", "minimum": 0, "maximum": 150},
@@ -309,7 +308,6 @@ def test_streaming_tool_calls_cut_by_max_tokens(parser_server):
     assert "get_weather" not in content
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3/4, lands with the grammar branch")
 def test_streaming_required_calls_cut_by_max_tokens(client):
     """tool_choice required, parallel calls: the calls completed before the cut are delivered."""
     request = dict(model=MODEL_NAME, messages=MESSAGES, tools=TOOLS, tool_choice="required")

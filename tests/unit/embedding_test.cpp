@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -294,6 +295,10 @@ TEST(Embedding, GenerationEngineRefusesEmbed) {
 TEST(Embedding, StatsCountEmbeddingsWeightUpdateAndShutdown) {
   Engine e(config("qwen2_tok"));
   const auto before = e.embed(std::vector<std::string>{"one", "two three"});
+  // Stats are published at the end of the step, after the vectors were handed out: wait for it
+  // (this read raced the publish under load).
+  for (int i = 0; i < 400 && e.stats().finished_requests < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const auto s = e.stats();
   EXPECT_EQ(s.finished_requests, 2);
   EXPECT_GT(s.prompt_tokens, 2);
