@@ -304,7 +304,10 @@ TEST(Embedding, StatsCountEmbeddingsWeightUpdateAndShutdown) {
   EXPECT_GT(s.prompt_tokens, 2);
   EXPECT_EQ(s.queued, 0);
   EXPECT_EQ(s.running, 0);
-  EXPECT_EQ(s.num_steps, 1);  // both prompts in one forward
+  // Both prompts in one forward, unless the embedder thread woke between the two submissions
+  // (each prompt is queued on its own; seen under load with the e2e suites running beside it).
+  EXPECT_GE(s.num_steps, 1);
+  EXPECT_LE(s.num_steps, 2);
   // A weight swap (same checkpoint) runs between embedding forwards; the vectors stay the same.
   const auto updated = e.update_weights_from_disk((kModels / "qwen2_tok").string());
   EXPECT_TRUE(updated.success) << updated.message;
