@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterator, Optional
 
+from sable.lang.choices import ChoicesMethod, token_length_normalized
 from sable.lang.roles import CHATML, Roles, roles_from_template
 
 
@@ -68,9 +69,11 @@ class Backend:
             sent += len(piece)
             yield piece, chunk["meta_info"]
 
-    def select(self, text: str, choices: list[str], temperature: float) -> tuple[str, dict]:
-        """The choice with the highest mean log-probability per token (SGLang's
-        token_length_normalized), scored in one batch after caching the shared prefix."""
+    def select(self, text: str, choices: list[str], temperature: float,
+               method: ChoicesMethod = token_length_normalized) -> tuple[str, dict]:
+        """Scores every choice after `text` in one batch (the shared prefix cached first) and
+        lets `method` decide (SGLang's choices methods; the default is the highest mean
+        log-probability per token)."""
         greedy = {"max_new_tokens": 0, "temperature": 0}
         prefix = self._request({"text": text, "sampling_params": greedy})  # also caches it
         start = max(prefix["meta_info"]["prompt_tokens"] - 2, 0)  # room for token healing
@@ -86,10 +89,17 @@ class Backend:
                 entries = entries[1:]
             token_logprobs.append(entries)
             scores.append(sum(e[0] for e in entries) / max(len(entries), 1))
-        best = max(range(len(choices)), key=lambda i: scores[i])
+        unconditional = None
+        if method.requires_unconditional_logprobs:
+            alone = self._request({
+                "input_ids": [[e[1] for e in entries] for entries in token_logprobs],
+                "sampling_params": greedy, "return_logprob": True, "logprob_start_len": 0})
+            unconditional = [o["meta_info"]["input_token_logprobs"] for o in alone]
+        best, extra = method.decide(token_logprobs, scores, unconditional)
         meta = dict(outs[best]["meta_info"])
         meta["normalized_prompt_logprobs"] = scores
         meta["choices_token_logprobs"] = token_logprobs
+        meta.update(extra)
         return choices[best], meta
 
 

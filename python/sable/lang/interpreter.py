@@ -161,7 +161,8 @@ class StreamExecutor:
         self._set_var(expr.name, text, meta)
 
     def _select(self, expr: ir.SglSelect) -> None:
-        choice, meta = self.backend.select(self.text_, expr.choices, expr.temperature)
+        choice, meta = self.backend.select(self.text_, expr.choices, expr.temperature,
+                                           expr.choices_method)
         self._append(choice)
         self._set_var(expr.name, choice, meta)
         if self.stream and expr.name in self.var_streams:

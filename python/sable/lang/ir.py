@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-# SGLang's choices methods are objects; Sable implements the default one.
-TOKEN_LENGTH_NORMALIZED = "token_length_normalized"
-token_length_normalized = TOKEN_LENGTH_NORMALIZED
+from sable.lang.choices import ChoicesMethod, choices_method_of
 
 
 class SglExpr:
@@ -92,7 +90,7 @@ class SglSelect(SglExpr):
     """select(name, choices): the most likely of `choices` (length-normalised log-probability)."""
 
     def __init__(self, name: Optional[str], choices: list[str], temperature: float,
-                 choices_method: str) -> None:
+                 choices_method: ChoicesMethod) -> None:
         self.name = name
         self.choices = choices
         self.temperature = temperature
@@ -119,7 +117,7 @@ def gen(
     return_text_in_logprobs: Optional[bool] = None,
     dtype: Optional[type] = None,
     choices: Optional[list[str]] = None,
-    choices_method: Optional[str] = None,
+    choices_method: Any = None,
     regex: Optional[str] = None,
     json_schema: Optional[Union[str, dict]] = None,
     **more_sampling: Any,
@@ -169,15 +167,11 @@ def gen_string(name: Optional[str] = None, **kwargs: Any) -> SglExpr:
 
 
 def select(name: Optional[str] = None, choices: Optional[list[str]] = None,
-           temperature: float = 0.0, choices_method: Optional[str] = None) -> SglExpr:
+           temperature: float = 0.0, choices_method: Any = None) -> SglExpr:
     if not isinstance(choices, (list, tuple)) or not choices or not all(
             isinstance(c, str) for c in choices):
         raise TypeError("select() needs choices: a non-empty list of str")
-    method = choices_method or TOKEN_LENGTH_NORMALIZED
-    if method != TOKEN_LENGTH_NORMALIZED:
-        raise ValueError(f"choices_method {method!r} is not supported; Sable implements "
-                         f"{TOKEN_LENGTH_NORMALIZED!r} (SGLang's default)")
-    return SglSelect(name, list(choices), temperature, method)
+    return SglSelect(name, list(choices), temperature, choices_method_of(choices_method))
 
 
 def _role(role: str, expr: Any = None) -> SglExpr:
