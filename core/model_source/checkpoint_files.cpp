@@ -98,8 +98,19 @@ std::string read_index(const fs::path& folder) {
   return s.str();
 }
 
+const std::vector<std::string>& lora_adapter_files() {
+  static const std::vector<std::string> files = {"adapter_config.json",
+                                                 "adapter_model.safetensors"};
+  return files;
+}
+
 std::vector<std::string> missing_required(const fs::path& folder, Want want) {
   std::vector<std::string> missing;
+  if (want == Want::kLoraAdapter) {
+    for (const auto& f : lora_adapter_files())
+      if (!present(folder, f)) missing.push_back(f);
+    return missing;
+  }
   if (!present(folder, "tokenizer.json")) missing.push_back("tokenizer.json");
   if (want == Want::kTokenizer) return missing;
   if (!present(folder, "config.json")) missing.push_back("config.json");

@@ -4,7 +4,9 @@
 // every shard its weight_map names, or else every top-level *.safetensors), the tokenizer
 // (tokenizer.json) and, when the repo has them, generation_config.json, tokenizer_config.json,
 // special_tokens_map.json, the chat template files and the other tokenizer side files. A tokenizer
-// alone (--tokenizer-path ORG/NAME) needs the same minus the weights. Pure functions.
+// alone (--tokenizer-path ORG/NAME) needs the same minus the weights. A LoRA adapter
+// (--lora-paths NAME=ORG/NAME) needs adapter_config.json and adapter_model.safetensors only.
+// Pure functions.
 #pragma once
 
 #include <filesystem>
@@ -13,7 +15,10 @@
 
 namespace sable::model_source {
 
-enum class Want { kModel, kTokenizer };
+enum class Want { kModel, kTokenizer, kLoraAdapter };
+
+// The files of a PEFT LoRA adapter, all required.
+const std::vector<std::string>& lora_adapter_files();
 
 // Small files fetched when the repo lists them (config, tokenizer, chat template).
 const std::vector<std::string>& metadata_files();

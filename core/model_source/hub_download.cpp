@@ -117,6 +117,12 @@ Snapshot download_snapshot(const std::string& repo_id, const std::string& revisi
   const FetchContext context{repo_id, revision, listing.commit, repo_dir, hub, progress, cancel};
 
   std::vector<std::string> metadata = wanted_metadata(listing.files);
+  if (want == Want::kLoraAdapter) {  // the adapter's own two files, nothing of a model
+    metadata.clear();
+    for (const auto& f : lora_adapter_files())
+      if (std::find(listing.files.begin(), listing.files.end(), f) != listing.files.end())
+        metadata.push_back(f);
+  }
   if (want == Want::kTokenizer) {
     std::erase(metadata, std::string("model.safetensors.index.json"));
   }
@@ -138,6 +144,10 @@ Snapshot download_snapshot(const std::string& repo_id, const std::string& revisi
   }
   const auto missing = missing_required(snap, want);
   if (!missing.empty()) {
+    if (want == Want::kLoraAdapter)
+      throw ResolveError(fmt::format("{} (revision {}): the repo has no {}, so it is not a PEFT "
+                                     "LoRA adapter",
+                                     repo_id, revision, fmt::join(missing, ", ")));
     throw ResolveError(fmt::format("{} (revision {}): the repo has no {} (Sable needs it; a "
                                    "tokenizer from elsewhere can come with --tokenizer-path)",
                                    repo_id, revision, fmt::join(missing, ", ")));

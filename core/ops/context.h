@@ -14,6 +14,7 @@ namespace sable::ops {
 
 class Arena;                  // scratch memory for one forward (core/ops/arena.h)
 class ExpertRecorder;         // per-layer expert selection counts (core/ops/expert_recorder.h)
+struct LoraBatch;             // the adapters of this batch's rows (core/ops/lora_batch.h)
 
 }  // namespace sable::ops
 
@@ -29,6 +30,9 @@ struct SableOpsContext {
 
   // Expert-distribution recording; nullptr when off (costs nothing then).
   sable::ops::ExpertRecorder* expert_recorder = nullptr;
+
+  // LoRA adapters of this batch (nullptr: no row uses one; the lora op then does nothing).
+  const sable::ops::LoraBatch* lora = nullptr;
 
   // Tensor parallelism: communicator (ncclComm_t on CUDA), nullptr on one rank.
   void* communicator = nullptr;

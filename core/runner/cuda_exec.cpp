@@ -116,8 +116,9 @@ struct CudaExec::Impl {
   // `count`: moe_route adds its selections into the expert counters (when there are any).
   void forward(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
                ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
-               const CheckFn& check, bool count) {
+               const CheckFn& check, bool count, const ops::LoraBatch* lora = nullptr) {
     SableOpsContext ctx;
+    ctx.lora = lora;
     ctx.device_type = SABLE_DEVICE_CUDA;
     ctx.device_index = opt.device_index;
     ctx.stream = stream;
@@ -263,6 +264,7 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   const int64_t seqs = static_cast<int64_t>(b.kv_lens.size());
   const int64_t rows = static_cast<int64_t>(b.output_rows.size());
   const bool graph_ok = m.opt.graphs && b.decode_only && hidden_host == nullptr && rows == seqs &&
+                        b.lora == nullptr &&
                         seqs <= m.buckets.back();
   if (graph_ok) {
     if (!m.graphs_ready) capture_all_or_disable(api, model, attention, b, check);
@@ -297,8 +299,9 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   out.struct_size = sizeof(out);
   out.logits = dev_tensor(logits, SABLE_DTYPE_F32, rows, m.opt.vocab);
   out.hidden = dev_tensor(hidden, m.opt.compute_dtype, rows, m.opt.hidden);
-  m.forward(api, model, attention, m.arena, m.make_batch(t, seqs, rows, b.decode_only), out, check,
-            m.recording);
+  SableForwardBatch fb = m.make_batch(t, seqs, rows, b.decode_only);
+  fb.has_lora = b.lora != nullptr ? 1 : 0;
+  m.forward(api, model, attention, m.arena, fb, out, check, m.recording, b.lora);
   if (hidden_host) {
     std::vector<uint16_t> h(size_t(rows) * m.opt.hidden);
     check_cuda(cudaMemcpyAsync(h.data(), hidden, h.size() * 2, cudaMemcpyDeviceToHost, m.stream), "download hidden");

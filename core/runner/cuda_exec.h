@@ -6,7 +6,8 @@
 // captured once (largest first, after one eager warm-up that sizes the graph arena; the arena then
 // stops growing so captured addresses stay valid), and later batches replay the bucket's graph.
 // Padding sequences have kv_len 0: the attention backend writes nothing for them (attention.h).
-// Everything else (prefill, mixed batches, hidden-state requests) runs eagerly.
+// Everything else (prefill, mixed batches, hidden-state requests, batches with LoRA adapters)
+// runs eagerly.
 // Expert-distribution counters (Options::expert_layers/expert_experts > 0): device int64
 // [layers, experts], passed to moe_route in every captured graph (so graphs record without a host
 // round trip) and in eager forwards while recording is on. Counts that graph replays add while
@@ -26,6 +27,10 @@
 
 #include "sable/model.h"
 
+namespace sable::ops {
+struct LoraBatch;
+}
+
 namespace sable::runner {
 
 class AttentionBackend;
@@ -35,6 +40,7 @@ struct ExecBatch {
   std::span<const int32_t> token_ids, positions, output_rows;
   std::span<const int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
   bool decode_only = false;
+  const ops::LoraBatch* lora = nullptr;  // the batch's adapters; such batches run eagerly
 };
 
 class CudaExec {

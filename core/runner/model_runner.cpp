@@ -355,8 +355,17 @@ void* ModelRunner::stream() const {
   return nullptr;
 }
 
+std::optional<std::vector<int64_t>> ModelRunner::weight_shape(const std::string& name) const {
+  if (!impl_->source || !impl_->source->has(name)) return std::nullopt;
+  return impl_->source->shape(name, {});
+}
+
+uint32_t ModelRunner::lora_modules() const {
+  return SABLE_HAS(&impl_->info, lora_modules) ? impl_->info.lora_modules : 0u;
+}
+
 ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, bool want_hidden,
-                                                bool device_logits) {
+                                                bool device_logits, const ops::LoraBatch* lora) {
   Impl& r = *impl_;
   const int32_t page = page_size();
   if (seqs.empty()) throw std::invalid_argument("forward: the batch has no sequences");
@@ -428,6 +437,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
     eb.kv_indices = r.kv_indices;
     eb.kv_lens = r.kv_lens;
     eb.decode_only = decode_only;
+    eb.lora = lora;
     ForwardResult result;
     result.rows = static_cast<int64_t>(r.output_rows.size());
     result.vocab = r.info.vocab_size;
@@ -486,6 +496,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   batch.token_ids = host_tensor(r.token_ids.data(), SABLE_DTYPE_I32, {t});
   batch.positions = host_tensor(r.positions.data(), SABLE_DTYPE_I32, {t});
   batch.output_rows = host_tensor(r.output_rows.data(), SABLE_DTYPE_I32, {rows});
+  batch.has_lora = lora != nullptr ? 1 : 0;
   SableForwardOutput out{};
   out.struct_size = sizeof(out);
   out.logits = host_tensor(result.logits.data(), SABLE_DTYPE_F32, {rows, r.info.vocab_size});
@@ -497,6 +508,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   ctx.device_type = SABLE_DEVICE_CPU;
   ctx.arena = &r.arena;
   if (r.expert_recording) ctx.expert_recorder = &r.expert_recorder;
+  ctx.lora = lora;
   r.attention->bind(ctx);
   const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
   r.arena.reset();

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ class HfConfig;
 }
 namespace sable::plugin {
 class Registry;
+}
+namespace sable::ops {
+struct LoraBatch;
 }
 
 namespace sable::runner {
@@ -100,8 +104,15 @@ class ModelRunner {
   // Runs one forward. Throws std::invalid_argument naming the sequence and the problem for bad
   // input (no tokens, token id out of range, too few pages, page id out of range, positions past
   // the context length, batch too large); std::runtime_error when the plugin fails.
+  // `lora` (from a LoraManager's prepare for these sequences) adds the adapters' deltas; nullptr:
+  // the base model for every row.
   ForwardResult forward(std::span<const Sequence> seqs, bool want_hidden = false,
-                        bool device_logits = false);
+                        bool device_logits = false, const ops::LoraBatch* lora = nullptr);
+
+  // LoRA support: the stored shape of a checkpoint tensor (nullopt when absent), and the
+  // projections the model plugin applies LoRA to (SableModelInfo.lora_modules; 0 for none).
+  std::optional<std::vector<int64_t>> weight_shape(const std::string& name) const;
+  uint32_t lora_modules() const;
 
   // Expert-distribution recording (MoE models; see RunnerOptions::expert_recording). While on, every
   // forward adds each token's top-k expert choices per MoE layer to counts indexed

@@ -14,6 +14,24 @@ RadixCache::RadixCache(PageAllocator& pool, bool enabled)
 
 RadixCache::~RadixCache() = default;
 
+RadixNode* RadixCache::adapter_root(int32_t adapter) {
+  if (adapter == 0) return root_.get();
+  // Keyed by one negative token, which no page of real tokens can equal.
+  auto& slot = root_->children[std::vector<int32_t>{-1 - adapter}];
+  if (!slot) {
+    slot = std::make_unique<RadixNode>();
+    slot->parent = root_.get();
+    slot->lock_ref = 1;  // never a leaf, never evicted; holds no pages
+  }
+  return slot.get();
+}
+
+const RadixNode* RadixCache::find_root(int32_t adapter) const {
+  if (adapter == 0) return root_.get();
+  auto it = root_->children.find(std::vector<int32_t>{-1 - adapter});
+  return it == root_->children.end() ? nullptr : it->second.get();
+}
+
 std::vector<int32_t> RadixCache::first_page(std::span<const int32_t> tokens) const {
   const size_t n = std::min<size_t>(tokens.size(), static_cast<size_t>(page_size()));
   return std::vector<int32_t>(tokens.begin(), tokens.begin() + n);
@@ -53,13 +71,14 @@ RadixNode* RadixCache::split(RadixNode* node, size_t num_pages) {
   return mid_raw;
 }
 
-PrefixMatch RadixCache::match_prefix(std::span<const int32_t> tokens) {
+PrefixMatch RadixCache::match_prefix(std::span<const int32_t> tokens, int32_t adapter) {
   PrefixMatch m;
   m.node = root_.get();
   if (!enabled_) return m;
   const size_t ps = static_cast<size_t>(page_size());
   const uint64_t now = ++clock_;
-  RadixNode* node = root_.get();
+  RadixNode* node = adapter_root(adapter);
+  m.node = node;
   size_t pos = 0;
   while (tokens.size() - pos >= ps) {
     auto it = node->children.find(first_page(tokens.subspan(pos)));
@@ -78,10 +97,11 @@ PrefixMatch RadixCache::match_prefix(std::span<const int32_t> tokens) {
   return m;
 }
 
-int64_t RadixCache::peek_prefix_length(std::span<const int32_t> tokens) const {
+int64_t RadixCache::peek_prefix_length(std::span<const int32_t> tokens, int32_t adapter) const {
   if (!enabled_) return 0;
   const size_t ps = static_cast<size_t>(page_size());
-  const RadixNode* node = root_.get();
+  const RadixNode* node = find_root(adapter);
+  if (node == nullptr) return 0;
   size_t pos = 0;
   while (tokens.size() - pos >= ps) {
     auto it = node->children.find(first_page(tokens.subspan(pos)));
@@ -109,10 +129,11 @@ void RadixCache::unlock(RadixNode* node) {
   }
 }
 
-int32_t RadixCache::insert(std::span<const int32_t> key, std::span<const int32_t> pages) {
+int32_t RadixCache::insert(std::span<const int32_t> key, std::span<const int32_t> pages,
+                           int32_t adapter) {
   const size_t ps = static_cast<size_t>(page_size());
   const uint64_t now = ++clock_;
-  RadixNode* node = root_.get();
+  RadixNode* node = adapter_root(adapter);
   size_t pos = 0;
   while (pos < key.size()) {
     auto it = node->children.find(first_page(key.subspan(pos)));
@@ -142,7 +163,8 @@ int32_t RadixCache::insert(std::span<const int32_t> key, std::span<const int32_t
 }
 
 void RadixCache::release(std::span<const int32_t> tokens, std::span<const int32_t> pages,
-                         int32_t num_cached_pages, RadixNode* locked, bool insert_tokens) {
+                         int32_t num_cached_pages, RadixNode* locked, bool insert_tokens,
+                         int32_t adapter) {
   const size_t aligned_pages = tokens.size() / static_cast<size_t>(page_size());
   if (pages.size() < aligned_pages || num_cached_pages < 0 ||
       static_cast<size_t>(num_cached_pages) > pages.size()) {
@@ -151,7 +173,7 @@ void RadixCache::release(std::span<const int32_t> tokens, std::span<const int32_
   size_t first_owned = static_cast<size_t>(num_cached_pages);
   if (enabled_ && insert_tokens && aligned_pages > 0) {
     const size_t existing = static_cast<size_t>(insert(
-        tokens.first(aligned_pages * page_size()), pages.first(aligned_pages)));
+        tokens.first(aligned_pages * page_size()), pages.first(aligned_pages), adapter));
     // [num_cached, existing): duplicates of pages another request inserted meanwhile.
     if (existing > first_owned) pool_.free(pages.subspan(first_owned, existing - first_owned));
     first_owned = std::max(first_owned, aligned_pages);  // [existing, aligned): adopted by the tree
@@ -163,7 +185,7 @@ void RadixCache::release(std::span<const int32_t> tokens, std::span<const int32_
 std::vector<int32_t> RadixCache::cache_unfinished(std::span<const int32_t> tokens,
                                                   std::span<const int32_t> pages,
                                                   int32_t num_cached_pages, RadixNode* locked,
-                                                  PrefixMatch* match) {
+                                                  PrefixMatch* match, int32_t adapter) {
   const size_t aligned_pages = tokens.size() / static_cast<size_t>(page_size());
   if (!enabled_ || aligned_pages == 0) {
     if (match != nullptr) {
@@ -174,10 +196,10 @@ std::vector<int32_t> RadixCache::cache_unfinished(std::span<const int32_t> token
     return std::vector<int32_t>(pages.begin(), pages.end());
   }
   const auto aligned = tokens.first(aligned_pages * page_size());
-  const size_t existing = static_cast<size_t>(insert(aligned, pages.first(aligned_pages)));
+  const size_t existing = static_cast<size_t>(insert(aligned, pages.first(aligned_pages), adapter));
   const size_t first_owned = static_cast<size_t>(num_cached_pages);
   if (existing > first_owned) pool_.free(pages.subspan(first_owned, existing - first_owned));
-  PrefixMatch m = match_prefix(aligned);
+  PrefixMatch m = match_prefix(aligned, adapter);
   lock(m.node);
   unlock(locked);
   std::vector<int32_t> out = m.pages;

@@ -7,6 +7,9 @@
 // never evicted. Finished requests leave their tokens (prompt + output) in the tree; unlocked leaves
 // are evicted LRU-first when the pool runs out, cascading to parents that become unlocked leaves.
 // When disabled the tree stays empty: nothing is matched and finished requests free all pages.
+// Keys live in one namespace per LoRA adapter (`adapter`, 0 = the base model): the same tokens
+// computed with another adapter have other KV, so prefixes are never shared across adapters. An
+// adapter's namespace is a permanently locked, page-less node under the root.
 //
 // Ownership: the tree owns the pages on its edges (it frees them to the PageAllocator on eviction).
 // Thread-safety: none; the scheduler thread is the only user.
@@ -51,9 +54,9 @@ class RadixCache {
 
   // Longest cached page-aligned prefix of `tokens`; splits an edge so the prefix ends at a node and
   // refreshes the LRU time of the path. Does not lock.
-  PrefixMatch match_prefix(std::span<const int32_t> tokens);
+  PrefixMatch match_prefix(std::span<const int32_t> tokens, int32_t adapter = 0);
   // Length in tokens of the longest cached prefix, without side effects (for the lpm policy).
-  int64_t peek_prefix_length(std::span<const int32_t> tokens) const;
+  int64_t peek_prefix_length(std::span<const int32_t> tokens, int32_t adapter = 0) const;
 
   // Lock references protect `node` and its ancestors from eviction. nullptr / root are no-ops.
   void lock(RadixNode* node);
@@ -66,14 +69,16 @@ class RadixCache {
   // freed, and `locked` unlocked. With insert=false (retraction, disabled cache) nothing is
   // inserted: the request's own pages are freed and the lock released.
   void release(std::span<const int32_t> tokens, std::span<const int32_t> pages,
-               int32_t num_cached_pages, RadixNode* locked, bool insert = true);
+               int32_t num_cached_pages, RadixNode* locked, bool insert = true,
+               int32_t adapter = 0);
 
   // A request continues (chunked prefill): inserts its page-aligned tokens like release(), then
   // moves its lock to the new end node. Returns the request's new page list (tree pages for the
   // aligned prefix followed by its own tail pages) and the new cached count through `match`.
   std::vector<int32_t> cache_unfinished(std::span<const int32_t> tokens,
                                         std::span<const int32_t> pages, int32_t num_cached_pages,
-                                        RadixNode* locked, PrefixMatch* match);
+                                        RadixNode* locked, PrefixMatch* match,
+                                        int32_t adapter = 0);
 
   // Frees at least `num_pages` pages by evicting unlocked leaves, least recently used first
   // (cascading). Returns how many were freed (less when not enough are evictable).
@@ -87,7 +92,11 @@ class RadixCache {
 
  private:
   // Inserts the aligned key; returns how many leading pages were already present.
-  int32_t insert(std::span<const int32_t> key, std::span<const int32_t> pages);
+  int32_t insert(std::span<const int32_t> key, std::span<const int32_t> pages, int32_t adapter);
+  // The node an adapter's keys hang from: the root for 0, else its namespace node (made on first
+  // use; find_root returns nullptr when it does not exist yet).
+  RadixNode* adapter_root(int32_t adapter);
+  const RadixNode* find_root(int32_t adapter) const;
   RadixNode* split(RadixNode* node, size_t num_pages);
   // Number of leading whole pages on which `node->key` and `tokens` agree.
   size_t common_pages(const RadixNode& node, std::span<const int32_t> tokens) const;

@@ -164,6 +164,10 @@ struct Request {
   std::unique_ptr<OutputDecoder> decoder;  // may be null
   std::unique_ptr<GrammarMatcher> grammar; // may be null (unconstrained)
   std::shared_ptr<RequestStream> stream;   // required
+  // LoRA: the adapter id the request runs with (0: the base model), and the submitter's hold that
+  // keeps that adapter loaded until the scheduler drops the request.
+  int32_t lora_id = 0;
+  std::shared_ptr<const void> lora_hold;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 

@@ -247,7 +247,7 @@ void Scheduler::Impl::finish(Active& a, FinishReason reason, bool insert_into_ca
   // failed ones are freed outright.
   if (!a.pages.empty() || a.locked != nullptr) {
     const auto kv = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(a.kv_len));
-    cache.release(kv, a.pages, a.num_cached_pages, a.locked, insert_into_cache);
+    cache.release(kv, a.pages, a.num_cached_pages, a.locked, insert_into_cache, a.req.lora_id);
   }
   a.pages.clear();
   a.locked = nullptr;

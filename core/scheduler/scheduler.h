@@ -9,7 +9,8 @@
 // (in-batch prefix caching), (4) runs prefill chunks and decode steps in ONE forward (mixed batch),
 // then caches every computed prefill prefix in the radix tree (locked by its request) so the next
 // admissions reuse it, (5) samples, checks stop conditions, streams chunks, and leaves finished
-// sequences in the radix cache.
+// sequences in the radix cache. Requests of different LoRA adapters share one batch (at most
+// max_loras_per_batch adapters among the running requests) but never a cached prefix.
 // See /work/shared/spec/sglang_api.md section 7 for the SGLang behaviour this follows.
 //
 // Thread-safety: every public method may be called from any thread. The model backend and the
@@ -37,6 +38,7 @@ class ModelBackend {
     int32_t num_cached = 0;               // tokens already in the KV pages
     std::span<const int32_t> pages;       // pages covering num_cached + new tokens
     bool all_logits = false;              // logits for every new token (else the last only)
+    int32_t lora_id = 0;                  // the LoRA adapter of the sequence, 0: none
   };
   struct Logits {
     int64_t rows = 0;            // per sequence: new_tokens.size() if all_logits, else 1
@@ -72,6 +74,9 @@ struct SchedulerOptions {
   bool disable_radix_cache = false;
   int32_t stream_interval = 1;         // decode steps between chunks (per-request override wins)
   uint64_t random_seed = 0;            // for the random policy
+  // Distinct LoRA adapters the running requests may use at once (the adapter pool's slots); a
+  // request of another adapter waits. 0: no limit.
+  int32_t max_loras_per_batch = 0;
 };
 
 // What one forward contained (for tests and logs).

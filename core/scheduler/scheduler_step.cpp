@@ -232,9 +232,23 @@ void Scheduler::Impl::step() {
   // Admission in policy order. A request whose uncached prefix is being computed by a chunk of
   // this batch keeps its place and waits one step, then reuses those pages from the cache.
   int32_t deferred = 0;
+  // LoRA: the adapters of the running requests; a request of one more adapter waits while the
+  // pool's slots are all taken.
+  std::vector<int32_t> adapters;
+  for (const auto& r : running)
+    if (r->req.lora_id != 0 &&
+        std::find(adapters.begin(), adapters.end(), r->req.lora_id) == adapters.end())
+      adapters.push_back(r->req.lora_id);
   for (size_t i = 0; i < waiting.size() && budget > 0 &&
                      static_cast<int32_t>(running.size()) < opts.max_running_requests;) {
     Active& a = *waiting[i];
+    const bool new_adapter = a.req.lora_id != 0 && std::find(adapters.begin(), adapters.end(),
+                                                             a.req.lora_id) == adapters.end();
+    if (new_adapter && opts.max_loras_per_batch > 0 &&
+        static_cast<int32_t>(adapters.size()) >= opts.max_loras_per_batch) {
+      ++i;
+      continue;
+    }
     if (defer_for_shared_prefix(a, prefills)) {
       if (++deferred >= kMaxDeferredPerStep) break;
       ++i;
@@ -244,6 +258,7 @@ void Scheduler::Impl::step() {
     if (!admit(a, budget, &n)) break;
     prefills.push_back({&a, n});
     budget -= n;
+    if (new_adapter) adapters.push_back(a.req.lora_id);
     running.push_back(std::move(waiting[i]));
     waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
   }
@@ -261,11 +276,12 @@ void Scheduler::Impl::step() {
   std::vector<ModelBackend::Sequence> seqs;
   for (Active* a : decode) {
     seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
-                    static_cast<int32_t>(a->kv_len), a->pages, false});
+                    static_cast<int32_t>(a->kv_len), a->pages, false, a->req.lora_id});
   }
   for (const PrefillChunk& c : prefills) {
     seqs.push_back({std::span<const int32_t>(c.a->tokens).subspan(c.a->kv_len, c.n),
-                    static_cast<int32_t>(c.a->kv_len), c.a->pages, wants_input_logprobs(*c.a)});
+                    static_cast<int32_t>(c.a->kv_len), c.a->pages, wants_input_logprobs(*c.a),
+                    c.a->req.lora_id});
   }
   info.num_seqs = static_cast<int32_t>(seqs.size());
   info.num_decode = static_cast<int32_t>(decode.size());

@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 1);
+  EXPECT_EQ(SABLE_ABI_MINOR, 2);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -37,6 +37,18 @@ TEST(SdkAbi, FrozenOffsets_1_1) {
   SableOps old{};
   old.struct_size = offsetof(SableOps, gemm_fused);  // a 1.0 host's table
   EXPECT_FALSE(SABLE_HAS(&old, gemm_fused));
+}
+
+// ABI 1.2 appended the lora op, SableModelInfo.lora_modules and SableForwardBatch.has_lora.
+TEST(SdkAbi, FrozenOffsets_1_2) {
+  EXPECT_EQ(offsetof(SableOps, lora), 8u + 8u * 23u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 24u);
+  EXPECT_EQ(offsetof(SableModelInfo, lora_modules), 44u);
+  EXPECT_EQ(offsetof(SableForwardBatch, has_lora), 24u + 3u * sizeof(SableTensor));
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, lora);  // a 1.1 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, lora));
+  EXPECT_TRUE(SABLE_HAS(&old, gemm_fused));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

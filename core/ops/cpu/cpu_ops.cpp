@@ -236,6 +236,7 @@ const SableOps* cpu_ops() {
     t.argmax = &cpu::argmax;
     t.stream = &cpu::stream;
     t.gemm_fused = &cpu::gemm_fused;
+    t.lora = &cpu::lora;
     return t;
   }();
   return &table;

@@ -11,6 +11,10 @@
 // [2I, H] weight, so an attention block runs one projection GEMM and the MLP one GEMM plus a fused
 // act·mul: fewer, larger kernels (decode on a GPU is launch- and bandwidth-bound). Without it, the
 // tensors stay separate GEMMs.
+// LoRA: every projection's output goes through ops->lora (all seven modules are declared in
+// lora_modules); a batch with adapters takes the unfused path, where the delta lands between the
+// projection and its rope / act·mul / residual add. With fused q|k|v or gate|up weights the
+// module's delta is added into its column view of the fused output.
 // Tensor parallelism: q/k/v and gate/up are split by output rows, o_proj and down_proj by input
 // columns, followed by an all-reduce; embedding and lm_head are replicated.
 // Thread-safety: one model object is used by one thread at a time (the SDK's contract).
@@ -104,6 +108,7 @@ class DecoderModel : public cpp::Model {
     i.max_position = static_cast<int32_t>(max_pos_);
     i.sliding_window = static_cast<int32_t>(sliding_window_);
     i.output_kind = SABLE_MODEL_OUTPUT_LOGITS;
+    i.lora_modules = (1u << SABLE_LORA_MODULE_COUNT) - 1u;
     return i;
   }
 
@@ -192,7 +197,13 @@ class DecoderModel : public cpp::Model {
                SableForwardOutput& out) override {
     const int64_t t = batch.num_tokens;
     if (t <= 0) return;
-    if (fused_ && tp_size_ == 1 && ops.has_gemm_fused()) return forward_fused(ops, batch, out);
+    const bool lora = SABLE_HAS(&batch, has_lora) && batch.has_lora != 0 && ops.has_lora();
+    if (fused_ && tp_size_ == 1 && ops.has_gemm_fused() && !lora)
+      return forward_fused(ops, batch, out);
+    // The adapters' delta of module m of layer l into `y` (a projection's output or a view of it).
+    auto delta = [&](int64_t l, int32_t m, const SableTensor& x, SableTensor y) {
+      if (lora) ops.lora(static_cast<int32_t>(l), m, x, y);
+    };
     const int32_t dt = host().compute_dtype();
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
 
@@ -236,6 +247,9 @@ class DecoderModel : public cpp::Model {
       if (fused_) {
         // One projection; q, k and v are column views of it: [T, heads, D] with row stride qkv_w.
         ops.gemm(h, w.qkv, bias(w.qkv_bias), qkv);
+        delta(l, SABLE_LORA_Q, h, cpp::narrow(qkv, 1, 0, qd));
+        delta(l, SABLE_LORA_K, h, cpp::narrow(qkv, 1, qd, kd));
+        delta(l, SABLE_LORA_V, h, cpp::narrow(qkv, 1, qd + kd, kd));
         q3 = cpp::split_last(cpp::narrow(qkv, 1, 0, qd), q_heads_, head_dim_);
         k3 = cpp::split_last(cpp::narrow(qkv, 1, qd, kd), kv_heads_, head_dim_);
         v3 = cpp::split_last(cpp::narrow(qkv, 1, qd + kd, kd), kv_heads_, head_dim_);
@@ -243,6 +257,9 @@ class DecoderModel : public cpp::Model {
         ops.gemm(h, w.q, bias(w.q_bias), q);
         ops.gemm(h, w.k, bias(w.k_bias), k);
         ops.gemm(h, w.v, bias(w.v_bias), v);
+        delta(l, SABLE_LORA_Q, h, q);
+        delta(l, SABLE_LORA_K, h, k);
+        delta(l, SABLE_LORA_V, h, v);
         q3 = cpp::reshape(q, {t, q_heads_, head_dim_});
         k3 = cpp::reshape(k, {t, kv_heads_, head_dim_});
         v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
@@ -252,20 +269,26 @@ class DecoderModel : public cpp::Model {
       SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
       ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
       ops.gemm(attn, w.o, rank0_bias(w.o_bias), proj);
+      delta(l, SABLE_LORA_O, attn, proj);
       if (tp_size_ > 1) ops.all_reduce(proj);
 
       // --- MLP: down(act(gate(h)) * up(h))
       ops.rms_norm(proj, &residual, w.post_norm, eps_, h);
       if (fused_) {
         ops.gemm(h, w.gate_up, bias(w.gate_up_bias), gate_up);
+        delta(l, SABLE_LORA_GATE, h, cpp::narrow(gate_up, 1, 0, inter_));
+        delta(l, SABLE_LORA_UP, h, cpp::narrow(gate_up, 1, inter_, inter_));
         ops.act_mul(act_, gate_up, act);
       } else {
         ops.gemm(h, w.gate, bias(w.gate_bias), gate);
         ops.gemm(h, w.up, bias(w.up_bias), up);
+        delta(l, SABLE_LORA_GATE, h, gate);
+        delta(l, SABLE_LORA_UP, h, up);
         ops.activation(act_, gate, act);
         ops.mul(act, up, act);
       }
       ops.gemm(act, w.down, rank0_bias(w.down_bias), proj);
+      delta(l, SABLE_LORA_DOWN, act, proj);
       if (tp_size_ > 1) ops.all_reduce(proj);
     }
     ops.rms_norm(proj, &residual, final_norm_, eps_, h);

@@ -33,6 +33,10 @@ typedef struct SableModelInfo {
   int32_t sliding_window; /* 0 = none */
   int32_t output_kind;    /* SableModelOutputKind */
   /* end of ABI 1.0 - do not modify above */
+  /* since 1.2: bit (1 << SableLoraModule) set for each projection whose output the plugin passes
+   * through ops->lora. 0 (or a 1.0/1.1 plugin): LoRA adapters cannot be served on this model. */
+  uint32_t lora_modules;
+  /* end of ABI 1.2 - do not modify above */
 } SableModelInfo;
 
 typedef struct SableForwardBatch {
@@ -46,6 +50,10 @@ typedef struct SableForwardBatch {
   SableTensor positions;   /* [T] I32 position of each token in its sequence, on the device */
   SableTensor output_rows; /* [L] I32 indices into [0, T) whose logits are wanted, on the device */
   /* end of ABI 1.0 - do not modify above */
+  /* since 1.2: nonzero when some row uses a LoRA adapter, so the plugin must call ops->lora after
+   * each projection it declared (SableModelInfo.lora_modules) before fusing anything past it. */
+  int32_t has_lora;
+  /* end of ABI 1.2 - do not modify above */
 } SableForwardBatch;
 
 typedef struct SableForwardOutput {

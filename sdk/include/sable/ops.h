@@ -30,6 +30,18 @@ typedef enum SableRopeStyle {
 
 typedef enum SableMoeScoring { SABLE_MOE_SOFTMAX = 0, SABLE_MOE_SIGMOID = 1 } SableMoeScoring;
 
+/* since 1.2: the projections a LoRA adapter may target (PEFT's target module names). */
+typedef enum SableLoraModule {
+  SABLE_LORA_Q = 0,    /* q_proj */
+  SABLE_LORA_K = 1,    /* k_proj */
+  SABLE_LORA_V = 2,    /* v_proj */
+  SABLE_LORA_O = 3,    /* o_proj */
+  SABLE_LORA_GATE = 4, /* gate_proj */
+  SABLE_LORA_UP = 5,   /* up_proj */
+  SABLE_LORA_DOWN = 6, /* down_proj */
+  SABLE_LORA_MODULE_COUNT = 7
+} SableLoraModule;
+
 typedef struct SableOps {
   uint32_t struct_size;
   uint32_t reserved;
@@ -141,6 +153,19 @@ typedef struct SableOps {
                             const SableTensor* bias, const SableGemmFusion* fusion,
                             SableTensor* out);
   /* end of ABI 1.1 - do not modify above */
+
+  /* since 1.2; may be NULL in older hosts (check SABLE_HAS(ops, lora)).
+   * The LoRA delta of projection `module` (SableLoraModule) of layer `layer`, added after the base
+   * projection wrote `out`: for every row t whose sequence uses an adapter s that targets it,
+   *   out[t, :] += (x[t, :] · A_sᵀ) · B_sᵀ        A_s [r_s, K], B_s [N, r_s] (scaling folded in)
+   * computed per segment of consecutive rows that share an adapter (shrink, then expand). Rows of
+   * the base model and modules no adapter of the batch targets are left as they are. The host
+   * holds the adapters and the batch's row segments; the plugin only names the projection.
+   * x [T, K]; out [T, N] may be a strided column view (one part of a fused q|k|v or gate|up
+   * output). Call it between the projection and anything that reads its output (rope, act_mul). */
+  SableStatus (*lora)(SableOpsContext* ctx, int32_t layer, int32_t module, const SableTensor* x,
+                      SableTensor* out);
+  /* end of ABI 1.2 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

@@ -151,6 +151,11 @@ class Ops {
                   const SableGemmFusion& fusion, SableTensor& out) const {
     check(o_->gemm_fused(c_, &x, &w, bias, &fusion, &out), "gemm_fused");
   }
+  // lora (since ABI 1.2): the adapters' delta added into a projection's output (ops.h).
+  bool has_lora() const { return SABLE_HAS(o_, lora) && o_->lora != nullptr; }
+  void lora(int32_t layer, int32_t module, const SableTensor& x, SableTensor& out) const {
+    check(o_->lora(c_, layer, module, &x, &out), "lora");
+  }
   void rms_norm(const SableTensor& x, SableTensor* residual, const SableTensor& w, float eps,
                 SableTensor& out, float weight_offset = 0.0f) const {
     check(o_->rms_norm(c_, &x, residual, &w, eps, weight_offset, &out), "rms_norm");
