@@ -76,6 +76,7 @@ struct GenerateInput {
   int32_t logprob_start_len = -1;  // -1: output tokens only
   int32_t top_logprobs_num = 0;
   std::vector<int32_t> token_ids_logprob;
+  std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field); empty: the base model
 };
 
 // A submitted request. Destroying it before its last delta was read aborts the request (a client
@@ -136,6 +137,15 @@ struct BackendStats {
   std::string weight_version = "default";
 };
 
+// A LoRA adapter the backend serves.
+struct LoraAdapterInfo {
+  std::string name;
+  std::string path;  // the folder or Hub id it was loaded from
+  int32_t rank = 0;
+  double scaling = 0.0;
+  std::vector<std::string> modules;
+};
+
 struct WeightUpdateResult {
   bool success = false;
   std::string message;
@@ -182,10 +192,23 @@ class Backend {
   virtual ExpertDistributionDump dump_expert_distribution_record() {
     throw std::invalid_argument(kNoExperts);
   }
+  // LoRA adapters. A backend without them keeps these defaults: none listed, load and unload
+  // refused (sampling::ValidationError naming lora_name).
+  virtual std::vector<LoraAdapterInfo> lora_adapters() const { return {}; }
+  virtual LoraAdapterInfo load_lora_adapter(const std::string& name, const std::string& path) {
+    (void)name;
+    (void)path;
+    throw sampling::ValidationError("lora_name", kNoLora);
+  }
+  virtual void unload_lora_adapter(const std::string& name) {
+    (void)name;
+    throw sampling::ValidationError("lora_name", kNoLora);
+  }
 
  private:
   static constexpr const char* kNoExperts = "this backend does not record expert distributions";
   static constexpr const char* kNoEmbeddings = "this backend does not serve embeddings";
+  static constexpr const char* kNoLora = "lora_name: this backend does not serve LoRA adapters";
 };
 
 }  // namespace sable::server

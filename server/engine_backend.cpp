@@ -152,7 +152,28 @@ std::unique_ptr<Generation> EngineBackend::submit(GenerateInput in) {
   e.logprobs.logprob_start_len = in.logprob_start_len;
   e.logprobs.top_logprobs_num = in.top_logprobs_num;
   e.logprobs.token_ids_logprob = std::move(in.token_ids_logprob);
+  e.lora_path = std::move(in.lora_path);
   return std::make_unique<EngineGeneration>(engine_.submit(std::move(e)));
+}
+
+namespace {
+LoraAdapterInfo to_server(const lora::AdapterInfo& a) {
+  return {a.name, a.path, a.rank, a.scaling, a.modules};
+}
+}  // namespace
+
+std::vector<LoraAdapterInfo> EngineBackend::lora_adapters() const {
+  std::vector<LoraAdapterInfo> out;
+  for (const auto& a : engine_.lora_adapters()) out.push_back(to_server(a));
+  return out;
+}
+
+LoraAdapterInfo EngineBackend::load_lora_adapter(const std::string& name, const std::string& path) {
+  return to_server(engine_.load_lora_adapter(name, path));
+}
+
+void EngineBackend::unload_lora_adapter(const std::string& name) {
+  engine_.unload_lora_adapter(name);
 }
 
 std::vector<EmbedOutput> EngineBackend::embed(std::vector<EmbedItem> items) {

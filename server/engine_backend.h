@@ -28,6 +28,9 @@ class EngineBackend : public Backend {
   void start_expert_distribution_record() override;
   void stop_expert_distribution_record() override;
   ExpertDistributionDump dump_expert_distribution_record() override;
+  std::vector<LoraAdapterInfo> lora_adapters() const override;
+  LoraAdapterInfo load_lora_adapter(const std::string& name, const std::string& path) override;
+  void unload_lora_adapter(const std::string& name) override;
 
  private:
   engine::Engine& engine_;

@@ -181,6 +181,12 @@ GenerateRequest parse_generate_request(const json& body, const json& preferred) 
     if (in.top_logprobs_num < 0) bad("top_logprobs_num", "top_logprobs_num must be at least 0");
     const json til = per_item(body, "token_ids_logprob", batch, i, req.is_batch, true);
     if (!til.is_null()) in.token_ids_logprob = to_ids("token_ids_logprob", til);
+    const json lora = per_item(body, "lora_path", batch, i, req.is_batch);
+    if (!lora.is_null()) {
+      if (!lora.is_string())
+        bad("lora_path", "lora_path must be an adapter name, or one (or null) per prompt");
+      in.lora_path = lora.get<std::string>();
+    }
     if (rid.is_string()) {
       in.rid = req.is_batch ? fmt::format("{}_{}", rid.get<std::string>(), i) : rid.get<std::string>();
     } else if (rid.is_array()) {

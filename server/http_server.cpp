@@ -113,6 +113,7 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   register_info_routes(svr, state);
   register_openai_routes(svr, state);
   register_expert_routes(svr, state);
+  register_lora_routes(svr, state);
   register_embedding_routes(svr, state);
   register_parser_routes(svr, state);
   register_not_implemented_routes(svr, state);

@@ -38,6 +38,8 @@ void check_token_ids(const ServerState& state, const std::vector<int32_t>& ids, 
 void register_native_routes(httplib::Server& server, ServerState& state);
 void register_openai_routes(httplib::Server& server, ServerState& state);
 void register_expert_routes(httplib::Server& server, ServerState& state);  // routes_expert.cpp
+// /load_lora_adapter and /unload_lora_adapter (routes_lora.cpp).
+void register_lora_routes(httplib::Server& server, ServerState& state);
 // /v1/embeddings and /encode (routes_embeddings.cpp).
 void register_embedding_routes(httplib::Server& server, ServerState& state);
 // Health, readiness, model/server info, /v1/models, /metrics, / (routes_info.cpp).

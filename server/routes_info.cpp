@@ -57,6 +57,13 @@ json model_card(const ServerState& state) {
           {"max_model_len", state.facts.context_length}};
 }
 
+// A LoRA adapter as a model of its own: its root is where it came from, its parent the base.
+json adapter_card(const ServerState& state, const LoraAdapterInfo& a) {
+  return {{"id", a.name},        {"object", "model"},  {"created", state.started_unix},
+          {"owned_by", "sable"}, {"root", a.path},     {"parent", state.served_name()},
+          {"max_model_len", state.facts.context_length}};
+}
+
 }  // namespace
 
 void register_info_routes(httplib::Server& svr, ServerState& state) {
@@ -85,10 +92,14 @@ void register_info_routes(httplib::Server& svr, ServerState& state) {
   svr.Get("/get_server_info", server);
 
   svr.Get("/v1/models", guarded(state, [&state](const auto&, auto& res) {
-    send_json(res, {{"object", "list"}, {"data", json::array({model_card(state)})}});
+    json data = json::array({model_card(state)});
+    for (const auto& a : state.backend.lora_adapters()) data.push_back(adapter_card(state, a));
+    send_json(res, {{"object", "list"}, {"data", data}});
   }));
   svr.Get(R"(/v1/models/(.+))", guarded(state, [&state](const auto& req, auto& res) {
     const std::string id = req.matches[1];
+    for (const auto& a : state.backend.lora_adapters())
+      if (a.name == id) return send_json(res, adapter_card(state, a));
     state.require_model(id);
     send_json(res, model_card(state));
   }));

@@ -32,7 +32,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
   auto call = std::make_shared<OpenAICall>(state);
   call->request = std::move(request);
   OpenAIRequest& r = call->request;
-  state.require_model(r.model);
+  const std::string lora = state.lora_of_model(r.model);
   r.params.validate(state.facts.vocab_size, state.facts.context_length);
   call->head.id = fmt::format("{}{}", r.chat ? "chatcmpl-" : "cmpl-", r.rid);
   call->head.created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -60,6 +60,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
         prompt.text ? *prompt.text : state.tokenizer.decode(base.input_ids, false);
     base.params = r.params;
     base.params.n = 1;
+    base.lora_path = lora;
     base.return_logprob = r.logprobs;
     base.top_logprobs_num = r.top_logprobs;
     if (r.echo && r.logprobs) base.logprob_start_len = 0;  // the echoed prompt's logprobs too

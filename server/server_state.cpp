@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -79,6 +81,26 @@ void ServerState::require_model(const std::string& name) const {
   throw HttpError::not_found(
       fmt::format("The model '{}' does not exist: this server serves '{}'", name, served_name()),
       "model", "model_not_found");
+}
+
+std::string ServerState::lora_of_model(const std::string& name) const {
+  if (known_model(name)) return "";
+  std::vector<std::string> loaded;
+  for (const auto& a : backend.lora_adapters()) {
+    if (a.name == name) return name;
+    loaded.push_back(a.name);
+  }
+  const auto colon = name.rfind(':');
+  if (colon != std::string::npos && known_model(name.substr(0, colon))) {
+    const std::string adapter = name.substr(colon + 1);
+    if (std::find(loaded.begin(), loaded.end(), adapter) != loaded.end()) return adapter;
+    throw HttpError::bad_request(
+        fmt::format("model: unknown LoRA adapter '{}' (loaded: {})", adapter,
+                    loaded.empty() ? "none" : fmt::format("{}", fmt::join(loaded, ", "))),
+        "model");
+  }
+  require_model(name);  // throws: neither the base model nor an adapter
+  return "";
 }
 
 void ServerState::check_prompt_length(std::vector<int32_t>& ids, const char* field) const {

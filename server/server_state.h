@@ -56,6 +56,10 @@ struct ServerState {
   // Throws a 404 model_not_found naming `model` (and what this server serves) when the name is not
   // known, as OpenAI answers it (the openai client raises NotFoundError).
   void require_model(const std::string& name) const;
+  // The LoRA adapter an OpenAI `model` names: "" for the base model (any name require_model
+  // accepts), NAME for "BASE:NAME" or an adapter's own name. An unknown model is a 404
+  // (model_not_found); "BASE:NAME" with an adapter that is not loaded is a 400 naming model.
+  std::string lora_of_model(const std::string& name) const;
   // With skip_tokenizer_init: a 400 naming `field`, which needs text (the server has no tokenizer).
   void require_tokenizer(const char* field) const;
   // Tokenizes a prompt and enforces the context length (400 context_length_exceeded, or truncation

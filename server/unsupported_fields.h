@@ -1,4 +1,4 @@
-// Request fields of SGLang's API that this server does not implement (LoRA, multimodal inputs,
+// Request fields of SGLang's API that this server does not implement (multimodal inputs,
 // sessions, custom logit processors, hidden states). A request that sets one gets a 400 naming it
 // instead of an answer that silently ignores it; a null, false or empty value is accepted, since
 // clients often send defaults.
@@ -14,7 +14,6 @@ namespace sable::server {
 template <class Json>
 void reject_unsupported_fields(const Json& body) {
   static const std::pair<const char*, const char*> kUnsupported[] = {
-      {"lora_path", "LoRA adapters are not supported by this server"},
       {"image_data", "image inputs are not supported: this server serves text-only models"},
       {"video_data", "video inputs are not supported: this server serves text-only models"},
       {"audio_data", "audio inputs are not supported: this server serves text-only models"},

@@ -107,6 +107,13 @@ using StrList = std::vector<std::string>;
     "JSON object of default sampling parameters (empty: none)", JsonObject())                      \
   X(Str, expert_distribution_recorder_mode, "", "",                                                \
     "Record MoE expert selection counts (empty: off)", OneOf("|stat"))                             \
+  X(Bool, enable_lora, false, "", "Serve LoRA adapters (on when lora_paths is set)", Any())         \
+  X(StrList, lora_paths, {}, "",                                                                   \
+    "LoRA adapters loaded at startup, NAME=PATH (a PEFT adapter folder or Hub id)", Any())         \
+  X(Int, max_loras_per_batch, 8, "", "Most distinct LoRA adapters in one batch (pool slots)",      \
+    Range(1, 1024))                                                                                \
+  X(Int, max_lora_rank, 0, "",                                                                     \
+    "Largest LoRA rank served (0: the largest in lora_paths, else 64)", Range(0, 1024))            \
   X(Int, max_queued_requests, 0, "", "Most requests waiting in the queue (0: unlimited)",          \
     Range(0, 1e9))                                                                                 \
   X(Int, max_request_body_bytes, 67108864, "", "Largest accepted HTTP request body in bytes",      \

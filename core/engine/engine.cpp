@@ -42,6 +42,7 @@ RunnerBackend::~RunnerBackend() = default;
 
 scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence> seqs) {
   std::vector<runner::ModelRunner::Sequence> rs(seqs.size());
+  std::vector<int32_t> lora_ids(seqs.size()), lora_rows(seqs.size());
   bool any_all_logits = false;
   for (size_t i = 0; i < seqs.size(); ++i) {
     rs[i].new_tokens = seqs[i].new_tokens;
@@ -49,9 +50,12 @@ scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence>
     rs[i].pages = seqs[i].pages;
     rs[i].all_logits = seqs[i].all_logits;
     any_all_logits |= seqs[i].all_logits;
+    lora_ids[i] = seqs[i].lora_id;
+    lora_rows[i] = static_cast<int32_t>(seqs[i].new_tokens.size());
   }
+  const ops::LoraBatch* lora = lora_ ? lora_->prepare(lora_ids, lora_rows) : nullptr;
   const bool on_device = device_ != nullptr && !any_all_logits;
-  runner::ModelRunner::ForwardResult r = runner_->forward(rs, false, on_device);
+  runner::ModelRunner::ForwardResult r = runner_->forward(rs, false, on_device, lora);
   Logits out;
   out.rows = r.rows;
   out.vocab = r.vocab;
@@ -265,6 +269,8 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   so.disable_radix_cache = config.disable_radix_cache;
   so.stream_interval = static_cast<int32_t>(config.stream_interval);
   so.random_seed = c.rng();
+  start_lora(c);
+  if (c.lora) so.max_loras_per_batch = c.lora->options().max_loras_per_batch;
   const SableSamplerApi* sampler = nullptr;
   if (config.sampling_backend != "auto" && config.sampling_backend != "builtin") {
     sampler = c.registry->require(SABLE_PLUGIN_SAMPLER, config.sampling_backend)
@@ -379,6 +385,18 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   req.params = std::move(in.params);
   req.logprobs = std::move(in.logprobs);
   req.stream = std::make_shared<scheduler::RequestStream>();
+  if (!in.lora_path.empty()) {
+    if (!c.lora)
+      throw ValidationError("lora_path", "lora_path: LoRA is not enabled on this server (start it "
+                                         "with --enable-lora or --lora-paths NAME=PATH)");
+    try {
+      const lora::LoraManager::Ref ref = c.lora->acquire(in.lora_path);
+      req.lora_id = ref.id;
+      req.lora_hold = ref.adapter;
+    } catch (const std::invalid_argument& e) {
+      throw ValidationError("lora_path", fmt::format("lora_path: {}", e.what()));
+    }
+  }
   auto handle = std::unique_ptr<RequestHandle>(
       new RequestHandle(core_, req.rid, index, req.stream));
   c.scheduler->submit(std::move(req));

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/config/server_config.h"
+#include "core/lora/lora_manager.h"
 #include "core/sampling/sampling_params.h"
 #include "core/scheduler/request.h"
 #include "core/scheduler/scheduler.h"
@@ -53,6 +54,7 @@ struct GenerateInput {
   SamplingParams params;
   LogprobOptions logprobs;
   std::string rid;  // empty: a fresh uuid-like hex id
+  std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field name); empty: the base
 };
 
 // One embedding input: text (tokenized with special tokens, as for generation) or input_ids (used
@@ -204,6 +206,14 @@ class Engine {
   void start_expert_distribution_record();
   void stop_expert_distribution_record();
   ExpertDistribution dump_expert_distribution_record();
+
+  // LoRA adapters (engine_lora.cpp), on when enable_lora or lora_paths is set. load throws
+  // ValidationError naming lora_name / lora_path (LoRA off, a name in use, anything the adapter
+  // loader refuses); unload throws ValidationError for an unknown adapter or one in use.
+  bool lora_enabled() const;
+  lora::AdapterInfo load_lora_adapter(const std::string& name, const std::string& path);
+  void unload_lora_adapter(const std::string& name);
+  std::vector<lora::AdapterInfo> lora_adapters() const;
 
   // Stops the scheduler; in-flight requests end with finish_reason abort. Idempotent.
   void shutdown();

@@ -10,6 +10,8 @@
 #include "core/engine/engine.h"
 #include "core/grammar/grammar_backend.h"
 #include "core/plugin/registry.h"
+#include "core/lora/lora_manager.h"
+#include "core/runner/device_memory.h"
 #include "core/runner/model_runner.h"
 #include "core/tokenizer/incremental_detokenizer.h"
 #include "core/tokenizer/regex.h"
@@ -29,10 +31,13 @@ class RunnerBackend : public scheduler::ModelBackend {
   void sample_on_device(std::span<const int64_t> row_index, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override;
   runner::ModelRunner& runner() { return *runner_; }
+  // The LoRA manager whose adapters the sequences' lora_id name (nullptr: LoRA off).
+  void set_lora(lora::LoraManager* lora) { lora_ = lora; }
   void swap(std::unique_ptr<runner::ModelRunner> r) { runner_ = std::move(r); }
 
  private:
   std::unique_ptr<runner::ModelRunner> runner_;
+  lora::LoraManager* lora_ = nullptr;
   struct Device;                    // the CUDA sampler, when the runner is on a GPU
   std::unique_ptr<Device> device_;
   const float* device_logits_ = nullptr;
@@ -66,6 +71,9 @@ struct EngineCore {
   SableModelInfo info{};
   int64_t context_length = 0;
   int64_t max_total_tokens = 0;
+  // LoRA (null when off): the pool's memory, then the manager that uses it.
+  std::unique_ptr<runner::DeviceMemory> lora_memory;
+  std::unique_ptr<lora::LoraManager> lora;
   std::unique_ptr<scheduler::Scheduler> scheduler;
   // is_embedding only: runs embed() requests; its forwards go through scheduler->run_exclusive.
   std::unique_ptr<Embedder> embedder;
@@ -80,5 +88,9 @@ struct EngineCore {
   }
   std::string fresh_rid();
 };
+
+// engine_lora.cpp: makes the LoRA manager and loads lora_paths when LoRA is on (startup errors
+// throw ConfigError naming the adapter); nothing when it is off.
+void start_lora(EngineCore& c);
 
 }  // namespace sable::engine

@@ -105,8 +105,9 @@ class Engine:
         """The /generate of this engine: a dict (one prompt), a list of dicts (a list of
         prompts), or with stream=True an iterator of chunks. /generate's other fields are
         keywords: return_logprob, logprob_start_len, top_logprobs_num, token_ids_logprob,
-        return_text_in_logprobs, rid, ... (image_data, lora_path and the like are refused with
-        a ValueError naming them, as the server does)."""
+        return_text_in_logprobs, rid, lora_path (a loaded LoRA adapter's name, or one per
+        prompt), ... (image_data and the like are refused with a ValueError naming them, as the
+        server does)."""
         call = self._runtime.submit(
             self._body(prompt, sampling_params, input_ids, stream, fields), False)
         if stream:
@@ -191,6 +192,24 @@ class Engine:
         if load_format not in (None, "auto"):
             raise ValueError(f"load_format {load_format!r} is not supported (only 'auto')")
         return self._runtime.update_weights_from_disk(model_path)
+
+    def load_lora_adapter(self, lora_name: str, lora_path: str) -> dict:
+        """Loads a PEFT LoRA adapter (a folder or a Hub id) under `lora_name`; needs an engine
+        made with enable_lora=True or lora_paths. Returns the loaded adapters {name: path}; a
+        ValueError names the problem (a name in use, rank above max_lora_rank, a target module
+        the model lacks, shapes that do not fit)."""
+        self._check_open()
+        if not isinstance(lora_name, str) or not isinstance(lora_path, str):
+            raise TypeError("lora_name and lora_path must be str")
+        return json.loads(self._runtime.load_lora_adapter(lora_name, lora_path))
+
+    def unload_lora_adapter(self, lora_name: str) -> dict:
+        """Unloads adapter `lora_name` (a ValueError while requests still use it); returns the
+        adapters left {name: path}."""
+        self._check_open()
+        if not isinstance(lora_name, str):
+            raise TypeError("lora_name must be a str")
+        return json.loads(self._runtime.unload_lora_adapter(lora_name))
 
     def start_expert_distribution_record(self) -> None:
         self._check_open()

@@ -195,6 +195,10 @@ NB_MODULE(_sable, m) {
             return std::make_tuple(u.success, u.message, u.num_paused_requests);
           },
           "model_path"_a)
+      .def("load_lora_adapter", &Runtime::load_lora_adapter, "lora_name"_a, "lora_path"_a,
+           nb::call_guard<nb::gil_scoped_release>())
+      .def("unload_lora_adapter", &Runtime::unload_lora_adapter, "lora_name"_a,
+           nb::call_guard<nb::gil_scoped_release>())
       .def("start_expert_distribution_record", &Runtime::start_expert_distribution_record,
            nb::call_guard<nb::gil_scoped_release>())
       .def("stop_expert_distribution_record", &Runtime::stop_expert_distribution_record,

@@ -181,6 +181,26 @@ server::WeightUpdateResult Runtime::update_weights_from_disk(const std::string& 
   return backend_->update_weights_from_disk(model_path);
 }
 
+namespace {
+std::string adapters_json(const server::Backend& backend) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& a : backend.lora_adapters()) out[a.name] = a.path;
+  return out.dump();
+}
+}  // namespace
+
+std::string Runtime::load_lora_adapter(const std::string& name, const std::string& path) {
+  check_open();
+  backend_->load_lora_adapter(name, path);
+  return adapters_json(*backend_);
+}
+
+std::string Runtime::unload_lora_adapter(const std::string& name) {
+  check_open();
+  backend_->unload_lora_adapter(name);
+  return adapters_json(*backend_);
+}
+
 void Runtime::start_expert_distribution_record() {
   check_open();
   backend_->start_expert_distribution_record();

@@ -91,6 +91,9 @@ class Runtime : public std::enable_shared_from_this<Runtime> {
   std::string server_info();
   bool flush_cache();
   server::WeightUpdateResult update_weights_from_disk(const std::string& model_path);
+  // LoRA adapters: load / unload, each returning the loaded adapters as JSON {name: path}.
+  std::string load_lora_adapter(const std::string& name, const std::string& path);
+  std::string unload_lora_adapter(const std::string& name);
   void start_expert_distribution_record();
   void stop_expert_distribution_record();
   std::string dump_expert_distribution_record();  // the /dump_expert_distribution_record JSON

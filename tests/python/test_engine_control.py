@@ -3,6 +3,7 @@ stream frees its request, the control calls (server info, cache, weights, expert
 embeddings, tokenizer) and the engine's life cycle."""
 
 import gc
+import json
 import os
 import signal
 import threading
@@ -141,6 +142,32 @@ def test_expert_distribution_record():
         llm.stop_expert_distribution_record()
         dump = llm.dump_expert_distribution_record()
         assert dump["total"] > 0 and dump["layers"] > 0 and dump["experts"] > 0
+
+
+def test_lora_adapters_in_the_engine_and_in_lang():
+    # The PEFT reference of tests/golden/lora/llama: each adapter's greedy tokens (ids only: the
+    # golden llama has no tokenizer, the Qwen3 one stands in).
+    lora = os.path.join(MODELS, "..", "lora", "llama")
+    with open(os.path.join(lora, "golden.json")) as f:
+        ref = json.load(f)
+    greedy = {"temperature": 0, "max_new_tokens": 24, "ignore_eos": True}
+    with sable.Engine(model_path=os.path.join(MODELS, "llama"),
+                      tokenizer_path=os.path.join(MODELS, "..", "tokenizers", "qwen3"),
+                      lora_paths=[f"a={os.path.join(lora, 'a')}"], **ENGINE_ARGS) as llm:
+        prompt = ref["prompts"][1]
+        out = llm.generate(input_ids=prompt, sampling_params=greedy, lora_path="a")
+        assert out["output_ids"] == ref["adapters"]["a"]["greedy"][1]
+        assert llm.load_lora_adapter("b", os.path.join(lora, "b")) == {
+            "a": os.path.join(lora, "a"), "b": os.path.join(lora, "b")}
+        outs = llm.generate(input_ids=[prompt, prompt], sampling_params=greedy,
+                            lora_path=["b", "a"])
+        assert [o["output_ids"] for o in outs] == [ref["adapters"]["b"]["greedy"][1],
+                                                   ref["adapters"]["a"]["greedy"][1]]
+        with pytest.raises(ValueError, match="unknown LoRA adapter 'c'"):
+            llm.generate(input_ids=prompt, sampling_params=greedy, lora_path="c")
+        assert "b" not in llm.unload_lora_adapter("b")
+        with pytest.raises(ValueError, match="'b' is not loaded"):
+            llm.unload_lora_adapter("b")
 
 
 def test_expert_record_off_is_a_clear_error(engine):

@@ -224,3 +224,36 @@ TEST(RadixCache, TinyPoolEvictsOnDemand) {
   EXPECT_LE(cache.total_pages(), 8);
   EXPECT_EQ(pool.num_free() + cache.total_pages(), 8);
 }
+
+// LoRA: each adapter has its own namespace. The same tokens cached with adapter 1 are not matched
+// for the base model or adapter 2, each keeps its own pages, and eviction and flush reach every
+// namespace.
+TEST(RadixCache, AdaptersNeverSharePrefixes) {
+  PageAllocator pool(32, 1);
+  RadixCache cache(pool, true);
+  auto run = [&](const std::vector<int32_t>& tokens, int32_t adapter) {
+    PrefixMatch m = cache.match_prefix(tokens, adapter);
+    cache.lock(m.node);
+    std::vector<int32_t> pages = m.pages;
+    auto fresh = pool.allocate(static_cast<int32_t>(tokens.size() - pages.size()));
+    EXPECT_TRUE(fresh.has_value());
+    pages.insert(pages.end(), fresh->begin(), fresh->end());
+    cache.release(tokens, pages, static_cast<int32_t>(m.pages.size()), m.node, true, adapter);
+    return m.num_tokens;
+  };
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6};
+  EXPECT_EQ(run(prompt, 1), 0);
+  EXPECT_EQ(cache.peek_prefix_length(prompt, 1), 6);
+  EXPECT_EQ(cache.peek_prefix_length(prompt, 0), 0);
+  EXPECT_EQ(cache.peek_prefix_length(prompt, 2), 0);
+  EXPECT_EQ(run(prompt, 0), 0);  // the base model computes its own KV
+  EXPECT_EQ(run(prompt, 2), 0);
+  EXPECT_EQ(run(prompt, 1), 6);  // the same adapter reuses its whole prefix
+  EXPECT_EQ(cache.total_pages(), 18);
+  EXPECT_EQ(pool.num_free() + cache.total_pages(), pool.num_pages());
+  EXPECT_EQ(cache.evict(12), 12);  // two namespaces' leaves go, LRU first
+  EXPECT_EQ(cache.peek_prefix_length(prompt, 1), 6);  // adapter 1 was used last
+  EXPECT_EQ(cache.flush(), 6);
+  EXPECT_EQ(pool.num_free(), pool.num_pages());
+  EXPECT_EQ(cache.peek_prefix_length(prompt, 1), 0);
+}

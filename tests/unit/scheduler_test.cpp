@@ -681,3 +681,52 @@ TEST(Scheduler, TokenTheGrammarRejectsAbortsTheRequestWithAMessage) {
   EXPECT_TRUE(s.flush_cache());
   EXPECT_EQ(s.stats().free_pages, 256);
 }
+
+// LoRA: requests of three adapters and the base model with max_loras_per_batch 2. No forward
+// holds more than two distinct adapters (the third waits for a slot), every sequence reaches the
+// backend with its adapter id, outputs are unchanged, and a prompt cached with one adapter is not
+// reused by another (cached_tokens 0) but is by the same adapter.
+TEST(Scheduler, LoraAdaptersAreLimitedPerBatchAndNeverSharePrefixes) {
+  struct LoraModel : FakeModel {
+    using FakeModel::FakeModel;
+    Logits forward(std::span<const Sequence> seqs) override {
+      std::set<int32_t> adapters;
+      for (const auto& s : seqs)
+        if (s.lora_id != 0) adapters.insert(s.lora_id);
+      max_adapters = std::max<int32_t>(max_adapters, static_cast<int32_t>(adapters.size()));
+      for (int32_t a : adapters) seen.insert(a);
+      return FakeModel::forward(seqs);
+    }
+    int32_t max_adapters = 0;
+    std::set<int32_t> seen;
+  };
+  LoraModel model(1024, 1);
+  SchedulerOptions o = options(1024);
+  o.max_loras_per_batch = 2;
+  Scheduler s(o, model);
+  auto with_adapter = [&](const std::string& rid, std::vector<int32_t> p, int32_t adapter) {
+    Request r;
+    r.rid = rid;
+    r.input_ids = std::move(p);
+    r.params.temperature = 0.0;
+    r.params.max_new_tokens = 8;
+    r.lora_id = adapter;
+    r.stream = std::make_shared<RequestStream>();
+    auto stream = r.stream;
+    s.submit(std::move(r));
+    return stream;
+  };
+  model.hold = true;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 8; ++i) streams.push_back(with_adapter("r" + std::to_string(i), prompt(12, i), i % 4));
+  model.hold = false;
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(collect(*streams[i]).ids, reference(prompt(12, i), 8)) << i;
+  EXPECT_EQ(model.max_adapters, 2);
+  EXPECT_EQ(model.seen, (std::set<int32_t>{1, 2, 3}));
+
+  const auto shared = prompt(20, 99);
+  EXPECT_EQ(collect(*with_adapter("x1", shared, 1)).last.cached_tokens, 0);
+  EXPECT_EQ(collect(*with_adapter("x2", shared, 2)).last.cached_tokens, 0);
+  EXPECT_EQ(collect(*with_adapter("x0", shared, 0)).last.cached_tokens, 0);
+  EXPECT_GT(collect(*with_adapter("x1b", shared, 1)).last.cached_tokens, 0);
+}

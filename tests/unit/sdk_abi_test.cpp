@@ -32,7 +32,7 @@ TEST(SdkAbi, FrozenOffsets) {
 // ABI 1.1 appended gemm_fused and its options struct; 1.0 stays as it was.
 TEST(SdkAbi, FrozenOffsets_1_1) {
   EXPECT_EQ(offsetof(SableOps, gemm_fused), 8u + 8u * 22u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 23u);
+  EXPECT_EQ(offsetof(SableOps, gemm_fused) + sizeof(void*), 8u + 8u * 23u);  // where 1.1 ended
   EXPECT_EQ(offsetof(SableGemmFusion, cos_sin), 56u);
   SableOps old{};
   old.struct_size = offsetof(SableOps, gemm_fused);  // a 1.0 host's table
@@ -43,7 +43,7 @@ TEST(SdkAbi, FrozenOffsets_1_1) {
 TEST(SdkAbi, FrozenOffsets_1_2) {
   EXPECT_EQ(offsetof(SableOps, lora), 8u + 8u * 23u);
   EXPECT_EQ(sizeof(SableOps), 8u + 8u * 24u);
-  EXPECT_EQ(offsetof(SableModelInfo, lora_modules), 44u);
+  EXPECT_EQ(offsetof(SableModelInfo, lora_modules), 40u);
   EXPECT_EQ(offsetof(SableForwardBatch, has_lora), 24u + 3u * sizeof(SableTensor));
   SableOps old{};
   old.struct_size = offsetof(SableOps, lora);  // a 1.1 host's table

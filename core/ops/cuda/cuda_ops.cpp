@@ -17,6 +17,7 @@
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/gemm_fused.h"
+#include "core/ops/lora_batch.h"
 
 namespace sable::ops {
 namespace {
@@ -604,12 +605,46 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
   return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
 }
 
+// LoRA deltas of one projection: the batch's adapters (ctx->lora) through lora_kernels.cu.
+SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const SableTensor* x,
+                    SableTensor* out) {
+  return run_op(ctx, "lora", [&] {
+    require(ctx != nullptr, "context is null");
+    const auto& xt = tensor(x, "x");
+    const auto& ot = tensor(out, "out");
+    require(module >= 0 && module < SABLE_LORA_MODULE_COUNT, "unknown LoRA module {}", module);
+    const LoraBatch* lb = ctx->lora;
+    if (lb == nullptr) return;
+    require(layer >= 0 && layer < lb->num_layers, "layer {} outside the model's {} layers", layer,
+            lb->num_layers);
+    const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + module];
+    if (w.a == nullptr) return;
+    require(xt.ndim == 2 && ot.ndim == 2 && xt.strides[1] == 1 && ot.strides[1] == 1,
+            "x and out must be 2-D row views with unit column stride");
+    require(xt.dtype == lb->dtype && ot.dtype == lb->dtype, "x, out and the LoRA pool must share "
+            "the compute dtype");
+    require(xt.shape[1] == w.k && ot.shape[1] == w.n, "x [{}, {}] / out [{}, {}] do not fit the "
+            "adapters' [{}, {}]", xt.shape[0], xt.shape[1], ot.shape[0], ot.shape[1], w.k, w.n);
+    require(xt.shape[0] == lb->num_tokens && ot.shape[0] == lb->num_tokens,
+            "x and out must have the batch's {} rows", lb->num_tokens);
+    const int64_t t = lb->num_tokens;
+    auto* tmp = static_cast<float*>(
+        ctx->arena->allocate(static_cast<size_t>(t * lb->max_rank) * sizeof(float), 256));
+    require(tmp != nullptr, "scratch arena cannot hold the LoRA intermediate");
+    require(k::lora_shrink_expand(xt.data, t > 1 ? xt.strides[0] : w.k, w.a, w.b, lb->dtype, t,
+                                  w.k, w.n, lb->max_rank, lb->row_slot_device,
+                                  lb->slot_rank_device, module, tmp, ot.data,
+                                  t > 1 ? ot.strides[0] : w.n, ctx->stream),
+            "unsupported dtype for lora");
+  });
+}
+
 const SableOps kCudaOps = {
     sizeof(SableOps), 0,           &op_alloc,    &op_embedding,  &op_gemm,      &op_rms_norm,
     &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
-    &op_gemm_fused};
+    &op_gemm_fused,   &op_lora};
 
 }  // namespace
 

@@ -135,4 +135,13 @@ bool moe_experts(const MoeExpertsArgs& args, void* stream);
 bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* counts,
                        void* stream);
 
+// LoRA delta of one projection (the `lora` op, lora_kernels.cu): for each row t of x [T, K] (row
+// stride ldx) with slot s = row_slot[t] >= 0 and r = slot_rank[s * SABLE_LORA_MODULE_COUNT +
+// module] > 0: out[t, :] += (x[t] · A[s, :r]ᵀ) · B[s, :, :r]ᵀ, A [S, r_max, K], B [S, N, r_max]
+// in `dtype` like x and out (row stride ldo). tmp: F32 scratch [T, r_max].
+bool lora_shrink_expand(const void* x, int64_t ldx, const void* a, const void* b, int32_t dtype,
+                        int64_t tokens, int64_t k, int64_t n, int32_t r_max,
+                        const int32_t* row_slot, const int32_t* slot_rank, int32_t module,
+                        float* tmp, void* out, int64_t ldo, void* stream);
+
 }  // namespace sable::ops::cuda

@@ -120,9 +120,11 @@ def gen(
     choices_method: Any = None,
     regex: Optional[str] = None,
     json_schema: Optional[Union[str, dict]] = None,
+    lora_path: Optional[str] = None,
     **more_sampling: Any,
 ) -> SglExpr:
-    """Generates text into variable `name` (SGLang's sgl.gen). With choices it is select()."""
+    """Generates text into variable `name` (SGLang's sgl.gen). With choices it is select().
+    lora_path names a LoRA adapter the server has loaded; the generation runs with it."""
     if name is not None and not isinstance(name, str):
         raise TypeError(f"gen(name=...) must be a str, got {type(name).__name__}")
     if choices is not None:
@@ -154,7 +156,8 @@ def gen(
     logprob = {k: v for k, v in dict(
         return_logprob=return_logprob, logprob_start_len=logprob_start_len,
         top_logprobs_num=top_logprobs_num,
-        return_text_in_logprobs=return_text_in_logprobs).items() if v is not None}
+        return_text_in_logprobs=return_text_in_logprobs, lora_path=lora_path).items()
+        if v is not None}
     return SglGen(name, sampling, logprob)
 
 
