@@ -188,7 +188,8 @@ def test_lora_off_answers_400_naming_the_field(server):
 def test_rank_above_max_lora_rank_stops_startup():
     proc = subprocess.run(
         [sable_binary(), "serve", "--model-path", LLAMA_DIR, "--device", "cpu",
-         "--lora-paths", f"a={adapter('llama', 'a')}", "--max-lora-rank", "4", "--port", "1"],
+         "--tokenizer-path", TOKENIZER_DIR, "--lora-paths", f"a={adapter('llama', 'a')}",
+         "--max-lora-rank", "4", "--port", "1"],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "LoRA adapter 'a': rank 8 is above --max-lora-rank 4" in proc.stderr + proc.stdout
