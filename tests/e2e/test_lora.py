@@ -193,3 +193,28 @@ def test_rank_above_max_lora_rank_stops_startup():
         capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "LoRA adapter 'a': rank 8 is above --max-lora-rank 4" in proc.stderr + proc.stdout
+
+
+def test_adapter_from_a_hub_id(reference, tmp_path):
+    """--lora-paths NAME=ORG/NAME goes through the Hub resolver: the mock Hub's two adapter files
+    land in the HF cache layout and serve PEFT's tokens."""
+    from mock_hub import MockHub
+
+    hub = MockHub()
+    try:
+        hub.add_repo("sable-test/lora-a", adapter("llama", "a"),
+                     names=["adapter_config.json", "adapter_model.safetensors"])
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_"))}
+        env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub.url)
+        s = Server("--lora-paths", "a=sable-test/lora-a", "--tokenizer-path", TOKENIZER_DIR,
+                   "--skip-server-warmup", model_dir=LLAMA_DIR, model_name="llama", env=env)
+        try:
+            prompts, greedy = reference
+            assert generate(s, prompts[1], "a")["output_ids"] == greedy["a"][1]
+            snapshots = tmp_path / "hf" / "hub" / "models--sable-test--lora-a" / "snapshots"
+            assert any((d / "adapter_model.safetensors").exists() for d in snapshots.iterdir())
+        finally:
+            s.stop()
+    finally:
+        hub.close()
