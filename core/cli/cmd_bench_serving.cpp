@@ -9,6 +9,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <limits>
@@ -81,6 +82,9 @@ class BenchServingCommand : public Command {
     a.add_flag("--disable-ignore-eos", disable_ignore_eos_, "Stop at EOS instead of ignoring it");
     a.add_option("--model", model_, "Model name for the openai backend")->capture_default_str();
     a.add_option("--api-key", api_key_, "Bearer token");
+    a.add_option("--lora-name", lora_names_,
+                 "LoRA adapters the requests use, in turn by send order (sglang: lora_path; "
+                 "openai: model)");
     a.add_option("--output-file", output_file_, "Append the summary as one JSON line here");
     a.add_option("--tag", tag_, "Free text stored with the summary");
   }
@@ -165,6 +169,8 @@ class BenchServingCommand : public Command {
   RequestResult send(const BenchRequest& request, int output_len) const {
     RequestResult r;
     const bool text = !dataset_.tokenize_prompt;
+    const std::string lora =
+        lora_names_.empty() ? "" : lora_names_[sent_.fetch_add(1) % lora_names_.size()];
     json body;
     std::string path;
     if (backend_ == "sglang") {
@@ -174,12 +180,14 @@ class BenchServingCommand : public Command {
                {{"max_new_tokens", output_len}, {"ignore_eos", !disable_ignore_eos_}, {"temperature", 0}}}};
       if (text) body["text"] = request.text;
       else body["input_ids"] = request.ids;
+      if (!lora.empty()) body["lora_path"] = lora;
     } else {
       path = "/v1/completions";
       body = {{"model", model_},  {"max_tokens", output_len}, {"ignore_eos", !disable_ignore_eos_},
               {"temperature", 0}, {"stream", true},           {"stream_options", {{"include_usage", true}}}};
       if (text) body["prompt"] = request.text;
       else body["prompt"] = request.ids;
+      if (!lora.empty()) body["model"] = lora;
     }
     httplib::Client client(base_url_);
     client.set_read_timeout(3600);
@@ -340,6 +348,8 @@ class BenchServingCommand : public Command {
   bool flush_cache_ = false;
   bool disable_ignore_eos_ = false;
   std::string model_ = "default";
+  std::vector<std::string> lora_names_;
+  mutable std::atomic<size_t> sent_{0};
   std::string api_key_;
   std::string output_file_;
   std::string tag_;
