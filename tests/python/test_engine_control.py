@@ -1,6 +1,6 @@
 """Engine beyond generate: the GIL is released while C++ works, Ctrl-C aborts a request, a dropped
 stream frees its request, the control calls (server info, cache, weights, expert record,
-embeddings, tokenizer) and the engine's life cycle."""
+embeddings, tokenizer, LoRA adapters with gen(lora_path)) and the engine's life cycle."""
 
 import gc
 import json
@@ -208,3 +208,23 @@ def test_shutdown_ends_requests_in_flight():
         for _ in it:
             pass
     assert time.time() - start < 10
+
+
+def test_lang_gen_runs_with_a_lora_adapter():
+    # gen(lora_path=...) reaches the request: the program's text equals the engine's own output
+    # with that adapter, and differs from the base model's. Short words keep the Qwen3 ids inside
+    # the golden llama's 1000-token vocabulary.
+    lora = os.path.join(MODELS, "..", "lora", "llama")
+    greedy = {"temperature": 0, "max_new_tokens": 6, "ignore_eos": True}
+    with sable.Engine(model_path=os.path.join(MODELS, "llama"),
+                      tokenizer_path=os.path.join(MODELS, "..", "tokenizers", "qwen3"),
+                      lora_paths=[f"a={os.path.join(lora, 'a')}"], **ENGINE_ARGS) as llm:
+        want = llm.generate("a b c d", greedy, lora_path="a")["text"]
+        assert want != llm.generate("a b c d", greedy)["text"]
+
+        @sable.function
+        def program(s):
+            s += "a b c d" + sable.gen("out", max_tokens=6, temperature=0, ignore_eos=True,
+                                       lora_path="a")
+
+        assert program.run(backend=llm)["out"] == want

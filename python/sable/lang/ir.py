@@ -83,7 +83,7 @@ class SglGen(SglExpr):
     def __init__(self, name: Optional[str], sampling: dict, logprob: dict) -> None:
         self.name = name
         self.sampling = sampling  # sampling_params given here (None values dropped)
-        self.logprob = logprob
+        self.logprob = logprob  # the request's other fields: logprob options, lora_path
 
 
 class SglSelect(SglExpr):
