@@ -34,6 +34,9 @@ std::string forced_tool_schema(const ordered_json& tools, const std::string* nam
     object["properties"]["name"] = std::move(name_schema);
     object["properties"]["parameters"] = std::move(params);
     object["required"] = ordered_json::array({"name", "parameters"});
+    // The name first (the call streams from it), and arguments in declared order as with
+    // xgrammar: parameters of any size compile (the automaton grammar engine's option).
+    object["x-sable"] = ordered_json{{"property_order", "declared"}};
     alternatives.push_back(std::move(object));
   }
   ordered_json schema;

@@ -1,8 +1,8 @@
 """The official `openai` Python client against `sable serve`, used as its users use it.
 
 Completions (stream, n, logprobs, echo, stop, batch prompts), chat (stream with usage, n, logprobs,
-seed, json_schema, beta.chat.completions.parse, tools required / named / auto, streaming tool calls
-with a cut call list), embeddings, models, and every error mapped to the client's exception class.
+seed, json_schema with properties in any order and refusals by name, beta.chat.completions.parse,
+tools required / named / auto, streaming tool calls with a cut call list), embeddings, models, and every error mapped to the client's exception class.
 The golden qwen2_tok model has random weights, so the assertions check protocol and constraints
 (schema validity, regex fullmatch, token counts through usage, exception types), never content.
 """
@@ -186,6 +186,60 @@ def test_chat_json_schema_ranges_formats_and_counts(client):
             response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}})
         assert r.choices[0].finish_reason == "stop", r
         checker.validate(json.loads(r.choices[0].message.content))
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), keys  # each property at most once
+    return dict(pairs)
+
+
+def test_chat_json_schema_properties_in_any_order(client):
+    # Every order of the declared properties is allowed (each at most once, required ones always);
+    # sampled at temperature 1 from random weights, some outputs leave the declared order.
+    schema = {"type": "object",
+              "properties": {"alpha": {"type": "boolean"}, "beta": {"enum": [1, 2]},
+                             "gamma": {"type": "null"}, "delta": {"type": "boolean"}},
+              "required": ["alpha", "gamma"], "additionalProperties": False}
+    declared = list(schema["properties"])
+    orders = set()
+    for seed in range(8):
+        r = client.chat.completions.create(
+            model=MODEL_NAME, messages=MESSAGES, max_tokens=80, temperature=1.0, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "o", "schema": schema}})
+        assert r.choices[0].finish_reason == "stop", r
+        value = json.loads(r.choices[0].message.content, object_pairs_hook=_unique_keys)
+        jsonschema.validate(value, schema)
+        orders.add(tuple(value))
+    assert any(list(o) != [k for k in declared if k in o] for o in orders), orders
+    # Declared order on request ("x-sable"), as xgrammar and llguidance generate.
+    ordered = dict(schema, **{"x-sable": {"property_order": "declared"}})
+    for seed in range(3):
+        r = client.chat.completions.create(
+            model=MODEL_NAME, messages=MESSAGES, max_tokens=80, temperature=1.0, seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "o", "schema": ordered}})
+        keys = list(json.loads(r.choices[0].message.content))
+        assert keys == [k for k in declared if k in keys], keys
+
+
+def test_chat_json_schema_refusals_name_what_cannot_be_enforced(client):
+    def create(schema):
+        return client.chat.completions.create(
+            model=MODEL_NAME, messages=MESSAGES, max_tokens=8,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    # oneOf whose branches may overlap (a value valid under both must be rejected).
+    with pytest.raises(openai.BadRequestError) as e:
+        create({"oneOf": [{"type": "number"}, {"type": "integer"}]})
+    assert "oneOf branches 0 and 1" in e.value.message
+    # Too many properties for any order: the message names the object and the opt-in.
+    many = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(13)}}
+    with pytest.raises(openai.BadRequestError) as e:
+        create({"type": "object", "properties": {"inner": many}})
+    assert "/properties/inner/properties" in e.value.message
+    assert "property_order" in e.value.message
+    r = create({"type": "object", "properties": {"inner": many},
+                "x-sable": {"property_order": "declared"}})
+    assert r.choices[0].message.content is not None
 
 
 def test_beta_parse_with_a_pydantic_model(client):

@@ -18,7 +18,7 @@ namespace sable::grammar {
 namespace {
 
 Dfa schema_dfa(const std::string& schema) {
-  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema))));
+  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal)));
 }
 
 void check(const std::string& schema, const std::vector<std::string>& good,
@@ -64,15 +64,18 @@ TEST(GrammarSchema, Scalars) {
   check(R"({"type":"number","exclusiveMinimum":0})", {"0.001", "5", "12.5"}, {"0", "0.0", "-1"});
 }
 
-TEST(GrammarSchema, ObjectPropertiesInOrderWithRequired) {
+// Declared order when the schema asks for it (any order: grammar_object_order_test.cpp).
+TEST(GrammarSchema, ObjectPropertiesInDeclaredOrderWithRequired) {
   const std::string schema = R"({"type":"object","properties":{
-      "a":{"type":"integer"},"b":{"type":"string"},"c":{"type":"boolean"}},"required":["b"]})";
+      "a":{"type":"integer"},"b":{"type":"string"},"c":{"type":"boolean"}},"required":["b"],
+      "x-sable":{"property_order":"declared"}})";
   check(schema,
         {R"({"b":"x"})", R"({"a":1,"b":"x"})", R"({"a": 1, "b": "x", "c": true})",
          R"({"b":"x","c":false})"},
         {"{}", R"({"a":1})", R"({"b":"x","a":1})", R"({"b":"x","d":1})", R"({"a":1 ,"b":"x"})",
          R"({ "b":"x"})", R"({"b":  "x"})", R"({"b":"x" })", "{\"b\":\n\"x\"}"});
-  check(R"({"properties":{"a":{"type":"integer"},"c":{"type":"boolean"}}})",
+  check(R"({"properties":{"a":{"type":"integer"},"c":{"type":"boolean"}},
+           "x-sable":{"property_order":"declared"}})",
         {"{}", R"({"c":true})", R"({"a":1,"c":true})", R"({"a":1})"},
         {R"({,"c":true})", R"({"a":1,})", R"({"c":true,"a":1})"});
   check(R"({"type":"object","properties":{"x":{"type":"object","properties":{"y":{"const":1}},
@@ -80,10 +83,10 @@ TEST(GrammarSchema, ObjectPropertiesInOrderWithRequired) {
         {R"({"x":{"y":1}})", R"({"x": {"y": 1}})"}, {R"({"x":{}})"});
 }
 
-// Optional properties repeat each other's regexes (any one may come first); the NFA builder
-// shares the repeats, so 40 of them stay far below the DFA state cap.
-TEST(GrammarSchema, ManyOptionalPropertiesStayLinear) {
-  std::string schema = R"({"type":"object","properties":{)";
+// In declared order, optional properties repeat each other's regexes (any one may come first);
+// the NFA builder shares the repeats, so 40 of them stay far below the DFA state cap.
+TEST(GrammarSchema, ManyOptionalPropertiesInDeclaredOrderStayLinear) {
+  std::string schema = R"({"type":"object","x-sable":{"property_order":"declared"},"properties":{)";
   for (int i = 0; i < 40; ++i)
     schema += (i ? "," : "") + std::string("\"p") + std::to_string(i) +
               R"(":{"type":"string","maxLength":20})";
@@ -112,6 +115,27 @@ TEST(GrammarSchema, EnumConstAndCombinators) {
   check(R"({"anyOf":[{"type":"integer"},{"type":"string","maxLength":1}]})", {"3", R"("a")"},
         {R"("ab")", "true"});
   check(R"({"oneOf":[{"const":true},{"type":"null"}]})", {"true", "null"}, {"false"});
+  // oneOf: only branches that no value can satisfy together (else refused by name).
+  check(R"({"oneOf":[{"type":"integer"},{"type":"string"},{"enum":[true,null]}]})",
+        {"3", R"("a")", "null"}, {"false", "1.5"});
+  check(R"({"type":"object","oneOf":[
+           {"properties":{"kind":{"const":"a"},"x":{"type":"integer"}},"required":["kind","x"]},
+           {"properties":{"kind":{"enum":["b","c"]},"y":{"type":"string"}},"required":["kind"]}]})",
+        {R"({"kind":"a","x":1})", R"({"kind":"c"})"}, {R"({"kind":"a"})", R"({"kind":"d"})"});
+  check(R"({"$defs":{"p":{"type":"object","properties":{"a":{"type":"integer"}},
+           "required":["a"],"additionalProperties":false}},
+           "oneOf":[{"$ref":"#/$defs/p"},{"type":"object","properties":{"b":{"type":"integer"}},
+           "required":["b"],"additionalProperties":false}]})",
+        {R"({"a":1})", R"({"b":2})"}, {R"({"a":1,"b":2})"});
+  for (const char* overlapping :
+       {R"({"oneOf":[{"type":"number"},{"type":"integer"}]})",
+        R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})",
+        R"({"oneOf":[{"properties":{"a":{"type":"integer"}}},{"type":"object"}]})",
+        R"({"oneOf":[{"enum":[1,2]},{"enum":[2,3]}]})"}) {
+    const std::string e = error_of(overlapping);
+    EXPECT_NE(e.find("oneOf branches 0 and 1 may both match"), std::string::npos) << e;
+    EXPECT_NE(e.find("(at /oneOf)"), std::string::npos) << e;
+  }
   check(R"({"allOf":[{"type":"boolean"}]})", {"true"}, {"1"});
   // allOf merges keyword by keyword; sibling keywords of anyOf apply to every branch.
   check(R"({"allOf":[{"type":"boolean"},{"const":true}]})", {"true"}, {"false"});

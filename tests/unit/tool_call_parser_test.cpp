@@ -292,7 +292,9 @@ TEST(ForcedToolCalls, RequiredSchemaIsAnArrayOfAnyOf) {
   EXPECT_FALSE(any[0]["properties"]["parameters"].contains("$defs"));
   EXPECT_EQ(any[1]["properties"]["parameters"], json::parse(R"({"type": "object"})"));
   EXPECT_EQ(s["$defs"]["city"]["type"], "string");  // moved to the root: #/$defs/city resolves
-  // "name" is declared before "parameters", so it is generated first.
+  // "name" is declared before "parameters" and the wrapper asks for declared order (the grammar
+  // engine's default is any order), so the name is generated first.
+  EXPECT_EQ(any[0]["x-sable"]["property_order"], "declared");
   const std::string text = forced_tool_schema(kToolsJson, nullptr, false);
   EXPECT_LT(text.find("\"name\""), text.find("\"parameters\""));
   EXPECT_EQ(json::parse(text)["maxItems"], 1);

@@ -59,7 +59,11 @@ std::shared_ptr<const CompiledGrammar> compile_grammar(int32_t kind, std::string
                                                        int32_t max_states,
                                                        std::shared_ptr<MaskBudget> budget) {
   std::string regex = grammar_to_regex(kind, spec);
-  Dfa dfa = with_kind(kind, [&] { return Dfa::build(build_nfa(parse_regex(regex)), max_states); });
+  const RegexDialect dialect =
+      kind == SABLE_GRAMMAR_JSON_SCHEMA ? RegexDialect::kInternal : RegexDialect::kUser;
+  Dfa dfa = with_kind(kind, [&] {
+    return Dfa::build(build_nfa(parse_regex(regex, dialect)), max_states);
+  });
   return std::make_shared<const CompiledGrammar>(std::move(regex), std::move(dfa),
                                                  std::move(vocab), std::move(budget));
 }

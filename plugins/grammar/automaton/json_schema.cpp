@@ -8,6 +8,7 @@
 #include "json_schema_converter.h"
 #include "json_string.h"
 #include "numeric_range.h"
+#include "one_of.h"
 #include "regex.h"
 #include "sable/cpp/error.h"
 #include "schema_merge.h"
@@ -126,6 +127,21 @@ void Converter::error(const std::string& path, const std::string& what) {
   fail(SABLE_ERR_INVALID_ARGUMENT, what + " (at " + (path.empty() ? "/" : path) + ")");
 }
 
+PropertyOrder property_order_option(const Json& options, const std::string& path) {
+  if (!options.is_object()) Converter::error(path, "x-sable must be an object");
+  PropertyOrder order = PropertyOrder::kAny;
+  for (auto it = options.begin(); it != options.end(); ++it) {
+    if (it.key() != "property_order")
+      Converter::error(path + "/" + it.key(),
+                       "unknown option '" + it.key() + "' (known: property_order)");
+    const Json& v = it.value();
+    if (v != "any" && v != "declared")
+      Converter::error(path + "/property_order", "property_order must be \"any\" or \"declared\"");
+    order = v == "declared" ? PropertyOrder::kDeclared : PropertyOrder::kAny;
+  }
+  return order;
+}
+
 int64_t count_keyword(const Json& s, const char* key, int64_t fallback, const std::string& path) {
   if (!s.contains(key)) return fallback;
   const Json& v = s[key];
@@ -146,6 +162,15 @@ std::string Converter::value(const Json& s, const std::string& path) {
 }
 
 std::string Converter::value_of(const Json& s, const std::string& path) {
+  if (s.is_object() && s.contains("x-sable")) {  // options for this schema and those inside it
+    const PropertyOrder outer = order_;
+    order_ = property_order_option(s["x-sable"], path + "/x-sable");
+    Json rest = s;
+    rest.erase("x-sable");
+    std::string out = value_of(rest, path);
+    order_ = outer;
+    return out;
+  }
   if (s.is_boolean()) {
     if (!s.get<bool>()) error(path, "a `false` schema allows nothing");
     return any_json_value_regex(kAnyDepth);
@@ -165,12 +190,24 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     Json siblings = s;
     siblings.erase(key);
     std::vector<std::string> alts;
+    std::vector<std::pair<size_t, Json>> branches;
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string branch_path = path + "/" + key + "/" + std::to_string(i);
       if (list[i].is_boolean() && !list[i].get<bool>()) continue;
       Json branch = siblings;
       if (list[i].is_object()) merge_schema(branch, list[i], branch_path);
       else if (!list[i].is_boolean()) error(branch_path, "a schema must be an object or a boolean");
+      // oneOf: a value valid against two branches must be refused, which only disjoint branches
+      // guarantee (one_of.h).
+      if (std::string(key) == "oneOf")
+        for (const auto& [j, other] : branches)
+          if (!provably_disjoint(other, branch, root_))
+            error(path + "/oneOf", "oneOf branches " + std::to_string(j) + " and " +
+                                       std::to_string(i) + " may both match a value, which oneOf "
+                                       "must then reject and cannot be enforced here (supported: "
+                                       "branches of different types, const/enum values or "
+                                       "discriminator properties); anyOf allows the overlap");
+      branches.emplace_back(i, branch);
       alts.push_back(value(branch, branch_path));
     }
     if (alts.empty()) error(path + "/" + key, "every branch is `false`");

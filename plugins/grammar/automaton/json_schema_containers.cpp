@@ -4,6 +4,7 @@
 #include "json_schema.h"
 #include "json_schema_converter.h"
 #include "json_string.h"
+#include "nfa.h"
 #include "regex.h"
 
 namespace sable::grammar::schema {
@@ -12,10 +13,23 @@ namespace {
 // A converted object longer than this is refused (optional properties multiply the text).
 constexpr size_t kMaxObjectRegexSize = 4 << 20;
 
+// (?:a|b|...): one of the alternatives ("" is the empty string).
+std::string group(const std::vector<std::string>& alts) {
+  std::string out = "(?:";
+  for (size_t i = 0; i < alts.size(); ++i) out += (i ? "|" : "") + alts[i];
+  return out + ")";
+}
+
+// NFA states of a member's regex, to foresee the size of the any-order automaton.
+int64_t nfa_size(const std::string& regex) {
+  return static_cast<int64_t>(build_nfa(parse_regex(regex, RegexDialect::kInternal)).states.size());
+}
+
 }  // namespace
 
-// Members in declared order, each optional one skippable, then (when additionalProperties allows
-// them) further members whose keys are none of the declared names.
+// The declared properties (each optional one skippable) and, when additionalProperties allows
+// them, further members whose keys are none of the declared names; in declared order or in any
+// order (PropertyOrder).
 std::string Converter::object(const Json& s, const std::string& path) {
   const bool has_props = s.contains("properties");
   if (has_props && !s["properties"].is_object())
@@ -60,24 +74,32 @@ std::string Converter::object(const Json& s, const std::string& path) {
     error(path + "/maxProperties",
           "maxProperties below the number of properties the object may have is not supported");
 
-  // members[i] = `"name":[ ]?value`; optional ones may be skipped, commas only between those
-  // present. started[i]: the members from i on after one was already written (each with a
-  // leading comma); fresh(i): the same when none was written yet.
-  std::vector<std::string> members;
+  std::vector<std::string> members;  // `"name":[ ]?value`
   std::vector<bool> needed;
   for (const auto& [name, sub] : props.items()) {
     members.push_back(escape_regex_literal(Json(name).dump()) + ":" + kWs +
                       value(sub, path + "/properties/" + name));
     needed.push_back(required.count(name) > 0);
   }
+  if (order_ == PropertyOrder::kAny && members.size() > 1)
+    return members_any_order(members, needed, extra_member, path);
+  return members_in_order(members, needed, extra_member, path);
+}
+
+// Optional members may be skipped, commas only between those present. started[i]: the members
+// from i on after one was already written (each with a leading comma); fresh(i): the same when
+// none was written yet.
+std::string Converter::members_in_order(const std::vector<std::string>& members,
+                                        const std::vector<bool>& needed, const std::string& extra,
+                                        const std::string& path) {
   const size_t k = members.size();
   std::vector<std::string> started(k + 1);
-  started[k] = extras ? "(?:," + kWs + extra_member + ")*" : "";
+  started[k] = extra.empty() ? "" : "(?:," + kWs + extra + ")*";
   for (size_t i = k; i-- > 0;) {
     const std::string item = "," + kWs + members[i];
     started[i] = (needed[i] ? item : "(?:" + item + ")?") + started[i + 1];
   }
-  std::string fresh = extras ? "(?:" + extra_member + started[k] + ")?" : "";
+  std::string fresh = extra.empty() ? "" : "(?:" + extra + started[k] + ")?";
   for (size_t i = k; i-- > 0;) {
     const std::string with_i = members[i] + started[i + 1];
     fresh = needed[i] ? with_i : "(?:" + with_i + "|" + fresh + ")";
@@ -85,6 +107,59 @@ std::string Converter::object(const Json& s, const std::string& path) {
       error(path, "the object has too many optional properties");
   }
   return "\\{" + fresh + "\\}";
+}
+
+// Each subset S of the declared properties written so far is one shared subexpression rest(S):
+// further members (extra ones any number of times, each declared one not in S once), ending
+// when S holds every required property. Text and automaton are 2^n in the number of properties n,
+// hence kMaxAnyOrderProperties.
+std::string Converter::members_any_order(const std::vector<std::string>& members,
+                                         const std::vector<bool>& needed, const std::string& extra,
+                                         const std::string& path) {
+  const size_t n = members.size();
+  // The automaton holds a copy of member p for each subset without p: 2^(n-1) copies of each.
+  int64_t copies = 0;
+  if (n <= kMaxAnyOrderProperties) {
+    for (const std::string& m : members) copies += nfa_size(m);
+    copies <<= n - 1;
+    if (!extra.empty()) copies += nfa_size(extra) << n;
+  }
+  if (n > kMaxAnyOrderProperties || copies > kMaxAnyOrderStates)
+    error(path + "/properties",
+          "an object with " + std::to_string(n) + " properties in any order is too large to "
+          "compile (" + (n > kMaxAnyOrderProperties
+                             ? "more than " + std::to_string(kMaxAnyOrderProperties) + " properties"
+                             : "about " + std::to_string(copies) + " automaton states") +
+          ": each subset of the properties is a state); send \"x-sable\": "
+          "{\"property_order\": \"declared\"} in the schema (top level or this object) to generate "
+          "properties in declared order");
+  std::string defs;
+  std::vector<std::string> member(n);
+  for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
+  const std::string other = extra.empty() ? "" : define(extra, &defs);
+  const std::string sep = "," + kWs;
+  uint32_t required = 0;
+  for (size_t i = 0; i < n; ++i) required |= needed[i] ? 1u << i : 0u;
+  const uint32_t all = (1u << n) - 1;
+  std::vector<std::string> rest(all + 1);
+  for (uint32_t set = all + 1; set-- > 0;) {  // supersets first: rest(S) refers to rest(S + p)
+    std::vector<std::string> alts;
+    if ((set & required) == required) alts.push_back("");
+    for (size_t p = 0; p < n; ++p)
+      if (!(set & (1u << p))) alts.push_back(sep + member[p] + rest[set | (1u << p)]);
+    rest[set] = define((other.empty() ? "" : "(?:" + sep + other + ")*") + group(alts), &defs);
+  }
+  std::vector<std::string> first;
+  if (required == 0) first.push_back("");
+  for (size_t p = 0; p < n; ++p) first.push_back(member[p] + rest[1u << p]);
+  if (!other.empty()) first.push_back(other + rest[0]);
+  return "(?:" + defs + "\\{" + group(first) + "\\})";
+}
+
+std::string Converter::define(const std::string& body, std::string* defs) {
+  const std::string id = std::to_string(next_definition_++);
+  *defs += "(?@" + id + "=" + body + ")";
+  return "(?@" + id + ")";
 }
 
 // n elements, lo <= n <= hi: position i < prefix.size() holds prefix[i], later ones `items`.

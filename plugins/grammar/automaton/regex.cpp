@@ -17,7 +17,8 @@ constexpr int kMaxNesting = 500;
 
 class Parser {
  public:
-  explicit Parser(std::string_view pattern) : p_(pattern) {}
+  Parser(std::string_view pattern, RegexDialect dialect)
+      : p_(pattern), internal_(dialect == RegexDialect::kInternal) {}
 
   RegexAst run() {
     const int32_t root = parse_alternation(0);
@@ -196,6 +197,7 @@ class Parser {
     ++pos_;  // (
     if (peek() == '?') {
       const std::string_view rest = p_.substr(pos_);
+      if (internal_ && rest.starts_with("?@")) return parse_definition(depth, open);
       if (rest.starts_with("?:")) {
         pos_ += 2;
       } else if (rest.starts_with("?P<") ||
@@ -231,6 +233,32 @@ class Parser {
     if (at_end() || peek() != ')') error("missing ')' for the group opened", open);
     ++pos_;
     return inner;
+  }
+
+  // The internal dialect's shared subexpressions: `(?@N=X)` defines N as X and matches the empty
+  // string; `(?@N)` matches X. A definition repeated with the same text is the same node (the AST
+  // is hash-consed), so copied text may define N again.
+  int32_t parse_definition(int depth, size_t open) {
+    pos_ += 2;  // ?@
+    int64_t id = 0;
+    const size_t digits = pos_;
+    while (!at_end() && peek() >= '0' && peek() <= '9' && id < (int64_t{1} << 40))
+      id = id * 10 + (p_[pos_++] - '0');
+    if (pos_ == digits) error("bad definition name", open);
+    if (!at_end() && peek() == ')') {
+      ++pos_;
+      auto it = defs_.find(id);
+      if (it == defs_.end()) error("reference to an undefined subexpression", open);
+      return it->second;
+    }
+    if (at_end() || peek() != '=') error("bad definition", open);
+    ++pos_;
+    const int32_t body = parse_alternation(depth + 1);
+    if (at_end() || peek() != ')') error("missing ')' for the definition opened", open);
+    ++pos_;
+    auto [it, inserted] = defs_.emplace(id, body);
+    if (!inserted && it->second != body) error("subexpression defined twice differently", open);
+    return add(RegexNode{});
   }
 
   uint32_t next_code_point() {
@@ -398,6 +426,8 @@ class Parser {
   size_t pos_ = 0;
   RegexAst ast_;
   std::unordered_map<std::string, int32_t> unique_;  // node content -> index
+  bool internal_;
+  std::unordered_map<int64_t, int32_t> defs_;  // internal dialect: definition -> node
 };
 
 void append_escaped_code_point(uint32_t cp, std::string* out) {
@@ -417,8 +447,8 @@ void append_escaped_code_point(uint32_t cp, std::string* out) {
 
 }  // namespace
 
-RegexAst parse_regex(std::string_view pattern) {
-  return Parser(pattern).run();
+RegexAst parse_regex(std::string_view pattern, RegexDialect dialect) {
+  return Parser(pattern, dialect).run();
 }
 
 std::string escape_regex_literal(std::string_view text) {

@@ -48,9 +48,15 @@ struct RegexAst {
 // Largest count a {m,n} quantifier may name.
 inline constexpr int32_t kMaxRepeatCount = 10000;
 
+// kUser: the syntax above, what clients send. kInternal adds, for the regexes the grammar front
+// ends generate (never for client text), shared subexpressions: `(?@N=X)` defines N (digits) as X
+// and matches the empty string, `(?@N)` later matches X. A shared subexpression is one AST node,
+// so text that would otherwise repeat it (JSON objects with properties in any order) stays small.
+enum class RegexDialect { kUser, kInternal };
+
 // Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) with a message such as
 // "unsupported construct '(?=' at offset 3 (lookahead)".
-RegexAst parse_regex(std::string_view pattern);
+RegexAst parse_regex(std::string_view pattern, RegexDialect dialect = RegexDialect::kUser);
 
 // Escapes `text` (UTF-8) so that it matches itself literally.
 std::string escape_regex_literal(std::string_view text);

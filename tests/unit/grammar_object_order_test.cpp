@@ -1,0 +1,170 @@
+// JSON schema objects in any property order (the default): every order of the declared
+// properties, each at most once, with every required one present, further members anywhere when
+// additionalProperties allows them; objects too large for it are refused by name, and the
+// schema's "x-sable": {"property_order": "declared"} opts into declared order instead.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "plugins/grammar/automaton/dfa.h"
+#include "plugins/grammar/automaton/json_schema.h"
+#include "plugins/grammar/automaton/nfa.h"
+#include "plugins/grammar/automaton/regex.h"
+#include "sable/cpp/error.h"
+
+namespace sable::grammar {
+namespace {
+
+Dfa schema_dfa(const std::string& schema) {
+  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal)));
+}
+
+std::string error_of(const std::string& schema) {
+  try {
+    schema_dfa(schema);
+  } catch (const sable::cpp::Error& e) {
+    return e.what();
+  }
+  return "(compiled)";
+}
+
+const std::vector<std::string> kNames = {"a", "b", "c", "d"};
+const std::vector<std::string> kValues = {"1", "\"s\"", "true", "null"};
+
+std::string object_of(const std::vector<int>& order) {
+  std::string out = "{";
+  for (size_t i = 0; i < order.size(); ++i)
+    out += (i ? "," : "") + ("\"" + kNames[order[i]] + "\":") + kValues[order[i]];
+  return out + "}";
+}
+
+// Every subset of {a,b,c,d} in every order: accepted exactly when it holds b and d.
+TEST(GrammarObjectOrder, EveryOrderOfEverySubset) {
+  const Dfa dfa = schema_dfa(R"({"type":"object","properties":{"a":{"type":"integer"},
+      "b":{"type":"string"},"c":{"type":"boolean"},"d":{"type":"null"}},"required":["b","d"],
+      "additionalProperties":false})");
+  int accepted = 0;
+  for (int set = 0; set < 16; ++set) {
+    std::vector<int> order;
+    for (int i = 0; i < 4; ++i)
+      if (set & (1 << i)) order.push_back(i);
+    const bool complete = (set & 0b1010) == 0b1010;
+    do {
+      EXPECT_EQ(dfa.matches(object_of(order)), complete) << object_of(order);
+      accepted += complete;
+    } while (std::next_permutation(order.begin(), order.end()));
+  }
+  EXPECT_EQ(accepted, 2 + 6 + 6 + 24);  // {b,d}, {a,b,d}, {b,c,d}, {a,b,c,d} in every order
+  // Each property at most once; values still checked; layout as before.
+  for (const char* bad : {R"({"b":"s","d":null,"b":"t"})", R"({"d":null,"b":1})",
+                          R"({"d":null,"b":"s","e":1})", R"({"d":null,,"b":"s"})",
+                          R"({"d":null,"b":"s",})", R"({ "d":null,"b":"s"})"})
+    EXPECT_FALSE(dfa.matches(bad)) << bad;
+  EXPECT_TRUE(dfa.matches(R"({"d": null, "b": "s"})"));
+}
+
+TEST(GrammarObjectOrder, FurtherMembersGoAnywhere) {
+  const Dfa dfa = schema_dfa(R"({"properties":{"id":{"type":"integer"},"name":{"type":"string"}},
+      "required":["id"],"additionalProperties":{"type":"boolean"}})");
+  for (const char* good : {R"({"id":1})", R"({"x":true,"id":1})", R"({"name":"n","x":false,"id":2})",
+                           R"({"x":true,"y":false,"id":1,"z":true})", R"({"id":1,"name":"n","x":true})"})
+    EXPECT_TRUE(dfa.matches(good)) << good;
+  for (const char* bad : {R"({"x":true})", R"({"x":1,"id":1})", R"({"id":1,"id":2})",
+                          R"({"name":"n","id":1,"name":"m"})", R"({"id":"1"})"})
+    EXPECT_FALSE(dfa.matches(bad)) << bad;
+  // Without properties' companions: any members at all, also empty.
+  const Dfa open = schema_dfa(R"({"properties":{"a":{"const":1},"b":{"const":2}},
+      "additionalProperties":true})");
+  for (const char* good : {"{}", R"({"z":[1],"b":2,"a":1})", R"({"b":2,"q":null})"})
+    EXPECT_TRUE(open.matches(good)) << good;
+  EXPECT_FALSE(open.matches(R"({"b":3})"));
+}
+
+// Nested objects in any order each, and the same object schema reached twice (its shared
+// subexpressions are defined twice with the same text).
+TEST(GrammarObjectOrder, NestedAndRepeatedObjects) {
+  const std::string point = R"({"type":"object","properties":{"x":{"type":"integer"},
+      "y":{"type":"integer"}},"required":["x","y"],"additionalProperties":false})";
+  const Dfa dfa = schema_dfa(R"({"type":"object","properties":{"from":)" + point + R"(,"to":)" +
+                             point + R"(,"path":{"type":"array","items":)" + point +
+                             R"(}},"required":["from","to"],"additionalProperties":false})");
+  for (const char* good : {R"({"from":{"x":1,"y":2},"to":{"y":3,"x":4}})",
+                           R"({"to":{"x":1,"y":2},"path":[{"y":1,"x":1},{"x":2,"y":2}],"from":{"y":0,"x":0}})"})
+    EXPECT_TRUE(dfa.matches(good)) << good;
+  for (const char* bad : {R"({"from":{"x":1},"to":{"y":3,"x":4}})",
+                          R"({"to":{"x":1,"y":2},"path":[{"y":1,"y":1}],"from":{"y":0,"x":0}})"})
+    EXPECT_FALSE(dfa.matches(bad)) << bad;
+}
+
+// Eight optional string properties: 256 subsets times the members' states, compiled quickly.
+TEST(GrammarObjectOrder, EightPropertiesCompileQuickly) {
+  std::string schema = R"({"type":"object","additionalProperties":false,"properties":{)";
+  for (int i = 0; i < 8; ++i)
+    schema += (i ? "," : "") + std::string("\"property_") + std::to_string(i) +
+              R"(":{"type":"string"})";
+  schema += "}}";
+  const auto start = std::chrono::steady_clock::now();
+  const Dfa dfa = schema_dfa(schema);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_LT(dfa.num_states(), kMaxDfaStates);
+  EXPECT_TRUE(dfa.matches(R"({"property_7":"a","property_0":"b","property_3":""})"));
+  EXPECT_FALSE(dfa.matches(R"({"property_7":"a","property_7":"b"})"));
+}
+
+TEST(GrammarObjectOrder, TooManyPropertiesAreRefusedByName) {
+  std::string props;
+  for (int i = 0; i < 13; ++i)
+    props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"integer"})";
+  const std::string inner = R"({"type":"object","properties":{)" + props + "}}";
+  const std::string e = error_of(R"({"type":"object","properties":{"outer":)" + inner + "}}");
+  EXPECT_NE(e.find("13 properties in any order is too large"), std::string::npos) << e;
+  EXPECT_NE(e.find("/properties/outer/properties"), std::string::npos) << e;
+  EXPECT_NE(e.find("\"property_order\": \"declared\""), std::string::npos) << e;
+  // Opting into declared order compiles it, and only in that order.
+  const Dfa dfa = schema_dfa(R"({"x-sable":{"property_order":"declared"},"type":"object",
+      "properties":{"outer":)" + inner + "}}");
+  EXPECT_TRUE(dfa.matches(R"({"outer":{"p0":1,"p8":2}})"));
+  EXPECT_FALSE(dfa.matches(R"({"outer":{"p8":2,"p0":1}})"));
+  // Fewer properties with large values: refused by the foreseen automaton size.
+  std::string big = R"({"type":"object","additionalProperties":true,"properties":{)";
+  for (int i = 0; i < 8; ++i)
+    big += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"string","maxLength":40})";
+  const std::string e2 = error_of(big + "}}");
+  EXPECT_NE(e2.find("8 properties in any order is too large to compile (about"), std::string::npos) << e2;
+}
+
+TEST(GrammarObjectOrder, OptionsAreChecked) {
+  EXPECT_NE(error_of(R"({"x-sable":{"property_order":"sorted"}})").find("\"any\" or \"declared\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"x-sable":{"order":"any"}})").find("unknown option 'order'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"x-sable":true})").find("x-sable must be an object"), std::string::npos);
+  // The option object is not a keyword: beside enum it is no conflict.
+  EXPECT_TRUE(schema_dfa(R"({"enum":[1,2],"x-sable":{"property_order":"any"}})").matches("2"));
+}
+
+// The option holds for the schema that carries it and those inside it, until another one.
+TEST(GrammarObjectOrder, OptionsApplyInsideTheirSchema) {
+  const Dfa dfa = schema_dfa(R"({"type":"object","x-sable":{"property_order":"declared"},
+      "properties":{"name":{"const":"f"},"args":{"type":"object","x-sable":{"property_order":"any"},
+      "properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"]}},
+      "required":["name","args"]})");
+  EXPECT_TRUE(dfa.matches(R"({"name":"f","args":{"b":1,"a":2}})"));
+  EXPECT_FALSE(dfa.matches(R"({"args":{"a":1,"b":2},"name":"f"})"));
+}
+
+// The internal dialect is not the client's: `(?@` in a regex request is refused.
+TEST(GrammarObjectOrder, DefinitionsOnlyInTheInternalDialect) {
+  EXPECT_THROW(parse_regex("(?@1=a)(?@1)"), sable::cpp::Error);
+  const Dfa dfa = Dfa::build(build_nfa(parse_regex("(?@1=ab|c)x(?@1)(?@1)", RegexDialect::kInternal)));
+  EXPECT_TRUE(dfa.matches("xabc"));
+  EXPECT_FALSE(dfa.matches("abxab" "c"));
+  EXPECT_THROW(parse_regex("(?@2)", RegexDialect::kInternal), sable::cpp::Error);
+  EXPECT_THROW(parse_regex("(?@1=a)(?@1=b)", RegexDialect::kInternal), sable::cpp::Error);
+}
+
+}  // namespace
+}  // namespace sable::grammar
