@@ -33,6 +33,7 @@ std::unique_ptr<Command> make_serve_command(CLI::App& parent);
 std::unique_ptr<Command> make_plugins_command(CLI::App& parent);
 std::unique_ptr<Command> make_generate_command(CLI::App& parent);
 std::unique_ptr<Command> make_bench_offline_command(CLI::App& parent);
+std::unique_ptr<Command> make_bench_grammar_command(CLI::App& parent);
 std::unique_ptr<Command> make_make_random_model_command(CLI::App& parent);
 std::unique_ptr<Command> make_download_command(CLI::App& parent);
 std::unique_ptr<Command> make_bench_serving_command(CLI::App& parent);  // with the server

@@ -15,6 +15,7 @@ constexpr sable::cli::CommandFactory kCommands[] = {
     &sable::cli::make_generate_command,
     &sable::cli::make_download_command,
     &sable::cli::make_bench_offline_command,
+    &sable::cli::make_bench_grammar_command,
     &sable::cli::make_make_random_model_command,
 #ifdef SABLE_HAVE_BENCH_SERVING
     &sable::cli::make_bench_serving_command,

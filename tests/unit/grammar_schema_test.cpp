@@ -127,6 +127,12 @@ TEST(GrammarSchema, EnumConstAndCombinators) {
            "oneOf":[{"$ref":"#/$defs/p"},{"type":"object","properties":{"b":{"type":"integer"}},
            "required":["b"],"additionalProperties":false}]})",
         {R"({"a":1})", R"({"b":2})"}, {R"({"a":1,"b":2})"});
+  // "a or b, not both": each branch drops the property the other requires.
+  check(R"({"type":"object","properties":{"shape":{"enum":["r","c"]},"r":{"type":"integer"},
+           "c":{"type":"integer"}},"required":["shape"],
+           "oneOf":[{"required":["r"]},{"required":["c"]}]})",
+        {R"({"shape":"r","r":1})", R"({"c":2,"shape":"c"})"},
+        {R"({"shape":"r","r":1,"c":2})", R"({"shape":"r"})"});
   for (const char* overlapping :
        {R"({"oneOf":[{"type":"number"},{"type":"integer"}]})",
         R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})",
@@ -149,7 +155,11 @@ TEST(GrammarSchema, EnumConstAndCombinators) {
   check(R"({"enum":[1,"a",2.5,null],"type":["integer","null"]})", {"1", "null"}, {R"("a")", "2.5"});
   EXPECT_NE(error_of(R"({"allOf":[{"pattern":"a"},{"pattern":"b"}]})").find("'pattern'"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"enum":["a","bb"],"maxLength":1})").find("'maxLength' beside enum"),
+  // Beside enum: length and numeric bounds filter the values, unknown keys are annotations, other
+  // keywords are refused.
+  check(R"({"enum":["a","bb","é",3,7],"maxLength":1,"exclusiveMaximum":5,"readonly":true})",
+        {R"("a")", R"("é")", "3"}, {R"("bb")", "7"});
+  EXPECT_NE(error_of(R"({"enum":["a","bb"],"pattern":"a"})").find("'pattern' beside enum"),
             std::string::npos);
 }
 

@@ -62,7 +62,16 @@ std::shared_ptr<const CompiledGrammar> compile_grammar(int32_t kind, std::string
   const RegexDialect dialect =
       kind == SABLE_GRAMMAR_JSON_SCHEMA ? RegexDialect::kInternal : RegexDialect::kUser;
   Dfa dfa = with_kind(kind, [&] {
-    return Dfa::build(build_nfa(parse_regex(regex, dialect)), max_states);
+    try {
+      return Dfa::build(build_nfa(parse_regex(regex, dialect)), max_states);
+    } catch (const sable::cpp::Error& e) {
+      // Objects in any property order multiply the automaton; say what makes it smaller.
+      if (dialect != RegexDialect::kInternal || regex.find("(?@") == std::string::npos) throw;
+      throw sable::cpp::Error(e.status(), std::string(e.what()) +
+                                              "; objects in any property order multiply its "
+                                              "size: \"x-sable\": {\"property_order\": "
+                                              "\"declared\"} in the schema keeps declared order");
+    }
   });
   return std::make_shared<const CompiledGrammar>(std::move(regex), std::move(dfa),
                                                  std::move(vocab), std::move(budget));

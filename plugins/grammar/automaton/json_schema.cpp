@@ -61,6 +61,27 @@ const std::set<std::string> kStringKeys = {"pattern", "format", "minLength", "ma
 const std::set<std::string> kNumberKeys = {"minimum", "maximum", "exclusiveMinimum",
                                            "exclusiveMaximum", "multipleOf"};
 
+// Keywords beside enum/const that filter its values (length of strings, bounds of numbers).
+const std::set<std::string> kValueFilters = {"minLength", "maxLength", "minimum", "maximum",
+                                             "exclusiveMinimum", "exclusiveMaximum"};
+
+// A keyword of JSON Schema (any draft) that constrains values; other keys are annotations.
+bool is_schema_keyword(const std::string& key) {
+  static const std::set<std::string> kOthers = {
+      "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "not", "if",
+      "dependentSchemas", "dependencies", "dependentRequired", "patternProperties",
+      "propertyNames", "contains", "minContains", "maxContains", "$dynamicRef", "$recursiveRef",
+      "format"};
+  return kObjectKeys.count(key) || kArrayKeys.count(key) || kStringKeys.count(key) ||
+         kNumberKeys.count(key) || kOthers.count(key);
+}
+
+int64_t code_point_count(const std::string& text) {
+  int64_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
 std::string alternation(const std::vector<std::string>& alts) {
   if (alts.size() == 1) return alts[0];
   std::string out = "(?:";
@@ -189,27 +210,34 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     // Sibling keywords apply to every branch: merge them in.
     Json siblings = s;
     siblings.erase(key);
-    std::vector<std::string> alts;
-    std::vector<std::pair<size_t, Json>> branches;
+    std::vector<size_t> index;
+    std::vector<Json> branches;
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string branch_path = path + "/" + key + "/" + std::to_string(i);
       if (list[i].is_boolean() && !list[i].get<bool>()) continue;
       Json branch = siblings;
       if (list[i].is_object()) merge_schema(branch, list[i], branch_path);
       else if (!list[i].is_boolean()) error(branch_path, "a schema must be an object or a boolean");
-      // oneOf: a value valid against two branches must be refused, which only disjoint branches
-      // guarantee (one_of.h).
-      if (std::string(key) == "oneOf")
-        for (const auto& [j, other] : branches)
-          if (!provably_disjoint(other, branch, root_))
-            error(path + "/oneOf", "oneOf branches " + std::to_string(j) + " and " +
-                                       std::to_string(i) + " may both match a value, which oneOf "
-                                       "must then reject and cannot be enforced here (supported: "
-                                       "branches of different types, const/enum values or "
-                                       "discriminator properties); anyOf allows the overlap");
-      branches.emplace_back(i, branch);
-      alts.push_back(value(branch, branch_path));
+      index.push_back(i);
+      branches.push_back(std::move(branch));
     }
+    // oneOf: a value valid against two branches must be refused, which only disjoint branches
+    // guarantee (one_of.h).
+    if (std::string(key) == "oneOf") {
+      exclude_other_branches(branches);
+      for (size_t b = 0; b < branches.size(); ++b)
+        for (size_t a = 0; a < b; ++a)
+          if (!provably_disjoint(branches[a], branches[b], root_))
+            error(path + "/oneOf", "oneOf branches " + std::to_string(index[a]) + " and " +
+                                       std::to_string(index[b]) + " may both match a value, which "
+                                       "oneOf must then reject and cannot be enforced here "
+                                       "(supported: branches of different types, const/enum "
+                                       "values, discriminator properties or different required "
+                                       "properties); anyOf allows the overlap");
+    }
+    std::vector<std::string> alts;
+    for (size_t b = 0; b < branches.size(); ++b)
+      alts.push_back(value(branches[b], path + "/" + key + "/" + std::to_string(index[b])));
     if (alts.empty()) error(path + "/" + key, "every branch is `false`");
     return alternation(alts);
   }
@@ -302,13 +330,33 @@ std::string Converter::constants(const Json& s, const std::string& path) {
                         std::find(values.begin(), values.end(), s["const"]) != values.end();
     values = listed ? Json::array({s["const"]}) : Json::array();
   }
+  // Beside the values: length and numeric bounds filter them; keys that are no JSON Schema
+  // keyword are annotations; any other keyword is refused.
   for (auto it = s.begin(); it != s.end(); ++it) {
     const std::string& key = it.key();
-    if (key == "enum" || key == "const" || key == "type" || is_annotation_keyword(key)) continue;
+    if (key == "enum" || key == "const" || key == "type" || is_annotation_keyword(key) ||
+        kValueFilters.count(key) || !is_schema_keyword(key))
+      continue;
     error(path + "/" + key, "'" + key + "' beside enum/const is not supported");
   }
+  const int64_t min_len = count_keyword(s, "minLength", 0, path);
+  const int64_t max_len = count_keyword(s, "maxLength", -1, path);
+  const std::optional<NumericBound> lo = bound(s, "minimum", "exclusiveMinimum", true, path);
+  const std::optional<NumericBound> hi = bound(s, "maximum", "exclusiveMaximum", false, path);
+  auto within = [&](const Json& v) {
+    if (v.is_string()) {
+      const int64_t n = code_point_count(v.get<std::string>());
+      return n >= min_len && (max_len < 0 || n <= max_len);
+    }
+    if (!v.is_number()) return true;
+    const Decimal d = parse_decimal(v.dump());
+    const int cl = lo ? compare_decimal(d, lo->value) : 1;
+    const int ch = hi ? compare_decimal(d, hi->value) : -1;
+    return (cl > 0 || (cl == 0 && !lo->exclusive)) && (ch < 0 || (ch == 0 && !hi->exclusive));
+  };
   std::vector<std::string> alts;
   for (const Json& v : values) {
+    if (!within(v)) continue;
     bool typed_ok = !s.contains("type");
     if (!typed_ok) {
       const Json& t = s["type"];

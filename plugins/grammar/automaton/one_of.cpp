@@ -161,6 +161,34 @@ bool disjoint(const Json& a0, const Json& b0, const Json& root, int depth) {
 
 }  // namespace
 
+void exclude_other_branches(std::vector<Json>& branches) {
+  std::vector<Json> original = branches;
+  for (size_t i = 0; i < branches.size(); ++i) {
+    Json& mine = branches[i];
+    if (!mine.is_object() || !mine.contains("properties") || !mine["properties"].is_object() ||
+        mine.contains("$ref") || mine.contains("allOf"))
+      continue;
+    const Json extra = mine.value("additionalProperties", Json(false));
+    if (!(extra.is_boolean() && !extra.get<bool>()) || mine.contains("unevaluatedProperties") ||
+        mine.contains("patternProperties"))
+      continue;
+    for (size_t j = 0; j < original.size(); ++j) {
+      const Json& other = original[j];
+      if (j == i || !other.is_object() || !other.contains("required") ||
+          !other["required"].is_array())
+        continue;
+      for (const Json& name : other["required"]) {
+        if (!name.is_string() || requires_property(original[i], name.get<std::string>())) continue;
+        // Values of i lack k (it is not listed, and no further members are generated), so j's
+        // `required` fails on them.
+        mine["properties"].erase(name.get<std::string>());
+        mine["additionalProperties"] = false;
+        break;
+      }
+    }
+  }
+}
+
 bool provably_disjoint(const Json& a, const Json& b, const Json& root) {
   return disjoint(a, b, root, 0);
 }

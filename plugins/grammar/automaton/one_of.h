@@ -4,9 +4,12 @@
 // disjoint types (integer inside number), disjoint const/enum values, or, for objects, a property
 // required by both whose schemas are disjoint (a discriminator) or required by one and excluded by
 // the other's additionalProperties: false. Otherwise the branches may overlap and oneOf is refused.
+// Before that check, exclude_other_branches narrows object branches that differ in `required`
+// (oneOf [{required: [a]}, {required: [b]}]: "a or b, not both").
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace sable::grammar {
 
@@ -14,5 +17,11 @@ namespace sable::grammar {
 // False when they overlap or when it cannot tell.
 bool provably_disjoint(const nlohmann::ordered_json& a, const nlohmann::ordered_json& b,
                        const nlohmann::ordered_json& root);
+
+// For each pair of branches i, j where j requires a property k that i does not, and i lists k in
+// its `properties` without allowing further members (additionalProperties absent or false): k is
+// removed from i and i closed (additionalProperties: false), so no value of i satisfies j. Each
+// branch keeps a subset of its values (those without k), never more.
+void exclude_other_branches(std::vector<nlohmann::ordered_json>& branches);
 
 }  // namespace sable::grammar
