@@ -170,8 +170,7 @@ TEST(GrammarQwen3, YesNoAllowsExactlyThePrefixesOfItsWords) {
 }
 
 // The trie walk agrees with accepting each token on its own, on states along a JSON walk.
-// Also where the mask walk takes whole trie subtrees at once (bytes that loop on the state:
-// free strings, a pattern's class) and inside an any-order object.
+// In free strings, a pattern's class, a bounded string and an any-order object.
 TEST(GrammarQwen3, MaskEqualsPerTokenAcceptance) {
   Qwen3& q = qwen3();
   const std::pair<const char*, const char*> cases[] = {

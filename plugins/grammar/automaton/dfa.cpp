@@ -130,7 +130,6 @@ Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
   if (d.start_ == kDead)
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the grammar matches no string");
   d.compute_forced_bytes();
-  d.compute_self_loops();
   return d;
 }
 
@@ -183,17 +182,6 @@ void Dfa::compute_forced_bytes() {
     }
     if (bytes == 1) forced_[s] = static_cast<int16_t>(class_first[last]);
   }
-}
-
-void Dfa::compute_self_loops() {
-  std::vector<std::array<uint64_t, 4>> class_bytes(num_classes_, {0, 0, 0, 0});
-  for (int b = 0; b < 256; ++b) class_bytes[byte_class_[b]][b >> 6] |= uint64_t{1} << (b & 63);
-  const size_t nc = static_cast<size_t>(num_classes_);
-  loops_.assign(num_states(), {0, 0, 0, 0});
-  for (int32_t s = 1; s < num_states(); ++s)
-    for (size_t c = 0; c < nc; ++c)
-      if (trans_[s * nc + c] == s)
-        for (int w = 0; w < 4; ++w) loops_[s][w] |= class_bytes[c][w];
 }
 
 int32_t Dfa::walk(int32_t state, std::string_view text) const {

@@ -40,9 +40,6 @@ class Dfa {
   bool accepting(int32_t state) const { return accepting_[state] != 0; }
   // The only byte that leads to a live state, or -1 when there are none or several.
   int32_t forced_byte(int32_t state) const { return forced_[state]; }
-  // The bytes that lead from `state` back to itself (a 256-bit set): a token made only of them
-  // stays in the state (the token-mask walk allows whole trie subtrees at once with it).
-  const std::array<uint64_t, 4>& self_loop_bytes(int32_t state) const { return loops_[state]; }
 
   // Runs `text` from `state`; kDead when it falls out.
   int32_t walk(int32_t state, std::string_view text) const;
@@ -51,7 +48,6 @@ class Dfa {
  private:
   void prune_dead_ends();
   void compute_forced_bytes();
-  void compute_self_loops();
 
   std::array<uint8_t, 256> byte_class_{};
   int32_t num_classes_ = 0;
@@ -59,7 +55,6 @@ class Dfa {
   std::vector<int32_t> trans_;  // [states, classes]
   std::vector<uint8_t> accepting_;
   std::vector<int16_t> forced_;
-  std::vector<std::array<uint64_t, 4>> loops_;  // [states]
 };
 
 }  // namespace sable::grammar

@@ -28,18 +28,11 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
       continue;
     }
     states[node.depth] = s;
-    // Every byte below this node loops on s (inside a JSON string, most of the vocabulary):
-    // the whole subtree is allowed without walking it.
-    const std::array<uint64_t, 4>& below = vocab.bytes_below(i);
-    const std::array<uint64_t, 4>& loop = dfa.self_loop_bytes(s);
-    const bool whole = ((below[0] & ~loop[0]) | (below[1] & ~loop[1]) | (below[2] & ~loop[2]) |
-                        (below[3] & ~loop[3])) == 0;
-    const int32_t end = whole ? vocab.subtree_tokens_end(i) : node.first_token + node.num_tokens;
-    for (int32_t k = node.first_token; k < end; ++k) {
-      const int32_t id = token_ids[k];
+    for (int32_t k = 0; k < node.num_tokens; ++k) {
+      const int32_t id = token_ids[node.first_token + k];
       words[id >> 5] |= 1u << (id & 31);
     }
-    i = whole ? node.skip : i + 1;
+    ++i;
   }
 }
 

@@ -77,27 +77,16 @@ void Vocabulary::build_trie() {
     trie_.back().num_tokens = 1;
     prev = t;
   }
-  // skip = the next node at the same or a shallower depth; parent = the open node above.
-  const auto n = static_cast<int32_t>(trie_.size());
+  // skip = the next node at the same or a shallower depth.
   std::vector<int32_t> open;  // nodes whose subtree is still open, by depth
-  std::vector<int32_t> parent(n, -1);
-  for (int32_t i = 0; i < n; ++i) {
+  for (int32_t i = 0; i < static_cast<int32_t>(trie_.size()); ++i) {
     while (!open.empty() && trie_[open.back()].depth >= trie_[i].depth) {
       trie_[open.back()].skip = i;
       open.pop_back();
     }
-    if (!open.empty()) parent[i] = open.back();
     open.push_back(i);
   }
-  for (int32_t i : open) trie_[i].skip = n;
-  // Children come after their parent in preorder: one backwards pass unites the byte sets.
-  below_.assign(n, {0, 0, 0, 0});
-  for (int32_t i = n; i-- > 0;) {
-    if (parent[i] < 0) continue;
-    std::array<uint64_t, 4>& up = below_[parent[i]];
-    for (int w = 0; w < 4; ++w) up[w] |= below_[i][w];
-    up[trie_[i].byte >> 6] |= uint64_t{1} << (trie_[i].byte & 63);
-  }
+  for (int32_t i : open) trie_[i].skip = static_cast<int32_t>(trie_.size());
 }
 
 }  // namespace sable::grammar

@@ -3,7 +3,6 @@
 // Built once per engine (one per tokenizer) and shared, read-only, by all its grammars.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -39,13 +38,6 @@ class Vocabulary {
   // The trie of every non-special, non-EOS token with at least one byte.
   const std::vector<TrieNode>& trie() const { return trie_; }
   const std::vector<int32_t>& trie_token_ids() const { return trie_tokens_; }
-  // The bytes of the nodes strictly below node i (a 256-bit set), and the end of the range of
-  // trie_token_ids() that node i's subtree holds (it starts at trie()[i].first_token).
-  const std::array<uint64_t, 4>& bytes_below(int32_t i) const { return below_[i]; }
-  int32_t subtree_tokens_end(int32_t i) const {
-    return trie_[i].skip < static_cast<int32_t>(trie_.size()) ? trie_[trie_[i].skip].first_token
-                                                              : static_cast<int32_t>(trie_tokens_.size());
-  }
   int32_t max_token_length() const { return max_len_; }
 
  private:
@@ -58,7 +50,6 @@ class Vocabulary {
   std::vector<int32_t> eos_ids_;
   std::vector<TrieNode> trie_;
   std::vector<int32_t> trie_tokens_;
-  std::vector<std::array<uint64_t, 4>> below_;  // [trie nodes]
   int32_t max_len_ = 0;
 };
 
