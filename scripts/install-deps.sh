@@ -12,6 +12,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang
   python3 python3-pip
+  tar xz-utils  # `sable bench grammar` unpacks JSONSchemaBench tarballs (.tar.xz) with tar
 )
 # clang builds the libFuzzer tests (cmake/SableFuzz.cmake) even in a gcc build; libFuzzer itself is
 # in libclang-rt-dev (Debian 12+, Ubuntu 23.04+; older releases ship it inside clang's own packages),
