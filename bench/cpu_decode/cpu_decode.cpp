@@ -1,17 +1,21 @@
-// CPU decode speed: tokens/s of greedy-free decode steps (argmax only) for 1 and N sequences.
+// CPU decode speed: tokens/s of greedy decode steps (argmax only) for 1 and N sequences, and of
+// the prefill before them.
 //
-// Loads a checkpoint through the model runner (the real plugins, the CPU ops and the CPU attention
-// backend), prefills each sequence with a fixed pseudo-random prompt, then times `steps` decode
-// forwards of the whole batch. Prints one line per batch size:
-//   model=<dir> batch=<B> prompt=<P> steps=<S> decode_tok_s=<x> ms_per_step=<y>
-// Usage: sable_bench_cpu_decode --model DIR [--batch 1,8] [--prompt 32] [--steps 32]
-//        [--plugin-dir DIR]...
+// Loads a checkpoint or GGUF file through the model runner (the real plugins, the CPU ops and the
+// CPU attention backend), prefills each sequence with a fixed pseudo-random prompt (timed: one
+// forward of batch x prompt tokens), then times `steps` decode forwards of the whole batch. Prints
+// one line per batch size:
+//   model=<path> batch=<B> prompt=<P> steps=<S> threads=<T> prefill_tok_s=<p> decode_tok_s=<x>
+//   ms_per_step=<y>
+// Usage: sable_bench_cpu_decode --model PATH [--batch 1,8] [--prompt 32] [--steps 32]
+//        [--threads N] [--dequantize] [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <vector>
 
+#include "core/ops/cpu/cpu_threads.h"
 #include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 
@@ -19,7 +23,11 @@ using sable::runner::ModelRunner;
 
 namespace {
 
-double run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t steps) {
+struct Timing {
+  double prefill_s = 0, decode_s = 0;
+};
+
+Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t steps) {
   const int32_t page = runner.page_size();
   const int32_t per_seq = (prompt + steps + page - 1) / page;
   std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(batch));
@@ -32,7 +40,8 @@ double run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
   }
   std::vector<ModelRunner::Sequence> seqs(static_cast<size_t>(batch));
   for (int32_t b = 0; b < batch; ++b) seqs[b] = {tokens[b], 0, pages[b], false};
-  auto out = runner.forward(seqs);  // prefill (untimed)
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = runner.forward(seqs);  // prefill
   const auto start = std::chrono::steady_clock::now();
   for (int32_t s = 0; s < steps; ++s) {
     for (int32_t b = 0; b < batch; ++b) {
@@ -44,9 +53,10 @@ double run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
     }
     out = runner.forward(seqs);
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return secs;
+  Timing t;
+  t.prefill_s = std::chrono::duration<double>(start - t0).count();
+  t.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return t;
 }
 
 }  // namespace
@@ -55,13 +65,16 @@ int main(int argc, char** argv) {
   CLI::App app{"CPU decode speed of a checkpoint through the model runner"};
   std::string model;
   std::vector<int32_t> batches = {1, 8};
-  int32_t prompt = 32, steps = 32;
+  int32_t prompt = 32, steps = 32, threads = 0;
+  bool dequantize = false;
   std::vector<std::string> plugin_dirs;
   app.add_option("--model", model, "checkpoint directory")->required();
   app.add_option("--batch", batches, "batch sizes")->delimiter(',');
   app.add_option("--prompt", prompt, "prompt tokens per sequence");
   app.add_option("--steps", steps, "timed decode steps");
   app.add_option("--plugin-dir", plugin_dirs, "extra plugin folders");
+  app.add_option("--threads", threads, "CPU threads (0: the physical cores)");
+  app.add_flag("--dequantize", dequantize, "convert packed weights to fp32 at load");
   CLI11_PARSE(app, argc, argv);
   try {
     sable::plugin::DiscoveryOptions dopt;
@@ -76,11 +89,17 @@ int main(int argc, char** argv) {
     opt.num_pages = static_cast<int64_t>(max_batch) * ((prompt + steps + 15) / 16);
     opt.context_length = prompt + steps + 1;
     opt.registry = registry.get();
+    opt.cpu_threads = threads;
+    opt.packed_weights = !dequantize;
     auto runner = ModelRunner::create(opt);
+    run_batch(*runner, 1, 8, 2);  // warm-up: page in the weights, grow the arena
     for (int32_t b : batches) {
-      const double secs = run_batch(*runner, b, prompt, steps);
-      std::printf("model=%s batch=%d prompt=%d steps=%d decode_tok_s=%.2f ms_per_step=%.2f\n",
-                  model.c_str(), b, prompt, steps, b * steps / secs, 1000.0 * secs / steps);
+      const Timing t = run_batch(*runner, b, prompt, steps);
+      std::printf(
+          "model=%s batch=%d prompt=%d steps=%d threads=%d prefill_tok_s=%.2f decode_tok_s=%.2f "
+          "ms_per_step=%.2f\n",
+          model.c_str(), b, prompt, steps, sable::ops::cpu::threads(), b * prompt / t.prefill_s,
+          b * steps / t.decode_s, 1000.0 * t.decode_s / steps);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

@@ -120,7 +120,11 @@ using StrList = std::vector<std::string>;
     Range(1024, 1e12))                                                                             \
   X(Float, shutdown_grace_period_s, 30.0, "",                                                      \
     "Seconds running requests get to finish on shutdown", Range(0, 86400))                         \
-  X(Int, num_threads, 0, "", "CPU compute threads (0: all cores)", Range(0, 4096))                 \
+  X(Int, cpu_threads, 0, "num_threads",                                                           \
+    "CPU compute threads, one team for every CPU op (0: the physical cores)", Range(0, 4096))     \
+  X(Bool, cpu_dequantize, false, "",                                                               \
+    "CPU: convert quantized and bf16/f16 weights to float32 at load (slower reference path)",     \
+    Any())                                                                                         \
   X(Float, watchdog_timeout, 300.0, "", "Seconds one forward batch may take before the server "    \
     "aborts", Range(1, 1e7))
 

@@ -226,6 +226,8 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
       (c.chunked_prefill_size < 0 ? std::max<int64_t>(c.max_prefill_tokens, 1 << 16) : chunk) +
       max_running);
   o.expert_recording = !c.expert_distribution_recorder_mode.empty();
+  o.cpu_threads = static_cast<int32_t>(c.cpu_threads);
+  o.packed_weights = !c.cpu_dequantize;
   o.registry = &registry;
   return o;
 }

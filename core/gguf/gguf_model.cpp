@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -307,6 +308,41 @@ void GgufModel::read(std::string_view name, int32_t dst_dtype, int32_t slice_dim
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t x = slice_start; x < slice_start + slice_len; ++x)
       for (int64_t i = 0; i < inner; ++i) emit_row((o * extent + x) * inner + i, 0, cols);
+}
+
+int32_t GgufModel::packed_dtype(std::string_view name) const {
+  const TensorInfo& t = *entry(name).info;
+  if (t.dims.size() != 2) return -1;
+  switch (t.type) {
+    case kQ8_0: return SABLE_DTYPE_Q8_0;
+    case kQ4_0: return SABLE_DTYPE_Q4_0;
+    case kQ4_1: return SABLE_DTYPE_Q4_1;
+    case kQ4_K: return SABLE_DTYPE_Q4_K;
+    case kQ5_K: return SABLE_DTYPE_Q5_K;
+    case kQ6_K: return SABLE_DTYPE_Q6_K;
+    case kF16: return SABLE_DTYPE_F16;
+    case kBF16: return SABLE_DTYPE_BF16;
+    default: return -1;
+  }
+}
+
+void GgufModel::read_packed(std::string_view name, void* dst) const {
+  const Entry& e = entry(name);
+  const TensorInfo& t = *e.info;
+  if (packed_dtype(name) < 0)
+    throw GgufError(fmt::format("{}: tensor '{}' ({}) has no packed form", file_->describe(), name,
+                                t.name));
+  const TypeTraits& traits = *type_traits(t.type);
+  const int64_t cols = t.dims[0], rows = t.dims[1];
+  const size_t rb = static_cast<size_t>(cols / traits.block_size) * traits.type_size;
+  const std::byte* base = file_->bytes(t).data();
+  auto* out = static_cast<std::byte*>(dst);
+  const int64_t hd = e.permute_heads > 0 ? rows / e.permute_heads : 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t src = r;  // the HF row r of a permuted q/k sits at GGUF row head*hd + 2i + j
+    if (hd > 0) src = (r / hd) * hd + 2 * (r % hd % (hd / 2)) + r % hd / (hd / 2);
+    std::memcpy(out + static_cast<size_t>(r) * rb, base + static_cast<size_t>(src) * rb, rb);
+  }
 }
 
 std::string GgufModel::quantization() const {

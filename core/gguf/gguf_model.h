@@ -7,8 +7,8 @@
 // Tensors: blk.N.attn_q.weight -> model.layers.N.self_attn.q_proj.weight and so on; llama.cpp's
 // q/k row interleave (its convert script permutes llama q/k rows for its rope) is undone for
 // llama; output.weight absent -> tie_word_embeddings; rope_freqs.weight (llama 3 rope scaling,
-// per-frequency divisors) becomes the config's rope scaling. Quantized weights are dequantized at
-// load; keeping them quantized on the device is later work.
+// per-frequency divisors) becomes the config's rope scaling. Weights are read dequantized to the
+// dtype asked for, or (read_packed) as stored, for the CPU's packed-weight GEMM.
 // Thread-safety: immutable after open(); read() may run concurrently.
 #pragma once
 
@@ -47,6 +47,12 @@ class GgufModel {
   // (F32, BF16 or F16), densely into dst. Throws GgufError naming the tensor.
   void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim, int64_t slice_start,
             int64_t slice_len, void* dst) const;
+  // The SableDType matrix `name` has as stored (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, F16, BF16),
+  // or -1 for a vector or another type (those are read dequantized).
+  int32_t packed_dtype(std::string_view name) const;
+  // Matrix `name` as stored (packed_dtype must not be -1), rows in HF order (the llama q/k
+  // interleave undone by moving whole rows), densely into dst.
+  void read_packed(std::string_view name, void* dst) const;
   // The GGUF tensor behind an HF name (for tests and messages).
   const TensorInfo& gguf_tensor(std::string_view name) const;
 

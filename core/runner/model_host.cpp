@@ -93,6 +93,10 @@ ModelHost::ModelHost(const hf::HfConfig& config, WeightSource& weights, DeviceMe
   api_.compute_dtype = options_.compute_dtype;
   api_.tp_rank = options_.tp_rank;
   api_.tp_size = options_.tp_size;
+  if (options_.packed_weights && !weights_.fabricates()) {
+    for (const std::string& n : weights_.names()) packing_ = packing_ || weights_.packed_dtype(n) >= 0;
+  }
+  if (packing_) api_.weight_get_into = nullptr;  // fused fp32 copies would undo the packing
 }
 
 void ModelHost::log(int32_t level, const char* message) const {
@@ -179,6 +183,14 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
       shape[static_cast<size_t>(slice_dim)] = slice_len;
     }
     const int32_t dst_dtype = dtype == SABLE_DTYPE_AUTO ? options_.compute_dtype : dtype;
+    if (packing_ && into == nullptr && dtype == SABLE_DTYPE_AUTO && slice_dim < 0) {
+      const SableTensor p = load_packed(name, shape);
+      if (p.data != nullptr) {
+        used_.insert(name);
+        *out = p;
+        return SABLE_OK;
+      }
+    }
     SableTensor t;
     if (into != nullptr) {
       int64_t n = 1;
@@ -213,6 +225,28 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
     set_error(fmt::format("loading tensor '{}': {}", name ? name : "", e.what()).c_str());
     return SABLE_ERR_IO;
   }
+}
+
+SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>& shape) {
+  const int32_t dtype = weights_.packed_dtype(name);
+  const int64_t block = sable_dtype_block_elems(dtype);
+  const size_t half = sable_dtype_size(dtype);
+  if (dtype < 0 || shape.size() != 2 || (block > 0 && shape[1] % block != 0)) return SableTensor{};
+  const size_t row = block > 0 ? static_cast<size_t>(shape[1] / block) * sable_dtype_block_bytes(dtype)
+                               : static_cast<size_t>(shape[1]) * half;
+  SableTensor t{};
+  t.struct_size = sizeof(SableTensor);
+  t.dtype = dtype;
+  t.device_type = memory_.device_type();
+  t.device_index = memory_.device_index();
+  t.ndim = 2;
+  t.shape[0] = shape[0];
+  t.shape[1] = shape[1];
+  t.strides[0] = shape[1];
+  t.strides[1] = 1;
+  t.data = memory_.allocate(row * static_cast<size_t>(shape[0]));
+  weights_.read_packed(name, t.data);
+  return t;
 }
 
 void ModelHost::weight_ignore(const char* name) {

@@ -1,7 +1,8 @@
 // The host side of the plugin boundary for one model: the SableHostApi a model plugin receives.
 //
 // It answers config lookups from the model's config.json (dotted keys), serves weights from a
-// WeightSource (shape checked, converted to the compute dtype, placed in DeviceMemory), keeps
+// WeightSource (shape checked, converted to the compute dtype or, on the CPU, kept packed as stored,
+// placed in DeviceMemory), keeps
 // track of which checkpoint tensors were loaded or ignored so that unexpected ones can be named
 // after load_weights, builds rope caches, and stores the last error a plugin reported.
 // Ownership: the ModelHost owns every tensor it hands out (weights, persistent allocations, rope
@@ -32,6 +33,11 @@ struct ModelHostOptions {
   int64_t max_positions = 0;  // rows of rope caches; 0: max_position_embeddings (or 4096)
   int32_t tp_rank = 0;
   int32_t tp_size = 1;
+  // CPU: hand matrices out as stored when the source keeps them packed (block-quantized, BF16,
+  // F16) instead of converting them to the compute dtype; the CPU GEMM reads them packed. The
+  // plugin then gets no weight_get_into (a fused copy would have to be fp32), so it keeps
+  // projections apart. Off: every tensor is converted (the dequantized-fp32 reference path).
+  bool packed_weights = false;
 };
 
 class ModelHost {
@@ -76,12 +82,16 @@ class ModelHost {
 
  private:
   SableTensor allocate(int32_t dtype, const std::vector<int64_t>& shape);
+  // Matrix `name` in its packed dtype (the source's packed_dtype), or nullopt-like empty tensor
+  // (data == nullptr) when it has none.
+  SableTensor load_packed(const char* name, const std::vector<int64_t>& shape);
 
   const hf::HfConfig& config_;
   WeightSource& weights_;
   DeviceMemory& memory_;
   ModelHostOptions options_;
   SableHostApi api_{};
+  bool packing_ = false;  // packed_weights and the source holds packed matrices
   std::set<std::string, std::less<>> used_;
   mutable std::mutex error_mutex_;
   std::string last_error_;

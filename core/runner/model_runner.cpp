@@ -13,6 +13,8 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qkernels.h"
 #include "core/ops/expert_recorder.h"
 #include "core/plugin/registry.h"
 #include "core/runner/attention_backend.h"
@@ -199,6 +201,13 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   host_options.plugin_name = r.plugin->name;
   host_options.compute_dtype = compute_dtype;
   host_options.max_positions = options.context_length;
+  host_options.packed_weights = device == "cpu" && options.packed_weights;
+  if (device == "cpu") {
+    ops::cpu::set_threads(options.cpu_threads);
+    log::info("cpu: {} threads, {} kernels, weights {}", ops::cpu::threads(),
+              ops::cpu::best_kernels().name,
+              host_options.packed_weights ? "packed as stored" : "converted to float32");
+  }
   r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table, host_options);
 
   const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
@@ -369,6 +378,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   Impl& r = *impl_;
   const int32_t page = page_size();
   if (seqs.empty()) throw std::invalid_argument("forward: the batch has no sequences");
+  if (r.device == "cpu") ops::cpu::adopt_threads();  // plugins' OpenMP regions too
   if (static_cast<int64_t>(seqs.size()) > r.options.max_seqs)
     throw std::invalid_argument(
         fmt::format("forward: {} sequences exceed max_seqs {}", seqs.size(), r.options.max_seqs));

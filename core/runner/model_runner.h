@@ -47,6 +47,9 @@ struct RunnerOptions {
   int32_t max_seqs = 256;                      // largest number of sequences in one forward
   int64_t context_length = 0;                  // 0: the model's max_position_embeddings
   const plugin::Registry* registry = nullptr;  // required; must outlive the runner
+  // CPU only.
+  int32_t cpu_threads = 0;     // threads of the CPU ops (0: the physical cores)
+  bool packed_weights = true;  // keep quantized / bf16 / f16 matrices packed (false: fp32 copies)
   // CUDA only.
   int32_t device_index = 0;
   bool cuda_graphs = true;           // replay decode batches as CUDA graphs

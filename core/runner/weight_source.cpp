@@ -5,6 +5,7 @@
 
 #include "core/gguf/gguf_model.h"
 #include "core/weights/checkpoint.h"
+#include "sable/tensor.h"
 
 namespace sable::runner {
 namespace {
@@ -20,6 +21,11 @@ class CheckpointSource final : public WeightSource {
   void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim, int64_t slice_start,
             int64_t slice_len, void* dst) override {
     ckpt_.read(ckpt_.at(name), dst_dtype, slice_dim, slice_start, slice_len, dst);
+  }
+  int32_t packed_dtype(std::string_view name) const override {
+    const weights::TensorInfo& t = ckpt_.at(name);
+    const bool half = t.dtype == SABLE_DTYPE_BF16 || t.dtype == SABLE_DTYPE_F16;
+    return half && t.shape.size() == 2 ? t.dtype : -1;
   }
   std::string describe() const override { return "checkpoint " + ckpt_.dir().string(); }
 
@@ -40,6 +46,8 @@ class GgufSource final : public WeightSource {
             int64_t slice_len, void* dst) override {
     model_.read(name, dst_dtype, slice_dim, slice_start, slice_len, dst);
   }
+  int32_t packed_dtype(std::string_view name) const override { return model_.packed_dtype(name); }
+  void read_packed(std::string_view name, void* dst) override { model_.read_packed(name, dst); }
   std::string describe() const override { return model_.file().describe(); }
 
  private:

@@ -34,6 +34,13 @@ class WeightSource {
   // Writes the tensor (or its slice) converted to dst_dtype into host memory `dst`, densely.
   virtual void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim,
                     int64_t slice_start, int64_t slice_len, void* dst) = 0;
+  // The packed dtype (a block-quantized SableDType, BF16 or F16) in which the source can hand
+  // out matrix `name` as it is stored, with no conversion; -1 when it cannot (F32, other formats).
+  virtual int32_t packed_dtype(std::string_view /*name*/) const { return -1; }
+  // Writes matrix `name` in its packed_dtype into dst: rows of whole blocks, densely.
+  virtual void read_packed(std::string_view name, void* dst) {
+    read(name, packed_dtype(name), -1, 0, 0, dst);
+  }
   // True for a source that makes up any tensor asked for (the recorder).
   virtual bool fabricates() const { return false; }
   // A short description for messages ("checkpoint /models/x").

@@ -81,9 +81,12 @@ inline const plugin::Registry& registry() {
   return *reg;
 }
 
+// packed = false: quantized / bf16 / f16 weights converted to fp32 at load (the reference path).
 inline std::unique_ptr<ModelRunner> make_runner(const std::string& path, const std::string& impl,
-                                                int32_t page_size, int64_t num_pages = 512) {
+                                                int32_t page_size, int64_t num_pages = 512,
+                                                bool packed = true) {
   runner::RunnerOptions opt;
+  opt.packed_weights = packed;
   opt.model_path = path;
   opt.impl = impl;
   opt.page_size = page_size;

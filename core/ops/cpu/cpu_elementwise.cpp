@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qblocks.h"
 
 namespace sable::ops::cpu {
 
@@ -52,7 +54,7 @@ bool valid_activation(int32_t act) {
 
 void act_mul_rows(int32_t act, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                   int64_t rows, int64_t inter) {
-#pragma omp parallel for schedule(static) if (rows * inter >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (rows * inter >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const float* g = x + r * x_stride;
     const float* u = g + inter;
@@ -82,7 +84,7 @@ SableStatus act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, Sab
                    orr.cols);
       return;
     }
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
     for (int64_t r = 0; r < xr.rows; ++r) {
       act_mul_rows(act, xr.row<float>(r), 0, orr.row<float>(r), 0, 1, orr.cols);
     }
@@ -99,7 +101,7 @@ void unary(const SableTensor* x, SableTensor* out, RowFn row) {
   check_dtype(ot, "out", SABLE_DTYPE_F32);
   const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
   check_same_rows(xr, orr, "x", "out", xt, ot);
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
   for (int64_t r = 0; r < xr.rows; ++r) row(xr.row<float>(r), orr.row<float>(r), xr.cols);
 }
 
@@ -130,7 +132,7 @@ void binary(const SableTensor* a, const SableTensor* b, SableTensor* out) {
           "b {} does not broadcast to a {} (allowed: same shape, [1, N] or [T, 1])",
           shape_str(bt), shape_str(at));
   const int64_t n = ar.cols;
-#pragma omp parallel for schedule(static) if (ar.rows * n >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (ar.rows * n >= kParallelMin)
   for (int64_t r = 0; r < ar.rows; ++r) {
     const float* x = ar.row<float>(r);
     float* y = orr.row<float>(r);
@@ -187,10 +189,40 @@ void copy_inner(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// A packed weight (qblocks.h) copied whole: unpacked into F32, or as bytes into its own dtype.
+void copy_packed(const SableTensor& st, const SableTensor& dt) {
+  require(st.ndim == dt.ndim && st.ndim >= 1, "src {} and dst {} differ in rank", shape_str(st),
+          shape_str(dt));
+  for (int32_t d = 0; d < st.ndim; ++d)
+    require(st.shape[d] == dt.shape[d], "src {} and dst {} differ in shape", shape_str(st),
+            shape_str(dt));
+  require(sable_tensor_is_contiguous(&st) && sable_tensor_is_contiguous(&dt),
+          "a packed {} src and its dst must be contiguous", dtype_name(st.dtype));
+  const int64_t k = st.shape[st.ndim - 1], rows = k > 0 ? sable_tensor_numel(&st) / k : 0;
+  require(k % row_granule(st.dtype) == 0, "src {} rows are not whole {} blocks", shape_str(st),
+          dtype_name(st.dtype));
+  if (dt.dtype == st.dtype) {
+    std::memcpy(dt.data, st.data, static_cast<size_t>(rows * row_bytes(st.dtype, k)));
+    return;
+  }
+  require(dt.dtype == SABLE_DTYPE_F32, "a {} src copies into F32 or {}, not {}",
+          dtype_name(st.dtype), dtype_name(st.dtype), dtype_name(dt.dtype));
+  dequantize_rows(st.dtype, st.data, k, nullptr, rows, static_cast<float*>(dt.data), k);
+}
+
+}  // namespace
+
 SableStatus copy(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst) {
   return run_op(ctx, "copy", [&] {
     const SableTensor& st = check_tensor(src, "src");
     const SableTensor& dt = check_tensor(dst, "dst");
+    if (sable_dtype_block_elems(st.dtype) > 0 ||
+        (is_packed_weight(st.dtype) && dt.dtype == SABLE_DTYPE_F32)) {
+      copy_packed(st, dt);
+      return;
+    }
     require(st.dtype == dt.dtype, "src is {} but dst is {} (use cast to convert)",
             dtype_name(st.dtype), dtype_name(dt.dtype));
     require(st.ndim == dt.ndim, "src {} and dst {} differ in rank", shape_str(st), shape_str(dt));
@@ -208,7 +240,7 @@ SableStatus copy(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst)
     const int64_t es = static_cast<int64_t>(sable_dtype_size(st.dtype));
     const char* sbase = static_cast<const char*>(st.data);
     char* dbase = static_cast<char*>(dt.data);
-#pragma omp parallel for schedule(static) if (numel >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (numel >= kParallelMin)
     for (int64_t o = 0; o < outer; ++o) {
       int64_t so = 0, dof = 0, rem = o;
       for (int32_t d = nd - 2; d >= 0; --d) {
@@ -284,12 +316,12 @@ SableStatus cast(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst)
     if (st.dtype == SABLE_DTYPE_I32 && dt.dtype == SABLE_DTYPE_F32) {
       const auto* s = static_cast<const int32_t*>(st.data);
       auto* d = static_cast<float*>(dt.data);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(s[i]);
       return;
     }
     const int32_t sd = st.dtype, dd = dt.dtype;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) store_f32(dt.data, dd, i, load_as_f32(st.data, sd, i));
   });
 }

@@ -1,12 +1,36 @@
-// The CPU GEMM: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias) through OpenBLAS (sgemv for a single row,
-// the decode case). Rows of x, w and out may be strided (leading dimensions).
+// The CPU GEMM: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias). F32 weights go through OpenBLAS (sgemv for
+// a single row, the decode case), the output columns split over the CPU ops' thread team with
+// OpenBLAS itself single-threaded (cpu_threads.h); packed weights (block-quantized, BF16, F16) go
+// through packed_gemm (qgemm.cpp). Rows of x, w and out may be strided (leading dimensions).
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qblocks.h"
 
 namespace sable::ops::cpu {
+namespace {
+
+// One thread's share of the columns: out[:, n0:n1] from w rows n0..n1 (bias already in out
+// when beta is 1).
+void sgemm_slice(const float* x, int64_t ldx, const float* w, int64_t ldw, float beta, float* out,
+                 int64_t ldo, int64_t m, int64_t n0, int64_t n1, int64_t k) {
+  const auto n = static_cast<blasint>(n1 - n0);
+  if (n <= 0) return;
+  if (m == 1) {  // y[n] = W[n,K] · x[K]
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, static_cast<blasint>(k), 1.0f, w + n0 * ldw,
+                static_cast<blasint>(ldw), x, 1, beta, out + n0, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), n,
+              static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(ldx), w + n0 * ldw,
+              static_cast<blasint>(ldw), beta, out + n0, static_cast<blasint>(ldo));
+}
+
+}  // namespace
 
 void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const float* bias,
                float* out, int64_t ldo, int64_t m, int64_t n, int64_t k) {
@@ -22,15 +46,19 @@ void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const f
     }
     return;
   }
-  if (m == 1) {
-    // y[N] = W[N,K] · x[K]
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f,
-                w, static_cast<blasint>(ldw), x, 1, beta, out, 1);
-    return;
+  // Threads worth waking: about 64K multiply-adds each at least; none inside another region.
+  const int team = omp_in_parallel() ? 1
+                                     : static_cast<int>(std::clamp<int64_t>(
+                                           (m * n * k) >> 16, 1, threads()));
+  if (team == 1) return sgemm_slice(x, ldx, w, ldw, beta, out, ldo, m, 0, n, k);
+#pragma omp parallel num_threads(team)
+  {
+    const int64_t parts = omp_get_num_threads(), p = omp_get_thread_num();
+    const int64_t units = (n + 15) / 16;  // slices in multiples of 16 columns
+    const int64_t n0 = std::min(n, units * p / parts * 16);
+    const int64_t n1 = std::min(n, units * (p + 1) / parts * 16);
+    sgemm_slice(x, ldx, w, ldw, beta, out, ldo, m, n0, n1, k);
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
-              static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(ldx),
-              w, static_cast<blasint>(ldw), beta, out, static_cast<blasint>(ldo));
 }
 
 namespace {
@@ -83,11 +111,25 @@ SableStatus gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* 
     const SableTensor& wt = check_tensor(w, "w");
     const SableTensor& ot = check_tensor(out, "out");
     check_dtype(xt, "x", SABLE_DTYPE_F32);
-    check_dtype(wt, "w", SABLE_DTYPE_F32);
+    const bool packed = is_packed_weight(wt.dtype);
+    if (!packed) check_dtype(wt, "w", SABLE_DTYPE_F32);
     check_dtype(ot, "out", SABLE_DTYPE_F32);
     require(xt.ndim >= 1 && ot.ndim >= 1, "x and out must have at least one dim");
     require(wt.ndim == 2, "w must be [N, K], got {}", shape_str(wt));
-    const Rows wm = matrix(wt, "w");
+    if (packed) {
+      require(sable_tensor_is_contiguous(&wt), "a {} w {} must be contiguous", dtype_name(wt.dtype),
+              shape_str(wt));
+      require(wt.shape[1] % row_granule(wt.dtype) == 0,
+              "w {} rows are not whole {} blocks of {} elements", shape_str(wt),
+              dtype_name(wt.dtype), row_granule(wt.dtype));
+    }
+    Rows wm;
+    if (packed) {
+      wm.rows = wt.shape[0];
+      wm.cols = wt.shape[1];
+    } else {
+      wm = matrix(wt, "w");
+    }
     // x and out may carry K / N over several trailing dims ([T, Hq, D] into o_proj).
     const SableTensor xf = fold_trailing(xt, wm.cols), of = fold_trailing(ot, wm.rows);
     const Rows xm = matrix(xf, "x"), om = matrix(of, "out");
@@ -107,6 +149,11 @@ SableStatus gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* 
     require(m < kMaxBlas && n < kMaxBlas && k < kMaxBlas && xm.stride < kMaxBlas &&
                 wm.stride < kMaxBlas && om.stride < kMaxBlas,
             "gemm dims exceed the BLAS integer range");
+    if (packed) {
+      packed_gemm(wt.dtype, wt.data, xm.row<float>(0), xm.stride, b, om.row<float>(0), om.stride,
+                  m, n, k);
+      return;
+    }
     sgemm_xwt(xm.row<float>(0), xm.stride, wm.row<float>(0), wm.stride, b, om.row<float>(0),
               om.stride, m, n, k);
   });

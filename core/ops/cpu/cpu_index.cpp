@@ -1,5 +1,7 @@
 // Index-driven CPU ops: embedding lookup, row gathering before the LM head, and argmax.
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qblocks.h"
 
 namespace sable::ops::cpu {
 
@@ -28,6 +30,20 @@ SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const Sabl
   return run_op(ctx, "embedding", [&] {
     const SableTensor& tt = check_tensor(table, "table");
     const SableTensor& ot = check_tensor(out, "out");
+    if (sable_dtype_block_elems(tt.dtype) > 0) {  // a quantized table: unpack the rows asked for
+      require(tt.ndim == 2 && sable_tensor_is_contiguous(&tt), "table must be a contiguous [V, H]");
+      check_dtype(ot, "out", SABLE_DTYPE_F32);
+      require(tt.shape[1] % row_granule(tt.dtype) == 0, "table {} rows are not whole {} blocks",
+              shape_str(tt), dtype_name(tt.dtype));
+      const Rows orr = rows_of(ot, "out");
+      int64_t n = 0;
+      const int32_t* id = checked_ids(ids, "ids", tt.shape[0], &n);
+      require(orr.rows == n && orr.cols == tt.shape[1] && orr.uniform, "out {} must be [{}, {}]",
+              shape_str(ot), n, tt.shape[1]);
+      dequantize_rows(tt.dtype, tt.data, tt.shape[1], id, n, orr.row<float>(0),
+                      n > 1 ? orr.stride : tt.shape[1]);
+      return;
+    }
     check_float(tt, "table");
     require(tt.ndim == 2, "table must be [V, H], got {}", shape_str(tt));
     require(ot.dtype == SABLE_DTYPE_F32 || ot.dtype == tt.dtype,
@@ -40,7 +56,7 @@ SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const Sabl
             tr.cols);
     const bool same = ot.dtype == tt.dtype;
     const int64_t bytes = tr.cols * tr.esize;
-#pragma omp parallel for schedule(static) if (n * tr.cols >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (n * tr.cols >= kParallelMin)
     for (int64_t t = 0; t < n; ++t) {
       const char* src = tr.row<char>(id[t]);
       if (same) {
@@ -59,6 +75,8 @@ SableStatus gather_rows(SableOpsContext* ctx, const SableTensor* x, const SableT
     const SableTensor& ot = check_tensor(out, "out");
     require(xt.ndim >= 1, "x must have at least one dim");
     require(ot.dtype == xt.dtype, "out is {} but x is {}", dtype_name(ot.dtype),
+            dtype_name(xt.dtype));
+    require(sable_dtype_size(xt.dtype) > 0, "x is {}: block-quantized rows cannot be gathered",
             dtype_name(xt.dtype));
     const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
     int64_t n = 0;
@@ -82,7 +100,7 @@ SableStatus argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* out)
     require(sable_tensor_is_contiguous(&ot) && sable_tensor_numel(&ot) == xr.rows,
             "out {} must be a contiguous [{}]", shape_str(ot), xr.rows);
     auto* o = static_cast<int32_t*>(ot.data);
-#pragma omp parallel for schedule(static) if (xr.rows * xr.cols >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
     for (int64_t r = 0; r < xr.rows; ++r) {
       const float* v = xr.row<float>(r);
       int64_t best = 0;

@@ -9,6 +9,7 @@
 
 #include "core/ops/arena.h"
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/expert_recorder.h"
 
 namespace sable::ops::cpu {
@@ -42,7 +43,7 @@ SableStatus moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* lo
     check_matrix(check_tensor(ids, "ids"), "ids", SABLE_DTYPE_I32, tokens, top_k);
     auto* w_out = static_cast<float*>(weights->data);
     auto* id_out = static_cast<int32_t*>(ids->data);
-#pragma omp parallel if (tokens * experts >= (1 << 14))
+#pragma omp parallel num_threads(threads()) if (tokens * experts >= (1 << 14))
     {
       std::vector<float> s(static_cast<size_t>(experts));
       std::vector<int32_t> order(static_cast<size_t>(experts));
@@ -170,7 +171,7 @@ SableStatus moe_experts(SableOpsContext* ctx, const SableTensor* x, const SableT
       const int64_t n = start[e + 1] - start[e];
       if (n == 0) continue;
       const int64_t* p = pairs.data() + start[e];
-#pragma omp parallel for schedule(static) if (n * hidden >= (1 << 14))
+#pragma omp parallel for num_threads(threads()) schedule(static) if (n * hidden >= (1 << 14))
       for (int64_t r = 0; r < n; ++r) {
         std::memcpy(xg + r * hidden, xr.row<float>(p[r] / k), static_cast<size_t>(hidden) * 4);
       }

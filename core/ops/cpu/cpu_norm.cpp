@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/cpu_threads.h"
 
 namespace sable::ops::cpu {
 
@@ -67,7 +68,7 @@ SableStatus rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* re
     const float* w = vector_param(weight, "weight", v.x.cols);
     require(eps >= 0.0f, "eps must be >= 0, got {}", eps);
     const int64_t n = v.x.cols;
-#pragma omp parallel for schedule(static) if (v.x.rows * n >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (v.x.rows * n >= kParallelMin)
     for (int64_t r = 0; r < v.x.rows; ++r) {
       const float* in = norm_input(v, r);
       float ss = 0.0f;
@@ -89,7 +90,7 @@ SableStatus layer_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* 
     const float* b = vector_param(bias, "bias", v.x.cols);
     require(eps >= 0.0f, "eps must be >= 0, got {}", eps);
     const int64_t n = v.x.cols;
-#pragma omp parallel for schedule(static) if (v.x.rows * n >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (v.x.rows * n >= kParallelMin)
     for (int64_t r = 0; r < v.x.rows; ++r) {
       const float* in = norm_input(v, r);
       float sum = 0.0f;
@@ -140,7 +141,7 @@ void rope_heads(const HeadView& v, const int32_t* pos, const float* cs, int64_t 
   if (v.data == nullptr) return;
   const int32_t half = rot / 2;
   const int64_t rows = tokens * v.heads;
-#pragma omp parallel for schedule(static) if (rows * rot >= kParallelMin)
+#pragma omp parallel for num_threads(threads()) schedule(static) if (rows * rot >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = r / v.heads, h = r % v.heads;
     float* x = v.data + t * v.t_stride + h * v.h_stride;

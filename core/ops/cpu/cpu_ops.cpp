@@ -29,6 +29,12 @@ const char* dtype_name(int32_t dtype) {
     case SABLE_DTYPE_I64: return "I64";
     case SABLE_DTYPE_U8: return "U8";
     case SABLE_DTYPE_U32: return "U32";
+    case SABLE_DTYPE_Q8_0: return "Q8_0";
+    case SABLE_DTYPE_Q4_0: return "Q4_0";
+    case SABLE_DTYPE_Q4_1: return "Q4_1";
+    case SABLE_DTYPE_Q4_K: return "Q4_K";
+    case SABLE_DTYPE_Q5_K: return "Q5_K";
+    case SABLE_DTYPE_Q6_K: return "Q6_K";
     default: return "unknown dtype";
   }
 }
@@ -47,7 +53,8 @@ const SableTensor& check_tensor(const SableTensor* t, const char* name) {
   require(t->device_type == SABLE_DEVICE_CPU, "{} is not a CPU tensor (device_type {})", name,
           t->device_type);
   require(t->ndim >= 0 && t->ndim <= SABLE_MAX_DIMS, "{} has invalid rank {}", name, t->ndim);
-  require(sable_dtype_size(t->dtype) > 0, "{} has invalid dtype {}", name, t->dtype);
+  require(sable_dtype_size(t->dtype) > 0 || sable_dtype_block_elems(t->dtype) > 0,
+          "{} has invalid dtype {}", name, t->dtype);
   for (int32_t i = 0; i < t->ndim; ++i) {
     require(t->shape[i] >= 0, "{} has a negative dim: {}", name, shape_str(*t));
   }

@@ -16,6 +16,17 @@ typedef enum SableDType {
   SABLE_DTYPE_I64 = 4,
   SABLE_DTYPE_U8 = 5,
   SABLE_DTYPE_U32 = 6,
+  /* Block-quantized weights in ggml's layouts (as GGUF stores them): each row of the last dim is
+   * a run of blocks, sable_dtype_block_elems() elements in sable_dtype_block_bytes() bytes. The CPU
+   * host hands them out from weight_get(AUTO) for matrices stored that way; they are opaque to a
+   * plugin, which passes them whole to gemm / embedding / copy / cast (never narrow or reshape).
+   * Shapes and strides still count elements. */
+  SABLE_DTYPE_Q8_0 = 16,
+  SABLE_DTYPE_Q4_0 = 17,
+  SABLE_DTYPE_Q4_1 = 18,
+  SABLE_DTYPE_Q4_K = 19,
+  SABLE_DTYPE_Q5_K = 20,
+  SABLE_DTYPE_Q6_K = 21,
   SABLE_DTYPE_AUTO = -1 /* in requests: "the host's compute dtype" */
 } SableDType;
 
@@ -42,6 +53,28 @@ static inline size_t sable_dtype_size(int32_t dtype) {
     case SABLE_DTYPE_F16: case SABLE_DTYPE_BF16: return 2;
     case SABLE_DTYPE_I64: return 8;
     case SABLE_DTYPE_U8: return 1;
+    default: return 0;
+  }
+}
+
+/* Elements per block of a block-quantized dtype; 0 for every other dtype. */
+static inline int64_t sable_dtype_block_elems(int32_t dtype) {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: case SABLE_DTYPE_Q4_0: case SABLE_DTYPE_Q4_1: return 32;
+    case SABLE_DTYPE_Q4_K: case SABLE_DTYPE_Q5_K: case SABLE_DTYPE_Q6_K: return 256;
+    default: return 0;
+  }
+}
+
+/* Bytes per block of a block-quantized dtype; 0 for every other dtype. */
+static inline size_t sable_dtype_block_bytes(int32_t dtype) {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: return 34;
+    case SABLE_DTYPE_Q4_0: return 18;
+    case SABLE_DTYPE_Q4_1: return 20;
+    case SABLE_DTYPE_Q4_K: return 144;
+    case SABLE_DTYPE_Q5_K: return 176;
+    case SABLE_DTYPE_Q6_K: return 210;
     default: return 0;
   }
 }

@@ -50,6 +50,8 @@ inline SableTensor reshape(const SableTensor& t, std::initializer_list<int64_t> 
 inline SableTensor narrow(const SableTensor& t, int32_t dim, int64_t start, int64_t len) {
   if (dim < 0 || dim >= t.ndim || start < 0 || start + len > t.shape[dim])
     fail(SABLE_ERR_INVALID_ARGUMENT, "narrow out of range");
+  if (sable_dtype_size(t.dtype) == 0)
+    fail(SABLE_ERR_INVALID_ARGUMENT, "narrow of a block-quantized tensor (pass it whole to ops)");
   SableTensor v = t;
   v.shape[dim] = len;
   v.data = static_cast<char*>(t.data) +

@@ -1,0 +1,48 @@
+// The inner kernels of the packed-weight GEMM, one table per instruction set: a scalar reference
+// (every CPU), AVX2 (vpmaddubsw), AVX-VNNI and AVX-512 VNNI (vpdpbusd on 256-bit vectors). The
+// best table the running CPU supports is chosen once, at first use (best_kernels); tests run
+// every usable table against the scalar one.
+//
+// A dot kernel multiplies one weight row of K elements with one activation row: quantized formats
+// take the activations as BlockQ8A blocks (integer products, fp32 accumulation of the per-block
+// scaled sums); BF16/F16 take them as floats. Kernels are pure functions, safe on any thread.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/ops/cpu/qblocks.h"
+
+namespace sable::ops::cpu {
+
+struct QKernels {
+  using QDot = float (*)(const void* w, const BlockQ8A* x, int64_t k);
+  using FDot = float (*)(const void* w, const float* x, int64_t k);
+  const char* name;
+  // x[k] -> k/32 blocks (k a multiple of 32).
+  void (*quantize_row)(const float* x, BlockQ8A* out, int64_t k);
+  QDot q8_0, q4_0, q4_1, q4_k, q5_k, q6_k;
+  FDot bf16, f16;
+  // out[k] = the packed row w as floats (any packed dtype).
+  void (*dequantize_row)(int32_t dtype, const void* w, float* out, int64_t k);
+
+  // The dot kernel of a block-quantized dtype (nullptr for BF16/F16 and plain dtypes).
+  QDot qdot(int32_t dtype) const;
+  // The float dot kernel of BF16/F16 (nullptr otherwise).
+  FDot fdot(int32_t dtype) const;
+};
+
+const QKernels& scalar_kernels();
+// The fastest table this CPU runs (scalar when no x86 extension applies). Thread-safe.
+const QKernels& best_kernels();
+// Every table compiled in that this CPU can run, scalar first (for tests and the bench).
+std::vector<const QKernels*> usable_kernels();
+
+// The x86 tables (qkernels_x86.inc compiled once per instruction set); absent off x86-64.
+#if defined(__x86_64__)
+const QKernels& avx2_kernels();
+const QKernels& avxvnni_kernels();
+const QKernels& avx512vnni_kernels();
+#endif
+
+}  // namespace sable::ops::cpu

@@ -1,0 +1,272 @@
+// The scalar kernel table: plain C++ for every format, the reference the SIMD tables are tested
+// against and the fallback on CPUs without AVX2. Each dot computes, per block, the same integer
+// sum the SIMD kernels compute, then scales it in fp32; only the order of the fp32 additions
+// differs between tables. Also the table choice by CPU features (best_kernels).
+#include <cmath>
+#include <cstring>
+
+#include "core/ops/cpu/qkernels.h"
+
+namespace sable::ops::cpu {
+namespace {
+
+void quantize_row(const float* x, BlockQ8A* out, int64_t k) {
+  for (int64_t b = 0; b < k / kQ8ABlock; ++b) {
+    const float* v = x + b * kQ8ABlock;
+    float amax = 0.0f;
+    for (int j = 0; j < kQ8ABlock; ++j) amax = std::fmax(amax, std::fabs(v[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < kQ8ABlock; ++j) {
+      const int q = static_cast<int>(std::nearbyint(v[j] * id));
+      out[b].qs[j] = static_cast<int8_t>(q);
+      sum += q;
+    }
+    out[b].d = d;
+    out[b].s = d * static_cast<float>(sum);
+  }
+}
+
+float dot_q8_0(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ8_0*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 32; ++i) {
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += b[i].qs[j] * x[i].qs[j];
+    acc += half_to_float(b[i].d) * x[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+// Sum over a block of nibbles (low: elements 0..15, high: 16..31) times the activations.
+int nibble_dot(const uint8_t* qs, const int8_t* x) {
+  int sum = 0;
+  for (int j = 0; j < 16; ++j) sum += (qs[j] & 0xF) * x[j] + (qs[j] >> 4) * x[j + 16];
+  return sum;
+}
+
+float dot_q4_0(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ4_0*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 32; ++i) {
+    const float d = half_to_float(b[i].d);
+    // d * sum((q - 8) * xq) * xd = d * (xd * sum(q * xq) - 8 * s)
+    acc += d * (x[i].d * static_cast<float>(nibble_dot(b[i].qs, x[i].qs)) - 8.0f * x[i].s);
+  }
+  return acc;
+}
+
+float dot_q4_1(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ4_1*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 32; ++i) {
+    acc += half_to_float(b[i].d) * x[i].d * static_cast<float>(nibble_dot(b[i].qs, x[i].qs)) +
+           half_to_float(b[i].m) * x[i].s;
+  }
+  return acc;
+}
+
+// Q4_K and Q5_K share their layout of 4 chunks of 64: the low nibbles of 32 bytes are sub-block
+// 2c, the high nibbles sub-block 2c + 1; Q5_K adds bit 2c / 2c + 1 of qh[l] as the fifth bit.
+template <bool kFive>
+float dot_k45(const uint16_t d16, const uint16_t dmin16, const uint8_t* scales, const uint8_t* qh,
+              const uint8_t* qs, const BlockQ8A* x) {
+  const float d = half_to_float(d16), dmin = half_to_float(dmin16);
+  float acc = 0.0f;
+  for (int c = 0; c < 4; ++c) {
+    for (int half = 0; half < 2; ++half) {
+      const int sb = 2 * c + half;
+      uint8_t sc, m;
+      k4_scale_min(sb, scales, &sc, &m);
+      int sum = 0;
+      for (int l = 0; l < 32; ++l) {
+        int q = half == 0 ? (qs[32 * c + l] & 0xF) : (qs[32 * c + l] >> 4);
+        if constexpr (kFive) q += ((qh[l] >> sb) & 1) << 4;
+        sum += q * x[sb].qs[l];
+      }
+      acc += d * static_cast<float>(sc) * x[sb].d * static_cast<float>(sum) -
+             dmin * static_cast<float>(m) * x[sb].s;
+    }
+  }
+  return acc;
+}
+
+float dot_q4_k(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ4_K*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 256; ++i)
+    acc += dot_k45<false>(b[i].d, b[i].dmin, b[i].scales, nullptr, b[i].qs, x + 8 * i);
+  return acc;
+}
+
+float dot_q5_k(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ5_K*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 256; ++i)
+    acc += dot_k45<true>(b[i].d, b[i].dmin, b[i].scales, b[i].qh, b[i].qs, x + 8 * i);
+  return acc;
+}
+
+// Q6_K element e (0..255) as its unsigned 6-bit value (the weight is d * scale * (q - 32)).
+inline int q6_value(const BlockQ6_K& b, int e) {
+  const int n = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+  const uint8_t* ql = b.ql + 64 * n;
+  const uint8_t* qh = b.qh + 32 * n;
+  const uint8_t byte = ql[l + (quarter == 1 || quarter == 3 ? 32 : 0)];
+  const int low = quarter < 2 ? (byte & 0xF) : (byte >> 4);
+  const int high = (qh[l] >> (2 * quarter)) & 3;
+  return low | (high << 4);
+}
+
+float dot_q6_k(const void* w, const BlockQ8A* x, int64_t k) {
+  const auto* b = static_cast<const BlockQ6_K*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k / 256; ++i) {
+    const float d = half_to_float(b[i].d);
+    for (int sb = 0; sb < 8; ++sb) {  // activation block sb spans scale groups 2sb and 2sb + 1
+      int sum = 0;
+      for (int l = 0; l < 32; ++l) {
+        const int e = 32 * sb + l;
+        sum += b[i].scales[e / 16] * (q6_value(b[i], e) - 32) * x[8 * i + sb].qs[l];
+      }
+      acc += d * x[8 * i + sb].d * static_cast<float>(sum);
+    }
+  }
+  return acc;
+}
+
+float bf16_value(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float dot_bf16(const void* w, const float* x, int64_t k) {
+  const auto* p = static_cast<const uint16_t*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k; ++i) acc += bf16_value(p[i]) * x[i];
+  return acc;
+}
+
+float dot_f16(const void* w, const float* x, int64_t k) {
+  const auto* p = static_cast<const uint16_t*>(w);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < k; ++i) acc += half_to_float(p[i]) * x[i];
+  return acc;
+}
+
+void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
+  switch (dtype) {
+    case SABLE_DTYPE_BF16:
+      for (int64_t i = 0; i < k; ++i) out[i] = bf16_value(static_cast<const uint16_t*>(w)[i]);
+      return;
+    case SABLE_DTYPE_F16:
+      for (int64_t i = 0; i < k; ++i) out[i] = half_to_float(static_cast<const uint16_t*>(w)[i]);
+      return;
+    case SABLE_DTYPE_Q8_0:
+      for (int64_t i = 0; i < k / 32; ++i) {
+        const auto& b = static_cast<const BlockQ8_0*>(w)[i];
+        const float d = half_to_float(b.d);
+        for (int j = 0; j < 32; ++j) out[32 * i + j] = d * static_cast<float>(b.qs[j]);
+      }
+      return;
+    case SABLE_DTYPE_Q4_0:
+    case SABLE_DTYPE_Q4_1:
+      for (int64_t i = 0; i < k / 32; ++i) {
+        const bool one = dtype == SABLE_DTYPE_Q4_1;
+        const auto* b0 = static_cast<const BlockQ4_0*>(w) + i;
+        const auto* b1 = static_cast<const BlockQ4_1*>(w) + i;
+        const float d = half_to_float(one ? b1->d : b0->d);
+        const float m = one ? half_to_float(b1->m) : -8.0f * d;
+        const uint8_t* qs = one ? b1->qs : b0->qs;
+        for (int j = 0; j < 16; ++j) {
+          out[32 * i + j] = d * static_cast<float>(qs[j] & 0xF) + m;
+          out[32 * i + j + 16] = d * static_cast<float>(qs[j] >> 4) + m;
+        }
+      }
+      return;
+    case SABLE_DTYPE_Q4_K:
+    case SABLE_DTYPE_Q5_K:
+      for (int64_t i = 0; i < k / 256; ++i) {
+        const bool five = dtype == SABLE_DTYPE_Q5_K;
+        const auto* b4 = static_cast<const BlockQ4_K*>(w) + i;
+        const auto* b5 = static_cast<const BlockQ5_K*>(w) + i;
+        const float d = half_to_float(five ? b5->d : b4->d);
+        const float dmin = half_to_float(five ? b5->dmin : b4->dmin);
+        const uint8_t* scales = five ? b5->scales : b4->scales;
+        const uint8_t* qs = five ? b5->qs : b4->qs;
+        for (int sb = 0; sb < 8; ++sb) {
+          uint8_t sc, m;
+          k4_scale_min(sb, scales, &sc, &m);
+          const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
+          for (int l = 0; l < 32; ++l) {
+            const uint8_t byte = qs[32 * (sb / 2) + l];
+            int q = sb % 2 == 0 ? (byte & 0xF) : (byte >> 4);
+            if (five) q += ((b5->qh[l] >> sb) & 1) << 4;
+            out[256 * i + 32 * sb + l] = dl * static_cast<float>(q) - ml;
+          }
+        }
+      }
+      return;
+    case SABLE_DTYPE_Q6_K:
+      for (int64_t i = 0; i < k / 256; ++i) {
+        const auto& b = static_cast<const BlockQ6_K*>(w)[i];
+        const float d = half_to_float(b.d);
+        for (int e = 0; e < 256; ++e)
+          out[256 * i + e] =
+              d * static_cast<float>(b.scales[e / 16]) * static_cast<float>(q6_value(b, e) - 32);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+QKernels::QDot QKernels::qdot(int32_t dtype) const {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: return q8_0;
+    case SABLE_DTYPE_Q4_0: return q4_0;
+    case SABLE_DTYPE_Q4_1: return q4_1;
+    case SABLE_DTYPE_Q4_K: return q4_k;
+    case SABLE_DTYPE_Q5_K: return q5_k;
+    case SABLE_DTYPE_Q6_K: return q6_k;
+    default: return nullptr;
+  }
+}
+
+QKernels::FDot QKernels::fdot(int32_t dtype) const {
+  if (dtype == SABLE_DTYPE_BF16) return bf16;
+  if (dtype == SABLE_DTYPE_F16) return f16;
+  return nullptr;
+}
+
+const QKernels& scalar_kernels() {
+  static const QKernels k{"scalar", &quantize_row, &dot_q8_0, &dot_q4_0, &dot_q4_1, &dot_q4_k,
+                          &dot_q5_k, &dot_q6_k, &dot_bf16, &dot_f16, &dequantize_row};
+  return k;
+}
+
+std::vector<const QKernels*> usable_kernels() {
+  std::vector<const QKernels*> out{&scalar_kernels()};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (avx2) out.push_back(&avx2_kernels());
+  if (avx2 && __builtin_cpu_supports("avxvnni")) out.push_back(&avxvnni_kernels());
+  if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw"))
+    out.push_back(&avx512vnni_kernels());
+#endif
+  return out;
+}
+
+const QKernels& best_kernels() {
+  static const QKernels* best = usable_kernels().back();
+  return *best;
+}
+
+}  // namespace sable::ops::cpu

@@ -1,0 +1,280 @@
+// The CPU ops over packed weights (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, BF16, F16): every kernel
+// table this CPU runs (AVX2, AVX-VNNI, AVX-512 VNNI) against the scalar one; the int8 dot against
+// the exact dot of the dequantized weights, within the bound activation quantization allows; the
+// gemm op (decode rows through the int8 kernels, prefill rows through fp32 panels, bias, strided
+// output, 1 or 2 threads) against gemm over the dequantized fp32 weights; embedding and copy of
+// packed tensors; and the errors for packed tensors an op cannot take.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/gguf/ggml_quantize.h"
+#include "core/gguf/ggml_types.h"
+#include "core/ops/arena.h"
+#include "core/ops/context.h"
+#include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qkernels.h"
+#include "sable/cpp/tensor.h"
+
+namespace sable::ops {
+namespace {
+
+using cpu::BlockQ8A;
+using cpu::QKernels;
+
+struct Format {
+  int32_t dtype;
+  uint32_t ggml;
+  const char* name;
+};
+const Format kFormats[] = {
+    {SABLE_DTYPE_Q8_0, gguf::kQ8_0, "Q8_0"}, {SABLE_DTYPE_Q4_0, gguf::kQ4_0, "Q4_0"},
+    {SABLE_DTYPE_Q4_1, gguf::kQ4_1, "Q4_1"}, {SABLE_DTYPE_Q4_K, gguf::kQ4_K, "Q4_K"},
+    {SABLE_DTYPE_Q5_K, gguf::kQ5_K, "Q5_K"}, {SABLE_DTYPE_Q6_K, gguf::kQ6_K, "Q6_K"},
+    {SABLE_DTYPE_BF16, gguf::kBF16, "BF16"}, {SABLE_DTYPE_F16, gguf::kF16, "F16"},
+};
+
+std::vector<float> random_floats(std::mt19937& rng, size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// n x k weights quantized by Sable's quantizer, and the same weights dequantized by ggml's.
+struct Packed {
+  std::vector<std::byte> bytes;
+  std::vector<float> deq;
+};
+Packed pack(const Format& f, const std::vector<float>& w, int64_t n, int64_t k) {
+  Packed p;
+  p.bytes = gguf::quantize(f.ggml, w.data(), n, k);
+  p.deq.resize(w.size());
+  gguf::dequantize_row(f.ggml, p.bytes.data(), p.deq.data(), n * k);
+  return p;
+}
+
+double dot(const float* a, const float* b, int64_t k) {
+  double s = 0;
+  for (int64_t i = 0; i < k; ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * static_cast<double>(a[i] - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+// Overwrites the f16 scales of random blocks (d, and m / dmin where the format has one) with
+// finite values of a weight's magnitude; the integer fields stay random.
+void set_half_scales(int32_t dtype, std::vector<std::byte>& w, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(0.001f, 0.02f);
+  const size_t bs = sable_dtype_block_bytes(dtype);
+  const bool q6 = dtype == SABLE_DTYPE_Q6_K;
+  const bool two = dtype == SABLE_DTYPE_Q4_1 || dtype == SABLE_DTYPE_Q4_K || dtype == SABLE_DTYPE_Q5_K;
+  for (size_t b = 0; b < w.size() / bs; ++b) {
+    for (int h = 0; h < (two ? 2 : 1); ++h) {
+      const auto v = std::bit_cast<uint16_t>(static_cast<_Float16>(u(rng)));
+      std::memcpy(w.data() + b * bs + (q6 ? 208 : 2 * h), &v, 2);
+    }
+  }
+}
+
+class OpsQgemm : public ::testing::Test {
+ protected:
+  void SetUp() override { ctx_.arena = &arena_; }
+  void TearDown() override { cpu::set_threads(0); }
+  std::vector<float> gemm(int32_t dtype, void* w, int64_t n, int64_t k, std::vector<float>& x,
+                          int64_t m, std::vector<float>* bias = nullptr) {
+    std::vector<float> out(static_cast<size_t>(m * n), -1.0f);
+    SableTensor xt = cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
+    SableTensor wt = cpp::make_tensor(w, dtype, {n, k});
+    SableTensor ot = cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
+    SableTensor bt;
+    if (bias) bt = cpp::make_tensor(bias->data(), SABLE_DTYPE_F32, {n});
+    EXPECT_EQ(ops_->gemm(&ctx_, &xt, &wt, bias ? &bt : nullptr, &ot), SABLE_OK)
+        << (ctx_.last_error ? ctx_.last_error : "");
+    return out;
+  }
+  const SableOps* ops_ = cpu_ops();
+  Arena arena_;
+  SableOpsContext ctx_;
+  std::mt19937 rng_{11};
+};
+
+// Every SIMD table quantizes activations to the same bytes as the scalar one and its dots agree
+// with the scalar dots up to fp32 summation order; weights here are random bytes (every bit
+// pattern of the quants, including Q8_0's -128) with sane scales.
+TEST_F(OpsQgemm, EveryKernelTableAgreesWithTheScalarOne) {
+  const QKernels& ref = cpu::scalar_kernels();
+  const auto tables = cpu::usable_kernels();
+  ASSERT_EQ(tables.front(), &ref);
+#if defined(__x86_64__)
+  EXPECT_EQ(tables.size() > 1, __builtin_cpu_supports("avx2") != 0);  // the AVX2 table runs here
+#endif
+  const int64_t k = 512, rows = 6;
+  std::vector<float> x = random_floats(rng_, k);
+  std::vector<BlockQ8A> xq_ref(k / 32), xq(k / 32);
+  ref.quantize_row(x.data(), xq_ref.data(), k);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (const QKernels* t : tables) {
+    t->quantize_row(x.data(), xq.data(), k);
+    ASSERT_EQ(std::memcmp(xq.data(), xq_ref.data(), xq.size() * sizeof(BlockQ8A)), 0) << t->name;
+    for (const Format& f : kFormats) {
+      std::vector<std::byte> w(static_cast<size_t>(cpu::row_bytes(f.dtype, k) * rows));
+      for (auto& b : w) b = static_cast<std::byte>(byte(rng_));
+      if (f.dtype == SABLE_DTYPE_BF16 || f.dtype == SABLE_DTYPE_F16) {  // random halves: NaNs
+        const auto wf = random_floats(rng_, static_cast<size_t>(k * rows));
+        w = gguf::quantize(f.ggml, wf.data(), rows, k);
+      } else {
+        set_half_scales(f.dtype, w, rng_);
+      }
+      std::vector<float> deq(static_cast<size_t>(k));
+      for (int64_t r = 0; r < rows; ++r) {
+        const std::byte* wr = w.data() + r * cpu::row_bytes(f.dtype, k);
+        ref.dequantize_row(f.dtype, wr, deq.data(), k);
+        std::vector<float> mine(static_cast<size_t>(k));
+        t->dequantize_row(f.dtype, wr, mine.data(), k);
+        double mag = 0;
+        for (int64_t i = 0; i < k; ++i) mag += std::fabs(deq[i] * x[i]);
+        for (int64_t i = 0; i < k; ++i)
+          ASSERT_NEAR(mine[i], deq[i], 1e-6 * (1 + std::fabs(deq[i]))) << t->name << " " << f.name;
+        const float a = t->qdot(f.dtype) ? t->qdot(f.dtype)(wr, xq.data(), k)
+                                         : t->fdot(f.dtype)(wr, x.data(), k);
+        const float b = ref.qdot(f.dtype) ? ref.qdot(f.dtype)(wr, xq_ref.data(), k)
+                                          : ref.fdot(f.dtype)(wr, x.data(), k);
+        EXPECT_NEAR(a, b, 2e-6 * mag + 1e-6) << t->name << " " << f.name << " row " << r;
+      }
+    }
+  }
+}
+
+// The int8 dot differs from the exact dot of the dequantized weights only by the rounding of the
+// activations: at most half a step d of each activation block times the block's sum of |w|.
+TEST_F(OpsQgemm, Int8DotIsExactUpToActivationRounding) {
+  const QKernels& kern = cpu::best_kernels();
+  const int64_t k = 1024, rows = 8;
+  const std::vector<float> x = random_floats(rng_, k, 3.0f);
+  std::vector<BlockQ8A> xq(k / 32);
+  kern.quantize_row(x.data(), xq.data(), k);
+  for (const Format& f : kFormats) {
+    if (!kern.qdot(f.dtype)) continue;
+    const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(k * rows), 0.05f), rows, k);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* wf = p.deq.data() + r * k;
+      double bound = 1e-6;
+      for (int64_t b = 0; b < k / 32; ++b) {
+        double sw = 0;
+        for (int j = 0; j < 32; ++j) sw += std::fabs(wf[32 * b + j]);
+        bound += sw * xq[b].d * 0.5 * 1.001;
+      }
+      const float got = kern.qdot(f.dtype)(p.bytes.data() + r * cpu::row_bytes(f.dtype, k),
+                                           xq.data(), k);
+      EXPECT_NEAR(got, dot(wf, x.data(), k), bound) << f.name << " row " << r;
+    }
+  }
+}
+
+// gemm over packed weights against gemm over their dequantized fp32 copy (made by the copy op):
+// decode-sized M through the int8 kernels (activation rounding: relative L2 error under 1e-2),
+// prefill-sized M through fp32 panels (the same fp32 products: 1e-5), with a bias, on 1 and 2
+// threads (the row split changes nothing: bit-identical).
+TEST_F(OpsQgemm, GemmMatchesTheDequantizedWeights) {
+  const int64_t n = 72, k = 512;
+  for (const Format& f : kFormats) {
+    Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k), 0.05f), n, k);
+    std::vector<float> unpacked(static_cast<size_t>(n * k));
+    SableTensor src = cpp::make_tensor(p.bytes.data(), f.dtype, {n, k});
+    SableTensor dst = cpp::make_tensor(unpacked.data(), SABLE_DTYPE_F32, {n, k});
+    ASSERT_EQ(ops_->copy(&ctx_, &src, &dst), SABLE_OK) << f.name;
+    for (size_t i = 0; i < unpacked.size(); ++i)
+      ASSERT_NEAR(unpacked[i], p.deq[i], 1e-6 * (1 + std::fabs(p.deq[i]))) << f.name << " at " << i;
+    std::vector<float> bias = random_floats(rng_, n);
+    for (int64_t m : {1, 3, 8, 23, 24, 40}) {
+      std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+      cpu::set_threads(1);
+      const auto one = gemm(f.dtype, p.bytes.data(), n, k, x, m, &bias);
+      cpu::set_threads(2);
+      const auto two = gemm(f.dtype, p.bytes.data(), n, k, x, m, &bias);
+      const auto ref = gemm(SABLE_DTYPE_F32, unpacked.data(), n, k, x, m, &bias);
+      EXPECT_EQ(one, two) << f.name << " M=" << m;
+      const bool half = f.dtype == SABLE_DTYPE_BF16 || f.dtype == SABLE_DTYPE_F16;
+      const double tol = (m >= 24 || half) ? 1e-5 : 1e-2;
+      EXPECT_LE(rel_l2(two, ref), tol) << f.name << " M=" << m;
+    }
+  }
+}
+
+// A decode step writes a column block of a wider output (a strided view) and leaves the rest.
+TEST_F(OpsQgemm, GemmWritesAStridedOutput) {
+  const int64_t n = 64, k = 256, m = 2;
+  Packed p = pack(kFormats[2], random_floats(rng_, static_cast<size_t>(n * k)), n, k);
+  std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+  const auto ref = gemm(SABLE_DTYPE_Q4_1, p.bytes.data(), n, k, x, m);
+  std::vector<float> wide(static_cast<size_t>(m * (n + 8)), 7.0f);
+  SableTensor xt = cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
+  SableTensor wt = cpp::make_tensor(p.bytes.data(), SABLE_DTYPE_Q4_1, {n, k});
+  SableTensor ot = cpp::narrow(cpp::make_tensor(wide.data(), SABLE_DTYPE_F32, {m, n + 8}), 1, 4, n);
+  ASSERT_EQ(ops_->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n + 8; ++j) {
+      const float v = wide[static_cast<size_t>(i * (n + 8) + j)];
+      if (j < 4 || j >= n + 4) EXPECT_EQ(v, 7.0f);
+      else EXPECT_EQ(v, ref[static_cast<size_t>(i * n + j - 4)]);
+    }
+  }
+}
+
+TEST_F(OpsQgemm, EmbeddingOfAQuantizedTableUnpacksTheRows) {
+  const int64_t v = 40, h = 256;
+  for (const Format& f : kFormats) {
+    if (sable_dtype_block_elems(f.dtype) == 0) continue;
+    Packed p = pack(f, random_floats(rng_, static_cast<size_t>(v * h)), v, h);
+    std::vector<int32_t> ids = {3, 0, 39, 3};
+    std::vector<float> out(ids.size() * h);
+    SableTensor table = cpp::make_tensor(p.bytes.data(), f.dtype, {v, h});
+    SableTensor it = cpp::make_tensor(ids.data(), SABLE_DTYPE_I32, {4});
+    SableTensor ot = cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {4, h});
+    ASSERT_EQ(ops_->embedding(&ctx_, &table, &it, &ot), SABLE_OK) << f.name;
+    for (size_t t = 0; t < ids.size(); ++t)
+      for (int64_t j = 0; j < h; ++j)
+        ASSERT_NEAR(out[t * h + j], p.deq[ids[t] * h + j], 1e-6 * (1 + std::fabs(out[t * h + j])))
+            << f.name;
+  }
+}
+
+TEST_F(OpsQgemm, PackedTensorsAnOpCannotTakeAreErrors) {
+  std::vector<std::byte> w(34 * 8);
+  std::vector<float> x(48), out(64);
+  // K = 48 is not a whole number of Q8_0 blocks.
+  SableTensor wt = cpp::make_tensor(w.data(), SABLE_DTYPE_Q8_0, {4, 48});
+  SableTensor xt = cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {1, 48});
+  SableTensor ot = cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {1, 4});
+  EXPECT_EQ(ops_->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ctx_.last_error).find("whole Q8_0 blocks"), std::string::npos)
+      << ctx_.last_error;
+  // Rows of a quantized tensor cannot be gathered or added.
+  SableTensor q = cpp::make_tensor(w.data(), SABLE_DTYPE_Q8_0, {8, 32});
+  std::vector<int32_t> rows = {1};
+  SableTensor rt = cpp::make_tensor(rows.data(), SABLE_DTYPE_I32, {1});
+  SableTensor qo = cpp::make_tensor(w.data(), SABLE_DTYPE_Q8_0, {1, 32});
+  EXPECT_EQ(ops_->gather_rows(&ctx_, &q, &rt, &qo), SABLE_ERR_INVALID_ARGUMENT);
+  SableTensor fo = cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {2, 32});
+  SableTensor q2 = cpp::make_tensor(w.data(), SABLE_DTYPE_Q8_0, {2, 32});
+  EXPECT_EQ(ops_->add(&ctx_, &q2, &q2, &fo), SABLE_ERR_INVALID_ARGUMENT);
+  // And the SDK's narrow refuses to slice one (its byte offset is not element * size).
+  EXPECT_THROW(cpp::narrow(q, 0, 1, 2), cpp::Error);
+}
+
+}  // namespace
+}  // namespace sable::ops
