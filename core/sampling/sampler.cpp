@@ -1,5 +1,6 @@
-// Built-in CPU sampler (see sampler.h). Sorting the whole vocabulary is avoided unless top-p needs
-// it: top-k uses nth_element, and plain / min-p sampling walks the row in index order.
+// Built-in CPU sampler (see sampler.h). The whole vocabulary is never sorted: top-k selects with
+// nth_element, top-p sorts only a head of candidates (grown 4x from 64) whose mass covers the
+// nucleus, and plain / min-p sampling walks the row in index order.
 #include "core/sampling/sampler.h"
 
 #include <algorithm>
@@ -106,10 +107,25 @@ int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r) {
     n = r.top_k;
     std::nth_element(idx.begin(), idx.begin() + (n - 1), idx.end(), better);
   }
+  double top_total = 0;  // the probability mass top-p measures against
+  if (use_top_p) {
+    for (int64_t i = 0; i < n; ++i) top_total += p[idx[i]];
+    // Sort only as many candidates as the nucleus needs: the best `head` (selected in linear
+    // time, growing 4x) until their mass reaches top_p; the walk below then stops inside them.
+    const double limit = static_cast<double>(r.top_p) * top_total;
+    for (int64_t head = 64; head < n; head *= 4) {
+      std::nth_element(idx.begin(), idx.begin() + (head - 1), idx.begin() + n, better);
+      double mass = 0;
+      for (int64_t i = 0; i < head; ++i) mass += p[idx[i]];
+      if (mass > limit * (1.0 + 1e-9)) {  // margin: the sorted walk sums in another order
+        n = head;
+        break;
+      }
+    }
+  }
   std::sort(idx.begin(), idx.begin() + n, better);
   if (use_top_p) {
-    double total = 0;
-    for (int64_t i = 0; i < n; ++i) total += p[idx[i]];
+    const double total = top_total;
     const double limit = static_cast<double>(r.top_p) * total;
     double acc = 0;
     int64_t keep = 0;

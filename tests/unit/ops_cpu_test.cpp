@@ -182,7 +182,8 @@ TEST_F(OpsCpu, GemmErrors) {
   std::vector<float> x(6), w(8), out(4);
   SableTensor xt = f32(x, {2, 3}), wt = f32(w, {2, 4}), ot = f32(out, {2, 2});
   expect_error(ops_->gemm(&ctx_, &xt, &wt, nullptr, &ot), "disagree on K");
-  SableTensor wb = make_tensor(w.data(), SABLE_DTYPE_BF16, {2, 3});
+  // BF16/F16 and block-quantized weights are packed weights (ops_qgemm_test); I32 is not.
+  SableTensor wb = make_tensor(w.data(), SABLE_DTYPE_I32, {2, 3});
   expect_error(ops_->gemm(&ctx_, &xt, &wb, nullptr, &ot), "w must be F32");
   SableTensor w3 = f32(w, {2, 3}), o3 = f32(out, {1, 4});
   expect_error(ops_->gemm(&ctx_, &xt, &w3, nullptr, &o3), "out");

@@ -159,6 +159,28 @@ TEST_F(OpsQgemm, EveryKernelTableAgreesWithTheScalarOne) {
   }
 }
 
+// The multi-row kernels (one weight row against 4 activation rows at a time, then the rest) give
+// exactly what the single-row kernel gives for each row.
+TEST_F(OpsQgemm, MultiRowKernelsEqualTheSingleRowOnes) {
+  const int64_t k = 256, m = 7;
+  const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+  for (const QKernels* t : cpu::usable_kernels()) {
+    std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
+    for (int64_t i = 0; i < m; ++i) t->quantize_row(x.data() + i * k, xq.data() + i * k / 32, k);
+    for (const Format& f : kFormats) {
+      if (!t->qdot_rows(f.dtype)) continue;
+      const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(k)), 1, k);
+      std::vector<float> out(static_cast<size_t>(2 * m), -1.0f);
+      t->qdot_rows(f.dtype)(p.bytes.data(), xq.data(), k / 32, m, k, out.data(), 2);
+      for (int64_t i = 0; i < m; ++i) {
+        EXPECT_EQ(out[static_cast<size_t>(2 * i)], t->qdot(f.dtype)(p.bytes.data(), xq.data() + i * k / 32, k))
+            << t->name << " " << f.name << " row " << i;
+        EXPECT_EQ(out[static_cast<size_t>(2 * i + 1)], -1.0f);  // the stride is respected
+      }
+    }
+  }
+}
+
 // The int8 dot differs from the exact dot of the dequantized weights only by the rounding of the
 // activations: at most half a step d of each activation block times the block's sum of |w|.
 TEST_F(OpsQgemm, Int8DotIsExactUpToActivationRounding) {

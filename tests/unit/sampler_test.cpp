@@ -3,7 +3,10 @@
 // bias and grammar masks change the processed logits exactly as defined; log-probabilities.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "core/sampling/sampler.h"
@@ -267,3 +270,51 @@ TEST(SamplerPenalties, PromptTokensTakeOnlyTheRepetitionPenalty) {
 }
 
 }  // namespace
+
+// Top-p over a large vocabulary sorts only a head of candidates; every draw must still equal the
+// draw of a full sort of the vocabulary (same seeded uniform, same walk).
+TEST(Sampler, TopPOverALargeVocabularyEqualsAFullSort) {
+  const int64_t vocab = 50000;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> logits(static_cast<size_t>(vocab));
+  for (float& x : logits) x = normal(rng);
+  for (float top_p : {0.1f, 0.9f, 0.999f}) {
+    SableSamplingRow r = row(0.7f);
+    r.top_p = top_p;
+    Sampler sampler;
+    for (uint64_t step = 0; step < 40; ++step) {
+      r.step = step;
+      // The reference: probabilities, the mass in index order, the whole vocabulary sorted.
+      const float inv_t = 1.0f / r.temperature;
+      const float m = *std::max_element(logits.begin(), logits.end());
+      std::vector<float> p(logits.size());
+      double total = 0;
+      for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp((logits[i] - m) * inv_t);
+      std::vector<int32_t> idx(p.size());
+      std::iota(idx.begin(), idx.end(), 0);
+      std::sort(idx.begin(), idx.end(),
+                [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+      const double limit = static_cast<double>(top_p) * total;
+      double acc = 0;
+      size_t keep = 0;
+      while (keep < idx.size()) {
+        acc += p[idx[keep++]];
+        if (acc >= limit) break;
+      }
+      double kept = 0;
+      for (size_t i = 0; i < keep; ++i) kept += p[idx[i]];
+      const double target = sable::sampling::seeded_uniform(r.seed, r.step) * kept;
+      int32_t want = idx[keep - 1];
+      acc = 0;
+      for (size_t i = 0; i < keep; ++i) {
+        acc += p[idx[i]];
+        if (acc > target) {
+          want = idx[i];
+          break;
+        }
+      }
+      EXPECT_EQ(sample_one(sampler, logits, r), want) << "top_p " << top_p << " step " << step;
+    }
+  }
+}

@@ -39,7 +39,7 @@ void require(bool ok, fmt::format_string<Args...> format, Args&&... args) {
 // Records "<op>: <message>" as ctx->last_error (thread-local storage), logs it, returns status.
 SableStatus report(SableOpsContext* ctx, SableStatus status, const char* op, const char* message);
 
-// Runs one op body; no exception leaves (bodies validate before any OpenMP region).
+// Runs one op body; no exception leaves (bodies validate before any parallel region).
 template <class F>
 SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
   try {

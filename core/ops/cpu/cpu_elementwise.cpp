@@ -1,10 +1,11 @@
 // Elementwise CPU ops: activations (plain and gated), add/mul with broadcasting, scale, sigmoid,
-// strided copy and dtype cast. Rows are spread over OpenMP threads; inner loops are plain
+// strided copy and dtype cast. Rows are spread over the thread pool; inner loops are plain
 // contiguous loops the compiler vectorises.
 #include <cmath>
 
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/thread_pool.h"
 #include "core/ops/cpu/qblocks.h"
 
 namespace sable::ops::cpu {
@@ -54,8 +55,7 @@ bool valid_activation(int32_t act) {
 
 void act_mul_rows(int32_t act, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                   int64_t rows, int64_t inter) {
-#pragma omp parallel for num_threads(threads()) schedule(static) if (rows * inter >= kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_rows(rows, rows * inter >= kParallelMin, [&](int64_t r) {
     const float* g = x + r * x_stride;
     const float* u = g + inter;
     float* o = y + r * y_stride;
@@ -65,7 +65,7 @@ void act_mul_rows(int32_t act, const float* x, int64_t x_stride, float* y, int64
       case SABLE_ACT_GELU_TANH: gated(gelu_tanh, g, u, o, inter); break;
       default: gated(relu, g, u, o, inter); break;
     }
-  }
+  });
 }
 
 SableStatus act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, SableTensor* out) {
@@ -84,10 +84,9 @@ SableStatus act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, Sab
                    orr.cols);
       return;
     }
-#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-    for (int64_t r = 0; r < xr.rows; ++r) {
+    parallel_rows(xr.rows, xr.rows * xr.cols >= kParallelMin, [&](int64_t r) {
       act_mul_rows(act, xr.row<float>(r), 0, orr.row<float>(r), 0, 1, orr.cols);
-    }
+    });
   });
 }
 
@@ -101,8 +100,8 @@ void unary(const SableTensor* x, SableTensor* out, RowFn row) {
   check_dtype(ot, "out", SABLE_DTYPE_F32);
   const Rows xr = rows_of(xt, "x"), orr = rows_of(ot, "out");
   check_same_rows(xr, orr, "x", "out", xt, ot);
-#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-  for (int64_t r = 0; r < xr.rows; ++r) row(xr.row<float>(r), orr.row<float>(r), xr.cols);
+  parallel_rows(xr.rows, xr.rows * xr.cols >= kParallelMin,
+                [&](int64_t r) { row(xr.row<float>(r), orr.row<float>(r), xr.cols); });
 }
 
 SableStatus activation(SableOpsContext* ctx, int32_t act, const SableTensor* x, SableTensor* out) {
@@ -132,8 +131,7 @@ void binary(const SableTensor* a, const SableTensor* b, SableTensor* out) {
           "b {} does not broadcast to a {} (allowed: same shape, [1, N] or [T, 1])",
           shape_str(bt), shape_str(at));
   const int64_t n = ar.cols;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (ar.rows * n >= kParallelMin)
-  for (int64_t r = 0; r < ar.rows; ++r) {
+  parallel_rows(ar.rows, ar.rows * n >= kParallelMin, [&](int64_t r) {
     const float* x = ar.row<float>(r);
     float* y = orr.row<float>(r);
     if (col_bcast && !full) {
@@ -143,7 +141,7 @@ void binary(const SableTensor* a, const SableTensor* b, SableTensor* out) {
       const float* z = br.row<float>(full ? r : 0);
       for (int64_t i = 0; i < n; ++i) y[i] = kMul ? x[i] * z[i] : x[i] + z[i];
     }
-  }
+  });
 }
 
 }  // namespace
@@ -240,8 +238,7 @@ SableStatus copy(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst)
     const int64_t es = static_cast<int64_t>(sable_dtype_size(st.dtype));
     const char* sbase = static_cast<const char*>(st.data);
     char* dbase = static_cast<char*>(dt.data);
-#pragma omp parallel for num_threads(threads()) schedule(static) if (numel >= kParallelMin)
-    for (int64_t o = 0; o < outer; ++o) {
+    parallel_rows(outer, numel >= kParallelMin, [&](int64_t o) {
       int64_t so = 0, dof = 0, rem = o;
       for (int32_t d = nd - 2; d >= 0; --d) {
         const int64_t i = rem % st.shape[d];
@@ -257,7 +254,7 @@ SableStatus copy(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst)
         case 4: copy_inner<uint32_t>(s, sstr, t, dstr, inner); break;
         default: copy_inner<uint64_t>(s, sstr, t, dstr, inner); break;
       }
-    }
+    });
   });
 }
 
@@ -316,13 +313,12 @@ SableStatus cast(SableOpsContext* ctx, const SableTensor* src, SableTensor* dst)
     if (st.dtype == SABLE_DTYPE_I32 && dt.dtype == SABLE_DTYPE_F32) {
       const auto* s = static_cast<const int32_t*>(st.data);
       auto* d = static_cast<float*>(dt.data);
-#pragma omp parallel for num_threads(threads()) schedule(static) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(s[i]);
+    parallel_rows(n, n >= kParallelMin, [&](int64_t i) { d[i] = static_cast<float>(s[i]); });
       return;
     }
     const int32_t sd = st.dtype, dd = dt.dtype;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) store_f32(dt.data, dd, i, load_as_f32(st.data, sd, i));
+    parallel_rows(n, n >= kParallelMin,
+                  [&](int64_t i) { store_f32(dt.data, dd, i, load_as_f32(st.data, sd, i)); });
   });
 }
 

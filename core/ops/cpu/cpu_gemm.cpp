@@ -1,6 +1,6 @@
 // The CPU GEMM: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias). F32 weights go through OpenBLAS (sgemv for
-// a single row, the decode case), the output columns split over the CPU ops' thread team with
-// OpenBLAS itself single-threaded (cpu_threads.h); packed weights (block-quantized, BF16, F16) go
+// a single row, the decode case), the output columns split in chunks over the CPU ops' thread pool
+// with OpenBLAS itself single-threaded (cpu_threads.h); packed weights (block-quantized, BF16, F16) go
 // through packed_gemm (qgemm.cpp). Rows of x, w and out may be strided (leading dimensions).
 #include <cblas.h>
 #include <omp.h>
@@ -10,6 +10,7 @@
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qblocks.h"
+#include "core/ops/cpu/thread_pool.h"
 
 namespace sable::ops::cpu {
 namespace {
@@ -46,19 +47,17 @@ void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const f
     }
     return;
   }
-  // Threads worth waking: about 64K multiply-adds each at least; none inside another region.
+  // Threads worth waking: about 64K multiply-adds each at least; none inside an OpenMP region.
   const int team = omp_in_parallel() ? 1
                                      : static_cast<int>(std::clamp<int64_t>(
                                            (m * n * k) >> 16, 1, threads()));
-  if (team == 1) return sgemm_slice(x, ldx, w, ldw, beta, out, ldo, m, 0, n, k);
-#pragma omp parallel num_threads(team)
-  {
-    const int64_t parts = omp_get_num_threads(), p = omp_get_thread_num();
-    const int64_t units = (n + 15) / 16;  // slices in multiples of 16 columns
-    const int64_t n0 = std::min(n, units * p / parts * 16);
-    const int64_t n1 = std::min(n, units * (p + 1) / parts * 16);
+  const int64_t units = (n + 15) / 16;  // slices in multiples of 16 columns
+  const int64_t chunks = std::min<int64_t>(units, 4 * team);
+  parallel_for(chunks, team, [&](int64_t c) {
+    const int64_t n0 = std::min(n, units * c / chunks * 16);
+    const int64_t n1 = std::min(n, units * (c + 1) / chunks * 16);
     sgemm_slice(x, ldx, w, ldw, beta, out, ldo, m, n0, n1, k);
-  }
+  });
 }
 
 namespace {

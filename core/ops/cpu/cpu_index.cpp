@@ -1,6 +1,7 @@
 // Index-driven CPU ops: embedding lookup, row gathering before the LM head, and argmax.
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/thread_pool.h"
 #include "core/ops/cpu/qblocks.h"
 
 namespace sable::ops::cpu {
@@ -56,15 +57,14 @@ SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const Sabl
             tr.cols);
     const bool same = ot.dtype == tt.dtype;
     const int64_t bytes = tr.cols * tr.esize;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (n * tr.cols >= kParallelMin)
-    for (int64_t t = 0; t < n; ++t) {
+    parallel_rows(n, n * tr.cols >= kParallelMin, [&](int64_t t) {
       const char* src = tr.row<char>(id[t]);
       if (same) {
         std::memcpy(orr.row<char>(t), src, static_cast<size_t>(bytes));
       } else {
         to_f32(src, tt.dtype, orr.row<float>(t), tr.cols);
       }
-    }
+    });
   });
 }
 
@@ -100,15 +100,14 @@ SableStatus argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* out)
     require(sable_tensor_is_contiguous(&ot) && sable_tensor_numel(&ot) == xr.rows,
             "out {} must be a contiguous [{}]", shape_str(ot), xr.rows);
     auto* o = static_cast<int32_t*>(ot.data);
-#pragma omp parallel for num_threads(threads()) schedule(static) if (xr.rows * xr.cols >= kParallelMin)
-    for (int64_t r = 0; r < xr.rows; ++r) {
+    parallel_rows(xr.rows, xr.rows * xr.cols >= kParallelMin, [&](int64_t r) {
       const float* v = xr.row<float>(r);
       int64_t best = 0;
       for (int64_t i = 1; i < xr.cols; ++i) {
         if (v[i] > v[best]) best = i;  // strict: ties keep the lowest index
       }
       o[r] = static_cast<int32_t>(best);
-    }
+    });
   });
 }
 

@@ -10,6 +10,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/thread_pool.h"
 #include "core/ops/expert_recorder.h"
 
 namespace sable::ops::cpu {
@@ -171,10 +172,9 @@ SableStatus moe_experts(SableOpsContext* ctx, const SableTensor* x, const SableT
       const int64_t n = start[e + 1] - start[e];
       if (n == 0) continue;
       const int64_t* p = pairs.data() + start[e];
-#pragma omp parallel for num_threads(threads()) schedule(static) if (n * hidden >= (1 << 14))
-      for (int64_t r = 0; r < n; ++r) {
+      parallel_rows(n, n * hidden >= (1 << 14), [&](int64_t r) {
         std::memcpy(xg + r * hidden, xr.row<float>(p[r] / k), static_cast<size_t>(hidden) * 4);
-      }
+      });
       sgemm_xwt(xg, hidden, wgu + e * 2 * inter * hidden, hidden, nullptr, gu, 2 * inter, n,
                 2 * inter, hidden);
       act_mul_rows(act, gu, 2 * inter, a, inter, n, inter);

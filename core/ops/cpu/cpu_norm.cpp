@@ -1,10 +1,11 @@
 // Normalisation and position ops on the CPU: RMSNorm and LayerNorm (with the fused residual add)
 // and rotary embedding (neox and interleaved, partial rot_dim). One row (token or token-head) per
-// loop iteration, rows spread over OpenMP threads; fp32 accumulation.
+// loop iteration, rows spread over the thread pool; fp32 accumulation.
 #include <cmath>
 
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/thread_pool.h"
 
 namespace sable::ops::cpu {
 
@@ -68,8 +69,7 @@ SableStatus rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* re
     const float* w = vector_param(weight, "weight", v.x.cols);
     require(eps >= 0.0f, "eps must be >= 0, got {}", eps);
     const int64_t n = v.x.cols;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (v.x.rows * n >= kParallelMin)
-    for (int64_t r = 0; r < v.x.rows; ++r) {
+    parallel_rows(v.x.rows, v.x.rows * n >= kParallelMin, [&](int64_t r) {
       const float* in = norm_input(v, r);
       float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
@@ -77,7 +77,7 @@ SableStatus rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* re
       const float inv = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
       float* o = v.out.row<float>(r);
       for (int64_t i = 0; i < n; ++i) o[i] = in[i] * inv * (w[i] + weight_offset);
-    }
+    });
   });
 }
 
@@ -90,8 +90,7 @@ SableStatus layer_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* 
     const float* b = vector_param(bias, "bias", v.x.cols);
     require(eps >= 0.0f, "eps must be >= 0, got {}", eps);
     const int64_t n = v.x.cols;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (v.x.rows * n >= kParallelMin)
-    for (int64_t r = 0; r < v.x.rows; ++r) {
+    parallel_rows(v.x.rows, v.x.rows * n >= kParallelMin, [&](int64_t r) {
       const float* in = norm_input(v, r);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
@@ -108,7 +107,7 @@ SableStatus layer_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* 
         if (b) y += b[i];
         o[i] = y;
       }
-    }
+    });
   });
 }
 
@@ -141,8 +140,7 @@ void rope_heads(const HeadView& v, const int32_t* pos, const float* cs, int64_t 
   if (v.data == nullptr) return;
   const int32_t half = rot / 2;
   const int64_t rows = tokens * v.heads;
-#pragma omp parallel for num_threads(threads()) schedule(static) if (rows * rot >= kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_rows(rows, rows * rot >= kParallelMin, [&](int64_t r) {
     const int64_t t = r / v.heads, h = r % v.heads;
     float* x = v.data + t * v.t_stride + h * v.h_stride;
     const float* c = cs + static_cast<int64_t>(pos[t]) * cs_stride;
@@ -160,7 +158,7 @@ void rope_heads(const HeadView& v, const int32_t* pos, const float* cs, int64_t 
         x[2 * i + 1] = b * c[i] + a * s[i];
       }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-// The CPU ops' one thread team: its size (--cpu-threads, default the machine's physical cores)
-// and the rule that keeps OpenBLAS from starting a second team beside it.
+// How many threads the CPU ops use (--cpu-threads, default the machine's physical cores), and the
+// rules that keep every parallel part of a forward at that count.
 //
-// Every parallel region of the CPU ops is an OpenMP region of threads() threads; OpenBLAS is set
-// to one thread and called per slice of output rows from inside those regions, so the process
-// never runs more busy threads than threads(). Thread-safety: threads() may be read anywhere;
-// set_threads is for startup, before forwards run.
+// Every CPU op splits its rows over the thread pool (thread_pool.h) with threads() threads, when
+// the work is worth it; OpenBLAS is set to one thread and called per slice from inside the pool,
+// so it never starts threads of its own. Plugins' OpenMP regions (the CPU attention backend) and
+// MoE routing use an OpenMP team of the same count once the forward thread has adopted it. The
+// ops of a forward run one after another, so at most threads() threads compute at a time. Thread-safety: threads() may be read
+// anywhere; set_threads is for startup, before forwards run.
 #pragma once
 
 namespace sable::ops::cpu {

@@ -4,9 +4,8 @@
 // weight row is dotted with them by the best kernel table of this CPU, the weight row read once
 // for all M rows while it sits in L1. Large M (prefill): panels of weight rows are unpacked to
 // fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the unpacking is shared by
-// enough rows. Either way the output rows (N) are split over the CPU ops' thread team.
+// enough rows. Either way the output rows (N) are split in chunks over the CPU ops' thread pool.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qkernels.h"
+#include "core/ops/cpu/thread_pool.h"
 
 namespace sable::ops::cpu {
 namespace {
@@ -40,6 +40,7 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
                int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
                int64_t k) {
   const QKernels::QDot dot = kern.qdot(dtype);
+  const QKernels::QDotRows dot_rows = kern.qdot_rows(dtype);
   const QKernels::FDot fdot = kern.fdot(dtype);
   const int64_t nb = k / kQ8ABlock;
   thread_local std::vector<BlockQ8A> xq;
@@ -49,19 +50,23 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   }
   const BlockQ8A* xqp = xq.data();
   const int team = team_size(m, n, k);
-#pragma omp parallel num_threads(team)
-  {
-    const auto [r0, r1] = share(n, omp_get_thread_num(), omp_get_num_threads(), 8);
+  const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
+  parallel_for(chunks, team, [&](int64_t c) {
+    const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
     for (int64_t r = r0; r < r1; ++r) {
       const char* wr = w + r * wrb;
       const float b = bias != nullptr ? bias[r] : 0.0f;
-      if (dot != nullptr) {
+      if (dot_rows != nullptr) {
+        dot_rows(wr, xqp, nb, m, k, out + r, ldo);
+        if (bias != nullptr)
+          for (int64_t i = 0; i < m; ++i) out[i * ldo + r] += b;
+      } else if (dot != nullptr) {
         for (int64_t i = 0; i < m; ++i) out[i * ldo + r] = dot(wr, xqp + i * nb, k) + b;
       } else {
         for (int64_t i = 0; i < m; ++i) out[i * ldo + r] = fdot(wr, x + i * ldx, k) + b;
       }
     }
-  }
+  });
 }
 
 void panel_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, const float* x,
@@ -71,21 +76,18 @@ void panel_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb,
   if (bias != nullptr)
     for (int64_t r = 0; r < m; ++r) std::memcpy(out + r * ldo, bias, static_cast<size_t>(n) * 4);
   const int team = team_size(m, n, k);
-#pragma omp parallel num_threads(team)
-  {
+  const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
+  parallel_for(panels, team, [&](int64_t pi) {
     thread_local std::vector<float> panel;
     panel.resize(static_cast<size_t>(kPanelRows * k));
-    const auto [r0, r1] = share(n, omp_get_thread_num(), omp_get_num_threads(), kPanelRows);
-    for (int64_t p = r0; p < r1; p += kPanelRows) {
-      const int64_t rows = std::min(kPanelRows, r1 - p);
-      for (int64_t j = 0; j < rows; ++j)
-        kern.dequantize_row(dtype, w + (p + j) * wrb, panel.data() + j * k, k);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
-                  static_cast<blasint>(rows), static_cast<blasint>(k), 1.0f, x,
-                  static_cast<blasint>(ldx), panel.data(), static_cast<blasint>(k), beta, out + p,
-                  static_cast<blasint>(ldo));
-    }
-  }
+    const int64_t p = pi * kPanelRows, rows = std::min(kPanelRows, n - p);
+    for (int64_t j = 0; j < rows; ++j)
+      kern.dequantize_row(dtype, w + (p + j) * wrb, panel.data() + j * k, k);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
+                static_cast<blasint>(rows), static_cast<blasint>(k), 1.0f, x,
+                static_cast<blasint>(ldx), panel.data(), static_cast<blasint>(k), beta, out + p,
+                static_cast<blasint>(ldo));
+  });
 }
 
 }  // namespace

@@ -18,16 +18,23 @@ namespace sable::ops::cpu {
 struct QKernels {
   using QDot = float (*)(const void* w, const BlockQ8A* x, int64_t k);
   using FDot = float (*)(const void* w, const float* x, int64_t k);
+  // One weight row against m activation rows (x + i * xs blocks) into out[i * os]: the weight
+  // blocks are unpacked once for every 4 rows. Bit-identical to m calls of the QDot.
+  using QDotRows = void (*)(const void* w, const BlockQ8A* x, int64_t xs, int64_t m, int64_t k,
+                            float* out, int64_t os);
   const char* name;
   // x[k] -> k/32 blocks (k a multiple of 32).
   void (*quantize_row)(const float* x, BlockQ8A* out, int64_t k);
   QDot q8_0, q4_0, q4_1, q4_k, q5_k, q6_k;
   FDot bf16, f16;
+  QDotRows q8_0_rows, q4_0_rows, q4_1_rows;  // the K-quants run their QDot row by row
   // out[k] = the packed row w as floats (any packed dtype).
   void (*dequantize_row)(int32_t dtype, const void* w, float* out, int64_t k);
 
   // The dot kernel of a block-quantized dtype (nullptr for BF16/F16 and plain dtypes).
   QDot qdot(int32_t dtype) const;
+  // The multi-row kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
+  QDotRows qdot_rows(int32_t dtype) const;
   // The float dot kernel of BF16/F16 (nullptr otherwise).
   FDot fdot(int32_t dtype) const;
 };

@@ -156,6 +156,12 @@ float dot_f16(const void* w, const float* x, int64_t k) {
   return acc;
 }
 
+template <float (*kDot)(const void*, const BlockQ8A*, int64_t)>
+void rows_of(const void* w, const BlockQ8A* x, int64_t xs, int64_t m, int64_t k, float* out,
+             int64_t os) {
+  for (int64_t i = 0; i < m; ++i) out[i * os] = kDot(w, x + i * xs, k);
+}
+
 void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
   switch (dtype) {
     case SABLE_DTYPE_BF16:
@@ -237,6 +243,15 @@ QKernels::QDot QKernels::qdot(int32_t dtype) const {
   }
 }
 
+QKernels::QDotRows QKernels::qdot_rows(int32_t dtype) const {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: return q8_0_rows;
+    case SABLE_DTYPE_Q4_0: return q4_0_rows;
+    case SABLE_DTYPE_Q4_1: return q4_1_rows;
+    default: return nullptr;
+  }
+}
+
 QKernels::FDot QKernels::fdot(int32_t dtype) const {
   if (dtype == SABLE_DTYPE_BF16) return bf16;
   if (dtype == SABLE_DTYPE_F16) return f16;
@@ -244,8 +259,11 @@ QKernels::FDot QKernels::fdot(int32_t dtype) const {
 }
 
 const QKernels& scalar_kernels() {
-  static const QKernels k{"scalar", &quantize_row, &dot_q8_0, &dot_q4_0, &dot_q4_1, &dot_q4_k,
-                          &dot_q5_k, &dot_q6_k, &dot_bf16, &dot_f16, &dequantize_row};
+  static const QKernels k{"scalar",           &quantize_row,       &dot_q8_0,
+                          &dot_q4_0,          &dot_q4_1,           &dot_q4_k,
+                          &dot_q5_k,          &dot_q6_k,           &dot_bf16,
+                          &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
+                          &rows_of<&dot_q4_1>, &dequantize_row};
   return k;
 }
 

@@ -214,7 +214,9 @@ SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, c
     const int32_t window = a->init.sliding_window;
     int32_t max_len = 0;
     for (int32_t l : a->kv_lens) max_len = std::max(max_len, l);
-#pragma omp parallel
+    // Split only work worth waking threads for (~1M multiply-adds): a decode step runs inline.
+    const int64_t work = static_cast<int64_t>(T) * hq * max_len * D;
+#pragma omp parallel if (work >= (int64_t{1} << 20))
     {
       std::vector<float> scores(static_cast<size_t>(max_len));
       std::vector<float> acc(static_cast<size_t>(D));

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Sable against llama.cpp on the CPU: the same GGUF file, the same threads, in one run.
+
+For each model file and batch size B it measures, on both engines, the same three things:
+  prefill tok/s  one forward of B sequences x P pseudo-random prompt tokens
+  decode tok/s   S decode steps of the whole batch (B tokens a step, greedy: each sequence feeds
+                 back the argmax of its own logits), B x S / wall time
+Sable runs as bench/cpu_decode's sable_bench_cpu_decode (model runner, CPU ops, CPU attention,
+packed weights unless --dequantize); llama.cpp runs through llama-cpp-python's low-level API
+(llama_decode on a llama_batch; one sequence id per row, n_seq_max = B), in a child process per
+measurement. The engines alternate for --repeat rounds and the median of each is reported, with
+the load average around the run: on a shared machine the numbers are only comparable within one
+run. Prints a Markdown table (for bench/NOTES.md) and one JSON line per measurement.
+
+Usage: bench/cpu_decode/vs_llamacpp.py --model A.gguf [--model B.gguf] [--threads 2]
+       [--batch 1,8] [--prompt 64] [--steps 32] [--repeat 3] [--build build]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def llama_child(model: str, threads: int, batch: int, prompt: int, steps: int) -> dict:
+    """Runs inside a child process: llama.cpp's prefill and decode timings."""
+    import ctypes
+    import random
+
+    import numpy as np
+    import llama_cpp as L
+
+    L.llama_backend_init()
+    mp = L.llama_model_default_params()
+    lm = L.llama_model_load_from_file(model.encode(), mp)
+    vocab = L.llama_n_vocab(L.llama_model_get_vocab(lm))
+    cp = L.llama_context_default_params()
+    per_seq = prompt + steps + 16
+    cp.n_ctx = batch * per_seq
+    cp.n_batch = cp.n_ubatch = max(512, batch * prompt)
+    cp.n_seq_max = batch
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = L.llama_init_from_model(lm, cp)
+    b = L.llama_batch_init(max(batch * prompt, batch), 0, batch)
+
+    def decode(rows):  # rows: (token, pos, seq, want_logits)
+        b.n_tokens = len(rows)
+        for i, (tok, pos, seq, want) in enumerate(rows):
+            b.token[i], b.pos[i], b.n_seq_id[i] = tok, pos, 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = want
+        if L.llama_decode(ctx, b) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(i):
+        return int(np.argmax(np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, i), shape=(vocab,))))
+
+    def clear():
+        if hasattr(L, "llama_memory_clear"):
+            L.llama_memory_clear(L.llama_get_memory(ctx), True)
+        else:
+            L.llama_kv_self_clear(ctx)
+
+    rng = random.Random(42)
+    # Warm-up (weights paged in, buffers grown), as the Sable bench does.
+    decode([(rng.randrange(vocab), p, 0, p == 7) for p in range(8)])
+    clear()
+    prompts = [[rng.randrange(vocab) for _ in range(prompt)] for _ in range(batch)]
+    rows = [(t, p, s, p == prompt - 1) for s in range(batch) for p, t in enumerate(prompts[s])]
+    t0 = time.perf_counter()
+    decode(rows)
+    t1 = time.perf_counter()
+    nxt = [argmax(s * prompt + prompt - 1) for s in range(batch)]
+    t2 = time.perf_counter()
+    for step in range(steps):
+        decode([(nxt[s], prompt + step, s, True) for s in range(batch)])
+        nxt = [argmax(s) for s in range(batch)]
+    t3 = time.perf_counter()
+    L.llama_batch_free(b)
+    return {"prefill_tok_s": batch * prompt / (t1 - t0), "decode_tok_s": batch * steps / (t3 - t2)}
+
+
+def run_llama(model, threads, batch, prompt, steps):
+    args = [sys.executable, __file__, "--child", model, str(threads), str(batch), str(prompt),
+            str(steps)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_sable(build, model, threads, batch, prompt, steps, dequantize):
+    exe = Path(build) / "bin" / "sable_bench_cpu_decode"
+    args = [str(exe), "--model", model, "--batch", str(batch), "--prompt", str(prompt), "--steps",
+            str(steps), "--threads", str(threads)] + (["--dequantize"] if dequantize else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    line = [l for l in out.stdout.splitlines() if l.startswith("model=")][-1]
+    kv = dict(f.split("=", 1) for f in line.split())
+    return {"prefill_tok_s": float(kv["prefill_tok_s"]), "decode_tok_s": float(kv["decode_tok_s"])}
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        m, t, b, p, s = sys.argv[2], *map(int, sys.argv[3:7])
+        print(json.dumps(llama_child(m, t, b, p, s)))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--prompt", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--dequantize", action="store_true", help="Sable with fp32 weights")
+    a = ap.parse_args()
+    rows = []
+    for model in a.model:
+        for batch in map(int, a.batch.split(",")):
+            res = {"sable": [], "llama.cpp": []}
+            loads = [os.getloadavg()[0]]
+            for _ in range(a.repeat):
+                res["llama.cpp"].append(run_llama(model, a.threads, batch, a.prompt, a.steps))
+                res["sable"].append(run_sable(a.build, model, a.threads, batch, a.prompt, a.steps,
+                                              a.dequantize))
+                loads.append(os.getloadavg()[0])
+            for engine, runs in res.items():
+                for r in runs:
+                    print(json.dumps({"engine": engine, "model": Path(model).name, "batch": batch,
+                                      "threads": a.threads, "prompt": a.prompt, "steps": a.steps,
+                                      **r}))
+            med = {e: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                   for e, runs in res.items()}
+            rows.append((Path(model).name, batch, med, min(loads), max(loads)))
+            sys.stdout.flush()
+    print(f"\n{a.threads} threads, prompt {a.prompt}, {a.steps} decode steps, median of {a.repeat}")
+    print("| model | batch | Sable prefill | llama.cpp prefill | Sable decode | llama.cpp decode "
+          "| load avg |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, batch, med, lo, hi in rows:
+        s, l = med["sable"], med["llama.cpp"]
+        print(f"| {name} | {batch} | {s['prefill_tok_s']:.1f} | {l['prefill_tok_s']:.1f} | "
+              f"{s['decode_tok_s']:.1f} | {l['decode_tok_s']:.1f} | {lo:.1f}-{hi:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
