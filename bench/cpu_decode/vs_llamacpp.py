@@ -92,10 +92,11 @@ def run_llama(model, threads, batch, prompt, steps):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_sable(build, model, threads, batch, prompt, steps, dequantize):
+def run_sable(build, model, threads, batch, prompt, steps, dequantize, int8):
     exe = Path(build) / "bin" / "sable_bench_cpu_decode"
     args = [str(exe), "--model", model, "--batch", str(batch), "--prompt", str(prompt), "--steps",
-            str(steps), "--threads", str(threads)] + (["--dequantize"] if dequantize else [])
+            str(steps), "--threads", str(threads)] + (["--dequantize"] if dequantize else []) + (
+                ["--int8"] if int8 else [])
     out = subprocess.run(args, capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("model=")][-1]
     kv = dict(f.split("=", 1) for f in line.split())
@@ -116,6 +117,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--dequantize", action="store_true", help="Sable with fp32 weights")
+    ap.add_argument("--int8", action="store_true",
+                    help="Sable with int8 activations (llama.cpp's scheme)")
     a = ap.parse_args()
     rows = []
     for model in a.model:
@@ -125,7 +128,7 @@ def main():
             for _ in range(a.repeat):
                 res["llama.cpp"].append(run_llama(model, a.threads, batch, a.prompt, a.steps))
                 res["sable"].append(run_sable(a.build, model, a.threads, batch, a.prompt, a.steps,
-                                              a.dequantize))
+                                              a.dequantize, a.int8))
                 loads.append(os.getloadavg()[0])
             for engine, runs in res.items():
                 for r in runs:

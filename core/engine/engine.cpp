@@ -228,6 +228,7 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
   o.expert_recording = !c.expert_distribution_recorder_mode.empty();
   o.cpu_threads = static_cast<int32_t>(c.cpu_threads);
   o.packed_weights = !c.cpu_dequantize;
+  o.int8_activations = c.cpu_int8_activations;
   o.registry = &registry;
   return o;
 }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "core/hf_config/hf_config.h"
+#include "core/ops/cpu/qblocks.h"
 #include "core/util/log.h"
 
 namespace sable::runner {
@@ -246,6 +247,9 @@ SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>&
   t.strides[1] = 1;
   t.data = memory_.allocate(row * static_cast<size_t>(shape[0]));
   weights_.read_packed(name, t.data);
+  // A [vocab, hidden] matrix is the LM head (or the embedding a tied head reuses): its GEMM keeps
+  // fp32 activations, so int8 rounding does not decide near-tied next tokens.
+  if (config_.get_int("vocab_size").value_or(-1) == shape[0]) t.reserved = ops::cpu::kPreciseActivations;
   return t;
 }
 

@@ -204,9 +204,11 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   host_options.packed_weights = device == "cpu" && options.packed_weights;
   if (device == "cpu") {
     ops::cpu::set_threads(options.cpu_threads);
-    log::info("cpu: {} threads, {} kernels, weights {}", ops::cpu::threads(),
+    ops::cpu::set_int8_activations(options.int8_activations);
+    log::info("cpu: {} threads, {} kernels, weights {}, {} activations", ops::cpu::threads(),
               ops::cpu::best_kernels().name,
-              host_options.packed_weights ? "packed as stored" : "converted to float32");
+              host_options.packed_weights ? "packed as stored" : "converted to float32",
+              options.int8_activations ? "int8" : "float32");
   }
   r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table, host_options);
 

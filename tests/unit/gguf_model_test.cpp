@@ -7,11 +7,12 @@
 //    dequantized (--cpu-dequantize): the logits equal those of a safetensors copy of the
 //    dequantized weights run through the checkpoint path, and greedy tokens are equal. The
 //    dequantized weights themselves are checked bit for bit against gguf-py in gguf_test;
-//  - the same files with the weights kept packed (the default: int8 dot products against
-//    activations quantized per block of 32, fp32 panels for prefill) stay within a stated
-//    tolerance of the dequantized path, and pick the same greedy token wherever the dequantized
-//    path's top-1/top-2 margin is clear (decode teacher-forced along the dequantized path's
-//    tokens, so one near-tie does not derail the rest).
+//  - the same files with the weights kept packed (the default) give the dequantized path's logits
+//    (fp32 activations against weight rows unpacked on the fly, fp32 panels for prefill) and its
+//    greedy tokens; with int8 activations (--cpu-int8-activations: integer dot products against
+//    activations quantized per block of 32) they stay within a stated tolerance and pick the same
+//    greedy token wherever the dequantized path's top-1/top-2 margin is clear (decode
+//    teacher-forced along the dequantized path's tokens, so one near-tie does not derail the rest).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -90,8 +91,9 @@ struct RunResult {
   std::vector<std::vector<std::vector<float>>> step_logits;
 };
 RunResult run(const std::string& path, const std::vector<std::vector<int32_t>>& prompts,
-              bool packed = false, const std::vector<std::vector<int32_t>>* forced = nullptr) {
-  auto r = make_runner(path, "auto", 16, 512, packed);
+              bool packed = false, const std::vector<std::vector<int32_t>>* forced = nullptr,
+              bool int8 = false) {
+  auto r = make_runner(path, "auto", 16, 512, packed, int8);
   RunResult out;
   int32_t next_page = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
@@ -155,7 +157,21 @@ TEST_P(GgufQuantized, LogitsEqualASafetensorsCopyOfTheDequantizedWeights) {
   }
 }
 
-// The stated tolerance of packed weights against the dequantized-fp32 path on these tiny random
+// Packed weights with fp32 activations (the default) compute the dequantized path's products: the
+// same logits up to fp32 summation order and the same greedy tokens.
+TEST_P(GgufQuantized, PackedWeightsWithFloatActivationsMatchTheDequantizedPath) {
+  const std::string file = (kDir / GetParam()).string();
+  const auto prompts = prompts_for(GetParam(), reference_entry(GetParam()));
+  const RunResult ref = run(file, prompts, false);
+  const RunResult got = run(file, prompts, true);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_LE(rel_err(got.logits[i], ref.logits[i]), 1e-5) << GetParam() << " prompt " << i;
+    EXPECT_EQ(got.greedy[i], ref.greedy[i]) << GetParam() << " prompt " << i;
+  }
+}
+
+// The stated tolerance of int8 activations (--cpu-int8-activations) against the dequantized-fp32
+// path on these tiny random
 // models (hidden size 64 or 256, where per-block activation rounding weighs most): logits within
 // kPackedRelErr (max-abs error over max-abs logit) at every prompt position and decode step, and
 // the same greedy token wherever the fp32 top-1/top-2 margin exceeds kClearMargin of the logit
@@ -163,11 +179,11 @@ TEST_P(GgufQuantized, LogitsEqualASafetensorsCopyOfTheDequantizedWeights) {
 constexpr double kPackedRelErr = 0.05;
 constexpr double kClearMargin = 0.02;
 
-TEST_P(GgufQuantized, PackedWeightsStayNearTheDequantizedPath) {
+TEST_P(GgufQuantized, Int8ActivationsStayNearTheDequantizedPath) {
   const std::string file = (kDir / GetParam()).string();
   const auto prompts = prompts_for(GetParam(), reference_entry(GetParam()));
   const RunResult ref = run(file, prompts, false);
-  const RunResult got = run(file, prompts, true, &ref.greedy);
+  const RunResult got = run(file, prompts, true, &ref.greedy, true);
   double worst = 0;
   int clear = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {

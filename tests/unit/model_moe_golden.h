@@ -84,9 +84,10 @@ inline const plugin::Registry& registry() {
 // packed = false: quantized / bf16 / f16 weights converted to fp32 at load (the reference path).
 inline std::unique_ptr<ModelRunner> make_runner(const std::string& path, const std::string& impl,
                                                 int32_t page_size, int64_t num_pages = 512,
-                                                bool packed = true) {
+                                                bool packed = true, bool int8 = false) {
   runner::RunnerOptions opt;
   opt.packed_weights = packed;
+  opt.int8_activations = int8;
   opt.model_path = path;
   opt.impl = impl;
   opt.page_size = page_size;

@@ -19,6 +19,7 @@
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qblocks.h"
 #include "core/ops/cpu/qkernels.h"
 #include "sable/cpp/tensor.h"
 
@@ -93,7 +94,10 @@ void set_half_scales(int32_t dtype, std::vector<std::byte>& w, std::mt19937& rng
 class OpsQgemm : public ::testing::Test {
  protected:
   void SetUp() override { ctx_.arena = &arena_; }
-  void TearDown() override { cpu::set_threads(0); }
+  void TearDown() override {
+    cpu::set_threads(0);
+    cpu::set_int8_activations(false);
+  }
   std::vector<float> gemm(int32_t dtype, void* w, int64_t n, int64_t k, std::vector<float>& x,
                           int64_t m, std::vector<float>* bias = nullptr) {
     std::vector<float> out(static_cast<size_t>(m * n), -1.0f);
@@ -208,7 +212,8 @@ TEST_F(OpsQgemm, Int8DotIsExactUpToActivationRounding) {
 }
 
 // gemm over packed weights against gemm over their dequantized fp32 copy (made by the copy op):
-// decode-sized M through the int8 kernels (activation rounding: relative L2 error under 1e-2),
+// decode-sized M through the int8 kernels when they are on (activation rounding: relative L2
+// error under 1e-2) or fp32 activations against unpacked rows (1e-5),
 // prefill-sized M through fp32 panels (the same fp32 products: 1e-5), with a bias, on 1 and 2
 // threads (the row split changes nothing: bit-identical).
 TEST_F(OpsQgemm, GemmMatchesTheDequantizedWeights) {
@@ -222,6 +227,8 @@ TEST_F(OpsQgemm, GemmMatchesTheDequantizedWeights) {
     for (size_t i = 0; i < unpacked.size(); ++i)
       ASSERT_NEAR(unpacked[i], p.deq[i], 1e-6 * (1 + std::fabs(p.deq[i]))) << f.name << " at " << i;
     std::vector<float> bias = random_floats(rng_, n);
+    for (const bool int8 : {true, false}) {
+    cpu::set_int8_activations(int8);
     for (int64_t m : {1, 3, 8, 23, 24, 40}) {
       std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
       cpu::set_threads(1);
@@ -231,8 +238,30 @@ TEST_F(OpsQgemm, GemmMatchesTheDequantizedWeights) {
       const auto ref = gemm(SABLE_DTYPE_F32, unpacked.data(), n, k, x, m, &bias);
       EXPECT_EQ(one, two) << f.name << " M=" << m;
       const bool half = f.dtype == SABLE_DTYPE_BF16 || f.dtype == SABLE_DTYPE_F16;
-      const double tol = (m >= 24 || half) ? 1e-5 : 1e-2;
-      EXPECT_LE(rel_l2(two, ref), tol) << f.name << " M=" << m;
+      const double tol = (m >= 24 || half || !int8) ? 1e-5 : 1e-2;
+      EXPECT_LE(rel_l2(two, ref), tol) << f.name << " M=" << m << " int8 " << int8;
+    }
+    }
+  }
+}
+
+// A weight the host marked kPreciseActivations (the LM head) keeps fp32 activations: decode rows
+// then match the dequantized weights to fp32 rounding instead of the int8 tolerance.
+TEST_F(OpsQgemm, PreciseWeightsKeepFp32Activations) {
+  const int64_t n = 40, k = 256;
+  for (const Format& f : kFormats) {
+    if (sable_dtype_block_elems(f.dtype) == 0) continue;
+    Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k), 0.05f), n, k);
+    for (int64_t m : {1, 5}) {
+      std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+      std::vector<float> out(static_cast<size_t>(m * n));
+      SableTensor xt = cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
+      SableTensor wt = cpp::make_tensor(p.bytes.data(), f.dtype, {n, k});
+      wt.reserved = cpu::kPreciseActivations;
+      SableTensor ot = cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
+      ASSERT_EQ(ops_->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+      const auto ref = gemm(SABLE_DTYPE_F32, p.deq.data(), n, k, x, m);
+      EXPECT_LE(rel_l2(out, ref), 1e-5) << f.name << " M=" << m;
     }
   }
 }

@@ -147,8 +147,9 @@ void sgemm_xwt(const float* x, int64_t ldx, const float* w, int64_t ldw, const f
 bool valid_activation(int32_t act);
 // The same over a packed weight (qblocks.h: block-quantized, BF16 or F16) of N rows of K, dense
 // (qgemm.cpp).
+// precise: fp32 activations against unpacked weight rows (qblocks.h kPreciseActivations).
 void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, const float* bias,
-                 float* out, int64_t ldo, int64_t m, int64_t n, int64_t k);
+                 float* out, int64_t ldo, int64_t m, int64_t n, int64_t k, bool precise = false);
 // out[i, :] = row ids[i] (row i when ids is null) of a packed weight [*, K] as floats.
 void dequantize_rows(int32_t dtype, const void* w, int64_t k, const int32_t* ids, int64_t count,
                      float* out, int64_t ldo);

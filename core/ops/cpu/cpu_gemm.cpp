@@ -150,7 +150,7 @@ SableStatus gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* 
             "gemm dims exceed the BLAS integer range");
     if (packed) {
       packed_gemm(wt.dtype, wt.data, xm.row<float>(0), xm.stride, b, om.row<float>(0), om.stride,
-                  m, n, k);
+                  m, n, k, (wt.reserved & kPreciseActivations) != 0);
       return;
     }
     sgemm_xwt(xm.row<float>(0), xm.stride, wm.row<float>(0), wm.stride, b, om.row<float>(0),

@@ -15,6 +15,7 @@ namespace sable::ops::cpu {
 namespace {
 
 std::atomic<int> g_threads{0};
+std::atomic<bool> g_int8{false};
 
 int read_int(const std::string& path) {
   std::ifstream in(path);
@@ -73,5 +74,12 @@ void adopt_threads() {
   if (adopted != n) omp_set_num_threads(n);
   adopted = n;
 }
+
+}  // namespace sable::ops::cpu
+
+namespace sable::ops::cpu {
+
+void set_int8_activations(bool on) { g_int8.store(on); }
+bool int8_activations() { return g_int8.load(std::memory_order_relaxed); }
 
 }  // namespace sable::ops::cpu

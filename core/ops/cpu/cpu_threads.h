@@ -18,6 +18,13 @@ int physical_cores();
 // n > 0: that many threads; n <= 0: physical_cores(). Also sets OpenBLAS to one thread.
 void set_threads(int n);
 int threads();
+// Whether decode-sized GEMMs over quantized weights quantize the activations to int8 blocks and
+// use integer dot products (llama.cpp's scheme: fastest, logits within a few percent), or keep
+// them fp32 against weight rows unpacked on the fly (the float32 path's results, more compute).
+// Off by default (--cpu-int8-activations turns it on). The LM head is always fp32 (qblocks.h).
+void set_int8_activations(bool on);
+bool int8_activations();
+
 // Makes the OpenMP regions the calling thread opens without a num_threads clause (those of
 // plugins: the CPU attention backend) use threads() as well. The runner calls it before a forward.
 void adopt_threads();

@@ -69,6 +69,13 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// Hint bit in SableTensor::reserved of a packed weight: its GEMM keeps the activations in fp32
+// (the weight rows are unpacked to fp32 instead). The host sets it on the LM head (and a tied
+// embedding), where the next token is chosen: int8 rounding of the final hidden state flips
+// near-ties there (SmolLM2's first answer token to "What is the capital of France?", a 0.08-nat
+// margin), while elsewhere it costs nothing measurable.
+constexpr int32_t kPreciseActivations = 1;
+
 // True for the dtypes the packed GEMM takes as weights (block-quantized, BF16, F16).
 inline bool is_packed_weight(int32_t dtype) {
   return sable_dtype_block_elems(dtype) > 0 || dtype == SABLE_DTYPE_BF16 ||

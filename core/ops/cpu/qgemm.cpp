@@ -1,8 +1,10 @@
 // The GEMM over packed weights (block-quantized, BF16, F16): out[M,N] = x[M,K] · w[N,K]ᵀ (+bias).
 //
-// Small M (decode): the activation rows are quantized once to int8 blocks (BlockQ8A) and every
-// weight row is dotted with them by the best kernel table of this CPU, the weight row read once
-// for all M rows while it sits in L1. Large M (prefill): panels of weight rows are unpacked to
+// Small M (decode): with int8 activations on (cpu_threads.h), the activation rows are quantized
+// once to int8 blocks (BlockQ8A) and every weight row is dotted with them by the best kernel table
+// of this CPU, the weight row read once for all M rows while it sits in L1; otherwise (the default,
+// and always for a kPreciseActivations weight) each weight row is unpacked to fp32 in L1 and dotted
+// with the fp32 rows. BF16/F16 rows are always widened against fp32 activations. Large M (prefill): panels of weight rows are unpacked to
 // fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the unpacking is shared by
 // enough rows. Either way the output rows (N) are split in chunks over the CPU ops' thread pool.
 #include <cblas.h>
@@ -90,15 +92,36 @@ void panel_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb,
   });
 }
 
+// fp32 activations: each weight row unpacked to fp32 (in L1) and dotted with every x row.
+void precise_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, const float* x,
+                  int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
+                  int64_t k) {
+  const int team = team_size(m, n, k);
+  const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
+  parallel_for(chunks, team, [&](int64_t c) {
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(k));
+    const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
+    for (int64_t r = r0; r < r1; ++r) {
+      kern.dequantize_row(dtype, w + r * wrb, row.data(), k);
+      const float b = bias != nullptr ? bias[r] : 0.0f;
+      for (int64_t i = 0; i < m; ++i)
+        out[i * ldo + r] = cblas_sdot(static_cast<blasint>(k), row.data(), 1, x + i * ldx, 1) + b;
+    }
+  });
+}
+
 }  // namespace
 
 void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, const float* bias,
-                 float* out, int64_t ldo, int64_t m, int64_t n, int64_t k) {
+                 float* out, int64_t ldo, int64_t m, int64_t n, int64_t k, bool precise) {
   if (m == 0 || n == 0) return;
   const QKernels& kern = best_kernels();
   const char* wp = static_cast<const char*>(w);
   const int64_t wrb = row_bytes(dtype, k);
-  if (m >= kPanelMinRows)
+  if ((precise || !int8_activations()) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)
+    precise_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
+  else if (m >= kPanelMinRows)
     panel_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else
     int8_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);

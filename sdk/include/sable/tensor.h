@@ -40,7 +40,8 @@ typedef struct SableTensor {
   int32_t device_type;  /* SableDeviceType */
   int32_t device_index; /* CUDA ordinal, 0 on CPU */
   int32_t ndim;         /* 0..SABLE_MAX_DIMS */
-  int32_t reserved;
+  int32_t reserved; /* 0 in tensors a plugin makes; the host may set hints in the weights it
+                     * hands out (core/ops/cpu/qblocks.h), which plugins copy along untouched */
   int64_t shape[SABLE_MAX_DIMS];
   int64_t strides[SABLE_MAX_DIMS]; /* in elements */
   void* data;
