@@ -13,7 +13,9 @@
 // need: eviction of unused adapters) and groups the batch's rows into segments for the `lora` op.
 //
 // Thread-safety: the registry calls (load, unload, acquire, list) are safe from any thread;
-// prepare() is called by the one thread that runs forwards.
+// prepare() is called by the one thread that runs forwards. Its uploads into the pool are
+// synchronous copies (DeviceMemory::upload) that assume the previous forward has finished
+// reading the pool, as it has once the engine has read that step's tokens.
 #pragma once
 
 #include <cstdint>
