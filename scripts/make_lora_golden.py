@@ -2,8 +2,9 @@
 """Generate the LoRA reference data (tests/golden/lora/<model>/) with PEFT and transformers.
 
 Why: multi-LoRA serving must compute what PEFT computes. For each base checkpoint of
-tests/golden/models (llama, qwen2) this makes two random PEFT adapters that differ in every knob
-the loader reads, and records what the PEFT model produces with each of them:
+tests/golden/models (llama, qwen2, phi3) this makes two random PEFT adapters that differ in every knob
+the loader reads, and records what the PEFT model produces with each of them (phi3, whose
+checkpoint stores q|k|v and gate|up fused, gets adapters on qkv_proj / gate_up_proj):
 
   <model>/<adapter>/adapter_config.json, adapter_model.safetensors   -- as PEFT's save_pretrained
       writes them (key names base_model.model.<module>.lora_A/B.weight);
@@ -51,12 +52,21 @@ ADAPTERS = {
     "b": dict(r=4, lora_alpha=8, use_rslora=True,
               target_modules=["q_proj", "gate_proj", "up_proj", "down_proj"], dtype=torch.bfloat16),
 }
-BASES = ("llama", "qwen2")
+BASES = ("llama", "qwen2", "phi3")
+# Phi-3 stores q|k|v and gate|up fused (qkv_proj, gate_up_proj): its adapters target those.
+FUSED_TARGETS = {"a": ["qkv_proj", "o_proj"], "b": ["qkv_proj", "gate_up_proj", "down_proj"]}
 
 
 def load_base(name):
     return transformers.AutoModelForCausalLM.from_pretrained(
         os.path.join(MODELS_DIR, name), dtype=torch.float32, attn_implementation="eager").eval()
+
+
+def adapter_spec(base_name, name):
+    spec = dict(ADAPTERS[name])
+    if base_name == "phi3":
+        spec["target_modules"] = FUSED_TARGETS[name]
+    return spec
 
 
 def save_adapter(base_name, spec, seed, folder):
@@ -110,8 +120,9 @@ def make(base_name, out_root, tries=20):
         seed = 4321 + 97 * attempt
         shutil.rmtree(folder, ignore_errors=True)
         tensors, adapters, gaps = {}, {}, []
-        for i, (name, spec) in enumerate(ADAPTERS.items()):
-            save_adapter(base_name, spec, seed + i, os.path.join(folder, name))
+        for i, name in enumerate(ADAPTERS):
+            save_adapter(base_name, adapter_spec(base_name, name), seed + i,
+                         os.path.join(folder, name))
         # One PeftModel holding both adapters, as loaded from disk; switching selects one.
         model = peft.PeftModel.from_pretrained(load_base(base_name), os.path.join(folder, "a"),
                                                adapter_name="a").eval()
@@ -120,9 +131,9 @@ def make(base_name, out_root, tries=20):
             model.set_adapter(name)
             logits, greedy, gap = greedy_and_logits(model, prompts)
             gaps.append(gap)
-            adapters[name] = {"greedy": greedy, **{k: v for k, v in ADAPTERS[name].items()
-                                                   if k != "dtype"},
-                              "dtype": str(ADAPTERS[name]["dtype"]).replace("torch.", "")}
+            spec = adapter_spec(base_name, name)
+            adapters[name] = {"greedy": greedy, **{k: v for k, v in spec.items() if k != "dtype"},
+                              "dtype": str(spec["dtype"]).replace("torch.", "")}
             for j, row in enumerate(logits):
                 tensors[f"logits_{name}_{j}"] = row
         with model.disable_adapter():

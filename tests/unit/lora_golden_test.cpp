@@ -1,7 +1,8 @@
 // LoRA acceptance on the CPU: PEFT's reference (tests/golden/lora, made by
 // scripts/make_lora_golden.py) matched through the model runner, the LoRA manager and the `lora`
 // op, for the llama and qwen2 golden checkpoints and their two adapters (a: rank 8, q/k/v/o, fp32;
-// b: rank 4 rsLoRA, q/gate/up/down, bf16).
+// b: rank 4 rsLoRA, q/gate/up/down, bf16), and for phi3 (fused qkv_proj / gate_up_proj in the
+// checkpoint, the generic plugin) with adapters on the fused modules.
 //
 // Per adapter: logits at every prompt position (relative error <= 1e-4, as the base golden) and
 // the 24 greedy tokens of each prompt. Then one batch that mixes the base model and both
@@ -9,6 +10,7 @@
 // row must match its own reference. A pool of one slot forces an eviction at every switch.
 #include <gtest/gtest.h>
 
+#include "core/hf_config/hf_config.h"
 #include "core/lora/lora_manager.h"
 #include "core/runner/device_memory.h"
 #include "tests/unit/model_moe_golden.h"
@@ -57,6 +59,7 @@ sable::lora::BaseModel base_of(const ModelRunner& r) {
   b.weight_shape = [&r](const std::string& n) { return r.weight_shape(n); };
   b.q_rows = int64_t{r.info().num_q_heads} * r.info().head_dim;
   b.kv_rows = int64_t{r.info().num_kv_heads} * r.info().head_dim;
+  b.inter_rows = r.config().get_int("intermediate_size").value_or(0);
   b.lora_modules = r.lora_modules();
   b.plugin = r.plugin_name();
   return b;
@@ -201,6 +204,8 @@ TEST_P(LoraGoldenTest, OneSlotEvictsBetweenBatches) {
   EXPECT_THROW(run(s, two, false), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, LoraGoldenTest, ::testing::Values("llama", "qwen2"));
+// phi3 is served by the generic plugin from a checkpoint with fused qkv_proj / gate_up_proj, and
+// its adapters target those fused modules.
+INSTANTIATE_TEST_SUITE_P(Models, LoraGoldenTest, ::testing::Values("llama", "qwen2", "phi3"));
 
 }  // namespace

@@ -112,6 +112,9 @@ void GenericModel::attention(const cpp::Ops& ops, int32_t layer, Layer& w, const
     // Fused [q | k | v] columns, copied out to contiguous tensors.
     SableTensor qkv = ops.alloc(dt, {t, (qh + 2 * kh) * d});
     ops.gemm(h, w.qkv, opt_bias(w.qkv_b), qkv);
+    lora(ops, layer, SABLE_LORA_Q, h, cpp::narrow(qkv, 1, 0, qh * d));
+    lora(ops, layer, SABLE_LORA_K, h, cpp::narrow(qkv, 1, qh * d, kh * d));
+    lora(ops, layer, SABLE_LORA_V, h, cpp::narrow(qkv, 1, (qh + kh) * d, kh * d));
     ops.copy(cpp::narrow(qkv, 1, 0, qh * d), q);
     ops.copy(cpp::narrow(qkv, 1, qh * d, kh * d), k);
     ops.copy(cpp::narrow(qkv, 1, (qh + kh) * d, kh * d), v);
@@ -119,6 +122,9 @@ void GenericModel::attention(const cpp::Ops& ops, int32_t layer, Layer& w, const
     ops.gemm(h, w.q, opt_bias(w.q_b), q);
     ops.gemm(h, w.k, opt_bias(w.k_b), k);
     ops.gemm(h, w.v, opt_bias(w.v_b), v);
+    lora(ops, layer, SABLE_LORA_Q, h, q);
+    lora(ops, layer, SABLE_LORA_K, h, k);
+    lora(ops, layer, SABLE_LORA_V, h, v);
   }
   if (w.q_norm.data != nullptr) {
     // Per head ([T*Hq, D] rows, Qwen3) or over the whole projection ([T, Hq*D] rows, OLMo2).
@@ -143,6 +149,7 @@ void GenericModel::attention(const cpp::Ops& ops, int32_t layer, Layer& w, const
   SableTensor a3 = cpp::reshape(attn, {t, qh, d});
   ops.attention(layer, q3, k3, v3, attn_scale_, a3);
   ops.gemm(attn, w.o, g.tp_rank == 0 ? opt_bias(w.o_b) : nullptr, out);
+  lora(ops, layer, SABLE_LORA_O, attn, out);
   if (g.tp_size > 1) ops.all_reduce(out);
 }
 
@@ -158,13 +165,17 @@ void GenericModel::mlp(const cpp::Ops& ops, int32_t layer, Layer& w, const Sable
     if (w.mlp == MlpKind::kFusedGated) {
       SableTensor gu = ops.alloc(dt, {t, 2 * ir});
       ops.gemm(h, w.gate_up, opt_bias(w.gate_up_b), gu);
+      lora(ops, layer, SABLE_LORA_GATE, h, cpp::narrow(gu, 1, 0, ir));
+      lora(ops, layer, SABLE_LORA_UP, h, cpp::narrow(gu, 1, ir, ir));
       ops.act_mul(spec_.act, gu, act);
     } else {
       SableTensor up = ops.alloc(dt, {t, ir});
       ops.gemm(h, w.up, opt_bias(w.up_b), up);
+      lora(ops, layer, SABLE_LORA_UP, h, up);
       if (w.mlp == MlpKind::kGated) {
         SableTensor gate = ops.alloc(dt, {t, ir}), ga = ops.alloc(dt, {t, ir});
         ops.gemm(h, w.gate, opt_bias(w.gate_b), gate);
+        lora(ops, layer, SABLE_LORA_GATE, h, gate);
         ops.activation(spec_.act, gate, ga);
         ops.mul(ga, up, act);
       } else {
@@ -172,6 +183,7 @@ void GenericModel::mlp(const cpp::Ops& ops, int32_t layer, Layer& w, const Sable
       }
     }
     ops.gemm(act, w.down, g.tp_rank == 0 ? opt_bias(w.down_b) : nullptr, out);
+    lora(ops, layer, SABLE_LORA_DOWN, act, out);
   }
   if (g.tp_size > 1) ops.all_reduce(out);
 }
@@ -180,6 +192,7 @@ void GenericModel::forward(const cpp::Ops& ops, const SableForwardBatch& batch,
                            SableForwardOutput& out) {
   const int64_t t = batch.num_tokens, hd = spec_.g.hidden;
   if (t <= 0) return;
+  lora_on_ = SABLE_HAS(&batch, has_lora) && batch.has_lora != 0 && ops.has_lora();
   const int32_t dt = host().compute_dtype();
   SableTensor x = ops.alloc(dt, {t, hd});
   ops.embedding(embed_, batch.token_ids, x);

@@ -11,7 +11,9 @@
 // norm is RMSNorm (with Gemma's +1 weight offset) or LayerNorm (with bias when present).
 // Shapes: T tokens, H hidden, Hq/Hk heads per rank, D head dim, I intermediate per rank.
 // Tensor parallelism: separate q/k/v and gate/up are split by rows, o/down by columns; fused
-// projections need tp_size 1. Thread-safety: one thread at a time (the SDK's contract).
+// projections need tp_size 1. LoRA: every q/k/v/o and dense gate/up/down projection's output
+// goes through ops->lora when the batch has adapters (a fused q|k|v or gate|up output per part);
+// MoE experts take none. Thread-safety: one thread at a time (the SDK's contract).
 #pragma once
 
 #include <vector>
@@ -24,7 +26,11 @@ class GenericModel final : public cpp::Model {
  public:
   explicit GenericModel(cpp::Host host);
 
-  SableModelInfo info() const override { return model_info(spec_.g, spec_.sliding_window); }
+  SableModelInfo info() const override {
+    SableModelInfo i = model_info(spec_.g, spec_.sliding_window);
+    i.lora_modules = (1u << SABLE_LORA_MODULE_COUNT) - 1u;
+    return i;
+  }
   void load_weights() override;
   void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
                SableForwardOutput& out) override;
@@ -55,6 +61,12 @@ class GenericModel final : public cpp::Model {
   Norm final_norm_;
   SableTensor embed_{}, lm_head_{}, rope_{};
   std::vector<Layer> layers_;
+  // The adapters' delta of `module` into `y` when this forward's batch has LoRA adapters.
+  void lora(const cpp::Ops& ops, int32_t layer, int32_t module, const SableTensor& x,
+            SableTensor y) const {
+    if (lora_on_) ops.lora(layer, module, x, y);
+  }
+  bool lora_on_ = false;  // set per forward
 };
 
 }  // namespace sable::models::generic
