@@ -42,55 +42,107 @@ function(_sable_fuzz_probe)
   set(SABLE_FUZZ_MODE "${mode}" CACHE INTERNAL "How libFuzzer targets are built: native, clang or empty")
 endfunction()
 
-# Command-line flags (-I, -D, link inputs) for an external compiler from the targets in `libs`.
-# Handles imported targets (pkg-config, header-only packages), Threads::Threads and sable_sdk.
-function(_sable_fuzz_flags_from_targets out_var)
-  set(flags "")
-  foreach(lib ${ARGN})
+# Command-line flags for an external compiler from the targets in ARGN: compile flags (-I, -D,
+# options) into `compile_var`, link inputs into `link_var`. Follows INTERFACE_LINK_LIBRARIES into
+# other targets; handles imported targets (pkg-config, CMake packages: the library file is their
+# IMPORTED_LOCATION), header-only packages, Threads::Threads and the project's interface targets.
+function(_sable_fuzz_flags_from_targets compile_var link_var)
+  set(cflags "")
+  set(lflags "")
+  set(pending ${ARGN})
+  set(seen "")
+  while(pending)
+    list(POP_FRONT pending lib)
+    if(lib IN_LIST seen OR lib MATCHES "^\\$<")
+      continue()
+    endif()
+    list(APPEND seen ${lib})
     if(lib STREQUAL "Threads::Threads")
-      list(APPEND flags -pthread)
+      list(APPEND cflags -pthread)
+      list(APPEND lflags -pthread)
       continue()
     endif()
     if(NOT TARGET ${lib})
-      list(APPEND flags ${lib})  # a plain library path or flag
+      list(APPEND lflags ${lib})  # a plain library path or flag
       continue()
     endif()
     get_target_property(incs ${lib} INTERFACE_INCLUDE_DIRECTORIES)
     foreach(d ${incs})
       string(REGEX REPLACE "^\\$<BUILD_INTERFACE:(.*)>$" "\\1" d "${d}")
       if(d AND NOT d MATCHES "^\\$<" AND NOT d STREQUAL "/usr/include")
-        list(APPEND flags -I${d})
+        list(APPEND cflags -I${d})
       endif()
     endforeach()
     get_target_property(opts ${lib} INTERFACE_COMPILE_OPTIONS)
     if(opts)
-      list(APPEND flags ${opts})
+      list(APPEND cflags ${opts})
     endif()
     get_target_property(defs ${lib} INTERFACE_COMPILE_DEFINITIONS)
     foreach(d ${defs})  # generator expressions (nlohmann_json's) are left out
       if(d AND NOT d MATCHES "\\$<")
-        list(APPEND flags -D${d})
+        list(APPEND cflags -D${d})
       endif()
     endforeach()
+    get_target_property(imported ${lib} IMPORTED)
+    get_target_property(type ${lib} TYPE)
+    if(imported AND NOT type STREQUAL "INTERFACE_LIBRARY")
+      get_target_property(loc ${lib} IMPORTED_LOCATION)
+      if(NOT loc)
+        get_target_property(configs ${lib} IMPORTED_CONFIGURATIONS)
+        foreach(c ${configs})
+          get_target_property(loc ${lib} IMPORTED_LOCATION_${c})
+          if(loc)
+            break()
+          endif()
+        endforeach()
+      endif()
+      if(loc)
+        list(APPEND lflags ${loc})
+      endif()
+    endif()
     get_target_property(links ${lib} INTERFACE_LINK_LIBRARIES)
     foreach(l ${links})
-      if(l AND NOT TARGET ${l} AND NOT l MATCHES "^\\$<")
-        list(APPEND flags ${l})
+      if(l AND NOT l MATCHES "^\\$<")
+        list(APPEND pending ${l})
       endif()
     endforeach()
-  endforeach()
-  set(${out_var} ${flags} PARENT_SCOPE)
+  endwhile()
+  set(${compile_var} ${cflags} PARENT_SCOPE)
+  set(${link_var} ${lflags} PARENT_SCOPE)
 endfunction()
 
-# sable_fuzz_test(<name> SOURCES ... [LIBS ...] [DEFINITIONS ...] [SEEDS dir] [DICT file]
-#                 [TIME seconds] [RSS_MB mb] [LABELS ...]):
+# The source files of the given targets as absolute paths, into `out_var` (to compile a module's
+# sources into a fuzz target).
+function(sable_fuzz_sources_of out_var)
+  set(all "")
+  foreach(t ${ARGN})
+    get_target_property(srcs ${t} SOURCES)
+    get_target_property(dir ${t} SOURCE_DIR)
+    foreach(src ${srcs})
+      if(NOT IS_ABSOLUTE ${src})
+        set(src ${dir}/${src})
+      endif()
+      list(APPEND all ${src})
+    endforeach()
+  endforeach()
+  set(${out_var} ${all} PARENT_SCOPE)
+endfunction()
+
+# sable_fuzz_test(<name> SOURCES ... [LIBS ...] [DEFINITIONS ...] [INCLUDES ...] [SEEDS dir]
+#                 [DICT file] [TIME seconds] [RSS_MB mb] [LABELS ...]):
 # builds the libFuzzer executable tests/<name> from SOURCES (the fuzz entry point plus the module
 # sources, compiled instrumented so that libFuzzer sees their coverage) and registers ctest test
-# <name>, which fuzzes for TIME seconds (default 20). New inputs go to build/fuzz/<name>_corpus;
-# the seed folder in the source tree is only read.
+# <name>, which fuzzes for TIME seconds (default 20). New inputs go to build/fuzz/<name>_corpus,
+# a crashing input to build/fuzz/crashes/<name>-crash-*; the seed folder in the source tree is only
+# read (tests/fuzz/README.md: long runs, and keeping a fixed crasher as a seed).
 function(sable_fuzz_test name)
-  cmake_parse_arguments(ARG "" "SEEDS;DICT;TIME;RSS_MB" "SOURCES;LIBS;DEFINITIONS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "SEEDS;DICT;TIME;RSS_MB" "SOURCES;LIBS;DEFINITIONS;INCLUDES;LABELS"
+                        ${ARGN})
   if(NOT SABLE_BUILD_TESTS)
+    return()
+  endif()
+  # A sanitizer build (SABLE_SANITIZE) leaves them out: they are sanitized builds already.
+  if(SABLE_SANITIZE)
     return()
   endif()
   _sable_fuzz_probe()
@@ -110,36 +162,52 @@ function(sable_fuzz_test name)
   set(bin ${CMAKE_BINARY_DIR}/tests/${name})
   if(SABLE_FUZZ_MODE STREQUAL "native")
     add_executable(${name} ${ARG_SOURCES})
-    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${ARG_INCLUDES})
     target_compile_options(${name} PRIVATE ${flags})
     target_link_options(${name} PRIVATE ${flags})
     target_link_libraries(${name} PRIVATE ${ARG_LIBS})
     target_compile_definitions(${name} PRIVATE ${ARG_DEFINITIONS})
     set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   else()
-    _sable_fuzz_flags_from_targets(lib_flags ${ARG_LIBS})
+    _sable_fuzz_flags_from_targets(lib_cflags lib_lflags ${ARG_LIBS})
     list(TRANSFORM ARG_DEFINITIONS PREPEND -D OUTPUT_VARIABLE def_flags)
-    # Rebuild when a source or a header next to one changes (Ninja has no IMPLICIT_DEPENDS).
-    set(deps ${ARG_SOURCES})
+    list(TRANSFORM ARG_INCLUDES PREPEND -I OUTPUT_VARIABLE inc_flags)
+    # One compile per source (Ninja runs them in parallel, ccache keeps them), then one link.
+    # The depfile (-MD) rebuilds an object when a header it includes changes.
+    set(launcher "")
+    if(SABLE_CCACHE)
+      set(launcher ${SABLE_CCACHE})
+    endif()
+    set(objs "")
     foreach(src ${ARG_SOURCES})
-      get_filename_component(dir ${src} DIRECTORY)
-      file(GLOB hdrs ${dir}/*.h)
-      list(APPEND deps ${hdrs})
+      file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${src})
+      set(obj ${CMAKE_BINARY_DIR}/fuzz/${name}.obj/${rel}.o)
+      get_filename_component(obj_dir ${obj} DIRECTORY)
+      file(MAKE_DIRECTORY ${obj_dir})
+      add_custom_command(
+        OUTPUT ${obj}
+        COMMAND ${launcher} ${SABLE_CLANGXX} -std=c++20 ${flags} -I${PROJECT_SOURCE_DIR} ${inc_flags}
+                ${def_flags} ${lib_cflags} -MD -MF ${obj}.d -c ${src} -o ${obj}
+        DEPENDS ${src}
+        DEPFILE ${obj}.d
+        COMMENT "Compiling ${rel} for ${name} with ${SABLE_CLANGXX} (libFuzzer)"
+        VERBATIM)
+      list(APPEND objs ${obj})
     endforeach()
-    list(REMOVE_DUPLICATES deps)
     add_custom_command(
       OUTPUT ${bin}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/tests
-      COMMAND ${SABLE_CLANGXX} -std=c++20 ${flags} -I${PROJECT_SOURCE_DIR} ${def_flags}
-              ${ARG_SOURCES} ${lib_flags} -o ${bin}
-      DEPENDS ${deps}
-      COMMENT "Building ${name} with ${SABLE_CLANGXX} (libFuzzer)"
+      COMMAND ${SABLE_CLANGXX} ${flags} ${objs} ${lib_lflags} -o ${bin}
+      DEPENDS ${objs}
+      COMMENT "Linking ${name} (libFuzzer)"
       VERBATIM)
     add_custom_target(${name} ALL DEPENDS ${bin})
   endif()
   set(work ${CMAKE_BINARY_DIR}/fuzz/${name}_corpus)
   file(MAKE_DIRECTORY ${work})
-  set(args -max_total_time=${ARG_TIME} -timeout=10 -rss_limit_mb=${ARG_RSS_MB})
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz/crashes)
+  set(args -max_total_time=${ARG_TIME} -timeout=10 -rss_limit_mb=${ARG_RSS_MB}
+      -artifact_prefix=${CMAKE_BINARY_DIR}/fuzz/crashes/${name}- -print_final_stats=1)
   if(ARG_DICT)
     list(APPEND args -dict=${ARG_DICT})
   endif()

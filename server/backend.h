@@ -134,6 +134,13 @@ struct BackendStats {
   int64_t num_retractions = 0;
   int64_t forward_steps = 0;   // scheduler steps run (cumulative)
   int64_t max_batch_size = 0;  // most requests one step has run
+  // KV pool pages. At rest (nothing running or queued) every page is free or an evictable page of
+  // the prefix cache: kv_pages_free + kv_pages_evictable == kv_pages_total; a page missing from
+  // that sum has leaked. 0 everywhere when the backend does not report pages.
+  int64_t kv_pages_total = 0;
+  int64_t kv_pages_free = 0;
+  int64_t kv_pages_cached = 0;     // held by the prefix (radix) cache
+  int64_t kv_pages_evictable = 0;  // of those, used by no request
   std::string weight_version = "default";
 };
 

@@ -236,6 +236,10 @@ BackendStats EngineBackend::stats() const {
   b.num_retractions = s.num_retractions;
   b.forward_steps = s.num_steps;
   b.max_batch_size = s.max_batch_size;
+  b.kv_pages_total = s.total_pages;
+  b.kv_pages_free = s.free_pages;
+  b.kv_pages_cached = s.cached_pages;
+  b.kv_pages_evictable = s.evictable_pages;
   b.weight_version = engine_.config().weight_version;
   return b;
 }

@@ -93,7 +93,8 @@ std::string make_request_id() {
   return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 
-GenerateRequest parse_generate_request(const json& body, const json& preferred) {
+GenerateRequest parse_generate_request(const json& body, const json& preferred,
+                                       const RequestLimits& limits) {
   if (!body.is_object()) bad("", "the request body must be a JSON object");
   reject_unsupported_fields(body);
   GenerateRequest req;
@@ -140,6 +141,7 @@ GenerateRequest parse_generate_request(const json& body, const json& preferred) 
   }
   const size_t batch = texts.empty() ? id_lists.size() : texts.size();
   if (batch == 0) bad(texts.empty() ? "input_ids" : "text", "the batch is empty");
+  check_prompt_count(batch, limits, texts.empty() ? "input_ids" : "text");
   if (!id_lists.empty() && id_lists.size() != batch) {
     bad("input_ids", fmt::format("input_ids has {} prompts but text has {}", id_lists.size(), batch));
   }
@@ -167,6 +169,7 @@ GenerateRequest parse_generate_request(const json& body, const json& preferred) 
     if (!id_lists.empty()) item.input_ids = id_lists[i];
     GenerateInput& in = item.input;
     in.params = parse_params(sp.is_array() ? sp[i] : sp, preferred);
+    check_sampling_limits(in.params, limits);
     if (n_all >= 0 && in.params.n != n_all) {
       bad("sampling_params", "The parallel_sample_num should be the same for all samples in "
                              "sample params.");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "server/backend.h"
+#include "server/request_limits.h"
 
 namespace sable::tokenizer {
 class Tokenizer;
@@ -36,9 +37,11 @@ struct GenerateRequest {
 };
 
 // Parses a /generate body. `preferred` is a JSON object of default sampling parameters (the server's
-// preferred_sampling_params) merged under each item's own; null for none.
+// preferred_sampling_params) merged under each item's own; null for none. `limits` bound the
+// batch, n, stop strings and grammars before anything is expanded.
 GenerateRequest parse_generate_request(const nlohmann::json& body,
-                                       const nlohmann::json& preferred);
+                                       const nlohmann::json& preferred,
+                                       const RequestLimits& limits = {});
 
 // A fresh request id (32 lowercase hex digits, as uuid4().hex).
 std::string make_request_id();

@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "core/util/log.h"
+#include "server/http_connection.h"
 #include "server/http_error.h"
 #include "server/route_util.h"
 #include "server/server_state.h"
@@ -51,9 +52,12 @@ void mark_bodiless(const httplib::Request& req) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const config::ServerConfig& config, Backend& backend) : state(config, backend) {}
+  Impl(const config::ServerConfig& config, Backend& backend)
+      : state(config, backend),
+        http(std::chrono::milliseconds(static_cast<int64_t>(config.request_timeout_s * 1000)),
+             config.max_request_body_bytes) {}
   ServerState state;
-  httplib::Server http;
+  ConnectionServer http;
   std::atomic<int> listen_fd{-1};
 };
 
@@ -62,11 +66,7 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   auto& svr = impl_->http;
   ServerState& state = impl_->state;
   svr.new_task_queue = [] { return new httplib::ThreadPool(kHttpWorkerThreads); };
-  svr.set_payload_max_length(static_cast<size_t>(config.max_request_body_bytes));
   svr.set_tcp_nodelay(true);
-  svr.set_keep_alive_max_count(1000);
-  svr.set_read_timeout(60);
-  svr.set_write_timeout(60);
   // Remember the listening socket so that bind() can raise httplib's small accept backlog.
   svr.set_socket_options([this](socket_t sock) {
     int yes = 1;
@@ -87,8 +87,15 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   });
   // Errors httplib produces itself (unknown route, body too large) get the same JSON body.
   svr.set_error_handler(httplib::Server::HandlerWithResponse(
-      [&state](const httplib::Request& req, httplib::Response& res) {
+      [&state, &svr](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 400 && ConnectionServer::request_timed_out()) {
+      // A slow client: its request did not arrive in time (the connection closes after this).
+      res.status = 408;
+      res.set_content(svr.request_timeout_body(), "application/json");
+      state.metrics.count_http_error(408);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     state.metrics.count_http_error(res.status);
     if (res.status == 404) {
       send_error(res, 404, fmt::format("Not found: {} {}", req.method, req.path), "", "not_found");
@@ -142,8 +149,9 @@ int HttpServer::bind() {
 void HttpServer::serve() { impl_->http.listen_after_bind(); }
 void HttpServer::set_ready() { impl_->state.ready = true; }
 void HttpServer::begin_drain() { impl_->state.draining = true; }
-void HttpServer::stop() {
-  if (impl_->http.is_running()) impl_->http.stop();
+void HttpServer::stop() { impl_->http.shutdown(); }
+std::string HttpServer::handle_raw(std::string_view request) {
+  return impl_->http.process_raw(request);
 }
 int64_t HttpServer::in_flight() const { return impl_->state.in_flight.load(); }
 ServerState& HttpServer::state() { return impl_->state; }

@@ -3,6 +3,9 @@
 // limit, and one error wrapper so that no handler throws out (HttpError -> its status, invalid
 // input -> 400 naming the field, anything else -> 500 with a log line).
 //
+// Connections are served by ConnectionServer (http_connection.h): a request must arrive within
+// request_timeout_s (slow clients get 408), requests on one connection are answered in order.
+//
 // Life cycle: bind() -> serve() on some thread (blocks) -> set_ready() after the warm-up ->
 // begin_drain() (health 503, new generation requests 503) -> stop() (stops accepting, waits for the
 // workers, so in-flight requests finish or are aborted first by the caller).
@@ -11,6 +14,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "core/config/server_config.h"
 #include "server/backend.h"
@@ -38,6 +43,10 @@ class HttpServer {
   void stop();
   int64_t in_flight() const;
   ServerState& state();
+  // Answers one raw HTTP/1.1 request in-process, without a socket, exactly as a connection would
+  // (auth, routing, handlers, error bodies); returns the raw response. For fuzzers and tests;
+  // streamed bodies are written only between bind() and stop().
+  std::string handle_raw(std::string_view request);
 
  private:
   struct Impl;

@@ -143,6 +143,12 @@ std::string Metrics::render(const BackendStats& s, const ModelFacts& facts) cons
           aborted_.load());
   counter(out, "sglang:num_retractions_total", "Number of requests retracted to the queue.", l,
           s.num_retractions);
+  header(out, "sable:kv_pages", "KV pool pages by state (at rest free + evictable = total).",
+         "gauge");
+  sample(out, "sable:kv_pages", fmt::format("{},state=\"total\"", l), s.kv_pages_total);
+  sample(out, "sable:kv_pages", fmt::format("{},state=\"free\"", l), s.kv_pages_free);
+  sample(out, "sable:kv_pages", fmt::format("{},state=\"cached\"", l), s.kv_pages_cached);
+  sample(out, "sable:kv_pages", fmt::format("{},state=\"evictable\"", l), s.kv_pages_evictable);
   header(out, "sable:http_errors_total", "HTTP error answers by class.", "counter");
   sample(out, "sable:http_errors_total", fmt::format("{},class=\"4xx\"", l), errors_4xx_.load());
   sample(out, "sable:http_errors_total", fmt::format("{},class=\"5xx\"", l), errors_5xx_.load());

@@ -14,7 +14,7 @@ using nlohmann::json;
 std::unique_ptr<GenerateCall> submit_generate(ServerState& state, const json& body,
                                               std::function<void(bool)> notify) {
   auto call = std::make_unique<GenerateCall>(state);
-  call->request = parse_generate_request(body, *state.preferred);
+  call->request = parse_generate_request(body, *state.preferred, state.limits);
   if (call->request.return_text_in_logprobs) state.require_tokenizer("return_text_in_logprobs");
   // Tokenize and check everything before anything is queued.
   for (auto& item : call->request.items) {
@@ -115,6 +115,10 @@ json server_info(ServerState& state) {
                                           {"finished_requests", s.finished_requests},
                                           {"forward_steps_total", s.forward_steps},
                                           {"max_batch_size", s.max_batch_size},
+                                          {"kv_pages_total", s.kv_pages_total},
+                                          {"kv_pages_free", s.kv_pages_free},
+                                          {"kv_pages_cached", s.kv_pages_cached},
+                                          {"kv_pages_evictable", s.kv_pages_evictable},
                                           {"http_requests_in_flight", state.in_flight.load()}}});
   return info;
 }

@@ -91,7 +91,8 @@ void map_common(const J& body, json& sp, OpenAIRequest& req) {
   copy_number(body, "repetition_penalty", sp, "repetition_penalty");
   if (auto k = get_int(body, "top_k")) sp["top_k"] = *k;
   if (auto n = get_int(body, "n")) {
-    if (*n < 1 || *n > 128) bad("n", fmt::format("n must be between 1 and 128, got {}", *n));
+    // The upper bound is the server's max_parallel_samples (request_limits.h).
+    if (*n < 1) bad("n", fmt::format("n must be at least 1, got {}", *n));
     sp["n"] = *n;
   }
   if (auto seed = get_int(body, "seed")) sp["sampling_seed"] = *seed;

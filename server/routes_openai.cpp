@@ -34,6 +34,8 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
   OpenAIRequest& r = call->request;
   const std::string lora = state.lora_of_model(r.model);
   r.params.validate(state.facts.vocab_size, state.facts.context_length);
+  check_sampling_limits(r.params, state.limits);
+  check_prompt_count(r.prompts.size(), state.limits, r.chat ? "messages" : "prompt");
   call->head.id = fmt::format("{}{}", r.chat ? "chatcmpl-" : "cmpl-", r.rid);
   call->head.created = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch())

@@ -1,7 +1,7 @@
 // `sable serve`'s server half (core/cli/run_server.h): builds the engine, binds the HTTP server,
 // sends the warm-up request, says that the server is ready, then waits for SIGINT/SIGTERM and
 // drains: stop admitting, let in-flight requests finish within shutdown_grace_period_s, abort the
-// rest, stop accepting, exit 0.
+// rest and wait until their answers are written, stop accepting, exit 0.
 #include "core/cli/run_server.h"
 
 #include <fmt/format.h>
@@ -122,7 +122,14 @@ int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/
   }
   if (server->in_flight() > 0) {
     sable::log::warn("aborting {} request(s) still in flight", server->in_flight());
-    backend.abort_all();
+    // Until every answer is written (each client gets its finish_reason abort before the
+    // connections close). Repeated: a request that passed admission just before the drain may
+    // reach the engine after an abort_all.
+    const auto abort_deadline = Clock::now() + std::chrono::seconds(10);
+    while (server->in_flight() > 0 && Clock::now() < abort_deadline) {
+      backend.abort_all();
+      wait_signal(signals, std::chrono::milliseconds(50));
+    }
   }
   server->stop();
   http.join();

@@ -43,6 +43,7 @@ ServerState::ServerState(const config::ServerConfig& cfg, Backend& be)
       backend(be),
       tokenizer(be.tokenizer()),
       facts(be.facts()),
+      limits(RequestLimits::from(cfg)),
       metrics(cfg.served_model_name.empty() ? cfg.model_path : cfg.served_model_name),
       preferred(std::make_unique<nlohmann::json>(nullptr)),
       started_unix(std::chrono::duration_cast<std::chrono::seconds>(

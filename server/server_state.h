@@ -15,6 +15,7 @@
 #include "server/backend.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
+#include "server/request_limits.h"
 
 namespace sable::server {
 
@@ -26,6 +27,7 @@ struct ServerState {
   Backend& backend;
   const tokenizer::Tokenizer& tokenizer;
   const ModelFacts facts;
+  const RequestLimits limits;
   Metrics metrics;
   ChatRenderer chat;
   std::unique_ptr<nlohmann::json> preferred;  // preferred_sampling_params (object or null)

@@ -118,6 +118,16 @@ using StrList = std::vector<std::string>;
     Range(0, 1e9))                                                                                 \
   X(Int, max_request_body_bytes, 67108864, "", "Largest accepted HTTP request body in bytes",      \
     Range(1024, 1e12))                                                                             \
+  X(Float, request_timeout_s, 60.0, "",                                                            \
+    "Seconds a client has to send one whole request (slower clients get 408)", Range(0.1, 86400))  \
+  X(Int, max_parallel_samples, 128, "", "Largest n (parallel samples) one request may ask for",    \
+    Range(1, 1e6))                                                                                 \
+  X(Int, max_prompts_per_request, 1024, "", "Most prompts in one batched request", Range(1, 1e7))  \
+  X(Int, max_stop_strings, 64, "", "Most stop strings (stop, stop_regex) one request may give",    \
+    Range(0, 1e6))                                                                                 \
+  X(Int, max_grammar_bytes, 262144, "",                                                            \
+    "Longest grammar (regex, json_schema, ebnf text) one request may give, in bytes",              \
+    Range(1, 1e9))                                                                                 \
   X(Float, shutdown_grace_period_s, 30.0, "",                                                      \
     "Seconds running requests get to finish on shutdown", Range(0, 86400))                         \
   X(Int, cpu_threads, 0, "num_threads",                                                           \

@@ -40,13 +40,14 @@ class Server:
     """One running `sable serve`; url is http://127.0.0.1:<port>."""
 
     def __init__(self, *extra_args, api_key=None, grace_s=5, model_dir=MODEL_DIR,
-                 model_name=MODEL_NAME, env=None):
+                 model_name=MODEL_NAME, env=None, max_total_tokens=32768):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_key = api_key
         args = [sable_binary(), "serve", "--model-path", model_dir, "--host", "127.0.0.1",
                 "--port", str(self.port), "--served-model-name", model_name, "--device", "cpu",
-                "--max-total-tokens", "32768", "--shutdown-grace-period-s", str(grace_s), *extra_args]
+                "--max-total-tokens", str(max_total_tokens), "--shutdown-grace-period-s", str(grace_s),
+                *extra_args]
         if api_key:
             args += ["--api-key", api_key]
         self.log_path = os.path.join("/tmp", f"sable-e2e-{self.port}.log")
