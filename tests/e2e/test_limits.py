@@ -70,10 +70,12 @@ def slow_loris(port, results, i):
             s.sendall(b"X")
     except OSError:
         pass  # the server closed the connection
+    answer = b""
     try:
-        answer = s.recv(4096)
+        while chunk := s.recv(4096):  # the head and the body may come in separate segments
+            answer += chunk
     except OSError as e:
-        answer = repr(e).encode()
+        answer += repr(e).encode()
     results[i] = (answer, time.time() - t0)
     s.close()
 
