@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/sampling/sampling_params.h"
+#include "core/scheduler/request.h"
 
 namespace sable::tokenizer {
 class Tokenizer;
@@ -59,6 +60,7 @@ struct Delta {
   std::string text;
   std::vector<PositionLogprobs> output_logprobs;
   std::vector<PositionLogprobs> input_logprobs;  // with the first delta, when asked for
+  std::vector<scheduler::HiddenStates> hidden_states;  // return_hidden_states: one per forward
   std::optional<Finish> finish;                  // on the last delta only
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
@@ -77,6 +79,7 @@ struct GenerateInput {
   int32_t top_logprobs_num = 0;
   std::vector<int32_t> token_ids_logprob;
   std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field); empty: the base model
+  bool return_hidden_states = false;
 };
 
 // A submitted request. Destroying it before its last delta was read aborts the request (a client
@@ -102,6 +105,8 @@ struct ModelFacts {
   int64_t vocab_size = 0;           // the model's logits width
   int64_t max_total_num_tokens = 0; // KV pool capacity in tokens
   bool is_generation = true;        // false: an embedding model (is_embedding)
+  std::string model_kind = "generation";  // generation | embedding | score (model_kind.h)
+  std::string architecture;               // config.json's first architecture
   int64_t hidden_size = 0;          // the length of an embedding (0: unknown)
 };
 
@@ -109,11 +114,14 @@ struct ModelFacts {
 struct EmbedItem {
   std::string rid;
   std::vector<int32_t> input_ids;
+  std::vector<int32_t> token_types;  // empty, or one segment id per id (cross-encoder pairs)
+  int64_t dimensions = 0;            // Matryoshka truncation (0: full), checked by the engine
 };
 
-// One embedding: the last token's final-norm hidden state, L2-normalised.
+// One embedding: the pooled hidden states (normalised as the server is configured), or the scores
+// of a score model.
 struct EmbedOutput {
-  std::vector<float> embedding;  // [hidden_size]
+  std::vector<float> embedding;  // [hidden_size], or [num_labels] scores
   std::string id;
   int64_t prompt_tokens = 0;
   double e2e_latency = 0.0;  // seconds

@@ -106,6 +106,10 @@ class EngineGeneration : public Generation {
       d.input_logprobs.push_back(convert(m.input_logprobs[i]));
     }
     in_lp_len_ = std::max(in_lp_len_, m.input_logprobs.size());
+    for (size_t i = hidden_len_; i < m.hidden_states.size(); ++i) {
+      d.hidden_states.push_back(m.hidden_states[i]);
+    }
+    hidden_len_ = std::max(hidden_len_, m.hidden_states.size());
     d.prompt_tokens = m.prompt_tokens;
     d.completion_tokens = m.completion_tokens;
     d.cached_tokens = m.cached_tokens;
@@ -120,7 +124,7 @@ class EngineGeneration : public Generation {
 
   std::unique_ptr<engine::RequestHandle> handle_;
   std::shared_ptr<UpdateQueue> queue_;
-  size_t text_len_ = 0, ids_len_ = 0, out_lp_len_ = 0, in_lp_len_ = 0;
+  size_t text_len_ = 0, ids_len_ = 0, out_lp_len_ = 0, in_lp_len_ = 0, hidden_len_ = 0;
   bool done_ = false;
 };
 
@@ -139,6 +143,8 @@ ModelFacts EngineBackend::facts() const {
   f.vocab_size = engine_.model_info().vocab_size;
   f.max_total_num_tokens = engine_.max_total_tokens();
   f.is_generation = !engine_.is_embedding();
+  f.model_kind = engine::Engine::model_kind_name(engine_.model_kind());
+  f.architecture = engine_.architecture();
   f.hidden_size = engine_.model_info().hidden_size;
   return f;
 }
@@ -149,6 +155,7 @@ std::unique_ptr<Generation> EngineBackend::submit(GenerateInput in) {
   e.params = std::move(in.params);
   e.rid = std::move(in.rid);
   e.logprobs.return_logprob = in.return_logprob;
+  e.return_hidden_states = in.return_hidden_states;
   e.logprobs.logprob_start_len = in.logprob_start_len;
   e.logprobs.top_logprobs_num = in.top_logprobs_num;
   e.logprobs.token_ids_logprob = std::move(in.token_ids_logprob);
@@ -180,6 +187,8 @@ std::vector<EmbedOutput> EngineBackend::embed(std::vector<EmbedItem> items) {
   std::vector<engine::EmbedInput> inputs(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     inputs[i].input_ids = std::move(items[i].input_ids);
+    inputs[i].token_types = std::move(items[i].token_types);
+    inputs[i].dimensions = items[i].dimensions;
     inputs[i].rid = std::move(items[i].rid);
   }
   std::vector<engine::EmbeddingResult> results = engine_.embed(std::move(inputs));

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "core/engine/result_json.h"
 #include "core/tokenizer/tokenizer.h"
 #include "server/http_error.h"
 #include "server/unsupported_fields.h"
@@ -182,6 +183,9 @@ GenerateRequest parse_generate_request(const json& body, const json& preferred,
     in.top_logprobs_num = as_int(
         "top_logprobs_num", per_item(body, "top_logprobs_num", batch, i, req.is_batch), 0);
     if (in.top_logprobs_num < 0) bad("top_logprobs_num", "top_logprobs_num must be at least 0");
+    in.return_hidden_states = as_bool(
+        "return_hidden_states", per_item(body, "return_hidden_states", batch, i, req.is_batch),
+        false);
     const json til = per_item(body, "token_ids_logprob", batch, i, req.is_batch, true);
     if (!til.is_null()) in.token_ids_logprob = to_ids("token_ids_logprob", til);
     const json lora = per_item(body, "lora_path", batch, i, req.is_batch);
@@ -231,6 +235,7 @@ void GenerateOutput::apply(const Delta& d) {
   output_ids.insert(output_ids.end(), d.token_ids.begin(), d.token_ids.end());
   output_logprobs.insert(output_logprobs.end(), d.output_logprobs.begin(), d.output_logprobs.end());
   input_logprobs.insert(input_logprobs.end(), d.input_logprobs.begin(), d.input_logprobs.end());
+  hidden_states.insert(hidden_states.end(), d.hidden_states.begin(), d.hidden_states.end());
   if (d.finish) finish = d.finish;
   prompt_tokens = d.prompt_tokens;
   completion_tokens = d.completion_tokens;
@@ -312,6 +317,7 @@ NativeShape native_shape(const GenerateInput& input, bool return_text_in_logprob
   shape.token_ids_logprob = input.return_logprob && !input.token_ids_logprob.empty();
   shape.return_text_in_logprobs = return_text_in_logprobs;
   shape.weight_version = weight_version;
+  shape.hidden_states = input.return_hidden_states;
   return shape;
 }
 
@@ -329,6 +335,7 @@ json native_response(const GenerateOutput& out, const NativeShape& shape,
     add_logprobs(meta, "output", out.output_logprobs, shape, tokenizer);
   }
   if (out.finish) meta["e2e_latency"] = out.e2e_latency;
+  if (shape.hidden_states) meta["hidden_states"] = engine::hidden_states_json(out.hidden_states);
   if (!shape.with_text) return {{"output_ids", out.output_ids}, {"meta_info", std::move(meta)}};
   return {{"text", out.text}, {"output_ids", out.output_ids}, {"meta_info", std::move(meta)}};
 }

@@ -53,6 +53,7 @@ struct GenerateOutput {
   std::vector<int32_t> output_ids;
   std::vector<PositionLogprobs> output_logprobs;
   std::vector<PositionLogprobs> input_logprobs;
+  std::vector<scheduler::HiddenStates> hidden_states;
   std::optional<Finish> finish;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
@@ -73,6 +74,7 @@ struct NativeShape {
   bool token_ids_logprob = false;
   bool return_text_in_logprobs = false;
   bool with_text = true;  // false with skip_tokenizer_init: no "text" key, as SGLang answers then
+  bool hidden_states = false;  // return_hidden_states: meta_info.hidden_states
   std::string weight_version = "default";
 };
 

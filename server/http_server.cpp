@@ -122,6 +122,7 @@ HttpServer::HttpServer(const config::ServerConfig& config, Backend& backend)
   register_expert_routes(svr, state);
   register_lora_routes(svr, state);
   register_embedding_routes(svr, state);
+  register_scoring_routes(svr, state);
   register_parser_routes(svr, state);
   register_not_implemented_routes(svr, state);
 }

@@ -49,7 +49,8 @@ nlohmann::json stream_chunk(GenerateCall& call, size_t i, const Delta& d, bool i
                             const tokenizer::Tokenizer& tok);
 
 // /encode's answer for a body with text or input_ids (routes_embeddings.cpp).
-nlohmann::json encode_response(ServerState& state, const nlohmann::json& body);
+nlohmann::json encode_response(ServerState& state, const nlohmann::json& body,
+                               const char* route = "/encode");
 
 // /dump_expert_distribution_record's answer; also writes the CSV as SGLang does
 // (routes_expert.cpp).

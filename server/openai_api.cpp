@@ -78,6 +78,10 @@ void map_common(const J& body, json& sp, OpenAIRequest& req) {
     req.model = "default";
   }
   req.stream = get_bool(body, "stream", false);
+  req.return_hidden_states = get_bool(body, "return_hidden_states", false);
+  if (req.return_hidden_states && req.stream)
+    bad("return_hidden_states", "return_hidden_states is not supported with stream on the OpenAI "
+                                "routes (use /generate)");
   if (const J* so = field(body, "stream_options")) {
     if (!so->is_object()) bad("stream_options", "stream_options must be an object");
     req.include_usage = get_bool(*so, "include_usage", false);

@@ -44,6 +44,7 @@ struct OpenAIRequest {
   sampling::SamplingParams params;     // n is params.n
   bool logprobs = false;
   int32_t top_logprobs = 0;
+  bool return_hidden_states = false;  // SGLang's extension: choices[i].hidden_states (non-stream)
   std::string rid;
 
   // Chat: tool calling and reasoning (tool_call_parser.h, reasoning_parser.h).

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/engine/result_json.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/log.h"
 #include "server/openai_api.h"
@@ -250,6 +251,8 @@ json completion_response(const ResponseHead& head, const OpenAIRequest& req,
                     {"logprobs", std::move(logprobs)},
                     {"finish_reason", openai_finish_reason(o.finish)},
                     {"matched_stop", openai_matched_stop(o.finish)}});
+    if (req.return_hidden_states)
+      list.back()["hidden_states"] = engine::last_hidden_state_json(o.hidden_states);
   }
   out["choices"] = std::move(list);
   out["usage"] = usage_json(choices, req.params.n, head.cache_report);
@@ -275,6 +278,8 @@ json chat_response(const ResponseHead& head, const OpenAIRequest& req,
         {"message", std::move(message)},
         {"logprobs", req.logprobs ? chat_logprobs(o.output_logprobs, tok) : json(nullptr)}};
     set_finish(choice, o.finish, !parts.calls.empty());
+    if (req.return_hidden_states)
+      choice["hidden_states"] = engine::last_hidden_state_json(o.hidden_states);
     list.push_back(std::move(choice));
   }
   out["choices"] = std::move(list);

@@ -42,6 +42,8 @@ void register_expert_routes(httplib::Server& server, ServerState& state);  // ro
 void register_lora_routes(httplib::Server& server, ServerState& state);
 // /v1/embeddings and /encode (routes_embeddings.cpp).
 void register_embedding_routes(httplib::Server& server, ServerState& state);
+// /classify and /v1/rerank (routes_scoring.cpp).
+void register_scoring_routes(httplib::Server& server, ServerState& state);
 // Health, readiness, model/server info, /v1/models, /metrics, / (routes_info.cpp).
 void register_info_routes(httplib::Server& server, ServerState& state);
 // /parse_function_call and /separate_reasoning (routes_parsers.cpp).

@@ -1,16 +1,20 @@
 // Embedding routes of an is_embedding server: OpenAI's POST /v1/embeddings and SGLang's native
-// POST/PUT /encode. Both tokenize (text with special tokens, as /generate), check the ids and the
-// context length, and hand one batch to Backend::embed. Shapes: spec/sglang_api.md, "/encode
-// request" (section 1) and "/v1/embeddings" (section 3). A generation model answers 400 with
-// SGLang's message; cross-encoder pairs, images and Matryoshka truncation are refused with 400.
+// POST/PUT /encode (and /classify, the same request for score models, routes_scoring.cpp). Both
+// tokenize (text with special tokens, as /generate; /encode's [text, text] pairs with the
+// tokenizer's pair template for cross-encoders), check the ids and the context length, and hand
+// one batch to Backend::embed. `dimensions` (Matryoshka truncation) is validated by the engine.
+// Shapes: spec/sglang_api.md, "/encode request" (section 1) and "/v1/embeddings" (section 3). A
+// generation model answers 400 with SGLang's message naming the route; images are refused.
 #include <fmt/format.h>
 
 #include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/tokenizer/tokenizer.h"
 #include "server/generate_api.h"
 #include "server/http_error.h"
+#include "server/model_kind.h"
 #include "server/native_calls.h"
 #include "server/route_util.h"
 
@@ -24,11 +28,21 @@ constexpr const char* kNotEmbeddingModel =
     "This model does not appear to be an embedding model by default. Please add `--is-embedding` "
     "when launching the server or try another model.";
 
-// One prompt before tokenization: text, or token ids.
+// One prompt before tokenization: text (or a text pair), or token ids.
 struct Prompt {
   std::optional<std::string> text;
   std::vector<int32_t> ids;
+  std::optional<std::string> pair;  // the second text of a cross-encoder pair
 };
+
+// SGLang's message for an embedding route on a generation server, naming the route.
+[[noreturn]] void refuse_generation(const char* route) {
+  throw HttpError::bad_request(
+      fmt::format("{} ({} needs an embedding or score model; this server serves a generation "
+                  "model)",
+                  kNotEmbeddingModel, route),
+      "model");
+}
 
 bool blank(const std::string& s) {
   for (unsigned char c : s) {
@@ -121,7 +135,8 @@ std::vector<Prompt> parse_openai_input(const json& body) {
       field);
 }
 
-// /encode's `text` (str | [str]) or `input_ids` ([int] | [[int]]); sets *is_batch.
+// /encode's `text` (str | [str] | [[str, str]] pairs) or `input_ids` ([int] | [[int]]); sets
+// *is_batch.
 std::vector<Prompt> parse_encode_input(const json& body, bool* is_batch) {
   const bool has_text = body.contains("text") && !body["text"].is_null();
   const bool has_ids = body.contains("input_ids") && !body["input_ids"].is_null();
@@ -141,8 +156,17 @@ std::vector<Prompt> parse_encode_input(const json& body, bool* is_batch) {
     const json& t = body["text"];
     auto one = [&](const json& v, const std::string& where) {
       if (v.is_array()) {
-        throw HttpError::bad_request("cross-encoder text pairs are not supported by this server",
-                                     "text");
+        if (v.size() != 2 || !v[0].is_string() || !v[1].is_string()) {
+          throw HttpError::bad_request(
+              fmt::format("{} must be a string or a [text, text] pair", where), "text");
+        }
+        const std::string a = v[0].get<std::string>(), b = v[1].get<std::string>();
+        if (a.empty() || b.empty()) {
+          throw HttpError::bad_request(fmt::format("{}: pair texts cannot be empty", where),
+                                       "text");
+        }
+        out.push_back({a, {}, b});
+        return;
       }
       if (!v.is_string()) {
         throw HttpError::bad_request(fmt::format("{} must be a string", where), "text");
@@ -185,30 +209,45 @@ std::vector<Prompt> parse_encode_input(const json& body, bool* is_batch) {
   return out;
 }
 
-// `dimensions`: only the model's own size (no Matryoshka truncation).
-void check_dimensions(const ServerState& state, const json& body) {
-  if (!body.contains("dimensions") || body["dimensions"].is_null()) return;
+// `dimensions`: an integer (0 when absent); the engine checks it against the model.
+int64_t parse_dimensions(const json& body) {
+  if (!body.contains("dimensions") || body["dimensions"].is_null()) return 0;
   const json& d = body["dimensions"];
   if (!d.is_number_integer()) {
     throw HttpError::bad_request("dimensions must be an integer", "dimensions");
   }
   const int64_t want = d.get<int64_t>();
-  if (want != state.facts.hidden_size) {
-    throw HttpError::bad_request(
-        fmt::format("dimensions ({}) must equal the model's embedding size ({}): this model does "
-                    "not support Matryoshka truncation",
-                    want, state.facts.hidden_size),
-        "dimensions");
-  }
+  if (want < 1) throw HttpError::bad_request("Requested dimensions must be greater than 0", "dimensions");
+  return want;
 }
 
 // Tokenizes and checks the prompts, then runs them as one batch.
 std::vector<EmbedOutput> embed(ServerState& state, std::vector<Prompt> prompts,
-                               std::vector<std::string> rids, const char* field) {
+                               std::vector<std::string> rids, const char* field,
+                               int64_t dimensions) {
   std::vector<EmbedItem> items(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     Prompt& p = prompts[i];
-    if (p.text) {
+    if (p.pair) {
+      if (state.facts.model_kind != kScoreKind) {
+        throw HttpError::bad_request(
+            fmt::format("text pairs need a score (cross-encoder) model; this server serves a {} "
+                        "model",
+                        state.facts.model_kind),
+            field);
+      }
+      state.require_tokenizer(field);
+      try {
+        auto pair = state.tokenizer.encode_pair(*p.text, *p.pair, state.facts.context_length - 1);
+        items[i].input_ids = std::move(pair.ids);
+        items[i].token_types = std::move(pair.type_ids);
+      } catch (const std::invalid_argument& e) {
+        throw HttpError::bad_request(fmt::format("pair at index {} does not fit the context "
+                                                 "length ({} tokens): {}",
+                                                 i, state.facts.context_length, e.what()),
+                                     field);
+      }
+    } else if (p.text) {
       items[i].input_ids = state.prompt_ids(*p.text, true, field);
     } else {
       items[i].input_ids = std::move(p.ids);
@@ -216,6 +255,7 @@ std::vector<EmbedOutput> embed(ServerState& state, std::vector<Prompt> prompts,
       state.check_prompt_length(items[i].input_ids, field);
     }
     items[i].rid = i < rids.size() ? rids[i] : make_request_id();
+    items[i].dimensions = dimensions;
   }
   return state.backend.embed(std::move(items));
 }
@@ -247,7 +287,8 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
   if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
   state.check_admission();
   ServerState::InFlight in_flight(state);
-  if (state.facts.is_generation) throw HttpError::bad_request(kNotEmbeddingModel, "model");
+  if (state.facts.is_generation) refuse_generation("/v1/embeddings");
+  require_model_kind(state, "/v1/embeddings", {kEmbeddingKind});
   std::string model = "default";
   if (body.contains("model") && !body["model"].is_null()) {
     if (!body["model"].is_string()) throw HttpError::bad_request("model must be a string", "model");
@@ -263,7 +304,7 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
     }
     format = f.get<std::string>();
   }
-  check_dimensions(state, body);
+  const int64_t dimensions = parse_dimensions(body);
   std::vector<Prompt> prompts = parse_openai_input(body);
   std::vector<std::string> rids;
   if (body.contains("rid") && body["rid"].is_string()) {
@@ -272,7 +313,8 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
       rids.push_back(prompts.size() == 1 ? rid : fmt::format("{}_{}", rid, i));
     }
   }
-  const std::vector<EmbedOutput> outs = embed(state, std::move(prompts), std::move(rids), "input");
+  const std::vector<EmbedOutput> outs =
+      embed(state, std::move(prompts), std::move(rids), "input", dimensions);
   json data = json::array();
   int64_t tokens = 0;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -296,12 +338,12 @@ void handle_openai_embeddings(ServerState& state, const httplib::Request& req,
 
 }  // namespace
 
-json encode_response(ServerState& state, const json& body) {
+json encode_response(ServerState& state, const json& body, const char* route) {
   if (!body.is_object()) throw HttpError::bad_request("the request body must be a JSON object");
   state.check_admission();
   ServerState::InFlight in_flight(state);
-  if (state.facts.is_generation) throw HttpError::bad_request(kNotEmbeddingModel);
-  check_dimensions(state, body);
+  if (state.facts.is_generation) refuse_generation(route);
+  const int64_t dimensions = parse_dimensions(body);
   bool is_batch = false;
   std::vector<Prompt> prompts = parse_encode_input(body, &is_batch);
   std::vector<std::string> rids;
@@ -322,7 +364,8 @@ json encode_response(ServerState& state, const json& body) {
     }
   }
   const char* field = body.contains("text") && !body["text"].is_null() ? "text" : "input_ids";
-  const std::vector<EmbedOutput> outs = embed(state, std::move(prompts), std::move(rids), field);
+  const std::vector<EmbedOutput> outs =
+      embed(state, std::move(prompts), std::move(rids), field, dimensions);
   const std::string weight_version = state.backend.stats().weight_version;
   json arr = json::array();
   for (const EmbedOutput& o : outs) {

@@ -9,6 +9,7 @@
 #include "core/util/log.h"
 #include "server/generate_api.h"
 #include "server/http_error.h"
+#include "server/model_kind.h"
 #include "server/native_calls.h"
 #include "server/route_util.h"
 #include "server/stream_pump.h"
@@ -25,6 +26,7 @@ constexpr const char* kFlushText =
 
 void handle_generate(ServerState& state, const httplib::Request& req, httplib::Response& res) {
   const json body = parse_body(req);
+  require_model_kind(state, "/generate", {kGenerationKind});
   state.check_admission();
   std::shared_ptr<GenerateCall> call = submit_generate(state, body);
   const bool incremental = state.config.incremental_streaming_output;

@@ -24,7 +24,6 @@ struct MissingRoute {
 constexpr MissingRoute kNotImplemented[] = {
     {"POST|PUT", "/set_internal_state", "changing server arguments at runtime"},
     {"POST", R"(/dumper/([^/]+))", "the tensor dumper"},
-    {"POST|PUT", "/classify", "classification models"},
     {"POST", "/v1/classify", "classification models"},
     {"POST", "/add_external_corpus", "external corpora (n-gram speculative decoding)"},
     {"POST", "/remove_external_corpus", "external corpora (n-gram speculative decoding)"},
@@ -66,7 +65,6 @@ constexpr MissingRoute kNotImplemented[] = {
     {"POST", "/v1/responses", "the Responses API"},
     {"GET", R"(/v1/responses/([^/]+))", "the Responses API"},
     {"POST", R"(/v1/responses/([^/]+)/cancel)", "the Responses API"},
-    {"POST|PUT", "/v1/rerank", "reranking"},
     {"POST", "/api/chat", "the Ollama API"},
     {"POST", "/api/generate", "the Ollama API"},
     {"GET", "/api/tags", "the Ollama API"},

@@ -8,6 +8,7 @@
 
 #include "core/tokenizer/tokenizer.h"
 #include "server/http_error.h"
+#include "server/model_kind.h"
 #include "server/openai_api.h"
 #include "server/route_util.h"
 #include "server/stream_pump.h"
@@ -64,6 +65,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
     base.params.n = 1;
     base.lora_path = lora;
     base.return_logprob = r.logprobs;
+    base.return_hidden_states = r.return_hidden_states;
     base.top_logprobs_num = r.top_logprobs;
     if (r.echo && r.logprobs) base.logprob_start_len = 0;  // the echoed prompt's logprobs too
     for (int32_t j = 0; j < n; ++j) {
@@ -182,12 +184,14 @@ void respond(ServerState& state, std::shared_ptr<OpenAICall> call, httplib::Resp
 void register_openai_routes(httplib::Server& svr, ServerState& state) {
   svr.Post("/v1/completions", guarded(state, [&state](const auto& req, auto& res) {
     const json body = parse_body(req);
+    require_model_kind(state, "/v1/completions", {kGenerationKind});
     state.require_tokenizer("prompt");  // the response is text
     state.check_admission();
     respond(state, start(state, parse_completion_request(body, *state.preferred)), res);
   }));
   auto chat = guarded(state, [&state](const auto& req, auto& res) {
     const nlohmann::ordered_json body = parse_body_ordered(req);
+    require_model_kind(state, req.path.c_str(), {kGenerationKind});
     state.require_tokenizer("messages");
     state.check_admission();
     const ChatParsers parsers{tool_call_format_from_name(state.config.tool_call_parser),

@@ -1,5 +1,5 @@
 // Request fields of SGLang's API that this server does not implement (multimodal inputs,
-// sessions, custom logit processors, hidden states). A request that sets one gets a 400 naming it
+// sessions, custom logit processors). A request that sets one gets a 400 naming it
 // instead of an answer that silently ignores it; a null, false or empty value is accepted, since
 // clients often send defaults.
 #pragma once
@@ -19,7 +19,6 @@ void reject_unsupported_fields(const Json& body) {
       {"audio_data", "audio inputs are not supported: this server serves text-only models"},
       {"session_params", "sessions are not supported by this server"},
       {"custom_logit_processor", "custom logit processors are not supported by this server"},
-      {"return_hidden_states", "return_hidden_states is not supported by this server"},
   };
   if (!body.is_object()) return;
   for (const auto& [name, why] : kUnsupported) {

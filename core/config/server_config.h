@@ -85,6 +85,14 @@ using StrList = std::vector<std::string>;
     "Model implementation: native plugin, generic (transformers) or auto",                         \
     OneOf("auto|native|sglang|transformers"))                                                      \
   X(Bool, is_embedding, false, "", "Serve the model as an embedding/reward model", Any())          \
+  X(Str, pooling, "auto", "pooling_method",                                                        \
+    "Embedding pooling (auto: sentence-transformers files, else CLS for encoders, last token)",    \
+    OneOf("auto|cls|mean|last"))                                                                   \
+  X(Str, pooling_normalize, "auto", "",                                                            \
+    "L2-normalise pooled embeddings (auto: as sentence-transformers records it, else true)",       \
+    OneOf("auto|true|false"))                                                                      \
+  X(Bool, enable_return_hidden_states, false, "",                                                  \
+    "Allow return_hidden_states on generation requests", Any())                                    \
   X(Str, device, "auto", "", "Compute device (auto: cuda when a GPU is present)",                  \
     OneOf("auto|cpu|cuda"))                                                                        \
   X(Str, dtype, "auto", "", "Compute dtype (auto: float32 on CPU, bfloat16 on CUDA)",              \

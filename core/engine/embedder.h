@@ -1,6 +1,7 @@
 // The embedding executor of an is_embedding Engine: a queue and one worker thread that batches
-// queued prompts into prefill-only forwards with want_hidden, takes each prompt's last-token
-// final-norm hidden state and pools it (last token, optionally L2-normalised).
+// queued prompts into prefill-only forwards and turns each prompt into one vector: its hidden
+// states pooled (last token, first token, or the mean over its tokens; optionally L2-normalised),
+// or, for a score model (sequence classifier, reward model, cross-encoder), its score row.
 //
 // Why not the scheduler: the scheduler samples from logits and owns the prefix cache; an embedding
 // needs neither. The model runner is not reentrant and the scheduler thread owns it, so every
@@ -14,7 +15,9 @@
 //
 // Batching: the worker takes queued prompts in order while the batch stays within max_seqs,
 // max_batch_tokens and the pool's pages. A prompt longer than max_batch_tokens runs alone, in
-// chunks of max_batch_tokens (num_cached grows), and takes its hidden state from the last chunk.
+// chunks of max_batch_tokens (num_cached grows): the last token comes from the last chunk, the
+// first from the first, the mean sums every chunk's rows. An encoder (Mode::whole) has no cache to
+// chunk over: such a prompt is refused at submit().
 //
 // Thread-safety: submit() and stats() may be called from any thread.
 #pragma once
@@ -24,10 +27,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <span>
 #include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/engine/pooling.h"
 
 namespace sable::runner {
 class ModelRunner;
@@ -43,13 +49,20 @@ class Embedder {
     int64_t num_pages = 0;            // the runner's KV pool
     int32_t page_size = 1;
   };
+  // What the engine's model gives and how it is pooled.
+  struct Mode {
+    PoolingKind pooling = PoolingKind::kLast;  // hidden-state pooling (embedding models)
+    bool scores = false;       // a score model: the output is its score row, never normalised
+    bool first_token = false;  // scores: read at the first token (BERT-family classifiers)
+    bool whole = false;        // an encoder: every prompt runs whole in one forward
+  };
   // Runs a task while nothing else uses the runner; rethrows the task's exception.
   using Exclusive = std::function<void(std::function<void()>)>;
   // The runner to use now (called inside an exclusive task: it may have been swapped).
   using RunnerRef = std::function<runner::ModelRunner&()>;
 
   struct Output {
-    std::vector<float> embedding;  // [hidden_size]
+    std::vector<float> embedding;  // [hidden_size], or [num_labels] for a score model
   };
   struct Stats {
     int32_t queued = 0;
@@ -61,15 +74,18 @@ class Embedder {
 
   // Starts the worker. `limits` must describe the runner (a prompt that needs more pages than the
   // pool is the caller's to reject; submit() throws std::invalid_argument for it).
-  Embedder(Exclusive exclusive, RunnerRef runner, Limits limits);
+  Embedder(Exclusive exclusive, RunnerRef runner, Limits limits, Mode mode);
   ~Embedder();  // shutdown()
   Embedder(const Embedder&) = delete;
   Embedder& operator=(const Embedder&) = delete;
 
-  // Queues one prompt (ids already validated against the vocabulary and the context length).
-  // The future holds the embedding, or the forward's exception. Throws std::runtime_error after
-  // shutdown, std::invalid_argument for an empty prompt or one larger than the KV pool.
-  std::future<Output> submit(std::vector<int32_t> ids, bool normalize);
+  // Queues one prompt (ids already validated against the vocabulary and the context length;
+  // token_types empty or one per id). The future holds the embedding, or the forward's exception.
+  // Throws std::runtime_error after shutdown, std::invalid_argument for an empty prompt, one
+  // larger than the KV pool, or (an encoder) one longer than a forward.
+  // dimensions > 0 keeps the first `dimensions` values before normalising (Matryoshka).
+  std::future<Output> submit(std::vector<int32_t> ids, bool normalize,
+                             std::vector<int32_t> token_types = {}, int64_t dimensions = 0);
 
   // Finishes the batch in flight, fails what is still queued (std::runtime_error), joins the
   // worker. Idempotent. Must run before the scheduler behind `exclusive` stops.
@@ -80,7 +96,9 @@ class Embedder {
  private:
   struct Item {
     std::vector<int32_t> ids;
+    std::vector<int32_t> token_types;
     bool normalize = true;
+    int64_t dimensions = 0;
     std::promise<Output> promise;
   };
 
@@ -89,6 +107,9 @@ class Embedder {
   std::vector<Item> take_batch();
   // Runs one batch and fulfils its promises.
   void run_batch(std::vector<Item>& batch);
+  // One long prompt in chunks of max_batch_tokens; returns its vector before normalisation.
+  std::vector<float> run_chunked(runner::ModelRunner& r, const Item& item,
+                                 std::span<const int32_t> pages, int64_t& forwards) const;
   int64_t pages_for(size_t tokens) const {
     return (static_cast<int64_t>(tokens) + limits_.page_size - 1) / limits_.page_size;
   }
@@ -96,6 +117,7 @@ class Embedder {
   Exclusive exclusive_;
   RunnerRef runner_;
   Limits limits_;
+  Mode mode_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Item> queue_;

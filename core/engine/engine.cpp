@@ -2,14 +2,18 @@
 #include "core/engine/engine.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <stdexcept>
 
 #include "core/engine/engine_core.h"
+#include "core/engine/pooling.h"
 #include "core/gguf/gguf_model.h"
 #include "core/gguf/gguf_tokenizer.h"
 #include "core/hf_config/hf_config.h"
@@ -43,7 +47,7 @@ RunnerBackend::~RunnerBackend() = default;
 scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence> seqs) {
   std::vector<runner::ModelRunner::Sequence> rs(seqs.size());
   std::vector<int32_t> lora_ids(seqs.size()), lora_rows(seqs.size());
-  bool any_all_logits = false;
+  bool any_all_logits = false, any_hidden = false;
   for (size_t i = 0; i < seqs.size(); ++i) {
     rs[i].new_tokens = seqs[i].new_tokens;
     rs[i].num_cached = seqs[i].num_cached;
@@ -52,14 +56,17 @@ scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence>
     any_all_logits |= seqs[i].all_logits;
     lora_ids[i] = seqs[i].lora_id;
     lora_rows[i] = static_cast<int32_t>(seqs[i].new_tokens.size());
+    any_hidden |= seqs[i].want_hidden;
   }
   const ops::LoraBatch* lora = lora_ ? lora_->prepare(lora_ids, lora_rows) : nullptr;
   const bool on_device = device_ != nullptr && !any_all_logits;
-  runner::ModelRunner::ForwardResult r = runner_->forward(rs, false, on_device, lora);
+  runner::ModelRunner::ForwardResult r = runner_->forward(rs, any_hidden, on_device, lora);
   Logits out;
   out.rows = r.rows;
   out.vocab = r.vocab;
   out.data = std::move(r.logits);
+  out.hidden_size = r.hidden_size;
+  out.hidden = std::move(r.hidden);
   out.on_device = on_device;
   device_logits_ = r.device_logits;
   vocab_ = r.vocab;
@@ -204,6 +211,33 @@ constexpr const char* kNoEmbedding =
     "This model does not appear to be an embedding model by default. Please add `--is-embedding` "
     "when launching the server or try another model.";
 
+// `dimensions` of an embedding request, as SGLang validates it (Matryoshka models only).
+void check_dimensions(const EngineCore& c, int64_t dimensions) {
+  if (dimensions == 0) return;
+  const int64_t hidden = c.info.hidden_size;
+  if (c.info.output_kind == SABLE_MODEL_OUTPUT_SCORE)
+    throw ValidationError("dimensions", "dimensions applies to embeddings, not to scores");
+  if (!c.matryoshka)
+    throw ValidationError(
+        "dimensions",
+        fmt::format("Model '{}' does not support matryoshka representation, changing output "
+                    "dimensions will lead to poor results.",
+                    c.config.model_path));
+  if (dimensions < 1) throw ValidationError("dimensions", "Requested dimensions must be greater than 0");
+  const auto& allowed = c.matryoshka_dimensions;
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), dimensions) == allowed.end())
+    throw ValidationError(
+        "dimensions",
+        fmt::format("Model '{}' only supports [{}] matryoshka dimensions, using other output "
+                    "dimensions will lead to poor results.",
+                    c.config.model_path, fmt::join(allowed, ", ")));
+  if (dimensions > hidden)
+    throw ValidationError("dimensions",
+                          fmt::format("Provided dimensions are greater than max embedding "
+                                      "dimension: {}",
+                                      hidden));
+}
+
 runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
                                           const plugin::Registry& registry) {
   runner::RunnerOptions o;
@@ -285,9 +319,42 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
                                                 c.info.vocab_size);
   }
   c.scheduler = std::make_unique<scheduler::Scheduler>(so, *c.backend, sampler);
+  if (!config.is_embedding && c.info.output_kind != SABLE_MODEL_OUTPUT_LOGITS) {
+    throw config::ConfigError(fmt::format(
+        "{}: this is a {} model without a language-model head; serve it with --is-embedding "
+        "(YAML is_embedding: true)",
+        config.model_path,
+        c.info.output_kind == SABLE_MODEL_OUTPUT_SCORE ? "sequence-classification" : "encoder"));
+  }
   if (config.is_embedding) {
     // The scheduler stays (it owns the runner's thread, weight swaps and expert recording) but
     // never gets a generation request; the embedder borrows the whole KV pool.
+    Embedder::Mode mode;
+    mode.whole = c.info.bidirectional != 0;
+    mode.scores = c.info.output_kind == SABLE_MODEL_OUTPUT_SCORE;
+    mode.first_token = c.info.score_token == SABLE_SCORE_FIRST_TOKEN;
+    if (mode.scores) {
+      const std::string act =
+          r.config().get_string("sbert_ce_default_activation_function").value_or("");
+      c.score_sigmoid = act == "torch.nn.modules.activation.Sigmoid";
+      if (!act.empty() && !c.score_sigmoid && act != "torch.nn.modules.linear.Identity")
+        throw config::ConfigError(fmt::format(
+            "{}: sbert_ce_default_activation_function '{}' is not supported (Sigmoid, Identity)",
+            config.model_path, act));
+      log::info("scores: {} label(s) at the {} token{}", c.info.num_labels,
+                mode.first_token ? "first" : "last", c.score_sigmoid ? ", sigmoid" : "");
+    } else {
+      const Pooling pooling = resolve_pooling(c.runner_options.model_path, config.pooling,
+                                              config.pooling_normalize, mode.whole);
+      mode.pooling = pooling.kind;
+      c.pooling_normalize = pooling.normalize;
+      log::info("embeddings: {} pooling, {}normalised (from {})", pooling_name(pooling.kind),
+                pooling.normalize ? "" : "not ", pooling.source);
+    }
+    c.matryoshka_dimensions =
+        r.config().get_int_list("matryoshka_dimensions").value_or(std::vector<int64_t>{});
+    c.matryoshka = !c.matryoshka_dimensions.empty() ||
+                   r.config().get_bool("is_matryoshka").value_or(false);
     Embedder::Limits limits;
     limits.max_batch_tokens = c.runner_options.max_batch_tokens;
     limits.max_seqs = c.runner_options.max_seqs;
@@ -297,10 +364,11 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
     RunnerBackend* backend = c.backend.get();
     c.embedder = std::make_unique<Embedder>(
         [sched](std::function<void()> task) { sched->run_exclusive(std::move(task)); },
-        [backend]() -> runner::ModelRunner& { return backend->runner(); }, limits);
+        [backend]() -> runner::ModelRunner& { return backend->runner(); }, limits, mode);
   }
   // The one line that says what was loaded.
   const auto archs = r.config().architectures();
+  c.architecture = archs.empty() ? r.config().model_type() : archs.front();
   log::info("loaded {}: architecture {} (plugin '{}'), {} parameters, weights {}, compute dtype "
             "{}, context {} tokens, KV cache {} tokens ({} pages of {}), device {}, in {:.2f} s",
             config.model_path, archs.empty() ? r.config().model_type() : archs.front(),
@@ -327,6 +395,22 @@ void Engine::abort(const std::string& rid) { core_->scheduler->abort(rid); }
 void Engine::abort_all() { core_->scheduler->abort_all(); }
 bool Engine::flush_cache() { return core_->scheduler->flush_cache(); }
 bool Engine::is_embedding() const { return core_->embedder != nullptr; }
+
+Engine::ModelKind Engine::model_kind() const {
+  if (!core_->embedder) return ModelKind::kGeneration;
+  return core_->info.output_kind == SABLE_MODEL_OUTPUT_SCORE ? ModelKind::kScore
+                                                             : ModelKind::kEmbedding;
+}
+
+const std::string& Engine::architecture() const { return core_->architecture; }
+
+const char* Engine::model_kind_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kGeneration: return "generation";
+    case ModelKind::kScore: return "score";
+    default: return "embedding";
+  }
+}
 
 scheduler::SchedulerStats Engine::stats() const {
   scheduler::SchedulerStats s = core_->scheduler->stats();
@@ -378,8 +462,14 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
                             fmt::format("token_ids_logprob: {} is outside the vocabulary", id));
     }
   }
+  if (in.return_hidden_states && !c.config.enable_return_hidden_states) {
+    throw ValidationError("return_hidden_states",
+                          "The server is not configured to return hidden states. Please set the "
+                          "`--enable-return-hidden-states` flag.");
+  }
   scheduler::Request req;
   req.rid = in.rid.empty() ? c.fresh_rid() : in.rid;
+  req.return_hidden_states = in.return_hidden_states;
   req.input_ids = std::move(in.input_ids);
   req.eos_ids = c.tokenizer->eos_ids();
   req.seed = c.fresh_seed();
@@ -402,6 +492,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   }
   auto handle = std::unique_ptr<RequestHandle>(
       new RequestHandle(core_, req.rid, index, req.stream));
+  if (req.return_hidden_states) handle->report_hidden_states();
   c.scheduler->submit(std::move(req));
   return handle;
 }
@@ -518,12 +609,28 @@ std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
   const int64_t pool = c.max_total_tokens;
   // Validate (and tokenize) everything first, so a bad item rejects the batch before anything runs.
   for (EmbedInput& in : inputs) {
-    if (in.input_ids.empty()) {
+    if (in.input_ids.empty() && in.text_pair) {
+      if (in.text.empty()) throw ValidationError("text", "the first text of a pair cannot be empty");
+      require_tokenizer(c, "text");
+      try {
+        // Inputs must be shorter than the context (SGLang's rule for every request).
+        auto pair = c.tokenizer->encode_pair(in.text, *in.text_pair, c.context_length - 1);
+        in.input_ids = std::move(pair.ids);
+        in.token_types = std::move(pair.type_ids);
+      } catch (const std::invalid_argument& e) {
+        throw ValidationError("text", fmt::format("the pair does not fit the context length ({} "
+                                                  "tokens): {}",
+                                                  c.context_length, e.what()));
+      }
+    } else if (in.input_ids.empty()) {
       if (in.text.empty()) throw ValidationError("text", "Input cannot be empty");
       require_tokenizer(c, "text");
       in.input_ids = c.tokenizer->encode(in.text, /*add_special_tokens=*/true);
       if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
     }
+    if (!in.token_types.empty() && in.token_types.size() != in.input_ids.size())
+      throw ValidationError("token_type_ids", "token_type_ids must have one entry per input id");
+    check_dimensions(c, in.dimensions);
     check_prompt_ids(c, in.input_ids);
     const auto len = static_cast<int64_t>(in.input_ids.size());
     if (len > pool) {
@@ -537,13 +644,18 @@ std::vector<EmbeddingResult> Engine::embed(std::vector<EmbedInput> inputs) {
   for (size_t i = 0; i < inputs.size(); ++i) {
     out[i].id = inputs[i].rid.empty() ? c.fresh_rid() : inputs[i].rid;
     out[i].prompt_tokens = static_cast<int64_t>(inputs[i].input_ids.size());
-    futures.push_back(c.embedder->submit(std::move(inputs[i].input_ids), inputs[i].normalize));
+    futures.push_back(c.embedder->submit(std::move(inputs[i].input_ids),
+                                         inputs[i].normalize && c.pooling_normalize,
+                                         std::move(inputs[i].token_types), inputs[i].dimensions));
   }
   // Wait for every future before rethrowing, so no queued item outlives this call unobserved.
   std::exception_ptr error;
   for (size_t i = 0; i < futures.size(); ++i) {
     try {
       out[i].embedding = futures[i].get().embedding;
+      if (c.score_sigmoid) {
+        for (float& x : out[i].embedding) x = 1.0f / (1.0f + std::exp(-x));
+      }
       out[i].e2e_latency =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } catch (...) {

@@ -10,10 +10,13 @@
 // Results have SGLang's shape: text, output_ids and meta_info (id, finish_reason, prompt_tokens,
 // completion_tokens, cached_tokens, e2e_latency, logprobs); to_json() in result_json.h.
 //
-// Embeddings (`is_embedding`): embed(inputs) returns, per input, the final-norm hidden state of
-// its last token, L2-normalised by default (SGLang's last-token pooling for decoder models). An
-// embedding engine runs these through its Embedder (embedder.h) and refuses generation; a
-// generation engine refuses embed().
+// Embeddings (`is_embedding`): embed(inputs) returns, per input, its hidden states pooled as
+// pooling.h chooses (the last token for decoders, [CLS] for encoders, or what sentence-transformers
+// records), L2-normalised by default; for a score model (a *ForSequenceClassification checkpoint:
+// reward model, cross-encoder) the score row instead (num_labels values, SGLang's /classify and
+// /v1/rerank). An input may be a text pair, laid out by the tokenizer's pair template (rerank).
+// An embedding engine runs these through its Embedder (embedder.h) and refuses generation; a
+// generation engine refuses embed(). A score or encoder model must be served with is_embedding.
 //
 // Thread-safety: every Engine method may be called from any thread. A RequestHandle is used by one
 // consumer thread at a time. Destroying the Engine (or shutdown()) aborts requests in flight;
@@ -53,6 +56,9 @@ struct GenerateInput {
   std::vector<int32_t> input_ids;
   SamplingParams params;
   LogprobOptions logprobs;
+  // The final-norm hidden state of every prompt and output position, in meta_info.hidden_states
+  // (needs enable_return_hidden_states).
+  bool return_hidden_states = false;
   std::string rid;  // empty: a fresh uuid-like hex id
   std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field name); empty: the base
 };
@@ -61,13 +67,18 @@ struct GenerateInput {
 // as given when non-empty).
 struct EmbedInput {
   std::string text;
+  std::optional<std::string> text_pair;  // a cross-encoder pair (text, text_pair)
   std::vector<int32_t> input_ids;
+  std::vector<int32_t> token_types;      // with input_ids: empty, or one segment id per id
+  int64_t dimensions = 0;  // Matryoshka truncation to the first n values (before normalising);
+                           // 0: the full size. Needs a model whose config.json declares
+                           // matryoshka_dimensions (then one of them) or is_matryoshka
   bool normalize = true;  // L2-normalise; false: the raw final-norm hidden state
   std::string rid;        // empty: a fresh uuid-like hex id
 };
 
 struct EmbeddingResult {
-  std::vector<float> embedding;  // [hidden_size]
+  std::vector<float> embedding;  // [hidden_size], or the scores [num_labels] of a score model
   std::string id;
   int64_t prompt_tokens = 0;
   double e2e_latency = 0.0;  // seconds, from embed() to the end of its forward
@@ -84,6 +95,11 @@ struct MetaInfo {
   std::string weight_version = "default";
   std::vector<PositionLogprobs> input_logprobs;   // when logprobs.return_logprob
   std::vector<PositionLogprobs> output_logprobs;
+  // return_hidden_states (SGLang's shape): one entry per forward of the request, the prefill
+  // chunks ([tokens][hidden], every prompt position) then one [hidden] per decode step (the
+  // position of each output token but the last, which is never fed back).
+  bool return_hidden_states = false;
+  std::vector<scheduler::HiddenStates> hidden_states;
 };
 
 // The state of one request: cumulative text / output_ids (SGLang's default streaming shape).
@@ -130,6 +146,8 @@ class RequestHandle {
   struct State;
   RequestHandle(std::weak_ptr<EngineCore> core, std::string rid, int32_t index,
                 std::shared_ptr<scheduler::RequestStream> stream);
+  // Results carry meta_info.hidden_states (the request asked for them).
+  void report_hidden_states();
   std::weak_ptr<EngineCore> core_;
   std::string rid_;
   int32_t index_;
@@ -184,6 +202,11 @@ class Engine {
   std::vector<EmbeddingResult> embed(std::vector<EmbedInput> inputs);
   std::vector<EmbeddingResult> embed(const std::vector<std::string>& texts);
   bool is_embedding() const;
+  // What the served model computes, for routes that need one kind and for their errors.
+  enum class ModelKind { kGeneration, kEmbedding, kScore };
+  ModelKind model_kind() const;
+  static const char* model_kind_name(ModelKind kind);  // "generation", "embedding", "score"
+  const std::string& architecture() const;  // config.json's first architecture (or model_type)
 
   // Server-facing controls.
   void abort(const std::string& rid);

@@ -69,6 +69,7 @@ struct EngineCore {
   std::unique_ptr<RunnerBackend> backend;
   std::unique_ptr<grammar::GrammarBackend> grammar;  // null: constrained decoding off
   SableModelInfo info{};
+  std::string architecture;
   int64_t context_length = 0;
   int64_t max_total_tokens = 0;
   // LoRA (null when off): the pool's memory, then the manager that uses it.
@@ -77,6 +78,10 @@ struct EngineCore {
   std::unique_ptr<scheduler::Scheduler> scheduler;
   // is_embedding only: runs embed() requests; its forwards go through scheduler->run_exclusive.
   std::unique_ptr<Embedder> embedder;
+  bool score_sigmoid = false;      // sbert_ce_default_activation_function is Sigmoid
+  bool pooling_normalize = true;   // the pooling's normalisation (pooling.h)
+  bool matryoshka = false;         // config.json: matryoshka_dimensions or is_matryoshka
+  std::vector<int64_t> matryoshka_dimensions;
   std::mutex rng_mutex;
   std::mt19937_64 rng;
   std::atomic<uint64_t> next_rid{0};

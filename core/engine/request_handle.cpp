@@ -24,6 +24,7 @@ struct RequestHandle::State {
     m.input_logprobs.insert(m.input_logprobs.end(), c.input_logprobs.begin(), c.input_logprobs.end());
     m.output_logprobs.insert(m.output_logprobs.end(), c.output_logprobs.begin(),
                              c.output_logprobs.end());
+    m.hidden_states.insert(m.hidden_states.end(), c.hidden_states.begin(), c.hidden_states.end());
     if (c.finish) {
       m.finish_reason = c.finish;
       m.e2e_latency = c.e2e_latency;
@@ -42,6 +43,11 @@ RequestHandle::RequestHandle(std::weak_ptr<EngineCore> core, std::string rid, in
   state_->acc.index = index_;
   state_->acc.meta_info.id = rid_;
   if (auto c = core_.lock()) state_->acc.meta_info.weight_version = c->config.weight_version;
+}
+
+void RequestHandle::report_hidden_states() {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->acc.meta_info.return_hidden_states = true;
 }
 
 RequestHandle::~RequestHandle() {

@@ -60,7 +60,8 @@ struct CudaExec::Impl {
   int32_t* d_tokens = nullptr;
   int32_t* d_positions = nullptr;
   int32_t* d_rows = nullptr;
-  int32_t* h_stage = nullptr;  // [3 * max_batch_tokens]
+  int32_t* d_types = nullptr;  // token types (BERT pairs), uploaded only when a batch has them
+  int32_t* h_stage = nullptr;  // [4 * max_batch_tokens]
   float* d_graph_logits = nullptr;  // [graph_max_bs, vocab]
   std::vector<int32_t> buckets;
   std::map<int32_t, cudaGraphExec_t> graphs;
@@ -79,6 +80,7 @@ struct CudaExec::Impl {
     cudaFree(d_tokens);
     cudaFree(d_positions);
     cudaFree(d_rows);
+    cudaFree(d_types);
     cudaFree(d_graph_logits);
     cudaFree(d_expert);
     cudaFreeHost(h_stage);
@@ -98,6 +100,12 @@ struct CudaExec::Impl {
     check_cuda(cudaMemcpyAsync(d_tokens, h_stage, t * 4, cudaMemcpyHostToDevice, stream), "upload tokens");
     check_cuda(cudaMemcpyAsync(d_positions, h_stage + n, t * 4, cudaMemcpyHostToDevice, stream), "upload positions");
     check_cuda(cudaMemcpyAsync(d_rows, h_stage + 2 * n, rows * 4, cudaMemcpyHostToDevice, stream), "upload rows");
+    if (!b.token_types.empty()) {
+      std::memcpy(h_stage + 3 * n, b.token_types.data(), b.token_types.size() * 4);
+      check_cuda(cudaMemcpyAsync(d_types, h_stage + 3 * n, b.token_types.size() * 4,
+                                 cudaMemcpyHostToDevice, stream),
+                 "upload token types");
+    }
   }
 
   SableForwardBatch make_batch(int64_t t, int64_t seqs, int64_t rows, bool decode) const {
@@ -114,7 +122,7 @@ struct CudaExec::Impl {
   }
 
   // `count`: moe_route adds its selections into the expert counters (when there are any).
-  void forward(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+  void forward(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
                const CheckFn& check, bool count, const ops::LoraBatch* lora = nullptr) {
     SableOpsContext ctx;
@@ -129,7 +137,7 @@ struct CudaExec::Impl {
       ctx.expert_counts_layers = opt.expert_layers;
       ctx.expert_counts_experts = opt.expert_experts;
     }
-    attention.bind(ctx);
+    if (attention != nullptr) attention->bind(ctx);
     const SableStatus s = api->forward(model, &ctx, &fb, &out);
     check(s, "forward", ctx.last_error);
   }
@@ -191,7 +199,7 @@ struct CudaExec::Impl {
     // The warm-up counts too (loading the counting kernel before capture); its padded counts are
     // discarded, after the ones recorded so far are kept.
     if (recording) fold_expert_counters();
-    forward(api, model, attention, graph_arena, make_batch(top, top, top, true), out, check, true);
+    forward(api, model, &attention, graph_arena, make_batch(top, top, top, true), out, check, true);
     check_cuda(cudaStreamSynchronize(stream), "graph warm-up");
     zero_expert_counters();
     graph_arena.reset();
@@ -206,7 +214,7 @@ struct CudaExec::Impl {
       cudaGraph_t graph = nullptr;
       check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
       try {
-        forward(api, model, attention, graph_arena, make_batch(bs, bs, bs, true), out, check, true);
+        forward(api, model, &attention, graph_arena, make_batch(bs, bs, bs, true), out, check, true);
       } catch (...) {
         cudaStreamEndCapture(stream, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -236,7 +244,8 @@ CudaExec::CudaExec(const Options& options, const SableOps* ops) : impl_(std::mak
   check_cuda(cudaMalloc(&m.d_tokens, n * 4), "malloc");
   check_cuda(cudaMalloc(&m.d_positions, n * 4), "malloc");
   check_cuda(cudaMalloc(&m.d_rows, n * 4), "malloc");
-  check_cuda(cudaMallocHost(&m.h_stage, 3 * n * 4), "malloc host");
+  check_cuda(cudaMalloc(&m.d_types, n * 4), "malloc");
+  check_cuda(cudaMallocHost(&m.h_stage, 4 * n * 4), "malloc host");
   int32_t max_bs = options.graph_max_bs > 0 ? options.graph_max_bs : std::min(options.max_seqs, 256);
   max_bs = std::min({max_bs, options.max_seqs, options.max_batch_tokens});
   m.buckets = buckets_up_to(std::max(max_bs, 1));
@@ -257,23 +266,23 @@ void CudaExec::synchronize() const { check_cuda(cudaStreamSynchronize(impl_->str
 
 int32_t CudaExec::graphs_captured() const { return static_cast<int32_t>(impl_->graphs.size()); }
 
-const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                            const ExecBatch& b, float* hidden_host, const CheckFn& check) {
   Impl& m = *impl_;
   const int64_t t = static_cast<int64_t>(b.token_ids.size());
   const int64_t seqs = static_cast<int64_t>(b.kv_lens.size());
   const int64_t rows = static_cast<int64_t>(b.output_rows.size());
-  const bool graph_ok = m.opt.graphs && b.decode_only && hidden_host == nullptr && rows == seqs &&
-                        b.lora == nullptr &&
+  const bool graph_ok = m.opt.graphs && attention != nullptr && b.decode_only &&
+                        hidden_host == nullptr && rows == seqs && b.lora == nullptr &&
                         seqs <= m.buckets.back();
   if (graph_ok) {
-    if (!m.graphs_ready) capture_all_or_disable(api, model, attention, b, check);
+    if (!m.graphs_ready) capture_all_or_disable(api, model, *attention, b, check);
   }
   if (graph_ok && m.graphs_ready) {
     const int32_t bs = *std::lower_bound(m.buckets.begin(), m.buckets.end(), static_cast<int32_t>(seqs));
     // While recording, padding rows would be counted: only exact buckets replay.
     if (!m.recording || bs == seqs) {
-      attention.plan(m.padded(b, bs));
+      attention->plan(m.padded(b, bs));
       m.stage(b, bs, bs);
       check_cuda(cudaGraphLaunch(m.graphs.at(bs), m.stream), "graph launch");
       return m.d_graph_logits;
@@ -289,10 +298,12 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   ab.kv_indptr = b.kv_indptr.data();
   ab.kv_indices = b.kv_indices.data();
   ab.kv_lens = b.kv_lens.data();
-  attention.plan(ab);
+  if (attention != nullptr) attention->plan(ab);  // an encoder has no attention backend
   m.arena.reset();
   m.stage(b, t, rows);
-  auto* logits = static_cast<float*>(m.arena.allocate(size_t(rows) * m.opt.vocab * 4, 256));
+  // A model without logits (an encoder's hidden states) still gets a valid, empty tensor.
+  auto* logits = static_cast<float*>(
+      m.arena.allocate(size_t(rows) * std::max<int32_t>(m.opt.vocab, 1) * 4, 256));
   void* hidden = hidden_host ? m.arena.allocate(size_t(rows) * m.opt.hidden * 2, 256) : nullptr;
   if (!logits || (hidden_host && !hidden)) throw std::runtime_error("CUDA: out of memory for logits");
   SableForwardOutput out{};
@@ -301,6 +312,7 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   out.hidden = dev_tensor(hidden, m.opt.compute_dtype, rows, m.opt.hidden);
   SableForwardBatch fb = m.make_batch(t, seqs, rows, b.decode_only);
   fb.has_lora = b.lora != nullptr ? 1 : 0;
+  if (!b.token_types.empty()) fb.token_type_ids = dev_tensor(m.d_types, SABLE_DTYPE_I32, t);
   m.forward(api, model, attention, m.arena, fb, out, check, m.recording, b.lora);
   if (hidden_host) {
     std::vector<uint16_t> h(size_t(rows) * m.opt.hidden);

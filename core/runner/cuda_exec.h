@@ -39,6 +39,7 @@ class AttentionBackend;
 struct ExecBatch {
   std::span<const int32_t> token_ids, positions, output_rows;
   std::span<const int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
+  std::span<const int32_t> token_types;  // empty: every token is segment 0 (eager forwards only)
   bool decode_only = false;
   const ops::LoraBatch* lora = nullptr;  // the batch's adapters; such batches run eagerly
 };
@@ -68,7 +69,8 @@ class CudaExec {
   void* stream() const;
   // Runs the forward; returns device logits [output_rows.size(), vocab] F32, valid until the next
   // run. With hidden_host, the final-norm rows are also downloaded there as F32 (eager only).
-  const float* run(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
+  // `attention` is null for an encoder (no KV cache, no backend; always eager).
+  const float* run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                    const ExecBatch& batch, float* hidden_host, const CheckFn& check);
   // Copies `rows` rows of device logits to the host (synchronous).
   void download(const float* device_logits, int64_t rows, float* host) const;

@@ -46,8 +46,9 @@ struct ModelRunner::Impl {
   SableModel* model = nullptr;
   SableModelInfo info{};
   int64_t context_length = 0;
-  std::unique_ptr<KvPool> kv;
-  std::unique_ptr<AttentionBackend> attention;
+  int64_t num_pages = 0;
+  std::unique_ptr<KvPool> kv;            // null for an encoder
+  std::unique_ptr<AttentionBackend> attention;  // null for an encoder
   ops::Arena arena;
   std::string device;  // resolved: cpu | cuda
   // Expert-distribution recording: the CPU's recorder (CUDA counts in CudaExec), on/off.
@@ -59,7 +60,8 @@ struct ModelRunner::Impl {
 #endif
 
   // Host-side staging of one forward, kept to avoid reallocating every step.
-  std::vector<int32_t> token_ids, positions, output_rows;
+  std::vector<int32_t> token_ids, positions, output_rows, token_types;
+  int32_t logits_width = 0;
   std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
 
   ~Impl() {
@@ -131,6 +133,22 @@ SableTensor host_tensor(void* data, int32_t dtype, std::initializer_list<int64_t
   }
   t.data = data;
   return t;
+}
+
+// The logits row width a model's info implies; refuses inconsistent infos by the plugin's name.
+int32_t logits_width_of(const SableModelInfo& info, const std::string& plugin) {
+  switch (info.output_kind) {
+    case SABLE_MODEL_OUTPUT_LOGITS: return info.vocab_size;
+    case SABLE_MODEL_OUTPUT_SCORE:
+      if (info.num_labels < 1)
+        throw std::runtime_error(fmt::format(
+            "model plugin '{}' declares a score model with num_labels {}", plugin, info.num_labels));
+      return info.num_labels;
+    case SABLE_MODEL_OUTPUT_HIDDEN: return 0;
+    default:
+      throw std::runtime_error(fmt::format("model plugin '{}' declares an unknown output kind {}",
+                                           plugin, info.output_kind));
+  }
 }
 
 }  // namespace
@@ -219,6 +237,8 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   r.host->check(r.api->load_weights(r.model), who + " load_weights");
   r.host->check_all_weights_used();
 
+  r.logits_width = logits_width_of(r.info, r.plugin->name);
+
   r.num_experts = static_cast<int32_t>(r.config->get_int("num_experts").value_or(
       r.config->get_int("num_local_experts").value_or(
           r.config->get_int("n_routed_experts").value_or(0))));
@@ -279,7 +299,7 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
       r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
     r.host->check(st, who + " " + what);
   };
-  r.cuda->run(r.api, r.model, *attention, eb, nullptr, check);
+  r.cuda->run(r.api, r.model, attention.get(), eb, nullptr, check);
   r.cuda->synchronize();
 };
   auto make_exec = [&] {
@@ -287,10 +307,11 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     eo.device_index = options.device_index;
     eo.max_batch_tokens = options.max_batch_tokens;
     eo.max_seqs = options.max_seqs;
-    eo.vocab = r.info.vocab_size;
+    eo.vocab = r.logits_width;
     eo.hidden = r.info.hidden_size;
     eo.compute_dtype = compute_dtype;
-    eo.graphs = options.cuda_graphs;
+    // Decode graphs serve generation; score and encoder models never decode.
+    eo.graphs = options.cuda_graphs && r.info.output_kind == SABLE_MODEL_OUTPUT_LOGITS;
     eo.graph_max_bs = options.cuda_graph_max_bs;
     if (options.expert_recording) {
       eo.expert_layers = r.info.num_layers;
@@ -299,7 +320,10 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     r.cuda = std::make_unique<CudaExec>(eo, ops_table);
   };
   if (device == "cuda") make_exec();
-  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0) {
+  // An encoder keeps no KV (no layers in the pool): its pages cost nothing and the default sizing
+  // below applies.
+  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0 &&
+      KvPool::bytes_for(geometry) > 0) {
     // Size the activation arena first: one warm-up forward of the largest batch over a scratch
     // KV pool, so the arena holds what the biggest prefill needs (MoE scratch included) before
     // the KV pool takes the rest of mem_fraction_static.
@@ -326,6 +350,19 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
     num_pages = (tokens + options.page_size - 1) / options.page_size;
   }
   geometry.num_pages = num_pages;
+  r.num_pages = num_pages;
+  if (r.info.bidirectional != 0) {
+    // An encoder caches nothing: no KV pool, no attention backend (ops attention_bidirectional).
+    // Pages still budget the tokens of a batch for the embedder, at no memory cost: by default
+    // enough for the largest forward.
+    if (options.num_pages <= 0 && options.max_total_tokens <= 0)
+      num_pages = std::max<int64_t>(num_pages, (options.max_batch_tokens + options.page_size - 1) /
+                                                   options.page_size);
+    r.num_pages = num_pages;
+    log::info("model loaded: plugin '{}', encoder of {} heads, no KV cache, {} tokens per batch",
+              r.plugin->name, r.info.num_q_heads, num_pages * options.page_size);
+    return std::unique_ptr<ModelRunner>(new ModelRunner(std::move(impl)));
+  }
   r.kv = std::make_unique<KvPool>(geometry, *r.memory);
   r.attention = AttentionBackend::create(*options.registry, options.attention_backend, *r.host,
                                          r.info, *r.kv, options.max_batch_tokens, options.max_seqs);
@@ -347,15 +384,12 @@ int64_t ModelRunner::parameter_count() const { return impl_->parameters; }
 const std::string& ModelRunner::weights_description() const { return impl_->weights_description; }
 const std::string& ModelRunner::device() const { return impl_->device; }
 int32_t ModelRunner::compute_dtype() const { return impl_->compute_dtype; }
-int64_t ModelRunner::num_pages() const {
-  return impl_->kv->geometry().num_pages;
-}
-int32_t ModelRunner::page_size() const {
-  return impl_->kv->geometry().page_size;
-}
+int64_t ModelRunner::num_pages() const { return impl_->num_pages; }
+int32_t ModelRunner::page_size() const { return impl_->options.page_size; }
 int64_t ModelRunner::context_length() const {
   return impl_->context_length;
 }
+int32_t ModelRunner::logits_width() const { return impl_->logits_width; }
 int32_t ModelRunner::device_type() const {
   return impl_->device == "cuda" ? SABLE_DEVICE_CUDA : SABLE_DEVICE_CPU;
 }
@@ -387,6 +421,9 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   r.token_ids.clear();
   r.positions.clear();
   r.output_rows.clear();
+  r.token_types.clear();
+  bool any_types = false;
+  for (const Sequence& s : seqs) any_types = any_types || !s.token_types.empty();
   r.qo_indptr.assign(1, 0);
   r.kv_indptr.assign(1, 0);
   r.kv_indices.clear();
@@ -400,6 +437,14 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
     if (s.num_cached < 0)
       throw std::invalid_argument(
           fmt::format("forward: sequence {} has num_cached {} < 0", b, s.num_cached));
+    if (r.info.bidirectional != 0 && s.num_cached != 0)
+      throw std::invalid_argument(fmt::format(
+          "forward: sequence {} continues from {} cached tokens, but an encoder runs every "
+          "sequence whole in one forward",
+          b, s.num_cached));
+    if (!s.token_types.empty() && static_cast<int64_t>(s.token_types.size()) != n)
+      throw std::invalid_argument(fmt::format(
+          "forward: sequence {} has {} token types for {} new tokens", b, s.token_types.size(), n));
     const int64_t total = s.num_cached + n;
     if (total > r.context_length)
       throw std::invalid_argument(
@@ -426,7 +471,10 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
                         j, tok, r.info.vocab_size));
       r.token_ids.push_back(tok);
       r.positions.push_back(static_cast<int32_t>(s.num_cached + j));
-      if (s.all_logits || j == n - 1) r.output_rows.push_back(static_cast<int32_t>(first_row + j));
+      if (any_types)
+        r.token_types.push_back(s.token_types.empty() ? 0 : s.token_types[static_cast<size_t>(j)]);
+      const bool wanted = s.all_logits || (s.first_token ? j == 0 : j == n - 1);
+      if (wanted) r.output_rows.push_back(static_cast<int32_t>(first_row + j));
     }
     if (n != 1) decode_only = false;
     r.qo_indptr.push_back(static_cast<int32_t>(r.token_ids.size()));
@@ -448,11 +496,12 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
     eb.kv_indptr = r.kv_indptr;
     eb.kv_indices = r.kv_indices;
     eb.kv_lens = r.kv_lens;
+    eb.token_types = r.token_types;
     eb.decode_only = decode_only;
     eb.lora = lora;
     ForwardResult result;
     result.rows = static_cast<int64_t>(r.output_rows.size());
-    result.vocab = r.info.vocab_size;
+    result.vocab = r.logits_width;
     if (want_hidden) {
       result.hidden_size = r.info.hidden_size;
       result.hidden.assign(static_cast<size_t>(result.rows * r.info.hidden_size), 0.0f);
@@ -464,7 +513,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
         r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
       r.host->check(st, who + " " + what);
     };
-    const float* logits = r.cuda->run(r.api, r.model, *r.attention, eb,
+    const float* logits = r.cuda->run(r.api, r.model, r.attention.get(), eb,
                                       want_hidden ? result.hidden.data() : nullptr, check);
     if (device_logits) {
       result.device_logits = logits;
@@ -485,13 +534,13 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   ab.kv_indptr = r.kv_indptr.data();
   ab.kv_indices = r.kv_indices.data();
   ab.kv_lens = r.kv_lens.data();
-  r.attention->plan(ab);
+  if (r.attention) r.attention->plan(ab);
 
   const int64_t rows = static_cast<int64_t>(r.output_rows.size());
   ForwardResult result;
   result.rows = rows;
-  result.vocab = r.info.vocab_size;
-  result.logits.assign(static_cast<size_t>(rows * r.info.vocab_size), 0.0f);
+  result.vocab = r.logits_width;
+  result.logits.assign(static_cast<size_t>(rows * r.logits_width), 0.0f);
   if (want_hidden) {
     result.hidden_size = r.info.hidden_size;
     result.hidden.assign(static_cast<size_t>(rows * r.info.hidden_size), 0.0f);
@@ -509,9 +558,12 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   batch.positions = host_tensor(r.positions.data(), SABLE_DTYPE_I32, {t});
   batch.output_rows = host_tensor(r.output_rows.data(), SABLE_DTYPE_I32, {rows});
   batch.has_lora = lora != nullptr ? 1 : 0;
+  batch.token_type_ids =
+      host_tensor(any_types ? r.token_types.data() : nullptr, SABLE_DTYPE_I32, {t});
   SableForwardOutput out{};
   out.struct_size = sizeof(out);
-  out.logits = host_tensor(result.logits.data(), SABLE_DTYPE_F32, {rows, r.info.vocab_size});
+  out.logits = host_tensor(r.logits_width > 0 ? result.logits.data() : nullptr, SABLE_DTYPE_F32,
+                           {rows, r.logits_width});
   out.hidden = host_tensor(want_hidden ? result.hidden.data() : nullptr, SABLE_DTYPE_F32,
                            {rows, r.info.hidden_size});
 
@@ -521,7 +573,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   ctx.arena = &r.arena;
   if (r.expert_recording) ctx.expert_recorder = &r.expert_recorder;
   ctx.lora = lora;
-  r.attention->bind(ctx);
+  if (r.attention) r.attention->bind(ctx);
   const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
   r.arena.reset();
   if (status != SABLE_OK && ctx.last_error != nullptr)

@@ -70,11 +70,14 @@ class ModelRunner {
     int32_t num_cached = 0;               // tokens of this sequence already in the KV cache
     std::span<const int32_t> pages;       // pages covering num_cached + new tokens, in order
     bool all_logits = false;              // logits for every new token, else only the last
+    bool first_token = false;             // the one output row is the first new token (a
+                                          // classifier on [CLS]); ignored with all_logits
+    std::span<const int32_t> token_types; // empty, or one segment id per new token (BERT pairs)
   };
 
   struct ForwardResult {
     int64_t rows = 0;  // for each sequence: all new positions if all_logits, else 1
-    int32_t vocab = 0;
+    int32_t vocab = 0;          // the logits row width (logits_width())
     std::vector<float> logits;  // [rows, vocab] fp32
     int32_t hidden_size = 0;
     std::vector<float> hidden;  // [rows, hidden] final-norm output, when asked for
@@ -104,6 +107,9 @@ class ModelRunner {
   int64_t num_pages() const;
   int32_t page_size() const;
   int64_t context_length() const;
+  // Width of a logits row: the vocabulary for a causal LM, num_labels for a score model, 0 for an
+  // encoder that only gives hidden states.
+  int32_t logits_width() const;
 
   // Runs one forward. Throws std::invalid_argument naming the sequence and the problem for bad
   // input (no tokens, token id out of range, too few pages, page id out of range, positions past

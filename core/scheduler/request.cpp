@@ -9,6 +9,7 @@ void append(StreamChunk& into, StreamChunk&& more) {
   into.text += more.text;
   for (auto& l : more.output_logprobs) into.output_logprobs.push_back(std::move(l));
   for (auto& l : more.input_logprobs) into.input_logprobs.push_back(std::move(l));
+  for (auto& h : more.hidden_states) into.hidden_states.push_back(std::move(h));
   into.finish = std::move(more.finish);
   into.prompt_tokens = more.prompt_tokens;
   into.completion_tokens = more.completion_tokens;

@@ -85,12 +85,22 @@ struct LogprobOptions {
   std::vector<int32_t> token_ids_logprob;
 };
 
+// Final-norm hidden states of one forward of a request (return_hidden_states), as SGLang reports
+// them: a prefill chunk gives one row per prompt token it ran, a decode step one row.
+struct HiddenStates {
+  bool prefill = false;       // true: `rows` rows (a list of lists); false: one row (a list)
+  int32_t rows = 0;
+  int32_t hidden_size = 0;
+  std::vector<float> values;  // [rows, hidden_size]
+};
+
 // Output produced since the previous chunk.
 struct StreamChunk {
   std::vector<int32_t> token_ids;
   std::string text;
   std::vector<PositionLogprobs> output_logprobs;
   std::vector<PositionLogprobs> input_logprobs;  // once, with the first chunk, when asked for
+  std::vector<HiddenStates> hidden_states;       // return_hidden_states: one per forward
   std::optional<FinishReason> finish;            // set on the last chunk only
   // Cumulative counters.
   int64_t prompt_tokens = 0;
@@ -159,6 +169,7 @@ struct Request {
   std::vector<int32_t> input_ids;
   sampling::SamplingParams params;
   LogprobOptions logprobs;
+  bool return_hidden_states = false;  // every forward's final-norm hidden states, in the chunks
   std::vector<int32_t> eos_ids;  // tokenizer + generation config EOS ids
   uint64_t seed = 0;             // generator seed when params.sampling_seed is unset
   std::unique_ptr<OutputDecoder> decoder;  // may be null

@@ -39,12 +39,15 @@ class ModelBackend {
     std::span<const int32_t> pages;       // pages covering num_cached + new tokens
     bool all_logits = false;              // logits for every new token (else the last only)
     int32_t lora_id = 0;                  // the LoRA adapter of the sequence, 0: none
+    bool want_hidden = false;             // also the final-norm hidden states of its rows
   };
   struct Logits {
     int64_t rows = 0;            // per sequence: new_tokens.size() if all_logits, else 1
     int32_t vocab = 0;
     std::vector<float> data;     // [rows, vocab]; empty when on_device
     bool on_device = false;      // the logits stayed on the device: sample with sample_on_device
+    int32_t hidden_size = 0;     // when some sequence wanted hidden states:
+    std::vector<float> hidden;   // [rows, hidden_size], the same rows as the logits
   };
   virtual ~ModelBackend() = default;
   virtual Logits forward(std::span<const Sequence> seqs) = 0;

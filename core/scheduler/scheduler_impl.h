@@ -115,6 +115,9 @@ struct Scheduler::Impl {
   void order_waiting();
   void process_sample(Active& a, const SableSampleResult& res, const std::vector<int32_t>& top_ids,
                       const std::vector<float>& top_lps, const std::vector<float>& ids_lps);
+  // return_hidden_states: rows [first_row, first_row + rows) of the forward's hidden states.
+  void collect_hidden_states(Active& a, const ModelBackend::Logits& out, int64_t first_row,
+                             int64_t rows, bool prefill);
   void collect_input_logprobs(Active& a, const float* rows, int64_t num_rows, int64_t first_pos,
                               int32_t vocab);
   bool reject_if_unfittable(Active& a);

@@ -129,6 +129,21 @@ void Scheduler::Impl::collect_input_logprobs(Active& a, const float* rows, int64
   }
 }
 
+void Scheduler::Impl::collect_hidden_states(Active& a, const ModelBackend::Logits& out,
+                                            int64_t first_row, int64_t rows, bool prefill) {
+  const auto h = static_cast<size_t>(out.hidden_size);
+  if (h == 0 || out.hidden.size() < static_cast<size_t>(first_row + rows) * h)
+    throw std::logic_error("scheduler: the forward returned no hidden states for a request that "
+                           "asked for them");
+  HiddenStates hs;
+  hs.prefill = prefill;
+  hs.rows = static_cast<int32_t>(rows);
+  hs.hidden_size = out.hidden_size;
+  hs.values.assign(out.hidden.begin() + static_cast<std::ptrdiff_t>(first_row * h),
+                   out.hidden.begin() + static_cast<std::ptrdiff_t>((first_row + rows) * h));
+  a.pending.hidden_states.push_back(std::move(hs));
+}
+
 void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
                                      const std::vector<int32_t>& top_ids,
                                      const std::vector<float>& top_lps,
@@ -276,12 +291,15 @@ void Scheduler::Impl::step() {
   std::vector<ModelBackend::Sequence> seqs;
   for (Active* a : decode) {
     seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
-                    static_cast<int32_t>(a->kv_len), a->pages, false, a->req.lora_id});
+                    static_cast<int32_t>(a->kv_len), a->pages, false, a->req.lora_id,
+                    a->req.return_hidden_states});
   }
   for (const PrefillChunk& c : prefills) {
+    // return_hidden_states needs every prompt position's row (SGLang reports them all).
+    const bool hidden = c.a->req.return_hidden_states;
     seqs.push_back({std::span<const int32_t>(c.a->tokens).subspan(c.a->kv_len, c.n),
-                    static_cast<int32_t>(c.a->kv_len), c.a->pages, wants_input_logprobs(*c.a),
-                    c.a->req.lora_id});
+                    static_cast<int32_t>(c.a->kv_len), c.a->pages,
+                    wants_input_logprobs(*c.a) || hidden, c.a->req.lora_id, hidden});
   }
   info.num_seqs = static_cast<int32_t>(seqs.size());
   info.num_decode = static_cast<int32_t>(decode.size());
@@ -328,9 +346,10 @@ void Scheduler::Impl::step() {
   for (size_t i = 0; i < seqs.size(); ++i) {
     const int64_t rows = seqs[i].all_logits ? static_cast<int64_t>(seqs[i].new_tokens.size()) : 1;
     Active* a = i < decode.size() ? decode[i] : prefills[i - decode.size()].a;
-    if (i >= decode.size() && seqs[i].all_logits) {
+    if (i >= decode.size() && seqs[i].all_logits && wants_input_logprobs(*a)) {
       collect_input_logprobs(*a, out.data.data() + row * vocab, rows, a->kv_len, vocab);
     }
+    if (seqs[i].want_hidden) collect_hidden_states(*a, out, row, rows, i >= decode.size());
     a->kv_len += static_cast<int64_t>(seqs[i].new_tokens.size());
     if (!a->prefill_done && a->kv_len == static_cast<int64_t>(a->tokens.size())) {
       a->prefill_done = true;

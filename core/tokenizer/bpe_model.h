@@ -22,29 +22,23 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/tokenizer/token_model.h"
+
 namespace sable::tokenizer {
 
-// Transparent hashing so maps keyed by std::string can be searched with a string_view.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using StringMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
-
-class BpeModel {
+class BpeModel final : public TokenModel {
  public:
   // spec is the "model" object. Throws std::runtime_error on an unsupported type/option or a merge
   // that names an unknown token.
   BpeModel(const nlohmann::json& spec, bool byte_level);
-  ~BpeModel();
+  ~BpeModel() override;
 
   // Appends the ids of one pre-tokenized word (raw bytes in byte-level mode, else UTF-8 text).
-  void tokenize(std::string_view word, std::vector<int32_t>& out) const;
+  void tokenize(std::string_view word, std::vector<int32_t>& out) const override;
 
-  // Vocab strings exactly as tokenizer.json spells them, by id ("" for ids without a token).
-  const std::vector<std::string>& id_to_token() const { return id_to_token_; }
-  const StringMap& token_to_id() const { return token_to_id_; }
-  bool byte_level() const { return byte_level_; }
+  const std::vector<std::string>& id_to_token() const override { return id_to_token_; }
+  const StringMap& token_to_id() const override { return token_to_id_; }
+  bool byte_level() const override { return byte_level_; }
 
  private:
   struct Symbol {

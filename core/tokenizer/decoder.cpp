@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/tokenizer/bert_components.h"
 #include "core/tokenizer/byte_level.h"
 #include "core/tokenizer/utf8.h"
 
@@ -178,6 +179,7 @@ std::unique_ptr<Decoder> make_one(const json& spec) {
   }
   const std::string type = spec.at("type").get<std::string>();
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
+  if (type == "WordPiece") return make_wordpiece_decoder(spec);
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Replace") {

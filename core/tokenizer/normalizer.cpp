@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/tokenizer/bert_components.h"
 #include "core/tokenizer/regex.h"
 #include "core/tokenizer/utf8.h"
 
@@ -181,6 +182,7 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec) {
   }
   const std::string type = spec.at("type").get<std::string>();
   constexpr int kBase = UTF8PROC_STABLE;
+  if (type == "BertNormalizer") return make_bert_normalizer(spec);
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(kBase | UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(kBase | UTF8PROC_DECOMPOSE);
   if (type == "NFKC") {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/tokenizer/bert_components.h"
 #include "core/tokenizer/regex.h"
 
 namespace sable::tokenizer {
@@ -184,6 +185,7 @@ std::unique_ptr<PreTokenizer> make_one(const json& spec, bool& byte_level) {
     throw std::runtime_error("pre_tokenizer: a step after ByteLevel is not supported");
   }
   const std::string type = spec.at("type").get<std::string>();
+  if (type == "BertPreTokenizer") return make_bert_pre_tokenizer();
   if (type == "Split") {
     const json& pattern = spec.at("pattern");
     std::string regex;

@@ -2,6 +2,8 @@
 // ids -> token strings -> decoder chain (with a direct byte path for byte-level decoders).
 #include "core/tokenizer/tokenizer.h"
 
+#include <stdexcept>
+
 #include "core/tokenizer/tokenizer_impl.h"
 #include "core/tokenizer/utf8.h"
 
@@ -59,6 +61,40 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     });
   }
   if (add_special_tokens) out.insert(out.end(), impl_->suffix.begin(), impl_->suffix.end());
+  return out;
+}
+
+Tokenizer::PairEncoding Tokenizer::encode_pair(std::string_view first, std::string_view second,
+                                               int64_t max_tokens) const {
+  const std::vector<int32_t> texts[2] = {encode(first, false), encode(second, false)};
+  std::vector<Impl::PairPiece> pieces = impl_->pair_template;
+  if (pieces.empty()) pieces = {Impl::PairPiece{0, {}, 0}, Impl::PairPiece{1, {}, 1}};
+  int64_t fixed = 0;  // everything but the second text
+  for (const auto& p : pieces) {
+    fixed += p.sequence < 0 ? static_cast<int64_t>(p.ids.size())
+                            : p.sequence == 0 ? static_cast<int64_t>(texts[0].size()) : 0;
+  }
+  auto keep = static_cast<int64_t>(texts[1].size());
+  if (max_tokens > 0 && fixed + keep > max_tokens) {
+    if (fixed >= max_tokens) {
+      throw std::invalid_argument(
+          "the first text of the pair takes " + std::to_string(fixed) +
+          " tokens with the special tokens, leaving none of the " + std::to_string(max_tokens) +
+          " for the second");
+    }
+    keep = max_tokens - fixed;
+  }
+  PairEncoding out;
+  out.truncated = static_cast<int64_t>(texts[1].size()) - keep;
+  for (const auto& p : pieces) {
+    auto append = [&](auto begin, auto end) {
+      out.ids.insert(out.ids.end(), begin, end);
+      out.type_ids.resize(out.ids.size(), p.type_id);
+    };
+    if (p.sequence < 0) append(p.ids.begin(), p.ids.end());
+    else if (p.sequence == 0) append(texts[0].begin(), texts[0].end());
+    else append(texts[1].begin(), texts[1].begin() + keep);
+  }
   return out;
 }
 

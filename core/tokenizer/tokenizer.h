@@ -1,5 +1,6 @@
 // Hugging Face tokenizers in C++: loads a model folder's tokenizer.json (BPE models, byte-level
-// like Qwen2/3, Llama 3, GPT-2, or SentencePiece-style like Llama 2, Mistral, Gemma) plus
+// like Qwen2/3, Llama 3, GPT-2, or SentencePiece-style like Llama 2, Mistral, Gemma; WordPiece
+// models with BERT's normalizer and pre-tokenizer) plus
 // tokenizer_config.json and generation_config.json, and encodes/decodes exactly as HF does.
 //
 // Thread-safety: a loaded Tokenizer is immutable apart from internal caches that are guarded by
@@ -42,6 +43,20 @@ class Tokenizer {
   // Added/special tokens in the text are always recognised; add_special_tokens applies the
   // post-processor (e.g. BOS insertion).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
+
+  // A text pair for a cross-encoder, laid out by the post-processor's pair template (RoBERTa
+  // `<s> A </s></s> B </s>`, BERT `[CLS] A [SEP] B [SEP]` with token types 0 then 1); without a
+  // template the two texts follow each other (types 0 and 1).
+  // Truncation: with max_tokens > 0 the second text loses tokens from its end until the pair fits;
+  // when even an empty second text would not fit, std::invalid_argument says how long the first
+  // text is.
+  struct PairEncoding {
+    std::vector<int32_t> ids;
+    std::vector<int32_t> type_ids;  // one per id
+    int64_t truncated = 0;          // tokens cut from the second text
+  };
+  PairEncoding encode_pair(std::string_view first, std::string_view second,
+                           int64_t max_tokens = 0) const;
 
   // HF's decode. With skip_special_tokens false and spaces_between_special_tokens true, special
   // tokens and the text runs between them are joined by one space (the convention of HF's slow

@@ -18,7 +18,7 @@ namespace sable::tokenizer {
 struct Tokenizer::Impl {
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> pre_tokenizer;
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<TokenModel> model;  // BpeModel or WordPieceModel
   std::unique_ptr<Decoder> decoder;
   bool pure_byte_level_decoder = false;
 
@@ -34,6 +34,14 @@ struct Tokenizer::Impl {
 
   // Post-processor for a single sequence: ids around the encoded text.
   std::vector<int32_t> prefix, suffix;
+  // Post-processor for a pair (cross-encoders): pieces in order, each special ids or one of the
+  // two texts, with its token type. Empty: the two texts concatenated, types 0 and 1.
+  struct PairPiece {
+    int32_t sequence = -1;  // 0 (A), 1 (B), or -1 for `ids`
+    std::vector<int32_t> ids;
+    int32_t type_id = 0;
+  };
+  std::vector<PairPiece> pair_template;
 
   std::string bos_token, eos_token, pad_token, chat_template;
   std::optional<int32_t> bos_id, eos_id, pad_id;

@@ -9,6 +9,7 @@
 
 #include "core/tokenizer/byte_level.h"
 #include "core/tokenizer/tokenizer_impl.h"
+#include "core/tokenizer/wordpiece_model.h"
 
 namespace sable::tokenizer {
 namespace {
@@ -59,6 +60,50 @@ void parse_post_processor(const json& spec, const Tokenizer::Impl& impl,
   }
   prefix.insert(prefix.begin(), pre.begin(), pre.end());
   suffix.insert(suffix.end(), post.begin(), post.end());
+}
+
+// The pair template of a post-processor (TemplateProcessing "pair", or the fixed Roberta/Bert
+// ones); the first processor of a Sequence that has one wins.
+std::vector<Tokenizer::Impl::PairPiece> parse_pair_template(const json& spec) {
+  using Piece = Tokenizer::Impl::PairPiece;
+  std::vector<Piece> out;
+  if (!spec.is_object()) return out;
+  const std::string type = spec.value("type", "");
+  auto special = [](int32_t id, int32_t type_id) { return Piece{-1, {id}, type_id}; };
+  if (type == "RobertaProcessing") {
+    const int32_t cls = spec.at("cls").at(1).get<int32_t>(), sep = spec.at("sep").at(1).get<int32_t>();
+    return {special(cls, 0), Piece{0, {}, 0}, special(sep, 0), special(sep, 0), Piece{1, {}, 0},
+            special(sep, 0)};
+  }
+  if (type == "BertProcessing") {
+    const int32_t cls = spec.at("cls").at(1).get<int32_t>(), sep = spec.at("sep").at(1).get<int32_t>();
+    return {special(cls, 0), Piece{0, {}, 0}, special(sep, 0), Piece{1, {}, 1}, special(sep, 1)};
+  }
+  if (type == "Sequence") {
+    for (const auto& sub : spec.at("processors")) {
+      out = parse_pair_template(sub);
+      if (!out.empty()) return out;
+    }
+    return out;
+  }
+  if (type != "TemplateProcessing" || !spec.contains("pair")) return out;
+  for (const auto& item : spec.at("pair")) {
+    if (item.contains("Sequence")) {
+      const json& seq = item["Sequence"];
+      out.push_back(Piece{seq.at("id").get<std::string>() == "B" ? 1 : 0, {},
+                          seq.value("type_id", 0)});
+    } else if (item.contains("SpecialToken")) {
+      const json& tok = item["SpecialToken"];
+      const std::string name = tok.at("id").get<std::string>();
+      const json& st = spec.at("special_tokens");
+      if (!st.contains(name))
+        throw std::runtime_error("post_processor TemplateProcessing: special token '" + name +
+                                 "' has no ids");
+      out.push_back(Piece{-1, st[name].at("ids").get<std::vector<int32_t>>(),
+                          tok.value("type_id", 0)});
+    }
+  }
+  return out;
 }
 
 // eos_token_id of a generation_config.json / config.json object: an id or a list of ids, each
@@ -114,7 +159,12 @@ void build_pipeline(const json& j, const std::string& tokenizer_class, Tokenizer
     impl.normalizer = make_normalizer(j.value("normalizer", json()));
     impl.pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), byte_level);
   }
-  impl.model = std::make_unique<BpeModel>(j.at("model"), byte_level);
+  const std::string model_type = j.at("model").value("type", std::string("BPE"));
+  if (model_type == "WordPiece") {
+    impl.model = std::make_unique<WordPieceModel>(j.at("model"));
+  } else {
+    impl.model = std::make_unique<BpeModel>(j.at("model"), byte_level);
+  }
   impl.decoder = make_decoder(j.value("decoder", json()), impl.pure_byte_level_decoder);
 
   // Added tokens.
@@ -165,6 +215,7 @@ void build_pipeline(const json& j, const std::string& tokenizer_class, Tokenizer
     impl.bytes[id] = std::move(b);
   }
   parse_post_processor(j.value("post_processor", json()), impl, impl.prefix, impl.suffix);
+  impl.pair_template = parse_pair_template(j.value("post_processor", json()));
 }
 
 }  // namespace

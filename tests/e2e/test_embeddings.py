@@ -81,10 +81,11 @@ def test_base64_and_dimensions(emb_server, golden):
     raw = base64.b64decode(b64)
     decoded = list(struct.unpack(f"<{len(raw) // 4}f", raw))
     assert close(decoded, floats, 1e-6)
-    same = embeddings(emb_server, golden["texts"][0], dimensions=HIDDEN)["data"][0]["embedding"]
-    assert close(same, floats)
-    r = post(emb_server, "/v1/embeddings", {"model": MODEL_NAME, "input": "hi", "dimensions": 8})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
+    # qwen2_tok declares no matryoshka_dimensions: truncation is refused (SGLang's message).
+    for dims in (8, HIDDEN):
+        r = post(emb_server, "/v1/embeddings", {"model": MODEL_NAME, "input": "hi", "dimensions": dims})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
+        assert "does not support matryoshka" in r.json()["error"]["message"]
     r = post(emb_server, "/v1/embeddings",
              {"model": MODEL_NAME, "input": "hi", "encoding_format": "int8"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "encoding_format"
@@ -175,7 +176,7 @@ def test_encode(emb_server, golden):
     ({"input_ids": [1, -1]}, "must be non-negative"),
     ({"input_ids": [[1], []]}, "Input at index 1 cannot be empty"),
     ({"input_ids": [10**7]}, "outside the vocabulary"),
-    ({"text": [["query", "doc"]]}, "pairs are not supported"),
+    ({"text": [["query", "doc"]]}, "pairs need a score (cross-encoder) model"),
     ({"text": "a", "dimensions": 3}, "dimensions"),
 ])
 def test_encode_errors(emb_server, body, message):
@@ -187,12 +188,13 @@ def test_encode_errors(emb_server, body, message):
 def test_generation_refused(emb_server):
     r = post(emb_server, "/generate", {"text": "hello", "sampling_params": {"max_new_tokens": 2}})
     assert r.status_code == 400
-    assert "served for embeddings (--is-embedding)" in r.json()["error"]["message"]
+    assert "/generate needs a generation model" in r.json()["error"]["message"]
+    assert "an embedding model (Qwen2ForCausalLM)" in r.json()["error"]["message"]
     r = post(emb_server, "/generate", {"text": "hello", "stream": True})
     assert r.status_code == 400
     r = post(emb_server, "/v1/completions", {"model": MODEL_NAME, "prompt": "hi", "max_tokens": 2})
     assert r.status_code == 400
-    assert "generation is not available" in r.json()["error"]["message"]
+    assert "/v1/completions needs a generation model" in r.json()["error"]["message"]
 
 
 def test_model_info_and_health(emb_server):

@@ -39,16 +39,25 @@ TEST(SdkAbi, FrozenOffsets_1_1) {
   EXPECT_FALSE(SABLE_HAS(&old, gemm_fused));
 }
 
-// ABI 1.2 appended the lora op, SableModelInfo.lora_modules and SableForwardBatch.has_lora.
+// ABI 1.2 appended the lora op, SableModelInfo.lora_modules and SableForwardBatch.has_lora, then
+// the scoring fields (model info, token types) and encoder attention.
 TEST(SdkAbi, FrozenOffsets_1_2) {
   EXPECT_EQ(offsetof(SableOps, lora), 8u + 8u * 23u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 24u);
+  EXPECT_EQ(offsetof(SableOps, attention_bidirectional), 8u + 8u * 24u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 25u);
   EXPECT_EQ(offsetof(SableModelInfo, lora_modules), 40u);
+  EXPECT_EQ(offsetof(SableModelInfo, num_labels), 44u);
+  EXPECT_EQ(sizeof(SableModelInfo), 56u);
   EXPECT_EQ(offsetof(SableForwardBatch, has_lora), 24u + 3u * sizeof(SableTensor));
+  EXPECT_EQ(offsetof(SableForwardBatch, token_type_ids), 32u + 3u * sizeof(SableTensor));
   SableOps old{};
   old.struct_size = offsetof(SableOps, lora);  // a 1.1 host's table
   EXPECT_FALSE(SABLE_HAS(&old, lora));
+  EXPECT_FALSE(SABLE_HAS(&old, attention_bidirectional));
   EXPECT_TRUE(SABLE_HAS(&old, gemm_fused));
+  SableModelInfo info{};
+  info.struct_size = offsetof(SableModelInfo, lora_modules);  // a 1.0 / 1.1 plugin's info
+  EXPECT_FALSE(SABLE_HAS(&info, bidirectional));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

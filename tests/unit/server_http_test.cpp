@@ -239,11 +239,11 @@ TEST_F(ServerHttp, BodilessPostIsAnEmptyBody) {
 }
 
 TEST_F(ServerHttp, UnimplementedSglangRoutesAnswer501NamingTheFeature) {
-  auto r = post("/v1/rerank", {{"query", "q"}});
+  auto r = post("/v1/classify", {{"input", "q"}});
   ASSERT_EQ(r->status, 501);
   json e = json::parse(r->body)["error"];
   EXPECT_EQ(e["code"], "not_implemented");
-  EXPECT_NE(e["message"].get<std::string>().find("reranking"), std::string::npos);
+  EXPECT_NE(e["message"].get<std::string>().find("classification"), std::string::npos);
   r = client().Get("/v1/responses/resp_123");
   EXPECT_EQ(r->status, 501);
   EXPECT_NE(r->body.find("Responses API"), std::string::npos);

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/ops/context.h"
 #include "core/weights/dtype_convert.h"
@@ -127,6 +128,11 @@ SableStatus cast(SableOpsContext*, const SableTensor*, SableTensor*);
 SableStatus gather_rows(SableOpsContext*, const SableTensor*, const SableTensor*, SableTensor*);
 SableStatus attention(SableOpsContext*, int32_t, const SableTensor*, const SableTensor*,
                       const SableTensor*, float, SableTensor*);
+SableStatus attention_bidirectional(SableOpsContext*, const SableTensor*, const SableTensor*,
+                                    const SableTensor*, const SableTensor*, float, SableTensor*);
+// The sequences of an encoder batch as [begin, end) token ranges: runs of positions 0, 1, 2, ...
+// Throws OpError when a run does not restart at 0.
+std::vector<std::pair<int64_t, int64_t>> sequences_of_positions(const int32_t* pos, int64_t t);
 SableStatus moe_route(SableOpsContext*, int32_t, const SableTensor*, int32_t, int32_t, int32_t,
                       SableTensor*, SableTensor*);
 SableStatus moe_experts(SableOpsContext*, const SableTensor*, const SableTensor*,

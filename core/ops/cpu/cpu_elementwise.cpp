@@ -31,6 +31,7 @@ void act_row(int32_t act, const float* x, float* y, int64_t n) {
     case SABLE_ACT_SILU: apply_act(silu, x, y, n); break;
     case SABLE_ACT_GELU: apply_act(gelu, x, y, n); break;
     case SABLE_ACT_GELU_TANH: apply_act(gelu_tanh, x, y, n); break;
+    case SABLE_ACT_TANH: apply_act([](float v) { return std::tanh(v); }, x, y, n); break;
     default: apply_act(relu, x, y, n); break;
   }
 }
@@ -106,7 +107,7 @@ void unary(const SableTensor* x, SableTensor* out, RowFn row) {
 
 SableStatus activation(SableOpsContext* ctx, int32_t act, const SableTensor* x, SableTensor* out) {
   return run_op(ctx, "activation", [&] {
-    require(valid_activation(act), "unknown activation {}", act);
+    require(valid_activation(act) || act == SABLE_ACT_TANH, "unknown activation {}", act);
     unary(x, out, [act](const float* a, float* y, int64_t n) { act_row(act, a, y, n); });
   });
 }

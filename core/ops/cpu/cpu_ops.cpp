@@ -244,6 +244,7 @@ const SableOps* cpu_ops() {
     t.stream = &cpu::stream;
     t.gemm_fused = &cpu::gemm_fused;
     t.lora = &cpu::lora;
+    t.attention_bidirectional = &cpu::attention_bidirectional;
     return t;
   }();
   return &table;

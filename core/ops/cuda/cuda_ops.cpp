@@ -370,6 +370,54 @@ SableStatus op_attention(SableOpsContext* ctx, int32_t layer, const SableTensor*
   return ctx->attention_api->run(ctx->attention, ctx, layer, q, kk, v, scale, out);
 }
 
+SableStatus op_attention_bidirectional(SableOpsContext* ctx, const SableTensor* q,
+                                       const SableTensor* kk, const SableTensor* v,
+                                       const SableTensor* positions, float scale,
+                                       SableTensor* out) {
+  return run_op(ctx, "attention_bidirectional", [&] {
+    const auto& qt = tensor(q, "q");
+    const auto& kt = tensor(kk, "k");
+    const auto& vt = tensor(v, "v");
+    const auto& ot = tensor(out, "out");
+    const auto& pt = tensor(positions, "positions");
+    require(qt.ndim == 3 && kt.ndim == 3 && vt.ndim == 3 && ot.ndim == 3,
+            "q, k, v and out must be [T, heads, D]");
+    const int64_t t = qt.shape[0], d = qt.shape[2];
+    for (const SableTensor* x : {&qt, &kt, &vt, &ot}) {
+      require(x->shape[0] == t && x->shape[2] == d && x->strides[2] == 1 && x->dtype == qt.dtype,
+              "q, k, v and out must share T, D and dtype with unit-stride head dims");
+    }
+    require(kt.shape[1] == vt.shape[1] && kt.shape[1] > 0 && qt.shape[1] % kt.shape[1] == 0 &&
+                ot.shape[1] == qt.shape[1],
+            "k/v heads must divide q heads, out must have q's heads");
+    require(pt.dtype == SABLE_DTYPE_I32 && pt.ndim == 1 && pt.shape[0] == t,
+            "positions must be [T] I32");
+    if (t == 0) return;
+    k::EncoderAttentionArgs a;
+    a.q = qt.data;
+    a.k = kt.data;
+    a.v = vt.data;
+    a.out = ot.data;
+    a.q_stride = qt.strides[0];
+    a.q_head_stride = qt.strides[1];
+    a.k_stride = kt.strides[0];
+    a.k_head_stride = kt.strides[1];
+    a.v_stride = vt.strides[0];
+    a.v_head_stride = vt.strides[1];
+    a.out_stride = ot.strides[0];
+    a.out_head_stride = ot.strides[1];
+    a.positions = static_cast<const int32_t*>(pt.data);
+    a.tokens = t;
+    a.q_heads = static_cast<int32_t>(qt.shape[1]);
+    a.group = static_cast<int32_t>(qt.shape[1] / kt.shape[1]);
+    a.head_dim = static_cast<int32_t>(d);
+    a.dtype = qt.dtype;
+    a.scale = scale > 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(d));
+    require(k::encoder_attention(a, ctx->stream),
+            "unsupported shape or dtype (head dim {} must be at most 256)", d);
+  });
+}
+
 SableStatus op_moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* logits,
                          int32_t top_k, int32_t scoring, int32_t renormalize, SableTensor* weights,
                          SableTensor* ids) {
@@ -644,7 +692,7 @@ const SableOps kCudaOps = {
     &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
-    &op_gemm_fused,   &op_lora};
+    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional};
 
 }  // namespace
 

@@ -18,6 +18,7 @@ __device__ __forceinline__ float apply_act(int act, float x) {
       const float c = 0.7978845608028654f;  // sqrt(2/pi)
       return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
     }
+    case SABLE_ACT_TANH: return tanhf(x);
     default: return fmaxf(x, 0.0f);  // relu
   }
 }

@@ -90,6 +90,23 @@ struct GemvFusedArgs {
 bool gemv_fused_supported(const GemvFusedArgs& args);
 bool gemv_fused(const GemvFusedArgs& args, void* stream);
 
+// Encoder attention without a cache (encoder_attention_kernels.cu): token t attends to every token
+// of its sequence, the run of positions 0, 1, 2, ... around it. q/out [T, Hq, D], k/v [T, Hk, D]
+// with the given token and head strides (elements, unit-stride dims); Hq = group * Hk; D <= 256.
+struct EncoderAttentionArgs {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;
+  int64_t q_stride = 0, q_head_stride = 0, k_stride = 0, k_head_stride = 0;
+  int64_t v_stride = 0, v_head_stride = 0, out_stride = 0, out_head_stride = 0;
+  const int32_t* positions = nullptr;
+  int64_t tokens = 0;
+  int32_t q_heads = 0, group = 1, head_dim = 0, dtype = 0;
+  float scale = 1.0f;
+};
+bool encoder_attention(const EncoderAttentionArgs& args, void* stream);
+
 // out[T] = argmax over V of x[T, V] (ties: lowest index).
 bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream);
 

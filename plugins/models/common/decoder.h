@@ -15,6 +15,10 @@
 // lora_modules); a batch with adapters takes the unfused path, where the delta lands between the
 // projection and its rope / act·mul / residual add. With fused q|k|v or gate|up weights the
 // module's delta is added into its column view of the fused output.
+// Sequence classification (*ForSequenceClassification, e.g. reward models): a checkpoint with a
+// `score.weight` [num_labels, H] and no lm_head is a score model; its head replaces the LM head
+// and scores the last token of each sequence (SGLang's reward models; HF picks the last non-pad
+// token, the same for unpadded prompts).
 // Tensor parallelism: q/k/v and gate/up are split by output rows, o_proj and down_proj by input
 // columns, followed by an all-reduce; embedding and lm_head are replicated.
 // Thread-safety: one model object is used by one thread at a time (the SDK's contract).
@@ -25,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "common/classifier.h"
 #include "sable/cpp/plugin.h"
 
 namespace sable::models {
@@ -79,6 +84,8 @@ class DecoderModel : public cpp::Model {
                                                 std::to_string(partial) +
                                                 " gives an odd or empty rotary dim");
     act_ = parse_activation(host.get_string("hidden_act").value_or("silu"));
+    if (host.has_weight("score.weight") && !host.has_weight("lm_head.weight"))
+      num_labels_ = config_num_labels(host);
     if (opt.read_sliding_window && host.get_bool("use_sliding_window").value_or(true))
       sliding_window_ = host.get_int("sliding_window").value_or(0);
 
@@ -109,6 +116,7 @@ class DecoderModel : public cpp::Model {
     i.sliding_window = static_cast<int32_t>(sliding_window_);
     i.output_kind = SABLE_MODEL_OUTPUT_LOGITS;
     i.lora_modules = (1u << SABLE_LORA_MODULE_COUNT) - 1u;
+    if (num_labels_ > 0) set_score_output(i, num_labels_, SABLE_SCORE_LAST_TOKEN);
     return i;
   }
 
@@ -117,7 +125,9 @@ class DecoderModel : public cpp::Model {
     fused_ = h.can_load_into();
     embed_ = h.weight("model.embed_tokens.weight", {vocab_, hidden_});
     final_norm_ = h.weight("model.norm.weight", {hidden_});
-    if (tied_) {
+    if (num_labels_ > 0) {
+      lm_head_ = h.weight("score.weight", {num_labels_, hidden_});
+    } else if (tied_) {
       lm_head_ = embed_;
       if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
     } else {
@@ -438,6 +448,7 @@ class DecoderModel : public cpp::Model {
   int64_t hidden_ = 0, layers_ = 0, vocab_ = 0, max_pos_ = 0, sliding_window_ = 0;
   int64_t q_heads_total_ = 0, kv_heads_total_ = 0, inter_total_ = 0, head_dim_ = 0;
   int64_t q_heads_ = 0, kv_heads_ = 0, inter_ = 0;
+  int64_t num_labels_ = 0;  // > 0: a sequence-classification head (score.weight) for lm_head
   int32_t tp_size_ = 1, tp_rank_ = 0, rot_dim_ = 0, act_ = SABLE_ACT_SILU;
   float eps_ = 1e-6f, attn_scale_ = 0.0f;
   bool tied_ = false;

@@ -1,4 +1,5 @@
-// Model plugin "llama": LlamaForCausalLM and MistralForCausalLM.
+// Model plugin "llama": LlamaForCausalLM and MistralForCausalLM, and their sequence-classification
+// (reward) forms, which the shared decoder serves with a score head.
 //
 // Both are the shared pre-norm decoder (../common/decoder.h) with rotate-half rope; they differ
 // only in which config keys switch biases on. Llama: `attention_bias` (q/k/v/o) and `mlp_bias`.
@@ -38,4 +39,5 @@ class LlamaModel final : public DecoderModel {
 }  // namespace sable::models
 
 SABLE_MODEL_PLUGIN("llama", "0.1.0", sable::models::LlamaModel, 0, "LlamaForCausalLM",
-                   "MistralForCausalLM")
+                   "MistralForCausalLM", "LlamaForSequenceClassification",
+                   "MistralForSequenceClassification")

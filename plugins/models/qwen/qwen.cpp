@@ -1,4 +1,5 @@
-// Model plugin "qwen": Qwen2ForCausalLM and Qwen3ForCausalLM.
+// Model plugin "qwen": Qwen2ForCausalLM and Qwen3ForCausalLM, and their sequence-classification
+// (reward) forms, which the shared decoder serves with a score head.
 //
 // Both are the shared pre-norm decoder (../common/decoder.h). Qwen2 always has q/k/v biases (no
 // o_proj bias). Qwen3 drops them (unless `attention_bias`) and RMS-normalises each query and key
@@ -38,4 +39,5 @@ class QwenModel final : public DecoderModel {
 }  // namespace sable::models
 
 SABLE_MODEL_PLUGIN("qwen", "0.1.0", sable::models::QwenModel, 0, "Qwen2ForCausalLM",
-                   "Qwen3ForCausalLM")
+                   "Qwen3ForCausalLM", "Qwen2ForSequenceClassification",
+                   "Qwen3ForSequenceClassification")

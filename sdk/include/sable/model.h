@@ -18,8 +18,15 @@ typedef enum SableModelFlags {
 
 typedef enum SableModelOutputKind {
   SABLE_MODEL_OUTPUT_LOGITS = 0, /* causal LM: logits [L, vocab] */
-  SABLE_MODEL_OUTPUT_SCORE = 1   /* sequence classification: scores [L, num_labels] */
+  SABLE_MODEL_OUTPUT_SCORE = 1,  /* sequence classification: scores [L, num_labels] */
+  SABLE_MODEL_OUTPUT_HIDDEN = 2  /* since 1.2: an encoder without a head: only `hidden` is filled */
 } SableModelOutputKind;
+
+/* since 1.2: the token of a sequence whose row a SCORE model scores. */
+typedef enum SableScoreToken {
+  SABLE_SCORE_LAST_TOKEN = 0, /* decoder reward models: the last token */
+  SABLE_SCORE_FIRST_TOKEN = 1 /* BERT-family classifiers: the [CLS] / <s> token */
+} SableScoreToken;
 
 typedef struct SableModelInfo {
   uint32_t struct_size;
@@ -36,6 +43,15 @@ typedef struct SableModelInfo {
   /* since 1.2: bit (1 << SableLoraModule) set for each projection whose output the plugin passes
    * through ops->lora. 0 (or a 1.0/1.1 plugin): LoRA adapters cannot be served on this model. */
   uint32_t lora_modules;
+
+  /* since 1.2 (zero in older plugins, which is the 1.0 meaning). */
+  int32_t num_labels;    /* SCORE: width of the score row (the `logits` tensor); vocab_size stays
+                            the token vocabulary that ids are checked against */
+  int32_t score_token;   /* SCORE: SableScoreToken, the row the host asks for per sequence */
+  int32_t bidirectional; /* nonzero: an encoder. Attention is bidirectional within a sequence
+                            (ops attention_bidirectional), nothing is cached (num_layers 0 asks
+                            for no KV pool), and every sequence runs whole in one forward from
+                            position 0 */
   /* end of ABI 1.2 - do not modify above */
 } SableModelInfo;
 
@@ -53,6 +69,9 @@ typedef struct SableForwardBatch {
   /* since 1.2: nonzero when some row uses a LoRA adapter, so the plugin must call ops->lora after
    * each projection it declared (SableModelInfo.lora_modules) before fusing anything past it. */
   int32_t has_lora;
+  /* since 1.2: [T] I32 segment of each token (BERT token types: 0 for the first text of a pair, 1
+   * for the second), on the device; data NULL means every token is segment 0. */
+  SableTensor token_type_ids;
   /* end of ABI 1.2 - do not modify above */
 } SableForwardBatch;
 

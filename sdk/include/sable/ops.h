@@ -20,7 +20,8 @@ typedef enum SableActivation {
   SABLE_ACT_SILU = 0,
   SABLE_ACT_GELU = 1,      /* exact erf GELU */
   SABLE_ACT_GELU_TANH = 2, /* tanh approximation */
-  SABLE_ACT_RELU = 3
+  SABLE_ACT_RELU = 3,
+  SABLE_ACT_TANH = 4 /* since 1.2 (classifier heads); `activation` only, not gated */
 } SableActivation;
 
 typedef enum SableRopeStyle {
@@ -165,6 +166,16 @@ typedef struct SableOps {
    * output). Call it between the projection and anything that reads its output (rope, act_mul). */
   SableStatus (*lora)(SableOpsContext* ctx, int32_t layer, int32_t module, const SableTensor* x,
                       SableTensor* out);
+  /* since 1.2; may be NULL in older hosts (check SABLE_HAS(ops, attention_bidirectional)).
+   * Encoder attention without a KV cache: out[T,Hq,D] = softmax(q·kᵀ·scale)·v where token t
+   * attends to every token of its own sequence, before and after it. Sequences are the runs of
+   * consecutive positions 0, 1, 2, ... in positions[T] I32 (each sequence of an encoder forward
+   * starts at position 0). q [T,Hq,D], k/v [T,Hk,D] (possibly strided, GQA allowed); scale <= 0
+   * means 1/sqrt(D). */
+  SableStatus (*attention_bidirectional)(SableOpsContext* ctx, const SableTensor* q,
+                                         const SableTensor* k, const SableTensor* v,
+                                         const SableTensor* positions, float scale,
+                                         SableTensor* out);
   /* end of ABI 1.2 - do not modify above */
 } SableOps;
 

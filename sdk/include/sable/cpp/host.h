@@ -199,6 +199,15 @@ class Ops {
                  float scale, SableTensor& out) const {
     check(o_->attention(c_, layer, &q, &k, &v, scale, &out), "attention");
   }
+  // attention_bidirectional (since ABI 1.2): only when has_attention_bidirectional().
+  bool has_attention_bidirectional() const {
+    return SABLE_HAS(o_, attention_bidirectional) && o_->attention_bidirectional != nullptr;
+  }
+  void attention_bidirectional(const SableTensor& q, const SableTensor& k, const SableTensor& v,
+                               const SableTensor& positions, float scale, SableTensor& out) const {
+    check(o_->attention_bidirectional(c_, &q, &k, &v, &positions, scale, &out),
+          "attention_bidirectional");
+  }
   void moe_route(int32_t layer, const SableTensor& logits, int32_t top_k, int32_t scoring,
                  bool renormalize, SableTensor& weights, SableTensor& ids) const {
     check(o_->moe_route(c_, layer, &logits, top_k, scoring, renormalize ? 1 : 0, &weights, &ids),
