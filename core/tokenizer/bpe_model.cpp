@@ -95,7 +95,7 @@ class BpeModel::WordCache {
 BpeModel::BpeModel(const json& spec, bool byte_level) : byte_level_(byte_level) {
   const std::string type = spec.value("type", std::string("BPE"));
   if (type != "BPE") {
-    throw std::runtime_error("model type '" + type + "' is not supported (BPE, WordPiece)");
+    throw std::runtime_error("model type '" + type + "' is not supported (BPE, WordPiece, Unigram)");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (spec.contains(key) && spec[key].is_string() && !spec[key].get<std::string>().empty()) {

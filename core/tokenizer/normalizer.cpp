@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tokenizer/bert_components.h"
+#include "core/tokenizer/precompiled_normalizer.h"
 #include "core/tokenizer/regex.h"
 #include "core/tokenizer/utf8.h"
 
@@ -183,6 +184,7 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec) {
   const std::string type = spec.at("type").get<std::string>();
   constexpr int kBase = UTF8PROC_STABLE;
   if (type == "BertNormalizer") return make_bert_normalizer(spec);
+  if (type == "Precompiled") return make_precompiled_normalizer(spec);
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(kBase | UTF8PROC_COMPOSE);
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(kBase | UTF8PROC_DECOMPOSE);
   if (type == "NFKC") {

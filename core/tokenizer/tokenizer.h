@@ -1,6 +1,7 @@
 // Hugging Face tokenizers in C++: loads a model folder's tokenizer.json (BPE models, byte-level
 // like Qwen2/3, Llama 3, GPT-2, or SentencePiece-style like Llama 2, Mistral, Gemma; WordPiece
-// models with BERT's normalizer and pre-tokenizer) plus
+// models with BERT's normalizer and pre-tokenizer; SentencePiece Unigram models with their
+// Precompiled normalizer, like XLM-RoBERTa) plus
 // tokenizer_config.json and generation_config.json, and encodes/decodes exactly as HF does.
 //
 // Thread-safety: a loaded Tokenizer is immutable apart from internal caches that are guarded by

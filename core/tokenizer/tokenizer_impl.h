@@ -18,7 +18,7 @@ namespace sable::tokenizer {
 struct Tokenizer::Impl {
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> pre_tokenizer;
-  std::unique_ptr<TokenModel> model;  // BpeModel or WordPieceModel
+  std::unique_ptr<TokenModel> model;  // BpeModel, WordPieceModel or UnigramModel
   std::unique_ptr<Decoder> decoder;
   bool pure_byte_level_decoder = false;
 

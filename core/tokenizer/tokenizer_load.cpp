@@ -9,6 +9,7 @@
 
 #include "core/tokenizer/byte_level.h"
 #include "core/tokenizer/tokenizer_impl.h"
+#include "core/tokenizer/unigram_model.h"
 #include "core/tokenizer/wordpiece_model.h"
 
 namespace sable::tokenizer {
@@ -162,6 +163,8 @@ void build_pipeline(const json& j, const std::string& tokenizer_class, Tokenizer
   const std::string model_type = j.at("model").value("type", std::string("BPE"));
   if (model_type == "WordPiece") {
     impl.model = std::make_unique<WordPieceModel>(j.at("model"));
+  } else if (model_type == "Unigram") {
+    impl.model = std::make_unique<UnigramModel>(j.at("model"));
   } else {
     impl.model = std::make_unique<BpeModel>(j.at("model"), byte_level);
   }
