@@ -12,17 +12,6 @@ namespace {
 
 constexpr int kThreads = 256;  // also the largest head dim
 
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  const int warps = (blockDim.x + 31) >> 5;
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  return warp_max(v);
-}
-
 template <class T>
 __global__ void bidirectional_kernel(EncoderAttentionArgs a) {
   sable::cuda::wait_for_predecessor();

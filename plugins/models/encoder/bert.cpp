@@ -5,10 +5,7 @@
 namespace sable::models {
 
 EncoderOptions bert_options(const cpp::Host& host) {
-  const std::string type = host.get_string("position_embedding_type").value_or("absolute");
-  if (type != "absolute")
-    cpp::fail(SABLE_ERR_UNSUPPORTED,
-              "config.json: position_embedding_type '" + type + "' is not supported (absolute)");
+  require_absolute_positions(host);
   EncoderOptions opt;
   opt.position_offset = 0;
   opt.family = "bert";

@@ -29,6 +29,14 @@ struct EncoderOptions {
   const char* family = "bert";  // names the family in errors
 };
 
+// Refuses a position_embedding_type other than "absolute" (relative_key and friends).
+inline void require_absolute_positions(const cpp::Host& host) {
+  const std::string type = host.get_string("position_embedding_type").value_or("absolute");
+  if (type != "absolute")
+    cpp::fail(SABLE_ERR_UNSUPPORTED,
+              "config.json: position_embedding_type '" + type + "' is not supported (absolute)");
+}
+
 EncoderOptions bert_options(const cpp::Host& host);     // bert.cpp
 EncoderOptions roberta_options(const cpp::Host& host);  // roberta.cpp
 

@@ -7,10 +7,7 @@
 namespace sable::models {
 
 EncoderOptions roberta_options(const cpp::Host& host) {
-  const std::string type = host.get_string("position_embedding_type").value_or("absolute");
-  if (type != "absolute")
-    cpp::fail(SABLE_ERR_UNSUPPORTED,
-              "config.json: position_embedding_type '" + type + "' is not supported (absolute)");
+  require_absolute_positions(host);
   const int64_t pad = host.get_int("pad_token_id").value_or(1);
   if (pad < 0)
     cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
