@@ -21,13 +21,19 @@ def running(engine):
     return engine.get_server_info()["internal_states"][0]["num_running_reqs"]
 
 
-def wait_idle(engine, timeout=10):
+def wait_running(engine, count, timeout=30):
+    """The running count is published at the end of a scheduler step, which may come after the
+    first chunk reached Python: poll for it rather than read it once."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if running(engine) == 0:
+        if running(engine) == count:
             return True
         time.sleep(0.02)
     return False
+
+
+def wait_idle(engine, timeout=30):
+    return wait_running(engine, 0, timeout)
 
 
 def test_gil_is_released_while_generating(engine):
@@ -77,7 +83,7 @@ def test_dropping_a_stream_frees_its_request(engine):
     it = engine.generate("drop me", LONG, stream=True)
     first = next(it)
     assert first["meta_info"]["finish_reason"] is None
-    assert running(engine) == 1
+    assert wait_running(engine, 1), "the stream's request is not running"
     del it
     gc.collect()
     assert wait_idle(engine), "the dropped stream's request is still running"
