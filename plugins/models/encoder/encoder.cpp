@@ -88,8 +88,12 @@ void EncoderModel::load_weights() {
   const cpp::Host& h = host();
   fused_ = h.can_load_into();
   word_ = w("embeddings.word_embeddings.weight", {vocab_, hidden_});
-  pos_ = w("embeddings.position_embeddings.weight", {max_pos_, hidden_});
-  type_ = w("embeddings.token_type_embeddings.weight", {type_vocab_, hidden_});
+  // The position and token-type tables are added, not multiplied: they come in the compute dtype,
+  // never packed (a CPU host keeps bf16/f16 matrices packed for its GEMMs).
+  pos_ = h.weight(prefix_ + "embeddings.position_embeddings.weight", {max_pos_, hidden_},
+                  h.compute_dtype());
+  type_ = h.weight(prefix_ + "embeddings.token_type_embeddings.weight", {type_vocab_, hidden_},
+                   h.compute_dtype());
   emb_norm_ = w("embeddings.LayerNorm.weight", {hidden_});
   emb_norm_bias_ = w("embeddings.LayerNorm.bias", {hidden_});
   const std::string position_ids = prefix_ + "embeddings.position_ids";
