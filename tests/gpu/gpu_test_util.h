@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "sable/cpp/tensor.h"
@@ -74,7 +75,7 @@ inline SableTensor cuda_tensor(void* data, int32_t dtype, std::initializer_list<
 }
 
 // Relative L2 error ||a - b|| / ||b||.
-inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+inline double rel_l2(std::span<const float> a, std::span<const float> b) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);

@@ -46,15 +46,6 @@ std::vector<float> tensor_f32(const weights::SafetensorsFile& f, const std::stri
   return {};
 }
 
-double rel_l2(std::span<const float> a, std::span<const float> b) {
-  double d = 0, r = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    r += double(b[i]) * b[i];
-  }
-  return std::sqrt(d / std::max(r, 1e-30));
-}
-
 struct Row {
   std::string adapter;  // "" = base
   size_t prompt = 0;

@@ -29,16 +29,7 @@ struct LoraGolden {
   std::map<std::string, std::vector<std::vector<int32_t>>> greedy;  // by adapter
   std::unique_ptr<sable::weights::SafetensorsFile> tensors;
   std::vector<float> logits(const std::string& adapter, size_t i) const {
-    const std::string name = "logits_" + adapter + "_" + std::to_string(i);
-    for (const auto& t : tensors->tensors()) {
-      if (t.name != name) continue;
-      auto bytes = tensors->bytes(t);
-      std::vector<float> v(bytes.size() / sizeof(float));
-      std::memcpy(v.data(), bytes.data(), bytes.size());
-      return v;
-    }
-    ADD_FAILURE() << "golden tensor missing: " << name;
-    return {};
+    return golden_f32(*tensors, "logits_" + adapter + "_" + std::to_string(i));
   }
 };
 

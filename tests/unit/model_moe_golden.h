@@ -43,22 +43,25 @@ inline std::string model_dir(const std::string& name) {
   return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
 }
 
+// The float32 tensor `name` of a golden safetensors file (a test failure when it is missing).
+inline std::vector<float> golden_f32(const weights::SafetensorsFile& file, const std::string& name) {
+  for (const auto& t : file.tensors()) {
+    if (t.name != name) continue;
+    auto bytes = file.bytes(t);
+    std::vector<float> v(bytes.size() / sizeof(float));
+    std::memcpy(v.data(), bytes.data(), bytes.size());
+    return v;
+  }
+  ADD_FAILURE() << "golden tensor missing: " << name;
+  return {};
+}
+
 struct Golden {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::vector<int32_t>> greedy;
   std::unique_ptr<weights::SafetensorsFile> tensors;
 
-  std::vector<float> f32(const std::string& name) const {
-    for (const auto& t : tensors->tensors()) {
-      if (t.name != name) continue;
-      auto bytes = tensors->bytes(t);
-      std::vector<float> v(bytes.size() / sizeof(float));
-      std::memcpy(v.data(), bytes.data(), bytes.size());
-      return v;
-    }
-    ADD_FAILURE() << "golden tensor missing: " << name;
-    return {};
-  }
+  std::vector<float> f32(const std::string& name) const { return golden_f32(*tensors, name); }
 };
 
 inline Golden load_golden(const std::string& name) {
