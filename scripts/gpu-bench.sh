@@ -108,6 +108,8 @@ for w in $which; do
         --launch-count ${NCU_COUNT:-600} "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 32 0 \
         >"$out/ncu05.csv" 2>"$out/ncu05.err"
       python3 /work/main/scripts/ncu_summary.py "$out/ncu05.csv" | tee "$out/ncu05.txt" ;;
+    gemv)  # skinny-GEMM variants side by side, M = 1 and 8 (bench/gpu_gemv)
+      for m in 1 8; do "$bin/sable_gemv_variants" $m; done | tee "$out/gemv.txt" ;;
     offline05)
       make_model qwen05 qwen2.5-0.5b qwen3
       offline qwen05 --num-prompts 1000 --input-len 1024 --output-len 256 ;;

@@ -10,7 +10,14 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON >/dev
 ninja -C "$build" -j "$(nproc)" "$@"
 stage=$(mktemp -d)
 mkdir -p "$stage/$build/lib-carry"
-cp -a "$build/bin" "$stage/$build/"
+# Programs: the named targets only when targets were given, every one otherwise; plugins always.
+mkdir -p "$stage/$build/bin"
+cp -a "$build/bin/plugins" "$stage/$build/bin/"
+if (($#)); then
+  for t in "$@"; do [ -f "$build/bin/$t" ] && cp -a "$build/bin/$t" "$stage/$build/bin/"; done
+else
+  cp -a "$build/bin/." "$stage/$build/bin/"
+fi
 # Test binaries: the named targets only when targets were given (the device call carries at most
 # 64 MiB with the working tree), every one otherwise.
 if [ -d "$build/tests" ]; then
@@ -21,13 +28,16 @@ if [ -d "$build/tests" ]; then
     cp -a "$build/tests/." "$stage/$build/tests/"
   fi
 fi
-# Non-system, non-CUDA libraries the binaries link against.
+# Non-system, non-CUDA libraries the binaries link against (OpenSSL 3 is part of the device image).
 for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
   [ -f "$f" ] && [ -x "$f" ] || continue
   ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
-done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli|ssl|crypto' |
+done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli' |
   while read -r lib; do cp -L "$lib" "$stage/$build/lib-carry/"; done
+# The device call carries at most 64 MiB with the working tree (~56 MB of it tracked files):
+# symbols stripped, strongest compression.
+find "$stage" -type f \( -perm -u+x -o -name '*.so*' \) -exec strip --strip-unneeded {} + 2>/dev/null || true
 mkdir -p .carry
-tar -C "$stage" -cJf .carry/gpu-bundle.tar.xz "$build"
+tar -C "$stage" -cf - "$build" | xz -9 -T0 >.carry/gpu-bundle.tar.xz
 rm -rf "$stage"
 ls -la .carry/gpu-bundle.tar.xz
