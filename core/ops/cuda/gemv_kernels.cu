@@ -19,6 +19,22 @@ __device__ __forceinline__ void prefetch_l2(const void* p) {
   asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
 }
 
+// Weight loads. kHint 0: through the read-only cache (__ldg). kHint 1: no L1 allocation (each
+// weight byte is read once) and a 256-byte L2 fetch per miss, so a warp's 512-byte sweep of a row
+// costs two DRAM requests instead of four.
+template <int kHint>
+__device__ __forceinline__ uint4 load_weight(const uint4* p) {
+  if constexpr (kHint == 0) {
+    return __ldg(p);
+  } else {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+  }
+}
+
 __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
   const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
@@ -32,55 +48,72 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
   return s;
 }
 
-template <int kM, class TOut>
+// One warp per kR consecutive output rows: each x vector loaded serves kR weight rows, and
+// kR * kUnroll 16-byte loads per lane are in flight at once.
+template <int kM, int kR, int kHint, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
                 const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k,
                 bool prefetch) {
   const int lane = threadIdx.x & 31;
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  // The weights are never written by a kernel, so the warp starts pulling its row into L2 before
+  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
+  const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
+  // The weights are never written by a kernel, so the warp starts pulling its rows into L2 before
   // waiting for the predecessor: under PDL the fetch overlaps the previous kernel's tail.
-  if (prefetch && row < n) {
-    const char* bytes = reinterpret_cast<const char*>(w + row * k);
-    for (int64_t line = lane; line * 128 < k * 2; line += 32) prefetch_l2(bytes + line * 128);
+  if (prefetch && rows > 0) {
+    const char* bytes = reinterpret_cast<const char*>(w + row0 * k);
+    for (int64_t line = lane; line * 128 < k * 2 * rows; line += 32) prefetch_l2(bytes + line * 128);
   }
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
-  if (row >= n) return;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + row * k);
+  if (rows == 0) return;
   const int64_t kv = k / 8;  // 16-byte vectors per row
-  float acc[kM];
+  const uint4* wr[kR];
 #pragma unroll
-  for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
+  for (int r = 0; r < kR; ++r) wr[r] = reinterpret_cast<const uint4*>(w + (row0 + min(r, rows - 1)) * k);
+  float acc[kR][kM];
+#pragma unroll
+  for (int r = 0; r < kR; ++r)
+#pragma unroll
+    for (int m = 0; m < kM; ++m) acc[r][m] = 0.0f;
   int64_t i = lane;
   for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
-    uint4 wv[kUnroll];
+    uint4 wv[kR][kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wv[u] = __ldg(wr + i + 32 * u);
+    for (int r = 0; r < kR; ++r)
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + i + 32 * u);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
       for (int m = 0; m < kM; ++m) {
         const uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + (i + 32 * u) * 8);
-        acc[m] += dot8(wv[u], xv);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) acc[r][m] += dot8(wv[r][u], xv);
       }
     }
   }
   for (; i < kv; i += 32) {
-    const uint4 wv = __ldg(wr + i);
+    uint4 wv[kR];
 #pragma unroll
-    for (int m = 0; m < kM; ++m)
-      acc[m] += dot8(wv, *reinterpret_cast<const uint4*>(x + m * ldx + i * 8));
-  }
+    for (int r = 0; r < kR; ++r) wv[r] = load_weight<kHint>(wr[r] + i);
 #pragma unroll
-  for (int m = 0; m < kM; ++m) {
-    const float s = warp_sum(acc[m]);
-    if (lane == 0) {
-      const float b = bias ? to_f32(bias[row]) : 0.0f;
-      out[m * n + row] = from_f32<TOut>(s + b);
+    for (int m = 0; m < kM; ++m) {
+      const uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + i * 8);
+#pragma unroll
+      for (int r = 0; r < kR; ++r) acc[r][m] += dot8(wv[r], xv);
     }
   }
+#pragma unroll
+  for (int r = 0; r < kR; ++r)
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      const float s = warp_sum(acc[r][m]);
+      if (lane == 0 && r < rows) {
+        const float b = bias ? to_f32(bias[row0 + r]) : 0.0f;
+        out[m * n + row0 + r] = from_f32<TOut>(s + b);
+      }
+    }
 }
 
 }  // namespace
@@ -97,24 +130,43 @@ bool l2_prefetch() {
 
 namespace {
 
-template <class TOut>
-bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
-            int64_t n, int64_t k, cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  auto xp = static_cast<const __nv_bfloat16*>(x);
-  auto wp = static_cast<const __nv_bfloat16*>(w);
-  auto bp = static_cast<const TOut*>(bias);
-  auto op = static_cast<TOut*>(out);
+// A/B switches for the device runs (bench/NOTES.md v6): SABLE_GEMV_ROWS=1|2 output rows per warp,
+// SABLE_GEMV_HINT=0|1 the weight load's cache hints. Read once.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' ? std::atoi(v) : fallback;
+}
+
+template <int kR, int kHint, class TOut>
+bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
+                    TOut* out, int64_t m, int64_t n, int64_t k, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock * kR - 1) / (kWarpsPerBlock * kR));
   switch (m) {
 #define SABLE_GEMV_CASE(M)                                                                   \
   case M:                                                                                    \
-    return sable::cuda::launch(gemv_kernel<M, TOut>, blocks, kWarpsPerBlock * 32, 0, s, xp, ldx, \
-                               wp, bp, op, n, k, l2_prefetch()) == cudaSuccess;
+    return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
+                               x, ldx, w, bias, out, n, k, l2_prefetch()) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE
     default: return false;
   }
+}
+
+template <class TOut>
+bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
+            int64_t n, int64_t k, cudaStream_t s) {
+  static const int rows = env_int("SABLE_GEMV_ROWS", 1) == 2 ? 2 : 1;
+  static const int hint = env_int("SABLE_GEMV_HINT", 0) == 1 ? 1 : 0;
+  auto xp = static_cast<const __nv_bfloat16*>(x);
+  auto wp = static_cast<const __nv_bfloat16*>(w);
+  auto bp = static_cast<const TOut*>(bias);
+  auto op = static_cast<TOut*>(out);
+  if (rows == 2)
+    return hint ? launch_variant<2, 1>(xp, ldx, wp, bp, op, m, n, k, s)
+                : launch_variant<2, 0>(xp, ldx, wp, bp, op, m, n, k, s);
+  return hint ? launch_variant<1, 1>(xp, ldx, wp, bp, op, m, n, k, s)
+              : launch_variant<1, 0>(xp, ldx, wp, bp, op, m, n, k, s);
 }
 
 }  // namespace
