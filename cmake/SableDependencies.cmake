@@ -9,6 +9,10 @@ find_package(Boost 1.74 REQUIRED)
 # libcurl (TLS, redirects, proxies) and OpenSSL's libcrypto (sha256) download models from the Hub.
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# Image input (core/image): PNG, JPEG (libjpeg-turbo) and WebP decoders.
+find_package(PNG REQUIRED)
+find_package(JPEG REQUIRED)
+pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
 find_package(BLAS)

@@ -9,6 +9,7 @@ apt_packages=(
   libboost-dev libcpp-httplib-dev libcli11-dev
   libpcre2-dev libutf8proc-dev libopenblas-dev
   libcurl4-openssl-dev libssl-dev
+  libpng-dev libjpeg-dev libwebp-dev  # image input: PNG, JPEG (libjpeg-turbo on Debian/Ubuntu), WebP
   libgtest-dev libgmock-dev libbenchmark-dev
   clang
   python3 python3-pip
