@@ -9,7 +9,9 @@ records what the reference produces:
   image_b.jpg   150x200 RGB pattern with noise (JPEG, quality 85, 4:2:0 as Pillow saves it)
   image_c.webp  30x40 RGBA, lossless WebP with a transparent corner (alpha composited on white)
   model/        config.json + model.safetensors (bf16 weights; text vocab 151936 so the real Qwen
-                tokenizer of tests/golden/models/qwen2_tok pairs with it)
+                tokenizer of tests/golden/models/qwen2_tok pairs with it). config.json has the
+                Hub's layout (text keys at the top level, rope_scaling type mrope), checked to
+                load into the same model
   golden.json   per image: size, grid_thw; per case: prompt ids, image list, greedy (24 ids, EOS
                 ignored), logit_cols (the vocab columns kept for every position)
   golden.safetensors  f32 unless noted:
@@ -132,6 +134,24 @@ def forward(model, ids, pixels, grids):
     return out.logits[0]
 
 
+def hub_layout_config(model_dir):
+    """Rewrites config.json as Qwen2.5-VL checkpoints on the Hub have it: the text model's keys at
+    the top level (transformers 5 nests them under text_config), rope as rope_scaling type mrope."""
+    path = os.path.join(model_dir, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    text = cfg.pop("text_config")
+    rope = text.pop("rope_parameters")
+    for k, v in text.items():
+        if k not in ("model_type", "architectures"):
+            cfg.setdefault(k, v)
+    cfg["rope_theta"] = rope["rope_theta"]
+    cfg["rope_scaling"] = {"type": "mrope", "mrope_section": rope["mrope_section"]}
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "golden", "vl"))
@@ -170,7 +190,7 @@ def main():
          image_text("c") + "Which one is brighter?<|im_end|>\n<|im_start|>assistant\n"),
     ]
 
-    for seed in range(100):
+    for seed in range(4, 100):  # seeds 0-3 fail the checks below
         model = random_model(seed)
         print("trying seed", seed, flush=True)
         ok, case_data = True, []
@@ -229,6 +249,16 @@ def main():
 
     model_dir = os.path.join(args.out, "model")
     model.to(torch.bfloat16).save_pretrained(model_dir)
+    hub_layout_config(model_dir)
+    # The rewritten config must load into the same model: recompute case 0's logits from disk.
+    again = transformers.Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    names, ids, logits, _, _ = case_data[0]
+    with torch.no_grad():
+        re = forward(again, torch.tensor([ids]), torch.cat([pv[n] for n in names]),
+                     torch.cat([grid[n] for n in names]))
+    assert torch.allclose(re, logits, atol=1e-5), "the Hub-layout config changed the model"
+
     save_file(tensors, os.path.join(args.out, "golden.safetensors"))
     with open(os.path.join(args.out, "golden.json"), "w") as f:
         json.dump(meta, f)

@@ -227,6 +227,9 @@ RopeParams HfConfig::rope() const {
   }
   r.type = type.value_or("default");
   if (r.type == "su") r.type = "longrope";
+  // Qwen2-VL's M-RoPE ("mrope", with mrope_section) uses the default frequencies; the model
+  // applies the sections.
+  if (r.type == "mrope") r.type = "default";
   if (r.type != "default" && r.type != "linear" && r.type != "dynamic" && r.type != "llama3" &&
       r.type != "yarn" && r.type != "longrope") {
     throw ConfigError(source_ + ": '" + type_key + "' = '" + r.type +

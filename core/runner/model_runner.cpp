@@ -20,6 +20,7 @@
 #include "core/runner/attention_backend.h"
 #include "core/runner/kv_pool.h"
 #include "core/runner/model_host.h"
+#include "core/runner/vision_staging.h"
 #include "core/util/log.h"
 #include "core/weights/checkpoint.h"
 
@@ -61,6 +62,8 @@ struct ModelRunner::Impl {
 
   // Host-side staging of one forward, kept to avoid reallocating every step.
   std::vector<int32_t> token_ids, positions, output_rows, token_types;
+  std::vector<int32_t> mrope, embed_spans;  // [3, T] and [spans, 3] (vision-language models)
+  std::vector<float> embeds;                // [rows, hidden] spliced image embeddings
   int32_t logits_width = 0;
   std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
 
@@ -405,6 +408,56 @@ std::optional<std::vector<int64_t>> ModelRunner::weight_shape(const std::string&
   return impl_->source->shape(name, {});
 }
 
+bool ModelRunner::image_input() const {
+  return SABLE_HAS(&impl_->info, image_input) && impl_->info.image_input != 0 &&
+         SABLE_HAS(impl_->api, encode_images) && impl_->api->encode_images != nullptr;
+}
+
+std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_values,
+                                              std::span<const int32_t> grid_thw, int64_t merge) {
+  Impl& r = *impl_;
+  if (!image_input())
+    throw std::invalid_argument(
+        fmt::format("model plugin '{}' takes no image input", r.plugin->name));
+  if (grid_thw.empty() || grid_thw.size() % 3 != 0 || merge <= 0)
+    throw std::invalid_argument("encode_images: grid_thw must hold 3 values per image");
+  int64_t patches = 0, units = 0;
+  for (size_t i = 0; i < grid_thw.size(); i += 3) {
+    const int64_t n = int64_t{grid_thw[i]} * grid_thw[i + 1] * grid_thw[i + 2];
+    if (n <= 0 || n % (merge * merge) != 0)
+      throw std::invalid_argument(fmt::format("encode_images: image {} has a bad grid", i / 3));
+    patches += n;
+    units += n / (merge * merge);
+  }
+  if (pixel_values.empty() || pixel_values.size() % static_cast<size_t>(patches) != 0)
+    throw std::invalid_argument(fmt::format(
+        "encode_images: {} pixel values do not divide into {} patches", pixel_values.size(), patches));
+  const int64_t patch_dim = static_cast<int64_t>(pixel_values.size()) / patches;
+#ifdef SABLE_HAVE_CUDA
+  if (r.cuda) throw std::invalid_argument("encode_images: image input runs on the CPU only in this build");
+#endif
+  if (r.device == "cpu") ops::cpu::adopt_threads();
+  std::vector<float> out(static_cast<size_t>(units * r.info.hidden_size));
+  SableImageBatch images{};
+  images.struct_size = sizeof(images);
+  images.num_images = static_cast<int32_t>(grid_thw.size() / 3);
+  images.grid_thw = grid_thw.data();
+  images.pixel_values = host_tensor(const_cast<float*>(pixel_values.data()), SABLE_DTYPE_F32,
+                                    {patches, patch_dim});
+  SableTensor out_t = host_tensor(out.data(), SABLE_DTYPE_F32, {units, r.info.hidden_size});
+  r.host->take_error();
+  SableOpsContext ctx;
+  ctx.device_type = SABLE_DEVICE_CPU;
+  ctx.arena = &r.arena;
+  const SableStatus status = r.api->encode_images(r.model, &ctx, &images, &out_t);
+  r.arena.reset();
+  if (status != SABLE_OK && ctx.last_error != nullptr)
+    r.host->check(status, fmt::format("model plugin '{}' encode_images ({})", r.plugin->name,
+                                      ctx.last_error));
+  r.host->check(status, fmt::format("model plugin '{}' encode_images", r.plugin->name));
+  return out;
+}
+
 uint32_t ModelRunner::lora_modules() const {
   return SABLE_HAS(&impl_->info, lora_modules) ? impl_->info.lora_modules : 0u;
 }
@@ -422,8 +475,15 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   r.positions.clear();
   r.output_rows.clear();
   r.token_types.clear();
-  bool any_types = false;
-  for (const Sequence& s : seqs) any_types = any_types || !s.token_types.empty();
+  bool any_types = false, any_mrope = false;
+  for (const Sequence& s : seqs) {
+    any_types = any_types || !s.token_types.empty();
+    any_mrope = any_mrope || !s.mrope_positions.empty();
+    if ((!s.mrope_positions.empty() || !s.embeds.empty()) && !image_input())
+      throw std::invalid_argument("forward: image inputs given to a model without image input");
+  }
+  r.embeds.clear();
+  r.embed_spans.clear();
   r.qo_indptr.assign(1, 0);
   r.kv_indptr.assign(1, 0);
   r.kv_indices.clear();
@@ -477,6 +537,7 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
       if (wanted) r.output_rows.push_back(static_cast<int32_t>(first_row + j));
     }
     if (n != 1) decode_only = false;
+    stage_embeds(s, b, n, first_row, r.info.hidden_size, r.embeds, r.embed_spans);
     r.qo_indptr.push_back(static_cast<int32_t>(r.token_ids.size()));
     r.kv_indptr.push_back(static_cast<int32_t>(r.kv_indices.size()));
     r.kv_lens.push_back(static_cast<int32_t>(total));
@@ -485,8 +546,11 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   if (t > r.options.max_batch_tokens)
     throw std::invalid_argument(fmt::format("forward: {} new tokens exceed max_batch_tokens {}", t,
                                             r.options.max_batch_tokens));
+  if (any_mrope) stage_mrope(seqs, r.positions, r.mrope);
 
 #ifdef SABLE_HAVE_CUDA
+  if (r.cuda && (any_mrope || !r.embed_spans.empty()))
+    throw std::invalid_argument("forward: image input runs on the CPU only in this build");
   if (r.cuda) {
     ExecBatch eb;
     eb.token_ids = r.token_ids;
@@ -560,6 +624,12 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   batch.has_lora = lora != nullptr ? 1 : 0;
   batch.token_type_ids =
       host_tensor(any_types ? r.token_types.data() : nullptr, SABLE_DTYPE_I32, {t});
+  batch.mrope_positions = host_tensor(any_mrope ? r.mrope.data() : nullptr, SABLE_DTYPE_I32, {3, t});
+  batch.num_embed_spans = static_cast<int32_t>(r.embed_spans.size() / 3);
+  batch.embed_spans = r.embed_spans.data();
+  batch.embeds = host_tensor(r.embeds.empty() ? nullptr : r.embeds.data(), SABLE_DTYPE_F32,
+                             {static_cast<int64_t>(r.embeds.size()) / r.info.hidden_size,
+                              r.info.hidden_size});
   SableForwardOutput out{};
   out.struct_size = sizeof(out);
   out.logits = host_tensor(r.logits_width > 0 ? result.logits.data() : nullptr, SABLE_DTYPE_F32,

@@ -64,6 +64,14 @@ struct RunnerOptions {
 
 class ModelRunner {
  public:
+  // Image embeddings (from encode_images) that replace the embeddings of a sequence's new tokens
+  // [row, row + count): `data` holds count rows of hidden_size floats.
+  struct EmbedSpan {
+    int32_t row = 0;
+    int32_t count = 0;
+    const float* data = nullptr;
+  };
+
   // One sequence of a forward.
   struct Sequence {
     std::span<const int32_t> new_tokens;  // tokens to run now (a prefill chunk, or 1 decode token)
@@ -73,6 +81,11 @@ class ModelRunner {
     bool first_token = false;             // the one output row is the first new token (a
                                           // classifier on [CLS]); ignored with all_logits
     std::span<const int32_t> token_types; // empty, or one segment id per new token (BERT pairs)
+    // Vision-language models (image_input()): the M-RoPE positions of the new tokens, 3 x n
+    // (all time positions, then height, then width), empty when they all equal the token's
+    // position; and the image embeddings spliced in.
+    std::span<const int32_t> mrope_positions;
+    std::span<const EmbedSpan> embeds;
   };
 
   struct ForwardResult {
@@ -118,6 +131,16 @@ class ModelRunner {
   // the base model for every row.
   ForwardResult forward(std::span<const Sequence> seqs, bool want_hidden = false,
                         bool device_logits = false, const ops::LoraBatch* lora = nullptr);
+
+  // True for a vision-language model (SableModelInfo.image_input): encode_images works and
+  // sequences may carry mrope_positions and embeds.
+  bool image_input() const;
+  // Runs the vision tower over preprocessed images: pixel_values [sum t*h*w, patch_dim] f32 (the
+  // processor's rows, image after image) and grid_thw [images, 3]. Returns the merged embeddings
+  // [sum t*h*w / merge², hidden_size] f32, image after image. Throws std::invalid_argument for a
+  // model without image input or inconsistent shapes, std::runtime_error when the plugin fails.
+  std::vector<float> encode_images(std::span<const float> pixel_values,
+                                   std::span<const int32_t> grid_thw, int64_t merge);
 
   // LoRA support: the stored shape of a checkpoint tensor (nullopt when absent), and the
   // projections the model plugin applies LoRA to (SableModelInfo.lora_modules; 0 for none).

@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 2);
+  EXPECT_EQ(SABLE_ABI_MINOR, 3);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -44,10 +44,10 @@ TEST(SdkAbi, FrozenOffsets_1_1) {
 TEST(SdkAbi, FrozenOffsets_1_2) {
   EXPECT_EQ(offsetof(SableOps, lora), 8u + 8u * 23u);
   EXPECT_EQ(offsetof(SableOps, attention_bidirectional), 8u + 8u * 24u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 25u);
+  EXPECT_EQ(offsetof(SableOps, attention_bidirectional) + sizeof(void*), 8u + 8u * 25u);
   EXPECT_EQ(offsetof(SableModelInfo, lora_modules), 40u);
   EXPECT_EQ(offsetof(SableModelInfo, num_labels), 44u);
-  EXPECT_EQ(sizeof(SableModelInfo), 56u);
+  EXPECT_EQ(offsetof(SableModelInfo, bidirectional) + sizeof(int32_t), 56u);
   EXPECT_EQ(offsetof(SableForwardBatch, has_lora), 24u + 3u * sizeof(SableTensor));
   EXPECT_EQ(offsetof(SableForwardBatch, token_type_ids), 32u + 3u * sizeof(SableTensor));
   SableOps old{};
@@ -58,6 +58,27 @@ TEST(SdkAbi, FrozenOffsets_1_2) {
   SableModelInfo info{};
   info.struct_size = offsetof(SableModelInfo, lora_modules);  // a 1.0 / 1.1 plugin's info
   EXPECT_FALSE(SABLE_HAS(&info, bidirectional));
+}
+
+// ABI 1.3 appended image input: the upload op, SableModelInfo.image_input, the forward batch's
+// M-RoPE positions and spliced embeddings, and SableModelApi.encode_images.
+TEST(SdkAbi, FrozenOffsets_1_3) {
+  EXPECT_EQ(offsetof(SableOps, upload), 8u + 8u * 25u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 26u);
+  EXPECT_EQ(offsetof(SableModelInfo, image_input), 56u);
+  EXPECT_EQ(sizeof(SableModelInfo), 60u);
+  EXPECT_EQ(offsetof(SableForwardBatch, mrope_positions), 32u + 4u * sizeof(SableTensor));
+  EXPECT_EQ(offsetof(SableModelApi, encode_images), 64u);
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, upload);  // a 1.2 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, upload));
+  EXPECT_TRUE(SABLE_HAS(&old, attention_bidirectional));
+  SableModelApi api{};
+  api.struct_size = offsetof(SableModelApi, encode_images);  // a 1.2 plugin: no image input
+  EXPECT_FALSE(SABLE_HAS(&api, encode_images));
+  SableForwardBatch batch{};
+  batch.struct_size = offsetof(SableForwardBatch, mrope_positions);  // a 1.2 host's batch
+  EXPECT_FALSE(SABLE_HAS(&batch, embed_spans));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

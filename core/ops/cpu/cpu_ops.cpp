@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/ops/arena.h"
 #include "core/ops/cpu/cpu_common.h"
@@ -206,6 +207,17 @@ SableStatus all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t dim, 
 
 void* stream(SableOpsContext* ctx) { return ctx != nullptr ? ctx->stream : nullptr; }
 
+// The CPU's device memory is host memory: a plain copy.
+SableStatus upload(SableOpsContext* ctx, const void* src, SableTensor* dst) {
+  return run_op(ctx, "upload", [&] {
+    const SableTensor& dt = check_tensor(dst, "dst");
+    require(src != nullptr || sable_tensor_numel(&dt) == 0, "src is NULL");
+    require(sable_tensor_is_contiguous(&dt) && sable_dtype_size(dt.dtype) > 0,
+            "dst must be contiguous with a plain dtype");
+    std::memcpy(dt.data, src, static_cast<size_t>(sable_tensor_numel(&dt)) * sable_dtype_size(dt.dtype));
+  });
+}
+
 // The CPU has no launches to save: gemm_fused runs as its separate ops (core/ops/gemm_fused.h).
 SableStatus gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
                        const SableTensor* bias, const SableGemmFusion* fusion, SableTensor* out) {
@@ -245,6 +257,7 @@ const SableOps* cpu_ops() {
     t.gemm_fused = &cpu::gemm_fused;
     t.lora = &cpu::lora;
     t.attention_bidirectional = &cpu::attention_bidirectional;
+    t.upload = &cpu::upload;
     return t;
   }();
   return &table;

@@ -588,6 +588,21 @@ SableStatus op_argmax(SableOpsContext* ctx, const SableTensor* x, SableTensor* o
 
 void* op_stream(SableOpsContext* ctx) { return ctx ? ctx->stream : nullptr; }
 
+// Pageable host memory: cudaMemcpyAsync stages it before returning, so `src` may be reused.
+SableStatus op_upload(SableOpsContext* ctx, const void* src, SableTensor* dst) {
+  return run_op(ctx, "upload", [&] {
+    const auto& dt = tensor(dst, "dst");
+    const size_t bytes = static_cast<size_t>(sable_tensor_numel(&dt)) * sable_dtype_size(dt.dtype);
+    require(sable_tensor_is_contiguous(&dt) && sable_dtype_size(dt.dtype) > 0,
+            "dst must be contiguous with a plain dtype");
+    require(src != nullptr || bytes == 0, "src is NULL");
+    if (bytes == 0) return;
+    require(cudaMemcpyAsync(dt.data, src, bytes, cudaMemcpyHostToDevice,
+                            static_cast<cudaStream_t>(ctx->stream)) == cudaSuccess,
+            "cudaMemcpyAsync failed");
+  });
+}
+
 extern const SableOps kCudaOps;
 
 // Decode-sized batches with small weights run as one kernel (gemv_fused_kernels.cu); the rest,
@@ -692,7 +707,7 @@ const SableOps kCudaOps = {
     &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
-    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional};
+    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload};
 
 }  // namespace
 

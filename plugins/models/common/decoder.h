@@ -208,7 +208,7 @@ class DecoderModel : public cpp::Model {
     const int64_t t = batch.num_tokens;
     if (t <= 0) return;
     const bool lora = SABLE_HAS(&batch, has_lora) && batch.has_lora != 0 && ops.has_lora();
-    if (fused_ && tp_size_ == 1 && ops.has_gemm_fused() && !lora)
+    if (fused_ && tp_size_ == 1 && ops.has_gemm_fused() && !lora && !needs_unfused(batch))
       return forward_fused(ops, batch, out);
     // The adapters' delta of module m of layer l into `y` (a projection's output or a view of it).
     auto delta = [&](int64_t l, int32_t m, const SableTensor& x, SableTensor y) {
@@ -220,6 +220,7 @@ class DecoderModel : public cpp::Model {
     // residual starts as the embedding; every norm below adds its input into it first.
     SableTensor residual = ops.alloc(dt, {t, hidden_});
     ops.embedding(embed_, batch.token_ids, residual);
+    splice_embeds(ops, batch, residual);
     SableTensor h = ops.alloc(dt, {t, hidden_});
     const int64_t qkv_w = qd + 2 * kd;
     SableTensor q, k, v, qkv, gate_up;
@@ -275,7 +276,7 @@ class DecoderModel : public cpp::Model {
         v3 = cpp::reshape(v, {t, kv_heads_, head_dim_});
       }
       if (opt_.qk_norm) norm_qk(ops, w, t, qn, kn, q3, k3);
-      ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
+      apply_rope(ops, batch, q3, k3);
       SableTensor attn3 = cpp::reshape(attn, {t, q_heads_, head_dim_});
       ops.attention(static_cast<int32_t>(l), q3, k3, v3, attn_scale_, attn3);
       ops.gemm(attn, w.o, rank0_bias(w.o_bias), proj);
@@ -317,6 +318,7 @@ class DecoderModel : public cpp::Model {
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
     SableTensor residual = ops.alloc(dt, {t, hidden_});
     ops.embedding(embed_, batch.token_ids, residual);
+    splice_embeds(ops, batch, residual);
     SableTensor qkv = ops.alloc(dt, {t, qd + 2 * kd});
     SableTensor attn = ops.alloc(dt, {t, qd});
     SableTensor act = ops.alloc(dt, {t, inter_});
@@ -381,6 +383,30 @@ class DecoderModel : public cpp::Model {
   }
 
   const DecoderOptions& options() const { return opt_; }
+
+  // Rotary embedding of one layer's q/k; a model with its own position scheme (M-RoPE) overrides
+  // it, and needs_unfused keeps its batches off forward_fused, whose projection applies the rope.
+  virtual void apply_rope(const cpp::Ops& ops, const SableForwardBatch& batch, SableTensor& q3,
+                          SableTensor& k3) {
+    ops.rope(&q3, &k3, batch.positions, rope_, rot_dim_, SABLE_ROPE_NEOX);
+  }
+  virtual bool needs_unfused(const SableForwardBatch&) const { return false; }
+
+  // ABI 1.3: the rows of batch.embeds (image embeddings) replace the token embeddings of the
+  // placeholder rows that batch.embed_spans names.
+  void splice_embeds(const cpp::Ops& ops, const SableForwardBatch& batch, SableTensor& residual) const {
+    if (!SABLE_HAS(&batch, embed_spans) || batch.num_embed_spans <= 0) return;
+    for (int32_t i = 0; i < batch.num_embed_spans; ++i) {
+      const int32_t* span = batch.embed_spans + 3 * i;
+      SableTensor dst = cpp::narrow(residual, 0, span[0], span[1]);
+      ops.copy(cpp::narrow(batch.embeds, 0, span[2], span[1]), dst);
+    }
+  }
+
+  const SableTensor& rope_cache_table() const { return rope_; }
+  int64_t head_dim() const { return head_dim_; }
+  int64_t hidden_size() const { return hidden_; }
+  int32_t rot_dim() const { return rot_dim_; }
 
  private:
   struct LayerWeights {

@@ -53,6 +53,10 @@ typedef struct SableModelInfo {
                             for no KV pool), and every sequence runs whole in one forward from
                             position 0 */
   /* end of ABI 1.2 - do not modify above */
+  /* since 1.3: nonzero when encode_images works for this model (a vision-language model); the
+   * host then reads the vision settings (image_token_id, vision_config) from config.json. */
+  int32_t image_input;
+  /* end of ABI 1.3 - do not modify above */
 } SableModelInfo;
 
 typedef struct SableForwardBatch {
@@ -73,7 +77,28 @@ typedef struct SableForwardBatch {
    * for the second), on the device; data NULL means every token is segment 0. */
   SableTensor token_type_ids;
   /* end of ABI 1.2 - do not modify above */
+  /* since 1.3 (vision-language models; zero / NULL data in text-only batches):
+   * mrope_positions [3, T] I32 on the device: the (temporal, height, width) rotary positions of
+   * each token (Qwen2-VL's M-RoPE). Text tokens carry their position (plus the sequence's offset
+   * after its images) in all three rows. data NULL: every row equals `positions`. */
+  SableTensor mrope_positions;
+  /* embeds [E, H] compute dtype on the device: rows that replace the token embeddings of image
+   * placeholder tokens. embed_spans (host memory, [num_embed_spans, 3] I32): for each span, the
+   * first token row in [0, T), the row count, and the first row of `embeds` it takes. */
+  SableTensor embeds;
+  int32_t num_embed_spans;
+  const int32_t* embed_spans;
+  /* end of ABI 1.3 - do not modify above */
 } SableForwardBatch;
+
+/* since 1.3: preprocessed images for encode_images. */
+typedef struct SableImageBatch {
+  uint32_t struct_size;
+  int32_t num_images;
+  const int32_t* grid_thw;  /* host memory [num_images, 3]: patches in time, height, width */
+  SableTensor pixel_values; /* [sum t*h*w, patch_dim] F32 on the device, image after image, each
+                               row (channel, time, patch row, patch column) as the HF processor */
+} SableImageBatch;
 
 typedef struct SableForwardOutput {
   uint32_t struct_size;
@@ -98,6 +123,14 @@ typedef struct SableModelApi {
   SableStatus (*forward)(SableModel* model, SableOpsContext* ctx, const SableForwardBatch* batch,
                          SableForwardOutput* out);
   /* end of ABI 1.0 - do not modify above */
+
+  /* since 1.3; may be NULL (check SABLE_HAS, and SableModelInfo.image_input). Runs the vision
+   * tower over the preprocessed images of `images` and writes their merged embeddings, the rows
+   * that replace the image placeholder tokens, image after image, into out [E, H] (compute dtype,
+   * allocated by the host; E = sum of t*h*w / merge^2 over the images). */
+  SableStatus (*encode_images)(SableModel* model, SableOpsContext* ctx,
+                               const SableImageBatch* images, SableTensor* out);
+  /* end of ABI 1.3 - do not modify above */
 } SableModelApi;
 
 #endif /* SABLE_MODEL_H_ */

@@ -177,6 +177,14 @@ typedef struct SableOps {
                                          const SableTensor* positions, float scale,
                                          SableTensor* out);
   /* end of ABI 1.2 - do not modify above */
+
+  /* since 1.3; may be NULL in older hosts (check SABLE_HAS(ops, upload)).
+   * Copies numel(dst) * dtype size bytes of host memory `src` into the contiguous device tensor
+   * `dst`, ordered on the context's stream; `src` may be reused once the call returns. For index
+   * and table tensors a plugin computes on the host (vision window orders, 2-D rotary tables).
+   * Not for captured forwards (decode): it reads host memory at call time. */
+  SableStatus (*upload)(SableOpsContext* ctx, const void* src, SableTensor* dst);
+  /* end of ABI 1.3 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

@@ -208,6 +208,9 @@ class Ops {
     check(o_->attention_bidirectional(c_, &q, &k, &v, &positions, scale, &out),
           "attention_bidirectional");
   }
+  // upload (since ABI 1.3): host bytes into a contiguous device tensor (ops.h).
+  bool has_upload() const { return SABLE_HAS(o_, upload) && o_->upload != nullptr; }
+  void upload(const void* src, SableTensor& dst) const { check(o_->upload(c_, src, &dst), "upload"); }
   void moe_route(int32_t layer, const SableTensor& logits, int32_t top_k, int32_t scoring,
                  bool renormalize, SableTensor& weights, SableTensor& ids) const {
     check(o_->moe_route(c_, layer, &logits, top_k, scoring, renormalize ? 1 : 0, &weights, &ids),

@@ -25,6 +25,10 @@ class Model {
   virtual SableModelInfo info() const = 0;
   virtual void load_weights() = 0;
   virtual void forward(const Ops& ops, const SableForwardBatch& batch, SableForwardOutput& out) = 0;
+  // Vision-language models (ABI 1.3) override this and set SableModelInfo.image_input.
+  virtual void encode_images(const Ops&, const SableImageBatch&, SableTensor&) {
+    fail(SABLE_ERR_UNSUPPORTED, "this model takes no image input");
+  }
   const Host& host() const { return host_; }
 
  protected:
@@ -78,6 +82,15 @@ struct ModelAdapter {
     }
     SABLE_CATCH(host.api(), host.handle())
   }
+  static SableStatus encode_images(SableModel* m, SableOpsContext* ctx, const SableImageBatch* in,
+                                   SableTensor* out) {
+    const Host& host = get(m).host();
+    SABLE_TRY {
+      get(m).encode_images(Ops(host.ops(), ctx), *in, *out);
+      return SABLE_OK;
+    }
+    SABLE_CATCH(host.api(), host.handle())
+  }
 };
 
 }  // namespace detail
@@ -98,7 +111,8 @@ struct ModelAdapter {
       &SableAdapter::destroy,                                                                 \
       &SableAdapter::get_info,                                                                \
       &SableAdapter::load_weights,                                                            \
-      &SableAdapter::forward};                                                                \
+      &SableAdapter::forward,                                                                 \
+      &SableAdapter::encode_images};                                                          \
   const SablePlugin kSablePlugin = {sizeof(SablePlugin), SABLE_ABI_MAJOR, SABLE_ABI_MINOR,    \
                                     (NAME), (VERSION), SABLE_PLUGIN_MODEL, 0, &kSableModelApi, \
                                     "model plugin"};                                          \

@@ -1,0 +1,246 @@
+// Qwen2.5-VL on the CPU against transformers (tests/golden/vl, made by scripts/make_vl_golden.py):
+// the image files go through Sable's own decode and preprocessing, the vision tower's merged
+// embeddings, the M-RoPE positions, the logits at every prompt position (2048 fixed vocab columns)
+// and the full last row, and 24 greedy tokens, for a one-image and a two-image prompt. Relative
+// error bound 1e-4 (max|a - b| / max|b|), as the text golden tests.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/image/image_decode.h"
+#include "core/image/mrope_positions.h"
+#include "core/image/qwen_vl_processor.h"
+#include "model_moe_golden.h"
+
+namespace sable::golden_test {
+namespace {
+
+constexpr int32_t kImageToken = 151655;
+constexpr int32_t kMerge = 2;
+
+std::string vl_dir() { return std::string(SABLE_TEST_DATA_DIR) + "/vl"; }
+
+struct VlGolden {
+  nlohmann::json meta;
+  std::unique_ptr<weights::SafetensorsFile> tensors;
+  std::vector<float> f32(const std::string& name) const { return golden_f32(*tensors, name); }
+  std::vector<int64_t> i64(const std::string& name) const {
+    for (const auto& t : tensors->tensors()) {
+      if (t.name != name) continue;
+      auto bytes = tensors->bytes(t);
+      std::vector<int64_t> v(bytes.size() / sizeof(int64_t));
+      std::memcpy(v.data(), bytes.data(), bytes.size());
+      return v;
+    }
+    ADD_FAILURE() << "golden tensor missing: " << name;
+    return {};
+  }
+};
+
+const VlGolden& golden() {
+  static const VlGolden g = [] {
+    VlGolden g;
+    std::ifstream in(vl_dir() + "/golden.json");
+    g.meta = nlohmann::json::parse(in);
+    g.tensors = weights::SafetensorsFile::open(vl_dir() + "/golden.safetensors");
+    return g;
+  }();
+  return g;
+}
+
+// An image file of the golden folder, decoded and preprocessed by Sable.
+image::VisionPatches patches(const std::string& name) {
+  const std::string file = golden().meta["images"][name]["file"].get<std::string>();
+  std::ifstream in(vl_dir() + "/" + file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  return image::qwen_vl_preprocess(image::decode_image(bytes, {}), {});
+}
+
+class VlGoldenTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { runner_ = make_runner(vl_dir() + "/model", "auto", 16).release(); }
+  static void TearDownTestSuite() {
+    delete runner_;
+    runner_ = nullptr;
+  }
+  static std::vector<float> encode(const std::string& name) {
+    const image::VisionPatches p = patches(name);
+    const int32_t grid[3] = {p.grid_t, p.grid_h, p.grid_w};
+    return runner_->encode_images(p.pixel_values, grid, kMerge);
+  }
+  static ModelRunner* runner_;
+};
+ModelRunner* VlGoldenTest::runner_ = nullptr;
+
+TEST_F(VlGoldenTest, ServedByTheQwenVlPluginWithImageInput) {
+  EXPECT_EQ(runner_->plugin_name(), "qwen_vl");
+  EXPECT_TRUE(runner_->image_input());
+}
+
+TEST_F(VlGoldenTest, VisionEmbeddingsMatch) {
+  for (const std::string name : {"a", "b", "c"}) {
+    const auto ref = golden().f32("vision_embeds_" + name);
+    const auto got = encode(name);
+    ASSERT_EQ(got.size(), ref.size()) << name;
+    EXPECT_LT(rel_err(got, ref), kMaxRelErr) << "image " << name;
+  }
+  // Two images in one call give the same rows as two calls, image after image.
+  const image::VisionPatches b = patches("b"), c = patches("c");
+  std::vector<float> pixels = b.pixel_values;
+  pixels.insert(pixels.end(), c.pixel_values.begin(), c.pixel_values.end());
+  const int32_t grids[6] = {b.grid_t, b.grid_h, b.grid_w, c.grid_t, c.grid_h, c.grid_w};
+  std::vector<float> ref = golden().f32("vision_embeds_b");
+  const auto ref_c = golden().f32("vision_embeds_c");
+  ref.insert(ref.end(), ref_c.begin(), ref_c.end());
+  EXPECT_LT(rel_err(runner_->encode_images(pixels, grids, kMerge), ref), kMaxRelErr);
+}
+
+// One case of golden.json: its prompt, M-RoPE positions and the embedding spans of its images.
+struct Case {
+  std::vector<int32_t> prompt, greedy;
+  image::MropePositions mrope;
+  std::vector<std::vector<float>> embeds;  // per image
+  std::vector<ModelRunner::EmbedSpan> spans;
+};
+
+Case load_case(size_t i, const std::function<std::vector<float>(const std::string&)>& enc) {
+  const auto& c = golden().meta["cases"][i];
+  Case out;
+  out.prompt = c["prompt"].get<std::vector<int32_t>>();
+  out.greedy = c["greedy"].get<std::vector<int32_t>>();
+  std::vector<image::GridThw> grids;
+  for (const auto& name : c["images"]) {
+    const auto g = golden().meta["images"][name.get<std::string>()]["grid_thw"].get<std::vector<int>>();
+    grids.push_back({g[0], g[1], g[2]});
+    out.embeds.push_back(enc(name.get<std::string>()));
+  }
+  out.mrope = image::mrope_positions(out.prompt, grids, kImageToken, kMerge);
+  size_t image = 0;
+  for (size_t j = 0; j < out.prompt.size();) {
+    if (out.prompt[j] != kImageToken) {
+      ++j;
+      continue;
+    }
+    const auto& g = grids[image];
+    const int32_t n = g.t * g.h * g.w / (kMerge * kMerge);
+    out.spans.push_back({static_cast<int32_t>(j), n, out.embeds[image].data()});
+    j += static_cast<size_t>(n);
+    ++image;
+  }
+  return out;
+}
+
+TEST_F(VlGoldenTest, MropePositionsMatchGetRopeIndex) {
+  for (size_t i = 0; i < 2; ++i) {
+    const Case c = load_case(i, [](const std::string&) { return std::vector<float>(); });
+    const auto ref = golden().i64("positions_" + std::to_string(i));
+    ASSERT_EQ(ref.size(), c.mrope.positions.size());
+    for (size_t k = 0; k < ref.size(); ++k)
+      ASSERT_EQ(c.mrope.positions[k], ref[k]) << "case " << i << " index " << k;
+  }
+}
+
+TEST_F(VlGoldenTest, LogitsAtEveryPositionAndGreedyTokensMatch) {
+  const auto cols = golden().meta["logit_cols"].get<std::vector<int32_t>>();
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    const Case c = load_case(i, encode);
+    const int32_t len = static_cast<int32_t>(c.prompt.size());
+    std::vector<int32_t> pages(64);
+    for (size_t p = 0; p < pages.size(); ++p) pages[p] = static_cast<int32_t>(p);
+    ModelRunner::Sequence s;
+    s.new_tokens = c.prompt;
+    s.pages = pages;
+    s.all_logits = true;
+    s.mrope_positions = c.mrope.positions;
+    s.embeds = c.spans;
+    const auto res = runner_->forward(std::span(&s, 1));
+    ASSERT_EQ(res.rows, len);
+    const auto ref = golden().f32("logits_" + std::to_string(i));
+    std::vector<float> got;
+    for (int32_t r = 0; r < len; ++r)
+      for (const int32_t col : cols) got.push_back(res.row(r)[static_cast<size_t>(col)]);
+    EXPECT_LT(rel_err(got, ref), kMaxRelErr) << "logits at every position";
+    const auto last = res.row(len - 1);
+    EXPECT_LT(rel_err(last, golden().f32("last_logits_" + std::to_string(i))), kMaxRelErr);
+
+    // Greedy decoding: every step's three M-RoPE axes are (index + delta).
+    std::vector<int32_t> out{runner::argmax(last)};
+    while (out.size() < kGreedySteps) {
+      const int32_t index = len + static_cast<int32_t>(out.size()) - 1;
+      const int32_t pos = index + c.mrope.delta;
+      const int32_t mrope[3] = {pos, pos, pos};
+      ModelRunner::Sequence d;
+      d.new_tokens = std::span(&out.back(), 1);
+      d.num_cached = index;
+      d.pages = pages;
+      d.mrope_positions = mrope;
+      out.push_back(runner::argmax(runner_->forward(std::span(&d, 1)).row(0)));
+    }
+    EXPECT_EQ(out, c.greedy);
+  }
+}
+
+// A prefill split inside an image's placeholder run: the first chunk takes the image's first
+// rows, the second the rest (spans point into the middle of the embeddings).
+TEST_F(VlGoldenTest, ChunkedPrefillSplitsAnImage) {
+  const Case c = load_case(1, encode);
+  const int32_t len = static_cast<int32_t>(c.prompt.size());
+  const ModelRunner::EmbedSpan& first = c.spans[0];
+  const int32_t cut = first.row + first.count / 2;
+  std::vector<int32_t> pages(64);
+  for (size_t p = 0; p < pages.size(); ++p) pages[p] = static_cast<int32_t>(p);
+  auto slice = [&](int32_t from, int32_t to) {
+    std::vector<int32_t> v;
+    for (int32_t axis = 0; axis < 3; ++axis)
+      for (int32_t j = from; j < to; ++j) v.push_back(c.mrope.positions[static_cast<size_t>(axis * len + j)]);
+    return v;
+  };
+  auto spans_in = [&](int32_t from, int32_t to) {
+    std::vector<ModelRunner::EmbedSpan> out;
+    for (const auto& sp : c.spans) {
+      const int32_t a = std::max(from, sp.row), b = std::min(to, sp.row + sp.count);
+      if (a < b)
+        out.push_back({a - from, b - a, sp.data + static_cast<size_t>(a - sp.row) * 16});
+    }
+    return out;
+  };
+  const auto m1 = slice(0, cut), m2 = slice(cut, len);
+  const auto s1 = spans_in(0, cut), s2 = spans_in(cut, len);
+  ModelRunner::Sequence a;
+  a.new_tokens = std::span(c.prompt).subspan(0, static_cast<size_t>(cut));
+  a.pages = pages;
+  a.mrope_positions = m1;
+  a.embeds = s1;
+  runner_->forward(std::span(&a, 1));
+  ModelRunner::Sequence b;
+  b.new_tokens = std::span(c.prompt).subspan(static_cast<size_t>(cut));
+  b.num_cached = cut;
+  b.pages = pages;
+  b.mrope_positions = m2;
+  b.embeds = s2;
+  const auto res = runner_->forward(std::span(&b, 1));
+  EXPECT_LT(rel_err(res.row(0), golden().f32("last_logits_1")), kMaxRelErr);
+}
+
+TEST_F(VlGoldenTest, BadVisionInputsAreRejected) {
+  const std::vector<float> pixels(10, 0.0f);
+  const int32_t grid[3] = {1, 3, 4};  // 12 patches do not match 10 values / not divisible
+  EXPECT_THROW(runner_->encode_images(pixels, grid, kMerge), std::invalid_argument);
+  const int32_t tokens[2] = {1, 2};
+  const int32_t short_mrope[3] = {0, 0, 0};
+  std::vector<int32_t> pages(4, 0);
+  ModelRunner::Sequence s;
+  s.new_tokens = tokens;
+  s.pages = pages;
+  s.mrope_positions = short_mrope;
+  EXPECT_THROW(runner_->forward(std::span(&s, 1)), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace sable::golden_test
