@@ -11,6 +11,8 @@ mkdir -p "$out"
 # The binaries carry absolute paths of the build machine (/work/main/...): mirror them.
 if [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
 cd /work/main
+# Golden files stored xz-packed (cmake/SableGoldenData.cmake): unpack them as configure would.
+find tests/golden -name '*.json.xz' -exec xz -dkf {} \;
 if [ -f .carry/gpu-bundle.tar.xz ]; then
   tar -xJf .carry/gpu-bundle.tar.xz
 else
