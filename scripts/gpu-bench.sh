@@ -55,7 +55,7 @@ for w in $which; do
       offline llama8b --num-prompts ${OFFLINE_LONG_N:-500} --input-len 4096 --output-len 2048 ;;
     sglang_ci)  # issue 14's bars: SGLang's CI workload (500 prompts, 4096/2048, ratio 0 and 1, seed 0)
       make_model llama8b llama-3.1-8b llama3
-      for r in 0 1; do
+      for r in ${SGLANG_CI_RATIOS:-0 1}; do
         offline llama8b --dataset-name random-ids --tokenize-prompt --num-prompts 500 \
           --random-input-len 4096 --random-output-len 2048 --random-range-ratio $r --seed 0
       done ;;
