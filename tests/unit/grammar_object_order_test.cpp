@@ -1,11 +1,13 @@
-// JSON schema objects in any property order (the default): every order of the declared
-// properties, each at most once, with every required one present, further members anywhere when
-// additionalProperties allows them; objects too large for it are refused by name, and the
-// schema's "x-sable": {"property_order": "declared"} opts into declared order instead.
+// JSON schema objects in any property order (the default where it fits): every order of the
+// declared properties, each at most once, with every required one present, further members
+// anywhere when additionalProperties allows them (after the declared ones when it is absent);
+// objects too large for it are generated in declared order, or refused by name under
+// "x-sable": {"property_order": "any"}; "declared" opts into declared order everywhere.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -114,30 +116,42 @@ TEST(GrammarObjectOrder, EightPropertiesCompileQuickly) {
   EXPECT_FALSE(dfa.matches(R"({"property_7":"a","property_7":"b"})"));
 }
 
-TEST(GrammarObjectOrder, TooManyPropertiesAreRefusedByName) {
+// Past the any-order limits the default ("auto") generates declared order; "any" refuses instead,
+// naming the object and the options.
+TEST(GrammarObjectOrder, TooManyPropertiesFallBackToDeclaredOrder) {
   std::string props;
   for (int i = 0; i < 13; ++i)
     props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"integer"})";
   const std::string inner = R"({"type":"object","properties":{)" + props + "}}";
-  const std::string e = error_of(R"({"type":"object","properties":{"outer":)" + inner + "}}");
+  const std::string e = error_of(R"({"type":"object","x-sable":{"property_order":"any"},
+      "properties":{"outer":)" + inner + "}}");
   EXPECT_NE(e.find("13 properties in any order is too large"), std::string::npos) << e;
   EXPECT_NE(e.find("/properties/outer/properties"), std::string::npos) << e;
   EXPECT_NE(e.find("\"property_order\": \"declared\""), std::string::npos) << e;
-  // Opting into declared order compiles it, and only in that order.
-  const Dfa dfa = schema_dfa(R"({"x-sable":{"property_order":"declared"},"type":"object",
-      "properties":{"outer":)" + inner + "}}");
-  EXPECT_TRUE(dfa.matches(R"({"outer":{"p0":1,"p8":2}})"));
-  EXPECT_FALSE(dfa.matches(R"({"outer":{"p8":2,"p0":1}})"));
+  for (const char* order : {"", R"("x-sable":{"property_order":"declared"},)"}) {
+    const Dfa dfa = schema_dfa("{" + std::string(order) +
+                               R"("type":"object","properties":{"outer":)" + inner + "}}");
+    EXPECT_TRUE(dfa.matches(R"({"outer":{"p0":1,"p8":2}})"));
+    EXPECT_FALSE(dfa.matches(R"({"outer":{"p8":2,"p0":1}})"));
+    // The small outer object keeps any order.
+    const Dfa two = schema_dfa("{" + std::string(order) + R"("type":"object","properties":{
+        "outer":)" + inner + R"(,"z":{"type":"integer"}}})");
+    EXPECT_EQ(two.matches(R"({"z":1,"outer":{"p0":1}})"), std::string(order).empty()) << order;
+  }
   // Fewer properties with large values: refused by the foreseen automaton size.
-  std::string big = R"({"type":"object","additionalProperties":true,"properties":{)";
+  std::string big = R"({"type":"object","additionalProperties":true,
+      "x-sable":{"property_order":"any"},"properties":{)";
   for (int i = 0; i < 8; ++i)
     big += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"string","maxLength":200})";
   const std::string e2 = error_of(big + "}}");  // refused before the automaton is built
   EXPECT_NE(e2.find("8 properties in any order is too large to compile (about"), std::string::npos) << e2;
+  const Dfa auto_order = schema_dfa(std::regex_replace(big, std::regex(R"("any")"), R"("auto")") + "}}");
+  EXPECT_TRUE(auto_order.matches(R"({"p0":"a","p7":"b","q":1})"));
+  EXPECT_FALSE(auto_order.matches(R"({"p7":"b","p0":"a"})"));
 }
 
 TEST(GrammarObjectOrder, OptionsAreChecked) {
-  EXPECT_NE(error_of(R"({"x-sable":{"property_order":"sorted"}})").find("\"any\" or \"declared\""),
+  EXPECT_NE(error_of(R"({"x-sable":{"property_order":"sorted"}})").find("\"auto\", \"any\" or \"declared\""),
             std::string::npos);
   EXPECT_NE(error_of(R"({"x-sable":{"order":"any"}})").find("unknown option 'order'"),
             std::string::npos);

@@ -38,12 +38,10 @@ constexpr size_t kMaxProduced = 64 << 20;
 
 // Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
 const std::pair<const char*, const char*> kRefused[] = {
-    {"not", "negation"},
     {"if", "conditional schemas"},
     {"dependentSchemas", "conditional schemas"},
     {"dependencies", "conditional schemas"},
     {"dependentRequired", "conditional required properties"},
-    {"patternProperties", "property names matched by patterns"},
     {"propertyNames", "constraints on property names"},
     {"contains", "arrays that must contain a match"},
     {"$dynamicRef", "dynamic references"},
@@ -53,6 +51,7 @@ const std::pair<const char*, const char*> kRefused[] = {
 // Which types a type-less schema's keywords speak about.
 const std::set<std::string> kObjectKeys = {
     "properties", "required", "additionalProperties", "unevaluatedProperties", "minProperties",
+    "patternProperties", "x-sable-absent",
     "maxProperties"};
 const std::set<std::string> kArrayKeys = {"items",    "prefixItems", "additionalItems",
                                           "minItems", "maxItems",    "uniqueItems",
@@ -148,19 +147,26 @@ void Converter::error(const std::string& path, const std::string& what) {
   fail(SABLE_ERR_INVALID_ARGUMENT, what + " (at " + (path.empty() ? "/" : path) + ")");
 }
 
-PropertyOrder property_order_option(const Json& options, const std::string& path) {
+SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std::string& path) {
   if (!options.is_object()) Converter::error(path, "x-sable must be an object");
-  PropertyOrder order = PropertyOrder::kAny;
   for (auto it = options.begin(); it != options.end(); ++it) {
-    if (it.key() != "property_order")
-      Converter::error(path + "/" + it.key(),
-                       "unknown option '" + it.key() + "' (known: property_order)");
     const Json& v = it.value();
-    if (v != "any" && v != "declared")
-      Converter::error(path + "/property_order", "property_order must be \"any\" or \"declared\"");
-    order = v == "declared" ? PropertyOrder::kDeclared : PropertyOrder::kAny;
+    if (it.key() == "property_order") {
+      if (v != "auto" && v != "any" && v != "declared")
+        Converter::error(path + "/property_order",
+                         "property_order must be \"auto\", \"any\" or \"declared\"");
+      outer.order = v == "any"        ? PropertyOrder::kAny
+                    : v == "declared" ? PropertyOrder::kDeclared
+                                      : PropertyOrder::kAuto;
+    } else if (it.key() == "strict") {
+      if (!v.is_boolean()) Converter::error(path + "/strict", "strict must be true or false");
+      outer.strict = v.get<bool>();
+    } else {
+      Converter::error(path + "/" + it.key(), "unknown option '" + it.key() +
+                                                  "' (known: property_order, strict)");
+    }
   }
-  return order;
+  return outer;
 }
 
 int64_t count_keyword(const Json& s, const char* key, int64_t fallback, const std::string& path) {
@@ -184,12 +190,12 @@ std::string Converter::value(const Json& s, const std::string& path) {
 
 std::string Converter::value_of(const Json& s, const std::string& path) {
   if (s.is_object() && s.contains("x-sable")) {  // options for this schema and those inside it
-    const PropertyOrder outer = order_;
-    order_ = property_order_option(s["x-sable"], path + "/x-sable");
+    const SchemaOptions outer = options_;
+    options_ = schema_options(s["x-sable"], outer, path + "/x-sable");
     Json rest = s;
     rest.erase("x-sable");
     std::string out = value_of(rest, path);
-    order_ = outer;
+    options_ = outer;
     return out;
   }
   if (s.is_boolean()) {
@@ -200,6 +206,11 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
   for (const auto& [key, why] : kRefused)
     if (s.contains(key))
       error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");
+  if (s.contains("not")) {
+    const Json rewritten = negation(s, path);
+    if (allows_nothing(rewritten)) error(path + "/not", "the schema allows nothing (`not`)");
+    return value_of(rewritten, path);
+  }
   if (s.contains("allOf") || s.contains("$ref")) return merged(s, path);
   if (s.contains("const") || s.contains("enum")) return constants(s, path);
   for (const char* key : {"anyOf", "oneOf"}) {
@@ -214,7 +225,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     std::vector<Json> branches;
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string branch_path = path + "/" + key + "/" + std::to_string(i);
-      if (list[i].is_boolean() && !list[i].get<bool>()) continue;
+      if (allows_nothing(list[i])) continue;
       Json branch = siblings;
       if (list[i].is_object()) merge_schema(branch, list[i], branch_path);
       else if (!list[i].is_boolean()) error(branch_path, "a schema must be an object or a boolean");

@@ -1,11 +1,15 @@
 // JSON schema objects and arrays as regexes (see json_schema.h for the layout and the rules).
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "json_schema.h"
 #include "json_schema_converter.h"
 #include "json_string.h"
+#include "key_patterns.h"
 #include "nfa.h"
 #include "regex.h"
+#include "sable/cpp/error.h"
 
 namespace sable::grammar::schema {
 namespace {
@@ -20,12 +24,76 @@ std::string group(const std::vector<std::string>& alts) {
   return out + ")";
 }
 
-// NFA states of a member's regex, to foresee the size of the any-order automaton.
-int64_t nfa_size(const std::string& regex) {
-  return static_cast<int64_t>(build_nfa(parse_regex(regex, RegexDialect::kInternal)).states.size());
+// NFA states of a member's regex, to foresee the size of the any-order automaton; past `cap` (or
+// for a text so long that parsing it for this alone costs too much: regex text is a few bytes per
+// NFA state), cap + 1.
+int64_t nfa_size(const std::string& regex, int64_t cap) {
+  if (regex.size() > static_cast<size_t>(cap) * 16) return cap + 1;
+  try {
+    const RegexAst ast = parse_regex(regex, RegexDialect::kInternal);
+    return static_cast<int64_t>(build_nfa(ast, static_cast<int32_t>(cap + 1)).states.size());
+  } catch (const sable::cpp::Error&) {
+    return cap + 1;
+  }
 }
 
 }  // namespace
+
+// patternProperties: the further members whose keys match a pattern, one alternative per group of
+// patterns with the same schema. Exact only when no key can match two patterns of different
+// schemas and no declared name matches a pattern (a pattern key could then repeat it, with only
+// the pattern's schema on its value): both are checked and refused. Keys matching no pattern are
+// not generated (a subset: they would need the complement of the patterns).
+std::vector<std::string> Converter::pattern_members(const Json& s, const Json& props,
+                                                    const std::vector<std::string>& absent,
+                                                    const std::string& path) {
+  const Json& pp = s["patternProperties"];
+  const std::string pp_path = path + "/patternProperties";
+  if (!pp.is_object()) error(pp_path, "patternProperties must be an object");
+  struct Group {
+    Json schema;
+    std::string path;  // of its first pattern
+    std::vector<std::string> keys;  // whole-key regexes
+  };
+  std::vector<Group> groups;
+  for (const auto& [pattern, sub] : pp.items()) {
+    const std::string at = pp_path + "/" + pattern;
+    std::string whole;
+    try {
+      whole = whole_key_regex(pattern);
+    } catch (const sable::cpp::Error& e) {
+      error(at, std::string("bad patternProperties pattern: ") + e.what());
+    }
+    for (const auto& [name, prop] : props.items())
+      if (key_matches(whole, name))
+        error(at, "the pattern matches the declared property '" + name + "' (a key written "
+                  "for the pattern could repeat it); not supported");
+    for (const std::string& name : absent)
+      if (key_matches(whole, name))
+        error(at, "the pattern matches the property '" + name + "' that `not` excludes; not "
+                  "supported");
+    if (sub.is_boolean() && !sub.get<bool>()) continue;  // such keys are never generated
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.schema == sub; });
+    if (g == groups.end()) groups.push_back({sub, at, {}}), g = groups.end() - 1;
+    for (const Group& other : groups)
+      if (other.schema != sub)
+        for (const std::string& w : other.keys)
+          if (keys_may_overlap(w, whole))
+            error(pp_path, "patternProperties patterns may match the same key with different "
+                           "schemas, which a key's value would then need both of; not supported");
+    g->keys.push_back(whole);
+  }
+  std::vector<std::string> out;
+  for (const Group& g : groups) {
+    std::string keys;
+    for (const std::string& w : g.keys) keys += (keys.empty() ? "" : "|") + w;
+    const std::string v = g.schema.is_boolean() || g.schema.empty()
+                              ? any_json_value_regex(kAnyDepth - 1)
+                              : value(g.schema, g.path);
+    out.push_back("\"" + json_string_pattern_regex(keys) + "\":" + kWs + v);
+  }
+  return out;
+}
 
 // The declared properties (each optional one skippable) and, when additionalProperties allows
 // them, further members whose keys are none of the declared names; in declared order or in any
@@ -34,7 +102,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
   const bool has_props = s.contains("properties");
   if (has_props && !s["properties"].is_object())
     error(path + "/properties", "properties must be an object");
-  const Json props = has_props ? s["properties"] : Json::object();
+  Json props = has_props ? s["properties"] : Json::object();
   std::set<std::string> required;
   if (s.contains("required")) {
     if (!s["required"].is_array()) error(path + "/required", "required must be an array");
@@ -46,27 +114,46 @@ std::string Converter::object(const Json& s, const std::string& path) {
   for (const std::string& r : required)
     if (!props.contains(r))
       error(path + "/required", "required property '" + r + "' is not listed in properties");
+  // Names that must not occur (`not` of required, json_schema_not.cpp): no member, no extra key.
+  std::vector<std::string> absent;
+  if (s.contains("x-sable-absent")) {
+    for (const Json& a : s["x-sable-absent"]) {
+      if (!a.is_string()) error(path + "/x-sable-absent", "x-sable-absent entries must be strings");
+      if (required.count(a.get<std::string>()))
+        error(path + "/not", "property '" + a.get<std::string>() + "' is both required and excluded");
+      absent.push_back(a.get<std::string>());
+      props.erase(a.get<std::string>());
+    }
+  }
+  const bool patterned = s.contains("patternProperties");
+  const std::vector<std::string> pattern_alts =
+      patterned ? pattern_members(s, props, absent, path) : std::vector<std::string>{};
 
-  // Further members: additionalProperties (or unevaluatedProperties, the same here). Absent, an
-  // object with properties gets no others (a subset of what the schema allows), one without any.
-  Json extra = props.empty() ? Json(true) : Json(false);
+  // Further members: additionalProperties (or unevaluatedProperties, the same here). Absent, any
+  // (JSON Schema), or none beside properties in strict mode. With patternProperties only keys
+  // matching a pattern are generated.
+  const bool implicit = !s.contains("additionalProperties") && !s.contains("unevaluatedProperties");
+  const int64_t min_props = count_keyword(s, "minProperties", 0, path);
+  const int64_t max_props = count_keyword(s, "maxProperties", -1, path);
+  // Implied further members may be left out (a subset): so they are beside maxProperties.
+  Json extra = props.empty() || (!options_.strict && max_props < 0) ? Json(true) : Json(false);
   std::string extra_path = path + "/additionalProperties";
   for (const char* key : {"unevaluatedProperties", "additionalProperties"}) {
     if (s.contains(key)) extra = s[key], extra_path = path + "/" + key;
   }
-  const bool extras = !(extra.is_boolean() && !extra.get<bool>());
+  const bool extras = !(extra.is_boolean() && !extra.get<bool>()) || !pattern_alts.empty();
   std::string extra_member;
-  if (extras) {
+  if (patterned) {
+    if (!pattern_alts.empty()) extra_member = group(pattern_alts);
+  } else if (extras) {
     const std::string v = extra.is_boolean() || extra.empty() ? any_json_value_regex(kAnyDepth - 1)
                                                                : value(extra, extra_path);
-    std::vector<std::string> names;
+    std::vector<std::string> names = absent;
     for (const auto& [name, sub] : props.items()) names.push_back(name);
     const std::string key =
         names.empty() ? any_string_regex() : "\"" + json_key_other_than(names) + "\"";
     extra_member = key + ":" + kWs + v;
   }
-  const int64_t min_props = count_keyword(s, "minProperties", 0, path);
-  const int64_t max_props = count_keyword(s, "maxProperties", -1, path);
   if (min_props > static_cast<int64_t>(required.size()))
     error(path + "/minProperties",
           "minProperties above the number of required properties is not supported");
@@ -81,79 +168,130 @@ std::string Converter::object(const Json& s, const std::string& path) {
                       value(sub, path + "/properties/" + name));
     needed.push_back(required.count(name) > 0);
   }
-  if (order_ == PropertyOrder::kAny && members.size() > 1)
-    return members_any_order(members, needed, extra_member, path);
+  if (options_.order != PropertyOrder::kDeclared && members.size() > 1) {
+    // Explicit further members go anywhere when that fits, else after the declared ones; implied
+    // ones (JSON Schema's default) only after them.
+    std::string why;
+    if (!implicit && !extra_member.empty())
+      if (std::string r = members_any_order(members, needed, extra_member, true, &why); !r.empty())
+        return r;
+    if (std::string r = members_any_order(members, needed, extra_member, false, &why); !r.empty())
+      return r;
+    if (options_.order == PropertyOrder::kAny) error(path + "/properties", why);
+  }
   return members_in_order(members, needed, extra_member, path);
 }
 
 // Optional members may be skipped, commas only between those present. started[i]: the members
 // from i on after one was already written (each with a leading comma); fresh(i): the same when
-// none was written yet.
+// none was written yet. Each member and each started[i] is one shared subexpression, used twice,
+// so the text stays linear in the members (not quadratic, as copies would be).
 std::string Converter::members_in_order(const std::vector<std::string>& members,
                                         const std::vector<bool>& needed, const std::string& extra,
                                         const std::string& path) {
   const size_t k = members.size();
+  std::string defs;
+  const std::string sep = "," + kWs;
+  const std::string other = extra.empty() ? "" : define(extra, &defs);
   std::vector<std::string> started(k + 1);
-  started[k] = extra.empty() ? "" : "(?:," + kWs + extra + ")*";
+  started[k] = other.empty() ? "" : define("(?:" + sep + other + ")*", &defs);
+  std::vector<std::string> member(k);
   for (size_t i = k; i-- > 0;) {
-    const std::string item = "," + kWs + members[i];
-    started[i] = (needed[i] ? item : "(?:" + item + ")?") + started[i + 1];
+    member[i] = define(members[i], &defs);
+    const std::string item = sep + member[i];
+    started[i] = define((needed[i] ? item : "(?:" + item + ")?") + started[i + 1], &defs);
   }
-  std::string fresh = extra.empty() ? "" : "(?:" + extra + started[k] + ")?";
+  std::string fresh = other.empty() ? "" : "(?:" + other + started[k] + ")?";
   for (size_t i = k; i-- > 0;) {
-    const std::string with_i = members[i] + started[i + 1];
+    const std::string with_i = member[i] + started[i + 1];
     fresh = needed[i] ? with_i : "(?:" + with_i + "|" + fresh + ")";
-    if (fresh.size() > kMaxObjectRegexSize)
-      error(path, "the object has too many optional properties");
   }
-  return "\\{" + fresh + "\\}";
+  if (defs.size() + fresh.size() > kMaxObjectRegexSize)
+    error(path, "the object is too large to compile (its regex would pass " +
+                    std::to_string(kMaxObjectRegexSize >> 20) + " MiB)");
+  return "(?:" + defs + "\\{" + fresh + "\\})";
 }
 
 // Each subset S of the declared properties written so far is one shared subexpression rest(S):
-// further members (extra ones any number of times, each declared one not in S once), ending
-// when S holds every required property. Text and automaton are 2^n in the number of properties n,
-// hence kMaxAnyOrderProperties.
+// further members (each declared one not in S once; extra ones any number of times when
+// extras_anywhere), ending when S holds every required property, where extra members may follow
+// (after them, one shared tail). Text and automaton are 2^n in the number of properties n, hence
+// the limits; past them "" and *why says so.
 std::string Converter::members_any_order(const std::vector<std::string>& members,
                                          const std::vector<bool>& needed, const std::string& extra,
-                                         const std::string& path) {
+                                         bool extras_anywhere, std::string* why) {
   const size_t n = members.size();
   // The automaton holds a copy of member p for each subset without p: 2^(n-1) copies of each.
   int64_t copies = 0;
   if (n <= kMaxAnyOrderProperties) {
-    for (const std::string& m : members) copies += nfa_size(m);
+    const int64_t cap = kMaxAnyOrderStates >> (n - 1);
+    for (const std::string& m : members) copies += nfa_states(m, cap);
     copies <<= n - 1;
-    if (!extra.empty()) copies += nfa_size(extra) << n;
+    if (!extra.empty() && copies <= kMaxAnyOrderStates) {
+      const int shift = extras_anywhere ? static_cast<int>(n) : 0;
+      copies += nfa_states(extra, kMaxAnyOrderStates >> shift) << shift;
+    }
   }
-  if (n > kMaxAnyOrderProperties || copies > kMaxAnyOrderStates)
-    error(path + "/properties",
-          "an object with " + std::to_string(n) + " properties in any order is too large to "
-          "compile (" + (n > kMaxAnyOrderProperties
-                             ? "more than " + std::to_string(kMaxAnyOrderProperties) + " properties"
-                             : "about " + std::to_string(copies) + " automaton states") +
-          ": each subset of the properties is a state); send \"x-sable\": "
-          "{\"property_order\": \"declared\"} in the schema (top level or this object) to generate "
-          "properties in declared order");
+  if (n > kMaxAnyOrderProperties || copies > kMaxAnyOrderStates) {
+    *why = "an object with " + std::to_string(n) + " properties in any order is too large to "
+           "compile (" + (n > kMaxAnyOrderProperties
+                              ? "more than " + std::to_string(kMaxAnyOrderProperties) + " properties"
+                              : "about " + std::to_string(copies) + " automaton states") +
+           ": each subset of the properties is a state); \"x-sable\": {\"property_order\": "
+           "\"declared\"} (or \"auto\", the default) generates properties in declared order";
+    return "";
+  }
   std::string defs;
   std::vector<std::string> member(n);
   for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
-  const std::string other = extra.empty() ? "" : define(extra, &defs);
   const std::string sep = "," + kWs;
+  const std::string other = extra.empty() ? "" : define(extra, &defs);
+  const std::string others = other.empty() ? "" : define("(?:" + sep + other + ")*", &defs);
   uint32_t required = 0;
   for (size_t i = 0; i < n; ++i) required |= needed[i] ? 1u << i : 0u;
   const uint32_t all = (1u << n) - 1;
   std::vector<std::string> rest(all + 1);
   for (uint32_t set = all + 1; set-- > 0;) {  // supersets first: rest(S) refers to rest(S + p)
     std::vector<std::string> alts;
-    if ((set & required) == required) alts.push_back("");
+    if ((set & required) == required) alts.push_back(extras_anywhere ? "" : others);
     for (size_t p = 0; p < n; ++p)
       if (!(set & (1u << p))) alts.push_back(sep + member[p] + rest[set | (1u << p)]);
-    rest[set] = define((other.empty() ? "" : "(?:" + sep + other + ")*") + group(alts), &defs);
+    rest[set] = define((extras_anywhere ? others : "") + group(alts), &defs);
   }
   std::vector<std::string> first;
   if (required == 0) first.push_back("");
   for (size_t p = 0; p < n; ++p) first.push_back(member[p] + rest[1u << p]);
-  if (!other.empty()) first.push_back(other + rest[0]);
+  if (!other.empty() && (extras_anywhere || required == 0))
+    first.push_back(other + (extras_anywhere ? rest[0] : others));
   return "(?:" + defs + "\\{" + group(first) + "\\})";
+}
+
+// Members repeat (a $ref used in several places, the same further-member regex): sized once. Their
+// texts differ only in the numbers of their shared subexpressions (`(?@N`), so the memo's key
+// numbers them from the first one.
+int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
+  std::string key;
+  key.reserve(regex.size());
+  int64_t base = -1;
+  for (size_t i = 0; i < regex.size();) {
+    if (regex.compare(i, 3, "(?@") != 0 || i + 3 >= regex.size() || !std::isdigit(static_cast<unsigned char>(regex[i + 3]))) {
+      key += regex[i++];
+      continue;
+    }
+    size_t j = i + 3;
+    int64_t id = 0;
+    while (j < regex.size() && std::isdigit(static_cast<unsigned char>(regex[j])))
+      id = id * 10 + (regex[j++] - '0');
+    if (base < 0) base = id;
+    key += "(?@" + std::to_string(id - base);
+    i = j;
+  }
+  auto it = nfa_sizes_.find(key);
+  // A size past an earlier cap at least as large as this one is past this one too.
+  if (it != nfa_sizes_.end() && (it->second.second || it->second.first > cap)) return it->second.first;
+  const int64_t n = nfa_size(regex, cap);
+  nfa_sizes_.insert_or_assign(std::move(key), std::pair{n, n <= cap});
+  return n;
 }
 
 std::string Converter::define(const std::string& body, std::string* defs) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace sable::grammar::schema {
@@ -21,11 +23,21 @@ inline constexpr int kAnyDepth = 3;
 // A JSON string of any content (escapes included).
 const std::string& any_string_regex();
 
-// How the members of an object may be ordered: kAny (what JSON Schema allows: declared properties
-// in any order, each at most once, further members anywhere) or kDeclared (the declared order,
-// further members after them: what xgrammar and llguidance generate), chosen by the schema's
-// "x-sable": {"property_order": "declared"} on a schema, for it and the schemas inside it.
-enum class PropertyOrder { kAny, kDeclared };
+// How the members of an object may be ordered, chosen by the schema's "x-sable":
+// {"property_order": ...} on a schema, for it and the schemas inside it: kAny (what JSON Schema
+// allows: declared properties in any order, each at most once, further members anywhere or after
+// them), kDeclared (the declared order, further members after them: what xgrammar and llguidance
+// generate) or kAuto, the default: any order where its automaton stays small (see the limits
+// below), declared order for larger objects.
+enum class PropertyOrder { kAuto, kAny, kDeclared };
+
+// The engine options of "x-sable" in force for a schema (its own or its nearest enclosing ones).
+struct SchemaOptions {
+  PropertyOrder order = PropertyOrder::kAuto;
+  // Absent additionalProperties beside properties: false when strict (xgrammar's strict_mode, no
+  // further members), JSON Schema's `true` otherwise (further members after the declared ones).
+  bool strict = false;
+};
 
 // Objects in kAny order are refused past either limit: each subset of the properties written so far
 // is a state of the automaton, and each member is copied once per subset without it, so its size
@@ -46,6 +58,8 @@ class Converter {
  private:
   std::string value_of(const Json& s, const std::string& path);
   std::string merged(const Json& s, const std::string& path);
+  // `s` with its `not` rewritten into positive keywords (json_schema_not.cpp), or refused.
+  Json negation(const Json& s, const std::string& path);
   std::string ref(const Json& s, const std::string& path);
   std::string constants(const Json& s, const std::string& path);
   std::string typed(const Json& s, const std::string& type, const std::string& path);
@@ -55,22 +69,33 @@ class Converter {
   std::string members_in_order(const std::vector<std::string>& members,
                                const std::vector<bool>& needed, const std::string& extra,
                                const std::string& path);
+  // "" (and *why) when the any-order automaton would pass the limits below (extras_anywhere:
+  // further members between the declared ones too, else only after them).
   std::string members_any_order(const std::vector<std::string>& members,
                                 const std::vector<bool>& needed, const std::string& extra,
-                                const std::string& path);
+                                bool extras_anywhere, std::string* why);
+  std::vector<std::string> pattern_members(const Json& s, const Json& props,
+                                           const std::vector<std::string>& absent,
+                                           const std::string& path);
   // Appends `(?@N=body)` to *defs and returns `(?@N)` (regex.h's internal dialect).
   std::string define(const std::string& body, std::string* defs);
+  // NFA states of a member's regex, past `cap`: cap + 1 (memoized).
+  int64_t nfa_states(const std::string& regex, int64_t cap);
   std::string array(const Json& s, const std::string& path);
 
   const Json& root_;
-  PropertyOrder order_ = PropertyOrder::kAny;  // from the innermost enclosing x-sable
+  SchemaOptions options_;  // from the innermost enclosing x-sable
   int64_t next_definition_ = 0;
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
+  std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact
 };
 
-// The property order an "x-sable" options object asks for (errors name unknown options).
-PropertyOrder property_order_option(const Json& options, const std::string& path);
+// `outer` updated by an "x-sable" options object (errors name unknown options and bad values).
+SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std::string& path);
+
+// Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
+bool allows_nothing(const Json& s);
 
 // A count keyword (minLength, maxItems, ...): a non-negative integer, or `fallback` when absent.
 int64_t count_keyword(const Json& s, const char* key, int64_t fallback, const std::string& path);

@@ -118,6 +118,10 @@ bool requires_property(const Json& s, const std::string& name) {
 
 // `s` allows no member called `name`.
 bool excludes_property(const Json& s, const std::string& name) {
+  if (s.contains("x-sable-absent") && s["x-sable-absent"].is_array()) {
+    const Json& a = s["x-sable-absent"];
+    if (std::find(a.begin(), a.end(), Json(name)) != a.end()) return true;
+  }
   if (s.contains("properties") && s["properties"].is_object() && s["properties"].contains(name))
     return false;
   if (s.contains("patternProperties")) return false;
@@ -168,10 +172,7 @@ void exclude_other_branches(std::vector<Json>& branches) {
     if (!mine.is_object() || !mine.contains("properties") || !mine["properties"].is_object() ||
         mine.contains("$ref") || mine.contains("allOf"))
       continue;
-    const Json extra = mine.value("additionalProperties", Json(false));
-    if (!(extra.is_boolean() && !extra.get<bool>()) || mine.contains("unevaluatedProperties") ||
-        mine.contains("patternProperties"))
-      continue;
+    if (mine.contains("patternProperties")) continue;
     for (size_t j = 0; j < original.size(); ++j) {
       const Json& other = original[j];
       if (j == i || !other.is_object() || !other.contains("required") ||
@@ -179,10 +180,12 @@ void exclude_other_branches(std::vector<Json>& branches) {
         continue;
       for (const Json& name : other["required"]) {
         if (!name.is_string() || requires_property(original[i], name.get<std::string>())) continue;
-        // Values of i lack k (it is not listed, and no further members are generated), so j's
+        // Values of i lack k (neither a member nor a further key: x-sable-absent), so j's
         // `required` fails on them.
         mine["properties"].erase(name.get<std::string>());
-        mine["additionalProperties"] = false;
+        Json absent = mine.value("x-sable-absent", Json::array());
+        absent.push_back(name);
+        mine["x-sable-absent"] = std::move(absent);
         break;
       }
     }

@@ -3,7 +3,8 @@
 // satisfy two branches, decided from keywords that show it (llguidance takes the same line):
 // disjoint types (integer inside number), disjoint const/enum values, or, for objects, a property
 // required by both whose schemas are disjoint (a discriminator) or required by one and excluded by
-// the other's additionalProperties: false. Otherwise the branches may overlap and oneOf is refused.
+// the other (additionalProperties: false, or x-sable-absent). Otherwise the branches may overlap
+// and oneOf is refused.
 // Before that check, exclude_other_branches narrows object branches that differ in `required`
 // (oneOf [{required: [a]}, {required: [b]}]: "a or b, not both").
 #pragma once
@@ -18,10 +19,10 @@ namespace sable::grammar {
 bool provably_disjoint(const nlohmann::ordered_json& a, const nlohmann::ordered_json& b,
                        const nlohmann::ordered_json& root);
 
-// For each pair of branches i, j where j requires a property k that i does not, and i lists k in
-// its `properties` without allowing further members (additionalProperties absent or false): k is
-// removed from i and i closed (additionalProperties: false), so no value of i satisfies j. Each
-// branch keeps a subset of its values (those without k), never more.
+// For each pair of branches i, j where j requires a property k that i does not but lists in its
+// `properties`: k is removed from i and excluded from its further members ("x-sable-absent", see
+// json_schema_not.cpp), so no value of i satisfies j. Each branch keeps a subset of its values
+// (those without k), never more.
 void exclude_other_branches(std::vector<nlohmann::ordered_json>& branches);
 
 }  // namespace sable::grammar

@@ -63,7 +63,7 @@ void merge_schema(Json& a, const Json& b, const std::string& path) {
     }
     Json& mine = a[key];
     if (mine == v || is_annotation_keyword(key)) continue;
-    if (key == "required" && mine.is_array() && v.is_array()) {
+    if ((key == "required" || key == "x-sable-absent") && mine.is_array() && v.is_array()) {
       for (const Json& r : v)
         if (std::find(mine.begin(), mine.end(), r) == mine.end()) mine.push_back(r);
     } else if (key == "properties" && mine.is_object() && v.is_object()) {

@@ -1,0 +1,116 @@
+// JSON schema `not` (see json_schema.h): a regex has no complement, so `not` is rewritten into the
+// positive keywords it amounts to where that is exact, and refused by name everywhere else:
+//   not {} / not true        -> the schema allows nothing (an anyOf branch drops out)
+//   not false                -> no constraint
+//   not {not: X}             -> allOf X
+//   not {type: T}            -> the other types (not integer beside number: refused)
+//   not {required: [a]}, not {anyOf: [{required: [a]}, {required: [b]}, ...]}
+//                            -> an object without a (nor b): "x-sable-absent": [a, b], which
+//                               object() honours (json_schema_containers.cpp)
+#include <algorithm>
+
+#include "json_schema_converter.h"
+#include "schema_merge.h"
+
+namespace sable::grammar::schema {
+namespace {
+
+const std::vector<std::string> kAllTypes = {"string", "number", "integer", "boolean",
+                                            "null",   "object", "array"};
+
+// Whether `s` holds no keys but `keys` and annotations.
+bool only(const Json& s, std::initializer_list<const char*> keys) {
+  if (!s.is_object()) return false;
+  for (auto it = s.begin(); it != s.end(); ++it)
+    if (!is_annotation_keyword(it.key()) &&
+        std::none_of(keys.begin(), keys.end(), [&](const char* k) { return it.key() == k; }))
+      return false;
+  return true;
+}
+
+std::vector<std::string> type_names(const Json& t, const std::string& path) {
+  std::vector<std::string> out;
+  for (const Json& x : t.is_array() ? t : Json::array({t})) {
+    if (!x.is_string()) Converter::error(path + "/type", "type entries must be strings");
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// The names of `not`'s "these properties are present" forms, or none when it is another form.
+std::optional<std::vector<std::string>> absent_names(const Json& n) {
+  auto single = [](const Json& x) -> std::optional<std::string> {
+    if (!only(x, {"required"}) || !x["required"].is_array() || x["required"].size() != 1 ||
+        !x["required"][0].is_string())
+      return std::nullopt;
+    return x["required"][0].get<std::string>();
+  };
+  if (auto name = single(n)) return std::vector<std::string>{*name};
+  if (!only(n, {"anyOf"}) || !n["anyOf"].is_array() || n["anyOf"].empty()) return std::nullopt;
+  std::vector<std::string> names;
+  for (const Json& branch : n["anyOf"]) {
+    auto name = single(branch);
+    if (!name) return std::nullopt;
+    names.push_back(*name);
+  }
+  return names;
+}
+
+}  // namespace
+
+bool allows_nothing(const Json& s) {
+  if (s.is_boolean()) return !s.get<bool>();
+  if (!s.is_object() || !s.contains("not")) return false;
+  const Json& n = s["not"];
+  return (n.is_boolean() && n.get<bool>()) || (n.is_object() && only(n, {}));
+}
+
+Json Converter::negation(const Json& s, const std::string& path) {
+  const Json& n = s["not"];
+  const std::string at = path + "/not";
+  Json rest = s;
+  rest.erase("not");
+  if (n.is_boolean()) return n.get<bool>() ? Json(false) : rest;
+  if (!n.is_object()) error(at, "a schema must be an object or a boolean");
+  if (only(n, {})) return Json(false);
+  if (only(n, {"not"})) {  // double negation
+    Json all = rest.value("allOf", Json::array());
+    all.push_back(n["not"]);
+    rest["allOf"] = std::move(all);
+    return rest;
+  }
+  if (only(n, {"type"})) {
+    std::vector<std::string> excluded = type_names(n["type"], at);
+    if (has(excluded, "number")) excluded.push_back("integer");
+    const std::vector<std::string> base =
+        rest.contains("type") ? type_names(rest["type"], path) : kAllTypes;
+    Json allowed = Json::array();
+    for (const std::string& t : base) {
+      if (has(excluded, t)) continue;
+      if (t == "number" && has(excluded, "integer"))
+        error(at, "'not' of integer beside number (numbers with a fraction) is not supported");
+      if (t == "integer" && has(base, "number")) continue;  // inside number
+      allowed.push_back(t);
+    }
+    if (allowed.empty()) return Json(false);
+    rest["type"] = allowed.size() == 1 ? allowed[0] : allowed;
+    return rest;
+  }
+  if (auto names = absent_names(n)) {
+    // Only objects can hold properties: every other value satisfies the `required` inside.
+    if (rest.contains("type") && !has(type_names(rest["type"], path), "object")) return Json(false);
+    rest["type"] = "object";
+    Json absent = rest.value("x-sable-absent", Json::array());
+    for (const std::string& name : *names) absent.push_back(name);
+    rest["x-sable-absent"] = std::move(absent);
+    return rest;
+  }
+  error(at, "'not' (negation) is supported only over {}, a type, `required` of one property, an "
+            "anyOf of such, or another not; this one is not");
+}
+
+}  // namespace sable::grammar::schema
