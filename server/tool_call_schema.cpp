@@ -35,8 +35,10 @@ std::string forced_tool_schema(const ordered_json& tools, const std::string* nam
     object["properties"]["parameters"] = std::move(params);
     object["required"] = ordered_json::array({"name", "parameters"});
     // The name first (the call streams from it), and arguments in declared order as with
-    // xgrammar: parameters of any size compile (the automaton grammar engine's option).
-    object["x-sable"] = ordered_json{{"property_order", "declared"}};
+    // xgrammar: parameters of any size compile; strict (xgrammar's strict_mode): no members
+    // beyond the declared ones where additionalProperties is absent, so a call carries only the
+    // function's parameters (the automaton grammar engine's options).
+    object["x-sable"] = ordered_json{{"property_order", "declared"}, {"strict", true}};
     alternatives.push_back(std::move(object));
   }
   ordered_json schema;

@@ -19,7 +19,7 @@ def test_regex_and_json_schema_file(tmp_path):
     assert out.strip() in ("yes", "no"), out
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"ok": {"type": "boolean"}},
-                                  "required": ["ok"]}))
+                                  "required": ["ok"], "additionalProperties": False}))
     code, out, err = run("--prompt", "JSON:", "--json-schema", f"@{schema}", "--temperature", "0",
                          "--max-new-tokens", "20")
     assert code == 0, err

@@ -295,6 +295,7 @@ TEST(ForcedToolCalls, RequiredSchemaIsAnArrayOfAnyOf) {
   // "name" is declared before "parameters" and the wrapper asks for declared order (the grammar
   // engine's default is any order), so the name is generated first.
   EXPECT_EQ(any[0]["x-sable"]["property_order"], "declared");
+  EXPECT_EQ(any[0]["x-sable"]["strict"], true);  // no members beyond the declared parameters
   const std::string text = forced_tool_schema(kToolsJson, nullptr, false);
   EXPECT_LT(text.find("\"name\""), text.find("\"parameters\""));
   EXPECT_EQ(json::parse(text)["maxItems"], 1);

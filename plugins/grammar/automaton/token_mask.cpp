@@ -1,17 +1,43 @@
-// The trie walk behind every token mask (see token_mask.h).
+// The two ways to a token mask, the trie walk and the loop-set tokens (see token_mask.h).
 #include "token_mask.h"
 
 #include <algorithm>
 
 namespace sable::grammar {
 
+namespace {
+
+// ASCII bytes that must loop on a state before its mask is taken from its loop set's tokens.
+constexpr int kMinLoopBytes = 32;
+
+// The mask from the state's loop set (loop_tokens.h): the precomputed tokens, then the others
+// walked from their first non-loop unit. False when the state has no large loop set (or the
+// vocabulary's cache of them is full): the caller walks the trie.
+bool fill_from_loop_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
+                           std::span<uint32_t> words) {
+  const std::optional<LoopSet> set = loop_set(dfa, state, kMinLoopBytes);
+  if (!set) return false;
+  const std::shared_ptr<const LoopTokens> loop = vocab.loop_tokens().get(vocab, *set);
+  if (!loop) return false;
+  for (size_t w = 0; w < loop->inside.size(); ++w) words[w] |= loop->inside[w];
+  for (size_t k = 0; k < loop->exceptions.size(); ++k) {
+    const int32_t id = loop->exceptions[k];
+    if (dfa.walk(state, vocab.token(id).substr(loop->first_other[k])) != Dfa::kDead)
+      words[id >> 5] |= 1u << (id & 31);
+  }
+  return true;
+}
+
+}  // namespace
+
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
-                        std::span<uint32_t> words) {
+                        std::span<uint32_t> words, bool use_loop_sets) {
   const int32_t num_words = mask_words(vocab.size());
   std::fill(words.begin(), words.begin() + num_words, 0u);
   if (state == Dfa::kDead) return;
   if (dfa.accepting(state))
     for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
+  if (use_loop_sets && fill_from_loop_tokens(dfa, vocab, state, words)) return;
 
   const std::vector<TrieNode>& trie = vocab.trie();
   const int32_t* token_ids = vocab.trie_token_ids().data();

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "loop_tokens.h"
 #include "sable/grammar.h"
 
 namespace sable::grammar {
@@ -39,6 +40,8 @@ class Vocabulary {
   const std::vector<TrieNode>& trie() const { return trie_; }
   const std::vector<int32_t>& trie_token_ids() const { return trie_tokens_; }
   int32_t max_token_length() const { return max_len_; }
+  // Tokens by loop set, shared by every grammar on this vocabulary (thread-safe).
+  const LoopTokenCache& loop_tokens() const { return loops_; }
 
  private:
   void build_trie();
@@ -51,6 +54,7 @@ class Vocabulary {
   std::vector<TrieNode> trie_;
   std::vector<int32_t> trie_tokens_;
   int32_t max_len_ = 0;
+  LoopTokenCache loops_;
 };
 
 }  // namespace sable::grammar

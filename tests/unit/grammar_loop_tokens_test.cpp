@@ -1,0 +1,111 @@
+// Masks from loop sets (loop_tokens.h) against the trie walk, which decides every token byte by
+// byte: for every state of DFAs with JSON strings, patterns and multi-byte characters, over a
+// vocabulary of ASCII words, whole and split UTF-8 characters, quotes, escapes and controls, the
+// two masks must be equal bit for bit. The loop-set path must also be taken (strings hit it).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "plugins/grammar/automaton/dfa.h"
+#include "plugins/grammar/automaton/json_schema.h"
+#include "plugins/grammar/automaton/loop_tokens.h"
+#include "plugins/grammar/automaton/nfa.h"
+#include "plugins/grammar/automaton/regex.h"
+#include "plugins/grammar/automaton/token_mask.h"
+#include "plugins/grammar/automaton/vocabulary.h"
+
+namespace sable::grammar {
+namespace {
+
+std::vector<std::string> test_tokens() {
+  std::vector<std::string> t = {
+      "a", "b", "hello", " world", "\"", "\",", "\"}", "\":", "\\", "\\n", "\\\"", "\\u00", "\\u",
+      "{\"", "\":\"", "1", "12", "-3", ".5", "e+", "true", "null", ",", ", ", "}", "]", "[", ":",
+      "\n", "\t", "\x01", " ", "  ", "ab\"c", "x\\", "é", "日本", "€", "😀", "a😀b", "\xC3",
+      "\xA9", "\xE6\x97", "\xE6", "\x97\xA5", "\xF0\x9F", "\x98\x80", "\xC3\xA9\xC3", "\xED\xA0\x80",
+      "\xC0\x80", "\xFF", "é\"", "\"é", "日\\n", "zz", "A-Z", "0", "00", "-", "@", "example.com"};
+  for (char c = 0x20; c < 0x7F; ++c) t.push_back(std::string(1, c));
+  return t;
+}
+
+struct Vocab {
+  std::vector<std::string> tokens = test_tokens();
+  std::vector<const char*> bytes;
+  std::vector<int32_t> lens;
+  std::vector<uint8_t> special;
+  int32_t eos = 0;
+  std::shared_ptr<const Vocabulary> vocab;
+
+  Vocab() {
+    tokens.push_back("");  // EOS
+    eos = static_cast<int32_t>(tokens.size()) - 1;
+    for (const std::string& s : tokens) {
+      bytes.push_back(s.data());
+      lens.push_back(static_cast<int32_t>(s.size()));
+      special.push_back(0);
+    }
+    special[eos] = 1;
+    SableTokenizerInfo info{};
+    info.struct_size = sizeof(SableTokenizerInfo);
+    info.vocab_size = static_cast<int32_t>(tokens.size());
+    info.token_bytes = bytes.data();
+    info.token_lens = lens.data();
+    info.is_special = special.data();
+    info.num_eos = 1;
+    info.eos_ids = &eos;
+    vocab = std::make_shared<const Vocabulary>(info);
+  }
+};
+
+void expect_same_masks(const Dfa& dfa, const Vocabulary& vocab, int* loop_states) {
+  const int32_t words = mask_words(vocab.size());
+  for (int32_t s = 0; s < dfa.num_states(); ++s) {
+    std::vector<uint32_t> fast(words), walk(words);
+    compute_token_mask(dfa, vocab, s, fast, true);
+    compute_token_mask(dfa, vocab, s, walk, false);
+    EXPECT_EQ(fast, walk) << "state " << s;
+    *loop_states += loop_set(dfa, s, 32).has_value();
+  }
+}
+
+TEST(GrammarLoopTokens, MasksEqualTheTrieWalkInEveryState) {
+  Vocab v;
+  int loop_states = 0;
+  for (const char* schema :
+       {R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string",
+           "maxLength":3}},"required":["a"]})",
+        R"({"type":"array","items":{"type":"string","pattern":"[^\"x]*"}})",
+        R"({"type":"string","format":"email"})", R"({})"}) {
+    SCOPED_TRACE(schema);
+    const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema),
+                                                     RegexDialect::kInternal)));
+    expect_same_masks(dfa, *v.vocab, &loop_states);
+  }
+  for (const char* regex : {"[^é]*", "[a-zA-Z0-9 ]*\"", "(?:[\\x00-\\x7F]|日)*", "[^\\n]*x", ".*"}) {
+    SCOPED_TRACE(regex);
+    expect_same_masks(Dfa::build(build_nfa(parse_regex(regex))), *v.vocab, &loop_states);
+  }
+  EXPECT_GT(loop_states, 5);  // the loop-set path was exercised
+}
+
+// Loop sets are keyed by what loops, so strings in different places share one entry.
+TEST(GrammarLoopTokens, StatesWithTheSameLoopsShareTheirTokens) {
+  Vocab v;
+  const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(
+      R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},
+          "required":["a","b"],"additionalProperties":false})"),
+      RegexDialect::kInternal)));
+  const int32_t in_a = dfa.walk(dfa.start(), R"({"a":"x)");
+  const int32_t in_b = dfa.walk(dfa.start(), R"({"b":"x)");
+  ASSERT_NE(in_a, in_b);
+  const auto set_a = loop_set(dfa, in_a, 32), set_b = loop_set(dfa, in_b, 32);
+  ASSERT_TRUE(set_a && set_b);
+  EXPECT_EQ(*set_a, *set_b);
+  EXPECT_EQ(v.vocab->loop_tokens().get(*v.vocab, *set_a),
+            v.vocab->loop_tokens().get(*v.vocab, *set_b));
+  EXPECT_FALSE(loop_set(dfa, dfa.start(), 32).has_value());  // `{`: nothing loops
+}
+
+}  // namespace
+}  // namespace sable::grammar
