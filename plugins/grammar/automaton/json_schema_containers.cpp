@@ -56,7 +56,9 @@ std::vector<std::string> Converter::pattern_members(const Json& s, const Json& p
     std::vector<std::string> keys;  // whole-key regexes
   };
   std::vector<Group> groups;
-  for (const auto& [pattern, sub] : pp.items()) {
+  for (auto item = pp.begin(); item != pp.end(); ++item) {
+    const std::string& pattern = item.key();
+    const Json& sub = item.value();
     const std::string at = pp_path + "/" + pattern;
     std::string whole;
     try {
