@@ -142,7 +142,8 @@ def test_unenforceable_keywords_are_400_naming_them(server):
         client.chat.completions.create(
             model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], max_tokens=8,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
-                "type": "object", "patternProperties": {"^a": {"type": "integer"}}}}})
+                "type": "object", "properties": {"ab": {"type": "string"}},
+                "patternProperties": {"^a": {"type": "integer"}}}}})
 
 
 def test_streaming_and_batch_with_mixed_constraints(server):

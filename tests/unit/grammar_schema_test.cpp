@@ -288,6 +288,54 @@ TEST(GrammarSchema, AdditionalProperties) {
         {R"({"a":1})"}, {"{}"});
 }
 
+// patternProperties: keys matching a pattern (search semantics) carry its schema's values; keys
+// matching none are not generated; overlaps with different schemas and declared names are refused.
+TEST(GrammarSchema, PatternProperties) {
+  check(R"({"type":"object","patternProperties":{"^x_":{"type":"integer"},"_s$":{"type":"integer"}},
+           "additionalProperties":false})",
+        {"{}", R"({"x_a":1})", R"({"x_a":1, "b_s":2})", R"({"a_s":-3,"x_":4})"},
+        {R"({"x_a":"1"})", R"({"y":1})", R"({"ax_":1})", R"({"a_sx":1})"});
+  check(R"({"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],
+           "patternProperties":{"^[0-9]+$":{"type":"string"}}})",
+        {R"({"id":1})", R"({"id":1,"12":"a","7":"b"})"},
+        {R"({"id":1,"12":3})", R"({"id":1,"a":"b"})", R"({"id":1,"id":"x"})"});
+  check(R"({"patternProperties":{"^a":false,"^b":{}},"additionalProperties":false})",
+        {R"({"b":[1]})"}, {R"({"a":1})"});
+  EXPECT_NE(error_of(R"({"patternProperties":{"a":{"type":"integer"},"^ab":{"type":"string"}}})")
+                .find("may match the same key"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"properties":{"abc":{}},"patternProperties":{"b":{"type":"string"}}})")
+                .find("matches the declared property 'abc'"),
+            std::string::npos);
+  // Disjoint patterns of different schemas are fine.
+  check(R"({"patternProperties":{"^a":{"type":"integer"},"^b":{"type":"string"}},
+           "additionalProperties":false})",
+        {R"({"a1":1,"b1":"x"})"}, {R"({"a1":"x"})", R"({"b1":1})"});
+}
+
+// not: rewritten into positive keywords where exact, refused otherwise.
+TEST(GrammarSchema, Negation) {
+  check(R"({"not":{"type":"string"}})", {"1", "null", "[]", "{}", "true"}, {R"("a")"});
+  check(R"({"type":["integer","string"],"not":{"type":"integer"}})", {R"("a")"}, {"1"});
+  check(R"({"not":{"type":["number","object"]}})", {R"("a")", "null"}, {"1", "1.5", "{}"});
+  check(R"({"not":{"not":{"type":"boolean"}}})", {"true"}, {"1"});
+  check(R"({"anyOf":[{"not":{}},{"type":"null"}]})", {"null"}, {"1"});
+  check(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},
+           "not":{"required":["a"]}})",
+        {"{}", R"({"b":1})", R"({"b":1,"c":2})"}, {R"({"a":1})", R"({"b":1,"a":2})", "1"});
+  check(R"({"type":"object","not":{"anyOf":[{"required":["a"]},{"required":["b"]}]}})",
+        {"{}", R"({"c":1})"}, {R"({"a":1})", R"({"c":1,"b":2})"});
+  EXPECT_NE(error_of(R"({"not":{}})").find("allows nothing"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"number","not":{"type":"integer"}})").find("not' of integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"properties":{"p":{"not":{"pattern":"a"}}}})")
+                .find("'not' (negation) is supported only over"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"required":["a"],
+                        "not":{"required":["a"]}})").find("both required and excluded"),
+            std::string::npos);
+}
+
 TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {
   for (const char* keyword :
        {"if", "dependentSchemas", "dependencies", "dependentRequired", "propertyNames", "contains",
