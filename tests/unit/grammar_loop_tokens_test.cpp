@@ -1,7 +1,8 @@
-// Masks from loop sets (loop_tokens.h) against the trie walk, which decides every token byte by
-// byte: for every state of DFAs with JSON strings, patterns and multi-byte characters, over a
-// vocabulary of ASCII words, whole and split UTF-8 characters, quotes, escapes and controls, the
-// two masks must be equal bit for bit. The loop-set path must also be taken (strings hit it).
+// Masks from unit tokens (loop_tokens.h) against the trie walk, which decides every token byte by
+// byte: for every state of DFAs with free and bounded JSON strings, patterns and multi-byte
+// characters, over a vocabulary of ASCII words (long ones too), whole and split UTF-8 characters,
+// quotes, escapes and controls, the two masks must be equal bit for bit. The unit path must also
+// be taken, in loops and in chains that end.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -26,6 +27,8 @@ std::vector<std::string> test_tokens() {
       "\xA9", "\xE6\x97", "\xE6", "\x97\xA5", "\xF0\x9F", "\x98\x80", "\xC3\xA9\xC3", "\xED\xA0\x80",
       "\xC0\x80", "\xFF", "é\"", "\"é", "日\\n", "zz", "A-Z", "0", "00", "-", "@", "example.com"};
   for (char c = 0x20; c < 0x7F; ++c) t.push_back(std::string(1, c));
+  for (int n : {15, 16, 17, 20, 24}) t.push_back(std::string(n, 'q'));  // long unit runs
+  t.push_back(std::string(18, 'r') + "\"");
   return t;
 }
 
@@ -58,53 +61,67 @@ struct Vocab {
   }
 };
 
-void expect_same_masks(const Dfa& dfa, const Vocabulary& vocab, int* loop_states) {
+void expect_same_masks(const Dfa& dfa, const Vocabulary& vocab, int* loops, int* chains) {
   const int32_t words = mask_words(vocab.size());
   for (int32_t s = 0; s < dfa.num_states(); ++s) {
     std::vector<uint32_t> fast(words), walk(words);
     compute_token_mask(dfa, vocab, s, fast, true);
     compute_token_mask(dfa, vocab, s, walk, false);
     EXPECT_EQ(fast, walk) << "state " << s;
-    *loop_states += loop_set(dfa, s, 32).has_value();
+    if (const auto units = state_units(dfa, s, 32)) {
+      const auto chain = unit_chain(dfa, s, *units, 64);
+      if (chain) ++*(chain->loop ? loops : chains);
+    }
   }
 }
 
 TEST(GrammarLoopTokens, MasksEqualTheTrieWalkInEveryState) {
   Vocab v;
-  int loop_states = 0;
+  int loops = 0, chains = 0;
   for (const char* schema :
        {R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string",
            "maxLength":3}},"required":["a"]})",
         R"({"type":"array","items":{"type":"string","pattern":"[^\"x]*"}})",
+        R"({"type":"string","minLength":2,"maxLength":20})",
+        R"({"type":"string","maxLength":40})",
         R"({"type":"string","format":"email"})", R"({})"}) {
     SCOPED_TRACE(schema);
     const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema),
                                                      RegexDialect::kInternal)));
-    expect_same_masks(dfa, *v.vocab, &loop_states);
+    expect_same_masks(dfa, *v.vocab, &loops, &chains);
   }
-  for (const char* regex : {"[^é]*", "[a-zA-Z0-9 ]*\"", "(?:[\\x00-\\x7F]|日)*", "[^\\n]*x", ".*"}) {
+  for (const char* regex : {"[^é]*", "[a-zA-Z0-9 ]*\"", "(?:[\\x00-\\x7F]|日)*", "[^\\n]*x", ".*",
+                            "[a-z]{0,17}", "[a-z]{3,5}[0-9]*", "[ -~]{2,30}(?:日|q)"}) {
     SCOPED_TRACE(regex);
-    expect_same_masks(Dfa::build(build_nfa(parse_regex(regex))), *v.vocab, &loop_states);
+    expect_same_masks(Dfa::build(build_nfa(parse_regex(regex))), *v.vocab, &loops, &chains);
   }
-  EXPECT_GT(loop_states, 5);  // the loop-set path was exercised
+  EXPECT_GT(loops, 5);   // free strings
+  EXPECT_GT(chains, 20);  // bounded ones
 }
 
-// Loop sets are keyed by what loops, so strings in different places share one entry.
-TEST(GrammarLoopTokens, StatesWithTheSameLoopsShareTheirTokens) {
+// Unit sets are keyed by what the units are, so strings in different places share one entry.
+TEST(GrammarLoopTokens, StatesWithTheSameUnitsShareTheirTokens) {
   Vocab v;
   const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(
-      R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},
-          "required":["a","b"],"additionalProperties":false})"),
+      R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string",
+          "maxLength":9}},"required":["a","b"],"additionalProperties":false})"),
       RegexDialect::kInternal)));
   const int32_t in_a = dfa.walk(dfa.start(), R"({"a":"x)");
   const int32_t in_b = dfa.walk(dfa.start(), R"({"b":"x)");
   ASSERT_NE(in_a, in_b);
-  const auto set_a = loop_set(dfa, in_a, 32), set_b = loop_set(dfa, in_b, 32);
-  ASSERT_TRUE(set_a && set_b);
-  EXPECT_EQ(*set_a, *set_b);
-  EXPECT_EQ(v.vocab->loop_tokens().get(*v.vocab, *set_a),
-            v.vocab->loop_tokens().get(*v.vocab, *set_b));
-  EXPECT_FALSE(loop_set(dfa, dfa.start(), 32).has_value());  // `{`: nothing loops
+  const auto units_a = state_units(dfa, in_a, 32), units_b = state_units(dfa, in_b, 32);
+  ASSERT_TRUE(units_a && units_b);
+  EXPECT_EQ(units_a->set, units_b->set);
+  EXPECT_EQ(v.vocab->unit_tokens().get(*v.vocab, units_a->set),
+            v.vocab->unit_tokens().get(*v.vocab, units_b->set));
+  const auto loop = unit_chain(dfa, in_a, *units_a, 64);
+  ASSERT_TRUE(loop);
+  EXPECT_TRUE(loop->loop);
+  const auto chain = unit_chain(dfa, in_b, *units_b, 64);  // 1 of 9 characters written
+  ASSERT_TRUE(chain);
+  EXPECT_FALSE(chain->loop);
+  EXPECT_EQ(chain->states.size(), 9u);  // 8 more units, then they die
+  EXPECT_FALSE(state_units(dfa, dfa.start(), 32).has_value());  // `{`: one byte only
 }
 
 }  // namespace

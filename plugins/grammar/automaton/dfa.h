@@ -34,6 +34,8 @@ class Dfa {
   int32_t start() const { return start_; }
   int32_t num_states() const { return static_cast<int32_t>(accepting_.size()); }
   int32_t num_classes() const { return num_classes_; }
+  // Bytes of one class have the same transitions everywhere; classes are runs of bytes.
+  uint8_t byte_class(uint8_t byte) const { return byte_class_[byte]; }
   int32_t next(int32_t state, uint8_t byte) const {
     return trans_[static_cast<size_t>(state) * num_classes_ + byte_class_[byte]];
   }

@@ -1,5 +1,7 @@
-// Loop sets of DFA states and the tokens made of their units (see loop_tokens.h).
+// Unit sets of DFA states, their chains, and the tokens made of their units (see loop_tokens.h).
 #include "loop_tokens.h"
+
+#include <algorithm>
 
 #include "dfa.h"
 #include "token_mask.h"
@@ -8,8 +10,8 @@
 namespace sable::grammar {
 namespace {
 
-bool has(const LoopSet& set, uint8_t b) { return (set[b >> 6] >> (b & 63)) & 1; }
-void add(LoopSet& set, uint8_t b) { set[b >> 6] |= uint64_t{1} << (b & 63); }
+bool has(const UnitSet& set, uint8_t b) { return (set[b >> 6] >> (b & 63)) & 1; }
+void add(UnitSet& set, uint8_t b) { set[b >> 6] |= uint64_t{1} << (b & 63); }
 
 // The valid second byte range of a UTF-8 sequence led by `lead` (RFC 3629: no overlong forms,
 // no surrogates, nothing past U+10FFFF); later continuation bytes are 0x80..0xBF.
@@ -22,30 +24,54 @@ std::pair<uint8_t, uint8_t> second_byte_range(uint8_t lead) {
 }
 
 int sequence_length(uint8_t lead) {
-  return lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  return lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+}
+
+// Bytes of one DFA byte class behave alike everywhere and classes are runs of consecutive bytes,
+// so a range is checked at the first byte of each class in it.
+bool class_start(const Dfa& dfa, int b, int lo) {
+  return b == lo || dfa.byte_class(static_cast<uint8_t>(b)) != dfa.byte_class(static_cast<uint8_t>(b - 1));
 }
 
 // Whether every sequence of `left` continuation bytes (the first within [lo, hi]) leads from
-// `from` to `home`.
-bool all_return(const Dfa& dfa, int32_t from, int left, uint8_t lo, uint8_t hi, int32_t home) {
+// `from` to `to`.
+bool all_lead_to(const Dfa& dfa, int32_t from, int left, int lo, int hi, int32_t to) {
   if (from == Dfa::kDead) return false;
-  int32_t seen = -1;  // consecutive bytes mostly share their target: check each target once
   for (int c = lo; c <= hi; ++c) {
-    const int32_t to = dfa.next(from, static_cast<uint8_t>(c));
-    if (left == 1) {
-      if (to != home) return false;
-      continue;
-    }
-    if (to == seen) continue;
-    if (!all_return(dfa, to, left - 1, 0x80, 0xBF, home)) return false;
-    seen = to;
+    if (!class_start(dfa, c, lo)) continue;
+    const int32_t next = dfa.next(from, static_cast<uint8_t>(c));
+    if (left == 1 ? next != to : !all_lead_to(dfa, next, left - 1, 0x80, 0xBF, to)) return false;
   }
   return true;
 }
 
-// The length of the loop unit at text[i] (an ASCII byte or a whole UTF-8 character), 0 if the
-// unit there is not in `set`.
-size_t unit_in(const LoopSet& set, std::string_view text, size_t i) {
+// Where every unit of `set` leads from `from`: one state (kDead when they all die there), or -1
+// when they part ways.
+int32_t units_lead_to(const Dfa& dfa, int32_t from, const UnitSet& set) {
+  int32_t to = -1;
+  for (int b = 0; b < 0x80; ++b) {
+    if (!has(set, static_cast<uint8_t>(b))) continue;
+    const int32_t next = dfa.next(from, static_cast<uint8_t>(b));
+    if (to == -1) to = next;
+    else if (next != to) return -1;
+  }
+  for (int b = 0xC2; b <= 0xF4; ++b) {
+    if (!has(set, static_cast<uint8_t>(b))) continue;
+    const int32_t next = dfa.next(from, static_cast<uint8_t>(b));
+    if (to == Dfa::kDead ? next != Dfa::kDead
+                         : !all_lead_to(dfa, next, sequence_length(static_cast<uint8_t>(b)) - 1,
+                                        second_byte_range(static_cast<uint8_t>(b)).first,
+                                        second_byte_range(static_cast<uint8_t>(b)).second, to))
+      return -1;
+  }
+  return to;
+}
+
+// The length of the unit at text[i] (an ASCII byte or a whole UTF-8 character), 0 if the unit
+// there is not in `set`.
+size_t unit_in(const UnitSet& set, std::string_view text, size_t i) {
   const auto b = static_cast<uint8_t>(text[i]);
   if (b < 0x80) return has(set, b) ? 1 : 0;
   const int n = sequence_length(b);
@@ -60,49 +86,92 @@ size_t unit_in(const LoopSet& set, std::string_view text, size_t i) {
   return static_cast<size_t>(n);
 }
 
-std::shared_ptr<const LoopTokens> compute(const Vocabulary& vocab, const LoopSet& set) {
-  auto out = std::make_shared<LoopTokens>();
-  out->inside.assign(mask_words(vocab.size()), 0u);
+std::shared_ptr<const UnitTokens> compute(const Vocabulary& vocab, const UnitSet& set) {
+  auto out = std::make_shared<UnitTokens>();
+  const int32_t words = mask_words(vocab.size());
+  out->inside.assign(words, 0u);
+  std::vector<std::pair<uint16_t, int32_t>> longs;
+  std::vector<std::vector<int32_t>> short_ids(UnitTokens::kShortUnits);
   for (int32_t id : vocab.trie_token_ids()) {
     const std::string_view t = vocab.token(id);
     size_t i = 0;
-    for (size_t n; i < t.size() && (n = unit_in(set, t, i)) > 0;) i += n;
-    if (i == t.size()) {
-      out->inside[id >> 5] |= 1u << (id & 31);
-    } else {
+    int32_t units = 0;
+    for (size_t n; i < t.size() && (n = unit_in(set, t, i)) > 0; ++units) i += n;
+    out->max_units = std::max(out->max_units, units);
+    if (i < t.size()) {
       out->exceptions.push_back(id);
       out->first_other.push_back(static_cast<uint16_t>(i));
+      out->units_before.push_back(static_cast<uint16_t>(units));
+      continue;
     }
+    out->inside[id >> 5] |= 1u << (id & 31);
+    if (units < UnitTokens::kShortUnits) short_ids[units].push_back(id);
+    else longs.emplace_back(static_cast<uint16_t>(units), id);
   }
+  std::vector<uint32_t> acc(words, 0u);
+  for (int32_t k = 0; k < UnitTokens::kShortUnits; ++k) {
+    for (int32_t id : short_ids[k]) acc[id >> 5] |= 1u << (id & 31);
+    out->at_most.push_back(acc);
+  }
+  std::sort(longs.rbegin(), longs.rend());
+  for (const auto& [units, id] : longs) out->long_units.push_back(units), out->long_ids.push_back(id);
   return out;
 }
 
 }  // namespace
 
-std::optional<LoopSet> loop_set(const Dfa& dfa, int32_t state, int min_ascii) {
-  LoopSet set{};
-  int ascii = 0;
+std::optional<StateUnits> state_units(const Dfa& dfa, int32_t state, int min_ascii) {
+  std::array<int32_t, 0x80> target{};
   for (int b = 0; b < 0x80; ++b)
-    if (dfa.next(state, static_cast<uint8_t>(b)) == state) add(set, static_cast<uint8_t>(b)), ++ascii;
-  if (ascii < min_ascii) return std::nullopt;
-  for (int b = 0xC2; b <= 0xF4; ++b) {
-    const auto [lo, hi] = second_byte_range(static_cast<uint8_t>(b));
-    if (all_return(dfa, dfa.next(state, static_cast<uint8_t>(b)), sequence_length(b) - 1, lo, hi,
-                   state))
-      add(set, static_cast<uint8_t>(b));
+    target[b] = class_start(dfa, b, 0) ? dfa.next(state, static_cast<uint8_t>(b)) : target[b - 1];
+  // The most frequent live target (there are few distinct ones).
+  int32_t best = Dfa::kDead;
+  int best_count = 0;
+  for (int b = 0; b < 0x80; ++b) {
+    if (target[b] == Dfa::kDead || target[b] == best) continue;
+    const int n = static_cast<int>(std::count(target.begin(), target.end(), target[b]));
+    if (n > best_count) best = target[b], best_count = n;
   }
-  return set;
+  if (best_count < min_ascii) return std::nullopt;
+  StateUnits out;
+  out.successor = best;
+  for (int b = 0; b < 0x80; ++b)
+    if (target[b] == best) add(out.set, static_cast<uint8_t>(b));
+  for (int b = 0xC2; b <= 0xF4; ++b) {
+    const auto lead = static_cast<uint8_t>(b);
+    if (all_lead_to(dfa, dfa.next(state, lead), sequence_length(lead) - 1,
+                    second_byte_range(lead).first, second_byte_range(lead).second, best))
+      add(out.set, lead);
+  }
+  return out;
 }
 
-std::shared_ptr<const LoopTokens> LoopTokenCache::get(const Vocabulary& vocab,
-                                                      const LoopSet& set) const {
+std::optional<UnitChain> unit_chain(const Dfa& dfa, int32_t state, const StateUnits& units,
+                                    int32_t max_units) {
+  UnitChain chain;
+  chain.states.push_back(state);
+  int32_t next = units.successor;
+  while (true) {
+    if (next == chain.states.back() || static_cast<int32_t>(chain.states.size()) > max_units) {
+      chain.loop = true;
+      return chain;
+    }
+    if (next == Dfa::kDead) return chain;
+    chain.states.push_back(next);
+    next = units_lead_to(dfa, next, units.set);
+    if (next == -1) return std::nullopt;
+  }
+}
+
+std::shared_ptr<const UnitTokens> UnitTokenCache::get(const Vocabulary& vocab,
+                                                      const UnitSet& set) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sets_.find(set);
     if (it != sets_.end()) return it->second;
     if (sets_.size() >= kMaxSets) return nullptr;
   }
-  std::shared_ptr<const LoopTokens> tokens = compute(vocab, set);
+  std::shared_ptr<const UnitTokens> tokens = compute(vocab, set);
   std::lock_guard<std::mutex> lock(mu_);
   if (sets_.size() >= kMaxSets) return tokens;
   return sets_.emplace(set, std::move(tokens)).first->second;

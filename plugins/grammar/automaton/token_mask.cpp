@@ -1,4 +1,4 @@
-// The two ways to a token mask, the trie walk and the loop-set tokens (see token_mask.h).
+// The two ways to a token mask, the trie walk and the unit tokens (see token_mask.h).
 #include "token_mask.h"
 
 #include <algorithm>
@@ -7,23 +7,40 @@ namespace sable::grammar {
 
 namespace {
 
-// ASCII bytes that must loop on a state before its mask is taken from its loop set's tokens.
-constexpr int kMinLoopBytes = 32;
+// ASCII bytes that must share a successor before a state's mask is taken from its unit tokens.
+constexpr int kMinUnitBytes = 32;
 
-// The mask from the state's loop set (loop_tokens.h): the precomputed tokens, then the others
-// walked from their first non-loop unit. False when the state has no large loop set (or the
-// vocabulary's cache of them is full): the caller walks the trie.
-bool fill_from_loop_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
+void set_bit(std::span<uint32_t> words, int32_t id) { words[id >> 5] |= 1u << (id & 31); }
+
+// The mask from the state's unit chain (loop_tokens.h): the tokens made of units that the chain
+// allows (all in a loop, those of at most R units where the units die after R), then the others
+// walked from the chain state their leading units reach. False when the state has no units, the
+// chain is irregular or the vocabulary's cache is full: the caller walks the trie.
+bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
                            std::span<uint32_t> words) {
-  const std::optional<LoopSet> set = loop_set(dfa, state, kMinLoopBytes);
-  if (!set) return false;
-  const std::shared_ptr<const LoopTokens> loop = vocab.loop_tokens().get(vocab, *set);
-  if (!loop) return false;
-  for (size_t w = 0; w < loop->inside.size(); ++w) words[w] |= loop->inside[w];
-  for (size_t k = 0; k < loop->exceptions.size(); ++k) {
-    const int32_t id = loop->exceptions[k];
-    if (dfa.walk(state, vocab.token(id).substr(loop->first_other[k])) != Dfa::kDead)
-      words[id >> 5] |= 1u << (id & 31);
+  const std::optional<StateUnits> units = state_units(dfa, state, kMinUnitBytes);
+  if (!units) return false;
+  const std::shared_ptr<const UnitTokens> tokens = vocab.unit_tokens().get(vocab, units->set);
+  if (!tokens) return false;
+  const std::optional<UnitChain> chain = unit_chain(dfa, state, *units, tokens->max_units);
+  if (!chain) return false;
+  const auto last = static_cast<int32_t>(chain->states.size()) - 1;  // units the chain allows
+  const bool all = chain->loop || last >= tokens->max_units;
+  if (!all && last < UnitTokens::kShortUnits) {
+    const std::vector<uint32_t>& at_most = tokens->at_most[last];
+    for (size_t w = 0; w < at_most.size(); ++w) words[w] |= at_most[w];
+  } else {
+    for (size_t w = 0; w < tokens->inside.size(); ++w) words[w] |= tokens->inside[w];
+    for (size_t k = 0; !all && k < tokens->long_ids.size() && tokens->long_units[k] > last; ++k)
+      words[tokens->long_ids[k] >> 5] &= ~(1u << (tokens->long_ids[k] & 31));
+  }
+  for (size_t k = 0; k < tokens->exceptions.size(); ++k) {
+    const int32_t j = tokens->units_before[k];
+    if (j > last && !chain->loop) continue;  // the unit after the chain's last state dies
+    const int32_t from = chain->states[std::min(j, last)];
+    const int32_t id = tokens->exceptions[k];
+    if (dfa.walk(from, vocab.token(id).substr(tokens->first_other[k])) != Dfa::kDead)
+      set_bit(words, id);
   }
   return true;
 }
@@ -31,13 +48,13 @@ bool fill_from_loop_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t stat
 }  // namespace
 
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
-                        std::span<uint32_t> words, bool use_loop_sets) {
+                        std::span<uint32_t> words, bool use_unit_tokens) {
   const int32_t num_words = mask_words(vocab.size());
   std::fill(words.begin(), words.begin() + num_words, 0u);
   if (state == Dfa::kDead) return;
   if (dfa.accepting(state))
     for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
-  if (use_loop_sets && fill_from_loop_tokens(dfa, vocab, state, words)) return;
+  if (use_unit_tokens && fill_from_unit_tokens(dfa, vocab, state, words)) return;
 
   const std::vector<TrieNode>& trie = vocab.trie();
   const int32_t* token_ids = vocab.trie_token_ids().data();

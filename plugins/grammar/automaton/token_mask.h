@@ -3,8 +3,8 @@
 // tokens are allowed iff the state is accepting; other special tokens and empty tokens never are.
 //
 // A mask is computed by one depth-first walk over the vocabulary trie that stops descending at the
-// first dead state or, for states on which most bytes loop (inside JSON strings), from the tokens
-// precomputed for the state's loop set (loop_tokens.h), and cached per DFA state. The cache is shared by every matcher of a grammar and
+// first dead state or, for states where most bytes lead to one same state (inside JSON strings),
+// from the tokens precomputed for the state's unit set (loop_tokens.h), and cached per DFA state. The cache is shared by every matcher of a grammar and
 // is thread-safe: lookups and inserts take a mutex, the walk itself runs outside it (two threads
 // may compute the same mask once each; the first insert wins).
 #pragma once
@@ -29,9 +29,9 @@ inline int32_t mask_words(int32_t vocab_size) {
 }
 
 // Writes the mask of `state` into `words` (at least mask_words(vocab.size()) long; only those
-// words are written). use_loop_sets false: always the trie walk (tests compare the two).
+// words are written). use_unit_tokens false: always the trie walk (tests compare the two).
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
-                        std::span<uint32_t> words, bool use_loop_sets = true);
+                        std::span<uint32_t> words, bool use_unit_tokens = true);
 
 // Bytes of cached masks that all the grammars of one engine may hold together (clients choose the
 // grammars, so the sum must be bounded, not just each grammar). Past it, masks are computed on

@@ -40,8 +40,8 @@ class Vocabulary {
   const std::vector<TrieNode>& trie() const { return trie_; }
   const std::vector<int32_t>& trie_token_ids() const { return trie_tokens_; }
   int32_t max_token_length() const { return max_len_; }
-  // Tokens by loop set, shared by every grammar on this vocabulary (thread-safe).
-  const LoopTokenCache& loop_tokens() const { return loops_; }
+  // Tokens by unit set, shared by every grammar on this vocabulary (thread-safe).
+  const UnitTokenCache& unit_tokens() const { return units_; }
 
  private:
   void build_trie();
@@ -54,7 +54,7 @@ class Vocabulary {
   std::vector<TrieNode> trie_;
   std::vector<int32_t> trie_tokens_;
   int32_t max_len_ = 0;
-  LoopTokenCache loops_;
+  UnitTokenCache units_;
 };
 
 }  // namespace sable::grammar
