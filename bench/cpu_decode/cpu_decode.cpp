@@ -8,7 +8,7 @@
 //   model=<path> batch=<B> prompt=<P> steps=<S> threads=<T> prefill_tok_s=<p> decode_tok_s=<x>
 //   ms_per_step=<y>
 // Usage: sable_bench_cpu_decode --model PATH [--batch 1,8] [--prompt 32] [--steps 32]
-//        [--threads N] [--dequantize] [--int8] [--plugin-dir DIR]...
+//        [--threads N] [--dequantize] [--fp32-activations] [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   std::string model;
   std::vector<int32_t> batches = {1, 8};
   int32_t prompt = 32, steps = 32, threads = 0;
-  bool dequantize = false, int8 = false;
+  bool dequantize = false, fp32_activations = false;
   std::vector<std::string> plugin_dirs;
   app.add_option("--model", model, "checkpoint directory")->required();
   app.add_option("--batch", batches, "batch sizes")->delimiter(',');
@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   app.add_option("--plugin-dir", plugin_dirs, "extra plugin folders");
   app.add_option("--threads", threads, "CPU threads (0: the physical cores)");
   app.add_flag("--dequantize", dequantize, "convert packed weights to fp32 at load");
-  app.add_flag("--int8", int8, "int8 activations against quantized weights");
+  app.add_flag("--fp32-activations", fp32_activations,
+               "fp32 activations against quantized weights (default: int8, llama.cpp's scheme)");
   CLI11_PARSE(app, argc, argv);
   try {
     sable::plugin::DiscoveryOptions dopt;
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
     opt.registry = registry.get();
     opt.cpu_threads = threads;
     opt.packed_weights = !dequantize;
-    opt.int8_activations = int8;
+    opt.int8_activations = !fp32_activations;
     auto runner = ModelRunner::create(opt);
     run_batch(*runner, 1, 8, 2);  // warm-up: page in the weights, grow the arena
     for (int32_t b : batches) {

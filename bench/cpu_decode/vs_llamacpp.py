@@ -8,12 +8,16 @@ For each model file and batch size B it measures, on both engines, the same thre
 Sable runs as bench/cpu_decode's sable_bench_cpu_decode (model runner, CPU ops, CPU attention,
 packed weights unless --dequantize); llama.cpp runs through llama-cpp-python's low-level API
 (llama_decode on a llama_batch; one sequence id per row, n_seq_max = B), in a child process per
-measurement. The engines alternate for --repeat rounds and the median of each is reported, with
+measurement, or, with --llama-bench PATH (when llama-cpp-python is not installed: its PyPI build
+compiles llama.cpp for hours on a small VM), through llama.cpp's own `llama-batched-bench` binary
+(`-npp P -ntg S -npl B -t T -tb T`: B sequences of P prompt tokens decoded in one batch, then S
+steps of B tokens; its S_PP and S_TG columns are the same two rates). The engines alternate for --repeat rounds and the median of each is reported, with
 the load average around the run: on a shared machine the numbers are only comparable within one
 run. Prints a Markdown table (for bench/NOTES.md) and one JSON line per measurement.
 
 Usage: bench/cpu_decode/vs_llamacpp.py --model A.gguf [--model B.gguf] [--threads 2]
        [--batch 1,8] [--prompt 64] [--steps 32] [--repeat 3] [--build build]
+       [--llama-bench /path/to/llama-batched-bench] [--fp32-activations | --dequantize]
 """
 import argparse
 import json
@@ -92,11 +96,26 @@ def run_llama(model, threads, batch, prompt, steps):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_sable(build, model, threads, batch, prompt, steps, dequantize, int8):
+def run_llama_bench(exe, model, threads, batch, prompt, steps):
+    """llama.cpp's llama-batched-bench: one table row for this batch size."""
+    ctx = max(2048, batch * (prompt + steps) + 64)
+    args = [exe, "-m", model, "-c", str(ctx), "-b", "512", "-ub", "512", "-npp", str(prompt),
+            "-ntg", str(steps), "-npl", str(batch), "-t", str(threads), "-tb", str(threads)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        # | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
+        if len(cells) == 10 and cells[0] == str(prompt) and cells[2] == str(batch):
+            return {"prefill_tok_s": float(cells[5]), "decode_tok_s": float(cells[7])}
+    raise RuntimeError(f"no result row for batch {batch} in llama-batched-bench output:\n"
+                       + out.stdout + out.stderr)
+
+
+def run_sable(build, model, threads, batch, prompt, steps, dequantize, fp32_act):
     exe = Path(build) / "bin" / "sable_bench_cpu_decode"
     args = [str(exe), "--model", model, "--batch", str(batch), "--prompt", str(prompt), "--steps",
             str(steps), "--threads", str(threads)] + (["--dequantize"] if dequantize else []) + (
-                ["--int8"] if int8 else [])
+                ["--fp32-activations"] if fp32_act else [])
     out = subprocess.run(args, capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("model=")][-1]
     kv = dict(f.split("=", 1) for f in line.split())
@@ -117,8 +136,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--dequantize", action="store_true", help="Sable with fp32 weights")
-    ap.add_argument("--int8", action="store_true",
-                    help="Sable with int8 activations (llama.cpp's scheme)")
+    ap.add_argument("--fp32-activations", action="store_true",
+                    help="Sable with fp32 activations against quantized weights (default: int8, "
+                    "llama.cpp's scheme)")
+    ap.add_argument("--llama-bench", metavar="PATH",
+                    help="llama.cpp side through this llama-batched-bench binary instead of "
+                    "llama-cpp-python")
     a = ap.parse_args()
     rows = []
     for model in a.model:
@@ -126,9 +149,13 @@ def main():
             res = {"sable": [], "llama.cpp": []}
             loads = [os.getloadavg()[0]]
             for _ in range(a.repeat):
-                res["llama.cpp"].append(run_llama(model, a.threads, batch, a.prompt, a.steps))
+                if a.llama_bench:
+                    res["llama.cpp"].append(run_llama_bench(a.llama_bench, model, a.threads,
+                                                            batch, a.prompt, a.steps))
+                else:
+                    res["llama.cpp"].append(run_llama(model, a.threads, batch, a.prompt, a.steps))
                 res["sable"].append(run_sable(a.build, model, a.threads, batch, a.prompt, a.steps,
-                                              a.dequantize, a.int8))
+                                              a.dequantize, a.fp32_activations))
                 loads.append(os.getloadavg()[0])
             for engine, runs in res.items():
                 for r in runs:

@@ -185,6 +185,40 @@ TEST_F(OpsQgemm, MultiRowKernelsEqualTheSingleRowOnes) {
   }
 }
 
+// The batch-1 pair kernels (two weight rows, one activation row) give exactly what two single-row
+// calls give; the fp32-activation row kernels (1-6 rows: every group size) match the dequantized
+// row's dot up to fp32 summation order, in every table and for every packed format.
+TEST_F(OpsQgemm, PairAndFp32RowKernelsMatchTheSingleRowDots) {
+  const int64_t k = 512, m = 6;
+  const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+  for (const QKernels* t : cpu::usable_kernels()) {
+    std::vector<BlockQ8A> xq(static_cast<size_t>(k / 32));
+    t->quantize_row(x.data(), xq.data(), k);
+    for (const Format& f : kFormats) {
+      const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(2 * k), 0.05f), 2, k);
+      const std::byte* w1 = p.bytes.data() + cpu::row_bytes(f.dtype, k);
+      if (t->qdot_pair(f.dtype)) {
+        float pair[2];
+        t->qdot_pair(f.dtype)(p.bytes.data(), w1, xq.data(), k, pair);
+        EXPECT_EQ(pair[0], t->qdot(f.dtype)(p.bytes.data(), xq.data(), k)) << t->name << " " << f.name;
+        EXPECT_EQ(pair[1], t->qdot(f.dtype)(w1, xq.data(), k)) << t->name << " " << f.name;
+      }
+      for (int64_t rows = 1; rows <= m; ++rows) {
+        std::vector<float> out(static_cast<size_t>(2 * rows), -1.0f);
+        t->fdot_rows(f.dtype, w1, x.data(), k, rows, k, out.data(), 2);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* xr = x.data() + i * k;
+          double mag = 0;
+          for (int64_t e = 0; e < k; ++e) mag += std::fabs(p.deq[k + e] * xr[e]);
+          EXPECT_NEAR(out[2 * i], dot(p.deq.data() + k, xr, k), 2e-6 * mag + 1e-6)
+              << t->name << " " << f.name << " rows " << rows << " row " << i;
+          EXPECT_EQ(out[2 * i + 1], -1.0f);
+        }
+      }
+    }
+  }
+}
+
 // The int8 dot differs from the exact dot of the dequantized weights only by the rounding of the
 // activations: at most half a step d of each activation block times the block's sum of |w|.
 TEST_F(OpsQgemm, Int8DotIsExactUpToActivationRounding) {
@@ -252,7 +286,7 @@ TEST_F(OpsQgemm, PreciseWeightsKeepFp32Activations) {
   for (const Format& f : kFormats) {
     if (sable_dtype_block_elems(f.dtype) == 0) continue;
     Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k), 0.05f), n, k);
-    for (int64_t m : {1, 5}) {
+    for (int64_t m : {1, 2, 3, 5, 8}) {
       std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
       std::vector<float> out(static_cast<size_t>(m * n));
       SableTensor xt = cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});

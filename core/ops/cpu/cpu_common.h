@@ -58,7 +58,12 @@ SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
 }
 
 const char* dtype_name(int32_t dtype);
-std::string shape_str(const SableTensor& t);
+// A tensor's shape for an error message, formatted as "[d0, d1, ...]" only when the message is
+// built: the checks every op runs on every call pass it to require() without building a string.
+struct ShapeText {
+  const SableTensor* t;
+};
+inline ShapeText shape_str(const SableTensor& t) { return {&t}; }
 
 // Throws unless t is non-null, a CPU tensor with a sane shape, and has data when not empty.
 const SableTensor& check_tensor(const SableTensor* t, const char* name);
@@ -161,3 +166,15 @@ void dequantize_rows(int32_t dtype, const void* w, int64_t k, const int32_t* ids
                      float* out, int64_t ldo);
 
 }  // namespace sable::ops::cpu
+
+template <>
+struct fmt::formatter<sable::ops::cpu::ShapeText> : fmt::formatter<fmt::string_view> {
+  auto format(sable::ops::cpu::ShapeText s, fmt::format_context& ctx) const {
+    auto out = fmt::format_to(ctx.out(), "[");
+    for (int32_t i = 0; i < s.t->ndim && i < SABLE_MAX_DIMS; ++i) {
+      if (i) out = fmt::format_to(out, ", ");
+      out = fmt::format_to(out, "{}", s.t->shape[i]);
+    }
+    return fmt::format_to(out, "]");
+  }
+};

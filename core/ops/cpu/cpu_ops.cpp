@@ -40,14 +40,6 @@ const char* dtype_name(int32_t dtype) {
   }
 }
 
-std::string shape_str(const SableTensor& t) {
-  std::string s = "[";
-  for (int32_t i = 0; i < t.ndim && i < SABLE_MAX_DIMS; ++i) {
-    if (i) s += ", ";
-    s += std::to_string(t.shape[i]);
-  }
-  return s + "]";
-}
 
 const SableTensor& check_tensor(const SableTensor* t, const char* name) {
   require(t != nullptr, "{} is NULL", name);

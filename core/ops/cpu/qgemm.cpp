@@ -1,11 +1,12 @@
 // The GEMM over packed weights (block-quantized, BF16, F16): out[M,N] = x[M,K] · w[N,K]ᵀ (+bias).
 //
-// Small M (decode): with int8 activations on (cpu_threads.h), the activation rows are quantized
-// once to int8 blocks (BlockQ8A) and every weight row is dotted with them by the best kernel table
-// of this CPU, the weight row read once for all M rows while it sits in L1; otherwise (the default,
-// and always for a kPreciseActivations weight) each weight row is unpacked to fp32 in L1 and dotted
-// with the fp32 rows. BF16/F16 rows are always widened against fp32 activations. Large M (prefill): panels of weight rows are unpacked to
-// fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the unpacking is shared by
+// Small M (decode): with int8 activations on (cpu_threads.h; the runner's default), the activation
+// rows are quantized once to int8 blocks (BlockQ8A) and every weight row is dotted with them by the
+// best kernel table of this CPU, the weight row read once for all M rows while it sits in L1 (at
+// M = 1, two weight rows at a time); otherwise (and always for a kPreciseActivations weight, the
+// LM head) each weight row is unpacked to fp32 and dotted with the fp32 rows. BF16/F16 rows are
+// always widened against fp32 activations. Large M (prefill): panels of weight rows are unpacked
+// to fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the unpacking is shared by
 // enough rows. Either way the output rows (N) are split in chunks over the CPU ops' thread pool.
 #include <cblas.h>
 
@@ -43,6 +44,7 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
                int64_t k) {
   const QKernels::QDot dot = kern.qdot(dtype);
   const QKernels::QDotRows dot_rows = kern.qdot_rows(dtype);
+  const QKernels::QDotPair dot_pair = m == 1 ? kern.qdot_pair(dtype) : nullptr;
   const QKernels::FDot fdot = kern.fdot(dtype);
   const int64_t nb = k / kQ8ABlock;
   thread_local std::vector<BlockQ8A> xq;
@@ -55,7 +57,17 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
-    for (int64_t r = r0; r < r1; ++r) {
+    int64_t r = r0;
+    if (dot_pair != nullptr) {  // one activation row: weight rows in pairs
+      for (; r + 2 <= r1; r += 2) {
+        dot_pair(w + r * wrb, w + (r + 1) * wrb, xqp, k, out + r);
+        if (bias != nullptr) {
+          out[r] += bias[r];
+          out[r + 1] += bias[r + 1];
+        }
+      }
+    }
+    for (; r < r1; ++r) {
       const char* wr = w + r * wrb;
       const float b = bias != nullptr ? bias[r] : 0.0f;
       if (dot_rows != nullptr) {
@@ -92,21 +104,19 @@ void panel_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb,
   });
 }
 
-// fp32 activations: each weight row unpacked to fp32 (in L1) and dotted with every x row.
+// fp32 activations: each weight row unpacked to fp32 (in registers for the 32-element formats)
+// and dotted with every x row.
 void precise_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, const float* x,
                   int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
                   int64_t k) {
   const int team = team_size(m, n, k);
   const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
-    thread_local std::vector<float> row;
-    row.resize(static_cast<size_t>(k));
     const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
     for (int64_t r = r0; r < r1; ++r) {
-      kern.dequantize_row(dtype, w + r * wrb, row.data(), k);
-      const float b = bias != nullptr ? bias[r] : 0.0f;
-      for (int64_t i = 0; i < m; ++i)
-        out[i * ldo + r] = cblas_sdot(static_cast<blasint>(k), row.data(), 1, x + i * ldx, 1) + b;
+      kern.fdot_rows(dtype, w + r * wrb, x, ldx, m, k, out + r, ldo);
+      if (bias != nullptr)
+        for (int64_t i = 0; i < m; ++i) out[i * ldo + r] += bias[r];
     }
   });
 }

@@ -30,6 +30,17 @@ struct QKernels {
   QDotRows q8_0_rows, q4_0_rows, q4_1_rows;  // the K-quants run their QDot row by row
   // out[k] = the packed row w as floats (any packed dtype).
   void (*dequantize_row)(int32_t dtype, const void* w, float* out, int64_t k);
+  // One packed row (any packed dtype) against m fp32 activation rows (x + i * ldx) into
+  // out[i * os]: the exact products of the dequantized row, up to fp32 summation order.
+  void (*fdot_rows)(int32_t dtype, const void* w, const float* x, int64_t ldx, int64_t m,
+                    int64_t k, float* out, int64_t os);
+  // Two weight rows (w0, w1) against one activation row into out[0], out[1] (batch-1 decode):
+  // bit-identical to two calls of the QDot.
+  using QDotPair = void (*)(const void* w0, const void* w1, const BlockQ8A* x, int64_t k,
+                            float* out);
+  QDotPair q8_0_pair, q4_0_pair, q4_1_pair;
+  // The pair kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
+  QDotPair qdot_pair(int32_t dtype) const;
 
   // The dot kernel of a block-quantized dtype (nullptr for BF16/F16 and plain dtypes).
   QDot qdot(int32_t dtype) const;

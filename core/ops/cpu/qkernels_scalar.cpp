@@ -162,6 +162,12 @@ void rows_of(const void* w, const BlockQ8A* x, int64_t xs, int64_t m, int64_t k,
   for (int64_t i = 0; i < m; ++i) out[i * os] = kDot(w, x + i * xs, k);
 }
 
+template <float (*kDot)(const void*, const BlockQ8A*, int64_t)>
+void pair_of(const void* w0, const void* w1, const BlockQ8A* x, int64_t k, float* out) {
+  out[0] = kDot(w0, x, k);
+  out[1] = kDot(w1, x, k);
+}
+
 void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
   switch (dtype) {
     case SABLE_DTYPE_BF16:
@@ -229,6 +235,18 @@ void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
   }
 }
 
+void fdot_rows(int32_t dtype, const void* w, const float* x, int64_t ldx, int64_t m, int64_t k,
+               float* out, int64_t os) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(k));
+  dequantize_row(dtype, w, row.data(), k);
+  for (int64_t j = 0; j < m; ++j) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k; ++i) acc += row[static_cast<size_t>(i)] * x[j * ldx + i];
+    out[j * os] = acc;
+  }
+}
+
 }  // namespace
 
 QKernels::QDot QKernels::qdot(int32_t dtype) const {
@@ -252,6 +270,15 @@ QKernels::QDotRows QKernels::qdot_rows(int32_t dtype) const {
   }
 }
 
+QKernels::QDotPair QKernels::qdot_pair(int32_t dtype) const {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: return q8_0_pair;
+    case SABLE_DTYPE_Q4_0: return q4_0_pair;
+    case SABLE_DTYPE_Q4_1: return q4_1_pair;
+    default: return nullptr;
+  }
+}
+
 QKernels::FDot QKernels::fdot(int32_t dtype) const {
   if (dtype == SABLE_DTYPE_BF16) return bf16;
   if (dtype == SABLE_DTYPE_F16) return f16;
@@ -263,7 +290,8 @@ const QKernels& scalar_kernels() {
                           &dot_q4_0,          &dot_q4_1,           &dot_q4_k,
                           &dot_q5_k,          &dot_q6_k,           &dot_bf16,
                           &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
-                          &rows_of<&dot_q4_1>, &dequantize_row};
+                          &rows_of<&dot_q4_1>, &dequantize_row,      &fdot_rows,
+                          &pair_of<&dot_q8_0>, &pair_of<&dot_q4_0>,  &pair_of<&dot_q4_1>};
   return k;
 }
 
