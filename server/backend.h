@@ -186,7 +186,8 @@ class Backend {
   virtual std::unique_ptr<Generation> submit(GenerateInput input) = 0;
   // Ends the request with finish_reason abort (unknown rids are ignored).
   virtual void abort(const std::string& rid) = 0;
-  virtual void abort_all() = 0;
+  // Every request ends with finish_reason abort and `message` (/abort_request: "Aborted by request").
+  virtual void abort_all(const std::string& message) = 0;
   // False (nothing done) while requests are running or waiting.
   virtual bool flush_cache() = 0;
   // Same architecture and sizes only; on failure the old weights keep serving.

@@ -203,7 +203,7 @@ std::vector<EmbedOutput> EngineBackend::embed(std::vector<EmbedItem> items) {
 }
 
 void EngineBackend::abort(const std::string& rid) { engine_.abort(rid); }
-void EngineBackend::abort_all() { engine_.abort_all(); }
+void EngineBackend::abort_all(const std::string& message) { engine_.abort_all(message); }
 bool EngineBackend::flush_cache() { return engine_.flush_cache(); }
 
 WeightUpdateResult EngineBackend::update_weights_from_disk(const std::string& model_path) {

@@ -20,7 +20,7 @@ class EngineBackend : public Backend {
   ModelFacts facts() const override;
   std::unique_ptr<Generation> submit(GenerateInput input) override;
   void abort(const std::string& rid) override;
-  void abort_all() override;
+  void abort_all(const std::string& message) override;
   bool flush_cache() override;
   WeightUpdateResult update_weights_from_disk(const std::string& model_path) override;
   BackendStats stats() const override;

@@ -195,7 +195,7 @@ void register_native_routes(httplib::Server& svr, ServerState& state) {
     const json rid = body.value("rid", json(""));
     if (!rid.is_string()) throw HttpError::bad_request("rid must be a string", "rid");
     if (all) {
-      state.backend.abort_all();
+      state.backend.abort_all("Aborted by request");
     } else if (rid.get<std::string>().empty()) {
       throw HttpError::bad_request("rid is required unless abort_all is true", "rid");
     } else {

@@ -126,8 +126,12 @@ int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/
     // connections close). Repeated: a request that passed admission just before the drain may
     // reach the engine after an abort_all.
     const auto abort_deadline = Clock::now() + std::chrono::seconds(10);
+    const std::string why = forced ? "Aborted: the server is shutting down (second signal)"
+                                   : fmt::format("Aborted: the server is shutting down (the grace "
+                                                 "period of {} s is over)",
+                                                 config.shutdown_grace_period_s);
     while (server->in_flight() > 0 && Clock::now() < abort_deadline) {
-      backend.abort_all();
+      backend.abort_all(why);
       wait_signal(signals, std::chrono::milliseconds(50));
     }
   }

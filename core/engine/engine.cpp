@@ -392,7 +392,7 @@ const SableModelInfo& Engine::model_info() const { return core_->info; }
 int64_t Engine::context_length() const { return core_->context_length; }
 int64_t Engine::max_total_tokens() const { return core_->max_total_tokens; }
 void Engine::abort(const std::string& rid) { core_->scheduler->abort(rid); }
-void Engine::abort_all() { core_->scheduler->abort_all(); }
+void Engine::abort_all(const std::string& message) { core_->scheduler->abort_all(message); }
 bool Engine::flush_cache() { return core_->scheduler->flush_cache(); }
 bool Engine::is_embedding() const { return core_->embedder != nullptr; }
 
@@ -683,7 +683,7 @@ Engine::UpdateWeightsResult Engine::update_weights_from_disk(const std::string& 
   // aborted (num_paused_requests counts them) and the prefix cache is flushed.
   const auto before = c.scheduler->stats();
   result.num_paused_requests = before.running + before.queued;
-  c.scheduler->abort_all();
+  c.scheduler->abort_all("Aborted: the model weights are being updated");
   try {
     c.scheduler->run_exclusive([&] {
       runner::RunnerOptions o = c.runner_options;

@@ -210,7 +210,9 @@ class Engine {
 
   // Server-facing controls.
   void abort(const std::string& rid);
-  void abort_all();
+  // Every request in flight ends with finish_reason abort and `message` (no status: answered
+  // normally, as a user abort).
+  void abort_all(const std::string& message = "Aborted by request");
   bool flush_cache();  // false while requests run or wait
   scheduler::SchedulerStats stats() const;
   struct UpdateWeightsResult {

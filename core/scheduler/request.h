@@ -176,7 +176,7 @@ struct Request {
   std::unique_ptr<GrammarMatcher> grammar; // may be null (unconstrained)
   std::shared_ptr<RequestStream> stream;   // required
   // LoRA: the adapter id the request runs with (0: the base model), and the submitter's hold that
-  // keeps that adapter loaded until the scheduler drops the request.
+  // keeps that adapter loaded; the scheduler drops it just before pushing the last chunk.
   int32_t lora_id = 0;
   std::shared_ptr<const void> lora_hold;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();

@@ -25,6 +25,13 @@ SchedulerOptions checked(SchedulerOptions o) {
   return o;
 }
 
+// A request's last chunk. Its LoRA hold is dropped first: whoever reads the chunk may unload the
+// adapter at once, although the finished request leaves the running set only at the end of the step.
+void push_last(Request& r, StreamChunk c) {
+  r.lora_hold.reset();
+  r.stream->push(std::move(c));
+}
+
 }  // namespace
 
 Scheduler::Impl::Impl(const SchedulerOptions& o, ModelBackend& b, const SableSamplerApi* s)
@@ -65,9 +72,9 @@ void Scheduler::abort(const std::string& rid) {
   impl_->cv.notify_all();
 }
 
-void Scheduler::abort_all() {
+void Scheduler::abort_all(std::string message, int32_t status_code) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->abort_everything = true;
+  impl_->abort_everything = FinishReason::abort(std::move(message), status_code);
   impl_->cv.notify_all();
 }
 
@@ -124,21 +131,21 @@ void Scheduler::Impl::loop() {
   while (true) {
     std::vector<Request> incoming;
     std::vector<std::string> aborts;
-    bool all = false;
+    std::optional<FinishReason> all;
     std::deque<std::packaged_task<void()>> todo;
     {
       std::unique_lock<std::mutex> lock(mutex);
       const bool busy = !running.empty() || !waiting.empty();
       if (!busy) {
         cv.wait(lock, [&] {
-          return stop || !inbox.empty() || !abort_rids.empty() || abort_everything || !tasks.empty();
+          return stop || !inbox.empty() || !abort_rids.empty() || abort_everything.has_value() ||
+                 !tasks.empty();
         });
       }
       if (stop) break;
       incoming.swap(inbox);
       aborts.swap(abort_rids);
-      all = abort_everything;
-      abort_everything = false;
+      all.swap(abort_everything);
       todo.swap(tasks);
     }
     for (Request& r : incoming) {
@@ -149,7 +156,8 @@ void Scheduler::Impl::loop() {
       if (reject_if_unfittable(*a)) continue;
       waiting.push_back(std::move(a));
     }
-    if (!aborts.empty() || all) apply_aborts(std::move(aborts), all);
+    if (all) abort_everything_now(all->message, all->status_code);
+    if (!aborts.empty()) apply_aborts(std::move(aborts));
     for (auto& t : todo) t();  // exceptions are stored in the task's future
     if (!running.empty() || !waiting.empty()) {
       try {
@@ -178,7 +186,7 @@ void Scheduler::Impl::loop() {
     StreamChunk c;
     c.finish = FinishReason::abort("the engine is shutting down", 503);
     c.prompt_tokens = static_cast<int64_t>(r.input_ids.size());
-    r.stream->push(std::move(c));
+    push_last(r, std::move(c));
   }
   for (auto& t : todo) t();
   publish_stats();
@@ -199,13 +207,13 @@ bool Scheduler::Impl::reject_if_unfittable(Active& a) {
   StreamChunk c;
   c.prompt_tokens = len;
   c.finish = FinishReason::abort(why, 400);
-  a.req.stream->push(std::move(c));
+  push_last(a.req, std::move(c));
   return true;
 }
 
-void Scheduler::Impl::apply_aborts(std::vector<std::string> rids, bool all) {
+void Scheduler::Impl::apply_aborts(std::vector<std::string> rids) {
   std::unordered_set<std::string> set(rids.begin(), rids.end());
-  auto hit = [&](const Active& a) { return all || set.count(a.req.rid) > 0; };
+  auto hit = [&](const Active& a) { return set.count(a.req.rid) > 0; };
   for (auto it = running.begin(); it != running.end();) {
     if (hit(**it)) {
       finish(**it, FinishReason::abort("Aborted by request"), /*insert_into_cache=*/false);
@@ -239,7 +247,11 @@ void Scheduler::Impl::flush_pending(Active& a) {
   c.completion_tokens = a.num_output();
   c.cached_tokens = a.cached_tokens;
   c.num_retractions = a.retractions;
-  a.req.stream->push(std::move(c));
+  if (c.finish) {
+    push_last(a.req, std::move(c));
+  } else {
+    a.req.stream->push(std::move(c));
+  }
 }
 
 void Scheduler::Impl::finish(Active& a, FinishReason reason, bool insert_into_cache) {

@@ -134,14 +134,17 @@ class Scheduler {
   void submit(Request request);
   // Ends the request with finish_reason abort and frees its pages (no-op for unknown rids).
   void abort(const std::string& rid);
-  void abort_all();
+  // Ends every request in flight and queued with finish_reason abort, `message` and `status_code`
+  // (0: a user abort, answered normally; 500/503: answered as that error).
+  void abort_all(std::string message = "Aborted by request", int32_t status_code = 0);
   // Drops every unreferenced radix-cache entry; false (nothing done) while requests are running
   // or waiting. Blocks until the scheduler thread has handled it.
   bool flush_cache();
   // Runs `task` on the scheduler thread between two steps (the loop is paused meanwhile) and
   // returns when it has run; rethrows its exception. For weight updates.
   void run_exclusive(std::function<void()> task);
-  // Called on the scheduler thread after each forward.
+  // Called on the scheduler thread at the end of each step, which may be after that step's chunks
+  // reached their readers: what it captures must outlive the Scheduler (or its shutdown()).
   void set_step_observer(std::function<void(const StepInfo&)> observer);
 
   SchedulerStats stats() const;

@@ -8,6 +8,7 @@
 #include <future>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_set>
@@ -70,7 +71,7 @@ struct Scheduler::Impl {
   std::condition_variable cv;
   std::vector<Request> inbox;
   std::vector<std::string> abort_rids;
-  bool abort_everything = false;
+  std::optional<FinishReason> abort_everything;  // abort_all's reason, until the loop applies it
   std::deque<std::packaged_task<void()>> tasks;
   bool stop = false;
   SchedulerStats stats;
@@ -95,7 +96,7 @@ struct Scheduler::Impl {
   void loop();
   void step();  // scheduler_step.cpp
   void publish_stats();
-  void apply_aborts(std::vector<std::string> rids, bool all);
+  void apply_aborts(std::vector<std::string> rids);
   void finish(Active& a, FinishReason reason, bool insert_into_cache);
   void flush_pending(Active& a);
   void abort_everything_now(const std::string& message, int32_t status);

@@ -102,15 +102,18 @@ def classify(kind, result):
         last = json.loads(events[-2])
         if "error" in last:
             return "aborted"
-        finish = (last["meta_info"]["finish_reason"] or {}).get("type") if "meta_info" in last \
-            else last["choices"][0]["finish_reason"]
+        out = last
     else:
         out = json.loads(body)
-        finish = out["meta_info"]["finish_reason"]["type"] if "meta_info" in out \
-            else out["choices"][0]["finish_reason"]
+    # Native answers say why they were aborted; OpenAI ones carry only the finish reason.
+    reason = (out["meta_info"]["finish_reason"] or {}) if "meta_info" in out \
+        else {"type": out["choices"][0]["finish_reason"]}
+    finish = reason.get("type")
     if finish in ("length", "stop"):
         return "complete"
     if finish == "abort":
+        if "meta_info" in out and "shutting down" not in reason.get("message", ""):
+            return f"abort without the shutdown reason: {reason}"
         return "aborted"
     return f"finish_reason {finish!r}"
 

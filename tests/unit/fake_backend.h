@@ -84,7 +84,7 @@ class FakeBackend : public Backend {
     return std::make_unique<Gen>(*this, std::move(in));
   }
   void abort(const std::string&) override {}
-  void abort_all() override {}
+  void abort_all(const std::string&) override {}
   bool flush_cache() override { return live == 0; }
   WeightUpdateResult update_weights_from_disk(const std::string& path) override {
     if (path == "/models/fake") return {true, "Succeeded to update model weights.", 0};

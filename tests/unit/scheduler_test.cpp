@@ -37,6 +37,7 @@ class FakeModel : public ModelBackend {
  public:
   FakeModel(int64_t num_pages, int32_t page_size) : ps_(page_size), kv_(num_pages * page_size, -1) {}
   Logits forward(std::span<const Sequence> seqs) override {
+    forwards.fetch_add(1);
     while (hold.load()) std::this_thread::yield();
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     Logits out;
@@ -67,6 +68,7 @@ class FakeModel : public ModelBackend {
   // While set, every forward waits: a test submits several requests before the first step runs,
   // so that they meet in one batch however the threads are scheduled.
   std::atomic<bool> hold{false};
+  std::atomic<int> forwards{0};  // forwards entered
 
  private:
   int32_t ps_;
@@ -206,9 +208,11 @@ TEST(Scheduler, DisabledCacheAndTinyPoolEvictionKeepOutputs) {
 TEST(Scheduler, ArrivalsJoinTheRunningBatch) {
   FakeModel model(512, 1);
   model.delay_ms = 2;
-  Scheduler s(options(512), model);
+  // What the step observer touches is declared before the scheduler, so it outlives the thread: the
+  // observer runs after the step's chunks were pushed (TSan saw it write into a freed vector).
   std::mutex mu;
   std::vector<StepInfo> steps;
+  Scheduler s(options(512), model);
   s.set_step_observer([&](const StepInfo& i) {
     std::lock_guard<std::mutex> l(mu);
     steps.push_back(i);
@@ -263,8 +267,8 @@ TEST(Scheduler, ChunkedPrefillGivesIdenticalOutputAndLogprobs) {
   SchedulerOptions o = options(512);
   o.chunked_prefill_size = 8;
   FakeModel model(512, 1);
-  Scheduler s(o, model);
   std::vector<StepInfo> steps;
+  Scheduler s(o, model);
   s.set_step_observer([&](const StepInfo& i) { steps.push_back(i); });
   auto p = prompt(50, 3);
   SamplingParams params;
@@ -282,6 +286,7 @@ TEST(Scheduler, ChunkedPrefillGivesIdenticalOutputAndLogprobs) {
   s.submit(std::move(r));
   Result res = collect(*stream);
   EXPECT_EQ(res.ids, reference(p, 6));
+  s.shutdown();  // the last step's observer may still run after the last chunk: join first
   int prefill_steps = 0;
   for (const auto& i : steps) {
     EXPECT_LE(i.num_tokens, 8);
@@ -329,6 +334,32 @@ TEST(Scheduler, AbortFreesPagesAndEndsTheStream) {
   }
   EXPECT_EQ(s.stats().free_pages, 256);
   s.abort("unknown-rid");  // no-op
+}
+
+TEST(Scheduler, AbortAllEndsEveryRequestWithItsMessage) {
+  FakeModel model(256, 1);
+  model.delay_ms = 2;
+  SchedulerOptions o = options(256);
+  o.disable_radix_cache = true;
+  o.max_running_requests = 1;  // the second request waits: both queues are aborted
+  Scheduler s(o, model);
+  auto running = submit(s, "running", prompt(10, 1), 100000);
+  auto queued = submit(s, "queued", prompt(10, 2), 100000);
+  ASSERT_TRUE(running->next().has_value());
+  s.abort_all("the server is shutting down", 503);
+  for (auto* st : {running.get(), queued.get()}) {
+    Result r = collect(*st);
+    EXPECT_EQ(r.finish.type, FinishReason::Type::kAbort);
+    EXPECT_EQ(r.finish.message, "the server is shutting down");
+    EXPECT_EQ(r.finish.status_code, 503);
+  }
+  // The default is a user abort, as /abort_request gives.
+  auto next = submit(s, "next", prompt(10, 3), 100000);
+  ASSERT_TRUE(next->next().has_value());
+  s.abort_all();
+  Result r = collect(*next);
+  EXPECT_EQ(r.finish.message, "Aborted by request");
+  EXPECT_EQ(r.finish.status_code, 0);
 }
 
 TEST(Scheduler, StopConditions) {
@@ -484,8 +515,8 @@ TEST(Scheduler, SharedPrefixSubmittedTogetherIsComputedOnce) {
       on.schedule_policy = off.schedule_policy = policy;
       off.disable_radix_cache = true;
       FakeModel m_on(512 / ps, ps), m_off(512 / ps, ps);
+      PrefillCounter counter;  // before the schedulers: it must outlive their threads
       Scheduler s_on(on, m_on), s_off(off, m_off);
-      PrefillCounter counter;
       counter.attach(s_on);
       std::vector<std::vector<int32_t>> prompts;
       std::vector<std::shared_ptr<RequestStream>> st_on, st_off;
@@ -531,8 +562,8 @@ TEST(Scheduler, ChunkedPrefixIsMatchedByARequestArrivingMidPrefill) {
   o.chunked_prefill_size = 8;
   FakeModel model(256, 4);
   model.delay_ms = 2;
+  std::atomic<int> prefill_steps{0};  // outlives the scheduler's thread
   Scheduler s(o, model);
-  std::atomic<int> prefill_steps{0};
   s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
   const auto long_prompt = prompt(64, 11);
   auto a = submit(s, "a", long_prompt, 30);
@@ -590,8 +621,8 @@ TEST(Scheduler, AbortMidChunkedPrefillReleasesTheCachedChunks) {
   o.chunked_prefill_size = 8;
   FakeModel model(128, 2);
   model.delay_ms = 2;
+  std::atomic<int> prefill_steps{0};  // outlives the scheduler's thread
   Scheduler s(o, model);
-  std::atomic<int> prefill_steps{0};
   s.set_step_observer([&](const StepInfo& i) { prefill_steps += i.num_prefill; });
   auto a = submit(s, "a", prompt(200, 13), 1000);  // aborted mid-prefill, or at worst decoding
   wait_for([&] { return prefill_steps.load() >= 2; });
@@ -729,4 +760,56 @@ TEST(Scheduler, LoraAdaptersAreLimitedPerBatchAndNeverSharePrefixes) {
   EXPECT_EQ(collect(*with_adapter("x2", shared, 2)).last.cached_tokens, 0);
   EXPECT_EQ(collect(*with_adapter("x0", shared, 0)).last.cached_tokens, 0);
   EXPECT_GT(collect(*with_adapter("x1b", shared, 1)).last.cached_tokens, 0);
+}
+
+// A request's LoRA hold is dropped before its last chunk is pushed, so that the client who read
+// the answer can unload the adapter at once. The finished request leaves the running set only at
+// the end of the step: here a request of the same batch blocks that step (its decoder waits) while
+// the hold is checked.
+TEST(Scheduler, LoraHoldIsReleasedBeforeTheLastChunk) {
+  struct Gate : OutputDecoder {
+    std::atomic<bool>* open = nullptr;
+    std::string push(int32_t, std::optional<std::string>*) override {
+      // Bounded: were the batch ordered otherwise, the test fails instead of hanging.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!open->load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+      return "";
+    }
+    std::string finish() override { return ""; }
+  };
+  FakeModel model(256, 1);
+  std::atomic<bool> open{false};  // outlives the scheduler's thread
+  Scheduler s(options(256), model);
+  model.hold = true;
+  auto first = submit(s, "first", prompt(4, 1), 1);  // its forward waits: the next two meet
+  wait_for([&] { return model.forwards.load() > 0; });
+  auto hold = std::make_shared<int>(7);
+  Request a;
+  a.rid = "lora";
+  a.input_ids = prompt(6, 2);
+  a.params.temperature = 0;
+  a.params.max_new_tokens = 1;
+  a.lora_id = 1;
+  a.lora_hold = hold;
+  a.stream = std::make_shared<RequestStream>();
+  auto a_stream = a.stream;
+  s.submit(std::move(a));
+  Request b;
+  b.rid = "gated";
+  b.input_ids = prompt(6, 3);
+  b.params.temperature = 0;
+  b.params.max_new_tokens = 2;
+  auto gate = std::make_unique<Gate>();
+  gate->open = &open;
+  b.decoder = std::move(gate);
+  b.stream = std::make_shared<RequestStream>();
+  auto b_stream = b.stream;
+  s.submit(std::move(b));
+  model.hold = false;
+  collect(*first);
+  Result ra = collect(*a_stream);
+  EXPECT_EQ(ra.finish.type, FinishReason::Type::kLength);
+  EXPECT_EQ(hold.use_count(), 1) << "the finished request still holds its adapter";
+  open = true;
+  EXPECT_EQ(collect(*b_stream).finish.type, FinishReason::Type::kLength);
 }
