@@ -15,8 +15,8 @@
 namespace sable::gguf {
 namespace {
 
-uint16_t to_half(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
-float from_half(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
+using weights::f16_to_f32;
+using weights::f32_to_f16;
 
 void put16(std::byte* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
@@ -26,7 +26,7 @@ void q8_0(const float* x, std::byte* out) {
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put16(out, to_half(d));
+  put16(out, f32_to_f16(d));
   for (int j = 0; j < 32; ++j)
     out[2 + j] = static_cast<std::byte>(static_cast<int8_t>(std::round(x[j] * id)));
 }
@@ -42,7 +42,7 @@ void q4_0(const float* x, std::byte* out) {
   }
   const float d = max / -8.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put16(out, to_half(d));
+  put16(out, f32_to_f16(d));
   uint8_t q[32];
   for (int j = 0; j < 32; ++j) {
     const float v = x[j] * id + 8.5f;
@@ -60,8 +60,8 @@ void q4_1(const float* x, std::byte* out) {
   }
   const float d = (max - min) / 15.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  put16(out, to_half(d));
-  put16(out + 2, to_half(min));
+  put16(out, f32_to_f16(d));
+  put16(out + 2, f32_to_f16(min));
   uint8_t q[32];
   for (int j = 0; j < 32; ++j) {
     const float v = (x[j] - min) * id + 0.5f;
@@ -83,15 +83,15 @@ void k45(const float* x, std::byte* out, int bits) {
     offset[s] = -lo;
     scale[s] = (hi - lo) / static_cast<float>(qmax);
   }
-  const float d = from_half(to_half(*std::max_element(scale, scale + 8) / 63.0f));
-  const float dmin = from_half(to_half(*std::max_element(offset, offset + 8) / 63.0f));
+  const float d = f16_to_f32(f32_to_f16(*std::max_element(scale, scale + 8) / 63.0f));
+  const float dmin = f16_to_f32(f32_to_f16(*std::max_element(offset, offset + 8) / 63.0f));
   uint8_t sc[8], m[8];
   for (int s = 0; s < 8; ++s) {
     sc[s] = static_cast<uint8_t>(d > 0.0f ? nearest(scale[s] / d, 0, 63) : 0);
     m[s] = static_cast<uint8_t>(dmin > 0.0f ? nearest(offset[s] / dmin, 0, 63) : 0);
   }
-  put16(out, to_half(d));
-  put16(out + 2, to_half(dmin));
+  put16(out, f32_to_f16(d));
+  put16(out + 2, f32_to_f16(dmin));
   uint8_t* scales = reinterpret_cast<uint8_t*>(out + 4);
   for (int j = 0; j < 4; ++j) {
     scales[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
@@ -120,7 +120,7 @@ void q6_k(const float* x, std::byte* out) {
     for (int l = 0; l < 16; ++l) amax = std::max(amax, std::fabs(x[16 * s + l]));
     scale[s] = amax / 31.0f;
   }
-  const float d = from_half(to_half(*std::max_element(scale, scale + 16) / 127.0f));
+  const float d = f16_to_f32(f32_to_f16(*std::max_element(scale, scale + 16) / 127.0f));
   uint8_t* ql = reinterpret_cast<uint8_t*>(out);
   uint8_t* qh = ql + 128;
   auto* scales = reinterpret_cast<int8_t*>(ql + 192);
@@ -133,7 +133,7 @@ void q6_k(const float* x, std::byte* out) {
     ql[64 * n + l + (quarter % 2 == 1 ? 32 : 0)] |= static_cast<uint8_t>((q & 0xF) << (quarter >= 2 ? 4 : 0));
     qh[32 * n + l] |= static_cast<uint8_t>((q >> 4) << (2 * quarter));
   }
-  put16(out + 208, to_half(d));
+  put16(out + 208, f32_to_f16(d));
 }
 
 }  // namespace
@@ -160,7 +160,7 @@ std::vector<std::byte> quantize(uint32_t type, const float* x, int64_t rows, int
     const float* v = x + b * t->block_size;
     std::byte* o = out.data() + static_cast<size_t>(b) * t->type_size;
     switch (type) {
-      case kF16: put16(o, to_half(*v)); break;
+      case kF16: put16(o, f32_to_f16(*v)); break;
       case kBF16: put16(o, weights::f32_to_bf16(*v)); break;
       case kQ8_0: q8_0(v, o); break;
       case kQ4_0: q4_0(v, o); break;

@@ -1,4 +1,4 @@
-// Scalar f16 conversions and the bulk converters (see dtype_convert.h).
+// The bulk converters (see dtype_convert.h).
 #include "core/weights/dtype_convert.h"
 
 #include "sable/tensor.h"
@@ -21,52 +21,6 @@ inline float load_f32(const void* base, size_t i) {
 }
 
 }  // namespace
-
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  uint32_t u;
-  if (exp == 0x1f) {
-    u = sign | 0x7f800000u | (mant << 13);  // inf / NaN (payload kept)
-  } else if (exp != 0) {
-    u = sign | ((exp + (127 - 15)) << 23) | (mant << 13);
-  } else {
-    // Zero or subnormal: mant * 2^-24 is exact in f32.
-    float f = static_cast<float>(mant) * 5.9604644775390625e-08f;
-    std::memcpy(&u, &f, sizeof u);
-    u |= sign;
-  }
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-uint16_t f32_to_f16(float value) {
-  // Round-to-nearest-even by integer arithmetic on the f32 bits (normal range) and by letting the
-  // FPU round (subnormal range: adding 0.5 aligns the f16 subnormal ulp to the f32 mantissa end).
-  uint32_t u;
-  std::memcpy(&u, &value, sizeof u);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
-  u &= 0x7fffffffu;
-  uint16_t out;
-  if (u >= 0x47800000u) {                            // |x| >= 65536, inf or NaN
-    out = u > 0x7f800000u ? 0x7e00u : 0x7c00u;
-  } else if (u < 0x38800000u) {                      // |x| < 2^-14: f16 subnormal or zero
-    constexpr uint32_t kMagicBits = 0x3f000000u;     // 0.5f
-    float f, magic;
-    std::memcpy(&f, &u, sizeof f);
-    std::memcpy(&magic, &kMagicBits, sizeof magic);
-    f += magic;
-    std::memcpy(&u, &f, sizeof u);
-    out = static_cast<uint16_t>(u - kMagicBits);
-  } else {
-    const uint32_t mant_odd = (u >> 13) & 1u;
-    u += (static_cast<uint32_t>(15 - 127) << 23) + 0xfffu + mant_odd;
-    out = static_cast<uint16_t>(u >> 13);            // a carry into the exponent gives inf
-  }
-  return static_cast<uint16_t>(out | sign);
-}
 
 void bf16_to_f32(const void* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_u16(src, i));

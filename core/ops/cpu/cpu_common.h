@@ -104,9 +104,9 @@ Rows rows_of(const SableTensor& t, const char* name);
 
 // ---- float conversions: bf16 (round to nearest even) shared with the weight loader; f16 IEEE half
 using sable::weights::bf16_to_f32;
+using sable::weights::f16_to_f32;
 using sable::weights::f32_to_bf16;
-inline float f16_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
-inline uint16_t f32_to_f16(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
+using sable::weights::f32_to_f16;
 
 // Converts n contiguous floats of `dtype` (F32/BF16/F16) to f32.
 void to_f32(const void* src, int32_t dtype, float* dst, int64_t n);

@@ -11,11 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/weights/dtype_convert.h"
 #include "sable/tensor.h"
 
 namespace sable::ops::cpu {
-
-inline float half_to_float(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
 
 struct BlockQ8_0 {  // x = d * q
   uint16_t d;

@@ -7,6 +7,10 @@
 
 #include "core/ops/cpu/qkernels.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 namespace sable::ops::cpu {
 namespace {
 
@@ -33,7 +37,7 @@ float dot_q8_0(const void* w, const BlockQ8A* x, int64_t k) {
   for (int64_t i = 0; i < k / 32; ++i) {
     int sum = 0;
     for (int j = 0; j < 32; ++j) sum += b[i].qs[j] * x[i].qs[j];
-    acc += half_to_float(b[i].d) * x[i].d * static_cast<float>(sum);
+    acc += weights::f16_to_f32(b[i].d) * x[i].d * static_cast<float>(sum);
   }
   return acc;
 }
@@ -49,7 +53,7 @@ float dot_q4_0(const void* w, const BlockQ8A* x, int64_t k) {
   const auto* b = static_cast<const BlockQ4_0*>(w);
   float acc = 0.0f;
   for (int64_t i = 0; i < k / 32; ++i) {
-    const float d = half_to_float(b[i].d);
+    const float d = weights::f16_to_f32(b[i].d);
     // d * sum((q - 8) * xq) * xd = d * (xd * sum(q * xq) - 8 * s)
     acc += d * (x[i].d * static_cast<float>(nibble_dot(b[i].qs, x[i].qs)) - 8.0f * x[i].s);
   }
@@ -60,8 +64,8 @@ float dot_q4_1(const void* w, const BlockQ8A* x, int64_t k) {
   const auto* b = static_cast<const BlockQ4_1*>(w);
   float acc = 0.0f;
   for (int64_t i = 0; i < k / 32; ++i) {
-    acc += half_to_float(b[i].d) * x[i].d * static_cast<float>(nibble_dot(b[i].qs, x[i].qs)) +
-           half_to_float(b[i].m) * x[i].s;
+    acc += weights::f16_to_f32(b[i].d) * x[i].d * static_cast<float>(nibble_dot(b[i].qs, x[i].qs)) +
+           weights::f16_to_f32(b[i].m) * x[i].s;
   }
   return acc;
 }
@@ -71,7 +75,7 @@ float dot_q4_1(const void* w, const BlockQ8A* x, int64_t k) {
 template <bool kFive>
 float dot_k45(const uint16_t d16, const uint16_t dmin16, const uint8_t* scales, const uint8_t* qh,
               const uint8_t* qs, const BlockQ8A* x) {
-  const float d = half_to_float(d16), dmin = half_to_float(dmin16);
+  const float d = weights::f16_to_f32(d16), dmin = weights::f16_to_f32(dmin16);
   float acc = 0.0f;
   for (int c = 0; c < 4; ++c) {
     for (int half = 0; half < 2; ++half) {
@@ -122,7 +126,7 @@ float dot_q6_k(const void* w, const BlockQ8A* x, int64_t k) {
   const auto* b = static_cast<const BlockQ6_K*>(w);
   float acc = 0.0f;
   for (int64_t i = 0; i < k / 256; ++i) {
-    const float d = half_to_float(b[i].d);
+    const float d = weights::f16_to_f32(b[i].d);
     for (int sb = 0; sb < 8; ++sb) {  // activation block sb spans scale groups 2sb and 2sb + 1
       int sum = 0;
       for (int l = 0; l < 32; ++l) {
@@ -152,7 +156,7 @@ float dot_bf16(const void* w, const float* x, int64_t k) {
 float dot_f16(const void* w, const float* x, int64_t k) {
   const auto* p = static_cast<const uint16_t*>(w);
   float acc = 0.0f;
-  for (int64_t i = 0; i < k; ++i) acc += half_to_float(p[i]) * x[i];
+  for (int64_t i = 0; i < k; ++i) acc += weights::f16_to_f32(p[i]) * x[i];
   return acc;
 }
 
@@ -174,12 +178,12 @@ void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
       for (int64_t i = 0; i < k; ++i) out[i] = bf16_value(static_cast<const uint16_t*>(w)[i]);
       return;
     case SABLE_DTYPE_F16:
-      for (int64_t i = 0; i < k; ++i) out[i] = half_to_float(static_cast<const uint16_t*>(w)[i]);
+      for (int64_t i = 0; i < k; ++i) out[i] = weights::f16_to_f32(static_cast<const uint16_t*>(w)[i]);
       return;
     case SABLE_DTYPE_Q8_0:
       for (int64_t i = 0; i < k / 32; ++i) {
         const auto& b = static_cast<const BlockQ8_0*>(w)[i];
-        const float d = half_to_float(b.d);
+        const float d = weights::f16_to_f32(b.d);
         for (int j = 0; j < 32; ++j) out[32 * i + j] = d * static_cast<float>(b.qs[j]);
       }
       return;
@@ -189,8 +193,8 @@ void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
         const bool one = dtype == SABLE_DTYPE_Q4_1;
         const auto* b0 = static_cast<const BlockQ4_0*>(w) + i;
         const auto* b1 = static_cast<const BlockQ4_1*>(w) + i;
-        const float d = half_to_float(one ? b1->d : b0->d);
-        const float m = one ? half_to_float(b1->m) : -8.0f * d;
+        const float d = weights::f16_to_f32(one ? b1->d : b0->d);
+        const float m = one ? weights::f16_to_f32(b1->m) : -8.0f * d;
         const uint8_t* qs = one ? b1->qs : b0->qs;
         for (int j = 0; j < 16; ++j) {
           out[32 * i + j] = d * static_cast<float>(qs[j] & 0xF) + m;
@@ -204,8 +208,8 @@ void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
         const bool five = dtype == SABLE_DTYPE_Q5_K;
         const auto* b4 = static_cast<const BlockQ4_K*>(w) + i;
         const auto* b5 = static_cast<const BlockQ5_K*>(w) + i;
-        const float d = half_to_float(five ? b5->d : b4->d);
-        const float dmin = half_to_float(five ? b5->dmin : b4->dmin);
+        const float d = weights::f16_to_f32(five ? b5->d : b4->d);
+        const float dmin = weights::f16_to_f32(five ? b5->dmin : b4->dmin);
         const uint8_t* scales = five ? b5->scales : b4->scales;
         const uint8_t* qs = five ? b5->qs : b4->qs;
         for (int sb = 0; sb < 8; ++sb) {
@@ -224,7 +228,7 @@ void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
     case SABLE_DTYPE_Q6_K:
       for (int64_t i = 0; i < k / 256; ++i) {
         const auto& b = static_cast<const BlockQ6_K*>(w)[i];
-        const float d = half_to_float(b.d);
+        const float d = weights::f16_to_f32(b.d);
         for (int e = 0; e < 256; ++e)
           out[256 * i + e] =
               d * static_cast<float>(b.scales[e / 16]) * static_cast<float>(q6_value(b, e) - 32);
@@ -246,6 +250,16 @@ void fdot_rows(int32_t dtype, const void* w, const float* x, int64_t ldx, int64_
     out[j * os] = acc;
   }
 }
+
+#if defined(__x86_64__)
+// One CPUID feature bit (register 0..3: eax, ebx, ecx, edx). F16C and AVX-VNNI are read this way:
+// clang 14's __builtin_cpu_supports does not know their names.
+bool cpuid_bit(unsigned leaf, unsigned subleaf, int reg, unsigned bit) {
+  unsigned r[4] = {};
+  if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return ((r[reg] >> bit) & 1u) != 0;
+}
+#endif
 
 }  // namespace
 
@@ -299,10 +313,11 @@ std::vector<const QKernels*> usable_kernels() {
   std::vector<const QKernels*> out{&scalar_kernels()};
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+  const bool f16c = cpuid_bit(1, 0, 2, 29);     // CPUID.1:ECX[29]
+  const bool avxvnni = cpuid_bit(7, 1, 0, 4);   // CPUID.(7,1):EAX[4]
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (avx2) out.push_back(&avx2_kernels());
-  if (avx2 && __builtin_cpu_supports("avxvnni")) out.push_back(&avxvnni_kernels());
+  if (avx2 && avxvnni) out.push_back(&avxvnni_kernels());
   if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw"))
     out.push_back(&avx512vnni_kernels());
