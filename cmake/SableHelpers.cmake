@@ -21,7 +21,11 @@ function(sable_plugin kind name)
     PREFIX "" OUTPUT_NAME "sable-${kind}-${name}"
     CXX_VISIBILITY_PRESET hidden CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${SABLE_PLUGIN_OUTPUT_DIR})
-  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  # Every symbol resolved at link time, except in sanitizer builds: clang links its sanitizer
+  # runtime into the executable only, and the plugin's __asan_* / __tsan_* calls bind at load.
+  if(NOT SABLE_SANITIZE)
+    target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  endif()
   install(TARGETS ${target} LIBRARY DESTINATION bin/plugins)
   # The Python package carries every built-in plugin (python/CMakeLists.txt).
   set_property(GLOBAL APPEND PROPERTY SABLE_PLUGIN_TARGETS ${target})
@@ -50,6 +54,9 @@ function(sable_unit_test name)
     SABLE_PLUGIN_DIR="${SABLE_PLUGIN_OUTPUT_DIR}"
     SABLE_BINARY_DIR="${CMAKE_BINARY_DIR}")
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  if("unit" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY SABLE_UNIT_TEST_TARGETS ${name})
+  endif()
   gtest_discover_tests(${name}
     PROPERTIES LABELS "${ARG_LABELS}" SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
     DISCOVERY_TIMEOUT 60)
