@@ -35,7 +35,7 @@ SANITIZE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSABLE_CUDA=OFF -DSABLE_PYT
 	-DCMAKE_C_COMPILER=$(SANITIZE_CC) -DCMAKE_CXX_COMPILER=$(SANITIZE_CXX)
 TSAN_TESTS := scheduler_test engine_test embedding_test server_http_test server_connection_test \
 	server_api_test
-TSAN_RUN_OPTIONS := halt_on_error=1:second_deadlock_stack=1
+TSAN_RUN_OPTIONS := halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/sanitize/tsan.supp
 
 test-sanitize test-asan test-tsan: export CCACHE_NOHASHDIR := 1
 test-sanitize: test-asan test-tsan
