@@ -108,10 +108,19 @@ int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/
   server->set_ready();
   sable::log::info("The server is fired up and ready to roll! (http://{}:{})", config.host, port);
 
+  // Until a signal, or until the model cannot serve any more (a tensor-parallel rank died): then
+  // the server stops on its own with the reason, rather than answering 500s forever.
   int sig = 0;
-  while (sig == 0) sig = wait_signal(signals, std::chrono::milliseconds(1000));
-  sable::log::info("received {}: draining (grace period {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                   config.shutdown_grace_period_s);
+  std::string fatal;
+  while (sig == 0 && fatal.empty()) {
+    sig = wait_signal(signals, std::chrono::milliseconds(250));
+    fatal = engine->fatal_error();
+  }
+  if (!fatal.empty())
+    sable::log::error("stopping the server: the model cannot serve any more ({})", fatal);
+  else
+    sable::log::info("received {}: draining (grace period {} s)",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_period_s);
   server->begin_drain();
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(config.shutdown_grace_period_s * 1000));
@@ -139,7 +148,7 @@ int run_server(const config::ServerConfig& config, plugin::Registry& /*plugins*/
   http.join();
   engine->shutdown();
   sable::log::info("server stopped");
-  return 0;
+  return fatal.empty() ? 0 : 1;
 }
 
 }  // namespace sable::server

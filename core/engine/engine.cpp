@@ -60,7 +60,16 @@ scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence>
   }
   const ops::LoraBatch* lora = lora_ ? lora_->prepare(lora_ids, lora_rows) : nullptr;
   const bool on_device = device_ != nullptr && !any_all_logits;
-  runner::ModelRunner::ForwardResult r = runner_->forward(rs, any_hidden, on_device, lora);
+  runner::ModelRunner::ForwardResult r;
+  try {
+    r = runner_->forward(rs, any_hidden, on_device, lora);
+  } catch (...) {
+    if (auto failed = runner_->tp_failure()) {  // the group is gone: the server must stop
+      std::lock_guard<std::mutex> lock(fatal_mutex_);
+      fatal_ = *failed;
+    }
+    throw;
+  }
   Logits out;
   out.rows = r.rows;
   out.vocab = r.vocab;
@@ -263,6 +272,7 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
   o.cpu_threads = static_cast<int32_t>(c.cpu_threads);
   o.packed_weights = !c.cpu_dequantize;
   o.int8_activations = c.cpu_int8_activations;
+  o.tp_size = static_cast<int32_t>(c.tp_size);
   o.registry = &registry;
   return o;
 }
@@ -389,6 +399,7 @@ void Engine::shutdown() {
 const config::ServerConfig& Engine::config() const { return core_->config; }
 const tokenizer::Tokenizer& Engine::tokenizer() const { return *core_->tokenizer; }
 const SableModelInfo& Engine::model_info() const { return core_->info; }
+std::string Engine::fatal_error() const { return core_->backend->fatal_error(); }
 int64_t Engine::context_length() const { return core_->context_length; }
 int64_t Engine::max_total_tokens() const { return core_->max_total_tokens; }
 void Engine::abort(const std::string& rid) { core_->scheduler->abort(rid); }

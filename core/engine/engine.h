@@ -246,6 +246,9 @@ class Engine {
   const config::ServerConfig& config() const;
   const tokenizer::Tokenizer& tokenizer() const;
   const SableModelInfo& model_info() const;
+  // Non-empty once the model cannot serve any more (a tensor-parallel rank died while serving):
+  // the reason. Every later request fails; the server polls this and stops. Thread-safe.
+  std::string fatal_error() const;
   int64_t context_length() const;
   int64_t max_total_tokens() const;  // KV pool size in tokens
 

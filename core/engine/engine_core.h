@@ -34,9 +34,17 @@ class RunnerBackend : public scheduler::ModelBackend {
   // The LoRA manager whose adapters the sequences' lora_id name (nullptr: LoRA off).
   void set_lora(lora::LoraManager* lora) { lora_ = lora; }
   void swap(std::unique_ptr<runner::ModelRunner> r) { runner_ = std::move(r); }
+  // Why the model cannot run any more (a tensor-parallel rank died), once a forward found out;
+  // empty while healthy. Read from any thread.
+  std::string fatal_error() const {
+    std::lock_guard<std::mutex> lock(fatal_mutex_);
+    return fatal_;
+  }
 
  private:
   std::unique_ptr<runner::ModelRunner> runner_;
+  mutable std::mutex fatal_mutex_;
+  std::string fatal_;
   lora::LoraManager* lora_ = nullptr;
   struct Device;                    // the CUDA sampler, when the runner is on a GPU
   std::unique_ptr<Device> device_;

@@ -34,8 +34,10 @@ struct SableOpsContext {
   // LoRA adapters of this batch (nullptr: no row uses one; the lora op then does nothing).
   const sable::ops::LoraBatch* lora = nullptr;
 
-  // Tensor parallelism: communicator (ncclComm_t on CUDA), nullptr on one rank.
-  void* communicator = nullptr;
+  // Tensor parallelism: this rank's endpoint of the group (sable/comm.h: in-process CPU ranks or
+  // NCCL); both null on one rank, where all_reduce / all_gather are identities.
+  const SableCommApi* comm_api = nullptr;
+  SableComm* comm = nullptr;
   int32_t tp_rank = 0;
   int32_t tp_size = 1;
 

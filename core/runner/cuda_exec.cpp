@@ -131,6 +131,10 @@ struct CudaExec::Impl {
     ctx.device_index = opt.device_index;
     ctx.stream = stream;
     ctx.arena = &a;
+    ctx.tp_rank = opt.tp_rank;
+    ctx.tp_size = opt.tp_size;
+    ctx.comm_api = opt.comm_api;
+    ctx.comm = opt.comm;
     if (count && d_expert != nullptr) {
       ctx.expert_recorder = &expert_recorder;
       ctx.expert_counts_device = d_expert;
@@ -269,6 +273,7 @@ int32_t CudaExec::graphs_captured() const { return static_cast<int32_t>(impl_->g
 const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                            const ExecBatch& b, float* hidden_host, const CheckFn& check) {
   Impl& m = *impl_;
+  check_cuda(cudaSetDevice(m.opt.device_index), "cudaSetDevice");  // a rank's own thread
   const int64_t t = static_cast<int64_t>(b.token_ids.size());
   const int64_t seqs = static_cast<int64_t>(b.kv_lens.size());
   const int64_t rows = static_cast<int64_t>(b.output_rows.size());

@@ -57,6 +57,12 @@ class CudaExec {
     int32_t graph_max_bs = 0;  // 0: max_seqs capped at 256
     int32_t expert_layers = 0;   // > 0 with expert_experts: allocate the expert counters
     int32_t expert_experts = 0;
+    // Tensor parallelism: this rank's place and communicator endpoint (NCCL), put into every
+    // forward context; null on one rank.
+    int32_t tp_rank = 0;
+    int32_t tp_size = 1;
+    const SableCommApi* comm_api = nullptr;
+    SableComm* comm = nullptr;
   };
   // Reports a failed plugin call: (status, what, op error text or nullptr); must throw.
   using CheckFn = std::function<void(SableStatus, const std::string&, const char*)>;
@@ -67,7 +73,7 @@ class CudaExec {
   CudaExec& operator=(const CudaExec&) = delete;
 
   void* stream() const;
-  // Runs the forward; returns device logits [output_rows.size(), vocab] F32, valid until the next
+  // Runs the forward (from any thread: it makes the device current first); returns device logits [output_rows.size(), vocab] F32, valid until the next
   // run. With hidden_host, the final-norm rows are also downloaded there as F32 (eager only).
   // `attention` is null for an encoder (no KV cache, no backend; always eager).
   const float* run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,

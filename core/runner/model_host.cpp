@@ -94,6 +94,8 @@ ModelHost::ModelHost(const hf::HfConfig& config, WeightSource& weights, DeviceMe
   api_.compute_dtype = options_.compute_dtype;
   api_.tp_rank = options_.tp_rank;
   api_.tp_size = options_.tp_size;
+  api_.comm = options_.comm_api;
+  api_.comm_handle = options_.comm;
   if (options_.packed_weights && !weights_.fabricates()) {
     for (const std::string& n : weights_.names()) packing_ = packing_ || weights_.packed_dtype(n) >= 0;
   }
@@ -148,6 +150,7 @@ SableTensor ModelHost::allocate(int32_t dtype, const std::vector<int64_t>& shape
     n *= t.shape[i];
   }
   t.data = memory_.allocate(static_cast<size_t>(n) * esize);
+  bytes_held_ += static_cast<int64_t>(static_cast<size_t>(n) * esize);
   return t;
 }
 
@@ -246,6 +249,7 @@ SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>&
   t.strides[0] = shape[1];
   t.strides[1] = 1;
   t.data = memory_.allocate(row * static_cast<size_t>(shape[0]));
+  bytes_held_ += static_cast<int64_t>(row * static_cast<size_t>(shape[0]));
   weights_.read_packed(name, t.data);
   // A [vocab, hidden] matrix is the LM head (or the embedding a tied head reuses): its GEMM keeps
   // fp32 activations, so int8 rounding does not decide near-tied next tokens.

@@ -33,6 +33,9 @@ struct ModelHostOptions {
   int64_t max_positions = 0;  // rows of rope caches; 0: max_position_embeddings (or 4096)
   int32_t tp_rank = 0;
   int32_t tp_size = 1;
+  // This rank's endpoint of the tensor-parallel group (SableHostApi.comm); null on one rank.
+  const SableCommApi* comm_api = nullptr;
+  SableComm* comm = nullptr;
   // CPU: hand matrices out as stored when the source keeps them packed (block-quantized, BF16,
   // F16) instead of converting them to the compute dtype; the CPU GEMM reads them packed. The
   // plugin then gets no weight_get_into (a fused copy would have to be fp32), so it keeps
@@ -79,6 +82,9 @@ class ModelHost {
   SableStatus rope_cache(int32_t rot_dim, SableTensor* out, float* mscale);
 
   WeightSource& weights() { return weights_; }
+  // Bytes of everything handed out so far (weights, persistent allocations, rope caches): after
+  // load_weights, the weights this rank holds.
+  int64_t bytes_held() const { return bytes_held_; }
 
  private:
   SableTensor allocate(int32_t dtype, const std::vector<int64_t>& shape);
@@ -92,6 +98,7 @@ class ModelHost {
   ModelHostOptions options_;
   SableHostApi api_{};
   bool packing_ = false;  // packed_weights and the source holds packed matrices
+  int64_t bytes_held_ = 0;
   std::set<std::string, std::less<>> used_;
   mutable std::mutex error_mutex_;
   std::string last_error_;

@@ -1,5 +1,6 @@
-// ModelRunner: model loading (config -> plugin selection -> host -> load_weights -> KV pool ->
-// attention backend) and the forward that turns sequences into a SableForwardBatch.
+// ModelRunner: loading one rank's model (config -> plugin selection -> host -> load_weights ->
+// KV pool -> attention backend) and the forward that turns sequences into a SableForwardBatch.
+// Tensor-parallel groups of ranks: model_runner_tp.cpp.
 #include "core/runner/model_runner.h"
 
 #include <fmt/format.h>
@@ -8,75 +9,28 @@
 #include <map>
 #include <stdexcept>
 
-#include "core/gguf/gguf_model.h"
-#include "core/hf_config/hf_config.h"
-#include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qkernels.h"
-#include "core/ops/expert_recorder.h"
-#include "core/plugin/registry.h"
-#include "core/runner/attention_backend.h"
-#include "core/runner/kv_pool.h"
-#include "core/runner/model_host.h"
+#include "core/runner/model_runner_impl.h"
 #include "core/runner/vision_staging.h"
 #include "core/util/log.h"
-#include "core/weights/checkpoint.h"
 
 #ifdef SABLE_HAVE_CUDA
 #include "core/ops/cuda/cuda_ops.h"
-#include "core/runner/cuda_exec.h"
 #endif
 
 namespace sable::runner {
 
-struct ModelRunner::Impl {
-  RunnerOptions options;
-  std::unique_ptr<hf::HfConfig> config;
-  std::unique_ptr<weights::Checkpoint> checkpoint;  // a safetensors checkpoint, or
-  std::unique_ptr<gguf::GgufModel> gguf;            // a GGUF file
-  int64_t parameters = 0;
-  std::string weights_description;
-  int32_t compute_dtype = SABLE_DTYPE_F32;
-  std::unique_ptr<WeightSource> source;
-  std::unique_ptr<DeviceMemory> memory;
-  std::unique_ptr<ModelHost> host;
-  const plugin::PluginInfo* plugin = nullptr;
-  const SableModelApi* api = nullptr;
-  SableModel* model = nullptr;
-  SableModelInfo info{};
-  int64_t context_length = 0;
-  int64_t num_pages = 0;
-  std::unique_ptr<KvPool> kv;            // null for an encoder
-  std::unique_ptr<AttentionBackend> attention;  // null for an encoder
-  ops::Arena arena;
-  std::string device;  // resolved: cpu | cuda
-  // Expert-distribution recording: the CPU's recorder (CUDA counts in CudaExec), on/off.
-  ops::ExpertRecorder expert_recorder;
-  bool expert_recording = false;
-  int32_t num_experts = 0;
-#ifdef SABLE_HAVE_CUDA
-  std::unique_ptr<CudaExec> cuda;
-#endif
-
-  // Host-side staging of one forward, kept to avoid reallocating every step.
-  std::vector<int32_t> token_ids, positions, output_rows, token_types;
-  std::vector<int32_t> mrope, embed_spans;  // [3, T] and [spans, 3] (vision-language models)
-  std::vector<float> embeds;                // [rows, hidden] spliced image embeddings
-  int32_t logits_width = 0;
-  std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
-
-  ~Impl() {
-#ifdef SABLE_HAVE_CUDA
-    cuda.reset();
-#endif
-    attention.reset();  // before the pool whose layers it reads
-    if (api != nullptr && model != nullptr) api->destroy(model);
-  }
-};
-
 namespace {
+
+// "1.25 GiB" / "3.4 MiB" for the startup lines.
+std::string human_bytes(int64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  if (b >= 1073741824.0) return fmt::format("{:.2f} GiB", b / 1073741824.0);
+  return fmt::format("{:.1f} MiB", b / 1048576.0);
+}
 
 int32_t parse_dtype(const std::string& dtype, const std::string& device) {
   if (device == "cuda") {
@@ -159,7 +113,9 @@ int32_t logits_width_of(const SableModelInfo& info, const std::string& plugin) {
 ModelRunner::ModelRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ModelRunner::~ModelRunner() = default;
 
-std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
+std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& options, int32_t rank,
+                                                      int32_t size, const SableCommApi* comm_api,
+                                                      SableComm* comm) {
   if (options.registry == nullptr)
     throw std::invalid_argument("RunnerOptions.registry is required (the loaded plugins)");
   const std::string device = resolve_device(options.device);
@@ -173,7 +129,10 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   auto impl = std::make_unique<Impl>();
   Impl& r = *impl;
   r.options = options;
+  r.options.device_index = options.device_index + rank;  // CUDA: one device per rank
   r.device = device;
+  r.tp_rank = rank;
+  r.tp_size = size;
   // The plugin sees a config and named weights whichever format holds them (DESIGN: "Where
   // models come from"): a GGUF file brings its config from metadata and its tensors dequantized.
   if (gguf::is_gguf_model(options.model_path)) {
@@ -211,7 +170,7 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   const SableOps* ops_table = ops::cpu_ops();
 #ifdef SABLE_HAVE_CUDA
   if (device == "cuda") {
-    r.memory = make_cuda_memory(options.device_index);
+    r.memory = make_cuda_memory(r.options.device_index);
     ops_table = ops::cuda_ops();
   }
 #endif
@@ -223,6 +182,10 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   host_options.compute_dtype = compute_dtype;
   host_options.max_positions = options.context_length;
   host_options.packed_weights = device == "cpu" && options.packed_weights;
+  host_options.tp_rank = rank;
+  host_options.tp_size = size;
+  host_options.comm_api = comm_api;
+  host_options.comm = comm;
   if (device == "cpu") {
     ops::cpu::set_threads(options.cpu_threads);
     ops::cpu::set_int8_activations(options.int8_activations);
@@ -239,6 +202,13 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
   r.host->check(r.api->get_info(r.model, &r.info), who + " get_info");
   r.host->check(r.api->load_weights(r.model), who + " load_weights");
   r.host->check_all_weights_used();
+  const Fault fault = fault_from_env();
+  if (fault.rank == rank && fault.at_start)
+    throw std::runtime_error("fault injected at start (SABLE_FAULT_TP_RANK)");
+  if (fault.rank == rank) r.fault_forward = fault.forward;
+  log::info("tp rank {} of {}: device {}, {} of weights held", rank, size,
+            device == "cuda" ? fmt::format("cuda:{}", r.options.device_index) : std::string("cpu"),
+            human_bytes(r.host->bytes_held()));
 
   r.logits_width = logits_width_of(r.info, r.plugin->name);
 
@@ -307,7 +277,11 @@ std::unique_ptr<ModelRunner> ModelRunner::create(const RunnerOptions& options) {
 };
   auto make_exec = [&] {
     CudaExec::Options eo;
-    eo.device_index = options.device_index;
+    eo.device_index = r.options.device_index;
+    eo.tp_rank = rank;
+    eo.tp_size = size;
+    eo.comm_api = comm_api;
+    eo.comm = comm;
     eo.max_batch_tokens = options.max_batch_tokens;
     eo.max_seqs = options.max_seqs;
     eo.vocab = r.logits_width;
@@ -465,9 +439,21 @@ uint32_t ModelRunner::lora_modules() const {
 ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, bool want_hidden,
                                                 bool device_logits, const ops::LoraBatch* lora) {
   Impl& r = *impl_;
+  if (!r.tp) return execute(seqs, stage(seqs), want_hidden, device_logits, lora);
+  // Tensor parallelism: bad input is refused here, before any rank runs; then every rank runs the
+  // same batch and rank 0's logits are returned (the peers keep theirs on their own device).
+  if (auto failed = r.tp->failure()) throw std::runtime_error(*failed);
+  const Staged staged = stage(seqs);
+  ForwardResult result;
+  r.tp->run([&](ModelRunner& peer) { peer.forward(seqs, false, false, lora); },
+            [&] { result = execute(seqs, staged, want_hidden, device_logits, lora); });
+  return result;
+}
+
+ModelRunner::Staged ModelRunner::stage(std::span<const Sequence> seqs) {
+  Impl& r = *impl_;
   const int32_t page = page_size();
   if (seqs.empty()) throw std::invalid_argument("forward: the batch has no sequences");
-  if (r.device == "cpu") ops::cpu::adopt_threads();  // plugins' OpenMP regions too
   if (static_cast<int64_t>(seqs.size()) > r.options.max_seqs)
     throw std::invalid_argument(
         fmt::format("forward: {} sequences exceed max_seqs {}", seqs.size(), r.options.max_seqs));
@@ -547,6 +533,25 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
     throw std::invalid_argument(fmt::format("forward: {} new tokens exceed max_batch_tokens {}", t,
                                             r.options.max_batch_tokens));
   if (any_mrope) stage_mrope(seqs, r.positions, r.mrope);
+  Staged staged;
+  staged.tokens = t;
+  staged.decode_only = decode_only;
+  staged.any_types = any_types;
+  staged.any_mrope = any_mrope;
+  return staged;
+}
+
+ModelRunner::ForwardResult ModelRunner::execute(std::span<const Sequence> seqs,
+                                                const Staged& staged, bool want_hidden,
+                                                bool device_logits, const ops::LoraBatch* lora) {
+  Impl& r = *impl_;
+  const int64_t t = staged.tokens;
+  const bool decode_only = staged.decode_only, any_types = staged.any_types;
+  const bool any_mrope = staged.any_mrope;
+  if (r.device == "cpu") ops::cpu::adopt_threads();  // plugins' OpenMP regions too
+  if (r.fault_forward > 0 && ++r.forwards == r.fault_forward)
+    throw std::runtime_error(
+        fmt::format("fault injected on forward {} (SABLE_FAULT_TP_RANK)", r.forwards));
 
 #ifdef SABLE_HAVE_CUDA
   if (r.cuda && (any_mrope || !r.embed_spans.empty()))
@@ -643,6 +648,10 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   ctx.arena = &r.arena;
   if (r.expert_recording) ctx.expert_recorder = &r.expert_recorder;
   ctx.lora = lora;
+  ctx.tp_rank = r.tp_rank;
+  ctx.tp_size = r.tp_size;
+  ctx.comm_api = r.host->api()->comm;
+  ctx.comm = r.host->api()->comm_handle;
   if (r.attention) r.attention->bind(ctx);
   const SableStatus status = r.api->forward(r.model, &ctx, &batch, &out);
   r.arena.reset();

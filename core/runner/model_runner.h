@@ -47,6 +47,10 @@ struct RunnerOptions {
   int32_t max_seqs = 256;                      // largest number of sequences in one forward
   int64_t context_length = 0;                  // 0: the model's max_position_embeddings
   const plugin::Registry* registry = nullptr;  // required; must outlive the runner
+  // Tensor-parallel ranks (core/runner/tp_group.h): each loads its slice of the weights and keeps
+  // its own KV pool; on CUDA rank r runs on device device_index + r, on the CPU every rank is a
+  // thread of this process. 1: one rank, no communicator.
+  int32_t tp_size = 1;
   // CPU only.
   int32_t cpu_threads = 0;     // threads of the CPU ops (0: the physical cores)
   bool packed_weights = true;  // keep quantized / bf16 / f16 matrices packed (false: fp32 copies)
@@ -161,13 +165,29 @@ class ModelRunner {
   // Routed experts per MoE layer from config.json (0 for a dense model or an unknown key).
   int32_t num_experts() const;
 
+  // Tensor parallelism: the number of ranks, and why the group stopped once a rank failed
+  // (nullopt while healthy, and always on one rank). After a failure every forward throws.
+  int32_t tp_size() const;
+  std::optional<std::string> tp_failure() const;
+  // Bytes of weights (and other long-lived model tensors) this rank's host holds.
+  int64_t weight_bytes() const;
+
   // The device the model runs on (SableDeviceType) and, on CUDA, its stream (cudaStream_t).
   int32_t device_type() const;
   void* stream() const;
 
  private:
   struct Impl;
+  struct Staged;
   explicit ModelRunner(std::unique_ptr<Impl> impl);
+  // One rank of a model: rank `rank` of `size`, with its communicator endpoint (null for size 1).
+  static std::unique_ptr<ModelRunner> create_rank(const RunnerOptions& options, int32_t rank,
+                                                  int32_t size, const SableCommApi* comm_api,
+                                                  SableComm* comm);
+  // Checks the sequences and builds the host-side batch arrays (throws std::invalid_argument).
+  Staged stage(std::span<const Sequence> seqs);
+  ForwardResult execute(std::span<const Sequence> seqs, const Staged& staged, bool want_hidden,
+                        bool device_logits, const ops::LoraBatch* lora);
   std::unique_ptr<Impl> impl_;
 };
 

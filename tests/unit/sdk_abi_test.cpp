@@ -19,6 +19,7 @@ TEST(SdkAbi, StructSizeComesFirst) {
   EXPECT_EQ(offsetof(SableAttentionApi, struct_size), 0u);
   EXPECT_EQ(offsetof(SableSamplerApi, struct_size), 0u);
   EXPECT_EQ(offsetof(SableGrammarApi, struct_size), 0u);
+  EXPECT_EQ(offsetof(SableCommApi, struct_size), 0u);
 }
 
 // Frozen offsets of the last field of every 1.0 table: a change here breaks every built plugin.
@@ -79,6 +80,21 @@ TEST(SdkAbi, FrozenOffsets_1_3) {
   SableForwardBatch batch{};
   batch.struct_size = offsetof(SableForwardBatch, mrope_positions);  // a 1.2 host's batch
   EXPECT_FALSE(SABLE_HAS(&batch, embed_spans));
+}
+
+// ABI 1.3 also appended the communicator endpoint to the host table and added the communicator
+// table (tensor parallelism).
+TEST(SdkAbi, FrozenOffsets_1_3_Comm) {
+  EXPECT_EQ(offsetof(SableHostApi, comm), offsetof(SableHostApi, weight_get_into) + 8u);
+  EXPECT_EQ(offsetof(SableHostApi, comm_handle), offsetof(SableHostApi, comm) + 8u);
+  EXPECT_EQ(sizeof(SableHostApi), offsetof(SableHostApi, comm_handle) + 8u);
+  EXPECT_EQ(offsetof(SableCommApi, rank), 16u);
+  EXPECT_EQ(offsetof(SableCommApi, abort), 16u + 8u * 7u);
+  EXPECT_EQ(sizeof(SableCommApi), 16u + 8u * 8u);
+  SableHostApi old{};
+  old.struct_size = offsetof(SableHostApi, comm);  // a 1.2 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, comm));
+  EXPECT_TRUE(SABLE_HAS(&old, weight_get_into));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -169,31 +169,45 @@ SableStatus attention(SableOpsContext* ctx, int32_t layer, const SableTensor* q,
   });
 }
 
+// The communicator's failure as an op error with its message.
+void comm_check(SableOpsContext* ctx, SableStatus st, const char* what) {
+  if (st != SABLE_OK)
+    throw OpError(st, fmt::format("{}: {}", what, ctx->comm_api->last_error(ctx->comm)));
+}
+
+// More than one rank needs the group's endpoint in the context (the runner puts it there).
+bool tensor_parallel(SableOpsContext* ctx) {
+  if (ctx->tp_size <= 1) return false;
+  if (ctx->comm_api == nullptr || ctx->comm == nullptr)
+    throw OpError(SABLE_ERR_INVALID_ARGUMENT,
+                  fmt::format("tp_size={} but the context has no communicator", ctx->tp_size));
+  return true;
+}
+
 SableStatus all_reduce(SableOpsContext* ctx, SableTensor* x) {
   return run_op(ctx, "all_reduce", [&] {
     require(ctx != nullptr, "context is NULL");
     check_tensor(x, "x");
-    if (ctx->tp_size > 1) {
-      throw OpError(SABLE_ERR_UNSUPPORTED,
-                    fmt::format("tensor parallelism (tp_size={}) is not supported on CPU",
-                                ctx->tp_size));
-    }
+    if (tensor_parallel(ctx))
+      comm_check(ctx, ctx->comm_api->all_reduce(ctx->comm, x, SABLE_REDUCE_SUM, nullptr),
+                 "communicator all_reduce");
   });
 }
 
 SableStatus all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t dim, SableTensor* out) {
+  bool gathered = false;
   SableStatus st = run_op(ctx, "all_gather", [&] {
     require(ctx != nullptr, "context is NULL");
     const SableTensor& xt = check_tensor(x, "x");
     check_tensor(out, "out");
     require(dim >= 0 && dim < xt.ndim, "dim {} out of range for x {}", dim, shape_str(xt));
-    if (ctx->tp_size > 1) {
-      throw OpError(SABLE_ERR_UNSUPPORTED,
-                    fmt::format("tensor parallelism (tp_size={}) is not supported on CPU",
-                                ctx->tp_size));
+    if (tensor_parallel(ctx)) {
+      comm_check(ctx, ctx->comm_api->all_gather(ctx->comm, x, dim, out, nullptr),
+                 "communicator all_gather");
+      gathered = true;
     }
   });
-  if (st != SABLE_OK) return st;
+  if (st != SABLE_OK || gathered) return st;
   return copy(ctx, x, out);  // one rank: the gathered tensor is x itself
 }
 

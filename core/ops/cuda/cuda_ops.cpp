@@ -564,13 +564,32 @@ SableStatus op_moe_experts(SableOpsContext* ctx, const SableTensor* x, const Sab
   });
 }
 
-SableStatus op_all_reduce(SableOpsContext* ctx, SableTensor*) {
-  return run_op(ctx, "all_reduce", [&] { require(ctx->tp_size <= 1, "NCCL not wired yet"); });
+// Tensor parallelism: the rank's communicator endpoint (NCCL) ordered on the forward's stream.
+bool tensor_parallel(SableOpsContext* ctx) {
+  if (ctx->tp_size <= 1) return false;
+  require(ctx->comm_api != nullptr && ctx->comm != nullptr,
+          "tp_size={} but the context has no communicator", ctx->tp_size);
+  return true;
 }
-SableStatus op_all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t, SableTensor* out) {
+
+SableStatus op_all_reduce(SableOpsContext* ctx, SableTensor* x) {
+  return run_op(ctx, "all_reduce", [&] {
+    tensor(x, "x");
+    if (!tensor_parallel(ctx)) return;
+    const SableStatus st = ctx->comm_api->all_reduce(ctx->comm, x, SABLE_REDUCE_SUM, ctx->stream);
+    require(st == SABLE_OK, "communicator all_reduce: {}", ctx->comm_api->last_error(ctx->comm));
+  });
+}
+SableStatus op_all_gather(SableOpsContext* ctx, const SableTensor* x, int32_t dim, SableTensor* out) {
   return run_op(ctx, "all_gather", [&] {
-    require(ctx->tp_size <= 1, "NCCL not wired yet");
-    require(op_copy(ctx, x, out) == SABLE_OK, "copy failed");
+    tensor(x, "x");
+    tensor(out, "out");
+    if (!tensor_parallel(ctx)) {
+      require(op_copy(ctx, x, out) == SABLE_OK, "copy failed");
+      return;
+    }
+    const SableStatus st = ctx->comm_api->all_gather(ctx->comm, x, dim, out, ctx->stream);
+    require(st == SABLE_OK, "communicator all_gather: {}", ctx->comm_api->last_error(ctx->comm));
   });
 }
 

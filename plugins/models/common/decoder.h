@@ -19,8 +19,10 @@
 // `score.weight` [num_labels, H] and no lm_head is a score model; its head replaces the LM head
 // and scores the last token of each sequence (SGLang's reward models; HF picks the last non-pad
 // token, the same for unpadded prompts).
-// Tensor parallelism: q/k/v and gate/up are split by output rows, o_proj and down_proj by input
-// columns, followed by an all-reduce; embedding and lm_head are replicated.
+// Tensor parallelism (common/tensor_parallel.h): q/k/v and gate/up are split by output rows (KV
+// heads replicated when there are fewer than ranks), o_proj and down_proj by input columns,
+// followed by an all-reduce; the LM head is split by vocabulary rows and its logits gathered; the
+// embedding is replicated (a lookup, no FLOPs to share).
 // Thread-safety: one model object is used by one thread at a time (the SDK's contract).
 #pragma once
 
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "common/classifier.h"
+#include "common/tensor_parallel.h"
 #include "sable/cpp/plugin.h"
 
 namespace sable::models {
@@ -92,14 +95,14 @@ class DecoderModel : public cpp::Model {
     // Tensor parallelism: heads and the intermediate size are split evenly across ranks.
     tp_size_ = host.tp_size() > 0 ? host.tp_size() : 1;
     tp_rank_ = host.tp_rank();
-    if (q_heads_total_ % tp_size_ != 0 || kv_heads_total_ % tp_size_ != 0 ||
-        inter_total_ % tp_size_ != 0)
-      cpp::fail(SABLE_ERR_UNSUPPORTED,
-                "tp_size " + std::to_string(tp_size_) + " does not divide the heads (" +
-                    std::to_string(q_heads_total_) + "/" + std::to_string(kv_heads_total_) +
-                    ") and intermediate_size");
-    q_heads_ = q_heads_total_ / tp_size_;
-    kv_heads_ = kv_heads_total_ / tp_size_;
+    const HeadSplit split = split_heads(q_heads_total_, kv_heads_total_, tp_rank_, tp_size_);
+    if (inter_total_ % tp_size_ != 0)
+      cpp::fail(SABLE_ERR_UNSUPPORTED, "tp_size " + std::to_string(tp_size_) +
+                                           " does not divide intermediate_size " +
+                                           std::to_string(inter_total_));
+    q_heads_ = split.q_heads;
+    kv_heads_ = split.kv_heads;
+    kv_start_ = split.kv_start;
     inter_ = inter_total_ / tp_size_;
   }
 
@@ -128,10 +131,12 @@ class DecoderModel : public cpp::Model {
     if (num_labels_ > 0) {
       lm_head_ = h.weight("score.weight", {num_labels_, hidden_});
     } else if (tied_) {
-      lm_head_ = embed_;
+      lm_head_ = vocab_parallel(vocab_, tp_size_)
+                     ? lm_head_slice(h, "model.embed_tokens.weight", vocab_, hidden_)
+                     : embed_;
       if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
     } else {
-      lm_head_ = h.weight("lm_head.weight", {vocab_, hidden_});
+      lm_head_ = lm_head_slice(h, "lm_head.weight", vocab_, hidden_);
     }
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
     layer_w_.resize(static_cast<size_t>(layers_));
@@ -142,30 +147,30 @@ class DecoderModel : public cpp::Model {
       w.post_norm = h.weight(p + "post_attention_layernorm.weight", {hidden_});
       if (fused_) {
         w.qkv = h.alloc_persistent(h.compute_dtype(), {qd + 2 * kd, hidden_});
-        rows_into(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_,
+        rows_into(p + "self_attn.q_proj.weight", q_row0(), qd, hidden_, q_heads_total_ * head_dim_,
                   cpp::narrow(w.qkv, 0, 0, qd));
-        rows_into(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_,
+        rows_into(p + "self_attn.k_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_,
                   cpp::narrow(w.qkv, 0, qd, kd));
-        rows_into(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_,
+        rows_into(p + "self_attn.v_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_,
                   cpp::narrow(w.qkv, 0, qd + kd, kd));
       } else {
-        w.q = rows(p + "self_attn.q_proj.weight", qd, hidden_, q_heads_total_ * head_dim_);
-        w.k = rows(p + "self_attn.k_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
-        w.v = rows(p + "self_attn.v_proj.weight", kd, hidden_, kv_heads_total_ * head_dim_);
+        w.q = rows(p + "self_attn.q_proj.weight", q_row0(), qd, hidden_, q_heads_total_ * head_dim_);
+        w.k = rows(p + "self_attn.k_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_);
+        w.v = rows(p + "self_attn.v_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_);
       }
       w.o = cols(p + "self_attn.o_proj.weight", hidden_, qd, q_heads_total_ * head_dim_);
       if (opt_.qkv_bias && fused_) {
         w.qkv_bias = h.alloc_persistent(h.compute_dtype(), {qd + 2 * kd});
-        vec_into(p + "self_attn.q_proj.bias", qd, q_heads_total_ * head_dim_,
+        vec_into(p + "self_attn.q_proj.bias", q_row0(), qd, q_heads_total_ * head_dim_,
                  cpp::narrow(w.qkv_bias, 0, 0, qd));
-        vec_into(p + "self_attn.k_proj.bias", kd, kv_heads_total_ * head_dim_,
+        vec_into(p + "self_attn.k_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_,
                  cpp::narrow(w.qkv_bias, 0, qd, kd));
-        vec_into(p + "self_attn.v_proj.bias", kd, kv_heads_total_ * head_dim_,
+        vec_into(p + "self_attn.v_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_,
                  cpp::narrow(w.qkv_bias, 0, qd + kd, kd));
       } else if (opt_.qkv_bias) {
-        w.q_bias = vec(p + "self_attn.q_proj.bias", qd, q_heads_total_ * head_dim_);
-        w.k_bias = vec(p + "self_attn.k_proj.bias", kd, kv_heads_total_ * head_dim_);
-        w.v_bias = vec(p + "self_attn.v_proj.bias", kd, kv_heads_total_ * head_dim_);
+        w.q_bias = vec(p + "self_attn.q_proj.bias", q_row0(), qd, q_heads_total_ * head_dim_);
+        w.k_bias = vec(p + "self_attn.k_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_);
+        w.v_bias = vec(p + "self_attn.v_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_);
       }
       if (opt_.o_bias) w.o_bias = replicated_bias(p + "self_attn.o_proj.bias", hidden_);
       if (opt_.qk_norm) {
@@ -174,24 +179,25 @@ class DecoderModel : public cpp::Model {
       }
       if (fused_) {
         w.gate_up = h.alloc_persistent(h.compute_dtype(), {2 * inter_, hidden_});
-        rows_into(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_,
+        rows_into(p + "mlp.gate_proj.weight", inter_row0(), inter_, hidden_, inter_total_,
                   cpp::narrow(w.gate_up, 0, 0, inter_));
-        rows_into(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_,
+        rows_into(p + "mlp.up_proj.weight", inter_row0(), inter_, hidden_, inter_total_,
                   cpp::narrow(w.gate_up, 0, inter_, inter_));
       } else {
-        w.gate = rows(p + "mlp.gate_proj.weight", inter_, hidden_, inter_total_);
-        w.up = rows(p + "mlp.up_proj.weight", inter_, hidden_, inter_total_);
+        w.gate = rows(p + "mlp.gate_proj.weight", inter_row0(), inter_, hidden_, inter_total_);
+        w.up = rows(p + "mlp.up_proj.weight", inter_row0(), inter_, hidden_, inter_total_);
       }
       w.down = cols(p + "mlp.down_proj.weight", hidden_, inter_, inter_total_);
       if (opt_.mlp_bias && fused_) {
         w.gate_up_bias = h.alloc_persistent(h.compute_dtype(), {2 * inter_});
-        vec_into(p + "mlp.gate_proj.bias", inter_, inter_total_, cpp::narrow(w.gate_up_bias, 0, 0, inter_));
-        vec_into(p + "mlp.up_proj.bias", inter_, inter_total_,
+        vec_into(p + "mlp.gate_proj.bias", inter_row0(), inter_, inter_total_,
+                 cpp::narrow(w.gate_up_bias, 0, 0, inter_));
+        vec_into(p + "mlp.up_proj.bias", inter_row0(), inter_, inter_total_,
                  cpp::narrow(w.gate_up_bias, 0, inter_, inter_));
         w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
       } else if (opt_.mlp_bias) {
-        w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_, inter_total_);
-        w.up_bias = vec(p + "mlp.up_proj.bias", inter_, inter_total_);
+        w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_row0(), inter_, inter_total_);
+        w.up_bias = vec(p + "mlp.up_proj.bias", inter_row0(), inter_, inter_total_);
         w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
       }
       const std::string inv_freq = p + "self_attn.rotary_emb.inv_freq";
@@ -379,7 +385,9 @@ class DecoderModel : public cpp::Model {
     SableTensor sel = ops.alloc(host().compute_dtype(), {rows_out, hidden_});
     ops.gather_rows(h, batch.output_rows, sel);
     if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
-    if (out.logits.data != nullptr) ops.gemm(sel, lm_head_, nullptr, out.logits);
+    if (out.logits.data == nullptr) return;
+    if (num_labels_ > 0) return ops.gemm(sel, lm_head_, nullptr, out.logits);
+    lm_head_logits(ops, sel, lm_head_, out.logits);
   }
 
   const DecoderOptions& options() const { return opt_; }
@@ -442,29 +450,37 @@ class DecoderModel : public cpp::Model {
     return (b.data && tp_rank_ == 0) ? &b : nullptr;
   }
 
-  // Column-parallel weight [rows_per_rank, in]: this rank's block of output rows.
-  SableTensor rows(const std::string& name, int64_t per_rank, int64_t in, int64_t total) const {
-    if (tp_size_ == 1) return host().weight(name, {total, in});
-    return host().weight_slice(name, {total, in}, 0, tp_rank_ * per_rank, per_rank);
+  // This rank's first row of a column-parallel projection: q and gate/up by rank, k/v by the
+  // KV head it holds (the same head on several ranks when replicated).
+  int64_t q_row0() const { return tp_rank_ * q_heads_ * head_dim_; }
+  int64_t kv_row0() const { return kv_start_ * head_dim_; }
+  int64_t inter_row0() const { return tp_rank_ * inter_; }
+
+  // Column-parallel weight [len, in]: rows [start, start + len) of the [total, in] tensor.
+  SableTensor rows(const std::string& name, int64_t start, int64_t len, int64_t in,
+                   int64_t total) const {
+    if (len == total) return host().weight(name, {total, in});
+    return host().weight_slice(name, {total, in}, 0, start, len);
   }
   // Row-parallel weight [out, in_per_rank]: this rank's block of input columns.
   SableTensor cols(const std::string& name, int64_t out, int64_t per_rank, int64_t total) const {
     if (tp_size_ == 1) return host().weight(name, {out, total});
     return host().weight_slice(name, {out, total}, 1, tp_rank_ * per_rank, per_rank);
   }
-  // The same, loaded into `dst` (a row block of a fused weight).
-  void rows_into(const std::string& name, int64_t per_rank, int64_t in, int64_t total,
+  // The same rows, loaded into `dst` (a row block of a fused weight).
+  void rows_into(const std::string& name, int64_t start, int64_t len, int64_t in, int64_t total,
                  SableTensor dst) const {
-    if (tp_size_ == 1) return host().weight_into(name, {total, in}, dst);
-    host().weight_into(name, {total, in}, dst, 0, tp_rank_ * per_rank, per_rank);
+    if (len == total) return host().weight_into(name, {total, in}, dst);
+    host().weight_into(name, {total, in}, dst, 0, start, len);
   }
-  void vec_into(const std::string& name, int64_t per_rank, int64_t total, SableTensor dst) const {
-    if (tp_size_ == 1) return host().weight_into(name, {total}, dst);
-    host().weight_into(name, {total}, dst, 0, tp_rank_ * per_rank, per_rank);
+  void vec_into(const std::string& name, int64_t start, int64_t len, int64_t total,
+                SableTensor dst) const {
+    if (len == total) return host().weight_into(name, {total}, dst);
+    host().weight_into(name, {total}, dst, 0, start, len);
   }
-  SableTensor vec(const std::string& name, int64_t per_rank, int64_t total) const {
-    if (tp_size_ == 1) return host().weight(name, {total});
-    return host().weight_slice(name, {total}, 0, tp_rank_ * per_rank, per_rank);
+  SableTensor vec(const std::string& name, int64_t start, int64_t len, int64_t total) const {
+    if (len == total) return host().weight(name, {total});
+    return host().weight_slice(name, {total}, 0, start, len);
   }
   SableTensor replicated_bias(const std::string& name, int64_t n) const {
     return host().weight(name, {n});
@@ -473,7 +489,7 @@ class DecoderModel : public cpp::Model {
   DecoderOptions opt_;
   int64_t hidden_ = 0, layers_ = 0, vocab_ = 0, max_pos_ = 0, sliding_window_ = 0;
   int64_t q_heads_total_ = 0, kv_heads_total_ = 0, inter_total_ = 0, head_dim_ = 0;
-  int64_t q_heads_ = 0, kv_heads_ = 0, inter_ = 0;
+  int64_t q_heads_ = 0, kv_heads_ = 0, kv_start_ = 0, inter_ = 0;
   int64_t num_labels_ = 0;  // > 0: a sequence-classification head (score.weight) for lm_head
   int32_t tp_size_ = 1, tp_rank_ = 0, rot_dim_ = 0, act_ = SABLE_ACT_SILU;
   float eps_ = 1e-6f, attn_scale_ = 0.0f;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/tensor_parallel.h"
 #include "sable/cpp/plugin.h"
 
 namespace sable::models {
@@ -36,6 +37,7 @@ inline int32_t parse_activation(const std::string& name, const char* key) {
 struct Geometry {
   int64_t hidden = 0, layers = 0, vocab = 0, max_pos = 0;
   int64_t q_heads_total = 0, kv_heads_total = 0, head_dim = 0, q_heads = 0, kv_heads = 0;
+  int64_t kv_start = 0;  // this rank's first KV head (common/tensor_parallel.h)
   int32_t rot_dim = 0, tp_rank = 0, tp_size = 1;
   float eps = 1e-6f;
   bool tied = false;
@@ -73,13 +75,10 @@ inline Geometry read_geometry(const cpp::Host& host) {
                                               " gives an odd or empty rotary dim");
   g.tp_size = host.tp_size() > 0 ? host.tp_size() : 1;
   g.tp_rank = host.tp_rank();
-  if (g.q_heads_total % g.tp_size != 0 || g.kv_heads_total % g.tp_size != 0)
-    cpp::fail(SABLE_ERR_UNSUPPORTED, "tp_size " + std::to_string(g.tp_size) +
-                                         " does not divide the attention heads (" +
-                                         std::to_string(g.q_heads_total) + "/" +
-                                         std::to_string(g.kv_heads_total) + ")");
-  g.q_heads = g.q_heads_total / g.tp_size;
-  g.kv_heads = g.kv_heads_total / g.tp_size;
+  const HeadSplit split = split_heads(g.q_heads_total, g.kv_heads_total, g.tp_rank, g.tp_size);
+  g.q_heads = split.q_heads;
+  g.kv_heads = split.kv_heads;
+  g.kv_start = split.kv_start;
   return g;
 }
 
@@ -117,11 +116,26 @@ inline SableTensor tp_vec(const cpp::Host& h, const Geometry& g, const std::stri
   if (g.tp_size == 1) return h.weight(name, {total});
   return h.weight_slice(name, {total}, 0, g.tp_rank * per_rank, per_rank);
 }
+// k_proj / v_proj [kv_heads_total * D, in] (or their bias, in == 0): the rows of this rank's KV
+// heads, which ranks share when KV heads are replicated.
+inline SableTensor tp_kv_rows(const cpp::Host& h, const Geometry& g, const std::string& name,
+                              int64_t in) {
+  const int64_t total = g.kv_heads_total * g.head_dim, len = g.kv_heads * g.head_dim;
+  if (in == 0) {
+    if (len == total) return h.weight(name, {total});
+    return h.weight_slice(name, {total}, 0, g.kv_start * g.head_dim, len);
+  }
+  if (len == total) return h.weight(name, {total, in});
+  return h.weight_slice(name, {total, in}, 0, g.kv_start * g.head_dim, len);
+}
 
-// lm_head.weight [V, H], or the embedding when tie_word_embeddings (a stored copy is ignored).
+// lm_head.weight [V, H], or the embedding when tie_word_embeddings (a stored copy is ignored);
+// this rank's vocabulary rows of it with tensor parallelism (common/tensor_parallel.h).
 inline SableTensor load_lm_head(const cpp::Host& h, const Geometry& g, const SableTensor& embed) {
-  if (!g.tied) return h.weight("lm_head.weight", {g.vocab, g.hidden});
+  if (!g.tied) return lm_head_slice(h, "lm_head.weight", g.vocab, g.hidden);
   if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
+  if (vocab_parallel(g.vocab, g.tp_size))
+    return lm_head_slice(h, "model.embed_tokens.weight", g.vocab, g.hidden);
   return embed;
 }
 
@@ -136,7 +150,7 @@ inline void write_outputs(const cpp::Ops& ops, const SableForwardBatch& batch,
   ops.gather_rows(normed, batch.output_rows, sel);
   if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
   if (out.logits.data == nullptr) return;
-  ops.gemm(sel, lm_head, nullptr, out.logits);
+  lm_head_logits(ops, sel, lm_head, out.logits);
   if (logit_scale != 1.0f) ops.scale(out.logits, logit_scale, out.logits);
 }
 

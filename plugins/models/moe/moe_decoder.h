@@ -64,8 +64,8 @@ class MoeDecoderModel : public cpp::Model {
 
   void load_weights() override {
     const cpp::Host& h = host();
-    const int64_t hd = g_.hidden, qd = g_.q_heads * g_.head_dim, kd = g_.kv_heads * g_.head_dim;
-    const int64_t qt = g_.q_heads_total * g_.head_dim, kt = g_.kv_heads_total * g_.head_dim;
+    const int64_t hd = g_.hidden, qd = g_.q_heads * g_.head_dim;
+    const int64_t qt = g_.q_heads_total * g_.head_dim;
     embed_ = h.weight("model.embed_tokens.weight", {g_.vocab, hd});
     final_norm_ = h.weight("model.norm.weight", {hd});
     lm_head_ = load_lm_head(h, g_, embed_);
@@ -76,13 +76,13 @@ class MoeDecoderModel : public cpp::Model {
       w.in_norm = h.weight(p + "input_layernorm.weight", {hd});
       w.post_norm = h.weight(p + "post_attention_layernorm.weight", {hd});
       w.q = tp_rows(h, g_, p + "self_attn.q_proj.weight", qd, qt, hd);
-      w.k = tp_rows(h, g_, p + "self_attn.k_proj.weight", kd, kt, hd);
-      w.v = tp_rows(h, g_, p + "self_attn.v_proj.weight", kd, kt, hd);
+      w.k = tp_kv_rows(h, g_, p + "self_attn.k_proj.weight", hd);
+      w.v = tp_kv_rows(h, g_, p + "self_attn.v_proj.weight", hd);
       w.o = tp_cols(h, g_, p + "self_attn.o_proj.weight", hd, qd, qt);
       if (opt_.qkv_bias) {
         w.q_bias = tp_vec(h, g_, p + "self_attn.q_proj.bias", qd, qt);
-        w.k_bias = tp_vec(h, g_, p + "self_attn.k_proj.bias", kd, kt);
-        w.v_bias = tp_vec(h, g_, p + "self_attn.v_proj.bias", kd, kt);
+        w.k_bias = tp_kv_rows(h, g_, p + "self_attn.k_proj.bias", 0);
+        w.v_bias = tp_kv_rows(h, g_, p + "self_attn.v_proj.bias", 0);
       }
       if (opt_.o_bias) w.o_bias = h.weight(p + "self_attn.o_proj.bias", {hd});
       if (opt_.qk_norm) {

@@ -28,11 +28,16 @@ void GenericModel::load_weights() {
   const Geometry& g = spec_.g;
   const ModelNames names = find_weight_names(h, spec_);
   const int64_t hd = g.hidden, d = g.head_dim;
-  const int64_t qd = g.q_heads * d, kd = g.kv_heads * d;
+  const int64_t qd = g.q_heads * d;
   const int64_t qt = g.q_heads_total * d, kt = g.kv_heads_total * d;
   embed_ = h.weight(names.embed, {g.vocab, hd});
   final_norm_ = load_norm(names.final_norm, hd);
-  lm_head_ = names.lm_head.empty() ? embed_ : h.weight(names.lm_head, {g.vocab, hd});
+  // Tied: the embedding, or this rank's vocabulary rows of it with tensor parallelism.
+  if (!names.lm_head.empty())
+    lm_head_ = lm_head_slice(h, names.lm_head, g.vocab, hd);
+  else
+    lm_head_ = vocab_parallel(g.vocab, g.tp_size) ? lm_head_slice(h, names.embed, g.vocab, hd)
+                                                  : embed_;
   for (const auto& n : names.ignored) h.ignore_weight(n);
 
   layers_.resize(names.layers.size());
@@ -52,11 +57,11 @@ void GenericModel::load_weights() {
       if (!n.qkv.bias.empty()) w.qkv_b = h.weight(n.qkv.bias, {qt + 2 * kt});
     } else {
       w.q = tp_rows(h, g, n.q.weight, qd, qt, hd);
-      w.k = tp_rows(h, g, n.k.weight, kd, kt, hd);
-      w.v = tp_rows(h, g, n.v.weight, kd, kt, hd);
+      w.k = tp_kv_rows(h, g, n.k.weight, hd);
+      w.v = tp_kv_rows(h, g, n.v.weight, hd);
       w.q_b = bias(n.q, qd, qt);
-      w.k_b = bias(n.k, kd, kt);
-      w.v_b = bias(n.v, kd, kt);
+      if (!n.k.bias.empty()) w.k_b = tp_kv_rows(h, g, n.k.bias, 0);
+      if (!n.v.bias.empty()) w.v_b = tp_kv_rows(h, g, n.v.bias, 0);
     }
     w.o = tp_cols(h, g, n.o.weight, hd, qd, qt);
     if (!n.o.bias.empty()) w.o_b = h.weight(n.o.bias, {hd});

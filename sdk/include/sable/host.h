@@ -8,6 +8,7 @@
 #ifndef SABLE_HOST_H_
 #define SABLE_HOST_H_
 
+#include "sable/comm.h"
 #include "sable/ops.h"
 
 typedef struct SableHostHandle SableHostHandle; /* opaque, owned by the host */
@@ -80,6 +81,14 @@ typedef struct SableHostApi {
                                  const int64_t* expected_shape, int32_t dtype, int32_t slice_dim,
                                  int64_t slice_start, int64_t slice_len, SableTensor* dst);
   /* end of ABI 1.0 - do not modify above */
+
+  /* since 1.3; check SABLE_HAS(host, comm). This rank's endpoint of the tensor-parallel group
+   * (sable/comm.h): comm and comm_handle are both NULL on one rank (tp_size 1) and in older hosts.
+   * ops->all_reduce / all_gather already go through it; a plugin calls it directly only from its
+   * own kernels. Valid as long as the model. */
+  const SableCommApi* comm;
+  SableComm* comm_handle;
+  /* end of ABI 1.3 - do not modify above */
 } SableHostApi;
 
 #endif /* SABLE_HOST_H_ */

@@ -5,6 +5,7 @@
 
 #include "sable/abi.h"
 #include "sable/attention.h"
+#include "sable/comm.h"
 #include "sable/grammar.h"
 #include "sable/host.h"
 #include "sable/model.h"

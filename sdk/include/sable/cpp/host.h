@@ -222,6 +222,9 @@ class Ops {
     check(o_->moe_experts(c_, &x, &w_gate_up, &w_down, &weights, &ids, act, &out), "moe_experts");
   }
   void all_reduce(SableTensor& x) const { check(o_->all_reduce(c_, &x), "all_reduce"); }
+  void all_gather(const SableTensor& x, int32_t dim, SableTensor& out) const {
+    check(o_->all_gather(c_, &x, dim, &out), "all_gather");
+  }
   void argmax(const SableTensor& x, SableTensor& out) const {
     check(o_->argmax(c_, &x, &out), "argmax");
   }
