@@ -1,9 +1,10 @@
 // The NCCL communicator: one ncclComm_t per CUDA device, all made in this process by
 // ncclCommInitAll, each driven by its rank's thread on its rank's stream.
 //
-// Compiled with NCCL when CMake found it (SABLE_HAVE_NCCL); otherwise make_nccl_group throws a
-// message saying the build has none, so a CPU-only or NCCL-less CUDA build still links and a
-// multi-GPU --tp-size fails at startup with the reason. Sums follow NCCL's own order (ring or
+// Compiled against nccl.h when CMake found it (SABLE_HAVE_NCCL), and the library is opened at run
+// time (dlopen libnccl.so.2) when the first group is made: binaries do not depend on the 200 MB
+// library, so a machine without it runs everything but CUDA tensor parallelism, which then fails
+// at startup naming the missing library. Without nccl.h make_nccl_group says the build has none. Sums follow NCCL's own order (ring or
 // tree), not rank order: bitwise equality across ranks holds, across TP sizes only within rounding.
 // all_gather along dim 0 is one ncclAllGather into `out`; along another dim it gathers into a
 // rank-major scratch buffer and copies each rank's block into place (cudaMemcpy2DAsync). The
@@ -17,12 +18,14 @@
 
 #ifdef SABLE_HAVE_NCCL
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <nccl.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 #endif
 
@@ -42,6 +45,44 @@ std::unique_ptr<CommGroup> make_nccl_group(std::span<const int32_t> devices) {
 #else
 
 namespace {
+
+// The NCCL entry points, from libnccl.so.2 opened on first use.
+struct NcclLib {
+  decltype(&::ncclCommInitAll) comm_init_all = nullptr;
+  decltype(&::ncclCommDestroy) comm_destroy = nullptr;
+  decltype(&::ncclCommAbort) comm_abort = nullptr;
+  decltype(&::ncclAllReduce) all_reduce = nullptr;
+  decltype(&::ncclAllGather) all_gather = nullptr;
+  decltype(&::ncclBroadcast) broadcast = nullptr;
+  decltype(&::ncclGetErrorString) error_string = nullptr;
+  std::string error;  // why it could not be loaded ("" when loaded)
+};
+
+const NcclLib& nccl() {
+  static const NcclLib lib = [] {
+    NcclLib l;
+    void* h = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) h = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      const char* why = dlerror();
+      l.error = std::string("cannot load libnccl.so.2: ") + (why ? why : "not found");
+      return l;
+    }
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
+      if (fn == nullptr && l.error.empty()) l.error = std::string("libnccl.so.2 lacks ") + name;
+    };
+    sym(l.comm_init_all, "ncclCommInitAll");
+    sym(l.comm_destroy, "ncclCommDestroy");
+    sym(l.comm_abort, "ncclCommAbort");
+    sym(l.all_reduce, "ncclAllReduce");
+    sym(l.all_gather, "ncclAllGather");
+    sym(l.broadcast, "ncclBroadcast");
+    sym(l.error_string, "ncclGetErrorString");
+    return l;
+  }();
+  return lib;
+}
 
 struct NcclGroupState;
 
@@ -77,7 +118,7 @@ void require(bool ok, const std::string& message) {
 }
 void nccl_check(ncclResult_t r, const char* what) {
   if (r != ncclSuccess && r != ncclInProgress)
-    throw Failure{SABLE_ERR_DEVICE, fmt::format("{}: {}", what, ncclGetErrorString(r))};
+    throw Failure{SABLE_ERR_DEVICE, fmt::format("{}: {}", what, nccl().error_string(r))};
 }
 void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess)
@@ -132,7 +173,7 @@ SableStatus c_all_reduce(SableComm* h, SableTensor* x, int32_t op, void* stream)
   return guarded(h, [&](NcclEndpoint& e) {
     check_tensor(e, x, "all_reduce");
     require(op == SABLE_REDUCE_SUM, fmt::format("all_reduce: unknown reduce op {}", op));
-    nccl_check(ncclAllReduce(x->data, x->data, static_cast<size_t>(sable_tensor_numel(x)),
+    nccl_check(nccl().all_reduce(x->data, x->data, static_cast<size_t>(sable_tensor_numel(x)),
                              nccl_type(x->dtype, "all_reduce"), ncclSum, e.comm,
                              static_cast<cudaStream_t>(stream)),
                "ncclAllReduce");
@@ -156,7 +197,7 @@ SableStatus c_all_gather(SableComm* h, const SableTensor* x, int32_t dim, SableT
     int64_t outer = 1;
     for (int32_t i = 0; i < dim; ++i) outer *= x->shape[i];
     if (outer == 1) {  // rank blocks are contiguous in out already
-      nccl_check(ncclAllGather(x->data, out->data, count, type, e.comm, s), "ncclAllGather");
+      nccl_check(nccl().all_gather(x->data, out->data, count, type, e.comm, s), "ncclAllGather");
       return;
     }
     const size_t es = sable_dtype_size(x->dtype);
@@ -174,7 +215,7 @@ SableStatus c_all_gather(SableComm* h, const SableTensor* x, int32_t dim, SableT
       cuda_check(cudaMalloc(&e.scratch, bytes), "cudaMalloc (all_gather scratch)");
       e.scratch_bytes = bytes;
     }
-    nccl_check(ncclAllGather(x->data, e.scratch, count, type, e.comm, s), "ncclAllGather");
+    nccl_check(nccl().all_gather(x->data, e.scratch, count, type, e.comm, s), "ncclAllGather");
     const size_t inner = count / static_cast<size_t>(outer) * es;  // one rank's row, in bytes
     for (int64_t r = 0; r < n; ++r)
       cuda_check(cudaMemcpy2DAsync(static_cast<char*>(out->data) + static_cast<size_t>(r) * inner,
@@ -191,7 +232,7 @@ SableStatus c_broadcast(SableComm* h, SableTensor* x, int32_t root, void* stream
     check_tensor(e, x, "broadcast");
     require(root >= 0 && root < static_cast<int32_t>(e.group->endpoints.size()),
             fmt::format("broadcast: root {} is outside the group", root));
-    nccl_check(ncclBroadcast(x->data, x->data, static_cast<size_t>(sable_tensor_numel(x)),
+    nccl_check(nccl().broadcast(x->data, x->data, static_cast<size_t>(sable_tensor_numel(x)),
                              nccl_type(x->dtype, "broadcast"), root, e.comm,
                              static_cast<cudaStream_t>(stream)),
                "ncclBroadcast");
@@ -200,7 +241,7 @@ SableStatus c_broadcast(SableComm* h, SableTensor* x, int32_t root, void* stream
 
 SableStatus c_barrier(SableComm* h, void* stream) {
   return guarded(h, [&](NcclEndpoint& e) {
-    nccl_check(ncclAllReduce(e.one, e.one, 1, ncclFloat32, ncclSum, e.comm,
+    nccl_check(nccl().all_reduce(e.one, e.one, 1, ncclFloat32, ncclSum, e.comm,
                              static_cast<cudaStream_t>(stream)),
                "ncclAllReduce (barrier)");
   });
@@ -219,7 +260,7 @@ void c_abort(SableComm* h, const char* reason) {
   // ncclCommAbort makes collectives blocked on other ranks return (NCCL's documented way out of
   // a peer that died); the communicators are unusable afterwards.
   for (NcclEndpoint& e : g.endpoints)
-    if (e.comm != nullptr) ncclCommAbort(e.comm);
+    if (e.comm != nullptr) nccl().comm_abort(e.comm);
 }
 
 const SableCommApi kNcclCommApi = {sizeof(SableCommApi), SABLE_ABI_MAJOR, SABLE_ABI_MINOR,
@@ -237,10 +278,13 @@ class NcclGroup final : public CommGroup {
     state_.endpoints.resize(devices.size());
     std::vector<ncclComm_t> comms(devices.size(), nullptr);
     std::vector<int> devs(devices.begin(), devices.end());
-    const ncclResult_t r = ncclCommInitAll(comms.data(), n, devs.data());
+    if (!nccl().error.empty())
+      throw std::runtime_error(fmt::format("tensor parallelism over {} GPUs needs NCCL: {}", n,
+                                           nccl().error));
+    const ncclResult_t r = nccl().comm_init_all(comms.data(), n, devs.data());
     if (r != ncclSuccess)
       throw std::runtime_error(fmt::format("ncclCommInitAll over {} GPUs failed: {}", n,
-                                           ncclGetErrorString(r)));
+                                           nccl().error_string(r)));
     for (int i = 0; i < n; ++i) {
       NcclEndpoint& e = state_.endpoints[static_cast<size_t>(i)];
       e.group = &state_;
@@ -255,7 +299,7 @@ class NcclGroup final : public CommGroup {
   ~NcclGroup() override {
     for (NcclEndpoint& e : state_.endpoints) {
       cudaSetDevice(e.device);
-      if (e.comm != nullptr && !state_.aborted.load()) ncclCommDestroy(e.comm);  // abort freed it
+      if (e.comm != nullptr && !state_.aborted.load()) nccl().comm_destroy(e.comm);  // abort freed it
       if (e.scratch != nullptr) cudaFree(e.scratch);
       if (e.one != nullptr) cudaFree(e.one);
     }
@@ -281,7 +325,7 @@ class NcclGroup final : public CommGroup {
 
 }  // namespace
 
-bool nccl_available() { return true; }
+bool nccl_available() { return nccl().error.empty(); }
 
 std::unique_ptr<CommGroup> make_nccl_group(std::span<const int32_t> devices) {
   return std::make_unique<NcclGroup>(devices);

@@ -445,7 +445,8 @@ ModelRunner::ForwardResult ModelRunner::forward(std::span<const Sequence> seqs, 
   if (auto failed = r.tp->failure()) throw std::runtime_error(*failed);
   const Staged staged = stage(seqs);
   ForwardResult result;
-  r.tp->run([&](ModelRunner& peer) { peer.forward(seqs, false, false, lora); },
+  // Peers leave their logits on the device (CUDA: no download; nobody reads them).
+  r.tp->run([&](ModelRunner& peer) { peer.forward(seqs, false, true, lora); },
             [&] { result = execute(seqs, staged, want_hidden, device_logits, lora); });
   return result;
 }
