@@ -140,9 +140,9 @@ using StrList = std::vector<std::string>;
     "Seconds running requests get to finish on shutdown", Range(0, 86400))                         \
   X(Int, cpu_threads, 0, "num_threads",                                                           \
     "CPU compute threads, one team for every CPU op (0: the physical cores)", Range(0, 4096))     \
-  X(Bool, cpu_int8_activations, true, "",                                                          \
-    "CPU: int8 activations against quantized weights (llama.cpp's scheme; false: fp32 "           \
-    "activations, the dequantized path's logits, slower)", Any())                                                                       \
+  X(Bool, cpu_int8_activations, false, "",                                                         \
+    "CPU: int8 activations against quantized weights (llama.cpp's scheme: faster, logits within "  \
+    "a few percent)", Any())                                                                       \
   X(Bool, cpu_dequantize, false, "",                                                               \
     "CPU: convert quantized and bf16/f16 weights to float32 at load (slower reference path)",     \
     Any())                                                                                         \

@@ -54,7 +54,7 @@ struct RunnerOptions {
   // CPU only.
   int32_t cpu_threads = 0;     // threads of the CPU ops (0: the physical cores)
   bool packed_weights = true;  // keep quantized / bf16 / f16 matrices packed (false: fp32 copies)
-  bool int8_activations = true;  // decode GEMMs on quantized weights: int8 activations
+  bool int8_activations = false;  // decode GEMMs on quantized weights: int8 activations
   // CUDA only.
   int32_t device_index = 0;
   bool cuda_graphs = true;           // replay decode batches as CUDA graphs

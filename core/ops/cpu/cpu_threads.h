@@ -21,8 +21,7 @@ int threads();
 // Whether decode-sized GEMMs over quantized weights quantize the activations to int8 blocks and
 // use integer dot products (llama.cpp's scheme: fastest, logits within a few percent), or keep
 // them fp32 against weight rows unpacked on the fly (the float32 path's results, more compute).
-// Off in the ops library until set; the model runner sets it from --cpu-int8-activations (on by
-// default, as llama.cpp does). The LM head is always fp32 (qblocks.h).
+// Off by default (--cpu-int8-activations turns it on). The LM head is always fp32 (qblocks.h).
 void set_int8_activations(bool on);
 bool int8_activations();
 
