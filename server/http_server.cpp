@@ -150,7 +150,14 @@ int HttpServer::bind() {
 void HttpServer::serve() { impl_->http.listen_after_bind(); }
 void HttpServer::set_ready() { impl_->state.ready = true; }
 void HttpServer::begin_drain() { impl_->state.draining = true; }
-void HttpServer::stop() { impl_->http.shutdown(); }
+// The listening socket is shut down first: a serve() that has not reached accept() yet (stop right
+// after bind) then returns at once instead of blocking forever, since httplib's own stop() acts
+// only once its accept loop runs. The descriptor is taken once, so a second stop (the destructor)
+// never shuts down a number the system has given to another socket since.
+void HttpServer::stop() {
+  if (const int fd = impl_->listen_fd.exchange(-1); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  impl_->http.shutdown();
+}
 std::string HttpServer::handle_raw(std::string_view request) {
   return impl_->http.process_raw(request);
 }

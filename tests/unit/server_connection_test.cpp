@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -141,6 +142,29 @@ TEST_F(ServerConnection, StopDoesNotWaitForIdleKeepAliveConnections) {
   stop();
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));  // the idle timeout is 5 s
   ::close(fd);
+}
+
+// A stop that comes before the serving thread reaches accept() (a signal right after bind) must
+// still end serve(): it used to block forever and hang whoever joined it.
+TEST_F(ServerConnection, StopBeforeServeEndsServe) {
+  config::ServerConfig c;
+  c.host = "127.0.0.1";
+  c.port = 0;
+  c.served_model_name = "fake";
+  server_ = std::make_unique<HttpServer>(c, backend_);
+  port_ = server_->bind();
+  server_->stop();
+  std::promise<void> served;
+  auto done = served.get_future();
+  std::thread t([&] {
+    server_->serve();
+    served.set_value();
+  });
+  const bool ended = done.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(ended) << "serve() kept running after stop()";
+  if (!ended) server_->stop();  // the loop runs now: httplib's stop ends it
+  t.join();
+  server_.reset();
 }
 
 TEST_F(ServerConnection, HandleRawAnswersInProcess) {
