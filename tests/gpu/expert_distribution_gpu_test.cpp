@@ -7,6 +7,7 @@
 
 #include "core/engine/engine.h"
 #include "core/plugin/registry.h"
+#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -20,15 +21,7 @@ constexpr int64_t kTopK = 2;
 constexpr size_t kLayers = 2, kExperts = 8;
 constexpr int32_t kPage = 16, kPagesPerSeq = 4;
 
-const plugin::Registry& registry() {
-  static const auto reg = [] {
-    plugin::DiscoveryOptions opt;
-    opt.dirs = {SABLE_PLUGIN_DIR};
-    opt.include_env = false;
-    return plugin::Registry::discover(opt);
-  }();
-  return *reg;
-}
+using test_support::registry;
 
 std::unique_ptr<ModelRunner> make_runner(bool recording) {
   runner::RunnerOptions o;

@@ -12,6 +12,7 @@
 
 #include "core/lora/lora_manager.h"
 #include "core/plugin/registry.h"
+#include "tests/unit/built_plugins.h"
 #include "core/runner/device_memory.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
@@ -24,15 +25,7 @@ using runner::ModelRunner;
 
 std::string data(const std::string& sub) { return std::string(SABLE_TEST_DATA_DIR) + "/" + sub; }
 
-const plugin::Registry& registry() {
-  static const auto reg = [] {
-    plugin::DiscoveryOptions opt;
-    opt.dirs = {SABLE_PLUGIN_DIR};
-    opt.include_env = false;
-    return plugin::Registry::discover(opt);
-  }();
-  return *reg;
-}
+using test_support::registry;
 
 std::vector<float> tensor_f32(const weights::SafetensorsFile& f, const std::string& name) {
   for (const auto& t : f.tensors())

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/plugin/registry.h"
+#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -22,15 +23,7 @@ std::string model_dir(const std::string& name) {
   return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
 }
 
-const plugin::Registry& registry() {
-  static const auto reg = [] {
-    plugin::DiscoveryOptions opt;
-    opt.dirs = {SABLE_PLUGIN_DIR};
-    opt.include_env = false;
-    return plugin::Registry::discover(opt);
-  }();
-  return *reg;
-}
+using test_support::registry;
 
 std::unique_ptr<ModelRunner> make_runner(const std::string& name, bool graphs) {
   runner::RunnerOptions o;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/plugin/registry.h"
+#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
 
@@ -74,15 +75,7 @@ inline Golden load_golden(const std::string& name) {
   return g;
 }
 
-inline const plugin::Registry& registry() {
-  static const auto reg = [] {
-    plugin::DiscoveryOptions opt;
-    opt.dirs = {SABLE_PLUGIN_DIR};
-    opt.include_env = false;
-    return plugin::Registry::discover(opt);
-  }();
-  return *reg;
-}
+using test_support::registry;
 
 // packed = false: quantized / bf16 / f16 weights converted to fp32 at load (the reference path).
 inline std::unique_ptr<ModelRunner> make_runner(const std::string& path, const std::string& impl,
