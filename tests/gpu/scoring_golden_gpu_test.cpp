@@ -4,14 +4,8 @@
 // bert_embed (/encode: CLS and mean pooling), each prompt alone and all in one batch, within bf16
 // tolerance (relative L2 error < 2e-2 against the reference), and the qwen2 golden's
 // return_hidden_states against its `last_hidden_i`. Skipped without a CUDA device.
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
-#include "core/engine/engine.h"
-#include "core/weights/dtype_convert.h"
-#include "core/weights/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/scoring_golden.h"
 
 namespace sable::gputest {
 namespace {
@@ -19,46 +13,14 @@ namespace {
 using engine::EmbedInput;
 using engine::Engine;
 
-const std::filesystem::path kModels = std::filesystem::path(SABLE_TEST_DATA_DIR) / "models";
+using scoring_golden::inputs_of;
+using scoring_golden::prompts;
+using scoring_golden::reference;
+
 constexpr double kMaxRelL2 = 2e-2;
 
 config::ServerConfig cuda_config(const std::string& model) {
-  config::ServerConfig c;
-  c.model_path = (kModels / model).string();
-  c.skip_tokenizer_init = true;
-  c.plugin_dirs = {SABLE_PLUGIN_DIR};
-  c.device = "cuda";
-  c.max_total_tokens = 4096;
-  c.chunked_prefill_size = 256;
-  c.max_running_requests = 8;
-  c.random_seed = 1;
-  c.log_level = "warning";
-  c.is_embedding = true;
-  return c;
-}
-
-std::vector<std::vector<int32_t>> prompts(const std::string& model) {
-  std::ifstream f(kModels / model / "golden.json");
-  return nlohmann::json::parse(f)["prompts"].get<std::vector<std::vector<int32_t>>>();
-}
-
-std::vector<float> reference(const std::string& model, const std::string& name) {
-  const auto file = weights::SafetensorsFile::open(kModels / model / "golden.safetensors");
-  for (const auto& t : file->tensors()) {
-    if (t.name != name) continue;
-    std::vector<float> out(static_cast<size_t>(t.numel()));
-    EXPECT_TRUE(weights::convert(t.dtype, file->bytes(t).data(), SABLE_DTYPE_F32, out.data(),
-                                 out.size()));
-    return out;
-  }
-  ADD_FAILURE() << model << ": no reference tensor " << name;
-  return {};
-}
-
-std::vector<EmbedInput> inputs_of(const std::vector<std::vector<int32_t>>& ps) {
-  std::vector<EmbedInput> in(ps.size());
-  for (size_t i = 0; i < ps.size(); ++i) in[i].input_ids = ps[i];
-  return in;
+  return scoring_golden::config(model, "cuda");
 }
 
 // Scores are a few scalars: their error is taken over all prompts at once (relative L2 over the

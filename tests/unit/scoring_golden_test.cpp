@@ -17,48 +17,18 @@
 #include <vector>
 
 #include "core/engine/engine.h"
-#include "core/weights/dtype_convert.h"
-#include "core/weights/safetensors.h"
+#include "tests/unit/scoring_golden.h"
 
 using namespace sable::engine;
 
 namespace {
 
-const std::filesystem::path kModels = std::filesystem::path(SABLE_TEST_DATA_DIR) / "models";
+using sable::scoring_golden::config;
+using sable::scoring_golden::inputs_of;
+using sable::scoring_golden::prompts;
+using sable::scoring_golden::reference;
+
 constexpr double kMaxRelErr = 1e-4;
-
-sable::config::ServerConfig config(const std::string& model) {
-  sable::config::ServerConfig c;
-  c.model_path = (kModels / model).string();
-  c.skip_tokenizer_init = true;  // the golden checkpoints carry no tokenizer; prompts are ids
-  c.plugin_dirs = {SABLE_PLUGIN_DIR};
-  c.device = "cpu";
-  c.max_total_tokens = 4096;
-  c.chunked_prefill_size = 256;
-  c.max_running_requests = 8;
-  c.random_seed = 1;
-  c.log_level = "warning";
-  c.is_embedding = true;
-  return c;
-}
-
-std::vector<std::vector<int32_t>> prompts(const std::string& model) {
-  std::ifstream f(kModels / model / "golden.json");
-  return nlohmann::json::parse(f)["prompts"].get<std::vector<std::vector<int32_t>>>();
-}
-
-std::vector<float> reference(const std::string& model, const std::string& name) {
-  const auto file = sable::weights::SafetensorsFile::open(kModels / model / "golden.safetensors");
-  for (const auto& t : file->tensors()) {
-    if (t.name != name) continue;
-    std::vector<float> out(static_cast<size_t>(t.numel()));
-    EXPECT_TRUE(sable::weights::convert(t.dtype, file->bytes(t).data(), SABLE_DTYPE_F32,
-                                        out.data(), out.size()));
-    return out;
-  }
-  ADD_FAILURE() << model << ": no reference tensor " << name;
-  return {};
-}
 
 double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
   EXPECT_EQ(got.size(), want.size());
@@ -75,12 +45,6 @@ std::vector<float> normalized(std::vector<float> v) {
   for (float x : v) s += static_cast<double>(x) * x;
   for (float& x : v) x = static_cast<float>(x / std::sqrt(s));
   return v;
-}
-
-std::vector<EmbedInput> inputs_of(const std::vector<std::vector<int32_t>>& ps) {
-  std::vector<EmbedInput> in(ps.size());
-  for (size_t i = 0; i < ps.size(); ++i) in[i].input_ids = ps[i];
-  return in;
 }
 
 // Every prompt alone and all in one batch, against the reference tensors `prefix`_i.
