@@ -7,9 +7,9 @@
 
 #include "core/engine/engine.h"
 #include "core/plugin/registry.h"
-#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/built_plugins.h"
 
 namespace sable::gputest {
 namespace {

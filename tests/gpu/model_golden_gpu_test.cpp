@@ -9,10 +9,10 @@
 #include <numeric>
 
 #include "core/plugin/registry.h"
-#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/built_plugins.h"
 
 namespace sable::gputest {
 namespace {

@@ -17,10 +17,10 @@
 
 #include "core/comm/communicator.h"
 #include "core/plugin/registry.h"
-#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/built_plugins.h"
 
 namespace sable::gputest {
 namespace {
@@ -34,21 +34,8 @@ bool have_two_gpus() {
 #define SABLE_REQUIRE_TWO_GPUS() \
   if (!have_two_gpus()) GTEST_SKIP() << "fewer than 2 CUDA devices"
 
-SableTensor dev_f32(float* p, int32_t device, std::vector<int64_t> shape) {
-  SableTensor t{};
-  t.struct_size = sizeof(t);
-  t.dtype = SABLE_DTYPE_F32;
-  t.device_type = SABLE_DEVICE_CUDA;
-  t.device_index = device;
-  t.ndim = static_cast<int32_t>(shape.size());
-  int64_t stride = 1;
-  for (int32_t i = t.ndim - 1; i >= 0; --i) {
-    t.shape[i] = shape[static_cast<size_t>(i)];
-    t.strides[i] = stride;
-    stride *= t.shape[i];
-  }
-  t.data = p;
-  return t;
+SableTensor dev_f32(float* p, int32_t device, std::initializer_list<int64_t> shape) {
+  return cpp::make_tensor(p, SABLE_DTYPE_F32, shape, SABLE_DEVICE_CUDA, device);
 }
 
 TEST(NcclComm, CollectivesOnTwoGpus) {

@@ -12,26 +12,15 @@
 
 #include "core/comm/communicator.h"
 #include "core/weights/dtype_convert.h"
+#include "sable/cpp/tensor.h"
 
 namespace {
 
 using sable::comm::CommGroup;
 using sable::comm::Endpoint;
 
-SableTensor host_tensor(void* data, int32_t dtype, std::vector<int64_t> shape) {
-  SableTensor t{};
-  t.struct_size = sizeof(t);
-  t.dtype = dtype;
-  t.device_type = SABLE_DEVICE_CPU;
-  t.ndim = static_cast<int32_t>(shape.size());
-  int64_t stride = 1;
-  for (int32_t i = t.ndim - 1; i >= 0; --i) {
-    t.shape[i] = shape[static_cast<size_t>(i)];
-    t.strides[i] = stride;
-    stride *= t.shape[i];
-  }
-  t.data = data;
-  return t;
+SableTensor host_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
+  return sable::cpp::make_tensor(data, dtype, shape);
 }
 
 // Runs fn(rank, endpoint) on one thread per rank and joins them.

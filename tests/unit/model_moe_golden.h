@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "core/plugin/registry.h"
-#include "tests/unit/built_plugins.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
+#include "tests/unit/built_plugins.h"
 
 namespace sable::golden_test {
 
