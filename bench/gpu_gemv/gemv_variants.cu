@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "core/ops/cuda/cuda_util.cuh"
+#include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "sable/tensor.h"
 
@@ -31,40 +33,22 @@ namespace {
     }                                                                                    \
   } while (0)
 
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-  const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
-  const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
-  float s = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 fx = __bfloat1622float2(x[i]), fy = __bfloat1622float2(y[i]);
-    s = fmaf(fx.x, fy.x, s);
-    s = fmaf(fx.y, fy.y, s);
-  }
-  return s;
-}
+using sable::ops::cuda::dot8;
+using sable::ops::cuda::load_weight;
+using sable::ops::cuda::warp_sum;
 
-// kMode 0: __ldg; 1: ld.global.nc.L1::no_allocate.L2::256B; 2: ld.global.nc.L1::no_allocate.
+// kMode 0 and 1: the production kernel's loads (load_weight); 2: ld.global.nc.L1::no_allocate
+// without the L2 fetch-size hint.
 template <int kMode>
 __device__ __forceinline__ uint4 load_w(const uint4* p) {
-  if constexpr (kMode == 0) {
-    return __ldg(p);
+  if constexpr (kMode < 2) {
+    return load_weight<kMode>(p);
   } else {
     uint4 v;
-    if constexpr (kMode == 1)
-      asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    else
-      asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
   }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
 }
 
 // kW warps per block; each warp owns kR consecutive rows at a time and walks the grid's rows with

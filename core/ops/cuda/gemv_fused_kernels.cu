@@ -19,6 +19,7 @@
 // projection of a small model), 2 or 4 warps of a block share a task, each over a slice of K,
 // and their partial sums meet in shared memory.
 #include "core/ops/cuda/cuda_util.cuh"
+#include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
@@ -46,10 +47,6 @@ struct Args {
   bool prefetch;   // pull the weight rows toward L2 before waiting for the predecessor
 };
 constexpr int kUnroll = 4;  // 16-byte loads of each weight row in flight per lane
-
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
-}
 
 __device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);

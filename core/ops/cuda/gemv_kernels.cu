@@ -4,6 +4,7 @@
 // shapes on an H100 (bench/NOTES.md); this kernel streams each weight row with 16-byte loads,
 // several in flight per lane, one warp per output row, and keeps all M accumulators in registers.
 #include "core/ops/cuda/cuda_util.cuh"
+#include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "sable/cuda/launch.cuh"
 
@@ -14,39 +15,6 @@ namespace {
 
 constexpr int kWarpsPerBlock = 4;
 constexpr int kUnroll = 4;
-
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
-}
-
-// Weight loads. kHint 0: through the read-only cache (__ldg). kHint 1: no L1 allocation (each
-// weight byte is read once) and a 256-byte L2 fetch per miss, so a warp's 512-byte sweep of a row
-// costs two DRAM requests instead of four.
-template <int kHint>
-__device__ __forceinline__ uint4 load_weight(const uint4* p) {
-  if constexpr (kHint == 0) {
-    return __ldg(p);
-  } else {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-  }
-}
-
-__device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
-  const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&a);
-  const __nv_bfloat162* y = reinterpret_cast<const __nv_bfloat162*>(&b);
-  float s = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 fx = __bfloat1622float2(x[i]), fy = __bfloat1622float2(y[i]);
-    s = fmaf(fx.x, fy.x, s);
-    s = fmaf(fx.y, fy.y, s);
-  }
-  return s;
-}
 
 // One warp per kR consecutive output rows: each x vector loaded serves kR weight rows, and
 // kR * kUnroll 16-byte loads per lane are in flight at once.
