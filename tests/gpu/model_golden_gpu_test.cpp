@@ -2,71 +2,24 @@
 // the fp32 reference with relative L2 error < 2e-2, teacher-forced greedy decoding agrees on at
 // least 22 of 24 tokens per prompt (14 of 16 for qwen2_tok), CUDA-graph replay is bit-identical to
 // eager execution, and a batch of all prompts gives the same greedy tokens as each prompt alone.
-#include <nlohmann/json.hpp>
 
-#include <cstring>
-#include <fstream>
 #include <numeric>
 
-#include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
+#include "tests/gpu/gpu_golden.h"
 #include "tests/gpu/gpu_test_util.h"
-#include "tests/unit/built_plugins.h"
 
 namespace sable::gputest {
 namespace {
 
 using runner::ModelRunner;
 
-std::string model_dir(const std::string& name) {
-  return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
-}
-
-using test_support::registry;
-
 std::unique_ptr<ModelRunner> make_runner(const std::string& name, bool graphs) {
-  runner::RunnerOptions o;
-  o.model_path = model_dir(name);
-  o.device = "cuda";
-  o.page_size = 16;
-  o.max_total_tokens = 4096;
-  o.max_batch_tokens = 1024;
-  o.max_seqs = 16;
-  o.cuda_graphs = graphs;
-  o.registry = &registry();
-  return ModelRunner::create(o);
+  return make_cuda_runner(name, graphs);
 }
 
-struct Golden {
-  std::vector<std::vector<int32_t>> prompts, greedy;
-  std::unique_ptr<weights::SafetensorsFile> tensors;
-  std::vector<float> f32(const std::string& name) const {
-    for (const auto& t : tensors->tensors())
-      if (t.name == name) {
-        auto b = tensors->bytes(t);
-        std::vector<float> v(b.size() / 4);
-        std::memcpy(v.data(), b.data(), b.size());
-        return v;
-      }
-    return {};
-  }
-};
-
-Golden load(const std::string& name) {
-  Golden g;
-  std::ifstream in(model_dir(name) + "/golden.json");
-  const auto j = nlohmann::json::parse(in);
-  if (j.contains("prompts")) {
-    g.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
-    g.greedy = j.at("greedy").get<std::vector<std::vector<int32_t>>>();
-    g.tensors = weights::SafetensorsFile::open(model_dir(name) + "/golden.safetensors");
-  } else {  // qwen2_tok: texts with their ids and 16 greedy ids, no logits
-    g.prompts = j.at("ids").get<std::vector<std::vector<int32_t>>>();
-    g.greedy = j.at("greedy_ids").get<std::vector<std::vector<int32_t>>>();
-  }
-  return g;
-}
+Golden load(const std::string& name) { return load_golden(name); }
 
 // Runs prompt + teacher-forced continuation for each sequence (all at once when `batched`),
 // returning the argmax after every step. Pages are disjoint per sequence.

@@ -8,19 +8,15 @@
 //   for qwen2_tok), and decode steps replayed from per-rank CUDA graphs bit-identical to eager TP 2.
 #include <cuda_runtime.h>
 
-#include <nlohmann/json.hpp>
 
-#include <cstring>
-#include <fstream>
 #include <numeric>
 #include <thread>
 
 #include "core/comm/communicator.h"
-#include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 #include "core/weights/safetensors.h"
+#include "tests/gpu/gpu_golden.h"
 #include "tests/gpu/gpu_test_util.h"
-#include "tests/unit/built_plugins.h"
 
 namespace sable::gputest {
 namespace {
@@ -86,56 +82,11 @@ TEST(NcclComm, CollectivesOnTwoGpus) {
   EXPECT_NE(std::string(e.api->last_error(e.handle)).find("test abort"), std::string::npos);
 }
 
-std::string model_dir(const std::string& name) {
-  return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
-}
-
-using test_support::registry;
-
 std::unique_ptr<ModelRunner> make_tp2(const std::string& name, bool graphs) {
-  runner::RunnerOptions o;
-  o.model_path = model_dir(name);
-  o.device = "cuda";
-  o.page_size = 16;
-  o.max_total_tokens = 4096;
-  o.max_batch_tokens = 1024;
-  o.max_seqs = 16;
-  o.cuda_graphs = graphs;
-  o.tp_size = 2;
-  o.registry = &registry();
-  return ModelRunner::create(o);
+  return make_cuda_runner(name, graphs, /*tp_size=*/2);
 }
 
-struct Golden {
-  std::vector<std::vector<int32_t>> prompts, greedy;
-  std::unique_ptr<weights::SafetensorsFile> tensors;
-};
-
-Golden load(const std::string& name) {
-  Golden g;
-  std::ifstream in(model_dir(name) + "/golden.json");
-  const auto j = nlohmann::json::parse(in);
-  if (j.contains("prompts")) {
-    g.prompts = j.at("prompts").get<std::vector<std::vector<int32_t>>>();
-    g.greedy = j.at("greedy").get<std::vector<std::vector<int32_t>>>();
-    g.tensors = weights::SafetensorsFile::open(model_dir(name) + "/golden.safetensors");
-  } else {  // qwen2_tok: ids and 16 greedy ids, no logits
-    g.prompts = j.at("ids").get<std::vector<std::vector<int32_t>>>();
-    g.greedy = j.at("greedy_ids").get<std::vector<std::vector<int32_t>>>();
-  }
-  return g;
-}
-
-std::vector<float> golden_f32(const Golden& g, const std::string& name) {
-  for (const auto& t : g.tensors->tensors())
-    if (t.name == name) {
-      auto b = g.tensors->bytes(t);
-      std::vector<float> v(b.size() / 4);
-      std::memcpy(v.data(), b.data(), b.size());
-      return v;
-    }
-  return {};
-}
+Golden load(const std::string& name) { return load_golden(name); }
 
 // Prompt i, then its reference continuation fed one token at a time: the argmax of every step.
 std::vector<int32_t> teacher_forced(ModelRunner& r, const Golden& g, size_t i) {
@@ -170,7 +121,7 @@ TEST_P(TpGoldenGpu, LogitsGreedyAndGraphs) {
       std::iota(pages.begin(), pages.end(), 0);
       ModelRunner::Sequence s{g.prompts[i], 0, pages, true};
       auto res = eager->forward(std::span<const ModelRunner::Sequence>(&s, 1));
-      const std::vector<float> ref = golden_f32(g, "logits_" + std::to_string(i));
+      const std::vector<float> ref = g.f32("logits_" + std::to_string(i));
       ASSERT_EQ(ref.size(), res.logits.size());
       int64_t within = 0;
       for (int64_t row = 0; row < res.rows; ++row) {
