@@ -56,10 +56,6 @@ std::vector<std::vector<int32_t>> teacher_forced(ModelRunner& r, const Golden& g
   return picks;
 }
 
-bool is_moe(const std::string& name) {
-  return name == "qwen2_moe" || name == "mixtral" || name == "qwen3_moe";
-}
-
 class GoldenGpu : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenGpu, LogitsAndGreedy) {

@@ -103,10 +103,6 @@ std::vector<int32_t> teacher_forced(ModelRunner& r, const Golden& g, size_t i) {
   return picks;
 }
 
-bool is_moe(const std::string& name) {
-  return name == "qwen2_moe" || name == "mixtral" || name == "qwen3_moe";
-}
-
 class TpGoldenGpu : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TpGoldenGpu, LogitsGreedyAndGraphs) {
