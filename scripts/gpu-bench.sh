@@ -113,5 +113,33 @@ for w in $which; do
     offline05)
       make_model qwen05 qwen2.5-0.5b qwen3
       offline qwen05 --num-prompts 1000 --input-len 1024 --output-len 256 ;;
+    memory8b)  # how the 8B engine splits device memory (weights, activations, KV pool), debug log
+      make_model llama8b llama-3.1-8b llama3
+      nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader
+      "$bin/sable" bench offline --model-path "$models/llama8b" --device cuda --log-level debug \
+        --dataset-name random-ids --tokenize-prompt --num-prompts 64 --random-input-len 1024 \
+        --random-output-len 16 --random-range-ratio 1 2>&1 |
+        grep -E "memory|KV|arena|graph|weights|throughput|rror" | head -40 ;;
+    lora8b)  # issue 17: 8B decode at batch 64 with 0, 1, 4, 16 distinct rank-16 adapters (bench/lora)
+      make_model llama8b llama-3.1-8b llama3
+      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
+      paths=()
+      for i in $(seq 0 15); do paths+=("a$i=$models/lora8b/a$i"); done
+      "$bin/sable" serve --model-path "$models/llama8b" --device cuda --port 30111 --log-level warning \
+        --lora-paths "${paths[@]}" --max-loras-per-batch 16 --max-lora-rank 16 \
+        --max-running-requests 64 >"$out/lora8b.server.log" 2>&1 &
+      spid=$!
+      for _ in $(seq 120); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:30111/health', timeout=2)" 2>/dev/null && break; sleep 1; done
+      for k in 0 1 4 16; do
+        names=()
+        for i in $(seq 0 $((k - 1))); do names+=(--lora-name "a$i"); done
+        "$bin/sable" bench serving --base-url http://127.0.0.1:30111 --dataset-name random-ids \
+          --tokenizer "$models/llama8b" --tokenize-prompt --num-prompts 256 --random-input-len 128 \
+          --random-output-len 256 --random-range-ratio 1 --max-concurrency 64 "${names[@]}" 2>&1 |
+          grep -E "Output token throughput|Median ITL|rror" | sed "s/^/lora8b adapters=$k | /"
+      done
+      kill $spid; wait $spid 2>/dev/null ;;
+    scoring)  # issue 15: embedding throughput, BERT-base and Qwen2.5-0.5B shapes, batch 64
+      SABLE_BENCH_MODEL_DIR=$models /work/main/bench/scoring/run.sh /work/main/$B cuda 64 ;;
   esac
 done

@@ -55,6 +55,8 @@ fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   [ -x scripts/gpu-bench.sh ] && scripts/gpu-bench.sh "$out" ${SABLE_BENCH:-} 2>&1 | tee "$out/bench.txt"
 fi
+# The device call returns a handful of files: pack every log into one archive (logs.tgz).
+( cd "$out" && ls *.log >/dev/null 2>&1 && tar -czf logs.tgz --remove-files *.log )
 echo
 echo "== summary =="
 printf '%s\n' "${summary[@]}"

@@ -1,10 +1,14 @@
 // LoRA acceptance on CUDA (bf16): one batch mixing the base model and the two PEFT adapters of
 // tests/golden/lora/{llama,qwen2} (every prompt three times: base, a, b). Each row's prompt logits
-// match its fp32 reference with relative L2 error < 2e-2, and teacher-forced greedy decoding of
+// match its fp32 reference with relative L2 error < 2e-2, or for an adapter row < 1.5x what PEFT
+// itself gets wrong in bf16 when that is larger (golden.json "bf16_rel_l2": adapter b's deltas are
+// as large as the base weights, scaled by 4, and PEFT's own bf16 logits reach 3.1e-2; our first
+// H100 run measured 3.6e-2 on that row, 2.2e-2 elsewhere), and teacher-forced greedy decoding of
 // the whole batch (the reference tokens fed back) agrees on at least 22 of 24 tokens per row.
 // Runs the CUDA `lora` op (lora_kernels.cu) through the runner; skipped without a GPU.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -45,6 +49,7 @@ struct Row {
   std::vector<int32_t> tokens, pages, want;  // want: the reference's 24 greedy tokens
   std::vector<float> ref_logits;
   int32_t cached = 0, agree = 0;
+  double tolerance = 2e-2;  // worst relative L2 of the prompt logits
 };
 
 class LoraGoldenGpu : public ::testing::TestWithParam<std::string> {};
@@ -97,6 +102,8 @@ TEST_P(LoraGoldenGpu, MixedBatchMatchesPeftInBf16) {
       row.tokens = prompts[i];
       row.want = a.empty() ? bj.at("greedy")[i].get<std::vector<int32_t>>()
                            : lj.at("adapters").at(a).at("greedy")[i].get<std::vector<int32_t>>();
+      if (!a.empty())
+        row.tolerance = std::max(2e-2, 1.5 * lj.at("bf16_rel_l2").at(a).at(i).get<double>());
       row.ref_logits = a.empty() ? tensor_f32(*base_ref, "logits_" + std::to_string(i))
                                  : tensor_f32(*lora_ref, "logits_" + a + "_" + std::to_string(i));
       for (size_t p = 0; p < (row.tokens.size() + 24 + 15) / 16; ++p) row.pages.push_back(next_page++);
@@ -127,7 +134,7 @@ TEST_P(LoraGoldenGpu, MixedBatchMatchesPeftInBf16) {
                                          std::span<const float>(row.ref_logits).subspan(
                                              static_cast<size_t>(p * out.vocab),
                                              static_cast<size_t>(out.vocab))));
-        EXPECT_LT(worst, 2e-2) << model << " adapter '" << row.adapter << "' prompt " << row.prompt;
+        EXPECT_LT(worst, row.tolerance) << model << " adapter '" << row.adapter << "' prompt " << row.prompt;
       }
       const int32_t got = runner::argmax(out.row(at + n - 1));
       row.agree += got == row.want[static_cast<size_t>(step)] ? 1 : 0;

@@ -45,6 +45,7 @@ struct Args {
   const float* cos_sin;
   int32_t splits;  // warps that share one task, each over a slice of K (1, 2 or 4)
   bool prefetch;   // pull the weight rows toward L2 before waiting for the predecessor
+  bool hint;       // weight loads with the no-L1, 256-byte-L2 hint (gemv_cache_hint)
 };
 constexpr int kUnroll = 4;  // 16-byte loads of each weight row in flight per lane
 
@@ -179,8 +180,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t i = base + 32 * u;
       if (i < k_end) {
-        wa[u] = __ldg(w0 + i);
-        wb[u] = __ldg(w1 + i);
+        wa[u] = a.hint ? load_weight<1>(w0 + i) : load_weight<0>(w0 + i);
+        wb[u] = a.hint ? load_weight<1>(w1 + i) : load_weight<0>(w1 + i);
       }
     }
 #pragma unroll
@@ -302,7 +303,7 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                static_cast<const Bf16*>(g.bias), static_cast<Bf16*>(g.out), g.ldo, g.m, g.n, g.k,
                static_cast<const Bf16*>(g.norm_w), g.eps, g.norm_offset, g.mode, g.act,
                g.accumulate, g.rope_cols, g.head_dim, g.rot_dim, g.positions, g.cos_sin, splits,
-               l2_prefetch()};
+               l2_prefetch(), gemv_cache_hint()};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {
     case 1: e = launch_m<1>(a, norm, blocks, s); break;

@@ -84,26 +84,26 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
 }
 
-}  // namespace
-
-// SABLE_GEMV_PREFETCH=0 turns the weight-row L2 prefetch of the GEMV kernels off (A/B runs: a
-// grid's prefetches can exceed the L2 and evict lines before their loads).
-bool l2_prefetch() {
-  static const bool on = [] {
-    const char* v = std::getenv("SABLE_GEMV_PREFETCH");
-    return !(v != nullptr && v[0] == '0' && v[1] == '\0');
-  }();
-  return on;
-}
-
-namespace {
-
-// A/B switches for the device runs (bench/NOTES.md v6): SABLE_GEMV_ROWS=1|2 output rows per warp,
-// SABLE_GEMV_HINT=0|1 the weight load's cache hints. Read once.
+// A/B switches for the device runs (bench/NOTES.md v6), read once: SABLE_GEMV_PREFETCH=0|1,
+// SABLE_GEMV_HINT=0|1, SABLE_GEMV_ROWS=1|2|4 (output rows per warp; unset: chosen per shape).
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && v[0] != '\0' ? std::atoi(v) : fallback;
 }
+
+}  // namespace
+
+bool l2_prefetch() {
+  static const bool on = env_int("SABLE_GEMV_PREFETCH", 0) == 1;
+  return on;
+}
+
+bool gemv_cache_hint() {
+  static const bool on = env_int("SABLE_GEMV_HINT", 1) == 1;
+  return on;
+}
+
+namespace {
 
 template <int kR, int kHint, class TOut>
 bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
@@ -121,20 +121,35 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
   }
 }
 
+// Output rows per warp. The v6 variant bench (bench/gpu_gemv, H100): one row is best for a single
+// x row; with more rows each x vector loaded serves several weight rows, and 2 rows (4 on long
+// K) gained 1.3-2.3x at M = 8 over one.
+int rows_per_warp(int64_t m, int64_t k) {
+  static const int forced = env_int("SABLE_GEMV_ROWS", 0);
+  if (forced == 1 || forced == 2 || forced == 4) return forced;
+  if (m == 1) return 1;
+  return m > 4 && k >= 4096 ? 4 : 2;
+}
+
+template <int kR, class TOut>
+bool launch_rows(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
+                 TOut* out, int64_t m, int64_t n, int64_t k, cudaStream_t s) {
+  return gemv_cache_hint() ? launch_variant<kR, 1>(x, ldx, w, bias, out, m, n, k, s)
+                           : launch_variant<kR, 0>(x, ldx, w, bias, out, m, n, k, s);
+}
+
 template <class TOut>
 bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
             int64_t n, int64_t k, cudaStream_t s) {
-  static const int rows = env_int("SABLE_GEMV_ROWS", 1) == 2 ? 2 : 1;
-  static const int hint = env_int("SABLE_GEMV_HINT", 0) == 1 ? 1 : 0;
   auto xp = static_cast<const __nv_bfloat16*>(x);
   auto wp = static_cast<const __nv_bfloat16*>(w);
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
-  if (rows == 2)
-    return hint ? launch_variant<2, 1>(xp, ldx, wp, bp, op, m, n, k, s)
-                : launch_variant<2, 0>(xp, ldx, wp, bp, op, m, n, k, s);
-  return hint ? launch_variant<1, 1>(xp, ldx, wp, bp, op, m, n, k, s)
-              : launch_variant<1, 0>(xp, ldx, wp, bp, op, m, n, k, s);
+  switch (rows_per_warp(m, k)) {
+    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, s);
+    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, s);
+    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, s);
+  }
 }
 
 }  // namespace
