@@ -57,7 +57,7 @@ for w in $which; do
       make_model llama8b llama-3.1-8b llama3
       for r in ${SGLANG_CI_RATIOS:-0 1}; do
         offline llama8b --dataset-name random-ids --tokenize-prompt --num-prompts 500 \
-          --random-input-len 4096 --random-output-len 2048 --random-range-ratio $r --seed 0
+          --random-input-len 4096 --random-output-len 2048 --random-range-ratio $r --seed 0 ${SGLANG_CI_EXTRA:-}
       done ;;
     gsp)  # generated-shared-prefix (SGLang's defaults) with and without the radix cache (bar: >= 3x)
       make_model llama8b llama-3.1-8b llama3
@@ -119,7 +119,7 @@ for w in $which; do
       "$bin/sable" bench offline --model-path "$models/llama8b" --device cuda --log-level debug \
         --dataset-name random-ids --tokenize-prompt --num-prompts 64 --random-input-len 1024 \
         --random-output-len 16 --random-range-ratio 1 2>&1 |
-        grep -E "memory|KV|arena|graph|weights|throughput|rror" | head -40 ;;
+        grep -v -E "plugin (model|attention|grammar)|scanning plugin" | head -40 ;;
     lora8b)  # issue 17: 8B decode at batch 64 with 0, 1, 4, 16 distinct rank-16 adapters (bench/lora)
       make_model llama8b llama-3.1-8b llama3
       [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"

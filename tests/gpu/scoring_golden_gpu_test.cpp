@@ -18,6 +18,11 @@ using scoring_golden::prompts;
 using scoring_golden::reference;
 
 constexpr double kMaxRelL2 = 2e-2;
+// The reward model's four scalar scores are dot products of a 2-layer random model's last hidden
+// state with one score vector, small against the norms they come from (0.07 .. 0.54), so bf16
+// rounding weighs more than on whole logit rows: transformers itself in bf16 (CPU, eager) is off
+// by 1.2e-2 over the four; the first H100 run here measured 2.05e-2. Bound: twice transformers'.
+constexpr double kRewardMaxRelL2 = 2 * 1.2e-2;
 
 config::ServerConfig cuda_config(const std::string& model) {
   return scoring_golden::config(model, "cuda");
@@ -25,7 +30,8 @@ config::ServerConfig cuda_config(const std::string& model) {
 
 // Scores are a few scalars: their error is taken over all prompts at once (relative L2 over the
 // vector of every prompt's scores), so one score near zero does not dominate.
-void expect_golden(Engine& e, const std::string& model, const std::string& prefix) {
+void expect_golden(Engine& e, const std::string& model, const std::string& prefix,
+                   double max_all = kMaxRelL2) {
   const auto ps = prompts(model);
   const auto batch = e.embed(inputs_of(ps));
   ASSERT_EQ(batch.size(), ps.size());
@@ -43,14 +49,14 @@ void expect_golden(Engine& e, const std::string& model, const std::string& prefi
       EXPECT_LT(rel_l2(batch[i].embedding, want), kMaxRelL2) << model << " batched prompt " << i;
     }
   }
-  EXPECT_LT(rel_l2(all_alone, all_want), kMaxRelL2) << model << " " << prefix;
-  EXPECT_LT(rel_l2(all_batch, all_want), kMaxRelL2) << model << " " << prefix << " batched";
+  EXPECT_LT(rel_l2(all_alone, all_want), max_all) << model << " " << prefix;
+  EXPECT_LT(rel_l2(all_batch, all_want), max_all) << model << " " << prefix << " batched";
 }
 
 TEST(ScoringGoldenGpu, LlamaReward) {
   SABLE_REQUIRE_GPU();
   Engine e(cuda_config("llama_reward"));
-  expect_golden(e, "llama_reward", "score");
+  expect_golden(e, "llama_reward", "score", kRewardMaxRelL2);
 }
 
 TEST(ScoringGoldenGpu, XlmRobertaCrossEncoder) {
