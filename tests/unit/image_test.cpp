@@ -130,6 +130,29 @@ TEST(ImageSource, ByteLimitApplies) {
             ImageErrorKind::kTooLarge);
 }
 
+// The limit is exact for base64 too: max_bytes bytes pass, one more does not (the size estimate
+// from the text's length let up to 5 bytes over the limit through; found while writing
+// image_fuzz's invariants).
+TEST(ImageSource, Base64ByteLimitIsExact) {
+  ImageLimits limits;
+  limits.max_bytes = 3;
+  for (size_t n = 1; n <= 8; ++n) {
+    const std::string bytes(n, 'x');
+    const std::string b64 = base64_encode(bytes);
+    for (const std::string& ref : {b64, "data:image/png;base64," + b64}) {
+      if (n <= 3) {
+        EXPECT_EQ(read_image_bytes(ref, limits), bytes) << ref;
+      } else {
+        std::string msg;
+        EXPECT_EQ(error_kind([&] { read_image_bytes(ref, limits); }, &msg),
+                  ImageErrorKind::kTooLarge)
+            << ref;
+        EXPECT_NE(msg.find("the limit is 3 bytes"), std::string::npos) << msg;
+      }
+    }
+  }
+}
+
 // Decoding matches Pillow (+ convert_to_rgb) pixel for pixel: PNG, JPEG (4:2:0) and RGBA WebP
 // composited over white.
 TEST(ImageDecode, MatchesPillowPixels) {
