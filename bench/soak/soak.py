@@ -170,6 +170,22 @@ def start_server(args):
     sys.exit(f"soak: server not ready in 180 s (log: {args.server_log})")
 
 
+async def progress(tally, sampler, every, stop, t0):
+    """One line on stderr every `every` seconds: what a long run has done so far (a run stopped
+    early still leaves its figures)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return
+        except asyncio.TimeoutError:
+            pass
+        rss = sampler.samples[-1][1] if sampler and sampler.samples else None
+        rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
+        print(f"soak: {time.monotonic() - t0:.0f} s: {sum(tally.sent.values())} sent, "
+              f"{dict(tally.outcome)}, {sum(tally.errors.values())} errors, RSS {rss_text}",
+              file=sys.stderr, flush=True)
+
+
 async def main_async(args, url, pid):
     tally = Tally()
     soak = Soak(args, url, tally)
@@ -181,7 +197,13 @@ async def main_async(args, url, pid):
     rss_task = asyncio.create_task(sampler.run(stop)) if sampler else None
     t0 = time.monotonic()
     deadline = t0 + args.duration
+    load_over = asyncio.Event()
+    progress_task = asyncio.create_task(progress(tally, sampler, args.progress, load_over, t0)) \
+        if args.progress else None
     await asyncio.gather(*(soak.client(i, deadline) for i in range(args.concurrency)))
+    load_over.set()
+    if progress_task:
+        await progress_task
     elapsed = time.monotonic() - t0
     report = {"duration_s": round(elapsed, 1), "concurrency": args.concurrency,
               "sent": sum(tally.sent.values()), "by_scenario": dict(sorted(tally.sent.items())),
@@ -218,6 +240,8 @@ def main():
     ap.add_argument("--rss-drift-mib", type=float, default=64,
                     help="most RSS growth after the warm-up (default 64 MiB)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--progress", type=float, default=0,
+                    help="print the running figures every N seconds (default: only at the end)")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args()
 
