@@ -182,7 +182,7 @@ async def progress(tally, sampler, every, stop, t0):
         rss = sampler.samples[-1][1] if sampler and sampler.samples else None
         rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
         print(f"soak: {time.monotonic() - t0:.0f} s: {sum(tally.sent.values())} sent, "
-              f"{dict(tally.outcome)}, {sum(tally.errors.values())} errors, RSS {rss_text}",
+              f"{dict(tally.outcome)}, errors {dict(tally.errors) or 0}, RSS {rss_text}",
               file=sys.stderr, flush=True)
 
 
