@@ -6,7 +6,6 @@
 // packed tensors; and the errors for packed tensors an op cannot take.
 #include <gtest/gtest.h>
 
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -21,6 +20,7 @@
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qblocks.h"
 #include "core/ops/cpu/qkernels.h"
+#include "core/weights/dtype_convert.h"
 #include "sable/cpp/tensor.h"
 
 namespace sable::ops {
@@ -85,7 +85,7 @@ void set_half_scales(int32_t dtype, std::vector<std::byte>& w, std::mt19937& rng
   const bool two = dtype == SABLE_DTYPE_Q4_1 || dtype == SABLE_DTYPE_Q4_K || dtype == SABLE_DTYPE_Q5_K;
   for (size_t b = 0; b < w.size() / bs; ++b) {
     for (int h = 0; h < (two ? 2 : 1); ++h) {
-      const auto v = std::bit_cast<uint16_t>(static_cast<_Float16>(u(rng)));
+      const uint16_t v = weights::f32_to_f16(u(rng));
       std::memcpy(w.data() + b * bs + (q6 ? 208 : 2 * h), &v, 2);
     }
   }
