@@ -710,6 +710,8 @@ SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const S
     require(xt.shape[0] == lb->num_tokens && ot.shape[0] == lb->num_tokens,
             "x and out must have the batch's {} rows", lb->num_tokens);
     const int64_t t = lb->num_tokens;
+    // The rank-wide intermediate lives only for this projection (stream-ordered reuse after it).
+    const Arena::Mark mark = ctx->arena->mark();
     auto* tmp = static_cast<float*>(
         ctx->arena->allocate(static_cast<size_t>(t * lb->max_rank) * sizeof(float), 256));
     require(tmp != nullptr, "scratch arena cannot hold the LoRA intermediate");
@@ -718,6 +720,7 @@ SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const S
                                   lb->slot_rank_device, module, tmp, ot.data,
                                   t > 1 ? ot.strides[0] : w.n, ctx->stream),
             "unsupported dtype for lora");
+    ctx->arena->release(mark);
   });
 }
 
