@@ -299,26 +299,40 @@ std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& optio
   if (device == "cuda") make_exec();
   // An encoder keeps no KV (no layers in the pool): its pages cost nothing and the default sizing
   // below applies.
-  if (device == "cuda" && num_pages <= 0 && options.max_total_tokens <= 0 &&
-      KvPool::bytes_for(geometry) > 0) {
+  if (device == "cuda" && num_pages <= 0 && KvPool::bytes_for(geometry) > 0) {
     // Size the activation arena first: one warm-up forward of the largest batch over a scratch
     // KV pool, so the arena holds what the biggest prefill needs (MoE scratch included) before
-    // the KV pool takes the rest of mem_fraction_static.
+    // the KV pool takes the rest of mem_fraction_static, or the max_total_tokens asked for.
     warm_up_activations(r, geometry);
     const auto [free_bytes, total_bytes] = cuda_memory_info();
     const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
     const double used = static_cast<double>(total_bytes - free_bytes);
     // Left free: decode-graph arenas and logits, library workspaces, fragmentation.
     const double reserve = 2.0 * (1 << 30) + 8.0 * options.max_seqs * r.info.vocab_size;
-    const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
-    num_pages = static_cast<int64_t>(kv_bytes / static_cast<double>(KvPool::bytes_for(geometry)));
-    if (num_pages <= 0)
-      throw std::runtime_error(fmt::format(
-          "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
-          "the weights and sizing activations (mem_fraction_static {})",
-          used / 1073741824.0, total_bytes / 1073741824.0, fraction));
+    const double page_bytes = static_cast<double>(KvPool::bytes_for(geometry));
+    constexpr double kGiB = 1073741824.0;
+    if (options.max_total_tokens > 0) {
+      // The pool asked for must fit now, not fail a forward later with out-of-memory.
+      const int64_t pages = (options.max_total_tokens + options.page_size - 1) / options.page_size;
+      if (pages * page_bytes > free_bytes - reserve)
+        throw std::runtime_error(fmt::format(
+            "max_total_tokens {} needs {:.1f} GiB of KV cache, but {:.1f} GiB are free after the "
+            "weights and activations ({:.1f} GiB kept for graphs and workspaces): lower "
+            "max_total_tokens (or leave it 0 to size the pool from free memory)",
+            options.max_total_tokens, pages * page_bytes / kGiB, free_bytes / kGiB,
+            reserve / kGiB));
+      num_pages = pages;
+    } else {
+      const double kv_bytes = std::min(total_bytes * fraction - used, free_bytes - reserve);
+      num_pages = static_cast<int64_t>(kv_bytes / page_bytes);
+      if (num_pages <= 0)
+        throw std::runtime_error(fmt::format(
+            "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
+            "the weights and sizing activations (mem_fraction_static {})",
+            used / kGiB, total_bytes / kGiB, fraction));
+    }
     log::info("device memory: {:.2f} GiB in use after weights and activations, KV pool {:.2f} GiB",
-              used / 1073741824.0, num_pages * KvPool::bytes_for(geometry) / 1073741824.0);
+              used / kGiB, num_pages * page_bytes / kGiB);
   }
 #endif
   if (num_pages <= 0) {
