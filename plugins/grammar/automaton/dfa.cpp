@@ -127,6 +127,7 @@ Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
     }
   }
   d.prune_dead_ends();
+  d.minimize();
   if (d.start_ == kDead)
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the grammar matches no string");
   d.compute_forced_bytes();

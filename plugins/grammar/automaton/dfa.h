@@ -1,7 +1,7 @@
 // The deterministic byte automaton every grammar runs on: matchers step it per token byte, the
 // token-mask walk steps it per trie node, jump-forward follows its forced bytes.
 //
-// Built EAGERLY by subset construction at compile time, with a cap on the number of states: a
+// Built EAGERLY by subset construction at compile time, then minimised (Hopcroft), with a cap on the number of states: a
 // grammar that would need more is refused then (a clear compile error, a 400 for the client)
 // rather than failing in the middle of a request. Once built a Dfa is immutable, so any number of
 // threads may read it without locks. Bytes are grouped into equivalence classes (bytes no NFA edge
@@ -49,6 +49,8 @@ class Dfa {
 
  private:
   void prune_dead_ends();
+  // Merges equivalent states and drops unreachable ones (dfa_minimize.cpp).
+  void minimize();
   void compute_forced_bytes();
 
   std::array<uint8_t, 256> byte_class_{};

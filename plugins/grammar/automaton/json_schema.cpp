@@ -200,7 +200,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
   }
   if (s.is_boolean()) {
     if (!s.get<bool>()) error(path, "a `false` schema allows nothing");
-    return any_json_value_regex(kAnyDepth);
+    return any_value(kAnyDepth);
   }
   if (!s.is_object()) error(path, "a schema must be an object or a boolean");
   for (const auto& [key, why] : kRefused)
@@ -274,7 +274,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
   if (any_of(kArrayKeys)) alts.push_back(typed(s, "array", path));
   if (any_of(kStringKeys)) alts.push_back(typed(s, "string", path));
   if (any_of(kNumberKeys)) alts.push_back(typed(s, "number", path));
-  if (alts.empty()) return any_json_value_regex(kAnyDepth);
+  if (alts.empty()) return any_value(kAnyDepth);
   return alternation(alts);
 }
 
@@ -432,6 +432,21 @@ std::string Converter::string(const Json& s, const std::string& path) {
   return "\"" + inner + "\"";
 }
 
+std::string Converter::any_value(int depth) {
+  const std::string ref = "(?@" + std::to_string(depth) + ")";
+  if (any_defined_[depth]) return ref;
+  std::vector<std::string> alts = {any_string_regex(), kNumber, "(?:true|false)", "null"};
+  if (depth > 0) {
+    const std::string inner = any_value(depth - 1);
+    const std::string member = any_string_regex() + ":" + kWs + inner;
+    alts.push_back("\\{(?:" + member + "(?:," + kWs + member + ")*)?\\}");
+    alts.push_back("\\[(?:" + inner + "(?:," + kWs + inner + ")*)?\\]");
+  }
+  prelude_ += "(?@" + std::to_string(depth) + "=" + alternation(alts) + ")";
+  any_defined_[depth] = true;
+  return ref;
+}
+
 std::string Converter::number(const Json& s, bool integer, const std::string& path) {
   std::optional<NumericBound> lo = bound(s, "minimum", "exclusiveMinimum", true, path);
   std::optional<NumericBound> hi = bound(s, "maximum", "exclusiveMaximum", false, path);
@@ -466,18 +481,6 @@ std::string Converter::number(const Json& s, bool integer, const std::string& pa
 
 }  // namespace schema
 
-std::string any_json_value_regex(int depth) {
-  std::vector<std::string> alts = {schema::any_string_regex(), schema::kNumber, "(?:true|false)",
-                                   "null"};
-  if (depth > 0) {
-    const std::string inner = any_json_value_regex(depth - 1);
-    const std::string member = schema::any_string_regex() + ":" + schema::kWs + inner;
-    alts.push_back("\\{(?:" + member + "(?:," + schema::kWs + member + ")*)?\\}");
-    alts.push_back("\\[(?:" + inner + "(?:," + schema::kWs + inner + ")*)?\\]");
-  }
-  return schema::alternation(alts);
-}
-
 std::string json_schema_to_regex(std::string_view schema_json) {
   schema::Json root;
   try {
@@ -486,7 +489,9 @@ std::string json_schema_to_regex(std::string_view schema_json) {
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
                      std::string("the schema is not valid JSON: ") + e.what());
   }
-  std::string out = schema::Converter(root).value(root, "");
+  schema::Converter converter(root);
+  std::string body = converter.value(root, "");
+  std::string out = converter.prelude() + body;
   if (out.size() > schema::kMaxRegexSize)
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema is too large");
   return out;

@@ -24,7 +24,4 @@ namespace sable::grammar {
 // Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) naming the offending schema location.
 std::string json_schema_to_regex(std::string_view schema_json);
 
-// The regex of any JSON value with containers nested at most `depth` deep (0: scalars only).
-std::string any_json_value_regex(int depth);
-
 }  // namespace sable::grammar

@@ -26,11 +26,11 @@ std::string group(const std::vector<std::string>& alts) {
 
 // NFA states of a member's regex, to foresee the size of the any-order automaton; past `cap` (or
 // for a text so long that parsing it for this alone costs too much: regex text is a few bytes per
-// NFA state), cap + 1.
-int64_t nfa_size(const std::string& regex, int64_t cap) {
+// NFA state), cap + 1. `prelude` defines the generic values the regex refers to.
+int64_t nfa_size(const std::string& regex, const std::string& prelude, int64_t cap) {
   if (regex.size() > static_cast<size_t>(cap) * 16) return cap + 1;
   try {
-    const RegexAst ast = parse_regex(regex, RegexDialect::kInternal);
+    const RegexAst ast = parse_regex(prelude + regex, RegexDialect::kInternal);
     return static_cast<int64_t>(build_nfa(ast, static_cast<int32_t>(cap + 1)).states.size());
   } catch (const sable::cpp::Error&) {
     return cap + 1;
@@ -90,7 +90,7 @@ std::vector<std::string> Converter::pattern_members(const Json& s, const Json& p
     std::string keys;
     for (const std::string& w : g.keys) keys += (keys.empty() ? "" : "|") + w;
     const std::string v = g.schema.is_boolean() || g.schema.empty()
-                              ? any_json_value_regex(kAnyDepth - 1)
+                              ? any_value(kAnyDepth - 1)
                               : value(g.schema, g.path);
     out.push_back("\"" + json_string_pattern_regex(keys) + "\":" + kWs + v);
   }
@@ -148,7 +148,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
   if (patterned) {
     if (!pattern_alts.empty()) extra_member = group(pattern_alts);
   } else if (extras) {
-    const std::string v = extra.is_boolean() || extra.empty() ? any_json_value_regex(kAnyDepth - 1)
+    const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
                                                                : value(extra, extra_path);
     std::vector<std::string> names = absent;
     for (const auto& [name, sub] : props.items()) names.push_back(name);
@@ -270,7 +270,7 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
 
 // Members repeat (a $ref used in several places, the same further-member regex): sized once. Their
 // texts differ only in the numbers of their shared subexpressions (`(?@N`), so the memo's key
-// numbers them from the first one.
+// numbers them from the first one; the generic values' fixed numbers stay as they are.
 int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
   std::string key;
   key.reserve(regex.size());
@@ -284,6 +284,11 @@ int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
     int64_t id = 0;
     while (j < regex.size() && std::isdigit(static_cast<unsigned char>(regex[j])))
       id = id * 10 + (regex[j++] - '0');
+    if (id <= kAnyDepth) {
+      key += "(?@any" + std::to_string(id);
+      i = j;
+      continue;
+    }
     if (base < 0) base = id;
     key += "(?@" + std::to_string(id - base);
     i = j;
@@ -291,7 +296,7 @@ int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
   auto it = nfa_sizes_.find(key);
   // A size past an earlier cap at least as large as this one is past this one too.
   if (it != nfa_sizes_.end() && (it->second.second || it->second.first > cap)) return it->second.first;
-  const int64_t n = nfa_size(regex, cap);
+  const int64_t n = nfa_size(regex, prelude_, cap);
   nfa_sizes_.insert_or_assign(std::move(key), std::pair{n, n <= cap});
   return n;
 }
@@ -335,7 +340,7 @@ std::string Converter::array(const Json& s, const std::string& path) {
   if (more_allowed) {
     if (items.is_object() && !items.empty()) item = value(items, items_path);
     else if (items.is_boolean() || items.is_object() || p == 0 || lo > static_cast<int64_t>(p))
-      item = any_json_value_regex(kAnyDepth - 1);
+      item = any_value(kAnyDepth - 1);
   }
   // tail(i): the elements from index i on, i >= 1 already written (each with a leading comma).
   const std::string sep = "," + kWs;

@@ -55,6 +55,9 @@ class Converter {
 
   [[noreturn]] static void error(const std::string& path, const std::string& what);
 
+  // The definitions of the generic values used so far (put in front of the whole regex).
+  const std::string& prelude() const { return prelude_; }
+
  private:
   std::string value_of(const Json& s, const std::string& path);
   std::string merged(const Json& s, const std::string& path);
@@ -77,6 +80,11 @@ class Converter {
   std::vector<std::string> pattern_members(const Json& s, const Json& props,
                                            const std::vector<std::string>& absent,
                                            const std::string& path);
+  // Any JSON value with containers nested at most `depth` deep ({}, further members, items
+  // without a schema), as a reference to one shared definition in prelude_: the value is used in
+  // many places (every object's further members), and copies of its text made large schemas'
+  // regexes pass their size limits.
+  std::string any_value(int depth);
   // Appends `(?@N=body)` to *defs and returns `(?@N)` (regex.h's internal dialect).
   std::string define(const std::string& body, std::string* defs);
   // NFA states of a member's regex, past `cap`: cap + 1 (memoized).
@@ -85,7 +93,9 @@ class Converter {
 
   const Json& root_;
   SchemaOptions options_;  // from the innermost enclosing x-sable
-  int64_t next_definition_ = 0;
+  int64_t next_definition_ = kAnyDepth + 1;  // ids 0..kAnyDepth: any_value(depth)
+  std::string prelude_;
+  std::vector<bool> any_defined_ = std::vector<bool>(kAnyDepth + 1, false);
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
   std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact
