@@ -110,17 +110,20 @@ void Dfa::minimize() {
     if (b >= 0) work.push_back(b), waiting[b] = 1;
 
   std::vector<std::vector<int32_t>> by_class(nc);
-  std::vector<int32_t> splitter, touched;
+  std::vector<int32_t> splitter, touched, classes;  // classes: those with predecessors
   while (!work.empty()) {
     const int32_t b = work.back();
     work.pop_back();
     waiting[b] = 0;
     splitter.assign(p.begin(b), p.end(b));
-    for (auto& v : by_class) v.clear();
+    classes.clear();
     for (int32_t t : splitter)
-      for (int32_t k = offsets[t]; k < offsets[t + 1]; ++k)
-        by_class[preds[k].first].push_back(preds[k].second);
-    for (size_t c = 0; c < nc; ++c) {
+      for (int32_t k = offsets[t]; k < offsets[t + 1]; ++k) {
+        std::vector<int32_t>& into = by_class[preds[k].first];
+        if (into.empty()) classes.push_back(preds[k].first);
+        into.push_back(preds[k].second);
+      }
+    for (int32_t c : classes) {
       touched.clear();
       for (int32_t s : by_class[c])
         if (p.mark(s)) touched.push_back(p.block_of(s));
@@ -135,6 +138,7 @@ void Dfa::minimize() {
           work.push_back(smaller), waiting[smaller] = 1;
         }
       }
+      by_class[c].clear();
     }
   }
 
