@@ -9,19 +9,27 @@ namespace {
 
 // ASCII bytes that must share a successor before a state's mask is taken from its unit tokens.
 constexpr int kMinUnitBytes = 32;
+// A unit set whose exceptions pass 1/kMaxExceptionShare of the vocabulary is not worth it: each
+// exception is walked on its own (~40-70 ns, scattered reads) while the trie walk prunes shared
+// prefixes. Measured on llama3 (bench/NOTES.md): break-even near 20k exceptions of 128k tokens;
+// keys that must differ from a list of declared names (their first letters are no units) have
+// 60-90k exceptions, 3-8 ms against 1.0-1.4 ms for the trie walk.
+constexpr size_t kMaxExceptionShare = 6;
 
 void set_bit(std::span<uint32_t> words, int32_t id) { words[id >> 5] |= 1u << (id & 31); }
 
 // The mask from the state's unit chain (loop_tokens.h): the tokens made of units that the chain
 // allows (all in a loop, those of at most R units where the units die after R), then the others
 // walked from the chain state their leading units reach. False when the state has no units, the
-// chain is irregular or the vocabulary's cache is full: the caller walks the trie.
+// chain is irregular, the vocabulary's cache is full or the set has too many exceptions: the
+// caller walks the trie.
 bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
                            std::span<uint32_t> words) {
   const std::optional<StateUnits> units = state_units(dfa, state, kMinUnitBytes);
   if (!units) return false;
   const std::shared_ptr<const UnitTokens> tokens = vocab.unit_tokens().get(vocab, units->set);
-  if (!tokens) return false;
+  if (!tokens || tokens->exceptions.size() > vocab.trie_token_ids().size() / kMaxExceptionShare)
+    return false;
   const std::optional<UnitChain> chain = unit_chain(dfa, state, *units, tokens->max_units);
   if (!chain) return false;
   const auto last = static_cast<int32_t>(chain->states.size()) - 1;  // units the chain allows
