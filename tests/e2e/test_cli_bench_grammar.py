@@ -38,6 +38,9 @@ def test_slice_is_measured_and_correct(tmp_path):
     assert 0 < r["compiled"] < r["schemas"]  # the slice holds refused cases too
     assert r["valid_instances"] > 0 and r["invalid_instances"] > 0
     assert r["mask_us"]["count"] > 100 and 0 < r["mask_us"]["p50"] <= r["mask_us"]["p99"]
+    cpu = r["mask_thread_cpu_us"]  # the thread's CPU time: never above the wall time in total
+    assert 0 < cpu["p50"] <= cpu["p99"] <= cpu["max"]
+    assert cpu["avg"] <= r["mask_us"]["avg"] * 1.05 + 1
     assert 0 < r["compile_ms"]["p50"] <= r["compile_ms"]["max"]
     assert r["peak_memory_mib"] > 0
     for c in r["cases"]:  # a refusal names the schema keyword or limit and where it is

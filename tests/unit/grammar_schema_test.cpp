@@ -234,6 +234,14 @@ TEST(GrammarSchema, PatternsAreJsonEscaped) {
         {R"("axb")", R"("a\"b")", R"("a\\b")", R"("a\tb")", R"("a\u0001b")", R"("aéb")"},
         {"\"a\"b\"", "\"a\tb\"", R"("a\nb")"});
   check(R"({"type":"string","pattern":"[\"\\\\]+"})", {R"("\"\\")"}, {R"("a")"});
+  // JSON Schema searches: an end without its anchor matches anything (exact when the length
+  // bounds allow it, else the full match, a subset).
+  check(R"({"type":"string","pattern":"\\.kmx$"})", {R"("example.kmx")", R"(".kmx")"},
+        {R"("example.kmz")", R"("example.kmx ")"});
+  check(R"({"type":"string","pattern":"^#!"})", {R"("#! echo 'x'")", R"("#!")"}, {R"("x#!")"});
+  check(R"({"type":"string","pattern":"[0-9]{3}"})", {R"("a123b")", R"("123")"}, {R"("a12b3")"});
+  // With maxLength the searched form is unbounded: the full match stays (compiles, a subset).
+  check(R"({"type":"string","pattern":"b","maxLength":3})", {R"("b")"}, {R"("abcd")", R"("ac")"});
   // Length bounds the pattern itself keeps are accepted; others are refused by name.
   check(R"({"type":"string","pattern":"[a-z]{2,4}","minLength":1,"maxLength":4})", {R"("ab")"},
         {R"("a")"});

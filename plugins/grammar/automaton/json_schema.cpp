@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <set>
 
+#include "dfa.h"
 #include "json_schema_converter.h"
 #include "json_string.h"
+#include "key_patterns.h"
+#include "nfa.h"
 #include "numeric_range.h"
 #include "one_of.h"
 #include "regex.h"
@@ -101,6 +104,25 @@ std::string strip_anchors(std::string pattern) {
     if (slashes % 2 == 0) pattern.pop_back();
   }
   return pattern;
+}
+
+// The JSON string content whose decoded text a `pattern` finds (search semantics: its unanchored
+// ends match anything), or "" when the pattern has no unanchored end, has anchors inside a
+// top-level alternation, does not keep the length inside [lo, hi] or needs more than
+// kMaxSearchStates DFA states.
+constexpr int32_t kMaxSearchStates = 4000;
+std::string search_pattern_regex(const std::string& pattern, int64_t lo, int64_t hi) {
+  if (strip_anchors(pattern).size() + 2 == pattern.size()) return "";  // anchored at both ends
+  try {
+    const std::string whole = whole_key_regex(pattern);
+    const LengthRange own = regex_length_range(whole);
+    if (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi))) return "";
+    std::string inner = json_string_pattern_regex(whole);
+    Dfa::build(build_nfa(parse_regex(inner)), kMaxSearchStates);
+    return inner;
+  } catch (const sable::cpp::Error&) {
+    return "";
+  }
 }
 
 bool value_has_type(const Json& v, const std::string& type) {
@@ -400,13 +422,19 @@ std::string Converter::string(const Json& s, const std::string& path) {
   std::string inner, source, keyword;  // the pattern/format regex and what it is
   if (s.contains("pattern")) {
     if (!s["pattern"].is_string()) error(path + "/pattern", "pattern must be a string");
-    source = strip_anchors(s["pattern"].get<std::string>());
+    const std::string pattern = s["pattern"].get<std::string>();
+    source = strip_anchors(pattern);
     keyword = "pattern";
     try {
       inner = json_string_pattern_regex(source);
     } catch (const sable::cpp::Error& e) {
       error(path + "/pattern", std::string("bad pattern: ") + e.what());
     }
+    // JSON Schema searches: an end without its anchor matches anything. That exact form is used
+    // when it fits the length bounds and its automaton stays small, else the full match above
+    // (a subset).
+    if (std::string searched = search_pattern_regex(pattern, lo, hi); !searched.empty())
+      return "\"" + searched + "\"";
   } else if (s.contains("format")) {
     if (!s["format"].is_string()) error(path + "/format", "format must be a string");
     const std::string format = s["format"].get<std::string>();

@@ -1,8 +1,8 @@
 // What goes between the quotes of a JSON string, for the JSON schema front end: the regexes are
 // over the JSON *text* (escapes included), while schema keywords speak of the decoded string.
 //
-// - pattern: the pattern's language (full match: a subset of JSON Schema's search semantics, so
-//   every output is valid) re-encoded character by character: `"` as \", `\` as \\, control
+// - pattern: the pattern's language (a full match; the converter first wraps unanchored ends for
+//   JSON Schema's search semantics, key_patterns.h) re-encoded character by character: `"` as \", `\` as \\, control
 //   characters as \b \f \n \r \t or \u00XX, everything else raw.
 // - format: date-time, date, time (RFC 3339), email (a dot-atom local part and a domain), uuid,
 //   ipv4 (dotted quad without leading zeros), ipv6 (RFC 4291 text forms, hex groups with `::`),
