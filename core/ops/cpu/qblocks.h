@@ -8,6 +8,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -56,6 +57,12 @@ struct BlockQ8A {
   int8_t qs[32];
 };
 constexpr int64_t kQ8ABlock = 32;
+// 32 activations as int16, for the LM head (qgemm.cpp head_gemm): x ≈ d * q with d = amax / 32767,
+// rounding errors 258 times smaller than BlockQ8A's; s = d * sum(q).
+struct BlockQ16A {
+  float d, s;
+  int16_t qs[32];
+};
 
 // Q4_K/Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
 inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
@@ -66,6 +73,15 @@ inline void k4_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
     *sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
     *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
+}
+
+// Half the largest sum of |w| over a Q8_0 / Q4_0 / Q4_1 block whose scale is d (and min m for
+// Q4_1): |q| <= 128, |q - 8| <= 8, |d q + m| <= 15 |d| + |m|. Times an activation block's step d_x
+// it bounds the block's share of the rounding error of an integer dot (qkernels.h HeadRows).
+inline float block_error_scale(int32_t dtype, float d, float m) {
+  if (dtype == SABLE_DTYPE_Q8_0) return 2048.0f * std::fabs(d);
+  if (dtype == SABLE_DTYPE_Q4_0) return 128.0f * std::fabs(d);
+  return 240.0f * std::fabs(d) + 16.0f * std::fabs(m);
 }
 
 // Hint bit in SableTensor::reserved of a packed weight: its GEMM keeps the activations in fp32

@@ -1,16 +1,19 @@
 // The GEMM over packed weights (block-quantized, BF16, F16): out[M,N] = x[M,K] · w[N,K]ᵀ (+bias).
 //
-// Small M (decode): with int8 activations on (cpu_threads.h; the runner's default), the activation
-// rows are quantized once to int8 blocks (BlockQ8A) and every weight row is dotted with them by the
-// best kernel table of this CPU, the weight row read once for all M rows while it sits in L1 (at
-// M = 1, two weight rows at a time); otherwise (and always for a kPreciseActivations weight, the
-// LM head) each weight row is unpacked to fp32 and dotted with the fp32 rows. BF16/F16 rows are
-// always widened against fp32 activations. Large M (prefill): panels of weight rows are unpacked
-// to fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the unpacking is shared by
-// enough rows. Either way the output rows (N) are split in chunks over the CPU ops' thread pool.
+// Small M (decode): with int8 activations on (cpu_threads.h; --cpu-int8-activations, the bench's
+// default), the activation rows are quantized once to int8 blocks (BlockQ8A) and every weight row
+// is dotted with them by the best kernel table of this CPU, the weight row read once for all M rows
+// while it sits in L1 (one weight row at a time: the rows stream from memory in order); a
+// kPreciseActivations weight (the LM head) then has the rows that could be its argmax recomputed
+// in fp32 (head_gemm). Otherwise each weight row is unpacked to fp32 and dotted with the fp32
+// rows. BF16/F16 rows are always widened against fp32 activations. Large M (prefill): panels of
+// weight rows are unpacked to fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the
+// unpacking is shared by enough rows. Either way the output rows (N) are split in chunks over the
+// CPU ops' thread pool.
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/ops/cpu/cpu_common.h"
@@ -44,7 +47,6 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
                int64_t k) {
   const QKernels::QDot dot = kern.qdot(dtype);
   const QKernels::QDotRows dot_rows = kern.qdot_rows(dtype);
-  const QKernels::QDotPair dot_pair = m == 1 ? kern.qdot_pair(dtype) : nullptr;
   const QKernels::FDot fdot = kern.fdot(dtype);
   const int64_t nb = k / kQ8ABlock;
   thread_local std::vector<BlockQ8A> xq;
@@ -57,17 +59,7 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
-    int64_t r = r0;
-    if (dot_pair != nullptr) {  // one activation row: weight rows in pairs
-      for (; r + 2 <= r1; r += 2) {
-        dot_pair(w + r * wrb, w + (r + 1) * wrb, xqp, k, out + r);
-        if (bias != nullptr) {
-          out[r] += bias[r];
-          out[r + 1] += bias[r + 1];
-        }
-      }
-    }
-    for (; r < r1; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const char* wr = w + r * wrb;
       const float b = bias != nullptr ? bias[r] : 0.0f;
       if (dot_rows != nullptr) {
@@ -121,6 +113,62 @@ void precise_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wr
   });
 }
 
+// The LM head with int8 activations on (Q8_0 / Q4_0 / Q4_1 weights): every logit by integer dot
+// products against int16 activations (HeadRows: about the int8 kernels' cost, a bound on the
+// rounding error 258 times tighter), then every row that could still be the largest in fp32 (its
+// logit + bound reaches the largest logit - bound; the bound widened by `slack` for the fp32
+// rounding of both paths) recomputed by the fp32 path at batch 1. So each output row's argmax is
+// the fp32 path's, with its fp32 logit, whatever the batch; the other logits keep the integer
+// values, within their bound of fp32. Greedy answers are those of the fp32 head.
+void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, const float* x,
+               int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
+               int64_t k) {
+  const QKernels::HeadRows head = kern.head_rows(dtype);
+  const int64_t nb = k / kQ8ABlock;
+  thread_local std::vector<BlockQ16A> xq;
+  thread_local std::vector<float> bound;
+  thread_local std::vector<int64_t> rescore;
+  xq.resize(static_cast<size_t>(m * nb));
+  bound.resize(static_cast<size_t>(m * n));
+  for (int64_t r = 0; r < m; ++r) kern.quantize_row16(x + r * ldx, xq.data() + r * nb, k);
+  const BlockQ16A* xqp = xq.data();
+  float* bp = bound.data();
+  const int team = team_size(m, n, k);
+  const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
+  parallel_for(chunks, team, [&](int64_t c) {
+    const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
+    for (int64_t r = r0; r < r1; ++r) {
+      head(w + r * wrb, xqp, nb, m, k, out + r, ldo, bp + r, n);
+      if (bias != nullptr)
+        for (int64_t i = 0; i < m; ++i) out[i * ldo + r] += bias[r];
+    }
+  });
+  // Either path's fp32 sums round by at most (terms + 4) * 2^-24 of their sum of |terms|, which
+  // is at most 65534 times the bound (|activation| <= 32767 steps, |w| within the bound's L).
+  const float slack = 1.001f + 2.0f * 65534.0f * static_cast<float>(k + nb + 4) * 0x1p-24f;
+  for (int64_t i = 0; i < m; ++i) {
+    float* o = out + i * ldo;
+    const float* b = bp + i * n;
+    float floor = -INFINITY;
+    for (int64_t r = 0; r < n; ++r) floor = std::max(floor, o[r] - slack * b[r]);
+    rescore.clear();
+    for (int64_t r = 0; r < n; ++r)  // a NaN or infinite floor rescores every row
+      if (!std::isfinite(floor) || !(o[r] + slack * b[r] < floor)) rescore.push_back(r);
+    const int64_t count = static_cast<int64_t>(rescore.size());
+    const int64_t* rp = rescore.data();
+    const int rteam = team_size(1, count, k);
+    const int64_t rchunks = std::min<int64_t>(count, 4 * rteam);
+    parallel_for(rchunks, rteam, [&](int64_t c) {
+      const auto [j0, j1] = share(count, static_cast<int>(c), static_cast<int>(rchunks), 1);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t r = rp[j];
+        kern.fdot_rows(dtype, w + r * wrb, x + i * ldx, ldx, 1, k, o + r, 1);
+        if (bias != nullptr) o[r] += bias[r];
+      }
+    });
+  }
+}
+
 }  // namespace
 
 void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, const float* bias,
@@ -129,7 +177,10 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
   const QKernels& kern = best_kernels();
   const char* wp = static_cast<const char*>(w);
   const int64_t wrb = row_bytes(dtype, k);
-  if ((precise || !int8_activations()) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)
+  const bool int8 = int8_activations();
+  if (precise && int8 && m < kPanelMinRows && kern.head_rows(dtype) != nullptr)
+    head_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
+  else if ((precise || !int8) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)
     precise_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else if (m >= kPanelMinRows)
     panel_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);

@@ -34,13 +34,20 @@ struct QKernels {
   // out[i * os]: the exact products of the dequantized row, up to fp32 summation order.
   void (*fdot_rows)(int32_t dtype, const void* w, const float* x, int64_t ldx, int64_t m,
                     int64_t k, float* out, int64_t os);
-  // Two weight rows (w0, w1) against one activation row into out[0], out[1] (batch-1 decode):
-  // bit-identical to two calls of the QDot.
-  using QDotPair = void (*)(const void* w0, const void* w1, const BlockQ8A* x, int64_t k,
-                            float* out);
-  QDotPair q8_0_pair, q4_0_pair, q4_1_pair;
-  // The pair kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
-  QDotPair qdot_pair(int32_t dtype) const;
+
+  // The LM head's kernel (qgemm.cpp head_gemm): a Q8_0 / Q4_0 / Q4_1 weight row against m int16
+  // activation rows (x + i * xs blocks) into out[i * os], integer products summed per block, and
+  // per row bound[i * bs] = sum over blocks of L(w block) * d_x / 2 (qblocks.h
+  // block_error_scale: L the largest sum of |w| the block's scales allow, d_x / 2 the largest
+  // rounding error of an activation): |out - the dequantized row's dot with the unrounded
+  // activations| <= bound, before fp32 rounding.
+  using HeadRows = void (*)(const void* w, const BlockQ16A* x, int64_t xs, int64_t m, int64_t k,
+                            float* out, int64_t os, float* bound, int64_t bs);
+  // x[k] -> k/32 int16 blocks (k a multiple of 32).
+  void (*quantize_row16)(const float* x, BlockQ16A* out, int64_t k);
+  HeadRows q8_0_head, q4_0_head, q4_1_head;
+  // The head kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
+  HeadRows head_rows(int32_t dtype) const;
 
   // The dot kernel of a block-quantized dtype (nullptr for BF16/F16 and plain dtypes).
   QDot qdot(int32_t dtype) const;

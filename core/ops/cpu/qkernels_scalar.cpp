@@ -166,10 +166,66 @@ void rows_of(const void* w, const BlockQ8A* x, int64_t xs, int64_t m, int64_t k,
   for (int64_t i = 0; i < m; ++i) out[i * os] = kDot(w, x + i * xs, k);
 }
 
-template <float (*kDot)(const void*, const BlockQ8A*, int64_t)>
-void pair_of(const void* w0, const void* w1, const BlockQ8A* x, int64_t k, float* out) {
-  out[0] = kDot(w0, x, k);
-  out[1] = kDot(w1, x, k);
+// The block scale and min of block i of a Q8_0 / Q4_0 / Q4_1 row, as floats.
+template <int32_t kDtype>
+void block_scale(const void* w, int64_t i, float* d, float* m) {
+  *m = 0.0f;
+  if constexpr (kDtype == SABLE_DTYPE_Q8_0)
+    *d = weights::f16_to_f32(static_cast<const BlockQ8_0*>(w)[i].d);
+  if constexpr (kDtype == SABLE_DTYPE_Q4_0)
+    *d = weights::f16_to_f32(static_cast<const BlockQ4_0*>(w)[i].d);
+  if constexpr (kDtype == SABLE_DTYPE_Q4_1) {
+    *d = weights::f16_to_f32(static_cast<const BlockQ4_1*>(w)[i].d);
+    *m = weights::f16_to_f32(static_cast<const BlockQ4_1*>(w)[i].m);
+  }
+}
+
+void quantize_row16(const float* x, BlockQ16A* out, int64_t k) {
+  for (int64_t b = 0; b < k / kQ8ABlock; ++b) {
+    const float* v = x + b * kQ8ABlock;
+    float amax = 0.0f;
+    for (int j = 0; j < kQ8ABlock; ++j) amax = std::fmax(amax, std::fabs(v[j]));
+    const float d = amax / 32767.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < kQ8ABlock; ++j) {
+      const float q = std::fmin(std::fmax(std::nearbyint(v[j] * id), -32767.0f), 32767.0f);
+      out[b].qs[j] = static_cast<int16_t>(q);
+      sum += out[b].qs[j];
+    }
+    out[b].d = d;
+    out[b].s = d * static_cast<float>(sum);
+  }
+}
+
+// Element j (0..31) of a Q8_0 / Q4_0 / Q4_1 block as its stored integer (nibbles unsigned).
+template <int32_t kDtype>
+int block_q(const void* w, int64_t i, int j) {
+  if constexpr (kDtype == SABLE_DTYPE_Q8_0) return static_cast<const BlockQ8_0*>(w)[i].qs[j];
+  const uint8_t* qs = kDtype == SABLE_DTYPE_Q4_0 ? static_cast<const BlockQ4_0*>(w)[i].qs
+                                                 : static_cast<const BlockQ4_1*>(w)[i].qs;
+  return j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
+}
+
+template <int32_t kDtype>
+void head_rows_of(const void* w, const BlockQ16A* x, int64_t xs, int64_t m, int64_t k, float* out,
+                  int64_t os, float* bound, int64_t bs) {
+  for (int64_t r = 0; r < m; ++r) {
+    const BlockQ16A* xr = x + r * xs;
+    float acc = 0.0f, b = 0.0f;
+    for (int64_t i = 0; i < k / 32; ++i) {
+      float d, mn;
+      block_scale<kDtype>(w, i, &d, &mn);
+      int64_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += block_q<kDtype>(w, i, j) * xr[i].qs[j];
+      const float dot = xr[i].d * static_cast<float>(sum);
+      if constexpr (kDtype == SABLE_DTYPE_Q8_0) acc += d * dot;
+      if constexpr (kDtype == SABLE_DTYPE_Q4_0) acc += d * (dot - 8.0f * xr[i].s);
+      if constexpr (kDtype == SABLE_DTYPE_Q4_1) acc += d * dot + mn * xr[i].s;
+      b += block_error_scale(kDtype, d, mn) * xr[i].d;
+    }
+    out[r * os] = acc;
+    bound[r * bs] = b;
+  }
 }
 
 void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
@@ -284,11 +340,11 @@ QKernels::QDotRows QKernels::qdot_rows(int32_t dtype) const {
   }
 }
 
-QKernels::QDotPair QKernels::qdot_pair(int32_t dtype) const {
+QKernels::HeadRows QKernels::head_rows(int32_t dtype) const {
   switch (dtype) {
-    case SABLE_DTYPE_Q8_0: return q8_0_pair;
-    case SABLE_DTYPE_Q4_0: return q4_0_pair;
-    case SABLE_DTYPE_Q4_1: return q4_1_pair;
+    case SABLE_DTYPE_Q8_0: return q8_0_head;
+    case SABLE_DTYPE_Q4_0: return q4_0_head;
+    case SABLE_DTYPE_Q4_1: return q4_1_head;
     default: return nullptr;
   }
 }
@@ -305,7 +361,10 @@ const QKernels& scalar_kernels() {
                           &dot_q5_k,          &dot_q6_k,           &dot_bf16,
                           &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
                           &rows_of<&dot_q4_1>, &dequantize_row,      &fdot_rows,
-                          &pair_of<&dot_q8_0>, &pair_of<&dot_q4_0>,  &pair_of<&dot_q4_1>};
+                          &quantize_row16,
+                          &head_rows_of<SABLE_DTYPE_Q8_0>,
+                          &head_rows_of<SABLE_DTYPE_Q4_0>,
+                          &head_rows_of<SABLE_DTYPE_Q4_1>};
   return k;
 }
 
