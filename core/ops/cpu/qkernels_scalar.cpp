@@ -4,6 +4,7 @@
 // differs between tables. Also the table choice by CPU features (best_kernels).
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/ops/cpu/qkernels.h"
 
@@ -14,21 +15,27 @@
 namespace sable::ops::cpu {
 namespace {
 
-void quantize_row(const float* x, BlockQ8A* out, int64_t k) {
+// x[k] -> blocks of 32 integers within +-kMax and one scale (BlockQ8A: int8, BlockQ16A: int16).
+template <typename Block, int kMax>
+void quantize_blocks(const float* x, Block* out, int64_t k) {
   for (int64_t b = 0; b < k / kQ8ABlock; ++b) {
     const float* v = x + b * kQ8ABlock;
     float amax = 0.0f;
     for (int j = 0; j < kQ8ABlock; ++j) amax = std::fmax(amax, std::fabs(v[j]));
-    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float d = amax / static_cast<float>(kMax), id = d != 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < kQ8ABlock; ++j) {
-      const int q = static_cast<int>(std::nearbyint(v[j] * id));
-      out[b].qs[j] = static_cast<int8_t>(q);
-      sum += q;
+      const float q = std::fmin(std::fmax(std::nearbyint(v[j] * id), -kMax), kMax);
+      out[b].qs[j] = static_cast<std::remove_reference_t<decltype(out[b].qs[0])>>(q);
+      sum += out[b].qs[j];
     }
     out[b].d = d;
     out[b].s = d * static_cast<float>(sum);
   }
+}
+
+void quantize_row(const float* x, BlockQ8A* out, int64_t k) {
+  quantize_blocks<BlockQ8A, 127>(x, out, k);
 }
 
 float dot_q8_0(const void* w, const BlockQ8A* x, int64_t k) {
@@ -181,20 +188,7 @@ void block_scale(const void* w, int64_t i, float* d, float* m) {
 }
 
 void quantize_row16(const float* x, BlockQ16A* out, int64_t k) {
-  for (int64_t b = 0; b < k / kQ8ABlock; ++b) {
-    const float* v = x + b * kQ8ABlock;
-    float amax = 0.0f;
-    for (int j = 0; j < kQ8ABlock; ++j) amax = std::fmax(amax, std::fabs(v[j]));
-    const float d = amax / 32767.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    int sum = 0;
-    for (int j = 0; j < kQ8ABlock; ++j) {
-      const float q = std::fmin(std::fmax(std::nearbyint(v[j] * id), -32767.0f), 32767.0f);
-      out[b].qs[j] = static_cast<int16_t>(q);
-      sum += out[b].qs[j];
-    }
-    out[b].d = d;
-    out[b].s = d * static_cast<float>(sum);
-  }
+  quantize_blocks<BlockQ16A, 32767>(x, out, k);
 }
 
 // Element j (0..31) of a Q8_0 / Q4_0 / Q4_1 block as its stored integer (nibbles unsigned).
