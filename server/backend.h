@@ -80,6 +80,9 @@ struct GenerateInput {
   std::vector<int32_t> token_ids_logprob;
   std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field); empty: the base model
   bool return_hidden_states = false;
+  // Vision-language models: one image reference (path, http(s) URL, data: URL, base64) per image
+  // placeholder of the prompt, in order.
+  std::vector<std::string> image_data;
 };
 
 // A submitted request. Destroying it before its last delta was read aborts the request (a client
@@ -108,6 +111,8 @@ struct ModelFacts {
   std::string model_kind = "generation";  // generation | embedding | score (model_kind.h)
   std::string architecture;               // config.json's first architecture
   int64_t hidden_size = 0;          // the length of an embedding (0: unknown)
+  bool image_input = false;         // a vision-language model: image_data / image_url accepted
+  std::string image_placeholder;    // the prompt text of one image (chat image_url parts)
 };
 
 // One embedding input as the server hands it over (tokenized, ids checked).

@@ -146,6 +146,8 @@ ModelFacts EngineBackend::facts() const {
   f.model_kind = engine::Engine::model_kind_name(engine_.model_kind());
   f.architecture = engine_.architecture();
   f.hidden_size = engine_.model_info().hidden_size;
+  f.image_input = engine_.image_input();
+  f.image_placeholder = engine_.image_placeholder();
   return f;
 }
 
@@ -160,6 +162,7 @@ std::unique_ptr<Generation> EngineBackend::submit(GenerateInput in) {
   e.logprobs.top_logprobs_num = in.top_logprobs_num;
   e.logprobs.token_ids_logprob = std::move(in.token_ids_logprob);
   e.lora_path = std::move(in.lora_path);
+  e.image_data = std::move(in.image_data);
   return std::make_unique<EngineGeneration>(engine_.submit(std::move(e)));
 }
 

@@ -60,6 +60,38 @@ json per_item(const json& body, const std::string& field, size_t batch, size_t i
   return (*it)[i];
 }
 
+// image_data of item i: for one prompt a reference or a list of them; for a batch one entry per
+// prompt (a reference, a list, or null). A reference is a string or {"url": string}.
+std::vector<std::string> image_refs(const json& body, size_t batch, size_t i, bool is_batch) {
+  auto it = body.find("image_data");
+  if (it == body.end() || it->is_null()) return {};
+  const json* v = &*it;
+  if (is_batch) {
+    if (!v->is_array() || v->size() != batch)
+      bad("image_data", fmt::format("image_data of a batch must be a list with one entry (an "
+                                    "image, a list of images or null) per prompt; the batch has "
+                                    "{} prompts",
+                                    batch));
+    v = &(*v)[i];
+  }
+  std::vector<std::string> out;
+  auto add = [&](const json& ref) {
+    if (ref.is_object() && ref.contains("url") && ref["url"].is_string())
+      out.push_back(ref["url"].get<std::string>());
+    else if (ref.is_string())
+      out.push_back(ref.get<std::string>());
+    else
+      bad("image_data", "image_data: an image must be a string (path, URL, data: URL or base64) "
+                        "or {\"url\": string}");
+  };
+  if (v->is_array()) {
+    for (const auto& ref : *v) add(ref);
+  } else if (!v->is_null()) {
+    add(*v);
+  }
+  return out;
+}
+
 bool as_bool(const std::string& field, const json& v, bool fallback) {
   if (v.is_null()) return fallback;
   if (!v.is_boolean()) bad(field, fmt::format("{} must be a boolean, got {}", field, v.dump()));
@@ -194,6 +226,7 @@ GenerateRequest parse_generate_request(const json& body, const json& preferred,
         bad("lora_path", "lora_path must be an adapter name, or one (or null) per prompt");
       in.lora_path = lora.get<std::string>();
     }
+    in.image_data = image_refs(body, batch, i, req.is_batch);
     if (rid.is_string()) {
       in.rid = req.is_batch ? fmt::format("{}_{}", rid.get<std::string>(), i) : rid.get<std::string>();
     } else if (rid.is_array()) {

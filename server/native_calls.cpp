@@ -90,7 +90,7 @@ json model_info(ServerState& state) {
           {"weight_version", state.backend.stats().weight_version},
           {"reasoning_parser", c.reasoning_parser.empty() ? json(nullptr) : json(c.reasoning_parser)},
           {"tool_call_parser", c.tool_call_parser.empty() ? json(nullptr) : json(c.tool_call_parser)},
-          {"has_image_understanding", false},
+          {"has_image_understanding", state.facts.image_input},
           {"has_audio_understanding", false}};
 }
 

@@ -13,6 +13,7 @@
 #include "core/util/log.h"
 #include "server/http_error.h"
 #include "server/unsupported_fields.h"
+#include "server/chat_images.h"
 
 namespace sable::server {
 namespace {
@@ -71,6 +72,9 @@ void copy_raw(const J& body, const char* name, json& sp, const char* target) {
 template <class J>
 void map_common(const J& body, json& sp, OpenAIRequest& req) {
   reject_unsupported_fields(body);
+  if (field(body, "image_data"))
+    bad("image_data", "image_data is a /generate field: on the OpenAI API send images as "
+                      "image_url content parts of chat messages");
   if (const J* m = field(body, "model")) {
     if (!m->is_string()) bad("model", "model must be a string");
     req.model = m->template get<std::string>();
@@ -366,7 +370,15 @@ OpenAIRequest parse_chat_request(const ordered_json& body, const json& preferred
   }
   map_response_format(body, sp);
   const bool offer_tools = map_tools_and_reasoning(body, sp, parsers, req);
-  req.prompts.push_back({render_chat(renderer, body, offer_tools), std::nullopt});
+  const ordered_json with_images =
+      take_chat_images(*messages, renderer.image_placeholder, req.image_data);
+  if (req.image_data.empty()) {
+    req.prompts.push_back({render_chat(renderer, body, offer_tools), std::nullopt});
+  } else {
+    ordered_json flat = body;
+    flat["messages"] = with_images;
+    req.prompts.push_back({render_chat(renderer, flat, offer_tools), std::nullopt});
+  }
   req.params = finish_params(sp, preferred);
   return req;
 }

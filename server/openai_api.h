@@ -46,6 +46,7 @@ struct OpenAIRequest {
   int32_t top_logprobs = 0;
   bool return_hidden_states = false;  // SGLang's extension: choices[i].hidden_states (non-stream)
   std::string rid;
+  std::vector<std::string> image_data;  // chat: the messages' image_url parts, in order
 
   // Chat: tool calling and reasoning (tool_call_parser.h, reasoning_parser.h).
   std::vector<std::string> tool_names;              // functions offered (none with tool_choice none)
@@ -65,6 +66,7 @@ struct ChatRenderer {
   std::shared_ptr<const chat::ChatTemplate> tmpl;  // null: the model has no chat template
   std::string bos_token;
   std::string eos_token;
+  std::string image_placeholder;  // one image's prompt text; empty: the model takes no images
 };
 
 // `preferred`: the server's preferred_sampling_params (object or null).

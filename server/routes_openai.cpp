@@ -64,6 +64,7 @@ std::shared_ptr<OpenAICall> start(ServerState& state, OpenAIRequest request) {
     base.params = r.params;
     base.params.n = 1;
     base.lora_path = lora;
+    base.image_data = r.image_data;
     base.return_logprob = r.logprobs;
     base.return_hidden_states = r.return_hidden_states;
     base.top_logprobs_num = r.top_logprobs;

@@ -52,6 +52,7 @@ ServerState::ServerState(const config::ServerConfig& cfg, Backend& be)
   chat.tmpl = load_template(cfg, tokenizer);
   chat.bos_token = tokenizer.bos_token();
   chat.eos_token = tokenizer.eos_token();
+  if (facts.image_input) chat.image_placeholder = facts.image_placeholder;
   if (!cfg.preferred_sampling_params.empty()) {
     *preferred = nlohmann::json::parse(cfg.preferred_sampling_params);
   }

@@ -1,5 +1,5 @@
-// Request fields of SGLang's API that this server does not implement (multimodal inputs,
-// sessions, custom logit processors). A request that sets one gets a 400 naming it
+// Request fields of SGLang's API that this server does not implement (video and audio inputs,
+// sessions, custom logit processors; image_data is parsed by the routes that take images). A request that sets one gets a 400 naming it
 // instead of an answer that silently ignores it; a null, false or empty value is accepted, since
 // clients often send defaults.
 #pragma once
@@ -14,7 +14,6 @@ namespace sable::server {
 template <class Json>
 void reject_unsupported_fields(const Json& body) {
   static const std::pair<const char*, const char*> kUnsupported[] = {
-      {"image_data", "image inputs are not supported: this server serves text-only models"},
       {"video_data", "video inputs are not supported: this server serves text-only models"},
       {"audio_data", "audio inputs are not supported: this server serves text-only models"},
       {"session_params", "sessions are not supported by this server"},

@@ -59,6 +59,8 @@ scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence>
     any_hidden |= seqs[i].want_hidden;
   }
   const ops::LoraBatch* lora = lora_ ? lora_->prepare(lora_ids, lora_rows) : nullptr;
+  if (std::any_of(seqs.begin(), seqs.end(), [](const Sequence& s) { return s.images != nullptr; }))
+    images_.prepare(*runner_, seqs, rs);
   const bool on_device = device_ != nullptr && !any_all_logits;
   runner::ModelRunner::ForwardResult r;
   try {
@@ -379,6 +381,8 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   // The one line that says what was loaded.
   const auto archs = r.config().architectures();
   c.architecture = archs.empty() ? r.config().model_type() : archs.front();
+  c.images = image_settings(r.image_input(), c.architecture, r.config(), config.model_path,
+                            config.skip_tokenizer_init ? nullptr : c.tokenizer.get());
   log::info("loaded {}: architecture {} (plugin '{}'), {} parameters, weights {}, compute dtype "
             "{}, context {} tokens, KV cache {} tokens ({} pages of {}), device {}, in {:.2f} s",
             config.model_path, archs.empty() ? r.config().model_type() : archs.front(),
@@ -414,6 +418,8 @@ Engine::ModelKind Engine::model_kind() const {
 }
 
 const std::string& Engine::architecture() const { return core_->architecture; }
+bool Engine::image_input() const { return core_->images.enabled; }
+const std::string& Engine::image_placeholder() const { return core_->images.placeholder; }
 
 const char* Engine::model_kind_name(ModelKind kind) {
   switch (kind) {
@@ -450,6 +456,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
     if (in.input_ids.empty()) throw ValidationError("text", "the text encodes to no tokens");
   }
   const int64_t vocab = c.info.vocab_size;
+  std::shared_ptr<scheduler::RequestImages> images = prepare_images(c.images, in.image_data, in.input_ids);
   check_prompt_ids(c, in.input_ids);
   const auto len = static_cast<int64_t>(in.input_ids.size());
   in.params.validate(vocab, c.context_length);
@@ -482,6 +489,7 @@ std::unique_ptr<RequestHandle> Engine::submit(GenerateInput in, int32_t index) {
   req.rid = in.rid.empty() ? c.fresh_rid() : in.rid;
   req.return_hidden_states = in.return_hidden_states;
   req.input_ids = std::move(in.input_ids);
+  req.images = std::move(images);
   req.eos_ids = c.tokenizer->eos_ids();
   req.seed = c.fresh_seed();
   req.decoder = std::make_unique<TextDecoder>(*c.tokenizer, in.params);

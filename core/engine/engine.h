@@ -61,6 +61,9 @@ struct GenerateInput {
   bool return_hidden_states = false;
   std::string rid;  // empty: a fresh uuid-like hex id
   std::string lora_path;  // a loaded LoRA adapter's name (SGLang's field name); empty: the base
+  // Vision-language models: one reference per image placeholder of the prompt, in order (a path,
+  // an http(s) URL, a data: URL or base64; see image_request.h).
+  std::vector<std::string> image_data;
 };
 
 // One embedding input: text (tokenized with special tokens, as for generation) or input_ids (used
@@ -207,6 +210,10 @@ class Engine {
   ModelKind model_kind() const;
   static const char* model_kind_name(ModelKind kind);  // "generation", "embedding", "score"
   const std::string& architecture() const;  // config.json's first architecture (or model_type)
+  // A vision-language model: generate() takes image_data. image_placeholder() is the text that
+  // stands for one image in a prompt (empty for a text-only model).
+  bool image_input() const;
+  const std::string& image_placeholder() const;
 
   // Server-facing controls.
   void abort(const std::string& rid);

@@ -7,6 +7,8 @@
 #include <random>
 
 #include "core/engine/embedder.h"
+#include "core/engine/image_forward.h"
+#include "core/engine/image_request.h"
 #include "core/engine/engine.h"
 #include "core/grammar/grammar_backend.h"
 #include "core/plugin/registry.h"
@@ -46,6 +48,7 @@ class RunnerBackend : public scheduler::ModelBackend {
   mutable std::mutex fatal_mutex_;
   std::string fatal_;
   lora::LoraManager* lora_ = nullptr;
+  ImageForward images_;             // vision-language inputs of the forward
   struct Device;                    // the CUDA sampler, when the runner is on a GPU
   std::unique_ptr<Device> device_;
   const float* device_logits_ = nullptr;
@@ -78,6 +81,7 @@ struct EngineCore {
   std::unique_ptr<grammar::GrammarBackend> grammar;  // null: constrained decoding off
   SableModelInfo info{};
   std::string architecture;
+  ImageSettings images;  // vision-language models (images.enabled)
   int64_t context_length = 0;
   int64_t max_total_tokens = 0;
   // LoRA (null when off): the pool's memory, then the manager that uses it.

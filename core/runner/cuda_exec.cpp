@@ -16,6 +16,7 @@
 #include "core/ops/expert_recorder.h"
 #include "core/runner/attention_backend.h"
 #include "core/util/log.h"
+#include "core/weights/dtype_convert.h"
 
 namespace sable::runner {
 namespace {
@@ -74,6 +75,7 @@ struct CudaExec::Impl {
   std::vector<int64_t> expert_base;
   bool recording = false;
   ops::ExpertRecorder expert_recorder;
+  std::vector<uint16_t> h_embeds;  // image embeddings cast to bf16 for upload
 
   ~Impl() {
     for (auto& [bs, g] : graphs) cudaGraphExecDestroy(g);
@@ -121,12 +123,39 @@ struct CudaExec::Impl {
     return fb;
   }
 
-  // `count`: moe_route adds its selections into the expert counters (when there are any).
-  void forward(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
-               ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
-               const CheckFn& check, bool count, const ops::LoraBatch* lora = nullptr) {
+  // A device copy of host `bytes` in the forward arena (pageable source: reusable on return).
+  void* upload(ops::Arena& a, const void* src, size_t bytes, const char* what) {
+    void* d = a.allocate(bytes, 256);
+    if (d == nullptr) throw std::runtime_error(fmt::format("CUDA: out of memory for {}", what));
+    check_cuda(cudaMemcpyAsync(d, src, bytes, cudaMemcpyHostToDevice, stream), what);
+    return d;
+  }
+
+  // ABI 1.3 vision-language inputs of an eager forward: M-RoPE positions and image embeddings.
+  void stage_vision(const ExecBatch& b, int64_t t, SableForwardBatch& fb) {
+    if (!b.mrope.empty()) {
+      void* d = upload(arena, b.mrope.data(), b.mrope.size() * 4, "upload mrope positions");
+      fb.mrope_positions = dev_tensor(d, SABLE_DTYPE_I32, 3, t);
+    }
+    if (b.embed_spans.empty()) return;
+    const int64_t rows = static_cast<int64_t>(b.embeds.size()) / opt.hidden;
+    void* d = nullptr;
+    if (opt.compute_dtype == SABLE_DTYPE_F32) {
+      d = upload(arena, b.embeds.data(), b.embeds.size() * 4, "upload image embeddings");
+    } else if (opt.compute_dtype == SABLE_DTYPE_BF16) {
+      h_embeds.resize(b.embeds.size());
+      for (size_t i = 0; i < b.embeds.size(); ++i) h_embeds[i] = weights::f32_to_bf16(b.embeds[i]);
+      d = upload(arena, h_embeds.data(), h_embeds.size() * 2, "upload image embeddings");
+    } else {
+      throw std::invalid_argument("CUDA: image embeddings need a bf16 or f32 compute dtype");
+    }
+    fb.embeds = dev_tensor(d, opt.compute_dtype, rows, opt.hidden);
+    fb.num_embed_spans = static_cast<int32_t>(b.embed_spans.size() / 3);
+    fb.embed_spans = b.embed_spans.data();
+  }
+
+  SableOpsContext context(ops::Arena& a) const {
     SableOpsContext ctx;
-    ctx.lora = lora;
     ctx.device_type = SABLE_DEVICE_CUDA;
     ctx.device_index = opt.device_index;
     ctx.stream = stream;
@@ -135,6 +164,15 @@ struct CudaExec::Impl {
     ctx.tp_size = opt.tp_size;
     ctx.comm_api = opt.comm_api;
     ctx.comm = opt.comm;
+    return ctx;
+  }
+
+  // `count`: moe_route adds its selections into the expert counters (when there are any).
+  void forward(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
+               ops::Arena& a, const SableForwardBatch& fb, SableForwardOutput& out,
+               const CheckFn& check, bool count, const ops::LoraBatch* lora = nullptr) {
+    SableOpsContext ctx = context(a);
+    ctx.lora = lora;
     if (count && d_expert != nullptr) {
       ctx.expert_recorder = &expert_recorder;
       ctx.expert_counts_device = d_expert;
@@ -279,7 +317,7 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   const int64_t rows = static_cast<int64_t>(b.output_rows.size());
   const bool graph_ok = m.opt.graphs && attention != nullptr && b.decode_only &&
                         hidden_host == nullptr && rows == seqs && b.lora == nullptr &&
-                        seqs <= m.buckets.back();
+                        b.mrope.empty() && b.embed_spans.empty() && seqs <= m.buckets.back();
   if (graph_ok) {
     if (!m.graphs_ready) capture_all_or_disable(api, model, *attention, b, check);
   }
@@ -318,6 +356,7 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   SableForwardBatch fb = m.make_batch(t, seqs, rows, b.decode_only);
   fb.has_lora = b.lora != nullptr ? 1 : 0;
   if (!b.token_types.empty()) fb.token_type_ids = dev_tensor(m.d_types, SABLE_DTYPE_I32, t);
+  m.stage_vision(b, t, fb);
   m.forward(api, model, attention, m.arena, fb, out, check, m.recording, b.lora);
   if (hidden_host) {
     std::vector<uint16_t> h(size_t(rows) * m.opt.hidden);
@@ -329,6 +368,42 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
     }
   }
   return logits;
+}
+
+void CudaExec::encode_images(const SableModelApi* api, SableModel* model,
+                             std::span<const float> pixels, int64_t patch_dim,
+                             std::span<const int32_t> grid_thw, int64_t units, float* out_host,
+                             const CheckFn& check) {
+  Impl& m = *impl_;
+  check_cuda(cudaSetDevice(m.opt.device_index), "cudaSetDevice");
+  m.arena.reset();
+  const int64_t patches = static_cast<int64_t>(pixels.size()) / patch_dim;
+  void* d_pixels = m.upload(m.arena, pixels.data(), pixels.size() * 4, "upload pixel values");
+  const size_t elem = m.opt.compute_dtype == SABLE_DTYPE_F32 ? 4 : 2;
+  void* d_out = m.arena.allocate(static_cast<size_t>(units * m.opt.hidden) * elem, 256);
+  if (d_out == nullptr) throw std::runtime_error("CUDA: out of memory for image embeddings");
+  SableImageBatch images{};
+  images.struct_size = sizeof(images);
+  images.num_images = static_cast<int32_t>(grid_thw.size() / 3);
+  images.grid_thw = grid_thw.data();
+  images.pixel_values = dev_tensor(d_pixels, SABLE_DTYPE_F32, patches, patch_dim);
+  SableTensor out = dev_tensor(d_out, m.opt.compute_dtype, units, m.opt.hidden);
+  SableOpsContext ctx = m.context(m.arena);
+  const SableStatus s = api->encode_images(model, &ctx, &images, &out);
+  check(s, "encode_images", ctx.last_error);
+  const size_t n = static_cast<size_t>(units * m.opt.hidden);
+  if (elem == 4) {
+    check_cuda(cudaMemcpyAsync(out_host, d_out, n * 4, cudaMemcpyDeviceToHost, m.stream),
+               "download image embeddings");
+    check_cuda(cudaStreamSynchronize(m.stream), "sync");
+  } else {
+    std::vector<uint16_t> h(n);
+    check_cuda(cudaMemcpyAsync(h.data(), d_out, n * 2, cudaMemcpyDeviceToHost, m.stream),
+               "download image embeddings");
+    check_cuda(cudaStreamSynchronize(m.stream), "sync");
+    for (size_t i = 0; i < n; ++i) out_host[i] = weights::bf16_to_f32(h[i]);
+  }
+  m.arena.reset();
 }
 
 void CudaExec::capture_all_or_disable(const SableModelApi* api, SableModel* model,

@@ -42,6 +42,10 @@ struct ExecBatch {
   std::span<const int32_t> token_types;  // empty: every token is segment 0 (eager forwards only)
   bool decode_only = false;
   const ops::LoraBatch* lora = nullptr;  // the batch's adapters; such batches run eagerly
+  // Vision-language inputs (SableForwardBatch.mrope_positions / embeds); such batches run eagerly.
+  std::span<const int32_t> mrope;        // [3, T], or empty
+  std::span<const float> embeds;         // [E, hidden] f32, cast to the compute dtype on upload
+  std::span<const int32_t> embed_spans;  // [spans, 3] (row, count, embeds row)
 };
 
 class CudaExec {
@@ -78,6 +82,12 @@ class CudaExec {
   // `attention` is null for an encoder (no KV cache, no backend; always eager).
   const float* run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                    const ExecBatch& batch, float* hidden_host, const CheckFn& check);
+  // The model's encode_images over preprocessed images (host f32 [patches, patch_dim] and host
+  // grid_thw [images, 3]): uploads the pixels, runs the vision tower on the stream and downloads
+  // its `units` x hidden rows into out_host as f32 (synchronous). Eager, on the forward arena.
+  void encode_images(const SableModelApi* api, SableModel* model, std::span<const float> pixels,
+                     int64_t patch_dim, std::span<const int32_t> grid_thw, int64_t units,
+                     float* out_host, const CheckFn& check);
   // Copies `rows` rows of device logits to the host (synchronous).
   void download(const float* device_logits, int64_t rows, float* host) const;
   int32_t graphs_captured() const;

@@ -421,11 +421,21 @@ std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_value
     throw std::invalid_argument(fmt::format(
         "encode_images: {} pixel values do not divide into {} patches", pixel_values.size(), patches));
   const int64_t patch_dim = static_cast<int64_t>(pixel_values.size()) / patches;
+  std::vector<float> out(static_cast<size_t>(units * r.info.hidden_size));
 #ifdef SABLE_HAVE_CUDA
-  if (r.cuda) throw std::invalid_argument("encode_images: image input runs on the CPU only in this build");
+  if (r.cuda) {
+    r.host->take_error();
+    const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
+    r.cuda->encode_images(r.api, r.model, pixel_values, patch_dim, grid_thw, units, out.data(),
+                          [&](SableStatus st, const std::string& what, const char* op_error) {
+                            if (st != SABLE_OK && op_error != nullptr)
+                              r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
+                            r.host->check(st, who + " " + what);
+                          });
+    return out;
+  }
 #endif
   if (r.device == "cpu") ops::cpu::adopt_threads();
-  std::vector<float> out(static_cast<size_t>(units * r.info.hidden_size));
   SableImageBatch images{};
   images.struct_size = sizeof(images);
   images.num_images = static_cast<int32_t>(grid_thw.size() / 3);
@@ -548,6 +558,13 @@ ModelRunner::Staged ModelRunner::stage(std::span<const Sequence> seqs) {
     throw std::invalid_argument(fmt::format("forward: {} new tokens exceed max_batch_tokens {}", t,
                                             r.options.max_batch_tokens));
   if (any_mrope) stage_mrope(seqs, r.positions, r.mrope);
+  // Decode steps after the images have equal M-RoPE axes: the plain rope at that position is the
+  // same rotation (the plugin's decode path), so the batch runs as a text one (fused projections,
+  // and a CUDA graph) with those positions.
+  if (any_mrope && decode_only && mrope_axes_agree(r.mrope)) {
+    std::copy_n(r.mrope.begin(), r.positions.size(), r.positions.begin());
+    any_mrope = false;
+  }
   Staged staged;
   staged.tokens = t;
   staged.decode_only = decode_only;
@@ -569,8 +586,6 @@ ModelRunner::ForwardResult ModelRunner::execute(std::span<const Sequence> seqs,
         fmt::format("fault injected on forward {} (SABLE_FAULT_TP_RANK)", r.forwards));
 
 #ifdef SABLE_HAVE_CUDA
-  if (r.cuda && (any_mrope || !r.embed_spans.empty()))
-    throw std::invalid_argument("forward: image input runs on the CPU only in this build");
   if (r.cuda) {
     ExecBatch eb;
     eb.token_ids = r.token_ids;
@@ -583,6 +598,9 @@ ModelRunner::ForwardResult ModelRunner::execute(std::span<const Sequence> seqs,
     eb.token_types = r.token_types;
     eb.decode_only = decode_only;
     eb.lora = lora;
+    if (any_mrope) eb.mrope = r.mrope;
+    eb.embeds = r.embeds;
+    eb.embed_spans = r.embed_spans;
     ForwardResult result;
     result.rows = static_cast<int64_t>(r.output_rows.size());
     result.vocab = r.logits_width;

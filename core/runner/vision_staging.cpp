@@ -41,4 +41,11 @@ void stage_mrope(std::span<const ModelRunner::Sequence> seqs, std::span<const in
   }
 }
 
+bool mrope_axes_agree(std::span<const int32_t> mrope) {
+  const size_t t = mrope.size() / 3;
+  for (size_t j = 0; j < t; ++j)
+    if (mrope[j] != mrope[t + j] || mrope[j] != mrope[2 * t + j]) return false;
+  return true;
+}
+
 }  // namespace sable::runner

@@ -21,4 +21,7 @@ void stage_embeds(const ModelRunner::Sequence& s, size_t b, int64_t n, int64_t f
 void stage_mrope(std::span<const ModelRunner::Sequence> seqs, std::span<const int32_t> positions,
                  std::vector<int32_t>& mrope);
 
+// True when the three rows of mrope [3, T] are equal (every token's axes agree).
+bool mrope_axes_agree(std::span<const int32_t> mrope);
+
 }  // namespace sable::runner

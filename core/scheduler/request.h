@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/sampling/sampling_params.h"
+#include "core/scheduler/request_images.h"
 
 namespace sable::scheduler {
 
@@ -179,6 +180,8 @@ struct Request {
   // keeps that adapter loaded; the scheduler drops it just before pushing the last chunk.
   int32_t lora_id = 0;
   std::shared_ptr<const void> lora_hold;
+  // Vision-language models: the request's images (null for a text-only prompt).
+  std::shared_ptr<RequestImages> images;
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 

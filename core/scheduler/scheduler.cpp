@@ -152,6 +152,7 @@ void Scheduler::Impl::loop() {
       auto a = std::make_unique<Active>();
       a->prompt_len = static_cast<int64_t>(r.input_ids.size());
       a->tokens = r.input_ids;
+      if (r.images) a->image_key = r.images->cache_key(a->tokens);
       a->req = std::move(r);
       if (reject_if_unfittable(*a)) continue;
       waiting.push_back(std::move(a));
@@ -258,7 +259,7 @@ void Scheduler::Impl::finish(Active& a, FinishReason reason, bool insert_into_ca
   // Give the KV back: finished sequences stay in the radix tree (when enabled), aborted and
   // failed ones are freed outright.
   if (!a.pages.empty() || a.locked != nullptr) {
-    const auto kv = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(a.kv_len));
+    const auto kv = a.key().first(static_cast<size_t>(a.kv_len));
     cache.release(kv, a.pages, a.num_cached_pages, a.locked, insert_into_cache, a.req.lora_id);
   }
   a.pages.clear();

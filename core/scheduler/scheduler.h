@@ -40,6 +40,9 @@ class ModelBackend {
     bool all_logits = false;              // logits for every new token (else the last only)
     int32_t lora_id = 0;                  // the LoRA adapter of the sequence, 0: none
     bool want_hidden = false;             // also the final-norm hidden states of its rows
+    // The request's images (null: none). The backend reads the M-RoPE positions of the rows it
+    // runs, and on the first chunk that reaches an image computes `embeds` for all of them.
+    RequestImages* images = nullptr;
   };
   struct Logits {
     int64_t rows = 0;            // per sequence: new_tokens.size() if all_logits, else 1

@@ -24,7 +24,7 @@ void Scheduler::Impl::order_waiting() {
     if (!cache.enabled() || waiting.size() > kLpmQueueLimit) return;  // fcfs fallback
     std::vector<std::pair<int64_t, size_t>> keyed;
     for (size_t i = 0; i < waiting.size(); ++i) {
-      keyed.emplace_back(cache.peek_prefix_length(waiting[i]->tokens, waiting[i]->req.lora_id), i);
+      keyed.emplace_back(cache.peek_prefix_length(waiting[i]->key(), waiting[i]->req.lora_id), i);
     }
     std::stable_sort(keyed.begin(), keyed.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -52,14 +52,14 @@ int64_t Scheduler::Impl::match_limit(const Active& a) const {
 bool Scheduler::Impl::defer_for_shared_prefix(const Active& a,
                                               std::span<const PrefillChunk> batch) const {
   if (!cache.enabled() || batch.empty()) return false;
-  const auto mine = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(match_limit(a)));
+  const auto mine = a.key().first(static_cast<size_t>(match_limit(a)));
   size_t shared = 0;
   for (const PrefillChunk& c : batch) {
     if (c.a->req.lora_id != a.req.lora_id) continue;  // another adapter's KV is not reusable
     // What the chunk's request will have in its KV after this step.
     const size_t computed = static_cast<size_t>(c.a->kv_len + c.n);
     const size_t len = std::min(mine.size(), computed);
-    const auto& other = c.a->tokens;
+    const auto other = c.a->key();
     size_t k = 0;
     while (k < len && mine[k] == other[k]) ++k;
     shared = std::max(shared, k);
@@ -75,7 +75,7 @@ void Scheduler::Impl::cache_prefill_progress(Active& a) {
   const int64_t aligned_pages = a.kv_len / pool.page_size();
   if (aligned_pages <= a.num_cached_pages) return;  // no new whole page
   PrefixMatch m;
-  const auto kv = std::span<const int32_t>(a.tokens).first(static_cast<size_t>(a.kv_len));
+  const auto kv = a.key().first(static_cast<size_t>(a.kv_len));
   a.pages = cache.cache_unfinished(kv, a.pages, a.num_cached_pages, a.locked, &m, a.req.lora_id);
   a.locked = m.node;
   a.num_cached_pages = static_cast<int32_t>(m.pages.size());
@@ -86,9 +86,7 @@ bool Scheduler::Impl::admit(Active& a, int32_t budget, int32_t* chunk_tokens) {
   const bool fresh = a.pages.empty() && a.locked == nullptr;
   PrefixMatch m;
   if (fresh) {
-    m = cache.match_prefix(
-        std::span<const int32_t>(a.tokens).first(static_cast<size_t>(match_limit(a))),
-        a.req.lora_id);
+    m = cache.match_prefix(a.key().first(static_cast<size_t>(match_limit(a))), a.req.lora_id);
     // Optimistic admission (SGLang): the running requests keep a ratio of their remaining
     // tokens in reserve; the new one is charged its whole prompt plus its output, clipped.
     if (!running.empty()) {

@@ -27,6 +27,8 @@ using Clock = std::chrono::steady_clock;
 struct Active {
   Request req;
   std::vector<int32_t> tokens;  // prompt + output so far
+  // With images: `tokens` as the radix cache keys them (request_images.h), kept the same length.
+  std::vector<int32_t> image_key;
   int64_t prompt_len = 0;
   std::vector<int32_t> pages;   // cover kv_len (+ the tokens of the step in flight)
   int32_t num_cached_pages = 0; // leading pages that belong to the radix tree (locked)
@@ -43,6 +45,12 @@ struct Active {
   bool has_first_token = false;
   std::vector<uint32_t> mask;   // grammar mask of the step in flight (constrained requests)
 
+  // The radix cache's view of `tokens`.
+  std::span<const int32_t> key() const { return req.images ? image_key : tokens; }
+  void append_token(int32_t t) {
+    tokens.push_back(t);
+    if (req.images) image_key.push_back(t);
+  }
   int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - prompt_len; }
   int64_t max_new_tokens(int64_t context_length) const {
     const int64_t room = context_length - prompt_len;

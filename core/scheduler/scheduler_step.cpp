@@ -72,7 +72,7 @@ int32_t Scheduler::Impl::retract_for_decode(std::vector<Active*>& decode) {
   while (decode.size() > 1 && !make_room(pages_needed(kRetractDecodeSteps))) {
     Active* victim = decode.back();
     decode.pop_back();
-    const auto kv = std::span<const int32_t>(victim->tokens).first(victim->kv_len);
+    const auto kv = victim->key().first(static_cast<size_t>(victim->kv_len));
     cache.release(kv, victim->pages, victim->num_cached_pages, victim->locked, /*insert=*/false);
     victim->pages.clear();
     victim->locked = nullptr;
@@ -153,7 +153,7 @@ void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
     finish(a, FinishReason::abort(fmt::format("the grammar rejected sampled token {}", t), 500), true);
     return;
   }
-  a.tokens.push_back(t);
+  a.append_token(t);
   a.pending.token_ids.push_back(t);
   const auto& lo = a.req.logprobs;
   if (lo.return_logprob) {
@@ -292,14 +292,15 @@ void Scheduler::Impl::step() {
   for (Active* a : decode) {
     seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
                     static_cast<int32_t>(a->kv_len), a->pages, false, a->req.lora_id,
-                    a->req.return_hidden_states});
+                    a->req.return_hidden_states, a->req.images.get()});
   }
   for (const PrefillChunk& c : prefills) {
     // return_hidden_states needs every prompt position's row (SGLang reports them all).
     const bool hidden = c.a->req.return_hidden_states;
     seqs.push_back({std::span<const int32_t>(c.a->tokens).subspan(c.a->kv_len, c.n),
                     static_cast<int32_t>(c.a->kv_len), c.a->pages,
-                    wants_input_logprobs(*c.a) || hidden, c.a->req.lora_id, hidden});
+                    wants_input_logprobs(*c.a) || hidden, c.a->req.lora_id, hidden,
+                    c.a->req.images.get()});
   }
   info.num_seqs = static_cast<int32_t>(seqs.size());
   info.num_decode = static_cast<int32_t>(decode.size());

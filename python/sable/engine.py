@@ -106,8 +106,10 @@ class Engine:
         prompts), or with stream=True an iterator of chunks. /generate's other fields are
         keywords: return_logprob, logprob_start_len, top_logprobs_num, token_ids_logprob,
         return_text_in_logprobs, rid, lora_path (a loaded LoRA adapter's name, or one per
-        prompt), ... (image_data and the like are refused with a ValueError naming them, as the
-        server does)."""
+        prompt), image_data (a vision-language model: one image per placeholder of the prompt,
+        a path, URL, data: URL or base64; a list for several, one entry per prompt of a batch),
+        ... (video_data and the like are refused with a ValueError naming them, as the server
+        does)."""
         call = self._runtime.submit(
             self._body(prompt, sampling_params, input_ids, stream, fields), False)
         if stream:

@@ -258,3 +258,42 @@ def test_return_logprob(backend):
     assert len(prompt) == meta["prompt_tokens"]
     assert prompt[0][0] is None and all(lp <= 0 for lp, _, _ in prompt[1:])
     assert all(len(top) == 2 for top in meta["output_top_logprobs"])
+
+
+@pytest.fixture(scope="module")
+def vl_server():
+    """The tiny random-weight Qwen2.5-VL of tests/golden/vl with the real Qwen tokenizer."""
+    import os
+    from conftest import SOURCE_DIR, Server
+    golden = os.path.join(SOURCE_DIR, "tests", "golden")
+    s = Server("--tokenizer-path", os.path.join(golden, "models", "qwen2_tok"),
+               "--skip-server-warmup", model_dir=os.path.join(golden, "vl", "model"),
+               model_name="qwen_vl")
+    yield s
+    s.stop()
+
+
+def test_image_through_the_frontend(vl_server):
+    """sgl.image(path): the frontend sends the file as base64 image_data and writes its chat
+    template's image token (qwen2-vl: <|vision_start|><|image_pad|><|vision_end|>), which the
+    server expands; the answer equals /generate's for the same prompt and image."""
+    import os
+    import requests
+    from conftest import SOURCE_DIR
+    path = os.path.join(SOURCE_DIR, "tests", "golden", "vl", "image_a.png")
+    endpoint = RuntimeEndpoint(vl_server.url, chat_template_name="qwen2-vl")
+
+    @function
+    def describe(s, image_path):
+        s += user(sgl.image(image_path) + "Describe this image.")
+        s += assistant(gen("answer", max_tokens=24, temperature=0, ignore_eos=True))
+
+    state = finished(describe.run(image_path=path, backend=endpoint))
+    text = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+            "<|vision_start|><|image_pad|><|vision_end|>Describe this image.<|im_end|>\n"
+            "<|im_start|>assistant\n")
+    expected = requests.post(vl_server.url + "/generate", json={
+        "text": text, "image_data": path,
+        "sampling_params": {"temperature": 0, "max_new_tokens": 24, "ignore_eos": True}}).json()
+    assert state["answer"] == expected["text"]
+    assert completion_tokens(state, "answer") == 24

@@ -121,8 +121,16 @@ def test_lang_errors(engine):
         s += sable.user(sable.image("cat.png") + "What is this?")
         s += sable.assistant(sable.gen("answer", max_tokens=4))
 
-    with pytest.raises(NotImplementedError, match="not supported by this model"):
+    # A text model: the image travels as image_data and the server names the problem.
+    with pytest.raises(ValueError, match="takes no image input"):
         with_image.run(backend=engine)
+
+    @sable.function
+    def with_video(s):
+        s += sable.user(sable.video("clip.mp4") + "What happens?")
+
+    with pytest.raises(NotImplementedError, match="video input is not supported"):
+        with_video.run(backend=engine)
 
     @sable.function
     def bad_regex(s):

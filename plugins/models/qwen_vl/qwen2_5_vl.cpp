@@ -5,10 +5,10 @@
 // the rotary frequencies into three sections (rope_scaling.mrope_section, e.g. [16, 24, 24] of
 // head_dim/2); section s rotates by the token's position on axis s (time, height, width), which
 // the host sends as SableForwardBatch.mrope_positions [3, T] (text tokens: the same value on all
-// three axes). A forward with prefill rows builds a per-token cos|sin table [T, head_dim] from the
+// three axes). A forward with M-RoPE rows builds a per-token cos|sin table [T, head_dim] from the
 // host's rope cache (three row gathers, one per axis, and column copies of each section) and
-// rotates with it; a decode-only forward has equal axes, so the plain rope over axis 0 is exact
-// and needs no upload (decode forwards are captured as CUDA graphs).
+// rotates with it. Decode steps after the images have equal axes: the host sends those as plain
+// positions (no mrope_positions), so they take the text path and CUDA graphs.
 // Images: encode_images runs the tower; the host splices its rows into the prompt embeddings
 // (SableForwardBatch.embeds / embed_spans, handled by the shared decoder).
 #include <numeric>
@@ -71,8 +71,7 @@ class QwenVlModel final : public DecoderModel {
   void forward(const cpp::Ops& ops, const SableForwardBatch& batch,
                SableForwardOutput& out) override {
     table_ = SableTensor{};
-    if (has_mrope(batch) && !batch.is_decode_only && batch.num_tokens > 0)
-      build_table(ops, batch);
+    if (has_mrope(batch) && batch.num_tokens > 0) build_table(ops, batch);
     DecoderModel::forward(ops, batch, out);
   }
 
@@ -95,12 +94,8 @@ class QwenVlModel final : public DecoderModel {
 
   void apply_rope(const cpp::Ops& ops, const SableForwardBatch& batch, SableTensor& q3,
                   SableTensor& k3) override {
-    if (!has_mrope(batch)) return DecoderModel::apply_rope(ops, batch, q3, k3);
-    if (table_.data != nullptr) {
-      ops.rope(&q3, &k3, table_rows_, table_, rot_dim(), SABLE_ROPE_NEOX);
-    } else {  // decode: the three axes agree
-      ops.rope(&q3, &k3, axis(batch, 0), rope_cache_table(), rot_dim(), SABLE_ROPE_NEOX);
-    }
+    if (table_.data == nullptr) return DecoderModel::apply_rope(ops, batch, q3, k3);
+    ops.rope(&q3, &k3, table_rows_, table_, rot_dim(), SABLE_ROPE_NEOX);
   }
 
  private:

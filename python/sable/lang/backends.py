@@ -45,17 +45,20 @@ class Backend:
             self._roles = roles_from_template(self._render_chat)
         return self._roles
 
-    def cache_prefix(self, text: str) -> None:
+    def cache_prefix(self, text: str, images: Optional[list] = None) -> None:
         """Prefills `text` without generating, so that requests starting with it (forks) find
         it in the radix cache."""
-        self._request({"text": text, "sampling_params": {"max_new_tokens": 0}})
+        self._request(_with_images({"text": text, "sampling_params": {"max_new_tokens": 0}},
+                                   images))
 
-    def generate(self, text: str, params: dict, logprob: dict) -> tuple[str, dict]:
-        out = self._request({"text": text, "sampling_params": params, **logprob})
+    def generate(self, text: str, params: dict, logprob: dict,
+                 images: Optional[list] = None) -> tuple[str, dict]:
+        out = self._request(_with_images({"text": text, "sampling_params": params, **logprob},
+                                         images))
         return out["text"], out["meta_info"]
 
-    def generate_stream(self, text: str, params: dict,
-                        logprob: dict) -> Iterator[tuple[str, dict]]:
+    def generate_stream(self, text: str, params: dict, logprob: dict,
+                        images: Optional[list] = None) -> Iterator[tuple[str, dict]]:
         """(new text, meta_info) per chunk, whether the server streams cumulative or
         incremental text."""
         if self._incremental is None:
@@ -63,24 +66,27 @@ class Backend:
             self._incremental = bool(info.get("incremental_streaming_output") or
                                      info.get("stream_output"))
         sent = 0
-        body = {"text": text, "sampling_params": params, "stream": True, **logprob}
+        body = _with_images({"text": text, "sampling_params": params, "stream": True, **logprob},
+                            images)
         for chunk in self._request_stream(body):
             piece = chunk["text"] if self._incremental else chunk["text"][sent:]
             sent += len(piece)
             yield piece, chunk["meta_info"]
 
     def select(self, text: str, choices: list[str], temperature: float,
-               method: ChoicesMethod = token_length_normalized) -> tuple[str, dict]:
+               method: ChoicesMethod = token_length_normalized,
+               images: Optional[list] = None) -> tuple[str, dict]:
         """Scores every choice after `text` in one batch (the shared prefix cached first) and
         lets `method` decide (SGLang's choices methods; the default is the highest mean
         log-probability per token)."""
         greedy = {"max_new_tokens": 0, "temperature": 0}
-        prefix = self._request({"text": text, "sampling_params": greedy})  # also caches it
+        prefix = self._request(_with_images({"text": text, "sampling_params": greedy},
+                                            images))  # also caches it
         start = max(prefix["meta_info"]["prompt_tokens"] - 2, 0)  # room for token healing
-        outs = self._request({
+        outs = self._request(_with_images({
             "text": [text + c for c in choices], "sampling_params": greedy,
             "return_logprob": True, "return_text_in_logprobs": True,
-            "logprob_start_len": start})
+            "logprob_start_len": start}, images, batch=len(choices)))
         scores, token_logprobs = [], []
         for out in outs:
             entries = [e for e in out["meta_info"]["input_token_logprobs"] if e[0] is not None]
@@ -101,6 +107,13 @@ class Backend:
         meta["choices_token_logprobs"] = token_logprobs
         meta.update(extra)
         return choices[best], meta
+
+
+def _with_images(body: dict, images: Optional[list], batch: Optional[int] = None) -> dict:
+    """`body` with image_data when the program has images (one list per prompt of a batch)."""
+    if images:
+        body["image_data"] = [list(images)] * batch if batch else list(images)
+    return body
 
 
 class EngineBackend(Backend):

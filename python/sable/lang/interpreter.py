@@ -26,6 +26,7 @@ class StreamExecutor:
         self.sampling = sampling  # program-level defaults (run(temperature=...))
         self.stream = stream
         self.text_ = ""
+        self.images_: list[str] = []  # image() references, in prompt order (sent as image_data)
         self.messages_: list[dict] = []
         self.variables: dict[str, Any] = {}
         self.meta_info: dict[str, dict] = {}
@@ -108,9 +109,12 @@ class StreamExecutor:
         elif isinstance(expr, ir.SglSelect):
             self._select(expr)
         elif isinstance(expr, ir.SglImage):
-            raise NotImplementedError(
-                "image(): image input is not supported by this model (Sable serves text models "
-                "only for now)")
+            # As SGLang's frontend: the image travels as image_data (a local file as base64, so
+            # a remote server can read it) and the prompt gets the model's image placeholder.
+            self.images_.append(ir.image_reference(expr.path))
+            self._append(self.roles.image_token)
+        elif isinstance(expr, ir.SglVideo):
+            raise NotImplementedError("video(): video input is not supported by Sable")
         else:
             raise TypeError(f"cannot run a {type(expr).__name__} in a program")
 
@@ -148,7 +152,8 @@ class StreamExecutor:
         if self.stream:
             pieces = self.var_streams.get(expr.name) if expr.name else None
             text, meta = "", None
-            for piece, meta in self.backend.generate_stream(self.text_, params, expr.logprob):
+            for piece, meta in self.backend.generate_stream(self.text_, params, expr.logprob,
+                                                            self.images_):
                 text += piece
                 self._append(piece)
                 if pieces is not None:
@@ -156,13 +161,13 @@ class StreamExecutor:
             if pieces is not None:
                 pieces.put(_END)
         else:
-            text, meta = self.backend.generate(self.text_, params, expr.logprob)
+            text, meta = self.backend.generate(self.text_, params, expr.logprob, self.images_)
             self._append(text)
         self._set_var(expr.name, text, meta)
 
     def _select(self, expr: ir.SglSelect) -> None:
         choice, meta = self.backend.select(self.text_, expr.choices, expr.temperature,
-                                           expr.choices_method)
+                                           expr.choices_method, self.images_)
         self._append(choice)
         self._set_var(expr.name, choice, meta)
         if self.stream and expr.name in self.var_streams:
@@ -171,6 +176,7 @@ class StreamExecutor:
 
     def copy_from(self, other: "StreamExecutor") -> None:
         self.text_ = other.text_
+        self.images_ = list(other.images_)
         self.messages_ = list(other.messages_)
         self.variables = dict(other.variables)
         self.meta_info = dict(other.meta_info)
@@ -239,7 +245,7 @@ class ProgramState:
         ex = self.stream_executor
         ex.sync()
         if size > 1 and ex.text_:
-            ex.backend.cache_prefix(ex.text_)  # the branches then share it from the radix cache
+            ex.backend.cache_prefix(ex.text_, ex.images_)  # the branches then share it from the radix cache
         states = []
         for _ in range(size):
             child = StreamExecutor(ex.backend, ex.roles, ex.sampling, ex.stream)

@@ -7,6 +7,10 @@ The interpreter (interpreter.py) executes them against a backend.
 
 from __future__ import annotations
 
+import base64
+import io
+import os
+
 from typing import Any, Optional, Union
 
 from sable.lang.choices import ChoicesMethod, choices_method_of
@@ -60,6 +64,12 @@ class SglRoleEnd(SglExpr):
 class SglImage(SglExpr):
     def __init__(self, path: Any) -> None:
         self.path = path
+
+
+class SglVideo(SglExpr):
+    def __init__(self, path: Any, num_frames: int) -> None:
+        self.path = path
+        self.num_frames = num_frames
 
 
 # Sampling keywords of gen(), mapped to /generate's sampling_params names.
@@ -220,11 +230,34 @@ def assistant_end() -> SglExpr:
 
 
 def image(path: Any) -> SglExpr:
-    """An image in the prompt. Sable serves text models only for now: running it raises
-    NotImplementedError saying so."""
+    """An image in the prompt (a vision-language model): a local file path, an http(s) or data:
+    URL, base64 text, raw bytes or a PIL image."""
     return SglImage(path)
+
+
+def image_reference(path: Any) -> str:
+    """What image_data carries for image(path): a local file (or bytes, or a PIL image) as base64,
+    since the server may run elsewhere; URLs and anything else as given."""
+    if hasattr(path, "save") and not isinstance(path, (str, bytes, os.PathLike)):
+        buf = io.BytesIO()
+        path.save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+    if isinstance(path, (bytes, bytearray)):
+        return base64.b64encode(bytes(path)).decode("ascii")
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"image() takes a path, URL, base64 text, bytes or a PIL image, not "
+                        f"{type(path).__name__}")
+    if path.startswith(("http://", "https://", "data:")):
+        return path
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return base64.b64encode(f.read()).decode("ascii")
+    return path
 
 
 def video(path: Any, num_frames: int = 0) -> SglExpr:
-    return SglImage(path)
+    """A video in the prompt: not supported (running it raises NotImplementedError)."""
+    return SglVideo(path, num_frames)
 

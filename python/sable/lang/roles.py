@@ -24,6 +24,9 @@ class Roles:
     prefix: dict[str, str] = field(default_factory=dict)
     suffix: dict[str, str] = field(default_factory=dict)
     default_system: str = ""  # system content to add when the first turn is not system
+    # What image() writes into the prompt: Qwen2-VL's placeholder, as SGLang's qwen2-vl chat
+    # template has it (the server expands it to the image's tokens).
+    image_token: str = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
 def _chatml() -> Roles:
