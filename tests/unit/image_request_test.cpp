@@ -125,7 +125,10 @@ TEST(ImageRequest, PreprocessorConfigBoundsThePixels) {
   EXPECT_DOUBLE_EQ(s.processor.mean[1], 0.5);
   auto ids = collapsed(0);
   const auto images = prepare_images(s, {file("b")}, ids);
-  EXPECT_EQ(images->images[0].tokens, 4);  // 56 x 56 pixels: a 4 x 4 patch grid, 4 tokens
+  // 150 x 200 within 3136 pixels: smart_resize gives 28 x 56, a 2 x 4 patch grid, 2 tokens.
+  EXPECT_EQ(images->images[0].grid[1], 2);
+  EXPECT_EQ(images->images[0].grid[2], 4);
+  EXPECT_EQ(images->images[0].tokens, 2);
   std::filesystem::remove_all(dir);
 }
 
