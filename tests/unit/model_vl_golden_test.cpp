@@ -5,61 +5,16 @@
 // error bound 1e-4 (max|a - b| / max|b|), as the text golden tests.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
-#include <fstream>
-#include <map>
 #include <string>
 #include <vector>
 
-#include "core/image/image_decode.h"
-#include "core/image/mrope_positions.h"
-#include "core/image/qwen_vl_processor.h"
 #include "model_moe_golden.h"
+#include "vl_golden.h"
 
 namespace sable::golden_test {
 namespace {
 
-constexpr int32_t kImageToken = 151655;
-constexpr int32_t kMerge = 2;
-
-std::string vl_dir() { return std::string(SABLE_TEST_DATA_DIR) + "/vl"; }
-
-struct VlGolden {
-  nlohmann::json meta;
-  std::unique_ptr<weights::SafetensorsFile> tensors;
-  std::vector<float> f32(const std::string& name) const { return golden_f32(*tensors, name); }
-  std::vector<int64_t> i64(const std::string& name) const {
-    for (const auto& t : tensors->tensors()) {
-      if (t.name != name) continue;
-      auto bytes = tensors->bytes(t);
-      std::vector<int64_t> v(bytes.size() / sizeof(int64_t));
-      std::memcpy(v.data(), bytes.data(), bytes.size());
-      return v;
-    }
-    ADD_FAILURE() << "golden tensor missing: " << name;
-    return {};
-  }
-};
-
-const VlGolden& golden() {
-  static const VlGolden g = [] {
-    VlGolden g;
-    std::ifstream in(vl_dir() + "/golden.json");
-    g.meta = nlohmann::json::parse(in);
-    g.tensors = weights::SafetensorsFile::open(vl_dir() + "/golden.safetensors");
-    return g;
-  }();
-  return g;
-}
-
-// An image file of the golden folder, decoded and preprocessed by Sable.
-image::VisionPatches patches(const std::string& name) {
-  const std::string file = golden().meta["images"][name]["file"].get<std::string>();
-  std::ifstream in(vl_dir() + "/" + file, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  return image::qwen_vl_preprocess(image::decode_image(bytes, {}), {});
-}
+using namespace sable::vl_golden;
 
 class VlGoldenTest : public ::testing::Test {
  protected:
@@ -68,11 +23,7 @@ class VlGoldenTest : public ::testing::Test {
     delete runner_;
     runner_ = nullptr;
   }
-  static std::vector<float> encode(const std::string& name) {
-    const image::VisionPatches p = patches(name);
-    const int32_t grid[3] = {p.grid_t, p.grid_h, p.grid_w};
-    return runner_->encode_images(p.pixel_values, grid, kMerge);
-  }
+  static std::vector<float> encode(const std::string& name) { return vl_golden::encode(*runner_, name); }
   static ModelRunner* runner_;
 };
 ModelRunner* VlGoldenTest::runner_ = nullptr;
@@ -98,41 +49,6 @@ TEST_F(VlGoldenTest, VisionEmbeddingsMatch) {
   const auto ref_c = golden().f32("vision_embeds_c");
   ref.insert(ref.end(), ref_c.begin(), ref_c.end());
   EXPECT_LT(rel_err(runner_->encode_images(pixels, grids, kMerge), ref), kMaxRelErr);
-}
-
-// One case of golden.json: its prompt, M-RoPE positions and the embedding spans of its images.
-struct Case {
-  std::vector<int32_t> prompt, greedy;
-  image::MropePositions mrope;
-  std::vector<std::vector<float>> embeds;  // per image
-  std::vector<ModelRunner::EmbedSpan> spans;
-};
-
-Case load_case(size_t i, const std::function<std::vector<float>(const std::string&)>& enc) {
-  const auto& c = golden().meta["cases"][i];
-  Case out;
-  out.prompt = c["prompt"].get<std::vector<int32_t>>();
-  out.greedy = c["greedy"].get<std::vector<int32_t>>();
-  std::vector<image::GridThw> grids;
-  for (const auto& name : c["images"]) {
-    const auto g = golden().meta["images"][name.get<std::string>()]["grid_thw"].get<std::vector<int>>();
-    grids.push_back({g[0], g[1], g[2]});
-    out.embeds.push_back(enc(name.get<std::string>()));
-  }
-  out.mrope = image::mrope_positions(out.prompt, grids, kImageToken, kMerge);
-  size_t image = 0;
-  for (size_t j = 0; j < out.prompt.size();) {
-    if (out.prompt[j] != kImageToken) {
-      ++j;
-      continue;
-    }
-    const auto& g = grids[image];
-    const int32_t n = g.t * g.h * g.w / (kMerge * kMerge);
-    out.spans.push_back({static_cast<int32_t>(j), n, out.embeds[image].data()});
-    j += static_cast<size_t>(n);
-    ++image;
-  }
-  return out;
 }
 
 TEST_F(VlGoldenTest, MropePositionsMatchGetRopeIndex) {
@@ -190,40 +106,14 @@ TEST_F(VlGoldenTest, LogitsAtEveryPositionAndGreedyTokensMatch) {
 // rows, the second the rest (spans point into the middle of the embeddings).
 TEST_F(VlGoldenTest, ChunkedPrefillSplitsAnImage) {
   const Case c = load_case(1, encode);
-  const int32_t len = static_cast<int32_t>(c.prompt.size());
-  const ModelRunner::EmbedSpan& first = c.spans[0];
-  const int32_t cut = first.row + first.count / 2;
+  const auto len = static_cast<int32_t>(c.prompt.size());
+  const int32_t cut = c.spans[0].row + c.spans[0].count / 2;
   std::vector<int32_t> pages(64);
   for (size_t p = 0; p < pages.size(); ++p) pages[p] = static_cast<int32_t>(p);
-  auto slice = [&](int32_t from, int32_t to) {
-    std::vector<int32_t> v;
-    for (int32_t axis = 0; axis < 3; ++axis)
-      for (int32_t j = from; j < to; ++j) v.push_back(c.mrope.positions[static_cast<size_t>(axis * len + j)]);
-    return v;
-  };
-  auto spans_in = [&](int32_t from, int32_t to) {
-    std::vector<ModelRunner::EmbedSpan> out;
-    for (const auto& sp : c.spans) {
-      const int32_t a = std::max(from, sp.row), b = std::min(to, sp.row + sp.count);
-      if (a < b)
-        out.push_back({a - from, b - a, sp.data + static_cast<size_t>(a - sp.row) * 16});
-    }
-    return out;
-  };
-  const auto m1 = slice(0, cut), m2 = slice(cut, len);
-  const auto s1 = spans_in(0, cut), s2 = spans_in(cut, len);
-  ModelRunner::Sequence a;
-  a.new_tokens = std::span(c.prompt).subspan(0, static_cast<size_t>(cut));
-  a.pages = pages;
-  a.mrope_positions = m1;
-  a.embeds = s1;
+  const Chunk first = chunk(c, 0, cut, 16), second = chunk(c, cut, len, 16);
+  const ModelRunner::Sequence a = first.seq(c, 0, cut, pages);
   runner_->forward(std::span(&a, 1));
-  ModelRunner::Sequence b;
-  b.new_tokens = std::span(c.prompt).subspan(static_cast<size_t>(cut));
-  b.num_cached = cut;
-  b.pages = pages;
-  b.mrope_positions = m2;
-  b.embeds = s2;
+  const ModelRunner::Sequence b = second.seq(c, cut, len, pages);
   const auto res = runner_->forward(std::span(&b, 1));
   EXPECT_LT(rel_err(res.row(0), golden().f32("last_logits_1")), kMaxRelErr);
 }
