@@ -23,8 +23,8 @@ test: build
 
 # Sanitizer builds (docs/testing.md: times, and why CI runs only `make test`), each in its own
 # folder, CPU-only, -O1 (SANITIZE_OPT=-O0 builds in half the time, runs slower), building only
-# what they run: ASan + UBSan over every unit suite (target
-# sable_unit_tests), TSan over the suites with threads (scheduler, engine, embedder, server). clang
+# what they run: ASan + UBSan over every unit suite (target sable_unit_tests), TSan over the
+# suites with threads (scheduler, engine, embedder, server). clang
 # when installed (it compiles them about a third faster than gcc). ccache keys leave out the build
 # folder (CCACHE_NOHASHDIR), so another checkout reuses the objects. `make test` runs the part that
 # fits CI (ctest label sanitize: the scheduler's suites, cmake/SableSanitizedSuites.cmake).
