@@ -216,6 +216,19 @@ TEST_F(CudaOpsTest, StridedCopyGatherEmbeddingArgmax) {
   ASSERT_EQ(g_->gather_rows(&gpu_ctx_, &tg, &ig, &rg), SABLE_OK);
   expect_close(rows, 1e-6);
 
+  // One rank's vocabulary shard, rows [first, first + 20) of the table: the ids it does not hold
+  // (49 for the first, all three for the second, 4 and 0 for the third) read as zero rows, as in
+  // the CPU reference.
+  for (int64_t first : {int64_t{0}, int64_t{20}, int64_t{30}}) {
+    SableTensor sc = tc, sg = tg;
+    sc.shape[0] = sg.shape[0] = 20;
+    sc.data = static_cast<char*>(sc.data) + first * 32 * 4;
+    sg.data = static_cast<char*>(sg.data) + first * 32 * 2;
+    ASSERT_EQ(c_->embedding_shard(&cpu_ctx_, &sc, &ic, first, &rc), SABLE_OK);
+    ASSERT_EQ(g_->embedding_shard(&gpu_ctx_, &sg, &ig, first, &rg), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(rows, 1e-6);
+  }
+
   Pair logits = make({3, 1000}, 1.0f, SABLE_DTYPE_F32);
   DeviceBuffer dout(12);
   SableTensor og = ig;

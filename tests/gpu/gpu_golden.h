@@ -21,11 +21,12 @@ inline std::string model_dir(const std::string& name) {
   return std::string(SABLE_TEST_DATA_DIR) + "/models/" + name;
 }
 
-// A CUDA runner of `name` (16-token pages, 4096 tokens of KV, 1024-token batches, 16 sequences).
+// A CUDA runner of `name`, a golden model or a folder's path (16-token pages, 4096 tokens of KV,
+// 1024-token batches, 16 sequences).
 inline std::unique_ptr<runner::ModelRunner> make_cuda_runner(const std::string& name, bool graphs,
                                                              int32_t tp_size = 1) {
   runner::RunnerOptions o;
-  o.model_path = model_dir(name);
+  o.model_path = name.find('/') == std::string::npos ? model_dir(name) : name;
   o.device = "cuda";
   o.page_size = 16;
   o.max_total_tokens = 4096;

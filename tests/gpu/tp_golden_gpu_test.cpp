@@ -6,9 +6,11 @@
 //   relative L2 2e-2 of the fp32 reference (MoE: 2 in 3 positions, as model_golden_gpu_test
 //   explains), teacher-forced greedy agreeing with the reference on >= 22 of 24 tokens (14 of 16
 //   for qwen2_tok), and decode steps replayed from per-rank CUDA graphs bit-identical to eager TP 2.
+// - A vocabulary TP 2 does not divide: a shorter last slice, its logits padded for the gather and
+//   cut after it.
 #include <cuda_runtime.h>
 
-
+#include <filesystem>
 #include <numeric>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include "core/weights/safetensors.h"
 #include "tests/gpu/gpu_golden.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/vocab_cut.h"
 
 namespace sable::gputest {
 namespace {
@@ -140,6 +143,45 @@ TEST_P(TpGoldenGpu, LogitsGreedyAndGraphs) {
     EXPECT_EQ(teacher_forced(*graphs, g, i), picks) << name << " prompt " << i << ": graphs";
   }
   EXPECT_FALSE(eager->tp_failure().has_value());
+}
+
+// A vocabulary TP 2 does not divide (the golden model cut to 999 tokens, tests/unit/vocab_cut.h):
+// the last rank holds 499 embedding and LM head rows, its logits block is padded for the gather
+// and the gathered logits cut to 999 columns, which must be the fp32 reference's first 999 (the same bf16 bound); decode steps
+// replayed from graphs pick what eager TP 2 picks. llama's LM head is its own, qwen2's tied.
+TEST(TpGoldenGpuVocab, UnevenVocabularyIsPaddedAndCut) {
+  SABLE_REQUIRE_TWO_GPUS();
+  constexpr int64_t kVocab = 999;
+  for (const std::string name : {"llama", "qwen2"}) {
+    const std::string dir = ::testing::TempDir() + "/sable_tp_gpu_vocab_" + name;
+    test_support::cut_vocab_copy(model_dir(name), dir, kVocab);
+    Golden g = load(name);
+    for (auto& p : g.prompts)
+      for (auto& id : p) id %= static_cast<int32_t>(kVocab);
+    for (auto& p : g.greedy)
+      for (auto& id : p) id %= static_cast<int32_t>(kVocab);
+    auto eager = make_tp2(dir, false);
+    for (size_t i = 0; i < g.prompts.size(); ++i) {
+      std::vector<int32_t> pages(static_cast<size_t>(eager->num_pages()));
+      std::iota(pages.begin(), pages.end(), 0);
+      ModelRunner::Sequence s{g.prompts[i], 0, pages, true};
+      auto res = eager->forward(std::span<const ModelRunner::Sequence>(&s, 1));
+      ASSERT_EQ(res.vocab, kVocab);
+      const std::vector<float> ref = g.f32("logits_" + std::to_string(i));
+      const int64_t full = static_cast<int64_t>(ref.size()) / res.rows;
+      for (int64_t row = 0; row < res.rows; ++row) {
+        std::vector<float> a(res.row(row).begin(), res.row(row).end());
+        std::vector<float> b(ref.begin() + row * full, ref.begin() + row * full + kVocab);
+        EXPECT_LT(rel_l2(a, b), 2e-2) << name << " prompt " << i << " position " << row;
+      }
+    }
+    auto graphs = make_tp2(dir, true);
+    for (size_t i = 0; i < g.prompts.size(); ++i)
+      EXPECT_EQ(teacher_forced(*graphs, g, i), teacher_forced(*eager, g, i)) << name << " " << i;
+    graphs.reset();
+    eager.reset();
+    std::filesystem::remove_all(dir);
+  }
 }
 
 // TP 2 splits the KV heads of most (2 KV heads), replicates Gemma's and qwen2_tok's single one.

@@ -2,18 +2,23 @@
 // TP 2 and TP 4 give the logits of TP 1 (fp32, relative error <= 1e-5 per row) — the prompts
 // prefilled together with logits at every position, then greedy decode steps batched, over
 // shuffled pages. TP 4 on models with 2 KV heads (and TP 2 / 4 on Gemma's single KV head) runs the
-// KV-replication path; every model runs the vocabulary-parallel LM head and its gather. Models
+// KV-replication path; every model runs the vocabulary-parallel embedding (all-reduce) and LM head
+// (gather), also with a vocabulary the ranks do not divide (a shorter last slice). Models
 // that cannot be split fail at startup with the reason; a rank that fails at start or while
 // serving stops the group with an error naming the rank, never a hang.
 //
 // Relative error: max|a - b| / max|b| over a row (b the TP 1 row), as in model_moe_golden.h.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "tests/unit/model_moe_golden.h"
+#include "tests/unit/vocab_cut.h"
 
 namespace {
 
@@ -22,10 +27,11 @@ using namespace sable::golden_test;
 constexpr double kTpRelErr = 1e-5;
 constexpr int kDecodeSteps = 4;
 
+// `name`: a golden model, or the path of a folder.
 std::unique_ptr<ModelRunner> make_tp_runner(const std::string& name, int32_t tp_size,
                                             int32_t page_size = 4) {
   sable::runner::RunnerOptions opt;
-  opt.model_path = model_dir(name);
+  opt.model_path = name.find('/') == std::string::npos ? model_dir(name) : name;
   opt.page_size = page_size;
   opt.num_pages = 256;
   opt.attention_backend = "cpu";
@@ -119,6 +125,62 @@ INSTANTIATE_TEST_SUITE_P(Models, TpGolden,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "llama_reward",
                                            "mixtral", "qwen2_moe", "qwen3_moe", "gemma", "granite",
                                            "helium", "stablelm"));
+
+// The golden model `name` with its vocabulary cut to `vocab` (tests/unit/vocab_cut.h), in a folder
+// of this process that lives as long as the object.
+struct CutModel {
+  std::string path;
+  CutModel(const std::string& name, int64_t vocab)
+      : path(sable::test_support::cut_vocab_copy(
+            model_dir(name), ::testing::TempDir() + "/sable_tp_vocab_" + name + "_" +
+                                 std::to_string(vocab) + "_" + std::to_string(getpid()),
+            vocab)) {}
+  ~CutModel() { std::filesystem::remove_all(path); }
+};
+
+// A vocabulary no rank count divides (999 = 2*500 - 1 = 4*250 - 1): the last rank holds one row
+// less, its logits block is padded for the gather and the padding cut after it, and ids on both
+// sides of every rank boundary embed as on one rank. Untied (llama, MoE), tied (qwen2, gemma through the
+// generic plugin) and a score head (the embedding alone).
+class TpUnevenVocab : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TpUnevenVocab, MatchesOneRank) {
+  constexpr int64_t kVocab = 999;
+  const std::string name = GetParam();
+  const CutModel cut(name, kVocab);
+  const std::string& path = cut.path;
+  Golden g = load_golden(name);
+  for (auto& p : g.prompts)
+    for (auto& id : p) id %= static_cast<int32_t>(kVocab);
+  g.prompts.push_back({0, 249, 250, 499, 500, 749, 750, 998, 998, 0});
+  std::vector<std::vector<int32_t>> feed;
+  auto one = make_tp_runner(path, 1);
+  const auto want = run_rows(*one, g, feed, nullptr);
+  const bool scores = want[0].size() < 16;
+  if (!scores) ASSERT_EQ(want[0].size(), static_cast<size_t>(kVocab));
+  for (int32_t tp : {2, 4}) {
+    auto runner = make_tp_runner(path, tp);
+    // Rank 0 holds the same P = ceil(V / N) vocabulary rows of 999 tokens as of the 1000 of the
+    // uncut model (500 at TP 2, 250 at TP 4): the split is in use, not a whole-table fallback.
+    EXPECT_EQ(runner->weight_bytes(), make_tp_runner(name, tp)->weight_bytes()) << name << " " << tp;
+    const auto got = run_rows(*runner, g, feed, nullptr);
+    ASSERT_EQ(got.size(), want.size());
+    std::vector<float> a, b;  // a score head's rows hold a label or two: compared as one
+    for (size_t r = 0; r < want.size(); ++r) {
+      ASSERT_EQ(got[r].size(), want[r].size()) << name << " TP " << tp << " row " << r;
+      if (scores) {
+        a.insert(a.end(), got[r].begin(), got[r].end());
+        b.insert(b.end(), want[r].begin(), want[r].end());
+      } else {
+        ASSERT_LE(rel_err(got[r], want[r]), kTpRelErr) << name << " TP " << tp << " row " << r;
+      }
+    }
+    if (scores) EXPECT_LE(rel_err(a, b), kTpRelErr) << name << " TP " << tp << " scores";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TpUnevenVocab,
+                         ::testing::Values("llama", "qwen2", "gemma", "qwen3_moe", "llama_reward"));
 
 // The reason a model cannot be split reaches the startup error.
 void expect_start_error(const std::string& name, int32_t tp, const std::string& needle) {

@@ -131,6 +131,43 @@ TEST_F(OpsCpu, EmbeddingF32AndBf16) {
   expect_error(ops_->embedding(&ctx_, &tt, &it, &bad_out), "out");
 }
 
+// One rank's shard of a vocabulary-parallel embedding: rows [first, first + R) of the full table;
+// ids of the other ranks (below, above, and far past the vocabulary) read as zero rows, and the
+// shards of every rank summed give the whole table's lookup.
+TEST_F(OpsCpu, EmbeddingShardZeroesOtherRanksIds) {
+  const int64_t V = 10, H = 4, per = 3;  // 4 ranks of 3 rows, the last one padded
+  std::vector<float> table = random(V * H);
+  std::vector<int32_t> ids = {0, 2, 3, 5, 6, 9, 9, 1000};
+  const int64_t t = static_cast<int64_t>(ids.size());
+  std::vector<float> whole(t * H, 0.0f), sum(t * H, 0.0f), part(t * H);
+  SableTensor it = i32(ids, {t}), pt = f32(part, {t, H});
+  for (int64_t first = 0; first < V; first += per) {
+    std::vector<float> shard(per * H, 0.0f);  // zero padding past V, as the model loads it
+    for (int64_t r = 0; r < per && first + r < V; ++r)
+      std::copy_n(table.begin() + (first + r) * H, H, shard.begin() + r * H);
+    SableTensor st = f32(shard, {per, H});
+    ASSERT_EQ(ops_->embedding_shard(&ctx_, &st, &it, first, &pt), SABLE_OK);
+    for (int64_t i = 0; i < t; ++i) {
+      const bool held = ids[i] >= first && ids[i] < first + per;
+      for (int64_t h = 0; h < H; ++h) {
+        const float want = held && ids[i] < V ? table[ids[i] * H + h] : 0.0f;
+        EXPECT_EQ(part[i * H + h], want) << "first " << first << " id " << ids[i];
+        sum[i * H + h] += part[i * H + h];
+      }
+    }
+  }
+  ids.back() = 0;  // the whole-table lookup needs ids inside the vocabulary
+  std::vector<float> ref(t * H);
+  SableTensor tt = f32(table, {V, H}), rt = f32(ref, {t, H});
+  ASSERT_EQ(ops_->embedding(&ctx_, &tt, &it, &rt), SABLE_OK);
+  for (int64_t i = 0; i + 1 < t; ++i)
+    for (int64_t h = 0; h < H; ++h) EXPECT_EQ(sum[i * H + h], ref[i * H + h]);
+  SableTensor st = f32(table, {V, H});
+  expect_error(ops_->embedding_shard(&ctx_, &st, &it, -1, &pt), "first_id");
+  SableTensor bad_out = f32(part, {2, t * H / 2});
+  expect_error(ops_->embedding_shard(&ctx_, &st, &it, 0, &bad_out), "out");
+}
+
 void gemm_ref(const float* x, int64_t ldx, const float* w, const float* b, float* out,
               int64_t ldo, int64_t m, int64_t n, int64_t k) {
   for (int64_t i = 0; i < m; ++i) {

@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 3);
+  EXPECT_EQ(SABLE_ABI_MINOR, 4);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -65,7 +65,7 @@ TEST(SdkAbi, FrozenOffsets_1_2) {
 // M-RoPE positions and spliced embeddings, and SableModelApi.encode_images.
 TEST(SdkAbi, FrozenOffsets_1_3) {
   EXPECT_EQ(offsetof(SableOps, upload), 8u + 8u * 25u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 26u);
+  EXPECT_EQ(offsetof(SableOps, upload) + sizeof(void*), 8u + 8u * 26u);  // where 1.3 ended
   EXPECT_EQ(offsetof(SableModelInfo, image_input), 56u);
   EXPECT_EQ(sizeof(SableModelInfo), 60u);
   EXPECT_EQ(offsetof(SableForwardBatch, mrope_positions), 32u + 4u * sizeof(SableTensor));
@@ -95,6 +95,16 @@ TEST(SdkAbi, FrozenOffsets_1_3_Comm) {
   old.struct_size = offsetof(SableHostApi, comm);  // a 1.2 host's table
   EXPECT_FALSE(SABLE_HAS(&old, comm));
   EXPECT_TRUE(SABLE_HAS(&old, weight_get_into));
+}
+
+// ABI 1.4 appended the vocabulary-parallel embedding lookup (embedding_shard).
+TEST(SdkAbi, FrozenOffsets_1_4) {
+  EXPECT_EQ(offsetof(SableOps, embedding_shard), 8u + 8u * 26u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 27u);
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, embedding_shard);  // a 1.3 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, embedding_shard));
+  EXPECT_TRUE(SABLE_HAS(&old, upload));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

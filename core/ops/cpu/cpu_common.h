@@ -114,6 +114,8 @@ void to_f32(const void* src, int32_t dtype, float* dst, int64_t n);
 // ---- the ops (one group per file)
 SableStatus alloc(SableOpsContext*, int32_t, int32_t, const int64_t*, SableTensor*);
 SableStatus embedding(SableOpsContext*, const SableTensor*, const SableTensor*, SableTensor*);
+SableStatus embedding_shard(SableOpsContext*, const SableTensor*, const SableTensor*, int64_t,
+                            SableTensor*);
 SableStatus gemm(SableOpsContext*, const SableTensor*, const SableTensor*, const SableTensor*,
                  SableTensor*);
 SableStatus rms_norm(SableOpsContext*, const SableTensor*, SableTensor*, const SableTensor*, float,

@@ -1,4 +1,5 @@
-// Index-driven CPU ops: embedding lookup, row gathering before the LM head, and argmax.
+// Index-driven CPU ops: embedding lookup (whole or one rank's vocabulary shard), row gathering
+// before the LM head, and argmax.
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/thread_pool.h"
@@ -24,6 +25,32 @@ const int32_t* checked_ids(const SableTensor* t, const char* name, int64_t limit
   return ids;
 }
 
+// out[t] = table[id[t] - first] for ids inside the table's rows, zeros for the others (a float
+// table, F32 or the table's dtype out).
+void lookup_rows(const SableTensor& tt, const int32_t* id, int64_t n, int64_t first,
+                 const SableTensor& ot) {
+  check_float(tt, "table");
+  require(tt.ndim == 2, "table must be [V, H], got {}", shape_str(tt));
+  require(ot.dtype == SABLE_DTYPE_F32 || ot.dtype == tt.dtype,
+          "out must be F32 or the table's dtype {}, got {}", dtype_name(tt.dtype),
+          dtype_name(ot.dtype));
+  const Rows tr = rows_of(tt, "table"), orr = rows_of(ot, "out");
+  require(orr.rows == n && orr.cols == tr.cols, "out {} must be [{}, {}]", shape_str(ot), n,
+          tr.cols);
+  const bool same = ot.dtype == tt.dtype;
+  const int64_t bytes = tr.cols * tr.esize;
+  parallel_rows(n, n * tr.cols >= kParallelMin, [&](int64_t t) {
+    const int64_t row = static_cast<int64_t>(id[t]) - first;
+    if (row < 0 || row >= tr.rows) {
+      std::memset(orr.row<char>(t), 0, static_cast<size_t>(orr.cols * orr.esize));
+    } else if (same) {
+      std::memcpy(orr.row<char>(t), tr.row<char>(row), static_cast<size_t>(bytes));
+    } else {
+      to_f32(tr.row<char>(row), tt.dtype, orr.row<float>(t), tr.cols);
+    }
+  });
+}
+
 }  // namespace
 
 SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const SableTensor* ids,
@@ -45,26 +72,24 @@ SableStatus embedding(SableOpsContext* ctx, const SableTensor* table, const Sabl
                       n > 1 ? orr.stride : tt.shape[1]);
       return;
     }
-    check_float(tt, "table");
     require(tt.ndim == 2, "table must be [V, H], got {}", shape_str(tt));
-    require(ot.dtype == SABLE_DTYPE_F32 || ot.dtype == tt.dtype,
-            "out must be F32 or the table's dtype {}, got {}", dtype_name(tt.dtype),
-            dtype_name(ot.dtype));
-    const Rows tr = rows_of(tt, "table"), orr = rows_of(ot, "out");
     int64_t n = 0;
-    const int32_t* id = checked_ids(ids, "ids", tr.rows, &n);
-    require(orr.rows == n && orr.cols == tr.cols, "out {} must be [{}, {}]", shape_str(ot), n,
-            tr.cols);
-    const bool same = ot.dtype == tt.dtype;
-    const int64_t bytes = tr.cols * tr.esize;
-    parallel_rows(n, n * tr.cols >= kParallelMin, [&](int64_t t) {
-      const char* src = tr.row<char>(id[t]);
-      if (same) {
-        std::memcpy(orr.row<char>(t), src, static_cast<size_t>(bytes));
-      } else {
-        to_f32(src, tt.dtype, orr.row<float>(t), tr.cols);
-      }
-    });
+    const int32_t* id = checked_ids(ids, "ids", tt.shape[0], &n);
+    lookup_rows(tt, id, n, 0, ot);
+  });
+}
+
+SableStatus embedding_shard(SableOpsContext* ctx, const SableTensor* table, const SableTensor* ids,
+                            int64_t first_id, SableTensor* out) {
+  return run_op(ctx, "embedding_shard", [&] {
+    const SableTensor& tt = check_tensor(table, "table");
+    const SableTensor& ot = check_tensor(out, "out");
+    require(first_id >= 0, "first_id must be >= 0, got {}", first_id);
+    const SableTensor& it = check_tensor(ids, "ids");
+    check_dtype(it, "ids", SABLE_DTYPE_I32);
+    require(sable_tensor_is_contiguous(&it), "ids must be contiguous");
+    // Any id is allowed: the ones outside this shard read as zero rows.
+    lookup_rows(tt, static_cast<const int32_t*>(it.data), sable_tensor_numel(&it), first_id, ot);
   });
 }
 

@@ -264,6 +264,7 @@ const SableOps* cpu_ops() {
     t.lora = &cpu::lora;
     t.attention_bidirectional = &cpu::attention_bidirectional;
     t.upload = &cpu::upload;
+    t.embedding_shard = &cpu::embedding_shard;
     return t;
   }();
   return &table;

@@ -130,6 +130,25 @@ SableStatus op_embedding(SableOpsContext* ctx, const SableTensor* table, const S
   });
 }
 
+SableStatus op_embedding_shard(SableOpsContext* ctx, const SableTensor* table,
+                               const SableTensor* ids, int64_t first_id, SableTensor* out) {
+  return run_op(ctx, "embedding_shard", [&] {
+    const auto& tb = tensor(table, "table");
+    const auto& id = tensor(ids, "ids");
+    auto& o = const_cast<SableTensor&>(tensor(out, "out"));
+    require(tb.ndim == 2 && id.dtype == SABLE_DTYPE_I32 && o.dtype == tb.dtype, "bad shapes/dtypes");
+    require(first_id >= 0, "first_id must be >= 0, got {}", first_id);
+    contiguous(tb, "table");
+    contiguous(id, "ids");
+    contiguous(o, "out");
+    const int64_t t = sable_tensor_numel(&id);
+    require(rows_of(o) == t && last(o) == tb.shape[1], "out must be [T, H]");
+    require(k::embedding_shard(tb.data, tb.dtype, static_cast<const int32_t*>(id.data), t,
+                               tb.shape[1], first_id, tb.shape[0], o.data, ctx->stream),
+            "unsupported dtype for embedding_shard");
+  });
+}
+
 SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
                     const SableTensor* bias, SableTensor* out) {
   return run_op(ctx, "gemm", [&] {
@@ -729,7 +748,8 @@ const SableOps kCudaOps = {
     &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
-    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload};
+    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload,
+    &op_embedding_shard};
 
 }  // namespace
 

@@ -1,4 +1,5 @@
-// Index-driven CUDA kernels: embedding lookup, row gather, argmax, rotary embedding and MoE routing.
+// Index-driven CUDA kernels: embedding lookup (whole or one rank's vocabulary shard), row gather,
+// argmax, rotary embedding and MoE routing.
 #include <cfloat>
 
 #include "core/ops/cuda/cuda_util.cuh"
@@ -27,6 +28,27 @@ __global__ void copy_rows_kernel(const char* __restrict__ src, int64_t src_row_b
       reinterpret_cast<uint4*>(d)[i] = reinterpret_cast<const uint4*>(s)[i];
   } else {
     for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) d[i] = s[i];
+  }
+}
+
+// One block per output row of a vocabulary shard: table row ids[r] - first when it is one of the
+// `rows` this rank holds, else a zero row (another rank adds the real one in the all-reduce).
+__global__ void shard_rows_kernel(const char* __restrict__ src, int64_t row_bytes,
+                                  const int32_t* __restrict__ ids, int64_t first, int64_t rows,
+                                  char* __restrict__ dst) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  const int64_t r = blockIdx.x;
+  const int64_t idx = static_cast<int64_t>(ids[r]) - first;
+  const bool held = idx >= 0 && idx < rows;
+  const char* s = src + (held ? idx : 0) * row_bytes;
+  char* d = dst + r * row_bytes;
+  if ((row_bytes & 15) == 0 && aligned16(src) && aligned16(dst)) {
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    for (int64_t i = threadIdx.x; i < row_bytes / 16; i += blockDim.x)
+      reinterpret_cast<uint4*>(d)[i] = held ? reinterpret_cast<const uint4*>(s)[i] : zero;
+  } else {
+    for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) d[i] = held ? s[i] : char{0};
   }
 }
 
@@ -162,6 +184,16 @@ bool embedding(const void* table, int32_t dtype, const int32_t* ids, int64_t tok
   return sable::cuda::launch(copy_rows_kernel, static_cast<unsigned>(tokens), 128, 0,
                              as_stream(stream), static_cast<const char*>(table), row_bytes, ids,
                              vocab, row_bytes, static_cast<char*>(out)) == cudaSuccess;
+}
+
+bool embedding_shard(const void* table, int32_t dtype, const int32_t* ids, int64_t tokens,
+                     int64_t hidden, int64_t first_id, int64_t rows, void* out, void* stream) {
+  const int64_t row_bytes = hidden * int64_t(sable_dtype_size(dtype));
+  if (row_bytes == 0) return false;
+  if (tokens == 0) return true;
+  return sable::cuda::launch(shard_rows_kernel, static_cast<unsigned>(tokens), 128, 0,
+                             as_stream(stream), static_cast<const char*>(table), row_bytes, ids,
+                             first_id, rows, static_cast<char*>(out)) == cudaSuccess;
 }
 
 bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* rows, int64_t n,

@@ -14,6 +14,11 @@ namespace sable::ops::cuda {
 bool embedding(const void* table, int32_t dtype, const int32_t* ids, int64_t tokens, int64_t hidden,
                int64_t vocab, void* out, void* stream);
 
+// out[T, H] = table[ids[T] - first_id, :] for ids in [first_id, first_id + rows), zero rows for the
+// others (one rank's lookup in a vocabulary-parallel embedding; table and out share dtype).
+bool embedding_shard(const void* table, int32_t dtype, const int32_t* ids, int64_t tokens,
+                     int64_t hidden, int64_t first_id, int64_t rows, void* out, void* stream);
+
 // out[L, H] = x[rows[L], :], x rows `x_stride` elements apart.
 bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* rows, int64_t n,
                  int64_t hidden, void* out, void* stream);

@@ -21,8 +21,9 @@
 // token, the same for unpadded prompts).
 // Tensor parallelism (common/tensor_parallel.h): q/k/v and gate/up are split by output rows (KV
 // heads replicated when there are fewer than ranks), o_proj and down_proj by input columns,
-// followed by an all-reduce; the LM head is split by vocabulary rows and its logits gathered; the
-// embedding is replicated (a lookup, no FLOPs to share).
+// followed by an all-reduce; the embedding and the LM head are split by vocabulary rows (the
+// embedding's rows summed by an all-reduce, the logits gathered; VocabTables). A score head is
+// replicated.
 // Thread-safety: one model object is used by one thread at a time (the SDK's contract).
 #pragma once
 
@@ -126,18 +127,15 @@ class DecoderModel : public cpp::Model {
   void load_weights() override {
     const cpp::Host& h = host();
     fused_ = h.can_load_into();
-    embed_ = h.weight("model.embed_tokens.weight", {vocab_, hidden_});
-    final_norm_ = h.weight("model.norm.weight", {hidden_});
+    const std::string embed = "model.embed_tokens.weight";
     if (num_labels_ > 0) {
-      lm_head_ = h.weight("score.weight", {num_labels_, hidden_});
-    } else if (tied_) {
-      lm_head_ = vocab_parallel(vocab_, tp_size_)
-                     ? lm_head_slice(h, "model.embed_tokens.weight", vocab_, hidden_)
-                     : embed_;
-      if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
+      vocab_tables_.load(h, embed, "", vocab_, hidden_);
+      score_ = h.weight("score.weight", {num_labels_, hidden_});
     } else {
-      lm_head_ = lm_head_slice(h, "lm_head.weight", vocab_, hidden_);
+      if (tied_ && h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
+      vocab_tables_.load(h, embed, tied_ ? embed : "lm_head.weight", vocab_, hidden_);
     }
+    final_norm_ = h.weight("model.norm.weight", {hidden_});
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
     layer_w_.resize(static_cast<size_t>(layers_));
     for (int64_t l = 0; l < layers_; ++l) {
@@ -225,7 +223,7 @@ class DecoderModel : public cpp::Model {
 
     // residual starts as the embedding; every norm below adds its input into it first.
     SableTensor residual = ops.alloc(dt, {t, hidden_});
-    ops.embedding(embed_, batch.token_ids, residual);
+    vocab_tables_.embed(ops, batch.token_ids, residual);
     splice_embeds(ops, batch, residual);
     SableTensor h = ops.alloc(dt, {t, hidden_});
     const int64_t qkv_w = qd + 2 * kd;
@@ -323,7 +321,7 @@ class DecoderModel : public cpp::Model {
     const int32_t dt = host().compute_dtype();
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
     SableTensor residual = ops.alloc(dt, {t, hidden_});
-    ops.embedding(embed_, batch.token_ids, residual);
+    vocab_tables_.embed(ops, batch.token_ids, residual);
     splice_embeds(ops, batch, residual);
     SableTensor qkv = ops.alloc(dt, {t, qd + 2 * kd});
     SableTensor attn = ops.alloc(dt, {t, qd});
@@ -386,8 +384,8 @@ class DecoderModel : public cpp::Model {
     ops.gather_rows(h, batch.output_rows, sel);
     if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
     if (out.logits.data == nullptr) return;
-    if (num_labels_ > 0) return ops.gemm(sel, lm_head_, nullptr, out.logits);
-    lm_head_logits(ops, sel, lm_head_, out.logits);
+    if (num_labels_ > 0) return ops.gemm(sel, score_, nullptr, out.logits);
+    vocab_tables_.logits(ops, sel, out.logits);
   }
 
   const DecoderOptions& options() const { return opt_; }
@@ -401,7 +399,8 @@ class DecoderModel : public cpp::Model {
   virtual bool needs_unfused(const SableForwardBatch&) const { return false; }
 
   // ABI 1.3: the rows of batch.embeds (image embeddings) replace the token embeddings of the
-  // placeholder rows that batch.embed_spans names.
+  // placeholder rows that batch.embed_spans names (after the vocabulary all-reduce, so every rank
+  // holds them once).
   void splice_embeds(const cpp::Ops& ops, const SableForwardBatch& batch, SableTensor& residual) const {
     if (!SABLE_HAS(&batch, embed_spans) || batch.num_embed_spans <= 0) return;
     for (int32_t i = 0; i < batch.num_embed_spans; ++i) {
@@ -495,7 +494,8 @@ class DecoderModel : public cpp::Model {
   float eps_ = 1e-6f, attn_scale_ = 0.0f;
   bool tied_ = false;
   bool fused_ = false;
-  SableTensor embed_{}, final_norm_{}, lm_head_{}, rope_{};
+  VocabTables vocab_tables_;
+  SableTensor score_{}, final_norm_{}, rope_{};
   std::vector<LayerWeights> layer_w_;
 };
 

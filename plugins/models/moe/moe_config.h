@@ -129,20 +129,19 @@ inline SableTensor tp_kv_rows(const cpp::Host& h, const Geometry& g, const std::
   return h.weight_slice(name, {total, in}, 0, g.kv_start * g.head_dim, len);
 }
 
-// lm_head.weight [V, H], or the embedding when tie_word_embeddings (a stored copy is ignored);
-// this rank's vocabulary rows of it with tensor parallelism (common/tensor_parallel.h).
-inline SableTensor load_lm_head(const cpp::Host& h, const Geometry& g, const SableTensor& embed) {
-  if (!g.tied) return lm_head_slice(h, "lm_head.weight", g.vocab, g.hidden);
-  if (h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
-  if (vocab_parallel(g.vocab, g.tp_size))
-    return lm_head_slice(h, "model.embed_tokens.weight", g.vocab, g.hidden);
-  return embed;
+// The embedding and lm_head.weight [V, H], or the embedding's rows again when
+// tie_word_embeddings (a stored lm_head copy is ignored); split by vocabulary rows with tensor
+// parallelism (common/tensor_parallel.h).
+inline void load_vocab_tables(const cpp::Host& h, const Geometry& g, VocabTables& tables) {
+  const std::string embed = "model.embed_tokens.weight";
+  if (g.tied && h.has_weight("lm_head.weight")) h.ignore_weight("lm_head.weight");
+  tables.load(h, embed, g.tied ? embed : "lm_head.weight", g.vocab, g.hidden);
 }
 
 // Gathers the rows that need outputs from the final-norm output normed[T, H], copies them to
 // out.hidden when wanted and writes out.logits = rows · lm_headᵀ * logit_scale.
 inline void write_outputs(const cpp::Ops& ops, const SableForwardBatch& batch,
-                          const SableTensor& normed, const SableTensor& lm_head, float logit_scale,
+                          const SableTensor& normed, const VocabTables& vocab, float logit_scale,
                           SableForwardOutput& out) {
   const int64_t rows = batch.num_outputs;
   if (rows <= 0) return;
@@ -150,7 +149,7 @@ inline void write_outputs(const cpp::Ops& ops, const SableForwardBatch& batch,
   ops.gather_rows(normed, batch.output_rows, sel);
   if (out.hidden.data != nullptr) ops.copy(sel, out.hidden);
   if (out.logits.data == nullptr) return;
-  lm_head_logits(ops, sel, lm_head, out.logits);
+  vocab.logits(ops, sel, out.logits);
   if (logit_scale != 1.0f) ops.scale(out.logits, logit_scale, out.logits);
 }
 

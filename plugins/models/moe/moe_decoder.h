@@ -66,9 +66,8 @@ class MoeDecoderModel : public cpp::Model {
     const cpp::Host& h = host();
     const int64_t hd = g_.hidden, qd = g_.q_heads * g_.head_dim;
     const int64_t qt = g_.q_heads_total * g_.head_dim;
-    embed_ = h.weight("model.embed_tokens.weight", {g_.vocab, hd});
+    load_vocab_tables(h, g_, vocab_tables_);
     final_norm_ = h.weight("model.norm.weight", {hd});
-    lm_head_ = load_lm_head(h, g_, embed_);
     layer_w_.resize(static_cast<size_t>(g_.layers));
     for (int64_t l = 0; l < g_.layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -116,7 +115,7 @@ class MoeDecoderModel : public cpp::Model {
     const int64_t qh = g_.q_heads, kh = g_.kv_heads, d = g_.head_dim;
     SableTensor residual = ops.alloc(dt, {t, hd});
     MoeScratch moe_scratch;  // one set of MoE activations for every sparse layer
-    ops.embedding(embed_, batch.token_ids, residual);
+    vocab_tables_.embed(ops, batch.token_ids, residual);
     SableTensor h = ops.alloc(dt, {t, hd}), proj = ops.alloc(dt, {t, hd});
     SableTensor q = ops.alloc(dt, {t, qh * d}), k = ops.alloc(dt, {t, kh * d});
     SableTensor v = ops.alloc(dt, {t, kh * d}), attn = ops.alloc(dt, {t, qh * d});
@@ -163,7 +162,7 @@ class MoeDecoderModel : public cpp::Model {
       if (g_.tp_size > 1) ops.all_reduce(proj);
     }
     ops.rms_norm(proj, &residual, final_norm_, g_.eps, h);
-    write_outputs(ops, batch, h, lm_head_, 1.0f, out);
+    write_outputs(ops, batch, h, vocab_tables_, 1.0f, out);
   }
 
  private:
@@ -177,7 +176,8 @@ class MoeDecoderModel : public cpp::Model {
   MoeOptions opt_;
   Geometry g_;
   float attn_scale_ = 0.0f;
-  SableTensor embed_{}, final_norm_{}, lm_head_{}, rope_{};
+  VocabTables vocab_tables_;
+  SableTensor final_norm_{}, rope_{};
   std::vector<Layer> layer_w_;
 };
 

@@ -30,14 +30,10 @@ void GenericModel::load_weights() {
   const int64_t hd = g.hidden, d = g.head_dim;
   const int64_t qd = g.q_heads * d;
   const int64_t qt = g.q_heads_total * d, kt = g.kv_heads_total * d;
-  embed_ = h.weight(names.embed, {g.vocab, hd});
+  // Tied (no lm_head name): the embedding's rows; both split by vocabulary rows with TP.
+  vocab_tables_.load(h, names.embed, names.lm_head.empty() ? names.embed : names.lm_head, g.vocab,
+                     hd);
   final_norm_ = load_norm(names.final_norm, hd);
-  // Tied: the embedding, or this rank's vocabulary rows of it with tensor parallelism.
-  if (!names.lm_head.empty())
-    lm_head_ = lm_head_slice(h, names.lm_head, g.vocab, hd);
-  else
-    lm_head_ = vocab_parallel(g.vocab, g.tp_size) ? lm_head_slice(h, names.embed, g.vocab, hd)
-                                                  : embed_;
   for (const auto& n : names.ignored) h.ignore_weight(n);
 
   layers_.resize(names.layers.size());
@@ -200,7 +196,7 @@ void GenericModel::forward(const cpp::Ops& ops, const SableForwardBatch& batch,
   lora_on_ = SABLE_HAS(&batch, has_lora) && batch.has_lora != 0 && ops.has_lora();
   const int32_t dt = host().compute_dtype();
   SableTensor x = ops.alloc(dt, {t, hd});
-  ops.embedding(embed_, batch.token_ids, x);
+  vocab_tables_.embed(ops, batch.token_ids, x);
   if (spec_.embed_scale != 1.0f) ops.scale(x, spec_.embed_scale, x);
   SableTensor h = ops.alloc(dt, {t, hd}), sub = ops.alloc(dt, {t, hd});
   SableTensor normed = ops.alloc(dt, {t, hd});
@@ -231,7 +227,7 @@ void GenericModel::forward(const cpp::Ops& ops, const SableForwardBatch& batch,
              [&](const SableTensor& in, SableTensor& o) { mlp(ops, layer, w, in, o); });
   }
   apply_norm(ops, final_norm_, x, h);
-  write_outputs(ops, batch, h, lm_head_, spec_.logit_scale, out);
+  write_outputs(ops, batch, h, vocab_tables_, spec_.logit_scale, out);
 }
 
 }  // namespace sable::models::generic

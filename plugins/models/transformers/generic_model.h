@@ -10,8 +10,9 @@
 // then logits = final_norm(x) · lm_headᵀ * logit_scale for the rows that need them.
 // norm is RMSNorm (with Gemma's +1 weight offset) or LayerNorm (with bias when present).
 // Shapes: T tokens, H hidden, Hq/Hk heads per rank, D head dim, I intermediate per rank.
-// Tensor parallelism: separate q/k/v and gate/up are split by rows, o/down by columns; fused
-// projections need tp_size 1. LoRA: every q/k/v/o and dense gate/up/down projection's output
+// Tensor parallelism: separate q/k/v and gate/up are split by rows, o/down by columns, the
+// embedding and LM head by vocabulary rows (common/tensor_parallel.h); fused projections need
+// tp_size 1. LoRA: every q/k/v/o and dense gate/up/down projection's output
 // goes through ops->lora when the batch has adapters (a fused q|k|v or gate|up output per part);
 // MoE experts take none. Thread-safety: one thread at a time (the SDK's contract).
 #pragma once
@@ -59,7 +60,8 @@ class GenericModel final : public cpp::Model {
   GenericSpec spec_;
   float attn_scale_ = 0.0f;
   Norm final_norm_;
-  SableTensor embed_{}, lm_head_{}, rope_{};
+  VocabTables vocab_tables_;
+  SableTensor rope_{};
   std::vector<Layer> layers_;
   // The adapters' delta of `module` into `y` when this forward's batch has LoRA adapters.
   void lora(const cpp::Ops& ops, int32_t layer, int32_t module, const SableTensor& x,

@@ -185,6 +185,17 @@ typedef struct SableOps {
    * Not for captured forwards (decode): it reads host memory at call time. */
   SableStatus (*upload)(SableOpsContext* ctx, const void* src, SableTensor* dst);
   /* end of ABI 1.3 - do not modify above */
+
+  /* since 1.4; may be NULL in older hosts (check SABLE_HAS(ops, embedding_shard)).
+   * One rank's lookup in a vocabulary-parallel embedding: table[R, H] holds the rows of token ids
+   * [first_id, first_id + R), and
+   *   out[t, :] = table[ids[t] - first_id, :]   when first_id <= ids[t] < first_id + R
+   *   out[t, :] = 0                              otherwise (a row another rank holds).
+   * all_reduce over the ranks then gives every rank the full embedding (exactly: one rank adds the
+   * row, the others zeros). ids [T] I32; out [T, H] contiguous, F32 or the table's dtype. */
+  SableStatus (*embedding_shard)(SableOpsContext* ctx, const SableTensor* table,
+                                 const SableTensor* ids, int64_t first_id, SableTensor* out);
+  /* end of ABI 1.4 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

@@ -211,6 +211,14 @@ class Ops {
   // upload (since ABI 1.3): host bytes into a contiguous device tensor (ops.h).
   bool has_upload() const { return SABLE_HAS(o_, upload) && o_->upload != nullptr; }
   void upload(const void* src, SableTensor& dst) const { check(o_->upload(c_, src, &dst), "upload"); }
+  // embedding_shard (since ABI 1.4): one rank's rows of a vocabulary-parallel embedding (ops.h).
+  bool has_embedding_shard() const {
+    return SABLE_HAS(o_, embedding_shard) && o_->embedding_shard != nullptr;
+  }
+  void embedding_shard(const SableTensor& table, const SableTensor& ids, int64_t first_id,
+                       SableTensor& out) const {
+    check(o_->embedding_shard(c_, &table, &ids, first_id, &out), "embedding_shard");
+  }
   void moe_route(int32_t layer, const SableTensor& logits, int32_t top_k, int32_t scoring,
                  bool renormalize, SableTensor& weights, SableTensor& ids) const {
     check(o_->moe_route(c_, layer, &logits, top_k, scoring, renormalize ? 1 : 0, &weights, &ids),
