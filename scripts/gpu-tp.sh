@@ -67,9 +67,22 @@ case $stage in
     SABLE_FAULT_TP_RANK=1:forward:20 timeout -k 5 120 "$bin/sable" serve --device cuda \
       --model-path tests/golden/models/qwen2_tok --tp-size "$tp" --port 30917 >"$out/dying.log" 2>&1 &
     pid=$!
-    for _ in $(seq 60); do curl -s localhost:30917/health >/dev/null && break; sleep 1; done
-    curl -s localhost:30917/generate -H 'Content-Type: application/json' \
-      -d '{"text":"hello","sampling_params":{"max_new_tokens":64}}' >/dev/null
+    python3 - <<'PY'  # wait for the server, then one request long enough to reach forward 20
+import json, time, urllib.request
+for _ in range(60):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:30917/health", timeout=2)
+        break
+    except Exception:
+        time.sleep(1)
+body = json.dumps({"text": "hello", "sampling_params": {"max_new_tokens": 64}}).encode()
+req = urllib.request.Request("http://127.0.0.1:30917/generate", body,
+                             {"Content-Type": "application/json"})
+try:
+    urllib.request.urlopen(req, timeout=60).read()
+except Exception as e:
+    print("request ended with", type(e).__name__)
+PY
     wait $pid
     echo "rc=$? dying rank (want 1): $(grep -o 'stopping the server.*' "$out/dying.log" | head -1)"
     grep "tp rank" "$out/dying.log" ;;
