@@ -57,19 +57,11 @@ TEST(VlGoldenGpu, LogitsAndTeacherForcedGreedyMatch) {
     const auto len = static_cast<int32_t>(c.prompt.size());
     std::vector<int32_t> pages(64);
     std::iota(pages.rbegin(), pages.rend(), 0);  // non-contiguous order
-    ModelRunner::Sequence s;
-    s.new_tokens = c.prompt;
-    s.pages = pages;
-    s.all_logits = true;
-    s.mrope_positions = c.mrope.positions;
-    s.embeds = c.spans;
+    const ModelRunner::Sequence s = whole_prompt(c, pages);
     const auto res = r->forward(std::span(&s, 1));
     ASSERT_EQ(res.rows, len);
     const auto ref = golden().f32("logits_" + std::to_string(i));
-    std::vector<float> got;
-    for (int32_t row = 0; row < len; ++row)
-      for (const int32_t col : cols) got.push_back(res.row(row)[static_cast<size_t>(col)]);
-    EXPECT_LT(rel_l2(got, ref), kMaxRelL2) << "logits at every position";
+    EXPECT_LT(rel_l2(logit_columns(res, cols), ref), kMaxRelL2) << "logits at every position";
     // Teacher-forced: feed the reference token, compare each step's argmax.
     int agree = runner::argmax(res.row(len - 1)) == c.greedy[0];
     for (size_t step = 1; step < c.greedy.size(); ++step) {

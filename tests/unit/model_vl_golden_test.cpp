@@ -69,19 +69,11 @@ TEST_F(VlGoldenTest, LogitsAtEveryPositionAndGreedyTokensMatch) {
     const int32_t len = static_cast<int32_t>(c.prompt.size());
     std::vector<int32_t> pages(64);
     for (size_t p = 0; p < pages.size(); ++p) pages[p] = static_cast<int32_t>(p);
-    ModelRunner::Sequence s;
-    s.new_tokens = c.prompt;
-    s.pages = pages;
-    s.all_logits = true;
-    s.mrope_positions = c.mrope.positions;
-    s.embeds = c.spans;
+    const ModelRunner::Sequence s = whole_prompt(c, pages);
     const auto res = runner_->forward(std::span(&s, 1));
     ASSERT_EQ(res.rows, len);
     const auto ref = golden().f32("logits_" + std::to_string(i));
-    std::vector<float> got;
-    for (int32_t r = 0; r < len; ++r)
-      for (const int32_t col : cols) got.push_back(res.row(r)[static_cast<size_t>(col)]);
-    EXPECT_LT(rel_err(got, ref), kMaxRelErr) << "logits at every position";
+    EXPECT_LT(rel_err(logit_columns(res, cols), ref), kMaxRelErr) << "logits at every position";
     const auto last = res.row(len - 1);
     EXPECT_LT(rel_err(last, golden().f32("last_logits_" + std::to_string(i))), kMaxRelErr);
 

@@ -119,6 +119,26 @@ inline Case load_case(size_t i, const std::function<std::vector<float>(const std
   return out;
 }
 
+// The whole prompt of a case as one sequence over `pages`, logits at every position.
+inline runner::ModelRunner::Sequence whole_prompt(const Case& c, std::span<const int32_t> pages) {
+  runner::ModelRunner::Sequence s;
+  s.new_tokens = c.prompt;
+  s.pages = pages;
+  s.all_logits = true;
+  s.mrope_positions = c.mrope.positions;
+  s.embeds = c.spans;
+  return s;
+}
+
+// Columns `cols` of every row of a forward's logits, row-major (the golden stores these).
+inline std::vector<float> logit_columns(const runner::ModelRunner::ForwardResult& res,
+                                        std::span<const int32_t> cols) {
+  std::vector<float> got;
+  for (int64_t row = 0; row < res.rows; ++row)
+    for (const int32_t col : cols) got.push_back(res.row(row)[static_cast<size_t>(col)]);
+  return got;
+}
+
 // Rows [from, to) of a case as one prefill chunk: its M-RoPE positions and the parts of the image
 // spans inside it (pointing into the middle of the embeddings when a chunk cuts an image).
 struct Chunk {
