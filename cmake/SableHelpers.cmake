@@ -53,6 +53,10 @@ function(sable_unit_test name)
     SABLE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     SABLE_PLUGIN_DIR="${SABLE_PLUGIN_OUTPUT_DIR}"
     SABLE_BINARY_DIR="${CMAKE_BINARY_DIR}")
+  if(SABLE_SANITIZE)
+    # Wall-clock bounds stretch in instrumented builds (tests/unit/time_budget.h).
+    target_compile_definitions(${name} PRIVATE SABLE_SANITIZED_BUILD=1)
+  endif()
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   if("unit" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY SABLE_UNIT_TEST_TARGETS ${name})
