@@ -261,9 +261,8 @@ TEST_F(ServerHttp, ClientGoneAbortsGeneration) {
   req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
   httplib::Response res;
   httplib::Error err;
-  c.send(req, res, err);
+  c.send(req, res, err);  // the receiver's false cancels the read and closes the connection
   EXPECT_GE(chunks, 3);
-  c.stop();
   for (int i = 0; i < 200 && backend_.live > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
