@@ -108,6 +108,13 @@ for w in $which; do
         --launch-count ${NCU_COUNT:-600} "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 32 0 \
         >"$out/ncu05.csv" 2>"$out/ncu05.err"
       python3 /work/main/scripts/ncu_summary.py "$out/ncu05.csv" | tee "$out/ncu05.txt" ;;
+    ncu8b_long | ncu8b_prefill)  # per-kernel device time: 8B decode at 64 x 4096 (eager), or prefill of 2 x 2048
+      make_model llama8b llama-3.1-8b llama3
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      if [ $w = ncu8b_long ]; then args=(64 4096 4 0) p=decode; else args=(2 2048 1 0) p=prefill; fi
+      SABLE_PROFILE=$p "$ncu" --profile-from-start off --clock-control none --metrics gpu__time_duration.sum \
+        --csv "$bin/sable_gpu_decode_bench" "$models/llama8b" "${args[@]}" >"$out/$w.csv" 2>"$out/$w.err"
+      python3 /work/main/scripts/ncu_summary.py "$out/$w.csv" | head -30 | tee "$out/$w.txt" ;;
     gemv)  # skinny-GEMM variants side by side, M = 1 and 8 (bench/gpu_gemv)
       for m in 1 8; do "$bin/sable_gemv_variants" $m; done | tee "$out/gemv.txt" ;;
     offline05)

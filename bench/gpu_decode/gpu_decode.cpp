@@ -2,6 +2,9 @@
 // decode `output` tokens greedily (argmax on the device), CUDA graphs on. Prints tokens/s per
 // sequence and in total, and the per-step time against the weight-bytes floor.
 //   usage: sable_gpu_decode_bench MODEL_DIR [batch=1] [input=128] [output=256] [graphs=1]
+// SABLE_PROFILE=prefill|decode brackets the timed prefill or decode steps with
+// cudaProfilerStart/Stop, for `ncu --profile-from-start off` (scripts/gpu-bench.sh ncu items).
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -91,12 +94,18 @@ int main(int argc, char** argv) {
   step(0);
   for (int i = 1; i <= 3; ++i) step(i);
   cudaDeviceSynchronize();
+  const char* profile_env = std::getenv("SABLE_PROFILE");
+  const std::string profile = profile_env ? profile_env : "";
   auto t0 = std::chrono::steady_clock::now();
+  if (profile == "prefill") cudaProfilerStart();
   step(0);
   cudaDeviceSynchronize();
+  if (profile == "prefill") cudaProfilerStop();
   auto t1 = std::chrono::steady_clock::now();
+  if (profile == "decode") cudaProfilerStart();
   for (int i = 1; i <= output; ++i) step(i);
   cudaDeviceSynchronize();
+  if (profile == "decode") cudaProfilerStop();
   auto t2 = std::chrono::steady_clock::now();
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(t2 - t1).count();
