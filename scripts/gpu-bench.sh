@@ -24,8 +24,9 @@ make_model() {  # name config tokenizer: random weights at real shapes + the fam
 offline() {  # model args...
   local m=$1
   shift
-  "$bin/sable" bench offline --model-path "$models/$m" --device cuda --log-level warning \
-    --result-file "$out/offline.jsonl" --tag "$m ${gpu:-GPU}" "$@" 2>&1 | grep -E "throughput|Request|Input|Output|error|Error" | sed "s/^/offline $m $* | /"
+  "$bin/sable" bench offline --model-path "$models/$m" --device cuda --log-level info \
+    --result-file "$out/offline.jsonl" --tag "$m ${gpu:-GPU}" "$@" 2>&1 |
+    grep -E "throughput|^Request|^Input|^Output|device memory:|rror" | sed "s/^/offline $m $* | /"
 }
 for w in $which; do
   case $w in

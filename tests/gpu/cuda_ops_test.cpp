@@ -512,6 +512,8 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
       {"accumulate+bias", false, true, true, false, 0, 0, 0, 0, 200, 256},
       {"norm+gated", true, true, false, true, 0, 0, 0, 0, 2 * 150, 136},
       {"gated+accumulate", false, false, true, true, 0, 0, 0, 0, 2 * 64, 4096},
+      // Above the one kernel's weight limit: the skinny GEMM's and cuBLASLt's accumulate.
+      {"accumulate large", false, true, true, false, 0, 0, 0, 0, 3200, 4096},
   };
   const int64_t maxpos = 64;
   for (const Config& c : configs) {

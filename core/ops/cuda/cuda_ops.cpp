@@ -703,6 +703,23 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     launched = k::gemv_fused(g, ctx->stream);
   });
   if (st != SABLE_OK || launched) return st;
+  // A projection whose only epilogue is the residual add (o, down): one GEMM with out += x · wᵀ
+  // (the skinny kernel's accumulate, cuBLASLt's beta = 1) instead of a product in scratch and an
+  // add kernel reading it back.
+  if (s.accumulate && !s.norm && !s.gated && !s.rope) {
+    return run_op(ctx, "gemm_fused", [&] {
+      const auto& a = tensor(x, "x");
+      const auto& b = tensor(w, "w");
+      const auto& o = tensor(out, "out");
+      require(a.dtype == b.dtype && is_float(a.dtype), "x/w dtype mismatch");
+      contiguous(b, "w");
+      const void* bias_ptr = bias_in(ctx, bias, o.dtype, s.n);
+      std::string err;
+      require(gemm_engine().run(a.data, row_stride(a, "x"), a.dtype, b.data, bias_ptr, o.data,
+                                o.dtype, s.m, s.n, s.k, ctx->stream, &err, /*accumulate=*/true),
+              "{}", err);
+    });
+  }
   return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
 }
 

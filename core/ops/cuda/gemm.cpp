@@ -102,11 +102,11 @@ Gemm::~Gemm() = default;
 
 bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias,
                void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
-               std::string* error) {
+               std::string* error, bool accumulate) {
   if (m == 0) return true;
   // Decode-sized problems: our bandwidth-bound skinny kernel (see gemv_kernels.cu).
   if (in_dtype == SABLE_DTYPE_BF16 && m <= 8 &&
-      gemv_bf16(x, ldx, w, bias, out, out_dtype, m, n, k, stream))
+      gemv_bf16(x, ldx, w, bias, out, out_dtype, m, n, k, stream, accumulate))
     return true;
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->handle) {
@@ -121,7 +121,7 @@ bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, cons
   if (!p) return false;
   if (fused_bias)
     cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   const cublasStatus_t st =
       cublasLtMatmul(impl_->handle, p->op, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,
                      &p->algo, impl_->workspace, kWorkspaceBytes, static_cast<cudaStream_t>(stream));

@@ -21,10 +21,12 @@ class Gemm {
   // x: [M, K] rows ldx elements apart; w: [N, K] contiguous; bias: [N] or null, in the dtype of
   // out (fused into the epilogue when out has the input dtype, else added by a separate kernel);
   // out: [M, N] contiguous.
+  // accumulate: out += x · wᵀ (+ bias) in one pass (cuBLASLt's beta = 1; the residual add of the
+  // o and down projections without a separate kernel), the sum rounded once.
   // Returns false and fills *error when cuBLASLt rejects the problem.
   bool run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias,
            void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
-           std::string* error);
+           std::string* error, bool accumulate = false);
 
  private:
   struct Impl;

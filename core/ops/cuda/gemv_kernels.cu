@@ -1,4 +1,5 @@
-// Skinny GEMM for decode (M <= 8 rows of bf16 activations): out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias).
+// Skinny GEMM for decode (M <= 8 rows of bf16 activations): out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias),
+// or out += that (accumulate: the residual add of o and down, rounded once).
 //
 // Decode GEMMs are bound by reading the weights once. cuBLASLt reaches 1.7-2.7 TB/s on these
 // shapes on an H100 (bench/NOTES.md); this kernel streams each weight row with 16-byte loads,
@@ -22,7 +23,7 @@ template <int kM, int kR, int kHint, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
                 const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k,
-                bool prefetch) {
+                bool prefetch, bool accumulate) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
@@ -78,7 +79,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int m = 0; m < kM; ++m) {
       const float s = warp_sum(acc[r][m]);
       if (lane == 0 && r < rows) {
-        const float b = bias ? to_f32(bias[row0 + r]) : 0.0f;
+        float b = bias ? to_f32(bias[row0 + r]) : 0.0f;
+        if (accumulate) b += to_f32(out[m * n + row0 + r]);
         out[m * n + row0 + r] = from_f32<TOut>(s + b);
       }
     }
@@ -107,13 +109,13 @@ namespace {
 
 template <int kR, int kHint, class TOut>
 bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
-                    TOut* out, int64_t m, int64_t n, int64_t k, cudaStream_t s) {
+                    TOut* out, int64_t m, int64_t n, int64_t k, bool acc, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock * kR - 1) / (kWarpsPerBlock * kR));
   switch (m) {
 #define SABLE_GEMV_CASE(M)                                                                   \
   case M:                                                                                    \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, l2_prefetch()) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, l2_prefetch(), acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE
@@ -133,34 +135,34 @@ int rows_per_warp(int64_t m, int64_t k) {
 
 template <int kR, class TOut>
 bool launch_rows(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
-                 TOut* out, int64_t m, int64_t n, int64_t k, cudaStream_t s) {
-  return gemv_cache_hint() ? launch_variant<kR, 1>(x, ldx, w, bias, out, m, n, k, s)
-                           : launch_variant<kR, 0>(x, ldx, w, bias, out, m, n, k, s);
+                 TOut* out, int64_t m, int64_t n, int64_t k, bool acc, cudaStream_t s) {
+  return gemv_cache_hint() ? launch_variant<kR, 1>(x, ldx, w, bias, out, m, n, k, acc, s)
+                           : launch_variant<kR, 0>(x, ldx, w, bias, out, m, n, k, acc, s);
 }
 
 template <class TOut>
 bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
-            int64_t n, int64_t k, cudaStream_t s) {
+            int64_t n, int64_t k, bool acc, cudaStream_t s) {
   auto xp = static_cast<const __nv_bfloat16*>(x);
   auto wp = static_cast<const __nv_bfloat16*>(w);
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
   switch (rows_per_warp(m, k)) {
-    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, s);
-    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, s);
-    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, s);
+    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, s);
+    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, acc, s);
+    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, acc, s);
   }
 }
 
 }  // namespace
 
 bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
-               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream) {
+               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream, bool accumulate) {
   if (m < 1 || m > 8 || k % 8 != 0 || ldx % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
   if (out_dtype == SABLE_DTYPE_BF16)
-    return launch<__nv_bfloat16>(x, ldx, w, bias, out, m, n, k, as_stream(stream));
+    return launch<__nv_bfloat16>(x, ldx, w, bias, out, m, n, k, accumulate, as_stream(stream));
   if (out_dtype == SABLE_DTYPE_F32)
-    return launch<float>(x, ldx, w, bias, out, m, n, k, as_stream(stream));
+    return launch<float>(x, ldx, w, bias, out, m, n, k, accumulate, as_stream(stream));
   return false;
 }
 

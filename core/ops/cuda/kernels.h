@@ -62,8 +62,10 @@ bool cast(const void* src, int32_t src_dtype, void* dst, int32_t dst_dtype, int6
 
 // Skinny GEMM for decode: bf16 x [M <= 8, K] (rows ldx apart) · w [N, K]ᵀ (+ bias of the output
 // dtype) -> out [M, N] bf16 or F32. Returns false (nothing launched) when the shape does not fit.
+// accumulate: out += x · wᵀ (+ bias), the sum rounded once.
 bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
-               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream);
+               int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
+               bool accumulate = false);
 
 // Whether the GEMV kernels prefetch their weight rows into L2 before waiting for the previous
 // kernel (default off since v6: on the H100 it cost 1.4 ms of a 7.5 ms 8B step; SABLE_GEMV_PREFETCH=1
