@@ -32,7 +32,7 @@ fi
 for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
   [ -f "$f" ] && [ -x "$f" ] || continue
   ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
-done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli' |
+done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli|jpeg|png|webp|sharpyuv' |
   while read -r lib; do cp -L "$lib" "$stage/$build/lib-carry/"; done
 # The device call carries at most 64 MiB with the working tree (~56 MB of it tracked files):
 # symbols stripped, strongest compression.

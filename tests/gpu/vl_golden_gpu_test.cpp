@@ -88,12 +88,19 @@ TEST(VlGoldenGpu, PrefillSplitInsideAnImage) {
   const auto hidden = static_cast<size_t>(r->info().hidden_size);
   std::vector<int32_t> pages(64);
   std::iota(pages.begin(), pages.end(), 0);
+  const auto ref = golden().f32("last_logits_1");
+  // The same prompt in one piece on this GPU: its bf16 error is what the split run may reach.
+  // One row of the whole vocabulary is noisier than the all-positions check above (the H100 run
+  // measured 0.0239 split); a wrong split (positions, image rows) is off by far more.
+  const ModelRunner::Sequence whole = whole_prompt(c, pages);
+  const double whole_err = rel_l2(r->forward(std::span(&whole, 1)).row(len - 1), ref);
   const Chunk first = chunk(c, 0, cut, hidden), second = chunk(c, cut, len, hidden);
   const ModelRunner::Sequence a = first.seq(c, 0, cut, pages);
   r->forward(std::span(&a, 1));
   const ModelRunner::Sequence b = second.seq(c, cut, len, pages);
   const auto res = r->forward(std::span(&b, 1));
-  EXPECT_LT(rel_l2(res.row(0), golden().f32("last_logits_1")), kMaxRelL2);
+  const double split_err = rel_l2(res.row(0), ref);
+  EXPECT_LT(split_err, std::max(kMaxRelL2, 1.5 * whole_err)) << "one piece: " << whole_err;
 }
 
 }  // namespace
