@@ -84,6 +84,8 @@ class FlashAttention {
     plan_config_ = PlanConfig{init.page_size, init.sliding_window > 0 ? init.sliding_window : 0,
                               init.num_q_heads, init.num_kv_heads, init.head_dim, num_sms_,
                               split_rows(), decode_path_};
+    const char* wave_fit = std::getenv("SABLE_DECODE_WAVE_FIT");
+    plan_config_.wave_fit = !(wave_fit != nullptr && std::string(wave_fit) == "0");
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
