@@ -40,8 +40,19 @@ void upload(runner::DeviceMemory& memory, int32_t dtype, void* dst, int64_t offs
 
 }  // namespace
 
+namespace {
+int32_t rank_stride(int32_t max_rank) {
+  return (std::max(max_rank, 1) + ops::kLoraRankAlign - 1) / ops::kLoraRankAlign *
+         ops::kLoraRankAlign;
+}
+}  // namespace
+
 LoraManager::LoraManager(const LoraOptions& options, BaseModel base, runner::DeviceMemory& memory)
-    : options_(options), base_(std::move(base)), memory_(memory) {
+    : options_(options),
+      base_(std::move(base)),
+      memory_(memory),
+      block_(base_.num_layers, std::max(options.max_loras_per_batch, 1),
+            std::max(options.max_batch_tokens, 1)) {
   if (options_.max_loras_per_batch <= 0)
     throw std::invalid_argument(fmt::format("max_loras_per_batch must be positive, got {}",
                                             options_.max_loras_per_batch));
@@ -56,9 +67,8 @@ LoraManager::LoraManager(const LoraOptions& options, BaseModel base, runner::Dev
   slot_adapter_.assign(slots, 0);
   slot_used_.assign(slots, 0);
   slot_rank_.assign(slots * kModules, 0);
-  slot_rank_device_ = static_cast<int32_t*>(memory_.allocate(slot_rank_.size() * 4));
-  row_slot_device_ = static_cast<int32_t*>(
-      memory_.allocate(static_cast<size_t>(std::max(options_.max_batch_tokens, 1)) * 4));
+  rank_stride_ = rank_stride(options_.max_lora_rank);
+  if (!memory_.host_accessible()) step_device_ = memory_.allocate(block_.capacity_bytes());
 }
 
 LoraManager::~LoraManager() = default;
@@ -146,7 +156,7 @@ LoraManager::Pool& LoraManager::pool(int32_t layer, int32_t module, int64_t k, i
     p->n = n;
     const size_t es = dtype_bytes(options_.compute_dtype);
     const auto per = static_cast<size_t>(options_.max_loras_per_batch) *
-                     static_cast<size_t>(options_.max_lora_rank) * es;
+                     static_cast<size_t>(rank_stride_) * es;
     p->a = memory_.allocate(per * static_cast<size_t>(k));  // zeroed
     p->b = memory_.allocate(per * static_cast<size_t>(n));
     ops::LoraWeights& w = weights_[static_cast<size_t>(layer) * kModules + static_cast<size_t>(module)];
@@ -158,7 +168,7 @@ LoraManager::Pool& LoraManager::pool(int32_t layer, int32_t module, int64_t k, i
 // Copies the adapter into `slot` of every pool it targets; zeroes the slot in the pools of a
 // module it targets in other layers only (an earlier occupant may have left its weights there).
 void LoraManager::install(int32_t slot, const LoraAdapter& adapter) {
-  const int64_t r_max = options_.max_lora_rank, rank = adapter.rank;
+  const int64_t r_max = rank_stride_, rank = adapter.rank;
   std::set<int32_t> modules;
   std::set<std::pair<int32_t, int32_t>> written;
   for (const LoraTarget& t : adapter.targets) {
@@ -185,7 +195,6 @@ void LoraManager::install(int32_t slot, const LoraAdapter& adapter) {
       upload(memory_, options_.compute_dtype, p->b, slot * p->n * r_max, zeros.data(), p->n * r_max);
     }
   }
-  memory_.upload(slot_rank_device_, slot_rank_.data(), slot_rank_.size() * 4);
 }
 
 const ops::LoraBatch* LoraManager::prepare(std::span<const int32_t> seq_adapter,
@@ -201,6 +210,7 @@ const ops::LoraBatch* LoraManager::prepare(std::span<const int32_t> seq_adapter,
                                             "is {}",
                                             wanted.size(), slots));
   std::map<int32_t, int32_t> slot_of;
+  bool installed = false;
   for (int32_t id : wanted) {
     const auto it = std::find(slot_adapter_.begin(), slot_adapter_.end(), id);
     if (it != slot_adapter_.end()) slot_of[id] = static_cast<int32_t>(it - slot_adapter_.begin());
@@ -231,6 +241,13 @@ const ops::LoraBatch* LoraManager::prepare(std::span<const int32_t> seq_adapter,
     install(victim, *adapter);
     slot_adapter_[victim] = id;
     slot_of[id] = victim;
+    installed = true;
+  }
+  // A pageable host-to-device copy may return before its DMA is done; a download waits for it,
+  // before any kernel on the executor's stream reads the new weights.
+  if (installed && step_device_ != nullptr) {
+    unsigned char probe = 0;
+    memory_.download(&probe, step_device_, 1);
   }
   // Segments: runs of consecutive sequences with the same slot.
   row_slot_.clear();
@@ -252,20 +269,23 @@ const ops::LoraBatch* LoraManager::prepare(std::span<const int32_t> seq_adapter,
   if (static_cast<int64_t>(row_slot_.size()) > std::max(options_.max_batch_tokens, 1))
     throw std::invalid_argument(fmt::format("LoRA: {} rows exceed max_batch_tokens {}",
                                             row_slot_.size(), options_.max_batch_tokens));
-  memory_.upload(row_slot_device_, row_slot_.data(), row_slot_.size() * 4);
   batch_ = ops::LoraBatch{};
+  if (step_device_ != nullptr) {
+    batch_.step_bytes = block_.fill(weights_, slot_rank_, row_slot_);
+    batch_.step_host = block_.host();
+    batch_.step_device = step_device_;
+    batch_.device = block_.view(step_device_);
+  }
   batch_.num_layers = base_.num_layers;
   batch_.num_slots = slots;
-  batch_.max_rank = options_.max_lora_rank;
+  batch_.max_rank = rank_stride_;
   batch_.dtype = options_.compute_dtype;
   batch_.weights = weights_.data();
   batch_.slot_rank = slot_rank_.data();
-  batch_.slot_rank_device = slot_rank_device_;
   batch_.num_segments = static_cast<int32_t>(seg_slot_.size());
   batch_.seg_start = seg_start_.data();
   batch_.seg_slot = seg_slot_.data();
   batch_.num_tokens = static_cast<int32_t>(row_slot_.size());
-  batch_.row_slot_device = row_slot_device_;
   return &batch_;
 }
 

@@ -7,15 +7,17 @@
 // hold (a Ref; the adapter stays loaded while any Ref lives) and the adapter's id, which is never
 // reused, so the radix cache can key prefixes by it.
 // Pool: max_loras_per_batch slots. Per projection (layer, module) that some loaded adapter
-// targets, A [S, R, K] and B [S, N, R] in the compute dtype on the device (R = max_lora_rank),
-// allocated the first time an adapter targeting it is installed. prepare() puts the batch's
-// adapters into slots (a free slot, else the least recently used one that this batch does not
-// need: eviction of unused adapters) and groups the batch's rows into segments for the `lora` op.
+// targets, A [S, R, K] and B [S, N, R] in the compute dtype on the device (R = max_lora_rank
+// rounded up to ops::kLoraRankAlign), allocated the first time an adapter targeting it is
+// installed. prepare() puts the batch's adapters into slots (a free slot, else the least recently
+// used one that this batch does not need: eviction of unused adapters), groups the batch's rows
+// into segments for the CPU `lora` op and writes the step block the CUDA kernels read (its device
+// copy is one buffer at a fixed address; the executor uploads the image on its stream).
 //
 // Thread-safety: the registry calls (load, unload, acquire, list) are safe from any thread;
 // prepare() is called by the one thread that runs forwards. Its uploads into the pool are
-// synchronous copies (DeviceMemory::upload) that assume the previous forward has finished
-// reading the pool, as it has once the engine has read that step's tokens.
+// synchronous copies (DeviceMemory::upload, then a download as a fence) that assume the previous
+// forward has finished reading the pool, as it has once the engine has read that step's tokens.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +29,7 @@
 #include <vector>
 
 #include "core/lora/peft_adapter.h"
-#include "core/ops/lora_batch.h"
+#include "core/ops/lora_step_block.h"
 
 namespace sable::runner {
 class DeviceMemory;
@@ -107,9 +109,10 @@ class LoraManager {
   std::vector<int32_t> slot_adapter_;         // id in each slot, 0: empty
   std::vector<uint64_t> slot_used_;           // the step that last used each slot
   std::vector<int32_t> slot_rank_;            // [S * COUNT]
-  int32_t* slot_rank_device_ = nullptr;
-  int32_t* row_slot_device_ = nullptr;
+  int32_t rank_stride_ = 0;                   // R
   std::vector<int32_t> row_slot_, seg_start_, seg_slot_;
+  ops::LoraStepBlock block_;
+  void* step_device_ = nullptr;  // null when the pool is host memory (the CPU op reads the host)
   uint64_t step_ = 0;
   ops::LoraBatch batch_;
 };

@@ -14,6 +14,7 @@
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/expert_recorder.h"
+#include "core/ops/lora_batch.h"
 #include "core/runner/attention_backend.h"
 #include "core/util/log.h"
 #include "core/weights/dtype_convert.h"
@@ -76,9 +77,19 @@ struct CudaExec::Impl {
   bool recording = false;
   ops::ExpertRecorder expert_recorder;
   std::vector<uint16_t> h_embeds;  // image embeddings cast to bf16 for upload
+  // LoRA decode graphs: their own arena; the step block they were captured against (null: none
+  // yet); off after a failed capture. Pinned staging of the step block.
+  ops::Arena lora_arena{std::make_unique<ops::CudaBacking>(), 0};
+  std::map<int32_t, cudaGraphExec_t> lora_graphs;
+  const void* lora_graph_block = nullptr;
+  bool lora_graphs_ok = true;
+  void* h_lora = nullptr;
+  size_t h_lora_bytes = 0;
 
   ~Impl() {
     for (auto& [bs, g] : graphs) cudaGraphExecDestroy(g);
+    for (auto& [bs, g] : lora_graphs) cudaGraphExecDestroy(g);
+    cudaFreeHost(h_lora);
     cudaFree(d_tokens);
     cudaFree(d_positions);
     cudaFree(d_rows);
@@ -108,6 +119,23 @@ struct CudaExec::Impl {
                                  cudaMemcpyHostToDevice, stream),
                  "upload token types");
     }
+  }
+
+  // The LoRA step block of the batch into its device buffer, ordered before the forward.
+  void stage_lora(const ops::LoraBatch& lb) {
+    if (lb.step_bytes == 0) return;
+    if (lb.step_device == nullptr)
+      throw std::runtime_error("CUDA: the LoRA batch has no device step block");
+    if (h_lora_bytes < lb.step_bytes) {
+      check_cuda(cudaStreamSynchronize(stream), "sync");  // an earlier copy may read the old one
+      cudaFreeHost(h_lora);
+      h_lora = nullptr;
+      h_lora_bytes = std::max(lb.step_bytes, 2 * h_lora_bytes);
+      check_cuda(cudaMallocHost(&h_lora, h_lora_bytes), "malloc host");
+    }
+    std::memcpy(h_lora, lb.step_host, lb.step_bytes);
+    check_cuda(cudaMemcpyAsync(lb.step_device, h_lora, lb.step_bytes, cudaMemcpyHostToDevice, stream),
+               "upload LoRA step block");
   }
 
   SableForwardBatch make_batch(int64_t t, int64_t seqs, int64_t rows, bool decode) const {
@@ -228,8 +256,22 @@ struct CudaExec::Impl {
     return ab;
   }
 
+  // The graphs of the base model, or of the LoRA path when b.lora is set (its kernels read the
+  // step block that run() uploaded; the host-side LoraBatch is read only while capturing).
   void capture_all(const SableModelApi* api, SableModel* model, AttentionBackend& attention,
                    const ExecBatch& b, const CheckFn& check) {
+    const bool lora = b.lora != nullptr;
+    std::map<int32_t, cudaGraphExec_t>& set = lora ? lora_graphs : graphs;
+    ops::Arena& arena_g = lora ? lora_arena : graph_arena;
+    ops::LoraBatch cap;
+    if (lora) cap = *b.lora;
+    auto batch_of = [&](int32_t bs) {
+      SableForwardBatch fb = make_batch(bs, bs, bs, true);
+      fb.has_lora = lora ? 1 : 0;
+      cap.num_tokens = bs;
+      return fb;
+    };
+    const ops::LoraBatch* lp = lora ? &cap : nullptr;
     // Warm-up at the largest bucket sizes the graph arena, creates library handles and plans.
     const int32_t top = buckets.back();
     SableForwardOutput out{};
@@ -241,22 +283,22 @@ struct CudaExec::Impl {
     // The warm-up counts too (loading the counting kernel before capture); its padded counts are
     // discarded, after the ones recorded so far are kept.
     if (recording) fold_expert_counters();
-    forward(api, model, &attention, graph_arena, make_batch(top, top, top, true), out, check, true);
+    forward(api, model, &attention, arena_g, batch_of(top), out, check, true, lp);
     check_cuda(cudaStreamSynchronize(stream), "graph warm-up");
     zero_expert_counters();
-    graph_arena.reset();
-    graph_arena.set_growth(false);
+    arena_g.reset();
+    arena_g.set_growth(false);
     size_t before = cuda_memory_info().first;
     for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
       const int32_t bs = *it;
       out.logits = dev_tensor(d_graph_logits, SABLE_DTYPE_F32, bs, opt.vocab);
       out.hidden = dev_tensor(nullptr, opt.compute_dtype, bs, opt.hidden);
       attention.plan(padded(b, bs));  // so the first run() in the capture records the upload
-      graph_arena.reset();
+      arena_g.reset();
       cudaGraph_t graph = nullptr;
       check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
       try {
-        forward(api, model, &attention, graph_arena, make_batch(bs, bs, bs, true), out, check, true);
+        forward(api, model, &attention, arena_g, batch_of(bs), out, check, true, lp);
       } catch (...) {
         cudaStreamEndCapture(stream, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -266,13 +308,23 @@ struct CudaExec::Impl {
       cudaGraphExec_t exec = nullptr;
       check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
       cudaGraphDestroy(graph);
-      graphs[bs] = exec;
+      set[bs] = exec;
     }
-    graph_arena.reset();
-    log::info("CUDA graphs: captured {} decode buckets (1..{}), graph memory {:.1f} MiB",
-              graphs.size(), top,
-              (graph_arena.capacity() + double(before - cuda_memory_info().first)) / 1048576.0);
-    graphs_ready = true;
+    arena_g.reset();
+    log::info("CUDA graphs: captured {} {}decode buckets (1..{}), graph memory {:.1f} MiB",
+              set.size(), lora ? "LoRA " : "", top,
+              (arena_g.capacity() + double(before - cuda_memory_info().first)) / 1048576.0);
+    if (lora)
+      lora_graph_block = b.lora->step_device;
+    else
+      graphs_ready = true;
+  }
+
+  void drop_lora_graphs() {
+    for (auto& [bs, g] : lora_graphs) cudaGraphExecDestroy(g);
+    lora_graphs.clear();
+    lora_graph_block = nullptr;
+    lora_arena.set_growth(true);
   }
 };
 
@@ -315,19 +367,27 @@ const float* CudaExec::run(const SableModelApi* api, SableModel* model, Attentio
   const int64_t t = static_cast<int64_t>(b.token_ids.size());
   const int64_t seqs = static_cast<int64_t>(b.kv_lens.size());
   const int64_t rows = static_cast<int64_t>(b.output_rows.size());
+  const bool lora = b.lora != nullptr;
+  if (lora) m.stage_lora(*b.lora);
+  auto graphs_ready = [&] {
+    return m.opt.graphs && (lora ? m.lora_graphs_ok && m.lora_graph_block == b.lora->step_device
+                                 : m.graphs_ready);
+  };
   const bool graph_ok = m.opt.graphs && attention != nullptr && b.decode_only &&
-                        hidden_host == nullptr && rows == seqs && b.lora == nullptr &&
+                        hidden_host == nullptr && rows == seqs && (!lora || m.lora_graphs_ok) &&
                         b.mrope.empty() && b.embed_spans.empty() && seqs <= m.buckets.back();
-  if (graph_ok) {
-    if (!m.graphs_ready) capture_all_or_disable(api, model, *attention, b, check);
+  if (graph_ok && !graphs_ready()) {
+    if (lora) m.drop_lora_graphs();  // none yet, or captured against another manager's block
+    capture_all_or_disable(api, model, *attention, b, check, lora);
   }
-  if (graph_ok && m.graphs_ready) {
+  if (graph_ok && graphs_ready()) {
     const int32_t bs = *std::lower_bound(m.buckets.begin(), m.buckets.end(), static_cast<int32_t>(seqs));
     // While recording, padding rows would be counted: only exact buckets replay.
     if (!m.recording || bs == seqs) {
       attention->plan(m.padded(b, bs));
       m.stage(b, bs, bs);
-      check_cuda(cudaGraphLaunch(m.graphs.at(bs), m.stream), "graph launch");
+      check_cuda(cudaGraphLaunch((lora ? m.lora_graphs : m.graphs).at(bs), m.stream),
+                 "graph launch");
       return m.d_graph_logits;
     }
   }
@@ -408,14 +468,20 @@ void CudaExec::encode_images(const SableModelApi* api, SableModel* model,
 
 void CudaExec::capture_all_or_disable(const SableModelApi* api, SableModel* model,
                                       AttentionBackend& attention, const ExecBatch& b,
-                                      const CheckFn& check) {
+                                      const CheckFn& check, bool lora) {
   try {
     impl_->capture_all(api, model, attention, b, check);
   } catch (const std::exception& e) {
-    log::warn("CUDA graphs disabled: capture failed: {}", e.what());
     cudaGetLastError();
-    impl_->opt.graphs = false;
-    impl_->graph_arena.set_growth(true);
+    if (lora) {
+      log::warn("CUDA graphs for LoRA batches disabled: capture failed: {}", e.what());
+      impl_->drop_lora_graphs();
+      impl_->lora_graphs_ok = false;
+    } else {
+      log::warn("CUDA graphs disabled: capture failed: {}", e.what());
+      impl_->opt.graphs = false;
+      impl_->graph_arena.set_growth(true);
+    }
     try {
       impl_->zero_expert_counters();  // the warm-up's counts (recorded ones were folded out)
     } catch (const std::exception&) {

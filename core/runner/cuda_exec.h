@@ -6,8 +6,12 @@
 // captured once (largest first, after one eager warm-up that sizes the graph arena; the arena then
 // stops growing so captured addresses stay valid), and later batches replay the bucket's graph.
 // Padding sequences have kv_len 0: the attention backend writes nothing for them (attention.h).
-// Everything else (prefill, mixed batches, hidden-state requests, batches with LoRA adapters)
-// runs eagerly.
+// Decode batches with LoRA adapters have their own graphs (the model's LoRA path, with its own
+// arena), captured on the first such batch: the `lora` kernels read the batch's adapters from the
+// LoRA step block (core/ops/lora_batch.h), a device buffer at a fixed address that run() refreshes
+// on the stream before every forward, so one capture serves any mix of adapters; they are
+// recaptured if the block moves (another LoRA manager), and a failed capture leaves LoRA batches
+// eager. Everything else (prefill, mixed batches, hidden-state requests) runs eagerly.
 // Expert-distribution counters (Options::expert_layers/expert_experts > 0): device int64
 // [layers, experts], passed to moe_route in every captured graph (so graphs record without a host
 // round trip) and in eager forwards while recording is on. Counts that graph replays add while
@@ -41,7 +45,7 @@ struct ExecBatch {
   std::span<const int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
   std::span<const int32_t> token_types;  // empty: every token is segment 0 (eager forwards only)
   bool decode_only = false;
-  const ops::LoraBatch* lora = nullptr;  // the batch's adapters; such batches run eagerly
+  const ops::LoraBatch* lora = nullptr;  // the batch's adapters (null: none)
   // Vision-language inputs (SableForwardBatch.mrope_positions / embeds); such batches run eagerly.
   std::span<const int32_t> mrope;        // [3, T], or empty
   std::span<const float> embeds;         // [E, hidden] f32, cast to the compute dtype on upload
@@ -102,9 +106,11 @@ class CudaExec {
   void reset_expert_counts();
 
  private:
+  // Captures every bucket's graph, of the base model or (lora) of the LoRA path; on failure
+  // logs and turns those graphs off.
   void capture_all_or_disable(const SableModelApi* api, SableModel* model,
                               AttentionBackend& attention, const ExecBatch& batch,
-                              const CheckFn& check);
+                              const CheckFn& check, bool lora);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

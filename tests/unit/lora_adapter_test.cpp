@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/lora/lora_manager.h"
+#include "core/ops/lora_step_block.h"
 #include "core/runner/device_memory.h"
 #include "core/weights/safetensors_writer.h"
 
@@ -220,7 +221,9 @@ TEST(LoraManager, SegmentsAndLeastRecentlyUsedEviction) {
   const auto& w = b->weights[0 * SABLE_LORA_MODULE_COUNT + SABLE_LORA_Q];
   ASSERT_NE(w.a, nullptr);
   EXPECT_EQ(b->weights[1 * SABLE_LORA_MODULE_COUNT + SABLE_LORA_Q].a, nullptr);  // layer 1 untargeted
-  EXPECT_FLOAT_EQ(static_cast<const float*>(w.a)[slot_x * 4 * kHidden + 1], 0.02f);
+  EXPECT_EQ(b->max_rank, 8);  // max_lora_rank 4 rounded up to the pool's rank stride
+  EXPECT_FLOAT_EQ(static_cast<const float*>(w.a)[slot_x * b->max_rank * kHidden + 1], 0.02f);
+  EXPECT_EQ(b->step_device, nullptr);  // host memory: the CPU op reads the host fields
   // Use x again; then z must evict y (least recently used), not x.
   m.prepare(std::vector<int32_t>{x}, std::vector<int32_t>{1});
   const auto* c = m.prepare(std::vector<int32_t>{z}, std::vector<int32_t>{1});
@@ -229,6 +232,46 @@ TEST(LoraManager, SegmentsAndLeastRecentlyUsedEviction) {
   EXPECT_EQ(d->seg_slot[0], slot_x);  // still resident
   EXPECT_THROW(m.prepare(std::vector<int32_t>{x, y, z}, std::vector<int32_t>{1, 1, 1}),
                std::invalid_argument);  // three adapters, two slots
+}
+
+// The step block the CUDA kernels read: each slot's rows in batch order, kLoraTileRows a tile, the
+// pool pointers and ranks beside them; a batch needing more tiles than it holds is refused.
+TEST(LoraStepBlock, TilesGroupRowsBySlot) {
+  using sable::ops::kLoraTileRows;
+  sable::ops::LoraStepBlock block(/*layers=*/1, /*slots=*/2, /*max_rows=*/12);
+  EXPECT_EQ(sable::ops::lora_max_tiles(12, 2), 4);
+  EXPECT_EQ(sable::ops::lora_max_tiles(3, 16), 3);
+  std::vector<sable::ops::LoraWeights> w(SABLE_LORA_MODULE_COUNT);
+  float pool = 0;
+  w[SABLE_LORA_Q] = {&pool, &pool, 8, 8};
+  std::vector<int32_t> ranks(2 * SABLE_LORA_MODULE_COUNT, 0);
+  ranks[SABLE_LORA_Q] = 4;
+  std::vector<int32_t> rows = {1, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 1};  // slot 0: 9 rows
+  const size_t bytes = block.fill(w, ranks, rows);
+  const auto tiles = block.tiles();
+  ASSERT_EQ(tiles.size(), 3u);
+  EXPECT_EQ(tiles[0].slot, 0);
+  EXPECT_EQ(tiles[0].rows, kLoraTileRows);
+  EXPECT_EQ(tiles[0].row[0], 1);
+  EXPECT_EQ(tiles[0].row[2], 4);  // row 3 has no adapter
+  EXPECT_EQ(tiles[1].slot, 0);
+  EXPECT_EQ(tiles[1].rows, 1);
+  EXPECT_EQ(tiles[1].row[0], 10);
+  EXPECT_EQ(tiles[2].slot, 1);
+  EXPECT_EQ(tiles[2].rows, 2);
+  EXPECT_EQ(tiles[2].row[1], 11);
+  EXPECT_EQ(bytes, block.capacity_bytes() - sizeof(sable::ops::LoraTile));  // one tile unused
+  // The image as the kernels see it (a host "device" address works the same way).
+  const auto view = block.view(const_cast<void*>(block.host()));
+  EXPECT_EQ(view.a[SABLE_LORA_Q], &pool);
+  EXPECT_EQ(view.b[SABLE_LORA_K], nullptr);
+  EXPECT_EQ(view.slot_rank[SABLE_LORA_Q], 4);
+  EXPECT_EQ(*view.num_tiles, 3);
+  EXPECT_EQ(view.tiles[2].row[0], 0);
+  rows.assign(12, 2);
+  EXPECT_THROW(block.fill(w, ranks, rows), std::invalid_argument);  // slot 2 of 2
+  rows.assign(33, 0);
+  EXPECT_THROW(block.fill(w, ranks, rows), std::invalid_argument);  // 5 tiles, it holds 4
 }
 
 }  // namespace

@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 4);
+  EXPECT_EQ(SABLE_ABI_MINOR, 5);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -100,11 +100,20 @@ TEST(SdkAbi, FrozenOffsets_1_3_Comm) {
 // ABI 1.4 appended the vocabulary-parallel embedding lookup (embedding_shard).
 TEST(SdkAbi, FrozenOffsets_1_4) {
   EXPECT_EQ(offsetof(SableOps, embedding_shard), 8u + 8u * 26u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 27u);
   SableOps old{};
   old.struct_size = offsetof(SableOps, embedding_shard);  // a 1.3 host's table
   EXPECT_FALSE(SABLE_HAS(&old, embedding_shard));
   EXPECT_TRUE(SABLE_HAS(&old, upload));
+}
+
+// ABI 1.5 appended the stacked LoRA deltas (lora_stacked: q|k|v or gate|up in one call).
+TEST(SdkAbi, FrozenOffsets_1_5) {
+  EXPECT_EQ(offsetof(SableOps, lora_stacked), 8u + 8u * 27u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 28u);
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, lora_stacked);  // a 1.4 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, lora_stacked));
+  EXPECT_TRUE(SABLE_HAS(&old, embedding_shard));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -149,6 +149,8 @@ SableStatus all_reduce(SableOpsContext*, SableTensor*);
 SableStatus all_gather(SableOpsContext*, const SableTensor*, int32_t, SableTensor*);
 SableStatus argmax(SableOpsContext*, const SableTensor*, SableTensor*);
 SableStatus lora(SableOpsContext*, int32_t, int32_t, const SableTensor*, SableTensor*);
+SableStatus lora_stacked(SableOpsContext*, int32_t, int32_t, int32_t, const SableTensor*,
+                         SableTensor*);
 
 // Shared kernels used by several ops (plain fp32, rows contiguous).
 // y[n, I] = act(x[n, 0:I]) * x[n, I:2I], x rows `x_stride` apart.

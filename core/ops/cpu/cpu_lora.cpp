@@ -1,6 +1,7 @@
 // The CPU `lora` op: out[rows of segment g] += (x · A_sᵀ) · B_sᵀ for the adapter slot s of each
-// segment, as two BLAS GEMMs per segment (shrink to the rank, then expand). Kept apart from the
-// base GEMM (cpu_gemm.cpp) so the projection's kernel and the adapters' can change independently.
+// segment, as two BLAS GEMMs per segment (shrink to the rank, then expand); `lora_stacked` is the
+// same per module. Kept apart from the base GEMM (cpu_gemm.cpp) so the projection's kernel and the
+// adapters' can change independently.
 #include <cblas.h>
 
 #include <vector>
@@ -58,6 +59,22 @@ SableStatus lora(SableOpsContext* ctx, int32_t layer, int32_t module, const Sabl
                   orows.row<float>(first), static_cast<blasint>(orows.stride));
     }
   });
+}
+
+SableStatus lora_stacked(SableOpsContext* ctx, int32_t layer, int32_t first_module,
+                         int32_t num_modules, const SableTensor* x, SableTensor* outs) {
+  const SableStatus st = run_op(ctx, "lora_stacked", [&] {
+    require(num_modules >= 1 && num_modules <= kLoraMaxStacked && first_module >= 0 &&
+                first_module + num_modules <= SABLE_LORA_MODULE_COUNT,
+            "modules {}..{} are not {} consecutive LoRA modules (at most {})", first_module,
+            first_module + num_modules - 1, num_modules, kLoraMaxStacked);
+    require(outs != nullptr, "outs is NULL");
+  });
+  for (int32_t i = 0; st == SABLE_OK && i < num_modules; ++i) {
+    const SableStatus s = lora(ctx, layer, first_module + i, x, &outs[i]);
+    if (s != SABLE_OK) return s;
+  }
+  return st;
 }
 
 }  // namespace sable::ops::cpu

@@ -265,6 +265,7 @@ const SableOps* cpu_ops() {
     t.attention_bidirectional = &cpu::attention_bidirectional;
     t.upload = &cpu::upload;
     t.embedding_shard = &cpu::embedding_shard;
+    t.lora_stacked = &cpu::lora_stacked;
     return t;
   }();
   return &table;

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <span>
@@ -17,7 +18,7 @@
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/gemm_fused.h"
-#include "core/ops/lora_batch.h"
+#include "core/ops/lora_step_block.h"
 
 namespace sable::ops {
 namespace {
@@ -723,41 +724,76 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
   return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
 }
 
-// LoRA deltas of one projection: the batch's adapters (ctx->lora) through lora_kernels.cu.
+// LoRA deltas of `count` projections that read x (ctx->lora's adapters, lora_kernels.cu). The
+// launches do not depend on the batch's adapters (the kernels skip empty tiles, slots and pools on
+// the device), so a captured decode step fits any later batch of its size. Only an eager call
+// skips projections that no adapter in the pool has targeted yet.
+void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
+                 const SableTensor* x, SableTensor* outs) {
+  require(ctx != nullptr, "context is null");
+  require(count >= 1 && count <= kLoraMaxStacked && first >= 0 &&
+              first + count <= SABLE_LORA_MODULE_COUNT,
+          "modules {}..{} are not {} consecutive LoRA modules (at most {})", first,
+          first + count - 1, count, kLoraMaxStacked);
+  require(outs != nullptr, "outs is null");
+  const auto& xt = tensor(x, "x");
+  const LoraBatch* lb = ctx->lora;
+  if (lb == nullptr) return;
+  require(layer >= 0 && layer < lb->num_layers, "layer {} outside the model's {} layers", layer,
+          lb->num_layers);
+  require(lb->step_device != nullptr, "the LoRA batch has no device step block");
+  require(xt.ndim == 2 && xt.strides[1] == 1, "x must be a 2-D row view with unit column stride");
+  require(xt.dtype == lb->dtype, "x and the LoRA pool must share the compute dtype");
+  const int64_t t = lb->num_tokens;
+  require(xt.shape[0] == t, "x must have the batch's {} rows, got {}", t, xt.shape[0]);
+  k::LoraLaunch l;
+  l.x = xt.data;
+  l.k = xt.shape[1];
+  l.ldx = t > 1 ? xt.strides[0] : l.k;
+  l.count = count;
+  l.layer = layer;
+  l.rank_stride = lb->max_rank;
+  l.max_tiles = lora_max_tiles(t, lb->num_slots);
+  l.view = lb->device;
+  bool any_pool = false;
+  for (int32_t i = 0; i < count; ++i) {
+    const auto& ot = tensor(&outs[i], "out");
+    require(ot.ndim == 2 && ot.strides[1] == 1 && ot.dtype == lb->dtype && ot.shape[0] == t,
+            "out {} must be a [{}, N] row view in the compute dtype", i, t);
+    const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + first + i];
+    if (w.a != nullptr)
+      require(w.k == l.k && w.n == ot.shape[1], "x [{}, {}] / out [{}, {}] do not fit the "
+              "adapters' [{}, {}] of module {}", t, l.k, t, ot.shape[1], w.k, w.n, first + i);
+    any_pool = any_pool || w.a != nullptr;
+    l.module[i] = first + i;
+    l.out[i] = ot.data;
+    l.ldo[i] = t > 1 ? ot.strides[0] : ot.shape[1];
+    l.n[i] = ot.shape[1];
+  }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  require(cudaStreamIsCapturing(static_cast<cudaStream_t>(ctx->stream), &capture) == cudaSuccess,
+          "cudaStreamIsCapturing failed");
+  // The shrink's partial sums live only for this call (stream-ordered reuse after it). Allocated
+  // even when nothing is launched, so an eager warm-up sizes the arena for a capture.
+  const Arena::Mark mark = ctx->arena->mark();
+  const size_t floats = k::lora_scratch_floats(l, lb->dtype);
+  auto* scratch = static_cast<float*>(ctx->arena->allocate(std::max<size_t>(floats, 1) * 4, 256));
+  require(scratch != nullptr, "scratch arena cannot hold the LoRA partial sums ({} floats)", floats);
+  if (any_pool || capture != cudaStreamCaptureStatusNone)
+    require(k::lora_stacked(l, lb->dtype, scratch, ctx->stream),
+            "unsupported dtype or shape for lora (rank stride {})", l.rank_stride);
+  ctx->arena->release(mark);
+}
+
 SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const SableTensor* x,
                     SableTensor* out) {
-  return run_op(ctx, "lora", [&] {
-    require(ctx != nullptr, "context is null");
-    const auto& xt = tensor(x, "x");
-    const auto& ot = tensor(out, "out");
-    require(module >= 0 && module < SABLE_LORA_MODULE_COUNT, "unknown LoRA module {}", module);
-    const LoraBatch* lb = ctx->lora;
-    if (lb == nullptr) return;
-    require(layer >= 0 && layer < lb->num_layers, "layer {} outside the model's {} layers", layer,
-            lb->num_layers);
-    const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + module];
-    if (w.a == nullptr) return;
-    require(xt.ndim == 2 && ot.ndim == 2 && xt.strides[1] == 1 && ot.strides[1] == 1,
-            "x and out must be 2-D row views with unit column stride");
-    require(xt.dtype == lb->dtype && ot.dtype == lb->dtype, "x, out and the LoRA pool must share "
-            "the compute dtype");
-    require(xt.shape[1] == w.k && ot.shape[1] == w.n, "x [{}, {}] / out [{}, {}] do not fit the "
-            "adapters' [{}, {}]", xt.shape[0], xt.shape[1], ot.shape[0], ot.shape[1], w.k, w.n);
-    require(xt.shape[0] == lb->num_tokens && ot.shape[0] == lb->num_tokens,
-            "x and out must have the batch's {} rows", lb->num_tokens);
-    const int64_t t = lb->num_tokens;
-    // The rank-wide intermediate lives only for this projection (stream-ordered reuse after it).
-    const Arena::Mark mark = ctx->arena->mark();
-    auto* tmp = static_cast<float*>(
-        ctx->arena->allocate(static_cast<size_t>(t * lb->max_rank) * sizeof(float), 256));
-    require(tmp != nullptr, "scratch arena cannot hold the LoRA intermediate");
-    require(k::lora_shrink_expand(xt.data, t > 1 ? xt.strides[0] : w.k, w.a, w.b, lb->dtype, t,
-                                  w.k, w.n, lb->max_rank, lb->row_slot_device,
-                                  lb->slot_rank_device, module, tmp, ot.data,
-                                  t > 1 ? ot.strides[0] : w.n, ctx->stream),
-            "unsupported dtype for lora");
-    ctx->arena->release(mark);
-  });
+  return run_op(ctx, "lora", [&] { lora_deltas(ctx, layer, module, 1, x, out); });
+}
+
+SableStatus op_lora_stacked(SableOpsContext* ctx, int32_t layer, int32_t first_module,
+                            int32_t num_modules, const SableTensor* x, SableTensor* outs) {
+  return run_op(ctx, "lora_stacked",
+                [&] { lora_deltas(ctx, layer, first_module, num_modules, x, outs); });
 }
 
 const SableOps kCudaOps = {
@@ -766,7 +802,7 @@ const SableOps kCudaOps = {
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
     &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload,
-    &op_embedding_shard};
+    &op_embedding_shard, &op_lora_stacked};
 
 }  // namespace
 

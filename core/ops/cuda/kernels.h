@@ -6,7 +6,10 @@
 // Each launcher returns false when the combination is unsupported (the caller reports the error).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+
+#include "core/ops/lora_batch.h"
 
 namespace sable::ops::cuda {
 
@@ -164,13 +167,26 @@ bool moe_experts(const MoeExpertsArgs& args, void* stream);
 bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* counts,
                        void* stream);
 
-// LoRA delta of one projection (the `lora` op, lora_kernels.cu): for each row t of x [T, K] (row
-// stride ldx) with slot s = row_slot[t] >= 0 and r = slot_rank[s * SABLE_LORA_MODULE_COUNT +
-// module] > 0: out[t, :] += (x[t] · A[s, :r]ᵀ) · B[s, :, :r]ᵀ, A [S, r_max, K], B [S, N, r_max]
-// in `dtype` like x and out (row stride ldo). tmp: F32 scratch [T, r_max].
-bool lora_shrink_expand(const void* x, int64_t ldx, const void* a, const void* b, int32_t dtype,
-                        int64_t tokens, int64_t k, int64_t n, int32_t r_max,
-                        const int32_t* row_slot, const int32_t* slot_rank, int32_t module,
-                        float* tmp, void* out, int64_t ldo, void* stream);
+// LoRA deltas of up to kLoraMaxStacked projections that read the same x (the `lora` and
+// `lora_stacked` ops, lora_kernels.cu), over the step block's tiles (core/ops/lora_batch.h): for
+// each tile (slot s and up to kLoraTileRows of its rows) and module m = module[i] whose pool
+// A = view.a[layer * COUNT + m] exists and rank r = view.slot_rank[s * COUNT + m] > 0,
+//   out[i][row, :] += (x[row] · A[s, :r]ᵀ) · B[s, :, :r]ᵀ     A [S, R, K], B [S, N_i, R], R = rank_stride
+// in `dtype` like x and the outs, fp32 accumulation. Grids cover max_tiles tiles; tiles past
+// *view.num_tiles exit, so the launches depend only on the shapes and the batch size (graph
+// capture). `scratch`: lora_scratch_floats(l, dtype) floats of device memory.
+struct LoraLaunch {
+  const void* x = nullptr;
+  int64_t ldx = 0, k = 0;
+  int32_t count = 0;
+  int32_t module[kLoraMaxStacked] = {};
+  void* out[kLoraMaxStacked] = {};
+  int64_t ldo[kLoraMaxStacked] = {}, n[kLoraMaxStacked] = {};
+  int32_t layer = 0, rank_stride = 0;  // rank_stride: a multiple of kLoraRankAlign
+  int64_t max_tiles = 0;
+  LoraDeviceView view;
+};
+size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
+bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
 
 }  // namespace sable::ops::cuda

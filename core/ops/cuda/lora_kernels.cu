@@ -1,86 +1,228 @@
-// The CUDA `lora` op's kernels: for each row t of the batch whose slot s = row_slot[t] is an
-// adapter that targets this projection (rank r = slot_rank[s * COUNT + module] > 0),
-//   shrink  tmp[t, j] = x[t, :] · A[s, j, :]          j < r      (one warp per (row, j))
-//   expand  out[t, c] += sum_j tmp[t, j] · B[s, c, j]            (one thread per (row, column))
-// with fp32 accumulation and tmp in fp32. This is the per-row (BGMV) form of the segmented
-// shrink/expand: rows find their adapter through row_slot, so one launch serves every segment
-// and the launch shape does not depend on the adapters (graph-capturable). Correct first, not
-// tuned: bench/NOTES.md has the plan.
+// The CUDA `lora` / `lora_stacked` ops' kernels: SGMV-style shrink and expand over tiles of rows
+// that share an adapter slot (core/ops/lora_batch.h), for up to three projections that read the
+// same x (q|k|v, gate|up) in one launch each.
+//
+// shrink: block (tile, module x block of 16 rank rows, K split). Each warp takes 4 rank rows of
+//   A[s] against the tile's rows of x over the split's K range, with 16-byte loads, and writes fp32
+//   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
+//   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
+// expand: block (tile, 256 output columns of one module). The tile's partials are summed into
+//   shared memory [rows][r]; each thread reads its column's B[s, c, :r] (16-byte loads) and adds
+//   the dot products into the tile's rows of out (fp32 accumulation, one rounding).
+// Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
+// the device, and the grids depend only on the batch size, the slots and the shapes: a decode
+// step with adapters is captured once and replayed with other adapters.
+#include <algorithm>
+
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
-#include "sable/ops.h"
 
 namespace sable::ops::cuda {
 namespace {
 
-constexpr int kShrinkWarps = 4;
-constexpr int kExpandThreads = 256;
 constexpr int kModules = SABLE_LORA_MODULE_COUNT;
+constexpr int kTileRows = kLoraTileRows;
+constexpr int kShrinkWarps = 4;
+constexpr int kRanksPerWarp = 4;
+constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
+constexpr int kExpandThreads = 256;
+constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
+constexpr int64_t kMaxSplits = 32;
+constexpr int64_t kMaxSplitBlocks = 4096;  // tiles x splits above which K is split less
+
+struct Plan {
+  int vec = 1;  // elements per load of x and A
+  int32_t splits = 1;
+  int64_t k_chunk = 0;
+  int32_t rank_blocks = 1;
+  int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.y of each module
+};
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <class T>
+Plan make_plan(const LoraLaunch& l) {
+  Plan p;
+  constexpr int v = Vec<T>::kN;
+  p.vec = l.k % v == 0 && l.ldx % v == 0 && aligned16(l.x) ? v : 1;
+  int64_t splits = std::clamp<int64_t>(ceil_div(l.k, kSplitK), 1, kMaxSplits);
+  while (splits > 1 && l.max_tiles * splits > kMaxSplitBlocks) splits = ceil_div(splits, 2);
+  const int64_t step = 32 * p.vec;
+  p.k_chunk = ceil_div(ceil_div(l.k, splits), step) * step;
+  p.splits = static_cast<int32_t>(ceil_div(l.k, p.k_chunk));
+  p.rank_blocks = static_cast<int32_t>(ceil_div(l.rank_stride, kRanksPerBlock));
+  for (int i = 0; i < l.count; ++i)
+    p.col_block[i + 1] = p.col_block[i] + static_cast<int32_t>(ceil_div(l.n[i], kExpandThreads));
+  return p;
+}
+
+template <class T, int V>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
+  if constexpr (V == 1) {
+    out[0] = to_f32(*p);
+  } else {
+    static_assert(V == Vec<T>::kN, "vector loads are 16 bytes");
+    const Vec<T> v = *reinterpret_cast<const Vec<T>*>(p);
+#pragma unroll
+    for (int i = 0; i < V; ++i) out[i] = to_f32(v.v[i]);
+  }
+}
+
+template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
-    lora_shrink(const T* __restrict__ x, int64_t ldx, const T* __restrict__ a, int64_t k,
-                int32_t r_max, const int32_t* __restrict__ row_slot,
-                const int32_t* __restrict__ slot_rank, int32_t module, int64_t tokens,
-                float* __restrict__ tmp) {
-  const int lane = threadIdx.x & 31;
-  const int j = blockIdx.y * kShrinkWarps + (threadIdx.x >> 5);
-  if (j >= r_max) return;
-  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
-    const int32_t slot = row_slot[t];
-    float acc = 0.0f;
-    if (slot >= 0 && j < slot_rank[slot * kModules + module]) {
-      const T* arow = a + (static_cast<int64_t>(slot) * r_max + j) * k;
-      const T* xrow = x + t * ldx;
-      for (int64_t i = lane; i < k; i += 32) acc = fmaf(to_f32(xrow[i]), to_f32(arow[i]), acc);
-      acc = warp_sum(acc);
+    lora_shrink(LoraLaunch l, Plan p, float* __restrict__ tmp) {
+  const int tile_i = static_cast<int>(blockIdx.x);
+  if (tile_i >= *l.view.num_tiles) return;
+  const int mi = static_cast<int>(blockIdx.y) / p.rank_blocks;
+  const int rb = static_cast<int>(blockIdx.y) - mi * p.rank_blocks;
+  const int module = l.module[mi];
+  const T* a = static_cast<const T*>(l.view.a[l.layer * kModules + module]);
+  if (a == nullptr) return;
+  const LoraTile& tile = l.view.tiles[tile_i];
+  const int slot = tile.slot, rows = tile.rows;
+  const int rank = min(l.view.slot_rank[slot * kModules + module], l.rank_stride);
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int j0 = rb * kRanksPerBlock + warp * kRanksPerWarp;
+  if (j0 >= rank) return;  // warp-uniform; no block barrier below
+  const int64_t kb = static_cast<int64_t>(blockIdx.z) * p.k_chunk;
+  const int64_t ke = min(l.k, kb + p.k_chunk);
+  const T* arow = a + (static_cast<int64_t>(slot) * l.rank_stride + j0) * l.k;
+  const T* x = static_cast<const T*>(l.x);
+  int64_t xoff[kTileRows];
+#pragma unroll
+  for (int t = 0; t < kTileRows; ++t) xoff[t] = static_cast<int64_t>(tile.row[t < rows ? t : 0]) * l.ldx;
+  float acc[kRanksPerWarp][kTileRows] = {};
+  for (int64_t i = kb + lane * V; i < ke; i += 32 * V) {
+    float av[kRanksPerWarp][V];
+#pragma unroll
+    for (int r = 0; r < kRanksPerWarp; ++r) {
+      if (j0 + r < rank) {
+        load_f32<T, V>(arow + r * l.k + i, av[r]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) av[r][e] = 0.0f;
+      }
     }
-    if (lane == 0) tmp[t * r_max + j] = acc;
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t) {
+      if (t >= rows) break;
+      float xv[V];
+      load_f32<T, V>(x + xoff[t] + i, xv);
+#pragma unroll
+      for (int r = 0; r < kRanksPerWarp; ++r)
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[r][t] = fmaf(av[r][e], xv[e], acc[r][t]);
+    }
+  }
+  const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
+  float* dst = tmp + (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
+                      static_cast<int64_t>(tile_i) * kTileRows) * row_stride +
+               static_cast<int64_t>(mi) * l.rank_stride + j0;
+#pragma unroll
+  for (int t = 0; t < kTileRows; ++t) {
+    if (t >= rows) break;
+#pragma unroll
+    for (int r = 0; r < kRanksPerWarp; ++r) {
+      const float v = warp_sum(acc[r][t]);
+      if (lane == 0 && j0 + r < rank) dst[t * row_stride + r] = v;
+    }
   }
 }
 
 template <class T>
 __global__ void __launch_bounds__(kExpandThreads)
-    lora_expand(const float* __restrict__ tmp, const T* __restrict__ b, int64_t n, int32_t r_max,
-                const int32_t* __restrict__ row_slot, const int32_t* __restrict__ slot_rank,
-                int32_t module, int64_t tokens, T* __restrict__ out, int64_t ldo) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kExpandThreads + threadIdx.x;
-  if (c >= n) return;
-  for (int64_t t = blockIdx.y; t < tokens; t += gridDim.y) {
-    const int32_t slot = row_slot[t];
-    if (slot < 0) continue;
-    const int32_t rank = slot_rank[slot * kModules + module];
-    if (rank == 0) continue;
-    const T* brow = b + (static_cast<int64_t>(slot) * n + c) * r_max;
-    const float* s = tmp + t * r_max;
-    float acc = 0.0f;
-    for (int32_t j = 0; j < rank; ++j) acc = fmaf(s[j], to_f32(brow[j]), acc);
-    T* o = out + t * ldo + c;
-    *o = from_f32<T>(to_f32(*o) + acc);
+    lora_expand(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
+  extern __shared__ float s[];  // [kTileRows][rank rounded up to V]
+  constexpr int V = Vec<T>::kN;
+  const int tile_i = static_cast<int>(blockIdx.x);
+  if (tile_i >= *l.view.num_tiles) return;
+  int mi = 0;
+  while (mi + 1 < l.count && static_cast<int>(blockIdx.y) >= p.col_block[mi + 1]) ++mi;
+  const int module = l.module[mi];
+  const T* b = static_cast<const T*>(l.view.b[l.layer * kModules + module]);
+  if (b == nullptr) return;
+  const LoraTile& tile = l.view.tiles[tile_i];
+  const int slot = tile.slot, rows = tile.rows;
+  const int rank = min(l.view.slot_rank[slot * kModules + module], l.rank_stride);
+  if (rank <= 0) return;
+  const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
+  const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
+  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kExpandThreads) {
+    const int t = idx / rank_v, j = idx - t * rank_v;
+    float v = 0.0f;
+    if (t < rows && j < rank) {
+      const float* src = tmp + (static_cast<int64_t>(tile_i) * kTileRows + t) * row_stride +
+                         static_cast<int64_t>(mi) * l.rank_stride + j;
+      for (int z = 0; z < p.splits; ++z) v += src[z * split_stride];
+    }
+    s[idx] = v;
   }
+  __syncthreads();
+  const int64_t c =
+      static_cast<int64_t>(static_cast<int>(blockIdx.y) - p.col_block[mi]) * kExpandThreads +
+      threadIdx.x;
+  if (c >= l.n[mi]) return;
+  const T* brow = b + (static_cast<int64_t>(slot) * l.n[mi] + c) * l.rank_stride;
+  float acc[kTileRows] = {};
+  for (int j = 0; j < rank_v; j += V) {
+    float bv[V];
+    load_f32<T, V>(brow + j, bv);
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t) {
+      if (t >= rows) break;
+#pragma unroll
+      for (int e = 0; e < V; ++e) acc[t] = fmaf(s[t * rank_v + j + e], bv[e], acc[t]);
+    }
+  }
+  T* out = static_cast<T*>(l.out[mi]);
+#pragma unroll
+  for (int t = 0; t < kTileRows; ++t) {
+    if (t >= rows) break;
+    T* o = out + static_cast<int64_t>(tile.row[t]) * l.ldo[mi] + c;
+    *o = from_f32<T>(to_f32(*o) + acc[t]);
+  }
+}
+
+bool valid(const LoraLaunch& l) {
+  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0) return false;
+  if (l.rank_stride % kLoraRankAlign != 0) return false;
+  for (int i = 0; i < l.count; ++i)
+    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0 || l.out[i] == nullptr)
+      return false;
+  return true;
 }
 
 }  // namespace
 
-bool lora_shrink_expand(const void* x, int64_t ldx, const void* a, const void* b, int32_t dtype,
-                        int64_t tokens, int64_t k, int64_t n, int32_t r_max,
-                        const int32_t* row_slot, const int32_t* slot_rank, int32_t module,
-                        float* tmp, void* out, int64_t ldo, void* stream) {
-  if (tokens <= 0 || n <= 0 || r_max <= 0) return true;
-  if (module < 0 || module >= kModules) return false;
-  const cudaStream_t s = as_stream(stream);
-  const unsigned row_blocks = static_cast<unsigned>(tokens < 65535 ? tokens : 65535);
+size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype) {
+  size_t floats = 0;
+  if (l.max_tiles <= 0 || !valid(l)) return 0;
+  dispatch_float(dtype, [&](auto tag) {
+    const Plan p = make_plan<decltype(tag)>(l);
+    floats = static_cast<size_t>(p.splits) * static_cast<size_t>(l.max_tiles) * kTileRows *
+             static_cast<size_t>(l.count) * static_cast<size_t>(l.rank_stride);
+  });
+  return floats;
+}
+
+bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
+  if (!valid(l)) return false;
+  if (l.max_tiles <= 0) return true;
+  const cudaStream_t st = as_stream(stream);
   return dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    const dim3 sgrid(static_cast<unsigned>(tokens < (1LL << 30) ? tokens : (1LL << 30)),
-                     static_cast<unsigned>((r_max + kShrinkWarps - 1) / kShrinkWarps));
-    lora_shrink<T><<<sgrid, kShrinkWarps * 32, 0, s>>>(static_cast<const T*>(x), ldx,
-                                                       static_cast<const T*>(a), k, r_max,
-                                                       row_slot, slot_rank, module, tokens, tmp);
-    const dim3 egrid(static_cast<unsigned>((n + kExpandThreads - 1) / kExpandThreads), row_blocks);
-    lora_expand<T><<<egrid, kExpandThreads, 0, s>>>(tmp, static_cast<const T*>(b), n, r_max,
-                                                     row_slot, slot_rank, module, tokens,
-                                                     static_cast<T*>(out), ldo);
+    const Plan p = make_plan<T>(l);
+    const dim3 sgrid(static_cast<unsigned>(l.max_tiles),
+                     static_cast<unsigned>(l.count * p.rank_blocks),
+                     static_cast<unsigned>(p.splits));
+    if (p.vec == 1)
+      lora_shrink<T, 1><<<sgrid, kShrinkWarps * 32, 0, st>>>(l, p, scratch);
+    else
+      lora_shrink<T, Vec<T>::kN><<<sgrid, kShrinkWarps * 32, 0, st>>>(l, p, scratch);
+    const dim3 egrid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(p.col_block[l.count]));
+    const size_t smem = static_cast<size_t>(kTileRows) * l.rank_stride * sizeof(float);
+    lora_expand<T><<<egrid, kExpandThreads, smem, st>>>(l, p, scratch);
   });
 }
 

@@ -14,7 +14,8 @@
 // LoRA: every projection's output goes through ops->lora (all seven modules are declared in
 // lora_modules); a batch with adapters takes the unfused path, where the delta lands between the
 // projection and its rope / act·mul / residual add. With fused q|k|v or gate|up weights the
-// module's delta is added into its column view of the fused output.
+// modules' deltas are added into their column views of the fused output, in one lora_stacked
+// call where the host has it.
 // Sequence classification (*ForSequenceClassification, e.g. reward models): a checkpoint with a
 // `score.weight` [num_labels, H] and no lm_head is a score model; its head replaces the LM head
 // and scores the last token of each sequence (SGLang's reward models; HF picks the last non-pad
@@ -29,6 +30,7 @@
 
 #include <cmath>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -218,6 +220,13 @@ class DecoderModel : public cpp::Model {
     auto delta = [&](int64_t l, int32_t m, const SableTensor& x, SableTensor y) {
       if (lora) ops.lora(static_cast<int32_t>(l), m, x, y);
     };
+    // The deltas of modules first.. (q|k|v or gate|up) into their views of a fused output: one
+    // call where the host has lora_stacked (ABI 1.5), else one per module.
+    auto stacked = [&](int64_t l, int32_t first, const SableTensor& x, std::span<SableTensor> ys) {
+      if (!lora) return;
+      if (ops.has_lora_stacked()) return ops.lora_stacked(static_cast<int32_t>(l), first, x, ys);
+      for (size_t i = 0; i < ys.size(); ++i) delta(l, first + static_cast<int32_t>(i), x, ys[i]);
+    };
     const int32_t dt = host().compute_dtype();
     const int64_t qd = q_heads_ * head_dim_, kd = kv_heads_ * head_dim_;
 
@@ -262,9 +271,9 @@ class DecoderModel : public cpp::Model {
       if (fused_) {
         // One projection; q, k and v are column views of it: [T, heads, D] with row stride qkv_w.
         ops.gemm(h, w.qkv, bias(w.qkv_bias), qkv);
-        delta(l, SABLE_LORA_Q, h, cpp::narrow(qkv, 1, 0, qd));
-        delta(l, SABLE_LORA_K, h, cpp::narrow(qkv, 1, qd, kd));
-        delta(l, SABLE_LORA_V, h, cpp::narrow(qkv, 1, qd + kd, kd));
+        SableTensor parts[] = {cpp::narrow(qkv, 1, 0, qd), cpp::narrow(qkv, 1, qd, kd),
+                               cpp::narrow(qkv, 1, qd + kd, kd)};
+        stacked(l, SABLE_LORA_Q, h, parts);
         q3 = cpp::split_last(cpp::narrow(qkv, 1, 0, qd), q_heads_, head_dim_);
         k3 = cpp::split_last(cpp::narrow(qkv, 1, qd, kd), kv_heads_, head_dim_);
         v3 = cpp::split_last(cpp::narrow(qkv, 1, qd + kd, kd), kv_heads_, head_dim_);
@@ -291,8 +300,9 @@ class DecoderModel : public cpp::Model {
       ops.rms_norm(proj, &residual, w.post_norm, eps_, h);
       if (fused_) {
         ops.gemm(h, w.gate_up, bias(w.gate_up_bias), gate_up);
-        delta(l, SABLE_LORA_GATE, h, cpp::narrow(gate_up, 1, 0, inter_));
-        delta(l, SABLE_LORA_UP, h, cpp::narrow(gate_up, 1, inter_, inter_));
+        SableTensor parts[] = {cpp::narrow(gate_up, 1, 0, inter_),
+                               cpp::narrow(gate_up, 1, inter_, inter_)};
+        stacked(l, SABLE_LORA_GATE, h, parts);
         ops.act_mul(act_, gate_up, act);
       } else {
         ops.gemm(h, w.gate, bias(w.gate_bias), gate);

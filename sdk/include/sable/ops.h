@@ -196,6 +196,16 @@ typedef struct SableOps {
   SableStatus (*embedding_shard)(SableOpsContext* ctx, const SableTensor* table,
                                  const SableTensor* ids, int64_t first_id, SableTensor* out);
   /* end of ABI 1.4 - do not modify above */
+
+  /* since 1.5; may be NULL in older hosts (check SABLE_HAS(ops, lora_stacked)).
+   * `lora` for num_modules (1..3) consecutive projections first_module, first_module + 1, ... of
+   * layer `layer` that read the same x: q|k|v (SABLE_LORA_Q, 3) or gate|up (SABLE_LORA_GATE, 2).
+   * outs[i] [T, N_i] is the output (view) of module first_module + i, e.g. its column view of a
+   * fused q|k|v output. The same result as one `lora` call per module; a host can run all the
+   * modules' shrinks in one launch and all their expands in another. */
+  SableStatus (*lora_stacked)(SableOpsContext* ctx, int32_t layer, int32_t first_module,
+                              int32_t num_modules, const SableTensor* x, SableTensor* outs);
+  /* end of ABI 1.5 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,14 @@ class Ops {
   bool has_lora() const { return SABLE_HAS(o_, lora) && o_->lora != nullptr; }
   void lora(int32_t layer, int32_t module, const SableTensor& x, SableTensor& out) const {
     check(o_->lora(c_, layer, module, &x, &out), "lora");
+  }
+  // lora_stacked (since ABI 1.5): the deltas of modules first_module.. into outs[i] (ops.h).
+  bool has_lora_stacked() const { return SABLE_HAS(o_, lora_stacked) && o_->lora_stacked != nullptr; }
+  void lora_stacked(int32_t layer, int32_t first_module, const SableTensor& x,
+                    std::span<SableTensor> outs) const {
+    check(o_->lora_stacked(c_, layer, first_module, static_cast<int32_t>(outs.size()), &x,
+                           outs.data()),
+          "lora_stacked");
   }
   void rms_norm(const SableTensor& x, SableTensor* residual, const SableTensor& w, float eps,
                 SableTensor& out, float weight_offset = 0.0f) const {
