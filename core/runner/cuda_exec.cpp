@@ -358,7 +358,9 @@ CudaExec::~CudaExec() = default;
 void* CudaExec::stream() const { return impl_->stream; }
 void CudaExec::synchronize() const { check_cuda(cudaStreamSynchronize(impl_->stream), "synchronize"); }
 
-int32_t CudaExec::graphs_captured() const { return static_cast<int32_t>(impl_->graphs.size()); }
+int32_t CudaExec::graphs_captured(bool lora) const {
+  return static_cast<int32_t>((lora ? impl_->lora_graphs : impl_->graphs).size());
+}
 
 const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                            const ExecBatch& b, float* hidden_host, const CheckFn& check) {

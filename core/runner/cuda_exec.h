@@ -94,7 +94,8 @@ class CudaExec {
                      float* out_host, const CheckFn& check);
   // Copies `rows` rows of device logits to the host (synchronous).
   void download(const float* device_logits, int64_t rows, float* host) const;
-  int32_t graphs_captured() const;
+  // Decode graphs captured so far: the base model's, or (lora) those of batches with adapters.
+  int32_t graphs_captured(bool lora = false) const;
   // Waits for the stream; throws on a device error.
   void synchronize() const;
 

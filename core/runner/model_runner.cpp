@@ -456,6 +456,14 @@ std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_value
   return out;
 }
 
+int32_t ModelRunner::cuda_graphs_captured(bool lora) const {
+#ifdef SABLE_HAVE_CUDA
+  if (impl_->cuda) return impl_->cuda->graphs_captured(lora);
+#endif
+  (void)lora;
+  return 0;
+}
+
 uint32_t ModelRunner::lora_modules() const {
   return SABLE_HAS(&impl_->info, lora_modules) ? impl_->info.lora_modules : 0u;
 }

@@ -150,6 +150,8 @@ class ModelRunner {
   // projections the model plugin applies LoRA to (SableModelInfo.lora_modules; 0 for none).
   std::optional<std::vector<int64_t>> weight_shape(const std::string& name) const;
   uint32_t lora_modules() const;
+  // CUDA decode graphs captured so far, of batches without adapters or (lora) with; 0 on the CPU.
+  int32_t cuda_graphs_captured(bool lora) const;
 
   // Expert-distribution recording (MoE models; see RunnerOptions::expert_recording). While on, every
   // forward adds each token's top-k expert choices per MoE layer to counts indexed

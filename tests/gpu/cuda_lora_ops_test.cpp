@@ -248,7 +248,7 @@ TEST_F(CudaLoraOps, ScalarLoadsAndF32) {
     init(2, 8, 9, dtype);
     slot_rank_[0 * kC + SABLE_LORA_DOWN] = 7;
     slot_rank_[1 * kC + SABLE_LORA_DOWN] = 2;
-    const int64_t k = 100, n = 40;  // K % 8 != 0: one element per load
+    const int64_t k = 100, n = 40;  // bf16: K % 8 != 0, one element per load (f32: 4)
     make_pool(kLayer, SABLE_LORA_DOWN, k, n);
     Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
     Buf out = random(static_cast<size_t>(rows_ * n), 1.0f);

@@ -5,7 +5,8 @@
 // as large as the base weights, scaled by 4, and PEFT's own bf16 logits reach 3.1e-2; our first
 // H100 run measured 3.6e-2 on that row, 2.2e-2 elsewhere), and teacher-forced greedy decoding of
 // the whole batch (the reference tokens fed back) agrees on at least 22 of 24 tokens per row.
-// Runs the CUDA `lora` op (lora_kernels.cu) through the runner; skipped without a GPU.
+// Runs the CUDA `lora` / `lora_stacked` ops (lora_kernels.cu) through the runner: the prompt step
+// eagerly, the decode steps as replays of the LoRA decode graphs; skipped without a GPU.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -145,6 +146,8 @@ TEST_P(LoraGoldenGpu, MixedBatchMatchesPeftInBf16) {
   }
   for (const Row& row : rows)
     EXPECT_GE(row.agree, 22) << model << " adapter '" << row.adapter << "' prompt " << row.prompt;
+  // The decode steps (every sequence one token) replayed the graphs of batches with adapters.
+  EXPECT_GT(r->cuda_graphs_captured(/*lora=*/true), 0) << model;
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, LoraGoldenGpu, ::testing::Values("llama", "qwen2"));
