@@ -203,22 +203,46 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   __syncthreads();
   if (!s_last) return;
   __threadfence();
+  // The merge in three passes, so that the loads of every split are in flight together: (m, l) of
+  // all (row, split) pairs at once; per row the max and each split's weight (its rescale with the
+  // normalisation folded in); then each output element sums its splits' partials with independent
+  // loads. Written as chains of dependent loads per split it took ~17 of the kernel's 22 us at
+  // batch 1 (ncu on the H100: SMs busy 15 % of the elapsed cycles, stalled on L1TEX).
+  float* s_wm = reinterpret_cast<float*>(sK);  // [kRows][kMaxSplits]: m, then the weights
+  float* s_wl = s_wm + kRows * kMaxSplits;     // [kRows][kMaxSplits]: l
+  static_assert(2 * kRows * kMaxSplits * sizeof(float) <= 4 * kDecodeN * kD * sizeof(bf16));
+  const int64_t row0 = (int64_t(t) * p.q_heads + int64_t(kvh) * G) * p.splits;
+  for (int i = tid; i < G * used; i += kThreads) {
+    const int r = i / used, sp = i % used;
+    const int64_t idx = row0 + int64_t(r) * p.splits + sp;
+    s_wm[r * kMaxSplits + sp] = __ldcg(p.part_ml + idx * 2);
+    s_wl[r * kMaxSplits + sp] = __ldcg(p.part_ml + idx * 2 + 1);
+  }
+  __syncthreads();
+  if (tid < G) {
+    float* wm = s_wm + tid * kMaxSplits;
+    const float* wl = s_wl + tid * kMaxSplits;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < used; ++sp)
+      if (wl[sp] > 0.0f) mx = fmaxf(mx, wm[sp]);
+    float sum = 0.0f;
+    for (int sp = 0; sp < used; ++sp) {
+      const float c = wl[sp] > 0.0f ? exp2f(wm[sp] - mx) : 0.0f;
+      wm[sp] = c;
+      sum += wl[sp] * c;
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int sp = 0; sp < used; ++sp) wm[sp] *= inv;
+  }
+  __syncthreads();
   for (int i = tid; i < G * kD; i += kThreads) {
     const int r = i / kD, d = i % kD;
-    const int qh = kvh * G + r;
-    const int64_t base = (int64_t(t) * p.q_heads + qh) * p.splits;
-    float mx = -INFINITY;
-    for (int s = 0; s < used; ++s)
-      if (__ldcg(p.part_ml + (base + s) * 2 + 1) > 0.0f) mx = fmaxf(mx, __ldcg(p.part_ml + (base + s) * 2));
-    float sum = 0.0f, acc = 0.0f;
-    for (int s = 0; s < used; ++s) {
-      const float ls = __ldcg(p.part_ml + (base + s) * 2 + 1);
-      if (ls <= 0.0f) continue;
-      const float c = exp2f(__ldcg(p.part_ml + (base + s) * 2) - mx);
-      sum += ls * c;
-      acc += __ldcg(p.part_acc + (base + s) * kD + d) * c;
-    }
-    p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
+    const float* w = s_wm + r * kMaxSplits;
+    const float* part = p.part_acc + (row0 + int64_t(r) * p.splits) * kD + d;
+    float acc = 0.0f;
+#pragma unroll 8
+    for (int sp = 0; sp < used; ++sp) acc += w[sp] * __ldcg(part + int64_t(sp) * kD);
+    p.out[(int64_t(t) * p.q_heads + kvh * G + r) * kD + d] = __float2bfloat16(acc);
   }
 }
 
