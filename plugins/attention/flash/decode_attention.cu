@@ -28,12 +28,12 @@ namespace {
 
 constexpr int kRows = kDecodeRows;
 
-template <int kD>
+template <int kD, int kStages>
 constexpr int decode_smem_bytes() {
-  return (kRows + 4 * kDecodeN) * kD * static_cast<int>(sizeof(bf16));  // Q + 2 stages of K and V
+  return (kRows + 2 * kStages * kDecodeN) * kD * static_cast<int>(sizeof(bf16));  // Q + K/V stages
 }
 
-template <int kD>
+template <int kD, int kStages>
 __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionParams p) {
   constexpr int kChunks = kD / 8;   // 16-byte chunks per row
   constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
   bf16* sK = sQ + kRows * kD;
-  bf16* sV = sK + 2 * kDecodeN * kD;
+  bf16* sV = sK + kStages * kDecodeN * kD;
   __shared__ int s_last;
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
@@ -101,8 +101,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     }
   };
   const int n_tiles = end > begin ? (end - begin + kDecodeN - 1) / kDecodeN : 0;
-  if (n_tiles > 0) load_kv(begin, 0);
-  cp_async_commit();
+  // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
+  // groups keep the count uniform).
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < n_tiles) load_kv(begin + st * kDecodeN, st);
+    cp_async_commit();
+  }
 
   uint32_t qf[kKSteps][4];
   float o[kON][4];
@@ -117,10 +122,16 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
 
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = begin + j * kDecodeN;
-    next_tile(j, n_tiles, [&](int buf) { load_kv(k0 + kDecodeN, buf); });
+    // Tile j + kStages - 1 goes into the buffer of tile j - 1 (every warp is done with it: the
+    // barrier closing the last step); tile j has landed once at most kStages - 1 later groups are
+    // pending. With two stages this is the classic double buffer; three keep more bytes in flight.
+    if (j + kStages - 1 < n_tiles) load_kv(k0 + (kStages - 1) * kDecodeN, (j + kStages - 1) % kStages);
+    cp_async_commit();
+    cp_async_wait<kStages - 1>();
+    __syncthreads();
     if (j == 0) load_q_frags<kD>(qf, sQ, 0, ar, ac);
-    const bf16* tk = sK + (j & 1) * kDecodeN * kD;
-    const bf16* tv = sV + (j & 1) * kDecodeN * kD;
+    const bf16* tk = sK + (j % kStages) * kDecodeN * kD;
+    const bf16* tv = sV + (j % kStages) * kDecodeN * kD;
     if (k0 + wrow < end) {  // else every position of this warp's slice is past the range
       float s[2][4];
       qk_tile<2, kD>(s, qf, tk, wrow, br, bc);
@@ -210,7 +221,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   // batch 1 (ncu on the H100: SMs busy 15 % of the elapsed cycles, stalled on L1TEX).
   float* s_wm = reinterpret_cast<float*>(sK);  // [kRows][kMaxSplits]: m, then the weights
   float* s_wl = s_wm + kRows * kMaxSplits;     // [kRows][kMaxSplits]: l
-  static_assert(2 * kRows * kMaxSplits * sizeof(float) <= 4 * kDecodeN * kD * sizeof(bf16));
+  static_assert(2 * kRows * kMaxSplits * sizeof(float) <= 2 * kStages * kDecodeN * kD * sizeof(bf16));
   const int64_t row0 = (int64_t(t) * p.q_heads + int64_t(kvh) * G) * p.splits;
   for (int i = tid; i < G * used; i += kThreads) {
     const int r = i / used, sp = i % used;
@@ -246,16 +257,17 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   }
 }
 
-template <int kD>
+template <int kD, int kStages>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
-  if (cudaFuncSetAttribute(decode_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           decode_smem_bytes<kD>()) != cudaSuccess) {
+  constexpr int smem = decode_smem_bytes<kD, kStages>();
+  if (cudaFuncSetAttribute(decode_kernel<kD, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           smem) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
   const dim3 grid(p.kv_heads, p.num_decode, p.splits);
-  return sable::cuda::launch(decode_kernel<kD>, grid, dim3(kDecodeWarps * 32), decode_smem_bytes<kD>(), s,
-                             p) == cudaSuccess;
+  return sable::cuda::launch(decode_kernel<kD, kStages>, grid, dim3(kDecodeWarps * 32), smem, s, p) ==
+         cudaSuccess;
 }
 
 bool aligned16(const void* ptr, int64_t stride) {
@@ -272,7 +284,8 @@ bool launch_decode(const AttentionParams& p, void* stream) {
   if (p.num_decode == 0) return true;
   if (p.num_decode > 65535 || !decode_supported(p.head_dim, p.group)) return false;
   auto s = static_cast<cudaStream_t>(stream);
-  return p.head_dim == 64 ? launch_d<64>(p, s) : launch_d<128>(p, s);
+  if (p.decode_stages == 3) return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
+  return p.head_dim == 64 ? launch_d<64, 2>(p, s) : launch_d<128, 2>(p, s);
 }
 
 }  // namespace sable::attention::flash

@@ -29,18 +29,21 @@ SABLE_FLASH_HD bool decode_supported(int32_t head_dim, int32_t group) {
   return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kDecodeRows;
 }
 
-// CTAs of the decode kernel that fit on one SM (shared memory: Q + two stages of K and V; the
-// register count, 152 at D 128 and 96 at D 64, allows the same).
-SABLE_FLASH_HD int32_t decode_ctas_per_sm(int32_t head_dim) { return head_dim <= 64 ? 6 : 3; }
+// CTAs of the decode kernel that fit on one SM (shared memory: Q + `stages` stages of K and V; the
+// register count, 152 at D 128 and 96 at D 64, allows the same). Three stages: 102 KB at D 128.
+SABLE_FLASH_HD int32_t decode_ctas_per_sm(int32_t head_dim, int32_t stages = 2) {
+  if (stages >= 3) return head_dim <= 64 ? 4 : 2;
+  return head_dim <= 64 ? 6 : 3;
+}
 
 // Splits for a decode-only batch of `tokens` tokens: enough CTAs for two waves, at most kMaxSplits.
 // With `wave_fit`, a few more splits where that fills the last wave better: 64 x 8 (token, KV head)
 // pairs on 132 SMs x 3 CTAs took 2 splits = 2.6 waves (the last 59 % busy, ~86 % of the time
 // useful), 3 splits make 3.9 waves (97 %). Shape-only, so a captured graph keeps its grid.
 SABLE_FLASH_HD int32_t decode_splits(int32_t tokens, int32_t kv_heads, int32_t head_dim, int32_t num_sms,
-                                     bool wave_fit = true) {
+                                     bool wave_fit = true, int32_t stages = 2) {
   const int32_t blocks = tokens * kv_heads > 1 ? tokens * kv_heads : 1;
-  const int32_t slots = num_sms * decode_ctas_per_sm(head_dim);
+  const int32_t slots = num_sms * decode_ctas_per_sm(head_dim, stages);
   const int32_t target = 2 * slots;
   int32_t splits = (target + blocks - 1) / blocks;
   splits = splits < 1 ? 1 : splits > kMaxSplits ? kMaxSplits : splits;

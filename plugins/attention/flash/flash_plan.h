@@ -33,6 +33,7 @@ struct PlanConfig {
   int32_t split_rows = 0;  // rows of the split partial buffers: decode-only batches up to this split
   bool decode_kernel = false;
   bool wave_fit = true;  // decode_splits' last-wave fill (SABLE_DECODE_WAVE_FIT=0: off, A/B runs)
+  int32_t decode_stages = 2;  // K/V pipeline stages of the decode kernel (SABLE_DECODE_STAGES=3)
 };
 
 // Per-token metadata [T] (seq: sequence index; begin/end: visible positions, end 0 = padding;
@@ -85,7 +86,8 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
   // Split-KV only for decode-only batches too small to fill the GPU; shape-only.
   if (shape.decode_only && b.num_tokens <= c.split_rows) {
     if (c.decode_kernel) {
-      shape.splits = decode_splits(b.num_tokens, c.kv_heads, c.head_dim, c.num_sms, c.wave_fit);
+      shape.splits = decode_splits(b.num_tokens, c.kv_heads, c.head_dim, c.num_sms, c.wave_fit,
+                                   c.decode_stages);
     } else {
       const int32_t chunks = (c.q_heads / c.kv_heads + kLegacyGroup - 1) / kLegacyGroup;
       const int32_t blocks = std::max(b.num_tokens * c.kv_heads * chunks, 1);

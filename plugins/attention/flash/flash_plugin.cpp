@@ -86,6 +86,8 @@ class FlashAttention {
                               split_rows(), decode_path_};
     const char* wave_fit = std::getenv("SABLE_DECODE_WAVE_FIT");
     plan_config_.wave_fit = !(wave_fit != nullptr && std::string(wave_fit) == "0");
+    const char* stages = std::getenv("SABLE_DECODE_STAGES");
+    plan_config_.decode_stages = stages != nullptr && std::string(stages) == "3" ? 3 : 2;
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -188,6 +190,7 @@ class FlashAttention {
     p.decode_tokens = dev_meta_ + layout_.decode;
     p.num_decode = num_decode_;
     p.counters = counters_;
+    p.decode_stages = plan_config_.decode_stages;
 
     bool appended = false;
     auto append = [&] {

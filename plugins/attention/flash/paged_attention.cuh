@@ -54,6 +54,7 @@ struct AttentionParams {
   int32_t num_decode;
   int32_t store_new;             // 1: the kernel writes the tokens' K/V into the cache
   int32_t* counters;
+  int32_t decode_stages;  // 2 or 3 K/V tiles in the decode kernel's pipeline
 };
 
 struct AppendParams {
