@@ -123,6 +123,11 @@ for w in $which; do
         --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
         --section MemoryWorkloadAnalysis "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 8 0 2>&1 |
         grep -vE "^\[20|^==PROF==|plugin" | grep -E "[0-9]" | head -${NCU_LINES:-70} ;;
+    moe_bf16)  # issue 14: MoE greedy agreement with the fp32 references, transformers bf16 vs Sable, this GPU
+      python3 /work/main/scripts/moe_bf16_agreement.py "$out/moe_hf.json" /work/main/tests/golden/models 2>&1 |
+        grep -E "moe_bf16|Error"
+      SABLE_HF_BF16_AGREEMENT="$out/moe_hf.json" /work/main/$B/tests/model_golden_gpu_test \
+        --gtest_filter='MoeBf16.*' 2>&1 | grep -E "moe_bf16|OK \]|FAILED|Failure|Expected|Which|SKIPPED" ;;
     gemv)  # skinny-GEMM variants side by side, M = 1 and 8 (bench/gpu_gemv)
       for m in 1 8; do "$bin/sable_gemv_variants" $m; done | tee "$out/gemv.txt" ;;
     offline05)

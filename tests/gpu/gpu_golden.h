@@ -98,9 +98,11 @@ inline std::vector<double> prompt_logit_errors(runner::ModelRunner& r, const Gol
 
 // Runs prompt + teacher-forced continuation for each sequence (all at once when `which` has
 // several), returning the argmax after every step. Pages are disjoint per sequence, in
-// non-contiguous order.
+// non-contiguous order. `free_running`: each step feeds the sequence's own last pick instead of
+// the reference token (plain greedy decoding, as transformers' generate).
 inline std::vector<std::vector<int32_t>> teacher_forced(runner::ModelRunner& r, const Golden& g,
-                                                        const std::vector<size_t>& which) {
+                                                        const std::vector<size_t>& which,
+                                                        bool free_running = false) {
   const int64_t per_seq = r.num_pages() / static_cast<int64_t>(std::max<size_t>(which.size(), 1));
   std::vector<std::vector<int32_t>> pages(which.size()), picks(which.size());
   for (size_t i = 0; i < which.size(); ++i) {
@@ -119,7 +121,7 @@ inline std::vector<std::vector<int32_t>> teacher_forced(runner::ModelRunner& r, 
         toks[i] = p;
         s.num_cached = 0;
       } else {
-        toks[i] = {g.greedy[which[i]][step - 1]};
+        toks[i] = {free_running ? picks[i][step - 1] : g.greedy[which[i]][step - 1]};
         s.num_cached = static_cast<int32_t>(p.size() + step - 1);
       }
       s.new_tokens = toks[i];
