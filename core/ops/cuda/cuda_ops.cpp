@@ -781,7 +781,8 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
   require(scratch != nullptr, "scratch arena cannot hold the LoRA partial sums ({} floats)", floats);
   if (any_pool || capture != cudaStreamCaptureStatusNone)
     require(k::lora_stacked(l, lb->dtype, scratch, ctx->stream),
-            "unsupported dtype or shape for lora (rank stride {})", l.rank_stride);
+            "lora kernels: unsupported dtype or shape (rank stride {}), or the launch failed",
+            l.rank_stride);
   ctx->arena->release(mark);
 }
 

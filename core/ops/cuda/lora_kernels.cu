@@ -11,11 +11,14 @@
 //   the dot products into the tile's rows of out (fp32 accumulation, one rounding).
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
-// step with adapters is captured once and replayed with other adapters.
+// step with adapters is captured once and replayed with other adapters. Both kernels launch with
+// PDL (sable/cuda/launch.cuh): they wait for their predecessor before reading anything, so only
+// the launch latency overlaps its tail.
 #include <algorithm>
 
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
 namespace {
@@ -71,6 +74,8 @@ __device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     lora_shrink(LoraLaunch l, Plan p, float* __restrict__ tmp) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int tile_i = static_cast<int>(blockIdx.x);
   if (tile_i >= *l.view.num_tiles) return;
   const int mi = static_cast<int>(blockIdx.y) / p.rank_blocks;
@@ -134,6 +139,8 @@ __global__ void __launch_bounds__(kExpandThreads)
     lora_expand(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
   extern __shared__ float s[];  // [kTileRows][rank rounded up to V]
   constexpr int V = Vec<T>::kN;
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const int tile_i = static_cast<int>(blockIdx.x);
   if (tile_i >= *l.view.num_tiles) return;
   int mi = 0;
@@ -210,20 +217,20 @@ bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stre
   if (!valid(l)) return false;
   if (l.max_tiles <= 0) return true;
   const cudaStream_t st = as_stream(stream);
+  bool ok = false;
   return dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     const Plan p = make_plan<T>(l);
     const dim3 sgrid(static_cast<unsigned>(l.max_tiles),
                      static_cast<unsigned>(l.count * p.rank_blocks),
                      static_cast<unsigned>(p.splits));
-    if (p.vec == 1)
-      lora_shrink<T, 1><<<sgrid, kShrinkWarps * 32, 0, st>>>(l, p, scratch);
-    else
-      lora_shrink<T, Vec<T>::kN><<<sgrid, kShrinkWarps * 32, 0, st>>>(l, p, scratch);
+    auto shrink = p.vec == 1 ? lora_shrink<T, 1> : lora_shrink<T, Vec<T>::kN>;
+    ok = sable::cuda::launch(shrink, sgrid, kShrinkWarps * 32, 0, st, l, p, scratch) == cudaSuccess;
     const dim3 egrid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(p.col_block[l.count]));
     const size_t smem = static_cast<size_t>(kTileRows) * l.rank_stride * sizeof(float);
-    lora_expand<T><<<egrid, kExpandThreads, smem, st>>>(l, p, scratch);
-  });
+    ok = ok && sable::cuda::launch(lora_expand<T>, egrid, kExpandThreads, smem, st, l, p,
+                                   static_cast<const float*>(scratch)) == cudaSuccess;
+  }) && ok;
 }
 
 }  // namespace sable::ops::cuda

@@ -113,9 +113,9 @@ void GenericModel::attention(const cpp::Ops& ops, int32_t layer, Layer& w, const
     // Fused [q | k | v] columns, copied out to contiguous tensors.
     SableTensor qkv = ops.alloc(dt, {t, (qh + 2 * kh) * d});
     ops.gemm(h, w.qkv, opt_bias(w.qkv_b), qkv);
-    lora(ops, layer, SABLE_LORA_Q, h, cpp::narrow(qkv, 1, 0, qh * d));
-    lora(ops, layer, SABLE_LORA_K, h, cpp::narrow(qkv, 1, qh * d, kh * d));
-    lora(ops, layer, SABLE_LORA_V, h, cpp::narrow(qkv, 1, (qh + kh) * d, kh * d));
+    SableTensor parts[] = {cpp::narrow(qkv, 1, 0, qh * d), cpp::narrow(qkv, 1, qh * d, kh * d),
+                           cpp::narrow(qkv, 1, (qh + kh) * d, kh * d)};
+    lora_stacked(ops, layer, SABLE_LORA_Q, h, parts);
     ops.copy(cpp::narrow(qkv, 1, 0, qh * d), q);
     ops.copy(cpp::narrow(qkv, 1, qh * d, kh * d), k);
     ops.copy(cpp::narrow(qkv, 1, (qh + kh) * d, kh * d), v);
@@ -166,8 +166,8 @@ void GenericModel::mlp(const cpp::Ops& ops, int32_t layer, Layer& w, const Sable
     if (w.mlp == MlpKind::kFusedGated) {
       SableTensor gu = ops.alloc(dt, {t, 2 * ir});
       ops.gemm(h, w.gate_up, opt_bias(w.gate_up_b), gu);
-      lora(ops, layer, SABLE_LORA_GATE, h, cpp::narrow(gu, 1, 0, ir));
-      lora(ops, layer, SABLE_LORA_UP, h, cpp::narrow(gu, 1, ir, ir));
+      SableTensor parts[] = {cpp::narrow(gu, 1, 0, ir), cpp::narrow(gu, 1, ir, ir)};
+      lora_stacked(ops, layer, SABLE_LORA_GATE, h, parts);
       ops.act_mul(spec_.act, gu, act);
     } else {
       SableTensor up = ops.alloc(dt, {t, ir});

@@ -13,10 +13,11 @@
 // Tensor parallelism: separate q/k/v and gate/up are split by rows, o/down by columns, the
 // embedding and LM head by vocabulary rows (common/tensor_parallel.h); fused projections need
 // tp_size 1. LoRA: every q/k/v/o and dense gate/up/down projection's output
-// goes through ops->lora when the batch has adapters (a fused q|k|v or gate|up output per part);
-// MoE experts take none. Thread-safety: one thread at a time (the SDK's contract).
+// goes through ops->lora when the batch has adapters (a fused q|k|v or gate|up output in one
+// lora_stacked call where the host has it); MoE experts take none. Thread-safety: one thread at a time (the SDK's contract).
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "transformers/weight_layout.h"
@@ -67,6 +68,14 @@ class GenericModel final : public cpp::Model {
   void lora(const cpp::Ops& ops, int32_t layer, int32_t module, const SableTensor& x,
             SableTensor y) const {
     if (lora_on_) ops.lora(layer, module, x, y);
+  }
+  // The deltas of modules first.. (q|k|v, gate|up) into their views of a fused output: one call
+  // where the host has lora_stacked (ABI 1.5), else one per module.
+  void lora_stacked(const cpp::Ops& ops, int32_t layer, int32_t first, const SableTensor& x,
+                    std::span<SableTensor> ys) const {
+    if (!lora_on_) return;
+    if (ops.has_lora_stacked()) return ops.lora_stacked(layer, first, x, ys);
+    for (size_t i = 0; i < ys.size(); ++i) lora(ops, layer, first + static_cast<int32_t>(i), x, ys[i]);
   }
   bool lora_on_ = false;  // set per forward
 };
