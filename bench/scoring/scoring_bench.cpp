@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     c.device = device;
     c.plugin_dirs = plugin_dirs;
     c.plugin_dirs.push_back(SABLE_BENCH_PLUGIN_DIR);
-    c.context_length = longest;
+    // An input must be shorter than the context (SGLang's rule): room for the longest plus one.
+    c.context_length = longest + 1;
     c.max_running_requests = batch;
     c.chunked_prefill_size = static_cast<int64_t>(batch) * longest;  // one forward per batch
     c.max_total_tokens = static_cast<int64_t>(batch) * longest;
