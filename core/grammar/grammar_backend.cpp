@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/grammar/jump_forward.h"
 #include "core/util/log.h"
 #include "sable/grammar.h"
 
@@ -64,6 +65,9 @@ struct GrammarBackend::State {
   std::vector<int32_t> lens;
   std::vector<uint8_t> special;
   std::vector<int32_t> eos;
+  // Encodes forced text for jump-forward; the engine keeps it alive longer than the scheduler's
+  // requests and their matchers.
+  const tokenizer::Tokenizer* tokenizer = nullptr;
   // LRU of compiled grammars by (kind, spec).
   // A matcher holds its Compiled and the State, and drops the Compiled first, so a grammar is
   // always destroyed before the engine (no State reference here: the LRU would form a cycle).
@@ -108,8 +112,51 @@ class PluginMatcher : public scheduler::GrammarMatcher {
     throw std::runtime_error(fmt::format("grammar plugin '{}': accept_token failed: {}",
                                          state_->name, take_error()));
   }
+  void rollback(int32_t n) override {
+    take_error();
+    if (state_->api->rollback(matcher_, n) != SABLE_OK)
+      throw std::runtime_error(fmt::format("grammar plugin '{}': rollback of {} tokens failed: {}",
+                                           state_->name, n, take_error()));
+  }
+  std::vector<int32_t> jump_forward(int32_t last) override {
+    const std::string forced = forced_text();
+    if (forced.empty() || state_->tokenizer == nullptr) return {};
+    std::vector<int32_t> ids = encode_forced(*state_->tokenizer, last, forced);
+    if (ids.empty()) return {};
+    // Replace `last` by the encoding: every token of it must walk the grammar (it spells the same
+    // bytes, but a token the grammar never allows, e.g. one without bytes, ends the attempt).
+    rollback(1);
+    int32_t accepted = 0;
+    for (int32_t id : ids) {
+      if (!accept_token(id)) break;
+      ++accepted;
+    }
+    if (accepted == static_cast<int32_t>(ids.size())) return ids;
+    rollback(accepted);
+    if (!accept_token(last))
+      throw std::logic_error("grammar: a rolled-back token is no longer accepted");
+    return {};
+  }
 
  private:
+  // The bytes every continuation starts with ("" when the plugin has no jump_forward).
+  std::string forced_text() {
+    if (state_->api->jump_forward == nullptr) return {};
+    std::string text(64, '\0');
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      take_error();
+      size_t len = 0;
+      if (state_->api->jump_forward(matcher_, text.data(), text.size(), &len) != SABLE_OK)
+        throw std::runtime_error(fmt::format("grammar plugin '{}': jump_forward failed: {}",
+                                             state_->name, take_error()));
+      const bool fits = len <= text.size();
+      text.resize(len);
+      if (fits) return text;
+    }
+    throw std::runtime_error(
+        fmt::format("grammar plugin '{}': jump_forward changed its length", state_->name));
+  }
+
   std::shared_ptr<GrammarBackend::State> state_;
   std::shared_ptr<void> grammar_;  // the compiled grammar this matcher walks
   SableMatcher* matcher_;
@@ -133,6 +180,7 @@ std::unique_ptr<GrammarBackend> GrammarBackend::create(const plugin::Registry& r
   auto state = std::make_shared<State>();
   state->name = info->name;
   state->api = info->api_as<SableGrammarApi>();
+  state->tokenizer = &tokenizer;
   const int32_t known = tokenizer.vocab_size();
   state->bytes.resize(static_cast<size_t>(vocab_size));
   state->lens.assign(static_cast<size_t>(vocab_size), 0);

@@ -25,7 +25,8 @@ class GrammarBackend {
  public:
   // name: "none" (no constrained decoding: returns nullptr), "auto" (the first grammar plugin
   // loaded, nullptr when there is none) or a grammar plugin's name (a startup error naming the
-  // loaded plugins when it is absent). vocab_size: the model's logits width.
+  // loaded plugins when it is absent). vocab_size: the model's logits width. The matchers encode
+  // jump-forward text with `tokenizer`, which must outlive them.
   static std::unique_ptr<GrammarBackend> create(const plugin::Registry& registry,
                                                 const std::string& name,
                                                 const tokenizer::Tokenizer& tokenizer,

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -162,6 +163,19 @@ class GrammarMatcher {
   virtual void fill_bitmask(std::span<uint32_t> mask) = 0;
   // Advances over a sampled token; false when the grammar does not allow it (state unchanged).
   virtual bool accept_token(int32_t token) = 0;
+  // Jump-forward, called right after accept_token(last) succeeded. When the grammar forces text
+  // next, moves past it and returns the tokens that replace `last`: the tokenizer's own encoding
+  // of last's bytes followed by the forced bytes, so that the boundary merges as it would in a
+  // prompt (`"` + `, "b": ` gives `",` ` "` `b` `":` ` `). Empty when nothing is forced or the
+  // text has no encoding the grammar accepts; the state is then unchanged. Default: never jumps.
+  virtual std::vector<int32_t> jump_forward(int32_t last) {
+    (void)last;
+    return {};
+  }
+  // Undoes the last `n` accepted tokens (n <= the tokens accepted). Default: unsupported (throws).
+  virtual void rollback(int32_t n) {
+    if (n != 0) throw std::logic_error("this grammar matcher cannot roll back");
+  }
 };
 
 // A request as the scheduler receives it. Validated by the submitter (params.validate()).

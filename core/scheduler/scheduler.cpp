@@ -10,6 +10,16 @@ namespace sable::scheduler {
 
 namespace {
 
+constexpr int32_t kMaxJumpTokens = 64;        // most tokens one jump-forward appends
+constexpr int32_t kMinMaskRowsPerThread = 4;  // a thread hand-off costs about a few cached masks
+
+// Mask threads: a quarter of the cores, 1 to 8 (the rest run the HTTP server, detokenization and,
+// on the CPU device, the model).
+int32_t mask_threads() {
+  const auto cores = static_cast<int32_t>(std::thread::hardware_concurrency());
+  return std::clamp(cores / 4, 1, 8);
+}
+
 SchedulerOptions checked(SchedulerOptions o) {
   if (o.num_pages <= 0) throw std::invalid_argument("scheduler: num_pages must be positive");
   if (o.page_size <= 0) throw std::invalid_argument("scheduler: page_size must be positive");
@@ -38,6 +48,7 @@ Scheduler::Impl::Impl(const SchedulerOptions& o, ModelBackend& b, const SableSam
     : opts(checked(o)),
       backend(b),
       sampler(s),
+      mask_workers(mask_threads(), kMinMaskRowsPerThread),
       pool(static_cast<int32_t>(opts.num_pages), opts.page_size),
       cache(pool, !opts.disable_radix_cache),
       rng(opts.random_seed) {
@@ -46,6 +57,11 @@ Scheduler::Impl::Impl(const SchedulerOptions& o, ModelBackend& b, const SableSam
                    : std::min(0.7 * opts.schedule_conservativeness, 1.0);
   min_ratio = init_ratio * 0.14;
   new_token_ratio = init_ratio;
+  // The runner sizes a forward for the token budget plus one token per request: a jump may add
+  // the budget's share of one request, so a step of jumps stays inside it.
+  const int32_t budget =
+      opts.chunked_prefill_size > 0 ? opts.chunked_prefill_size : opts.max_prefill_tokens;
+  jump_cap = std::clamp(budget / opts.max_running_requests, 1, kMaxJumpTokens);
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options, ModelBackend& backend,

@@ -6,10 +6,12 @@
 // lof) under max_running_requests, the free pages and the per-step token budget
 // (chunked_prefill_size; a longer prompt is prefilled in chunks, one chunked request at a time);
 // a request sharing a long uncached prefix with a chunk already in the batch waits one step
-// (in-batch prefix caching), (4) runs prefill chunks and decode steps in ONE forward (mixed batch),
+// (in-batch prefix caching), (4) runs prefill chunks and decode steps in ONE forward (mixed batch;
+// a decode whose grammar forced several tokens last step extends by all of them at once),
 // then caches every computed prefill prefix in the radix tree (locked by its request) so the next
-// admissions reuse it, (5) samples, checks stop conditions, streams chunks, and leaves finished
-// sequences in the radix cache. Requests of different LoRA adapters share one batch (at most
+// admissions reuse it, (5) samples, appends the tokens of text a grammar forces next
+// (jump-forward), checks stop conditions, streams chunks, and leaves finished sequences in the radix
+// cache. Requests of different LoRA adapters share one batch (at most
 // max_loras_per_batch adapters among the running requests) but never a cached prefix.
 // See /work/shared/spec/sglang_api.md section 7 for the SGLang behaviour this follows.
 //
@@ -83,6 +85,10 @@ struct SchedulerOptions {
   // Distinct LoRA adapters the running requests may use at once (the adapter pool's slots); a
   // request of another adapter waits. 0: no limit.
   int32_t max_loras_per_batch = 0;
+  // Jump-forward (SGLang's --disable-jump-forward turns it off): when a constrained request's
+  // grammar forces text after a sampled token, its tokens are appended at once and their KV is
+  // computed in the next step as a short extend, instead of one decode step per token.
+  bool disable_jump_forward = false;
 };
 
 // What one forward contained (for tests and logs).
@@ -106,7 +112,8 @@ struct SchedulerStats {
   double new_token_ratio = 0.0;
   int64_t prompt_tokens = 0;      // admitted prompt tokens (cumulative)
   int64_t cached_tokens = 0;      // of those, served from the radix cache
-  int64_t generation_tokens = 0;  // sampled tokens (cumulative)
+  int64_t generation_tokens = 0;  // output tokens, sampled or forced (cumulative)
+  int64_t jump_forward_tokens = 0;  // of those, appended by jump-forward without a decode step
   double cache_hit_rate = 0.0;    // cached_tokens / prompt_tokens
   int64_t num_steps = 0;
   int32_t last_batch_size = 0;

@@ -45,6 +45,9 @@ struct Active {
   bool has_first_token = false;
   std::vector<uint32_t> mask;   // grammar mask of the step in flight (constrained requests)
 
+  // Tokens the next forward runs: 1 for a decode, more after a jump-forward appended tokens.
+  int64_t tokens_to_run() const { return static_cast<int64_t>(tokens.size()) - kv_len; }
+
   // The radix cache's view of `tokens`.
   std::span<const int32_t> key() const { return req.images ? image_key : tokens; }
   void append_token(int32_t t) {
@@ -90,7 +93,8 @@ struct Scheduler::Impl {
   SchedulerOptions opts;
   ModelBackend& backend;
   sampling::Sampler sampler;
-  SideWorker mask_worker;  // fills grammar masks during the forward (scheduler_step.cpp)
+  SideWorkers mask_workers;  // fill grammar masks during the forward (scheduler_step.cpp)
+  int32_t jump_cap = 1;      // most tokens one jump-forward appends (the runner's batch bound)
   PageAllocator pool;
   RadixCache cache;
   std::list<std::unique_ptr<Active>> running;  // admitted, in admission order
@@ -122,8 +126,14 @@ struct Scheduler::Impl {
   // still locked by `a` (SGLang's cache_unfinished_req); `a` adopts the tree's pages.
   void cache_prefill_progress(Active& a);
   void order_waiting();
+  // scheduler_output.cpp: what a sampled token does to its request.
   void process_sample(Active& a, const SableSampleResult& res, const std::vector<int32_t>& top_ids,
                       const std::vector<float>& top_lps, const std::vector<float>& ids_lps);
+  // Appends one output token and applies the stop conditions; true when `a` finished.
+  bool emit_token(Active& a, int32_t token, PositionLogprobs* logprobs);
+  // The tokens that replace sampled token `t` when a's grammar forces text after it (empty: no
+  // jump; the grammar then stays just past `t`).
+  std::vector<int32_t> jump_forward(Active& a, int32_t t);
   // return_hidden_states: rows [first_row, first_row + rows) of the forward's hidden states.
   void collect_hidden_states(Active& a, const ModelBackend::Logits& out, int64_t first_row,
                              int64_t rows, bool prefill);

@@ -53,8 +53,9 @@ int32_t Scheduler::Impl::retract_for_decode(std::vector<Active*>& decode) {
   auto pages_needed = [&](int64_t steps) {
     int64_t need = 0;
     for (Active* a : decode) {
-      need += std::max<int64_t>(0, pool.pages_for(a->kv_len + steps) -
-                                       static_cast<int64_t>(a->pages.size()));
+      // The next forward runs a's pending tokens; each later step one more.
+      const int64_t len = static_cast<int64_t>(a->tokens.size()) - 1 + steps;
+      need += std::max<int64_t>(0, pool.pages_for(len) - static_cast<int64_t>(a->pages.size()));
     }
     return need;
   };
@@ -144,80 +145,17 @@ void Scheduler::Impl::collect_hidden_states(Active& a, const ModelBackend::Logit
   a.pending.hidden_states.push_back(std::move(hs));
 }
 
-void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
-                                     const std::vector<int32_t>& top_ids,
-                                     const std::vector<float>& top_lps,
-                                     const std::vector<float>& ids_lps) {
-  const int32_t t = res.token;
-  if (a.req.grammar && !a.req.grammar->accept_token(t)) {  // the mask should have prevented it
-    finish(a, FinishReason::abort(fmt::format("the grammar rejected sampled token {}", t), 500), true);
-    return;
-  }
-  a.append_token(t);
-  a.pending.token_ids.push_back(t);
-  const auto& lo = a.req.logprobs;
-  if (lo.return_logprob) {
-    PositionLogprobs p;
-    p.chosen = {res.logprob, t};
-    for (size_t i = 0; i < top_ids.size(); ++i) p.top.push_back({top_lps[i], top_ids[i]});
-    for (size_t i = 0; i < lo.token_ids_logprob.size(); ++i) {
-      p.token_ids.push_back({ids_lps[i], lo.token_ids_logprob[i]});
-    }
-    a.pending.output_logprobs.push_back(std::move(p));
-  }
-  counters.generation_tokens += 1;
-  const auto now = Clock::now();
-  if (!a.has_first_token) {
-    a.has_first_token = true;
-    counters.ttft_sum += std::chrono::duration<double>(now - a.req.created).count();
-    counters.ttft_count += 1;
-  } else {
-    counters.itl_sum += std::chrono::duration<double>(now - a.last_token_time).count();
-    counters.itl_count += 1;
-  }
-  a.last_token_time = now;
-
-  // Stop conditions, in SGLang's order: length, then stop/EOS tokens, then stop strings.
-  const auto& p = a.req.params;
-  const int64_t out = a.num_output();
-  std::optional<std::string> matched;
-  if (a.req.decoder) a.pending.text += a.req.decoder->push(t, &matched);
-  std::optional<FinishReason> fin;
-  if (p.max_new_tokens && out >= *p.max_new_tokens) {
-    fin = FinishReason::length_reached(out);
-  } else if (out >= p.min_new_tokens) {
-    const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), t) !=
-                         p.stop_token_ids.end();
-    const bool eos = !p.ignore_eos &&
-                     std::find(a.req.eos_ids.begin(), a.req.eos_ids.end(), t) != a.req.eos_ids.end();
-    if (stop_id || eos) {
-      fin = FinishReason::stop_token(t);
-    } else if (matched) {
-      fin = FinishReason::stop_string(*matched);
-    }
-  }
-  if (!fin && static_cast<int64_t>(a.tokens.size()) >= opts.context_length) {
-    fin = FinishReason::length_reached(out);
-  }
-  if (fin) {
-    finish(a, std::move(*fin), /*insert_into_cache=*/true);
-    return;
-  }
-  a.pending_steps += 1;
-  const int32_t interval = p.stream_interval.value_or(opts.stream_interval);
-  if (a.pending_steps >= interval) flush_pending(a);
-}
-
 void Scheduler::Impl::step() {
   StepInfo info;
-  // 1. Room for one more token per decoding request.
+  // 1. Room for the pending tokens of every decoding request (one, or those a jump appended).
   std::vector<Active*> decode;
   for (auto& a : running) {
     if (a->prefill_done) decode.push_back(a.get());
   }
   if (!decode.empty()) info.num_retracted = retract_for_decode(decode);
   for (Active* a : decode) {
-    const int64_t need = pool.pages_for(a->kv_len + 1) - static_cast<int64_t>(a->pages.size());
+    const int64_t need = pool.pages_for(static_cast<int64_t>(a->tokens.size())) -
+                         static_cast<int64_t>(a->pages.size());
     if (need > 0) {
       auto pages = pool.allocate(static_cast<int32_t>(need));
       if (!pages) throw std::logic_error("scheduler: decode pages vanished after retraction");
@@ -232,8 +170,8 @@ void Scheduler::Impl::step() {
 
   // 2. Prefill chunks under the token budget: the chunked request first, then admissions.
   int32_t budget =
-      (opts.chunked_prefill_size > 0 ? opts.chunked_prefill_size : opts.max_prefill_tokens) -
-      static_cast<int32_t>(decode.size());
+      opts.chunked_prefill_size > 0 ? opts.chunked_prefill_size : opts.max_prefill_tokens;
+  for (const Active* a : decode) budget -= static_cast<int32_t>(a->tokens_to_run());
   std::vector<PrefillChunk> prefills;
   for (auto& a : running) {
     if (a->prefill_done || budget <= 0) continue;
@@ -290,7 +228,7 @@ void Scheduler::Impl::step() {
   // 3. One forward over decodes and prefill chunks.
   std::vector<ModelBackend::Sequence> seqs;
   for (Active* a : decode) {
-    seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len, 1),
+    seqs.push_back({std::span<const int32_t>(a->tokens).subspan(a->kv_len),
                     static_cast<int32_t>(a->kv_len), a->pages, false, a->req.lora_id,
                     a->req.return_hidden_states, a->req.images.get()});
   }
@@ -307,7 +245,7 @@ void Scheduler::Impl::step() {
   info.num_prefill = static_cast<int32_t>(prefills.size());
   for (const auto& s : seqs) info.num_tokens += static_cast<int32_t>(s.new_tokens.size());
   // Grammar masks of the constrained rows this step samples (decodes, and prefills that complete
-  // their prompt) depend only on tokens already accepted: a worker fills them while the model runs.
+  // their prompt) depend only on tokens already accepted: workers fill them while the model runs.
   std::vector<Active*> constrained;
   for (Active* a : decode)
     if (a->req.grammar) constrained.push_back(a);
@@ -316,8 +254,9 @@ void Scheduler::Impl::step() {
       constrained.push_back(c.a);
   if (!constrained.empty()) {
     const size_t words = (static_cast<size_t>(opts.vocab_size) + 31) / 32;
-    mask_worker.start([&constrained, words] {
-      for (Active* a : constrained) {
+    mask_workers.start(constrained.size(), [&constrained, words](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        Active* a = constrained[i];
         a->mask.assign(words, 0u);
         a->req.grammar->fill_bitmask(a->mask);
       }
@@ -329,13 +268,13 @@ void Scheduler::Impl::step() {
   } catch (...) {
     if (!constrained.empty()) {  // the job reads `constrained`: let it end; the forward's error wins
       try {
-        mask_worker.wait();
+        mask_workers.wait();
       } catch (...) {
       }
     }
     throw;
   }
-  if (!constrained.empty()) mask_worker.wait();  // rethrows a grammar engine failure
+  if (!constrained.empty()) mask_workers.wait();  // rethrows a grammar engine failure
   const int32_t vocab = out.vocab;
   if (!constrained.empty() && vocab != opts.vocab_size)
     throw std::logic_error("scheduler: logits width differs from vocab_size (grammar masks)");

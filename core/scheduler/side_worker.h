@@ -1,15 +1,21 @@
-// One thread that runs a job beside the scheduler thread: the grammar masks of a step are filled
-// there while the model computes the step. The thread is started on first use and kept, so a
-// constrained step costs a hand-off, not a thread creation.
+// Threads that run a job beside the scheduler thread: the grammar masks of a step are filled there
+// while the model computes the step. SideWorker is one thread, started on first use and kept, so
+// a constrained step costs a hand-off, not a thread creation; SideWorkers splits a batch of rows
+// over several of them, so a large constrained batch (or masks computed for the first time) does
+// not outlast the forward and serialise in front of sampling.
 // Thread-safety: start() and wait() are called by one thread (the scheduler's), alternately.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace sable::scheduler {
 
@@ -74,6 +80,45 @@ class SideWorker {
   bool stop_ = false;
   std::exception_ptr error_;
   std::thread thread_;
+};
+
+// Up to `threads` SideWorkers; a job over `n` rows runs as contiguous slices of at least
+// `min_rows` rows each (small batches stay on one thread: a hand-off costs more than a few masks).
+class SideWorkers {
+ public:
+  SideWorkers(int32_t threads, int32_t min_rows)
+      : workers_(static_cast<size_t>(std::max(threads, 1))), min_rows_(std::max(min_rows, 1)) {}
+
+  // Runs job(begin, end) over slices covering [0, n); the previous job must have been waited for.
+  void start(size_t n, std::function<void(size_t, size_t)> job) {
+    const size_t slices = std::min(workers_.size(), std::max<size_t>(1, n / min_rows_));
+    active_ = slices;
+    job_ = std::move(job);
+    for (size_t w = 0; w < slices; ++w) {
+      const size_t begin = n * w / slices, end = n * (w + 1) / slices;
+      workers_[w].start([this, begin, end] { job_(begin, end); });
+    }
+  }
+  // Blocks until every slice finished; rethrows the first slice's error.
+  void wait() {
+    std::exception_ptr first;
+    for (size_t w = 0; w < active_; ++w) {
+      try {
+        workers_[w].wait();
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    active_ = 0;
+    if (first) std::rethrow_exception(first);
+  }
+  size_t threads() const { return workers_.size(); }
+
+ private:
+  std::vector<SideWorker> workers_;
+  size_t min_rows_;
+  size_t active_ = 0;
+  std::function<void(size_t, size_t)> job_;
 };
 
 }  // namespace sable::scheduler

@@ -1,0 +1,326 @@
+// Jump-forward in the scheduler, on the fake model that reads every sequence back through its KV
+// pages: a grammar over a small text vocabulary forces text between free characters; the
+// scheduler must append the forced tokens in one step (fewer forwards), extend their KV correctly
+// (the output matches a naive generator that recomputes from the whole sequence), retokenise the
+// sampled token with the forced text (the boundary merge), and keep stop conditions, usage counts,
+// log-probabilities and page accounting right.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "core/scheduler/scheduler.h"
+#include "core/scheduler/side_worker.h"
+#include "tests/unit/scheduler_fake_model.h"
+
+using namespace sable::scheduler;
+using namespace sable::scheduler::fake;
+
+namespace {
+
+constexpr int32_t kEos = 63;
+
+// The test's vocabulary: single characters and a few merges; id = index.
+const std::vector<std::string>& vocab() {
+  static const std::vector<std::string> v = [] {
+    std::vector<std::string> t{"{", "}", "\"", ":", " ", ",", "a", "b", "k", "x", "y", "z",
+                               "{\"", "\":", "\": ", ", \"", "\"}", "xy"};
+    t.resize(kEos);  // unused ids spell nothing
+    return t;
+  }();
+  return v;
+}
+
+// The test's "tokenizer": greedy longest match over the vocabulary (its canonical encoding).
+std::vector<int32_t> encode(std::string_view text) {
+  std::vector<int32_t> ids;
+  while (!text.empty()) {
+    int32_t best = -1;
+    for (int32_t id = 0; id < kEos; ++id) {
+      const std::string& t = vocab()[id];
+      if (!t.empty() && text.substr(0, t.size()) == t &&
+          (best < 0 || t.size() > vocab()[best].size()))
+        best = id;
+    }
+    ids.push_back(best);
+    text.remove_prefix(vocab()[best].size());
+  }
+  return ids;
+}
+
+std::string spell(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += id == kEos ? "" : vocab()[id];
+  return s;
+}
+
+// A grammar: the output spells `pattern`, where each '?' is 'a' or 'b' and every other character
+// is forced; then EOS. Jump-forward returns the canonical encoding of the last token's text plus
+// the forced characters up to the next '?'.
+class PatternMatcher : public GrammarMatcher {
+ public:
+  explicit PatternMatcher(std::string pattern, std::shared_ptr<int> jumps = nullptr)
+      : pattern_(std::move(pattern)), jumps_(std::move(jumps)) {}
+  void fill_bitmask(std::span<uint32_t> mask) override {
+    std::fill(mask.begin(), mask.end(), 0u);
+    for (int32_t id = 0; id < kVocab; ++id)
+      if (fits(id)) mask[id / 32] |= 1u << (id % 32);
+  }
+  bool accept_token(int32_t token) override {
+    if (!fits(token)) return false;
+    history_.push_back(pos_);
+    pos_ = token == kEos ? pattern_.size() + 1 : pos_ + vocab()[token].size();
+    return true;
+  }
+  void rollback(int32_t n) override {
+    ASSERT_LE(static_cast<size_t>(n), history_.size());
+    if (n == 0) return;
+    pos_ = history_[history_.size() - n];
+    history_.resize(history_.size() - n);
+  }
+  std::vector<int32_t> jump_forward(int32_t last) override {
+    size_t end = pos_;
+    while (end < pattern_.size() && pattern_[end] != '?') ++end;
+    if (end == pos_) return {};
+    const std::vector<int32_t> ids = encode(vocab()[last] + pattern_.substr(pos_, end - pos_));
+    rollback(1);
+    for (int32_t id : ids) EXPECT_TRUE(accept_token(id)) << id;
+    if (jumps_) ++*jumps_;
+    return ids;
+  }
+
+ private:
+  bool fits(int32_t id) const {
+    if (pos_ > pattern_.size()) return false;  // after EOS
+    if (id == kEos) return pos_ == pattern_.size();
+    const std::string& t = vocab()[id];
+    if (t.empty() || pos_ + t.size() > pattern_.size()) return false;
+    for (size_t i = 0; i < t.size(); ++i) {
+      const char want = pattern_[pos_ + i];
+      if (want == '?' ? (t[i] != 'a' && t[i] != 'b') : t[i] != want) return false;
+    }
+    return true;
+  }
+  std::string pattern_;
+  size_t pos_ = 0;
+  std::vector<size_t> history_;
+  std::shared_ptr<int> jumps_;
+};
+
+const std::string kPattern = R"({"k": ?, "xy": ??, "z": "?"})";
+
+// The naive generator: greedy over the masked logits of the whole sequence, appending what the
+// grammar's jump returns (when `jump`), up to max_new tokens.
+std::vector<int32_t> reference(std::vector<int32_t> seq, bool jump, int max_new) {
+  PatternMatcher m(kPattern);
+  std::vector<int32_t> out;
+  std::vector<uint32_t> mask(2);
+  float logits[kVocab];
+  while (static_cast<int>(out.size()) < max_new) {
+    fake_logits(seq, logits);
+    m.fill_bitmask(mask);
+    int32_t t = -1;
+    for (int32_t id = 0; id < kVocab; ++id)
+      if ((mask[id / 32] >> (id % 32) & 1) && (t < 0 || logits[id] > logits[t])) t = id;
+    EXPECT_TRUE(m.accept_token(t));
+    std::vector<int32_t> add{t};
+    if (jump && t != kEos && static_cast<int>(out.size()) + 1 < max_new) {
+      std::vector<int32_t> j = m.jump_forward(t);
+      if (!j.empty()) add = j;
+    }
+    for (int32_t a : add) {
+      if (static_cast<int>(out.size()) == max_new) break;
+      out.push_back(a);
+      seq.push_back(a);
+    }
+    if (t == kEos) break;
+  }
+  return out;
+}
+
+std::shared_ptr<RequestStream> submit_constrained(Scheduler& s, const std::string& rid,
+                                                  std::vector<int32_t> p, int max_new,
+                                                  std::shared_ptr<int> jumps = nullptr,
+                                                  bool logprobs = false) {
+  Request r;
+  r.rid = rid;
+  r.input_ids = std::move(p);
+  r.params.temperature = 0;
+  r.params.max_new_tokens = max_new;
+  r.eos_ids = {kEos};
+  r.logprobs.return_logprob = logprobs;
+  r.grammar = std::make_unique<PatternMatcher>(kPattern, std::move(jumps));
+  r.stream = std::make_shared<RequestStream>();
+  auto stream = r.stream;
+  s.submit(std::move(r));
+  return stream;
+}
+
+SchedulerOptions jump_options(int64_t pages, int32_t page_size, bool disable) {
+  SchedulerOptions o = options(pages, page_size);
+  o.disable_jump_forward = disable;
+  return o;
+}
+
+}  // namespace
+
+TEST(SchedulerJumpForward, AppendsForcedTokensInOneStepAndMatchesTheReference) {
+  for (int32_t page_size : {1, 4}) {
+    std::map<bool, int> forwards;
+    for (bool disable : {false, true}) {
+      FakeModel model(256, page_size);
+      Scheduler s(jump_options(256, page_size, disable), model);
+      auto jumps = std::make_shared<int>(0);
+      Result r = collect(*submit_constrained(s, "j", prompt(9, 3), 100, jumps));
+      const std::vector<int32_t> want = reference(prompt(9, 3), !disable, 100);
+      EXPECT_EQ(r.ids, want) << "page_size " << page_size << " disable " << disable;
+      EXPECT_EQ(r.finish.type, FinishReason::Type::kStop);
+      EXPECT_EQ(r.finish.matched_token, kEos);
+      EXPECT_EQ(spell(r.ids).size(), kPattern.size());
+      EXPECT_EQ(r.last.completion_tokens, static_cast<int64_t>(r.ids.size()));
+      forwards[disable] = model.forwards.load();
+      ASSERT_TRUE(s.flush_cache());
+      const int64_t jumped = s.stats().jump_forward_tokens;
+      if (disable) {
+        EXPECT_EQ(*jumps, 0);
+        EXPECT_EQ(jumped, 0);
+        EXPECT_EQ(forwards[disable], static_cast<int>(r.ids.size()));  // one per token
+      } else {
+        EXPECT_GT(*jumps, 0);
+        // Every token a jump appended beyond the sampled one saved a forward.
+        EXPECT_EQ(forwards[disable] + jumped, static_cast<int64_t>(r.ids.size()));
+        // The first sampled token merged with the forced text that followed it.
+        EXPECT_EQ(r.ids.front(), 12) << "expected the boundary token {\"";
+      }
+      EXPECT_TRUE(s.flush_cache());  // also publishes the counters of the last step
+      EXPECT_EQ(s.stats().generation_tokens, static_cast<int64_t>(r.ids.size()));
+      EXPECT_EQ(s.stats().free_pages, 256);
+    }
+    EXPECT_LT(forwards[false] * 2, forwards[true]) << "page_size " << page_size;
+  }
+}
+
+TEST(SchedulerJumpForward, MaxNewTokensCutsAJumpShort) {
+  FakeModel model(256, 1);
+  Scheduler s(jump_options(256, 1, false), model);
+  for (int max_new = 1; max_new <= 8; ++max_new) {
+    Result r = collect(*submit_constrained(s, "m", prompt(9, 3), max_new));
+    EXPECT_EQ(r.ids, reference(prompt(9, 3), true, max_new)) << max_new;
+    EXPECT_EQ(static_cast<int>(r.ids.size()), max_new);
+    EXPECT_EQ(r.finish.type, FinishReason::Type::kLength);
+    EXPECT_EQ(r.finish.length, max_new);
+    EXPECT_EQ(r.last.completion_tokens, max_new);
+  }
+  EXPECT_TRUE(s.flush_cache());
+  EXPECT_EQ(s.stats().free_pages, 256);
+}
+
+TEST(SchedulerJumpForward, StopStringInsideForcedTextEndsThere) {
+  // Spells each token; the stop string "xy" is forced text the grammar jumps over.
+  struct Spell : OutputDecoder {
+    std::string text;
+    bool stopped = false;
+    std::string push(int32_t t, std::optional<std::string>* matched) override {
+      if (stopped) return {};
+      const std::string add = t == kEos ? "" : vocab()[t];
+      text += add;
+      const size_t at = text.find("xy");
+      if (at == std::string::npos) return add;
+      stopped = true;
+      *matched = "xy";
+      return add.substr(0, add.size() - (text.size() - at));
+    }
+    std::string finish() override { return {}; }
+  };
+  FakeModel model(256, 1);
+  Scheduler s(jump_options(256, 1, false), model);
+  Request req;
+  req.rid = "stop";
+  req.input_ids = prompt(9, 3);
+  req.params.temperature = 0;
+  req.params.max_new_tokens = 100;
+  req.params.stop = {"xy"};
+  req.eos_ids = {kEos};
+  req.decoder = std::make_unique<Spell>();
+  req.grammar = std::make_unique<PatternMatcher>(kPattern);
+  req.stream = std::make_shared<RequestStream>();
+  auto stream = req.stream;
+  s.submit(std::move(req));
+  Result r = collect(*stream);
+  EXPECT_EQ(r.finish.type, FinishReason::Type::kStop);
+  EXPECT_EQ(r.finish.matched_text, "xy");
+  const std::string spelled = spell(r.ids);
+  const size_t at = spelled.find("xy");
+  ASSERT_NE(at, std::string::npos) << spelled;
+  EXPECT_EQ(at + 2, spelled.size()) << "no token after the one that completed the stop";
+  EXPECT_EQ(r.text, spelled.substr(0, at)) << "the text ends before the stop string";
+  EXPECT_EQ(r.text.substr(0, 6), R"({"k": )");
+  EXPECT_EQ(r.last.completion_tokens, static_cast<int64_t>(r.ids.size()));
+}
+
+TEST(SchedulerJumpForward, LogprobRequestsDecodeForcedTextTokenByToken) {
+  FakeModel model(256, 1);
+  Scheduler s(jump_options(256, 1, false), model);
+  auto jumps = std::make_shared<int>(0);
+  Result r = collect(*submit_constrained(s, "lp", prompt(9, 3), 100, jumps, /*logprobs=*/true));
+  EXPECT_EQ(*jumps, 0);
+  EXPECT_EQ(r.ids, reference(prompt(9, 3), false, 100));
+  ASSERT_EQ(r.output_lp.size(), r.ids.size());
+  for (size_t i = 0; i < r.ids.size(); ++i) {
+    EXPECT_EQ(r.output_lp[i].chosen.token, r.ids[i]);
+    EXPECT_LE(r.output_lp[i].chosen.logprob, 0.0f);
+  }
+}
+
+// A batch of constrained requests under a pool small enough to retract: jumps, extends and
+// retractions together keep every output equal to the reference and leak no page.
+TEST(SchedulerJumpForward, BatchWithRetractionKeepsOutputsAndLeaksNothing) {
+  for (int32_t page_size : {1, 4}) {
+    const int64_t pages = page_size == 1 ? 90 : 24;
+    SchedulerOptions o = jump_options(pages, page_size, false);
+    o.init_new_token_ratio = 0.0;  // admit greedily so decoding runs out of pages
+    FakeModel model(pages, page_size);
+    model.hold = true;
+    Scheduler s(o, model);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < 6; ++i)
+      streams.push_back(submit_constrained(s, "b" + std::to_string(i), prompt(11, 20 + i), 22));
+    model.hold = false;
+    for (int i = 0; i < 6; ++i) {
+      Result r = collect(*streams[i]);
+      EXPECT_EQ(r.ids, reference(prompt(11, 20 + i), true, 22)) << "request " << i;
+      EXPECT_NE(r.finish.type, FinishReason::Type::kAbort) << r.finish.message;
+    }
+    EXPECT_TRUE(s.flush_cache());
+    EXPECT_GT(s.stats().num_retractions, 0) << "page_size " << page_size;
+    EXPECT_GT(s.stats().jump_forward_tokens, 0);
+    EXPECT_EQ(s.stats().free_pages, pages);
+  }
+}
+
+// The mask workers: a job over n rows runs as slices that cover every row once, on several
+// threads when the batch is large enough, and a slice's error reaches wait().
+TEST(SchedulerJumpForward, MaskWorkersSplitRowsAndRethrow) {
+  SideWorkers workers(3, 2);
+  for (size_t n : {0u, 1u, 3u, 4u, 10u, 33u}) {
+    std::vector<int> seen(n, 0);
+    std::mutex mu;
+    std::set<std::thread::id> threads;
+    workers.start(n, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) ++seen[i];
+      std::lock_guard<std::mutex> lock(mu);
+      threads.insert(std::this_thread::get_id());
+    });
+    workers.wait();
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), static_cast<std::ptrdiff_t>(n)) << n;
+    EXPECT_EQ(threads.size(), std::min<size_t>(3, std::max<size_t>(1, n / 2))) << n;
+    EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+  }
+  workers.start(8, [](size_t begin, size_t) {
+    if (begin > 0) throw std::runtime_error("mask failed");
+  });
+  EXPECT_THROW(workers.wait(), std::runtime_error);
+  workers.start(8, [](size_t, size_t) {});
+  EXPECT_NO_THROW(workers.wait());
+}
