@@ -142,6 +142,7 @@ struct BackendStats {
   double cache_hit_rate = 0.0;    // cached prompt tokens / prompt tokens
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
+  int64_t jump_forward_tokens = 0;  // of those, appended by jump-forward without a decode step
   int64_t cached_prompt_tokens = 0;
   int64_t finished_requests = 0;
   int64_t num_retractions = 0;

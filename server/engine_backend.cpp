@@ -243,6 +243,7 @@ BackendStats EngineBackend::stats() const {
   b.cache_hit_rate = s.cache_hit_rate;
   b.prompt_tokens = s.prompt_tokens;
   b.generation_tokens = s.generation_tokens;
+  b.jump_forward_tokens = s.jump_forward_tokens;
   b.cached_prompt_tokens = s.cached_tokens;
   b.finished_requests = s.finished_requests;
   b.num_retractions = s.num_retractions;

@@ -143,6 +143,9 @@ std::string Metrics::render(const BackendStats& s, const ModelFacts& facts) cons
           aborted_.load());
   counter(out, "sglang:num_retractions_total", "Number of requests retracted to the queue.", l,
           s.num_retractions);
+  counter(out, "sable:jump_forward_tokens_total",
+          "Output tokens a grammar forced, appended without a decode step of their own.", l,
+          s.jump_forward_tokens);
   header(out, "sable:kv_pages", "KV pool pages by state (at rest free + evictable = total).",
          "gauge");
   sample(out, "sable:kv_pages", fmt::format("{},state=\"total\"", l), s.kv_pages_total);

@@ -112,6 +112,7 @@ json server_info(ServerState& state) {
                                           {"cache_hit_rate", s.cache_hit_rate},
                                           {"prompt_tokens_total", s.prompt_tokens},
                                           {"generation_tokens_total", s.generation_tokens},
+                                          {"jump_forward_tokens_total", s.jump_forward_tokens},
                                           {"finished_requests", s.finished_requests},
                                           {"forward_steps_total", s.forward_steps},
                                           {"max_batch_size", s.max_batch_size},

@@ -5,10 +5,13 @@ Starts `sable serve` with a model, sends the same prompts at a fixed concurrency
 twice, unconstrained and with a JSON schema, and prints the output tokens per second of each and
 their ratio (the bar: constrained >= 95 % of unconstrained). Both runs ask for the same number of
 new tokens; the schema allows long outputs (an array of free strings) so that the grammar, not an
-early EOS, decides how many tokens are generated. Standard library only.
+early EOS, decides how many tokens are generated. Then (unless --no-compare) a second server with
+--disable-jump-forward runs the JSON-schema pass again, so one run shows what jump-forward buys
+(or costs: its extend steps run without CUDA graphs); /server_info's step and jump counters of each
+pass are printed too. Standard library only.
 
   python3 bench/grammar/e2e_throughput.py --sable build/bin/sable --model-path MODEL \
-      [--device cuda] [--concurrency 32] [--requests 128] [--max-new-tokens 256]
+      [--device cuda] [--concurrency 32] [--requests 128] [--max-new-tokens 256] [--no-compare]
 """
 import argparse
 import concurrent.futures
@@ -56,6 +59,45 @@ def run(url, prompts, concurrency, max_new, schema):
     return tokens, wall, results
 
 
+def counters(url):
+    state = json.loads(urllib.request.urlopen(url + "/server_info", timeout=30).read())
+    s = state["internal_states"][0]
+    return s["forward_steps_total"], s.get("jump_forward_tokens_total", 0)
+
+
+def start_server(args, extra):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([args.sable, "serve", "--model-path", args.model_path, "--port", str(port),
+                               "--device", args.device, "--log-level", "warning", *extra])
+    for _ in range(1200):
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            return server, url
+        except OSError:
+            if server.poll() is not None:
+                sys.exit("sable serve exited before it was ready")
+            time.sleep(0.5)
+    server.terminate()
+    sys.exit("sable serve was not ready after 10 minutes")
+
+
+def timed_pass(url, prompts, args, schema):
+    steps0, jumped0 = counters(url)
+    tokens, wall, results = run(url, prompts, args.concurrency, args.max_new_tokens, schema)
+    steps1, jumped1 = counters(url)
+    # Characters per second too: jump-forward's merged boundary tokens make the same text shorter
+    # in tokens.
+    chars = sum(len(text) for _, text in results)
+    return {"tok_s": round(tokens / wall, 1), "chars_s": round(chars / wall, 1), "tokens": tokens,
+            "steps": steps1 - steps0,
+            "jumped_tokens": jumped1 - jumped0,
+            "complete": sum(1 for _, text in results if _parses(text)) if schema else None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sable", default="build/bin/sable")
@@ -64,39 +106,27 @@ def main():
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--requests", type=int, default=128)
     ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--no-compare", action="store_true",
+                    help="skip the second server with --disable-jump-forward")
     args = ap.parse_args()
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([args.sable, "serve", "--model-path", args.model_path, "--port", str(port),
-                               "--device", args.device, "--log-level", "warning"])
-    try:
-        for _ in range(1200):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    sys.exit("sable serve exited before it was ready")
-                time.sleep(0.5)
-        prompts = [f"Describe film number {i} as JSON with a title, a year, tags and notes:"
-                   for i in range(args.requests)]
-        run(url, prompts[: args.concurrency], args.concurrency, 16, None)  # warm-up
-        free_tok, free_s, _ = run(url, prompts, args.concurrency, args.max_new_tokens, None)
-        json_tok, json_s, results = run(url, prompts, args.concurrency, args.max_new_tokens, SCHEMA)
-        complete = sum(1 for _, text in results if _parses(text))
-        free_rate, json_rate = free_tok / free_s, json_tok / json_s
-        print(json.dumps({
-            "concurrency": args.concurrency, "requests": args.requests,
-            "unconstrained_tok_s": round(free_rate, 1), "json_schema_tok_s": round(json_rate, 1),
-            "ratio": round(json_rate / free_rate, 4), "json_outputs_complete": complete,
-            "json_tokens": json_tok, "unconstrained_tokens": free_tok}))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    prompts = [f"Describe film number {i} as JSON with a title, a year, tags and notes:"
+               for i in range(args.requests)]
+    report = {"concurrency": args.concurrency, "requests": args.requests}
+    runs = [("jump_forward", [])] + ([] if args.no_compare else [("no_jump_forward",
+                                                                   ["--disable-jump-forward"])])
+    for name, extra in runs:
+        server, url = start_server(args, extra)
+        try:
+            run(url, prompts[: args.concurrency], args.concurrency, 16, None)  # warm-up
+            if "unconstrained" not in report:
+                report["unconstrained"] = timed_pass(url, prompts, args, None)
+            report[name] = timed_pass(url, prompts, args, SCHEMA)
+            report[name]["ratio"] = round(report[name]["tok_s"] / report["unconstrained"]["tok_s"], 4)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(json.dumps(report))
 
 
 def _parses(text):

@@ -66,6 +66,8 @@ using StrList = std::vector<std::string>;
     Any())                                                                                         \
   X(Str, grammar_backend, "auto", "",                                                              \
     "Grammar plugin by name (auto: the first loaded; none: off)", Any())                           \
+  X(Bool, disable_jump_forward, false, "",                                                         \
+    "Decode text a grammar forces token by token instead of appending it in one step", Any())      \
   X(Bool, disable_radix_cache, false, "", "Do not reuse cached prefixes", Any())                   \
   X(Str, api_key, "", "", "Bearer token every request must carry (empty: no auth)", Secret())      \
   X(Str, served_model_name, "", "", "Model name reported by the API (empty: model_path)", Any())   \

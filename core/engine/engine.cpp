@@ -316,6 +316,7 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   so.schedule_policy = config.schedule_policy;
   so.schedule_conservativeness = config.schedule_conservativeness;
   so.disable_radix_cache = config.disable_radix_cache;
+  so.disable_jump_forward = config.disable_jump_forward;
   so.stream_interval = static_cast<int32_t>(config.stream_interval);
   so.random_seed = c.rng();
   start_lora(c);
