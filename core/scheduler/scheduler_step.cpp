@@ -1,11 +1,10 @@
 // One scheduler step: make room for decodes (evict, then retract), admit prefill chunks under the
 // token budget (scheduler_admit.cpp), run one mixed forward, cache the computed prefill prefixes,
-// sample, check stop conditions and stream the results.
+// sample, and hand each sampled token to scheduler_output.cpp (grammar, jump-forward, stop
+// conditions, streaming).
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "core/scheduler/scheduler_impl.h"
 #include "core/util/log.h"
