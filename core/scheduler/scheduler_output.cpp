@@ -8,21 +8,27 @@
 // pages or the radix tree: the next forward computes the KV of every appended token as one
 // extend (Active::tokens_to_run) and samples after the last. Tokens cut off by jump_cap are
 // rolled back in the matcher. The text the forced tokens spell goes through the decoder like any
-// output, so stop strings, max_new_tokens and the usage counts see every token.
+// output, so stop strings, max_new_tokens and the usage counts see every token. Forced tokens are
+// not sampled: their log-probabilities are null (SGLang recomputes them in its extend).
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "core/scheduler/scheduler_impl.h"
 
 namespace sable::scheduler {
+namespace {
+
+constexpr float kNoLogprob = std::numeric_limits<float>::quiet_NaN();  // reported as null
+
+}  // namespace
 
 std::vector<int32_t> Scheduler::Impl::jump_forward(Active& a, int32_t t) {
   if (opts.disable_jump_forward || !a.req.grammar) return {};
-  // Forced tokens are not sampled: they have no log-probabilities and their rows run as one
-  // extend. A request that asks for per-token log-probabilities or hidden states decodes them one
-  // by one, so every output token keeps its own.
-  if (a.req.logprobs.return_logprob || a.req.return_hidden_states) return {};
+  // An extend's forward reports the hidden state of its last token only: a request that wants one
+  // per output token decodes forced text token by token.
+  if (a.req.return_hidden_states) return {};
   const auto& p = a.req.params;
   const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), t) !=
                            p.stop_token_ids.end() ||
@@ -57,24 +63,29 @@ void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
   }
   a.last_token_time = now;
 
-  const std::vector<int32_t> jumped = jump_forward(a, t);
-  if (jumped.empty()) {
+  std::vector<int32_t> emitted = jump_forward(a, t);
+  if (emitted.empty()) emitted.push_back(t);
+  const auto& lo = a.req.logprobs;
+  for (size_t i = 0; i < emitted.size(); ++i) {
+    // Every token but the one standing for the sampled token skipped a decode step.
+    if (i > 0) counters.jump_forward_tokens += 1;
     std::optional<PositionLogprobs> lp;
-    const auto& lo = a.req.logprobs;
     if (lo.return_logprob) {
+      // The sampled token has the sampler's log-probabilities; a forced token (or one the
+      // boundary merge put in the sampled token's place) has none: null, as for the first prompt
+      // token.
       lp.emplace();
-      lp->chosen = {res.logprob, t};
-      for (size_t i = 0; i < top_ids.size(); ++i) lp->top.push_back({top_lps[i], top_ids[i]});
-      for (size_t i = 0; i < lo.token_ids_logprob.size(); ++i)
-        lp->token_ids.push_back({ids_lps[i], lo.token_ids_logprob[i]});
+      if (i == 0 && emitted[0] == t) {
+        lp->chosen = {res.logprob, t};
+        for (size_t k = 0; k < top_ids.size(); ++k) lp->top.push_back({top_lps[k], top_ids[k]});
+        for (size_t k = 0; k < lo.token_ids_logprob.size(); ++k)
+          lp->token_ids.push_back({ids_lps[k], lo.token_ids_logprob[k]});
+      } else {
+        lp->chosen = {kNoLogprob, emitted[i]};
+        for (int32_t id : lo.token_ids_logprob) lp->token_ids.push_back({kNoLogprob, id});
+      }
     }
-    if (emit_token(a, t, lp ? &*lp : nullptr)) return;
-  } else {
-    for (size_t i = 0; i < jumped.size(); ++i) {
-      // Every token but the one standing for the sampled token skipped a decode step.
-      if (i > 0) counters.jump_forward_tokens += 1;
-      if (emit_token(a, jumped[i], nullptr)) return;
-    }
+    if (emit_token(a, emitted[i], lp ? &*lp : nullptr)) return;
   }
   a.pending_steps += 1;
   const int32_t interval = a.req.params.stream_interval.value_or(opts.stream_interval);

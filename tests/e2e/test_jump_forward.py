@@ -3,7 +3,8 @@ session server runs with it (the default); a second one runs with --disable-jump
 must produce output that is valid for the grammar, the same text where the grammar leaves no
 choice after the first forced character, fewer scheduler steps with the jump
 (/server_info internal_states: forward_steps_total, jump_forward_tokens_total), and correct
-streaming, usage counts, max_new_tokens, stop strings and log-probabilities."""
+streaming, usage counts, max_new_tokens, stop strings and log-probabilities (null for forced
+tokens)."""
 import json
 
 import jsonschema
@@ -124,12 +125,17 @@ def test_max_new_tokens_and_stop_strings_inside_forced_text(server, no_jump_serv
         assert out["text"].endswith(" is the word of the day, said the "), out["text"]
 
 
-def test_logprob_requests_keep_a_logprob_per_token(server):
+def test_logprob_requests_jump_alike_with_null_forced_logprobs(server):
     params = {"json_schema": json.dumps(SCHEMA), "max_new_tokens": 160, "temperature": 0}
+    plain = generate(server, params)
     out, _, jumped = run_counted(server, params, return_logprob=True)
     meta = out["meta_info"]
-    assert jumped == 0
+    assert jumped > 0
+    assert out["output_ids"] == plain["output_ids"]  # the same tokens with and without logprobs
     lps = meta["output_token_logprobs"]
-    assert len(lps) == meta["completion_tokens"]
-    assert all(isinstance(lp[0], float) and lp[0] <= 0 for lp in lps)
+    assert [lp[1] for lp in lps] == out["output_ids"]
+    forced = [lp for lp in lps if lp[0] is None]
+    assert len(forced) >= jumped
+    assert all(lp[0] <= 0 for lp in lps if lp[0] is not None)
+    assert lps[-1][0] is not None  # EOS was sampled
     jsonschema.validate(json.loads(out["text"]), SCHEMA)

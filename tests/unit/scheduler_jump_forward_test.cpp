@@ -6,6 +6,7 @@
 // log-probabilities and page accounting right.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -259,18 +260,32 @@ TEST(SchedulerJumpForward, StopStringInsideForcedTextEndsThere) {
   EXPECT_EQ(r.last.completion_tokens, static_cast<int64_t>(r.ids.size()));
 }
 
-TEST(SchedulerJumpForward, LogprobRequestsDecodeForcedTextTokenByToken) {
+// A request with log-probabilities jumps the same way (the same tokens as without them); the
+// sampled tokens keep the sampler's log-probabilities, the forced ones are null (NaN).
+TEST(SchedulerJumpForward, ForcedTokensHaveNullLogprobs) {
   FakeModel model(256, 1);
   Scheduler s(jump_options(256, 1, false), model);
   auto jumps = std::make_shared<int>(0);
   Result r = collect(*submit_constrained(s, "lp", prompt(9, 3), 100, jumps, /*logprobs=*/true));
-  EXPECT_EQ(*jumps, 0);
-  EXPECT_EQ(r.ids, reference(prompt(9, 3), false, 100));
+  EXPECT_GT(*jumps, 0);
+  EXPECT_EQ(r.ids, reference(prompt(9, 3), true, 100));
   ASSERT_EQ(r.output_lp.size(), r.ids.size());
+  int sampled = 0, forced = 0;
   for (size_t i = 0; i < r.ids.size(); ++i) {
     EXPECT_EQ(r.output_lp[i].chosen.token, r.ids[i]);
-    EXPECT_LE(r.output_lp[i].chosen.logprob, 0.0f);
+    if (std::isnan(r.output_lp[i].chosen.logprob)) {
+      ++forced;
+    } else {
+      ++sampled;
+      EXPECT_LE(r.output_lp[i].chosen.logprob, 0.0f);
+    }
   }
+  ASSERT_TRUE(s.flush_cache());
+  EXPECT_GE(forced, s.stats().jump_forward_tokens);
+  EXPECT_GE(sampled, 1);
+  EXPECT_LE(sampled, model.forwards.load()) << "one sampled token per forward at most";
+  EXPECT_EQ(r.ids.back(), kEos);
+  EXPECT_FALSE(std::isnan(r.output_lp.back().chosen.logprob)) << "EOS was sampled";
 }
 
 // A batch of constrained requests under a pool small enough to retract: jumps, extends and
