@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -113,7 +114,8 @@ const std::string kPattern = R"({"k": ?, "xy": ??, "z": "?"})";
 
 // The naive generator: greedy over the masked logits of the whole sequence, appending what the
 // grammar's jump returns (when `jump`), up to max_new tokens.
-std::vector<int32_t> reference(std::vector<int32_t> seq, bool jump, int max_new) {
+std::vector<int32_t> reference(std::vector<int32_t> seq, bool jump, int max_new,
+                               size_t cap = SIZE_MAX) {
   PatternMatcher m(kPattern);
   std::vector<int32_t> out;
   std::vector<uint32_t> mask(2);
@@ -128,6 +130,10 @@ std::vector<int32_t> reference(std::vector<int32_t> seq, bool jump, int max_new)
     std::vector<int32_t> add{t};
     if (jump && t != kEos && static_cast<int>(out.size()) + 1 < max_new) {
       std::vector<int32_t> j = m.jump_forward(t);
+      if (j.size() > cap) {
+        m.rollback(static_cast<int32_t>(j.size() - cap));
+        j.resize(cap);
+      }
       if (!j.empty()) add = j;
     }
     for (int32_t a : add) {
@@ -200,6 +206,29 @@ TEST(SchedulerJumpForward, AppendsForcedTokensInOneStepAndMatchesTheReference) {
     }
     EXPECT_LT(forwards[false] * 2, forwards[true]) << "page_size " << page_size;
   }
+}
+
+// The runner sizes a forward for the token budget plus one token per request, so one jump
+// appends at most budget / max_running_requests tokens (here 24 / 8 = 3); the rest of the forced
+// text is rolled back in the grammar and comes with the next steps.
+TEST(SchedulerJumpForward, LongJumpsAreCutToTheBudgetShare) {
+  FakeModel model(256, 1);
+  SchedulerOptions o = jump_options(256, 1, false);
+  o.chunked_prefill_size = 24;
+  o.max_running_requests = 8;
+  Scheduler s(o, model);
+  auto widest = std::make_shared<std::atomic<int>>(0);  // most tokens a decode step ran
+  s.set_step_observer([widest](const StepInfo& info) {
+    if (info.num_prefill == 0) *widest = std::max(widest->load(), info.num_tokens);
+  });
+  auto jumps = std::make_shared<int>(0);
+  Result r = collect(*submit_constrained(s, "cap", prompt(9, 3), 100, jumps));
+  EXPECT_EQ(r.ids, reference(prompt(9, 3), true, 100, 3));
+  ASSERT_TRUE(s.flush_cache());
+  EXPECT_EQ(widest->load(), 3) << "uncut, `, \"z\": \"` takes 4 tokens";
+  EXPECT_EQ(r.finish.type, FinishReason::Type::kStop);
+  EXPECT_EQ(spell(r.ids).size(), kPattern.size());
+  EXPECT_GT(*jumps, 0);
 }
 
 TEST(SchedulerJumpForward, MaxNewTokensCutsAJumpShort) {
