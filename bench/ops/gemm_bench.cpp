@@ -2,7 +2,11 @@
 // M = 1 (decode), 8 (small decode batch), 128 and 512 (prefill chunks) against the projections of
 // Qwen2.5-0.5B (hidden 896, intermediate 4864, vocab 151936) and Llama-3.2-1B (hidden 2048,
 // intermediate 8192). Reports GFLOP/s (2·M·N·K per call). BM_PeakSquare measures a large square
-// sgemm as the machine's BLAS peak estimate. Run: build/bin/sable_bench_gemm [--benchmark_filter=...]
+// sgemm as the machine's BLAS peak estimate. BM_Packed runs the same shapes over packed Q8_0 / Q4_1
+// weights (random quants, one thread, CPU time of the calling thread, so that a shared machine's
+// time slicing drops out) with int8 activations (decode rows, prefill register tiles) against fp32
+// activations (unpacked rows, fp32 panels + OpenBLAS at prefill sizes): bench/NOTES.md "int8
+// prefill". Run: build/bin/sable_bench_gemm [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -11,6 +15,9 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qblocks.h"
+#include "core/weights/dtype_convert.h"
 #include "sable/cpp/tensor.h"
 
 namespace {
@@ -42,6 +49,50 @@ void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   state.counters["K"] = static_cast<double>(k);
 }
 
+// n rows of k elements of a Q8_0 or Q4_1 matrix: random quants, scales that keep |w| under ~0.1.
+std::vector<std::byte> random_packed(int32_t dtype, int64_t n, int64_t k, std::mt19937& rng) {
+  namespace cpu = sable::ops::cpu;
+  std::vector<std::byte> w(static_cast<size_t>(n * cpu::row_bytes(dtype, k)));
+  for (std::byte& b : w) b = static_cast<std::byte>(rng());
+  const uint16_t d = sable::weights::f32_to_f16(dtype == SABLE_DTYPE_Q8_0 ? 1e-3f : 6e-3f);
+  const uint16_t mn = sable::weights::f32_to_f16(-0.05f);
+  for (int64_t b = 0; b < n * k / 32; ++b) {
+    if (dtype == SABLE_DTYPE_Q8_0) {
+      reinterpret_cast<cpu::BlockQ8_0*>(w.data())[b].d = d;
+    } else {
+      reinterpret_cast<cpu::BlockQ4_1*>(w.data())[b].d = d;
+      reinterpret_cast<cpu::BlockQ4_1*>(w.data())[b].m = mn;
+    }
+  }
+  return w;
+}
+
+void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, int64_t n,
+                int64_t k) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> x(m * k), out(m * n);
+  for (float& v : x) v = d(rng);
+  std::vector<std::byte> w = random_packed(dtype, n, k, rng);
+  SableTensor xt = sable::cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
+  SableTensor wt = sable::cpp::make_tensor(w.data(), dtype, {n, k});
+  SableTensor ot = sable::cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
+  SableOpsContext ctx;
+  const SableOps* ops = sable::ops::cpu_ops();
+  sable::ops::cpu::set_threads(1);
+  sable::ops::cpu::set_int8_activations(int8);
+  for (auto _ : state) {
+    if (ops->gemm(&ctx, &xt, &wt, nullptr, &ot) != SABLE_OK) {
+      state.SkipWithError("gemm failed");
+      break;
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["FLOPS"] = benchmark::Counter(2.0 * m * n * k,
+                                               benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+}
+
 // (name, N, K) of each model's projections.
 struct Shape {
   const char* name;
@@ -69,6 +120,21 @@ void register_all() {
           ->Unit(benchmark::kMillisecond)
           ->MinTime(0.3)
           ->UseRealTime();
+    }
+  }
+  for (const int32_t dtype : {SABLE_DTYPE_Q8_0, SABLE_DTYPE_Q4_1}) {
+    for (const Shape& s : kShapes) {
+      if (s.n > 100000) continue;
+      for (int64_t m : {1, 8, 32, 256}) {
+        for (const bool int8 : {true, false}) {
+          const std::string name = std::string("BM_Packed/") +
+                                   (dtype == SABLE_DTYPE_Q8_0 ? "q8_0/" : "q4_1/") + s.name +
+                                   "/M=" + std::to_string(m) + (int8 ? "/int8" : "/fp32");
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            run_packed(st, dtype, int8, m, s.n, s.k);
+          })->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        }
+      }
     }
   }
   benchmark::RegisterBenchmark("BM_PeakSquare/2048", [](benchmark::State& st) {

@@ -23,6 +23,7 @@
 #include <functional>
 
 #include "core/gguf/gguf_model.h"
+#include "core/ops/cpu/qkernels.h"
 #include "core/weights/safetensors_writer.h"
 #include "tests/unit/model_moe_golden.h"
 
@@ -175,7 +176,9 @@ TEST_P(GgufQuantized, PackedWeightsWithFloatActivationsMatchTheDequantizedPath) 
 // models (hidden size 64 or 256, where per-block activation rounding weighs most): logits within
 // kPackedRelErr (max-abs error over max-abs logit) at every prompt position and decode step, and
 // the same greedy token wherever the fp32 top-1/top-2 margin exceeds kClearMargin of the logit
-// range. Prompts of 33 and 96 tokens prefill through fp32 panels (the same products: 1e-5).
+// range. Prompts of 33 and 96 tokens prefill through fp32 panels (the same products: 1e-5),
+// except Q8_0 files, whose prefill runs int8 tiles too where the kernel table has them
+// (qkernels.h q8_0_tiles) and stays within kPackedRelErr.
 constexpr double kPackedRelErr = 0.05;
 constexpr double kClearMargin = 0.02;
 
@@ -184,11 +187,14 @@ TEST_P(GgufQuantized, Int8ActivationsStayNearTheDequantizedPath) {
   const auto prompts = prompts_for(GetParam(), reference_entry(GetParam()));
   const RunResult ref = run(file, prompts, false);
   const RunResult got = run(file, prompts, true, &ref.greedy, true);
+  const bool int8_prefill = GetParam().find("q8_0") != std::string::npos &&
+                            sable::ops::cpu::best_kernels().q8_0_tiles;
   double worst = 0;
   int clear = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const double prefill = rel_err(got.logits[i], ref.logits[i]);
-    EXPECT_LE(prefill, prompts[i].size() >= 24 ? 1e-5 : kPackedRelErr) << GetParam() << " prompt " << i;
+    const bool exact = prompts[i].size() >= 24 && !int8_prefill;
+    EXPECT_LE(prefill, exact ? 1e-5 : kPackedRelErr) << GetParam() << " prompt " << i;
     for (size_t k = 0; k < kGreedySteps; ++k) {
       const auto& want = ref.step_logits[i][k];
       const double e = rel_err(got.step_logits[i][k], want);

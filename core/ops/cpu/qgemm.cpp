@@ -1,12 +1,13 @@
 // The GEMM over packed weights (block-quantized, BF16, F16): out[M,N] = x[M,K] · w[N,K]ᵀ (+bias).
 //
-// Small M (decode): with int8 activations on (cpu_threads.h; --cpu-int8-activations, the bench's
-// default), the activation rows are quantized once to int8 blocks (BlockQ8A) and every weight row
-// is dotted with them by the best kernel table of this CPU, the weight row read once for all M rows
-// while it sits in L1 (one weight row at a time: the rows stream from memory in order); a
-// kPreciseActivations weight (the LM head) then has the rows that could be its argmax recomputed
-// in fp32 (head_gemm). Otherwise each weight row is unpacked to fp32 and dotted with the fp32
-// rows. BF16/F16 rows are always widened against fp32 activations. Large M (prefill): panels of
+// With int8 activations on (cpu_threads.h; --cpu-int8-activations, the bench's default), the
+// activation rows are quantized once to int8 blocks (BlockQ8A) and dotted with the weight rows by
+// the best kernel table of this CPU: at decode sizes every weight row is read once for all M rows
+// (one weight row at a time: the rows stream from memory in order); Q8_0 at prefill sizes in
+// register tiles of weight x activation rows (QKernels::q8_0_tiles). A kPreciseActivations weight
+// (the LM head) then has the rows that could be its argmax recomputed in fp32 (head_gemm).
+// Otherwise, at small M each weight row is unpacked to fp32 and dotted with the fp32 rows, BF16/F16
+// rows always widened against fp32 activations; at large M (prefill without int8 tiles) panels of
 // weight rows are unpacked to fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the
 // unpacking is shared by enough rows. Either way the output rows (N) are split in chunks over the
 // CPU ops' thread pool.
@@ -59,14 +60,17 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
+    if (dot_rows != nullptr) {
+      dot_rows(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo);
+      if (bias != nullptr)
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t r = r0; r < r1; ++r) out[i * ldo + r] += bias[r];
+      return;
+    }
     for (int64_t r = r0; r < r1; ++r) {
       const char* wr = w + r * wrb;
       const float b = bias != nullptr ? bias[r] : 0.0f;
-      if (dot_rows != nullptr) {
-        dot_rows(wr, xqp, nb, m, k, out + r, ldo);
-        if (bias != nullptr)
-          for (int64_t i = 0; i < m; ++i) out[i * ldo + r] += b;
-      } else if (dot != nullptr) {
+      if (dot != nullptr) {
         for (int64_t i = 0; i < m; ++i) out[i * ldo + r] = dot(wr, xqp + i * nb, k) + b;
       } else {
         for (int64_t i = 0; i < m; ++i) out[i * ldo + r] = fdot(wr, x + i * ldx, k) + b;
@@ -182,7 +186,8 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
     head_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else if ((precise || !int8) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)
     precise_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
-  else if (m >= kPanelMinRows)
+  else if (m >= kPanelMinRows &&
+           !(int8 && !precise && dtype == SABLE_DTYPE_Q8_0 && kern.q8_0_tiles))
     panel_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else
     int8_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);

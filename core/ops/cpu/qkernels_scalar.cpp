@@ -168,9 +168,11 @@ float dot_f16(const void* w, const float* x, int64_t k) {
 }
 
 template <float (*kDot)(const void*, const BlockQ8A*, int64_t)>
-void rows_of(const void* w, const BlockQ8A* x, int64_t xs, int64_t m, int64_t k, float* out,
-             int64_t os) {
-  for (int64_t i = 0; i < m; ++i) out[i * os] = kDot(w, x + i * xs, k);
+void rows_of(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs, int64_t m,
+             int64_t k, float* out, int64_t ldo) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < m; ++i)
+      out[i * ldo + r] = kDot(static_cast<const char*>(w) + r * wrb, x + i * xs, k);
 }
 
 // The block scale and min of block i of a Q8_0 / Q4_0 / Q4_1 row, as floats.
@@ -354,7 +356,8 @@ const QKernels& scalar_kernels() {
                           &dot_q4_0,          &dot_q4_1,           &dot_q4_k,
                           &dot_q5_k,          &dot_q6_k,           &dot_bf16,
                           &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
-                          &rows_of<&dot_q4_1>, &dequantize_row,      &fdot_rows,
+                          &rows_of<&dot_q4_1>, false,                &dequantize_row,
+                          &fdot_rows,
                           &quantize_row16,
                           &head_rows_of<SABLE_DTYPE_Q8_0>,
                           &head_rows_of<SABLE_DTYPE_Q4_0>,
