@@ -1,39 +1,68 @@
 #!/usr/bin/env bash
 # Sable against llama.cpp on the CPU of a machine without internet (the 16-core device host), in
-# one command from a carried tree: builds Sable's CPU bench (build-cpu/, CPU only), writes the two
-# bench GGUF files with the standard library only (make_bench_gguf.py: a SmolLM2-135M-shaped Q4_1
-# file, ~98 MB, and a Qwen2.5-0.5B-shaped Q8_0 file, ~531 MB, under $SABLE_BENCH_GGUF_DIR,
-# default /tmp), then runs vs_llamacpp.py on both for each thread count (default: 16, then 1).
-# llama.cpp's side is a llama-batched-bench binary: $LLAMA_BENCH, default
-# bench/cpu_decode/bin/llama-batched-bench (ignored by git; carry it with the tree; it needs only
-# libgomp and the C++ runtime). Usage: bench/cpu_decode/device_host.sh [THREADS...]
-# Results: the Markdown table and JSON lines of each run on stdout; copy them into bench/NOTES.md.
+# one command, from the repository root of a carried tree:
+#   1. unpacks .carry/cpu-bench.tar.xz (made here by bench/cpu_decode/bundle.sh: Sable's CPU bench
+#      with the shared libraries the device image lacks, and llama.cpp's source), or builds
+#      Sable's bench in build-cpu/ when no bundle was carried (needs OpenBLAS, spdlog, fmt, CLI11);
+#   2. builds llama-batched-bench from the carried source with GGML_NATIVE=ON (the host's own
+#      instruction set, as Sable picks its kernels at run time), unless $LLAMA_BENCH or
+#      bench/cpu_decode/bin/llama-batched-bench already names one;
+#   3. writes the two bench files with the Python standard library (make_bench_gguf.py: a
+#      SmolLM2-135M-shaped Q4_1 file, ~98 MB, and a Qwen2.5-0.5B-shaped Q8_0 file, ~531 MB);
+#   4. runs vs_llamacpp.py on both (batch 1 and 8, prompt 32, 32 steps, engines alternating,
+#      median of 3) for each thread count: default 16 then 1.
+# Usage (device call: carry .carry/cpu-bench.tar.xz): bench/cpu_decode/device_host.sh [THREADS...]
+# Results: stdout, and $OUT/cpu_vs_llamacpp.txt when $OUT is set; copy them into bench/NOTES.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${SABLE_CPU_BUILD:-$ROOT/build-cpu}
-LLAMA_BENCH=${LLAMA_BENCH:-$ROOT/bench/cpu_decode/bin/llama-batched-bench}
+cd "$ROOT"
+BUILD=${SABLE_CPU_BUILD:-build-cpu}
 GGUF_DIR=${SABLE_BENCH_GGUF_DIR:-/tmp}
 THREADS=("$@")
 [ ${#THREADS[@]} -gt 0 ] || THREADS=(16 1)
+log=${OUT:-/tmp}/cpu_vs_llamacpp.txt
+t0=$SECONDS
 
-if [ ! -x "$LLAMA_BENCH" ]; then
-  echo "device_host: no llama-batched-bench at $LLAMA_BENCH (set LLAMA_BENCH)" >&2
-  exit 1
-fi
-if [ ! -x "$BUILD/bin/sable_bench_cpu_decode" ] || [ ! -d "$BUILD/bin/plugins" ]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=OFF >/dev/null
+if [ -f .carry/cpu-bench.tar.xz ]; then
+  tar -xJf .carry/cpu-bench.tar.xz
+  export LD_LIBRARY_PATH=$ROOT/$BUILD/lib-carry${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+elif [ ! -x "$BUILD/bin/sable_bench_cpu_decode" ]; then
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=OFF >/dev/null
   ninja -C "$BUILD" sable_bench_cpu_decode sable_plugins >/dev/null
 fi
+"$BUILD/bin/sable_bench_cpu_decode" --help >/dev/null ||
+  { echo "device_host: $BUILD/bin/sable_bench_cpu_decode does not run here" >&2; exit 1; }
+
+LLAMA_BENCH=${LLAMA_BENCH:-bench/cpu_decode/bin/llama-batched-bench}
+if [ ! -x "$LLAMA_BENCH" ]; then
+  [ -d llama.cpp-src ] ||
+    { echo "device_host: no llama-batched-bench and no llama.cpp-src to build it (bundle.sh)" >&2; exit 1; }
+  cmake -S llama.cpp-src -B llama.cpp-src/build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+  ninja -C llama.cpp-src/build llama-batched-bench >/dev/null
+  mkdir -p "$(dirname "$LLAMA_BENCH")"
+  cp llama.cpp-src/build/bin/llama-batched-bench "$LLAMA_BENCH"
+fi
+echo "# built in $((SECONDS - t0)) s" >&2
+
 for shape in smollm-q4_1 qwen-q8_0; do
   [ -s "$GGUF_DIR/$shape.gguf" ] ||
-    python3 "$ROOT/bench/cpu_decode/make_bench_gguf.py" "$shape" "$GGUF_DIR/$shape.gguf"
+    python3 bench/cpu_decode/make_bench_gguf.py "$shape" "$GGUF_DIR/$shape.gguf"
 done
 
-echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-  "flags: $(grep -m1 -o -w -e avx512_vnni -e avx_vnni -e avx2 /proc/cpuinfo | sort -u | xargs)," \
-  "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-for t in "${THREADS[@]}"; do
-  python3 "$ROOT/bench/cpu_decode/vs_llamacpp.py" --build "$BUILD" --llama-bench "$LLAMA_BENCH" \
-    --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \
-    --batch 1,8 --prompt 32 --steps 32 --repeat 3
-done
+commit=$(git rev-parse --short HEAD 2>/dev/null) || commit=unknown
+{
+  echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+    "flags: $(grep -m1 -o -w -e avx512_vnni -e avx_vnni -e avx512f -e avx2 /proc/cpuinfo | sort -u | xargs)," \
+    "commit $commit," \
+    "Sable kernels: $("$BUILD/bin/sable_bench_cpu_decode" --model "$GGUF_DIR/smollm-q4_1.gguf" \
+      --batch 1 --prompt 8 --steps 1 --plugin-dir "$BUILD/bin/plugins" 2>&1 |
+      grep -o -m1 '[a-z0-9]* kernels' || echo unknown)"
+  for t in "${THREADS[@]}"; do
+    python3 bench/cpu_decode/vs_llamacpp.py --build "$BUILD" --llama-bench "$LLAMA_BENCH" \
+      --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \
+      --batch 1,8 --prompt 32 --steps 32 --repeat 3
+  done
+} 2>&1 | tee "$log"
+echo "# done in $((SECONDS - t0)) s" >&2

@@ -17,6 +17,7 @@ vocabulary is the real Qwen one of tests/golden/tokenizers/qwen3 (padded with [P
 load the files. Usage: bench/cpu_decode/make_bench_gguf.py {qwen-q8_0|smollm-q4_1} OUT.gguf
 """
 import json
+import lzma
 import random
 import struct
 import sys
@@ -78,7 +79,11 @@ def random_blocks(rng, ggml_type, rows, cols):
 
 
 def vocabulary(n):
-    tj = json.loads((ROOT / "tests/golden/tokenizers/qwen3/tokenizer.json").read_text())
+    # A git checkout holds the tokenizer xz-packed (cmake/SableGoldenData.cmake unpacks it at
+    # configure time): read whichever is there.
+    path = ROOT / "tests/golden/tokenizers/qwen3/tokenizer.json"
+    text = path.read_text() if path.exists() else lzma.open(f"{path}.xz", "rt").read()
+    tj = json.loads(text)
     vocab = dict(tj["model"]["vocab"])
     special = {a["id"]: a for a in tj["added_tokens"]}
     for a in special.values():

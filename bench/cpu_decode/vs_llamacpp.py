@@ -15,13 +15,22 @@ steps of B tokens; its S_PP and S_TG columns are the same two rates). The engine
 the load average around the run: on a shared machine the numbers are only comparable within one
 run. Prints a Markdown table (for bench/NOTES.md) and one JSON line per measurement.
 
+--cpu-time measures tokens per CPU-second instead of per wall second (a machine shared with other
+jobs then slows both engines' clocks, not their counts): each measurement is three runs of the
+engine, (P prompt, S steps), (P, 3S) and (2P, S), timed by the CPU time (user + system) of the
+child process; decode = B x 2S / (cpu(P, 3S) - cpu(P, S)), prefill = B x P / (cpu(2P, S) -
+cpu(P, S)) (loading, warm-up and the rest cancel; the second prefill's P tokens attend to P more
+positions, a few percent of its work at these sizes).
+
 Usage: bench/cpu_decode/vs_llamacpp.py --model A.gguf [--model B.gguf] [--threads 2]
        [--batch 1,8] [--prompt 64] [--steps 32] [--repeat 3] [--build build]
        [--llama-bench /path/to/llama-batched-bench] [--fp32-activations | --dequantize]
+       [--cpu-time]
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -89,6 +98,23 @@ def llama_child(model: str, threads: int, batch: int, prompt: int, steps: int) -
     return {"prefill_tok_s": batch * prompt / (t1 - t0), "decode_tok_s": batch * steps / (t3 - t2)}
 
 
+def child_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def per_cpu_second(run, batch, prompt, steps):
+    """Tokens per CPU-second of one engine: `run(prompt, steps)` three times (module docstring)."""
+    cpu = []
+    for p, s in ((prompt, steps), (prompt, 3 * steps), (2 * prompt, steps)):
+        c0 = child_cpu_s()
+        run(p, s)
+        cpu.append(child_cpu_s() - c0)
+    return {"prefill_tok_s": batch * prompt / max(cpu[2] - cpu[0], 1e-9),
+            "decode_tok_s": batch * 2 * steps / max(cpu[1] - cpu[0], 1e-9)}
+
+
 def run_llama(model, threads, batch, prompt, steps):
     args = [sys.executable, __file__, "--child", model, str(threads), str(batch), str(prompt),
             str(steps)]
@@ -114,7 +140,7 @@ def run_llama_bench(exe, model, threads, batch, prompt, steps):
 def run_sable(build, model, threads, batch, prompt, steps, dequantize, fp32_act):
     exe = Path(build) / "bin" / "sable_bench_cpu_decode"
     args = [str(exe), "--model", model, "--batch", str(batch), "--prompt", str(prompt), "--steps",
-            str(steps), "--threads", str(threads)] + (["--dequantize"] if dequantize else []) + (
+            str(steps), "--threads", str(threads), "--plugin-dir", str(Path(build) / "bin" / "plugins")] + (["--dequantize"] if dequantize else []) + (
                 ["--fp32-activations"] if fp32_act else [])
     out = subprocess.run(args, capture_output=True, text=True, check=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("model=")][-1]
@@ -139,6 +165,8 @@ def main():
     ap.add_argument("--fp32-activations", action="store_true",
                     help="Sable with fp32 activations against quantized weights (default: int8, "
                     "llama.cpp's scheme)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="tokens per CPU-second (three runs per measurement) instead of per second")
     ap.add_argument("--llama-bench", metavar="PATH",
                     help="llama.cpp side through this llama-batched-bench binary instead of "
                     "llama-cpp-python")
@@ -148,25 +176,32 @@ def main():
         for batch in map(int, a.batch.split(",")):
             res = {"sable": [], "llama.cpp": []}
             loads = [os.getloadavg()[0]]
-            for _ in range(a.repeat):
+            def llama(p, s):
                 if a.llama_bench:
-                    res["llama.cpp"].append(run_llama_bench(a.llama_bench, model, a.threads,
-                                                            batch, a.prompt, a.steps))
-                else:
-                    res["llama.cpp"].append(run_llama(model, a.threads, batch, a.prompt, a.steps))
-                res["sable"].append(run_sable(a.build, model, a.threads, batch, a.prompt, a.steps,
-                                              a.dequantize, a.fp32_activations))
+                    return run_llama_bench(a.llama_bench, model, a.threads, batch, p, s)
+                return run_llama(model, a.threads, batch, p, s)
+
+            def sable(p, s):
+                return run_sable(a.build, model, a.threads, batch, p, s, a.dequantize,
+                                 a.fp32_activations)
+
+            for _ in range(a.repeat):
+                for engine, run in (("llama.cpp", llama), ("sable", sable)):
+                    res[engine].append(per_cpu_second(run, batch, a.prompt, a.steps)
+                                       if a.cpu_time else run(a.prompt, a.steps))
                 loads.append(os.getloadavg()[0])
             for engine, runs in res.items():
                 for r in runs:
                     print(json.dumps({"engine": engine, "model": Path(model).name, "batch": batch,
                                       "threads": a.threads, "prompt": a.prompt, "steps": a.steps,
-                                      **r}))
+                                      "per": "cpu_s" if a.cpu_time else "s", **r}))
             med = {e: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                    for e, runs in res.items()}
             rows.append((Path(model).name, batch, med, min(loads), max(loads)))
             sys.stdout.flush()
-    print(f"\n{a.threads} threads, prompt {a.prompt}, {a.steps} decode steps, median of {a.repeat}")
+    unit = "tokens per CPU-second" if a.cpu_time else "tokens per second"
+    print(f"\n{a.threads} threads, prompt {a.prompt}, {a.steps} decode steps, median of {a.repeat}, "
+          f"{unit}")
     print("| model | batch | Sable prefill | llama.cpp prefill | Sable decode | llama.cpp decode "
           "| load avg |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
