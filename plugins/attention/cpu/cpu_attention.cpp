@@ -166,6 +166,39 @@ inline int64_t slot_row(const CpuAttention& a, int32_t b, int64_t pos) {
   return page * ps + pos % ps;  // row in [pages * page_size, Hk, D]
 }
 
+// One query row against positions [lo, pos] of sequence b: softmax(q·Kᵀ·scale)·V into o. k and v
+// point at the query's KV head in pool row 0 (row floats per pool row). Built twice on x86-64
+// (target_clones): for x86-64-v3 (AVX2 + FMA), where the dot products run 8 wide (about 2x the
+// baseline build on long contexts, bench/NOTES.md "int8 prefill"), and for the baseline; the loader
+// picks the one this CPU runs.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+void attend_one(const CpuAttention& a, int32_t b, int64_t lo, int64_t pos, const float* k,
+                const float* v, int64_t row, const float* qv, float scale, int32_t D,
+                float* scores, float* acc, float* o) {
+  float mx = -INFINITY;
+  for (int64_t p = lo; p <= pos; ++p) {
+    const float* kr = k + slot_row(a, b, p) * row;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int32_t d = 0; d < D; ++d) dot += qv[d] * kr[d];
+    scores[p - lo] = dot * scale;
+    mx = std::max(mx, scores[p - lo]);
+  }
+  std::fill(acc, acc + D, 0.0f);
+  float denom = 0.0f;
+  for (int64_t p = lo; p <= pos; ++p) {
+    const float w = std::exp(scores[p - lo] - mx);
+    denom += w;
+    const float* vr = v + slot_row(a, b, p) * row;
+#pragma omp simd
+    for (int32_t d = 0; d < D; ++d) acc[d] += w * vr[d];
+  }
+  const float inv = 1.0f / denom;
+  for (int32_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+}
+
 SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, const SableTensor* q,
                 const SableTensor* k, const SableTensor* v, float scale, SableTensor* out) {
   if (attn == nullptr) return SABLE_ERR_INVALID_ARGUMENT;
@@ -226,29 +259,9 @@ SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, c
         const int32_t b = a->token_seq[t];
         const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
         const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-        const float* qv = qd + t * q->strides[0] + h * q->strides[1];
-        const int64_t kvh = h / group;
-        float mx = -INFINITY;
-        for (int64_t p = lo; p <= pos; ++p) {
-          const float* kr = kp + slot_row(*a, b, p) * row + kvh * D;
-          float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-          for (int32_t d = 0; d < D; ++d) dot += qv[d] * kr[d];
-          scores[p - lo] = dot * scale;
-          mx = std::max(mx, scores[p - lo]);
-        }
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        float denom = 0.0f;
-        for (int64_t p = lo; p <= pos; ++p) {
-          const float w = std::exp(scores[p - lo] - mx);
-          denom += w;
-          const float* vr = vp + slot_row(*a, b, p) * row + kvh * D;
-#pragma omp simd
-          for (int32_t d = 0; d < D; ++d) acc[d] += w * vr[d];
-        }
-        float* o = od + (static_cast<int64_t>(t) * hq + h) * D;
-        const float inv = 1.0f / denom;
-        for (int32_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+        attend_one(*a, b, lo, pos, kp + (h / group) * D, vp + (h / group) * D, row,
+                   qd + t * q->strides[0] + h * q->strides[1], scale, D, scores.data(), acc.data(),
+                   od + (static_cast<int64_t>(t) * hq + h) * D);
       }
     }
     return SABLE_OK;
