@@ -111,8 +111,12 @@ def per_cpu_second(run, batch, prompt, steps):
         c0 = child_cpu_s()
         run(p, s)
         cpu.append(child_cpu_s() - c0)
-    return {"prefill_tok_s": batch * prompt / max(cpu[2] - cpu[0], 1e-9),
-            "decode_tok_s": batch * 2 * steps / max(cpu[1] - cpu[0], 1e-9)}
+    # A pair whose longer run took no more CPU than the shorter one (its loading cost more system
+    # time) measures nothing: NaN, left out of the median.
+    def rate(tokens, seconds):
+        return tokens / seconds if seconds > 0 else float("nan")
+    return {"prefill_tok_s": rate(batch * prompt, cpu[2] - cpu[0]),
+            "decode_tok_s": rate(batch * 2 * steps, cpu[1] - cpu[0])}
 
 
 def run_llama(model, threads, batch, prompt, steps):
@@ -195,8 +199,8 @@ def main():
                     print(json.dumps({"engine": engine, "model": Path(model).name, "batch": batch,
                                       "threads": a.threads, "prompt": a.prompt, "steps": a.steps,
                                       "per": "cpu_s" if a.cpu_time else "s", **r}))
-            med = {e: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                   for e, runs in res.items()}
+            med = {e: {k: statistics.median([r[k] for r in runs if r[k] == r[k]] or [float("nan")])
+                       for k in runs[0]} for e, runs in res.items()}
             rows.append((Path(model).name, batch, med, min(loads), max(loads)))
             sys.stdout.flush()
     unit = "tokens per CPU-second" if a.cpu_time else "tokens per second"
