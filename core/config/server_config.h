@@ -126,6 +126,9 @@ using StrList = std::vector<std::string>;
     "Largest LoRA rank served (0: the largest in lora_paths, else 64)", Range(0, 1024))            \
   X(Int, max_queued_requests, 0, "", "Most requests waiting in the queue (0: unlimited)",          \
     Range(0, 1e9))                                                                                 \
+  X(Int, max_image_patches, 0, "",                                                                 \
+    "Vision models: most image patches the vision tower runs in one call, its device memory "     \
+    "reserved at startup (0: the largest image max_pixels allows)", Range(0, 1e9))                \
   X(Int, max_request_body_bytes, 67108864, "", "Largest accepted HTTP request body in bytes",      \
     Range(1024, 1e12))                                                                             \
   X(Float, request_timeout_s, 60.0, "",                                                            \

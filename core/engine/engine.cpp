@@ -275,6 +275,7 @@ runner::RunnerOptions runner_options_from(const config::ServerConfig& c,
   o.packed_weights = !c.cpu_dequantize;
   o.int8_activations = c.cpu_int8_activations;
   o.tp_size = static_cast<int32_t>(c.tp_size);
+  o.vision = vision_budget(c.model_path, c.max_image_patches);
   o.registry = &registry;
   return o;
 }
@@ -384,6 +385,10 @@ Engine::Engine(const config::ServerConfig& config) : core_(std::make_shared<Engi
   c.architecture = archs.empty() ? r.config().model_type() : archs.front();
   c.images = image_settings(r.image_input(), c.architecture, r.config(), config.model_path,
                             config.skip_tokenizer_init ? nullptr : c.tokenizer.get());
+  c.images.max_patches = c.runner_options.vision.max_patches;
+  if (c.images.enabled)
+    log::info("images: at most {} patches per image and per vision-tower call (max_pixels {})",
+              c.images.max_patches, c.images.processor.max_pixels);
   log::info("loaded {}: architecture {} (plugin '{}'), {} parameters, weights {}, compute dtype "
             "{}, context {} tokens, KV cache {} tokens ({} pages of {}), device {}, in {:.2f} s",
             config.model_path, archs.empty() ? r.config().model_type() : archs.front(),

@@ -2,12 +2,15 @@
 // the model runner's: the M-RoPE positions of the rows each sequence runs (prompt rows from the
 // request's table, output rows at index + delta), and the image embeddings spliced into its
 // placeholder rows. A request's images go through the vision tower once, when a prefill chunk
-// first reaches one of them; the requests of one forward that need it share one encode_images
-// call. The embeddings stay with the request (a retracted request recomputes its prompt from them)
-// and its pixels are dropped.
+// first reaches one of them; the requests of one forward that need it share encode_images calls of
+// at most the runner's max_image_patches (the warm-up reserved device memory for that much). The
+// embeddings stay with the request (a retracted request recomputes its prompt from them) and its
+// pixels are dropped.
 // Used on the scheduler thread only.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -15,6 +18,11 @@
 #include "core/scheduler/scheduler.h"
 
 namespace sable::engine {
+
+// Cuts images of `patches` patches each (in order) into consecutive vision-tower calls of at most
+// `budget` patches (0: one call); returns each call's end index. An image over the budget gets a
+// call of its own (encode_images refuses it; requests are checked before they get here).
+std::vector<size_t> vision_call_groups(std::span<const int64_t> patches, int64_t budget);
 
 class ImageForward {
  public:

@@ -3,10 +3,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <string_view>
 
+#include "core/config/server_config.h"
 #include "core/hf_config/hf_config.h"
 #include "core/image/image_decode.h"
 #include "core/image/image_source.h"
@@ -43,14 +45,8 @@ uint64_t content_hash(const image::VisionPatches& p) {
 
 }  // namespace
 
-ImageSettings image_settings(bool enabled, const std::string& model_name, const hf::HfConfig& config,
-                             const std::string& model_dir, const tokenizer::Tokenizer* tokenizer) {
-  ImageSettings s;
-  s.model_name = model_name;
-  if (!enabled) return s;
-  s.enabled = true;
-  s.image_token = static_cast<int32_t>(config.get_int("image_token_id").value_or(151655));
-  auto& p = s.processor;
+image::QwenVlProcessorConfig processor_config(const hf::HfConfig& config, const std::string& model_dir) {
+  image::QwenVlProcessorConfig p;
   p.patch_size = static_cast<int32_t>(config.get_int("vision_config.patch_size").value_or(p.patch_size));
   p.merge_size = static_cast<int32_t>(
       config.get_int("vision_config.spatial_merge_size").value_or(p.merge_size));
@@ -66,6 +62,48 @@ ImageSettings image_settings(bool enabled, const std::string& model_name, const 
     if (auto sd = c.get_float_list("image_std"); sd && sd->size() == 3)
       for (size_t i = 0; i < 3; ++i) p.std[i] = (*sd)[i];
   }
+  return p;
+}
+
+int64_t largest_image_patches(const image::QwenVlProcessorConfig& p) {
+  const int64_t factor = int64_t{p.patch_size} * p.merge_size;
+  const int64_t units = std::max<int64_t>(1, p.max_pixels / (factor * factor));
+  return units * p.merge_size * p.merge_size;
+}
+
+runner::VisionBudget vision_budget(const std::string& model_path, int64_t requested) {
+  const std::filesystem::path config_json = std::filesystem::path(model_path) / "config.json";
+  runner::VisionBudget b;
+  if (!std::filesystem::is_regular_file(config_json)) return b;
+  const hf::HfConfig config = hf::HfConfig::load(config_json);
+  if (!config.get_int("vision_config.patch_size") && !config.get_int("vision_config.depth"))
+    return b;
+  const image::QwenVlProcessorConfig p = processor_config(config, model_path);
+  if (p.patch_size <= 0 || p.merge_size <= 0 || p.temporal_patch_size <= 0)
+    throw config::ConfigError(fmt::format(
+        "{}: vision_config patch_size, spatial_merge_size and temporal_patch_size must be positive",
+        config_json.string()));
+  const int64_t largest = largest_image_patches(p);
+  const int64_t m2 = int64_t{p.merge_size} * p.merge_size;
+  if (requested > 0 && requested < largest)
+    throw config::ConfigError(fmt::format(
+        "max_image_patches: {} is below the {} patches of the largest image the processor makes "
+        "(max_pixels {}); raise it, or lower max_pixels in {}/preprocessor_config.json",
+        requested, largest, p.max_pixels, model_path));
+  b.max_patches = requested > 0 ? requested / m2 * m2 : largest;
+  b.merge = p.merge_size;
+  b.patch_dim = 3 * p.temporal_patch_size * p.patch_size * p.patch_size;
+  return b;
+}
+
+ImageSettings image_settings(bool enabled, const std::string& model_name, const hf::HfConfig& config,
+                             const std::string& model_dir, const tokenizer::Tokenizer* tokenizer) {
+  ImageSettings s;
+  s.model_name = model_name;
+  if (!enabled) return s;
+  s.enabled = true;
+  s.image_token = static_cast<int32_t>(config.get_int("image_token_id").value_or(151655));
+  s.processor = processor_config(config, model_dir);
   if (tokenizer != nullptr) {
     const auto name = [&](const char* key, int64_t fallback) {
       return std::string(tokenizer->id_to_token(
@@ -106,6 +144,14 @@ std::shared_ptr<scheduler::RequestImages> prepare_images(const ImageSettings& se
     try {
       const std::string bytes = image::read_image_bytes(refs[i], settings.limits);
       p = image::qwen_vl_preprocess(image::decode_image(bytes, settings.limits), settings.processor);
+      if (settings.max_patches > 0 && p.num_patches() > settings.max_patches)
+        throw image::ImageError(
+            image::ImageErrorKind::kTooLarge,
+            fmt::format("the image resizes to {}x{} pixels, {} patches, more than the {} the "
+                        "vision tower takes in one call (max_image_patches)",
+                        p.grid_w * settings.processor.patch_size,
+                        p.grid_h * settings.processor.patch_size, p.num_patches(),
+                        settings.max_patches));
     } catch (const image::ImageError& e) {
       throw ValidationError("image_data", fmt::format("image_data[{}]: {}", i, e.what()));
     }

@@ -361,6 +361,7 @@ void CudaExec::synchronize() const { check_cuda(cudaStreamSynchronize(impl_->str
 int32_t CudaExec::graphs_captured(bool lora) const {
   return static_cast<int32_t>((lora ? impl_->lora_graphs : impl_->graphs).size());
 }
+size_t CudaExec::arena_bytes() const { return impl_->arena.capacity(); }
 
 const float* CudaExec::run(const SableModelApi* api, SableModel* model, AttentionBackend* attention,
                            const ExecBatch& b, float* hidden_host, const CheckFn& check) {

@@ -96,6 +96,8 @@ class CudaExec {
   void download(const float* device_logits, int64_t rows, float* host) const;
   // Decode graphs captured so far: the base model's, or (lora) those of batches with adapters.
   int32_t graphs_captured(bool lora = false) const;
+  // Bytes the forward arena holds (eager forwards and encode_images share it; it keeps its peak).
+  size_t arena_bytes() const;
   // Waits for the stream; throws on a device error.
   void synchronize() const;
 

@@ -226,55 +226,6 @@ std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& optio
   geometry.num_pages = 1;
   geometry.dtype = compute_dtype;
 #ifdef SABLE_HAVE_CUDA
-  // One eager forward of max_batch_tokens tokens (in sequences no longer than the context) over
-  // a throw-away KV pool in its own device memory: the activation arena grows to the largest
-  // forward's need and keeps that memory, which the KV pool sizing then leaves alone.
-  auto warm_up_activations = [&](Impl& r, const KvGeometry& geometry) {
-  const RunnerOptions& o = r.options;
-  const int64_t total = o.max_batch_tokens;
-  const int64_t per_seq = std::max<int64_t>(1, std::min<int64_t>(r.context_length, total));
-  const int64_t seqs = std::min<int64_t>((total + per_seq - 1) / per_seq, o.max_seqs);
-  const int64_t pages_per_seq = (per_seq + geometry.page_size - 1) / geometry.page_size;
-  auto scratch = make_cuda_memory(o.device_index);
-  KvGeometry g = geometry;
-  g.num_pages = pages_per_seq * seqs;
-  KvPool pool(g, *scratch);
-  auto attention = AttentionBackend::create(*o.registry, o.attention_backend, *r.host, r.info, pool,
-                                            o.max_batch_tokens, o.max_seqs);
-  std::vector<int32_t> tokens, positions, rows, qo{0}, kv_indptr{0}, kv_indices, kv_lens;
-  int64_t left = total;
-  for (int64_t s = 0; s < seqs && left > 0; ++s) {
-    const int64_t n = std::min(per_seq, left);
-    left -= n;
-    for (int64_t j = 0; j < n; ++j) {
-      tokens.push_back(0);
-      positions.push_back(static_cast<int32_t>(j));
-    }
-    rows.push_back(static_cast<int32_t>(tokens.size() - 1));
-    for (int64_t p = 0; p < (n + g.page_size - 1) / g.page_size; ++p)
-      kv_indices.push_back(static_cast<int32_t>(s * pages_per_seq + p));
-    qo.push_back(static_cast<int32_t>(tokens.size()));
-    kv_indptr.push_back(static_cast<int32_t>(kv_indices.size()));
-    kv_lens.push_back(static_cast<int32_t>(n));
-  }
-  ExecBatch eb;
-  eb.token_ids = tokens;
-  eb.positions = positions;
-  eb.output_rows = rows;
-  eb.qo_indptr = qo;
-  eb.kv_indptr = kv_indptr;
-  eb.kv_indices = kv_indices;
-  eb.kv_lens = kv_lens;
-  eb.decode_only = false;
-  const std::string who = fmt::format("model plugin '{}' warm-up", r.plugin->name);
-  auto check = [&](SableStatus st, const std::string& what, const char* op_error) {
-    if (st != SABLE_OK && op_error != nullptr)
-      r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
-    r.host->check(st, who + " " + what);
-  };
-  r.cuda->run(r.api, r.model, attention.get(), eb, nullptr, check);
-  r.cuda->synchronize();
-};
   auto make_exec = [&] {
     CudaExec::Options eo;
     eo.device_index = r.options.device_index;
@@ -300,10 +251,10 @@ std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& optio
   // An encoder keeps no KV (no layers in the pool): its pages cost nothing and the default sizing
   // below applies.
   if (device == "cuda" && num_pages <= 0 && KvPool::bytes_for(geometry) > 0) {
-    // Size the activation arena first: one warm-up forward of the largest batch over a scratch
-    // KV pool, so the arena holds what the biggest prefill needs (MoE scratch included) before
-    // the KV pool takes the rest of mem_fraction_static, or the max_total_tokens asked for.
-    warm_up_activations(r, geometry);
+    // Size the activation arena first (warm_up.h): the largest forward over a scratch KV pool
+    // (MoE scratch and image rows included) and the largest vision-tower call, before the KV pool
+    // takes the rest of mem_fraction_static, or the max_total_tokens asked for.
+    warm_up(r, geometry);
     const auto [free_bytes, total_bytes] = cuda_memory_info();
     const double fraction = options.mem_fraction_static > 0 ? options.mem_fraction_static : 0.85;
     const double used = static_cast<double>(total_bytes - free_bytes);
@@ -328,8 +279,12 @@ std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& optio
       if (num_pages <= 0)
         throw std::runtime_error(fmt::format(
             "no device memory left for the KV cache: {:.1f} GiB used of {:.1f} GiB after loading "
-            "the weights and sizing activations (mem_fraction_static {})",
-            used / kGiB, total_bytes / kGiB, fraction));
+            "the weights and sizing activations{} (mem_fraction_static {})",
+            used / kGiB, total_bytes / kGiB,
+            options.vision.max_patches > 0 && r.info.image_input != 0
+                ? fmt::format(" and the vision tower's {} patches per call", options.vision.max_patches)
+                : std::string(),
+            fraction));
     }
     log::info("device memory: {:.2f} GiB in use after weights and activations, KV pool {:.2f} GiB",
               used / kGiB, num_pages * page_bytes / kGiB);
@@ -401,6 +356,8 @@ bool ModelRunner::image_input() const {
          SABLE_HAS(impl_->api, encode_images) && impl_->api->encode_images != nullptr;
 }
 
+int64_t ModelRunner::max_image_patches() const { return impl_->options.vision.max_patches; }
+
 std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_values,
                                               std::span<const int32_t> grid_thw, int64_t merge) {
   Impl& r = *impl_;
@@ -417,6 +374,11 @@ std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_value
     patches += n;
     units += n / (merge * merge);
   }
+  if (r.options.vision.max_patches > 0 && patches > r.options.vision.max_patches)
+    throw std::invalid_argument(fmt::format(
+        "encode_images: {} patches in one call exceed the {} the vision warm-up reserved memory "
+        "for (max_image_patches)",
+        patches, r.options.vision.max_patches));
   if (pixel_values.empty() || pixel_values.size() % static_cast<size_t>(patches) != 0)
     throw std::invalid_argument(fmt::format(
         "encode_images: {} pixel values do not divide into {} patches", pixel_values.size(), patches));

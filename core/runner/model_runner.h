@@ -33,6 +33,16 @@ struct LoraBatch;
 
 namespace sable::runner {
 
+struct KvGeometry;
+
+// The vision tower's largest call (RunnerOptions::vision), as the engine derives it from the
+// image processor's settings (core/engine/image_request.h).
+struct VisionBudget {
+  int64_t max_patches = 0;  // 0: unbounded, no warm-up
+  int32_t merge = 2;        // spatial merge: grids are multiples of it, merge² patches per token
+  int32_t patch_dim = 0;    // pixel values per patch (C · T · P · P)
+};
+
 struct RunnerOptions {
   // A checkpoint directory with config.json, or a GGUF file (or a folder holding one .gguf).
   std::filesystem::path model_path;
@@ -64,6 +74,11 @@ struct RunnerOptions {
   // device counters [layers, experts] int64 are allocated at creation and captured into the decode
   // graphs. Recording itself starts off (set_expert_recording). False: no recording, no cost.
   bool expert_recording = false;
+  // Vision-language models (image_input()): the largest vision-tower call, `max_patches` rows of
+  // `patch_dim` pixel values (the processor's patches, merged merge x merge). On CUDA the startup
+  // warm-up runs one call of that size before the KV pool is sized, so the tower's scratch stays
+  // reserved; encode_images refuses a larger call. max_patches 0: no limit, no vision warm-up.
+  VisionBudget vision;
 };
 
 class ModelRunner {
@@ -143,8 +158,11 @@ class ModelRunner {
   // processor's rows, image after image) and grid_thw [images, 3]. Returns the merged embeddings
   // [sum t*h*w / merge², hidden_size] f32, image after image. Throws std::invalid_argument for a
   // model without image input or inconsistent shapes, std::runtime_error when the plugin fails.
+  // More patches than RunnerOptions::vision.max_patches in one call are refused (invalid_argument).
   std::vector<float> encode_images(std::span<const float> pixel_values,
                                    std::span<const int32_t> grid_thw, int64_t merge);
+  // The most patches one encode_images call may take (RunnerOptions::vision.max_patches; 0: any).
+  int64_t max_image_patches() const;
 
   // LoRA support: the stored shape of a checkpoint tensor (nullopt when absent), and the
   // projections the model plugin applies LoRA to (SableModelInfo.lora_modules; 0 for none).
@@ -182,6 +200,9 @@ class ModelRunner {
   struct Impl;
   struct Staged;
   explicit ModelRunner(std::unique_ptr<Impl> impl);
+  // CUDA: sizes the forward arena with the largest forward and vision-tower call before the KV
+  // pool is sized (warm_up.h); throws std::runtime_error naming what did not fit.
+  static void warm_up(Impl& r, const KvGeometry& geometry);
   // One rank of a model: rank `rank` of `size`, with its communicator endpoint (null for size 1).
   static std::unique_ptr<ModelRunner> create_rank(const RunnerOptions& options, int32_t rank,
                                                   int32_t size, const SableCommApi* comm_api,

@@ -12,6 +12,7 @@ import json
 import os
 import socketserver
 import struct
+import subprocess
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import SOURCE_DIR, Server
+from conftest import SOURCE_DIR, Server, sable_binary
 
 VL_DIR = os.path.join(SOURCE_DIR, "tests", "golden", "vl")
 TOKENIZER_DIR = os.path.join(SOURCE_DIR, "tests", "golden", "models", "qwen2_tok")
@@ -254,3 +255,36 @@ def test_text_only_model_refuses_images(server):
     r = requests.post(server.url + "/generate",
                       json={"text": "hi " + PLACEHOLDER, "image_data": image_path("a")})
     assert r.status_code == 400 and "no image input" in r.text
+
+
+def test_vision_calls_are_cut_at_max_image_patches(tmp_path):
+    """A preprocessor_config.json of max_pixels 28·28·36 makes the largest image 144 patches, the
+    vision tower's most per call: the two-image prompt (140 + 24 patches) runs as two calls and
+    still gives the golden tokens, and an image the resize pushes past the budget answers 400.
+    A budget below the largest image stops startup naming max_image_patches."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in os.listdir(os.path.join(VL_DIR, "model")):
+        os.symlink(os.path.join(VL_DIR, "model", name), model / name)
+    (model / "preprocessor_config.json").write_text(
+        json.dumps({"min_pixels": 3136, "max_pixels": 28 * 28 * 36}))
+    s = Server("--tokenizer-path", TOKENIZER_DIR, "--skip-server-warmup", model_dir=str(model),
+               model_name="qwen_vl")
+    try:
+        assert "at most 144 patches per image and per vision-tower call" in s.read_log()
+        cases = golden_meta()["cases"]
+        outs = ok(generate(s, CASE_TEXT, [[image_path("a")], [image_path("b"), image_path("c")]]))
+        assert [o["output_ids"] for o in outs] == [cases[0]["greedy"], cases[1]["greedy"]]
+        # A 200:1 strip keeps one row of merged tokens and is resized past max_pixels: 2 x 168.
+        strip = png(5600, 28, lambda x, y: (x % 256, 40, 200))
+        r = generate(s, CASE_TEXT[0], b64(strip))
+        assert r.status_code == 400 and "336 patches, more than the 144" in r.text, r.text
+        assert "max_image_patches" in r.text
+    finally:
+        assert s.stop() == 0
+    failed = subprocess.run([sable_binary(), "serve", "--model-path", str(model), "--tokenizer-path",
+                             TOKENIZER_DIR, "--device", "cpu", "--port", "1",
+                             "--max-image-patches", "100"],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode != 0
+    assert "max_image_patches: 100 is below the 144 patches" in failed.stderr + failed.stdout

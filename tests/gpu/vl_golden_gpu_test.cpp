@@ -3,7 +3,11 @@
 // logits at every prompt position of the one-image and the two-image prompt, teacher-forced greedy
 // decoding with M-RoPE decode positions (index + delta), and a prefill split inside an image.
 // Bounds as the text golden GPU suite: relative L2 error < 2e-2, at least 22 of 24 greedy tokens.
+// And the warm-up that reserves the vision tower's largest call before the KV pool is sized.
 // Skipped without a GPU.
+#include <cuda_runtime.h>
+
+#include <algorithm>
 #include <numeric>
 
 #include "core/runner/model_runner.h"
@@ -101,6 +105,40 @@ TEST(VlGoldenGpu, PrefillSplitInsideAnImage) {
   const auto res = r->forward(std::span(&b, 1));
   const double split_err = rel_l2(res.row(0), ref);
   EXPECT_LT(split_err, std::max(kMaxRelL2, 1.5 * whole_err)) << "one piece: " << whole_err;
+}
+
+// The startup warm-up reserves the largest vision-tower call before the KV pool takes the rest of
+// device memory (core/runner/warm_up.h): with the pool sized from free memory (mem_fraction_static
+// 0.85 of the GPU for this tiny model), a call of the whole budget (5120 patches, the default
+// max_pixels' largest image) runs without the device losing any more free memory, the golden
+// embeddings still come out, and a call over the budget is refused.
+TEST(VlGoldenGpu, WarmUpReservesTheLargestImageCall) {
+  SABLE_REQUIRE_GPU();
+  runner::RunnerOptions o;
+  o.model_path = vl_dir() + "/model";
+  o.device = "cuda";
+  o.page_size = 16;
+  o.max_batch_tokens = 1024;
+  o.max_seqs = 4;
+  o.vision = {5120, kMerge, 3 * 2 * 14 * 14};
+  o.registry = &test_support::registry();
+  auto r = ModelRunner::create(o);
+  EXPECT_EQ(r->max_image_patches(), 5120);
+  size_t free_before = 0, free_after = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_before, &total), cudaSuccess);
+  const int32_t grid[3] = {1, 64, 80};
+  const std::vector<float> pixels(size_t{5120} * o.vision.patch_dim, 0.5f);
+  const auto out = r->encode_images(pixels, grid, kMerge);
+  EXPECT_EQ(out.size(), size_t{1280} * r->info().hidden_size);
+  const auto got = encode(*r, "b");
+  EXPECT_LT(rel_l2(got, golden().f32("vision_embeds_b")), kMaxRelL2);
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  // The pixels alone are 24 MiB on the device: an arena that had to grow would show it.
+  EXPECT_LE(free_before - std::min(free_before, free_after), size_t{4} << 20)
+      << "free before " << free_before << ", after " << free_after;
+  const int32_t over[3] = {1, 2, 2562};
+  const std::vector<float> more(size_t{5124} * o.vision.patch_dim, 0.5f);
+  EXPECT_THROW(r->encode_images(more, over, kMerge), std::invalid_argument);
 }
 
 }  // namespace
