@@ -159,6 +159,9 @@ for w in $which; do
           grep -E "Output token throughput|Median ITL|rror" | sed "s/^/lora8b adapters=$k | /"
       done
       kill $spid; wait $spid 2>/dev/null ;;
+    vl7b)  # issue 16: Qwen2.5-VL-7B shape: TTFT of one 1024x1024 image + 64 text tokens, 64 concurrent image requests
+      python3 /work/main/bench/vision/vl_bench.py --sable-bin "$bin/sable" --device cuda \
+        --work "$models/vl7b" --results "$out/vl_cuda.jsonl" 2>&1 | tee "$out/vl7b.txt" ;;
     scoring)  # issue 15: embedding throughput, BERT-base and Qwen2.5-0.5B shapes, batch 64
       SABLE_BENCH_MODEL_DIR=$models /work/main/bench/scoring/run.sh /work/main/$B cuda 64 ;;
   esac
