@@ -59,6 +59,8 @@ struct CaseResult {
   std::string error;  // the refusal
   double compile_us = 0;
   int64_t valid = 0, invalid = 0, wrong_accepts = 0, wrong_rejects = 0;
+  int64_t masks = 0;
+  double mask_cpu_us = 0;  // summed over its masks (to find the schemas that cost the most)
   std::vector<std::string> failures;  // "wrong accept: <description>" ...
 };
 
@@ -94,6 +96,9 @@ class BenchGrammarCommand : public Command {
         ->default_val("auto");
     a.add_option("--plugin-dir", plugin_dirs_, "Extra plugin folders (repeatable)");
     a.add_option("--limit", limit_, "Only the first N cases (by file name)")->default_val(0);
+    a.add_option("--every", every_, "Only every Nth case (by file name; as compare.py --every)")
+        ->default_val(1)
+        ->check(CLI::Range(1, 1000000));
     a.add_option("--property-order", property_order_,
                  "schema: as each schema says (any order); declared: add the automaton engine's "
                  "x-sable option for declared order (what xgrammar and llguidance generate)")
@@ -103,7 +108,13 @@ class BenchGrammarCommand : public Command {
 
   int run() override {
     log::set_level(log::Level::kWarning);
-    const std::vector<GrammarCase> cases = load_grammar_cases(schemas_, limit_);
+    std::vector<GrammarCase> cases = load_grammar_cases(schemas_, limit_);
+    if (every_ > 1) {
+      std::vector<GrammarCase> picked;
+      for (size_t i = 0; i < cases.size(); i += static_cast<size_t>(every_))
+        picked.push_back(std::move(cases[i]));
+      cases = std::move(picked);
+    }
     auto tokenizer = tokenizer::Tokenizer::load(tokenizer_path_);
     plugin::DiscoveryOptions discovery;
     discovery.dirs = plugin::default_plugin_dirs(plugin_dirs_);
@@ -167,6 +178,8 @@ class BenchGrammarCommand : public Command {
         m->fill_bitmask(mask);
         totals.mask_us.push_back(micros(Clock::now() - m0));
         totals.mask_cpu_us.push_back(thread_cpu_us() - c0);
+        ++r.masks;
+        r.mask_cpu_us += totals.mask_cpu_us.back();
       };
       for (int32_t tok : tokenizer.encode(inst.text, false)) {
         timed_fill();
@@ -281,8 +294,13 @@ class BenchGrammarCommand : public Command {
     nlohmann::ordered_json cases = nlohmann::ordered_json::array();
     for (const CaseResult& r : results) {
       nlohmann::ordered_json c = {{"name", r.name}, {"compiled", r.compiled}};
-      if (!r.compiled) c["error"] = r.error;
-      else c["compile_ms"] = r.compile_us / 1e3;
+      if (!r.compiled) {
+        c["error"] = r.error;
+      } else {
+        c["compile_ms"] = r.compile_us / 1e3;
+        c["masks"] = r.masks;
+        c["mask_cpu_ms"] = r.mask_cpu_us / 1e3;
+      }
       if (!r.failures.empty()) c["failures"] = r.failures;
       cases.push_back(std::move(c));
     }
@@ -294,6 +312,7 @@ class BenchGrammarCommand : public Command {
   std::vector<std::string> plugin_dirs_;
   int threads_ = 1;
   int64_t limit_ = 0;
+  int64_t every_ = 1;
 };
 
 }  // namespace

@@ -61,9 +61,12 @@ struct Vocab {
   }
 };
 
+// Every state of an eager DFA; a lazy one (generic values) grows as masks are walked, so the
+// first kLazyStates states it builds.
+constexpr int32_t kLazyStates = 1500;
 void expect_same_masks(const Dfa& dfa, const Vocabulary& vocab, int* loops, int* chains) {
   const int32_t words = mask_words(vocab.size());
-  for (int32_t s = 0; s < dfa.num_states(); ++s) {
+  for (int32_t s = 0; s < dfa.num_states() && (!dfa.lazy() || s < kLazyStates); ++s) {
     std::vector<uint32_t> fast(words), walk(words);
     compute_token_mask(dfa, vocab, s, fast, true);
     compute_token_mask(dfa, vocab, s, walk, false);
@@ -86,8 +89,7 @@ TEST(GrammarLoopTokens, MasksEqualTheTrieWalkInEveryState) {
         R"({"type":"string","maxLength":40})",
         R"({"type":"string","format":"email"})", R"({})"}) {
     SCOPED_TRACE(schema);
-    const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema),
-                                                     RegexDialect::kInternal)));
+    const Dfa dfa = Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
     expect_same_masks(dfa, *v.vocab, &loops, &chains);
   }
   for (const char* regex : {"[^é]*", "[a-zA-Z0-9 ]*\"", "(?:[\\x00-\\x7F]|日)*", "[^\\n]*x", ".*",
@@ -102,10 +104,10 @@ TEST(GrammarLoopTokens, MasksEqualTheTrieWalkInEveryState) {
 // Unit sets are keyed by what the units are, so strings in different places share one entry.
 TEST(GrammarLoopTokens, StatesWithTheSameUnitsShareTheirTokens) {
   Vocab v;
-  const Dfa dfa = Dfa::build(build_nfa(parse_regex(json_schema_to_regex(
+  const Dfa dfa = Dfa::compile(parse_regex(json_schema_to_regex(
       R"({"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string",
           "maxLength":9}},"required":["a","b"],"additionalProperties":false})"),
-      RegexDialect::kInternal)));
+      RegexDialect::kInternal));
   const int32_t in_a = dfa.walk(dfa.start(), R"({"a":"x)");
   const int32_t in_b = dfa.walk(dfa.start(), R"({"b":"x)");
   ASSERT_NE(in_a, in_b);

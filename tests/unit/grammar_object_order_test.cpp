@@ -22,7 +22,7 @@ namespace sable::grammar {
 namespace {
 
 Dfa schema_dfa(const std::string& schema) {
-  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal)));
+  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
 }
 
 std::string error_of(const std::string& schema) {

@@ -10,6 +10,7 @@
 
 #include "plugins/grammar/automaton/dfa.h"
 #include "plugins/grammar/automaton/json_schema.h"
+#include "plugins/grammar/automaton/json_schema_converter.h"
 #include "plugins/grammar/automaton/nfa.h"
 #include "plugins/grammar/automaton/regex.h"
 #include "sable/cpp/error.h"
@@ -19,7 +20,7 @@ namespace sable::grammar {
 namespace {
 
 Dfa schema_dfa(const std::string& schema) {
-  return Dfa::build(build_nfa(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal)));
+  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
 }
 
 void check(const std::string& schema, const std::vector<std::string>& good,
@@ -31,6 +32,16 @@ void check(const std::string& schema, const std::vector<std::string>& good,
     EXPECT_TRUE(nlohmann::json::accept(s)) << "not JSON: " << s;
   }
   for (const std::string& s : bad) EXPECT_FALSE(dfa.matches(s)) << "should reject: " << s;
+}
+
+// `inner` inside n arrays, and in n objects (members "k").
+std::string in_arrays(int n, const std::string& inner = "1") {
+  return std::string(n, '[') + inner + std::string(n, ']');
+}
+std::string in_objects(int n, const std::string& inner = "1") {
+  std::string out = inner;
+  for (int i = 0; i < n; ++i) out = R"({"k":)" + out + "}";
+  return out;
 }
 
 std::string error_of(const std::string& schema) {
@@ -106,10 +117,17 @@ TEST(GrammarSchema, ManyOptionalPropertiesInDeclaredOrderStayLinear) {
 }
 
 TEST(GrammarSchema, GenericObjectsAndValues) {
-  check("{}", {"\"x\"", "1", R"([1,{"a":[true]}])", R"({"a":{"b":{"c":1}}})", "null"},
-        {"[[[[1]]]]", "", "[1,]"});
-  check(R"({"type":"object"})", {R"({"x":[1,2]})", "{}", R"({"k": "v", "j": null})"},
-        {"1", "[]", R"({"x":[[[1]]]})"});
+  // Generic values nest schema::kAnyDepth containers deep (built lazily: only the levels a text
+  // enters), objects and arrays mixed.
+  const int deep = schema::kAnyDepth;
+  check("{}",
+        {"\"x\"", "1", R"([1,{"a":[true]}])", R"({"a":{"b":{"c":1}}})", "null", in_arrays(deep),
+         in_objects(deep), in_objects(deep / 2, in_arrays(deep - deep / 2))},
+        {in_arrays(deep + 1), in_objects(deep + 1), in_objects(deep / 2, in_arrays(deep - deep / 2, "{}")),
+         "", "[1,]", in_arrays(deep, "1]")});
+  check(R"({"type":"object"})", {R"({"x":[1,2]})", "{}", R"({"k": "v", "j": null})",
+                                 in_objects(deep)},
+        {"1", "[]", in_objects(deep + 1), R"({"x":)" + in_arrays(deep) + "}"});
   check(R"({"type":"object","additionalProperties":{"type":"integer"}})",
         {R"({"k":1,"j":2})", "{}"}, {R"({"k":"v"})"});
   check(R"({"type":"object","additionalProperties":false})", {"{}"}, {R"({"k":1})"});
@@ -177,11 +195,17 @@ TEST(GrammarSchema, References) {
   check(R"({"definitions":{"s":{"type":"string"}},"properties":{"a":{"$ref":"#/definitions/s"}},
            "required":["a"]})",
         {R"({"a":"x"})"}, {R"({"a":1})"});
-  // A recursive $ref is unrolled 3 levels: the optional member through the 4th drops out.
+  // A recursive $ref is unrolled kMaxRefNesting levels (the root's $ref is the first): the
+  // optional member through the next one drops out.
+  auto nexts = [](size_t n) {
+    std::string out = "{}";
+    for (size_t i = 0; i < n; ++i) out = R"({"next":)" + out + "}";
+    return out;
+  };
   check(R"({"$defs":{"node":{"type":"object","properties":{
       "next":{"$ref":"#/$defs/node"}}}},"$ref":"#/$defs/node"})",
-        {"{}", R"({"next":{}})", R"({"next":{"next":{}}})"},
-        {R"({"next":{"next":{"next":{}}}})", R"({"next":1})"});
+        {"{}", R"({"next":{}})", nexts(4), nexts(schema::kMaxRefNesting - 1)},
+        {nexts(schema::kMaxRefNesting), R"({"next":1})"});
   // A tree: children arrays through the cut can only be empty.
   check(R"({"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array",
            "items":{"$ref":"#"}}},"required":["v","kids"]})",
@@ -262,7 +286,8 @@ TEST(GrammarSchema, Arrays) {
         {R"(["a",1])", R"(["a", 1])"}, {R"(["a"])", R"(["a",1,2])"});
   check(R"({"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}})",
         {R"(["a"])", R"(["a",1,2,3])"}, {R"([1])"});
-  check(R"({"type":"array"})", {"[]", R"([1,"a",[2,{"b":null}]])"}, {"[[[[1]]]]"});
+  check(R"({"type":"array"})", {"[]", R"([1,"a",[2,{"b":null}]])", in_arrays(schema::kAnyDepth)},
+        {in_arrays(schema::kAnyDepth + 1)});
   check(R"({"type":"array","maxItems":0})", {"[]"}, {"[1]"});
   // prefixItems with count bounds: a shorter tuple when minItems allows it, never a longer one
   // than maxItems; `items: false` closes the tuple.
@@ -374,9 +399,11 @@ TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {
         {"3"}, {"a"});
 }
 
-// Subschemas reached through several $refs are copied; a schema that nests them is refused by
-// a budget on the text produced, before it takes long or much memory.
-TEST(GrammarSchema, ExponentialSchemasAreRefusedQuickly) {
+// Each (target, depth) of a $ref is one shared definition, so a schema whose values are 3^16
+// copies of one string compiles quickly to a small text and a lazy automaton, exact on what it
+// reads; copies the text would still make (sibling keywords beside $ref, anyOf) are refused by a
+// budget on the text produced, before it takes long or much memory.
+TEST(GrammarSchema, ExponentialSchemasCompileOrAreRefusedQuickly) {
   nlohmann::json defs;
   defs["d0"] = {{"type", "string"}, {"maxLength", 5}};
   for (int i = 1; i <= 16; ++i) {
@@ -385,8 +412,27 @@ TEST(GrammarSchema, ExponentialSchemasAreRefusedQuickly) {
                                      {"required", {"a", "b", "c"}}};
   }
   const nlohmann::json schema = {{"$defs", defs}, {"$ref", "#/$defs/d16"}};
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_NE(error_of(schema.dump()).find("too large"), std::string::npos);
+  auto start = std::chrono::steady_clock::now();
+  const std::string regex = json_schema_to_regex(schema.dump());
+  EXPECT_LT(regex.size(), 20000u);
+  const Dfa dfa = schema_dfa(schema.dump());
+  EXPECT_LT(std::chrono::steady_clock::now() - start,
+            sable::test_support::time_budget(std::chrono::seconds(5)));
+  std::string deepest;
+  for (int i = 0; i < 16; ++i) deepest += R"({"a":)";
+  EXPECT_NE(dfa.walk(dfa.start(), deepest + R"("abcde","b":"")"), Dfa::kDead);
+  EXPECT_EQ(dfa.walk(dfa.start(), deepest + R"("abcdef")"), Dfa::kDead);  // maxLength 5
+  EXPECT_NE(dfa.walk(dfa.start(), deepest + R"("a","c")"), Dfa::kDead);  // any order
+  EXPECT_EQ(dfa.walk(dfa.start(), deepest + R"("a","a")"), Dfa::kDead);  // not twice
+  // The same through a sibling keyword beside each $ref: copied text, refused by its budget.
+  for (int i = 1; i <= 16; ++i) {
+    const nlohmann::json ref = {{"$ref", "#/$defs/d" + std::to_string(i - 1)},
+                                {"minProperties", 0}};
+    defs["d" + std::to_string(i)]["properties"] = {{"a", ref}, {"b", ref}, {"c", ref}};
+  }
+  start = std::chrono::steady_clock::now();
+  EXPECT_NE(error_of(nlohmann::json{{"$defs", defs}, {"$ref", "#/$defs/d16"}}.dump()).find("too large"),
+            std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - start,
             sable::test_support::time_budget(std::chrono::seconds(5)));
 }

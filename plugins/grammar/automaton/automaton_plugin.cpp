@@ -98,7 +98,8 @@ SableStatus compile(SableGrammarEngine* handle, int32_t kind, const char* spec, 
                    compile_grammar(kind, text, engine->vocab, kMaxDfaStates, engine->budget)});
     engine->host.log(SABLE_LOG_DEBUG,
                      std::string("automaton: compiled ") + grammar_kind_name(kind) + " to " +
-                         std::to_string(box->grammar->dfa().num_states()) + " DFA states");
+                         std::to_string(box->grammar->dfa().num_states()) +
+                         (box->grammar->dfa().lazy() ? " DFA states so far (lazy)" : " DFA states"));
     *out = to_handle<GrammarBox, SableGrammar>(std::move(box));
     return SABLE_OK;
   }

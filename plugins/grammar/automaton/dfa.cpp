@@ -1,5 +1,6 @@
 // Eager subset construction (see dfa.h): DFA states are sets of "important" NFA states (those with
-// byte edges, plus the accepting one), interned by content; then dead ends are pruned.
+// byte edges, plus the accepting one), interned by content; then dead ends are pruned. And the
+// choice between it and the lazy construction (lazy_dfa.h) for grammars.
 #include "dfa.h"
 
 #include <algorithm>
@@ -74,6 +75,31 @@ class Closure {
 }  // namespace
 
 Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
+  std::optional<Dfa> d = build_capped(nfa, max_states);
+  if (!d)
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                     "the grammar needs more than " + std::to_string(max_states) +
+                         " DFA states (too many alternatives or bounded repetitions)");
+  return std::move(*d);
+}
+
+Dfa Dfa::compile(RegexAst ast, int32_t max_eager_states, LazyDfa::Limits limits) {
+  NfaBuilder builder(std::move(ast), /*defer=*/true);
+  if (!builder.has_pending()) {
+    std::optional<Dfa> eager = build_capped(builder.nfa(), max_eager_states);
+    if (eager) return std::move(*eager);
+  }
+  Dfa d;
+  d.num_classes_ = byte_classes_of(builder.ast(), &d.byte_class_);
+  auto lazy = std::make_shared<LazyDfa>(std::move(builder), d.byte_class_, d.num_classes_, limits);
+  d.start_ = lazy->start();
+  d.lazy_ = std::move(lazy);
+  if (d.start_ == kDead)
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the grammar matches no string");
+  return d;
+}
+
+std::optional<Dfa> Dfa::build_capped(const Nfa& nfa, int32_t max_states) {
   Dfa d;
   // Byte classes: a new class starts at every edge boundary, numbered in byte order, so the
   // classes an edge [lo, hi] covers are exactly byte_class_[lo] .. byte_class_[hi].
@@ -96,10 +122,7 @@ Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
   auto intern = [&](std::vector<int32_t> set) -> int32_t {
     auto it = ids.find(set);
     if (it != ids.end()) return it->second;
-    if (static_cast<int32_t>(sets.size()) >= max_states)
-      sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
-                       "the grammar needs more than " + std::to_string(max_states) +
-                           " DFA states (too many alternatives or bounded repetitions)");
+    if (static_cast<int32_t>(sets.size()) >= max_states) return -1;
     stored += static_cast<int64_t>(set.size());
     if (stored > kMaxStoredSetEntries) too_complex();
     const auto id = static_cast<int32_t>(sets.size());
@@ -112,6 +135,7 @@ Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
   };
   intern({});  // kDead
   d.start_ = intern(closure.of({nfa.start}));
+  if (d.start_ < 0) return std::nullopt;
 
   std::vector<std::vector<int32_t>> buckets(nc);
   for (size_t i = 1; i < sets.size(); ++i) {
@@ -123,6 +147,7 @@ Dfa Dfa::build(const Nfa& nfa, int32_t max_states) {
     for (size_t c = 0; c < nc; ++c) {
       if (buckets[c].empty()) continue;
       const int32_t to = intern(closure.of(buckets[c]));
+      if (to < 0) return std::nullopt;
       d.trans_[i * nc + c] = to;
     }
   }

@@ -63,7 +63,7 @@ std::shared_ptr<const CompiledGrammar> compile_grammar(int32_t kind, std::string
       kind == SABLE_GRAMMAR_JSON_SCHEMA ? RegexDialect::kInternal : RegexDialect::kUser;
   Dfa dfa = with_kind(kind, [&] {
     try {
-      return Dfa::build(build_nfa(parse_regex(regex, dialect)), max_states);
+      return Dfa::compile(parse_regex(regex, dialect), max_states);
     } catch (const sable::cpp::Error& e) {
       // Objects in any property order multiply the automaton; say what makes it smaller.
       if (dialect != RegexDialect::kInternal || regex.find("(?@") == std::string::npos) throw;

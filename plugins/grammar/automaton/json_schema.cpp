@@ -29,8 +29,6 @@ const std::string kStringChar =
 const std::string kInteger = R"((?:-?(?:0|[1-9][0-9]*)))";
 const std::string kNumber = R"((?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?))";
 
-// How deep a recursive $ref nests (deeper occurrences match nothing).
-constexpr int kMaxRefDepth = 3;
 // A regex that matches nothing (a class with no member).
 const std::string kNothing = "[^\\s\\S]";
 // A converted schema longer than this is refused (optional properties multiply the text).
@@ -324,9 +322,9 @@ std::string Converter::merged(const Json& s, const std::string& path) {
   const std::string target = r.get<std::string>();
   if (target.empty() || target[0] != '#')
     error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
-  // Recursion is unrolled: a $ref already open kMaxRefDepth times matches nothing, so optional
+  // Recursion is unrolled: a $ref inside kMaxRefNesting others matches nothing, so optional
   // members and array items through it drop out and nesting stops there.
-  if (std::count(stack_.begin(), stack_.end(), target) >= kMaxRefDepth) return kNothing;
+  if (stack_.size() >= kMaxRefNesting) return kNothing;
   const Json* resolved = nullptr;
   try {
     resolved = &root_.at(Json::json_pointer(target.substr(1)));
@@ -339,15 +337,27 @@ std::string Converter::merged(const Json& s, const std::string& path) {
     combined = Json::object();
   }
   if (!combined.is_object()) error(target.substr(1), "a schema must be an object or a boolean");
+  bool plain = true;  // nothing but the $ref constrains: the target alone, shared
   for (auto it = out.begin(); it != out.end(); ++it)
     if (!is_annotation_keyword(it.key())) {
       merge_schema(combined, out, path);
+      plain = false;
       break;
     }
+  // The target's regex depends on it, the nesting depth and the options in force: one deferred
+  // definition per such triple, referred to from every use.
+  const std::string key = target + "\n" + std::to_string(stack_.size()) + "\n" +
+                          std::to_string(static_cast<int>(options_.order)) +
+                          (options_.strict ? "s" : "");
+  if (plain)
+    if (auto it = ref_definitions_.find(key); it != ref_definitions_.end()) return it->second;
   stack_.push_back(target);
   std::string regex = value(combined, target.substr(1));
   stack_.pop_back();
-  return regex;
+  if (!plain) return regex;
+  std::string reference = define(regex, &prelude_, /*deferred=*/true);
+  ref_definitions_.emplace(key, reference);
+  return reference;
 }
 
 // const and enum: the listed values (of the schema's type, when it has one) written as JSON.
@@ -470,7 +480,9 @@ std::string Converter::any_value(int depth) {
     alts.push_back("\\{(?:" + member + "(?:," + kWs + member + ")*)?\\}");
     alts.push_back("\\[(?:" + inner + "(?:," + kWs + inner + ")*)?\\]");
   }
-  prelude_ += "(?@" + std::to_string(depth) + "=" + alternation(alts) + ")";
+  // Deferred: each level is built only where a text enters it (nfa.h), so kAnyDepth levels cost
+  // what the texts use, not 2^kAnyDepth copies.
+  prelude_ += "(?@" + std::to_string(depth) + "~=" + alternation(alts) + ")";
   any_defined_[depth] = true;
   return ref;
 }

@@ -30,8 +30,9 @@ std::string group(const std::vector<std::string>& alts) {
 int64_t nfa_size(const std::string& regex, const std::string& prelude, int64_t cap) {
   if (regex.size() > static_cast<size_t>(cap) * 16) return cap + 1;
   try {
-    const RegexAst ast = parse_regex(prelude + regex, RegexDialect::kInternal);
-    return static_cast<int64_t>(build_nfa(ast, static_cast<int32_t>(cap + 1)).states.size());
+    RegexAst ast = parse_regex(prelude + regex, RegexDialect::kInternal);
+    return static_cast<int64_t>(
+        NfaBuilder(std::move(ast), /*defer=*/true, static_cast<int32_t>(cap + 1)).nfa().states.size());
   } catch (const sable::cpp::Error&) {
     return cap + 1;
   }
@@ -224,6 +225,8 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
                                          bool extras_anywhere, std::string* why) {
   const size_t n = members.size();
   // The automaton holds a copy of member p for each subset without p: 2^(n-1) copies of each.
+  // (rest(S) is deferred, built when a text reaches S, so a text builds far fewer; the bound
+  // keeps the regex text, 2^n subsets, and the automata of texts that try many orders small.)
   int64_t copies = 0;
   if (n <= kMaxAnyOrderProperties) {
     const int64_t cap = kMaxAnyOrderStates >> (n - 1);
@@ -258,7 +261,7 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
     if ((set & required) == required) alts.push_back(extras_anywhere ? "" : others);
     for (size_t p = 0; p < n; ++p)
       if (!(set & (1u << p))) alts.push_back(sep + member[p] + rest[set | (1u << p)]);
-    rest[set] = define((extras_anywhere ? others : "") + group(alts), &defs);
+    rest[set] = define((extras_anywhere ? others : "") + group(alts), &defs, /*deferred=*/true);
   }
   std::vector<std::string> first;
   if (required == 0) first.push_back("");
@@ -301,9 +304,9 @@ int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
   return n;
 }
 
-std::string Converter::define(const std::string& body, std::string* defs) {
+std::string Converter::define(const std::string& body, std::string* defs, bool deferred) {
   const std::string id = std::to_string(next_definition_++);
-  *defs += "(?@" + id + "=" + body + ")";
+  *defs += "(?@" + id + (deferred ? "~=" : "=") + body + ")";
   return "(?@" + id + ")";
 }
 

@@ -17,8 +17,13 @@ using Json = nlohmann::ordered_json;
 
 // The one optional space allowed after `,` and `:`.
 inline const std::string kWs = "[ ]?";
-// Depth of the generic "any value" regex for {} and of the items of a bare object/array.
-inline constexpr int kAnyDepth = 3;
+// Depth of the generic "any value" regex for {} and of the items of a bare object/array. Each
+// level is a deferred definition (built only where a text enters it).
+inline constexpr int kAnyDepth = 16;
+// How many $refs nest inside each other (deeper occurrences match nothing): recursion is unrolled
+// this deep. Each (target, depth) is one deferred shared subexpression, built only where a text
+// reaches it, so the depth costs text linear in it and no automaton until used.
+inline constexpr size_t kMaxRefNesting = 20;
 
 // A JSON string of any content (escapes included).
 const std::string& any_string_regex();
@@ -85,8 +90,9 @@ class Converter {
   // many places (every object's further members), and copies of its text made large schemas'
   // regexes pass their size limits.
   std::string any_value(int depth);
-  // Appends `(?@N=body)` to *defs and returns `(?@N)` (regex.h's internal dialect).
-  std::string define(const std::string& body, std::string* defs);
+  // Appends `(?@N=body)` (deferred: `(?@N~=body)`, built only when a text reaches it) to *defs
+  // and returns `(?@N)` (regex.h's internal dialect).
+  std::string define(const std::string& body, std::string* defs, bool deferred = false);
   // NFA states of a member's regex, past `cap`: cap + 1 (memoized).
   int64_t nfa_states(const std::string& regex, int64_t cap);
   std::string array(const Json& s, const std::string& path);
@@ -97,6 +103,7 @@ class Converter {
   std::string prelude_;
   std::vector<bool> any_defined_ = std::vector<bool>(kAnyDepth + 1, false);
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
+  std::unordered_map<std::string, std::string> ref_definitions_;  // (target, depth, options) -> (?@N)
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
   std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact
 };

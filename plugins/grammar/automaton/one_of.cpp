@@ -153,6 +153,7 @@ bool disjoint(const Json& a0, const Json& b0, const Json& root, int depth) {
       const std::string n = name.get<std::string>();
       if (excludes_property(*y, n)) return true;
       if (!requires_property(*y, n)) continue;
+      if (!x->contains("properties") || !y->contains("properties")) continue;
       const Json& px = (*x)["properties"];
       const Json& py = (*y)["properties"];
       if (px.is_object() && py.is_object() && px.contains(n) && py.contains(n) &&

@@ -1,6 +1,7 @@
 // Recursive-descent parser for the regex subset described in regex.h.
 #include "regex.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <unordered_map>
 #include <utility>
@@ -235,8 +236,8 @@ class Parser {
     return inner;
   }
 
-  // The internal dialect's shared subexpressions: `(?@N=X)` defines N as X and matches the empty
-  // string; `(?@N)` matches X. A definition repeated with the same text is the same node (the AST
+  // The internal dialect's shared subexpressions: `(?@N=X)` (or `(?@N~=X)`, deferred) defines N
+  // as X and matches the empty string; `(?@N)` matches X. A definition repeated with the same text is the same node (the AST
   // is hash-consed), so copied text may define N again.
   int32_t parse_definition(int depth, size_t open) {
     pos_ += 2;  // ?@
@@ -245,7 +246,9 @@ class Parser {
     while (!at_end() && peek() >= '0' && peek() <= '9' && id < (int64_t{1} << 40))
       id = id * 10 + (p_[pos_++] - '0');
     if (pos_ == digits) error("bad definition name", open);
-    if (!at_end() && peek() == ')') {
+    const bool deferred = !at_end() && peek() == '~';
+    if (deferred) ++pos_;
+    if (!deferred && !at_end() && peek() == ')') {
       ++pos_;
       auto it = defs_.find(id);
       if (it == defs_.end()) error("reference to an undefined subexpression", open);
@@ -258,6 +261,8 @@ class Parser {
     ++pos_;
     auto [it, inserted] = defs_.emplace(id, body);
     if (!inserted && it->second != body) error("subexpression defined twice differently", open);
+    if (deferred && std::find(ast_.deferred.begin(), ast_.deferred.end(), body) == ast_.deferred.end())
+      ast_.deferred.push_back(body);
     return add(RegexNode{});
   }
 

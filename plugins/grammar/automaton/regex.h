@@ -43,6 +43,9 @@ struct RegexNode {
 struct RegexAst {
   std::vector<RegexNode> nodes;
   int32_t root = 0;
+  // Bodies of deferred definitions (`(?@N~=X)`): the NFA builds each occurrence only when a match
+  // reaches it (nfa.h), so deep recursion unrolled into many levels costs nothing until used.
+  std::vector<int32_t> deferred;
 };
 
 // Largest count a {m,n} quantifier may name.
@@ -52,6 +55,7 @@ inline constexpr int32_t kMaxRepeatCount = 10000;
 // ends generate (never for client text), shared subexpressions: `(?@N=X)` defines N (digits) as X
 // and matches the empty string, `(?@N)` later matches X. A shared subexpression is one AST node,
 // so text that would otherwise repeat it (JSON objects with properties in any order) stays small.
+// `(?@N~=X)` defines a deferred one: its automaton is built lazily (RegexAst::deferred).
 enum class RegexDialect { kUser, kInternal };
 
 // Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) with a message such as

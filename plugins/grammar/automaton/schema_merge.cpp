@@ -42,6 +42,42 @@ Json merged_types(const Json& a, const Json& b, const std::string& path) {
   return out.size() == 1 ? out[0] : out;
 }
 
+// The properties `mine` declares that `other` does not fall under other's additionalProperties
+// (when it constrains: absent or true does not): each becomes allOf of its schema and that one,
+// or, when that one is `false`, may not appear (x-sable-absent; refused when required).
+void restrict_by_other_additional(Json& mine, const Json& other, const Json& required,
+                                  const std::string& path) {
+  if (!mine.contains("properties") || !mine["properties"].is_object()) return;
+  if (!other.contains("additionalProperties")) return;
+  const Json& extra = other["additionalProperties"];
+  if (extra.is_boolean() && extra.get<bool>()) return;
+  const Json none = Json::object();
+  const Json& declared = other.contains("properties") ? other["properties"] : none;
+  Json& props = mine["properties"];
+  std::vector<std::string> excluded;
+  for (auto p = props.begin(); p != props.end(); ++p) {
+    if (declared.is_object() && declared.contains(p.key())) continue;
+    if (other.contains("patternProperties"))
+      conflict("additionalProperties", path, "beside patternProperties restricts property '" +
+                                                 p.key() + "' of the other merged schema; "
+                                                 "merging them is not supported");
+    if (extra.is_boolean()) {
+      if (std::find(required.begin(), required.end(), p.key()) != required.end())
+        conflict("additionalProperties", path, "false in one merged schema excludes property '" +
+                                                   p.key() + "', which is required: the schema "
+                                                   "allows no object");
+      excluded.push_back(p.key());
+    } else {
+      p.value() = Json{{"allOf", Json::array({p.value(), extra})}};
+    }
+  }
+  if (excluded.empty()) return;
+  for (const std::string& name : excluded) props.erase(name);
+  // (ordered_json keeps members in a vector: a new key moves `props`, so it is not used after)
+  if (!mine.contains("x-sable-absent")) mine["x-sable-absent"] = Json::array();
+  for (const std::string& name : excluded) mine["x-sable-absent"].push_back(name);
+}
+
 }  // namespace
 
 bool is_annotation_keyword(const std::string& key) {
@@ -53,7 +89,15 @@ bool is_annotation_keyword(const std::string& key) {
   return kAnnotations.count(key) > 0;
 }
 
-void merge_schema(Json& a, const Json& b, const std::string& path) {
+void merge_schema(Json& a, const Json& b_in, const std::string& path) {
+  // A name one schema declares and the other does not is one of the other's further members.
+  Json required = Json::array();
+  for (const Json* s : {static_cast<const Json*>(&a), &b_in})
+    if (s->contains("required") && (*s)["required"].is_array())
+      for (const Json& r : (*s)["required"]) required.push_back(r);
+  Json b = b_in;
+  restrict_by_other_additional(b, a, required, path);
+  restrict_by_other_additional(a, b_in, required, path);
   for (auto it = b.begin(); it != b.end(); ++it) {
     const std::string& key = it.key();
     const Json& v = it.value();

@@ -3,7 +3,9 @@
 // cannot intersect two languages. Combinable keywords: `required` (union), `properties` (union; a
 // property in both becomes allOf of its two schemas), `type` (intersection, integer inside
 // number), `enum` (intersection), lower bounds (the larger), upper bounds (the smaller); equal
-// values and annotations (title, description, ...: the first is kept). Any other keyword with two
+// values and annotations (title, description, ...: the first is kept). A property one schema
+// declares and the other does not must also satisfy the other's `additionalProperties` (allOf of
+// the two; `false`: the name may not appear, refused when required). Any other keyword with two
 // different values is refused with an error naming it.
 #pragma once
 

@@ -66,23 +66,49 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
 
   const std::vector<TrieNode>& trie = vocab.trie();
   const int32_t* token_ids = vocab.trie_token_ids().data();
-  // states[d] = the DFA state after the first d bytes of the current trie path.
-  std::vector<int32_t> states(static_cast<size_t>(vocab.max_token_length()) + 1);
-  states[0] = state;
   const auto n = static_cast<int32_t>(trie.size());
-  int32_t i = 0;
-  while (i < n) {
-    const TrieNode& node = trie[i];
-    const int32_t s = dfa.next(states[node.depth - 1], node.byte);
-    if (s == Dfa::kDead) {
-      i = node.skip;  // no token below this node can be allowed
-      continue;
-    }
-    states[node.depth] = s;
+  auto set_tokens = [&](const TrieNode& node) {
     for (int32_t k = 0; k < node.num_tokens; ++k) {
       const int32_t id = token_ids[node.first_token + k];
       words[id >> 5] |= 1u << (id & 31);
     }
+  };
+  // states[d] = the DFA state after the first d bytes of the current trie path.
+  const size_t depth = static_cast<size_t>(vocab.max_token_length()) + 1;
+  std::vector<int32_t> states(depth);
+  states[0] = state;
+  if (!dfa.lazy()) {
+    for (int32_t i = 0; i < n;) {
+      const TrieNode& node = trie[i];
+      const int32_t s = dfa.next(states[node.depth - 1], node.byte);
+      if (s == Dfa::kDead) {
+        i = node.skip;  // no token below this node can be allowed
+        continue;
+      }
+      states[node.depth] = s;
+      set_tokens(node);
+      ++i;
+    }
+    return;
+  }
+  // Lazy: rows[d] = the transitions of states[d], looked up once per node with children (a
+  // lazy row lookup costs more than an eager table index).
+  std::vector<const int32_t*> rows(depth);
+  rows[0] = dfa.row(state);
+  const std::array<uint8_t, 256>& byte_class = dfa.byte_classes();
+  for (int32_t i = 0; i < n;) {
+    const TrieNode& node = trie[i];
+    const int32_t d = node.depth - 1;
+    const int32_t s = dfa.step(rows[d], states[d], byte_class[node.byte]);
+    if (s == Dfa::kDead) {
+      i = node.skip;
+      continue;
+    }
+    if (node.skip != i + 1) {  // children: their walk starts from s
+      states[d + 1] = s;
+      rows[d + 1] = dfa.row(s);
+    }
+    set_tokens(node);
     ++i;
   }
 }
