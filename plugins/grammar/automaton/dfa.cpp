@@ -211,9 +211,17 @@ void Dfa::compute_forced_bytes() {
 }
 
 int32_t Dfa::walk(int32_t state, std::string_view text) const {
+  if (lazy_) {
+    for (char ch : text) {
+      if (state == kDead) break;
+      state = lazy_->next_class(state, byte_class_[static_cast<uint8_t>(ch)]);
+    }
+    return state;
+  }
+  const auto nc = static_cast<size_t>(num_classes_);
   for (char ch : text) {
     if (state == kDead) break;
-    state = next(state, static_cast<uint8_t>(ch));
+    state = trans_[static_cast<size_t>(state) * nc + byte_class_[static_cast<uint8_t>(ch)]];
   }
   return state;
 }

@@ -71,6 +71,8 @@ class Dfa {
                  : trans_.data() + static_cast<size_t>(state) * static_cast<size_t>(num_classes_);
   }
   const std::array<uint8_t, 256>& byte_classes() const { return byte_class_; }
+  // Eager: the whole table, [num_states(), num_classes()] (hot loops index it with no lazy check).
+  const int32_t* eager_table() const { return trans_.data(); }
   bool accepting(int32_t state) const {
     return lazy_ ? lazy_->accepting(state) : accepting_[state] != 0;
   }

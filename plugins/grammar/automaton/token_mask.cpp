@@ -77,10 +77,13 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
   const size_t depth = static_cast<size_t>(vocab.max_token_length()) + 1;
   std::vector<int32_t> states(depth);
   states[0] = state;
+  const std::array<uint8_t, 256>& byte_class = dfa.byte_classes();
   if (!dfa.lazy()) {
+    const int32_t* table = dfa.eager_table();
+    const auto nc = static_cast<size_t>(dfa.num_classes());
     for (int32_t i = 0; i < n;) {
       const TrieNode& node = trie[i];
-      const int32_t s = dfa.next(states[node.depth - 1], node.byte);
+      const int32_t s = table[static_cast<size_t>(states[node.depth - 1]) * nc + byte_class[node.byte]];
       if (s == Dfa::kDead) {
         i = node.skip;  // no token below this node can be allowed
         continue;
@@ -95,7 +98,6 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
   // lazy row lookup costs more than an eager table index).
   std::vector<const int32_t*> rows(depth);
   rows[0] = dfa.row(state);
-  const std::array<uint8_t, 256>& byte_class = dfa.byte_classes();
   for (int32_t i = 0; i < n;) {
     const TrieNode& node = trie[i];
     const int32_t d = node.depth - 1;
