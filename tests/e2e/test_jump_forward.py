@@ -12,19 +12,10 @@ import pytest
 import requests
 
 from conftest import Server, sse_events
+from test_constrained import SCHEMA as CONSTRAINED_SCHEMA
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 8},
-        "ok": {"type": "boolean"},
-        "color": {"enum": ["red", "green", "blue"]},
-        "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "maxItems": 2},
-    },
-    "required": ["name", "ok", "color", "tags"],
-    "additionalProperties": False,
-    "x-sable": {"property_order": "declared"},  # declared order: the keys are forced text
-}
+# test_constrained's schema, in declared order: the keys are forced text.
+SCHEMA = {**CONSTRAINED_SCHEMA, "x-sable": {"property_order": "declared"}}
 # Free letters first (the same in both modes: nothing was forced before them), then forced text.
 FREE_THEN_FORCED = r"[a-z]{4} is the word of the day, said the quick brown fox\."
 

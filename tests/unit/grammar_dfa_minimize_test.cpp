@@ -13,23 +13,18 @@
 #include <vector>
 
 #include "plugins/grammar/automaton/dfa.h"
+#include "tests/unit/grammar_random_regex.h"
 #include "plugins/grammar/automaton/nfa.h"
 #include "plugins/grammar/automaton/regex.h"
 
 namespace sable::grammar {
 namespace {
 
+using test_util::all_strings;
+using test_util::random_regex;
+
 Dfa dfa_of(const std::string& regex) {
   return Dfa::build(build_nfa(parse_regex(regex)));
-}
-
-// Every string over `alphabet` of length <= max_len.
-std::vector<std::string> all_strings(const std::string& alphabet, int max_len) {
-  std::vector<std::string> out = {""};
-  for (size_t i = 0; i < out.size(); ++i)
-    if (static_cast<int>(out[i].size()) < max_len)
-      for (char c : alphabet) out.push_back(out[i] + c);
-  return out;
 }
 
 // Equivalence classes of the DFA's states by Moore's algorithm (over all 256 bytes, no shared
@@ -85,20 +80,9 @@ TEST(GrammarDfaMinimize, SameLanguageAndNoEquivalentStates) {
 // Random regexes over {a, b, c}: the language against std::regex, minimality against Moore.
 TEST(GrammarDfaMinimize, RandomRegexes) {
   std::mt19937 rng(20);
-  std::function<std::string(int)> gen = [&](int depth) -> std::string {
-    const int pick = depth <= 0 ? static_cast<int>(rng() % 2) : static_cast<int>(rng() % 6);
-    switch (pick) {
-      case 0: return std::string(1, "abc"[rng() % 3]);
-      case 1: return "[ab]";
-      case 2: return gen(depth - 1) + gen(depth - 1);
-      case 3: return "(?:" + gen(depth - 1) + "|" + gen(depth - 1) + ")";
-      case 4: return "(?:" + gen(depth - 1) + ")*";
-      default: return "(?:" + gen(depth - 1) + "){1,3}";
-    }
-  };
   const std::vector<std::string> inputs = all_strings("abc", 6);
   for (int i = 0; i < 60; ++i) {
-    const std::string pattern = gen(3);
+    const std::string pattern = random_regex(rng, 3);
     SCOPED_TRACE(pattern);
     const Dfa d = dfa_of(pattern);
     const std::regex reference(pattern);

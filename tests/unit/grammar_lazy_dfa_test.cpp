@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "plugins/grammar/automaton/dfa.h"
+#include "tests/unit/grammar_random_regex.h"
 #include "plugins/grammar/automaton/json_schema.h"
 #include "plugins/grammar/automaton/json_schema_converter.h"
 #include "plugins/grammar/automaton/nfa.h"
@@ -23,18 +24,13 @@
 namespace sable::grammar {
 namespace {
 
+using test_util::all_strings;
+using test_util::random_regex;
+
 // max_eager_states 0: always lazy.
 Dfa lazy_of(const std::string& regex, RegexDialect dialect = RegexDialect::kUser,
             LazyDfa::Limits limits = {}) {
   return Dfa::compile(parse_regex(regex, dialect), 0, limits);
-}
-
-std::vector<std::string> all_strings(const std::string& alphabet, int max_len) {
-  std::vector<std::string> out = {""};
-  for (size_t i = 0; i < out.size(); ++i)
-    if (static_cast<int>(out[i].size()) < max_len)
-      for (char c : alphabet) out.push_back(out[i] + c);
-  return out;
 }
 
 // Same acceptance and same dead prefixes on every input.
@@ -51,21 +47,9 @@ void expect_same_automaton(const Dfa& lazy, const Dfa& eager, const std::vector<
 
 TEST(GrammarLazyDfa, RandomRegexesMatchTheEagerDfaAndStdRegex) {
   std::mt19937 rng(7);
-  std::function<std::string(int)> gen = [&](int depth) -> std::string {
-    const int pick = depth <= 0 ? static_cast<int>(rng() % 2) : static_cast<int>(rng() % 7);
-    switch (pick) {
-      case 0: return std::string(1, "abc"[rng() % 3]);
-      case 1: return "[ab]";
-      case 2: return gen(depth - 1) + gen(depth - 1);
-      case 3: return "(?:" + gen(depth - 1) + "|" + gen(depth - 1) + ")";
-      case 4: return "(?:" + gen(depth - 1) + ")*";
-      case 5: return "(?:" + gen(depth - 1) + ")?";
-      default: return "(?:" + gen(depth - 1) + "){1,3}";
-    }
-  };
   const std::vector<std::string> inputs = all_strings("abc", 6);
   for (int i = 0; i < 60; ++i) {
-    const std::string pattern = gen(3);
+    const std::string pattern = random_regex(rng, 3);
     SCOPED_TRACE(pattern);
     const Dfa lazy = lazy_of(pattern);
     const std::regex reference(pattern);
