@@ -116,12 +116,12 @@ for w in $which; do
       SABLE_PROFILE=$p "$ncu" --profile-from-start off --clock-control none --metrics gpu__time_duration.sum \
         --csv "$bin/sable_gpu_decode_bench" "$models/llama8b" "${args[@]}" >"$out/$w.csv" 2>"$out/$w.err"
       python3 /work/main/scripts/ncu_summary.py "$out/$w.csv" | head -30 | tee "$out/$w.txt" ;;
-    ncu_attn)  # one decode-attention launch in detail (8B, batch 1, 128-token context): stalls, occupancy
+    ncu_attn)  # one decode-attention launch in detail (8B, batch 1, 128-token context; NCU_ATTN_ARGS="64 4096 2 0": long)
       make_model llama8b llama-3.1-8b llama3
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
       "$ncu" --clock-control none --kernel-name regex:decode_kernel --launch-skip 40 --launch-count 1 \
         --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
-        --section MemoryWorkloadAnalysis "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 8 0 2>&1 |
+        --section MemoryWorkloadAnalysis "$bin/sable_gpu_decode_bench" "$models/llama8b" ${NCU_ATTN_ARGS:-1 128 8 0} 2>&1 |
         grep -vE "^\[20|^==PROF==|plugin" | grep -E "[0-9]" | head -${NCU_LINES:-70} ;;
     moe_bf16)  # issue 14: MoE greedy agreement with the fp32 references, transformers bf16 vs Sable, this GPU
       python3 /work/main/scripts/moe_bf16_agreement.py "$out/moe_hf.json" /work/main/tests/golden/models 2>&1 |
