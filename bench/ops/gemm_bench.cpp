@@ -22,6 +22,24 @@
 
 namespace {
 
+// Times ops->gemm(x, w) -> out of the CPU table and reports FLOP per second (2·M·N·K a call,
+// printed with an SI prefix, e.g. "21.4G/s").
+void time_gemm(benchmark::State& state, const SableTensor& xt, const SableTensor& wt, SableTensor& ot,
+               int64_t m, int64_t n, int64_t k) {
+  SableOpsContext ctx;
+  const SableOps* ops = sable::ops::cpu_ops();
+  for (auto _ : state) {
+    if (ops->gemm(&ctx, &xt, &wt, nullptr, &ot) != SABLE_OK) {
+      state.SkipWithError("gemm failed");
+      break;
+    }
+    benchmark::DoNotOptimize(ot.data);
+  }
+  state.counters["FLOPS"] = benchmark::Counter(2.0 * m * n * k,
+                                               benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+}
+
 void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
@@ -31,19 +49,7 @@ void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k) {
   SableTensor xt = sable::cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
   SableTensor wt = sable::cpp::make_tensor(w.data(), SABLE_DTYPE_F32, {n, k});
   SableTensor ot = sable::cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
-  SableOpsContext ctx;
-  const SableOps* ops = sable::ops::cpu_ops();
-  for (auto _ : state) {
-    if (ops->gemm(&ctx, &xt, &wt, nullptr, &ot) != SABLE_OK) {
-      state.SkipWithError("gemm failed");
-      break;
-    }
-    benchmark::DoNotOptimize(out.data());
-  }
-  // FLOP per second; printed with an SI prefix (e.g. "21.4G/s").
-  state.counters["FLOPS"] = benchmark::Counter(2.0 * m * n * k,
-                                               benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
+  time_gemm(state, xt, wt, ot, m, n, k);
   state.counters["M"] = static_cast<double>(m);
   state.counters["N"] = static_cast<double>(n);
   state.counters["K"] = static_cast<double>(k);
@@ -77,20 +83,9 @@ void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, in
   SableTensor xt = sable::cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
   SableTensor wt = sable::cpp::make_tensor(w.data(), dtype, {n, k});
   SableTensor ot = sable::cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
-  SableOpsContext ctx;
-  const SableOps* ops = sable::ops::cpu_ops();
   sable::ops::cpu::set_threads(1);
   sable::ops::cpu::set_int8_activations(int8);
-  for (auto _ : state) {
-    if (ops->gemm(&ctx, &xt, &wt, nullptr, &ot) != SABLE_OK) {
-      state.SkipWithError("gemm failed");
-      break;
-    }
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.counters["FLOPS"] = benchmark::Counter(2.0 * m * n * k,
-                                               benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::kIs1000);
+  time_gemm(state, xt, wt, ot, m, n, k);
 }
 
 // (name, N, K) of each model's projections.

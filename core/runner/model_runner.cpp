@@ -387,13 +387,8 @@ std::vector<float> ModelRunner::encode_images(std::span<const float> pixel_value
 #ifdef SABLE_HAVE_CUDA
   if (r.cuda) {
     r.host->take_error();
-    const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
     r.cuda->encode_images(r.api, r.model, pixel_values, patch_dim, grid_thw, units, out.data(),
-                          [&](SableStatus st, const std::string& what, const char* op_error) {
-                            if (st != SABLE_OK && op_error != nullptr)
-                              r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
-                            r.host->check(st, who + " " + what);
-                          });
+                          r.check_fn(fmt::format("model plugin '{}'", r.plugin->name)));
     return out;
   }
 #endif
@@ -579,12 +574,7 @@ ModelRunner::ForwardResult ModelRunner::execute(std::span<const Sequence> seqs,
       result.hidden.assign(static_cast<size_t>(result.rows * r.info.hidden_size), 0.0f);
     }
     r.host->take_error();
-    const std::string who = fmt::format("model plugin '{}'", r.plugin->name);
-    auto check = [&](SableStatus st, const std::string& what, const char* op_error) {
-      if (st != SABLE_OK && op_error != nullptr)
-        r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
-      r.host->check(st, who + " " + what);
-    };
+    const CudaExec::CheckFn check = r.check_fn(fmt::format("model plugin '{}'", r.plugin->name));
     const float* logits = r.cuda->run(r.api, r.model, r.attention.get(), eb,
                                       want_hidden ? result.hidden.data() : nullptr, check);
     if (device_logits) {

@@ -3,6 +3,8 @@
 // Not part of the runner's interface: include model_runner.h elsewhere.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -66,6 +68,15 @@ struct ModelRunner::Impl {
   int32_t num_experts = 0;
 #ifdef SABLE_HAVE_CUDA
   std::unique_ptr<CudaExec> cuda;
+  // The CUDA executor's status callback: a failed call throws naming `who` (e.g. "model plugin
+  // 'llama'"), what failed and the op's own message when it left one.
+  CudaExec::CheckFn check_fn(std::string who) {
+    return [this, who = std::move(who)](SableStatus st, const std::string& what, const char* op_error) {
+      if (st != SABLE_OK && op_error != nullptr)
+        host->check(st, fmt::format("{} {} ({})", who, what, op_error));
+      host->check(st, who + " " + what);
+    };
+  }
 #endif
 
   // Host-side staging of one forward, kept to avoid reallocating every step.

@@ -79,13 +79,7 @@ std::string gib(double bytes) {
 void ModelRunner::warm_up(Impl& r, const KvGeometry& geometry) {
   const RunnerOptions& o = r.options;
   const bool vision = SABLE_HAS(&r.info, image_input) && r.info.image_input != 0;
-  const std::string who = fmt::format("model plugin '{}' warm-up", r.plugin->name);
-  const CudaExec::CheckFn check = [&](SableStatus st, const std::string& what,
-                                      const char* op_error) {
-    if (st != SABLE_OK && op_error != nullptr)
-      r.host->check(st, fmt::format("{} {} ({})", who, what, op_error));
-    r.host->check(st, who + " " + what);
-  };
+  const CudaExec::CheckFn check = r.check_fn(fmt::format("model plugin '{}' warm-up", r.plugin->name));
   const auto [free0, total] = cuda_memory_info();
   const double before = static_cast<double>(total - free0);
 

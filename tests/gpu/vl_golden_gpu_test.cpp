@@ -23,15 +23,21 @@ using runner::ModelRunner;
 
 constexpr double kMaxRelL2 = 2e-2;
 
-std::unique_ptr<ModelRunner> make_runner() {
+// The golden VL model on CUDA; the KV pool sized from free memory unless max_total_tokens is set.
+runner::RunnerOptions runner_options() {
   runner::RunnerOptions o;
   o.model_path = vl_dir() + "/model";
   o.device = "cuda";
   o.page_size = 16;
-  o.max_total_tokens = 4096;
   o.max_batch_tokens = 1024;
   o.max_seqs = 4;
   o.registry = &test_support::registry();
+  return o;
+}
+
+std::unique_ptr<ModelRunner> make_runner() {
+  runner::RunnerOptions o = runner_options();
+  o.max_total_tokens = 4096;
   return ModelRunner::create(o);
 }
 
@@ -114,14 +120,8 @@ TEST(VlGoldenGpu, PrefillSplitInsideAnImage) {
 // embeddings still come out, and a call over the budget is refused.
 TEST(VlGoldenGpu, WarmUpReservesTheLargestImageCall) {
   SABLE_REQUIRE_GPU();
-  runner::RunnerOptions o;
-  o.model_path = vl_dir() + "/model";
-  o.device = "cuda";
-  o.page_size = 16;
-  o.max_batch_tokens = 1024;
-  o.max_seqs = 4;
+  runner::RunnerOptions o = runner_options();
   o.vision = {5120, kMerge, 3 * 2 * 14 * 14};
-  o.registry = &test_support::registry();
   auto r = ModelRunner::create(o);
   EXPECT_EQ(r->max_image_patches(), 5120);
   size_t free_before = 0, free_after = 0, total = 0;
