@@ -150,9 +150,11 @@ SableStatus op_embedding_shard(SableOpsContext* ctx, const SableTensor* table,
   });
 }
 
-SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
-                    const SableTensor* bias, SableTensor* out) {
-  return run_op(ctx, "gemm", [&] {
+// out = x · wᵀ (+ bias), or out += that with `accumulate` (gemm_fused's residual epilogue).
+SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x,
+                      const SableTensor* w, const SableTensor* bias, SableTensor* out,
+                      bool accumulate) {
+  return run_op(ctx, op, [&] {
     const auto& a = tensor(x, "x");
     const auto& b = tensor(w, "w");
     auto& o = const_cast<SableTensor&>(tensor(out, "out"));
@@ -168,9 +170,14 @@ SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTenso
     const void* bias_ptr = bias_in(ctx, bias, o.dtype, n);
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
-                              ctx->stream, &err),
+                              ctx->stream, &err, accumulate),
             "{}", err);
   });
+}
+
+SableStatus op_gemm(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
+                    const SableTensor* bias, SableTensor* out) {
+  return gemm_into(ctx, "gemm", x, w, bias, out, /*accumulate=*/false);
 }
 
 SableStatus op_rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor* residual,
@@ -707,20 +714,8 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
   // A projection whose only epilogue is the residual add (o, down): one GEMM with out += x · wᵀ
   // (the skinny kernel's accumulate, cuBLASLt's beta = 1) instead of a product in scratch and an
   // add kernel reading it back.
-  if (s.accumulate && !s.norm && !s.gated && !s.rope) {
-    return run_op(ctx, "gemm_fused", [&] {
-      const auto& a = tensor(x, "x");
-      const auto& b = tensor(w, "w");
-      const auto& o = tensor(out, "out");
-      require(a.dtype == b.dtype && is_float(a.dtype), "x/w dtype mismatch");
-      contiguous(b, "w");
-      const void* bias_ptr = bias_in(ctx, bias, o.dtype, s.n);
-      std::string err;
-      require(gemm_engine().run(a.data, row_stride(a, "x"), a.dtype, b.data, bias_ptr, o.data,
-                                o.dtype, s.m, s.n, s.k, ctx->stream, &err, /*accumulate=*/true),
-              "{}", err);
-    });
-  }
+  if (s.accumulate && !s.norm && !s.gated && !s.rope)
+    return gemm_into(ctx, "gemm_fused", x, w, bias, out, /*accumulate=*/true);
   return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
 }
 
