@@ -140,6 +140,18 @@ for w in $which; do
         --dataset-name random-ids --tokenize-prompt --num-prompts 64 --random-input-len 1024 \
         --random-output-len 16 --random-range-ratio 1 2>&1 |
         grep -v -E "plugin (model|attention|grammar)|scanning plugin" | head -40 ;;
+    online8b)  # issue 14: SGLang's CI online bar (100 requests at 1/s, random 4096/2048, ratio 0): median TTFT, ITL, E2E
+      make_model llama8b llama-3.1-8b llama3
+      "$bin/sable" serve --model-path "$models/llama8b" --device cuda --port 30112 --log-level warning \
+        >"$out/online8b.server.log" 2>&1 &
+      spid=$!
+      for _ in $(seq 180); do python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:30112/health', timeout=2)" 2>/dev/null && break; sleep 1; done
+      "$bin/sable" bench serving --base-url http://127.0.0.1:30112 --dataset-name random-ids \
+        --tokenizer "$models/llama8b" --tokenize-prompt --num-prompts ${ONLINE_N:-100} --request-rate 1 \
+        --random-input-len 4096 --random-output-len 2048 --random-range-ratio 0 --seed 0 \
+        --output-file "$out/online8b.jsonl" --tag "online8b ${gpu:-GPU}" 2>&1 |
+        grep -E "Median|P99 TTFT|Successful|Output token throughput|rror" | sed "s/^/online8b | /"
+      kill $spid; wait $spid 2>/dev/null ;;
     lora8b)  # issue 17: 8B decode at batch 64 with 0, 1, 4, 16 distinct rank-16 adapters (bench/lora)
       make_model llama8b llama-3.1-8b llama3
       [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"

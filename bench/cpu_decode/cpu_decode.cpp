@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/ops/cpu/cpu_threads.h"
+#include "core/ops/cpu/qkernels.h"
 #include "core/plugin/registry.h"
 #include "core/runner/model_runner.h"
 
@@ -100,9 +101,10 @@ int main(int argc, char** argv) {
       const Timing t = run_batch(*runner, b, prompt, steps);
       std::printf(
           "model=%s batch=%d prompt=%d steps=%d threads=%d prefill_tok_s=%.2f decode_tok_s=%.2f "
-          "ms_per_step=%.2f\n",
+          "ms_per_step=%.2f kernels=%s\n",
           model.c_str(), b, prompt, steps, sable::ops::cpu::threads(), b * prompt / t.prefill_s,
-          b * steps / t.decode_s, 1000.0 * t.decode_s / steps);
+          b * steps / t.decode_s, 1000.0 * t.decode_s / steps,
+          sable::ops::cpu::best_kernels().name);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

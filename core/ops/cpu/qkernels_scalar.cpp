@@ -3,7 +3,10 @@
 // sum the SIMD kernels compute, then scales it in fp32; only the order of the fp32 additions
 // differs between tables. Also the table choice by CPU features (best_kernels).
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <type_traits>
 
 #include "core/ops/cpu/qkernels.h"
@@ -381,8 +384,19 @@ std::vector<const QKernels*> usable_kernels() {
   return out;
 }
 
+// The widest table the CPU supports, or the one SABLE_CPU_KERNELS names (scalar, avx2, avxvnni,
+// avx512vnni) when the CPU supports it: an A/B switch for hosts where the widest is not the fastest.
 const QKernels& best_kernels() {
-  static const QKernels* best = usable_kernels().back();
+  static const QKernels* best = [] {
+    const auto usable = usable_kernels();
+    if (const char* want = std::getenv("SABLE_CPU_KERNELS"); want && *want) {
+      for (const QKernels* k : usable)
+        if (std::string_view(k->name) == want) return k;
+      std::fprintf(stderr, "SABLE_CPU_KERNELS=%s: not a kernel table this CPU runs; using %s\n", want,
+                   usable.back()->name);
+    }
+    return usable.back();
+  }();
   return *best;
 }
 
