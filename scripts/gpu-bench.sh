@@ -64,6 +64,9 @@ for w in $which; do
       make_model llama8b llama-3.1-8b llama3
       offline llama8b --dataset-name generated-shared-prefix --tokenize-prompt
       offline llama8b --dataset-name generated-shared-prefix --tokenize-prompt --disable-radix-cache ;;
+    gsp_nocascade)  # the radix-on gsp run with the flash backend's shared-prefix pass off (A/B)
+      make_model llama8b llama-3.1-8b llama3
+      SABLE_CASCADE=0 offline llama8b --dataset-name generated-shared-prefix --tokenize-prompt ;;
     offline_moe)  # issue 8: Qwen1.5-MoE-A2.7B shape (60 experts, top-4, shared expert)
       make_model qwenmoe qwen1.5-moe-a2.7b qwen3
       offline qwenmoe --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 ;;

@@ -1,9 +1,8 @@
 // The "flash" CUDA attention plugin against a naive fp32 reference on the host: prefill, decode and
 // mixed batches over randomly assigned pages, GQA/MQA, several head dims and page sizes, sliding
 // window, padding sequences, the split-KV path for long decodes, and the tensor-core prefill path
-// (head dims 64/128) with cached prefixes, ragged tiles, page size 1 and windows.
-#include <dlfcn.h>
-
+// (head dims 64/128) with cached prefixes, ragged tiles, page size 1 and windows. The cascade
+// (shared-prefix) decode cases are in attention_flash_cascade_test.cpp, built into the same binary.
 #include <algorithm>
 #include <cstdlib>
 #include <numeric>
@@ -11,7 +10,7 @@
 
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
-#include "tests/gpu/gpu_test_util.h"
+#include "tests/gpu/flash_test_util.h"
 
 namespace sable::gputest {
 namespace {
@@ -22,34 +21,20 @@ struct Case {
   std::vector<int> extend;  // tokens each sequence adds in step 2 (1 = decode)
 };
 
-const SableAttentionApi* load_flash() {
-  static void* lib = dlopen(SABLE_PLUGIN_DIR "/sable-attention-flash.so", RTLD_NOW | RTLD_LOCAL);
-  if (!lib) return nullptr;
-  auto entry = reinterpret_cast<SablePluginEntryFn>(dlsym(lib, SABLE_PLUGIN_ENTRY_SYMBOL));
-  const SablePlugin* p = entry ? entry(SABLE_ABI_MAJOR) : nullptr;
-  return p ? static_cast<const SableAttentionApi*>(p->api) : nullptr;
-}
-
 class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
-
-// flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL (0: off) when the backend is created: each
-// case runs with the GQA-packed decode kernel off and on.
-struct DecodeKernelEnv {
-  explicit DecodeKernelEnv(bool on) { setenv("SABLE_FLASH_DECODE_KERNEL", on ? "1" : "0", 1); }
-  ~DecodeKernelEnv() { unsetenv("SABLE_FLASH_DECODE_KERNEL"); }
-};
 
 void check_case(const Case& c);
 
+// Each case runs with the GQA-packed decode kernel off and on.
 TEST_P(FlashAttentionTest, MatchesReference) {
   SABLE_REQUIRE_GPU();
-  DecodeKernelEnv env(false);
+  ScopedEnv env("SABLE_FLASH_DECODE_KERNEL", false);
   check_case(GetParam());
 }
 
 TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
   SABLE_REQUIRE_GPU();
-  DecodeKernelEnv env(true);
+  ScopedEnv env("SABLE_FLASH_DECODE_KERNEL", true);
   check_case(GetParam());
 }
 

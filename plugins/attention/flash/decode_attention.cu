@@ -14,10 +14,13 @@
 // runs first), and with several splits the last CTA of a (token, KV head) to finish merges the
 // partial results (an atomic ticket per pair, reset by the merger so that graph replays find it 0).
 // Only the splits that hold positions run (decode_used_splits); a token whose positions fit one
-// split writes its output directly, with no partials and no merge.
+// split writes its output directly, with no partials and no merge. A member of a cascade group
+// (cascade_attention.cu ran first) reads only its own positions and always merges, folding in the
+// shared-prefix partials after its splits.
 #include <cfloat>
 #include <cstdint>
 
+#include "cascade_schedule.h"
 #include "decode_schedule.h"
 #include "mma.cuh"
 #include "paged_attention.cuh"
@@ -52,12 +55,17 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int G = p.group;
   const int end_all = p.meta.end[t];
+  // A member of a cascade group reads only its own positions; the shared ones are partials of the
+  // cascade pass, merged below like splits (and then even one split merges).
+  const int casc = p.casc_chunks != nullptr ? p.casc_chunks[t] : 0;
+  const int begin_all = casc > 0 ? p.casc_begin[t] : p.meta.begin[t];
   // Splits past the token's positions leave at once: at short contexts most of a batch-1 grid
   // is such splits, and the merge below then reads only the used ones.
-  const int used = decode_used_splits(p.meta.begin[t], end_all, *p.meta.chunk);
+  const int used = decode_used_splits(begin_all, end_all, *p.meta.chunk);
   if (split >= used) return;
+  const bool direct = used == 1 && casc == 0;  // the one CTA writes the output
   int begin = 0, end = 0;
-  split_range(p.meta.begin[t], end_all, *p.meta.chunk, split, &begin, &end);
+  split_range(begin_all, end_all, *p.meta.chunk, split, &begin, &end);
   const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
   const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
   const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
@@ -189,7 +197,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
       acc += s_o[(w * kRows + r) * kD + d] * c;
     }
     const int qh = kvh * G + r;
-    if (used == 1) {
+    if (direct) {
       p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
     } else {
       const int64_t idx = (int64_t(t) * p.q_heads + qh) * p.splits + split;
@@ -200,7 +208,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
       }
     }
   }
-  if (used == 1) return;
+  if (direct) return;
 
   // The last used split of this (token, KV head) to arrive merges (threadFenceReduction pattern).
   __threadfence();
@@ -219,40 +227,50 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   // normalisation folded in); then each output element sums its splits' partials with independent
   // loads. Written as chains of dependent loads per split it took ~17 of the kernel's 22 us at
   // batch 1 (ncu on the H100: SMs busy 15 % of the elapsed cycles, stalled on L1TEX).
-  float* s_wm = reinterpret_cast<float*>(sK);  // [kRows][kMaxSplits]: m, then the weights
-  float* s_wl = s_wm + kRows * kMaxSplits;     // [kRows][kMaxSplits]: l
-  static_assert(2 * kRows * kMaxSplits * sizeof(float) <= 2 * kStages * kDecodeN * kD * sizeof(bf16));
+  // Parts [0, used) are the splits, [used, used + casc) the cascade chunks (written by the pass
+  // that ran before this launch).
+  const int parts = used + casc;
+  float* s_wm = reinterpret_cast<float*>(sK);   // [kRows][kMaxMergeParts]: m, then the weights
+  float* s_wl = s_wm + kRows * kMaxMergeParts;  // [kRows][kMaxMergeParts]: l
+  static_assert(2 * kRows * kMaxMergeParts * sizeof(float) <=
+                2 * kStages * kDecodeN * kD * sizeof(bf16));
   const int64_t row0 = (int64_t(t) * p.q_heads + int64_t(kvh) * G) * p.splits;
-  for (int i = tid; i < G * used; i += kThreads) {
-    const int r = i / used, sp = i % used;
-    const int64_t idx = row0 + int64_t(r) * p.splits + sp;
-    s_wm[r * kMaxSplits + sp] = __ldcg(p.part_ml + idx * 2);
-    s_wl[r * kMaxSplits + sp] = __ldcg(p.part_ml + idx * 2 + 1);
+  for (int i = tid; i < G * parts; i += kThreads) {
+    const int r = i / parts, sp = i % parts;
+    const float* ml = sp < used
+                          ? p.part_ml + (row0 + int64_t(r) * p.splits + sp) * 2
+                          : p.casc_ml + cascade_slot(t, p.q_heads, kvh * G + r, sp - used) * 2;
+    s_wm[r * kMaxMergeParts + sp] = __ldcg(ml);
+    s_wl[r * kMaxMergeParts + sp] = __ldcg(ml + 1);
   }
   __syncthreads();
   if (tid < G) {
-    float* wm = s_wm + tid * kMaxSplits;
-    const float* wl = s_wl + tid * kMaxSplits;
+    float* wm = s_wm + tid * kMaxMergeParts;
+    const float* wl = s_wl + tid * kMaxMergeParts;
     float mx = -INFINITY;
-    for (int sp = 0; sp < used; ++sp)
+    for (int sp = 0; sp < parts; ++sp)
       if (wl[sp] > 0.0f) mx = fmaxf(mx, wm[sp]);
     float sum = 0.0f;
-    for (int sp = 0; sp < used; ++sp) {
+    for (int sp = 0; sp < parts; ++sp) {
       const float c = wl[sp] > 0.0f ? exp2f(wm[sp] - mx) : 0.0f;
       wm[sp] = c;
       sum += wl[sp] * c;
     }
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    for (int sp = 0; sp < used; ++sp) wm[sp] *= inv;
+    for (int sp = 0; sp < parts; ++sp) wm[sp] *= inv;
   }
   __syncthreads();
   for (int i = tid; i < G * kD; i += kThreads) {
     const int r = i / kD, d = i % kD;
-    const float* w = s_wm + r * kMaxSplits;
+    const float* w = s_wm + r * kMaxMergeParts;
     const float* part = p.part_acc + (row0 + int64_t(r) * p.splits) * kD + d;
     float acc = 0.0f;
 #pragma unroll 8
     for (int sp = 0; sp < used; ++sp) acc += w[sp] * __ldcg(part + int64_t(sp) * kD);
+    if (casc > 0) {
+      const float* shared = p.casc_acc + cascade_slot(t, p.q_heads, kvh * G + r, 0) * kD + d;
+      for (int c = 0; c < casc; ++c) acc += w[used + c] * __ldcg(shared + int64_t(c) * kD);
+    }
     p.out[(int64_t(t) * p.q_heads + kvh * G + r) * kD + d] = __float2bfloat16(acc);
   }
 }

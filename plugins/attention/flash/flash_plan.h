@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "cascade_plan.h"
 #include "decode_schedule.h"
 #include "prefill_schedule.h"
 #include "sable/attention.h"
@@ -34,13 +35,19 @@ struct PlanConfig {
   bool decode_kernel = false;
   bool wave_fit = true;  // decode_splits' last-wave fill (SABLE_DECODE_WAVE_FIT=0: off, A/B runs)
   int32_t decode_stages = 2;  // K/V pipeline stages of the decode kernel (SABLE_DECODE_STAGES=3)
+  bool cascade = false;       // shared-prefix pass for decode-only batches (SABLE_CASCADE=0: off)
+  int32_t cascade_min_shared = kCascadeMinShared;
 };
 
 // Per-token metadata [T] (seq: sequence index; begin/end: visible positions, end 0 = padding;
-// slot: where its K/V go, -1 = none), the decode-token list, the prefill work list.
+// slot: where its K/V go, -1 = none), the decode-token list, the prefill work list; for the
+// cascade pass (cascade_schedule.h) per token its own range start and shared chunk count (0: not
+// in a group; spans left empty: no cascade) and the pass's work list.
 struct PlanArrays {
   std::span<int32_t> seq, begin, end, slot, decode;  // each of capacity >= num_tokens
   std::vector<PrefillTile> tiles;
+  std::span<int32_t> casc_begin = {}, casc_chunks = {};
+  CascadePlan cascade = {};
 };
 
 // The launch shape; for decode-only batches a function of (num_tokens, num_seqs) alone.
@@ -51,8 +58,32 @@ struct PlanShape {
   bool decode_only = false;
   bool prefill = false;
   int32_t max_tiles = 0;  // prefill grid bound
+  int32_t cascade_items = 0;    // cascade grid bound (shape-only); 0 = no cascade pass
   const char* error = nullptr;  // set when the batch is inconsistent; nothing else is then valid
 };
+
+// The cascade pass of a decode-only batch that splits (its partial buffers exist): the grid bound
+// from the shape alone, the groups from the page lists. Members keep their begin (the fallback
+// kernels read it); the decode kernel reads casc_begin instead when the pass ran.
+inline void plan_cascade(const SableAttentionBatch& b, const PlanConfig& c, PlanShape& shape,
+                         PlanArrays& out) {
+  out.cascade = {};
+  const auto T = static_cast<size_t>(b.num_tokens);
+  if (!c.cascade || !c.decode_kernel || c.window > 0 || !shape.decode_only ||
+      b.num_tokens > c.split_rows || out.casc_chunks.size() < T || out.casc_begin.size() < T)
+    return;
+  std::fill_n(out.casc_chunks.begin(), T, 0);
+  std::fill_n(out.casc_begin.begin(), T, 0);
+  shape.cascade_items = max_cascade_items(shape.num_decode);
+  if (shape.cascade_items == 0) return;
+  const std::vector<CascadeGroup> groups =
+      find_cascade_groups(b, c.page_size, out.decode.first(static_cast<size_t>(shape.num_decode)),
+                          out.seq, c.cascade_min_shared);
+  out.cascade = build_cascade_plan(groups, c.q_heads / c.kv_heads, c.kv_heads, c.num_sms,
+                                   out.casc_begin, out.casc_chunks);
+  if (out.cascade.num_items > shape.cascade_items)
+    shape.error = "flash: cascade work list exceeds its bound";
+}
 
 inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, PlanArrays& out) {
   PlanShape shape;
@@ -94,6 +125,7 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
       shape.splits = std::clamp((2 * c.num_sms + blocks - 1) / blocks, 1, kMaxSplits);
     }
   }
+  plan_cascade(b, c, shape, out);
   shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits)
                                 : std::max(32, (max_len + shape.splits - 1) / shape.splits);
   // Without the decode kernel, decode batches that fill the GPU alone (one CTA per token and q

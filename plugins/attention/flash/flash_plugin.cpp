@@ -34,10 +34,13 @@ void cuda_check(cudaError_t e, const char* what) {
 }
 
 // Layout of the metadata block (int32 words): seq[T] begin[T] end[T] slot[T] decode[T] chunk[1]
-// num_tiles[1] tiles[max_tiles * kTileWords] kv_indptr[B+1] kv_indices[cap].
+// num_tiles[1] tiles[max_tiles * kTileWords] casc_begin[R] casc_chunks[R] casc_num_items[1]
+// casc_items[max_cascade_items(R) * kCascadeItemWords] casc_members[R] kv_indptr[B+1]
+// kv_indices[cap], with R the split rows (the cascade pass serves only batches that split).
 struct MetaLayout {
-  int64_t seq, begin, end, slot, decode, chunk, num_tiles, tiles, indptr, indices, words;
-  MetaLayout(int64_t max_tokens, int64_t max_seqs, int64_t max_indices) {
+  int64_t seq, begin, end, slot, decode, chunk, num_tiles, tiles, casc_begin, casc_chunks,
+      casc_num_items, casc_items, casc_members, indptr, indices, words;
+  MetaLayout(int64_t max_tokens, int64_t max_seqs, int64_t max_indices, int64_t split_rows) {
     seq = 0;
     begin = seq + max_tokens;
     end = begin + max_tokens;
@@ -46,8 +49,14 @@ struct MetaLayout {
     chunk = decode + max_tokens;
     num_tiles = chunk + 1;
     tiles = num_tiles + 1;
-    indptr = tiles + int64_t(kTileWords) *
-                         max_prefill_tiles(static_cast<int32_t>(max_tokens), static_cast<int32_t>(max_seqs));
+    casc_begin = tiles + int64_t(kTileWords) * max_prefill_tiles(static_cast<int32_t>(max_tokens),
+                                                                 static_cast<int32_t>(max_seqs));
+    casc_chunks = casc_begin + split_rows;
+    casc_num_items = casc_chunks + split_rows;
+    casc_items = casc_num_items + 1;
+    casc_members = casc_items +
+                   int64_t(kCascadeItemWords) * max_cascade_items(static_cast<int32_t>(split_rows));
+    indptr = casc_members + split_rows;
     indices = indptr + max_seqs + 1;
     words = indices + max_indices;
   }
@@ -57,7 +66,8 @@ class FlashAttention {
  public:
   FlashAttention(const SableHostApi* host, SableHostHandle* h, const SableAttentionInit& init)
       : host_(host), h_(h), init_(init), layers_(init.layers, init.layers + init.num_layers),
-        layout_(init.max_batch_tokens, init.max_seqs, max_indices(init)) {
+        layout_(init.max_batch_tokens, init.max_seqs, max_indices(init),
+                std::min(init.max_batch_tokens, init.max_seqs)) {
     if (init.device_type != SABLE_DEVICE_CUDA) fail(SABLE_ERR_UNSUPPORTED, "flash: CUDA only");
     if (init.kv_dtype != SABLE_DTYPE_BF16) fail(SABLE_ERR_UNSUPPORTED, "flash: KV dtype must be bf16");
     if (init.head_dim > 256) fail(SABLE_ERR_UNSUPPORTED, "flash: head_dim > 256 unsupported");
@@ -76,6 +86,10 @@ class FlashAttention {
     const size_t tickets = size_t(split_rows()) * init.num_kv_heads * sizeof(int32_t);
     cuda_check(cudaMalloc(&counters_, tickets), "cudaMalloc split tickets");
     cuda_check(cudaMemset(counters_, 0, tickets), "cudaMemset split tickets");
+    const int64_t casc = int64_t(split_rows()) * init.num_q_heads * kMaxCascadeChunks;
+    cuda_check(cudaMalloc(&casc_acc_, casc * init.head_dim * sizeof(float)),
+               "cudaMalloc cascade partials");
+    cuda_check(cudaMalloc(&casc_ml_, casc * 2 * sizeof(float)), "cudaMalloc cascade partials");
     // The GQA-packed decode kernel serves decode tokens wherever it supports the head shape
     // (bench/NOTES.md, "v4"); SABLE_FLASH_DECODE_KERNEL=0 keeps the per-token kernels (A/B runs).
     const char* opt_out = std::getenv("SABLE_FLASH_DECODE_KERNEL");
@@ -88,6 +102,10 @@ class FlashAttention {
     plan_config_.wave_fit = !(wave_fit != nullptr && std::string(wave_fit) == "0");
     const char* stages = std::getenv("SABLE_DECODE_STAGES");
     plan_config_.decode_stages = stages != nullptr && std::string(stages) == "3" ? 3 : 2;
+    // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
+    // SABLE_CASCADE=0 turns it off (A/B runs).
+    const char* cascade = std::getenv("SABLE_CASCADE");
+    plan_config_.cascade = !(cascade != nullptr && std::string(cascade) == "0");
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -95,6 +113,8 @@ class FlashAttention {
     cudaFree(part_acc_);
     cudaFree(part_ml_);
     cudaFree(counters_);
+    cudaFree(casc_acc_);
+    cudaFree(casc_ml_);
   }
 
   void plan(const SableAttentionBatch& b) {
@@ -104,10 +124,11 @@ class FlashAttention {
     if (n_indices > layout_.words - layout_.indices)
       fail(SABLE_ERR_OUT_OF_MEMORY, "flash: page list larger than the metadata buffer");
     int32_t* m = host_meta_;
-    const int64_t T = b.num_tokens;
-    PlanArrays arrays{{m + layout_.seq, size_t(T)}, {m + layout_.begin, size_t(T)},
-                      {m + layout_.end, size_t(T)}, {m + layout_.slot, size_t(T)},
-                      {m + layout_.decode, size_t(T)}, {}};
+    const int64_t T = b.num_tokens, R = std::min<int64_t>(T, split_rows());
+    PlanArrays arrays{{m + layout_.seq, size_t(T)},        {m + layout_.begin, size_t(T)},
+                      {m + layout_.end, size_t(T)},        {m + layout_.slot, size_t(T)},
+                      {m + layout_.decode, size_t(T)},     {},
+                      {m + layout_.casc_begin, size_t(R)}, {m + layout_.casc_chunks, size_t(R)}};
     const PlanShape shape = plan_batch(b, plan_config_, arrays);
     if (shape.error != nullptr) fail(SABLE_ERR_INVALID_ARGUMENT, shape.error);
     std::memcpy(m + layout_.indptr, b.kv_indptr, sizeof(int32_t) * (b.num_seqs + 1));
@@ -120,6 +141,14 @@ class FlashAttention {
     prefill_ = shape.prefill;
     max_tiles_ = shape.max_tiles;
     m[layout_.num_tiles] = 0;
+    casc_max_items_ = shape.cascade_items;
+    casc_num_items_ = arrays.cascade.num_items;
+    m[layout_.casc_num_items] = casc_num_items_;
+    if (arrays.cascade.num_items > 0) {
+      std::copy(arrays.cascade.items.begin(), arrays.cascade.items.end(), m + layout_.casc_items);
+      std::copy(arrays.cascade.members.begin(), arrays.cascade.members.end(),
+                m + layout_.casc_members);
+    }
     if (prefill_) {
       const std::vector<PrefillTile>& tiles = arrays.tiles;
       if (static_cast<int32_t>(tiles.size()) > max_tiles_)
@@ -191,6 +220,13 @@ class FlashAttention {
     p.num_decode = num_decode_;
     p.counters = counters_;
     p.decode_stages = plan_config_.decode_stages;
+    p.casc_begin = dev_meta_ + layout_.casc_begin;
+    p.casc_items = dev_meta_ + layout_.casc_items;
+    p.casc_num_items = dev_meta_ + layout_.casc_num_items;
+    p.casc_members = dev_meta_ + layout_.casc_members;
+    p.casc_max_items = casc_max_items_;
+    p.casc_acc = casc_acc_;
+    p.casc_ml = casc_ml_;
 
     bool appended = false;
     auto append = [&] {
@@ -203,6 +239,13 @@ class FlashAttention {
       // first (the prefill tiles read their own new rows from the cache), then both kernels.
       if (!decode_only_) append();
       p.store_new = decode_only_ ? 1 : 0;
+      // The shared-prefix pass first; the decode kernel reads the members' own ranges only after
+      // it ran (casc_chunks). While capturing, it runs whatever this batch's groups: a replay
+      // may bring groups (cascade_attention.cu).
+      p.casc_chunks = nullptr;
+      if (casc_max_items_ > 0 && (casc_num_items_ > 0 || capturing(stream)) &&
+          launch_cascade(p, stream))
+        p.casc_chunks = dev_meta_ + layout_.casc_chunks;
       done = launch_decode(p, stream);
       if (done && prefill_) done = launch_prefill(p, stream);
     } else if (prefill_ && !decode_path_ && prefill_supported(D, q.data, q.strides[0])) {
@@ -220,6 +263,12 @@ class FlashAttention {
   SableHostHandle* handle() const { return h_; }
 
  private:
+  static bool capturing(void* stream) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    cuda_check(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status),
+               "cudaStreamIsCapturing");
+    return status != cudaStreamCaptureStatusNone;
+  }
   int32_t split_rows() const { return std::min(init_.max_batch_tokens, init_.max_seqs); }
   static int64_t max_indices(const SableAttentionInit& init) {
     const int64_t pages = init.num_layers > 0 ? init.layers[0].k.shape[0] : 0;
@@ -247,6 +296,10 @@ class FlashAttention {
   float* part_acc_ = nullptr;
   float* part_ml_ = nullptr;
   int32_t* counters_ = nullptr;
+  float* casc_acc_ = nullptr;
+  float* casc_ml_ = nullptr;
+  int32_t casc_max_items_ = 0;  // cascade grid bound of the planned batch; 0 = no pass
+  int32_t casc_num_items_ = 0;
   int32_t num_tokens_ = 0;
   int32_t num_decode_ = 0;
   bool decode_path_ = false;

@@ -55,6 +55,18 @@ struct AttentionParams {
   int32_t store_new;             // 1: the kernel writes the tokens' K/V into the cache
   int32_t* counters;
   int32_t decode_stages;  // 2 or 3 K/V tiles in the decode kernel's pipeline
+  // Cascade pass (cascade_attention.cu, plan in cascade_schedule.h): its work list, and per token
+  // the start of its own positions and its shared partials [T, Hq, kMaxCascadeChunks] to merge.
+  // casc_chunks is null unless the pass runs before the decode kernel: the decode kernel then
+  // ignores the rest.
+  const int32_t* casc_begin;      // [T]
+  const int32_t* casc_chunks;     // [T]; 0 = not in a group
+  const int32_t* casc_items;      // [casc_max_items, kCascadeItemWords]
+  const int32_t* casc_num_items;  // [1]
+  const int32_t* casc_members;    // token indices, in item order
+  int32_t casc_max_items;         // grid bound
+  float* casc_acc;                // [T, Hq, kMaxCascadeChunks, D]
+  float* casc_ml;                 // [T, Hq, kMaxCascadeChunks, 2]
 };
 
 struct AppendParams {
@@ -79,5 +91,8 @@ bool launch_prefill(const AttentionParams& p, void* stream);
 // Fuses the K/V append (store_new) and the split merge. False when the shape is not supported.
 bool decode_inputs_aligned(const AttentionParams& p);
 bool launch_decode(const AttentionParams& p, void* stream);
+// The shared-prefix pass (cascade_attention.cu) of a decode-only batch, run before launch_decode;
+// false when it cannot launch (the decode kernel must then run without casc_chunks).
+bool launch_cascade(const AttentionParams& p, void* stream);
 
 }  // namespace sable::attention::flash

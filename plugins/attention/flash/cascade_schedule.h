@@ -1,0 +1,66 @@
+// The index math of the cascade (shared-prefix) decode pass (cascade_attention.cu), shared by host
+// and device so that tests/unit/attention_flash_cascade_test.cpp checks it on the CPU; the host
+// plan (groups from page lists, the work list) is in cascade_plan.h.
+//
+// The shared pass: a work item is (group row tile, chunk of the shared positions). Its 64 MMA rows
+// are the q heads of one KV head for up to 64 / group members (row r: member r / group, q head
+// r % group), so one CTA reads each shared K/V row once for all of them; a group of 16 members
+// with Llama-8B's 4 q heads per KV head fills one tile. Each item writes per-member partials
+// (acc, m, l) to slot `chunk` of the cascade partials; the decode kernel then serves each member's
+// own positions [shared, kv_len) as usual and its merge folds the shared partials in.
+// The number of items is bounded by max_cascade_items(num_decode), a function of the batch shape,
+// so a captured CUDA graph keeps one grid; unused items exit at once.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+
+#include "decode_schedule.h"
+
+namespace sable::attention::flash {
+
+constexpr int32_t kCascadeWarps = 4;
+constexpr int32_t kCascadeRows = 16 * kCascadeWarps;  // MMA rows per item: members x group q heads
+constexpr int32_t kCascadeN = 64;                     // KV positions per tile
+constexpr int32_t kMaxCascadeChunks = 4;              // shared partials per member
+constexpr int32_t kCascadeMinShared = 256;  // shorter shared prefixes are not worth a pass
+constexpr int32_t kCascadeMinChunk = 512;   // positions per chunk, at least
+constexpr int32_t kCascadeItemWords = 5;
+constexpr int32_t kMaxMergeParts = kMaxSplits + kMaxCascadeChunks;  // partials one merge reads
+
+struct CascadeItem {
+  int32_t member0;  // first entry of the item's members in the member list
+  int32_t members;  // 1 .. kCascadeRows / group
+  int32_t lo, hi;   // shared positions the item reads
+  int32_t chunk;    // the partial slot it writes for each member
+};
+
+SABLE_FLASH_HD int32_t cascade_members_per_item(int32_t group) {
+  return kCascadeRows / group;
+}
+
+// A group of m >= 2 members takes ceil(m * group / 64) <= m / 2 row tiles (group <= 16), each in
+// at most kMaxCascadeChunks chunks: at most 2 items per decode token.
+SABLE_FLASH_HD int32_t max_cascade_items(int32_t num_decode) {
+  return num_decode >= 2 ? (kMaxCascadeChunks / 2) * num_decode : 0;
+}
+
+SABLE_FLASH_HD CascadeItem load_cascade_item(const int32_t* list, int32_t i) {
+  const int32_t* w = list + static_cast<int64_t>(i) * kCascadeItemWords;
+  return CascadeItem{w[0], w[1], w[2], w[3], w[4]};
+}
+
+// Row r of an item: its member and q head within the KV head's group; false for padding rows.
+SABLE_FLASH_HD bool cascade_row(int32_t r, int32_t group, int32_t members, int32_t* member,
+                                int32_t* head) {
+  *member = r / group;
+  *head = r % group;
+  return r < members * group;
+}
+
+// The partial slot of (token, q head, chunk) in the cascade partials [T, Hq, kMaxCascadeChunks].
+SABLE_FLASH_HD int64_t cascade_slot(int32_t token, int32_t q_heads, int32_t qh, int32_t chunk) {
+  return (int64_t(token) * q_heads + qh) * kMaxCascadeChunks + chunk;
+}
+
+}  // namespace sable::attention::flash
