@@ -121,6 +121,15 @@ TEST(FlashCascadeGroups, TemplateSharedByAllKeepsGroupsApart) {
   EXPECT_EQ(g.at(1), (G{528, {1, 3, 5}}));
 }
 
+TEST(FlashCascadeGroups, AGroupSharesItsCommonPrefix) {
+  Seqs s;  // page 1: tokens 0 and 2 share 2,000 positions, token 1 only the first 300 of them
+  s.add(cat(pages(0, 2000), pages(5000, 50)), 2050);
+  s.add(cat(pages(0, 300), pages(6000, 100)), 400);
+  s.add(cat(pages(0, 2000), pages(7000, 20)), 2020);
+  s.add(cat(pages(0, 256), {8000}), 257);  // exactly kCascadeMinShared shareable positions
+  EXPECT_EQ(groups_of(s, 1).at(0), (G{256, {0, 1, 2, 3}}));
+}
+
 TEST(FlashCascadeGroups, NoSharingNoGroups) {
   Seqs s;
   for (int32_t i = 0; i < 20; ++i) s.add(pages(100 * i, 90), 1400 + i);
