@@ -2,7 +2,8 @@
 // own sequence, no KV cache. One block per (query token, query head): the block finds its sequence
 // from the positions (the run of 0, 1, 2, ... around it), then walks the keys in tiles of
 // blockDim with an online softmax (fp32), accumulating one output dim per thread. Plain and
-// capturable; the paged prefill kernel stays the fast path for causal attention.
+// capturable; the fallback of the tensor-core kernel (encoder_flash_attention.cu) for other dtypes
+// and head dims. The paged prefill kernel stays the fast path for causal attention.
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "sable/cuda/launch.cuh"
@@ -72,6 +73,9 @@ bool encoder_attention(const EncoderAttentionArgs& a, void* stream) {
   if (a.head_dim < 1 || a.head_dim > kThreads || a.group < 1 || a.tokens < 1 || a.q_heads < 1 ||
       a.q_heads > 65535)
     return false;
+  bool launched = false;  // the tensor-core kernel (encoder_flash_attention.cu) where it fits
+  if (!encoder_flash_attention(a, stream, &launched)) return false;
+  if (launched) return true;
   cudaError_t err = cudaSuccess;
   const bool ok = dispatch_float(a.dtype, [&](auto tag) {
     using T = decltype(tag);

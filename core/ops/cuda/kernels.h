@@ -121,6 +121,10 @@ struct EncoderAttentionArgs {
   float scale = 1.0f;
 };
 bool encoder_attention(const EncoderAttentionArgs& args, void* stream);
+// The tensor-core path of encoder_attention for bf16 with head_dim 64, 80 or 128 and 16-byte
+// aligned rows (SABLE_ENCODER_FLASH=0 turns it off). *launched says whether it ran; false return:
+// a launch error.
+bool encoder_flash_attention(const EncoderAttentionArgs& args, void* stream, bool* launched);
 
 // out[T] = argmax over V of x[T, V] (ties: lowest index).
 bool argmax(const void* x, int32_t dtype, int64_t rows, int64_t cols, int32_t* out, void* stream);

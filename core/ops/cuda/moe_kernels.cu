@@ -21,6 +21,7 @@
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/cuda/moe_schedule.h"
 #include "sable/cuda/launch.cuh"
+#include "sable/cuda/mma.cuh"
 
 namespace sable::ops::cuda {
 namespace {
@@ -110,35 +111,11 @@ __global__ void __launch_bounds__(kGroupThreads)
 
 // ---- grouped GEMM --------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes 0 writes zeros (rows or columns outside the problem).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+// Warp primitives: sable/cuda/mma.cuh.
+using sable::cuda::cp_async16;
+using sable::cuda::cp_async_commit;
+using sable::cuda::cp_async_wait;
+using sable::cuda::ldmatrix_x4;
 
 // C[pos, n] = A[row(pos), :] · B[e][n, :]ᵀ for the sorted rows pos of expert e.
 struct GemmParams {
@@ -202,8 +179,8 @@ __global__ void __launch_bounds__(kGemmThreads) grouped_gemm_kernel(const GemmPa
         const int r = ld_row + 32 * i;
         const bool ai = a_ok[i] && col < p.k;
         const bool bi = b_ok[i] && col < p.k;
-        cp_async16(&as[stage][r][ld_chunk * 8], ai ? a_src[i] + col : p.a, ai ? 16 : 0);
-        cp_async16(&bs[stage][r][ld_chunk * 8], bi ? b_src[i] + col : p.b, bi ? 16 : 0);
+        cp_async16(&as[stage][r][ld_chunk * 8], ai ? a_src[i] + col : p.a, ai);
+        cp_async16(&bs[stage][r][ld_chunk * 8], bi ? b_src[i] + col : p.b, bi);
       }
     } else {
       for (int idx = tid; idx < kBM * kBK; idx += kGemmThreads) {
@@ -254,7 +231,7 @@ __global__ void __launch_bounds__(kGemmThreads) grouped_gemm_kernel(const GemmPa
       for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni)
-          mma_bf16(acc[mi][ni], af[mi], bfr[ni >> 1][(ni & 1) * 2], bfr[ni >> 1][(ni & 1) * 2 + 1]);
+          sable::cuda::mma_bf16_16816(acc[mi][ni], af[mi], bfr[ni >> 1][(ni & 1) * 2], bfr[ni >> 1][(ni & 1) * 2 + 1]);
     }
   }
   cp_async_wait<0>();
