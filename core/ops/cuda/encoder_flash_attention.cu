@@ -151,45 +151,20 @@ __global__ void __launch_bounds__(kThreads) flash_bidirectional_kernel(EncoderAt
         uint32_t kf[4];
         sable::cuda::ldmatrix_x4(kf, tk + (n2 * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + ks * 16 +
                                          ((lane >> 3) & 1) * 8);
-        sable::cuda::mma_bf16_16816(s[2 * n2], qf[ks], kf[0], kf[1]);
-        sable::cuda::mma_bf16_16816(s[2 * n2 + 1], qf[ks], kf[2], kf[3]);
+        sable::cuda::mma_bf16(s[2 * n2], qf[ks], kf[0], kf[1]);
+        sable::cuda::mma_bf16(s[2 * n2 + 1], qf[ks], kf[2], kf[3]);
       }
     }
     // Scale into the log2 domain, mask by each row's sequence, online softmax per row.
     const int key0 = k_begin + j * kKeys + 2 * (lane & 3);
 #pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-      float mx = -INFINITY;
+    for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = key0 + n * 8 + e;
-          float& x = s[n][2 * hf + e];
-          x = key >= beg[hf] && key < end[hf] ? x * scale : -INFINITY;
-          mx = fmaxf(mx, x);
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int key = key0 + n * 8 + (e & 1), hf = e >> 1;
+        s[n][e] = key >= beg[hf] && key < end[hf] ? s[n][e] * scale : -INFINITY;
       }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[hf], mx);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-      const float corr = exp2f(m[hf] - m_use);
-      float sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) {
-        s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
-        s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
-        sum += s[n][2 * hf] + s[n][2 * hf + 1];
-      }
-      l[hf] = l[hf] * corr + sum;
-      m[hf] = m_new;
-#pragma unroll
-      for (int n = 0; n < kD / 8; ++n) {
-        o[n][2 * hf] *= corr;
-        o[n][2 * hf + 1] *= corr;
-      }
-    }
+    sable::cuda::online_softmax<kKeys / 8, kD / 8>(s, m, l, o);
     // O += P · V: P's accumulators become A fragments 16 keys at a time.
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
@@ -202,8 +177,8 @@ __global__ void __launch_bounds__(kThreads) flash_bidirectional_kernel(EncoderAt
         uint32_t vf[4];
         sable::cuda::ldmatrix_x4_trans(
             vf, tv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + dn * 16 + (lane >> 4) * 8);
-        sable::cuda::mma_bf16_16816(o[2 * dn], pa, vf[0], vf[1]);
-        sable::cuda::mma_bf16_16816(o[2 * dn + 1], pa, vf[2], vf[3]);
+        sable::cuda::mma_bf16(o[2 * dn], pa, vf[0], vf[1]);
+        sable::cuda::mma_bf16(o[2 * dn + 1], pa, vf[2], vf[3]);
       }
     }
     __syncthreads();  // the next iteration's copy overwrites this buffer

@@ -231,7 +231,7 @@ __global__ void __launch_bounds__(kGemmThreads) grouped_gemm_kernel(const GemmPa
       for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni)
-          sable::cuda::mma_bf16_16816(acc[mi][ni], af[mi], bfr[ni >> 1][(ni & 1) * 2], bfr[ni >> 1][(ni & 1) * 2 + 1]);
+          sable::cuda::mma_bf16(acc[mi][ni], af[mi], bfr[ni >> 1][(ni & 1) * 2], bfr[ni >> 1][(ni & 1) * 2 + 1]);
     }
   }
   cp_async_wait<0>();

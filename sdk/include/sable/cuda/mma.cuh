@@ -1,5 +1,6 @@
 // Warp-level tensor-core building blocks for CUDA kernels in Sable and in plugins (sm_80+):
-// 16-byte cp.async into shared memory, ldmatrix fragments, and mma.sync m16n8k16 bf16 -> fp32.
+// 16-byte cp.async into shared memory, ldmatrix fragments, mma.sync m16n8k16 bf16 -> fp32, and the
+// online softmax step of FlashAttention-style kernels.
 // Fragment layouts are the PTX ISA's ("Matrix Fragments for mma.m16n8k16"): for lane l, g = l / 4
 // and t = l % 4; A rows g and g + 8, columns 2t, 2t + 1 (+ 8); B column g, rows 2t, 2t + 1 (+ 8);
 // C rows g and g + 8, columns 2t, 2t + 1. Header-only, device code only; no state.
@@ -7,6 +8,7 @@
 
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace sable::cuda {
@@ -41,7 +43,7 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, const void* p) {
 }
 
 // c[16x8] += a[16x16] · b[16x8], bf16 inputs, fp32 accumulators.
-__device__ __forceinline__ void mma_bf16_16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};\n"
@@ -53,6 +55,40 @@ __device__ __forceinline__ void mma_bf16_16816(float* c, const uint32_t* a, uint
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// One online-softmax step of a warp's 16 attention rows over scaled, masked scores s in the log2
+// domain (C fragments: elements 0, 1 -> row lane / 4; 2, 3 -> row lane / 4 + 8): s becomes
+// exp2(s - m), m the running row max, l the running lane-partial sum (reduce it over the quad at
+// the end), and the output accumulators o are rescaled. Fully masked rows stay at m = -inf, l = 0.
+template <int kSN, int kON>
+__device__ __forceinline__ void online_softmax(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
+                                               float (&o)[kON][4]) {
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kSN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * hf], s[n][2 * hf + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[hf], mx);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+    const float corr = exp2f(m[hf] - m_use);
+    float sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kSN; ++n) {
+      s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
+      s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
+      sum += s[n][2 * hf] + s[n][2 * hf + 1];
+    }
+    l[hf] = l[hf] * corr + sum;
+    m[hf] = m_new;
+#pragma unroll
+    for (int n = 0; n < kON; ++n) {
+      o[n][2 * hf] *= corr;
+      o[n][2 * hf + 1] *= corr;
+    }
+  }
 }
 
 }  // namespace sable::cuda
