@@ -29,6 +29,8 @@ std::vector<std::string> test_tokens() {
   for (char c = 0x20; c < 0x7F; ++c) t.push_back(std::string(1, c));
   for (int n : {15, 16, 17, 20, 24}) t.push_back(std::string(n, 'q'));  // long unit runs
   t.push_back(std::string(18, 'r') + "\"");
+  for (char c = 'b'; c <= 'z'; ++c)  // words with an `a` past their first letter
+    for (const char* rest : {"a", "an", "at", "ar", "al", "ave", "aze"}) t.push_back(c + std::string(rest));
   return t;
 }
 
@@ -101,6 +103,57 @@ TEST(GrammarLoopTokens, MasksEqualTheTrieWalkInEveryState) {
   EXPECT_GT(chains, 20);  // bounded ones
 }
 
+// A key written against declared names: after `"`, the names' first letters lead elsewhere, every
+// other letter to the free key, where all letters loop. The first position's units and the rest's
+// differ; tokens holding a name's first letter past their first byte are units, not exceptions
+// (declared order: after "alpha" only "alpha" is refused, "beta" being any key too).
+TEST(GrammarLoopTokens, KeysAgainstDeclaredNamesUseTheFreeKeysUnitsAfterTheFirst) {
+  Vocab v;
+  const Dfa dfa = Dfa::compile(parse_regex(json_schema_to_regex(
+      R"({"type":"object","properties":{"alpha":{"type":"integer"},"beta":{"type":"integer"}},
+          "additionalProperties":{"type":"integer"},"x-sable":{"property_order":"declared"}})"),
+      RegexDialect::kInternal));
+  const int32_t key_start = dfa.walk(dfa.start(), R"({"alpha":1,")");
+  ASSERT_NE(key_start, Dfa::kDead);
+  const auto units = state_units(dfa, key_start, 32);
+  ASSERT_TRUE(units);
+  const auto has = [](const UnitSet& s, uint8_t b) { return ((s[b >> 6] >> (b & 63)) & 1) != 0; };
+  EXPECT_FALSE(has(units->set, 'a'));  // "alpha" again is refused: not the free key
+  EXPECT_TRUE(has(units->set, 'q'));
+  EXPECT_TRUE(has(units->rest, 'a'));  // past the first letter it is any key
+  EXPECT_NE(units->set, units->rest);
+  const auto chain = unit_chain(dfa, key_start, *units, 64);
+  ASSERT_TRUE(chain);
+  EXPECT_TRUE(chain->loop);
+  const auto tokens = v.vocab->unit_tokens().get(*v.vocab, units->set, units->rest);
+  ASSERT_TRUE(tokens->usable);
+  const auto one_set = v.vocab->unit_tokens().get(*v.vocab, units->set, units->set);
+  EXPECT_TRUE(!one_set->usable || one_set->num_exceptions > tokens->num_exceptions + 100);
+  int loops = 0, chains = 0;
+  expect_same_masks(dfa, *v.vocab, &loops, &chains);
+  EXPECT_GT(loops, 1);
+}
+
+// The cache keeps at most kMaxSets unit sets, dropping the least recently used: a new set is
+// always computed (never the trie walk for want of room), and a set still used survives.
+TEST(GrammarLoopTokens, UnitSetCacheDropsTheLeastRecentlyUsed) {
+  Vocab v;
+  const UnitTokenCache& cache = v.vocab->unit_tokens();
+  UnitSet rest{};
+  rest.fill(~uint64_t{0});
+  UnitSet kept{};
+  kept[0] = 1;
+  const auto first = cache.get(*v.vocab, kept, rest);
+  for (size_t k = 1; k < UnitTokenCache::kMaxSets + 10; ++k) {
+    UnitSet set{};
+    set[1] = k;  // bytes 64.. : distinct sets
+    ASSERT_NE(cache.get(*v.vocab, set, rest), nullptr);
+    EXPECT_EQ(cache.get(*v.vocab, kept, rest), first);  // used each round: never dropped
+    EXPECT_LE(cache.size(), UnitTokenCache::kMaxSets);
+  }
+  EXPECT_EQ(cache.size(), UnitTokenCache::kMaxSets);
+}
+
 // Unit sets are keyed by what the units are, so strings in different places share one entry.
 TEST(GrammarLoopTokens, StatesWithTheSameUnitsShareTheirTokens) {
   Vocab v;
@@ -114,8 +167,8 @@ TEST(GrammarLoopTokens, StatesWithTheSameUnitsShareTheirTokens) {
   const auto units_a = state_units(dfa, in_a, 32), units_b = state_units(dfa, in_b, 32);
   ASSERT_TRUE(units_a && units_b);
   EXPECT_EQ(units_a->set, units_b->set);
-  EXPECT_EQ(v.vocab->unit_tokens().get(*v.vocab, units_a->set),
-            v.vocab->unit_tokens().get(*v.vocab, units_b->set));
+  EXPECT_EQ(v.vocab->unit_tokens().get(*v.vocab, units_a->set, units_a->rest),
+            v.vocab->unit_tokens().get(*v.vocab, units_b->set, units_b->rest));
   const auto loop = unit_chain(dfa, in_a, *units_a, 64);
   ASSERT_TRUE(loop);
   EXPECT_TRUE(loop->loop);

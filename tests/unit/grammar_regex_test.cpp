@@ -235,5 +235,20 @@ TEST(GrammarRegex, StateCapRefusesLargeAutomata) {
   EXPECT_NE(error_of("(a|b)*a(a|b){17}").find("more than 100000 DFA states"), std::string::npos);
 }
 
+// kFragment sizes a piece of the JSON schema converter's regex without the definitions in front of
+// it: each undefined reference is a deferred stand-in of its own (one NFA placeholder state, as a
+// deferred definition is), while kInternal still refuses it.
+TEST(GrammarRegex, FragmentDialectStandsInForUndefinedReferences) {
+  EXPECT_THROW(parse_regex("a(?@3)b", RegexDialect::kInternal), sable::cpp::Error);
+  const RegexAst one = parse_regex("a(?@3)b", RegexDialect::kFragment);
+  EXPECT_EQ(one.deferred.size(), 1u);
+  const RegexAst two = parse_regex("a(?@3)b(?@4)(?@3)", RegexDialect::kFragment);
+  EXPECT_EQ(two.deferred.size(), 2u);  // one per id, the same for a repeated id
+  const RegexAst defined = parse_regex("(?@3~=xyz)a(?@3)b", RegexDialect::kInternal);
+  // The same placeholder count as with the definition in front (deferred: a placeholder too).
+  EXPECT_EQ(NfaBuilder(RegexAst(one), true).nfa().states.size(),
+            NfaBuilder(RegexAst(defined), true).nfa().states.size());
+}
+
 }  // namespace
 }  // namespace sable::grammar

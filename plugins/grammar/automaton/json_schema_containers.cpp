@@ -26,11 +26,12 @@ std::string group(const std::vector<std::string>& alts) {
 
 // NFA states of a member's regex, to foresee the size of the any-order automaton; past `cap` (or
 // for a text so long that parsing it for this alone costs too much: regex text is a few bytes per
-// NFA state), cap + 1. `prelude` defines the generic values the regex refers to.
-int64_t nfa_size(const std::string& regex, const std::string& prelude, int64_t cap) {
+// NFA state), cap + 1.
+int64_t nfa_size(const std::string& regex, int64_t cap) {
   if (regex.size() > static_cast<size_t>(cap) * 16) return cap + 1;
   try {
-    RegexAst ast = parse_regex(prelude + regex, RegexDialect::kInternal);
+    // Its references to the prelude's (deferred) definitions count one state each, as there.
+    RegexAst ast = parse_regex(regex, RegexDialect::kFragment);
     return static_cast<int64_t>(
         NfaBuilder(std::move(ast), /*defer=*/true, static_cast<int32_t>(cap + 1)).nfa().states.size());
   } catch (const sable::cpp::Error&) {
@@ -299,7 +300,7 @@ int64_t Converter::nfa_states(const std::string& regex, int64_t cap) {
   auto it = nfa_sizes_.find(key);
   // A size past an earlier cap at least as large as this one is past this one too.
   if (it != nfa_sizes_.end() && (it->second.second || it->second.first > cap)) return it->second.first;
-  const int64_t n = nfa_size(regex, prelude_, cap);
+  const int64_t n = nfa_size(regex, cap);
   nfa_sizes_.insert_or_assign(std::move(key), std::pair{n, n <= cap});
   return n;
 }

@@ -86,22 +86,57 @@ size_t unit_in(const UnitSet& set, std::string_view text, size_t i) {
   return static_cast<size_t>(n);
 }
 
-std::shared_ptr<const UnitTokens> compute(const Vocabulary& vocab, const UnitSet& set) {
+std::shared_ptr<const RestScan> scan_rest(const Vocabulary& vocab, const UnitSet& rest) {
+  auto out = std::make_shared<RestScan>();
+  const auto n = static_cast<size_t>(vocab.size());
+  out->first_len.assign(n, 0);
+  out->units.assign(n, 0);
+  out->end.assign(n, 0);
+  UnitSet any;
+  any.fill(~uint64_t{0});
+  for (int32_t id = 0; id < vocab.size(); ++id) {  // in id order: token bytes read in sequence
+    const std::string_view t = vocab.token(id);
+    if (t.empty()) continue;
+    size_t i = unit_in(any, t, 0);
+    out->first_len[id] = static_cast<uint8_t>(i);
+    if (i == 0) continue;
+    int32_t units = 0;
+    for (size_t len; i < t.size() && (len = unit_in(rest, t, i)) > 0; ++units) i += len;
+    out->units[id] = static_cast<uint16_t>(units);
+    out->end[id] = static_cast<uint16_t>(i);
+  }
+  return out;
+}
+
+bool in_set(const UnitSet& set, std::string_view t) { return has(set, static_cast<uint8_t>(t[0])); }
+
+std::shared_ptr<const UnitTokens> compute(const Vocabulary& vocab, const UnitSet& first,
+                                          const RestScan& scan) {
   auto out = std::make_shared<UnitTokens>();
+  const size_t max_exceptions = vocab.trie_token_ids().size() / UnitTokens::kMaxExceptionShare;
   const int32_t words = mask_words(vocab.size());
   out->inside.assign(words, 0u);
   std::vector<std::pair<uint16_t, int32_t>> longs;
   std::vector<std::vector<int32_t>> short_ids(UnitTokens::kShortUnits);
-  for (int32_t id : vocab.trie_token_ids()) {
+  std::vector<std::vector<std::pair<std::string_view, int32_t>>> rests;  // [units before]
+  for (int32_t id = 0; id < vocab.size(); ++id) {  // in id order: token bytes read in sequence
     const std::string_view t = vocab.token(id);
+    if (t.empty() || vocab.is_special(id) || vocab.is_eos(id)) continue;  // not in the trie
     size_t i = 0;
     int32_t units = 0;
-    for (size_t n; i < t.size() && (n = unit_in(set, t, i)) > 0; ++units) i += n;
+    if (scan.first_len[id] > 0 && in_set(first, t)) {
+      units = 1 + scan.units[id];
+      i = scan.end[id];
+    }
     out->max_units = std::max(out->max_units, units);
     if (i < t.size()) {
-      out->exceptions.push_back(id);
-      out->first_other.push_back(static_cast<uint16_t>(i));
-      out->units_before.push_back(static_cast<uint16_t>(units));
+      if (rests.size() <= static_cast<size_t>(units)) rests.resize(static_cast<size_t>(units) + 1);
+      rests[units].emplace_back(t.substr(i), id);
+      if (++out->num_exceptions > max_exceptions) {
+        out->usable = false;  // the trie walk is faster: keep nothing else
+        out->inside = {};
+        return out;
+      }
       continue;
     }
     out->inside[id >> 5] |= 1u << (id & 31);
@@ -113,14 +148,14 @@ std::shared_ptr<const UnitTokens> compute(const Vocabulary& vocab, const UnitSet
     for (int32_t id : short_ids[k]) acc[id >> 5] |= 1u << (id & 31);
     out->at_most.push_back(acc);
   }
+  for (auto& r : rests) out->exceptions.push_back(build_byte_trie(std::move(r)));
   std::sort(longs.rbegin(), longs.rend());
   for (const auto& [units, id] : longs) out->long_units.push_back(units), out->long_ids.push_back(id);
   return out;
 }
 
-}  // namespace
-
-std::optional<StateUnits> state_units(const Dfa& dfa, int32_t state, int min_ascii) {
+// state_units without `rest`.
+std::optional<StateUnits> first_units(const Dfa& dfa, int32_t state, int min_ascii) {
   std::array<int32_t, 0x80> target{};
   for (int b = 0; b < 0x80; ++b)
     target[b] = class_start(dfa, b, 0) ? dfa.next(state, static_cast<uint8_t>(b)) : target[b - 1];
@@ -143,6 +178,17 @@ std::optional<StateUnits> state_units(const Dfa& dfa, int32_t state, int min_asc
                     second_byte_range(lead).first, second_byte_range(lead).second, best))
       add(out.set, lead);
   }
+  out.rest = out.set;
+  return out;
+}
+
+}  // namespace
+
+std::optional<StateUnits> state_units(const Dfa& dfa, int32_t state, int min_ascii) {
+  std::optional<StateUnits> out = first_units(dfa, state, min_ascii);
+  if (!out || out->successor == state) return out;
+  const std::optional<StateUnits> next = first_units(dfa, out->successor, min_ascii);
+  if (next && next->successor == out->successor) out->rest = next->set;
   return out;
 }
 
@@ -158,23 +204,57 @@ std::optional<UnitChain> unit_chain(const Dfa& dfa, int32_t state, const StateUn
     }
     if (next == Dfa::kDead) return chain;
     chain.states.push_back(next);
-    next = units_lead_to(dfa, next, units.set);
+    next = units_lead_to(dfa, next, units.rest);
     if (next == -1) return std::nullopt;
   }
 }
 
 std::shared_ptr<const UnitTokens> UnitTokenCache::get(const Vocabulary& vocab,
-                                                      const UnitSet& set) const {
+                                                      const UnitSet& first,
+                                                      const UnitSet& rest) const {
+  const std::pair<UnitSet, UnitSet> set(first, rest);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sets_.find(set);
-    if (it != sets_.end()) return it->second;
-    if (sets_.size() >= kMaxSets) return nullptr;
+    if (it != sets_.end()) {
+      it->second.last_use = ++uses_;
+      return it->second.tokens;
+    }
   }
-  std::shared_ptr<const UnitTokens> tokens = compute(vocab, set);
+  const std::shared_ptr<const RestScan> scan = rest_scan(vocab, rest);
+  std::shared_ptr<const UnitTokens> tokens = compute(vocab, first, *scan);
   std::lock_guard<std::mutex> lock(mu_);
-  if (sets_.size() >= kMaxSets) return tokens;
-  return sets_.emplace(set, std::move(tokens)).first->second;
+  if (auto it = sets_.find(set); it != sets_.end()) return it->second.tokens;  // another thread won
+  if (sets_.size() >= kMaxSets)
+    sets_.erase(std::min_element(sets_.begin(), sets_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_use < b.second.last_use;
+    }));
+  return sets_.emplace(set, Entry{std::move(tokens), ++uses_}).first->second.tokens;
+}
+
+std::shared_ptr<const RestScan> UnitTokenCache::rest_scan(const Vocabulary& vocab,
+                                                          const UnitSet& rest) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = scans_.find(rest);
+    if (it != scans_.end()) {
+      it->second.last_use = ++uses_;
+      return it->second.scan;
+    }
+  }
+  std::shared_ptr<const RestScan> scan = scan_rest(vocab, rest);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = scans_.find(rest); it != scans_.end()) return it->second.scan;
+  if (scans_.size() >= kMaxRestScans)
+    scans_.erase(std::min_element(scans_.begin(), scans_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_use < b.second.last_use;
+    }));
+  return scans_.emplace(rest, ScanEntry{std::move(scan), ++uses_}).first->second.scan;
+}
+
+size_t UnitTokenCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sets_.size();
 }
 
 }  // namespace sable::grammar

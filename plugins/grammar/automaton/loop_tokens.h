@@ -4,13 +4,15 @@
 // string (a loop), to the next position in a string with maxLength (a chain ending where the
 // units die). A trie walk would then set ~100k bits one by one. Instead the state's unit set
 // keys precomputed token lists: the tokens made of units only (a word copy, less those with more
-// units than the chain allows) and the few others (a `"`, a `\`, a split UTF-8 character), each
-// walked from the chain state its leading units reach. Exact: k units lead along the chain to its
-// k-th state, so only the rest of a token can decide.
+// units than the chain allows) and the few others (a `"`, a `\`, a split UTF-8 character), walked
+// from the chain state their leading units reach: their bytes from the first non-unit on, in one
+// trie per number of leading units, so tokens that share a rest share its walk (`",`, `x",`,
+// `abc",` are one path) and a dead first byte skips all the tokens behind it. Exact: k units lead
+// along the chain to its k-th state, so only the rest of a token can decide.
 //
 // The token lists depend on the vocabulary only, so one cache per vocabulary (engine) serves all
-// grammars; it holds a bounded number of unit sets (clients choose patterns), past which the
-// caller falls back to the trie walk.
+// grammars; it holds a bounded number of unit sets (clients choose patterns), the least recently
+// used one making room for a new one.
 #pragma once
 
 #include <array>
@@ -19,7 +21,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
+
+#include "byte_trie.h"
 
 namespace sable::grammar {
 
@@ -32,19 +37,30 @@ using UnitSet = std::array<uint64_t, 4>;
 
 struct UnitTokens {
   static constexpr int32_t kShortUnits = 16;
+  // A unit set with more exceptions than 1/kMaxExceptionShare of the vocabulary is not used: keys
+  // that must differ from a list of declared names (their first letters are no units) have 60-90k
+  // of llama3's 128k tokens, whose tries cost as much to walk as the vocabulary's and more to
+  // build (bench/NOTES.md).
+  static constexpr size_t kMaxExceptionShare = 6;
+  bool usable = true;  // false: too many exceptions, nothing else is kept
   std::vector<uint32_t> inside;                // [mask words] tokens made of units only
   std::vector<std::vector<uint32_t>> at_most;  // [k < kShortUnits] those of at most k units
   std::vector<int32_t> long_ids;               // those of kShortUnits units or more, most first
   std::vector<uint16_t> long_units;
-  std::vector<int32_t> exceptions;             // the other trie tokens
-  std::vector<uint16_t> first_other;           // [exceptions] byte offset of the first non-unit
-  std::vector<uint16_t> units_before;          // [exceptions] units before it
+  // [k] the other trie tokens with k units before their first non-unit: their bytes from it on.
+  std::vector<ByteTrie> exceptions;
+  size_t num_exceptions = 0;
   int32_t max_units = 0;  // the most units before a non-unit or the end of any token
 };
 
-// A state's units and the state they all lead to.
+// A state's units, the state they all lead to, and the units of the positions after the first:
+// `set` again, except where the successor loops on units of its own (`rest`). That is the key
+// written against a list of declared names: after `"`, every letter but the names' first ones
+// leads to the free key, where every letter loops; one set for all positions would make each
+// token holding such a first letter anywhere an exception (60-90k of 128k on llama3).
 struct StateUnits {
   UnitSet set{};
+  UnitSet rest{};
   int32_t successor = 0;
 };
 
@@ -63,17 +79,42 @@ struct UnitChain {
 std::optional<UnitChain> unit_chain(const Dfa& dfa, int32_t state, const StateUnits& units,
                                     int32_t max_units);
 
+// Where each token's units stop when its first unit may be anything and the rest are units of one
+// set: what UnitTokens of every first set with that rest share (token bytes are read once per rest
+// set, not once per pair: a pair then costs ~1 ms on 128k tokens instead of ~4).
+struct RestScan {
+  std::vector<uint8_t> first_len;  // [vocab] bytes of the first character, 0 if no valid one
+  std::vector<uint16_t> units;     // [vocab] rest units after it
+  std::vector<uint16_t> end;       // [vocab] byte offset where they stop
+};
+
 class UnitTokenCache {
  public:
-  // Unit sets kept per vocabulary (each ~0.3 MB for a 128k vocabulary).
+  // Unit sets kept per vocabulary (each ~0.4-0.6 MB for a 128k vocabulary, a rest scan 0.6 MB);
+  // past it the least recently used one is dropped (its users keep their reference).
   static constexpr size_t kMaxSets = 64;
+  static constexpr size_t kMaxRestScans = 16;
 
-  // The tokens of `set` (computed on first use, ~1 ms); nullptr when the cache is full.
-  std::shared_ptr<const UnitTokens> get(const Vocabulary& vocab, const UnitSet& set) const;
+  // The tokens of units `first` then `rest` (StateUnits; computed on first use, ~1-3 ms).
+  std::shared_ptr<const UnitTokens> get(const Vocabulary& vocab, const UnitSet& first,
+                                        const UnitSet& rest) const;
+  size_t size() const;
 
  private:
+  struct Entry {
+    std::shared_ptr<const UnitTokens> tokens;
+    uint64_t last_use = 0;
+  };
+  struct ScanEntry {
+    std::shared_ptr<const RestScan> scan;
+    uint64_t last_use = 0;
+  };
+  std::shared_ptr<const RestScan> rest_scan(const Vocabulary& vocab, const UnitSet& rest) const;
+
   mutable std::mutex mu_;
-  mutable std::map<UnitSet, std::shared_ptr<const UnitTokens>> sets_;
+  mutable std::map<std::pair<UnitSet, UnitSet>, Entry> sets_;
+  mutable std::map<UnitSet, ScanEntry> scans_;
+  mutable uint64_t uses_ = 0;
 };
 
 }  // namespace sable::grammar

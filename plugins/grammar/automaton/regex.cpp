@@ -19,7 +19,9 @@ constexpr int kMaxNesting = 500;
 class Parser {
  public:
   Parser(std::string_view pattern, RegexDialect dialect)
-      : p_(pattern), internal_(dialect == RegexDialect::kInternal) {}
+      : p_(pattern),
+        internal_(dialect != RegexDialect::kUser),
+        fragment_(dialect == RegexDialect::kFragment) {}
 
   RegexAst run() {
     const int32_t root = parse_alternation(0);
@@ -251,6 +253,14 @@ class Parser {
     if (!deferred && !at_end() && peek() == ')') {
       ++pos_;
       auto it = defs_.find(id);
+      if (it == defs_.end() && fragment_) {  // a stand-in of its own: an empty node tagged by id
+        RegexNode stand_in;
+        stand_in.min = static_cast<int32_t>(id & 0x7fffffff);
+        stand_in.max = static_cast<int32_t>(id >> 31);
+        const int32_t node = add(std::move(stand_in));
+        ast_.deferred.push_back(node);
+        it = defs_.emplace(id, node).first;
+      }
       if (it == defs_.end()) error("reference to an undefined subexpression", open);
       return it->second;
     }
@@ -432,6 +442,7 @@ class Parser {
   RegexAst ast_;
   std::unordered_map<std::string, int32_t> unique_;  // node content -> index
   bool internal_;
+  bool fragment_;
   std::unordered_map<int64_t, int32_t> defs_;  // internal dialect: definition -> node
 };
 

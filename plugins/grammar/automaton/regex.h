@@ -56,7 +56,10 @@ inline constexpr int32_t kMaxRepeatCount = 10000;
 // and matches the empty string, `(?@N)` later matches X. A shared subexpression is one AST node,
 // so text that would otherwise repeat it (JSON objects with properties in any order) stays small.
 // `(?@N~=X)` defines a deferred one: its automaton is built lazily (RegexAst::deferred).
-enum class RegexDialect { kUser, kInternal };
+// kFragment is kInternal where a reference to a subexpression the text does not define stands for
+// an opaque deferred part (one placeholder state in the NFA, as a deferred definition is): a
+// fragment's NFA is sized without parsing the definitions it will be placed after.
+enum class RegexDialect { kUser, kInternal, kFragment };
 
 // Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) with a message such as
 // "unsupported construct '(?=' at offset 3 (lookahead)".

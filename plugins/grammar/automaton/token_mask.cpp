@@ -9,80 +9,28 @@ namespace {
 
 // ASCII bytes that must share a successor before a state's mask is taken from its unit tokens.
 constexpr int kMinUnitBytes = 32;
-// A unit set whose exceptions pass 1/kMaxExceptionShare of the vocabulary is not worth it: each
-// exception is walked on its own (~40-70 ns, scattered reads) while the trie walk prunes shared
-// prefixes. Measured on llama3 (bench/NOTES.md): break-even near 20k exceptions of 128k tokens;
-// keys that must differ from a list of declared names (their first letters are no units) have
-// 60-90k exceptions, 3-8 ms against 1.0-1.4 ms for the trie walk.
-constexpr size_t kMaxExceptionShare = 6;
 
-void set_bit(std::span<uint32_t> words, int32_t id) { words[id >> 5] |= 1u << (id & 31); }
-
-// The mask from the state's unit chain (loop_tokens.h): the tokens made of units that the chain
-// allows (all in a loop, those of at most R units where the units die after R), then the others
-// walked from the chain state their leading units reach. False when the state has no units, the
-// chain is irregular, the vocabulary's cache is full or the set has too many exceptions: the
-// caller walks the trie.
-bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
-                           std::span<uint32_t> words) {
-  const std::optional<StateUnits> units = state_units(dfa, state, kMinUnitBytes);
-  if (!units) return false;
-  const std::shared_ptr<const UnitTokens> tokens = vocab.unit_tokens().get(vocab, units->set);
-  if (!tokens || tokens->exceptions.size() > vocab.trie_token_ids().size() / kMaxExceptionShare)
-    return false;
-  const std::optional<UnitChain> chain = unit_chain(dfa, state, *units, tokens->max_units);
-  if (!chain) return false;
-  const auto last = static_cast<int32_t>(chain->states.size()) - 1;  // units the chain allows
-  const bool all = chain->loop || last >= tokens->max_units;
-  if (!all && last < UnitTokens::kShortUnits) {
-    const std::vector<uint32_t>& at_most = tokens->at_most[last];
-    for (size_t w = 0; w < at_most.size(); ++w) words[w] |= at_most[w];
-  } else {
-    for (size_t w = 0; w < tokens->inside.size(); ++w) words[w] |= tokens->inside[w];
-    for (size_t k = 0; !all && k < tokens->long_ids.size() && tokens->long_units[k] > last; ++k)
-      words[tokens->long_ids[k] >> 5] &= ~(1u << (tokens->long_ids[k] & 31));
-  }
-  for (size_t k = 0; k < tokens->exceptions.size(); ++k) {
-    const int32_t j = tokens->units_before[k];
-    if (j > last && !chain->loop) continue;  // the unit after the chain's last state dies
-    const int32_t from = chain->states[std::min(j, last)];
-    const int32_t id = tokens->exceptions[k];
-    if (dfa.walk(from, vocab.token(id).substr(tokens->first_other[k])) != Dfa::kDead)
-      set_bit(words, id);
-  }
-  return true;
-}
-
-}  // namespace
-
-void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
-                        std::span<uint32_t> words, bool use_unit_tokens) {
-  const int32_t num_words = mask_words(vocab.size());
-  std::fill(words.begin(), words.begin() + num_words, 0u);
-  if (state == Dfa::kDead) return;
-  if (dfa.accepting(state))
-    for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
-  if (use_unit_tokens && fill_from_unit_tokens(dfa, vocab, state, words)) return;
-
-  const std::vector<TrieNode>& trie = vocab.trie();
-  const int32_t* token_ids = vocab.trie_token_ids().data();
-  const auto n = static_cast<int32_t>(trie.size());
+// Sets the bits of the tokens of `trie` whose bytes lead from `state` to a live state: a
+// depth-first walk that skips the subtree below the first dead state. `states`/`rows`: scratch of
+// at least trie.max_depth + 1 entries.
+void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<uint32_t> words,
+               std::span<int32_t> states, std::span<const int32_t*> rows) {
+  const TrieNode* nodes = trie.nodes.data();
+  const int32_t* token_ids = trie.token_ids.data();
+  const auto n = static_cast<int32_t>(trie.nodes.size());
   auto set_tokens = [&](const TrieNode& node) {
     for (int32_t k = 0; k < node.num_tokens; ++k) {
       const int32_t id = token_ids[node.first_token + k];
       words[id >> 5] |= 1u << (id & 31);
     }
   };
-  // states[d] = the DFA state after the first d bytes of the current trie path.
-  const size_t depth = static_cast<size_t>(vocab.max_token_length()) + 1;
-  std::vector<int32_t> states(depth);
   states[0] = state;
   const std::array<uint8_t, 256>& byte_class = dfa.byte_classes();
   if (!dfa.lazy()) {
     const int32_t* table = dfa.eager_table();
     const auto nc = static_cast<size_t>(dfa.num_classes());
     for (int32_t i = 0; i < n;) {
-      const TrieNode& node = trie[i];
+      const TrieNode& node = nodes[i];
       const int32_t s = table[static_cast<size_t>(states[node.depth - 1]) * nc + byte_class[node.byte]];
       if (s == Dfa::kDead) {
         i = node.skip;  // no token below this node can be allowed
@@ -96,10 +44,9 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
   }
   // Lazy: rows[d] = the transitions of states[d], looked up once per node with children (a
   // lazy row lookup costs more than an eager table index).
-  std::vector<const int32_t*> rows(depth);
   rows[0] = dfa.row(state);
   for (int32_t i = 0; i < n;) {
-    const TrieNode& node = trie[i];
+    const TrieNode& node = nodes[i];
     const int32_t d = node.depth - 1;
     const int32_t s = dfa.step(rows[d], states[d], byte_class[node.byte]);
     if (s == Dfa::kDead) {
@@ -113,6 +60,57 @@ void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
     set_tokens(node);
     ++i;
   }
+}
+
+// The mask from the state's unit chain (loop_tokens.h): the tokens made of units that the chain
+// allows (all in a loop, those of at most R units where the units die after R), then the others:
+// the trie of the rests of those with j leading units walked from the chain state j units reach.
+// False when the state has no units, the chain is irregular or the set has too many exceptions:
+// the caller walks the trie.
+bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
+                           std::span<uint32_t> words, std::span<int32_t> states,
+                           std::span<const int32_t*> rows) {
+  const std::optional<StateUnits> units = state_units(dfa, state, kMinUnitBytes);
+  if (!units) return false;
+  const std::shared_ptr<const UnitTokens> tokens = vocab.unit_tokens().get(vocab, units->set, units->rest);
+  if (!tokens->usable) return false;
+  const std::optional<UnitChain> chain = unit_chain(dfa, state, *units, tokens->max_units);
+  if (!chain) return false;
+  const auto last = static_cast<int32_t>(chain->states.size()) - 1;  // units the chain allows
+  const bool all = chain->loop || last >= tokens->max_units;
+  if (!all && last < UnitTokens::kShortUnits) {
+    const std::vector<uint32_t>& at_most = tokens->at_most[last];
+    for (size_t w = 0; w < at_most.size(); ++w) words[w] |= at_most[w];
+  } else {
+    for (size_t w = 0; w < tokens->inside.size(); ++w) words[w] |= tokens->inside[w];
+    for (size_t k = 0; !all && k < tokens->long_ids.size() && tokens->long_units[k] > last; ++k)
+      words[tokens->long_ids[k] >> 5] &= ~(1u << (tokens->long_ids[k] & 31));
+  }
+  for (size_t j = 0; j < tokens->exceptions.size(); ++j) {
+    if (static_cast<int32_t>(j) > last && !chain->loop) break;  // the unit after the last dies
+    const ByteTrie& rests = tokens->exceptions[j];
+    if (!rests.nodes.empty())
+      walk_trie(dfa, rests, chain->states[std::min(static_cast<int32_t>(j), last)], words, states,
+                rows);
+  }
+  return true;
+}
+
+}  // namespace
+
+void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
+                        std::span<uint32_t> words, bool use_unit_tokens) {
+  const int32_t num_words = mask_words(vocab.size());
+  std::fill(words.begin(), words.begin() + num_words, 0u);
+  if (state == Dfa::kDead) return;
+  if (dfa.accepting(state))
+    for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
+  // states[d] = the DFA state after the first d bytes of the current trie path.
+  const size_t depth = static_cast<size_t>(vocab.max_token_length()) + 1;
+  std::vector<int32_t> states(depth);
+  std::vector<const int32_t*> rows(depth);
+  if (use_unit_tokens && fill_from_unit_tokens(dfa, vocab, state, words, states, rows)) return;
+  walk_trie(dfa, vocab.byte_trie(), state, words, states, rows);
 }
 
 std::shared_ptr<const TokenMask> TokenMaskCache::get(int32_t state) const {

@@ -1,10 +1,8 @@
-// Builds the token trie (see vocabulary.h) from the sorted token byte strings: in sorted order the
-// preorder of the trie is exactly "for each token, the nodes past its common prefix with the
-// previous token", so no pointer-based trie is ever materialised.
+// The tokenizer's tokens as the grammar engine reads them (see vocabulary.h); the trie of the
+// ordinary ones comes from byte_trie.cpp.
 #include "vocabulary.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "sable/cpp/error.h"
 
@@ -46,47 +44,10 @@ Vocabulary::Vocabulary(const SableTokenizerInfo& info) {
     if (!eos_[id]) eos_ids_.push_back(id);
     eos_[id] = 1;
   }
-  build_trie();
-}
-
-void Vocabulary::build_trie() {
-  std::vector<int32_t> ids;
+  std::vector<std::pair<std::string_view, int32_t>> entries;
   for (int32_t id = 0; id < size(); ++id)
-    if (!special_[id] && !eos_[id] && !token(id).empty()) ids.push_back(id);
-  std::stable_sort(ids.begin(), ids.end(),
-                   [&](int32_t a, int32_t b) { return token(a) < token(b); });
-
-  std::string_view prev;
-  for (int32_t id : ids) {
-    const std::string_view t = token(id);
-    max_len_ = std::max(max_len_, static_cast<int32_t>(t.size()));
-    const size_t common =
-        std::mismatch(prev.begin(), prev.end(), t.begin(), t.end()).first - prev.begin();
-    if (common == t.size()) {
-      // Same bytes as the previous token: its last node is the most recent node.
-      trie_tokens_.push_back(id);
-      ++trie_.back().num_tokens;
-      continue;
-    }
-    for (size_t k = common; k < t.size(); ++k) {
-      const auto tokens_here = static_cast<int32_t>(trie_tokens_.size());
-      trie_.push_back(
-          {static_cast<uint8_t>(t[k]), static_cast<uint16_t>(k + 1), 0, tokens_here, 0});
-    }
-    trie_tokens_.push_back(id);
-    trie_.back().num_tokens = 1;
-    prev = t;
-  }
-  // skip = the next node at the same or a shallower depth.
-  std::vector<int32_t> open;  // nodes whose subtree is still open, by depth
-  for (int32_t i = 0; i < static_cast<int32_t>(trie_.size()); ++i) {
-    while (!open.empty() && trie_[open.back()].depth >= trie_[i].depth) {
-      trie_[open.back()].skip = i;
-      open.pop_back();
-    }
-    open.push_back(i);
-  }
-  for (int32_t i : open) trie_[i].skip = static_cast<int32_t>(trie_.size());
+    if (!special_[id] && !eos_[id]) entries.emplace_back(token(id), id);
+  trie_ = build_byte_trie(std::move(entries));
 }
 
 }  // namespace sable::grammar

@@ -8,20 +8,11 @@
 #include <string_view>
 #include <vector>
 
+#include "byte_trie.h"
 #include "loop_tokens.h"
 #include "sable/grammar.h"
 
 namespace sable::grammar {
-
-// One trie node in depth-first (preorder) order. Its subtree is the range [index, skip); the
-// tokens whose bytes end here are token_ids[first_token, first_token + num_tokens).
-struct TrieNode {
-  uint8_t byte;
-  uint16_t depth;  // 1 for the first byte of a token
-  int32_t skip;
-  int32_t first_token;
-  int32_t num_tokens;
-};
 
 class Vocabulary {
  public:
@@ -37,23 +28,20 @@ class Vocabulary {
   const std::vector<int32_t>& eos_ids() const { return eos_ids_; }
 
   // The trie of every non-special, non-EOS token with at least one byte.
-  const std::vector<TrieNode>& trie() const { return trie_; }
-  const std::vector<int32_t>& trie_token_ids() const { return trie_tokens_; }
-  int32_t max_token_length() const { return max_len_; }
+  const ByteTrie& byte_trie() const { return trie_; }
+  const std::vector<TrieNode>& trie() const { return trie_.nodes; }
+  const std::vector<int32_t>& trie_token_ids() const { return trie_.token_ids; }
+  int32_t max_token_length() const { return trie_.max_depth; }
   // Tokens by unit set, shared by every grammar on this vocabulary (thread-safe).
   const UnitTokenCache& unit_tokens() const { return units_; }
 
  private:
-  void build_trie();
-
   std::string bytes_;             // all tokens' bytes, concatenated
   std::vector<size_t> offsets_;   // [size + 1]
   std::vector<uint8_t> special_;  // [size]
   std::vector<uint8_t> eos_;      // [size]
   std::vector<int32_t> eos_ids_;
-  std::vector<TrieNode> trie_;
-  std::vector<int32_t> trie_tokens_;
-  int32_t max_len_ = 0;
+  ByteTrie trie_;
   UnitTokenCache units_;
 };
 
