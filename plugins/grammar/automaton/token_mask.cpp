@@ -121,20 +121,30 @@ std::shared_ptr<const TokenMask> TokenMaskCache::get(int32_t state) const {
   }
   auto mask = std::make_shared<TokenMask>(mask_words(vocab_->size()));
   compute_token_mask(dfa_, *vocab_, state, *mask);
+  uint64_t hash = 1469598103934665603ull;
+  for (uint32_t w : *mask) hash = (hash ^ w) * 1099511628211ull;
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = masks_.find(state); it != masks_.end()) return it->second;  // another thread won
   if (masks_.size() >= kMaxCachedStates) return mask;
+  for (auto [it, end] = by_content_.equal_range(hash); it != end; ++it)
+    if (*it->second == *mask) return masks_.emplace(state, it->second).first->second;
   if (budget_ && !budget_->take(mask_bytes())) return mask;
+  by_content_.emplace(hash, mask);
   return masks_.emplace(state, std::move(mask)).first->second;
 }
 
 TokenMaskCache::~TokenMaskCache() {
-  if (budget_) budget_->give(static_cast<int64_t>(masks_.size()) * mask_bytes());
+  if (budget_) budget_->give(static_cast<int64_t>(by_content_.size()) * mask_bytes());
 }
 
 size_t TokenMaskCache::cached_states() const {
   std::lock_guard<std::mutex> lock(mu_);
   return masks_.size();
+}
+
+size_t TokenMaskCache::stored_masks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_content_.size();
 }
 
 int64_t TokenMaskCache::mask_bytes() const {
