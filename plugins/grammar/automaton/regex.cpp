@@ -46,17 +46,28 @@ class Parser {
   // Hash-consed: a subtree equal to an earlier one gets that one's index, so text the grammar
   // front ends repeat (JSON schema's optional properties) becomes one node the NFA can share.
   int32_t add(RegexNode node) {
-    std::string key;
-    auto put = [&key](int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
-    put(static_cast<int64_t>(node.op));
-    put(node.min);
-    put(node.max);
-    for (int32_t c : node.children) put(c);
-    put(-1);
-    for (const CodePointRange& r : node.set.ranges()) put((int64_t{r.lo} << 32) | r.hi);
-    auto [it, inserted] = unique_.emplace(std::move(key), static_cast<int32_t>(ast_.nodes.size()));
-    if (inserted) ast_.nodes.push_back(std::move(node));
-    return it->second;
+    uint64_t h = 1469598103934665603ull;
+    auto put = [&h](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    put(static_cast<uint64_t>(node.op));
+    put(static_cast<uint32_t>(node.min));
+    put(static_cast<uint32_t>(node.max));
+    for (int32_t c : node.children) put(static_cast<uint32_t>(c));
+    put(~uint64_t{0});
+    for (const CodePointRange& r : node.set.ranges()) put((uint64_t{r.lo} << 32) | r.hi);
+    for (auto [it, end] = unique_.equal_range(h); it != end; ++it)
+      if (same(ast_.nodes[it->second], node)) return it->second;
+    const auto index = static_cast<int32_t>(ast_.nodes.size());
+    unique_.emplace(h, index);
+    ast_.nodes.push_back(std::move(node));
+    return index;
+  }
+  static bool same(const RegexNode& a, const RegexNode& b) {
+    if (a.op != b.op || a.min != b.min || a.max != b.max || a.children != b.children) return false;
+    const auto& ra = a.set.ranges();
+    const auto& rb = b.set.ranges();
+    return ra.size() == rb.size() && std::equal(ra.begin(), ra.end(), rb.begin(), [](auto x, auto y) {
+             return x.lo == y.lo && x.hi == y.hi;
+           });
   }
   int32_t add_set(CodePointSet set) {
     RegexNode n;
@@ -440,7 +451,7 @@ class Parser {
   std::string_view p_;
   size_t pos_ = 0;
   RegexAst ast_;
-  std::unordered_map<std::string, int32_t> unique_;  // node content -> index
+  std::unordered_multimap<uint64_t, int32_t> unique_;  // hash of node content -> index
   bool internal_;
   bool fragment_;
   std::unordered_map<int64_t, int32_t> defs_;  // internal dialect: definition -> node
