@@ -42,6 +42,9 @@ def test_slice_is_measured_and_correct(tmp_path):
     assert 0 < cpu["p50"] <= cpu["p99"] <= cpu["max"]
     assert cpu["avg"] <= r["mask_us"]["avg"] * 1.05 + 1
     assert 0 < r["compile_ms"]["p50"] <= r["compile_ms"]["max"]
+    compile_cpu = r["compile_thread_cpu_ms"]  # likewise for the compiling thread
+    assert 0 < compile_cpu["p50"] <= compile_cpu["p99"] <= compile_cpu["max"]
+    assert all(c["compile_cpu_ms"] <= c["compile_ms"] * 1.05 + 0.1 for c in r["cases"] if c["compiled"])
     assert r["peak_memory_mib"] > 0
     for c in r["cases"]:  # a refusal names the schema keyword or limit and where it is
         if not c["compiled"]:
