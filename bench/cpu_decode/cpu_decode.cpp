@@ -6,10 +6,15 @@
 // forward of batch x prompt tokens), then times `steps` decode forwards of the whole batch. Prints
 // one line per batch size:
 //   model=<path> batch=<B> prompt=<P> steps=<S> threads=<T> prefill_tok_s=<p> decode_tok_s=<x>
-//   ms_per_step=<y>
+//   ms_per_step=<y> kernels=<table> prefill_faults=<n> faults_per_step=<f>
+// (minor page faults: fresh memory touched during the prefill, and per decode step; each is a
+// trap into the kernel, tens of microseconds on a sandboxed host)
 // Usage: sable_bench_cpu_decode --model PATH [--batch 1,8] [--prompt 32] [--steps 32]
 //        [--threads N] [--dequantize] [--fp32-activations] [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -26,7 +31,14 @@ namespace {
 
 struct Timing {
   double prefill_s = 0, decode_s = 0;
+  long prefill_faults = 0, decode_faults = 0;  // minor page faults (fresh memory touched)
 };
+
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
 
 Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t steps) {
   const int32_t page = runner.page_size();
@@ -41,9 +53,11 @@ Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
   }
   std::vector<ModelRunner::Sequence> seqs(static_cast<size_t>(batch));
   for (int32_t b = 0; b < batch; ++b) seqs[b] = {tokens[b], 0, pages[b], false};
+  const long f0 = minor_faults();
   const auto t0 = std::chrono::steady_clock::now();
   auto out = runner.forward(seqs);  // prefill
   const auto start = std::chrono::steady_clock::now();
+  const long f1 = minor_faults();
   for (int32_t s = 0; s < steps; ++s) {
     for (int32_t b = 0; b < batch; ++b) {
       const int32_t next = sable::runner::argmax(out.row(b));
@@ -57,6 +71,8 @@ Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
   Timing t;
   t.prefill_s = std::chrono::duration<double>(start - t0).count();
   t.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  t.prefill_faults = f1 - f0;
+  t.decode_faults = minor_faults() - f1;
   return t;
 }
 
@@ -101,10 +117,11 @@ int main(int argc, char** argv) {
       const Timing t = run_batch(*runner, b, prompt, steps);
       std::printf(
           "model=%s batch=%d prompt=%d steps=%d threads=%d prefill_tok_s=%.2f decode_tok_s=%.2f "
-          "ms_per_step=%.2f kernels=%s\n",
+          "ms_per_step=%.2f kernels=%s prefill_faults=%ld faults_per_step=%.1f\n",
           model.c_str(), b, prompt, steps, sable::ops::cpu::threads(), b * prompt / t.prefill_s,
           b * steps / t.decode_s, 1000.0 * t.decode_s / steps,
-          sable::ops::cpu::best_kernels().name);
+          sable::ops::cpu::best_kernels().name, t.prefill_faults,
+          static_cast<double>(t.decode_faults) / std::max(1, steps));
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {
