@@ -1,4 +1,4 @@
-// CPU implementations of DeviceMemory: calloc-backed, and lazily mapped zero pages.
+// CPU implementations of DeviceMemory: populated host pages, and lazily mapped zero pages.
 #include "core/runner/device_memory.h"
 
 #include <sys/mman.h>
@@ -8,32 +8,34 @@
 #include <new>
 #include <vector>
 
+#include "core/ops/host_pages.h"
 #include "sable/tensor.h"
 
 namespace sable::runner {
 namespace {
 
+// Weights and the KV pool: populated allocations (core/ops/host_pages.h), so that neither loading
+// nor the first decode steps that write fresh KV pages take a page fault per 4 KiB.
 class CpuMemory final : public DeviceMemory {
  public:
   ~CpuMemory() override {
-    for (void* p : blocks_) std::free(p);
+    for (auto& [p, n] : blocks_) ops::free_populated(p, n);
   }
   int32_t device_type() const override { return SABLE_DEVICE_CPU; }
   int32_t device_index() const override { return 0; }
   bool host_accessible() const override { return true; }
   void* allocate(size_t bytes) override {
     const size_t rounded = ((bytes == 0 ? 1 : bytes) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    void* p = ops::allocate_populated(rounded);
     if (p == nullptr) throw std::bad_alloc();
-    std::memset(p, 0, rounded);
-    blocks_.push_back(p);
+    blocks_.emplace_back(p, rounded);
     return p;
   }
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
  private:
-  std::vector<void*> blocks_;
+  std::vector<std::pair<void*, size_t>> blocks_;
 };
 
 class LazyZeroMemory final : public DeviceMemory {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/thread_pool.h"
 
 namespace sable::ops::cpu {
 
@@ -83,8 +84,7 @@ SableStatus attention_bidirectional(SableOpsContext* ctx, const SableTensor* q,
                     static_cast<blasint>(n), static_cast<blasint>(d), s, qp,
                     static_cast<blasint>(qt.strides[0]), kp, static_cast<blasint>(kt.strides[0]),
                     0.0f, scores.data(), static_cast<blasint>(n));
-#pragma omp parallel for schedule(static) if (n * n >= (1 << 14))
-        for (int64_t i = 0; i < n; ++i) {
+        parallel_rows(n, n * n >= (1 << 14), [&](int64_t i) {
           float* row = scores.data() + i * n;
           const float mx = *std::max_element(row, row + n);
           float sum = 0.0f;
@@ -94,7 +94,7 @@ SableStatus attention_bidirectional(SableOpsContext* ctx, const SableTensor* q,
           }
           const float inv = 1.0f / sum;
           for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-        }
+        });
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),
                     static_cast<blasint>(d), static_cast<blasint>(n), 1.0f, scores.data(),
                     static_cast<blasint>(n), vp, static_cast<blasint>(vt.strides[0]), 0.0f, op,

@@ -44,12 +44,12 @@ SableStatus moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* lo
     check_matrix(check_tensor(ids, "ids"), "ids", SABLE_DTYPE_I32, tokens, top_k);
     auto* w_out = static_cast<float*>(weights->data);
     auto* id_out = static_cast<int32_t*>(ids->data);
-#pragma omp parallel num_threads(threads()) if (tokens * experts >= (1 << 14))
-    {
+    // Rows in contiguous ranges over the pool (each range with its own score buffers).
+    const int64_t ranges = tokens * experts >= (1 << 14) ? std::min<int64_t>(tokens, 4 * threads()) : 1;
+    parallel_for(ranges, threads(), [&](int64_t c) {
       std::vector<float> s(static_cast<size_t>(experts));
       std::vector<int32_t> order(static_cast<size_t>(experts));
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t t = tokens * c / ranges; t < tokens * (c + 1) / ranges; ++t) {
         to_f32(lr.row<char>(t), lr.dtype, s.data(), experts);
         if (scoring == SABLE_MOE_SOFTMAX) {
           const float mx = *std::max_element(s.begin(), s.end());
@@ -71,7 +71,7 @@ SableStatus moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* lo
           w_out[t * top_k + j] = s[order[j]] * norm;
         }
       }
-    }
+    });
     if (ctx != nullptr && ctx->expert_recorder != nullptr) {
       ctx->expert_recorder->record(layer, std::span<const int32_t>(
                                               id_out, static_cast<size_t>(tokens * top_k)));

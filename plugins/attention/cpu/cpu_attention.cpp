@@ -4,11 +4,13 @@
 // the new tokens' K/V into their pages for the layer, then, for every (new token, query head),
 // computes softmax(q·Kᵀ·scale)·V over the cached prefix and the new tokens up to the token's own
 // position (and inside the sliding window when one is set). fp32 throughout, any head dim, GQA/MQA.
-// Work is spread over OpenMP threads by (token, head). It is the yardstick the conformance suite
-// holds other backends to, so it favours plainness over speed.
-#include <omp.h>
-
+// Work worth waking threads for (a prefill) is spread by (token, head) over an OpenMP team; a
+// decode step's attention runs on the calling thread and never enters an OpenMP region (a region
+// costs futex syscalls even with a team of one: 3 a layer, 90 a SmolLM2 step, tens of
+// microseconds each on a sandboxed host). It is the yardstick the conformance suite holds other
+// backends to, so it favours plainness over speed.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -33,7 +35,21 @@ struct CpuAttention {
   int32_t num_seqs = 0, num_tokens = 0;
   std::vector<int32_t> qo_indptr, kv_indptr, kv_indices, kv_lens;
   std::vector<int32_t> token_seq;  // sequence of each new token
+  // Each chunk's scores + accumulator, grown to the largest batch seen: steps do not allocate.
+  std::vector<float> scratch;
 };
+
+// Chunks of a parallel run(): enough for dynamic scheduling to balance uneven (causal) rows.
+constexpr int64_t kMaxChunks = 64;
+// Multiply-adds below which waking a team costs more than it saves (~1M).
+constexpr int64_t kParallelWork = int64_t{1} << 20;
+
+}  // namespace
+
+// Test hook (tests/unit/attention_cpu_threads_test.cpp): OpenMP regions run() has opened.
+SABLE_EXTERN_C __attribute__((visibility("default"))) std::atomic<int64_t> sable_cpu_attention_regions{0};
+
+namespace {
 
 std::string shape_str(const SableTensor& t) {
   std::string s = "[";
@@ -199,6 +215,34 @@ void attend_one(const CpuAttention& a, int32_t b, int64_t lo, int64_t pos, const
   for (int32_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
 }
 
+// One run()'s attention jobs (token, query head), split into `chunks` strided sets: chunk c takes
+// jobs c, c + chunks, ..., so each gets a share of the long (late) rows of a causal prefill.
+struct AttendJobs {
+  const CpuAttention* a;
+  const float *kp, *vp, *qd;
+  float *od, *scratch;  // scratch: scratch_per_chunk floats per chunk
+  int64_t row, q_stride0, q_stride1, jobs, chunks, scratch_per_chunk;
+  float scale;
+};
+
+void attend_chunk(void* arg, int64_t c) {
+  const auto& j = *static_cast<const AttendJobs*>(arg);
+  const CpuAttention& a = *j.a;
+  const int32_t hq = a.init.num_q_heads, D = a.init.head_dim;
+  const int32_t group = hq / a.init.num_kv_heads, window = a.init.sliding_window;
+  float* scores = j.scratch + c * j.scratch_per_chunk;
+  float* acc = scores + (j.scratch_per_chunk - D);
+  for (int64_t job = c; job < j.jobs; job += j.chunks) {
+    const int32_t t = static_cast<int32_t>(job / hq), h = static_cast<int32_t>(job % hq);
+    const int32_t b = a.token_seq[t];
+    const int64_t pos = a.kv_lens[b] - (a.qo_indptr[b + 1] - a.qo_indptr[b]) + (t - a.qo_indptr[b]);
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    attend_one(a, b, lo, pos, j.kp + (h / group) * D, j.vp + (h / group) * D, j.row,
+               j.qd + t * j.q_stride0 + h * j.q_stride1, j.scale, D, scores, acc,
+               j.od + (static_cast<int64_t>(t) * hq + h) * D);
+  }
+}
+
 SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, const SableTensor* q,
                 const SableTensor* k, const SableTensor* v, float scale, SableTensor* out) {
   if (attn == nullptr) return SABLE_ERR_INVALID_ARGUMENT;
@@ -222,47 +266,37 @@ SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, c
     auto* vp = static_cast<float*>(a->layers[layer].v.data);
     const int64_t row = static_cast<int64_t>(hk) * D;  // floats per pool row (one token)
 
-    // 1. Append the new K/V into their pages.
+    // 1. Append the new K/V into their pages (a copy: memory-bound, one thread).
     const auto* kn = static_cast<const float*>(k->data);
     const auto* vn = static_cast<const float*>(v->data);
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(T) * row >= 16384)
     for (int32_t t = 0; t < T; ++t) {
       const int32_t b = a->token_seq[t];
       const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
       const int64_t r = slot_row(*a, b, pos);
       for (int32_t h = 0; h < hk; ++h) {
-        float* kd = kp + r * row + h * D;
-        float* vd = vp + r * row + h * D;
-        const float* ks = kn + t * k->strides[0] + h * k->strides[1];
-        const float* vs = vn + t * v->strides[0] + h * v->strides[1];
-        std::memcpy(kd, ks, sizeof(float) * D);
-        std::memcpy(vd, vs, sizeof(float) * D);
+        std::memcpy(kp + r * row + h * D, kn + t * k->strides[0] + h * k->strides[1], sizeof(float) * D);
+        std::memcpy(vp + r * row + h * D, vn + t * v->strides[0] + h * v->strides[1], sizeof(float) * D);
       }
     }
 
-    // 2. Attention per (token, query head).
-    const auto* qd = static_cast<const float*>(q->data);
-    auto* od = static_cast<float*>(out->data);
-    const int32_t group = hq / hk;
-    const int32_t window = a->init.sliding_window;
+    // 2. Attention per (token, query head); on a team only when the work is worth waking one.
     int32_t max_len = 0;
     for (int32_t l : a->kv_lens) max_len = std::max(max_len, l);
-    // Split only work worth waking threads for (~1M multiply-adds): a decode step runs inline.
-    const int64_t work = static_cast<int64_t>(T) * hq * max_len * D;
-#pragma omp parallel if (work >= (int64_t{1} << 20))
-    {
-      std::vector<float> scores(static_cast<size_t>(max_len));
-      std::vector<float> acc(static_cast<size_t>(D));
-#pragma omp for schedule(dynamic, 4)
-      for (int64_t job = 0; job < static_cast<int64_t>(T) * hq; ++job) {
-        const int32_t t = static_cast<int32_t>(job / hq), h = static_cast<int32_t>(job % hq);
-        const int32_t b = a->token_seq[t];
-        const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
-        const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-        attend_one(*a, b, lo, pos, kp + (h / group) * D, vp + (h / group) * D, row,
-                   qd + t * q->strides[0] + h * q->strides[1], scale, D, scores.data(), acc.data(),
-                   od + (static_cast<int64_t>(t) * hq + h) * D);
-      }
+    const int64_t jobs = static_cast<int64_t>(T) * hq;
+    const bool split = jobs * max_len * D >= kParallelWork;
+    const int64_t chunks = split ? std::min(jobs, kMaxChunks) : 1;
+    const int64_t per_chunk = static_cast<int64_t>(max_len) + D;
+    if (a->scratch.size() < static_cast<size_t>(chunks * per_chunk))
+      a->scratch.resize(static_cast<size_t>(chunks * per_chunk));
+    AttendJobs j{a, kp, vp, static_cast<const float*>(q->data), static_cast<float*>(out->data),
+                 a->scratch.data(), row, q->strides[0], q->strides[1], jobs, chunks, per_chunk,
+                 scale};
+    if (split) {
+      sable_cpu_attention_regions.fetch_add(1, std::memory_order_relaxed);
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t c = 0; c < chunks; ++c) attend_chunk(&j, c);
+    } else {
+      attend_chunk(&j, 0);
     }
     return SABLE_OK;
   }
