@@ -6,9 +6,10 @@
 // forward of batch x prompt tokens), then times `steps` decode forwards of the whole batch. Prints
 // one line per batch size:
 //   model=<path> batch=<B> prompt=<P> steps=<S> threads=<T> prefill_tok_s=<p> decode_tok_s=<x>
-//   ms_per_step=<y> kernels=<table> prefill_faults=<n> faults_per_step=<f>
-// (minor page faults: fresh memory touched during the prefill, and per decode step; each is a
-// trap into the kernel, tens of microseconds on a sandboxed host)
+//   ms_per_step=<y> kernels=<table> blas=<OpenBLAS core> prefill_faults=<n> faults_per_step=<f>
+// (the process's minor page faults during the prefill and per decode step: pages of fresh memory
+// the kernel mapped, whether by a fault trap - tens of microseconds each on a sandboxed host - or
+// all at once for a populated allocation, core/ops/host_pages.h; steady decode should add ~0)
 // Usage: sable_bench_cpu_decode --model PATH [--batch 1,8] [--prompt 32] [--steps 32]
 //        [--threads N] [--dequantize] [--fp32-activations] [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
@@ -113,14 +114,19 @@ int main(int argc, char** argv) {
     opt.int8_activations = !fp32_activations;
     auto runner = ModelRunner::create(opt);
     run_batch(*runner, 1, 8, 2);  // warm-up: page in the weights, grow the arena
+    const std::string blas = [] {  // one token: "OpenBLAS Haswell" -> "OpenBLAS_Haswell"
+      std::string n = sable::ops::cpu::blas_name();
+      std::replace(n.begin(), n.end(), ' ', '_');
+      return n;
+    }();
     for (int32_t b : batches) {
       const Timing t = run_batch(*runner, b, prompt, steps);
       std::printf(
           "model=%s batch=%d prompt=%d steps=%d threads=%d prefill_tok_s=%.2f decode_tok_s=%.2f "
-          "ms_per_step=%.2f kernels=%s prefill_faults=%ld faults_per_step=%.1f\n",
+          "ms_per_step=%.2f kernels=%s blas=%s prefill_faults=%ld faults_per_step=%.1f\n",
           model.c_str(), b, prompt, steps, sable::ops::cpu::threads(), b * prompt / t.prefill_s,
           b * steps / t.decode_s, 1000.0 * t.decode_s / steps,
-          sable::ops::cpu::best_kernels().name, t.prefill_faults,
+          sable::ops::cpu::best_kernels().name, blas.c_str(), t.prefill_faults,
           static_cast<double>(t.decode_faults) / std::max(1, steps));
       std::fflush(stdout);
     }

@@ -52,13 +52,25 @@ for shape in smollm-q4_1 qwen-q8_0; do
 done
 
 commit=$(git rev-parse --short HEAD 2>/dev/null) || commit=unknown
+probe=$("$BUILD/bin/sable_bench_cpu_decode" --model "$GGUF_DIR/smollm-q4_1.gguf" --batch 1 \
+  --prompt 8 --steps 1 --plugin-dir "$BUILD/bin/plugins" 2>&1 || true)
+# OpenBLAS before 0.3.25 (the carried one is Debian 12's 0.3.21) falls back to its SSE3 Prescott
+# kernels on Intel models it does not know; Sable's log names the core to ask for instead.
+blas_note=""
+override=$(grep -o 'OPENBLAS_CORETYPE=[A-Za-z]*' <<<"$probe" | head -1 || true)
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -n "$override" ]; then
+  export "${override?}"
+  blas_note=" (detected: $(grep -o 'blas=[A-Za-z0-9_]*' <<<"$probe"); running with $override)"
+  probe=$("$BUILD/bin/sable_bench_cpu_decode" --model "$GGUF_DIR/smollm-q4_1.gguf" --batch 1 \
+    --prompt 8 --steps 1 --plugin-dir "$BUILD/bin/plugins" 2>&1 || true)
+fi
+probe=$(grep '^model=' <<<"$probe" || true)
 {
   echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-    "flags: $(grep -m1 -o -w -e avx512_vnni -e avx_vnni -e avx512f -e avx2 /proc/cpuinfo | sort -u | xargs)," \
+    "flags: $(grep -m1 -o -w -e avx512_vnni -e avx_vnni -e avx512f -e avx2 -e amx_int8 /proc/cpuinfo | sort -u | xargs)," \
     "commit $commit," \
-    "Sable kernels: $("$BUILD/bin/sable_bench_cpu_decode" --model "$GGUF_DIR/smollm-q4_1.gguf" \
-      --batch 1 --prompt 8 --steps 1 --plugin-dir "$BUILD/bin/plugins" 2>&1 |
-      grep -o -m1 '[a-z0-9]* kernels' || echo unknown)"
+    "Sable kernels: $(grep -o 'kernels=[a-z0-9]*' <<<"$probe" || echo unknown)," \
+    "$(grep -o 'blas=[A-Za-z0-9_]*' <<<"$probe" || echo 'blas=unknown')$blas_note"
   for t in "${THREADS[@]}"; do
     python3 bench/cpu_decode/vs_llamacpp.py --build "$BUILD" --llama-bench "$LLAMA_BENCH" \
       --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \

@@ -189,10 +189,15 @@ std::unique_ptr<ModelRunner> ModelRunner::create_rank(const RunnerOptions& optio
   if (device == "cpu") {
     ops::cpu::set_threads(options.cpu_threads);
     ops::cpu::set_int8_activations(options.int8_activations);
-    log::info("cpu: {} threads, {} kernels, weights {}, {} activations", ops::cpu::threads(),
+    log::info("cpu: {} threads, {} kernels, weights {}, {} activations, {}", ops::cpu::threads(),
               ops::cpu::best_kernels().name,
               host_options.packed_weights ? "packed as stored" : "converted to float32",
-              options.int8_activations ? "int8" : "float32");
+              options.int8_activations ? "int8" : "float32", ops::cpu::blas_name());
+    if (const std::string core = ops::cpu::blas_core_override(); !core.empty())
+      log::warn("OpenBLAS runs its Prescott (SSE3) kernels on this CPU, which it does not "
+                "recognise: float32 GEMMs (prefill of formats without int8 tiles) are several times "
+                "slower than they should be; start with OPENBLAS_CORETYPE={} in the environment",
+                core);
   }
   r.host = std::make_unique<ModelHost>(*r.config, *r.source, *r.memory, ops_table, host_options);
 

@@ -55,6 +55,22 @@ void set_threads(int n) {
   blas_single_thread();
 }
 
+std::string blas_name() {
+  using CoreName = char* (*)();
+  auto* f = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* core = f != nullptr ? f() : nullptr;
+  return core != nullptr ? std::string("OpenBLAS ") + core : "a reference BLAS";
+}
+
+std::string blas_core_override() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (blas_name() != "OpenBLAS Prescott" || !__builtin_cpu_supports("avx2")) return {};
+  return __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
+#else
+  return {};
+#endif
+}
+
 int threads() {
   int n = g_threads.load(std::memory_order_relaxed);
   if (n <= 0) {  // first use without set_threads: the default

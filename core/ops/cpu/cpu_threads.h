@@ -9,6 +9,8 @@
 // anywhere; set_threads is for startup, before forwards run.
 #pragma once
 
+#include <string>
+
 namespace sable::ops::cpu {
 
 // Physical cores this process may run on: distinct (package, core) pairs among the CPUs of its
@@ -18,6 +20,15 @@ int physical_cores();
 // n > 0: that many threads; n <= 0: physical_cores(). Also sets OpenBLAS to one thread.
 void set_threads(int n);
 int threads();
+// The BLAS the float32 GEMMs call, for logs: "OpenBLAS <core it chose for this CPU>" (e.g.
+// "OpenBLAS Haswell"), or "a reference BLAS" when the library is not OpenBLAS.
+std::string blas_name();
+// When OpenBLAS fell back to its Prescott (SSE3) kernels on a CPU with AVX2 - OpenBLAS releases
+// before 0.3.25 do so on Intel models they do not know (e.g. Debian 12's 0.3.21 on 5th-generation
+// Xeons), leaving float32 GEMMs several times slower - the OPENBLAS_CORETYPE that fixes it
+// ("SkylakeX" with AVX-512, else "Haswell"); empty otherwise. The variable must be in the
+// environment before the process starts (OpenBLAS reads it when it loads).
+std::string blas_core_override();
 // Whether decode-sized GEMMs over quantized weights quantize the activations to int8 blocks and
 // use integer dot products (llama.cpp's scheme: fastest, logits within a few percent), or keep
 // them fp32 against weight rows unpacked on the fly (the float32 path's results, more compute).
