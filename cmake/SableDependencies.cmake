@@ -44,15 +44,6 @@ else()
 endif()
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread)
 target_include_directories(sable_blas INTERFACE ${CBLAS_INCLUDE_DIR})
-# Sable calls OpenBLAS on one thread from inside its own pool (core/ops/cpu/cpu_threads.h). The
-# pthread build Debian selects by default starts a thread per core when it loads, which spin on
-# sched_yield for a while though never given work (syscalls: costly on a sandboxed host), so where
-# the serial build is installed (libopenblas0-serial) the binaries look for libopenblas.so.0 there
-# first; bench/cpu_decode/bundle.sh then carries that one.
-set(SABLE_OPENBLAS_SERIAL_DIR /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial)
-if(CMAKE_LIBRARY_ARCHITECTURE AND EXISTS ${SABLE_OPENBLAS_SERIAL_DIR}/libopenblas.so.0)
-  target_link_options(sable_blas INTERFACE "LINKER:-rpath,${SABLE_OPENBLAS_SERIAL_DIR}")
-endif()
 
 # CUDA: AUTO turns it on when nvcc is found. Hopper (sm_90a) is the target, with PTX for others.
 set(SABLE_HAVE_CUDA OFF)

@@ -8,7 +8,6 @@ apt_packages=(
   libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libboost-dev libcpp-httplib-dev libcli11-dev
   libpcre2-dev libutf8proc-dev libopenblas-dev
-  libopenblas0-serial  # OpenBLAS without its own threads (cmake/SableDependencies.cmake)
   libcurl4-openssl-dev libssl-dev
   libpng-dev libjpeg-dev libwebp-dev  # image input: PNG, JPEG (libjpeg-turbo on Debian/Ubuntu), WebP
   libgtest-dev libgmock-dev libbenchmark-dev
