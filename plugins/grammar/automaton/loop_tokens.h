@@ -37,11 +37,11 @@ using UnitSet = std::array<uint64_t, 4>;
 
 struct UnitTokens {
   static constexpr int32_t kShortUnits = 16;
-  // A unit set with more exceptions than 1/kMaxExceptionShare of the vocabulary is not used: keys
-  // that must differ from a list of declared names (their first letters are no units) have 60-90k
-  // of llama3's 128k tokens, whose tries cost as much to walk as the vocabulary's and more to
-  // build (bench/NOTES.md).
-  static constexpr size_t kMaxExceptionShare = 6;
+  // A unit set with more exceptions than 1/kMaxExceptionShare of the vocabulary is not used (the
+  // trie walk, 1.0-1.4 ms on llama3): building the tries of 60-100k rests costs 10-20 ms a set.
+  // JSONSchemaBench every 10th case, thread CPU at load ~10 (bench/NOTES.md): a sixth, mask avg
+  // 42-44 us / p99 0.91 ms; a third 39-41 us / 0.61-0.62 ms; no limit 54-55 us / 0.50-0.51 ms.
+  static constexpr size_t kMaxExceptionShare = 3;
   bool usable = true;  // false: too many exceptions, nothing else is kept
   std::vector<uint32_t> inside;                // [mask words] tokens made of units only
   std::vector<std::vector<uint32_t>> at_most;  // [k < kShortUnits] those of at most k units
