@@ -118,13 +118,15 @@ TEST(GrammarObjectOrder, EightPropertiesCompileQuickly) {
   EXPECT_FALSE(dfa.matches(R"({"property_7":"a","property_7":"b"})"));
 }
 
-// Past the any-order limits the default ("auto") generates declared order; "any" refuses instead,
+// Past the any-order limits the default ("auto") keeps any order but lets members repeat (each
+// value checked, the required ones tracked); "declared" generates declared order, "any" refuses,
 // naming the object and the options.
-TEST(GrammarObjectOrder, TooManyPropertiesFallBackToDeclaredOrder) {
+TEST(GrammarObjectOrder, TooManyPropertiesRepeatOrFallBackToDeclaredOrder) {
   std::string props;
   for (int i = 0; i < 13; ++i)
     props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"integer"})";
-  const std::string inner = R"({"type":"object","properties":{)" + props + "}}";
+  const std::string inner =
+      R"({"type":"object","properties":{)" + props + R"(},"required":["p0","p8"]})";
   const std::string e = error_of(R"({"type":"object","x-sable":{"property_order":"any"},
       "properties":{"outer":)" + inner + "}}");
   EXPECT_NE(e.find("13 properties in any order is too large"), std::string::npos) << e;
@@ -133,12 +135,18 @@ TEST(GrammarObjectOrder, TooManyPropertiesFallBackToDeclaredOrder) {
   for (const char* order : {"", R"("x-sable":{"property_order":"declared"},)"}) {
     const Dfa dfa = schema_dfa("{" + std::string(order) +
                                R"("type":"object","properties":{"outer":)" + inner + "}}");
+    const bool any = std::string(order).empty();
     EXPECT_TRUE(dfa.matches(R"({"outer":{"p0":1,"p8":2}})"));
-    EXPECT_FALSE(dfa.matches(R"({"outer":{"p8":2,"p0":1}})"));
+    EXPECT_EQ(dfa.matches(R"({"outer":{"p8":2,"p3":5,"p0":1}})"), any);
+    EXPECT_EQ(dfa.matches(R"({"outer":{"p3":5,"p0":1,"p3":6,"p8":2,"p0":3}})"), any);
+    for (const char* bad : {R"({"outer":{"p8":2}})", R"({"outer":{"p3":1,"p0":1}})",
+                            R"({"outer":{"p0":1,"p8":"2"}})", R"({"outer":{"p0":1,"p8":2,"p1":"x"}})",
+                            R"({"outer":{"p0":1,"p0":"x","p8":2}})"})
+      EXPECT_FALSE(dfa.matches(bad)) << bad;
     // The small outer object keeps any order.
     const Dfa two = schema_dfa("{" + std::string(order) + R"("type":"object","properties":{
         "outer":)" + inner + R"(,"z":{"type":"integer"}}})");
-    EXPECT_EQ(two.matches(R"({"z":1,"outer":{"p0":1}})"), std::string(order).empty()) << order;
+    EXPECT_EQ(two.matches(R"({"z":1,"outer":{"p0":1,"p8":1}})"), any) << order;
   }
   // Fewer properties with large values: refused by the foreseen automaton size.
   std::string big = R"({"type":"object","additionalProperties":true,
@@ -149,7 +157,8 @@ TEST(GrammarObjectOrder, TooManyPropertiesFallBackToDeclaredOrder) {
   EXPECT_NE(e2.find("8 properties in any order is too large to compile (about"), std::string::npos) << e2;
   const Dfa auto_order = schema_dfa(std::regex_replace(big, std::regex(R"("any")"), R"("auto")") + "}}");
   EXPECT_TRUE(auto_order.matches(R"({"p0":"a","p7":"b","q":1})"));
-  EXPECT_FALSE(auto_order.matches(R"({"p7":"b","p0":"a"})"));
+  EXPECT_TRUE(auto_order.matches(R"({"p7":"b","p0":"a"})"));
+  EXPECT_FALSE(auto_order.matches(R"({"p7":"b","p0":1})"));
 }
 
 TEST(GrammarObjectOrder, OptionsAreChecked) {

@@ -29,8 +29,6 @@ const std::string kStringChar =
 const std::string kInteger = R"((?:-?(?:0|[1-9][0-9]*)))";
 const std::string kNumber = R"((?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?))";
 
-// A regex that matches nothing (a class with no member).
-const std::string kNothing = "[^\\s\\S]";
 // A converted schema longer than this is refused (optional properties multiply the text).
 constexpr size_t kMaxRegexSize = 4 << 20;
 // All the regex text one conversion may produce, parts included (sibling keywords merged into
@@ -41,8 +39,6 @@ constexpr size_t kMaxProduced = 64 << 20;
 const std::pair<const char*, const char*> kRefused[] = {
     {"if", "conditional schemas"},
     {"dependentSchemas", "conditional schemas"},
-    {"dependencies", "conditional schemas"},
-    {"dependentRequired", "conditional required properties"},
     {"propertyNames", "constraints on property names"},
     {"contains", "arrays that must contain a match"},
     {"$dynamicRef", "dynamic references"},
@@ -53,7 +49,7 @@ const std::pair<const char*, const char*> kRefused[] = {
 const std::set<std::string> kObjectKeys = {
     "properties", "required", "additionalProperties", "unevaluatedProperties", "minProperties",
     "patternProperties", "x-sable-absent",
-    "maxProperties"};
+    "maxProperties", "dependencies", "dependentRequired"};
 const std::set<std::string> kArrayKeys = {"items",    "prefixItems", "additionalItems",
                                           "minItems", "maxItems",    "uniqueItems",
                                           "unevaluatedItems"};
@@ -284,17 +280,16 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     }
     return alternation(alts);
   }
-  // No type: the keywords present say which types they constrain; those types are produced
-  // (a subset of what the schema allows). No such keyword: any value.
-  std::vector<std::string> alts;
+  // No type: any value, each keyword constraining the values of its own type (`properties` says
+  // nothing about a string); no such keyword: the shared generic value.
   auto any_of = [&](const std::set<std::string>& keys) {
     return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return s.contains(k); });
   };
-  if (any_of(kObjectKeys)) alts.push_back(typed(s, "object", path));
-  if (any_of(kArrayKeys)) alts.push_back(typed(s, "array", path));
-  if (any_of(kStringKeys)) alts.push_back(typed(s, "string", path));
-  if (any_of(kNumberKeys)) alts.push_back(typed(s, "number", path));
-  if (alts.empty()) return any_value(kAnyDepth);
+  if (!any_of(kObjectKeys) && !any_of(kArrayKeys) && !any_of(kStringKeys) && !any_of(kNumberKeys))
+    return any_value(kAnyDepth);
+  std::vector<std::string> alts;
+  for (const char* type : {"object", "array", "string", "number", "boolean", "null"})
+    alts.push_back(typed(s, type, path));
   return alternation(alts);
 }
 
@@ -303,6 +298,10 @@ std::string Converter::merged(const Json& s, const std::string& path) {
   Json out = s;
   out.erase("allOf");
   out.erase("$ref");
+  // One $ref stays a reference (shared, resolved below or when `out` is converted); the others
+  // are replaced by their targets, merged keyword by keyword like any allOf item.
+  bool ref_kept = s.contains("$ref");
+  int inlined = 0;
   if (s.contains("allOf")) {
     const Json& list = s["allOf"];
     if (!list.is_array() || list.empty()) error(path + "/allOf", "allOf must be a non-empty array");
@@ -313,30 +312,30 @@ std::string Converter::merged(const Json& s, const std::string& path) {
         continue;
       }
       if (!list[i].is_object()) error(item_path, "a schema must be an object or a boolean");
+      if (list[i].contains("$ref") && ref_kept) {
+        merge_schema(out, inline_ref(list[i], item_path), item_path);
+        ++inlined;
+        continue;
+      }
+      ref_kept = ref_kept || list[i].contains("$ref");
       merge_schema(out, list[i], item_path);
     }
   }
-  if (!s.contains("$ref")) return value(out, path);
-  const Json& r = s["$ref"];
-  if (!r.is_string()) error(path + "/$ref", "$ref must be a string");
-  const std::string target = r.get<std::string>();
-  if (target.empty() || target[0] != '#')
-    error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
+  if (!s.contains("$ref")) {
+    // Inlined targets may hold allOf and $ref of their own, converted by this function again: a
+    // cycle of them (A = allOf [B, A]) is refused instead of recursing without end.
+    inline_depth_ += inlined > 0;
+    if (inline_depth_ > static_cast<int>(kMaxRefNesting))
+      error(path + "/allOf", "allOf of $refs nests too deeply (a reference cycle through allOf)");
+    std::string regex = value(out, path);
+    inline_depth_ -= inlined > 0;
+    return regex;
+  }
+  const std::string target = ref_target(s, path);
   // Recursion is unrolled: a $ref inside kMaxRefNesting others matches nothing, so optional
   // members and array items through it drop out and nesting stops there.
   if (stack_.size() >= kMaxRefNesting) return kNothing;
-  const Json* resolved = nullptr;
-  try {
-    resolved = &root_.at(Json::json_pointer(target.substr(1)));
-  } catch (const nlohmann::json::exception&) {
-    error(path + "/$ref", "$ref '" + target + "' names nothing in the schema");
-  }
-  Json combined = *resolved;
-  if (combined.is_boolean()) {
-    if (!combined.get<bool>()) error(target.substr(1), "a `false` schema allows nothing");
-    combined = Json::object();
-  }
-  if (!combined.is_object()) error(target.substr(1), "a schema must be an object or a boolean");
+  Json combined = resolve(target, path);
   bool plain = true;  // nothing but the $ref constrains: the target alone, shared
   for (auto it = out.begin(); it != out.end(); ++it)
     if (!is_annotation_keyword(it.key())) {
@@ -360,6 +359,42 @@ std::string Converter::merged(const Json& s, const std::string& path) {
   return reference;
 }
 
+std::string Converter::ref_target(const Json& s, const std::string& path) {
+  const Json& r = s["$ref"];
+  if (!r.is_string()) error(path + "/$ref", "$ref must be a string");
+  std::string target = r.get<std::string>();
+  if (target.empty() || target[0] != '#')
+    error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
+  return target;
+}
+
+Json Converter::resolve(const std::string& target, const std::string& path) {
+  const Json* resolved = nullptr;
+  try {
+    resolved = &root_.at(Json::json_pointer(target.substr(1)));
+  } catch (const nlohmann::json::exception&) {
+    error(path + "/$ref", "$ref '" + target + "' names nothing in the schema");
+  }
+  Json out = *resolved;
+  if (out.is_boolean()) {
+    if (!out.get<bool>()) error(target.substr(1), "a `false` schema allows nothing");
+    out = Json::object();
+  }
+  if (!out.is_object()) error(target.substr(1), "a schema must be an object or a boolean");
+  return out;
+}
+
+Json Converter::inline_ref(Json s, const std::string& path) {
+  for (size_t hops = 0; s.contains("$ref"); ++hops) {
+    if (hops >= kMaxRefNesting) error(path + "/$ref", "a chain of $refs is too long (a cycle?)");
+    Json out = resolve(ref_target(s, path), path);
+    s.erase("$ref");
+    merge_schema(out, s, path);
+    s = std::move(out);
+  }
+  return s;
+}
+
 // const and enum: the listed values (of the schema's type, when it has one) written as JSON.
 std::string Converter::constants(const Json& s, const std::string& path) {
   Json values = Json::array();
@@ -374,13 +409,42 @@ std::string Converter::constants(const Json& s, const std::string& path) {
     values = listed ? Json::array({s["const"]}) : Json::array();
   }
   // Beside the values: length and numeric bounds filter them; keys that are no JSON Schema
-  // keyword are annotations; any other keyword is refused.
+  // keyword are annotations; any other keywords filter them through their own automaton: a value
+  // stays when its JSON text is one of theirs (refused when they are).
+  Json others = Json::object();
   for (auto it = s.begin(); it != s.end(); ++it) {
     const std::string& key = it.key();
     if (key == "enum" || key == "const" || key == "type" || is_annotation_keyword(key) ||
         kValueFilters.count(key) || !is_schema_keyword(key))
       continue;
-    error(path + "/" + key, "'" + key + "' beside enum/const is not supported");
+    others[key] = it.value();
+  }
+  if (!others.empty()) {
+    Converter sub(root_);
+    sub.options_ = options_;
+    const std::string regex = sub.value(others, path);
+    const Dfa dfa = Dfa::compile(parse_regex(sub.prelude() + regex, RegexDialect::kInternal));
+    // A keyword of one type says nothing about values of the others (the automaton of keywords
+    // without `type` holds only the types they speak about).
+    bool typed_keywords = true;
+    for (auto it = others.begin(); it != others.end(); ++it)
+      typed_keywords = typed_keywords && (kObjectKeys.count(it.key()) || kArrayKeys.count(it.key()) ||
+                                          kStringKeys.count(it.key()) || kNumberKeys.count(it.key()));
+    auto constrained = [&](const Json& v) {
+      if (!typed_keywords) return true;
+      const std::set<std::string>& keys = v.is_object()   ? kObjectKeys
+                                          : v.is_array()  ? kArrayKeys
+                                          : v.is_string() ? kStringKeys
+                                          : v.is_number() ? kNumberKeys
+                                                          : std::set<std::string>{};
+      for (auto it = others.begin(); it != others.end(); ++it)
+        if (keys.count(it.key())) return true;
+      return false;
+    };
+    Json kept = Json::array();
+    for (const Json& v : values)
+      if (!constrained(v) || dfa.matches(v.dump())) kept.push_back(v);
+    values = std::move(kept);
   }
   const int64_t min_len = count_keyword(s, "minLength", 0, path);
   const int64_t max_len = count_keyword(s, "maxLength", -1, path);
@@ -408,7 +472,8 @@ std::string Converter::constants(const Json& s, const std::string& path) {
     }
     if (typed_ok) alts.push_back(literal(v));
   }
-  if (alts.empty()) error(path, "no value of enum/const satisfies the schema's other keywords");
+  // No value left: the schema allows nothing (an optional member holding it is never written).
+  if (alts.empty()) return kNothing;
   return alternation(alts);
 }
 
@@ -427,7 +492,10 @@ std::string Converter::string(const Json& s, const std::string& path) {
   const int64_t lo = count_keyword(s, "minLength", 0, path);
   const int64_t hi = count_keyword(s, "maxLength", -1, path);
   if (hi >= 0 && hi < lo) error(path, "maxLength is below minLength");
-  if (s.contains("pattern") && s.contains("format"))
+  // A format no JSON Schema draft defines is an annotation (json_string.h): nothing to enforce.
+  const bool asserted_format = s.contains("format") && (!s["format"].is_string() ||
+                                                        is_json_schema_format(s["format"].get<std::string>()));
+  if (s.contains("pattern") && asserted_format)
     error(path + "/pattern", "pattern together with format is not supported");
   std::string inner, source, keyword;  // the pattern/format regex and what it is
   if (s.contains("pattern")) {
@@ -445,7 +513,7 @@ std::string Converter::string(const Json& s, const std::string& path) {
     // (a subset).
     if (std::string searched = search_pattern_regex(pattern, lo, hi); !searched.empty())
       return "\"" + searched + "\"";
-  } else if (s.contains("format")) {
+  } else if (asserted_format) {
     if (!s["format"].is_string()) error(path + "/format", "format must be a string");
     const std::string format = s["format"].get<std::string>();
     source = inner = json_string_format_regex(format);
@@ -505,10 +573,9 @@ std::string Converter::number(const Json& s, bool integer, const std::string& pa
       const NumericBound fmax{{false, top, ""}};
       if (!lo || compare_decimal(lo->value, fmin.value) < 0) lo = fmin;
       if (!hi || compare_decimal(hi->value, fmax.value) > 0) hi = fmax;
-    } else if (f != "float" && f != "double") {
-      error(path + "/format", "format '" + f + "' is not supported for numbers (supported: int32, "
-                              "int64, float, double)");
     }
+    // Any other format asserts nothing about numbers: JSON Schema's formats are string formats
+    // (draft 3's utc-millisec is any number), OpenAPI's float/double are annotations.
   }
   if (!lo && !hi) return integer ? kInteger : kNumber;
   const std::optional<std::string> r =
@@ -531,6 +598,9 @@ std::string json_schema_to_regex(std::string_view schema_json) {
   }
   schema::Converter converter(root);
   std::string body = converter.value(root, "");
+  if (body == schema::kNothing)
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema allows no value (e.g. no value of "
+                                                 "enum/const satisfies its other keywords)");
   std::string out = converter.prelude() + body;
   if (out.size() > schema::kMaxRegexSize)
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema is too large");

@@ -1,6 +1,7 @@
 // JSON schema objects and arrays as regexes (see json_schema.h for the layout and the rules).
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 #include "json_schema.h"
@@ -10,6 +11,7 @@
 #include "nfa.h"
 #include "regex.h"
 #include "sable/cpp/error.h"
+#include "schema_merge.h"
 
 namespace sable::grammar::schema {
 namespace {
@@ -115,9 +117,6 @@ std::string Converter::object(const Json& s, const std::string& path) {
       required.insert(r.get<std::string>());
     }
   }
-  for (const std::string& r : required)
-    if (!props.contains(r))
-      error(path + "/required", "required property '" + r + "' is not listed in properties");
   // Names that must not occur (`not` of required, json_schema_not.cpp): no member, no extra key.
   std::vector<std::string> absent;
   if (s.contains("x-sable-absent")) {
@@ -130,9 +129,6 @@ std::string Converter::object(const Json& s, const std::string& path) {
     }
   }
   const bool patterned = s.contains("patternProperties");
-  const std::vector<std::string> pattern_alts =
-      patterned ? pattern_members(s, props, absent, path) : std::vector<std::string>{};
-
   // Further members: additionalProperties (or unevaluatedProperties, the same here). Absent, any
   // (JSON Schema), or none beside properties in strict mode. With patternProperties only keys
   // matching a pattern are generated.
@@ -145,6 +141,23 @@ std::string Converter::object(const Json& s, const std::string& path) {
   for (const char* key : {"unevaluatedProperties", "additionalProperties"}) {
     if (s.contains(key)) extra = s[key], extra_path = path + "/" + key;
   }
+  // A required name that `properties` does not declare must be one of the further members: it is
+  // declared here with additionalProperties' schema (written once, its value per that schema).
+  // Without further members no object has it; beside patternProperties (which a pattern matching
+  // it would govern instead) it is refused.
+  for (const std::string& r : required) {
+    if (props.contains(r)) continue;
+    if (patterned)
+      error(path + "/required", "required property '" + r + "' is not listed in properties "
+                                "(beside patternProperties: not supported)");
+    if (implicit && options_.strict)
+      error(path + "/required", "required property '" + r + "' is not listed in properties "
+                                "(strict mode allows no further members)");
+    if (!implicit && extra.is_boolean() && !extra.get<bool>()) return kNothing;
+    props[r] = implicit ? Json(true) : extra;
+  }
+  const std::vector<std::string> pattern_alts =
+      patterned ? pattern_members(s, props, absent, path) : std::vector<std::string>{};
   const bool extras = !(extra.is_boolean() && !extra.get<bool>()) || !pattern_alts.empty();
   std::string extra_member;
   if (patterned) {
@@ -158,13 +171,6 @@ std::string Converter::object(const Json& s, const std::string& path) {
         names.empty() ? any_string_regex() : "\"" + json_key_other_than(names) + "\"";
     extra_member = key + ":" + kWs + v;
   }
-  if (min_props > static_cast<int64_t>(required.size()))
-    error(path + "/minProperties",
-          "minProperties above the number of required properties is not supported");
-  if (max_props >= 0 && (extras || max_props < static_cast<int64_t>(props.size())))
-    error(path + "/maxProperties",
-          "maxProperties below the number of properties the object may have is not supported");
-
   std::vector<std::string> members;  // `"name":[ ]?value`
   std::vector<bool> needed;
   for (const auto& [name, sub] : props.items()) {
@@ -172,18 +178,130 @@ std::string Converter::object(const Json& s, const std::string& path) {
                       value(sub, path + "/properties/" + name));
     needed.push_back(required.count(name) > 0);
   }
-  if (options_.order != PropertyOrder::kDeclared && members.size() > 1) {
-    // Explicit further members go anywhere when that fits, else after the declared ones; implied
-    // ones (JSON Schema's default) only after them.
+  // What the required properties and the members allowed already guarantee needs no counting.
+  MemberCounts counts = member_counts(s, props, !extra_member.empty(), path);
+  if (counts.min <= static_cast<int64_t>(required.size())) counts.min = 0;
+  if (extra_member.empty() && counts.max >= static_cast<int64_t>(props.size())) counts.max = -1;
+  const bool any_order = options_.order != PropertyOrder::kDeclared || members.size() <= 1;
+  if (any_order && (members.size() > 1 || !counts.empty())) {
+    // Explicit further members go anywhere when that fits (and need not be counted), else after
+    // the declared ones; implied ones (JSON Schema's default) only after them.
     std::string why;
-    if (!implicit && !extra_member.empty())
-      if (std::string r = members_any_order(members, needed, extra_member, true, &why); !r.empty())
+    if (!implicit && !extra_member.empty() && !counts.counted())
+      if (std::string r = members_any_order(members, needed, extra_member, true, counts, &why);
+          !r.empty())
         return r;
-    if (std::string r = members_any_order(members, needed, extra_member, false, &why); !r.empty())
+    if (std::string r = members_any_order(members, needed, extra_member, false, counts, &why);
+        !r.empty())
       return r;
-    if (options_.order == PropertyOrder::kAny) error(path + "/properties", why);
+    // Too large for the set of members written: any order with only the required ones tracked.
+    if (options_.order == PropertyOrder::kAuto && counts.empty())
+      if (std::string r = members_repeatable(members, needed, extra_member); !r.empty()) return r;
+    if (options_.order == PropertyOrder::kAny || !counts.empty())
+      error(path + (counts.empty() ? "/properties" : counts.counted() ? "/minProperties" : "/dependencies"),
+            counts.empty() ? why
+                           : "minProperties/maxProperties/dependencies are enforced only for "
+                             "objects in any property order, and " + why);
   }
+  if (!counts.empty())
+    error(path + (counts.counted() ? "/minProperties" : "/dependencies"),
+          "minProperties/maxProperties/dependencies are not supported in declared property order");
   return members_in_order(members, needed, extra_member, path);
+}
+
+// Members in any order where only the set of *required* members written is a state: each member
+// may be written again (its value checked each time), so every parse of the text, whichever
+// duplicate it keeps, is a valid object; the required ones must all be there at the closing
+// brace. 2^r states for r required properties, each choosing among the n members: "" past
+// kMaxRepeatableAlternatives.
+std::string Converter::members_repeatable(const std::vector<std::string>& members,
+                                          const std::vector<bool>& needed,
+                                          const std::string& extra) {
+  const size_t n = members.size();
+  std::vector<size_t> req;  // member index of each required property
+  for (size_t i = 0; i < n; ++i)
+    if (needed[i]) req.push_back(i);
+  if (req.size() > 16 || (static_cast<int64_t>(n) + 1) << req.size() > kMaxRepeatableAlternatives)
+    return "";
+  std::string defs;
+  std::vector<std::string> member(n);
+  for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
+  const std::string other = extra.empty() ? "" : define(extra, &defs);
+  const std::string sep = "," + kWs;
+  // bit[i]: the bit of member i among the required ones (0 for optional ones).
+  std::vector<uint32_t> bit(n, 0);
+  for (size_t k = 0; k < req.size(); ++k) bit[req[k]] = 1u << k;
+  const uint32_t all = req.empty() ? 0 : static_cast<uint32_t>((uint64_t{1} << req.size()) - 1);
+  // rest(S): members that leave S as it is (optional ones, required ones in S, further ones) any
+  // number of times, then the end (S complete) or a required one not in S.
+  std::vector<std::string> rest(all + 1);
+  for (uint32_t set = all + 1; set-- > 0;) {  // supersets first
+    std::vector<std::string> loops, exits;
+    for (size_t i = 0; i < n; ++i)
+      if (bit[i] == 0 || (set & bit[i])) loops.push_back(member[i]);
+    if (!other.empty()) loops.push_back(other);
+    if (set == all) exits.push_back("");
+    for (size_t i = 0; i < n; ++i)
+      if (bit[i] && !(set & bit[i])) exits.push_back(sep + member[i] + rest[set | bit[i]]);
+    rest[set] = define("(?:" + sep + group(loops) + ")*" + group(exits), &defs, /*deferred=*/true);
+  }
+  std::vector<std::string> first;
+  if (all == 0) first.push_back("");
+  for (size_t i = 0; i < n; ++i) first.push_back(member[i] + rest[bit[i]]);
+  if (!other.empty()) first.push_back(other + rest[0]);
+  return "(?:" + defs + "\\{" + group(first) + "\\})";
+}
+
+// dependencies (draft 4-7: a list of names or a schema), dependentRequired (2019-09) and
+// min/maxProperties of an object whose declared properties are `props` in order. A dependency
+// given as a schema is supported when it holds only `required`; a name outside `props` is a
+// further member, refused when further members may hold it (the set of declared members written
+// does not show it) and else never present.
+MemberCounts Converter::member_counts(const Json& s, const Json& props, bool extras,
+                                      const std::string& path) {
+  MemberCounts out;
+  out.min = count_keyword(s, "minProperties", 0, path);
+  out.max = count_keyword(s, "maxProperties", -1, path);
+  if (out.max >= 0 && out.max < out.min) error(path, "maxProperties is below minProperties");
+  auto bit = [&](const std::string& name) -> uint32_t {
+    uint32_t b = 1;
+    for (auto it = props.begin(); it != props.end(); ++it, b <<= 1)
+      if (it.key() == name) return b;
+    return 0;
+  };
+  for (const char* key : {"dependentRequired", "dependencies"}) {
+    if (!s.contains(key)) continue;
+    const std::string at = path + "/" + key;
+    if (!s[key].is_object()) error(at, std::string(key) + " must be an object");
+    for (auto it = s[key].begin(); it != s[key].end(); ++it) {
+      const std::string here = at + "/" + it.key();
+      const Json* names = &it.value();
+      if (names->is_object() && names->contains("required")) {
+        bool only_required = true;
+        for (auto k = names->begin(); k != names->end(); ++k)
+          only_required = only_required && (k.key() == "required" || is_annotation_keyword(k.key()));
+        if (only_required) names = &(*names)["required"];
+      }
+      if (!names->is_array())
+        error(here, "'" + std::string(key) + "' with a schema (conditional schemas) is not "
+                    "supported (only a list of required names)");
+      const uint32_t trigger = bit(it.key());
+      uint32_t needs = 0;
+      for (const Json& name : *names) {
+        if (!name.is_string()) error(here, std::string(key) + " entries must be strings");
+        const uint32_t b = bit(name.get<std::string>());
+        if (b == 0 && trigger != 0)
+          error(here, "'" + std::string(key) + "' on property '" + name.get<std::string>() +
+                          "', which is not in properties, is not supported");
+        needs |= b;
+      }
+      if (trigger == 0 && extras)
+        error(here, "'" + std::string(key) + "' triggered by '" + it.key() + "', which is not in "
+                    "properties, is not supported beside further members");
+      if (trigger != 0 && needs != 0) out.dependencies.emplace_back(trigger, needs);
+    }
+  }
+  return out;
 }
 
 // Optional members may be skipped, commas only between those present. started[i]: the members
@@ -218,21 +336,23 @@ std::string Converter::members_in_order(const std::vector<std::string>& members,
 
 // Each subset S of the declared properties written so far is one shared subexpression rest(S):
 // further members (each declared one not in S once; extra ones any number of times when
-// extras_anywhere), ending when S holds every required property, where extra members may follow
-// (after them, one shared tail). Text and automaton are 2^n in the number of properties n, hence
-// the limits; past them "" and *why says so.
+// extras_anywhere), ending when S holds every required property (and satisfies `counts`), where
+// extra members may follow (after them: a shared tail, or a counted one for min/maxProperties).
+// Text and automaton are 2^n in the number of properties n, hence the limits; past them "" and
+// *why says so.
 std::string Converter::members_any_order(const std::vector<std::string>& members,
                                          const std::vector<bool>& needed, const std::string& extra,
-                                         bool extras_anywhere, std::string* why) {
+                                         bool extras_anywhere, const MemberCounts& counts,
+                                         std::string* why) {
   const size_t n = members.size();
   // The automaton holds a copy of member p for each subset without p: 2^(n-1) copies of each.
   // (rest(S) is deferred, built when a text reaches S, so a text builds far fewer; the bound
   // keeps the regex text, 2^n subsets, and the automata of texts that try many orders small.)
   int64_t copies = 0;
   if (n <= kMaxAnyOrderProperties) {
-    const int64_t cap = kMaxAnyOrderStates >> (n - 1);
+    const int64_t cap = kMaxAnyOrderStates >> (n > 0 ? n - 1 : 0);
     for (const std::string& m : members) copies += nfa_states(m, cap);
-    copies <<= n - 1;
+    copies <<= n > 0 ? n - 1 : 0;
     if (!extra.empty() && copies <= kMaxAnyOrderStates) {
       const int shift = extras_anywhere ? static_cast<int>(n) : 0;
       copies += nfa_states(extra, kMaxAnyOrderStates >> shift) << shift;
@@ -255,20 +375,52 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
   const std::string others = other.empty() ? "" : define("(?:" + sep + other + ")*", &defs);
   uint32_t required = 0;
   for (size_t i = 0; i < n; ++i) required |= needed[i] ? 1u << i : 0u;
-  const uint32_t all = (1u << n) - 1;
+  const uint32_t all = n ? (1u << n) - 1 : 0;
+  auto size_of = [](uint32_t set) { return static_cast<int64_t>(__builtin_popcount(set)); };
+  auto fits = [&](uint32_t set) { return counts.max < 0 || size_of(set) <= counts.max; };
+  // Whether the object may end at S once `extras` further members follow (-1: any number).
+  auto may_close = [&](uint32_t set) {
+    if ((set & required) != required) return false;
+    for (const auto& [trigger, needs] : counts.dependencies)
+      if ((set & trigger) && (set & needs) != needs) return false;
+    return true;
+  };
+  // The further members after the declared ones, counted when min/maxProperties need it ("" when
+  // none may follow and none is needed; nullopt when the count cannot be met).
+  auto tail = [&](uint32_t set, int64_t written) -> std::optional<std::string> {
+    const int64_t have = size_of(set) + written;
+    const int64_t lo = std::max<int64_t>(counts.min - have, 0);
+    const int64_t hi = counts.max < 0 ? -1 : counts.max - have;
+    if (hi >= 0 && hi < lo) return std::nullopt;
+    if (other.empty()) return lo > 0 ? std::nullopt : std::optional<std::string>("");
+    if (!counts.counted()) return others;
+    if (hi == 0) return "";
+    return "(?:" + sep + other + "){" + std::to_string(lo) + "," +
+           (hi < 0 ? "" : std::to_string(hi)) + "}";
+  };
   std::vector<std::string> rest(all + 1);
   for (uint32_t set = all + 1; set-- > 0;) {  // supersets first: rest(S) refers to rest(S + p)
+    if (!fits(set)) continue;
     std::vector<std::string> alts;
-    if ((set & required) == required) alts.push_back(extras_anywhere ? "" : others);
+    if (may_close(set))
+      if (auto t = extras_anywhere ? std::optional<std::string>("") : tail(set, 0)) alts.push_back(*t);
     for (size_t p = 0; p < n; ++p)
-      if (!(set & (1u << p))) alts.push_back(sep + member[p] + rest[set | (1u << p)]);
-    rest[set] = define((extras_anywhere ? others : "") + group(alts), &defs, /*deferred=*/true);
+      if (!(set & (1u << p)) && fits(set | (1u << p)))
+        alts.push_back(sep + member[p] + rest[set | (1u << p)]);
+    rest[set] = alts.empty() ? kNothing
+                             : define((extras_anywhere ? others : "") + group(alts), &defs,
+                                      /*deferred=*/true);
   }
   std::vector<std::string> first;
-  if (required == 0) first.push_back("");
-  for (size_t p = 0; p < n; ++p) first.push_back(member[p] + rest[1u << p]);
-  if (!other.empty() && (extras_anywhere || required == 0))
-    first.push_back(other + (extras_anywhere ? rest[0] : others));
+  if (may_close(0) && counts.min <= 0) first.push_back("");
+  for (size_t p = 0; p < n; ++p)
+    if (fits(1u << p)) first.push_back(member[p] + rest[1u << p]);
+  if (!other.empty() && counts.max != 0) {
+    if (extras_anywhere) first.push_back(other + rest[0]);
+    else if (may_close(0))
+      if (auto t = tail(0, 1)) first.push_back(other + *t);
+  }
+  if (first.empty()) return kNothing;
   return "(?:" + defs + "\\{" + group(first) + "\\})";
 }
 

@@ -15,6 +15,8 @@ namespace sable::grammar::schema {
 
 using Json = nlohmann::ordered_json;
 
+// A regex that matches nothing (a class with no member): a schema no value satisfies.
+inline const std::string kNothing = "[^\\s\\S]";
 // The one optional space allowed after `,` and `:`.
 inline const std::string kWs = "[ ]?";
 // Depth of the generic "any value" regex for {} and of the items of a bare object/array. Each
@@ -49,6 +51,22 @@ struct SchemaOptions {
 // doubles with each property. The states are counted as NFA states of those copies.
 inline constexpr size_t kMaxAnyOrderProperties = 12;
 inline constexpr int64_t kMaxAnyOrderStates = 40'000;
+// Larger objects keep any order but let members repeat (each value checked), tracking only which
+// required ones were written: (members + 1) * 2^required alternatives at most.
+inline constexpr int64_t kMaxRepeatableAlternatives = 1 << 15;
+
+// What an object's members must satisfy beyond `required`: minProperties/maxProperties (-1: none)
+// counted over all members, and dependencies/dependentRequired as bit masks over the declared
+// properties (when trigger is present, every property of `needs` is too). The any-order automaton
+// knows the set of declared members written, so it enforces these exactly at the closing brace;
+// further members are counted only when they come after the declared ones.
+struct MemberCounts {
+  int64_t min = 0;
+  int64_t max = -1;
+  std::vector<std::pair<uint32_t, uint32_t>> dependencies;  // (trigger bit, needs mask)
+  bool empty() const { return min <= 0 && max < 0 && dependencies.empty(); }
+  bool counted() const { return min > 0 || max >= 0; }
+};
 
 class Converter {
  public:
@@ -69,6 +87,11 @@ class Converter {
   // `s` with its `not` rewritten into positive keywords (json_schema_not.cpp), or refused.
   Json negation(const Json& s, const std::string& path);
   std::string ref(const Json& s, const std::string& path);
+  // The local pointer of s["$ref"], checked; the schema it names (true as {}).
+  std::string ref_target(const Json& s, const std::string& path);
+  Json resolve(const std::string& target, const std::string& path);
+  // `s` with its $ref replaced by the target merged with s's other keywords (chains followed).
+  Json inline_ref(Json s, const std::string& path);
   std::string constants(const Json& s, const std::string& path);
   std::string typed(const Json& s, const std::string& type, const std::string& path);
   std::string string(const Json& s, const std::string& path);
@@ -78,10 +101,16 @@ class Converter {
                                const std::vector<bool>& needed, const std::string& extra,
                                const std::string& path);
   // "" (and *why) when the any-order automaton would pass the limits below (extras_anywhere:
-  // further members between the declared ones too, else only after them).
+  // further members between the declared ones too, else only after them; `counts` must then be
+  // empty but for dependencies).
   std::string members_any_order(const std::vector<std::string>& members,
                                 const std::vector<bool>& needed, const std::string& extra,
-                                bool extras_anywhere, std::string* why);
+                                bool extras_anywhere, const MemberCounts& counts, std::string* why);
+  // Any order, members repeatable, the required ones tracked ("" when too large).
+  std::string members_repeatable(const std::vector<std::string>& members,
+                                 const std::vector<bool>& needed, const std::string& extra);
+  MemberCounts member_counts(const Json& s, const Json& props, bool extras,
+                             const std::string& path);
   std::vector<std::string> pattern_members(const Json& s, const Json& props,
                                            const std::vector<std::string>& absent,
                                            const std::string& path);
@@ -103,6 +132,7 @@ class Converter {
   std::string prelude_;
   std::vector<bool> any_defined_ = std::vector<bool>(kAnyDepth + 1, false);
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
+  int inline_depth_ = 0;            // allOf conversions nested inside inlined $ref targets
   std::unordered_map<std::string, std::string> ref_definitions_;  // (target, depth, options) -> (?@N)
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
   std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact

@@ -121,7 +121,28 @@ std::string uri_regex() {
   return "(?:[a-zA-Z][a-zA-Z0-9+.\\-]*:" + hier + "(?:\\?" + tail + ")?(?:#" + tail + ")?)";
 }
 
-const char* const kFormats[] = {"date-time", "date", "time", "email", "uuid", "ipv4", "ipv6", "uri"};
+// RFC 1123 host names as the `fqdn` package checks them (what jsonschema's format checker uses):
+// dot-separated labels of 1-63 letters, digits and inner hyphens, an optional final dot, at most
+// 253 characters. The length cap is a subset here: up to 3 labels of any length (191 at most) or
+// up to 12 labels of at most 20 characters (251 at most).
+std::string hostname_regex() {
+  auto labels = [](int max_len, int count) {
+    const std::string label =
+        "[a-zA-Z0-9](?:[a-zA-Z0-9\\-]{0," + std::to_string(max_len - 2) + "}[a-zA-Z0-9])?";
+    return "(?:" + label + "(?:\\." + label + "){0," + std::to_string(count - 1) + "})";
+  };
+  return "(?:(?:" + labels(63, 3) + "|" + labels(20, 12) + ")\\.?)";
+}
+
+const char* const kFormats[] = {"date-time", "date", "time", "email", "uuid", "ipv4", "ipv6", "uri",
+                                "hostname"};
+
+// Every format a JSON Schema draft (3 to 2020-12) defines; other names are annotations.
+const char* const kSpecFormats[] = {
+    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+    "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+    "json-pointer", "relative-json-pointer", "regex", "utc-millisec", "color", "style", "phone",
+    "host-name", "ip-address"};
 
 // Keys over `chars` that differ from every name in names[first, last) past `depth` code points
 // (the names there share their first `depth` code points).
@@ -210,7 +231,14 @@ std::string json_string_format_regex(std::string_view format) {
   if (format == "ipv4") return "(?:(?:" + kOctet + "\\.){3}" + kOctet + ")";
   if (format == "ipv6") return ipv6_regex();
   if (format == "uri") return uri_regex();
+  if (format == "hostname" || format == "host-name") return hostname_regex();
+  if (format == "ip-address") return json_string_format_regex("ipv4");
   return "";
+}
+
+bool is_json_schema_format(std::string_view format) {
+  return std::find(std::begin(kSpecFormats), std::end(kSpecFormats), format) !=
+         std::end(kSpecFormats);
 }
 
 std::string supported_formats() {

@@ -6,7 +6,8 @@
 //   characters as \b \f \n \r \t or \u00XX, everything else raw.
 // - format: date-time, date, time (RFC 3339), email (a dot-atom local part and a domain), uuid,
 //   ipv4 (dotted quad without leading zeros), ipv6 (RFC 4291 text forms, hex groups with `::`),
-//   uri (RFC 3986 absolute URI: scheme ":" hier-part, optional query and fragment).
+//   uri (RFC 3986 absolute URI: scheme ":" hier-part, optional query and fragment), hostname
+//   (RFC 1123 labels; host-name and ip-address are draft 3's names of hostname and ipv4).
 // - keys that are none of a set of names (additionalProperties beside properties), unescaped.
 #pragma once
 
@@ -23,6 +24,11 @@ std::string json_string_pattern_regex(std::string_view pattern);
 
 // The regex (inside the quotes) of a supported format, or "" when the format is not one.
 std::string json_string_format_regex(std::string_view format);
+
+// Whether `format` is one that a JSON Schema draft defines. Any other name (OpenAPI's `byte`,
+// `int64`, a project's own `semver`) asserts nothing: JSON Schema makes unknown formats annotations,
+// and validators accept every string for them.
+bool is_json_schema_format(std::string_view format);
 
 // The formats json_string_format_regex knows, for error messages: "date-time, date, ...".
 std::string supported_formats();

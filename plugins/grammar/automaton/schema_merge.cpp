@@ -95,6 +95,15 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
   for (const Json* s : {static_cast<const Json*>(&a), &b_in})
     if (s->contains("required") && (*s)["required"].is_array())
       for (const Json& r : (*s)["required"]) required.push_back(r);
+  // Keys matching one side's patternProperties are further members of the other side, which its
+  // additionalProperties must then also govern: not expressed by a merge, refused.
+  using Side = std::pair<const Json*, const Json*>;
+  for (const auto& [x, y] : {Side{&a, &b_in}, Side{&b_in, &a}})
+    if (x->contains("patternProperties") && y->contains("additionalProperties") &&
+        (*y)["additionalProperties"] != Json(true))
+      conflict("additionalProperties", path, "in one merged schema governs the keys of the "
+                                             "other's patternProperties; merging them is not "
+                                             "supported");
   Json b = b_in;
   restrict_by_other_additional(b, a, required, path);
   restrict_by_other_additional(a, b_in, required, path);
@@ -106,7 +115,10 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
       continue;
     }
     Json& mine = a[key];
-    if (mine == v || is_annotation_keyword(key)) continue;
+    // Keys no draft defines (x-... extensions) are annotations too.
+    if (mine == v || is_annotation_keyword(key) || (key.starts_with("x-") && key != "x-sable" &&
+                                                    key != "x-sable-absent"))
+      continue;
     if ((key == "required" || key == "x-sable-absent") && mine.is_array() && v.is_array()) {
       for (const Json& r : v)
         if (std::find(mine.begin(), mine.end(), r) == mine.end()) mine.push_back(r);
@@ -115,6 +127,16 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
         if (!mine.contains(p.key())) mine[p.key()] = p.value();
         else if (mine[p.key()] != p.value())
           mine[p.key()] = Json{{"allOf", Json::array({mine[p.key()], p.value()})}};
+      }
+    } else if (key == "additionalProperties" && !a.contains("patternProperties") &&
+               !b.contains("patternProperties")) {
+      // Keys neither side declares are further members of both: their values satisfy both.
+      if (mine.is_boolean() || v.is_boolean()) {
+        const Json& flag = mine.is_boolean() ? mine : v;
+        if (flag.get<bool>()) mine = mine.is_boolean() ? v : mine;
+        else mine = false;
+      } else {
+        mine = Json{{"allOf", Json::array({mine, v})}};
       }
     } else if (key == "type") {
       mine = merged_types(mine, v, path);

@@ -1,0 +1,186 @@
+// JSON schema keywords over an object's set of members (minProperties, maxProperties,
+// dependencies/dependentRequired, required names outside `properties`) and the schema rewrites
+// that keep a schema exact instead of refusing it (allOf of several $refs, additionalProperties
+// of merged schemas, enum values none of which fits, unknown formats, hostnames). Expectations
+// are what a JSON Schema validator answers (checked with Python's `jsonschema` when written).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "plugins/grammar/automaton/dfa.h"
+#include "plugins/grammar/automaton/json_schema.h"
+#include "plugins/grammar/automaton/regex.h"
+#include "sable/cpp/error.h"
+
+namespace sable::grammar {
+namespace {
+
+Dfa schema_dfa(const std::string& schema) {
+  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
+}
+
+std::string error_of(const std::string& schema) {
+  try {
+    schema_dfa(schema);
+  } catch (const sable::cpp::Error& e) {
+    return e.what();
+  }
+  return "(compiled)";
+}
+
+void check(const std::string& schema, const std::vector<std::string>& good,
+           const std::vector<std::string>& bad) {
+  SCOPED_TRACE(schema);
+  const Dfa dfa = schema_dfa(schema);
+  for (const std::string& s : good) EXPECT_TRUE(dfa.matches(s)) << "should accept: " << s;
+  for (const std::string& s : bad) EXPECT_FALSE(dfa.matches(s)) << "should reject: " << s;
+}
+
+const std::vector<std::string> kNames = {"a", "b", "c", "d"};
+const std::vector<std::string> kValues = {"1", "\"s\"", "true", "null"};
+const std::vector<std::string> kExtras = {R"("x":true)", R"("y":false)"};
+
+// Every subset of {a,b,c,d} in every order, then 0-2 further members: accepted exactly when the
+// member count is 2..3, a brings c and b brings d.
+TEST(GrammarSchemaCounts, MinMaxPropertiesAndDependenciesOverEveryOrder) {
+  const Dfa dfa = schema_dfa(R"({"type":"object","properties":{"a":{"type":"integer"},
+      "b":{"type":"string"},"c":{"type":"boolean"},"d":{"type":"null"}},
+      "additionalProperties":{"type":"boolean"},"minProperties":2,"maxProperties":3,
+      "dependencies":{"a":["c"]},"dependentRequired":{"b":["d"]}})");
+  int accepted = 0;
+  for (int set = 0; set < 16; ++set) {
+    std::vector<int> order;
+    for (int i = 0; i < 4; ++i)
+      if (set & (1 << i)) order.push_back(i);
+    const bool deps = (!(set & 1) || (set & 4)) && (!(set & 2) || (set & 8));
+    do {
+      for (size_t extras = 0; extras <= kExtras.size(); ++extras) {
+        std::string text = "{";
+        for (int i : order) text += (text.size() > 1 ? "," : "") + ("\"" + kNames[i] + "\":") + kValues[i];
+        for (size_t e = 0; e < extras; ++e) text += (text.size() > 1 ? "," : "") + kExtras[e];
+        text += "}";
+        const size_t count = order.size() + extras;
+        const bool valid = deps && count >= 2 && count <= 3;
+        EXPECT_EQ(dfa.matches(text), valid) << text;
+        accepted += valid;
+      }
+    } while (std::next_permutation(order.begin(), order.end()));
+  }
+  EXPECT_GT(accepted, 20);
+  // Values, duplicates and further members' values are still checked.
+  for (const char* bad : {R"({"c":true,"c":false})", R"({"c":1,"d":null})", R"({"c":true,"x":1})"})
+    EXPECT_FALSE(dfa.matches(bad)) << bad;
+}
+
+TEST(GrammarSchemaCounts, MapsWithMinAndMaxProperties) {
+  check(R"({"type":"object","additionalProperties":{"type":"integer"},"minProperties":1})",
+        {R"({"k":1})", R"({"k":1,"j":2})", R"({"k":1,"j":2,"i":3})"}, {"{}", R"({"k":"1"})"});
+  check(R"({"type":"object","patternProperties":{"^x":{"type":"integer"}},
+            "additionalProperties":false,"minProperties":1,"maxProperties":2})",
+        {R"({"x1":1})", R"({"x1":1,"xy":2})"}, {"{}", R"({"x1":1,"x2":2,"x3":3})", R"({"y":1})"});
+  check(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"],
+            "additionalProperties":{"type":"string"},"maxProperties":2})",
+        {R"({"a":1})", R"({"a":1,"s":"t"})"}, {R"({"a":1,"s":"t","u":"v"})", R"({"s":"t"})"});
+  check(R"({"type":"object","maxProperties":0})", {"{}"}, {R"({"a":1})"});
+  EXPECT_NE(error_of(R"({"type":"object","minProperties":3,"maxProperties":2})")
+                .find("maxProperties is below minProperties"),
+            std::string::npos);
+}
+
+TEST(GrammarSchemaCounts, DependenciesRefusedWhereTheyCannotBeExact) {
+  // A dependency holding a schema other than `required`, or naming a further member.
+  const std::string schema_form =
+      error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":{"properties":{}}}})");
+  EXPECT_NE(schema_form.find("/dependencies/a"), std::string::npos) << schema_form;
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":["z"]}})")
+                .find("'z'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"z":["a"]}})")
+                .find("'z'"),
+            std::string::npos);
+  // ... but a trigger that can never be written constrains nothing, and {"required": [...]} is the
+  // list form.
+  check(R"({"type":"object","properties":{"a":{},"b":{}},"additionalProperties":false,
+            "dependencies":{"z":["a"],"a":{"required":["b"]}}})",
+        {"{}", R"({"b":1})", R"({"a":1,"b":2})", R"({"b":2,"a":1})"}, {R"({"a":1})", R"({"z":1})"});
+  // In declared order (explicitly, or past the any-order limits) they are refused by name.
+  const std::string declared = error_of(R"({"type":"object","properties":{"a":{},"b":{}},
+      "dependencies":{"a":["b"]},"x-sable":{"property_order":"declared"}})");
+  EXPECT_NE(declared.find("declared property order"), std::string::npos) << declared;
+}
+
+TEST(GrammarSchemaCounts, RequiredNamesOutsidePropertiesAreFurtherMembers) {
+  check(R"({"properties":{"a":{}},"required":["b"],"additionalProperties":{"type":"integer"}})",
+        {R"({"b":1})", R"({"a":"x","b":2})", R"({"b":2,"a":true})", R"({"b":2,"c":3})"},
+        {R"({"a":1})", R"({"b":"s"})", R"({"b":1,"b":2})", "{}"});
+  check(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a","id"]})",
+        {R"({"a":1,"id":"x"})", R"({"id":[1],"a":2})"}, {R"({"a":1})", R"({"id":1})"});
+  // No further member may hold it: no object is valid (values of other types are, without type).
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"required":["b"],
+                        "additionalProperties":false})")
+                .find("allows no value"),
+            std::string::npos);
+  check(R"({"properties":{"a":{}},"required":["b"],"additionalProperties":false})",
+        {"1", R"("s")", "[]", "null"}, {R"({"b":1})", "{}"});
+  check(R"({"properties":{"o":{"properties":{"a":{}},"required":["b"],"additionalProperties":false}},
+            "additionalProperties":false})",
+        {"{}"}, {R"({"o":{"b":1}})", R"({"o":{}})"});
+}
+
+// A property whose enum keeps no value of its type is never written; a schema with none is refused.
+TEST(GrammarSchemaCounts, EnumWithoutAValueOfItsType) {
+  check(R"({"type":"object","properties":{"p":{"type":"object","enum":["A","B"]},
+            "q":{"type":"integer"}}})",
+        {R"({"q":1})", "{}"}, {R"({"p":"A"})", R"({"p":{}})"});
+  EXPECT_NE(error_of(R"({"type":"integer","enum":["1"]})").find("allows no value"),
+            std::string::npos);
+}
+
+TEST(GrammarSchemaCounts, AllOfOfSeveralRefs) {
+  const std::string defs = R"("$defs":{"A":{"type":"object","properties":{"a":{"type":"integer"}},
+      "required":["a"]},"B":{"properties":{"b":{"type":"string"}},"required":["b"]},
+      "C":{"$ref":"#/$defs/B"}})";
+  check("{" + defs + R"(,"allOf":[{"$ref":"#/$defs/A"},{"$ref":"#/$defs/C"}]})",
+        {R"({"a":1,"b":"s"})", R"({"b":"s","a":1})"},
+        {R"({"a":1})", R"({"b":"s"})", R"({"a":"1","b":"s"})"});
+  check("{" + defs + R"(,"$ref":"#/$defs/A","allOf":[{"$ref":"#/$defs/B"}]})",
+        {R"({"a":1,"b":"s"})"}, {R"({"a":1})"});
+  // A cycle through allOf ends (at the $ref nesting bound or refused), not followed forever.
+  for (const char* cycle : {R"({"$defs":{"A":{"allOf":[{"$ref":"#/$defs/B"},{"$ref":"#/$defs/A"}]},
+                                "B":{"type":"object"}},"$ref":"#/$defs/A"})",
+                            R"({"$defs":{"A":{"allOf":[{"$ref":"#/$defs/B"},{"$ref":"#/$defs/A"}]},
+                                "B":{"type":"object"}},"allOf":[{"$ref":"#/$defs/B"},
+                                {"$ref":"#/$defs/A"}]})"})
+    EXPECT_FALSE(error_of(cycle).empty());
+}
+
+TEST(GrammarSchemaCounts, AdditionalPropertiesOfMergedSchemas) {
+  check(R"({"allOf":[{"properties":{"a":{}},"additionalProperties":{"type":"integer"}},
+            {"properties":{"a":{}},"additionalProperties":{"minimum":0}}]})",
+        {R"({"a":"s","x":3})", R"({"x":0})"}, {R"({"x":-1})", R"({"x":"s"})", R"({"x":1.5})"});
+  check(R"({"allOf":[{"additionalProperties":true},{"additionalProperties":false}],
+            "type":"object"})",
+        {"{}"}, {R"({"x":1})"});
+  // One side's patternProperties keys are the other side's further members: refused.
+  EXPECT_NE(error_of(R"({"allOf":[{"patternProperties":{"^x":{}}},
+                                  {"additionalProperties":false}]})")
+                .find("patternProperties"),
+            std::string::npos);
+  // Extension keys (x-...) are annotations, also when merged schemas disagree on them.
+  check(R"({"allOf":[{"type":"integer","x-doc":"a"},{"x-doc":"b","minimum":1}]})", {"1"}, {"0"});
+}
+
+TEST(GrammarSchemaCounts, HostnameFormat) {
+  const std::string label63(63, 'a'), label64(64, 'a');
+  check(R"({"type":"string","format":"hostname"})",
+        {R"("localhost")", R"("ns1.example.com")", R"("a-b.c")", R"("example.com.")",
+         R"("123")", "\"" + label63 + ".com\"", R"("a.b.c.d.e.f.g.h")"},
+        {R"("-a.com")", R"("a-.com")", R"("a..b")", R"("Invalid Hostname")", R"("a_b.com")",
+         R"("")", R"(".a")", "\"" + label64 + ".com\"", R"("localhost:8080")"});
+  check(R"({"type":"string","format":"host-name"})", {R"("x.y")"}, {R"("x y")"});
+}
+
+}  // namespace
+}  // namespace sable::grammar
