@@ -89,6 +89,20 @@ TEST(GrammarSchemaCounts, MapsWithMinAndMaxProperties) {
             std::string::npos);
 }
 
+// Past the any-order limits (13 properties) members may repeat; dependencies and minProperties 1
+// still hold, larger counts are refused.
+TEST(GrammarSchemaCounts, LargeObjectsWithDependencies) {
+  std::string props;
+  for (int i = 0; i < 13; ++i)
+    props += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"type":"integer"})";
+  const std::string object = R"({"type":"object","properties":{)" + props + "}";
+  check(object + R"(,"dependencies":{"p12":["p0","p3"]},"minProperties":1})",
+        {R"({"p1":1})", R"({"p3":1,"p12":2,"p0":3})", R"({"p12":2,"p3":1,"p12":4,"p0":3,"x":[]})"},
+        {"{}", R"({"p12":2,"p3":1})", R"({"p12":2,"p0":1})", R"({"p3":1,"p12":"2","p0":3})"});
+  EXPECT_NE(error_of(object + R"(,"minProperties":2})").find("minProperties"), std::string::npos);
+  EXPECT_NE(error_of(object + R"(,"maxProperties":5})").find("maxProperties"), std::string::npos);
+}
+
 TEST(GrammarSchemaCounts, DependenciesRefusedWhereTheyCannotBeExact) {
   // A dependency holding a schema other than `required`, or naming a further member.
   const std::string schema_form =
@@ -127,6 +141,26 @@ TEST(GrammarSchemaCounts, RequiredNamesOutsidePropertiesAreFurtherMembers) {
   check(R"({"properties":{"o":{"properties":{"a":{}},"required":["b"],"additionalProperties":false}},
             "additionalProperties":false})",
         {"{}"}, {R"({"o":{"b":1}})", R"({"o":{}})"});
+}
+
+// Keys that match no patternProperties pattern are further members (additionalProperties), for
+// one pattern of a simple shape and no declared properties.
+TEST(GrammarSchemaCounts, KeysMatchingNoPattern) {
+  check(R"({"type":"object","patternProperties":{"^w+":{"type":"integer"}}})",
+        {R"({"height":"x"})", R"({"w":1,"h":[]})", R"({"":"s"})", R"({"é":1})"},
+        {R"({"width":"x"})", R"({"w":"1"})"});
+  check(R"({"type":"object","patternProperties":{"^[a-z_]+$":{"type":"integer"}},
+            "additionalProperties":{"type":"string"}})",
+        {R"({"ab":1,"Ab":"s","":"t","a-b":"u"})"}, {R"({"ab":"s"})", R"({"A":1})"});
+  check(R"({"type":"object","patternProperties":{"[0-9]+":{"type":"integer"}}})",
+        {R"({"a1b":1,"ab":"s"})"}, {R"({"a1b":"s"})"});
+  check(R"({"type":"object","patternProperties":{"x$":{"type":"integer"}}})",
+        {R"({"ax":1,"xa":"s","":"t"})"}, {R"({"ax":"s"})"});
+  check(R"({"type":"object","patternProperties":{"^.$":{"type":"integer"}}})",
+        {R"({"a":1,"ab":"s","":"t","\n":"u"})"}, {R"({"a":"s"})"});
+  // Every key matches ".*": nothing further.
+  check(R"({"type":"object","patternProperties":{".*":{"type":"integer"}}})", {R"({"a":1})"},
+        {R"({"a":"s"})"});
 }
 
 // A property whose enum keeps no value of its type is never written; a schema with none is refused.

@@ -161,7 +161,19 @@ std::string Converter::object(const Json& s, const std::string& path) {
   const bool extras = !(extra.is_boolean() && !extra.get<bool>()) || !pattern_alts.empty();
   std::string extra_member;
   if (patterned) {
-    if (!pattern_alts.empty()) extra_member = group(pattern_alts);
+    std::vector<std::string> alts = pattern_alts;
+    // Keys matching no pattern are further members too (additionalProperties): generated when
+    // that language is simple (one pattern of a simple shape, key_patterns.h) and no declared
+    // name must be told apart from them; else left out (a subset).
+    const Json& pp = s["patternProperties"];
+    if (!(extra.is_boolean() && !extra.get<bool>()) && pp.size() == 1 && props.empty() &&
+        absent.empty())
+      if (auto keys = key_complement_regex(pp.begin().key()); keys && *keys != kNothing) {
+        const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
+                                                                   : value(extra, extra_path);
+        alts.push_back("\"" + json_string_pattern_regex(*keys) + "\":" + kWs + v);
+      }
+    if (!alts.empty()) extra_member = group(alts);
   } else if (extras) {
     const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
                                                                : value(extra, extra_path);
@@ -195,8 +207,9 @@ std::string Converter::object(const Json& s, const std::string& path) {
         !r.empty())
       return r;
     // Too large for the set of members written: any order with only the required ones tracked.
-    if (options_.order == PropertyOrder::kAuto && counts.empty())
-      if (std::string r = members_repeatable(members, needed, extra_member); !r.empty()) return r;
+    if (options_.order == PropertyOrder::kAuto)
+      if (std::string r = members_repeatable(members, needed, extra_member, counts); !r.empty())
+        return r;
     if (options_.order == PropertyOrder::kAny || !counts.empty())
       error(path + (counts.empty() ? "/properties" : counts.counted() ? "/minProperties" : "/dependencies"),
             counts.empty() ? why
@@ -209,18 +222,25 @@ std::string Converter::object(const Json& s, const std::string& path) {
   return members_in_order(members, needed, extra_member, path);
 }
 
-// Members in any order where only the set of *required* members written is a state: each member
-// may be written again (its value checked each time), so every parse of the text, whichever
-// duplicate it keeps, is a valid object; the required ones must all be there at the closing
-// brace. 2^r states for r required properties, each choosing among the n members: "" past
-// kMaxRepeatableAlternatives.
+// Members in any order where only the set of *tracked* members written is a state (the required
+// ones and those `dependencies` name): each member may be written again (its value checked each
+// time), so every parse of the text, whichever duplicate it keeps, is a valid object; at the
+// closing brace the required ones are there and the dependencies hold. 2^t states for t tracked
+// properties, each choosing among the n members: "" past kMaxRepeatableAlternatives, or for
+// min/maxProperties (repeats would count; minProperties 1 is a non-empty object).
 std::string Converter::members_repeatable(const std::vector<std::string>& members,
                                           const std::vector<bool>& needed,
-                                          const std::string& extra) {
+                                          const std::string& extra, const MemberCounts& counts) {
   const size_t n = members.size();
-  std::vector<size_t> req;  // member index of each required property
+  if (counts.max >= 0 || counts.min > 1) return "";
+  std::vector<bool> tracked = needed;
+  for (const auto& [trigger, needs] : counts.dependencies) {
+    tracked[trigger] = true;
+    for (size_t i : needs) tracked[i] = true;
+  }
+  std::vector<size_t> req;  // member index of each tracked property
   for (size_t i = 0; i < n; ++i)
-    if (needed[i]) req.push_back(i);
+    if (tracked[i]) req.push_back(i);
   if (req.size() > 16 || (static_cast<int64_t>(n) + 1) << req.size() > kMaxRepeatableAlternatives)
     return "";
   std::string defs;
@@ -228,10 +248,22 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
   for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
   const std::string other = extra.empty() ? "" : define(extra, &defs);
   const std::string sep = "," + kWs;
-  // bit[i]: the bit of member i among the required ones (0 for optional ones).
+  // bit[i]: the bit of member i among the tracked ones (0 for the others).
   std::vector<uint32_t> bit(n, 0);
-  for (size_t k = 0; k < req.size(); ++k) bit[req[k]] = 1u << k;
+  uint32_t required = 0;
+  for (size_t k = 0; k < req.size(); ++k) {
+    bit[req[k]] = 1u << k;
+    required |= needed[req[k]] ? 1u << k : 0u;
+  }
   const uint32_t all = req.empty() ? 0 : static_cast<uint32_t>((uint64_t{1} << req.size()) - 1);
+  auto may_close = [&](uint32_t set) {
+    if ((set & required) != required) return false;
+    for (const auto& [trigger, needs] : counts.dependencies)
+      if (set & bit[trigger])
+        for (size_t i : needs)
+          if (!(set & bit[i])) return false;
+    return true;
+  };
   // rest(S): members that leave S as it is (optional ones, required ones in S, further ones) any
   // number of times, then the end (S complete) or a required one not in S.
   std::vector<std::string> rest(all + 1);
@@ -240,13 +272,13 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
     for (size_t i = 0; i < n; ++i)
       if (bit[i] == 0 || (set & bit[i])) loops.push_back(member[i]);
     if (!other.empty()) loops.push_back(other);
-    if (set == all) exits.push_back("");
+    if (may_close(set)) exits.push_back("");
     for (size_t i = 0; i < n; ++i)
       if (bit[i] && !(set & bit[i])) exits.push_back(sep + member[i] + rest[set | bit[i]]);
     rest[set] = define("(?:" + sep + group(loops) + ")*" + group(exits), &defs, /*deferred=*/true);
   }
   std::vector<std::string> first;
-  if (all == 0) first.push_back("");
+  if (may_close(0) && counts.min <= 0) first.push_back("");
   for (size_t i = 0; i < n; ++i) first.push_back(member[i] + rest[bit[i]]);
   if (!other.empty()) first.push_back(other + rest[0]);
   return "(?:" + defs + "\\{" + group(first) + "\\})";
@@ -263,11 +295,12 @@ MemberCounts Converter::member_counts(const Json& s, const Json& props, bool ext
   out.min = count_keyword(s, "minProperties", 0, path);
   out.max = count_keyword(s, "maxProperties", -1, path);
   if (out.max >= 0 && out.max < out.min) error(path, "maxProperties is below minProperties");
-  auto bit = [&](const std::string& name) -> uint32_t {
-    uint32_t b = 1;
-    for (auto it = props.begin(); it != props.end(); ++it, b <<= 1)
-      if (it.key() == name) return b;
-    return 0;
+  // The index of a declared property, or -1.
+  auto index = [&](const std::string& name) -> int64_t {
+    int64_t i = 0;
+    for (auto it = props.begin(); it != props.end(); ++it, ++i)
+      if (it.key() == name) return i;
+    return -1;
   };
   for (const char* key : {"dependentRequired", "dependencies"}) {
     if (!s.contains(key)) continue;
@@ -285,20 +318,21 @@ MemberCounts Converter::member_counts(const Json& s, const Json& props, bool ext
       if (!names->is_array())
         error(here, "'" + std::string(key) + "' with a schema (conditional schemas) is not "
                     "supported (only a list of required names)");
-      const uint32_t trigger = bit(it.key());
-      uint32_t needs = 0;
+      const int64_t trigger = index(it.key());
+      std::vector<size_t> needs;
       for (const Json& name : *names) {
         if (!name.is_string()) error(here, std::string(key) + " entries must be strings");
-        const uint32_t b = bit(name.get<std::string>());
-        if (b == 0 && trigger != 0)
+        const int64_t i = index(name.get<std::string>());
+        if (i < 0 && trigger >= 0)
           error(here, "'" + std::string(key) + "' on property '" + name.get<std::string>() +
                           "', which is not in properties, is not supported");
-        needs |= b;
+        if (i >= 0) needs.push_back(static_cast<size_t>(i));
       }
-      if (trigger == 0 && extras)
+      if (trigger < 0 && extras)
         error(here, "'" + std::string(key) + "' triggered by '" + it.key() + "', which is not in "
                     "properties, is not supported beside further members");
-      if (trigger != 0 && needs != 0) out.dependencies.emplace_back(trigger, needs);
+      if (trigger >= 0 && !needs.empty())
+        out.dependencies.emplace_back(static_cast<size_t>(trigger), std::move(needs));
     }
   }
   return out;
@@ -382,7 +416,9 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
   auto may_close = [&](uint32_t set) {
     if ((set & required) != required) return false;
     for (const auto& [trigger, needs] : counts.dependencies)
-      if ((set & trigger) && (set & needs) != needs) return false;
+      if (set & (1u << trigger))
+        for (size_t i : needs)
+          if (!(set & (1u << i))) return false;
     return true;
   };
   // The further members after the declared ones, counted when min/maxProperties need it ("" when

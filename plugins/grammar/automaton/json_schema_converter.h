@@ -56,14 +56,14 @@ inline constexpr int64_t kMaxAnyOrderStates = 40'000;
 inline constexpr int64_t kMaxRepeatableAlternatives = 1 << 15;
 
 // What an object's members must satisfy beyond `required`: minProperties/maxProperties (-1: none)
-// counted over all members, and dependencies/dependentRequired as bit masks over the declared
-// properties (when trigger is present, every property of `needs` is too). The any-order automaton
+// counted over all members, and dependencies/dependentRequired as indices of declared properties
+// (when the trigger is present, every property of `needs` is too). The any-order automaton
 // knows the set of declared members written, so it enforces these exactly at the closing brace;
 // further members are counted only when they come after the declared ones.
 struct MemberCounts {
   int64_t min = 0;
   int64_t max = -1;
-  std::vector<std::pair<uint32_t, uint32_t>> dependencies;  // (trigger bit, needs mask)
+  std::vector<std::pair<size_t, std::vector<size_t>>> dependencies;  // (trigger, needs)
   bool empty() const { return min <= 0 && max < 0 && dependencies.empty(); }
   bool counted() const { return min > 0 || max >= 0; }
 };
@@ -108,7 +108,8 @@ class Converter {
                                 bool extras_anywhere, const MemberCounts& counts, std::string* why);
   // Any order, members repeatable, the required ones tracked ("" when too large).
   std::string members_repeatable(const std::vector<std::string>& members,
-                                 const std::vector<bool>& needed, const std::string& extra);
+                                 const std::vector<bool>& needed, const std::string& extra,
+                                 const MemberCounts& counts);
   MemberCounts member_counts(const Json& s, const Json& props, bool extras,
                              const std::string& path);
   std::vector<std::string> pattern_members(const Json& s, const Json& props,

@@ -2,6 +2,7 @@
 // language questions the converter asks of them (see key_patterns.h), answered on byte DFAs.
 #include "key_patterns.h"
 
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -67,6 +68,42 @@ std::string whole_key_regex(std::string_view pattern) {
   std::string out = (start ? "" : any) + "(?:" + body + ")" + (end ? "" : any);
   parse_regex(out);  // throws naming what does not parse
   return out;
+}
+
+std::optional<std::string> key_complement_regex(std::string_view pattern) {
+  int anchors = 0;
+  if (top_level_alternation(pattern, &anchors)) return std::nullopt;
+  std::string body(pattern);
+  const bool start = !body.empty() && body.front() == '^';
+  if (start) body.erase(0, 1);
+  const bool end = !body.empty() && body.back() == '$' && !escaped(body, body.size() - 1);
+  if (end) body.pop_back();
+  const RegexAst ast = parse_regex(body);
+  const RegexNode* n = &ast.nodes[ast.root];
+  while (n->op == RegexOp::kConcat && n->children.size() == 1) n = &ast.nodes[n->children[0]];
+  const std::string any = R"([\s\S])";
+  const std::string nothing = R"([^\s\S])";
+  if (n->op == RegexOp::kEmpty) return start && end ? any + "+" : nothing;
+  // One code point of C (min_count 1) or a run of them (C* or C+).
+  int32_t min_count = 1;
+  bool run = false;
+  if (n->op == RegexOp::kRepeat && n->max < 0 && n->min <= 1 &&
+      ast.nodes[n->children[0]].op == RegexOp::kSet) {
+    min_count = n->min;
+    run = true;
+    n = &ast.nodes[n->children[0]];
+  }
+  if (n->op != RegexOp::kSet) return std::nullopt;
+  const CodePointSet other = n->set.complement();
+  const std::string nc = other.empty() ? nothing : regex_class_for(other);
+  if (min_count == 0) return start && end ? any + "*" + nc + any + "*" : nothing;
+  // Keys without a match: empty ones, and (search) those with no C at all, (^) not starting with
+  // C, ($) not ending with C, (^...$) with a character outside C (or, for one C, other lengths).
+  if (!start && !end) return nc + "*";
+  if (start && !end) return "(?:|" + nc + any + "*)";
+  if (!start && end) return "(?:|" + any + "*" + nc + ")";
+  if (run) return "(?:|" + any + "*" + nc + any + "*)";
+  return "(?:|" + any + "{2,}|" + nc + ")";
 }
 
 bool key_matches(std::string_view whole_regex, std::string_view key) {

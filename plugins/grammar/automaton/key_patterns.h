@@ -6,6 +6,7 @@
 // match the same key (then a key's value would need both schemas).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,11 @@ namespace sable::grammar {
 // sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) for a pattern that does not parse, and for anchors
 // inside a top-level alternation (`^a|b`), whose search semantics this does not restate.
 std::string whole_key_regex(std::string_view pattern);
+
+// The regex (regex.h's syntax) of the whole strings in which `pattern` finds *no* match, for the
+// shapes where that is simple: a pattern that is (between optional ^ and $) empty, one character
+// class C, or a run C* / C+. nullopt for any other pattern. Throws like whole_key_regex.
+std::optional<std::string> key_complement_regex(std::string_view pattern);
 
 // Whether `key` (UTF-8) is one of the strings of `whole_regex` (a whole_key_regex result).
 bool key_matches(std::string_view whole_regex, std::string_view key);
