@@ -206,6 +206,18 @@ TEST(GrammarSchemaCounts, AdditionalPropertiesOfMergedSchemas) {
   check(R"({"allOf":[{"type":"integer","x-doc":"a"},{"x-doc":"b","minimum":1}]})", {"1"}, {"0"});
 }
 
+// Drafts 3-7 ignore the keywords beside $ref; later drafts (and no $schema) apply them.
+TEST(GrammarSchemaCounts, RefSiblingsPerDraft) {
+  const std::string body = R"("definitions":{"flags":{"type":"object","properties":{
+      "cache":{"type":"boolean"}}}},"type":"object","properties":{"out":{
+      "$ref":"#/definitions/flags","additionalProperties":false}}})";
+  check(R"({"$schema":"http://json-schema.org/draft-07/schema#",)" + body,
+        {R"({"out":{"cache":true}})", R"({"out":{}})"}, {R"({"out":{"cache":1}})"});
+  check(R"({"$schema":"https://json-schema.org/draft/2020-12/schema",)" + body,
+        {R"({"out":{}})"}, {R"({"out":{"cache":true}})"});
+  check("{" + body, {R"({"out":{}})"}, {R"({"out":{"cache":true}})"});
+}
+
 TEST(GrammarSchemaCounts, HostnameFormat) {
   const std::string label63(63, 'a'), label64(64, 'a');
   check(R"({"type":"string","format":"hostname"})",

@@ -1,5 +1,6 @@
-// JSON schema -> regex (see json_schema.h): keyword audit, references and combinators, scalars.
-// Objects and arrays are in json_schema_containers.cpp.
+// JSON schema -> regex (see json_schema.h): keyword audit, combinators, enum/const, scalars.
+// References and allOf are in json_schema_refs.cpp, objects and arrays in
+// json_schema_containers.cpp and json_schema_members.cpp.
 #include "json_schema.h"
 
 #include <algorithm>
@@ -79,10 +80,7 @@ int64_t code_point_count(const std::string& text) {
 }
 
 std::string alternation(const std::vector<std::string>& alts) {
-  if (alts.size() == 1) return alts[0];
-  std::string out = "(?:";
-  for (size_t i = 0; i < alts.size(); ++i) out += (i ? "|" : "") + alts[i];
-  return out + ")";
+  return alts.size() == 1 ? alts[0] : group(alts);
 }
 
 std::string literal(const Json& value) {
@@ -293,108 +291,6 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
   return alternation(alts);
 }
 
-// allOf items and a $ref's target merge with the schema's other keywords into one schema.
-std::string Converter::merged(const Json& s, const std::string& path) {
-  Json out = s;
-  out.erase("allOf");
-  out.erase("$ref");
-  // One $ref stays a reference (shared, resolved below or when `out` is converted); the others
-  // are replaced by their targets, merged keyword by keyword like any allOf item.
-  bool ref_kept = s.contains("$ref");
-  int inlined = 0;
-  if (s.contains("allOf")) {
-    const Json& list = s["allOf"];
-    if (!list.is_array() || list.empty()) error(path + "/allOf", "allOf must be a non-empty array");
-    for (size_t i = 0; i < list.size(); ++i) {
-      const std::string item_path = path + "/allOf/" + std::to_string(i);
-      if (list[i].is_boolean()) {
-        if (!list[i].get<bool>()) error(item_path, "a `false` schema allows nothing");
-        continue;
-      }
-      if (!list[i].is_object()) error(item_path, "a schema must be an object or a boolean");
-      if (list[i].contains("$ref") && ref_kept) {
-        merge_schema(out, inline_ref(list[i], item_path), item_path);
-        ++inlined;
-        continue;
-      }
-      ref_kept = ref_kept || list[i].contains("$ref");
-      merge_schema(out, list[i], item_path);
-    }
-  }
-  if (!s.contains("$ref")) {
-    // Inlined targets may hold allOf and $ref of their own, converted by this function again: a
-    // cycle of them (A = allOf [B, A]) is refused instead of recursing without end.
-    inline_depth_ += inlined > 0;
-    if (inline_depth_ > static_cast<int>(kMaxRefNesting))
-      error(path + "/allOf", "allOf of $refs nests too deeply (a reference cycle through allOf)");
-    std::string regex = value(out, path);
-    inline_depth_ -= inlined > 0;
-    return regex;
-  }
-  const std::string target = ref_target(s, path);
-  // Recursion is unrolled: a $ref inside kMaxRefNesting others matches nothing, so optional
-  // members and array items through it drop out and nesting stops there.
-  if (stack_.size() >= kMaxRefNesting) return kNothing;
-  Json combined = resolve(target, path);
-  bool plain = true;  // nothing but the $ref constrains: the target alone, shared
-  for (auto it = out.begin(); it != out.end(); ++it)
-    if (!is_annotation_keyword(it.key())) {
-      merge_schema(combined, out, path);
-      plain = false;
-      break;
-    }
-  // The target's regex depends on it, the nesting depth and the options in force: one deferred
-  // definition per such triple, referred to from every use.
-  const std::string key = target + "\n" + std::to_string(stack_.size()) + "\n" +
-                          std::to_string(static_cast<int>(options_.order)) +
-                          (options_.strict ? "s" : "");
-  if (plain)
-    if (auto it = ref_definitions_.find(key); it != ref_definitions_.end()) return it->second;
-  stack_.push_back(target);
-  std::string regex = value(combined, target.substr(1));
-  stack_.pop_back();
-  if (!plain) return regex;
-  std::string reference = define(regex, &prelude_, /*deferred=*/true);
-  ref_definitions_.emplace(key, reference);
-  return reference;
-}
-
-std::string Converter::ref_target(const Json& s, const std::string& path) {
-  const Json& r = s["$ref"];
-  if (!r.is_string()) error(path + "/$ref", "$ref must be a string");
-  std::string target = r.get<std::string>();
-  if (target.empty() || target[0] != '#')
-    error(path + "/$ref", "only local $ref ('#/...') is supported, not '" + target + "'");
-  return target;
-}
-
-Json Converter::resolve(const std::string& target, const std::string& path) {
-  const Json* resolved = nullptr;
-  try {
-    resolved = &root_.at(Json::json_pointer(target.substr(1)));
-  } catch (const nlohmann::json::exception&) {
-    error(path + "/$ref", "$ref '" + target + "' names nothing in the schema");
-  }
-  Json out = *resolved;
-  if (out.is_boolean()) {
-    if (!out.get<bool>()) error(target.substr(1), "a `false` schema allows nothing");
-    out = Json::object();
-  }
-  if (!out.is_object()) error(target.substr(1), "a schema must be an object or a boolean");
-  return out;
-}
-
-Json Converter::inline_ref(Json s, const std::string& path) {
-  for (size_t hops = 0; s.contains("$ref"); ++hops) {
-    if (hops >= kMaxRefNesting) error(path + "/$ref", "a chain of $refs is too long (a cycle?)");
-    Json out = resolve(ref_target(s, path), path);
-    s.erase("$ref");
-    merge_schema(out, s, path);
-    s = std::move(out);
-  }
-  return s;
-}
-
 // const and enum: the listed values (of the schema's type, when it has one) written as JSON.
 std::string Converter::constants(const Json& s, const std::string& path) {
   Json values = Json::array();
@@ -596,6 +492,7 @@ std::string json_schema_to_regex(std::string_view schema_json) {
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
                      std::string("the schema is not valid JSON: ") + e.what());
   }
+  schema::apply_draft_semantics(root);
   schema::Converter converter(root);
   std::string body = converter.value(root, "");
   if (body == schema::kNothing)

@@ -17,6 +17,13 @@ using Json = nlohmann::ordered_json;
 
 // A regex that matches nothing (a class with no member): a schema no value satisfies.
 inline const std::string kNothing = "[^\\s\\S]";
+// (?:a|b|...): one of the alternatives ("" is the empty string).
+inline std::string group(const std::vector<std::string>& alts) {
+  std::string out = "(?:";
+  for (size_t i = 0; i < alts.size(); ++i) out += (i ? "|" : "") + alts[i];
+  return out + ")";
+}
+
 // The one optional space allowed after `,` and `:`.
 inline const std::string kWs = "[ ]?";
 // Depth of the generic "any value" regex for {} and of the items of a bare object/array. Each
@@ -138,6 +145,10 @@ class Converter {
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
   std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact
 };
+
+// Draft-dependent meaning applied to a parsed schema before conversion (json_schema_drafts.cpp):
+// under a `$schema` of draft 3-7 the keywords beside each `$ref` are dropped, as those drafts say.
+void apply_draft_semantics(Json& root);
 
 // `outer` updated by an "x-sable" options object (errors name unknown options and bad values).
 SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std::string& path);
