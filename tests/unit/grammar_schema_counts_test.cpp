@@ -218,6 +218,18 @@ TEST(GrammarSchemaCounts, RefSiblingsPerDraft) {
   check("{" + body, {R"({"out":{}})"}, {R"({"out":{"cache":true}})"});
 }
 
+TEST(GrammarSchemaCounts, MultipleOfShownByTheLastDigit) {
+  check(R"({"type":"integer","multipleOf":2})", {"0", "4", "-12", "100"}, {"3", "-7", "4.0"});
+  check(R"({"multipleOf":5})", {"0", "15", "-20", "15.0", R"("s")"}, {"7", "15.5"});
+  check(R"({"type":"number","multipleOf":10})", {"0", "120", "-30.00"}, {"5", "12", "10.5"});
+  check(R"({"type":"number","multipleOf":1.0,"minimum":2.5})", {"3", "3.0", "100"},
+        {"2", "3.5", "2.5"});
+  EXPECT_NE(error_of(R"({"type":"number","multipleOf":0.01})").find("multipleOf"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":2,"maximum":9})").find("beside minimum"),
+            std::string::npos);
+}
+
 TEST(GrammarSchemaCounts, HostnameFormat) {
   const std::string label63(63, 'a'), label64(64, 'a');
   check(R"({"type":"string","format":"hostname"})",

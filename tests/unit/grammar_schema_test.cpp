@@ -384,7 +384,7 @@ TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {
     EXPECT_NE(e.find(std::string("'") + keyword + "'"), std::string::npos) << e;
     EXPECT_NE(e.find(std::string("/properties/p/") + keyword), std::string::npos) << e;
   }
-  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":5})").find("multipleOf"), std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":3})").find("multipleOf"), std::string::npos);
   check(R"({"type":"integer","multipleOf":1,"maximum":2})", {"2"}, {"3"});
   EXPECT_NE(error_of(R"({"type":"array","uniqueItems":true})").find("uniqueItems"),
             std::string::npos);
