@@ -47,7 +47,9 @@ constexpr int64_t kParallelWork = int64_t{1} << 20;
 }  // namespace
 
 // Test hook (tests/unit/attention_cpu_threads_test.cpp): OpenMP regions run() has opened.
-SABLE_EXTERN_C __attribute__((visibility("default"))) std::atomic<int64_t> sable_cpu_attention_regions{0};
+extern "C" {
+__attribute__((visibility("default"))) std::atomic<int64_t> sable_cpu_attention_regions{0};
+}
 
 namespace {
 
@@ -225,8 +227,7 @@ struct AttendJobs {
   float scale;
 };
 
-void attend_chunk(void* arg, int64_t c) {
-  const auto& j = *static_cast<const AttendJobs*>(arg);
+void attend_chunk(const AttendJobs& j, int64_t c) {
   const CpuAttention& a = *j.a;
   const int32_t hq = a.init.num_q_heads, D = a.init.head_dim;
   const int32_t group = hq / a.init.num_kv_heads, window = a.init.sliding_window;
@@ -294,9 +295,9 @@ SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, c
     if (split) {
       sable_cpu_attention_regions.fetch_add(1, std::memory_order_relaxed);
 #pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t c = 0; c < chunks; ++c) attend_chunk(&j, c);
+      for (int64_t c = 0; c < chunks; ++c) attend_chunk(j, c);
     } else {
-      attend_chunk(&j, 0);
+      attend_chunk(j, 0);
     }
     return SABLE_OK;
   }
