@@ -58,7 +58,8 @@ TEST(GrammarSchemaCounts, MinMaxPropertiesAndDependenciesOverEveryOrder) {
     do {
       for (size_t extras = 0; extras <= kExtras.size(); ++extras) {
         std::string text = "{";
-        for (int i : order) text += (text.size() > 1 ? "," : "") + ("\"" + kNames[i] + "\":") + kValues[i];
+        for (int i : order)
+          text += (text.size() > 1 ? "," : "") + ("\"" + kNames[i] + "\":") + kValues[i];
         for (size_t e = 0; e < extras; ++e) text += (text.size() > 1 ? "," : "") + kExtras[e];
         text += "}";
         const size_t count = order.size() + extras;
@@ -108,12 +109,12 @@ TEST(GrammarSchemaCounts, DependenciesRefusedWhereTheyCannotBeExact) {
   const std::string schema_form =
       error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":{"properties":{}}}})");
   EXPECT_NE(schema_form.find("/dependencies/a"), std::string::npos) << schema_form;
-  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":["z"]}})")
-                .find("'z'"),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"z":["a"]}})")
-                .find("'z'"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":["z"]}})").find("'z'"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"z":["a"]}})").find("'z'"),
+      std::string::npos);
   // ... but a trigger that can never be written constrains nothing, and {"required": [...]} is the
   // list form.
   check(R"({"type":"object","properties":{"a":{},"b":{}},"additionalProperties":false,
@@ -138,9 +139,10 @@ TEST(GrammarSchemaCounts, RequiredNamesOutsidePropertiesAreFurtherMembers) {
             std::string::npos);
   check(R"({"properties":{"a":{}},"required":["b"],"additionalProperties":false})",
         {"1", R"("s")", "[]", "null"}, {R"({"b":1})", "{}"});
-  check(R"({"properties":{"o":{"properties":{"a":{}},"required":["b"],"additionalProperties":false}},
+  check(
+      R"({"properties":{"o":{"properties":{"a":{}},"required":["b"],"additionalProperties":false}},
             "additionalProperties":false})",
-        {"{}"}, {R"({"o":{"b":1}})", R"({"o":{}})"});
+      {"{}"}, {R"({"o":{"b":1}})", R"({"o":{}})"});
 }
 
 // Keys that match no patternProperties pattern are further members (additionalProperties), for
@@ -213,8 +215,8 @@ TEST(GrammarSchemaCounts, RefSiblingsPerDraft) {
       "$ref":"#/definitions/flags","additionalProperties":false}}})";
   check(R"({"$schema":"http://json-schema.org/draft-07/schema#",)" + body,
         {R"({"out":{"cache":true}})", R"({"out":{}})"}, {R"({"out":{"cache":1}})"});
-  check(R"({"$schema":"https://json-schema.org/draft/2020-12/schema",)" + body,
-        {R"({"out":{}})"}, {R"({"out":{"cache":true}})"});
+  check(R"({"$schema":"https://json-schema.org/draft/2020-12/schema",)" + body, {R"({"out":{}})"},
+        {R"({"out":{"cache":true}})"});
   check("{" + body, {R"({"out":{}})"}, {R"({"out":{"cache":true}})"});
 }
 
@@ -233,8 +235,8 @@ TEST(GrammarSchemaCounts, MultipleOfShownByTheLastDigit) {
 TEST(GrammarSchemaCounts, HostnameFormat) {
   const std::string label63(63, 'a'), label64(64, 'a');
   check(R"({"type":"string","format":"hostname"})",
-        {R"("localhost")", R"("ns1.example.com")", R"("a-b.c")", R"("example.com.")",
-         R"("123")", "\"" + label63 + ".com\"", R"("a.b.c.d.e.f.g.h")"},
+        {R"("localhost")", R"("ns1.example.com")", R"("a-b.c")", R"("example.com.")", R"("123")",
+         "\"" + label63 + ".com\"", R"("a.b.c.d.e.f.g.h")"},
         {R"("-a.com")", R"("a-.com")", R"("a..b")", R"("Invalid Hostname")", R"("a_b.com")",
          R"("")", R"(".a")", "\"" + label64 + ".com\"", R"("localhost:8080")"});
   check(R"({"type":"string","format":"host-name"})", {R"("x.y")"}, {R"("x y")"});

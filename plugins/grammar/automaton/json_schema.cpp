@@ -48,9 +48,9 @@ const std::pair<const char*, const char*> kRefused[] = {
 
 // Which types a type-less schema's keywords speak about.
 const std::set<std::string> kObjectKeys = {
-    "properties", "required", "additionalProperties", "unevaluatedProperties", "minProperties",
-    "patternProperties", "x-sable-absent",
-    "maxProperties", "dependencies", "dependentRequired"};
+    "properties",    "required",          "additionalProperties", "unevaluatedProperties",
+    "minProperties", "patternProperties", "x-sable-absent",       "maxProperties",
+    "dependencies",  "dependentRequired"};
 const std::set<std::string> kArrayKeys = {"items",    "prefixItems", "additionalItems",
                                           "minItems", "maxItems",    "uniqueItems",
                                           "unevaluatedItems"};
@@ -324,8 +324,9 @@ std::string Converter::constants(const Json& s, const std::string& path) {
     // without `type` holds only the types they speak about).
     bool typed_keywords = true;
     for (auto it = others.begin(); it != others.end(); ++it)
-      typed_keywords = typed_keywords && (kObjectKeys.count(it.key()) || kArrayKeys.count(it.key()) ||
-                                          kStringKeys.count(it.key()) || kNumberKeys.count(it.key()));
+      typed_keywords =
+          typed_keywords && (kObjectKeys.count(it.key()) || kArrayKeys.count(it.key()) ||
+                             kStringKeys.count(it.key()) || kNumberKeys.count(it.key()));
     auto constrained = [&](const Json& v) {
       if (!typed_keywords) return true;
       const std::set<std::string>& keys = v.is_object()   ? kObjectKeys
@@ -389,8 +390,9 @@ std::string Converter::string(const Json& s, const std::string& path) {
   const int64_t hi = count_keyword(s, "maxLength", -1, path);
   if (hi >= 0 && hi < lo) error(path, "maxLength is below minLength");
   // A format no JSON Schema draft defines is an annotation (json_string.h): nothing to enforce.
-  const bool asserted_format = s.contains("format") && (!s["format"].is_string() ||
-                                                        is_json_schema_format(s["format"].get<std::string>()));
+  const bool asserted_format =
+      s.contains("format") &&
+      (!s["format"].is_string() || is_json_schema_format(s["format"].get<std::string>()));
   if (s.contains("pattern") && asserted_format)
     error(path + "/pattern", "pattern together with format is not supported");
   std::string inner, source, keyword;  // the pattern/format regex and what it is
@@ -517,8 +519,9 @@ std::string json_schema_to_regex(std::string_view schema_json) {
   schema::Converter converter(root);
   std::string body = converter.value(root, "");
   if (body == schema::kNothing)
-    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema allows no value (e.g. no value of "
-                                                 "enum/const satisfies its other keywords)");
+    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                     "the schema allows no value (e.g. no value of "
+                     "enum/const satisfies its other keywords)");
   std::string out = converter.prelude() + body;
   if (out.size() > schema::kMaxRegexSize)
     sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT, "the schema is too large");

@@ -138,11 +138,13 @@ std::string Converter::object(const Json& s, const std::string& path) {
   for (const std::string& r : required) {
     if (props.contains(r)) continue;
     if (patterned)
-      error(path + "/required", "required property '" + r + "' is not listed in properties "
-                                "(beside patternProperties: not supported)");
+      error(path + "/required", "required property '" + r +
+                                    "' is not listed in properties "
+                                    "(beside patternProperties: not supported)");
     if (implicit && options_.strict)
-      error(path + "/required", "required property '" + r + "' is not listed in properties "
-                                "(strict mode allows no further members)");
+      error(path + "/required", "required property '" + r +
+                                    "' is not listed in properties "
+                                    "(strict mode allows no further members)");
     if (!implicit && extra.is_boolean() && !extra.get<bool>()) return kNothing;
     props[r] = implicit ? Json(true) : extra;
   }
@@ -160,7 +162,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
         absent.empty())
       if (auto keys = key_complement_regex(pp.begin().key()); keys && *keys != kNothing) {
         const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
-                                                                   : value(extra, extra_path);
+                                                                  : value(extra, extra_path);
         alts.push_back("\"" + json_string_pattern_regex(*keys) + "\":" + kWs + v);
       }
     if (!alts.empty()) extra_member = group(alts);
@@ -201,10 +203,13 @@ std::string Converter::object(const Json& s, const std::string& path) {
       if (std::string r = members_repeatable(members, needed, extra_member, counts); !r.empty())
         return r;
     if (options_.order == PropertyOrder::kAny || !counts.empty())
-      error(path + (counts.empty() ? "/properties" : counts.counted() ? "/minProperties" : "/dependencies"),
+      error(path + (counts.empty()     ? "/properties"
+                    : counts.counted() ? "/minProperties"
+                                       : "/dependencies"),
             counts.empty() ? why
                            : "minProperties/maxProperties/dependencies are enforced only for "
-                             "objects in any property order, and " + why);
+                             "objects in any property order, and " +
+                                 why);
   }
   if (!counts.empty())
     error(path + (counts.counted() ? "/minProperties" : "/dependencies"),

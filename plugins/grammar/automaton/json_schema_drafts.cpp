@@ -12,12 +12,20 @@ namespace sable::grammar::schema {
 namespace {
 
 // Keywords whose value is one subschema, a list of them, or a map of names to them.
-const char* const kOneSchema[] = {"additionalProperties", "additionalItems", "items", "not",
-                                  "contains", "propertyNames", "if", "then", "else",
-                                  "unevaluatedProperties", "unevaluatedItems"};
+const char* const kOneSchema[] = {"additionalProperties",
+                                  "additionalItems",
+                                  "items",
+                                  "not",
+                                  "contains",
+                                  "propertyNames",
+                                  "if",
+                                  "then",
+                                  "else",
+                                  "unevaluatedProperties",
+                                  "unevaluatedItems"};
 const char* const kSchemaLists[] = {"allOf", "anyOf", "oneOf", "items", "prefixItems"};
-const char* const kSchemaMaps[] = {"properties", "patternProperties", "definitions", "$defs",
-                                   "dependencies", "dependentSchemas"};
+const char* const kSchemaMaps[] = {"properties", "patternProperties", "definitions",
+                                   "$defs",      "dependencies",      "dependentSchemas"};
 
 void drop_siblings(Json& s) {
   if (!s.is_object()) return;

@@ -23,8 +23,8 @@ constexpr size_t kMaxObjectRegexSize = 4 << 20;
 // properties, each choosing among the n members: "" past kMaxRepeatableAlternatives, or for
 // min/maxProperties (repeats would count; minProperties 1 is a non-empty object).
 std::string Converter::members_repeatable(const std::vector<std::string>& members,
-                                          const std::vector<bool>& needed,
-                                          const std::string& extra, const MemberCounts& counts) {
+                                          const std::vector<bool>& needed, const std::string& extra,
+                                          const MemberCounts& counts) {
   const size_t n = members.size();
   if (counts.max >= 0 || counts.min > 1) return "";
   std::vector<bool> tracked = needed;
@@ -106,12 +106,14 @@ MemberCounts Converter::member_counts(const Json& s, const Json& props, bool ext
       if (names->is_object() && names->contains("required")) {
         bool only_required = true;
         for (auto k = names->begin(); k != names->end(); ++k)
-          only_required = only_required && (k.key() == "required" || is_annotation_keyword(k.key()));
+          only_required =
+              only_required && (k.key() == "required" || is_annotation_keyword(k.key()));
         if (only_required) names = &(*names)["required"];
       }
       if (!names->is_array())
-        error(here, "'" + std::string(key) + "' with a schema (conditional schemas) is not "
-                    "supported (only a list of required names)");
+        error(here, "'" + std::string(key) +
+                        "' with a schema (conditional schemas) is not "
+                        "supported (only a list of required names)");
       const int64_t trigger = index(it.key());
       std::vector<size_t> needs;
       for (const Json& name : *names) {
@@ -123,8 +125,9 @@ MemberCounts Converter::member_counts(const Json& s, const Json& props, bool ext
         if (i >= 0) needs.push_back(static_cast<size_t>(i));
       }
       if (trigger < 0 && extras)
-        error(here, "'" + std::string(key) + "' triggered by '" + it.key() + "', which is not in "
-                    "properties, is not supported beside further members");
+        error(here, "'" + std::string(key) + "' triggered by '" + it.key() +
+                        "', which is not in "
+                        "properties, is not supported beside further members");
       if (trigger >= 0 && !needs.empty())
         out.dependencies.emplace_back(static_cast<size_t>(trigger), std::move(needs));
     }
@@ -187,10 +190,12 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
     }
   }
   if (n > kMaxAnyOrderProperties || copies > kMaxAnyOrderStates) {
-    *why = "an object with " + std::to_string(n) + " properties in any order is too large to "
-           "compile (" + (n > kMaxAnyOrderProperties
-                              ? "more than " + std::to_string(kMaxAnyOrderProperties) + " properties"
-                              : "about " + std::to_string(copies) + " automaton states") +
+    *why = "an object with " + std::to_string(n) +
+           " properties in any order is too large to "
+           "compile (" +
+           (n > kMaxAnyOrderProperties
+                ? "more than " + std::to_string(kMaxAnyOrderProperties) + " properties"
+                : "about " + std::to_string(copies) + " automaton states") +
            ": each subset of the properties is a state); \"x-sable\": {\"property_order\": "
            "\"declared\"} (or \"auto\", the default) generates properties in declared order";
     return "";
@@ -233,7 +238,8 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
     if (!fits(set)) continue;
     std::vector<std::string> alts;
     if (may_close(set))
-      if (auto t = extras_anywhere ? std::optional<std::string>("") : tail(set, 0)) alts.push_back(*t);
+      if (auto t = extras_anywhere ? std::optional<std::string>("") : tail(set, 0))
+        alts.push_back(*t);
     for (size_t p = 0; p < n; ++p)
       if (!(set & (1u << p)) && fits(set | (1u << p)))
         alts.push_back(sep + member[p] + rest[set | (1u << p)]);
@@ -246,7 +252,8 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
   for (size_t p = 0; p < n; ++p)
     if (fits(1u << p)) first.push_back(member[p] + rest[1u << p]);
   if (!other.empty() && counts.max != 0) {
-    if (extras_anywhere) first.push_back(other + rest[0]);
+    if (extras_anywhere)
+      first.push_back(other + rest[0]);
     else if (may_close(0))
       if (auto t = tail(0, 1)) first.push_back(other + *t);
   }

@@ -134,15 +134,16 @@ std::string hostname_regex() {
   return "(?:(?:" + labels(63, 3) + "|" + labels(20, 12) + ")\\.?)";
 }
 
-const char* const kFormats[] = {"date-time", "date", "time", "email", "uuid", "ipv4", "ipv6", "uri",
-                                "hostname"};
+const char* const kFormats[] = {"date-time", "date", "time", "email",   "uuid",
+                                "ipv4",      "ipv6", "uri",  "hostname"};
 
 // Every format a JSON Schema draft (3 to 2020-12) defines; other names are annotations.
 const char* const kSpecFormats[] = {
-    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
-    "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
-    "json-pointer", "relative-json-pointer", "regex", "utc-millisec", "color", "style", "phone",
-    "host-name", "ip-address"};
+    "date-time", "date",          "time",  "duration",     "email",        "idn-email",
+    "hostname",  "idn-hostname",  "ipv4",  "ipv6",         "uri",          "uri-reference",
+    "iri",       "iri-reference", "uuid",  "uri-template", "json-pointer", "relative-json-pointer",
+    "regex",     "utc-millisec",  "color", "style",        "phone",        "host-name",
+    "ip-address"};
 
 // Keys over `chars` that differ from every name in names[first, last) past `depth` code points
 // (the names there share their first `depth` code points).

@@ -2,8 +2,8 @@
 // over the JSON *text* (escapes included), while schema keywords speak of the decoded string.
 //
 // - pattern: the pattern's language (a full match; the converter first wraps unanchored ends for
-//   JSON Schema's search semantics, key_patterns.h) re-encoded character by character: `"` as \", `\` as \\, control
-//   characters as \b \f \n \r \t or \u00XX, everything else raw.
+//   JSON Schema's search semantics, key_patterns.h) re-encoded character by character: `"` as \",
+//   `\` as \\, control characters as \b \f \n \r \t or \u00XX, everything else raw.
 // - format: date-time, date, time (RFC 3339), email (a dot-atom local part and a domain), uuid,
 //   ipv4 (dotted quad without leading zeros), ipv6 (RFC 4291 text forms, hex groups with `::`),
 //   uri (RFC 3986 absolute URI: scheme ":" hier-part, optional query and fragment), hostname
@@ -26,8 +26,8 @@ std::string json_string_pattern_regex(std::string_view pattern);
 std::string json_string_format_regex(std::string_view format);
 
 // Whether `format` is one that a JSON Schema draft defines. Any other name (OpenAPI's `byte`,
-// `int64`, a project's own `semver`) asserts nothing: JSON Schema makes unknown formats annotations,
-// and validators accept every string for them.
+// `int64`, a project's own `semver`) asserts nothing: JSON Schema makes unknown formats
+// annotations, and validators accept every string for them.
 bool is_json_schema_format(std::string_view format);
 
 // The formats json_string_format_regex knows, for error messages: "date-time, date, ...".

@@ -101,9 +101,10 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
   for (const auto& [x, y] : {Side{&a, &b_in}, Side{&b_in, &a}})
     if (x->contains("patternProperties") && y->contains("additionalProperties") &&
         (*y)["additionalProperties"] != Json(true))
-      conflict("additionalProperties", path, "in one merged schema governs the keys of the "
-                                             "other's patternProperties; merging them is not "
-                                             "supported");
+      conflict("additionalProperties", path,
+               "in one merged schema governs the keys of the "
+               "other's patternProperties; merging them is not "
+               "supported");
   Json b = b_in;
   restrict_by_other_additional(b, a, required, path);
   restrict_by_other_additional(a, b_in, required, path);
@@ -116,8 +117,8 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
     }
     Json& mine = a[key];
     // Keys no draft defines (x-... extensions) are annotations too.
-    if (mine == v || is_annotation_keyword(key) || (key.starts_with("x-") && key != "x-sable" &&
-                                                    key != "x-sable-absent"))
+    if (mine == v || is_annotation_keyword(key) ||
+        (key.starts_with("x-") && key != "x-sable" && key != "x-sable-absent"))
       continue;
     if ((key == "required" || key == "x-sable-absent") && mine.is_array() && v.is_array()) {
       for (const Json& r : v)
@@ -133,8 +134,10 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
       // Keys neither side declares are further members of both: their values satisfy both.
       if (mine.is_boolean() || v.is_boolean()) {
         const Json& flag = mine.is_boolean() ? mine : v;
-        if (flag.get<bool>()) mine = mine.is_boolean() ? v : mine;
-        else mine = false;
+        if (flag.get<bool>())
+          mine = mine.is_boolean() ? v : mine;
+        else
+          mine = false;
       } else {
         mine = Json{{"allOf", Json::array({mine, v})}};
       }
