@@ -176,10 +176,12 @@ std::string Converter::object(const Json& s, const std::string& path) {
     extra_member = key + ":" + kWs + v;
   }
   std::vector<std::string> members;  // `"name":[ ]?value`
+  std::vector<size_t> key_sizes;     // of each member's `"name":[ ]?`
   std::vector<bool> needed;
   for (const auto& [name, sub] : props.items()) {
-    members.push_back(escape_regex_literal(Json(name).dump()) + ":" + kWs +
-                      value(sub, path + "/properties/" + name));
+    const std::string key = escape_regex_literal(Json(name).dump()) + ":" + kWs;
+    members.push_back(key + value(sub, path + "/properties/" + name));
+    key_sizes.push_back(key.size());
     needed.push_back(required.count(name) > 0);
   }
   // What the required properties and the members allowed already guarantee needs no counting.
@@ -200,7 +202,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
       return r;
     // Too large for the set of members written: any order with only the required ones tracked.
     if (options_.order == PropertyOrder::kAuto)
-      if (std::string r = members_repeatable(members, needed, extra_member, counts); !r.empty())
+      if (std::string r = members_repeatable(members, key_sizes, needed, extra_member, counts); !r.empty())
         return r;
     if (options_.order == PropertyOrder::kAny || !counts.empty())
       error(path + (counts.empty()     ? "/properties"

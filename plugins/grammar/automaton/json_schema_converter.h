@@ -114,7 +114,9 @@ class Converter {
                                 const std::vector<bool>& needed, const std::string& extra,
                                 bool extras_anywhere, const MemberCounts& counts, std::string* why);
   // Any order, members repeatable, the required ones tracked ("" when too large).
+  // (key_sizes[i]: the length of members[i]'s `"name":[ ]?` prefix.)
   std::string members_repeatable(const std::vector<std::string>& members,
+                                 const std::vector<size_t>& key_sizes,
                                  const std::vector<bool>& needed, const std::string& extra,
                                  const MemberCounts& counts);
   MemberCounts member_counts(const Json& s, const Json& props, bool extras,

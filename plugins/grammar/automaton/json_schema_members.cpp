@@ -23,6 +23,7 @@ constexpr size_t kMaxObjectRegexSize = 4 << 20;
 // properties, each choosing among the n members: "" past kMaxRepeatableAlternatives, or for
 // min/maxProperties (repeats would count; minProperties 1 is a non-empty object).
 std::string Converter::members_repeatable(const std::vector<std::string>& members,
+                                          const std::vector<size_t>& key_sizes,
                                           const std::vector<bool>& needed, const std::string& extra,
                                           const MemberCounts& counts) {
   const size_t n = members.size();
@@ -37,9 +38,14 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
     if (tracked[i]) req.push_back(i);
   if (req.size() > 16 || (static_cast<int64_t>(n) + 1) << req.size() > kMaxRepeatableAlternatives)
     return "";
+  // Each state's loop offers every member: their values are deferred, so a state builds the
+  // automaton of a value only once a text has written its key there (not all n per state).
   std::string defs;
   std::vector<std::string> member(n);
-  for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
+  for (size_t i = 0; i < n; ++i)
+    member[i] = define(members[i].substr(0, key_sizes[i]) +
+                           define(members[i].substr(key_sizes[i]), &defs, /*deferred=*/true),
+                       &defs);
   const std::string other = extra.empty() ? "" : define(extra, &defs);
   const std::string sep = "," + kWs;
   // bit[i]: the bit of member i among the tracked ones (0 for the others).
