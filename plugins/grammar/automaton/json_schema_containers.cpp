@@ -194,10 +194,10 @@ std::string Converter::object(const Json& s, const std::string& path) {
     // the declared ones; implied ones (JSON Schema's default) only after them.
     std::string why;
     if (!implicit && !extra_member.empty() && !counts.counted())
-      if (std::string r = members_any_order(members, needed, extra_member, true, counts, &why);
+      if (std::string r = members_any_order(members, key_sizes, needed, extra_member, true, counts, &why);
           !r.empty())
         return r;
-    if (std::string r = members_any_order(members, needed, extra_member, false, counts, &why);
+    if (std::string r = members_any_order(members, key_sizes, needed, extra_member, false, counts, &why);
         !r.empty())
       return r;
     // Too large for the set of members written: any order with only the required ones tracked.

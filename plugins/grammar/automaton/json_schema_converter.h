@@ -111,10 +111,13 @@ class Converter {
   // further members between the declared ones too, else only after them; `counts` must then be
   // empty but for dependencies).
   std::string members_any_order(const std::vector<std::string>& members,
+                                const std::vector<size_t>& key_sizes,
                                 const std::vector<bool>& needed, const std::string& extra,
                                 bool extras_anywhere, const MemberCounts& counts, std::string* why);
   // Any order, members repeatable, the required ones tracked ("" when too large).
-  // (key_sizes[i]: the length of members[i]'s `"name":[ ]?` prefix.)
+  // (key_sizes[i]: the length of members[i]'s `"name":[ ]?` prefix.) define_member: a member
+  // as a shared definition with its value deferred.
+  std::string define_member(const std::string& member, size_t key_size, std::string* defs);
   std::string members_repeatable(const std::vector<std::string>& members,
                                  const std::vector<size_t>& key_sizes,
                                  const std::vector<bool>& needed, const std::string& extra,

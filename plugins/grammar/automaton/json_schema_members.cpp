@@ -16,6 +16,15 @@ constexpr size_t kMaxObjectRegexSize = 4 << 20;
 
 }  // namespace
 
+// A member `"name":[ ]?value` as a shared definition whose value is deferred: the automata of
+// subset states offer every member, and build a value's only once a text has written its key there.
+std::string Converter::define_member(const std::string& member, size_t key_size,
+                                     std::string* defs) {
+  return define(member.substr(0, key_size) +
+                    define(member.substr(key_size), defs, /*deferred=*/true),
+                defs);
+}
+
 // Members in any order where only the set of *tracked* members written is a state (the required
 // ones and those `dependencies` name): each member may be written again (its value checked each
 // time), so every parse of the text, whichever duplicate it keeps, is a valid object; at the
@@ -38,14 +47,9 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
     if (tracked[i]) req.push_back(i);
   if (req.size() > 16 || (static_cast<int64_t>(n) + 1) << req.size() > kMaxRepeatableAlternatives)
     return "";
-  // Each state's loop offers every member: their values are deferred, so a state builds the
-  // automaton of a value only once a text has written its key there (not all n per state).
   std::string defs;
   std::vector<std::string> member(n);
-  for (size_t i = 0; i < n; ++i)
-    member[i] = define(members[i].substr(0, key_sizes[i]) +
-                           define(members[i].substr(key_sizes[i]), &defs, /*deferred=*/true),
-                       &defs);
+  for (size_t i = 0; i < n; ++i) member[i] = define_member(members[i], key_sizes[i], &defs);
   const std::string other = extra.empty() ? "" : define(extra, &defs);
   const std::string sep = "," + kWs;
   // bit[i]: the bit of member i among the tracked ones (0 for the others).
@@ -178,6 +182,7 @@ std::string Converter::members_in_order(const std::vector<std::string>& members,
 // Text and automaton are 2^n in the number of properties n, hence the limits; past them "" and
 // *why says so.
 std::string Converter::members_any_order(const std::vector<std::string>& members,
+                                         const std::vector<size_t>& key_sizes,
                                          const std::vector<bool>& needed, const std::string& extra,
                                          bool extras_anywhere, const MemberCounts& counts,
                                          std::string* why) {
@@ -208,7 +213,7 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
   }
   std::string defs;
   std::vector<std::string> member(n);
-  for (size_t i = 0; i < n; ++i) member[i] = define(members[i], &defs);
+  for (size_t i = 0; i < n; ++i) member[i] = define_member(members[i], key_sizes[i], &defs);
   const std::string sep = "," + kWs;
   const std::string other = extra.empty() ? "" : define(extra, &defs);
   const std::string others = other.empty() ? "" : define("(?:" + sep + other + ")*", &defs);
