@@ -232,6 +232,17 @@ TEST(GrammarSchemaCounts, MultipleOfShownByTheLastDigit) {
             std::string::npos);
 }
 
+// Listed values beside `not` of listed values keep those it misses, by JSON equality.
+TEST(GrammarSchemaCounts, EnumBesideNotEnum) {
+  check(R"({"allOf":[{"enum":[5,2,"a",{"x":1,"y":2}]},{"not":{"enum":[2.0,{"y":2,"x":1}]}}]})",
+        {"5", R"("a")"}, {"2", R"({"x":1,"y":2})"});
+  check(R"({"const":[1,2],"not":{"const":[1,2,3]}})", {"[1,2]"}, {"[1,2,3]"});
+  EXPECT_NE(error_of(R"({"enum":[5],"not":{"enum":[5]}})").find("allows nothing"),
+            std::string::npos);
+  // A `not` of other keywords beside enum is still refused by name.
+  EXPECT_NE(error_of(R"({"enum":[5],"not":{"minimum":3}})").find("'not'"), std::string::npos);
+}
+
 TEST(GrammarSchemaCounts, HostnameFormat) {
   const std::string label63(63, 'a'), label64(64, 'a');
   check(R"({"type":"string","format":"hostname"})",

@@ -4,6 +4,7 @@
 //   not false                -> no constraint
 //   not {not: X}             -> allOf X
 //   not {type: T}            -> the other types (not integer beside number: refused)
+//   enum/const beside not {enum/const} -> the listed values the negated list misses
 //   not {required: [a]}, not {anyOf: [{required: [a]}, {required: [b]}, ...]}
 //                            -> an object without a (nor b): "x-sable-absent": [a, b], which
 //                               object() honours (json_schema_containers.cpp)
@@ -98,6 +99,33 @@ Json Converter::negation(const Json& s, const std::string& path) {
     }
     if (allowed.empty()) return Json(false);
     rest["type"] = allowed.size() == 1 ? allowed[0] : allowed;
+    return rest;
+  }
+  if ((rest.contains("enum") || rest.contains("const")) && only(n, {"enum", "const"})) {
+    // Listed values beside `not` of listed values: those of the first list the second misses
+    // (JSON equality: key order does not matter, 1 equals 1.0).
+    auto plain = [](const Json& v) { return nlohmann::json::parse(v.dump()); };
+    std::vector<nlohmann::json> excluded;
+    if (n.contains("enum")) {
+      if (!n["enum"].is_array()) error(at + "/enum", "enum must be an array");
+      for (const Json& v : n["enum"])
+        if (!n.contains("const") || plain(v) == plain(n["const"])) excluded.push_back(plain(v));
+    } else {
+      excluded.push_back(plain(n["const"]));
+    }
+    Json values = rest.contains("const") ? Json::array({rest["const"]}) : rest["enum"];
+    if (!values.is_array()) error(path + "/enum", "enum must be an array");
+    Json kept = Json::array();
+    for (const Json& v : values) {
+      const bool listed =
+          !rest.contains("enum") || !rest["enum"].is_array() ||
+          std::find(rest["enum"].begin(), rest["enum"].end(), v) != rest["enum"].end();
+      if (listed && std::find(excluded.begin(), excluded.end(), plain(v)) == excluded.end())
+        kept.push_back(v);
+    }
+    if (kept.empty()) return Json(false);
+    rest.erase("const");
+    rest["enum"] = std::move(kept);
     return rest;
   }
   if (auto names = absent_names(n)) {
