@@ -68,16 +68,8 @@ __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionPa
   }
   const int lo = item.lo, hi = item.hi;
   auto load_kv = [&](int k0, int buf) {
-    bf16* dk = sK + buf * kCascadeN * kD;
-    bf16* dv = sV + buf * kCascadeN * kD;
-    for (int i = tid; i < kCascadeN * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      const int pos = k0 + r;
-      const bool valid = pos < hi;
-      const int64_t off = valid ? kv_row_offset(pages, p.page_size, pos, p.kv_heads, kvh, kD) : 0;
-      cp_async16(dk + smem_off(r, c * 8, kD), p.k_cache + off + c * 8, valid);
-      cp_async16(dv + smem_off(r, c * 8, kD), p.v_cache + off + c * 8, valid);
-    }
+    load_paged_kv<kD, kCascadeN, kThreads>(sK + buf * kCascadeN * kD, sV + buf * kCascadeN * kD, p.k_cache, p.v_cache,
+                                        pages, p.page_size, p.kv_heads, kvh, k0, hi);
   };
   load_kv(lo, 0);
   cp_async_commit();

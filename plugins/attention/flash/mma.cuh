@@ -28,6 +28,24 @@ using sable::cuda::pack_bf16;
 using sable::cuda::mma_bf16;
 using sable::cuda::smem_addr;
 
+// Positions [k0, k0 + kRows) of KV head kvh from the paged pool (`pages`: the sequence's page
+// list) into one buffer of swizzled [kRows][kD] K and V tiles, as kThreads threads' 16-byte
+// cp.async copies; positions at or past `hi` are zero-filled. The caller commits the group.
+template <int kD, int kRows, int kThreads>
+__device__ __forceinline__ void load_paged_kv(bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
+                                              const int32_t* pages, int page_size, int kv_heads, int kvh,
+                                              int k0, int hi) {
+  constexpr int kChunks = kD / 8;  // 16-byte chunks per row
+  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    const int pos = k0 + r;
+    const bool valid = pos < hi;
+    const int64_t off = valid ? kv_row_offset(pages, page_size, pos, kv_heads, kvh, kD) : 0;
+    cp_async16(dk + smem_off(r, c * 8, kD), k_cache + off + c * 8, valid);
+    cp_async16(dv + smem_off(r, c * 8, kD), v_cache + off + c * 8, valid);
+  }
+}
+
 // Step j of a double-buffered tile loop over n_tiles tiles: starts the copy of tile j + 1
 // (load_next(buffer), one cp.async group) and returns once tile j has landed and every thread of
 // the CTA sees it.

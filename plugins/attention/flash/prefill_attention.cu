@@ -63,16 +63,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
                p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
   }
   auto load_kv = [&](int k0, int buf) {
-    bf16* dk = sK + buf * kBN * kD;
-    bf16* dv = sV + buf * kBN * kD;
-    for (int i = tid; i < kBN * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks;
-      const int pos = k0 + r;
-      const bool valid = pos < hi;
-      const int64_t off = valid ? kv_row_offset(pages, p.page_size, pos, p.kv_heads, kvh, kD) : 0;
-      cp_async16(dk + smem_off(r, c * 8, kD), p.k_cache + off + c * 8, valid);
-      cp_async16(dv + smem_off(r, c * 8, kD), p.v_cache + off + c * 8, valid);
-    }
+    load_paged_kv<kD, kBN, kThreads>(sK + buf * kBN * kD, sV + buf * kBN * kD, p.k_cache, p.v_cache,
+                                        pages, p.page_size, p.kv_heads, kvh, k0, hi);
   };
   load_kv(lo, 0);
   cp_async_commit();
