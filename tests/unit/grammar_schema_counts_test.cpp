@@ -165,6 +165,18 @@ TEST(GrammarSchemaCounts, KeysMatchingNoPattern) {
         {R"({"a":"s"})"});
 }
 
+// A pattern every key matches beside declared properties: their values satisfy both schemas,
+// every other key is a further member with the pattern's schema.
+TEST(GrammarSchemaCounts, PatternMatchingEveryKey) {
+  check(R"({"type":"object","properties":{"basic":{"type":"integer"}},"required":["basic"],
+            "patternProperties":{".*":{"minimum":0}},"additionalProperties":false})",
+        {R"({"basic":3})", R"({"x":1,"basic":0,"y":"s"})"},
+        {R"({"basic":-1})", R"({"basic":1,"x":-1})", R"({"basic":1.5})", R"({"x":1})"});
+  check(R"({"type":"object","properties":{"a":{"maximum":5}},
+            "patternProperties":{"^[a-z]*":{"type":"integer"}}})",
+        {R"({"B":1})", "{}", R"({"a":3,"b":9})"}, {R"({"a":"s"})", R"({"a":6})", R"({"B":"s"})"});
+}
+
 // A property whose enum keeps no value of its type is never written; a schema with none is refused.
 TEST(GrammarSchemaCounts, EnumWithoutAValueOfItsType) {
   check(R"({"type":"object","properties":{"p":{"type":"object","enum":["A","B"]},

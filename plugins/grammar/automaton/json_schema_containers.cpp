@@ -148,11 +148,37 @@ std::string Converter::object(const Json& s, const std::string& path) {
     if (!implicit && extra.is_boolean() && !extra.get<bool>()) return kNothing;
     props[r] = implicit ? Json(true) : extra;
   }
-  const std::vector<std::string> pattern_alts =
-      patterned ? pattern_members(s, props, absent, path) : std::vector<std::string>{};
+  // One pattern that every key matches (".*", "^a*"): the declared properties' values satisfy its
+  // schema too, and every other key is a further member with that schema (additionalProperties
+  // then governs no key).
+  std::string every_key_member;
+  if (patterned && s["patternProperties"].is_object() && s["patternProperties"].size() == 1 &&
+      !props.empty()) {
+    const auto only = s["patternProperties"].begin();
+    std::optional<std::string> unmatched;
+    try {
+      unmatched = key_complement_regex(only.key());
+    } catch (const sable::cpp::Error&) {
+    }
+    const Json& sub = only.value();
+    if (unmatched == kNothing && sub.is_object()) {
+      for (auto p = props.begin(); p != props.end(); ++p)
+        if (!sub.empty()) p.value() = Json{{"allOf", Json::array({p.value(), sub})}};
+      std::vector<std::string> names = absent;
+      for (const auto& [name, prop] : props.items()) names.push_back(name);
+      every_key_member = "\"" + json_key_other_than(names) + "\":" + kWs +
+                         (sub.empty() ? any_value(kAnyDepth - 1)
+                                      : value(sub, path + "/patternProperties/" + only.key()));
+    }
+  }
+  const std::vector<std::string> pattern_alts = patterned && every_key_member.empty()
+                                                    ? pattern_members(s, props, absent, path)
+                                                    : std::vector<std::string>{};
   const bool extras = !(extra.is_boolean() && !extra.get<bool>()) || !pattern_alts.empty();
   std::string extra_member;
-  if (patterned) {
+  if (!every_key_member.empty()) {
+    extra_member = every_key_member;
+  } else if (patterned) {
     std::vector<std::string> alts = pattern_alts;
     // Keys matching no pattern are further members too (additionalProperties): generated when
     // that language is simple (one pattern of a simple shape, key_patterns.h) and no declared
@@ -189,7 +215,8 @@ std::string Converter::object(const Json& s, const std::string& path) {
   if (counts.min <= static_cast<int64_t>(required.size())) counts.min = 0;
   if (extra_member.empty() && counts.max >= static_cast<int64_t>(props.size())) counts.max = -1;
   const bool any_order = options_.order != PropertyOrder::kDeclared || members.size() <= 1;
-  if (any_order && (members.size() > 1 || !counts.empty())) {
+  if (any_order && (members.size() > 1 || !counts.empty() ||
+                    (members.size() == 1 && !implicit && !extra_member.empty()))) {
     // Explicit further members go anywhere when that fits (and need not be counted), else after
     // the declared ones; implied ones (JSON Schema's default) only after them.
     std::string why;
