@@ -255,6 +255,20 @@ TEST(GrammarSchemaCounts, EnumBesideNotEnum) {
   EXPECT_NE(error_of(R"({"enum":[5],"not":{"minimum":3}})").find("'not'"), std::string::npos);
 }
 
+// minLength/maxLength beside a pattern of fixed parts around one repeated set: the repetition
+// takes the bounds in; other patterns stay refused.
+TEST(GrammarSchemaCounts, LengthBoundsIntoAPatternsRepetition) {
+  check(R"({"type":"string","pattern":"^[a-z0-9-]*$","minLength":4,"maxLength":6})",
+        {R"("abcd")", R"("a-b-c1")"}, {R"("abc")", R"("abcdefg")", R"("ABCD")"});
+  check(R"({"type":"string","pattern":"^[A-Z][a-z\"]*$","maxLength":3})",
+        {R"("A")", R"("Abc")", R"("A\"")"}, {R"("Abcd")", R"("abc")", R"("")"});
+  EXPECT_NE(error_of(R"({"type":"string","pattern":"^a+b+$","maxLength":3})").find("maxLength"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"type":"string","pattern":"^[a-z]{2,3}$","minLength":5})").find("minLength"),
+      std::string::npos);
+}
+
 TEST(GrammarSchemaCounts, HostnameFormat) {
   const std::string label63(63, 'a'), label64(64, 'a');
   check(R"({"type":"string","format":"hostname"})",

@@ -425,9 +425,13 @@ std::string Converter::string(const Json& s, const std::string& path) {
     return "\"" + kStringChar + "{" + std::to_string(lo) + "," +
            (hi < 0 ? "" : std::to_string(hi)) + "}\"";
   }
-  // A length bound can't be intersected with a pattern; accept it only when the pattern's own
-  // lengths already lie inside it.
+  // A length bound is intersected with a pattern of fixed parts around one repeated set (its
+  // repetition takes the bounds in); other patterns are accepted only when their own lengths
+  // already lie inside it.
   const LengthRange own = regex_length_range(source);
+  if (keyword == "pattern" && (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi))))
+    if (auto within = json_string_pattern_regex_within(source, lo, hi))
+      return "\"" + *within + "\"";
   if (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi)))
     error(path + (own.min < lo ? "/minLength" : "/maxLength"),
           (own.min < lo ? std::string("minLength") : std::string("maxLength")) + " together with " +

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "code_points.h"
 #include "regex.h"
@@ -219,6 +220,42 @@ LengthRange node_length(const RegexAst& ast, int32_t id, std::vector<LengthRange
 std::string json_string_pattern_regex(std::string_view pattern) {
   const RegexAst ast = parse_regex(pattern);
   return escaped_node(ast, ast.root);
+}
+
+std::optional<std::string> json_string_pattern_regex_within(std::string_view pattern, int64_t lo,
+                                                            int64_t hi) {
+  const RegexAst ast = parse_regex(pattern);
+  const RegexNode& root = ast.nodes[ast.root];
+  const std::vector<int32_t> parts =
+      root.op == RegexOp::kConcat ? root.children : std::vector<int32_t>{ast.root};
+  std::vector<LengthRange> memo(ast.nodes.size());
+  std::vector<uint8_t> done(ast.nodes.size(), 0);
+  int64_t fixed = 0;
+  int32_t run = -1;  // the one part of variable length: a repeated single code point set
+  for (int32_t id : parts) {
+    const LengthRange r = node_length(ast, id, memo, done);
+    if (r.min == r.max) {
+      fixed += r.min;
+      continue;
+    }
+    const RegexNode& n = ast.nodes[id];
+    if (run >= 0 || n.op != RegexOp::kRepeat || ast.nodes[n.children[0]].op != RegexOp::kSet)
+      return std::nullopt;
+    run = id;
+  }
+  if (run < 0) return std::nullopt;  // fixed length: the caller's own check decides
+  const RegexNode& n = ast.nodes[run];
+  const int64_t at_least = std::max<int64_t>(n.min, lo - fixed);
+  int64_t at_most = hi < 0 ? n.max : hi - fixed;
+  if (n.max >= 0 && at_most > n.max) at_most = n.max;
+  if (at_most >= 0 && (at_most < at_least || at_most > kMaxRepeatCount)) return std::nullopt;
+  if (at_least > kMaxRepeatCount) return std::nullopt;
+  std::string out = "(?:";
+  for (int32_t id : parts)
+    out += id != run ? escaped_node(ast, id)
+                     : "(?:" + escaped_node(ast, n.children[0]) + "){" + std::to_string(at_least) +
+                           "," + (at_most < 0 ? "" : std::to_string(at_most)) + "}";
+  return out + ")";
 }
 
 std::string json_string_format_regex(std::string_view format) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,12 @@ namespace sable::grammar {
 // The regex (inside the quotes) of the JSON strings whose decoded text fully matches `pattern`.
 // Throws sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) when the pattern does not parse.
 std::string json_string_pattern_regex(std::string_view pattern);
+
+// The same for the strings of `pattern` with lo..hi code points (hi < 0: no upper bound), when the
+// pattern is fixed-length parts around one repeated code point set (`[a-z0-9-]+`, `[A-Z][a-z]*`):
+// that repetition's bounds take the length bounds in. nullopt for other patterns.
+std::optional<std::string> json_string_pattern_regex_within(std::string_view pattern, int64_t lo,
+                                                            int64_t hi);
 
 // The regex (inside the quotes) of a supported format, or "" when the format is not one.
 std::string json_string_format_regex(std::string_view format);
