@@ -16,23 +16,14 @@
 #include "plugins/grammar/automaton/nfa.h"
 #include "plugins/grammar/automaton/regex.h"
 #include "sable/cpp/error.h"
+#include "tests/unit/grammar_schema_check.h"
 #include "tests/unit/time_budget.h"
 
 namespace sable::grammar {
 namespace {
 
-Dfa schema_dfa(const std::string& schema) {
-  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
-}
-
-std::string error_of(const std::string& schema) {
-  try {
-    schema_dfa(schema);
-  } catch (const sable::cpp::Error& e) {
-    return e.what();
-  }
-  return "(compiled)";
-}
+using testing::error_of;
+using testing::schema_dfa;
 
 const std::vector<std::string> kNames = {"a", "b", "c", "d"};
 const std::vector<std::string> kValues = {"1", "\"s\"", "true", "null"};

@@ -13,30 +13,14 @@
 #include "plugins/grammar/automaton/json_schema.h"
 #include "plugins/grammar/automaton/regex.h"
 #include "sable/cpp/error.h"
+#include "tests/unit/grammar_schema_check.h"
 
 namespace sable::grammar {
 namespace {
 
-Dfa schema_dfa(const std::string& schema) {
-  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
-}
-
-std::string error_of(const std::string& schema) {
-  try {
-    schema_dfa(schema);
-  } catch (const sable::cpp::Error& e) {
-    return e.what();
-  }
-  return "(compiled)";
-}
-
-void check(const std::string& schema, const std::vector<std::string>& good,
-           const std::vector<std::string>& bad) {
-  SCOPED_TRACE(schema);
-  const Dfa dfa = schema_dfa(schema);
-  for (const std::string& s : good) EXPECT_TRUE(dfa.matches(s)) << "should accept: " << s;
-  for (const std::string& s : bad) EXPECT_FALSE(dfa.matches(s)) << "should reject: " << s;
-}
+using testing::check;
+using testing::error_of;
+using testing::schema_dfa;
 
 const std::vector<std::string> kNames = {"a", "b", "c", "d"};
 const std::vector<std::string> kValues = {"1", "\"s\"", "true", "null"};

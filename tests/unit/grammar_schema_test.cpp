@@ -14,25 +14,15 @@
 #include "plugins/grammar/automaton/nfa.h"
 #include "plugins/grammar/automaton/regex.h"
 #include "sable/cpp/error.h"
+#include "tests/unit/grammar_schema_check.h"
 #include "tests/unit/time_budget.h"
 
 namespace sable::grammar {
 namespace {
 
-Dfa schema_dfa(const std::string& schema) {
-  return Dfa::compile(parse_regex(json_schema_to_regex(schema), RegexDialect::kInternal));
-}
-
-void check(const std::string& schema, const std::vector<std::string>& good,
-           const std::vector<std::string>& bad) {
-  SCOPED_TRACE(schema);
-  const Dfa dfa = schema_dfa(schema);
-  for (const std::string& s : good) {
-    EXPECT_TRUE(dfa.matches(s)) << "should accept: " << s;
-    EXPECT_TRUE(nlohmann::json::accept(s)) << "not JSON: " << s;
-  }
-  for (const std::string& s : bad) EXPECT_FALSE(dfa.matches(s)) << "should reject: " << s;
-}
+using testing::check;
+using testing::error_of;
+using testing::schema_dfa;
 
 // `inner` inside n arrays, and in n objects (members "k").
 std::string in_arrays(int n, const std::string& inner = "1") {
@@ -42,16 +32,6 @@ std::string in_objects(int n, const std::string& inner = "1") {
   std::string out = inner;
   for (int i = 0; i < n; ++i) out = R"({"k":)" + out + "}";
   return out;
-}
-
-std::string error_of(const std::string& schema) {
-  try {
-    schema_dfa(schema);
-  } catch (const sable::cpp::Error& e) {
-    EXPECT_EQ(e.status(), SABLE_ERR_INVALID_ARGUMENT);
-    return e.what();
-  }
-  return "(compiled)";
 }
 
 TEST(GrammarSchema, Scalars) {
