@@ -289,6 +289,9 @@ void Scheduler::Impl::finish(Active& a, FinishReason reason, bool insert_into_ca
   a.pending.e2e_latency = e2e;
   counters.finished_requests += 1;
   counters.e2e_sum += e2e;
+  // The counters first: a client that reads /server_info as soon as its answer arrives sees the
+  // steps and tokens that produced it (the end-of-step publish comes after the stream's last chunk).
+  publish_stats();
   flush_pending(a);
 }
 

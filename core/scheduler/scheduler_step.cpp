@@ -368,6 +368,7 @@ void Scheduler::Impl::step() {
     sampler.sample(logits.data(), vocab, rows, results);
   }
 
+  counters.num_steps += 1;  // before the samples: a request finished below counts this step
   // 6. Append, check stops, stream; finished requests leave the running set.
   for (size_t b = 0; b < B; ++b) {
     process_sample(*to_sample[b].first, results[b], top_ids[b], top_lps[b], ids_lps[b]);
@@ -378,7 +379,6 @@ void Scheduler::Impl::step() {
   if (info.num_retracted == 0 && !decode.empty()) {
     new_token_ratio = std::max(min_ratio, new_token_ratio - (init_ratio - min_ratio) / kRatioDecaySteps);
   }
-  counters.num_steps += 1;
   counters.last_batch_size = info.num_seqs;
   counters.max_batch_size = std::max(counters.max_batch_size, info.num_seqs);
   std::function<void(const StepInfo&)> observer;

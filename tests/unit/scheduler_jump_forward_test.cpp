@@ -6,7 +6,9 @@
 // log-probabilities and page accounting right.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -229,6 +231,47 @@ TEST(SchedulerJumpForward, LongJumpsAreCutToTheBudgetShare) {
   EXPECT_EQ(r.finish.type, FinishReason::Type::kStop);
   EXPECT_EQ(spell(r.ids).size(), kPattern.size());
   EXPECT_GT(*jumps, 0);
+}
+
+// A client that reads the counters as soon as its answer arrives (the e2e jump-forward test reads
+// /server_info right after /generate returns) sees the steps and tokens that produced it. The step
+// observer holds the scheduler thread at the end of the step that finished the request, so the
+// end-of-step publish has not run when the stats are read: only the publish before the final chunk
+// makes them current (the e2e test read one step short under load before it).
+TEST(SchedulerJumpForward, CountersAreCurrentWhenTheAnswerArrives) {
+  FakeModel model(256, 1);
+  Scheduler s(jump_options(256, 1, false), model);
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::shared_ptr<RequestStream> stream;
+  std::mutex stream_mutex;
+  s.set_step_observer([&](const StepInfo&) {
+    std::shared_ptr<RequestStream> st;
+    {
+      std::lock_guard<std::mutex> lock(stream_mutex);
+      st = stream;
+    }
+    if (!st || !st->finished()) return;
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
+  });
+  {
+    std::lock_guard<std::mutex> lock(stream_mutex);
+    stream = submit_constrained(s, "c", prompt(9, 3), 100);
+  }
+  Result r = collect(*stream);
+  const SchedulerStats st = s.stats();  // the scheduler thread waits in the observer meanwhile
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(st.generation_tokens, static_cast<int64_t>(r.ids.size()));
+  EXPECT_GT(st.jump_forward_tokens, 0);
+  EXPECT_EQ(st.num_steps + st.jump_forward_tokens, static_cast<int64_t>(r.ids.size()));
+  EXPECT_EQ(st.finished_requests, 1);
+  s.set_step_observer(nullptr);
 }
 
 TEST(SchedulerJumpForward, MaxNewTokensCutsAJumpShort) {
