@@ -32,6 +32,25 @@ const SableAttentionApi* load_flash() {
   return p ? static_cast<const SableAttentionApi*>(p->api) : nullptr;
 }
 
+// The init of a one-layer flash backend over `layer` (a bf16 pool) with hq / hk heads of d dims.
+SableAttentionInit one_layer_init(const SableKvLayer& layer, int32_t hq, int32_t hk, int32_t d,
+                                  int32_t page_size, int32_t max_batch_tokens, int32_t window = 0) {
+  SableAttentionInit init{};
+  init.struct_size = sizeof(init);
+  init.device_type = SABLE_DEVICE_CUDA;
+  init.num_layers = 1;
+  init.num_q_heads = hq;
+  init.num_kv_heads = hk;
+  init.head_dim = d;
+  init.page_size = page_size;
+  init.kv_dtype = SABLE_DTYPE_BF16;
+  init.sliding_window = window;
+  init.max_batch_tokens = max_batch_tokens;
+  init.max_seqs = 64;
+  init.layers = &layer;
+  return init;
+}
+
 class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
 
 // flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL (0: off) when the backend is created: each
@@ -77,19 +96,7 @@ void check_case(const Case& c) {
   SableKvLayer layer{cuda_tensor(kpool.get(), SABLE_DTYPE_BF16, {num_pages, c.page_size, c.hk, c.d}),
                      cuda_tensor(vpool.get(), SABLE_DTYPE_BF16, {num_pages, c.page_size, c.hk, c.d})};
   TestHost host(sable::ops::cuda_ops());
-  SableAttentionInit init{};
-  init.struct_size = sizeof(init);
-  init.device_type = SABLE_DEVICE_CUDA;
-  init.num_layers = 1;
-  init.num_q_heads = c.hq;
-  init.num_kv_heads = c.hk;
-  init.head_dim = c.d;
-  init.page_size = c.page_size;
-  init.kv_dtype = SABLE_DTYPE_BF16;
-  init.sliding_window = c.window;
-  init.max_batch_tokens = 4096;
-  init.max_seqs = 64;
-  init.layers = &layer;
+  const SableAttentionInit init = one_layer_init(layer, c.hq, c.hk, c.d, c.page_size, 4096, c.window);
   SableAttention* attn = nullptr;
   ASSERT_EQ(api->create(&host.api, nullptr, &init, &attn), SABLE_OK) << TestHost::last_error;
 
@@ -311,18 +318,7 @@ TEST_P(FlashCascadeTest, MatchesReferenceEagerAndInGraphs) {
   SableKvLayer layer{cuda_tensor(kpool.get(), SABLE_DTYPE_BF16, {pages, c.page_size, c.hk, c.d}),
                      cuda_tensor(vpool.get(), SABLE_DTYPE_BF16, {pages, c.page_size, c.hk, c.d})};
   TestHost host(sable::ops::cuda_ops());
-  SableAttentionInit init{};
-  init.struct_size = sizeof(init);
-  init.device_type = SABLE_DEVICE_CUDA;
-  init.num_layers = 1;
-  init.num_q_heads = c.hq;
-  init.num_kv_heads = c.hk;
-  init.head_dim = c.d;
-  init.page_size = c.page_size;
-  init.kv_dtype = SABLE_DTYPE_BF16;
-  init.max_batch_tokens = 256;
-  init.max_seqs = 64;
-  init.layers = &layer;
+  const SableAttentionInit init = one_layer_init(layer, c.hq, c.hk, c.d, c.page_size, 256);
   SableAttention *on = nullptr, *off = nullptr;
   {
     DecodeKernelEnv decode_kernel(true);

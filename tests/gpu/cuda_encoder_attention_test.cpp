@@ -17,10 +17,11 @@ namespace {
 
 constexpr int64_t kHq = 4, kHk = 2;
 
-SableTensor heads_view(void* base, int32_t dtype, int32_t device, int64_t t, int64_t width, int64_t col,
-                       int64_t heads, int64_t d) {
+SableTensor heads_view(void* base, int32_t dtype, int32_t device, int64_t t, int64_t width,
+                       int64_t col, int64_t heads, int64_t d) {
   const size_t elem = static_cast<size_t>(sable_dtype_size(dtype));
-  SableTensor v = cpp::make_tensor(static_cast<char*>(base) + col * elem, dtype, {t, heads, d}, device);
+  SableTensor v =
+      cpp::make_tensor(static_cast<char*>(base) + col * elem, dtype, {t, heads, d}, device);
   v.strides[0] = width;
   v.strides[1] = d;
   v.strides[2] = 1;
@@ -50,10 +51,12 @@ double run_case(int64_t d, const std::vector<int32_t>& lens) {
     ops::Arena arena;
     SableOpsContext ctx;
     ctx.arena = &arena;
-    SableTensor q = heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, 0, kHq, d);
-    SableTensor k = heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, kHq * d, kHk, d);
-    SableTensor v =
-        heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, (kHq + kHk) * d, kHk, d);
+    SableTensor q =
+        heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, 0, kHq, d);
+    SableTensor k =
+        heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, kHq * d, kHk, d);
+    SableTensor v = heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width,
+                               (kHq + kHk) * d, kHk, d);
     SableTensor o = cpp::make_tensor(want.data(), SABLE_DTYPE_F32, {t, kHq, d});
     SableTensor pos = cpp::make_tensor(positions.data(), SABLE_DTYPE_I32, {t});
     EXPECT_EQ(ops::cpu_ops()->attention_bidirectional(&ctx, &q, &k, &v, &pos, scale, &o), SABLE_OK);
@@ -67,10 +70,12 @@ double run_case(int64_t d, const std::vector<int32_t>& lens) {
   SableOpsContext ctx;
   ctx.device_type = SABLE_DEVICE_CUDA;
   ctx.arena = &arena;
-  SableTensor q = heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, 0, kHq, d);
-  SableTensor k = heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, kHq * d, kHk, d);
-  SableTensor v =
-      heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, (kHq + kHk) * d, kHk, d);
+  SableTensor q =
+      heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, 0, kHq, d);
+  SableTensor k =
+      heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, kHq * d, kHk, d);
+  SableTensor v = heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width,
+                             (kHq + kHk) * d, kHk, d);
   SableTensor o = cuda_tensor(dev_out.get(), SABLE_DTYPE_BF16, {t, kHq, d});
   SableTensor pos = cuda_tensor(dev_pos.get(), SABLE_DTYPE_I32, {t});
   EXPECT_EQ(ops::cuda_ops()->attention_bidirectional(&ctx, &q, &k, &v, &pos, scale, &o), SABLE_OK);

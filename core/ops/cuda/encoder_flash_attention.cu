@@ -135,7 +135,8 @@ __global__ void __launch_bounds__(kThreads) flash_bidirectional_kernel(EncoderAt
     if (j == 0) {
 #pragma unroll
       for (int ks = 0; ks < kD / 16; ++ks)
-        sable::cuda::ldmatrix_x4(qf[ks], s_q + (warp * 16 + (lane & 15)) * kLd + ks * 16 + (lane >> 4) * 8);
+        sable::cuda::ldmatrix_x4(qf[ks],
+                                 s_q + (warp * 16 + (lane & 15)) * kLd + ks * 16 + (lane >> 4) * 8);
     }
     const bf16* tk = s_k + buf * kKeys * kLd;
     const bf16* tv = s_v + buf * kKeys * kLd;
@@ -176,7 +177,8 @@ __global__ void __launch_bounds__(kThreads) flash_bidirectional_kernel(EncoderAt
       for (int dn = 0; dn < kD / 16; ++dn) {
         uint32_t vf[4];
         sable::cuda::ldmatrix_x4_trans(
-            vf, tv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + dn * 16 + (lane >> 4) * 8);
+            vf,
+            tv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + dn * 16 + (lane >> 4) * 8);
         sable::cuda::mma_bf16(o[2 * dn], pa, vf[0], vf[1]);
         sable::cuda::mma_bf16(o[2 * dn + 1], pa, vf[2], vf[3]);
       }
@@ -193,7 +195,8 @@ __global__ void __launch_bounds__(kThreads) flash_bidirectional_kernel(EncoderAt
     const int t = q0 + (hf == 0 ? row_a : row_b);
     if (t >= tokens) continue;
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    bf16* out = static_cast<bf16*>(a.out) + t * a.out_stride + head * a.out_head_stride + 2 * (lane & 3);
+    bf16* out =
+        static_cast<bf16*>(a.out) + t * a.out_stride + head * a.out_head_stride + 2 * (lane & 3);
 #pragma unroll
     for (int n = 0; n < kD / 8; ++n)
       *reinterpret_cast<__nv_bfloat162*>(out + n * 8) =
@@ -207,11 +210,12 @@ bool aligned16(const void* p, int64_t head_offset_elems) {
 
 template <int kD>
 cudaError_t launch_flash(const EncoderAttentionArgs& a, void* stream) {
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      flash_bidirectional_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-      static_cast<int>(smem_bytes<kD>()));
+  static const cudaError_t attr = cudaFuncSetAttribute(flash_bidirectional_kernel<kD>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(smem_bytes<kD>()));
   if (attr != cudaSuccess) return attr;
-  const dim3 grid(static_cast<unsigned>((a.tokens + kRows - 1) / kRows), static_cast<unsigned>(a.q_heads));
+  const dim3 grid(static_cast<unsigned>((a.tokens + kRows - 1) / kRows),
+                  static_cast<unsigned>(a.q_heads));
   return sable::cuda::launch(flash_bidirectional_kernel<kD>, grid, dim3(kThreads), smem_bytes<kD>(),
                              as_stream(stream), a);
 }
@@ -227,17 +231,24 @@ bool encoder_flash_attention(const EncoderAttentionArgs& a, void* stream, bool* 
   // 16-byte row pieces: every row start (strides and head offsets) a multiple of 8 elements.
   const bool fits = enabled && a.dtype == SABLE_DTYPE_BF16 &&
                     (a.head_dim == 64 || a.head_dim == 80 || a.head_dim == 128) && a.group >= 1 &&
-                    a.q_heads >= 1 && a.q_heads <= 65535 && a.tokens >= 1 && a.tokens < INT_MAX / 2 &&
-                    aligned16(a.q, a.q_stride) && aligned16(a.k, a.k_stride) && aligned16(a.v, a.v_stride) &&
-                    a.q_head_stride % 8 == 0 && a.k_head_stride % 8 == 0 && a.v_head_stride % 8 == 0 &&
-                    a.out_stride % 2 == 0 && a.out_head_stride % 2 == 0 &&
-                    reinterpret_cast<uintptr_t>(a.out) % 4 == 0;
+                    a.q_heads >= 1 && a.q_heads <= 65535 && a.tokens >= 1 &&
+                    a.tokens < INT_MAX / 2 && aligned16(a.q, a.q_stride) &&
+                    aligned16(a.k, a.k_stride) && aligned16(a.v, a.v_stride) &&
+                    a.q_head_stride % 8 == 0 && a.k_head_stride % 8 == 0 &&
+                    a.v_head_stride % 8 == 0 && a.out_stride % 2 == 0 &&
+                    a.out_head_stride % 2 == 0 && reinterpret_cast<uintptr_t>(a.out) % 4 == 0;
   if (!fits) return true;
   cudaError_t err = cudaSuccess;
   switch (a.head_dim) {
-    case 64: err = launch_flash<64>(a, stream); break;
-    case 80: err = launch_flash<80>(a, stream); break;
-    default: err = launch_flash<128>(a, stream); break;
+    case 64:
+      err = launch_flash<64>(a, stream);
+      break;
+    case 80:
+      err = launch_flash<80>(a, stream);
+      break;
+    default:
+      err = launch_flash<128>(a, stream);
+      break;
   }
   *launched = err == cudaSuccess;
   return err == cudaSuccess;

@@ -68,8 +68,9 @@ __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionPa
   }
   const int lo = item.lo, hi = item.hi;
   auto load_kv = [&](int k0, int buf) {
-    load_paged_kv<kD, kCascadeN, kThreads>(sK + buf * kCascadeN * kD, sV + buf * kCascadeN * kD, p.k_cache, p.v_cache,
-                                        pages, p.page_size, p.kv_heads, kvh, k0, hi);
+    load_paged_kv<kD, kCascadeN, kThreads>(sK + buf * kCascadeN * kD, sV + buf * kCascadeN * kD,
+                                           p.k_cache, p.v_cache, pages, p.page_size, p.kv_heads,
+                                           kvh, k0, hi);
   };
   load_kv(lo, 0);
   cp_async_commit();

@@ -63,8 +63,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
                p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
   }
   auto load_kv = [&](int k0, int buf) {
-    load_paged_kv<kD, kBN, kThreads>(sK + buf * kBN * kD, sV + buf * kBN * kD, p.k_cache, p.v_cache,
-                                        pages, p.page_size, p.kv_heads, kvh, k0, hi);
+    load_paged_kv<kD, kBN, kThreads>(sK + buf * kBN * kD, sV + buf * kBN * kD, p.k_cache,
+                                     p.v_cache, pages, p.page_size, p.kv_heads, kvh, k0, hi);
   };
   load_kv(lo, 0);
   cp_async_commit();
