@@ -19,10 +19,17 @@ ninja -C "$BUILD" sable_bench_cpu_decode sable_plugins
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/$BUILD/bin" "$stage/$BUILD/lib-carry"
+skip_libs='^$'  # no library path is empty: nothing skipped
+[ "${SABLE_CPU_BUNDLE_LEAN:-0}" = 1 ] && skip_libs='openblas|gfortran'
+
 cp -a "$BUILD/bin/sable_bench_cpu_decode" "$BUILD/bin/plugins" "$stage/$BUILD/bin/"
 for f in "$BUILD/bin/sable_bench_cpu_decode" "$BUILD"/bin/plugins/*; do
   ldd "$f" | awk '/=> \//{print $3}'
 done | sort -u | grep -E 'openblas|spdlog|fmt|gfortran|quadmath|gomp|yaml-cpp|pcre2|utf8proc' |
+  # SABLE_CPU_BUNDLE_LEAN=1: leave out OpenBLAS and gfortran (~6 MB packed) when the same call
+  # carries scripts/gpu-bundle.sh's bundle, whose lib-carry has them (device_host.sh looks there
+  # too): the carried files and the tree must stay under the device call's 64 MiB.
+  grep -v -E "$skip_libs" |
   while read -r lib; do cp -L "$lib" "$stage/$BUILD/lib-carry/"; done
 find "$stage" -type f \( -perm -u+x -o -name '*.so*' \) -exec strip --strip-unneeded {} + 2>/dev/null || true
 if [ -n "${LLAMA_CPP_SRC:-}" ]; then

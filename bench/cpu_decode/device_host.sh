@@ -25,7 +25,9 @@ t0=$SECONDS
 
 if [ -f .carry/cpu-bench.tar.xz ]; then
   tar -xJf .carry/cpu-bench.tar.xz
-  export LD_LIBRARY_PATH=$ROOT/$BUILD/lib-carry${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # Then the GPU bundle's libraries, for a lean CPU bundle (bundle.sh, SABLE_CPU_BUNDLE_LEAN=1).
+  gpu_libs=$ROOT/${SABLE_GPU_BUILD:-build}/lib-carry
+  export LD_LIBRARY_PATH=$ROOT/$BUILD/lib-carry:$gpu_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 elif [ ! -x "$BUILD/bin/sable_bench_cpu_decode" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=OFF >/dev/null
   ninja -C "$BUILD" sable_bench_cpu_decode sable_plugins >/dev/null
