@@ -3,6 +3,7 @@
 // fallback (other head dims), for one sequence over many 64-row tiles, vision-style windows that
 // straddle the tiles, single-token sequences, and GQA (2 query heads per KV head). Q, K and V are
 // column slices of one fused [T, (Hq + 2 Hk) D] buffer, as the models pass them.
+#include <array>
 #include <random>
 #include <vector>
 
@@ -17,15 +18,20 @@ namespace {
 
 constexpr int64_t kHq = 4, kHk = 2;
 
-SableTensor heads_view(void* base, int32_t dtype, int32_t device, int64_t t, int64_t width,
-                       int64_t col, int64_t heads, int64_t d) {
+// Q [t, Hq, d], K and V [t, Hk, d]: column slices of the fused [t, (Hq + 2 Hk) d] buffer at `base`.
+std::array<SableTensor, 3> qkv_views(void* base, int32_t dtype, int32_t device, int64_t t,
+                                     int64_t d) {
+  const int64_t width = (kHq + 2 * kHk) * d;
   const size_t elem = static_cast<size_t>(sable_dtype_size(dtype));
-  SableTensor v =
-      cpp::make_tensor(static_cast<char*>(base) + col * elem, dtype, {t, heads, d}, device);
-  v.strides[0] = width;
-  v.strides[1] = d;
-  v.strides[2] = 1;
-  return v;
+  auto view = [&](int64_t col, int64_t heads) {
+    SableTensor v =
+        cpp::make_tensor(static_cast<char*>(base) + col * elem, dtype, {t, heads, d}, device);
+    v.strides[0] = width;
+    v.strides[1] = d;
+    v.strides[2] = 1;
+    return v;
+  };
+  return {view(0, kHq), view(kHq * d, kHk), view((kHq + kHk) * d, kHk)};
 }
 
 // Runs both tables over sequences of the given lengths; returns the relative L2 error of CUDA's
@@ -51,12 +57,7 @@ double run_case(int64_t d, const std::vector<int32_t>& lens) {
     ops::Arena arena;
     SableOpsContext ctx;
     ctx.arena = &arena;
-    SableTensor q =
-        heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, 0, kHq, d);
-    SableTensor k =
-        heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width, kHq * d, kHk, d);
-    SableTensor v = heads_view(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, width,
-                               (kHq + kHk) * d, kHk, d);
+    auto [q, k, v] = qkv_views(fused.data(), SABLE_DTYPE_F32, SABLE_DEVICE_CPU, t, d);
     SableTensor o = cpp::make_tensor(want.data(), SABLE_DTYPE_F32, {t, kHq, d});
     SableTensor pos = cpp::make_tensor(positions.data(), SABLE_DTYPE_I32, {t});
     EXPECT_EQ(ops::cpu_ops()->attention_bidirectional(&ctx, &q, &k, &v, &pos, scale, &o), SABLE_OK);
@@ -70,12 +71,7 @@ double run_case(int64_t d, const std::vector<int32_t>& lens) {
   SableOpsContext ctx;
   ctx.device_type = SABLE_DEVICE_CUDA;
   ctx.arena = &arena;
-  SableTensor q =
-      heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, 0, kHq, d);
-  SableTensor k =
-      heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width, kHq * d, kHk, d);
-  SableTensor v = heads_view(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, width,
-                             (kHq + kHk) * d, kHk, d);
+  auto [q, k, v] = qkv_views(dev_fused.get(), SABLE_DTYPE_BF16, SABLE_DEVICE_CUDA, t, d);
   SableTensor o = cuda_tensor(dev_out.get(), SABLE_DTYPE_BF16, {t, kHq, d});
   SableTensor pos = cuda_tensor(dev_pos.get(), SABLE_DTYPE_I32, {t});
   EXPECT_EQ(ops::cuda_ops()->attention_bidirectional(&ctx, &q, &k, &v, &pos, scale, &o), SABLE_OK);
