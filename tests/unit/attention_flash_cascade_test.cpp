@@ -6,7 +6,8 @@
 // chunks cover the shared positions once, the launch bound depends on the batch shape alone, and an
 // emulation of the two passes (the cascade items' partials by (member, head) row, the members' own
 // splits, the decode kernel's merge order: splits, then shared chunks) matches a naive fp64
-// attention. The new token's pool row is poisoned: neither pass may read it from the pool.
+// attention; the warps of a small item split each tile's positions and fold their states. The new
+// token's pool row is poisoned: neither pass may read it from the pool.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -286,15 +287,18 @@ struct Part {
 
 // One row's partial over positions [lo, hi) as the kernels compute it: 64-position tiles, log2
 // domain online softmax in fp32, P rounded to bf16 for P·V. The token's own position (new_pos)
-// comes from its inputs, every other from the pool through the page list.
+// comes from its inputs, every other from the pool through the page list. A warp that takes a
+// share of each tile (the cascade pass's small items) reads positions [share0, share0 + share) of
+// every tile.
 Part row_partial(const float* q, const float* k_new, const float* v_new, const int32_t* pg,
                  int32_t page_size, int32_t hk, int32_t kvh, int32_t d, int32_t new_pos, int32_t lo,
-                 int32_t hi, const std::vector<float>& kpool, const std::vector<float>& vpool) {
+                 int32_t hi, const std::vector<float>& kpool, const std::vector<float>& vpool,
+                 int32_t share0 = 0, int32_t share = kCascadeN) {
   const float scale_log2 = 1.0f / std::sqrt(float(d)) * 1.4426950408889634f;
   Part p;
   p.acc.assign(size_t(d), 0.0f);
-  for (int32_t k0 = lo; k0 < hi; k0 += kCascadeN) {
-    const int32_t k1 = std::min(hi, k0 + kCascadeN);
+  for (int32_t tile = lo; tile + share0 < hi; tile += kCascadeN) {
+    const int32_t k0 = tile + share0, k1 = std::min(hi, k0 + share);
     std::vector<float> s;
     for (int32_t pos = k0; pos < k1; ++pos) {
       const float* kr =
@@ -379,9 +383,25 @@ void run_cascade(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t s
         int32_t mb = 0, h = 0;
         if (!cascade_row(r, G, item.members, &mb, &h)) continue;
         const int32_t t = members[mb], qh = kvh * G + h;
-        Part part =
-            row_partial(&q[(size_t(t) * hq + qh) * d], nullptr, nullptr, page_list(members[0]),
-                        page_size, hk, kvh, d, -1, item.lo, item.hi, kpool, vpool);
+        // The warps of the row's block, each over its share of every tile, folded at the end.
+        const int32_t rows = item.members * G;
+        const int32_t parts = cascade_warp_role(rows, 0).parts;
+        std::vector<float> wm, wl, wo;
+        for (int32_t w = 0; w < kCascadeWarps; ++w) {
+          const CascadeWarpRole role = cascade_warp_role(rows, w);
+          if (role.row_base != r / 16 * 16) continue;
+          const Part part = row_partial(&q[(size_t(t) * hq + qh) * d], nullptr, nullptr,
+                                        page_list(members[0]), page_size, hk, kvh, d, -1, item.lo,
+                                        item.hi, kpool, vpool, role.pos0, kCascadeN / parts);
+          wm.push_back(part.m);
+          wl.push_back(part.l);
+          wo.insert(wo.end(), part.acc.begin(), part.acc.end());
+        }
+        ASSERT_EQ(static_cast<int32_t>(wm.size()), parts);
+        Part part;
+        for (int32_t c = 0; c < d; ++c)
+          part.acc.push_back(
+              cascade_fold(parts, wm.data(), wl.data(), &wo[size_t(c)], d, &part.m, &part.l));
         ASSERT_TRUE(casc.emplace(cascade_slot(t, hq, qh, item.chunk), std::move(part)).second);
       }
   }
@@ -414,6 +434,52 @@ void run_cascade(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t s
                     ref_k, ref_v, &want[size_t(t) * hq * d]);
   }
   expect_close(got, want);
+}
+
+TEST(FlashCascadeWarps, EveryRowAndTilePositionHasOneWarp) {
+  for (int32_t rows = 1; rows <= kCascadeRows; ++rows) {
+    std::vector<int32_t> seen(size_t(rows) * kCascadeN, 0);
+    int32_t busy = 0;
+    for (int32_t w = 0; w < kCascadeWarps; ++w) {
+      const CascadeWarpRole role = cascade_warp_role(rows, w);
+      ASSERT_TRUE(role.parts == 1 || role.parts == 2 || role.parts == 4);
+      if (!role.busy) continue;
+      ++busy;
+      for (int32_t r = role.row_base; r < std::min(rows, role.row_base + 16); ++r)
+        for (int32_t k = role.pos0; k < role.pos0 + kCascadeN / role.parts; ++k)
+          ++seen[size_t(r) * kCascadeN + k];
+    }
+    for (int32_t v : seen) ASSERT_EQ(v, 1) << rows << " rows";
+    // No warp idles unless the rows come in exactly three blocks of 16.
+    EXPECT_EQ(busy, (rows + 15) / 16 == 3 ? 3 : 4) << rows << " rows";
+  }
+}
+
+TEST(FlashCascadeWarps, FoldOfSharesIsTheOnePassSoftmax) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int32_t parts : {2, 4})
+    for (int32_t valid : {64, 40, 9}) {  // positions past `valid` are masked (a last tile)
+      std::vector<float> s(64), v(64);
+      for (int32_t k = 0; k < 64; ++k) s[k] = nd(rng), v[k] = nd(rng);
+      float m_all = -INFINITY, l_all = 0.0f, o_all = 0.0f;
+      for (int32_t k = 0; k < valid; ++k) m_all = std::max(m_all, s[k]);
+      for (int32_t k = 0; k < valid; ++k)
+        l_all += std::exp2(s[k] - m_all), o_all += std::exp2(s[k] - m_all) * v[k];
+      std::vector<float> m(parts, -INFINITY), l(parts, 0.0f), o(parts, 0.0f);
+      const int32_t share = 64 / parts;
+      for (int32_t w = 0; w < parts; ++w) {
+        for (int32_t k = w * share; k < std::min(valid, (w + 1) * share); ++k)
+          m[w] = std::max(m[w], s[k]);
+        for (int32_t k = w * share; k < std::min(valid, (w + 1) * share); ++k)
+          l[w] += std::exp2(s[k] - m[w]), o[w] += std::exp2(s[k] - m[w]) * v[k];
+      }
+      float m_got = 0.0f, l_got = 0.0f;
+      const float o_got = cascade_fold(parts, m.data(), l.data(), o.data(), 1, &m_got, &l_got);
+      EXPECT_EQ(m_got, m_all);
+      EXPECT_NEAR(l_got, l_all, 1e-5f * l_all);
+      EXPECT_NEAR(o_got / l_got, o_all / l_all, 1e-5f * (1.0f + std::fabs(o_all / l_all)));
+    }
 }
 
 TEST(FlashCascadeMerge, SharedAndOwnPartialsMatchNaiveAttention) {

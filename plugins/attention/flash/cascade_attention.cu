@@ -4,14 +4,16 @@
 // K/V 16 times per step; decode attention is most of a step at such contexts.
 //
 // A CTA (4 warps) owns one work item of the plan (cascade_schedule.h: a row tile of a group's
-// members, a chunk of the shared positions) and one KV head (blockIdx.x). Its 64 MMA rows are the
-// members' q heads of that KV head (row r: member r / group, head r % group); each warp owns 16
-// rows and every position of the 64-position K/V tiles, gathered from the shared pages with
-// cp.async, double-buffered (the prefill kernel's loop, with no causal mask: every shared
-// position is visible to every member). Each row's unnormalised (acc, m, l) goes to the member's
-// cascade partial slot `chunk`; the decode kernel (decode_attention.cu) serves the members' own
-// positions and its merge folds these partials in, so the result is the non-cascade one up to the
-// order of the float sums.
+// members, a chunk of the shared positions) and one KV head (blockIdx.x). Its up to 64 MMA rows
+// are the members' q heads of that KV head (row r: member r / group, head r % group), in blocks of
+// 16 rows; the 64-position K/V tiles are gathered from the shared pages with cp.async,
+// double-buffered (the prefill kernel's loop, with no causal mask: every shared position is
+// visible to every member). With 3-4 row blocks each warp owns one block and every position; with
+// 1-2 blocks (groups of a few members) the warps of a block split each tile's positions and fold
+// their softmax states at the end (cascade_warp_role), so no warp idles. Each row's unnormalised
+// (acc, m, l) goes to the member's cascade partial slot `chunk`; the decode kernel
+// (decode_attention.cu) serves the members' own positions and its merge folds these partials in, so
+// the result is the non-cascade one up to the order of the float sums.
 //
 // CUDA graphs: the grid is (KV heads, max_cascade_items(num_decode)), a function of the batch
 // shape; the item count and list live in the metadata block that plan() uploads with one memcpy
@@ -35,11 +37,32 @@ constexpr int cascade_smem_bytes() {
   return (kCascadeRows + 4 * kCascadeN) * kD * static_cast<int>(sizeof(bf16));  // Q + 2 x (K, V)
 }
 
+// One warp's step over its share of a K/V tile: positions [pos0, pos0 + 8 kSN) of the tile that
+// starts at shared position k0 (positions at or past hi masked).
+template <int kSN, int kD>
+__device__ __forceinline__ void cascade_tile(const uint32_t (&qf)[kD / 16][4], const bf16* tk,
+                                             const bf16* tv, int pos0, int k0, int hi,
+                                             float scale_log2, int lane, int br, int bc, int vr,
+                                             int vc, float (&m)[2], float (&l)[2],
+                                             float (&o)[kD / 8][4]) {
+  float s[kSN][4];
+  qk_tile<kSN, kD>(s, qf, tk, pos0, br, bc);
+#pragma unroll
+  for (int n = 0; n < kSN; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      acc_pos(lane, i, &r, &c);
+      s[n][i] = k0 + pos0 + n * 8 + c < hi ? s[n][i] * scale_log2 : -INFINITY;
+    }
+  online_softmax<kSN, kD / 8>(s, m, l, o);  // a share past hi keeps m and l as they were
+  pv_tile<kSN, kD>(o, s, tv, pos0, vr, vc);
+}
+
 template <int kD>
 __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionParams p) {
   constexpr int kChunks = kD / 8;
   constexpr int kKSteps = kD / 16;
-  constexpr int kSN = kCascadeN / 8;
   constexpr int kON = kD / 8;
   constexpr int kThreads = kCascadeWarps * 32;
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -84,50 +107,94 @@ __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionPa
   a_frag_src(lane, &ar, &ac);
   b_frag_src(lane, &br, &bc);
   v_frag_src(lane, &vr, &vc);
-  const int row_base = warp * 16;
-  const bool busy = row_base < rows;  // else the warp only helps with the copies
+  // Small items: the warps of one row block split each tile's positions (cascade_schedule.h).
+  const CascadeWarpRole role = cascade_warp_role(rows, warp);
   const int n_tiles = (hi - lo + kCascadeN - 1) / kCascadeN;
 
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = lo + j * kCascadeN;
     next_tile(j, n_tiles, [&](int buf) { load_kv(k0 + kCascadeN, buf); });
-    if (busy) {
-      if (j == 0) load_q_frags<kD>(qf, sQ, row_base, ar, ac);
+    if (role.busy) {
+      if (j == 0) load_q_frags<kD>(qf, sQ, role.row_base, ar, ac);
       const bf16* tk = sK + (j & 1) * kCascadeN * kD;
       const bf16* tv = sV + (j & 1) * kCascadeN * kD;
-      float s[kSN][4];
-      qk_tile<kSN, kD>(s, qf, tk, 0, br, bc);
-#pragma unroll
-      for (int n = 0; n < kSN; ++n)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          int r, c;
-          acc_pos(lane, i, &r, &c);
-          s[n][i] = k0 + n * 8 + c < hi ? s[n][i] * p.scale_log2 : -INFINITY;
-        }
-      online_softmax<kSN, kON>(s, m, l, o);  // the first position of every tile is in range
-      pv_tile<kSN, kD>(o, s, tv, 0, vr, vc);
+      if (role.parts == 4)
+        cascade_tile<kCascadeN / 32, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+                                         vr, vc, m, l, o);
+      else if (role.parts == 2)
+        cascade_tile<kCascadeN / 16, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+                                         vr, vc, m, l, o);
+      else
+        cascade_tile<kCascadeN / 8, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+                                        vr, vc, m, l, o);
     }
     __syncthreads();
   }
-  if (!busy) return;
 
+  float quad_l[2];
 #pragma unroll
   for (int hf = 0; hf < 2; ++hf) {
-    float sum = l[hf];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    quad_l[hf] = l[hf];
+    quad_l[hf] += __shfl_xor_sync(0xffffffffu, quad_l[hf], 1);
+    quad_l[hf] += __shfl_xor_sync(0xffffffffu, quad_l[hf], 2);
+  }
+  if (role.parts == 1) {  // each warp holds whole rows: write them from the registers
+    if (!role.busy) return;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      int r, c;
+      acc_pos(lane, 2 * hf, &r, &c);
+      int mb, h;
+      if (!cascade_row(role.row_base + r, G, item.members, &mb, &h)) continue;
+      const int64_t slot = cascade_slot(members[mb], p.q_heads, kvh * G + h, item.chunk);
+      float* dst = p.casc_acc + slot * kD;
+#pragma unroll
+      for (int n = 0; n < kON; ++n)
+        *reinterpret_cast<float2*>(dst + n * 8 + c) = make_float2(o[n][2 * hf], o[n][2 * hf + 1]);
+      if ((lane & 3) == 0) {
+        p.casc_ml[slot * 2] = quad_l[hf] > 0.0f ? m[hf] : -FLT_MAX;
+        p.casc_ml[slot * 2 + 1] = quad_l[hf];
+      }
+    }
+    return;
+  }
+
+  // Shared rows (one or two row blocks, so every warp is busy): each warp's state goes to shared
+  // memory over the K/V tiles (all read: the loop ended at a barrier), then the CTA folds the
+  // `parts` states of each row and writes it.
+  static_assert((kCascadeWarps * 16 * kD + 2 * kCascadeWarps * 16) * sizeof(float) <=
+                    4 * kCascadeN * kD * sizeof(bf16),
+                "the fold's scratch must fit in the K/V tiles");
+  float* so = reinterpret_cast<float*>(sK);  // [warp][16][kD]
+  float* sm = so + kCascadeWarps * 16 * kD;  // [16][warp]
+  float* sl = sm + kCascadeWarps * 16;       // [16][warp]
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
     int r, c;
     acc_pos(lane, 2 * hf, &r, &c);
-    int mb, h;
-    if (!cascade_row(row_base + r, G, item.members, &mb, &h)) continue;
-    const int64_t slot = cascade_slot(members[mb], p.q_heads, kvh * G + h, item.chunk);
-    float* dst = p.casc_acc + slot * kD;
+    float* dst = so + (warp * 16 + r) * kD;
 #pragma unroll
     for (int n = 0; n < kON; ++n)
       *reinterpret_cast<float2*>(dst + n * 8 + c) = make_float2(o[n][2 * hf], o[n][2 * hf + 1]);
     if ((lane & 3) == 0) {
-      p.casc_ml[slot * 2] = sum > 0.0f ? m[hf] : -FLT_MAX;
+      sm[r * kCascadeWarps + warp] = m[hf];
+      sl[r * kCascadeWarps + warp] = quad_l[hf];
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < rows * kD; i += kThreads) {
+    const int r = i / kD, d = i % kD;
+    const int w0 = (r / 16) * role.parts, rr = r % 16;
+    float mx, sum;
+    const float acc =
+        cascade_fold(role.parts, sm + rr * kCascadeWarps + w0, sl + rr * kCascadeWarps + w0,
+                     so + (w0 * 16 + rr) * kD + d, 16 * kD, &mx, &sum);
+    int mb, h;
+    cascade_row(r, G, item.members, &mb, &h);
+    const int64_t slot = cascade_slot(members[mb], p.q_heads, kvh * G + h, item.chunk);
+    p.casc_acc[slot * kD + d] = acc;
+    if (d == 0) {
+      p.casc_ml[slot * 2] = sum > 0.0f ? mx : -FLT_MAX;
       p.casc_ml[slot * 2 + 1] = sum;
     }
   }

@@ -13,6 +13,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "decode_schedule.h"
@@ -56,6 +57,47 @@ SABLE_FLASH_HD bool cascade_row(int32_t r, int32_t group, int32_t members, int32
   *member = r / group;
   *head = r % group;
   return r < members * group;
+}
+
+// How an item's rows are shared among the CTA's warps. Each warp owns a block of 16 rows; when an
+// item has fewer than kCascadeWarps blocks (groups of a few members: 4 members of Llama-8B are 16
+// rows), the spare warps take a share of every K/V tile's positions instead of idling, so the
+// pass keeps 4 warps of MMA and softmax busy per CTA whatever the group size. `parts` warps share
+// one row block (4, 2 or 1); warp w owns row block w / parts and positions
+// [part * kCascadeN / parts, + kCascadeN / parts) of each tile, part = w % parts. A warp whose row
+// block holds no rows (3 blocks: the fourth warp) is idle.
+struct CascadeWarpRole {
+  int32_t parts;     // warps sharing the row block: 1, 2 or 4
+  int32_t row_base;  // first row of the warp's block
+  int32_t pos0;      // first tile position the warp reads
+  bool busy;
+};
+
+SABLE_FLASH_HD CascadeWarpRole cascade_warp_role(int32_t rows, int32_t warp) {
+  const int32_t blocks = (rows + 15) / 16;
+  const int32_t parts = blocks <= 1 ? 4 : blocks == 2 ? 2 : 1;
+  const int32_t row_base = (warp / parts) * 16;
+  return CascadeWarpRole{parts, row_base, (warp % parts) * (kCascadeN / parts), row_base < rows};
+}
+
+// Folds the partial softmax states of `parts` warps for one row and one output column: warp w's
+// running max m[w] (log2 domain; -inf when it saw no position), quad-reduced sum l[w] and
+// unnormalised accumulator o[w * o_stride]. Returns the accumulator relative to the common max
+// and writes that max (-inf when no warp saw a position) and the folded sum.
+SABLE_FLASH_HD float cascade_fold(int32_t parts, const float* m, const float* l, const float* o,
+                                  int32_t o_stride, float* m_out, float* l_out) {
+  float mx = -INFINITY;
+  for (int32_t w = 0; w < parts; ++w) mx = fmaxf(mx, m[w]);
+  float acc = 0.0f, sum = 0.0f;
+  for (int32_t w = 0; w < parts; ++w) {
+    if (m[w] == -INFINITY) continue;  // nothing seen (its l and o are 0)
+    const float f = exp2f(m[w] - mx);
+    acc += f * o[w * o_stride];
+    sum += f * l[w];
+  }
+  *m_out = mx;
+  *l_out = sum;
+  return acc;
 }
 
 // The partial slot of (token, q head, chunk) in the cascade partials [T, Hq, kMaxCascadeChunks].
