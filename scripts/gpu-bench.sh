@@ -154,6 +154,8 @@ for w in $which; do
         --random-input-len 4096 --random-output-len 2048 --random-range-ratio 0 --seed 0 \
         --output-file "$out/online8b.jsonl" --tag "online8b ${gpu:-GPU}" 2>&1 |
         grep -E "Median|P99 TTFT|Successful|Output token throughput|rror" | sed "s/^/online8b | /"
+      # The scheduler thread's time per step: model (forward + sampling) against host work.
+      python3 -c "import json, urllib.request as u; s = json.load(u.urlopen('http://127.0.0.1:30112/server_info'))['internal_states'][0]; print('online8b | step/model/host us per step:', round(s['step_time_us'], 1), round(s['model_time_us'], 1), round(s['host_time_us'], 1), '| steps', s['forward_steps_total'])" || true
       kill $spid; wait $spid 2>/dev/null ;;
     lora8b)  # issue 17: 8B decode at batch 64 with 0, 1, 4, 16 distinct rank-16 adapters (bench/lora)
       make_model llama8b llama-3.1-8b llama3

@@ -148,6 +148,11 @@ struct BackendStats {
   int64_t num_retractions = 0;
   int64_t forward_steps = 0;   // scheduler steps run (cumulative)
   int64_t max_batch_size = 0;  // most requests one step has run
+  // Scheduler thread time per step that ran a forward (microseconds, averaged since start): the
+  // whole loop cycle, and of it the model's forward + sampling; their difference is host work the
+  // device waits through. 0 when nothing ran yet or the backend does not report it.
+  double step_time_us = 0.0;
+  double model_time_us = 0.0;
   // KV pool pages. At rest (nothing running or queued) every page is free or an evictable page of
   // the prefix cache: kv_pages_free + kv_pages_evictable == kv_pages_total; a page missing from
   // that sum has leaked. 0 everywhere when the backend does not report pages.

@@ -249,6 +249,10 @@ BackendStats EngineBackend::stats() const {
   b.num_retractions = s.num_retractions;
   b.forward_steps = s.num_steps;
   b.max_batch_size = s.max_batch_size;
+  if (s.timed_cycles > 0) {
+    b.step_time_us = s.cycle_time_sum * 1e6 / static_cast<double>(s.timed_cycles);
+    b.model_time_us = s.model_time_sum * 1e6 / static_cast<double>(s.timed_cycles);
+  }
   b.kv_pages_total = s.total_pages;
   b.kv_pages_free = s.free_pages;
   b.kv_pages_cached = s.cached_pages;

@@ -75,6 +75,7 @@ class BenchOfflineCommand : public Command {
       in.params.max_new_tokens = r.output_len;
       inputs.push_back(std::move(in));
     }
+    const auto before = engine.stats();
     const auto t0 = std::chrono::steady_clock::now();
     const auto results = engine.generate(std::move(inputs));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -107,8 +108,16 @@ class BenchOfflineCommand : public Command {
     print_summary_line("Total token throughput (tok/s):", (totals.input_tokens + output_tokens) / seconds);
     print_summary_line("Prompt tokens (engine-counted):", prompt_tokens);
     print_summary_line("Prompt tokens from the prefix cache:", cached);
-    fmt::print("{}\n", std::string(50, '='));
     const auto stats = engine.stats();
+    // The scheduler thread's time per step of this run (the warm-up's steps subtracted).
+    const auto cycles =
+        static_cast<double>(std::max<int64_t>(1, stats.timed_cycles - before.timed_cycles));
+    const double step_us = (stats.cycle_time_sum - before.cycle_time_sum) * 1e6 / cycles;
+    const double model_us = (stats.model_time_sum - before.model_time_sum) * 1e6 / cycles;
+    print_summary_line("Scheduler step, mean (us):", step_us);
+    print_summary_line("  model forward + sampling (us):", model_us);
+    print_summary_line("  host work the device waits (us):", step_us - model_us);
+    fmt::print("{}\n", std::string(50, '='));
     nlohmann::json j = {
         {"bench", "offline_throughput"},
         {"backend", "engine"},
@@ -127,6 +136,9 @@ class BenchOfflineCommand : public Command {
         {"engine_prompt_tokens", prompt_tokens},
         {"cached_tokens", cached},
         {"max_batch_size", stats.max_batch_size},
+        {"step_time_us", step_us},
+        {"model_time_us", model_us},
+        {"host_time_us", step_us - model_us},
         {"num_retractions", stats.num_retractions},
         {"max_total_tokens", engine.max_total_tokens()},
         {"chunked_prefill_size", config.chunked_prefill_size},

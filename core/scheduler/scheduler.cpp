@@ -1,6 +1,7 @@
 // The scheduler thread and its public API (see scheduler.h). One batching step lives in
 // scheduler_step.cpp.
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "core/scheduler/scheduler_impl.h"
@@ -164,6 +165,8 @@ void Scheduler::Impl::loop() {
       all.swap(abort_everything);
       todo.swap(tasks);
     }
+    const auto cycle_start = std::chrono::steady_clock::now();
+    ran_forward = false;
     for (Request& r : incoming) {
       auto a = std::make_unique<Active>();
       a->prompt_len = static_cast<int64_t>(r.input_ids.size());
@@ -187,6 +190,12 @@ void Scheduler::Impl::loop() {
       }
     } else {
       new_token_ratio = init_ratio;  // idle: reset the admission estimate
+    }
+    if (ran_forward) {
+      counters.cycle_time_sum +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_start).count();
+      counters.model_time_sum += cycle_model_seconds;
+      counters.timed_cycles += 1;
     }
     publish_stats();
   }

@@ -126,6 +126,14 @@ struct SchedulerStats {
   double itl_sum = 0.0;
   int64_t itl_count = 0;
   double e2e_sum = 0.0;
+  // Where the scheduler thread's time goes (seconds, cumulative over the loop cycles that ran a
+  // forward): the whole cycle (intake, batch building, forward, sampling, stop checks, streaming,
+  // publishing), and of it the model's forward and sampling calls (on a GPU: the device's work,
+  // waited for at the sampled tokens' copy back). (cycle - model) / cycles is the host work per
+  // step that the device waits through: what an overlapped scheduler would hide.
+  double cycle_time_sum = 0.0;
+  double model_time_sum = 0.0;
+  int64_t timed_cycles = 0;
 };
 
 class Scheduler {

@@ -104,6 +104,10 @@ struct Scheduler::Impl {
   double min_ratio = 0.098;
   std::mt19937_64 rng;
   SchedulerStats counters;  // cumulative counters, copied into `stats` after each step
+  // This loop cycle's step ran a forward, which took cycle_model_seconds with the sampling: both
+  // are added to the counters with the cycle's time, so a reader never sees one without the other.
+  bool ran_forward = false;
+  double cycle_model_seconds = 0.0;
 
   void loop();
   void step();  // scheduler_step.cpp

@@ -3,6 +3,7 @@
 // sample, and hand each sampled token to scheduler_output.cpp (grammar, jump-forward, stop
 // conditions, streaming).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -262,6 +263,7 @@ void Scheduler::Impl::step() {
     });
   }
   ModelBackend::Logits out;
+  const auto forward_start = std::chrono::steady_clock::now();
   try {
     out = backend.forward(seqs);
   } catch (...) {
@@ -273,6 +275,8 @@ void Scheduler::Impl::step() {
     }
     throw;
   }
+  double model_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count();
   if (!constrained.empty()) mask_workers.wait();  // rethrows a grammar engine failure
   const int32_t vocab = out.vocab;
   if (!constrained.empty() && vocab != opts.vocab_size)
@@ -362,11 +366,16 @@ void Scheduler::Impl::step() {
     results[b].top_logprobs = top_lps[b].data();
     results[b].ids_logprobs = ids_lps[b].data();
   }
+  const auto sample_start = std::chrono::steady_clock::now();
   if (out.on_device) {
     if (B > 0) backend.sample_on_device(row_index, rows, results);
   } else {
     sampler.sample(logits.data(), vocab, rows, results);
   }
+  model_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count();
+  cycle_model_seconds = model_seconds;  // counted with the cycle's time (loop())
+  ran_forward = true;
 
   counters.num_steps += 1;  // before the samples: a request finished below counts this step
   // 6. Append, check stops, stream; finished requests leave the running set.

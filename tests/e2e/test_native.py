@@ -81,6 +81,16 @@ def test_get_server_info(server):
     assert "internal_states" in info
 
 
+def test_server_info_splits_the_step_time(server):
+    requests.post(server.url + "/generate",
+                  json={"text": "Hello", "sampling_params": {"max_new_tokens": 4}}).raise_for_status()
+    state = requests.get(server.url + "/server_info").json()["internal_states"][0]
+    # The scheduler thread's time per step: the model's forward + sampling, the host work beside it.
+    assert state["step_time_us"] > 0
+    assert 0 < state["model_time_us"] <= state["step_time_us"]
+    assert state["host_time_us"] == pytest.approx(state["step_time_us"] - state["model_time_us"])
+
+
 def test_health(server):
     assert requests.get(server.url + "/health").status_code == 200
     assert requests.get(server.url + "/health_generate").status_code == 200

@@ -116,6 +116,24 @@ TEST(Scheduler, ArrivalsJoinTheRunningBatch) {
   EXPECT_EQ(s.stats().max_batch_size, 2);
 }
 
+TEST(Scheduler, StepTimeSplitsIntoModelAndHostWork) {
+  FakeModel model(512, 1);
+  model.delay_ms = 3;  // a 3 ms "device" per forward
+  Scheduler s(options(512), model);
+  Result r = collect(*submit(s, "a", prompt(5, 3), 8));
+  EXPECT_EQ(r.ids, reference(prompt(5, 3), 8));
+  // The last cycle's time is published after its chunks went out: wait for it (bounded).
+  SchedulerStats st = s.stats();
+  for (int i = 0; i < 2000 && st.timed_cycles < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    st = s.stats();
+  }
+  ASSERT_EQ(st.timed_cycles, 8);  // one prefill (with the first token) and seven decode steps
+  EXPECT_GE(st.model_time_sum, 8 * 0.003);
+  EXPECT_GE(st.cycle_time_sum, st.model_time_sum);
+  EXPECT_LT(st.cycle_time_sum, st.model_time_sum + 8 * 0.5);  // host work: far below 0.5 s a step
+}
+
 TEST(Scheduler, RetractionUnderPressureKeepsOutputsAndLeaksNothing) {
   for (int32_t ps : {1, 2}) {
     const int64_t pages = 60 / ps;  // 60 tokens for 4 x (8 + 20)
