@@ -312,7 +312,13 @@ void Scheduler::Impl::step() {
 
   // 5. Sample.
   const size_t B = to_sample.size();
-  std::vector<float> logits(out.on_device ? 0 : B * static_cast<size_t>(vocab));
+  // Host logits: the sampled rows gathered into one [B, vocab] block (the sampler edits them in
+  // place), unless they are already the first B rows in order (a decode-only step): then the
+  // forward's own buffer is sampled in place, without a copy of B x vocab floats.
+  bool in_place = !out.on_device && out.data.size() >= B * static_cast<size_t>(vocab);
+  for (size_t b = 0; b < B && in_place; ++b)
+    in_place = to_sample[b].second == static_cast<int64_t>(b);
+  std::vector<float> logits(out.on_device || in_place ? 0 : B * static_cast<size_t>(vocab));
   std::vector<int64_t> row_index(B);
   std::vector<SableSamplingRow> rows(B);
   std::vector<SableSampleResult> results(B);
@@ -321,7 +327,7 @@ void Scheduler::Impl::step() {
   for (size_t b = 0; b < B; ++b) {
     Active& a = *to_sample[b].first;
     row_index[b] = to_sample[b].second;
-    if (!out.on_device)
+    if (!out.on_device && !in_place)
       std::copy_n(out.data.data() + to_sample[b].second * vocab, vocab, logits.data() + b * vocab);
     const auto& p = a.req.params;
     for (const auto& [id, v] : p.logit_bias) {
@@ -370,7 +376,7 @@ void Scheduler::Impl::step() {
   if (out.on_device) {
     if (B > 0) backend.sample_on_device(row_index, rows, results);
   } else {
-    sampler.sample(logits.data(), vocab, rows, results);
+    sampler.sample(in_place ? out.data.data() : logits.data(), vocab, rows, results);
   }
   model_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count();
