@@ -62,7 +62,8 @@ const std::set<std::string> kNumberKeys = {"minimum", "maximum", "exclusiveMinim
 const std::set<std::string> kValueFilters = {"minLength", "maxLength", "minimum", "maximum",
                                              "exclusiveMinimum", "exclusiveMaximum"};
 
-// A keyword of JSON Schema (any draft) that constrains values; other keys are annotations.
+}  // namespace
+
 bool is_schema_keyword(const std::string& key) {
   static const std::set<std::string> kOthers = {
       "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "not", "if",
@@ -72,6 +73,8 @@ bool is_schema_keyword(const std::string& key) {
   return kObjectKeys.count(key) || kArrayKeys.count(key) || kStringKeys.count(key) ||
          kNumberKeys.count(key) || kOthers.count(key);
 }
+
+namespace {
 
 int64_t code_point_count(const std::string& text) {
   int64_t n = 0;
@@ -393,51 +396,60 @@ std::string Converter::string(const Json& s, const std::string& path) {
   const bool asserted_format =
       s.contains("format") &&
       (!s["format"].is_string() || is_json_schema_format(s["format"].get<std::string>()));
-  if (s.contains("pattern") && asserted_format)
-    error(path + "/pattern", "pattern together with format is not supported");
-  std::string inner, source, keyword;  // the pattern/format regex and what it is
+  // The pattern's, the format's and the length's languages (between the quotes), intersected
+  // (product.h) when there are several: each writes a character as one JSON string unit, so the
+  // length counts code points in every one of them.
+  std::vector<std::string> parts;
+  bool length_kept = lo == 0 && hi < 0;  // nothing to bound, or a part keeps the bounds
   if (s.contains("pattern")) {
     if (!s["pattern"].is_string()) error(path + "/pattern", "pattern must be a string");
     const std::string pattern = s["pattern"].get<std::string>();
-    source = strip_anchors(pattern);
-    keyword = "pattern";
+    const std::string source = strip_anchors(pattern);
+    std::string inner;
     try {
       inner = json_string_pattern_regex(source);
     } catch (const sable::cpp::Error& e) {
       error(path + "/pattern", std::string("bad pattern: ") + e.what());
     }
     // JSON Schema searches: an end without its anchor matches anything. That exact form is used
-    // when it fits the length bounds and its automaton stays small, else the full match above
-    // (a subset).
-    if (std::string searched = search_pattern_regex(pattern, lo, hi); !searched.empty())
-      return "\"" + searched + "\"";
-  } else if (asserted_format) {
+    // when its automaton stays small, else the full match above (a subset).
+    std::string whole = source;
+    if (std::string searched = search_pattern_regex(pattern, 0, -1); !searched.empty()) {
+      inner = searched;
+      whole = whole_key_regex(pattern);
+    }
+    const LengthRange own = regex_length_range(whole);
+    if (own.min >= lo && (hi < 0 || (own.max >= 0 && own.max <= hi))) {
+      length_kept = true;
+    } else if (whole == source) {
+      // A pattern of fixed parts around one repeated set takes the bounds into that repetition.
+      if (auto within = json_string_pattern_regex_within(source, lo, hi)) {
+        inner = *within;
+        length_kept = true;
+      }
+    }
+    parts.push_back(inner);
+  }
+  if (asserted_format) {
     if (!s["format"].is_string()) error(path + "/format", "format must be a string");
     const std::string format = s["format"].get<std::string>();
-    source = inner = json_string_format_regex(format);
-    keyword = "format";
+    const std::string inner = json_string_format_regex(format);
     if (inner.empty())
       error(path + "/format", "format '" + format + "' is not supported (supported: " +
                                   supported_formats() + ")");
+    const LengthRange own = regex_length_range(inner);
+    length_kept = length_kept || (own.min >= lo && (hi < 0 || (own.max >= 0 && own.max <= hi)));
+    parts.push_back(inner);
   }
-  if (inner.empty()) {
-    if (lo == 0 && hi < 0) return any_string_regex();
-    return "\"" + kStringChar + "{" + std::to_string(lo) + "," +
-           (hi < 0 ? "" : std::to_string(hi)) + "}\"";
+  if (!length_kept || parts.empty()) {
+    if (parts.empty() && lo == 0 && hi < 0) return any_string_regex();
+    parts.push_back(kStringChar + "{" + std::to_string(lo) + "," +
+                    (hi < 0 ? "" : std::to_string(hi)) + "}");
   }
-  // A length bound is intersected with a pattern of fixed parts around one repeated set (its
-  // repetition takes the bounds in); other patterns are accepted only when their own lengths
-  // already lie inside it.
-  const LengthRange own = regex_length_range(source);
-  if (keyword == "pattern" && (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi))))
-    if (auto within = json_string_pattern_regex_within(source, lo, hi))
-      return "\"" + *within + "\"";
-  if (own.min < lo || (hi >= 0 && (own.max < 0 || own.max > hi)))
-    error(path + (own.min < lo ? "/minLength" : "/maxLength"),
-          (own.min < lo ? std::string("minLength") : std::string("maxLength")) + " together with " +
-              keyword + " is not supported (only when the " + keyword +
-              " itself keeps the length inside the bounds)");
-  return "\"" + inner + "\"";
+  if (parts.size() == 1) return "\"" + parts[0] + "\"";
+  std::string all = "(?&a";
+  for (const std::string& part : parts) all += "(" + part + ")";
+  return "\"" + all + ")\"";
 }
 
 std::string Converter::any_value(int depth) {

@@ -91,6 +91,7 @@ class Converter {
  private:
   std::string value_of(const Json& s, const std::string& path);
   std::string merged(const Json& s, const std::string& path);
+  std::string merged_reference(const Json& s, Json& out, const std::string& path, int inlined);
   // `s` with its `not` rewritten into positive keywords (json_schema_not.cpp), or refused.
   Json negation(const Json& s, const std::string& path);
   std::string ref(const Json& s, const std::string& path);
@@ -157,6 +158,9 @@ void apply_draft_semantics(Json& root);
 
 // `outer` updated by an "x-sable" options object (errors name unknown options and bad values).
 SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std::string& path);
+
+// A keyword of JSON Schema (any draft) that constrains values; other keys are annotations.
+bool is_schema_keyword(const std::string& key);
 
 // Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
 bool allows_nothing(const Json& s);

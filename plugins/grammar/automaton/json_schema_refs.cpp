@@ -2,15 +2,29 @@
 // with the schema's other keywords into one schema (schema_merge.h); a plain $ref is one deferred
 // shared definition per (target, nesting depth, options), so recursion unrolls to a bound.
 #include "json_schema_converter.h"
+#include "sable/cpp/error.h"
 #include "schema_merge.h"
 
 namespace sable::grammar::schema {
 
-// allOf items and a $ref's target merge with the schema's other keywords into one schema.
+// allOf items and a $ref's target merge with the schema's other keywords into one schema; items
+// whose keywords do not merge (two different `anyOf`s, `items`, ...) are converted on their own and
+// intersected with it (product.h: exact, whatever subsets the parts are).
 std::string Converter::merged(const Json& s, const std::string& path) {
   Json out = s;
   out.erase("allOf");
   out.erase("$ref");
+  std::vector<std::string> apart;  // regexes of the items kept apart
+  auto merge_or_keep_apart = [&](const Json& item, const std::string& item_path) {
+    Json trial = out;
+    try {
+      merge_schema(trial, item, item_path);
+    } catch (const sable::cpp::Error&) {
+      apart.push_back(value(item, item_path));
+      return;
+    }
+    out = std::move(trial);
+  };
   // One $ref stays a reference (shared, resolved below or when `out` is converted); the others
   // are replaced by their targets, merged keyword by keyword like any allOf item.
   bool ref_kept = s.contains("$ref");
@@ -26,14 +40,31 @@ std::string Converter::merged(const Json& s, const std::string& path) {
       }
       if (!list[i].is_object()) error(item_path, "a schema must be an object or a boolean");
       if (list[i].contains("$ref") && ref_kept) {
-        merge_schema(out, inline_ref(list[i], item_path), item_path);
+        Json target;
+        try {
+          target = inline_ref(list[i], item_path);
+        } catch (const sable::cpp::Error&) {
+          apart.push_back(value(list[i], item_path));  // its own $ref and siblings, converted
+          continue;
+        }
+        merge_or_keep_apart(target, item_path);
         ++inlined;
         continue;
       }
       ref_kept = ref_kept || list[i].contains("$ref");
-      merge_schema(out, list[i], item_path);
+      merge_or_keep_apart(list[i], item_path);
     }
   }
+  std::string regex = merged_reference(s, out, path, inlined);
+  if (apart.empty()) return regex;
+  std::string all = "(?&a(" + regex + ")";
+  for (const std::string& part : apart) all += "(" + part + ")";
+  return all + ")";
+}
+
+// `out` (s's keywords with the allOf items merged in) with s's $ref, if any, resolved.
+std::string Converter::merged_reference(const Json& s, Json& out, const std::string& path,
+                                        int inlined) {
   if (!s.contains("$ref")) {
     // Inlined targets may hold allOf and $ref of their own, converted by this function again: a
     // cycle of them (A = allOf [B, A]) is refused instead of recursing without end.
@@ -52,7 +83,13 @@ std::string Converter::merged(const Json& s, const std::string& path) {
   bool plain = true;  // nothing but the $ref constrains: the target alone, shared
   for (auto it = out.begin(); it != out.end(); ++it)
     if (!is_annotation_keyword(it.key())) {
-      merge_schema(combined, out, path);
+      Json trial = combined;
+      try {
+        merge_schema(trial, out, path);
+      } catch (const sable::cpp::Error&) {  // the target alone, intersected with the siblings
+        return "(?&a(" + value(Json{{"$ref", s["$ref"]}}, path) + ")(" + value(out, path) + "))";
+      }
+      combined = std::move(trial);
       plain = false;
       break;
     }

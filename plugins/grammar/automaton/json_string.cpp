@@ -72,6 +72,8 @@ std::string escaped_node(const RegexAst& ast, int32_t id) {
     case RegexOp::kRepeat:
       return "(?:" + escaped_node(ast, n.children[0]) + "{" + std::to_string(n.min) + "," +
              (n.max < 0 ? "" : std::to_string(n.max)) + "})";
+    case RegexOp::kProduct:  // internal dialect only, never in a client's pattern
+      break;
   }
   return "";
 }
@@ -210,6 +212,20 @@ LengthRange node_length(const RegexAst& ast, int32_t id, std::vector<LengthRange
       r.max = x.max == 0 ? 0 : (n.max < 0 || x.max < 0) ? -1 : x.max * n.max;
       break;
     }
+    case RegexOp::kProduct:  // bounds: of the intersection, else of the first operand (or any)
+      for (size_t i = 0; i < n.children.size(); ++i) {
+        const LengthRange x = node_length(ast, n.children[i], memo, done);
+        if (i == 0) {
+          r = x;
+        } else if (n.min == static_cast<int32_t>(ProductRule::kAll)) {
+          r.min = std::max(r.min, x.min);
+          r.max = r.max < 0 ? x.max : x.max < 0 ? r.max : std::min(r.max, x.max);
+        } else if (n.min == static_cast<int32_t>(ProductRule::kExactlyOne)) {
+          r.min = std::min(r.min, x.min);
+          r.max = r.max < 0 || x.max < 0 ? -1 : std::max(r.max, x.max);
+        }
+      }
+      break;
   }
   done[id] = 1;
   return memo[id] = r;

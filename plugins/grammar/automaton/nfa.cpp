@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "lazy_dfa.h"
+#include "product.h"
 #include "sable/cpp/error.h"
 
 namespace sable::grammar {
@@ -14,49 +16,137 @@ uint64_t key(int64_t a, int64_t b) {
   return (static_cast<uint64_t>(a) << 32) | uint32_t(b);
 }
 
-// [node] whether its language has a string. Children have smaller indices than their parents
-// (the parser adds a node after its children), so one pass in index order suffices.
-std::vector<uint8_t> nonempty_nodes(const RegexAst& ast) {
-  std::vector<uint8_t> out(ast.nodes.size(), 0);
-  for (size_t i = 0; i < ast.nodes.size(); ++i) {
-    const RegexNode& n = ast.nodes[i];
-    bool any = false, all = true;
-    for (int32_t c : n.children) {
-      any = any || out[c];
-      all = all && out[c];
-    }
-    switch (n.op) {
-      case RegexOp::kEmpty:
-        out[i] = 1;
-        break;
-      case RegexOp::kSet:
-        out[i] = !n.set.ranges().empty();
-        break;
-      case RegexOp::kConcat:
-        out[i] = all;
-        break;
-      case RegexOp::kAlternate:
-        out[i] = any;
-        break;
-      case RegexOp::kRepeat:
-        out[i] = n.min == 0 || all;
-        break;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
+size_t StateVectorHash::operator()(const std::vector<int32_t>& v) const noexcept {
+  uint64_t h = 1469598103934665603ull;
+  for (int32_t x : v) h = (h ^ static_cast<uint32_t>(x)) * 1099511628211ull;
+  return static_cast<size_t>(h);
+}
+
 NfaBuilder::NfaBuilder(RegexAst ast, bool defer, int32_t max_states)
-    : ast_(std::move(ast)), max_states_(max_states) {
-  nonempty_ = nonempty_nodes(ast_);
-  deferred_.assign(ast_.nodes.size(), 0);
-  if (defer)
-    for (int32_t node : ast_.deferred) deferred_[node] = 1;
+    : owned_(std::make_shared<NfaContext>()),
+      ctx_(owned_.get()),
+      defer_(defer),
+      max_states_(max_states) {
+  init_context(std::move(ast));
   nfa_.accept = new_state();
-  const int32_t start = build(ast_.root, nfa_.accept);
+  const int32_t start = build(ctx_->ast.root, nfa_.accept);
   nfa_.start = start == kNone ? new_state() : start;  // no string: a start with no way out
+  complete_products(defer ? kMaxEagerProductStates : -1);
+}
+
+NfaBuilder::NfaBuilder(NfaContext* context, int32_t root, int32_t max_states)
+    : ctx_(context), defer_(true), max_states_(max_states) {
+  nfa_.accept = new_state();
+  const int32_t start = build(root, nfa_.accept);
+  nfa_.start = start == kNone ? new_state() : start;
+  complete_products(kMaxEagerProductStates);
+}
+
+NfaBuilder::~NfaBuilder() = default;
+NfaBuilder::NfaBuilder(NfaBuilder&&) noexcept = default;
+
+const RegexAst& NfaBuilder::ast() const { return ctx_->ast; }
+
+// Which nodes match something (children have smaller indices than their parents: the parser adds
+// a node after its children, so one pass in index order suffices; a product's operands are built
+// and its start's liveness searched on the way), the deferred bodies and the byte classes.
+void NfaBuilder::init_context(RegexAst ast) {
+  NfaContext& c = *ctx_;
+  c.ast = std::move(ast);
+  const size_t n = c.ast.nodes.size();
+  c.deferred.assign(n, 0);
+  for (int32_t node : c.ast.deferred) c.deferred[node] = 1;
+  c.num_classes = byte_classes_of(c.ast, &c.byte_class);
+  c.class_range.assign(static_cast<size_t>(c.num_classes), {255, 0});
+  for (int b = 255; b >= 0; --b) c.class_range[c.byte_class[b]].first = static_cast<uint8_t>(b);
+  for (int b = 0; b < 256; ++b) c.class_range[c.byte_class[b]].second = static_cast<uint8_t>(b);
+  c.nonempty.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const RegexNode& node = c.ast.nodes[i];
+    bool any = false, all = true;
+    for (int32_t ch : node.children) {
+      any = any || c.nonempty[ch];
+      all = all && c.nonempty[ch];
+    }
+    switch (node.op) {
+      case RegexOp::kEmpty:
+        c.nonempty[i] = 1;
+        break;
+      case RegexOp::kSet:
+        c.nonempty[i] = !node.set.ranges().empty();
+        break;
+      case RegexOp::kConcat:
+        c.nonempty[i] = all;
+        break;
+      case RegexOp::kAlternate:
+        c.nonempty[i] = any;
+        break;
+      case RegexOp::kRepeat:
+        c.nonempty[i] = node.min == 0 || all;
+        break;
+      case RegexOp::kProduct: {
+        auto& p = c.products[static_cast<int32_t>(i)];
+        p = std::make_unique<ProductOperands>(ctx_, static_cast<int32_t>(i));
+        const Liveness live = p->liveness(p->start());
+        if (live == Liveness::kUnknown)
+          sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                           "a boolean combination of schemas is too large to decide whether any "
+                           "text satisfies it (allOf/oneOf/not/if over large parts)");
+        c.nonempty[i] = live == Liveness::kLive;
+        break;
+      }
+    }
+  }
+}
+
+void NfaBuilder::complete_products(int64_t budget) {
+  if (!pending_.empty()) return;
+  if (budget >= 0)
+    for (const ProductInstance& in : instances_)
+      if (!ctx_->products.at(in.node)->simple()) return;
+  while (!product_pending_.empty()) {
+    if (budget >= 0 && static_cast<int64_t>(nfa_.states.size()) >= budget) return;
+    expand(product_pending_.begin()->first);
+  }
+}
+
+int32_t NfaBuilder::product_state(int32_t instance, const std::vector<int32_t>& tuple) {
+  auto& states = instances_[instance].states;
+  auto it = states.find(tuple);
+  if (it != states.end()) return it->second;
+  const int32_t s = new_state();
+  it = states.emplace(tuple, s).first;
+  product_pending_.emplace(s, std::make_pair(instance, &it->first));
+  return s;
+}
+
+// Byte edges to the live successors (adjacent classes with one successor share an edge), and the
+// epsilon edge on when the tuple accepts.
+void NfaBuilder::expand_product(int32_t state, int32_t instance, const std::vector<int32_t>& tuple) {
+  const ProductInstance& in = instances_[instance];
+  ProductOperands& p = *ctx_->products.at(in.node);
+  const int32_t next = in.next;
+  if (p.accepts(tuple)) nfa_.states[state].epsilon.push_back(next);
+  std::vector<int32_t> succ;
+  std::unordered_map<std::vector<int32_t>, int32_t, StateVectorHash> seen;
+  int32_t prev_to = kNone;
+  for (int32_t cls = 0; cls < ctx_->num_classes; ++cls) {
+    int32_t to = kNone;
+    if (p.step(tuple, cls, &succ)) {
+      auto [it, fresh] = seen.emplace(succ, kNone);
+      if (fresh && p.liveness(succ) == Liveness::kLive) it->second = product_state(instance, succ);
+      to = it->second;
+    }
+    const auto [lo, hi] = ctx_->class_range[cls];
+    std::vector<NfaEdge>& edges = nfa_.states[state].edges;
+    if (to != kNone && to == prev_to && edges.back().hi + 1 == lo)
+      edges.back().hi = hi;
+    else if (to != kNone)
+      edges.push_back({lo, hi, to});
+    prev_to = to;
+  }
 }
 
 int32_t NfaBuilder::new_state() {
@@ -69,33 +159,40 @@ int32_t NfaBuilder::new_state() {
 }
 
 void NfaBuilder::expand(int32_t state) {
+  if (auto p = product_pending_.find(state); p != product_pending_.end()) {
+    const auto [instance, tuple] = p->second;
+    product_pending_.erase(p);
+    expand_product(state, instance, *tuple);
+    return;
+  }
   auto it = pending_.find(state);
   if (it == pending_.end()) return;
   const int32_t node = static_cast<int32_t>(it->second >> 32);
   const auto next = static_cast<int32_t>(it->second & 0xffffffffu);
   pending_.erase(it);
-  const int32_t start = build_new(ast_.nodes[node], next);
+  const int32_t start = build_new(node, next);
   if (start != kNone) nfa_.states[state].epsilon.push_back(start);
 }
 
 // The start state of `node` followed by `next`, or kNone when the node matches nothing.
 int32_t NfaBuilder::build(int32_t node_index, int32_t next) {
-  if (!nonempty_[node_index]) return kNone;
+  if (!ctx_->nonempty[node_index]) return kNone;
   const uint64_t k = key(node_index, next);
   auto it = built_.find(k);
   if (it != built_.end()) return it->second;
   int32_t start;
-  if (deferred_[node_index]) {
+  if (defer_ && ctx_->deferred[node_index]) {
     start = new_state();
     pending_.emplace(start, k);
   } else {
-    start = build_new(ast_.nodes[node_index], next);
+    start = build_new(node_index, next);
   }
   built_.emplace(k, start);
   return start;
 }
 
-int32_t NfaBuilder::build_new(const RegexNode& node, int32_t next) {
+int32_t NfaBuilder::build_new(int32_t node_index, int32_t next) {
+  const RegexNode& node = ctx_->ast.nodes[node_index];
   switch (node.op) {
     case RegexOp::kEmpty:
       return next;
@@ -116,6 +213,11 @@ int32_t NfaBuilder::build_new(const RegexNode& node, int32_t next) {
     }
     case RegexOp::kRepeat:
       return build_repeat(node, next);
+    case RegexOp::kProduct: {  // a placeholder of the start tuple (live: the node is nonempty)
+      instances_.push_back({node_index, next, {}});
+      const auto instance = static_cast<int32_t>(instances_.size() - 1);
+      return product_state(instance, ctx_->products.at(node_index)->start());
+    }
   }
   return next;
 }
@@ -148,7 +250,7 @@ int32_t NfaBuilder::step(ByteRange range, int32_t to) {
 // matches nothing leaves the empty string when m is 0 (the node is not empty otherwise).
 int32_t NfaBuilder::build_repeat(const RegexNode& node, int32_t next) {
   const int32_t child = node.children[0];
-  if (!nonempty_[child]) return next;
+  if (!ctx_->nonempty[child]) return next;
   int32_t s = next;
   if (node.max < 0) {
     s = new_state();  // the loop: either another x (back here) or on to next

@@ -14,9 +14,17 @@
 // becomes a placeholder state with no edges, built by expand() when an epsilon closure reaches it.
 // Recursion unrolled D levels deep would otherwise need 2^D copies of the inner levels (one per
 // continuation); deferred, only the levels a text actually enters are built.
+//
+// Boolean combinations (RegexOp::kProduct, product.h) are placeholders too, always: a product
+// state is a tuple of the operands' DFA states, built when a closure reaches it; its byte edges
+// step every operand, its epsilon edge to the continuation exists when the rule accepts the tuple.
+// Only tuples from which the rule can still accept are created, so the invariant above holds.
+// A regex whose only placeholders are products is expanded whole at once when that stays small
+// (then eager DFAs and minimisation apply as to any regex).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -44,39 +52,73 @@ struct Nfa {
 // Refuses patterns whose expansion ({m,n} copies) needs more states, with an error saying so.
 inline constexpr int32_t kMaxNfaStates = 1'000'000;
 
+// What the builders of one AST share (product.h): the AST, which nodes match something, the
+// byte classes, each product node's operand automata.
+struct NfaContext;
+
+// Hash of a sorted NFA state set or of a product's tuple of DFA states.
+struct StateVectorHash {
+  size_t operator()(const std::vector<int32_t>& v) const noexcept;
+};
+
 class NfaBuilder {
  public:
   // Builds the NFA of `ast` (deferred definitions as placeholders when `defer`). Throws
-  // sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) when it would exceed max_states.
+  // sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) when it would exceed max_states, or when a
+  // boolean combination's emptiness cannot be decided within its search bound (product.h).
   NfaBuilder(RegexAst ast, bool defer, int32_t max_states = kMaxNfaStates);
+  // The NFA of node `root` of an existing context (a product's operand), deferred parts deferred.
+  NfaBuilder(NfaContext* context, int32_t root, int32_t max_states = kMaxNfaStates);
+  ~NfaBuilder();
+  NfaBuilder(NfaBuilder&&) noexcept;
+  NfaBuilder& operator=(NfaBuilder&&) = delete;
 
   const Nfa& nfa() const { return nfa_; }
   Nfa take_nfa() { return std::move(nfa_); }
-  const RegexAst& ast() const { return ast_; }
+  const RegexAst& ast() const;
   // Placeholders not built yet.
-  bool has_pending() const { return !pending_.empty(); }
-  bool pending(int32_t state) const { return !pending_.empty() && pending_.count(state) != 0; }
+  bool has_pending() const { return !pending_.empty() || !product_pending_.empty(); }
+  bool pending(int32_t state) const {
+    return (!pending_.empty() && pending_.count(state) != 0) ||
+           (!product_pending_.empty() && product_pending_.count(state) != 0);
+  }
   // Builds the part behind placeholder `state` and links it by an epsilon edge (a no-op for other
   // states). Throws like the constructor when the NFA would pass max_states; the placeholder then
   // stays without edges (nothing matches through it).
   void expand(int32_t state);
 
  private:
+  // One occurrence (product node, continuation) and its tuples' states.
+  struct ProductInstance {
+    int32_t node;
+    int32_t next;
+    std::unordered_map<std::vector<int32_t>, int32_t, StateVectorHash> states;
+  };
+
+  void init_context(RegexAst ast);
+  // Expands product placeholders while nothing else is pending and the NFA stays under `budget`
+  // states (all of them when budget < 0).
+  void complete_products(int64_t budget);
+  int32_t product_state(int32_t instance, const std::vector<int32_t>& tuple);
+  void expand_product(int32_t state, int32_t instance, const std::vector<int32_t>& tuple);
   int32_t new_state();
   int32_t build(int32_t node_index, int32_t next);
-  int32_t build_new(const RegexNode& node, int32_t next);
+  int32_t build_new(int32_t node_index, int32_t next);
   int32_t build_set(const CodePointSet& set, int32_t next);
   int32_t step(ByteRange range, int32_t to);
   int32_t build_repeat(const RegexNode& node, int32_t next);
 
-  RegexAst ast_;
+  std::shared_ptr<NfaContext> owned_;  // the builder made from a RegexAst owns the context
+  NfaContext* ctx_ = nullptr;
+  bool defer_ = false;
   int32_t max_states_;
   Nfa nfa_;
-  std::vector<uint8_t> nonempty_;   // [node] its language has a string
-  std::vector<uint8_t> deferred_;   // [node] built behind a placeholder
   std::unordered_map<uint64_t, int32_t> built_;  // (node, next) -> start
   std::unordered_map<uint64_t, int32_t> steps_;  // (byte range, next) -> state
   std::unordered_map<int32_t, uint64_t> pending_;  // placeholder -> (node, next)
+  std::vector<ProductInstance> instances_;
+  // product placeholder -> (instance, its tuple: a key of the instance's states)
+  std::unordered_map<int32_t, std::pair<int32_t, const std::vector<int32_t>*>> product_pending_;
 };
 
 // The whole NFA, nothing deferred. Throws like NfaBuilder.

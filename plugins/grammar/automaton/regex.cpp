@@ -212,6 +212,7 @@ class Parser {
     if (peek() == '?') {
       const std::string_view rest = p_.substr(pos_);
       if (internal_ && rest.starts_with("?@")) return parse_definition(depth, open);
+      if (internal_ && rest.starts_with("?&")) return parse_product(depth, open);
       if (rest.starts_with("?:")) {
         pos_ += 2;
       } else if (rest.starts_with("?P<") ||
@@ -285,6 +286,25 @@ class Parser {
     if (deferred && std::find(ast_.deferred.begin(), ast_.deferred.end(), body) == ast_.deferred.end())
       ast_.deferred.push_back(body);
     return add(RegexNode{});
+  }
+
+  // `(?&R(X)(Y)...)`: R one of `a`, `1`, `-`, then at least one parenthesized operand.
+  int32_t parse_product(int depth, size_t open) {
+    pos_ += 2;  // ?&
+    RegexNode n;
+    n.op = RegexOp::kProduct;
+    const char rule = peek();
+    if (rule == 'a') n.min = static_cast<int32_t>(ProductRule::kAll);
+    else if (rule == '1') n.min = static_cast<int32_t>(ProductRule::kExactlyOne);
+    else if (rule == '-') n.min = static_cast<int32_t>(ProductRule::kFirstOnly);
+    else error("bad combination rule", open);
+    ++pos_;
+    while (!at_end() && peek() == '(') n.children.push_back(parse_group(depth + 1));
+    if (n.children.empty() || at_end() || peek() != ')')
+      error("missing ')' for the combination opened", open);
+    ++pos_;
+    n.max = 0;
+    return add(std::move(n));
   }
 
   uint32_t next_code_point() {

@@ -27,8 +27,14 @@ enum class RegexOp {
   kSet,        // one code point of `set`
   kConcat,     // children in order
   kAlternate,  // any one child
-  kRepeat      // children[0] repeated min..max times (max < 0: unbounded)
+  kRepeat,     // children[0] repeated min..max times (max < 0: unbounded)
+  kProduct     // a boolean combination of the children's languages, `min` its ProductRule
 };
+
+// How a kProduct node combines its operands' languages (internal dialect only, product.h):
+// kAll their intersection, kExactlyOne the strings exactly one operand matches, kFirstOnly the
+// strings of the first that no other operand matches (a difference).
+enum class ProductRule : int32_t { kAll = 0, kExactlyOne = 1, kFirstOnly = 2 };
 
 struct RegexNode {
   RegexOp op = RegexOp::kEmpty;
@@ -56,6 +62,9 @@ inline constexpr int32_t kMaxRepeatCount = 10000;
 // and matches the empty string, `(?@N)` later matches X. A shared subexpression is one AST node,
 // so text that would otherwise repeat it (JSON objects with properties in any order) stays small.
 // `(?@N~=X)` defines a deferred one: its automaton is built lazily (RegexAst::deferred).
+// `(?&R(X)(Y)...)` is a boolean combination of the groups' languages (kProduct): R is `a` (all of
+// them), `1` (exactly one) or `-` (the first and none of the others); built lazily as a product
+// of the operands' automata (product.h).
 // kFragment is kInternal where a reference to a subexpression the text does not define stands for
 // an opaque deferred part (one placeholder state in the NFA, as a deferred definition is): a
 // fragment's NFA is sized without parsing the definitions it will be placed after.

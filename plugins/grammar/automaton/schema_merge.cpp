@@ -5,6 +5,7 @@
 #include <set>
 #include <vector>
 
+#include "json_schema_converter.h"
 #include "numeric_range.h"
 #include "sable/cpp/error.h"
 
@@ -12,6 +13,9 @@ namespace sable::grammar {
 namespace {
 
 using Json = nlohmann::ordered_json;
+
+// anyOf/oneOf on both sides become the branches' pairs up to this many.
+constexpr size_t kMaxDistributedBranches = 64;
 
 [[noreturn]] void conflict(const std::string& key, const std::string& path, const std::string& why) {
   sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
@@ -116,9 +120,9 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
       continue;
     }
     Json& mine = a[key];
-    // Keys no draft defines (x-... extensions) are annotations too.
+    // Keys no draft defines (x-... extensions, `help`, ...) are annotations too.
     if (mine == v || is_annotation_keyword(key) ||
-        (key.starts_with("x-") && key != "x-sable" && key != "x-sable-absent"))
+        (key != "x-sable" && key != "x-sable-absent" && !schema::is_schema_keyword(key)))
       continue;
     if ((key == "required" || key == "x-sable-absent") && mine.is_array() && v.is_array()) {
       for (const Json& r : v)
@@ -141,6 +145,25 @@ void merge_schema(Json& a, const Json& b_in, const std::string& path) {
       } else {
         mine = Json{{"allOf", Json::array({mine, v})}};
       }
+    } else if ((key == "anyOf" || key == "oneOf") && mine.is_array() && v.is_array() &&
+               mine.size() * v.size() <= kMaxDistributedBranches) {
+      // (x1 | x2) & (y1 | y2) is (x1 & y1) | (x1 & y2) | ...; for oneOf too: a value matches
+      // (#x matched) * (#y matched) pairs, one exactly when it matches one x and one y.
+      Json pairs = Json::array();
+      for (const Json& x : mine)
+        for (const Json& y : v) {
+          Json pair = Json{{"allOf", Json::array({x, y})}};
+          if (x.is_object() && y.is_object()) {
+            Json merged = x;
+            try {
+              merge_schema(merged, y, path + "/" + key);
+              pair = std::move(merged);
+            } catch (const sable::cpp::Error&) {  // converted as the allOf
+            }
+          }
+          pairs.push_back(std::move(pair));
+        }
+      mine = std::move(pairs);
     } else if (key == "type") {
       mine = merged_types(mine, v, path);
     } else if (key == "enum" && mine.is_array() && v.is_array()) {

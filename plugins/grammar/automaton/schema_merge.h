@@ -5,8 +5,11 @@
 // number), `enum` (intersection), lower bounds (the larger), upper bounds (the smaller); equal
 // values and annotations (title, description, ...: the first is kept). A property one schema
 // declares and the other does not must also satisfy the other's `additionalProperties` (allOf of
-// the two; `false`: the name may not appear, refused when required). Any other keyword with two
-// different values is refused with an error naming it.
+// the two; `false`: the name may not appear, refused when required). `anyOf` (or `oneOf`) on both
+// sides becomes the pairs of their branches, each merged (exact: a value matches one pair exactly
+// when it matches one branch of each). Keys no draft defines are annotations. Any other keyword
+// with two different values is refused with an error naming it; the converter then intersects the
+// two schemas' automata instead (json_schema_refs.cpp, product.h).
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,0 +1,117 @@
+// Products of lazy DFAs and their liveness search (see product.h).
+#include "product.h"
+
+#include <unordered_set>
+
+#include "lazy_dfa.h"
+
+namespace sable::grammar {
+
+NfaContext::~NfaContext() = default;
+
+ProductOperands::ProductOperands(NfaContext* context, int32_t node)
+    : rule_(static_cast<ProductRule>(context->ast.nodes[node].min)),
+      num_classes_(context->num_classes) {
+  for (int32_t child : context->ast.nodes[node].children) {
+    NfaBuilder builder(context, child);
+    simple_ = simple_ && !builder.has_pending();
+    operands_.push_back(std::make_unique<LazyDfa>(std::move(builder), context->byte_class,
+                                                  context->num_classes, LazyDfa::Limits{}));
+    start_.push_back(operands_.back()->start());
+  }
+}
+
+ProductOperands::~ProductOperands() = default;
+
+bool ProductOperands::viable(const Tuple& t) const {
+  switch (rule_) {
+    case ProductRule::kAll:
+      for (int32_t s : t)
+        if (s == LazyDfa::kDead) return false;
+      return true;
+    case ProductRule::kFirstOnly:
+      return t[0] != LazyDfa::kDead;
+    case ProductRule::kExactlyOne:
+      for (int32_t s : t)
+        if (s != LazyDfa::kDead) return true;
+      return false;
+  }
+  return false;
+}
+
+bool ProductOperands::step(const Tuple& t, int32_t cls, Tuple* out) const {
+  out->resize(t.size());
+  for (size_t i = 0; i < t.size(); ++i)
+    (*out)[i] = t[i] == LazyDfa::kDead ? LazyDfa::kDead : operands_[i]->next_class(t[i], cls);
+  if (!viable(*out)) return false;
+  // An operand past its limits lost texts: a rule that negates it would gain them.
+  if (rule_ != ProductRule::kAll)
+    for (const auto& op : operands_)
+      if (op->exhausted()) return false;
+  return true;
+}
+
+bool ProductOperands::accepts(const Tuple& t) const {
+  int32_t accepting = 0;
+  for (size_t i = 0; i < t.size(); ++i)
+    accepting += t[i] != LazyDfa::kDead && operands_[i]->accepting(t[i]) ? 1 : 0;
+  switch (rule_) {
+    case ProductRule::kAll:
+      return accepting == static_cast<int32_t>(t.size());
+    case ProductRule::kExactlyOne:
+      return accepting == 1;
+    case ProductRule::kFirstOnly:
+      return accepting == 1 && t[0] != LazyDfa::kDead && operands_[0]->accepting(t[0]);
+  }
+  return false;
+}
+
+// Depth first, one class at a time per frame: JSON texts close in a few bytes, so a path to an
+// accepted tuple is usually found long before the product's breadth is.
+Liveness ProductOperands::liveness(const Tuple& t) {
+  if (!viable(t)) return Liveness::kDead;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = known_.find(t); it != known_.end()) return it->second;
+  if (accepts(t)) return known_[t] = Liveness::kLive;
+  struct Frame {
+    Tuple tuple;
+    int32_t cls = 0;
+  };
+  std::vector<Frame> stack{{t, 0}};
+  std::unordered_set<Tuple, StateVectorHash> seen{t};
+  Liveness result = Liveness::kDead;
+  Tuple next;
+  while (!stack.empty() && result == Liveness::kDead) {
+    Frame& f = stack.back();
+    if (f.cls >= num_classes_) {
+      stack.pop_back();
+      continue;
+    }
+    if (!step(f.tuple, f.cls++, &next) || seen.count(next)) continue;
+    if (auto it = known_.find(next); it != known_.end()) {
+      if (it->second == Liveness::kLive) result = Liveness::kLive;
+      continue;  // dead, or given up on before: nothing to find there
+    }
+    if (accepts(next)) {
+      known_[next] = Liveness::kLive;
+      result = Liveness::kLive;
+      break;
+    }
+    if (static_cast<int64_t>(seen.size()) >= kMaxLivenessSearch) {
+      result = Liveness::kUnknown;
+      break;
+    }
+    seen.insert(next);
+    stack.push_back({next, 0});
+  }
+  if (result == Liveness::kLive) {
+    for (const Frame& f : stack) known_[f.tuple] = Liveness::kLive;  // the path found
+  } else if (result == Liveness::kDead) {
+    for (const Tuple& s : seen) known_[s] = Liveness::kDead;  // all it could reach, none accepted
+  } else {
+    known_[t] = Liveness::kUnknown;
+  }
+  return result;
+}
+
+}  // namespace sable::grammar

@@ -1,0 +1,57 @@
+// JSON Schema forms compiled as exact boolean combinations of automata (product.h): a length
+// beside a pattern or a format, a pattern beside a format. Every expectation below is what
+// Python's `jsonschema` (4.26, Draft 2020-12 with its format checker) answers for the instance.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/unit/grammar_schema_check.h"
+
+namespace sable::grammar {
+namespace {
+
+using testing::check;
+using testing::error_of;
+
+TEST(GrammarSchemaBool, LengthBesidePattern) {
+  check(R"({"type":"string","pattern":"[a-z]+[0-9]+","maxLength":4})",
+        {R"("a1")", R"("ab12")", R"("-a1-")"}, {R"("abc12")", R"("a")", R"("12")"});
+  check(R"({"type":"string","pattern":"^a+b+$","maxLength":3})", {R"("ab")", R"("aab")", R"("abb")"},
+        {R"("aabb")", R"("a")", R"("")"});
+  check(R"({"type":"string","pattern":"b","maxLength":3})", {R"("b")", R"("ab")", R"("abc")"},
+        {R"("abcd")", R"("ac")"});
+  check(R"({"type":"string","pattern":"^[A-Z][a-z]+( [A-Z][a-z]+)*$","minLength":5,"maxLength":9})",
+        {R"("Abcde")", R"("Ab Cd")", R"("Abc Defgh")"},
+        {R"("Ab C")", R"("Abcd Efghi")", R"("ab cd")"});
+  // An escape is one character: `"` written \" counts one.
+  check(R"({"type":"string","pattern":"^[a-z\"]+x$","maxLength":3})", {R"("\"\"x")", R"("ax")"},
+        {R"("\"\"\"x")", R"("abcx")"});
+  // Nothing satisfies both: refused, not compiled into a grammar that can never finish.
+  EXPECT_NE(error_of(R"({"type":"string","pattern":"^[a-z]{2,3}$","minLength":5})"), "(compiled)");
+}
+
+TEST(GrammarSchemaBool, FormatBesideLengthOrPattern) {
+  check(R"({"type":"string","format":"uri","maxLength":9})", {R"("http://a")", R"("a:b")"},
+        {R"("http://abc")", R"("ab")"});
+  check(R"({"type":"string","format":"email","minLength":8})", {R"("ab@cd.ef")"},
+        {R"("a@bc.de")", R"("abcdefgh")"});
+  check(R"({"type":"string","format":"date","pattern":"^2024-"})", {R"("2024-02-29")"},
+        {R"("2023-02-28")", R"("2024-02-30")", R"("2024-")"});
+}
+
+TEST(GrammarSchemaBool, AllOfOfKeywordsThatDoNotMerge) {
+  check(R"({"allOf":[{"pattern":"a"},{"pattern":"b"}]})",
+        {R"("ab")", R"("xbya")", "1", R"({"k":"c"})"}, {R"("a")", R"("b")", R"("")"});
+  check(R"({"allOf":[{"anyOf":[{"type":"string"},{"type":"integer"}]},
+                     {"anyOf":[{"type":"integer"},{"type":"null"}]}]})",
+        {"1", "-7"}, {R"("a")", "null", "1.5"});
+  check(R"({"type":"array","allOf":[{"items":{"type":"integer"}},{"items":{"minimum":0}}]})",
+        {"[]", "[0,5]", "[0, 5]"}, {"[-1]", "[1.5]", R"(["a"])"});
+  // A $ref whose siblings do not merge with its target.
+  check(R"({"$defs":{"s":{"anyOf":[{"type":"string"},{"type":"null"}]}},
+            "$ref":"#/$defs/s","anyOf":[{"maxLength":2},{"type":"integer"}]})",
+        {R"("ab")", "null"}, {R"("abc")", "3"});
+}
+
+}  // namespace
+}  // namespace sable::grammar
