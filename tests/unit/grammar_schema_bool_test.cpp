@@ -1,6 +1,8 @@
 // JSON Schema forms compiled as exact boolean combinations of automata (product.h): a length
-// beside a pattern or a format, a pattern beside a format. Every expectation below is what
-// Python's `jsonschema` (4.26, Draft 2020-12 with its format checker) answers for the instance.
+// beside a pattern or a format, a pattern beside a format, allOf items that do not merge, `not`
+// and overlapping `oneOf` where the parts are written exactly (json_schema_bool.cpp), refused by
+// name where they are not. Every expectation below is what Python's `jsonschema` (4.26, Draft
+// 2020-12 with its format checker) answers for the instance.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -51,6 +53,44 @@ TEST(GrammarSchemaBool, AllOfOfKeywordsThatDoNotMerge) {
   check(R"({"$defs":{"s":{"anyOf":[{"type":"string"},{"type":"null"}]}},
             "$ref":"#/$defs/s","anyOf":[{"maxLength":2},{"type":"integer"}]})",
         {R"("ab")", "null"}, {R"("abc")", "3"});
+}
+
+TEST(GrammarSchemaBool, NotAsADifference) {
+  check(R"({"type":"string","not":{"enum":["1","3"]}})", {R"("2")"}, {R"("1")", R"("3")"});
+  check(R"({"not":{"type":"string","pattern":"^a"}})",
+        {"1", R"("b")", "null", "{}", "[1]", R"("ba")"}, {R"("ab")", R"("a")"});
+  // One writing per value: "\u0061b" is "ab", which the negated pattern allows.
+  check(R"({"type":"string","not":{"pattern":"^a"}})", {R"("ba")", R"("")"},
+        {R"("a")", R"("abc")", R"("\u0061b")"});
+  // No dead end: once a text starts with "a, no string can complete it.
+  const Dfa dfa = testing::schema_dfa(R"({"type":"string","not":{"pattern":"^a"}})");
+  EXPECT_EQ(dfa.walk(dfa.start(), "\"a"), Dfa::kDead);
+  EXPECT_NE(dfa.walk(dfa.start(), "\"b"), Dfa::kDead);
+  // A negated part the converter writes as a subset is refused, naming the type.
+  EXPECT_NE(error_of(R"({"not":{"minimum":3}})").find("number values are not written exactly"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"string","not":{"format":"date"}})")
+                .find("string values are not written exactly"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"object","not":{"properties":{"a":{"type":"integer"}}}})")
+                .find("object values are not written exactly"),
+            std::string::npos);
+}
+
+TEST(GrammarSchemaBool, OverlappingOneOfAsExactlyOne) {
+  check(R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})", {R"("abcd")"},
+        {R"("abc")", R"("")", "1"});
+  check(R"({"oneOf":[{"type":"string","pattern":"^a"},{"type":"string","maxLength":2}]})",
+        {R"("abc")", R"("b")"}, {R"("ab")", R"("bcd")", "1"});
+  check(R"({"oneOf":[{"type":["string","null"]},{"type":["null","boolean"]}]})",
+        {R"("x")", "true"}, {"null", "1"});
+  // Overlapping numbers or objects are written as subsets: refused naming the type.
+  EXPECT_NE(error_of(R"({"oneOf":[{"type":"integer"},{"minimum":2}]})")
+                .find("number values are not written exactly"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"oneOf":[{"properties":{"a":{"type":"integer"}}},{"type":"object"}]})")
+                .find("object values are not written exactly"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -74,6 +74,14 @@ bool is_schema_keyword(const std::string& key) {
          kNumberKeys.count(key) || kOthers.count(key);
 }
 
+const char* keyword_family(const std::string& key) {
+  if (kObjectKeys.count(key)) return "object";
+  if (kArrayKeys.count(key)) return "array";
+  if (kStringKeys.count(key)) return "string";
+  if (kNumberKeys.count(key)) return "number";
+  return nullptr;
+}
+
 namespace {
 
 int64_t code_point_count(const std::string& text) {
@@ -155,6 +163,10 @@ std::optional<NumericBound> bound(const Json& s, const char* inclusive_key,
 
 }  // namespace
 
+bool pattern_search_form_fits(const std::string& pattern) {
+  return !search_pattern_regex(pattern, 0, -1).empty();
+}
+
 const std::string& any_string_regex() {
   static const std::string s = "\"" + kStringChar + "*\"";
   return s;
@@ -224,7 +236,12 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     if (s.contains(key))
       error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");
   if (s.contains("not")) {
-    const Json rewritten = negation(s, path);
+    Json rewritten;
+    try {
+      rewritten = negation(s, path);
+    } catch (const sable::cpp::Error& e) {  // not a rewritable form: a difference of automata
+      return difference(s, path, e.what());
+    }
     if (allows_nothing(rewritten)) error(path + "/not", "the schema allows nothing (`not`)");
     return value_of(rewritten, path);
   }
@@ -251,17 +268,20 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     }
     // oneOf: a value valid against two branches must be refused, which only disjoint branches
     // guarantee (one_of.h).
+    // Overlapping ones: "exactly one" of their automata, where they are exact (json_schema_bool.cpp).
     if (std::string(key) == "oneOf") {
+      const std::vector<Json> whole = branches;
       exclude_other_branches(branches);
       for (size_t b = 0; b < branches.size(); ++b)
         for (size_t a = 0; a < b; ++a)
           if (!provably_disjoint(branches[a], branches[b], root_))
-            error(path + "/oneOf", "oneOf branches " + std::to_string(index[a]) + " and " +
-                                       std::to_string(index[b]) + " may both match a value, which "
-                                       "oneOf must then reject and cannot be enforced here "
-                                       "(supported: branches of different types, const/enum "
-                                       "values, discriminator properties or different required "
-                                       "properties); anyOf allows the overlap");
+            return one_of_combination(
+                whole, index, path,
+                "oneOf branches " + std::to_string(index[a]) + " and " + std::to_string(index[b]) +
+                    " may both match a value, which oneOf must then reject and cannot be enforced "
+                    "here (supported: branches of different types, const/enum values, "
+                    "discriminator properties or different required properties, or written "
+                    "exactly); anyOf allows the overlap");
     }
     std::vector<std::string> alts;
     for (size_t b = 0; b < branches.size(); ++b)

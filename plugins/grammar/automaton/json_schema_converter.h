@@ -94,6 +94,13 @@ class Converter {
   std::string merged_reference(const Json& s, Json& out, const std::string& path, int inlined);
   // `s` with its `not` rewritten into positive keywords (json_schema_not.cpp), or refused.
   Json negation(const Json& s, const std::string& path);
+  // `s` less what its `not` allows, as a difference of automata (json_schema_bool.cpp), or
+  // refused with `refusal` and the reason.
+  std::string difference(const Json& s, const std::string& path, const std::string& refusal);
+  // oneOf of overlapping branches as "exactly one" of their automata, or refused likewise.
+  std::string one_of_combination(const std::vector<Json>& branches,
+                                 const std::vector<size_t>& index, const std::string& path,
+                                 const std::string& refusal);
   std::string ref(const Json& s, const std::string& path);
   // The local pointer of s["$ref"], checked; the schema it names (true as {}).
   std::string ref_target(const Json& s, const std::string& path);
@@ -161,6 +168,10 @@ SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std
 
 // A keyword of JSON Schema (any draft) that constrains values; other keys are annotations.
 bool is_schema_keyword(const std::string& key);
+// The type a keyword speaks about ("object", "array", "string", "number"), or nullptr.
+const char* keyword_family(const std::string& key);
+// Whether json_schema.cpp writes `pattern` (not anchored at both ends) in its exact search form.
+bool pattern_search_form_fits(const std::string& pattern);
 
 // Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
 bool allows_nothing(const Json& s);
