@@ -4,10 +4,11 @@
 //
 // A CTA (4 warps) owns one decode token (blockIdx.y indexes the plan's decode-token list), one KV
 // head (blockIdx.x) and one split of the token's visible positions (blockIdx.z). Its Q tile is the
-// group's q heads, zero-padded to 16 rows. KV tiles of kDecodeN = 64 positions are gathered from the
-// pages with 16-byte cp.async into swizzled shared memory, double-buffered; warp w takes positions
-// [16w, 16w + 16) of each tile: S = Q·Kᵀ (16 x 16) and O += P·V with mma.sync m16n8k16, online
-// softmax in registers (log2 domain). The four warps' states are combined through shared memory.
+// group's q heads, zero-padded to 16 rows. KV tiles of kDecodeN = 64 positions are gathered from
+// the pages with 16-byte cp.async into swizzled shared memory, double-buffered; warp w takes
+// positions [16w, 16w + 16) of each tile: S = Q·Kᵀ (16 x 16) and O += P·V with mma.sync m16n8k16,
+// online softmax in registers (log2 domain). The four warps' states are combined through shared
+// memory.
 //
 // Fused work that other kernels did before: the token's own K/V row is read from the k/v inputs
 // (its cache slot is written by split 0 of the same launch when `store_new`, so no append kernel
@@ -36,8 +37,12 @@ constexpr int decode_smem_bytes() {
   return (kRows + 2 * kStages * kDecodeN) * kD * static_cast<int>(sizeof(bf16));  // Q + K/V stages
 }
 
+// CTAs per SM the registers must allow: what shared memory allows at D 128 (3, or 2 with three
+// stages), 5 at D 64 (104 registers; shared memory would take 6, at 80 registers with spills).
 template <int kD, int kStages>
-__global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionParams p) {
+__global__ void __launch_bounds__(kDecodeWarps * 32,
+                                  kD == 64 ? (kStages >= 3 ? 4 : 5) : (kStages >= 3 ? 2 : 3))
+    decode_kernel(AttentionParams p) {
   constexpr int kChunks = kD / 8;   // 16-byte chunks per row
   constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
   constexpr int kON = kD / 8;       // n8 blocks of O
@@ -47,9 +52,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   bf16* sK = sQ + kRows * kD;
   bf16* sV = sK + kStages * kDecodeN * kD;
   __shared__ int s_last;
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
 
+  // Before the wait on the q/k/v projection (PDL): the plan's metadata, uploaded before this
+  // step's first kernel, and the page indices of the first K/V tile, so that this chain of
+  // dependent loads overlaps the predecessor instead of following it.
   const int kvh = blockIdx.x, split = blockIdx.z;
   const int t = p.decode_tokens[blockIdx.y];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -67,19 +73,31 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   int begin = 0, end = 0;
   split_range(begin_all, end_all, *p.meta.chunk, split, &begin, &end);
   const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
+  const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[p.meta.seq[t]];
+  const int n_tiles = end > begin ? (end - begin + kDecodeN - 1) / kDecodeN : 0;
+  // The slots of the next tile to copy: a tile's page indices are loaded one tile ahead of its
+  // copies (tile_slots, mma.cuh), so issuing them never waits for a memory round trip.
+  constexpr int kPer = kTileChunksPerThread<kD, kDecodeN, kThreads>;
+  int32_t slot[kPer];
+  if (n_tiles > 0) tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin, end);
+
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
   const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
   const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
 
   if (p.store_new && split == 0) {  // nobody in this launch reads the slot from the cache
-    const int32_t slot = p.meta.slot[t];
-    if (slot >= 0) {
-      const int64_t dst = (int64_t(slot) * p.kv_heads + kvh) * kD;
+    const int32_t own = p.meta.slot[t];
+    if (own >= 0) {
+      const int64_t dst = (int64_t(own) * p.kv_heads + kvh) * kD;
       for (int i = tid; i < 2 * kChunks; i += kThreads) {
         const int c = i % kChunks;
         if (i < kChunks)
-          *reinterpret_cast<uint4*>(p.k_cache + dst + c * 8) = *reinterpret_cast<const uint4*>(k_new + c * 8);
+          *reinterpret_cast<uint4*>(p.k_cache + dst + c * 8) =
+              *reinterpret_cast<const uint4*>(k_new + c * 8);
         else
-          *reinterpret_cast<uint4*>(p.v_cache + dst + c * 8) = *reinterpret_cast<const uint4*>(v_new + c * 8);
+          *reinterpret_cast<uint4*>(p.v_cache + dst + c * 8) =
+              *reinterpret_cast<const uint4*>(v_new + c * 8);
       }
     }
   }
@@ -90,30 +108,34 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     const int r = i / kChunks, c = i % kChunks;
     cp_async16(sQ + smem_off(r, c * 8, kD), q + int64_t(r < G ? r : 0) * kD + c * 8, r < G);
   }
-  const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[p.meta.seq[t]];
-  auto load_kv = [&](int k0, int buf) {
+  // Copies tile `tile` (its slots in `slot`) into buffer `buf`, then loads the next tile's slots.
+  // The token's own row comes from k_new / v_new (its cache slot may not be written yet).
+  auto load_kv = [&](int tile, int buf) {
+    const int k0 = begin + tile * kDecodeN;
     bf16* dk = sK + buf * kDecodeN * kD;
     bf16* dv = sV + buf * kDecodeN * kD;
-    for (int i = tid; i < kDecodeN * kChunks; i += kThreads) {
+#pragma unroll
+    for (int it = 0; it < kPer; ++it) {
+      const int i = tid + it * kThreads;
       const int r = i / kChunks, c = i % kChunks;
-      const int pos = k0 + r;
-      const bool valid = pos < end;
+      const bool valid = slot[it] >= 0;
       const bf16 *ks = k_new, *vs = v_new;
-      if (valid && pos != new_pos) {
-        const int64_t off = kv_row_offset(pages, p.page_size, pos, p.kv_heads, kvh, kD);
+      if (valid && k0 + r != new_pos) {
+        const int64_t off = (int64_t(slot[it]) * p.kv_heads + kvh) * kD;
         ks = p.k_cache + off;
         vs = p.v_cache + off;
       }
       cp_async16(dk + smem_off(r, c * 8, kD), ks + c * 8, valid);
       cp_async16(dv + smem_off(r, c * 8, kD), vs + c * 8, valid);
     }
+    if (tile + 1 < n_tiles)
+      tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, k0 + kDecodeN, end);
   };
-  const int n_tiles = end > begin ? (end - begin + kDecodeN - 1) / kDecodeN : 0;
   // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
   // groups keep the count uniform).
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n_tiles) load_kv(begin + st * kDecodeN, st);
+    if (st < n_tiles) load_kv(st, st);
     cp_async_commit();
   }
 
@@ -133,7 +155,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     // Tile j + kStages - 1 goes into the buffer of tile j - 1 (every warp is done with it: the
     // barrier closing the last step); tile j has landed once at most kStages - 1 later groups are
     // pending. With two stages this is the classic double buffer; three keep more bytes in flight.
-    if (j + kStages - 1 < n_tiles) load_kv(k0 + (kStages - 1) * kDecodeN, (j + kStages - 1) % kStages);
+    if (j + kStages - 1 < n_tiles) load_kv(j + kStages - 1, (j + kStages - 1) % kStages);
     cp_async_commit();
     cp_async_wait<kStages - 1>();
     __syncthreads();
@@ -160,7 +182,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
   __syncthreads();
 
   // Combine the four warps through shared memory (the K/V stages are free now).
-  float* s_o = reinterpret_cast<float*>(sK);  // [warps][kRows][kD]
+  float* s_o = reinterpret_cast<float*>(sK);     // [warps][kRows][kD]
   float* s_m = s_o + kDecodeWarps * kRows * kD;  // [warps][kRows]
   float* s_l = s_m + kDecodeWarps * kRows;
 #pragma unroll
@@ -198,7 +220,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_kernel(AttentionPara
     }
     const int qh = kvh * G + r;
     if (direct) {
-      p.out[(int64_t(t) * p.q_heads + qh) * kD + d] = __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
+      p.out[(int64_t(t) * p.q_heads + qh) * kD + d] =
+          __float2bfloat16(sum > 0.0f ? acc / sum : 0.0f);
     } else {
       const int64_t idx = (int64_t(t) * p.q_heads + qh) * p.splits + split;
       p.part_acc[idx * kD + d] = acc;
@@ -284,8 +307,8 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
     return false;
   }
   const dim3 grid(p.kv_heads, p.num_decode, p.splits);
-  return sable::cuda::launch(decode_kernel<kD, kStages>, grid, dim3(kDecodeWarps * 32), smem, s, p) ==
-         cudaSuccess;
+  return sable::cuda::launch(decode_kernel<kD, kStages>, grid, dim3(kDecodeWarps * 32), smem, s,
+                             p) == cudaSuccess;
 }
 
 bool aligned16(const void* ptr, int64_t stride) {
@@ -295,14 +318,16 @@ bool aligned16(const void* ptr, int64_t stride) {
 }  // namespace
 
 bool decode_inputs_aligned(const AttentionParams& p) {
-  return aligned16(p.q, p.q_stride) && aligned16(p.k_new, p.k_stride) && aligned16(p.v_new, p.v_stride);
+  return aligned16(p.q, p.q_stride) && aligned16(p.k_new, p.k_stride) &&
+         aligned16(p.v_new, p.v_stride);
 }
 
 bool launch_decode(const AttentionParams& p, void* stream) {
   if (p.num_decode == 0) return true;
   if (p.num_decode > 65535 || !decode_supported(p.head_dim, p.group)) return false;
   auto s = static_cast<cudaStream_t>(stream);
-  if (p.decode_stages == 3) return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
+  if (p.decode_stages == 3)
+    return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
   return p.head_dim == 64 ? launch_d<64, 2>(p, s) : launch_d<128, 2>(p, s);
 }
 

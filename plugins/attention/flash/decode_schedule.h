@@ -29,11 +29,12 @@ SABLE_FLASH_HD bool decode_supported(int32_t head_dim, int32_t group) {
   return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kDecodeRows;
 }
 
-// CTAs of the decode kernel that fit on one SM (shared memory: Q + `stages` stages of K and V; the
-// register count, 152 at D 128 and 96 at D 64, allows the same). Three stages: 102 KB at D 128.
+// CTAs of the decode kernel that fit on one SM: shared memory (Q + `stages` stages of K and V;
+// three stages: 102 KB at D 128) allows 3 at D 128 and 6 at D 64, the registers (168 at D 128, 96
+// at D 64; the kernel's launch bounds hold them there) 3 and 5.
 SABLE_FLASH_HD int32_t decode_ctas_per_sm(int32_t head_dim, int32_t stages = 2) {
   if (stages >= 3) return head_dim <= 64 ? 4 : 2;
-  return head_dim <= 64 ? 6 : 3;
+  return head_dim <= 64 ? 5 : 3;
 }
 
 // Splits for a decode-only batch of `tokens` tokens: enough CTAs for two waves, at most kMaxSplits.

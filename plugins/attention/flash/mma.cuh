@@ -23,27 +23,79 @@ using sable::cuda::cp_async_commit;
 using sable::cuda::cp_async_wait;
 using sable::cuda::ldmatrix_x4;
 using sable::cuda::ldmatrix_x4_trans;
+using sable::cuda::mma_bf16;
 using sable::cuda::online_softmax;
 using sable::cuda::pack_bf16;
-using sable::cuda::mma_bf16;
 using sable::cuda::smem_addr;
+
+// The pool slots (page * page_size + offset) of the rows one thread copies of a [kRows][kD] tile
+// of positions [k0, k0 + kRows) in kThreads threads' 16-byte chunks (chunk i = threadIdx.x +
+// it * kThreads: row i / (kD / 8)); -1 for positions at or past `hi`. Every page index is loaded
+// before any copy is issued: the copies are asm volatile, so written row by row the compiler
+// issued each row's page-index load only after the previous row's copies, one memory round trip
+// per row (8 a tile at D 128, page size 1: the SASS showed LDG, LDGSTS, LDG, LDGSTS, ...).
+template <int kD, int kRows, int kThreads>
+inline constexpr int kTileChunksPerThread = kRows*(kD / 8) / kThreads;
+
+template <int kD, int kRows, int kThreads>
+__device__ __forceinline__ void tile_slots(
+    int32_t (&slot)[kTileChunksPerThread<kD, kRows, kThreads>], const int32_t* pages, int page_size,
+    int k0, int hi) {
+  constexpr int kChunks = kD / 8;
+  constexpr int kPer = kTileChunksPerThread<kD, kRows, kThreads>;
+  static_assert(kRows * kChunks % kThreads == 0, "a tile's chunks divide among the threads");
+  const int pos0 = k0 + static_cast<int>(threadIdx.x) / kChunks;
+  static_assert(kThreads % kChunks == 0, "a thread copies the same chunk of every row it copies");
+  constexpr int kStep = kThreads / kChunks;  // rows between a thread's chunks
+  if (page_size == 1) {                      // SGLang's default: the page is the slot
+#pragma unroll
+    for (int it = 0; it < kPer; ++it) {
+      const int pos = pos0 + it * kStep;
+      slot[it] = pos < hi ? pages[pos] : -1;
+    }
+  } else {  // every page index in flight first, then the slots
+#pragma unroll
+    for (int it = 0; it < kPer; ++it) {
+      const int pos = pos0 + it * kStep;
+      slot[it] = pos < hi ? pages[pos / page_size] : -1;
+    }
+#pragma unroll
+    for (int it = 0; it < kPer; ++it) {
+      const int pos = pos0 + it * kStep;
+      if (slot[it] >= 0) slot[it] = slot[it] * page_size + pos % page_size;
+    }
+  }
+}
+
+// The K and V rows of the slots above into one buffer of swizzled [kRows][kD] tiles as cp.async
+// copies (slot -1: zero-filled). The caller commits the group.
+template <int kD, int kRows, int kThreads>
+__device__ __forceinline__ void copy_tile_slots(
+    bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
+    const int32_t (&slot)[kTileChunksPerThread<kD, kRows, kThreads>], int kv_heads, int kvh) {
+  constexpr int kChunks = kD / 8;
+#pragma unroll
+  for (int it = 0; it < kTileChunksPerThread<kD, kRows, kThreads>; ++it) {
+    const int i = static_cast<int>(threadIdx.x) + it * kThreads;
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = slot[it] >= 0;
+    const int64_t off = valid ? (int64_t(slot[it]) * kv_heads + kvh) * kD : 0;
+    cp_async16(dk + smem_off(r, c * 8, kD), k_cache + off + c * 8, valid);
+    cp_async16(dv + smem_off(r, c * 8, kD), v_cache + off + c * 8, valid);
+  }
+}
 
 // Positions [k0, k0 + kRows) of KV head kvh from the paged pool (`pages`: the sequence's page
 // list) into one buffer of swizzled [kRows][kD] K and V tiles, as kThreads threads' 16-byte
 // cp.async copies; positions at or past `hi` are zero-filled. The caller commits the group.
 template <int kD, int kRows, int kThreads>
-__device__ __forceinline__ void load_paged_kv(bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
-                                              const int32_t* pages, int page_size, int kv_heads, int kvh,
-                                              int k0, int hi) {
-  constexpr int kChunks = kD / 8;  // 16-byte chunks per row
-  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    const int pos = k0 + r;
-    const bool valid = pos < hi;
-    const int64_t off = valid ? kv_row_offset(pages, page_size, pos, kv_heads, kvh, kD) : 0;
-    cp_async16(dk + smem_off(r, c * 8, kD), k_cache + off + c * 8, valid);
-    cp_async16(dv + smem_off(r, c * 8, kD), v_cache + off + c * 8, valid);
-  }
+__device__ __forceinline__ void load_paged_kv(bf16* dk, bf16* dv, const bf16* k_cache,
+                                              const bf16* v_cache, const int32_t* pages,
+                                              int page_size, int kv_heads, int kvh, int k0,
+                                              int hi) {
+  int32_t slot[kTileChunksPerThread<kD, kRows, kThreads>];
+  tile_slots<kD, kRows, kThreads>(slot, pages, page_size, k0, hi);
+  copy_tile_slots<kD, kRows, kThreads>(dk, dv, k_cache, v_cache, slot, kv_heads, kvh);
 }
 
 // Step j of a double-buffered tile loop over n_tiles tiles: starts the copy of tile j + 1
@@ -64,18 +116,19 @@ __device__ __forceinline__ void next_tile(int j, int n_tiles, LoadNext&& load_ne
 // One warp's Q fragments: rows [row0, row0 + 16) of a swizzled [rows][kD] tile. (ar, ac) is the
 // lane's a_frag_src.
 template <int kD>
-__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[kD / 16][4], const bf16* sQ, int row0, int ar,
-                                             int ac) {
+__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[kD / 16][4], const bf16* sQ, int row0,
+                                             int ar, int ac) {
 #pragma unroll
-  for (int ks = 0; ks < kD / 16; ++ks) ldmatrix_x4(qf[ks], sQ + smem_off(row0 + ar, ks * 16 + ac, kD));
+  for (int ks = 0; ks < kD / 16; ++ks)
+    ldmatrix_x4(qf[ks], sQ + smem_off(row0 + ar, ks * 16 + ac, kD));
 }
 
 // S [16 x 8 kSN] = Q·Kᵀ for one warp: qf holds the warp's Q fragments (kD / 16 k-steps); the
 // K rows are [krow0, krow0 + 8 kSN) of a swizzled [rows][kD] shared-memory tile. (br, bc) is
 // the lane's b_frag_src.
 template <int kSN, int kD>
-__device__ __forceinline__ void qk_tile(float (&s)[kSN][4], const uint32_t (&qf)[kD / 16][4], const bf16* tk,
-                                        int krow0, int br, int bc) {
+__device__ __forceinline__ void qk_tile(float (&s)[kSN][4], const uint32_t (&qf)[kD / 16][4],
+                                        const bf16* tk, int krow0, int br, int bc) {
 #pragma unroll
   for (int n = 0; n < kSN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
@@ -94,8 +147,8 @@ __device__ __forceinline__ void qk_tile(float (&s)[kSN][4], const uint32_t (&qf)
 // and V rows [vrow0, vrow0 + 8 kSN) of a swizzled [rows][kD] tile. (vr, vc) is the lane's
 // v_frag_src.
 template <int kSN, int kD>
-__device__ __forceinline__ void pv_tile(float (&o)[kD / 8][4], const float (&s)[kSN][4], const bf16* tv,
-                                        int vrow0, int vr, int vc) {
+__device__ __forceinline__ void pv_tile(float (&o)[kD / 8][4], const float (&s)[kSN][4],
+                                        const bf16* tv, int vrow0, int vr, int vc) {
 #pragma unroll
   for (int kk = 0; kk < kSN / 2; ++kk) {
     uint32_t a[4];

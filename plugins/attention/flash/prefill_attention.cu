@@ -1,12 +1,13 @@
 // FlashAttention-2 style prefill over the paged bf16 KV pool (tensor cores, sm_80+ instructions).
 //
-// A CTA (4 warps) owns one query tile of the plan's work list (up to kBM = 64 consecutive new tokens
-// of one sequence) and one q head; blockIdx.x is the q head so the CTAs of one GQA group run side by
-// side and share K/V tiles in L2. Each warp owns 16 query rows. KV tiles of kBN = 64 positions are
-// gathered row by row from the pages (any page size) with 16-byte cp.async into swizzled shared
-// memory, double-buffered. S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 bf16 -> fp32 with ldmatrix
-// fragments (V through ldmatrix.trans); the online softmax runs in registers in the log2 domain.
-// Index math lives in prefill_schedule.h (checked on the CPU by attention_flash_schedule_test).
+// A CTA (4 warps) owns one query tile of the plan's work list (up to kBM = 64 consecutive new
+// tokens of one sequence) and one q head; blockIdx.x is the q head so the CTAs of one GQA group run
+// side by side and share K/V tiles in L2. Each warp owns 16 query rows. KV tiles of kBN = 64
+// positions are gathered row by row from the pages (any page size) with 16-byte cp.async into
+// swizzled shared memory, double-buffered. S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 bf16 -> fp32
+// with ldmatrix fragments (V through ldmatrix.trans); the online softmax runs in registers in the
+// log2 domain. Index math lives in prefill_schedule.h (checked on the CPU by
+// attention_flash_schedule_test).
 #include <cfloat>
 #include <cstdint>
 
@@ -46,7 +47,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
 
   if (tile.pos0 < 0) {  // padding sequence: zeros
     for (int i = tid; i < tile.rows * kChunks; i += kThreads)
-      *reinterpret_cast<uint4*>(out + (i / kChunks) * out_stride + (i % kChunks) * 8) = uint4{0, 0, 0, 0};
+      *reinterpret_cast<uint4*>(out + (i / kChunks) * out_stride + (i % kChunks) * 8) =
+          uint4{0, 0, 0, 0};
     return;
   }
   int lo = 0, hi = 0;
@@ -62,12 +64,17 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
     cp_async16(sQ + smem_off(r, c * 8, kD),
                p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
   }
-  auto load_kv = [&](int k0, int buf) {
-    load_paged_kv<kD, kBN, kThreads>(sK + buf * kBN * kD, sV + buf * kBN * kD, p.k_cache,
-                                     p.v_cache, pages, p.page_size, p.kv_heads, kvh, k0, hi);
+  // K/V tiles: a tile's page indices are loaded one tile ahead of its copies (tile_slots), so
+  // issuing the copies of tile j + 1 never waits for a memory round trip.
+  int32_t slot[kTileChunksPerThread<kD, kBN, kThreads>];
+  auto copy_kv = [&](int buf) {
+    copy_tile_slots<kD, kBN, kThreads>(sK + buf * kBN * kD, sV + buf * kBN * kD, p.k_cache,
+                                       p.v_cache, slot, p.kv_heads, kvh);
   };
-  load_kv(lo, 0);
+  tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo, hi);
+  copy_kv(0);
   cp_async_commit();
+  if (n_tiles > 1) tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo + kBN, hi);
 
   uint32_t qf[kKSteps][4];
   float o[kON][4];
@@ -82,7 +89,11 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
 
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = lo + j * kBN;
-    next_tile(j, n_tiles, [&](int buf) { load_kv(k0 + kBN, buf); });
+    next_tile(j, n_tiles, [&](int buf) {
+      copy_kv(buf);
+      if (j + 2 < n_tiles)
+        tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, k0 + 2 * kBN, hi);
+    });
     if (j == 0) load_q_frags<kD>(qf, sQ, row_base, ar, ac);
     const bf16* tk = sK + (j & 1) * kBN * kD;
     const bf16* tv = sV + (j & 1) * kBN * kD;
@@ -132,8 +143,8 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
     return false;
   }
   const dim3 grid(p.q_heads, p.max_tiles);
-  return sable::cuda::launch(prefill_kernel<kD>, grid, dim3(kPrefillWarps * 32), smem_bytes<kD>(), s, p) ==
-         cudaSuccess;
+  return sable::cuda::launch(prefill_kernel<kD>, grid, dim3(kPrefillWarps * 32), smem_bytes<kD>(),
+                             s, p) == cudaSuccess;
 }
 
 }  // namespace
