@@ -77,6 +77,24 @@ TEST(GrammarSchemaBool, NotAsADifference) {
             std::string::npos);
 }
 
+TEST(GrammarSchemaBool, NotOfRequiredListsByDeMorgan) {
+  check(R"({"type":"object","not":{"required":["a","b"]}})",
+        {"{}", R"({"a":1})", R"({"b":1,"c":2})"}, {R"({"a":1,"b":2})", R"({"b":1,"a":2,"c":3})", "1"});
+  check(R"({"not":{"allOf":[{"required":["a"]},{"required":["b"]}]}})", {R"({"a":1})", "{}"},
+        {R"({"a":1,"b":2})", R"("x")"});
+  check(R"({"not":{"anyOf":[{"required":["a","b"]},{"required":["c"]}]}})",
+        {R"({"a":1})", R"({"b":1})", "{}"}, {R"({"c":1})", R"({"a":1,"b":2})"});
+}
+
+TEST(GrammarSchemaBool, ReferencesAreClassifiedThroughTheirTargets) {
+  check(R"({"$defs":{"s":{"type":"string","pattern":"^x"}},"type":"string",
+            "not":{"$ref":"#/$defs/s"}})",
+        {R"("ax")"}, {R"("xa")"});
+  check(R"({"oneOf":[{"$ref":"#/$defs/e"},{"enum":["blue","red"]}],
+            "$defs":{"e":{"enum":["red","green"]}}})",
+        {R"("blue")", R"("green")"}, {R"("red")", R"("x")"});
+}
+
 TEST(GrammarSchemaBool, OverlappingOneOfAsExactlyOne) {
   check(R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})", {R"("abcd")"},
         {R"("abc")", R"("")", "1"});

@@ -66,9 +66,38 @@ bool pattern_written_exactly(const Json& pattern) {
   return pattern_search_form_fits(p);
 }
 
-Part typed_part(const Json& b, const std::string& type) {
+// How many $refs typed_part follows inside each other.
+constexpr int kMaxPartDepth = 8;
+
+Part typed_part(const Json& b, const std::string& type, const Json& root, int depth = 0) {
   if (b.is_boolean()) return b.get<bool>() ? Part::kAll : Part::kNothing;
-  if (!b.is_object()) return Part::kInexact;
+  if (!b.is_object() || depth > kMaxPartDepth) return Part::kInexact;
+  // A $ref or an anyOf with nothing else beside it: its target, the union of its branches.
+  bool alone = true;
+  for (auto it = b.begin(); it != b.end(); ++it)
+    alone = alone && (it.key() == "$ref" || it.key() == "anyOf" || is_annotation_keyword(it.key()));
+  if (alone && b.contains("$ref") != b.contains("anyOf")) {
+    if (b.contains("$ref")) {
+      const Json& r = b["$ref"];
+      if (!r.is_string() || !r.get<std::string>().starts_with("#")) return Part::kInexact;
+      const Json* target = nullptr;
+      try {
+        target = &root.at(Json::json_pointer(r.get<std::string>().substr(1)));
+      } catch (const nlohmann::json::exception&) {
+        return Part::kInexact;
+      }
+      return typed_part(*target, type, root, depth + 1);
+    }
+    if (!b["anyOf"].is_array()) return Part::kInexact;
+    bool all_nothing = true, exact = true;
+    for (const Json& branch : b["anyOf"]) {
+      const Part part = typed_part(branch, type, root, depth + 1);
+      if (part == Part::kAll) return Part::kAll;
+      all_nothing = all_nothing && part == Part::kNothing;
+      exact = exact && part != Part::kInexact;
+    }
+    return all_nothing ? Part::kNothing : exact ? Part::kExact : Part::kInexact;
+  }
   bool constrained = false;
   for (auto it = b.begin(); it != b.end(); ++it) {
     const std::string& key = it.key();
@@ -113,10 +142,17 @@ Part typed_part(const Json& b, const std::string& type) {
 // form), a subset for containers (bounded depth, layout).
 bool all_written_exactly(const std::string& type) { return type != "object" && type != "array"; }
 
+// $refs nested near the unrolling bound match nothing (json_schema_refs.cpp): the parts would
+// not be exact there.
+std::string deep_refusal() {
+  return "; as a combination of automata: too deep inside $refs for its parts to be exact";
+}
+
 }  // namespace
 
 std::string Converter::difference(const Json& s, const std::string& path,
                                   const std::string& refusal) {
+  if (stack_.size() + kMaxPartDepth >= kMaxRefNesting) error(path + "/not", refusal + deep_refusal());
   const Json& b = s["not"];
   Json rest = s;
   rest.erase("not");
@@ -132,7 +168,7 @@ std::string Converter::difference(const Json& s, const std::string& path,
   // those it allows (exactly written).
   std::string firsts;
   for (const std::string& t : types) {
-    const Part part = typed_part(b, t);
+    const Part part = typed_part(b, t, root_);
     if (part == Part::kAll) continue;
     if (part == Part::kInexact)
       error(path + "/not", refusal + "; as a difference of automata: the negated schema's " + t +
@@ -147,11 +183,14 @@ std::string Converter::difference(const Json& s, const std::string& path,
 std::string Converter::one_of_combination(const std::vector<Json>& branches,
                                           const std::vector<size_t>& index,
                                           const std::string& path, const std::string& refusal) {
+  if (stack_.size() + kMaxPartDepth >= kMaxRefNesting)
+    error(path + "/oneOf", refusal + deep_refusal());
   // Two branches that may both hold values of a type must both be written exactly there.
   for (const char* t : kTypes) {
     std::vector<Part> parts;
     for (const Json& branch : branches)
-      if (const Part part = typed_part(branch, t); part != Part::kNothing) parts.push_back(part);
+      if (const Part part = typed_part(branch, t, root_); part != Part::kNothing)
+        parts.push_back(part);
     if (parts.size() < 2) continue;
     for (size_t i = 0; i < parts.size(); ++i)
       if (parts[i] == Part::kInexact || (parts[i] == Part::kAll && !all_written_exactly(t)))

@@ -8,7 +8,13 @@
 //   not {required: [a]}, not {anyOf: [{required: [a]}, {required: [b]}, ...]}
 //                            -> an object without a (nor b): "x-sable-absent": [a, b], which
 //                               object() honours (json_schema_containers.cpp)
+//   not of `required` lists, anyOf and allOf of them (De Morgan)
+//                            -> objects without one name of each list: not {required: [a, b]}
+//                               is anyOf [{x-sable-absent: [a]}, {x-sable-absent: [b]}]
+// Other forms become a difference of automata where the negated schema is written exactly
+// (json_schema_bool.cpp).
 #include <algorithm>
+#include <optional>
 
 #include "json_schema_converter.h"
 #include "schema_merge.h"
@@ -42,23 +48,60 @@ bool has(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-// The names of `not`'s "these properties are present" forms, or none when it is another form.
-std::optional<std::vector<std::string>> absent_names(const Json& n) {
-  auto single = [](const Json& x) -> std::optional<std::string> {
-    if (!only(x, {"required"}) || !x["required"].is_array() || x["required"].size() != 1 ||
-        !x["required"][0].is_string())
-      return std::nullopt;
-    return x["required"][0].get<std::string>();
-  };
-  if (auto name = single(n)) return std::vector<std::string>{*name};
-  if (!only(n, {"anyOf"}) || !n["anyOf"].is_array() || n["anyOf"].empty()) return std::nullopt;
-  std::vector<std::string> names;
-  for (const Json& branch : n["anyOf"]) {
-    auto name = single(branch);
-    if (!name) return std::nullopt;
-    names.push_back(*name);
+// `not`'s "these properties are present" forms (`required`, anyOf and allOf of them) as a
+// disjunction of conjunctions of names, or none for another form (or past kMaxClauses).
+constexpr size_t kMaxClauses = 64;
+using Clauses = std::vector<std::vector<std::string>>;
+std::optional<Clauses> required_clauses(const Json& n) {
+  if (only(n, {"required"})) {
+    if (!n["required"].is_array()) return std::nullopt;
+    std::vector<std::string> names;
+    for (const Json& r : n["required"]) {
+      if (!r.is_string()) return std::nullopt;
+      names.push_back(r.get<std::string>());
+    }
+    return Clauses{names};
   }
-  return names;
+  const bool any = only(n, {"anyOf"}), all = only(n, {"allOf"});
+  if (!any && !all) return std::nullopt;
+  const Json& list = n[any ? "anyOf" : "allOf"];
+  if (!list.is_array() || list.empty()) return std::nullopt;
+  Clauses out = any ? Clauses{} : Clauses{{}};
+  for (const Json& branch : list) {
+    auto c = required_clauses(branch);
+    if (!c) return std::nullopt;
+    if (any) {
+      out.insert(out.end(), c->begin(), c->end());
+    } else {  // (a | b) & (c | d): every pair's names together
+      Clauses pairs;
+      for (const auto& x : out)
+        for (const auto& y : *c) {
+          pairs.push_back(x);
+          pairs.back().insert(pairs.back().end(), y.begin(), y.end());
+        }
+      out = std::move(pairs);
+    }
+    if (out.size() > kMaxClauses) return std::nullopt;
+  }
+  return out;
+}
+
+// not (C1 | C2 | ...) with each Ci "all of its names present": every Ci misses one of its names,
+// so each choice of one name per clause is a set of names absent together (a disjunction of them).
+std::optional<Clauses> absent_sets(const Clauses& present) {
+  Clauses out{{}};
+  for (const auto& clause : present) {
+    Clauses next;
+    for (const auto& chosen : out)
+      for (const std::string& name : clause) {
+        next.push_back(chosen);
+        if (std::find(chosen.begin(), chosen.end(), name) == chosen.end())
+          next.back().push_back(name);
+      }
+    out = std::move(next);
+    if (out.size() > kMaxClauses) return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace
@@ -128,17 +171,28 @@ Json Converter::negation(const Json& s, const std::string& path) {
     rest["enum"] = std::move(kept);
     return rest;
   }
-  if (auto names = absent_names(n)) {
+  if (auto present = required_clauses(n)) {
     // Only objects can hold properties: every other value satisfies the `required` inside.
     if (rest.contains("type") && !has(type_names(rest["type"], path), "object")) return Json(false);
+    const auto sets = absent_sets(*present);
+    if (!sets) error(at, "'not' of `required` forms expands to more than 64 alternatives");
+    if (sets->empty()) return Json(false);  // a clause with no names: every object satisfies it
     rest["type"] = "object";
-    Json absent = rest.value("x-sable-absent", Json::array());
-    for (const std::string& name : *names) absent.push_back(name);
-    rest["x-sable-absent"] = std::move(absent);
+    if (sets->size() == 1) {
+      Json absent = rest.value("x-sable-absent", Json::array());
+      for (const std::string& name : sets->front()) absent.push_back(name);
+      rest["x-sable-absent"] = std::move(absent);
+      return rest;
+    }
+    Json alternatives = Json::array();  // objects without all of one set's names
+    for (const auto& set : *sets) alternatives.push_back(Json{{"x-sable-absent", set}});
+    Json all = rest.value("allOf", Json::array());
+    all.push_back(Json{{"anyOf", std::move(alternatives)}});
+    rest["allOf"] = std::move(all);
     return rest;
   }
-  error(at, "'not' (negation) is supported only over {}, a type, `required` of one property, an "
-            "anyOf of such, or another not; this one is not");
+  error(at, "'not' (negation) is supported only over {}, a type, `required` lists (and anyOf or "
+            "allOf of them), or another not; this one is not");
 }
 
 }  // namespace sable::grammar::schema
