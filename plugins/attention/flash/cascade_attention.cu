@@ -37,28 +37,6 @@ constexpr int cascade_smem_bytes() {
   return (kCascadeRows + 4 * kCascadeN) * kD * static_cast<int>(sizeof(bf16));  // Q + 2 x (K, V)
 }
 
-// One warp's step over its share of a K/V tile: positions [pos0, pos0 + 8 kSN) of the tile that
-// starts at shared position k0 (positions at or past hi masked).
-template <int kSN, int kD>
-__device__ __forceinline__ void cascade_tile(const uint32_t (&qf)[kD / 16][4], const bf16* tk,
-                                             const bf16* tv, int pos0, int k0, int hi,
-                                             float scale_log2, int lane, int br, int bc, int vr,
-                                             int vc, float (&m)[2], float (&l)[2],
-                                             float (&o)[kD / 8][4]) {
-  float s[kSN][4];
-  qk_tile<kSN, kD>(s, qf, tk, pos0, br, bc);
-#pragma unroll
-  for (int n = 0; n < kSN; ++n)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      int r, c;
-      acc_pos(lane, i, &r, &c);
-      s[n][i] = k0 + pos0 + n * 8 + c < hi ? s[n][i] * scale_log2 : -INFINITY;
-    }
-  online_softmax<kSN, kD / 8>(s, m, l, o);  // a share past hi keeps m and l as they were
-  pv_tile<kSN, kD>(o, s, tv, pos0, vr, vc);
-}
-
 template <int kD>
 __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionParams p) {
   constexpr int kChunks = kD / 8;
@@ -119,13 +97,13 @@ __global__ void __launch_bounds__(kCascadeWarps * 32) cascade_kernel(AttentionPa
       const bf16* tk = sK + (j & 1) * kCascadeN * kD;
       const bf16* tv = sV + (j & 1) * kCascadeN * kD;
       if (role.parts == 4)
-        cascade_tile<kCascadeN / 32, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+        attend_slice<kCascadeN / 32, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
                                          vr, vc, m, l, o);
       else if (role.parts == 2)
-        cascade_tile<kCascadeN / 16, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+        attend_slice<kCascadeN / 16, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
                                          vr, vc, m, l, o);
       else
-        cascade_tile<kCascadeN / 8, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
+        attend_slice<kCascadeN / 8, kD>(qf, tk, tv, role.pos0, k0, hi, p.scale_log2, lane, br, bc,
                                         vr, vc, m, l, o);
     }
     __syncthreads();

@@ -162,20 +162,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
     if (j == 0) load_q_frags<kD>(qf, sQ, 0, ar, ac);
     const bf16* tk = sK + (j % kStages) * kDecodeN * kD;
     const bf16* tv = sV + (j % kStages) * kDecodeN * kD;
-    if (k0 + wrow < end) {  // else every position of this warp's slice is past the range
-      float s[2][4];
-      qk_tile<2, kD>(s, qf, tk, wrow, br, bc);
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          int r, c;
-          acc_pos(lane, i, &r, &c);
-          s[n][i] = k0 + wrow + n * 8 + c < end ? s[n][i] * p.scale_log2 : -INFINITY;
-        }
-      online_softmax<2, kON>(s, m, l, o);  // the first position of the slice is in range
-      pv_tile<2, kD>(o, s, tv, wrow, vr, vc);
-    }
+    if (k0 + wrow < end)  // else every position of this warp's slice is past the range
+      attend_slice<2, kD>(qf, tk, tv, wrow, k0, end, p.scale_log2, lane, br, bc, vr, vc, m, l, o);
     __syncthreads();
   }
   cp_async_wait<0>();  // an empty split still has its Q copy in flight

@@ -168,4 +168,27 @@ __device__ __forceinline__ void pv_tile(float (&o)[kD / 8][4], const float (&s)[
   }
 }
 
+// One warp's step over a slice of a K/V tile without a causal mask: S = Q·Kᵀ over positions
+// [pos0, pos0 + 8 kSN) of the tile that starts at position k0 (those at or past hi masked), the
+// online softmax, O += P·V. The decode and cascade kernels' loop body.
+template <int kSN, int kD>
+__device__ __forceinline__ void attend_slice(const uint32_t (&qf)[kD / 16][4], const bf16* tk,
+                                             const bf16* tv, int pos0, int k0, int hi,
+                                             float scale_log2, int lane, int br, int bc, int vr,
+                                             int vc, float (&m)[2], float (&l)[2],
+                                             float (&o)[kD / 8][4]) {
+  float s[kSN][4];
+  qk_tile<kSN, kD>(s, qf, tk, pos0, br, bc);
+#pragma unroll
+  for (int n = 0; n < kSN; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      acc_pos(lane, i, &r, &c);
+      s[n][i] = k0 + pos0 + n * 8 + c < hi ? s[n][i] * scale_log2 : -INFINITY;
+    }
+  online_softmax<kSN, kD / 8>(s, m, l, o);  // a slice wholly past hi keeps m and l as they were
+  pv_tile<kSN, kD>(o, s, tv, pos0, vr, vc);
+}
+
 }  // namespace sable::attention::flash
