@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <cfloat>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 
 #include "sable/cuda/launch.cuh"
@@ -51,6 +53,90 @@ __device__ void block_argmax(float& v, int& i, float* shv, int* shi) {
   i = shi[0];
 }
 
+// A thread's or a block's log-softmax statistics of a row: the max, its lowest index, and the sum
+// of exp(x - max) over the elements seen.
+struct RowStats {
+  float mx = -INFINITY;
+  int mi = INT_MAX;
+  float sum = 0.0f;
+  __device__ void add(float x, int i) {  // indices arrive in increasing order per thread
+    if (x > mx) {
+      sum = sum * __expf(mx - x) + 1.0f;  // mx = -inf: the old sum is 0
+      mx = x;
+      mi = i;
+    } else if (x != -INFINITY) {
+      sum += __expf(x - mx);
+    }
+  }
+  __device__ void merge(const RowStats& o) {
+    if (o.mx == -INFINITY) return;
+    if (mx == -INFINITY) {
+      *this = o;
+      return;
+    }
+    const float m = fmaxf(mx, o.mx);
+    sum = sum * __expf(mx - m) + o.sum * __expf(o.mx - m);
+    mi = o.mx > mx || (o.mx == mx && o.mi < mi) ? o.mi : mi;
+    mx = m;
+  }
+  __device__ void shfl_merge(int offset) {
+    RowStats o;
+    o.mx = __shfl_xor_sync(0xffffffffu, mx, offset);
+    o.mi = __shfl_xor_sync(0xffffffffu, mi, offset);
+    o.sum = __shfl_xor_sync(0xffffffffu, sum, offset);
+    merge(o);
+  }
+};
+
+// One pass over the row (16-byte loads where the row allows) for the max, its lowest index and
+// the sum of exponentials, reduced over the block; every thread gets the result. Two passes
+// (argmax, then the sum) read the vocabulary twice from one SM: ~20 us of a batch-1 step at 150k.
+__device__ RowStats block_row_stats(const float* row, int64_t vocab, float* shv, int* shi,
+                                    float* shs) {
+  RowStats st;
+  const int tid = threadIdx.x;
+  int64_t i0 = 0;
+  if ((reinterpret_cast<uintptr_t>(row) & 15) == 0) {
+    const int64_t n4 = vocab / 4;
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    for (int64_t j = tid; j < n4; j += kThreads) {
+      const float4 v = r4[j];
+      const int i = static_cast<int>(j * 4);
+      st.add(v.x, i);
+      st.add(v.y, i + 1);
+      st.add(v.z, i + 2);
+      st.add(v.w, i + 3);
+    }
+    i0 = n4 * 4;
+  }
+  for (int64_t i = i0 + tid; i < vocab; i += kThreads) st.add(row[i], static_cast<int>(i));
+  for (int o = 16; o > 0; o >>= 1) st.shfl_merge(o);
+  __syncthreads();
+  if ((tid & 31) == 0) {
+    shv[tid >> 5] = st.mx;
+    shi[tid >> 5] = st.mi;
+    shs[tid >> 5] = st.sum;
+  }
+  __syncthreads();
+  if (tid < 32) {
+    st.mx = shv[tid];
+    st.mi = shi[tid];
+    st.sum = shs[tid];
+    for (int o = 16; o > 0; o >>= 1) st.shfl_merge(o);
+    if (tid == 0) {
+      shv[0] = st.mx;
+      shi[0] = st.mi;
+      shs[0] = st.sum;
+    }
+  }
+  __syncthreads();
+  st.mx = shv[0];
+  st.mi = shi[0];
+  st.sum = shs[0];
+  __syncthreads();  // the shared slots are reused by the next reduction
+  return st;
+}
+
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
@@ -81,15 +167,11 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
   }
   // Log-softmax statistics of the processed logits.
-  float mx = -INFINITY;
-  int mi = INT_MAX;
-  for (int64_t i = tid; i < vocab; i += kThreads)
-    if (row[i] > mx) { mx = row[i]; mi = static_cast<int>(i); }
-  block_argmax(mx, mi, shv, shi);
-  float s = 0.0f;
-  if (mx != -INFINITY)
-    for (int64_t i = tid; i < vocab; i += kThreads) s += __expf(row[i] - mx);
-  const float lse = mx == -INFINITY ? 0.0f : mx + logf(block_reduce_sum(s, shv));
+  __shared__ float shs[32];
+  const RowStats stats = block_row_stats(row, vocab, shv, shi, shs);
+  const float mx = stats.mx;
+  const int mi = stats.mi;
+  const float lse = mx == -INFINITY ? 0.0f : mx + logf(stats.sum);
 
   int token = mi == INT_MAX ? 0 : mi;
   const bool greedy = p.temperature <= 1e-6f || p.top_k == 1 || mx == -INFINITY;
