@@ -2,7 +2,7 @@
 // M = 1 (decode), 8 (small decode batch), 128 and 512 (prefill chunks) against the projections of
 // Qwen2.5-0.5B (hidden 896, intermediate 4864, vocab 151936) and Llama-3.2-1B (hidden 2048,
 // intermediate 8192). Reports GFLOP/s (2·M·N·K per call). BM_PeakSquare measures a large square
-// sgemm as the machine's BLAS peak estimate. BM_Packed runs the same shapes over packed Q8_0 / Q4_1
+// sgemm as the machine's BLAS peak estimate. BM_Packed runs the same shapes over packed Q8_0 / Q4_0 / Q4_1
 // weights (random quants, one thread, CPU time of the calling thread, so that a shared machine's
 // time slicing drops out) with int8 activations (decode rows, prefill register tiles) against fp32
 // activations (unpacked rows, fp32 panels + OpenBLAS at prefill sizes): bench/NOTES.md "int8
@@ -65,6 +65,8 @@ std::vector<std::byte> random_packed(int32_t dtype, int64_t n, int64_t k, std::m
   for (int64_t b = 0; b < n * k / 32; ++b) {
     if (dtype == SABLE_DTYPE_Q8_0) {
       reinterpret_cast<cpu::BlockQ8_0*>(w.data())[b].d = d;
+    } else if (dtype == SABLE_DTYPE_Q4_0) {
+      reinterpret_cast<cpu::BlockQ4_0*>(w.data())[b].d = d;
     } else {
       reinterpret_cast<cpu::BlockQ4_1*>(w.data())[b].d = d;
       reinterpret_cast<cpu::BlockQ4_1*>(w.data())[b].m = mn;
@@ -99,6 +101,9 @@ const Shape kShapes[] = {
     {"qwen0.5b/gate_up", 2 * 4864, 896},
     {"qwen0.5b/down", 896, 4864},
     {"qwen0.5b/lm_head", 151936, 896},
+    {"smollm135m/qkv", 576 + 2 * 192, 576},  // 9 q heads + 3 kv heads of 64
+    {"smollm135m/gate_up", 2 * 1536, 576},
+    {"smollm135m/down", 576, 1536},
     {"llama1b/qkv", 2048 + 2 * 512, 2048},  // 32 q heads + 8 kv heads of 64
     {"llama1b/o", 2048, 2048},
     {"llama1b/gate_up", 2 * 8192, 2048},
@@ -117,13 +122,15 @@ void register_all() {
           ->UseRealTime();
     }
   }
-  for (const int32_t dtype : {SABLE_DTYPE_Q8_0, SABLE_DTYPE_Q4_1}) {
+  for (const int32_t dtype : {SABLE_DTYPE_Q8_0, SABLE_DTYPE_Q4_0, SABLE_DTYPE_Q4_1}) {
     for (const Shape& s : kShapes) {
       if (s.n > 100000) continue;
-      for (int64_t m : {1, 8, 32, 256}) {
+      for (int64_t m : {1, 2, 4, 8, 32, 256}) {
         for (const bool int8 : {true, false}) {
           const std::string name = std::string("BM_Packed/") +
-                                   (dtype == SABLE_DTYPE_Q8_0 ? "q8_0/" : "q4_1/") + s.name +
+                                   (dtype == SABLE_DTYPE_Q8_0   ? "q8_0/"
+                                    : dtype == SABLE_DTYPE_Q4_0 ? "q4_0/"
+                                                                : "q4_1/") + s.name +
                                    "/M=" + std::to_string(m) + (int8 ? "/int8" : "/fp32");
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
             run_packed(st, dtype, int8, m, s.n, s.k);

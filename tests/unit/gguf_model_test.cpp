@@ -177,8 +177,8 @@ TEST_P(GgufQuantized, PackedWeightsWithFloatActivationsMatchTheDequantizedPath) 
 // kPackedRelErr (max-abs error over max-abs logit) at every prompt position and decode step, and
 // the same greedy token wherever the fp32 top-1/top-2 margin exceeds kClearMargin of the logit
 // range. Prompts of 33 and 96 tokens prefill through fp32 panels (the same products: 1e-5),
-// except Q8_0 files, whose prefill runs int8 tiles too where the kernel table has them
-// (qkernels.h q8_0_tiles) and stays within kPackedRelErr.
+// except Q8_0 / Q4_0 / Q4_1 files, whose prefill runs int8 tiles too where the kernel table has
+// them (qkernels.h int8_tiles) and stays within kPackedRelErr.
 constexpr double kPackedRelErr = 0.05;
 constexpr double kClearMargin = 0.02;
 
@@ -187,8 +187,10 @@ TEST_P(GgufQuantized, Int8ActivationsStayNearTheDequantizedPath) {
   const auto prompts = prompts_for(GetParam(), reference_entry(GetParam()));
   const RunResult ref = run(file, prompts, false);
   const RunResult got = run(file, prompts, true, &ref.greedy, true);
-  const bool int8_prefill = GetParam().find("q8_0") != std::string::npos &&
-                            sable::ops::cpu::best_kernels().q8_0_tiles;
+  const bool tiled_format = GetParam().find("q8_0") != std::string::npos ||
+                            GetParam().find("q4_0") != std::string::npos ||
+                            GetParam().find("q4_1") != std::string::npos;
+  const bool int8_prefill = tiled_format && sable::ops::cpu::best_kernels().int8_tiles;
   double worst = 0;
   int clear = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -67,29 +67,67 @@ TEST_F(OpsQgemm, EveryKernelTableAgreesWithTheScalarOne) {
 }
 
 // The multi-row kernels give exactly what the single-row kernel gives for each (weight row,
-// activation row) pair: decode sizes (one weight row against 4 activation rows at a time, then the
-// rest) and prefill sizes (register tiles, with partial tiles of weight and activation rows at the
-// edges), into a strided output whose gaps stay untouched.
+// activation row) pair: one activation row (each weight row streamed once), 2..9 rows (a tile of 8
+// and every partial tile), prefill sizes (full tiles plus a tail), odd weight-row counts, K of 1,
+// 3 and 8 blocks (not a multiple of anything the tiles could assume), into a strided output whose
+// gaps stay untouched.
 TEST_F(OpsQgemm, MultiRowKernelsEqualTheSingleRowOnes) {
-  const int64_t k = 256, n = 11;
-  for (const int64_t m : {1, 3, 7, 8, 16, 18, 19, 21, 40}) {
+  for (const int64_t k : {32, 96, 256}) {
+    for (const int64_t n : {1, 7, 11}) {
+      for (const int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 18, 21, 40}) {
+        const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+        for (const QKernels* t : cpu::usable_kernels()) {
+          std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
+          for (int64_t i = 0; i < m; ++i)
+            t->quantize_row(x.data() + i * k, xq.data() + i * k / 32, k);
+          for (const Format& f : kFormats) {
+            if (!t->qdot_rows(f.dtype)) continue;
+            const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k)), n, k);
+            const int64_t wrb = cpu::row_bytes(f.dtype, k), ldo = n + 2;
+            std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
+            t->qdot_rows(f.dtype)(p.bytes.data(), wrb, n, xq.data(), k / 32, m, k, out.data(), ldo);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t r = 0; r < n; ++r)
+                ASSERT_EQ(out[static_cast<size_t>(i * ldo + r)],
+                          t->qdot(f.dtype)(p.bytes.data() + r * wrb, xq.data() + i * k / 32, k))
+                    << t->name << " " << f.name << " K=" << k << " N=" << n << " M=" << m
+                    << " row " << i << " weight row " << r;
+              EXPECT_EQ(out[static_cast<size_t>(i * ldo + n)], -1.0f);  // the stride is respected
+              EXPECT_EQ(out[static_cast<size_t>(i * ldo + n + 1)], -1.0f);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The tiles against the scalar table's kernels (x86 tables only): for every M of 1..9 and a
+// prefill size, the Q8_0 / Q4_0 / Q4_1 multi-row outputs stay within fp32 summation order of the
+// scalar single-row dots, with the same activation blocks.
+TEST_F(OpsQgemm, MultiRowKernelsAgreeWithTheScalarTable) {
+  const QKernels& ref = cpu::scalar_kernels();
+  const int64_t k = 160, n = 5;
+  for (const int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 27}) {
     const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+    std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
+    for (int64_t i = 0; i < m; ++i) ref.quantize_row(x.data() + i * k, xq.data() + i * k / 32, k);
     for (const QKernels* t : cpu::usable_kernels()) {
-      std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
-      for (int64_t i = 0; i < m; ++i) t->quantize_row(x.data() + i * k, xq.data() + i * k / 32, k);
       for (const Format& f : kFormats) {
         if (!t->qdot_rows(f.dtype)) continue;
         const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k)), n, k);
-        const int64_t wrb = cpu::row_bytes(f.dtype, k), ldo = n + 2;
-        std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
-        t->qdot_rows(f.dtype)(p.bytes.data(), wrb, n, xq.data(), k / 32, m, k, out.data(), ldo);
+        const int64_t wrb = cpu::row_bytes(f.dtype, k);
+        std::vector<float> out(static_cast<size_t>(m * n));
+        t->qdot_rows(f.dtype)(p.bytes.data(), wrb, n, xq.data(), k / 32, m, k, out.data(), n);
         for (int64_t i = 0; i < m; ++i) {
-          for (int64_t r = 0; r < n; ++r)
-            ASSERT_EQ(out[static_cast<size_t>(i * ldo + r)],
-                      t->qdot(f.dtype)(p.bytes.data() + r * wrb, xq.data() + i * k / 32, k))
+          for (int64_t r = 0; r < n; ++r) {
+            const float* wf = p.deq.data() + r * k;
+            double mag = 0;
+            for (int64_t e = 0; e < k; ++e) mag += std::fabs(wf[e] * x[i * k + e]);
+            const float want = ref.qdot(f.dtype)(p.bytes.data() + r * wrb, xq.data() + i * k / 32, k);
+            EXPECT_NEAR(out[static_cast<size_t>(i * n + r)], want, 4e-6 * mag + 1e-6)
                 << t->name << " " << f.name << " M=" << m << " row " << i << " weight row " << r;
-          EXPECT_EQ(out[static_cast<size_t>(i * ldo + n)], -1.0f);  // the stride is respected
-          EXPECT_EQ(out[static_cast<size_t>(i * ldo + n + 1)], -1.0f);
+          }
         }
       }
     }
@@ -148,7 +186,7 @@ TEST_F(OpsQgemm, Int8DotIsExactUpToActivationRounding) {
 }
 
 // gemm over packed weights against gemm over their dequantized fp32 copy (made by the copy op):
-// with int8 activations on, every M of Q8_0 (x86 tables) and decode-sized M of the others through
+// with int8 activations on, every M of Q8_0 / Q4_0 / Q4_1 (x86 tables) and decode-sized M of the others through
 // the int8 kernels (activation rounding: relative L2 error under 1e-2); otherwise fp32 activations
 // against unpacked rows at decode sizes and fp32 panels at prefill sizes (the same fp32 products:
 // 1e-5); with a bias, on 1 and 2 threads (the row split changes nothing: bit-identical).
@@ -174,8 +212,9 @@ TEST_F(OpsQgemm, GemmMatchesTheDequantizedWeights) {
       const auto ref = gemm(SABLE_DTYPE_F32, unpacked.data(), n, k, x, m, &bias);
       EXPECT_EQ(one, two) << f.name << " M=" << m;
       const bool half = f.dtype == SABLE_DTYPE_BF16 || f.dtype == SABLE_DTYPE_F16;
-      // int8 activations for every M of Q8_0 where the table tiles it, for decode M otherwise.
-      const bool tiles = f.dtype == SABLE_DTYPE_Q8_0 && cpu::best_kernels().q8_0_tiles;
+      // int8 activations for every M of Q8_0 / Q4_0 / Q4_1 where the table tiles them, for
+      // decode M otherwise.
+      const bool tiles = cpu::best_kernels().int8_tiles && cpu::best_kernels().qdot_rows(f.dtype);
       const double tol = ((m >= 24 && !tiles) || half || !int8) ? 1e-5 : 1e-2;
       EXPECT_LE(rel_l2(two, ref), tol) << f.name << " M=" << m << " int8 " << int8;
     }

@@ -2,15 +2,16 @@
 //
 // With int8 activations on (cpu_threads.h; --cpu-int8-activations, the bench's default), the
 // activation rows are quantized once to int8 blocks (BlockQ8A) and dotted with the weight rows by
-// the best kernel table of this CPU: at decode sizes every weight row is read once for all M rows
-// (one weight row at a time: the rows stream from memory in order); Q8_0 at prefill sizes in
-// register tiles of weight x activation rows (QKernels::q8_0_tiles). A kPreciseActivations weight
-// (the LM head) then has the rows that could be its argmax recomputed in fp32 (head_gemm).
-// Otherwise, at small M each weight row is unpacked to fp32 and dotted with the fp32 rows, BF16/F16
-// rows always widened against fp32 activations; at large M (prefill without int8 tiles) panels of
-// weight rows are unpacked to fp32 and multiplied by OpenBLAS, whose blocked sgemm wins once the
-// unpacking is shared by enough rows. Either way the output rows (N) are split in chunks over the
-// CPU ops' thread pool.
+// the best kernel table of this CPU: at batch 1 every weight row is read once (the rows stream
+// from memory in order); Q8_0 / Q4_0 / Q4_1 at batch and prefill sizes in register tiles of one
+// weight row x 8 activation rows (QKernels::int8_tiles), faster than fp32 panels + OpenBLAS at
+// every M measured (bench/NOTES.md "Q4_0 / Q4_1 tiles"); the K-quants row by row up to
+// kPanelMinRows. A kPreciseActivations weight (the LM head) then has the rows that could be its
+// argmax recomputed in fp32 (head_gemm). Otherwise, at small M each weight row is unpacked to fp32
+// and dotted with the fp32 rows, BF16/F16 rows always widened against fp32 activations; at large M
+// (prefill without int8 tiles) panels of weight rows are unpacked to fp32 and multiplied by
+// OpenBLAS, whose blocked sgemm wins once the unpacking is shared by enough rows. Either way the
+// output rows (N) are split in chunks over the CPU ops' thread pool.
 #include <cblas.h>
 
 #include <algorithm>
@@ -186,8 +187,7 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
     head_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else if ((precise || !int8) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)
     precise_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
-  else if (m >= kPanelMinRows &&
-           !(int8 && !precise && dtype == SABLE_DTYPE_Q8_0 && kern.q8_0_tiles))
+  else if (m >= kPanelMinRows && !(int8 && !precise && kern.int8_tiles && kern.qdot_rows(dtype)))
     panel_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else
     int8_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);

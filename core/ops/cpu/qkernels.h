@@ -19,9 +19,9 @@ struct QKernels {
   using QDot = float (*)(const void* w, const BlockQ8A* x, int64_t k);
   using FDot = float (*)(const void* w, const float* x, int64_t k);
   // n weight rows (w + r * wrb bytes) against m activation rows (x + i * xs blocks) into
-  // out[i * ldo + r]: at decode sizes each weight row is read once against 4 activation rows at a
-  // time, at prefill sizes in register tiles of several weight and activation rows (x86:
-  // qkernels_x86_tile.inc). Bit-identical to n x m calls of the QDot.
+  // out[i * ldo + r]: one activation row streams each weight row once; from 2 rows on (x86:
+  // qkernels_x86_tile.inc) register tiles of one weight row x 8 activation rows. Bit-identical to
+  // n x m calls of the QDot.
   using QDotRows = void (*)(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs,
                             int64_t m, int64_t k, float* out, int64_t ldo);
   const char* name;
@@ -30,9 +30,9 @@ struct QKernels {
   QDot q8_0, q4_0, q4_1, q4_k, q5_k, q6_k;
   FDot bf16, f16;
   QDotRows q8_0_rows, q4_0_rows, q4_1_rows;  // the K-quants run their QDot row by row
-  // q8_0_rows runs prefill-sized M in register tiles, faster than unpacking fp32 panels for
-  // OpenBLAS (the x86 tables); otherwise prefill keeps the panels.
-  bool q8_0_tiles;
+  // The *_rows kernels run prefill-sized M in register tiles, faster than unpacking fp32 panels
+  // for OpenBLAS (the x86 tables); otherwise prefill keeps the panels.
+  bool int8_tiles;
   // out[k] = the packed row w as floats (any packed dtype).
   void (*dequantize_row)(int32_t dtype, const void* w, float* out, int64_t k);
   // One packed row (any packed dtype) against m fp32 activation rows (x + i * ldx) into
