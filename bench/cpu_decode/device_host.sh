@@ -11,6 +11,12 @@
 #      SmolLM2-135M-shaped Q4_1 file, ~98 MB, and a Qwen2.5-0.5B-shaped Q8_0 file, ~531 MB);
 #   4. runs vs_llamacpp.py on both (batch 1 and 8, prompt 32, 32 steps, engines alternating,
 #      median of 3) for each thread count: default 16 then 1.
+# With SABLE_LLAMA_NO_AMX=1 (and a host with amx_int8) step 2 also builds llama.cpp without AMX
+# (GGML_NATIVE=OFF, AVX-512 + VNNI on, AMX off) and step 4 runs a second table with it: on such a
+# host llama.cpp's native build repacks Q4_0 / Q4_1 / Q8_0 weights for AMX tiles (ggml-cpu/amx)
+# and runs every batch > 1 and prefill on them, which Sable's 256-bit tables do not use; the two
+# tables separate what AMX buys from the rest (bench/NOTES.md "Q4_0 / Q4_1 tiles"). It adds a
+# build of a few minutes and a second run: with the default 16 and 1 threads, pass one count.
 # Usage (device call: carry .carry/cpu-bench.tar.xz): bench/cpu_decode/device_host.sh [THREADS...]
 # Results: stdout, and $OUT/cpu_vs_llamacpp.txt when $OUT is set; copy them into bench/NOTES.md.
 set -euo pipefail
@@ -46,6 +52,20 @@ if [ ! -x "$LLAMA_BENCH" ]; then
   mkdir -p "$(dirname "$LLAMA_BENCH")"
   cp llama.cpp-src/build/bin/llama-batched-bench "$LLAMA_BENCH"
 fi
+LLAMA_NO_AMX=""
+if [ "${SABLE_LLAMA_NO_AMX:-0}" = 1 ]; then
+  LLAMA_NO_AMX=${LLAMA_BENCH}-noamx
+  if [ ! -x "$LLAMA_NO_AMX" ]; then
+    [ -d llama.cpp-src ] || { echo "device_host: no llama.cpp-src for the no-AMX build" >&2; exit 1; }
+    cmake -S llama.cpp-src -B llama.cpp-src/build-noamx -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+      -DGGML_AVX_VNNI=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_INT8=OFF \
+      -DGGML_CUDA=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+      -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
+    ninja -C llama.cpp-src/build-noamx llama-batched-bench >/dev/null
+    cp llama.cpp-src/build-noamx/bin/llama-batched-bench "$LLAMA_NO_AMX"
+  fi
+fi
 echo "# built in $((SECONDS - t0)) s" >&2
 
 for shape in smollm-q4_1 qwen-q8_0; do
@@ -74,9 +94,12 @@ probe=$(grep '^model=' <<<"$probe" || true)
     "Sable kernels: $(grep -o 'kernels=[a-z0-9]*' <<<"$probe" || echo unknown)," \
     "$(grep -o 'blas=[A-Za-z0-9_]*' <<<"$probe" || echo 'blas=unknown')$blas_note"
   for t in "${THREADS[@]}"; do
-    python3 bench/cpu_decode/vs_llamacpp.py --build "$BUILD" --llama-bench "$LLAMA_BENCH" \
-      --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \
-      --batch 1,8 --prompt 32 --steps 32 --repeat 3
+    for lb in "$LLAMA_BENCH" $LLAMA_NO_AMX; do
+      echo "# llama.cpp: $lb"
+      python3 bench/cpu_decode/vs_llamacpp.py --build "$BUILD" --llama-bench "$lb" \
+        --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \
+        --batch 1,8 --prompt 32 --steps 32 --repeat 3
+    done
   done
 } 2>&1 | tee "$log"
 echo "# done in $((SECONDS - t0)) s" >&2

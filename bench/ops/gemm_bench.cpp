@@ -6,7 +6,8 @@
 // weights (random quants, one thread, CPU time of the calling thread, so that a shared machine's
 // time slicing drops out) with int8 activations (decode rows, prefill register tiles) against fp32
 // activations (unpacked rows, fp32 panels + OpenBLAS at prefill sizes): bench/NOTES.md "int8
-// prefill". Run: build/bin/sable_bench_gemm [--benchmark_filter=...]
+// prefill"; BM_PackedHead the LM head's path (int16 activations, fp32 recheck of the candidate
+// rows). Run: build/bin/sable_bench_gemm [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -76,7 +77,7 @@ std::vector<std::byte> random_packed(int32_t dtype, int64_t n, int64_t k, std::m
 }
 
 void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, int64_t n,
-                int64_t k) {
+                int64_t k, bool head = false) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   std::vector<float> x(m * k), out(m * n);
@@ -84,10 +85,15 @@ void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, in
   std::vector<std::byte> w = random_packed(dtype, n, k, rng);
   SableTensor xt = sable::cpp::make_tensor(x.data(), SABLE_DTYPE_F32, {m, k});
   SableTensor wt = sable::cpp::make_tensor(w.data(), dtype, {n, k});
+  if (head) wt.reserved = sable::ops::cpu::kPreciseActivations;  // the LM head's path
   SableTensor ot = sable::cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
   sable::ops::cpu::set_threads(1);
   sable::ops::cpu::set_int8_activations(int8);
   time_gemm(state, xt, wt, ot, m, n, k);
+}
+
+const char* packed_name(int32_t dtype) {
+  return dtype == SABLE_DTYPE_Q8_0 ? "q8_0" : dtype == SABLE_DTYPE_Q4_0 ? "q4_0" : "q4_1";
 }
 
 // (name, N, K) of each model's projections.
@@ -104,6 +110,7 @@ const Shape kShapes[] = {
     {"smollm135m/qkv", 576 + 2 * 192, 576},  // 9 q heads + 3 kv heads of 64
     {"smollm135m/gate_up", 2 * 1536, 576},
     {"smollm135m/down", 576, 1536},
+    {"smollm135m/lm_head", 49152, 576},
     {"llama1b/qkv", 2048 + 2 * 512, 2048},  // 32 q heads + 8 kv heads of 64
     {"llama1b/o", 2048, 2048},
     {"llama1b/gate_up", 2 * 8192, 2048},
@@ -124,14 +131,21 @@ void register_all() {
   }
   for (const int32_t dtype : {SABLE_DTYPE_Q8_0, SABLE_DTYPE_Q4_0, SABLE_DTYPE_Q4_1}) {
     for (const Shape& s : kShapes) {
-      if (s.n > 100000) continue;
+      if (s.n > 40000) {  // an LM head: its precise path (qgemm.cpp head_gemm) at decode sizes
+        for (int64_t m : {1, 8}) {
+          const std::string name = std::string("BM_PackedHead/") + packed_name(dtype) + "/" +
+                                   s.name + "/M=" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+              run_packed(st, dtype, true, m, s.n, s.k, true);
+            })->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        }
+        continue;
+      }
       for (int64_t m : {1, 2, 4, 8, 32, 256}) {
         for (const bool int8 : {true, false}) {
-          const std::string name = std::string("BM_Packed/") +
-                                   (dtype == SABLE_DTYPE_Q8_0   ? "q8_0/"
-                                    : dtype == SABLE_DTYPE_Q4_0 ? "q4_0/"
-                                                                : "q4_1/") + s.name +
-                                   "/M=" + std::to_string(m) + (int8 ? "/int8" : "/fp32");
+          const std::string name = std::string("BM_Packed/") + packed_name(dtype) + "/" +
+                                   s.name + "/M=" + std::to_string(m) +
+                                   (int8 ? "/int8" : "/fp32");
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
             run_packed(st, dtype, int8, m, s.n, s.k);
           })->Unit(benchmark::kMillisecond)->MinTime(0.3);
