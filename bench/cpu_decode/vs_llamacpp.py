@@ -11,7 +11,8 @@ packed weights unless --dequantize); llama.cpp runs through llama-cpp-python's l
 measurement, or, with --llama-bench PATH (when llama-cpp-python is not installed: its PyPI build
 compiles llama.cpp for hours on a small VM), through llama.cpp's own `llama-batched-bench` binary
 (`-npp P -ntg S -npl B -t T -tb T`: B sequences of P prompt tokens decoded in one batch, then S
-steps of B tokens; its S_PP and S_TG columns are the same two rates). The engines alternate for --repeat rounds and the median of each is reported, with
+steps of B tokens; its S_PP and S_TG columns are the same two rates; the table header names the
+weight buffers its load log reports, e.g. AMX when it runs batches on AMX tiles). The engines alternate for --repeat rounds and the median of each is reported, with
 the load average around the run: on a shared machine the numbers are only comparable within one
 run. Prints a Markdown table (for bench/NOTES.md) and one JSON line per measurement.
 
@@ -30,6 +31,7 @@ Usage: bench/cpu_decode/vs_llamacpp.py --model A.gguf [--model B.gguf] [--thread
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -106,17 +108,17 @@ def child_cpu_s() -> float:
 
 def per_cpu_second(run, batch, prompt, steps):
     """Tokens per CPU-second of one engine: `run(prompt, steps)` three times (module docstring)."""
-    cpu = []
+    cpu, extra = [], {}
     for p, s in ((prompt, steps), (prompt, 3 * steps), (2 * prompt, steps)):
         c0 = child_cpu_s()
-        run(p, s)
+        extra = {k: v for k, v in run(p, s).items() if not k.endswith("_tok_s")}
         cpu.append(child_cpu_s() - c0)
     # A pair whose longer run took no more CPU than the shorter one (its loading cost more system
     # time) measures nothing: NaN, left out of the median.
     def rate(tokens, seconds):
         return tokens / seconds if seconds > 0 else float("nan")
     return {"prefill_tok_s": rate(batch * prompt, cpu[2] - cpu[0]),
-            "decode_tok_s": rate(batch * 2 * steps, cpu[1] - cpu[0])}
+            "decode_tok_s": rate(batch * 2 * steps, cpu[1] - cpu[0]), **extra}
 
 
 def run_llama(model, threads, batch, prompt, steps):
@@ -132,11 +134,19 @@ def run_llama_bench(exe, model, threads, batch, prompt, steps):
     args = [exe, "-m", model, "-c", str(ctx), "-b", "512", "-ub", "512", "-npp", str(prompt),
             "-ntg", str(steps), "-npl", str(batch), "-t", str(threads), "-tb", str(threads)]
     out = subprocess.run(args, capture_output=True, text=True, check=True)
+    # Where llama.cpp put the weights ("CPU", "CPU_REPACK", "AMX": its load log's "X model buffer
+    # size" lines): an AMX buffer means it runs batches > 1 on AMX tiles (bench/NOTES.md "Q4_0 /
+    # Q4_1 tiles"); "AMX is not ready" means the kernel refused the tile state.
+    log = out.stdout + out.stderr
+    buffers = sorted(set(re.findall(r"(\S+) model buffer size", log)))
+    if "AMX is not ready" in log:
+        buffers.append("AMX refused")
     for line in out.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         # | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
         if len(cells) == 10 and cells[0] == str(prompt) and cells[2] == str(batch):
-            return {"prefill_tok_s": float(cells[5]), "decode_tok_s": float(cells[7])}
+            return {"prefill_tok_s": float(cells[5]), "decode_tok_s": float(cells[7]),
+                    "llama_buffers": ",".join(buffers)}
     raise RuntimeError(f"no result row for batch {batch} in llama-batched-bench output:\n"
                        + out.stdout + out.stderr)
 
@@ -176,6 +186,7 @@ def main():
                     "llama-cpp-python")
     a = ap.parse_args()
     rows = []
+    buffers = set()  # llama-batched-bench's weight buffers, as run_llama_bench reports them
     for model in a.model:
         for batch in map(int, a.batch.split(",")):
             res = {"sable": [], "llama.cpp": []}
@@ -200,12 +211,13 @@ def main():
                                       "threads": a.threads, "prompt": a.prompt, "steps": a.steps,
                                       "per": "cpu_s" if a.cpu_time else "s", **r}))
             med = {e: {k: statistics.median([r[k] for r in runs if r[k] == r[k]] or [float("nan")])
-                       for k in runs[0]} for e, runs in res.items()}
+                       for k in ("prefill_tok_s", "decode_tok_s")} for e, runs in res.items()}
+            buffers.update(r["llama_buffers"] for r in res["llama.cpp"] if "llama_buffers" in r)
             rows.append((Path(model).name, batch, med, min(loads), max(loads)))
             sys.stdout.flush()
     unit = "tokens per CPU-second" if a.cpu_time else "tokens per second"
     print(f"\n{a.threads} threads, prompt {a.prompt}, {a.steps} decode steps, median of {a.repeat}, "
-          f"{unit}")
+          f"{unit}" + (f"; llama.cpp weight buffers: {' / '.join(sorted(buffers))}" if buffers else ""))
     print("| model | batch | Sable prefill | llama.cpp prefill | Sable decode | llama.cpp decode "
           "| load avg |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
