@@ -72,7 +72,7 @@ TEST(GrammarSchemaBool, NotAsADifference) {
   EXPECT_NE(error_of(R"({"type":"string","not":{"format":"date"}})")
                 .find("string values are not written exactly"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"type":"object","not":{"properties":{"a":{"type":"integer"}}}})")
+  EXPECT_NE(error_of(R"({"type":"object","not":{"additionalProperties":false}})")
                 .find("object values are not written exactly"),
             std::string::npos);
 }
@@ -84,6 +84,22 @@ TEST(GrammarSchemaBool, NotOfRequiredListsByDeMorgan) {
         {R"({"a":1,"b":2})", R"("x")"});
   check(R"({"not":{"anyOf":[{"required":["a","b"]},{"required":["c"]}]}})",
         {R"({"a":1})", R"({"b":1})", "{}"}, {R"({"c":1})", R"({"a":1,"b":2})"});
+}
+
+TEST(GrammarSchemaBool, NotOfPropertiesAndIfThenElse) {
+  check(R"({"not":{"properties":{"a":{"type":"string"}}}})", {R"({"a":1})", R"({"a":null,"b":2})"},
+        {R"({"a":"x"})", "{}", "1", R"("s")"});
+  check(R"({"type":["object","string"],"not":{"type":"object","properties":{"a":{"const":"x"}}}})",
+        {R"("s")", R"({"a":"y"})"}, {R"({"a":"x"})", "{}", R"({"b":1})"});
+  check(R"({"type":"object","if":{"properties":{"k":{"const":"a"}},"required":["k"]},
+            "then":{"required":["x"]},"else":{"required":["y"]}})",
+        {R"({"k":"a","x":1})", R"({"k":"b","y":1})", R"({"y":1})", R"({"x":1,"k":"a"})"},
+        {R"({"k":"a","y":1})", R"({"k":"b"})", "{}", "1"});
+  check(R"({"if":{"type":"string"},"then":{"maxLength":2},"else":{"type":"null"}})",
+        {R"("ab")", "null"}, {R"("abc")", "1", "{}"});
+  // A condition whose negation is not exact: refused naming `if`.
+  EXPECT_NE(error_of(R"({"if":{"minimum":3},"then":{"type":"integer"}})").find("'if'"),
+            std::string::npos);
 }
 
 TEST(GrammarSchemaBool, ReferencesAreClassifiedThroughTheirTargets) {

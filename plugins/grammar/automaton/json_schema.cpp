@@ -38,7 +38,6 @@ constexpr size_t kMaxProduced = 64 << 20;
 
 // Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
 const std::pair<const char*, const char*> kRefused[] = {
-    {"if", "conditional schemas"},
     {"dependentSchemas", "conditional schemas"},
     {"propertyNames", "constraints on property names"},
     {"contains", "arrays that must contain a match"},
@@ -232,6 +231,14 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     return any_value(kAnyDepth);
   }
   if (!s.is_object()) error(path, "a schema must be an object or a boolean");
+  if (s.contains("if")) {  // (json_schema_not.cpp)
+    try {
+      return value_of(conditional(s), path);
+    } catch (const sable::cpp::Error& e) {
+      error(path + "/if", std::string("'if' (conditional schemas) is supported where its "
+                                      "negation is; here: ") + e.what());
+    }
+  }
   for (const auto& [key, why] : kRefused)
     if (s.contains(key))
       error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");

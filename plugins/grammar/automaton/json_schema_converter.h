@@ -173,6 +173,10 @@ const char* keyword_family(const std::string& key);
 // Whether json_schema.cpp writes `pattern` (not anchored at both ends) in its exact search form.
 bool pattern_search_form_fits(const std::string& pattern);
 
+// `if`/`then`/`else` as anyOf [allOf [if, then], allOf [else] with not if] beside the schema's
+// other keywords (json_schema_not.cpp; the `not` rewritten or a difference of automata).
+Json conditional(const Json& s);
+
 // Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
 bool allows_nothing(const Json& s);
 

@@ -8,6 +8,9 @@
 //   not {required: [a]}, not {anyOf: [{required: [a]}, {required: [b]}, ...]}
 //                            -> an object without a (nor b): "x-sable-absent": [a, b], which
 //                               object() honours (json_schema_containers.cpp)
+//   not {properties: {p: S}, required: [r]} (type object or none)
+//                            -> anyOf: another type (when typed), an object holding p whose value
+//                               is not S, an object without r
 //   not of `required` lists, anyOf and allOf of them (De Morgan)
 //                            -> objects without one name of each list: not {required: [a, b]}
 //                               is anyOf [{x-sable-absent: [a]}, {x-sable-absent: [b]}]
@@ -104,7 +107,54 @@ std::optional<Clauses> absent_sets(const Clauses& present) {
   return out;
 }
 
+// not {properties: {p: S}, required: [r], type: object}: a value violates it by being another
+// type, holding some p whose value violates S, or missing some r. The alternatives (objects
+// unless `rest_types` says otherwise), or none for another form.
+std::optional<Json> object_violations(const Json& n, const std::vector<std::string>& rest_types) {
+  if (!n.is_object() || !n.contains("properties") || !n["properties"].is_object()) return std::nullopt;
+  for (auto it = n.begin(); it != n.end(); ++it)
+    if (it.key() != "properties" && it.key() != "required" && it.key() != "type" &&
+        !is_annotation_keyword(it.key()) && is_schema_keyword(it.key()))
+      return std::nullopt;
+  Json out = Json::array();
+  if (n.contains("type")) {
+    if (n["type"] != Json("object")) return std::nullopt;
+    Json others = Json::array();
+    for (const std::string& t : rest_types)
+      if (t != "object") others.push_back(t);
+    if (!others.empty()) out.push_back(Json{{"type", others}});
+  }
+  for (auto p = n["properties"].begin(); p != n["properties"].end(); ++p) {
+    if (p.value() == Json(true) || p.value() == Json::object()) continue;  // nothing to violate
+    Json violation = {{"type", "object"}, {"required", Json::array({p.key()})}};
+    if (p.value() != Json(false)) violation["properties"] = Json{{p.key(), Json{{"not", p.value()}}}};
+    out.push_back(std::move(violation));
+  }
+  if (n.contains("required")) {
+    if (!n["required"].is_array()) return std::nullopt;
+    for (const Json& r : n["required"]) {
+      if (!r.is_string()) return std::nullopt;
+      out.push_back(Json{{"type", "object"}, {"x-sable-absent", Json::array({r})}});
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+Json conditional(const Json& s) {
+  Json rest = s;
+  for (const char* key : {"if", "then", "else"}) rest.erase(key);
+  const Json& condition = s["if"];
+  const Json then_schema = s.value("then", Json(true));
+  const Json else_schema = s.value("else", Json(true));
+  Json branches = Json::array({Json{{"allOf", Json::array({condition, then_schema})}},
+                               Json{{"allOf", Json::array({else_schema})}, {"not", condition}}});
+  Json all = rest.value("allOf", Json::array());
+  all.push_back(Json{{"anyOf", std::move(branches)}});
+  rest["allOf"] = std::move(all);
+  return rest;
+}
 
 bool allows_nothing(const Json& s) {
   if (s.is_boolean()) return !s.get<bool>();
@@ -191,8 +241,19 @@ Json Converter::negation(const Json& s, const std::string& path) {
     rest["allOf"] = std::move(all);
     return rest;
   }
+  const std::vector<std::string> rest_types =
+      rest.contains("type") ? type_names(rest["type"], path) : kAllTypes;
+  if (auto violations = object_violations(n, rest_types)) {
+    // Only objects can violate a type-less one: every other value satisfies it.
+    if (!n.contains("type") && !has(rest_types, "object")) return Json(false);
+    if (violations->empty()) return Json(false);
+    Json all = rest.value("allOf", Json::array());
+    all.push_back(Json{{"anyOf", std::move(*violations)}});
+    rest["allOf"] = std::move(all);
+    return rest;
+  }
   error(at, "'not' (negation) is supported only over {}, a type, `required` lists (and anyOf or "
-            "allOf of them), or another not; this one is not");
+            "allOf of them), `properties` with `required`, or another not; this one is not");
 }
 
 }  // namespace sable::grammar::schema
