@@ -1,8 +1,8 @@
 // JSON Schema forms compiled as exact boolean combinations of automata (product.h): a length
 // beside a pattern or a format, a pattern beside a format, allOf items that do not merge, `not`
 // and overlapping `oneOf` where the parts are written exactly (json_schema_bool.cpp), refused by
-// name where they are not. Every expectation below is what Python's `jsonschema` (4.26, Draft
-// 2020-12 with its format checker) answers for the instance.
+// name where they are not. Every expectation below is what Python's `jsonschema` (4.26, the
+// validator of the schema's $schema, else Draft 2020-12, with its format checker) answers.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -100,6 +100,15 @@ TEST(GrammarSchemaBool, NotOfPropertiesAndIfThenElse) {
   // A condition whose negation is not exact: refused naming `if`.
   EXPECT_NE(error_of(R"({"if":{"minimum":3},"then":{"type":"integer"}})").find("'if'"),
             std::string::npos);
+}
+
+TEST(GrammarSchemaBool, DependentSchemas) {
+  check(R"({"$schema":"http://json-schema.org/draft-07/schema#",
+            "dependencies":{"a":{"required":["b"],"properties":{"b":{"type":"integer"}}}}})",
+        {R"({"a":1,"b":2})", R"({"c":1})", "1", R"({"b":"x"})"},
+        {R"({"a":1})", R"({"a":1,"b":"x"})"});
+  check(R"({"type":"object","dependentSchemas":{"a":false}})", {R"({"b":1})", "{}"},
+        {R"({"a":1})"});
 }
 
 TEST(GrammarSchemaBool, ReferencesAreClassifiedThroughTheirTargets) {

@@ -38,7 +38,6 @@ constexpr size_t kMaxProduced = 64 << 20;
 
 // Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
 const std::pair<const char*, const char*> kRefused[] = {
-    {"dependentSchemas", "conditional schemas"},
     {"propertyNames", "constraints on property names"},
     {"contains", "arrays that must contain a match"},
     {"$dynamicRef", "dynamic references"},
@@ -239,6 +238,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
                                       "negation is; here: ") + e.what());
     }
   }
+  if (auto rewritten = schema_dependencies(s)) return value_of(*rewritten, path);
   for (const auto& [key, why] : kRefused)
     if (s.contains(key))
       error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -176,6 +177,10 @@ bool pattern_search_form_fits(const std::string& pattern);
 // `if`/`then`/`else` as anyOf [allOf [if, then], allOf [else] with not if] beside the schema's
 // other keywords (json_schema_not.cpp; the `not` rewritten or a difference of automata).
 Json conditional(const Json& s);
+
+// `s` with each `dependencies`/`dependentSchemas` entry that is a schema S for property p moved
+// into allOf as anyOf [objects without p, objects with p satisfying S]; nullopt when none.
+std::optional<Json> schema_dependencies(const Json& s);
 
 // Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
 bool allows_nothing(const Json& s);

@@ -14,6 +14,8 @@
 //   not of `required` lists, anyOf and allOf of them (De Morgan)
 //                            -> objects without one name of each list: not {required: [a, b]}
 //                               is anyOf [{x-sable-absent: [a]}, {x-sable-absent: [b]}]
+// Beside them (not negations, but rewritten the same way): `if`/`then`/`else` (conditional) and
+// `dependencies`/`dependentSchemas` with a schema (schema_dependencies).
 // Other forms become a difference of automata where the negated schema is written exactly
 // (json_schema_bool.cpp).
 #include <algorithm>
@@ -154,6 +156,32 @@ Json conditional(const Json& s) {
   all.push_back(Json{{"anyOf", std::move(branches)}});
   rest["allOf"] = std::move(all);
   return rest;
+}
+
+std::optional<Json> schema_dependencies(const Json& s) {
+  Json out = s;
+  Json all = s.value("allOf", Json::array());
+  bool any = false;
+  for (const char* key : {"dependencies", "dependentSchemas"}) {
+    if (!s.contains(key) || !s[key].is_object()) continue;
+    for (auto it = s[key].begin(); it != s[key].end(); ++it) {
+      const Json& dependent = it.value();
+      if (dependent.is_array()) continue;  // a list of names: dependentRequired's form
+      if (dependent.is_object() && only(dependent, {"required"})) continue;  // the same
+      any = true;
+      out[key].erase(it.key());
+      if (dependent == Json(true)) continue;
+      Json branches = Json::array({Json{{"x-sable-absent", Json::array({it.key()})}}});
+      if (dependent != Json(false))
+        branches.push_back(
+            Json{{"required", Json::array({it.key()})}, {"allOf", Json::array({dependent})}});
+      all.push_back(Json{{"anyOf", std::move(branches)}});
+    }
+    if (out[key].empty()) out.erase(key);
+  }
+  if (!any) return std::nullopt;
+  out["allOf"] = std::move(all);
+  return out;
 }
 
 bool allows_nothing(const Json& s) {
