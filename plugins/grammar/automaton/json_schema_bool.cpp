@@ -9,6 +9,7 @@
 // themselves are first narrowed to one writing per value's string escapes (kCanonical: as
 // nlohmann::json's dump() and Python's json.dumps(ensure_ascii=False) write them), so an exact
 // part only has to hold that writing (a pattern's automaton does not write "\u0061" for "a").
+#include <algorithm>
 #include <set>
 
 #include "json_schema_converter.h"
@@ -66,10 +67,23 @@ bool pattern_written_exactly(const Json& pattern) {
   return pattern_search_form_fits(p);
 }
 
+// An automaton of all the values of `type`: exact for the scalars (any string escape, any number
+// form), a subset for containers (bounded depth, layout).
+bool all_written_exactly(const std::string& type) { return type != "object" && type != "array"; }
+
+// At most this many required properties in an exact object: (members + 1) * 2^required stays
+// under kMaxRepeatableAlternatives, so it is never written in declared order.
+constexpr size_t kMaxExactRequired = 10;
+static_assert(static_cast<int64_t>(kMaxAnyOrderProperties + 1) << kMaxExactRequired <
+              kMaxRepeatableAlternatives);
+
+Part object_part(const Json& b, const Json& root, bool any_order, int depth);
+
 // How many $refs typed_part follows inside each other.
 constexpr int kMaxPartDepth = 8;
 
-Part typed_part(const Json& b, const std::string& type, const Json& root, int depth = 0) {
+Part typed_part(const Json& b, const std::string& type, const Json& root, bool any_order,
+                int depth = 0) {
   if (b.is_boolean()) return b.get<bool>() ? Part::kAll : Part::kNothing;
   if (!b.is_object() || depth > kMaxPartDepth) return Part::kInexact;
   // A $ref or an anyOf with nothing else beside it: its target, the union of its branches.
@@ -86,12 +100,12 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, int de
       } catch (const nlohmann::json::exception&) {
         return Part::kInexact;
       }
-      return typed_part(*target, type, root, depth + 1);
+      return typed_part(*target, type, root, any_order, depth + 1);
     }
     if (!b["anyOf"].is_array()) return Part::kInexact;
     bool all_nothing = true, exact = true;
     for (const Json& branch : b["anyOf"]) {
-      const Part part = typed_part(branch, type, root, depth + 1);
+      const Part part = typed_part(branch, type, root, any_order, depth + 1);
       if (part == Part::kAll) return Part::kAll;
       all_nothing = all_nothing && part == Part::kNothing;
       exact = exact && part != Part::kInexact;
@@ -120,6 +134,9 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, int de
       continue;
     } else if (const char* family = keyword_family(key); family && type != family) {
       continue;  // a keyword of another type says nothing about this one
+    } else if (type == "object" &&
+               (key == "properties" || key == "required" || key == "additionalProperties")) {
+      constrained = true;  // object_part below
     } else {
       return Part::kInexact;  // combinators, references, numbers, containers: not classified
     }
@@ -134,13 +151,31 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, int de
     // Numbers have many writings (1, 1.0, 1e0), containers many layouts.
     return type == "string" || type == "boolean" || type == "null" ? Part::kExact : Part::kInexact;
   }
+  if (constrained && type == "object") return object_part(b, root, any_order, depth);
   if (constrained) return Part::kExact;
   return Part::kAll;
 }
 
-// An automaton of all the values of `type`: exact for the scalars (any string escape, any number
-// form), a subset for containers (bounded depth, layout).
-bool all_written_exactly(const std::string& type) { return type != "object" && type != "array"; }
+// Objects of declared properties only (additionalProperties: false), few enough that the
+// converter writes them in any order (json_schema_converter.h's limits: any order, or members
+// repeatable, which only adds texts), each value written exactly whatever its type.
+Part object_part(const Json& b, const Json& root, bool any_order, int depth) {
+  if (!any_order) return Part::kInexact;  // x-sable asks for declared order
+  if (b.value("additionalProperties", Json(true)) != Json(false)) return Part::kInexact;
+  const Json props = b.value("properties", Json::object());
+  const Json required = b.value("required", Json::array());
+  if (!props.is_object() || !required.is_array() || props.size() > kMaxAnyOrderProperties ||
+      required.size() > kMaxExactRequired)
+    return Part::kInexact;
+  for (auto p = props.begin(); p != props.end(); ++p)
+    for (const char* t : kTypes) {
+      const Part part = typed_part(p.value(), t, root, any_order, depth + 1);
+      if (part == Part::kInexact || (part == Part::kAll && !all_written_exactly(t)))
+        return Part::kInexact;
+    }
+  return Part::kExact;
+}
+
 
 // $refs nested near the unrolling bound match nothing (json_schema_refs.cpp): the parts would
 // not be exact there.
@@ -168,7 +203,7 @@ std::string Converter::difference(const Json& s, const std::string& path,
   // those it allows (exactly written).
   std::string firsts;
   for (const std::string& t : types) {
-    const Part part = typed_part(b, t, root_);
+    const Part part = typed_part(b, t, root_, options_.order != PropertyOrder::kDeclared);
     if (part == Part::kAll) continue;
     if (part == Part::kInexact)
       error(path + "/not", refusal + "; as a difference of automata: the negated schema's " + t +
@@ -185,21 +220,41 @@ std::string Converter::one_of_combination(const std::vector<Json>& branches,
                                           const std::string& path, const std::string& refusal) {
   if (stack_.size() + kMaxPartDepth >= kMaxRefNesting)
     error(path + "/oneOf", refusal + deep_refusal());
-  // Two branches that may both hold values of a type must both be written exactly there.
+  // Two branches that may both hold values of a type must both be written exactly there. Each
+  // branch keeps the types it can be the only match of (narrowed by `type`).
+  std::vector<Json> kept(branches.size(), Json::array());
   for (const char* t : kTypes) {
+    std::vector<size_t> holders;
     std::vector<Part> parts;
-    for (const Json& branch : branches)
-      if (const Part part = typed_part(branch, t, root_); part != Part::kNothing)
+    for (size_t b = 0; b < branches.size(); ++b)
+      if (const Part part =
+              typed_part(branches[b], t, root_, options_.order != PropertyOrder::kDeclared);
+          part != Part::kNothing) {
+        holders.push_back(b);
         parts.push_back(part);
-    if (parts.size() < 2) continue;
-    for (size_t i = 0; i < parts.size(); ++i)
+      }
+    // All allow every value of the type: every such value matches several, none is kept.
+    if (parts.size() >= 2 &&
+        std::all_of(parts.begin(), parts.end(), [](Part p) { return p == Part::kAll; }))
+      continue;
+    for (size_t i = 0; i < parts.size() && parts.size() >= 2; ++i)
       if (parts[i] == Part::kInexact || (parts[i] == Part::kAll && !all_written_exactly(t)))
         error(path + "/oneOf", refusal + "; as a combination of automata: a branch's " +
                                    std::string(t) + " values are not written exactly");
+    for (size_t b : holders) kept[b].push_back(t);
   }
   std::string one = "(?&1";
-  for (size_t b = 0; b < branches.size(); ++b)
-    one += "(" + value(branches[b], path + "/oneOf/" + std::to_string(index[b])) + ")";
+  for (size_t b = 0; b < branches.size(); ++b) {
+    if (kept[b].empty()) continue;  // only values that match other branches too
+    Json narrowed = branches[b];
+    try {
+      merge_schema(narrowed, Json{{"type", kept[b]}}, path);
+    } catch (const sable::cpp::Error&) {  // (its own type excludes them all)
+      continue;
+    }
+    one += "(" + value(narrowed, path + "/oneOf/" + std::to_string(index[b])) + ")";
+  }
+  if (one == "(?&1") error(path + "/oneOf", "every value matches several branches or none");
   return "(?&a(" + one + "))(" + kCanonical + "))";
 }
 
