@@ -154,6 +154,56 @@ TEST(GrammarLoopTokens, UnitSetCacheDropsTheLeastRecentlyUsed) {
   EXPECT_EQ(cache.size(), UnitTokenCache::kMaxSets);
 }
 
+// What is costly to compute (the scan, the rest tries) depends on the units after the first only:
+// keys written against different name lists have different first units but the free key's rest,
+// so they share one RestTokens; each keeps its own selection by first byte, and both masks equal
+// the trie walk in every state.
+TEST(GrammarLoopTokens, FirstSetsWithOneRestShareTheirRestTokens) {
+  Vocab v;
+  std::vector<std::shared_ptr<const UnitTokens>> keys;
+  for (const char* names : {R"("alpha":{"type":"integer"},"beta":{"type":"integer"})",
+                            R"("gamma":{"type":"integer"},"delta":{"type":"integer"})"}) {
+    const Dfa dfa = Dfa::compile(parse_regex(
+        json_schema_to_regex(std::string(R"({"type":"object","properties":{)") + names +
+                             R"(},"additionalProperties":{"type":"integer"}})"),
+        RegexDialect::kInternal));
+    const int32_t key_start = dfa.walk(dfa.start(), "{\"");
+    ASSERT_NE(key_start, Dfa::kDead);
+    const auto units = state_units(dfa, key_start, 32);
+    ASSERT_TRUE(units);
+    keys.push_back(v.vocab->unit_tokens().get(*v.vocab, units->set, units->rest));
+    ASSERT_TRUE(keys.back()->usable);
+    int loops = 0, chains = 0;
+    expect_same_masks(dfa, *v.vocab, &loops, &chains);
+    EXPECT_GT(loops, 1);
+  }
+  EXPECT_NE(keys[0], keys[1]);             // `a` is a unit of the second key only, `g` of the first
+  EXPECT_EQ(keys[0]->rest, keys[1]->rest);  // one rest set: the free key's letters
+  const auto& ids = v.vocab->unit_tokens().first_chars(*v.vocab).ids;
+  const int32_t ab = ids['a'].front(), g = ids['g'].front();
+  auto bit = [](const std::vector<uint32_t>& w, int32_t id) { return (w[id >> 5] >> (id & 31)) & 1; };
+  EXPECT_FALSE(bit(keys[0]->first_ok, ab));
+  EXPECT_TRUE(bit(keys[1]->first_ok, ab));
+  EXPECT_TRUE(bit(keys[0]->first_ok, g));
+  EXPECT_FALSE(bit(keys[1]->first_ok, g));
+}
+
+// Rest sets are bounded like unit sets: the least recently used one is dropped.
+TEST(GrammarLoopTokens, RestSetCacheIsBounded) {
+  Vocab v;
+  const UnitTokenCache& cache = v.vocab->unit_tokens();
+  UnitSet first{};
+  first.fill(~uint64_t{0});
+  for (size_t k = 1; k < UnitTokenCache::kMaxRestSets + 10; ++k) {
+    UnitSet rest{};
+    rest[1] = k;  // bytes 64.. : distinct rest sets
+    const auto tokens = cache.get(*v.vocab, first, rest);
+    ASSERT_NE(tokens, nullptr);
+    EXPECT_LE(cache.rest_sets(), UnitTokenCache::kMaxRestSets);
+  }
+  EXPECT_EQ(cache.rest_sets(), UnitTokenCache::kMaxRestSets);
+}
+
 // Unit sets are keyed by what the units are, so strings in different places share one entry.
 TEST(GrammarLoopTokens, StatesWithTheSameUnitsShareTheirTokens) {
   Vocab v;

@@ -86,71 +86,112 @@ size_t unit_in(const UnitSet& set, std::string_view text, size_t i) {
   return static_cast<size_t>(n);
 }
 
-std::shared_ptr<const RestScan> scan_rest(const Vocabulary& vocab, const UnitSet& rest) {
-  auto out = std::make_shared<RestScan>();
-  const auto n = static_cast<size_t>(vocab.size());
-  out->first_len.assign(n, 0);
-  out->units.assign(n, 0);
-  out->end.assign(n, 0);
+FirstChars build_first_chars(const Vocabulary& vocab) {
+  FirstChars out;
+  out.valid.assign(mask_words(vocab.size()), 0u);
+  out.length.assign(static_cast<size_t>(vocab.size()), 0);
   UnitSet any;
   any.fill(~uint64_t{0});
-  for (int32_t id = 0; id < vocab.size(); ++id) {  // in id order: token bytes read in sequence
-    const std::string_view t = vocab.token(id);
-    if (t.empty()) continue;
-    size_t i = unit_in(any, t, 0);
-    out->first_len[id] = static_cast<uint8_t>(i);
-    if (i == 0) continue;
-    int32_t units = 0;
-    for (size_t len; i < t.size() && (len = unit_in(rest, t, i)) > 0; ++units) i += len;
-    out->units[id] = static_cast<uint16_t>(units);
-    out->end[id] = static_cast<uint16_t>(i);
-  }
-  return out;
-}
-
-bool in_set(const UnitSet& set, std::string_view t) { return has(set, static_cast<uint8_t>(t[0])); }
-
-std::shared_ptr<const UnitTokens> compute(const Vocabulary& vocab, const UnitSet& first,
-                                          const RestScan& scan) {
-  auto out = std::make_shared<UnitTokens>();
-  const size_t max_exceptions = vocab.trie_token_ids().size() / UnitTokens::kMaxExceptionShare;
-  const int32_t words = mask_words(vocab.size());
-  out->inside.assign(words, 0u);
-  std::vector<std::pair<uint16_t, int32_t>> longs;
-  std::vector<std::vector<int32_t>> short_ids(UnitTokens::kShortUnits);
-  std::vector<std::vector<std::pair<std::string_view, int32_t>>> rests;  // [units before]
+  std::vector<std::pair<std::string_view, int32_t>> cut;
   for (int32_t id = 0; id < vocab.size(); ++id) {  // in id order: token bytes read in sequence
     const std::string_view t = vocab.token(id);
     if (t.empty() || vocab.is_special(id) || vocab.is_eos(id)) continue;  // not in the trie
-    size_t i = 0;
-    int32_t units = 0;
-    if (scan.first_len[id] > 0 && in_set(first, t)) {
-      units = 1 + scan.units[id];
-      i = scan.end[id];
+    const size_t len = unit_in(any, t, 0);
+    out.length[id] = static_cast<uint8_t>(len);
+    if (len == 0) {
+      cut.emplace_back(t, id);
+      continue;
     }
+    out.valid[id >> 5] |= 1u << (id & 31);
+    out.ids[static_cast<uint8_t>(t[0])].push_back(id);
+  }
+  out.cut = build_byte_trie(std::move(cut));
+  // Each first byte's subtree: from its depth-1 node to the next one.
+  auto subtrees = [](const ByteTrie& trie, std::array<std::pair<int32_t, int32_t>, 256>* out) {
+    for (int32_t i = 0; i < static_cast<int32_t>(trie.nodes.size()); i = trie.nodes[i].skip)
+      (*out)[trie.nodes[i].byte] = {i, trie.nodes[i].skip};
+  };
+  subtrees(vocab.byte_trie(), &out.subtree);
+  subtrees(out.cut, &out.cut_subtree);
+  return out;
+}
+
+std::shared_ptr<const RestTokens> build_rest_tokens(const Vocabulary& vocab,
+                                                    const FirstChars& first_chars,
+                                                    const UnitSet& rest) {
+  auto out = std::make_shared<RestTokens>();
+  const size_t max_exceptions = vocab.trie_token_ids().size() / RestTokens::kMaxExceptionShare;
+  const int32_t words = mask_words(vocab.size());
+  out->whole.assign(words, 0u);
+  std::vector<std::pair<uint16_t, int32_t>> longs;
+  std::vector<std::vector<int32_t>> short_ids(RestTokens::kShortUnits);
+  std::vector<std::vector<std::pair<std::string_view, int32_t>>> rests;  // [units before]
+  for (int32_t id = 0; id < vocab.size(); ++id) {  // in id order: token bytes read in sequence
+    size_t i = first_chars.length[id];
+    if (i == 0) continue;  // no whole first character (or not in the trie)
+    const std::string_view t = vocab.token(id);
+    int32_t units = 1;
+    for (size_t len; i < t.size() && (len = unit_in(rest, t, i)) > 0; ++units) i += len;
     out->max_units = std::max(out->max_units, units);
     if (i < t.size()) {
       if (rests.size() <= static_cast<size_t>(units)) rests.resize(static_cast<size_t>(units) + 1);
       rests[units].emplace_back(t.substr(i), id);
       if (++out->num_exceptions > max_exceptions) {
         out->usable = false;  // the trie walk is faster: keep nothing else
-        out->inside = {};
+        out->whole = {};
         return out;
       }
       continue;
     }
-    out->inside[id >> 5] |= 1u << (id & 31);
-    if (units < UnitTokens::kShortUnits) short_ids[units].push_back(id);
+    out->whole[id >> 5] |= 1u << (id & 31);
+    if (units < RestTokens::kShortUnits) short_ids[units].push_back(id);
     else longs.emplace_back(static_cast<uint16_t>(units), id);
   }
   std::vector<uint32_t> acc(words, 0u);
-  for (int32_t k = 0; k < UnitTokens::kShortUnits; ++k) {
+  for (int32_t k = 0; k < RestTokens::kShortUnits; ++k) {
     for (int32_t id : short_ids[k]) acc[id >> 5] |= 1u << (id & 31);
     out->at_most.push_back(acc);
   }
   for (auto& r : rests) out->exceptions.push_back(build_byte_trie(std::move(r)));
   std::sort(longs.rbegin(), longs.rend());
   for (const auto& [units, id] : longs) out->long_units.push_back(units), out->long_ids.push_back(id);
+  return out;
+}
+
+std::shared_ptr<const UnitTokens> build_unit_tokens(const Vocabulary& vocab,
+                                                    const FirstChars& first_chars,
+                                                    const UnitSet& first,
+                                                    std::shared_ptr<const RestTokens> rest) {
+  auto out = std::make_shared<UnitTokens>();
+  out->usable = rest->usable;
+  out->max_units = rest->max_units;
+  out->num_exceptions = rest->num_exceptions;
+  if (!out->usable) return out;
+  out->first_ok = first_chars.valid;
+  auto add_range = [](std::vector<std::pair<int32_t, int32_t>>& ranges,
+                      std::pair<int32_t, int32_t> r, const ByteTrie& trie, size_t* tokens) {
+    if (r.first == r.second) return;
+    // Subtrees of consecutive first bytes are consecutive nodes: one walk.
+    if (!ranges.empty() && ranges.back().second == r.first) ranges.back().second = r.second;
+    else ranges.push_back(r);
+    // Tokens are stored in node order: the range's are those from its first node's on.
+    const auto n = static_cast<int32_t>(trie.nodes.size());
+    const int32_t end = r.second < n ? trie.nodes[r.second].first_token
+                                     : static_cast<int32_t>(trie.token_ids.size());
+    *tokens += static_cast<size_t>(end - trie.nodes[r.first].first_token);
+  };
+  for (int b = 0; b < 256; ++b) {
+    const auto byte = static_cast<uint8_t>(b);
+    if (!has(first, byte)) {
+      for (int32_t id : first_chars.ids[b]) out->first_ok[id >> 5] &= ~(1u << (id & 31));
+      add_range(out->no_unit_ranges, first_chars.subtree[b], vocab.byte_trie(), &out->num_exceptions);
+    } else if (b >= 0x80) {
+      add_range(out->cut_ranges, first_chars.cut_subtree[b], first_chars.cut, &out->num_exceptions);
+    }
+  }
+  out->inside = rest->whole;
+  for (size_t w = 0; w < out->inside.size(); ++w) out->inside[w] &= out->first_ok[w];
+  out->rest = std::move(rest);
   return out;
 }
 
@@ -209,47 +250,49 @@ std::optional<UnitChain> unit_chain(const Dfa& dfa, int32_t state, const StateUn
   }
 }
 
+template <class K, class T>
+std::shared_ptr<const T> UnitTokenCache::lookup(std::map<K, Entry<T>>& entries, const K& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries.find(key);
+  if (it == entries.end()) return nullptr;
+  it->second.last_use = ++uses_;
+  return it->second.value;
+}
+
+template <class K, class T>
+std::shared_ptr<const T> UnitTokenCache::insert(std::map<K, Entry<T>>& entries, const K& key,
+                                                std::shared_ptr<const T> value,
+                                                size_t max_entries) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = entries.find(key); it != entries.end()) return it->second.value;  // another thread won
+  if (entries.size() >= max_entries)
+    entries.erase(std::min_element(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return a.second.last_use < b.second.last_use;
+    }));
+  return entries.emplace(key, Entry<T>{std::move(value), ++uses_}).first->second.value;
+}
+
 std::shared_ptr<const UnitTokens> UnitTokenCache::get(const Vocabulary& vocab,
                                                       const UnitSet& first,
                                                       const UnitSet& rest) const {
-  const std::pair<UnitSet, UnitSet> set(first, rest);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sets_.find(set);
-    if (it != sets_.end()) {
-      it->second.last_use = ++uses_;
-      return it->second.tokens;
-    }
-  }
-  const std::shared_ptr<const RestScan> scan = rest_scan(vocab, rest);
-  std::shared_ptr<const UnitTokens> tokens = compute(vocab, first, *scan);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = sets_.find(set); it != sets_.end()) return it->second.tokens;  // another thread won
-  if (sets_.size() >= kMaxSets)
-    sets_.erase(std::min_element(sets_.begin(), sets_.end(), [](const auto& a, const auto& b) {
-      return a.second.last_use < b.second.last_use;
-    }));
-  return sets_.emplace(set, Entry{std::move(tokens), ++uses_}).first->second.tokens;
+  const std::pair<UnitSet, UnitSet> key(first, rest);
+  if (auto tokens = lookup(sets_, key)) return tokens;
+  const FirstChars& chars = first_chars(vocab);
+  std::shared_ptr<const RestTokens> rest_tokens = lookup(rests_, rest);
+  if (!rest_tokens)
+    rest_tokens = insert(rests_, rest, build_rest_tokens(vocab, chars, rest), kMaxRestSets);
+  return insert(sets_, key, build_unit_tokens(vocab, chars, first, std::move(rest_tokens)), kMaxSets);
 }
 
-std::shared_ptr<const RestScan> UnitTokenCache::rest_scan(const Vocabulary& vocab,
-                                                          const UnitSet& rest) const {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = scans_.find(rest);
-    if (it != scans_.end()) {
-      it->second.last_use = ++uses_;
-      return it->second.scan;
-    }
-  }
-  std::shared_ptr<const RestScan> scan = scan_rest(vocab, rest);
+const FirstChars& UnitTokenCache::first_chars(const Vocabulary& vocab) const {
+  std::lock_guard<std::mutex> lock(mu_);  // built once, under the lock (~5 ms)
+  if (!first_chars_) first_chars_ = std::make_shared<const FirstChars>(build_first_chars(vocab));
+  return *first_chars_;
+}
+
+size_t UnitTokenCache::rest_sets() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = scans_.find(rest); it != scans_.end()) return it->second.scan;
-  if (scans_.size() >= kMaxRestScans)
-    scans_.erase(std::min_element(scans_.begin(), scans_.end(), [](const auto& a, const auto& b) {
-      return a.second.last_use < b.second.last_use;
-    }));
-  return scans_.emplace(rest, ScanEntry{std::move(scan), ++uses_}).first->second.scan;
+  return rests_.size();
 }
 
 size_t UnitTokenCache::size() const {

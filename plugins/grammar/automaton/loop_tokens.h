@@ -4,15 +4,19 @@
 // string (a loop), to the next position in a string with maxLength (a chain ending where the
 // units die). A trie walk would then set ~100k bits one by one. Instead the state's unit set
 // keys precomputed token lists: the tokens made of units only (a word copy, less those with more
-// units than the chain allows) and the few others (a `"`, a `\`, a split UTF-8 character), walked
-// from the chain state their leading units reach: their bytes from the first non-unit on, in one
-// trie per number of leading units, so tokens that share a rest share its walk (`",`, `x",`,
-// `abc",` are one path) and a dead first byte skips all the tokens behind it. Exact: k units lead
-// along the chain to its k-th state, so only the rest of a token can decide.
+// units than the chain allows) and the few others, walked from the state their leading units
+// reach: tokens whose first byte is no unit (a `"`, a `\`, a name's first letter in a key) in the
+// vocabulary trie's own subtrees of those bytes, the others (`x",`, a split UTF-8 character) by
+// their bytes from the first non-unit on, in one trie per number of leading units, so tokens that
+// share a rest share its walk and a dead first byte skips all the tokens behind it. Exact: k units
+// lead along the chain to its k-th state, so only the rest of a token can decide.
 //
 // The token lists depend on the vocabulary only, so one cache per vocabulary (engine) serves all
-// grammars; it holds a bounded number of unit sets (clients choose patterns), the least recently
-// used one making room for a new one.
+// grammars. Everything costly (scanning 128k tokens, building the rest tries) depends only on the
+// units after the first (RestTokens, one per rest set); a state's first units only select tokens
+// by their first byte (UnitTokens: two bitmask operations and a list of trie ranges, ~0.1 ms), so
+// the many first sets of keys written against different name lists share a few rest sets. Both
+// are bounded (clients choose patterns), the least recently used one making room for a new one.
 #pragma once
 
 #include <array>
@@ -35,24 +39,54 @@ class Vocabulary;
 // unit of the state.
 using UnitSet = std::array<uint64_t, 4>;
 
-struct UnitTokens {
+// Where each token's first character ends, for the whole vocabulary (computed once): what the
+// masks need to split tokens by their first byte without a per-state scan.
+struct FirstChars {
+  std::vector<uint32_t> valid;                      // [mask words] trie tokens whose first character is whole
+  std::array<std::vector<int32_t>, 256> ids;        // those tokens, by first byte
+  std::vector<uint8_t> length;                      // [vocab] bytes of that character, 0 if none
+  std::array<std::pair<int32_t, int32_t>, 256> subtree{};  // nodes of the vocabulary trie under each first byte
+  ByteTrie cut;  // trie tokens led by a UTF-8 lead byte whose first character is cut or invalid
+  std::array<std::pair<int32_t, int32_t>, 256> cut_subtree{};  // its nodes under each lead byte
+};
+
+// What the tokens are made of when every unit after the first is one of a *rest* set (whatever
+// the first one is): shared by every first set with that rest, since the first unit only decides
+// which tokens take part (UnitTokens::first_ok).
+struct RestTokens {
   static constexpr int32_t kShortUnits = 16;
-  // A unit set with more exceptions than 1/kMaxExceptionShare of the vocabulary is not used (the
+  // A rest set with more exceptions than 1/kMaxExceptionShare of the vocabulary is not used (the
   // trie walk, 1.0-1.4 ms on llama3): building the tries of 60-100k rests costs 10-20 ms a set.
-  // JSONSchemaBench every 10th case, thread CPU at load ~10 (bench/NOTES.md): a sixth, mask avg
-  // 42-44 us / p99 0.91 ms; a third 39-41 us / 0.61-0.62 ms; no limit 54-55 us / 0.50-0.51 ms.
   static constexpr size_t kMaxExceptionShare = 3;
   bool usable = true;  // false: too many exceptions, nothing else is kept
-  std::vector<uint32_t> inside;                // [mask words] tokens made of units only
+  // Tokens with a whole first character and rest units only after it.
+  std::vector<uint32_t> whole;                 // [mask words]
   std::vector<std::vector<uint32_t>> at_most;  // [k < kShortUnits] those of at most k units
   std::vector<int32_t> long_ids;               // those of kShortUnits units or more, most first
   std::vector<uint16_t> long_units;
-  // [k] the other trie tokens with k units before their first non-unit: their bytes from it on.
+  // [k >= 1] tokens with a whole first character and k - 1 rest units after it, then a non-unit:
+  // their bytes from the non-unit on.
   std::vector<ByteTrie> exceptions;
   size_t num_exceptions = 0;
   int32_t max_units = 0;  // the most units before a non-unit or the end of any token
 };
 
+// The tokens of a state whose first unit is one of `first` and later ones of `rest`: those made of
+// units (`inside`), the vocabulary trie's subtrees of the first bytes that are no unit (walked
+// whole from the state), the rests of the tokens whose units stop early (RestTokens::exceptions,
+// kept only for tokens in `first_ok`).
+struct UnitTokens {
+  bool usable = true;  // false: the rest set has too many exceptions (the trie walk is used)
+  std::shared_ptr<const RestTokens> rest;
+  std::vector<uint32_t> first_ok;  // [mask words] tokens whose first character is a unit of `first`
+  std::vector<uint32_t> inside;    // [mask words] tokens made of units only
+  // Node ranges walked whole from the state: of the vocabulary trie (first bytes that are no
+  // unit) and of FirstChars::cut (cut first characters under lead bytes that are units).
+  std::vector<std::pair<int32_t, int32_t>> no_unit_ranges;
+  std::vector<std::pair<int32_t, int32_t>> cut_ranges;
+  size_t num_exceptions = 0;  // tokens those walks and the rest tries hold
+  int32_t max_units = 0;
+};
 // A state's units, the state they all lead to, and the units of the positions after the first:
 // `set` again, except where the successor loops on units of its own (`rest`). That is the key
 // written against a list of declared names: after `"`, every letter but the names' first ones
@@ -79,41 +113,39 @@ struct UnitChain {
 std::optional<UnitChain> unit_chain(const Dfa& dfa, int32_t state, const StateUnits& units,
                                     int32_t max_units);
 
-// Where each token's units stop when its first unit may be anything and the rest are units of one
-// set: what UnitTokens of every first set with that rest share (token bytes are read once per rest
-// set, not once per pair: a pair then costs ~1 ms on 128k tokens instead of ~4).
-struct RestScan {
-  std::vector<uint8_t> first_len;  // [vocab] bytes of the first character, 0 if no valid one
-  std::vector<uint16_t> units;     // [vocab] rest units after it
-  std::vector<uint16_t> end;       // [vocab] byte offset where they stop
-};
-
 class UnitTokenCache {
  public:
-  // Unit sets kept per vocabulary (each ~0.4-0.6 MB for a 128k vocabulary, a rest scan 0.6 MB);
-  // past it the least recently used one is dropped (its users keep their reference).
-  static constexpr size_t kMaxSets = 64;
-  static constexpr size_t kMaxRestScans = 16;
+  // Unit sets kept per vocabulary (each ~40 KB for a 128k vocabulary, computed in ~0.1 ms from
+  // their rest set), rest sets (each ~0.4-0.8 MB, ~2-4 ms); past them the least recently used one
+  // is dropped (its users keep their reference).
+  static constexpr size_t kMaxSets = 256;
+  static constexpr size_t kMaxRestSets = 32;
 
-  // The tokens of units `first` then `rest` (StateUnits; computed on first use, ~1-3 ms).
+  // The tokens of units `first` then `rest` (StateUnits; computed on first use).
   std::shared_ptr<const UnitTokens> get(const Vocabulary& vocab, const UnitSet& first,
                                         const UnitSet& rest) const;
   size_t size() const;
+  size_t rest_sets() const;
+  // The vocabulary's first characters (computed on first use, ~5 ms on 128k tokens).
+  const FirstChars& first_chars(const Vocabulary& vocab) const;
 
  private:
+  template <class T>
   struct Entry {
-    std::shared_ptr<const UnitTokens> tokens;
+    std::shared_ptr<const T> value;
     uint64_t last_use = 0;
   };
-  struct ScanEntry {
-    std::shared_ptr<const RestScan> scan;
-    uint64_t last_use = 0;
-  };
-  std::shared_ptr<const RestScan> rest_scan(const Vocabulary& vocab, const UnitSet& rest) const;
+  template <class K, class T>
+  std::shared_ptr<const T> lookup(std::map<K, Entry<T>>& entries, const K& key) const;
+  template <class K, class T>
+  std::shared_ptr<const T> insert(std::map<K, Entry<T>>& entries, const K& key,
+                                  std::shared_ptr<const T> value, size_t max_entries) const;
+  std::shared_ptr<const RestTokens> rest_tokens(const Vocabulary& vocab, const UnitSet& rest) const;
 
   mutable std::mutex mu_;
-  mutable std::map<std::pair<UnitSet, UnitSet>, Entry> sets_;
-  mutable std::map<UnitSet, ScanEntry> scans_;
+  mutable std::map<std::pair<UnitSet, UnitSet>, Entry<UnitTokens>> sets_;
+  mutable std::map<UnitSet, Entry<RestTokens>> rests_;
+  mutable std::shared_ptr<const FirstChars> first_chars_;
   mutable uint64_t uses_ = 0;
 };
 

@@ -10,14 +10,14 @@ namespace {
 // ASCII bytes that must share a successor before a state's mask is taken from its unit tokens.
 constexpr int kMinUnitBytes = 32;
 
-// Sets the bits of the tokens of `trie` whose bytes lead from `state` to a live state: a
-// depth-first walk that skips the subtree below the first dead state. `states`/`rows`: scratch of
-// at least trie.max_depth + 1 entries.
-void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<uint32_t> words,
-               std::span<int32_t> states, std::span<const int32_t*> rows) {
+// Sets the bits of the tokens of `trie`'s nodes [begin, end) (whole subtrees of first bytes)
+// whose bytes lead from `state` to a live state: a depth-first walk that skips the subtree below
+// the first dead state. `states`/`rows`: scratch of at least trie.max_depth + 1 entries.
+void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t begin, int32_t end, int32_t state,
+               std::span<uint32_t> words, std::span<int32_t> states,
+               std::span<const int32_t*> rows) {
   const TrieNode* nodes = trie.nodes.data();
   const int32_t* token_ids = trie.token_ids.data();
-  const auto n = static_cast<int32_t>(trie.nodes.size());
   auto set_tokens = [&](const TrieNode& node) {
     for (int32_t k = 0; k < node.num_tokens; ++k) {
       const int32_t id = token_ids[node.first_token + k];
@@ -29,7 +29,7 @@ void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<ui
   if (!dfa.lazy()) {
     const int32_t* table = dfa.eager_table();
     const auto nc = static_cast<size_t>(dfa.num_classes());
-    for (int32_t i = 0; i < n;) {
+    for (int32_t i = begin; i < end;) {
       const TrieNode& node = nodes[i];
       const int32_t s = table[static_cast<size_t>(states[node.depth - 1]) * nc + byte_class[node.byte]];
       if (s == Dfa::kDead) {
@@ -45,7 +45,7 @@ void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<ui
   // Lazy: rows[d] = the transitions of states[d], looked up once per node with children (a
   // lazy row lookup costs more than an eager table index).
   rows[0] = dfa.row(state);
-  for (int32_t i = 0; i < n;) {
+  for (int32_t i = begin; i < end;) {
     const TrieNode& node = nodes[i];
     const int32_t d = node.depth - 1;
     const int32_t s = dfa.step(rows[d], states[d], byte_class[node.byte]);
@@ -62,9 +62,16 @@ void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<ui
   }
 }
 
+void walk_trie(const Dfa& dfa, const ByteTrie& trie, int32_t state, std::span<uint32_t> words,
+               std::span<int32_t> states, std::span<const int32_t*> rows) {
+  walk_trie(dfa, trie, 0, static_cast<int32_t>(trie.nodes.size()), state, words, states, rows);
+}
+
 // The mask from the state's unit chain (loop_tokens.h): the tokens made of units that the chain
-// allows (all in a loop, those of at most R units where the units die after R), then the others:
-// the trie of the rests of those with j leading units walked from the chain state j units reach.
+// allows (all in a loop, those of at most R units where the units die after R); the subtrees of
+// the first bytes that are no unit, walked from the state; then the tokens whose units stop
+// early: the trie of the rests of those with j leading units walked from the chain state j units
+// reach, kept for the tokens whose first character is a unit of the state.
 // False when the state has no units, the chain is irregular or the set has too many exceptions:
 // the caller walks the trie.
 bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
@@ -72,27 +79,42 @@ bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t stat
                            std::span<const int32_t*> rows) {
   const std::optional<StateUnits> units = state_units(dfa, state, kMinUnitBytes);
   if (!units) return false;
-  const std::shared_ptr<const UnitTokens> tokens = vocab.unit_tokens().get(vocab, units->set, units->rest);
+  const UnitTokenCache& cache = vocab.unit_tokens();
+  const std::shared_ptr<const UnitTokens> tokens = cache.get(vocab, units->set, units->rest);
   if (!tokens->usable) return false;
   const std::optional<UnitChain> chain = unit_chain(dfa, state, *units, tokens->max_units);
   if (!chain) return false;
+  const RestTokens& rest = *tokens->rest;
+  const std::vector<uint32_t>& first_ok = tokens->first_ok;
   const auto last = static_cast<int32_t>(chain->states.size()) - 1;  // units the chain allows
   const bool all = chain->loop || last >= tokens->max_units;
-  if (!all && last < UnitTokens::kShortUnits) {
-    const std::vector<uint32_t>& at_most = tokens->at_most[last];
-    for (size_t w = 0; w < at_most.size(); ++w) words[w] |= at_most[w];
+  if (!all && last < RestTokens::kShortUnits) {
+    const std::vector<uint32_t>& at_most = rest.at_most[last];
+    for (size_t w = 0; w < at_most.size(); ++w) words[w] |= at_most[w] & first_ok[w];
   } else {
     for (size_t w = 0; w < tokens->inside.size(); ++w) words[w] |= tokens->inside[w];
-    for (size_t k = 0; !all && k < tokens->long_ids.size() && tokens->long_units[k] > last; ++k)
-      words[tokens->long_ids[k] >> 5] &= ~(1u << (tokens->long_ids[k] & 31));
+    for (size_t k = 0; !all && k < rest.long_ids.size() && rest.long_units[k] > last; ++k)
+      words[rest.long_ids[k] >> 5] &= ~(1u << (rest.long_ids[k] & 31));
   }
-  for (size_t j = 0; j < tokens->exceptions.size(); ++j) {
+  for (const auto& [begin, end] : tokens->no_unit_ranges)
+    walk_trie(dfa, vocab.byte_trie(), begin, end, state, words, states, rows);
+  const FirstChars& chars = cache.first_chars(vocab);
+  for (const auto& [begin, end] : tokens->cut_ranges)
+    walk_trie(dfa, chars.cut, begin, end, state, words, states, rows);
+  // The rest tries hold tokens of every first character: walked into their own words, kept for
+  // those whose first character is a unit here.
+  std::vector<uint32_t> rests(first_ok.size(), 0u);  // mask words
+  bool any = false;
+  for (size_t j = 1; j < rest.exceptions.size(); ++j) {
     if (static_cast<int32_t>(j) > last && !chain->loop) break;  // the unit after the last dies
-    const ByteTrie& rests = tokens->exceptions[j];
-    if (!rests.nodes.empty())
-      walk_trie(dfa, rests, chain->states[std::min(static_cast<int32_t>(j), last)], words, states,
-                rows);
+    const ByteTrie& rests_j = rest.exceptions[j];
+    if (rests_j.nodes.empty()) continue;
+    walk_trie(dfa, rests_j, chain->states[std::min(static_cast<int32_t>(j), last)], rests, states,
+              rows);
+    any = true;
   }
+  if (any)
+    for (size_t w = 0; w < rests.size(); ++w) words[w] |= rests[w] & first_ok[w];
   return true;
 }
 
