@@ -470,8 +470,7 @@ std::string Converter::string(const Json& s, const std::string& path) {
   }
   if (!length_kept || parts.empty()) {
     if (parts.empty() && lo == 0 && hi < 0) return any_string_regex();
-    parts.push_back(kStringChar + "{" + std::to_string(lo) + "," +
-                    (hi < 0 ? "" : std::to_string(hi)) + "}");
+    parts.push_back(repeat(kStringChar, lo, hi));
   }
   if (parts.size() == 1) return "\"" + parts[0] + "\"";
   std::string all = "(?&a";

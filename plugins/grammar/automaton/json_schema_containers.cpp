@@ -10,6 +10,7 @@
 #include "key_patterns.h"
 #include "nfa.h"
 #include "regex.h"
+#include "repeat_text.h"
 #include "sable/cpp/error.h"
 #include "schema_merge.h"
 
@@ -285,6 +286,11 @@ std::string Converter::define(const std::string& body, std::string* defs, bool d
   return "(?@" + id + ")";
 }
 
+std::string Converter::repeat(const std::string& atom, int64_t lo, int64_t hi) {
+  return repeat_text(atom, lo, hi,
+                     [this](const std::string& body) { return define(body, &prelude_, true); });
+}
+
 // n elements, lo <= n <= hi: position i < prefix.size() holds prefix[i], later ones `items`.
 std::string Converter::array(const Json& s, const std::string& path) {
   // Draft-4 tuples ("items": [...]) mean what prefixItems means today.
@@ -325,8 +331,7 @@ std::string Converter::array(const Json& s, const std::string& path) {
   std::string tail;
   if (!item.empty()) {
     const int64_t at_least = std::max<int64_t>(lo - static_cast<int64_t>(p), 0);
-    const std::string most = hi < 0 ? "" : std::to_string(hi - static_cast<int64_t>(p));
-    tail = "(?:" + sep + item + "){" + std::to_string(at_least) + "," + most + "}";
+    tail = repeat("(?:" + sep + item + ")", at_least, hi < 0 ? -1 : hi - static_cast<int64_t>(p));
   }
   for (size_t i = elems.size(); i-- > 1;) {
     const std::string with_i = sep + elems[i] + tail;
@@ -338,8 +343,8 @@ std::string Converter::array(const Json& s, const std::string& path) {
     if (lo == 0) body = "(?:" + body + ")?";
   } else if (!item.empty()) {  // no prefix: item (sep item){lo-1, hi-1}
     if (hi == 0) return "\\[\\]";
-    const std::string rest = "(?:" + sep + item + "){" + std::to_string(std::max<int64_t>(lo - 1, 0)) +
-                             "," + (hi < 0 ? "" : std::to_string(hi - 1)) + "}";
+    const std::string rest =
+        repeat("(?:" + sep + item + ")", std::max<int64_t>(lo - 1, 0), hi < 0 ? -1 : hi - 1);
     body = lo == 0 ? "(?:" + item + rest + ")?" : item + rest;
   } else if (lo > 0) {
     error(path, "minItems needs more elements than the array allows");

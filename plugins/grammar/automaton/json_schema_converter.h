@@ -144,6 +144,9 @@ class Converter {
   // Appends `(?@N=body)` (deferred: `(?@N~=body)`, built only when a text reaches it) to *defs
   // and returns `(?@N)` (regex.h's internal dialect).
   std::string define(const std::string& body, std::string* defs, bool deferred = false);
+  // `atom` repeated lo..hi times (hi < 0: unbounded); counts past the regex parser's limit as a
+  // chain of deferred blocks in prelude_ (repeat_text.h).
+  std::string repeat(const std::string& atom, int64_t lo, int64_t hi);
   // NFA states of a member's regex, past `cap`: cap + 1 (memoized).
   int64_t nfa_states(const std::string& regex, int64_t cap);
   std::string array(const Json& s, const std::string& path);

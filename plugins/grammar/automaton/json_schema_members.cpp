@@ -241,8 +241,7 @@ std::string Converter::members_any_order(const std::vector<std::string>& members
     if (other.empty()) return lo > 0 ? std::nullopt : std::optional<std::string>("");
     if (!counts.counted()) return others;
     if (hi == 0) return "";
-    return "(?:" + sep + other + "){" + std::to_string(lo) + "," +
-           (hi < 0 ? "" : std::to_string(hi)) + "}";
+    return repeat("(?:" + sep + other + ")", lo, hi);
   };
   std::vector<std::string> rest(all + 1);
   for (uint32_t set = all + 1; set-- > 0;) {  // supersets first: rest(S) refers to rest(S + p)
