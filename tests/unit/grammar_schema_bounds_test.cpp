@@ -1,6 +1,6 @@
 // JSON schema keywords with numbers in them that the regex front end cannot take as written:
 // length and item counts past kMaxRepeatCount (chains of deferred blocks, repeat_text.h) and
-// multipleOf (numeric_range.h). Expectations are what a JSON Schema validator answers (checked
+// multipleOf (multiple_of.h). Expectations are what a JSON Schema validator answers (checked
 // with Python's `jsonschema` when written).
 #include <gtest/gtest.h>
 
@@ -80,6 +80,46 @@ TEST(GrammarSchemaBounds, LongStringsInsideAnyOrderObjects) {
         {R"({"b":1})", R"({"a":"x","b":1})", R"({"c":true,"b":2,"a":""})",
          "{\"b\":1,\"a\":" + quoted(12000) + "}"},
         {R"({"a":"x"})", R"({"b":1,"a":1})", R"({"b":1,"a":"x","a":"y"})"});
+}
+
+// multipleOf 10^-f: at most f fraction digits (trailing zeros aside). Python's `jsonschema`
+// divides in floating point and rejects some exact multiples (0.07 for 0.01); the values here
+// are ones where it agrees with the exact decimal meaning.
+TEST(GrammarSchemaBounds, MultipleOfFractionsCountDigits) {
+  check(R"({"type":"number","multipleOf":0.01})",
+        {"129.99", "0.05", "3", "-2.5", "1.1", "0.5", "12.34", "1.100"},
+        {"129.991", "0.001", "1.0001", R"("1")"});
+  check(R"({"type":"number","multipleOf":0.1})", {"0.5", "1.5", "2", "-3.5"}, {"0.25", "0.15"});
+  check(R"({"type":["number","null"],"multipleOf":0.01})", {"99.99", "null"}, {"129.991"});
+  // Every integer is a multiple of 0.1; enum values are filtered through the automaton.
+  check(R"({"type":"integer","multipleOf":0.1,"minimum":1})", {"1", "20"}, {"0", "1.5"});
+  check(R"({"enum":[0.25,0.5,7],"multipleOf":0.1})", {"0.5", "7"}, {"0.25"});
+  EXPECT_NE(error_of(R"({"type":"number","multipleOf":0.25})").find("/multipleOf"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"number","multipleOf":0.1,"maximum":3})").find("beside"),
+            std::string::npos);
+}
+
+// Integer k: listed inside bounds, by the last digits for k = 2^a 5^b, refused otherwise.
+TEST(GrammarSchemaBounds, MultipleOfIntegers) {
+  check(R"({"type":"integer","minimum":-2032,"maximum":2031,"multipleOf":16})",
+        {"-2032", "-64", "0", "2016"}, {"2032", "-2048", "8", "-65", "2016.0"});
+  check(R"({"type":"integer","multipleOf":16})", {"0", "16", "-32", "10000", "123456"},
+        {"8", "24", "100", "-8"});
+  check(R"({"type":"integer","multipleOf":3,"minimum":0,"maximum":10})", {"0", "3", "6", "9"},
+        {"1", "12", "-3"});
+  check(R"({"type":"number","multipleOf":4,"minimum":-5,"maximum":9.5})",
+        {"-4", "0", "8", "8.0"}, {"-8", "12", "2", "8.5"});
+  check(R"({"type":"integer","multipleOf":25})", {"0", "25", "75", "1050", "-100"},
+        {"5", "30", "1010"});
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":3})").find("factor other than 2 and 5"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":7,"minimum":0,"maximum":100000})")
+                .find("more than"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":5,"minimum":1,"maximum":4})")
+                .find("no multiple"),
+            std::string::npos);
 }
 
 }  // namespace

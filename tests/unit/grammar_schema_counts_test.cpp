@@ -218,9 +218,7 @@ TEST(GrammarSchemaCounts, MultipleOfShownByTheLastDigit) {
   check(R"({"type":"number","multipleOf":10})", {"0", "120", "-30.00"}, {"5", "12", "10.5"});
   check(R"({"type":"number","multipleOf":1.0,"minimum":2.5})", {"3", "3.0", "100"},
         {"2", "3.5", "2.5"});
-  EXPECT_NE(error_of(R"({"type":"number","multipleOf":0.01})").find("multipleOf"),
-            std::string::npos);
-  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":2,"maximum":9})").find("beside minimum"),
+  EXPECT_NE(error_of(R"({"type":"integer","multipleOf":2,"maximum":9})").find("one-sided"),
             std::string::npos);
 }
 

@@ -9,6 +9,7 @@
 #include "dfa.h"
 #include "json_schema_converter.h"
 #include "json_string.h"
+#include "multiple_of.h"
 #include "key_patterns.h"
 #include "nfa.h"
 #include "numeric_range.h"
@@ -510,33 +511,17 @@ std::string Converter::number(const Json& s, bool integer, const std::string& pa
     // Any other format asserts nothing about numbers: JSON Schema's formats are string formats
     // (draft 3's utc-millisec is any number), OpenAPI's float/double are annotations.
   }
-  // multipleOf: 1, and the integers whose last digit shows it (2, 5, 10) without bounds, written
-  // as integers (numbers: also with a zero fraction, 4.0). Others (fractions, which validators
-  // divide in floating point, or residues a digit-range automaton would have to carry) refused.
-  const std::string fraction = integer ? "" : "(?:\\.0+)?";
+  // multipleOf over the decimal digits (multiple_of.h), or refused naming what is missing.
   if (s.contains("multipleOf")) {
     const Json& m = s["multipleOf"];
     if (!m.is_number() || m.get<double>() <= 0)
       error(path + "/multipleOf", "multipleOf must be a positive number");
-    const Decimal d = parse_decimal(m.dump());
-    const std::string k =
-        d.frac_digits.find_first_not_of('0') == std::string::npos ? d.int_digits : "";
-    const std::string last = k == "2" ? "[02468]" : k == "5" ? "[05]" : k == "10" ? "0" : "";
-    if (k != "1" && last.empty())
-      error(path + "/multipleOf", "multipleOf is not supported (only 1, 2, 5 and 10)");
-    if (!last.empty()) {
-      if (lo || hi)
-        error(path + "/multipleOf",
-              "multipleOf other than 1 beside minimum/maximum is not supported");
-      return "(?:-?(?:" + (k == "10" ? std::string("0") : last) + "|[1-9][0-9]*" + last + ")" +
-             fraction + ")";
-    }
-    if (!integer) {
-      if (!lo && !hi) return "(?:" + kInteger + fraction + ")";
-      const std::optional<std::string> r = integer_range_regex(lo, hi);
-      if (!r) error(path, "no integer lies between the minimum and the maximum");
-      return "(?:" + *r + fraction + ")";
-    }
+    std::string why;
+    const std::optional<std::string> r =
+        multiple_of_regex(parse_decimal(m.dump()), integer, lo, hi, &why);
+    if (!r) error(path + "/multipleOf", why);
+    if (r->empty()) error(path, "no multiple of multipleOf lies between the minimum and the maximum");
+    return *r;
   }
   if (!lo && !hi) return integer ? kInteger : kNumber;
   const std::optional<std::string> r =
