@@ -122,5 +122,24 @@ TEST(GrammarSchemaBounds, MultipleOfIntegers) {
             std::string::npos);
 }
 
+// uniqueItems over a finite set of item values: the set of values used is the state.
+TEST(GrammarSchemaBounds, UniqueItemsOverListedValues) {
+  check(R"({"type":"array","items":{"type":"string","enum":["GET","POST","PUT"]},
+            "uniqueItems":true})",
+        {"[]", R"(["GET"])", R"(["POST","GET"])", R"(["GET","POST","PUT"])", R"(["PUT", "GET"])"},
+        {R"(["GET","GET"])", R"(["GET","POST","GET"])", R"(["DELETE"])"});
+  // 1 and 1.0 are one value.
+  check(R"({"type":"array","items":{"enum":[1,1.0,2,"a"]},"uniqueItems":true,"minItems":1,
+            "maxItems":2})",
+        {"[1]", "[1.0,2]", R"([2,"a"])"}, {"[1,1.0]", "[]", R"([1,2,"a"])"});
+  check(R"({"type":"array","items":{"type":"boolean"},"uniqueItems":true})",
+        {"[true,false]", "[false]"}, {"[true,true]", "[false,true,false]"});
+  check(R"({"type":"array","items":{"$ref":"#/definitions/m"},"uniqueItems":true,
+            "definitions":{"m":{"enum":["x",null]}}})",
+        {R"(["x",null])"}, {"[null,null]"});
+  const std::string free = error_of(R"({"type":"array","items":{"type":"string"},"uniqueItems":true})");
+  EXPECT_NE(free.find("/uniqueItems"), std::string::npos) << free;
+}
+
 }  // namespace
 }  // namespace sable::grammar

@@ -14,6 +14,7 @@
 #include "nfa.h"
 #include "numeric_range.h"
 #include "one_of.h"
+#include "property_names.h"
 #include "regex.h"
 #include "sable/cpp/error.h"
 #include "schema_merge.h"
@@ -39,7 +40,6 @@ constexpr size_t kMaxProduced = 64 << 20;
 
 // Keywords refused wherever they appear: their constraint cannot be expressed as a regex here.
 const std::pair<const char*, const char*> kRefused[] = {
-    {"propertyNames", "constraints on property names"},
     {"contains", "arrays that must contain a match"},
     {"$dynamicRef", "dynamic references"},
     {"$recursiveRef", "dynamic references"},
@@ -49,7 +49,7 @@ const std::pair<const char*, const char*> kRefused[] = {
 const std::set<std::string> kObjectKeys = {
     "properties",    "required",          "additionalProperties", "unevaluatedProperties",
     "minProperties", "patternProperties", "x-sable-absent",       "maxProperties",
-    "dependencies",  "dependentRequired"};
+    "dependencies",  "dependentRequired", "propertyNames"};
 const std::set<std::string> kArrayKeys = {"items",    "prefixItems", "additionalItems",
                                           "minItems", "maxItems",    "uniqueItems",
                                           "unevaluatedItems"};
@@ -243,6 +243,11 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
   for (const auto& [key, why] : kRefused)
     if (s.contains(key))
       error(path + "/" + key, std::string("'") + key + "' (" + why + ") is not supported");
+  // propertyNames becomes patternProperties where the object's own keywords are in reach (the
+  // combinators below carry it into their branches and merged schemas first).
+  if (s.contains("propertyNames") && !s.contains("allOf") && !s.contains("$ref") &&
+      !s.contains("anyOf") && !s.contains("oneOf") && !s.contains("not"))
+    return value_of(apply_property_names(s, options_.strict, path), path);
   if (s.contains("not")) {
     Json rewritten;
     try {
@@ -421,9 +426,14 @@ std::string Converter::string(const Json& s, const std::string& path) {
   const int64_t hi = count_keyword(s, "maxLength", -1, path);
   if (hi >= 0 && hi < lo) error(path, "maxLength is below minLength");
   // A format no JSON Schema draft defines is an annotation (json_string.h): nothing to enforce.
+  // So is draft 3's "color" under any later draft (or none: the latest applies).
+  const bool draft3 = root_.is_object() && root_.contains("$schema") &&
+                      root_["$schema"].is_string() &&
+                      root_["$schema"].get<std::string>().find("draft-03") != std::string::npos;
   const bool asserted_format =
       s.contains("format") &&
-      (!s["format"].is_string() || is_json_schema_format(s["format"].get<std::string>()));
+      (!s["format"].is_string() || (is_json_schema_format(s["format"].get<std::string>()) &&
+                                    (draft3 || s["format"] != "color")));
   // The pattern's, the format's and the length's languages (between the quotes), intersected
   // (product.h) when there are several: each writes a character as one JSON string unit, so the
   // length counts code points in every one of them.
@@ -431,7 +441,15 @@ std::string Converter::string(const Json& s, const std::string& path) {
   bool length_kept = lo == 0 && hi < 0;  // nothing to bound, or a part keeps the bounds
   if (s.contains("pattern")) {
     if (!s["pattern"].is_string()) error(path + "/pattern", "pattern must be a string");
-    const std::string pattern = s["pattern"].get<std::string>();
+    std::string pattern = s["pattern"].get<std::string>();
+    // Anchors inside (`(^$)|(^x$)`, `^([^,]|$)`): the whole strings it finds, matched in full.
+    if (anchors_inside(pattern)) {
+      try {
+        pattern = "^" + whole_key_regex(pattern) + "$";
+      } catch (const sable::cpp::Error& e) {
+        error(path + "/pattern", std::string("bad pattern: ") + e.what());
+      }
+    }
     const std::string source = strip_anchors(pattern);
     std::string inner;
     try {

@@ -13,6 +13,7 @@
 #include "repeat_text.h"
 #include "sable/cpp/error.h"
 #include "schema_merge.h"
+#include "unique_items.h"
 
 namespace sable::grammar::schema {
 namespace {
@@ -311,8 +312,20 @@ std::string Converter::array(const Json& s, const std::string& path) {
   if (hi >= 0 && lo > hi) error(path, "maxItems is below minItems (or the items allowed)");
   // Without minItems a tuple is written whole (shorter ones are valid too, but rarely meant).
   if (lo < 0) lo = hi >= 0 ? std::min<int64_t>(hi, p) : static_cast<int64_t>(p);
-  if (s.value("uniqueItems", false) && (hi < 0 || hi > 1))
-    error(path + "/uniqueItems", "uniqueItems is not supported (except with maxItems <= 1)");
+  // uniqueItems: exact over a finite set of item values (unique_items.h), else refused.
+  if (s.value("uniqueItems", false) && (hi < 0 || hi > 1)) {
+    Json values_of = items;
+    if (p == 0 && items.is_object() && items.size() == 1 && items.contains("$ref"))
+      values_of = resolve(ref_target(items, items_path), items_path);
+    const auto values = p == 0 ? finite_item_values(values_of) : std::nullopt;
+    if (!values || values->size() > kMaxUniqueValues)
+      error(path + "/uniqueItems",
+            "uniqueItems is not supported (except with maxItems <= 1 or items of at most " +
+                std::to_string(kMaxUniqueValues) + " listed values: enum, const, boolean, null)");
+    return unique_items_regex(*values, lo, hi, [this](const std::string& body) {
+      return define(body, &prelude_, true);
+    });
+  }
 
   std::vector<std::string> elems;
   for (size_t i = 0; i < p && (hi < 0 || static_cast<int64_t>(i) < hi); ++i)

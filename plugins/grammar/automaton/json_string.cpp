@@ -113,15 +113,22 @@ std::string ipv6_regex() {
   return out + ")";
 }
 
-std::string uri_regex() {
+// RFC 3986 URI (reference: URI-reference, also a relative reference: no scheme, and a first path
+// segment without ':' so that it does not read as one).
+std::string uri_regex(bool reference) {
   const std::string reg_name = "(?:[a-zA-Z0-9._~!$&'()*+,;=\\-]|" + kPct + ")*";
   const std::string userinfo = "(?:[a-zA-Z0-9._~!$&'()*+,;=:\\-]|" + kPct + ")*";
   const std::string segments = "(?:/" + kPchar + "*)*";
-  const std::string hier = "(?://(?:" + userinfo + "@)?" + reg_name + "(?::[0-9]*)?" + segments +
-                           "|/(?:" + kPchar + "+" + segments + ")?|" + kPchar + "+" + segments +
-                           ")?";
+  const std::string authority = "//(?:" + userinfo + "@)?" + reg_name + "(?::[0-9]*)?" + segments;
+  const std::string absolute = "/(?:" + kPchar + "+" + segments + ")?";
   const std::string tail = "(?:" + kPchar + "|[/?])*";
-  return "(?:[a-zA-Z][a-zA-Z0-9+.\\-]*:" + hier + "(?:\\?" + tail + ")?(?:#" + tail + ")?)";
+  const std::string rest = "(?:\\?" + tail + ")?(?:#" + tail + ")?";
+  const std::string uri = "[a-zA-Z][a-zA-Z0-9+.\\-]*:(?:" + authority + "|" + absolute + "|" +
+                          kPchar + "+" + segments + ")?" + rest;
+  if (!reference) return "(?:" + uri + ")";
+  const std::string no_colon = "(?:[a-zA-Z0-9._~!$&'()*+,;=@\\-]|" + kPct + ")";
+  return "(?:" + uri + "|(?:" + authority + "|" + absolute + "|" + no_colon + "+" + segments +
+         ")?" + rest + ")";
 }
 
 // RFC 1123 host names as the `fqdn` package checks them (what jsonschema's format checker uses):
@@ -137,8 +144,8 @@ std::string hostname_regex() {
   return "(?:(?:" + labels(63, 3) + "|" + labels(20, 12) + ")\\.?)";
 }
 
-const char* const kFormats[] = {"date-time", "date", "time", "email",   "uuid",
-                                "ipv4",      "ipv6", "uri",  "hostname"};
+const char* const kFormats[] = {"date-time", "date", "time",          "email",   "uuid",
+                                "ipv4",      "ipv6", "uri", "uri-reference", "hostname"};
 
 // Every format a JSON Schema draft (3 to 2020-12) defines; other names are annotations.
 const char* const kSpecFormats[] = {
@@ -284,7 +291,8 @@ std::string json_string_format_regex(std::string_view format) {
     return R"((?:[a-zA-Z0-9_%+\-]+(?:\.[a-zA-Z0-9_%+\-]+)*@[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?)*\.[a-zA-Z]{2,}))";
   if (format == "ipv4") return "(?:(?:" + kOctet + "\\.){3}" + kOctet + ")";
   if (format == "ipv6") return ipv6_regex();
-  if (format == "uri") return uri_regex();
+  if (format == "uri") return uri_regex(false);
+  if (format == "uri-reference") return uri_regex(true);
   if (format == "hostname" || format == "host-name") return hostname_regex();
   if (format == "ip-address") return json_string_format_regex("ipv4");
   return "";

@@ -51,23 +51,141 @@ bool top_level_alternation(std::string_view pattern, int* anchors) {
   return bar;
 }
 
+// The top-level pieces of `pattern` split at `sep` ('|'), outside groups and classes.
+std::vector<std::string> split_top_level(std::string_view pattern) {
+  std::vector<std::string> out(1);
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (!escaped(pattern, i)) {
+      if (in_class) in_class = c != ']';
+      else if (c == '[') in_class = true;
+      else if (c == '(') ++depth;
+      else if (c == ')') --depth;
+      else if (c == '|' && depth == 0) {
+        out.emplace_back();
+        continue;
+      }
+    }
+    out.back() += c;
+  }
+  return out;
+}
+
+// Whether `body` has a ^ or $ outside classes.
+bool has_anchor(std::string_view body) {
+  int anchors = 0;
+  top_level_alternation(body, &anchors);
+  return anchors > 0;
+}
+
+// The end of the group opened at body[open] (the index of its ')'), or npos.
+size_t group_end(std::string_view body, size_t open) {
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = open; i < body.size(); ++i) {
+    const char c = body[i];
+    if (escaped(body, i)) continue;
+    if (in_class) in_class = c != ']';
+    else if (c == '[') in_class = true;
+    else if (c == '(') ++depth;
+    else if (c == ')' && --depth == 0) return i;
+  }
+  return std::string_view::npos;
+}
+
+// The content of a plain group `(`, `(?:`, `(?P<n>`, `(?<n>` spanning text[0..end]; nullopt for
+// lookaround and other special groups.
+std::optional<std::string> group_content(std::string_view text, size_t end) {
+  std::string_view inner = text.substr(1, end - 1);
+  if (inner.rfind("?:", 0) == 0) return std::string(inner.substr(2));
+  if (inner.rfind("?P<", 0) == 0 || (inner.rfind("?<", 0) == 0 && inner.size() > 2 &&
+                                     inner[2] != '=' && inner[2] != '!')) {
+    const size_t close = inner.find('>');
+    if (close == std::string_view::npos) return std::nullopt;
+    return std::string(inner.substr(close + 1));
+  }
+  if (!inner.empty() && inner[0] == '?') return std::nullopt;
+  return std::string(inner);
+}
+
+struct Anchored {
+  bool start = false;
+  bool end = false;
+  std::string body;  // no anchor in it
+};
+
+// `alt` (one alternative, its anchors included) as alternatives whose anchors are at their ends:
+// a group that starts or ends the alternative is opened, its branches distributed
+// (`^(a|$)` -> `^a`, `^$`). False when an anchor stays elsewhere or past `budget` pieces.
+bool open_anchors(const std::string& alt, std::vector<Anchored>* out, int* budget) {
+  if (--*budget < 0) return false;
+  Anchored a;
+  a.body = alt;
+  a.start = !a.body.empty() && a.body.front() == '^';
+  if (a.start) a.body.erase(0, 1);
+  a.end = !a.body.empty() && a.body.back() == '$' && !escaped(a.body, a.body.size() - 1);
+  if (a.end) a.body.pop_back();
+  if (!has_anchor(a.body)) {
+    out->push_back(std::move(a));
+    return true;
+  }
+  const std::string head = a.start ? "^" : "", tail = a.end ? "$" : "";
+  // A group at the end (nothing after it, so no quantifier), else one at the start.
+  std::optional<std::string> inner;
+  std::string before, after;
+  if (!a.body.empty() && a.body.back() == ')' && !escaped(a.body, a.body.size() - 1)) {
+    for (size_t open = a.body.size(); open-- > 0;) {
+      if (a.body[open] != '(' || escaped(a.body, open) ||
+          group_end(a.body, open) != a.body.size() - 1)
+        continue;
+      inner = group_content(std::string_view(a.body).substr(open), a.body.size() - 1 - open);
+      before = a.body.substr(0, open);
+      break;
+    }
+  }
+  if (!inner && !a.body.empty() && a.body.front() == '(') {
+    const size_t close = group_end(a.body, 0);
+    const bool quantified =
+        close != std::string::npos && close + 1 < a.body.size() &&
+        std::string_view("*+?{").find(a.body[close + 1]) != std::string_view::npos;
+    if (close != std::string::npos && !quantified) {
+      inner = group_content(a.body, close);
+      after = a.body.substr(close + 1);
+    }
+  }
+  if (!inner) return false;
+  for (const std::string& branch : split_top_level(*inner))
+    if (!open_anchors(head + before + branch + after + tail, out, budget)) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string whole_key_regex(std::string_view pattern) {
-  int anchors = 0;
-  const bool bar = top_level_alternation(pattern, &anchors);
-  if (bar && anchors > 0)
-    sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
-                     "anchors inside a top-level alternation are not supported");
-  std::string body(pattern);
-  const bool start = !body.empty() && body.front() == '^';
-  if (start) body.erase(0, 1);
-  const bool end = !body.empty() && body.back() == '$' && !escaped(body, body.size() - 1);
-  if (end) body.pop_back();
+  std::vector<Anchored> alts;
+  int budget = 64;
+  for (const std::string& alt : split_top_level(pattern))
+    if (!open_anchors(alt, &alts, &budget))
+      sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
+                       "anchors other than at the ends of the pattern or of a top-level "
+                       "alternative (or of a group there) are not supported");
   const std::string any = R"([\s\S]*)";
-  std::string out = (start ? "" : any) + "(?:" + body + ")" + (end ? "" : any);
+  std::string out;
+  for (const Anchored& a : alts)
+    out += (out.empty() ? "" : "|") + (a.start ? "" : any) + "(?:" + a.body + ")" +
+           (a.end ? "" : any);
+  if (alts.size() > 1) out = "(?:" + out + ")";
   parse_regex(out);  // throws naming what does not parse
   return out;
+}
+
+bool anchors_inside(std::string_view pattern) {
+  std::string body(pattern);
+  if (!body.empty() && body.front() == '^') body.erase(0, 1);
+  if (!body.empty() && body.back() == '$' && !escaped(body, body.size() - 1)) body.pop_back();
+  return has_anchor(body);
 }
 
 std::optional<std::string> key_complement_regex(std::string_view pattern) {

@@ -12,11 +12,16 @@
 
 namespace sable::grammar {
 
-// The regex (regex.h's syntax) of the whole strings in which `pattern` finds a match: the pattern
-// between `[\s\S]*` on each side it is not anchored (`^` first, `$` last). Throws
-// sable::cpp::Error(SABLE_ERR_INVALID_ARGUMENT) for a pattern that does not parse, and for anchors
-// inside a top-level alternation (`^a|b`), whose search semantics this does not restate.
+// The regex (regex.h's syntax) of the whole strings in which `pattern` finds a match: each
+// top-level alternative between `[\s\S]*` on each side it is not anchored (`^` first, `$` last).
+// Anchors inside a group that starts or ends an alternative are brought out by distributing its
+// branches (`(^$)|(^x$)`, `^([^,]|$)` -> `^[^,]`, `^$`). Throws sable::cpp::Error
+// (SABLE_ERR_INVALID_ARGUMENT) for a pattern that does not parse, and for anchors elsewhere
+// (`a^b`, `(^a)*`), whose meaning this does not restate.
 std::string whole_key_regex(std::string_view pattern);
+
+// Whether `pattern` has a `^`/`$` anchor other than a first `^` and a last `$` (outside classes).
+bool anchors_inside(std::string_view pattern);
 
 // The regex (regex.h's syntax) of the whole strings in which `pattern` finds *no* match, for the
 // shapes where that is simple: a pattern that is (between optional ^ and $) empty, one character

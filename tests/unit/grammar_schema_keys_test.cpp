@@ -1,0 +1,95 @@
+// JSON schema keywords about keys and string forms: propertyNames (property_names.h), patterns
+// with anchors inside groups (key_patterns.h), the uri-reference and color formats. Expectations are what a JSON Schema validator answers (checked
+// with Python's `jsonschema` and its format checker when written).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/unit/grammar_schema_check.h"
+
+namespace sable::grammar {
+namespace {
+
+using testing::check;
+using testing::error_of;
+
+TEST(GrammarSchemaKeys, PropertyNamesOfAnyStringAssertNothing) {
+  check(R"({"type":"object","propertyNames":{"type":"string"},
+            "additionalProperties":{"type":"integer"}})",
+        {"{}", R"({"a":1})"}, {R"({"a":"x"})"});
+  check(R"({"type":"object","propertyNames":true})", {"{}", R"({"a":[1]})"}, {"[]"});
+}
+
+TEST(GrammarSchemaKeys, PropertyNamesPatternRestrictsFurtherKeys) {
+  check(R"({"type":"object","propertyNames":{"pattern":"^[a-z]+$"},
+            "additionalProperties":{"type":"integer"}})",
+        {"{}", R"({"ab":1})", R"({"ab":1,"c":2})"},
+        {R"({"aB":1})", R"({"ab":"x"})", R"({"1":1})"});
+  // Search semantics: "a" anywhere in the key; a type-less schema still allows other types.
+  check(R"({"propertyNames":{"pattern":"a"}})", {R"({"bab":[1]})", "[1]", R"("s")"},
+        {R"({"b":1})"});
+}
+
+TEST(GrammarSchemaKeys, PropertyNamesPatternDropsDeclaredNamesItExcludes) {
+  check(R"({"type":"object","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties":false,"properties":{"serverId":{"type":"string"},
+            "9lives":{"type":"integer"}}})",
+        {"{}", R"({"serverId":"x"})"}, {R"({"9lives":1})", R"({"other":1})"});
+  check(R"({"type":"object","propertyNames":{"pattern":"^x"},
+            "patternProperties":{"^x":{"type":"integer"}},"additionalProperties":false,
+            "maxProperties":1})",
+        {"{}", R"({"x1":1})"}, {R"({"x1":1,"x2":2})", R"({"y":1})", R"({"x1":"s"})"});
+  const std::string required = error_of(R"({"type":"object","propertyNames":{"pattern":"^x"},
+      "properties":{"a":{}},"required":["a"]})");
+  EXPECT_NE(required.find("required property 'a'"), std::string::npos) << required;
+}
+
+TEST(GrammarSchemaKeys, PropertyNamesRefusedWhereTheyCannotBeRestated) {
+  const std::string length = error_of(R"({"type":"object","propertyNames":{"maxLength":3}})");
+  EXPECT_NE(length.find("/propertyNames/maxLength"), std::string::npos) << length;
+  const std::string other = error_of(R"({"type":"object","propertyNames":{"pattern":"^a"},
+      "patternProperties":{"^b":{}}})");
+  EXPECT_NE(other.find("another pattern"), std::string::npos) << other;
+}
+
+// Anchors inside a group that starts or ends an alternative mean what they say under JSON
+// Schema's search semantics (Python's re.search).
+TEST(GrammarSchemaKeys, PatternsWithAnchorsInsideGroups) {
+  check(R"({"type":"string","pattern":"^([^,]|$)"})", {R"("")", R"("a")", R"("ab,")"},
+        {R"(",a")", R"(",")"});
+  check(R"({"type":"string","pattern":"(^$)|(^[a-f0-9]{4}-[a-f0-9]{2}$)"})",
+        {R"("")", R"("abcd-12")"}, {R"("abcd-123")", R"("xabcd-12")", R"("abcd")"});
+  check(R"({"type":"string","pattern":"^$|(^(?:\\S+\\s+){0,2}\\S+$)"})",
+        {R"("")", R"("a")", R"("a b c")"}, {R"("a b c d")", R"(" a")", R"("a ")"});
+  check(R"({"type":"string","pattern":"(^a)|(b$)"})",
+        {R"("a")", R"("ab")", R"("xb")", R"("axx")"}, {R"("xa")", R"("bx")"});
+  check(R"({"type":"object","patternProperties":{"(^x$)|(^y)":{"type":"integer"}},
+            "additionalProperties":false})",
+        {R"({"x":1})", R"({"yz":2})"}, {R"({"xz":1})", R"({"x":"s"})"});
+  const std::string inside = error_of(R"({"type":"string","pattern":"a(^b)*"})");
+  EXPECT_NE(inside.find("/pattern"), std::string::npos) << inside;
+}
+
+// RFC 3986 URI-reference (rfc3986_validator's rule, what jsonschema's format checker uses).
+TEST(GrammarSchemaKeys, UriReferenceFormat) {
+  check(R"({"type":"string","format":"uri-reference"})",
+        {R"("")", R"("a/b")", R"("../x?q#f")", R"("//host/p")", R"("http://x.y/z")", R"("a:b")",
+         R"("./a:b")", R"("#frag")", R"("/abs/path")", R"("mailto:x@y")"},
+        {R"("%zz")", R"("a b")", R"("\\x")"});
+  check(R"({"type":"string","format":"uri"})", {R"("http://x.y/z")", R"("a:b")"},
+        {R"("a/b")", R"("#frag")", R"("")"});
+}
+
+// "color" is a draft 3 format only: an annotation under later drafts (or none), refused (not
+// enforced) under draft 3.
+TEST(GrammarSchemaKeys, ColorFormatOnlyAssertsUnderDraft3) {
+  check(R"({"$schema":"http://json-schema.org/draft-04/schema#","type":"string","format":"color"})",
+        {R"("red")", R"("not a colour")"}, {"1"});
+  check(R"({"type":"string","format":"color"})", {R"("#fff")"}, {"1"});
+  const std::string draft3 = error_of(
+      R"({"$schema":"http://json-schema.org/draft-03/schema#","type":"string","format":"color"})");
+  EXPECT_NE(draft3.find("format 'color'"), std::string::npos) << draft3;
+}
+
+}  // namespace
+}  // namespace sable::grammar
