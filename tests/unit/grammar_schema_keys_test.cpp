@@ -55,18 +55,18 @@ TEST(GrammarSchemaKeys, PropertyNamesRefusedWhereTheyCannotBeRestated) {
 // Anchors inside a group that starts or ends an alternative mean what they say under JSON
 // Schema's search semantics (Python's re.search).
 TEST(GrammarSchemaKeys, PatternsWithAnchorsInsideGroups) {
-  check(R"({"type":"string","pattern":"^([^,]|$)"})", {R"("")", R"("a")", R"("ab,")"},
+  check(R"j({"type":"string","pattern":"^([^,]|$)"})j", {R"("")", R"("a")", R"("ab,")"},
         {R"(",a")", R"(",")"});
-  check(R"({"type":"string","pattern":"(^$)|(^[a-f0-9]{4}-[a-f0-9]{2}$)"})",
+  check(R"j({"type":"string","pattern":"(^$)|(^[a-f0-9]{4}-[a-f0-9]{2}$)"})j",
         {R"("")", R"("abcd-12")"}, {R"("abcd-123")", R"("xabcd-12")", R"("abcd")"});
-  check(R"({"type":"string","pattern":"^$|(^(?:\\S+\\s+){0,2}\\S+$)"})",
+  check(R"j({"type":"string","pattern":"^$|(^(?:\\S+\\s+){0,2}\\S+$)"})j",
         {R"("")", R"("a")", R"("a b c")"}, {R"("a b c d")", R"(" a")", R"("a ")"});
-  check(R"({"type":"string","pattern":"(^a)|(b$)"})",
+  check(R"j({"type":"string","pattern":"(^a)|(b$)"})j",
         {R"("a")", R"("ab")", R"("xb")", R"("axx")"}, {R"("xa")", R"("bx")"});
-  check(R"({"type":"object","patternProperties":{"(^x$)|(^y)":{"type":"integer"}},
-            "additionalProperties":false})",
+  check(R"j({"type":"object","patternProperties":{"(^x$)|(^y)":{"type":"integer"}},
+            "additionalProperties":false})j",
         {R"({"x":1})", R"({"yz":2})"}, {R"({"xz":1})", R"({"x":"s"})"});
-  const std::string inside = error_of(R"({"type":"string","pattern":"a(^b)*"})");
+  const std::string inside = error_of(R"j({"type":"string","pattern":"a(^b)*"})j");
   EXPECT_NE(inside.find("/pattern"), std::string::npos) << inside;
 }
 
