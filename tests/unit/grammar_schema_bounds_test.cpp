@@ -41,7 +41,8 @@ TEST(GrammarSchemaBounds, RepeatTextKeepsSmallCountsAndChainsLargeOnes) {
   // Every count at the edges of the blocks and of the whole range, lower bounds past the limit.
   const int64_t lo = kMaxRepeatCount + 3, hi = lo + 3 * kRepeatBlock + 7;
   const std::string body = repeat_text("a", 0, hi, define) + "b" + repeat_text("c", lo, hi, define);
-  EXPECT_EQ(next_id, hi / kRepeatBlock);  // the second count fits the parser after its exact part
+  // One link per block of the first; the second's exact part is unrolled, its rest chained.
+  EXPECT_EQ(next_id, hi / kRepeatBlock + (hi - lo) / kRepeatBlock);
   const Dfa dfa = Dfa::compile(parse_regex(defs + body, RegexDialect::kInternal));
   for (int64_t n : {int64_t{0}, int64_t{1}, kRepeatBlock - 1, kRepeatBlock, kRepeatBlock + 1,
                     int64_t{kMaxRepeatCount}, hi - 1, hi, hi + 1}) {
@@ -70,6 +71,30 @@ TEST(GrammarSchemaBounds, LongArraysCountExactly) {
   EXPECT_TRUE(dfa.matches(int_array(12000)));
   EXPECT_FALSE(dfa.matches(int_array(12001)));
   EXPECT_FALSE(dfa.matches("[1,\"x\"]"));
+}
+
+// Nested bounded arrays multiply when unrolled (100 x 100 x 255 characters): the outer counts
+// become chains of one element per link, built as a text enters them. Each element a text writes
+// still costs a copy of the element's automaton (the count is in the state), so the lazy DFA's
+// NFA bound stops texts at ~60 such elements (a subset, exhausted()).
+TEST(GrammarSchemaBounds, NestedBoundedArraysStayWithinTheAutomatonBounds) {
+  const std::string schema = R"({"type":"array","maxItems":100,"items":{"type":"array",
+      "maxItems":100,"items":{"type":"string","maxLength":255}}})";
+  // Each long text on an automaton of its own (a grammar's automaton grows with what it has read).
+  auto accepts = [&](const std::string& text) {
+    const Dfa dfa = schema_dfa(schema);
+    const bool ok = dfa.matches(text);
+    EXPECT_FALSE(dfa.exhausted()) << text.substr(0, 40);
+    return ok;
+  };
+  std::string outer = "[", inner = "[[";
+  for (int i = 0; i < 25; ++i) outer += std::string(i ? "," : "") + R"(["x","yy"])";
+  for (int i = 0; i < 100; ++i) inner += std::string(i ? "," : "") + R"("x")";
+  EXPECT_TRUE(accepts(R"([[],["a","b"]])"));
+  EXPECT_TRUE(accepts(outer + "]"));
+  EXPECT_TRUE(accepts(inner + "]]"));
+  EXPECT_FALSE(accepts(inner + R"(,"y"]])"));
+  EXPECT_FALSE(accepts("[[" + quoted(256) + "]]"));
 }
 
 // A long string inside an object in any property order (JSONSchemaBench's Github objects with

@@ -288,8 +288,12 @@ std::string Converter::define(const std::string& body, std::string* defs, bool d
 }
 
 std::string Converter::repeat(const std::string& atom, int64_t lo, int64_t hi) {
-  return repeat_text(atom, lo, hi,
-                     [this](const std::string& body) { return define(body, &prelude_, true); });
+  // Equal links (the same atom and count left) are one definition, shared by every use.
+  return repeat_text(atom, lo, hi, [this](const std::string& body) {
+    auto [it, added] = repeat_links_.try_emplace(body);
+    if (added) it->second = define(body, &prelude_, true);
+    return it->second;
+  });
 }
 
 // n elements, lo <= n <= hi: position i < prefix.size() holds prefix[i], later ones `items`.

@@ -161,6 +161,7 @@ class Converter {
   std::unordered_map<std::string, std::string> ref_definitions_;  // (target, depth, options) -> (?@N)
   size_t produced_ = 0;             // bytes of regex text returned by value() so far
   std::unordered_map<std::string, std::pair<int64_t, bool>> nfa_sizes_;  // regex: size, exact
+  std::unordered_map<std::string, std::string> repeat_links_;  // chain link body -> (?@N)
 };
 
 // Draft-dependent meaning applied to a parsed schema before conversion (json_schema_drafts.cpp):
