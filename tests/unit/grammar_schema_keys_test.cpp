@@ -1,5 +1,6 @@
-// JSON schema keywords about keys and string forms: propertyNames (property_names.h), patterns
-// with anchors inside groups (key_patterns.h), the uri-reference and color formats. Expectations are what a JSON Schema validator answers (checked
+// JSON schema keywords about keys and string forms: patternProperties split into key regions
+// (json_schema_patterns.cpp), propertyNames (property_names.h), patterns with anchors inside
+// groups (key_patterns.h), the uri-reference and color formats. Expectations are what a JSON Schema validator answers (checked
 // with Python's `jsonschema` and its format checker when written).
 #include <gtest/gtest.h>
 
@@ -12,6 +13,35 @@ namespace {
 
 using testing::check;
 using testing::error_of;
+
+// A declared name a pattern matches takes both schemas; a key that two patterns match, both.
+TEST(GrammarSchemaKeys, PatternPropertiesMatchingDeclaredNamesAndEachOther) {
+  check(R"({"type":"object","properties":{"a":{"type":"integer"}},
+            "patternProperties":{"^[a-z]+$":{"minimum":0}},"additionalProperties":false})",
+        {R"({"a":1})", R"({"b":2})", R"({"a":1,"b":2})"},
+        {R"({"a":-1})", R"({"b":-1})", R"({"B":1})", R"({"a":1,"a":2})"});
+  check(R"({"type":"object","patternProperties":{"^a":{"type":"integer"},"b$":{"minimum":5}}})",
+        {R"({"ab":7})", R"({"a":3})", R"({"b":"s"})", R"({"c":[]})"},
+        {R"({"ab":3})", R"({"ab":"x"})", R"({"b":3})"});
+  check(R"({"type":"object","patternProperties":{"^\\w[-\\w_]*$":{},
+            "^(relationships|links)$":{"not":{}}},"additionalProperties":false})",
+        {R"({"name":1})"}, {R"({"links":1})", R"({"-x":1})"});
+}
+
+// Keys no pattern matches beside declared names are additionalProperties' (a difference of key
+// languages); required names beside patterns are governed by the patterns matching them.
+TEST(GrammarSchemaKeys, KeysOutsideEveryPatternAndRequiredNames) {
+  check(R"({"type":"object","properties":{"id":{"type":"string"}},
+            "patternProperties":{"^x-":{"type":"integer"}},"additionalProperties":{"type":"boolean"}})",
+        {R"({"id":"a","x-1":1,"other":true})", R"({"x-a":2,"id":"b"})"},
+        {R"({"other":1})", R"({"x-1":true})", R"({"id":true})"});
+  check(R"({"type":"object","patternProperties":{"^n":{"type":"string"}},"required":["name"],
+            "additionalProperties":false})",
+        {R"({"name":"x"})", R"({"nick":"y","name":"x"})"}, {"{}", R"({"name":1})"});
+  check(R"({"type":"object","patternProperties":{"^_":false},
+            "additionalProperties":{"type":"integer"}})",
+        {R"({"a":1})", "{}"}, {R"({"_a":1})"});
+}
 
 TEST(GrammarSchemaKeys, PropertyNamesOfAnyStringAssertNothing) {
   check(R"({"type":"object","propertyNames":{"type":"string"},

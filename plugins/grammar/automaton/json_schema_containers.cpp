@@ -6,6 +6,7 @@
 
 #include "json_schema.h"
 #include "json_schema_converter.h"
+#include "json_schema_patterns.h"
 #include "json_string.h"
 #include "key_patterns.h"
 #include "nfa.h"
@@ -34,64 +35,6 @@ int64_t nfa_size(const std::string& regex, int64_t cap) {
 }
 
 }  // namespace
-
-// patternProperties: the further members whose keys match a pattern, one alternative per group of
-// patterns with the same schema. Exact only when no key can match two patterns of different
-// schemas and no declared name matches a pattern (a pattern key could then repeat it, with only
-// the pattern's schema on its value): both are checked and refused. Keys matching no pattern are
-// not generated (a subset: they would need the complement of the patterns).
-std::vector<std::string> Converter::pattern_members(const Json& s, const Json& props,
-                                                    const std::vector<std::string>& absent,
-                                                    const std::string& path) {
-  const Json& pp = s["patternProperties"];
-  const std::string pp_path = path + "/patternProperties";
-  if (!pp.is_object()) error(pp_path, "patternProperties must be an object");
-  struct Group {
-    Json schema;
-    std::string path;  // of its first pattern
-    std::vector<std::string> keys;  // whole-key regexes
-  };
-  std::vector<Group> groups;
-  for (auto item = pp.begin(); item != pp.end(); ++item) {
-    const std::string& pattern = item.key();
-    const Json& sub = item.value();
-    const std::string at = pp_path + "/" + pattern;
-    std::string whole;
-    try {
-      whole = whole_key_regex(pattern);
-    } catch (const sable::cpp::Error& e) {
-      error(at, std::string("bad patternProperties pattern: ") + e.what());
-    }
-    for (const auto& [name, prop] : props.items())
-      if (key_matches(whole, name))
-        error(at, "the pattern matches the declared property '" + name + "' (a key written "
-                  "for the pattern could repeat it); not supported");
-    for (const std::string& name : absent)
-      if (key_matches(whole, name))
-        error(at, "the pattern matches the property '" + name + "' that `not` excludes; not "
-                  "supported");
-    if (sub.is_boolean() && !sub.get<bool>()) continue;  // such keys are never generated
-    auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.schema == sub; });
-    if (g == groups.end()) groups.push_back({sub, at, {}}), g = groups.end() - 1;
-    for (const Group& other : groups)
-      if (other.schema != sub)
-        for (const std::string& w : other.keys)
-          if (keys_may_overlap(w, whole))
-            error(pp_path, "patternProperties patterns may match the same key with different "
-                           "schemas, which a key's value would then need both of; not supported");
-    g->keys.push_back(whole);
-  }
-  std::vector<std::string> out;
-  for (const Group& g : groups) {
-    std::string keys;
-    for (const std::string& w : g.keys) keys += (keys.empty() ? "" : "|") + w;
-    const std::string v = g.schema.is_boolean() || g.schema.empty()
-                              ? any_value(kAnyDepth - 1)
-                              : value(g.schema, g.path);
-    out.push_back("\"" + json_string_pattern_regex(keys) + "\":" + kWs + v);
-  }
-  return out;
-}
 
 // The declared properties (each optional one skippable) and, when additionalProperties allows
 // them, further members whose keys are none of the declared names; in declared order or in any
@@ -137,12 +80,18 @@ std::string Converter::object(const Json& s, const std::string& path) {
   // declared here with additionalProperties' schema (written once, its value per that schema).
   // Without further members no object has it; beside patternProperties (which a pattern matching
   // it would govern instead) it is refused.
+  // patternProperties: declared and required names take the schemas of the patterns matching them
+  // (json_schema_patterns.h); the other keys are split into regions below.
+  std::vector<KeyPattern> patterns;
+  if (patterned) {
+    patterns = key_patterns_of(s, path);
+    const bool extra_given = !implicit || options_.strict;
+    if (!give_pattern_schemas(patterns, required, extra_given ? &extra : nullptr, &props, &absent,
+                              path))
+      return kNothing;
+  }
   for (const std::string& r : required) {
     if (props.contains(r)) continue;
-    if (patterned)
-      error(path + "/required", "required property '" + r +
-                                    "' is not listed in properties "
-                                    "(beside patternProperties: not supported)");
     if (implicit && options_.strict)
       error(path + "/required", "required property '" + r +
                                     "' is not listed in properties "
@@ -163,9 +112,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
     } catch (const sable::cpp::Error&) {
     }
     const Json& sub = only.value();
-    if (unmatched == kNothing && sub.is_object()) {
-      for (auto p = props.begin(); p != props.end(); ++p)
-        if (!sub.empty()) p.value() = Json{{"allOf", Json::array({p.value(), sub})}};
+    if (unmatched == kNothing && sub.is_object()) {  // (its schema is in the declared ones already)
       std::vector<std::string> names = absent;
       for (const auto& [name, prop] : props.items()) names.push_back(name);
       every_key_member = "\"" + json_key_other_than(names) + "\":" + kWs +
@@ -173,26 +120,26 @@ std::string Converter::object(const Json& s, const std::string& path) {
                                       : value(sub, path + "/patternProperties/" + only.key()));
     }
   }
-  const std::vector<std::string> pattern_alts = patterned && every_key_member.empty()
-                                                    ? pattern_members(s, props, absent, path)
-                                                    : std::vector<std::string>{};
-  const bool extras = !(extra.is_boolean() && !extra.get<bool>()) || !pattern_alts.empty();
+  const bool extras = !(extra.is_boolean() && !extra.get<bool>());
   std::string extra_member;
   if (!every_key_member.empty()) {
     extra_member = every_key_member;
   } else if (patterned) {
-    std::vector<std::string> alts = pattern_alts;
-    // Keys matching no pattern are further members too (additionalProperties): generated when
-    // that language is simple (one pattern of a simple shape, key_patterns.h) and no declared
-    // name must be told apart from them; else left out (a subset).
+    // Keys matching no pattern are further members too (additionalProperties): written out
+    // directly for one pattern of a simple shape beside no names (key_patterns.h), else as the
+    // keys no pattern and no name matches (a difference of key languages).
     const Json& pp = s["patternProperties"];
-    if (!(extra.is_boolean() && !extra.get<bool>()) && pp.size() == 1 && props.empty() &&
-        absent.empty())
-      if (auto keys = key_complement_regex(pp.begin().key()); keys && *keys != kNothing) {
-        const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
-                                                                  : value(extra, extra_path);
-        alts.push_back("\"" + json_string_pattern_regex(*keys) + "\":" + kWs + v);
-      }
+    std::optional<std::string> simple;
+    if (extras && pp.size() == 1 && props.empty() && absent.empty())
+      simple = key_complement_regex(pp.begin().key());
+    std::vector<std::string> alts = pattern_members(patterns, props, absent,
+                                                    extras && !simple ? &extra : nullptr,
+                                                    extra_path, path);
+    if (simple && *simple != kNothing) {
+      const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)
+                                                                : value(extra, extra_path);
+      alts.push_back("\"" + json_string_pattern_regex(*simple) + "\":" + kWs + v);
+    }
     if (!alts.empty()) extra_member = group(alts);
   } else if (extras) {
     const std::string v = extra.is_boolean() || extra.empty() ? any_value(kAnyDepth - 1)

@@ -133,8 +133,13 @@ class Converter {
                                  const MemberCounts& counts);
   MemberCounts member_counts(const Json& s, const Json& props, bool extras,
                              const std::string& path);
-  std::vector<std::string> pattern_members(const Json& s, const Json& props,
+  // patternProperties' further members (json_schema_patterns.cpp): one per region of keys the same
+  // patterns match (none of `props`' names or `absent`), and, when `extra` (additionalProperties,
+  // nullptr when absent) allows them, the keys no pattern matches.
+  std::vector<std::string> pattern_members(const std::vector<struct KeyPattern>& patterns,
+                                           const Json& props,
                                            const std::vector<std::string>& absent,
+                                           const Json* extra, const std::string& extra_path,
                                            const std::string& path);
   // Any JSON value with containers nested at most `depth` deep ({}, further members, items
   // without a schema), as a reference to one shared definition in prelude_: the value is used in
