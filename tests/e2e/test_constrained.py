@@ -123,11 +123,9 @@ def test_json_schema_keywords_are_enforced(server):
 def test_unenforceable_keywords_are_400_naming_them(server):
     cases = [
         ({"type": "integer", "multipleOf": 3}, "multipleOf"),
-        ({"type": "object", "properties": {"a": {"not": {"pattern": "x"}}}},
-         "'not' (negation) is supported only over"),
-        ({"type": "object", "patternProperties": {"^a": {"type": "integer"},
-                                                  "b": {"type": "string"}}},
-         "patternProperties patterns may match the same key"),
+        ({"type": "array", "contains": {"type": "integer"}}, "'contains'"),
+        ({"type": "object", "patternProperties": {"^(?!a)": {"type": "integer"}}},
+         "lookahead"),
         ({"type": "string", "format": "duration"}, "format 'duration' is not supported"),
         ({"type": "array", "uniqueItems": True}, "uniqueItems"),
         ({"type": "integer", "minimum": 3, "maximum": 2}, "no integer lies between"),
@@ -143,7 +141,7 @@ def test_unenforceable_keywords_are_400_naming_them(server):
             model=MODEL_NAME, messages=[{"role": "user", "content": "x"}], max_tokens=8,
             response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {
                 "type": "object", "properties": {"ab": {"type": "string"}},
-                "patternProperties": {"^a": {"type": "integer"}}}}})
+                "patternProperties": {"^(?!a)": {"type": "integer"}}}}})
 
 
 def test_streaming_and_batch_with_mixed_constraints(server):
