@@ -82,6 +82,9 @@ TEST(GrammarSchemaBool, NotOfRequiredListsByDeMorgan) {
         {"{}", R"({"a":1})", R"({"b":1,"c":2})"}, {R"({"a":1,"b":2})", R"({"b":1,"a":2,"c":3})", "1"});
   check(R"({"not":{"allOf":[{"required":["a"]},{"required":["b"]}]}})", {R"({"a":1})", "{}"},
         {R"({"a":1,"b":2})", R"("x")"});
+  // A name the schema requires cannot be the missing one.
+  check(R"({"type":"object","required":["a"],"not":{"required":["a","b"]}})",
+        {R"({"a":1})", R"({"a":1,"c":2})"}, {R"({"a":1,"b":2})", "{}", R"({"b":1})"});
   check(R"({"not":{"anyOf":[{"required":["a","b"]},{"required":["c"]}]}})",
         {R"({"a":1})", R"({"b":1})", "{}"}, {R"({"c":1})", R"({"a":1,"b":2})"});
 }

@@ -127,6 +127,8 @@ std::string search_pattern_regex(const std::string& pattern, int64_t lo, int64_t
   }
 }
 
+}  // namespace
+
 bool value_has_type(const Json& v, const std::string& type) {
   if (type == "string") return v.is_string();
   if (type == "boolean") return v.is_boolean();
@@ -139,6 +141,8 @@ bool value_has_type(const Json& v, const std::string& type) {
            (v.is_number_float() && parse_decimal(v.dump()).frac_digits.empty());
   return false;
 }
+
+namespace {
 
 // minimum/exclusiveMinimum (or the maximum pair): the tighter of the two, exclusive on a tie.
 // Draft 4's boolean exclusiveMinimum makes `minimum` exclusive.

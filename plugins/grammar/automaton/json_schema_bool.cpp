@@ -44,15 +44,6 @@ bool has(const Json& list, const std::string& name) {
   return false;
 }
 
-bool of_type(const Json& v, const std::string& type) {
-  if (type == "string") return v.is_string();
-  if (type == "number") return v.is_number();
-  if (type == "boolean") return v.is_boolean();
-  if (type == "null") return v.is_null();
-  if (type == "object") return v.is_object();
-  return v.is_array();
-}
-
 // What a schema's automaton holds of the values of one type.
 enum class Part { kAll, kNothing, kExact, kInexact };
 
@@ -146,7 +137,7 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     const Json values = b.contains("const") ? Json::array({b["const"]}) : b["enum"];
     if (!values.is_array()) return Part::kInexact;
     bool any = false;
-    for (const Json& v : values) any = any || of_type(v, type);
+    for (const Json& v : values) any = any || value_has_type(v, type);
     if (!any) return Part::kNothing;
     // Numbers have many writings (1, 1.0, 1e0), containers many layouts.
     return type == "string" || type == "boolean" || type == "null" ? Part::kExact : Part::kInexact;

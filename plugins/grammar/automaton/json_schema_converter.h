@@ -178,6 +178,8 @@ SchemaOptions schema_options(const Json& options, SchemaOptions outer, const std
 
 // A keyword of JSON Schema (any draft) that constrains values; other keys are annotations.
 bool is_schema_keyword(const std::string& key);
+// Whether JSON value `v` is of JSON Schema type `type` (1.0 is an integer).
+bool value_has_type(const Json& v, const std::string& type);
 // The type a keyword speaks about ("object", "array", "string", "number"), or nullptr.
 const char* keyword_family(const std::string& key);
 // Whether json_schema.cpp writes `pattern` (not anchored at both ends) in its exact search form.

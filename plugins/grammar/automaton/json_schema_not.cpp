@@ -112,7 +112,8 @@ std::optional<Clauses> absent_sets(const Clauses& present) {
 // not {properties: {p: S}, required: [r], type: object}: a value violates it by being another
 // type, holding some p whose value violates S, or missing some r. The alternatives (objects
 // unless `rest_types` says otherwise), or none for another form.
-std::optional<Json> object_violations(const Json& n, const std::vector<std::string>& rest_types) {
+std::optional<Json> object_violations(const Json& n, const std::vector<std::string>& rest_types,
+                                      const std::vector<std::string>& required_by_rest) {
   if (!n.is_object() || !n.contains("properties") || !n["properties"].is_object()) return std::nullopt;
   for (auto it = n.begin(); it != n.end(); ++it)
     if (it.key() != "properties" && it.key() != "required" && it.key() != "type" &&
@@ -136,6 +137,7 @@ std::optional<Json> object_violations(const Json& n, const std::vector<std::stri
     if (!n["required"].is_array()) return std::nullopt;
     for (const Json& r : n["required"]) {
       if (!r.is_string()) return std::nullopt;
+      if (has(required_by_rest, r.get<std::string>())) continue;  // cannot be missing
       out.push_back(Json{{"type", "object"}, {"x-sable-absent", Json::array({r})}});
     }
   }
@@ -249,11 +251,19 @@ Json Converter::negation(const Json& s, const std::string& path) {
     rest["enum"] = std::move(kept);
     return rest;
   }
+  // Names the schema itself requires can never be absent: alternatives needing that drop out.
+  std::vector<std::string> required;
+  for (const Json& r : rest.value("required", Json::array()))
+    if (r.is_string()) required.push_back(r.get<std::string>());
   if (auto present = required_clauses(n)) {
     // Only objects can hold properties: every other value satisfies the `required` inside.
     if (rest.contains("type") && !has(type_names(rest["type"], path), "object")) return Json(false);
-    const auto sets = absent_sets(*present);
+    auto sets = absent_sets(*present);
     if (!sets) error(at, "'not' of `required` forms expands to more than 64 alternatives");
+    if (sets->size() > 1)
+      std::erase_if(*sets, [&](const std::vector<std::string>& set) {
+        return std::any_of(set.begin(), set.end(), [&](const std::string& x) { return has(required, x); });
+      });
     if (sets->empty()) return Json(false);  // a clause with no names: every object satisfies it
     rest["type"] = "object";
     if (sets->size() == 1) {
@@ -271,7 +281,7 @@ Json Converter::negation(const Json& s, const std::string& path) {
   }
   const std::vector<std::string> rest_types =
       rest.contains("type") ? type_names(rest["type"], path) : kAllTypes;
-  if (auto violations = object_violations(n, rest_types)) {
+  if (auto violations = object_violations(n, rest_types, required)) {
     // Only objects can violate a type-less one: every other value satisfies it.
     if (!n.contains("type") && !has(rest_types, "object")) return Json(false);
     if (violations->empty()) return Json(false);

@@ -1,6 +1,7 @@
 // Continuation-passing Thompson construction with memoization and deferred parts (see nfa.h).
 #include "nfa.h"
 
+#include <algorithm>
 #include <string>
 
 #include "lazy_dfa.h"
@@ -58,10 +59,14 @@ void NfaBuilder::init_context(RegexAst ast) {
   const size_t n = c.ast.nodes.size();
   c.deferred.assign(n, 0);
   for (int32_t node : c.ast.deferred) c.deferred[node] = 1;
-  c.num_classes = byte_classes_of(c.ast, &c.byte_class);
-  c.class_range.assign(static_cast<size_t>(c.num_classes), {255, 0});
-  for (int b = 255; b >= 0; --b) c.class_range[c.byte_class[b]].first = static_cast<uint8_t>(b);
-  for (int b = 0; b < 256; ++b) c.class_range[c.byte_class[b]].second = static_cast<uint8_t>(b);
+  // Byte classes only for products (their operands step by class): a walk over every set.
+  if (std::any_of(c.ast.nodes.begin(), c.ast.nodes.end(),
+                  [](const RegexNode& x) { return x.op == RegexOp::kProduct; })) {
+    c.num_classes = byte_classes_of(c.ast, &c.byte_class);
+    c.class_range.assign(static_cast<size_t>(c.num_classes), {255, 0});
+    for (int b = 255; b >= 0; --b) c.class_range[c.byte_class[b]].first = static_cast<uint8_t>(b);
+    for (int b = 0; b < 256; ++b) c.class_range[c.byte_class[b]].second = static_cast<uint8_t>(b);
+  }
   c.nonempty.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     const RegexNode& node = c.ast.nodes[i];
