@@ -161,6 +161,15 @@ Json conditional(const Json& s) {
 }
 
 std::optional<Json> schema_dependencies(const Json& s) {
+  // (Every schema passes here: look before copying.)
+  auto schema_valued = [](const Json& dependent) {
+    return !dependent.is_array() && !(dependent.is_object() && only(dependent, {"required"}));
+  };
+  bool found = false;
+  for (const char* key : {"dependencies", "dependentSchemas"})
+    if (s.contains(key) && s[key].is_object())
+      found = found || std::any_of(s[key].begin(), s[key].end(), schema_valued);
+  if (!found) return std::nullopt;
   Json out = s;
   Json all = s.value("allOf", Json::array());
   bool any = false;
@@ -168,8 +177,7 @@ std::optional<Json> schema_dependencies(const Json& s) {
     if (!s.contains(key) || !s[key].is_object()) continue;
     for (auto it = s[key].begin(); it != s[key].end(); ++it) {
       const Json& dependent = it.value();
-      if (dependent.is_array()) continue;  // a list of names: dependentRequired's form
-      if (dependent.is_object() && only(dependent, {"required"})) continue;  // the same
+      if (!schema_valued(dependent)) continue;  // a list of names: dependentRequired's form
       any = true;
       out[key].erase(it.key());
       if (dependent == Json(true)) continue;

@@ -15,15 +15,14 @@ std::string Converter::merged(const Json& s, const std::string& path) {
   out.erase("allOf");
   out.erase("$ref");
   std::vector<std::string> apart;  // regexes of the items kept apart
+  // A merge that fails part way leaves `out` with some of the item's keywords merged in: each a
+  // constraint the item makes, so `out` intersected with the whole item is still exactly both.
   auto merge_or_keep_apart = [&](const Json& item, const std::string& item_path) {
-    Json trial = out;
     try {
-      merge_schema(trial, item, item_path);
+      merge_schema(out, item, item_path);
     } catch (const sable::cpp::Error&) {
       apart.push_back(value(item, item_path));
-      return;
     }
-    out = std::move(trial);
   };
   // One $ref stays a reference (shared, resolved below or when `out` is converted); the others
   // are replaced by their targets, merged keyword by keyword like any allOf item.
@@ -83,13 +82,11 @@ std::string Converter::merged_reference(const Json& s, Json& out, const std::str
   bool plain = true;  // nothing but the $ref constrains: the target alone, shared
   for (auto it = out.begin(); it != out.end(); ++it)
     if (!is_annotation_keyword(it.key())) {
-      Json trial = combined;
       try {
-        merge_schema(trial, out, path);
+        merge_schema(combined, out, path);
       } catch (const sable::cpp::Error&) {  // the target alone, intersected with the siblings
         return "(?&a(" + value(Json{{"$ref", s["$ref"]}}, path) + ")(" + value(out, path) + "))";
       }
-      combined = std::move(trial);
       plain = false;
       break;
     }
