@@ -105,6 +105,12 @@ TEST(GrammarSchemaBool, NotOfPropertiesAndIfThenElse) {
             std::string::npos);
 }
 
+TEST(GrammarSchemaBool, PropertiesThatAllowNothingMayNotAppear) {
+  check(R"({"properties":{"a":false,"b":{"type":"integer"}}})", {R"({"b":1})", "{}", R"({"c":1})"},
+        {R"({"a":1})", R"({"b":1,"a":null})"});
+  check(R"({"type":"object","properties":{"r":{"not":{}}}})", {"{}", R"({"x":1})"}, {R"({"r":1})"});
+}
+
 TEST(GrammarSchemaBool, DependentSchemas) {
   check(R"({"$schema":"http://json-schema.org/draft-07/schema#",
             "dependencies":{"a":{"required":["b"],"properties":{"b":{"type":"integer"}}}}})",

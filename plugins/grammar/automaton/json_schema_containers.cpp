@@ -52,8 +52,12 @@ std::string Converter::object(const Json& s, const std::string& path) {
       required.insert(r.get<std::string>());
     }
   }
-  // Names that must not occur (`not` of required, json_schema_not.cpp): no member, no extra key.
+  // Names that must not occur (`not` of required, json_schema_not.cpp; a property whose schema
+  // allows nothing, `false` or `not {}`): no member, no extra key.
   std::vector<std::string> absent;
+  for (auto p = props.begin(); p != props.end(); ++p)
+    if (allows_nothing(p.value()) && !required.count(p.key())) absent.push_back(p.key());
+  for (const std::string& name : absent) props.erase(name);
   if (s.contains("x-sable-absent")) {
     for (const Json& a : s["x-sable-absent"]) {
       if (!a.is_string()) error(path + "/x-sable-absent", "x-sable-absent entries must be strings");
