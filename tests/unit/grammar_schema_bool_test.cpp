@@ -103,6 +103,13 @@ TEST(GrammarSchemaBool, NotOfPropertiesAndIfThenElse) {
   // A condition whose negation is not exact: refused naming `if`.
   EXPECT_NE(error_of(R"({"if":{"minimum":3},"then":{"type":"integer"}})").find("'if'"),
             std::string::npos);
+  // Before draft 7 `if`/`then`/`else` are unknown keywords, which validators ignore (Python
+  // jsonschema's Draft4Validator and Draft6Validator accept "abc" here), also inside properties.
+  for (const char* draft : {"draft-04", "draft-06"})
+    check(std::string(R"({"$schema":"http://json-schema.org/)") + draft +
+              R"(/schema#","type":"object","properties":{"s":{"type":"string",
+              "if":{"type":"string"},"then":{"maxLength":2}}},"required":["s"]})",
+          {R"({"s":"abc"})", R"({"s":"a"})"}, {R"({"s":1})", "{}"});
 }
 
 TEST(GrammarSchemaBool, PropertiesThatAllowNothingMayNotAppear) {

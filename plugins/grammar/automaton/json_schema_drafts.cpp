@@ -3,7 +3,8 @@
 // replaces the schema: "All other properties in a $ref object MUST be ignored", draft-07 8.3);
 // 2019-09 and later apply them too, which is what the converter does. So a schema whose
 // `$schema` names draft 3-7 has the siblings of its `$ref`s dropped here, as validators of those
-// drafts do (Python jsonschema's Draft7Validator among them).
+// drafts do (Python jsonschema's Draft7Validator among them); and drafts 3-6 ignore `if`, `then`
+// and `else`, which draft 7 introduced.
 #include <string>
 
 #include "json_schema_converter.h"
@@ -48,11 +49,28 @@ void drop_siblings(Json& s) {
       for (auto it = s[key].begin(); it != s[key].end(); ++it) drop_siblings(it.value());
 }
 
+// `if`/`then`/`else` came with draft 7: before it they are unknown keywords, i.e. annotations that
+// validators ignore (Python jsonschema's Draft4Validator accepts what `then` would reject).
+void drop_conditionals(Json& s) {
+  if (!s.is_object()) return;
+  for (const char* key : {"if", "then", "else"}) s.erase(key);
+  for (const char* key : kOneSchema)
+    if (s.contains(key) && s[key].is_object()) drop_conditionals(s[key]);
+  for (const char* key : kSchemaLists)
+    if (s.contains(key) && s[key].is_array())
+      for (Json& item : s[key]) drop_conditionals(item);
+  for (const char* key : kSchemaMaps)
+    if (s.contains(key) && s[key].is_object())
+      for (auto it = s[key].begin(); it != s[key].end(); ++it) drop_conditionals(it.value());
+}
+
 }  // namespace
 
 void apply_draft_semantics(Json& root) {
   if (!root.is_object() || !root.contains("$schema") || !root["$schema"].is_string()) return;
   const std::string draft = root["$schema"].get<std::string>();
+  for (const char* before_7 : {"draft-03", "draft-04", "draft-06"})
+    if (draft.find(before_7) != std::string::npos) drop_conditionals(root);
   for (const char* legacy : {"draft-03", "draft-04", "draft-06", "draft-07"})
     if (draft.find(legacy) != std::string::npos) return drop_siblings(root);
 }
