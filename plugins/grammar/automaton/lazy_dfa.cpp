@@ -48,22 +48,24 @@ LazyDfa::LazyDfa(NfaBuilder builder, const std::array<uint8_t, 256>& byte_class,
     if (class_first_[byte_class_[b]] < 0) class_first_[byte_class_[b]] = b;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  intern({});  // kDead: all its transitions lead back to it
+  intern(std::vector<int32_t>{});  // kDead: all its transitions lead back to it
   std::fill_n(chunks_[0].load()->trans.get(), num_classes_, kDead);
   chunks_[0].load()->expanded[0] = 1;
-  start_ = intern(closure({builder_.nfa().start}));
+  const int32_t start = builder_.nfa().start;
+  start_ = intern(closure(std::span<const int32_t>(&start, 1)));
 }
 
 LazyDfa::~LazyDfa() {
   for (int32_t i = 0; i <= limits_.max_states / kChunk; ++i) delete chunks_[i].load();
 }
 
-std::vector<int32_t> LazyDfa::closure(const std::vector<int32_t>& seeds) const {
+const std::vector<int32_t>& LazyDfa::closure(std::span<const int32_t> seeds) const {
   if (++generation_ == 0) {  // wrapped: old marks could collide
     std::fill(mark_.begin(), mark_.end(), 0u);
     generation_ = 1;
   }
-  std::vector<int32_t> out;
+  std::vector<int32_t>& out = closure_;
+  out.clear();
   stack_.clear();
   auto visit = [&](int32_t s) {
     if (static_cast<size_t>(s) >= mark_.size()) mark_.resize(builder_.nfa().states.size() * 2, 0u);
@@ -90,7 +92,7 @@ std::vector<int32_t> LazyDfa::closure(const std::vector<int32_t>& seeds) const {
   return out;
 }
 
-int32_t LazyDfa::intern(std::vector<int32_t> set) const {
+int32_t LazyDfa::intern(const std::vector<int32_t>& set) const {
   const bool first = ids_.empty();  // the dead state itself
   if (set.empty() && !first) return kDead;
   auto it = ids_.find(set);
@@ -115,7 +117,7 @@ int32_t LazyDfa::intern(std::vector<int32_t> set) const {
   const int32_t i = id & (kChunk - 1);
   c->accepting[i] = accept ? 1 : 0;
   c->forced[i] = -1;
-  it = ids_.emplace(std::move(set), id).first;
+  it = ids_.emplace(set, id).first;
   sets_.push_back(&it->first);
   num_states_.store(id + 1, std::memory_order_release);
   return id;
@@ -127,19 +129,30 @@ void LazyDfa::expand(int32_t state) const {
   const int32_t i = state & (kChunk - 1);
   if (c->expanded[i]) return;  // another thread did
   const auto nc = static_cast<size_t>(num_classes_);
-  std::vector<std::vector<int32_t>> buckets(nc);
+  // The targets of each class, in member buffers reused from state to state (a mask walk expands
+  // hundreds of states per fill: their allocations were most of its cost).
+  std::vector<std::vector<int32_t>>& buckets = buckets_;
+  if (buckets.size() < nc) buckets.resize(nc);
+  for (size_t k = 0; k < nc; ++k) buckets[k].clear();
   for (int32_t u : *sets_[state])
     for (const NfaEdge& e : builder_.nfa().states[u].edges)
       for (int k = byte_class_[e.lo]; k <= byte_class_[e.hi]; ++k) buckets[k].push_back(e.to);
-  // Classes with the same targets (most of them inside a string) share one closure.
+  // Classes with the same targets (most of them inside a string) share one closure: each class
+  // is compared with the first class of every distinct target list so far (a few per state).
   std::vector<int32_t> to(nc, kDead);
-  std::unordered_map<std::vector<int32_t>, int32_t, SetHash> seen;
+  std::vector<int32_t>& distinct = distinct_;
+  distinct.clear();
   int32_t bytes = 0, last = -1;
   for (size_t k = 0; k < nc; ++k) {
     if (buckets[k].empty()) continue;
-    auto [it, fresh] = seen.emplace(std::move(buckets[k]), kDead);
-    if (fresh) it->second = intern(closure(it->first));
-    to[k] = it->second;
+    const auto same = std::find_if(distinct.begin(), distinct.end(),
+                                   [&](int32_t d) { return buckets[d] == buckets[k]; });
+    if (same != distinct.end()) {
+      to[k] = to[*same];
+    } else {
+      to[k] = intern(closure(buckets[k]));
+      distinct.push_back(static_cast<int32_t>(k));
+    }
     if (to[k] != kDead) bytes += class_size_[k], last = static_cast<int32_t>(k);
   }
   c->forced[i] = static_cast<int16_t>(bytes == 1 ? class_first_[last] : -1);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -87,10 +88,10 @@ class LazyDfa {
   // Fills the row of `state` (takes the mutex; a no-op when another thread did).
   void expand(int32_t state) const;
   // The id of the state of sorted NFA state set `set` (kDead when empty or past the limits).
-  int32_t intern(std::vector<int32_t> set) const;
+  int32_t intern(const std::vector<int32_t>& set) const;
   // The sorted important NFA states (byte edges, or the accepting one) epsilon-reachable from
-  // `seeds`, building placeholders on the way.
-  std::vector<int32_t> closure(const std::vector<int32_t>& seeds) const;
+  // `seeds`, building placeholders on the way; valid until the next call.
+  const std::vector<int32_t>& closure(std::span<const int32_t> seeds) const;
 
   struct SetHash {
     size_t operator()(const std::vector<int32_t>& v) const noexcept;
@@ -114,6 +115,9 @@ class LazyDfa {
   mutable std::vector<uint32_t> mark_;
   mutable uint32_t generation_ = 0;
   mutable std::vector<int32_t> stack_;
+  mutable std::vector<int32_t> closure_;                // closure()'s result
+  mutable std::vector<std::vector<int32_t>> buckets_;  // expand(): targets by class
+  mutable std::vector<int32_t> distinct_;              // expand(): classes of distinct targets
   mutable std::atomic<int32_t> num_states_{0};
   mutable std::atomic<bool> exhausted_{false};
 };

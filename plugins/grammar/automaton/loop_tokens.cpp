@@ -35,6 +35,15 @@ bool class_start(const Dfa& dfa, int b, int lo) {
   return b == lo || dfa.byte_class(static_cast<uint8_t>(b)) != dfa.byte_class(static_cast<uint8_t>(b - 1));
 }
 
+// Whether lead byte b behaves as b - 1 everywhere: one byte class, and the characters they lead
+// have the same length and second-byte range (so every check of b - 1 holds for b).
+bool same_as_previous_lead(const Dfa& dfa, int b) {
+  const auto lead = static_cast<uint8_t>(b), prev = static_cast<uint8_t>(b - 1);
+  return dfa.byte_class(lead) == dfa.byte_class(prev) &&
+         sequence_length(lead) == sequence_length(prev) &&
+         second_byte_range(lead) == second_byte_range(prev);
+}
+
 // Whether every sequence of `left` continuation bytes (the first within [lo, hi]) leads from
 // `from` to `to`.
 bool all_lead_to(const Dfa& dfa, int32_t from, int left, int lo, int hi, int32_t to) {
@@ -59,6 +68,8 @@ int32_t units_lead_to(const Dfa& dfa, int32_t from, const UnitSet& set) {
   }
   for (int b = 0xC2; b <= 0xF4; ++b) {
     if (!has(set, static_cast<uint8_t>(b))) continue;
+    if (b > 0xC2 && has(set, static_cast<uint8_t>(b - 1)) && same_as_previous_lead(dfa, b))
+      continue;  // checked with b - 1
     const int32_t next = dfa.next(from, static_cast<uint8_t>(b));
     if (to == Dfa::kDead ? next != Dfa::kDead
                          : !all_lead_to(dfa, next, sequence_length(static_cast<uint8_t>(b)) - 1,
@@ -213,11 +224,13 @@ std::optional<StateUnits> first_units(const Dfa& dfa, int32_t state, int min_asc
   out.successor = best;
   for (int b = 0; b < 0x80; ++b)
     if (target[b] == best) add(out.set, static_cast<uint8_t>(b));
+  bool previous = false;
   for (int b = 0xC2; b <= 0xF4; ++b) {
     const auto lead = static_cast<uint8_t>(b);
-    if (all_lead_to(dfa, dfa.next(state, lead), sequence_length(lead) - 1,
-                    second_byte_range(lead).first, second_byte_range(lead).second, best))
-      add(out.set, lead);
+    if (b == 0xC2 || !same_as_previous_lead(dfa, b))
+      previous = all_lead_to(dfa, dfa.next(state, lead), sequence_length(lead) - 1,
+                             second_byte_range(lead).first, second_byte_range(lead).second, best);
+    if (previous) add(out.set, lead);
   }
   out.rest = out.set;
   return out;
