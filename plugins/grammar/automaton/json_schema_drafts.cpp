@@ -28,40 +28,36 @@ const char* const kSchemaLists[] = {"allOf", "anyOf", "oneOf", "items", "prefixI
 const char* const kSchemaMaps[] = {"properties", "patternProperties", "definitions",
                                    "$defs",      "dependencies",      "dependentSchemas"};
 
-void drop_siblings(Json& s) {
+// Applies `edit` to schema `s` and then, depth first, to every subschema it holds.
+template <class Edit>
+void edit_schemas(Json& s, const Edit& edit) {
   if (!s.is_object()) return;
-  if (s.contains("$ref") && s["$ref"].is_string()) {
-    // Keep what JSON pointers may still name (definitions beside a root $ref) and engine options.
-    Json kept = Json::object();
-    for (auto it = s.begin(); it != s.end(); ++it)
-      if (it.key() == "$ref" || it.key() == "definitions" || it.key() == "$defs" ||
-          it.key().starts_with("x-sable"))
-        kept[it.key()] = it.value();
-    s = std::move(kept);
-  }
+  edit(s);
   for (const char* key : kOneSchema)
-    if (s.contains(key) && s[key].is_object()) drop_siblings(s[key]);
+    if (s.contains(key) && s[key].is_object()) edit_schemas(s[key], edit);
   for (const char* key : kSchemaLists)
     if (s.contains(key) && s[key].is_array())
-      for (Json& item : s[key]) drop_siblings(item);
+      for (Json& item : s[key]) edit_schemas(item, edit);
   for (const char* key : kSchemaMaps)
     if (s.contains(key) && s[key].is_object())
-      for (auto it = s[key].begin(); it != s[key].end(); ++it) drop_siblings(it.value());
+      for (auto it = s[key].begin(); it != s[key].end(); ++it) edit_schemas(it.value(), edit);
+}
+
+void drop_siblings(Json& s) {
+  if (!s.contains("$ref") || !s["$ref"].is_string()) return;
+  // Keep what JSON pointers may still name (definitions beside a root $ref) and engine options.
+  Json kept = Json::object();
+  for (auto it = s.begin(); it != s.end(); ++it)
+    if (it.key() == "$ref" || it.key() == "definitions" || it.key() == "$defs" ||
+        it.key().starts_with("x-sable"))
+      kept[it.key()] = it.value();
+  s = std::move(kept);
 }
 
 // `if`/`then`/`else` came with draft 7: before it they are unknown keywords, i.e. annotations that
 // validators ignore (Python jsonschema's Draft4Validator accepts what `then` would reject).
 void drop_conditionals(Json& s) {
-  if (!s.is_object()) return;
   for (const char* key : {"if", "then", "else"}) s.erase(key);
-  for (const char* key : kOneSchema)
-    if (s.contains(key) && s[key].is_object()) drop_conditionals(s[key]);
-  for (const char* key : kSchemaLists)
-    if (s.contains(key) && s[key].is_array())
-      for (Json& item : s[key]) drop_conditionals(item);
-  for (const char* key : kSchemaMaps)
-    if (s.contains(key) && s[key].is_object())
-      for (auto it = s[key].begin(); it != s[key].end(); ++it) drop_conditionals(it.value());
 }
 
 }  // namespace
@@ -70,9 +66,9 @@ void apply_draft_semantics(Json& root) {
   if (!root.is_object() || !root.contains("$schema") || !root["$schema"].is_string()) return;
   const std::string draft = root["$schema"].get<std::string>();
   for (const char* before_7 : {"draft-03", "draft-04", "draft-06"})
-    if (draft.find(before_7) != std::string::npos) drop_conditionals(root);
+    if (draft.find(before_7) != std::string::npos) edit_schemas(root, drop_conditionals);
   for (const char* legacy : {"draft-03", "draft-04", "draft-06", "draft-07"})
-    if (draft.find(legacy) != std::string::npos) return drop_siblings(root);
+    if (draft.find(legacy) != std::string::npos) return edit_schemas(root, drop_siblings);
 }
 
 }  // namespace sable::grammar::schema
