@@ -15,6 +15,7 @@
 #include "plugins/grammar/automaton/grammar.h"
 #include "plugins/grammar/automaton/matcher.h"
 #include "plugins/grammar/automaton/vocabulary.h"
+#include "tests/unit/grammar_vocabulary.h"
 #include "sable/cpp/error.h"
 #include "sable/grammar.h"
 
@@ -27,27 +28,7 @@ std::shared_ptr<const Vocabulary> vocab() {
     static const std::vector<std::string> tokens = {
         "a", "b", "ab", "{", "}", "\"", ":", ",", " ", "0", "1", "12", "-", ".", "e", "true", "false",
         "null", "[", "]", "\\", "\"a\"", "{\"", "\":", "é", "\xc3", "\xa9", "日本", "\n", "x", ""};
-    static std::vector<const char*> ptrs;
-    static std::vector<int32_t> lens;
-    static std::vector<uint8_t> special;
-    for (const auto& t : tokens) {
-      ptrs.push_back(t.data());
-      lens.push_back(static_cast<int32_t>(t.size()));
-      special.push_back(0);
-    }
-    special.push_back(1);  // the EOS token, id = tokens.size()
-    ptrs.push_back("");
-    lens.push_back(0);
-    static const int32_t eos = static_cast<int32_t>(tokens.size());
-    SableTokenizerInfo info{};
-    info.struct_size = sizeof(info);
-    info.vocab_size = static_cast<int32_t>(ptrs.size());
-    info.token_bytes = ptrs.data();
-    info.token_lens = lens.data();
-    info.is_special = special.data();
-    info.num_eos = 1;
-    info.eos_ids = &eos;
-    return std::make_shared<const Vocabulary>(info);
+    return test::vocabulary_of(tokens);
   }();
   return v;
 }

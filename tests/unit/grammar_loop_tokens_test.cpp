@@ -15,6 +15,7 @@
 #include "plugins/grammar/automaton/regex.h"
 #include "plugins/grammar/automaton/token_mask.h"
 #include "plugins/grammar/automaton/vocabulary.h"
+#include "tests/unit/grammar_vocabulary.h"
 
 namespace sable::grammar {
 namespace {
@@ -35,32 +36,7 @@ std::vector<std::string> test_tokens() {
 }
 
 struct Vocab {
-  std::vector<std::string> tokens = test_tokens();
-  std::vector<const char*> bytes;
-  std::vector<int32_t> lens;
-  std::vector<uint8_t> special;
-  int32_t eos = 0;
-  std::shared_ptr<const Vocabulary> vocab;
-
-  Vocab() {
-    tokens.push_back("");  // EOS
-    eos = static_cast<int32_t>(tokens.size()) - 1;
-    for (const std::string& s : tokens) {
-      bytes.push_back(s.data());
-      lens.push_back(static_cast<int32_t>(s.size()));
-      special.push_back(0);
-    }
-    special[eos] = 1;
-    SableTokenizerInfo info{};
-    info.struct_size = sizeof(SableTokenizerInfo);
-    info.vocab_size = static_cast<int32_t>(tokens.size());
-    info.token_bytes = bytes.data();
-    info.token_lens = lens.data();
-    info.is_special = special.data();
-    info.num_eos = 1;
-    info.eos_ids = &eos;
-    vocab = std::make_shared<const Vocabulary>(info);
-  }
+  std::shared_ptr<const Vocabulary> vocab = test::vocabulary_of(test_tokens());
 };
 
 // Every state of an eager DFA; a lazy one (generic values) grows as masks are walked, so the

@@ -12,36 +12,17 @@
 #include "plugins/grammar/automaton/regex.h"
 #include "plugins/grammar/automaton/token_mask.h"
 #include "plugins/grammar/automaton/vocabulary.h"
+#include "tests/unit/grammar_vocabulary.h"
 
 namespace sable::grammar {
 namespace {
 
-std::shared_ptr<const Vocabulary> make_vocab(const std::vector<std::string>& tokens) {
-  static std::vector<std::vector<std::string>> keep;  // the info points into these
-  keep.push_back(tokens);
-  std::vector<std::string>& t = keep.back();
-  t.push_back("");  // EOS
-  std::vector<const char*> bytes;
-  std::vector<int32_t> lens;
-  std::vector<uint8_t> special(t.size(), 0);
-  for (const std::string& s : t) bytes.push_back(s.data()), lens.push_back(static_cast<int32_t>(s.size()));
-  special.back() = 1;
-  const int32_t eos = static_cast<int32_t>(t.size()) - 1;
-  SableTokenizerInfo info{};
-  info.struct_size = sizeof(SableTokenizerInfo);
-  info.vocab_size = static_cast<int32_t>(t.size());
-  info.token_bytes = bytes.data();
-  info.token_lens = lens.data();
-  info.is_special = special.data();
-  info.num_eos = 1;
-  info.eos_ids = &eos;
-  return std::make_shared<const Vocabulary>(info);
-}
+using test::vocabulary_of;
 
 // After `a` and after `b` the futures differ (`xy` against `xz`) but the next token is `x` alike
 // (with one-letter tokens: a token `xz` would tell them apart).
 TEST(GrammarTokenMask, TwoStatesWithEqualMasksShareOneCachedMask) {
-  auto vocab = make_vocab({"a", "b", "x", "y", "z"});
+  auto vocab = vocabulary_of({"a", "b", "x", "y", "z"});
   const Dfa dfa = Dfa::build(build_nfa(parse_regex("axy|bxz")));
   const int32_t after_a = dfa.next(dfa.start(), 'a'), after_b = dfa.next(dfa.start(), 'b');
   ASSERT_NE(after_a, after_b);
@@ -67,7 +48,7 @@ TEST(GrammarTokenMask, TwoStatesWithEqualMasksShareOneCachedMask) {
 // Shared or not, each state's cached mask is its own trie walk: eager and lazy DFAs (JSON
 // schemas with generic values, strings, keys against declared names), every state reached.
 TEST(GrammarTokenMask, CachedMasksEqualTheTrieWalkInEveryState) {
-  auto vocab = make_vocab({"{", "}", "[", "]", ",", ":", "\"", "{\"", "\":", "\",", "\"}", "a", "b",
+  auto vocab = vocabulary_of({"{", "}", "[", "]", ",", ":", "\"", "{\"", "\":", "\",", "\"}", "a", "b",
                            "ab", "ba", "al", "alpha", "beta", " ", "1", "12", "-", "0", "true",
                            "null", "\\", "\\\"", "x\"", "\"a", "é", "\xC3", "\xA9", ", \""});
   size_t shared = 0;
