@@ -146,10 +146,9 @@ int32_t argmax(const float* row, int64_t vocab) {
   return static_cast<int32_t>(best);
 }
 
-// Draws from softmax(row / T) restricted by top-k / top-p / min-p.
-int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r) {
+// Draws from softmax(row / T) restricted by top-k / top-p / min-p; m is the row's maximum.
+int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r, float m) {
   const float inv_t = 1.0f / r.temperature;
-  const float m = row[argmax(row, vocab)];
   if (m == kNegInf) return 0;
   std::vector<float> p(vocab);
   // max prob -> 1; a masked (-inf) logit exactly 0
@@ -240,7 +239,7 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   auto logprob = [&](int64_t id) { return row[id] - lse; };
 
   const bool greedy = r.temperature <= 1e-6f || r.top_k == 1;
-  const int32_t token = greedy ? best : draw(row, vocab, r);
+  const int32_t token = greedy ? best : draw(row, vocab, r, m);
   out.token = token;
   out.logprob = logprob(token);
   if (r.top_logprobs_num > 0 && out.top_ids != nullptr && out.top_logprobs != nullptr) {
