@@ -176,6 +176,21 @@ for w in $which; do
           grep -E "Output token throughput|Median ITL|rror" | sed "s/^/lora8b adapters=$k | /"
       done
       kill $spid; wait $spid 2>/dev/null ;;
+    lora_decode | ncu_lora8b)  # issue 17: 8B decode step at batch 64 through the runner, 0 / 1 / 16 adapters; ncu_: per kernel, 16
+      make_model llama8b llama-3.1-8b llama3
+      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
+      all=$(for i in $(seq 0 15); do printf '%s ' "$models/lora8b/a$i"; done)
+      if [ $w = lora_decode ]; then
+        for a in "" "$models/lora8b/a0" "$all"; do
+          SABLE_BENCH_LORA="$a" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
+        done | tee -a "$out/decode.txt"
+      else
+        ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+        SABLE_PROFILE=decode SABLE_BENCH_LORA="$all" "$ncu" --profile-from-start off --clock-control none \
+          --metrics gpu__time_duration.sum --csv "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 4 0 \
+          >"$out/$w.csv" 2>"$out/$w.err"
+        python3 /work/main/scripts/ncu_summary.py "$out/$w.csv" | head -30 | tee "$out/$w.txt"
+      fi ;;
     vl7b)  # issue 16: Qwen2.5-VL-7B shape: TTFT of one 1024x1024 image + 64 text tokens, 64 concurrent image requests
       python3 /work/main/bench/vision/vl_bench.py --sable-bin "$bin/sable" --device cuda \
         --work "$models/vl7b" --results "$out/vl_cuda.jsonl" 2>&1 | tee "$out/vl7b.txt" ;;

@@ -4,6 +4,8 @@
 //   usage: sable_gpu_decode_bench MODEL_DIR [batch=1] [input=128] [output=256] [graphs=1]
 // SABLE_PROFILE=prefill|decode brackets the timed prefill or decode steps with
 // cudaProfilerStart/Stop, for `ncu --profile-from-start off` (scripts/gpu-bench.sh ncu items).
+// SABLE_BENCH_LORA="DIR ..." loads those PEFT adapters (rank <= 64) and gives sequence b adapter
+// b mod n in every step (issue 17: a LoRA step's kernels under ncu, without the server).
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
@@ -13,10 +15,14 @@
 #include <cstdlib>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/hf_config/hf_config.h"
+#include "core/lora/lora_manager.h"
 #include "core/plugin/registry.h"
+#include "core/runner/device_memory.h"
 #include "core/runner/model_runner.h"
 #include "core/sampling/cuda/cuda_sampler.h"
 
@@ -57,6 +63,32 @@ int main(int argc, char** argv) {
     prompt[b].resize(input);
     for (auto& t : prompt[b]) t = tok(rng);
   }
+  // LoRA (SABLE_BENCH_LORA): the adapters' manager as the engine makes it (engine_lora.cpp).
+  std::unique_ptr<sable::runner::DeviceMemory> lora_memory;
+  std::unique_ptr<sable::lora::LoraManager> lora;
+  std::vector<int32_t> seq_adapter(batch, 0), seq_rows(batch, 1);
+  if (const char* dirs = std::getenv("SABLE_BENCH_LORA"); dirs && *dirs) {
+    sable::lora::LoraOptions lo;
+    lo.max_loras_per_batch = 16;
+    lo.max_lora_rank = 64;
+    lo.compute_dtype = runner->compute_dtype();
+    lo.max_batch_tokens = o.max_batch_tokens;
+    sable::lora::BaseModel base;
+    base.num_layers = runner->info().num_layers;
+    base.weight_shape = [&r = *runner](const std::string& name) { return r.weight_shape(name); };
+    base.q_rows = int64_t{runner->info().num_q_heads} * runner->info().head_dim;
+    base.kv_rows = int64_t{runner->info().num_kv_heads} * runner->info().head_dim;
+    base.inter_rows = runner->config().get_int("intermediate_size").value_or(0);
+    base.lora_modules = runner->lora_modules();
+    base.plugin = runner->plugin_name();
+    lora_memory = sable::runner::make_cuda_memory(0);
+    lora = std::make_unique<sable::lora::LoraManager>(lo, std::move(base), *lora_memory);
+    std::istringstream in(dirs);
+    std::vector<int32_t> ids;
+    for (std::string d; in >> d;) ids.push_back(lora->load("a" + std::to_string(ids.size()), d).id);
+    for (int b = 0; b < batch; ++b) seq_adapter[b] = ids[b % ids.size()];
+    std::printf("lora: %zu adapter(s), round robin over %d sequences\n", ids.size(), batch);
+  }
   sable::sampling::CudaSampler sampler;
   std::vector<SableSamplingRow> rows(batch);
   for (auto& r : rows) {
@@ -86,7 +118,8 @@ int main(int argc, char** argv) {
       seqs[b].num_cached = pos == 0 ? 0 : input + pos - 1;
       seqs[b].pages = pages[b];
     }
-    auto out = runner->forward(seqs, false, /*device_logits=*/true);
+    const sable::ops::LoraBatch* lb = lora ? lora->prepare(seq_adapter, seq_rows) : nullptr;
+    auto out = runner->forward(seqs, false, /*device_logits=*/true, lb);
     sampler.sample(const_cast<float*>(out.device_logits), vocab, vocab, rows, res, runner->stream());
     for (int b = 0; b < batch; ++b) last[b] = {res[b].token};
   };
