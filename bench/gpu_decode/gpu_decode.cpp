@@ -4,7 +4,7 @@
 //   usage: sable_gpu_decode_bench MODEL_DIR [batch=1] [input=128] [output=256] [graphs=1]
 // SABLE_PROFILE=prefill|decode brackets the timed prefill or decode steps with
 // cudaProfilerStart/Stop, for `ncu --profile-from-start off` (scripts/gpu-bench.sh ncu items).
-// SABLE_BENCH_LORA="DIR ..." loads those PEFT adapters (rank <= 64) and gives sequence b adapter
+// SABLE_BENCH_LORA="DIR ..." loads those PEFT adapters (rank <= 16) and gives sequence b adapter
 // b mod n in every step (issue 17: a LoRA step's kernels under ncu, without the server).
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   if (const char* dirs = std::getenv("SABLE_BENCH_LORA"); dirs && *dirs) {
     sable::lora::LoraOptions lo;
     lo.max_loras_per_batch = 16;
-    lo.max_lora_rank = 64;
+    lo.max_lora_rank = 16;  // as the server bench (lora8b): --max-lora-rank 16
     lo.compute_dtype = runner->compute_dtype();
     lo.max_batch_tokens = o.max_batch_tokens;
     sable::lora::BaseModel base;
