@@ -235,6 +235,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     return any_value(kAnyDepth);
   }
   if (!s.is_object()) error(path, "a schema must be an object or a boolean");
+  if (auto listed = evaluated_constants(s, path)) return *listed;  // (schema_eval.h)
   if (s.contains("if")) {  // (json_schema_not.cpp)
     try {
       return value_of(conditional(s), path);

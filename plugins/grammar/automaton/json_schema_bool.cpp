@@ -47,17 +47,6 @@ bool has(const Json& list, const std::string& name) {
 // What a schema's automaton holds of the values of one type.
 enum class Part { kAll, kNothing, kExact, kInexact };
 
-// A pattern the converter writes exactly: anchored at both ends without alternatives, or in the
-// search form json_schema.cpp uses when it stays small.
-bool pattern_written_exactly(const Json& pattern) {
-  if (!pattern.is_string()) return false;
-  const std::string p = pattern.get<std::string>();
-  if (p.find('|') == std::string::npos && p.size() >= 2 && p.front() == '^' && p.back() == '$' &&
-      p[p.size() - 2] != '\\')
-    return true;
-  return pattern_search_form_fits(p);
-}
-
 // An automaton of all the values of `type`: exact for the scalars (any string escape, any number
 // form), a subset for containers (bounded depth, layout).
 bool all_written_exactly(const std::string& type) { return type != "object" && type != "array"; }
@@ -175,6 +164,17 @@ std::string deep_refusal() {
 }
 
 }  // namespace
+
+// A pattern the converter writes exactly: anchored at both ends without alternatives, or in the
+// search form json_schema.cpp uses when it stays small.
+bool pattern_written_exactly(const Json& pattern) {
+  if (!pattern.is_string()) return false;
+  const std::string p = pattern.get<std::string>();
+  if (p.find('|') == std::string::npos && p.size() >= 2 && p.front() == '^' && p.back() == '$' &&
+      p[p.size() - 2] != '\\')
+    return true;
+  return pattern_search_form_fits(p);
+}
 
 std::string Converter::difference(const Json& s, const std::string& path,
                                   const std::string& refusal) {

@@ -102,6 +102,10 @@ class Converter {
   std::string one_of_combination(const std::vector<Json>& branches,
                                  const std::vector<size_t>& index, const std::string& path,
                                  const std::string& refusal);
+  // A schema listing its values (enum/const) beside keywords without an exact automaton (`not`,
+  // oneOf, `if`, `contains`): the values that satisfy it, evaluated one by one (schema_eval.h);
+  // nullopt when it lists none or evaluation cannot decide a value.
+  std::optional<std::string> evaluated_constants(const Json& s, const std::string& path);
   std::string ref(const Json& s, const std::string& path);
   // The local pointer of s["$ref"], checked; the schema it names (true as {}).
   std::string ref_target(const Json& s, const std::string& path);
@@ -184,6 +188,9 @@ bool value_has_type(const Json& v, const std::string& type);
 const char* keyword_family(const std::string& key);
 // Whether json_schema.cpp writes `pattern` (not anchored at both ends) in its exact search form.
 bool pattern_search_form_fits(const std::string& pattern);
+// Whether the automaton of a string `pattern` holds every string the pattern finds (anchored at
+// both ends without alternatives, or in the exact search form; json_schema_bool.cpp).
+bool pattern_written_exactly(const Json& pattern);
 
 // `if`/`then`/`else` as anyOf [allOf [if, then], allOf [else] with not if] beside the schema's
 // other keywords (json_schema_not.cpp; the `not` rewritten or a difference of automata).
