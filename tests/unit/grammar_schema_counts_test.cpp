@@ -88,14 +88,20 @@ TEST(GrammarSchemaCounts, LargeObjectsWithDependencies) {
   EXPECT_NE(error_of(object + R"(,"maxProperties":5})").find("maxProperties"), std::string::npos);
 }
 
-TEST(GrammarSchemaCounts, DependenciesRefusedWhereTheyCannotBeExact) {
-  // A dependency naming a further member (one holding a schema: grammar_schema_bool_test).
-  EXPECT_NE(
-      error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"a":["z"]}})").find("'z'"),
-      std::string::npos);
-  EXPECT_NE(
-      error_of(R"({"type":"object","properties":{"a":{}},"dependencies":{"z":["a"]}})").find("'z'"),
-      std::string::npos);
+TEST(GrammarSchemaCounts, DependenciesOnUndeclaredNames) {
+  // A name `properties` does not declare is declared as an optional further member, so the set
+  // of members written shows it.
+  const std::string draft7 = R"("$schema":"http://json-schema.org/draft-07/schema#",)";
+  check("{" + draft7 + R"("type":"object","properties":{"a":{}},"dependencies":{"a":["z"]}})",
+        {"{}", R"({"a":1,"z":2})", R"({"z":1})", R"({"z":1,"a":3,"y":2})"},
+        {R"({"a":1})", R"({"a":1,"y":2})"});
+  check("{" + draft7 + R"("type":"object","properties":{"a":{}},"dependencies":{"z":["a"]}})",
+        {"{}", R"({"z":1,"a":2})", R"({"a":1})", R"({"y":1})"}, {R"({"z":1})", R"({"z":1,"y":2})"});
+  // Beside patternProperties (which may govern the name) they are refused by name.
+  EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"patternProperties":{"^x":{}},
+                        "dependencies":{"a":["z"]}})")
+                .find("'z'"),
+            std::string::npos);
   // ... but a trigger that can never be written constrains nothing, and {"required": [...]} is the
   // list form.
   check(R"({"type":"object","properties":{"a":{},"b":{}},"additionalProperties":false,
@@ -124,6 +130,15 @@ TEST(GrammarSchemaCounts, RequiredNamesOutsidePropertiesAreFurtherMembers) {
       R"({"properties":{"o":{"properties":{"a":{}},"required":["b"],"additionalProperties":false}},
             "additionalProperties":false})",
       {"{}"}, {R"({"o":{"b":1}})", R"({"o":{}})"});
+}
+
+// A property whose schema allows nothing (an allOf holding `not {}`) may not appear; required,
+// no object is valid, and an anyOf branch requiring it drops out.
+TEST(GrammarSchemaCounts, PropertiesThatAllowNothing) {
+  const std::string props = R"("properties":{"a":{"allOf":[{"type":"string"},{"not":{}}]},"b":{}})";
+  check(R"({"type":"object",)" + props + "}", {"{}", R"({"b":1})"}, {R"({"a":"x"})"});
+  check(R"({"type":"object",)" + props + R"(,"anyOf":[{"required":["a"]},{"required":["b"]}]})",
+        {R"({"b":1})"}, {"{}", R"({"a":"x"})", R"({"a":"x","b":1})"});
 }
 
 // Keys that match no patternProperties pattern are further members (additionalProperties), for

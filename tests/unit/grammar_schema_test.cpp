@@ -351,8 +351,12 @@ TEST(GrammarSchema, Negation) {
                 .find("'not' (negation) is supported only over"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"type":"object","properties":{"a":{}},"required":["a"],
-                        "not":{"required":["a"]}})").find("both required and excluded"),
+                        "not":{"required":["a"]}})").find("allows no value"),
             std::string::npos);
+  // ... and an anyOf branch requiring an excluded name drops out.
+  check(R"({"type":"object","properties":{"a":{},"b":{}},
+            "anyOf":[{"required":["a"]},{"required":["b"]}],"not":{"required":["a"]}})",
+        {R"({"b":1})"}, {R"({"a":1})", R"({"a":1,"b":1})", "{}"});
 }
 
 TEST(GrammarSchema, UnenforceableKeywordsAreRefusedByName) {

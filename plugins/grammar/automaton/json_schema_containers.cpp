@@ -56,13 +56,17 @@ std::string Converter::object(const Json& s, const std::string& path) {
   // allows nothing, `false` or `not {}`): no member, no extra key.
   std::vector<std::string> absent;
   for (auto p = props.begin(); p != props.end(); ++p)
-    if (allows_nothing(p.value()) && !required.count(p.key())) absent.push_back(p.key());
+    if (allows_nothing(p.value())) {
+      if (required.count(p.key())) return kNothing;  // (no value for a member it must have)
+      absent.push_back(p.key());
+    }
   for (const std::string& name : absent) props.erase(name);
   if (s.contains("x-sable-absent")) {
     for (const Json& a : s["x-sable-absent"]) {
       if (!a.is_string()) error(path + "/x-sable-absent", "x-sable-absent entries must be strings");
-      if (required.count(a.get<std::string>()))
-        error(path + "/not", "property '" + a.get<std::string>() + "' is both required and excluded");
+      // Required and excluded (an anyOf branch of `not required`, of a dependency's "without
+      // p" beside required p): no object is both.
+      if (required.count(a.get<std::string>())) return kNothing;
       absent.push_back(a.get<std::string>());
       props.erase(a.get<std::string>());
     }
@@ -103,6 +107,12 @@ std::string Converter::object(const Json& s, const std::string& path) {
     if (!implicit && extra.is_boolean() && !extra.get<bool>()) return kNothing;
     props[r] = implicit ? Json(true) : extra;
   }
+  // Names `dependencies` lists that `properties` does not are declared likewise (optional), so
+  // the set of members written shows them (member_counts).
+  if (!patterned && !(extra.is_boolean() && !extra.get<bool>()))
+    for (const std::string& name : dependency_names(s))
+      if (!props.contains(name) && std::find(absent.begin(), absent.end(), name) == absent.end())
+        props[name] = implicit ? Json(true) : extra;
   // One pattern that every key matches (".*", "^a*"): the declared properties' values satisfy its
   // schema too, and every other key is a further member with that schema (additionalProperties
   // then governs no key).

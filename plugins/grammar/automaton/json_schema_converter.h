@@ -200,7 +200,12 @@ Json conditional(const Json& s);
 // into allOf as anyOf [objects without p, objects with p satisfying S]; nullopt when none.
 std::optional<Json> schema_dependencies(const Json& s);
 
-// Whether a schema allows no value: `false`, or a `not` of {} or true (an anyOf branch drops out).
+// The names (triggers and the names they need) of `s`'s dependencies/dependentRequired given as
+// lists (or schemas holding `required`), with repeats.
+std::vector<std::string> dependency_names(const Json& s);
+
+// Whether a schema allows no value: `false`, a `not` of {} or true, or an allOf holding one (an
+// anyOf branch drops out).
 bool allows_nothing(const Json& s);
 
 // A count keyword (minLength, maxItems, ...): a non-negative integer, or `fallback` when absent.

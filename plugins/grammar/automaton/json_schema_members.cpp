@@ -88,6 +88,22 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
   return "(?:" + defs + "\\{" + group(first) + "\\})";
 }
 
+std::vector<std::string> dependency_names(const Json& s) {
+  std::vector<std::string> out;
+  for (const char* key : {"dependentRequired", "dependencies"}) {
+    if (!s.contains(key) || !s[key].is_object()) continue;
+    for (auto it = s[key].begin(); it != s[key].end(); ++it) {
+      const Json& v = it.value();
+      const Json* names = v.is_array() ? &v : v.is_object() && v.contains("required") ? &v["required"] : nullptr;
+      if (!names || !names->is_array()) continue;
+      out.push_back(it.key());
+      for (const Json& n : *names)
+        if (n.is_string()) out.push_back(n.get<std::string>());
+    }
+  }
+  return out;
+}
+
 // dependencies (draft 4-7: a list of names or a schema), dependentRequired (2019-09) and
 // min/maxProperties of an object whose declared properties are `props` in order. A dependency
 // given as a schema is supported when it holds only `required`; a name outside `props` is a

@@ -196,6 +196,9 @@ std::optional<Json> schema_dependencies(const Json& s) {
 
 bool allows_nothing(const Json& s) {
   if (s.is_boolean()) return !s.get<bool>();
+  if (s.is_object() && s.contains("allOf") && s["allOf"].is_array())  // (an item that does)
+    for (const Json& item : s["allOf"])
+      if (allows_nothing(item)) return true;
   if (!s.is_object() || !s.contains("not")) return false;
   const Json& n = s["not"];
   return (n.is_boolean() && n.get<bool>()) || (n.is_object() && only(n, {}));
