@@ -12,8 +12,8 @@
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
 // step with adapters is captured once and replayed with other adapters. Both kernels launch with
-// PDL (sable/cuda/launch.cuh): they wait for their predecessor before reading anything, so only
-// the launch latency overlaps its tail.
+// PDL (sable/cuda/launch.cuh) and read the step block and their first adapter weights before they
+// wait for their predecessor (see below).
 #include <algorithm>
 
 #include "core/ops/cuda/cuda_util.cuh"
@@ -92,34 +92,35 @@ __device__ __forceinline__ float transpose_sum(float (&acc)[kRanksPerWarp][kTile
   return v[0];
 }
 
+// Both kernels read the step block (tiles, ranks, pool pointers) and the adapters' weights before
+// griddepcontrol.wait: the host uploads the block before the step's first kernel and the pools
+// before any step that uses them, and no kernel writes either, so only x, the partials and the
+// outputs wait for the predecessor. The metadata chain (tile count -> tile -> rank -> weights, ~5
+// dependent loads) and the first weight loads then overlap the predecessor's tail. Every block
+// still waits before it exits, so a kernel never completes before its predecessor has.
+constexpr int kShrinkPreload = 2;  // K steps of A in registers before the wait (kSplitK = 2 steps)
+constexpr int kExpandPreload = 4;  // 16-byte loads of a B row before the wait (rank 32 in bf16)
+
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     lora_shrink(LoraLaunch l, Plan p, float* __restrict__ tmp) {
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
   const int tile_i = static_cast<int>(blockIdx.x);
-  if (tile_i >= *l.view.num_tiles) return;
   const int mi = static_cast<int>(blockIdx.y) / p.rank_blocks;
   const int rb = static_cast<int>(blockIdx.y) - mi * p.rank_blocks;
   const int module = l.module[mi];
-  const T* a = static_cast<const T*>(l.view.a[l.layer * kModules + module]);
-  if (a == nullptr) return;
-  const LoraTile& tile = l.view.tiles[tile_i];
-  const int slot = tile.slot, rows = tile.rows;
-  const int rank = min(l.view.slot_rank[slot * kModules + module], l.rank_stride);
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int j0 = rb * kRanksPerBlock + warp * kRanksPerWarp;
-  if (j0 >= rank) return;  // warp-uniform; no block barrier below
+  const T* a = tile_i < *l.view.num_tiles
+                   ? static_cast<const T*>(l.view.a[l.layer * kModules + module])
+                   : nullptr;
+  const LoraTile* tile = a != nullptr ? &l.view.tiles[tile_i] : nullptr;
+  const int slot = tile ? tile->slot : 0, rows = tile ? tile->rows : 0;
+  const int rank = tile ? min(l.view.slot_rank[slot * kModules + module], l.rank_stride) : 0;
+  const bool live = j0 < rank;  // warp-uniform; no block barrier below
   const int64_t kb = static_cast<int64_t>(blockIdx.z) * p.k_chunk;
   const int64_t ke = min(l.k, kb + p.k_chunk);
-  const T* arow = a + (static_cast<int64_t>(slot) * l.rank_stride + j0) * l.k;
-  const T* x = static_cast<const T*>(l.x);
-  int64_t xoff[kTileRows];
-#pragma unroll
-  for (int t = 0; t < kTileRows; ++t) xoff[t] = static_cast<int64_t>(tile.row[t < rows ? t : 0]) * l.ldx;
-  float acc[kRanksPerWarp][kTileRows] = {};
-  for (int64_t i = kb + lane * V; i < ke; i += 32 * V) {
-    float av[kRanksPerWarp][V];
+  const T* arow = live ? a + (static_cast<int64_t>(slot) * l.rank_stride + j0) * l.k : nullptr;
+  auto load_a = [&](int64_t i, float (&av)[kRanksPerWarp][V]) {
 #pragma unroll
     for (int r = 0; r < kRanksPerWarp; ++r) {
       if (j0 + r < rank) {
@@ -129,6 +130,23 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
         for (int e = 0; e < V; ++e) av[r][e] = 0.0f;
       }
     }
+  };
+  float a0[kShrinkPreload][kRanksPerWarp][V];
+#pragma unroll
+  for (int st = 0; st < kShrinkPreload; ++st) {
+    const int64_t i = kb + lane * V + st * 32 * V;
+    if (live && i < ke) load_a(i, a0[st]);
+  }
+  int64_t xoff[kTileRows];
+#pragma unroll
+  for (int t = 0; t < kTileRows; ++t)
+    xoff[t] = live ? static_cast<int64_t>(tile->row[t < rows ? t : 0]) * l.ldx : 0;
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  if (!live) return;
+  const T* x = static_cast<const T*>(l.x);
+  float acc[kRanksPerWarp][kTileRows] = {};
+  auto accumulate = [&](int64_t i, const float (&av)[kRanksPerWarp][V]) {
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
@@ -139,6 +157,15 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
 #pragma unroll
         for (int e = 0; e < V; ++e) acc[r][t] = fmaf(av[r][e], xv[e], acc[r][t]);
     }
+  };
+  int64_t i = kb + lane * V;
+#pragma unroll
+  for (int st = 0; st < kShrinkPreload; ++st, i += 32 * V)
+    if (i < ke) accumulate(i, a0[st]);
+  for (; i < ke; i += 32 * V) {
+    float av[kRanksPerWarp][V];
+    load_a(i, av);
+    accumulate(i, av);
   }
   const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
   float* dst = tmp + (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
@@ -156,20 +183,29 @@ __global__ void __launch_bounds__(kExpandThreads)
     lora_expand(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
   extern __shared__ float s[];  // [kTileRows][rank rounded up to V]
   constexpr int V = Vec<T>::kN;
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
   const int tile_i = static_cast<int>(blockIdx.x);
-  if (tile_i >= *l.view.num_tiles) return;
   int mi = 0;
   while (mi + 1 < l.count && static_cast<int>(blockIdx.y) >= p.col_block[mi + 1]) ++mi;
   const int module = l.module[mi];
-  const T* b = static_cast<const T*>(l.view.b[l.layer * kModules + module]);
-  if (b == nullptr) return;
-  const LoraTile& tile = l.view.tiles[tile_i];
-  const int slot = tile.slot, rows = tile.rows;
-  const int rank = min(l.view.slot_rank[slot * kModules + module], l.rank_stride);
-  if (rank <= 0) return;
+  const T* b = tile_i < *l.view.num_tiles
+                   ? static_cast<const T*>(l.view.b[l.layer * kModules + module])
+                   : nullptr;
+  const LoraTile* tile = b != nullptr ? &l.view.tiles[tile_i] : nullptr;
+  const int slot = tile ? tile->slot : 0, rows = tile ? tile->rows : 0;
+  const int rank = tile ? min(l.view.slot_rank[slot * kModules + module], l.rank_stride) : 0;
   const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
+  const int64_t c =
+      static_cast<int64_t>(static_cast<int>(blockIdx.y) - p.col_block[mi]) * kExpandThreads +
+      threadIdx.x;
+  const bool col = rank > 0 && c < l.n[mi];
+  const T* brow = col ? b + (static_cast<int64_t>(slot) * l.n[mi] + c) * l.rank_stride : nullptr;
+  float b0[kExpandPreload][V];
+#pragma unroll
+  for (int q = 0; q < kExpandPreload; ++q)
+    if (col && q * V < rank_v) load_f32<T, V>(brow + q * V, b0[q]);
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  if (rank <= 0) return;  // block-uniform
   const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
   const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
   for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kExpandThreads) {
@@ -183,27 +219,29 @@ __global__ void __launch_bounds__(kExpandThreads)
     s[idx] = v;
   }
   __syncthreads();
-  const int64_t c =
-      static_cast<int64_t>(static_cast<int>(blockIdx.y) - p.col_block[mi]) * kExpandThreads +
-      threadIdx.x;
-  if (c >= l.n[mi]) return;
-  const T* brow = b + (static_cast<int64_t>(slot) * l.n[mi] + c) * l.rank_stride;
+  if (!col) return;
   float acc[kTileRows] = {};
-  for (int j = 0; j < rank_v; j += V) {
-    float bv[V];
-    load_f32<T, V>(brow + j, bv);
+  auto accumulate = [&](int j, const float (&bv)[V]) {
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
 #pragma unroll
       for (int e = 0; e < V; ++e) acc[t] = fmaf(s[t * rank_v + j + e], bv[e], acc[t]);
     }
+  };
+#pragma unroll
+  for (int q = 0; q < kExpandPreload; ++q)
+    if (q * V < rank_v) accumulate(q * V, b0[q]);
+  for (int j = kExpandPreload * V; j < rank_v; j += V) {
+    float bv[V];
+    load_f32<T, V>(brow + j, bv);
+    accumulate(j, bv);
   }
   T* out = static_cast<T*>(l.out[mi]);
 #pragma unroll
   for (int t = 0; t < kTileRows; ++t) {
     if (t >= rows) break;
-    T* o = out + static_cast<int64_t>(tile.row[t]) * l.ldo[mi] + c;
+    T* o = out + static_cast<int64_t>(tile->row[t]) * l.ldo[mi] + c;
     *o = from_f32<T>(to_f32(*o) + acc[t]);
   }
 }
