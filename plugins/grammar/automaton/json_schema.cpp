@@ -166,6 +166,25 @@ std::optional<NumericBound> bound(const Json& s, const char* inclusive_key,
 
 }  // namespace
 
+namespace {
+
+// Whether `a` and `b` both name types and share none: a branch merged with its siblings then
+// allows nothing (and drops out of anyOf/oneOf).
+bool no_common_type(const Json& a, const Json& b) {
+  if (!a.is_object() || !b.is_object() || !a.contains("type") || !b.contains("type")) return false;
+  auto names = [](const Json& t) { return t.is_array() ? t : Json::array({t}); };
+  for (const Json& x : names(a["type"]))
+    for (const Json& y : names(b["type"])) {
+      if (!x.is_string() || !y.is_string()) return false;
+      const std::string p = x.get<std::string>(), q = y.get<std::string>();
+      if (p == q || (p == "integer" && q == "number") || (p == "number" && q == "integer"))
+        return false;
+    }
+  return true;
+}
+
+}  // namespace
+
 bool pattern_search_form_fits(const std::string& pattern) {
   return !search_pattern_regex(pattern, 0, -1).empty();
 }
@@ -270,6 +289,8 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     const Json& list = s[key];
     if (!list.is_array() || list.empty())
       error(path + "/" + key, std::string(key) + " must be a non-empty array");
+    if (std::string(key) == "oneOf")  // branches of `required` lists only (one_of.h)
+      if (auto rewritten = one_of_required_lists(s)) return value_of(*rewritten, path);
     // Sibling keywords apply to every branch: merge them in.
     Json siblings = s;
     siblings.erase(key);
@@ -277,7 +298,7 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     std::vector<Json> branches;
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string branch_path = path + "/" + key + "/" + std::to_string(i);
-      if (allows_nothing(list[i])) continue;
+      if (allows_nothing(list[i]) || no_common_type(siblings, list[i])) continue;
       Json branch = siblings;
       if (list[i].is_object()) merge_schema(branch, list[i], branch_path);
       else if (!list[i].is_boolean()) error(branch_path, "a schema must be an object or a boolean");
@@ -288,14 +309,18 @@ std::string Converter::value_of(const Json& s, const std::string& path) {
     // guarantee (one_of.h).
     // Overlapping ones: "exactly one" of their automata, where they are exact (json_schema_bool.cpp).
     if (std::string(key) == "oneOf") {
+      // Each narrowed branch must be disjoint from every other branch as given: a value it keeps
+      // must match no other one (a branch narrowed against a second one that is not narrowed
+      // against it still overlaps it).
       const std::vector<Json> whole = branches;
       exclude_other_branches(branches);
       for (size_t b = 0; b < branches.size(); ++b)
-        for (size_t a = 0; a < b; ++a)
-          if (!provably_disjoint(branches[a], branches[b], root_))
+        for (size_t a = 0; a < branches.size(); ++a)
+          if (a != b && !provably_disjoint(branches[b], whole[a], root_))
             return one_of_combination(
                 whole, index, path,
-                "oneOf branches " + std::to_string(index[a]) + " and " + std::to_string(index[b]) +
+                "oneOf branches " + std::to_string(index[std::min(a, b)]) + " and " +
+                    std::to_string(index[std::max(a, b)]) +
                     " may both match a value, which oneOf must then reject and cannot be enforced "
                     "here (supported: branches of different types, const/enum values, "
                     "discriminator properties or different required properties, or written "

@@ -6,7 +6,7 @@
 // fixed member order, bounded depth, canonical numbers), so each negated or overlapping schema is
 // classified per JSON type (typed_part): everything of that type, nothing, an exact regex, or an
 // inexact one; a combination that needs an inexact part is refused naming the type. The texts
-// themselves are first narrowed to one writing per value's string escapes (kCanonical: as
+// themselves are first narrowed to one writing per value's string escapes (canonical_texts(): as
 // nlohmann::json's dump() and Python's json.dumps(ensure_ascii=False) write them), so an exact
 // part only has to hold that writing (a pattern's automaton does not write "\u0061" for "a").
 #include <algorithm>
@@ -22,9 +22,21 @@ namespace sable::grammar::schema {
 namespace {
 
 // JSON texts whose strings hold every character raw but `"` and `\` (escaped so), the controls
-// with short escapes (\b \f \n \r \t) and the other controls as lowercase \u00xx.
-const std::string kCanonical =
-    R"((?:[^"]|"(?:[^"\\\x00-\x1F]|\\["\\bfnrt]|\\u00(?:0[0-7]|0b|0e|0f|1[0-9a-f]))*")*)";
+// with short escapes (\b \f \n \r \t) and the other controls as lowercase \u00xx; whose numbers
+// have no exponent (outside strings an `e` only ends `true` and `false`), and whose containers nest
+// at most kAnyDepth deep, as deep as the generic value ({}, further members, items without a
+// schema) is written wherever it appears, so that a part allowing all objects or arrays is exact.
+const std::string& canonical_texts() {
+  static const std::string texts = [] {
+    const std::string atom =
+        R"(ue|se|[^"eE\[\]{}]|"(?:[^"\\\x00-\x1F]|\\["\\bfnrt]|\\u00(?:0[0-7]|0b|0e|0f|1[0-9a-f]))*")";
+    std::string level = "(?:" + atom + ")*";
+    for (int depth = 1; depth <= kAnyDepth; ++depth)
+      level = "(?:" + atom + "|[\\[{]" + level + "[\\]}])*";
+    return level;
+  }();
+  return texts;
+}
 
 const char* const kTypes[] = {"string", "number", "boolean", "null", "object", "array"};
 
@@ -47,10 +59,6 @@ bool has(const Json& list, const std::string& name) {
 // What a schema's automaton holds of the values of one type.
 enum class Part { kAll, kNothing, kExact, kInexact };
 
-// An automaton of all the values of `type`: exact for the scalars (any string escape, any number
-// form), a subset for containers (bounded depth, layout).
-bool all_written_exactly(const std::string& type) { return type != "object" && type != "array"; }
-
 // At most this many required properties in an exact object: (members + 1) * 2^required stays
 // under kMaxRepeatableAlternatives, so it is never written in declared order.
 constexpr size_t kMaxExactRequired = 10;
@@ -58,6 +66,7 @@ static_assert(static_cast<int64_t>(kMaxAnyOrderProperties + 1) << kMaxExactRequi
               kMaxRepeatableAlternatives);
 
 Part object_part(const Json& b, const Json& root, bool any_order, int depth);
+Part array_part(const Json& b, const Json& root, bool any_order, int depth);
 
 // How many $refs typed_part follows inside each other.
 constexpr int kMaxPartDepth = 8;
@@ -92,6 +101,49 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     }
     return all_nothing ? Part::kNothing : exact ? Part::kExact : Part::kInexact;
   }
+  if (b.contains("not")) {
+    // `not X` beside the rest, X of scalars only: per scalar type the rest's part less X's (a
+    // difference, or a rewrite into other types or values); containers as the rest has them.
+    Json rest = b;
+    rest.erase("not");
+    const Json& x = b["not"];
+    for (const char* container : {"object", "array"})
+      if (typed_part(x, container, root, any_order, depth + 1) != Part::kNothing)
+        return Part::kInexact;
+    const Part pr = typed_part(rest, type, root, any_order, depth + 1);
+    if (type == "object" || type == "array") return pr;
+    const Part px = typed_part(x, type, root, any_order, depth + 1);
+    if (pr == Part::kNothing || px == Part::kAll) return Part::kNothing;
+    if (pr == Part::kInexact || px == Part::kInexact) return Part::kInexact;
+    return px == Part::kNothing ? pr : Part::kExact;
+  }
+  if (b.contains("allOf") && !b.contains("$ref")) {
+    // Inline items merged keyword by keyword, as the converter merges them (json_schema_refs.cpp):
+    // the merged schema's part; where a merge fails the converter intersects the automata, whose
+    // intersection is exact where every item is.
+    if (!b["allOf"].is_array()) return Part::kInexact;
+    Json merged = b;
+    merged.erase("allOf");
+    bool merges = true;
+    for (const Json& item : b["allOf"]) {
+      if (item.is_boolean() && item.get<bool>()) continue;
+      if (!item.is_object() || item.contains("$ref")) return Part::kInexact;
+      try {
+        merge_schema(merged, item, "");
+      } catch (const sable::cpp::Error&) {
+        merges = false;
+      }
+    }
+    if (merges) return typed_part(merged, type, root, any_order, depth + 1);
+    merged = b;
+    merged.erase("allOf");
+    std::vector<Part> parts = {typed_part(merged, type, root, any_order, depth + 1)};
+    for (const Json& item : b["allOf"]) parts.push_back(typed_part(item, type, root, any_order, depth + 1));
+    auto any = [&](Part p) { return std::find(parts.begin(), parts.end(), p) != parts.end(); };
+    if (any(Part::kNothing)) return Part::kNothing;
+    if (any(Part::kInexact)) return Part::kInexact;
+    return any(Part::kExact) ? Part::kExact : Part::kAll;
+  }
   bool constrained = false;
   for (auto it = b.begin(); it != b.end(); ++it) {
     const std::string& key = it.key();
@@ -117,12 +169,15 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     } else if (type == "object" &&
                (key == "properties" || key == "required" || key == "additionalProperties")) {
       constrained = true;  // object_part below
+    } else if (type == "array" && (key == "items" || key == "minItems" || key == "maxItems")) {
+      constrained = true;  // array_part below
     } else {
       return Part::kInexact;  // combinators, references, numbers, containers: not classified
     }
   }
   if (b.contains("enum") || b.contains("const")) {
-    if (constrained) return Part::kInexact;
+    // (Strings: the listed values filtered by their length and exact pattern, exactly.)
+    if (constrained && type != "string") return Part::kInexact;
     const Json values = b.contains("const") ? Json::array({b["const"]}) : b["enum"];
     if (!values.is_array()) return Part::kInexact;
     bool any = false;
@@ -132,30 +187,44 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     return type == "string" || type == "boolean" || type == "null" ? Part::kExact : Part::kInexact;
   }
   if (constrained && type == "object") return object_part(b, root, any_order, depth);
+  if (constrained && type == "array") return array_part(b, root, any_order, depth);
   if (constrained) return Part::kExact;
   return Part::kAll;
 }
 
-// Objects of declared properties only (additionalProperties: false), few enough that the
-// converter writes them in any order (json_schema_converter.h's limits: any order, or members
-// repeatable, which only adds texts), each value written exactly whatever its type.
+// Whether every value of `schema` is written exactly, whatever its type.
+bool exact_for_every_type(const Json& schema, const Json& root, bool any_order, int depth) {
+  for (const char* t : kTypes)
+    if (typed_part(schema, t, root, any_order, depth) == Part::kInexact) return false;
+  return true;
+}
+
+// Objects of at most 12 declared properties and 10 required ones whose values, and further
+// members' (additionalProperties absent, true or a schema), are written exactly: the converter
+// writes them in any order with further members anywhere among them (SchemaOptions::exact,
+// json_schema_any_object.cpp), or with members repeatable, which only adds texts.
 Part object_part(const Json& b, const Json& root, bool any_order, int depth) {
   if (!any_order) return Part::kInexact;  // x-sable asks for declared order
-  if (b.value("additionalProperties", Json(true)) != Json(false)) return Part::kInexact;
   const Json props = b.value("properties", Json::object());
   const Json required = b.value("required", Json::array());
   if (!props.is_object() || !required.is_array() || props.size() > kMaxAnyOrderProperties ||
       required.size() > kMaxExactRequired)
     return Part::kInexact;
   for (auto p = props.begin(); p != props.end(); ++p)
-    for (const char* t : kTypes) {
-      const Part part = typed_part(p.value(), t, root, any_order, depth + 1);
-      if (part == Part::kInexact || (part == Part::kAll && !all_written_exactly(t)))
-        return Part::kInexact;
-    }
+    if (!exact_for_every_type(p.value(), root, any_order, depth + 1)) return Part::kInexact;
+  if (b.contains("additionalProperties") &&
+      !exact_for_every_type(b["additionalProperties"], root, any_order, depth + 1))
+    return Part::kInexact;
   return Part::kExact;
 }
 
+// Arrays of `items` (a schema written exactly, or any value) between minItems and maxItems.
+Part array_part(const Json& b, const Json& root, bool any_order, int depth) {
+  const Json items = b.value("items", Json(true));
+  if (items.is_array() || !exact_for_every_type(items, root, any_order, depth + 1))
+    return Part::kInexact;
+  return Part::kExact;
+}
 
 // $refs nested near the unrolling bound match nothing (json_schema_refs.cpp): the parts would
 // not be exact there.
@@ -202,8 +271,21 @@ std::string Converter::difference(const Json& s, const std::string& path,
     firsts += first_bytes(t);
   }
   if (firsts.empty()) error(path + "/not", "the schema allows nothing (`not`)");
-  return "(?&-((?&a(" + value(rest, path) + ")(" + kCanonical + ")([" + firsts + "][\\s\\S]*)))(" +
-         value(b, path + "/not") + "))";
+  return "(?&-((?&a(" + value(rest, path) + ")(" + canonical_texts() + ")([" + firsts + "][\\s\\S]*)))(" +
+         exact_value(b, path + "/not") + "))";
+}
+
+std::string Converter::exact_value(const Json& s, const std::string& path) {
+  const SchemaOptions outer = options_;
+  options_.exact = true;
+  try {
+    std::string out = value(s, path);
+    options_ = outer;
+    return out;
+  } catch (...) {
+    options_ = outer;
+    throw;
+  }
 }
 
 std::string Converter::one_of_combination(const std::vector<Json>& branches,
@@ -214,6 +296,7 @@ std::string Converter::one_of_combination(const std::vector<Json>& branches,
   // Two branches that may both hold values of a type must both be written exactly there. Each
   // branch keeps the types it can be the only match of (narrowed by `type`).
   std::vector<Json> kept(branches.size(), Json::array());
+  std::vector<Json> shared(branches.size(), Json::array());  // kept types others hold too
   for (const char* t : kTypes) {
     std::vector<size_t> holders;
     std::vector<Part> parts;
@@ -229,24 +312,37 @@ std::string Converter::one_of_combination(const std::vector<Json>& branches,
         std::all_of(parts.begin(), parts.end(), [](Part p) { return p == Part::kAll; }))
       continue;
     for (size_t i = 0; i < parts.size() && parts.size() >= 2; ++i)
-      if (parts[i] == Part::kInexact || (parts[i] == Part::kAll && !all_written_exactly(t)))
+      if (parts[i] == Part::kInexact)
         error(path + "/oneOf", refusal + "; as a combination of automata: a branch's " +
                                    std::string(t) + " values are not written exactly");
-    for (size_t b : holders) kept[b].push_back(t);
+    for (size_t b : holders) {
+      kept[b].push_back(t);
+      if (holders.size() >= 2) shared[b].push_back(t);
+    }
   }
+  // Each branch narrowed to its kept types: those another branch holds too written exactly, the
+  // others as usual.
   std::string one = "(?&1";
   for (size_t b = 0; b < branches.size(); ++b) {
-    if (kept[b].empty()) continue;  // only values that match other branches too
-    Json narrowed = branches[b];
-    try {
-      merge_schema(narrowed, Json{{"type", kept[b]}}, path);
-    } catch (const sable::cpp::Error&) {  // (its own type excludes them all)
-      continue;
+    const std::string at = path + "/oneOf/" + std::to_string(index[b]);
+    Json alone = Json::array();
+    for (const Json& t : kept[b])
+      if (!has(shared[b], t.get<std::string>())) alone.push_back(t);
+    std::vector<std::string> alts;
+    for (const Json* types : {&shared[b], &alone}) {
+      if (types->empty()) continue;
+      Json narrowed = branches[b];
+      try {
+        merge_schema(narrowed, Json{{"type", *types}}, path);
+      } catch (const sable::cpp::Error&) {  // (its own type excludes them all)
+        continue;
+      }
+      alts.push_back(types == &shared[b] ? exact_value(narrowed, at) : value(narrowed, at));
     }
-    one += "(" + value(narrowed, path + "/oneOf/" + std::to_string(index[b])) + ")";
+    if (!alts.empty()) one += "(" + group(alts) + ")";  // (none: its values match others too)
   }
   if (one == "(?&1") error(path + "/oneOf", "every value matches several branches or none");
-  return "(?&a(" + one + "))(" + kCanonical + "))";
+  return "(?&a(" + one + "))(" + canonical_texts() + "))";
 }
 
 }  // namespace sable::grammar::schema

@@ -160,8 +160,9 @@ std::string Converter::object(const Json& s, const std::string& path) {
                                                                : value(extra, extra_path);
     std::vector<std::string> names = absent;
     for (const auto& [name, sub] : props.items()) names.push_back(name);
-    const std::string key =
-        names.empty() ? any_string_regex() : "\"" + json_key_other_than(names) + "\"";
+    const std::string key = options_.exact ? exact_key_other_than(names)
+                            : names.empty() ? any_string_regex()
+                                            : "\"" + json_key_other_than(names) + "\"";
     extra_member = key + ":" + kWs + v;
   }
   std::vector<std::string> members;  // `"name":[ ]?value`
@@ -177,6 +178,7 @@ std::string Converter::object(const Json& s, const std::string& path) {
   MemberCounts counts = member_counts(s, props, !extra_member.empty(), path);
   if (counts.min <= static_cast<int64_t>(required.size())) counts.min = 0;
   if (extra_member.empty() && counts.max >= static_cast<int64_t>(props.size())) counts.max = -1;
+  if (options_.exact) return exact_members(members, key_sizes, needed, extra_member, counts, path);
   const bool any_order = options_.order != PropertyOrder::kDeclared || members.size() <= 1;
   if (any_order && (members.size() > 1 || !counts.empty() ||
                     (members.size() == 1 && !implicit && !extra_member.empty()))) {

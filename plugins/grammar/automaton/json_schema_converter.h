@@ -52,6 +52,9 @@ struct SchemaOptions {
   // Absent additionalProperties beside properties: false when strict (xgrammar's strict_mode, no
   // further members), JSON Schema's `true` otherwise (further members after the declared ones).
   bool strict = false;
+  // Internal (no x-sable option): the schema is a part of a `not` or an overlapping oneOf, whose
+  // objects are written exactly (json_schema_any_object.cpp).
+  bool exact = false;
 };
 
 // Objects in kAny order are refused past either limit: each subset of the properties written so far
@@ -98,6 +101,8 @@ class Converter {
   // `s` less what its `not` allows, as a difference of automata (json_schema_bool.cpp), or
   // refused with `refusal` and the reason.
   std::string difference(const Json& s, const std::string& path, const std::string& refusal);
+  // value() with options_.exact on: the objects in `s` written exactly (a `not` or oneOf part).
+  std::string exact_value(const Json& s, const std::string& path);
   // oneOf of overlapping branches as "exactly one" of their automata, or refused likewise.
   std::string one_of_combination(const std::vector<Json>& branches,
                                  const std::vector<size_t>& index, const std::string& path,
@@ -135,6 +140,12 @@ class Converter {
                                  const std::vector<size_t>& key_sizes,
                                  const std::vector<bool>& needed, const std::string& extra,
                                  const MemberCounts& counts);
+  // An exactly written object's members (options_.exact): any order, further members anywhere;
+  // refused naming `path` where that automaton would pass the any-order limits.
+  std::string exact_members(const std::vector<std::string>& members,
+                            const std::vector<size_t>& key_sizes, const std::vector<bool>& needed,
+                            const std::string& extra, const MemberCounts& counts,
+                            const std::string& path);
   MemberCounts member_counts(const Json& s, const Json& props, bool extras,
                              const std::string& path);
   // patternProperties' further members (json_schema_patterns.cpp): one per region of keys the same
@@ -199,6 +210,10 @@ Json conditional(const Json& s);
 // `s` with each `dependencies`/`dependentSchemas` entry that is a schema S for property p moved
 // into allOf as anyOf [objects without p, objects with p satisfying S]; nullopt when none.
 std::optional<Json> schema_dependencies(const Json& s);
+
+// The keys (quotes included) of every JSON string in the narrowed writing of escapes
+// (json_schema_bool.cpp) other than `names`: further members of an exactly written object.
+std::string exact_key_other_than(const std::vector<std::string>& names);
 
 // The names (triggers and the names they need) of `s`'s dependencies/dependentRequired given as
 // lists (or schemas holding `required`), with repeats.

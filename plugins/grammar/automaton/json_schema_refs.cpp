@@ -94,7 +94,7 @@ std::string Converter::merged_reference(const Json& s, Json& out, const std::str
   // definition per such triple, referred to from every use.
   const std::string key = target + "\n" + std::to_string(stack_.size()) + "\n" +
                           std::to_string(static_cast<int>(options_.order)) +
-                          (options_.strict ? "s" : "");
+                          (options_.strict ? "s" : "") + (options_.exact ? "x" : "");
   if (plain)
     if (auto it = ref_definitions_.find(key); it != ref_definitions_.end()) return it->second;
   stack_.push_back(target);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "sable/cpp/error.h"
+#include "json_schema_converter.h"
 #include "schema_merge.h"
 
 namespace sable::grammar {
@@ -191,6 +192,60 @@ void exclude_other_branches(std::vector<Json>& branches) {
       }
     }
   }
+}
+
+std::optional<Json> one_of_required_lists(const Json& s) {
+  if (!s.contains("oneOf") || !s["oneOf"].is_array() || s["oneOf"].empty()) return std::nullopt;
+  std::vector<std::vector<std::string>> lists;
+  for (const Json& branch : s["oneOf"]) {
+    if (!branch.is_object()) return std::nullopt;
+    std::vector<std::string> names;
+    for (auto it = branch.begin(); it != branch.end(); ++it) {
+      if (it.key() == "required" && it.value().is_array()) {
+        for (const Json& n : it.value())
+          if (!n.is_string()) return std::nullopt;
+          else if (std::find(names.begin(), names.end(), n.get<std::string>()) == names.end())
+            names.push_back(n.get<std::string>());
+      } else if (!is_annotation_keyword(it.key()) &&
+                 (it.key().starts_with("x-sable") || schema::is_schema_keyword(it.key()))) {
+        return std::nullopt;
+      }
+    }
+    lists.push_back(std::move(names));
+  }
+  Json alts = Json::array();
+  size_t choices = 1;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    Json others = Json::array();  // for each j, the names of R_j that R_i lacks
+    bool possible = true;
+    for (size_t j = 0; j < lists.size() && possible; ++j) {
+      if (j == i) continue;
+      Json missing = Json::array();
+      for (const std::string& n : lists[j])
+        if (std::find(lists[i].begin(), lists[i].end(), n) == lists[i].end()) missing.push_back(n);
+      possible = !missing.empty();  // (R_j within R_i: every value of i matches j too)
+      choices *= std::max<size_t>(missing.size(), 1);
+      others.push_back(Json{{"required", std::move(missing)}});
+    }
+    if (!possible) continue;
+    Json alt = {{"required", lists[i]}};
+    if (!others.empty()) alt["not"] = Json{{"anyOf", std::move(others)}};
+    alts.push_back(std::move(alt));
+  }
+  // The `not` becomes one branch per choice of a missing name from each list: keep it small.
+  if (choices > kMaxRequiredChoices) return std::nullopt;
+  Json out = s;
+  out.erase("oneOf");
+  if (alts.empty()) return Json(false);
+  if (!out.contains("anyOf")) {
+    out["anyOf"] = std::move(alts);
+  } else {
+    Json all = out.value("allOf", Json::array());
+    if (!all.is_array()) return std::nullopt;
+    all.push_back(Json{{"anyOf", std::move(alts)}});
+    out["allOf"] = std::move(all);
+  }
+  return out;
 }
 
 bool provably_disjoint(const Json& a, const Json& b, const Json& root) {

@@ -10,9 +10,19 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 namespace sable::grammar {
+
+// oneOf whose branches each hold only `required` lists (annotations aside), beside any other
+// keywords: a value matches branch i exactly when it holds R_i, so "exactly one" is anyOf over i
+// of {required: R_i, not: {anyOf: [{required: R_j less R_i}, j != i]}} (json_schema_not.cpp
+// rewrites that `not` exactly); a branch with R_j within R_i matches no value alone and drops out
+// (none left: `false`). nullopt for other oneOfs, or when the `not`s would pass
+// kMaxRequiredChoices branches.
+inline constexpr size_t kMaxRequiredChoices = 64;
+std::optional<nlohmann::ordered_json> one_of_required_lists(const nlohmann::ordered_json& s);
 
 // True when no JSON value is valid against both `a` and `b` (local $refs resolve against `root`).
 // False when they overlap or when it cannot tell.

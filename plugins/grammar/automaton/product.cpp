@@ -1,6 +1,7 @@
 // Products of lazy DFAs and their liveness search (see product.h).
 #include "product.h"
 
+#include <limits>
 #include <unordered_set>
 
 #include "lazy_dfa.h"
@@ -19,6 +20,13 @@ ProductOperands::ProductOperands(NfaContext* context, int32_t node)
                                                   context->num_classes, LazyDfa::Limits{}));
     start_.push_back(operands_.back()->start());
   }
+  std::vector<int32_t> rank(num_classes_, 1);
+  for (unsigned char b : {'"', '}', ']'}) rank[context->byte_class[b]] = 0;
+  opening_.assign(num_classes_, 0);
+  for (unsigned char b : {'[', '{'}) rank[context->byte_class[b]] = 2, opening_[context->byte_class[b]] = 1;
+  for (int32_t r = 0; r <= 2; ++r)
+    for (int32_t cls = 0; cls < num_classes_; ++cls)
+      if (rank[cls] == r) search_order_.push_back(cls);
 }
 
 ProductOperands::~ProductOperands() = default;
@@ -67,7 +75,12 @@ bool ProductOperands::accepts(const Tuple& t) const {
 }
 
 // Depth first, one class at a time per frame: JSON texts close in a few bytes, so a path to an
-// accepted tuple is usually found long before the product's breadth is.
+// accepted tuple is usually found long before the product's breadth is. Closing bytes are tried
+// first and opening ones last, and a first search opens at most kFirstSearchOpenings containers
+// (`[`, `{`, as bytes: also inside strings) on its path: a value nested in arrays and objects
+// reaches 2^depth tuples (each level an array or an object), which a search that may open them
+// would enumerate under the first key it writes before it wrote the key a part needs. Only the
+// second, unbounded search can show that no path exists.
 Liveness ProductOperands::liveness(const Tuple& t) {
   if (!viable(t)) return Liveness::kDead;
   std::lock_guard<std::mutex> lock(mu_);
@@ -76,42 +89,52 @@ Liveness ProductOperands::liveness(const Tuple& t) {
   struct Frame {
     Tuple tuple;
     int32_t cls = 0;
+    int32_t opened = 0;  // opening bytes on the path here
   };
-  std::vector<Frame> stack{{t, 0}};
-  std::unordered_set<Tuple, StateVectorHash> seen{t};
-  Liveness result = Liveness::kDead;
-  Tuple next;
-  while (!stack.empty() && result == Liveness::kDead) {
-    Frame& f = stack.back();
-    if (f.cls >= num_classes_) {
-      stack.pop_back();
-      continue;
+  for (const int32_t max_opened : {kFirstSearchOpenings, std::numeric_limits<int32_t>::max()}) {
+    const bool bounded = max_opened != std::numeric_limits<int32_t>::max();
+    std::vector<Frame> stack{{t, 0, 0}};
+    std::unordered_set<Tuple, StateVectorHash> seen{t};
+    Liveness result = Liveness::kDead;
+    Tuple next;
+    while (!stack.empty() && result == Liveness::kDead) {
+      Frame& f = stack.back();
+      if (f.cls >= num_classes_) {
+        stack.pop_back();
+        continue;
+      }
+      const int32_t cls = search_order_[f.cls++];
+      const int32_t opened = f.opened + opening_[cls];
+      if (opened > max_opened || !step(f.tuple, cls, &next) || seen.count(next)) continue;
+      if (auto it = known_.find(next); it != known_.end()) {
+        if (it->second == Liveness::kLive) result = Liveness::kLive;
+        continue;  // dead, or given up on before: nothing to find there
+      }
+      if (accepts(next)) {
+        known_[next] = Liveness::kLive;
+        result = Liveness::kLive;
+        break;
+      }
+      if (static_cast<int64_t>(seen.size()) >= kMaxLivenessSearch) {
+        result = Liveness::kUnknown;
+        break;
+      }
+      seen.insert(next);
+      stack.push_back({next, 0, opened});
     }
-    if (!step(f.tuple, f.cls++, &next) || seen.count(next)) continue;
-    if (auto it = known_.find(next); it != known_.end()) {
-      if (it->second == Liveness::kLive) result = Liveness::kLive;
-      continue;  // dead, or given up on before: nothing to find there
+    if (result == Liveness::kLive) {
+      for (const Frame& f : stack) known_[f.tuple] = Liveness::kLive;  // the path found
+      return result;
     }
-    if (accepts(next)) {
-      known_[next] = Liveness::kLive;
-      result = Liveness::kLive;
-      break;
+    if (bounded) continue;  // (what a bounded search missed tells nothing)
+    if (result == Liveness::kDead) {
+      for (const Tuple& s : seen) known_[s] = Liveness::kDead;  // all it could reach, none accepted
+    } else {
+      known_[t] = Liveness::kUnknown;
     }
-    if (static_cast<int64_t>(seen.size()) >= kMaxLivenessSearch) {
-      result = Liveness::kUnknown;
-      break;
-    }
-    seen.insert(next);
-    stack.push_back({next, 0});
+    return result;
   }
-  if (result == Liveness::kLive) {
-    for (const Frame& f : stack) known_[f.tuple] = Liveness::kLive;  // the path found
-  } else if (result == Liveness::kDead) {
-    for (const Tuple& s : seen) known_[s] = Liveness::kDead;  // all it could reach, none accepted
-  } else {
-    known_[t] = Liveness::kUnknown;
-  }
-  return result;
+  return Liveness::kUnknown;
 }
 
 }  // namespace sable::grammar

@@ -35,6 +35,8 @@ class ProductOperands;
 
 // Tuples visited by one liveness search before it gives up (the tuple then counts as dead).
 inline constexpr int64_t kMaxLivenessSearch = 20'000;
+// Containers the first liveness search may open on its path (product.cpp).
+inline constexpr int32_t kFirstSearchOpenings = 3;
 // A regex whose only placeholders are products of operands without deferred parts is expanded
 // whole up to this many NFA states (then built eagerly and minimised like any small regex).
 inline constexpr int64_t kMaxEagerProductStates = 5'000;
@@ -77,6 +79,10 @@ class ProductOperands {
   int32_t num_classes_;
   std::vector<std::unique_ptr<LazyDfa>> operands_;
   Tuple start_;
+  // The order the liveness search tries byte classes in: the classes of `"`, `}` and `]` first,
+  // those of `[` and `{` last (see liveness()).
+  std::vector<int32_t> search_order_;
+  std::vector<uint8_t> opening_;  // [class] holds `[` or `{`
   bool simple_ = true;
   std::mutex mu_;  // known_
   std::unordered_map<Tuple, Liveness, StateVectorHash> known_;
