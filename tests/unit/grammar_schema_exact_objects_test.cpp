@@ -1,8 +1,9 @@
 // Objects with further members written exactly inside `not` and overlapping oneOf
 // (json_schema_any_object.cpp): declared members in any order, further members anywhere, their
 // keys every JSON string but the declared names; arrays of exact items; oneOf of `required` lists
-// (one_of.h); the liveness search that finds such objects' texts (product.cpp). Every expectation
-// is what Python's `jsonschema` (4.26, Draft 2020-12) answers.
+// (one_of.h); allOf items intersected apart (json_schema_refs.cpp); the liveness search that finds
+// such objects' texts (product.cpp). Every expectation is what Python's `jsonschema` (4.26,
+// Draft 2020-12) answers.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -51,6 +52,18 @@ TEST(GrammarSchemaExactObjects, OneOfOfRequiredLists) {
             "oneOf":[{"required":["a","b"]},{"required":["a","b","c"]},{"required":["b","c"]}]})",
         {R"({"a":1,"b":1})", R"({"b":1,"c":1})", R"({"c":1,"b":1,"x":2})"},
         {R"({"a":1,"b":1,"c":1})", R"({"a":1})"});
+}
+
+TEST(GrammarSchemaExactObjects, AllOfItemsKeptApartInEveryOrder) {
+  // Two `if`s do not merge: the second item's automaton is intersected with the object's, and
+  // written in every order so that it does not lose the object's texts (`a` before `b`).
+  check(R"({"type":"object","properties":{"a":{},"b":{},"s":{"type":"boolean"}},
+            "additionalProperties":false,
+            "allOf":[{"if":{"properties":{"s":{"const":true}}},"then":{"required":["a"]}},
+                     {"if":{"properties":{"s":{"const":false}}},"then":{"required":["b"]}}]})",
+        {R"({"a":1,"b":2})", R"({"b":1,"a":2})", R"({"s":true,"a":1})", R"({"a":1,"s":true})",
+         R"({"b":1,"s":false})"},
+        {R"({"a":1})", R"({"s":false,"a":1})"});
 }
 
 TEST(GrammarSchemaExactObjects, TextsNarrowedToOneWriting) {

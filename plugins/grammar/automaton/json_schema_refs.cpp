@@ -21,7 +21,15 @@ std::string Converter::merged(const Json& s, const std::string& path) {
     try {
       merge_schema(out, item, item_path);
     } catch (const sable::cpp::Error&) {
-      apart.push_back(value(item, item_path));
+      // Its objects in every order (further members anywhere) where that fits: the other items'
+      // automata intersected with it decide the order, a subset of it would lose their texts.
+      std::string regex;
+      try {
+        regex = exact_value(item, item_path);
+      } catch (const sable::cpp::Error&) {
+        regex = value(item, item_path);
+      }
+      apart.push_back(std::move(regex));
     }
   };
   // One $ref stays a reference (shared, resolved below or when `out` is converted); the others
