@@ -66,6 +66,19 @@ TEST(GrammarSchemaExactObjects, AllOfItemsKeptApartInEveryOrder) {
         {R"({"a":1})", R"({"s":false,"a":1})"});
 }
 
+TEST(GrammarSchemaExactObjects, IntegersInsideCombinations) {
+  // Unbounded integers are written with zero fractions inside a part (1.0 is an integer).
+  check(R"({"oneOf":[{"type":"integer"},{"type":"number"},{"type":"string"}]})",
+        {"1.5", "2.50", R"("a")"}, {"1", "1.0", "-0", "-0.0", "1e5"});
+  // More than 8 branches that may hold one object: refused by name (each is a product operand).
+  std::string many = R"({"oneOf":[)";
+  for (int i = 0; i < 9; ++i)
+    many += (i ? "," : "") + std::string(R"({"properties":{"k":{"enum":["v)") + std::to_string(i) +
+            R"(","w"]}}})";
+  many += "]}";
+  EXPECT_NE(error_of(many).find("more than 8 branches"), std::string::npos) << error_of(many);
+}
+
 TEST(GrammarSchemaExactObjects, TextsNarrowedToOneWriting) {
   // Inside a combination containers nest at most 16 deep and numbers have no exponent (subsets:
   // the parts are exact only for these texts).

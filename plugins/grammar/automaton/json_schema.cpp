@@ -571,7 +571,8 @@ std::string Converter::number(const Json& s, bool integer, const std::string& pa
     if (r->empty()) error(path, "no multiple of multipleOf lies between the minimum and the maximum");
     return *r;
   }
-  if (!lo && !hi) return integer ? kInteger : kNumber;
+  // (Inside a `not` or oneOf part every writing of an integer value without exponent: 2.0 is one.)
+  if (!lo && !hi) return !integer ? kNumber : options_.exact ? "(?:" + kInteger + "(?:\\.0+)?)" : kInteger;
   const std::optional<std::string> r =
       integer ? integer_range_regex(lo, hi) : number_range_regex(lo, hi);
   if (!r)

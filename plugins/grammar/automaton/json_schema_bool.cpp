@@ -68,6 +68,9 @@ static_assert(static_cast<int64_t>(kMaxAnyOrderProperties + 1) << kMaxExactRequi
 Part object_part(const Json& b, const Json& root, bool any_order, int depth);
 Part array_part(const Json& b, const Json& root, bool any_order, int depth);
 
+// Most oneOf branches overlapping on objects that one_of_combination combines.
+constexpr size_t kMaxObjectOperands = 8;
+
 // How many $refs typed_part follows inside each other.
 constexpr int kMaxPartDepth = 8;
 
@@ -145,16 +148,22 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     return any(Part::kExact) ? Part::kExact : Part::kAll;
   }
   bool constrained = false;
+  bool integers_only = false;
   for (auto it = b.begin(); it != b.end(); ++it) {
     const std::string& key = it.key();
     if (key == "type") {
       const Json names = it.value().is_array() ? it.value() : Json::array({it.value()});
-      if (type == "number" && has(names, "integer") && !has(names, "number")) return Part::kInexact;
-      if (!has(names, type)) return Part::kNothing;
+      // Integers alone are written exactly (with zero fractions, SchemaOptions::exact) when
+      // unbounded: checked below.
+      integers_only = type == "number" && has(names, "integer") && !has(names, "number");
+      if (!has(names, type) && !integers_only) return Part::kNothing;
     } else if (key == "enum" || key == "const") {
       continue;
     } else if (key == "format") {
-      // A format no draft defines is an annotation; the others' automata are subsets here.
+      // int32/int64 bound integers; a format no draft defines is an annotation; the others'
+      // automata are subsets here.
+      if (type == "number" && (it.value() == "int32" || it.value() == "int64"))
+        return Part::kInexact;
       if (it.value().is_string() && !is_json_schema_format(it.value().get<std::string>())) continue;
       if (type == "string") return Part::kInexact;
     } else if (key == "pattern") {
@@ -175,6 +184,7 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
       return Part::kInexact;  // combinators, references, numbers, containers: not classified
     }
   }
+  if (integers_only && (b.contains("enum") || b.contains("const"))) return Part::kInexact;
   if (b.contains("enum") || b.contains("const")) {
     // (Strings: the listed values filtered by their length and exact pattern, exactly.)
     if (constrained && type != "string") return Part::kInexact;
@@ -186,6 +196,7 @@ Part typed_part(const Json& b, const std::string& type, const Json& root, bool a
     // Numbers have many writings (1, 1.0, 1e0), containers many layouts.
     return type == "string" || type == "boolean" || type == "null" ? Part::kExact : Part::kInexact;
   }
+  if (integers_only) return Part::kExact;
   if (constrained && type == "object") return object_part(b, root, any_order, depth);
   if (constrained && type == "array") return array_part(b, root, any_order, depth);
   if (constrained) return Part::kExact;
@@ -319,6 +330,12 @@ std::string Converter::one_of_combination(const std::vector<Json>& branches,
       kept[b].push_back(t);
       if (holders.size() >= 2) shared[b].push_back(t);
     }
+    // Each overlapping object branch is an operand every product state steps, its members
+    // tracked in every order: past a few the masks cost milliseconds each.
+    if (std::string(t) == "object" && holders.size() > kMaxObjectOperands)
+      error(path + "/oneOf", refusal + "; as a combination of automata: more than " +
+                                 std::to_string(kMaxObjectOperands) +
+                                 " branches that may hold the same object");
   }
   // Each branch narrowed to its kept types: those another branch holds too written exactly, the
   // others as usual.
