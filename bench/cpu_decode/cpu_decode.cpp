@@ -7,9 +7,12 @@
 // one line per batch size:
 //   model=<path> batch=<B> prompt=<P> steps=<S> threads=<T> prefill_tok_s=<p> decode_tok_s=<x>
 //   ms_per_step=<y> kernels=<table> blas=<OpenBLAS core> prefill_faults=<n> faults_per_step=<f>
+//   prefill_cpu_tok_s=<p> decode_cpu_tok_s=<x>
 // (the process's minor page faults during the prefill and per decode step: pages of fresh memory
 // the kernel mapped, whether by a fault trap - tens of microseconds each on a sandboxed host - or
-// all at once for a populated allocation, core/ops/host_pages.h; steady decode should add ~0)
+// all at once for a populated allocation, core/ops/host_pages.h; steady decode should add ~0),
+// and the same rates per CPU-second of the whole process (user + system, all threads): on a
+// machine shared with other work they drop the time other processes held the cores.
 // Usage: sable_bench_cpu_decode --model PATH [--batch 1,8] [--prompt 32] [--steps 32]
 //        [--threads N] [--dequantize] [--fp32-activations] [--plugin-dir DIR]...
 #include <CLI/CLI.hpp>
@@ -32,6 +35,7 @@ namespace {
 
 struct Timing {
   double prefill_s = 0, decode_s = 0;
+  double prefill_cpu_s = 0, decode_cpu_s = 0;  // user + system CPU of the process
   long prefill_faults = 0, decode_faults = 0;  // minor page faults (fresh memory touched)
 };
 
@@ -39,6 +43,13 @@ long minor_faults() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_minflt;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t steps) {
@@ -55,9 +66,11 @@ Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
   std::vector<ModelRunner::Sequence> seqs(static_cast<size_t>(batch));
   for (int32_t b = 0; b < batch; ++b) seqs[b] = {tokens[b], 0, pages[b], false};
   const long f0 = minor_faults();
+  const double c0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   auto out = runner.forward(seqs);  // prefill
   const auto start = std::chrono::steady_clock::now();
+  const double c1 = cpu_seconds();
   const long f1 = minor_faults();
   for (int32_t s = 0; s < steps; ++s) {
     for (int32_t b = 0; b < batch; ++b) {
@@ -72,6 +85,8 @@ Timing run_batch(ModelRunner& runner, int32_t batch, int32_t prompt, int32_t ste
   Timing t;
   t.prefill_s = std::chrono::duration<double>(start - t0).count();
   t.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  t.prefill_cpu_s = c1 - c0;
+  t.decode_cpu_s = cpu_seconds() - c1;
   t.prefill_faults = f1 - f0;
   t.decode_faults = minor_faults() - f1;
   return t;
@@ -123,11 +138,13 @@ int main(int argc, char** argv) {
       const Timing t = run_batch(*runner, b, prompt, steps);
       std::printf(
           "model=%s batch=%d prompt=%d steps=%d threads=%d prefill_tok_s=%.2f decode_tok_s=%.2f "
-          "ms_per_step=%.2f kernels=%s blas=%s prefill_faults=%ld faults_per_step=%.1f\n",
+          "ms_per_step=%.2f kernels=%s blas=%s prefill_faults=%ld faults_per_step=%.1f "
+          "prefill_cpu_tok_s=%.2f decode_cpu_tok_s=%.2f\n",
           model.c_str(), b, prompt, steps, sable::ops::cpu::threads(), b * prompt / t.prefill_s,
           b * steps / t.decode_s, 1000.0 * t.decode_s / steps,
           sable::ops::cpu::best_kernels().name, blas.c_str(), t.prefill_faults,
-          static_cast<double>(t.decode_faults) / std::max(1, steps));
+          static_cast<double>(t.decode_faults) / std::max(1, steps), b * prompt / t.prefill_cpu_s,
+          b * steps / t.decode_cpu_s);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {
