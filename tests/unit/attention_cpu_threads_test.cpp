@@ -1,17 +1,20 @@
-// The CPU attention backend's threads. A decode step's attention must run on the calling thread
-// without entering an OpenMP region: a region costs futex syscalls even with a team of one (3 a
-// layer, 90 a SmolLM2 step before this was fixed; tens of microseconds each on a sandboxed host).
-// A prefill worth splitting opens one region and still matches the dense reference. Counted
-// through the plugin's test hook sable_cpu_attention_regions.
-#include <dlfcn.h>
+// The CPU attention backend's threads. It splits a step into (token, KV head) units and runs them on
+// the host's CPU pool through the ops table's parallel_for (ABI 1.6), the real one of the CPU ops
+// here, wrapped to count calls and indices. A small batch-1 decode step stays on the calling
+// thread; a batch-8 decode step and a prefill make one parallel_for call; every output is
+// bit-identical whatever the thread count, and to a host without the pool (an ABI 1.5 ops table),
+// and matches the dense reference.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/ops/context.h"
+#include "core/ops/cpu/cpu_ops.h"
+#include "core/ops/cpu/cpu_threads.h"
 #include "sable/sable.h"
 #include "tests/unit/attention_world.h"
 #include "tests/unit/test_host.h"
@@ -22,62 +25,128 @@ using sable::test::Case;
 using sable::test::view;
 using sable::test::World;
 
+// What the wrapped parallel_for saw.
+std::atomic<int64_t> g_calls{0}, g_indices{0};
+
+struct Forward {
+  SableParallelFn fn;
+  void* user;
+};
+
+SableStatus counting_parallel_for(SableOpsContext* ctx, int64_t n, SableParallelFn fn,
+                                  void* user) {
+  g_calls.fetch_add(1);
+  Forward f{fn, user};
+  auto counted = [](void* u, int64_t i) {
+    g_indices.fetch_add(1);
+    const auto* fw = static_cast<const Forward*>(u);
+    fw->fn(fw->user, i);
+  };
+  return sable::ops::cpu_ops()->parallel_for(ctx, n, counted, &f);
+}
+
+struct Outcome {
+  std::vector<float> out;
+  int64_t calls = 0, indices = 0;
+};
+
 class CpuAttentionThreads : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why;
     api_ = sable::test::load_attention("sable-attention-cpu.so", &why);
     ASSERT_NE(api_, nullptr) << why;
-    void* lib = dlopen((std::string(SABLE_PLUGIN_DIR) + "/sable-attention-cpu.so").c_str(),
-                       RTLD_NOW | RTLD_NOLOAD);
-    ASSERT_NE(lib, nullptr);
-    regions_ = static_cast<std::atomic<int64_t>*>(dlsym(lib, "sable_cpu_attention_regions"));
-    ASSERT_NE(regions_, nullptr) << "the plugin exports no sable_cpu_attention_regions";
+    ops_ = *sable::ops::cpu_ops();
+    ops_.parallel_for = &counting_parallel_for;
   }
+  void TearDown() override { sable::ops::cpu::set_threads(0); }
 
-  // Regions opened by one run() of the case's batch; the output is checked against the reference.
-  int64_t regions_of_run(const Case& c) {
+  // One run() of the case's batch with `threads` pool threads; `table` is the host's ops table.
+  Outcome run(const Case& c, int threads, const SableOps* table) {
+    sable::ops::cpu::set_threads(threads);
+    sable::test::FakeHost host(table);
     World w(c);
     const SableAttentionInit init = w.init();
     SableAttention* attn = nullptr;
-    EXPECT_EQ(api_->create(host_.api(), host_.handle(), &init, &attn), SABLE_OK) << host_.last_error();
-    if (attn == nullptr) return -1;
+    Outcome r;
+    EXPECT_EQ(api_->create(host.api(), host.handle(), &init, &attn), SABLE_OK) << host.last_error();
+    if (attn == nullptr) return r;
     const SableAttentionBatch batch = w.batch();
-    EXPECT_EQ(api_->plan(attn, &batch), SABLE_OK) << host_.last_error();
+    EXPECT_EQ(api_->plan(attn, &batch), SABLE_OK) << host.last_error();
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-    std::vector<float> out(static_cast<size_t>(w.tokens) * c.hq * c.d, -7.0f);
+    r.out.assign(static_cast<size_t>(w.tokens) * c.hq * c.d, -7.0f);
     SableTensor q = w.q(), k = w.k(), v = w.v();
-    SableTensor o = view(out.data(), {w.tokens, c.hq, c.d}, {int64_t{c.hq} * c.d, c.d, 1});
+    SableTensor o = view(r.out.data(), {w.tokens, c.hq, c.d}, {int64_t{c.hq} * c.d, c.d, 1});
     SableOpsContext ctx;
-    const int64_t before = regions_->load();
+    const int64_t calls = g_calls.load(), indices = g_indices.load();
     EXPECT_EQ(api_->run(attn, &ctx, World::kLayer, &q, &k, &v, scale, &o), SABLE_OK)
-        << host_.last_error();
-    const int64_t opened = regions_->load() - before;
+        << host.last_error();
+    r.calls = g_calls.load() - calls;
+    r.indices = g_indices.load() - indices;
     api_->destroy(attn);
     const std::vector<float> ref = w.reference(scale);
-    for (size_t i = 0; i < out.size(); ++i) {
+    for (size_t i = 0; i < r.out.size(); ++i) {
       const float tol = 1e-4f * (1.0f + std::fabs(ref[i]));
-      EXPECT_NEAR(out[i], ref[i], tol) << c.name << " at " << i;
-      if (std::fabs(out[i] - ref[i]) > tol) break;
+      EXPECT_NEAR(r.out[i], ref[i], tol) << c.name << " at " << i;
+      if (std::fabs(r.out[i] - ref[i]) > tol) break;
     }
-    return opened;
+    return r;
+  }
+
+  // The case at 1, 2 and 4 threads and on a 1.5 host: the same bits; returns the 4-thread run.
+  Outcome same_bits_everywhere(const Case& c) {
+    SableOps old = ops_;
+    old.struct_size = offsetof(SableOps, parallel_for);  // an ABI 1.5 host: no pool
+    const Outcome without = run(c, 4, &old);
+    EXPECT_EQ(without.calls, 0) << "the plugin called a parallel_for the host's table lacks";
+    Outcome four;
+    for (int threads : {1, 2, 4}) {
+      const Outcome r = run(c, threads, &ops_);
+      EXPECT_EQ(r.out.size(), without.out.size());
+      EXPECT_EQ(std::memcmp(r.out.data(), without.out.data(), r.out.size() * sizeof(float)), 0)
+          << c.name << ": " << threads << " threads changed the output bits";
+      four = r;
+    }
+    return four;
   }
 
   const SableAttentionApi* api_ = nullptr;
-  std::atomic<int64_t>* regions_ = nullptr;
-  sable::test::FakeHost host_;
+  SableOps ops_{};
 };
 
-// SmolLM2-135M's heads (9 query, 3 KV, dim 64): batch-8 decode at context 64 (0.3M multiply-adds a
-// layer), and a two-prompt prefill of 64 tokens each (4.7M, above the backend's ~1M threshold).
-const Case kDecode{"decode_b8", 9, 3, 64, 16, 0,
-                   {{63, 1}, {63, 1}, {63, 1}, {63, 1}, {63, 1}, {63, 1}, {63, 1}, {63, 1}}};
-const Case kPrefill{"prefill_2x64", 9, 3, 64, 16, 0, {{0, 64}, {0, 64}}};
+// SmolLM2-135M's heads (9 query, 3 KV, dim 64) and Qwen2.5-0.5B's (14 query, 2 KV).
+// Batch-8 decode at context 64: 24 units of (sequence, KV head), 0.6M multiply-adds a layer.
+const Case kDecodeB8{"decode_b8", 9, 3, 64, 16, 0,
+                     {{63, 1}, {60, 1}, {17, 1}, {63, 1}, {5, 1}, {40, 1}, {63, 1}, {31, 1}}};
+// Batch-1 decode at context 16: 18K multiply-adds, cheaper on the calling thread.
+const Case kDecodeB1Short{"decode_b1_short", 9, 3, 64, 16, 0, {{15, 1}}};
+// Batch-1 decode at context 200 on Qwen's heads: 2 (sequence, KV head) pairs, sliced to 14 units.
+const Case kDecodeB1Long{"decode_b1_long", 14, 2, 64, 16, 0, {{199, 1}}};
+// Two prompts of 64 tokens (mixed with a decode row), and a sliding window.
+const Case kPrefill{"prefill_2x64", 9, 3, 64, 16, 0, {{0, 64}, {0, 64}, {30, 1}}};
+const Case kWindow{"prefill_window", 14, 2, 64, 16, 24, {{10, 50}, {0, 70}}};
 
-TEST_F(CpuAttentionThreads, DecodeStepOpensNoRegion) {
-  EXPECT_EQ(regions_of_run(kDecode), 0) << "a decode step's attention entered an OpenMP region";
+TEST_F(CpuAttentionThreads, BatchEightDecodeRunsOnThePool) {
+  const Outcome r = same_bits_everywhere(kDecodeB8);
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.indices, 8 * 3) << "one pool index per (sequence, KV head)";
 }
 
-TEST_F(CpuAttentionThreads, PrefillOpensOneRegion) { EXPECT_EQ(regions_of_run(kPrefill), 1); }
+TEST_F(CpuAttentionThreads, ShortBatchOneDecodeStaysOnTheCaller) {
+  EXPECT_EQ(same_bits_everywhere(kDecodeB1Short).calls, 0);
+}
+
+TEST_F(CpuAttentionThreads, LongBatchOneDecodeSlicesItsQueryHeads) {
+  const Outcome r = same_bits_everywhere(kDecodeB1Long);
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.indices, 14) << "2 KV heads x 7 query-head slices";
+}
+
+TEST_F(CpuAttentionThreads, PrefillRunsOnThePool) {
+  const Outcome r = same_bits_everywhere(kPrefill);
+  EXPECT_EQ(r.calls, 1);
+  EXPECT_EQ(r.indices, 64) << "129 tokens x 3 KV heads in 64 strided tasks";
+  EXPECT_EQ(same_bits_everywhere(kWindow).calls, 1);
+}
 
 }  // namespace

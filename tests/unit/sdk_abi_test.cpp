@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 5);
+  EXPECT_EQ(SABLE_ABI_MINOR, 6);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -109,11 +109,21 @@ TEST(SdkAbi, FrozenOffsets_1_4) {
 // ABI 1.5 appended the stacked LoRA deltas (lora_stacked: q|k|v or gate|up in one call).
 TEST(SdkAbi, FrozenOffsets_1_5) {
   EXPECT_EQ(offsetof(SableOps, lora_stacked), 8u + 8u * 27u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 28u);
+  EXPECT_EQ(offsetof(SableOps, lora_stacked) + sizeof(void*), 8u + 8u * 28u);  // where 1.5 ended
   SableOps old{};
   old.struct_size = offsetof(SableOps, lora_stacked);  // a 1.4 host's table
   EXPECT_FALSE(SABLE_HAS(&old, lora_stacked));
   EXPECT_TRUE(SABLE_HAS(&old, embedding_shard));
+}
+
+// ABI 1.6 appended the host's CPU thread pool for plugins' own loops (parallel_for).
+TEST(SdkAbi, FrozenOffsets_1_6) {
+  EXPECT_EQ(offsetof(SableOps, parallel_for), 8u + 8u * 28u);
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 29u);
+  SableOps old{};
+  old.struct_size = offsetof(SableOps, parallel_for);  // a 1.5 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, parallel_for));
+  EXPECT_TRUE(SABLE_HAS(&old, lora_stacked));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -151,6 +151,8 @@ SableStatus argmax(SableOpsContext*, const SableTensor*, SableTensor*);
 SableStatus lora(SableOpsContext*, int32_t, int32_t, const SableTensor*, SableTensor*);
 SableStatus lora_stacked(SableOpsContext*, int32_t, int32_t, int32_t, const SableTensor*,
                          SableTensor*);
+// The table's parallel_for (ABI 1.6) over the thread pool (thread_pool.h).
+SableStatus plugin_parallel_for(SableOpsContext*, int64_t, SableParallelFn, void*);
 
 // Shared kernels used by several ops (plain fp32, rows contiguous).
 // y[n, I] = act(x[n, 0:I]) * x[n, I:2I], x rows `x_stride` apart.

@@ -1,5 +1,5 @@
 // The CPU ops table, the boundary helpers shared by the CPU op files, and the small ops that only
-// dispatch (alloc, attention, tensor-parallel collectives, stream).
+// dispatch (alloc, attention, tensor-parallel collectives, stream, plugins' parallel_for).
 #include "core/ops/cpu/cpu_ops.h"
 
 #include <spdlog/spdlog.h>
@@ -9,6 +9,7 @@
 
 #include "core/ops/arena.h"
 #include "core/ops/cpu/cpu_common.h"
+#include "core/ops/cpu/thread_pool.h"
 #include "core/ops/gemm_fused.h"
 
 namespace sable::ops::cpu {
@@ -224,6 +225,24 @@ SableStatus upload(SableOpsContext* ctx, const void* src, SableTensor* dst) {
   });
 }
 
+// A plugin's own host loop on the ops' pool (ABI 1.6). Indices are claimed one at a time up to
+// kMaxClaims, in contiguous runs past it (a claim is one compare-and-swap; the pool's count is 24 bits).
+SableStatus plugin_parallel_for(SableOpsContext* ctx, int64_t n, SableParallelFn fn, void* user) {
+  return run_op(ctx, "parallel_for", [&] {
+    require(n >= 0, "n = {} is negative", n);
+    require(fn != nullptr, "fn is NULL");
+    constexpr int64_t kMaxClaims = 4096;
+    const int64_t chunks = std::min(n, kMaxClaims);
+    if (chunks == 0) return;
+    const int64_t base = n / chunks, extra = n % chunks;  // the first `extra` runs take one more
+    parallel_for(chunks, threads(), [&](int64_t c) {
+      const int64_t begin = c * base + std::min(c, extra);
+      const int64_t end = begin + base + (c < extra ? 1 : 0);
+      for (int64_t i = begin; i < end; ++i) fn(user, i);
+    });
+  });
+}
+
 // The CPU has no launches to save: gemm_fused runs as its separate ops (core/ops/gemm_fused.h).
 SableStatus gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
                        const SableTensor* bias, const SableGemmFusion* fusion, SableTensor* out) {
@@ -266,6 +285,7 @@ const SableOps* cpu_ops() {
     t.upload = &cpu::upload;
     t.embedding_shard = &cpu::embedding_shard;
     t.lora_stacked = &cpu::lora_stacked;
+    t.parallel_for = &cpu::plugin_parallel_for;
     return t;
   }();
   return &table;

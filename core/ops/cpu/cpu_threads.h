@@ -3,8 +3,9 @@
 //
 // Every CPU op splits its rows over the thread pool (thread_pool.h) with threads() threads, when
 // the work is worth it; OpenBLAS is set to one thread and called per slice from inside the pool,
-// so it never starts threads of its own. Plugins' OpenMP regions (the CPU attention backend) and
-// MoE routing use an OpenMP team of the same count once the forward thread has adopted it. The
+// so it never starts threads of its own. Plugins run their own loops on the same pool through the
+// ops table's parallel_for (ABI 1.6; the CPU attention backend does); a plugin's OpenMP regions
+// use a team of the same count once the forward thread has adopted it. The
 // ops of a forward run one after another, so at most threads() threads compute at a time. Thread-safety: threads() may be read
 // anywhere; set_threads is for startup, before forwards run.
 #pragma once
@@ -37,7 +38,7 @@ void set_int8_activations(bool on);
 bool int8_activations();
 
 // Makes the OpenMP regions the calling thread opens without a num_threads clause (those of
-// plugins: the CPU attention backend) use threads() as well. The runner calls it before a forward.
+// third-party plugins) use threads() as well. The runner calls it before a forward.
 void adopt_threads();
 
 }  // namespace sable::ops::cpu

@@ -798,7 +798,8 @@ const SableOps kCudaOps = {
     &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
     &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
     &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload,
-    &op_embedding_shard, &op_lora_stacked};
+    &op_embedding_shard, &op_lora_stacked,
+    nullptr};  // parallel_for (ABI 1.6): no CPU pool behind the CUDA table; plugins loop inline
 
 }  // namespace
 

@@ -4,13 +4,17 @@
 // the new tokens' K/V into their pages for the layer, then, for every (new token, query head),
 // computes softmax(q·Kᵀ·scale)·V over the cached prefix and the new tokens up to the token's own
 // position (and inside the sliding window when one is set). fp32 throughout, any head dim, GQA/MQA.
-// Work worth waking threads for (a prefill) is spread by (token, head) over an OpenMP team; a
-// decode step's attention runs on the calling thread and never enters an OpenMP region (a region
-// costs futex syscalls even with a team of one: 3 a layer, 90 a SmolLM2 step, tens of
-// microseconds each on a sandboxed host). It is the yardstick the conformance suite holds other
-// backends to, so it favours plainness over speed.
+// The work is split into units of (token, KV head) - a decode step's (sequence, KV head) - each
+// taking that KV head's query heads (sliced further when a batch has fewer units than kMinUnits),
+// and run on the host's CPU thread pool (the ops table's parallel_for, ABI 1.6: the threads of
+// --cpu-threads that the GEMMs use) when there is more than one unit and enough work to be worth
+// waking it; small steps (batch-1 decode at a short context) stay on the calling thread. Every
+// output is computed by the same arithmetic whichever thread runs it, so results do not depend on
+// the thread count. Without a pool (an ABI 1.5 host) everything runs on the calling thread; the
+// plugin opens no OpenMP region (a region costs futex system calls on every layer, and a team of
+// its own would compete with the pool for the cores). It is the yardstick the conformance suite
+// holds other backends to, so it favours plainness over speed.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -28,6 +32,7 @@ using sable::cpp::fail;
 struct CpuAttention {
   const SableHostApi* host = nullptr;
   SableHostHandle* handle = nullptr;
+  const SableOps* ops = nullptr;  // its parallel_for when the host has one (ABI 1.6), else null
   SableAttentionInit init{};
   std::vector<SableKvLayer> layers;
   // The planned batch.
@@ -39,19 +44,15 @@ struct CpuAttention {
   std::vector<float> scratch;
 };
 
-// Chunks of a parallel run(): enough for dynamic scheduling to balance uneven (causal) rows.
+// Pool tasks of a run() at most: enough for the pool's claiming to balance uneven (causal) rows;
+// past it, each task takes every kMaxChunks-th unit (a share of early and late prefill rows).
 constexpr int64_t kMaxChunks = 64;
-// Multiply-adds below which waking a team costs more than it saves (~1M).
-constexpr int64_t kParallelWork = int64_t{1} << 20;
-
-}  // namespace
-
-// Test hook (tests/unit/attention_cpu_threads_test.cpp): OpenMP regions run() has opened.
-extern "C" {
-__attribute__((visibility("default"))) std::atomic<int64_t> sable_cpu_attention_regions{0};
-}
-
-namespace {
+// Units a batch is cut into at least when its query heads allow: a batch-1 decode step has one unit
+// per KV head (2 on Qwen2.5-0.5B), too few for a pool of 16 threads.
+constexpr int64_t kMinUnits = 16;
+// Multiply-adds (q·k and p·v) below which the calling thread finishes before a pool task would
+// pay off (~10-20 us here): SmolLM2's batch-1 decode up to a context of ~28.
+constexpr int64_t kPoolWork = int64_t{1} << 15;
 
 std::string shape_str(const SableTensor& t) {
   std::string s = "[";
@@ -96,6 +97,8 @@ SableStatus create(const SableHostApi* host, SableHostHandle* h, const SableAtte
     auto a = std::make_unique<CpuAttention>();
     a->host = host;
     a->handle = h;
+    if (host != nullptr && SABLE_HAS(host->ops, parallel_for) && host->ops->parallel_for != nullptr)
+      a->ops = host->ops;
     a->init = *init;
     a->init.struct_size = sizeof(SableAttentionInit);
     a->layers.assign(init->layers, init->layers + init->num_layers);
@@ -177,7 +180,13 @@ void check_heads(const SableTensor* t, const char* name, int32_t tokens, int32_t
               ", " + std::to_string(d) + "] with unit stride in the last dim, got " + shape_str(*t));
 }
 
-// Position of the new token t (of sequence b) and the pool row that holds position pos.
+// Position of the new token t in its sequence (the batch's token_seq[t]).
+inline int64_t position(const CpuAttention& a, int32_t t) {
+  const int32_t b = a.token_seq[t];
+  return a.kv_lens[b] - (a.qo_indptr[b + 1] - a.qo_indptr[b]) + (t - a.qo_indptr[b]);
+}
+
+// The pool row that holds position pos of sequence b.
 inline int64_t slot_row(const CpuAttention& a, int32_t b, int64_t pos) {
   const int32_t ps = a.init.page_size;
   const int64_t page = a.kv_indices[static_cast<size_t>(a.kv_indptr[b] + pos / ps)];
@@ -217,34 +226,41 @@ void attend_one(const CpuAttention& a, int32_t b, int64_t lo, int64_t pos, const
   for (int32_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
 }
 
-// One run()'s attention jobs (token, query head), split into `chunks` strided sets: chunk c takes
-// jobs c, c + chunks, ..., so each gets a share of the long (late) rows of a causal prefill.
+// One run()'s attention: `units` units of (token t, KV head g, slice of its query heads), unit u =
+// (t * hk + g) * slices + slice, cut into `tasks` strided tasks: task c takes units c, c + tasks,
+// ..., so each gets a share of the long (late) rows of a causal prefill. A task's scratch (scores
+// and the accumulator) is its own.
 struct AttendJobs {
   const CpuAttention* a;
   const float *kp, *vp, *qd;
-  float *od, *scratch;  // scratch: scratch_per_chunk floats per chunk
-  int64_t row, q_stride0, q_stride1, jobs, chunks, scratch_per_chunk;
+  float *od, *scratch;  // scratch: scratch_per_task floats per task
+  int64_t row, q_stride0, q_stride1, units, slices, tasks, scratch_per_task;
   float scale;
 };
 
-void attend_chunk(const AttendJobs& j, int64_t c) {
+void attend_task(const AttendJobs& j, int64_t c) {
   const CpuAttention& a = *j.a;
-  const int32_t hq = a.init.num_q_heads, D = a.init.head_dim;
-  const int32_t group = hq / a.init.num_kv_heads, window = a.init.sliding_window;
-  float* scores = j.scratch + c * j.scratch_per_chunk;
-  float* acc = scores + (j.scratch_per_chunk - D);
-  for (int64_t job = c; job < j.jobs; job += j.chunks) {
-    const int32_t t = static_cast<int32_t>(job / hq), h = static_cast<int32_t>(job % hq);
+  const int32_t hq = a.init.num_q_heads, hk = a.init.num_kv_heads, D = a.init.head_dim;
+  const int32_t group = hq / hk, window = a.init.sliding_window;
+  float* scores = j.scratch + c * j.scratch_per_task;
+  float* acc = scores + (j.scratch_per_task - D);
+  for (int64_t u = c; u < j.units; u += j.tasks) {
+    const int64_t slice = u % j.slices, tg = u / j.slices;
+    const int32_t t = static_cast<int32_t>(tg / hk), g = static_cast<int32_t>(tg % hk);
     const int32_t b = a.token_seq[t];
-    const int64_t pos = a.kv_lens[b] - (a.qo_indptr[b + 1] - a.qo_indptr[b]) + (t - a.qo_indptr[b]);
+    const int64_t pos = position(a, t);
     const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    attend_one(a, b, lo, pos, j.kp + (h / group) * D, j.vp + (h / group) * D, j.row,
-               j.qd + t * j.q_stride0 + h * j.q_stride1, j.scale, D, scores, acc,
-               j.od + (static_cast<int64_t>(t) * hq + h) * D);
+    const int32_t h0 = g * group + static_cast<int32_t>(group * slice / j.slices);
+    const int32_t h1 = g * group + static_cast<int32_t>(group * (slice + 1) / j.slices);
+    for (int32_t h = h0; h < h1; ++h) {
+      attend_one(a, b, lo, pos, j.kp + g * D, j.vp + g * D, j.row,
+                 j.qd + t * j.q_stride0 + h * j.q_stride1, j.scale, D, scores, acc,
+                 j.od + (static_cast<int64_t>(t) * hq + h) * D);
+    }
   }
 }
 
-SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, const SableTensor* q,
+SableStatus run(SableAttention* attn, SableOpsContext* ctx, int32_t layer, const SableTensor* q,
                 const SableTensor* k, const SableTensor* v, float scale, SableTensor* out) {
   if (attn == nullptr) return SABLE_ERR_INVALID_ARGUMENT;
   auto* a = reinterpret_cast<CpuAttention*>(attn);
@@ -272,32 +288,38 @@ SableStatus run(SableAttention* attn, SableOpsContext* /*ctx*/, int32_t layer, c
     const auto* vn = static_cast<const float*>(v->data);
     for (int32_t t = 0; t < T; ++t) {
       const int32_t b = a->token_seq[t];
-      const int64_t pos = a->kv_lens[b] - (a->qo_indptr[b + 1] - a->qo_indptr[b]) + (t - a->qo_indptr[b]);
-      const int64_t r = slot_row(*a, b, pos);
+      const int64_t r = slot_row(*a, b, position(*a, t));
       for (int32_t h = 0; h < hk; ++h) {
         std::memcpy(kp + r * row + h * D, kn + t * k->strides[0] + h * k->strides[1], sizeof(float) * D);
         std::memcpy(vp + r * row + h * D, vn + t * v->strides[0] + h * v->strides[1], sizeof(float) * D);
       }
     }
 
-    // 2. Attention per (token, query head); on a team only when the work is worth waking one.
+    // 2. Attention per unit (see AttendJobs); on the host's pool when the work is worth it.
     int32_t max_len = 0;
-    for (int32_t l : a->kv_lens) max_len = std::max(max_len, l);
-    const int64_t jobs = static_cast<int64_t>(T) * hq;
-    const bool split = jobs * max_len * D >= kParallelWork;
-    const int64_t chunks = split ? std::min(jobs, kMaxChunks) : 1;
-    const int64_t per_chunk = static_cast<int64_t>(max_len) + D;
-    if (a->scratch.size() < static_cast<size_t>(chunks * per_chunk))
-      a->scratch.resize(static_cast<size_t>(chunks * per_chunk));
+    int64_t work = 0;  // multiply-adds of q·k and p·v over the whole batch
+    for (int32_t t = 0; t < T; ++t) {
+      const int64_t span = position(*a, t) + 1, window = a->init.sliding_window;
+      work += (window > 0 ? std::min(span, window) : span) * 2 * hq * D;
+      max_len = std::max(max_len, a->kv_lens[a->token_seq[t]]);
+    }
+    const int64_t pairs = static_cast<int64_t>(T) * hk;
+    const int64_t slices = std::min<int64_t>(hq / hk, (kMinUnits + pairs - 1) / pairs);
+    const int64_t units = pairs * slices;
+    const bool pool = a->ops != nullptr && units > 1 && work >= kPoolWork;
+    const int64_t tasks = pool ? std::min(units, kMaxChunks) : 1;
+    const int64_t per_task = static_cast<int64_t>(max_len) + D;
+    if (a->scratch.size() < static_cast<size_t>(tasks * per_task))
+      a->scratch.resize(static_cast<size_t>(tasks * per_task));
     AttendJobs j{a, kp, vp, static_cast<const float*>(q->data), static_cast<float*>(out->data),
-                 a->scratch.data(), row, q->strides[0], q->strides[1], jobs, chunks, per_chunk,
-                 scale};
-    if (split) {
-      sable_cpu_attention_regions.fetch_add(1, std::memory_order_relaxed);
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t c = 0; c < chunks; ++c) attend_chunk(j, c);
+                 a->scratch.data(), row, q->strides[0], q->strides[1], units, slices, tasks,
+                 per_task, scale};
+    if (pool) {
+      auto task = [](void* user, int64_t c) { attend_task(*static_cast<const AttendJobs*>(user), c); };
+      const SableStatus st = a->ops->parallel_for(ctx, tasks, task, &j);
+      if (st != SABLE_OK) fail(st, "the host's parallel_for failed");
     } else {
-      attend_chunk(j, 0);
+      attend_task(j, 0);
     }
     return SABLE_OK;
   }

@@ -16,6 +16,9 @@
 typedef struct SableOpsContext SableOpsContext; /* opaque: device, stream, scratch arena */
 typedef struct SableGemmFusion SableGemmFusion; /* since 1.1, defined below SableOps */
 
+/* since 1.6: one index of a parallel_for (below); `user` is the caller's pointer. */
+typedef void (*SableParallelFn)(void* user, int64_t index);
+
 typedef enum SableActivation {
   SABLE_ACT_SILU = 0,
   SABLE_ACT_GELU = 1,      /* exact erf GELU */
@@ -206,6 +209,20 @@ typedef struct SableOps {
   SableStatus (*lora_stacked)(SableOpsContext* ctx, int32_t layer, int32_t first_module,
                               int32_t num_modules, const SableTensor* x, SableTensor* outs);
   /* end of ABI 1.5 - do not modify above */
+
+  /* since 1.6; NULL in older hosts and on devices whose host offers no CPU pool (CUDA): check
+   * SABLE_HAS(ops, parallel_for) and the pointer, and run the indices in a loop otherwise.
+   * Calls fn(user, i) once for every i in [0, n) on the host's CPU thread pool - the calling
+   * thread and up to --cpu-threads - 1 workers claim the indices (in contiguous runs when n is in
+   * the tens of thousands), in no fixed order - and returns when every call has returned. For a
+   * plugin's own host loops (the CPU attention backend's heads): they share the threads the CPU ops
+   * use instead of opening a team of their own, which would oversubscribe the cores and cost
+   * system calls on every layer. It runs now, not on the context's stream. fn must not throw or
+   * fail (keep a failure in `user`) and must not wait for another index; a parallel_for called
+   * from inside fn runs its indices inline. n == 0 does nothing; n < 0 or fn == NULL give
+   * SABLE_ERR_INVALID_ARGUMENT. Worth calling when the work is tens of microseconds or more. */
+  SableStatus (*parallel_for)(SableOpsContext* ctx, int64_t n, SableParallelFn fn, void* user);
+  /* end of ABI 1.6 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

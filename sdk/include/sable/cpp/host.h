@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sable/cpp/error.h"
@@ -164,6 +165,22 @@ class Ops {
     check(o_->lora_stacked(c_, layer, first_module, static_cast<int32_t>(outs.size()), &x,
                            outs.data()),
           "lora_stacked");
+  }
+  // parallel_for (since ABI 1.6): fn(i) for every i in [0, n) on the host's CPU pool (ops.h); a
+  // loop on the calling thread where the host has none (older hosts, CUDA). fn must not throw.
+  bool has_parallel_for() const {
+    return SABLE_HAS(o_, parallel_for) && o_->parallel_for != nullptr;
+  }
+  template <class F>
+  void parallel_for(int64_t n, F&& fn) const {
+    if (!has_parallel_for() || n <= 1) {
+      for (int64_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    using Fn = std::remove_reference_t<F>;
+    auto trampoline = [](void* user, int64_t i) { (*static_cast<Fn*>(user))(i); };
+    check(o_->parallel_for(c_, n, trampoline, const_cast<void*>(static_cast<const void*>(&fn))),
+          "parallel_for");
   }
   void rms_norm(const SableTensor& x, SableTensor* residual, const SableTensor& w, float eps,
                 SableTensor& out, float weight_offset = 0.0f) const {
