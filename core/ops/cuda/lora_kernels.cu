@@ -101,6 +101,28 @@ __device__ __forceinline__ float transpose_sum(float (&acc)[kRanksPerWarp][kTile
 constexpr int kShrinkPreload = 2;  // K steps of A in registers before the wait (kSplitK = 2 steps)
 constexpr int kExpandPreload = 4;  // 16-byte loads of a B row before the wait (rank 32 in bf16)
 
+// One tile's adapter for one module, from the step block: the slot's weights in `pools` (the A or
+// B pool of each projection), its rows and its rank. w == nullptr (rank 0) past the step's tiles
+// or where the projection has no pool.
+struct TileRef {
+  const void* w = nullptr;
+  const LoraTile* tile = nullptr;
+  int slot = 0, rows = 0, rank = 0;
+};
+
+__device__ __forceinline__ TileRef tile_ref(const LoraLaunch& l, const void* const* pools,
+                                            int tile_i, int module) {
+  TileRef r;
+  if (tile_i >= *l.view.num_tiles) return r;
+  r.w = pools[l.layer * kModules + module];
+  if (r.w == nullptr) return r;
+  r.tile = &l.view.tiles[tile_i];
+  r.slot = r.tile->slot;
+  r.rows = r.tile->rows;
+  r.rank = min(l.view.slot_rank[r.slot * kModules + module], l.rank_stride);
+  return r;
+}
+
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     lora_shrink(LoraLaunch l, Plan p, float* __restrict__ tmp) {
@@ -110,12 +132,10 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   const int module = l.module[mi];
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int j0 = rb * kRanksPerBlock + warp * kRanksPerWarp;
-  const T* a = tile_i < *l.view.num_tiles
-                   ? static_cast<const T*>(l.view.a[l.layer * kModules + module])
-                   : nullptr;
-  const LoraTile* tile = a != nullptr ? &l.view.tiles[tile_i] : nullptr;
-  const int slot = tile ? tile->slot : 0, rows = tile ? tile->rows : 0;
-  const int rank = tile ? min(l.view.slot_rank[slot * kModules + module], l.rank_stride) : 0;
+  const TileRef ref = tile_ref(l, l.view.a, tile_i, module);
+  const T* a = static_cast<const T*>(ref.w);
+  const LoraTile* tile = ref.tile;
+  const int slot = ref.slot, rows = ref.rows, rank = ref.rank;
   const bool live = j0 < rank;  // warp-uniform; no block barrier below
   const int64_t kb = static_cast<int64_t>(blockIdx.z) * p.k_chunk;
   const int64_t ke = min(l.k, kb + p.k_chunk);
@@ -187,12 +207,10 @@ __global__ void __launch_bounds__(kExpandThreads)
   int mi = 0;
   while (mi + 1 < l.count && static_cast<int>(blockIdx.y) >= p.col_block[mi + 1]) ++mi;
   const int module = l.module[mi];
-  const T* b = tile_i < *l.view.num_tiles
-                   ? static_cast<const T*>(l.view.b[l.layer * kModules + module])
-                   : nullptr;
-  const LoraTile* tile = b != nullptr ? &l.view.tiles[tile_i] : nullptr;
-  const int slot = tile ? tile->slot : 0, rows = tile ? tile->rows : 0;
-  const int rank = tile ? min(l.view.slot_rank[slot * kModules + module], l.rank_stride) : 0;
+  const TileRef ref = tile_ref(l, l.view.b, tile_i, module);
+  const T* b = static_cast<const T*>(ref.w);
+  const LoraTile* tile = ref.tile;
+  const int slot = ref.slot, rows = ref.rows, rank = ref.rank;
   const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
   const int64_t c =
       static_cast<int64_t>(static_cast<int>(blockIdx.y) - p.col_block[mi]) * kExpandThreads +
