@@ -84,6 +84,10 @@ scheduler::ModelBackend::Logits RunnerBackend::forward(std::span<const Sequence>
   return out;
 }
 
+bool RunnerBackend::replays_decode_graphs() const {
+  return runner_->cuda_graphs_captured(false) > 0;
+}
+
 void RunnerBackend::sample_on_device(std::span<const int64_t> row_index,
                                      std::span<const SableSamplingRow> rows,
                                      std::span<SableSampleResult> results) {

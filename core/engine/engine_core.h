@@ -30,6 +30,7 @@ class RunnerBackend : public scheduler::ModelBackend {
   explicit RunnerBackend(std::unique_ptr<runner::ModelRunner> r);
   ~RunnerBackend() override;
   Logits forward(std::span<const Sequence> seqs) override;
+  bool replays_decode_graphs() const override;
   void sample_on_device(std::span<const int64_t> row_index, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override;
   runner::ModelRunner& runner() { return *runner_; }

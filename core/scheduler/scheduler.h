@@ -56,6 +56,10 @@ class ModelBackend {
   };
   virtual ~ModelBackend() = default;
   virtual Logits forward(std::span<const Sequence> seqs) = 0;
+  // Whether decode-only steps replay captured graphs, so that a step in which one sequence runs
+  // several tokens (a jump-forward) runs eagerly for the whole batch. The scheduler weighs jumps
+  // by it.
+  virtual bool replays_decode_graphs() const { return false; }
   // Samples rows `row_index` of the last forward's device logits (only called when that forward
   // returned on_device). rows/results: one per sampled row. Throws on failure.
   virtual void sample_on_device(std::span<const int64_t> row_index,

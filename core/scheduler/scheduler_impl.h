@@ -74,6 +74,11 @@ struct PrefillChunk {
   int32_t n;
 };
 
+// A jump-forward's forced tokens per row of the batch below which a backend that replays decode
+// graphs decodes them instead (the eager step costs the batch more than the jump saves). From one
+// H200 run (bench/NOTES.md v10: 8B, 32 rows, jumps on 0.931 vs off 0.951 of unconstrained).
+constexpr double kJumpCostPerRow = 0.15;
+
 struct Scheduler::Impl {
   Impl(const SchedulerOptions& o, ModelBackend& b, const SableSamplerApi* s);
 

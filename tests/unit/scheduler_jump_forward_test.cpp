@@ -411,3 +411,41 @@ TEST(SchedulerJumpForward, MaskWorkersSplitRowsAndRethrow) {
   workers.start(8, [](size_t, size_t) {});
   EXPECT_NO_THROW(workers.wait());
 }
+
+// A backend that replays decode graphs runs every step in which a request jumps eagerly for the
+// whole batch, so jumps whose forced tokens are few against the running rows are decoded instead
+// (kJumpCostPerRow, bench/NOTES.md v10). Alone, a request jumps as on any backend; sixteen together
+// jump fewer tokens than without graphs, and every output still spells the whole pattern.
+class GraphReplayingModel : public FakeModel {
+ public:
+  using FakeModel::FakeModel;
+  bool replays_decode_graphs() const override { return true; }
+};
+
+TEST(SchedulerJumpForward, GraphBackendsDecodeShortJumpsOfLargeBatches) {
+  {
+    GraphReplayingModel model(256, 1);
+    Scheduler s(jump_options(256, 1, false), model);
+    Result r = collect(*submit_constrained(s, "one", prompt(9, 3), 100));
+    EXPECT_EQ(r.ids, reference(prompt(9, 3), true, 100)) << "one row: every jump is kept";
+  }
+  std::map<bool, int64_t> jumped;
+  for (bool graphs : {false, true}) {
+    std::unique_ptr<FakeModel> model = graphs ? std::make_unique<GraphReplayingModel>(2048, 1)
+                                              : std::make_unique<FakeModel>(2048, 1);
+    Scheduler s(jump_options(2048, 1, false), *model);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < 16; ++i)
+      streams.push_back(submit_constrained(s, "r" + std::to_string(i), prompt(9, i), 100));
+    for (auto& stream : streams) {
+      const Result r = collect(*stream);
+      EXPECT_EQ(spell(r.ids).size(), kPattern.size()) << "graphs " << graphs;
+      EXPECT_EQ(r.finish.type, FinishReason::Type::kStop);
+    }
+    ASSERT_TRUE(s.flush_cache());
+    jumped[graphs] = s.stats().jump_forward_tokens;
+    EXPECT_EQ(s.stats().free_pages, 2048);
+  }
+  EXPECT_GT(jumped[false], 0);
+  EXPECT_LT(jumped[true], jumped[false]);
+}
