@@ -119,6 +119,33 @@ TEST(GrammarProduct, DisjointFuturesAreNotStates) {
   expect_no_dead_ends(diff, "abcq");
 }
 
+// `s`: an intersection whose operands move in step (here: the same sequence of letters, each
+// operand requiring one of them), decided without a liveness search: the same language as `a`
+// on every short string, no dead ends, and an operand matching nothing leaves nothing.
+TEST(GrammarProduct, InStepIntersectionEqualsIntersection) {
+  const std::string x = R"(\{[abc]*a[abc]*\})", y = R"(\{[abc]*b[abc]*\})";
+  for (const char* wrap : {"(?&R(X)(Y))", "(?@1~=(?&R(X)(Y)))(?@1)"}) {
+    auto text = [&](char rule) {
+      std::string t = wrap;
+      t.replace(t.find('R'), 1, 1, rule);
+      t.replace(t.find('X'), 1, x);
+      t.replace(t.find('Y'), 1, y);
+      return t;
+    };
+    const Dfa in_step = Dfa::compile(parse_regex(text('s'), RegexDialect::kInternal));
+    const Dfa all = Dfa::compile(parse_regex(text('a'), RegexDialect::kInternal));
+    int accepted = 0;
+    for (const std::string& t : all_strings("{}abc", 6)) {
+      ASSERT_EQ(in_step.matches(t), all.matches(t)) << t;
+      accepted += in_step.matches(t);
+    }
+    EXPECT_EQ(accepted, 2 + 12 + 50);  // 2, 3 or 4 letters holding an a and a b
+    expect_no_dead_ends(in_step, "{}abc");
+  }
+  EXPECT_THROW(Dfa::compile(parse_regex(R"((?&s(\{a\})(\{[^\s\S]\})))", RegexDialect::kInternal)),
+               sable::cpp::Error);
+}
+
 TEST(GrammarProduct, EmptyCombinationAndUndecidableOneAreRefused) {
   EXPECT_THROW(Dfa::compile(parse_regex("(?&a(a+)(b+))", RegexDialect::kInternal)),
                sable::cpp::Error);

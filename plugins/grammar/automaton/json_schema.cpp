@@ -544,6 +544,26 @@ std::string Converter::any_value(int depth) {
   return ref;
 }
 
+// A JSON value nested at most kSkeletonDepth deep: the values of the counting automata of large
+// objects (json_schema_members.cpp), which must end where the checked values do. Each level is
+// deferred and so is what follows an opening `"`, `{` or `[`, so a use whose value is a number
+// builds a few states, not the whole level. Defined once.
+std::string Converter::skeleton_value() {
+  if (!skeleton_.empty()) return skeleton_;
+  const std::string text = "\"" + define(any_string_regex().substr(1), &prelude_, true);
+  std::string inner;
+  for (int depth = 0; depth <= kSkeletonDepth; ++depth) {
+    std::vector<std::string> alts = {text, kNumber, "(?:true|false)", "null"};
+    if (depth > 0) {
+      const std::string member = text + ":" + kWs + inner;
+      alts.push_back("\\{" + define("(?:" + member + "(?:," + kWs + member + ")*)?\\}", &prelude_, true));
+      alts.push_back("\\[" + define("(?:" + inner + "(?:," + kWs + inner + ")*)?\\]", &prelude_, true));
+    }
+    inner = define(alternation(alts), &prelude_, /*deferred=*/true);
+  }
+  return skeleton_ = inner;
+}
+
 std::string Converter::number(const Json& s, bool integer, const std::string& path) {
   std::optional<NumericBound> lo = bound(s, "minimum", "exclusiveMinimum", true, path);
   std::optional<NumericBound> hi = bound(s, "maximum", "exclusiveMaximum", false, path);

@@ -30,6 +30,9 @@ inline const std::string kWs = "[ ]?";
 // Depth of the generic "any value" regex for {} and of the items of a bare object/array. Each
 // level is a deferred definition (built only where a text enters it).
 inline constexpr int kAnyDepth = 16;
+// Depth of the generic values in the counting automata of large objects (skeleton_value): deeper
+// than any value the converter writes in practice ($refs unrolled kMaxRefNesting deep).
+inline constexpr int kSkeletonDepth = 64;
 // How many $refs nest inside each other (deeper occurrences match nothing): recursion is unrolled
 // this deep. Each (target, depth) is one deferred shared subexpression, built only where a text
 // reaches it, so the depth costs text linear in it and no automaton until used.
@@ -63,7 +66,8 @@ struct SchemaOptions {
 inline constexpr size_t kMaxAnyOrderProperties = 12;
 inline constexpr int64_t kMaxAnyOrderStates = 40'000;
 // Larger objects keep any order but let members repeat (each value checked), tracking only which
-// required ones were written: (members + 1) * 2^required alternatives at most.
+// required ones were written: (members + 1) * 2^required alternatives at most per automaton, more
+// required ones split among several automata intersected (json_schema_members.cpp).
 inline constexpr int64_t kMaxRepeatableAlternatives = 1 << 15;
 
 // What an object's members must satisfy beyond `required`: minProperties/maxProperties (-1: none)
@@ -146,6 +150,13 @@ class Converter {
                             const std::vector<size_t>& key_sizes, const std::vector<bool>& needed,
                             const std::string& extra, const MemberCounts& counts,
                             const std::string& path);
+  std::string skeleton_value();
+  std::string counting_members(const std::vector<std::string>& members,
+                               const std::vector<size_t>& key_sizes,
+                               const std::vector<size_t>& tracked, std::string* defs);
+  std::string repeatable_members(const std::vector<std::string>& member, const std::string& other,
+                                 const std::vector<size_t>& tracked, const std::vector<bool>& needed,
+                                 const MemberCounts& counts, std::string* defs);
   MemberCounts member_counts(const Json& s, const Json& props, bool extras,
                              const std::string& path);
   // patternProperties' further members (json_schema_patterns.cpp): one per region of keys the same
@@ -176,6 +187,7 @@ class Converter {
   int64_t next_definition_ = kAnyDepth + 1;  // ids 0..kAnyDepth: any_value(depth)
   std::string prelude_;
   std::vector<bool> any_defined_ = std::vector<bool>(kAnyDepth + 1, false);
+  std::string skeleton_;  // skeleton_value() once defined
   std::vector<std::string> stack_;  // $refs being expanded, to bound recursion
   int inline_depth_ = 0;            // allOf conversions nested inside inlined $ref targets
   std::unordered_map<std::string, std::string> ref_definitions_;  // (target, depth, options) -> (?@N)

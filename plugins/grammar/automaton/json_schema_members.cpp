@@ -1,7 +1,7 @@
 // The members of a JSON schema object as regexes (see json_schema.h): in declared order, in any
 // order with the set of members written as the state (and min/maxProperties, dependencies checked
-// on it), and for objects too large for that, in any order with repeatable members. object() in
-// json_schema_containers.cpp chooses among them.
+// on it); for objects too large for that, any order with repeatable members is in
+// json_schema_repeatable.cpp. object() in json_schema_containers.cpp chooses among them.
 #include <algorithm>
 #include <optional>
 
@@ -23,85 +23,6 @@ std::string Converter::define_member(const std::string& member, size_t key_size,
   return define(member.substr(0, key_size) +
                     define(member.substr(key_size), defs, /*deferred=*/true),
                 defs);
-}
-
-// Members in any order where only the set of *tracked* members written is a state (the required
-// ones and those `dependencies` name): each member may be written again (its value checked each
-// time), so every parse of the text, whichever duplicate it keeps, is a valid object; at the
-// closing brace the required ones are there and the dependencies hold. 2^t states for t tracked
-// properties, each choosing among the n members: "" past kMaxRepeatableAlternatives, or for
-// min/maxProperties (repeats would count; minProperties 1 is a non-empty object).
-std::string Converter::members_repeatable(const std::vector<std::string>& members,
-                                          const std::vector<size_t>& key_sizes,
-                                          const std::vector<bool>& needed, const std::string& extra,
-                                          const MemberCounts& counts) {
-  const size_t n = members.size();
-  if (counts.max >= 0 || counts.min > 1) return "";
-  std::vector<bool> tracked = needed;
-  for (const auto& [trigger, needs] : counts.dependencies) {
-    tracked[trigger] = true;
-    for (size_t i : needs) tracked[i] = true;
-  }
-  std::vector<size_t> req;  // member index of each tracked property
-  for (size_t i = 0; i < n; ++i)
-    if (tracked[i]) req.push_back(i);
-  if (req.size() > 16 || (static_cast<int64_t>(n) + 1) << req.size() > kMaxRepeatableAlternatives)
-    return "";
-  std::string defs;
-  std::vector<std::string> member(n);
-  for (size_t i = 0; i < n; ++i) member[i] = define_member(members[i], key_sizes[i], &defs);
-  const std::string other = extra.empty() ? "" : define(extra, &defs);
-  const std::string sep = "," + kWs;
-  // bit[i]: the bit of member i among the tracked ones (0 for the others).
-  std::vector<uint32_t> bit(n, 0);
-  uint32_t required = 0;
-  for (size_t k = 0; k < req.size(); ++k) {
-    bit[req[k]] = 1u << k;
-    required |= needed[req[k]] ? 1u << k : 0u;
-  }
-  const uint32_t all = req.empty() ? 0 : static_cast<uint32_t>((uint64_t{1} << req.size()) - 1);
-  auto may_close = [&](uint32_t set) {
-    if ((set & required) != required) return false;
-    for (const auto& [trigger, needs] : counts.dependencies)
-      if (set & bit[trigger])
-        for (size_t i : needs)
-          if (!(set & bit[i])) return false;
-    return true;
-  };
-  // rest(S): members that leave S as it is (optional ones, required ones in S, further ones) any
-  // number of times, then the end (S complete) or a required one not in S.
-  std::vector<std::string> rest(all + 1);
-  for (uint32_t set = all + 1; set-- > 0;) {  // supersets first
-    std::vector<std::string> loops, exits;
-    for (size_t i = 0; i < n; ++i)
-      if (bit[i] == 0 || (set & bit[i])) loops.push_back(member[i]);
-    if (!other.empty()) loops.push_back(other);
-    if (may_close(set)) exits.push_back("");
-    for (size_t i = 0; i < n; ++i)
-      if (bit[i] && !(set & bit[i])) exits.push_back(sep + member[i] + rest[set | bit[i]]);
-    rest[set] = define("(?:" + sep + group(loops) + ")*" + group(exits), &defs, /*deferred=*/true);
-  }
-  std::vector<std::string> first;
-  if (may_close(0) && counts.min <= 0) first.push_back("");
-  for (size_t i = 0; i < n; ++i) first.push_back(member[i] + rest[bit[i]]);
-  if (!other.empty()) first.push_back(other + rest[0]);
-  return "(?:" + defs + "\\{" + group(first) + "\\})";
-}
-
-std::vector<std::string> dependency_names(const Json& s) {
-  std::vector<std::string> out;
-  for (const char* key : {"dependentRequired", "dependencies"}) {
-    if (!s.contains(key) || !s[key].is_object()) continue;
-    for (auto it = s[key].begin(); it != s[key].end(); ++it) {
-      const Json& v = it.value();
-      const Json* names = v.is_array() ? &v : v.is_object() && v.contains("required") ? &v["required"] : nullptr;
-      if (!names || !names->is_array()) continue;
-      out.push_back(it.key());
-      for (const Json& n : *names)
-        if (n.is_string()) out.push_back(n.get<std::string>());
-    }
-  }
-  return out;
 }
 
 // dependencies (draft 4-7: a list of names or a schema), dependentRequired (2019-09) and

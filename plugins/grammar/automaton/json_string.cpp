@@ -224,7 +224,8 @@ LengthRange node_length(const RegexAst& ast, int32_t id, std::vector<LengthRange
         const LengthRange x = node_length(ast, n.children[i], memo, done);
         if (i == 0) {
           r = x;
-        } else if (n.min == static_cast<int32_t>(ProductRule::kAll)) {
+        } else if (n.min == static_cast<int32_t>(ProductRule::kAll) ||
+                   n.min == static_cast<int32_t>(ProductRule::kAllInStep)) {
           r.min = std::max(r.min, x.min);
           r.max = r.max < 0 ? x.max : x.max < 0 ? r.max : std::min(r.max, x.max);
         } else if (n.min == static_cast<int32_t>(ProductRule::kExactlyOne)) {

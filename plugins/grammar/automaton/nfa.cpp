@@ -95,6 +95,11 @@ void NfaBuilder::init_context(RegexAst ast) {
         auto& p = c.products[static_cast<int32_t>(i)];
         p = std::make_unique<ProductOperands>(ctx_, static_cast<int32_t>(i));
         const Liveness live = p->liveness(p->start());
+        // Operands in step (ProductRule::kAllInStep) have a common text when each has one.
+        if (node.min == static_cast<int32_t>(ProductRule::kAllInStep)) {
+          c.nonempty[i] = all && live == Liveness::kLive;
+          break;
+        }
         if (live == Liveness::kUnknown)
           sable::cpp::fail(SABLE_ERR_INVALID_ARGUMENT,
                            "a boolean combination of schemas is too large to decide whether any "

@@ -34,6 +34,7 @@ ProductOperands::~ProductOperands() = default;
 bool ProductOperands::viable(const Tuple& t) const {
   switch (rule_) {
     case ProductRule::kAll:
+    case ProductRule::kAllInStep:
       for (int32_t s : t)
         if (s == LazyDfa::kDead) return false;
       return true;
@@ -49,11 +50,15 @@ bool ProductOperands::viable(const Tuple& t) const {
 
 bool ProductOperands::step(const Tuple& t, int32_t cls, Tuple* out) const {
   out->resize(t.size());
-  for (size_t i = 0; i < t.size(); ++i)
+  const bool all = rule_ == ProductRule::kAll || rule_ == ProductRule::kAllInStep;
+  for (size_t i = 0; i < t.size(); ++i) {
     (*out)[i] = t[i] == LazyDfa::kDead ? LazyDfa::kDead : operands_[i]->next_class(t[i], cls);
+    // An intersection is dead once one operand is: the others need not build that step.
+    if (all && (*out)[i] == LazyDfa::kDead) return false;
+  }
   if (!viable(*out)) return false;
   // An operand past its limits lost texts: a rule that negates it would gain them.
-  if (rule_ != ProductRule::kAll)
+  if (rule_ != ProductRule::kAll && rule_ != ProductRule::kAllInStep)
     for (const auto& op : operands_)
       if (op->exhausted()) return false;
   return true;
@@ -65,6 +70,7 @@ bool ProductOperands::accepts(const Tuple& t) const {
     accepting += t[i] != LazyDfa::kDead && operands_[i]->accepting(t[i]) ? 1 : 0;
   switch (rule_) {
     case ProductRule::kAll:
+    case ProductRule::kAllInStep:
       return accepting == static_cast<int32_t>(t.size());
     case ProductRule::kExactlyOne:
       return accepting == 1;
@@ -83,6 +89,9 @@ bool ProductOperands::accepts(const Tuple& t) const {
 // second, unbounded search can show that no path exists.
 Liveness ProductOperands::liveness(const Tuple& t) {
   if (!viable(t)) return Liveness::kDead;
+  // Operands in step: alive in each is alive together (the start: NfaBuilder checks that every
+  // operand matches something).
+  if (rule_ == ProductRule::kAllInStep) return Liveness::kLive;
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = known_.find(t); it != known_.end()) return it->second;
   if (accepts(t)) return known_[t] = Liveness::kLive;

@@ -11,7 +11,9 @@
 // tuple's liveness is decided by a depth-first search over the product (cached; a found path marks
 // every tuple on it live, an exhausted search marks everything it saw dead). The search is bounded:
 // past it the tuple counts as dead (a subset: texts through it are rejected, never a wrong accept),
-// and a combination whose start cannot be decided is refused at compile time.
+// and a combination whose start cannot be decided is refused at compile time. Operands the
+// generator declares in step (ProductRule::kAllInStep: a text alive in each has a common
+// continuation) skip the search: a tuple is live when no operand is dead.
 //
 // Limits of the operands: an operand that stops growing at its limits (LazyDfa::exhausted) makes
 // its language a subset; subtracting a subset would over-accept, so a rule that negates operands

@@ -288,7 +288,7 @@ class Parser {
     return add(RegexNode{});
   }
 
-  // `(?&R(X)(Y)...)`: R one of `a`, `1`, `-`, then at least one parenthesized operand.
+  // `(?&R(X)(Y)...)`: R one of `a`, `1`, `-`, `s`, then at least one parenthesized operand.
   int32_t parse_product(int depth, size_t open) {
     pos_ += 2;  // ?&
     RegexNode n;
@@ -297,6 +297,7 @@ class Parser {
     if (rule == 'a') n.min = static_cast<int32_t>(ProductRule::kAll);
     else if (rule == '1') n.min = static_cast<int32_t>(ProductRule::kExactlyOne);
     else if (rule == '-') n.min = static_cast<int32_t>(ProductRule::kFirstOnly);
+    else if (rule == 's') n.min = static_cast<int32_t>(ProductRule::kAllInStep);
     else error("bad combination rule", open);
     ++pos_;
     while (!at_end() && peek() == '(') n.children.push_back(parse_group(depth + 1));

@@ -33,8 +33,12 @@ enum class RegexOp {
 
 // How a kProduct node combines its operands' languages (internal dialect only, product.h):
 // kAll their intersection, kExactlyOne the strings exactly one operand matches, kFirstOnly the
-// strings of the first that no other operand matches (a difference).
-enum class ProductRule : int32_t { kAll = 0, kExactlyOne = 1, kFirstOnly = 2 };
+// strings of the first that no other operand matches (a difference). kAllInStep is kAll where the
+// generator guarantees that the operands move in step: a text every operand can still continue
+// has a continuation all of them accept (the same members in the same places, each operand
+// checking something else about them), so a tuple is live when no operand is dead and no search
+// is needed (json_schema_members.cpp's large objects).
+enum class ProductRule : int32_t { kAll = 0, kExactlyOne = 1, kFirstOnly = 2, kAllInStep = 3 };
 
 struct RegexNode {
   RegexOp op = RegexOp::kEmpty;
@@ -63,8 +67,9 @@ inline constexpr int32_t kMaxRepeatCount = 10000;
 // so text that would otherwise repeat it (JSON objects with properties in any order) stays small.
 // `(?@N~=X)` defines a deferred one: its automaton is built lazily (RegexAst::deferred).
 // `(?&R(X)(Y)...)` is a boolean combination of the groups' languages (kProduct): R is `a` (all of
-// them), `1` (exactly one) or `-` (the first and none of the others); built lazily as a product
-// of the operands' automata (product.h).
+// them), `1` (exactly one), `-` (the first and none of the others) or `s` (all of them, operands
+// in step: ProductRule::kAllInStep); built lazily as a product of the operands' automata
+// (product.h).
 // kFragment is kInternal where a reference to a subexpression the text does not define stands for
 // an opaque deferred part (one placeholder state in the NFA, as a deferred definition is): a
 // fragment's NFA is sized without parsing the definitions it will be placed after.
