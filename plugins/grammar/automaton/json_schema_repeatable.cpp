@@ -10,10 +10,10 @@ namespace sable::grammar::schema {
 namespace {
 
 // The repeatable form past one automaton: at most this many intersected, each tracking at most
-// kMaxGroupBits members (so up to 16 required ones; more stay in declared order: each further
+// kMaxGroupBits members (so up to 14 required ones; more stay in declared order: each further
 // automaton costs mask time, measured in bench/NOTES.md).
 constexpr size_t kMaxRepeatableGroups = 2;
-constexpr size_t kMaxGroupBits = 8;
+constexpr size_t kMaxGroupBits = 7;
 // How the intersection of the groups' automata opens (product.h: operands in step).
 constexpr const char* kInStep = "(?&s";
 
@@ -101,10 +101,11 @@ std::string Converter::members_repeatable(const std::vector<std::string>& member
          (static_cast<int64_t>(n) + 1) << (single_bits + 1) <= kMaxRepeatableAlternatives)
     ++single_bits;
   std::vector<std::vector<size_t>> groups = tracked_groups(tracked, counts, single_bits, 1);
-  if (groups.empty()) {
-    // Several automata each build their own copy of the members checked in the first one (the
-    // product's and that operand's states): only for members of moderate size, none of them
-    // holding such an intersection itself (nested ones multiply the work of every byte).
+  // Several automata each build their own copy of the members checked in the first one (the
+  // product's and that operand's states): only for members of moderate size, none of them
+  // holding such an intersection itself (nested ones multiply the work of every byte); not in an
+  // exactly written part (the counting automata's values stop kSkeletonDepth deep: a subset).
+  if (groups.empty() && !options_.exact) {
     int64_t size = 0;
     for (const std::string& m : members) {
       if (m.find(kInStep) != std::string::npos) return "";
