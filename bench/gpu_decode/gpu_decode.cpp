@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "core/hf_config/hf_config.h"
 #include "core/lora/lora_manager.h"
+#include "core/lora/runner_base_model.h"
 #include "core/plugin/registry.h"
 #include "core/runner/device_memory.h"
 #include "core/runner/model_runner.h"
@@ -73,14 +73,8 @@ int main(int argc, char** argv) {
     lo.max_lora_rank = 16;  // as the server bench (lora8b): --max-lora-rank 16
     lo.compute_dtype = runner->compute_dtype();
     lo.max_batch_tokens = o.max_batch_tokens;
-    sable::lora::BaseModel base;
-    base.num_layers = runner->info().num_layers;
-    base.weight_shape = [&r = *runner](const std::string& name) { return r.weight_shape(name); };
-    base.q_rows = int64_t{runner->info().num_q_heads} * runner->info().head_dim;
-    base.kv_rows = int64_t{runner->info().num_kv_heads} * runner->info().head_dim;
-    base.inter_rows = runner->config().get_int("intermediate_size").value_or(0);
-    base.lora_modules = runner->lora_modules();
-    base.plugin = runner->plugin_name();
+    sable::lora::BaseModel base = sable::lora::runner_base_model(
+        *runner, [&r = *runner](const std::string& name) { return r.weight_shape(name); });
     lora_memory = sable::runner::make_cuda_memory(0);
     lora = std::make_unique<sable::lora::LoraManager>(lo, std::move(base), *lora_memory);
     std::istringstream in(dirs);

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/engine/engine_core.h"
-#include "core/hf_config/hf_config.h"
+#include "core/lora/runner_base_model.h"
 #include "core/model_source/resolve_model.h"
 #include "core/util/log.h"
 
@@ -61,17 +61,9 @@ void start_lora(EngineCore& c) {
   }
   o.compute_dtype = r.compute_dtype();
   o.max_batch_tokens = c.runner_options.max_batch_tokens;
-  lora::BaseModel base;
-  base.num_layers = r.info().num_layers;
   RunnerBackend* backend = c.backend.get();  // the runner may be swapped (update_weights)
-  base.weight_shape = [backend](const std::string& name) {
-    return backend->runner().weight_shape(name);
-  };
-  base.q_rows = int64_t{r.info().num_q_heads} * r.info().head_dim;
-  base.kv_rows = int64_t{r.info().num_kv_heads} * r.info().head_dim;
-  base.inter_rows = r.config().get_int("intermediate_size").value_or(0);
-  base.lora_modules = r.lora_modules();
-  base.plugin = r.plugin_name();
+  lora::BaseModel base = lora::runner_base_model(
+      r, [backend](const std::string& name) { return backend->runner().weight_shape(name); });
 #ifdef SABLE_HAVE_CUDA
   if (r.device_type() == SABLE_DEVICE_CUDA)
     c.lora_memory = runner::make_cuda_memory(c.runner_options.device_index);
