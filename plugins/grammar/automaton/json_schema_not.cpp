@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "json_schema_converter.h"
+#include "schema_eval.h"
 #include "schema_merge.h"
 
 namespace sable::grammar::schema {
@@ -238,14 +239,13 @@ Json Converter::negation(const Json& s, const std::string& path) {
   if ((rest.contains("enum") || rest.contains("const")) && only(n, {"enum", "const"})) {
     // Listed values beside `not` of listed values: those of the first list the second misses
     // (JSON equality: key order does not matter, 1 equals 1.0).
-    auto plain = [](const Json& v) { return nlohmann::json::parse(v.dump()); };
-    std::vector<nlohmann::json> excluded;
+    std::vector<Json> excluded;
     if (n.contains("enum")) {
       if (!n["enum"].is_array()) error(at + "/enum", "enum must be an array");
       for (const Json& v : n["enum"])
-        if (!n.contains("const") || plain(v) == plain(n["const"])) excluded.push_back(plain(v));
+        if (!n.contains("const") || json_equal(v, n["const"])) excluded.push_back(v);
     } else {
-      excluded.push_back(plain(n["const"]));
+      excluded.push_back(n["const"]);
     }
     Json values = rest.contains("const") ? Json::array({rest["const"]}) : rest["enum"];
     if (!values.is_array()) error(path + "/enum", "enum must be an array");
@@ -254,8 +254,9 @@ Json Converter::negation(const Json& s, const std::string& path) {
       const bool listed =
           !rest.contains("enum") || !rest["enum"].is_array() ||
           std::find(rest["enum"].begin(), rest["enum"].end(), v) != rest["enum"].end();
-      if (listed && std::find(excluded.begin(), excluded.end(), plain(v)) == excluded.end())
-        kept.push_back(v);
+      const bool negated = std::any_of(excluded.begin(), excluded.end(),
+                                       [&](const Json& e) { return json_equal(e, v); });
+      if (listed && !negated) kept.push_back(v);
     }
     if (kept.empty()) return Json(false);
     rest.erase("const");
