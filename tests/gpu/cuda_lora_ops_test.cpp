@@ -256,6 +256,36 @@ TEST_F(CudaLoraOps, ScalarLoadsAndF32) {
   }
 }
 
+// A forward makes one call per layer and projection group after a single upload of the step block:
+// the fused kernel's counters must come back to zero after every call (a leftover count would let
+// the next call's expand read the shrink's results before they exist).
+TEST_F(CudaLoraOps, BackToBackCallsReuseTheCounters) {
+  init(/*slots=*/3, /*r_stride=*/16, /*rows=*/40, SABLE_DTYPE_F32);
+  for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP}) {
+    slot_rank_[0 * kC + m] = 16;
+    slot_rank_[2 * kC + m] = 7;
+  }
+  const int64_t k = 2048, n = 520;
+  make_pool(kLayer, SABLE_LORA_GATE, k, n);
+  make_pool(kLayer, SABLE_LORA_UP, k, n);
+  Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf out = random(static_cast<size_t>(rows_ * 2 * n), 1.0f);
+  std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
+  for (int32_t t = 0; t < rows_; ++t) row_slot[static_cast<size_t>(t)] = t % 4 == 3 ? -1 : t % 3;
+  ops::LoraBatch lb = batch(row_slot);
+  ctx_.lora = &lb;
+  Buf base;  // host values only: the expected out after each call
+  base.dtype = dtype_;
+  base.host = out.host;
+  for (int call = 0; call < 5; ++call) {
+    launch(x, k, out, 2 * n, SABLE_LORA_GATE, {n, n});
+    base.host = reference(x, k, base, 2 * n, {SABLE_LORA_GATE, SABLE_LORA_UP}, {0, n}, row_slot);
+  }
+  ctx_.lora = nullptr;
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_LT(rel_l2(out.fetch(), base.host), 1e-5);
+}
+
 TEST_F(CudaLoraOps, CapturedGraphReplaysOtherAdapters) {
   init(4, 16, 16, SABLE_DTYPE_BF16);
   const int64_t k = 512, nq = 64, nkv = 32, width = nq + 2 * nkv;
