@@ -157,6 +157,11 @@ TEST(GrammarSchemaBounds, UniqueItemsOverListedValues) {
   check(R"({"type":"array","items":{"enum":[1,1.0,2,"a"]},"uniqueItems":true,"minItems":1,
             "maxItems":2})",
         {"[1]", "[1.0,2]", R"([2,"a"])"}, {"[1,1.0]", "[]", R"([1,2,"a"])"});
+  // Objects are equal whatever their key order: the two texts below are one value.
+  check(R"({"type":"array","uniqueItems":true,
+            "items":{"enum":[{"a":1,"b":2},{"b":2,"a":1},3]}})",
+        {R"([{"a":1,"b":2},3])", R"([3,{"b":2,"a":1}])", R"([{"b":2,"a":1}])"},
+        {R"([{"a":1,"b":2},{"b":2,"a":1}])", R"([{"b":2,"a":1},3,{"a":1,"b":2}])"});
   check(R"({"type":"array","items":{"type":"boolean"},"uniqueItems":true})",
         {"[true,false]", "[false]"}, {"[true,true]", "[false,true,false]"});
   check(R"({"type":"array","items":{"$ref":"#/definitions/m"},"uniqueItems":true,

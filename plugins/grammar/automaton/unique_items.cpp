@@ -5,6 +5,7 @@
 #include <set>
 
 #include "regex.h"
+#include "schema_eval.h"
 
 namespace sable::grammar::schema {
 namespace {
@@ -45,10 +46,10 @@ std::optional<std::vector<std::vector<Json>>> finite_item_values(const Json& ite
   for (const Json& v : values) {
     if (items.contains("type") && !has_type(v, items["type"])) continue;
     auto c = std::find_if(classes.begin(), classes.end(),
-                          [&](const std::vector<Json>& x) { return x.front() == v; });
+                          [&](const std::vector<Json>& x) { return json_equal(x.front(), v); });
     if (c == classes.end()) classes.push_back({v});
     else if (std::none_of(c->begin(), c->end(), [&](const Json& x) { return x.dump() == v.dump(); }))
-      c->push_back(v);  // another text of the same value (1.0 beside 1)
+      c->push_back(v);  // another text of the same value (1.0 beside 1, keys reordered)
   }
   return classes;
 }

@@ -20,7 +20,8 @@ inline constexpr size_t kMaxUniqueValues = 10;
 
 // The values an items schema allows when it is one of the finite forms above (`enum`/`const`,
 // filtered by `type`; `type` boolean or null; annotations beside them), grouped by JSON equality
-// (1 and 1.0 are one value); nullopt for any other schema.
+// (schema_eval.h's json_equal: 1 and 1.0 are one value, as are objects whose keys differ only in
+// order); nullopt for any other schema.
 std::optional<std::vector<std::vector<Json>>> finite_item_values(const Json& items);
 
 // `[...]` of lo..hi (hi < 0: any number) distinct elements drawn from `values` (each class's JSON
