@@ -112,6 +112,27 @@ TEST(GrammarSchemaBool, NotOfPropertiesAndIfThenElse) {
           {R"({"s":"abc"})", R"({"s":"a"})"}, {R"({"s":1})", "{}"});
 }
 
+// not {required, properties} is anyOf [an object holding q whose value violates q's schema, an
+// object without x]: each alternative takes its further members anywhere, so an object with x and
+// such a q matches the first in any order (x, a further member there, had to come after q).
+// Expectations checked with Python's `jsonschema` (4.26, Draft 2020-12).
+TEST(GrammarSchemaBool, NotOfRequiredAndPropertiesInEveryOrder) {
+  check(R"({"type":"object","not":{"required":["x"],
+                                   "properties":{"q":{"type":"string","pattern":"^a"}}}})",
+        {R"({"x":1,"q":"b"})", R"({"q":"b","x":1})", R"({"y":1,"q":"b"})", R"({"q":"b","y":1})",
+         R"({"x":1,"y":2,"q":"b"})", R"({"y":2,"q":3,"x":1})", R"({"q":"a1"})", "{}", R"({"y":1})"},
+        {R"({"x":1,"q":"a1"})", R"({"q":"a1","x":1})", R"({"x":1})", R"({"y":2,"x":1,"q":"a"})",
+         R"({"x":1,"y":2})", "1"});
+  // Beside declared properties of the schema itself: both alternatives (holding a violating q,
+  // lacking x) take further members before the declared ones too.
+  check(R"({"type":"object","properties":{"a":{"type":"integer"}},
+            "not":{"required":["x"],"properties":{"q":{"type":"string","pattern":"^a"}}}})",
+        {R"({"x":1,"a":2,"q":"b"})", R"({"q":"b","x":1,"a":2})", R"({"x":1,"q":null,"a":2})",
+         R"({"y":1,"a":2})", R"({"a":2,"y":1})", R"({"q":"a","a":2})"},
+        {R"({"a":2,"x":1})", R"({"x":1,"a":2})", R"({"q":"a","a":1,"x":1})", R"({"a":"s","q":"b"})",
+         R"({"y":1,"a":"s"})"});
+}
+
 TEST(GrammarSchemaBool, PropertiesThatAllowNothingMayNotAppear) {
   check(R"({"properties":{"a":false,"b":{"type":"integer"}}})", {R"({"b":1})", "{}", R"({"c":1})"},
         {R"({"a":1})", R"({"b":1,"a":null})"});

@@ -76,6 +76,10 @@ std::string Converter::object(const Json& s, const std::string& path) {
   // (JSON Schema), or none beside properties in strict mode. With patternProperties only keys
   // matching a pattern are generated.
   const bool implicit = !s.contains("additionalProperties") && !s.contains("unevaluatedProperties");
+  // Implied further members go only after the declared ones (a subset), explicit ones anywhere
+  // where that fits; so do implied ones of the alternatives a `not` splits objects into
+  // (internal "x-sable-extras-anywhere", json_schema_not.cpp).
+  const bool extras_anywhere = !implicit || s.contains("x-sable-extras-anywhere");
   const int64_t min_props = count_keyword(s, "minProperties", 0, path);
   const int64_t max_props = count_keyword(s, "maxProperties", -1, path);
   // Implied further members may be left out (a subset): so they are beside maxProperties.
@@ -181,11 +185,11 @@ std::string Converter::object(const Json& s, const std::string& path) {
   if (options_.exact) return exact_members(members, key_sizes, needed, extra_member, counts, path);
   const bool any_order = options_.order != PropertyOrder::kDeclared || members.size() <= 1;
   if (any_order && (members.size() > 1 || !counts.empty() ||
-                    (members.size() == 1 && !implicit && !extra_member.empty()))) {
+                    (members.size() == 1 && extras_anywhere && !extra_member.empty()))) {
     // Explicit further members go anywhere when that fits (and need not be counted), else after
-    // the declared ones; implied ones (JSON Schema's default) only after them.
+    // the declared ones; implied ones (JSON Schema's default) only after them (extras_anywhere).
     std::string why;
-    if (!implicit && !extra_member.empty() && !counts.counted())
+    if (extras_anywhere && !extra_member.empty() && !counts.counted())
       if (std::string r = members_any_order(members, key_sizes, needed, extra_member, true, counts, &why);
           !r.empty())
         return r;

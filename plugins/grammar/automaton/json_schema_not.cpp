@@ -10,7 +10,8 @@
 //                               object() honours (json_schema_containers.cpp)
 //   not {properties: {p: S}, required: [r]} (type object or none)
 //                            -> anyOf: another type (when typed), an object holding p whose value
-//                               is not S, an object without r
+//                               is not S, an object without r (further members anywhere
+//                               where that fits: "x-sable-extras-anywhere")
 //   not of `required` lists, anyOf and allOf of them (De Morgan)
 //                            -> objects without one name of each list: not {required: [a, b]}
 //                               is anyOf [{x-sable-absent: [a]}, {x-sable-absent: [b]}]
@@ -112,7 +113,11 @@ std::optional<Clauses> absent_sets(const Clauses& present) {
 
 // not {properties: {p: S}, required: [r], type: object}: a value violates it by being another
 // type, holding some p whose value violates S, or missing some r. The alternatives (objects
-// unless `rest_types` says otherwise), or none for another form.
+// unless `rest_types` says otherwise), or none for another form. The object alternatives are
+// marked "x-sable-extras-anywhere" (object(): further members anywhere among the declared ones,
+// as explicit additionalProperties are written): each declares a member the others do not, so
+// with implied further members only after the declared ones, a valid object whose further
+// members come first ({"x":1,"q":"b"}: x further in the one that declares q) could match none.
 std::optional<Json> object_violations(const Json& n, const std::vector<std::string>& rest_types,
                                       const std::vector<std::string>& required_by_rest) {
   if (!n.is_object() || !n.contains("properties") || !n["properties"].is_object()) return std::nullopt;
@@ -130,7 +135,7 @@ std::optional<Json> object_violations(const Json& n, const std::vector<std::stri
   }
   for (auto p = n["properties"].begin(); p != n["properties"].end(); ++p) {
     if (p.value() == Json(true) || p.value() == Json::object()) continue;  // nothing to violate
-    Json violation = {{"type", "object"}, {"required", Json::array({p.key()})}};
+    Json violation = {{"type", "object"}, {"required", Json::array({p.key()})}, {"x-sable-extras-anywhere", true}};
     if (p.value() != Json(false)) violation["properties"] = Json{{p.key(), Json{{"not", p.value()}}}};
     out.push_back(std::move(violation));
   }
@@ -139,7 +144,8 @@ std::optional<Json> object_violations(const Json& n, const std::vector<std::stri
     for (const Json& r : n["required"]) {
       if (!r.is_string()) return std::nullopt;
       if (has(required_by_rest, r.get<std::string>())) continue;  // cannot be missing
-      out.push_back(Json{{"type", "object"}, {"x-sable-absent", Json::array({r})}});
+      out.push_back(
+          Json{{"type", "object"}, {"x-sable-absent", Json::array({r})}, {"x-sable-extras-anywhere", true}});
     }
   }
   return out;
