@@ -21,7 +21,7 @@ struct QKernels {
   // n weight rows (w + r * wrb bytes) against m activation rows (x + i * xs blocks) into
   // out[i * ldo + r]: one activation row streams each weight row once; from 2 rows on (x86:
   // qkernels_x86_tile.inc) register tiles of one weight row x 8 activation rows. Bit-identical to
-  // n x m calls of the QDot.
+  // n x m calls of the QDot below rows_exact_below activation rows.
   using QDotRows = void (*)(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs,
                             int64_t m, int64_t k, float* out, int64_t ldo);
   const char* name;
@@ -51,6 +51,10 @@ struct QKernels {
   // x[k] -> k/32 int16 blocks (k a multiple of 32).
   void (*quantize_row16)(const float* x, BlockQ16A* out, int64_t k);
   HeadRows q8_0_head, q4_0_head, q4_1_head;
+  // From this many activation rows on, the *_rows kernels may differ from n x m QDot calls by the
+  // fp32 summation order (the AVX-512 tiles from 2 rows, qkernels_x86_zmm.inc; the AMX tiles);
+  // below it they are bit-identical.
+  int64_t rows_exact_below = INT64_MAX;
   // The head kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
   HeadRows head_rows(int32_t dtype) const;
 
