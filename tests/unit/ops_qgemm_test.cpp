@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -139,6 +140,51 @@ TEST_F(OpsQgemm, MultiRowKernelsAgreeWithTheScalarTable) {
             const float want = ref.qdot(f.dtype)(p.bytes.data() + r * wrb, xq.data() + i * k / 32, k);
             EXPECT_NEAR(out[static_cast<size_t>(i * n + r)], want, 4e-6 * mag + 1e-6)
                 << t->name << " " << f.name << " M=" << m << " row " << i << " weight row " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The AMX table (where the CPU has AMX-INT8 and Linux grants the tile state; skipped elsewhere):
+// its multi-row kernels from 8 (Q8_0) or 16 (Q4_0 / Q4_1) activation rows on run AMX tiles of 16
+// weight rows x 16 activation rows per 32-element block. Against the scalar table's dots with the
+// same activation blocks, within fp32 summation order: full and partial tiles on both sides (N =
+// 16, 17, 33; M = 8, 9, 16, 17, 31, 48), K of 1, 3 and 28 blocks, into a strided output whose gaps
+// stay untouched.
+TEST_F(OpsQgemm, AmxTilesAgreeWithTheScalarTable) {
+  const QKernels* amx = nullptr;
+  for (const QKernels* t : cpu::usable_kernels())
+    if (std::string(t->name) == "amx") amx = t;
+  if (amx == nullptr) GTEST_SKIP() << "no AMX-INT8 on this CPU, or Linux refused the tile state";
+  EXPECT_EQ(&cpu::best_kernels() == amx, std::getenv("SABLE_CPU_KERNELS") == nullptr);
+  const QKernels& ref = cpu::scalar_kernels();
+  for (const int64_t k : {32, 96, 896}) {
+    for (const int64_t n : {16, 17, 33}) {
+      for (const int64_t m : {8, 9, 16, 17, 31, 48}) {
+        const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+        std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
+        for (int64_t i = 0; i < m; ++i)
+          ref.quantize_row(x.data() + i * k, xq.data() + i * k / 32, k);
+        for (const Format& f : kFormats) {
+          if (!amx->qdot_rows(f.dtype)) continue;
+          const Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k)), n, k);
+          const int64_t wrb = cpu::row_bytes(f.dtype, k), ldo = n + 1;
+          std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
+          amx->qdot_rows(f.dtype)(p.bytes.data(), wrb, n, xq.data(), k / 32, m, k, out.data(), ldo);
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t r = 0; r < n; ++r) {
+              double mag = 0;
+              for (int64_t e = 0; e < k; ++e)
+                mag += std::fabs(p.deq[static_cast<size_t>(r * k + e)] * x[i * k + e]);
+              const float want =
+                  ref.qdot(f.dtype)(p.bytes.data() + r * wrb, xq.data() + i * k / 32, k);
+              ASSERT_NEAR(out[static_cast<size_t>(i * ldo + r)], want, 4e-6 * mag + 1e-6)
+                  << f.name << " K=" << k << " N=" << n << " M=" << m << " row " << i
+                  << " weight row " << r;
+            }
+            EXPECT_EQ(out[static_cast<size_t>(i * ldo + n)], -1.0f);
           }
         }
       }

@@ -1,7 +1,9 @@
 // The inner kernels of the packed-weight GEMM, one table per instruction set: a scalar reference
-// (every CPU), AVX2 (vpmaddubsw), AVX-VNNI and AVX-512 VNNI (vpdpbusd on 256-bit vectors). The
-// best table the running CPU supports is chosen once, at first use (best_kernels); tests run
-// every usable table against the scalar one.
+// (every CPU), AVX2 (vpmaddubsw), AVX-VNNI (vpdpbusd on 256-bit vectors), AVX-512 VNNI (the
+// Q8_0 / Q4_0 / Q4_1 multi-row int8 kernels on 512-bit vectors, qkernels_x86_zmm.inc) and AMX
+// (that table with the multi-row kernels on AMX tiles from 8 or 16 activation rows on,
+// qkernels_amx.cpp). The best table the running CPU supports is chosen once, at first use
+// (best_kernels); tests run every usable table against the scalar one.
 //
 // A dot kernel multiplies one weight row of K elements with one activation row: quantized formats
 // take the activations as BlockQ8A blocks (integer products, fp32 accumulation of the per-block
@@ -77,6 +79,10 @@ std::vector<const QKernels*> usable_kernels();
 const QKernels& avx2_kernels();
 const QKernels& avxvnni_kernels();
 const QKernels& avx512vnni_kernels();
+// The AVX-512 VNNI table with AMX multi-row kernels; only after amx_usable().
+const QKernels& amx_kernels();
+// The CPU has AMX-INT8 and the kernel granted this process the tile state (asked once).
+bool amx_usable();
 #endif
 
 }  // namespace sable::ops::cpu

@@ -377,15 +377,17 @@ std::vector<const QKernels*> usable_kernels() {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (avx2) out.push_back(&avx2_kernels());
   if (avx2 && avxvnni) out.push_back(&avxvnni_kernels());
-  if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw"))
-    out.push_back(&avx512vnni_kernels());
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512vnni") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+  if (avx512) out.push_back(&avx512vnni_kernels());
+  const bool amx = cpuid_bit(7, 0, 3, 24) && cpuid_bit(7, 0, 3, 25);  // CPUID.7:EDX[24] tile, [25] int8
+  if (avx512 && amx && amx_usable()) out.push_back(&amx_kernels());
 #endif
   return out;
 }
 
 // The widest table the CPU supports, or the one SABLE_CPU_KERNELS names (scalar, avx2, avxvnni,
-// avx512vnni) when the CPU supports it: an A/B switch for hosts where the widest is not the fastest.
+// avx512vnni, amx) when the CPU supports it: an A/B switch for hosts where the widest is not the fastest.
 const QKernels& best_kernels() {
   static const QKernels* best = [] {
     const auto usable = usable_kernels();
