@@ -39,9 +39,10 @@ constexpr int kTileRows = kLoraTileRows;
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRanksPerBlock = 4;  // shrink: rank rows per block (each warp takes all four)
-constexpr int kExpandCols = kThreads;
+constexpr int kColsPerThread = 2;  // expand: columns c, c + 256, ... of one module per thread
+constexpr int kExpandCols = kThreads * kColsPerThread;
 constexpr int kShrinkPreload = 2;  // K steps of A in registers before the PDL wait
-constexpr int kExpandPreload = 4;  // 16-byte loads of a B row before the wait (rank 32 in bf16)
+constexpr int kBAhead = 2;  // expand: 16-byte loads of a B row issued with the outputs (rank 16, bf16)
 constexpr int kTilesPerExpandBlock = 8;  // most tiles one expand block loops over (large batches)
 constexpr int kMinTileGroups = 8;        // decode: a tile group per live tile, up to this many
 
@@ -239,81 +240,74 @@ __device__ void expand_block(const LoraLaunch& l, const Plan& p, int64_t e,
   int mi = 0;
   while (mi + 1 < l.count && cb >= p.col_block[mi + 1]) ++mi;
   const int module = l.module[mi];
-  const int64_t c = static_cast<int64_t>(cb - p.col_block[mi]) * kExpandCols + threadIdx.x;
-  const bool col = c < l.n[mi];
+  const int64_t n = l.n[mi], ldo = l.ldo[mi];
+  const int64_t c0 = static_cast<int64_t>(cb - p.col_block[mi]) * kExpandCols + threadIdx.x;
   const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
   T* out = static_cast<T*>(l.out[mi]);
-  // The first tile's B row before the wait.
-  TileRef ref = tile_ref(l, l.view.b, group, module);
-  float b0[kExpandPreload][V];
-  {
-    const int rank_v = (ref.rank + V - 1) / V * V;
-    const T* brow = col && ref.rank > 0
-                        ? static_cast<const T*>(ref.w) +
-                              (static_cast<int64_t>(ref.slot) * l.n[mi] + c) * l.rank_stride
-                        : nullptr;
-#pragma unroll
-    for (int q = 0; q < kExpandPreload; ++q)
-      if (brow != nullptr && q * V < rank_v) load_f32<T, V>(brow + q * V, b0[q]);
-  }
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   wait_for_shrinks(l, p);
-  for (int tile_i = group; ref.tile != nullptr;) {
-    const int rows = ref.rows, rank = ref.rank, slot = ref.slot;
+  for (int tile_i = group;; tile_i += p.tile_groups) {
+    const TileRef ref = tile_ref(l, l.view.b, tile_i, module);
+    if (ref.tile == nullptr) break;
+    if (ref.rank <= 0) continue;  // block-uniform
+    const int rows = ref.rows, rank = ref.rank;
     const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
-    if (rank > 0) {  // block-uniform
-      for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kThreads) {
-        const int t = idx / rank_v, j = idx - t * rank_v;
-        sm[idx] = t < rows && j < rank
-                      ? __ldcg(s + (static_cast<int64_t>(tile_i) * kTileRows + t) * row_stride +
-                               static_cast<int64_t>(mi) * l.rank_stride + j)
-                      : 0.0f;
-      }
-      __syncthreads();
-      if (col) {
-        const T* brow = static_cast<const T*>(ref.w) +
-                        (static_cast<int64_t>(slot) * l.n[mi] + c) * l.rank_stride;
-        float acc[kTileRows] = {};
-        auto accumulate = [&](int j, const float (&bv)[V]) {
+    const T* bw = static_cast<const T*>(ref.w) + static_cast<int64_t>(ref.slot) * n * l.rank_stride;
+    int64_t orow[kTileRows];
 #pragma unroll
-          for (int t = 0; t < kTileRows; ++t) {
-            if (t >= rows) break;
+    for (int t = 0; t < kTileRows; ++t) orow[t] = static_cast<int64_t>(ref.tile->row[t < rows ? t : 0]) * ldo;
+    // The first kBAhead 16-byte loads of each column's B row and the tile's old outputs, issued
+    // together before the s fill: one round trip for all of them.
+    Vec<T> bq[kColsPerThread][kBAhead];
+    T old[kColsPerThread][kTileRows];
 #pragma unroll
-            for (int q = 0; q < V; ++q) acc[t] = fmaf(sm[t * rank_v + j + q], bv[q], acc[t]);
-          }
-        };
-        int j = 0;
-        if (tile_i == group) {  // the preloaded first tile
+    for (int k = 0; k < kColsPerThread; ++k) {
+      const int64_t c = c0 + k * kThreads;
+      if (c >= n) continue;
 #pragma unroll
-          for (int q = 0; q < kExpandPreload; ++q, j += V)
-            if (j < rank_v) accumulate(j, b0[q]);
-        }
-        for (; j < rank_v; j += V) {
-          float bv[V];
-          load_f32<T, V>(brow + j, bv);
-          accumulate(j, bv);
-        }
-        const LoraTile* tile = ref.tile;
-        T old[kTileRows];
+      for (int q = 0; q < kBAhead; ++q)
+        if (q * V < rank_v) bq[k][q] = *reinterpret_cast<const Vec<T>*>(bw + c * l.rank_stride + q * V);
 #pragma unroll
-        for (int t = 0; t < kTileRows; ++t)
-          if (t < rows) old[t] = out[static_cast<int64_t>(tile->row[t]) * l.ldo[mi] + c];
-#pragma unroll
-        for (int t = 0; t < kTileRows; ++t)
-          if (t < rows)
-            out[static_cast<int64_t>(tile->row[t]) * l.ldo[mi] + c] =
-                from_f32<T>(to_f32(old[t]) + acc[t]);
-      }
-      __syncthreads();  // sm is rewritten for the next tile
+      for (int t = 0; t < kTileRows; ++t)
+        if (t < rows) old[k][t] = out[orow[t] + c];
     }
-    tile_i += p.tile_groups;
-    ref = tile_ref(l, l.view.b, tile_i, module);
+    for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kThreads) {
+      const int t = idx / rank_v, j = idx - t * rank_v;
+      sm[idx] = t < rows && j < rank
+                    ? __ldcg(s + (static_cast<int64_t>(tile_i) * kTileRows + t) * row_stride +
+                             static_cast<int64_t>(mi) * l.rank_stride + j)
+                    : 0.0f;
+    }
+    __syncthreads();
+    float acc[kColsPerThread][kTileRows] = {};
+    auto accumulate = [&](int k, int j, const Vec<T>& b) {
+#pragma unroll
+      for (int t = 0; t < kTileRows; ++t) {
+        if (t >= rows) break;
+#pragma unroll
+        for (int q = 0; q < V; ++q) acc[k][t] = fmaf(sm[t * rank_v + j + q], to_f32(b.v[q]), acc[k][t]);
+      }
+    };
+#pragma unroll
+    for (int k = 0; k < kColsPerThread; ++k) {
+      const int64_t c = c0 + k * kThreads;
+      if (c >= n) continue;
+#pragma unroll
+      for (int q = 0; q < kBAhead; ++q)
+        if (q * V < rank_v) accumulate(k, q * V, bq[k][q]);
+      for (int j = kBAhead * V; j < rank_v; j += V)
+        accumulate(k, j, *reinterpret_cast<const Vec<T>*>(bw + c * l.rank_stride + j));
+#pragma unroll
+      for (int t = 0; t < kTileRows; ++t)
+        if (t < rows) out[orow[t] + c] = from_f32<T>(to_f32(old[k][t]) + acc[k][t]);
+    }
+    __syncthreads();  // sm is rewritten for the next tile
   }
 }
 
 template <class T, int V>
-__global__ void __launch_bounds__(kThreads) lora_fused(LoraLaunch l, Plan p, float* __restrict__ s) {
+__global__ void __launch_bounds__(kThreads, 2) lora_fused(LoraLaunch l, Plan p, float* __restrict__ s) {
   extern __shared__ float sm[];  // shrink: [kWarps][32] sums; expand: [kTileRows][rank_stride]
   const int64_t b = blockIdx.x;
   if (b < p.shrink_blocks) return shrink_block<T, V>(l, p, b, s, sm);
