@@ -244,12 +244,30 @@ __device__ void expand_block(const LoraLaunch& l, const Plan& p, int64_t e,
   const int64_t c0 = static_cast<int64_t>(cb - p.col_block[mi]) * kExpandCols + threadIdx.x;
   const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
   T* out = static_cast<T*>(l.out[mi]);
+  // Each tile's first kBAhead 16-byte loads of its columns' B rows are issued ahead: the first
+  // tile's before the PDL wait and the spin (no kernel writes the step block or the pools), the
+  // next ones' as the loop steps to them, together with their old outputs.
+  Vec<T> bq[kColsPerThread][kBAhead];
+  auto load_b = [&](const TileRef& r) {
+    if (r.tile == nullptr || r.rank <= 0) return;
+    const int rank_v = (r.rank + V - 1) / V * V;
+    const T* bw = static_cast<const T*>(r.w) + static_cast<int64_t>(r.slot) * n * l.rank_stride;
+#pragma unroll
+    for (int k = 0; k < kColsPerThread; ++k) {
+      const int64_t c = c0 + k * kThreads;
+#pragma unroll
+      for (int q = 0; q < kBAhead; ++q)
+        if (c < n && q * V < rank_v)
+          bq[k][q] = *reinterpret_cast<const Vec<T>*>(bw + c * l.rank_stride + q * V);
+    }
+  };
+  TileRef ref = tile_ref(l, l.view.b, group, module);
+  load_b(ref);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   wait_for_shrinks(l, p);
-  for (int tile_i = group;; tile_i += p.tile_groups) {
-    const TileRef ref = tile_ref(l, l.view.b, tile_i, module);
-    if (ref.tile == nullptr) break;
+  for (int tile_i = group; ref.tile != nullptr;
+       tile_i += p.tile_groups, ref = tile_ref(l, l.view.b, tile_i, module), load_b(ref)) {
     if (ref.rank <= 0) continue;  // block-uniform
     const int rows = ref.rows, rank = ref.rank;
     const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
@@ -257,20 +275,15 @@ __device__ void expand_block(const LoraLaunch& l, const Plan& p, int64_t e,
     int64_t orow[kTileRows];
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) orow[t] = static_cast<int64_t>(ref.tile->row[t < rows ? t : 0]) * ldo;
-    // The first kBAhead 16-byte loads of each column's B row and the tile's old outputs, issued
-    // together before the s fill: one round trip for all of them.
-    Vec<T> bq[kColsPerThread][kBAhead];
+    // The tile's old outputs, issued with (or after) its B loads and before the s fill: one round
+    // trip for all of them.
     T old[kColsPerThread][kTileRows];
 #pragma unroll
     for (int k = 0; k < kColsPerThread; ++k) {
       const int64_t c = c0 + k * kThreads;
-      if (c >= n) continue;
-#pragma unroll
-      for (int q = 0; q < kBAhead; ++q)
-        if (q * V < rank_v) bq[k][q] = *reinterpret_cast<const Vec<T>*>(bw + c * l.rank_stride + q * V);
 #pragma unroll
       for (int t = 0; t < kTileRows; ++t)
-        if (t < rows) old[k][t] = out[orow[t] + c];
+        if (c < n && t < rows) old[k][t] = out[orow[t] + c];
     }
     for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kThreads) {
       const int t = idx / rank_v, j = idx - t * rank_v;
