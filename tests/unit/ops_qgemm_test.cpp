@@ -148,11 +148,11 @@ TEST_F(OpsQgemm, MultiRowKernelsAgreeWithTheScalarTable) {
 }
 
 // The AMX table (where the CPU has AMX-INT8 and Linux grants the tile state; skipped elsewhere):
-// its multi-row kernels from 8 (Q8_0) or 16 (Q4_0 / Q4_1) activation rows on run AMX tiles of 16
-// weight rows x 16 activation rows per 32-element block. Against the scalar table's dots with the
-// same activation blocks, within fp32 summation order: full and partial tiles on both sides (N =
-// 16, 17, 33; M = 8, 9, 16, 17, 31, 48), K of 1, 3 and 28 blocks, into a strided output whose gaps
-// stay untouched.
+// its multi-row kernels from 8 (Q8_0) or 4 (Q4_0 / Q4_1) activation rows on run AMX tiles of up
+// to 16 activation rows x 16 weight rows per 32-element block. Against the scalar table's dots
+// with the same activation blocks, within fp32 summation order: full and partial tiles on both
+// sides (N = 16, 17, 33; M = 4, 5, 8, 9, 16, 17, 31, 48: every accumulator count), K of 1, 3 and
+// 28 blocks, into a strided output whose gaps stay untouched.
 TEST_F(OpsQgemm, AmxTilesAgreeWithTheScalarTable) {
   const QKernels* amx = nullptr;
   for (const QKernels* t : cpu::usable_kernels())
@@ -162,7 +162,7 @@ TEST_F(OpsQgemm, AmxTilesAgreeWithTheScalarTable) {
   const QKernels& ref = cpu::scalar_kernels();
   for (const int64_t k : {32, 96, 896}) {
     for (const int64_t n : {16, 17, 33}) {
-      for (const int64_t m : {8, 9, 16, 17, 31, 48}) {
+      for (const int64_t m : {4, 5, 8, 9, 16, 17, 31, 48}) {
         const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
         std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
         for (int64_t i = 0; i < m; ++i)

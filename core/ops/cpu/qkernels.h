@@ -1,7 +1,7 @@
 // The inner kernels of the packed-weight GEMM, one table per instruction set: a scalar reference
 // (every CPU), AVX2 (vpmaddubsw), AVX-VNNI (vpdpbusd on 256-bit vectors), AVX-512 VNNI (the
 // Q8_0 / Q4_0 / Q4_1 multi-row int8 kernels on 512-bit vectors, qkernels_x86_zmm.inc) and AMX
-// (that table with the multi-row kernels on AMX tiles from 8 or 16 activation rows on,
+// (that table with the multi-row kernels on AMX tiles from 4 or 8 activation rows on,
 // qkernels_amx.cpp). The best table the running CPU supports is chosen once, at first use
 // (best_kernels); tests run every usable table against the scalar one.
 //
