@@ -40,14 +40,14 @@ TEST_F(OpsQgemm, HeadKernelsAgreeAndStayWithinTheirBound) {
   for (const Format& f : kHeadFormats) {
     Packed p = pack(f, random_floats(rng_, static_cast<size_t>(n * k), 0.05f), n, k);
     const int64_t wrb = cpu::row_bytes(f.dtype, k);
-    for (int64_t m : {1, 3, 4, 6}) {
+    for (int64_t m : {1, 3, 4, 6, 8, 11}) {  // 512-bit: groups of 8 and every tail
       const std::vector<float> x = head_activations(rng_, static_cast<size_t>(m * k));
       std::vector<BlockQ16A> xq_ref(static_cast<size_t>(m * nb));
       for (int64_t r = 0; r < m; ++r)
         ref.quantize_row16(x.data() + r * k, xq_ref.data() + r * nb, k);
       std::vector<float> out_ref(static_cast<size_t>(m * n)), bound_ref(out_ref.size());
-      for (int64_t row = 0; row < n; ++row)
-        ref.head_rows(f.dtype)(p.bytes.data() + row * wrb, xq_ref.data(), nb, m, k,
+      for (int64_t row = 0; row < n; ++row)  // row by row here, all n at once below
+        ref.head_rows(f.dtype)(p.bytes.data() + row * wrb, wrb, 1, xq_ref.data(), nb, m, k,
                                out_ref.data() + row, n, bound_ref.data() + row, n);
       for (const QKernels* t : cpu::usable_kernels()) {
         std::vector<BlockQ16A> xq(xq_ref.size());
@@ -55,9 +55,8 @@ TEST_F(OpsQgemm, HeadKernelsAgreeAndStayWithinTheirBound) {
         ASSERT_EQ(std::memcmp(xq.data(), xq_ref.data(), xq.size() * sizeof(BlockQ16A)), 0)
             << t->name;
         std::vector<float> out(out_ref.size()), bound(out_ref.size());
-        for (int64_t row = 0; row < n; ++row)
-          t->head_rows(f.dtype)(p.bytes.data() + row * wrb, xq.data(), nb, m, k, out.data() + row,
-                                n, bound.data() + row, n);
+        t->head_rows(f.dtype)(p.bytes.data(), wrb, n, xq.data(), nb, m, k, out.data(), n,
+                              bound.data(), n);
         for (int64_t r = 0; r < m; ++r) {
           for (int64_t row = 0; row < n; ++row) {
             const size_t i = static_cast<size_t>(r * n + row);

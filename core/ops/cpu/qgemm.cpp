@@ -142,11 +142,10 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
-    for (int64_t r = r0; r < r1; ++r) {
-      head(w + r * wrb, xqp, nb, m, k, out + r, ldo, bp + r, n);
-      if (bias != nullptr)
-        for (int64_t i = 0; i < m; ++i) out[i * ldo + r] += bias[r];
-    }
+    head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
+    if (bias != nullptr)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = r0; r < r1; ++r) out[i * ldo + r] += bias[r];
   });
   // Either path's fp32 sums round by at most (terms + 4) * 2^-24 of their sum of |terms|, which
   // is at most 65534 times the bound (|activation| <= 32767 steps, |w| within the bound's L).

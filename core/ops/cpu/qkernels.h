@@ -42,14 +42,17 @@ struct QKernels {
   void (*fdot_rows)(int32_t dtype, const void* w, const float* x, int64_t ldx, int64_t m,
                     int64_t k, float* out, int64_t os);
 
-  // The LM head's kernel (qgemm.cpp head_gemm): a Q8_0 / Q4_0 / Q4_1 weight row against m int16
-  // activation rows (x + i * xs blocks) into out[i * os], integer products summed per block, and
-  // per row bound[i * bs] = sum over blocks of L(w block) * d_x / 2 (qblocks.h
-  // block_error_scale: L the largest sum of |w| the block's scales allow, d_x / 2 the largest
-  // rounding error of an activation): |out - the dequantized row's dot with the unrounded
-  // activations| <= bound, before fp32 rounding.
-  using HeadRows = void (*)(const void* w, const BlockQ16A* x, int64_t xs, int64_t m, int64_t k,
-                            float* out, int64_t os, float* bound, int64_t bs);
+  // The LM head's kernel (qgemm.cpp head_gemm): n Q8_0 / Q4_0 / Q4_1 weight rows (w + r * wrb
+  // bytes) against m int16 activation rows (x + i * xs blocks) into out[i * ldo + r], the dot of
+  // the dequantized rows with the int16-rounded activations (integer products summed per block,
+  // or on AVX-512 the exact fp32 values q_w d_w and q_x d_x multiplied in fp32), and per output
+  // bound[i * ldb + r] = sum over blocks of L(w block) * d_x / 2 (qblocks.h block_error_scale: L
+  // the largest sum of |w| the block's scales allow, d_x / 2 the largest rounding error of an
+  // activation): |out - the dequantized row's dot with the unrounded activations| <= bound,
+  // before fp32 rounding (of at most k + k/32 + 4 terms, which head_gemm's slack covers).
+  using HeadRows = void (*)(const void* w, int64_t wrb, int64_t n, const BlockQ16A* x, int64_t xs,
+                            int64_t m, int64_t k, float* out, int64_t ldo, float* bound,
+                            int64_t ldb);
   // x[k] -> k/32 int16 blocks (k a multiple of 32).
   void (*quantize_row16)(const float* x, BlockQ16A* out, int64_t k);
   HeadRows q8_0_head, q4_0_head, q4_1_head;

@@ -227,6 +227,14 @@ void head_rows_of(const void* w, const BlockQ16A* x, int64_t xs, int64_t m, int6
   }
 }
 
+template <int32_t kDtype>
+void head_rows_n(const void* w, int64_t wrb, int64_t n, const BlockQ16A* x, int64_t xs, int64_t m,
+                 int64_t k, float* out, int64_t ldo, float* bound, int64_t ldb) {
+  for (int64_t r = 0; r < n; ++r)
+    head_rows_of<kDtype>(static_cast<const char*>(w) + r * wrb, x, xs, m, k, out + r, ldo,
+                         bound + r, ldb);
+}
+
 void dequantize_row(int32_t dtype, const void* w, float* out, int64_t k) {
   switch (dtype) {
     case SABLE_DTYPE_BF16:
@@ -362,9 +370,9 @@ const QKernels& scalar_kernels() {
                           &rows_of<&dot_q4_1>, false,                &dequantize_row,
                           &fdot_rows,
                           &quantize_row16,
-                          &head_rows_of<SABLE_DTYPE_Q8_0>,
-                          &head_rows_of<SABLE_DTYPE_Q4_0>,
-                          &head_rows_of<SABLE_DTYPE_Q4_1>};
+                          &head_rows_n<SABLE_DTYPE_Q8_0>,
+                          &head_rows_n<SABLE_DTYPE_Q4_0>,
+                          &head_rows_n<SABLE_DTYPE_Q4_1>};
   return k;
 }
 
