@@ -162,7 +162,7 @@ TEST_F(OpsQgemm, AmxTilesAgreeWithTheScalarTable) {
   const QKernels& ref = cpu::scalar_kernels();
   for (const int64_t k : {32, 96, 896}) {
     for (const int64_t n : {16, 17, 33}) {
-      for (const int64_t m : {4, 5, 8, 9, 16, 17, 31, 48}) {
+      for (const int64_t m : {2, 3, 4, 5, 8, 9, 16, 17, 31, 48}) {
         const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
         std::vector<BlockQ8A> xq(static_cast<size_t>(m * k / 32));
         for (int64_t i = 0; i < m; ++i)

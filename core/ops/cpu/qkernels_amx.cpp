@@ -21,12 +21,16 @@
 //
 // Linux lends the AMX tile state to a process only on request (arch_prctl ARCH_REQ_XCOMP_PERM);
 // the table is usable only when the CPU has AMX-INT8 and that request succeeds (amx_usable).
+//
+// Q8_0 with 2 to 8 activation rows (decode batches) takes the roles the other way round, the
+// weight rows as A loaded straight from the row layout (qkernels_amx_q8a.inc).
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/ops/cpu/qkernels.h"
@@ -181,14 +185,20 @@ void group_tile(const WGroup<kDtype>& wg, const BlockQ8A* x, int64_t xs, int64_t
     if (r < a) _mm512_mask_storeu_ps(out + r * ldo, live, acc[r]);
 }
 
+#include "core/ops/cpu/qkernels_amx_q8a.inc"
+
 template <int32_t kDtype>
 void amx_rows(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs, int64_t m,
               int64_t k, float* out, int64_t ldo) {
+  const int64_t nb = k / 32;
+  if (kDtype == SABLE_DTYPE_Q8_0 && m >= kQ8aMinRows && m <= kQ8aCols) {
+    q8a_rows(static_cast<const char*>(w), wrb, n, x, xs, m, nb, out, ldo);
+    return;
+  }
   if (m < kAmxMinRows<kDtype>) {
     avx512vnni_kernels().qdot_rows(kDtype)(w, wrb, n, x, xs, m, k, out, ldo);
     return;
   }
-  const int64_t nb = k / 32;
   const char* wc = static_cast<const char*>(w);
   thread_local WGroup<kDtype> wg;
   int config = -1;
