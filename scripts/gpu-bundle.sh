@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SABLE_GPU_BUILD:-build-gpu}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON >/dev/null
-ninja -C "$build" -j "$(nproc)" "$@"
+# The plugins always (sable_plugins): a bundle of named targets otherwise carries only the plugins
+# those targets happen to depend on, and `sable serve` then runs without a grammar backend.
+ninja -C "$build" -j "$(nproc)" "$@" $( (($#)) && echo sable_plugins)
 stage=$(mktemp -d)
 mkdir -p "$stage/$build/lib-carry"
 # Programs: the named targets only when targets were given, every one otherwise; plugins always.
