@@ -53,9 +53,6 @@ struct LoraDeviceView {
   const void* const* b = nullptr;      // [layers * COUNT] B pool
   const int32_t* slot_rank = nullptr;  // [S * COUNT]
   const int32_t* num_tiles = nullptr;  // [1]
-  // [2] the fused kernel's counters (shrink blocks done, expand blocks exited): zero in the host
-  // image, so every upload resets them; the kernel also leaves them at zero.
-  unsigned int* counters = nullptr;
   const LoraTile* tiles = nullptr;     // [max_tiles]
 };
 

@@ -35,7 +35,6 @@ LoraDeviceView LoraStepBlock::view(void* device) const {
   v.b = reinterpret_cast<const void* const*>(base + ptrs * sizeof(void*));
   v.slot_rank = reinterpret_cast<const int32_t*>(base + rank_off_);
   v.num_tiles = reinterpret_cast<const int32_t*>(base + count_off_);
-  v.counters = reinterpret_cast<unsigned int*>(base + count_off_ + sizeof(int32_t));
   v.tiles = reinterpret_cast<const LoraTile*>(base + tiles_off_);
   return v;
 }

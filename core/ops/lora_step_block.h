@@ -2,10 +2,8 @@
 // the manager writes per forward and the executor uploads into the block's one device buffer.
 //
 // Layout (16-byte aligned parts):
-//   A pointers [L * COUNT] | B pointers [L * COUNT] | slot_rank [S * COUNT]
-//   | num_tiles, counters [2], pad [4] | tiles [lora_max_tiles(max_rows, S)]
-// The counters (the CUDA kernel's, see lora_batch.h) stay zero in the image, so each upload
-// resets them.
+//   A pointers [L * COUNT] | B pointers [L * COUNT] | slot_rank [S * COUNT] | num_tiles, pad [4]
+//   | tiles [lora_max_tiles(max_rows, S)]
 // Tiles group the batch's rows by slot (each slot's rows in batch order, kLoraTileRows a tile),
 // so a kernel reads each adapter's weights once per tile instead of once per row.
 // Thread-safety: one thread at a time.

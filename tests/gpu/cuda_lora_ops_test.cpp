@@ -257,8 +257,8 @@ TEST_F(CudaLoraOps, ScalarLoadsAndF32) {
 }
 
 // A forward makes one call per layer and projection group after a single upload of the step block:
-// the fused kernel's counters must come back to zero after every call (a leftover count would let
-// the next call's expand read the shrink's results before they exist).
+// calls back to back must each add their delta once, with nothing left over from the call before
+// (bench/NOTES.md v11 tried a one-launch variant that kept block counters in the step block).
 TEST_F(CudaLoraOps, BackToBackCallsReuseTheCounters) {
   init(/*slots=*/3, /*r_stride=*/16, /*rows=*/40, SABLE_DTYPE_F32);
   for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP}) {
