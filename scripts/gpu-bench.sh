@@ -15,10 +15,13 @@ ab_env() { [ "$1" = default ] || echo "${1//,/ }"; }
 AB_VARIANTS=${AB_VARIANTS:-"default SABLE_GEMV_PREFETCH=0 SABLE_GEMV_HINT=1 SABLE_GEMV_ROWS=2,SABLE_GEMV_HINT=1 SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 SABLE_PDL=0,SABLE_FLASH_DECODE_KERNEL=0,SABLE_FUSED_GEMV=0"}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
-  [ -f "$models/$1/config.json" ] && return 0
-  local t0=$SECONDS
-  "$bin/sable" make-random-model --config "/work/main/bench/configs/$2.json" --out "$models/$1" >/dev/null &&
-    cp /work/main/tests/golden/tokenizers/$3/tokenizer*.json "$models/$1/" &&
+  [ -f "$models/$1/config.json" ] && [ -f "$models/$1/tokenizer.json" ] && return 0
+  local t0=$SECONDS tok=/work/main/tests/golden/tokenizers/$3
+  # The golden tokenizers are stored xz-packed (gpu-check.sh unpacks them; a direct call may not).
+  for f in "$tok"/*.json.xz; do [ -f "$f" ] && [ ! -f "${f%.xz}" ] && xz -dk "$f"; done
+  [ -f "$models/$1/config.json" ] ||
+    "$bin/sable" make-random-model --config "/work/main/bench/configs/$2.json" --out "$models/$1" >/dev/null &&
+    cp "$tok"/tokenizer*.json "$models/$1/" &&
     echo "made $1 in $((SECONDS - t0)) s"
 }
 offline() {  # model args...
