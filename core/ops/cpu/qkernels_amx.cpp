@@ -57,8 +57,9 @@ constexpr int64_t kBlockBytes = kDtype == SABLE_DTYPE_Q8_0   ? sizeof(BlockQ8_0)
                                 : kDtype == SABLE_DTYPE_Q4_0 ? sizeof(BlockQ4_0)
                                                              : sizeof(BlockQ4_1);
 
-// The tile registers: 0, 1 A (activations of blocks b, b + 1), 2, 3 B (weights), 4, 5 C; a is the
-// activation rows of the group.
+// The tile registers: 0, 1 A (blocks b, b + 1: `rows` rows of 32 bytes), 2, 3 B (8 rows of `cols`
+// int32 lanes, 4 bytes each), 4, 5 C (`rows` x `cols` int32). Here A is a group's activation rows
+// and B 16 weight rows (cols = kW); qkernels_amx_q8a.inc swaps them (rows = kW weight rows).
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
   uint8_t reserved[14] = {};
@@ -66,15 +67,15 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-void load_tile_config(int a) {
+void load_tile_config(int rows, int cols) {
   TileConfig c;
   for (int t = 0; t < 2; ++t) {
-    c.rows[t] = static_cast<uint8_t>(a);
+    c.rows[t] = static_cast<uint8_t>(rows);
     c.colsb[t] = 32;
     c.rows[2 + t] = 32 / 4;
-    c.colsb[2 + t] = kW * 4;
-    c.rows[4 + t] = static_cast<uint8_t>(a);
-    c.colsb[4 + t] = kW * 4;
+    c.colsb[2 + t] = static_cast<uint16_t>(cols * 4);
+    c.rows[4 + t] = static_cast<uint8_t>(rows);
+    c.colsb[4 + t] = static_cast<uint16_t>(cols * 4);
   }
   _tile_loadconfig(&c);
 }
@@ -207,7 +208,7 @@ void amx_rows(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t 
     wg.prepare(wc + r0 * wrb, wrb, rows, nb);
     for (int64_t i = 0; i < m; i += kA) {
       const int a = static_cast<int>(std::min<int64_t>(kA, m - i));
-      if (a != config) load_tile_config(config = a);
+      if (a != config) load_tile_config(config = a, kW);
       const BlockQ8A* xi = x + i * xs;
       float* o = out + i * ldo + r0;
       // The accumulators of a rounded up to 4, 8 or 16 rows (registers for the rest).
