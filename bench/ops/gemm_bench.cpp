@@ -18,6 +18,7 @@
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qblocks.h"
+#include "core/ops/cpu/qrepack.h"
 #include "core/weights/dtype_convert.h"
 #include "sable/cpp/tensor.h"
 
@@ -77,7 +78,7 @@ std::vector<std::byte> random_packed(int32_t dtype, int64_t n, int64_t k, std::m
 }
 
 void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, int64_t n,
-                int64_t k, bool head = false) {
+                int64_t k, bool head = false, bool x16 = false) {
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   std::vector<float> x(m * k), out(m * n);
@@ -89,7 +90,11 @@ void run_packed(benchmark::State& state, int32_t dtype, bool int8, int64_t m, in
   SableTensor ot = sable::cpp::make_tensor(out.data(), SABLE_DTYPE_F32, {m, n});
   sable::ops::cpu::set_threads(1);
   sable::ops::cpu::set_int8_activations(int8);
+  // x16: the weight registered for its interleaved copy, as the model host does (made in the
+  // first, untimed-by-median call; qrepack.h).
+  if (x16) sable::ops::cpu::x16_register(dtype, w.data(), n, k);
   time_gemm(state, xt, wt, ot, m, n, k);
+  if (x16) sable::ops::cpu::x16_forget(w.data(), w.size());
 }
 
 const char* packed_name(int32_t dtype) {
@@ -141,13 +146,20 @@ void register_all() {
         }
         continue;
       }
-      for (int64_t m : {1, 2, 4, 8, 32, 256}) {
+      for (int64_t m : {1, 2, 3, 4, 8, 32, 256}) {
         for (const bool int8 : {true, false}) {
           const std::string name = std::string("BM_Packed/") + packed_name(dtype) + "/" +
                                    s.name + "/M=" + std::to_string(m) +
                                    (int8 ? "/int8" : "/fp32");
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
             run_packed(st, dtype, int8, m, s.n, s.k);
+          })->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        }
+        if (m <= 8) {  // the batch-1 GEMV's x16 copy (used up to QKernels::x16_max_rows rows)
+          const std::string name = std::string("BM_PackedX16/") + packed_name(dtype) + "/" +
+                                   s.name + "/M=" + std::to_string(m);
+          benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            run_packed(st, dtype, true, m, s.n, s.k, false, true);
           })->Unit(benchmark::kMillisecond)->MinTime(0.3);
         }
       }

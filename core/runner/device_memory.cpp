@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "core/ops/cpu/qrepack.h"
 #include "core/ops/host_pages.h"
 #include "sable/tensor.h"
 
@@ -19,7 +20,10 @@ namespace {
 class CpuMemory final : public DeviceMemory {
  public:
   ~CpuMemory() override {
-    for (auto& [p, n] : blocks_) ops::free_populated(p, n);
+    for (auto& [p, n] : blocks_) {
+      ops::cpu::x16_forget(p, n);  // the weights' interleaved copies (core/ops/cpu/qrepack.h)
+      ops::free_populated(p, n);
+    }
   }
   int32_t device_type() const override { return SABLE_DEVICE_CPU; }
   int32_t device_index() const override { return 0; }
@@ -41,7 +45,10 @@ class CpuMemory final : public DeviceMemory {
 class LazyZeroMemory final : public DeviceMemory {
  public:
   ~LazyZeroMemory() override {
-    for (auto& [p, n] : maps_) munmap(p, n);
+    for (auto& [p, n] : maps_) {
+      ops::cpu::x16_forget(p, n);
+      munmap(p, n);
+    }
   }
   int32_t device_type() const override { return SABLE_DEVICE_CPU; }
   int32_t device_index() const override { return 0; }

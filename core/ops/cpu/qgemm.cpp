@@ -3,7 +3,9 @@
 // With int8 activations on (cpu_threads.h; --cpu-int8-activations, the bench's default), the
 // activation rows are quantized once to int8 blocks (BlockQ8A) and dotted with the weight rows by
 // the best kernel table of this CPU: at batch 1 every weight row is read once (the rows stream
-// from memory in order); Q8_0 / Q4_0 / Q4_1 at batch and prefill sizes in register tiles of one
+// from memory in order; on AVX-512 Q8_0 / Q4_0 / Q4_1 weights the model host registered are read
+// from their x16 copy, 16 rows per vector, up to QKernels::x16_max_rows activation rows:
+// qrepack.h); Q8_0 / Q4_0 / Q4_1 at batch and prefill sizes in register tiles of one
 // weight row x 8 activation rows (QKernels::int8_tiles), faster than fp32 panels + OpenBLAS at
 // every M measured (bench/NOTES.md "Q4_0 / Q4_1 tiles"); the K-quants row by row up to
 // kPanelMinRows. A kPreciseActivations weight (the LM head) then has the rows that could be its
@@ -21,6 +23,7 @@
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/qkernels.h"
+#include "core/ops/cpu/qrepack.h"
 #include "core/ops/cpu/thread_pool.h"
 
 namespace sable::ops::cpu {
@@ -77,6 +80,28 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
         for (int64_t i = 0; i < m; ++i) out[i * ldo + r] = fdot(wr, x + i * ldx, k) + b;
       }
     }
+  });
+}
+
+// 1..x16_max_rows activation rows against a weight's x16 copy (qrepack.h): the row groups of 16
+// split over the threads.
+void x16_gemm(const QKernels& kern, QKernels::X16Rows rows, const void* pk, const float* x,
+              int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
+              int64_t k) {
+  const int64_t nb = k / kQ8ABlock;
+  thread_local std::vector<BlockQ8A> xq;
+  xq.resize(static_cast<size_t>(m * nb));
+  for (int64_t r = 0; r < m; ++r) kern.quantize_row(x + r * ldx, xq.data() + r * nb, k);
+  const BlockQ8A* xqp = xq.data();
+  const int64_t groups = (n + kX16 - 1) / kX16;
+  const int team = team_size(m, n, k);
+  const int64_t chunks = std::min<int64_t>(groups, 4 * team);
+  parallel_for(chunks, team, [&](int64_t c) {
+    const auto [g0, g1] = share(groups, static_cast<int>(c), static_cast<int>(chunks), 1);
+    rows(pk, g0, g1, n, xqp, nb, m, k, out, ldo);
+    if (bias != nullptr)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = g0 * kX16; r < std::min(n, g1 * kX16); ++r) out[i * ldo + r] += bias[r];
   });
 }
 
@@ -182,6 +207,9 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
   const char* wp = static_cast<const char*>(w);
   const int64_t wrb = row_bytes(dtype, k);
   const bool int8 = int8_activations();
+  if (int8 && !precise && m <= kern.x16_max_rows && kern.x16_rows(dtype) != nullptr)
+    if (const void* pk = x16_copy(dtype, w, n, k))
+      return x16_gemm(kern, kern.x16_rows(dtype), pk, x, ldx, bias, out, ldo, m, n, k);
   if (precise && int8 && m < kPanelMinRows && kern.head_rows(dtype) != nullptr)
     head_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else if ((precise || !int8) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)

@@ -2,7 +2,8 @@
 // (every CPU), AVX2 (vpmaddubsw), AVX-VNNI (vpdpbusd on 256-bit vectors), AVX-512 VNNI (the
 // Q8_0 / Q4_0 / Q4_1 multi-row int8 kernels on 512-bit vectors, qkernels_x86_zmm.inc) and AMX
 // (that table with the multi-row kernels on AMX tiles from 4 or 8 activation rows on,
-// qkernels_amx.cpp). The best table the running CPU supports is chosen once, at first use
+// qkernels_amx.cpp; both with the batch-1 GEMV over x16 weight copies, qkernels_x86_x16.inc).
+// The best table the running CPU supports is chosen once, at first use
 // (best_kernels); tests run every usable table against the scalar one.
 //
 // A dot kernel multiplies one weight row of K elements with one activation row: quantized formats
@@ -60,6 +61,15 @@ struct QKernels {
   // fp32 summation order (the AVX-512 tiles from 2 rows, qkernels_x86_zmm.inc; the AMX tiles);
   // below it they are bit-identical.
   int64_t rows_exact_below = INT64_MAX;
+  // The GEMV over weights in the x16 layout (qrepack.h): row groups [g0, g1) of the copy pk of n
+  // rows against m activation rows (x + i * xs blocks) into out[i * ldo + r]; the products of
+  // the QDot, summed in another fp32 order. Used for 1..x16_max_rows activation rows when the
+  // weight has an x16 copy; nullptr (and 0) in the tables without it.
+  using X16Rows = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n, const BlockQ8A* x,
+                           int64_t xs, int64_t m, int64_t k, float* out, int64_t ldo);
+  X16Rows q8_0_x16 = nullptr, q4_0_x16 = nullptr, q4_1_x16 = nullptr;
+  int64_t x16_max_rows = 0;
+  X16Rows x16_rows(int32_t dtype) const;
   // The head kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
   HeadRows head_rows(int32_t dtype) const;
 

@@ -356,6 +356,15 @@ QKernels::HeadRows QKernels::head_rows(int32_t dtype) const {
   }
 }
 
+QKernels::X16Rows QKernels::x16_rows(int32_t dtype) const {
+  switch (dtype) {
+    case SABLE_DTYPE_Q8_0: return q8_0_x16;
+    case SABLE_DTYPE_Q4_0: return q4_0_x16;
+    case SABLE_DTYPE_Q4_1: return q4_1_x16;
+    default: return nullptr;
+  }
+}
+
 QKernels::FDot QKernels::fdot(int32_t dtype) const {
   if (dtype == SABLE_DTYPE_BF16) return bf16;
   if (dtype == SABLE_DTYPE_F16) return f16;

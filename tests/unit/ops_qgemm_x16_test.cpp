@@ -1,0 +1,156 @@
+// The x16 weight layout and the batch-1 GEMV over it (core/ops/cpu/qrepack.h,
+// qkernels_x86_x16.inc): the layout keeps every row's values (its fp32 read-back equals the row
+// layout's dequantization exactly); every table's x16 kernel agrees with the scalar table's dots
+// within fp32 summation order for random quant bytes (Q8_0's -128 included), odd row counts (the
+// last group's tail), K of 1, 3 and 28 blocks, 1..9 activation rows (one pass, two passes and a
+// partial one), a group range and a strided output whose other entries stay untouched; and the
+// gemm op takes a registered weight's copy (1 or 2 threads, bias) until the weight is forgotten.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/ops/cpu/qrepack.h"
+#include "tests/unit/ops_qgemm_fixture.h"
+
+namespace sable::ops {
+namespace {
+
+using namespace qgemm_test;  // NOLINT(build/namespaces): the suite's shared fixture
+
+const int32_t kX16Dtypes[] = {SABLE_DTYPE_Q8_0, SABLE_DTYPE_Q4_0, SABLE_DTYPE_Q4_1};
+
+// n rows of k elements of random quant bytes with sane scales.
+std::vector<std::byte> random_rows(int32_t dtype, int64_t n, int64_t k, std::mt19937& rng) {
+  std::vector<std::byte> w(static_cast<size_t>(n * cpu::row_bytes(dtype, k)));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = static_cast<std::byte>(byte(rng));
+  set_half_scales(dtype, w, rng);
+  return w;
+}
+
+std::vector<std::byte> x16_of(int32_t dtype, const std::vector<std::byte>& w, int64_t n,
+                              int64_t k) {
+  std::vector<std::byte> out(static_cast<size_t>(cpu::x16_bytes(dtype, n, k)));
+  cpu::x16_pack(dtype, w.data(), n, k, out.data());
+  return out;
+}
+
+TEST_F(OpsQgemm, X16LayoutKeepsEveryRow) {
+  const QKernels& ref = cpu::scalar_kernels();
+  for (const int32_t dtype : kX16Dtypes) {
+    for (const int64_t k : {32, 96, 896}) {
+      for (const int64_t n : {1, 15, 16, 17, 33}) {
+        const auto w = random_rows(dtype, n, k, rng_);
+        const int64_t wrb = cpu::row_bytes(dtype, k);
+        EXPECT_EQ(cpu::x16_bytes(dtype, n, k), (n + 15) / 16 * 16 * wrb);
+        const auto p = x16_of(dtype, w, n, k);
+        std::vector<float> want(static_cast<size_t>(k)), got(static_cast<size_t>(k));
+        for (int64_t r = 0; r < n; ++r) {
+          ref.dequantize_row(dtype, w.data() + r * wrb, want.data(), k);
+          cpu::x16_dequantize_row(dtype, p.data(), k, r, got.data());
+          ASSERT_EQ(got, want) << "dtype " << dtype << " K=" << k << " N=" << n << " row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
+  const QKernels& ref = cpu::scalar_kernels();
+  int tested = 0;
+  for (const QKernels* t : cpu::usable_kernels()) {
+    for (const int32_t dtype : kX16Dtypes) {
+      const QKernels::X16Rows kern = t->x16_rows(dtype);
+      if (kern == nullptr) continue;
+      ++tested;
+      for (const int64_t k : {32, 96, 896}) {
+        for (const int64_t n : {1, 7, 16, 17, 50}) {
+          const auto w = random_rows(dtype, n, k, rng_);
+          const auto p = x16_of(dtype, w, n, k);
+          const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
+          std::vector<float> deq(static_cast<size_t>(n * k));
+          for (int64_t r = 0; r < n; ++r) ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
+          for (const int64_t m : {1, 2, 3, 4, 5, 8, 9}) {
+            const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+            std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
+            for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);
+            // All groups but the first (when there are two or more) into out[i * ldo + r].
+            const int64_t g0 = groups > 1 ? 1 : 0, ldo = n + 3;
+            std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
+            kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), ldo);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t r = 0; r < ldo; ++r) {
+                const float got = out[static_cast<size_t>(i * ldo + r)];
+                if (r < g0 * 16 || r >= n) {
+                  ASSERT_EQ(got, -1.0f) << t->name << " wrote outside its rows: " << r;
+                  continue;
+                }
+                double mag = 0;
+                for (int64_t e = 0; e < k; ++e) mag += std::fabs(deq[r * k + e] * x[i * k + e]);
+                const float want = ref.qdot(dtype)(w.data() + r * wrb, &xq[i * nb], k);
+                ASSERT_NEAR(got, want, 4e-6 * mag + 1e-6)
+                    << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " M=" << m
+                    << " row " << i << " weight row " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
+    EXPECT_GE(tested, 3) << "the AVX-512 table has the x16 kernels";
+#endif
+  if (tested == 0) GTEST_SKIP() << "no table with x16 kernels on this CPU";
+}
+
+TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
+  const QKernels& best = cpu::best_kernels();
+  const int64_t n = 37, k = 160;
+  cpu::set_int8_activations(true);
+  for (const int32_t dtype : kX16Dtypes) {
+    auto w = random_rows(dtype, n, k, rng_);
+    std::vector<float> bias = random_floats(rng_, n);
+    std::vector<std::vector<float>> plain;
+    std::vector<std::vector<float>> xs;
+    for (int64_t m = 1; m <= 9; ++m) {
+      xs.push_back(random_floats(rng_, static_cast<size_t>(m * k)));
+      plain.push_back(gemm(dtype, w.data(), n, k, xs.back(), m, &bias));
+    }
+    cpu::x16_register(dtype, w.data(), n, k);
+    EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n + 1, k), nullptr);  // another shape: not this one
+    EXPECT_EQ(cpu::x16_copy(SABLE_DTYPE_Q4_K, w.data(), n, k), nullptr);
+    for (int64_t m = 1; m <= 9; ++m) {
+      auto& x = xs[static_cast<size_t>(m - 1)];
+      cpu::set_threads(1);
+      const auto one = gemm(dtype, w.data(), n, k, x, m, &bias);
+      cpu::set_threads(2);
+      const auto two = gemm(dtype, w.data(), n, k, x, m, &bias);
+      EXPECT_EQ(one, two) << "dtype " << dtype << " M=" << m;
+      const auto& want = plain[static_cast<size_t>(m - 1)];
+      for (size_t i = 0; i < one.size(); ++i)
+        ASSERT_NEAR(one[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "M=" << m << " at " << i;
+    }
+    const bool used = best.x16_rows(dtype) != nullptr && best.x16_max_rows > 0;
+    EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n, k) != nullptr, true);
+    // The copy is what the op reads: with the row bytes changed, only an unregistered weight's
+    // product moves.
+    std::vector<float> x1 = xs[0];
+    const auto before = gemm(dtype, w.data(), n, k, x1, 1);
+    std::memset(w.data(), 0, w.size());
+    const auto after = gemm(dtype, w.data(), n, k, x1, 1);
+    EXPECT_EQ(before == after, used) << "dtype " << dtype;
+    cpu::x16_forget(w.data(), w.size());
+    EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n, k), nullptr);
+    const auto forgotten = gemm(dtype, w.data(), n, k, x1, 1);
+    for (float v : forgotten) EXPECT_EQ(v, 0.0f);
+  }
+}
+
+}  // namespace
+}  // namespace sable::ops
