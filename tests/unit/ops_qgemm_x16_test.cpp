@@ -136,7 +136,7 @@ TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
       for (size_t i = 0; i < one.size(); ++i)
         ASSERT_NEAR(one[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "M=" << m << " at " << i;
     }
-    const bool used = best.x16_rows(dtype) != nullptr && best.x16_max_rows > 0;
+    const bool used = best.x16_rows(dtype) != nullptr && best.x16_max(dtype) > 0;
     EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n, k) != nullptr, true);
     // The copy is what the op reads: with the row bytes changed, only an unregistered weight's
     // product moves.

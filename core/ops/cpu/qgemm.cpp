@@ -4,7 +4,7 @@
 // activation rows are quantized once to int8 blocks (BlockQ8A) and dotted with the weight rows by
 // the best kernel table of this CPU: at batch 1 every weight row is read once (the rows stream
 // from memory in order; on AVX-512 Q8_0 / Q4_0 / Q4_1 weights the model host registered are read
-// from their x16 copy, 16 rows per vector, up to QKernels::x16_max_rows activation rows:
+// from their x16 copy, 16 rows per vector, up to QKernels::x16_max activation rows:
 // qrepack.h); Q8_0 / Q4_0 / Q4_1 at batch and prefill sizes in register tiles of one
 // weight row x 8 activation rows (QKernels::int8_tiles), faster than fp32 panels + OpenBLAS at
 // every M measured (bench/NOTES.md "Q4_0 / Q4_1 tiles"); the K-quants row by row up to
@@ -83,7 +83,7 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   });
 }
 
-// 1..x16_max_rows activation rows against a weight's x16 copy (qrepack.h): the row groups of 16
+// 1..QKernels::x16_max activation rows against a weight's x16 copy (qrepack.h): the row groups of 16
 // split over the threads.
 void x16_gemm(const QKernels& kern, QKernels::X16Rows rows, const void* pk, const float* x,
               int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
@@ -207,7 +207,7 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
   const char* wp = static_cast<const char*>(w);
   const int64_t wrb = row_bytes(dtype, k);
   const bool int8 = int8_activations();
-  if (int8 && !precise && m <= kern.x16_max_rows && kern.x16_rows(dtype) != nullptr)
+  if (int8 && !precise && m <= kern.x16_max(dtype) && kern.x16_rows(dtype) != nullptr)
     if (const void* pk = x16_copy(dtype, w, n, k))
       return x16_gemm(kern, kern.x16_rows(dtype), pk, x, ldx, bias, out, ldo, m, n, k);
   if (precise && int8 && m < kPanelMinRows && kern.head_rows(dtype) != nullptr)

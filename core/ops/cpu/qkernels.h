@@ -63,13 +63,17 @@ struct QKernels {
   int64_t rows_exact_below = INT64_MAX;
   // The GEMV over weights in the x16 layout (qrepack.h): row groups [g0, g1) of the copy pk of n
   // rows against m activation rows (x + i * xs blocks) into out[i * ldo + r]; the products of
-  // the QDot, summed in another fp32 order. Used for 1..x16_max_rows activation rows when the
-  // weight has an x16 copy; nullptr (and 0) in the tables without it.
+  // the QDot, summed in another fp32 order. Used for 1..x16_max(dtype) activation rows when the
+  // weight has an x16 copy (x16_max); nullptr (and 0) in the tables without it.
   using X16Rows = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n, const BlockQ8A* x,
                            int64_t xs, int64_t m, int64_t k, float* out, int64_t ldo);
   X16Rows q8_0_x16 = nullptr, q4_0_x16 = nullptr, q4_1_x16 = nullptr;
-  int64_t x16_max_rows = 0;
+  // Up to this many activation rows (Q4_0 / Q4_1, and Q8_0) the x16 kernel is used.
+  int64_t x16_max_rows = 0, x16_max_rows_q8_0 = 0;
   X16Rows x16_rows(int32_t dtype) const;
+  int64_t x16_max(int32_t dtype) const {
+    return dtype == SABLE_DTYPE_Q8_0 ? x16_max_rows_q8_0 : x16_max_rows;
+  }
   // The head kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
   HeadRows head_rows(int32_t dtype) const;
 

@@ -241,6 +241,9 @@ const QKernels& amx_kernels() {
     t.q8_0_rows = &amx_rows<SABLE_DTYPE_Q8_0>;
     t.q4_0_rows = &amx_rows<SABLE_DTYPE_Q4_0>;
     t.q4_1_rows = &amx_rows<SABLE_DTYPE_Q4_1>;
+    // Q8_0 from 5 rows on: the weights-as-A tiles (qkernels_amx_q8a.inc) beat the x16 GEMV's
+    // two passes (sable_bench_gemm qwen down M = 8: 0.290 against 0.385 ms).
+    t.x16_max_rows_q8_0 = 4;
     return t;
   }();
   return k;

@@ -19,7 +19,7 @@
 // (plus the padding of the last group).
 //
 // The copy is made lazily: the model host registers its CPU weights at load (x16_register), and
-// the first GEMM of 1..QKernels::x16_max_rows activation rows against a registered weight makes
+// the first GEMM of 1..QKernels::x16_max activation rows against a registered weight makes
 // its copy (x16_copy) when the kernel table has the x16 kernels. The row layout stays (prefill,
 // batches, the embedding and LoRA read it), so a decoded weight is held twice.
 // Thread-safety: every function may be called from any thread.
