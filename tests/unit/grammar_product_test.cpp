@@ -2,7 +2,7 @@
 // exactly-one and difference must accept exactly what std::regex says of the operands (random
 // regexes, every short string), built whole or lazily behind a deferred definition; no state a
 // text can reach may be a dead end (the liveness search); a combination whose emptiness the
-// search cannot decide is refused at compile time.
+// search cannot decide is refused at compile time; one used twice keeps both continuations.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -94,6 +94,39 @@ TEST(GrammarProduct, RandomCombinationsMatchStdRegex) {
           ASSERT_EQ(dfa.matches(t), want) << "on '" << t << "'";
         }
         expect_no_dead_ends(dfa, "abc");
+      }
+    }
+  }
+}
+
+// One combination reached twice with different continuations (a deferred definition used twice):
+// each occurrence is its own set of tuple states in the builder, and its successor lists (the
+// builder's scratch, reused from tuple to tuple) must not hand one occurrence the other's states
+// (the text would continue as after the other occurrence).
+TEST(GrammarProduct, CombinationUsedTwiceKeepsEachContinuation) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> inputs = all_strings("abc-", 6);
+  for (int i = 0; i < 20; ++i) {
+    const std::string x = random_regex(rng, 2), y = random_regex(rng, 2);
+    const std::regex rx(x), ry(y);
+    for (char rule : {'a', '1', '-'}) {
+      auto in = [&](const std::string& t) {
+        const bool a = std::regex_match(t, rx), b = std::regex_match(t, ry);
+        return rule == 'a' ? a && b : rule == '1' ? a != b : a && !b;
+      };
+      const std::string regex = std::string("(?@1~=(?&") + rule + "(" + x + ")(" + y + ")))(?@1)-(?@1)";
+      SCOPED_TRACE(regex);
+      Dfa dfa;
+      try {
+        dfa = Dfa::compile(parse_regex(regex, RegexDialect::kInternal), 0);  // lazy
+      } catch (const sable::cpp::Error&) {
+        continue;  // an empty combination
+      }
+      for (const std::string& t : inputs) {
+        const size_t dash = t.find('-');
+        const bool want = dash != std::string::npos && t.find('-', dash + 1) == std::string::npos &&
+                          in(t.substr(0, dash)) && in(t.substr(dash + 1));
+        ASSERT_EQ(dfa.matches(t), want) << "on '" << t << "'";
       }
     }
   }

@@ -16,13 +16,13 @@ void Matcher::fill_bitmask(std::span<uint32_t> words) const {
     fail(SABLE_ERR_INVALID_ARGUMENT, "fill_bitmask: " + std::to_string(words.size()) +
                                          " words cannot hold a vocabulary of " +
                                          std::to_string(vocab.size()) + " tokens");
-  std::fill(words.begin(), words.end(), 0u);
   if (terminated_) {
+    std::fill(words.begin(), words.end(), 0u);
     for (int32_t id : vocab.eos_ids()) words[id >> 5] |= 1u << (id & 31);
     return;
   }
   const std::shared_ptr<const TokenMask> mask = grammar_->mask(state_);
-  std::copy(mask->begin(), mask->end(), words.begin());
+  std::fill(std::copy(mask->begin(), mask->end(), words.begin()), words.end(), 0u);
 }
 
 bool Matcher::accept_token(int32_t token) {

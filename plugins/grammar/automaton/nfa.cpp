@@ -129,25 +129,35 @@ int32_t NfaBuilder::product_state(int32_t instance, const std::vector<int32_t>& 
   const int32_t s = new_state();
   it = states.emplace(tuple, s).first;
   product_pending_.emplace(s, std::make_pair(instance, &it->first));
+  placeholder_[s] = 1;
   return s;
 }
 
 // Byte edges to the live successors (adjacent classes with one successor share an edge), and the
-// epsilon edge on when the tuple accepts.
+// epsilon edge on when the tuple accepts. A tuple has few distinct successors (inside a string
+// most classes lead to one), kept in a short list: no hashing nor allocation per class.
 void NfaBuilder::expand_product(int32_t state, int32_t instance, const std::vector<int32_t>& tuple) {
   const ProductInstance& in = instances_[instance];
   ProductOperands& p = *ctx_->products.at(in.node);
   const int32_t next = in.next;
   if (p.accepts(tuple)) nfa_.states[state].epsilon.push_back(next);
-  std::vector<int32_t> succ;
-  std::unordered_map<std::vector<int32_t>, int32_t, StateVectorHash> seen;
+  std::vector<int32_t>& succ = product_succ_;
+  std::vector<std::pair<std::vector<int32_t>, int32_t>>& seen = product_seen_;
+  size_t num_seen = 0;  // seen[0, num_seen): this tuple's successors so far (entries reused)
   int32_t prev_to = kNone;
   for (int32_t cls = 0; cls < ctx_->num_classes; ++cls) {
     int32_t to = kNone;
     if (p.step(tuple, cls, &succ)) {
-      auto [it, fresh] = seen.emplace(succ, kNone);
-      if (fresh && p.liveness(succ) == Liveness::kLive) it->second = product_state(instance, succ);
-      to = it->second;
+      size_t k = num_seen;
+      while (k > 0 && seen[k - 1].first != succ) --k;  // the latest first (the previous class's)
+      if (k > 0) {
+        to = seen[k - 1].second;
+      } else {
+        if (num_seen == seen.size()) seen.emplace_back();
+        seen[num_seen].first = succ;
+        to = p.liveness(succ) == Liveness::kLive ? product_state(instance, succ) : kNone;
+        seen[num_seen++].second = to;
+      }
     }
     const auto [lo, hi] = ctx_->class_range[cls];
     std::vector<NfaEdge>& edges = nfa_.states[state].edges;
@@ -165,10 +175,13 @@ int32_t NfaBuilder::new_state() {
                      "the pattern expands to more than " + std::to_string(max_states_) +
                          " NFA states (bound fewer or smaller repetitions)");
   nfa_.states.emplace_back();
+  placeholder_.push_back(0);
   return static_cast<int32_t>(nfa_.states.size() - 1);
 }
 
 void NfaBuilder::expand(int32_t state) {
+  if (!pending(state)) return;
+  placeholder_[state] = 0;
   if (auto p = product_pending_.find(state); p != product_pending_.end()) {
     const auto [instance, tuple] = p->second;
     product_pending_.erase(p);
@@ -188,12 +201,12 @@ void NfaBuilder::expand(int32_t state) {
 int32_t NfaBuilder::build(int32_t node_index, int32_t next) {
   if (!ctx_->nonempty[node_index]) return kNone;
   const uint64_t k = key(node_index, next);
-  auto it = built_.find(k);
-  if (it != built_.end()) return it->second;
+  if (const int32_t* s = built_.find(k)) return *s;
   int32_t start;
   if (defer_ && ctx_->deferred[node_index]) {
     start = new_state();
     pending_.emplace(start, k);
+    placeholder_[start] = 1;
   } else {
     start = build_new(node_index, next);
   }
@@ -207,7 +220,7 @@ int32_t NfaBuilder::build_new(int32_t node_index, int32_t next) {
     case RegexOp::kEmpty:
       return next;
     case RegexOp::kSet:
-      return build_set(node.set, next);
+      return build_set(node_index, next);
     case RegexOp::kConcat: {
       int32_t s = next;
       for (size_t i = node.children.size(); i-- > 0;) s = build(node.children[i], s);
@@ -234,22 +247,35 @@ int32_t NfaBuilder::build_new(int32_t node_index, int32_t next) {
 
 // Each UTF-8 sequence is a chain of byte steps; a step "[lo-hi] then `to`" is one state shared
 // by every set (continuation-byte tails are the same for most sequences).
-int32_t NfaBuilder::build_set(const CodePointSet& set, int32_t next) {
-  const int32_t start = new_state();
-  for (const CodePointRange& r : set.ranges()) {
-    for (const Utf8Sequence& seq : utf8_sequences(r.lo, r.hi)) {
-      int32_t to = next;
-      for (size_t k = seq.size() - 1; k > 0; --k) to = step(seq[k], to);
-      nfa_.states[start].edges.push_back({seq[0].lo, seq[0].hi, to});
+int32_t NfaBuilder::build_set(int32_t node_index, int32_t next) {
+  const int32_t* offset = set_offsets_.find(static_cast<uint64_t>(node_index));
+  if (!offset) {
+    const auto at = static_cast<int32_t>(set_bytes_.size());
+    for (const CodePointRange& r : ctx_->ast.nodes[node_index].set.ranges()) {
+      for (const Utf8Sequence& seq : utf8_sequences(r.lo, r.hi)) {
+        set_bytes_.push_back(static_cast<uint8_t>(seq.size()));
+        for (const ByteRange& b : seq) set_bytes_.insert(set_bytes_.end(), {b.lo, b.hi});
+      }
     }
+    set_bytes_.push_back(0);
+    set_offsets_.emplace(static_cast<uint64_t>(node_index), at);
+    offset = set_offsets_.find(static_cast<uint64_t>(node_index));
+  }
+  const int32_t start = new_state();
+  for (size_t i = static_cast<size_t>(*offset); set_bytes_[i] != 0;) {
+    const size_t n = set_bytes_[i];
+    const uint8_t* seq = set_bytes_.data() + i + 1;  // n (lo, hi) pairs
+    int32_t to = next;
+    for (size_t k = n - 1; k > 0; --k) to = step({seq[2 * k], seq[2 * k + 1]}, to);
+    nfa_.states[start].edges.push_back({seq[0], seq[1], to});
+    i += 1 + 2 * n;
   }
   return start;
 }
 
 int32_t NfaBuilder::step(ByteRange range, int32_t to) {
   const uint64_t k = key((int64_t{range.lo} << 8) | range.hi, to);
-  auto it = steps_.find(k);
-  if (it != steps_.end()) return it->second;
+  if (const int32_t* s = steps_.find(k)) return *s;
   const int32_t s = new_state();
   nfa_.states[s].edges.push_back({range.lo, range.hi, to});
   steps_.emplace(k, s);

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "flat_map.h"
 #include "regex.h"
 
 namespace sable::grammar {
@@ -79,8 +80,7 @@ class NfaBuilder {
   // Placeholders not built yet.
   bool has_pending() const { return !pending_.empty() || !product_pending_.empty(); }
   bool pending(int32_t state) const {
-    return (!pending_.empty() && pending_.count(state) != 0) ||
-           (!product_pending_.empty() && product_pending_.count(state) != 0);
+    return static_cast<size_t>(state) < placeholder_.size() && placeholder_[state] != 0;
   }
   // Builds the part behind placeholder `state` and links it by an epsilon edge (a no-op for other
   // states). Throws like the constructor when the NFA would pass max_states; the placeholder then
@@ -104,7 +104,7 @@ class NfaBuilder {
   int32_t new_state();
   int32_t build(int32_t node_index, int32_t next);
   int32_t build_new(int32_t node_index, int32_t next);
-  int32_t build_set(const CodePointSet& set, int32_t next);
+  int32_t build_set(int32_t node_index, int32_t next);
   int32_t step(ByteRange range, int32_t to);
   int32_t build_repeat(const RegexNode& node, int32_t next);
 
@@ -113,12 +113,20 @@ class NfaBuilder {
   bool defer_ = false;
   int32_t max_states_;
   Nfa nfa_;
-  std::unordered_map<uint64_t, int32_t> built_;  // (node, next) -> start
-  std::unordered_map<uint64_t, int32_t> steps_;  // (byte range, next) -> state
+  FlatMap64 built_;  // (node, next) -> start
+  FlatMap64 steps_;  // (byte range, next) -> state
+  // set node -> offset in set_bytes_ of its UTF-8 sequences (utf8_sequences() once per node, not
+  // once per continuation): per sequence its length n (1-4) and n (lo, hi) pairs, then a 0.
+  FlatMap64 set_offsets_;
+  std::vector<uint8_t> set_bytes_;
   std::unordered_map<int32_t, uint64_t> pending_;  // placeholder -> (node, next)
+  std::vector<uint8_t> placeholder_;  // [state] an unbuilt placeholder (pending_ or products)
   std::vector<ProductInstance> instances_;
   // product placeholder -> (instance, its tuple: a key of the instance's states)
   std::unordered_map<int32_t, std::pair<int32_t, const std::vector<int32_t>*>> product_pending_;
+  // expand_product()'s scratch: a successor tuple, the distinct successors and their states.
+  std::vector<int32_t> product_succ_;
+  std::vector<std::pair<std::vector<int32_t>, int32_t>> product_seen_;
 };
 
 // The whole NFA, nothing deferred. Throws like NfaBuilder.
