@@ -255,9 +255,9 @@ SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>&
   // A [vocab, hidden] matrix is the LM head (or the embedding a tied head reuses): its GEMM keeps
   // fp32 activations, so int8 rounding does not decide near-tied next tokens.
   if (config_.get_int("vocab_size").value_or(-1) == shape[0]) t.reserved = ops::cpu::kPreciseActivations;
-  // The other CPU matrices may get the batch-1 GEMV's interleaved copy at their first decode
-  // (made lazily; the memory's destructor drops it).
-  else if (t.device_type == SABLE_DEVICE_CPU && memory_.host_accessible())
+  // CPU matrices (the LM head too) may get the batch-1 kernels' interleaved copy at their first
+  // decode (made lazily; the memory's destructor drops it).
+  if (t.device_type == SABLE_DEVICE_CPU && memory_.host_accessible())
     ops::cpu::x16_register(dtype, t.data, shape[0], shape[1]);
   return t;
 }

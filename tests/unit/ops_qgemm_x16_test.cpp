@@ -3,8 +3,10 @@
 // layout's dequantization exactly); every table's x16 kernel agrees with the scalar table's dots
 // within fp32 summation order for random quant bytes (Q8_0's -128 included), odd row counts (the
 // last group's tail), K of 1, 3 and 28 blocks, 1..9 activation rows (one pass, two passes and a
-// partial one), a group range and a strided output whose other entries stay untouched; and the
-// gemm op takes a registered weight's copy (1 or 2 threads, bias) until the weight is forgotten.
+// partial one), a group range and a strided output whose other entries stay untouched; the LM
+// head's x16 kernel agrees with the scalar head kernel and keeps its bound; and the gemm op (and
+// its LM-head path) takes a registered weight's copy (1 or 2 threads, bias) until the weight is
+// forgotten.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -109,6 +111,52 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
   if (tested == 0) GTEST_SKIP() << "no table with x16 kernels on this CPU";
 }
 
+// The LM head's x16 kernel (one int16 activation row) against the scalar head_rows: logits up to
+// fp32 summation order, the same bound, and every logit within its bound of the exact dot of the
+// dequantized row with the unrounded activations; N tails, K of 1, 3 and 28 blocks, a group range.
+TEST_F(OpsQgemm, X16HeadAgreesWithTheScalarHead) {
+  const QKernels& ref = cpu::scalar_kernels();
+  int tested = 0;
+  for (const QKernels* t : cpu::usable_kernels()) {
+    for (const int32_t dtype : kX16Dtypes) {
+      const QKernels::X16Head kern = t->x16_head(dtype);
+      if (kern == nullptr) continue;
+      ++tested;
+      for (const int64_t k : {32, 96, 896}) {
+        for (const int64_t n : {1, 7, 16, 17, 50}) {
+          const auto w = random_rows(dtype, n, k, rng_);
+          const auto p = x16_of(dtype, w, n, k);
+          const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
+          const std::vector<float> x = random_floats(rng_, static_cast<size_t>(k));
+          std::vector<cpu::BlockQ16A> xq(static_cast<size_t>(nb));
+          ref.quantize_row16(x.data(), xq.data(), k);
+          std::vector<float> want(static_cast<size_t>(n)), want_bound(want.size());
+          ref.head_rows(dtype)(w.data(), wrb, n, xq.data(), nb, 1, k, want.data(), n,
+                               want_bound.data(), n);
+          const int64_t g0 = groups > 1 ? 1 : 0;
+          std::vector<float> out(static_cast<size_t>(n), -1.0f), bound(out.size(), -1.0f);
+          kern(p.data(), g0, groups, n, xq.data(), k, out.data(), bound.data());
+          std::vector<float> deq(static_cast<size_t>(k));
+          for (int64_t r = 0; r < n; ++r) {
+            if (r < g0 * 16) {
+              ASSERT_EQ(out[r], -1.0f);
+              ASSERT_EQ(bound[r], -1.0f);
+              continue;
+            }
+            ref.dequantize_row(dtype, w.data() + r * wrb, deq.data(), k);
+            const double exact = dot(deq.data(), x.data(), k);
+            ASSERT_NEAR(out[r], want[r], 1e-5 * (1.0 + std::fabs(want[r])))
+                << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " row " << r;
+            ASSERT_NEAR(bound[r], want_bound[r], 1e-5 * want_bound[r]) << t->name << " row " << r;
+            ASSERT_LE(std::fabs(out[r] - exact), bound[r] * 1.0001 + 1e-4) << t->name << " row " << r;
+          }
+        }
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no table with the x16 head kernel on this CPU";
+}
+
 TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
   const QKernels& best = cpu::best_kernels();
   const int64_t n = 37, k = 160;
@@ -145,6 +193,12 @@ TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
     std::memset(w.data(), 0, w.size());
     const auto after = gemm(dtype, w.data(), n, k, x1, 1);
     EXPECT_EQ(before == after, used) << "dtype " << dtype;
+    // The LM head's path (kPreciseActivations) at batch 1 reads the copy too: the logits of the
+    // rows it does not recheck in fp32 (from the zeroed row bytes) are the copy's, not zero.
+    const bool head_used = best.x16_head(dtype) != nullptr;
+    bool nonzero = false;
+    for (float v : gemm(dtype, w.data(), n, k, x1, 1, nullptr, true)) nonzero |= v != 0.0f;
+    EXPECT_EQ(nonzero, head_used) << "dtype " << dtype;
     cpu::x16_forget(w.data(), w.size());
     EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n, k), nullptr);
     const auto forgotten = gemm(dtype, w.data(), n, k, x1, 1);

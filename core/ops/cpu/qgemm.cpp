@@ -164,10 +164,20 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const BlockQ16A* xqp = xq.data();
   float* bp = bound.data();
   const int team = team_size(m, n, k);
-  const int64_t chunks = std::min<int64_t>((n + 7) / 8, 4 * team);
+  // One activation row: the head's x16 copy when the table reads it (16 rows per vector).
+  const QKernels::X16Head x16 = m == 1 ? kern.x16_head(dtype) : nullptr;
+  const void* pk = x16 != nullptr ? x16_copy(dtype, w, n, k) : nullptr;
+  const int64_t units = pk != nullptr ? (n + kX16 - 1) / kX16 : n;
+  const int64_t chunks = std::min<int64_t>(pk != nullptr ? units : (n + 7) / 8, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
-    const auto [r0, r1] = share(n, static_cast<int>(c), static_cast<int>(chunks), 8);
-    head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
+    auto [r0, r1] = share(units, static_cast<int>(c), static_cast<int>(chunks), pk ? 1 : 8);
+    if (pk != nullptr) {
+      x16(pk, r0, r1, n, xqp, k, out, bp);
+      r0 *= kX16;
+      r1 = std::min(n, r1 * kX16);
+    } else {
+      head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
+    }
     if (bias != nullptr)
       for (int64_t i = 0; i < m; ++i)
         for (int64_t r = r0; r < r1; ++r) out[i * ldo + r] += bias[r];

@@ -71,6 +71,17 @@ struct QKernels {
   // Up to this many activation rows (Q4_0 / Q4_1, and Q8_0) the x16 kernel is used.
   int64_t x16_max_rows = 0, x16_max_rows_q8_0 = 0;
   X16Rows x16_rows(int32_t dtype) const;
+  // The LM head (HeadRows) for one activation row over the head's x16 copy: row groups [g0, g1)
+  // of n rows into out[r] and bound[r]; nullptr in the tables without it.
+  using X16Head = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n, const BlockQ16A* x,
+                           int64_t k, float* out, float* bound);
+  X16Head q8_0_x16_head = nullptr, q4_0_x16_head = nullptr, q4_1_x16_head = nullptr;
+  X16Head x16_head(int32_t dtype) const {
+    return dtype == SABLE_DTYPE_Q8_0   ? q8_0_x16_head
+           : dtype == SABLE_DTYPE_Q4_0 ? q4_0_x16_head
+           : dtype == SABLE_DTYPE_Q4_1 ? q4_1_x16_head
+                                       : nullptr;
+  }
   int64_t x16_max(int32_t dtype) const {
     return dtype == SABLE_DTYPE_Q8_0 ? x16_max_rows_q8_0 : x16_max_rows;
   }

@@ -18,10 +18,11 @@
 // so a group is exactly 16 rows' bytes (16 x row_bytes), and the copy as large as the weight
 // (plus the padding of the last group).
 //
-// The copy is made lazily: the model host registers its CPU weights at load (x16_register), and
-// the first GEMM of 1..QKernels::x16_max activation rows against a registered weight makes
-// its copy (x16_copy) when the kernel table has the x16 kernels. The row layout stays (prefill,
-// batches, the embedding and LoRA read it), so a decoded weight is held twice.
+// The copy is made lazily: the model host registers its CPU weights (the LM head too) at load
+// (x16_register), and the first GEMM of 1..QKernels::x16_max activation rows (the head: one row)
+// against a registered weight makes its copy (x16_copy) when the kernel table has the x16
+// kernels. The row layout stays (prefill, batches, the embedding, the head's fp32 recheck and
+// LoRA read it), so a decoded weight is held twice.
 // Thread-safety: every function may be called from any thread.
 #pragma once
 
