@@ -114,7 +114,8 @@ TEST(GrammarProduct, CombinationUsedTwiceKeepsEachContinuation) {
         const bool a = std::regex_match(t, rx), b = std::regex_match(t, ry);
         return rule == 'a' ? a && b : rule == '1' ? a != b : a && !b;
       };
-      const std::string regex = std::string("(?@1~=(?&") + rule + "(" + x + ")(" + y + ")))(?@1)-(?@1)";
+      const std::string regex =
+          std::string("(?@1~=(?&") + rule + "(" + x + ")(" + y + ")))(?@1)-(?@1)";
       SCOPED_TRACE(regex);
       Dfa dfa;
       try {
