@@ -1,6 +1,6 @@
 // The per-grammar mask cache (token_mask.h): states whose masks are equal share one stored mask,
 // charged to the engine's budget once, and every mask it returns, shared or not, equals the
-// reference trie walk of its own state.
+// reference trie walk of its own state. The hash it finds stored copies by sees every word.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -79,6 +79,24 @@ TEST(GrammarTokenMask, CachedMasksEqualTheTrieWalkInEveryState) {
     shared += cache.cached_states() - cache.stored_masks();
   }
   EXPECT_GT(shared, 10u);  // sharing happened
+}
+
+// Every bit counts, the last words past the 8-word blocks too (llama3's 4,008 words, Qwen's
+// 4,748 and lengths that leave 1-7 words over): a mask that differs from another in one bit hashes
+// differently, and equal masks hash alike.
+TEST(GrammarTokenMask, MaskHashSeesEveryWord) {
+  for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{4001}, size_t{4008}, size_t{4748}}) {
+    std::vector<uint32_t> words(n, 0x5A5A5A5Au);
+    const uint64_t base = mask_hash(words);
+    EXPECT_EQ(mask_hash(std::vector<uint32_t>(words)), base);
+    for (size_t w = 0; w < n; ++w) {
+      for (int bit : {0, 17, 31}) {
+        words[w] ^= 1u << bit;
+        ASSERT_NE(mask_hash(words), base) << "words " << n << ", word " << w << ", bit " << bit;
+        words[w] ^= 1u << bit;
+      }
+    }
+  }
 }
 
 }  // namespace

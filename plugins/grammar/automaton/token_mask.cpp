@@ -120,6 +120,26 @@ bool fill_from_unit_tokens(const Dfa& dfa, const Vocabulary& vocab, int32_t stat
 
 }  // namespace
 
+// Four independent multiply chains over 64-bit words (a single FNV chain over 32-bit words waited
+// on its multiply at every word: ~9 us of each 16 KB mask, 6 % of JSONSchemaBench mask time).
+// Only equal masks need equal hashes (lookups compare the words).
+uint64_t mask_hash(std::span<const uint32_t> words) {
+  constexpr uint64_t kPrime = 0x100000001B3ull;
+  uint64_t lane[4] = {0xCBF29CE484222325ull, 0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full,
+                      0x165667B19E3779F9ull};
+  const size_t n = words.size();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t j = 0; j < 4; ++j) {
+      const uint64_t w = words[i + 2 * j] | (uint64_t{words[i + 2 * j + 1]} << 32);
+      lane[j] = (lane[j] ^ w) * kPrime;
+    }
+  for (; i < n; ++i) lane[0] = (lane[0] ^ words[i]) * kPrime;
+  uint64_t h = n;
+  for (uint64_t l : lane) h = (h ^ (l ^ (l >> 29))) * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 32);
+}
+
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
                         std::span<uint32_t> words, bool use_unit_tokens) {
   const int32_t num_words = mask_words(vocab.size());
@@ -143,8 +163,7 @@ std::shared_ptr<const TokenMask> TokenMaskCache::get(int32_t state) const {
   }
   auto mask = std::make_shared<TokenMask>(mask_words(vocab_->size()));
   compute_token_mask(dfa_, *vocab_, state, *mask);
-  uint64_t hash = 1469598103934665603ull;
-  for (uint32_t w : *mask) hash = (hash ^ w) * 1099511628211ull;
+  const uint64_t hash = mask_hash(*mask);
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = masks_.find(state); it != masks_.end()) return it->second;  // another thread won
   if (masks_.size() >= kMaxCachedStates) return mask;

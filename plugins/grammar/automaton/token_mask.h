@@ -37,6 +37,9 @@ inline int32_t mask_words(int32_t vocab_size) {
 void compute_token_mask(const Dfa& dfa, const Vocabulary& vocab, int32_t state,
                         std::span<uint32_t> words, bool use_unit_tokens = true);
 
+// A hash of mask words (equal masks, equal hashes; TokenMaskCache finds stored copies by it).
+uint64_t mask_hash(std::span<const uint32_t> words);
+
 // Bytes of cached masks that all the grammars of one engine may hold together (clients choose the
 // grammars, so the sum must be bounded, not just each grammar). Past it, masks are computed on
 // every use instead of kept. Thread-safe.
