@@ -179,6 +179,14 @@ for w in $which; do
           grep -E "Output token throughput|Median ITL|rror" | sed "s/^/lora8b adapters=$k | /"
       done
       kill $spid; wait $spid 2>/dev/null ;;
+    lora_ab)  # issue 17: 8B decode at batch 64, 16 adapters, under each LORA_AB variant (env words)
+      make_model llama8b llama-3.1-8b llama3
+      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
+      all=$(for i in $(seq 0 15); do printf '%s ' "$models/lora8b/a$i"; done)
+      for v in ${LORA_AB:-default SABLE_LORA_FORK=0}; do
+        echo "lora_ab variant: $v"
+        env $(ab_env "$v") SABLE_BENCH_LORA="$all" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
+      done 2>&1 | tee -a "$out/lora_ab.txt" ;;
     lora_decode | ncu_lora8b)  # issue 17: 8B decode step at batch 64 through the runner, 0 / 1 / 16 adapters; ncu_: per kernel, 16
       make_model llama8b llama-3.1-8b llama3
       [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
@@ -189,7 +197,7 @@ for w in $which; do
         done | tee -a "$out/decode.txt"
       else
         ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-        SABLE_PROFILE=decode SABLE_BENCH_LORA="$all" "$ncu" --profile-from-start off --clock-control none \
+        SABLE_PROFILE=decode SABLE_BENCH_LORA="$all" "$ncu" --profile-from-start off --clock-control none ${NCU_ARGS:-} \
           --metrics gpu__time_duration.sum --csv "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 4 0 \
           >"$out/$w.csv" 2>"$out/$w.err"
         python3 /work/main/scripts/ncu_summary.py "$out/$w.csv" | head -30 | tee "$out/$w.txt"

@@ -4,7 +4,9 @@
 // and over several tiles, a module without a pool, K that needs split partial sums and K that
 // cannot take 16-byte loads, f32 and bf16. Rows without an adapter must come back bit-identical.
 // Then one lora_stacked call captured in a CUDA graph is replayed with other adapters, ranks, row
-// layouts and a pool that did not exist at capture: the step block is all the graph reads.
+// layouts and a pool that did not exist at capture: the step block is all the graph reads. Last,
+// the shrink forked beside the base projection's GEMM (lora_fork.h), eager and captured, and not
+// forked when another op ran between the GEMM and the LoRA call.
 // Part of cuda_ops_test (skipped without a GPU).
 #include <cmath>
 #include <memory>
@@ -14,6 +16,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "core/ops/cuda/lora_fork.h"
 #include "core/ops/lora_step_block.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -256,6 +259,23 @@ TEST_F(CudaLoraOps, ScalarLoadsAndF32) {
   }
 }
 
+// A prefill-sized batch: more tiles than the expand has tile groups, so a block takes several
+// tiles (and loads the next tile's outputs before it stores this one's).
+TEST_F(CudaLoraOps, ManyTilesShareAnExpandBlock) {
+  init(/*slots=*/4, /*r_stride=*/16, /*rows=*/2400, SABLE_DTYPE_BF16);
+  slot_rank_[0 * kC + SABLE_LORA_O] = 16;
+  slot_rank_[1 * kC + SABLE_LORA_O] = 3;
+  slot_rank_[3 * kC + SABLE_LORA_O] = 12;
+  const int64_t k = 128, n = 96;
+  make_pool(kLayer, SABLE_LORA_O, k, n);
+  Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf out = random(static_cast<size_t>(rows_ * n), 1.0f);
+  std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
+  std::uniform_int_distribution<int32_t> pick(-1, 3);
+  for (int32_t& v : row_slot) v = pick(rng_);
+  check(x, k, out, n, SABLE_LORA_O, {n}, row_slot);
+}
+
 // A forward makes one call per layer and projection group after a single upload of the step block:
 // calls back to back must each add their delta once, with nothing left over from the call before
 // (bench/NOTES.md v11 tried a one-launch variant that kept block counters in the step block).
@@ -326,6 +346,82 @@ TEST_F(CudaLoraOps, CapturedGraphReplaysOtherAdapters) {
   // A smaller batch padded to the graph's 16 rows: the padding rows have no slot.
   slot_rank_[0 * kC + SABLE_LORA_Q] = 4;
   replay({0, 1, 0, -1, 3, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1});
+  cudaGraphExecDestroy(exec);
+  cudaStreamDestroy(stream);
+}
+
+// The decoder's order: the base GEMM of x, then the LoRA call on its output. The shrink then runs
+// on a side stream forked where x was ready (eager: events; captured: a graph branch), and the
+// expand must still see both the GEMM's output and the shrink's sums.
+TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
+  init(/*slots=*/3, /*r_stride=*/16, /*rows=*/24, SABLE_DTYPE_BF16);
+  for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP}) {
+    slot_rank_[0 * kC + m] = 16;
+    slot_rank_[2 * kC + m] = 6;
+  }
+  const int64_t k = 1024, n = 384, width = 2 * n;
+  make_pool(kLayer, SABLE_LORA_GATE, k, n);
+  make_pool(kLayer, SABLE_LORA_UP, k, n);
+  Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf w = random(static_cast<size_t>(width * k), 1.0f / std::sqrt(float(k)));
+  Buf out = random(static_cast<size_t>(rows_ * width), 1.0f);  // overwritten by the GEMM
+  Buf base;  // x · wᵀ in double, the GEMM's output before the deltas
+  base.dtype = dtype_;
+  base.host.assign(static_cast<size_t>(rows_ * width), 0.0f);
+  for (int64_t t = 0; t < rows_; ++t)
+    for (int64_t c = 0; c < width; ++c) {
+      double d = 0;
+      for (int64_t e = 0; e < k; ++e)
+        d += double(x.host[static_cast<size_t>(t * k + e)]) * w.host[static_cast<size_t>(c * k + e)];
+      base.host[static_cast<size_t>(t * width + c)] = static_cast<float>(d);
+    }
+  std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
+  for (int32_t t = 0; t < rows_; ++t) row_slot[static_cast<size_t>(t)] = t % 5 == 4 ? -1 : t % 3;
+  const std::vector<float> want =
+      reference(x, k, base, width, {SABLE_LORA_GATE, SABLE_LORA_UP}, {0, n}, row_slot);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ctx_.stream = stream;
+  SableTensor xt = cuda_tensor(x.dev.get(), dtype_, {rows_, k});
+  SableTensor wt = cuda_tensor(w.dev.get(), dtype_, {width, k});
+  SableTensor ot = cuda_tensor(out.dev.get(), dtype_, {rows_, width});
+  DeviceBuffer x2(static_cast<size_t>(rows_ * k) * 2);
+  SableTensor x2t = cuda_tensor(x2.get(), dtype_, {rows_, k});
+  ops::LoraBatch lb = batch(row_slot);
+  auto forward = [&](bool other_op_between) {
+    ctx_.lora = &lb;
+    ASSERT_EQ(ops::cuda_ops()->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+    if (other_op_between)  // any op but a GEMM may write x: the recorded point is then stale
+      ASSERT_EQ(ops::cuda_ops()->copy(&ctx_, &xt, &x2t), SABLE_OK);
+    launch(x, k, out, width, SABLE_LORA_GATE, {n, n});
+    ctx_.lora = nullptr;
+  };
+  const bool fork_on = ops::cuda::lora_fork_enabled();
+  auto& fork = ops::cuda::lora_fork();
+  for (bool between : {false, true}) {
+    const int64_t forks = fork.forks();
+    forward(between);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_EQ(fork.forks() - forks, fork_on && !between ? 1 : 0) << "other op between: " << between;
+    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "eager, other op between: " << between;
+  }
+  // Captured, then replayed twice (the second replay reads the first's output as its base: the
+  // GEMM overwrites it, so both must give the same answer).
+  const int64_t forks = fork.forks();
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  forward(false);
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  EXPECT_EQ(fork.forks() - forks, fork_on ? 1 : 0);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaGraphDestroy(graph);
+  for (int replay = 0; replay < 2; ++replay) {
+    out.sync();
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "replay " << replay;
+  }
   cudaGraphExecDestroy(exec);
   cudaStreamDestroy(stream);
 }

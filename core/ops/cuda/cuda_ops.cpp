@@ -10,12 +10,14 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "core/ops/context.h"
 #include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/cuda/lora_fork.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/gemm_fused.h"
 #include "core/ops/lora_step_block.h"
@@ -39,6 +41,13 @@ thread_local std::string t_last_error;
 template <class F>
 SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
   try {
+    // In a LoRA batch, every op but a GEMM (which records where its x is ready), the LoRA calls
+    // (which fork from there) and alloc may write a projection's x: the recorded point is stale.
+    if (ctx != nullptr && ctx->lora != nullptr) {
+      const std::string_view name(op);
+      if (name != "gemm" && name != "lora" && name != "lora_stacked" && name != "alloc")
+        k::lora_fork().forget(static_cast<cudaStream_t>(ctx->stream));
+    }
     body();
     const cudaError_t e = cudaPeekAtLastError();
     if (e != cudaSuccess) throw CudaOpError(std::string("CUDA: ") + cudaGetErrorString(e));
@@ -168,6 +177,13 @@ SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x
     const int64_t ldx = row_stride(a, "x");
     if (bias) require(sable_tensor_numel(&tensor(bias, "bias")) == n, "bias must have N={} elements", n);
     const void* bias_ptr = bias_in(ctx, bias, o.dtype, n);
+    if (ctx->lora != nullptr && k::lora_fork_enabled() && m > 0) {
+      const auto* xb = static_cast<const char*>(a.data);
+      const auto* ob = static_cast<const char*>(o.data);
+      const size_t xs = sable_dtype_size(a.dtype), os = sable_dtype_size(o.dtype);
+      k::lora_fork().before_gemm(static_cast<cudaStream_t>(ctx->stream), xb,
+                                 xb + ((m - 1) * ldx + kdim) * xs, ob, ob + m * n * os);
+    }
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
                               ctx->stream, &err, accumulate),
@@ -774,10 +790,18 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
   const size_t floats = k::lora_scratch_floats(l, lb->dtype);
   auto* scratch = static_cast<float*>(ctx->arena->allocate(std::max<size_t>(floats, 1) * 4, 256));
   require(scratch != nullptr, "scratch arena cannot hold the LoRA partial sums ({} floats)", floats);
-  if (any_pool || capture != cudaStreamCaptureStatusNone)
-    require(k::lora_stacked(l, lb->dtype, scratch, ctx->stream),
-            "lora kernels: unsupported dtype or shape (rank stride {}), or the launch failed",
+  if (any_pool || capture != cudaStreamCaptureStatusNone) {
+    // The shrink beside the base projection's GEMM when that GEMM recorded x ready (lora_fork.h).
+    // The scratch is above everything allocated when the GEMM was enqueued, and the GEMM takes no
+    // arena memory, so the two branches touch disjoint memory.
+    const auto stream = static_cast<cudaStream_t>(ctx->stream);
+    cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
+    require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
+            "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
             l.rank_stride);
+    if (side != nullptr) require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
+    require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
+  }
   ctx->arena->release(mark);
 }
 

@@ -6,15 +6,18 @@
 //   A[s] against the tile's rows of x over the split's K range, with 16-byte loads, and writes fp32
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
-// expand: block (tile, 256 output columns of one module). The tile's partials are summed into
-//   shared memory [rows][r]; each thread reads its column's B[s, c, :r] (16-byte loads) and adds
-//   the dot products into the tile's rows of out (fp32 accumulation, one rounding).
+// expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
+//   groups sized so the grid is about one wave). Their partials are summed into shared memory
+//   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
+//   past the slot's rank) and adds the dot products into the tile's rows of out (fp32
+//   accumulation, one rounding), the next tile's old outputs loaded before this one's stores.
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
 // step with adapters is captured once and replayed with other adapters. Both kernels launch with
 // PDL (sable/cuda/launch.cuh) and read the step block and their first adapter weights before they
 // wait for their predecessor (see below).
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
@@ -29,6 +32,7 @@ constexpr int kShrinkWarps = 4;
 constexpr int kRanksPerWarp = 4;
 constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
 constexpr int kExpandThreads = 256;
+constexpr int64_t kExpandSmemBytes = 32 << 10;  // most shared memory an expand block's sums take
 constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
 constexpr int64_t kMaxSplits = 32;
 constexpr int64_t kMaxSplitBlocks = 4096;  // tiles x splits above which K is split less
@@ -38,17 +42,41 @@ struct Plan {
   int32_t splits = 1;
   int64_t k_chunk = 0;
   int32_t rank_blocks = 1;
-  int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.y of each module
+  int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
+  int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
+  int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Multiprocessors of the current device (cached per process: one GPU per process).
+int64_t sm_count() {
+  static const int64_t n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0)
+      return int64_t{132};
+    return int64_t{v};
+  }();
+  return n;
+}
+
+// K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
+int64_t split_k() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("SABLE_LORA_SPLIT_K");
+    const int64_t n = e ? std::atoll(e) : 0;
+    return n >= 256 && n % 256 == 0 ? n : kSplitK;
+  }();
+  return v;
+}
 
 template <class T>
 Plan make_plan(const LoraLaunch& l) {
   Plan p;
   constexpr int v = Vec<T>::kN;
   p.vec = l.k % v == 0 && l.ldx % v == 0 && aligned16(l.x) ? v : 1;
-  int64_t splits = std::clamp<int64_t>(ceil_div(l.k, kSplitK), 1, kMaxSplits);
+  int64_t splits = std::clamp<int64_t>(ceil_div(l.k, split_k()), 1, kMaxSplits);
   while (splits > 1 && l.max_tiles * splits > kMaxSplitBlocks) splits = ceil_div(splits, 2);
   const int64_t step = 32 * p.vec;
   p.k_chunk = ceil_div(ceil_div(l.k, splits), step) * step;
@@ -56,6 +84,15 @@ Plan make_plan(const LoraLaunch& l) {
   p.rank_blocks = static_cast<int32_t>(ceil_div(l.rank_stride, kRanksPerBlock));
   for (int i = 0; i < l.count; ++i)
     p.col_block[i + 1] = p.col_block[i] + static_cast<int32_t>(ceil_div(l.n[i], kExpandThreads));
+  // About two expand blocks a SM: the tiles are shared out among groups of column blocks so that
+  // the grid is one wave whatever the projection's width.
+  // A block's tiles' sums stay within kExpandSmemBytes of shared memory (prefill batches have
+  // many tiles: they get more groups instead).
+  const int64_t tiles = std::max<int64_t>(l.max_tiles, 1);
+  const int64_t cap = std::max<int64_t>(1, kExpandSmemBytes / (kTileRows * l.rank_stride * 4));
+  const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
+  p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
+  p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
   return p;
 }
 
@@ -99,7 +136,7 @@ __device__ __forceinline__ float transpose_sum(float (&acc)[kRanksPerWarp][kTile
 // dependent loads) and the first weight loads then overlap the predecessor's tail. Every block
 // still waits before it exits, so a kernel never completes before its predecessor has.
 constexpr int kShrinkPreload = 2;  // K steps of A in registers before the wait (kSplitK = 2 steps)
-constexpr int kExpandPreload = 4;  // 16-byte loads of a B row before the wait (rank 32 in bf16)
+constexpr int kExpandPreload = 2;  // 16-byte loads of a B row before the wait (rank 16 in bf16)
 
 // One tile's adapter for one module, from the step block: the slot's weights in `pools` (the A or
 // B pool of each projection), its rows and its rank. w == nullptr (rank 0) past the step's tiles
@@ -125,7 +162,7 @@ __device__ __forceinline__ TileRef tile_ref(const LoraLaunch& l, const void* con
 
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
-    lora_shrink(LoraLaunch l, Plan p, float* __restrict__ tmp) {
+    shrink_kernel(LoraLaunch l, Plan p, float* __restrict__ tmp) {
   const int tile_i = static_cast<int>(blockIdx.x);
   const int mi = static_cast<int>(blockIdx.y) / p.rank_blocks;
   const int rb = static_cast<int>(blockIdx.y) - mi * p.rank_blocks;
@@ -199,68 +236,122 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
 }
 
 template <class T>
-__global__ void __launch_bounds__(kExpandThreads)
-    lora_expand(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
-  extern __shared__ float s[];  // [kTileRows][rank rounded up to V]
+__global__ void __launch_bounds__(kExpandThreads, 3)
+    expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
+  extern __shared__ float4 s4[];  // [p.group_tiles][kTileRows][rank_stride] floats: the sums
+  float* s = reinterpret_cast<float*>(s4);
   constexpr int V = Vec<T>::kN;
-  const int tile_i = static_cast<int>(blockIdx.x);
+  static_assert(V % 4 == 0, "the sums are read as float4s");
+  const int R = l.rank_stride;  // a multiple of kLoraRankAlign (8), so of V
   int mi = 0;
-  while (mi + 1 < l.count && static_cast<int>(blockIdx.y) >= p.col_block[mi + 1]) ++mi;
+  while (mi + 1 < l.count && static_cast<int>(blockIdx.x) >= p.col_block[mi + 1]) ++mi;
   const int module = l.module[mi];
-  const TileRef ref = tile_ref(l, l.view.b, tile_i, module);
-  const T* b = static_cast<const T*>(ref.w);
-  const LoraTile* tile = ref.tile;
-  const int slot = ref.slot, rows = ref.rows, rank = ref.rank;
-  const int rank_v = (rank + V - 1) / V * V;  // <= rank_stride (a multiple of kLoraRankAlign)
   const int64_t c =
-      static_cast<int64_t>(static_cast<int>(blockIdx.y) - p.col_block[mi]) * kExpandThreads +
+      static_cast<int64_t>(static_cast<int>(blockIdx.x) - p.col_block[mi]) * kExpandThreads +
       threadIdx.x;
-  const bool col = rank > 0 && c < l.n[mi];
-  const T* brow = col ? b + (static_cast<int64_t>(slot) * l.n[mi] + c) * l.rank_stride : nullptr;
-  float b0[kExpandPreload][V];
+  const bool col = c < l.n[mi];
+  // This block's tiles: g, g + G, ... below *num_tiles. The tile count, the pool and the tiles are
+  // independent loads, and B's address needs only the pool and the slot: two round trips before
+  // B is in flight. B's columns past a slot's rank are masked, not skipped, so its loads need not
+  // wait for the rank.
+  const int g = static_cast<int>(blockIdx.y), G = static_cast<int>(gridDim.y);
+  const int num_tiles = *l.view.num_tiles;
+  const T* pool = static_cast<const T*>(l.view.b[l.layer * kModules + module]);
+  const int mine = pool == nullptr || num_tiles <= g ? 0 : min((num_tiles - g + G - 1) / G,
+                                                               p.group_tiles);
+  const LoraTile* tiles = l.view.tiles;
+  auto b_row = [&](int i) {
+    return pool + (static_cast<int64_t>(tiles[g + i * G].slot) * l.n[mi] + c) * R;
+  };
+  Vec<T> b0[kExpandPreload];
+  if (col && mine > 0) {
+    const T* br = b_row(0);
 #pragma unroll
-  for (int q = 0; q < kExpandPreload; ++q)
-    if (col && q * V < rank_v) load_f32<T, V>(brow + q * V, b0[q]);
+    for (int q = 0; q < kExpandPreload; ++q)
+      if (q * V < R) b0[q] = *reinterpret_cast<const Vec<T>*>(br + q * V);
+  }
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
-  if (rank <= 0) return;  // block-uniform
-  const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
+  if (mine == 0) return;  // block-uniform
+  T* out = static_cast<T*>(l.out[mi]);
+  const int64_t ldo = l.ldo[mi];
+  // The first tile's old outputs are in flight while the partial sums are gathered.
+  float old[kTileRows];
+  auto load_old = [&](const LoraTile& tile) {
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t)
+      old[t] = col && t < tile.rows ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c]) : 0.0f;
+  };
+  load_old(tiles[g]);
+  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
   const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
-  for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * rank_v; idx += kExpandThreads) {
-    const int t = idx / rank_v, j = idx - t * rank_v;
+  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * R; idx += kExpandThreads) {
+    const int i = idx / (kTileRows * R), t = idx / R % kTileRows, j = idx % R;
+    const int tile_i = g + i * G;
+    const LoraTile& tile = tiles[tile_i];
+    const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
     float v = 0.0f;
-    if (t < rows && j < rank) {
+    if (t < tile.rows && j < rank) {
       const float* src = tmp + (static_cast<int64_t>(tile_i) * kTileRows + t) * row_stride +
-                         static_cast<int64_t>(mi) * l.rank_stride + j;
-      for (int z = 0; z < p.splits; ++z) v += src[z * split_stride];
+                         static_cast<int64_t>(mi) * R + j;
+      // Four independent chains so the split loads are in flight together.
+      float v4[4] = {};
+      int z = 0;
+      for (; z + 4 <= p.splits; z += 4)
+#pragma unroll
+        for (int u = 0; u < 4; ++u) v4[u] += src[(z + u) * split_stride];
+      for (; z < p.splits; ++z) v4[0] += src[z * split_stride];
+      v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
     }
     s[idx] = v;
   }
   __syncthreads();
   if (!col) return;
-  float acc[kTileRows] = {};
-  auto accumulate = [&](int j, const float (&bv)[V]) {
+  for (int i = 0; i < mine; ++i) {
+    const LoraTile& tile = tiles[g + i * G];
+    const int rows = tile.rows;
+    const T* br = b_row(i);
+    const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
+    // Rows past the tile's and ranks past the slot's have s = 0, but B there may hold anything
+    // (a NaN times 0 is NaN): B is masked by the rank before it is used.
+    const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
+    float acc[kTileRows] = {};
+    // One 16-byte B load (V ranks) at a time; each row reads its V sums as float4s, so a column
+    // costs R / 4 shared loads a row instead of R (the expand was bound by shared loads).
+    auto accumulate = [&](int j, const Vec<T>& bv) {
+      float b[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
+#pragma unroll
+      for (int t = 0; t < kTileRows; ++t) {
+        if (t >= rows) break;
+#pragma unroll
+        for (int e = 0; e < V; e += 4) {
+          const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
+          acc[t] = fmaf(sv.x, b[e], acc[t]);
+          acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
+          acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
+          acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
+        }
+      }
+    };
+    int j = 0;
+    if (i == 0) {
+#pragma unroll
+      for (int q = 0; q < kExpandPreload; ++q)
+        if (q * V < R) accumulate(q * V, b0[q]);
+      j = kExpandPreload * V;
+    }
+    for (; j < R; j += V) accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
+    float cur[kTileRows];
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t) cur[t] = old[t];
+    if (i + 1 < mine) load_old(tiles[g + (i + 1) * G]);  // the next tile's, before this one's stores
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
-#pragma unroll
-      for (int e = 0; e < V; ++e) acc[t] = fmaf(s[t * rank_v + j + e], bv[e], acc[t]);
+      out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(cur[t] + acc[t]);
     }
-  };
-#pragma unroll
-  for (int q = 0; q < kExpandPreload; ++q)
-    if (q * V < rank_v) accumulate(q * V, b0[q]);
-  for (int j = kExpandPreload * V; j < rank_v; j += V) {
-    float bv[V];
-    load_f32<T, V>(brow + j, bv);
-    accumulate(j, bv);
-  }
-  T* out = static_cast<T*>(l.out[mi]);
-#pragma unroll
-  for (int t = 0; t < kTileRows; ++t) {
-    if (t >= rows) break;
-    T* o = out + static_cast<int64_t>(tile->row[t]) * l.ldo[mi] + c;
-    *o = from_f32<T>(to_f32(*o) + acc[t]);
   }
 }
 
@@ -286,24 +377,38 @@ size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype) {
   return floats;
 }
 
-bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
+bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
   if (!valid(l)) return false;
   if (l.max_tiles <= 0) return true;
-  const cudaStream_t st = as_stream(stream);
   bool ok = false;
   return dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     const Plan p = make_plan<T>(l);
-    const dim3 sgrid(static_cast<unsigned>(l.max_tiles),
-                     static_cast<unsigned>(l.count * p.rank_blocks),
-                     static_cast<unsigned>(p.splits));
-    auto shrink = p.vec == 1 ? lora_shrink<T, 1> : lora_shrink<T, Vec<T>::kN>;
-    ok = sable::cuda::launch(shrink, sgrid, kShrinkWarps * 32, 0, st, l, p, scratch) == cudaSuccess;
-    const dim3 egrid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(p.col_block[l.count]));
-    const size_t smem = static_cast<size_t>(kTileRows) * l.rank_stride * sizeof(float);
-    ok = ok && sable::cuda::launch(lora_expand<T>, egrid, kExpandThreads, smem, st, l, p,
-                                   static_cast<const float*>(scratch)) == cudaSuccess;
+    const dim3 grid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(l.count * p.rank_blocks),
+                    static_cast<unsigned>(p.splits));
+    auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
+    ok = sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p, scratch) ==
+         cudaSuccess;
   }) && ok;
+}
+
+bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
+  if (!valid(l)) return false;
+  if (l.max_tiles <= 0) return true;
+  bool ok = false;
+  return dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const Plan p = make_plan<T>(l);
+    const dim3 grid(static_cast<unsigned>(p.col_block[l.count]), static_cast<unsigned>(p.tile_groups));
+    const size_t smem =
+        static_cast<size_t>(p.group_tiles) * kTileRows * l.rank_stride * sizeof(float);
+    ok = sable::cuda::launch(expand_kernel<T>, grid, kExpandThreads, smem, as_stream(stream), l, p,
+                             scratch) == cudaSuccess;
+  }) && ok;
+}
+
+bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
+  return lora_shrink(l, dtype, scratch, stream) && lora_expand(l, dtype, scratch, stream);
 }
 
 }  // namespace sable::ops::cuda
