@@ -377,34 +377,38 @@ size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype) {
   return floats;
 }
 
-bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
+namespace {
+// Validates l, then calls f(tag, plan) with the dtype's element type as tag; true when there is
+// nothing to launch (no tiles) or f's launches succeeded.
+template <class F>
+bool with_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
   if (!valid(l)) return false;
   if (l.max_tiles <= 0) return true;
   bool ok = false;
-  return dispatch_float(dtype, [&](auto tag) {
+  return dispatch_float(dtype, [&](auto tag) { ok = f(tag, make_plan<decltype(tag)>(l)); }) && ok;
+}
+}  // namespace
+
+bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
+  return with_plan(l, dtype, [&](auto tag, const Plan& p) {
     using T = decltype(tag);
-    const Plan p = make_plan<T>(l);
     const dim3 grid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(l.count * p.rank_blocks),
                     static_cast<unsigned>(p.splits));
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
-    ok = sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p, scratch) ==
-         cudaSuccess;
-  }) && ok;
+    return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
+                               scratch) == cudaSuccess;
+  });
 }
 
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
-  if (!valid(l)) return false;
-  if (l.max_tiles <= 0) return true;
-  bool ok = false;
-  return dispatch_float(dtype, [&](auto tag) {
+  return with_plan(l, dtype, [&](auto tag, const Plan& p) {
     using T = decltype(tag);
-    const Plan p = make_plan<T>(l);
     const dim3 grid(static_cast<unsigned>(p.col_block[l.count]), static_cast<unsigned>(p.tile_groups));
     const size_t smem =
         static_cast<size_t>(p.group_tiles) * kTileRows * l.rank_stride * sizeof(float);
-    ok = sable::cuda::launch(expand_kernel<T>, grid, kExpandThreads, smem, as_stream(stream), l, p,
-                             scratch) == cudaSuccess;
-  }) && ok;
+    return sable::cuda::launch(expand_kernel<T>, grid, kExpandThreads, smem, as_stream(stream), l,
+                               p, scratch) == cudaSuccess;
+  });
 }
 
 bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
