@@ -160,7 +160,7 @@ void NfaBuilder::expand_product(int32_t state, int32_t instance, const std::vect
       }
     }
     const auto [lo, hi] = ctx_->class_range[cls];
-    std::vector<NfaEdge>& edges = nfa_.states[state].edges;
+    auto& edges = nfa_.states[state].edges;
     if (to != kNone && to == prev_to && edges.back().hi + 1 == lo)
       edges.back().hi = hi;
     else if (to != kNone)

@@ -30,6 +30,7 @@
 
 #include "flat_map.h"
 #include "regex.h"
+#include "small_vector.h"
 
 namespace sable::grammar {
 
@@ -40,8 +41,8 @@ struct NfaEdge {
 };
 
 struct NfaState {
-  std::vector<NfaEdge> edges;    // byte transitions
-  std::vector<int32_t> epsilon;  // empty transitions
+  SmallVector<NfaEdge, 2> edges;    // byte transitions
+  SmallVector<int32_t, 2> epsilon;  // empty transitions
 };
 
 struct Nfa {
