@@ -206,5 +206,33 @@ TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
   }
 }
 
+// The copies are a second copy of the weights: they stay within the budget, and a weight whose
+// copy would pass it keeps the row layout (and the same products).
+TEST_F(OpsQgemm, X16CopiesStayWithinTheirBudget) {
+  const int64_t n = 48, k = 128;
+  const int32_t dtype = SABLE_DTYPE_Q8_0;
+  auto a = random_rows(dtype, n, k, rng_);
+  auto b = random_rows(dtype, n, k, rng_);
+  const int64_t bytes = cpu::x16_bytes(dtype, n, k);
+  const int64_t before = cpu::x16_copied_bytes();
+  cpu::x16_set_budget(before + bytes);  // room for one copy
+  cpu::x16_register(dtype, a.data(), n, k);
+  cpu::x16_register(dtype, b.data(), n, k);
+  EXPECT_NE(cpu::x16_copy(dtype, a.data(), n, k), nullptr);
+  EXPECT_EQ(cpu::x16_copied_bytes(), before + bytes);
+  EXPECT_EQ(cpu::x16_copy(dtype, b.data(), n, k), nullptr) << "over the budget";
+  EXPECT_EQ(cpu::x16_copied_bytes(), before + bytes);
+  // The refused weight's GEMM reads its rows: zeroing them zeroes the product.
+  cpu::set_int8_activations(true);
+  cpu::set_threads(1);
+  std::vector<float> x = random_floats(rng_, static_cast<size_t>(k));
+  std::memset(b.data(), 0, b.size());
+  for (float v : gemm(dtype, b.data(), n, k, x, 1)) EXPECT_EQ(v, 0.0f);
+  cpu::x16_forget(a.data(), a.size());
+  cpu::x16_forget(b.data(), b.size());
+  EXPECT_EQ(cpu::x16_copied_bytes(), before) << "a forgotten copy gives its bytes back";
+  cpu::x16_set_budget(-1);
+}
+
 }  // namespace
 }  // namespace sable::ops

@@ -3,6 +3,8 @@
 #include "core/ops/cpu/qrepack.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -25,13 +27,21 @@ int64_t x16_group_bytes(int32_t dtype, int64_t nb) {
   return kX16 * nb * static_cast<int64_t>(sable_dtype_block_bytes(dtype));
 }
 
+// The copies' budget (qrepack.h) and what they take; kDefaultBudget: not chosen yet.
+constexpr int64_t kDefaultBudget = -1;
+std::atomic<int64_t> g_budget{kDefaultBudget};
+std::atomic<int64_t> g_copied{0};
+
 struct Entry {
   int32_t dtype;
   int64_t n, k;
   std::once_flag made;
   void* copy = nullptr;
   size_t bytes = 0;
-  ~Entry() { free_populated(copy, bytes); }
+  ~Entry() {
+    free_populated(copy, bytes);
+    g_copied -= static_cast<int64_t>(bytes);
+  }
 };
 
 struct Registry {
@@ -49,6 +59,43 @@ struct Registry {
 Registry& registry() {
   static Registry* r = new Registry;  // never destroyed: weights may be freed at exit
   return *r;
+}
+
+// SABLE_CPU_X16_BUDGET_MB, else a quarter of /proc/meminfo's MemAvailable (0 where unknown:
+// no copies rather than an unbounded second copy of the weights).
+int64_t default_budget() {
+  if (const char* v = std::getenv("SABLE_CPU_X16_BUDGET_MB")) {
+    char* end = nullptr;
+    const long long mb = std::strtoll(v, &end, 10);
+    if (end != v && *end == '\0' && mb >= 0) return static_cast<int64_t>(mb) << 20;
+  }
+  int64_t avail_kb = 0;
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    long long kb = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr)
+      if (std::sscanf(line, "MemAvailable: %lld kB", &kb) == 1) {
+        avail_kb = kb;
+        break;
+      }
+    std::fclose(f);
+  }
+  return avail_kb * 1024 / 4;
+}
+
+// Takes `bytes` of the budget, or returns false when they do not fit.
+bool reserve(int64_t bytes) {
+  int64_t budget = g_budget.load();
+  if (budget == kDefaultBudget) {
+    int64_t expected = kDefaultBudget;
+    g_budget.compare_exchange_strong(expected, default_budget());
+    budget = g_budget.load();
+  }
+  int64_t used = g_copied.load();
+  do {
+    if (used + bytes > budget) return false;
+  } while (!g_copied.compare_exchange_weak(used, used + bytes));
+  return true;
 }
 
 }  // namespace
@@ -153,13 +200,21 @@ const void* x16_copy(int32_t dtype, const void* w, int64_t n, int64_t k) {
   if (e.dtype != dtype || e.n != n || e.k != k) return nullptr;
   std::call_once(e.made, [&] {
     const auto bytes = static_cast<size_t>(x16_bytes(dtype, n, k));
+    if (!reserve(static_cast<int64_t>(bytes))) return;  // over the budget: the row layout serves
     void* p = allocate_populated(bytes);
-    if (p == nullptr) return;
+    if (p == nullptr) {
+      g_copied -= static_cast<int64_t>(bytes);
+      return;
+    }
     x16_pack(dtype, w, n, k, p);
     e.bytes = bytes;
     e.copy = p;
   });
   return e.copy;
 }
+
+void x16_set_budget(int64_t bytes) { g_budget = bytes < 0 ? kDefaultBudget : bytes; }
+
+int64_t x16_copied_bytes() { return g_copied.load(); }
 
 }  // namespace sable::ops::cpu

@@ -22,7 +22,9 @@
 // (x16_register), and the first GEMM of 1..QKernels::x16_max activation rows (the head: one row)
 // against a registered weight makes its copy (x16_copy) when the kernel table has the x16
 // kernels. The row layout stays (prefill, batches, the embedding, the head's fp32 recheck and
-// LoRA read it), so a decoded weight is held twice.
+// LoRA read it), so a decoded weight is held twice: the copies together stay within a budget
+// (x16_set_budget; by default SABLE_CPU_X16_BUDGET_MB, else a quarter of the memory available
+// when the first copy is made), and a weight whose copy would pass it keeps the row layout.
 // Thread-safety: every function may be called from any thread.
 #pragma once
 
@@ -49,5 +51,11 @@ void x16_forget(const void* p, size_t bytes);
 // The x16 copy of a registered weight with this dtype and shape, made now if needed; nullptr when
 // w is not registered so (or the copy cannot be allocated).
 const void* x16_copy(int32_t dtype, const void* w, int64_t n, int64_t k);
+
+// The most bytes all copies may take; a negative value restores the default (see above). Copies
+// already made stay.
+void x16_set_budget(int64_t bytes);
+// Bytes the copies take now.
+int64_t x16_copied_bytes();
 
 }  // namespace sable::ops::cpu
