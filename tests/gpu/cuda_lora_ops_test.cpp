@@ -423,6 +423,28 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
     EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "replay " << replay;
   }
   cudaGraphExecDestroy(exec);
+  // A GEMM recorded eagerly, then a capture whose first op is the LoRA call: the eager point is
+  // no fork point of the graph, so nothing forks and the graph still holds the whole delta.
+  {
+    const int64_t forks = fork.forks();
+    ctx_.lora = &lb;
+    ASSERT_EQ(ops::cuda_ops()->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+    cudaGraph_t g2 = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    launch(x, k, out, width, SABLE_LORA_GATE, {n, n});
+    ASSERT_EQ(cudaStreamEndCapture(stream, &g2), cudaSuccess);
+    ctx_.lora = nullptr;
+    EXPECT_EQ(fork.forks(), forks);
+    cudaGraphExec_t e2 = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&e2, g2, 0), cudaSuccess);
+    cudaGraphDestroy(g2);
+    // The graph adds the delta only: replayed on the GEMM's output it gives the reference.
+    ASSERT_EQ(ops::cuda_ops()->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
+    ASSERT_EQ(cudaGraphLaunch(e2, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "captured after an eager GEMM";
+    cudaGraphExecDestroy(e2);
+  }
   cudaStreamDestroy(stream);
 }
 

@@ -13,6 +13,7 @@ struct LoraFork::Lane {
   cudaStream_t side = nullptr;
   cudaEvent_t ready = nullptr, done = nullptr;
   const void* x = nullptr;  // the x the ready point was recorded for; nullptr: none known
+  bool captured = false;    // recorded while the stream was being captured (a graph fork point)
   bool ok = false;          // the stream and events exist
 };
 
@@ -49,11 +50,14 @@ void LoraFork::before_gemm(cudaStream_t stream, const void* x, const void* x_end
   if (l == nullptr) return;
   l->x = nullptr;
   if (overlaps(x, x_end, out, out_end)) return;  // the GEMM itself rewrites x
-  if (cudaEventRecord(l->ready, stream) != cudaSuccess) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess ||
+      cudaEventRecord(l->ready, stream) != cudaSuccess) {
     (void)cudaGetLastError();
     return;
   }
   l->x = x;
+  l->captured = status == cudaStreamCaptureStatusActive;
 }
 
 void LoraFork::forget(cudaStream_t stream) {
@@ -63,6 +67,14 @@ void LoraFork::forget(cudaStream_t stream) {
 cudaStream_t LoraFork::fork(cudaStream_t stream, const void* x) {
   Lane* l = lane(stream, false);
   if (l == nullptr || x == nullptr || l->x != x) return nullptr;
+  // A point recorded outside the capture now running (or inside one that ended) is not a fork
+  // point of this graph: waiting on it would run the shrink outside the graph.
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  if ((status == cudaStreamCaptureStatusActive) != l->captured) return nullptr;
   if (cudaStreamWaitEvent(l->side, l->ready, 0) != cudaSuccess) {
     (void)cudaGetLastError();
     return nullptr;
