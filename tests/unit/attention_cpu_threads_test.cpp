@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -62,7 +63,9 @@ class CpuAttentionThreads : public ::testing::Test {
   void TearDown() override { sable::ops::cpu::set_threads(0); }
 
   // One run() of the case's batch with `threads` pool threads; `table` is the host's ops table.
-  Outcome run(const Case& c, int threads, const SableOps* table) {
+  // logs: where the host's log lines go, if wanted.
+  Outcome run(const Case& c, int threads, const SableOps* table,
+              std::vector<std::string>* logs = nullptr) {
     sable::ops::cpu::set_threads(threads);
     sable::test::FakeHost host(table);
     World w(c);
@@ -84,6 +87,7 @@ class CpuAttentionThreads : public ::testing::Test {
     r.calls = g_calls.load() - calls;
     r.indices = g_indices.load() - indices;
     api_->destroy(attn);
+    if (logs != nullptr) *logs = host.logs();
     const std::vector<float> ref = w.reference(scale);
     for (size_t i = 0; i < r.out.size(); ++i) {
       const float tol = 1e-4f * (1.0f + std::fabs(ref[i]));
@@ -139,7 +143,14 @@ TEST_F(CpuAttentionThreads, ShortBatchOneDecodeStaysOnTheCaller) {
 TEST_F(CpuAttentionThreads, LongBatchOneDecodeSlicesItsQueryHeads) {
   const Outcome r = same_bits_everywhere(kDecodeB1Long);
   EXPECT_EQ(r.calls, 1);
-  EXPECT_EQ(r.indices, 14) << "2 KV heads x 7 query-head slices";
+  std::vector<std::string> logs;
+  run(kDecodeB1Long, 1, &ops_, &logs);
+  const bool plain = !logs.empty() && logs[0].find("plain kernel") != std::string::npos;
+  if (plain) {
+    EXPECT_EQ(r.indices, 14) << "2 KV heads x 7 query-head slices";
+  } else {
+    EXPECT_EQ(r.indices, 4) << "2 KV heads x 2 slices of 3 or more query heads (vector kernel)";
+  }
 }
 
 TEST_F(CpuAttentionThreads, PrefillRunsOnThePool) {
@@ -147,6 +158,50 @@ TEST_F(CpuAttentionThreads, PrefillRunsOnThePool) {
   EXPECT_EQ(r.calls, 1);
   EXPECT_EQ(r.indices, 64) << "129 tokens x 3 KV heads in 64 strided tasks";
   EXPECT_EQ(same_bits_everywhere(kWindow).calls, 1);
+}
+
+// The vector kernels (attend_heads.h; SABLE_CPU_KERNELS picks one) against the plain per-head loop
+// (=scalar): head dims with tails (20: a partial vector; 72: a partial block), groups of 1, 3, 7
+// and 14 query heads (the kernel takes 4 at a time), pages of 1 and 16, a sliding window, batch-1
+// decode at a long context and a prefill. Each also matches the dense reference (run()).
+TEST_F(CpuAttentionThreads, VectorKernelsMatchThePlainLoop) {
+  const std::vector<Case> cases = {
+      {"smollm_b1_ctx300", 9, 3, 64, 16, 0, {{299, 1}}},
+      {"qwen_b1_ctx130", 14, 2, 64, 16, 0, {{129, 1}}},
+      {"d20_mqa", 7, 1, 20, 1, 0, {{40, 1}, {3, 2}}},
+      {"d72_mha_prefill", 3, 3, 72, 16, 0, {{5, 33}}},
+      {"d8_window", 8, 2, 8, 4, 9, {{20, 5}, {0, 30}}},
+  };
+  const char* before = std::getenv("SABLE_CPU_KERNELS");
+  const std::string saved = before != nullptr ? before : "";
+  std::vector<std::string> logs;
+  auto with = [&](const char* kernels, const Case& c) {
+    setenv("SABLE_CPU_KERNELS", kernels, 1);
+    return run(c, 1, &ops_, &logs);
+  };
+  auto says = [&](const std::string& what) {
+    for (const std::string& line : logs)
+      if (line.find("cpu attention: " + what + " kernel") != std::string::npos) return true;
+    return false;
+  };
+  int kernels_run = 0;
+  for (const Case& c : cases) {
+    const Outcome plain = with("scalar", c);
+    EXPECT_TRUE(says("plain")) << c.name;
+    for (const char* kernels : {"avx2", "amx"}) {
+      const Outcome r = with(kernels, c);
+      if (says("plain")) continue;  // this CPU has no such kernel
+      ++kernels_run;
+      ASSERT_EQ(r.out.size(), plain.out.size());
+      for (size_t i = 0; i < r.out.size(); ++i) {
+        ASSERT_NEAR(r.out[i], plain.out[i], 2e-6f * (1.0f + std::fabs(plain.out[i])))
+            << c.name << " SABLE_CPU_KERNELS=" << kernels << " at " << i;
+      }
+    }
+  }
+  if (before != nullptr) setenv("SABLE_CPU_KERNELS", saved.c_str(), 1);
+  else unsetenv("SABLE_CPU_KERNELS");
+  if (kernels_run == 0) GTEST_SKIP() << "no vector attention kernel on this CPU";
 }
 
 }  // namespace
