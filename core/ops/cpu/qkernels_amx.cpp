@@ -187,6 +187,7 @@ void group_tile(const WGroup<kDtype>& wg, const BlockQ8A* x, int64_t xs, int64_t
 }
 
 #include "core/ops/cpu/qkernels_amx_q8a.inc"
+#include "core/ops/cpu/qkernels_amx_q8a_head.inc"
 
 template <int32_t kDtype>
 void amx_rows(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs, int64_t m,
@@ -244,6 +245,8 @@ const QKernels& amx_kernels() {
     // Q8_0 from 5 rows on: the weights-as-A tiles (qkernels_amx_q8a.inc) beat the x16 GEMV's
     // two passes (sable_bench_gemm qwen down M = 8: 0.290 against 0.385 ms).
     t.x16_max_rows_q8_0 = 4;
+    // The Q8_0 head at 2-8 rows: int16 activations as two byte tiles (qkernels_amx_q8a_head.inc).
+    t.q8_0_head = &q8a_head_rows;
     return t;
   }();
   return k;
