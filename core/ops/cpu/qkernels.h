@@ -46,7 +46,8 @@ struct QKernels {
   // The LM head's kernel (qgemm.cpp head_gemm): n Q8_0 / Q4_0 / Q4_1 weight rows (w + r * wrb
   // bytes) against m int16 activation rows (x + i * xs blocks) into out[i * ldo + r], the dot of
   // the dequantized rows with the int16-rounded activations (integer products summed per block,
-  // or on AVX-512 the exact fp32 values q_w d_w and q_x d_x multiplied in fp32), and per output
+  // or on AVX-512 the exact fp32 values q_w d_w and q_x d_x multiplied in fp32; AMX Q8_0 at 2-8
+  // rows: the integer sums again, the int16 values as two byte tiles), and per output
   // bound[i * ldb + r] = sum over blocks of L(w block) * d_x / 2 (qblocks.h block_error_scale: L
   // the largest sum of |w| the block's scales allow, d_x / 2 the largest rounding error of an
   // activation): |out - the dequantized row's dot with the unrounded activations| <= bound,
