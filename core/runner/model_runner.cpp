@@ -15,6 +15,7 @@
 #include "core/ops/cpu/qkernels.h"
 #include "core/runner/model_runner_impl.h"
 #include "core/runner/vision_staging.h"
+#include "core/sampling/sampler.h"
 #include "core/util/log.h"
 
 #ifdef SABLE_HAVE_CUDA
@@ -723,7 +724,7 @@ void ModelRunner::reset_expert_counts() {
 
 int32_t argmax(std::span<const float> row) {
   if (row.empty()) throw std::invalid_argument("argmax of an empty row");
-  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+  return sampling::argmax(row);  // vectorised: the CPU bench's greedy step reads 150k logits a row
 }
 
 }  // namespace sable::runner

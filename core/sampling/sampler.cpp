@@ -122,15 +122,17 @@ double sum_exp(const float* row, int64_t vocab, float m) {
   return total;
 }
 
-// The first index of the largest logit (NaNs never win), four lanes at a time.
-int32_t argmax(const float* row, int64_t vocab) {
+// The first index of the largest logit, four lanes at a time. Every lane starts at -inf, so a
+// NaN never wins and never hides a lane's later values (a NaN that seeded a lane once did).
+int32_t argmax_row(const float* row, int64_t vocab) {
   int64_t i = 0;
   int64_t best = 0;
+  float best_val = kNegInf;
   if (vocab >= 4) {
-    F4 best_v = load4(row);
+    F4 best_v = F4{kNegInf, kNegInf, kNegInf, kNegInf};
     I4 best_i = I4{0, 1, 2, 3};
-    I4 idx = best_i;
-    for (i = 4; i + 4 <= vocab; i += 4) {
+    I4 idx = I4{-4, -3, -2, -1};
+    for (; i + 4 <= vocab; i += 4) {
       idx += 4;
       const F4 v = load4(row + i);
       const I4 gt = v > best_v;  // strict: the earlier index stays on ties
@@ -138,11 +140,18 @@ int32_t argmax(const float* row, int64_t vocab) {
       best_i = gt ? idx : best_i;
     }
     best = best_i[0];
+    best_val = best_v[0];
     for (int k = 1; k < 4; ++k)
-      if (best_v[k] > row[best] || (best_v[k] == row[best] && best_i[k] < best)) best = best_i[k];
+      if (best_v[k] > best_val || (best_v[k] == best_val && best_i[k] < best)) {
+        best = best_i[k];
+        best_val = best_v[k];
+      }
   }
   for (; i < vocab; ++i)
-    if (row[i] > row[best]) best = i;
+    if (row[i] > best_val) {
+      best = i;
+      best_val = row[i];
+    }
   return static_cast<int32_t>(best);
 }
 
@@ -233,7 +242,7 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   apply_bias_and_penalties(row, vocab, r);
   apply_mask(row, vocab, r.grammar_mask);
   // Log-probabilities of the processed logits.
-  const int32_t best = argmax(row, vocab);
+  const int32_t best = argmax_row(row, vocab);
   const float m = row[best];
   const float lse = m == kNegInf ? 0.0f : m + static_cast<float>(std::log(sum_exp(row, vocab, m)));
   auto logprob = [&](int64_t id) { return row[id] - lse; };
@@ -351,6 +360,10 @@ void Sampler::sample(float* logits, int64_t vocab, std::span<const SableSampling
   if (api_->sample(sampler_, ctx, &t, rows.data(), results.data()) != SABLE_OK) {
     throw std::runtime_error("sampler: sample failed");
   }
+}
+
+int32_t argmax(std::span<const float> row) {
+  return argmax_row(row.data(), static_cast<int64_t>(row.size()));
 }
 
 }  // namespace sable::sampling

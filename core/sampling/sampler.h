@@ -23,6 +23,11 @@ double seeded_uniform(uint64_t seed, uint64_t step);
 void sample_rows(float* logits, int64_t num_rows, int64_t vocab, const SableSamplingRow* rows,
                  SableSampleResult* results);
 
+// The first index of the largest value (ties: the earliest; NaNs never win; 0 when no value is
+// above -inf). `row` must not be empty. Four lanes at a time: greedy decoding over a large
+// vocabulary.
+int32_t argmax(std::span<const float> row);
+
 // The built-in sampler's function table. create() accepts a NULL host.
 const SableSamplerApi* builtin_sampler_api();
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -92,6 +93,27 @@ TEST(Sampler, GreedyAndTopKOneAreArgmax) {
   }
   // Ties: the first index wins.
   EXPECT_EQ(sample_one(sampler, {3.0f, 5.0f, 5.0f}, row(0.0f)), 1);
+}
+
+// The public argmax (the runner's greedy helper uses it): the first of equal maxima, NaNs never
+// win, every length (the four-lane loop's tail), against a plain scan. A NaN among the first four
+// values used to seed its lane and hide that lane's later values (the true maximum among them).
+TEST(Sampler, ArgmaxIsTheFirstLargestAndSkipsNaN) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-3, 3);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int n = 1; n <= 41; ++n) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> row(static_cast<size_t>(n));
+      for (float& v : row) v = static_cast<float>(small(rng));  // many ties
+      if (trial % 3 == 1) row[static_cast<size_t>(rng() % n)] = nan;
+      int want = -1;  // a plain scan
+      for (int i = 0; i < n; ++i)
+        if (!std::isnan(row[i]) && (want < 0 || row[i] > row[want])) want = i;
+      if (want < 0) want = 0;  // no number at all (n = 1 with its NaN): index 0
+      EXPECT_EQ(sable::sampling::argmax(row), want) << "n=" << n << " trial " << trial;
+    }
+  }
 }
 
 TEST(Sampler, SeededDrawsAreReproducible) {
