@@ -41,6 +41,29 @@ std::vector<std::byte> x16_of(int32_t dtype, const std::vector<std::byte>& w, in
   return out;
 }
 
+// Calls body(table, dtype, kernel, k, n, w, x16 copy of w) for every usable table whose `get`
+// gives a kernel for an x16 dtype, over K of 1, 3 and 28 blocks and N tails around a group of 16;
+// returns how many (table, dtype) pairs had a kernel.
+template <class Get, class Body>
+int for_each_x16_case(std::mt19937& rng, Get get, Body body) {
+  int tested = 0;
+  for (const QKernels* t : cpu::usable_kernels()) {
+    for (const int32_t dtype : kX16Dtypes) {
+      const auto kern = get(*t, dtype);
+      if (kern == nullptr) continue;
+      ++tested;
+      for (const int64_t k : {32, 96, 896}) {
+        for (const int64_t n : {1, 7, 16, 17, 50}) {
+          const auto w = random_rows(dtype, n, k, rng);
+          body(*t, dtype, kern, k, n, w, x16_of(dtype, w, n, k));
+          if (::testing::Test::HasFatalFailure()) return tested;  // an ASSERT in body stops all
+        }
+      }
+    }
+  }
+  return tested;
+}
+
 TEST_F(OpsQgemm, X16LayoutKeepsEveryRow) {
   const QKernels& ref = cpu::scalar_kernels();
   for (const int32_t dtype : kX16Dtypes) {
@@ -63,47 +86,40 @@ TEST_F(OpsQgemm, X16LayoutKeepsEveryRow) {
 
 TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
   const QKernels& ref = cpu::scalar_kernels();
-  int tested = 0;
-  for (const QKernels* t : cpu::usable_kernels()) {
-    for (const int32_t dtype : kX16Dtypes) {
-      const QKernels::X16Rows kern = t->x16_rows(dtype);
-      if (kern == nullptr) continue;
-      ++tested;
-      for (const int64_t k : {32, 96, 896}) {
-        for (const int64_t n : {1, 7, 16, 17, 50}) {
-          const auto w = random_rows(dtype, n, k, rng_);
-          const auto p = x16_of(dtype, w, n, k);
-          const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
-          std::vector<float> deq(static_cast<size_t>(n * k));
-          for (int64_t r = 0; r < n; ++r) ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
-          for (const int64_t m : {1, 2, 3, 4, 5, 8, 9}) {
-            const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
-            std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
-            for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);
-            // All groups but the first (when there are two or more) into out[i * ldo + r].
-            const int64_t g0 = groups > 1 ? 1 : 0, ldo = n + 3;
-            std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
-            kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), ldo);
-            for (int64_t i = 0; i < m; ++i) {
-              for (int64_t r = 0; r < ldo; ++r) {
-                const float got = out[static_cast<size_t>(i * ldo + r)];
-                if (r < g0 * 16 || r >= n) {
-                  ASSERT_EQ(got, -1.0f) << t->name << " wrote outside its rows: " << r;
-                  continue;
-                }
-                double mag = 0;
-                for (int64_t e = 0; e < k; ++e) mag += std::fabs(deq[r * k + e] * x[i * k + e]);
-                const float want = ref.qdot(dtype)(w.data() + r * wrb, &xq[i * nb], k);
-                ASSERT_NEAR(got, want, 4e-6 * mag + 1e-6)
-                    << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " M=" << m
-                    << " row " << i << " weight row " << r;
+  const int tested = for_each_x16_case(
+      rng_, [](const QKernels& t, int32_t dtype) { return t.x16_rows(dtype); },
+      [&](const QKernels& table, int32_t dtype, QKernels::X16Rows kern, int64_t k, int64_t n,
+          const std::vector<std::byte>& w, const std::vector<std::byte>& p) {
+        const QKernels* t = &table;
+        const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
+        std::vector<float> deq(static_cast<size_t>(n * k));
+        for (int64_t r = 0; r < n; ++r)
+          ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
+        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9}) {
+          const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+          std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
+          for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);
+          // All groups but the first (when there are two or more) into out[i * ldo + r].
+          const int64_t g0 = groups > 1 ? 1 : 0, ldo = n + 3;
+          std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
+          kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), ldo);
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t r = 0; r < ldo; ++r) {
+              const float got = out[static_cast<size_t>(i * ldo + r)];
+              if (r < g0 * 16 || r >= n) {
+                ASSERT_EQ(got, -1.0f) << t->name << " wrote outside its rows: " << r;
+                continue;
               }
+              double mag = 0;
+              for (int64_t e = 0; e < k; ++e) mag += std::fabs(deq[r * k + e] * x[i * k + e]);
+              const float want = ref.qdot(dtype)(w.data() + r * wrb, &xq[i * nb], k);
+              ASSERT_NEAR(got, want, 4e-6 * mag + 1e-6)
+                  << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " M=" << m
+                  << " row " << i << " weight row " << r;
             }
           }
         }
-      }
-    }
-  }
+      });
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
     EXPECT_GE(tested, 3) << "the AVX-512 table has the x16 kernels";
@@ -116,44 +132,36 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
 // dequantized row with the unrounded activations; N tails, K of 1, 3 and 28 blocks, a group range.
 TEST_F(OpsQgemm, X16HeadAgreesWithTheScalarHead) {
   const QKernels& ref = cpu::scalar_kernels();
-  int tested = 0;
-  for (const QKernels* t : cpu::usable_kernels()) {
-    for (const int32_t dtype : kX16Dtypes) {
-      const QKernels::X16Head kern = t->x16_head(dtype);
-      if (kern == nullptr) continue;
-      ++tested;
-      for (const int64_t k : {32, 96, 896}) {
-        for (const int64_t n : {1, 7, 16, 17, 50}) {
-          const auto w = random_rows(dtype, n, k, rng_);
-          const auto p = x16_of(dtype, w, n, k);
-          const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
-          const std::vector<float> x = random_floats(rng_, static_cast<size_t>(k));
-          std::vector<cpu::BlockQ16A> xq(static_cast<size_t>(nb));
-          ref.quantize_row16(x.data(), xq.data(), k);
-          std::vector<float> want(static_cast<size_t>(n)), want_bound(want.size());
-          ref.head_rows(dtype)(w.data(), wrb, n, xq.data(), nb, 1, k, want.data(), n,
-                               want_bound.data(), n);
-          const int64_t g0 = groups > 1 ? 1 : 0;
-          std::vector<float> out(static_cast<size_t>(n), -1.0f), bound(out.size(), -1.0f);
-          kern(p.data(), g0, groups, n, xq.data(), k, out.data(), bound.data());
-          std::vector<float> deq(static_cast<size_t>(k));
-          for (int64_t r = 0; r < n; ++r) {
-            if (r < g0 * 16) {
-              ASSERT_EQ(out[r], -1.0f);
-              ASSERT_EQ(bound[r], -1.0f);
-              continue;
-            }
-            ref.dequantize_row(dtype, w.data() + r * wrb, deq.data(), k);
-            const double exact = dot(deq.data(), x.data(), k);
-            ASSERT_NEAR(out[r], want[r], 1e-5 * (1.0 + std::fabs(want[r])))
-                << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " row " << r;
-            ASSERT_NEAR(bound[r], want_bound[r], 1e-5 * want_bound[r]) << t->name << " row " << r;
-            ASSERT_LE(std::fabs(out[r] - exact), bound[r] * 1.0001 + 1e-4) << t->name << " row " << r;
+  const int tested = for_each_x16_case(
+      rng_, [](const QKernels& t, int32_t dtype) { return t.x16_head(dtype); },
+      [&](const QKernels& table, int32_t dtype, QKernels::X16Head kern, int64_t k, int64_t n,
+          const std::vector<std::byte>& w, const std::vector<std::byte>& p) {
+        const QKernels* t = &table;
+        const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
+        const std::vector<float> x = random_floats(rng_, static_cast<size_t>(k));
+        std::vector<cpu::BlockQ16A> xq(static_cast<size_t>(nb));
+        ref.quantize_row16(x.data(), xq.data(), k);
+        std::vector<float> want(static_cast<size_t>(n)), want_bound(want.size());
+        ref.head_rows(dtype)(w.data(), wrb, n, xq.data(), nb, 1, k, want.data(), n,
+                             want_bound.data(), n);
+        const int64_t g0 = groups > 1 ? 1 : 0;
+        std::vector<float> out(static_cast<size_t>(n), -1.0f), bound(out.size(), -1.0f);
+        kern(p.data(), g0, groups, n, xq.data(), k, out.data(), bound.data());
+        std::vector<float> deq(static_cast<size_t>(k));
+        for (int64_t r = 0; r < n; ++r) {
+          if (r < g0 * 16) {
+            ASSERT_EQ(out[r], -1.0f);
+            ASSERT_EQ(bound[r], -1.0f);
+            continue;
           }
+          ref.dequantize_row(dtype, w.data() + r * wrb, deq.data(), k);
+          const double exact = dot(deq.data(), x.data(), k);
+          ASSERT_NEAR(out[r], want[r], 1e-5 * (1.0 + std::fabs(want[r])))
+              << t->name << " dtype " << dtype << " K=" << k << " N=" << n << " row " << r;
+          ASSERT_NEAR(bound[r], want_bound[r], 1e-5 * want_bound[r]) << t->name << " row " << r;
+          ASSERT_LE(std::fabs(out[r] - exact), bound[r] * 1.0001 + 1e-4) << t->name << " row " << r;
         }
-      }
-    }
-  }
+      });
   if (tested == 0) GTEST_SKIP() << "no table with the x16 head kernel on this CPU";
 }
 
