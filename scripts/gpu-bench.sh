@@ -24,6 +24,11 @@ make_model() {  # name config tokenizer: random weights at real shapes + the fam
     cp "$tok"/tokenizer*.json "$models/$1/" &&
     echo "made $1 in $((SECONDS - t0)) s"
 }
+lora_models() {  # the 8B model, 16 rank-16 adapters (bench/lora); $all: their paths
+  make_model llama8b llama-3.1-8b llama3
+  [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
+  all=$(for i in $(seq 0 15); do printf '%s ' "$models/lora8b/a$i"; done)
+}
 offline() {  # model args...
   local m=$1
   shift
@@ -161,8 +166,7 @@ for w in $which; do
       python3 -c "import json, urllib.request as u; s = json.load(u.urlopen('http://127.0.0.1:30112/server_info'))['internal_states'][0]; print('online8b | step/model/host us per step:', round(s['step_time_us'], 1), round(s['model_time_us'], 1), round(s['host_time_us'], 1), '| steps', s['forward_steps_total'])" || true
       kill $spid; wait $spid 2>/dev/null ;;
     lora8b)  # issue 17: 8B decode at batch 64 with 0, 1, 4, 16 distinct rank-16 adapters (bench/lora)
-      make_model llama8b llama-3.1-8b llama3
-      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
+      lora_models
       paths=()
       for i in $(seq 0 15); do paths+=("a$i=$models/lora8b/a$i"); done
       "$bin/sable" serve --model-path "$models/llama8b" --device cuda --port 30111 --log-level warning \
@@ -180,17 +184,13 @@ for w in $which; do
       done
       kill $spid; wait $spid 2>/dev/null ;;
     lora_ab)  # issue 17: 8B decode at batch 64, 16 adapters, under each LORA_AB variant (env words)
-      make_model llama8b llama-3.1-8b llama3
-      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
-      all=$(for i in $(seq 0 15); do printf '%s ' "$models/lora8b/a$i"; done)
+      lora_models
       for v in ${LORA_AB:-default SABLE_LORA_FORK=0}; do
         echo "lora_ab variant: $v"
         env $(ab_env "$v") SABLE_BENCH_LORA="$all" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
       done 2>&1 | tee -a "$out/lora_ab.txt" ;;
     lora_decode | ncu_lora8b)  # issue 17: 8B decode step at batch 64 through the runner, 0 / 1 / 16 adapters; ncu_: per kernel, 16
-      make_model llama8b llama-3.1-8b llama3
-      [ -d "$models/lora8b/a15" ] || python3 /work/main/bench/lora/make_adapters.py "$models/llama8b" "$models/lora8b"
-      all=$(for i in $(seq 0 15); do printf '%s ' "$models/lora8b/a$i"; done)
+      lora_models
       if [ $w = lora_decode ]; then
         for a in "" "$models/lora8b/a0" "$all"; do
           SABLE_BENCH_LORA="$a" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
