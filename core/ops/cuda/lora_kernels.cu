@@ -411,8 +411,4 @@ bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void*
   });
 }
 
-bool lora_stacked(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
-  return lora_shrink(l, dtype, scratch, stream) && lora_expand(l, dtype, scratch, stream);
-}
-
 }  // namespace sable::ops::cuda
