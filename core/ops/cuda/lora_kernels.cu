@@ -6,11 +6,14 @@
 //   A[s] against the tile's rows of x over the split's K range, with 16-byte loads, and writes fp32
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
+// reduce: block per tile: the K splits' partials summed into split 0's slice, zero past the
+//   tile's rows and the slot's rank (runs after the shrink on its stream).
 // expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
-//   groups sized so the grid is about one wave). Their partials are summed into shared memory
+//   groups sized so the grid is about one wave). Their sums are copied into shared memory
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
-//   past the slot's rank) and adds the dot products into the tile's rows of out (fp32
-//   accumulation, one rounding), the next tile's old outputs loaded before this one's stores.
+//   past the slot's rank; the next tile's issued before this tile's math) and adds the dot
+//   products into the tile's rows of out (fp32 accumulation, one rounding), the next tile's old
+//   outputs loaded before this one's stores.
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
 // step with adapters is captured once and replayed with other adapters. Both kernels launch with
@@ -31,6 +34,7 @@ constexpr int kTileRows = kLoraTileRows;
 constexpr int kShrinkWarps = 4;
 constexpr int kRanksPerWarp = 4;
 constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
+constexpr int kReduceThreads = 128;
 constexpr int kExpandThreads = 256;
 constexpr int64_t kExpandSmemBytes = 32 << 10;  // most shared memory an expand block's sums take
 constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
@@ -235,6 +239,43 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
 }
 
+// The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
+// the slot's rank and where a module has no pool (the shrink wrote nothing there): what the
+// expand copies into shared memory as is. It runs after the shrink on the shrink's stream, off
+// the critical path when the shrink is forked (lora_fork.h). In place: each element is read and
+// written by one thread.
+__global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Plan p,
+                                                                 float* __restrict__ tmp) {
+  const int tile_i = static_cast<int>(blockIdx.x);
+  const int num_tiles = *l.view.num_tiles;
+  const LoraTile* tile = &l.view.tiles[tile_i];
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  if (tile_i >= num_tiles) return;
+  const int R = l.rank_stride, rows = tile->rows, slot = tile->slot;
+  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
+  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
+  float* base = tmp + static_cast<int64_t>(tile_i) * kTileRows * row_stride;
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * row_stride; idx += kReduceThreads) {
+    const int t = static_cast<int>(idx / row_stride), rem = static_cast<int>(idx % row_stride);
+    const int mi = rem / R, j = rem - mi * R, module = l.module[mi];
+    const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
+    const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
+    float v = 0.0f;
+    if (t < rows && j < rank) {
+      const float* src = base + idx;
+      float v4[4] = {};  // four independent chains: the split loads are in flight together
+      int z = 0;
+      for (; z + 4 <= p.splits; z += 4)
+#pragma unroll
+        for (int u = 0; u < 4; ++u) v4[u] += src[(z + u) * split_stride];
+      for (; z < p.splits; ++z) v4[0] += src[z * split_stride];
+      v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
+    }
+    base[idx] = v;
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kExpandThreads, 3)
     expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
@@ -283,27 +324,14 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
       old[t] = col && t < tile.rows ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c]) : 0.0f;
   };
   load_old(tiles[g]);
+  // The reduce left each tile's sums in split 0's slice, zero where they must not count.
   const int64_t row_stride = static_cast<int64_t>(l.count) * R;
-  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
-  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * R; idx += kExpandThreads) {
-    const int i = idx / (kTileRows * R), t = idx / R % kTileRows, j = idx % R;
-    const int tile_i = g + i * G;
-    const LoraTile& tile = tiles[tile_i];
-    const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
-    float v = 0.0f;
-    if (t < tile.rows && j < rank) {
-      const float* src = tmp + (static_cast<int64_t>(tile_i) * kTileRows + t) * row_stride +
-                         static_cast<int64_t>(mi) * R + j;
-      // Four independent chains so the split loads are in flight together.
-      float v4[4] = {};
-      int z = 0;
-      for (; z + 4 <= p.splits; z += 4)
-#pragma unroll
-        for (int u = 0; u < 4; ++u) v4[u] += src[(z + u) * split_stride];
-      for (; z < p.splits; ++z) v4[0] += src[z * split_stride];
-      v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
-    }
-    s[idx] = v;
+  const int r4 = R / 4;
+  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
+    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
+    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
+                       static_cast<int64_t>(mi) * R + j4 * 4;
+    s4[idx] = *reinterpret_cast<const float4*>(src);
   }
   __syncthreads();
   if (!col) return;
@@ -311,6 +339,14 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     const LoraTile& tile = tiles[g + i * G];
     const int rows = tile.rows;
     const T* br = b_row(i);
+    // The next tile's first B loads go out before this tile's math.
+    Vec<T> bn[kExpandPreload];
+    if (i + 1 < mine) {
+      const T* nb = b_row(i + 1);
+#pragma unroll
+      for (int q = 0; q < kExpandPreload; ++q)
+        if (q * V < R) bn[q] = *reinterpret_cast<const Vec<T>*>(nb + q * V);
+    }
     const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
     // Rows past the tile's and ranks past the slot's have s = 0, but B there may hold anything
     // (a NaN times 0 is NaN): B is masked by the rank before it is used.
@@ -335,14 +371,13 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
         }
       }
     };
-    int j = 0;
-    if (i == 0) {
 #pragma unroll
-      for (int q = 0; q < kExpandPreload; ++q)
-        if (q * V < R) accumulate(q * V, b0[q]);
-      j = kExpandPreload * V;
-    }
-    for (; j < R; j += V) accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
+    for (int q = 0; q < kExpandPreload; ++q)
+      if (q * V < R) accumulate(q * V, b0[q]);
+    for (int j = kExpandPreload * V; j < R; j += V)
+      accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
+#pragma unroll
+    for (int q = 0; q < kExpandPreload; ++q) b0[q] = bn[q];
     float cur[kTileRows];
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) cur[t] = old[t];
@@ -396,7 +431,9 @@ bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* strea
                     static_cast<unsigned>(p.splits));
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
     return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
-                               scratch) == cudaSuccess;
+                               scratch) == cudaSuccess &&
+           sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
+                               kReduceThreads, 0, as_stream(stream), l, p, scratch) == cudaSuccess;
   });
 }
 
