@@ -9,9 +9,13 @@
 // samples a pseudo-random token the request's mask allows, so the time includes mask filling (on
 // the mask workers, overlapped with the forward) and jump-forward. The gap measured is from the
 // end of one forward to the start of the next: what the host adds on the critical path.
+// device=async models the CUDA runner: forward returns once the step is launched, the simulated
+// device computes for forward_us from the launch, sampling waits for it (the stream sync), and the
+// backend replays decode graphs (jump-forward's batch rule). The gap is then the device's idle
+// time, from the end of its forward to the next launch, the bench's own sampling taken out.
 //   usage: sable_bench_scheduler [requests=128] [input=4096] [output=256] [page_size=16]
 //                                [grammar=none|json] [forward_us=0] [tokenizer_dir]
-//                                [jump_forward=1]
+//                                [jump_forward=1] [device=sync|async]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -43,7 +47,8 @@ constexpr const char* kSchema = R"({"type": "object", "properties": {
 
 class InstantBackend : public ModelBackend {
  public:
-  InstantBackend(int32_t vocab, int64_t forward_us) : vocab_(vocab), forward_us_(forward_us) {}
+  InstantBackend(int32_t vocab, int64_t forward_us, bool async)
+      : vocab_(vocab), forward_us_(forward_us), async_(async) {}
   Logits forward(std::span<const Sequence> seqs) override {
     const auto now = Clock::now();
     // Decode steps: every sequence continues its KV by one token or a jump's few.
@@ -57,17 +62,25 @@ class InstantBackend : public ModelBackend {
     if (decode) ++decode_steps;
     last_decode_ = decode;
     sample_us = 0;
-    while (std::chrono::duration<double, std::micro>(Clock::now() - now).count() < forward_us_) {
+    if (async_) {
+      device_end_ = now + std::chrono::microseconds(forward_us_);
+    } else {
+      spin_until(now + std::chrono::microseconds(forward_us_));
+      last_ = Clock::now();
     }
     Logits out;
     out.vocab = vocab_;
     out.on_device = true;
     for (const auto& s : seqs) out.rows += s.all_logits ? static_cast<int64_t>(s.new_tokens.size()) : 1;
-    last_ = Clock::now();
     return out;
   }
+  bool replays_decode_graphs() const override { return async_; }
   void sample_on_device(std::span<const int64_t>, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override {
+    if (async_) {  // the stream sync: the device ends the forward, then idles until the next launch
+      spin_until(device_end_);
+      last_ = std::max(device_end_, last_);
+    }
     const auto start = Clock::now();
     for (size_t i = 0; i < results.size(); ++i) {
       results[i] = SableSampleResult{};
@@ -100,8 +113,15 @@ class InstantBackend : public ModelBackend {
   double sample_us = 0;            // time in sample_on_device since the last forward (not host)
 
  private:
+  static void spin_until(Clock::time_point t) {
+    while (Clock::now() < t) {
+    }
+  }
+
   int32_t vocab_;
-  double forward_us_;
+  int64_t forward_us_;
+  bool async_;
+  Clock::time_point device_end_{};
   uint64_t rng_ = 42;
   Clock::time_point last_{};
   bool last_decode_ = false;
@@ -118,6 +138,7 @@ int main(int argc, char** argv) {
   const int64_t forward_us = argc > 6 ? std::atoll(argv[6]) : 0;
   const std::string tokenizer_dir = argc > 7 ? argv[7] : "tests/golden/tokenizers/llama3";
   const bool jump = argc > 8 ? std::atoi(argv[8]) != 0 : true;
+  const bool async = argc > 9 && std::strcmp(argv[9], "async") == 0;
   std::unique_ptr<sable::tokenizer::Tokenizer> tokenizer;
   std::unique_ptr<sable::plugin::Registry> registry;
   std::unique_ptr<sable::grammar::GrammarBackend> grammar;
@@ -138,7 +159,7 @@ int main(int argc, char** argv) {
   o.max_running_requests = requests;
   o.chunked_prefill_size = 8192;
   o.disable_jump_forward = !jump;
-  InstantBackend backend(vocab, forward_us);
+  InstantBackend backend(vocab, forward_us, async);
   if (json) {
     for (int32_t id : tokenizer->eos_ids()) backend.eos_floor_ = std::min(backend.eos_floor_, id);
   }
@@ -211,11 +232,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("scheduler requests=%d input=%d output=%d page=%d grammar=%s forward=%ldus "
-              "jump_forward=%d: total %.2f s, %ld tokens (%ld jumped) in %ld decode steps at "
-              "batch <= %ld, host time per step mean %.1f us, p50 %.1f us, p99 %.1f us "
+              "jump_forward=%d device=%s: total %.2f s, %ld tokens (%ld jumped) in %ld decode "
+              "steps at batch <= %ld, host time per step mean %.1f us, p50 %.1f us, p99 %.1f us "
               "(%.2f us per running request)\n",
               requests, input, output, page_size, json ? "json" : "none",
-              static_cast<long>(forward_us), jump ? 1 : 0, total_s, static_cast<long>(generated),
+              static_cast<long>(forward_us), jump ? 1 : 0, async ? "async" : "sync", total_s,
+              static_cast<long>(generated),
               static_cast<long>(jumped), static_cast<long>(decode_steps),
               static_cast<long>(bmax), sum / g.size(), sorted[sorted.size() / 2],
               sorted[sorted.size() * 99 / 100], sum / g.size() / bmax);
