@@ -75,6 +75,7 @@ class InstantBackend : public ModelBackend {
     return out;
   }
   bool replays_decode_graphs() const override { return async_; }
+  bool forward_returns_at_launch(std::span<const Sequence>) const override { return async_; }
   void sample_on_device(std::span<const int64_t>, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override {
     if (async_) {  // the stream sync: the device ends the forward, then idles until the next launch

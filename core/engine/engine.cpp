@@ -88,6 +88,13 @@ bool RunnerBackend::replays_decode_graphs() const {
   return runner_->cuda_graphs_captured(false) > 0;
 }
 
+bool RunnerBackend::forward_returns_at_launch(std::span<const Sequence> seqs) const {
+  // The logits stay on the device (forward's on_device) and no hidden states are downloaded.
+  return device_ != nullptr && std::none_of(seqs.begin(), seqs.end(), [](const Sequence& s) {
+           return s.all_logits || s.want_hidden;
+         });
+}
+
 void RunnerBackend::sample_on_device(std::span<const int64_t> row_index,
                                      std::span<const SableSamplingRow> rows,
                                      std::span<SableSampleResult> results) {

@@ -31,6 +31,7 @@ class RunnerBackend : public scheduler::ModelBackend {
   ~RunnerBackend() override;
   Logits forward(std::span<const Sequence> seqs) override;
   bool replays_decode_graphs() const override;
+  bool forward_returns_at_launch(std::span<const Sequence> seqs) const override;
   void sample_on_device(std::span<const int64_t> row_index, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override;
   runner::ModelRunner& runner() { return *runner_; }

@@ -60,6 +60,14 @@ class ModelBackend {
   // several tokens (a jump-forward) runs eagerly for the whole batch. The scheduler weighs jumps
   // by it.
   virtual bool replays_decode_graphs() const { return false; }
+  // Whether forward(seqs) returns once the step is launched on the device, before it is computed
+  // (sampling then waits for it). The scheduler hands the step's grammar masks to its workers
+  // after such a launch, so that the hand-off (waking threads, which can preempt the scheduler
+  // thread) does not delay the device; a forward that computes before returning gets them before.
+  virtual bool forward_returns_at_launch(std::span<const Sequence> seqs) const {
+    (void)seqs;
+    return false;
+  }
   // Samples rows `row_index` of the last forward's device logits (only called when that forward
   // returned on_device). rows/results: one per sampled row. Throws on failure.
   virtual void sample_on_device(std::span<const int64_t> row_index,

@@ -245,14 +245,17 @@ void Scheduler::Impl::step() {
   info.num_prefill = static_cast<int32_t>(prefills.size());
   for (const auto& s : seqs) info.num_tokens += static_cast<int32_t>(s.new_tokens.size());
   // Grammar masks of the constrained rows this step samples (decodes, and prefills that complete
-  // their prompt) depend only on tokens already accepted: workers fill them while the model runs.
+  // their prompt) depend only on tokens already accepted: workers fill them while the model runs,
+  // handed over after the launch when the forward returns before the device computes it.
   std::vector<Active*> constrained;
   for (Active* a : decode)
     if (a->req.grammar) constrained.push_back(a);
   for (const PrefillChunk& c : prefills)
     if (c.a->req.grammar && c.a->kv_len + c.n == static_cast<int64_t>(c.a->tokens.size()))
       constrained.push_back(c.a);
-  if (!constrained.empty()) {
+  const bool masks_after_launch = !constrained.empty() && backend.forward_returns_at_launch(seqs);
+  const bool masks_before = !constrained.empty() && !masks_after_launch;
+  auto start_masks = [&] {
     const size_t words = (static_cast<size_t>(opts.vocab_size) + 31) / 32;
     mask_workers.start(constrained.size(), [&constrained, words](size_t begin, size_t end) {
       for (size_t i = begin; i < end; ++i) {
@@ -261,13 +264,14 @@ void Scheduler::Impl::step() {
         a->req.grammar->fill_bitmask(a->mask);
       }
     });
-  }
+  };
+  if (masks_before) start_masks();
   ModelBackend::Logits out;
   const auto forward_start = std::chrono::steady_clock::now();
   try {
     out = backend.forward(seqs);
   } catch (...) {
-    if (!constrained.empty()) {  // the job reads `constrained`: let it end; the forward's error wins
+    if (masks_before) {  // the job reads `constrained`: let it end; the forward's error wins
       try {
         mask_workers.wait();
       } catch (...) {
@@ -275,6 +279,7 @@ void Scheduler::Impl::step() {
     }
     throw;
   }
+  if (masks_after_launch) start_masks();
   double model_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count();
   if (!constrained.empty()) mask_workers.wait();  // rethrows a grammar engine failure

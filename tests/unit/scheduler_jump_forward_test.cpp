@@ -6,6 +6,7 @@
 // log-probabilities and page accounting right.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -13,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "core/scheduler/scheduler.h"
 #include "core/scheduler/side_worker.h"
@@ -410,6 +412,67 @@ TEST(SchedulerJumpForward, MaskWorkersSplitRowsAndRethrow) {
   EXPECT_THROW(workers.wait(), std::runtime_error);
   workers.start(8, [](size_t, size_t) {});
   EXPECT_NO_THROW(workers.wait());
+}
+
+// A backend whose forward returns at the launch (CUDA with device logits) gets the step's masks
+// handed to the workers after it: waking them, which can preempt the scheduler thread, would
+// delay the device. No mask fills while such a forward runs; a forward that computes before
+// returning has them filled meanwhile. Either way every mask is ready for sampling.
+class LaunchingModel : public FakeModel {
+ public:
+  LaunchingModel(int64_t pages, int32_t page_size, bool at_launch)
+      : FakeModel(pages, page_size), at_launch_(at_launch) {}
+  bool forward_returns_at_launch(std::span<const Sequence>) const override { return at_launch_; }
+  Logits forward(std::span<const Sequence> seqs) override {
+    const int before = fills->load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // time for a started worker
+    if (fills->load() != before) ++forwards_with_fills;
+    return FakeModel::forward(seqs);
+  }
+  std::shared_ptr<std::atomic<int>> fills = std::make_shared<std::atomic<int>>(0);
+  int forwards_with_fills = 0;  // scheduler thread only: read once the request finished
+
+ private:
+  bool at_launch_;
+};
+
+class CountingMatcher : public PatternMatcher {
+ public:
+  explicit CountingMatcher(std::shared_ptr<std::atomic<int>> fills)
+      : PatternMatcher(kPattern), fills_(std::move(fills)) {}
+  void fill_bitmask(std::span<uint32_t> mask) override {
+    fills_->fetch_add(1);
+    PatternMatcher::fill_bitmask(mask);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<int>> fills_;
+};
+
+TEST(SchedulerJumpForward, MasksOfALaunchingBackendAreStartedAfterTheLaunch) {
+  for (bool at_launch : {true, false}) {
+    LaunchingModel model(256, 1, at_launch);
+    Scheduler s(jump_options(256, 1, false), model);
+    Request r;
+    r.rid = "m";
+    r.input_ids = prompt(9, 3);
+    r.params.temperature = 0;
+    r.params.max_new_tokens = 100;
+    r.eos_ids = {kEos};
+    r.grammar = std::make_unique<CountingMatcher>(model.fills);
+    r.stream = std::make_shared<RequestStream>();
+    auto stream = r.stream;
+    s.submit(std::move(r));
+    const Result res = collect(*stream);
+    EXPECT_EQ(res.ids, reference(prompt(9, 3), true, 100)) << "at_launch " << at_launch;
+    ASSERT_TRUE(s.flush_cache());
+    EXPECT_EQ(model.fills->load(), model.forwards.load()) << "one mask per step";
+    if (at_launch) {
+      EXPECT_EQ(model.forwards_with_fills, 0);
+    } else {
+      EXPECT_GT(model.forwards_with_fills, 0);
+    }
+  }
 }
 
 // A backend that replays decode graphs runs every step in which a request jumps eagerly for the
