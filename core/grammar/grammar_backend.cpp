@@ -3,9 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -17,6 +21,7 @@ namespace sable::grammar {
 namespace {
 
 constexpr size_t kCacheEntries = 64;  // compiled grammars kept for reuse (each caches its masks)
+constexpr size_t kEncodingEntries = 4096;  // jump-forward encodings kept (then all dropped)
 
 // Details a plugin reports through set_error, per calling thread (calls are synchronous).
 thread_local std::string t_error;
@@ -81,6 +86,26 @@ struct GrammarBackend::State {
   std::mutex mutex;
   std::list<std::pair<std::string, std::shared_ptr<Compiled>>> lru;
 
+  // encode_forced(last, forced), kept by (last, forced): a grammar forces the same few texts (keys,
+  // separators) after the same few tokens in request after request, and the encoding (a BPE
+  // encode, several times the rest of a jump) runs between a step's sampling and the next launch.
+  std::vector<int32_t> encode(int32_t last, std::string_view forced) {
+    std::string key(sizeof last, '\0');
+    std::memcpy(key.data(), &last, sizeof last);
+    key += forced;
+    {
+      std::lock_guard<std::mutex> lock(encodings_mutex);
+      if (auto it = encodings.find(key); it != encodings.end()) return it->second;
+    }
+    std::vector<int32_t> ids = encode_forced(*tokenizer, last, forced);
+    std::lock_guard<std::mutex> lock(encodings_mutex);
+    if (encodings.size() >= kEncodingEntries) encodings.clear();
+    encodings.emplace(std::move(key), ids);
+    return ids;
+  }
+  std::mutex encodings_mutex;
+  std::unordered_map<std::string, std::vector<int32_t>> encodings;
+
   ~State() {
     lru.clear();
     if (engine != nullptr) api->destroy(engine);
@@ -119,9 +144,9 @@ class PluginMatcher : public scheduler::GrammarMatcher {
                                            state_->name, n, take_error()));
   }
   std::vector<int32_t> jump_forward(int32_t last) override {
-    const std::string forced = forced_text();
+    const std::string& forced = forced_text();
     if (forced.empty() || state_->tokenizer == nullptr) return {};
-    std::vector<int32_t> ids = encode_forced(*state_->tokenizer, last, forced);
+    std::vector<int32_t> ids = state_->encode(last, forced);
     if (ids.empty()) return {};
     // Replace `last` by the encoding: every token of it must walk the grammar (it spells the same
     // bytes, but a token the grammar never allows, e.g. one without bytes, ends the attempt).
@@ -139,10 +164,13 @@ class PluginMatcher : public scheduler::GrammarMatcher {
   }
 
  private:
-  // The bytes every continuation starts with ("" when the plugin has no jump_forward).
-  std::string forced_text() {
-    if (state_->api->jump_forward == nullptr) return {};
-    std::string text(64, '\0');
+  // The bytes every continuation starts with ("" when the plugin has no jump_forward), in a
+  // buffer kept for the next call (no allocation per step).
+  const std::string& forced_text() {
+    std::string& text = forced_;
+    text.clear();
+    if (state_->api->jump_forward == nullptr) return text;
+    text.resize(std::max<size_t>(text.capacity(), 64));
     for (int attempt = 0; attempt < 2; ++attempt) {
       take_error();
       size_t len = 0;
@@ -160,6 +188,7 @@ class PluginMatcher : public scheduler::GrammarMatcher {
   std::shared_ptr<GrammarBackend::State> state_;
   std::shared_ptr<void> grammar_;  // the compiled grammar this matcher walks
   SableMatcher* matcher_;
+  std::string forced_;  // forced_text()'s buffer
 };
 
 }  // namespace

@@ -4,7 +4,8 @@
 // The backend creates the plugin's engine once, with every token's bytes from the tokenizer (ids
 // the tokenizer does not know, e.g. padded embedding rows, get no bytes and are never allowed), and
 // compiles each distinct (kind, spec) once: compiled grammars are kept in a small LRU cache and
-// shared by the matchers of every request that uses them.
+// shared by the matchers of every request that uses them. Jump-forward encodings are kept by
+// (sampled token, forced text) the same way: requests of one grammar meet the same ones.
 // Ownership: matchers keep what they use alive (the plugin engine and their grammar), so they may
 // outlive the backend. Thread-safety: matcher() may be called from any thread; each matcher is used
 // by one thread at a time (the scheduler's).

@@ -125,6 +125,26 @@ TEST(GrammarJumpForward, MatcherJumpsPastForcedTextAndRollsBack) {
   EXPECT_TRUE(m->accept_token(t.eos_ids().at(0)));
 }
 
+// Encodings are kept by sampled token and forced text, shared by the backend's matchers: the same
+// text forced after another token is encoded with that token, and a second request meeting the
+// same pair gets the same tokens.
+TEST(GrammarJumpForward, EncodingsAreKeptBySampledTokenAndForcedText) {
+  const auto& t = tok("llama3");
+  auto backend = automaton(t);
+  const std::string forced = "\", \"age\": ";
+  for (const char* sampled : {"a", "b", "a"}) {
+    for (int request = 0; request < 2; ++request) {
+      auto m = regex_matcher(*backend, R"re(\{"name": "(a|b)", "age": [0-9]+\})re");
+      for (int32_t id : t.encode("{\"name\": \"", false)) ASSERT_TRUE(m->accept_token(id));
+      const int32_t last = id_of(t, sampled);
+      ASSERT_TRUE(m->accept_token(last));
+      const std::vector<int32_t> ids = m->jump_forward(last);
+      EXPECT_EQ(ids, t.encode(sampled + forced, false)) << sampled << " request " << request;
+      EXPECT_EQ(spell(t, ids), sampled + forced) << sampled << " request " << request;
+    }
+  }
+}
+
 TEST(GrammarJumpForward, LongForcedTextIsReadWhole) {
   const auto& t = tok("qwen3");
   auto backend = automaton(t);
