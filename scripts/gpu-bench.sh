@@ -204,7 +204,8 @@ for w in $which; do
       fi ;;
     grammar_e2e)  # issue 20: JSON-schema decoding at concurrency 32 against unconstrained (bar: >= 95 %), 8B shape
       # 512 requests (16 waves of 32): constrained requests that close their JSON early leave slots
-      # empty only in the last wave, which at 128 requests was a quarter of the run (NOTES v11).
+      # empty only in the last wave, which at 128 requests was a quarter of the run (NOTES v11);
+      # full_batch_ratio leaves that drain out (the bar is at batch 32).
       make_model llama8b llama-3.1-8b llama3
       python3 /work/main/bench/grammar/e2e_throughput.py --sable "$bin/sable" --model-path "$models/llama8b" \
         --device cuda --concurrency 32 --requests ${GRAMMAR_E2E_N:-512} --max-new-tokens 256 \

@@ -3,7 +3,10 @@
 
 Starts `sable serve` with a model, sends the same prompts at a fixed concurrency through /generate
 twice, unconstrained and with a JSON schema, and prints the output tokens per second of each and
-their ratio (the bar: constrained >= 95 % of unconstrained). Both runs ask for the same number of
+their ratio (the bar: constrained >= 95 % of unconstrained at batch 32). `ratio` is over the
+whole pass; `full_batch_ratio` over the part where every client slot had a request (the drain at
+the end runs below batch 32, and requests that closed their JSON early leave slots idle there).
+Both runs ask for the same number of
 new tokens; the schema allows long outputs (an array of free strings) so that the grammar, not an
 early EOS, decides how many tokens are generated. Then (unless --no-compare) a second server with
 --disable-jump-forward runs the JSON-schema pass again, so one run shows what jump-forward buys
@@ -48,15 +51,32 @@ def run(url, prompts, concurrency, max_new, schema):
             params["ignore_eos"] = True
         else:
             params["json_schema"] = json.dumps(schema)
+        t0 = time.perf_counter()
         out = post(url + "/generate", {"text": p, "sampling_params": params})
-        return out["meta_info"]["completion_tokens"], out["text"]
+        return out["meta_info"]["completion_tokens"], out["text"], t0, time.perf_counter()
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(one, prompts))
     wall = time.perf_counter() - start
-    tokens = sum(n for n, _ in results)
-    return tokens, wall, results
+    tokens = sum(r[0] for r in results)
+    return tokens, wall, results, start
+
+
+def full_batch_rate(results, start):
+    """Output tokens per second while every client slot had a request: from the start of the pass
+    to the last request's start (after that the batch only drains, and the requests that closed
+    their JSON early leave slots idle in that tail). A request's tokens are counted pro rata over
+    its duration (a decode step adds one token to every running request)."""
+    end = max(r[2] for r in results)
+    if end <= start:
+        return None
+    tokens = 0.0
+    for n, _, t0, t1 in results:
+        overlap = min(t1, end) - max(t0, start)
+        if overlap > 0 and t1 > t0:
+            tokens += n * overlap / (t1 - t0)
+    return tokens / (end - start)
 
 
 def counters(url):
@@ -87,15 +107,18 @@ def start_server(args, extra):
 
 def timed_pass(url, prompts, args, schema):
     steps0, jumped0 = counters(url)
-    tokens, wall, results = run(url, prompts, args.concurrency, args.max_new_tokens, schema)
+    tokens, wall, results, start = run(url, prompts, args.concurrency, args.max_new_tokens, schema)
     steps1, jumped1 = counters(url)
     # Characters per second too: jump-forward's merged boundary tokens make the same text shorter
     # in tokens.
-    chars = sum(len(text) for _, text in results)
+    chars = sum(len(r[1]) for r in results)
+    full = full_batch_rate(results, start)
     return {"tok_s": round(tokens / wall, 1), "chars_s": round(chars / wall, 1), "tokens": tokens,
+            "full_batch_tok_s": round(full, 1) if full else None,
             "steps": steps1 - steps0,
             "jumped_tokens": jumped1 - jumped0,
-            "complete": sum(1 for _, text in results if _parses(text)) if schema else None}
+            "early_closed": sum(1 for r in results if r[0] < args.max_new_tokens),
+            "complete": sum(1 for r in results if _parses(r[1])) if schema else None}
 
 
 def main():
@@ -123,6 +146,9 @@ def main():
                 report["unconstrained"] = timed_pass(url, prompts, args, None)
             report[name] = timed_pass(url, prompts, args, SCHEMA)
             report[name]["ratio"] = round(report[name]["tok_s"] / report["unconstrained"]["tok_s"], 4)
+            unc_full = report["unconstrained"]["full_batch_tok_s"]
+            if unc_full and report[name]["full_batch_tok_s"]:
+                report[name]["full_batch_ratio"] = round(report[name]["full_batch_tok_s"] / unc_full, 4)
         finally:
             server.terminate()
             server.wait(timeout=60)
