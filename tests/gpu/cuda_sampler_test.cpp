@@ -183,5 +183,51 @@ TEST(CudaSampler, PenaltiesBiasAndMaskMatchCpu) {
   EXPECT_TRUE(g[2].token == 100 || g[2].token == 101);
 }
 
+// The staged inputs go up on the sampler's copy stream while the logits' stream may still be
+// busy: one sampler on a stream of its own, three calls in a row, each with logits written by an
+// asynchronous copy on that stream just before (16 MB, still in flight when sample() stages) and
+// a grammar mask of its own per row. Every call must sample its own logits under its own masks.
+TEST(CudaSampler, StagedMasksAndStreamOrderHoldAcrossCalls) {
+  SABLE_REQUIRE_GPU();
+  const int64_t rows = 32, vocab = 128256, words = (vocab + 31) / 32;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  float* host = nullptr;
+  ASSERT_EQ(cudaMallocHost(&host, rows * vocab * 4), cudaSuccess);
+  DeviceBuffer dev(rows * vocab * 4);
+  sampling::CudaSampler sampler;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int call = 0; call < 3; ++call) {
+    for (int64_t i = 0; i < rows * vocab; ++i) host[i] = nd(rng);
+    std::vector<uint32_t> masks(rows * words, 0u);
+    std::vector<SableSamplingRow> rs(rows, base_row());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int k = 0; k < 40; ++k) {  // 40 allowed tokens a row, new ones each call
+        const int64_t id = (r * 997 + call * 7919 + k * 3203) % vocab;
+        masks[r * words + id / 32] |= 1u << (id % 32);
+      }
+      rs[r].temperature = 0.0f;
+      rs[r].grammar_mask = masks.data() + r * words;
+    }
+    ASSERT_EQ(cudaMemcpyAsync(dev.get(), host, rows * vocab * 4, cudaMemcpyHostToDevice, stream),
+              cudaSuccess);
+    std::vector<SableSampleResult> g(rows), c(rows);
+    for (auto& x : g) x.struct_size = sizeof(SableSampleResult);
+    for (auto& x : c) x.struct_size = sizeof(SableSampleResult);
+    sampler.sample(static_cast<float*>(dev.get()), vocab, vocab, rs, g, stream);
+    std::vector<float> copy(host, host + rows * vocab);
+    sampling::sample_rows(copy.data(), rows, vocab, rs.data(), c.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t t = g[r].token;
+      EXPECT_TRUE(masks[r * words + t / 32] >> (t % 32) & 1u) << "call " << call << " row " << r;
+      EXPECT_EQ(t, c[r].token) << "call " << call << " row " << r;
+      EXPECT_NEAR(g[r].logprob, c[r].logprob, 1e-3) << "call " << call << " row " << r;
+    }
+  }
+  cudaFreeHost(host);
+  cudaStreamDestroy(stream);
+}
+
 }  // namespace
 }  // namespace sable::gputest
