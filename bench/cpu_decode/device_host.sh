@@ -10,6 +10,7 @@
 #   3. writes the two bench files with the Python standard library (make_bench_gguf.py: a
 #      SmolLM2-135M-shaped Q4_1 file, ~98 MB, and a Qwen2.5-0.5B-shaped Q8_0 file, ~531 MB);
 #   4. runs vs_llamacpp.py on both (batch 1 and 8, prompt 32, 32 steps, engines alternating,
+#      $SABLE_VS_STEPS steps and $SABLE_VS_REPEAT rounds where set: more for a noisy host),
 #      median of 3) for each thread count: default 16 then 1.
 # With SABLE_LLAMA_NO_AMX=1 (and a host with amx_int8) step 2 also builds llama.cpp without AMX
 # (GGML_NATIVE=OFF, AVX-512 + VNNI on, AMX off) and step 4 runs a second table with it: on such a
@@ -98,7 +99,7 @@ probe=$(grep '^model=' <<<"$probe" || true)
       echo "# llama.cpp: $lb"
       python3 bench/cpu_decode/vs_llamacpp.py --build "$BUILD" --llama-bench "$lb" \
         --model "$GGUF_DIR/smollm-q4_1.gguf" --model "$GGUF_DIR/qwen-q8_0.gguf" --threads "$t" \
-        --batch 1,8 --prompt 32 --steps 32 --repeat 3
+        --batch 1,8 --prompt 32 --steps "${SABLE_VS_STEPS:-32}" --repeat "${SABLE_VS_REPEAT:-3}"
     done
   done
 } 2>&1 | tee "$log"
