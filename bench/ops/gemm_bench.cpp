@@ -161,7 +161,7 @@ void register_all() {
             run_packed(st, dtype, int8, m, s.n, s.k);
           })->Unit(benchmark::kMillisecond)->MinTime(0.3);
         }
-        if (m <= 8) {  // the batch-1 GEMV's x16 copy (used up to QKernels::x16_max rows)
+        {  // the weight's x16 copy (used up to QKernels::x16_max rows)
           const std::string name = std::string("BM_PackedX16/") + packed_name(dtype) + "/" +
                                    s.name + "/M=" + std::to_string(m);
           benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {

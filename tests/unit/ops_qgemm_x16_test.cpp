@@ -1,12 +1,12 @@
-// The x16 weight layout and the batch-1 GEMV over it (core/ops/cpu/qrepack.h,
-// qkernels_x86_x16.inc): the layout keeps every row's values (its fp32 read-back equals the row
+// The x16 weight layout and the GEMMs over it (core/ops/cpu/qrepack.h, qkernels_x86_x16.inc,
+// qkernels_amx_x16.inc): the layout keeps every row's values (its fp32 read-back equals the row
 // layout's dequantization exactly); every table's x16 kernel agrees with the scalar table's dots
 // within fp32 summation order for random quant bytes (Q8_0's -128 included), odd row counts (the
 // last group's tail), K of 1, 3 and 28 blocks, 1..9 activation rows (one pass, two passes and a
-// partial one), a group range and a strided output whose other entries stay untouched; the LM
-// head's x16 kernel agrees with the scalar head kernel and keeps its bound; and the gemm op (and
-// its LM-head path) takes a registered weight's copy (1 or 2 threads, bias) until the weight is
-// forgotten.
+// partial one) and on AMX 5..600 (tiles of 8 or 16 rows, a short last chunk, blocks of rows), a
+// group range and a strided output whose other entries stay untouched; the LM head's x16 kernel
+// agrees with the scalar head kernel and keeps its bound; and the gemm op (and its LM-head path)
+// takes a registered weight's copy (1 or 2 threads, bias) until the weight is forgotten.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,7 +95,10 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
         std::vector<float> deq(static_cast<size_t>(n * k));
         for (int64_t r = 0; r < n; ++r)
           ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
-        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9}) {
+        // 1..4 one zmm pass, 5..9 two or three; on the AMX table Q8_0 from 5 and Q4 from 9 rows
+        // on tiles of 8 or 16 rows (a short last chunk), 600 in two blocks of rows (small K only).
+        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17, 40, 600}) {
+          if (m == 600 && k > 96) continue;
           const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
           std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
           for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);

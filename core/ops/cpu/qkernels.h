@@ -2,7 +2,8 @@
 // (every CPU), AVX2 (vpmaddubsw), AVX-VNNI (vpdpbusd on 256-bit vectors), AVX-512 VNNI (the
 // Q8_0 / Q4_0 / Q4_1 multi-row int8 kernels on 512-bit vectors, qkernels_x86_zmm.inc) and AMX
 // (that table with the multi-row kernels on AMX tiles from 4 or 8 activation rows on,
-// qkernels_amx.cpp; both with the batch-1 GEMV over x16 weight copies, qkernels_x86_x16.inc).
+// qkernels_amx.cpp; both with the batch-1 GEMV over x16 weight copies, qkernels_x86_x16.inc, and
+// the AMX table with tiles over those copies at every larger M, qkernels_amx_x16.inc).
 // The best table the running CPU supports is chosen once, at first use
 // (best_kernels); tests run every usable table against the scalar one.
 //

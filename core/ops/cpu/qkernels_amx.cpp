@@ -23,7 +23,9 @@
 // the table is usable only when the CPU has AMX-INT8 and that request succeeds (amx_usable).
 //
 // Q8_0 with 2 to 8 activation rows (decode batches) takes the roles the other way round, the
-// weight rows as A loaded straight from the row layout (qkernels_amx_q8a.inc).
+// weight rows as A loaded straight from the row layout (qkernels_amx_q8a.inc). Both serve the
+// weights without an x16 copy (qrepack.h: past its budget, or not registered); a weight with one
+// is read from it at every M (qkernels_amx_x16.inc), with no gathers.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "core/ops/cpu/qkernels.h"
+#include "core/ops/cpu/qrepack.h"
 
 // GCC 12 flags the undefined lanes inside its own AVX-512 intrinsics (a false positive fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -188,6 +191,7 @@ void group_tile(const WGroup<kDtype>& wg, const BlockQ8A* x, int64_t xs, int64_t
 
 #include "core/ops/cpu/qkernels_amx_q8a.inc"
 #include "core/ops/cpu/qkernels_amx_q8a_head.inc"
+#include "core/ops/cpu/qkernels_amx_x16.inc"
 
 template <int32_t kDtype>
 void amx_rows(const void* w, int64_t wrb, int64_t n, const BlockQ8A* x, int64_t xs, int64_t m,
@@ -242,9 +246,12 @@ const QKernels& amx_kernels() {
     t.q8_0_rows = &amx_rows<SABLE_DTYPE_Q8_0>;
     t.q4_0_rows = &amx_rows<SABLE_DTYPE_Q4_0>;
     t.q4_1_rows = &amx_rows<SABLE_DTYPE_Q4_1>;
-    // Q8_0 from 5 rows on: the weights-as-A tiles (qkernels_amx_q8a.inc) beat the x16 GEMV's
-    // two passes (sable_bench_gemm qwen down M = 8: 0.290 against 0.385 ms).
-    t.x16_max_rows_q8_0 = 4;
+    // Every M over a weight's x16 copy: the AVX-512 GEMV up to 4 (Q8_0) / 8 (Q4) rows, then
+    // AMX tiles whose B is the copy's blocks as they are (qkernels_amx_x16.inc).
+    t.q8_0_x16 = &amx_x16_rows<SABLE_DTYPE_Q8_0>;
+    t.q4_0_x16 = &amx_x16_rows<SABLE_DTYPE_Q4_0>;
+    t.q4_1_x16 = &amx_x16_rows<SABLE_DTYPE_Q4_1>;
+    t.x16_max_rows = t.x16_max_rows_q8_0 = INT64_MAX;
     // The Q8_0 head at 2-8 rows: int16 activations as two byte tiles (qkernels_amx_q8a_head.inc).
     t.q8_0_head = &q8a_head_rows;
     return t;

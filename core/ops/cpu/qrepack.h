@@ -21,8 +21,9 @@
 // The copy is made lazily: the model host registers its CPU weights (the LM head too) at load
 // (x16_register), and the first GEMM of 1..QKernels::x16_max activation rows (the head: one row)
 // against a registered weight makes its copy (x16_copy) when the kernel table has the x16
-// kernels. The row layout stays (prefill, batches, the embedding, the head's fp32 recheck and
-// LoRA read it), so a decoded weight is held twice: the copies together stay within a budget
+// kernels (the AMX table reads the copy at every M: its blocks are AMX B tiles). The row layout
+// stays (the embedding, the head's fp32 recheck, LoRA, and the other tables' prefill and batches
+// read it), so a decoded weight is held twice: the copies together stay within a budget
 // (x16_set_budget; by default SABLE_CPU_X16_BUDGET_MB, else a quarter of the memory available
 // when the first copy is made), and a weight whose copy would pass it keeps the row layout.
 // Thread-safety: every function may be called from any thread.
