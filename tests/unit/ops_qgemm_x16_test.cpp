@@ -105,7 +105,11 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
           // All groups but the first (when there are two or more) into out[i * ldo + r].
           const int64_t g0 = groups > 1 ? 1 : 0, ldo = n + 3;
           std::vector<float> out(static_cast<size_t>(m * ldo), -1.0f);
-          kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), ldo);
+          // With the table's prepared activations on even M, without (the kernel's own) on odd.
+          const void* prep = t->x16_prep != nullptr && m % 2 == 0
+                                 ? t->x16_prep(dtype, xq.data(), nb, m, k)
+                                 : nullptr;
+          kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), ldo, prep);
           for (int64_t i = 0; i < m; ++i) {
             for (int64_t r = 0; r < ldo; ++r) {
               const float got = out[static_cast<size_t>(i * ldo + r)];

@@ -96,7 +96,7 @@ TEST(Sampler, GreedyAndTopKOneAreArgmax) {
 }
 
 // The public argmax (the runner's greedy helper uses it): the first of equal maxima, NaNs never
-// win, every length (the four-lane loop's tail), against a plain scan. A NaN among the first four
+// win, every length (the 16-lane loop's tail, two rounds of it), against a plain scan. A NaN among the first four
 // values used to seed its lane and hide that lane's later values (the true maximum among them).
 TEST(Sampler, ArgmaxIsTheFirstLargestAndSkipsNaN) {
   std::mt19937 rng(5);

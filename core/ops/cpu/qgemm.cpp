@@ -85,7 +85,7 @@ void int8_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
 
 // 1..QKernels::x16_max activation rows against a weight's x16 copy (qrepack.h): the row groups of 16
 // split over the threads.
-void x16_gemm(const QKernels& kern, QKernels::X16Rows rows, const void* pk, const float* x,
+void x16_gemm(const QKernels& kern, int32_t dtype, const void* pk, const float* x,
               int64_t ldx, const float* bias, float* out, int64_t ldo, int64_t m, int64_t n,
               int64_t k) {
   const int64_t nb = k / kQ8ABlock;
@@ -93,12 +93,16 @@ void x16_gemm(const QKernels& kern, QKernels::X16Rows rows, const void* pk, cons
   xq.resize(static_cast<size_t>(m * nb));
   for (int64_t r = 0; r < m; ++r) kern.quantize_row(x + r * ldx, xq.data() + r * nb, k);
   const BlockQ8A* xqp = xq.data();
+  // Once here, not in every thread's chunk (at 16 threads the AMX tiles' copy of a batch-8
+  // activation block was redone ~64 times a GEMM).
+  const QKernels::X16Rows rows = kern.x16_rows(dtype);
+  const void* prep = kern.x16_prep != nullptr ? kern.x16_prep(dtype, xqp, nb, m, k) : nullptr;
   const int64_t groups = (n + kX16 - 1) / kX16;
   const int team = team_size(m, n, k);
   const int64_t chunks = std::min<int64_t>(groups, 4 * team);
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [g0, g1] = share(groups, static_cast<int>(c), static_cast<int>(chunks), 1);
-    rows(pk, g0, g1, n, xqp, nb, m, k, out, ldo);
+    rows(pk, g0, g1, n, xqp, nb, m, k, out, ldo, prep);
     if (bias != nullptr)
       for (int64_t i = 0; i < m; ++i)
         for (int64_t r = g0 * kX16; r < std::min(n, g1 * kX16); ++r) out[i * ldo + r] += bias[r];
@@ -143,6 +147,20 @@ void precise_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wr
   });
 }
 
+// The largest o[r] - slack * b[r] over [r0, r1), in 16 independent maxima (one running max is a
+// serial chain); a NaN term never wins std::max.
+float lower_end_max(const float* o, const float* b, int64_t r0, int64_t r1, float slack) {
+  float lane[16];
+  std::fill(lane, lane + 16, -INFINITY);
+  int64_t r = r0;
+  for (; r + 16 <= r1; r += 16)
+    for (int j = 0; j < 16; ++j) lane[j] = std::max(lane[j], o[r + j] - slack * b[r + j]);
+  float best = -INFINITY;
+  for (; r < r1; ++r) best = std::max(best, o[r] - slack * b[r]);
+  for (const float v : lane) best = std::max(best, v);
+  return best;
+}
+
 // The LM head with int8 activations on (Q8_0 / Q4_0 / Q4_1 weights): every logit by integer dot
 // products against int16 activations (HeadRows: about the int8 kernels' cost, a bound on the
 // rounding error 258 times tighter), then every row that could still be the largest in fp32 (its
@@ -156,8 +174,7 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const QKernels::HeadRows head = kern.head_rows(dtype);
   const int64_t nb = k / kQ8ABlock;
   thread_local std::vector<BlockQ16A> xq;
-  thread_local std::vector<float> bound;
-  thread_local std::vector<int64_t> rescore;
+  thread_local std::vector<float> bound, floors;
   xq.resize(static_cast<size_t>(m * nb));
   bound.resize(static_cast<size_t>(m * n));
   for (int64_t r = 0; r < m; ++r) kern.quantize_row16(x + r * ldx, xq.data() + r * nb, k);
@@ -169,51 +186,50 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const void* pk = x16 != nullptr ? x16_copy(dtype, w, n, k) : nullptr;
   const int64_t units = pk != nullptr ? (n + kX16 - 1) / kX16 : n;
   const int64_t chunks = std::min<int64_t>(pk != nullptr ? units : (n + 7) / 8, 4 * team);
-  parallel_for(chunks, team, [&](int64_t c) {
-    auto [r0, r1] = share(units, static_cast<int>(c), static_cast<int>(chunks), pk ? 1 : 8);
-    if (pk != nullptr) {
-      x16(pk, r0, r1, n, xqp, k, out, bp);
-      r0 *= kX16;
-      r1 = std::min(n, r1 * kX16);
-    } else {
-      head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
-    }
-    if (bias != nullptr)
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t r = r0; r < r1; ++r) out[i * ldo + r] += bias[r];
-  });
+  auto rows_of = [&](int64_t c) {  // chunk c's output rows
+    const auto [u0, u1] = share(units, static_cast<int>(c), static_cast<int>(chunks), pk ? 1 : 8);
+    return pk != nullptr ? std::pair{u0 * kX16, std::min(n, u1 * kX16)} : std::pair{u0, u1};
+  };
   // Either path's fp32 sums round by at most (terms + 4) * 2^-24 of their sum of |terms|, which
   // is at most 65534 times the bound (|activation| <= 32767 steps, |w| within the bound's L).
   const float slack = 1.001f + 2.0f * 65534.0f * static_cast<float>(k + nb + 4) * 0x1p-24f;
-  for (int64_t i = 0; i < m; ++i) {
-    float* o = out + i * ldo;
-    const float* b = bp + i * n;
-    // The largest lower end over 16 independent maxima (one running max was a serial chain: 5.1 %
-    // of a Qwen2.5-0.5B batch-8 decode step, 3.6 % this way); a NaN term never wins std::max.
-    float lane[16];
-    std::fill(lane, lane + 16, -INFINITY);
-    const int64_t n16 = n - n % 16;
-    for (int64_t r = 0; r < n16; r += 16)
-      for (int j = 0; j < 16; ++j) lane[j] = std::max(lane[j], o[r + j] - slack * b[r + j]);
-    float floor = -INFINITY;
-    for (int64_t r = n16; r < n; ++r) floor = std::max(floor, o[r] - slack * b[r]);
-    for (const float v : lane) floor = std::max(floor, v);
-    rescore.clear();
-    for (int64_t r = 0; r < n; ++r)  // a NaN or infinite floor rescores every row
-      if (!std::isfinite(floor) || !(o[r] + slack * b[r] < floor)) rescore.push_back(r);
-    const int64_t count = static_cast<int64_t>(rescore.size());
-    const int64_t* rp = rescore.data();
-    const int rteam = team_size(1, count, k);
-    const int64_t rchunks = std::min<int64_t>(count, 4 * rteam);
-    parallel_for(rchunks, rteam, [&](int64_t c) {
-      const auto [j0, j1] = share(count, static_cast<int>(c), static_cast<int>(rchunks), 1);
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t r = rp[j];
+  // Each chunk also leaves, per activation row, the largest lower end (logit - slack * bound) of
+  // its rows while they are in cache: the rows' floor is the largest of the chunks' (computed on
+  // the calling thread over all n rows, it was 3.8 % of a Qwen2.5-0.5B batch-8 step at one
+  // thread, serial at any thread count).
+  floors.assign(static_cast<size_t>(chunks * m), -INFINITY);
+  float* fp = floors.data();  // thread_local: the workers reach it through this pointer
+  parallel_for(chunks, team, [&](int64_t c) {
+    const auto [r0, r1] = rows_of(c);
+    if (pk != nullptr) {
+      x16(pk, r0 / kX16, (r1 + kX16 - 1) / kX16, n, xqp, k, out, bp);
+    } else {
+      head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = out + i * ldo;
+      if (bias != nullptr)
+        for (int64_t r = r0; r < r1; ++r) o[r] += bias[r];
+      fp[c * m + i] = lower_end_max(o, bp + i * n, r0, r1, slack);
+    }
+  });
+  for (int64_t c = 1; c < chunks; ++c)  // the rows' floors into chunk 0's
+    for (int64_t i = 0; i < m; ++i) fp[i] = std::max(fp[i], fp[c * m + i]);
+  // Every row that could be its activation row's argmax (its upper end reaches the floor; a NaN
+  // or infinite floor: every row) recomputed in fp32, each chunk over its own rows.
+  parallel_for(chunks, team, [&](int64_t c) {
+    const auto [r0, r1] = rows_of(c);
+    for (int64_t i = 0; i < m; ++i) {
+      float* o = out + i * ldo;
+      const float* b = bp + i * n;
+      const float f = fp[i];
+      for (int64_t r = r0; r < r1; ++r) {
+        if (std::isfinite(f) && o[r] + slack * b[r] < f) continue;
         kern.fdot_rows(dtype, w + r * wrb, x + i * ldx, ldx, 1, k, o + r, 1);
         if (bias != nullptr) o[r] += bias[r];
       }
-    });
-  }
+    }
+  });
 }
 
 }  // namespace
@@ -227,7 +243,7 @@ void packed_gemm(int32_t dtype, const void* w, const float* x, int64_t ldx, cons
   const bool int8 = int8_activations();
   if (int8 && !precise && m <= kern.x16_max(dtype) && kern.x16_rows(dtype) != nullptr)
     if (const void* pk = x16_copy(dtype, w, n, k))
-      return x16_gemm(kern, kern.x16_rows(dtype), pk, x, ldx, bias, out, ldo, m, n, k);
+      return x16_gemm(kern, dtype, pk, x, ldx, bias, out, ldo, m, n, k);
   if (precise && int8 && m < kPanelMinRows && kern.head_rows(dtype) != nullptr)
     head_gemm(kern, dtype, wp, wrb, x, ldx, bias, out, ldo, m, n, k);
   else if ((precise || !int8) && m < kPanelMinRows && sable_dtype_block_elems(dtype) > 0)

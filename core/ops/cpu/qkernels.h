@@ -66,9 +66,11 @@ struct QKernels {
   // The GEMV over weights in the x16 layout (qrepack.h): row groups [g0, g1) of the copy pk of n
   // rows against m activation rows (x + i * xs blocks) into out[i * ldo + r]; the products of
   // the QDot, summed in another fp32 order. Used for 1..x16_max(dtype) activation rows when the
-  // weight has an x16 copy (x16_max); nullptr (and 0) in the tables without it.
+  // weight has an x16 copy (x16_max); nullptr (and 0) in the tables without it. prep: what
+  // x16_prep returned for these activations (nullptr: the kernel prepares them itself).
   using X16Rows = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n, const BlockQ8A* x,
-                           int64_t xs, int64_t m, int64_t k, float* out, int64_t ldo);
+                           int64_t xs, int64_t m, int64_t k, float* out, int64_t ldo,
+                           const void* prep);
   X16Rows q8_0_x16 = nullptr, q4_0_x16 = nullptr, q4_1_x16 = nullptr;
   // Up to this many activation rows (Q4_0 / Q4_1, and Q8_0) the x16 kernel is used.
   int64_t x16_max_rows = 0, x16_max_rows_q8_0 = 0;
@@ -78,6 +80,12 @@ struct QKernels {
   using X16Head = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n, const BlockQ16A* x,
                            int64_t k, float* out, float* bound);
   X16Head q8_0_x16_head = nullptr, q4_0_x16_head = nullptr, q4_1_x16_head = nullptr;
+  // The activations of one GEMM in the x16 kernel's own order, made once by the calling thread
+  // for every thread's X16Rows call of that GEMM (the AMX table's tiles; nullptr elsewhere). The
+  // result lives in the calling thread's storage until its next x16_prep call; nullptr: none.
+  using X16Prep = const void* (*)(int32_t dtype, const BlockQ8A* x, int64_t xs, int64_t m,
+                                  int64_t k);
+  X16Prep x16_prep = nullptr;
   X16Head x16_head(int32_t dtype) const {
     return dtype == SABLE_DTYPE_Q8_0   ? q8_0_x16_head
            : dtype == SABLE_DTYPE_Q4_0 ? q4_0_x16_head
