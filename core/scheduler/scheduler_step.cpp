@@ -279,9 +279,9 @@ void Scheduler::Impl::step() {
     }
     throw;
   }
-  if (masks_after_launch) start_masks();
   double model_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - forward_start).count();
+  if (masks_after_launch) start_masks();  // host time (the counters' model time is the launch)
   if (!constrained.empty()) mask_workers.wait();  // rethrows a grammar engine failure
   const int32_t vocab = out.vocab;
   if (!constrained.empty() && vocab != opts.vocab_size)
