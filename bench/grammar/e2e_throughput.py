@@ -11,7 +11,8 @@ new tokens; the schema allows long outputs (an array of free strings) so that th
 early EOS, decides how many tokens are generated. Then (unless --no-compare) a second server with
 --disable-jump-forward runs the JSON-schema pass again, so one run shows what jump-forward buys
 (or costs: its extend steps run without CUDA graphs); /server_info's step and jump counters of each
-pass are printed too. Standard library only.
+pass are printed too, with the scheduler's time per step split into the model's (launch and the
+sampling call that waits for the device) and the host's. Standard library only.
 
   python3 bench/grammar/e2e_throughput.py --sable build/bin/sable --model-path MODEL \
       [--device cuda] [--concurrency 32] [--requests 128] [--max-new-tokens 256] [--no-compare]
@@ -82,7 +83,21 @@ def full_batch_rate(results, start):
 def counters(url):
     state = json.loads(urllib.request.urlopen(url + "/server_info", timeout=30).read())
     s = state["internal_states"][0]
-    return s["forward_steps_total"], s.get("jump_forward_tokens_total", 0)
+    return (s["forward_steps_total"], s.get("jump_forward_tokens_total", 0),
+            s.get("step_time_us", 0.0), s.get("model_time_us", 0.0))
+
+
+def per_step_us(before, after):
+    """The scheduler's step and model time per step over a pass, in microseconds, from the
+    server's averages since start (one timed cycle per step): where a constrained step's extra
+    time goes, the device's (model: the launch and the sampling call that waits for the device)
+    or the host's (the rest: masks waited for, grammar, stop checks, batch building)."""
+    steps = after[0] - before[0]
+    if steps <= 0:
+        return None, None
+    step = (after[2] * after[0] - before[2] * before[0]) / steps
+    model = (after[3] * after[0] - before[3] * before[0]) / steps
+    return round(step, 1), round(model, 1)
 
 
 def start_server(args, extra):
@@ -106,9 +121,12 @@ def start_server(args, extra):
 
 
 def timed_pass(url, prompts, args, schema):
-    steps0, jumped0 = counters(url)
+    before = counters(url)
+    steps0, jumped0 = before[:2]
     tokens, wall, results, start = run(url, prompts, args.concurrency, args.max_new_tokens, schema)
-    steps1, jumped1 = counters(url)
+    after = counters(url)
+    steps1, jumped1 = after[:2]
+    step_us, model_us = per_step_us(before, after)
     # Characters per second too: jump-forward's merged boundary tokens make the same text shorter
     # in tokens.
     chars = sum(len(r[1]) for r in results)
@@ -116,6 +134,8 @@ def timed_pass(url, prompts, args, schema):
     return {"tok_s": round(tokens / wall, 1), "chars_s": round(chars / wall, 1), "tokens": tokens,
             "full_batch_tok_s": round(full, 1) if full else None,
             "steps": steps1 - steps0,
+            "step_us": step_us, "model_us": model_us,
+            "host_us": round(step_us - model_us, 1) if step_us is not None else None,
             "jumped_tokens": jumped1 - jumped0,
             "early_closed": sum(1 for r in results if r[0] < args.max_new_tokens),
             "complete": sum(1 for r in results if _parses(r[1])) if schema else None}
