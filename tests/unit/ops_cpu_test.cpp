@@ -379,6 +379,9 @@ TEST_F(OpsCpu, RopeKOnlyAndErrors) {
 TEST_F(OpsCpu, ActMulAndActivationAllKinds) {
   const int64_t T = 3, I = 50;
   std::vector<float> x = random(T * 2 * I, -4.0f, 4.0f);
+  // Far tails too (SiLU's vector exp: exp(-|x|) down to its -87 floor), in gates and plain rows.
+  const float tails[] = {-100.0f, -87.5f, -30.0f, -9.0f, 9.0f, 30.0f, 100.0f, 0.0f, -0.0f};
+  for (size_t j = 0; j < std::size(tails); ++j) x[j * 11] = tails[j];
   for (int32_t act : {SABLE_ACT_SILU, SABLE_ACT_GELU, SABLE_ACT_GELU_TANH, SABLE_ACT_RELU}) {
     std::vector<float> out(T * I), ref(T * I), plain(T * 2 * I), plain_ref(T * 2 * I);
     SableTensor xt = f32(x, {T, 2 * I}), ot = f32(out, {T, I}), pt = f32(plain, {T, 2 * I});

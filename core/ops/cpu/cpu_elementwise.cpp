@@ -2,6 +2,8 @@
 // strided copy and dtype cast. Rows are spread over the thread pool; inner loops are plain
 // contiguous loops the compiler vectorises.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/cpu_threads.h"
@@ -14,7 +16,61 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 14;  // below this many elements threads cost more than they give
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// SiLU four lanes at a time (GCC/Clang vector extensions: SSE on the baseline x86-64 build, NEON
+// on arm64). libm's expf per element, a call each, was 4-6 % of a Qwen2.5-0.5B batch-8 CPU decode
+// step at one thread, and at batch 8 only 8 of 16 threads share it (one row each).
+typedef float F4 __attribute__((vector_size(16)));
+typedef int32_t I4 __attribute__((vector_size(16)));
+
+// exp(x) for x <= 0, within 2 ulp of std::exp down to -87 (below: ~1.6e-38): Cody-Waite
+// reduction, Cephes' degree-6 polynomial, the exponent built in the bits (as the sampler's).
+inline F4 exp_nonpositive(F4 x) {
+  const F4 lo = F4{} - 87.0f;
+  x = x < lo ? lo : x;
+  const F4 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const F4 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  F4 p = F4{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const F4 e = p * r * r + r + 1.0f;
+  const I4 bits = (__builtin_convertvector(n, I4) + 127) << 23;
+  return e * (F4)bits;  // 2^n: reinterprets the lanes' bits
+}
+
+// x * sigmoid(x) from e = exp(-|x|) (never overflows): 1 / (1 + e) for x >= 0, e / (1 + e) below.
+inline F4 silu4(F4 x) {
+  const F4 ax = (F4)((I4)x & 0x7FFFFFFF);
+  const F4 e = exp_nonpositive(-ax);
+  const F4 num = x >= 0.0f ? F4{} + 1.0f : e;
+  return x * num / (1.0f + e);
+}
+
+// y[i] = silu(x[i]) (times u[i] when u is given), the tail through the same lanes.
+void silu_row(const float* x, const float* u, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    F4 v, w;
+    std::memcpy(&v, x + i, sizeof v);
+    v = silu4(v);
+    if (u != nullptr) {
+      std::memcpy(&w, u + i, sizeof w);
+      v *= w;
+    }
+    std::memcpy(y + i, &v, sizeof v);
+  }
+  if (i < n) {
+    F4 v{}, w{};
+    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * 4);
+    if (u != nullptr) std::memcpy(&w, u + i, static_cast<size_t>(n - i) * 4);
+    v = silu4(v);
+    if (u != nullptr) v *= w;
+    std::memcpy(y + i, &v, static_cast<size_t>(n - i) * 4);
+  }
+}
 inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
 inline float gelu_tanh(float x) {
   const float kAlpha = 0.79788456080286536f;  // sqrt(2/pi)
@@ -28,7 +84,7 @@ void apply_act(F f, const float* x, float* y, int64_t n) {
 }
 void act_row(int32_t act, const float* x, float* y, int64_t n) {
   switch (act) {
-    case SABLE_ACT_SILU: apply_act(silu, x, y, n); break;
+    case SABLE_ACT_SILU: silu_row(x, nullptr, y, n); break;
     case SABLE_ACT_GELU: apply_act(gelu, x, y, n); break;
     case SABLE_ACT_GELU_TANH: apply_act(gelu_tanh, x, y, n); break;
     case SABLE_ACT_TANH: apply_act([](float v) { return std::tanh(v); }, x, y, n); break;
@@ -61,7 +117,7 @@ void act_mul_rows(int32_t act, const float* x, int64_t x_stride, float* y, int64
     const float* u = g + inter;
     float* o = y + r * y_stride;
     switch (act) {
-      case SABLE_ACT_SILU: gated(silu, g, u, o, inter); break;
+      case SABLE_ACT_SILU: silu_row(g, u, o, inter); break;
       case SABLE_ACT_GELU: gated(gelu, g, u, o, inter); break;
       case SABLE_ACT_GELU_TANH: gated(gelu_tanh, g, u, o, inter); break;
       default: gated(relu, g, u, o, inter); break;
