@@ -147,6 +147,7 @@ struct BackendStats {
   int64_t finished_requests = 0;
   int64_t num_retractions = 0;
   int64_t forward_steps = 0;   // scheduler steps run (cumulative)
+  int64_t extend_steps = 0;    // of those, with a sequence of several tokens (prefill, jump)
   int64_t max_batch_size = 0;  // most requests one step has run
   // Scheduler thread time per step that ran a forward (microseconds, averaged since start): the
   // whole loop cycle, and of it the model's forward + sampling; their difference is host work the

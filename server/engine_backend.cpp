@@ -248,6 +248,7 @@ BackendStats EngineBackend::stats() const {
   b.finished_requests = s.finished_requests;
   b.num_retractions = s.num_retractions;
   b.forward_steps = s.num_steps;
+  b.extend_steps = s.extend_steps;
   b.max_batch_size = s.max_batch_size;
   if (s.timed_cycles > 0) {
     b.step_time_us = s.cycle_time_sum * 1e6 / static_cast<double>(s.timed_cycles);

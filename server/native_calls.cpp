@@ -115,6 +115,7 @@ json server_info(ServerState& state) {
                                           {"jump_forward_tokens_total", s.jump_forward_tokens},
                                           {"finished_requests", s.finished_requests},
                                           {"forward_steps_total", s.forward_steps},
+                                          {"extend_steps_total", s.extend_steps},
                                           {"max_batch_size", s.max_batch_size},
                                           {"step_time_us", s.step_time_us},
                                           {"model_time_us", s.model_time_us},

@@ -84,7 +84,8 @@ def counters(url):
     state = json.loads(urllib.request.urlopen(url + "/server_info", timeout=30).read())
     s = state["internal_states"][0]
     return (s["forward_steps_total"], s.get("jump_forward_tokens_total", 0),
-            s.get("step_time_us", 0.0), s.get("model_time_us", 0.0))
+            s.get("step_time_us", 0.0), s.get("model_time_us", 0.0),
+            s.get("extend_steps_total", 0))
 
 
 def per_step_us(before, after):
@@ -134,6 +135,9 @@ def timed_pass(url, prompts, args, schema):
     return {"tok_s": round(tokens / wall, 1), "chars_s": round(chars / wall, 1), "tokens": tokens,
             "full_batch_tok_s": round(full, 1) if full else None,
             "steps": steps1 - steps0,
+            # Steps with a prefill chunk or a jump's extend: eager on a graph runner. Requests of
+            # one length are admitted in bursts; those that close early are admitted one by one.
+            "extend_steps": after[4] - before[4],
             "step_us": step_us, "model_us": model_us,
             "host_us": round(step_us - model_us, 1) if step_us is not None else None,
             "jumped_tokens": jumped1 - jumped0,

@@ -128,6 +128,9 @@ struct SchedulerStats {
   int64_t jump_forward_tokens = 0;  // of those, appended by jump-forward without a decode step
   double cache_hit_rate = 0.0;    // cached_tokens / prompt_tokens
   int64_t num_steps = 0;
+  // Of those, steps in which some sequence ran more than one token (a prefill chunk, a jump's
+  // extend): a runner that replays decode graphs runs them eagerly.
+  int64_t extend_steps = 0;
   int32_t last_batch_size = 0;
   int32_t max_batch_size = 0;
   int64_t num_retractions = 0;

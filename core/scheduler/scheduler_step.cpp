@@ -389,6 +389,7 @@ void Scheduler::Impl::step() {
   ran_forward = true;
 
   counters.num_steps += 1;  // before the samples: a request finished below counts this step
+  if (info.num_tokens > info.num_seqs) counters.extend_steps += 1;
   // 6. Append, check stops, stream; finished requests leave the running set.
   for (size_t b = 0; b < B; ++b) {
     process_sample(*to_sample[b].first, results[b], top_ids[b], top_lps[b], ids_lps[b]);

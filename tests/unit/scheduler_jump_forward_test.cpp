@@ -212,6 +212,29 @@ TEST(SchedulerJumpForward, AppendsForcedTokensInOneStepAndMatchesTheReference) {
   }
 }
 
+// extend_steps counts the steps in which a sequence ran several tokens (eager on a graph runner):
+// the prompt's prefill, then each step that runs a jump's forced tokens; none without jumps.
+TEST(SchedulerJumpForward, ExtendStepsCountThePrefillAndTheJumps) {
+  for (bool disable : {false, true}) {
+    FakeModel model(256, 1);
+    Scheduler s(jump_options(256, 1, disable), model);
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    s.set_step_observer([seen](const StepInfo& info) {
+      if (info.num_tokens > info.num_seqs) seen->fetch_add(1);
+    });
+    const Result r = collect(*submit_constrained(s, "e", prompt(9, 3), 100));
+    ASSERT_EQ(spell(r.ids).size(), kPattern.size());
+    ASSERT_TRUE(s.flush_cache());
+    EXPECT_EQ(s.stats().extend_steps, seen->load()) << "disable " << disable;
+    if (disable) {
+      EXPECT_EQ(s.stats().extend_steps, 1) << "the prefill only";
+    } else {
+      EXPECT_GT(s.stats().extend_steps, 1);
+      EXPECT_LT(s.stats().extend_steps, s.stats().num_steps);
+    }
+  }
+}
+
 // The runner sizes a forward for the token budget plus one token per request, so one jump
 // appends at most budget / max_running_requests tokens (here 24 / 8 = 3); the rest of the forced
 // text is rolled back in the grammar and comes with the next steps.
