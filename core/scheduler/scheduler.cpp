@@ -2,7 +2,9 @@
 // scheduler_step.cpp.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
+#include <string_view>
 
 #include "core/scheduler/scheduler_impl.h"
 #include "core/util/log.h"
@@ -50,6 +52,7 @@ Scheduler::Impl::Impl(const SchedulerOptions& o, ModelBackend& b, const SableSam
       backend(b),
       sampler(s),
       mask_workers(mask_threads(), kMinMaskRowsPerThread),
+      grammar_workers(mask_threads(), 1),
       pool(static_cast<int32_t>(opts.num_pages), opts.page_size),
       cache(pool, !opts.disable_radix_cache),
       rng(opts.random_seed) {
@@ -58,6 +61,8 @@ Scheduler::Impl::Impl(const SchedulerOptions& o, ModelBackend& b, const SableSam
                    : std::min(0.7 * opts.schedule_conservativeness, 1.0);
   min_ratio = init_ratio * 0.14;
   new_token_ratio = init_ratio;
+  const char* share = std::getenv("SABLE_GRAMMAR_SHARE");
+  share_grammar_rows = share != nullptr && std::string_view(share) == "1";
   // The runner sizes a forward for the token budget plus one token per request: a jump may add
   // the budget's share of one request, so a step of jumps stays inside it.
   const int32_t budget =

@@ -99,6 +99,10 @@ struct Scheduler::Impl {
   ModelBackend& backend;
   sampling::Sampler sampler;
   SideWorkers mask_workers;  // fill grammar masks during the forward (scheduler_step.cpp)
+  // Share the sampled tokens' grammar steps (accept, jump-forward query) with this thread, when
+  // share_grammar_rows (SABLE_GRAMMAR_SHARE=1 in the environment; off by default).
+  SideWorkers grammar_workers;
+  bool share_grammar_rows = false;
   int32_t jump_cap = 1;      // most tokens one jump-forward appends (the runner's batch bound)
   PageAllocator pool;
   RadixCache cache;
@@ -135,9 +139,17 @@ struct Scheduler::Impl {
   // still locked by `a` (SGLang's cache_unfinished_req); `a` adopts the tree's pages.
   void cache_prefill_progress(Active& a);
   void order_waiting();
-  // scheduler_output.cpp: what a sampled token does to its request.
-  void process_sample(Active& a, const SableSampleResult& res, const std::vector<int32_t>& top_ids,
-                      const std::vector<float>& top_lps, const std::vector<float>& ids_lps);
+  // scheduler_output.cpp: what a sampled token does to its request. First its grammar's step
+  // (grammar_step: it touches only `a`, so the rows of a step may take it on several threads),
+  // then process_sample with that step's outcome.
+  struct GrammarStep {
+    bool accepted = true;        // false: the grammar rejected the sampled token
+    std::vector<int32_t> jump;   // the tokens replacing it (jump-forward), empty: none
+  };
+  GrammarStep grammar_step(Active& a, int32_t t);
+  void process_sample(Active& a, const SableSampleResult& res, GrammarStep grammar,
+                      const std::vector<int32_t>& top_ids, const std::vector<float>& top_lps,
+                      const std::vector<float>& ids_lps);
   // Appends one output token and applies the stop conditions; true when `a` finished.
   bool emit_token(Active& a, int32_t token, PositionLogprobs* logprobs);
   // The tokens that replace sampled token `t` when a's grammar forces text after it (empty: no

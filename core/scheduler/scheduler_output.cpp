@@ -52,12 +52,20 @@ std::vector<int32_t> Scheduler::Impl::jump_forward(Active& a, int32_t t) {
   return ids;
 }
 
-void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
+Scheduler::Impl::GrammarStep Scheduler::Impl::grammar_step(Active& a, int32_t t) {
+  GrammarStep g;
+  if (!a.req.grammar) return g;
+  g.accepted = a.req.grammar->accept_token(t);
+  if (g.accepted) g.jump = jump_forward(a, t);
+  return g;
+}
+
+void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res, GrammarStep grammar,
                                      const std::vector<int32_t>& top_ids,
                                      const std::vector<float>& top_lps,
                                      const std::vector<float>& ids_lps) {
   const int32_t t = res.token;
-  if (a.req.grammar && !a.req.grammar->accept_token(t)) {  // the mask should have prevented it
+  if (!grammar.accepted) {  // the mask should have prevented it
     finish(a, FinishReason::abort(fmt::format("the grammar rejected sampled token {}", t), 500), true);
     return;
   }
@@ -72,7 +80,7 @@ void Scheduler::Impl::process_sample(Active& a, const SableSampleResult& res,
   }
   a.last_token_time = now;
 
-  std::vector<int32_t> emitted = jump_forward(a, t);
+  std::vector<int32_t> emitted = std::move(grammar.jump);
   if (emitted.empty()) emitted.push_back(t);
   const auto& lo = a.req.logprobs;
   for (size_t i = 0; i < emitted.size(); ++i) {

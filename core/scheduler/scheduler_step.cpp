@@ -17,6 +17,9 @@ constexpr int64_t kRetractDecodeSteps = 20;  // SGLANG_RETRACT_DECODE_STEPS
 constexpr double kRatioDecaySteps = 600.0;   // SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
 constexpr int32_t kMaxDeferredPerStep = 128;  // bounds the admission scan of a long queue
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Sampled tokens' grammar steps (~1-2 us each) per thread taking part: waking a worker costs the
+// scheduler thread a few of them.
+constexpr size_t kGrammarRowsPerThread = 8;
 
 // log-softmax normaliser of one row.
 float log_sum_exp(const float* row, int32_t vocab) {
@@ -390,9 +393,29 @@ void Scheduler::Impl::step() {
 
   counters.num_steps += 1;  // before the samples: a request finished below counts this step
   if (info.num_tokens > info.num_seqs) counters.extend_steps += 1;
-  // 6. Append, check stops, stream; finished requests leave the running set.
+  // 6. The grammars take their sampled tokens and say what they force next. This lies between the
+  // device's sampling and the next launch, and each touches only its request: with
+  // SABLE_GRAMMAR_SHARE=1 a large constrained batch shares its rows with the grammar workers, this
+  // thread taking part from the start (an A/B switch: a worker's wake-up can take as long as the
+  // rows' work, bench/NOTES.md "twelfth session").
+  std::vector<GrammarStep> grammar(B);
+  std::vector<size_t> constrained_rows;
+  for (size_t b = 0; b < B; ++b)
+    if (to_sample[b].first->req.grammar) constrained_rows.push_back(b);
+  auto grammar_row = [&](size_t k) {
+    const size_t b = constrained_rows[k];
+    grammar[b] = grammar_step(*to_sample[b].first, results[b].token);
+  };
+  const size_t helpers = share_grammar_rows ? constrained_rows.size() / kGrammarRowsPerThread : 0;
+  if (helpers > 1) {
+    grammar_workers.share(constrained_rows.size(), helpers - 1, grammar_row);
+  } else {
+    for (size_t k = 0; k < constrained_rows.size(); ++k) grammar_row(k);
+  }
+  // 7. Append, check stops, stream; finished requests leave the running set.
   for (size_t b = 0; b < B; ++b) {
-    process_sample(*to_sample[b].first, results[b], top_ids[b], top_lps[b], ids_lps[b]);
+    process_sample(*to_sample[b].first, results[b], std::move(grammar[b]), top_ids[b], top_lps[b],
+                   ids_lps[b]);
   }
   for (Active* a : prefill_only_done) finish(*a, FinishReason::length_reached(0), true);
   running.remove_if([](const std::unique_ptr<Active>& a) { return a->req.stream->finished(); });

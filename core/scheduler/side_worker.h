@@ -2,11 +2,15 @@
 // while the model computes the step. SideWorker is one thread, started on first use and kept, so
 // a constrained step costs a hand-off, not a thread creation; SideWorkers splits a batch of rows
 // over several of them, so a large constrained batch (or masks computed for the first time) does
-// not outlast the forward and serialise in front of sampling.
-// Thread-safety: start() and wait() are called by one thread (the scheduler's), alternately.
+// not outlast the forward and serialise in front of sampling. share() runs rows with the calling
+// thread taking part, for work on the critical path (the grammar's accept and jump-forward query
+// between sampling and the next launch): the caller never waits for a worker to wake.
+// Thread-safety: start()/share() and wait() are called by one thread (the scheduler's).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -113,6 +117,45 @@ class SideWorkers {
     if (first) std::rethrow_exception(first);
   }
   size_t threads() const { return workers_.size(); }
+
+  // Runs row(i) for every i in [0, n) on the calling thread and on up to `helpers` workers
+  // together: rows are claimed one at a time, so the caller starts at once and a worker that wakes
+  // late takes what is left, or nothing (it never calls `row` then, which may be gone). Returns
+  // once every row is done; rethrows the first row's error. The workers' end is waited for at the
+  // next share() or wait() (they have long found no row left by then).
+  void share(size_t n, size_t helpers, std::function<void(size_t)> row) {
+    wait();
+    struct Shared {
+      std::atomic<size_t> next{0};
+      std::atomic<size_t> done{0};
+      size_t n = 0;
+      std::function<void(size_t)> row;
+      std::mutex mutex;
+      std::exception_ptr error;
+    };
+    auto shared = std::make_shared<Shared>();
+    shared->n = n;
+    shared->row = std::move(row);
+    auto run = [shared] {
+      Shared& s = *shared;
+      for (size_t i; (i = s.next.fetch_add(1, std::memory_order_relaxed)) < s.n;) {
+        try {
+          s.row(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(s.mutex);
+          if (!s.error) s.error = std::current_exception();
+        }
+        s.done.fetch_add(1, std::memory_order_release);
+      }
+    };
+    active_ = std::min({helpers, workers_.size(), n > 0 ? n - 1 : 0});
+    for (size_t w = 0; w < active_; ++w) workers_[w].start(run);
+    run();
+    // Only rows a worker claimed are left: their end is near.
+    while (shared->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    if (shared->error) std::rethrow_exception(shared->error);
+  }
 
  private:
   std::vector<SideWorker> workers_;

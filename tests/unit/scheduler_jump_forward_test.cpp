@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "core/scheduler/scheduler.h"
@@ -435,6 +436,104 @@ TEST(SchedulerJumpForward, MaskWorkersSplitRowsAndRethrow) {
   EXPECT_THROW(workers.wait(), std::runtime_error);
   workers.start(8, [](size_t, size_t) {});
   EXPECT_NO_THROW(workers.wait());
+}
+
+// share(): every row runs once, on the caller and the helpers together, a row's error reaches the
+// caller after every row ran, and a share right after another (late helpers still finishing
+// theirs) is safe.
+TEST(SchedulerJumpForward, SharedRowsRunOnceWithTheCallerTakingPart) {
+  SideWorkers workers(3, 1);
+  for (size_t n : {0u, 1u, 2u, 7u, 32u, 100u}) {
+    std::vector<std::atomic<int>> seen(n);
+    std::mutex mu;
+    std::set<std::thread::id> threads;
+    workers.share(n, 3, [&](size_t i) {
+      seen[i].fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::lock_guard<std::mutex> lock(mu);
+      threads.insert(std::this_thread::get_id());
+    });
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(seen[i].load(), 1) << n << " row " << i;
+    if (n >= 32) {  // rows of 200 us: the caller and some helper each take some
+      EXPECT_EQ(threads.count(std::this_thread::get_id()), 1u) << n;
+      EXPECT_GT(threads.size(), 1u) << n;
+    }
+  }
+  std::atomic<int> ran{0};
+  EXPECT_THROW(workers.share(16, 3,
+                             [&](size_t i) {
+                               ran.fetch_add(1);
+                               if (i == 5) throw std::runtime_error("grammar failed");
+                             }),
+               std::runtime_error);
+  EXPECT_EQ(ran.load(), 16);
+  for (int round = 0; round < 50; ++round) {  // helpers of the last round may still be waking
+    std::atomic<int> rows{0};
+    workers.share(4, 3, [&](size_t) { rows.fetch_add(1); });
+    EXPECT_EQ(rows.load(), 4);
+  }
+  workers.wait();
+}
+
+// With SABLE_GRAMMAR_SHARE=1 the grammar steps of a large constrained batch (accepting the sampled
+// tokens, asking for jumps) are shared between the scheduler thread and the grammar workers; every
+// output still spells the whole pattern and ends at EOS. Off (the default), one thread runs them.
+class ThreadRecordingMatcher : public PatternMatcher {
+ public:
+  ThreadRecordingMatcher(std::shared_ptr<std::mutex> mu,
+                         std::shared_ptr<std::set<std::thread::id>> threads)
+      : PatternMatcher(kPattern), mu_(std::move(mu)), threads_(std::move(threads)) {}
+  bool accept_token(int32_t token) override {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));  // a step's rows outlast a wake
+    {
+      std::lock_guard<std::mutex> lock(*mu_);
+      threads_->insert(std::this_thread::get_id());
+    }
+    return PatternMatcher::accept_token(token);
+  }
+
+ private:
+  std::shared_ptr<std::mutex> mu_;
+  std::shared_ptr<std::set<std::thread::id>> threads_;
+};
+
+// The distinct threads that ran the grammar steps of 32 constrained requests decoding together.
+size_t grammar_threads_of_a_batch(bool share) {
+  if (share) setenv("SABLE_GRAMMAR_SHARE", "1", 1);
+  FakeModel model(4096, 1);
+  model.hold = true;  // the requests decode together
+  Scheduler s(jump_options(4096, 1, false), model);
+  unsetenv("SABLE_GRAMMAR_SHARE");
+  auto mu = std::make_shared<std::mutex>();
+  auto threads = std::make_shared<std::set<std::thread::id>>();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 32; ++i) {
+    Request r;
+    r.rid = "s" + std::to_string(i);
+    r.input_ids = prompt(9, i);
+    r.params.temperature = 0;
+    r.params.max_new_tokens = 100;
+    r.eos_ids = {kEos};
+    r.grammar = std::make_unique<ThreadRecordingMatcher>(mu, threads);
+    r.stream = std::make_shared<RequestStream>();
+    streams.push_back(r.stream);
+    s.submit(std::move(r));
+  }
+  model.hold = false;
+  for (auto& stream : streams) {
+    const Result r = collect(*stream);
+    EXPECT_EQ(spell(r.ids).size(), kPattern.size()) << "share " << share;
+    EXPECT_EQ(r.finish.type, FinishReason::Type::kStop) << "share " << share;
+  }
+  EXPECT_TRUE(s.flush_cache());
+  EXPECT_EQ(s.stats().free_pages, 4096);
+  std::lock_guard<std::mutex> lock(*mu);
+  return threads->size();
+}
+
+TEST(SchedulerJumpForward, GrammarStepsOfALargeBatchAreSharedWhenAsked) {
+  EXPECT_GT(grammar_threads_of_a_batch(true), 1u) << "every grammar step ran on one thread";
+  EXPECT_EQ(grammar_threads_of_a_batch(false), 1u);
 }
 
 // A backend whose forward returns at the launch (CUDA with device logits) gets the step's masks
