@@ -5,8 +5,9 @@
 // last group's tail), K of 1, 3 and 28 blocks, 1..9 activation rows (one pass, two passes and a
 // partial one) and on AMX 5..600 (tiles of 8 or 16 rows, a short last chunk, blocks of rows), a
 // group range and a strided output whose other entries stay untouched; the LM head's x16 kernel
-// agrees with the scalar head kernel and keeps its bound; and the gemm op (and its LM-head path)
-// takes a registered weight's copy (1 or 2 threads, bias) until the weight is forgotten.
+// agrees with the scalar head kernel and keeps its bound, at one row and (AMX, Q8_0) 2..16; and the
+// gemm op (and its LM-head path) takes a registered weight's copy (1 or 2 threads, bias) until
+// the weight is forgotten.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -172,6 +173,52 @@ TEST_F(OpsQgemm, X16HeadAgreesWithTheScalarHead) {
   if (tested == 0) GTEST_SKIP() << "no table with the x16 head kernel on this CPU";
 }
 
+// The LM head's AMX kernel over the x16 copy (2..16 int16 activation rows, Q8_0) against the
+// scalar head_rows: logits up to fp32 summation order, the same bound, every logit within its
+// bound of the exact dot; tiles of 8 and 16 rows, N tails, K of 1, 3 and 28 blocks, a group range.
+TEST_F(OpsQgemm, X16HeadRowsAgreeWithTheScalarHead) {
+  const QKernels& ref = cpu::scalar_kernels();
+  const int tested = for_each_x16_case(
+      rng_,
+      [](const QKernels& t, int32_t dtype) {
+        return dtype == SABLE_DTYPE_Q8_0 ? t.q8_0_x16_head_rows : nullptr;
+      },
+      [&](const QKernels& table, int32_t dtype, QKernels::X16HeadRows kern, int64_t k, int64_t n,
+          const std::vector<std::byte>& w, const std::vector<std::byte>& p) {
+        const int64_t wrb = cpu::row_bytes(dtype, k), nb = k / 32, groups = (n + 15) / 16;
+        const int64_t g0 = groups > 1 ? 1 : 0;
+        std::vector<float> deq(static_cast<size_t>(n * k));
+        for (int64_t r = 0; r < n; ++r)
+          ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
+        for (const int64_t m : {2, 3, 8, 9, 16}) {
+          const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+          std::vector<cpu::BlockQ16A> xq(static_cast<size_t>(m * nb));
+          for (int64_t i = 0; i < m; ++i) ref.quantize_row16(&x[i * k], &xq[i * nb], k);
+          std::vector<float> want(static_cast<size_t>(m * n)), want_bound(want.size());
+          ref.head_rows(dtype)(w.data(), wrb, n, xq.data(), nb, m, k, want.data(), n,
+                               want_bound.data(), n);
+          std::vector<float> out(want.size(), -1.0f), bound(want.size(), -1.0f);
+          kern(p.data(), g0, groups, n, xq.data(), nb, m, k, out.data(), n, bound.data(), n);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t r = 0; r < n; ++r) {
+              const size_t o = static_cast<size_t>(i * n + r);
+              if (r < g0 * 16) {
+                ASSERT_EQ(out[o], -1.0f);
+                ASSERT_EQ(bound[o], -1.0f);
+                continue;
+              }
+              const double exact = dot(&deq[r * k], &x[i * k], k);
+              ASSERT_NEAR(out[o], want[o], 1e-5 * (1.0 + std::fabs(want[o])))
+                  << table.name << " K=" << k << " N=" << n << " M=" << m << " row " << i
+                  << " weight row " << r;
+              ASSERT_NEAR(bound[o], want_bound[o], 1e-5 * want_bound[o]) << table.name;
+              ASSERT_LE(std::fabs(out[o] - exact), bound[o] * 1.0001 + 1e-4) << table.name;
+            }
+        }
+      });
+  if (tested == 0) GTEST_SKIP() << "no table with the x16 head-rows kernel on this CPU";
+}
+
 TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
   const QKernels& best = cpu::best_kernels();
   const int64_t n = 37, k = 160;
@@ -214,6 +261,11 @@ TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
     bool nonzero = false;
     for (float v : gemm(dtype, w.data(), n, k, x1, 1, nullptr, true)) nonzero |= v != 0.0f;
     EXPECT_EQ(nonzero, head_used) << "dtype " << dtype;
+    // And at batch 5 where the table has the head-rows kernel (the AMX table's Q8_0).
+    const bool head_rows_used = dtype == SABLE_DTYPE_Q8_0 && best.q8_0_x16_head_rows != nullptr;
+    nonzero = false;
+    for (float v : gemm(dtype, w.data(), n, k, xs[4], 5, nullptr, true)) nonzero |= v != 0.0f;
+    EXPECT_EQ(nonzero, head_rows_used) << "dtype " << dtype;
     cpu::x16_forget(w.data(), w.size());
     EXPECT_EQ(cpu::x16_copy(dtype, w.data(), n, k), nullptr);
     const auto forgotten = gemm(dtype, w.data(), n, k, x1, 1);

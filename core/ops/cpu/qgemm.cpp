@@ -181,9 +181,14 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   const BlockQ16A* xqp = xq.data();
   float* bp = bound.data();
   const int team = team_size(m, n, k);
-  // One activation row: the head's x16 copy when the table reads it (16 rows per vector).
+  // The head's x16 copy when the table reads it: one activation row (16 rows per vector), or
+  // Q8_0 at 2..x16_head_max_rows (AMX tiles whose B is the copy).
   const QKernels::X16Head x16 = m == 1 ? kern.x16_head(dtype) : nullptr;
-  const void* pk = x16 != nullptr ? x16_copy(dtype, w, n, k) : nullptr;
+  const QKernels::X16HeadRows x16m =
+      dtype == SABLE_DTYPE_Q8_0 && m >= 2 && m <= kern.x16_head_max_rows
+          ? kern.q8_0_x16_head_rows
+          : nullptr;
+  const void* pk = x16 != nullptr || x16m != nullptr ? x16_copy(dtype, w, n, k) : nullptr;
   const int64_t units = pk != nullptr ? (n + kX16 - 1) / kX16 : n;
   const int64_t chunks = std::min<int64_t>(pk != nullptr ? units : (n + 7) / 8, 4 * team);
   auto rows_of = [&](int64_t c) {  // chunk c's output rows
@@ -201,8 +206,10 @@ void head_gemm(const QKernels& kern, int32_t dtype, const char* w, int64_t wrb, 
   float* fp = floors.data();  // thread_local: the workers reach it through this pointer
   parallel_for(chunks, team, [&](int64_t c) {
     const auto [r0, r1] = rows_of(c);
-    if (pk != nullptr) {
+    if (pk != nullptr && m == 1) {
       x16(pk, r0 / kX16, (r1 + kX16 - 1) / kX16, n, xqp, k, out, bp);
+    } else if (pk != nullptr) {
+      x16m(pk, r0 / kX16, (r1 + kX16 - 1) / kX16, n, xqp, nb, m, k, out, ldo, bp, n);
     } else {
       head(w + r0 * wrb, wrb, r1 - r0, xqp, nb, m, k, out + r0, ldo, bp + r0, n);
     }

@@ -86,6 +86,13 @@ struct QKernels {
   using X16Prep = const void* (*)(int32_t dtype, const BlockQ8A* x, int64_t xs, int64_t m,
                                   int64_t k);
   X16Prep x16_prep = nullptr;
+  // The LM head (HeadRows: logits and bound) at 2..x16_head_max_rows int16 activation rows over
+  // the head's x16 copy, row groups [g0, g1) of n rows; nullptr (and 0) in the tables without it.
+  using X16HeadRows = void (*)(const void* pk, int64_t g0, int64_t g1, int64_t n,
+                               const BlockQ16A* x, int64_t xs, int64_t m, int64_t k, float* out,
+                               int64_t ldo, float* bound, int64_t ldb);
+  X16HeadRows q8_0_x16_head_rows = nullptr;
+  int64_t x16_head_max_rows = 0;
   X16Head x16_head(int32_t dtype) const {
     return dtype == SABLE_DTYPE_Q8_0   ? q8_0_x16_head
            : dtype == SABLE_DTYPE_Q4_0 ? q4_0_x16_head

@@ -253,6 +253,10 @@ const QKernels& amx_kernels() {
     t.q4_1_x16 = &amx_x16_rows<SABLE_DTYPE_Q4_1>;
     t.x16_max_rows = t.x16_max_rows_q8_0 = INT64_MAX;
     t.x16_prep = &amx_x16_prep;
+    // The Q8_0 head at 2-16 rows over its x16 copy (qkernels_amx_x16.inc; q8a_head_rows serves
+    // a head without a copy).
+    t.q8_0_x16_head_rows = &amx_x16_head_rows;
+    t.x16_head_max_rows = kA;
     // The Q8_0 head at 2-8 rows: int16 activations as two byte tiles (qkernels_amx_q8a_head.inc).
     t.q8_0_head = &q8a_head_rows;
     return t;
