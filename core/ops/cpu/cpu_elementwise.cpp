@@ -9,6 +9,7 @@
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/thread_pool.h"
 #include "core/ops/cpu/qblocks.h"
+#include "core/util/lanes4.h"
 
 namespace sable::ops::cpu {
 
@@ -17,29 +18,11 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // below this many elements threads cost more than they give
 
 
-// SiLU four lanes at a time (GCC/Clang vector extensions: SSE on the baseline x86-64 build, NEON
-// on arm64). libm's expf per element, a call each, was 4-6 % of a Qwen2.5-0.5B batch-8 CPU decode
+// SiLU four lanes at a time (core/util/lanes4.h). libm's expf per element, a call each, was 4-6 % of a Qwen2.5-0.5B batch-8 CPU decode
 // step at one thread, and at batch 8 only 8 of 16 threads share it (one row each).
-typedef float F4 __attribute__((vector_size(16)));
-typedef int32_t I4 __attribute__((vector_size(16)));
-
-// exp(x) for x <= 0, within 2 ulp of std::exp down to -87 (below: ~1.6e-38): Cody-Waite
-// reduction, Cephes' degree-6 polynomial, the exponent built in the bits (as the sampler's).
-inline F4 exp_nonpositive(F4 x) {
-  const F4 lo = F4{} - 87.0f;
-  x = x < lo ? lo : x;
-  const F4 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const F4 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  F4 p = F4{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const F4 e = p * r * r + r + 1.0f;
-  const I4 bits = (__builtin_convertvector(n, I4) + 127) << 23;
-  return e * (F4)bits;  // 2^n: reinterprets the lanes' bits
-}
+using lanes4::F4;
+using lanes4::I4;
+using lanes4::exp_nonpositive;
 
 // x * sigmoid(x) from e = exp(-|x|) (never overflows): 1 / (1 + e) for x >= 0, e / (1 + e) below.
 inline F4 silu4(F4 x) {
