@@ -6,9 +6,8 @@ twice, unconstrained and with a JSON schema, and prints the output tokens per se
 their ratio (the bar: constrained >= 95 % of unconstrained at batch 32). `ratio` is over the
 whole pass; `full_batch_ratio` over the part where every client slot had a request (the drain at
 the end runs below batch 32, and requests that closed their JSON early leave slots idle there).
-Both runs ask for the same number of
-new tokens; the schema allows long outputs (an array of free strings) so that the grammar, not an
-early EOS, decides how many tokens are generated. Then (unless --no-compare) a second server with
+Both runs ask for the same number of new tokens; the schema allows long outputs (an array of free
+strings) so that the grammar, not an early EOS, decides how many tokens are generated. Then (unless --no-compare) a second server with
 --disable-jump-forward runs the JSON-schema pass again, so one run shows what jump-forward buys
 (or costs: its extend steps run without CUDA graphs); /server_info's step and jump counters of each
 pass are printed too, with the scheduler's time per step split into the model's (launch and the

@@ -24,7 +24,7 @@ void sample_rows(float* logits, int64_t num_rows, int64_t vocab, const SableSamp
                  SableSampleResult* results);
 
 // The first index of the largest value (ties: the earliest; NaNs never win; 0 when no value is
-// above -inf). `row` must not be empty. Four lanes at a time: greedy decoding over a large
+// above -inf). `row` must not be empty. Sixteen lanes at a time: greedy decoding over a large
 // vocabulary.
 int32_t argmax(std::span<const float> row);
 

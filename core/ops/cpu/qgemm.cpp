@@ -5,9 +5,10 @@
 // the best kernel table of this CPU: at batch 1 every weight row is read once (the rows stream
 // from memory in order; on AVX-512 Q8_0 / Q4_0 / Q4_1 weights the model host registered are read
 // from their x16 copy, 16 rows per vector, up to QKernels::x16_max activation rows - on AMX at
-// every M, the copy's blocks being the tiles' B: qrepack.h, qkernels_amx_x16.inc); Q8_0 / Q4_0 / Q4_1 at batch and prefill sizes in register tiles of one
-// weight row x 8 activation rows (QKernels::int8_tiles), faster than fp32 panels + OpenBLAS at
-// every M measured (bench/NOTES.md "Q4_0 / Q4_1 tiles"); the K-quants row by row up to
+// every M, the copy's blocks being the tiles' B: qrepack.h, qkernels_amx_x16.inc); Q8_0 / Q4_0 /
+// Q4_1 at batch and prefill sizes in register tiles of one weight row x 8 activation rows
+// (QKernels::int8_tiles), faster than fp32 panels + OpenBLAS at every M measured (bench/NOTES.md
+// "Q4_0 / Q4_1 tiles"); the K-quants row by row up to
 // kPanelMinRows. A kPreciseActivations weight (the LM head) then has the rows that could be its
 // argmax recomputed in fp32 (head_gemm). Otherwise, at small M each weight row is unpacked to fp32
 // and dotted with the fp32 rows, BF16/F16 rows always widened against fp32 activations; at large M

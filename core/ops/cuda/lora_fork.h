@@ -39,7 +39,7 @@ class LoraFork {
   int64_t forks_ = 0;
 };
 
-// This thread's instance; nullptr-free. enabled() is false with SABLE_LORA_FORK=0.
+// This thread's instance, and whether forking is on (false with SABLE_LORA_FORK=0).
 LoraFork& lora_fork();
 bool lora_fork_enabled();
 
