@@ -7,6 +7,11 @@
 // KV page, pays one trap a page inside the timed step; on a sandboxed host (gVisor-like, the
 // device machines) each trap costs tens of microseconds. One populating mmap maps them all in one
 // system call instead. Small requests (under kPopulateMin) stay with the C++ runtime.
+// From 2 MiB on, the mapping starts on a 2 MiB boundary and is advised MADV_HUGEPAGE before it is
+// populated (MADV_POPULATE_WRITE), so that where transparent huge pages are on "madvise" the
+// weights' x16 copies, the KV pool and the arena sit on 2 MiB pages: a single-core decode streams
+// ~0.5 GB a token, and with 4 KiB pages that is a TLB miss (and a stop of the hardware
+// prefetcher, which does not cross pages) every 4 KiB. SABLE_HUGEPAGES=0 turns it off (A/B).
 // Thread-safety: free functions, safe from any thread.
 #pragma once
 

@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/ops/host_pages.h"
@@ -44,6 +48,42 @@ TEST(HostPages, LargeAllocationsArriveMapped) {
     EXPECT_EQ(resident_pages(p, bytes), (bytes + page - 1) / page) << bytes << " bytes";
     free_populated(p, bytes);
   }
+}
+
+// kB of transparent huge pages backing the mapping that starts at p (/proc/self/smaps), -1 when
+// the mapping is not found.
+long anon_huge_kb(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
+      in = lo == reinterpret_cast<uintptr_t>(p);
+      continue;
+    }
+    if (in && line.rfind("AnonHugePages:", 0) == 0) return std::strtol(line.c_str() + 14, nullptr, 10);
+  }
+  return -1;
+}
+
+// From 2 MiB on the mapping starts on a 2 MiB boundary and, where transparent huge pages are
+// allowed for madvised memory, is backed by them (the single-core decode's TLB and prefetcher).
+TEST(HostPages, LargeAllocationsAskForHugePages) {
+  std::ifstream mode_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(mode_file, mode);
+  if (mode.find("[never]") != std::string::npos || mode.empty())
+    GTEST_SKIP() << "transparent huge pages are off here";
+  const size_t bytes = size_t{8} << 20;
+  void* p = allocate_populated(bytes);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t{2} << 20), 0u);
+  const long kb = anon_huge_kb(p);
+  free_populated(p, bytes);
+  EXPECT_GE(kb, 2048) << "THP mode '" << mode << "'";
 }
 
 }  // namespace
