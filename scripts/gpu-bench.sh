@@ -134,6 +134,14 @@ for w in $which; do
         --section SpeedOfLight --section WarpStateStats --section LaunchStats --section Occupancy \
         --section MemoryWorkloadAnalysis "$bin/sable_gpu_decode_bench" "$models/llama8b" ${NCU_ATTN_ARGS:-1 128 8 0} 2>&1 |
         grep -vE "^\[20|^==PROF==|plugin" | grep -E "[0-9]" | head -${NCU_LINES:-70} ;;
+    ncu_attn_src)  # the same launch's warp stalls per SASS instruction (pc sampling), CSV in $out
+      make_model llama8b llama-3.1-8b llama3
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      "$ncu" --clock-control none --kernel-name regex:decode_kernel --launch-skip 40 --launch-count 1 \
+        --section WarpStateStats --section SourceCounters --section SpeedOfLight --page source --csv \
+        --print-source sass "$bin/sable_gpu_decode_bench" "$models/llama8b" ${NCU_ATTN_ARGS:-1 128 8 0} \
+        >"$out/ncu_attn_src.csv" 2>"$out/ncu_attn_src.err"
+      python3 /work/main/scripts/ncu_stalls.py "$out/ncu_attn_src.csv" | tee "$out/ncu_attn_src.txt" ;;
     moe_bf16)  # issue 14: MoE greedy agreement with the fp32 references, transformers bf16 vs Sable, this GPU
       python3 /work/main/scripts/moe_bf16_agreement.py "$out/moe_hf.json" /work/main/tests/golden/models 2>&1 |
         grep -E "moe_bf16|Error"

@@ -23,7 +23,7 @@ template <int kM, int kR, int kHint, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
                 const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k,
-                bool prefetch, bool accumulate) {
+                bool prefetch, bool early, bool accumulate) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
@@ -33,13 +33,24 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     const char* bytes = reinterpret_cast<const char*>(w + row0 * k);
     for (int64_t line = lane; line * 128 < k * 2 * rows; line += 32) prefetch_l2(bytes + line * 128);
   }
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
-  if (rows == 0) return;
   const int64_t kv = k / 8;  // 16-byte vectors per row
   const uint4* wr[kR];
 #pragma unroll
-  for (int r = 0; r < kR; ++r) wr[r] = reinterpret_cast<const uint4*>(w + (row0 + min(r, rows - 1)) * k);
+  for (int r = 0; r < kR; ++r)
+    wr[r] = reinterpret_cast<const uint4*>(w + (row0 + min(r, max(rows, 1) - 1)) * k);
+  // The first batch of weight loads goes out before the wait as well (into registers: they are
+  // used by the first iteration below), so the DRAM has work while the predecessor drains.
+  uint4 wv[kR][kUnroll];
+  const bool early_loads = early && rows > 0 && 32 * (kUnroll - 1) + lane < kv;
+  if (early_loads) {
+#pragma unroll
+    for (int r = 0; r < kR; ++r)
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + lane + 32 * u);
+  }
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  if (rows == 0) return;
   float acc[kR][kM];
 #pragma unroll
   for (int r = 0; r < kR; ++r)
@@ -47,11 +58,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int m = 0; m < kM; ++m) acc[r][m] = 0.0f;
   int64_t i = lane;
   for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
-    uint4 wv[kR][kUnroll];
+    if (!early_loads || i != lane) {
 #pragma unroll
-    for (int r = 0; r < kR; ++r)
+      for (int r = 0; r < kR; ++r)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + i + 32 * u);
+        for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + i + 32 * u);
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
@@ -105,6 +117,11 @@ bool gemv_cache_hint() {
   return on;
 }
 
+bool gemv_early_loads() {
+  static const bool on = env_int("SABLE_GEMV_EARLY", 0) == 1;
+  return on;
+}
+
 namespace {
 
 template <int kR, int kHint, class TOut>
@@ -115,7 +132,7 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
 #define SABLE_GEMV_CASE(M)                                                                   \
   case M:                                                                                    \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, l2_prefetch(), acc) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, l2_prefetch(), gemv_early_loads(), acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE

@@ -78,6 +78,10 @@ bool l2_prefetch();
 // Whether the GEMV kernels load weights with ld.global.nc.L1::no_allocate.L2::256B instead of
 // __ldg (default on since v6, bench/NOTES.md; SABLE_GEMV_HINT=0 turns it off for A/B runs).
 bool gemv_cache_hint();
+// Whether the skinny GEMMs issue their first weight loads before waiting for the predecessor
+// (under PDL they overlap its tail) and before the fused norm's prologue. Off by default: a
+// GEMM whose w a preceding kernel writes would read it early; SABLE_GEMV_EARLY=1 for A/B runs.
+bool gemv_early_loads();
 
 // gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
 // [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
