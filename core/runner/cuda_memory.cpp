@@ -5,8 +5,10 @@
 
 #include <new>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
+#include "core/ops/weight_ranges.h"
 #include "core/runner/device_memory.h"
 #include "sable/tensor.h"
 
@@ -21,7 +23,10 @@ class CudaMemory final : public DeviceMemory {
  public:
   explicit CudaMemory(int32_t index) : index_(index) { check(cudaSetDevice(index), "cudaSetDevice"); }
   ~CudaMemory() override {
-    for (void* p : blocks_) cudaFree(p);
+    for (auto [p, n] : blocks_) {
+      ops::forget_weight_ranges(p, n);  // weights registered by the model host
+      cudaFree(p);
+    }
   }
   int32_t device_type() const override { return SABLE_DEVICE_CUDA; }
   int32_t device_index() const override { return index_; }
@@ -34,7 +39,7 @@ class CudaMemory final : public DeviceMemory {
       throw std::bad_alloc();
     }
     check(cudaMemset(p, 0, n), "cudaMemset");
-    blocks_.push_back(p);
+    blocks_.emplace_back(p, n);
     return p;
   }
   void upload(void* dst, const void* src, size_t bytes) override {
@@ -46,7 +51,7 @@ class CudaMemory final : public DeviceMemory {
 
  private:
   int32_t index_;
-  std::vector<void*> blocks_;
+  std::vector<std::pair<void*, size_t>> blocks_;
 };
 
 }  // namespace

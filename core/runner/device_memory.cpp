@@ -10,6 +10,7 @@
 
 #include "core/ops/cpu/qrepack.h"
 #include "core/ops/host_pages.h"
+#include "core/ops/weight_ranges.h"
 #include "sable/tensor.h"
 
 namespace sable::runner {
@@ -22,6 +23,7 @@ class CpuMemory final : public DeviceMemory {
   ~CpuMemory() override {
     for (auto& [p, n] : blocks_) {
       ops::cpu::x16_forget(p, n);  // the weights' interleaved copies (core/ops/cpu/qrepack.h)
+      ops::forget_weight_ranges(p, n);
       ops::free_populated(p, n);
     }
   }
@@ -47,6 +49,7 @@ class LazyZeroMemory final : public DeviceMemory {
   ~LazyZeroMemory() override {
     for (auto& [p, n] : maps_) {
       ops::cpu::x16_forget(p, n);
+      ops::forget_weight_ranges(p, n);
       munmap(p, n);
     }
   }

@@ -10,6 +10,7 @@
 #include "core/hf_config/hf_config.h"
 #include "core/ops/cpu/qblocks.h"
 #include "core/ops/cpu/qrepack.h"
+#include "core/ops/weight_ranges.h"
 #include "core/util/log.h"
 
 namespace sable::runner {
@@ -220,6 +221,9 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
       weights_.read(name, dst_dtype, slice_dim, slice_start, slice_len, staging.data());
       memory_.upload(t.data, staging.data(), staging.size());
     }
+    // Checkpoint bytes: no kernel writes them in a forward (the decode GEMV's early loads).
+    ops::register_weight_range(t.data, static_cast<size_t>(sable_tensor_numel(&t)) *
+                                           sable_dtype_size(dst_dtype));
     used_.insert(name);
     *out = t;
     return SABLE_OK;

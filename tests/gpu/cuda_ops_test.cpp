@@ -10,6 +10,7 @@
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/expert_recorder.h"
+#include "core/ops/weight_ranges.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace sable::gputest {
@@ -575,6 +576,46 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
   f.gated = 1;
   f.act = SABLE_ACT_SILU;  // out is [1, 96], gated wants [1, 48]
   EXPECT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_ERR_INVALID_ARGUMENT);
+}
+
+// The decode GEMVs load a registered weight's first bytes before waiting for the kernel ahead
+// (core/ops/weight_ranges.h); x written by that kernel must still be read after it finishes, and
+// a w some kernel just wrote (not registered) must be read as written. K 4096 so that the early
+// batch is a part of each row; 16 MB of weights, under the fused kernel's limit (kFusedMaxBytes).
+TEST_F(CudaOpsTest, GemvEarlyLoadsWaitForTheirInputs) {
+  for (int64_t m : {1, 3}) {
+    SCOPED_TRACE(testing::Message() << "m=" << m);
+    const int64_t k = 4096, n = 2048;
+    Pair src = make({m, k}), x = make({m, k}), w = make({n, k}, 0.02f), o = make({m, n});
+    Pair wsrc = make({n, k}, 0.02f), w2 = make({n, k}, 0.02f), g = make({k});
+    ops::register_weight_range(w.dev.get(), static_cast<size_t>(n * k) * 2);
+    auto srcc = src.cpu(), xc = x.cpu(), wc = w.cpu(), oc = o.cpu(), gc = g.cpu();
+    auto srcg = src.gpu(), xg = x.gpu(), wg = w.gpu(), og = o.gpu(), gg = g.gpu();
+    // x = 0.5 src by the kernel just ahead of the GEMV, then out = x · wᵀ.
+    ASSERT_EQ(c_->scale(&cpu_ctx_, &srcc, 0.5f, &xc), SABLE_OK);
+    ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, nullptr, &oc), SABLE_OK);
+    ASSERT_EQ(g_->scale(&gpu_ctx_, &srcg, 0.5f, &xg), SABLE_OK);
+    ASSERT_EQ(g_->gemm(&gpu_ctx_, &xg, &wg, nullptr, &og), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(o);
+    // The fused kernel (norm prologue) the same way.
+    SableGemmFusion f{};
+    f.struct_size = sizeof(f);
+    f.norm_eps = 1e-6f;
+    f.norm_weight = &gc;
+    ASSERT_EQ(c_->gemm_fused(&cpu_ctx_, &xc, &wc, nullptr, &f, &oc), SABLE_OK);
+    f.norm_weight = &gg;
+    ASSERT_EQ(g_->scale(&gpu_ctx_, &srcg, 0.5f, &xg), SABLE_OK);
+    ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(o);
+    // w2 = 3 wsrc by the kernel just ahead: not a registered weight, read after the write.
+    auto wsrcc = wsrc.cpu(), w2c = w2.cpu(), wsrcg = wsrc.gpu(), w2g = w2.gpu();
+    ASSERT_EQ(c_->scale(&cpu_ctx_, &wsrcc, 3.0f, &w2c), SABLE_OK);
+    ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &w2c, nullptr, &oc), SABLE_OK);
+    ASSERT_EQ(g_->scale(&gpu_ctx_, &wsrcg, 3.0f, &w2g), SABLE_OK);
+    ASSERT_EQ(g_->gemm(&gpu_ctx_, &xg, &w2g, nullptr, &og), SABLE_OK) << gpu_ctx_.last_error;
+    expect_close(o);
+    ops::forget_weight_ranges(w.dev.get(), static_cast<size_t>(n * k) * 2);
+  }
 }
 
 TEST_F(CudaOpsTest, RmsNormPerHeadStridedView) {

@@ -21,6 +21,7 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
 
@@ -314,7 +315,8 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                static_cast<const Bf16*>(g.bias), static_cast<Bf16*>(g.out), g.ldo, g.m, g.n, g.k,
                static_cast<const Bf16*>(g.norm_w), g.eps, g.norm_offset, g.mode, g.act,
                g.accumulate, g.rope_cols, g.head_dim, g.rot_dim, g.positions, g.cos_sin, splits,
-               l2_prefetch(), gemv_cache_hint(), gemv_early_loads()};
+               l2_prefetch(), gemv_cache_hint(),
+               gemv_early_loads() && is_weight_range(g.w, static_cast<size_t>(g.n * g.k) * 2)};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {
     case 1: e = launch_m<1>(a, norm, blocks, s); break;

@@ -7,6 +7,7 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
 
 #include <cstdlib>
@@ -118,7 +119,7 @@ bool gemv_cache_hint() {
 }
 
 bool gemv_early_loads() {
-  static const bool on = env_int("SABLE_GEMV_EARLY", 0) == 1;
+  static const bool on = env_int("SABLE_GEMV_EARLY", 1) == 1;
   return on;
 }
 
@@ -126,13 +127,13 @@ namespace {
 
 template <int kR, int kHint, class TOut>
 bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
-                    TOut* out, int64_t m, int64_t n, int64_t k, bool acc, cudaStream_t s) {
+                    TOut* out, int64_t m, int64_t n, int64_t k, bool acc, bool early, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock * kR - 1) / (kWarpsPerBlock * kR));
   switch (m) {
 #define SABLE_GEMV_CASE(M)                                                                   \
   case M:                                                                                    \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, l2_prefetch(), gemv_early_loads(), acc) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, l2_prefetch(), early, acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE
@@ -152,22 +153,24 @@ int rows_per_warp(int64_t m, int64_t k) {
 
 template <int kR, class TOut>
 bool launch_rows(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
-                 TOut* out, int64_t m, int64_t n, int64_t k, bool acc, cudaStream_t s) {
-  return gemv_cache_hint() ? launch_variant<kR, 1>(x, ldx, w, bias, out, m, n, k, acc, s)
-                           : launch_variant<kR, 0>(x, ldx, w, bias, out, m, n, k, acc, s);
+                 TOut* out, int64_t m, int64_t n, int64_t k, bool acc, bool early, cudaStream_t s) {
+  return gemv_cache_hint() ? launch_variant<kR, 1>(x, ldx, w, bias, out, m, n, k, acc, early, s)
+                           : launch_variant<kR, 0>(x, ldx, w, bias, out, m, n, k, acc, early, s);
 }
 
 template <class TOut>
 bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
             int64_t n, int64_t k, bool acc, cudaStream_t s) {
+  // Early weight loads only where w is checkpoint memory (core/ops/weight_ranges.h).
+  const bool early = gemv_early_loads() && is_weight_range(w, static_cast<size_t>(n * k) * 2);
   auto xp = static_cast<const __nv_bfloat16*>(x);
   auto wp = static_cast<const __nv_bfloat16*>(w);
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
   switch (rows_per_warp(m, k)) {
-    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, s);
-    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, acc, s);
-    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, acc, s);
+    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
+    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
+    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
   }
 }
 

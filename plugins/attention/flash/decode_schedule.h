@@ -67,10 +67,14 @@ SABLE_FLASH_HD int32_t decode_splits(int32_t tokens, int32_t kv_heads, int32_t h
   return best;
 }
 
-// Positions per split: the longest sequence divided evenly, at least one tile.
-SABLE_FLASH_HD int32_t decode_chunk(int32_t max_len, int32_t splits) {
+// Positions per split: the longest sequence divided evenly, at least `min_chunk` (>= one tile).
+// A larger minimum leaves short contexts in fewer splits: each split past the first costs its
+// partials, a fence, a ticket and the merge's loads, where one more tile in a split's pipeline
+// costs about a tile's copy.
+SABLE_FLASH_HD int32_t decode_chunk(int32_t max_len, int32_t splits, int32_t min_chunk = kDecodeN) {
   const int32_t even = (max_len + splits - 1) / splits;
-  return even > kDecodeN ? even : kDecodeN;
+  const int32_t floor = min_chunk > kDecodeN ? min_chunk : kDecodeN;
+  return even > floor ? even : floor;
 }
 
 // The positions [*lo, *hi) split `split` of a token visible over [begin, end) reads.

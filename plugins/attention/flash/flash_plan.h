@@ -35,6 +35,7 @@ struct PlanConfig {
   bool decode_kernel = false;
   bool wave_fit = true;  // decode_splits' last-wave fill (SABLE_DECODE_WAVE_FIT=0: off, A/B runs)
   int32_t decode_stages = 2;  // K/V pipeline stages of the decode kernel (SABLE_DECODE_STAGES=3)
+  int32_t decode_min_chunk = kDecodeN;  // decode_chunk's floor (SABLE_DECODE_MIN_CHUNK, A/B runs)
   bool cascade = false;       // shared-prefix pass for decode-only batches (SABLE_CASCADE=0: off)
   int32_t cascade_min_shared = kCascadeMinShared;
 };
@@ -126,7 +127,7 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
     }
   }
   plan_cascade(b, c, shape, out);
-  shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits)
+  shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits, c.decode_min_chunk)
                                 : std::max(32, (max_len + shape.splits - 1) / shape.splits);
   // Without the decode kernel, decode batches that fill the GPU alone (one CTA per token and q
   // head) take the prefill kernel, which streams K/V tiles where the per-token kernel is

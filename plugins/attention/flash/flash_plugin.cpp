@@ -102,6 +102,8 @@ class FlashAttention {
     plan_config_.wave_fit = !(wave_fit != nullptr && std::string(wave_fit) == "0");
     const char* stages = std::getenv("SABLE_DECODE_STAGES");
     plan_config_.decode_stages = stages != nullptr && std::string(stages) == "3" ? 3 : 2;
+    const char* min_chunk = std::getenv("SABLE_DECODE_MIN_CHUNK");
+    if (min_chunk != nullptr && std::atoi(min_chunk) > 0) plan_config_.decode_min_chunk = std::atoi(min_chunk);
     // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
