@@ -183,6 +183,32 @@ TEST(CudaSampler, PenaltiesBiasAndMaskMatchCpu) {
   EXPECT_TRUE(g[2].token == 100 || g[2].token == 101);
 }
 
+// A greedy row's mask is applied in its row statistics (no -inf written over the logits), a
+// row that also reports the logprobs of given ids gets it written: both agree with the CPU, and
+// so does a row whose mask allows nothing (token 0 at -inf).
+TEST(CudaSampler, GreedyMaskedRowsReadTheMaskOrWriteIt) {
+  SABLE_REQUIRE_GPU();
+  Fixture f(3, 1003, 9);  // 1003: a tail after the 16-byte groups
+  std::vector<uint32_t> mask((1003 + 31) / 32, 0u), none((1003 + 31) / 32, 0u);
+  for (int id : {2, 3, 640, 1001, 1002}) mask[id / 32] |= 1u << (id % 32);
+  std::vector<int32_t> ids = {3, 7, 1002};
+  std::vector<SableSamplingRow> rows(3, base_row());
+  for (auto& r : rows) r.temperature = 0.0f;
+  rows[0].grammar_mask = mask.data();
+  rows[1].grammar_mask = mask.data();
+  rows[1].num_token_ids_logprob = static_cast<int32_t>(ids.size());
+  rows[1].token_ids_logprob = ids.data();
+  rows[2].grammar_mask = none.data();
+  auto g = f.gpu(rows), c = f.cpu(rows);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(g[i].token, c[i].token) << i;
+  EXPECT_NEAR(g[0].logprob, c[0].logprob, 1e-3);
+  EXPECT_NEAR(g[1].logprob, c[1].logprob, 1e-3);
+  EXPECT_EQ(g[0].token, g[1].token);
+  EXPECT_EQ(g[2].token, 0);
+  EXPECT_TRUE(std::isinf(g[2].logprob) && g[2].logprob < 0) << g[2].logprob;
+  EXPECT_TRUE(std::isinf(c[2].logprob) && c[2].logprob < 0) << c[2].logprob;
+}
+
 // The staged inputs go up on the sampler's copy stream while the logits' stream may still be
 // busy: one sampler on a stream of its own, three calls in a row, each with logits written by an
 // asynchronous copy on that stream just before (16 MB, still in flight when sample() stages) and

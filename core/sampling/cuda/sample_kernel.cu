@@ -91,8 +91,11 @@ struct RowStats {
 // One pass over the row (16-byte loads where the row allows) for the max, its lowest index and
 // the sum of exponentials, reduced over the block; every thread gets the result. Two passes
 // (argmax, then the sum) read the vocabulary twice from one SM: ~20 us of a batch-1 step at 150k.
-__device__ RowStats block_row_stats(const float* row, int64_t vocab, float* shv, int* shi,
-                                    float* shs) {
+// kMasked: `mask` reads masked-out logits as -inf, the same statistics as after writing -inf over
+// them, without that write pass; 4 logits masked together are not loaded at all.
+template <bool kMasked>
+__device__ RowStats block_row_stats(const float* row, int64_t vocab, const uint32_t* mask,
+                                    float* shv, int* shi, float* shs) {
   RowStats st;
   const int tid = threadIdx.x;
   int64_t i0 = 0;
@@ -100,16 +103,22 @@ __device__ RowStats block_row_stats(const float* row, int64_t vocab, float* shv,
     const int64_t n4 = vocab / 4;
     const float4* r4 = reinterpret_cast<const float4*>(row);
     for (int64_t j = tid; j < n4; j += kThreads) {
-      const float4 v = r4[j];
       const int i = static_cast<int>(j * 4);
-      st.add(v.x, i);
-      st.add(v.y, i + 1);
-      st.add(v.z, i + 2);
-      st.add(v.w, i + 3);
+      // The 4 bits of logits i..i+3 (i is a multiple of 4: one word holds them).
+      const uint32_t bits = kMasked ? (mask[i >> 5] >> (i & 31)) & 0xFu : 0xFu;
+      if (bits == 0) continue;  // add(-inf) changes nothing
+      const float4 v = r4[j];
+      st.add(bits & 1u ? v.x : -INFINITY, i);
+      st.add(bits & 2u ? v.y : -INFINITY, i + 1);
+      st.add(bits & 4u ? v.z : -INFINITY, i + 2);
+      st.add(bits & 8u ? v.w : -INFINITY, i + 3);
     }
     i0 = n4 * 4;
   }
-  for (int64_t i = i0 + tid; i < vocab; i += kThreads) st.add(row[i], static_cast<int>(i));
+  for (int64_t i = i0 + tid; i < vocab; i += kThreads) {
+    const bool allowed = !kMasked || ((mask[i >> 5] >> (i & 31)) & 1u);
+    st.add(allowed ? row[i] : -INFINITY, static_cast<int>(i));
+  }
   for (int o = 16; o > 0; o >>= 1) st.shfl_merge(o);
   __syncthreads();
   if ((tid & 31) == 0) {
@@ -160,21 +169,31 @@ __global__ void __launch_bounds__(kThreads)
     row[t] = cnt > 0 ? l - (p.freq * cnt + p.pres) : l;
   }
   __syncthreads();
+  const bool greedy_row = p.temperature <= 1e-6f || p.top_k == 1;
+  // A greedy row that reports no other log-probability reads its logits in the row statistics
+  // only: the grammar mask is applied there (no pass writing -inf over every masked logit, ~all of
+  // a 128k row at a JSON key). Other rows read masked logits again: they get them written.
+  const uint32_t* stats_mask = nullptr;
   if (p.mask_begin >= 0) {
     const uint32_t* m = masks + p.mask_begin;
-    for (int64_t i = tid; i < vocab; i += kThreads)
-      if (!((m[i >> 5] >> (i & 31)) & 1u)) row[i] = -INFINITY;
-    __syncthreads();
+    if (greedy_row && p.top_n == 0 && p.ids_len == 0) {
+      stats_mask = m;
+    } else {
+      for (int64_t i = tid; i < vocab; i += kThreads)
+        if (!((m[i >> 5] >> (i & 31)) & 1u)) row[i] = -INFINITY;
+      __syncthreads();
+    }
   }
   // Log-softmax statistics of the processed logits.
   __shared__ float shs[32];
-  const RowStats stats = block_row_stats(row, vocab, shv, shi, shs);
+  const RowStats stats = stats_mask ? block_row_stats<true>(row, vocab, stats_mask, shv, shi, shs)
+                                    : block_row_stats<false>(row, vocab, nullptr, shv, shi, shs);
   const float mx = stats.mx;
   const int mi = stats.mi;
   const float lse = mx == -INFINITY ? 0.0f : mx + logf(stats.sum);
 
   int token = mi == INT_MAX ? 0 : mi;
-  const bool greedy = p.temperature <= 1e-6f || p.top_k == 1 || mx == -INFINITY;
+  const bool greedy = greedy_row || mx == -INFINITY;
   if (!greedy) {
     // q_i = exp((l_i - max) / T) in (0, 1]; the candidate set is cut by thresholds on q.
     const float inv_t = 1.0f / p.temperature;
@@ -241,7 +260,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (tid == 0) {
     out[blockIdx.x].token = token;
-    out[blockIdx.x].logprob = row[token] - lse;
+    // Nothing allowed (mx = -inf): token 0, whose logit the written mask would have made -inf.
+    out[blockIdx.x].logprob = stats_mask && mx == -INFINITY ? -INFINITY : row[token] - lse;
   }
   for (int j = tid; j < p.ids_len; j += kThreads) ids_lp[p.ids_begin + j] = row[ids[p.ids_begin + j]] - lse;
   // Top-n log-probabilities: n passes of argmax, excluding the ones already taken.
