@@ -2,9 +2,9 @@
 // plain temperature sampling draws the same token from the same seeded uniform, top-k/top-p/min-p
 // keep draws inside the allowed set with the right frequencies, penalties, bias and the grammar
 // mask act as on the CPU, and seeded runs are reproducible.
+#include <algorithm>
 #include <cmath>
 #include <map>
-#include <algorithm>
 #include <numeric>
 #include <random>
 
