@@ -143,6 +143,33 @@ TEST(FlashPlan, DecodeBatchShapeIgnoresLengths) {
     }
 }
 
+// Small decode-only batches take the deep pipeline (deep_pairs): its stage count is part of the
+// launch shape (the same for every length), and its splits are at least kDeepChunk positions, so
+// a context up to 384 positions is one split that writes its output directly.
+TEST(FlashPlan, SmallDecodeBatchesTakeTheDeepPipeline) {
+  PlanConfig c = config(true);
+  c.deep_pairs = 64;  // batches of up to 8 tokens at 8 KV heads
+  for (int32_t bs : {1, 8, 9, 64}) {
+    for (int32_t len : {1, 130, 384, 385, 5000}) {
+      std::vector<std::pair<int32_t, int32_t>> seqs(static_cast<size_t>(bs), {1, len});
+      const auto batch = make_batch(seqs, 16);
+      const Planned p = plan(batch, true, c);
+      ASSERT_EQ(p.shape.error, nullptr);
+      check_served_once(batch, p);
+      const bool deep = bs * c.kv_heads <= c.deep_pairs;
+      EXPECT_EQ(p.shape.decode_stages, deep ? kDeepStages : 2) << bs << " x " << len;
+      if (deep) {
+        EXPECT_GE(p.shape.chunk, kDeepChunk);
+        if (len <= kDeepChunk) EXPECT_EQ(decode_used_splits(0, len, p.shape.chunk), 1);
+      }
+      EXPECT_GE(int64_t(p.shape.chunk) * p.shape.splits, len);
+    }
+  }
+  c.deep_pairs = 0;  // off
+  const Planned p = plan(make_batch({{1, 130}}, 16), true, c);
+  EXPECT_EQ(p.shape.decode_stages, 2);
+}
+
 TEST(FlashPlan, LargeDecodeBatchesWithoutTheDecodeKernelTakeThePrefillKernel) {
   std::vector<std::pair<int32_t, int32_t>> seqs(16, {1, 300});
   EXPECT_TRUE(plan(make_batch(seqs, 16), true, config(false)).shape.prefill);  // 16 x 32 >= 264

@@ -40,8 +40,7 @@ constexpr int decode_smem_bytes() {
 // CTAs per SM the registers must allow: what shared memory allows at D 128 (3, or 2 with three
 // stages), 5 at D 64 (104 registers; shared memory would take 6, at 80 registers with spills).
 template <int kD, int kStages>
-__global__ void __launch_bounds__(kDecodeWarps * 32,
-                                  kD == 64 ? (kStages >= 3 ? 4 : 5) : (kStages >= 3 ? 2 : 3))
+__global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kStages))
     decode_kernel(AttentionParams p) {
   constexpr int kChunks = kD / 8;   // 16-byte chunks per row
   constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
@@ -78,11 +77,25 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
   // The slots of the next tile to copy: a tile's page indices are loaded one tile ahead of its
   // copies (tile_slots, mma.cuh), so issuing them never waits for a memory round trip.
   constexpr int kPer = kTileChunksPerThread<kD, kDecodeN, kThreads>;
+  // The deep pipeline (kDeepStages) loads the slots of every tile it issues at once instead, all
+  // in flight together: a chain of one page-index round trip per tile would cost what the deep
+  // pipeline saves.
+  constexpr bool kDeep = kStages >= kDeepStages;
   int32_t slot[kPer];
-  if (n_tiles > 0) tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin, end);
+  int32_t deep_slot[kDeep ? kStages : 1][kPer];
+  if constexpr (kDeep) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st)
+      if (st < n_tiles)
+        tile_slots<kD, kDecodeN, kThreads>(deep_slot[st], pages, p.page_size,
+                                           begin + st * kDecodeN, end);
+  } else {
+    if (n_tiles > 0) tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin, end);
+  }
 
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
+  if (p.probe == 1) return;
   const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
   const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
 
@@ -108,9 +121,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
     const int r = i / kChunks, c = i % kChunks;
     cp_async16(sQ + smem_off(r, c * 8, kD), q + int64_t(r < G ? r : 0) * kD + c * 8, r < G);
   }
-  // Copies tile `tile` (its slots in `slot`) into buffer `buf`, then loads the next tile's slots.
-  // The token's own row comes from k_new / v_new (its cache slot may not be written yet).
-  auto load_kv = [&](int tile, int buf) {
+  // Copies tile `tile` (its slots in `sl`) into buffer `buf`. The token's own row comes from
+  // k_new / v_new (its cache slot may not be written yet).
+  auto copy_kv = [&](int tile, int buf, const int32_t(&sl)[kPer]) {
     const int k0 = begin + tile * kDecodeN;
     bf16* dk = sK + buf * kDecodeN * kD;
     bf16* dv = sV + buf * kDecodeN * kD;
@@ -118,24 +131,40 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
     for (int it = 0; it < kPer; ++it) {
       const int i = tid + it * kThreads;
       const int r = i / kChunks, c = i % kChunks;
-      const bool valid = slot[it] >= 0;
+      const bool valid = sl[it] >= 0;
       const bf16 *ks = k_new, *vs = v_new;
       if (valid && k0 + r != new_pos) {
-        const int64_t off = (int64_t(slot[it]) * p.kv_heads + kvh) * kD;
+        const int64_t off = (int64_t(sl[it]) * p.kv_heads + kvh) * kD;
         ks = p.k_cache + off;
         vs = p.v_cache + off;
       }
       cp_async16(dk + smem_off(r, c * 8, kD), ks + c * 8, valid);
       cp_async16(dv + smem_off(r, c * 8, kD), vs + c * 8, valid);
     }
-    if (tile + 1 < n_tiles)
-      tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, k0 + kDecodeN, end);
+  };
+  // Tile `tile` into buffer `buf`: the deep pipeline's first kStages tiles from the slots loaded
+  // above (st: the compile-time tile index, -1 past them), other tiles from `slot`, whose next
+  // tile's slots are then loaded one tile ahead.
+  auto load_kv = [&](int tile, int buf, int st) {
+    if constexpr (kDeep) {
+      if (st >= 0) {  // st is a constant once the callers' loops are unrolled
+        copy_kv(tile, buf, deep_slot[st]);
+        return;
+      }
+      tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin + tile * kDecodeN, end);
+      copy_kv(tile, buf, slot);
+    } else {
+      copy_kv(tile, buf, slot);
+      if (tile + 1 < n_tiles)
+        tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size,
+                                           begin + (tile + 1) * kDecodeN, end);
+    }
   };
   // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
   // groups keep the count uniform).
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n_tiles) load_kv(st, st);
+    if (st < n_tiles) load_kv(st, st, st);
     cp_async_commit();
   }
 
@@ -150,12 +179,21 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
   v_frag_src(lane, &vr, &vc);
   const int wrow = warp * 16;  // the warp's first row in the KV tile
 
+  if (p.probe == 2) {  // the copies issued above land, nothing is computed
+    cp_async_wait<0>();
+    return;
+  }
   for (int j = 0; j < n_tiles; ++j) {
     const int k0 = begin + j * kDecodeN;
     // Tile j + kStages - 1 goes into the buffer of tile j - 1 (every warp is done with it: the
     // barrier closing the last step); tile j has landed once at most kStages - 1 later groups are
     // pending. With two stages this is the classic double buffer; three keep more bytes in flight.
-    if (j + kStages - 1 < n_tiles) load_kv(j + kStages - 1, (j + kStages - 1) % kStages);
+    if (j + kStages - 1 < n_tiles) {
+      if (kDeep && j == 0)
+        load_kv(kStages - 1, kStages - 1, kStages - 1);
+      else
+        load_kv(j + kStages - 1, (j + kStages - 1) % kStages, -1);
+    }
     cp_async_commit();
     cp_async_wait<kStages - 1>();
     __syncthreads();
@@ -168,6 +206,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32,
   }
   cp_async_wait<0>();  // an empty split still has its Q copy in flight
   __syncthreads();
+  if (p.probe == 3) return;
 
   // Combine the four warps through shared memory (the K/V stages are free now).
   float* s_o = reinterpret_cast<float*>(sK);     // [warps][kRows][kD]
@@ -314,6 +353,8 @@ bool launch_decode(const AttentionParams& p, void* stream) {
   if (p.num_decode == 0) return true;
   if (p.num_decode > 65535 || !decode_supported(p.head_dim, p.group)) return false;
   auto s = static_cast<cudaStream_t>(stream);
+  if (p.decode_stages == kDeepStages)
+    return p.head_dim == 64 ? launch_d<64, kDeepStages>(p, s) : launch_d<128, kDeepStages>(p, s);
   if (p.decode_stages == 3)
     return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
   return p.head_dim == 64 ? launch_d<64, 2>(p, s) : launch_d<128, 2>(p, s);

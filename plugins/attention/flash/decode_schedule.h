@@ -23,6 +23,14 @@ constexpr int32_t kDecodeWarps = 4;
 constexpr int32_t kDecodeN = 64;    // KV positions per tile, 16 per warp
 constexpr int32_t kDecodeRows = 16;  // MMA rows: the group's q heads, zero-padded
 constexpr int32_t kMaxSplits = 32;
+// The deep pipeline for small decode batches: every tile of a split (up to kDeepStages of them,
+// 384 positions) is copied at once, so a short context costs one memory round trip and writes its
+// output directly, with no partials, fence, ticket or merge. Measured in graphs (bench/NOTES.md
+// v14, H100): after the loop the two-stage kernel's split merge, or its serial tiles when one
+// split holds them, cost ~7-8 us of a batch-1 decode step's attention (~9-15 us a layer).
+// 196 KB of shared memory at D 128: one CTA per SM, fine for grids of a few dozen CTAs.
+constexpr int32_t kDeepStages = 6;
+constexpr int32_t kDeepChunk = kDeepStages * kDecodeN;
 
 // Whether the decode kernel serves this geometry.
 SABLE_FLASH_HD bool decode_supported(int32_t head_dim, int32_t group) {
@@ -32,7 +40,8 @@ SABLE_FLASH_HD bool decode_supported(int32_t head_dim, int32_t group) {
 // CTAs of the decode kernel that fit on one SM: shared memory (Q + `stages` stages of K and V;
 // three stages: 102 KB at D 128) allows 3 at D 128 and 6 at D 64, the registers (168 at D 128, 96
 // at D 64; the kernel's launch bounds hold them there) 3 and 5.
-SABLE_FLASH_HD int32_t decode_ctas_per_sm(int32_t head_dim, int32_t stages = 2) {
+SABLE_FLASH_HD constexpr int32_t decode_ctas_per_sm(int32_t head_dim, int32_t stages = 2) {
+  if (stages >= kDeepStages) return head_dim <= 64 ? 2 : 1;
   if (stages >= 3) return head_dim <= 64 ? 4 : 2;
   return head_dim <= 64 ? 5 : 3;
 }

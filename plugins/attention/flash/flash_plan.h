@@ -36,6 +36,9 @@ struct PlanConfig {
   bool wave_fit = true;  // decode_splits' last-wave fill (SABLE_DECODE_WAVE_FIT=0: off, A/B runs)
   int32_t decode_stages = 2;  // K/V pipeline stages of the decode kernel (SABLE_DECODE_STAGES=3)
   int32_t decode_min_chunk = kDecodeN;  // decode_chunk's floor (SABLE_DECODE_MIN_CHUNK, A/B runs)
+  // Decode-only batches of at most this many (token, KV head) pairs take the deep pipeline
+  // (kDeepStages, splits of kDeepChunk positions at least); 0 = never (SABLE_DECODE_DEEP_PAIRS).
+  int32_t deep_pairs = 0;
   bool cascade = false;       // shared-prefix pass for decode-only batches (SABLE_CASCADE=0: off)
   int32_t cascade_min_shared = kCascadeMinShared;
 };
@@ -56,6 +59,7 @@ struct PlanShape {
   int32_t num_decode = 0;
   int32_t splits = 1;
   int32_t chunk = 32;  // positions per split (device-side value; lengths may change it)
+  int32_t decode_stages = 2;  // K/V tiles in flight in the decode kernel (shape-only)
   bool decode_only = false;
   bool prefill = false;
   int32_t max_tiles = 0;  // prefill grid bound
@@ -118,8 +122,9 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
   // Split-KV only for decode-only batches too small to fill the GPU; shape-only.
   if (shape.decode_only && b.num_tokens <= c.split_rows) {
     if (c.decode_kernel) {
+      shape.decode_stages = b.num_tokens * c.kv_heads <= c.deep_pairs ? kDeepStages : c.decode_stages;
       shape.splits = decode_splits(b.num_tokens, c.kv_heads, c.head_dim, c.num_sms, c.wave_fit,
-                                   c.decode_stages);
+                                   shape.decode_stages);
     } else {
       const int32_t chunks = (c.q_heads / c.kv_heads + kLegacyGroup - 1) / kLegacyGroup;
       const int32_t blocks = std::max(b.num_tokens * c.kv_heads * chunks, 1);
@@ -127,7 +132,9 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
     }
   }
   plan_cascade(b, c, shape, out);
-  shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits, c.decode_min_chunk)
+  const int32_t min_chunk =
+      shape.decode_stages >= kDeepStages ? std::max(c.decode_min_chunk, kDeepChunk) : c.decode_min_chunk;
+  shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits, min_chunk)
                                 : std::max(32, (max_len + shape.splits - 1) / shape.splits);
   // Without the decode kernel, decode batches that fill the GPU alone (one CTA per token and q
   // head) take the prefill kernel, which streams K/V tiles where the per-token kernel is

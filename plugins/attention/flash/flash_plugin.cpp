@@ -102,6 +102,8 @@ class FlashAttention {
     plan_config_.wave_fit = !(wave_fit != nullptr && std::string(wave_fit) == "0");
     const char* stages = std::getenv("SABLE_DECODE_STAGES");
     plan_config_.decode_stages = stages != nullptr && std::string(stages) == "3" ? 3 : 2;
+    const char* deep = std::getenv("SABLE_DECODE_DEEP_PAIRS");
+    if (deep != nullptr && std::atoi(deep) >= 0) plan_config_.deep_pairs = std::atoi(deep);
     const char* min_chunk = std::getenv("SABLE_DECODE_MIN_CHUNK");
     if (min_chunk != nullptr && std::atoi(min_chunk) > 0) plan_config_.decode_min_chunk = std::atoi(min_chunk);
     // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
@@ -139,6 +141,7 @@ class FlashAttention {
     decode_only_ = shape.decode_only;
     num_decode_ = shape.num_decode;
     splits_ = shape.splits;
+    decode_stages_ = shape.decode_stages;
     m[layout_.chunk] = shape.chunk;
     prefill_ = shape.prefill;
     max_tiles_ = shape.max_tiles;
@@ -221,7 +224,7 @@ class FlashAttention {
     p.decode_tokens = dev_meta_ + layout_.decode;
     p.num_decode = num_decode_;
     p.counters = counters_;
-    p.decode_stages = plan_config_.decode_stages;
+    p.decode_stages = decode_stages_;
     p.casc_begin = dev_meta_ + layout_.casc_begin;
     p.casc_items = dev_meta_ + layout_.casc_items;
     p.casc_num_items = dev_meta_ + layout_.casc_num_items;
@@ -248,7 +251,21 @@ class FlashAttention {
       if (casc_max_items_ > 0 && (casc_num_items_ > 0 || capturing(stream)) &&
           launch_cascade(p, stream))
         p.casc_chunks = dev_meta_ + layout_.casc_chunks;
-      done = launch_decode(p, stream);
+      // SABLE_ATTN_PROBE (timing only, wrong results): the decode kernel stops after its wait (1),
+      // after its K/V copies (2), or before combining its warps (3); 9 launches nothing.
+      static const int probe = [] {
+        const char* v = std::getenv("SABLE_ATTN_PROBE");
+        return v != nullptr ? std::atoi(v) : 0;
+      }();
+      p.probe = probe;
+      done = probe == 9 || launch_decode(p, stream);
+      // SABLE_ATTN_TWICE=1 (timing only): the decode launch again, idempotent, so that the step's
+      // growth measures the kernel's cost inside a graph (METHOD.md: time a stage done twice).
+      static const bool twice = [] {
+        const char* v = std::getenv("SABLE_ATTN_TWICE");
+        return v != nullptr && std::string(v) == "1";
+      }();
+      if (done && twice) done = launch_decode(p, stream);
       if (done && prefill_) done = launch_prefill(p, stream);
     } else if (prefill_ && !decode_path_ && prefill_supported(D, q.data, q.strides[0])) {
       append();
@@ -308,6 +325,7 @@ class FlashAttention {
   bool decode_only_ = false;
   PlanConfig plan_config_;
   int32_t splits_ = 1;
+  int32_t decode_stages_ = 2;
   int32_t max_tiles_ = 0;
   bool prefill_ = false;
   bool uploaded_ = false;

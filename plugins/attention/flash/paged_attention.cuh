@@ -55,6 +55,7 @@ struct AttentionParams {
   int32_t store_new;             // 1: the kernel writes the tokens' K/V into the cache
   int32_t* counters;
   int32_t decode_stages;  // 2 or 3 K/V tiles in the decode kernel's pipeline
+  int32_t probe;          // timing only (SABLE_ATTN_PROBE): 1 stop after the wait, 2 after the K/V
   // Cascade pass (cascade_attention.cu, plan in cascade_schedule.h): its work list, and per token
   // the start of its own positions and its shared partials [T, Hq, kMaxCascadeChunks] to merge.
   // casc_chunks is null unless the pass runs before the decode kernel: the decode kernel then
