@@ -2,13 +2,13 @@
 // MMA rows (the layout FlashInfer's decode uses): one CTA reads each K/V row of its range once for
 // every q head of the group, instead of once per q head.
 //
-// A CTA (4 warps) owns one decode token (blockIdx.y indexes the plan's decode-token list), one KV
-// head (blockIdx.x) and one split of the token's visible positions (blockIdx.z). Its Q tile is the
-// group's q heads, zero-padded to 16 rows. KV tiles of kDecodeN = 64 positions are gathered from
-// the pages with 16-byte cp.async into swizzled shared memory, double-buffered; warp w takes
-// positions [16w, 16w + 16) of each tile: S = Q·Kᵀ (16 x 16) and O += P·V with mma.sync m16n8k16,
-// online softmax in registers (log2 domain). The four warps' states are combined through shared
-// memory.
+// A CTA (4 warps; 8 in the deep pipeline at D 128) owns one decode token (blockIdx.y indexes the
+// plan's decode-token list), one KV head (blockIdx.x) and one split of the token's visible
+// positions (blockIdx.z). Its Q tile is the group's q heads, zero-padded to 16 rows. KV tiles of
+// 16 positions a warp are gathered from the pages with 16-byte cp.async into swizzled shared
+// memory, double-buffered (more stages in the deep pipeline); warp w takes positions
+// [16w, 16w + 16) of each tile: S = Q·Kᵀ (16 x 16) and O += P·V with mma.sync m16n8k16, online
+// softmax in registers (log2 domain). The warps' states are combined through shared memory.
 //
 // Fused work that other kernels did before: the token's own K/V row is read from the k/v inputs
 // (its cache slot is written by split 0 of the same launch when `store_new`, so no append kernel
@@ -32,24 +32,32 @@ namespace {
 
 constexpr int kRows = kDecodeRows;
 
-template <int kD, int kStages>
+template <int kD, int kStages, int kW>
 constexpr int decode_smem_bytes() {
-  return (kRows + 2 * kStages * kDecodeN) * kD * static_cast<int>(sizeof(bf16));  // Q + K/V stages
+  return (kRows + 2 * kStages * 16 * kW) * kD * static_cast<int>(sizeof(bf16));  // Q + K/V stages
 }
 
 // CTAs per SM the registers must allow: what shared memory allows at D 128 (3, or 2 with three
 // stages), 5 at D 64 (104 registers; shared memory would take 6, at 80 registers with spills).
-template <int kD, int kStages>
-__global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kStages))
+// The deep pipeline's instances: six stages of 4 warps, or more warps a CTA (decode_kernel).
+__host__ __device__ constexpr bool deep_variant(int stages, int warps) {
+  return stages >= kDeepStages || warps > kDecodeWarps;
+}
+
+template <int kD, int kStages, int kW>
+__global__ void __launch_bounds__(kW * 32,
+                                  decode_ctas_per_sm(kD, deep_variant(kStages, kW) ? kDeepStages
+                                                                                  : kStages))
     decode_kernel(AttentionParams p) {
+  constexpr int kN = 16 * kW;  // KV positions per tile: 16 per warp
   constexpr int kChunks = kD / 8;   // 16-byte chunks per row
   constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
   constexpr int kON = kD / 8;       // n8 blocks of O
-  constexpr int kThreads = kDecodeWarps * 32;
+  constexpr int kThreads = kW * 32;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
   bf16* sK = sQ + kRows * kD;
-  bf16* sV = sK + kStages * kDecodeN * kD;
+  bf16* sV = sK + kStages * kN * kD;
   __shared__ int s_last;
 
   // Before the wait on the q/k/v projection (PDL): the plan's metadata, uploaded before this
@@ -73,24 +81,24 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
   split_range(begin_all, end_all, *p.meta.chunk, split, &begin, &end);
   const int new_pos = end_all - 1;  // the token's own position: its K/V come from the inputs
   const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[p.meta.seq[t]];
-  const int n_tiles = end > begin ? (end - begin + kDecodeN - 1) / kDecodeN : 0;
+  const int n_tiles = end > begin ? (end - begin + kN - 1) / kN : 0;
   // The slots of the next tile to copy: a tile's page indices are loaded one tile ahead of its
   // copies (tile_slots, mma.cuh), so issuing them never waits for a memory round trip.
-  constexpr int kPer = kTileChunksPerThread<kD, kDecodeN, kThreads>;
+  constexpr int kPer = kTileChunksPerThread<kD, kN, kThreads>;
   // The deep pipeline (kDeepStages) loads the slots of every tile it issues at once instead, all
   // in flight together: a chain of one page-index round trip per tile would cost what the deep
   // pipeline saves.
-  constexpr bool kDeep = kStages >= kDeepStages;
+  constexpr bool kDeep = deep_variant(kStages, kW);
   int32_t slot[kPer];
   int32_t deep_slot[kDeep ? kStages : 1][kPer];
   if constexpr (kDeep) {
 #pragma unroll
     for (int st = 0; st < kStages; ++st)
       if (st < n_tiles)
-        tile_slots<kD, kDecodeN, kThreads>(deep_slot[st], pages, p.page_size,
-                                           begin + st * kDecodeN, end);
+        tile_slots<kD, kN, kThreads>(deep_slot[st], pages, p.page_size,
+                                           begin + st * kN, end);
   } else {
-    if (n_tiles > 0) tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin, end);
+    if (n_tiles > 0) tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin, end);
   }
 
   sable::cuda::wait_for_predecessor();
@@ -124,9 +132,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
   // Copies tile `tile` (its slots in `sl`) into buffer `buf`. The token's own row comes from
   // k_new / v_new (its cache slot may not be written yet).
   auto copy_kv = [&](int tile, int buf, const int32_t(&sl)[kPer]) {
-    const int k0 = begin + tile * kDecodeN;
-    bf16* dk = sK + buf * kDecodeN * kD;
-    bf16* dv = sV + buf * kDecodeN * kD;
+    const int k0 = begin + tile * kN;
+    bf16* dk = sK + buf * kN * kD;
+    bf16* dv = sV + buf * kN * kD;
 #pragma unroll
     for (int it = 0; it < kPer; ++it) {
       const int i = tid + it * kThreads;
@@ -151,13 +159,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
         copy_kv(tile, buf, deep_slot[st]);
         return;
       }
-      tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size, begin + tile * kDecodeN, end);
+      tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + tile * kN, end);
       copy_kv(tile, buf, slot);
     } else {
       copy_kv(tile, buf, slot);
       if (tile + 1 < n_tiles)
-        tile_slots<kD, kDecodeN, kThreads>(slot, pages, p.page_size,
-                                           begin + (tile + 1) * kDecodeN, end);
+        tile_slots<kD, kN, kThreads>(slot, pages, p.page_size,
+                                           begin + (tile + 1) * kN, end);
     }
   };
   // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
@@ -184,7 +192,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
     return;
   }
   for (int j = 0; j < n_tiles; ++j) {
-    const int k0 = begin + j * kDecodeN;
+    const int k0 = begin + j * kN;
     // Tile j + kStages - 1 goes into the buffer of tile j - 1 (every warp is done with it: the
     // barrier closing the last step); tile j has landed once at most kStages - 1 later groups are
     // pending. With two stages this is the classic double buffer; three keep more bytes in flight.
@@ -198,8 +206,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
     cp_async_wait<kStages - 1>();
     __syncthreads();
     if (j == 0) load_q_frags<kD>(qf, sQ, 0, ar, ac);
-    const bf16* tk = sK + (j % kStages) * kDecodeN * kD;
-    const bf16* tv = sV + (j % kStages) * kDecodeN * kD;
+    const bf16* tk = sK + (j % kStages) * kN * kD;
+    const bf16* tv = sV + (j % kStages) * kN * kD;
     if (k0 + wrow < end)  // else every position of this warp's slice is past the range
       attend_slice<2, kD>(qf, tk, tv, wrow, k0, end, p.scale_log2, lane, br, bc, vr, vc, m, l, o);
     __syncthreads();
@@ -210,8 +218,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
 
   // Combine the four warps through shared memory (the K/V stages are free now).
   float* s_o = reinterpret_cast<float*>(sK);     // [warps][kRows][kD]
-  float* s_m = s_o + kDecodeWarps * kRows * kD;  // [warps][kRows]
-  float* s_l = s_m + kDecodeWarps * kRows;
+  float* s_m = s_o + kW * kRows * kD;  // [warps][kRows]
+  float* s_l = s_m + kW * kRows;
 #pragma unroll
   for (int hf = 0; hf < 2; ++hf) {
     float sum = l[hf];
@@ -235,10 +243,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
     const int r = i / kD, d = i % kD;
     float mx = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, s_m[w * kRows + r]);
+    for (int w = 0; w < kW; ++w) mx = fmaxf(mx, s_m[w * kRows + r]);
     float sum = 0.0f, acc = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) {
+    for (int w = 0; w < kW; ++w) {
       const float mw = s_m[w * kRows + r];
       if (mw == -INFINITY) continue;
       const float c = exp2f(mw - mx);
@@ -283,7 +291,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
   float* s_wm = reinterpret_cast<float*>(sK);   // [kRows][kMaxMergeParts]: m, then the weights
   float* s_wl = s_wm + kRows * kMaxMergeParts;  // [kRows][kMaxMergeParts]: l
   static_assert(2 * kRows * kMaxMergeParts * sizeof(float) <=
-                2 * kStages * kDecodeN * kD * sizeof(bf16));
+                2 * kStages * kN * kD * sizeof(bf16));
   const int64_t row0 = (int64_t(t) * p.q_heads + int64_t(kvh) * G) * p.splits;
   for (int i = tid; i < G * parts; i += kThreads) {
     const int r = i / parts, sp = i % parts;
@@ -325,16 +333,16 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, decode_ctas_per_sm(kD, kSta
   }
 }
 
-template <int kD, int kStages>
+template <int kD, int kStages, int kW = kDecodeWarps>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
-  constexpr int smem = decode_smem_bytes<kD, kStages>();
-  if (cudaFuncSetAttribute(decode_kernel<kD, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  constexpr int smem = decode_smem_bytes<kD, kStages, kW>();
+  if (cudaFuncSetAttribute(decode_kernel<kD, kStages, kW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            smem) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
   const dim3 grid(p.kv_heads, p.num_decode, p.splits);
-  return sable::cuda::launch(decode_kernel<kD, kStages>, grid, dim3(kDecodeWarps * 32), smem, s,
+  return sable::cuda::launch(decode_kernel<kD, kStages, kW>, grid, dim3(kW * 32), smem, s,
                              p) == cudaSuccess;
 }
 
@@ -353,8 +361,11 @@ bool launch_decode(const AttentionParams& p, void* stream) {
   if (p.num_decode == 0) return true;
   if (p.num_decode > 65535 || !decode_supported(p.head_dim, p.group)) return false;
   auto s = static_cast<cudaStream_t>(stream);
+  // The deep pipeline: at D 64 six tiles of 64 positions (4 warps); at D 128 three tiles of 128
+  // (8 warps, each 16 positions of a tile), the same 384 positions in flight with half the steps
+  // in series (six steps of one CTA per SM measured slower than the merge at 8B shapes).
   if (p.decode_stages == kDeepStages)
-    return p.head_dim == 64 ? launch_d<64, kDeepStages>(p, s) : launch_d<128, kDeepStages>(p, s);
+    return p.head_dim == 64 ? launch_d<64, kDeepStages>(p, s) : launch_d<128, 3, 2 * kDecodeWarps>(p, s);
   if (p.decode_stages == 3)
     return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
   return p.head_dim == 64 ? launch_d<64, 2>(p, s) : launch_d<128, 2>(p, s);
