@@ -23,12 +23,13 @@ constexpr int32_t kDecodeWarps = 4;
 constexpr int32_t kDecodeN = 64;    // KV positions per tile, 16 per warp
 constexpr int32_t kDecodeRows = 16;  // MMA rows: the group's q heads, zero-padded
 constexpr int32_t kMaxSplits = 32;
-// The deep pipeline for small decode batches: every tile of a split (up to kDeepStages of them,
-// 384 positions) is copied at once, so a short context costs one memory round trip and writes its
-// output directly, with no partials, fence, ticket or merge. Measured in graphs (bench/NOTES.md
-// v14, H100): after the loop the two-stage kernel's split merge, or its serial tiles when one
-// split holds them, cost ~7-8 us of a batch-1 decode step's attention (~9-15 us a layer).
-// 196 KB of shared memory at D 128: one CTA per SM, fine for grids of a few dozen CTAs.
+// The deep pipeline for small decode batches: every tile of a split (384 positions: six tiles of
+// 64 with 4 warps at D 64, three of 128 with 8 warps at D 128) is copied at once, so a short
+// context costs one memory round trip and writes its output directly, with no partials, fence,
+// ticket or merge. Measured in graphs (bench/NOTES.md v14, H100): after the loop the two-stage
+// kernel's split merge, or its serial tiles when one split holds them, cost ~7-8 us of a batch-1
+// decode step's attention (~9-15 us a layer). ~200 KB of shared memory at D 128: one CTA per SM,
+// fine for grids of a few dozen CTAs.
 constexpr int32_t kDeepStages = 6;
 constexpr int32_t kDeepChunk = kDeepStages * kDecodeN;
 

@@ -38,7 +38,7 @@ struct PlanConfig {
   int32_t decode_min_chunk = kDecodeN;  // decode_chunk's floor (SABLE_DECODE_MIN_CHUNK, A/B runs)
   // Decode-only batches of at most this many (token, KV head) pairs take the deep pipeline
   // (kDeepStages, splits of kDeepChunk positions at least); 0 = never. The plugin sets 4 at head
-  // dim 64, 0 otherwise (measured, flash_plugin.cpp); SABLE_DECODE_DEEP_PAIRS overrides.
+  // dim 64, 8 at 128 (measured, flash_plugin.cpp); SABLE_DECODE_DEEP_PAIRS overrides.
   int32_t deep_pairs = 0;
   bool cascade = false;       // shared-prefix pass for decode-only batches (SABLE_CASCADE=0: off)
   int32_t cascade_min_shared = kCascadeMinShared;

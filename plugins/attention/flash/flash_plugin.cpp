@@ -104,9 +104,10 @@ class FlashAttention {
     plan_config_.decode_stages = stages != nullptr && std::string(stages) == "3" ? 3 : 2;
     // The deep pipeline's default (bench/NOTES.md v14, H100, batch 1, 128-384 positions): Qwen2.5-
     // 0.5B's shape (head dim 64, 2 KV heads) 1.024 -> 0.948 ms a step; Llama-3.2-1B's (64, 8 KV
-    // heads) unchanged, 1.279 -> 1.285; Llama-3.1-8B's (128, 8) slower, 5.781 -> 5.990 (one CTA
-    // per SM computes its six tiles in series). So: head dim 64, at most 4 (token, KV head) pairs.
-    plan_config_.deep_pairs = init.head_dim <= 64 ? 4 : 0;
+    // heads) unchanged, 1.279 -> 1.285; Llama-3.1-8B's (128, 8) 5.783 -> 5.698 with 8 warps a CTA
+    // (5.781 -> 5.990 with the 4-warp, 6-stage form). So: at most 4 (token, KV head) pairs at head
+    // dim 64, 8 at 128 - the measured shapes.
+    plan_config_.deep_pairs = init.head_dim <= 64 ? 4 : 8;
     const char* deep = std::getenv("SABLE_DECODE_DEEP_PAIRS");
     if (deep != nullptr && std::atoi(deep) >= 0) plan_config_.deep_pairs = std::atoi(deep);
     const char* min_chunk = std::getenv("SABLE_DECODE_MIN_CHUNK");
