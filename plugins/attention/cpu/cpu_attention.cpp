@@ -22,6 +22,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attend_heads.h"
@@ -69,8 +70,18 @@ std::string shape_str(const SableTensor& t) {
   return s + "]";
 }
 
+void require(bool ok, const char* message) {
+  if (!ok) fail(SABLE_ERR_INVALID_ARGUMENT, message);
+}
 void require(bool ok, const std::string& message) {
   if (!ok) fail(SABLE_ERR_INVALID_ARGUMENT, message);
+}
+// The message built only when the check fails: plan() checks every sequence and run() every
+// layer's four tensors on every step, and building their messages up front took ~40 string
+// allocations a layer (1 % of a SmolLM2 batch-1 step at one thread, serial at every thread count).
+template <class F, class = std::enable_if_t<std::is_invocable_v<F>>>
+void require(bool ok, F&& message) {
+  if (!ok) fail(SABLE_ERR_INVALID_ARGUMENT, std::string(message()));
 }
 
 int32_t probe(int32_t device_type) { return device_type == SABLE_DEVICE_CPU ? 10 : 0; }
@@ -146,28 +157,34 @@ SableStatus plan(SableAttention* attn, const SableAttentionBatch* batch) {
     std::vector<int32_t> kvp(batch->kv_indptr, batch->kv_indptr + n + 1);
     std::vector<int32_t> lens(batch->kv_lens, batch->kv_lens + n);
     require(n == 0 || (qo[0] == 0 && kvp[0] == 0), "qo_indptr[0] and kv_indptr[0] must be 0");
-    require(n == 0 ? batch->num_tokens == 0 : qo[n] == batch->num_tokens,
-            "qo_indptr[num_seqs] must equal num_tokens (" + std::to_string(batch->num_tokens) + ")");
+    require(n == 0 ? batch->num_tokens == 0 : qo[n] == batch->num_tokens, [&] {
+      return "qo_indptr[num_seqs] must equal num_tokens (" + std::to_string(batch->num_tokens) +
+             ")";
+    });
     std::vector<int32_t> token_seq(static_cast<size_t>(batch->num_tokens));
     for (int32_t b = 0; b < n; ++b) {
-      const std::string seq = "sequence " + std::to_string(b);
+      const auto seq = [b] { return "sequence " + std::to_string(b); };
       const int32_t new_len = qo[b + 1] - qo[b];
-      require(new_len >= 0 && kvp[b + 1] >= kvp[b], seq + ": indptr arrays must not decrease");
-      require(lens[b] >= new_len, seq + ": kv_len " + std::to_string(lens[b]) +
-                                      " is shorter than its " + std::to_string(new_len) +
-                                      " new tokens");
+      require(new_len >= 0 && kvp[b + 1] >= kvp[b],
+              [&] { return seq() + ": indptr arrays must not decrease"; });
+      require(lens[b] >= new_len, [&] {
+        return seq() + ": kv_len " + std::to_string(lens[b]) + " is shorter than its " +
+               std::to_string(new_len) + " new tokens";
+      });
       const int64_t need = (static_cast<int64_t>(lens[b]) + ps - 1) / ps;
-      require(kvp[b + 1] - kvp[b] >= need, seq + ": " + std::to_string(kvp[b + 1] - kvp[b]) +
-                                               " pages cannot hold " + std::to_string(lens[b]) +
-                                               " tokens");
+      require(kvp[b + 1] - kvp[b] >= need, [&] {
+        return seq() + ": " + std::to_string(kvp[b + 1] - kvp[b]) + " pages cannot hold " +
+               std::to_string(lens[b]) + " tokens";
+      });
       for (int32_t t = qo[b]; t < qo[b + 1]; ++t) token_seq[t] = b;
     }
     std::vector<int32_t> idx;
     if (n > 0) idx.assign(batch->kv_indices, batch->kv_indices + kvp[n]);
     for (size_t i = 0; i < idx.size(); ++i) {
-      require(idx[i] >= 0 && idx[i] < pages, "kv_indices[" + std::to_string(i) + "] = " +
-                                                 std::to_string(idx[i]) + " is outside the pool (" +
-                                                 std::to_string(pages) + " pages)");
+      require(idx[i] >= 0 && idx[i] < pages, [&] {
+        return "kv_indices[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
+               " is outside the pool (" + std::to_string(pages) + " pages)";
+      });
     }
     a->num_seqs = n;
     a->num_tokens = batch->num_tokens;
@@ -184,13 +201,16 @@ SableStatus plan(SableAttention* attn, const SableAttentionBatch* batch) {
 
 // [T, heads, D] view with unit-stride D.
 void check_heads(const SableTensor* t, const char* name, int32_t tokens, int32_t heads, int32_t d) {
-  require(t != nullptr, std::string(name) + " is NULL");
+  require(t != nullptr, [&] { return std::string(name) + " is NULL"; });
   require(t->device_type == SABLE_DEVICE_CPU && t->dtype == SABLE_DTYPE_F32,
-          std::string(name) + " must be an F32 CPU tensor");
+          [&] { return std::string(name) + " must be an F32 CPU tensor"; });
   require(t->ndim == 3 && t->shape[0] == tokens && t->shape[1] == heads && t->shape[2] == d &&
               (t->strides[2] == 1 || d == 1) && (t->data != nullptr || tokens == 0),
-          std::string(name) + " must be [" + std::to_string(tokens) + ", " + std::to_string(heads) +
-              ", " + std::to_string(d) + "] with unit stride in the last dim, got " + shape_str(*t));
+          [&] {
+            return std::string(name) + " must be [" + std::to_string(tokens) + ", " +
+                   std::to_string(heads) + ", " + std::to_string(d) +
+                   "] with unit stride in the last dim, got " + shape_str(*t);
+          });
 }
 
 // Position of the new token t in its sequence (the batch's token_seq[t]).
@@ -302,9 +322,10 @@ SableStatus run(SableAttention* attn, SableOpsContext* ctx, int32_t layer, const
   auto* a = reinterpret_cast<CpuAttention*>(attn);
   SABLE_TRY {
     require(a->planned, "run() before a successful plan()");
-    require(layer >= 0 && layer < a->init.num_layers,
-            "layer " + std::to_string(layer) + " is outside [0, " +
-                std::to_string(a->init.num_layers) + ")");
+    require(layer >= 0 && layer < a->init.num_layers, [&] {
+      return "layer " + std::to_string(layer) + " is outside [0, " +
+             std::to_string(a->init.num_layers) + ")";
+    });
     require(scale > 0.0f && std::isfinite(scale), "scale must be positive");
     const int32_t T = a->num_tokens, hq = a->init.num_q_heads, hk = a->init.num_kv_heads;
     const int32_t D = a->init.head_dim;
