@@ -739,6 +739,29 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
 // launches do not depend on the batch's adapters (the kernels skip empty tiles, slots and pools on
 // the device), so a captured decode step fits any later batch of its size. Only an eager call
 // skips projections that no adapter in the pool has targeted yet.
+//
+// Timing only (wrong deltas; bench/NOTES.md v14): SABLE_LORA_SKIP=shrink|expand|both leaves that
+// kernel out for the calls whose first module is in SABLE_LORA_SKIP_MODULES (a bit mask of
+// SableLoraModule, default all), so that step-time differences price each launch in the graph
+// (e.g. mask 72 = o and down: what folding their expand into the base GEMM could save).
+struct LoraProbe {
+  bool no_shrink = false, no_expand = false;
+  uint32_t modules = ~0u;
+};
+LoraProbe lora_probe() {
+  static const LoraProbe probe = [] {
+    LoraProbe p;
+    const char* v = std::getenv("SABLE_LORA_SKIP");
+    const std::string what = v != nullptr ? v : "";
+    p.no_shrink = what == "shrink" || what == "both";
+    p.no_expand = what == "expand" || what == "both";
+    const char* m = std::getenv("SABLE_LORA_SKIP_MODULES");
+    if (m != nullptr && m[0] != '\0') p.modules = static_cast<uint32_t>(std::strtoul(m, nullptr, 0));
+    return p;
+  }();
+  return probe;
+}
+
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
                  const SableTensor* x, SableTensor* outs) {
   require(ctx != nullptr, "context is null");
@@ -795,12 +818,16 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // The scratch is above everything allocated when the GEMM was enqueued, and the GEMM takes no
     // arena memory, so the two branches touch disjoint memory.
     const auto stream = static_cast<cudaStream_t>(ctx->stream);
+    const LoraProbe probe = lora_probe();
+    const bool skip = (probe.modules >> first) & 1u;
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
-    require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
-            "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
-            l.rank_stride);
+    if (!(skip && probe.no_shrink))
+      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
+              "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
+              l.rank_stride);
     if (side != nullptr) require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
-    require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
+    if (!(skip && probe.no_expand))
+      require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
   }
   ctx->arena->release(mark);
 }
