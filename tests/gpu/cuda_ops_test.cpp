@@ -513,8 +513,12 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
       {"accumulate+bias", false, true, true, false, 0, 0, 0, 0, 200, 256},
       {"norm+gated", true, true, false, true, 0, 0, 0, 0, 2 * 150, 136},
       {"gated+accumulate", false, false, true, true, 0, 0, 0, 0, 2 * 64, 4096},
-      // Above the one kernel's weight limit: the skinny GEMM's and cuBLASLt's accumulate.
+      // Above the one kernel's weight limit: the skinny GEMM's and cuBLASLt's accumulate; the
+      // composed norm, rope and act·mul (or, with SABLE_FUSED_GEMV=2, a separate norm and the one
+      // kernel's epilogue).
       {"accumulate large", false, true, true, false, 0, 0, 0, 0, 3200, 4096},
+      {"norm+rope large", true, false, false, false, 24 * 128, 128, 128, SABLE_ROPE_NEOX, 26 * 128, 4096},
+      {"norm+gated large", true, false, false, true, 0, 0, 0, 0, 2 * 1600, 4096},
   };
   const int64_t maxpos = 64;
   for (const Config& c : configs) {

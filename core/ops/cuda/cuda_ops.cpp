@@ -21,6 +21,7 @@
 #include "core/ops/expert_recorder.h"
 #include "core/ops/gemm_fused.h"
 #include "core/ops/lora_step_block.h"
+#include "sable/cpp/tensor.h"
 
 namespace sable::ops {
 namespace {
@@ -672,16 +673,21 @@ extern const SableOps kCudaOps;
 // Measured on an H200 (bench/NOTES.md, v5): the one kernel wins where launches dominate (every
 // projection of a 0.5B model, <= 17 MB) and streams large weights slower than the plain GEMV
 // (every 8B projection, >= 33 MB), so it takes weights up to kFusedMaxBytes.
-// SABLE_FUSED_GEMV=0 never fuses, =1 always fuses (A/B measurements).
+// SABLE_FUSED_GEMV=0 never fuses, =1 always fuses, =2 (A/B, bench/NOTES.md v14) fuses large
+// weights' rope or act·mul epilogue only, after a separate rms_norm: the one kernel's norm
+// prologue is what spills at its 64-register cap and re-reads x in every warp.
 constexpr int64_t kFusedMaxBytes = int64_t(24) << 20;
 SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w,
                           const SableTensor* bias, const SableGemmFusion* f, SableTensor* out) {
-  static const int mode = [] {  // -1 never, 0 by weight size, 1 always
+  static const int mode = [] {  // -1 never, 0 by weight size, 1 always, 2 large: epilogue only
     const char* v = std::getenv("SABLE_FUSED_GEMV");
-    return v == nullptr ? 0 : std::string(v) == "0" ? -1 : std::string(v) == "1" ? 1 : 0;
+    if (v == nullptr) return 0;
+    const std::string m = v;
+    return m == "0" ? -1 : m == "1" ? 1 : m == "2" ? 2 : 0;
   }();
   GemmFusedShape s;
   bool launched = false;
+  const Arena::Mark mark = ctx != nullptr && ctx->arena != nullptr ? ctx->arena->mark() : Arena::Mark{};
   const SableStatus st = run_op(ctx, "gemm_fused", [&] {
     const std::string err = check_gemm_fused(x, w, bias, f, out, &s);
     require(err.empty(), "{}", err);
@@ -691,12 +697,25 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     const bool bf16 = a.dtype == SABLE_DTYPE_BF16 && b.dtype == SABLE_DTYPE_BF16 &&
                       o.dtype == SABLE_DTYPE_BF16 && sable_tensor_is_contiguous(&b);
     if (mode < 0 || !bf16 || s.m > k::kGemvFusedMaxM) return;
-    if (mode == 0 && s.n * s.k * 2 > kFusedMaxBytes) return;
+    const bool large = s.n * s.k * 2 > kFusedMaxBytes;
+    if ((mode == 0 && large) || (mode == 2 && large && !s.rope && !s.gated)) return;
+    const bool norm_first = mode == 2 && large && s.norm;
     if (a.ndim != 2 && !sable_tensor_is_contiguous(&a)) return;
     if (a.ndim == 2 && a.strides[1] != 1) return;
     k::GemvFusedArgs g;
     g.x = a.data;
     g.ldx = a.ndim == 2 ? a.strides[0] : s.k;
+    if (norm_first) {  // the normalised rows into scratch, then the kernel without its prologue
+      const int64_t shape[2] = {s.m, s.k};
+      SableTensor normed;
+      require(op_alloc(ctx, SABLE_DTYPE_BF16, 2, shape, &normed) == SABLE_OK, "arena exhausted");
+      const SableTensor x2 = a.ndim == 2 ? a : cpp::reshape(a, {s.m, s.k});
+      require(op_rms_norm(ctx, &x2, nullptr, f->norm_weight, f->norm_eps, f->norm_offset,
+                          &normed) == SABLE_OK,
+              "rms_norm before the fused projection failed");
+      g.x = normed.data;
+      g.ldx = s.k;
+    }
     g.w = b.data;
     g.out = o.data;
     g.ldo = s.out_cols;
@@ -704,7 +723,7 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     g.n = s.n;
     g.k = s.k;
     g.bias = bias_in(ctx, bias, SABLE_DTYPE_BF16, s.n);
-    if (s.norm) {
+    if (s.norm && !norm_first) {
       const auto& nw = tensor(f->norm_weight, "norm_weight");
       if (nw.dtype != SABLE_DTYPE_BF16 || !sable_tensor_is_contiguous(&nw)) return;
       g.norm_w = nw.data;
@@ -725,7 +744,10 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     }
     g.accumulate = s.accumulate ? 1 : 0;
     launched = k::gemv_fused(g, ctx->stream);
+    require(launched || !norm_first, "the fused projection after rms_norm did not launch");
   });
+  // Scratch (the normalised rows) is reused in stream order after this call.
+  if (ctx != nullptr && ctx->arena != nullptr) ctx->arena->release(mark);
   if (st != SABLE_OK || launched) return st;
   // A projection whose only epilogue is the residual add (o, down): one GEMM with out += x · wᵀ
   // (the skinny kernel's accumulate, cuBLASLt's beta = 1) instead of a product in scratch and an
