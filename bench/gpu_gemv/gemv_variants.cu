@@ -5,7 +5,8 @@
 // side by side — rows per warp, 16-byte loads in flight per lane, the load's cache hints, a
 // persistent grid — each inside a CUDA graph of back-to-back launches that cycle through enough
 // weight copies to defeat the 50 MB L2 (as a decode step sees its weights: once, cold), and
-// checks each against the production kernel's output.
+// checks each against the production kernel's output. Also split-K warps (several warps a row)
+// and the bulk copy engine (a ring of shared-memory stages filled by cp.async.bulk).
 //   usage: sable_gemv_variants [m]   (default 1)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -100,6 +101,178 @@ __global__ void __launch_bounds__(kW * 32)
   }
 }
 
+// Split K: kS warps of a block share each row, each over a contiguous K slice (4 loads in flight a
+// lane), their sums met in shared memory. Long rows (the 8B down projection, K 14336) then cost a
+// few round trips per warp instead of fourteen, and more warps stream each row.
+template <int kM, int kW, int kS>
+__global__ void __launch_bounds__(kW * 32)
+    gemv_splitk(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+                float* __restrict__ out, int64_t n, int64_t k) {
+  constexpr int kRowsPerBlock = kW / kS;
+  __shared__ float part[kW][kM];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int slice = warp % kS;
+  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + warp / kS;
+  const int64_t kv = k / 8;
+  const int64_t per = (kv + kS - 1) / kS;
+  const int64_t lo = slice * per, hi = lo + per < kv ? lo + per : kv;
+  float acc[kM];
+#pragma unroll
+  for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
+  if (row < n) {
+    const uint4* wr = reinterpret_cast<const uint4*>(w + row * k);
+    for (int64_t i = lo + lane; i < hi; i += 32 * 4) {
+      uint4 wv[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        wv[u] = i + 32 * u < hi ? load_w<1>(wr + i + 32 * u) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (i + 32 * u >= hi) break;
+#pragma unroll
+        for (int m = 0; m < kM; ++m)
+          acc[m] += dot8(wv[u], *reinterpret_cast<const uint4*>(x + m * k + (i + 32 * u) * 8));
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kM; ++m) {
+    const float v = warp_sum(acc[m]);
+    if (lane == 0) part[warp][m] = v;
+  }
+  __syncthreads();
+  if (slice == 0 && lane < kM && row < n) {
+    float v = 0.0f;
+    for (int s2 = 0; s2 < kS; ++s2) v += part[warp + s2][lane];
+    out[int64_t(lane) * n + row] = v;
+  }
+}
+
+template <int kM, int kW, int kS>
+void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n,
+                   int64_t k, cudaStream_t s) {
+  const int64_t blocks = (n + kW / kS - 1) / (kW / kS);
+  gemv_splitk<kM, kW, kS><<<unsigned(blocks), kW * 32, 0, s>>>(x, w, out, n, k);
+}
+
+// The copy engine: a persistent grid whose blocks each stream whole weight rows into a ring of
+// shared-memory stages with 1-D bulk copies (cp.async.bulk, completing on an mbarrier), issued by
+// one producer warp; four consumer warps each dot a quarter of the row against x. The bytes in
+// flight are the ring's, with no register cost (HOPPER.md: the bulk copy engine for tiles).
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_%=;\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+          smem_addr(dst)),
+      "l"(src), "r"(bytes), "r"(smem_addr(bar))
+      : "memory");
+}
+
+constexpr int kBulkConsumers = 4;
+constexpr int kBulkMaxStages = 16;
+
+template <int kM>
+__global__ void __launch_bounds__((kBulkConsumers + 1) * 32)
+    gemv_bulk(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+              float* __restrict__ out, int64_t n, int64_t k, int stages) {
+  extern __shared__ __align__(128) unsigned char ring[];
+  __shared__ uint64_t full[kBulkMaxStages], empty[kBulkMaxStages];
+  __shared__ float part[2][kBulkConsumers][kM];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const uint32_t row_bytes = uint32_t(k * 2);
+  if (threadIdx.x == 0) {
+    for (int s2 = 0; s2 < stages; ++s2) {
+      mbar_init(&full[s2], 1);
+      mbar_init(&empty[s2], kBulkConsumers);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  const int64_t rows_here = blockIdx.x < n ? (n - 1 - blockIdx.x) / gridDim.x + 1 : 0;
+  if (warp == kBulkConsumers) {  // the producer
+    if (lane == 0) {
+      for (int64_t i = 0; i < rows_here; ++i) {
+        const int s2 = int(i % stages);
+        if (i >= stages) mbar_wait(&empty[s2], uint32_t((i / stages - 1) & 1));
+        mbar_expect_tx(&full[s2], row_bytes);
+        const int64_t row = blockIdx.x + i * gridDim.x;
+        bulk_copy(ring + size_t(s2) * row_bytes, w + row * k, row_bytes, &full[s2]);
+      }
+    }
+    return;
+  }
+  const int64_t kv = k / 8;
+  const int64_t per = kv / kBulkConsumers;  // K is a multiple of 32 in every shape here
+  for (int64_t i = 0; i < rows_here; ++i) {
+    const int s2 = int(i % stages);
+    mbar_wait(&full[s2], uint32_t((i / stages) & 1));
+    const uint4* st = reinterpret_cast<const uint4*>(ring + size_t(s2) * row_bytes) + warp * per;
+    float acc[kM];
+#pragma unroll
+    for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
+    for (int64_t j = lane; j < per; j += 32) {
+      const uint4 wv = st[j];
+#pragma unroll
+      for (int m = 0; m < kM; ++m)
+        acc[m] += dot8(wv, *reinterpret_cast<const uint4*>(x + m * k + (warp * per + j) * 8));
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[s2]);  // the stage may be refilled
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      const float v = warp_sum(acc[m]);
+      if (lane == 0) part[i & 1][warp][m] = v;
+    }
+    asm volatile("bar.sync 1, %0;" ::"r"(kBulkConsumers * 32));
+    if (warp == 0 && lane < kM) {
+      float v = 0.0f;
+      for (int c = 0; c < kBulkConsumers; ++c) v += part[i & 1][c][lane];
+      out[int64_t(lane) * n + blockIdx.x + i * gridDim.x] = v;
+    }
+  }
+}
+
+template <int kM>
+void launch_bulk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n, int64_t k,
+                 cudaStream_t s) {
+  const size_t row_bytes = size_t(k) * 2;
+  const int stages = int(std::min<size_t>(kBulkMaxStages, std::max<size_t>(2, (96u << 10) / row_bytes)));
+  const size_t smem = size_t(stages) * row_bytes;
+  static int sms = [] {
+    int dev = 0, v = 132;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    return v;
+  }();
+  cudaFuncSetAttribute(gemv_bulk<kM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const int64_t blocks = std::min<int64_t>(n, int64_t(sms) * 2);
+  gemv_bulk<kM><<<unsigned(blocks), (kBulkConsumers + 1) * 32, smem, s>>>(x, w, out, n, k, stages);
+}
+
 __global__ void fill(uint16_t* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
@@ -161,6 +334,10 @@ std::vector<Variant> variants() {
       {"persist w4 r1 u8 nc256", launch_variant<kM, 4, 1, 8, 1, 1>},
       {"persist w4 r2 u4 nc256", launch_variant<kM, 4, 2, 4, 1, 1>},
       {"persist w8 r2 u8 nc256", launch_variant<kM, 8, 2, 8, 1, 1>},
+      {"splitk w8 s2", launch_splitk<kM, 8, 2>},
+      {"splitk w8 s4", launch_splitk<kM, 8, 4>},
+      {"splitk w8 s8", launch_splitk<kM, 8, 8>},
+      {"bulk ring 96KB x2/SM", launch_bulk<kM>},
   };
 }
 
