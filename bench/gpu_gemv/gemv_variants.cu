@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ops/cuda/bulk_copy.cuh"
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
@@ -34,7 +35,13 @@ namespace {
     }                                                                                    \
   } while (0)
 
+using sable::ops::cuda::bulk_copy;
 using sable::ops::cuda::dot8;
+using sable::ops::cuda::mbar_arrive;
+using sable::ops::cuda::mbar_expect_tx;
+using sable::ops::cuda::mbar_init;
+using sable::ops::cuda::mbar_init_fence;
+using sable::ops::cuda::mbar_wait;
 using sable::ops::cuda::load_weight;
 using sable::ops::cuda::warp_sum;
 
@@ -159,39 +166,6 @@ void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, i
 // shared-memory stages with 1-D bulk copies (cp.async.bulk, completing on an mbarrier), issued by
 // one producer warp; four consumer warps each dot a quarter of the row against x. The bytes in
 // flight are the ring's, with no register cost (HOPPER.md: the bulk copy engine for tiles).
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)),
-               "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-      "@!p bra WAIT_%=;\n"
-      "}\n" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-          smem_addr(dst)),
-      "l"(src), "r"(bytes), "r"(smem_addr(bar))
-      : "memory");
-}
-
 constexpr int kBulkConsumers = 4;
 constexpr int kBulkMaxStages = 16;
 
@@ -209,7 +183,7 @@ __global__ void __launch_bounds__((kBulkConsumers + 1) * 32)
       mbar_init(&full[s2], 1);
       mbar_init(&empty[s2], kBulkConsumers);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    mbar_init_fence();
   }
   __syncthreads();
   const int64_t rows_here = blockIdx.x < n ? (n - 1 - blockIdx.x) / gridDim.x + 1 : 0;
