@@ -20,21 +20,24 @@ inline F4 load4(const float* p) {
 
 // exp(x) for x <= 0, lane-wise, within 2 ulp of std::exp down to -87 (below, -inf included:
 // ~1.6e-38): Cody-Waite reduction to [-ln2/2, ln2/2], Cephes' degree-6 polynomial, the exponent
-// built in the bits.
-inline F4 exp_nonpositive(F4 x) {
-  const F4 lo = F4{} - 87.0f;
+// built in the bits. F / I: float / int32 vectors of one width (any: the CPU kernel tables
+// instantiate it at their register width, core/ops/cpu/silu_lanes.h).
+template <class F, class I>
+inline __attribute__((always_inline)) F exp_nonpositive_lanes(F x) {
+  const F lo = F{} - 87.0f;
   x = x < lo ? lo : x;
-  const F4 n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const F4 r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  F4 p = F4{} + 1.9875691500e-4f;
+  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const F r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  F p = F{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const F4 e = p * r * r + r + 1.0f;
-  const I4 bits = (__builtin_convertvector(n, I4) + 127) << 23;
-  return e * (F4)bits;  // 2^n: reinterprets the lanes' bits
+  const F e = p * r * r + r + 1.0f;
+  const I bits = (__builtin_convertvector(n, I) + 127) << 23;
+  return e * (F)bits;  // 2^n: reinterprets the lanes' bits
 }
+inline F4 exp_nonpositive(F4 x) { return exp_nonpositive_lanes<F4, I4>(x); }
 
 }  // namespace sable::lanes4

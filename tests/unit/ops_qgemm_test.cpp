@@ -67,6 +67,34 @@ TEST_F(OpsQgemm, EveryKernelTableAgreesWithTheScalarOne) {
   }
 }
 
+// Every table's SiLU row (its register width, silu_lanes.h) is x / (1 + exp(-x)) within a few
+// ulp (1e-33 absolute below exp's clamp at -87), times u when given, over lengths that end
+// mid-vector and inputs from -120 to 120, zero and signed zero included; y may be x (act_row
+// works in place).
+TEST_F(OpsQgemm, EveryTableSiluRowIsSiluTimesUp) {
+  std::uniform_real_distribution<float> wide(-120.0f, 120.0f), narrow(-6.0f, 6.0f);
+  for (const int64_t n : {1, 3, 7, 8, 15, 16, 17, 33, 100}) {
+    std::vector<float> x(static_cast<size_t>(n)), u(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = i % 3 == 0 ? wide(rng_) : narrow(rng_);
+      u[i] = narrow(rng_);
+    }
+    x[0] = n % 2 == 0 ? -0.0f : 0.0f;
+    for (const QKernels* t : cpu::usable_kernels()) {
+      ASSERT_NE(t->silu_row, nullptr) << t->name;
+      for (const bool gated : {false, true}) {
+        std::vector<float> y = x;
+        t->silu_row(y.data(), gated ? u.data() : nullptr, y.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          const double xi = x[i], want = xi / (1.0 + std::exp(-xi)) * (gated ? u[i] : 1.0);
+          ASSERT_NEAR(y[i], want, 1e-6 * std::fabs(want) + 1e-33)
+              << t->name << " n " << n << " x " << x[i] << (gated ? " gated" : "");
+        }
+      }
+    }
+  }
+}
+
 // The multi-row kernels give exactly what the single-row kernel gives for each (weight row,
 // activation row) pair (from the table's rows_exact_below on, within fp32 summation order): one activation row (each weight row streamed once), 2..9 rows (a tile of 8
 // and every partial tile), prefill sizes (full tiles plus a tail), odd weight-row counts, K of 1,

@@ -9,7 +9,7 @@
 #include "core/ops/cpu/cpu_threads.h"
 #include "core/ops/cpu/thread_pool.h"
 #include "core/ops/cpu/qblocks.h"
-#include "core/util/lanes4.h"
+#include "core/ops/cpu/qkernels.h"
 
 namespace sable::ops::cpu {
 
@@ -17,38 +17,9 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 14;  // below this many elements threads cost more than they give
 
-// SiLU four lanes at a time (core/util/lanes4.h). libm's expf per element, a call each, was 4-6 %
-// of a Qwen2.5-0.5B batch-8 CPU decode step at one thread, and at batch 8 only 8 of 16 threads
-// share it (one row each).
-using lanes4::F4;
-using lanes4::I4;
-using lanes4::exp_nonpositive;
-using lanes4::load4;
-
-// x * sigmoid(x) from e = exp(-|x|) (never overflows): 1 / (1 + e) for x >= 0, e / (1 + e) below.
-inline F4 silu4(F4 x) {
-  const F4 ax = (F4)((I4)x & 0x7FFFFFFF);
-  const F4 e = exp_nonpositive(-ax);
-  const F4 num = x >= 0.0f ? F4{} + 1.0f : e;
-  return x * num / (1.0f + e);
-}
-
-// y[i] = silu(x[i]) (times u[i] when u is given), the tail through the same lanes.
+// SiLU through the kernel table's lanes (QKernels::silu_row, core/ops/cpu/silu_lanes.h).
 void silu_row(const float* x, const float* u, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    F4 v = silu4(load4(x + i));
-    if (u != nullptr) v *= load4(u + i);
-    std::memcpy(y + i, &v, sizeof v);
-  }
-  if (i < n) {
-    F4 v{}, w{};
-    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * 4);
-    if (u != nullptr) std::memcpy(&w, u + i, static_cast<size_t>(n - i) * 4);
-    v = silu4(v);
-    if (u != nullptr) v *= w;
-    std::memcpy(y + i, &v, static_cast<size_t>(n - i) * 4);
-  }
+  best_kernels().silu_row(x, u, y, n);
 }
 inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
 inline float gelu_tanh(float x) {

@@ -102,6 +102,9 @@ struct QKernels {
   int64_t x16_max(int32_t dtype) const {
     return dtype == SABLE_DTYPE_Q8_0 ? x16_max_rows_q8_0 : x16_max_rows;
   }
+  // y[i] = silu(x[i]) * u[i] (u nullptr: silu(x[i])) for i < n, at the table's vector width
+  // (silu_lanes.h); within a few ulp of x / (1 + exp(-x)) in every table.
+  void (*silu_row)(const float* x, const float* u, float* y, int64_t n) = nullptr;
   // The head kernel of Q8_0 / Q4_0 / Q4_1 (nullptr otherwise).
   HeadRows head_rows(int32_t dtype) const;
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/ops/cpu/qkernels.h"
+#include "core/ops/cpu/silu_lanes.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -371,17 +372,28 @@ QKernels::FDot QKernels::fdot(int32_t dtype) const {
   return nullptr;
 }
 
+namespace {
+// SiLU four lanes wide (one SSE / NEON register on the baseline build; silu_lanes.h).
+void silu_row4(const float* x, const float* u, float* y, int64_t n) {
+  silu_row_lanes<lanes4::F4, lanes4::I4>(x, u, y, n);
+}
+}  // namespace
+
 const QKernels& scalar_kernels() {
-  static const QKernels k{"scalar",           &quantize_row,       &dot_q8_0,
-                          &dot_q4_0,          &dot_q4_1,           &dot_q4_k,
-                          &dot_q5_k,          &dot_q6_k,           &dot_bf16,
-                          &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
-                          &rows_of<&dot_q4_1>, false,                &dequantize_row,
-                          &fdot_rows,
-                          &quantize_row16,
-                          &head_rows_n<SABLE_DTYPE_Q8_0>,
-                          &head_rows_n<SABLE_DTYPE_Q4_0>,
-                          &head_rows_n<SABLE_DTYPE_Q4_1>};
+  static const QKernels k = [] {
+    QKernels t{"scalar",           &quantize_row,       &dot_q8_0,
+               &dot_q4_0,          &dot_q4_1,           &dot_q4_k,
+               &dot_q5_k,          &dot_q6_k,           &dot_bf16,
+               &dot_f16,           &rows_of<&dot_q8_0>, &rows_of<&dot_q4_0>,
+               &rows_of<&dot_q4_1>, false,              &dequantize_row,
+               &fdot_rows,
+               &quantize_row16,
+               &head_rows_n<SABLE_DTYPE_Q8_0>,
+               &head_rows_n<SABLE_DTYPE_Q4_0>,
+               &head_rows_n<SABLE_DTYPE_Q4_1>};
+    t.silu_row = &silu_row4;
+    return t;
+  }();
   return k;
 }
 
