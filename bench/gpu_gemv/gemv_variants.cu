@@ -37,12 +37,12 @@ namespace {
 
 using sable::ops::cuda::bulk_copy;
 using sable::ops::cuda::dot8;
+using sable::ops::cuda::load_weight;
 using sable::ops::cuda::mbar_arrive;
 using sable::ops::cuda::mbar_expect_tx;
 using sable::ops::cuda::mbar_init;
 using sable::ops::cuda::mbar_init_fence;
 using sable::ops::cuda::mbar_wait;
-using sable::ops::cuda::load_weight;
 using sable::ops::cuda::warp_sum;
 
 // kMode 0 and 1: the production kernel's loads (load_weight); 2: ld.global.nc.L1::no_allocate
@@ -156,8 +156,8 @@ __global__ void __launch_bounds__(kW * 32)
 }
 
 template <int kM, int kW, int kS>
-void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n,
-                   int64_t k, cudaStream_t s) {
+void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n, int64_t k,
+                   cudaStream_t s) {
   const int64_t blocks = (n + kW / kS - 1) / (kW / kS);
   gemv_splitk<kM, kW, kS><<<unsigned(blocks), kW * 32, 0, s>>>(x, w, out, n, k);
 }
@@ -234,7 +234,8 @@ template <int kM>
 void launch_bulk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n, int64_t k,
                  cudaStream_t s) {
   const size_t row_bytes = size_t(k) * 2;
-  const int stages = int(std::min<size_t>(kBulkMaxStages, std::max<size_t>(2, (96u << 10) / row_bytes)));
+  const int stages =
+      int(std::min<size_t>(kBulkMaxStages, std::max<size_t>(2, (96u << 10) / row_bytes)));
   const size_t smem = size_t(stages) * row_bytes;
   static int sms = [] {
     int dev = 0, v = 132;

@@ -51,13 +51,17 @@ std::vector<Shape> make_case(int64_t which) {
   std::vector<Shape> c;
   if (which == 0 || which == 4) {
     for (int l = 0; l < 30; ++l)
-      c.insert(c.end(), {{q41, 960, 576, false}, {q41, 576, 576, false},
-                         {q41, 3072, 576, false}, {q41, 576, 1536, false}});
+      c.insert(c.end(), {{q41, 960, 576, false},
+                         {q41, 576, 576, false},
+                         {q41, 3072, 576, false},
+                         {q41, 576, 1536, false}});
     if (which == 4) c.push_back({q80, 49152, 576, true});
   } else if (which == 1 || which == 5) {
     for (int l = 0; l < 24; ++l)
-      c.insert(c.end(), {{q80, 1152, 896, false}, {q80, 896, 896, false},
-                         {q80, 9728, 896, false}, {q80, 896, 4864, false}});
+      c.insert(c.end(), {{q80, 1152, 896, false},
+                         {q80, 896, 896, false},
+                         {q80, 9728, 896, false},
+                         {q80, 896, 4864, false}});
     if (which == 5) c.push_back({q80, 151936, 896, true});
   } else if (which == 2) {
     c.assign(48, {q80, 9728, 896, false});
@@ -154,8 +158,8 @@ void BM_X16Gemv(benchmark::State& state) {
         const void* prep = kern.x16_prep != nullptr
                                ? kern.x16_prep(s.dtype, xq.data(), s.k / 32, 1, s.k)
                                : nullptr;
-        kern.x16_rows(s.dtype)(cp.ptr[i], 0, groups, s.n, xq.data(), s.k / 32, 1, s.k,
-                               out.data(), s.n, prep);
+        kern.x16_rows(s.dtype)(cp.ptr[i], 0, groups, s.n, xq.data(), s.k / 32, 1, s.k, out.data(),
+                               s.n, prep);
       }
       benchmark::DoNotOptimize(out.data());
     }

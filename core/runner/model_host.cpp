@@ -222,8 +222,8 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
       memory_.upload(t.data, staging.data(), staging.size());
     }
     // Checkpoint bytes: no kernel writes them in a forward (the decode GEMV's early loads).
-    ops::register_weight_range(t.data, static_cast<size_t>(sable_tensor_numel(&t)) *
-                                           sable_dtype_size(dst_dtype));
+    ops::register_weight_range(
+        t.data, static_cast<size_t>(sable_tensor_numel(&t)) * sable_dtype_size(dst_dtype));
     used_.insert(name);
     *out = t;
     return SABLE_OK;

@@ -1,5 +1,7 @@
 // Every CUDA op against the CPU ops table on the same random inputs: CUDA computes in bf16 (or
 // F32 where the op outputs it), the CPU in fp32, so results agree to bf16 tolerance.
+#include "core/ops/cuda/cuda_ops.h"
+
 #include <algorithm>
 #include <functional>
 #include <random>
@@ -8,7 +10,6 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cpu/cpu_ops.h"
-#include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/weight_ranges.h"
@@ -510,7 +511,8 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
       {"norm", true, false, false, false, 0, 0, 0, 0, 81, 896},  // odd N: a one-row task
       {"norm+rope neox", true, true, false, false, 4 * 64, 64, 64, SABLE_ROPE_NEOX, 6 * 64, 128},
       {"rope partial", true, false, false, false, 3 * 64, 64, 32, SABLE_ROPE_NEOX, 3 * 64 + 33, 64},
-      {"rope interleaved", false, false, false, false, 2 * 32, 32, 16, SABLE_ROPE_INTERLEAVED, 96, 72},
+      {"rope interleaved", false, false, false, false, 2 * 32, 32, 16, SABLE_ROPE_INTERLEAVED, 96,
+       72},
       {"accumulate+bias", false, true, true, false, 0, 0, 0, 0, 200, 256},
       {"norm+gated", true, true, false, true, 0, 0, 0, 0, 2 * 150, 136},
       {"gated+accumulate", false, false, true, true, 0, 0, 0, 0, 2 * 64, 4096},
@@ -518,7 +520,8 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
       // composed norm, rope and act·mul (or, with SABLE_FUSED_GEMV=2, a separate norm and the one
       // kernel's epilogue).
       {"accumulate large", false, true, true, false, 0, 0, 0, 0, 3200, 4096},
-      {"norm+rope large", true, false, false, false, 24 * 128, 128, 128, SABLE_ROPE_NEOX, 26 * 128, 4096},
+      {"norm+rope large", true, false, false, false, 24 * 128, 128, 128, SABLE_ROPE_NEOX, 26 * 128,
+       4096},
       {"norm+gated large", true, false, false, true, 0, 0, 0, 0, 2 * 1600, 4096},
   };
   const int64_t maxpos = 64;
@@ -610,7 +613,8 @@ TEST_F(CudaOpsTest, GemvEarlyLoadsWaitForTheirInputs) {
     ASSERT_EQ(c_->gemm_fused(&cpu_ctx_, &xc, &wc, nullptr, &f, &oc), SABLE_OK);
     f.norm_weight = &gg;
     ASSERT_EQ(g_->scale(&gpu_ctx_, &srcg, 0.5f, &xg), SABLE_OK);
-    ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_OK) << gpu_ctx_.last_error;
+    ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, nullptr, &f, &og), SABLE_OK)
+        << gpu_ctx_.last_error;
     expect_close(o);
     // w2 = 3 wsrc by the kernel just ahead: not a registered weight, read after the write.
     auto wsrcc = wsrc.cpu(), w2c = w2.cpu(), wsrcg = wsrc.gpu(), w2g = w2.gpu();
@@ -651,7 +655,8 @@ TEST_F(CudaOpsTest, GemvBulkMatchesCpu) {
     Pair prod = make({c.m, c.n}, 1.0f, SABLE_DTYPE_F32);
     auto pc = prod.cpu();
     ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, c.bias ? &bc : nullptr, &pc), SABLE_OK);
-    for (size_t i = 0; i < want.size(); ++i) want[i] = (c.accumulate ? want[i] : 0.0f) + prod.host[i];
+    for (size_t i = 0; i < want.size(); ++i)
+      want[i] = (c.accumulate ? want[i] : 0.0f) + prod.host[i];
     ASSERT_EQ(g_->scale(&gpu_ctx_, &srcg, 0.5f, &xg), SABLE_OK);
     ASSERT_TRUE(ops::cuda::gemv_bulk_bf16(xg.data, c.k, w.dev.get(), c.bias ? bg.data : nullptr,
                                           og.data, o.dtype, c.m, c.n, c.k, gpu_ctx_.stream,

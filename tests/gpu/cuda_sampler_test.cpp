@@ -2,13 +2,14 @@
 // plain temperature sampling draws the same token from the same seeded uniform, top-k/top-p/min-p
 // keep draws inside the allowed set with the right frequencies, penalties, bias and the grammar
 // mask act as on the CPU, and seeded runs are reproducible.
+#include "core/sampling/cuda/cuda_sampler.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
 #include <random>
 
-#include "core/sampling/cuda/cuda_sampler.h"
 #include "core/sampling/sampler.h"
 #include "tests/gpu/gpu_test_util.h"
 

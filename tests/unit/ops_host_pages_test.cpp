@@ -64,7 +64,8 @@ long anon_huge_kb(const void* p) {
       in = lo == reinterpret_cast<uintptr_t>(p);
       continue;
     }
-    if (in && line.rfind("AnonHugePages:", 0) == 0) return std::strtol(line.c_str() + 14, nullptr, 10);
+    if (in && line.rfind("AnonHugePages:", 0) == 0)
+      return std::strtol(line.c_str() + 14, nullptr, 10);
   }
   return -1;
 }

@@ -109,5 +109,7 @@ TEST(OpsQgemmPrefetch, X16KernelsKeepTheirPrefetches) {
 }  // namespace sable::ops
 
 #else
-TEST(OpsQgemmPrefetch, X16KernelsKeepTheirPrefetches) { GTEST_SKIP() << "x86-64 Linux only"; }
+TEST(OpsQgemmPrefetch, X16KernelsKeepTheirPrefetches) {
+  GTEST_SKIP() << "x86-64 Linux only";
+}
 #endif

@@ -21,12 +21,12 @@ TEST(WeightRanges, SlicesMergeAndLookupsMustFitInside) {
   EXPECT_TRUE(is_weight_range(b + 1000, 100));
   EXPECT_FALSE(is_weight_range(b, 2049));
   EXPECT_FALSE(is_weight_range(b + 2048, 1));
-  register_weight_range(b + 3000, 100);   // apart
+  register_weight_range(b + 3000, 100);  // apart
   EXPECT_FALSE(is_weight_range(b + 2000, 1100));
   EXPECT_TRUE(is_weight_range(b + 3000, 100));
   register_weight_range(b + 1900, 1200);  // overlaps both: one range [0, 3100)
   EXPECT_TRUE(is_weight_range(b, 3100));
-  forget_weight_ranges(b + 1000, 100);    // a hole
+  forget_weight_ranges(b + 1000, 100);  // a hole
   EXPECT_FALSE(is_weight_range(b + 990, 20));
   EXPECT_TRUE(is_weight_range(b, 1000));
   EXPECT_TRUE(is_weight_range(b + 1100, 2000));

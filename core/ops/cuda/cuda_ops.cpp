@@ -687,7 +687,8 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
   }();
   GemmFusedShape s;
   bool launched = false;
-  const Arena::Mark mark = ctx != nullptr && ctx->arena != nullptr ? ctx->arena->mark() : Arena::Mark{};
+  const Arena::Mark mark =
+      ctx != nullptr && ctx->arena != nullptr ? ctx->arena->mark() : Arena::Mark{};
   const SableStatus st = run_op(ctx, "gemm_fused", [&] {
     const std::string err = check_gemm_fused(x, w, bias, f, out, &s);
     require(err.empty(), "{}", err);
@@ -778,7 +779,8 @@ LoraProbe lora_probe() {
     p.no_shrink = what == "shrink" || what == "both";
     p.no_expand = what == "expand" || what == "both";
     const char* m = std::getenv("SABLE_LORA_SKIP_MODULES");
-    if (m != nullptr && m[0] != '\0') p.modules = static_cast<uint32_t>(std::strtoul(m, nullptr, 0));
+    if (m != nullptr && m[0] != '\0')
+      p.modules = static_cast<uint32_t>(std::strtoul(m, nullptr, 0));
     return p;
   }();
   return probe;

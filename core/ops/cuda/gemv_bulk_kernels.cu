@@ -11,16 +11,16 @@
 // checkpoint weights (core/ops/weight_ranges.h) the producer starts before the wait on the
 // previous kernel, so under PDL the ring fills during that kernel's tail.
 // Each block owns a contiguous range of rows, so its copies walk memory in order.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 #include "core/ops/cuda/bulk_copy.cuh"
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
-
-#include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 namespace sable::ops::cuda {
 namespace {
@@ -113,20 +113,19 @@ bool launch_m(const void* x, int64_t ldx, const void* w, const void* bias, void*
       v = 132;
     return v;
   }();
-  static const bool sized = cudaFuncSetAttribute(gemv_bulk_kernel<kM, TOut>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 int(kRingBytes)) == cudaSuccess;
+  static const bool sized =
+      cudaFuncSetAttribute(gemv_bulk_kernel<kM, TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(kRingBytes)) == cudaSuccess;
   if (!sized) return false;
   const size_t row_bytes = size_t(k) * 2;
   const int stages = int(std::min<size_t>(kMaxStages, kRingBytes / row_bytes));
   const int64_t blocks = std::min<int64_t>(n, int64_t(sms) * 2);
   const bool early = gemv_early_loads() && is_weight_range(w, size_t(n) * row_bytes);
-  return sable::cuda::launch(gemv_bulk_kernel<kM, TOut>, dim3(unsigned(blocks)),
-                             dim3((kConsumers + 1) * 32), size_t(stages) * row_bytes, s,
-                             static_cast<const __nv_bfloat16*>(x), ldx,
-                             static_cast<const __nv_bfloat16*>(w), static_cast<const TOut*>(bias),
-                             static_cast<TOut*>(out), n, k, stages, early,
-                             accumulate) == cudaSuccess;
+  return sable::cuda::launch(
+             gemv_bulk_kernel<kM, TOut>, dim3(unsigned(blocks)), dim3((kConsumers + 1) * 32),
+             size_t(stages) * row_bytes, s, static_cast<const __nv_bfloat16*>(x), ldx,
+             static_cast<const __nv_bfloat16*>(w), static_cast<const TOut*>(bias),
+             static_cast<TOut*>(out), n, k, stages, early, accumulate) == cudaSuccess;
 }
 
 template <class TOut>
@@ -134,11 +133,13 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
             int64_t n, int64_t k, bool accumulate, cudaStream_t s) {
   switch (m) {
 #define SABLE_BULK_CASE(M) \
-  case M: return launch_m<M, TOut>(x, ldx, w, bias, out, n, k, accumulate, s);
-    SABLE_BULK_CASE(1) SABLE_BULK_CASE(2) SABLE_BULK_CASE(3) SABLE_BULK_CASE(4)
-    SABLE_BULK_CASE(5) SABLE_BULK_CASE(6) SABLE_BULK_CASE(7) SABLE_BULK_CASE(8)
+  case M:                  \
+    return launch_m<M, TOut>(x, ldx, w, bias, out, n, k, accumulate, s);
+    SABLE_BULK_CASE(1)
+    SABLE_BULK_CASE(2) SABLE_BULK_CASE(3) SABLE_BULK_CASE(4) SABLE_BULK_CASE(5) SABLE_BULK_CASE(6)
+        SABLE_BULK_CASE(7) SABLE_BULK_CASE(8)
 #undef SABLE_BULK_CASE
-    default: return false;
+            default : return false;
   }
 }
 

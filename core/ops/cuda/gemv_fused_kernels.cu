@@ -311,11 +311,29 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
   const unsigned blocks = static_cast<unsigned>((tasks + tasks_per_block - 1) / tasks_per_block);
   const bool norm = g.norm_w != nullptr;
   const cudaStream_t s = as_stream(stream);
-  const Args a{static_cast<const Bf16*>(g.x), g.ldx, static_cast<const Bf16*>(g.w),
-               static_cast<const Bf16*>(g.bias), static_cast<Bf16*>(g.out), g.ldo, g.m, g.n, g.k,
-               static_cast<const Bf16*>(g.norm_w), g.eps, g.norm_offset, g.mode, g.act,
-               g.accumulate, g.rope_cols, g.head_dim, g.rot_dim, g.positions, g.cos_sin, splits,
-               l2_prefetch(), gemv_cache_hint(),
+  const Args a{static_cast<const Bf16*>(g.x),
+               g.ldx,
+               static_cast<const Bf16*>(g.w),
+               static_cast<const Bf16*>(g.bias),
+               static_cast<Bf16*>(g.out),
+               g.ldo,
+               g.m,
+               g.n,
+               g.k,
+               static_cast<const Bf16*>(g.norm_w),
+               g.eps,
+               g.norm_offset,
+               g.mode,
+               g.act,
+               g.accumulate,
+               g.rope_cols,
+               g.head_dim,
+               g.rot_dim,
+               g.positions,
+               g.cos_sin,
+               splits,
+               l2_prefetch(),
+               gemv_cache_hint(),
                gemv_early_loads() && is_weight_range(g.w, static_cast<size_t>(g.n * g.k) * 2)};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {

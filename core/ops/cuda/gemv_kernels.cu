@@ -4,13 +4,13 @@
 // Decode GEMMs are bound by reading the weights once. cuBLASLt reaches 1.7-2.7 TB/s on these
 // shapes on an H100 (bench/NOTES.md); this kernel streams each weight row with 16-byte loads,
 // several in flight per lane, one warp per output row, and keeps all M accumulators in registers.
+#include <cstdlib>
+
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
-
-#include <cstdlib>
 
 namespace sable::ops::cuda {
 namespace {
@@ -22,9 +22,10 @@ constexpr int kUnroll = 4;
 // kR * kUnroll 16-byte loads per lane are in flight at once.
 template <int kM, int kR, int kHint, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx, const __nv_bfloat16* __restrict__ w,
-                const TOut* __restrict__ bias, TOut* __restrict__ out, int64_t n, int64_t k,
-                bool prefetch, bool early, bool accumulate) {
+    gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx,
+                const __nv_bfloat16* __restrict__ w, const TOut* __restrict__ bias,
+                TOut* __restrict__ out, int64_t n, int64_t k, bool prefetch, bool early,
+                bool accumulate) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
@@ -127,13 +128,15 @@ namespace {
 
 template <int kR, int kHint, class TOut>
 bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
-                    TOut* out, int64_t m, int64_t n, int64_t k, bool acc, bool early, cudaStream_t s) {
+                    TOut* out, int64_t m, int64_t n, int64_t k, bool acc, bool early,
+                    cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((n + kWarpsPerBlock * kR - 1) / (kWarpsPerBlock * kR));
   switch (m) {
-#define SABLE_GEMV_CASE(M)                                                                   \
-  case M:                                                                                    \
+#define SABLE_GEMV_CASE(M)                                                                         \
+  case M:                                                                                          \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, l2_prefetch(), early, acc) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, l2_prefetch(), early,                   \
+                               acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE
@@ -168,9 +171,12 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
   switch (rows_per_warp(m, k)) {
-    case 4: return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
-    case 2: return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
-    default: return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
+    case 4:
+      return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
+    case 2:
+      return launch_rows<2>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
+    default:
+      return launch_rows<1>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
   }
 }
 

@@ -47,9 +47,9 @@ __host__ __device__ constexpr bool deep_variant(int stages, int warps) {
 template <int kD, int kStages, int kW>
 __global__ void __launch_bounds__(kW * 32,
                                   decode_ctas_per_sm(kD, deep_variant(kStages, kW) ? kDeepStages
-                                                                                  : kStages))
+                                                                                   : kStages))
     decode_kernel(AttentionParams p) {
-  constexpr int kN = 16 * kW;  // KV positions per tile: 16 per warp
+  constexpr int kN = 16 * kW;       // KV positions per tile: 16 per warp
   constexpr int kChunks = kD / 8;   // 16-byte chunks per row
   constexpr int kKSteps = kD / 16;  // k16 steps of Q·Kᵀ
   constexpr int kON = kD / 8;       // n8 blocks of O
@@ -95,8 +95,7 @@ __global__ void __launch_bounds__(kW * 32,
 #pragma unroll
     for (int st = 0; st < kStages; ++st)
       if (st < n_tiles)
-        tile_slots<kD, kN, kThreads>(deep_slot[st], pages, p.page_size,
-                                           begin + st * kN, end);
+        tile_slots<kD, kN, kThreads>(deep_slot[st], pages, p.page_size, begin + st * kN, end);
   } else {
     if (n_tiles > 0) tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin, end);
   }
@@ -164,8 +163,7 @@ __global__ void __launch_bounds__(kW * 32,
     } else {
       copy_kv(tile, buf, slot);
       if (tile + 1 < n_tiles)
-        tile_slots<kD, kN, kThreads>(slot, pages, p.page_size,
-                                           begin + (tile + 1) * kN, end);
+        tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + (tile + 1) * kN, end);
     }
   };
   // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
@@ -216,9 +214,9 @@ __global__ void __launch_bounds__(kW * 32,
   __syncthreads();
   if (p.probe == 3) return;
 
-  // Combine the four warps through shared memory (the K/V stages are free now).
+  // Combine the warps through shared memory (the K/V stages are free now).
   float* s_o = reinterpret_cast<float*>(sK);     // [warps][kRows][kD]
-  float* s_m = s_o + kW * kRows * kD;  // [warps][kRows]
+  float* s_m = s_o + kW * kRows * kD;            // [warps][kRows]
   float* s_l = s_m + kW * kRows;
 #pragma unroll
   for (int hf = 0; hf < 2; ++hf) {
@@ -290,8 +288,7 @@ __global__ void __launch_bounds__(kW * 32,
   const int parts = used + casc;
   float* s_wm = reinterpret_cast<float*>(sK);   // [kRows][kMaxMergeParts]: m, then the weights
   float* s_wl = s_wm + kRows * kMaxMergeParts;  // [kRows][kMaxMergeParts]: l
-  static_assert(2 * kRows * kMaxMergeParts * sizeof(float) <=
-                2 * kStages * kN * kD * sizeof(bf16));
+  static_assert(2 * kRows * kMaxMergeParts * sizeof(float) <= 2 * kStages * kN * kD * sizeof(bf16));
   const int64_t row0 = (int64_t(t) * p.q_heads + int64_t(kvh) * G) * p.splits;
   for (int i = tid; i < G * parts; i += kThreads) {
     const int r = i / parts, sp = i % parts;
@@ -336,14 +333,14 @@ __global__ void __launch_bounds__(kW * 32,
 template <int kD, int kStages, int kW = kDecodeWarps>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
   constexpr int smem = decode_smem_bytes<kD, kStages, kW>();
-  if (cudaFuncSetAttribute(decode_kernel<kD, kStages, kW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           smem) != cudaSuccess) {
+  if (cudaFuncSetAttribute(decode_kernel<kD, kStages, kW>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
   const dim3 grid(p.kv_heads, p.num_decode, p.splits);
-  return sable::cuda::launch(decode_kernel<kD, kStages, kW>, grid, dim3(kW * 32), smem, s,
-                             p) == cudaSuccess;
+  return sable::cuda::launch(decode_kernel<kD, kStages, kW>, grid, dim3(kW * 32), smem, s, p) ==
+         cudaSuccess;
 }
 
 bool aligned16(const void* ptr, int64_t stride) {
@@ -365,7 +362,8 @@ bool launch_decode(const AttentionParams& p, void* stream) {
   // (8 warps, each 16 positions of a tile), the same 384 positions in flight with half the steps
   // in series (six steps of one CTA per SM measured slower than the merge at 8B shapes).
   if (p.decode_stages == kDeepStages)
-    return p.head_dim == 64 ? launch_d<64, kDeepStages>(p, s) : launch_d<128, 3, 2 * kDecodeWarps>(p, s);
+    return p.head_dim == 64 ? launch_d<64, kDeepStages>(p, s)
+                            : launch_d<128, 3, 2 * kDecodeWarps>(p, s);
   if (p.decode_stages == 3)
     return p.head_dim == 64 ? launch_d<64, 3>(p, s) : launch_d<128, 3>(p, s);
   return p.head_dim == 64 ? launch_d<64, 2>(p, s) : launch_d<128, 2>(p, s);

@@ -123,7 +123,8 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
   // Split-KV only for decode-only batches too small to fill the GPU; shape-only.
   if (shape.decode_only && b.num_tokens <= c.split_rows) {
     if (c.decode_kernel) {
-      shape.decode_stages = b.num_tokens * c.kv_heads <= c.deep_pairs ? kDeepStages : c.decode_stages;
+      shape.decode_stages =
+          b.num_tokens * c.kv_heads <= c.deep_pairs ? kDeepStages : c.decode_stages;
       shape.splits = decode_splits(b.num_tokens, c.kv_heads, c.head_dim, c.num_sms, c.wave_fit,
                                    shape.decode_stages);
     } else {
@@ -133,8 +134,9 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
     }
   }
   plan_cascade(b, c, shape, out);
-  const int32_t min_chunk =
-      shape.decode_stages >= kDeepStages ? std::max(c.decode_min_chunk, kDeepChunk) : c.decode_min_chunk;
+  const int32_t min_chunk = shape.decode_stages >= kDeepStages
+                                ? std::max(c.decode_min_chunk, kDeepChunk)
+                                : c.decode_min_chunk;
   shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits, min_chunk)
                                 : std::max(32, (max_len + shape.splits - 1) / shape.splits);
   // Without the decode kernel, decode batches that fill the GPU alone (one CTA per token and q

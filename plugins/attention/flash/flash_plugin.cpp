@@ -111,7 +111,8 @@ class FlashAttention {
     const char* deep = std::getenv("SABLE_DECODE_DEEP_PAIRS");
     if (deep != nullptr && std::atoi(deep) >= 0) plan_config_.deep_pairs = std::atoi(deep);
     const char* min_chunk = std::getenv("SABLE_DECODE_MIN_CHUNK");
-    if (min_chunk != nullptr && std::atoi(min_chunk) > 0) plan_config_.decode_min_chunk = std::atoi(min_chunk);
+    if (min_chunk != nullptr && std::atoi(min_chunk) > 0)
+      plan_config_.decode_min_chunk = std::atoi(min_chunk);
     // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
