@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "core/ops/cuda/bulk_copy.cuh"
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
@@ -35,14 +34,8 @@ namespace {
     }                                                                                    \
   } while (0)
 
-using sable::ops::cuda::bulk_copy;
 using sable::ops::cuda::dot8;
 using sable::ops::cuda::load_weight;
-using sable::ops::cuda::mbar_arrive;
-using sable::ops::cuda::mbar_expect_tx;
-using sable::ops::cuda::mbar_init;
-using sable::ops::cuda::mbar_init_fence;
-using sable::ops::cuda::mbar_wait;
 using sable::ops::cuda::warp_sum;
 
 // kMode 0 and 1: the production kernel's loads (load_weight); 2: ld.global.nc.L1::no_allocate
@@ -162,90 +155,12 @@ void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, i
   gemv_splitk<kM, kW, kS><<<unsigned(blocks), kW * 32, 0, s>>>(x, w, out, n, k);
 }
 
-// The copy engine: a persistent grid whose blocks each stream whole weight rows into a ring of
-// shared-memory stages with 1-D bulk copies (cp.async.bulk, completing on an mbarrier), issued by
-// one producer warp; four consumer warps each dot a quarter of the row against x. The bytes in
-// flight are the ring's, with no register cost (HOPPER.md: the bulk copy engine for tiles).
-constexpr int kBulkConsumers = 4;
-constexpr int kBulkMaxStages = 16;
-
-template <int kM>
-__global__ void __launch_bounds__((kBulkConsumers + 1) * 32)
-    gemv_bulk(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-              float* __restrict__ out, int64_t n, int64_t k, int stages) {
-  extern __shared__ __align__(128) unsigned char ring[];
-  __shared__ uint64_t full[kBulkMaxStages], empty[kBulkMaxStages];
-  __shared__ float part[2][kBulkConsumers][kM];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const uint32_t row_bytes = uint32_t(k * 2);
-  if (threadIdx.x == 0) {
-    for (int s2 = 0; s2 < stages; ++s2) {
-      mbar_init(&full[s2], 1);
-      mbar_init(&empty[s2], kBulkConsumers);
-    }
-    mbar_init_fence();
-  }
-  __syncthreads();
-  const int64_t rows_here = blockIdx.x < n ? (n - 1 - blockIdx.x) / gridDim.x + 1 : 0;
-  if (warp == kBulkConsumers) {  // the producer
-    if (lane == 0) {
-      for (int64_t i = 0; i < rows_here; ++i) {
-        const int s2 = int(i % stages);
-        if (i >= stages) mbar_wait(&empty[s2], uint32_t((i / stages - 1) & 1));
-        mbar_expect_tx(&full[s2], row_bytes);
-        const int64_t row = blockIdx.x + i * gridDim.x;
-        bulk_copy(ring + size_t(s2) * row_bytes, w + row * k, row_bytes, &full[s2]);
-      }
-    }
-    return;
-  }
-  const int64_t kv = k / 8;
-  const int64_t per = kv / kBulkConsumers;  // K is a multiple of 32 in every shape here
-  for (int64_t i = 0; i < rows_here; ++i) {
-    const int s2 = int(i % stages);
-    mbar_wait(&full[s2], uint32_t((i / stages) & 1));
-    const uint4* st = reinterpret_cast<const uint4*>(ring + size_t(s2) * row_bytes) + warp * per;
-    float acc[kM];
-#pragma unroll
-    for (int m = 0; m < kM; ++m) acc[m] = 0.0f;
-    for (int64_t j = lane; j < per; j += 32) {
-      const uint4 wv = st[j];
-#pragma unroll
-      for (int m = 0; m < kM; ++m)
-        acc[m] += dot8(wv, *reinterpret_cast<const uint4*>(x + m * k + (warp * per + j) * 8));
-    }
-    __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[s2]);  // the stage may be refilled
-#pragma unroll
-    for (int m = 0; m < kM; ++m) {
-      const float v = warp_sum(acc[m]);
-      if (lane == 0) part[i & 1][warp][m] = v;
-    }
-    asm volatile("bar.sync 1, %0;" ::"r"(kBulkConsumers * 32));
-    if (warp == 0 && lane < kM) {
-      float v = 0.0f;
-      for (int c = 0; c < kBulkConsumers; ++c) v += part[i & 1][c][lane];
-      out[int64_t(lane) * n + blockIdx.x + i * gridDim.x] = v;
-    }
-  }
-}
-
+// The production skinny GEMM on the bulk copy engine (core/ops/cuda/gemv_bulk_kernels.cu: a ring
+// of shared-memory stages filled by cp.async.bulk, one producer warp, four consumers), as is.
 template <int kM>
 void launch_bulk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n, int64_t k,
                  cudaStream_t s) {
-  const size_t row_bytes = size_t(k) * 2;
-  const int stages =
-      int(std::min<size_t>(kBulkMaxStages, std::max<size_t>(2, (96u << 10) / row_bytes)));
-  const size_t smem = size_t(stages) * row_bytes;
-  static int sms = [] {
-    int dev = 0, v = 132;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    return v;
-  }();
-  cudaFuncSetAttribute(gemv_bulk<kM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-  const int64_t blocks = std::min<int64_t>(n, int64_t(sms) * 2);
-  gemv_bulk<kM><<<unsigned(blocks), (kBulkConsumers + 1) * 32, smem, s>>>(x, w, out, n, k, stages);
+  sable::ops::cuda::gemv_bulk_bf16(x, k, w, nullptr, out, SABLE_DTYPE_F32, kM, n, k, s, false);
 }
 
 __global__ void fill(uint16_t* p, size_t n, uint32_t seed) {
@@ -312,7 +227,7 @@ std::vector<Variant> variants() {
       {"splitk w8 s2", launch_splitk<kM, 8, 2>},
       {"splitk w8 s4", launch_splitk<kM, 8, 4>},
       {"splitk w8 s8", launch_splitk<kM, 8, 8>},
-      {"bulk ring 96KB x2/SM", launch_bulk<kM>},
+      {"bulk ring (production)", launch_bulk<kM>},
   };
 }
 
