@@ -1,6 +1,7 @@
 // Hopper's bulk copy engine for 1-D copies into shared memory: mbarrier helpers and
-// cp.async.bulk (first user: the bulk skinny GEMM, gemv_bulk_kernels.cu). A copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) completes
-// on an mbarrier that expects those bytes; waiting threads spin on the barrier's phase parity.
+// cp.async.bulk (first user: the bulk skinny GEMM, gemv_bulk_kernels.cu). A copy of `bytes` (a
+// multiple of 16, both addresses 16-byte aligned) completes on an mbarrier that expects those
+// bytes; waiting threads spin on the barrier's phase parity.
 // sm_90 only; included only from .cu files.
 #pragma once
 
