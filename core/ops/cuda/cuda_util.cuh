@@ -77,6 +77,19 @@ __host__ __device__ inline bool aligned16(const void* p) { return (reinterpret_c
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 
+// Multiprocessors of the current device (cached per process: one GPU per process), 132 when the
+// runtime cannot say.
+inline int64_t sm_count() {
+  static const int64_t n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0)
+      return int64_t{132};
+    return int64_t{v};
+  }();
+  return n;
+}
+
 // Calls F with the C++ type of a float SableDType; returns false for other dtypes.
 template <class F>
 bool dispatch_float(int32_t dtype, F&& f) {

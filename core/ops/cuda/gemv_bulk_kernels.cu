@@ -19,7 +19,6 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
-#include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
@@ -106,21 +105,14 @@ __global__ void __launch_bounds__((kConsumers + 1) * 32)
 template <int kM, class TOut>
 bool launch_m(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t n,
               int64_t k, bool accumulate, cudaStream_t s) {
-  static const int sms = [] {
-    int dev = 0, v = 132;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-      v = 132;
-    return v;
-  }();
   static const bool sized =
       cudaFuncSetAttribute(gemv_bulk_kernel<kM, TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            int(kRingBytes)) == cudaSuccess;
   if (!sized) return false;
   const size_t row_bytes = size_t(k) * 2;
   const int stages = int(std::min<size_t>(kMaxStages, kRingBytes / row_bytes));
-  const int64_t blocks = std::min<int64_t>(n, int64_t(sms) * 2);
-  const bool early = gemv_early_loads() && is_weight_range(w, size_t(n) * row_bytes);
+  const int64_t blocks = std::min<int64_t>(n, sm_count() * 2);
+  const bool early = gemv_early_loads(w, n, k);
   return sable::cuda::launch(
              gemv_bulk_kernel<kM, TOut>, dim3(unsigned(blocks)), dim3((kConsumers + 1) * 32),
              size_t(stages) * row_bytes, s, static_cast<const __nv_bfloat16*>(x), ldx,

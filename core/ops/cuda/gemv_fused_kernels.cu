@@ -21,7 +21,6 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
-#include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
 
@@ -295,16 +294,12 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                             ? g.n / 2
                             : g.rope_cols / 2 + (g.n - g.rope_cols + 1) / 2;
   // Enough warps for ~16 per SM, splitting K while each slice keeps >= 64 vectors per row.
-  static const int sms = [] {
-    int dev = 0, n = 132;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
-    return n;
-  }();
+  const int64_t sms = sm_count();
   // Split K only while the grid still fits on the GPU at once: a second, partial wave of blocks
   // costs more than the loads in flight gain (1 or 2 rows of x: 8 blocks per SM, else 4).
-  const int64_t resident = int64_t(sms) * (g.m <= 2 ? kMinBlocks<1> : kMinBlocks<8>);
+  const int64_t resident = sms * (g.m <= 2 ? kMinBlocks<1> : kMinBlocks<8>);
   int splits = 1;
-  while (splits < kWarps && tasks * splits < int64_t(sms) * 16 && g.k / 8 / (2 * splits) >= 64 &&
+  while (splits < kWarps && tasks * splits < sms * 16 && g.k / 8 / (2 * splits) >= 64 &&
          (tasks * splits * 2 + kWarps - 1) / kWarps <= resident)
     splits *= 2;
   const int64_t tasks_per_block = kWarps / splits;
@@ -334,7 +329,7 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                splits,
                l2_prefetch(),
                gemv_cache_hint(),
-               gemv_early_loads() && is_weight_range(g.w, static_cast<size_t>(g.n * g.k) * 2)};
+               gemv_early_loads(g.w, g.n, g.k)};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {
     case 1: e = launch_m<1>(a, norm, blocks, s); break;

@@ -119,9 +119,9 @@ bool gemv_cache_hint() {
   return on;
 }
 
-bool gemv_early_loads() {
+bool gemv_early_loads(const void* w, int64_t n, int64_t k) {
   static const bool on = env_int("SABLE_GEMV_EARLY", 1) == 1;
-  return on;
+  return on && is_weight_range(w, static_cast<size_t>(n * k) * 2);
 }
 
 namespace {
@@ -164,8 +164,7 @@ bool launch_rows(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, co
 template <class TOut>
 bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* out, int64_t m,
             int64_t n, int64_t k, bool acc, cudaStream_t s) {
-  // Early weight loads only where w is checkpoint memory (core/ops/weight_ranges.h).
-  const bool early = gemv_early_loads() && is_weight_range(w, static_cast<size_t>(n * k) * 2);
+  const bool early = gemv_early_loads(w, n, k);
   auto xp = static_cast<const __nv_bfloat16*>(x);
   auto wp = static_cast<const __nv_bfloat16*>(w);
   auto bp = static_cast<const TOut*>(bias);

@@ -78,11 +78,12 @@ bool l2_prefetch();
 // Whether the GEMV kernels load weights with ld.global.nc.L1::no_allocate.L2::256B instead of
 // __ldg (default on since v6, bench/NOTES.md; SABLE_GEMV_HINT=0 turns it off for A/B runs).
 bool gemv_cache_hint();
-// Whether the skinny GEMMs issue their first weight loads before waiting for the predecessor
-// (under PDL they overlap its tail) and before the fused norm's prologue, for weights the model
-// host registered (core/ops/weight_ranges.h: a w some kernel writes is never read early). On by
-// default (v14: 0.5B batch 1 1.149 -> 1.017 ms on the H100); SABLE_GEMV_EARLY=0 for A/B runs.
-bool gemv_early_loads();
+// Whether a skinny GEMM may issue its first loads of the bf16 weight w [n, k] before waiting for
+// the predecessor (under PDL they overlap its tail) and before the fused norm's prologue: only
+// for weights the model host registered (core/ops/weight_ranges.h: a w some kernel writes is never
+// read early). On by default (v14: 0.5B batch 1 1.149 -> 1.017 ms on the H100);
+// SABLE_GEMV_EARLY=0 for A/B runs.
+bool gemv_early_loads(const void* w, int64_t n, int64_t k);
 
 // The skinny GEMM on the bulk copy engine (gemv_bulk_kernels.cu), same contract as gemv_bf16;
 // false when it does not take the problem (K % 32, rows over 48 KB, alignment). Used by gemv_bf16

@@ -53,18 +53,6 @@ struct Plan {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Multiprocessors of the current device (cached per process: one GPU per process).
-int64_t sm_count() {
-  static const int64_t n = [] {
-    int dev = 0, v = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0)
-      return int64_t{132};
-    return int64_t{v};
-  }();
-  return n;
-}
-
 // K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
 int64_t split_k() {
   static const int64_t v = [] {
