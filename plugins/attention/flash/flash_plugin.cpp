@@ -62,6 +62,12 @@ struct MetaLayout {
   }
 };
 
+// An integer A/B switch from the environment; `fallback` when unset or empty.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' ? std::atoi(v) : fallback;
+}
+
 class FlashAttention {
  public:
   FlashAttention(const SableHostApi* host, SableHostHandle* h, const SableAttentionInit& init)
@@ -107,12 +113,15 @@ class FlashAttention {
     // heads) unchanged, 1.279 -> 1.285; Llama-3.1-8B's (128, 8) 5.783 -> 5.698 with 8 warps a CTA
     // (5.781 -> 5.990 with the 4-warp, 6-stage form). So: at most 4 (token, KV head) pairs at head
     // dim 64, 8 at 128 - the measured shapes.
-    plan_config_.deep_pairs = init.head_dim <= 64 ? 4 : 8;
-    const char* deep = std::getenv("SABLE_DECODE_DEEP_PAIRS");
-    if (deep != nullptr && std::atoi(deep) >= 0) plan_config_.deep_pairs = std::atoi(deep);
-    const char* min_chunk = std::getenv("SABLE_DECODE_MIN_CHUNK");
-    if (min_chunk != nullptr && std::atoi(min_chunk) > 0)
-      plan_config_.decode_min_chunk = std::atoi(min_chunk);
+    const int deep_pairs = env_int("SABLE_DECODE_DEEP_PAIRS", -1);
+    plan_config_.deep_pairs = deep_pairs >= 0 ? deep_pairs : init.head_dim <= 64 ? 4 : 8;
+    plan_config_.decode_min_chunk = std::max(env_int("SABLE_DECODE_MIN_CHUNK", kDecodeN), kDecodeN);
+    // Timing only (wrong results): SABLE_ATTN_PROBE stops the decode kernel after its wait (1),
+    // after its K/V copies (2), or before combining its warps (3), and 9 launches nothing;
+    // SABLE_ATTN_TWICE=1 launches it again (idempotent), so that the step's growth prices the
+    // kernel inside a graph (METHOD.md: time a stage done twice).
+    attn_probe_ = env_int("SABLE_ATTN_PROBE", 0);
+    attn_twice_ = env_int("SABLE_ATTN_TWICE", 0) == 1;
     // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
@@ -258,21 +267,9 @@ class FlashAttention {
       if (casc_max_items_ > 0 && (casc_num_items_ > 0 || capturing(stream)) &&
           launch_cascade(p, stream))
         p.casc_chunks = dev_meta_ + layout_.casc_chunks;
-      // SABLE_ATTN_PROBE (timing only, wrong results): the decode kernel stops after its wait (1),
-      // after its K/V copies (2), or before combining its warps (3); 9 launches nothing.
-      static const int probe = [] {
-        const char* v = std::getenv("SABLE_ATTN_PROBE");
-        return v != nullptr ? std::atoi(v) : 0;
-      }();
-      p.probe = probe;
-      done = probe == 9 || launch_decode(p, stream);
-      // SABLE_ATTN_TWICE=1 (timing only): the decode launch again, idempotent, so that the step's
-      // growth measures the kernel's cost inside a graph (METHOD.md: time a stage done twice).
-      static const bool twice = [] {
-        const char* v = std::getenv("SABLE_ATTN_TWICE");
-        return v != nullptr && std::string(v) == "1";
-      }();
-      if (done && twice) done = launch_decode(p, stream);
+      p.probe = attn_probe_;
+      done = attn_probe_ == 9 || launch_decode(p, stream);
+      if (done && attn_twice_) done = launch_decode(p, stream);
       if (done && prefill_) done = launch_prefill(p, stream);
     } else if (prefill_ && !decode_path_ && prefill_supported(D, q.data, q.strides[0])) {
       append();
@@ -333,6 +330,8 @@ class FlashAttention {
   PlanConfig plan_config_;
   int32_t splits_ = 1;
   int32_t decode_stages_ = 2;
+  int32_t attn_probe_ = 0;   // SABLE_ATTN_PROBE (timing only)
+  bool attn_twice_ = false;  // SABLE_ATTN_TWICE (timing only)
   int32_t max_tiles_ = 0;
   bool prefill_ = false;
   bool uploaded_ = false;
