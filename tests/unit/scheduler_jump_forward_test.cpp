@@ -151,10 +151,11 @@ std::vector<int32_t> reference(std::vector<int32_t> seq, bool jump, int max_new,
   return out;
 }
 
-std::shared_ptr<RequestStream> submit_constrained(Scheduler& s, const std::string& rid,
-                                                  std::vector<int32_t> p, int max_new,
-                                                  std::shared_ptr<int> jumps = nullptr,
-                                                  bool logprobs = false) {
+// A greedy request constrained by `grammar`, submitted; its stream.
+std::shared_ptr<RequestStream> submit_with(Scheduler& s, const std::string& rid,
+                                           std::vector<int32_t> p, int max_new,
+                                           std::unique_ptr<GrammarMatcher> grammar,
+                                           bool logprobs = false) {
   Request r;
   r.rid = rid;
   r.input_ids = std::move(p);
@@ -162,11 +163,19 @@ std::shared_ptr<RequestStream> submit_constrained(Scheduler& s, const std::strin
   r.params.max_new_tokens = max_new;
   r.eos_ids = {kEos};
   r.logprobs.return_logprob = logprobs;
-  r.grammar = std::make_unique<PatternMatcher>(kPattern, std::move(jumps));
+  r.grammar = std::move(grammar);
   r.stream = std::make_shared<RequestStream>();
   auto stream = r.stream;
   s.submit(std::move(r));
   return stream;
+}
+
+std::shared_ptr<RequestStream> submit_constrained(Scheduler& s, const std::string& rid,
+                                                  std::vector<int32_t> p, int max_new,
+                                                  std::shared_ptr<int> jumps = nullptr,
+                                                  bool logprobs = false) {
+  return submit_with(s, rid, std::move(p), max_new,
+                     std::make_unique<PatternMatcher>(kPattern, std::move(jumps)), logprobs);
 }
 
 SchedulerOptions jump_options(int64_t pages, int32_t page_size, bool disable) {
@@ -507,18 +516,9 @@ size_t grammar_threads_of_a_batch(bool share) {
   auto mu = std::make_shared<std::mutex>();
   auto threads = std::make_shared<std::set<std::thread::id>>();
   std::vector<std::shared_ptr<RequestStream>> streams;
-  for (int i = 0; i < 32; ++i) {
-    Request r;
-    r.rid = "s" + std::to_string(i);
-    r.input_ids = prompt(9, i);
-    r.params.temperature = 0;
-    r.params.max_new_tokens = 100;
-    r.eos_ids = {kEos};
-    r.grammar = std::make_unique<ThreadRecordingMatcher>(mu, threads);
-    r.stream = std::make_shared<RequestStream>();
-    streams.push_back(r.stream);
-    s.submit(std::move(r));
-  }
+  for (int i = 0; i < 32; ++i)
+    streams.push_back(submit_with(s, "s" + std::to_string(i), prompt(9, i), 100,
+                                  std::make_unique<ThreadRecordingMatcher>(mu, threads)));
   model.hold = false;
   for (auto& stream : streams) {
     const Result r = collect(*stream);
@@ -575,17 +575,8 @@ TEST(SchedulerJumpForward, MasksOfALaunchingBackendAreStartedAfterTheLaunch) {
   for (bool at_launch : {true, false}) {
     LaunchingModel model(256, 1, at_launch);
     Scheduler s(jump_options(256, 1, false), model);
-    Request r;
-    r.rid = "m";
-    r.input_ids = prompt(9, 3);
-    r.params.temperature = 0;
-    r.params.max_new_tokens = 100;
-    r.eos_ids = {kEos};
-    r.grammar = std::make_unique<CountingMatcher>(model.fills);
-    r.stream = std::make_shared<RequestStream>();
-    auto stream = r.stream;
-    s.submit(std::move(r));
-    const Result res = collect(*stream);
+    const Result res = collect(
+        *submit_with(s, "m", prompt(9, 3), 100, std::make_unique<CountingMatcher>(model.fills)));
     EXPECT_EQ(res.ids, reference(prompt(9, 3), true, 100)) << "at_launch " << at_launch;
     ASSERT_TRUE(s.flush_cache());
     EXPECT_EQ(model.fills->load(), model.forwards.load()) << "one mask per step";
