@@ -53,11 +53,15 @@ SableAttentionInit one_layer_init(const SableKvLayer& layer, int32_t hq, int32_t
 
 class FlashAttentionTest : public ::testing::TestWithParam<Case> {};
 
-// flash_plugin.cpp reads SABLE_FLASH_DECODE_KERNEL (0: off) when the backend is created: each
-// case runs with the GQA-packed decode kernel off and on.
-struct DecodeKernelEnv {
-  explicit DecodeKernelEnv(bool on) { setenv("SABLE_FLASH_DECODE_KERNEL", on ? "1" : "0", 1); }
-  ~DecodeKernelEnv() { unsetenv("SABLE_FLASH_DECODE_KERNEL"); }
+// flash_plugin.cpp reads its switches when the backend is created: SABLE_FLASH_DECODE_KERNEL (0:
+// off; each case runs with the GQA-packed decode kernel off and on) and SABLE_PREFILL_WGMMA.
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* value) : name(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name); }
+  const char* name;
+};
+struct DecodeKernelEnv : ScopedEnv {
+  explicit DecodeKernelEnv(bool on) : ScopedEnv("SABLE_FLASH_DECODE_KERNEL", on ? "1" : "0") {}
 };
 
 void check_case(const Case& c);
@@ -70,6 +74,18 @@ TEST_P(FlashAttentionTest, MatchesReference) {
 
 TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
   SABLE_REQUIRE_GPU();
+  DecodeKernelEnv env(true);
+  check_case(GetParam());
+}
+
+// The prefill tiles on Hopper's warpgroup tensor cores (prefill_wgmma.cu), read at creation as
+// SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code.
+TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
+  SABLE_REQUIRE_GPU();
+  cudaDeviceProp prop{};
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  if (prop.major != 9 || prop.minor != 0) GTEST_SKIP() << "wgmma needs compute capability 9.0";
+  ScopedEnv wgmma("SABLE_PREFILL_WGMMA", "1");
   DecodeKernelEnv env(true);
   check_case(GetParam());
 }

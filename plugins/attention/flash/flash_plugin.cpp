@@ -126,6 +126,10 @@ class FlashAttention {
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
     plan_config_.cascade = !(cascade != nullptr && std::string(cascade) == "0");
+    // Prefill tiles on Hopper's warpgroup tensor cores where the device runs sm_90a code;
+    // SABLE_PREFILL_WGMMA=0 keeps the mma.sync kernel (A/B runs).
+    prefill_wgmma_ =
+        env_int("SABLE_PREFILL_WGMMA", 0) == 1 && prefill_wgmma_usable(init.device_index);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -270,10 +274,10 @@ class FlashAttention {
       p.probe = attn_probe_;
       done = attn_probe_ == 9 || launch_decode(p, stream);
       if (done && attn_twice_) done = launch_decode(p, stream);
-      if (done && prefill_) done = launch_prefill(p, stream);
+      if (done && prefill_) done = run_prefill(p, stream);
     } else if (prefill_ && !decode_path_ && prefill_supported(D, q.data, q.strides[0])) {
       append();
-      done = launch_prefill(p, stream);
+      done = run_prefill(p, stream);
     }
     if (!done) {  // the per-token kernel serves every token of any batch
       append();
@@ -286,6 +290,9 @@ class FlashAttention {
   SableHostHandle* handle() const { return h_; }
 
  private:
+  bool run_prefill(const AttentionParams& p, void* stream) const {
+    return (prefill_wgmma_ && launch_prefill_wgmma(p, stream)) || launch_prefill(p, stream);
+  }
   static bool capturing(void* stream) {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     cuda_check(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status),
@@ -334,6 +341,7 @@ class FlashAttention {
   bool attn_twice_ = false;  // SABLE_ATTN_TWICE (timing only)
   int32_t max_tiles_ = 0;
   bool prefill_ = false;
+  bool prefill_wgmma_ = false;  // prefill_wgmma.cu for the prefill tiles
   bool uploaded_ = false;
 };
 

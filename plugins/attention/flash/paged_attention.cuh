@@ -87,6 +87,10 @@ bool launch_attention(const AttentionParams& p, void* stream);
 // when the shape is not on the fast path (the caller then uses launch_attention).
 bool prefill_supported(int32_t head_dim, const void* q, int64_t q_stride);
 bool launch_prefill(const AttentionParams& p, void* stream);
+// The same work list on Hopper's warpgroup tensor cores (prefill_wgmma.cu, sm_90a): usable on
+// compute capability 9.0 devices; false when the shape is not supported (then launch_prefill).
+bool prefill_wgmma_usable(int device);
+bool launch_prefill_wgmma(const AttentionParams& p, void* stream);
 // GQA-packed tensor-core decode (decode_attention.cu, index math in decode_schedule.h): one token
 // per sequence, head dims 64 and 128, up to 16 q heads per KV head, 16-byte aligned q/k/v rows.
 // Fuses the K/V append (store_new) and the split merge. False when the shape is not supported.

@@ -1,0 +1,229 @@
+// Hopper prefill attention: the work split of prefill_attention.cu (one CTA per query tile of
+// kBM = 64 new tokens and one q head, KV tiles of kBN = 64 positions gathered from the pages with
+// 16-byte cp.async) with both products on warpgroup tensor cores (wgmma, sm_90a).
+//
+// The CTA is one warpgroup: warp w owns query rows 16w..16w+15, as in the mma.sync kernel, so the
+// masking, the online softmax and the output write are the same code. Per KV tile:
+//   S [64 x 64] = Q·Kᵀ   wgmma m64n64k16 x D/16, Q and K from shared memory (K-major)
+//   O [64 x D] += P·V    wgmma m64nDk16 x 4, P from registers (the softmax's accumulators packed
+//                        to bf16), V from shared memory (MN-major, imm-trans-b)
+// Q, K and V sit in shared memory in wgmma's 128-byte swizzled layout (sable/cuda/wgmma.cuh), K/V
+// in kStages buffers: at D 128 Q + 3 stages take 112 KB, two CTAs a SM, so one CTA's softmax runs
+// while the other's wgmma do. The page indices of the next tile are loaded a tile ahead of its
+// copies (as in prefill_attention.cu), so issuing copies never waits for a memory round trip.
+// Built for sm_90a; the sm_90 / PTX pass compiles an empty body, and prefill_wgmma_usable() says
+// whether the device runs the sm_90a code.
+#include <cfloat>
+#include <cstdint>
+
+#include "mma.cuh"
+#include "paged_attention.cuh"
+#include "prefill_schedule.h"
+#include "sable/cuda/launch.cuh"
+#include "sable/cuda/wgmma.cuh"
+
+namespace sable::attention::flash {
+namespace {
+
+using sable::cuda::sw128_desc;
+using sable::cuda::sw128_off;
+
+constexpr int kWgThreads = 128;   // one warpgroup
+constexpr int kSmemAlign = 1024;  // a swizzled block's alignment
+
+template <int kD, int kStages>
+constexpr int wgmma_smem_bytes() {
+  return (kBM + 2 * kStages * kBN) * kD * static_cast<int>(sizeof(bf16)) + kSmemAlign;
+}
+
+// The K and V rows of `slot` (tile_slots' chunks of this thread) into swizzled [kBN][kD] tiles.
+template <int kD>
+__device__ __forceinline__ void copy_kv_sw128(
+    bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
+    const int32_t (&slot)[kTileChunksPerThread<kD, kBN, kWgThreads>], int kv_heads, int kvh) {
+  constexpr int kChunks = kD / 8;
+#pragma unroll
+  for (int it = 0; it < kTileChunksPerThread<kD, kBN, kWgThreads>; ++it) {
+    const int i = static_cast<int>(threadIdx.x) + it * kWgThreads;
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = slot[it] >= 0;
+    const int64_t off = valid ? (int64_t(slot[it]) * kv_heads + kvh) * kD : 0;
+    cp_async16(dk + sw128_off(r, c * 8, kBN), k_cache + off + c * 8, valid);
+    cp_async16(dv + sw128_off(r, c * 8, kBN), v_cache + off + c * 8, valid);
+  }
+}
+
+template <int kD, int kStages>
+__global__ void __launch_bounds__(kWgThreads) prefill_wgmma_kernel(AttentionParams p) {
+#if SABLE_HAVE_WGMMA
+  using namespace sable::cuda;
+  constexpr int kChunks = kD / 8;
+  constexpr int kSN = kBN / 8;  // n8 blocks of S
+  constexpr int kON = kD / 8;   // n8 blocks of O
+  constexpr int kTile = kBN * kD;
+  constexpr int kPer = kTileChunksPerThread<kD, kBN, kWgThreads>;
+  extern __shared__ unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>((reinterpret_cast<uintptr_t>(smem_raw) + kSmemAlign - 1) &
+                                     ~uintptr_t(kSmemAlign - 1));
+  bf16* sK = sQ + kBM * kD;
+  bf16* sV = sK + kStages * kTile;
+  wait_for_predecessor();
+  allow_dependents();
+
+  const int h = blockIdx.x;
+  if (static_cast<int>(blockIdx.y) >= *p.num_tiles) return;
+  const PrefillTile tile = load_tile(p.tiles, blockIdx.y);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  bf16* out = p.out + (int64_t(tile.q0) * p.q_heads + h) * kD;
+  const int64_t out_stride = int64_t(p.q_heads) * kD;
+
+  if (tile.pos0 < 0) {  // padding sequence: zeros
+    for (int i = tid; i < tile.rows * kChunks; i += kWgThreads)
+      *reinterpret_cast<uint4*>(out + (i / kChunks) * out_stride + (i % kChunks) * 8) =
+          uint4{0, 0, 0, 0};
+    return;
+  }
+  int lo = 0, hi = 0;
+  kv_range(tile, p.window, &lo, &hi);
+  const int n_tiles = kv_tiles(lo, hi);
+  const int kvh = h / p.group;
+  const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[tile.seq];
+
+  // Q (rows past tile.rows repeat the last row: finite values, never written out) joins the
+  // first K/V tile's copy group; the prologue fills kStages - 1 stages.
+  for (int i = tid; i < kBM * kChunks; i += kWgThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    const int rr = r < tile.rows ? r : tile.rows - 1;
+    cp_async16(sQ + sw128_off(r, c * 8, kBM),
+               p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
+  }
+  int32_t slot[kPer];
+  auto issue = [&](int j) {  // copies of tile j with the slots in hand, then the next tile's slots
+    if (j < n_tiles) {
+      const int st = j % kStages;
+      copy_kv_sw128<kD>(sK + st * kTile, sV + st * kTile, p.k_cache, p.v_cache, slot, p.kv_heads,
+                        kvh);
+      if (j + 1 < n_tiles)
+        tile_slots<kD, kBN, kWgThreads>(slot, pages, p.page_size, lo + (j + 1) * kBN, hi);
+    }
+    cp_async_commit();
+  };
+  tile_slots<kD, kBN, kWgThreads>(slot, pages, p.page_size, lo, hi);
+#pragma unroll
+  for (int j = 0; j < kStages - 1; ++j) issue(j);
+
+  float o[kON][4];
+#pragma unroll
+  for (int n = 0; n < kON; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows lane/4 and lane/4 + 8
+  const int row_base = warp * 16;
+  const uint32_t q_addr = smem_addr(sQ);
+
+  for (int j = 0; j < n_tiles; ++j) {
+    // Tile j has landed for every thread, and every warp finished tile j - 1's products, whose
+    // stage the copies issued next overwrite.
+    cp_async_wait<kStages - 2>();
+    fence_proxy_async();
+    __syncthreads();
+    issue(j + kStages - 1);
+    const int st = j % kStages;
+    const uint32_t k_addr = smem_addr(sK + st * kTile), v_addr = smem_addr(sV + st * kTile);
+    const int k0 = lo + j * kBN;
+
+    float s[kSN][4];
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kD / 16; ++ks) {
+      // k16 step ks: column block ks / 4, its 32-byte chunk pair ks % 4
+      wgmma_ss<kBN>(s, sw128_desc(q_addr + (ks >> 2) * kBM * 128 + (ks & 3) * 32, 16, 1024),
+                    sw128_desc(k_addr + (ks >> 2) * kBN * 128 + (ks & 3) * 32, 16, 1024),
+                    ks > 0 ? 1 : 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operand(s);
+
+    const bool mask = needs_mask(tile, k0, p.window);
+#pragma unroll
+    for (int n = 0; n < kSN; ++n)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        int r, c;
+        acc_pos(lane, i, &r, &c);
+        s[n][i] *= p.scale_log2;
+        if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
+      }
+    online_softmax<kSN, kON>(s, m, l, o);
+
+    uint32_t a[kSN / 2][4];
+#pragma unroll
+    for (int kk = 0; kk < kSN / 2; ++kk)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int nb, e;
+        p_frag_from_acc(kk, r, &nb, &e);
+        a[kk][r] = pack_bf16(s[nb][e], s[nb][e + 1]);
+      }
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kSN / 2; ++kk)  // 16 positions = 16 rows of 128 bytes a step
+      wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + kk * 2048, kBN * 128, 1024), 1);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operand(o);
+  }
+  cp_async_wait<0>();  // the empty groups of the last iterations
+
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float sum = l[hf];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    int r, c;
+    acc_pos(lane, 2 * hf, &r, &c);
+    const int row = row_base + r;
+    if (row >= tile.rows) continue;
+    bf16* dst = out + row * out_stride;
+#pragma unroll
+    for (int n = 0; n < kON; ++n)
+      *reinterpret_cast<__nv_bfloat162*>(dst + n * 8 + c) =
+          __floats2bfloat162_rn(o[n][2 * hf] * inv, o[n][2 * hf + 1] * inv);
+  }
+#endif  // SABLE_HAVE_WGMMA
+}
+
+template <int kD, int kStages>
+bool launch_d(const AttentionParams& p, cudaStream_t s) {
+  constexpr int bytes = wgmma_smem_bytes<kD, kStages>();
+  if (cudaFuncSetAttribute(prefill_wgmma_kernel<kD, kStages>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess) {
+    (void)cudaGetLastError();  // the caller falls back to the mma.sync kernel
+    return false;
+  }
+  const dim3 grid(p.q_heads, p.max_tiles);
+  return sable::cuda::launch(prefill_wgmma_kernel<kD, kStages>, grid, dim3(kWgThreads), bytes, s,
+                             p) == cudaSuccess;
+}
+
+}  // namespace
+
+bool prefill_wgmma_usable(int device) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return prop.major == 9 && prop.minor == 0;  // the sm_90a code runs on compute capability 9.0 only
+}
+
+bool launch_prefill_wgmma(const AttentionParams& p, void* stream) {
+  if (p.num_tokens == 0 || p.max_tiles == 0) return true;
+  if (p.max_tiles > 65535) return false;
+  auto s = static_cast<cudaStream_t>(stream);
+  if (p.head_dim == 64) return launch_d<64, 3>(p, s);
+  if (p.head_dim == 128) return launch_d<128, 3>(p, s);
+  return false;
+}
+
+}  // namespace sable::attention::flash
