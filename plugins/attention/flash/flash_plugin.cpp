@@ -130,6 +130,8 @@ class FlashAttention {
     // SABLE_PREFILL_WGMMA=0 keeps the mma.sync kernel (A/B runs).
     prefill_wgmma_ =
         env_int("SABLE_PREFILL_WGMMA", 0) == 1 && prefill_wgmma_usable(init.device_index);
+    wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
+    wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 2);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -245,6 +247,8 @@ class FlashAttention {
     p.num_decode = num_decode_;
     p.counters = counters_;
     p.decode_stages = decode_stages_;
+    p.wgmma_stages = wgmma_stages_;
+    p.wgmma_heads = wgmma_heads_;
     p.casc_begin = dev_meta_ + layout_.casc_begin;
     p.casc_items = dev_meta_ + layout_.casc_items;
     p.casc_num_items = dev_meta_ + layout_.casc_num_items;
@@ -342,6 +346,8 @@ class FlashAttention {
   int32_t max_tiles_ = 0;
   bool prefill_ = false;
   bool prefill_wgmma_ = false;  // prefill_wgmma.cu for the prefill tiles
+  int32_t wgmma_stages_ = 2;    // SABLE_PREFILL_WGMMA_STAGES / _HEADS (A/B runs)
+  int32_t wgmma_heads_ = 2;
   bool uploaded_ = false;
 };
 

@@ -1,15 +1,17 @@
-// Hopper prefill attention: the work split of prefill_attention.cu (one CTA per query tile of
-// kBM = 64 new tokens and one q head, KV tiles of kBN = 64 positions gathered from the pages with
-// 16-byte cp.async) with both products on warpgroup tensor cores (wgmma, sm_90a).
+// Hopper prefill attention: the work split of prefill_attention.cu (query tiles of kBM = 64 new
+// tokens, KV tiles of kBN = 64 positions gathered from the pages with 16-byte cp.async) with both
+// products on warpgroup tensor cores (wgmma, sm_90a).
 //
-// The CTA is one warpgroup: warp w owns query rows 16w..16w+15, as in the mma.sync kernel, so the
-// masking, the online softmax and the output write are the same code. Per KV tile:
+// A CTA is kHeads warpgroups, one q head each, of one GQA group: they share every K/V tile (one
+// gather and one shared-memory copy for kHeads heads). In a warpgroup, warp w owns query rows
+// 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and the output write
+// are the same code. Per KV tile and warpgroup:
 //   S [64 x 64] = Q·Kᵀ   wgmma m64n64k16 x D/16, Q and K from shared memory (K-major)
 //   O [64 x D] += P·V    wgmma m64nDk16 x 4, P from registers (the softmax's accumulators packed
 //                        to bf16), V from shared memory (MN-major, imm-trans-b)
 // Q, K and V sit in shared memory in wgmma's 128-byte swizzled layout (sable/cuda/wgmma.cuh), K/V
-// in kStages buffers: at D 128 Q + 3 stages take 112 KB, two CTAs a SM, so one CTA's softmax runs
-// while the other's wgmma do. The page indices of the next tile are loaded a tile ahead of its
+// in kStages buffers (D 128, 2 heads, 2 stages: 96 KB, two CTAs a SM, so one CTA's softmax runs
+// while the other's wgmma do). The page indices of the next tile are loaded a tile ahead of its
 // copies (as in prefill_attention.cu), so issuing copies never waits for a memory round trip.
 // Built for sm_90a; the sm_90 / PTX pass compiles an empty body, and prefill_wgmma_usable() says
 // whether the device runs the sm_90a code.
@@ -31,20 +33,20 @@ using sable::cuda::sw128_off;
 constexpr int kWgThreads = 128;   // one warpgroup
 constexpr int kSmemAlign = 1024;  // a swizzled block's alignment
 
-template <int kD, int kStages>
+template <int kD, int kStages, int kHeads>
 constexpr int wgmma_smem_bytes() {
-  return (kBM + 2 * kStages * kBN) * kD * static_cast<int>(sizeof(bf16)) + kSmemAlign;
+  return (kHeads * kBM + 2 * kStages * kBN) * kD * static_cast<int>(sizeof(bf16)) + kSmemAlign;
 }
 
 // The K and V rows of `slot` (tile_slots' chunks of this thread) into swizzled [kBN][kD] tiles.
-template <int kD>
+template <int kD, int kThreads>
 __device__ __forceinline__ void copy_kv_sw128(
     bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
-    const int32_t (&slot)[kTileChunksPerThread<kD, kBN, kWgThreads>], int kv_heads, int kvh) {
+    const int32_t (&slot)[kTileChunksPerThread<kD, kBN, kThreads>], int kv_heads, int kvh) {
   constexpr int kChunks = kD / 8;
 #pragma unroll
-  for (int it = 0; it < kTileChunksPerThread<kD, kBN, kWgThreads>; ++it) {
-    const int i = static_cast<int>(threadIdx.x) + it * kWgThreads;
+  for (int it = 0; it < kTileChunksPerThread<kD, kBN, kThreads>; ++it) {
+    const int i = static_cast<int>(threadIdx.x) + it * kThreads;
     const int r = i / kChunks, c = i % kChunks;
     const bool valid = slot[it] >= 0;
     const int64_t off = valid ? (int64_t(slot[it]) * kv_heads + kvh) * kD : 0;
@@ -53,62 +55,65 @@ __device__ __forceinline__ void copy_kv_sw128(
   }
 }
 
-template <int kD, int kStages>
-__global__ void __launch_bounds__(kWgThreads) prefill_wgmma_kernel(AttentionParams p) {
+template <int kD, int kStages, int kHeads>
+__global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(AttentionParams p) {
 #if SABLE_HAVE_WGMMA
   using namespace sable::cuda;
+  constexpr int kThreads = kHeads * kWgThreads;
   constexpr int kChunks = kD / 8;
   constexpr int kSN = kBN / 8;  // n8 blocks of S
   constexpr int kON = kD / 8;   // n8 blocks of O
   constexpr int kTile = kBN * kD;
-  constexpr int kPer = kTileChunksPerThread<kD, kBN, kWgThreads>;
+  constexpr int kPer = kTileChunksPerThread<kD, kBN, kThreads>;
   extern __shared__ unsigned char smem_raw[];
   bf16* sQ = reinterpret_cast<bf16*>((reinterpret_cast<uintptr_t>(smem_raw) + kSmemAlign - 1) &
                                      ~uintptr_t(kSmemAlign - 1));
-  bf16* sK = sQ + kBM * kD;
+  bf16* sK = sQ + kHeads * kBM * kD;
   bf16* sV = sK + kStages * kTile;
   wait_for_predecessor();
   allow_dependents();
 
-  const int h = blockIdx.x;
+  const int h0 = blockIdx.x * kHeads;  // the CTA's first q head; its kHeads share one KV head
   if (static_cast<int>(blockIdx.y) >= *p.num_tiles) return;
   const PrefillTile tile = load_tile(p.tiles, blockIdx.y);
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  bf16* out = p.out + (int64_t(tile.q0) * p.q_heads + h) * kD;
+  const int tid = threadIdx.x, wg = tid / kWgThreads, warp = (tid >> 5) & 3, lane = tid & 31;
   const int64_t out_stride = int64_t(p.q_heads) * kD;
+  bf16* out = p.out + (int64_t(tile.q0) * p.q_heads + h0 + wg) * kD;
 
   if (tile.pos0 < 0) {  // padding sequence: zeros
-    for (int i = tid; i < tile.rows * kChunks; i += kWgThreads)
-      *reinterpret_cast<uint4*>(out + (i / kChunks) * out_stride + (i % kChunks) * 8) =
-          uint4{0, 0, 0, 0};
+    bf16* zero = p.out + (int64_t(tile.q0) * p.q_heads + h0) * kD;
+    for (int i = tid; i < tile.rows * kHeads * kChunks; i += kThreads) {
+      const int r = i / (kHeads * kChunks), c = i % (kHeads * kChunks);
+      *reinterpret_cast<uint4*>(zero + r * out_stride + c * 8) = uint4{0, 0, 0, 0};
+    }
     return;
   }
   int lo = 0, hi = 0;
   kv_range(tile, p.window, &lo, &hi);
   const int n_tiles = kv_tiles(lo, hi);
-  const int kvh = h / p.group;
+  const int kvh = h0 / p.group;
   const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[tile.seq];
 
-  // Q (rows past tile.rows repeat the last row: finite values, never written out) joins the
-  // first K/V tile's copy group; the prologue fills kStages - 1 stages.
-  for (int i = tid; i < kBM * kChunks; i += kWgThreads) {
-    const int r = i / kChunks, c = i % kChunks;
+  // Q of each head (rows past tile.rows repeat the last row: finite values, never written out)
+  // joins the first K/V tile's copy group; the prologue fills kStages - 1 stages.
+  for (int i = tid; i < kHeads * kBM * kChunks; i += kThreads) {
+    const int hq = i / (kBM * kChunks), r = i / kChunks % kBM, c = i % kChunks;
     const int rr = r < tile.rows ? r : tile.rows - 1;
-    cp_async16(sQ + sw128_off(r, c * 8, kBM),
-               p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h) * kD + c * 8, true);
+    cp_async16(sQ + hq * kBM * kD + sw128_off(r, c * 8, kBM),
+               p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h0 + hq) * kD + c * 8, true);
   }
   int32_t slot[kPer];
   auto issue = [&](int j) {  // copies of tile j with the slots in hand, then the next tile's slots
     if (j < n_tiles) {
       const int st = j % kStages;
-      copy_kv_sw128<kD>(sK + st * kTile, sV + st * kTile, p.k_cache, p.v_cache, slot, p.kv_heads,
-                        kvh);
+      copy_kv_sw128<kD, kThreads>(sK + st * kTile, sV + st * kTile, p.k_cache, p.v_cache, slot,
+                                  p.kv_heads, kvh);
       if (j + 1 < n_tiles)
-        tile_slots<kD, kBN, kWgThreads>(slot, pages, p.page_size, lo + (j + 1) * kBN, hi);
+        tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo + (j + 1) * kBN, hi);
     }
     cp_async_commit();
   };
-  tile_slots<kD, kBN, kWgThreads>(slot, pages, p.page_size, lo, hi);
+  tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo, hi);
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) issue(j);
 
@@ -117,7 +122,7 @@ __global__ void __launch_bounds__(kWgThreads) prefill_wgmma_kernel(AttentionPara
   for (int n = 0; n < kON; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows lane/4 and lane/4 + 8
   const int row_base = warp * 16;
-  const uint32_t q_addr = smem_addr(sQ);
+  const uint32_t q_addr = smem_addr(sQ + wg * kBM * kD);
 
   for (int j = 0; j < n_tiles; ++j) {
     // Tile j has landed for every thread, and every warp finished tile j - 1's products, whose
@@ -193,17 +198,27 @@ __global__ void __launch_bounds__(kWgThreads) prefill_wgmma_kernel(AttentionPara
 #endif  // SABLE_HAVE_WGMMA
 }
 
-template <int kD, int kStages>
+template <int kD, int kStages, int kHeads>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
-  constexpr int bytes = wgmma_smem_bytes<kD, kStages>();
-  if (cudaFuncSetAttribute(prefill_wgmma_kernel<kD, kStages>,
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) != cudaSuccess) {
+  constexpr int bytes = wgmma_smem_bytes<kD, kStages, kHeads>();
+  auto kernel = prefill_wgmma_kernel<kD, kStages, kHeads>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
+      cudaSuccess) {
     (void)cudaGetLastError();  // the caller falls back to the mma.sync kernel
     return false;
   }
-  const dim3 grid(p.q_heads, p.max_tiles);
-  return sable::cuda::launch(prefill_wgmma_kernel<kD, kStages>, grid, dim3(kWgThreads), bytes, s,
-                             p) == cudaSuccess;
+  const dim3 grid(p.q_heads / kHeads, p.max_tiles);
+  return sable::cuda::launch(kernel, grid, dim3(kHeads * kWgThreads), bytes, s, p) == cudaSuccess;
+}
+
+// Up to wgmma_heads heads a CTA where the group divides by them.
+template <int kD>
+bool launch_heads(const AttentionParams& p, cudaStream_t s) {
+  const bool three = p.wgmma_stages == 3;
+  if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_d<kD, 2, 4>(p, s);
+  if (p.wgmma_heads >= 2 && p.group % 2 == 0)
+    return three ? launch_d<kD, 3, 2>(p, s) : launch_d<kD, 2, 2>(p, s);
+  return three ? launch_d<kD, 3, 1>(p, s) : launch_d<kD, 2, 1>(p, s);
 }
 
 }  // namespace
@@ -221,8 +236,8 @@ bool launch_prefill_wgmma(const AttentionParams& p, void* stream) {
   if (p.num_tokens == 0 || p.max_tiles == 0) return true;
   if (p.max_tiles > 65535) return false;
   auto s = static_cast<cudaStream_t>(stream);
-  if (p.head_dim == 64) return launch_d<64, 3>(p, s);
-  if (p.head_dim == 128) return launch_d<128, 3>(p, s);
+  if (p.head_dim == 64) return launch_heads<64>(p, s);
+  if (p.head_dim == 128) return launch_heads<128>(p, s);
   return false;
 }
 
