@@ -61,6 +61,10 @@ SableStatus c_weight_get_into(SableHostHandle* h, const char* name, int32_t ndim
   return self(h)->weight_get(name, ndim, expected_shape, dtype, slice_dim, slice_start, slice_len,
                              &ignored, dst);
 }
+SableStatus c_weight_get_stacked(SableHostHandle* h, int32_t count, const char* const* names,
+                                 const int64_t* rows, int64_t cols, SableTensor* out) {
+  return self(h)->weight_get_stacked(count, names, rows, cols, out);
+}
 void c_weight_ignore(SableHostHandle* h, const char* name) {
   self(h)->weight_ignore(name);
 }
@@ -98,6 +102,7 @@ ModelHost::ModelHost(const hf::HfConfig& config, WeightSource& weights, DeviceMe
   api_.tp_size = options_.tp_size;
   api_.comm = options_.comm_api;
   api_.comm_handle = options_.comm;
+  api_.weight_get_stacked = &c_weight_get_stacked;
   if (options_.packed_weights && !weights_.fabricates()) {
     for (const std::string& n : weights_.names()) packing_ = packing_ || weights_.packed_dtype(n) >= 0;
   }
@@ -166,23 +171,13 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
       return SABLE_ERR_INVALID_ARGUMENT;
     }
     const std::vector<int64_t> expected(expected_shape, expected_shape + ndim);
-    if (!weights_.fabricates() && !weights_.has(name)) {
-      set_error(fmt::format("{} has no tensor '{}'", weights_.describe(), name).c_str());
-      return SABLE_ERR_NOT_FOUND;
-    }
-    const std::vector<int64_t> stored = weights_.shape(name, expected);
-    if (stored != expected) {
-      set_error(fmt::format("tensor '{}' has shape {} in the {}, the model expects {}", name,
-                            shape_text(stored), weights_.describe(), shape_text(expected))
-                    .c_str());
-      return SABLE_ERR_INVALID_ARGUMENT;
-    }
-    std::vector<int64_t> shape = stored;
+    if (const SableStatus s = check_stored(name, expected); s != SABLE_OK) return s;
+    std::vector<int64_t> shape = expected;
     if (slice_dim >= 0) {
       if (slice_dim >= ndim || slice_start < 0 || slice_len < 0 ||
-          slice_start + slice_len > stored[static_cast<size_t>(slice_dim)]) {
+          slice_start + slice_len > expected[static_cast<size_t>(slice_dim)]) {
         set_error(fmt::format("tensor '{}': slice [{}, {}) of dim {} is outside shape {}", name,
-                              slice_start, slice_start + slice_len, slice_dim, shape_text(stored))
+                              slice_start, slice_start + slice_len, slice_dim, shape_text(expected))
                       .c_str());
         return SABLE_ERR_INVALID_ARGUMENT;
       }
@@ -236,34 +231,130 @@ SableStatus ModelHost::weight_get(const char* name, int32_t ndim, const int64_t*
   }
 }
 
-SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>& shape) {
-  const int32_t dtype = weights_.packed_dtype(name);
+SableStatus ModelHost::check_stored(const char* name, const std::vector<int64_t>& expected) {
+  if (!weights_.fabricates() && !weights_.has(name)) {
+    set_error(fmt::format("{} has no tensor '{}'", weights_.describe(), name).c_str());
+    return SABLE_ERR_NOT_FOUND;
+  }
+  const std::vector<int64_t> stored = weights_.shape(name, expected);
+  if (stored != expected) {
+    set_error(fmt::format("tensor '{}' has shape {} in the {}, the model expects {}", name,
+                          shape_text(stored), weights_.describe(), shape_text(expected))
+                  .c_str());
+    return SABLE_ERR_INVALID_ARGUMENT;
+  }
+  return SABLE_OK;
+}
+
+namespace {
+// Bytes of one row of `cols` elements of a packed dtype; 0 when cols is not whole blocks.
+size_t packed_row_bytes(int32_t dtype, int64_t cols) {
   const int64_t block = sable_dtype_block_elems(dtype);
-  const size_t half = sable_dtype_size(dtype);
-  if (dtype < 0 || shape.size() != 2 || (block > 0 && shape[1] % block != 0)) return SableTensor{};
-  const size_t row = block > 0 ? static_cast<size_t>(shape[1] / block) * sable_dtype_block_bytes(dtype)
-                               : static_cast<size_t>(shape[1]) * half;
+  if (block > 0) return cols % block == 0 ? static_cast<size_t>(cols / block) * sable_dtype_block_bytes(dtype) : 0;
+  return static_cast<size_t>(cols) * sable_dtype_size(dtype);
+}
+}  // namespace
+
+SableTensor ModelHost::packed_matrix(int32_t dtype, int64_t rows, int64_t cols) {
   SableTensor t{};
   t.struct_size = sizeof(SableTensor);
   t.dtype = dtype;
   t.device_type = memory_.device_type();
   t.device_index = memory_.device_index();
   t.ndim = 2;
-  t.shape[0] = shape[0];
-  t.shape[1] = shape[1];
-  t.strides[0] = shape[1];
+  t.shape[0] = rows;
+  t.shape[1] = cols;
+  t.strides[0] = cols;
   t.strides[1] = 1;
-  t.data = memory_.allocate(row * static_cast<size_t>(shape[0]));
-  bytes_held_ += static_cast<int64_t>(row * static_cast<size_t>(shape[0]));
+  const size_t bytes = packed_row_bytes(dtype, cols) * static_cast<size_t>(rows);
+  t.data = memory_.allocate(bytes);
+  bytes_held_ += static_cast<int64_t>(bytes);
+  return t;
+}
+
+void ModelHost::register_packed(const SableTensor& t) {
+  // CPU matrices (the LM head too) may get the batch-1 kernels' interleaved copy at their first
+  // decode (made lazily; the memory's destructor drops it).
+  if (t.device_type == SABLE_DEVICE_CPU && memory_.host_accessible())
+    ops::cpu::x16_register(t.dtype, t.data, t.shape[0], t.shape[1]);
+}
+
+SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>& shape) {
+  const int32_t dtype = weights_.packed_dtype(name);
+  if (dtype < 0 || shape.size() != 2 || packed_row_bytes(dtype, shape[1]) == 0) return SableTensor{};
+  SableTensor t = packed_matrix(dtype, shape[0], shape[1]);
   weights_.read_packed(name, t.data);
   // A [vocab, hidden] matrix is the LM head (or the embedding a tied head reuses): its GEMM keeps
   // fp32 activations, so int8 rounding does not decide near-tied next tokens.
   if (config_.get_int("vocab_size").value_or(-1) == shape[0]) t.reserved = ops::cpu::kPreciseActivations;
-  // CPU matrices (the LM head too) may get the batch-1 kernels' interleaved copy at their first
-  // decode (made lazily; the memory's destructor drops it).
-  if (t.device_type == SABLE_DEVICE_CPU && memory_.host_accessible())
-    ops::cpu::x16_register(dtype, t.data, shape[0], shape[1]);
+  register_packed(t);
   return t;
+}
+
+SableStatus ModelHost::weight_get_stacked(int32_t count, const char* const* names,
+                                          const int64_t* rows, int64_t cols, SableTensor* out) {
+  const char* current = nullptr;
+  try {
+    if (count <= 0 || names == nullptr || rows == nullptr || out == nullptr || cols < 0) {
+      set_error("weight_get_stacked: bad arguments");
+      return SABLE_ERR_INVALID_ARGUMENT;
+    }
+    int64_t total = 0;
+    for (int32_t i = 0; i < count; ++i) {
+      if (names[i] == nullptr || rows[i] < 0) {
+        set_error("weight_get_stacked: bad arguments");
+        return SABLE_ERR_INVALID_ARGUMENT;
+      }
+      std::vector<int64_t> shape{rows[i]};
+      if (cols > 0) shape.push_back(cols);
+      if (const SableStatus s = check_stored(names[i], shape); s != SABLE_OK) return s;
+      total += rows[i];
+    }
+    // Only block-quantized matrices are stacked: their GEMM quantizes its activations first, once
+    // per call, so q|k|v in one matrix quantize a layer's input once instead of three times. BF16
+    // / F16 and converted matrices keep their separate GEMMs (and weight_get_into is there for
+    // hosts that convert everything). Vectors (biases) come in the compute dtype, as weight_get
+    // hands them out.
+    if (!packing_) return SABLE_ERR_UNSUPPORTED;
+    if (cols == 0) {
+      const int32_t dt = options_.compute_dtype;
+      SableTensor t = allocate(dt, {total});
+      int64_t at = 0;
+      for (int32_t i = 0; i < count; ++i) {
+        current = names[i];
+        weights_.read(names[i], dt, -1, 0, 0,
+                      static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * sable_dtype_size(dt));
+        at += rows[i];
+      }
+      ops::register_weight_range(t.data, static_cast<size_t>(total) * sable_dtype_size(dt));
+      for (int32_t i = 0; i < count; ++i) used_.insert(names[i]);
+      *out = t;
+      return SABLE_OK;
+    }
+    const int32_t dtype = weights_.packed_dtype(names[0]);
+    if (sable_dtype_block_elems(dtype) == 0 || packed_row_bytes(dtype, cols) == 0)
+      return SABLE_ERR_UNSUPPORTED;
+    for (int32_t i = 1; i < count; ++i)
+      if (weights_.packed_dtype(names[i]) != dtype) return SABLE_ERR_UNSUPPORTED;
+    SableTensor t = packed_matrix(dtype, total, cols);
+    const size_t row = packed_row_bytes(dtype, cols);
+    int64_t at = 0;
+    for (int32_t i = 0; i < count; ++i) {
+      current = names[i];
+      weights_.read_packed(names[i], static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * row);
+      at += rows[i];
+    }
+    register_packed(t);
+    for (int32_t i = 0; i < count; ++i) used_.insert(names[i]);
+    *out = t;
+    return SABLE_OK;
+  } catch (const std::bad_alloc&) {
+    set_error("weight_get_stacked: out of memory");
+    return SABLE_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    set_error(fmt::format("loading tensor '{}': {}", current ? current : "", e.what()).c_str());
+    return SABLE_ERR_IO;
+  }
 }
 
 void ModelHost::weight_ignore(const char* name) {

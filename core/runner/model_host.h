@@ -38,8 +38,9 @@ struct ModelHostOptions {
   SableComm* comm = nullptr;
   // CPU: hand matrices out as stored when the source keeps them packed (block-quantized, BF16,
   // F16) instead of converting them to the compute dtype; the CPU GEMM reads them packed. The
-  // plugin then gets no weight_get_into (a fused copy would have to be fp32), so it keeps
-  // projections apart. Off: every tensor is converted (the dequantized-fp32 reference path).
+  // plugin then gets no weight_get_into (a fused copy would have to be fp32); it fuses q|k|v and
+  // gate|up with weight_get_stacked where they share a block-quantized format, else keeps them
+  // apart. Off: every tensor is converted (the dequantized-fp32 reference path).
   bool packed_weights = false;
 };
 
@@ -77,6 +78,10 @@ class ModelHost {
   SableStatus weight_get(const char* name, int32_t ndim, const int64_t* expected_shape,
                          int32_t dtype, int32_t slice_dim, int64_t slice_start, int64_t slice_len,
                          SableTensor* out, const SableTensor* into = nullptr);
+  // Stacks whole tensors by rows (weight_get_stacked, ABI 1.7): block-quantized matrices of one
+  // format while packing, and then vectors; SABLE_ERR_UNSUPPORTED (no error set) otherwise.
+  SableStatus weight_get_stacked(int32_t count, const char* const* names, const int64_t* rows,
+                                 int64_t cols, SableTensor* out);
   void weight_ignore(const char* name);
   SableStatus alloc_persistent(int32_t dtype, int32_t ndim, const int64_t* shape, SableTensor* out);
   SableStatus rope_cache(int32_t rot_dim, SableTensor* out, float* mscale);
@@ -91,6 +96,12 @@ class ModelHost {
   // Matrix `name` in its packed dtype (the source's packed_dtype), or nullopt-like empty tensor
   // (data == nullptr) when it has none.
   SableTensor load_packed(const char* name, const std::vector<int64_t>& shape);
+  // SABLE_OK when the source holds `name` with shape `expected`; else the error, set.
+  SableStatus check_stored(const char* name, const std::vector<int64_t>& expected);
+  // An uninitialised [rows, cols] matrix of a packed dtype (counted in bytes_held).
+  SableTensor packed_matrix(int32_t dtype, int64_t rows, int64_t cols);
+  // Registers a loaded packed CPU matrix for the batch-1 kernels' x16 copy (qrepack.h).
+  void register_packed(const SableTensor& t);
 
   const hf::HfConfig& config_;
   WeightSource& weights_;

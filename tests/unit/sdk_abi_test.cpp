@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 6);
+  EXPECT_EQ(SABLE_ABI_MINOR, 7);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -87,7 +87,7 @@ TEST(SdkAbi, FrozenOffsets_1_3) {
 TEST(SdkAbi, FrozenOffsets_1_3_Comm) {
   EXPECT_EQ(offsetof(SableHostApi, comm), offsetof(SableHostApi, weight_get_into) + 8u);
   EXPECT_EQ(offsetof(SableHostApi, comm_handle), offsetof(SableHostApi, comm) + 8u);
-  EXPECT_EQ(sizeof(SableHostApi), offsetof(SableHostApi, comm_handle) + 8u);
+  EXPECT_EQ(offsetof(SableHostApi, weight_get_stacked), offsetof(SableHostApi, comm_handle) + 8u);
   EXPECT_EQ(offsetof(SableCommApi, rank), 16u);
   EXPECT_EQ(offsetof(SableCommApi, abort), 16u + 8u * 7u);
   EXPECT_EQ(sizeof(SableCommApi), 16u + 8u * 8u);
@@ -124,6 +124,16 @@ TEST(SdkAbi, FrozenOffsets_1_6) {
   old.struct_size = offsetof(SableOps, parallel_for);  // a 1.5 host's table
   EXPECT_FALSE(SABLE_HAS(&old, parallel_for));
   EXPECT_TRUE(SABLE_HAS(&old, lora_stacked));
+}
+
+// ABI 1.7 appended stacked weight loads to the host table (weight_get_stacked: q|k|v or gate|up
+// kept packed in one matrix).
+TEST(SdkAbi, FrozenOffsets_1_7) {
+  EXPECT_EQ(sizeof(SableHostApi), offsetof(SableHostApi, weight_get_stacked) + 8u);
+  SableHostApi old{};
+  old.struct_size = offsetof(SableHostApi, weight_get_stacked);  // a 1.6 host's table
+  EXPECT_FALSE(SABLE_HAS(&old, weight_get_stacked));
+  EXPECT_TRUE(SABLE_HAS(&old, comm_handle));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

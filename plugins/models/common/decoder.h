@@ -9,8 +9,12 @@
 // Weights are fetched by their Hugging Face names. When the host can load into plugin memory
 // (weight_get_into), q/k/v are fused into one [(Hq + 2Hk)·D, H] weight and gate/up into one
 // [2I, H] weight, so an attention block runs one projection GEMM and the MLP one GEMM plus a fused
-// act·mul: fewer, larger kernels (decode on a GPU is launch- and bandwidth-bound). Without it, the
-// tensors stay separate GEMMs.
+// act·mul: fewer, larger kernels (decode on a GPU is launch- and bandwidth-bound). A host that
+// keeps weights packed (the CPU with GGUF files) has no weight_get_into; on one rank it stacks
+// q|k|v and gate|up itself (weight_get_stacked, ABI 1.7) where they share a block-quantized format,
+// layer by layer, so the layer's input is quantized once per fused GEMM. Where neither applies
+// (formats differ, older hosts, tensor parallelism over packed weights) the tensors stay separate
+// GEMMs.
 // LoRA: every projection's output goes through ops->lora (all seven modules are declared in
 // lora_modules); a batch with adapters takes the unfused path, where the delta lands between the
 // projection and its rope / act·mul / residual add. With fused q|k|v or gate|up weights the
@@ -129,6 +133,9 @@ class DecoderModel : public cpp::Model {
   void load_weights() override {
     const cpp::Host& h = host();
     fused_ = h.can_load_into();
+    // Packed weights (no weight_get_into): stacked by the host where it can, layer by layer.
+    const bool stack = !fused_ && tp_size_ == 1 && h.can_stack();
+    joined_qkv_ = split_qkv_ = joined_gate_up_ = split_gate_up_ = false;
     const std::string embed = "model.embed_tokens.weight";
     if (num_labels_ > 0) {
       vocab_tables_.load(h, embed, "", vocab_, hidden_);
@@ -153,6 +160,16 @@ class DecoderModel : public cpp::Model {
                   cpp::narrow(w.qkv, 0, qd, kd));
         rows_into(p + "self_attn.v_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_,
                   cpp::narrow(w.qkv, 0, qd + kd, kd));
+      } else if (auto qkv = stack ? h.weight_stacked({p + "self_attn.q_proj.weight",
+                                                       p + "self_attn.k_proj.weight",
+                                                       p + "self_attn.v_proj.weight"},
+                                                      {qd, kd, kd}, hidden_)
+                                  : std::nullopt) {
+        w.qkv = *qkv;
+        if (opt_.qkv_bias)
+          w.qkv_bias = stacked_vector({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias",
+                                       p + "self_attn.v_proj.bias"},
+                                      {qd, kd, kd});
       } else {
         w.q = rows(p + "self_attn.q_proj.weight", q_row0(), qd, hidden_, q_heads_total_ * head_dim_);
         w.k = rows(p + "self_attn.k_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_);
@@ -167,7 +184,7 @@ class DecoderModel : public cpp::Model {
                  cpp::narrow(w.qkv_bias, 0, qd, kd));
         vec_into(p + "self_attn.v_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_,
                  cpp::narrow(w.qkv_bias, 0, qd + kd, kd));
-      } else if (opt_.qkv_bias) {
+      } else if (opt_.qkv_bias && w.qkv.data == nullptr) {
         w.q_bias = vec(p + "self_attn.q_proj.bias", q_row0(), qd, q_heads_total_ * head_dim_);
         w.k_bias = vec(p + "self_attn.k_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_);
         w.v_bias = vec(p + "self_attn.v_proj.bias", kv_row0(), kd, kv_heads_total_ * head_dim_);
@@ -183,6 +200,14 @@ class DecoderModel : public cpp::Model {
                   cpp::narrow(w.gate_up, 0, 0, inter_));
         rows_into(p + "mlp.up_proj.weight", inter_row0(), inter_, hidden_, inter_total_,
                   cpp::narrow(w.gate_up, 0, inter_, inter_));
+      } else if (auto gate_up = stack ? h.weight_stacked({p + "mlp.gate_proj.weight",
+                                                           p + "mlp.up_proj.weight"},
+                                                          {inter_, inter_}, hidden_)
+                                      : std::nullopt) {
+        w.gate_up = *gate_up;
+        if (opt_.mlp_bias)
+          w.gate_up_bias =
+              stacked_vector({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, {inter_, inter_});
       } else {
         w.gate = rows(p + "mlp.gate_proj.weight", inter_row0(), inter_, hidden_, inter_total_);
         w.up = rows(p + "mlp.up_proj.weight", inter_row0(), inter_, hidden_, inter_total_);
@@ -196,10 +221,14 @@ class DecoderModel : public cpp::Model {
                  cpp::narrow(w.gate_up_bias, 0, inter_, inter_));
         w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
       } else if (opt_.mlp_bias) {
-        w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_row0(), inter_, inter_total_);
-        w.up_bias = vec(p + "mlp.up_proj.bias", inter_row0(), inter_, inter_total_);
+        if (w.gate_up.data == nullptr) {
+          w.gate_bias = vec(p + "mlp.gate_proj.bias", inter_row0(), inter_, inter_total_);
+          w.up_bias = vec(p + "mlp.up_proj.bias", inter_row0(), inter_, inter_total_);
+        }
         w.down_bias = replicated_bias(p + "mlp.down_proj.bias", hidden_);
       }
+      (w.qkv.data != nullptr ? joined_qkv_ : split_qkv_) = true;
+      (w.gate_up.data != nullptr ? joined_gate_up_ : split_gate_up_) = true;
       const std::string inv_freq = p + "self_attn.rotary_emb.inv_freq";
       if (h.has_weight(inv_freq)) h.ignore_weight(inv_freq);
     }
@@ -237,10 +266,9 @@ class DecoderModel : public cpp::Model {
     SableTensor h = ops.alloc(dt, {t, hidden_});
     const int64_t qkv_w = qd + 2 * kd;
     SableTensor q, k, v, qkv, gate_up;
-    if (fused_) {
-      qkv = ops.alloc(dt, {t, qkv_w});
-      gate_up = ops.alloc(dt, {t, 2 * inter_});
-    } else {
+    if (joined_qkv_) qkv = ops.alloc(dt, {t, qkv_w});
+    if (joined_gate_up_) gate_up = ops.alloc(dt, {t, 2 * inter_});
+    if (split_qkv_) {
       q = ops.alloc(dt, {t, qd});
       k = ops.alloc(dt, {t, kd});
       v = ops.alloc(dt, {t, kd});
@@ -248,7 +276,7 @@ class DecoderModel : public cpp::Model {
     SableTensor attn = ops.alloc(dt, {t, qd});
     SableTensor proj = ops.alloc(dt, {t, hidden_});
     SableTensor gate, up;
-    if (!fused_) {
+    if (split_gate_up_) {
       gate = ops.alloc(dt, {t, inter_});
       up = ops.alloc(dt, {t, inter_});
     }
@@ -268,7 +296,7 @@ class DecoderModel : public cpp::Model {
 
       // --- attention
       SableTensor q3, k3, v3;
-      if (fused_) {
+      if (w.qkv.data != nullptr) {
         // One projection; q, k and v are column views of it: [T, heads, D] with row stride qkv_w.
         ops.gemm(h, w.qkv, bias(w.qkv_bias), qkv);
         SableTensor parts[] = {cpp::narrow(qkv, 1, 0, qd), cpp::narrow(qkv, 1, qd, kd),
@@ -298,7 +326,7 @@ class DecoderModel : public cpp::Model {
 
       // --- MLP: down(act(gate(h)) * up(h))
       ops.rms_norm(proj, &residual, w.post_norm, eps_, h);
-      if (fused_) {
+      if (w.gate_up.data != nullptr) {
         ops.gemm(h, w.gate_up, bias(w.gate_up_bias), gate_up);
         SableTensor parts[] = {cpp::narrow(gate_up, 1, 0, inter_),
                                cpp::narrow(gate_up, 1, inter_, inter_)};
@@ -454,6 +482,13 @@ class DecoderModel : public cpp::Model {
   }
 
   static const SableTensor* bias(const SableTensor& b) { return b.data ? &b : nullptr; }
+  // The biases of a stacked projection, stacked alike (a host that stacked the matrices must).
+  SableTensor stacked_vector(std::initializer_list<std::string> names,
+                             std::initializer_list<int64_t> lens) const {
+    auto v = host().weight_stacked(names, lens, 0);
+    if (!v) cpp::fail(SABLE_ERR_UNSUPPORTED, "the host stacked matrices but not their biases");
+    return *v;
+  }
   // A row-parallel layer's bias is added once, on rank 0, before the all-reduce sums the ranks.
   const SableTensor* rank0_bias(const SableTensor& b) const {
     return (b.data && tp_rank_ == 0) ? &b : nullptr;
@@ -503,7 +538,9 @@ class DecoderModel : public cpp::Model {
   int32_t tp_size_ = 1, tp_rank_ = 0, rot_dim_ = 0, act_ = SABLE_ACT_SILU;
   float eps_ = 1e-6f, attn_scale_ = 0.0f;
   bool tied_ = false;
-  bool fused_ = false;
+  bool fused_ = false;  // every layer's q|k|v and gate|up fused in the compute dtype
+  // Layers with q|k|v (gate|up) in one weight, fused or stacked packed, and layers without.
+  bool joined_qkv_ = false, split_qkv_ = false, joined_gate_up_ = false, split_gate_up_ = false;
   VocabTables vocab_tables_;
   SableTensor score_{}, final_norm_{}, rope_{};
   std::vector<LayerWeights> layer_w_;

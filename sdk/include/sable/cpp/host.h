@@ -96,6 +96,27 @@ class Host {
                                 dst.dtype, slice_dim, start, len, &dst),
           "weight_get_into");
   }
+  // True when the host can stack tensors into one (weight_get_stacked, since ABI 1.7).
+  bool can_stack() const {
+    return SABLE_HAS(api_, weight_get_stacked) && api_->weight_get_stacked != nullptr;
+  }
+  // names[i] (whole [rows[i], cols] matrices, or [rows[i]] vectors when cols is 0) stacked by rows
+  // into one tensor; nullopt when the host declines (they are stored in different formats, or it
+  // keeps them apart): load them one by one then. Throws on any other failure.
+  std::optional<SableTensor> weight_stacked(std::initializer_list<std::string> names,
+                                            std::initializer_list<int64_t> rows,
+                                            int64_t cols) const {
+    if (names.size() != rows.size()) fail(SABLE_ERR_INVALID_ARGUMENT, "weight_stacked: sizes differ");
+    std::vector<const char*> n;
+    for (const std::string& s : names) n.push_back(s.c_str());
+    std::vector<int64_t> r(rows);
+    SableTensor t;
+    const SableStatus s = api_->weight_get_stacked(h_, static_cast<int32_t>(n.size()), n.data(),
+                                                   r.data(), cols, &t);
+    if (s == SABLE_ERR_UNSUPPORTED) return std::nullopt;
+    check(s, "weight_get_stacked");
+    return t;
+  }
   std::vector<std::string> weight_names() const {
     std::vector<std::string> names;
     const int32_t n = api_->weight_count(h_);
