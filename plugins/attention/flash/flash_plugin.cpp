@@ -132,6 +132,7 @@ class FlashAttention {
         env_int("SABLE_PREFILL_WGMMA", 0) == 1 && prefill_wgmma_usable(init.device_index);
     wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
     wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 2);
+    wgmma_overlap_ = env_int("SABLE_PREFILL_WGMMA_OVERLAP", 0);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -249,6 +250,7 @@ class FlashAttention {
     p.decode_stages = decode_stages_;
     p.wgmma_stages = wgmma_stages_;
     p.wgmma_heads = wgmma_heads_;
+    p.wgmma_overlap = wgmma_overlap_;
     p.casc_begin = dev_meta_ + layout_.casc_begin;
     p.casc_items = dev_meta_ + layout_.casc_items;
     p.casc_num_items = dev_meta_ + layout_.casc_num_items;
@@ -348,6 +350,7 @@ class FlashAttention {
   bool prefill_wgmma_ = false;  // prefill_wgmma.cu for the prefill tiles
   int32_t wgmma_stages_ = 2;    // SABLE_PREFILL_WGMMA_STAGES / _HEADS (A/B runs)
   int32_t wgmma_heads_ = 2;
+  int32_t wgmma_overlap_ = 0;
   bool uploaded_ = false;
 };
 

@@ -55,7 +55,35 @@ __device__ __forceinline__ void copy_kv_sw128(
   }
 }
 
-template <int kD, int kStages, int kHeads>
+// The online softmax step of sable/cuda/mma.cuh without the O rescale (the overlapped loop
+// rescales O only once its P·V is done): S becomes P = exp2(S - m_new), m and l are updated,
+// corr[half] is the factor for O's rows lane / 4 (+ 8).
+template <int kSN>
+__device__ __forceinline__ void softmax_rows(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
+                                             float (&corr)[2]) {
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kSN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * hf], s[n][2 * hf + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[hf], mx);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+    corr[hf] = exp2f(m[hf] - m_use);
+    float sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kSN; ++n) {
+      s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
+      s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
+      sum += s[n][2 * hf] + s[n][2 * hf + 1];
+    }
+    l[hf] = l[hf] * corr[hf] + sum;
+    m[hf] = m_new;
+  }
+}
+
+template <int kD, int kStages, int kHeads, bool kOverlap>
 __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(AttentionParams p) {
 #if SABLE_HAVE_WGMMA
   using namespace sable::cuda;
@@ -115,7 +143,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   };
   tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo, hi);
 #pragma unroll
-  for (int j = 0; j < kStages - 1; ++j) issue(j);
+  for (int j = 0; j < kStages - (kOverlap ? 2 : 1); ++j) issue(j);
 
   float o[kON][4];
 #pragma unroll
@@ -124,30 +152,23 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   const int row_base = warp * 16;
   const uint32_t q_addr = smem_addr(sQ + wg * kBM * kD);
 
-  for (int j = 0; j < n_tiles; ++j) {
-    // Tile j has landed for every thread, and every warp finished tile j - 1's products, whose
-    // stage the copies issued next overwrite.
-    cp_async_wait<kStages - 2>();
-    fence_proxy_async();
-    __syncthreads();
-    issue(j + kStages - 1);
-    const int st = j % kStages;
-    const uint32_t k_addr = smem_addr(sK + st * kTile), v_addr = smem_addr(sV + st * kTile);
-    const int k0 = lo + j * kBN;
-
-    float s[kSN][4];
-    wgmma_fence();
+  float s[kSN][4];
+  uint32_t a[kSN / 2][4];
+  // S = Q·Kᵀ of the tile in stage st, issued (the caller commits).
+  auto issue_s = [&](uint32_t k_addr) {
 #pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      // k16 step ks: column block ks / 4, its 32-byte chunk pair ks % 4
+    for (int ks = 0; ks < kD / 16; ++ks)  // k16 step ks: column block ks / 4, chunk pair ks % 4
       wgmma_ss<kBN>(s, sw128_desc(q_addr + (ks >> 2) * kBM * 128 + (ks & 3) * 32, 16, 1024),
                     sw128_desc(k_addr + (ks >> 2) * kBN * 128 + (ks & 3) * 32, 16, 1024),
                     ks > 0 ? 1 : 0);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_operand(s);
-
+  };
+  // O += P·V with P in `a` and V at v_addr (16 positions = 16 rows of 128 bytes a k16 step).
+  auto issue_pv = [&](uint32_t v_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kSN / 2; ++kk)
+      wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + kk * 2048, kBN * 128, 1024), 1);
+  };
+  auto scale_mask = [&](int k0) {
     const bool mask = needs_mask(tile, k0, p.window);
 #pragma unroll
     for (int n = 0; n < kSN; ++n)
@@ -158,9 +179,8 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
         s[n][i] *= p.scale_log2;
         if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
       }
-    online_softmax<kSN, kON>(s, m, l, o);
-
-    uint32_t a[kSN / 2][4];
+  };
+  auto pack_p = [&] {
 #pragma unroll
     for (int kk = 0; kk < kSN / 2; ++kk)
 #pragma unroll
@@ -169,10 +189,82 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
         p_frag_from_acc(kk, r, &nb, &e);
         a[kk][r] = pack_bf16(s[nb][e], s[nb][e + 1]);
       }
+  };
+
+  if constexpr (!kOverlap) {
+    for (int j = 0; j < n_tiles; ++j) {
+      // Tile j has landed for every thread, and every warp finished tile j - 1's products, whose
+      // stage the copies issued next overwrite.
+      cp_async_wait<kStages - 2>();
+      fence_proxy_async();
+      __syncthreads();
+      issue(j + kStages - 1);
+      const int st = j % kStages;
+      wgmma_fence();
+      issue_s(smem_addr(sK + st * kTile));
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operand(s);
+      scale_mask(lo + j * kBN);
+      online_softmax<kSN, kON>(s, m, l, o);
+      pack_p();
+      wgmma_fence();
+      issue_pv(smem_addr(sV + st * kTile));
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_operand(o);
+    }
+  } else {
+    // FlashAttention-3's overlap inside a warpgroup: tile j's S = Q·Kᵀ and tile j - 1's P·V run
+    // on the tensor cores while the softmax of tile j waits only for S; O is rescaled once P·V
+    // is done. Tile j - 1's V stays in use through iteration j, so the copies run kStages - 2
+    // tiles ahead (stage of tile j - 2 refilled at iteration j).
+    static_assert(kStages >= 3, "the overlap keeps two tiles in use");
+    // Tile 0 alone (no P·V before it), then the loop with one control flow: ptxas serializes the
+    // wgmma when a path may read accumulators of a wgmma in flight (C7514).
+    auto land = [&](int jj) {  // tile jj has landed; the stage of tile jj - 2 is free
+      cp_async_wait<kStages - 3>();
+      fence_proxy_async();
+      __syncthreads();
+      issue(jj + kStages - 2);
+    };
+    land(0);
     wgmma_fence();
+    issue_s(smem_addr(sK));
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_operand(s);
+    scale_mask(lo);
+    online_softmax<kSN, kON>(s, m, l, o);  // O is still zero
+    pack_p();
+    uint32_t v_prev = smem_addr(sV);
+    for (int j = 1; j < n_tiles; ++j) {
+      land(j);
+      const int st = j % kStages;
+      wgmma_fence();
+      issue_s(smem_addr(sK + st * kTile));
+      wgmma_commit();
+      issue_pv(v_prev);
+      wgmma_commit();
+      wgmma_wait<1>();
+      fence_operand(s);
+      scale_mask(lo + j * kBN);
+      float corr[2];
+      softmax_rows<kSN>(s, m, l, corr);
+      wgmma_wait<0>();
+      fence_operand(o);
 #pragma unroll
-    for (int kk = 0; kk < kSN / 2; ++kk)  // 16 positions = 16 rows of 128 bytes a step
-      wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + kk * 2048, kBN * 128, 1024), 1);
+      for (int n = 0; n < kON; ++n) {
+        o[n][0] *= corr[0];
+        o[n][1] *= corr[0];
+        o[n][2] *= corr[1];
+        o[n][3] *= corr[1];
+      }
+      pack_p();
+      v_prev = smem_addr(sV + st * kTile);
+    }
+    wgmma_fence();
+    issue_pv(v_prev);
     wgmma_commit();
     wgmma_wait<0>();
     fence_operand(o);
@@ -198,10 +290,10 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
 #endif  // SABLE_HAVE_WGMMA
 }
 
-template <int kD, int kStages, int kHeads>
+template <int kD, int kStages, int kHeads, bool kOverlap = false>
 bool launch_d(const AttentionParams& p, cudaStream_t s) {
   constexpr int bytes = wgmma_smem_bytes<kD, kStages, kHeads>();
-  auto kernel = prefill_wgmma_kernel<kD, kStages, kHeads>;
+  auto kernel = prefill_wgmma_kernel<kD, kStages, kHeads, kOverlap>;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) !=
       cudaSuccess) {
     (void)cudaGetLastError();  // the caller falls back to the mma.sync kernel
@@ -215,6 +307,11 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
 template <int kD>
 bool launch_heads(const AttentionParams& p, cudaStream_t s) {
   const bool three = p.wgmma_stages == 3;
+  if (p.wgmma_overlap) {
+    if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_d<kD, 3, 4, true>(p, s);
+    if (p.wgmma_heads >= 2 && p.group % 2 == 0) return launch_d<kD, 3, 2, true>(p, s);
+    return launch_d<kD, 3, 1, true>(p, s);
+  }
   if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_d<kD, 2, 4>(p, s);
   if (p.wgmma_heads >= 2 && p.group % 2 == 0)
     return three ? launch_d<kD, 3, 2>(p, s) : launch_d<kD, 2, 2>(p, s);
