@@ -273,6 +273,28 @@ TEST_F(OpsQgemm, GemmTakesARegisteredWeightsX16Copy) {
   }
 }
 
+// A prefill-sized GEMM over a registered weight: its activations are quantized, and on the AMX
+// table put in the tiles' A order (x16_slots), by the pool's threads from 64K activations on. One
+// and two threads give the same bits, near the row layout's product.
+TEST_F(OpsQgemm, PrefillSizedX16GemmIsTheSameAtAnyThreadCount) {
+  const int64_t n = 48, k = 256, m = 300;  // 300 x 8 blocks: past both split thresholds
+  cpu::set_int8_activations(true);
+  for (const int32_t dtype : kX16Dtypes) {
+    auto w = random_rows(dtype, n, k, rng_);
+    std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+    cpu::set_threads(1);
+    const auto plain = gemm(dtype, w.data(), n, k, x, m);
+    cpu::x16_register(dtype, w.data(), n, k);
+    const auto one = gemm(dtype, w.data(), n, k, x, m);
+    cpu::set_threads(2);
+    const auto two = gemm(dtype, w.data(), n, k, x, m);
+    EXPECT_EQ(one, two) << "dtype " << dtype;
+    for (size_t i = 0; i < one.size(); ++i)
+      ASSERT_NEAR(two[i], plain[i], 1e-4 * (1 + std::fabs(plain[i]))) << "dtype " << dtype << " at " << i;
+    cpu::x16_forget(w.data(), w.size());
+  }
+}
+
 // The copies are a second copy of the weights: they stay within the budget, and a weight whose
 // copy would pass it keeps the row layout (and the same products).
 TEST_F(OpsQgemm, X16CopiesStayWithinTheirBudget) {

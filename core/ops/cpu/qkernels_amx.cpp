@@ -37,6 +37,7 @@
 
 #include "core/ops/cpu/qkernels.h"
 #include "core/ops/cpu/qrepack.h"
+#include "core/ops/cpu/thread_pool.h"
 
 // GCC 12 flags the undefined lanes inside its own AVX-512 intrinsics (a false positive fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
