@@ -12,6 +12,7 @@
 
 #include "prefill_schedule.h"
 #include "sable/cuda/mma.cuh"
+#include "sable/cuda/wgmma.cuh"
 
 namespace sable::attention::flash {
 
@@ -68,8 +69,9 @@ __device__ __forceinline__ void tile_slots(
 }
 
 // The K and V rows of the slots above into one buffer of swizzled [kRows][kD] tiles as cp.async
-// copies (slot -1: zero-filled). The caller commits the group.
-template <int kD, int kRows, int kThreads>
+// copies (slot -1: zero-filled): smem_off's layout, or with kSw128 wgmma's 128-byte swizzle
+// (sable/cuda/wgmma.cuh). The caller commits the group.
+template <int kD, int kRows, int kThreads, bool kSw128 = false>
 __device__ __forceinline__ void copy_tile_slots(
     bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
     const int32_t (&slot)[kTileChunksPerThread<kD, kRows, kThreads>], int kv_heads, int kvh) {
@@ -80,8 +82,9 @@ __device__ __forceinline__ void copy_tile_slots(
     const int r = i / kChunks, c = i % kChunks;
     const bool valid = slot[it] >= 0;
     const int64_t off = valid ? (int64_t(slot[it]) * kv_heads + kvh) * kD : 0;
-    cp_async16(dk + smem_off(r, c * 8, kD), k_cache + off + c * 8, valid);
-    cp_async16(dv + smem_off(r, c * 8, kD), v_cache + off + c * 8, valid);
+    const int dst = kSw128 ? sable::cuda::sw128_off(r, c * 8, kRows) : smem_off(r, c * 8, kD);
+    cp_async16(dk + dst, k_cache + off + c * 8, valid);
+    cp_async16(dv + dst, v_cache + off + c * 8, valid);
   }
 }
 
@@ -189,6 +192,31 @@ __device__ __forceinline__ void attend_slice(const uint32_t (&qf)[kD / 16][4], c
     }
   online_softmax<kSN, kD / 8>(s, m, l, o);  // a slice wholly past hi keeps m and l as they were
   pv_tile<kSN, kD>(o, s, tv, pos0, vr, vc);
+}
+
+// The end of a query tile for one warp: its O rows (row_base + lane / 4, + 8) divided by their
+// softmax sums (l reduced over the quad) as bf16 into out (row r at out + r * out_stride); rows at
+// or past `rows` are padding and stay unwritten.
+template <int kON>
+__device__ __forceinline__ void store_o_rows(const float (&o)[kON][4], const float (&l)[2],
+                                             int lane, int row_base, int rows, bf16* out,
+                                             int64_t out_stride) {
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    float sum = l[hf];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    int r, c;
+    acc_pos(lane, 2 * hf, &r, &c);
+    const int row = row_base + r;
+    if (row >= rows) continue;
+    bf16* dst = out + row * out_stride;
+#pragma unroll
+    for (int n = 0; n < kON; ++n)
+      *reinterpret_cast<__nv_bfloat162*>(dst + n * 8 + c) =
+          __floats2bfloat162_rn(o[n][2 * hf] * inv, o[n][2 * hf + 1] * inv);
+  }
 }
 
 }  // namespace sable::attention::flash

@@ -115,22 +115,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
     __syncthreads();
   }
 
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    float sum = l[hf];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    int r, c;
-    acc_pos(lane, 2 * hf, &r, &c);
-    const int row = row_base + r;
-    if (row >= tile.rows) continue;
-    bf16* dst = out + row * out_stride;
-#pragma unroll
-    for (int n = 0; n < kON; ++n)
-      *reinterpret_cast<__nv_bfloat162*>(dst + n * 8 + c) =
-          __floats2bfloat162_rn(o[n][2 * hf] * inv, o[n][2 * hf + 1] * inv);
-  }
+  store_o_rows<kON>(o, l, lane, row_base, tile.rows, out, out_stride);
 }
 
 template <int kD>

@@ -38,51 +38,6 @@ constexpr int wgmma_smem_bytes() {
   return (kHeads * kBM + 2 * kStages * kBN) * kD * static_cast<int>(sizeof(bf16)) + kSmemAlign;
 }
 
-// The K and V rows of `slot` (tile_slots' chunks of this thread) into swizzled [kBN][kD] tiles.
-template <int kD, int kThreads>
-__device__ __forceinline__ void copy_kv_sw128(
-    bf16* dk, bf16* dv, const bf16* k_cache, const bf16* v_cache,
-    const int32_t (&slot)[kTileChunksPerThread<kD, kBN, kThreads>], int kv_heads, int kvh) {
-  constexpr int kChunks = kD / 8;
-#pragma unroll
-  for (int it = 0; it < kTileChunksPerThread<kD, kBN, kThreads>; ++it) {
-    const int i = static_cast<int>(threadIdx.x) + it * kThreads;
-    const int r = i / kChunks, c = i % kChunks;
-    const bool valid = slot[it] >= 0;
-    const int64_t off = valid ? (int64_t(slot[it]) * kv_heads + kvh) * kD : 0;
-    cp_async16(dk + sw128_off(r, c * 8, kBN), k_cache + off + c * 8, valid);
-    cp_async16(dv + sw128_off(r, c * 8, kBN), v_cache + off + c * 8, valid);
-  }
-}
-
-// The online softmax step of sable/cuda/mma.cuh without the O rescale (the overlapped loop
-// rescales O only once its P·V is done): S becomes P = exp2(S - m_new), m and l are updated,
-// corr[half] is the factor for O's rows lane / 4 (+ 8).
-template <int kSN>
-__device__ __forceinline__ void softmax_rows(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
-                                             float (&corr)[2]) {
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < kSN; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * hf], s[n][2 * hf + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m[hf], mx);
-    const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-    corr[hf] = exp2f(m[hf] - m_use);
-    float sum = 0.0f;
-#pragma unroll
-    for (int n = 0; n < kSN; ++n) {
-      s[n][2 * hf] = exp2f(s[n][2 * hf] - m_use);
-      s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
-      sum += s[n][2 * hf] + s[n][2 * hf + 1];
-    }
-    l[hf] = l[hf] * corr[hf] + sum;
-    m[hf] = m_new;
-  }
-}
-
 template <int kD, int kStages, int kHeads, bool kOverlap>
 __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(AttentionParams p) {
 #if SABLE_HAVE_WGMMA
@@ -134,8 +89,8 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   auto issue = [&](int j) {  // copies of tile j with the slots in hand, then the next tile's slots
     if (j < n_tiles) {
       const int st = j % kStages;
-      copy_kv_sw128<kD, kThreads>(sK + st * kTile, sV + st * kTile, p.k_cache, p.v_cache, slot,
-                                  p.kv_heads, kvh);
+      copy_tile_slots<kD, kBN, kThreads, true>(sK + st * kTile, sV + st * kTile, p.k_cache,
+                                               p.v_cache, slot, p.kv_heads, kvh);
       if (j + 1 < n_tiles)
         tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo + (j + 1) * kBN, hi);
     }
@@ -253,13 +208,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
       softmax_rows<kSN>(s, m, l, corr);
       wgmma_wait<0>();
       fence_operand(o);
-#pragma unroll
-      for (int n = 0; n < kON; ++n) {
-        o[n][0] *= corr[0];
-        o[n][1] *= corr[0];
-        o[n][2] *= corr[1];
-        o[n][3] *= corr[1];
-      }
+      rescale_rows<kON>(o, corr);
       pack_p();
       v_prev = smem_addr(sV + st * kTile);
     }
@@ -271,22 +220,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   }
   cp_async_wait<0>();  // the empty groups of the last iterations
 
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    float sum = l[hf];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    int r, c;
-    acc_pos(lane, 2 * hf, &r, &c);
-    const int row = row_base + r;
-    if (row >= tile.rows) continue;
-    bf16* dst = out + row * out_stride;
-#pragma unroll
-    for (int n = 0; n < kON; ++n)
-      *reinterpret_cast<__nv_bfloat162*>(dst + n * 8 + c) =
-          __floats2bfloat162_rn(o[n][2 * hf] * inv, o[n][2 * hf + 1] * inv);
-  }
+  store_o_rows<kON>(o, l, lane, row_base, tile.rows, out, out_stride);
 #endif  // SABLE_HAVE_WGMMA
 }
 

@@ -62,10 +62,11 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 // One online-softmax step of a warp's 16 attention rows over scaled, masked scores s in the log2
 // domain (C fragments: elements 0, 1 -> row lane / 4; 2, 3 -> row lane / 4 + 8): s becomes
 // exp2(s - m), m the running row max, l the running lane-partial sum (reduce it over the quad at
-// the end), and the output accumulators o are rescaled. Fully masked rows stay at m = -inf, l = 0.
-template <int kSN, int kON>
-__device__ __forceinline__ void online_softmax(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
-                                               float (&o)[kON][4]) {
+// the end), and corr[h] the factor the output rows of half h must be rescaled by. Fully masked
+// rows stay at m = -inf, l = 0.
+template <int kSN>
+__device__ __forceinline__ void softmax_rows(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
+                                             float (&corr)[2]) {
 #pragma unroll
   for (int hf = 0; hf < 2; ++hf) {
     float mx = -INFINITY;
@@ -75,7 +76,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[kSN][4], float (&m)[2]
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(m[hf], mx);
     const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-    const float corr = exp2f(m[hf] - m_use);
+    corr[hf] = exp2f(m[hf] - m_use);
     float sum = 0.0f;
 #pragma unroll
     for (int n = 0; n < kSN; ++n) {
@@ -83,14 +84,30 @@ __device__ __forceinline__ void online_softmax(float (&s)[kSN][4], float (&m)[2]
       s[n][2 * hf + 1] = exp2f(s[n][2 * hf + 1] - m_use);
       sum += s[n][2 * hf] + s[n][2 * hf + 1];
     }
-    l[hf] = l[hf] * corr + sum;
+    l[hf] = l[hf] * corr[hf] + sum;
     m[hf] = m_new;
-#pragma unroll
-    for (int n = 0; n < kON; ++n) {
-      o[n][2 * hf] *= corr;
-      o[n][2 * hf + 1] *= corr;
-    }
   }
+}
+
+// The output accumulators' rows rescaled by softmax_rows' factors.
+template <int kON>
+__device__ __forceinline__ void rescale_rows(float (&o)[kON][4], const float (&corr)[2]) {
+#pragma unroll
+  for (int n = 0; n < kON; ++n) {
+    o[n][0] *= corr[0];
+    o[n][1] *= corr[0];
+    o[n][2] *= corr[1];
+    o[n][3] *= corr[1];
+  }
+}
+
+// softmax_rows, then the output accumulators o rescaled.
+template <int kSN, int kON>
+__device__ __forceinline__ void online_softmax(float (&s)[kSN][4], float (&m)[2], float (&l)[2],
+                                               float (&o)[kON][4]) {
+  float corr[2];
+  softmax_rows<kSN>(s, m, l, corr);
+  rescale_rows<kON>(o, corr);
 }
 
 }  // namespace sable::cuda
