@@ -79,7 +79,9 @@ TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
 }
 
 // The prefill tiles on Hopper's warpgroup tensor cores (prefill_wgmma.cu), read at creation as
-// SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code.
+// SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code. Three shapes of it: one
+// head a CTA with 3 stages; up to 4 heads (2 or 1 where the group is not a multiple of 4) with 2;
+// the overlapped loop with up to 2 heads.
 TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
   SABLE_REQUIRE_GPU();
   cudaDeviceProp prop{};
@@ -87,7 +89,17 @@ TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
   if (prop.major != 9 || prop.minor != 0) GTEST_SKIP() << "wgmma needs compute capability 9.0";
   ScopedEnv wgmma("SABLE_PREFILL_WGMMA", "1");
   DecodeKernelEnv env(true);
-  check_case(GetParam());
+  const struct {
+    const char *heads, *stages, *overlap;
+  } shapes[] = {{"1", "3", "0"}, {"4", "2", "0"}, {"2", "3", "1"}};
+  for (const auto& sh : shapes) {
+    SCOPED_TRACE(testing::Message() << "heads " << sh.heads << " stages " << sh.stages
+                                    << " overlap " << sh.overlap);
+    ScopedEnv heads("SABLE_PREFILL_WGMMA_HEADS", sh.heads);
+    ScopedEnv stages("SABLE_PREFILL_WGMMA_STAGES", sh.stages);
+    ScopedEnv overlap("SABLE_PREFILL_WGMMA_OVERLAP", sh.overlap);
+    check_case(GetParam());
+  }
 }
 
 void check_case(const Case& c) {

@@ -126,8 +126,9 @@ class FlashAttention {
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
     plan_config_.cascade = !(cascade != nullptr && std::string(cascade) == "0");
-    // Prefill tiles on Hopper's warpgroup tensor cores where the device runs sm_90a code;
-    // SABLE_PREFILL_WGMMA=0 keeps the mma.sync kernel (A/B runs).
+    // Prefill tiles on Hopper's warpgroup tensor cores where the device runs sm_90a code, with
+    // SABLE_PREFILL_WGMMA=1 until its variants are measured (bench/NOTES.md v15); the shape
+    // switches are A/B only.
     prefill_wgmma_ =
         env_int("SABLE_PREFILL_WGMMA", 0) == 1 && prefill_wgmma_usable(init.device_index);
     wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
