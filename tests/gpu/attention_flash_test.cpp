@@ -93,8 +93,8 @@ TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
     const char *heads, *stages, *overlap;
   } shapes[] = {{"1", "3", "0"}, {"4", "2", "0"}, {"2", "3", "1"}};
   for (const auto& sh : shapes) {
-    SCOPED_TRACE(testing::Message() << "heads " << sh.heads << " stages " << sh.stages
-                                    << " overlap " << sh.overlap);
+    SCOPED_TRACE(testing::Message()
+                 << "heads " << sh.heads << " stages " << sh.stages << " overlap " << sh.overlap);
     ScopedEnv heads("SABLE_PREFILL_WGMMA_HEADS", sh.heads);
     ScopedEnv stages("SABLE_PREFILL_WGMMA_STAGES", sh.stages);
     ScopedEnv overlap("SABLE_PREFILL_WGMMA_OVERLAP", sh.overlap);
