@@ -15,6 +15,7 @@
 // copies (as in prefill_attention.cu), so issuing copies never waits for a memory round trip.
 // Built for sm_90a; the sm_90 / PTX pass compiles an empty body, and prefill_wgmma_usable() says
 // whether the device runs the sm_90a code.
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 
@@ -237,19 +238,23 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
   return sable::cuda::launch(kernel, grid, dim3(kHeads * kWgThreads), bytes, s, p) == cudaSuccess;
 }
 
-// Up to wgmma_heads heads a CTA where the group divides by them.
+// The kernel for a shape: heads a CTA (up to wgmma_heads, where the group divides by them), stages
+// (2-4; the overlapped loop takes 3 or 4), overlap. Every shape fits a block's 227 KB of shared
+// memory (the largest, 4 heads and 4 stages at D 128, takes 193 KB).
+template <int kD, int kHeads>
+bool launch_stages(const AttentionParams& p, cudaStream_t s) {
+  const int stages = std::clamp(p.wgmma_stages, p.wgmma_overlap ? 3 : 2, 4);
+  if (p.wgmma_overlap)
+    return stages == 4 ? launch_d<kD, 4, kHeads, true>(p, s) : launch_d<kD, 3, kHeads, true>(p, s);
+  if (stages == 4) return launch_d<kD, 4, kHeads>(p, s);
+  return stages == 3 ? launch_d<kD, 3, kHeads>(p, s) : launch_d<kD, 2, kHeads>(p, s);
+}
+
 template <int kD>
 bool launch_heads(const AttentionParams& p, cudaStream_t s) {
-  const bool three = p.wgmma_stages == 3;
-  if (p.wgmma_overlap) {
-    if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_d<kD, 3, 4, true>(p, s);
-    if (p.wgmma_heads >= 2 && p.group % 2 == 0) return launch_d<kD, 3, 2, true>(p, s);
-    return launch_d<kD, 3, 1, true>(p, s);
-  }
-  if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_d<kD, 2, 4>(p, s);
-  if (p.wgmma_heads >= 2 && p.group % 2 == 0)
-    return three ? launch_d<kD, 3, 2>(p, s) : launch_d<kD, 2, 2>(p, s);
-  return three ? launch_d<kD, 3, 1>(p, s) : launch_d<kD, 2, 1>(p, s);
+  if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_stages<kD, 4>(p, s);
+  if (p.wgmma_heads >= 2 && p.group % 2 == 0) return launch_stages<kD, 2>(p, s);
+  return launch_stages<kD, 1>(p, s);
 }
 
 }  // namespace
