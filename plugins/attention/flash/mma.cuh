@@ -194,6 +194,25 @@ __device__ __forceinline__ void attend_slice(const uint32_t (&qf)[kD / 16][4], c
   pv_tile<kSN, kD>(o, s, tv, pos0, vr, vc);
 }
 
+// A prefill warp's scores of the KV tile at k0 scaled into the log2 domain, with the positions its
+// rows (row_base + lane / 4, + 8 of `tile`) do not see set to -inf (causal, sliding window; only
+// tiles that need_mask pay for the test).
+template <int kSN>
+__device__ __forceinline__ void scale_mask_tile(float (&s)[kSN][4], const PrefillTile& tile,
+                                                int k0, int window, float scale_log2, int lane,
+                                                int row_base) {
+  const bool mask = needs_mask(tile, k0, window);
+#pragma unroll
+  for (int n = 0; n < kSN; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      acc_pos(lane, i, &r, &c);
+      s[n][i] *= scale_log2;
+      if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, window)) s[n][i] = -INFINITY;
+    }
+}
+
 // The end of a query tile for one warp: its O rows (row_base + lane / 4, + 8) divided by their
 // softmax sums (l reduced over the quad) as bf16 into out (row r at out + r * out_stride); rows at
 // or past `rows` are padding and stay unwritten.

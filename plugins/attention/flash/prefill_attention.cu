@@ -100,16 +100,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_kernel(AttentionPa
 
     float s[kSN][4];
     qk_tile<kSN, kD>(s, qf, tk, 0, br, bc);
-    const bool mask = needs_mask(tile, k0, p.window);
-#pragma unroll
-    for (int n = 0; n < kSN; ++n)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        int r, c;
-        acc_pos(lane, i, &r, &c);
-        s[n][i] *= p.scale_log2;
-        if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
-      }
+    scale_mask_tile<kSN>(s, tile, k0, p.window, p.scale_log2, lane, row_base);
     online_softmax<kSN, kON>(s, m, l, o);
     pv_tile<kSN, kD>(o, s, tv, 0, vr, vc);
     __syncthreads();

@@ -124,18 +124,6 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     for (int kk = 0; kk < kSN / 2; ++kk)
       wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + kk * 2048, kBN * 128, 1024), 1);
   };
-  auto scale_mask = [&](int k0) {
-    const bool mask = needs_mask(tile, k0, p.window);
-#pragma unroll
-    for (int n = 0; n < kSN; ++n)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        int r, c;
-        acc_pos(lane, i, &r, &c);
-        s[n][i] *= p.scale_log2;
-        if (mask && !visible(tile, row_base + r, k0 + n * 8 + c, p.window)) s[n][i] = -INFINITY;
-      }
-  };
   auto pack_p = [&] {
 #pragma unroll
     for (int kk = 0; kk < kSN / 2; ++kk)
@@ -161,7 +149,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
       wgmma_commit();
       wgmma_wait<0>();
       fence_operand(s);
-      scale_mask(lo + j * kBN);
+      scale_mask_tile<kSN>(s, tile, lo + j * kBN, p.window, p.scale_log2, lane, row_base);
       online_softmax<kSN, kON>(s, m, l, o);
       pack_p();
       wgmma_fence();
@@ -190,7 +178,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     wgmma_commit();
     wgmma_wait<0>();
     fence_operand(s);
-    scale_mask(lo);
+    scale_mask_tile<kSN>(s, tile, lo, p.window, p.scale_log2, lane, row_base);
     online_softmax<kSN, kON>(s, m, l, o);  // O is still zero
     pack_p();
     uint32_t v_prev = smem_addr(sV);
@@ -204,7 +192,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
       wgmma_commit();
       wgmma_wait<1>();
       fence_operand(s);
-      scale_mask(lo + j * kBN);
+      scale_mask_tile<kSN>(s, tile, lo + j * kBN, p.window, p.scale_log2, lane, row_base);
       float corr[2];
       softmax_rows<kSN>(s, m, l, corr);
       wgmma_wait<0>();
