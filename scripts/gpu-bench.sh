@@ -51,7 +51,9 @@ for w in $which; do
       "$bin/sable_attention_prefill_bench" 4096 4096 --no-legacy ;;
     wgmma_ab)  # issue 14: the wgmma prefill kernel's variants (WGMMA_AB, env words) against mma.sync
       for v in ${WGMMA_AB:-SABLE_PREFILL_WGMMA=0 SABLE_PREFILL_WGMMA_HEADS=1 SABLE_PREFILL_WGMMA_HEADS=2 SABLE_PREFILL_WGMMA_STAGES=3,SABLE_PREFILL_WGMMA_HEADS=2 SABLE_PREFILL_WGMMA_STAGES=4,SABLE_PREFILL_WGMMA_HEADS=2 SABLE_PREFILL_WGMMA_HEADS=4 SABLE_PREFILL_WGMMA_STAGES=3,SABLE_PREFILL_WGMMA_HEADS=4 SABLE_PREFILL_WGMMA_OVERLAP=1,SABLE_PREFILL_WGMMA_HEADS=2 SABLE_PREFILL_WGMMA_OVERLAP=1,SABLE_PREFILL_WGMMA_STAGES=4,SABLE_PREFILL_WGMMA_HEADS=2 SABLE_PREFILL_WGMMA_OVERLAP=1,SABLE_PREFILL_WGMMA_HEADS=4}; do
-        echo "wgmma_ab variant: $v | $(env SABLE_PREFILL_WGMMA=1 $(ab_env "$v") "$bin/sable_attention_prefill_bench" 8192 0 --no-legacy | grep TFLOP)"
+        for shape in ${WGMMA_SHAPES:-32,8,128 14,2,64 32,8,64}; do  # 8B, Qwen2.5-0.5B, Llama-3.2-1B
+          echo "wgmma_ab $shape variant: $v | $(env SABLE_PREFILL_WGMMA=1 $(ab_env "$v") "$bin/sable_attention_prefill_bench" 8192 0 --no-legacy --shape $shape | grep TFLOP)"
+        done
       done | tee -a "$out/wgmma_ab.txt" ;;
     decode8b_long)  # decode attention at long contexts: 64 sequences at 4096 tokens
       make_model llama8b llama-3.1-8b llama3

@@ -4,7 +4,9 @@
 // per layer). Runs the tensor-core prefill path, then (unless --no-legacy) the per-token kernel on
 // the same batch (planned as decode-only, which selects it) and reports the speedup and the largest
 // difference between the two outputs.
-// Usage: sable_attention_prefill_bench [tokens=8192] [cached_prefix=0] [--no-legacy]
+// --shape HQ,HK,D sets the heads and head dim (default 32,8,128; Qwen2.5-0.5B: 14,2,64,
+// Llama-3.2-1B: 32,8,64).
+// Usage: sable_attention_prefill_bench [tokens=8192] [cached_prefix=0] [--no-legacy] [--shape HQ,HK,D]
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -25,7 +27,7 @@
 
 namespace {
 
-constexpr int kLayers = 32, kHq = 32, kHk = 8, kD = 128, kPage = 16;
+constexpr int kLayers = 32, kPage = 16;
 
 #define CHECK_CUDA(x)                                                            \
   do {                                                                           \
@@ -60,12 +62,18 @@ float from_bf16(uint16_t h) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int tokens = 8192, prefix = 0;
+  int tokens = 8192, prefix = 0, hq = 32, hk = 8, d = 128;
   bool legacy = true;
   int pos_arg = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--no-legacy") == 0) {
       legacy = false;
+    } else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+      if (std::sscanf(argv[++i], "%d,%d,%d", &hq, &hk, &d) != 3 || hq <= 0 || hk <= 0 ||
+          d <= 0 || hq % hk != 0) {
+        std::fprintf(stderr, "--shape HQ,HK,D: positive, HQ a multiple of HK (got %s)\n", argv[i]);
+        return 2;
+      }
     } else if (pos_arg++ == 0) {
       tokens = std::atoi(argv[i]);
     } else {
@@ -73,7 +81,8 @@ int main(int argc, char** argv) {
     }
   }
   if (tokens <= 0 || prefix < 0) {
-    std::fprintf(stderr, "usage: %s [tokens] [cached_prefix] [--no-legacy]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [tokens] [cached_prefix] [--no-legacy] [--shape HQ,HK,D]\n",
+                 argv[0]);
     return 2;
   }
   void* lib = dlopen(SABLE_PLUGIN_DIR "/sable-attention-flash.so", RTLD_NOW | RTLD_LOCAL);
@@ -87,7 +96,7 @@ int main(int argc, char** argv) {
   const auto* api = static_cast<const SableAttentionApi*>(plugin->api);
 
   const int len = prefix + tokens, pages = (len + kPage - 1) / kPage;
-  const size_t pool = size_t(pages) * kPage * kHk * kD;
+  const size_t pool = size_t(pages) * kPage * hk * d;
   std::vector<void*> bufs;
   auto dalloc = [&](size_t bytes) {
     void* p = nullptr;
@@ -98,22 +107,22 @@ int main(int argc, char** argv) {
   };
   std::vector<SableKvLayer> layers(kLayers);
   for (auto& l : layers) {
-    l.k = tensor(dalloc(pool * 2), {pages, kPage, kHk, kD});
-    l.v = tensor(dalloc(pool * 2), {pages, kPage, kHk, kD});
+    l.k = tensor(dalloc(pool * 2), {pages, kPage, hk, d});
+    l.v = tensor(dalloc(pool * 2), {pages, kPage, hk, d});
   }
   // Fused qkv rows (q is a column view with token stride (Hq + 2 Hk) * D), random N(0, 1) values.
-  const int64_t row = int64_t(kHq + 2 * kHk) * kD;
+  const int64_t row = int64_t(hq + 2 * hk) * d;
   std::vector<uint16_t> host_qkv(size_t(tokens) * row);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (auto& x : host_qkv) x = to_bf16(nd(rng));
   auto* qkv = static_cast<uint16_t*>(dalloc(host_qkv.size() * 2));
   CHECK_CUDA(cudaMemcpy(qkv, host_qkv.data(), host_qkv.size() * 2, cudaMemcpyHostToDevice));
-  auto* out = dalloc(size_t(tokens) * kHq * kD * 2);
-  SableTensor tq = tensor(qkv, {tokens, kHq, kD}), tk = tensor(qkv + kHq * kD, {tokens, kHk, kD}),
-              tv = tensor(qkv + (kHq + kHk) * kD, {tokens, kHk, kD});
+  auto* out = dalloc(size_t(tokens) * hq * d * 2);
+  SableTensor tq = tensor(qkv, {tokens, hq, d}), tk = tensor(qkv + hq * d, {tokens, hk, d}),
+              tv = tensor(qkv + (hq + hk) * d, {tokens, hk, d});
   for (SableTensor* t : {&tq, &tk, &tv}) t->strides[0] = row;
-  SableTensor to = tensor(out, {tokens, kHq, kD});
+  SableTensor to = tensor(out, {tokens, hq, d});
 
   SableHostApi host{};
   host.struct_size = sizeof(host);
@@ -129,9 +138,9 @@ int main(int argc, char** argv) {
   init.struct_size = sizeof(init);
   init.device_type = SABLE_DEVICE_CUDA;
   init.num_layers = kLayers;
-  init.num_q_heads = kHq;
-  init.num_kv_heads = kHk;
-  init.head_dim = kD;
+  init.num_q_heads = hq;
+  init.num_kv_heads = hk;
+  init.head_dim = d;
   init.page_size = kPage;
   init.kv_dtype = SABLE_DTYPE_BF16;
   init.max_batch_tokens = tokens;
@@ -150,8 +159,8 @@ int main(int argc, char** argv) {
   std::vector<int32_t> qo{0, tokens}, indptr{0, pages}, indices(pages), kv_lens{len};
   std::iota(indices.begin(), indices.end(), 0);
   std::shuffle(indices.begin(), indices.end(), rng);  // scattered pages, as after churn
-  const float scale = 1.0f / std::sqrt(float(kD));
-  const double flops = 4.0 * tokens * (prefix + tokens / 2.0) * kHq * kD * kLayers;
+  const float scale = 1.0f / std::sqrt(float(d));
+  const double flops = 4.0 * tokens * (prefix + tokens / 2.0) * hq * d * kLayers;
 
   // One forward's attention: plan + 32 layers of run(); returns ms per forward.
   auto forward = [&](bool decode_planned, int iters) {
@@ -190,13 +199,13 @@ int main(int argc, char** argv) {
     return best;
   };
   auto download = [&] {
-    std::vector<uint16_t> h(size_t(tokens) * kHq * kD);
+    std::vector<uint16_t> h(size_t(tokens) * hq * d);
     CHECK_CUDA(cudaMemcpy(h.data(), out, h.size() * 2, cudaMemcpyDeviceToHost));
     return h;
   };
 
   std::printf("prefill T=%d cached_prefix=%d Hq=%d Hk=%d D=%d page=%d layers=%d\n", tokens, prefix,
-              kHq, kHk, kD, kPage, kLayers);
+              hq, hk, d, kPage, kLayers);
   forward(false, 1);  // warm-up
   const float fast_ms = forward(false, 5);
   std::printf("tensor-core prefill: %.3f ms per forward (%.3f ms per layer), %.1f TFLOP/s\n", fast_ms,
