@@ -1,12 +1,13 @@
 // Times the "flash" attention plugin on one long prefill at Llama-3.1-8B shapes (32 q heads, 8 KV
 // heads, head dim 128, page size 16): 32 layers' worth of run() calls (K/V append + attention) on
-// one stream, timed with CUDA events, reported as attention TFLOP/s (4 * T * (prefix + T/2) * Hq * D
-// per layer). Runs the tensor-core prefill path, then (unless --no-legacy) the per-token kernel on
-// the same batch (planned as decode-only, which selects it) and reports the speedup and the largest
-// difference between the two outputs.
+// one stream, timed with CUDA events, reported as attention TFLOP/s (4 * T * (prefix + T/2) * Hq *
+// D per layer). Runs the tensor-core prefill path, then (unless --no-legacy) the per-token kernel
+// on the same batch (planned as decode-only, which selects it) and reports the speedup and the
+// largest difference between the two outputs.
 // --shape HQ,HK,D sets the heads and head dim (default 32,8,128; Qwen2.5-0.5B: 14,2,64,
 // Llama-3.2-1B: 32,8,64).
-// Usage: sable_attention_prefill_bench [tokens=8192] [cached_prefix=0] [--no-legacy] [--shape HQ,HK,D]
+// Usage: sable_attention_prefill_bench [tokens=8192] [cached_prefix=0] [--no-legacy] [--shape
+// HQ,HK,D]
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -69,8 +70,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--no-legacy") == 0) {
       legacy = false;
     } else if (std::strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
-      if (std::sscanf(argv[++i], "%d,%d,%d", &hq, &hk, &d) != 3 || hq <= 0 || hk <= 0 ||
-          d <= 0 || hq % hk != 0) {
+      if (std::sscanf(argv[++i], "%d,%d,%d", &hq, &hk, &d) != 3 || hq <= 0 || hk <= 0 || d <= 0 ||
+          hq % hk != 0) {
         std::fprintf(stderr, "--shape HQ,HK,D: positive, HQ a multiple of HK (got %s)\n", argv[i]);
         return 2;
       }

@@ -250,7 +250,9 @@ namespace {
 // Bytes of one row of `cols` elements of a packed dtype; 0 when cols is not whole blocks.
 size_t packed_row_bytes(int32_t dtype, int64_t cols) {
   const int64_t block = sable_dtype_block_elems(dtype);
-  if (block > 0) return cols % block == 0 ? static_cast<size_t>(cols / block) * sable_dtype_block_bytes(dtype) : 0;
+  if (block > 0)
+    return cols % block == 0 ? static_cast<size_t>(cols / block) * sable_dtype_block_bytes(dtype)
+                             : 0;
   return static_cast<size_t>(cols) * sable_dtype_size(dtype);
 }
 }  // namespace
@@ -281,7 +283,8 @@ void ModelHost::register_packed(const SableTensor& t) {
 
 SableTensor ModelHost::load_packed(const char* name, const std::vector<int64_t>& shape) {
   const int32_t dtype = weights_.packed_dtype(name);
-  if (dtype < 0 || shape.size() != 2 || packed_row_bytes(dtype, shape[1]) == 0) return SableTensor{};
+  if (dtype < 0 || shape.size() != 2 || packed_row_bytes(dtype, shape[1]) == 0)
+    return SableTensor{};
   SableTensor t = packed_matrix(dtype, shape[0], shape[1]);
   weights_.read_packed(name, t.data);
   // A [vocab, hidden] matrix is the LM head (or the embedding a tied head reuses): its GEMM keeps
@@ -322,8 +325,9 @@ SableStatus ModelHost::weight_get_stacked(int32_t count, const char* const* name
       int64_t at = 0;
       for (int32_t i = 0; i < count; ++i) {
         current = names[i];
-        weights_.read(names[i], dt, -1, 0, 0,
-                      static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * sable_dtype_size(dt));
+        weights_.read(
+            names[i], dt, -1, 0, 0,
+            static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * sable_dtype_size(dt));
         at += rows[i];
       }
       ops::register_weight_range(t.data, static_cast<size_t>(total) * sable_dtype_size(dt));
@@ -341,7 +345,8 @@ SableStatus ModelHost::weight_get_stacked(int32_t count, const char* const* name
     int64_t at = 0;
     for (int32_t i = 0; i < count; ++i) {
       current = names[i];
-      weights_.read_packed(names[i], static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * row);
+      weights_.read_packed(names[i],
+                           static_cast<std::byte*>(t.data) + static_cast<size_t>(at) * row);
       at += rows[i];
     }
     register_packed(t);

@@ -290,7 +290,8 @@ TEST_F(OpsQgemm, PrefillSizedX16GemmIsTheSameAtAnyThreadCount) {
     const auto two = gemm(dtype, w.data(), n, k, x, m);
     EXPECT_EQ(one, two) << "dtype " << dtype;
     for (size_t i = 0; i < one.size(); ++i)
-      ASSERT_NEAR(two[i], plain[i], 1e-4 * (1 + std::fabs(plain[i]))) << "dtype " << dtype << " at " << i;
+      ASSERT_NEAR(two[i], plain[i], 1e-4 * (1 + std::fabs(plain[i])))
+          << "dtype " << dtype << " at " << i;
     cpu::x16_forget(w.data(), w.size());
   }
 }

@@ -34,7 +34,8 @@ class MemorySource final : public sable::runner::WeightSource {
               std::mt19937& rng) {
     Tensor& t = add(name, {rows, cols});
     t.format = &f;
-    const auto w = sable::ops::qgemm_test::random_floats(rng, static_cast<size_t>(rows * cols), 0.1f);
+    const auto w =
+        sable::ops::qgemm_test::random_floats(rng, static_cast<size_t>(rows * cols), 0.1f);
     t.bytes = sable::gguf::quantize(f.ggml, w.data(), rows, cols);
   }
   void vector(const std::string& name, std::vector<float> v) {
@@ -49,7 +50,8 @@ class MemorySource final : public sable::runner::WeightSource {
   void read(std::string_view name, int32_t dst_dtype, int32_t slice_dim, int64_t, int64_t,
             void* dst) override {
     const Tensor& t = at(name);
-    if (dst_dtype != SABLE_DTYPE_F32 || slice_dim >= 0) throw std::runtime_error("unsupported read");
+    if (dst_dtype != SABLE_DTYPE_F32 || slice_dim >= 0)
+      throw std::runtime_error("unsupported read");
     if (t.format == nullptr) {
       std::memcpy(dst, t.values.data(), t.values.size() * sizeof(float));
       return;

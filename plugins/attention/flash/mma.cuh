@@ -198,8 +198,8 @@ __device__ __forceinline__ void attend_slice(const uint32_t (&qf)[kD / 16][4], c
 // rows (row_base + lane / 4, + 8 of `tile`) do not see set to -inf (causal, sliding window; only
 // tiles that need_mask pay for the test).
 template <int kSN>
-__device__ __forceinline__ void scale_mask_tile(float (&s)[kSN][4], const PrefillTile& tile,
-                                                int k0, int window, float scale_log2, int lane,
+__device__ __forceinline__ void scale_mask_tile(float (&s)[kSN][4], const PrefillTile& tile, int k0,
+                                                int window, float scale_log2, int lane,
                                                 int row_base) {
   const bool mask = needs_mask(tile, k0, window);
 #pragma unroll

@@ -161,9 +161,9 @@ class DecoderModel : public cpp::Model {
         rows_into(p + "self_attn.v_proj.weight", kv_row0(), kd, hidden_, kv_heads_total_ * head_dim_,
                   cpp::narrow(w.qkv, 0, qd + kd, kd));
       } else if (auto qkv = stack ? h.weight_stacked({p + "self_attn.q_proj.weight",
-                                                       p + "self_attn.k_proj.weight",
-                                                       p + "self_attn.v_proj.weight"},
-                                                      {qd, kd, kd}, hidden_)
+                                                      p + "self_attn.k_proj.weight",
+                                                      p + "self_attn.v_proj.weight"},
+                                                     {qd, kd, kd}, hidden_)
                                   : std::nullopt) {
         w.qkv = *qkv;
         if (opt_.qkv_bias)
@@ -200,9 +200,9 @@ class DecoderModel : public cpp::Model {
                   cpp::narrow(w.gate_up, 0, 0, inter_));
         rows_into(p + "mlp.up_proj.weight", inter_row0(), inter_, hidden_, inter_total_,
                   cpp::narrow(w.gate_up, 0, inter_, inter_));
-      } else if (auto gate_up = stack ? h.weight_stacked({p + "mlp.gate_proj.weight",
-                                                           p + "mlp.up_proj.weight"},
-                                                          {inter_, inter_}, hidden_)
+      } else if (auto gate_up = stack ? h.weight_stacked(
+                                            {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"},
+                                            {inter_, inter_}, hidden_)
                                       : std::nullopt) {
         w.gate_up = *gate_up;
         if (opt_.mlp_bias)

@@ -94,8 +94,8 @@ typedef struct SableHostApi {
    * whole tensors, names[i] of shape [rows[i], cols] (cols > 0) or [rows[i]] (cols == 0: vectors,
    * e.g. biases), stacked by rows into one [sum rows, cols] (or [sum rows]) tensor in the dtype
    * weight_get(AUTO) would give each of them, held by the host as weight_get's are. For hosts that
-   * keep matrices packed (block-quantized on the CPU, where weight_get_into is NULL): a plugin fuses
-   * q|k|v or gate|up with it, so one GEMM quantizes the layer's input once. Returns
+   * keep matrices packed (block-quantized on the CPU, where weight_get_into is NULL): a plugin
+   * fuses q|k|v or gate|up with it, so one GEMM quantizes the layer's input once. Returns
    * SABLE_ERR_UNSUPPORTED, sets no error and leaves *out untouched when the host does not stack
    * these matrices (stored in different formats, or in one it does not stack): the plugin then
    * loads them apart. A host that stacked matrices stacks vectors too. Other failures are

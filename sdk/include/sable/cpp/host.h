@@ -106,13 +106,14 @@ class Host {
   std::optional<SableTensor> weight_stacked(std::initializer_list<std::string> names,
                                             std::initializer_list<int64_t> rows,
                                             int64_t cols) const {
-    if (names.size() != rows.size()) fail(SABLE_ERR_INVALID_ARGUMENT, "weight_stacked: sizes differ");
+    if (names.size() != rows.size())
+      fail(SABLE_ERR_INVALID_ARGUMENT, "weight_stacked: sizes differ");
     std::vector<const char*> n;
     for (const std::string& s : names) n.push_back(s.c_str());
     std::vector<int64_t> r(rows);
     SableTensor t;
-    const SableStatus s = api_->weight_get_stacked(h_, static_cast<int32_t>(n.size()), n.data(),
-                                                   r.data(), cols, &t);
+    const SableStatus s =
+        api_->weight_get_stacked(h_, static_cast<int32_t>(n.size()), n.data(), r.data(), cols, &t);
     if (s == SABLE_ERR_UNSUPPORTED) return std::nullopt;
     check(s, "weight_get_stacked");
     return t;
