@@ -3,11 +3,11 @@
 // layout's dequantization exactly); every table's x16 kernel agrees with the scalar table's dots
 // within fp32 summation order for random quant bytes (Q8_0's -128 included), odd row counts (the
 // last group's tail), K of 1, 3 and 28 blocks, 1..9 activation rows (one pass, two passes and a
-// partial one) and on AMX 5..600 (tiles of 8 or 16 rows, a short last chunk, blocks of rows), a
-// group range and a strided output whose other entries stay untouched; the LM head's x16 kernel
-// agrees with the scalar head kernel and keeps its bound, at one row and (AMX, Q8_0) 2..16; and the
-// gemm op (and its LM-head path) takes a registered weight's copy (1 or 2 threads, bias) until
-// the weight is forgotten.
+// partial one) and on AMX 5..1100 (tiles of 8 or 16 rows, a short last chunk, blocks of rows;
+// 2040 rows at K = 4864), a group range and a strided output whose other entries stay untouched;
+// the LM head's x16 kernel agrees with the scalar head kernel and keeps its bound, at one row and
+// (AMX, Q8_0) 2..16; and the gemm op (and its LM-head path) takes a registered weight's copy (1 or
+// 2 threads, bias) until the weight is forgotten.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -97,9 +97,9 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
         for (int64_t r = 0; r < n; ++r)
           ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
         // 1..4 one zmm pass, 5..9 two or three; on the AMX table Q8_0 from 5 and Q4 from 9 rows
-        // on tiles of 8 or 16 rows (a short last chunk), 600 in two blocks of rows (small K only).
-        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17, 40, 600}) {
-          if (m == 600 && k > 96) continue;
+        // on tiles of 8 or 16 rows (a short last chunk), 1100 in two blocks of rows (small K only).
+        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17, 40, 1100}) {
+          if (m == 1100 && k > 96) continue;
           const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
           std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
           for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);
@@ -132,6 +132,48 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
     EXPECT_GE(tested, 3) << "the AVX-512 table has the x16 kernels";
 #endif
+  if (tested == 0) GTEST_SKIP() << "no table with x16 kernels on this CPU";
+}
+
+// A prefill's row count at a large K (Qwen2.5-0.5B's down projection, K = 4864): the AMX kernel
+// walks the rows in blocks sized by K (kX16SlotBytes, kX16RowBlock), remaking the tiles for each;
+// every row of every block, the short last chunk included, is computed once and lands in its place
+// (a skipped block keeps the -1 fill). A group pair and a single tail group of 8 rows.
+TEST_F(OpsQgemm, X16KernelsCoverEveryRowBlockAtLargeK) {
+  const QKernels& ref = cpu::scalar_kernels();
+  const int32_t dtype = SABLE_DTYPE_Q8_0;
+  const int64_t n = 40, k = 4864, m = 2040, nb = k / 32, groups = (n + 15) / 16;
+  const auto w = random_rows(dtype, n, k, rng_);
+  const auto p = x16_of(dtype, w, n, k);
+  const int64_t wrb = cpu::row_bytes(dtype, k);
+  const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
+  std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
+  for (int64_t i = 0; i < m; ++i) ref.quantize_row(&x[i * k], &xq[i * nb], k);
+  std::vector<float> deq(static_cast<size_t>(n * k)), want(static_cast<size_t>(m * n));
+  std::vector<double> tol(want.size());  // fp32 summation order: 4e-6 of the sum of |products|
+  for (int64_t r = 0; r < n; ++r) ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t r = 0; r < n; ++r) {
+      want[i * n + r] = ref.qdot(dtype)(w.data() + r * wrb, &xq[i * nb], k);
+      double mag = 0;
+      for (int64_t e = 0; e < k; ++e) mag += std::fabs(deq[r * k + e] * x[i * k + e]);
+      tol[i * n + r] = 4e-6 * mag + 1e-6;
+    }
+  int tested = 0;
+  for (const QKernels* t : cpu::usable_kernels()) {
+    const auto kern = t->x16_rows(dtype);
+    if (kern == nullptr) continue;
+    ++tested;
+    std::vector<float> out(static_cast<size_t>(m * n), -1.0f);
+    const void* prep = t->x16_prep != nullptr ? t->x16_prep(dtype, xq.data(), nb, m, k) : nullptr;
+    kern(p.data(), 0, groups, n, xq.data(), nb, m, k, out.data(), n, prep);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t r = 0; r < n; ++r) {
+        const float got = out[i * n + r], ok = want[i * n + r];
+        ASSERT_NEAR(got, ok, tol[i * n + r])
+            << t->name << " M=" << m << " row " << i << " weight row " << r;
+      }
+  }
   if (tested == 0) GTEST_SKIP() << "no table with x16 kernels on this CPU";
 }
 
