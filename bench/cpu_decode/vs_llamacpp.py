@@ -218,13 +218,27 @@ def main():
     unit = "tokens per CPU-second" if a.cpu_time else "tokens per second"
     print(f"\n{a.threads} threads, prompt {a.prompt}, {a.steps} decode steps, median of {a.repeat}, "
           f"{unit}" + (f"; llama.cpp weight buffers: {' / '.join(sorted(buffers))}" if buffers else ""))
+    print_table(rows)
+
+
+def print_table(rows):
+    """The medians as a markdown table, each Sable cell with its ratio to llama.cpp, then issue 21's
+    bar: Sable >= llama.cpp at batch 1 and ahead at larger batches, prefill and decode."""
     print("| model | batch | Sable prefill | llama.cpp prefill | Sable decode | llama.cpp decode "
           "| load avg |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    behind = []
     for name, batch, med, lo, hi in rows:
         s, l = med["sable"], med["llama.cpp"]
-        print(f"| {name} | {batch} | {s['prefill_tok_s']:.1f} | {l['prefill_tok_s']:.1f} | "
-              f"{s['decode_tok_s']:.1f} | {l['decode_tok_s']:.1f} | {lo:.1f}-{hi:.1f} |")
+        cells = []
+        for key, what in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
+            ratio = s[key] / l[key] if l[key] > 0 else float("nan")
+            cells.append(f"{s[key]:.1f} ({ratio:.2f}x) | {l[key]:.1f}")
+            if not (ratio >= 1.0 if batch == 1 else ratio > 1.0):
+                behind.append(f"{name} batch {batch} {what} {ratio:.2f}x")
+        print(f"| {name} | {batch} | {cells[0]} | {cells[1]} | {lo:.1f}-{hi:.1f} |")
+    print("bar (>= at batch 1, ahead at larger batches): " +
+          ("met in every cell" if not behind else "not met: " + ", ".join(behind)))
 
 
 if __name__ == "__main__":
