@@ -196,7 +196,8 @@ __device__ __forceinline__ void attend_slice(const uint32_t (&qf)[kD / 16][4], c
 
 // A prefill warp's scores of the KV tile at k0 scaled into the log2 domain, with the positions its
 // rows (row_base + lane / 4, + 8 of `tile`) do not see set to -inf (causal, sliding window; only
-// tiles that need_mask pay for the test).
+// tiles that need_mask pay for the test). Any 8 kSN <= kBN positions: needs_mask judges the whole
+// kBN tile from k0, which covers a narrower one.
 template <int kSN>
 __device__ __forceinline__ void scale_mask_tile(float (&s)[kSN][4], const PrefillTile& tile, int k0,
                                                 int window, float scale_log2, int lane,

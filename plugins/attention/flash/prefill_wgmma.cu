@@ -45,7 +45,6 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   using namespace sable::cuda;
   constexpr int kThreads = kHeads * kWgThreads;
   constexpr int kChunks = kD / 8;
-  constexpr int kSN = kBN / 8;  // n8 blocks of S
   constexpr int kON = kD / 8;   // n8 blocks of O
   constexpr int kTile = kBN * kD;
   constexpr int kPer = kTileChunksPerThread<kD, kBN, kThreads>;
@@ -108,25 +107,33 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   const int row_base = warp * 16;
   const uint32_t q_addr = smem_addr(sQ + wg * kBM * kD);
 
-  float s[kSN][4];
-  uint32_t a[kSN / 2][4];
-  // S = Q·Kᵀ of the tile in stage st, issued (the caller commits).
-  auto issue_s = [&](uint32_t k_addr) {
+  // Positions a product covers: the whole tile, except at 4 heads and D 128 without the overlap,
+  // where halves of 32 keep S at 16 registers (the 128-register cap of 512 threads otherwise
+  // spills and serializes the wgmma, ptxas C7512).
+  constexpr int kSub = !kOverlap && kHeads == 4 && kD == 128 ? 32 : kBN;
+  constexpr int kSubN = kSub / 8;  // n8 blocks of S
+  float s[kSubN][4];
+  uint32_t a[kSubN / 2][4];
+  // S = Q·Kᵀ over the kSub positions from row `row0` of the K tile at k_addr, issued (the caller
+  // commits). The tile's column blocks stay kBN rows apart.
+  auto issue_s = [&](uint32_t k_addr, int row0) {
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks)  // k16 step ks: column block ks / 4, chunk pair ks % 4
-      wgmma_ss<kBN>(s, sw128_desc(q_addr + (ks >> 2) * kBM * 128 + (ks & 3) * 32, 16, 1024),
-                    sw128_desc(k_addr + (ks >> 2) * kBN * 128 + (ks & 3) * 32, 16, 1024),
-                    ks > 0 ? 1 : 0);
+      wgmma_ss<kSub>(s, sw128_desc(q_addr + (ks >> 2) * kBM * 128 + (ks & 3) * 32, 16, 1024),
+                     sw128_desc(k_addr + (ks >> 2) * kBN * 128 + (ks & 3) * 32 + row0 * 128, 16,
+                                1024),
+                     ks > 0 ? 1 : 0);
   };
-  // O += P·V with P in `a` and V at v_addr (16 positions = 16 rows of 128 bytes a k16 step).
-  auto issue_pv = [&](uint32_t v_addr) {
+  // O += P·V with P in `a` and the kSub V rows from `row0` of the tile at v_addr (16 positions =
+  // 16 rows of 128 bytes a k16 step).
+  auto issue_pv = [&](uint32_t v_addr, int row0) {
 #pragma unroll
-    for (int kk = 0; kk < kSN / 2; ++kk)
-      wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + kk * 2048, kBN * 128, 1024), 1);
+    for (int kk = 0; kk < kSubN / 2; ++kk)
+      wgmma_rs_tb<kD>(o, a[kk], sw128_desc(v_addr + (row0 + kk * 16) * 128, kBN * 128, 1024), 1);
   };
   auto pack_p = [&] {
 #pragma unroll
-    for (int kk = 0; kk < kSN / 2; ++kk)
+    for (int kk = 0; kk < kSubN / 2; ++kk)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         int nb, e;
@@ -144,19 +151,24 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
       __syncthreads();
       issue(j + kStages - 1);
       const int st = j % kStages;
-      wgmma_fence();
-      issue_s(smem_addr(sK + st * kTile));
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operand(s);
-      scale_mask_tile<kSN>(s, tile, lo + j * kBN, p.window, p.scale_log2, lane, row_base);
-      online_softmax<kSN, kON>(s, m, l, o);
-      pack_p();
-      wgmma_fence();
-      issue_pv(smem_addr(sV + st * kTile));
-      wgmma_commit();
-      wgmma_wait<0>();
-      fence_operand(o);
+      const uint32_t k_addr = smem_addr(sK + st * kTile), v_addr = smem_addr(sV + st * kTile);
+#pragma unroll
+      for (int r0 = 0; r0 < kBN; r0 += kSub) {
+        wgmma_fence();
+        issue_s(k_addr, r0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operand(s);
+        scale_mask_tile<kSubN>(s, tile, lo + j * kBN + r0, p.window, p.scale_log2, lane,
+                               row_base);
+        online_softmax<kSubN, kON>(s, m, l, o);
+        pack_p();
+        wgmma_fence();
+        issue_pv(v_addr, r0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operand(o);
+      }
     }
   } else {
     // FlashAttention-3's overlap inside a warpgroup: tile j's S = Q·Kᵀ and tile j - 1's P·V run
@@ -174,27 +186,27 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     };
     land(0);
     wgmma_fence();
-    issue_s(smem_addr(sK));
+    issue_s(smem_addr(sK), 0);
     wgmma_commit();
     wgmma_wait<0>();
     fence_operand(s);
-    scale_mask_tile<kSN>(s, tile, lo, p.window, p.scale_log2, lane, row_base);
-    online_softmax<kSN, kON>(s, m, l, o);  // O is still zero
+    scale_mask_tile<kSubN>(s, tile, lo, p.window, p.scale_log2, lane, row_base);
+    online_softmax<kSubN, kON>(s, m, l, o);  // O is still zero
     pack_p();
     uint32_t v_prev = smem_addr(sV);
     for (int j = 1; j < n_tiles; ++j) {
       land(j);
       const int st = j % kStages;
       wgmma_fence();
-      issue_s(smem_addr(sK + st * kTile));
+      issue_s(smem_addr(sK + st * kTile), 0);
       wgmma_commit();
-      issue_pv(v_prev);
+      issue_pv(v_prev, 0);
       wgmma_commit();
       wgmma_wait<1>();
       fence_operand(s);
-      scale_mask_tile<kSN>(s, tile, lo + j * kBN, p.window, p.scale_log2, lane, row_base);
+      scale_mask_tile<kSubN>(s, tile, lo + j * kBN, p.window, p.scale_log2, lane, row_base);
       float corr[2];
-      softmax_rows<kSN>(s, m, l, corr);
+      softmax_rows<kSubN>(s, m, l, corr);
       wgmma_wait<0>();
       fence_operand(o);
       rescale_rows<kON>(o, corr);
@@ -202,7 +214,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
       v_prev = smem_addr(sV + st * kTile);
     }
     wgmma_fence();
-    issue_pv(v_prev);
+    issue_pv(v_prev, 0);
     wgmma_commit();
     wgmma_wait<0>();
     fence_operand(o);
