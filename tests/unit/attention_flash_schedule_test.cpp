@@ -81,6 +81,50 @@ TEST(FlashPrefillSchedule, WorkListCoversEveryTokenOnce) {
   }
 }
 
+// The wgmma kernel's K/V pipeline replayed on the host: at every iteration the tile it computes
+// has landed (its group is among those cp.async.wait<pending> leaves complete), and the copy it
+// issues lands in a stage no tile in use or still in flight holds.
+TEST(FlashPrefillSchedule, WgmmaPipelineNeverOverwritesAStageInUse) {
+  for (bool overlap : {false, true}) {
+    for (int32_t stages = overlap ? 3 : 2; stages <= 4; ++stages) {
+      const int32_t lead = wgmma_lead(stages, overlap), pending = wgmma_pending(stages, overlap);
+      ASSERT_GE(lead, 1) << stages << " stages";
+      for (int32_t n = 1; n <= 12; ++n) {
+        std::vector<int32_t> holder(static_cast<size_t>(stages), -1);  // tile in each stage
+        int32_t committed = 0;
+        auto issue = [&](int32_t t) {  // one group a call, empty past the last tile
+          if (t < n) {
+            const int32_t st = t % stages, old = holder[static_cast<size_t>(st)];
+            holder[static_cast<size_t>(st)] = t;
+            EXPECT_EQ(t, committed) << "tile t is group t";
+            return old;
+          }
+          return -1;
+        };
+        for (int32_t t = 0; t < lead; ++t) {
+          EXPECT_EQ(issue(t), -1);
+          ++committed;
+        }
+        for (int32_t j = 0; j < n; ++j) {
+          const int32_t complete = committed - pending;  // groups 0 .. complete - 1 have landed
+          EXPECT_GE(complete, j + 1) << "tile " << j << " computed before it landed";
+          EXPECT_EQ(holder[static_cast<size_t>(j % stages)], j) << "tile " << j << " overwritten";
+          if (overlap && j > 0)
+            EXPECT_EQ(holder[static_cast<size_t>((j - 1) % stages)], j - 1)
+                << "tile " << j - 1 << "'s V overwritten while its P·V runs";
+          const int32_t old = issue(j + lead);
+          ++committed;
+          // The refilled stage's tile is consumed: computed before this iteration (no overlap)
+          // or two back (overlap: tile j - 1's V is read in iteration j).
+          if (old >= 0) EXPECT_LE(old, j - (overlap ? 2 : 1)) << "stage of tile " << old;
+          for (int32_t t = j + 1; t < std::min(n, j + lead); ++t)
+            EXPECT_EQ(holder[static_cast<size_t>(t % stages)], t) << "tile " << t << " in flight";
+        }
+      }
+    }
+  }
+}
+
 TEST(FlashPrefillSchedule, KvRangeAndMaskSkipAreExact) {
   for (int32_t window : {0, 1, 16, 100, 300}) {
     for (int32_t pos0 = 0; pos0 < 400; pos0 += 3) {

@@ -66,6 +66,20 @@ SABLE_FLASH_HD void kv_range(const PrefillTile& t, int32_t window, int32_t* lo, 
 
 SABLE_FLASH_HD int32_t kv_tiles(int32_t lo, int32_t hi) { return hi > lo ? (hi - lo + kBN - 1) / kBN : 0; }
 
+// The K/V pipeline of the wgmma prefill kernel (prefill_wgmma.cu): `stages` buffers, tile j in
+// stage j % stages, one cp.async group a tile (tile t's is group t: the prologue commits tiles
+// 0 .. lead - 1, iteration j commits tile j + lead or an empty group). Without the overlap, tile j's
+// products finish inside iteration j, so iteration j may refill the stage tile j - 1 used; with
+// it, tile j - 1's V is still read in iteration j, so only the stage of tile j - 2 is free.
+// wgmma_lead: how many tiles ahead iteration j issues; wgmma_pending: the groups cp.async.wait may
+// leave in flight when tile j must have landed.
+SABLE_FLASH_HD constexpr int32_t wgmma_lead(int32_t stages, bool overlap) {
+  return stages - (overlap ? 2 : 1);
+}
+SABLE_FLASH_HD constexpr int32_t wgmma_pending(int32_t stages, bool overlap) {
+  return wgmma_lead(stages, overlap) - 1;
+}
+
 // Whether row r of tile t sees KV position kv.
 SABLE_FLASH_HD bool visible(const PrefillTile& t, int32_t r, int32_t kv, int32_t window) {
   const int32_t pos = t.pos0 + r;

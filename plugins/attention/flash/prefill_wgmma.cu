@@ -97,8 +97,9 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     cp_async_commit();
   };
   tile_slots<kD, kBN, kThreads>(slot, pages, p.page_size, lo, hi);
+  constexpr int kLead = wgmma_lead(kStages, kOverlap);
 #pragma unroll
-  for (int j = 0; j < kStages - (kOverlap ? 2 : 1); ++j) issue(j);
+  for (int j = 0; j < kLead; ++j) issue(j);
 
   float o[kON][4];
 #pragma unroll
@@ -146,10 +147,10 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     for (int j = 0; j < n_tiles; ++j) {
       // Tile j has landed for every thread, and every warp finished tile j - 1's products, whose
       // stage the copies issued next overwrite.
-      cp_async_wait<kStages - 2>();
+      cp_async_wait<wgmma_pending(kStages, kOverlap)>();
       fence_proxy_async();
       __syncthreads();
-      issue(j + kStages - 1);
+      issue(j + kLead);
       const int st = j % kStages;
       const uint32_t k_addr = smem_addr(sK + st * kTile), v_addr = smem_addr(sV + st * kTile);
 #pragma unroll
@@ -179,10 +180,10 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
     // Tile 0 alone (no P·V before it), then the loop with one control flow: ptxas serializes the
     // wgmma when a path may read accumulators of a wgmma in flight (C7514).
     auto land = [&](int jj) {  // tile jj has landed; the stage of tile jj - 2 is free
-      cp_async_wait<kStages - 3>();
+      cp_async_wait<wgmma_pending(kStages, kOverlap)>();
       fence_proxy_async();
       __syncthreads();
-      issue(jj + kStages - 2);
+      issue(jj + kLead);
     };
     land(0);
     wgmma_fence();
