@@ -5,15 +5,14 @@
 // Layout (PTX ISA "Matrix Descriptor Format", "Shared Memory Matrix Layout"): a 128-byte swizzled
 // tile is stored as column blocks of 64 bf16; inside a block each row is 128 bytes and its 16-byte
 // chunk c sits at chunk c ^ (row % 8) (sw128_off). A block must start 1024-byte aligned.
-// - K-major operand (A = Q [m][k], B = K [n][k]): one k16 step is the 32 bytes at chunk 2·(k/16 %
-// 4)
-//   of block k / 64, rows 8 apart by 1024 bytes (SBO); the leading offset is unused.
+// - K-major operand (A = Q [m][k], B = K [n][k]): k16 step ks is the 32 bytes at chunk pair
+//   ks % 4 of column block ks / 4, rows 8 apart by 1024 bytes (SBO); the leading offset is unused.
 // - MN-major operand (B = V [k][n], imm-trans-b = 1): k16 step = 16 rows (2048 bytes further);
 //   n-blocks of 64 lie LBO bytes apart (the column block stride), 8-row groups SBO = 1024 apart.
 // Accumulators: warp w of the warpgroup holds rows 16w..16w+15 of the m64 tile in mma.sync's
-// m16n8 layout per n8 block (d[j][0..3] = rows g, g, g+8, g+8 and columns 8j + 2t, +1; g = lane /
-// 4, t = lane % 4), and an A operand in registers is mma.sync's m16n8k16 A fragment of those rows
-// (sable/cuda/mma.cuh), so P can go from the softmax straight into P·V.
+// m16n8 layout per n8 block (d[j][0..3] = rows g, g, g+8, g+8 and columns 8j + 2t, +1;
+// g = lane / 4, t = lane % 4), and an A operand in registers is mma.sync's m16n8k16 A fragment
+// of those rows (sable/cuda/mma.cuh), so P can go from the softmax straight into P·V.
 // Ordering: a wgmma reads its accumulators and register operands asynchronously. Call
 // wgmma_fence() after writing them and before the first wgmma, wgmma_commit() after the last, and
 // wgmma_wait<N>() before reading the results; fence_operand() then keeps the compiler from moving
@@ -77,17 +76,18 @@ template <int N>
 __device__ void wgmma_rs_tb(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b, int scale_d);
 
 template <>
-__device__ __forceinline__ void wgmma_ss<32>(float (&d)[4][4], uint64_t a, uint64_t b, int scale_d) {
+__device__ __forceinline__ void wgmma_ss<32>(float (&d)[4][4], uint64_t a, uint64_t b,
+                                             int scale_d) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
       "}, %16, %17, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
       : "l"(a), "l"(b), "r"(scale_d));
 }
-
 
 template <>
 __device__ __forceinline__ void wgmma_ss<64>(float (&d)[8][4], uint64_t a, uint64_t b,
