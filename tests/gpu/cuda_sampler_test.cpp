@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/sampling/cuda/sample_kernel.h"
 #include "core/sampling/sampler.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -30,6 +31,7 @@ struct Fixture {
   std::vector<float> logits;
   int64_t vocab;
   DeviceBuffer dev;
+  sampling::CudaSampler sampler;  // kept across calls: a split launch leaves its tickets at zero
   Fixture(int64_t rows, int64_t v, uint32_t seed) : vocab(v), dev(rows * v * 4) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 2.0f);
@@ -52,8 +54,7 @@ struct Fixture {
         res[i].top_logprobs = top_lp->data() + i * top;
       }
     }
-    sampling::CudaSampler s;
-    s.sample(static_cast<float*>(dev.get()), vocab, vocab, rows, res, nullptr);
+    sampler.sample(static_cast<float*>(dev.get()), vocab, vocab, rows, res, nullptr);
     return res;
   }
   std::vector<SableSampleResult> cpu(std::vector<SableSamplingRow> rows) {
@@ -212,6 +213,58 @@ TEST(CudaSampler, GreedyMaskedRowsReadTheMaskOrWriteIt) {
   EXPECT_EQ(g[2].token, 0);
   EXPECT_TRUE(std::isinf(g[2].logprob) && g[2].logprob < 0) << g[2].logprob;
   EXPECT_TRUE(std::isinf(c[2].logprob) && c[2].logprob < 0) << c[2].logprob;
+}
+
+// A long row is split over blocks (sample_splits) and its last block merges the slices' statistics:
+// penalties, bias and mask entries in different slices, the winner in a late slice, a tie across
+// slices (the lowest index wins, as on the CPU) and a sampled row that reads the whole row after
+// the merge all agree with the CPU, in one call and again in the next (the tickets were reset).
+TEST(CudaSampler, SplitRowsMatchCpuAcrossSlices) {
+  SABLE_REQUIRE_GPU();
+  const int64_t vocab = 151936, words = (vocab + 31) / 32;
+  ASSERT_GT(sampling::sample_splits(vocab, 4), 4) << "SABLE_SAMPLE_SPLITS set?";
+  Fixture f(4, vocab, 12);
+  std::vector<int32_t> prev = {5, 70001, 151935, 70001};
+  std::vector<int32_t> bias_ids = {10, 140003};
+  std::vector<float> bias_vals = {-3.0f, 40.0f};
+  std::vector<uint32_t> greedy_mask(words, 0u), sample_mask(words, 0u);
+  for (int id : {17, 80001, 151930}) greedy_mask[id / 32] |= 1u << (id % 32);
+  for (int k = 0; k < 600; ++k)
+    sample_mask[(k * 251) % vocab / 32] |= 1u << ((k * 251) % vocab % 32);
+  f.logits[3 * vocab + 1000] = f.logits[3 * vocab + 150000] = 30.0f;  // a tie across slices
+  std::vector<SableSamplingRow> rows(4, base_row());
+  rows[0].temperature = 0.0f;
+  rows[0].repetition_penalty = 1.2f;
+  rows[0].frequency_penalty = 0.4f;
+  rows[0].prev_tokens = prev.data();
+  rows[0].num_prev_tokens = static_cast<int32_t>(prev.size());
+  rows[0].num_logit_bias = 2;
+  rows[0].logit_bias_ids = bias_ids.data();
+  rows[0].logit_bias_values = bias_vals.data();
+  rows[1].temperature = 0.0f;
+  rows[1].grammar_mask = greedy_mask.data();
+  rows[2].temperature = 0.8f;
+  rows[2].top_k = 20;
+  rows[2].seed = 99;
+  rows[2].grammar_mask = sample_mask.data();
+  rows[3].temperature = 0.0f;
+  for (int call = 0; call < 2; ++call) {
+    std::vector<int32_t> ids;
+    std::vector<float> lps;
+    rows[0].top_logprobs_num = 3;
+    auto g = f.gpu(rows, 3, &ids, &lps);
+    auto c = f.cpu(rows);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(g[i].token, c[i].token) << "call " << call << " row " << i;
+      EXPECT_NEAR(g[i].logprob, c[i].logprob, 1e-3) << "call " << call << " row " << i;
+    }
+    EXPECT_EQ(g[0].token, 140003);
+    EXPECT_EQ(ids[0], 140003);
+    EXPECT_TRUE(g[1].token == 17 || g[1].token == 80001 || g[1].token == 151930) << g[1].token;
+    EXPECT_TRUE(sample_mask[g[2].token / 32] >> (g[2].token % 32) & 1u) << g[2].token;
+    EXPECT_EQ(g[3].token, 1000);
+    rows[2].step = 1;  // the next draw
+  }
 }
 
 // The staged inputs go up on the sampler's copy stream while the logits' stream may still be

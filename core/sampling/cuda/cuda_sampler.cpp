@@ -77,7 +77,26 @@ struct CopyStream {
   ~CopyStream() { release(); }
 };
 
+// The split statistics' partials and tickets (sample_kernel.h), zeroed once: every launch leaves
+// the tickets at zero again.
+struct SplitScratch {
+  SampleSplitPart* parts = nullptr;
+  uint32_t* tickets = nullptr;
+  void ensure(cudaStream_t s) {
+    if (parts != nullptr) return;
+    check(cudaMalloc(&parts, kMaxSplitRows * kMaxSampleSplits * sizeof(SampleSplitPart)),
+          "cudaMalloc");
+    check(cudaMalloc(&tickets, kMaxSplitRows * sizeof(uint32_t)), "cudaMalloc");
+    check(cudaMemsetAsync(tickets, 0, kMaxSplitRows * sizeof(uint32_t), s), "cudaMemsetAsync");
+  }
+  ~SplitScratch() {
+    if (parts) cudaFree(parts);
+    if (tickets) cudaFree(tickets);
+  }
+};
+
 struct CudaSampler::Impl {
+  SplitScratch split;
   Staged<SampleRowParams> params;
   Staged<int32_t> pen_tok, pen_cnt, bias_ids, ids;
   Staged<float> bias_vals, ids_lp;
@@ -186,8 +205,11 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     check(cudaEventRecord(m.copy.done, up), "cudaEventRecord");
     check(cudaStreamWaitEvent(s, m.copy.done, 0), "cudaStreamWaitEvent");
   }
-  launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev, m.pen_cnt.dev, m.bias_ids.dev,
-      m.bias_vals.dev, m.masks.dev, m.ids.dev, m.ids_lp.dev, m.out.dev, s);
+  const int splits = sample_splits(vocab, static_cast<int64_t>(b));
+  if (splits > 1) m.split.ensure(s);
+  launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev,
+                       m.pen_cnt.dev, m.bias_ids.dev, m.bias_vals.dev, m.masks.dev, m.ids.dev,
+                       m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.tickets, s);
   check(cudaGetLastError(), "launch");
   check(cudaMemcpyAsync(m.out.host, m.out.dev, b * sizeof(SampleRowOut), cudaMemcpyDeviceToHost, s), "download");
   if (idn) check(cudaMemcpyAsync(m.ids_lp.host, m.ids_lp.dev, idn * sizeof(float), cudaMemcpyDeviceToHost, s), "download");

@@ -1,19 +1,24 @@
 // The sampling kernel of CudaSampler (see cuda_sampler.h and sample_kernel.h).
-#include "core/sampling/cuda/sample_kernel.h"
-
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <climits>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 
+#include "core/sampling/cuda/sample_kernel.h"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::sampling {
 namespace {
 
 constexpr int kThreads = 1024;
+// A row is split over blocks when it is long and the rows are few: each split at least
+// kSplitMinLogits logits, about kSplitBlocks blocks in all (2 a SM of an H100/H200).
+constexpr int64_t kSplitMinLogits = 8192;
+constexpr int64_t kSplitBlocks = 264;
 
 __device__ float block_reduce_sum(float v, float* sh) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -93,17 +98,18 @@ struct RowStats {
 // (argmax, then the sum) read the vocabulary twice from one SM: ~20 us of a batch-1 step at 150k.
 // kMasked: `mask` reads masked-out logits as -inf, the same statistics as after writing -inf over
 // them, without that write pass; 4 logits masked together are not loaded at all.
+// Over the slice [lo, hi) of the row (lo a multiple of 4).
 template <bool kMasked>
-__device__ RowStats block_row_stats(const float* row, int64_t vocab, const uint32_t* mask,
+__device__ RowStats block_row_stats(const float* row, int64_t lo, int64_t hi, const uint32_t* mask,
                                     float* shv, int* shi, float* shs) {
   RowStats st;
   const int tid = threadIdx.x;
-  int64_t i0 = 0;
+  int64_t i0 = lo;
   if ((reinterpret_cast<uintptr_t>(row) & 15) == 0) {
-    const int64_t n4 = vocab / 4;
-    const float4* r4 = reinterpret_cast<const float4*>(row);
+    const int64_t n4 = (hi - lo) / 4;
+    const float4* r4 = reinterpret_cast<const float4*>(row + lo);
     for (int64_t j = tid; j < n4; j += kThreads) {
-      const int i = static_cast<int>(j * 4);
+      const int i = static_cast<int>(lo + j * 4);
       // The 4 bits of logits i..i+3 (i is a multiple of 4: one word holds them).
       const uint32_t bits = kMasked ? (mask[i >> 5] >> (i & 31)) & 0xFu : 0xFu;
       if (bits == 0) continue;  // add(-inf) changes nothing
@@ -113,9 +119,9 @@ __device__ RowStats block_row_stats(const float* row, int64_t vocab, const uint3
       st.add(bits & 4u ? v.z : -INFINITY, i + 2);
       st.add(bits & 8u ? v.w : -INFINITY, i + 3);
     }
-    i0 = n4 * 4;
+    i0 = lo + n4 * 4;
   }
-  for (int64_t i = i0 + tid; i < vocab; i += kThreads) {
+  for (int64_t i = i0 + tid; i < hi; i += kThreads) {
     const bool allowed = !kMasked || ((mask[i >> 5] >> (i & 31)) & 1u);
     st.add(allowed ? row[i] : -INFINITY, static_cast<int>(i));
   }
@@ -149,8 +155,8 @@ __device__ RowStats block_row_stats(const float* row, int64_t vocab, const uint3
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
-                  const float* bias_vals, const uint32_t* masks, const int32_t* ids,
-                  float* ids_lp, SampleRowOut* out) {
+                  const float* bias_vals, const uint32_t* masks, const int32_t* ids, float* ids_lp,
+                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   __shared__ float shv[32];
@@ -158,11 +164,20 @@ __global__ void __launch_bounds__(kThreads)
   const SampleRowParams p = params[blockIdx.x];
   float* row = logits + p.row * ld;
   const int tid = threadIdx.x;
+  // This block's slice of the row: split blockIdx.y of gridDim.y, a multiple of 128 logits long.
+  const int splits = static_cast<int>(gridDim.y);
+  const int64_t slice = ((vocab + splits - 1) / splits + 127) / 128 * 128;
+  const int64_t lo = min(vocab, blockIdx.y * slice), hi = min(vocab, lo + slice);
+  auto mine = [&](int64_t t) { return t >= lo && t < hi; };
 
-  for (int j = tid; j < p.bias_len; j += kThreads) row[bias_ids[p.bias_begin + j]] += bias_vals[p.bias_begin + j];
+  for (int j = tid; j < p.bias_len; j += kThreads) {
+    const int t = bias_ids[p.bias_begin + j];
+    if (mine(t)) row[t] += bias_vals[p.bias_begin + j];
+  }
   __syncthreads();
   for (int j = tid; j < p.pen_len; j += kThreads) {
     const int t = pen_tok[p.pen_begin + j];
+    if (!mine(t)) continue;
     float l = row[t];
     if (p.rep != 1.0f) l = l > 0 ? l / p.rep : l * p.rep;
     const int cnt = pen_cnt[p.pen_begin + j];  // generated occurrences
@@ -179,15 +194,40 @@ __global__ void __launch_bounds__(kThreads)
     if (greedy_row && p.top_n == 0 && p.ids_len == 0) {
       stats_mask = m;
     } else {
-      for (int64_t i = tid; i < vocab; i += kThreads)
+      for (int64_t i = lo + tid; i < hi; i += kThreads)
         if (!((m[i >> 5] >> (i & 31)) & 1u)) row[i] = -INFINITY;
       __syncthreads();
     }
   }
-  // Log-softmax statistics of the processed logits.
+  // Log-softmax statistics of the processed logits: this slice's, then (split rows) every
+  // slice's, merged by the row's last block to finish, which goes on alone.
   __shared__ float shs[32];
-  const RowStats stats = stats_mask ? block_row_stats<true>(row, vocab, stats_mask, shv, shi, shs)
-                                    : block_row_stats<false>(row, vocab, nullptr, shv, shi, shs);
+  RowStats stats = stats_mask ? block_row_stats<true>(row, lo, hi, stats_mask, shv, shi, shs)
+                              : block_row_stats<false>(row, lo, hi, nullptr, shv, shi, shs);
+  if (splits > 1) {
+    __shared__ bool last;
+    if (tid == 0) {
+      SampleSplitPart& q = parts[blockIdx.x * splits + blockIdx.y];
+      q.mx = stats.mx;
+      q.sum = stats.sum;
+      q.mi = stats.mi;
+      __threadfence();  // the partial and this slice's logits before the ticket
+      last = atomicAdd(&tickets[blockIdx.x], 1u) == static_cast<uint32_t>(splits - 1);
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();  // the other blocks' partials and logits after their tickets
+    if (tid == 0) tickets[blockIdx.x] = 0;  // ready for the next launch (graph replays too)
+    stats = RowStats{};
+    for (int k = 0; k < splits; ++k) {  // the same order in every thread: the same result
+      const SampleSplitPart* q = parts + blockIdx.x * splits + k;
+      RowStats o;
+      o.mx = __ldcg(&q->mx);  // past L1: written by other SMs
+      o.sum = __ldcg(&q->sum);
+      o.mi = __ldcg(&q->mi);
+      stats.merge(o);
+    }
+  }
   const float mx = stats.mx;
   const int mi = stats.mi;
   const float lse = mx == -INFINITY ? 0.0f : mx + logf(stats.sum);
@@ -284,15 +324,29 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+int sample_splits(int64_t vocab, int64_t rows) {
+  static const int64_t env = [] {  // SABLE_SAMPLE_SPLITS: a fixed count (1: one block a row; A/B)
+    const char* v = std::getenv("SABLE_SAMPLE_SPLITS");
+    return v ? std::atoll(v) : 0;
+  }();
+  if (rows > kMaxSplitRows) return 1;
+  int64_t s =
+      env > 0 ? env : std::min(vocab / kSplitMinLogits, kSplitBlocks / std::max<int64_t>(rows, 1));
+  s = std::min<int64_t>(s, (vocab + 127) / 128);  // every split at least one 128-logit step
+  return static_cast<int>(std::clamp<int64_t>(s, 1, kMaxSampleSplits));
+}
+
 void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows,
                           const SampleRowParams* params, const int32_t* pen_tok,
                           const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                          SampleRowOut* out, void* stream) {
+                          SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
+                          void* stream) {
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
-  sable::cuda::launch(sample_kernel, static_cast<unsigned>(rows), kThreads, 0,
-                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt,
-                      bias_ids, bias_vals, masks, ids, ids_lp, out);
+  sable::cuda::launch(sample_kernel,
+                      dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
+                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok,
+                      pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out, parts, tickets);
 }
 
 }  // namespace sable::sampling
