@@ -126,14 +126,15 @@ class FlashAttention {
     // SABLE_CASCADE=0 turns it off (A/B runs).
     const char* cascade = std::getenv("SABLE_CASCADE");
     plan_config_.cascade = !(cascade != nullptr && std::string(cascade) == "0");
-    // Prefill tiles on Hopper's warpgroup tensor cores where the device runs sm_90a code, with
-    // SABLE_PREFILL_WGMMA=1 until its variants are measured (bench/NOTES.md v15); the shape
-    // switches are A/B only.
+    // Prefill tiles on Hopper's warpgroup tensor cores where the device runs sm_90a code
+    // (SABLE_PREFILL_WGMMA=0: the mma.sync kernel). Defaults from the variants' A/B (bench/NOTES.md
+    // v16, H100, 8k prompt): 4 heads a CTA at D 128 296 TFLOP/s against mma.sync's 150; the
+    // overlapped loop where fewer heads share a CTA. The shape switches are for A/B runs.
     prefill_wgmma_ =
-        env_int("SABLE_PREFILL_WGMMA", 0) == 1 && prefill_wgmma_usable(init.device_index);
+        env_int("SABLE_PREFILL_WGMMA", 1) == 1 && prefill_wgmma_usable(init.device_index);
     wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
-    wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 2);
-    wgmma_overlap_ = env_int("SABLE_PREFILL_WGMMA_OVERLAP", 0);
+    wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 4);
+    wgmma_overlap_ = env_int("SABLE_PREFILL_WGMMA_OVERLAP", -1);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -350,8 +351,8 @@ class FlashAttention {
   bool prefill_ = false;
   bool prefill_wgmma_ = false;  // prefill_wgmma.cu for the prefill tiles
   int32_t wgmma_stages_ = 2;    // SABLE_PREFILL_WGMMA_STAGES / _HEADS (A/B runs)
-  int32_t wgmma_heads_ = 2;
-  int32_t wgmma_overlap_ = 0;
+  int32_t wgmma_heads_ = 4;
+  int32_t wgmma_overlap_ = -1;  // -1: the overlapped loop below 4 heads a CTA
   bool uploaded_ = false;
 };
 

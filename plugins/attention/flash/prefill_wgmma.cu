@@ -240,12 +240,14 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
 }
 
 // The kernel for a shape: heads a CTA (up to wgmma_heads, where the group divides by them), stages
-// (2-4; the overlapped loop takes 3 or 4), overlap. Every shape fits a block's 227 KB of shared
-// memory (the largest, 4 heads and 4 stages at D 128, takes 193 KB).
+// (2-4; the overlapped loop takes 3 or 4), overlap (wgmma_overlap < 0: with fewer than 4 heads,
+// where it measured faster; at 4 heads it was slower: bench/NOTES.md v16). Every shape fits a
+// block's 227 KB of shared memory (the largest, 4 heads and 4 stages at D 128, takes 193 KB).
 template <int kD, int kHeads>
 bool launch_stages(const AttentionParams& p, cudaStream_t s) {
-  const int stages = std::clamp(p.wgmma_stages, p.wgmma_overlap ? 3 : 2, 4);
-  if (p.wgmma_overlap)
+  const bool overlap = p.wgmma_overlap < 0 ? kHeads < 4 : p.wgmma_overlap != 0;
+  const int stages = std::clamp(p.wgmma_stages, overlap ? 3 : 2, 4);
+  if (overlap)
     return stages == 4 ? launch_d<kD, 4, kHeads, true>(p, s) : launch_d<kD, 3, kHeads, true>(p, s);
   if (stages == 4) return launch_d<kD, 4, kHeads>(p, s);
   return stages == 3 ? launch_d<kD, 3, kHeads>(p, s) : launch_d<kD, 2, kHeads>(p, s);
