@@ -83,8 +83,8 @@ TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
 
 // The prefill tiles on Hopper's warpgroup tensor cores (prefill_wgmma.cu), read at creation as
 // SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code. Three shapes of it: one
-// head a CTA with 3 stages; up to 4 heads (2 or 1 where the group is not a multiple of 4) with 2;
-// the overlapped loop with up to 2 heads.
+// head a CTA with 3 stages; up to 4 heads with 2 (wgmma_heads_for_group: the groups of 7 on CTAs
+// of 4 and 3 live heads, groups of 2 on 2); the overlapped loop with up to 2 heads.
 TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
   SABLE_REQUIRE_GPU();
   cudaDeviceProp prop{};

@@ -81,6 +81,18 @@ TEST(FlashPrefillSchedule, WorkListCoversEveryTokenOnce) {
   }
 }
 
+// The heads a wgmma CTA takes for each GQA group: the choices the measured rates give (Qwen2.5's
+// group 7 on 4-head CTAs, 4 + 3), never above the cap.
+TEST(FlashPrefillSchedule, WgmmaHeadsForGroup) {
+  const int32_t want[] = {0, 1, 2, 4, 4, 2, 2, 4, 4};
+  for (int32_t g = 1; g <= 8; ++g) EXPECT_EQ(wgmma_heads_for_group(g, 4), want[g]) << "group " << g;
+  EXPECT_EQ(wgmma_heads_for_group(16, 4), 4);
+  EXPECT_EQ(wgmma_heads_for_group(7, 2), 2);
+  EXPECT_EQ(wgmma_heads_for_group(8, 1), 1);
+  for (int32_t g = 1; g <= 32; ++g)
+    for (int32_t cap : {1, 2, 4}) EXPECT_LE(wgmma_heads_for_group(g, cap), cap) << "group " << g;
+}
+
 // The wgmma kernel's K/V pipeline replayed on the host: at every iteration the tile it computes
 // has landed (its group is among those cp.async.wait<pending> leaves complete), and the copy it
 // issues lands in a stage no tile in use or still in flight holds.

@@ -80,6 +80,27 @@ SABLE_FLASH_HD constexpr int32_t wgmma_pending(int32_t stages, bool overlap) {
   return wgmma_lead(stages, overlap) - 1;
 }
 
+// Q heads a wgmma prefill CTA takes (4, 2 or 1, at most max_heads) for a GQA group of `group` q
+// heads a KV head: a group kHeads does not divide ends on a CTA whose spare warpgroups compute
+// for nothing. Chosen by the useful rate: each size's measured rate (bench/NOTES.md v16, H100, 8k
+// prompt, D 128: 4 heads 296 TFLOP/s, 2 with the overlap 233, 1 168) times the share of its
+// warpgroups that are live. So 7 -> 4 (2 CTAs, 7 of 8 live), 5 and 6 -> 2, 3 -> 4, 1 -> 1.
+SABLE_FLASH_HD constexpr int32_t wgmma_heads_for_group(int32_t group, int32_t max_heads) {
+  int32_t best = 1;
+  int64_t best_rate = 0;
+  for (int32_t h = 4; h >= 1; h /= 2) {
+    if (h > max_heads && h > 1) continue;
+    const int64_t rate = h == 4 ? 296 : h == 2 ? 233 : 168;
+    const int64_t slots = (group + h - 1) / h * h;
+    const int64_t useful = rate * group * 64 / slots;  // x 64: integer steps fine enough
+    if (useful > best_rate) {
+      best = h;
+      best_rate = useful;
+    }
+  }
+  return best;
+}
+
 // Whether row r of tile t sees KV position kv.
 SABLE_FLASH_HD bool visible(const PrefillTile& t, int32_t r, int32_t kv, int32_t window) {
   const int32_t pos = t.pos0 + r;

@@ -3,9 +3,10 @@
 // products on warpgroup tensor cores (wgmma, sm_90a).
 //
 // A CTA is kHeads warpgroups, one q head each, of one GQA group: they share every K/V tile (one
-// gather and one shared-memory copy for kHeads heads). In a warpgroup, warp w owns query rows
-// 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and the output write
-// are the same code. Per KV tile and warpgroup:
+// gather and one shared-memory copy for kHeads heads). A group kHeads does not divide (Qwen2.5's
+// 7) ends on a CTA with spare warpgroups (wgmma_heads_for_group weighs them). In a warpgroup, warp
+// w owns query rows 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and
+// the output write are the same code. Per KV tile and warpgroup:
 //   S [64 x 64] = Q·Kᵀ   wgmma m64n64k16 x D/16, Q and K from shared memory (K-major)
 //   O [64 x D] += P·V    wgmma m64nDk16 x 4, P from registers (the softmax's accumulators packed
 //                        to bf16), V from shared memory (MN-major, imm-trans-b)
@@ -56,7 +57,13 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   wait_for_predecessor();
   allow_dependents();
 
-  const int h0 = blockIdx.x * kHeads;  // the CTA's first q head; its kHeads share one KV head
+  // The CTA's heads: kHeads consecutive q heads of one GQA group, sharing its KV head; a group
+  // that kHeads does not divide ends on a CTA with fewer `live` heads, whose other warpgroups
+  // repeat its last head and write nothing.
+  const int per_group = (p.group + kHeads - 1) / kHeads;
+  const int kvh = static_cast<int>(blockIdx.x) / per_group;
+  const int h0 = kvh * p.group + static_cast<int>(blockIdx.x) % per_group * kHeads;
+  const int live = min(kHeads, (kvh + 1) * p.group - h0);
   if (static_cast<int>(blockIdx.y) >= *p.num_tiles) return;
   const PrefillTile tile = load_tile(p.tiles, blockIdx.y);
   const int tid = threadIdx.x, wg = tid / kWgThreads, warp = (tid >> 5) & 3, lane = tid & 31;
@@ -65,8 +72,8 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
 
   if (tile.pos0 < 0) {  // padding sequence: zeros
     bf16* zero = p.out + (int64_t(tile.q0) * p.q_heads + h0) * kD;
-    for (int i = tid; i < tile.rows * kHeads * kChunks; i += kThreads) {
-      const int r = i / (kHeads * kChunks), c = i % (kHeads * kChunks);
+    for (int i = tid; i < tile.rows * live * kChunks; i += kThreads) {
+      const int r = i / (live * kChunks), c = i % (live * kChunks);
       *reinterpret_cast<uint4*>(zero + r * out_stride + c * 8) = uint4{0, 0, 0, 0};
     }
     return;
@@ -74,7 +81,6 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   int lo = 0, hi = 0;
   kv_range(tile, p.window, &lo, &hi);
   const int n_tiles = kv_tiles(lo, hi);
-  const int kvh = h0 / p.group;
   const int32_t* pages = p.meta.kv_indices + p.meta.kv_indptr[tile.seq];
 
   // Q of each head (rows past tile.rows repeat the last row: finite values, never written out)
@@ -82,8 +88,10 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   for (int i = tid; i < kHeads * kBM * kChunks; i += kThreads) {
     const int hq = i / (kBM * kChunks), r = i / kChunks % kBM, c = i % kChunks;
     const int rr = r < tile.rows ? r : tile.rows - 1;
-    cp_async16(sQ + hq * kBM * kD + sw128_off(r, c * 8, kBM),
-               p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h0 + hq) * kD + c * 8, true);
+    cp_async16(
+        sQ + hq * kBM * kD + sw128_off(r, c * 8, kBM),
+        p.q + int64_t(tile.q0 + rr) * p.q_stride + int64_t(h0 + min(hq, live - 1)) * kD + c * 8,
+        true);
   }
   int32_t slot[kPer];
   auto issue = [&](int j) {  // copies of tile j with the slots in hand, then the next tile's slots
@@ -222,7 +230,7 @@ __global__ void __launch_bounds__(kHeads* kWgThreads, 1) prefill_wgmma_kernel(At
   }
   cp_async_wait<0>();  // the empty groups of the last iterations
 
-  store_o_rows<kON>(o, l, lane, row_base, tile.rows, out, out_stride);
+  if (wg < live) store_o_rows<kON>(o, l, lane, row_base, tile.rows, out, out_stride);
 #endif  // SABLE_HAVE_WGMMA
 }
 
@@ -235,7 +243,7 @@ bool launch_d(const AttentionParams& p, cudaStream_t s) {
     (void)cudaGetLastError();  // the caller falls back to the mma.sync kernel
     return false;
   }
-  const dim3 grid(p.q_heads / kHeads, p.max_tiles);
+  const dim3 grid(p.kv_heads * ((p.group + kHeads - 1) / kHeads), p.max_tiles);
   return sable::cuda::launch(kernel, grid, dim3(kHeads * kWgThreads), bytes, s, p) == cudaSuccess;
 }
 
@@ -255,8 +263,9 @@ bool launch_stages(const AttentionParams& p, cudaStream_t s) {
 
 template <int kD>
 bool launch_heads(const AttentionParams& p, cudaStream_t s) {
-  if (p.wgmma_heads >= 4 && p.group % 4 == 0) return launch_stages<kD, 4>(p, s);
-  if (p.wgmma_heads >= 2 && p.group % 2 == 0) return launch_stages<kD, 2>(p, s);
+  const int heads = wgmma_heads_for_group(p.group, p.wgmma_heads);
+  if (heads == 4) return launch_stages<kD, 4>(p, s);
+  if (heads == 2) return launch_stages<kD, 2>(p, s);
   return launch_stages<kD, 1>(p, s);
 }
 
