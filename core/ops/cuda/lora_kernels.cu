@@ -295,6 +295,46 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
   }
 }
 
+// The sums of a block's tiles g, g + G, ... (`mine` of them) for module mi into shared memory,
+// [mine][kTileRows][R] floats, as float4s. The reduce left each tile's sums in split 0's slice,
+// zero where they must not count.
+__device__ __forceinline__ void copy_tile_sums(float4* s4, const float* __restrict__ tmp, int mine,
+                                               int g, int G, int64_t row_stride, int mi, int R) {
+  const int r4 = R / 4;
+  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4;
+       idx += kExpandThreads) {
+    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
+    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
+                       static_cast<int64_t>(mi) * R + j4 * 4;
+    s4[idx] = *reinterpret_cast<const float4*>(src);
+  }
+}
+
+// acc[t] += the tile's row t's sums st[t * R + j ..] . one 16-byte B load bv (ranks j .. j + V -
+// 1), for the tile's first `rows` rows. Rows past the tile's and ranks past the slot's have sums of
+// zero, but B there may hold anything (a NaN times 0 is NaN): B is masked by the rank first. Each
+// row reads its V sums as float4s, so a column costs R / 4 shared loads a row instead of R (the
+// expand was bound by shared loads).
+template <class T, int V>
+__device__ __forceinline__ void accumulate_b(float (&acc)[kTileRows], const float* st, int R, int j,
+                                             const Vec<T>& bv, int rank, int rows) {
+  float b[V];
+#pragma unroll
+  for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
+#pragma unroll
+  for (int t = 0; t < kTileRows; ++t) {
+    if (t >= rows) break;
+#pragma unroll
+    for (int e = 0; e < V; e += 4) {
+      const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
+      acc[t] = fmaf(sv.x, b[e], acc[t]);
+      acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
+      acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
+      acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kExpandThreads, 3)
     expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
@@ -343,15 +383,7 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
       old[t] = col && t < tile.rows ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c]) : 0.0f;
   };
   load_old(tiles[g]);
-  // The reduce left each tile's sums in split 0's slice, zero where they must not count.
-  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
-  const int r4 = R / 4;
-  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
-    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
-    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
-                       static_cast<int64_t>(mi) * R + j4 * 4;
-    s4[idx] = *reinterpret_cast<const float4*>(src);
-  }
+  copy_tile_sums(s4, tmp, mine, g, G, static_cast<int64_t>(l.count) * R, mi, R);
   __syncthreads();
   if (!col) return;
   for (int i = 0; i < mine; ++i) {
@@ -367,34 +399,13 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
         if (q * V < R) bn[q] = *reinterpret_cast<const Vec<T>*>(nb + q * V);
     }
     const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
-    // Rows past the tile's and ranks past the slot's have s = 0, but B there may hold anything
-    // (a NaN times 0 is NaN): B is masked by the rank before it is used.
     const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
     float acc[kTileRows] = {};
-    // One 16-byte B load (V ranks) at a time; each row reads its V sums as float4s, so a column
-    // costs R / 4 shared loads a row instead of R (the expand was bound by shared loads).
-    auto accumulate = [&](int j, const Vec<T>& bv) {
-      float b[V];
-#pragma unroll
-      for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
-#pragma unroll
-      for (int t = 0; t < kTileRows; ++t) {
-        if (t >= rows) break;
-#pragma unroll
-        for (int e = 0; e < V; e += 4) {
-          const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
-          acc[t] = fmaf(sv.x, b[e], acc[t]);
-          acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
-          acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
-          acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
-        }
-      }
-    };
 #pragma unroll
     for (int q = 0; q < kExpandPreload; ++q)
-      if (q * V < R) accumulate(q * V, b0[q]);
+      if (q * V < R) accumulate_b<T, V>(acc, st, R, q * V, b0[q], rank, rows);
     for (int j = kExpandPreload * V; j < R; j += V)
-      accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
+      accumulate_b<T, V>(acc, st, R, j, *reinterpret_cast<const Vec<T>*>(br + j), rank, rows);
 #pragma unroll
     for (int q = 0; q < kExpandPreload; ++q) b0[q] = bn[q];
     float cur[kTileRows];
@@ -463,15 +474,7 @@ __global__ void __launch_bounds__(kExpandThreads, 2)
                       ? to_f32(out[static_cast<int64_t>(tile->row[t]) * ldo + c])
                       : 0.0f;
   }
-  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
-  constexpr int r4 = R / 4;
-  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4;
-       idx += kExpandThreads) {
-    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
-    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
-                       static_cast<int64_t>(mi) * R + j4 * 4;
-    s4[idx] = *reinterpret_cast<const float4*>(src);
-  }
+  copy_tile_sums(s4, tmp, mine, g, G, static_cast<int64_t>(l.count) * R, mi, R);
   __syncthreads();
   if (!col) return;
 #pragma unroll
@@ -483,23 +486,7 @@ __global__ void __launch_bounds__(kExpandThreads, 2)
     const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
     float acc[kTileRows] = {};
 #pragma unroll
-    for (int j = 0; j < kRV; ++j) {
-      float bf[V];  // masked by the rank: B past it may hold anything (a NaN times 0 is NaN)
-#pragma unroll
-      for (int e = 0; e < V; ++e) bf[e] = j * V + e < rank ? to_f32(b[i][j].v[e]) : 0.0f;
-#pragma unroll
-      for (int t = 0; t < kTileRows; ++t) {
-        if (t >= rows) break;
-#pragma unroll
-        for (int e = 0; e < V; e += 4) {
-          const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j * V + e);
-          acc[t] = fmaf(sv.x, bf[e], acc[t]);
-          acc[t] = fmaf(sv.y, bf[e + 1], acc[t]);
-          acc[t] = fmaf(sv.z, bf[e + 2], acc[t]);
-          acc[t] = fmaf(sv.w, bf[e + 3], acc[t]);
-        }
-      }
-    }
+    for (int j = 0; j < kRV; ++j) accumulate_b<T, V>(acc, st, R, j * V, b[i][j], rank, rows);
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
