@@ -82,9 +82,10 @@ TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
 }
 
 // The prefill tiles on Hopper's warpgroup tensor cores (prefill_wgmma.cu), read at creation as
-// SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code. Three shapes of it: one
-// head a CTA with 3 stages; up to 4 heads with 2 (wgmma_heads_for_group: the groups of 7 on CTAs
-// of 4 and 3 live heads, groups of 2 on 2); the overlapped loop with up to 2 heads.
+// SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code. Four shapes of it: one
+// head a CTA with 3 stages; up to 4 heads with 2 (2 or 1 where the group is not a multiple of 4);
+// the same with partial CTAs (SABLE_PREFILL_WGMMA_PARTIAL: the groups of 7 on CTAs of 4 and 3 live
+// heads); the overlapped loop with up to 2 heads.
 TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
   SABLE_REQUIRE_GPU();
   cudaDeviceProp prop{};
@@ -93,11 +94,13 @@ TEST_P(FlashAttentionTest, PrefillWgmmaMatchesReference) {
   ScopedEnv wgmma("SABLE_PREFILL_WGMMA", "1");
   DecodeKernelEnv env(true);
   const struct {
-    const char *heads, *stages, *overlap;
-  } shapes[] = {{"1", "3", "0"}, {"4", "2", "0"}, {"2", "3", "1"}};
+    const char *heads, *stages, *overlap, *partial;
+  } shapes[] = {
+      {"1", "3", "0", "0"}, {"4", "2", "0", "0"}, {"4", "2", "0", "1"}, {"2", "3", "1", "0"}};
   for (const auto& sh : shapes) {
-    SCOPED_TRACE(testing::Message()
-                 << "heads " << sh.heads << " stages " << sh.stages << " overlap " << sh.overlap);
+    SCOPED_TRACE(testing::Message() << "heads " << sh.heads << " stages " << sh.stages
+                                    << " overlap " << sh.overlap << " partial " << sh.partial);
+    ScopedEnv partial("SABLE_PREFILL_WGMMA_PARTIAL", sh.partial);
     ScopedEnv heads("SABLE_PREFILL_WGMMA_HEADS", sh.heads);
     ScopedEnv stages("SABLE_PREFILL_WGMMA_STAGES", sh.stages);
     ScopedEnv overlap("SABLE_PREFILL_WGMMA_OVERLAP", sh.overlap);

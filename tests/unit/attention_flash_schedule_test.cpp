@@ -81,16 +81,26 @@ TEST(FlashPrefillSchedule, WorkListCoversEveryTokenOnce) {
   }
 }
 
-// The heads a wgmma CTA takes for each GQA group: the choices the measured rates give (Qwen2.5's
-// group 7 on 4-head CTAs, 4 + 3), never above the cap.
+// The heads a wgmma CTA takes for each GQA group: with partial CTAs, the choices the measured
+// rates give (Qwen2.5's group 7 on 4-head CTAs, 4 + 3); without, the most heads that divide the
+// group; never above the cap.
 TEST(FlashPrefillSchedule, WgmmaHeadsForGroup) {
-  const int32_t want[] = {0, 1, 2, 4, 4, 2, 2, 4, 4};
-  for (int32_t g = 1; g <= 8; ++g) EXPECT_EQ(wgmma_heads_for_group(g, 4), want[g]) << "group " << g;
-  EXPECT_EQ(wgmma_heads_for_group(16, 4), 4);
-  EXPECT_EQ(wgmma_heads_for_group(7, 2), 2);
-  EXPECT_EQ(wgmma_heads_for_group(8, 1), 1);
+  const int32_t partial[] = {0, 1, 2, 4, 4, 2, 2, 4, 4}, whole[] = {0, 1, 2, 1, 4, 1, 2, 1, 4};
+  for (int32_t g = 1; g <= 8; ++g) {
+    EXPECT_EQ(wgmma_heads_for_group(g, 4, true), partial[g]) << "group " << g;
+    EXPECT_EQ(wgmma_heads_for_group(g, 4, false), whole[g]) << "group " << g;
+  }
+  EXPECT_EQ(wgmma_heads_for_group(16, 4, true), 4);
+  EXPECT_EQ(wgmma_heads_for_group(7, 2, true), 2);
+  EXPECT_EQ(wgmma_heads_for_group(8, 1, true), 1);
+  EXPECT_EQ(wgmma_heads_for_group(8, 2, false), 2);
   for (int32_t g = 1; g <= 32; ++g)
-    for (int32_t cap : {1, 2, 4}) EXPECT_LE(wgmma_heads_for_group(g, cap), cap) << "group " << g;
+    for (int32_t cap : {1, 2, 4})
+      for (bool p : {false, true}) {
+        const int32_t h = wgmma_heads_for_group(g, cap, p);
+        EXPECT_LE(h, cap) << "group " << g;
+        if (!p) EXPECT_EQ(g % h, 0) << "group " << g;
+      }
 }
 
 // The wgmma kernel's K/V pipeline replayed on the host: at every iteration the tile it computes

@@ -135,6 +135,9 @@ class FlashAttention {
     wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
     wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 4);
     wgmma_overlap_ = env_int("SABLE_PREFILL_WGMMA_OVERLAP", -1);
+    // Groups that 4 does not divide (Qwen2.5's 7) on 4-head CTAs with spare warpgroups: off until
+    // its first GPU run (bench/NOTES.md v16).
+    wgmma_partial_ = env_int("SABLE_PREFILL_WGMMA_PARTIAL", 0);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -252,6 +255,7 @@ class FlashAttention {
     p.decode_stages = decode_stages_;
     p.wgmma_stages = wgmma_stages_;
     p.wgmma_heads = wgmma_heads_;
+    p.wgmma_partial = wgmma_partial_;
     p.wgmma_overlap = wgmma_overlap_;
     p.casc_begin = dev_meta_ + layout_.casc_begin;
     p.casc_items = dev_meta_ + layout_.casc_items;
@@ -353,6 +357,7 @@ class FlashAttention {
   int32_t wgmma_stages_ = 2;    // SABLE_PREFILL_WGMMA_STAGES / _HEADS (A/B runs)
   int32_t wgmma_heads_ = 4;
   int32_t wgmma_overlap_ = -1;  // -1: the overlapped loop below 4 heads a CTA
+  int32_t wgmma_partial_ = 0;   // SABLE_PREFILL_WGMMA_PARTIAL
   bool uploaded_ = false;
 };
 

@@ -57,6 +57,7 @@ struct AttentionParams {
   int32_t decode_stages;  // 2 or 3 K/V tiles in the decode kernel's pipeline
   int32_t wgmma_stages;   // prefill_wgmma.cu: K/V stages (2-4), q heads a CTA (1, 2 or 4)
   int32_t wgmma_heads;
+  int32_t wgmma_partial;  // 1: groups the heads do not divide on CTAs with spare warpgroups
   int32_t wgmma_overlap;  // 1: S of tile j beside P·V of tile j - 1 (3-4 stages); -1: below 4 heads
   int32_t probe;          // timing only (SABLE_ATTN_PROBE): 1 stop after the wait, 2 after the K/V
   // Cascade pass (cascade_attention.cu, plan in cascade_schedule.h): its work list, and per token

@@ -81,15 +81,21 @@ SABLE_FLASH_HD constexpr int32_t wgmma_pending(int32_t stages, bool overlap) {
 }
 
 // Q heads a wgmma prefill CTA takes (4, 2 or 1, at most max_heads) for a GQA group of `group` q
-// heads a KV head: a group kHeads does not divide ends on a CTA whose spare warpgroups compute
-// for nothing. Chosen by the useful rate: each size's measured rate (bench/NOTES.md v16, H100, 8k
-// prompt, D 128: 4 heads 296 TFLOP/s, 2 with the overlap 233, 1 168) times the share of its
-// warpgroups that are live. So 7 -> 4 (2 CTAs, 7 of 8 live), 5 and 6 -> 2, 3 -> 4, 1 -> 1.
-SABLE_FLASH_HD constexpr int32_t wgmma_heads_for_group(int32_t group, int32_t max_heads) {
+// heads a KV head. Without `partial`, the most that divide the group. With it, a group the heads
+// do not divide ends on a CTA whose spare warpgroups compute for nothing, and the choice is by
+// the useful rate: each size's measured rate (bench/NOTES.md v16, H100, 8k prompt, D 128: 4 heads
+// 296 TFLOP/s, 2 with the overlap 233, 1 168) times the share of its warpgroups that are live.
+// So 7 -> 4 (2 CTAs, 7 of 8 live), 5 and 6 -> 2, 3 -> 4, 1 -> 1.
+SABLE_FLASH_HD constexpr int32_t wgmma_heads_for_group(int32_t group, int32_t max_heads,
+                                                       bool partial) {
   int32_t best = 1;
   int64_t best_rate = 0;
   for (int32_t h = 4; h >= 1; h /= 2) {
     if (h > max_heads && h > 1) continue;
+    if (!partial) {
+      if (group % h == 0) return h;
+      continue;
+    }
     const int64_t rate = h == 4 ? 296 : h == 2 ? 233 : 168;
     const int64_t slots = (group + h - 1) / h * h;
     const int64_t useful = rate * group * 64 / slots;  // x 64: integer steps fine enough

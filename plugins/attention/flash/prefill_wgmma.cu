@@ -3,8 +3,9 @@
 // products on warpgroup tensor cores (wgmma, sm_90a).
 //
 // A CTA is kHeads warpgroups, one q head each, of one GQA group: they share every K/V tile (one
-// gather and one shared-memory copy for kHeads heads). A group kHeads does not divide (Qwen2.5's
-// 7) ends on a CTA with spare warpgroups (wgmma_heads_for_group weighs them). In a warpgroup, warp
+// gather and one shared-memory copy for kHeads heads). With SABLE_PREFILL_WGMMA_PARTIAL=1 a group
+// kHeads does not divide (Qwen2.5's 7) ends on a CTA with spare warpgroups
+// (wgmma_heads_for_group weighs them). In a warpgroup, warp
 // w owns query rows 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and
 // the output write are the same code. Per KV tile and warpgroup:
 //   S [64 x 64] = Q·Kᵀ   wgmma m64n64k16 x D/16, Q and K from shared memory (K-major)
@@ -263,7 +264,7 @@ bool launch_stages(const AttentionParams& p, cudaStream_t s) {
 
 template <int kD>
 bool launch_heads(const AttentionParams& p, cudaStream_t s) {
-  const int heads = wgmma_heads_for_group(p.group, p.wgmma_heads);
+  const int heads = wgmma_heads_for_group(p.group, p.wgmma_heads, p.wgmma_partial != 0);
   if (heads == 4) return launch_stages<kD, 4>(p, s);
   if (heads == 2) return launch_stages<kD, 2>(p, s);
   return launch_stages<kD, 1>(p, s);
