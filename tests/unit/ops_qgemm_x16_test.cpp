@@ -97,8 +97,10 @@ TEST_F(OpsQgemm, X16KernelsAgreeWithTheScalarTable) {
         for (int64_t r = 0; r < n; ++r)
           ref.dequantize_row(dtype, w.data() + r * wrb, &deq[r * k], k);
         // 1..4 one zmm pass, 5..9 two or three; on the AMX table Q8_0 from 5 and Q4 from 9 rows
-        // on tiles of 8 or 16 rows (a short last chunk), 1100 in two blocks of rows (small K only).
-        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17, 40, 1100}) {
+        // on tiles of 8 or 16 rows (a short last chunk), Q8_0 up to 64 rows with B straight from
+        // the copy (several chunks from 17), 65 on the per-call tiles, 1100 in two blocks of rows
+        // (small K only).
+        for (const int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17, 40, 64, 65, 1100}) {
           if (m == 1100 && k > 96) continue;
           const std::vector<float> x = random_floats(rng_, static_cast<size_t>(m * k));
           std::vector<BlockQ8A> xq(static_cast<size_t>(m * nb));
