@@ -93,12 +93,12 @@ struct RowStats {
   }
 };
 
-// One pass over the row (16-byte loads where the row allows) for the max, its lowest index and
-// the sum of exponentials, reduced over the block; every thread gets the result. Two passes
-// (argmax, then the sum) read the vocabulary twice from one SM: ~20 us of a batch-1 step at 150k.
-// kMasked: `mask` reads masked-out logits as -inf, the same statistics as after writing -inf over
-// them, without that write pass; 4 logits masked together are not loaded at all.
-// Over the slice [lo, hi) of the row (lo a multiple of 4).
+// One pass over the slice [lo, hi) of the row (lo a multiple of 4; 16-byte loads where the row
+// allows) for the max, its lowest index and the sum of exponentials, reduced over the block; every
+// thread gets the result. Two passes (argmax, then the sum) read the vocabulary twice from one SM:
+// ~20 us of a batch-1 step at 150k. kMasked: `mask` reads masked-out logits as -inf, the same
+// statistics as after writing -inf over them, without that write pass; 4 logits masked together
+// are not loaded at all.
 template <bool kMasked>
 __device__ RowStats block_row_stats(const float* row, int64_t lo, int64_t hi, const uint32_t* mask,
                                     float* shv, int* shi, float* shs) {
