@@ -21,7 +21,6 @@
 // wait for their predecessor (see below).
 #include <algorithm>
 #include <cstdlib>
-#include <string_view>
 
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/kernels.h"
@@ -50,28 +49,9 @@ struct Plan {
   int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
   int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
   int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
-  int32_t wide_rv = 0;      // > 0: expand_wide_kernel with rank_stride / V = wide_rv (see below)
 };
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// SABLE_LORA_EXPAND=wide: the expand that issues all of a block's loads at once
-// (expand_wide_kernel; an A/B switch until measured, bench/NOTES.md v16).
-bool expand_wide() {
-  static const bool v = [] {
-    const char* e = std::getenv("SABLE_LORA_EXPAND");
-    return e != nullptr && std::string_view(e) == "wide";
-  }();
-  return v;
-}
-
-// The wide expand: each thread holds up to kWideVec 16-byte B loads (kWideTiles tiles of a
-// column's B row) and the old outputs of those tiles' rows.
-constexpr int kWideVec = 8;
-constexpr int kWideTiles = 4;
-__host__ __device__ constexpr int wide_tiles(int rv) {
-  return kWideVec / rv < kWideTiles ? kWideVec / rv : kWideTiles;
-}
 
 // K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
 int64_t split_k() {
@@ -101,17 +81,6 @@ Plan make_plan(const LoraLaunch& l) {
   // A block's tiles' sums stay within kExpandSmemBytes of shared memory (prefill batches have
   // many tiles: they get more groups instead).
   const int64_t tiles = std::max<int64_t>(l.max_tiles, 1);
-  const int64_t rv = l.rank_stride / Vec<T>::kN;
-  if (expand_wide() && l.rank_stride % Vec<T>::kN == 0 &&
-      (rv == 1 || rv == 2 || rv == 4 || rv == 8)) {
-    p.wide_rv = static_cast<int32_t>(rv);
-    const int64_t per = wide_tiles(p.wide_rv);
-    const int64_t groups =
-        std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, per));
-    p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
-    p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));  // <= per
-    return p;
-  }
   const int64_t cap = std::max<int64_t>(1, kExpandSmemBytes / (kTileRows * l.rank_stride * 4));
   const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
   p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
@@ -295,46 +264,6 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
   }
 }
 
-// The sums of a block's tiles g, g + G, ... (`mine` of them) for module mi into shared memory,
-// [mine][kTileRows][R] floats, as float4s. The reduce left each tile's sums in split 0's slice,
-// zero where they must not count.
-__device__ __forceinline__ void copy_tile_sums(float4* s4, const float* __restrict__ tmp, int mine,
-                                               int g, int G, int64_t row_stride, int mi, int R) {
-  const int r4 = R / 4;
-  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4;
-       idx += kExpandThreads) {
-    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
-    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
-                       static_cast<int64_t>(mi) * R + j4 * 4;
-    s4[idx] = *reinterpret_cast<const float4*>(src);
-  }
-}
-
-// acc[t] += the tile's row t's sums st[t * R + j ..] . one 16-byte B load bv (ranks j .. j + V -
-// 1), for the tile's first `rows` rows. Rows past the tile's and ranks past the slot's have sums of
-// zero, but B there may hold anything (a NaN times 0 is NaN): B is masked by the rank first. Each
-// row reads its V sums as float4s, so a column costs R / 4 shared loads a row instead of R (the
-// expand was bound by shared loads).
-template <class T, int V>
-__device__ __forceinline__ void accumulate_b(float (&acc)[kTileRows], const float* st, int R, int j,
-                                             const Vec<T>& bv, int rank, int rows) {
-  float b[V];
-#pragma unroll
-  for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
-#pragma unroll
-  for (int t = 0; t < kTileRows; ++t) {
-    if (t >= rows) break;
-#pragma unroll
-    for (int e = 0; e < V; e += 4) {
-      const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
-      acc[t] = fmaf(sv.x, b[e], acc[t]);
-      acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
-      acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
-      acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
-    }
-  }
-}
-
 template <class T>
 __global__ void __launch_bounds__(kExpandThreads, 3)
     expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
@@ -383,7 +312,15 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
       old[t] = col && t < tile.rows ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c]) : 0.0f;
   };
   load_old(tiles[g]);
-  copy_tile_sums(s4, tmp, mine, g, G, static_cast<int64_t>(l.count) * R, mi, R);
+  // The reduce left each tile's sums in split 0's slice, zero where they must not count.
+  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
+  const int r4 = R / 4;
+  for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
+    const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
+    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
+                       static_cast<int64_t>(mi) * R + j4 * 4;
+    s4[idx] = *reinterpret_cast<const float4*>(src);
+  }
   __syncthreads();
   if (!col) return;
   for (int i = 0; i < mine; ++i) {
@@ -399,13 +336,34 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
         if (q * V < R) bn[q] = *reinterpret_cast<const Vec<T>*>(nb + q * V);
     }
     const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
+    // Rows past the tile's and ranks past the slot's have s = 0, but B there may hold anything
+    // (a NaN times 0 is NaN): B is masked by the rank before it is used.
     const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
     float acc[kTileRows] = {};
+    // One 16-byte B load (V ranks) at a time; each row reads its V sums as float4s, so a column
+    // costs R / 4 shared loads a row instead of R (the expand was bound by shared loads).
+    auto accumulate = [&](int j, const Vec<T>& bv) {
+      float b[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
+#pragma unroll
+      for (int t = 0; t < kTileRows; ++t) {
+        if (t >= rows) break;
+#pragma unroll
+        for (int e = 0; e < V; e += 4) {
+          const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
+          acc[t] = fmaf(sv.x, b[e], acc[t]);
+          acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
+          acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
+          acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
+        }
+      }
+    };
 #pragma unroll
     for (int q = 0; q < kExpandPreload; ++q)
-      if (q * V < R) accumulate_b<T, V>(acc, st, R, q * V, b0[q], rank, rows);
+      if (q * V < R) accumulate(q * V, b0[q]);
     for (int j = kExpandPreload * V; j < R; j += V)
-      accumulate_b<T, V>(acc, st, R, j, *reinterpret_cast<const Vec<T>*>(br + j), rank, rows);
+      accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
 #pragma unroll
     for (int q = 0; q < kExpandPreload; ++q) b0[q] = bn[q];
     float cur[kTileRows];
@@ -416,81 +374,6 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
       out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(cur[t] + acc[t]);
-    }
-  }
-}
-
-// The expand with every load of a block in flight at once: the tiles' slots, then each tile's B
-// row of this thread's column (kRV 16-byte loads a tile, rank_stride = kRV * V), all before the
-// wait on the predecessor; after it, the old outputs of every row of the block's tiles and the
-// sums, together. expand_kernel keeps one tile's B ahead and loads a tile's outputs only after
-// the previous tile's math, so a block of six tiles waits on about six memory round trips in
-// series; here about three. The roundings are expand_kernel's (fp32 sums, one rounding to T).
-template <class T, int kRV>
-__global__ void __launch_bounds__(kExpandThreads, 2)
-    expand_wide_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
-  extern __shared__ float4 s4[];  // [p.group_tiles][kTileRows][R] floats: the sums
-  float* s = reinterpret_cast<float*>(s4);
-  constexpr int V = Vec<T>::kN;
-  constexpr int R = kRV * V;  // == l.rank_stride
-  constexpr int kTiles = wide_tiles(kRV);
-  int mi = 0;
-  while (mi + 1 < l.count && static_cast<int>(blockIdx.x) >= p.col_block[mi + 1]) ++mi;
-  const int module = l.module[mi];
-  const int64_t n = l.n[mi];
-  const int64_t c =
-      static_cast<int64_t>(static_cast<int>(blockIdx.x) - p.col_block[mi]) * kExpandThreads +
-      threadIdx.x;
-  const bool col = c < n;
-  const int g = static_cast<int>(blockIdx.y), G = static_cast<int>(gridDim.y);
-  const int num_tiles = *l.view.num_tiles;
-  const T* pool = static_cast<const T*>(l.view.b[l.layer * kModules + module]);
-  const int mine =
-      pool == nullptr || num_tiles <= g ? 0 : min((num_tiles - g + G - 1) / G, p.group_tiles);
-  const LoraTile* tiles = l.view.tiles;
-  int slot[kTiles];
-#pragma unroll
-  for (int i = 0; i < kTiles; ++i) slot[i] = i < mine ? tiles[g + i * G].slot : 0;
-  Vec<T> b[kTiles][kRV];
-#pragma unroll
-  for (int i = 0; i < kTiles; ++i)
-#pragma unroll
-    for (int j = 0; j < kRV; ++j)
-      if (col && i < mine)
-        b[i][j] = *reinterpret_cast<const Vec<T>*>(
-            pool + (static_cast<int64_t>(slot[i]) * n + c) * R + j * V);
-  sable::cuda::wait_for_predecessor();
-  sable::cuda::allow_dependents();
-  if (mine == 0) return;  // block-uniform
-  T* out = static_cast<T*>(l.out[mi]);
-  const int64_t ldo = l.ldo[mi];
-  float old[kTiles][kTileRows];
-#pragma unroll
-  for (int i = 0; i < kTiles; ++i) {
-    const LoraTile* tile = i < mine ? &tiles[g + i * G] : nullptr;
-#pragma unroll
-    for (int t = 0; t < kTileRows; ++t)
-      old[i][t] = col && tile != nullptr && t < tile->rows
-                      ? to_f32(out[static_cast<int64_t>(tile->row[t]) * ldo + c])
-                      : 0.0f;
-  }
-  copy_tile_sums(s4, tmp, mine, g, G, static_cast<int64_t>(l.count) * R, mi, R);
-  __syncthreads();
-  if (!col) return;
-#pragma unroll
-  for (int i = 0; i < kTiles; ++i) {
-    if (i >= mine) break;
-    const LoraTile& tile = tiles[g + i * G];
-    const int rows = tile.rows;
-    const int rank = min(l.view.slot_rank[slot[i] * kModules + module], R);
-    const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
-    float acc[kTileRows] = {};
-#pragma unroll
-    for (int j = 0; j < kRV; ++j) accumulate_b<T, V>(acc, st, R, j * V, b[i][j], rank, rows);
-#pragma unroll
-    for (int t = 0; t < kTileRows; ++t) {
-      if (t >= rows) break;
-      out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(old[i][t] + acc[t]);
     }
   }
 }
@@ -548,25 +431,8 @@ bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void*
     const dim3 grid(static_cast<unsigned>(p.col_block[l.count]), static_cast<unsigned>(p.tile_groups));
     const size_t smem =
         static_cast<size_t>(p.group_tiles) * kTileRows * l.rank_stride * sizeof(float);
-    auto kernel = expand_kernel<T>;
-    switch (p.wide_rv) {
-      case 1:
-        kernel = expand_wide_kernel<T, 1>;
-        break;
-      case 2:
-        kernel = expand_wide_kernel<T, 2>;
-        break;
-      case 4:
-        kernel = expand_wide_kernel<T, 4>;
-        break;
-      case 8:
-        kernel = expand_wide_kernel<T, 8>;
-        break;
-      default:
-        break;
-    }
-    return sable::cuda::launch(kernel, grid, kExpandThreads, smem, as_stream(stream), l, p,
-                               scratch) == cudaSuccess;
+    return sable::cuda::launch(expand_kernel<T>, grid, kExpandThreads, smem, as_stream(stream), l,
+                               p, scratch) == cudaSuccess;
   });
 }
 
