@@ -135,9 +135,9 @@ class FlashAttention {
     wgmma_stages_ = env_int("SABLE_PREFILL_WGMMA_STAGES", 2);
     wgmma_heads_ = env_int("SABLE_PREFILL_WGMMA_HEADS", 4);
     wgmma_overlap_ = env_int("SABLE_PREFILL_WGMMA_OVERLAP", -1);
-    // Groups that 4 does not divide (Qwen2.5's 7) on 4-head CTAs with spare warpgroups: off until
-    // its first GPU run (bench/NOTES.md v16).
-    wgmma_partial_ = env_int("SABLE_PREFILL_WGMMA_PARTIAL", 0);
+    // Groups that 4 does not divide (Qwen2.5's 7) on 4-head CTAs with spare warpgroups (v17, H100,
+    // 8k: group 7 at D 128 169 -> 253 TFLOP/s, at D 64 160 -> 186); 0 puts them on 1-head CTAs.
+    wgmma_partial_ = env_int("SABLE_PREFILL_WGMMA_PARTIAL", 1);
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -357,7 +357,7 @@ class FlashAttention {
   int32_t wgmma_stages_ = 2;    // SABLE_PREFILL_WGMMA_STAGES / _HEADS (A/B runs)
   int32_t wgmma_heads_ = 4;
   int32_t wgmma_overlap_ = -1;  // -1: the overlapped loop below 4 heads a CTA
-  int32_t wgmma_partial_ = 0;   // SABLE_PREFILL_WGMMA_PARTIAL
+  int32_t wgmma_partial_ = 1;   // SABLE_PREFILL_WGMMA_PARTIAL
   bool uploaded_ = false;
 };
 

@@ -3,8 +3,8 @@
 // products on warpgroup tensor cores (wgmma, sm_90a).
 //
 // A CTA is kHeads warpgroups, one q head each, of one GQA group: they share every K/V tile (one
-// gather and one shared-memory copy for kHeads heads). With SABLE_PREFILL_WGMMA_PARTIAL=1 a group
-// kHeads does not divide (Qwen2.5's 7) ends on a CTA with spare warpgroups
+// gather and one shared-memory copy for kHeads heads). A group kHeads does not divide (Qwen2.5's 7)
+// ends on a CTA with spare warpgroups (SABLE_PREFILL_WGMMA_PARTIAL=0: 1-head CTAs instead)
 // (wgmma_heads_for_group weighs them). In a warpgroup, warp
 // w owns query rows 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and
 // the output write are the same code. Per KV tile and warpgroup:
