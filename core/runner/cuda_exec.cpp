@@ -13,6 +13,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/lora_batch.h"
 #include "core/runner/attention_backend.h"
@@ -209,6 +210,12 @@ struct CudaExec::Impl {
     }
     if (attention != nullptr) attention->bind(ctx);
     const SableStatus s = api->forward(model, &ctx, &fb, &out);
+    // The L2 prefetches forked beside this forward's attention calls rejoin the stream (a capture
+    // must not end with them apart).
+    if (!ops::cuda::l2_prefetch().end_forward(stream)) {
+      const cudaError_t e = cudaGetLastError();
+      check_cuda(e != cudaSuccess ? e : cudaErrorUnknown, "joining the L2 prefetch stream");
+    }
     check(s, "forward", ctx.last_error);
   }
 

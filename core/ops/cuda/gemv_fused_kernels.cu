@@ -327,7 +327,7 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                g.positions,
                g.cos_sin,
                splits,
-               l2_prefetch(),
+               gemv_l2_prefetch(),
                gemv_cache_hint(),
                gemv_early_loads(g.w, g.n, g.k)};
   cudaError_t e = cudaErrorInvalidValue;

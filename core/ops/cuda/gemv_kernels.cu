@@ -109,7 +109,7 @@ int env_int(const char* name, int fallback) {
 
 }  // namespace
 
-bool l2_prefetch() {
+bool gemv_l2_prefetch() {
   static const bool on = env_int("SABLE_GEMV_PREFETCH", 0) == 1;
   return on;
 }
@@ -135,7 +135,7 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
 #define SABLE_GEMV_CASE(M)                                                                         \
   case M:                                                                                          \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, l2_prefetch(), early,                   \
+                               x, ldx, w, bias, out, n, k, gemv_l2_prefetch(), early,              \
                                acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)

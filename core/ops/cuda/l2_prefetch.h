@@ -1,0 +1,58 @@
+// Weights pulled into L2 while a small decode batch's attention runs (the plan: core/ops/
+// prefetch_plan.h). Before an attention call of at most `max_tokens` query rows, the CUDA ops fork
+// a side stream at that point and launch one small kernel there that issues L2 prefetches over the
+// weights the GEMMs after this call read in the previous forward (o, then gate|up, ... up to the
+// budget). It runs beside the attention, whose few CTAs leave the memory system idle, so the
+// projections after it find (part of) their weights in L2. Prefetches are hints: nothing waits for
+// them, and a range is only prefetched while it is still registered weight memory
+// (core/ops/weight_ranges.h), so a freed model's old record reads nothing.
+//
+// The side stream is joined at the end of each forward (end_forward), which a CUDA graph capture
+// needs before it ends; eager forwards join the same way.
+//
+// Settings, read once: SABLE_L2_PREFETCH=MB, the budget per attention call (default half the
+// device's L2; 0 turns it off); SABLE_L2_PREFETCH_TOKENS=N, the most query rows of a call that
+// prefetches (default 8: larger batches' attention is bandwidth-bound itself).
+//
+// Thread-safety: one instance per thread (l2_prefetch()); streams and events per op stream are
+// created on first use on the thread's current device and kept for the process.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sable::ops::cuda {
+
+class L2Prefetch {
+ public:
+  L2Prefetch();
+  // Before attention call (backend, layer) with `tokens` query rows is enqueued on `stream`.
+  // Errors are swallowed (a prefetch is only a hint): the call then prefetches nothing.
+  void before_attention(cudaStream_t stream, const void* backend, int32_t layer, int64_t tokens);
+  // A GEMM on any stream reads the weight [w, w + bytes).
+  void on_weight(const void* w, size_t bytes);
+  // The forward on `stream` ended: closes the record and joins what was forked. False: the join
+  // could not be enqueued (a CUDA error; the caller reports it).
+  bool end_forward(cudaStream_t stream);
+  // Prefetch kernels launched so far, and the budget per attention call in bytes (tests).
+  int64_t launches() const { return launches_; }
+  size_t budget() const;
+
+  struct Lane;  // one op stream's side stream and events (l2_prefetch.cu)
+  struct State;
+
+ private:
+  State* state_;  // owned by the thread-local instance, never freed (see l2_prefetch.cu)
+  int64_t launches_ = 0;
+};
+
+// This thread's instance.
+L2Prefetch& l2_prefetch();
+
+// Issues L2 prefetches over [data, data + bytes) on `stream` (one launch; tests and the class).
+bool launch_l2_prefetch(const void* const* data, const size_t* bytes, int count,
+                        cudaStream_t stream);
+
+}  // namespace sable::ops::cuda
