@@ -5,8 +5,9 @@
 // after it (o, then gate|up and down) stream their weights at the copy bandwidth. Weights do not
 // depend on the activations, so the bytes the next projections will read can be requested during
 // the attention (core/ops/cuda/l2_prefetch.h). A forward's op sequence is the same from step to
-// step, so the plan learns it: the weights the GEMMs read after attention call (backend, layer) in
-// one forward are what that call prefetches in the next, up to a byte budget (the L2 holds them).
+// step, so the plan learns it: the weights the GEMMs read after a point (an attention call, a LoRA
+// call) in one forward are what that point prefetches in the next, up to a byte budget (the L2
+// holds them).
 //
 // Thread-safety: none; one instance per thread (the CUDA ops keep a thread-local one).
 #pragma once
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -27,27 +29,37 @@ struct PrefetchRange {
 
 class PrefetchPlan {
  public:
-  // `budget`: the most bytes recorded after one attention call (0 records nothing).
+  // Kinds of points, each with its own open record, so that a point of one kind (an attention call
+  // that will not prefetch at this batch size) does not take the GEMMs after it from another kind's
+  // point before it (the LoRA call after the q|k|v projection, whose next GEMM is o).
+  enum Channel : int { kAttention = 0, kLora = 1, kChannels = 2 };
+
+  // `budget`: the most bytes recorded after one point (0 records nothing).
   explicit PrefetchPlan(size_t budget) : budget_(budget) {}
 
-  // An attention call of `backend`'s layer `layer`: the weights recorded after this call in an
-  // earlier forward (their leading bytes, within the budget), and from now on the weights the
-  // GEMMs read are recorded for it anew (replacing the old record).
-  std::vector<PrefetchRange> at_attention(const void* backend, int32_t layer);
-  // True while a record is open with budget left: only then does on_weight keep anything.
-  bool recording() const { return open_ != nullptr && left_ > 0; }
+  // A point `point` of `channel` in a forward of `backend` (e.g. the attention of a layer): the
+  // weights recorded after this point in an earlier forward (their leading bytes, within the
+  // budget), and from now on the weights the GEMMs read are recorded for it anew (replacing the
+  // old record) until the channel's next point.
+  std::vector<PrefetchRange> at_point(Channel channel, const void* backend, int64_t point);
+  // True while some record is open with budget left: only then does on_weight keep anything.
+  bool recording() const;
   // A GEMM reads the weight [data, data + bytes) (the caller has checked that it is weight
-  // memory). The same range twice in a row is recorded once (a composed op calls the GEMM again).
+  // memory): recorded in every open record. The same range twice in a row is recorded once (a
+  // composed op calls the GEMM again).
   void on_weight(const void* data, size_t bytes);
-  // The forward ended: no GEMM after this belongs to its last attention call.
-  void end_forward() { open_ = nullptr; }
+  // The forward ended: no GEMM after this belongs to its last points.
+  void end_forward();
   size_t budget() const { return budget_; }
 
  private:
+  struct Open {
+    std::vector<PrefetchRange>* rec = nullptr;
+    size_t left = 0;
+  };
   size_t budget_;
-  std::map<std::pair<const void*, int32_t>, std::vector<PrefetchRange>> after_;
-  std::vector<PrefetchRange>* open_ = nullptr;
-  size_t left_ = 0;
+  std::map<std::tuple<const void*, int, int64_t>, std::vector<PrefetchRange>> after_;
+  Open open_[kChannels];
 };
 
 }  // namespace sable::ops

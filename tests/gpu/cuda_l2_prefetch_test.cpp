@@ -56,6 +56,20 @@ TEST(CudaL2Prefetch, LearnsLaunchesBesideAndJoinsEagerAndCaptured) {
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   cudaGraphExecDestroy(exec);
 
+  // A LoRA call's point prefetches at decode batches of up to 256 rows (its own channel).
+  auto lora_forward = [&](int64_t tokens) {
+    pf.before_lora(stream, &backend, 0, 0, tokens);
+    pf.on_weight(w1.get(), w1_bytes);
+    EXPECT_TRUE(pf.end_forward(stream));
+  };
+  lora_forward(64);
+  n = pf.launches();
+  lora_forward(64);
+  EXPECT_EQ(pf.launches() - n, on ? 1 : 0);
+  lora_forward(4096);
+  EXPECT_EQ(pf.launches() - n, on ? 1 : 0);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+
   // Freed weights are not prefetched: with both forgotten the learned record launches nothing.
   forget_weight_ranges(w1.get(), w1_bytes);
   forget_weight_ranges(w2.get(), w2_bytes);

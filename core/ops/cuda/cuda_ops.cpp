@@ -857,6 +857,9 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
     if (side != nullptr) require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
+    // The next projections' weights into L2 beside the (latency-bound) expand (l2_prefetch.h).
+    if (ctx->attention != nullptr)
+      k::l2_prefetch().before_lora(stream, ctx->attention, layer, first, t);
     if (!(skip && probe.no_expand))
       require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
   }

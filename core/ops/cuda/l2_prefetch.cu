@@ -68,9 +68,10 @@ struct L2Prefetch::Lane {
 
 struct L2Prefetch::State {
   PrefetchPlan plan;
-  size_t max_tokens;
+  size_t max_tokens, lora_tokens;
   std::unordered_map<cudaStream_t, std::unique_ptr<Lane>> lanes;
-  State(size_t budget, size_t tokens) : plan(budget), max_tokens(tokens) {}
+  State(size_t budget, size_t tokens, size_t lora)
+      : plan(budget), max_tokens(tokens), lora_tokens(lora) {}
 };
 
 L2Prefetch::L2Prefetch() {
@@ -82,13 +83,27 @@ L2Prefetch::L2Prefetch() {
   }
   const size_t mb = env_size("SABLE_L2_PREFETCH", static_cast<size_t>(l2) / 2 >> 20);
   // Never freed: a thread_local destructor may run after the CUDA context is gone.
-  state_ = new State(mb << 20, env_size("SABLE_L2_PREFETCH_TOKENS", 8));
+  state_ = new State(mb << 20, env_size("SABLE_L2_PREFETCH_TOKENS", 8),
+                     env_size("SABLE_L2_PREFETCH_LORA_TOKENS", 256));
 }
 
 void L2Prefetch::before_attention(cudaStream_t stream, const void* backend, int32_t layer,
                                   int64_t tokens) {
-  std::vector<PrefetchRange> ranges = state_->plan.at_attention(backend, layer);
-  if (ranges.empty() || tokens <= 0 || static_cast<size_t>(tokens) > state_->max_tokens) return;
+  fork(stream, PrefetchPlan::kAttention, backend, layer,
+       tokens > 0 && static_cast<size_t>(tokens) <= state_->max_tokens);
+}
+
+void L2Prefetch::before_lora(cudaStream_t stream, const void* backend, int32_t layer,
+                             int32_t module, int64_t tokens) {
+  fork(stream, PrefetchPlan::kLora, backend, int64_t(layer) * 64 + module,
+       tokens > 0 && static_cast<size_t>(tokens) <= state_->lora_tokens);
+}
+
+void L2Prefetch::fork(cudaStream_t stream, int channel, const void* backend, int64_t point,
+                      bool launch) {
+  std::vector<PrefetchRange> ranges =
+      state_->plan.at_point(static_cast<PrefetchPlan::Channel>(channel), backend, point);
+  if (ranges.empty() || !launch) return;
   const void* data[kMaxRanges];
   size_t bytes[kMaxRanges];
   int n = 0;

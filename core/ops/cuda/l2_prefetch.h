@@ -3,8 +3,9 @@
 // a side stream at that point and launch one small kernel there that issues L2 prefetches over the
 // weights the GEMMs after this call read in the previous forward (o, then gate|up, ... up to the
 // budget). It runs beside the attention, whose few CTAs leave the memory system idle, so the
-// projections after it find (part of) their weights in L2. Prefetches are hints: nothing waits for
-// them, and a range is only prefetched while it is still registered weight memory
+// projections after it find (part of) their weights in L2. A LoRA call's expand is latency-bound
+// the same way at any decode batch, so it is such a point too (before_lora). Prefetches are hints:
+// nothing waits for them, and a range is only prefetched while it is still registered weight memory
 // (core/ops/weight_ranges.h), so a freed model's old record reads nothing.
 //
 // The side stream is joined at the end of each forward (end_forward), which a CUDA graph capture
@@ -12,7 +13,8 @@
 //
 // Settings, read once: SABLE_L2_PREFETCH=MB, the budget per attention call (default half the
 // device's L2; 0 turns it off); SABLE_L2_PREFETCH_TOKENS=N, the most query rows of a call that
-// prefetches (default 8: larger batches' attention is bandwidth-bound itself).
+// prefetches (default 8: larger batches' attention is bandwidth-bound itself);
+// SABLE_L2_PREFETCH_LORA_TOKENS=N, the same for LoRA calls (default 256).
 //
 // Thread-safety: one instance per thread (l2_prefetch()); streams and events per op stream are
 // created on first use on the thread's current device and kept for the process.
@@ -31,6 +33,11 @@ class L2Prefetch {
   // Before attention call (backend, layer) with `tokens` query rows is enqueued on `stream`.
   // Errors are swallowed (a prefetch is only a hint): the call then prefetches nothing.
   void before_attention(cudaStream_t stream, const void* backend, int32_t layer, int64_t tokens);
+  // Before the expand of a LoRA call (layer, first module) of `tokens` rows is enqueued: the
+  // expand is latency-bound, so the next base GEMMs' weights are prefetched beside it (up to
+  // SABLE_L2_PREFETCH_LORA_TOKENS rows, default 256).
+  void before_lora(cudaStream_t stream, const void* backend, int32_t layer, int32_t module,
+                   int64_t tokens);
   // A GEMM on any stream reads the weight [w, w + bytes).
   void on_weight(const void* w, size_t bytes);
   // The forward on `stream` ended: closes the record and joins what was forked. False: the join
@@ -44,6 +51,7 @@ class L2Prefetch {
   struct State;
 
  private:
+  void fork(cudaStream_t stream, int channel, const void* backend, int64_t point, bool launch);
   State* state_;  // owned by the thread-local instance, never freed (see l2_prefetch.cu)
   int64_t launches_ = 0;
 };
