@@ -32,16 +32,23 @@ class PrefetchPlan {
   // Kinds of points, each with its own open record, so that a point of one kind (an attention call
   // that will not prefetch at this batch size) does not take the GEMMs after it from another kind's
   // point before it (the LoRA call after the q|k|v projection, whose next GEMM is o).
-  enum Channel : int { kAttention = 0, kLora = 1, kChannels = 2 };
+  // kGemm: every weight GEMM is a point whose record is the next GEMM's weight (its first bytes,
+  // read beside this GEMM, so that DRAM does not idle across the kernel boundary).
+  enum Channel : int { kAttention = 0, kLora = 1, kGemm = 2, kChannels = 3 };
 
-  // `budget`: the most bytes recorded after one point (0 records nothing).
-  explicit PrefetchPlan(size_t budget) : budget_(budget) {}
+  // `budget`: the most bytes recorded after one point, for every channel (0 records nothing).
+  explicit PrefetchPlan(size_t budget) {
+    for (size_t& b : budget_) b = budget;
+  }
+  void set_budget(Channel channel, size_t bytes) { budget_[channel] = bytes; }
 
   // A point `point` of `channel` in a forward of `backend` (e.g. the attention of a layer): the
   // weights recorded after this point in an earlier forward (their leading bytes, within the
   // budget), and from now on the weights the GEMMs read are recorded for it anew (replacing the
-  // old record) until the channel's next point.
-  std::vector<PrefetchRange> at_point(Channel channel, const void* backend, int64_t point);
+  // old record) until the channel's next point. `self`, when set, is never recorded for this point
+  // (a GEMM's point must not prefetch the GEMM's own weight).
+  std::vector<PrefetchRange> at_point(Channel channel, const void* backend, int64_t point,
+                                      const void* self = nullptr);
   // True while some record is open with budget left: only then does on_weight keep anything.
   bool recording() const;
   // A GEMM reads the weight [data, data + bytes) (the caller has checked that it is weight
@@ -50,14 +57,15 @@ class PrefetchPlan {
   void on_weight(const void* data, size_t bytes);
   // The forward ended: no GEMM after this belongs to its last points.
   void end_forward();
-  size_t budget() const { return budget_; }
+  size_t budget(Channel channel = kAttention) const { return budget_[channel]; }
 
  private:
   struct Open {
     std::vector<PrefetchRange>* rec = nullptr;
     size_t left = 0;
+    const void* self = nullptr;
   };
-  size_t budget_;
+  size_t budget_[kChannels];
   std::map<std::tuple<const void*, int, int64_t>, std::vector<PrefetchRange>> after_;
   Open open_[kChannels];
 };

@@ -86,5 +86,25 @@ TEST(PrefetchPlan, ChannelsRecordIndependently) {
   EXPECT_EQ(plan.at_point(kL, &backend, 3), (std::vector<PrefetchRange>{{gate_up, 200}}));
 }
 
+// The GEMM channel: a point per GEMM whose record is what follows it, never the GEMM's own weight,
+// with its own budget.
+TEST(PrefetchPlan, GemmPointsSkipTheirOwnWeightAndHaveTheirOwnBudget) {
+  std::vector<char> w(300);
+  const char *a = w.data(), *b = w.data() + 100;
+  int backend = 0;
+  PrefetchPlan plan(0);
+  plan.set_budget(PrefetchPlan::kGemm, 64);
+  EXPECT_EQ(plan.budget(PrefetchPlan::kGemm), 64u);
+  EXPECT_TRUE(plan.at_point(kA, &backend, 0).empty());  // attention off
+  plan.on_weight(a, 100);
+  plan.at_point(PrefetchPlan::kGemm, &backend, 0, a);
+  plan.on_weight(a, 100);  // the same GEMM again (composed): its own weight, not recorded
+  plan.on_weight(b, 100);
+  plan.end_forward();
+  EXPECT_EQ(plan.at_point(PrefetchPlan::kGemm, &backend, 0, a),
+            (std::vector<PrefetchRange>{{b, 64}}));
+  EXPECT_TRUE(plan.at_point(kA, &backend, 0).empty());
+}
+
 }  // namespace
 }  // namespace sable::ops

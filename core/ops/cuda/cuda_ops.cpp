@@ -186,7 +186,8 @@ SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x
       k::lora_fork().before_gemm(static_cast<cudaStream_t>(ctx->stream), xb,
                                  xb + ((m - 1) * ldx + kdim) * xs, ob, ob + m * n * os);
     }
-    k::l2_prefetch().on_weight(b.data, static_cast<size_t>(n * kdim) * sable_dtype_size(b.dtype));
+    k::l2_prefetch().on_gemm(static_cast<cudaStream_t>(ctx->stream), ctx->attention, b.data,
+                             static_cast<size_t>(n * kdim) * sable_dtype_size(b.dtype), m);
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
                               ctx->stream, &err, accumulate),
@@ -701,7 +702,8 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     const auto& a = tensor(x, "x");
     const auto& b = tensor(w, "w");
     const auto& o = tensor(out, "out");
-    k::l2_prefetch().on_weight(b.data, static_cast<size_t>(s.n * s.k) * sable_dtype_size(b.dtype));
+    k::l2_prefetch().on_gemm(static_cast<cudaStream_t>(ctx->stream), ctx->attention, b.data,
+                             static_cast<size_t>(s.n * s.k) * sable_dtype_size(b.dtype), s.m);
     const bool bf16 = a.dtype == SABLE_DTYPE_BF16 && b.dtype == SABLE_DTYPE_BF16 &&
                       o.dtype == SABLE_DTYPE_BF16 && sable_tensor_is_contiguous(&b);
     if (mode < 0 || !bf16 || s.m > k::kGemvFusedMaxM) return;

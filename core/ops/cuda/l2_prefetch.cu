@@ -69,40 +69,37 @@ struct L2Prefetch::Lane {
 struct L2Prefetch::State {
   PrefetchPlan plan;
   size_t max_tokens, lora_tokens;
+  int64_t gemm_points = 0;            // GEMM points so far in this forward
+  const void* last_gemm_w = nullptr;  // the last GEMM's weight (a composed op repeats it)
   std::unordered_map<cudaStream_t, std::unique_ptr<Lane>> lanes;
   State(size_t budget, size_t tokens, size_t lora)
       : plan(budget), max_tokens(tokens), lora_tokens(lora) {}
 };
 
 L2Prefetch::L2Prefetch() {
-  int device = 0, l2 = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    l2 = 0;
-  }
-  const size_t mb = env_size("SABLE_L2_PREFETCH", static_cast<size_t>(l2) / 2 >> 20);
   // Never freed: a thread_local destructor may run after the CUDA context is gone.
-  state_ = new State(mb << 20, env_size("SABLE_L2_PREFETCH_TOKENS", 8),
-                     env_size("SABLE_L2_PREFETCH_LORA_TOKENS", 256));
+  state_ =
+      new State(env_size("SABLE_L2_PREFETCH", 0) << 20, env_size("SABLE_L2_PREFETCH_TOKENS", 8),
+                env_size("SABLE_L2_PREFETCH_LORA_TOKENS", 256));
+  state_->plan.set_budget(PrefetchPlan::kGemm, env_size("SABLE_L2_PREFETCH_NEXT", 0) << 20);
 }
 
 void L2Prefetch::before_attention(cudaStream_t stream, const void* backend, int32_t layer,
                                   int64_t tokens) {
-  fork(stream, PrefetchPlan::kAttention, backend, layer,
+  fork(stream, PrefetchPlan::kAttention, backend, layer, nullptr,
        tokens > 0 && static_cast<size_t>(tokens) <= state_->max_tokens);
 }
 
 void L2Prefetch::before_lora(cudaStream_t stream, const void* backend, int32_t layer,
                              int32_t module, int64_t tokens) {
-  fork(stream, PrefetchPlan::kLora, backend, int64_t(layer) * 64 + module,
+  fork(stream, PrefetchPlan::kLora, backend, int64_t(layer) * 64 + module, nullptr,
        tokens > 0 && static_cast<size_t>(tokens) <= state_->lora_tokens);
 }
 
 void L2Prefetch::fork(cudaStream_t stream, int channel, const void* backend, int64_t point,
-                      bool launch) {
+                      const void* self, bool launch) {
   std::vector<PrefetchRange> ranges =
-      state_->plan.at_point(static_cast<PrefetchPlan::Channel>(channel), backend, point);
+      state_->plan.at_point(static_cast<PrefetchPlan::Channel>(channel), backend, point, self);
   if (ranges.empty() || !launch) return;
   const void* data[kMaxRanges];
   size_t bytes[kMaxRanges];
@@ -136,12 +133,21 @@ size_t L2Prefetch::budget() const {
   return state_->plan.budget();
 }
 
-void L2Prefetch::on_weight(const void* w, size_t bytes) {
+void L2Prefetch::on_gemm(cudaStream_t stream, const void* backend, const void* w, size_t bytes,
+                         int64_t tokens) {
   if (state_->plan.recording() && is_weight_range(w, bytes)) state_->plan.on_weight(w, bytes);
+  if (state_->plan.budget(PrefetchPlan::kGemm) == 0 || backend == nullptr ||
+      w == state_->last_gemm_w)
+    return;
+  state_->last_gemm_w = w;
+  fork(stream, PrefetchPlan::kGemm, backend, state_->gemm_points++, w,
+       tokens > 0 && static_cast<size_t>(tokens) <= state_->max_tokens);
 }
 
 bool L2Prefetch::end_forward(cudaStream_t stream) {
   state_->plan.end_forward();
+  state_->gemm_points = 0;
+  state_->last_gemm_w = nullptr;
   auto it = state_->lanes.find(stream);
   if (it == state_->lanes.end() || !it->second->forked) return true;
   Lane& l = *it->second;

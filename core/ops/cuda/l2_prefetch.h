@@ -11,10 +11,13 @@
 // The side stream is joined at the end of each forward (end_forward), which a CUDA graph capture
 // needs before it ends; eager forwards join the same way.
 //
-// Settings, read once: SABLE_L2_PREFETCH=MB, the budget per attention call (default half the
-// device's L2; 0 turns it off); SABLE_L2_PREFETCH_TOKENS=N, the most query rows of a call that
-// prefetches (default 8: larger batches' attention is bandwidth-bound itself);
-// SABLE_L2_PREFETCH_LORA_TOKENS=N, the same for LoRA calls (default 256).
+// Settings, read once per thread (off by default until measured on a GPU, bench/NOTES.md v17):
+// SABLE_L2_PREFETCH=MB, the budget per attention / LoRA point (0 or unset: off);
+// SABLE_L2_PREFETCH_TOKENS=N, the most query rows of an attention call that prefetches (default 8:
+// larger batches' attention is bandwidth-bound itself); SABLE_L2_PREFETCH_LORA_TOKENS=N, the same
+// for LoRA calls (default 256); SABLE_L2_PREFETCH_NEXT=MB, every GEMM of at most
+// SABLE_L2_PREFETCH_TOKENS rows prefetches that many bytes of the next GEMM's weight beside itself
+// (0 or unset: off).
 //
 // Thread-safety: one instance per thread (l2_prefetch()); streams and events per op stream are
 // created on first use on the thread's current device and kept for the process.
@@ -38,12 +41,15 @@ class L2Prefetch {
   // SABLE_L2_PREFETCH_LORA_TOKENS rows, default 256).
   void before_lora(cudaStream_t stream, const void* backend, int32_t layer, int32_t module,
                    int64_t tokens);
-  // A GEMM on any stream reads the weight [w, w + bytes).
-  void on_weight(const void* w, size_t bytes);
+  // A GEMM of `tokens` rows reading [w, w + bytes) is about to be enqueued on `stream`: recorded
+  // for the open points; with SABLE_L2_PREFETCH_NEXT it is a point too (the next GEMM's weight
+  // prefetched beside this one).
+  void on_gemm(cudaStream_t stream, const void* backend, const void* w, size_t bytes,
+               int64_t tokens);
   // The forward on `stream` ended: closes the record and joins what was forked. False: the join
   // could not be enqueued (a CUDA error; the caller reports it).
   bool end_forward(cudaStream_t stream);
-  // Prefetch kernels launched so far, and the budget per attention call in bytes (tests).
+  // Prefetch kernels launched so far, and the budget per attention / LoRA point in bytes (tests).
   int64_t launches() const { return launches_; }
   size_t budget() const;
 
@@ -51,7 +57,8 @@ class L2Prefetch {
   struct State;
 
  private:
-  void fork(cudaStream_t stream, int channel, const void* backend, int64_t point, bool launch);
+  void fork(cudaStream_t stream, int channel, const void* backend, int64_t point, const void* self,
+            bool launch);
   State* state_;  // owned by the thread-local instance, never freed (see l2_prefetch.cu)
   int64_t launches_ = 0;
 };
