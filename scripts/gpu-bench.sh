@@ -100,6 +100,12 @@ for w in $which; do
         echo "variant: $v"
         env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
       done | tee -a "$out/decode.txt" ;;
+    ab8b_8long)  # 8B decode A/B at 8 x 4096 (small batch, bandwidth-bound attention)
+      make_model llama8b llama-3.1-8b llama3
+      for v in $AB_VARIANTS; do
+        echo "variant: $v"
+        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 8 4096 64 1
+      done | tee -a "$out/decode.txt" ;;
     ab8b_1)  # 8B batch-1 decode A/B: the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
       for v in $AB_VARIANTS; do
