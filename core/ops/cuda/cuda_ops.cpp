@@ -1,4 +1,5 @@
-// SableOps on CUDA (see cuda_ops.h): validation of the views on the host, then one launch each.
+// SableOps on CUDA (see cuda_ops.h): validation of the views on the host, then one launch each. The
+// LoRA and MoE calls live in lora_ops.cpp and moe_ops.cpp, the shared helpers in op_support.h.
 #include "core/ops/cuda/cuda_ops.h"
 
 #include <cuda_runtime.h>
@@ -7,95 +8,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <span>
-#include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
-#include <vector>
 
 #include "core/ops/context.h"
 #include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/cuda/lora_fork.h"
-#include "core/ops/expert_recorder.h"
+#include "core/ops/cuda/op_support.h"
 #include "core/ops/gemm_fused.h"
-#include "core/ops/lora_step_block.h"
 #include "sable/cpp/tensor.h"
 
 namespace sable::ops {
 namespace {
 
-namespace k = sable::ops::cuda;
-
-struct CudaOpError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template <class... Args>
-void require(bool ok, fmt::format_string<Args...> f, Args&&... args) {
-  if (!ok) throw CudaOpError(fmt::format(f, std::forward<Args>(args)...));
-}
-
-thread_local std::string t_last_error;
-
-template <class F>
-SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
-  try {
-    // In a LoRA batch, every op but a GEMM (which records where its x is ready), the LoRA calls
-    // (which fork from there) and alloc may write a projection's x: the recorded point is stale.
-    if (ctx != nullptr && ctx->lora != nullptr) {
-      const std::string_view name(op);
-      if (name != "gemm" && name != "lora" && name != "lora_stacked" && name != "alloc")
-        k::lora_fork().forget(static_cast<cudaStream_t>(ctx->stream));
-    }
-    body();
-    const cudaError_t e = cudaPeekAtLastError();
-    if (e != cudaSuccess) throw CudaOpError(std::string("CUDA: ") + cudaGetErrorString(e));
-    return SABLE_OK;
-  } catch (const std::exception& e) {
-    t_last_error = fmt::format("{}: {}", op, e.what());
-    if (ctx) ctx->last_error = t_last_error.c_str();
-    return SABLE_ERR_INVALID_ARGUMENT;
-  }
-}
-
-const SableTensor& tensor(const SableTensor* t, const char* name) {
-  require(t != nullptr, "{} is null", name);
-  require(t->device_type == SABLE_DEVICE_CUDA, "{} is not a CUDA tensor", name);
-  require(t->ndim >= 0 && t->ndim <= SABLE_MAX_DIMS, "{} has a bad rank", name);
-  return *t;
-}
-bool is_float(int32_t d) {
-  return d == SABLE_DTYPE_F32 || d == SABLE_DTYPE_BF16 || d == SABLE_DTYPE_F16;
-}
-int64_t last(const SableTensor& t) { return t.ndim ? t.shape[t.ndim - 1] : 1; }
-int64_t rows_of(const SableTensor& t) { return t.ndim ? sable_tensor_numel(&t) / std::max<int64_t>(last(t), 1) : 1; }
-void contiguous(const SableTensor& t, const char* name) {
-  require(sable_tensor_is_contiguous(&t), "{} must be contiguous", name);
-}
-// Rows of a 2-D-able view whose last dim is dense and whose rows are uniformly strided.
-int64_t row_stride(const SableTensor& t, const char* name) {
-  if (sable_tensor_is_contiguous(&t)) return last(t);
-  require(t.ndim == 2 && t.strides[1] == 1, "{} must be contiguous or a row-strided 2-D view", name);
-  return t.strides[0];
-}
-k::Gemm& gemm_engine() {
-  static k::Gemm g;  // per process; one GPU per process
-  return g;
-}
-
-// The bias [n] in `dtype`: its own data, or a cast copy in the forward's scratch. NULL: none.
-const void* bias_in(SableOpsContext* ctx, const SableTensor* bias, int32_t dtype, int64_t n) {
-  if (!bias) return nullptr;
-  const auto& bb = tensor(bias, "bias");
-  if (bb.dtype == dtype) return bb.data;
-  void* tmp = ctx->arena->allocate(n * sable_dtype_size(dtype), 256);
-  require(tmp != nullptr, "arena exhausted");
-  k::cast(bb.data, bb.dtype, tmp, dtype, n, ctx->stream);
-  return tmp;
-}
+using namespace cuda_op;  // NOLINT: the table's shared helpers (op_support.h)
 
 SableStatus op_alloc(SableOpsContext* ctx, int32_t dtype, int32_t ndim, const int64_t* shape,
                      SableTensor* out) {
@@ -469,152 +397,6 @@ SableStatus op_attention_bidirectional(SableOpsContext* ctx, const SableTensor* 
   });
 }
 
-SableStatus op_moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* logits,
-                         int32_t top_k, int32_t scoring, int32_t renormalize, SableTensor* weights,
-                         SableTensor* ids) {
-  return run_op(ctx, "moe_route", [&] {
-    const auto& lg = tensor(logits, "logits");
-    auto& w = const_cast<SableTensor&>(tensor(weights, "weights"));
-    auto& id = const_cast<SableTensor&>(tensor(ids, "ids"));
-    require(is_float(lg.dtype), "logits must be a float tensor, got dtype {}", lg.dtype);
-    require(lg.ndim == 2, "logits must be [T, E], got rank {}", lg.ndim);
-    contiguous(lg, "logits");
-    const int64_t t = lg.shape[0];
-    const int32_t e = static_cast<int32_t>(lg.shape[1]);
-    require(top_k >= 1 && top_k <= e, "top_k {} must be in [1, {}]", top_k, e);
-    require(scoring == SABLE_MOE_SOFTMAX || scoring == SABLE_MOE_SIGMOID, "unknown scoring {}",
-            scoring);
-    require(w.dtype == SABLE_DTYPE_F32, "weights must be F32, got dtype {}", w.dtype);
-    require(id.dtype == SABLE_DTYPE_I32, "ids must be I32, got dtype {}", id.dtype);
-    contiguous(w, "weights");
-    contiguous(id, "ids");
-    require(sable_tensor_numel(&w) == t * top_k && sable_tensor_numel(&id) == t * top_k,
-            "weights and ids must be [{}, {}]", t, top_k);
-    require(k::moe_route(lg.data, lg.dtype, t, e, top_k, scoring, renormalize != 0,
-                         static_cast<float*>(w.data), static_cast<int32_t*>(id.data), ctx->stream),
-            "unsupported routing (experts <= 1024, top_k <= 32), got E={} k={}", e, top_k);
-    if (ctx->expert_recorder == nullptr || t == 0) return;  // recording off: no work at all
-    const auto* id_dev = static_cast<const int32_t*>(id.data);
-    if (ctx->expert_counts_device != nullptr) {
-      require(layer >= 0 && layer < ctx->expert_counts_layers,
-              "layer {} is outside the expert counters' {} layers", layer,
-              ctx->expert_counts_layers);
-      require(e <= ctx->expert_counts_experts, "{} experts exceed the expert counters' {}", e,
-              ctx->expert_counts_experts);
-      require(k::moe_count_experts(id_dev, t * top_k, e,
-                                   ctx->expert_counts_device +
-                                       int64_t(layer) * ctx->expert_counts_experts,
-                                   ctx->stream),
-              "expert counting supports at most 4096 experts, got {}", e);
-      return;
-    }
-    // No device counters: download the ids and record on the host (waits for the stream).
-    auto stream = static_cast<cudaStream_t>(ctx->stream);
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    require(cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
-                capture == cudaStreamCaptureStatusNone,
-            "expert recording inside CUDA graph capture needs expert_counts_device");
-    std::vector<int32_t> host(static_cast<size_t>(t * top_k));
-    require(cudaMemcpyAsync(host.data(), id_dev, host.size() * sizeof(int32_t),
-                            cudaMemcpyDeviceToHost, stream) == cudaSuccess &&
-                cudaStreamSynchronize(stream) == cudaSuccess,
-            "copying expert ids to the host failed");
-    ctx->expert_recorder->record(layer, std::span<const int32_t>(host));
-  });
-}
-
-// Fused experts: validation here, the launches in moe_kernels.cu (k::moe_experts).
-SableStatus op_moe_experts(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w_gate_up,
-                           const SableTensor* w_down, const SableTensor* weights,
-                           const SableTensor* ids, int32_t act, SableTensor* out) {
-  return run_op(ctx, "moe_experts", [&] {
-    auto shape = [](const SableTensor& t) {
-      std::string s = "[";
-      for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
-      return s + "]";
-    };
-    require(act >= SABLE_ACT_SILU && act <= SABLE_ACT_RELU, "unknown activation {}", act);
-    const auto& xt = tensor(x, "x");
-    const auto& gt = tensor(w_gate_up, "w_gate_up");
-    const auto& dt = tensor(w_down, "w_down");
-    const auto& wt = tensor(weights, "weights");
-    const auto& it = tensor(ids, "ids");
-    auto& ot = const_cast<SableTensor&>(tensor(out, "out"));
-    const std::pair<const SableTensor*, const char*> bf16_tensors[] = {
-        {&xt, "x"}, {&gt, "w_gate_up"}, {&dt, "w_down"}, {&ot, "out"}};
-    for (const auto& [t, name] : bf16_tensors) {
-      require(t->dtype == SABLE_DTYPE_BF16, "{} must be BF16 on CUDA, got dtype {}", name,
-              t->dtype);
-    }
-    require(xt.ndim == 2, "x must be [T, H], got {}", shape(xt));
-    const int64_t tokens = xt.shape[0], hidden = xt.shape[1];
-    const int64_t ldx = row_stride(xt, "x");
-    require(gt.ndim == 3 && gt.shape[2] == hidden && gt.shape[1] % 2 == 0,
-            "w_gate_up must be [E, 2I, {}], got {}", hidden, shape(gt));
-    contiguous(gt, "w_gate_up");
-    const int64_t experts = gt.shape[0], inter = gt.shape[1] / 2;
-    require(experts >= 1 && experts <= 1024, "CUDA moe_experts supports 1..1024 experts, got {}",
-            experts);
-    require(dt.ndim == 3 && dt.shape[0] == experts && dt.shape[1] == hidden &&
-                dt.shape[2] == inter,
-            "w_down must be [{}, {}, {}], got {}", experts, hidden, inter, shape(dt));
-    contiguous(dt, "w_down");
-    require(ot.ndim == 2 && ot.shape[0] == tokens && ot.shape[1] == hidden,
-            "out must be [{}, {}], got {}", tokens, hidden, shape(ot));
-    contiguous(ot, "out");
-    require(it.ndim == 2 && it.shape[0] == tokens && it.shape[1] >= 1,
-            "ids must be [{}, k], got {}", tokens, shape(it));
-    const int64_t top_k = it.shape[1];
-    require(it.dtype == SABLE_DTYPE_I32, "ids must be I32, got dtype {}", it.dtype);
-    require(wt.dtype == SABLE_DTYPE_F32, "weights must be F32, got dtype {}", wt.dtype);
-    require(wt.ndim == 2 && wt.shape[0] == tokens && wt.shape[1] == top_k,
-            "weights must be [{}, {}], got {}", tokens, top_k, shape(wt));
-    contiguous(it, "ids");
-    contiguous(wt, "weights");
-    const int64_t pairs = tokens * top_k;
-    require(pairs < (int64_t(1) << 31) && hidden < (int64_t(1) << 31) &&
-                2 * inter < (int64_t(1) << 31),
-            "sizes exceed 32-bit indexing (T*k={}, H={}, I={})", pairs, hidden, inter);
-    if (tokens == 0) return;
-    require(ctx->arena != nullptr, "no arena in the context");
-
-    // Scratch for this op only: rolled back on return (later ops on the stream run after ours).
-    struct Scratch {
-      ops::Arena* arena;
-      ops::Arena::Mark mark;
-      ~Scratch() { arena->release(mark); }
-      void* get(int64_t elems, size_t elem_size) {
-        void* p = arena->allocate(static_cast<size_t>(elems) * elem_size, 256);
-        require(p != nullptr, "arena exhausted ({} bytes of MoE scratch)", elems * elem_size);
-        return p;
-      }
-    } scratch{ctx->arena, ctx->arena->mark()};
-    k::MoeExpertsArgs a;
-    a.x = xt.data;
-    a.ldx = ldx;
-    a.w_gate_up = gt.data;
-    a.w_down = dt.data;
-    a.weights = static_cast<const float*>(wt.data);
-    a.ids = static_cast<const int32_t*>(it.data);
-    a.tokens = tokens;
-    a.top_k = static_cast<int32_t>(top_k);
-    a.experts = static_cast<int32_t>(experts);
-    a.hidden = hidden;
-    a.inter = inter;
-    a.act = act;
-    a.out = ot.data;
-    a.offsets = static_cast<int32_t*>(scratch.get(experts + 1, 4));
-    a.tile_offsets = static_cast<int32_t*>(scratch.get(experts + 1, 4));
-    a.perm = static_cast<int32_t*>(scratch.get(pairs, 4));
-    a.inv = static_cast<int32_t*>(scratch.get(pairs, 4));
-    a.gate_up = scratch.get(pairs * 2 * inter, 2);
-    a.act_out = scratch.get(pairs * inter, 2);
-    a.y = scratch.get(pairs * hidden, 2);
-    require(k::moe_experts(a, ctx->stream), "unsupported MoE shape (E={}, k={}, H={}, I={})",
-            experts, top_k, hidden, inter);
-  });
-}
-
 // Tensor parallelism: the rank's communicator endpoint (NCCL) ordered on the forward's stream.
 bool tensor_parallel(SableOpsContext* ctx) {
   if (ctx->tp_size <= 1) return false;
@@ -765,118 +547,6 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
   if (s.accumulate && !s.norm && !s.gated && !s.rope)
     return gemm_into(ctx, "gemm_fused", x, w, bias, out, /*accumulate=*/true);
   return gemm_fused_composed(&kCudaOps, ctx, x, w, bias, f, out);
-}
-
-// LoRA deltas of `count` projections that read x (ctx->lora's adapters, lora_kernels.cu). The
-// launches do not depend on the batch's adapters (the kernels skip empty tiles, slots and pools on
-// the device), so a captured decode step fits any later batch of its size. Only an eager call
-// skips projections that no adapter in the pool has targeted yet.
-//
-// Timing only (wrong deltas; bench/NOTES.md v14): SABLE_LORA_SKIP=shrink|expand|both leaves that
-// kernel out for the calls whose first module is in SABLE_LORA_SKIP_MODULES (a bit mask of
-// SableLoraModule, default all), so that step-time differences price each launch in the graph
-// (e.g. mask 72 = o and down: what folding their expand into the base GEMM could save).
-struct LoraProbe {
-  bool no_shrink = false, no_expand = false;
-  uint32_t modules = ~0u;
-};
-LoraProbe lora_probe() {
-  static const LoraProbe probe = [] {
-    LoraProbe p;
-    const char* v = std::getenv("SABLE_LORA_SKIP");
-    const std::string what = v != nullptr ? v : "";
-    p.no_shrink = what == "shrink" || what == "both";
-    p.no_expand = what == "expand" || what == "both";
-    const char* m = std::getenv("SABLE_LORA_SKIP_MODULES");
-    if (m != nullptr && m[0] != '\0')
-      p.modules = static_cast<uint32_t>(std::strtoul(m, nullptr, 0));
-    return p;
-  }();
-  return probe;
-}
-
-void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
-                 const SableTensor* x, SableTensor* outs) {
-  require(ctx != nullptr, "context is null");
-  require(count >= 1 && count <= kLoraMaxStacked && first >= 0 &&
-              first + count <= SABLE_LORA_MODULE_COUNT,
-          "modules {}..{} are not {} consecutive LoRA modules (at most {})", first,
-          first + count - 1, count, kLoraMaxStacked);
-  require(outs != nullptr, "outs is null");
-  const auto& xt = tensor(x, "x");
-  const LoraBatch* lb = ctx->lora;
-  if (lb == nullptr) return;
-  require(layer >= 0 && layer < lb->num_layers, "layer {} outside the model's {} layers", layer,
-          lb->num_layers);
-  require(lb->step_device != nullptr, "the LoRA batch has no device step block");
-  require(xt.ndim == 2 && xt.strides[1] == 1, "x must be a 2-D row view with unit column stride");
-  require(xt.dtype == lb->dtype, "x and the LoRA pool must share the compute dtype");
-  const int64_t t = lb->num_tokens;
-  require(xt.shape[0] == t, "x must have the batch's {} rows, got {}", t, xt.shape[0]);
-  k::LoraLaunch l;
-  l.x = xt.data;
-  l.k = xt.shape[1];
-  l.ldx = t > 1 ? xt.strides[0] : l.k;
-  l.count = count;
-  l.layer = layer;
-  l.rank_stride = lb->max_rank;
-  l.max_tiles = lora_max_tiles(t, lb->num_slots);
-  l.view = lb->device;
-  bool any_pool = false;
-  for (int32_t i = 0; i < count; ++i) {
-    const auto& ot = tensor(&outs[i], "out");
-    require(ot.ndim == 2 && ot.strides[1] == 1 && ot.dtype == lb->dtype && ot.shape[0] == t,
-            "out {} must be a [{}, N] row view in the compute dtype", i, t);
-    const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + first + i];
-    if (w.a != nullptr)
-      require(w.k == l.k && w.n == ot.shape[1], "x [{}, {}] / out [{}, {}] do not fit the "
-              "adapters' [{}, {}] of module {}", t, l.k, t, ot.shape[1], w.k, w.n, first + i);
-    any_pool = any_pool || w.a != nullptr;
-    l.module[i] = first + i;
-    l.out[i] = ot.data;
-    l.ldo[i] = t > 1 ? ot.strides[0] : ot.shape[1];
-    l.n[i] = ot.shape[1];
-  }
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  require(cudaStreamIsCapturing(static_cast<cudaStream_t>(ctx->stream), &capture) == cudaSuccess,
-          "cudaStreamIsCapturing failed");
-  // The shrink's partial sums live only for this call (stream-ordered reuse after it). Allocated
-  // even when nothing is launched, so an eager warm-up sizes the arena for a capture.
-  const Arena::Mark mark = ctx->arena->mark();
-  const size_t floats = k::lora_scratch_floats(l, lb->dtype);
-  auto* scratch = static_cast<float*>(ctx->arena->allocate(std::max<size_t>(floats, 1) * 4, 256));
-  require(scratch != nullptr, "scratch arena cannot hold the LoRA partial sums ({} floats)", floats);
-  if (any_pool || capture != cudaStreamCaptureStatusNone) {
-    // The shrink beside the base projection's GEMM when that GEMM recorded x ready (lora_fork.h).
-    // The scratch is above everything allocated when the GEMM was enqueued, and the GEMM takes no
-    // arena memory, so the two branches touch disjoint memory.
-    const auto stream = static_cast<cudaStream_t>(ctx->stream);
-    const LoraProbe probe = lora_probe();
-    const bool skip = (probe.modules >> first) & 1u;
-    cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
-    if (!(skip && probe.no_shrink))
-      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
-              "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
-              l.rank_stride);
-    if (side != nullptr) require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
-    // The next projections' weights into L2 beside the (latency-bound) expand (l2_prefetch.h).
-    if (ctx->attention != nullptr)
-      k::l2_prefetch().before_lora(stream, ctx->attention, layer, first, t);
-    if (!(skip && probe.no_expand))
-      require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
-  }
-  ctx->arena->release(mark);
-}
-
-SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const SableTensor* x,
-                    SableTensor* out) {
-  return run_op(ctx, "lora", [&] { lora_deltas(ctx, layer, module, 1, x, out); });
-}
-
-SableStatus op_lora_stacked(SableOpsContext* ctx, int32_t layer, int32_t first_module,
-                            int32_t num_modules, const SableTensor* x, SableTensor* outs) {
-  return run_op(ctx, "lora_stacked",
-                [&] { lora_deltas(ctx, layer, first_module, num_modules, x, outs); });
 }
 
 const SableOps kCudaOps = {
