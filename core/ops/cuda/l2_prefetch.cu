@@ -110,6 +110,19 @@ void L2Prefetch::fork(cudaStream_t stream, int channel, const void* backend, int
       bytes[n++] = r.bytes;
     }
   if (n == 0) return;
+  Lane* lp = lane(stream);
+  if (lp == nullptr) return;
+  Lane& l = *lp;
+  if (cudaEventRecord(l.ready, stream) != cudaSuccess ||
+      cudaStreamWaitEvent(l.side, l.ready, 0) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  l.forked = true;  // the side stream now follows `stream` (in a capture: joined it)
+  if (launch_l2_prefetch(data, bytes, n, l.side)) ++launches_;
+}
+
+L2Prefetch::Lane* L2Prefetch::lane(cudaStream_t stream) {
   std::unique_ptr<Lane>& slot = state_->lanes[stream];
   if (!slot) {
     slot = std::make_unique<Lane>();
@@ -118,15 +131,7 @@ void L2Prefetch::fork(cudaStream_t stream, int channel, const void* backend, int
                cudaEventCreateWithFlags(&slot->done, cudaEventDisableTiming) == cudaSuccess;
     if (!slot->ok) (void)cudaGetLastError();  // off for this stream
   }
-  Lane& l = *slot;
-  if (!l.ok) return;
-  if (cudaEventRecord(l.ready, stream) != cudaSuccess ||
-      cudaStreamWaitEvent(l.side, l.ready, 0) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return;
-  }
-  l.forked = true;  // the side stream now follows `stream` (in a capture: joined it)
-  if (launch_l2_prefetch(data, bytes, n, l.side)) ++launches_;
+  return slot->ok ? slot.get() : nullptr;
 }
 
 size_t L2Prefetch::budget() const {
@@ -149,7 +154,15 @@ bool L2Prefetch::end_forward(cudaStream_t stream) {
   state_->gemm_points = 0;
   state_->last_gemm_w = nullptr;
   auto it = state_->lanes.find(stream);
-  if (it == state_->lanes.end() || !it->second->forked) return true;
+  if (it == state_->lanes.end()) {
+    // The side stream and events are made after the first forward on this stream (an eager
+    // warm-up before any graph capture), not inside a capture.
+    if (state_->plan.budget(PrefetchPlan::kAttention) > 0 ||
+        state_->plan.budget(PrefetchPlan::kGemm) > 0)
+      (void)lane(stream);
+    return true;
+  }
+  if (!it->second->forked) return true;
   Lane& l = *it->second;
   l.forked = false;
   return cudaEventRecord(l.done, l.side) == cudaSuccess &&

@@ -57,6 +57,7 @@ class L2Prefetch {
   struct State;
 
  private:
+  Lane* lane(cudaStream_t stream);  // the stream's side stream and events; nullptr if unusable
   void fork(cudaStream_t stream, int channel, const void* backend, int64_t point, const void* self,
             bool launch);
   State* state_;  // owned by the thread-local instance, never freed (see l2_prefetch.cu)
