@@ -135,6 +135,7 @@ TEST(CudaL2Prefetch, KernelCoversUnalignedRanges) {
   const void* data[] = {static_cast<char*>(a.get()) + 3, b.get(), nullptr};
   const size_t bytes[] = {4990, 1 << 20, 64};
   EXPECT_TRUE(launch_l2_prefetch(data, bytes, 3, nullptr));
+  EXPECT_TRUE(launch_l2_prefetch(data, bytes, 3, nullptr, /*evict_last=*/true));
   EXPECT_TRUE(launch_l2_prefetch(data, bytes, 0, nullptr));  // nothing: no launch, no error
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }

@@ -23,13 +23,17 @@ struct PrefetchArgs {
 };
 
 // Thread i prefetches lines i, i + grid size, ... of the ranges laid end to end.
+template <bool kEvictLast>
 __global__ void l2_prefetch_kernel(PrefetchArgs a) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.total; i += stride) {
     int64_t j = i;
     int r = 0;
     while (r + 1 < a.count && j >= a.lines[r]) j -= a.lines[r++];
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(a.base[r] + j * kLine));
+    if constexpr (kEvictLast)
+      asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(a.base[r] + j * kLine));
+    else
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(a.base[r] + j * kLine));
   }
 }
 
@@ -40,8 +44,13 @@ size_t env_size(const char* name, size_t fallback) {
 
 }  // namespace
 
+bool lora_b_prefetch_enabled() {
+  static const bool on = env_size("SABLE_L2_PREFETCH_LORA_B", 0) == 1;
+  return on;
+}
+
 bool launch_l2_prefetch(const void* const* data, const size_t* bytes, int count,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool evict_last) {
   PrefetchArgs a{};
   for (int i = 0; i < count && a.count < kMaxRanges; ++i) {
     if (data[i] == nullptr || bytes[i] == 0) continue;
@@ -55,7 +64,10 @@ bool launch_l2_prefetch(const void* const* data, const size_t* bytes, int count,
   if (a.total == 0) return true;
   constexpr int kThreads = 256;
   const int64_t blocks = std::min<int64_t>(64, (a.total + kThreads * 16 - 1) / (kThreads * 16));
-  l2_prefetch_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
+  if (evict_last)
+    l2_prefetch_kernel<true><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
+  else
+    l2_prefetch_kernel<false><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a);
   return cudaGetLastError() == cudaSuccess;
 }
 

@@ -67,8 +67,14 @@ class L2Prefetch {
 // This thread's instance.
 L2Prefetch& l2_prefetch();
 
-// Issues L2 prefetches over [data, data + bytes) on `stream` (one launch; tests and the class).
+// Issues L2 prefetches over [data[i], data[i] + bytes[i]) on `stream` (one launch; tests, the
+// class, the LoRA ops). `evict_last`: the lines get L2's evict-last priority (they must outlive a
+// stream of other loads before they are read).
 bool launch_l2_prefetch(const void* const* data, const size_t* bytes, int count,
-                        cudaStream_t stream);
+                        cudaStream_t stream, bool evict_last = false);
+
+// SABLE_L2_PREFETCH_LORA_B=1: each LoRA call prefetches its B pools beside the base GEMM
+// (lora_ops.cpp; off by default until measured).
+bool lora_b_prefetch_enabled();
 
 }  // namespace sable::ops::cuda

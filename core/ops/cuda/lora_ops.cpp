@@ -104,6 +104,23 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     const LoraProbe probe = lora_probe();
     const bool skip = (probe.modules >> first) & 1u;
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
+    // SABLE_L2_PREFETCH_LORA_B=1 (A/B, not yet run on a GPU): the B pools this call's expand reads
+    // requested into L2 (evict-last, so that the base GEMM's streamed weights leave first) beside
+    // the base GEMM, ahead of the shrink on the side stream, so the latency-bound expand hits L2.
+    if (side != nullptr && k::lora_b_prefetch_enabled()) {
+      const void* data[kLoraMaxStacked];
+      size_t bytes[kLoraMaxStacked];
+      int n = 0;
+      for (int32_t i = 0; i < count; ++i) {
+        const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + first + i];
+        if (w.b == nullptr) continue;
+        data[n] = w.b;
+        bytes[n++] = static_cast<size_t>(lb->num_slots) * static_cast<size_t>(w.n) *
+                     static_cast<size_t>(lb->max_rank) * sable_dtype_size(lb->dtype);
+      }
+      require(k::launch_l2_prefetch(data, bytes, n, side, /*evict_last=*/true),
+              "the LoRA B prefetch failed to launch");
+    }
     if (!(skip && probe.no_shrink))
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
