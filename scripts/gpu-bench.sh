@@ -12,7 +12,7 @@ models=${SABLE_BENCH_MODELS:-/tmp/sable-models}
 mkdir -p "$models"
 # The A/B items run each of these (one word each; "default" = the environment as it is).
 ab_env() { [ "$1" = default ] || echo "${1//,/ }"; }
-AB_VARIANTS=${AB_VARIANTS:-"default SABLE_GEMV_PREFETCH=0 SABLE_GEMV_HINT=1 SABLE_GEMV_ROWS=2,SABLE_GEMV_HINT=1 SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 SABLE_PDL=0,SABLE_FLASH_DECODE_KERNEL=0,SABLE_FUSED_GEMV=0"}
+AB_VARIANTS=${AB_VARIANTS:-"default SABLE_GEMV_HINT=1 SABLE_GEMV_ROWS=2,SABLE_GEMV_HINT=1 SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 SABLE_PDL=0,SABLE_FLASH_DECODE_KERNEL=0,SABLE_FUSED_GEMV=0"}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
   [ -f "$models/$1/config.json" ] && [ -f "$models/$1/tokenizer.json" ] && return 0

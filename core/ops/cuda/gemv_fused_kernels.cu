@@ -44,7 +44,6 @@ struct Args {
   const int32_t* positions;
   const float* cos_sin;
   int32_t splits;  // warps that share one task, each over a slice of K (1, 2 or 4)
-  bool prefetch;   // pull the weight rows toward L2 before waiting for the predecessor
   bool hint;       // weight loads with the no-L1, 256-byte-L2 hint (gemv_cache_hint)
   bool early;      // the first weight loads before the wait and the norm (gemv_early_loads)
 };
@@ -139,14 +138,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel
   const int64_t per_slice = (kv + a.splits - 1) / a.splits;
   const int64_t k_begin = slice * per_slice;
   const int64_t k_end = k_begin + per_slice < kv ? k_begin + per_slice : kv;
-  // Weights are never written by a kernel: pull this warp's slice of its rows toward L2 before
-  // waiting for the predecessor (under PDL that overlaps its tail).
-  if (valid && a.prefetch) {
-    for (int64_t line = k_begin / 8 + lane; line * 8 < k_end; line += 32) {
-      prefetch_l2(reinterpret_cast<const char*>(a.w + r0 * a.k) + line * 128);
-      if (r1 >= 0) prefetch_l2(reinterpret_cast<const char*>(a.w + r1 * a.k) + line * 128);
-    }
-  }
   const uint4* w0 = reinterpret_cast<const uint4*>(a.w + r0 * a.k);
   const uint4* w1 = reinterpret_cast<const uint4*>(a.w + (r1 >= 0 ? r1 : r0) * a.k);
   uint4 wa[kUnroll], wb[kUnroll];
@@ -327,7 +318,6 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                g.positions,
                g.cos_sin,
                splits,
-               gemv_l2_prefetch(),
                gemv_cache_hint(),
                gemv_early_loads(g.w, g.n, g.k)};
   cudaError_t e = cudaErrorInvalidValue;

@@ -24,17 +24,10 @@ template <int kM, int kR, int kHint, class TOut>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx,
                 const __nv_bfloat16* __restrict__ w, const TOut* __restrict__ bias,
-                TOut* __restrict__ out, int64_t n, int64_t k, bool prefetch, bool early,
-                bool accumulate) {
+                TOut* __restrict__ out, int64_t n, int64_t k, bool early, bool accumulate) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
-  // The weights are never written by a kernel, so the warp starts pulling its rows into L2 before
-  // waiting for the predecessor: under PDL the fetch overlaps the previous kernel's tail.
-  if (prefetch && rows > 0) {
-    const char* bytes = reinterpret_cast<const char*>(w + row0 * k);
-    for (int64_t line = lane; line * 128 < k * 2 * rows; line += 32) prefetch_l2(bytes + line * 128);
-  }
   const int64_t kv = k / 8;  // 16-byte vectors per row
   const uint4* wr[kR];
 #pragma unroll
@@ -109,11 +102,6 @@ int env_int(const char* name, int fallback) {
 
 }  // namespace
 
-bool gemv_l2_prefetch() {
-  static const bool on = env_int("SABLE_GEMV_PREFETCH", 0) == 1;
-  return on;
-}
-
 bool gemv_cache_hint() {
   static const bool on = env_int("SABLE_GEMV_HINT", 1) == 1;
   return on;
@@ -135,8 +123,7 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
 #define SABLE_GEMV_CASE(M)                                                                         \
   case M:                                                                                          \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, gemv_l2_prefetch(), early,              \
-                               acc) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, early, acc) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE

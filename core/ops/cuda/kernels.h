@@ -70,11 +70,6 @@ bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void
                int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
                bool accumulate = false);
 
-// Whether the GEMV kernels prefetch their weight rows into L2 before waiting for the previous
-// kernel (default off since v6: on the H100 it cost 1.4 ms of a 7.5 ms 8B step; SABLE_GEMV_PREFETCH=1
-// turns it on for A/B runs).
-bool gemv_l2_prefetch();
-
 // Whether the GEMV kernels load weights with ld.global.nc.L1::no_allocate.L2::256B instead of
 // __ldg (default on since v6, bench/NOTES.md; SABLE_GEMV_HINT=0 turns it off for A/B runs).
 bool gemv_cache_hint();
