@@ -17,16 +17,11 @@
 // The attribute is on by default (every GPU suite passed with it on an H200, bench/NOTES.md
 // "v4"); SABLE_PDL=0 in the environment launches in plain stream order instead (the two device
 // calls above are then no-ops), for A/B measurements.
-// SABLE_CARVEOUT=N (0-100, A/B runs, bench/NOTES.md v7) sets every kernel launched here to prefer
-// N % of the unified L1/shared memory as shared memory, so that the decode GEMVs (no shared memory)
-// and the attention kernels (~210 KB a SM) stop asking the SM for different splits in turn.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdlib>
-#include <mutex>
-#include <unordered_set>
 #include <utility>
 
 namespace sable::cuda {
@@ -57,17 +52,6 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
     const char* v = std::getenv("SABLE_PDL");
     return v == nullptr || !(v[0] == '0' && v[1] == '\0');
   }();
-  static const int carveout = [] {
-    const char* v = std::getenv("SABLE_CARVEOUT");
-    return v == nullptr || v[0] == '\0' ? -1 : std::atoi(v);
-  }();
-  if (carveout >= 0) {  // once per kernel
-    static std::mutex mu;
-    static std::unordered_set<const void*> done;
-    const std::lock_guard<std::mutex> lock(mu);
-    if (done.insert(reinterpret_cast<const void*>(kernel)).second)
-      (void)cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, carveout);
-  }
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
