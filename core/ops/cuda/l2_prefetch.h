@@ -19,8 +19,9 @@
 // SABLE_L2_PREFETCH_TOKENS rows prefetches that many bytes of the next GEMM's weight beside itself
 // (0 or unset: off).
 //
-// Thread-safety: one instance per thread (l2_prefetch()); streams and events per op stream are
-// created on first use on the thread's current device and kept for the process.
+// Thread-safety: one instance per thread (l2_prefetch()); the side stream and events of an op
+// stream are created at the end of its first forward (outside any capture) on the thread's
+// current device and kept for the process.
 #pragma once
 
 #include <cuda_runtime.h>
