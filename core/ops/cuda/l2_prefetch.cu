@@ -81,6 +81,7 @@ struct L2Prefetch::Lane {
 struct L2Prefetch::State {
   PrefetchPlan plan;
   size_t max_tokens, lora_tokens;
+  bool evict_last = false;            // SABLE_L2_PREFETCH_LAST=1
   int64_t gemm_points = 0;            // GEMM points so far in this forward
   const void* last_gemm_w = nullptr;  // the last GEMM's weight (a composed op repeats it)
   std::unordered_map<cudaStream_t, std::unique_ptr<Lane>> lanes;
@@ -94,6 +95,7 @@ L2Prefetch::L2Prefetch() {
       new State(env_size("SABLE_L2_PREFETCH", 0) << 20, env_size("SABLE_L2_PREFETCH_TOKENS", 8),
                 env_size("SABLE_L2_PREFETCH_LORA_TOKENS", 256));
   state_->plan.set_budget(PrefetchPlan::kGemm, env_size("SABLE_L2_PREFETCH_NEXT", 0) << 20);
+  state_->evict_last = env_size("SABLE_L2_PREFETCH_LAST", 0) == 1;
 }
 
 void L2Prefetch::before_attention(cudaStream_t stream, const void* backend, int32_t layer,
@@ -131,7 +133,7 @@ void L2Prefetch::fork(cudaStream_t stream, int channel, const void* backend, int
     return;
   }
   l.forked = true;  // the side stream now follows `stream` (in a capture: joined it)
-  if (launch_l2_prefetch(data, bytes, n, l.side)) ++launches_;
+  if (launch_l2_prefetch(data, bytes, n, l.side, state_->evict_last)) ++launches_;
 }
 
 L2Prefetch::Lane* L2Prefetch::lane(cudaStream_t stream) {

@@ -17,7 +17,8 @@
 // larger batches' attention is bandwidth-bound itself); SABLE_L2_PREFETCH_LORA_TOKENS=N, the same
 // for LoRA calls (default 256); SABLE_L2_PREFETCH_NEXT=MB, every GEMM of at most
 // SABLE_L2_PREFETCH_TOKENS rows prefetches that many bytes of the next GEMM's weight beside itself
-// (0 or unset: off).
+// (0 or unset: off); SABLE_L2_PREFETCH_LAST=1, those prefetches with L2's evict-last priority (so
+// that an attention streaming long contexts through L2 does not evict them first).
 //
 // Thread-safety: one instance per thread (l2_prefetch()); the side stream and events of an op
 // stream are created at the end of its first forward (outside any capture) on the thread's
