@@ -14,6 +14,14 @@ mkdir -p "$models"
 ab_env() { [ "$1" = default ] || echo "${1//,/ }"; }
 AB_VARIANTS=${AB_VARIANTS:-"default SABLE_GEMV_HINT=1 SABLE_GEMV_ROWS=2,SABLE_GEMV_HINT=1 SABLE_FUSED_GEMV=1 SABLE_FUSED_GEMV=0 SABLE_PDL=0,SABLE_FLASH_DECODE_KERNEL=0,SABLE_FUSED_GEMV=0"}
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+ab_decode() {  # model bench-args...: sable_gpu_decode_bench under each AB_VARIANTS word
+  local m=$1
+  shift
+  for v in $AB_VARIANTS; do
+    echo "variant: $v"
+    env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/$m" "$@"
+  done | tee -a "$out/decode.txt"
+}
 make_model() {  # name config tokenizer: random weights at real shapes + the family's tokenizer
   [ -f "$models/$1/config.json" ] && [ -f "$models/$1/tokenizer.json" ] && return 0
   local t0=$SECONDS tok=/work/main/tests/golden/tokenizers/$3
@@ -90,34 +98,19 @@ for w in $which; do
       offline llama1b --num-prompts ${OFFLINE_N:-1000} --input-len 1024 --output-len 256 --impl transformers ;;
     ab05)  # batch-1 decode A/B: defaults, every projection fused, none fused (v4), all fast paths off (v3)
       make_model qwen05 qwen2.5-0.5b qwen3
-      for v in $AB_VARIANTS; do
-        echo "variant: $v"
-        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/qwen05" 1 128 256 1
-      done | tee -a "$out/decode.txt" ;;
+      ab_decode qwen05 1 128 256 1 ;;
     ab8b_long)  # long-context decode A/B: 64 x 4096, the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
-      for v in $AB_VARIANTS; do
-        echo "variant: $v"
-        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 4096 64 1
-      done | tee -a "$out/decode.txt" ;;
+      ab_decode llama8b 64 4096 64 1 ;;
     ab8b_8long)  # 8B decode A/B at 8 x 4096 (small batch, bandwidth-bound attention)
       make_model llama8b llama-3.1-8b llama3
-      for v in $AB_VARIANTS; do
-        echo "variant: $v"
-        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 8 4096 64 1
-      done | tee -a "$out/decode.txt" ;;
+      ab_decode llama8b 8 4096 64 1 ;;
     ab8b_1)  # 8B batch-1 decode A/B: the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
-      for v in $AB_VARIANTS; do
-        echo "variant: $v"
-        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama8b" 1 128 256 1
-      done | tee -a "$out/decode.txt" ;;
+      ab_decode llama8b 1 128 256 1 ;;
     ab1b)  # Llama-3.2-1B shape, batch 1, the same A/B
       make_model llama1b llama-3.2-1b llama3
-      for v in $AB_VARIANTS; do
-        echo "variant: $v"
-        env $(ab_env "$v") "$bin/sable_gpu_decode_bench" "$models/llama1b" 1 128 256 1
-      done | tee -a "$out/decode.txt" ;;
+      ab_decode llama1b 1 128 256 1 ;;
     ncu8b)  # per-kernel device time of 8B batch-1 decode steps (eager): GB/s of each projection
       make_model llama8b llama-3.1-8b llama3
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

@@ -8,11 +8,6 @@
 
 namespace sable::ops::cuda {
 
-// Pulls the 128-byte line at p toward L2 (no register, no wait).
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
-}
-
 // Weight loads. kHint 0: through the read-only cache (__ldg). kHint 1: no L1 allocation (each
 // weight byte is read once) and a 256-byte L2 fetch per miss, so a warp's 512-byte sweep of a row
 // costs two DRAM requests instead of four.

@@ -4,10 +4,10 @@
 //
 // A CTA is kHeads warpgroups, one q head each, of one GQA group: they share every K/V tile (one
 // gather and one shared-memory copy for kHeads heads). A group kHeads does not divide (Qwen2.5's 7)
-// ends on a CTA with spare warpgroups (SABLE_PREFILL_WGMMA_PARTIAL=0: 1-head CTAs instead)
-// (wgmma_heads_for_group weighs them). In a warpgroup, warp
-// w owns query rows 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and
-// the output write are the same code. Per KV tile and warpgroup:
+// ends on a CTA with spare warpgroups, which wgmma_heads_for_group weighs against smaller CTAs
+// (SABLE_PREFILL_WGMMA_PARTIAL=0: only sizes that divide the group). In a warpgroup, warp w owns
+// query rows 16w..16w+15, as in the mma.sync kernel, so the masking, the online softmax and the
+// output write are the same code. Per KV tile and warpgroup:
 //   S [64 x 64] = Q·Kᵀ   wgmma m64n64k16 x D/16, Q and K from shared memory (K-major)
 //   O [64 x D] += P·V    wgmma m64nDk16 x 4, P from registers (the softmax's accumulators packed
 //                        to bf16), V from shared memory (MN-major, imm-trans-b)
