@@ -6,11 +6,14 @@
 // Then one lora_stacked call captured in a CUDA graph is replayed with other adapters, ranks, row
 // layouts and a pool that did not exist at capture: the step block is all the graph reads. Last,
 // the shrink forked beside the base projection's GEMM (lora_fork.h), eager and captured, and not
-// forked when another op ran between the GEMM and the LoRA call.
+// forked when another op ran between the GEMM and the LoRA call; and the expand forked with it
+// (SABLE_LORA_EXPAND=side), which must give the same bits.
 // Part of cuda_ops_test (skipped without a GPU).
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "core/ops/arena.h"
@@ -180,6 +183,8 @@ class CudaLoraOps : public ::testing::Test {
         for (int64_t e = 0; e < width; ++e)
           ASSERT_EQ(got[t * width + e], out.host[t * width + e]) << "row " << t << " has no adapter";
   }
+
+  void forked_beside_gemm(std::vector<std::vector<float>>* outputs);
 
   void launch(const Buf& x, int64_t k, Buf& out, int64_t width, int32_t first,
               const std::vector<int64_t>& n) {
@@ -352,8 +357,10 @@ TEST_F(CudaLoraOps, CapturedGraphReplaysOtherAdapters) {
 
 // The decoder's order: the base GEMM of x, then the LoRA call on its output. The shrink then runs
 // on a side stream forked where x was ready (eager: events; captured: a graph branch), and the
-// expand must still see both the GEMM's output and the shrink's sums.
-TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
+// expand must still see both the GEMM's output and the shrink's sums. Each stage's outputs are
+// appended to `outputs` (to compare the expand's two forms bit for bit).
+void CudaLoraOps::forked_beside_gemm(std::vector<std::vector<float>>* outputs) {
+  rng_.seed(17);
   init(/*slots=*/3, /*r_stride=*/16, /*rows=*/24, SABLE_DTYPE_BF16);
   for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP}) {
     slot_rank_[0 * kC + m] = 16;
@@ -403,7 +410,8 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
     forward(between);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
     EXPECT_EQ(fork.forks() - forks, fork_on && !between ? 1 : 0) << "other op between: " << between;
-    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "eager, other op between: " << between;
+    outputs->push_back(out.fetch());
+    EXPECT_LT(rel_l2(outputs->back(), want), 1e-2) << "eager, other op between: " << between;
   }
   // Captured, then replayed twice (the second replay reads the first's output as its base: the
   // GEMM overwrites it, so both must give the same answer).
@@ -420,7 +428,8 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
     out.sync();
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "replay " << replay;
+    outputs->push_back(out.fetch());
+    EXPECT_LT(rel_l2(outputs->back(), want), 1e-2) << "replay " << replay;
   }
   cudaGraphExecDestroy(exec);
   // A GEMM recorded eagerly, then a capture whose first op is the LoRA call: the eager point is
@@ -442,10 +451,32 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
     ASSERT_EQ(ops::cuda_ops()->gemm(&ctx_, &xt, &wt, nullptr, &ot), SABLE_OK);
     ASSERT_EQ(cudaGraphLaunch(e2, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-    EXPECT_LT(rel_l2(out.fetch(), want), 1e-2) << "captured after an eager GEMM";
+    outputs->push_back(out.fetch());
+    EXPECT_LT(rel_l2(outputs->back(), want), 1e-2) << "captured after an eager GEMM";
     cudaGraphExecDestroy(e2);
   }
   cudaStreamDestroy(stream);
+}
+
+TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
+  std::vector<std::vector<float>> outputs;
+  forked_beside_gemm(&outputs);
+}
+
+// SABLE_LORA_EXPAND=side (read per thread): the expand forked with the shrink writes fp32 deltas
+// and a kernel after the join adds them, so every stage must end with the same bits as the
+// expand run after the GEMM.
+TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
+  std::vector<std::vector<float>> plain, beside;
+  forked_beside_gemm(&plain);
+  if (HasFatalFailure()) return;
+  setenv("SABLE_LORA_EXPAND", "side", 1);
+  std::thread([&] { forked_beside_gemm(&beside); }).join();
+  unsetenv("SABLE_LORA_EXPAND");
+  ASSERT_EQ(plain.size(), beside.size());
+  for (size_t i = 0; i < plain.size(); ++i)
+    for (size_t e = 0; e < plain[i].size(); ++e)
+      ASSERT_EQ(plain[i][e], beside[i][e]) << "stage " << i << " element " << e;
 }
 
 }  // namespace

@@ -198,6 +198,10 @@ struct LoraLaunch {
   int32_t layer = 0, rank_stride = 0;  // rank_stride: a multiple of kLoraRankAlign
   int64_t max_tiles = 0;
   LoraDeviceView view;
+  // lora_expand_to_delta / lora_apply_delta: the rows of x and the outs, and fp32 deltas laid out
+  // [rows, n[0]] then [rows, n[1]] ... (lora_delta_floats(l) floats).
+  int64_t rows = 0;
+  float* delta = nullptr;
 };
 size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // The two halves (lora_fork.h may run the shrink on a side stream): the shrink (two launches: the
@@ -205,5 +209,12 @@ size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // the outs and must be ordered after the shrink.
 bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
+// The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp,
+// SABLE_LORA_EXPAND=side): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no read
+// of the outs), lora_apply_delta adds them into the outs with lora_expand's one rounding, so the
+// outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched.
+size_t lora_delta_floats(const LoraLaunch& l);
+bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
+bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
 
 }  // namespace sable::ops::cuda

@@ -13,7 +13,8 @@
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
 //   past the slot's rank; the next tile's issued before this tile's math) and adds the dot
 //   products into the tile's rows of out (fp32 accumulation, one rounding), the next tile's old
-//   outputs loaded before this one's stores.
+//   outputs loaded before this one's stores. Its delta form writes the sums to an fp32 buffer, and
+//   apply_delta adds that buffer into out later (the expand beside the base GEMM, lora_ops.cpp).
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
 // step with adapters is captured once and replayed with other adapters. Both kernels launch with
@@ -152,6 +153,13 @@ __device__ __forceinline__ TileRef tile_ref(const LoraLaunch& l, const void* con
   return r;
 }
 
+// Where module mi's [rows, n[mi]] block of fp32 deltas starts in l.delta.
+__host__ __device__ __forceinline__ int64_t delta_offset(const LoraLaunch& l, int mi) {
+  int64_t off = 0;
+  for (int i = 0; i < mi; ++i) off += l.rows * l.n[i];
+  return off;
+}
+
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     shrink_kernel(LoraLaunch l, Plan p, float* __restrict__ tmp) {
@@ -264,7 +272,9 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
   }
 }
 
-template <class T>
+// kDelta: the sums go to l.delta (module mi's [rows, n] block) instead of into the outs, and the
+// old outputs are not read (lora_expand_to_delta).
+template <class T, bool kDelta>
 __global__ void __launch_bounds__(kExpandThreads, 3)
     expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
   extern __shared__ float4 s4[];  // [p.group_tiles][kTileRows][rank_stride] floats: the sums
@@ -304,12 +314,15 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
   if (mine == 0) return;  // block-uniform
   T* out = static_cast<T*>(l.out[mi]);
   const int64_t ldo = l.ldo[mi];
+  float* delta = kDelta ? l.delta + delta_offset(l, mi) : nullptr;
   // The first tile's old outputs are in flight while the partial sums are gathered.
   float old[kTileRows];
   auto load_old = [&](const LoraTile& tile) {
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t)
-      old[t] = col && t < tile.rows ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c]) : 0.0f;
+      old[t] = !kDelta && col && t < tile.rows
+                   ? to_f32(out[static_cast<int64_t>(tile.row[t]) * ldo + c])
+                   : 0.0f;
   };
   load_old(tiles[g]);
   // The reduce left each tile's sums in split 0's slice, zero where they must not count.
@@ -373,8 +386,46 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
 #pragma unroll
     for (int t = 0; t < kTileRows; ++t) {
       if (t >= rows) break;
-      out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(cur[t] + acc[t]);
+      if constexpr (kDelta)
+        delta[static_cast<int64_t>(tile.row[t]) * l.n[mi] + c] = acc[t];
+      else
+        out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(cur[t] + acc[t]);
     }
+  }
+}
+
+// out += delta over the same (column block, tile group) grid as the expand: each thread its
+// column of its tiles' rows, one rounding of old + sum as in expand_kernel.
+template <class T>
+__global__ void __launch_bounds__(kExpandThreads) apply_delta_kernel(LoraLaunch l, Plan p) {
+  int mi = 0;
+  while (mi + 1 < l.count && static_cast<int>(blockIdx.x) >= p.col_block[mi + 1]) ++mi;
+  const int64_t c =
+      static_cast<int64_t>(static_cast<int>(blockIdx.x) - p.col_block[mi]) * kExpandThreads +
+      threadIdx.x;
+  const int g = static_cast<int>(blockIdx.y), G = static_cast<int>(gridDim.y);
+  const int num_tiles = *l.view.num_tiles;
+  const bool pool = l.view.b[l.layer * kModules + l.module[mi]] != nullptr;
+  const int mine = !pool || num_tiles <= g ? 0 : min((num_tiles - g + G - 1) / G, p.group_tiles);
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  if (mine == 0 || c >= l.n[mi]) return;
+  T* out = static_cast<T*>(l.out[mi]);
+  const int64_t ldo = l.ldo[mi];
+  const float* delta = l.delta + delta_offset(l, mi);
+  for (int i = 0; i < mine; ++i) {
+    const LoraTile& tile = l.view.tiles[g + i * G];
+    float old[kTileRows], d[kTileRows];
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t) {
+      const int64_t row = t < tile.rows ? tile.row[t] : 0;
+      old[t] = t < tile.rows ? to_f32(out[row * ldo + c]) : 0.0f;
+      d[t] = t < tile.rows ? delta[row * l.n[mi] + c] : 0.0f;
+    }
+#pragma unroll
+    for (int t = 0; t < kTileRows; ++t)
+      if (t < tile.rows)
+        out[static_cast<int64_t>(tile.row[t]) * ldo + c] = from_f32<T>(old[t] + d[t]);
   }
 }
 
@@ -425,14 +476,42 @@ bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* strea
   });
 }
 
-bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
+namespace {
+template <bool kDelta>
+bool launch_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
   return with_plan(l, dtype, [&](auto tag, const Plan& p) {
     using T = decltype(tag);
     const dim3 grid(static_cast<unsigned>(p.col_block[l.count]), static_cast<unsigned>(p.tile_groups));
     const size_t smem =
         static_cast<size_t>(p.group_tiles) * kTileRows * l.rank_stride * sizeof(float);
-    return sable::cuda::launch(expand_kernel<T>, grid, kExpandThreads, smem, as_stream(stream), l,
-                               p, scratch) == cudaSuccess;
+    return sable::cuda::launch(expand_kernel<T, kDelta>, grid, kExpandThreads, smem,
+                               as_stream(stream), l, p, scratch) == cudaSuccess;
+  });
+}
+}  // namespace
+
+bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
+  return launch_expand<false>(l, dtype, scratch, stream);
+}
+
+size_t lora_delta_floats(const LoraLaunch& l) {
+  if (!valid(l) || l.rows <= 0) return 0;
+  return static_cast<size_t>(delta_offset(l, l.count));
+}
+
+bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
+  if (l.delta == nullptr || l.rows <= 0) return false;
+  return launch_expand<true>(l, dtype, scratch, stream);
+}
+
+bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream) {
+  if (l.delta == nullptr || l.rows <= 0) return false;
+  return with_plan(l, dtype, [&](auto tag, const Plan& p) {
+    using T = decltype(tag);
+    const dim3 grid(static_cast<unsigned>(p.col_block[l.count]),
+                    static_cast<unsigned>(p.tile_groups));
+    return sable::cuda::launch(apply_delta_kernel<T>, grid, kExpandThreads, 0, as_stream(stream), l,
+                               p) == cudaSuccess;
   });
 }
 

@@ -1,6 +1,7 @@
 // The CUDA ops' LoRA calls (SableOps lora / lora_stacked): the per-module deltas of a batch's
 // adapters, launched as a shrink (forked beside the base GEMM, lora_fork.h) and an expand
-// (lora_kernels.cu), with the L2 prefetch of the next weights beside the expand (l2_prefetch.h).
+// (lora_kernels.cu; with SABLE_LORA_EXPAND=side forked too, its deltas added after the join), with
+// the L2 prefetch of the next weights beside the expand (l2_prefetch.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -42,6 +43,18 @@ LoraProbe lora_probe() {
   return probe;
 }
 
+// SABLE_LORA_EXPAND=side (A/B, per thread): where the shrink is forked beside the base GEMM, the
+// expand goes with it and writes fp32 deltas, and only their addition into the GEMM's output
+// (lora_apply_delta, a read-add-write of the outs) waits for both. The expand's B reads and math
+// leave the critical path; the outs end with the same bits.
+bool expand_beside() {
+  thread_local const bool on = [] {
+    const char* v = std::getenv("SABLE_LORA_EXPAND");
+    return v != nullptr && std::string(v) == "side";
+  }();
+  return on;
+}
+
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
                  const SableTensor* x, SableTensor* outs) {
   require(ctx != nullptr, "context is null");
@@ -69,6 +82,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
   l.rank_stride = lb->max_rank;
   l.max_tiles = lora_max_tiles(t, lb->num_slots);
   l.view = lb->device;
+  l.rows = t;
   bool any_pool = false;
   for (int32_t i = 0; i < count; ++i) {
     const auto& ot = tensor(&outs[i], "out");
@@ -125,12 +139,23 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
+    const bool beside = side != nullptr && expand_beside() && !(skip && probe.no_expand);
+    if (beside) {
+      const size_t delta_floats = std::max<size_t>(k::lora_delta_floats(l), 1);
+      l.delta = static_cast<float*>(ctx->arena->allocate(delta_floats * 4, 256));
+      require(l.delta != nullptr, "scratch arena cannot hold the LoRA deltas ({} floats)",
+              delta_floats);
+      require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
+              "lora expand (deltas): the launch failed");
+    }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
     // The next projections' weights into L2 beside the (latency-bound) expand (l2_prefetch.h).
     if (ctx->attention != nullptr)
       k::l2_prefetch().before_lora(stream, ctx->attention, layer, first, t);
-    if (!(skip && probe.no_expand))
+    if (beside)
+      require(k::lora_apply_delta(l, lb->dtype, stream), "lora expand (apply): the launch failed");
+    else if (!(skip && probe.no_expand))
       require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");
   }
   ctx->arena->release(mark);
