@@ -7,7 +7,8 @@
 // layouts and a pool that did not exist at capture: the step block is all the graph reads. Last,
 // the shrink forked beside the base projection's GEMM (lora_fork.h), eager and captured, and not
 // forked when another op ran between the GEMM and the LoRA call; and the expand forked with it
-// (SABLE_LORA_EXPAND=side), which must give the same bits.
+// (SABLE_LORA_EXPAND=side), which must give the same bits; and its delta left to the rms_norm or
+// act_mul after it (SABLE_LORA_EXPAND=fused), the same bits again.
 // Part of cuda_ops_test (skipped without a GPU).
 #include <cmath>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/cuda/lora_fork.h"
+#include "core/ops/cuda/lora_pending.h"
 #include "core/ops/lora_step_block.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -185,6 +187,7 @@ class CudaLoraOps : public ::testing::Test {
   }
 
   void forked_beside_gemm(std::vector<std::vector<float>>* outputs);
+  void consumers(std::vector<std::vector<float>>* outputs, bool fused);
 
   void launch(const Buf& x, int64_t k, Buf& out, int64_t width, int32_t first,
               const std::vector<int64_t>& n) {
@@ -477,6 +480,90 @@ TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
   for (size_t i = 0; i < plain.size(); ++i)
     for (size_t e = 0; e < plain[i].size(); ++e)
       ASSERT_EQ(plain[i][e], beside[i][e]) << "stage " << i << " element " << e;
+}
+
+// The decoder's consumers after a LoRA call: gate|up's output into act_mul, o's into the
+// rms_norm that adds it to the residual, and o's again into another op (a copy). With
+// SABLE_LORA_EXPAND=fused (read per thread) the first two add the pending delta in their own
+// kernels and the copy finds it added first; every output must have the default path's bits.
+void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused) {
+  rng_.seed(23);
+  init(/*slots=*/3, /*r_stride=*/16, /*rows=*/24, SABLE_DTYPE_BF16);
+  for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP, SABLE_LORA_O}) {
+    slot_rank_[0 * kC + m] = 16;
+    slot_rank_[2 * kC + m] = m == SABLE_LORA_UP ? 0 : 5;
+  }
+  const int64_t k = 512, inter = 384;
+  make_pool(kLayer, SABLE_LORA_GATE, k, inter);
+  make_pool(kLayer, SABLE_LORA_UP, k, inter);
+  make_pool(kLayer, SABLE_LORA_O, k, k);
+  Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf w_gu = random(static_cast<size_t>(2 * inter * k), 1.0f / std::sqrt(float(k)));
+  Buf w_o = random(static_cast<size_t>(k * k), 1.0f / std::sqrt(float(k)));
+  Buf norm_w = random(static_cast<size_t>(k), 1.0f);
+  Buf residual = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf gu = random(static_cast<size_t>(rows_ * 2 * inter), 1.0f);
+  Buf act = random(static_cast<size_t>(rows_ * inter), 1.0f);
+  Buf proj = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf h = random(static_cast<size_t>(rows_ * k), 1.0f);
+  std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
+  for (int32_t t = 0; t < rows_; ++t) row_slot[static_cast<size_t>(t)] = t % 4 == 3 ? -1 : t % 3;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ctx_.stream = stream;
+  auto t2 = [&](Buf& b, int64_t cols) { return cuda_tensor(b.dev.get(), dtype_, {rows_, cols}); };
+  SableTensor xt = t2(x, k), gut = t2(gu, 2 * inter), actt = t2(act, inter), pt = t2(proj, k);
+  SableTensor ht = t2(h, k), rt = t2(residual, k);
+  SableTensor wgu = cuda_tensor(w_gu.dev.get(), dtype_, {2 * inter, k});
+  SableTensor wo = cuda_tensor(w_o.dev.get(), dtype_, {k, k});
+  SableTensor nw = cuda_tensor(norm_w.dev.get(), dtype_, {k});
+  ops::LoraBatch lb = batch(row_slot);
+  ops::cuda::LoraPendingScope scope;
+  auto pending = [] {
+    const ops::cuda::LoraPendingDelta* p = ops::cuda::lora_pending();
+    return p != nullptr && p->active;
+  };
+  const SableOps* o = ops::cuda_ops();
+  ctx_.lora = &lb;
+  ASSERT_EQ(o->gemm(&ctx_, &xt, &wgu, nullptr, &gut), SABLE_OK);
+  SableTensor parts[] = {cpp::narrow(gut, 1, 0, inter), cpp::narrow(gut, 1, inter, inter)};
+  ASSERT_EQ(o->lora_stacked(&ctx_, kLayer, SABLE_LORA_GATE, 2, &xt, parts), SABLE_OK);
+  EXPECT_EQ(pending(), fused) << "gate|up";
+  ASSERT_EQ(o->act_mul(&ctx_, SABLE_ACT_SILU, &gut, &actt), SABLE_OK);
+  EXPECT_FALSE(pending());
+  ASSERT_EQ(o->gemm(&ctx_, &xt, &wo, nullptr, &pt), SABLE_OK);
+  ASSERT_EQ(o->lora(&ctx_, kLayer, SABLE_LORA_O, &xt, &pt), SABLE_OK);
+  EXPECT_EQ(pending(), fused) << "o";
+  ASSERT_EQ(o->rms_norm(&ctx_, &pt, &rt, &nw, 1e-5f, 0.0f, &ht), SABLE_OK);
+  EXPECT_FALSE(pending());
+  for (Buf* b : {&gu, &act, &proj, &residual, &h}) {
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    outputs->push_back(b->fetch());
+  }
+  // o's delta followed by another op: it lands before the copy reads proj.
+  ASSERT_EQ(o->gemm(&ctx_, &xt, &wo, nullptr, &pt), SABLE_OK);
+  ASSERT_EQ(o->lora(&ctx_, kLayer, SABLE_LORA_O, &xt, &pt), SABLE_OK);
+  ASSERT_EQ(o->copy(&ctx_, &pt, &ht), SABLE_OK);
+  EXPECT_FALSE(pending());
+  ctx_.lora = nullptr;
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  outputs->push_back(h.fetch());
+  cudaStreamDestroy(stream);
+}
+
+TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
+  if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
+  std::vector<std::vector<float>> plain, fused;
+  consumers(&plain, false);
+  if (HasFatalFailure()) return;
+  setenv("SABLE_LORA_EXPAND", "fused", 1);
+  std::thread([&] { consumers(&fused, true); }).join();
+  unsetenv("SABLE_LORA_EXPAND");
+  ASSERT_EQ(plain.size(), fused.size());
+  const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
+  for (size_t i = 0; i < plain.size(); ++i)
+    for (size_t e = 0; e < plain[i].size(); ++e)
+      ASSERT_EQ(plain[i][e], fused[i][e]) << names[i] << " element " << e;
 }
 
 }  // namespace

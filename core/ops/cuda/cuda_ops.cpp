@@ -16,6 +16,7 @@
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/cuda/lora_fork.h"
+#include "core/ops/cuda/lora_pending.h"
 #include "core/ops/cuda/op_support.h"
 #include "core/ops/gemm_fused.h"
 #include "sable/cpp/tensor.h"
@@ -153,6 +154,19 @@ SableStatus op_rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor*
     } else {
       stride = row_stride(a, "x");
     }
+    // The pending LoRA delta of the projection this norm adds to the residual goes into the
+    // norm's own kernel (lora_pending.h); any other lands first.
+    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
+      const k::LoraLaunch& l = p->launch;
+      const bool mine = l.count == 1 && l.out[0] == a.data && r != nullptr && inner == 1 &&
+                        stride == h && l.ldo[0] == h && l.n[0] == h && l.rows == rows &&
+                        p->stream == static_cast<cudaStream_t>(ctx->stream) && p->dtype == a.dtype;
+      p->active = false;
+      if (mine && k::rms_norm_delta(a.data, l.delta, r, w.data, a.dtype, rows, h, eps, offset,
+                                    o.data, ctx->stream))
+        return;
+      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
+    }
     require(k::rms_norm(a.data, stride, inner, inner_stride, r, w.data, a.dtype, rows, h, eps,
                         offset, o.data, ctx->stream),
             "unsupported dtype");
@@ -223,6 +237,20 @@ SableStatus op_act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, 
     contiguous(o, "out");
     const int64_t inter = last(o), t = rows_of(o);
     require(last(a) == 2 * inter && rows_of(a) == t && a.dtype == o.dtype, "x must be [T, 2I]");
+    // gate|up's pending LoRA delta goes into this kernel (lora_pending.h); any other lands first.
+    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
+      const k::LoraLaunch& l = p->launch;
+      const auto* base = static_cast<const char*>(a.data);
+      const int64_t es = sable_dtype_size(a.dtype);
+      const bool mine = l.count == 2 && l.out[0] == a.data && l.out[1] == base + inter * es &&
+                        l.n[0] == inter && l.n[1] == inter && l.ldo[0] == 2 * inter &&
+                        l.ldo[1] == 2 * inter && l.rows == t && p->dtype == a.dtype &&
+                        p->stream == static_cast<cudaStream_t>(ctx->stream);
+      p->active = false;
+      if (mine && k::act_mul_delta(act, a.data, l.delta, a.dtype, t, inter, o.data, ctx->stream))
+        return;
+      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
+    }
     require(k::act_mul(act, a.data, a.dtype, t, inter, o.data, ctx->stream), "unsupported dtype");
   });
 }

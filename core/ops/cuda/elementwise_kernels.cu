@@ -39,9 +39,12 @@ __global__ void act_mul_kernel(int act, const T* __restrict__ x, int64_t tokens,
   }
 }
 
-template <class T>
-__global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tokens,
-                                   int64_t inter, T* __restrict__ out) {
+// kDelta: gate and up are first made bf16(gate + dg) and bf16(up + du), dg and du fp32 [tokens,
+// inter] blocks of delta (a LoRA expand's sums, gate's then up's), and written back to x, as
+// lora_apply_delta leaves them.
+template <class T, bool kDelta>
+__global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tokens, int64_t inter,
+                                   T* __restrict__ out, const float* __restrict__ delta) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   using V = Vec<T>;
@@ -51,7 +54,24 @@ __global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tok
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / nv_row, j = i - t * nv_row;
     const V* row = reinterpret_cast<const V*>(x + t * 2 * inter);
-    const V g = row[j], u = row[nv_row + j];
+    V g = row[j], u = row[nv_row + j];
+    if constexpr (kDelta) {
+      auto add = [](V& v, const float* d) {
+#pragma unroll
+        for (int e = 0; e < kN; e += 4) {
+          const float4 dv = *reinterpret_cast<const float4*>(d + e);
+          v.v[e] = from_f32<T>(to_f32(v.v[e]) + dv.x);
+          v.v[e + 1] = from_f32<T>(to_f32(v.v[e + 1]) + dv.y);
+          v.v[e + 2] = from_f32<T>(to_f32(v.v[e + 2]) + dv.z);
+          v.v[e + 3] = from_f32<T>(to_f32(v.v[e + 3]) + dv.w);
+        }
+      };
+      add(g, delta + i * kN);
+      add(u, delta + tokens * inter + i * kN);
+      V* w = const_cast<V*>(row);
+      w[j] = g;
+      w[nv_row + j] = u;
+    }
     V o;
 #pragma unroll
     for (int e = 0; e < kN; ++e) {
@@ -170,9 +190,9 @@ bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t 
     constexpr int kN = Vec<T>::kN;
     if (inter % kN == 0 && aligned16(x) && aligned16(out)) {
       const int64_t n = tokens * inter / kN;
-      err = sable::cuda::launch(act_mul_vec_kernel<T>, grid_for(n, kThreads), kThreads, 0,
-                                as_stream(stream), act, static_cast<const T*>(x),
-                                tokens, inter, static_cast<T*>(out));
+      err = sable::cuda::launch(act_mul_vec_kernel<T, false>, grid_for(n, kThreads), kThreads, 0,
+                                as_stream(stream), act, static_cast<const T*>(x), tokens, inter,
+                                static_cast<T*>(out), static_cast<const float*>(nullptr));
     } else {
       err = sable::cuda::launch(act_mul_kernel<T>, grid_for(tokens * inter, kThreads), kThreads, 0,
                                 as_stream(stream), act, static_cast<const T*>(x),
@@ -180,6 +200,23 @@ bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t 
     }
   });
   return ok && err == cudaSuccess;
+}
+
+bool act_mul_delta(int32_t act, void* x, const float* delta, int32_t dtype, int64_t tokens,
+                   int64_t inter, void* out, void* stream) {
+  cudaError_t err = cudaErrorInvalidValue;
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    constexpr int kN = Vec<T>::kN;
+    if constexpr (kN % 4 == 0) {
+      if (inter % kN != 0 || !aligned16(x) || !aligned16(out) || !aligned16(delta)) return;
+      const int64_t n = tokens * inter / kN;
+      err = sable::cuda::launch(act_mul_vec_kernel<T, true>, grid_for(n, kThreads), kThreads, 0,
+                                as_stream(stream), act, static_cast<const T*>(x), tokens, inter,
+                                static_cast<T*>(out), delta);
+    }
+  });
+  return err == cudaSuccess;
 }
 
 bool activation(int32_t act, const void* x, int32_t dtype, int64_t n, void* out, void* stream) {

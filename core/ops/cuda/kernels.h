@@ -32,6 +32,12 @@ bool gather_rows(const void* x, int32_t dtype, int64_t x_stride, const int32_t* 
 bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stride, void* residual,
               const void* weight, int32_t dtype, int64_t rows, int64_t hidden, float eps,
               float weight_offset, void* out, void* stream);
+// rms_norm of contiguous rows x [rows, H] (row stride H) plus a LoRA delta (fp32 [rows, H]): x is
+// first made bf16(x + delta) and written back, as lora_apply_delta leaves it; then as rms_norm,
+// bit for bit. False (nothing launched) for shapes the 16-byte kernel does not take, or f32.
+bool rms_norm_delta(void* x, const float* delta, void* residual, const void* weight, int32_t dtype,
+                    int64_t rows, int64_t hidden, float eps, float weight_offset, void* out,
+                    void* stream);
 
 // LayerNorm with optional weight/bias and the same residual convention.
 bool layer_norm(const void* x, int64_t x_stride, void* residual, const void* weight,
@@ -47,6 +53,11 @@ bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride,
 // Gated activation: x [T, 2I] = [gate | up] -> out [T, I] = act(gate) * up.
 bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t inter, void* out,
              void* stream);
+// act_mul plus a LoRA delta of gate|up (fp32 [T, I] for gate, then [T, I] for up): gate and up are
+// first made bf16(v + delta) and written back to x, as lora_apply_delta leaves them. False
+// (nothing launched) for shapes the 16-byte kernel does not take.
+bool act_mul_delta(int32_t act, void* x, const float* delta, int32_t dtype, int64_t tokens,
+                   int64_t inter, void* out, void* stream);
 // out = act(x), n elements.
 bool activation(int32_t act, const void* x, int32_t dtype, int64_t n, void* out, void* stream);
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/ops/cuda/l2_prefetch.h"
+#include "core/ops/cuda/lora_pending.h"
 #include "core/ops/cuda/op_support.h"
 #include "core/ops/lora_batch.h"
 #include "core/ops/lora_step_block.h"
@@ -43,14 +44,16 @@ LoraProbe lora_probe() {
   return probe;
 }
 
-// SABLE_LORA_EXPAND=side (A/B, per thread): where the shrink is forked beside the base GEMM, the
-// expand goes with it and writes fp32 deltas, and only their addition into the GEMM's output
-// (lora_apply_delta, a read-add-write of the outs) waits for both. The expand's B reads and math
-// leave the critical path; the outs end with the same bits.
+// SABLE_LORA_EXPAND=side or fused (A/B, per thread): where the shrink is forked beside the base
+// GEMM, the expand goes with it and writes fp32 deltas, and only their addition into the GEMM's
+// output (lora_apply_delta, a read-add-write of the outs) waits for both. The expand's B reads and
+// math leave the critical path; the outs end with the same bits. `fused` also leaves o's, down's
+// and gate|up's addition to the op that reads them next (lora_pending.h).
 bool expand_beside() {
   thread_local const bool on = [] {
     const char* v = std::getenv("SABLE_LORA_EXPAND");
-    return v != nullptr && std::string(v) == "side";
+    const std::string mode = v != nullptr ? v : "";
+    return mode == "side" || mode == "fused";
   }();
   return on;
 }
@@ -140,11 +143,18 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
     const bool beside = side != nullptr && expand_beside() && !(skip && probe.no_expand);
+    // The consumer adds every row's delta, so the buffer is zeroed first (rows without an adapter
+    // are in no tile); the separate add touches only the tiles' rows.
+    k::LoraPendingDelta* pending =
+        beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
     if (beside) {
       const size_t delta_floats = std::max<size_t>(k::lora_delta_floats(l), 1);
       l.delta = static_cast<float*>(ctx->arena->allocate(delta_floats * 4, 256));
       require(l.delta != nullptr, "scratch arena cannot hold the LoRA deltas ({} floats)",
               delta_floats);
+      if (pending != nullptr)
+        require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
+                "zeroing the LoRA deltas failed");
       require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
               "lora expand (deltas): the launch failed");
     }
@@ -153,7 +163,9 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // The next projections' weights into L2 beside the (latency-bound) expand (l2_prefetch.h).
     if (ctx->attention != nullptr)
       k::l2_prefetch().before_lora(stream, ctx->attention, layer, first, t);
-    if (beside)
+    if (pending != nullptr)  // the next op adds it (lora_pending.h); run_op flushed any older one
+      *pending = {true, l, lb->dtype, stream};
+    else if (beside)
       require(k::lora_apply_delta(l, lb->dtype, stream), "lora expand (apply): the launch failed");
     else if (!(skip && probe.no_expand))
       require(k::lora_expand(l, lb->dtype, scratch, stream), "lora expand: the launch failed");

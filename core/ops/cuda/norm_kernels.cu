@@ -50,11 +50,15 @@ __global__ void rms_norm_kernel(const T* __restrict__ x, int64_t x_stride, int64
   }
 }
 
-// Vectorised variant: hidden % 8 == 0 and 16-byte aligned rows (bf16/f16).
-template <class T>
+// Vectorised variant: hidden % 8 == 0 and 16-byte aligned rows (bf16/f16). kDelta: x's rows are
+// first made bf16(x + delta) (fp32 delta [rows, hidden], a LoRA expand's sums) and written back,
+// as lora_apply_delta leaves them (rows of x are then plain: inner 1).
+template <class T, bool kDelta>
 __global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride, int64_t inner,
-                                    int64_t inner_stride, T* __restrict__ residual, const T* __restrict__ w,
-                                    int64_t hidden, float eps, float offset, T* __restrict__ out) {
+                                    int64_t inner_stride, T* __restrict__ residual,
+                                    const T* __restrict__ w, int64_t hidden, float eps,
+                                    float offset, T* __restrict__ out,
+                                    const float* __restrict__ delta) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   using V = Vec<T>;
@@ -69,6 +73,18 @@ __global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride, i
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < nv; i += blockDim.x) {
     V a = xr[i];
+    if constexpr (kDelta) {
+      const float4* d = reinterpret_cast<const float4*>(delta + row * hidden + i * kN);
+#pragma unroll
+      for (int j = 0; j < kN; j += 4) {
+        const float4 dv = d[j / 4];
+        a.v[j] = from_f32<T>(to_f32(a.v[j]) + dv.x);
+        a.v[j + 1] = from_f32<T>(to_f32(a.v[j + 1]) + dv.y);
+        a.v[j + 2] = from_f32<T>(to_f32(a.v[j + 2]) + dv.z);
+        a.v[j + 3] = from_f32<T>(to_f32(a.v[j + 3]) + dv.w);
+      }
+      const_cast<V*>(xr)[i] = a;
+    }
     if (rr) {
       V b = rr[i];
 #pragma unroll
@@ -147,11 +163,11 @@ bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stri
                      inner_stride % 8 == 0 && aligned16(x) &&
                      aligned16(out) && aligned16(weight) && (!residual || aligned16(residual));
     if (vec) {
-      err = sable::cuda::launch(rms_norm_vec_kernel<T>, static_cast<unsigned>(rows), kThreads, 0,
-                                as_stream(stream), static_cast<const T*>(x), x_stride, inner,
-                                inner_stride, static_cast<T*>(residual),
+      err = sable::cuda::launch(rms_norm_vec_kernel<T, false>, static_cast<unsigned>(rows),
+                                kThreads, 0, as_stream(stream), static_cast<const T*>(x), x_stride,
+                                inner, inner_stride, static_cast<T*>(residual),
                                 static_cast<const T*>(weight), hidden, eps, weight_offset,
-                                static_cast<T*>(out));
+                                static_cast<T*>(out), static_cast<const float*>(nullptr));
     } else {
       const int threads = hidden < kThreads ? 32 * ((hidden + 31) / 32) : kThreads;
       err = sable::cuda::launch(rms_norm_kernel<T>, static_cast<unsigned>(rows),
@@ -162,6 +178,26 @@ bool rms_norm(const void* x, int64_t x_stride, int64_t inner, int64_t inner_stri
     }
   });
   return ok && err == cudaSuccess;
+}
+
+bool rms_norm_delta(void* x, const float* delta, void* residual, const void* weight, int32_t dtype,
+                    int64_t rows, int64_t hidden, float eps, float weight_offset, void* out,
+                    void* stream) {
+  if (rows == 0) return true;
+  cudaError_t err = cudaErrorInvalidValue;
+  dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (sizeof(T) == 2) {
+      if (hidden % 8 != 0 || !aligned16(x) || !aligned16(out) || !aligned16(weight) ||
+          !aligned16(delta) || (residual && !aligned16(residual)))
+        return;
+      err = sable::cuda::launch(
+          rms_norm_vec_kernel<T, true>, static_cast<unsigned>(rows), kThreads, 0, as_stream(stream),
+          static_cast<const T*>(x), hidden, int64_t{1}, int64_t{0}, static_cast<T*>(residual),
+          static_cast<const T*>(weight), hidden, eps, weight_offset, static_cast<T*>(out), delta);
+    }
+  });
+  return err == cudaSuccess;
 }
 
 bool layer_norm(const void* x, int64_t x_stride, void* residual, const void* weight,

@@ -19,6 +19,7 @@
 #include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/kernels.h"
 #include "core/ops/cuda/lora_fork.h"
+#include "core/ops/cuda/lora_pending.h"
 #include "sable/sable.h"
 
 namespace sable::ops::cuda_op {
@@ -50,6 +51,10 @@ SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
       if (name != "gemm" && name != "lora" && name != "lora_stacked" && name != "alloc")
         k::lora_fork().forget(static_cast<cudaStream_t>(ctx->stream));
     }
+    // A pending LoRA delta (lora_pending.h) lands before any op but the rms_norm or act_mul that
+    // may take it in.
+    if (const std::string_view name(op); name != "rms_norm" && name != "act_mul")
+      require(k::lora_flush_pending(), "adding a pending LoRA delta failed");
     body();
     const cudaError_t e = cudaPeekAtLastError();
     if (e != cudaSuccess) throw CudaOpError(std::string("CUDA: ") + cudaGetErrorString(e));

@@ -1,0 +1,60 @@
+// LoraPendingScope and the thread's pending LoRA delta (lora_pending.h).
+#include "core/ops/cuda/lora_pending.h"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace sable::ops::cuda {
+namespace {
+
+struct ThreadState {
+  int depth = 0;
+  LoraPendingDelta pending;
+};
+
+ThreadState& state() {
+  thread_local ThreadState s;
+  return s;
+}
+
+// Read per thread, so that a test can turn it on for a thread of its own.
+bool fused_enabled() {
+  thread_local const bool on = [] {
+    const char* v = std::getenv("SABLE_LORA_EXPAND");
+    return v != nullptr && std::string_view(v) == "fused";
+  }();
+  return on;
+}
+
+}  // namespace
+
+LoraPendingDelta* lora_pending() {
+  ThreadState& s = state();
+  return s.depth > 0 ? &s.pending : nullptr;
+}
+
+bool lora_pending_allows(int32_t first_module, int32_t count) {
+  if (count == 1) return first_module == SABLE_LORA_O || first_module == SABLE_LORA_DOWN;
+  return count == 2 && first_module == SABLE_LORA_GATE;
+}
+
+bool lora_flush_pending() {
+  LoraPendingDelta* d = lora_pending();
+  if (d == nullptr || !d->active) return true;
+  d->active = false;
+  return lora_apply_delta(d->launch, d->dtype, d->stream);
+}
+
+LoraPendingScope::LoraPendingScope() : opened_(fused_enabled()) {
+  if (!opened_) return;
+  ThreadState& s = state();
+  if (s.depth++ == 0) s.pending = {};
+}
+
+LoraPendingScope::~LoraPendingScope() {
+  if (!opened_) return;
+  ThreadState& s = state();
+  if (--s.depth == 0) s.pending = {};
+}
+
+}  // namespace sable::ops::cuda

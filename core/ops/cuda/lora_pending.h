@@ -1,0 +1,52 @@
+// A LoRA delta waiting for the op that reads its projection (issue 17, SABLE_LORA_EXPAND=fused):
+// with the expand forked beside the base GEMM (lora_ops.cpp), what remains on the decode step's
+// critical path is adding its fp32 sums into the GEMM's output, a read-add-write of a whole
+// projection. The o and down projections go next into the rms_norm that adds them to the
+// residual, and gate|up into act_mul; both read every element anyway, so they add the delta
+// themselves (rms_norm_delta, act_mul_delta in kernels.h, the same bits as the separate add).
+//
+// While a LoraPendingScope is open on a thread (the executor opens one around each forward), the
+// CUDA `lora` op of o, down or gate|up records its delta here instead of launching
+// lora_apply_delta. The next op decides: the matching rms_norm or act_mul takes it in; any other
+// op first launches the add (flush), so every op still sees the delta applied. The executor
+// flushes at the end of the forward. Outside a scope (tests, other callers) nothing waits.
+// Thread-safety: per thread; one forward at a time on a thread.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/ops/cuda/kernels.h"
+
+namespace sable::ops::cuda {
+
+struct LoraPendingDelta {
+  bool active = false;
+  LoraLaunch
+      launch;  // out[i] the projections' outputs, delta their fp32 sums (zero where no adapter)
+  int32_t dtype = 0;
+  cudaStream_t stream = nullptr;
+};
+
+// The thread's pending delta while a scope is open and SABLE_LORA_EXPAND=fused; nullptr otherwise.
+LoraPendingDelta* lora_pending();
+
+// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
+bool lora_pending_allows(int32_t first_module, int32_t count);
+
+// Launches the pending add, if any, and clears it. False when the launch failed.
+bool lora_flush_pending();
+
+class LoraPendingScope {
+ public:
+  LoraPendingScope();
+  ~LoraPendingScope();  // drops an unflushed delta (an error path) and closes the scope
+  LoraPendingScope(const LoraPendingScope&) = delete;
+  LoraPendingScope& operator=(const LoraPendingScope&) = delete;
+
+ private:
+  bool opened_ = false;
+};
+
+}  // namespace sable::ops::cuda
