@@ -6,7 +6,7 @@
 // persistent grid — each inside a CUDA graph of back-to-back launches that cycle through enough
 // weight copies to defeat the 50 MB L2 (as a decode step sees its weights: once, cold), and
 // checks each against the production kernel's output. Also split-K warps (several warps a row)
-// and the bulk copy engine (a ring of shared-memory stages filled by cp.async.bulk).
+// (The production form of a bulk-copy ring, v14, was measured slower in v18 and removed.)
 //   usage: sable_gemv_variants [m]   (default 1)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -155,14 +155,6 @@ void launch_splitk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, i
   gemv_splitk<kM, kW, kS><<<unsigned(blocks), kW * 32, 0, s>>>(x, w, out, n, k);
 }
 
-// The production skinny GEMM on the bulk copy engine (core/ops/cuda/gemv_bulk_kernels.cu: a ring
-// of shared-memory stages filled by cp.async.bulk, one producer warp, four consumers), as is.
-template <int kM>
-void launch_bulk(const __nv_bfloat16* x, const __nv_bfloat16* w, float* out, int64_t n, int64_t k,
-                 cudaStream_t s) {
-  sable::ops::cuda::gemv_bulk_bf16(x, k, w, nullptr, out, SABLE_DTYPE_F32, kM, n, k, s, false);
-}
-
 __global__ void fill(uint16_t* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
@@ -227,7 +219,6 @@ std::vector<Variant> variants() {
       {"splitk w8 s2", launch_splitk<kM, 8, 2>},
       {"splitk w8 s4", launch_splitk<kM, 8, 4>},
       {"splitk w8 s8", launch_splitk<kM, 8, 8>},
-      {"bulk ring (production)", launch_bulk<kM>},
   };
 }
 

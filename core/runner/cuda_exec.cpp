@@ -13,7 +13,6 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
-#include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/lora_batch.h"
@@ -210,19 +209,13 @@ struct CudaExec::Impl {
       ctx.expert_counts_experts = opt.expert_experts;
     }
     if (attention != nullptr) attention->bind(ctx);
-    // LoRA deltas of o, down and gate|up may wait for the op that reads them (lora_pending.h,
-    // SABLE_LORA_EXPAND=fused); the last one lands before the forward ends.
+    // LoRA deltas of o, down and gate|up may wait for the op that reads them (lora_pending.h);
+    // the last one lands before the forward ends.
     ops::cuda::LoraPendingScope pending;
     const SableStatus s = api->forward(model, &ctx, &fb, &out);
     if (s == SABLE_OK && !ops::cuda::lora_flush_pending()) {
       const cudaError_t e = cudaGetLastError();
       check_cuda(e != cudaSuccess ? e : cudaErrorUnknown, "adding a pending LoRA delta");
-    }
-    // The L2 prefetches forked beside this forward's attention calls rejoin the stream (a capture
-    // must not end with them apart).
-    if (!ops::cuda::l2_prefetch().end_forward(stream)) {
-      const cudaError_t e = cudaGetLastError();
-      check_cuda(e != cudaSuccess ? e : cudaErrorUnknown, "joining the L2 prefetch stream");
     }
     check(s, "forward", ctx.last_error);
   }

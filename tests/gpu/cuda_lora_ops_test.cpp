@@ -8,12 +8,14 @@
 // the shrink forked beside the base projection's GEMM (lora_fork.h), eager and captured, and not
 // forked when another op ran between the GEMM and the LoRA call; and the expand forked with it
 // (SABLE_LORA_EXPAND=side), which must give the same bits; and its delta left to the rms_norm or
-// act_mul after it (SABLE_LORA_EXPAND=fused), the same bits again.
+// act_mul after it (fused, the default), the same bits again.
 // Part of cuda_ops_test (skipped without a GPU).
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -466,26 +468,41 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
   forked_beside_gemm(&outputs);
 }
 
-// SABLE_LORA_EXPAND=side (read per thread): the expand forked with the shrink writes fp32 deltas
-// and a kernel after the join adds them, so every stage must end with the same bits as the
-// expand run after the GEMM.
+// Runs `body` on a new thread with SABLE_LORA_EXPAND=`mode` (read per thread), then puts the
+// variable back as it was.
+void with_expand_mode(const char* mode, const std::function<void()>& body) {
+  const char* old = std::getenv("SABLE_LORA_EXPAND");
+  const std::string saved = old != nullptr ? old : "";
+  setenv("SABLE_LORA_EXPAND", mode, 1);
+  std::thread(body).join();
+  if (old != nullptr)
+    setenv("SABLE_LORA_EXPAND", saved.c_str(), 1);
+  else
+    unsetenv("SABLE_LORA_EXPAND");
+}
+
+// The expand forked with the shrink writes fp32 deltas and a kernel after the join adds them
+// (`side`; `fused` without a pending scope does the same), so every stage must end with the same
+// bits as the expand run after the GEMM (`after`, the path before v18).
 TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
-  std::vector<std::vector<float>> plain, beside;
-  forked_beside_gemm(&plain);
+  std::vector<std::vector<float>> after, side, fused;
+  with_expand_mode("after", [&] { forked_beside_gemm(&after); });
   if (HasFatalFailure()) return;
-  setenv("SABLE_LORA_EXPAND", "side", 1);
-  std::thread([&] { forked_beside_gemm(&beside); }).join();
-  unsetenv("SABLE_LORA_EXPAND");
-  ASSERT_EQ(plain.size(), beside.size());
-  for (size_t i = 0; i < plain.size(); ++i)
-    for (size_t e = 0; e < plain[i].size(); ++e)
-      ASSERT_EQ(plain[i][e], beside[i][e]) << "stage " << i << " element " << e;
+  with_expand_mode("side", [&] { forked_beside_gemm(&side); });
+  with_expand_mode("fused", [&] { forked_beside_gemm(&fused); });
+  ASSERT_EQ(after.size(), side.size());
+  ASSERT_EQ(after.size(), fused.size());
+  for (size_t i = 0; i < after.size(); ++i)
+    for (size_t e = 0; e < after[i].size(); ++e) {
+      ASSERT_EQ(after[i][e], side[i][e]) << "side, stage " << i << " element " << e;
+      ASSERT_EQ(after[i][e], fused[i][e]) << "fused, stage " << i << " element " << e;
+    }
 }
 
 // The decoder's consumers after a LoRA call: gate|up's output into act_mul, o's into the
-// rms_norm that adds it to the residual, and o's again into another op (a copy). With
-// SABLE_LORA_EXPAND=fused (read per thread) the first two add the pending delta in their own
-// kernels and the copy finds it added first; every output must have the default path's bits.
+// rms_norm that adds it to the residual, and o's again into another op (a copy). In the fused
+// mode (the default) the first two add the pending delta in their own kernels and the copy finds
+// it added first; every output must have the `after` path's bits.
 void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused) {
   rng_.seed(23);
   init(/*slots=*/3, /*r_stride=*/16, /*rows=*/24, SABLE_DTYPE_BF16);
@@ -553,17 +570,15 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
 
 TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
   if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
-  std::vector<std::vector<float>> plain, fused;
-  consumers(&plain, false);
+  std::vector<std::vector<float>> after, fused;
+  with_expand_mode("after", [&] { consumers(&after, false); });
   if (HasFatalFailure()) return;
-  setenv("SABLE_LORA_EXPAND", "fused", 1);
-  std::thread([&] { consumers(&fused, true); }).join();
-  unsetenv("SABLE_LORA_EXPAND");
-  ASSERT_EQ(plain.size(), fused.size());
+  with_expand_mode("fused", [&] { consumers(&fused, true); });
+  ASSERT_EQ(after.size(), fused.size());
   const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
-  for (size_t i = 0; i < plain.size(); ++i)
-    for (size_t e = 0; e < plain[i].size(); ++e)
-      ASSERT_EQ(plain[i][e], fused[i][e]) << names[i] << " element " << e;
+  for (size_t i = 0; i < after.size(); ++i)
+    for (size_t e = 0; e < after[i].size(); ++e)
+      ASSERT_EQ(after[i][e], fused[i][e]) << names[i] << " element " << e;
 }
 
 }  // namespace

@@ -627,53 +627,6 @@ TEST_F(CudaOpsTest, GemvEarlyLoadsWaitForTheirInputs) {
   }
 }
 
-// The skinny GEMM on the bulk copy engine (gemv_bulk_kernels.cu; in the forward only with
-// SABLE_GEMV_BULK=1), called directly: rows per block past the ring's stages (so every stage is
-// refilled), 1-8 activation rows, bias, accumulate, f32 out, a registered weight (its producer
-// starts before the PDL wait) and x written by the kernel just ahead.
-TEST_F(CudaOpsTest, GemvBulkMatchesCpu) {
-  struct Case {
-    int64_t m, n, k;
-    bool bias, accumulate, f32, registered;
-  };
-  const Case cases[] = {{1, 4096 + 7, 4096, false, false, false, true},
-                        {3, 1024, 14336, true, false, false, false},
-                        {8, 2048, 896 + 32, false, true, false, true},
-                        {1, 777, 4096, true, false, true, false}};
-  for (const Case& c : cases) {
-    SCOPED_TRACE(testing::Message() << "m=" << c.m << " n=" << c.n << " k=" << c.k);
-    Pair src = make({c.m, c.k}), x = make({c.m, c.k}), w = make({c.n, c.k}, 0.02f);
-    Pair b = make({c.n}, 1.0f, c.f32 ? SABLE_DTYPE_F32 : SABLE_DTYPE_BF16);
-    Pair o = make({c.m, c.n}, 1.0f, c.f32 ? SABLE_DTYPE_F32 : SABLE_DTYPE_BF16);
-    const size_t wbytes = static_cast<size_t>(c.n * c.k) * 2;
-    if (c.registered) ops::register_weight_range(w.dev.get(), wbytes);
-    auto srcc = src.cpu(), xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), oc = o.cpu();
-    auto srcg = src.gpu(), xg = x.gpu(), bg = b.gpu(), og = o.gpu();
-    // Expected: x = 0.5 src; out (+)= x · wᵀ (+ bias), on the CPU in fp32.
-    ASSERT_EQ(c_->scale(&cpu_ctx_, &srcc, 0.5f, &xc), SABLE_OK);
-    std::vector<float> want = o.host;
-    Pair prod = make({c.m, c.n}, 1.0f, SABLE_DTYPE_F32);
-    auto pc = prod.cpu();
-    ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, c.bias ? &bc : nullptr, &pc), SABLE_OK);
-    for (size_t i = 0; i < want.size(); ++i)
-      want[i] = (c.accumulate ? want[i] : 0.0f) + prod.host[i];
-    ASSERT_EQ(g_->scale(&gpu_ctx_, &srcg, 0.5f, &xg), SABLE_OK);
-    ASSERT_TRUE(ops::cuda::gemv_bulk_bf16(xg.data, c.k, w.dev.get(), c.bias ? bg.data : nullptr,
-                                          og.data, o.dtype, c.m, c.n, c.k, gpu_ctx_.stream,
-                                          c.accumulate));
-    o.host = want;
-    expect_close(o);
-    if (c.registered) ops::forget_weight_ranges(w.dev.get(), wbytes);
-  }
-  // What it does not take: K not a multiple of 32, rows over 48 KB.
-  for (int64_t k : {104, 24608}) {
-    Pair x = make({1, k}), w = make({8, k}), o = make({1, 8});
-    EXPECT_FALSE(ops::cuda::gemv_bulk_bf16(x.dev.get(), k, w.dev.get(), nullptr, o.dev.get(),
-                                           SABLE_DTYPE_BF16, 1, 8, k, gpu_ctx_.stream, false))
-        << k;
-  }
-}
-
 TEST_F(CudaOpsTest, RmsNormPerHeadStridedView) {
   const int64_t t = 5, heads = 3, d = 32, width = 160;
   Pair qkv = make({t, width}), w = make({d}), o = make({t * heads, d});

@@ -14,7 +14,6 @@
 #include "core/ops/context.h"
 #include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/kernels.h"
-#include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/cuda/lora_fork.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/cuda/op_support.h"
@@ -115,8 +114,6 @@ SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x
       k::lora_fork().before_gemm(static_cast<cudaStream_t>(ctx->stream), xb,
                                  xb + ((m - 1) * ldx + kdim) * xs, ob, ob + m * n * os);
     }
-    k::l2_prefetch().on_gemm(static_cast<cudaStream_t>(ctx->stream), ctx->attention, b.data,
-                             static_cast<size_t>(n * kdim) * sable_dtype_size(b.dtype), m);
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
                               ctx->stream, &err, accumulate),
@@ -370,10 +367,6 @@ SableStatus op_attention(SableOpsContext* ctx, int32_t layer, const SableTensor*
     return run_op(ctx, "attention", [] { require(false, "no attention backend planned"); });
   }
   if (scale <= 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(q->shape[q->ndim - 1]));
-  // The weights after this call into L2 beside it, at small decode batches (l2_prefetch.h).
-  if (q != nullptr && q->ndim > 0)
-    k::l2_prefetch().before_attention(static_cast<cudaStream_t>(ctx->stream), ctx->attention, layer,
-                                      q->shape[0]);
   return ctx->attention_api->run(ctx->attention, ctx, layer, q, kk, v, scale, out);
 }
 
@@ -512,8 +505,6 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
     const auto& a = tensor(x, "x");
     const auto& b = tensor(w, "w");
     const auto& o = tensor(out, "out");
-    k::l2_prefetch().on_gemm(static_cast<cudaStream_t>(ctx->stream), ctx->attention, b.data,
-                             static_cast<size_t>(s.n * s.k) * sable_dtype_size(b.dtype), s.m);
     const bool bf16 = a.dtype == SABLE_DTYPE_BF16 && b.dtype == SABLE_DTYPE_BF16 &&
                       o.dtype == SABLE_DTYPE_BF16 && sable_tensor_is_contiguous(&b);
     if (mode < 0 || !bf16 || s.m > k::kGemvFusedMaxM) return;

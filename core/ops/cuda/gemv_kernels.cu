@@ -171,9 +171,6 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
 bool gemv_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
                int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream, bool accumulate) {
   if (m < 1 || m > 8 || k % 8 != 0 || ldx % 8 != 0 || !aligned16(x) || !aligned16(w)) return false;
-  if (gemv_bulk_enabled() &&
-      gemv_bulk_bf16(x, ldx, w, bias, out, out_dtype, m, n, k, stream, accumulate))
-    return true;
   if (out_dtype == SABLE_DTYPE_BF16)
     return launch<__nv_bfloat16>(x, ldx, w, bias, out, m, n, k, accumulate, as_stream(stream));
   if (out_dtype == SABLE_DTYPE_F32)

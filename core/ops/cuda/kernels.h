@@ -91,14 +91,6 @@ bool gemv_cache_hint();
 // SABLE_GEMV_EARLY=0 for A/B runs.
 bool gemv_early_loads(const void* w, int64_t n, int64_t k);
 
-// The skinny GEMM on the bulk copy engine (gemv_bulk_kernels.cu), same contract as gemv_bf16;
-// false when it does not take the problem (K % 32, rows over 48 KB, alignment). Used by gemv_bf16
-// only with SABLE_GEMV_BULK=1 (gemv_bulk_enabled), an A/B switch until measured.
-bool gemv_bulk_enabled();
-bool gemv_bulk_bf16(const void* x, int64_t ldx, const void* w, const void* bias, void* out,
-                    int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
-                    bool accumulate);
-
 // gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
 // [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
 // norm (norm_w [k] non-null) and one epilogue mode (rope on columns [0, rope_cols), or gated) plus

@@ -1,13 +1,12 @@
 // The CUDA ops' LoRA calls (SableOps lora / lora_stacked): the per-module deltas of a batch's
-// adapters, launched as a shrink (forked beside the base GEMM, lora_fork.h) and an expand
-// (lora_kernels.cu; with SABLE_LORA_EXPAND=side forked too, its deltas added after the join), with
-// the L2 prefetch of the next weights beside the expand (l2_prefetch.h).
+// adapters, launched as a shrink and an expand (lora_kernels.cu) forked beside the base GEMM
+// (lora_fork.h); the expand's fp32 sums are added into the GEMM's output after the join, by a
+// small kernel or by the op that reads that output next (lora_pending.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#include "core/ops/cuda/l2_prefetch.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/cuda/op_support.h"
 #include "core/ops/lora_batch.h"
@@ -42,20 +41,6 @@ LoraProbe lora_probe() {
     return p;
   }();
   return probe;
-}
-
-// SABLE_LORA_EXPAND=side or fused (A/B, per thread): where the shrink is forked beside the base
-// GEMM, the expand goes with it and writes fp32 deltas, and only their addition into the GEMM's
-// output (lora_apply_delta, a read-add-write of the outs) waits for both. The expand's B reads and
-// math leave the critical path; the outs end with the same bits. `fused` also leaves o's, down's
-// and gate|up's addition to the op that reads them next (lora_pending.h).
-bool expand_beside() {
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_EXPAND");
-    const std::string mode = v != nullptr ? v : "";
-    return mode == "side" || mode == "fused";
-  }();
-  return on;
 }
 
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
@@ -121,30 +106,16 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     const LoraProbe probe = lora_probe();
     const bool skip = (probe.modules >> first) & 1u;
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
-    // SABLE_L2_PREFETCH_LORA_B=1 (A/B, not yet run on a GPU): the B pools this call's expand reads
-    // requested into L2 (evict-last, so that the base GEMM's streamed weights leave first) beside
-    // the base GEMM, ahead of the shrink on the side stream, so the latency-bound expand hits L2.
-    if (side != nullptr && k::lora_b_prefetch_enabled()) {
-      const void* data[kLoraMaxStacked];
-      size_t bytes[kLoraMaxStacked];
-      int n = 0;
-      for (int32_t i = 0; i < count; ++i) {
-        const LoraWeights& w = lb->weights[layer * SABLE_LORA_MODULE_COUNT + first + i];
-        if (w.b == nullptr) continue;
-        data[n] = w.b;
-        bytes[n++] = static_cast<size_t>(lb->num_slots) * static_cast<size_t>(w.n) *
-                     static_cast<size_t>(lb->max_rank) * sable_dtype_size(lb->dtype);
-      }
-      require(k::launch_l2_prefetch(data, bytes, n, side, /*evict_last=*/true),
-              "the LoRA B prefetch failed to launch");
-    }
     if (!(skip && probe.no_shrink))
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
-    const bool beside = side != nullptr && expand_beside() && !(skip && probe.no_expand);
-    // The consumer adds every row's delta, so the buffer is zeroed first (rows without an adapter
-    // are in no tile); the separate add touches only the tiles' rows.
+    // The expand beside the GEMM too (v18): its sums to an fp32 buffer, added into the outs after
+    // the join with the expand's one rounding (the same bits). Where the next op takes the add in
+    // (lora_pending.h) it adds every row's delta, so the buffer is zeroed first (rows without an
+    // adapter are in no tile); the separate add touches only the tiles' rows.
+    const bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
+                        !(skip && probe.no_expand);
     k::LoraPendingDelta* pending =
         beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
     if (beside) {
@@ -160,9 +131,6 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
-    // The next projections' weights into L2 beside the (latency-bound) expand (l2_prefetch.h).
-    if (ctx->attention != nullptr)
-      k::l2_prefetch().before_lora(stream, ctx->attention, layer, first, t);
     if (pending != nullptr)  // the next op adds it (lora_pending.h); run_op flushed any older one
       *pending = {true, l, lb->dtype, stream};
     else if (beside)

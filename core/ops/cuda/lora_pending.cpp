@@ -17,16 +17,18 @@ ThreadState& state() {
   return s;
 }
 
-// Read per thread, so that a test can turn it on for a thread of its own.
-bool fused_enabled() {
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_EXPAND");
-    return v != nullptr && std::string_view(v) == "fused";
-  }();
-  return on;
-}
-
 }  // namespace
+
+LoraExpandMode lora_expand_mode() {
+  thread_local const LoraExpandMode mode = [] {
+    const char* v = std::getenv("SABLE_LORA_EXPAND");
+    const std::string_view m = v != nullptr ? v : "";
+    return m == "side"    ? LoraExpandMode::kSide
+           : m == "after" ? LoraExpandMode::kAfter
+                          : LoraExpandMode::kFused;
+  }();
+  return mode;
+}
 
 LoraPendingDelta* lora_pending() {
   ThreadState& s = state();
@@ -45,7 +47,7 @@ bool lora_flush_pending() {
   return lora_apply_delta(d->launch, d->dtype, d->stream);
 }
 
-LoraPendingScope::LoraPendingScope() : opened_(fused_enabled()) {
+LoraPendingScope::LoraPendingScope() : opened_(lora_expand_mode() == LoraExpandMode::kFused) {
   if (!opened_) return;
   ThreadState& s = state();
   if (s.depth++ == 0) s.pending = {};

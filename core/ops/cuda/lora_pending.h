@@ -1,5 +1,5 @@
-// A LoRA delta waiting for the op that reads its projection (issue 17, SABLE_LORA_EXPAND=fused):
-// with the expand forked beside the base GEMM (lora_ops.cpp), what remains on the decode step's
+// A LoRA delta waiting for the op that reads its projection (issue 17): with the expand forked
+// beside the base GEMM (lora_ops.cpp), what remains on the decode step's
 // critical path is adding its fp32 sums into the GEMM's output, a read-add-write of a whole
 // projection. The o and down projections go next into the rms_norm that adds them to the
 // residual, and gate|up into act_mul; both read every element anyway, so they add the delta
@@ -21,6 +21,13 @@
 
 namespace sable::ops::cuda {
 
+// Where a forked LoRA call's expand runs (SABLE_LORA_EXPAND, read per thread so that a test can
+// set it for a thread of its own): `fused` (default) beside the GEMM, its add left to the next op
+// where that op can take it; `side` beside the GEMM, its add launched after the join; `after` on
+// the op stream after the join, adding into the outs itself (before v18).
+enum class LoraExpandMode { kFused, kSide, kAfter };
+LoraExpandMode lora_expand_mode();
+
 struct LoraPendingDelta {
   bool active = false;
   LoraLaunch
@@ -29,7 +36,7 @@ struct LoraPendingDelta {
   cudaStream_t stream = nullptr;
 };
 
-// The thread's pending delta while a scope is open and SABLE_LORA_EXPAND=fused; nullptr otherwise.
+// The thread's pending delta while a scope is open in the fused mode; nullptr otherwise.
 LoraPendingDelta* lora_pending();
 
 // Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
