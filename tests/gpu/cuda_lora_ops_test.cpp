@@ -581,5 +581,21 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
       ASSERT_EQ(after[i][e], fused[i][e]) << names[i] << " element " << e;
 }
 
+// SABLE_LORA_EXPAND=one: the forked delta as one launch (lora_delta_kernel.cu). Its sums are
+// accumulated in another order, so it is held to the double reference (forked_beside_gemm's
+// checks) and, through the consumers, to the `after` path within bf16 rounding.
+TEST_F(CudaLoraOps, OneLaunchDeltaMatchesReference) {
+  if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
+  std::vector<std::vector<float>> forked;
+  with_expand_mode("one", [&] { forked_beside_gemm(&forked); });
+  if (HasFatalFailure()) return;
+  std::vector<std::vector<float>> after, one;
+  with_expand_mode("after", [&] { consumers(&after, false); });
+  with_expand_mode("one", [&] { consumers(&one, true); });
+  ASSERT_EQ(after.size(), one.size());
+  const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_LT(rel_l2(one[i], after[i]), 1e-2) << names[i];
+}
+
 }  // namespace
 }  // namespace sable::gputest

@@ -217,6 +217,11 @@ bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void*
 // of the outs), lora_apply_delta adds them into the outs with lora_expand's one rounding, so the
 // outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched.
 size_t lora_delta_floats(const LoraLaunch& l);
+// The whole delta (shrink and expand) in one launch into l.delta, for decode sizes (at most 64
+// tiles; lora_delta_kernel.cu): what lora_shrink then lora_expand_to_delta write, within fp32
+// rounding. lora_delta_one_takes: whether it takes l (else use the two halves).
+bool lora_delta_one_takes(const LoraLaunch& l);
+bool lora_delta_one(const LoraLaunch& l, int32_t dtype, void* stream);
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
 

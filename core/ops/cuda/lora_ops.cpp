@@ -106,10 +106,6 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     const LoraProbe probe = lora_probe();
     const bool skip = (probe.modules >> first) & 1u;
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
-    if (!(skip && probe.no_shrink))
-      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
-              "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
-              l.rank_stride);
     // The expand beside the GEMM too (v18): its sums to an fp32 buffer, added into the outs after
     // the join with the expand's one rounding (the same bits). Where the next op takes the add in
     // (lora_pending.h) it adds every row's delta, so the buffer is zeroed first (rows without an
@@ -123,11 +119,24 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
       l.delta = static_cast<float*>(ctx->arena->allocate(delta_floats * 4, 256));
       require(l.delta != nullptr, "scratch arena cannot hold the LoRA deltas ({} floats)",
               delta_floats);
+    }
+    // SABLE_LORA_EXPAND=one: the side branch as one launch (shrink and expand, decode sizes).
+    const bool one =
+        beside && k::lora_expand_mode() == k::LoraExpandMode::kOne && k::lora_delta_one_takes(l);
+    if (!one && !(skip && probe.no_shrink))
+      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
+              "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
+              l.rank_stride);
+    if (beside) {
       if (pending != nullptr)
-        require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
+        require(cudaMemsetAsync(l.delta, 0, k::lora_delta_floats(l) * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");
-      require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
-              "lora expand (deltas): the launch failed");
+      if (one)
+        require(k::lora_delta_one(l, lb->dtype, side),
+                "lora delta (one launch): the launch failed");
+      else
+        require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
+                "lora expand (deltas): the launch failed");
     }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");

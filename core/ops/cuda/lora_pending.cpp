@@ -23,9 +23,9 @@ LoraExpandMode lora_expand_mode() {
   thread_local const LoraExpandMode mode = [] {
     const char* v = std::getenv("SABLE_LORA_EXPAND");
     const std::string_view m = v != nullptr ? v : "";
-    return m == "side"    ? LoraExpandMode::kSide
-           : m == "after" ? LoraExpandMode::kAfter
-                          : LoraExpandMode::kFused;
+    if (m == "side") return LoraExpandMode::kSide;
+    if (m == "after") return LoraExpandMode::kAfter;
+    return m == "one" ? LoraExpandMode::kOne : LoraExpandMode::kFused;
   }();
   return mode;
 }
@@ -47,7 +47,9 @@ bool lora_flush_pending() {
   return lora_apply_delta(d->launch, d->dtype, d->stream);
 }
 
-LoraPendingScope::LoraPendingScope() : opened_(lora_expand_mode() == LoraExpandMode::kFused) {
+LoraPendingScope::LoraPendingScope()
+    : opened_(lora_expand_mode() == LoraExpandMode::kFused ||
+              lora_expand_mode() == LoraExpandMode::kOne) {
   if (!opened_) return;
   ThreadState& s = state();
   if (s.depth++ == 0) s.pending = {};

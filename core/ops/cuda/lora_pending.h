@@ -23,9 +23,10 @@ namespace sable::ops::cuda {
 
 // Where a forked LoRA call's expand runs (SABLE_LORA_EXPAND, read per thread so that a test can
 // set it for a thread of its own): `fused` (default) beside the GEMM, its add left to the next op
-// where that op can take it; `side` beside the GEMM, its add launched after the join; `after` on
-// the op stream after the join, adding into the outs itself (before v18).
-enum class LoraExpandMode { kFused, kSide, kAfter };
+// where that op can take it; `one` as fused, with shrink and expand in one launch
+// (lora_delta_one) at decode sizes; `side` beside the GEMM, its add launched after the join;
+// `after` on the op stream after the join, adding into the outs itself (before v18).
+enum class LoraExpandMode { kFused, kOne, kSide, kAfter };
 LoraExpandMode lora_expand_mode();
 
 struct LoraPendingDelta {
@@ -36,7 +37,7 @@ struct LoraPendingDelta {
   cudaStream_t stream = nullptr;
 };
 
-// The thread's pending delta while a scope is open in the fused mode; nullptr otherwise.
+// The thread's pending delta while a scope is open in the fused or one mode; nullptr otherwise.
 LoraPendingDelta* lora_pending();
 
 // Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
