@@ -219,6 +219,25 @@ SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
     require(!(qp && kp) || qd == kd, "q and k head dims differ");
     require(rot_dim <= d, "rot_dim {} > head dim {}", rot_dim, d);
     const int32_t dtype = q ? q->dtype : kk->dtype;
+    // q|k|v's pending LoRA delta (lora_pending.h, SABLE_LORA_EXPAND=one) goes into this kernel
+    // when q and k are the first two column blocks of the fused rows it was computed for.
+    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
+      const k::LoraLaunch& l = p->launch;
+      const int64_t es = sable_dtype_size(dtype);
+      const bool mine = l.count == 3 && qp != nullptr && kp != nullptr && l.out[0] == qp &&
+                        l.out[1] == kp && static_cast<char*>(qp) + l.n[0] * es == kp &&
+                        l.out[2] == static_cast<char*>(kp) + l.n[1] * es && qs == ks &&
+                        l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs &&
+                        l.n[0] == int64_t(qh) * d && l.n[1] == int64_t(kh) * d &&
+                        l.n[2] == l.n[1] && l.rows == t && p->dtype == dtype &&
+                        p->stream == static_cast<cudaStream_t>(ctx->stream);
+      p->active = false;
+      if (mine && k::rope_qkv_delta(qp, qs, qh, kh, l.delta, dtype, d, rot_dim,
+                                    static_cast<const int32_t*>(pos.data), t,
+                                    static_cast<const float*>(cs.data), style, ctx->stream))
+        return;
+      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
+    }
     require(k::rope(qp, qs, qh, kp, ks, kh, dtype, d, rot_dim,
                     static_cast<const int32_t*>(pos.data), t, static_cast<const float*>(cs.data),
                     style, ctx->stream),

@@ -37,6 +37,8 @@ LoraPendingDelta* lora_pending() {
 
 bool lora_pending_allows(int32_t first_module, int32_t count) {
   if (count == 1) return first_module == SABLE_LORA_O || first_module == SABLE_LORA_DOWN;
+  if (count == 3)  // into rope (one mode only until measured)
+    return first_module == SABLE_LORA_Q && lora_expand_mode() == LoraExpandMode::kOne;
   return count == 2 && first_module == SABLE_LORA_GATE;
 }
 

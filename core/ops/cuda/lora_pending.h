@@ -40,7 +40,8 @@ struct LoraPendingDelta {
 // The thread's pending delta while a scope is open in the fused or one mode; nullptr otherwise.
 LoraPendingDelta* lora_pending();
 
-// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
+// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul),
+// and in the one mode q|k|v (rope).
 bool lora_pending_allows(int32_t first_module, int32_t count);
 
 // Launches the pending add, if any, and clears it. False when the launch failed.

@@ -53,7 +53,7 @@ SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
     }
     // A pending LoRA delta (lora_pending.h) lands before any op but the rms_norm or act_mul that
     // may take it in.
-    if (const std::string_view name(op); name != "rms_norm" && name != "act_mul")
+    if (const std::string_view name(op); name != "rms_norm" && name != "act_mul" && name != "rope")
       require(k::lora_flush_pending(), "adding a pending LoRA delta failed");
     body();
     const cudaError_t e = cudaPeekAtLastError();
