@@ -37,6 +37,19 @@ struct alignas(16) Vec {
   T v[kN];
 };
 
+// V elements at p as floats: one element (V 1), or one 16-byte load (V = Vec<T>::kN; p aligned).
+template <class T, int V>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
+  if constexpr (V == 1) {
+    out[0] = to_f32(*p);
+  } else {
+    static_assert(V == Vec<T>::kN, "vector loads are 16 bytes");
+    const Vec<T> v = *reinterpret_cast<const Vec<T>*>(p);
+#pragma unroll
+    for (int i = 0; i < V; ++i) out[i] = to_f32(v.v[i]);
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -50,17 +50,6 @@ DeltaPlan make_plan(const LoraLaunch& l) {
   return p;
 }
 
-template <class T, int V>
-__device__ __forceinline__ void load_f32(const T* ptr, float (&out)[V]) {
-  if constexpr (V == 1) {
-    out[0] = to_f32(*ptr);
-  } else {
-    const Vec<T> v = *reinterpret_cast<const Vec<T>*>(ptr);
-#pragma unroll
-    for (int i = 0; i < V; ++i) out[i] = to_f32(v.v[i]);
-  }
-}
-
 __device__ __forceinline__ int64_t delta_block(const LoraLaunch& l, int mi) {
   int64_t off = 0;
   for (int i = 0; i < mi; ++i) off += l.rows * l.n[i];

@@ -89,18 +89,6 @@ Plan make_plan(const LoraLaunch& l) {
   return p;
 }
 
-template <class T, int V>
-__device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
-  if constexpr (V == 1) {
-    out[0] = to_f32(*p);
-  } else {
-    static_assert(V == Vec<T>::kN, "vector loads are 16 bytes");
-    const Vec<T> v = *reinterpret_cast<const Vec<T>*>(p);
-#pragma unroll
-    for (int i = 0; i < V; ++i) out[i] = to_f32(v.v[i]);
-  }
-}
-
 // The sums over a warp's 32 lanes of 32 values each, one per lane: at each halving step a lane keeps
 // the half of its values its lane bit selects and adds the partner's copy of that half, so lane L
 // ends with the full sum of value L (row-major over acc).
