@@ -43,6 +43,8 @@ LoraProbe lora_probe() {
   return probe;
 }
 
+constexpr int64_t kBesideMaxRows = 256;
+
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
                  const SableTensor* x, SableTensor* outs) {
   require(ctx != nullptr, "context is null");
@@ -110,16 +112,18 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // the join with the expand's one rounding (the same bits). Where the next op takes the add in
     // (lora_pending.h) it adds every row's delta, so the buffer is zeroed first (rows without an
     // adapter are in no tile); the separate add touches only the tiles' rows.
-    const bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
-                        !(skip && probe.no_expand);
-    k::LoraPendingDelta* pending =
-        beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
+    // Decode batches only (at most kBesideMaxRows rows): a prefill's expand is not latency-bound,
+    // and its buffer ([T, N] floats) would be large. Where the arena cannot hold the buffer, the
+    // expand runs after the GEMM as before.
+    bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
+                  t <= kBesideMaxRows && !(skip && probe.no_expand);
     if (beside) {
       const size_t delta_floats = std::max<size_t>(k::lora_delta_floats(l), 1);
       l.delta = static_cast<float*>(ctx->arena->allocate(delta_floats * 4, 256));
-      require(l.delta != nullptr, "scratch arena cannot hold the LoRA deltas ({} floats)",
-              delta_floats);
+      beside = l.delta != nullptr;
     }
+    k::LoraPendingDelta* pending =
+        beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
     // SABLE_LORA_EXPAND=one: the side branch as one launch (shrink and expand, decode sizes).
     const bool one =
         beside && k::lora_expand_mode() == k::LoraExpandMode::kOne && k::lora_delta_one_takes(l);
