@@ -190,7 +190,7 @@ class CudaLoraOps : public ::testing::Test {
   }
 
   void forked_beside_gemm(std::vector<std::vector<float>>* outputs);
-  void consumers(std::vector<std::vector<float>>* outputs, bool fused);
+  void consumers(std::vector<std::vector<float>>* outputs, bool fused, int32_t rows = 24);
 
   void launch(const Buf& x, int64_t k, Buf& out, int64_t width, int32_t first,
               const std::vector<int64_t>& n) {
@@ -504,9 +504,9 @@ TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
 // rms_norm that adds it to the residual, and o's again into another op (a copy). In the fused
 // mode (the default) the first two add the pending delta in their own kernels and the copy finds
 // it added first; every output must have the `after` path's bits.
-void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused) {
+void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused, int32_t rows) {
   rng_.seed(23);
-  init(/*slots=*/3, /*r_stride=*/16, /*rows=*/24, SABLE_DTYPE_BF16);
+  init(/*slots=*/3, /*r_stride=*/16, rows, SABLE_DTYPE_BF16);
   for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP, SABLE_LORA_O}) {
     slot_rank_[0 * kC + m] = 16;
     slot_rank_[2 * kC + m] = m == SABLE_LORA_UP ? 0 : 5;
@@ -526,6 +526,7 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
   Buf h = random(static_cast<size_t>(rows_ * k), 1.0f);
   std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
   for (int32_t t = 0; t < rows_; ++t) row_slot[static_cast<size_t>(t)] = t % 4 == 3 ? -1 : t % 3;
+  if (rows_ == 1) row_slot[0] = 0;  // one row (a single request): its views' row strides differ
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   ctx_.stream = stream;
@@ -572,14 +573,17 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
 TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
   if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
   std::vector<std::vector<float>> after, fused;
-  with_expand_mode("after", [&] { consumers(&after, false); });
-  if (HasFatalFailure()) return;
-  with_expand_mode("fused", [&] { consumers(&fused, true); });
+  for (int32_t rows : {24, 1}) {
+    with_expand_mode("after", [&] { consumers(&after, false, rows); });
+    if (HasFatalFailure()) return;
+    with_expand_mode("fused", [&] { consumers(&fused, true, rows); });
+  }
   ASSERT_EQ(after.size(), fused.size());
   const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
   for (size_t i = 0; i < after.size(); ++i)
     for (size_t e = 0; e < after[i].size(); ++e)
-      ASSERT_EQ(after[i][e], fused[i][e]) << names[i] << " element " << e;
+      ASSERT_EQ(after[i][e], fused[i][e])
+          << (i < 6 ? "24 rows, " : "1 row, ") << names[i % 6] << " element " << e;
 }
 
 // SABLE_LORA_EXPAND=one: the forked delta as one launch (lora_delta_kernel.cu). Its sums are

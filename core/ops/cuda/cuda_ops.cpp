@@ -227,7 +227,7 @@ SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
       const bool mine = l.count == 3 && qp != nullptr && kp != nullptr && l.out[0] == qp &&
                         l.out[1] == kp && static_cast<char*>(qp) + l.n[0] * es == kp &&
                         l.out[2] == static_cast<char*>(kp) + l.n[1] * es && qs == ks &&
-                        l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs &&
+                        (t == 1 || (l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs)) &&
                         l.n[0] == int64_t(qh) * d && l.n[1] == int64_t(kh) * d &&
                         l.n[2] == l.n[1] && l.rows == t && p->dtype == dtype &&
                         p->stream == static_cast<cudaStream_t>(ctx->stream);
@@ -258,10 +258,10 @@ SableStatus op_act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, 
       const k::LoraLaunch& l = p->launch;
       const auto* base = static_cast<const char*>(a.data);
       const int64_t es = sable_dtype_size(a.dtype);
-      const bool mine = l.count == 2 && l.out[0] == a.data && l.out[1] == base + inter * es &&
-                        l.n[0] == inter && l.n[1] == inter && l.ldo[0] == 2 * inter &&
-                        l.ldo[1] == 2 * inter && l.rows == t && p->dtype == a.dtype &&
-                        p->stream == static_cast<cudaStream_t>(ctx->stream);
+      const bool mine =
+          l.count == 2 && l.out[0] == a.data && l.out[1] == base + inter * es && l.n[0] == inter &&
+          l.n[1] == inter && (t == 1 || (l.ldo[0] == 2 * inter && l.ldo[1] == 2 * inter)) &&
+          l.rows == t && p->dtype == a.dtype && p->stream == static_cast<cudaStream_t>(ctx->stream);
       p->active = false;
       if (mine && k::act_mul_delta(act, a.data, l.delta, a.dtype, t, inter, o.data, ctx->stream))
         return;
