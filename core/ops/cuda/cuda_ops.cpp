@@ -153,17 +153,13 @@ SableStatus op_rms_norm(SableOpsContext* ctx, const SableTensor* x, SableTensor*
     }
     // The pending LoRA delta of the projection this norm adds to the residual goes into the
     // norm's own kernel (lora_pending.h); any other lands first.
-    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
-      const k::LoraLaunch& l = p->launch;
-      const bool mine = l.count == 1 && l.out[0] == a.data && r != nullptr && inner == 1 &&
-                        stride == h && l.ldo[0] == h && l.n[0] == h && l.rows == rows &&
-                        p->stream == static_cast<cudaStream_t>(ctx->stream) && p->dtype == a.dtype;
-      p->active = false;
-      if (mine && k::rms_norm_delta(a.data, l.delta, r, w.data, a.dtype, rows, h, eps, offset,
-                                    o.data, ctx->stream))
-        return;
-      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
-    }
+    if (take_pending_lora(ctx, a.dtype, [&](const k::LoraLaunch& l) {
+          return l.count == 1 && l.out[0] == a.data && r != nullptr && inner == 1 && stride == h &&
+                 l.ldo[0] == h && l.n[0] == h && l.rows == rows &&
+                 k::rms_norm_delta(a.data, l.delta, r, w.data, a.dtype, rows, h, eps, offset,
+                                   o.data, ctx->stream);
+        }))
+      return;
     require(k::rms_norm(a.data, stride, inner, inner_stride, r, w.data, a.dtype, rows, h, eps,
                         offset, o.data, ctx->stream),
             "unsupported dtype");
@@ -221,23 +217,19 @@ SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
     const int32_t dtype = q ? q->dtype : kk->dtype;
     // q|k|v's pending LoRA delta (lora_pending.h, SABLE_LORA_EXPAND=one) goes into this kernel
     // when q and k are the first two column blocks of the fused rows it was computed for.
-    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
-      const k::LoraLaunch& l = p->launch;
-      const int64_t es = sable_dtype_size(dtype);
-      const bool mine = l.count == 3 && qp != nullptr && kp != nullptr && l.out[0] == qp &&
-                        l.out[1] == kp && static_cast<char*>(qp) + l.n[0] * es == kp &&
-                        l.out[2] == static_cast<char*>(kp) + l.n[1] * es && qs == ks &&
-                        (t == 1 || (l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs)) &&
-                        l.n[0] == int64_t(qh) * d && l.n[1] == int64_t(kh) * d &&
-                        l.n[2] == l.n[1] && l.rows == t && p->dtype == dtype &&
-                        p->stream == static_cast<cudaStream_t>(ctx->stream);
-      p->active = false;
-      if (mine && k::rope_qkv_delta(qp, qs, qh, kh, l.delta, dtype, d, rot_dim,
-                                    static_cast<const int32_t*>(pos.data), t,
-                                    static_cast<const float*>(cs.data), style, ctx->stream))
-        return;
-      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
-    }
+    if (take_pending_lora(ctx, dtype, [&](const k::LoraLaunch& l) {
+          const int64_t es = sable_dtype_size(dtype);
+          return l.count == 3 && qp != nullptr && kp != nullptr && l.out[0] == qp &&
+                 l.out[1] == kp && static_cast<char*>(qp) + l.n[0] * es == kp &&
+                 l.out[2] == static_cast<char*>(kp) + l.n[1] * es && qs == ks &&
+                 (t == 1 || (l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs)) &&
+                 l.n[0] == int64_t(qh) * d && l.n[1] == int64_t(kh) * d && l.n[2] == l.n[1] &&
+                 l.rows == t &&
+                 k::rope_qkv_delta(qp, qs, qh, kh, l.delta, dtype, d, rot_dim,
+                                   static_cast<const int32_t*>(pos.data), t,
+                                   static_cast<const float*>(cs.data), style, ctx->stream);
+        }))
+      return;
     require(k::rope(qp, qs, qh, kp, ks, kh, dtype, d, rot_dim,
                     static_cast<const int32_t*>(pos.data), t, static_cast<const float*>(cs.data),
                     style, ctx->stream),
@@ -254,19 +246,15 @@ SableStatus op_act_mul(SableOpsContext* ctx, int32_t act, const SableTensor* x, 
     const int64_t inter = last(o), t = rows_of(o);
     require(last(a) == 2 * inter && rows_of(a) == t && a.dtype == o.dtype, "x must be [T, 2I]");
     // gate|up's pending LoRA delta goes into this kernel (lora_pending.h); any other lands first.
-    if (k::LoraPendingDelta* p = k::lora_pending(); p != nullptr && p->active) {
-      const k::LoraLaunch& l = p->launch;
-      const auto* base = static_cast<const char*>(a.data);
-      const int64_t es = sable_dtype_size(a.dtype);
-      const bool mine =
-          l.count == 2 && l.out[0] == a.data && l.out[1] == base + inter * es && l.n[0] == inter &&
-          l.n[1] == inter && (t == 1 || (l.ldo[0] == 2 * inter && l.ldo[1] == 2 * inter)) &&
-          l.rows == t && p->dtype == a.dtype && p->stream == static_cast<cudaStream_t>(ctx->stream);
-      p->active = false;
-      if (mine && k::act_mul_delta(act, a.data, l.delta, a.dtype, t, inter, o.data, ctx->stream))
-        return;
-      require(k::lora_apply_delta(l, p->dtype, p->stream), "adding a pending LoRA delta failed");
-    }
+    if (take_pending_lora(ctx, a.dtype, [&](const k::LoraLaunch& l) {
+          const auto* base = static_cast<const char*>(a.data);
+          return l.count == 2 && l.out[0] == a.data &&
+                 l.out[1] == base + inter * sable_dtype_size(a.dtype) && l.n[0] == inter &&
+                 l.n[1] == inter && (t == 1 || (l.ldo[0] == 2 * inter && l.ldo[1] == 2 * inter)) &&
+                 l.rows == t &&
+                 k::act_mul_delta(act, a.data, l.delta, a.dtype, t, inter, o.data, ctx->stream);
+        }))
+      return;
     require(k::act_mul(act, a.data, a.dtype, t, inter, o.data, ctx->stream), "unsupported dtype");
   });
 }

@@ -199,6 +199,11 @@ bool moe_count_experts(const int32_t* ids, int64_t n, int32_t experts, int64_t* 
 // in `dtype` like x and the outs, fp32 accumulation. Grids cover max_tiles tiles; tiles past
 // *view.num_tiles exit, so the launches depend only on the shapes and the batch size (graph
 // capture). `scratch`: lora_scratch_floats(l, dtype) floats of device memory.
+#if defined(__CUDACC__)
+#define SABLE_LORA_HD __host__ __device__ __forceinline__
+#else
+#define SABLE_LORA_HD inline
+#endif
 struct LoraLaunch {
   const void* x = nullptr;
   int64_t ldx = 0, k = 0;
@@ -213,6 +218,12 @@ struct LoraLaunch {
   // [rows, n[0]] then [rows, n[1]] ... (lora_delta_floats(l) floats).
   int64_t rows = 0;
   float* delta = nullptr;
+  // Where module i's [rows, n[i]] block starts in delta (i == count: the floats of all of them).
+  SABLE_LORA_HD int64_t delta_offset(int i) const {
+    int64_t off = 0;
+    for (int j = 0; j < i; ++j) off += rows * n[j];
+    return off;
+  }
 };
 size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // The two halves (lora_fork.h may run the shrink on a side stream): the shrink (two launches: the

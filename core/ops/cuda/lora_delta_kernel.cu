@@ -50,12 +50,6 @@ DeltaPlan make_plan(const LoraLaunch& l) {
   return p;
 }
 
-__device__ __forceinline__ int64_t delta_block(const LoraLaunch& l, int mi) {
-  int64_t off = 0;
-  for (int i = 0; i < mi; ++i) off += l.rows * l.n[i];
-  return off;
-}
-
 template <class T, int V>
 __global__ void __launch_bounds__(kThreads) delta_kernel(LoraLaunch l, DeltaPlan p) {
   extern __shared__ float s[];  // [kTileRows][R]: the tile's sums, zero past the rows and rank
@@ -114,7 +108,7 @@ __global__ void __launch_bounds__(kThreads) delta_kernel(LoraLaunch l, DeltaPlan
   // Ranks past the slot's have s = 0, but B there may hold anything (a NaN times 0 is NaN): B is
   // masked by the rank before it is used.
   constexpr int BV = Vec<T>::kN;  // R is a multiple of kLoraRankAlign (8), so of BV
-  float* dst = l.delta + delta_block(l, mi);
+  float* dst = l.delta + l.delta_offset(mi);
   const int64_t c_end = min(c0 + p.cols, n);
   for (int64_t c = c0 + threadIdx.x; c < c_end; c += kThreads) {
     const T* br = b + (static_cast<int64_t>(slot) * n + c) * R;

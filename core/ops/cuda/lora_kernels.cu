@@ -141,13 +141,6 @@ __device__ __forceinline__ TileRef tile_ref(const LoraLaunch& l, const void* con
   return r;
 }
 
-// Where module mi's [rows, n[mi]] block of fp32 deltas starts in l.delta.
-__host__ __device__ __forceinline__ int64_t delta_offset(const LoraLaunch& l, int mi) {
-  int64_t off = 0;
-  for (int i = 0; i < mi; ++i) off += l.rows * l.n[i];
-  return off;
-}
-
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     shrink_kernel(LoraLaunch l, Plan p, float* __restrict__ tmp) {
@@ -302,7 +295,7 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
   if (mine == 0) return;  // block-uniform
   T* out = static_cast<T*>(l.out[mi]);
   const int64_t ldo = l.ldo[mi];
-  float* delta = kDelta ? l.delta + delta_offset(l, mi) : nullptr;
+  float* delta = kDelta ? l.delta + l.delta_offset(mi) : nullptr;
   // The first tile's old outputs are in flight while the partial sums are gathered.
   float old[kTileRows];
   auto load_old = [&](const LoraTile& tile) {
@@ -400,7 +393,7 @@ __global__ void __launch_bounds__(kExpandThreads) apply_delta_kernel(LoraLaunch 
   if (mine == 0 || c >= l.n[mi]) return;
   T* out = static_cast<T*>(l.out[mi]);
   const int64_t ldo = l.ldo[mi];
-  const float* delta = l.delta + delta_offset(l, mi);
+  const float* delta = l.delta + l.delta_offset(mi);
   for (int i = 0; i < mine; ++i) {
     const LoraTile& tile = l.view.tiles[g + i * G];
     float old[kTileRows], d[kTileRows];
@@ -484,7 +477,7 @@ bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void*
 
 size_t lora_delta_floats(const LoraLaunch& l) {
   if (!valid(l) || l.rows <= 0) return 0;
-  return static_cast<size_t>(delta_offset(l, l.count));
+  return static_cast<size_t>(l.delta_offset(l.count));
 }
 
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {

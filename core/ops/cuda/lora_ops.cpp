@@ -117,9 +117,10 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // expand runs after the GEMM as before.
     bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
                   t <= kBesideMaxRows && !(skip && probe.no_expand);
+    const size_t delta_floats = k::lora_delta_floats(l);
     if (beside) {
-      const size_t delta_floats = std::max<size_t>(k::lora_delta_floats(l), 1);
-      l.delta = static_cast<float*>(ctx->arena->allocate(delta_floats * 4, 256));
+      l.delta =
+          static_cast<float*>(ctx->arena->allocate(std::max<size_t>(delta_floats, 1) * 4, 256));
       beside = l.delta != nullptr;
     }
     k::LoraPendingDelta* pending =
@@ -133,7 +134,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
               l.rank_stride);
     if (beside) {
       if (pending != nullptr)
-        require(cudaMemsetAsync(l.delta, 0, k::lora_delta_floats(l) * 4, side) == cudaSuccess,
+        require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");
       if (one)
         require(k::lora_delta_one(l, lb->dtype, side),

@@ -66,6 +66,22 @@ SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
   }
 }
 
+// The consuming side of lora_pending.h, for an op that may add a pending LoRA delta in its own
+// kernel: takes the thread's pending delta, if any. `fuse(launch)` returns true when the delta is
+// the op's own (same stream and dtype already checked) and its kernel with the delta added was
+// launched; otherwise the delta lands first by its separate add. True: the op is done.
+template <class F>
+bool take_pending_lora(SableOpsContext* ctx, int32_t dtype, F&& fuse) {
+  k::LoraPendingDelta* p = k::lora_pending();
+  if (p == nullptr || !p->active) return false;
+  p->active = false;
+  if (p->stream == static_cast<cudaStream_t>(ctx->stream) && p->dtype == dtype && fuse(p->launch))
+    return true;
+  require(k::lora_apply_delta(p->launch, p->dtype, p->stream),
+          "adding a pending LoRA delta failed");
+  return false;
+}
+
 inline const SableTensor& tensor(const SableTensor* t, const char* name) {
   require(t != nullptr, "{} is null", name);
   require(t->device_type == SABLE_DEVICE_CUDA, "{} is not a CUDA tensor", name);
