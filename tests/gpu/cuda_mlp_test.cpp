@@ -14,6 +14,7 @@
 #include "core/ops/cpu/cpu_ops.h"
 #include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/weight_ranges.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace sable::gputest {
@@ -112,7 +113,7 @@ class CudaMlpTest : public ::testing::Test {
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
   // The kernel itself (not the op, which may fall back) into p.out.dev; false: it did not launch.
-  bool run_kernel(Mlp& p, cudaStream_t s = nullptr) {
+  bool run_kernel(Mlp& p, cudaStream_t s = nullptr, int32_t grid = 0) {
     ops::cuda::MlpFusedArgs a;
     a.x = p.x.dev.get();
     a.ldx = p.x.shape[1];
@@ -127,6 +128,7 @@ class CudaMlpTest : public ::testing::Test {
     a.hidden = p.x.shape[1];
     a.inter = p.down.shape[1];
     a.act_kind = SABLE_ACT_SILU;
+    a.grid = grid;
     return ops::cuda::mlp_fused(a, s);
   }
   const SableOps* c_ = ops::cpu_ops();
@@ -179,11 +181,14 @@ TEST_F(CudaMlpTest, OutMayBeX) {
   }
 }
 
-// 100 launches back to back, each on the residual the last one wrote (the next kernel's weight
-// copies overlap the last one's tail under PDL; the barrier must be reset by then), against the
-// same 100 steps replayed from a captured graph.
-TEST_F(CudaMlpTest, BarrierResetsAcrossLaunchesAndGraphReplays) {
+// 100 launches back to back, each on the residual the last one wrote (the weights registered as
+// checkpoint memory, so each kernel's copies start under PDL while the last one runs; its claim
+// counters must be reset by then), against the same 100 steps replayed from a captured graph.
+TEST_F(CudaMlpTest, CountersResetAcrossLaunchesAndGraphReplays) {
   Mlp p = make_mlp(2, 896, 4864);
+  const size_t gu_bytes = p.gu.host.size() * 2, down_bytes = p.down.host.size() * 2;
+  ops::register_weight_range(p.gu.dev.get(), gu_bytes);
+  ops::register_weight_range(p.down.dev.get(), down_bytes);
   const std::vector<uint16_t> x0 = p.x.bits();
   auto step = [&](cudaStream_t s) {
     gpu_ctx_.stream = s;
@@ -215,6 +220,27 @@ TEST_F(CudaMlpTest, BarrierResetsAcrossLaunchesAndGraphReplays) {
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
   gpu_ctx_.stream = nullptr;
+  ops::forget_weight_ranges(p.gu.dev.get(), gu_bytes);
+  ops::forget_weight_ranges(p.down.dev.get(), down_bytes);
+}
+
+// More chunks than CTAs that can be resident at once (4 a SM; ~3 fit): the first CTAs claim and
+// compute the chunks of those that cannot start, and the late ones find nothing left, instead of
+// all waiting for CTAs that never run.
+TEST_F(CudaMlpTest, NoCtaWaitsForOneThatCannotStart) {
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  for (int64_t m : {1, 3}) {
+    SCOPED_TRACE(testing::Message() << "m=" << m);
+    Mlp p = make_mlp(m, 896, 4864);
+    const std::vector<uint16_t> out0 = p.out.bits();
+    run_both(p, false, false);  // the CPU's result into p.out.host
+    p.out.dev.upload(out0);
+    ASSERT_TRUE(run_kernel(p, nullptr, 4 * sms));
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    EXPECT_LT(rel_l2(p.out.fetch(), p.out.host), 1e-2);
+  }
 }
 
 // What the kernel does not take runs as the two gemm_fused calls: biases, an MLP larger than the

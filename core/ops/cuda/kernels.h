@@ -145,6 +145,7 @@ struct MlpFusedArgs {
   int64_t m = 0, hidden = 0, inter = 0;
   int32_t act_kind = 0;
   bool early = false;
+  int32_t grid = 0;  // CTAs = chunks of each phase; 0: one per SM (tests take more)
 };
 bool mlp_fused_fits(int64_t m, int64_t hidden, int64_t inter);
 bool mlp_fused(const MlpFusedArgs& args, void* stream);
