@@ -75,6 +75,7 @@ class CudaMlpTest : public ::testing::Test {
     gpu_arena_ = std::make_unique<ops::Arena>(std::make_unique<ops::CudaBacking>(), 64 << 20);
     gpu_ctx_.device_type = SABLE_DEVICE_CUDA;
     gpu_ctx_.arena = gpu_arena_.get();
+    act_ = DeviceBuffer(4 * 8192 * 2);
   }
   Buf make(std::vector<int64_t> shape, float scale, float offset = 0.0f) {
     Buf b;
@@ -136,7 +137,7 @@ class CudaMlpTest : public ::testing::Test {
   ops::Arena cpu_arena_;
   std::unique_ptr<ops::Arena> gpu_arena_;
   SableOpsContext cpu_ctx_, gpu_ctx_;
-  DeviceBuffer act_{4 * 8192 * 2};  // the kernel's scratch a [m, I] for run_kernel
+  DeviceBuffer act_;  // the kernel's scratch a [m, I] for run_kernel
   std::mt19937 rng_{11};
   std::normal_distribution<float> nd_{0.0f, 1.0f};
 };

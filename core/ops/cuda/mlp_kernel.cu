@@ -306,13 +306,15 @@ size_t smem_bytes(int64_t m, int64_t hidden, int64_t inter, int64_t grid) {
   return static_cast<size_t>(gate_up + down + tail);
 }
 
+// The dynamic shared memory a CTA may ask for: the device's opt-in limit less a margin for the
+// kernel's static shared memory (~150 bytes), which counts against the same limit.
 int max_smem_optin() {
   static const int v = [] {
     int dev = 0, bytes = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
       return 0;
-    return bytes;
+    return std::max(bytes - 1024, 0);
   }();
   return v;
 }
