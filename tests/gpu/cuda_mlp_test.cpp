@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,19 +27,9 @@ struct Buf {
   std::vector<int64_t> shape;
   DeviceBuffer dev;
   SableTensor view(bool gpu) {
-    SableTensor t{};
-    t.struct_size = sizeof(t);
-    t.dtype = gpu ? SABLE_DTYPE_BF16 : SABLE_DTYPE_F32;
-    t.device_type = gpu ? SABLE_DEVICE_CUDA : SABLE_DEVICE_CPU;
-    t.ndim = static_cast<int32_t>(shape.size());
-    int64_t s = 1;
-    for (int i = t.ndim - 1; i >= 0; --i) {
-      t.shape[i] = shape[i];
-      t.strides[i] = s;
-      s *= shape[i];
-    }
-    t.data = gpu ? dev.get() : host.data();
-    return t;
+    return cpp::make_tensor(gpu ? dev.get() : host.data(), gpu ? SABLE_DTYPE_BF16 : SABLE_DTYPE_F32,
+                            std::span<const int64_t>(shape),
+                            gpu ? SABLE_DEVICE_CUDA : SABLE_DEVICE_CPU);
   }
   std::vector<uint16_t> bits() const { return dev.download<uint16_t>(host.size()); }
   std::vector<float> fetch() const {
