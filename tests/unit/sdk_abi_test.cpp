@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 8);
+  EXPECT_EQ(SABLE_ABI_MINOR, 7);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -119,7 +119,7 @@ TEST(SdkAbi, FrozenOffsets_1_5) {
 // ABI 1.6 appended the host's CPU thread pool for plugins' own loops (parallel_for).
 TEST(SdkAbi, FrozenOffsets_1_6) {
   EXPECT_EQ(offsetof(SableOps, parallel_for), 8u + 8u * 28u);
-  EXPECT_EQ(offsetof(SableOps, parallel_for) + sizeof(void*), 8u + 8u * 29u);  // where 1.6 ended
+  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 29u);
   SableOps old{};
   old.struct_size = offsetof(SableOps, parallel_for);  // a 1.5 host's table
   EXPECT_FALSE(SABLE_HAS(&old, parallel_for));
@@ -134,16 +134,6 @@ TEST(SdkAbi, FrozenOffsets_1_7) {
   old.struct_size = offsetof(SableHostApi, weight_get_stacked);  // a 1.6 host's table
   EXPECT_FALSE(SABLE_HAS(&old, weight_get_stacked));
   EXPECT_TRUE(SABLE_HAS(&old, comm_handle));
-}
-
-// ABI 1.8 appended the gated MLP block as one op (mlp_fused).
-TEST(SdkAbi, FrozenOffsets_1_8) {
-  EXPECT_EQ(offsetof(SableOps, mlp_fused), 8u + 8u * 29u);
-  EXPECT_EQ(sizeof(SableOps), 8u + 8u * 30u);
-  SableOps old{};
-  old.struct_size = offsetof(SableOps, mlp_fused);  // a 1.7 host's table
-  EXPECT_FALSE(SABLE_HAS(&old, mlp_fused));
-  EXPECT_TRUE(SABLE_HAS(&old, parallel_for));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -11,7 +11,6 @@
 #include "core/ops/cpu/cpu_common.h"
 #include "core/ops/cpu/thread_pool.h"
 #include "core/ops/gemm_fused.h"
-#include "core/ops/mlp_fused.h"
 
 namespace sable::ops::cpu {
 
@@ -250,14 +249,6 @@ SableStatus gemm_fused(SableOpsContext* ctx, const SableTensor* x, const SableTe
   return gemm_fused_composed(cpu_ops(), ctx, x, w, bias, fusion, out);
 }
 
-// And so does the MLP block: its two gemm_fused calls (core/ops/mlp_fused.h).
-SableStatus mlp_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w_gate_up,
-                      const SableTensor* gate_up_bias, const SableGemmFusion* fusion,
-                      const SableTensor* w_down, const SableTensor* down_bias, SableTensor* out) {
-  return mlp_fused_composed(cpu_ops(), ctx, x, w_gate_up, gate_up_bias, fusion, w_down, down_bias,
-                            out);
-}
-
 }  // namespace sable::ops::cpu
 
 namespace sable::ops {
@@ -295,7 +286,6 @@ const SableOps* cpu_ops() {
     t.embedding_shard = &cpu::embedding_shard;
     t.lora_stacked = &cpu::lora_stacked;
     t.parallel_for = &cpu::plugin_parallel_for;
-    t.mlp_fused = &cpu::mlp_fused;
     return t;
   }();
   return &table;

@@ -576,38 +576,13 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
 }
 
 const SableOps kCudaOps = {
-    sizeof(SableOps),
-    0,
-    &op_alloc,
-    &op_embedding,
-    &op_gemm,
-    &op_rms_norm,
-    &op_layer_norm,
-    &op_rope,
-    &op_act_mul,
-    &op_activation,
-    &op_add,
-    &op_mul,
-    &op_scale,
-    &op_sigmoid,
-    &op_copy,
-    &op_cast,
-    &op_gather_rows,
-    &op_attention,
-    &op_moe_route,
-    &op_moe_experts,
-    &op_all_reduce,
-    &op_all_gather,
-    &op_argmax,
-    &op_stream,
-    &op_gemm_fused,
-    &op_lora,
-    &op_attention_bidirectional,
-    &op_upload,
-    &op_embedding_shard,
-    &op_lora_stacked,
-    nullptr,  // parallel_for (ABI 1.6): no CPU pool behind the CUDA table; plugins loop inline
-    &op_mlp_fused};
+    sizeof(SableOps), 0,           &op_alloc,    &op_embedding,  &op_gemm,      &op_rms_norm,
+    &op_layer_norm,   &op_rope,    &op_act_mul,  &op_activation, &op_add,       &op_mul,
+    &op_scale,        &op_sigmoid, &op_copy,     &op_cast,       &op_gather_rows, &op_attention,
+    &op_moe_route,    &op_moe_experts, &op_all_reduce, &op_all_gather, &op_argmax, &op_stream,
+    &op_gemm_fused,   &op_lora,     &op_attention_bidirectional, &op_upload,
+    &op_embedding_shard, &op_lora_stacked,
+    nullptr};  // parallel_for (ABI 1.6): no CPU pool behind the CUDA table; plugins loop inline
 
 }  // namespace
 

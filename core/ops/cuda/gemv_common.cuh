@@ -1,12 +1,10 @@
-// Device helpers of the skinny (decode) GEMMs: gemv_kernels.cu, gemv_fused_kernels.cu,
-// mlp_kernel.cu and the variant bench (bench/gpu_gemv) stream bf16 weight rows with 16-byte loads
-// and dot them against bf16 activations. Included only from .cu files.
+// Device helpers of the skinny (decode) GEMMs: gemv_kernels.cu, gemv_fused_kernels.cu and the
+// variant bench (bench/gpu_gemv) stream bf16 weight rows with 16-byte loads and dot them against
+// bf16 activations. Included only from .cu files.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-
-#include "sable/ops.h"
 
 namespace sable::ops::cuda {
 
@@ -38,36 +36,6 @@ __device__ __forceinline__ float dot8(const uint4& a, const uint4& b) {
     s = fmaf(fx.y, fy.y, s);
   }
   return s;
-}
-
-// Eight bf16 (one 16-byte vector) as floats.
-__device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __bfloat1622float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
-}
-
-// Rounds to bf16 and back: the value the separate ops would have stored.
-__device__ __forceinline__ float bf16r(float x) {
-  return __bfloat162float(__float2bfloat16(x));
-}
-
-// The gated epilogue's activation (SableActivation), as the act_mul op computes it.
-__device__ __forceinline__ float activate(int act, float x) {
-  switch (act) {
-    case SABLE_ACT_SILU:
-      return x / (1.0f + __expf(-x));
-    case SABLE_ACT_GELU:
-      return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case SABLE_ACT_GELU_TANH:
-      return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    default:
-      return fmaxf(x, 0.0f);
-  }
 }
 
 }  // namespace sable::ops::cuda

@@ -49,6 +49,16 @@ struct Args {
 };
 constexpr int kUnroll = 4;  // 16-byte loads of each weight row in flight per lane
 
+__device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 p = __bfloat1622float2(h[i]);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+
 __device__ __forceinline__ float dot8(const float x[8], const uint4& w) {
   float f[8];
   unpack8(w, f);
@@ -56,6 +66,19 @@ __device__ __forceinline__ float dot8(const float x[8], const uint4& w) {
 #pragma unroll
   for (int i = 0; i < 8; ++i) s = fmaf(x[i], f[i], s);
   return s;
+}
+
+// Rounds to bf16 and back: the value the separate ops would have stored.
+__device__ __forceinline__ float bf16r(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
+__device__ __forceinline__ float activate(int act, float x) {
+  switch (act) {
+    case SABLE_ACT_SILU: return x / (1.0f + __expf(-x));
+    case SABLE_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case SABLE_ACT_GELU_TANH:
+      return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    default: return fmaxf(x, 0.0f);
+  }
 }
 
 // The two weight rows of a task (r1 < 0: only r0) and the cos/sin column of a rotated pair

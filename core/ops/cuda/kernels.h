@@ -125,31 +125,6 @@ struct GemvFusedArgs {
 bool gemv_fused_supported(const GemvFusedArgs& args);
 bool gemv_fused(const GemvFusedArgs& args, void* stream);
 
-// The mlp_fused op's one-kernel form (mlp_kernel.cu): out[M, H] += down(act(gate(x')) * up(x'))
-// with x' the RMS-normalised x (norm_w null: x as it is), w_gate_up [2I, H], w_down [H, I], act a
-// [M, I] scratch the kernel writes, all bf16, no biases. `early`: the weights are checkpoint memory
-// (gemv_early_loads), so their copies may start before the predecessor kernel finishes.
-// mlp_fused_fits says whether m rows of these sizes fit the kernel on this GPU; mlp_fused
-// returns false (and launches nothing) when they do not, or on a launch error.
-inline constexpr int kMlpFusedMaxM = 4;
-struct MlpFusedArgs {
-  const void* x = nullptr;
-  int64_t ldx = 0;
-  const void* norm_w = nullptr;
-  float eps = 0.0f, norm_offset = 0.0f;
-  const void* w_gate_up = nullptr;
-  const void* w_down = nullptr;
-  void* act = nullptr;
-  void* out = nullptr;
-  int64_t ldo = 0;
-  int64_t m = 0, hidden = 0, inter = 0;
-  int32_t act_kind = 0;
-  bool early = false;
-  int32_t grid = 0;  // CTAs = chunks of each phase; 0: one per SM (tests take more)
-};
-bool mlp_fused_fits(int64_t m, int64_t hidden, int64_t inter);
-bool mlp_fused(const MlpFusedArgs& args, void* stream);
-
 // Encoder attention without a cache (encoder_attention_kernels.cu): token t attends to every token
 // of its sequence, the run of positions 0, 1, 2, ... around it. q/out [T, Hq, D], k/v [T, Hk, D]
 // with the given token and head strides (elements, unit-stride dims); Hq = group * Hk; D <= 256.

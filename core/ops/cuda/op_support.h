@@ -129,10 +129,6 @@ SableStatus op_lora(SableOpsContext* ctx, int32_t layer, int32_t module, const S
                     SableTensor* out);
 SableStatus op_lora_stacked(SableOpsContext* ctx, int32_t layer, int32_t first_module,
                             int32_t num_modules, const SableTensor* x, SableTensor* outs);
-// mlp_ops.cpp
-SableStatus op_mlp_fused(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w_gate_up,
-                         const SableTensor* gate_up_bias, const SableGemmFusion* fusion,
-                         const SableTensor* w_down, const SableTensor* down_bias, SableTensor* out);
 // moe_ops.cpp
 SableStatus op_moe_route(SableOpsContext* ctx, int32_t layer, const SableTensor* logits,
                          int32_t top_k, int32_t scoring, int32_t renormalize, SableTensor* weights,

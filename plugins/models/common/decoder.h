@@ -352,9 +352,8 @@ class DecoderModel : public cpp::Model {
   // The same layers with every projection's neighbours fused into it (ops gemm_fused, ABI 1.1):
   // the norms into the projection that reads them, rope into q|k|v (unless q/k are normed per
   // head first), act·mul into gate|up, and the residual add into o and down, which accumulate
-  // into the residual stream. A decode step is then 4 projections and attention per layer (3 and
-  // attention where the host runs the MLP as one op, mlp_fused). Used on one rank with fused
-  // weights (the all-reduce must come before a residual add).
+  // into the residual stream. A decode step is then 4 projections and attention per layer. Used
+  // on one rank with fused weights (the all-reduce must come before a residual add).
   void forward_fused(const cpp::Ops& ops, const SableForwardBatch& batch, SableForwardOutput& out) {
     const int64_t t = batch.num_tokens;
     const int32_t dt = host().compute_dtype();
@@ -364,8 +363,7 @@ class DecoderModel : public cpp::Model {
     splice_embeds(ops, batch, residual);
     SableTensor qkv = ops.alloc(dt, {t, qd + 2 * kd});
     SableTensor attn = ops.alloc(dt, {t, qd});
-    const bool mlp_op = ops.has_mlp_fused();
-    SableTensor act = mlp_op ? SableTensor{} : ops.alloc(dt, {t, inter_});
+    SableTensor act = ops.alloc(dt, {t, inter_});
     SableTensor qn, kn;
     if (opt_.qk_norm) {
       qn = ops.alloc(dt, {t * q_heads_, head_dim_});
@@ -407,13 +405,8 @@ class DecoderModel : public cpp::Model {
       fg.norm_eps = eps_;
       fg.gated = 1;
       fg.act = act_;
-      if (mlp_op) {  // one kernel for small models' decode steps on CUDA
-        ops.mlp_fused(residual, w.gate_up, bias(w.gate_up_bias), fg, w.down, bias(w.down_bias),
-                      residual);
-      } else {
-        ops.gemm_fused(residual, w.gate_up, bias(w.gate_up_bias), fg, act);
-        ops.gemm_fused(act, w.down, bias(w.down_bias), fo, residual);
-      }
+      ops.gemm_fused(residual, w.gate_up, bias(w.gate_up_bias), fg, act);
+      ops.gemm_fused(act, w.down, bias(w.down_bias), fo, residual);
     }
     SableTensor h = ops.alloc(dt, {t, hidden_});
     ops.rms_norm(residual, nullptr, final_norm_, eps_, h);

@@ -223,21 +223,6 @@ typedef struct SableOps {
    * SABLE_ERR_INVALID_ARGUMENT. Worth calling when the work is tens of microseconds or more. */
   SableStatus (*parallel_for)(SableOpsContext* ctx, int64_t n, SableParallelFn fn, void* user);
   /* end of ABI 1.6 - do not modify above */
-
-  /* since 1.8; may be NULL in older hosts (check SABLE_HAS(ops, mlp_fused)).
-   * A gated MLP block with the norm before it and the residual add after it, as one call:
-   *   a   = gemm_fused(x, w_gate_up, gate_up_bias, fusion)          [M, I]  (fusion->gated != 0)
-   *   out += a · w_downᵀ (+ down_bias)                               [M, H]
-   * w_gate_up [2I, H] ([gate | up] rows), w_down [H, I], x [M, H], out [M, H]. The same function
-   * as those two gemm_fused calls (the second with accumulate), rounded where they round; a host
-   * may run it as one kernel for decode-sized batches of small models, where the launches and the
-   * idle memory between them cost more than the weights' bytes. out may be x itself (the residual
-   * stream: x is read whole before out is written); no other overlap. */
-  SableStatus (*mlp_fused)(SableOpsContext* ctx, const SableTensor* x, const SableTensor* w_gate_up,
-                           const SableTensor* gate_up_bias, const SableGemmFusion* fusion,
-                           const SableTensor* w_down, const SableTensor* down_bias,
-                           SableTensor* out);
-  /* end of ABI 1.8 - do not modify above */
 } SableOps;
 
 /* since 1.1: what gemm_fused fuses (see there). Zero-initialised, it fuses nothing. */

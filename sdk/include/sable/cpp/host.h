@@ -175,14 +175,6 @@ class Ops {
                   const SableGemmFusion& fusion, SableTensor& out) const {
     check(o_->gemm_fused(c_, &x, &w, bias, &fusion, &out), "gemm_fused");
   }
-  // mlp_fused (since ABI 1.8): out += down(gemm_fused(x, gate_up, fusion)) in one call (ops.h).
-  bool has_mlp_fused() const { return SABLE_HAS(o_, mlp_fused) && o_->mlp_fused != nullptr; }
-  void mlp_fused(const SableTensor& x, const SableTensor& w_gate_up,
-                 const SableTensor* gate_up_bias, const SableGemmFusion& fusion,
-                 const SableTensor& w_down, const SableTensor* down_bias, SableTensor& out) const {
-    check(o_->mlp_fused(c_, &x, &w_gate_up, gate_up_bias, &fusion, &w_down, down_bias, &out),
-          "mlp_fused");
-  }
   // lora (since ABI 1.2): the adapters' delta added into a projection's output (ops.h).
   bool has_lora() const { return SABLE_HAS(o_, lora) && o_->lora != nullptr; }
   void lora(int32_t layer, int32_t module, const SableTensor& x, SableTensor& out) const {
