@@ -1,9 +1,8 @@
 // The LoRA delta beside the base projection's GEMM (core/ops/cuda/lora_fork.h, lora_pending.h):
 // the shrink forked where x was ready, eager and captured, and not forked when another op ran
-// between the GEMM and the LoRA call; the expand forked with it (SABLE_LORA_EXPAND=side), which
-// must give the same bits as the expand after the GEMM; its delta left to the rms_norm, act_mul
-// or rope after it (fused, the default; one), the same bits again; and the one-launch delta
-// (one) against the double reference. Part of cuda_ops_test (skipped without a GPU).
+// between the GEMM and the LoRA call; the expand forked with it, which must give the same bits as
+// the expand after the GEMM; its delta left to the rms_norm or act_mul after it (fused, the
+// default), the same bits again. Part of cuda_ops_test (skipped without a GPU).
 #include "tests/gpu/cuda_lora_fixture.h"
 
 namespace sable::gputest::lora {
@@ -131,21 +130,17 @@ static void with_expand_mode(const char* mode, const std::function<void()>& body
 }
 
 // The expand forked with the shrink writes fp32 deltas and a kernel after the join adds them
-// (`side`; `fused` without a pending scope does the same), so every stage must end with the same
-// bits as the expand run after the GEMM (`after`, the path before v18).
+// (`fused` without a pending scope), so every stage must end with the same bits as the expand run
+// after the GEMM (`after`, the path before v18).
 TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
-  std::vector<std::vector<float>> after, side, fused;
+  std::vector<std::vector<float>> after, fused;
   with_expand_mode("after", [&] { forked_beside_gemm(&after); });
   if (HasFatalFailure()) return;
-  with_expand_mode("side", [&] { forked_beside_gemm(&side); });
   with_expand_mode("fused", [&] { forked_beside_gemm(&fused); });
-  ASSERT_EQ(after.size(), side.size());
   ASSERT_EQ(after.size(), fused.size());
   for (size_t i = 0; i < after.size(); ++i)
-    for (size_t e = 0; e < after[i].size(); ++e) {
-      ASSERT_EQ(after[i][e], side[i][e]) << "side, stage " << i << " element " << e;
+    for (size_t e = 0; e < after[i].size(); ++e)
       ASSERT_EQ(after[i][e], fused[i][e]) << "fused, stage " << i << " element " << e;
-    }
 }
 
 // The decoder's consumers after a LoRA call: gate|up's output into act_mul, o's into the
@@ -232,84 +227,6 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
     for (size_t e = 0; e < after[i].size(); ++e)
       ASSERT_EQ(after[i][e], fused[i][e])
           << (i < 6 ? "24 rows, " : "1 row, ") << names[i % 6] << " element " << e;
-}
-
-// SABLE_LORA_EXPAND=one: the forked delta as one launch (lora_delta_kernel.cu). Its sums are
-// accumulated in another order, so it is held to the double reference (forked_beside_gemm's
-// checks) and, through the consumers, to the `after` path within bf16 rounding.
-TEST_F(CudaLoraOps, OneLaunchDeltaMatchesReference) {
-  if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
-  std::vector<std::vector<float>> forked;
-  with_expand_mode("one", [&] { forked_beside_gemm(&forked); });
-  if (HasFatalFailure()) return;
-  std::vector<std::vector<float>> after, one;
-  with_expand_mode("after", [&] { consumers(&after, false); });
-  with_expand_mode("one", [&] { consumers(&one, true); });
-  ASSERT_EQ(after.size(), one.size());
-  const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
-  for (size_t i = 0; i < after.size(); ++i) EXPECT_LT(rel_l2(one[i], after[i]), 1e-2) << names[i];
-}
-
-// rope_qkv_delta (q|k|v's pending delta added inside rope): against a host emulation of the
-// separate add (bf16(x + delta)) and rope_kernel's rotation: v columns and the columns past the
-// rotary dims bit for bit, the rotated ones within one bf16 rounding (FMA contraction).
-TEST(CudaRopeQkvDelta, AddsTheDeltaThenRotatesQAndK) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
-  const int32_t qh = 4, kh = 2, d = 16, rot = 12, tokens = 3;
-  const int64_t width = (qh + 2 * kh) * d, ld = width + 8, qd = qh * d, kd = kh * d;
-  std::mt19937 rng(5);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<uint16_t> qkv(static_cast<size_t>(tokens * ld));
-  for (auto& v : qkv) v = to_bf16(nd(rng));
-  std::vector<float> delta(static_cast<size_t>(tokens * (qd + 2 * kd)));
-  for (float& v : delta) v = 0.1f * nd(rng);
-  const std::vector<int32_t> pos = {0, 7, 300};
-  std::vector<float> cs(static_cast<size_t>(301 * rot));
-  for (int32_t p = 0; p <= 300; ++p)
-    for (int32_t i = 0; i < rot / 2; ++i) {
-      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
-      cs[static_cast<size_t>(p * rot + i)] = std::cos(a);
-      cs[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
-    }
-  DeviceBuffer dq(qkv.size() * 2), dd(delta.size() * 4), dp(pos.size() * 4), dc(cs.size() * 4);
-  dq.upload(qkv);
-  dd.upload(delta);
-  dp.upload(pos);
-  dc.upload(cs);
-  ASSERT_TRUE(ops::cuda::rope_qkv_delta(
-      dq.get(), ld, qh, kh, static_cast<const float*>(dd.get()), SABLE_DTYPE_BF16, d, rot,
-      static_cast<const int32_t*>(dp.get()), tokens, static_cast<const float*>(dc.get()),
-      SABLE_ROPE_NEOX, nullptr));
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const auto got = dq.download<uint16_t>(qkv.size());
-  for (int32_t t = 0; t < tokens; ++t)
-    for (int64_t c = 0; c < ld; ++c) {
-      const size_t at = static_cast<size_t>(t * ld + c);
-      if (c >= width) {  // row padding: untouched
-        ASSERT_EQ(got[at], qkv[at]) << "padding " << c;
-        continue;
-      }
-      const int32_t h = static_cast<int32_t>(c / d), i = static_cast<int32_t>(c % d);
-      const int64_t dcol = h < qh        ? t * qd + c
-                           : h < qh + kh ? tokens * qd + t * kd + (c - qd)
-                                         : tokens * (qd + kd) + t * kd + (c - qd - kd);
-      auto added = [&](int32_t col) {
-        const int64_t dc2 = dcol + (col - i);
-        return from_bf16(to_bf16(from_bf16(qkv[static_cast<size_t>(t * ld + h * d + col)]) +
-                                 delta[static_cast<size_t>(dc2)]));
-      };
-      float want = added(i);
-      if (h < qh + kh && i < rot) {
-        const int32_t p = i % (rot / 2);
-        const float co = cs[static_cast<size_t>(pos[t] * rot + p)];
-        const float si = cs[static_cast<size_t>(pos[t] * rot + rot / 2 + p)];
-        const float x0 = added(p), x1 = added(p + rot / 2);
-        want = i < rot / 2 ? x0 * co - x1 * si : x1 * co + x0 * si;
-        EXPECT_NEAR(from_bf16(got[at]), want, 1e-2f * (1.0f + std::fabs(want))) << t << "," << c;
-      } else {
-        ASSERT_EQ(got[at], to_bf16(want)) << "token " << t << " column " << c;
-      }
-    }
 }
 
 }  // namespace sable::gputest::lora

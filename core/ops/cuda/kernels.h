@@ -50,14 +50,6 @@ bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride,
           int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
           int64_t tokens, const float* cos_sin, int32_t style, void* stream);
 
-// rope of the q and k heads of fused rows [q | k | v] (row stride ld, q_heads and kv_heads heads
-// of head_dim) plus q|k|v's LoRA delta (fp32 [T, q_heads * D], then [T, kv_heads * D] twice):
-// every column first made bf16(x + delta) and written back, as lora_apply_delta leaves it, then
-// q and k rotated as rope does; the same bits. False for odd dims.
-bool rope_qkv_delta(void* qkv, int64_t ld, int32_t q_heads, int32_t kv_heads, const float* delta,
-                    int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
-                    int64_t tokens, const float* cos_sin, int32_t style, void* stream);
-
 // Gated activation: x [T, 2I] = [gate | up] -> out [T, I] = act(gate) * up.
 bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t inter, void* out,
              void* stream);
@@ -231,16 +223,11 @@ size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // the outs and must be ordered after the shrink.
 bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
-// The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp,
-// SABLE_LORA_EXPAND=side): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no read
-// of the outs), lora_apply_delta adds them into the outs with lora_expand's one rounding, so the
-// outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched.
+// The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp, the
+// fused mode; lora_pending.h): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no
+// read of the outs), lora_apply_delta adds them into the outs with lora_expand's one rounding, so
+// the outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched.
 size_t lora_delta_floats(const LoraLaunch& l);
-// The whole delta (shrink and expand) in one launch into l.delta, for decode sizes (at most 64
-// tiles; lora_delta_kernel.cu): what lora_shrink then lora_expand_to_delta write, within fp32
-// rounding. lora_delta_one_takes: whether it takes l (else use the two halves).
-bool lora_delta_one_takes(const LoraLaunch& l);
-bool lora_delta_one(const LoraLaunch& l, int32_t dtype, void* stream);
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
 

@@ -125,10 +125,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     }
     k::LoraPendingDelta* pending =
         beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
-    // SABLE_LORA_EXPAND=one: the side branch as one launch (shrink and expand, decode sizes).
-    const bool one =
-        beside && k::lora_expand_mode() == k::LoraExpandMode::kOne && k::lora_delta_one_takes(l);
-    if (!one && !(skip && probe.no_shrink))
+    if (!(skip && probe.no_shrink))
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
@@ -136,12 +133,8 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
       if (pending != nullptr)
         require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");
-      if (one)
-        require(k::lora_delta_one(l, lb->dtype, side),
-                "lora delta (one launch): the launch failed");
-      else
-        require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
-                "lora expand (deltas): the launch failed");
+      require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
+              "lora expand (deltas): the launch failed");
     }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");

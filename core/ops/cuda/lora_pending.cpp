@@ -23,9 +23,7 @@ LoraExpandMode lora_expand_mode() {
   thread_local const LoraExpandMode mode = [] {
     const char* v = std::getenv("SABLE_LORA_EXPAND");
     const std::string_view m = v != nullptr ? v : "";
-    if (m == "side") return LoraExpandMode::kSide;
-    if (m == "after") return LoraExpandMode::kAfter;
-    return m == "one" ? LoraExpandMode::kOne : LoraExpandMode::kFused;
+    return m == "after" ? LoraExpandMode::kAfter : LoraExpandMode::kFused;
   }();
   return mode;
 }
@@ -37,8 +35,6 @@ LoraPendingDelta* lora_pending() {
 
 bool lora_pending_allows(int32_t first_module, int32_t count) {
   if (count == 1) return first_module == SABLE_LORA_O || first_module == SABLE_LORA_DOWN;
-  if (count == 3)  // into rope (one mode only until measured)
-    return first_module == SABLE_LORA_Q && lora_expand_mode() == LoraExpandMode::kOne;
   return count == 2 && first_module == SABLE_LORA_GATE;
 }
 
@@ -49,9 +45,7 @@ bool lora_flush_pending() {
   return lora_apply_delta(d->launch, d->dtype, d->stream);
 }
 
-LoraPendingScope::LoraPendingScope()
-    : opened_(lora_expand_mode() == LoraExpandMode::kFused ||
-              lora_expand_mode() == LoraExpandMode::kOne) {
+LoraPendingScope::LoraPendingScope() : opened_(lora_expand_mode() == LoraExpandMode::kFused) {
   if (!opened_) return;
   ThreadState& s = state();
   if (s.depth++ == 0) s.pending = {};

@@ -23,10 +23,11 @@ namespace sable::ops::cuda {
 
 // Where a forked LoRA call's expand runs (SABLE_LORA_EXPAND, read per thread so that a test can
 // set it for a thread of its own): `fused` (default) beside the GEMM, its add left to the next op
-// where that op can take it; `one` as fused, with shrink and expand in one launch
-// (lora_delta_one) at decode sizes; `side` beside the GEMM, its add launched after the join;
-// `after` on the op stream after the join, adding into the outs itself (before v18).
-enum class LoraExpandMode { kFused, kOne, kSide, kAfter };
+// where that op can take it, else launched after the join; `after` on the op stream after the
+// join, adding into the outs itself (before v18). bench/NOTES.md v18-v19 measured two more and
+// removed them: the add always as its own kernel (slower by 0.4 ms), and shrink and expand as one
+// launch with q|k|v's add inside rope (8B batch 64, 16 adapters: 18.3 against 9.8 ms).
+enum class LoraExpandMode { kFused, kAfter };
 LoraExpandMode lora_expand_mode();
 
 struct LoraPendingDelta {
@@ -37,11 +38,10 @@ struct LoraPendingDelta {
   cudaStream_t stream = nullptr;
 };
 
-// The thread's pending delta while a scope is open in the fused or one mode; nullptr otherwise.
+// The thread's pending delta while a scope is open in the fused mode; nullptr otherwise.
 LoraPendingDelta* lora_pending();
 
-// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul),
-// and in the one mode q|k|v (rope).
+// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
 bool lora_pending_allows(int32_t first_module, int32_t count);
 
 // Launches the pending add, if any, and clears it. False when the launch failed.
