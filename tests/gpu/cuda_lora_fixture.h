@@ -39,19 +39,8 @@ struct Buf {
     dev = DeviceBuffer(host.size() * (dtype == SABLE_DTYPE_F32 ? 4 : 2));
     sync();
   }
-  void sync() {  // host -> device again (same size)
-    if (dtype == SABLE_DTYPE_F32) return dev.upload(host);
-    std::vector<uint16_t> h(host.size());
-    for (size_t i = 0; i < h.size(); ++i) h[i] = to_bf16(host[i]);
-    dev.upload(h);
-  }
-  std::vector<float> fetch() const {
-    if (dtype == SABLE_DTYPE_F32) return dev.download<float>(host.size());
-    const auto h = dev.download<uint16_t>(host.size());
-    std::vector<float> f(h.size());
-    for (size_t i = 0; i < h.size(); ++i) f[i] = from_bf16(h[i]);
-    return f;
-  }
+  void sync() { upload_floats(dev, host, dtype); }  // host -> device again (same size)
+  std::vector<float> fetch() const { return download_floats(dev, host.size(), dtype); }
 };
 
 class CudaLoraOps : public ::testing::Test {

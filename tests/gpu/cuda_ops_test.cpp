@@ -41,13 +41,7 @@ struct Pair {
     t.data = p;
     return t;
   }
-  std::vector<float> fetch() {
-    if (dtype == SABLE_DTYPE_F32) return dev.download<float>(host.size());
-    std::vector<uint16_t> h = dev.download<uint16_t>(host.size());
-    std::vector<float> f(h.size());
-    for (size_t i = 0; i < h.size(); ++i) f[i] = from_bf16(h[i]);
-    return f;
-  }
+  std::vector<float> fetch() { return download_floats(dev, host.size(), dtype); }
 };
 
 class CudaOpsTest : public ::testing::Test {
@@ -68,13 +62,7 @@ class CudaOpsTest : public ::testing::Test {
     p.host.resize(n);
     for (auto& x : p.host) x = from_bf16(to_bf16(nd_(rng_) * scale));
     p.dev = DeviceBuffer(n * sable_dtype_size(dtype));
-    if (dtype == SABLE_DTYPE_F32) {
-      p.dev.upload(p.host);
-    } else {
-      std::vector<uint16_t> h(n);
-      for (int64_t i = 0; i < n; ++i) h[i] = to_bf16(p.host[i]);
-      p.dev.upload(h);
-    }
+    upload_floats(p.dev, p.host, dtype);
     return p;
   }
   void expect_close(Pair& p, double tol = 1e-2) {

@@ -70,6 +70,22 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Host floats into a device copy in `dtype` (F32 as they are, otherwise rounded to bf16), and
+// n of them back as floats.
+inline void upload_floats(DeviceBuffer& dev, const std::vector<float>& host, int32_t dtype) {
+  if (dtype == SABLE_DTYPE_F32) return dev.upload(host);
+  std::vector<uint16_t> h(host.size());
+  for (size_t i = 0; i < h.size(); ++i) h[i] = to_bf16(host[i]);
+  dev.upload(h);
+}
+inline std::vector<float> download_floats(const DeviceBuffer& dev, size_t n, int32_t dtype) {
+  if (dtype == SABLE_DTYPE_F32) return dev.download<float>(n);
+  const std::vector<uint16_t> h = dev.download<uint16_t>(n);
+  std::vector<float> f(h.size());
+  for (size_t i = 0; i < h.size(); ++i) f[i] = from_bf16(h[i]);
+  return f;
+}
+
 inline SableTensor cuda_tensor(void* data, int32_t dtype, std::initializer_list<int64_t> shape) {
   return cpp::make_tensor(data, dtype, shape, SABLE_DEVICE_CUDA);
 }

@@ -50,6 +50,21 @@ __device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
   }
 }
 
+// v[e] = bf16(v[e] + d[e]) for the vector's elements: a LoRA expand's fp32 sums d (16-byte
+// aligned) added with lora_apply_delta's one rounding.
+template <class T>
+__device__ __forceinline__ void add_f32(Vec<T>& v, const float* d) {
+  static_assert(Vec<T>::kN % 4 == 0, "the sums are read as float4s");
+#pragma unroll
+  for (int e = 0; e < Vec<T>::kN; e += 4) {
+    const float4 dv = *reinterpret_cast<const float4*>(d + e);
+    v.v[e] = from_f32<T>(to_f32(v.v[e]) + dv.x);
+    v.v[e + 1] = from_f32<T>(to_f32(v.v[e + 1]) + dv.y);
+    v.v[e + 2] = from_f32<T>(to_f32(v.v[e + 2]) + dv.z);
+    v.v[e + 3] = from_f32<T>(to_f32(v.v[e + 3]) + dv.w);
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -56,18 +56,8 @@ __global__ void act_mul_vec_kernel(int act, const T* __restrict__ x, int64_t tok
     const V* row = reinterpret_cast<const V*>(x + t * 2 * inter);
     V g = row[j], u = row[nv_row + j];
     if constexpr (kDelta) {
-      auto add = [](V& v, const float* d) {
-#pragma unroll
-        for (int e = 0; e < kN; e += 4) {
-          const float4 dv = *reinterpret_cast<const float4*>(d + e);
-          v.v[e] = from_f32<T>(to_f32(v.v[e]) + dv.x);
-          v.v[e + 1] = from_f32<T>(to_f32(v.v[e + 1]) + dv.y);
-          v.v[e + 2] = from_f32<T>(to_f32(v.v[e + 2]) + dv.z);
-          v.v[e + 3] = from_f32<T>(to_f32(v.v[e + 3]) + dv.w);
-        }
-      };
-      add(g, delta + i * kN);
-      add(u, delta + tokens * inter + i * kN);
+      add_f32(g, delta + i * kN);
+      add_f32(u, delta + tokens * inter + i * kN);
       V* w = const_cast<V*>(row);
       w[j] = g;
       w[nv_row + j] = u;

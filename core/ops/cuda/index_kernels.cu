@@ -92,16 +92,6 @@ __global__ void argmax_kernel(const T* __restrict__ x, int64_t cols, int32_t* __
   }
 }
 
-// Element i of a grid-stride loop over tokens x heads x pairs (pairs fastest).
-struct HeadPair {
-  int64_t t;
-  int32_t h, p;
-};
-__device__ __forceinline__ HeadPair head_pair(int64_t i, int32_t heads, int32_t pairs) {
-  const int64_t th = i / pairs;
-  return {th / heads, static_cast<int32_t>(th % heads), static_cast<int32_t>(i % pairs)};
-}
-
 template <class T>
 __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads, T* __restrict__ k,
                             int64_t k_stride, int32_t k_heads, int32_t head_dim, int32_t rot_dim,
@@ -114,7 +104,10 @@ __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads
   const int64_t n = tokens * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const auto [t, h, p] = head_pair(i, heads, half);
+    const int32_t p = static_cast<int32_t>(i % half);
+    const int64_t th = i / half;
+    const int32_t h = static_cast<int32_t>(th % heads);
+    const int64_t t = th / heads;
     T* base = h < q_heads ? q + t * q_stride + int64_t(h) * head_dim
                           : k + t * k_stride + int64_t(h - q_heads) * head_dim;
     const float* cs = cos_sin + int64_t(positions[t]) * rot_dim;

@@ -74,15 +74,7 @@ __global__ void rms_norm_vec_kernel(const T* __restrict__ x, int64_t x_stride, i
   for (int64_t i = threadIdx.x; i < nv; i += blockDim.x) {
     V a = xr[i];
     if constexpr (kDelta) {
-      const float4* d = reinterpret_cast<const float4*>(delta + row * hidden + i * kN);
-#pragma unroll
-      for (int j = 0; j < kN; j += 4) {
-        const float4 dv = d[j / 4];
-        a.v[j] = from_f32<T>(to_f32(a.v[j]) + dv.x);
-        a.v[j + 1] = from_f32<T>(to_f32(a.v[j + 1]) + dv.y);
-        a.v[j + 2] = from_f32<T>(to_f32(a.v[j + 2]) + dv.z);
-        a.v[j + 3] = from_f32<T>(to_f32(a.v[j + 3]) + dv.w);
-      }
+      add_f32(a, delta + row * hidden + i * kN);
       const_cast<V*>(xr)[i] = a;
     }
     if (rr) {
