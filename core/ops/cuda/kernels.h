@@ -90,6 +90,12 @@ bool gemv_cache_hint();
 // read early). On by default (v14: 0.5B batch 1 1.149 -> 1.017 ms on the H100);
 // SABLE_GEMV_EARLY=0 for A/B runs.
 bool gemv_early_loads(const void* w, int64_t n, int64_t k);
+// Whether the skinny GEMMs load what their epilogue reads besides the sums (bias, the residual an
+// accumulating projection adds to, rope's cos/sin) right after the wait rather than after the
+// warp sums, and prefetch the fused norm's weights to L1 beside the norm's reads of x (v20: off
+// the critical path of a latency-bound batch-1 kernel). Same bits either way. On by default;
+// SABLE_GEMV_EPI_EARLY=0 for A/B runs.
+bool gemv_epilogue_early();
 
 // gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
 // [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
