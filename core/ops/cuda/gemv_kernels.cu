@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx,
                 const __nv_bfloat16* __restrict__ w, const TOut* __restrict__ bias,
                 TOut* __restrict__ out, int64_t n, int64_t k, bool early, bool accumulate,
-                bool epilogue_early) {
+                bool epilogue_early, bool tail_batch) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
@@ -37,13 +37,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   // The first batch of weight loads goes out before the wait as well (into registers: they are
   // used by the first iteration below), so the DRAM has work while the predecessor drains.
   uint4 wv[kR][kUnroll];
-  const bool early_loads = early && rows > 0 && 32 * (kUnroll - 1) + lane < kv;
-  if (early_loads) {
+  // With tail_batch a lane's last batch may be partial (its loads past the row predicated off), so
+  // a row of 3.5 batches a lane (K 896: the 0.5B LM head) is one round trip for every lane;
+  // without it (the A/B), lanes without a whole batch left go to the one-load loop below, one
+  // round trip a load.
+  const int64_t short_by = tail_batch ? 0 : 32 * (kUnroll - 1);
+  auto load_batch = [&](int64_t base) {
 #pragma unroll
     for (int r = 0; r < kR; ++r)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + lane + 32 * u);
-  }
+      for (int u = 0; u < kUnroll; ++u)
+        if (base + 32 * u < kv) wv[r][u] = load_weight<kHint>(wr[r] + base + 32 * u);
+  };
+  const bool early_loads = early && rows > 0 && lane + short_by < kv;
+  if (early_loads) load_batch(lane);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   if (rows == 0) return;
@@ -62,15 +69,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int m = 0; m < kM; ++m) acc[r][m] = 0.0f;
   int64_t i = lane;
-  for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
-    if (!early_loads || i != lane) {
-#pragma unroll
-      for (int r = 0; r < kR; ++r)
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_weight<kHint>(wr[r] + i + 32 * u);
-    }
+  for (; i + short_by < kv; i += 32 * kUnroll) {
+    if (!early_loads || i != lane) load_batch(i);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
+      if (i + 32 * u >= kv) break;
 #pragma unroll
       for (int m = 0; m < kM; ++m) {
         const uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + (i + 32 * u) * 8);
@@ -124,6 +127,12 @@ bool gemv_early_loads(const void* w, int64_t n, int64_t k) {
   return on && is_weight_range(w, static_cast<size_t>(n * k) * 2);
 }
 
+// SABLE_GEMV_TAIL_BATCH=0 (A/B, v20): a row's last partial batch of loads one load at a time.
+bool gemv_tail_batch() {
+  static const bool on = env_int("SABLE_GEMV_TAIL_BATCH", 1) == 1;
+  return on;
+}
+
 bool gemv_epilogue_early() {
   static const bool on = env_int("SABLE_GEMV_EPI_EARLY", 1) == 1;
   return on;
@@ -140,8 +149,8 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
 #define SABLE_GEMV_CASE(M)                                                                         \
   case M:                                                                                          \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, early, acc,                             \
-                               gemv_epilogue_early()) == cudaSuccess;
+                               x, ldx, w, bias, out, n, k, early, acc, gemv_epilogue_early(),      \
+                               gemv_tail_batch()) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)
 #undef SABLE_GEMV_CASE
