@@ -28,7 +28,8 @@
 namespace sable::ops::cuda {
 namespace {
 
-constexpr int kWarps = 4;   // warps (tasks) per block
+// Warps a block: 4, or 8 where a task is split 8 ways (the slices of a task share a block).
+constexpr int kWarps = 4, kMaxWarps = 8;
 using Bf16 = __nv_bfloat16;
 
 // GemvFusedArgs with typed pointers, passed by value to the kernel.
@@ -168,14 +169,16 @@ __device__ __forceinline__ void store(const Args& a, int m, int64_t col, float v
 
 // Up to 64 registers for one or two rows of x (8 blocks of 4 warps per SM), 128 above.
 template <int kM>
-constexpr int kMinBlocks = kM <= 2 ? 8 : 4;
+constexpr int kMinBlocks = kM <= 2 ? 8 : 4;  // of kWarps warps; half as many of kMaxWarps
 
 template <int kM, bool kNorm>
-__global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel(const Args a) {
-  __shared__ float partial[kWarps][2][kM];
+__global__ void __launch_bounds__(kMaxWarps * 32, kMinBlocks<kM>* kWarps / kMaxWarps)
+    gemv_fused_kernel(const Args a) {
+  __shared__ float partial[kMaxWarps][2][kM];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int slice = warp % a.splits;  // this warp's part of K
-  const int64_t task = int64_t(blockIdx.x) * (kWarps / a.splits) + warp / a.splits;
+  const int warps = blockDim.x >> 5;
+  const int64_t task = int64_t(blockIdx.x) * (warps / a.splits) + warp / a.splits;
   int64_t r0 = 0, r1 = -1;
   int rot = -1;
   const bool valid = task_rows(a, task, &r0, &r1, &rot);
@@ -271,7 +274,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel
         partial[warp][1][m] = acc1[m];
       }
     }
-    // One named barrier per task (ids 1..kWarps/splits): a task's warps are all valid or all
+    // One named barrier per task (ids 1..warps/splits): a task's warps are all valid or all
     // returned above, so only that task's warps meet here.
     __syncwarp();
     asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / a.splits), "r"(32 * a.splits));
@@ -312,9 +315,9 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks<kM>) gemv_fused_kernel
 }
 
 template <int kM>
-cudaError_t launch_m(const Args& a, bool norm, unsigned blocks, cudaStream_t s) {
-  return norm ? sable::cuda::launch(gemv_fused_kernel<kM, true>, blocks, kWarps * 32, 0, s, a)
-              : sable::cuda::launch(gemv_fused_kernel<kM, false>, blocks, kWarps * 32, 0, s, a);
+cudaError_t launch_m(const Args& a, bool norm, unsigned blocks, int warps, cudaStream_t s) {
+  return norm ? sable::cuda::launch(gemv_fused_kernel<kM, true>, blocks, warps * 32, 0, s, a)
+              : sable::cuda::launch(gemv_fused_kernel<kM, false>, blocks, warps * 32, 0, s, a);
 }
 
 }  // namespace
@@ -352,12 +355,16 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
   const int64_t sms = sm_count();
   // Split K only while the grid still fits on the GPU at once: a second, partial wave of blocks
   // costs more than the loads in flight gain (1 or 2 rows of x: 8 blocks per SM, else 4).
-  const int64_t resident = sms * (g.m <= 2 ? kMinBlocks<1> : kMinBlocks<8>);
+  // Up to 8 slices (v20): Qwen2.5-0.5B's down projection (448 tasks, K 4864) in 4 slices gave
+  // each lane 4.75 loads a row, two round trips; in 8, one. SABLE_GEMV_MAX_SPLITS=4 for the A/B.
+  const int64_t resident_warps = sms * kWarps * (g.m <= 2 ? kMinBlocks<1> : kMinBlocks<8>);
+  const int max_splits = gemv_max_splits();
   int splits = 1;
-  while (splits < kWarps && tasks * splits < sms * 16 && g.k / 8 / (2 * splits) >= 64 &&
-         (tasks * splits * 2 + kWarps - 1) / kWarps <= resident)
+  while (splits < max_splits && tasks * splits < sms * 16 && g.k / 8 / (2 * splits) >= 64 &&
+         tasks * splits * 2 <= resident_warps)
     splits *= 2;
-  const int64_t tasks_per_block = kWarps / splits;
+  const int warps = splits > kWarps ? kMaxWarps : kWarps;
+  const int64_t tasks_per_block = warps / splits;
   const unsigned blocks = static_cast<unsigned>((tasks + tasks_per_block - 1) / tasks_per_block);
   const bool norm = g.norm_w != nullptr;
   const cudaStream_t s = as_stream(stream);
@@ -387,14 +394,30 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                prefetch_bits(g)};
   cudaError_t e = cudaErrorInvalidValue;
   switch (a.m) {
-    case 1: e = launch_m<1>(a, norm, blocks, s); break;
-    case 2: e = launch_m<2>(a, norm, blocks, s); break;
-    case 3: e = launch_m<3>(a, norm, blocks, s); break;
-    case 4: e = launch_m<4>(a, norm, blocks, s); break;
-    case 5: e = launch_m<5>(a, norm, blocks, s); break;
-    case 6: e = launch_m<6>(a, norm, blocks, s); break;
-    case 7: e = launch_m<7>(a, norm, blocks, s); break;
-    case 8: e = launch_m<8>(a, norm, blocks, s); break;
+    case 1:
+      e = launch_m<1>(a, norm, blocks, warps, s);
+      break;
+    case 2:
+      e = launch_m<2>(a, norm, blocks, warps, s);
+      break;
+    case 3:
+      e = launch_m<3>(a, norm, blocks, warps, s);
+      break;
+    case 4:
+      e = launch_m<4>(a, norm, blocks, warps, s);
+      break;
+    case 5:
+      e = launch_m<5>(a, norm, blocks, warps, s);
+      break;
+    case 6:
+      e = launch_m<6>(a, norm, blocks, warps, s);
+      break;
+    case 7:
+      e = launch_m<7>(a, norm, blocks, warps, s);
+      break;
+    case 8:
+      e = launch_m<8>(a, norm, blocks, warps, s);
+      break;
     default: return false;
   }
   return e == cudaSuccess;

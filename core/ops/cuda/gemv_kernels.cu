@@ -133,6 +133,11 @@ bool gemv_tail_batch() {
   return on;
 }
 
+int gemv_max_splits() {
+  static const int n = env_int("SABLE_GEMV_MAX_SPLITS", 8) == 4 ? 4 : 8;
+  return n;
+}
+
 bool gemv_epilogue_early() {
   static const bool on = env_int("SABLE_GEMV_EPI_EARLY", 1) == 1;
   return on;

@@ -96,6 +96,8 @@ bool gemv_early_loads(const void* w, int64_t n, int64_t k);
 // the critical path of a latency-bound batch-1 kernel). Same bits either way. On by default;
 // SABLE_GEMV_EPI_EARLY=0 for A/B runs.
 bool gemv_epilogue_early();
+// The most warps one fused-GEMV task is split over along K (8; SABLE_GEMV_MAX_SPLITS=4 for A/B).
+int gemv_max_splits();
 
 // gemm_fused for decode (gemv_fused_kernels.cu): bf16 x [m, k] (rows ldx apart), w [n, k], out
 // [m, n] (or [m, n/2] when gated) with rows ldo apart; bias bf16 [n] or null. The prologue RMS
