@@ -45,7 +45,7 @@ struct Args {
   int32_t mode, act, accumulate, rope_cols, head_dim, rot_dim;
   const int32_t* positions;
   const float* cos_sin;
-  int32_t splits;  // warps that share one task, each over a slice of K (1, 2 or 4)
+  int32_t splits;  // warps that share one task, each over a slice of K (1, 2, 4 or 8)
   bool hint;       // weight loads with the no-L1, 256-byte-L2 hint (gemv_cache_hint)
   bool early;      // the first weight loads before the wait and the norm (gemv_early_loads)
   int32_t prefetch;  // kPrefetch* bits: what the epilogue and the norm read, into L1 early
@@ -392,34 +392,11 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                gemv_cache_hint(),
                gemv_early_loads(g.w, g.n, g.k),
                prefetch_bits(g)};
-  cudaError_t e = cudaErrorInvalidValue;
-  switch (a.m) {
-    case 1:
-      e = launch_m<1>(a, norm, blocks, warps, s);
-      break;
-    case 2:
-      e = launch_m<2>(a, norm, blocks, warps, s);
-      break;
-    case 3:
-      e = launch_m<3>(a, norm, blocks, warps, s);
-      break;
-    case 4:
-      e = launch_m<4>(a, norm, blocks, warps, s);
-      break;
-    case 5:
-      e = launch_m<5>(a, norm, blocks, warps, s);
-      break;
-    case 6:
-      e = launch_m<6>(a, norm, blocks, warps, s);
-      break;
-    case 7:
-      e = launch_m<7>(a, norm, blocks, warps, s);
-      break;
-    case 8:
-      e = launch_m<8>(a, norm, blocks, warps, s);
-      break;
-    default: return false;
-  }
+  if (a.m < 1 || a.m > kGemvFusedMaxM) return false;
+  using Launch = cudaError_t (*)(const Args&, bool, unsigned, int, cudaStream_t);
+  constexpr Launch kLaunch[] = {launch_m<1>, launch_m<2>, launch_m<3>, launch_m<4>,
+                                launch_m<5>, launch_m<6>, launch_m<7>, launch_m<8>};
+  const cudaError_t e = kLaunch[a.m - 1](a, norm, blocks, warps, s);
   return e == cudaSuccess;
 }
 
