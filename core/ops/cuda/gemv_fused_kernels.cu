@@ -338,7 +338,7 @@ int32_t prefetch_bits(const GemvFusedArgs& g) {
   if (g.bias != nullptr && is_weight_range(g.bias, static_cast<size_t>(g.n) * 2))
     bits |= kBiasBeforeWait;
   if (g.rope_cols > 0 && is_weight_range(g.positions, static_cast<size_t>(g.m) * 4) &&
-      is_weight_range(g.cos_sin, 4))  // one table: the start is in it, so is every row
+      is_weight_range(g.cos_sin, g.cos_sin_bytes))
     bits |= kRopeBeforeWait;
   if (g.norm_w != nullptr && is_weight_range(g.norm_w, static_cast<size_t>(g.k) * 2))
     bits |= kNormBeforeWait;

@@ -121,6 +121,7 @@ struct GemvFusedArgs {
   int32_t rope_cols = 0, head_dim = 0, rot_dim = 0;
   const int32_t* positions = nullptr;
   const float* cos_sin = nullptr;
+  size_t cos_sin_bytes = 0;  // the whole table's
 };
 bool gemv_fused_supported(const GemvFusedArgs& args);
 bool gemv_fused(const GemvFusedArgs& args, void* stream);
