@@ -1,13 +1,11 @@
 // The address ranges that hold model weights: memory the model host filled from the checkpoint
-// and that no kernel writes during a forward. Also other memory of that kind: the rope table, and
-// the positions the CUDA executor uploads before a forward's first kernel.
+// and that no kernel writes during a forward.
 //
 // Why: a decode GEMV under programmatic dependent launch may issue its first weight loads before
 // it waits for the kernel ahead of it (core/ops/cuda/gemv_kernels.cu), which hides that kernel's
 // tail. That is only correct for bytes the preceding kernel cannot be writing, and the GEMM op
 // itself cannot tell a weight from an activation a plugin passes as its second operand. The model
-// host registers what it loads (weight_get, weight_get_into); the GEMM asks here. The fused decode
-// GEMV likewise reads its epilogue's bias and rope rows early only where they are registered.
+// host registers what it loads (weight_get, weight_get_into); the GEMM asks here.
 // Thread-safety: every function may be called from any thread (a shared mutex).
 #pragma once
 

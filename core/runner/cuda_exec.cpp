@@ -16,7 +16,6 @@
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/lora_batch.h"
-#include "core/ops/weight_ranges.h"
 #include "core/runner/attention_backend.h"
 #include "core/util/log.h"
 #include "core/weights/dtype_convert.h"
@@ -63,7 +62,6 @@ struct CudaExec::Impl {
   // Persistent inputs (fixed addresses: graphs read them) and their pinned staging.
   int32_t* d_tokens = nullptr;
   int32_t* d_positions = nullptr;
-  size_t positions_bytes = 0;
   int32_t* d_rows = nullptr;
   int32_t* d_types = nullptr;  // token types (BERT pairs), uploaded only when a batch has them
   int32_t* h_stage = nullptr;  // [4 * max_batch_tokens]
@@ -94,7 +92,6 @@ struct CudaExec::Impl {
     for (auto& [bs, g] : lora_graphs) cudaGraphExecDestroy(g);
     cudaFreeHost(h_lora);
     cudaFree(d_tokens);
-    ops::forget_weight_ranges(d_positions, positions_bytes);
     cudaFree(d_positions);
     cudaFree(d_rows);
     cudaFree(d_types);
@@ -348,10 +345,6 @@ CudaExec::CudaExec(const Options& options, const SableOps* ops) : impl_(std::mak
   const size_t n = static_cast<size_t>(options.max_batch_tokens);
   check_cuda(cudaMalloc(&m.d_tokens, n * 4), "malloc");
   check_cuda(cudaMalloc(&m.d_positions, n * 4), "malloc");
-  // Positions are uploaded before a forward's first kernel and no kernel writes them: the decode
-  // GEMVs may read them before their PDL wait (rope's cos/sin, weight_ranges.h).
-  m.positions_bytes = n * 4;
-  ops::register_weight_range(m.d_positions, m.positions_bytes);
   check_cuda(cudaMalloc(&m.d_rows, n * 4), "malloc");
   check_cuda(cudaMalloc(&m.d_types, n * 4), "malloc");
   check_cuda(cudaMallocHost(&m.h_stage, 4 * n * 4), "malloc host");

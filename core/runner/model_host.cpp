@@ -398,8 +398,6 @@ SableStatus ModelHost::rope_cache(int32_t rot_dim, SableTensor* out, float* msca
     const hf::RopeCache cache = hf::build_rope_cache(config_.rope(), rot_dim, rows);
     SableTensor t = allocate(SABLE_DTYPE_F32, {cache.max_positions, cache.rot_dim});
     memory_.upload(t.data, cache.cos_sin.data(), cache.cos_sin.size() * sizeof(float));
-    // No kernel writes the table: the decode GEMVs may read it before their PDL wait.
-    ops::register_weight_range(t.data, cache.cos_sin.size() * sizeof(float));
     *out = t;
     // The cache already carries the factor (as transformers applies it to cos and sin).
     if (mscale != nullptr) *mscale = cache.attention_factor;

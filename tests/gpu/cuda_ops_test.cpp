@@ -521,62 +521,50 @@ TEST_F(CudaOpsTest, GemmFusedMatchesCpu) {
       {"norm+gated large", true, false, false, true, 0, 0, 0, 0, 2 * 1600, 4096},
   };
   const int64_t maxpos = 64;
-  // `registered`: the bias, norm weight, positions and rope table registered as memory no kernel
-  // writes (weight_ranges.h), so the one kernel prefetches them before its PDL wait.
-  for (bool registered : {false, true})
-    for (const Config& c : configs) {
-      for (int64_t m : {1, 2, 5, 8, 19}) {
-        SCOPED_TRACE(testing::Message() << c.name << " m=" << m << " registered=" << registered);
-        const int64_t out_cols = c.gated ? c.n / 2 : c.n;
-        Pair x = make({m, c.k}), w = make({c.n, c.k}, 0.05f), b = make({c.n}), g = make({c.k});
-        Pair o = make({m, out_cols});
-        Pair cs = make({maxpos, std::max(c.rot, 2)}, 1.0f, SABLE_DTYPE_F32);
-        std::vector<int32_t> pos(m);
-        for (int64_t i = 0; i < m; ++i) pos[i] = static_cast<int32_t>((i * 11 + 3) % maxpos);
-        DeviceBuffer dpos(m * 4);
-        dpos.upload(pos);
-        SableTensor pc = o.view(pos.data(), SABLE_DTYPE_I32, SABLE_DEVICE_CPU);
-        pc.ndim = 1;
-        pc.shape[0] = m;
-        pc.strides[0] = 1;
-        SableTensor pg = pc;
-        pg.device_type = SABLE_DEVICE_CUDA;
-        pg.data = dpos.get();
-        auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), gc = g.cpu(), oc = o.cpu(), csc = cs.cpu();
-        auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), gg = g.gpu(), og = o.gpu(), csg = cs.gpu();
-        auto fusion = [&](const SableTensor* norm, const SableTensor* p, const SableTensor* table) {
-          SableGemmFusion f{};
-          f.struct_size = sizeof(f);
-          f.norm_weight = c.norm ? norm : nullptr;
-          f.norm_eps = 1e-6f;
-          f.gated = c.gated;
-          f.act = SABLE_ACT_SILU;
-          f.rope_cols = c.rope_cols;
-          f.rope_head_dim = c.head_dim;
-          f.rope_dim = c.rot;
-          f.rope_style = c.style;
-          f.positions = p;
-          f.cos_sin = table;
-          f.accumulate = c.accumulate;
-          return f;
-        };
-        const SableGemmFusion fc = fusion(&gc, &pc, &csc), fg = fusion(&gg, &pg, &csg);
-        const std::pair<const void*, size_t> ranges[] = {
-            {b.dev.get(), static_cast<size_t>(c.n) * 2},
-            {g.dev.get(), static_cast<size_t>(c.k) * 2},
-            {dpos.get(), static_cast<size_t>(m) * 4},
-            {cs.dev.get(), static_cast<size_t>(maxpos * std::max(c.rot, 2)) * 4}};
-        if (registered)
-          for (const auto& [p, bytes] : ranges) ops::register_weight_range(p, bytes);
-        ASSERT_EQ(c_->gemm_fused(&cpu_ctx_, &xc, &wc, c.bias ? &bc : nullptr, &fc, &oc), SABLE_OK)
-            << cpu_ctx_.last_error;
-        ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, c.bias ? &bg : nullptr, &fg, &og), SABLE_OK)
-            << gpu_ctx_.last_error;
-        if (registered)
-          for (const auto& [p, bytes] : ranges) ops::forget_weight_ranges(p, bytes);
-        expect_close(o);
-      }
+  for (const Config& c : configs) {
+    for (int64_t m : {1, 2, 5, 8, 19}) {
+      SCOPED_TRACE(testing::Message() << c.name << " m=" << m);
+      const int64_t out_cols = c.gated ? c.n / 2 : c.n;
+      Pair x = make({m, c.k}), w = make({c.n, c.k}, 0.05f), b = make({c.n}), g = make({c.k});
+      Pair o = make({m, out_cols});
+      Pair cs = make({maxpos, std::max(c.rot, 2)}, 1.0f, SABLE_DTYPE_F32);
+      std::vector<int32_t> pos(m);
+      for (int64_t i = 0; i < m; ++i) pos[i] = static_cast<int32_t>((i * 11 + 3) % maxpos);
+      DeviceBuffer dpos(m * 4);
+      dpos.upload(pos);
+      SableTensor pc = o.view(pos.data(), SABLE_DTYPE_I32, SABLE_DEVICE_CPU);
+      pc.ndim = 1;
+      pc.shape[0] = m;
+      pc.strides[0] = 1;
+      SableTensor pg = pc;
+      pg.device_type = SABLE_DEVICE_CUDA;
+      pg.data = dpos.get();
+      auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), gc = g.cpu(), oc = o.cpu(), csc = cs.cpu();
+      auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), gg = g.gpu(), og = o.gpu(), csg = cs.gpu();
+      auto fusion = [&](const SableTensor* norm, const SableTensor* p, const SableTensor* table) {
+        SableGemmFusion f{};
+        f.struct_size = sizeof(f);
+        f.norm_weight = c.norm ? norm : nullptr;
+        f.norm_eps = 1e-6f;
+        f.gated = c.gated;
+        f.act = SABLE_ACT_SILU;
+        f.rope_cols = c.rope_cols;
+        f.rope_head_dim = c.head_dim;
+        f.rope_dim = c.rot;
+        f.rope_style = c.style;
+        f.positions = p;
+        f.cos_sin = table;
+        f.accumulate = c.accumulate;
+        return f;
+      };
+      const SableGemmFusion fc = fusion(&gc, &pc, &csc), fg = fusion(&gg, &pg, &csg);
+      ASSERT_EQ(c_->gemm_fused(&cpu_ctx_, &xc, &wc, c.bias ? &bc : nullptr, &fc, &oc), SABLE_OK)
+          << cpu_ctx_.last_error;
+      ASSERT_EQ(g_->gemm_fused(&gpu_ctx_, &xg, &wg, c.bias ? &bg : nullptr, &fg, &og), SABLE_OK)
+          << gpu_ctx_.last_error;
+      expect_close(o);
     }
+  }
   // Bad fusions are errors naming the field, not crashes.
   Pair x = make({1, 64}), w = make({96, 64}), o = make({1, 96});
   auto xg = x.gpu(), wg = w.gpu(), og = o.gpu();

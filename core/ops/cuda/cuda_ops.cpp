@@ -543,9 +543,7 @@ SableStatus op_gemm_fused(SableOpsContext* ctx, const SableTensor* x, const Sabl
       g.head_dim = f->rope_head_dim;
       g.rot_dim = f->rope_dim;
       g.positions = static_cast<const int32_t*>(tensor(f->positions, "positions").data);
-      const auto& cs = tensor(f->cos_sin, "cos_sin");
-      g.cos_sin = static_cast<const float*>(cs.data);
-      g.cos_sin_bytes = static_cast<size_t>(sable_tensor_numel(&cs)) * sizeof(float);
+      g.cos_sin = static_cast<const float*>(tensor(f->cos_sin, "cos_sin").data);
     }
     g.accumulate = s.accumulate ? 1 : 0;
     launched = k::gemv_fused(g, ctx->stream);

@@ -21,7 +21,6 @@
 #include "core/ops/cuda/cuda_util.cuh"
 #include "core/ops/cuda/gemv_common.cuh"
 #include "core/ops/cuda/kernels.h"
-#include "core/ops/weight_ranges.h"
 #include "sable/cuda/launch.cuh"
 #include "sable/ops.h"
 
@@ -48,12 +47,7 @@ struct Args {
   int32_t splits;  // warps that share one task, each over a slice of K (1, 2, 4 or 8)
   bool hint;       // weight loads with the no-L1, 256-byte-L2 hint (gemv_cache_hint)
   bool early;      // the first weight loads before the wait and the norm (gemv_early_loads)
-  int32_t prefetch;  // kPrefetch* bits: what the epilogue and the norm read, into L1 early
 };
-// Args::prefetch. kPrefetchOn: the bias, rope's cos/sin, the accumulated outputs and the norm's
-// weights go to L1 while the weights stream (gemv_epilogue_early), before the wait for those
-// the other bits name (memory no kernel writes during a forward, weight_ranges.h), else after it.
-constexpr int32_t kPrefetchOn = 1, kBiasBeforeWait = 2, kRopeBeforeWait = 4, kNormBeforeWait = 8;
 constexpr int kUnroll = 4;  // 16-byte loads of each weight row in flight per lane
 
 __device__ __forceinline__ void unpack8(const uint4& v, float f[8]) {
@@ -122,45 +116,6 @@ __device__ __forceinline__ bool task_rows(const Args& a, int64_t task, int64_t* 
   return true;
 }
 
-__device__ __forceinline__ void prefetch_l1(const void* p) {
-  asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
-}
-
-// The lines the epilogue of row `lane` reads besides its sums (the bias of rows r0/r1, the cos/sin
-// of a rotated pair, the outputs it accumulates into) and the norm weights of this lane's first
-// batch, into L1: in the pass before the wait (`before`) those that no kernel writes, in the pass
-// after it the rest. The epilogue's loads then hit L1 instead of following the last warp sum to
-// L2 or DRAM (positions -> cos/sin are two round trips); nothing is held in registers.
-template <bool kNorm>
-__device__ __forceinline__ void prefetch_pass(const Args& a, bool before, int lane, int rows,
-                                              int64_t r0, int64_t r1, int rot, int64_t k_first,
-                                              int64_t k_end) {
-  if (!(a.prefetch & kPrefetchOn)) return;
-  if constexpr (kNorm) {
-    if (((a.prefetch & kNormBeforeWait) != 0) == before) {
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = k_first + 32 * u;
-        if (i < k_end) prefetch_l1(reinterpret_cast<const uint4*>(a.norm_w) + i);
-      }
-    }
-  }
-  if (lane >= rows) return;
-  if (a.bias != nullptr && ((a.prefetch & kBiasBeforeWait) != 0) == before) {
-    prefetch_l1(a.bias + r0);
-    if (r1 >= 0) prefetch_l1(a.bias + r1);
-  }
-  if (rot >= 0 && ((a.prefetch & kRopeBeforeWait) != 0) == before) {
-    const float* cs = a.cos_sin + int64_t(a.positions[lane]) * a.rot_dim;
-    prefetch_l1(cs + rot);
-    prefetch_l1(cs + a.rot_dim / 2 + rot);
-  }
-  if (a.accumulate && !before) {
-    prefetch_l1(a.out + lane * a.ldo + r0);
-    if (r1 >= 0) prefetch_l1(a.out + lane * a.ldo + r1);
-  }
-}
-
 __device__ __forceinline__ void store(const Args& a, int m, int64_t col, float v) {
   __nv_bfloat16* p = a.out + m * a.ldo + col;
   if (a.accumulate) v = __bfloat162float(*p) + bf16r(v);  // the add op over the stored product
@@ -205,13 +160,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32, kMinBlocks<kM>* kWarps / kMaxW
   // against the plain GEMV's 78.6).
   const bool early = valid && a.early && k_begin + lane < k_end;
   if (early) load_batch(k_begin + lane);
-  // Only the first slice of a task runs the epilogue (the others return after their sums).
-  const bool epilogue = valid && slice == 0;
-  if (epilogue) prefetch_pass<kNorm>(a, true, lane, kM, r0, r1, rot, k_begin + lane, k_end);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   if (!valid) return;  // whole tasks only: a task's warps return together
-  if (epilogue) prefetch_pass<kNorm>(a, false, lane, kM, r0, r1, rot, k_begin + lane, k_end);
 
   // The norm's 1/rms per row, over all of K (as the rms_norm op computes it).
   float inv[kM];
@@ -331,21 +282,6 @@ bool gemv_fused_supported(const GemvFusedArgs& a) {
   return rows_ok && aligned && rope_ok;
 }
 
-namespace {
-int32_t prefetch_bits(const GemvFusedArgs& g) {
-  if (!gemv_epilogue_early()) return 0;
-  int32_t bits = kPrefetchOn;
-  if (g.bias != nullptr && is_weight_range(g.bias, static_cast<size_t>(g.n) * 2))
-    bits |= kBiasBeforeWait;
-  if (g.rope_cols > 0 && is_weight_range(g.positions, static_cast<size_t>(g.m) * 4) &&
-      is_weight_range(g.cos_sin, g.cos_sin_bytes))
-    bits |= kRopeBeforeWait;
-  if (g.norm_w != nullptr && is_weight_range(g.norm_w, static_cast<size_t>(g.k) * 2))
-    bits |= kNormBeforeWait;
-  return bits;
-}
-}  // namespace
-
 bool gemv_fused(const GemvFusedArgs& g, void* stream) {
   if (!gemv_fused_supported(g)) return false;
   const int64_t tasks = g.mode == GemvFusedArgs::kGated
@@ -390,8 +326,7 @@ bool gemv_fused(const GemvFusedArgs& g, void* stream) {
                g.cos_sin,
                splits,
                gemv_cache_hint(),
-               gemv_early_loads(g.w, g.n, g.k),
-               prefetch_bits(g)};
+               gemv_early_loads(g.w, g.n, g.k)};
   if (a.m < 1 || a.m > kGemvFusedMaxM) return false;
   using Launch = cudaError_t (*)(const Args&, bool, unsigned, int, cudaStream_t);
   constexpr Launch kLaunch[] = {launch_m<1>, launch_m<2>, launch_m<3>, launch_m<4>,

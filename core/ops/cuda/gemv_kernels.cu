@@ -25,7 +25,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const __nv_bfloat16* __restrict__ x, int64_t ldx,
                 const __nv_bfloat16* __restrict__ w, const TOut* __restrict__ bias,
                 TOut* __restrict__ out, int64_t n, int64_t k, bool early, bool accumulate,
-                bool epilogue_early, bool tail_batch) {
+                bool tail_batch) {
   const int lane = threadIdx.x & 31;
   const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * kR;
   const int rows = row0 < n ? int(n - row0 < kR ? n - row0 : kR) : 0;
@@ -54,15 +54,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   if (rows == 0) return;
-  // Lane r * kM + m stores output (m, row0 + r); its bias and the old output it adds to are
-  // loaded now, so they arrive while the weights stream instead of after the last warp sum (v20).
-  const int my_r = lane / kM, my_m = lane % kM;
-  const bool mine = lane < kR * kM && my_r < rows;
-  float addend = 0.0f;
-  if (mine && epilogue_early) {
-    if (bias) addend = to_f32(bias[row0 + my_r]);
-    if (accumulate) addend += to_f32(out[my_m * n + row0 + my_r]);
-  }
   float acc[kR][kM];
 #pragma unroll
   for (int r = 0; r < kR; ++r)
@@ -97,13 +88,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   for (int r = 0; r < kR; ++r)
 #pragma unroll
     for (int m = 0; m < kM; ++m) {
-      const float s = warp_sum(acc[r][m]);  // the same bits in every lane
-      if (mine && my_r == r && my_m == m) {
-        if (!epilogue_early) {
-          if (bias) addend = to_f32(bias[row0 + r]);
-          if (accumulate) addend += to_f32(out[m * n + row0 + r]);
-        }
-        out[m * n + row0 + r] = from_f32<TOut>(s + addend);
+      const float s = warp_sum(acc[r][m]);
+      if (lane == 0 && r < rows) {
+        float b = bias ? to_f32(bias[row0 + r]) : 0.0f;
+        if (accumulate) b += to_f32(out[m * n + row0 + r]);
+        out[m * n + row0 + r] = from_f32<TOut>(s + b);
       }
     }
 }
@@ -138,11 +127,6 @@ int gemv_max_splits() {
   return n;
 }
 
-bool gemv_epilogue_early() {
-  static const bool on = env_int("SABLE_GEMV_EPI_EARLY", 1) == 1;
-  return on;
-}
-
 namespace {
 
 template <int kR, int kHint, class TOut>
@@ -154,7 +138,7 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
 #define SABLE_GEMV_CASE(M)                                                                         \
   case M:                                                                                          \
     return sable::cuda::launch(gemv_kernel<M, kR, kHint, TOut>, blocks, kWarpsPerBlock * 32, 0, s, \
-                               x, ldx, w, bias, out, n, k, early, acc, gemv_epilogue_early(),      \
+                               x, ldx, w, bias, out, n, k, early, acc,                             \
                                gemv_tail_batch()) == cudaSuccess;
     SABLE_GEMV_CASE(1) SABLE_GEMV_CASE(2) SABLE_GEMV_CASE(3) SABLE_GEMV_CASE(4)
     SABLE_GEMV_CASE(5) SABLE_GEMV_CASE(6) SABLE_GEMV_CASE(7) SABLE_GEMV_CASE(8)

@@ -90,12 +90,6 @@ bool gemv_cache_hint();
 // read early). On by default (v14: 0.5B batch 1 1.149 -> 1.017 ms on the H100);
 // SABLE_GEMV_EARLY=0 for A/B runs.
 bool gemv_early_loads(const void* w, int64_t n, int64_t k);
-// Whether the skinny GEMMs load what their epilogue reads besides the sums (bias, the residual an
-// accumulating projection adds to, rope's cos/sin) right after the wait rather than after the
-// warp sums, and prefetch the fused norm's weights to L1 beside the norm's reads of x (v20: off
-// the critical path of a latency-bound batch-1 kernel). Same bits either way. On by default;
-// SABLE_GEMV_EPI_EARLY=0 for A/B runs.
-bool gemv_epilogue_early();
 // The most warps one fused-GEMV task is split over along K (8; SABLE_GEMV_MAX_SPLITS=4 for A/B).
 int gemv_max_splits();
 
@@ -121,7 +115,6 @@ struct GemvFusedArgs {
   int32_t rope_cols = 0, head_dim = 0, rot_dim = 0;
   const int32_t* positions = nullptr;
   const float* cos_sin = nullptr;
-  size_t cos_sin_bytes = 0;  // the whole table's
 };
 bool gemv_fused_supported(const GemvFusedArgs& args);
 bool gemv_fused(const GemvFusedArgs& args, void* stream);
