@@ -2,7 +2,10 @@
 # One device call does it all: unpack the bundle from scripts/gpu-bundle.sh (or build here when no
 # bundle was carried), run the GPU test suites and the benchmarks, print one table at the end.
 #   usage (device, repo root): scripts/gpu-check.sh [tests|bench|all]   (default all)
+# SABLE_BUDGET_S: seconds for the whole run; suites and bench items not started within it are
+# skipped (the device call's limit then still leaves time for the summary and the files).
 set -uo pipefail
+[ -n "${SABLE_BUDGET_S:-}" ] && export SABLE_DEADLINE=$(($(date +%s) + SABLE_BUDGET_S))
 B=${SABLE_GPU_BUILD:-build-gpu}  # the build folder the bundle holds (scripts/gpu-bundle.sh)
 what=${1:-all}
 root=$(pwd)
@@ -35,6 +38,10 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
+    if [ -n "${SABLE_DEADLINE:-}" ] && [ "$(date +%s)" -ge "$SABLE_DEADLINE" ]; then
+      summary+=("$(printf '%-34s skipped: past SABLE_DEADLINE' "$name")")
+      continue
+    fi
     for i in "${!variants[@]}"; do
       v=${variants[$i]}
       log="$out/$name.$i.log"
