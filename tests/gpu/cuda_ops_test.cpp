@@ -101,6 +101,19 @@ TEST_F(CudaOpsTest, GemmBf16AndF32Out) {
     }
 }
 
+// One x row over more weight rows than the GPU holds one-row warps (the 8B's q|k|v shape on an
+// H100 or H200): two rows a warp under SABLE_GEMV_WAVE_ROWS=1 (one otherwise); an odd N leaves the
+// last warp one row.
+TEST_F(CudaOpsTest, GemvOneXRowTwoRowsAWarp) {
+  const int64_t n = 6145, k = 4096;
+  Pair x = make({1, k}), w = make({n, k}, 0.02f), b = make({n}), o = make({1, n});
+  auto xc = x.cpu(), wc = w.cpu(), bc = b.cpu(), oc = o.cpu();
+  auto xg = x.gpu(), wg = w.gpu(), bg = b.gpu(), og = o.gpu();
+  ASSERT_EQ(c_->gemm(&cpu_ctx_, &xc, &wc, &bc, &oc), SABLE_OK);
+  ASSERT_EQ(g_->gemm(&gpu_ctx_, &xg, &wg, &bg, &og), SABLE_OK) << gpu_ctx_.last_error;
+  expect_close(o);
+}
+
 TEST_F(CudaOpsTest, RmsNormWithResidual) {
   for (int64_t h : {64, 100, 896}) {
     Pair x = make({7, h}), r = make({7, h}), w = make({h}), o = make({7, h});

@@ -147,13 +147,32 @@ bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w,
   }
 }
 
+// Warps of the one-row, one-x-row kernel that the GPU holds at once.
+int64_t resident_warps_m1() {
+  static const int64_t warps = [] {
+    int blocks = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_kernel<1, 1, 1, __nv_bfloat16>,
+                                                      kWarpsPerBlock * 32, 0) != cudaSuccess)
+      blocks = 0;
+    return int64_t(blocks) * kWarpsPerBlock * sm_count();
+  }();
+  return warps;
+}
+
 // Output rows per warp. The v6 variant bench (bench/gpu_gemv, H100): one row is best for a single
 // x row; with more rows each x vector loaded serves several weight rows, and 2 rows (4 on long
-// K) gained 1.3-2.3x at M = 8 over one.
-int rows_per_warp(int64_t m, int64_t k) {
+// K) gained 1.3-2.3x at M = 8 over one. SABLE_GEMV_WAVE_ROWS=1 (opt-in until measured, v20): one
+// x row takes two rows a warp where one would leave a second, partial wave of warps (the 8B's
+// q|k|v, 6,144 rows against ~5,280 resident warps on an H100, streamed at 70 % of copy bandwidth
+// in v14 against gate|up's 91 % over 5.4 waves).
+int rows_per_warp(int64_t m, int64_t n, int64_t k) {
   static const int forced = env_int("SABLE_GEMV_ROWS", 0);
+  static const bool wave_rows = env_int("SABLE_GEMV_WAVE_ROWS", 0) == 1;
   if (forced == 1 || forced == 2 || forced == 4) return forced;
-  if (m == 1) return 1;
+  if (m == 1) {
+    const int64_t resident = wave_rows ? resident_warps_m1() : 0;
+    return resident > 0 && n > resident && n <= 2 * resident ? 2 : 1;
+  }
   return m > 4 && k >= 4096 ? 4 : 2;
 }
 
@@ -172,7 +191,7 @@ bool launch(const void* x, int64_t ldx, const void* w, const void* bias, void* o
   auto wp = static_cast<const __nv_bfloat16*>(w);
   auto bp = static_cast<const TOut*>(bias);
   auto op = static_cast<TOut*>(out);
-  switch (rows_per_warp(m, k)) {
+  switch (rows_per_warp(m, n, k)) {
     case 4:
       return launch_rows<4>(xp, ldx, wp, bp, op, m, n, k, acc, early, s);
     case 2:
