@@ -116,18 +116,18 @@ bool gemv_early_loads(const void* w, int64_t n, int64_t k) {
   return on && is_weight_range(w, static_cast<size_t>(n * k) * 2);
 }
 
-// SABLE_GEMV_TAIL_BATCH=0 (A/B, v20): a row's last partial batch of loads one load at a time.
-bool gemv_tail_batch() {
-  static const bool on = env_int("SABLE_GEMV_TAIL_BATCH", 1) == 1;
-  return on;
-}
-
 int gemv_max_splits() {
   static const int n = env_int("SABLE_GEMV_MAX_SPLITS", 8) == 4 ? 4 : 8;
   return n;
 }
 
 namespace {
+
+// SABLE_GEMV_TAIL_BATCH=0 (A/B, v20): a row's last partial batch of loads one load at a time.
+bool gemv_tail_batch() {
+  static const bool on = env_int("SABLE_GEMV_TAIL_BATCH", 1) == 1;
+  return on;
+}
 
 template <int kR, int kHint, class TOut>
 bool launch_variant(const __nv_bfloat16* x, int64_t ldx, const __nv_bfloat16* w, const TOut* bias,
