@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <utility>
 
 #include "core/ops/context.h"
@@ -197,6 +199,14 @@ void check_case(const Case& c) {
     // Reference, on a sample of each sequence's new rows: the float64 reference is quadratic in
     // the prompt (a 4000-token prefill alone took minutes), the kernels tile rows alike, so the
     // first and last 8 rows plus 32 spread between them exercise every tile kind.
+    // The reference depends only on the case (its inputs come from the case's seed): every test
+    // and variant that checks the case shares it, computed once per process (the sampled rows'
+    // fp64 sums took 3-4 s of each large case, four times over in PrefillWgmmaMatchesReference).
+    using Key = std::tuple<int, int, int, int, int, std::vector<int>, std::vector<int>, int>;
+    static std::map<Key, std::vector<float>> references;
+    std::vector<float>& cached =
+        references[Key{c.hq, c.hk, c.d, c.page_size, c.window, c.prefix, c.extend, step}];
+    const bool have = !cached.empty();
     std::vector<float> got, want;
     std::vector<float> got_all(q.size());
     for (size_t i = 0; i < got_all.size(); ++i) got_all[i] = from_bf16(got_h[i]);
@@ -217,6 +227,8 @@ void check_case(const Case& c) {
         const int t = qo[s] + j, pos = kv_lens[s] - n + j;
         const int begin = c.window > 0 ? std::max(0, pos - c.window + 1) : 0;
         for (int h = 0; h < c.hq; ++h) {
+          for (int d = 0; d < c.d; ++d) got.push_back(got_all[(size_t(t) * c.hq + h) * c.d + d]);
+          if (have) continue;
           const int kh = h / group;
           std::vector<double> sc;
           double mx = -1e300;
@@ -235,11 +247,14 @@ void check_case(const Case& c) {
             for (int p = begin; p <= pos; ++p)
               acc += sc[p - begin] * hist_v[s][(size_t(p) * c.hk + kh) * c.d + d];
             want.push_back(float(acc / sum));
-            got.push_back(got_all[(size_t(t) * c.hq + h) * c.d + d]);
           }
         }
       }
     }
+    if (have)
+      want = cached;
+    else
+      cached = want;
     EXPECT_LT(rel_l2(got, want), 1e-2) << "step " << step;
     // The padding token's output is zero.
     for (int i = 0; i < c.hq * c.d; ++i) ASSERT_EQ(got_all[size_t(T - 1) * c.hq * c.d + i], 0.0f);
