@@ -48,6 +48,19 @@ TEST_F(CudaLoraOps, GateUpWithoutOnePoolAndSplitK) {
       ASSERT_EQ(got[t * 2 * n + c], out.host[t * 2 * n + c]) << "up has no pool";
 }
 
+// Seven K splits (K 3328 in splits of 512): the expand adds a whole group of four splits' partials
+// and then three more, with a rank-3 slot whose partials past its rank must not count.
+TEST_F(CudaLoraOps, ExpandAddsManySplits) {
+  init(2, 8, 6, SABLE_DTYPE_BF16);
+  slot_rank_[0 * kC + SABLE_LORA_O] = 8;
+  slot_rank_[1 * kC + SABLE_LORA_O] = 3;
+  const int64_t k = 3328, n = 264;
+  make_pool(kLayer, SABLE_LORA_O, k, n);
+  Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
+  Buf out = random(static_cast<size_t>(rows_ * n), 1.0f);
+  check(x, k, out, n, SABLE_LORA_O, {n}, {1, 0, -1, 0, 1, 1});
+}
+
 TEST_F(CudaLoraOps, ScalarLoadsAndF32) {
   for (int32_t dtype : {SABLE_DTYPE_BF16, SABLE_DTYPE_F32}) {
     init(2, 8, 9, dtype);

@@ -50,7 +50,19 @@ struct Plan {
   int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
   int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
   int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
+  // expand: the K splits' partials it sums itself (v20): splits, or 1 after a reduce launch.
+  int32_t expand_splits = 1;
 };
+
+// SABLE_LORA_REDUCE=1 (A/B, before v20): the split partials summed by a launch of their own
+// between the shrink and the expand, one more launch on the LoRA side stream's critical path.
+bool reduce_launch() {
+  static const bool on = [] {
+    const char* e = std::getenv("SABLE_LORA_REDUCE");
+    return e != nullptr && e[0] == '1';
+  }();
+  return on;
+}
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -86,6 +98,7 @@ Plan make_plan(const LoraLaunch& l) {
   const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
   p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
   p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
+  p.expand_splits = reduce_launch() ? 1 : p.splits;
   return p;
 }
 
@@ -216,6 +229,18 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
 }
 
+__device__ __forceinline__ void add4(float4& acc, const float* p) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  acc.x += v.x;
+  acc.y += v.y;
+  acc.z += v.z;
+  acc.w += v.w;
+}
+
+__device__ __forceinline__ float component(const float4& v, int e) {
+  return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w;
+}
+
 // The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
 // the slot's rank and where a module has no pool (the shrink wrote nothing there): what the
 // expand copies into shared memory as is. It runs after the shrink on the shrink's stream, off
@@ -306,14 +331,38 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
                    : 0.0f;
   };
   load_old(tiles[g]);
-  // The reduce left each tile's sums in split 0's slice, zero where they must not count.
+  // The tiles' sums: the K splits' partials added (in the reduce kernel's order), zero past the
+  // tile's rows and the slot's rank, as reduce_kernel leaves them; after a reduce launch
+  // (expand_splits 1) split 0's slice already holds that.
   const int64_t row_stride = static_cast<int64_t>(l.count) * R;
+  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
   const int r4 = R / 4;
   for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
     const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
+    const LoraTile& tile = tiles[g + i * G];
     const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
                        static_cast<int64_t>(mi) * R + j4 * 4;
-    s4[idx] = *reinterpret_cast<const float4*>(src);
+    float4 v;
+    if (p.expand_splits == 1) {
+      v = *reinterpret_cast<const float4*>(src);
+    } else {
+      const int rank = t < tile.rows ? min(l.view.slot_rank[tile.slot * kModules + module], R) : 0;
+      float4 v4[4] = {};  // four independent chains, added as reduce_kernel adds them
+      int z = 0;
+      for (; z + 4 <= p.expand_splits; z += 4)
+#pragma unroll
+        for (int u = 0; u < 4; ++u) add4(v4[u], src + (z + u) * split_stride);
+      for (; z < p.expand_splits; ++z) add4(v4[0], src + z * split_stride);
+      float o[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float s0 = component(v4[0], e) + component(v4[1], e);
+        const float s1 = component(v4[2], e) + component(v4[3], e);
+        o[e] = j4 * 4 + e < rank ? s0 + s1 : 0.0f;
+      }
+      v = make_float4(o[0], o[1], o[2], o[3]);
+    }
+    s4[idx] = v;
   }
   __syncthreads();
   if (!col) return;
@@ -452,8 +501,10 @@ bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* strea
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
     return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
                                scratch) == cudaSuccess &&
-           sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
-                               kReduceThreads, 0, as_stream(stream), l, p, scratch) == cudaSuccess;
+           (!reduce_launch() ||
+            sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
+                                kReduceThreads, 0, as_stream(stream), l, p,
+                                scratch) == cudaSuccess);
   });
 }
 
