@@ -7,7 +7,8 @@
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
 // reduce: block per tile: the K splits' partials summed into split 0's slice, zero past the
-//   tile's rows and the slot's rank (runs after the shrink on its stream).
+//   tile's rows and the slot's rank (runs after the shrink on its stream). Prefill-sized calls
+//   only: at decode sizes the expand sums the partials itself (Plan::fold), one launch fewer.
 // expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
 //   groups sized so the grid is about one wave). Their sums are copied into shared memory
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
@@ -50,12 +51,17 @@ struct Plan {
   int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
   int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
   int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
-  // expand: the K splits' partials it sums itself (v20): splits, or 1 after a reduce launch.
-  int32_t expand_splits = 1;
+  // expand: sums the K splits' partials itself (v20) instead of reading a reduce launch's sums.
+  bool fold = false;
 };
 
 // SABLE_LORA_REDUCE=1 (A/B, before v20): the split partials summed by a launch of their own
 // between the shrink and the expand, one more launch on the LoRA side stream's critical path.
+// Prefill-sized calls keep that launch: every column block of the expand would sum its tiles'
+// partials again (16 column blocks at N 4096 read them 16 times), where the reduce reads them once.
+// The decode batches the LoRA fork serves (up to 256 rows: 32 tiles, plus up to 32 slots' partial
+// tiles).
+constexpr int64_t kFoldMaxTiles = 64;
 bool reduce_launch() {
   static const bool on = [] {
     const char* e = std::getenv("SABLE_LORA_REDUCE");
@@ -98,7 +104,7 @@ Plan make_plan(const LoraLaunch& l) {
   const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
   p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
   p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
-  p.expand_splits = reduce_launch() ? 1 : p.splits;
+  p.fold = !reduce_launch() && l.max_tiles <= kFoldMaxTiles;
   return p;
 }
 
@@ -332,8 +338,8 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
   };
   load_old(tiles[g]);
   // The tiles' sums: the K splits' partials added (in the reduce kernel's order), zero past the
-  // tile's rows and the slot's rank, as reduce_kernel leaves them; after a reduce launch
-  // (expand_splits 1) split 0's slice already holds that.
+  // tile's rows and the slot's rank, as reduce_kernel leaves them; after a reduce launch (no
+  // fold) split 0's slice already holds that.
   const int64_t row_stride = static_cast<int64_t>(l.count) * R;
   const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
   const int r4 = R / 4;
@@ -343,16 +349,16 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
                        static_cast<int64_t>(mi) * R + j4 * 4;
     float4 v;
-    if (p.expand_splits == 1) {
+    if (!p.fold) {
       v = *reinterpret_cast<const float4*>(src);
     } else {
       const int rank = t < tile.rows ? min(l.view.slot_rank[tile.slot * kModules + module], R) : 0;
       float4 v4[4] = {};  // four independent chains, added as reduce_kernel adds them
       int z = 0;
-      for (; z + 4 <= p.expand_splits; z += 4)
+      for (; z + 4 <= p.splits; z += 4)
 #pragma unroll
         for (int u = 0; u < 4; ++u) add4(v4[u], src + (z + u) * split_stride);
-      for (; z < p.expand_splits; ++z) add4(v4[0], src + z * split_stride);
+      for (; z < p.splits; ++z) add4(v4[0], src + z * split_stride);
       float o[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -501,10 +507,9 @@ bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* strea
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
     return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
                                scratch) == cudaSuccess &&
-           (!reduce_launch() ||
-            sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
-                                kReduceThreads, 0, as_stream(stream), l, p,
-                                scratch) == cudaSuccess);
+           (p.fold || sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
+                                          kReduceThreads, 0, as_stream(stream), l, p,
+                                          scratch) == cudaSuccess);
   });
 }
 
