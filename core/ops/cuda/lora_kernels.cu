@@ -7,8 +7,8 @@
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
 // reduce: block per tile: the K splits' partials summed into split 0's slice, zero past the
-//   tile's rows and the slot's rank (runs after the shrink on its stream). Prefill-sized calls
-//   only: at decode sizes the expand sums the partials itself (Plan::fold), one launch fewer.
+//   tile's rows and the slot's rank (runs after the shrink on its stream). Under SABLE_LORA_FOLD=1
+//   decode-sized calls skip it: the expand sums the partials itself (Plan::fold).
 // expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
 //   groups sized so the grid is about one wave). Their sums are copied into shared memory
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
@@ -55,20 +55,21 @@ struct Plan {
   bool fold = false;
 };
 
-// SABLE_LORA_REDUCE=1 (A/B, before v20): the split partials summed by a launch of their own
-// between the shrink and the expand, one more launch on the LoRA side stream's critical path.
-// Prefill-sized calls keep that launch: every column block of the expand would sum its tiles'
-// partials again (16 column blocks at N 4096 read them 16 times), where the reduce reads them once.
-// The decode batches the LoRA fork serves (up to 256 rows: 32 tiles, plus up to 32 slots' partial
-// tiles).
-constexpr int64_t kFoldMaxTiles = 64;
-bool reduce_launch() {
+// SABLE_LORA_FOLD=1 (opt-in until measured, v20): decode-sized calls sum the split partials in
+// the expand instead of a reduce launch between the shrink and the expand, one launch fewer on
+// the LoRA side stream's critical path. Prefill-sized calls keep the reduce either way: every
+// column block of the expand would sum its tiles' partials again (16 column blocks at N 4096 read
+// them 16 times), where the reduce reads them once.
+bool fold_reduce() {
   static const bool on = [] {
-    const char* e = std::getenv("SABLE_LORA_REDUCE");
+    const char* e = std::getenv("SABLE_LORA_FOLD");
     return e != nullptr && e[0] == '1';
   }();
   return on;
 }
+// The decode batches the LoRA fork serves: up to 256 rows (32 tiles) and up to 32 slots' partial
+// tiles.
+constexpr int64_t kFoldMaxTiles = 64;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -104,7 +105,7 @@ Plan make_plan(const LoraLaunch& l) {
   const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
   p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
   p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
-  p.fold = !reduce_launch() && l.max_tiles <= kFoldMaxTiles;
+  p.fold = fold_reduce() && l.max_tiles <= kFoldMaxTiles;
   return p;
 }
 
