@@ -236,16 +236,35 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
 }
 
-__device__ __forceinline__ void add4(float4& acc, const float* p) {
+// The K splits' partials at src, src + split_stride, ... summed in four independent chains (the
+// split loads are in flight together), split z into chain z % 4 and the splits past the last
+// whole group of four into chain 0: one order, shared by the reduce launch and the expand's fold,
+// so both give the same bits. V: float, or float4 for four neighbouring ranks at once.
+__device__ __forceinline__ void add_to(float& acc, const float* p) {
+  acc += *p;
+}
+__device__ __forceinline__ void add_to(float4& acc, const float* p) {
   const float4 v = *reinterpret_cast<const float4*>(p);
   acc.x += v.x;
   acc.y += v.y;
   acc.z += v.z;
   acc.w += v.w;
 }
-
-__device__ __forceinline__ float component(const float4& v, int e) {
-  return e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w;
+__device__ __forceinline__ float plus(float a, float b) {
+  return a + b;
+}
+__device__ __forceinline__ float4 plus(const float4& a, const float4& b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+template <class V>
+__device__ __forceinline__ V sum_splits(const float* src, int splits, int64_t split_stride) {
+  V c[4] = {};
+  int z = 0;
+  for (; z + 4 <= splits; z += 4)
+#pragma unroll
+    for (int u = 0; u < 4; ++u) add_to(c[u], src + (z + u) * split_stride);
+  for (; z < splits; ++z) add_to(c[0], src + z * split_stride);
+  return plus(plus(c[0], c[1]), plus(c[2], c[3]));
 }
 
 // The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
@@ -271,16 +290,7 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
     const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
     const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
     float v = 0.0f;
-    if (t < rows && j < rank) {
-      const float* src = base + idx;
-      float v4[4] = {};  // four independent chains: the split loads are in flight together
-      int z = 0;
-      for (; z + 4 <= p.splits; z += 4)
-#pragma unroll
-        for (int u = 0; u < 4; ++u) v4[u] += src[(z + u) * split_stride];
-      for (; z < p.splits; ++z) v4[0] += src[z * split_stride];
-      v = (v4[0] + v4[1]) + (v4[2] + v4[3]);
-    }
+    if (t < rows && j < rank) v = sum_splits<float>(base + idx, p.splits, split_stride);
     base[idx] = v;
   }
 }
@@ -346,28 +356,18 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
   const int r4 = R / 4;
   for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
     const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
-    const LoraTile& tile = tiles[g + i * G];
     const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
                        static_cast<int64_t>(mi) * R + j4 * 4;
     float4 v;
     if (!p.fold) {
       v = *reinterpret_cast<const float4*>(src);
     } else {
+      const LoraTile& tile = tiles[g + i * G];
       const int rank = t < tile.rows ? min(l.view.slot_rank[tile.slot * kModules + module], R) : 0;
-      float4 v4[4] = {};  // four independent chains, added as reduce_kernel adds them
-      int z = 0;
-      for (; z + 4 <= p.splits; z += 4)
-#pragma unroll
-        for (int u = 0; u < 4; ++u) add4(v4[u], src + (z + u) * split_stride);
-      for (; z < p.splits; ++z) add4(v4[0], src + z * split_stride);
-      float o[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float s0 = component(v4[0], e) + component(v4[1], e);
-        const float s1 = component(v4[2], e) + component(v4[3], e);
-        o[e] = j4 * 4 + e < rank ? s0 + s1 : 0.0f;
-      }
-      v = make_float4(o[0], o[1], o[2], o[3]);
+      const float4 sum = sum_splits<float4>(src, p.splits, split_stride);
+      const int j = j4 * 4;
+      v = make_float4(j < rank ? sum.x : 0.0f, j + 1 < rank ? sum.y : 0.0f,
+                      j + 2 < rank ? sum.z : 0.0f, j + 3 < rank ? sum.w : 0.0f);
     }
     s4[idx] = v;
   }
