@@ -118,15 +118,20 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
 
 // Runs `body` on a new thread with SABLE_LORA_EXPAND=`mode` (read per thread), then puts the
 // variable back as it was.
-static void with_expand_mode(const char* mode, const std::function<void()>& body) {
-  const char* old = std::getenv("SABLE_LORA_EXPAND");
+// Runs body on a thread of its own with the environment variable `name` set to `value` (the
+// switches read per thread: SABLE_LORA_EXPAND, SABLE_LORA_ZERO_FILL).
+static void with_env(const char* name, const char* value, const std::function<void()>& body) {
+  const char* old = std::getenv(name);
   const std::string saved = old != nullptr ? old : "";
-  setenv("SABLE_LORA_EXPAND", mode, 1);
+  setenv(name, value, 1);
   std::thread(body).join();
   if (old != nullptr)
-    setenv("SABLE_LORA_EXPAND", saved.c_str(), 1);
+    setenv(name, saved.c_str(), 1);
   else
-    unsetenv("SABLE_LORA_EXPAND");
+    unsetenv(name);
+}
+static void with_expand_mode(const char* mode, const std::function<void()>& body) {
+  with_env("SABLE_LORA_EXPAND", mode, body);
 }
 
 // The expand forked with the shrink writes fp32 deltas and a kernel after the join adds them
@@ -170,6 +175,15 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
   std::vector<int32_t> row_slot(static_cast<size_t>(rows_));
   for (int32_t t = 0; t < rows_; ++t) row_slot[static_cast<size_t>(t)] = t % 4 == 3 ? -1 : t % 3;
   if (rows_ == 1) row_slot[0] = 0;  // one row (a single request): its views' row strides differ
+  // NaNs in the whole arena: a delta row that nobody zeroed (a row without an adapter) poisons
+  // the consumer's output.
+  arena_->reset();
+  const size_t bytes = arena_->capacity();
+  void* all = arena_->allocate(bytes, 256);
+  ASSERT_NE(all, nullptr);
+  ASSERT_EQ(arena_->chunk_count(), 1u) << "the poison must cover the chunk the ops allocate from";
+  ASSERT_EQ(cudaMemset(all, 0xff, bytes), cudaSuccess);
+  arena_->reset();
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   ctx_.stream = stream;
@@ -215,18 +229,24 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
 
 TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
   if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
-  std::vector<std::vector<float>> after, fused;
+  std::vector<std::vector<float>> after, fused, zeroed;
   for (int32_t rows : {24, 1}) {
     with_expand_mode("after", [&] { consumers(&after, false, rows); });
     if (HasFatalFailure()) return;
-    with_expand_mode("fused", [&] { consumers(&fused, true, rows); });
+    for (auto [zero_fill, got] : {std::pair{"0", &fused}, std::pair{"1", &zeroed}}) {
+      with_env("SABLE_LORA_ZERO_FILL", zero_fill,
+               [&] { with_expand_mode("fused", [&] { consumers(got, true, rows); }); });
+      if (HasFatalFailure()) return;
+    }
   }
-  ASSERT_EQ(after.size(), fused.size());
   const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
-  for (size_t i = 0; i < after.size(); ++i)
-    for (size_t e = 0; e < after[i].size(); ++e)
-      ASSERT_EQ(after[i][e], fused[i][e])
-          << (i < 6 ? "24 rows, " : "1 row, ") << names[i % 6] << " element " << e;
+  for (auto [what, got] : {std::pair{"memset, ", &fused}, std::pair{"zero fill, ", &zeroed}}) {
+    ASSERT_EQ(after.size(), got->size());
+    for (size_t i = 0; i < after.size(); ++i)
+      for (size_t e = 0; e < after[i].size(); ++e)
+        ASSERT_EQ(after[i][e], (*got)[i][e])
+            << what << (i < 6 ? "24 rows, " : "1 row, ") << names[i % 6] << " element " << e;
+  }
 }
 
 }  // namespace sable::gputest::lora

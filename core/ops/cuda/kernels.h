@@ -212,6 +212,10 @@ struct LoraLaunch {
   // [rows, n[0]] then [rows, n[1]] ... (lora_delta_floats(l) floats).
   int64_t rows = 0;
   float* delta = nullptr;
+  // lora_expand_to_delta: also write zeros to the rows outside every tile (all rows where the
+  // module has no pool), so that the whole delta is defined without a memset first. At most
+  // kLoraZeroMaxRows rows.
+  bool zero_rest = false;
   // Where module i's [rows, n[i]] block starts in delta (i == count: the floats of all of them).
   SABLE_LORA_HD int64_t delta_offset(int i) const {
     int64_t off = 0;
@@ -229,8 +233,10 @@ bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void*
 // The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp, the
 // fused mode; lora_pending.h): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no
 // read of the outs), lora_apply_delta adds them into the outs with lora_expand's one rounding, so
-// the outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched.
+// the outs end bit for bit as lora_expand leaves them. Rows outside every tile are not touched,
+// except that l.zero_rest has lora_expand_to_delta zero their deltas.
 size_t lora_delta_floats(const LoraLaunch& l);
+constexpr int64_t kLoraZeroMaxRows = 256;
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
 

@@ -14,8 +14,9 @@
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
 //   past the slot's rank; the next tile's issued before this tile's math) and adds the dot
 //   products into the tile's rows of out (fp32 accumulation, one rounding), the next tile's old
-//   outputs loaded before this one's stores. Its delta form writes the sums to an fp32 buffer, and
-//   apply_delta adds that buffer into out later (the expand beside the base GEMM, lora_ops.cpp).
+//   outputs loaded before this one's stores. Its delta form writes the sums to an fp32 buffer
+//   (with zero_rest, zeros to the rows outside every tile too), and apply_delta adds that buffer
+//   into out later (the expand beside the base GEMM, lora_ops.cpp).
 // Everything a launch reads of the batch (tiles, ranks, pool pointers) comes from the step block on
 // the device, and the grids depend only on the batch size, the slots and the shapes: a decode
 // step with adapters is captured once and replayed with other adapters. Both kernels launch with
@@ -38,6 +39,8 @@ constexpr int kRanksPerWarp = 4;
 constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
 constexpr int kReduceThreads = 128;
 constexpr int kExpandThreads = 256;
+constexpr int kZeroWords =
+    static_cast<int>(kLoraZeroMaxRows / 32);    // expand's row bits (zero_rest)
 constexpr int64_t kExpandSmemBytes = 32 << 10;  // most shared memory an expand block's sums take
 constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
 constexpr int64_t kMaxSplits = 32;
@@ -332,12 +335,38 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     for (int q = 0; q < kExpandPreload; ++q)
       if (q * V < R) b0[q] = *reinterpret_cast<const Vec<T>*>(br + q * V);
   }
+  // zero_rest: the first tile group's blocks also zero their columns' rows outside every tile (a
+  // bit per row of the tiles' rows, gathered before the wait; the tiles' own rows are written
+  // below, zeros where the slot's rank is 0). Without a pool no row is written below: all zero.
+  __shared__ uint32_t covered[kZeroWords];
+  const bool zero = kDelta && l.zero_rest && g == 0;  // block-uniform
+  if (zero) {
+    for (int w = static_cast<int>(threadIdx.x); w < kZeroWords; w += kExpandThreads) covered[w] = 0;
+    __syncthreads();
+    const int entries = pool == nullptr ? 0 : num_tiles * kTileRows;
+    for (int e = static_cast<int>(threadIdx.x); e < entries; e += kExpandThreads) {
+      const LoraTile& tile = tiles[e / kTileRows];
+      if (e % kTileRows < tile.rows) {
+        const int row = tile.row[e % kTileRows];
+        atomicOr(&covered[row / 32], 1u << (row % 32));
+      }
+    }
+    __syncthreads();
+  }
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
+  float* delta = kDelta ? l.delta + l.delta_offset(mi) : nullptr;
+  if (zero && col) {
+    for (int w = 0; w * 32 < l.rows; ++w) {
+      const int valid = min(32, static_cast<int>(l.rows) - w * 32);
+      uint32_t rest = ~covered[w] & (valid == 32 ? ~0u : (1u << valid) - 1);
+      for (; rest != 0; rest &= rest - 1)
+        delta[static_cast<int64_t>(w * 32 + __ffs(rest) - 1) * l.n[mi] + c] = 0.0f;
+    }
+  }
   if (mine == 0) return;  // block-uniform
   T* out = static_cast<T*>(l.out[mi]);
   const int64_t ldo = l.ldo[mi];
-  float* delta = kDelta ? l.delta + l.delta_offset(mi) : nullptr;
   // The first tile's old outputs are in flight while the partial sums are gathered.
   float old[kTileRows];
   auto load_old = [&](const LoraTile& tile) {
@@ -538,7 +567,7 @@ size_t lora_delta_floats(const LoraLaunch& l) {
 }
 
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream) {
-  if (l.delta == nullptr || l.rows <= 0) return false;
+  if (l.delta == nullptr || l.rows <= 0 || (l.zero_rest && l.rows > kLoraZeroMaxRows)) return false;
   return launch_expand<true>(l, dtype, scratch, stream);
 }
 
