@@ -40,6 +40,11 @@ done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfort
 # symbols stripped, strongest compression.
 find "$stage" -type f \( -perm -u+x -o -name '*.so*' \) -exec strip --strip-unneeded {} + 2>/dev/null || true
 mkdir -p .carry
-tar -C "$stage" -cf - "$build" | xz -9 -T0 >.carry/gpu-bundle.tar.xz
+# Packed beside the repository and renamed into place: a device call started meanwhile carries
+# the old bundle or the new one, never half of one.
+packed=$(mktemp -p "$(dirname "$PWD")" gpu-bundle.XXXXXX)
+tar -C "$stage" -cf - "$build" | xz -9 -T0 >"$packed"
+chmod 644 "$packed"
+mv -f "$packed" .carry/gpu-bundle.tar.xz
 rm -rf "$stage"
 ls -la .carry/gpu-bundle.tar.xz
