@@ -1,8 +1,13 @@
 // The LoRA delta beside the base projection's GEMM (core/ops/cuda/lora_fork.h, lora_pending.h):
 // the shrink forked where x was ready, eager and captured, and not forked when another op ran
 // between the GEMM and the LoRA call; the expand forked with it, which must give the same bits as
-// the expand after the GEMM; its delta left to the rms_norm or act_mul after it (fused, the
-// default), the same bits again. Part of cuda_ops_test (skipped without a GPU).
+// the expand after the GEMM; its delta left to the rms_norm, act_mul or rope after it (fused, the
+// default; rope under SABLE_LORA_QKV_ROPE=1), the same bits again, with the delta zeroed by a
+// memset or by the expand (SABLE_LORA_ZERO_FILL=1). Part of cuda_ops_test (skipped without a GPU).
+#include <iterator>
+#include <tuple>
+#include <utility>
+
 #include "tests/gpu/cuda_lora_fixture.h"
 
 namespace sable::gputest::lora {
@@ -155,14 +160,34 @@ TEST_F(CudaLoraOps, ExpandBesideTheBaseGemmGivesTheSameBits) {
 void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused, int32_t rows) {
   rng_.seed(23);
   init(/*slots=*/3, /*r_stride=*/16, rows, SABLE_DTYPE_BF16);
-  for (int32_t m : {SABLE_LORA_GATE, SABLE_LORA_UP, SABLE_LORA_O}) {
+  for (int32_t m :
+       {SABLE_LORA_GATE, SABLE_LORA_UP, SABLE_LORA_O, SABLE_LORA_Q, SABLE_LORA_K, SABLE_LORA_V}) {
     slot_rank_[0 * kC + m] = 16;
-    slot_rank_[2 * kC + m] = m == SABLE_LORA_UP ? 0 : 5;
+    slot_rank_[2 * kC + m] = m == SABLE_LORA_UP || m == SABLE_LORA_K ? 0 : 5;
   }
   const int64_t k = 512, inter = 384;
+  const int32_t qh = 4, kh = 2, hd = 64, rot = 48;  // rotary dims below the head's: pass-through
+  const int64_t nq = qh * hd, nkv = kh * hd, qkv_w = nq + 2 * nkv;
   make_pool(kLayer, SABLE_LORA_GATE, k, inter);
   make_pool(kLayer, SABLE_LORA_UP, k, inter);
   make_pool(kLayer, SABLE_LORA_O, k, k);
+  make_pool(kLayer, SABLE_LORA_Q, k, nq);
+  make_pool(kLayer, SABLE_LORA_K, k, nkv);
+  make_pool(kLayer, SABLE_LORA_V, k, nkv);
+  Buf w_qkv = random(static_cast<size_t>(qkv_w * k), 1.0f / std::sqrt(float(k)));
+  Buf qkv = random(static_cast<size_t>(rows_ * qkv_w), 1.0f);
+  std::vector<int32_t> positions(static_cast<size_t>(rows_));
+  for (int32_t t = 0; t < rows_; ++t) positions[static_cast<size_t>(t)] = (t * 37) % 301;
+  std::vector<float> cos_sin(static_cast<size_t>(301 * rot));
+  for (int32_t p = 0; p <= 300; ++p)
+    for (int32_t i = 0; i < rot / 2; ++i) {
+      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
+      cos_sin[static_cast<size_t>(p * rot + i)] = std::cos(a);
+      cos_sin[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
+    }
+  DeviceBuffer pos_dev(positions.size() * 4), cs_dev(cos_sin.size() * 4);
+  pos_dev.upload(positions);
+  cs_dev.upload(cos_sin);
   Buf x = random(static_cast<size_t>(rows_ * k), 1.0f);
   Buf w_gu = random(static_cast<size_t>(2 * inter * k), 1.0f / std::sqrt(float(k)));
   Buf w_o = random(static_cast<size_t>(k * k), 1.0f / std::sqrt(float(k)));
@@ -221,32 +246,127 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
   ASSERT_EQ(o->lora(&ctx_, kLayer, SABLE_LORA_O, &xt, &pt), SABLE_OK);
   ASSERT_EQ(o->copy(&ctx_, &pt, &ht), SABLE_OK);
   EXPECT_FALSE(pending());
+  // q|k|v's delta into rope (SABLE_LORA_QKV_ROPE=1), else added before it.
+  SableTensor qkvt = t2(qkv, qkv_w);
+  SableTensor wqkv = cuda_tensor(w_qkv.dev.get(), dtype_, {qkv_w, k});
+  ASSERT_EQ(o->gemm(&ctx_, &xt, &wqkv, nullptr, &qkvt), SABLE_OK);
+  SableTensor qkv_parts[] = {cpp::narrow(qkvt, 1, 0, nq), cpp::narrow(qkvt, 1, nq, nkv),
+                             cpp::narrow(qkvt, 1, nq + nkv, nkv)};
+  ASSERT_EQ(o->lora_stacked(&ctx_, kLayer, SABLE_LORA_Q, 3, &xt, qkv_parts), SABLE_OK);
+  EXPECT_EQ(pending(), fused && ops::cuda::lora_qkv_into_rope()) << "q|k|v";
+  SableTensor q3 = cpp::split_last(qkv_parts[0], qh, hd);
+  SableTensor k3 = cpp::split_last(qkv_parts[1], kh, hd);
+  SableTensor post = cuda_tensor(pos_dev.get(), SABLE_DTYPE_I32, {rows_});
+  SableTensor cst = cuda_tensor(cs_dev.get(), SABLE_DTYPE_F32, {301, rot});
+  ASSERT_EQ(o->rope(&ctx_, &q3, &k3, &post, &cst, rot, SABLE_ROPE_NEOX), SABLE_OK)
+      << (ctx_.last_error ? ctx_.last_error : "");
+  EXPECT_FALSE(pending());
   ctx_.lora = nullptr;
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   outputs->push_back(h.fetch());
+  outputs->push_back(qkv.fetch());
   cudaStreamDestroy(stream);
 }
 
 TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
   if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
-  std::vector<std::vector<float>> after, fused, zeroed;
+  // fused with the memset, with the expand's zero fill, and with q|k|v's delta into rope (zero
+  // fill on); each against `after`.
+  std::vector<std::vector<float>> after, fused, zeroed, roped;
   for (int32_t rows : {24, 1}) {
     with_expand_mode("after", [&] { consumers(&after, false, rows); });
     if (HasFatalFailure()) return;
-    for (auto [zero_fill, got] : {std::pair{"0", &fused}, std::pair{"1", &zeroed}}) {
-      with_env("SABLE_LORA_ZERO_FILL", zero_fill,
-               [&] { with_expand_mode("fused", [&] { consumers(got, true, rows); }); });
+    for (auto [zero_fill, qkv_rope, got] :
+         {std::tuple{"0", "0", &fused}, std::tuple{"1", "0", &zeroed},
+          std::tuple{"1", "1", &roped}}) {
+      with_env("SABLE_LORA_ZERO_FILL", zero_fill, [&] {
+        with_env("SABLE_LORA_QKV_ROPE", qkv_rope,
+                 [&] { with_expand_mode("fused", [&] { consumers(got, true, rows); }); });
+      });
       if (HasFatalFailure()) return;
     }
   }
-  const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy"};
-  for (auto [what, got] : {std::pair{"memset, ", &fused}, std::pair{"zero fill, ", &zeroed}}) {
+  const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy", "q|k|v"};
+  constexpr size_t kStages = std::size(names);
+  for (auto [what, got] : {std::pair{"memset, ", &fused}, std::pair{"zero fill, ", &zeroed},
+                           std::pair{"q|k|v into rope, ", &roped}}) {
     ASSERT_EQ(after.size(), got->size());
-    for (size_t i = 0; i < after.size(); ++i)
-      for (size_t e = 0; e < after[i].size(); ++e)
-        ASSERT_EQ(after[i][e], (*got)[i][e])
-            << what << (i < 6 ? "24 rows, " : "1 row, ") << names[i % 6] << " element " << e;
+    for (size_t i = 0; i < after.size(); ++i) {
+      const std::string where =
+          std::string(what) + (i < kStages ? "24 rows, " : "1 row, ") + names[i % kStages];
+      for (size_t e = 0; e < after[i].size(); ++e) {
+        const float a = after[i][e], b = (*got)[i][e];
+        // rope_qkv_delta rotates the same bf16 values as rope_kernel, but the compiler may
+        // contract its products differently: one bf16 rounding apart at most.
+        if (got == &roped && i % kStages == kStages - 1)
+          ASSERT_NEAR(a, b, 1e-2f * (1.0f + std::fabs(a))) << where << " element " << e;
+        else
+          ASSERT_EQ(a, b) << where << " element " << e;
+      }
+    }
   }
+}
+
+// rope_qkv_delta (q|k|v's pending delta added inside rope): against a host emulation of the
+// separate add (bf16(x + delta)) and rope_kernel's rotation: v columns and the columns past the
+// rotary dims bit for bit, the rotated ones within one bf16 rounding (FMA contraction).
+TEST(CudaRopeQkvDelta, AddsTheDeltaThenRotatesQAndK) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  const int32_t qh = 4, kh = 2, d = 16, rot = 12, tokens = 3;
+  const int64_t width = (qh + 2 * kh) * d, ld = width + 8, qd = qh * d, kd = kh * d;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<uint16_t> qkv(static_cast<size_t>(tokens * ld));
+  for (auto& v : qkv) v = to_bf16(nd(rng));
+  std::vector<float> delta(static_cast<size_t>(tokens * (qd + 2 * kd)));
+  for (float& v : delta) v = 0.1f * nd(rng);
+  const std::vector<int32_t> pos = {0, 7, 300};
+  std::vector<float> cs(static_cast<size_t>(301 * rot));
+  for (int32_t p = 0; p <= 300; ++p)
+    for (int32_t i = 0; i < rot / 2; ++i) {
+      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
+      cs[static_cast<size_t>(p * rot + i)] = std::cos(a);
+      cs[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
+    }
+  DeviceBuffer dq(qkv.size() * 2), dd(delta.size() * 4), dp(pos.size() * 4), dc(cs.size() * 4);
+  dq.upload(qkv);
+  dd.upload(delta);
+  dp.upload(pos);
+  dc.upload(cs);
+  ASSERT_TRUE(ops::cuda::rope_qkv_delta(
+      dq.get(), ld, qh, kh, static_cast<const float*>(dd.get()), SABLE_DTYPE_BF16, d, rot,
+      static_cast<const int32_t*>(dp.get()), tokens, static_cast<const float*>(dc.get()),
+      SABLE_ROPE_NEOX, nullptr));
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const auto got = dq.download<uint16_t>(qkv.size());
+  for (int32_t t = 0; t < tokens; ++t)
+    for (int64_t c = 0; c < ld; ++c) {
+      const size_t at = static_cast<size_t>(t * ld + c);
+      if (c >= width) {  // row padding: untouched
+        ASSERT_EQ(got[at], qkv[at]) << "padding " << c;
+        continue;
+      }
+      const int32_t h = static_cast<int32_t>(c / d), i = static_cast<int32_t>(c % d);
+      const int64_t dcol = h < qh        ? t * qd + c
+                           : h < qh + kh ? tokens * qd + t * kd + (c - qd)
+                                         : tokens * (qd + kd) + t * kd + (c - qd - kd);
+      auto added = [&](int32_t col) {
+        const int64_t dc2 = dcol + (col - i);
+        return from_bf16(to_bf16(from_bf16(qkv[static_cast<size_t>(t * ld + h * d + col)]) +
+                                 delta[static_cast<size_t>(dc2)]));
+      };
+      float want = added(i);
+      if (h < qh + kh && i < rot) {
+        const int32_t p = i % (rot / 2);
+        const float co = cs[static_cast<size_t>(pos[t] * rot + p)];
+        const float si = cs[static_cast<size_t>(pos[t] * rot + rot / 2 + p)];
+        const float x0 = added(p), x1 = added(p + rot / 2);
+        want = i < rot / 2 ? x0 * co - x1 * si : x1 * co + x0 * si;
+        EXPECT_NEAR(from_bf16(got[at]), want, 1e-2f * (1.0f + std::fabs(want))) << t << "," << c;
+      } else {
+        ASSERT_EQ(got[at], to_bf16(want)) << "token " << t << " column " << c;
+      }
+    }
 }
 
 }  // namespace sable::gputest::lora

@@ -215,6 +215,21 @@ SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
     require(!(qp && kp) || qd == kd, "q and k head dims differ");
     require(rot_dim <= d, "rot_dim {} > head dim {}", rot_dim, d);
     const int32_t dtype = q ? q->dtype : kk->dtype;
+    // q|k|v's pending LoRA delta (lora_pending.h, SABLE_LORA_QKV_ROPE=1) goes into this kernel
+    // when q and k are the first two column blocks of the fused rows it was computed for.
+    if (take_pending_lora(ctx, dtype, [&](const k::LoraLaunch& l) {
+          const int64_t es = sable_dtype_size(dtype);
+          return l.count == 3 && qp != nullptr && kp != nullptr && l.out[0] == qp &&
+                 l.out[1] == kp && static_cast<char*>(qp) + l.n[0] * es == kp &&
+                 l.out[2] == static_cast<char*>(kp) + l.n[1] * es && qs == ks &&
+                 (t == 1 || (l.ldo[0] == qs && l.ldo[1] == qs && l.ldo[2] == qs)) &&
+                 l.n[0] == int64_t(qh) * d && l.n[1] == int64_t(kh) * d && l.n[2] == l.n[1] &&
+                 l.rows == t &&
+                 k::rope_qkv_delta(qp, qs, qh, kh, l.delta, dtype, d, rot_dim,
+                                   static_cast<const int32_t*>(pos.data), t,
+                                   static_cast<const float*>(cs.data), style, ctx->stream);
+        }))
+      return;
     require(k::rope(qp, qs, qh, kp, ks, kh, dtype, d, rot_dim,
                     static_cast<const int32_t*>(pos.data), t, static_cast<const float*>(cs.data),
                     style, ctx->stream),

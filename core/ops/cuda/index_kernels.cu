@@ -120,6 +120,59 @@ __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads
   }
 }
 
+// rope over fused [q | k | v] rows plus q|k|v's pending LoRA delta (lora_pending.h): thread per
+// (token, head of q, k or v, column pair); each column made bf16(x + delta) first, as
+// lora_apply_delta leaves it, and q's and k's rotary pairs then rotated as rope_kernel does.
+template <class T>
+__global__ void rope_qkv_delta_kernel(T* __restrict__ qkv, int64_t ld, int32_t q_heads,
+                                      int32_t kv_heads, const float* __restrict__ delta,
+                                      int32_t head_dim, int32_t rot_dim,
+                                      const int32_t* __restrict__ positions, int64_t tokens,
+                                      const float* __restrict__ cos_sin, int32_t style) {
+  sable::cuda::wait_for_predecessor();
+  sable::cuda::allow_dependents();
+  const int32_t pairs = head_dim / 2, half = rot_dim / 2;
+  const int32_t heads = q_heads + 2 * kv_heads;
+  const int64_t qd = int64_t(q_heads) * head_dim, kd = int64_t(kv_heads) * head_dim;
+  const int64_t n = tokens * heads * pairs;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t p = static_cast<int32_t>(i % pairs);
+    const int64_t th = i / pairs;
+    const int32_t h = static_cast<int32_t>(th % heads);
+    const int64_t t = th / heads;
+    T* base = qkv + t * ld + int64_t(h) * head_dim;
+    // The delta is [T, qd] for q, then [T, kd] for k and for v (LoraLaunch::delta_offset).
+    const float* d;
+    if (h < q_heads)
+      d = delta + t * qd + int64_t(h) * head_dim;
+    else if (h < q_heads + kv_heads)
+      d = delta + tokens * qd + t * kd + int64_t(h - q_heads) * head_dim;
+    else
+      d = delta + tokens * (qd + kd) + t * kd + int64_t(h - q_heads - kv_heads) * head_dim;
+    const bool rotated = h < q_heads + kv_heads && p < half;
+    int32_t i0, i1;
+    if (p < half) {
+      i0 = style == SABLE_ROPE_NEOX ? p : 2 * p;
+      i1 = style == SABLE_ROPE_NEOX ? p + half : 2 * p + 1;
+    } else {  // the columns past the rotary dims, in pairs
+      i0 = rot_dim + 2 * (p - half);
+      i1 = i0 + 1;
+    }
+    const T y0 = from_f32<T>(to_f32(base[i0]) + d[i0]), y1 = from_f32<T>(to_f32(base[i1]) + d[i1]);
+    if (rotated) {
+      const float* cs = cos_sin + int64_t(positions[t]) * rot_dim;
+      const float c = cs[p], s = cs[half + p];
+      const float x0 = to_f32(y0), x1 = to_f32(y1);
+      base[i0] = from_f32<T>(x0 * c - x1 * s);
+      base[i1] = from_f32<T>(x1 * c + x0 * s);
+    } else {
+      base[i0] = y0;
+      base[i1] = y1;
+    }
+  }
+}
+
 // One warp per token; experts <= 1024, top_k <= 32. Selection by repeated arg-max over scores.
 template <class T>
 __global__ void moe_route_kernel(const T* __restrict__ logits, int64_t tokens, int32_t experts,
@@ -231,6 +284,22 @@ bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride,
     err = sable::cuda::launch(rope_kernel<T>, grid_for(n, kThreads), kThreads, 0, as_stream(stream),
                               static_cast<T*>(q), q_stride, q_heads, static_cast<T*>(k), k_stride,
                               k_heads, head_dim, rot_dim, positions, tokens, cos_sin, style);
+  });
+  return ok && err == cudaSuccess;
+}
+
+bool rope_qkv_delta(void* qkv, int64_t ld, int32_t q_heads, int32_t kv_heads, const float* delta,
+                    int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
+                    int64_t tokens, const float* cos_sin, int32_t style, void* stream) {
+  if (head_dim % 2 != 0 || rot_dim % 2 != 0 || rot_dim > head_dim) return false;
+  const int64_t n = tokens * (q_heads + 2 * kv_heads) * (head_dim / 2);
+  if (n == 0) return true;
+  cudaError_t err = cudaSuccess;
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    err = sable::cuda::launch(rope_qkv_delta_kernel<T>, grid_for(n, kThreads), kThreads, 0,
+                              as_stream(stream), static_cast<T*>(qkv), ld, q_heads, kv_heads, delta,
+                              head_dim, rot_dim, positions, tokens, cos_sin, style);
   });
   return ok && err == cudaSuccess;
 }

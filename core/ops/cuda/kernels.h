@@ -50,6 +50,14 @@ bool rope(void* q, int64_t q_stride, int32_t q_heads, void* k, int64_t k_stride,
           int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
           int64_t tokens, const float* cos_sin, int32_t style, void* stream);
 
+// rope of the q and k heads of fused rows [q | k | v] (row stride ld, q_heads and kv_heads heads
+// of head_dim) plus q|k|v's LoRA delta (fp32 [T, q_heads * D], then [T, kv_heads * D] twice):
+// every column first made bf16(x + delta) and written back, as lora_apply_delta leaves it, then
+// q and k rotated as rope does. False for odd dims.
+bool rope_qkv_delta(void* qkv, int64_t ld, int32_t q_heads, int32_t kv_heads, const float* delta,
+                    int32_t dtype, int32_t head_dim, int32_t rot_dim, const int32_t* positions,
+                    int64_t tokens, const float* cos_sin, int32_t style, void* stream);
+
 // Gated activation: x [T, 2I] = [gate | up] -> out [T, I] = act(gate) * up.
 bool act_mul(int32_t act, const void* x, int32_t dtype, int64_t tokens, int64_t inter, void* out,
              void* stream);

@@ -33,8 +33,17 @@ LoraPendingDelta* lora_pending() {
   return s.depth > 0 ? &s.pending : nullptr;
 }
 
+bool lora_qkv_into_rope() {
+  thread_local const bool on = [] {
+    const char* v = std::getenv("SABLE_LORA_QKV_ROPE");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
+
 bool lora_pending_allows(int32_t first_module, int32_t count) {
   if (count == 1) return first_module == SABLE_LORA_O || first_module == SABLE_LORA_DOWN;
+  if (count == 3) return first_module == SABLE_LORA_Q && lora_qkv_into_rope();
   return count == 2 && first_module == SABLE_LORA_GATE;
 }
 

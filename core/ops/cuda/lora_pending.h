@@ -6,11 +6,11 @@
 // themselves (rms_norm_delta, act_mul_delta in kernels.h, the same bits as the separate add).
 //
 // While a LoraPendingScope is open on a thread (the executor opens one around each forward), the
-// CUDA `lora` op of o, down or gate|up records its delta here instead of launching
-// lora_apply_delta. The next op decides: the matching rms_norm or act_mul takes it in; any other
-// op first launches the add (flush), so every op still sees the delta applied. The executor
-// flushes at the end of the forward. Outside a scope (tests, other callers) nothing waits.
-// Thread-safety: per thread; one forward at a time on a thread.
+// CUDA `lora` op of o, down or gate|up (and q|k|v, see lora_qkv_into_rope) records its delta here
+// instead of launching lora_apply_delta. The next op decides: the matching rms_norm, act_mul or
+// rope takes it in; any other op first launches the add (flush), so every op still sees the
+// delta applied. The executor flushes at the end of the forward. Outside a scope (tests, other
+// callers) nothing waits. Thread-safety: per thread; one forward at a time on a thread.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -41,8 +41,14 @@ struct LoraPendingDelta {
 // The thread's pending delta while a scope is open in the fused mode; nullptr otherwise.
 LoraPendingDelta* lora_pending();
 
-// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul).
+// Whether modules first.. may wait for their consumer: o or down (rms_norm), gate|up (act_mul),
+// and under lora_qkv_into_rope() q|k|v (rope).
 bool lora_pending_allows(int32_t first_module, int32_t count);
+
+// SABLE_LORA_QKV_ROPE=1 (opt-in until measured, v21; read per thread): q|k|v's delta waits for
+// the rope after it (rope_qkv_delta) instead of its own add after the join, one launch fewer on
+// the decode step's critical path a layer.
+bool lora_qkv_into_rope();
 
 // Launches the pending add, if any, and clears it. False when the launch failed.
 bool lora_flush_pending();

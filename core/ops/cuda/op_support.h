@@ -51,9 +51,9 @@ SableStatus run_op(SableOpsContext* ctx, const char* op, F&& body) noexcept {
       if (name != "gemm" && name != "lora" && name != "lora_stacked" && name != "alloc")
         k::lora_fork().forget(static_cast<cudaStream_t>(ctx->stream));
     }
-    // A pending LoRA delta (lora_pending.h) lands before any op but the rms_norm or act_mul that
-    // may take it in (each adds it itself or lands it first).
-    if (const std::string_view name(op); name != "rms_norm" && name != "act_mul")
+    // A pending LoRA delta (lora_pending.h) lands before any op but the rms_norm, act_mul or rope
+    // that may take it in (each adds it itself or lands it first).
+    if (const std::string_view name(op); name != "rms_norm" && name != "act_mul" && name != "rope")
       require(k::lora_flush_pending(), "adding a pending LoRA delta failed");
     body();
     const cudaError_t e = cudaPeekAtLastError();
