@@ -202,11 +202,16 @@ for w in $which; do
           grep -E "Output token throughput|Median ITL|rror" | sed "s/^/lora8b adapters=$k | /"
       done
       kill $spid; wait $spid 2>/dev/null ;;
-    lora_ab)  # issue 17: 8B decode at batch 64, 16 adapters, under each LORA_AB variant (env words)
+    lora_ab)  # issue 17: 8B decode at batch 64, 16 adapters, under each LORA_AB variant (env words;
+      # "base": the same step without adapters, the bar's reference)
       lora_models
       for v in ${LORA_AB:-default SABLE_LORA_FORK=0}; do
         echo "lora_ab variant: $v"
-        env $(ab_env "$v") SABLE_BENCH_LORA="$all" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
+        if [ "$v" = base ]; then
+          "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
+        else
+          env $(ab_env "$v") SABLE_BENCH_LORA="$all" "$bin/sable_gpu_decode_bench" "$models/llama8b" 64 128 64 1
+        fi
       done 2>&1 | tee -a "$out/lora_ab.txt" ;;
     lora_decode | ncu_lora8b)  # issue 17: 8B decode step at batch 64 through the runner, 0 / 1 / 16 adapters; ncu_: per kernel, 16
       lora_models
