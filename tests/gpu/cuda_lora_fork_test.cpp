@@ -12,6 +12,18 @@
 
 namespace sable::gputest::lora {
 
+// rope's cos/sin table [positions, rot]: cos of the rot / 2 frequencies, then their sin.
+static std::vector<float> rope_table(int32_t positions, int32_t rot) {
+  std::vector<float> cs(static_cast<size_t>(positions * rot));
+  for (int32_t p = 0; p < positions; ++p)
+    for (int32_t i = 0; i < rot / 2; ++i) {
+      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
+      cs[static_cast<size_t>(p * rot + i)] = std::cos(a);
+      cs[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
+    }
+  return cs;
+}
+
 // The decoder's order: the base GEMM of x, then the LoRA call on its output. The shrink then runs
 // on a side stream forked where x was ready (eager: events; captured: a graph branch), and the
 // expand must still see both the GEMM's output and the shrink's sums. Each stage's outputs are
@@ -178,13 +190,7 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
   Buf qkv = random(static_cast<size_t>(rows_ * qkv_w), 1.0f);
   std::vector<int32_t> positions(static_cast<size_t>(rows_));
   for (int32_t t = 0; t < rows_; ++t) positions[static_cast<size_t>(t)] = (t * 37) % 301;
-  std::vector<float> cos_sin(static_cast<size_t>(301 * rot));
-  for (int32_t p = 0; p <= 300; ++p)
-    for (int32_t i = 0; i < rot / 2; ++i) {
-      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
-      cos_sin[static_cast<size_t>(p * rot + i)] = std::cos(a);
-      cos_sin[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
-    }
+  const std::vector<float> cos_sin = rope_table(301, rot);
   DeviceBuffer pos_dev(positions.size() * 4), cs_dev(cos_sin.size() * 4);
   pos_dev.upload(positions);
   cs_dev.upload(cos_sin);
@@ -321,13 +327,7 @@ TEST(CudaRopeQkvDelta, AddsTheDeltaThenRotatesQAndK) {
   std::vector<float> delta(static_cast<size_t>(tokens * (qd + 2 * kd)));
   for (float& v : delta) v = 0.1f * nd(rng);
   const std::vector<int32_t> pos = {0, 7, 300};
-  std::vector<float> cs(static_cast<size_t>(301 * rot));
-  for (int32_t p = 0; p <= 300; ++p)
-    for (int32_t i = 0; i < rot / 2; ++i) {
-      const float a = p * std::pow(10000.0f, -2.0f * i / rot);
-      cs[static_cast<size_t>(p * rot + i)] = std::cos(a);
-      cs[static_cast<size_t>(p * rot + rot / 2 + i)] = std::sin(a);
-    }
+  const std::vector<float> cs = rope_table(301, rot);
   DeviceBuffer dq(qkv.size() * 2), dd(delta.size() * 4), dp(pos.size() * 4), dc(cs.size() * 4);
   dq.upload(qkv);
   dd.upload(delta);

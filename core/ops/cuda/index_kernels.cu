@@ -92,6 +92,16 @@ __global__ void argmax_kernel(const T* __restrict__ x, int64_t cols, int32_t* __
   }
 }
 
+// The rope kernels' grid-stride index i over (token, head, column pair): {token, head, pair}.
+struct HeadPair {
+  int64_t t;
+  int32_t h, p;
+};
+__device__ __forceinline__ HeadPair head_pair(int64_t i, int32_t heads, int32_t pairs) {
+  const int64_t th = i / pairs;
+  return {th / heads, static_cast<int32_t>(th % heads), static_cast<int32_t>(i % pairs)};
+}
+
 template <class T>
 __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads, T* __restrict__ k,
                             int64_t k_stride, int32_t k_heads, int32_t head_dim, int32_t rot_dim,
@@ -104,10 +114,7 @@ __global__ void rope_kernel(T* __restrict__ q, int64_t q_stride, int32_t q_heads
   const int64_t n = tokens * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int32_t p = static_cast<int32_t>(i % half);
-    const int64_t th = i / half;
-    const int32_t h = static_cast<int32_t>(th % heads);
-    const int64_t t = th / heads;
+    const auto [t, h, p] = head_pair(i, heads, half);
     T* base = h < q_heads ? q + t * q_stride + int64_t(h) * head_dim
                           : k + t * k_stride + int64_t(h - q_heads) * head_dim;
     const float* cs = cos_sin + int64_t(positions[t]) * rot_dim;
@@ -137,10 +144,7 @@ __global__ void rope_qkv_delta_kernel(T* __restrict__ qkv, int64_t ld, int32_t q
   const int64_t n = tokens * heads * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int32_t p = static_cast<int32_t>(i % pairs);
-    const int64_t th = i / pairs;
-    const int32_t h = static_cast<int32_t>(th % heads);
-    const int64_t t = th / heads;
+    const auto [t, h, p] = head_pair(i, heads, pairs);
     T* base = qkv + t * ld + int64_t(h) * head_dim;
     // The delta is [T, qd] for q, then [T, kd] for k and for v (LoraLaunch::delta_offset).
     const float* d;
