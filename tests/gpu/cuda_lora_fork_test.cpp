@@ -2,8 +2,9 @@
 // the shrink forked where x was ready, eager and captured, and not forked when another op ran
 // between the GEMM and the LoRA call; the expand forked with it, which must give the same bits as
 // the expand after the GEMM; its delta left to the rms_norm, act_mul or rope after it (fused, the
-// default; rope under SABLE_LORA_QKV_ROPE=1), the same bits again, with the delta zeroed by a
-// memset or by the expand (SABLE_LORA_ZERO_FILL=1). Part of cuda_ops_test (skipped without a GPU).
+// default; SABLE_LORA_QKV_ROPE=0 leaves q|k|v's to its own add), the same bits again, with the
+// delta zeroed by the expand or by a memset (SABLE_LORA_ZERO_FILL=0). Part of cuda_ops_test
+// (skipped without a GPU).
 #include <iterator>
 #include <tuple>
 #include <utility>
@@ -252,7 +253,7 @@ void CudaLoraOps::consumers(std::vector<std::vector<float>>* outputs, bool fused
   ASSERT_EQ(o->lora(&ctx_, kLayer, SABLE_LORA_O, &xt, &pt), SABLE_OK);
   ASSERT_EQ(o->copy(&ctx_, &pt, &ht), SABLE_OK);
   EXPECT_FALSE(pending());
-  // q|k|v's delta into rope (SABLE_LORA_QKV_ROPE=1), else added before it.
+  // q|k|v's delta into rope (SABLE_LORA_QKV_ROPE=0: added before it).
   SableTensor qkvt = t2(qkv, qkv_w);
   SableTensor wqkv = cuda_tensor(w_qkv.dev.get(), dtype_, {qkv_w, k});
   ASSERT_EQ(o->gemm(&ctx_, &xt, &wqkv, nullptr, &qkvt), SABLE_OK);

@@ -49,8 +49,8 @@ TEST_F(CudaLoraOps, GateUpWithoutOnePoolAndSplitK) {
 }
 
 // Seven K splits (K 3328 in splits of 512): the partials of a whole group of four splits and then
-// three more are added (by the reduce launch, or under SABLE_LORA_FOLD=1 by the expand), with a
-// rank-3 slot whose partials past its rank must not count.
+// three more are added by the reduce launch, with a rank-3 slot whose partials past its rank must
+// not count.
 TEST_F(CudaLoraOps, ExpandAddsManySplits) {
   init(2, 8, 6, SABLE_DTYPE_BF16);
   slot_rank_[0 * kC + SABLE_LORA_O] = 8;

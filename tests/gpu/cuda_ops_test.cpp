@@ -102,8 +102,8 @@ TEST_F(CudaOpsTest, GemmBf16AndF32Out) {
 }
 
 // One x row over more weight rows than the GPU holds one-row warps (the 8B's q|k|v shape on an
-// H100 or H200): two rows a warp under SABLE_GEMV_WAVE_ROWS=1 (one otherwise); an odd N leaves the
-// last warp one row.
+// H100 or H200): two rows a warp (one under SABLE_GEMV_WAVE_ROWS=0); an odd N leaves the last warp
+// one row.
 TEST_F(CudaOpsTest, GemvOneXRowTwoRowsAWarp) {
   const int64_t n = 6145, k = 4096;
   Pair x = make({1, k}), w = make({n, k}, 0.02f), b = make({n}), o = make({1, n});

@@ -215,7 +215,7 @@ SableStatus op_rope(SableOpsContext* ctx, SableTensor* q, SableTensor* kk,
     require(!(qp && kp) || qd == kd, "q and k head dims differ");
     require(rot_dim <= d, "rot_dim {} > head dim {}", rot_dim, d);
     const int32_t dtype = q ? q->dtype : kk->dtype;
-    // q|k|v's pending LoRA delta (lora_pending.h, SABLE_LORA_QKV_ROPE=1) goes into this kernel
+    // q|k|v's pending LoRA delta (lora_pending.h, lora_qkv_into_rope) goes into this kernel
     // when q and k are the first two column blocks of the fused rows it was computed for.
     if (take_pending_lora(ctx, dtype, [&](const k::LoraLaunch& l) {
           const int64_t es = sable_dtype_size(dtype);

@@ -161,13 +161,12 @@ int64_t resident_warps_m1() {
 
 // Output rows per warp. The v6 variant bench (bench/gpu_gemv, H100): one row is best for a single
 // x row; with more rows each x vector loaded serves several weight rows, and 2 rows (4 on long
-// K) gained 1.3-2.3x at M = 8 over one. SABLE_GEMV_WAVE_ROWS=1 (opt-in until measured, v20): one
-// x row takes two rows a warp where one would leave a second, partial wave of warps (the 8B's
-// q|k|v, 6,144 rows against ~5,280 resident warps on an H100, streamed at 70 % of copy bandwidth
-// in v14 against gate|up's 91 % over 5.4 waves).
+// K) gained 1.3-2.3x at M = 8 over one. One x row takes two rows a warp where one would leave a
+// second, partial wave of warps (v21, H100: Llama-3.2-1B batch 1 -1.1 %; the 8B, whose q|k|v it
+// was meant for, unchanged). SABLE_GEMV_WAVE_ROWS=0: one row a warp (A/B).
 int rows_per_warp(int64_t m, int64_t n, int64_t k) {
   static const int forced = env_int("SABLE_GEMV_ROWS", 0);
-  static const bool wave_rows = env_int("SABLE_GEMV_WAVE_ROWS", 0) == 1;
+  static const bool wave_rows = env_int("SABLE_GEMV_WAVE_ROWS", 1) != 0;
   if (forced == 1 || forced == 2 || forced == 4) return forced;
   if (m == 1) {
     const int64_t resident = wave_rows ? resident_warps_m1() : 0;

@@ -233,9 +233,8 @@ struct LoraLaunch {
 };
 size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // The two halves (lora_fork.h may run the shrink on a side stream): the shrink (the K-split
-// partials, then a second launch that sums them unless SABLE_LORA_FOLD=1 leaves that to the
-// expand) writes scratch from x; the expand adds scratch's deltas into the outs and must be
-// ordered after the shrink.
+// partials, then a second launch that sums them) writes scratch from x; the expand adds scratch's
+// deltas into the outs and must be ordered after the shrink.
 bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 // The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp, the

@@ -7,8 +7,7 @@
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
 // reduce: block per tile: the K splits' partials summed into split 0's slice, zero past the
-//   tile's rows and the slot's rank (runs after the shrink on its stream). Under SABLE_LORA_FOLD=1
-//   decode-sized calls skip it: the expand sums the partials itself (Plan::fold).
+//   tile's rows and the slot's rank (runs after the shrink on its stream).
 // expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
 //   groups sized so the grid is about one wave). Their sums are copied into shared memory
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
@@ -54,25 +53,7 @@ struct Plan {
   int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
   int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
   int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
-  // expand: sums the K splits' partials itself (v20) instead of reading a reduce launch's sums.
-  bool fold = false;
 };
-
-// SABLE_LORA_FOLD=1 (opt-in until measured, v20): decode-sized calls sum the split partials in
-// the expand instead of a reduce launch between the shrink and the expand, one launch fewer on
-// the LoRA side stream's critical path. Prefill-sized calls keep the reduce either way: every
-// column block of the expand would sum its tiles' partials again (16 column blocks at N 4096 read
-// them 16 times), where the reduce reads them once.
-bool fold_reduce() {
-  static const bool on = [] {
-    const char* e = std::getenv("SABLE_LORA_FOLD");
-    return e != nullptr && e[0] == '1';
-  }();
-  return on;
-}
-// The decode batches the LoRA fork serves: up to 256 rows (32 tiles) and up to 32 slots' partial
-// tiles.
-constexpr int64_t kFoldMaxTiles = 64;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -108,7 +89,6 @@ Plan make_plan(const LoraLaunch& l) {
   const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
   p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
   p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
-  p.fold = fold_reduce() && l.max_tiles <= kFoldMaxTiles;
   return p;
 }
 
@@ -241,33 +221,15 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
 
 // The K splits' partials at src, src + split_stride, ... summed in four independent chains (the
 // split loads are in flight together), split z into chain z % 4 and the splits past the last
-// whole group of four into chain 0: one order, shared by the reduce launch and the expand's fold,
-// so both give the same bits. V: float, or float4 for four neighbouring ranks at once.
-__device__ __forceinline__ void add_to(float& acc, const float* p) {
-  acc += *p;
-}
-__device__ __forceinline__ void add_to(float4& acc, const float* p) {
-  const float4 v = *reinterpret_cast<const float4*>(p);
-  acc.x += v.x;
-  acc.y += v.y;
-  acc.z += v.z;
-  acc.w += v.w;
-}
-__device__ __forceinline__ float plus(float a, float b) {
-  return a + b;
-}
-__device__ __forceinline__ float4 plus(const float4& a, const float4& b) {
-  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
-}
-template <class V>
-__device__ __forceinline__ V sum_splits(const float* src, int splits, int64_t split_stride) {
-  V c[4] = {};
+// whole group of four into chain 0.
+__device__ __forceinline__ float sum_splits(const float* src, int splits, int64_t split_stride) {
+  float c[4] = {};
   int z = 0;
   for (; z + 4 <= splits; z += 4)
 #pragma unroll
-    for (int u = 0; u < 4; ++u) add_to(c[u], src + (z + u) * split_stride);
-  for (; z < splits; ++z) add_to(c[0], src + z * split_stride);
-  return plus(plus(c[0], c[1]), plus(c[2], c[3]));
+    for (int u = 0; u < 4; ++u) c[u] += src[(z + u) * split_stride];
+  for (; z < splits; ++z) c[0] += src[z * split_stride];
+  return (c[0] + c[1]) + (c[2] + c[3]);
 }
 
 // The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
@@ -293,7 +255,7 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
     const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
     const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
     float v = 0.0f;
-    if (t < rows && j < rank) v = sum_splits<float>(base + idx, p.splits, split_stride);
+    if (t < rows && j < rank) v = sum_splits(base + idx, p.splits, split_stride);
     base[idx] = v;
   }
 }
@@ -377,28 +339,15 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
                    : 0.0f;
   };
   load_old(tiles[g]);
-  // The tiles' sums: the K splits' partials added (in the reduce kernel's order), zero past the
-  // tile's rows and the slot's rank, as reduce_kernel leaves them; after a reduce launch (no
-  // fold) split 0's slice already holds that.
+  // The tiles' sums (split 0's slice after the reduce: zero past the tile's rows and the slot's
+  // rank).
   const int64_t row_stride = static_cast<int64_t>(l.count) * R;
-  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
   const int r4 = R / 4;
   for (int idx = static_cast<int>(threadIdx.x); idx < mine * kTileRows * r4; idx += kExpandThreads) {
     const int i = idx / (kTileRows * r4), t = idx / r4 % kTileRows, j4 = idx % r4;
-    const float* src = tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
-                       static_cast<int64_t>(mi) * R + j4 * 4;
-    float4 v;
-    if (!p.fold) {
-      v = *reinterpret_cast<const float4*>(src);
-    } else {
-      const LoraTile& tile = tiles[g + i * G];
-      const int rank = t < tile.rows ? min(l.view.slot_rank[tile.slot * kModules + module], R) : 0;
-      const float4 sum = sum_splits<float4>(src, p.splits, split_stride);
-      const int j = j4 * 4;
-      v = make_float4(j < rank ? sum.x : 0.0f, j + 1 < rank ? sum.y : 0.0f,
-                      j + 2 < rank ? sum.z : 0.0f, j + 3 < rank ? sum.w : 0.0f);
-    }
-    s4[idx] = v;
+    s4[idx] = *reinterpret_cast<const float4*>(
+        tmp + (static_cast<int64_t>(g + i * G) * kTileRows + t) * row_stride +
+        static_cast<int64_t>(mi) * R + j4 * 4);
   }
   __syncthreads();
   if (!col) return;
@@ -537,9 +486,8 @@ bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* strea
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
     return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
                                scratch) == cudaSuccess &&
-           (p.fold || sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
-                                          kReduceThreads, 0, as_stream(stream), l, p,
-                                          scratch) == cudaSuccess);
+           sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
+                               kReduceThreads, 0, as_stream(stream), l, p, scratch) == cudaSuccess;
   });
 }
 

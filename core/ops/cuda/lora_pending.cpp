@@ -36,7 +36,7 @@ LoraPendingDelta* lora_pending() {
 bool lora_qkv_into_rope() {
   thread_local const bool on = [] {
     const char* v = std::getenv("SABLE_LORA_QKV_ROPE");
-    return v != nullptr && v[0] == '1';
+    return v == nullptr || v[0] != '0';
   }();
   return on;
 }
