@@ -38,8 +38,8 @@ constexpr int kRanksPerWarp = 4;
 constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
 constexpr int kReduceThreads = 128;
 constexpr int kExpandThreads = 256;
-constexpr int kZeroWords =
-    static_cast<int>(kLoraZeroMaxRows / 32);    // expand's row bits (zero_rest)
+// The expand's bit per delta row (zero_rest).
+constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
 constexpr int64_t kExpandSmemBytes = 32 << 10;  // most shared memory an expand block's sums take
 constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
 constexpr int64_t kMaxSplits = 32;
