@@ -44,19 +44,7 @@ LoraProbe lora_probe() {
 }
 
 constexpr int64_t kBesideMaxRows = 256;
-
-// A delta left to its consumer is zeroed outside the adapters' rows by the expand itself, not by a
-// memset before it (a graph node on the side branch's critical path that also breaks the PDL
-// chain between the shrink and the expand; v21, H100, 8B batch 64 with 16 adapters: -1.1 %).
-// SABLE_LORA_ZERO_FILL=0: the memset (A/B). Read per thread, so that a test can set it for a
-// thread of its own.
-bool zero_fill() {
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_ZERO_FILL");
-    return v == nullptr || v[0] != '0';
-  }();
-  return on;
-}
+static_assert(kBesideMaxRows <= k::kLoraZeroMaxRows, "the expand zeroes any beside call's rows");
 
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
                  const SableTensor* x, SableTensor* outs) {
@@ -145,7 +133,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     if (beside) {
       // The consumer reads every row's delta: the expand zeroes the rows outside its tiles itself
       // (SABLE_LORA_ZERO_FILL=0: a memset first).
-      l.zero_rest = pending != nullptr && zero_fill() && t <= k::kLoraZeroMaxRows;
+      l.zero_rest = pending != nullptr && k::lora_zero_fill();
       if (pending != nullptr && !l.zero_rest)
         require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");

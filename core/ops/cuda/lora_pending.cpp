@@ -17,6 +17,12 @@ ThreadState& state() {
   return s;
 }
 
+// A default-on switch: unset or anything but "0" is on.
+bool on_unless_zero(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || v[0] != '0';
+}
+
 }  // namespace
 
 LoraExpandMode lora_expand_mode() {
@@ -34,10 +40,12 @@ LoraPendingDelta* lora_pending() {
 }
 
 bool lora_qkv_into_rope() {
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_QKV_ROPE");
-    return v == nullptr || v[0] != '0';
-  }();
+  thread_local const bool on = on_unless_zero("SABLE_LORA_QKV_ROPE");
+  return on;
+}
+
+bool lora_zero_fill() {
+  thread_local const bool on = on_unless_zero("SABLE_LORA_ZERO_FILL");
   return on;
 }
 
