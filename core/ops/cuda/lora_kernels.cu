@@ -24,94 +24,17 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "core/ops/cuda/cuda_util.cuh"
-#include "core/ops/cuda/kernels.h"
+#include "core/ops/cuda/lora_common.cuh"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::ops::cuda {
 namespace {
 
-constexpr int kModules = SABLE_LORA_MODULE_COUNT;
-constexpr int kTileRows = kLoraTileRows;
-constexpr int kShrinkWarps = 4;
-constexpr int kRanksPerWarp = 4;
-constexpr int kRanksPerBlock = kShrinkWarps * kRanksPerWarp;
+using namespace lora_detail;
+
 constexpr int kReduceThreads = 128;
-constexpr int kExpandThreads = 256;
 // The expand's bit per delta row (zero_rest).
 constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
-constexpr int64_t kExpandSmemBytes = 32 << 10;  // most shared memory an expand block's sums take
-constexpr int64_t kSplitK = 512;          // K elements per split before rounding to warp steps
-constexpr int64_t kMaxSplits = 32;
-constexpr int64_t kMaxSplitBlocks = 4096;  // tiles x splits above which K is split less
-
-struct Plan {
-  int vec = 1;  // elements per load of x and A
-  int32_t splits = 1;
-  int64_t k_chunk = 0;
-  int32_t rank_blocks = 1;
-  int32_t col_block[kLoraMaxStacked + 1] = {};  // expand: first blockIdx.x of each module
-  int32_t tile_groups = 1;  // expand: gridDim.y; block (x, g) takes tiles g, g + G, ...
-  int32_t group_tiles = 1;  // expand: most tiles a block takes (max_tiles / G rounded up)
-};
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
-int64_t split_k() {
-  static const int64_t v = [] {
-    const char* e = std::getenv("SABLE_LORA_SPLIT_K");
-    const int64_t n = e ? std::atoll(e) : 0;
-    return n >= 256 && n % 256 == 0 ? n : kSplitK;
-  }();
-  return v;
-}
-
-template <class T>
-Plan make_plan(const LoraLaunch& l) {
-  Plan p;
-  constexpr int v = Vec<T>::kN;
-  p.vec = l.k % v == 0 && l.ldx % v == 0 && aligned16(l.x) ? v : 1;
-  int64_t splits = std::clamp<int64_t>(ceil_div(l.k, split_k()), 1, kMaxSplits);
-  while (splits > 1 && l.max_tiles * splits > kMaxSplitBlocks) splits = ceil_div(splits, 2);
-  const int64_t step = 32 * p.vec;
-  p.k_chunk = ceil_div(ceil_div(l.k, splits), step) * step;
-  p.splits = static_cast<int32_t>(ceil_div(l.k, p.k_chunk));
-  p.rank_blocks = static_cast<int32_t>(ceil_div(l.rank_stride, kRanksPerBlock));
-  for (int i = 0; i < l.count; ++i)
-    p.col_block[i + 1] = p.col_block[i] + static_cast<int32_t>(ceil_div(l.n[i], kExpandThreads));
-  // About two expand blocks a SM: the tiles are shared out among groups of column blocks so that
-  // the grid is one wave whatever the projection's width.
-  // A block's tiles' sums stay within kExpandSmemBytes of shared memory (prefill batches have
-  // many tiles: they get more groups instead).
-  const int64_t tiles = std::max<int64_t>(l.max_tiles, 1);
-  const int64_t cap = std::max<int64_t>(1, kExpandSmemBytes / (kTileRows * l.rank_stride * 4));
-  const int64_t groups = std::max(ceil_div(2 * sm_count(), p.col_block[l.count]), ceil_div(tiles, cap));
-  p.tile_groups = static_cast<int32_t>(std::clamp<int64_t>(groups, 1, tiles));
-  p.group_tiles = static_cast<int32_t>(ceil_div(tiles, p.tile_groups));
-  return p;
-}
-
-// The sums over a warp's 32 lanes of 32 values each, one per lane: at each halving step a lane keeps
-// the half of its values its lane bit selects and adds the partner's copy of that half, so lane L
-// ends with the full sum of value L (row-major over acc).
-__device__ __forceinline__ float transpose_sum(float (&acc)[kRanksPerWarp][kTileRows], int lane) {
-  static_assert(kRanksPerWarp * kTileRows == 32, "one value per lane");
-  float v[32];
-#pragma unroll
-  for (int i = 0; i < 32; ++i) v[i] = acc[i / kTileRows][i % kTileRows];
-#pragma unroll
-  for (int half = 16; half > 0; half >>= 1) {
-    const bool upper = (lane & half) != 0;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float keep = upper ? v[i + half] : v[i];
-      const float send = upper ? v[i] : v[i + half];
-      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
-    }
-  }
-  return v[0];
-}
 
 // Both kernels read the step block (tiles, ranks, pool pointers) and the adapters' weights before
 // griddepcontrol.wait: the host uploads the block before the step's first kernel and the pools
@@ -119,30 +42,6 @@ __device__ __forceinline__ float transpose_sum(float (&acc)[kRanksPerWarp][kTile
 // outputs wait for the predecessor. The metadata chain (tile count -> tile -> rank -> weights, ~5
 // dependent loads) and the first weight loads then overlap the predecessor's tail. Every block
 // still waits before it exits, so a kernel never completes before its predecessor has.
-constexpr int kShrinkPreload = 2;  // K steps of A in registers before the wait (kSplitK = 2 steps)
-constexpr int kExpandPreload = 2;  // 16-byte loads of a B row before the wait (rank 16 in bf16)
-
-// One tile's adapter for one module, from the step block: the slot's weights in `pools` (the A or
-// B pool of each projection), its rows and its rank. w == nullptr (rank 0) past the step's tiles
-// or where the projection has no pool.
-struct TileRef {
-  const void* w = nullptr;
-  const LoraTile* tile = nullptr;
-  int slot = 0, rows = 0, rank = 0;
-};
-
-__device__ __forceinline__ TileRef tile_ref(const LoraLaunch& l, const void* const* pools,
-                                            int tile_i, int module) {
-  TileRef r;
-  if (tile_i >= *l.view.num_tiles) return r;
-  r.w = pools[l.layer * kModules + module];
-  if (r.w == nullptr) return r;
-  r.tile = &l.view.tiles[tile_i];
-  r.slot = r.tile->slot;
-  r.rows = r.tile->rows;
-  r.rank = min(l.view.slot_rank[r.slot * kModules + module], l.rank_stride);
-  return r;
-}
 
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
@@ -154,82 +53,24 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int j0 = rb * kRanksPerBlock + warp * kRanksPerWarp;
   const TileRef ref = tile_ref(l, l.view.a, tile_i, module);
-  const T* a = static_cast<const T*>(ref.w);
-  const LoraTile* tile = ref.tile;
-  const int slot = ref.slot, rows = ref.rows, rank = ref.rank;
-  const bool live = j0 < rank;  // warp-uniform; no block barrier below
-  const int64_t kb = static_cast<int64_t>(blockIdx.z) * p.k_chunk;
-  const int64_t ke = min(l.k, kb + p.k_chunk);
-  const T* arow = live ? a + (static_cast<int64_t>(slot) * l.rank_stride + j0) * l.k : nullptr;
-  auto load_a = [&](int64_t i, float (&av)[kRanksPerWarp][V]) {
-#pragma unroll
-    for (int r = 0; r < kRanksPerWarp; ++r) {
-      if (j0 + r < rank) {
-        load_f32<T, V>(arow + r * l.k + i, av[r]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < V; ++e) av[r][e] = 0.0f;
-      }
-    }
-  };
-  float a0[kShrinkPreload][kRanksPerWarp][V];
-#pragma unroll
-  for (int st = 0; st < kShrinkPreload; ++st) {
-    const int64_t i = kb + lane * V + st * 32 * V;
-    if (live && i < ke) load_a(i, a0[st]);
-  }
+  ShrinkWarp<T, V> w;
+  w.init(l, ref, j0, static_cast<int64_t>(blockIdx.z) * p.k_chunk, p.k_chunk);
+  w.preload(l, lane);
   int64_t xoff[kTileRows];
-#pragma unroll
-  for (int t = 0; t < kTileRows; ++t)
-    xoff[t] = live ? static_cast<int64_t>(tile->row[t < rows ? t : 0]) * l.ldx : 0;
+  tile_x_offsets(l, w.arow != nullptr ? ref.tile : nullptr, ref.rows, xoff);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
-  if (!live) return;
-  const T* x = static_cast<const T*>(l.x);
-  float acc[kRanksPerWarp][kTileRows] = {};
-  auto accumulate = [&](int64_t i, const float (&av)[kRanksPerWarp][V]) {
-#pragma unroll
-    for (int t = 0; t < kTileRows; ++t) {
-      if (t >= rows) break;
-      float xv[V];
-      load_f32<T, V>(x + xoff[t] + i, xv);
-#pragma unroll
-      for (int r = 0; r < kRanksPerWarp; ++r)
-#pragma unroll
-        for (int e = 0; e < V; ++e) acc[r][t] = fmaf(av[r][e], xv[e], acc[r][t]);
-    }
-  };
-  int64_t i = kb + lane * V;
-#pragma unroll
-  for (int st = 0; st < kShrinkPreload; ++st, i += 32 * V)
-    if (i < ke) accumulate(i, a0[st]);
-  for (; i < ke; i += 32 * V) {
-    float av[kRanksPerWarp][V];
-    load_a(i, av);
-    accumulate(i, av);
-  }
+  if (w.arow == nullptr) return;  // warp-uniform; no block barrier below
+  const int rows = ref.rows, rank = ref.rank;
+  const float sum = w.sums(l, xoff, rows, lane);
   const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
-  float* dst = tmp + (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
-                      static_cast<int64_t>(tile_i) * kTileRows) * row_stride +
+  float* dst = tmp +
+               (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
+                static_cast<int64_t>(tile_i) * kTileRows) *
+                   row_stride +
                static_cast<int64_t>(mi) * l.rank_stride + j0;
-  // Lane L ends with the warp's sum of acc[L / kTileRows][L % kTileRows]: 31 shuffles for the
-  // 32 sums instead of 5 per sum (160).
-  const float sum = transpose_sum(acc, lane);
   const int r = lane / kTileRows, t = lane % kTileRows;
   if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
-}
-
-// The K splits' partials at src, src + split_stride, ... summed in four independent chains (the
-// split loads are in flight together), split z into chain z % 4 and the splits past the last
-// whole group of four into chain 0.
-__device__ __forceinline__ float sum_splits(const float* src, int splits, int64_t split_stride) {
-  float c[4] = {};
-  int z = 0;
-  for (; z + 4 <= splits; z += 4)
-#pragma unroll
-    for (int u = 0; u < 4; ++u) c[u] += src[(z + u) * split_stride];
-  for (; z < splits; ++z) c[0] += src[z * split_stride];
-  return (c[0] + c[1]) + (c[2] + c[3]);
 }
 
 // The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
@@ -255,7 +96,8 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Pl
     const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
     const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
     float v = 0.0f;
-    if (t < rows && j < rank) v = sum_splits(base + idx, p.splits, split_stride);
+    if (t < rows && j < rank)
+      v = sum_splits(p.splits, [&](int z) { return base[idx + z * split_stride]; });
     base[idx] = v;
   }
 }
@@ -267,8 +109,6 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     expand_kernel(LoraLaunch l, Plan p, const float* __restrict__ tmp) {
   extern __shared__ float4 s4[];  // [p.group_tiles][kTileRows][rank_stride] floats: the sums
   float* s = reinterpret_cast<float*>(s4);
-  constexpr int V = Vec<T>::kN;
-  static_assert(V % 4 == 0, "the sums are read as float4s");
   const int R = l.rank_stride;  // a multiple of kLoraRankAlign (8), so of V
   int mi = 0;
   while (mi + 1 < l.count && static_cast<int>(blockIdx.x) >= p.col_block[mi + 1]) ++mi;
@@ -291,12 +131,7 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     return pool + (static_cast<int64_t>(tiles[g + i * G].slot) * l.n[mi] + c) * R;
   };
   Vec<T> b0[kExpandPreload];
-  if (col && mine > 0) {
-    const T* br = b_row(0);
-#pragma unroll
-    for (int q = 0; q < kExpandPreload; ++q)
-      if (q * V < R) b0[q] = *reinterpret_cast<const Vec<T>*>(br + q * V);
-  }
+  if (col && mine > 0) load_b_head(b_row(0), R, b0);
   // zero_rest: the first tile group's blocks also zero their columns' rows outside every tile (a
   // bit per row of the tiles' rows, gathered before the wait; the tiles' own rows are written
   // below, zeros where the slot's rank is 0). Without a pool no row is written below: all zero.
@@ -357,41 +192,11 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
     const T* br = b_row(i);
     // The next tile's first B loads go out before this tile's math.
     Vec<T> bn[kExpandPreload];
-    if (i + 1 < mine) {
-      const T* nb = b_row(i + 1);
-#pragma unroll
-      for (int q = 0; q < kExpandPreload; ++q)
-        if (q * V < R) bn[q] = *reinterpret_cast<const Vec<T>*>(nb + q * V);
-    }
+    if (i + 1 < mine) load_b_head(b_row(i + 1), R, bn);
     const float* st = s + i * kTileRows * R;  // zero past the slot's rank and the tile's rows
-    // Rows past the tile's and ranks past the slot's have s = 0, but B there may hold anything
-    // (a NaN times 0 is NaN): B is masked by the rank before it is used.
     const int rank = min(l.view.slot_rank[tile.slot * kModules + module], R);
-    float acc[kTileRows] = {};
-    // One 16-byte B load (V ranks) at a time; each row reads its V sums as float4s, so a column
-    // costs R / 4 shared loads a row instead of R (the expand was bound by shared loads).
-    auto accumulate = [&](int j, const Vec<T>& bv) {
-      float b[V];
-#pragma unroll
-      for (int e = 0; e < V; ++e) b[e] = j + e < rank ? to_f32(bv.v[e]) : 0.0f;
-#pragma unroll
-      for (int t = 0; t < kTileRows; ++t) {
-        if (t >= rows) break;
-#pragma unroll
-        for (int e = 0; e < V; e += 4) {
-          const float4 sv = *reinterpret_cast<const float4*>(st + t * R + j + e);
-          acc[t] = fmaf(sv.x, b[e], acc[t]);
-          acc[t] = fmaf(sv.y, b[e + 1], acc[t]);
-          acc[t] = fmaf(sv.z, b[e + 2], acc[t]);
-          acc[t] = fmaf(sv.w, b[e + 3], acc[t]);
-        }
-      }
-    };
-#pragma unroll
-    for (int q = 0; q < kExpandPreload; ++q)
-      if (q * V < R) accumulate(q * V, b0[q]);
-    for (int j = kExpandPreload * V; j < R; j += V)
-      accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
+    float acc[kTileRows];
+    expand_column(br, b0, st, R, rank, rows, acc);
 #pragma unroll
     for (int q = 0; q < kExpandPreload; ++q) b0[q] = bn[q];
     float cur[kTileRows];

@@ -126,19 +126,25 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     }
     k::LoraPendingDelta* pending =
         beside && k::lora_pending_allows(first, count) ? k::lora_pending() : nullptr;
-    if (!(skip && probe.no_shrink))
+    // The consumer reads every row's delta: the expand zeroes the rows outside its tiles itself
+    // (SABLE_LORA_ZERO_FILL=0: a memset first).
+    if (beside) l.zero_rest = pending != nullptr && k::lora_zero_fill();
+    // Shrink, split sums and expand in one launch where it applies (lora_delta_cluster), else
+    // three.
+    const bool one_launch = beside && !skip && k::lora_delta_cluster_fits(l, lb->dtype);
+    if (!one_launch && !(skip && probe.no_shrink))
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
     if (beside) {
-      // The consumer reads every row's delta: the expand zeroes the rows outside its tiles itself
-      // (SABLE_LORA_ZERO_FILL=0: a memset first).
-      l.zero_rest = pending != nullptr && k::lora_zero_fill();
       if (pending != nullptr && !l.zero_rest)
         require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");
-      require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
-              "lora expand (deltas): the launch failed");
+      if (one_launch)
+        require(k::lora_delta_cluster(l, lb->dtype, side), "lora delta (one launch) failed");
+      else
+        require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
+                "lora expand (deltas): the launch failed");
     }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");

@@ -38,6 +38,15 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
+// Whether launches ask for PDL (SABLE_PDL, read once per process).
+inline bool pdl_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SABLE_PDL");
+    return v == nullptr || !(v[0] == '0' && v[1] == '\0');
+  }();
+  return enabled;
+}
+
 // Launches `kernel<<<grid, block, smem, stream>>>(args...)` with programmatic stream
 // serialization. Returns the launch error (cudaSuccess when enqueued).
 template <class... KArgs, class... Args>
@@ -48,15 +57,11 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  static const bool enabled = [] {
-    const char* v = std::getenv("SABLE_PDL");
-    return v == nullptr || !(v[0] == '0' && v[1] == '\0');
-  }();
   cudaLaunchAttribute attribute[1];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
-  config.numAttrs = enabled ? 1 : 0;
+  config.numAttrs = pdl_enabled() ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
