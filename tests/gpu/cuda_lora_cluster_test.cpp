@@ -1,13 +1,14 @@
 // lora_delta_cluster (core/ops/cuda/lora_cluster_kernel.cu: shrink, split sums and expand in one
 // launch of thread-block clusters) against the three launches it replaces (lora_shrink, then
-// lora_expand_to_delta): the same fp32 deltas bit for bit, for every cluster size, on decode
-// shapes with many K splits (a whole group of four and a rest), several shrink tasks per warp,
-// ranks below the stride, a slot without rank, a module without a pool, rows without an adapter,
-// scalar loads and f32; with zero_rest every row of the NaN-poisoned buffer must be written, and
-// without it the rows outside the tiles must keep their poison. Part of cuda_ops_test (skipped
-// without a GPU).
+// lora_expand_to_delta): the same fp32 deltas bit for bit, for cluster sizes and block widths, on
+// decode shapes with many K splits (a whole group of four and a rest), several shrink tasks per
+// warp, ranks below the stride, a slot without rank, a module without a pool, rows without an
+// adapter, scalar loads and f32; with zero_rest every row of the NaN-poisoned buffer must be
+// written, and without it the rows outside the tiles must keep their poison. Part of cuda_ops_test
+// (skipped without a GPU).
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "tests/gpu/cuda_lora_fixture.h"
 
@@ -24,16 +25,29 @@ struct Case {
   bool pool_for_last = true;  // false: the last module has no pool
 };
 
-// Runs f on a thread of its own with SABLE_LORA_CLUSTER=value (read per thread).
-void with_cluster(const char* value, const std::function<void()>& f) {
-  const char* old = std::getenv("SABLE_LORA_CLUSTER");
-  const std::string saved = old != nullptr ? old : "";
-  setenv("SABLE_LORA_CLUSTER", value, 1);
+// Runs f on a thread of its own with SABLE_LORA_CLUSTER=size and SABLE_LORA_CLUSTER_WARPS=warps
+// (read per thread).
+void with_cluster(const char* size, const char* warps, const std::function<void()>& f) {
+  const std::pair<const char*, const char*> vars[] = {{"SABLE_LORA_CLUSTER", size},
+                                                      {"SABLE_LORA_CLUSTER_WARPS", warps}};
+  std::string saved[2];
+  bool had[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    const char* old = std::getenv(vars[i].first);
+    had[i] = old != nullptr;
+    if (had[i]) saved[i] = old;
+    setenv(vars[i].first, vars[i].second, 1);
+  }
   std::thread(f).join();
-  if (old != nullptr)
-    setenv("SABLE_LORA_CLUSTER", saved.c_str(), 1);
-  else
-    unsetenv("SABLE_LORA_CLUSTER");
+  for (int i = 0; i < 2; ++i) {
+    if (had[i])
+      setenv(vars[i].first, saved[i].c_str(), 1);
+    else
+      unsetenv(vars[i].first);
+  }
+}
+void with_cluster(const char* size, const std::function<void()>& f) {
+  with_cluster(size, "8", f);
 }
 
 class CudaLoraCluster : public CudaLoraOps {
@@ -85,22 +99,25 @@ class CudaLoraCluster : public CudaLoraOps {
         ops::cuda::lora_expand_to_delta(l, c.dtype, static_cast<float*>(scratch.get()), nullptr));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     const std::vector<uint32_t> want = want_dev.download<uint32_t>(floats);
-    for (const char* size : {"8", "4", "2", "1"}) {
+    for (auto [size, warps] : {std::pair{"8", "8"}, std::pair{"8", "4"}, std::pair{"8", "12"},
+                               std::pair{"4", "8"}, std::pair{"2", "4"}, std::pair{"1", "12"}}) {
       DeviceBuffer got_dev(floats * 4);
       ASSERT_EQ(cudaMemset(got_dev.get(), 0xff, floats * 4), cudaSuccess);
       ops::cuda::LoraLaunch lc = l;
       lc.delta = static_cast<float*>(got_dev.get());
       bool fits = false, ok = false;
-      with_cluster(size, [&] {
+      with_cluster(size, warps, [&] {
         fits = ops::cuda::lora_delta_cluster_fits(lc, c.dtype);
         ok = fits && ops::cuda::lora_delta_cluster(lc, c.dtype, nullptr);
       });
-      ASSERT_TRUE(fits) << "cluster " << size;
-      ASSERT_TRUE(ok) << "cluster " << size << ": " << cudaGetErrorString(cudaGetLastError());
+      ASSERT_TRUE(fits) << "cluster " << size << " x " << warps << " warps";
+      ASSERT_TRUE(ok) << "cluster " << size << " x " << warps
+                      << " warps: " << cudaGetErrorString(cudaGetLastError());
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<uint32_t> got = got_dev.download<uint32_t>(floats);
       for (size_t e = 0; e < floats; ++e)
-        ASSERT_EQ(got[e], want[e]) << "cluster " << size << ", delta element " << e;
+        ASSERT_EQ(got[e], want[e])
+            << "cluster " << size << " x " << warps << " warps, delta element " << e;
     }
     if (c.zero_rest) {  // the reference path wrote every row: no poison left
       for (uint32_t v : want) {

@@ -4,8 +4,8 @@
 // branch outlasts the GEMM it hides behind (bench/NOTES.md v19-v21): its cost is the launches'
 // latency, not their bytes.
 //
-// One thread-block cluster of C blocks per tile (blockIdx.y; clusters along x), kClusterWarps
-// warps a block:
+// One thread-block cluster of C blocks per tile (blockIdx.y; clusters along x), 4 to 12 warps a
+// block:
 //   1. the tile's shrink tasks (module, 4 rank rows, K split) shared out over the cluster's warps,
 //      each warp's partials (lora_detail::ShrinkWarp, as the split shrink computes them) kept in
 //      its block's shared memory;
@@ -32,30 +32,34 @@ namespace {
 namespace cg = cooperative_groups;
 using namespace lora_detail;
 
-constexpr int kClusterWarps = 12;
-constexpr int kClusterThreads = kClusterWarps * 32;
+// Warps a block (SABLE_LORA_CLUSTER_WARPS: 4, 8 or 12; default 8). ~170 registers a thread: a
+// block of 12 warps takes a whole SM's registers, so it cannot share an SM with the base GEMM it
+// runs beside; 4 can.
+constexpr int kDefaultWarps = 8;
 constexpr int kMaxCluster = 8;  // the portable cluster size
 constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
 constexpr size_t kMaxSmemBytes = 40 << 10;  // dynamic, below the 48 KB that needs no opt-in
 
 struct ClusterPlan {
+  int32_t warps = kDefaultWarps;           // a block's
   int32_t tasks_per_warp = 1;              // shrink tasks a warp takes at most
   int64_t chunk = 0;                       // expand columns a block takes
   int64_t col0[kLoraMaxStacked + 1] = {};  // first column of each module, then the total
 };
 
 template <class T>
-ClusterPlan make_cluster_plan(const LoraLaunch& l, const Plan& p, int cluster) {
+ClusterPlan make_cluster_plan(const LoraLaunch& l, const Plan& p, int cluster, int warps) {
   ClusterPlan cp;
+  cp.warps = warps;
   const int64_t tasks = int64_t{l.count} * (l.rank_stride / kRanksPerWarp) * p.splits;
-  cp.tasks_per_warp = static_cast<int32_t>(ceil_div(tasks, int64_t{cluster} * kClusterWarps));
+  cp.tasks_per_warp = static_cast<int32_t>(ceil_div(tasks, int64_t{cluster} * warps));
   for (int i = 0; i < l.count; ++i) cp.col0[i + 1] = cp.col0[i] + l.n[i];
   cp.chunk = ceil_div(cp.col0[l.count], cluster);
   return cp;
 }
 
 size_t smem_bytes(const LoraLaunch& l, const ClusterPlan& cp) {
-  return (static_cast<size_t>(cp.tasks_per_warp) * kClusterWarps * 32 +
+  return (static_cast<size_t>(cp.tasks_per_warp) * cp.warps * 32 +
           static_cast<size_t>(l.count) * kTileRows * l.rank_stride) *
          sizeof(float);
 }
@@ -69,14 +73,15 @@ __device__ __forceinline__ int module_of(const LoraLaunch& l, const ClusterPlan&
 
 // Rows outside every tile (all rows where a module has no B pool) get zero deltas: the cluster
 // at blockIdx.y == max_tiles, its blocks over the same column chunks as the expand's.
+template <int kThreads>
 __device__ void zero_rest(const LoraLaunch& l, const ClusterPlan& cp, int64_t col_begin,
                           int64_t col_end) {
   __shared__ uint32_t covered[kZeroWords];
   const int tid = static_cast<int>(threadIdx.x);
-  for (int w = tid; w < kZeroWords; w += kClusterThreads) covered[w] = 0;
+  for (int w = tid; w < kZeroWords; w += kThreads) covered[w] = 0;
   __syncthreads();
   const int entries = *l.view.num_tiles * kTileRows;
-  for (int e = tid; e < entries; e += kClusterThreads) {
+  for (int e = tid; e < entries; e += kThreads) {
     const LoraTile& tile = l.view.tiles[e / kTileRows];
     if (e % kTileRows < tile.rows) {
       const int row = tile.row[e % kTileRows];
@@ -86,7 +91,7 @@ __device__ void zero_rest(const LoraLaunch& l, const ClusterPlan& cp, int64_t co
   __syncthreads();
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
-  for (int64_t gc = col_begin + tid; gc < col_end; gc += kClusterThreads) {
+  for (int64_t gc = col_begin + tid; gc < col_end; gc += kThreads) {
     const int mi = module_of(l, cp, gc);
     const int64_t c = gc - cp.col0[mi];
     const bool pool = l.view.b[l.layer * kModules + l.module[mi]] != nullptr;
@@ -100,9 +105,10 @@ __device__ void zero_rest(const LoraLaunch& l, const ClusterPlan& cp, int64_t co
   }
 }
 
-template <class T, int V>
-__global__ void __launch_bounds__(kClusterThreads, 1)
+template <class T, int V, int kClusterWarps>
+__global__ void __launch_bounds__(kClusterWarps * 32, 1)
     delta_cluster_kernel(LoraLaunch l, Plan p, ClusterPlan cp) {
+  constexpr int kClusterThreads = kClusterWarps * 32;
   extern __shared__ float4 smem4[];
   float* part = reinterpret_cast<float*>(smem4);  // [tasks_per_warp][kClusterWarps][32]
   float* sums = part + cp.tasks_per_warp * kClusterWarps * 32;  // [count][kTileRows][R]
@@ -113,7 +119,7 @@ __global__ void __launch_bounds__(kClusterThreads, 1)
   const int R = l.rank_stride;
   const int64_t col_begin = cr * cp.chunk;
   const int64_t col_end = min(cp.col0[l.count], col_begin + cp.chunk);
-  if (tile_i >= l.max_tiles) return zero_rest(l, cp, col_begin, col_end);
+  if (tile_i >= l.max_tiles) return zero_rest<kClusterThreads>(l, cp, col_begin, col_end);
   if (tile_i >= *l.view.num_tiles) {  // the whole cluster: no barrier below is reached
     sable::cuda::wait_for_predecessor();
     sable::cuda::allow_dependents();
@@ -223,6 +229,15 @@ bool shape_ok(const LoraLaunch& l) {
 
 // Calls f(tag, plan, cluster plan) for dtype's element type; false for other dtypes and shapes
 // the kernel does not take.
+int cluster_warps() {
+  thread_local const int warps = [] {
+    const char* v = std::getenv("SABLE_LORA_CLUSTER_WARPS");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n == 4 || n == 8 || n == 12 ? n : kDefaultWarps;
+  }();
+  return warps;
+}
+
 template <class F>
 bool with_cluster_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
   const int cluster = lora_cluster_size();
@@ -232,7 +247,8 @@ bool with_cluster_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
                         [&](auto tag) {
                           using T = decltype(tag);
                           const Plan p = make_plan<T>(l);
-                          const ClusterPlan cp = make_cluster_plan<T>(l, p, cluster);
+                          const ClusterPlan cp =
+                              make_cluster_plan<T>(l, p, cluster, cluster_warps());
                           ok = smem_bytes(l, cp) <= kMaxSmemBytes && f(tag, p, cp, cluster);
                         }) &&
          ok;
@@ -259,11 +275,17 @@ bool lora_delta_cluster(const LoraLaunch& l, int32_t dtype, void* stream) {
   return with_cluster_plan(
       l, dtype, [&](auto tag, const Plan& p, const ClusterPlan& cp, int cluster) {
         using T = decltype(tag);
-        auto kernel = p.vec == 1 ? delta_cluster_kernel<T, 1> : delta_cluster_kernel<T, Vec<T>::kN>;
+        constexpr int V = Vec<T>::kN;
+        auto kernel =
+            cp.warps == 4
+                ? (p.vec == 1 ? delta_cluster_kernel<T, 1, 4> : delta_cluster_kernel<T, V, 4>)
+            : cp.warps == 12
+                ? (p.vec == 1 ? delta_cluster_kernel<T, 1, 12> : delta_cluster_kernel<T, V, 12>)
+                : (p.vec == 1 ? delta_cluster_kernel<T, 1, 8> : delta_cluster_kernel<T, V, 8>);
         cudaLaunchConfig_t config{};
         config.gridDim = dim3(static_cast<unsigned>(cluster),
                               static_cast<unsigned>(l.max_tiles + (l.zero_rest ? 1 : 0)));
-        config.blockDim = dim3(kClusterThreads);
+        config.blockDim = dim3(static_cast<unsigned>(cp.warps * 32));
         config.dynamicSmemBytes = smem_bytes(l, cp);
         config.stream = as_stream(stream);
         cudaLaunchAttribute attribute[2];
