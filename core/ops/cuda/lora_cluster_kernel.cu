@@ -36,8 +36,7 @@ using namespace lora_detail;
 // block of 12 warps takes a whole SM's registers, so it cannot share an SM with the base GEMM it
 // runs beside; 4 can.
 constexpr int kDefaultWarps = 8;
-constexpr int kMaxCluster = 8;  // the portable cluster size
-constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
+constexpr int kMaxCluster = 8;              // the portable cluster size
 constexpr size_t kMaxSmemBytes = 40 << 10;  // dynamic, below the 48 KB that needs no opt-in
 
 struct ClusterPlan {
@@ -78,30 +77,15 @@ __device__ void zero_rest(const LoraLaunch& l, const ClusterPlan& cp, int64_t co
                           int64_t col_end) {
   __shared__ uint32_t covered[kZeroWords];
   const int tid = static_cast<int>(threadIdx.x);
-  for (int w = tid; w < kZeroWords; w += kThreads) covered[w] = 0;
-  __syncthreads();
-  const int entries = *l.view.num_tiles * kTileRows;
-  for (int e = tid; e < entries; e += kThreads) {
-    const LoraTile& tile = l.view.tiles[e / kTileRows];
-    if (e % kTileRows < tile.rows) {
-      const int row = tile.row[e % kTileRows];
-      atomicOr(&covered[row / 32], 1u << (row % 32));
-    }
-  }
-  __syncthreads();
+  gather_covered_rows(l.view.tiles, *l.view.num_tiles, covered);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   for (int64_t gc = col_begin + tid; gc < col_end; gc += kThreads) {
     const int mi = module_of(l, cp, gc);
     const int64_t c = gc - cp.col0[mi];
     const bool pool = l.view.b[l.layer * kModules + l.module[mi]] != nullptr;
-    float* delta = l.delta + l.delta_offset(mi);
-    for (int w = 0; w * 32 < l.rows; ++w) {
-      const int valid = min(32, static_cast<int>(l.rows) - w * 32);
-      uint32_t rest = (pool ? ~covered[w] : ~0u) & (valid == 32 ? ~0u : (1u << valid) - 1);
-      for (; rest != 0; rest &= rest - 1)
-        delta[static_cast<int64_t>(w * 32 + __ffs(rest) - 1) * l.n[mi] + c] = 0.0f;
-    }
+    // Without a B pool no tile row is written either: every row is zero.
+    zero_uncovered_rows(l.delta + l.delta_offset(mi), l.n[mi], c, l.rows, covered, !pool);
   }
 }
 

@@ -33,8 +33,6 @@ namespace {
 using namespace lora_detail;
 
 constexpr int kReduceThreads = 128;
-// The expand's bit per delta row (zero_rest).
-constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
 
 // Both kernels read the step block (tiles, ranks, pool pointers) and the adapters' weights before
 // griddepcontrol.wait: the host uploads the block before the step's first kernel and the pools
@@ -137,30 +135,11 @@ __global__ void __launch_bounds__(kExpandThreads, 3)
   // below, zeros where the slot's rank is 0). Without a pool no row is written below: all zero.
   __shared__ uint32_t covered[kZeroWords];
   const bool zero = kDelta && l.zero_rest && g == 0;  // block-uniform
-  if (zero) {
-    for (int w = static_cast<int>(threadIdx.x); w < kZeroWords; w += kExpandThreads) covered[w] = 0;
-    __syncthreads();
-    const int entries = pool == nullptr ? 0 : num_tiles * kTileRows;
-    for (int e = static_cast<int>(threadIdx.x); e < entries; e += kExpandThreads) {
-      const LoraTile& tile = tiles[e / kTileRows];
-      if (e % kTileRows < tile.rows) {
-        const int row = tile.row[e % kTileRows];
-        atomicOr(&covered[row / 32], 1u << (row % 32));
-      }
-    }
-    __syncthreads();
-  }
+  if (zero) gather_covered_rows(tiles, pool == nullptr ? 0 : num_tiles, covered);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   float* delta = kDelta ? l.delta + l.delta_offset(mi) : nullptr;
-  if (zero && col) {
-    for (int w = 0; w * 32 < l.rows; ++w) {
-      const int valid = min(32, static_cast<int>(l.rows) - w * 32);
-      uint32_t rest = ~covered[w] & (valid == 32 ? ~0u : (1u << valid) - 1);
-      for (; rest != 0; rest &= rest - 1)
-        delta[static_cast<int64_t>(w * 32 + __ffs(rest) - 1) * l.n[mi] + c] = 0.0f;
-    }
-  }
+  if (zero && col) zero_uncovered_rows(delta, l.n[mi], c, l.rows, covered);
   if (mine == 0) return;  // block-uniform
   T* out = static_cast<T*>(l.out[mi]);
   const int64_t ldo = l.ldo[mi];
