@@ -26,7 +26,8 @@ export LD_LIBRARY_PATH=/work/main/$B/lib-carry:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 summary=()
 if [ "$what" = tests ] || [ "$what" = all ]; then
-  # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle).
+  # SABLE_TESTS: space-separated test binary names (default: every *_test in the bundle);
+  # SABLE_GTEST_FILTER: a --gtest_filter for each of them (e.g. '*Lora*:*Rope*', a short call).
   tests=()
   for n in ${SABLE_TESTS:-*_test}; do tests+=($B/tests/$n); done
   # Each suite runs once per variant: the defaults, then with the fast paths off (PDL launches,
@@ -47,7 +48,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
       log="$out/$name.$i.log"
       # A suite gets SABLE_SUITE_TIMEOUT seconds (default 60): a hang names the case it hung in.
       t0=$SECONDS
-      env $v timeout -k 5 "${SABLE_SUITE_TIMEOUT:-60}" "$t" >"$log" 2>&1
+      env $v timeout -k 5 "${SABLE_SUITE_TIMEOUT:-60}" "$t" ${SABLE_GTEST_FILTER:+--gtest_filter="$SABLE_GTEST_FILTER"} >"$log" 2>&1
       rc=$?
       case $rc in 0) r=PASS ;; 124 | 137) r=TIMEOUT ;; *) r=FAIL ;; esac
       skipped=$(grep -c '\[  SKIPPED \]' "$log" || true)
