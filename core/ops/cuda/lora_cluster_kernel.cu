@@ -32,9 +32,9 @@ namespace {
 namespace cg = cooperative_groups;
 using namespace lora_detail;
 
-// Warps a block (SABLE_LORA_CLUSTER_WARPS: 4, 8 or 12; default 8). ~170 registers a thread: a
-// block of 12 warps takes a whole SM's registers, so it cannot share an SM with the base GEMM it
-// runs beside; 4 can.
+// Warps a block (SABLE_LORA_CLUSTER_WARPS: 4, 8 or 12; default 8). 168-194 registers a thread
+// (sm_90a, bf16): a block of 12 warps takes a whole SM's registers and one of 8 three quarters,
+// so neither can share an SM with a CTA of the base GEMM it runs beside; one of 4 can.
 constexpr int kDefaultWarps = 8;
 constexpr int kMaxCluster = 8;              // the portable cluster size
 constexpr size_t kMaxSmemBytes = 40 << 10;  // dynamic, below the 48 KB that needs no opt-in
@@ -46,7 +46,6 @@ struct ClusterPlan {
   int64_t col0[kLoraMaxStacked + 1] = {};  // first column of each module, then the total
 };
 
-template <class T>
 ClusterPlan make_cluster_plan(const LoraLaunch& l, const Plan& p, int cluster, int warps) {
   ClusterPlan cp;
   cp.warps = warps;
@@ -231,8 +230,7 @@ bool with_cluster_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
                         [&](auto tag) {
                           using T = decltype(tag);
                           const Plan p = make_plan<T>(l);
-                          const ClusterPlan cp =
-                              make_cluster_plan<T>(l, p, cluster, cluster_warps());
+                          const ClusterPlan cp = make_cluster_plan(l, p, cluster, cluster_warps());
                           ok = smem_bytes(l, cp) <= kMaxSmemBytes && f(tag, p, cp, cluster);
                         }) &&
          ok;
