@@ -25,26 +25,9 @@ struct Case {
   bool pool_for_last = true;  // false: the last module has no pool
 };
 
-// Runs f on a thread of its own with SABLE_LORA_CLUSTER=size and SABLE_LORA_CLUSTER_WARPS=warps
-// (read per thread).
+// Runs f on a thread of its own with SABLE_LORA_CLUSTER=size and SABLE_LORA_CLUSTER_WARPS=warps.
 void with_cluster(const char* size, const char* warps, const std::function<void()>& f) {
-  const std::pair<const char*, const char*> vars[] = {{"SABLE_LORA_CLUSTER", size},
-                                                      {"SABLE_LORA_CLUSTER_WARPS", warps}};
-  std::string saved[2];
-  bool had[2] = {};
-  for (int i = 0; i < 2; ++i) {
-    const char* old = std::getenv(vars[i].first);
-    had[i] = old != nullptr;
-    if (had[i]) saved[i] = old;
-    setenv(vars[i].first, vars[i].second, 1);
-  }
-  std::thread(f).join();
-  for (int i = 0; i < 2; ++i) {
-    if (had[i])
-      setenv(vars[i].first, saved[i].c_str(), 1);
-    else
-      unsetenv(vars[i].first);
-  }
+  with_env("SABLE_LORA_CLUSTER", size, [&] { with_env("SABLE_LORA_CLUSTER_WARPS", warps, f); });
 }
 void with_cluster(const char* size, const std::function<void()>& f) {
   with_cluster(size, "8", f);

@@ -134,20 +134,6 @@ TEST_F(CudaLoraOps, ShrinkForkedBesideTheBaseGemm) {
   forked_beside_gemm(&outputs);
 }
 
-// Runs `body` on a new thread with SABLE_LORA_EXPAND=`mode` (read per thread), then puts the
-// variable back as it was.
-// Runs body on a thread of its own with the environment variable `name` set to `value` (the
-// switches read per thread: SABLE_LORA_EXPAND, SABLE_LORA_ZERO_FILL).
-static void with_env(const char* name, const char* value, const std::function<void()>& body) {
-  const char* old = std::getenv(name);
-  const std::string saved = old != nullptr ? old : "";
-  setenv(name, value, 1);
-  std::thread(body).join();
-  if (old != nullptr)
-    setenv(name, saved.c_str(), 1);
-  else
-    unsetenv(name);
-}
 static void with_expand_mode(const char* mode, const std::function<void()>& body) {
   with_env("SABLE_LORA_EXPAND", mode, body);
 }

@@ -200,14 +200,10 @@ bool cluster_capable() {
   return ok;
 }
 
+// The delta form: l.delta set (the outs are never touched), at most kLoraZeroMaxRows rows to zero.
 bool shape_ok(const LoraLaunch& l) {
-  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0 ||
-      l.rank_stride % kLoraRankAlign != 0 || l.max_tiles <= 0 || l.rows <= 0 ||
-      l.delta == nullptr || (l.zero_rest && l.rows > kLoraZeroMaxRows))
-    return false;
-  for (int i = 0; i < l.count; ++i)
-    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0) return false;
-  return true;
+  return lora_shapes_valid(l) && l.max_tiles > 0 && l.rows > 0 && l.delta != nullptr &&
+         !(l.zero_rest && l.rows > kLoraZeroMaxRows);
 }
 
 // Calls f(tag, plan, cluster plan) for dtype's element type; false for other dtypes and shapes

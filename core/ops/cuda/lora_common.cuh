@@ -45,6 +45,16 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+// The launch's shapes both paths take: 1..kLoraMaxStacked modules with outputs, K, a rank stride
+// that is a multiple of kLoraRankAlign. The outs' pointers are each path's own concern.
+inline bool lora_shapes_valid(const LoraLaunch& l) {
+  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0) return false;
+  if (l.rank_stride % kLoraRankAlign != 0) return false;
+  for (int i = 0; i < l.count; ++i)
+    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0) return false;
+  return true;
+}
+
 // K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
 inline int64_t split_k() {
   static const int64_t v = [] {

@@ -229,11 +229,9 @@ __global__ void __launch_bounds__(kExpandThreads) apply_delta_kernel(LoraLaunch 
 }
 
 bool valid(const LoraLaunch& l) {
-  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0) return false;
-  if (l.rank_stride % kLoraRankAlign != 0) return false;
+  if (!lora_shapes_valid(l)) return false;
   for (int i = 0; i < l.count; ++i)
-    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0 || l.out[i] == nullptr)
-      return false;
+    if (l.out[i] == nullptr) return false;
   return true;
 }
 
