@@ -112,13 +112,6 @@ class CudaLoraCluster : public CudaLoraOps {
   }
 };
 
-bool hopper_or_newer() {
-  int dev = 0, major = 0;
-  return cudaGetDevice(&dev) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-         major >= 9;
-}
-
 TEST_F(CudaLoraCluster, SameBitsAsTheThreeLaunches) {
   if (!hopper_or_newer()) GTEST_SKIP() << "thread-block clusters need compute capability 9.0";
   const Case cases[] = {

@@ -6,6 +6,7 @@
 // delta zeroed by the expand or by a memset (SABLE_LORA_ZERO_FILL=0). Part of cuda_ops_test
 // (skipped without a GPU).
 #include <iterator>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -274,6 +275,7 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
     for (auto [zero_fill, qkv_rope, cluster, got] :
          {std::tuple{"0", "0", "8", &fused}, std::tuple{"1", "0", "8", &zeroed},
           std::tuple{"1", "1", "8", &roped}, std::tuple{"1", "1", "0", &three}}) {
+      const uint64_t launches = ops::cuda::lora_delta_cluster_launches();
       with_env("SABLE_LORA_ZERO_FILL", zero_fill, [&] {
         with_env("SABLE_LORA_QKV_ROPE", qkv_rope, [&] {
           with_env("SABLE_LORA_CLUSTER", cluster,
@@ -281,6 +283,14 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
         });
       });
       if (HasFatalFailure()) return;
+      // The one-launch path is taken where it is on (Hopper or newer), and only there: its bits
+      // equal the three launches', so only the count tells which ran (the probe's default mask
+      // once made every call skip it).
+      const uint64_t ran = ops::cuda::lora_delta_cluster_launches() - launches;
+      if (std::string_view(cluster) == "0" || !hopper_or_newer())
+        EXPECT_EQ(ran, 0u) << "SABLE_LORA_CLUSTER=" << cluster;
+      else
+        EXPECT_GT(ran, 0u) << "SABLE_LORA_CLUSTER=" << cluster << ": no call took one launch";
     }
   }
   const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy", "q|k|v"};

@@ -253,6 +253,9 @@ bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
 // lora_delta_cluster returns false and launches nothing.
 bool lora_delta_cluster_fits(const LoraLaunch& l, int32_t dtype);
 bool lora_delta_cluster(const LoraLaunch& l, int32_t dtype, void* stream);
+// Launches lora_delta_cluster made in this process (captures included): how a test sees that a
+// call took the one-launch path, whose bits equal the three launches'.
+uint64_t lora_delta_cluster_launches();
 // The blocks of a cluster (SABLE_LORA_CLUSTER: 1, 2, 4 or 8; unset, 0 or anything else: the
 // three launches). Read per thread, so that a test can set it for a thread of its own.
 int32_t lora_cluster_size();

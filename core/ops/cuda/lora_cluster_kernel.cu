@@ -20,6 +20,7 @@
 // newer; lora_delta_cluster_fits says when the launch applies.
 #include <cooperative_groups.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <utility>
 
@@ -190,6 +191,8 @@ __global__ void __launch_bounds__(kClusterWarps * 32, 1)
   cluster.barrier_wait(std::move(arrived));
 }
 
+std::atomic<uint64_t> g_launches{0};
+
 bool cluster_capable() {
   static const bool ok = [] {
     int dev = 0, major = 0;
@@ -275,8 +278,14 @@ bool lora_delta_cluster(const LoraLaunch& l, int32_t dtype, void* stream) {
         attribute[1].val.programmaticStreamSerializationAllowed = 1;
         config.attrs = attribute;
         config.numAttrs = sable::cuda::pdl_enabled() ? 2 : 1;
-        return cudaLaunchKernelEx(&config, kernel, l, p, cp) == cudaSuccess;
+        if (cudaLaunchKernelEx(&config, kernel, l, p, cp) != cudaSuccess) return false;
+        g_launches.fetch_add(1, std::memory_order_relaxed);
+        return true;
       });
+}
+
+uint64_t lora_delta_cluster_launches() {
+  return g_launches.load(std::memory_order_relaxed);
 }
 
 }  // namespace sable::ops::cuda

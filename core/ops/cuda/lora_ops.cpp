@@ -107,7 +107,9 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // arena memory, so the two branches touch disjoint memory.
     const auto stream = static_cast<cudaStream_t>(ctx->stream);
     const LoraProbe probe = lora_probe();
-    const bool skip = (probe.modules >> first) & 1u;
+    // In the probe's mask and a kernel left out: the mask alone (all modules by default) is not a
+    // skip, or no call would take the one-launch path.
+    const bool skip = (probe.no_shrink || probe.no_expand) && ((probe.modules >> first) & 1u);
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
     // The expand beside the GEMM too (v18): its sums to an fp32 buffer, added into the outs after
     // the join with the expand's one rounding (the same bits). Where the next op takes the add in
