@@ -83,15 +83,6 @@ TEST_P(FlashAttentionTest, DecodeKernelMatchesReference) {
   check_case(GetParam());
 }
 
-// SABLE_DECODE_EARLY_KV=1: the deep pipeline's first K/V tiles copied before the PDL wait, the
-// token's own row after it (decode_attention.cu).
-TEST_P(FlashAttentionTest, DecodeKernelEarlyKvMatchesReference) {
-  SABLE_REQUIRE_GPU();
-  DecodeKernelEnv env(true);
-  ScopedEnv early("SABLE_DECODE_EARLY_KV", "1");
-  check_case(GetParam());
-}
-
 // The prefill tiles on Hopper's warpgroup tensor cores (prefill_wgmma.cu), read at creation as
 // SABLE_PREFILL_WGMMA; only compute capability 9.0 runs its sm_90a code. Four shapes of it: one
 // head a CTA with 3 stages; up to 4 heads with 2 (2 or 1 where the group is not a multiple of 4);

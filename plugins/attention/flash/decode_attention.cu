@@ -100,72 +100,11 @@ __global__ void __launch_bounds__(kW * 32,
     if (n_tiles > 0) tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin, end);
   }
 
-  const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
-  const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
-  // Copies tile `tile` (its slots in `sl`) into buffer `buf`. The token's own row comes from
-  // k_new / v_new (its cache slot may not be written yet); skip_own leaves it out (copy_own).
-  auto copy_kv = [&](int tile, int buf, const int32_t(&sl)[kPer], bool skip_own) {
-    const int k0 = begin + tile * kN;
-    bf16* dk = sK + buf * kN * kD;
-    bf16* dv = sV + buf * kN * kD;
-#pragma unroll
-    for (int it = 0; it < kPer; ++it) {
-      const int i = tid + it * kThreads;
-      const int r = i / kChunks, c = i % kChunks;
-      const bool valid = sl[it] >= 0;
-      const bf16 *ks = k_new, *vs = v_new;
-      if (valid && k0 + r != new_pos) {
-        const int64_t off = (int64_t(sl[it]) * p.kv_heads + kvh) * kD;
-        ks = p.k_cache + off;
-        vs = p.v_cache + off;
-      } else if (skip_own && valid) {
-        continue;
-      }
-      cp_async16(dk + smem_off(r, c * 8, kD), ks + c * 8, valid);
-      cp_async16(dv + smem_off(r, c * 8, kD), vs + c * 8, valid);
-    }
-  };
-  // The token's own row of tile `tile`, if it holds it, from k_new / v_new.
-  auto copy_own = [&](int tile, int buf) {
-    const int r = new_pos - (begin + tile * kN);
-    if (r < 0 || r >= kN || new_pos < begin || new_pos >= end) return;
-    for (int c = tid; c < kChunks; c += kThreads) {
-      cp_async16(sK + buf * kN * kD + smem_off(r, c * 8, kD), k_new + c * 8, true);
-      cp_async16(sV + buf * kN * kD + smem_off(r, c * 8, kD), v_new + c * 8, true);
-    }
-  };
-  // Tile `tile` into buffer `buf`: the deep pipeline's first kStages tiles from the slots loaded
-  // above (st: the compile-time tile index, -1 past them), other tiles from `slot`, whose next
-  // tile's slots are then loaded one tile ahead.
-  auto load_kv = [&](int tile, int buf, int st, bool skip_own = false) {
-    if constexpr (kDeep) {
-      if (st >= 0) {  // st is a constant once the callers' loops are unrolled
-        copy_kv(tile, buf, deep_slot[st], skip_own);
-        return;
-      }
-      tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + tile * kN, end);
-      copy_kv(tile, buf, slot, skip_own);
-    } else {
-      copy_kv(tile, buf, slot, skip_own);
-      if (tile + 1 < n_tiles)
-        tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + (tile + 1) * kN, end);
-    }
-  };
-  // early_kv: the first kStages - 1 tiles' copies go out before the wait, all rows but the
-  // token's own: the cache rows a decode token reads were written by earlier steps (kernels that
-  // finished before the predecessor started), only its own row comes from the predecessor. The
-  // deep pipeline only (small batches, where the copies' latency is not hidden by other CTAs);
-  // the other instances compile it away (at D 128 it would cost them a spill).
-  const bool early = kDeep && p.early_kv != 0;
-  if (early) {
-#pragma unroll
-    for (int st = 0; st < kStages - 1; ++st)
-      if (st < n_tiles) load_kv(st, st, st, true);
-  }
-
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   if (p.probe == 1) return;
+  const bf16* k_new = p.k_new + int64_t(t) * p.k_stride + int64_t(kvh) * kD;
+  const bf16* v_new = p.v_new + int64_t(t) * p.v_stride + int64_t(kvh) * kD;
 
   if (p.store_new && split == 0) {  // nobody in this launch reads the slot from the cache
     const int32_t own = p.meta.slot[t];
@@ -189,16 +128,49 @@ __global__ void __launch_bounds__(kW * 32,
     const int r = i / kChunks, c = i % kChunks;
     cp_async16(sQ + smem_off(r, c * 8, kD), q + int64_t(r < G ? r : 0) * kD + c * 8, r < G);
   }
+  // Copies tile `tile` (its slots in `sl`) into buffer `buf`. The token's own row comes from
+  // k_new / v_new (its cache slot may not be written yet).
+  auto copy_kv = [&](int tile, int buf, const int32_t(&sl)[kPer]) {
+    const int k0 = begin + tile * kN;
+    bf16* dk = sK + buf * kN * kD;
+    bf16* dv = sV + buf * kN * kD;
+#pragma unroll
+    for (int it = 0; it < kPer; ++it) {
+      const int i = tid + it * kThreads;
+      const int r = i / kChunks, c = i % kChunks;
+      const bool valid = sl[it] >= 0;
+      const bf16 *ks = k_new, *vs = v_new;
+      if (valid && k0 + r != new_pos) {
+        const int64_t off = (int64_t(sl[it]) * p.kv_heads + kvh) * kD;
+        ks = p.k_cache + off;
+        vs = p.v_cache + off;
+      }
+      cp_async16(dk + smem_off(r, c * 8, kD), ks + c * 8, valid);
+      cp_async16(dv + smem_off(r, c * 8, kD), vs + c * 8, valid);
+    }
+  };
+  // Tile `tile` into buffer `buf`: the deep pipeline's first kStages tiles from the slots loaded
+  // above (st: the compile-time tile index, -1 past them), other tiles from `slot`, whose next
+  // tile's slots are then loaded one tile ahead.
+  auto load_kv = [&](int tile, int buf, int st) {
+    if constexpr (kDeep) {
+      if (st >= 0) {  // st is a constant once the callers' loops are unrolled
+        copy_kv(tile, buf, deep_slot[st]);
+        return;
+      }
+      tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + tile * kN, end);
+      copy_kv(tile, buf, slot);
+    } else {
+      copy_kv(tile, buf, slot);
+      if (tile + 1 < n_tiles)
+        tile_slots<kD, kN, kThreads>(slot, pages, p.page_size, begin + (tile + 1) * kN, end);
+    }
+  };
   // The first kStages - 1 tiles in flight (one cp.async group each, the Q copy in the first; empty
-  // groups keep the count uniform). early_kv: all of them in the first group, with the own row.
+  // groups keep the count uniform).
 #pragma unroll
   for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n_tiles) {
-      if (early)
-        copy_own(st, st);
-      else
-        load_kv(st, st, st);
-    }
+    if (st < n_tiles) load_kv(st, st, st);
     cp_async_commit();
   }
 

@@ -121,9 +121,6 @@ class FlashAttention {
     // SABLE_ATTN_TWICE=1 launches it again (idempotent), so that the step's growth prices the
     // kernel inside a graph (METHOD.md: time a stage done twice).
     attn_probe_ = env_int("SABLE_ATTN_PROBE", 0);
-    // SABLE_DECODE_EARLY_KV=1: the decode kernel issues its first K/V tiles' copies before its PDL
-    // wait (all rows but the token's own; decode_attention.cu). Opt-in until measured.
-    early_kv_ = env_int("SABLE_DECODE_EARLY_KV", 0) == 1 ? 1 : 0;
     attn_twice_ = env_int("SABLE_ATTN_TWICE", 0) == 1;
     // Shared-prefix (cascade) pass for decode batches whose sequences share pages (radix cache);
     // SABLE_CASCADE=0 turns it off (A/B runs).
@@ -287,7 +284,6 @@ class FlashAttention {
           launch_cascade(p, stream))
         p.casc_chunks = dev_meta_ + layout_.casc_chunks;
       p.probe = attn_probe_;
-      p.early_kv = early_kv_;
       done = attn_probe_ == 9 || launch_decode(p, stream);
       if (done && attn_twice_) done = launch_decode(p, stream);
       if (done && prefill_) done = run_prefill(p, stream);
@@ -354,7 +350,6 @@ class FlashAttention {
   int32_t splits_ = 1;
   int32_t decode_stages_ = 2;
   int32_t attn_probe_ = 0;   // SABLE_ATTN_PROBE (timing only)
-  int32_t early_kv_ = 0;     // SABLE_DECODE_EARLY_KV
   bool attn_twice_ = false;  // SABLE_ATTN_TWICE (timing only)
   int32_t max_tiles_ = 0;
   bool prefill_ = false;

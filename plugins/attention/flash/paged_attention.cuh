@@ -59,7 +59,6 @@ struct AttentionParams {
   int32_t wgmma_heads;
   int32_t wgmma_partial;  // 1: groups the heads do not divide on CTAs with spare warpgroups
   int32_t wgmma_overlap;  // 1: S of tile j beside P·V of tile j - 1 (3-4 stages); -1: below 4 heads
-  int32_t early_kv;       // decode: 1 issues the first K/V tiles' copies before the PDL wait
   int32_t probe;          // timing only (SABLE_ATTN_PROBE): 1 stop after the wait, 2 after the K/V
   // Cascade pass (cascade_attention.cu, plan in cascade_schedule.h): its work list, and per token
   // the start of its own positions and its shared partials [T, Hq, kMaxCascadeChunks] to merge.
