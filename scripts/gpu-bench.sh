@@ -111,6 +111,9 @@ for w in $which; do
     ab8b_8long)  # 8B decode A/B at 8 x 4096 (small batch, bandwidth-bound attention)
       make_model llama8b llama-3.1-8b llama3
       ab_decode llama8b 8 4096 64 1 ;;
+    ab8b_64)  # 8B decode A/B at batch 64, 128 + 64 tokens (issue 17's base step: short-context attention)
+      make_model llama8b llama-3.1-8b llama3
+      ab_decode llama8b 64 128 64 1 ;;
     ab8b_1)  # 8B batch-1 decode A/B: the defaults, v4 and v3 paths
       make_model llama8b llama-3.1-8b llama3
       ab_decode llama8b 1 128 256 1 ;;
