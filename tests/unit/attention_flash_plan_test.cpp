@@ -170,6 +170,37 @@ TEST(FlashPlan, SmallDecodeBatchesTakeTheDeepPipeline) {
   EXPECT_EQ(p.shape.decode_stages, 2);
 }
 
+// Two-stage decode batches give each split up to three tiles where the CTAs that hold positions
+// still fill ~a wave (132 SMs x 3 CTAs at D 128), else one: the shapes measured in bench/NOTES.md
+// v23 (8B, H100), each planned as its fastest measured floor. SABLE_DECODE_MIN_CHUNK fixes it.
+TEST(FlashPlan, TwoStageDecodeSplitsTakeThreeTilesWhileAWaveStaysFull) {
+  struct Shape {
+    int32_t batch, len, want_chunk;
+  };
+  for (const Shape& s : {Shape{64, 192, 192},    // 512 pairs: one split of three tiles each
+                         Shape{16, 576, 192},    // 128 pairs x 3 splits = 384 CTAs (97 % of a wave)
+                         Shape{4, 1024, 64},     // 32 pairs: three tiles would leave half a wave
+                         Shape{64, 4096, 0}}) {  // long splits: the even share, above every floor
+    std::vector<std::pair<int32_t, int32_t>> seqs(static_cast<size_t>(s.batch), {1, s.len});
+    const auto batch = make_batch(seqs, 16);
+    const Planned p = plan(batch, true, config(true));
+    ASSERT_EQ(p.shape.error, nullptr);
+    check_served_once(batch, p);
+    ASSERT_EQ(p.shape.decode_stages, 2);
+    const int32_t even = (s.len + p.shape.splits - 1) / p.shape.splits;
+    EXPECT_EQ(p.shape.chunk, s.want_chunk > 0 ? s.want_chunk : even) << s.batch << " x " << s.len;
+    EXPECT_GE(int64_t(p.shape.chunk) * p.shape.splits, s.len);
+    PlanConfig fixed = config(true);
+    fixed.decode_min_chunk = kDecodeN;  // the one-tile floor before v23
+    EXPECT_EQ(plan(batch, true, fixed).shape.chunk, std::max(even, kDecodeN));
+  }
+  // Shorter than the floor: one split holds the whole context.
+  const Planned p = plan(make_batch(std::vector<std::pair<int32_t, int32_t>>(64, {1, 100}), 16),
+                         true, config(true));
+  EXPECT_EQ(p.shape.chunk, 3 * kDecodeN);
+  EXPECT_EQ(decode_used_splits(0, 100, p.shape.chunk), 1);
+}
+
 TEST(FlashPlan, LargeDecodeBatchesWithoutTheDecodeKernelTakeThePrefillKernel) {
   std::vector<std::pair<int32_t, int32_t>> seqs(16, {1, 300});
   EXPECT_TRUE(plan(make_batch(seqs, 16), true, config(false)).shape.prefill);  // 16 x 32 >= 264

@@ -87,6 +87,29 @@ SABLE_FLASH_HD int32_t decode_chunk(int32_t max_len, int32_t splits, int32_t min
   return even > floor ? even : floor;
 }
 
+// decode_chunk's floor for a two-stage batch (the deep pipeline has its own): up to kFloorTiles
+// tiles a split where the CTAs that then hold positions still fill about a wave of the SMs'
+// slots; else one tile. Each split costs a fixed part (launch, metadata loads, partials, fence,
+// ticket, merge) that a short split does not amortize: measured (bench/NOTES.md v23, H100, 8B,
+// SABLE_DECODE_MIN_CHUNK): 64 x 192 positions (512 pairs, 3 splits of one tile each) 8.07 ->
+// 7.42 ms a step with 192; 16 x 576 (128 pairs, 9 splits) 7.33 -> 6.99 with 192 (256: 7.02, 384:
+// 7.17); 4 x 1024 (32 pairs) 7.52 -> 7.67 with 192 (192 CTAs, half a wave: worse). Shape and
+// longest sequence only, like decode_chunk (the chunk is a device-side value a graph re-reads).
+constexpr int32_t kFloorTiles = 3;
+SABLE_FLASH_HD int32_t decode_floor(int32_t tokens, int32_t kv_heads, int32_t head_dim,
+                                    int32_t num_sms, int32_t splits, int32_t max_len,
+                                    int32_t stages = 2) {
+  const int64_t pairs = tokens * kv_heads > 1 ? tokens * kv_heads : 1;
+  const int64_t slots = int64_t(num_sms) * decode_ctas_per_sm(head_dim, stages);
+  const int32_t even = (max_len + splits - 1) / (splits > 0 ? splits : 1);
+  for (int32_t tiles = kFloorTiles; tiles > 1; --tiles) {
+    const int32_t chunk = even > tiles * kDecodeN ? even : tiles * kDecodeN;
+    const int64_t used = max_len > 0 ? (max_len + chunk - 1) / chunk : 1;
+    if (10 * pairs * used >= 9 * slots) return tiles * kDecodeN;  // >= 90 % of a wave
+  }
+  return kDecodeN;
+}
+
 // The positions [*lo, *hi) split `split` of a token visible over [begin, end) reads.
 SABLE_FLASH_HD void split_range(int32_t begin, int32_t end, int32_t chunk, int32_t split, int32_t* lo,
                                 int32_t* hi) {

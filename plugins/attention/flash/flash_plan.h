@@ -35,7 +35,9 @@ struct PlanConfig {
   bool decode_kernel = false;
   bool wave_fit = true;  // decode_splits' last-wave fill (SABLE_DECODE_WAVE_FIT=0: off, A/B runs)
   int32_t decode_stages = 2;  // K/V pipeline stages of the decode kernel (SABLE_DECODE_STAGES=3)
-  int32_t decode_min_chunk = kDecodeN;  // decode_chunk's floor (SABLE_DECODE_MIN_CHUNK, A/B runs)
+  // decode_chunk's floor: 0 = decode_floor's choice (two-stage batches); else this many positions
+  // (SABLE_DECODE_MIN_CHUNK, A/B runs: 64 is the one-tile floor before v23).
+  int32_t decode_min_chunk = 0;
   // Decode-only batches of at most this many (token, KV head) pairs take the deep pipeline
   // (kDeepStages, splits of kDeepChunk positions at least); 0 = never. The plugin sets 4 at head
   // dim 64, 8 at 128 (measured, flash_plugin.cpp); SABLE_DECODE_DEEP_PAIRS overrides.
@@ -134,9 +136,13 @@ inline PlanShape plan_batch(const SableAttentionBatch& b, const PlanConfig& c, P
     }
   }
   plan_cascade(b, c, shape, out);
-  const int32_t min_chunk = shape.decode_stages >= kDeepStages
-                                ? std::max(c.decode_min_chunk, kDeepChunk)
-                                : c.decode_min_chunk;
+  const int32_t floor =
+      c.decode_min_chunk > 0 || shape.decode_stages >= kDeepStages || !shape.decode_only
+          ? std::max(c.decode_min_chunk, kDecodeN)
+          : decode_floor(b.num_tokens, c.kv_heads, c.head_dim, c.num_sms, shape.splits, max_len,
+                         shape.decode_stages);
+  const int32_t min_chunk =
+      shape.decode_stages >= kDeepStages ? std::max(floor, kDeepChunk) : floor;
   shape.chunk = c.decode_kernel ? decode_chunk(max_len, shape.splits, min_chunk)
                                 : std::max(32, (max_len + shape.splits - 1) / shape.splits);
   // Without the decode kernel, decode batches that fill the GPU alone (one CTA per token and q

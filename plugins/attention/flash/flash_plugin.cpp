@@ -115,7 +115,8 @@ class FlashAttention {
     // dim 64, 8 at 128 - the measured shapes.
     const int deep_pairs = env_int("SABLE_DECODE_DEEP_PAIRS", -1);
     plan_config_.deep_pairs = deep_pairs >= 0 ? deep_pairs : init.head_dim <= 64 ? 4 : 8;
-    plan_config_.decode_min_chunk = std::max(env_int("SABLE_DECODE_MIN_CHUNK", kDecodeN), kDecodeN);
+    const int min_chunk = env_int("SABLE_DECODE_MIN_CHUNK", 0);
+    plan_config_.decode_min_chunk = min_chunk > 0 ? std::max(min_chunk, kDecodeN) : 0;
     // Timing only (wrong results): SABLE_ATTN_PROBE stops the decode kernel after its wait (1),
     // after its K/V copies (2), or before combining its warps (3), and 9 launches nothing;
     // SABLE_ATTN_TWICE=1 launches it again (idempotent), so that the step's growth prices the
