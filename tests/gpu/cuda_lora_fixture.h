@@ -43,17 +43,9 @@ struct Buf {
   std::vector<float> fetch() const { return download_floats(dev, host.size(), dtype); }
 };
 
-// Thread-block clusters (lora_delta_cluster) need compute capability 9.0.
-inline bool hopper_or_newer() {
-  int dev = 0, major = 0;
-  return cudaGetDevice(&dev) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-         major >= 9;
-}
-
 // Runs body on a thread of its own with the environment variable `name` set to `value`, then puts
 // the variable back as it was: the LoRA switches are read once per thread (SABLE_LORA_EXPAND,
-// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_LORA_CLUSTER, SABLE_LORA_CLUSTER_WARPS), so
+// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE), so
 // calls nest to set several.
 inline void with_env(const char* name, const char* value, const std::function<void()>& body) {
   const char* old = std::getenv(name);

@@ -6,7 +6,6 @@
 // delta zeroed by the expand or by a memset (SABLE_LORA_ZERO_FILL=0). Part of cuda_ops_test
 // (skipped without a GPU).
 #include <iterator>
-#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -266,38 +265,24 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
   if (!ops::cuda::lora_fork_enabled()) GTEST_SKIP() << "SABLE_LORA_FORK=0: nothing is forked";
   // fused with the memset, with the expand's zero fill, and with q|k|v's delta into rope (zero
   // fill on); each against `after`.
-  // The last: the same with the side branch in three launches instead of one (lora_delta_cluster
-  // off).
-  std::vector<std::vector<float>> after, fused, zeroed, roped, three;
+  std::vector<std::vector<float>> after, fused, zeroed, roped;
   for (int32_t rows : {24, 1}) {
     with_expand_mode("after", [&] { consumers(&after, false, rows); });
     if (HasFatalFailure()) return;
-    for (auto [zero_fill, qkv_rope, cluster, got] :
-         {std::tuple{"0", "0", "8", &fused}, std::tuple{"1", "0", "8", &zeroed},
-          std::tuple{"1", "1", "8", &roped}, std::tuple{"1", "1", "0", &three}}) {
-      const uint64_t launches = ops::cuda::lora_delta_cluster_launches();
+    for (auto [zero_fill, qkv_rope, got] :
+         {std::tuple{"0", "0", &fused}, std::tuple{"1", "0", &zeroed},
+          std::tuple{"1", "1", &roped}}) {
       with_env("SABLE_LORA_ZERO_FILL", zero_fill, [&] {
-        with_env("SABLE_LORA_QKV_ROPE", qkv_rope, [&] {
-          with_env("SABLE_LORA_CLUSTER", cluster,
-                   [&] { with_expand_mode("fused", [&] { consumers(got, true, rows); }); });
-        });
+        with_env("SABLE_LORA_QKV_ROPE", qkv_rope,
+                 [&] { with_expand_mode("fused", [&] { consumers(got, true, rows); }); });
       });
       if (HasFatalFailure()) return;
-      // The one-launch path is taken where it is on (Hopper or newer), and only there: its bits
-      // equal the three launches', so only the count tells which ran (the probe's default mask
-      // once made every call skip it).
-      const uint64_t ran = ops::cuda::lora_delta_cluster_launches() - launches;
-      if (std::string_view(cluster) == "0" || !hopper_or_newer())
-        EXPECT_EQ(ran, 0u) << "SABLE_LORA_CLUSTER=" << cluster;
-      else
-        EXPECT_GT(ran, 0u) << "SABLE_LORA_CLUSTER=" << cluster << ": no call took one launch";
     }
   }
   const char* names[] = {"gate|up", "act", "proj", "residual", "norm", "copy", "q|k|v"};
   constexpr size_t kStages = std::size(names);
-  for (auto [what, got] :
-       {std::pair{"memset, ", &fused}, std::pair{"zero fill, ", &zeroed},
-        std::pair{"q|k|v into rope, ", &roped}, std::pair{"three launches, ", &three}}) {
+  for (auto [what, got] : {std::pair{"memset, ", &fused}, std::pair{"zero fill, ", &zeroed},
+                           std::pair{"q|k|v into rope, ", &roped}}) {
     ASSERT_EQ(after.size(), got->size());
     for (size_t i = 0; i < after.size(); ++i) {
       const std::string where =
@@ -306,7 +291,7 @@ TEST_F(CudaLoraOps, PendingDeltaLandsInTheConsumerWithTheSameBits) {
         const float a = after[i][e], b = (*got)[i][e];
         // rope_qkv_delta rotates the same bf16 values as rope_kernel, but the compiler may
         // contract its products differently: one bf16 rounding apart at most.
-        if ((got == &roped || got == &three) && i % kStages == kStages - 1)
+        if (got == &roped && i % kStages == kStages - 1)
           ASSERT_NEAR(a, b, 1e-2f * (1.0f + std::fabs(a))) << where << " element " << e;
         else
           ASSERT_EQ(a, b) << where << " element " << e;

@@ -246,18 +246,5 @@ size_t lora_delta_floats(const LoraLaunch& l);
 constexpr int64_t kLoraZeroMaxRows = 256;
 bool lora_expand_to_delta(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 bool lora_apply_delta(const LoraLaunch& l, int32_t dtype, void* stream);
-// lora_shrink then lora_expand_to_delta as one launch of thread-block clusters
-// (lora_cluster_kernel.cu), the same bits in l.delta: for decode batches, whose side branch beside
-// the base GEMM is latency. lora_delta_cluster_fits: whether it takes l (Hopper or newer, the
-// partials and sums within its shared memory, l.delta set, the switch below on); when it does not,
-// lora_delta_cluster returns false and launches nothing.
-bool lora_delta_cluster_fits(const LoraLaunch& l, int32_t dtype);
-bool lora_delta_cluster(const LoraLaunch& l, int32_t dtype, void* stream);
-// Launches lora_delta_cluster made in this process (captures included): how a test sees that a
-// call took the one-launch path, whose bits equal the three launches'.
-uint64_t lora_delta_cluster_launches();
-// The blocks of a cluster (SABLE_LORA_CLUSTER: 1, 2, 4 or 8; unset, 0 or anything else: the
-// three launches). Read per thread, so that a test can set it for a thread of its own.
-int32_t lora_cluster_size();
 
 }  // namespace sable::ops::cuda

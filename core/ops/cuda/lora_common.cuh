@@ -1,8 +1,8 @@
-// What the LoRA kernels share (lora_kernels.cu: the split shrink, its reduce and the expand;
-// lora_cluster_kernel.cu: the three in one launch of thread-block clusters): the launch plan,
-// one warp's part of the shrink, the split sums and the step block's per-tile lookups. Both
-// files compute the same sums in the same order from these pieces, so the one-launch form gives
-// the split form's bits. Included only from .cu files.
+// The pieces of the LoRA kernels (lora_kernels.cu: the split shrink, its reduce and the expand):
+// the launch plan, one warp's part of the shrink, the split sums in their fixed order, an expand
+// column and the step block's per-tile lookups, kept apart so that another form of the side
+// branch (v22's one-launch cluster kernel, measured slower and removed: bench/NOTES.md v23) can
+// reuse them and give the same bits. Included only from .cu files.
 #pragma once
 
 #include <algorithm>

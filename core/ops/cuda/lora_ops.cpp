@@ -108,7 +108,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     const auto stream = static_cast<cudaStream_t>(ctx->stream);
     const LoraProbe probe = lora_probe();
     // In the probe's mask and a kernel left out: the mask alone (all modules by default) is not a
-    // skip, or no call would take the one-launch path.
+    // skip (it once kept every call off v22's one-launch path).
     const bool skip = (probe.no_shrink || probe.no_expand) && ((probe.modules >> first) & 1u);
     cudaStream_t side = k::lora_fork_enabled() ? k::lora_fork().fork(stream, l.x) : nullptr;
     // The expand beside the GEMM too (v18): its sums to an fp32 buffer, added into the outs after
@@ -131,10 +131,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // The consumer reads every row's delta: the expand zeroes the rows outside its tiles itself
     // (SABLE_LORA_ZERO_FILL=0: a memset first).
     if (beside) l.zero_rest = pending != nullptr && k::lora_zero_fill();
-    // Shrink, split sums and expand in one launch where it applies (lora_delta_cluster), else
-    // three.
-    const bool one_launch = beside && !skip && k::lora_delta_cluster_fits(l, lb->dtype);
-    if (!one_launch && !(skip && probe.no_shrink))
+    if (!(skip && probe.no_shrink))
       require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
@@ -142,11 +139,8 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
       if (pending != nullptr && !l.zero_rest)
         require(cudaMemsetAsync(l.delta, 0, delta_floats * 4, side) == cudaSuccess,
                 "zeroing the LoRA deltas failed");
-      if (one_launch)
-        require(k::lora_delta_cluster(l, lb->dtype, side), "lora delta (one launch) failed");
-      else
-        require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
-                "lora expand (deltas): the launch failed");
+      require(k::lora_expand_to_delta(l, lb->dtype, scratch, side),
+              "lora expand (deltas): the launch failed");
     }
     if (side != nullptr)
       require(k::lora_fork().join(stream), "joining the LoRA side stream failed");
