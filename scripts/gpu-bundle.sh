@@ -9,6 +9,11 @@ build=${SABLE_GPU_BUILD:-build-gpu}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSABLE_CUDA=ON >/dev/null
 # The plugins always (sable_plugins): a bundle of named targets otherwise carries only the plugins
 # those targets happen to depend on, and `sable serve` then runs without a grammar backend.
+# And the `sable` program always: gpu-bench.sh makes its random-weight models with
+# `sable make-random-model`, so a bench bundle without it measures nothing (NOTES v23).
+if (($#)); then
+  case " $* " in *" sable "*) ;; *) set -- "$@" sable ;; esac
+fi
 ninja -C "$build" -j "$(nproc)" "$@" $( (($#)) && echo sable_plugins)
 stage=$(mktemp -d)
 mkdir -p "$stage/$build/lib-carry"
