@@ -5,9 +5,12 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "core/ops/cuda/kernels.h"
 #include "sable/tensor.h"
@@ -16,6 +19,24 @@ namespace sable::ops::cuda {
 namespace {
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
+
+// SABLE_GEMM_TUNE=1 (opt-in until measured): the first eager call of a small-batch shape (9 to
+// kTuneMaxM rows: decode and short prefills, where cuBLASLt's first choice streamed its weights
+// at 64-86 % of copy bandwidth, bench/NOTES.md v12) times up to kTuneCandidates of the
+// heuristic's algorithms on its own operands into a scratch output and keeps the fastest. The
+// choice is per process: a GEMM's rounding may differ between runs (split-K or not), never
+// between calls of one process, so graph replays stay bit-identical.
+constexpr int kTuneCandidates = 8;
+constexpr int64_t kTuneMaxM = 512;
+constexpr int kTuneRuns = 5;
+
+bool tune_enabled() {  // read per thread, so that a test can set it for a thread of its own
+  thread_local const bool on = [] {
+    const char* v = std::getenv("SABLE_GEMM_TUNE");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
 
 cudaDataType_t to_cuda(int32_t dtype) {
   switch (dtype) {
@@ -32,6 +53,8 @@ struct Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool has_algo = false;
+  // The heuristic's other candidates, until tune() has timed them (empty after).
+  std::vector<cublasLtMatmulAlgo_t> candidates;
 };
 
 }  // namespace
@@ -77,11 +100,13 @@ struct Gemm::Impl {
     size_t ws = kWorkspaceBytes;
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                          sizeof(ws));
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
+    const bool tune = tune_enabled() && m > 8 && m <= kTuneMaxM;
     int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.op, p.a, p.b, p.c, p.c,
-                                                             pref, 1, &result, &found);
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        handle, p.op, p.a, p.b, p.c, p.c, pref, tune ? kTuneCandidates : 1, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
+    const cublasLtMatmulHeuristicResult_t& result = results[0];
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
       *error = "cuBLASLt found no algorithm for gemm M=" + std::to_string(m) +
                " N=" + std::to_string(n) + " K=" + std::to_string(k);
@@ -93,7 +118,69 @@ struct Gemm::Impl {
     }
     p.algo = result.algo;
     p.has_algo = true;
+    if (found > 1)
+      for (int i = 0; i < found; ++i)
+        if (results[i].state == CUBLAS_STATUS_SUCCESS) p.candidates.push_back(results[i].algo);
     return &plans.emplace(key, p).first->second;
+  }
+
+  // Times p's candidates on these operands (beta 0, into a scratch output: out may be accumulated
+  // into) and keeps the fastest in p->algo. Each timed run follows a write of twice the L2's size,
+  // so the weights come from device memory as they do in a forward (an o projection's 32 MB fit
+  // an H100's 50 MB L2 and would time L2 reads). Not while `stream` is being captured (nothing may
+  // synchronize then): the plan keeps its candidates for a later eager call. Any CUDA failure
+  // keeps the heuristic's first choice.
+  void tune(Plan* p, const void* x, const void* w, int64_t m, int64_t n, int32_t out_dtype,
+            cudaStream_t stream) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
+        capture != cudaStreamCaptureStatusNone)
+      return;
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    candidates.swap(p->candidates);
+    const size_t out_bytes = static_cast<size_t>(m * n) * (out_dtype == SABLE_DTYPE_F32 ? 4 : 2);
+    int dev = 0, l2 = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev);
+    const size_t flush_bytes = 2 * static_cast<size_t>(std::max(l2, 1 << 20));
+    void *scratch = nullptr, *flush = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (cudaMalloc(&scratch, out_bytes) != cudaSuccess ||
+        cudaMalloc(&flush, flush_bytes) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
+        cudaEventCreate(&stop) != cudaSuccess) {
+      cudaGetLastError();  // the failed allocation's error, not the next launch's to report
+    } else {
+      const float alpha = 1.0f, beta = 0.0f;
+      float best = 0.0f;
+      for (const cublasLtMatmulAlgo_t& algo : candidates) {
+        auto once = [&] {
+          return cublasLtMatmul(handle, p->op, &alpha, w, p->a, x, p->b, &beta, scratch, p->c,
+                                scratch, p->c, &algo, workspace, kWorkspaceBytes,
+                                stream) == CUBLAS_STATUS_SUCCESS;
+        };
+        if (!once()) continue;  // warm-up; an algorithm that fails here is never chosen
+        float ms[kTuneRuns] = {};
+        bool ok = true;
+        for (float& t : ms) {
+          ok = ok && cudaMemsetAsync(flush, 0, flush_bytes, stream) == cudaSuccess &&
+               cudaEventRecord(start, stream) == cudaSuccess && once() &&
+               cudaEventRecord(stop, stream) == cudaSuccess &&
+               cudaEventSynchronize(stop) == cudaSuccess &&
+               cudaEventElapsedTime(&t, start, stop) == cudaSuccess;
+        }
+        if (!ok) continue;
+        std::nth_element(ms, ms + kTuneRuns / 2, ms + kTuneRuns);
+        if (best == 0.0f || ms[kTuneRuns / 2] < best) {
+          best = ms[kTuneRuns / 2];
+          p->algo = algo;
+        }
+      }
+      cudaStreamSynchronize(stream);
+    }
+    if (start != nullptr) cudaEventDestroy(start);
+    if (stop != nullptr) cudaEventDestroy(stop);
+    if (scratch != nullptr) cudaFree(scratch);
+    if (flush != nullptr) cudaFree(flush);
   }
 };
 
@@ -121,6 +208,8 @@ bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, cons
   if (!p) return false;
   if (fused_bias)
     cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+  if (!p->candidates.empty())
+    impl_->tune(p, x, w, m, n, out_dtype, static_cast<cudaStream_t>(stream));
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   const cublasStatus_t st =
       cublasLtMatmul(impl_->handle, p->op, &alpha, w, p->a, x, p->b, &beta, out, p->c, out, p->c,

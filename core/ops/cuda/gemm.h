@@ -1,7 +1,8 @@
 // bf16/f16/f32 GEMMs through cuBLASLt with fp32 accumulation: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias).
 //
 // One Gemm object per device. The algorithm for each (M, N, K, dtypes) is chosen once by cuBLASLt's
-// heuristic and cached; the workspace is fixed, so calls are capturable in CUDA graphs.
+// heuristic and cached (SABLE_GEMM_TUNE=1: small batches' first eager call times the heuristic's
+// candidates instead, gemm.cpp); the workspace is fixed, so calls are capturable in CUDA graphs.
 // Thread-safety: calls are serialised by an internal mutex (one forward at a time in practice).
 #pragma once
 
