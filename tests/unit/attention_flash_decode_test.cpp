@@ -35,8 +35,14 @@ TEST(FlashDecodeSchedule, SplitsCoverEveryVisiblePositionOnce) {
     EXPECT_GE(splits, two_waves);
     EXPECT_LE(splits, std::min(2 * two_waves + 1, kMaxSplits));
     const int32_t max_len = 1 + static_cast<int32_t>(rng() % 9000);
-    const int32_t chunk = decode_chunk(max_len, splits);
-    EXPECT_GE(chunk, kDecodeN);
+    // The plan's floor (decode_floor: one tile, or up to three while a wave stays full) or one
+    // tile.
+    const int32_t floor =
+        rng() % 2 ? decode_floor(tokens, kv_heads, d, 132, splits, max_len) : kDecodeN;
+    ASSERT_GE(floor, kDecodeN);
+    ASSERT_LE(floor, kFloorTiles * kDecodeN);
+    const int32_t chunk = decode_chunk(max_len, splits, floor);
+    EXPECT_GE(chunk, floor);
     for (int32_t k = 0; k < 5; ++k) {  // tokens of the batch: any end up to max_len, any window
       const int32_t end = 1 + static_cast<int32_t>(rng() % max_len);
       const int32_t window = rng() % 3 == 0 ? 1 + static_cast<int32_t>(rng() % 600) : 0;
@@ -226,10 +232,13 @@ Partial emulate_cta(const Problem& pb, int32_t t, int32_t kvh, int32_t lo, int32
   return p;
 }
 
+// min_chunk: decode_chunk's floor (the plan's decode_floor: one tile, or up to three).
 void run_emulation(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t window,
-                   const std::vector<int32_t>& kv_lens, int32_t num_sms) {
-  SCOPED_TRACE(testing::Message() << "hq=" << hq << " hk=" << hk << " d=" << d << " page=" << page_size
-                                  << " window=" << window << " sms=" << num_sms);
+                   const std::vector<int32_t>& kv_lens, int32_t num_sms,
+                   int32_t min_chunk = kDecodeN) {
+  SCOPED_TRACE(testing::Message() << "hq=" << hq << " hk=" << hk << " d=" << d
+                                  << " page=" << page_size << " window=" << window
+                                  << " sms=" << num_sms << " min_chunk=" << min_chunk);
   std::mt19937 rng(91 + d + page_size + hq);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   Problem pb{hq, hk, d, page_size, window, {}, {0}, kv_lens, {}, {}, {}, {}, {}};
@@ -273,7 +282,7 @@ void run_emulation(int32_t hq, int32_t hk, int32_t d, int32_t page_size, int32_t
 
   // The plan (flash_plugin.cpp): splits from the batch shape, chunk from the longest sequence.
   const int32_t splits = decode_splits(B, hk, d, num_sms);
-  const int32_t chunk = decode_chunk(max_len, splits);
+  const int32_t chunk = decode_chunk(max_len, splits, min_chunk);
   const int32_t G = hq / hk;
   std::vector<float> got(pb.q.size(), std::nanf(""));
   for (int32_t t = 0; t < B; ++t) {
@@ -342,6 +351,10 @@ TEST(FlashDecodeSchedule, EmulatedKernelMatchesNaiveAttention) {
   run_emulation(4, 2, 64, 5, 100, {333, 90, 17}, 4);
   // A small "GPU": two splits, the second one short.
   run_emulation(8, 2, 128, 16, 0, {257, 3}, 1);
+  // Three-tile floors (decode_floor): splits of several tiles with a partial last one, the later
+  // splits of the grid empty; a window inside one split.
+  run_emulation(32, 8, 128, 16, 0, {190, 1, 65, 0, 129}, 132, 3 * kDecodeN);
+  run_emulation(4, 2, 64, 5, 100, {333, 90, 17}, 4, 2 * kDecodeN);
 }
 
 }  // namespace
