@@ -20,12 +20,16 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
 
-// SABLE_GEMM_TUNE=1 (opt-in until measured): the first eager call of a small-batch shape (9 to
+// SABLE_GEMM_TUNE=1 (opt-in until measured): the first call of a small-batch shape (9 to
 // kTuneMaxM rows: decode and short prefills, where cuBLASLt's first choice streamed its weights
-// at 64-86 % of copy bandwidth, bench/NOTES.md v12) times up to kTuneCandidates of the
-// heuristic's algorithms on its own operands into a scratch output and keeps the fastest. The
-// choice is per process: a GEMM's rounding may differ between runs (split-K or not), never
-// between calls of one process, so graph replays stay bit-identical.
+// at 64-86 % of copy bandwidth, bench/NOTES.md v12), when it is eager, times up to
+// kTuneCandidates of the heuristic's algorithms on its own operands into a scratch output and
+// keeps the fastest; a shape first met inside a graph capture keeps the heuristic's choice (the
+// runner warms up its largest decode bucket eagerly, the other buckets are captured directly).
+// Either way the algorithm is fixed at a shape's first call: a GEMM's rounding may differ
+// between runs (split-K or not), never between calls of one process, so eager and graph calls
+// of one shape give the same bits. Each new shape's first eager call pays the timing (a few ms):
+// short prefills of new lengths too, one reason it is not the default.
 constexpr int kTuneCandidates = 8;
 constexpr int64_t kTuneMaxM = 512;
 constexpr int kTuneRuns = 5;
@@ -53,7 +57,7 @@ struct Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   bool has_algo = false;
-  // The heuristic's other candidates, until tune() has timed them (empty after).
+  // The heuristic's candidates until the plan's first call (tune) has chosen among them.
   std::vector<cublasLtMatmulAlgo_t> candidates;
 };
 
@@ -127,17 +131,17 @@ struct Gemm::Impl {
   // Times p's candidates on these operands (beta 0, into a scratch output: out may be accumulated
   // into) and keeps the fastest in p->algo. Each timed run follows a write of twice the L2's size,
   // so the weights come from device memory as they do in a forward (an o projection's 32 MB fit
-  // an H100's 50 MB L2 and would time L2 reads). Not while `stream` is being captured (nothing may
-  // synchronize then): the plan keeps its candidates for a later eager call. Any CUDA failure
-  // keeps the heuristic's first choice.
+  // an H100's 50 MB L2 and would time L2 reads). Called once per plan, at its first call; while
+  // `stream` is being captured (nothing may synchronize then) it times nothing and the heuristic's
+  // first choice stays. Any CUDA failure keeps that choice too.
   void tune(Plan* p, const void* x, const void* w, int64_t m, int64_t n, int32_t out_dtype,
             cudaStream_t stream) {
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    candidates.swap(p->candidates);  // this call decides, whatever happens below
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
         capture != cudaStreamCaptureStatusNone)
       return;
-    std::vector<cublasLtMatmulAlgo_t> candidates;
-    candidates.swap(p->candidates);
     const size_t out_bytes = static_cast<size_t>(m * n) * (out_dtype == SABLE_DTYPE_F32 ? 4 : 2);
     int dev = 0, l2 = 0;
     cudaGetDevice(&dev);
