@@ -13,6 +13,7 @@
 #include "core/ops/arena.h"
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
+#include "core/ops/cuda/gemm.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/lora_batch.h"
@@ -302,6 +303,20 @@ struct CudaExec::Impl {
       out.logits = dev_tensor(d_graph_logits, SABLE_DTYPE_F32, bs, opt.vocab);
       out.hidden = dev_tensor(nullptr, opt.compute_dtype, bs, opt.hidden);
       attention.plan(padded(b, bs));  // so the first run() in the capture records the upload
+      if (bs != top && ops::cuda::gemm_tune_enabled()) {
+        // One eager forward at this size first (the top one had the warm-up): its GEMM shapes
+        // meet their first call eagerly, so they time their algorithms (gemm.cpp) and the capture
+        // records the chosen ones. Without adapters, also for the LoRA graphs: the same GEMM
+        // shapes, and no LoRA kernel reads the step block's tiles, whose rows may lie past this
+        // size. The inputs are the warm-up's staged rows; the plan is made again, as the eager
+        // run() uploaded it, and the forward's expert counts are dropped.
+        arena_g.reset();
+        forward(api, model, &attention, arena_g, make_batch(bs, bs, bs, true), out, check, true,
+                nullptr);
+        check_cuda(cudaStreamSynchronize(stream), "GEMM tuning forward");
+        zero_expert_counters();
+        attention.plan(padded(b, bs));
+      }
       arena_g.reset();
       cudaGraph_t graph = nullptr;
       check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");

@@ -24,8 +24,8 @@ constexpr size_t kWorkspaceBytes = 32u << 20;
 // kTuneMaxM rows: decode and short prefills, where cuBLASLt's first choice streamed its weights
 // at 64-86 % of copy bandwidth, bench/NOTES.md v12), when it is eager, times up to
 // kTuneCandidates of the heuristic's algorithms on its own operands into a scratch output and
-// keeps the fastest; a shape first met inside a graph capture keeps the heuristic's choice (the
-// runner warms up its largest decode bucket eagerly, the other buckets are captured directly).
+// keeps the fastest; a shape first met inside a graph capture keeps the heuristic's choice (so
+// with the switch on, the runner runs each decode bucket once eagerly before capturing it).
 // Either way the algorithm is fixed at a shape's first call: a GEMM's rounding may differ
 // between runs (split-K or not), never between calls of one process, so eager and graph calls
 // of one shape give the same bits. Each new shape's first eager call pays the timing (a few ms):
@@ -33,14 +33,6 @@ constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kTuneCandidates = 8;
 constexpr int64_t kTuneMaxM = 512;
 constexpr int kTuneRuns = 5;
-
-bool tune_enabled() {  // read per thread, so that a test can set it for a thread of its own
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_GEMM_TUNE");
-    return v != nullptr && v[0] == '1';
-  }();
-  return on;
-}
 
 cudaDataType_t to_cuda(int32_t dtype) {
   switch (dtype) {
@@ -105,7 +97,7 @@ struct Gemm::Impl {
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                          sizeof(ws));
     cublasLtMatmulHeuristicResult_t results[kTuneCandidates] = {};
-    const bool tune = tune_enabled() && m > 8 && m <= kTuneMaxM;
+    const bool tune = gemm_tune_enabled() && m > 8 && m <= kTuneMaxM;
     int found = 0;
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
         handle, p.op, p.a, p.b, p.c, p.c, pref, tune ? kTuneCandidates : 1, results, &found);
@@ -187,6 +179,14 @@ struct Gemm::Impl {
     if (flush != nullptr) cudaFree(flush);
   }
 };
+
+bool gemm_tune_enabled() {
+  thread_local const bool on = [] {
+    const char* v = std::getenv("SABLE_GEMM_TUNE");
+    return v != nullptr && v[0] == '1';
+  }();
+  return on;
+}
 
 Gemm::Gemm() : impl_(std::make_unique<Impl>()) {}
 Gemm::~Gemm() = default;

@@ -12,6 +12,11 @@
 
 namespace sable::ops::cuda {
 
+// SABLE_GEMM_TUNE=1: a small batch's GEMM shapes choose their algorithm by timing at their first
+// call when it is eager (gemm.cpp). The runner then runs each decode bucket once eagerly before
+// capturing it (cuda_exec.cpp). Read per thread, so that a test can set it for a thread of its own.
+bool gemm_tune_enabled();
+
 class Gemm {
  public:
   Gemm();
