@@ -337,6 +337,11 @@ struct CudaExec::Impl {
     log::info("CUDA graphs: captured {} {}decode buckets (1..{}), graph memory {:.1f} MiB",
               set.size(), lora ? "LoRA " : "", top,
               (arena_g.capacity() + double(before - cuda_memory_info().first)) / 1048576.0);
+    if (ops::cuda::gemm_tune_enabled()) {
+      const ops::cuda::GemmTuneCounts c = ops::cuda::gemm_tune_counts();
+      log::info("SABLE_GEMM_TUNE: {} GEMM shapes timed, {} left to the heuristic", c.timed,
+                c.untimed);
+    }
     if (lora)
       lora_graph_block = b.lora->step_device;
     else

@@ -1,8 +1,9 @@
 // SABLE_GEMM_TUNE=1 (core/ops/cuda/gemm.cpp): a small-batch shape's first eager call times
 // cuBLASLt's candidates on its own operands. Pinned here: the timing runs write only their scratch
 // output, so an accumulating call (out += x · wᵀ) still adds exactly once; every call then uses
-// the one chosen algorithm (a second call gives the same bits); a batch of one row (the skinny
-// GEMV) and of more rows than the tuner takes still answer. Part of cuda_ops_test.
+// the one chosen algorithm (a second call gives the same bits), timed once; a batch of one row
+// (the skinny GEMV) and of more rows than the tuner takes still answer, untimed. Part of
+// cuda_ops_test.
 #include <random>
 #include <thread>
 #include <vector>
@@ -40,6 +41,7 @@ TEST(CudaGemmTune, AccumulatesOnceAndKeepsItsChoice) {
     upload_floats(xd, x, SABLE_DTYPE_BF16);
     upload_floats(wd, w, SABLE_DTYPE_BF16);
     std::vector<float> first, second;
+    const ops::cuda::GemmTuneCounts before = ops::cuda::gemm_tune_counts();
     std::thread([&] {
       setenv("SABLE_GEMM_TUNE", "1", 1);
       ops::cuda::Gemm gemm;
@@ -55,6 +57,11 @@ TEST(CudaGemmTune, AccumulatesOnceAndKeepsItsChoice) {
     }).join();
     unsetenv("SABLE_GEMM_TUNE");
     if (HasFatalFailure()) return;
+    // 64 rows: one shape timed (the first call), none after; 1 row (the skinny GEMV) and 600 (past
+    // the tuner's range): none.
+    const ops::cuda::GemmTuneCounts after = ops::cuda::gemm_tune_counts();
+    EXPECT_EQ(after.timed - before.timed, m == 64 ? 1 : 0);
+    EXPECT_EQ(after.untimed, before.untimed);
     ASSERT_EQ(first.size(), want.size());
     EXPECT_LT(rel_l2(first, want), 1e-3);
     for (size_t e = 0; e < first.size(); ++e) ASSERT_EQ(first[e], second[e]) << "element " << e;

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -33,6 +34,7 @@ constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kTuneCandidates = 8;
 constexpr int64_t kTuneMaxM = 512;
 constexpr int kTuneRuns = 5;
+std::atomic<int64_t> g_timed{0}, g_untimed{0};
 
 cudaDataType_t to_cuda(int32_t dtype) {
   switch (dtype) {
@@ -132,8 +134,10 @@ struct Gemm::Impl {
     candidates.swap(p->candidates);  // this call decides, whatever happens below
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
-        capture != cudaStreamCaptureStatusNone)
+        capture != cudaStreamCaptureStatusNone) {
+      g_untimed.fetch_add(1, std::memory_order_relaxed);
       return;
+    }
     const size_t out_bytes = static_cast<size_t>(m * n) * (out_dtype == SABLE_DTYPE_F32 ? 4 : 2);
     int dev = 0, l2 = 0;
     cudaGetDevice(&dev);
@@ -145,7 +149,9 @@ struct Gemm::Impl {
         cudaMalloc(&flush, flush_bytes) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
         cudaEventCreate(&stop) != cudaSuccess) {
       cudaGetLastError();  // the failed allocation's error, not the next launch's to report
+      g_untimed.fetch_add(1, std::memory_order_relaxed);
     } else {
+      g_timed.fetch_add(1, std::memory_order_relaxed);
       const float alpha = 1.0f, beta = 0.0f;
       float best = 0.0f;
       for (const cublasLtMatmulAlgo_t& algo : candidates) {
@@ -186,6 +192,10 @@ bool gemm_tune_enabled() {
     return v != nullptr && v[0] == '1';
   }();
   return on;
+}
+
+GemmTuneCounts gemm_tune_counts() {
+  return {g_timed.load(std::memory_order_relaxed), g_untimed.load(std::memory_order_relaxed)};
 }
 
 Gemm::Gemm() : impl_(std::make_unique<Impl>()) {}

@@ -16,6 +16,13 @@ namespace sable::ops::cuda {
 // call when it is eager (gemm.cpp). The runner then runs each decode bucket once eagerly before
 // capturing it (cuda_exec.cpp). Read per thread, so that a test can set it for a thread of its own.
 bool gemm_tune_enabled();
+// Shapes whose first call timed its candidates, and those that could not (first met inside a
+// capture, or no scratch memory), in this process: what the runner logs, so that an A/B can tell
+// the switch did something.
+struct GemmTuneCounts {
+  int64_t timed = 0, untimed = 0;
+};
+GemmTuneCounts gemm_tune_counts();
 
 class Gemm {
  public:
