@@ -45,8 +45,7 @@ struct Buf {
 
 // Runs body on a thread of its own with the environment variable `name` set to `value`, then puts
 // the variable back as it was: the LoRA switches are read once per thread (SABLE_LORA_EXPAND,
-// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE), so
-// calls nest to set several.
+// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_LORA_TICKET), so calls nest to set several.
 inline void with_env(const char* name, const char* value, const std::function<void()>& body) {
   const char* old = std::getenv(name);
   const std::string saved = old != nullptr ? old : "";

@@ -1,8 +1,8 @@
 // The pieces of the LoRA kernels (lora_kernels.cu: the split shrink, its reduce and the expand):
 // the launch plan, one warp's part of the shrink, the split sums in their fixed order, an expand
-// column and the step block's per-tile lookups, kept apart so that another form of the side
-// branch (v22's one-launch cluster kernel, measured slower and removed: bench/NOTES.md v23) can
-// reuse them and give the same bits. Included only from .cu files.
+// column and the step block's per-tile lookups, apart from the kernels that put them together
+// (v22's one-launch cluster form reused them for the same bits; measured slower and removed,
+// bench/NOTES.md v23). Included only from .cu files.
 #pragma once
 
 #include <algorithm>
@@ -28,8 +28,6 @@ constexpr int64_t kMaxSplitBlocks = 4096;  // tiles x splits above which K is sp
 constexpr int kShrinkPreload = 2;
 // 16-byte loads of a B row before the wait (rank 16 in bf16).
 constexpr int kExpandPreload = 2;
-// Words of the delta forms' bit per row (zero_rest).
-constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
 
 struct Plan {
   int vec = 1;  // elements per load of x and A
@@ -43,16 +41,6 @@ struct Plan {
 
 inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
-}
-
-// The launch's shapes both paths take: 1..kLoraMaxStacked modules with outputs, K, a rank stride
-// that is a multiple of kLoraRankAlign. The outs' pointers are each path's own concern.
-inline bool lora_shapes_valid(const LoraLaunch& l) {
-  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0) return false;
-  if (l.rank_stride % kLoraRankAlign != 0) return false;
-  for (int i = 0; i < l.count; ++i)
-    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0) return false;
-  return true;
 }
 
 // K elements per shrink split: kSplitK, or SABLE_LORA_SPLIT_K (a multiple of 256; for A/B runs).
@@ -263,37 +251,6 @@ __device__ __forceinline__ void expand_column(const T* br, const Vec<T> (&b0)[kE
     if (q * V < R) accumulate(q * V, b0[q]);
   for (int j = kExpandPreload * V; j < R; j += V)
     accumulate(j, *reinterpret_cast<const Vec<T>*>(br + j));
-}
-
-// The delta forms' zero_rest: covered[w] bit b set where row 32 w + b is a row of one of the
-// first num_tiles tiles (none when num_tiles is 0). Block-wide, between two barriers; covered has
-// kZeroWords words.
-__device__ __forceinline__ void gather_covered_rows(const LoraTile* tiles, int num_tiles,
-                                                    uint32_t* covered) {
-  const int tid = static_cast<int>(threadIdx.x), threads = static_cast<int>(blockDim.x);
-  for (int w = tid; w < kZeroWords; w += threads) covered[w] = 0;
-  __syncthreads();
-  for (int e = tid; e < num_tiles * kTileRows; e += threads) {
-    const LoraTile& tile = tiles[e / kTileRows];
-    if (e % kTileRows < tile.rows) {
-      const int row = tile.row[e % kTileRows];
-      atomicOr(&covered[row / 32], 1u << (row % 32));
-    }
-  }
-  __syncthreads();
-}
-
-// Zeros column c of a [rows, n] delta in the rows whose covered bit is clear (every row with
-// `all`).
-__device__ __forceinline__ void zero_uncovered_rows(float* delta, int64_t n, int64_t c,
-                                                    int64_t rows, const uint32_t* covered,
-                                                    bool all = false) {
-  for (int w = 0; w * 32 < rows; ++w) {
-    const int valid = min(32, static_cast<int>(rows) - w * 32);
-    uint32_t rest = (all ? ~0u : ~covered[w]) & (valid == 32 ? ~0u : (1u << valid) - 1);
-    for (; rest != 0; rest &= rest - 1)
-      delta[static_cast<int64_t>(w * 32 + __ffs(rest) - 1) * n + c] = 0.0f;
-  }
 }
 
 template <class T>

@@ -35,6 +35,37 @@ namespace {
 using namespace lora_detail;
 
 constexpr int kReduceThreads = 128;
+// Words of the delta form's bit per row (zero_rest).
+constexpr int kZeroWords = static_cast<int>(kLoraZeroMaxRows / 32);
+
+// The delta form's zero_rest: covered[w] bit b set where row 32 w + b is a row of one of the
+// first num_tiles tiles (none when num_tiles is 0). Block-wide, between two barriers; covered has
+// kZeroWords words.
+__device__ __forceinline__ void gather_covered_rows(const LoraTile* tiles, int num_tiles,
+                                                    uint32_t* covered) {
+  const int tid = static_cast<int>(threadIdx.x), threads = static_cast<int>(blockDim.x);
+  for (int w = tid; w < kZeroWords; w += threads) covered[w] = 0;
+  __syncthreads();
+  for (int e = tid; e < num_tiles * kTileRows; e += threads) {
+    const LoraTile& tile = tiles[e / kTileRows];
+    if (e % kTileRows < tile.rows) {
+      const int row = tile.row[e % kTileRows];
+      atomicOr(&covered[row / 32], 1u << (row % 32));
+    }
+  }
+  __syncthreads();
+}
+
+// Zeros column c of a [rows, n] delta in the rows whose covered bit is clear.
+__device__ __forceinline__ void zero_uncovered_rows(float* delta, int64_t n, int64_t c,
+                                                    int64_t rows, const uint32_t* covered) {
+  for (int w = 0; w * 32 < rows; ++w) {
+    const int valid = min(32, static_cast<int>(rows) - w * 32);
+    uint32_t rest = ~covered[w] & (valid == 32 ? ~0u : (1u << valid) - 1);
+    for (; rest != 0; rest &= rest - 1)
+      delta[static_cast<int64_t>(w * 32 + __ffs(rest) - 1) * n + c] = 0.0f;
+  }
+}
 
 // Both kernels read the step block (tiles, ranks, pool pointers) and the adapters' weights before
 // griddepcontrol.wait: the host uploads the block before the step's first kernel and the pools
@@ -261,10 +292,14 @@ __global__ void __launch_bounds__(kExpandThreads) apply_delta_kernel(LoraLaunch 
   }
 }
 
+// The launch's shapes the kernels take: 1..kLoraMaxStacked modules with outputs, K, a rank stride
+// that is a multiple of kLoraRankAlign.
 bool valid(const LoraLaunch& l) {
-  if (!lora_shapes_valid(l)) return false;
+  if (l.count < 1 || l.count > kLoraMaxStacked || l.k <= 0 || l.rank_stride <= 0) return false;
+  if (l.rank_stride % kLoraRankAlign != 0) return false;
   for (int i = 0; i < l.count; ++i)
-    if (l.out[i] == nullptr) return false;
+    if (l.module[i] < 0 || l.module[i] >= kModules || l.n[i] <= 0 || l.out[i] == nullptr)
+      return false;
   return true;
 }
 
