@@ -5,7 +5,6 @@
 // (the skinny GEMV) and of more rows than the tuner takes still answer, untimed. Part of
 // cuda_ops_test.
 #include <random>
-#include <thread>
 #include <vector>
 
 #include "core/ops/cuda/gemm.h"
@@ -42,8 +41,7 @@ TEST(CudaGemmTune, AccumulatesOnceAndKeepsItsChoice) {
     upload_floats(wd, w, SABLE_DTYPE_BF16);
     std::vector<float> first, second;
     const ops::cuda::GemmTuneCounts before = ops::cuda::gemm_tune_counts();
-    std::thread([&] {
-      setenv("SABLE_GEMM_TUNE", "1", 1);
+    with_env("SABLE_GEMM_TUNE", "1", [&] {
       ops::cuda::Gemm gemm;
       for (auto* got : {&first, &second}) {
         upload_floats(od, old, SABLE_DTYPE_F32);
@@ -54,8 +52,7 @@ TEST(CudaGemmTune, AccumulatesOnceAndKeepsItsChoice) {
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         *got = download_floats(od, old.size(), SABLE_DTYPE_F32);
       }
-    }).join();
-    unsetenv("SABLE_GEMM_TUNE");
+    });
     if (HasFatalFailure()) return;
     // 64 rows: one shape timed (the first call), none after; 1 row (the skinny GEMV) and 600 (past
     // the tuner's range): none.

@@ -43,20 +43,6 @@ struct Buf {
   std::vector<float> fetch() const { return download_floats(dev, host.size(), dtype); }
 };
 
-// Runs body on a thread of its own with the environment variable `name` set to `value`, then puts
-// the variable back as it was: the LoRA switches are read once per thread (SABLE_LORA_EXPAND,
-// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_LORA_TICKET), so calls nest to set several.
-inline void with_env(const char* name, const char* value, const std::function<void()>& body) {
-  const char* old = std::getenv(name);
-  const std::string saved = old != nullptr ? old : "";
-  setenv(name, value, 1);
-  std::thread(body).join();
-  if (old != nullptr)
-    setenv(name, saved.c_str(), 1);
-  else
-    unsetenv(name);
-}
-
 class CudaLoraOps : public ::testing::Test {
  protected:
   void SetUp() override {

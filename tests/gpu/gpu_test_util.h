@@ -7,9 +7,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <string>
+#include <functional>
 #include <span>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "sable/cpp/tensor.h"
@@ -24,6 +27,21 @@ inline bool have_gpu() {
 
 #define SABLE_REQUIRE_GPU() \
   if (!::sable::gputest::have_gpu()) GTEST_SKIP() << "no CUDA device"
+
+// Runs body on a thread of its own with the environment variable `name` set to `value`, then puts
+// the variable back as it was: the switches read once per thread (SABLE_LORA_EXPAND,
+// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_LORA_TICKET, SABLE_GEMM_TUNE), so calls nest
+// to set several.
+inline void with_env(const char* name, const char* value, const std::function<void()>& body) {
+  const char* old = std::getenv(name);
+  const std::string saved = old != nullptr ? old : "";
+  setenv(name, value, 1);
+  std::thread(body).join();
+  if (old != nullptr)
+    setenv(name, saved.c_str(), 1);
+  else
+    unsetenv(name);
+}
 
 inline uint16_t to_bf16(float f) {
   uint32_t u;
