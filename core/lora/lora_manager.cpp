@@ -68,11 +68,7 @@ LoraManager::LoraManager(const LoraOptions& options, BaseModel base, runner::Dev
   slot_used_.assign(slots, 0);
   slot_rank_.assign(slots * kModules, 0);
   rank_stride_ = rank_stride(options_.max_lora_rank);
-  if (!memory_.host_accessible()) {
-    step_device_ = memory_.allocate(block_.capacity_bytes());
-    // All of it once, as zeros: the tickets (past every later upload) start at zero.
-    memory_.upload(step_device_, block_.host(), block_.capacity_bytes());
-  }
+  if (!memory_.host_accessible()) step_device_ = memory_.allocate(block_.capacity_bytes());
 }
 
 LoraManager::~LoraManager() = default;

@@ -54,9 +54,6 @@ struct LoraDeviceView {
   const int32_t* slot_rank = nullptr;  // [S * COUNT]
   const int32_t* num_tiles = nullptr;  // [1]
   const LoraTile* tiles = nullptr;     // [max_tiles]
-  // [max_tiles] counters the shrink's blocks of a tile take in turn, zero between launches (the
-  // last block resets its tile's): outside the uploaded prefix, zeroed once (lora_kernels.cu).
-  int32_t* tickets = nullptr;
 };
 
 struct LoraBatch {

@@ -24,8 +24,7 @@ LoraStepBlock::LoraStepBlock(int32_t layers, int32_t slots, int32_t max_rows)
   rank_off_ = align16(2 * ptrs * sizeof(void*));
   count_off_ = align16(rank_off_ + static_cast<size_t>(slots) * kModules * sizeof(int32_t));
   tiles_off_ = count_off_ + 4 * sizeof(int32_t);
-  tickets_off_ = align16(tiles_off_ + static_cast<size_t>(max_tiles_) * sizeof(LoraTile));
-  image_.assign(tickets_off_ + static_cast<size_t>(max_tiles_) * sizeof(int32_t), 0);
+  image_.assign(tiles_off_ + static_cast<size_t>(max_tiles_) * sizeof(LoraTile), 0);
 }
 
 LoraDeviceView LoraStepBlock::view(void* device) const {
@@ -37,7 +36,6 @@ LoraDeviceView LoraStepBlock::view(void* device) const {
   v.slot_rank = reinterpret_cast<const int32_t*>(base + rank_off_);
   v.num_tiles = reinterpret_cast<const int32_t*>(base + count_off_);
   v.tiles = reinterpret_cast<const LoraTile*>(base + tiles_off_);
-  v.tickets = reinterpret_cast<int32_t*>(base + tickets_off_);
   return v;
 }
 

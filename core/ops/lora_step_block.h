@@ -3,9 +3,7 @@
 //
 // Layout (16-byte aligned parts):
 //   A pointers [L * COUNT] | B pointers [L * COUNT] | slot_rank [S * COUNT] | num_tiles, pad [4]
-//   | tiles [lora_max_tiles(max_rows, S)] | tickets [the same count] (int32)
-// fill() writes everything but the tickets, and the executor uploads only up to the batch's last
-// tile, so the tickets keep what the kernels leave there (zeros; the block starts as zeros).
+//   | tiles [lora_max_tiles(max_rows, S)]
 // Tiles group the batch's rows by slot (each slot's rows in batch order, kLoraTileRows a tile),
 // so a kernel reads each adapter's weights once per tile instead of once per row.
 // Thread-safety: one thread at a time.
@@ -43,7 +41,7 @@ class LoraStepBlock {
  private:
   int32_t layers_, slots_;
   int64_t max_tiles_;
-  size_t rank_off_, count_off_, tiles_off_, tickets_off_;
+  size_t rank_off_, count_off_, tiles_off_;
   std::vector<unsigned char> image_;
   int32_t num_tiles_ = 0;
 };

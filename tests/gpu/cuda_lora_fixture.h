@@ -92,8 +92,6 @@ class CudaLoraOps : public ::testing::Test {
     slot_rank_.assign(static_cast<size_t>(slots * kC), 0);
     block_ = std::make_unique<ops::LoraStepBlock>(kLayers, slots, rows);
     block_dev_ = DeviceBuffer(block_->capacity_bytes());
-    // Zeros, as the LoRA manager leaves it: the shrink's tickets start at zero.
-    EXPECT_EQ(cudaMemset(block_dev_.get(), 0, block_->capacity_bytes()), cudaSuccess);
   }
 
   // Writes the step block for `row_slot` and uploads it (what the executor does per forward).

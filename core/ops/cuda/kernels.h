@@ -234,13 +234,8 @@ struct LoraLaunch {
 size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // The two halves (lora_fork.h may run the shrink on a side stream): the shrink (the K-split
 // partials, then a second launch that sums them) writes scratch from x; the expand adds scratch's
-// deltas into the outs and must be ordered after the shrink. With lora_shrink_tickets() and
-// l.view.tickets set, the shrink's last block of each tile sums them instead (one launch, the
-// same bits); LoRA shrinks on one step block must then be stream-ordered.
+// deltas into the outs and must be ordered after the shrink.
 bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
-// SABLE_LORA_TICKET=1 (opt-in): the ticket form above. Read per thread, so that a test can set
-// it for a thread of its own.
-bool lora_shrink_tickets();
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 // The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp, the
 // fused mode; lora_pending.h): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no

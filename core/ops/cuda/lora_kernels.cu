@@ -7,9 +7,7 @@
 //   partial sums tmp[split][tile row][module][j]. Each A row is read once per tile, not once per
 //   row, and splitting K gives a decode batch (few tiles) enough blocks to stream A.
 // reduce: block per tile: the K splits' partials summed into split 0's slice, zero past the
-//   tile's rows and the slot's rank (runs after the shrink on its stream). With
-//   SABLE_LORA_TICKET=1 the shrink does it instead: the last of a tile's blocks to finish (a
-//   ticket per tile in the step block) runs the same loop, one launch fewer a call.
+//   tile's rows and the slot's rank (runs after the shrink on its stream).
 // expand: block (256 output columns of one module, tile group g): the tiles g, g + G, ... (G
 //   groups sized so the grid is about one wave). Their sums are copied into shared memory
 //   [tile][rows][r]; each thread reads its column's B[s, c, :R] per tile (16-byte loads, masked
@@ -74,55 +72,9 @@ __device__ __forceinline__ void zero_uncovered_rows(float* delta, int64_t n, int
 // dependent loads) and the first weight loads then overlap the predecessor's tail. Every block
 // still waits before it exits, so a kernel never completes before its predecessor has.
 
-// A tile's split partials summed into split 0's slice in place, zero past the tile's rows, the
-// slot's rank and where a module has no pool (the shrink wrote nothing there): what the expand
-// copies into shared memory as is. Thread `thread` of `threads` takes every threads-th element,
-// each read and written by one thread. L2 loads (__ldcg): in the ticket form other SMs wrote the
-// partials during this launch.
-__device__ void reduce_tile(const LoraLaunch& l, const Plan& p, float* tmp, int tile_i, int thread,
-                            int threads) {
-  const LoraTile* tile = &l.view.tiles[tile_i];
-  const int R = l.rank_stride, rows = tile->rows, slot = tile->slot;
-  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
-  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
-  float* base = tmp + static_cast<int64_t>(tile_i) * kTileRows * row_stride;
-  for (int idx = thread; idx < kTileRows * row_stride; idx += threads) {
-    const int t = static_cast<int>(idx / row_stride), rem = static_cast<int>(idx % row_stride);
-    const int mi = rem / R, j = rem - mi * R, module = l.module[mi];
-    const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
-    const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
-    float v = 0.0f;
-    if (t < rows && j < rank)
-      v = sum_splits(p.splits, [&](int z) { return __ldcg(base + idx + z * split_stride); });
-    base[idx] = v;
-  }
-}
-
-// The ticket form of the reduce: each block of tile tile_i's shrink (gridDim.y x gridDim.z of
-// them) makes its partials visible and takes the tile's ticket; the one that takes the last runs
-// reduce_tile and puts the ticket back to zero for the next launch (the next shrink reads it only
-// after its PDL wait, when this grid has completed). Block-uniform: every thread calls it.
-__device__ void reduce_if_last(const LoraLaunch& l, const Plan& p, float* tmp, int32_t* tickets,
-                               int tile_i) {
-  if (tile_i >= *l.view.num_tiles) return;  // no tile: no partials, no ticket (block-uniform)
-  __shared__ bool last;
-  __threadfence();  // this thread's partials before its block's ticket
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const int blocks = static_cast<int>(gridDim.y * gridDim.z);
-    last = atomicAdd(&tickets[tile_i], 1) == blocks - 1;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();  // every other block's partials before the loads
-  reduce_tile(l, p, tmp, tile_i, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
-  if (threadIdx.x == 0) tickets[tile_i] = 0;
-}
-
-// tickets: null = reduce_kernel follows; else the step block's (reduce_if_last).
 template <class T, int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
-    shrink_kernel(LoraLaunch l, Plan p, float* __restrict__ tmp, int32_t* __restrict__ tickets) {
+    shrink_kernel(LoraLaunch l, Plan p, float* __restrict__ tmp) {
   const int tile_i = static_cast<int>(blockIdx.x);
   const int mi = static_cast<int>(blockIdx.y) / p.rank_blocks;
   const int rb = static_cast<int>(blockIdx.y) - mi * p.rank_blocks;
@@ -137,31 +89,47 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   tile_x_offsets(l, w.arow != nullptr ? ref.tile : nullptr, ref.rows, xoff);
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
-  if (w.arow != nullptr) {  // warp-uniform
-    const int rows = ref.rows, rank = ref.rank;
-    const float sum = w.sums(l, xoff, rows, lane);
-    const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
-    float* dst = tmp +
-                 (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
-                  static_cast<int64_t>(tile_i) * kTileRows) *
-                     row_stride +
-                 static_cast<int64_t>(mi) * l.rank_stride + j0;
-    const int r = lane / kTileRows, t = lane % kTileRows;
-    if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
-  }
-  if (tickets != nullptr) reduce_if_last(l, p, tmp, tickets, tile_i);
+  if (w.arow == nullptr) return;  // warp-uniform; no block barrier below
+  const int rows = ref.rows, rank = ref.rank;
+  const float sum = w.sums(l, xoff, rows, lane);
+  const int64_t row_stride = static_cast<int64_t>(l.count) * l.rank_stride;
+  float* dst = tmp +
+               (static_cast<int64_t>(blockIdx.z) * l.max_tiles * kTileRows +
+                static_cast<int64_t>(tile_i) * kTileRows) *
+                   row_stride +
+               static_cast<int64_t>(mi) * l.rank_stride + j0;
+  const int r = lane / kTileRows, t = lane % kTileRows;
+  if (t < rows && j0 + r < rank) dst[t * row_stride + r] = sum;
 }
 
-// Each live tile's reduce_tile, a block a tile. It runs after the shrink on the shrink's stream,
-// off the critical path when the shrink is forked (lora_fork.h).
+// The split partials of each live tile summed into split 0's slice, zero past the tile's rows,
+// the slot's rank and where a module has no pool (the shrink wrote nothing there): what the
+// expand copies into shared memory as is. It runs after the shrink on the shrink's stream, off
+// the critical path when the shrink is forked (lora_fork.h). In place: each element is read and
+// written by one thread.
 __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(LoraLaunch l, Plan p,
                                                                  float* __restrict__ tmp) {
   const int tile_i = static_cast<int>(blockIdx.x);
   const int num_tiles = *l.view.num_tiles;
+  const LoraTile* tile = &l.view.tiles[tile_i];
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   if (tile_i >= num_tiles) return;
-  reduce_tile(l, p, tmp, tile_i, static_cast<int>(threadIdx.x), kReduceThreads);
+  const int R = l.rank_stride, rows = tile->rows, slot = tile->slot;
+  const int64_t row_stride = static_cast<int64_t>(l.count) * R;
+  const int64_t split_stride = l.max_tiles * kTileRows * row_stride;
+  float* base = tmp + static_cast<int64_t>(tile_i) * kTileRows * row_stride;
+  for (int idx = static_cast<int>(threadIdx.x); idx < kTileRows * row_stride;
+       idx += kReduceThreads) {
+    const int t = static_cast<int>(idx / row_stride), rem = static_cast<int>(idx % row_stride);
+    const int mi = rem / R, j = rem - mi * R, module = l.module[mi];
+    const bool pool = l.view.a[l.layer * kModules + module] != nullptr;
+    const int rank = pool ? min(l.view.slot_rank[slot * kModules + module], R) : 0;
+    float v = 0.0f;
+    if (t < rows && j < rank)
+      v = sum_splits(p.splits, [&](int z) { return base[idx + z * split_stride]; });
+    base[idx] = v;
+  }
 }
 
 // kDelta: the sums go to l.delta (module mi's [rows, n] block) instead of into the outs, and the
@@ -328,27 +296,16 @@ bool with_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
 }
 }  // namespace
 
-bool lora_shrink_tickets() {
-  thread_local const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_TICKET");
-    return v != nullptr && v[0] == '1';  // opt-in until measured on the device
-  }();
-  return on;
-}
-
 bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
   return with_plan(l, dtype, [&](auto tag, const Plan& p) {
     using T = decltype(tag);
     const dim3 grid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(l.count * p.rank_blocks),
                     static_cast<unsigned>(p.splits));
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
-    int32_t* tickets = lora_shrink_tickets() ? l.view.tickets : nullptr;
-    return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p, scratch,
-                               tickets) == cudaSuccess &&
-           (tickets != nullptr ||
-            sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
-                                kReduceThreads, 0, as_stream(stream), l, p,
-                                scratch) == cudaSuccess);
+    return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
+                               scratch) == cudaSuccess &&
+           sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
+                               kReduceThreads, 0, as_stream(stream), l, p, scratch) == cudaSuccess;
   });
 }
 
