@@ -186,12 +186,20 @@ struct Gemm::Impl {
   }
 };
 
+namespace {
+std::atomic<bool> g_tune_default{true};
+}  // namespace
+
 bool gemm_tune_enabled() {
-  thread_local const bool on = [] {
+  thread_local const int forced = [] {  // -1: not set
     const char* v = std::getenv("SABLE_GEMM_TUNE");
-    return v != nullptr && v[0] == '1';
+    return v == nullptr || v[0] == '\0' ? -1 : v[0] == '1' ? 1 : 0;
   }();
-  return on;
+  return forced >= 0 ? forced == 1 : g_tune_default.load(std::memory_order_relaxed);
+}
+
+void set_gemm_tune_default(bool on) {
+  g_tune_default.store(on, std::memory_order_relaxed);
 }
 
 GemmTuneCounts gemm_tune_counts() {

@@ -1,9 +1,10 @@
 // bf16/f16/f32 GEMMs through cuBLASLt with fp32 accumulation: out[M,N] = x[M,K] · w[N,K]ᵀ (+ bias).
 //
 // One Gemm object per device. The algorithm for each (M, N, K, dtypes) is chosen once by cuBLASLt's
-// heuristic and cached (SABLE_GEMM_TUNE=1: small batches' first eager call times the heuristic's
-// candidates instead, gemm.cpp); the workspace is fixed, so calls are capturable in CUDA graphs.
-// Thread-safety: calls are serialised by an internal mutex (one forward at a time in practice).
+// heuristic and cached, or (small batches, by default) chosen by timing the heuristic's candidates
+// at the shape's first eager call (gemm_tune_enabled); the workspace is fixed, so calls are
+// capturable in CUDA graphs. Thread-safety: calls are serialised by an internal mutex (one forward
+// at a time in practice).
 #pragma once
 
 #include <cstdint>
@@ -12,10 +13,14 @@
 
 namespace sable::ops::cuda {
 
-// SABLE_GEMM_TUNE=1: a small batch's GEMM shapes choose their algorithm by timing at their first
-// call when it is eager (gemm.cpp). The runner then runs each decode bucket once eagerly before
-// capturing it (cuda_exec.cpp). Read per thread, so that a test can set it for a thread of its own.
+// GEMM tuning: a small batch's GEMM shapes choose their algorithm by timing at their first call
+// when it is eager (gemm.cpp); the runner then runs each decode bucket once eagerly before
+// capturing it (cuda_exec.cpp). On unless set_gemm_tune_default(false) was called (a process that
+// serves LoRA: with timed algorithms its LoRA step was 1.6 % slower, the base step 1.7 % faster;
+// bench/NOTES.md v24). SABLE_GEMM_TUNE=1 / =0 overrides both ways. The variable is read per
+// thread, so that a test can set it for a thread of its own.
 bool gemm_tune_enabled();
+void set_gemm_tune_default(bool on);
 // Shapes whose first call timed its candidates, and those that could not (first met inside a
 // capture, or no scratch memory), in this process: what the runner logs, so that an A/B can tell
 // the switch did something.
