@@ -14,7 +14,6 @@
 #include "core/ops/context.h"
 #include "core/ops/cuda/cuda_ops.h"
 #include "core/ops/cuda/gemm.h"
-#include "core/ops/cuda/lora_fork.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/expert_recorder.h"
 #include "core/ops/lora_batch.h"
@@ -330,9 +329,7 @@ struct CudaExec::Impl {
       }
       check_cuda(cudaStreamEndCapture(stream, &graph), "end capture");
       cudaGraphExec_t exec = nullptr;
-      const unsigned long long flags =
-          ops::cuda::lora_side_priority() ? cudaGraphInstantiateFlagUseNodePriority : 0;
-      check_cuda(cudaGraphInstantiate(&exec, graph, flags), "instantiate graph");
+      check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
       cudaGraphDestroy(graph);
       set[bs] = exec;
     }

@@ -35,13 +35,7 @@ LoraFork::Lane* LoraFork::lane(cudaStream_t stream, bool create) {
   if (it != lanes.by_stream.end()) return it->second->ok ? it->second.get() : nullptr;
   if (!create) return nullptr;
   auto l = std::make_unique<Lane>();
-  int least = 0, greatest = 0;
-  if (lora_side_priority() && cudaDeviceGetStreamPriorityRange(&least, &greatest) != cudaSuccess) {
-    (void)cudaGetLastError();
-    greatest = 0;
-  }
-  l->ok = cudaStreamCreateWithPriority(&l->side, cudaStreamNonBlocking,
-                                       lora_side_priority() ? greatest : 0) == cudaSuccess &&
+  l->ok = cudaStreamCreateWithFlags(&l->side, cudaStreamNonBlocking) == cudaSuccess &&
           cudaEventCreateWithFlags(&l->ready, cudaEventDisableTiming) == cudaSuccess &&
           cudaEventCreateWithFlags(&l->done, cudaEventDisableTiming) == cudaSuccess;
   if (!l->ok) (void)cudaGetLastError();  // a failed creation leaves the fork off for this stream
@@ -104,14 +98,6 @@ bool lora_fork_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("SABLE_LORA_FORK");
     return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return on;
-}
-
-bool lora_side_priority() {
-  static const bool on = [] {
-    const char* v = std::getenv("SABLE_LORA_PRIORITY");
-    return v != nullptr && std::strcmp(v, "1") == 0;
   }();
   return on;
 }

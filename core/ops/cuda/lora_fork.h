@@ -42,10 +42,5 @@ class LoraFork {
 // This thread's instance, and whether forking is on (false with SABLE_LORA_FORK=0).
 LoraFork& lora_fork();
 bool lora_fork_enabled();
-// SABLE_LORA_PRIORITY=1 (A/B, bench/NOTES.md v24): side streams get the device's greatest
-// priority, so the side branch's blocks are scheduled before the base GEMM's waiting ones; graphs
-// are then instantiated with their nodes' priorities (cuda_exec.cpp), which capture copies from
-// the streams.
-bool lora_side_priority();
 
 }  // namespace sable::ops::cuda
