@@ -21,7 +21,10 @@ mkdir -p "$stage/$build/lib-carry"
 mkdir -p "$stage/$build/bin"
 cp -a "$build/bin/plugins" "$stage/$build/bin/"
 if (($#)); then
-  for t in "$@"; do [ -f "$build/bin/$t" ] && cp -a "$build/bin/$t" "$stage/$build/bin/"; done
+  for t in "$@"; do
+    [ -f "$build/bin/$t" ] && cp -a "$build/bin/$t" "$stage/$build/bin/"
+    [ -f "$build/bin/lib$t.so" ] && cp -a "$build/bin/lib$t.so" "$stage/$build/bin/"  # sable_trace
+  done
 else
   cp -a "$build/bin/." "$stage/$build/bin/"
 fi
@@ -37,9 +40,9 @@ if [ -d "$build/tests" ]; then
 fi
 # Non-system, non-CUDA libraries the binaries link against (OpenSSL 3 is part of the device image).
 for f in "$build"/bin/* "$build"/bin/plugins/* "$build"/tests/*; do
-  [ -f "$f" ] && [ -x "$f" ] || continue
+  [ -f "$f" ] && [ -x "$f" ] || continue  # the tracer library too (it links CUPTI)
   ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'
-done | sort -u | grep -E 'yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli|jpeg|png|webp|sharpyuv' |
+done | sort -u | grep -E 'cupti|yaml-cpp|spdlog|fmt|pcre2|utf8proc|openblas|gomp|gfortran|quadmath|boost|httplib|brotli|jpeg|png|webp|sharpyuv' |
   while read -r lib; do cp -L "$lib" "$stage/$build/lib-carry/"; done
 # The device call carries at most 64 MiB with the working tree (~56 MB of it tracked files):
 # symbols stripped, strongest compression.
