@@ -76,7 +76,6 @@ int main(int argc, char** argv) {
     sable::lora::BaseModel base = sable::lora::runner_base_model(
         *runner, [&r = *runner](const std::string& name) { return r.weight_shape(name); });
     lora_memory = sable::runner::make_cuda_memory(0);
-    runner->expect_lora_batches();
     lora = std::make_unique<sable::lora::LoraManager>(lo, std::move(base), *lora_memory);
     std::istringstream in(dirs);
     std::vector<int32_t> ids;

@@ -69,7 +69,6 @@ void start_lora(EngineCore& c) {
     c.lora_memory = runner::make_cuda_memory(c.runner_options.device_index);
 #endif
   if (!c.lora_memory) c.lora_memory = runner::make_cpu_memory();
-  r.expect_lora_batches();
   c.lora = std::make_unique<lora::LoraManager>(o, std::move(base), *c.lora_memory);
   c.backend->set_lora(c.lora.get());
   for (const auto& item : cfg.lora_paths) {

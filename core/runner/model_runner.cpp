@@ -20,7 +20,6 @@
 
 #ifdef SABLE_HAVE_CUDA
 #include "core/ops/cuda/cuda_ops.h"
-#include "core/ops/cuda/gemm.h"
 #endif
 
 namespace sable::runner {
@@ -426,12 +425,6 @@ int32_t ModelRunner::cuda_graphs_captured(bool lora) const {
 #endif
   (void)lora;
   return 0;
-}
-
-void ModelRunner::expect_lora_batches() {
-#ifdef SABLE_HAVE_CUDA
-  if (impl_->cuda) ops::cuda::set_gemm_tune_default(false);
-#endif
 }
 
 uint32_t ModelRunner::lora_modules() const {

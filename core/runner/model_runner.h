@@ -168,11 +168,6 @@ class ModelRunner {
   // projections the model plugin applies LoRA to (SableModelInfo.lora_modules; 0 for none).
   std::optional<std::vector<int64_t>> weight_shape(const std::string& name) const;
   uint32_t lora_modules() const;
-  // LoRA batches will come (called where a LoRA manager is made for this runner). On CUDA the
-  // GEMMs then keep cuBLASLt's heuristic algorithms instead of timing candidates at their first
-  // call: the timed ones made the LoRA step slower (ops::cuda::set_gemm_tune_default).
-  // Process-wide.
-  void expect_lora_batches();
   // CUDA decode graphs captured so far, of batches without adapters or (lora) with; 0 on the CPU.
   int32_t cuda_graphs_captured(bool lora) const;
 

@@ -1,8 +1,8 @@
-// SABLE_GEMM_TUNE=1 (core/ops/cuda/gemm.cpp): a small-batch shape's first eager call times
-// cuBLASLt's candidates on its own operands. Pinned here: the timing runs write only their scratch
-// output, so an accumulating call (out += x · wᵀ) still adds exactly once; every call then uses
-// the one chosen algorithm (a second call gives the same bits), timed once; a batch of one row
-// (the skinny GEMV) and of more rows than the tuner takes still answer, untimed. Part of
+// GEMM tuning (core/ops/cuda/gemm.cpp; on unless SABLE_GEMM_TUNE=0): a small-batch shape's first
+// eager call times cuBLASLt's candidates on its own operands. Pinned here: the timing runs write
+// only their scratch output, so an accumulating call (out += x · wᵀ) still adds exactly once; every
+// call then uses the one chosen algorithm (a second call gives the same bits), timed once; a batch
+// of one row (the skinny GEMV) and of more rows than the tuner takes still answer, untimed. Part of
 // cuda_ops_test.
 #include <random>
 #include <vector>

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -186,20 +187,12 @@ struct Gemm::Impl {
   }
 };
 
-namespace {
-std::atomic<bool> g_tune_default{true};
-}  // namespace
-
 bool gemm_tune_enabled() {
-  thread_local const int forced = [] {  // -1: not set
+  thread_local const bool on = [] {
     const char* v = std::getenv("SABLE_GEMM_TUNE");
-    return v == nullptr || v[0] == '\0' ? -1 : v[0] == '1' ? 1 : 0;
+    return v == nullptr || std::strcmp(v, "0") != 0;
   }();
-  return forced >= 0 ? forced == 1 : g_tune_default.load(std::memory_order_relaxed);
-}
-
-void set_gemm_tune_default(bool on) {
-  g_tune_default.store(on, std::memory_order_relaxed);
+  return on;
 }
 
 GemmTuneCounts gemm_tune_counts() {

@@ -13,14 +13,12 @@
 
 namespace sable::ops::cuda {
 
-// GEMM tuning: a small batch's GEMM shapes choose their algorithm by timing at their first call
-// when it is eager (gemm.cpp); the runner then runs each decode bucket once eagerly before
-// capturing it (cuda_exec.cpp). On unless set_gemm_tune_default(false) was called (a process that
-// serves LoRA: with timed algorithms its LoRA step was 1.6 % slower, the base step 1.7 % faster;
-// bench/NOTES.md v24). SABLE_GEMM_TUNE=1 / =0 overrides both ways. The variable is read per
-// thread, so that a test can set it for a thread of its own.
+// GEMM tuning (default on; SABLE_GEMM_TUNE=0 off): a small batch's GEMM shapes choose their
+// algorithm by timing at their first call when it is eager (gemm.cpp); the runner then runs each
+// decode bucket once eagerly before capturing it (cuda_exec.cpp). The choice is timed, so two
+// processes may choose differently where candidates are close (rounding then differs between
+// them, never within one). Read per thread, so that a test can set it for a thread of its own.
 bool gemm_tune_enabled();
-void set_gemm_tune_default(bool on);
 // Shapes whose first call timed its candidates, and those that could not (first met inside a
 // capture, or no scratch memory), in this process: what the runner logs, so that an A/B can tell
 // the switch did something.

@@ -235,9 +235,7 @@ size_t lora_scratch_floats(const LoraLaunch& l, int32_t dtype);
 // The two halves (lora_fork.h may run the shrink on a side stream): the shrink (the K-split
 // partials, then a second launch that sums them) writes scratch from x; the expand adds scratch's
 // deltas into the outs and must be ordered after the shrink.
-// pdl = false: the shrink launches in plain stream order (SABLE_LORA_SIDE_PDL=0's A/B,
-// lora_ops.cpp).
-bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream, bool pdl = true);
+bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream);
 bool lora_expand(const LoraLaunch& l, int32_t dtype, const float* scratch, void* stream);
 // The expand split in two so that its math need not wait for the base GEMM (lora_ops.cpp, the
 // fused mode; lora_pending.h): lora_expand_to_delta writes the tiles' rows' sums to l.delta (no

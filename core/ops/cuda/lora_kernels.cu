@@ -296,16 +296,14 @@ bool with_plan(const LoraLaunch& l, int32_t dtype, F&& f) {
 }
 }  // namespace
 
-bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream, bool pdl) {
+bool lora_shrink(const LoraLaunch& l, int32_t dtype, float* scratch, void* stream) {
   return with_plan(l, dtype, [&](auto tag, const Plan& p) {
     using T = decltype(tag);
     const dim3 grid(static_cast<unsigned>(l.max_tiles), static_cast<unsigned>(l.count * p.rank_blocks),
                     static_cast<unsigned>(p.splits));
     auto shrink = p.vec == 1 ? shrink_kernel<T, 1> : shrink_kernel<T, Vec<T>::kN>;
-    if (!pdl) shrink<<<grid, kShrinkWarps * 32, 0, as_stream(stream)>>>(l, p, scratch);
-    return (pdl ? sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
-                                      scratch)
-                : cudaGetLastError()) == cudaSuccess &&
+    return sable::cuda::launch(shrink, grid, kShrinkWarps * 32, 0, as_stream(stream), l, p,
+                               scratch) == cudaSuccess &&
            sable::cuda::launch(reduce_kernel, dim3(static_cast<unsigned>(l.max_tiles)),
                                kReduceThreads, 0, as_stream(stream), l, p, scratch) == cudaSuccess;
   });

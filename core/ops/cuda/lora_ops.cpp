@@ -24,15 +24,9 @@ namespace {
 // kernel out for the calls whose first module is in SABLE_LORA_SKIP_MODULES (a bit mask of
 // SableLoraModule, default all), so that step-time differences price each launch in the graph
 // (e.g. mask 72 = o and down: what folding their expand into the base GEMM could save).
-// A/B switches (bench/NOTES.md v24), also read once: SABLE_LORA_AFTER_MODULES (a bit mask of
-// SableLoraModule, by the call's first module) runs those calls' expand after the join, adding
-// into the outs, instead of beside the GEMM; SABLE_LORA_SIDE_PDL=0 launches a forked shrink in
-// plain stream order, so it cannot take SMs before the GEMM beside it starts.
 struct LoraProbe {
   bool no_shrink = false, no_expand = false;
   uint32_t modules = ~0u;
-  uint32_t after = 0;
-  bool side_pdl = true;
 };
 LoraProbe lora_probe() {
   static const LoraProbe probe = [] {
@@ -44,10 +38,6 @@ LoraProbe lora_probe() {
     const char* m = std::getenv("SABLE_LORA_SKIP_MODULES");
     if (m != nullptr && m[0] != '\0')
       p.modules = static_cast<uint32_t>(std::strtoul(m, nullptr, 0));
-    if (const char* a = std::getenv("SABLE_LORA_AFTER_MODULES"); a != nullptr && a[0] != '\0')
-      p.after = static_cast<uint32_t>(std::strtoul(a, nullptr, 0));
-    const char* pdl = std::getenv("SABLE_LORA_SIDE_PDL");
-    p.side_pdl = pdl == nullptr || std::string(pdl) != "0";
     return p;
   }();
   return probe;
@@ -129,8 +119,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // and its buffer ([T, N] floats) would be large. Where the arena cannot hold the buffer, the
     // expand runs after the GEMM as before.
     bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
-                  t <= kBesideMaxRows && !(skip && probe.no_expand) &&
-                  ((probe.after >> first) & 1u) == 0;
+                  t <= kBesideMaxRows && !(skip && probe.no_expand);
     const size_t delta_floats = k::lora_delta_floats(l);
     if (beside) {
       l.delta =
@@ -143,8 +132,7 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // (SABLE_LORA_ZERO_FILL=0: a memset first).
     if (beside) l.zero_rest = pending != nullptr && k::lora_zero_fill();
     if (!(skip && probe.no_shrink))
-      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream,
-                             side == nullptr || probe.side_pdl),
+      require(k::lora_shrink(l, lb->dtype, scratch, side != nullptr ? side : stream),
               "lora shrink: unsupported dtype or shape (rank stride {}), or the launch failed",
               l.rank_stride);
     if (beside) {
