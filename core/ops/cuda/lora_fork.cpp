@@ -114,7 +114,7 @@ int32_t lora_gemm_sm_target(int64_t m) {
     }
     return sms > free_sms ? sms - free_sms : 0;
   }();
-  return m <= 256 ? target : 0;
+  return m <= kLoraBesideMaxRows ? target : 0;
 }
 
 }  // namespace sable::ops::cuda

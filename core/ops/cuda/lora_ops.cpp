@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/ops/cuda/lora_fork.h"
 #include "core/ops/cuda/lora_pending.h"
 #include "core/ops/cuda/op_support.h"
 #include "core/ops/lora_batch.h"
@@ -43,8 +44,8 @@ LoraProbe lora_probe() {
   return probe;
 }
 
-constexpr int64_t kBesideMaxRows = 256;
-static_assert(kBesideMaxRows <= k::kLoraZeroMaxRows, "the expand zeroes any beside call's rows");
+static_assert(k::kLoraBesideMaxRows <= k::kLoraZeroMaxRows,
+              "the expand zeroes any beside call's rows");
 
 void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t count,
                  const SableTensor* x, SableTensor* outs) {
@@ -115,11 +116,11 @@ void lora_deltas(SableOpsContext* ctx, int32_t layer, int32_t first, int32_t cou
     // the join with the expand's one rounding (the same bits). Where the next op takes the add in
     // (lora_pending.h) it adds every row's delta, so the buffer is zeroed first (rows without an
     // adapter are in no tile); the separate add touches only the tiles' rows.
-    // Decode batches only (at most kBesideMaxRows rows): a prefill's expand is not latency-bound,
-    // and its buffer ([T, N] floats) would be large. Where the arena cannot hold the buffer, the
-    // expand runs after the GEMM as before.
+    // Decode batches only (at most kLoraBesideMaxRows rows): a prefill's expand is not
+    // latency-bound, and its buffer ([T, N] floats) would be large. Where the arena cannot hold the
+    // buffer, the expand runs after the GEMM as before.
     bool beside = side != nullptr && k::lora_expand_mode() != k::LoraExpandMode::kAfter &&
-                  t <= kBesideMaxRows && !(skip && probe.no_expand);
+                  t <= k::kLoraBesideMaxRows && !(skip && probe.no_expand);
     const size_t delta_floats = k::lora_delta_floats(l);
     if (beside) {
       l.delta =
