@@ -65,6 +65,16 @@ def main():
     spans = [span(s) for s in steps]
     print(f"{len(steps)} replays of {len(steps[0])} kernels; span us: median "
           f"{statistics.median(spans):.1f}, min {min(spans):.1f}, max {max(spans):.1f}")
+    # Idle time: parts of the median step no kernel or copy covers, and the longest such gaps.
+    step0 = sorted(sorted(steps, key=span)[len(steps) // 2], key=lambda r: r["start_ns"])
+    gaps, end = [], step0[0]["end_ns"]
+    for r in step0[1:]:
+        if r["start_ns"] > end:
+            gaps.append((r["start_ns"] - end, short(r["name"])))
+        end = max(end, r["end_ns"])
+    gaps.sort(reverse=True)
+    print(f"idle {sum(g for g, _ in gaps) / 1e3:.1f} us in {len(gaps)} gaps; longest: " +
+          ", ".join(f"{g / 1e3:.1f} before {n or '?'}" for g, n in gaps[:4]))
     step = sorted(steps, key=span)[len(steps) // 2]
     step.sort(key=lambda r: r["start_ns"])
     t0 = step[0]["start_ns"]

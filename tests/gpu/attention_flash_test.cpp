@@ -299,7 +299,8 @@ INSTANTIATE_TEST_SUITE_P(
 // ---- Cascade (shared-prefix) decode pass (cascade_attention.cu): decode batches whose sequences
 // start on common pages, against the reference, against the pass switched off (SABLE_CASCADE=0),
 // and through CUDA graphs captured on a batch with groups and replayed on one without, and the
-// other way round (bit-identical to the eager steps).
+// other way round (bit-identical to the eager steps), with the metadata copy in the graph or
+// enqueued by the plan (ABI 1.8's batch stream; then the graph holds no copy node).
 
 struct CascadeEnv {  // flash_plugin.cpp reads SABLE_CASCADE (0: off) at create
   explicit CascadeEnv(bool on) { setenv("SABLE_CASCADE", on ? "1" : "0", 1); }
@@ -385,9 +386,12 @@ TEST_P(FlashCascadeTest, MatchesReferenceEagerAndInGraphs) {
   SableTensor tk = cuda_tensor(dk.get(), SABLE_DTYPE_BF16, {B, c.hk, c.d});
   SableTensor tv = cuda_tensor(dv.get(), SABLE_DTYPE_BF16, {B, c.hk, c.d});
   SableTensor to = cuda_tensor(dout.get(), SABLE_DTYPE_BF16, {B, c.hq, c.d});
-  auto plan = [&](SableAttention* a, const Batch& b) {
+  // upload_on_stream: the batch names the stream (ABI 1.8), so plan enqueues the metadata copy
+  // itself; else the first run() after the plan does.
+  auto plan = [&](SableAttention* a, const Batch& b, bool upload_on_stream = false) {
     SableAttentionBatch ab{sizeof(ab),   B, B, 1, b.qo.data(), b.indptr.data(), b.indices.data(),
                            b.lens.data()};
+    ab.stream = upload_on_stream ? stream : nullptr;
     ASSERT_EQ(api->plan(a, &ab), SABLE_OK) << TestHost::last_error;
   };
   auto step = [&](SableAttention* a, const Batch& b) {  // eager: plan, run, the output
@@ -434,25 +438,43 @@ TEST_P(FlashCascadeTest, MatchesReferenceEagerAndInGraphs) {
   const std::vector<uint16_t> casc_apart = step(on, apart);
   EXPECT_EQ(casc_apart, step(off, apart)) << "without groups the decode kernel runs as before";
   // Graphs: captured on one batch, replayed on the other (same shape); a replay must give what
-  // the eager step gave, bit for bit, whichever batch had groups at capture.
-  for (bool capture_shared : {false, true}) {
-    plan(on, capture_shared ? shared : apart);
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    const SableStatus st = api->run(on, &ctx, 0, &tq, &tk, &tv, 1.0f / std::sqrt(float(c.d)), &to);
-    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-    ASSERT_EQ(st, SABLE_OK) << TestHost::last_error;
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-    for (const Batch* b : {&shared, &apart, &shared}) {
-      plan(on, *b);  // the graph's memcpy node re-reads the planned metadata
-      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-      EXPECT_EQ(dout.download<uint16_t>(q.size()), b == &shared ? casc : casc_apart)
-          << "captured " << (capture_shared ? "with" : "without") << " groups";
+  // the eager step gave, bit for bit, whichever batch had groups at capture. Planned without the
+  // stream, the graph holds the metadata copy (a memcpy node re-reading the pinned buffer);
+  // planned with it (the runner's way), the plan uploads before the capture and before each
+  // replay, and the graph holds kernels only.
+  for (bool upload_on_stream : {false, true}) {
+    for (bool capture_shared : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "captured " << (capture_shared ? "with" : "without")
+                                      << " groups, upload at plan: " << upload_on_stream);
+      plan(on, capture_shared ? shared : apart, upload_on_stream);
+      cudaGraph_t graph = nullptr;
+      cudaGraphExec_t exec = nullptr;
+      ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+      const SableStatus st =
+          api->run(on, &ctx, 0, &tq, &tk, &tv, 1.0f / std::sqrt(float(c.d)), &to);
+      ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+      ASSERT_EQ(st, SABLE_OK) << TestHost::last_error;
+      size_t count = 0;
+      ASSERT_EQ(cudaGraphGetNodes(graph, nullptr, &count), cudaSuccess);
+      std::vector<cudaGraphNode_t> nodes(count);
+      ASSERT_EQ(cudaGraphGetNodes(graph, nodes.data(), &count), cudaSuccess);
+      int copies = 0;
+      for (cudaGraphNode_t n : nodes) {
+        cudaGraphNodeType type{};
+        ASSERT_EQ(cudaGraphNodeGetType(n, &type), cudaSuccess);
+        copies += type == cudaGraphNodeTypeMemcpy;
+      }
+      EXPECT_EQ(copies == 0, upload_on_stream) << copies << " memcpy nodes";
+      ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+      for (const Batch* b : {&shared, &apart, &shared}) {
+        plan(on, *b, upload_on_stream);
+        ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+        ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+        EXPECT_EQ(dout.download<uint16_t>(q.size()), b == &shared ? casc : casc_apart);
+      }
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
     }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
   }
   cudaStreamDestroy(stream);
   api->destroy(on);

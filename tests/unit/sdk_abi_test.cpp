@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 7);
+  EXPECT_EQ(SABLE_ABI_MINOR, 8);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -134,6 +134,17 @@ TEST(SdkAbi, FrozenOffsets_1_7) {
   old.struct_size = offsetof(SableHostApi, weight_get_stacked);  // a 1.6 host's table
   EXPECT_FALSE(SABLE_HAS(&old, weight_get_stacked));
   EXPECT_TRUE(SABLE_HAS(&old, comm_handle));
+}
+
+// ABI 1.8 appended the forward's stream to the attention batch (a backend may upload its metadata
+// at plan time, so a CUDA graph captured after the plan holds no copy node).
+TEST(SdkAbi, FrozenOffsets_1_8) {
+  EXPECT_EQ(offsetof(SableAttentionBatch, stream), 48u);
+  EXPECT_EQ(sizeof(SableAttentionBatch), 56u);
+  SableAttentionBatch old{};
+  old.struct_size = offsetof(SableAttentionBatch, stream);  // a 1.7 host's batch
+  EXPECT_FALSE(SABLE_HAS(&old, stream));
+  EXPECT_TRUE(SABLE_HAS(&old, kv_lens));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

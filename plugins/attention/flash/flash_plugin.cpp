@@ -4,10 +4,13 @@
 // per-token kernel is the fallback for head dims and group sizes the fast paths lack. A mixed
 // batch runs the decode and the prefill kernel side by side on their own token sets.
 //
-// plan() turns the batch layout into per-token metadata in a pinned host buffer; the first run()
-// after a plan enqueues one host-to-device copy of it on the forward's stream (inside a CUDA graph
-// capture this becomes a memcpy node that re-reads the pinned buffer at every replay). Buffers are
-// sized at create time and never move, so captured graphs stay valid.
+// plan() turns the batch layout into per-token metadata in a pinned host buffer and, where the
+// batch names its stream (ABI 1.8), enqueues one host-to-device copy of it there; else the first
+// run() after a plan enqueues the copy (inside a CUDA graph capture a memcpy node that re-reads
+// the pinned buffer at every replay; a traced 8B decode step sat idle ~330 us after that node,
+// bench/NOTES.md v24, so the runner plans with its stream and its graphs hold kernels only).
+// SABLE_ATTN_PLAN_UPLOAD=0 keeps the copy in run() (A/B). Buffers are sized at create time and
+// never move, so captured graphs stay valid.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -139,6 +142,7 @@ class FlashAttention {
     // Groups that 4 does not divide (Qwen2.5's 7) on 4-head CTAs with spare warpgroups (v17, H100,
     // 8k: group 7 at D 128 169 -> 253 TFLOP/s, at D 64 160 -> 186); 0 puts them on 1-head CTAs.
     wgmma_partial_ = env_int("SABLE_PREFILL_WGMMA_PARTIAL", 1);
+    plan_upload_ = env_int("SABLE_ATTN_PLAN_UPLOAD", 1) != 0;
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -197,6 +201,16 @@ class FlashAttention {
       m[layout_.num_tiles] = static_cast<int32_t>(tiles.size());
     }
     uploaded_ = false;
+    if (plan_upload_ && SABLE_HAS(&b, stream) && b.stream != nullptr) upload(b.stream);
+  }
+
+  // The metadata to the device, stream-ordered after whatever the stream ran before (the previous
+  // forward reads the same buffer).
+  void upload(void* stream) {
+    cuda_check(cudaMemcpyAsync(dev_meta_, host_meta_, layout_.words * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)),
+               "metadata upload");
+    uploaded_ = true;
   }
 
   void run(SableOpsContext* ctx, const SableOps* ops, int32_t layer, const SableTensor& q,
@@ -210,12 +224,7 @@ class FlashAttention {
         out.dtype != SABLE_DTYPE_BF16)
       fail(SABLE_ERR_INVALID_ARGUMENT, "flash: out must be contiguous bf16 [T, Hq, D]");
     void* stream = ops->stream(ctx);
-    if (!uploaded_) {
-      cuda_check(cudaMemcpyAsync(dev_meta_, host_meta_, layout_.words * sizeof(int32_t),
-                                 cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)),
-                 "metadata upload");
-      uploaded_ = true;
-    }
+    if (!uploaded_) upload(stream);
     auto* kc = static_cast<__nv_bfloat16*>(layers_[layer].k.data);
     auto* vc = static_cast<__nv_bfloat16*>(layers_[layer].v.data);
     AppendParams ap{static_cast<const __nv_bfloat16*>(k.data), static_cast<const __nv_bfloat16*>(v.data),
@@ -360,6 +369,7 @@ class FlashAttention {
   int32_t wgmma_overlap_ = -1;  // -1: the overlapped loop below 4 heads a CTA
   int32_t wgmma_partial_ = 1;   // SABLE_PREFILL_WGMMA_PARTIAL
   bool uploaded_ = false;
+  bool plan_upload_ = true;  // SABLE_ATTN_PLAN_UPLOAD
 };
 
 FlashAttention* self(SableAttention* a) { return reinterpret_cast<FlashAttention*>(a); }

@@ -51,6 +51,11 @@ typedef struct SableAttentionBatch {
   const int32_t* kv_indices; /* [kv_indptr[num_seqs]], host memory */
   const int32_t* kv_lens;    /* [num_seqs], host memory */
   /* end of ABI 1.0 - do not modify above */
+  /* The device stream (cudaStream_t on CUDA) the batch's forward will run on, or NULL. A backend
+   * may enqueue the batch's metadata upload on it during plan, stream-ordered before the forward,
+   * so that a CUDA graph captured after the plan holds no copy node. */
+  void* stream;
+  /* end of ABI 1.8 - do not modify above */
 } SableAttentionBatch;
 
 typedef struct SableAttentionApi {
