@@ -40,6 +40,7 @@ void cuda_check(cudaError_t e, const char* what) {
 // num_tiles[1] tiles[max_tiles * kTileWords] casc_begin[R] casc_chunks[R] casc_num_items[1]
 // casc_items[max_cascade_items(R) * kCascadeItemWords] casc_members[R] kv_indptr[B+1]
 // kv_indices[cap], with R the split rows (the cascade pass serves only batches that split).
+constexpr int kPerTokenArrays = 5;  // seq .. decode, max_tokens words apart
 struct MetaLayout {
   int64_t seq, begin, end, slot, decode, chunk, num_tiles, tiles, casc_begin, casc_chunks,
       casc_num_items, casc_items, casc_members, indptr, indices, words;
@@ -170,6 +171,7 @@ class FlashAttention {
     if (shape.error != nullptr) fail(SABLE_ERR_INVALID_ARGUMENT, shape.error);
     std::memcpy(m + layout_.indptr, b.kv_indptr, sizeof(int32_t) * (b.num_seqs + 1));
     std::memcpy(m + layout_.indices, b.kv_indices, sizeof(int32_t) * n_indices);
+    used_indices_ = n_indices;
     num_tokens_ = b.num_tokens;
     decode_only_ = shape.decode_only;
     num_decode_ = shape.num_decode;
@@ -205,11 +207,32 @@ class FlashAttention {
   }
 
   // The metadata to the device, stream-ordered after whatever the stream ran before (the previous
-  // forward reads the same buffer).
+  // forward reads the same buffer). Outside a capture only what this plan wrote: the per-token
+  // arrays' first T words (one strided copy) and chunk .. the batch's last page index; the block
+  // is sized for the whole pool's page list (page size 1: 2 words a KV slot, ~6 MB for 800 k
+  // slots, which a decode step would otherwise copy every time). A capture records the whole
+  // block: its memcpy node replays with the capture's size.
   void upload(void* stream) {
-    cuda_check(cudaMemcpyAsync(dev_meta_, host_meta_, layout_.words * sizeof(int32_t),
-                               cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)),
-               "metadata upload");
+    const auto s = static_cast<cudaStream_t>(stream);
+    if (capturing(stream)) {
+      cuda_check(cudaMemcpyAsync(dev_meta_, host_meta_, layout_.words * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, s),
+                 "metadata upload");
+    } else {
+      constexpr size_t kW = sizeof(int32_t);
+      const size_t pitch = static_cast<size_t>(layout_.begin - layout_.seq) * kW;
+      static_assert(kPerTokenArrays == 5, "seq, begin, end, slot, decode: one strided copy");
+      if (num_tokens_ > 0)
+        cuda_check(cudaMemcpy2DAsync(dev_meta_ + layout_.seq, pitch, host_meta_ + layout_.seq,
+                                     pitch, static_cast<size_t>(num_tokens_) * kW, kPerTokenArrays,
+                                     cudaMemcpyHostToDevice, s),
+                   "metadata upload (per-token arrays)");
+      const int64_t end = layout_.indices + used_indices_;
+      cuda_check(
+          cudaMemcpyAsync(dev_meta_ + layout_.chunk, host_meta_ + layout_.chunk,
+                          static_cast<size_t>(end - layout_.chunk) * kW, cudaMemcpyHostToDevice, s),
+          "metadata upload");
+    }
     uploaded_ = true;
   }
 
@@ -370,6 +393,7 @@ class FlashAttention {
   int32_t wgmma_partial_ = 1;   // SABLE_PREFILL_WGMMA_PARTIAL
   bool uploaded_ = false;
   bool plan_upload_ = true;  // SABLE_ATTN_PLAN_UPLOAD
+  int64_t used_indices_ = 0;  // the planned batch's page indices (upload's extent)
 };
 
 FlashAttention* self(SableAttention* a) { return reinterpret_cast<FlashAttention*>(a); }
