@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
 #include <map>
 #include <stdexcept>
 
@@ -471,6 +472,7 @@ ModelRunner::Staged ModelRunner::stage(std::span<const Sequence> seqs) {
   r.kv_indices.clear();
   r.kv_lens.clear();
   bool decode_only = true;
+  const int64_t pool_pages = num_pages();
   for (size_t b = 0; b < seqs.size(); ++b) {
     const Sequence& s = seqs[b];
     const int64_t n = static_cast<int64_t>(s.new_tokens.size());
@@ -497,13 +499,22 @@ ModelRunner::Staged ModelRunner::stage(std::span<const Sequence> seqs) {
       throw std::invalid_argument(
           fmt::format("forward: sequence {} has {} tokens and needs {} pages of {}, got {}", b,
                       total, need, page, s.pages.size()));
-    for (int64_t i = 0; i < need; ++i) {
-      const int32_t p = s.pages[static_cast<size_t>(i)];
-      if (p < 0 || p >= num_pages())
-        throw std::invalid_argument(fmt::format(
-            "forward: sequence {} uses page {} outside the pool [0, {})", b, p, num_pages()));
-      r.kv_indices.push_back(p);
+    // The page list of every sequence is staged again each step (a decode batch of 256 at 5 k
+    // tokens: 1.3 M pages at page size 1), so it is checked as one min/max reduction and appended
+    // in one copy: 0.95 -> 0.55 ms for that batch on this host's CPU (bench/NOTES.md v24).
+    const std::span<const int32_t> used = s.pages.first(static_cast<size_t>(need));
+    int32_t lo = INT32_MAX, hi = INT32_MIN;
+    for (const int32_t p : used) {
+      lo = std::min(lo, p);
+      hi = std::max(hi, p);
     }
+    if (need > 0 && (lo < 0 || hi >= pool_pages)) {
+      const int32_t bad = *std::find_if(used.begin(), used.end(),
+                                        [&](int32_t p) { return p < 0 || p >= pool_pages; });
+      throw std::invalid_argument(fmt::format(
+          "forward: sequence {} uses page {} outside the pool [0, {})", b, bad, pool_pages));
+    }
+    r.kv_indices.insert(r.kv_indices.end(), used.begin(), used.end());
     const int64_t first_row = static_cast<int64_t>(r.token_ids.size());
     for (int64_t j = 0; j < n; ++j) {
       const int32_t tok = s.new_tokens[static_cast<size_t>(j)];

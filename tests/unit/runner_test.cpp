@@ -134,6 +134,8 @@ TEST(RunnerForward, BadInputIsRejectedWithAReason) {
   };
   expect_error({tokens, 0, one_page, false}, "needs 2 pages");
   expect_error({tokens, 0, bad_page, false}, "page 8 outside");
+  const std::vector<int32_t> negative_page = {3, -1};  // the first bad one is named
+  expect_error({tokens, 0, negative_page, false}, "page -1 outside the pool [0, 8)");
   expect_error({{}, 0, two_pages, false}, "no new tokens");
   const std::vector<int32_t> big = {1, 1000};
   expect_error({big, 0, two_pages, false}, "id 1000 outside the vocabulary");
