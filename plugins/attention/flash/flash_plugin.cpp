@@ -40,7 +40,6 @@ void cuda_check(cudaError_t e, const char* what) {
 // num_tiles[1] tiles[max_tiles * kTileWords] casc_begin[R] casc_chunks[R] casc_num_items[1]
 // casc_items[max_cascade_items(R) * kCascadeItemWords] casc_members[R] kv_indptr[B+1]
 // kv_indices[cap], with R the split rows (the cascade pass serves only batches that split).
-constexpr int kPerTokenArrays = 5;  // seq .. decode, max_tokens words apart
 struct MetaLayout {
   int64_t seq, begin, end, slot, decode, chunk, num_tiles, tiles, casc_begin, casc_chunks,
       casc_num_items, casc_items, casc_members, indptr, indices, words;
@@ -220,11 +219,12 @@ class FlashAttention {
                  "metadata upload");
     } else {
       constexpr size_t kW = sizeof(int32_t);
-      const size_t pitch = static_cast<size_t>(layout_.begin - layout_.seq) * kW;
-      static_assert(kPerTokenArrays == 5, "seq, begin, end, slot, decode: one strided copy");
+      // seq, begin, end, slot, decode: max_tokens words apart, up to chunk.
+      const int64_t stride = layout_.begin - layout_.seq;
+      const size_t arrays = static_cast<size_t>((layout_.chunk - layout_.seq) / stride);
       if (num_tokens_ > 0)
-        cuda_check(cudaMemcpy2DAsync(dev_meta_ + layout_.seq, pitch, host_meta_ + layout_.seq,
-                                     pitch, static_cast<size_t>(num_tokens_) * kW, kPerTokenArrays,
+        cuda_check(cudaMemcpy2DAsync(dev_meta_ + layout_.seq, stride * kW, host_meta_ + layout_.seq,
+                                     stride * kW, static_cast<size_t>(num_tokens_) * kW, arrays,
                                      cudaMemcpyHostToDevice, s),
                    "metadata upload (per-token arrays)");
       const int64_t end = layout_.indices + used_indices_;
