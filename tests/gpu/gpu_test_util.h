@@ -30,7 +30,7 @@ inline bool have_gpu() {
 
 // Runs body on a thread of its own with the environment variable `name` set to `value`, then puts
 // the variable back as it was: the switches read once per thread (SABLE_LORA_EXPAND,
-// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_LORA_TICKET, SABLE_GEMM_TUNE), so calls nest
+// SABLE_LORA_ZERO_FILL, SABLE_LORA_QKV_ROPE, SABLE_GEMM_TUNE), so calls nest
 // to set several.
 inline void with_env(const char* name, const char* value, const std::function<void()>& body) {
   const char* old = std::getenv(name);
