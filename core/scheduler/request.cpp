@@ -72,17 +72,26 @@ std::optional<StreamChunk> RequestStream::drain() {
   return c;
 }
 
+// The queued chunks go to `cb` before any later push may call it: the callback is installed only
+// once the queue is seen empty under the lock, so a chunk the producer pushes meanwhile is queued
+// and delivered here in order. (Installing it first and delivering the queue afterwards let a
+// concurrent push call `cb` ahead of older chunks: a token out of place in the output.)
 void RequestStream::set_callback(Callback cb) {
-  std::deque<StreamChunk> pending;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    pending.swap(queue_);
-    callback_ = cb;
-    for (const auto& c : pending) {
-      if (c.finish) final_taken_ = true;
+  for (;;) {
+    std::deque<StreamChunk> pending;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (queue_.empty()) {
+        callback_ = std::move(cb);
+        return;
+      }
+      pending.swap(queue_);
+      for (const auto& c : pending) {
+        if (c.finish) final_taken_ = true;
+      }
     }
+    for (const auto& c : pending) cb(c);
   }
-  for (const auto& c : pending) cb(c);
 }
 
 bool RequestStream::finished() const {

@@ -125,7 +125,8 @@ class RequestStream {
   std::optional<StreamChunk> next_for(std::chrono::milliseconds timeout);
   // Every queued chunk merged into one (ids/text/logprobs appended, counters from the last).
   std::optional<StreamChunk> drain();
-  // Delivers queued and future chunks to `cb` on the producer's thread (async stream mode).
+  // Async stream mode: delivers the queued chunks to `cb` on the calling thread, then every later
+  // chunk on the producer's thread; in push order, one call at a time.
   void set_callback(Callback cb);
   bool finished() const;  // the final chunk has been pushed
 
