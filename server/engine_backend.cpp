@@ -34,7 +34,8 @@ Finish convert(const scheduler::FinishReason& f) {
   return out;
 }
 
-// Updates of one request, filled on the scheduler thread, read by the handler thread.
+// Updates of one request (each the part new since the previous one: RequestHandle::on_delta),
+// filled on the scheduler thread, read by the handler thread.
 struct UpdateQueue {
   std::mutex mutex;
   std::condition_variable cv;
@@ -47,7 +48,7 @@ class EngineGeneration : public Generation {
   explicit EngineGeneration(std::unique_ptr<engine::RequestHandle> handle)
       : handle_(std::move(handle)), queue_(std::make_shared<UpdateQueue>()) {
     auto q = queue_;
-    handle_->on_update([q](const engine::GenerateResult& r) {
+    handle_->on_delta([q](const engine::GenerateResult& r) {
       std::function<void(bool)> notify;
       {
         std::lock_guard lock(q->mutex);
@@ -84,32 +85,21 @@ class EngineGeneration : public Generation {
       r = std::move(queue_->items.front());
       queue_->items.pop_front();
     }
-    return diff(r);
+    return to_delta(std::move(r));
   }
 
   bool done() const override { return done_; }
 
  private:
-  // The part of the cumulative state `r` that is new since the previous update.
-  Delta diff(const engine::GenerateResult& r) {
+  // One update (already only what is new: on_delta) as the server's Delta.
+  Delta to_delta(engine::GenerateResult&& r) {
     Delta d;
-    if (r.text.size() >= text_len_) d.text = r.text.substr(text_len_);
-    text_len_ = std::max(text_len_, r.text.size());
-    for (size_t i = ids_len_; i < r.output_ids.size(); ++i) d.token_ids.push_back(r.output_ids[i]);
-    ids_len_ = std::max(ids_len_, r.output_ids.size());
-    const auto& m = r.meta_info;
-    for (size_t i = out_lp_len_; i < m.output_logprobs.size(); ++i) {
-      d.output_logprobs.push_back(convert(m.output_logprobs[i]));
-    }
-    out_lp_len_ = std::max(out_lp_len_, m.output_logprobs.size());
-    for (size_t i = in_lp_len_; i < m.input_logprobs.size(); ++i) {
-      d.input_logprobs.push_back(convert(m.input_logprobs[i]));
-    }
-    in_lp_len_ = std::max(in_lp_len_, m.input_logprobs.size());
-    for (size_t i = hidden_len_; i < m.hidden_states.size(); ++i) {
-      d.hidden_states.push_back(m.hidden_states[i]);
-    }
-    hidden_len_ = std::max(hidden_len_, m.hidden_states.size());
+    d.text = std::move(r.text);
+    d.token_ids = std::move(r.output_ids);
+    auto& m = r.meta_info;
+    for (const auto& lp : m.output_logprobs) d.output_logprobs.push_back(convert(lp));
+    for (const auto& lp : m.input_logprobs) d.input_logprobs.push_back(convert(lp));
+    d.hidden_states = std::move(m.hidden_states);
     d.prompt_tokens = m.prompt_tokens;
     d.completion_tokens = m.completion_tokens;
     d.cached_tokens = m.cached_tokens;
@@ -124,7 +114,6 @@ class EngineGeneration : public Generation {
 
   std::unique_ptr<engine::RequestHandle> handle_;
   std::shared_ptr<UpdateQueue> queue_;
-  size_t text_len_ = 0, ids_len_ = 0, out_lp_len_ = 0, in_lp_len_ = 0, hidden_len_ = 0;
   bool done_ = false;
 };
 

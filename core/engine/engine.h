@@ -141,6 +141,12 @@ class RequestHandle {
   // Async mode: cb(update) runs on the scheduler thread for every update from now on (updates not
   // yet taken with next() included). Do not block in cb.
   void on_update(std::function<void(const GenerateResult&)> cb);
+  // As on_update, but cb gets only what is new since the previous update (text, output_ids,
+  // logprobs, hidden states; the counters, finish_reason and fixed fields as on_update): a
+  // consumer that sends deltas (the HTTP server) then costs the scheduler thread O(new tokens) a
+  // step, not a copy of the whole output so far. The handle keeps no cumulative state in this
+  // mode: use one of on_update, on_delta and next() per handle.
+  void on_delta(std::function<void(const GenerateResult&)> cb);
   // Ends the request (finish_reason abort) and frees its KV pages.
   void abort();
 

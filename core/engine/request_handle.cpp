@@ -12,11 +12,31 @@ struct RequestHandle::State {
   std::mutex mutex;
   GenerateResult acc;
 
+  // The cumulative state after chunk c (on_update, next()).
   GenerateResult apply(const scheduler::StreamChunk& c) {
     std::lock_guard<std::mutex> lock(mutex);
-    acc.text += c.text;
-    acc.output_ids.insert(acc.output_ids.end(), c.token_ids.begin(), c.token_ids.end());
-    MetaInfo& m = acc.meta_info;
+    add(acc, c);
+    return acc;
+  }
+  // Chunk c alone, with the request's fixed fields (on_delta): no copy of what came before.
+  GenerateResult delta(const scheduler::StreamChunk& c) {
+    GenerateResult d;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      d.index = acc.index;
+      d.meta_info.id = acc.meta_info.id;
+      d.meta_info.weight_version = acc.meta_info.weight_version;
+      d.meta_info.return_hidden_states = acc.meta_info.return_hidden_states;
+    }
+    add(d, c);
+    return d;
+  }
+
+ private:
+  static void add(GenerateResult& r, const scheduler::StreamChunk& c) {
+    r.text += c.text;
+    r.output_ids.insert(r.output_ids.end(), c.token_ids.begin(), c.token_ids.end());
+    MetaInfo& m = r.meta_info;
     m.prompt_tokens = c.prompt_tokens;
     m.completion_tokens = c.completion_tokens;
     m.cached_tokens = c.cached_tokens;
@@ -29,7 +49,6 @@ struct RequestHandle::State {
       m.finish_reason = c.finish;
       m.e2e_latency = c.e2e_latency;
     }
-    return acc;
   }
 };
 
@@ -71,6 +90,11 @@ GenerateResult RequestHandle::wait() {
 void RequestHandle::on_update(std::function<void(const GenerateResult&)> cb) {
   auto state = state_;
   stream_->set_callback([state, cb](const scheduler::StreamChunk& c) { cb(state->apply(c)); });
+}
+
+void RequestHandle::on_delta(std::function<void(const GenerateResult&)> cb) {
+  auto state = state_;
+  stream_->set_callback([state, cb](const scheduler::StreamChunk& c) { cb(state->delta(c)); });
 }
 
 void RequestHandle::abort() {

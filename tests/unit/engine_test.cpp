@@ -1,15 +1,18 @@
 // The Engine on the golden qwen2_tok checkpoint (real Qwen tokenizer, random weights): greedy
 // generation of each golden text reproduces greedy_ids and greedy_text exactly in all four modes,
 // alone and as one batch; the prefix cache, chunked prefill, n > 1, abort and validation.
+#include "core/engine/engine.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <vector>
 
-#include "core/engine/engine.h"
 #include "core/engine/result_json.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -134,6 +137,61 @@ TEST(Engine, AsyncModes) {
   });
   done.get();
   expect_golden(last);
+}
+
+// on_delta (the HTTP server's mode): each update holds only what is new; joined, the deltas are
+// the cumulative result, logprobs included, and only the last one is finished.
+TEST(Engine, DeltaUpdatesJoinToTheResult) {
+  Engine& e = shared_engine();
+  std::vector<GenerateInput> inputs = golden_inputs();
+  for (auto& in : inputs) {
+    in.logprobs.return_logprob = true;
+    in.logprobs.top_logprobs_num = 2;
+  }
+  const std::vector<GenerateResult> whole = e.generate(inputs);
+  std::mutex mu;
+  std::vector<GenerateResult> joined(inputs.size());
+  std::vector<int> updates(inputs.size()), finished(inputs.size());
+  std::vector<std::unique_ptr<RequestHandle>> handles;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    handles.push_back(e.submit(inputs[i], static_cast<int32_t>(i)));
+    handles.back()->on_delta([&, i](const GenerateResult& d) {
+      std::lock_guard<std::mutex> lock(mu);
+      GenerateResult& j = joined[i];
+      EXPECT_EQ(d.index, static_cast<int32_t>(i));
+      EXPECT_EQ(finished[i], 0) << "an update after the final one";
+      j.text += d.text;
+      j.output_ids.insert(j.output_ids.end(), d.output_ids.begin(), d.output_ids.end());
+      auto& lp = j.meta_info.output_logprobs;
+      lp.insert(lp.end(), d.meta_info.output_logprobs.begin(), d.meta_info.output_logprobs.end());
+      j.meta_info.completion_tokens = d.meta_info.completion_tokens;
+      updates[i] += 1;
+      finished[i] += d.finished() ? 1 : 0;
+    });
+  }
+  for (auto& h : handles) {
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (finished[&h - handles.data()] != 0) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_EQ(joined[i].output_ids, whole[i].output_ids) << i;
+    EXPECT_EQ(joined[i].text, whole[i].text) << i;
+    EXPECT_EQ(joined[i].meta_info.completion_tokens, whole[i].meta_info.completion_tokens) << i;
+    ASSERT_EQ(joined[i].meta_info.output_logprobs.size(), whole[i].output_ids.size()) << i;
+    for (size_t t = 0; t < whole[i].output_ids.size(); ++t) {
+      EXPECT_EQ(joined[i].meta_info.output_logprobs[t].chosen.token,
+                whole[i].meta_info.output_logprobs[t].chosen.token);
+      EXPECT_EQ(joined[i].meta_info.output_logprobs[t].top.size(), 2u);
+    }
+    EXPECT_GT(updates[i], 1) << i;  // streamed, not one final update
+    EXPECT_EQ(finished[i], 1) << i;
+  }
 }
 
 TEST(Engine, PrefixCacheHitsGiveTheSameOutput) {
