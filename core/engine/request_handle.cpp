@@ -18,6 +18,11 @@ struct RequestHandle::State {
     add(acc, c);
     return acc;
   }
+  // The same without the copy (wait(): only the final state is returned).
+  void absorb(const scheduler::StreamChunk& c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    add(acc, c);
+  }
   // Chunk c alone, with the request's fixed fields (on_delta): no copy of what came before.
   GenerateResult delta(const scheduler::StreamChunk& c) {
     GenerateResult d;
@@ -80,9 +85,8 @@ std::optional<GenerateResult> RequestHandle::next() {
 }
 
 GenerateResult RequestHandle::wait() {
-  std::optional<GenerateResult> last;
-  while (auto r = next()) last = std::move(r);
-  if (last) return *last;
+  // Chunk by chunk into the state, one copy at the end (next() copies it per chunk).
+  while (auto chunk = stream_->next()) state_->absorb(*chunk);
   std::lock_guard<std::mutex> lock(state_->mutex);
   return state_->acc;
 }
