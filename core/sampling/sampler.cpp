@@ -229,13 +229,19 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   // Log-probabilities of the processed logits.
   const int32_t best = argmax_row(row, vocab);
   const float m = row[best];
-  const float lse = m == kNegInf ? 0.0f : m + static_cast<float>(std::log(sum_exp(row, vocab, m)));
+  // The normalizer is a pass of exponentials over the vocabulary: only log-probabilities need it
+  // (a 1.8 host's row wants them all). Greedy rows of requests without logprobs skip it: on a
+  // 152K vocabulary it was a third of a small model's CPU decode step (bench/NOTES.md v25).
+  const bool want = !SABLE_HAS(&r, want_logprob) || r.want_logprob != 0;
+  const bool need_lse = want || r.top_logprobs_num > 0 || r.num_token_ids_logprob > 0;
+  const float lse =
+      m == kNegInf || !need_lse ? 0.0f : m + static_cast<float>(std::log(sum_exp(row, vocab, m)));
   auto logprob = [&](int64_t id) { return row[id] - lse; };
 
   const bool greedy = r.temperature <= 1e-6f || r.top_k == 1;
   const int32_t token = greedy ? best : draw(row, vocab, r, m);
   out.token = token;
-  out.logprob = logprob(token);
+  out.logprob = want ? logprob(token) : 0.0f;
   if (r.top_logprobs_num > 0 && out.top_ids != nullptr && out.top_logprobs != nullptr) {
     const int64_t n = std::min<int64_t>(r.top_logprobs_num, vocab);
     std::vector<int32_t> idx(vocab);

@@ -367,6 +367,7 @@ void Scheduler::Impl::step() {
     r.logit_bias_ids = bias_ids[b].data();
     r.logit_bias_values = bias_vals[b].data();
     const auto& lo = a.req.logprobs;
+    r.want_logprob = lo.return_logprob ? 1 : 0;
     r.top_logprobs_num = lo.return_logprob ? lo.top_logprobs_num : 0;
     r.num_token_ids_logprob = lo.return_logprob ? static_cast<int32_t>(lo.token_ids_logprob.size()) : 0;
     r.token_ids_logprob = lo.token_ids_logprob.data();

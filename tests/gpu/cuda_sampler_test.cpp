@@ -20,6 +20,7 @@ namespace {
 SableSamplingRow base_row() {
   SableSamplingRow r{};
   r.struct_size = sizeof(r);
+  r.want_logprob = 1;
   r.temperature = 1.0f;
   r.top_p = 1.0f;
   r.top_k = -1;

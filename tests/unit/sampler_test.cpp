@@ -1,16 +1,17 @@
 // Built-in sampler: greedy and top-k=1, seeded reproducibility, and statistical checks (on small
 // synthetic logits) that temperature, top-k, top-p, min-p follow their definitions; penalties, logit
 // bias and grammar masks change the processed logits exactly as defined; log-probabilities.
+#include "core/sampling/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
-
-#include "core/sampling/sampler.h"
 
 using sable::sampling::Sampler;
 
@@ -19,6 +20,7 @@ namespace {
 SableSamplingRow row(float temperature = 1.0f) {
   SableSamplingRow r{};
   r.struct_size = sizeof(r);
+  r.want_logprob = 1;
   r.temperature = temperature;
   r.top_p = 1.0f;
   r.top_k = -1;
@@ -167,6 +169,30 @@ TEST(Sampler, MinPDropsTokensBelowTheFractionOfTheMax) {
   expect_close(histogram(kLogits, r, kDraws), restrict_to(p, {1, 3, 0}), kTol);
 }
 
+// ABI 1.9's want_logprob: a greedy row that wants no log-probability gets the same token and a 0
+// in its place; one that wants it, or a 1.8 host's row (which has no such field), gets it.
+TEST(Sampler, WantLogprobDecidesTheChosenLogprob) {
+  Sampler sampler;
+  const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 1.0f};
+  const double expect = std::log(softmax(logits, 1.0)[1]);
+  for (float t : {0.0f, 1.0f}) {
+    SableSamplingRow r = row(t);
+    r.top_k = t == 0.0f ? -1 : 1;  // greedy both ways
+    SableSampleResult res = result();
+    r.want_logprob = 0;
+    EXPECT_EQ(sample_one(sampler, logits, r, &res), 1);
+    EXPECT_EQ(res.logprob, 0.0f);
+    r.want_logprob = 1;
+    EXPECT_EQ(sample_one(sampler, logits, r, &res), 1);
+    EXPECT_NEAR(res.logprob, expect, 1e-6);
+    r.want_logprob = 0;
+    r.struct_size = offsetof(SableSamplingRow, want_logprob);  // a 1.8 host's row
+    res.logprob = 0.0f;
+    EXPECT_EQ(sample_one(sampler, logits, r, &res), 1);
+    EXPECT_NEAR(res.logprob, expect, 1e-6);
+  }
+}
+
 TEST(Sampler, PenaltiesAndBiasChangeProcessedLogits) {
   Sampler sampler;
   const std::vector<float> logits = {2.0f, 1.0f, -1.0f, 0.5f};
@@ -272,6 +298,7 @@ TEST(SamplerPenalties, PromptTokensTakeOnlyTheRepetitionPenalty) {
   const std::vector<int32_t> prev = {0, 0, 1, 2};  // prompt: 0, 0 ; generated: 1, 2
   SableSamplingRow r{};
   r.struct_size = sizeof(r);
+  r.want_logprob = 1;
   r.temperature = 0.0f;
   r.top_p = 1.0f;
   r.top_k = -1;

@@ -7,7 +7,7 @@ namespace {
 
 TEST(SdkAbi, Version) {
   EXPECT_EQ(SABLE_ABI_MAJOR, 1);
-  EXPECT_EQ(SABLE_ABI_MINOR, 8);
+  EXPECT_EQ(SABLE_ABI_MINOR, 9);
 }
 
 TEST(SdkAbi, StructSizeComesFirst) {
@@ -145,6 +145,18 @@ TEST(SdkAbi, FrozenOffsets_1_8) {
   old.struct_size = offsetof(SableAttentionBatch, stream);  // a 1.7 host's batch
   EXPECT_FALSE(SABLE_HAS(&old, stream));
   EXPECT_TRUE(SABLE_HAS(&old, kv_lens));
+}
+
+// ABI 1.9 appended want_logprob to the sampling row (a sampler may skip the log-probability of a
+// row nobody reads); a 1.8 host's row, without it, wants every log-probability.
+TEST(SdkAbi, FrozenOffsets_1_9) {
+  EXPECT_EQ(offsetof(SableSamplingRow, num_prompt_tokens), 104u);
+  EXPECT_EQ(offsetof(SableSamplingRow, want_logprob), 108u);
+  EXPECT_EQ(sizeof(SableSamplingRow), 112u);  // the field took the padding
+  SableSamplingRow old{};
+  old.struct_size = offsetof(SableSamplingRow, want_logprob);  // a 1.8 host's row
+  EXPECT_FALSE(SABLE_HAS(&old, want_logprob));
+  EXPECT_TRUE(SABLE_HAS(&old, num_prompt_tokens));
 }
 
 TEST(SdkAbi, HasRespectsStructSize) {

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define SABLE_ABI_MAJOR 1
-#define SABLE_ABI_MINOR 8
+#define SABLE_ABI_MINOR 9
 
 #ifdef __cplusplus
 #define SABLE_EXTERN_C extern "C"

@@ -39,12 +39,17 @@ typedef struct SableSamplingRow {
    * A reader of a row whose struct_size ends before this field counts every prev token. */
   int32_t num_prompt_tokens;
   /* end of ABI 1.0 - do not modify above */
+  /* since 1.9: 0 = nobody reads SableSampleResult.logprob for this row (the request asked for no
+   * log-probabilities), so a sampler may leave it 0 and skip the normalizer over the vocabulary
+   * that a greedy pick does not need otherwise; nonzero = fill it. A row whose struct_size ends
+   * before this field wants it (SABLE_HAS). */
+  int32_t want_logprob;
 } SableSamplingRow;
 
 typedef struct SableSampleResult {
   uint32_t struct_size;
   int32_t token;            /* chosen token */
-  float logprob;            /* its log-probability */
+  float logprob;            /* its log-probability (may be 0 where the row's want_logprob is 0) */
   int32_t* top_ids;         /* [top_logprobs_num] caller-provided, filled best first */
   float* top_logprobs;      /* [top_logprobs_num] */
   float* ids_logprobs;      /* [num_token_ids_logprob] */
