@@ -229,9 +229,10 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   // Log-probabilities of the processed logits.
   const int32_t best = argmax_row(row, vocab);
   const float m = row[best];
-  // The normalizer is a pass of exponentials over the vocabulary: only log-probabilities need it
-  // (a 1.8 host's row wants them all). Greedy rows of requests without logprobs skip it: on a
-  // 152K vocabulary it was a third of a small model's CPU decode step (bench/NOTES.md v25).
+  // The normalizer is a pass of exponentials over the vocabulary that only log-probabilities need
+  // (a 1.8 host's row wants them all); rows of requests without logprobs skip it, so a greedy pick
+  // makes no such pass. On a 152K vocabulary it was a third of a small model's CPU decode step
+  // (bench/NOTES.md v25).
   const bool want = !SABLE_HAS(&r, want_logprob) || r.want_logprob != 0;
   const bool need_lse = want || r.top_logprobs_num > 0 || r.num_token_ids_logprob > 0;
   const float lse =

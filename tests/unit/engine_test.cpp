@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -169,15 +170,11 @@ TEST(Engine, DeltaUpdatesJoinToTheResult) {
       finished[i] += d.finished() ? 1 : 0;
     });
   }
-  for (auto& h : handles) {
-    while (true) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (finished[&h - handles.data()] != 0) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
+  auto all_finished = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::all_of(finished.begin(), finished.end(), [](int f) { return f != 0; });
+  };
+  while (!all_finished()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::lock_guard<std::mutex> lock(mu);
   for (size_t i = 0; i < inputs.size(); ++i) {
     EXPECT_EQ(joined[i].output_ids, whole[i].output_ids) << i;

@@ -44,6 +44,7 @@ typedef struct SableSamplingRow {
    * that a greedy pick does not need otherwise; nonzero = fill it. A row whose struct_size ends
    * before this field wants it (SABLE_HAS). */
   int32_t want_logprob;
+  /* end of ABI 1.9 - do not modify above */
 } SableSamplingRow;
 
 typedef struct SableSampleResult {
