@@ -1,6 +1,6 @@
-// Built-in CPU sampler (see sampler.h). The whole vocabulary is never sorted: top-k selects with
-// nth_element, top-p sorts only a head of candidates (grown 4x from 64) whose mass covers the
-// nucleus, and plain / min-p sampling walks the row in index order.
+// Built-in CPU sampler (see sampler.h). The whole vocabulary is never sorted: top-k and top-p cut
+// a prefix of the probability order by radix selection (top_cut.h), and the draw walks the kept
+// tokens in index order.
 #include "core/sampling/sampler.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sampling/top_cut.h"
 #include "core/util/lanes4.h"
 #include "sable/cpp/error.h"
 
@@ -140,11 +141,29 @@ int32_t argmax_row(const float* row, int64_t vocab) {
   return static_cast<int32_t>(best);
 }
 
-// Draws from softmax(row / T) restricted by top-k / top-p / min-p; m is the row's maximum.
-int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r, float m) {
+// The sum of n floats in double, four chains at a time.
+double sum_block(const float* p, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += p[i];
+    s1 += p[i + 1];
+    s2 += p[i + 2];
+    s3 += p[i + 3];
+  }
+  for (; i < n; ++i) s0 += p[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+// Draws from softmax(row / T) restricted by top-k / top-p / min-p; best is the row's argmax and m
+// its logit. The kept tokens (a prefix of the probability order, top_cut.h) are walked in index
+// order, as the CUDA sampler walks them: the same distribution as a walk in sorted order, without
+// the sort.
+int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r, int32_t best, float m) {
   const float inv_t = 1.0f / r.temperature;
   if (m == kNegInf) return 0;
-  std::vector<float> p(vocab);
+  thread_local std::vector<float> p;  // reused: a fresh 600 KB buffer a row was page faults
+  p.resize(static_cast<size_t>(vocab));
   // max prob -> 1; a masked (-inf) logit exactly 0
   int64_t i = 0;
   for (; i + 4 <= vocab; i += 4) {
@@ -154,73 +173,68 @@ int32_t draw(const float* row, int64_t vocab, const SableSamplingRow& r, float m
     std::memcpy(p.data() + i, &q, sizeof(q));
   }
   for (; i < vocab; ++i) p[i] = row[i] == kNegInf ? 0.0f : exp_nonpositive((row[i] - m) * inv_t);
-  const double u = seeded_uniform(r.seed, r.step);
-  const float min_keep = r.min_p > 0.0f ? r.min_p : 0.0f;  // relative to the max (1.0)
+  const std::span<const float> probs(p.data(), p.size());
   const bool use_top_k = r.top_k > 0 && r.top_k < vocab;
   const bool use_top_p = r.top_p < 1.0f;
-  if (!use_top_k && !use_top_p) {
-    double total = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      if (p[i] < min_keep) p[i] = 0;
-      total += p[i];
-    }
-    double target = u * total, acc = 0;
-    int64_t last = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      if (p[i] <= 0) continue;
-      acc += p[i];
-      last = i;
-      if (acc > target) return static_cast<int32_t>(i);
-    }
-    return static_cast<int32_t>(last);
-  }
-  // Candidates in descending probability (ties: lower index first).
-  std::vector<int32_t> idx(vocab);
-  std::iota(idx.begin(), idx.end(), 0);
-  auto better = [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
-  int64_t n = vocab;
-  if (use_top_k) {
-    n = r.top_k;
-    std::nth_element(idx.begin(), idx.begin() + (n - 1), idx.end(), better);
-  }
-  double top_total = 0;  // the probability mass top-p measures against
-  if (use_top_p) {
-    for (int64_t i = 0; i < n; ++i) top_total += p[idx[i]];
-    // Sort only as many candidates as the nucleus needs: the best `head` (selected in linear
-    // time, growing 4x) until their mass reaches top_p; the walk below then stops inside them.
-    const double limit = static_cast<double>(r.top_p) * top_total;
-    for (int64_t head = 64; head < n; head *= 4) {
-      std::nth_element(idx.begin(), idx.begin() + (head - 1), idx.begin() + n, better);
-      double mass = 0;
-      for (int64_t i = 0; i < head; ++i) mass += p[idx[i]];
-      if (mass > limit * (1.0 + 1e-9)) {  // margin: the sorted walk sums in another order
-        n = head;
-        break;
+  TopCut cut;  // keeps every token
+  const bool cut_active = use_top_k || use_top_p;
+  if (cut_active) {
+    thread_local std::vector<int32_t> top_k;  // the top-k tokens, when top-p cuts within them
+    top_k.clear();
+    if (use_top_k) {
+      cut = top_k_cut(probs, {}, r.top_k);
+      if (use_top_p) {
+        for (int64_t j = 0; j < vocab; ++j)
+          if (cut.keeps(p[j], static_cast<int32_t>(j))) top_k.push_back(static_cast<int32_t>(j));
       }
     }
-  }
-  std::sort(idx.begin(), idx.begin() + n, better);
-  if (use_top_p) {
-    const double total = top_total;
-    const double limit = static_cast<double>(r.top_p) * total;
-    double acc = 0;
-    int64_t keep = 0;
-    while (keep < n) {
-      acc += p[idx[keep]];
-      ++keep;
-      if (acc >= limit) break;
+    if (use_top_p) {
+      double top_total = 0;  // the probability mass top-p measures against
+      if (top_k.empty()) {
+        top_total = sum_block(p.data(), vocab);
+      } else {
+        for (const int32_t j : top_k) top_total += p[j];
+      }
+      cut = top_mass_cut(probs, top_k, static_cast<double>(r.top_p) * top_total);
     }
-    n = keep;
   }
-  while (n > 1 && p[idx[n - 1]] < min_keep) --n;  // min-p (the max always survives)
+  // The cuts zero what they drop, and the kept mass is summed by blocks for the draw below.
+  const float min_p = r.min_p > 0.0f ? r.min_p : 0.0f;  // relative to the max (1.0), which stays
+  const bool filter = cut_active || min_p > 0.0f;
+  constexpr int64_t kBlock = 1024;
+  thread_local std::vector<double> blocks;
+  blocks.clear();
   double total = 0;
-  for (int64_t i = 0; i < n; ++i) total += p[idx[i]];
-  double target = u * total, acc = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    acc += p[idx[i]];
-    if (acc > target) return idx[i];
+  for (int64_t b = 0; b < vocab; b += kBlock) {
+    const int64_t e = std::min(vocab, b + kBlock);
+    if (filter) {
+      for (int64_t j = b; j < e; ++j) {
+        const float v = p[j];
+        const bool keep = cut.keeps(v, static_cast<int32_t>(j)) && (v >= min_p || j == best);
+        p[j] = keep ? v : 0.0f;
+      }
+    }
+    blocks.push_back(sum_block(p.data() + b, e - b));
+    total += blocks.back();
   }
-  return idx[n - 1];
+  const double target = seeded_uniform(r.seed, r.step) * total;
+  double acc = 0;
+  int32_t last = best;
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    if (blocks[k] <= 0.0) continue;
+    const int64_t b = static_cast<int64_t>(k) * kBlock;
+    if (acc + blocks[k] <= target && k + 1 < blocks.size()) {
+      acc += blocks[k];
+      continue;
+    }
+    for (int64_t j = b; j < std::min(vocab, b + kBlock); ++j) {
+      if (p[j] <= 0.0f) continue;
+      acc += p[j];
+      last = static_cast<int32_t>(j);
+      if (acc > target) return last;
+    }
+  }
+  return last;  // rounding at the very end
 }
 
 void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampleResult& out) {
@@ -240,7 +254,7 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   auto logprob = [&](int64_t id) { return row[id] - lse; };
 
   const bool greedy = r.temperature <= 1e-6f || r.top_k == 1;
-  const int32_t token = greedy ? best : draw(row, vocab, r, m);
+  const int32_t token = greedy ? best : draw(row, vocab, r, best, m);
   out.token = token;
   out.logprob = want ? logprob(token) : 0.0f;
   if (r.top_logprobs_num > 0 && out.top_ids != nullptr && out.top_logprobs != nullptr) {

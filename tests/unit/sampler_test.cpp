@@ -320,50 +320,66 @@ TEST(SamplerPenalties, PromptTokensTakeOnlyTheRepetitionPenalty) {
 
 }  // namespace
 
-// Top-p over a large vocabulary sorts only a head of candidates; every draw must still equal the
-// draw of a full sort of the vocabulary (same seeded uniform, same walk).
-TEST(Sampler, TopPOverALargeVocabularyEqualsAFullSort) {
+// Top-k and top-p over a large vocabulary cut without a sort (top_cut.h) and walk the kept tokens
+// in index order: every draw must equal the draw over the prefix of a full sort of the
+// vocabulary (same seeded uniform), walked in index order. Coarse logits make many exact ties.
+TEST(Sampler, TopKAndTopPOverALargeVocabularyEqualAFullSort) {
   const int64_t vocab = 50000;
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
   std::vector<float> logits(static_cast<size_t>(vocab));
-  for (float& x : logits) x = normal(rng);
-  for (float top_p : {0.1f, 0.9f, 0.999f}) {
+  for (float& x : logits) x = std::round(normal(rng) * 8.0f) / 8.0f;
+  struct Case {
+    float top_p;
+    int32_t top_k;
+  };
+  for (const Case c : {Case{0.1f, -1}, Case{0.9f, -1}, Case{0.999f, -1}, Case{1.0f, 40},
+                       Case{1.0f, 7000}, Case{0.8f, 500}}) {
     SableSamplingRow r = row(0.7f);
-    r.top_p = top_p;
+    r.top_p = c.top_p;
+    r.top_k = c.top_k;
     Sampler sampler;
-    for (uint64_t step = 0; step < 40; ++step) {
-      r.step = step;
-      // The reference: probabilities, the mass in index order, the whole vocabulary sorted.
-      const float inv_t = 1.0f / r.temperature;
-      const float m = *std::max_element(logits.begin(), logits.end());
-      std::vector<float> p(logits.size());
-      double total = 0;
-      for (size_t i = 0; i < p.size(); ++i) total += p[i] = std::exp((logits[i] - m) * inv_t);
-      std::vector<int32_t> idx(p.size());
-      std::iota(idx.begin(), idx.end(), 0);
-      std::sort(idx.begin(), idx.end(),
-                [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-      const double limit = static_cast<double>(top_p) * total;
+    // The reference: probabilities, the whole vocabulary sorted, top-k's prefix, then top-p's
+    // shortest prefix of it whose mass reaches top_p of the prefix's mass.
+    const float inv_t = 1.0f / r.temperature;
+    const float m = *std::max_element(logits.begin(), logits.end());
+    std::vector<float> p(logits.size());
+    for (size_t i = 0; i < p.size(); ++i) p[i] = std::exp((logits[i] - m) * inv_t);
+    std::vector<int32_t> idx(p.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(),
+              [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    size_t keep = c.top_k > 0 ? static_cast<size_t>(c.top_k) : idx.size();
+    double total = 0;
+    for (size_t i = 0; i < keep; ++i) total += p[idx[i]];
+    if (c.top_p < 1.0f) {
+      const double limit = static_cast<double>(c.top_p) * total;
       double acc = 0;
-      size_t keep = 0;
-      while (keep < idx.size()) {
-        acc += p[idx[keep++]];
+      size_t n = 0;
+      while (n < keep) {
+        acc += p[idx[n++]];
         if (acc >= limit) break;
       }
-      double kept = 0;
-      for (size_t i = 0; i < keep; ++i) kept += p[idx[i]];
-      const double target = sable::sampling::seeded_uniform(r.seed, r.step) * kept;
-      int32_t want = idx[keep - 1];
-      acc = 0;
-      for (size_t i = 0; i < keep; ++i) {
-        acc += p[idx[i]];
+      keep = n;
+    }
+    std::vector<int32_t> kept(idx.begin(), idx.begin() + static_cast<int64_t>(keep));
+    std::sort(kept.begin(), kept.end());
+    double kept_mass = 0;
+    for (int32_t i : kept) kept_mass += p[i];
+    for (uint64_t step = 0; step < 40; ++step) {
+      r.step = step;
+      const double target = sable::sampling::seeded_uniform(r.seed, r.step) * kept_mass;
+      int32_t want = kept.back();
+      double acc = 0;
+      for (int32_t i : kept) {
+        acc += p[i];
         if (acc > target) {
-          want = idx[i];
+          want = i;
           break;
         }
       }
-      EXPECT_EQ(sample_one(sampler, logits, r), want) << "top_p " << top_p << " step " << step;
+      EXPECT_EQ(sample_one(sampler, logits, r), want)
+          << "top_p " << c.top_p << " top_k " << c.top_k << " step " << step;
     }
   }
 }
