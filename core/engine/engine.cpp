@@ -17,6 +17,7 @@
 #include "core/gguf/gguf_model.h"
 #include "core/gguf/gguf_tokenizer.h"
 #include "core/hf_config/hf_config.h"
+#include "core/ops/cpu/thread_pool.h"
 #include "core/runner/model_runner.h"
 
 #ifdef SABLE_HAVE_CUDA
@@ -106,6 +107,10 @@ void RunnerBackend::sample_on_device(std::span<const int64_t> row_index,
   }
 #endif
   ModelBackend::sample_on_device(row_index, rows, results);
+}
+
+void RunnerBackend::parallel_rows(int64_t n, const std::function<void(int64_t)>& fn) {
+  ops::cpu::parallel_rows(n, true, fn);
 }
 
 std::string EngineCore::fresh_rid() {

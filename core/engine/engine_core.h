@@ -34,6 +34,8 @@ class RunnerBackend : public scheduler::ModelBackend {
   bool forward_returns_at_launch(std::span<const Sequence> seqs) const override;
   void sample_on_device(std::span<const int64_t> row_index, std::span<const SableSamplingRow> rows,
                         std::span<SableSampleResult> results) override;
+  // Over the CPU ops' thread pool (--cpu-threads), idle between forwards.
+  void parallel_rows(int64_t n, const std::function<void(int64_t)>& fn) override;
   runner::ModelRunner& runner() { return *runner_; }
   // The LoRA manager whose adapters the sequences' lora_id name (nullptr: LoRA off).
   void set_lora(lora::LoraManager* lora) { lora_ = lora; }

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -20,6 +22,7 @@ namespace sable::sampling {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kParallelMinVocab = 16384;  // smaller rows are sampled on the calling thread
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -30,9 +33,7 @@ uint64_t splitmix64(uint64_t x) {
 
 void apply_bias_and_penalties(float* row, int64_t vocab, const SableSamplingRow& r) {
   for (int32_t i = 0; i < r.num_logit_bias; ++i) {
-    const int32_t id = r.logit_bias_ids[i];
-    if (id < 0 || id >= vocab) throw std::invalid_argument("logit_bias id out of range");
-    row[id] += r.logit_bias_values[i];
+    row[r.logit_bias_ids[i]] += r.logit_bias_values[i];  // ids checked by sample_rows
   }
   const bool penalties = r.repetition_penalty != 1.0f || r.frequency_penalty != 0.0f ||
                          r.presence_penalty != 0.0f;
@@ -320,15 +321,37 @@ double seeded_uniform(uint64_t seed, uint64_t step) {
 }
 
 void sample_rows(float* logits, int64_t num_rows, int64_t vocab, const SableSamplingRow* rows,
-                 SableSampleResult* results) {
+                 SableSampleResult* results, const ParallelRows& parallel) {
   if (vocab <= 0) throw std::invalid_argument("sampler: empty vocabulary");
-  for (int64_t b = 0; b < num_rows; ++b) {
+  for (int64_t b = 0; b < num_rows; ++b) {  // every row checked before any is sampled
     const SableSamplingRow& r = rows[b];
     if (!(r.top_p > 0.0f && r.top_p <= 1.0f)) throw std::invalid_argument("sampler: top_p out of range");
     if (r.top_k == 0 || r.top_k < -1) throw std::invalid_argument("sampler: top_k must be -1 or >= 1");
     if (!(r.temperature >= 0.0f)) throw std::invalid_argument("sampler: negative temperature");
-    sample_row(logits + b * vocab, vocab, r, results[b]);
+    for (int32_t i = 0; i < r.num_logit_bias; ++i) {
+      if (r.logit_bias_ids[i] < 0 || r.logit_bias_ids[i] >= vocab) {
+        throw std::invalid_argument("logit_bias id out of range");
+      }
+    }
   }
+  // Rows are independent (each draws from its own (seed, step)), so threads change no result.
+  // A row of a large vocabulary is tens of microseconds to a millisecond (top-p), worth a wake-up.
+  if (!parallel || num_rows < 2 || vocab < kParallelMinVocab) {
+    for (int64_t b = 0; b < num_rows; ++b)
+      sample_row(logits + b * vocab, vocab, rows[b], results[b]);
+    return;
+  }
+  std::mutex failure_mutex;
+  std::exception_ptr failure;  // the first row that failed (allocation): rethrown here
+  parallel(num_rows, [&](int64_t b) {
+    try {
+      sample_row(logits + b * vocab, vocab, rows[b], results[b]);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  });
+  if (failure) std::rethrow_exception(failure);
 }
 
 const SableSamplerApi* builtin_sampler_api() { return &kBuiltinApi; }
@@ -345,11 +368,13 @@ Sampler::~Sampler() {
 }
 
 void Sampler::sample(float* logits, int64_t vocab, std::span<const SableSamplingRow> rows,
-                     std::span<SableSampleResult> results, SableOpsContext* ctx) {
+                     std::span<SableSampleResult> results, SableOpsContext* ctx,
+                     const ParallelRows& parallel) {
   if (rows.size() != results.size()) throw std::invalid_argument("sampler: rows/results size");
   if (rows.empty()) return;
   if (api_ == builtin_sampler_api()) {  // direct call keeps the exception's message
-    sample_rows(logits, static_cast<int64_t>(rows.size()), vocab, rows.data(), results.data());
+    sample_rows(logits, static_cast<int64_t>(rows.size()), vocab, rows.data(), results.data(),
+                parallel);
     return;
   }
   const int64_t shape[2] = {static_cast<int64_t>(rows.size()), vocab};

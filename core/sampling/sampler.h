@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "sable/sampler.h"
@@ -18,10 +19,16 @@ namespace sable::sampling {
 // Deterministic uniform double in [0, 1) for draw number `step` of the stream `seed`.
 double seeded_uniform(uint64_t seed, uint64_t step);
 
+// Runs fn(i) for every i in [0, n), possibly on several threads, and returns when all have run
+// (the CPU ops' thread pool, handed down by the model backend). fn does not throw.
+using ParallelRows = std::function<void(int64_t n, const std::function<void(int64_t)>& fn)>;
+
 // Samples every row of `logits` [num_rows, vocab] (host memory, modified in place).
-// rows/results: [num_rows]. Throws std::invalid_argument on malformed rows.
+// rows/results: [num_rows]. Throws std::invalid_argument on malformed rows, before any row is
+// sampled. With `parallel`, rows of a large vocabulary are sampled over its threads (the same
+// results: each row draws from its own seed and step).
 void sample_rows(float* logits, int64_t num_rows, int64_t vocab, const SableSamplingRow* rows,
-                 SableSampleResult* results);
+                 SableSampleResult* results, const ParallelRows& parallel = {});
 
 // The first index of the largest value (ties: the earliest; NaNs never win; 0 when no value is
 // above -inf). `row` must not be empty. Sixteen lanes at a time: greedy decoding over a large
@@ -41,8 +48,10 @@ class Sampler {
   Sampler& operator=(const Sampler&) = delete;
 
   // logits [rows.size(), vocab] F32 on the host. Throws std::runtime_error when the sampler fails.
+  // `parallel` spreads the built-in sampler's rows over threads (a plugin's table gets them all).
   void sample(float* logits, int64_t vocab, std::span<const SableSamplingRow> rows,
-              std::span<SableSampleResult> results, SableOpsContext* ctx = nullptr);
+              std::span<SableSampleResult> results, SableOpsContext* ctx = nullptr,
+              const ParallelRows& parallel = {});
 
  private:
   const SableSamplerApi* api_;

@@ -68,6 +68,12 @@ class ModelBackend {
     (void)seqs;
     return false;
   }
+  // Runs fn(i) for every i in [0, n) on the host threads the backend computes with (the CPU ops'
+  // thread pool), returning when all have run; the default runs them in order on the calling
+  // thread. The scheduler samples host logits' rows with it. fn does not throw.
+  virtual void parallel_rows(int64_t n, const std::function<void(int64_t)>& fn) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
   // Samples rows `row_index` of the last forward's device logits (only called when that forward
   // returned on_device). rows/results: one per sampled row. Throws on failure.
   virtual void sample_on_device(std::span<const int64_t> row_index,

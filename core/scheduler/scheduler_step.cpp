@@ -385,7 +385,10 @@ void Scheduler::Impl::step() {
   if (out.on_device) {
     if (B > 0) backend.sample_on_device(row_index, rows, results);
   } else {
-    sampler.sample(in_place ? out.data.data() : logits.data(), vocab, rows, results);
+    sampler.sample(in_place ? out.data.data() : logits.data(), vocab, rows, results, nullptr,
+                   [this](int64_t n, const std::function<void(int64_t)>& fn) {
+                     backend.parallel_rows(n, fn);
+                   });
   }
   model_seconds +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sample_start).count();

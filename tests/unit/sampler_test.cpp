@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 using sable::sampling::Sampler;
@@ -418,4 +421,57 @@ TEST(Sampler, LogprobsOverALargeVocabularyMatchDoublePrecision) {
       for (int k = 0; k < 3; ++k) EXPECT_NEAR(top_lp[k], double(logits[top_ids[k]]) - lse, 2e-5);
     }
   }
+}
+
+// Rows sampled over threads (the scheduler hands the CPU pool down) give exactly the tokens and
+// log-probabilities of one thread, whatever order the rows run in; a malformed row is refused
+// before any row is sampled, so no thread meets it.
+TEST(Sampler, RowsOverThreadsEqualOneThread) {
+  const int64_t vocab = 20000, rows = 24;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> logits(static_cast<size_t>(vocab * rows));
+  for (float& x : logits) x = normal(rng);
+  std::vector<SableSamplingRow> rs(rows);
+  for (int64_t b = 0; b < rows; ++b) {
+    rs[b] = row(b % 4 == 0 ? 0.0f : 0.6f + 0.05f * static_cast<float>(b));
+    rs[b].top_p = b % 3 == 0 ? 0.9f : 1.0f;
+    rs[b].top_k = b % 5 == 0 ? 40 : -1;
+    rs[b].seed = 100 + static_cast<uint64_t>(b);
+    rs[b].step = static_cast<uint64_t>(b);
+  }
+  auto run = [&](const sable::sampling::ParallelRows& parallel) {
+    std::vector<float> copy = logits;
+    std::vector<SableSampleResult> res(rows, result());
+    sable::sampling::sample_rows(copy.data(), rows, vocab, rs.data(), res.data(), parallel);
+    return res;
+  };
+  const auto serial = run({});
+  int calls = 0;
+  const auto threaded = run([&](int64_t n, const std::function<void(int64_t)>& fn) {
+    ++calls;
+    std::vector<std::thread> team;
+    for (int64_t i = n - 1; i >= 0; --i) team.emplace_back([&fn, i] { fn(i); });
+    for (auto& t : team) t.join();
+  });
+  EXPECT_EQ(calls, 1);
+  for (int64_t b = 0; b < rows; ++b) {
+    EXPECT_EQ(threaded[b].token, serial[b].token) << "row " << b;
+    EXPECT_EQ(threaded[b].logprob, serial[b].logprob) << "row " << b;
+  }
+
+  const int32_t bad_id = static_cast<int32_t>(vocab);
+  const float bias = 1.0f;
+  rs[rows - 1].num_logit_bias = 1;
+  rs[rows - 1].logit_bias_ids = &bad_id;
+  rs[rows - 1].logit_bias_values = &bias;
+  std::vector<float> copy = logits;
+  std::vector<SableSampleResult> res(rows, result());
+  EXPECT_THROW(sable::sampling::sample_rows(copy.data(), rows, vocab, rs.data(), res.data(),
+                                            [](int64_t, const std::function<void(int64_t)>&) {
+                                              ADD_FAILURE()
+                                                  << "a malformed batch reached the threads";
+                                            }),
+               std::invalid_argument);
+  EXPECT_EQ(copy, logits);  // untouched: no row was sampled
 }
