@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sampling/row_logprobs.h"
 #include "core/sampling/top_cut.h"
 #include "core/util/lanes4.h"
 #include "sable/cpp/error.h"
@@ -78,26 +79,6 @@ float exp_nonpositive(float x) {
   F4 v{};
   v[0] = x;
   return exp_nonpositive(v)[0];
-}
-
-// sum_i exp(row[i] - m) for a row whose maximum is m (finite): float lanes over blocks short
-// enough that their rounding stays near 1e-7 relative, blocks summed in double.
-double sum_exp(const float* row, int64_t vocab, float m) {
-  constexpr int64_t kBlock = 512;
-  double total = 0;
-  for (int64_t b = 0; b < vocab; b += kBlock) {
-    const int64_t e = std::min(vocab, b + kBlock);
-    F4 lanes0{}, lanes1{};  // two chains, so consecutive polynomials overlap
-    int64_t i = b;
-    for (; i + 8 <= e; i += 8) {
-      lanes0 += exp_nonpositive(load4(row + i) - m);
-      lanes1 += exp_nonpositive(load4(row + i + 4) - m);
-    }
-    const F4 lanes = lanes0 + lanes1;
-    for (int k = 0; k < 4; ++k) total += lanes[k];
-    for (; i < e; ++i) total += exp_nonpositive(row[i] - m);
-  }
-  return total;
 }
 
 // The first index of the largest logit, in 16 lanes (four independent chains of four: one chain
@@ -251,7 +232,7 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   const bool want = !SABLE_HAS(&r, want_logprob) || r.want_logprob != 0;
   const bool need_lse = want || r.top_logprobs_num > 0 || r.num_token_ids_logprob > 0;
   const float lse =
-      m == kNegInf || !need_lse ? 0.0f : m + static_cast<float>(std::log(sum_exp(row, vocab, m)));
+      m == kNegInf || !need_lse ? 0.0f : log_sum_exp({row, static_cast<size_t>(vocab)}, m);
   auto logprob = [&](int64_t id) { return row[id] - lse; };
 
   const bool greedy = r.temperature <= 1e-6f || r.top_k == 1;
@@ -260,15 +241,8 @@ void sample_row(float* row, int64_t vocab, const SableSamplingRow& r, SableSampl
   out.logprob = want ? logprob(token) : 0.0f;
   if (r.top_logprobs_num > 0 && out.top_ids != nullptr && out.top_logprobs != nullptr) {
     const int64_t n = std::min<int64_t>(r.top_logprobs_num, vocab);
-    std::vector<int32_t> idx(vocab);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
-      return row[a] > row[b] || (row[a] == row[b] && a < b);
-    });
-    for (int64_t i = 0; i < n; ++i) {
-      out.top_ids[i] = idx[i];
-      out.top_logprobs[i] = logprob(idx[i]);
-    }
+    top_indices({row, static_cast<size_t>(vocab)}, {out.top_ids, static_cast<size_t>(n)});
+    for (int64_t i = 0; i < n; ++i) out.top_logprobs[i] = logprob(out.top_ids[i]);
   }
   if (r.num_token_ids_logprob > 0 && out.ids_logprobs != nullptr) {
     for (int32_t i = 0; i < r.num_token_ids_logprob; ++i) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/sampling/row_logprobs.h"
 #include "core/scheduler/scheduler_impl.h"
 #include "core/util/log.h"
 
@@ -21,28 +22,19 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // scheduler thread a few of them.
 constexpr size_t kGrammarRowsPerThread = 8;
 
-// log-softmax normaliser of one row.
-float log_sum_exp(const float* row, int32_t vocab) {
-  float m = row[0];
-  for (int32_t i = 1; i < vocab; ++i) m = std::max(m, row[i]);
-  double s = 0;
-  for (int32_t i = 0; i < vocab; ++i) s += std::exp(static_cast<double>(row[i] - m));
-  return m + static_cast<float>(std::log(s));
-}
-
+// A prompt position's log-probabilities: the sampler's normalizer and top-n (row_logprobs.h), not a
+// double exp and a partial sort of the vocabulary per position (a long prompt's rows each cost
+// that on the scheduler thread).
 PositionLogprobs position_logprobs(const float* row, int32_t vocab, int32_t token,
                                    const LogprobOptions& o) {
-  const float lse = log_sum_exp(row, vocab);
+  const std::span<const float> values(row, static_cast<size_t>(vocab));
+  const float lse = sampling::log_sum_exp(values, row[sampling::argmax(values)]);
   PositionLogprobs p;
   p.chosen = {row[token] - lse, token};
   if (o.top_logprobs_num > 0) {
-    std::vector<int32_t> idx(vocab);
-    for (int32_t i = 0; i < vocab; ++i) idx[i] = i;
-    const int32_t n = std::min(o.top_logprobs_num, vocab);
-    std::partial_sort(idx.begin(), idx.begin() + n, idx.end(), [&](int32_t a, int32_t b) {
-      return row[a] > row[b] || (row[a] == row[b] && a < b);
-    });
-    for (int32_t i = 0; i < n; ++i) p.top.push_back({row[idx[i]] - lse, idx[i]});
+    std::vector<int32_t> top(static_cast<size_t>(std::min(o.top_logprobs_num, vocab)));
+    sampling::top_indices(values, top);
+    for (const int32_t id : top) p.top.push_back({row[id] - lse, id});
   }
   for (int32_t id : o.token_ids_logprob) {
     p.token_ids.push_back({(id >= 0 && id < vocab) ? row[id] - lse : kNegInf, id});
