@@ -137,7 +137,9 @@ def test_tokenizer_access(engine):
         tok.decode([10**8])
 
 
-def test_expert_distribution_record():
+def test_expert_distribution_record(tmp_path, monkeypatch):
+    # The dump is also written as CSV, under the recorder directory (not /tmp: every run left one).
+    monkeypatch.setenv("SABLE_EXPERT_DISTRIBUTION_RECORDER_DIR", str(tmp_path))
     # The MoE checkpoint has no tokenizer of its own (as in the e2e suite).
     with sable.Engine(model_path=os.path.join(MODELS, "qwen2_moe"),
                       tokenizer_path=os.path.join(MODELS, "..", "tokenizers", "qwen3"),
@@ -148,6 +150,7 @@ def test_expert_distribution_record():
         llm.stop_expert_distribution_record()
         dump = llm.dump_expert_distribution_record()
         assert dump["total"] > 0 and dump["layers"] > 0 and dump["experts"] > 0
+        assert os.path.dirname(dump["path"]) == str(tmp_path) and os.path.isfile(dump["path"])
 
 
 def test_lora_adapters_in_the_engine_and_in_lang():
