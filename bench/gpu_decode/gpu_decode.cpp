@@ -85,13 +85,26 @@ int main(int argc, char** argv) {
   }
   sable::sampling::CudaSampler sampler;
   std::vector<SableSamplingRow> rows(batch);
-  for (auto& r : rows) {
+  // Greedy unless SABLE_BENCH_SAMPLING="temperature/top_p/top_k" (e.g. "0.8/0.9/-1"): the step
+  // then includes the device sampler's cuts (compare the two for the sampler's cost).
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = -1;
+  if (const char* s = std::getenv("SABLE_BENCH_SAMPLING"); s && *s) {
+    std::string spec(s);
+    std::replace(spec.begin(), spec.end(), '/', ' ');
+    std::istringstream in(spec);
+    in >> temperature >> top_p >> top_k;
+    std::printf("sampling: temperature %.2f top_p %.2f top_k %d\n", temperature, top_p, top_k);
+  }
+  for (size_t b = 0; b < rows.size(); ++b) {
+    SableSamplingRow& r = rows[b];
     r = SableSamplingRow{};
     r.struct_size = sizeof(r);
-    r.temperature = 0.0f;
-    r.top_p = 1.0f;
-    r.top_k = -1;
+    r.temperature = temperature;
+    r.top_p = top_p;
+    r.top_k = top_k;
     r.repetition_penalty = 1.0f;
+    r.seed = 1 + b;
   }
   std::vector<SableSampleResult> res(batch);
   auto step = [&](int pos) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "core/sampling/cuda/radix_cut.cuh"
 #include "core/sampling/cuda/sample_kernel.h"
 #include "sable/cuda/launch.cuh"
 
@@ -156,7 +157,7 @@ __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
                   const float* bias_vals, const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets) {
+                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets, int radix_cuts) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   __shared__ float shv[32];
@@ -234,40 +235,71 @@ __global__ void __launch_bounds__(kThreads)
 
   int token = mi == INT_MAX ? 0 : mi;
   const bool greedy = greedy_row || mx == -INFINITY;
+  __shared__ radix::Shared rsh;  // the radix cuts' histograms (~25 KB)
   if (!greedy) {
     // q_i = exp((l_i - max) / T) in (0, 1]; the candidate set is cut by thresholds on q.
     const float inv_t = 1.0f / p.temperature;
     auto q = [&](int64_t i) { return __expf((row[i] - mx) * inv_t); };
     float lo = 0.0f;  // candidates: q >= lo
-    if (p.top_k > 0 && p.top_k < vocab) {
-      float a = 0.0f, b = 1.0f;  // largest x with count(q >= x) >= k
-      for (int it = 0; it < 30; ++it) {
-        const float x = 0.5f * (a + b);
-        float c = 0.0f;
-        for (int64_t i = tid; i < vocab; i += kThreads) c += q(i) >= x ? 1.0f : 0.0f;
-        if (block_reduce_sum(c, shv) >= p.top_k) a = x; else b = x;
+    radix::Cut cut;   // ... and kept by the radix cut (SABLE_SAMPLE_RADIX=1; else keeps all)
+    const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
+    if (radix_cuts && (use_top_k || p.top_p < 1.0f)) {
+      if (use_top_k) {
+        cut = radix::cut_prefix<kThreads, false>(q, vocab, radix::Cut{},
+                                                 static_cast<unsigned long long>(p.top_k), rsh);
       }
-      lo = a;
-    }
-    if (p.top_p < 1.0f) {
-      float tot = 0.0f;
-      for (int64_t i = tid; i < vocab; i += kThreads) { const float v = q(i); tot += v >= lo ? v : 0.0f; }
-      tot = block_reduce_sum(tot, shv);
-      float a = lo, b = 1.0f;  // largest x with mass(q >= x) >= top_p * total
-      for (int it = 0; it < 30; ++it) {
-        const float x = 0.5f * (a + b);
-        float m = 0.0f;
-        for (int64_t i = tid; i < vocab; i += kThreads) { const float v = q(i); m += v >= x ? v : 0.0f; }
-        if (block_reduce_sum(m, shv) >= p.top_p * tot) a = x; else b = x;
+      if (p.top_p < 1.0f) {
+        const unsigned long long total = radix::kept_mass<kThreads>(q, vocab, cut, rsh);
+        const double want = ceil(static_cast<double>(p.top_p) * static_cast<double>(total));
+        const unsigned long long need = want < 1.0 ? 1ull : static_cast<unsigned long long>(want);
+        cut = radix::cut_prefix<kThreads, true>(q, vocab, cut, need, rsh);
       }
-      lo = a;
+    } else {
+      if (p.top_k > 0 && p.top_k < vocab) {
+        float a = 0.0f, b = 1.0f;  // largest x with count(q >= x) >= k
+        for (int it = 0; it < 30; ++it) {
+          const float x = 0.5f * (a + b);
+          float c = 0.0f;
+          for (int64_t i = tid; i < vocab; i += kThreads) c += q(i) >= x ? 1.0f : 0.0f;
+          if (block_reduce_sum(c, shv) >= p.top_k)
+            a = x;
+          else
+            b = x;
+        }
+        lo = a;
+      }
+      if (p.top_p < 1.0f) {
+        float tot = 0.0f;
+        for (int64_t i = tid; i < vocab; i += kThreads) {
+          const float v = q(i);
+          tot += v >= lo ? v : 0.0f;
+        }
+        tot = block_reduce_sum(tot, shv);
+        float a = lo, b = 1.0f;  // largest x with mass(q >= x) >= top_p * total
+        for (int it = 0; it < 30; ++it) {
+          const float x = 0.5f * (a + b);
+          float m = 0.0f;
+          for (int64_t i = tid; i < vocab; i += kThreads) {
+            const float v = q(i);
+            m += v >= x ? v : 0.0f;
+          }
+          if (block_reduce_sum(m, shv) >= p.top_p * tot)
+            a = x;
+          else
+            b = x;
+        }
+        lo = a;
+      }
     }
     lo = fmaxf(lo, p.min_p);  // min-p relative to the max (q_max = 1)
     // Inverse CDF in index order: each thread owns a contiguous chunk.
     const int64_t chunk = (vocab + kThreads - 1) / kThreads;
     const int64_t b0 = tid * chunk, b1 = min(vocab, b0 + chunk);
     float local = 0.0f;
-    for (int64_t i = b0; i < b1; ++i) { const float v = q(i); local += v >= lo ? v : 0.0f; }
+    for (int64_t i = b0; i < b1; ++i) {
+      const float v = q(i);
+      local += v >= lo && cut.keeps(v, static_cast<int>(i)) ? v : 0.0f;
+    }
     __shared__ float prefix[kThreads];
     prefix[tid] = local;
     __syncthreads();
@@ -288,7 +320,7 @@ __global__ void __launch_bounds__(kThreads)
       int pick = -1;
       for (int64_t i = b0; i < b1; ++i) {
         const float v = q(i);
-        if (v < lo) continue;
+        if (v < lo || !cut.keeps(v, static_cast<int>(i))) continue;
         pick = static_cast<int>(i);
         acc += v;
         if (acc > target) break;
@@ -342,11 +374,17 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
                           SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
                           void* stream) {
+  // SABLE_SAMPLE_RADIX=1: top-k / top-p cut by radix selection (radix_cut.cuh) instead of 30
+  // bisection passes each (an A/B switch until it is measured on a GPU).
+  static const int radix_cuts = [] {
+    const char* v = std::getenv("SABLE_SAMPLE_RADIX");
+    return v != nullptr && std::atoi(v) != 0 ? 1 : 0;
+  }();
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
-  sable::cuda::launch(sample_kernel,
-                      dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
-                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok,
-                      pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out, parts, tickets);
+  sable::cuda::launch(
+      sample_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
+      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids,
+      bias_vals, masks, ids, ids_lp, out, parts, tickets, radix_cuts);
 }
 
 }  // namespace sable::sampling
