@@ -3,11 +3,13 @@
 // startup and the end of a run only.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 
 namespace sable::cli {
@@ -43,6 +45,19 @@ inline void append_result(const std::string& path, const std::string& json_line)
   const std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
   std::ofstream(p, std::ios::app) << json_line << "\n";
+}
+
+// --extra-request-body, as SGLang's benchmarks take it: a JSON object (bench serving merges it into
+// every request's payload, bench offline into every request's sampling parameters). Empty: {}.
+inline nlohmann::json parse_extra_request_body(const std::string& text) {
+  if (text.empty()) return nlohmann::json::object();
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) {
+    throw std::invalid_argument(fmt::format(
+        "--extra-request-body must be a JSON object, e.g. '{{\"temperature\": 0.8}}'; got: {}",
+        text));
+  }
+  return j;
 }
 
 }  // namespace sable::cli

@@ -32,6 +32,9 @@ class BenchOfflineCommand : public Command {
     add_dataset_options(a, dataset_);
     a.add_flag("--disable-ignore-eos", disable_ignore_eos_, "Stop at EOS instead of ignoring it");
     a.add_flag("--skip-warmup", skip_warmup_, "No warm-up batch before the timed one");
+    a.add_option("--extra-request-body", extra_request_body_,
+                 "JSON object merged into every request's sampling parameters, as SGLang's "
+                 "(e.g. '{\"temperature\": 0.8, \"top_p\": 0.95}')");
     a.add_option("--result-file", result_file_, "JSONL file the result line is appended to")
         ->capture_default_str();
     a.add_option("--tag", tag_, "Free text stored with the result (machine, model name)");
@@ -55,6 +58,11 @@ class BenchOfflineCommand : public Command {
     config.device = resolve_device(config.device);
     apply_old_spellings();
     dataset_.validate();  // before the model loads: a bad option fails at once
+    // SGLang's parameters: greedy, EOS as --disable-ignore-eos says, then --extra-request-body.
+    const nlohmann::json extra = parse_extra_request_body(extra_request_body_);
+    nlohmann::json sampling = {{"temperature", 0}, {"ignore_eos", !disable_ignore_eos_}};
+    sampling.update(extra);
+    const sampling::SamplingParams params = sampling::SamplingParams::from_json(sampling);
     engine::Engine engine(config);
     BenchRandom rng(dataset_.seed);
     std::vector<BenchRequest> requests = sample_requests(dataset_, engine.tokenizer(), rng);
@@ -62,9 +70,6 @@ class BenchOfflineCommand : public Command {
     const DatasetTotals totals = dataset_totals(requests);
     fmt::print("#Input tokens: {}\n#Output tokens: {}\n", totals.input_tokens, totals.output_tokens);
 
-    sampling::SamplingParams params;
-    params.temperature = 0;
-    params.ignore_eos = !disable_ignore_eos_;
     if (!skip_warmup_) warm_up(engine, params, static_cast<int32_t>(requests.size()));
     std::vector<engine::GenerateInput> inputs;
     for (auto& r : requests) {
@@ -72,7 +77,7 @@ class BenchOfflineCommand : public Command {
       if (dataset_.tokenize_prompt) in.input_ids = std::move(r.ids);
       else in.text = std::move(r.text);
       in.params = params;
-      in.params.max_new_tokens = r.output_len;
+      if (!extra.contains("max_new_tokens")) in.params.max_new_tokens = r.output_len;  // as SGLang
       inputs.push_back(std::move(in));
     }
     const auto before = engine.stats();
@@ -118,34 +123,35 @@ class BenchOfflineCommand : public Command {
     print_summary_line("  model forward + sampling (us):", model_us);
     print_summary_line("  host work the device waits (us):", step_us - model_us);
     fmt::print("{}\n", std::string(50, '='));
-    nlohmann::json j = {
-        {"bench", "offline_throughput"},
-        {"backend", "engine"},
-        {"model_path", config.served_model_name},
-        {"device", config.device},
-        {"dataset", dataset_.to_json()},
-        {"ignore_eos", params.ignore_eos},
-        {"successful_requests", n},
-        {"total_latency", seconds},
-        {"total_input_tokens", totals.input_tokens},
-        {"total_output_tokens", output_tokens},
-        {"request_throughput", n / seconds},
-        {"input_throughput", totals.input_tokens / seconds},
-        {"output_throughput", output_tokens / seconds},
-        {"total_throughput", (totals.input_tokens + output_tokens) / seconds},
-        {"engine_prompt_tokens", prompt_tokens},
-        {"cached_tokens", cached},
-        {"max_batch_size", stats.max_batch_size},
-        {"step_time_us", step_us},
-        {"model_time_us", model_us},
-        {"host_time_us", step_us - model_us},
-        {"num_retractions", stats.num_retractions},
-        {"max_total_tokens", engine.max_total_tokens()},
-        {"chunked_prefill_size", config.chunked_prefill_size},
-        {"disable_radix_cache", config.disable_radix_cache},
-        {"tag", tag_},
-        {"timestamp", std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count()}};
+    nlohmann::json j = {{"bench", "offline_throughput"},
+                        {"backend", "engine"},
+                        {"model_path", config.served_model_name},
+                        {"device", config.device},
+                        {"dataset", dataset_.to_json()},
+                        {"ignore_eos", params.ignore_eos},
+                        {"extra_request_body", extra},
+                        {"successful_requests", n},
+                        {"total_latency", seconds},
+                        {"total_input_tokens", totals.input_tokens},
+                        {"total_output_tokens", output_tokens},
+                        {"request_throughput", n / seconds},
+                        {"input_throughput", totals.input_tokens / seconds},
+                        {"output_throughput", output_tokens / seconds},
+                        {"total_throughput", (totals.input_tokens + output_tokens) / seconds},
+                        {"engine_prompt_tokens", prompt_tokens},
+                        {"cached_tokens", cached},
+                        {"max_batch_size", stats.max_batch_size},
+                        {"step_time_us", step_us},
+                        {"model_time_us", model_us},
+                        {"host_time_us", step_us - model_us},
+                        {"num_retractions", stats.num_retractions},
+                        {"max_total_tokens", engine.max_total_tokens()},
+                        {"chunked_prefill_size", config.chunked_prefill_size},
+                        {"disable_radix_cache", config.disable_radix_cache},
+                        {"tag", tag_},
+                        {"timestamp", std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count()}};
     if (!result_file_.empty()) {
       append_result(result_file_, j.dump());
       fmt::print("result appended to {}\n", result_file_);
@@ -154,6 +160,8 @@ class BenchOfflineCommand : public Command {
   }
 
  private:
+  std::string extra_request_body_;
+
   // The old flags as the dataset options they stand for; prints the new spelling.
   void apply_old_spellings() {
     const bool legacy = legacy_input_len_ > 0 || legacy_output_len_ > 0 || legacy_shared_prefix_ > 0;

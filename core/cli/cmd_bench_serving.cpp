@@ -85,12 +85,17 @@ class BenchServingCommand : public Command {
     a.add_option("--lora-name", lora_names_,
                  "LoRA adapters the requests use, in turn by send order (sglang: lora_path; "
                  "openai: model)");
+    a.add_option(
+        "--extra-request-body", extra_request_body_,
+        "JSON object merged into every request's payload, as SGLang's (sglang backend: "
+        "'{\"sampling_params\": {...}}' replaces the parameters; openai: top-level fields)");
     a.add_option("--output-file", output_file_, "Append the summary as one JSON line here");
     a.add_option("--tag", tag_, "Free text stored with the summary");
   }
 
   int run() override {
     dataset_.validate();
+    extra_ = parse_extra_request_body(extra_request_body_);
     httplib::Client probe(base_url_);
     probe.set_connection_timeout(5);
     if (auto r = probe.Get("/health"); !r || r->status != 200) {
@@ -189,6 +194,7 @@ class BenchServingCommand : public Command {
       else body["prompt"] = request.ids;
       if (!lora.empty()) body["model"] = lora;
     }
+    body.update(extra_);  // SGLang: {**payload, **extra_request_body}
     httplib::Client client(base_url_);
     client.set_read_timeout(3600);
     httplib::Request req;
@@ -290,6 +296,7 @@ class BenchServingCommand : public Command {
                     {"total_throughput", (in_tokens + out_tokens) / duration},
                     {"concurrency", mean(e2e) * static_cast<double>(e2e.size()) / 1000 / duration},
                     {"max_itl_ms", itl.empty() ? 0.0 : *std::max_element(itl.begin(), itl.end())},
+                    {"extra_request_body", extra_},
                     {"tag", tag_}};
     const std::pair<const char*, const std::vector<double>*> series[] = {
         {"e2e_latency", &e2e}, {"ttft", &ttft}, {"tpot", &tpot}, {"itl", &itl}};
@@ -353,6 +360,8 @@ class BenchServingCommand : public Command {
   std::string api_key_;
   std::string output_file_;
   std::string tag_;
+  std::string extra_request_body_;
+  nlohmann::json extra_ = nlohmann::json::object();
 };
 
 }  // namespace

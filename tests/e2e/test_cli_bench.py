@@ -102,3 +102,31 @@ def test_serving_with_a_dataset(server, tmp_path):
     assert r["completed"] == 4 and r["total_output_tokens"] == 12
     assert r["dataset"]["dataset_name"] == "generated-shared-prefix"
     assert r["median_ttft_ms"] > 0 and r["p99_itl_ms"] >= r["median_itl_ms"]
+
+
+def test_extra_request_body_as_sglang_merges_it(server, tmp_path):
+    # offline: into every request's sampling parameters, after SGLang's defaults (its
+    # max_new_tokens wins over the dataset's output length, as in SGLang's script).
+    body = json.dumps({"temperature": 0.8, "top_p": 0.9, "top_k": 20, "max_new_tokens": 2})
+    p, results = offline(tmp_path, "--dataset-name", "random-ids", *DATASETS["random-ids"],
+                         "--extra-request-body", body)
+    assert p.returncode == 0, p.stderr
+    assert results[-1]["total_output_tokens"] == 3 * 2
+    assert results[-1]["extra_request_body"] == json.loads(body)
+    # A bad body is a clear error before the model loads: not an object, or a bad parameter.
+    p, _ = offline(tmp_path, "--num-prompts", "2", "--extra-request-body", "[1]")
+    assert p.returncode != 0 and "--extra-request-body must be a JSON object" in p.stderr
+    p, _ = offline(tmp_path, "--num-prompts", "2", "--extra-request-body", '{"top_p": 5}')
+    assert p.returncode != 0 and "top_p" in p.stderr
+
+    # serving: into every request's payload (the sglang backend's sampling_params replaced).
+    out = tmp_path / "serving.jsonl"
+    extra = {"sampling_params": {"max_new_tokens": 3, "ignore_eos": True, "temperature": 0.7}}
+    cmd = [sable_binary(), "bench", "serving", "--base-url", server.url, "--dataset-name",
+           "random-ids", *DATASETS["random-ids"], "--request-rate", "50",
+           "--extra-request-body", json.dumps(extra), "--output-file", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text().splitlines()[-1])
+    assert r["completed"] == 3 and r["total_output_tokens"] == 9
+    assert r["extra_request_body"] == extra
