@@ -31,10 +31,10 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   tests=()
   for n in ${SABLE_TESTS:-*_test}; do tests+=($B/tests/$n); done
   # Each suite runs once per variant: the defaults, then with the fast paths off (PDL launches,
-  # the GQA-packed decode kernel, the fused decode projections, the wgmma prefill; bench/NOTES.md
-  # v4, v5, v16).
+  # the GQA-packed decode kernel, the fused decode projections, the wgmma prefill, the sampler's
+  # radix cuts; bench/NOTES.md v4, v5, v16, v26).
   # SABLE_TEST_VARIANTS=1 runs the defaults only (a short device call).
-  variants=("" "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0 SABLE_PREFILL_WGMMA=0")
+  variants=("" "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0 SABLE_PREFILL_WGMMA=0 SABLE_SAMPLE_RADIX=0")
   variants=("${variants[@]:0:${SABLE_TEST_VARIANTS:-2}}")
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue

@@ -317,7 +317,8 @@ TEST(CudaSampler, StagedMasksAndStreamOrderHoldAcrossCalls) {
 // Top-k and top-p over a Qwen-sized row keep the prefix of the probability order that the CPU's
 // exact cut keeps and walk it in index order as the CPU does, so the same seeded uniform draws the
 // same token; a few rows may differ where the GPU's exp and sums round otherwise at a boundary.
-// Run twice by gpu-check.sh: the bisection cuts and SABLE_SAMPLE_RADIX=1 (radix_cut.cuh).
+// Under the default (radix cuts for rows with a top-k, bisection for top-p alone), and with
+// SABLE_SAMPLE_RADIX=0 (bisection everywhere) in gpu-check.sh's second variant.
 TEST(CudaSampler, TopKTopPDrawTheCpuToken) {
   SABLE_REQUIRE_GPU();
   const int64_t rows_n = 48;

@@ -1,9 +1,10 @@
 // Sampling on the GPU: the built-in sampler's rules (sampler.h) applied to device logits, so that
 // only the chosen tokens and the requested log-probabilities cross to the host, never the logits.
 //
-// One block per row: logit bias and penalties (over the row's distinct previous tokens, deduplicated
-// on the host), grammar mask, log-softmax statistics, then greedy argmax or temperature / top-k /
-// top-p / min-p by threshold bisection and an inverse-CDF draw in index order with the same seeded
+// One block per row: logit bias and penalties (over the row's distinct previous tokens,
+// deduplicated on the host), grammar mask, log-softmax statistics, then greedy argmax or
+// temperature / top-k / top-p / min-p (radix selection for rows with a top-k, threshold bisection
+// for top-p alone: radix_cut.cuh) and an inverse-CDF draw in index order with the same seeded
 // uniform as the CPU sampler. Thread-safety: one object per scheduler thread.
 #pragma once
 

@@ -241,9 +241,10 @@ __global__ void __launch_bounds__(kThreads)
     const float inv_t = 1.0f / p.temperature;
     auto q = [&](int64_t i) { return __expf((row[i] - mx) * inv_t); };
     float lo = 0.0f;  // candidates: q >= lo
-    radix::Cut cut;   // ... and kept by the radix cut (SABLE_SAMPLE_RADIX=1; else keeps all)
+    radix::Cut cut;   // ... and kept by the radix cut (else it keeps all)
     const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
-    if (radix_cuts && (use_top_k || p.top_p < 1.0f)) {
+    const bool radix_row = radix_cuts == 1 || (radix_cuts == 2 && use_top_k);
+    if (radix_row && (use_top_k || p.top_p < 1.0f)) {
       if (use_top_k) {
         cut = radix::cut_prefix<kThreads, false>(q, vocab, radix::Cut{},
                                                  static_cast<unsigned long long>(p.top_k), rsh);
@@ -374,11 +375,14 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
                           SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
                           void* stream) {
-  // SABLE_SAMPLE_RADIX=1: top-k / top-p cut by radix selection (radix_cut.cuh) instead of 30
-  // bisection passes each (an A/B switch until it is measured on a GPU).
+  // Which rows cut by radix selection (radix_cut.cuh) instead of 30 bisection passes a cut:
+  // SABLE_SAMPLE_RADIX=2 (default) rows with a top-k, whose top-p then cuts within the k tokens
+  // (0.5B batch 1 on an H100, top_k 50 + top_p 0.9: 1.642 -> 1.272 ms a step); 1 every row with a
+  // cut (top-p alone over a flat 152k row: 1.340 -> 1.639 ms, the mass histograms' 64-bit shared
+  // atomics); 0 none (bench/NOTES.md v26).
   static const int radix_cuts = [] {
     const char* v = std::getenv("SABLE_SAMPLE_RADIX");
-    return v != nullptr && std::atoi(v) != 0 ? 1 : 0;
+    return v != nullptr && *v != '\0' ? std::atoi(v) : 2;
   }();
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
   sable::cuda::launch(
