@@ -65,45 +65,5 @@ TEST(CudaGemmTune, AccumulatesOnceAndKeepsItsChoice) {
   }
 }
 
-// A GEMM planned for fewer SMs than the device has (sm_target: a LoRA batch's base GEMM, leaving
-// SMs to the side branch) is a plan of its own, timed once like any other, and gives the product.
-TEST(CudaGemmTune, SmTargetIsAPlanOfItsOwn) {
-  SABLE_REQUIRE_GPU();
-  int sms = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-  const int64_t m = 64, n = 320, k = 1024;  // a shape with several candidates (the test above)
-  std::mt19937 rng(5);
-  const std::vector<float> x = bf16_values(static_cast<size_t>(m * k), 1.0f, rng);
-  const std::vector<float> w = bf16_values(static_cast<size_t>(n * k), 0.05f, rng);
-  std::vector<float> want(static_cast<size_t>(m * n));
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t c = 0; c < n; ++c) {
-      double s = 0.0;
-      for (int64_t i = 0; i < k; ++i) s += double(x[r * k + i]) * w[c * k + i];
-      want[r * n + c] = static_cast<float>(s);
-    }
-  DeviceBuffer xd(x.size() * 2), wd(w.size() * 2), od(want.size() * 4);
-  upload_floats(xd, x, SABLE_DTYPE_BF16);
-  upload_floats(wd, w, SABLE_DTYPE_BF16);
-  with_env("SABLE_GEMM_TUNE", "1", [&] {
-    ops::cuda::Gemm gemm;
-    // The device's count, the target, the device's count again: the first call of each plan is
-    // timed, the third call reuses the first plan.
-    const int32_t targets[3] = {0, sms > 32 ? sms - 32 : 1, 0};
-    const int64_t timed[3] = {1, 1, 0};
-    for (int i = 0; i < 3; ++i) {
-      SCOPED_TRACE(testing::Message() << "sm_target=" << targets[i]);
-      const ops::cuda::GemmTuneCounts before = ops::cuda::gemm_tune_counts();
-      std::string error;
-      ASSERT_TRUE(gemm.run(xd.get(), k, SABLE_DTYPE_BF16, wd.get(), nullptr, od.get(),
-                           SABLE_DTYPE_F32, m, n, k, nullptr, &error, false, targets[i]))
-          << error;
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      EXPECT_LT(rel_l2(download_floats(od, want.size(), SABLE_DTYPE_F32), want), 1e-3);
-      EXPECT_EQ(ops::cuda::gemm_tune_counts().timed - before.timed, timed[i]);
-    }
-  });
-}
-
 }  // namespace
 }  // namespace sable::gputest

@@ -107,9 +107,7 @@ SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x
     const int64_t ldx = row_stride(a, "x");
     if (bias) require(sable_tensor_numel(&tensor(bias, "bias")) == n, "bias must have N={} elements", n);
     const void* bias_ptr = bias_in(ctx, bias, o.dtype, n);
-    int32_t sm_target = 0;
     if (ctx->lora != nullptr && k::lora_fork_enabled() && m > 0) {
-      sm_target = k::lora_gemm_sm_target(m);
       const auto* xb = static_cast<const char*>(a.data);
       const auto* ob = static_cast<const char*>(o.data);
       const size_t xs = sable_dtype_size(a.dtype), os = sable_dtype_size(o.dtype);
@@ -118,7 +116,7 @@ SableStatus gemm_into(SableOpsContext* ctx, const char* op, const SableTensor* x
     }
     std::string err;
     require(gemm_engine().run(a.data, ldx, a.dtype, b.data, bias_ptr, o.data, o.dtype, m, n, kdim,
-                              ctx->stream, &err, accumulate, sm_target),
+                              ctx->stream, &err, accumulate),
             "{}", err);
   });
 }

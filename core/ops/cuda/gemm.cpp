@@ -45,7 +45,7 @@ cudaDataType_t to_cuda(int32_t dtype) {
   }
 }
 
-using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int32_t, int32_t, bool, int32_t>;
+using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int32_t, int32_t, bool>;
 
 struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
@@ -76,8 +76,8 @@ struct Gemm::Impl {
   }
 
   Plan* plan_for(int64_t m, int64_t n, int64_t k, int64_t ldx, int32_t in, int32_t out,
-                 bool fused_bias, int32_t sm_target, std::string* error) {
-    const Key key{m, n, k, ldx, in, out, fused_bias, sm_target};
+                 bool fused_bias, std::string* error) {
+    const Key key{m, n, k, ldx, in, out, fused_bias};
     auto it = plans.find(key);
     if (it != plans.end()) return &it->second;
     Plan p;
@@ -85,9 +85,6 @@ struct Gemm::Impl {
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
     cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
-    if (sm_target > 0)
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sm_target,
-                                     sizeof(sm_target));
     if (fused_bias) {
       const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
       cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi));
@@ -207,7 +204,7 @@ Gemm::~Gemm() = default;
 
 bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias,
                void* out, int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream,
-               std::string* error, bool accumulate, int32_t sm_target) {
+               std::string* error, bool accumulate) {
   if (m == 0) return true;
   // Decode-sized problems: our bandwidth-bound skinny kernel (see gemv_kernels.cu).
   if (in_dtype == SABLE_DTYPE_BF16 && m <= 8 &&
@@ -222,7 +219,7 @@ bool Gemm::run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, cons
     }
   }
   const bool fused_bias = bias != nullptr && in_dtype == out_dtype;
-  Plan* p = impl_->plan_for(m, n, k, ldx, in_dtype, out_dtype, fused_bias, sm_target, error);
+  Plan* p = impl_->plan_for(m, n, k, ldx, in_dtype, out_dtype, fused_bias, error);
   if (!p) return false;
   if (fused_bias)
     cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));

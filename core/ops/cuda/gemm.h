@@ -39,12 +39,10 @@ class Gemm {
   // out: [M, N] contiguous.
   // accumulate: out += x · wᵀ (+ bias) in one pass (cuBLASLt's beta = 1; the residual add of the
   // o and down projections without a separate kernel), the sum rounded once.
-  // sm_target > 0: cuBLASLt chooses its algorithm for that many SMs (SM_COUNT_TARGET), leaving
-  // the rest to a kernel running beside it (a LoRA side branch, cuda_ops.cpp); 0: the device's.
   // Returns false and fills *error when cuBLASLt rejects the problem.
   bool run(const void* x, int64_t ldx, int32_t in_dtype, const void* w, const void* bias, void* out,
            int32_t out_dtype, int64_t m, int64_t n, int64_t k, void* stream, std::string* error,
-           bool accumulate = false, int32_t sm_target = 0);
+           bool accumulate = false);
 
  private:
   struct Impl;

@@ -102,19 +102,4 @@ bool lora_fork_enabled() {
   return on;
 }
 
-int32_t lora_gemm_sm_target(int64_t m) {
-  static const int32_t target = [] {
-    const char* v = std::getenv("SABLE_LORA_GEMM_FREE_SMS");
-    const int free_sms = v != nullptr ? std::atoi(v) : 0;
-    int device = 0, sms = 0;
-    if (free_sms <= 0 || cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return 0;
-    }
-    return sms > free_sms ? sms - free_sms : 0;
-  }();
-  return m <= kLoraBesideMaxRows ? target : 0;
-}
-
 }  // namespace sable::ops::cuda

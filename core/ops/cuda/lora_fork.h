@@ -45,11 +45,5 @@ bool lora_fork_enabled();
 // The most rows a forked LoRA call runs its expand beside the base GEMM (decode batches; a
 // prefill's expand runs after it, lora_ops.cpp).
 constexpr int64_t kLoraBesideMaxRows = 256;
-// The SM count a LoRA batch's base GEMM of m rows should target (Gemm::run's sm_target), so that
-// the side branch beside it gets SMs of its own: cuBLASLt's decode-sized GEMMs put a CTA on
-// nearly every SM and hold its registers, and the side kernels then ran on the 4 SMs left
-// (bench/NOTES.md v24's timeline). SABLE_LORA_GEMM_FREE_SMS=N leaves N SMs (A/B; default 0: the
-// device's count, returned as 0). Calls of more than kLoraBesideMaxRows rows get 0.
-int32_t lora_gemm_sm_target(int64_t m);
 
 }  // namespace sable::ops::cuda
