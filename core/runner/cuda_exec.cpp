@@ -310,7 +310,7 @@ struct CudaExec::Impl {
         // records the chosen ones. Without adapters, also for the LoRA graphs: the same GEMM
         // shapes, and no LoRA kernel reads the step block's tiles, whose rows may lie past this
         // size. The inputs are the warm-up's staged rows; the plan is made again for the capture
-        // (uploaded again; with SABLE_ATTN_PLAN_UPLOAD=0 so that the capture records the copy),
+        // (uploaded again, before the capture),
         // and the forward's expert counts are dropped.
         arena_g.reset();
         forward(api, model, &attention, arena_g, make_batch(bs, bs, bs, true), out, check, true,

@@ -9,8 +9,8 @@
 // run() after a plan enqueues the copy (inside a CUDA graph capture a memcpy node that re-reads
 // the pinned buffer at every replay; a traced 8B decode step sat idle ~330 us after that node,
 // bench/NOTES.md v24, so the runner plans with its stream and its graphs hold kernels only).
-// SABLE_ATTN_PLAN_UPLOAD=0 keeps the copy in run() (A/B). Buffers are sized at create time and
-// never move, so captured graphs stay valid.
+// (A 1.7 host's batch names no stream: run() copies.) Buffers are sized at create time and never
+// move, so captured graphs stay valid.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -142,7 +142,6 @@ class FlashAttention {
     // Groups that 4 does not divide (Qwen2.5's 7) on 4-head CTAs with spare warpgroups (v17, H100,
     // 8k: group 7 at D 128 169 -> 253 TFLOP/s, at D 64 160 -> 186); 0 puts them on 1-head CTAs.
     wgmma_partial_ = env_int("SABLE_PREFILL_WGMMA_PARTIAL", 1);
-    plan_upload_ = env_int("SABLE_ATTN_PLAN_UPLOAD", 1) != 0;
   }
   ~FlashAttention() {
     cudaFreeHost(host_meta_);
@@ -202,7 +201,7 @@ class FlashAttention {
       m[layout_.num_tiles] = static_cast<int32_t>(tiles.size());
     }
     uploaded_ = false;
-    if (plan_upload_ && SABLE_HAS(&b, stream) && b.stream != nullptr) upload(b.stream);
+    if (SABLE_HAS(&b, stream) && b.stream != nullptr) upload(b.stream);
   }
 
   // The metadata to the device, stream-ordered after whatever the stream ran before (the previous
@@ -392,7 +391,6 @@ class FlashAttention {
   int32_t wgmma_overlap_ = -1;  // -1: the overlapped loop below 4 heads a CTA
   int32_t wgmma_partial_ = 1;   // SABLE_PREFILL_WGMMA_PARTIAL
   bool uploaded_ = false;
-  bool plan_upload_ = true;  // SABLE_ATTN_PLAN_UPLOAD
   int64_t used_indices_ = 0;  // the planned batch's page indices (upload's extent)
 };
 
