@@ -36,11 +36,7 @@ double sum_exp(const float* row, int64_t vocab, float m) {
     }
     const F4 lanes = lanes0 + lanes1;
     for (int k = 0; k < 4; ++k) total += lanes[k];
-    for (; i < e; ++i) {
-      F4 v{};
-      v[0] = row[i] - m;
-      total += exp_nonpositive(v)[0];
-    }
+    for (; i < e; ++i) total += exp_nonpositive(row[i] - m);
   }
   return total;
 }

@@ -74,12 +74,6 @@ using lanes4::I4;
 using lanes4::exp_nonpositive;
 using lanes4::load4;
 
-float exp_nonpositive(float x) {
-  F4 v{};
-  v[0] = x;
-  return exp_nonpositive(v)[0];
-}
-
 // The first index of the largest logit, in 16 lanes (four independent chains of four: one chain
 // was a serial compare-and-blend per 4 logits, 1.5 % of a Qwen2.5-0.5B batch-8 CPU step, on the
 // calling thread at any thread count). Every lane starts at -inf, so a NaN never wins and never

@@ -39,5 +39,12 @@ inline __attribute__((always_inline)) F exp_nonpositive_lanes(F x) {
   return e * (F)bits;  // 2^n: reinterprets the lanes' bits
 }
 inline F4 exp_nonpositive(F4 x) { return exp_nonpositive_lanes<F4, I4>(x); }
+// One value through the same polynomial (a row's tail after its full lanes): the same bits as a
+// lane.
+inline float exp_nonpositive(float x) {
+  F4 v{};
+  v[0] = x;
+  return exp_nonpositive(v)[0];
+}
 
 }  // namespace sable::lanes4

@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kThreads)
         cut = radix::cut_prefix<kThreads, true>(q, vocab, cut, need, rsh);
       }
     } else {
-      if (p.top_k > 0 && p.top_k < vocab) {
+      if (use_top_k) {
         float a = 0.0f, b = 1.0f;  // largest x with count(q >= x) >= k
         for (int it = 0; it < 30; ++it) {
           const float x = 0.5f * (a + b);
