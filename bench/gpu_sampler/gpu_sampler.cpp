@@ -1,7 +1,7 @@
 // The device sampler alone (CudaSampler::sample: the launch, the parameters up and the tokens
 // back): microseconds a call over a Qwen-sized vocabulary, for rows of three shapes (flat: a
 // random-weight model's; spread: normal logits; peaked: a few tokens far above the rest, as a
-// trained model's) and four parameter sets. SABLE_SAMPLE_RADIX picks the cut (sample_kernel.cu).
+// trained model's) and six parameter sets (cut_kernels.cu cuts and draws the sampled rows).
 //   usage: sable_gpu_sampler_bench [rows=1,64] [vocab=151936] [calls=200]
 #include <cuda_runtime.h>
 
@@ -39,11 +39,12 @@ int main(int argc, char** argv) {
   for (std::string b; std::getline(in, b, ',');) batches.push_back(std::atoi(b.c_str()));
   const int64_t vocab = argc > 2 ? std::atoll(argv[2]) : 151936;
   const int calls = argc > 3 ? std::atoi(argv[3]) : 200;
-  const char* mode = std::getenv("SABLE_SAMPLE_RADIX");
   const Params params[] = {{"greedy", 0.0f, 1.0f, -1},
                            {"top_p 0.9", 0.8f, 0.9f, -1},
                            {"top_k 50 top_p 0.9", 0.8f, 0.9f, 50},
-                           {"top_p 0.95 T1", 1.0f, 0.95f, -1}};
+                           {"top_p 0.95 T1", 1.0f, 0.95f, -1},
+                           {"T 0.8 alone", 0.8f, 1.0f, -1},
+                           {"top_k 20 top_p 0.8", 0.7f, 0.8f, 20}};
   sable::sampling::CudaSampler sampler;
   for (const int rows : batches) {
     for (const char* shape : {"flat", "spread", "peaked"}) {
@@ -84,8 +85,8 @@ int main(int argc, char** argv) {
             std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
                 .count() /
             calls;
-        std::printf("sampler radix=%s rows=%d %-6s %-20s %8.1f us/call (token %d)\n",
-                    mode ? mode : "default", rows, shape, p.name, us, res[0].token);
+        std::printf("sampler rows=%d %-6s %-20s %8.1f us/call (token %d)\n", rows, shape, p.name, us,
+                    res[0].token);
       }
       check(cudaFree(dev));
     }

@@ -317,8 +317,6 @@ TEST(CudaSampler, StagedMasksAndStreamOrderHoldAcrossCalls) {
 // Top-k and top-p over a Qwen-sized row keep the prefix of the probability order that the CPU's
 // exact cut keeps and walk it in index order as the CPU does, so the same seeded uniform draws the
 // same token; a few rows may differ where the GPU's exp and sums round otherwise at a boundary.
-// Under the default (radix cuts for rows with a top-k, bisection for top-p alone), and with
-// SABLE_SAMPLE_RADIX=0 (bisection everywhere) in gpu-check.sh's second variant.
 TEST(CudaSampler, TopKTopPDrawTheCpuToken) {
   SABLE_REQUIRE_GPU();
   const int64_t rows_n = 48;
@@ -339,6 +337,80 @@ TEST(CudaSampler, TopKTopPDrawTheCpuToken) {
   // Reproducible: the same rows again draw the same tokens.
   auto again = f.gpu(rows);
   for (int64_t i = 0; i < rows_n; ++i) EXPECT_EQ(again[i].token, g[i].token) << "row " << i;
+}
+
+// One call mixes greedy rows, temperature alone, top-k, top-p, both with min-p, and a grammar
+// mask: the cut kernels sample only the rows the statistics kernel left them, and each row draws
+// the CPU's token. Peaked rows (a trained model's: a few tokens far above the rest), 24 calls,
+// split rows (4 rows of 151,936) and, at 300 rows, one block a row.
+TEST(CudaSampler, MixedRowsDrawTheCpuTokenSplitOrNot) {
+  SABLE_REQUIRE_GPU();
+  for (const int64_t rows_n : {int64_t{6}, int64_t{300}}) {
+    const int64_t vocab = 151936;
+    Fixture f(rows_n, vocab, 11);
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+    for (int64_t r = 0; r < rows_n; ++r)
+      for (int k = 0; k < 30; ++k) f.logits[r * vocab + pick(rng)] += 6.0f + 0.25f * k;
+    const int64_t words = (vocab + 31) / 32;
+    std::vector<uint32_t> mask(words, 0xAAAAAAAAu);  // odd tokens only
+    int same = 0, total = 0;
+    for (int call = 0; call < (rows_n > 6 ? 2 : 24); ++call) {
+      std::vector<SableSamplingRow> rows(rows_n, base_row());
+      for (int64_t i = 0; i < rows_n; ++i) {
+        SableSamplingRow& r = rows[i];
+        r.seed = 40 + i;
+        r.step = call;
+        r.temperature = 0.7f;
+        switch (i % 6) {
+          case 0: r.temperature = 0.0f; break;
+          case 1: break;  // temperature alone
+          case 2: r.top_k = 20; break;
+          case 3: r.top_p = 0.8f; break;
+          case 4: r.top_k = 20, r.top_p = 0.8f, r.min_p = 0.05f; break;
+          case 5: r.top_p = 0.9f, r.grammar_mask = mask.data(); break;
+        }
+      }
+      auto g = f.gpu(rows), c = f.cpu(rows);
+      for (int64_t i = 0; i < rows_n; ++i) {
+        if (i % 6 == 0) EXPECT_EQ(g[i].token, c[i].token) << "greedy row " << i;
+        if (i % 6 == 5) EXPECT_EQ(g[i].token % 2, 1) << "masked row " << i;
+        if (g[i].token == c[i].token) EXPECT_NEAR(g[i].logprob, c[i].logprob, 1e-2) << "row " << i;
+        same += g[i].token == c[i].token;
+        ++total;
+      }
+    }
+    EXPECT_GE(same, total * 95 / 100) << "of " << total << " at " << rows_n << " rows";
+  }
+}
+
+// A near-uniform row puts most of its tokens in the cut's boundary bucket (more candidates than
+// the shared list holds): the last block cuts over the whole row instead. Exact ties keep the
+// lower indices, as on the CPU: top-k 3 over equal logits draws only tokens 0-2, and top-p 0.5
+// over them only the first half of the row.
+TEST(CudaSampler, NearUniformRowsCutOverTheWholeRow) {
+  SABLE_REQUIRE_GPU();
+  const int64_t rows_n = 4, vocab = 151936;
+  Fixture f(rows_n, vocab, 12);
+  std::mt19937 rng(6);
+  std::normal_distribution<float> tiny(0.0f, 1e-3f);
+  for (int64_t i = 0; i < 2 * vocab; ++i) f.logits[i] = tiny(rng);
+  std::fill(f.logits.begin() + 2 * vocab, f.logits.end(), 0.5f);
+  for (int call = 0; call < 6; ++call) {
+    std::vector<SableSamplingRow> rows(rows_n, base_row());
+    for (int64_t i = 0; i < rows_n; ++i) {
+      rows[i].seed = 90 + i;
+      rows[i].step = call;
+    }
+    rows[0].top_p = 0.9f;
+    rows[1].top_k = 100000, rows[1].top_p = 0.5f;
+    rows[2].top_k = 3;
+    rows[3].top_p = 0.5f;
+    auto g = f.gpu(rows), c = f.cpu(rows);
+    EXPECT_LT(g[2].token, 3) << "call " << call;
+    EXPECT_LT(g[3].token, vocab / 2 + 1) << "call " << call;
+    for (int64_t i = 0; i < rows_n; ++i) EXPECT_EQ(g[i].token, c[i].token) << "row " << i << " call " << call;
+  }
 }
 
 }  // namespace

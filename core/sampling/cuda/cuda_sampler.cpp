@@ -95,8 +95,53 @@ struct SplitScratch {
   }
 };
 
+// A device array of the cut kernels' scratch, grown to the rows of a call (zeroed when it grows,
+// for the arrays the kernels leave zero). Growing frees the old one: every call synchronised its
+// stream before returning, so no launch still uses it.
+template <class T>
+struct DeviceArray {
+  T* ptr = nullptr;
+  size_t cap = 0;
+  void ensure(size_t n, bool zero, cudaStream_t s) {
+    if (n <= cap) return;
+    if (ptr) cudaFree(ptr);
+    ptr = nullptr;
+    cap = 0;
+    check(cudaMalloc(&ptr, n * sizeof(T)), "cudaMalloc");
+    cap = n;
+    if (zero) check(cudaMemsetAsync(ptr, 0, n * sizeof(T), s), "cudaMemsetAsync");
+  }
+  ~DeviceArray() {
+    if (ptr) cudaFree(ptr);
+  }
+};
+
+struct CutScratch {
+  DeviceArray<SampleRowCut> cuts;
+  DeviceArray<uint32_t> hist_count, cand_count;
+  DeviceArray<unsigned long long> hist_mass;
+  DeviceArray<int32_t> cand_idx;
+  DeviceArray<float> cand_q;
+  DeviceArray<SampleCutPart> parts;
+  // The kernels' view for `rows` rows (hist_* only where rows are split).
+  SampleCutScratch view(size_t rows, int splits, uint32_t* tickets, cudaStream_t s) {
+    cuts.ensure(rows, false, s);
+    cand_count.ensure(rows, true, s);
+    cand_idx.ensure(rows * kCutCandidates, false, s);
+    cand_q.ensure(rows * kCutCandidates, false, s);
+    if (splits > 1) {
+      hist_count.ensure(rows * kCutBuckets, true, s);
+      hist_mass.ensure(rows * kCutBuckets, true, s);
+      parts.ensure(kMaxSplitRows * kMaxSampleSplits, false, s);
+    }
+    return SampleCutScratch{cuts.ptr,     hist_count.ptr, hist_mass.ptr, cand_idx.ptr,
+                            cand_q.ptr,   cand_count.ptr, parts.ptr,     tickets};
+  }
+};
+
 struct CudaSampler::Impl {
   SplitScratch split;
+  CutScratch cut;
   Staged<SampleRowParams> params;
   Staged<int32_t> pen_tok, pen_cnt, bias_ids, ids;
   Staged<float> bias_vals, ids_lp;
@@ -207,10 +252,25 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
   }
   const int splits = sample_splits(vocab, static_cast<int64_t>(b));
   if (splits > 1) m.split.ensure(s);
+  // Sampled rows (not greedy) go on to the cut kernels; those with a top-k or top-p to the
+  // histogram one first (the kernels' own tests of the same parameters).
+  bool sampled = false, cut = false;
+  for (const auto& r : rows) {
+    if (r.temperature <= 1e-6f || r.top_k == 1) continue;
+    sampled = true;
+    cut |= (r.top_k > 0 && r.top_k < vocab) || r.top_p < 1.0f;
+  }
+  const SampleCutScratch scratch = m.cut.view(b, splits, m.split.tickets, s);
   launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev,
                        m.pen_cnt.dev, m.bias_ids.dev, m.bias_vals.dev, m.masks.dev, m.ids.dev,
-                       m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.tickets, s);
+                       m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.tickets,
+                       scratch.cuts, s);
   check(cudaGetLastError(), "launch");
+  if (sampled) {
+    launch_cut_kernels(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.out.dev, splits,
+                       scratch, cut, s);
+    check(cudaGetLastError(), "launch");
+  }
   check(cudaMemcpyAsync(m.out.host, m.out.dev, b * sizeof(SampleRowOut), cudaMemcpyDeviceToHost, s), "download");
   if (idn) check(cudaMemcpyAsync(m.ids_lp.host, m.ids_lp.dev, idn * sizeof(float), cudaMemcpyDeviceToHost, s), "download");
   check(cudaStreamSynchronize(s), "synchronize");

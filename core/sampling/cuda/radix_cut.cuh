@@ -51,6 +51,31 @@ __device__ unsigned long long block_sum_u64(unsigned long long v, unsigned long 
   return v;
 }
 
+// Exclusive scan of v over the block in thread order; every thread gets the block's total in
+// *total. sh: 32 slots.
+template <int kThreads>
+__device__ unsigned long long block_exclusive_scan_u64(unsigned long long v, unsigned long long* sh,
+                                                       unsigned long long* total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  unsigned long long incl = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const unsigned long long x = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += x;
+  }
+  __syncthreads();
+  if (lane == 31) sh[warp] = incl;
+  __syncthreads();
+  unsigned long long before = incl - v, all = 0;
+  for (int w = 0; w < kThreads / 32; ++w) {
+    const unsigned long long x = sh[w];
+    before += w < warp ? x : 0ull;
+    all += x;
+  }
+  __syncthreads();
+  *total = all;
+  return before;
+}
+
 struct Shared {
   unsigned int count[kBuckets];
   unsigned long long mass[kBuckets];
@@ -167,17 +192,9 @@ __device__ Cut cut_prefix(Q q, int64_t vocab, const Cut& within, unsigned long l
     const float v = q(i);
     ties += __float_as_uint(v) == prefix && within.keeps(v, static_cast<int>(i));
   }
-  // Exclusive scan of the per-thread counts (warp scans, then the warps' totals).
-  unsigned long long incl = ties;
-  for (int o = 1; o < 32; o <<= 1) {
-    const unsigned long long x = __shfl_up_sync(0xffffffffu, incl, o);
-    if ((tid & 31) >= o) incl += x;
-  }
-  if ((tid & 31) == 31) sh.sums[tid >> 5] = incl;
   if (tid == 0) sh.last_tie = INT_MAX;
-  __syncthreads();
-  unsigned long long before = incl - ties;
-  for (int w = 0; w < (tid >> 5); ++w) before += sh.sums[w];
+  unsigned long long all_ties = 0;
+  const unsigned long long before = block_exclusive_scan_u64<kThreads>(ties, sh.sums, &all_ties);
   if (ties > 0 && before < keep && keep <= before + ties) {
     unsigned long long seen = before;
     for (int64_t i = c0; i < c1; ++i) {

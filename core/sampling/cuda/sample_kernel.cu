@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "core/sampling/cuda/radix_cut.cuh"
 #include "core/sampling/cuda/sample_kernel.h"
 #include "sable/cuda/launch.cuh"
 
@@ -20,19 +19,6 @@ constexpr int kThreads = 1024;
 // kSplitMinLogits logits, about kSplitBlocks blocks in all (2 a SM of an H100/H200).
 constexpr int64_t kSplitMinLogits = 8192;
 constexpr int64_t kSplitBlocks = 264;
-
-__device__ float block_reduce_sum(float v, float* sh) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  v = threadIdx.x < 32 ? sh[threadIdx.x] : 0.0f;
-  if (threadIdx.x < 32)
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (threadIdx.x == 0) sh[0] = v;
-  __syncthreads();
-  return sh[0];
-}
 
 // Max value and its lowest index over the block.
 __device__ void block_argmax(float& v, int& i, float* shv, int* shi) {
@@ -157,7 +143,8 @@ __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
                   const float* bias_vals, const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets, int radix_cuts) {
+                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets,
+                  SampleRowCut* cuts) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   __shared__ float shv[32];
@@ -233,105 +220,17 @@ __global__ void __launch_bounds__(kThreads)
   const int mi = stats.mi;
   const float lse = mx == -INFINITY ? 0.0f : mx + logf(stats.sum);
 
-  int token = mi == INT_MAX ? 0 : mi;
+  const int token = mi == INT_MAX ? 0 : mi;
+  // A sampled row is left to the cut kernels (cut_kernels.cu), with its statistics.
   const bool greedy = greedy_row || mx == -INFINITY;
-  __shared__ radix::Shared rsh;  // the radix cuts' histograms (~25 KB)
-  if (!greedy) {
-    // q_i = exp((l_i - max) / T) in (0, 1]; the candidate set is cut by thresholds on q.
-    const float inv_t = 1.0f / p.temperature;
-    auto q = [&](int64_t i) { return __expf((row[i] - mx) * inv_t); };
-    float lo = 0.0f;  // candidates: q >= lo
-    radix::Cut cut;   // ... and kept by the radix cut (else it keeps all)
-    const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
-    const bool radix_row = radix_cuts == 1 || (radix_cuts == 2 && use_top_k);
-    if (radix_row && (use_top_k || p.top_p < 1.0f)) {
-      if (use_top_k) {
-        cut = radix::cut_prefix<kThreads, false>(q, vocab, radix::Cut{},
-                                                 static_cast<unsigned long long>(p.top_k), rsh);
-      }
-      if (p.top_p < 1.0f) {
-        const unsigned long long total = radix::kept_mass<kThreads>(q, vocab, cut, rsh);
-        const double want = ceil(static_cast<double>(p.top_p) * static_cast<double>(total));
-        const unsigned long long need = want < 1.0 ? 1ull : static_cast<unsigned long long>(want);
-        cut = radix::cut_prefix<kThreads, true>(q, vocab, cut, need, rsh);
-      }
-    } else {
-      if (use_top_k) {
-        float a = 0.0f, b = 1.0f;  // largest x with count(q >= x) >= k
-        for (int it = 0; it < 30; ++it) {
-          const float x = 0.5f * (a + b);
-          float c = 0.0f;
-          for (int64_t i = tid; i < vocab; i += kThreads) c += q(i) >= x ? 1.0f : 0.0f;
-          if (block_reduce_sum(c, shv) >= p.top_k)
-            a = x;
-          else
-            b = x;
-        }
-        lo = a;
-      }
-      if (p.top_p < 1.0f) {
-        float tot = 0.0f;
-        for (int64_t i = tid; i < vocab; i += kThreads) {
-          const float v = q(i);
-          tot += v >= lo ? v : 0.0f;
-        }
-        tot = block_reduce_sum(tot, shv);
-        float a = lo, b = 1.0f;  // largest x with mass(q >= x) >= top_p * total
-        for (int it = 0; it < 30; ++it) {
-          const float x = 0.5f * (a + b);
-          float m = 0.0f;
-          for (int64_t i = tid; i < vocab; i += kThreads) {
-            const float v = q(i);
-            m += v >= x ? v : 0.0f;
-          }
-          if (block_reduce_sum(m, shv) >= p.top_p * tot)
-            a = x;
-          else
-            b = x;
-        }
-        lo = a;
-      }
-    }
-    lo = fmaxf(lo, p.min_p);  // min-p relative to the max (q_max = 1)
-    // Inverse CDF in index order: each thread owns a contiguous chunk.
-    const int64_t chunk = (vocab + kThreads - 1) / kThreads;
-    const int64_t b0 = tid * chunk, b1 = min(vocab, b0 + chunk);
-    float local = 0.0f;
-    for (int64_t i = b0; i < b1; ++i) {
-      const float v = q(i);
-      local += v >= lo && cut.keeps(v, static_cast<int>(i)) ? v : 0.0f;
-    }
-    __shared__ float prefix[kThreads];
-    prefix[tid] = local;
-    __syncthreads();
-    for (int off = 1; off < kThreads; off <<= 1) {  // inclusive scan (Hillis-Steele)
-      const float add = tid >= off ? prefix[tid - off] : 0.0f;
-      __syncthreads();
-      prefix[tid] += add;
-      __syncthreads();
-    }
-    const float total = prefix[kThreads - 1];
-    const float target = static_cast<float>(p.u) * total;
-    const float before = tid ? prefix[tid - 1] : 0.0f;
-    __shared__ int chosen;
-    if (tid == 0) chosen = -1;
-    __syncthreads();
-    if (local > 0.0f && target >= before && target < prefix[tid]) {
-      float acc = before;
-      int pick = -1;
-      for (int64_t i = b0; i < b1; ++i) {
-        const float v = q(i);
-        if (v < lo || !cut.keeps(v, static_cast<int>(i))) continue;
-        pick = static_cast<int>(i);
-        acc += v;
-        if (acc > target) break;
-      }
-      chosen = pick;
-    }
-    __syncthreads();
-    if (chosen >= 0) token = chosen;  // else (rounding at the very end): keep the argmax
-  }
   if (tid == 0) {
+    SampleRowCut& c = cuts[blockIdx.x];
+    c.mx = mx;
+    c.lse = lse;
+    c.mi = token;
+    c.deferred = greedy ? 0 : 1;
+    c.blo = kCutBuckets;
+    c.bhi = -1;
     out[blockIdx.x].token = token;
     // Nothing allowed (mx = -inf): token 0, whose logit the written mask would have made -inf.
     out[blockIdx.x].logprob = stats_mask && mx == -INFINITY ? -INFINITY : row[token] - lse;
@@ -374,21 +273,12 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
                           SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
-                          void* stream) {
-  // Which rows cut by radix selection (radix_cut.cuh) instead of 30 bisection passes a cut:
-  // SABLE_SAMPLE_RADIX=2 (default) rows with a top-k, whose top-p then cuts within the k tokens
-  // (0.5B batch 1 on an H100, top_k 50 + top_p 0.9: 1.642 -> 1.272 ms a step); 1 every row with a
-  // cut (top-p alone over a flat 152k row: 1.340 -> 1.639 ms, the mass histograms' 64-bit shared
-  // atomics); 0 none (bench/NOTES.md v26).
-  static const int radix_cuts = [] {
-    const char* v = std::getenv("SABLE_SAMPLE_RADIX");
-    return v != nullptr && *v != '\0' ? std::atoi(v) : 2;
-  }();
+                          SampleRowCut* cuts, void* stream) {
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
   sable::cuda::launch(
       sample_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
       static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids,
-      bias_vals, masks, ids, ids_lp, out, parts, tickets, radix_cuts);
+      bias_vals, masks, ids, ids_lp, out, parts, tickets, cuts);
 }
 
 }  // namespace sable::sampling
