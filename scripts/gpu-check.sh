@@ -34,7 +34,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   # the GQA-packed decode kernel, the fused decode projections, the wgmma prefill, the sampler's
   # radix cuts; bench/NOTES.md v4, v5, v16, v26).
   # SABLE_TEST_VARIANTS=1 runs the defaults only (a short device call).
-  variants=("" "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0 SABLE_PREFILL_WGMMA=0 SABLE_SAMPLE_RADIX=0")
+  variants=("" "SABLE_PDL=0 SABLE_FLASH_DECODE_KERNEL=0 SABLE_FUSED_GEMV=0 SABLE_PREFILL_WGMMA=0")
   variants=("${variants[@]:0:${SABLE_TEST_VARIANTS:-2}}")
   for t in "${tests[@]}"; do
     [ -x "$t" ] || continue

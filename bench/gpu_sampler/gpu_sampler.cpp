@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
             std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
                 .count() /
             calls;
-        std::printf("sampler rows=%d %-6s %-20s %8.1f us/call (token %d)\n", rows, shape, p.name, us,
-                    res[0].token);
+        std::printf("sampler rows=%d %-6s %-20s %8.1f us/call (token %d)\n", rows, shape, p.name,
+                    us, res[0].token);
       }
       check(cudaFree(dev));
     }

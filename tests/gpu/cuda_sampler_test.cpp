@@ -363,12 +363,23 @@ TEST(CudaSampler, MixedRowsDrawTheCpuTokenSplitOrNot) {
         r.step = call;
         r.temperature = 0.7f;
         switch (i % 6) {
-          case 0: r.temperature = 0.0f; break;
-          case 1: break;  // temperature alone
-          case 2: r.top_k = 20; break;
-          case 3: r.top_p = 0.8f; break;
-          case 4: r.top_k = 20, r.top_p = 0.8f, r.min_p = 0.05f; break;
-          case 5: r.top_p = 0.9f, r.grammar_mask = mask.data(); break;
+          case 0:
+            r.temperature = 0.0f;
+            break;
+          case 1:
+            break;  // temperature alone
+          case 2:
+            r.top_k = 20;
+            break;
+          case 3:
+            r.top_p = 0.8f;
+            break;
+          case 4:
+            r.top_k = 20, r.top_p = 0.8f, r.min_p = 0.05f;
+            break;
+          case 5:
+            r.top_p = 0.9f, r.grammar_mask = mask.data();
+            break;
         }
       }
       auto g = f.gpu(rows), c = f.cpu(rows);
@@ -409,7 +420,8 @@ TEST(CudaSampler, NearUniformRowsCutOverTheWholeRow) {
     auto g = f.gpu(rows), c = f.cpu(rows);
     EXPECT_LT(g[2].token, 3) << "call " << call;
     EXPECT_LT(g[3].token, vocab / 2 + 1) << "call " << call;
-    for (int64_t i = 0; i < rows_n; ++i) EXPECT_EQ(g[i].token, c[i].token) << "row " << i << " call " << call;
+    for (int64_t i = 0; i < rows_n; ++i)
+      EXPECT_EQ(g[i].token, c[i].token) << "row " << i << " call " << call;
   }
 }
 

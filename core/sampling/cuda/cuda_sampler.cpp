@@ -134,8 +134,8 @@ struct CutScratch {
       hist_mass.ensure(rows * kCutBuckets, true, s);
       parts.ensure(kMaxSplitRows * kMaxSampleSplits, false, s);
     }
-    return SampleCutScratch{cuts.ptr,     hist_count.ptr, hist_mass.ptr, cand_idx.ptr,
-                            cand_q.ptr,   cand_count.ptr, parts.ptr,     tickets};
+    return SampleCutScratch{cuts.ptr,   hist_count.ptr, hist_mass.ptr, cand_idx.ptr,
+                            cand_q.ptr, cand_count.ptr, parts.ptr,     tickets};
   }
 };
 

@@ -92,8 +92,8 @@ struct Located {
 };
 
 __device__ Located locate(const uint32_t* count, const u64* mass, bool by_mass, u64 need, int b0,
-                          int b1, u64 count_before, u64 mass_before, u64 count_mine,
-                          u64 mass_mine, Located* sh) {
+                          int b1, u64 count_before, u64 mass_before, u64 count_mine, u64 mass_mine,
+                          Located* sh) {
   if (threadIdx.x == 0) *sh = Located{kCutBuckets, count_before, mass_before};
   __syncthreads();
   const u64 before = by_mass ? mass_before : count_before;
@@ -223,20 +223,21 @@ __global__ void __launch_bounds__(kThreads)
 // The exact cut among n items (q(k), index order k) of which `above` (count, mass) precede them
 // all in the order: top-k's count, then top-p's mass of what top-k keeps. Cut indices are k's.
 template <class Q>
-__device__ radix::Cut resolve_cut(Q q, int64_t n, const SampleRowParams& p, bool use_k,
-                                  bool use_p, u64 above_count, u64 above_mass, u64 row_total,
+__device__ radix::Cut resolve_cut(Q q, int64_t n, const SampleRowParams& p, bool use_k, bool use_p,
+                                  u64 above_count, u64 above_mass, u64 row_total,
                                   radix::Shared& rsh) {
   radix::Cut cut;
   if (use_k) {
     const u64 k = static_cast<u64>(p.top_k);
-    cut = radix::cut_prefix<kThreads, false>(q, n, radix::Cut{}, k > above_count ? k - above_count : 1,
-                                             rsh);
+    cut = radix::cut_prefix<kThreads, false>(q, n, radix::Cut{},
+                                             k > above_count ? k - above_count : 1, rsh);
   }
   if (use_p) {
     const u64 total = use_k ? above_mass + radix::kept_mass<kThreads>(q, n, cut, rsh) : row_total;
     const double want = ceil(static_cast<double>(p.top_p) * static_cast<double>(total));
     const u64 need = want < 1.0 ? 1ull : static_cast<u64>(want);
-    cut = radix::cut_prefix<kThreads, true>(q, n, cut, need > above_mass ? need - above_mass : 1, rsh);
+    cut = radix::cut_prefix<kThreads, true>(q, n, cut, need > above_mass ? need - above_mass : 1,
+                                            rsh);
   }
   return cut;
 }
@@ -448,8 +449,8 @@ void launch_cut_kernels(const float* logits, int64_t ld, int64_t vocab, int64_t 
   if (cut)
     sable::cuda::launch(cut_histogram_kernel, grid, kThreads, kHistBytes, s, logits, ld, vocab,
                         params, scratch);
-  sable::cuda::launch(cut_draw_kernel, grid, kThreads, kDrawBytes, s, logits, ld, vocab, params, out,
-                      scratch);
+  sable::cuda::launch(cut_draw_kernel, grid, kThreads, kDrawBytes, s, logits, ld, vocab, params,
+                      out, scratch);
 }
 
 }  // namespace sable::sampling

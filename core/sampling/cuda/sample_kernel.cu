@@ -275,10 +275,10 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
                           SampleRowCut* cuts, void* stream) {
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
-  sable::cuda::launch(
-      sample_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
-      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids,
-      bias_vals, masks, ids, ids_lp, out, parts, tickets, cuts);
+  sable::cuda::launch(sample_kernel,
+                      dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
+                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok,
+                      pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out, parts, tickets, cuts);
 }
 
 }  // namespace sable::sampling

@@ -57,14 +57,14 @@ constexpr int kCutCandidates = 8192;  // a row's candidates resolved in shared m
 // Device scratch of the cut kernels (allocated by CudaSampler; `zero` arrays are zero before a
 // launch and left zero after it).
 struct SampleCutScratch {
-  SampleRowCut* cuts = nullptr;                // rows
-  uint32_t* hist_count = nullptr;              // rows x kCutBuckets, zero (split rows only)
-  unsigned long long* hist_mass = nullptr;     // rows x kCutBuckets, zero (split rows only)
-  int32_t* cand_idx = nullptr;                 // rows x kCutCandidates
-  float* cand_q = nullptr;                     // rows x kCutCandidates
-  uint32_t* cand_count = nullptr;              // rows, zero
-  SampleCutPart* parts = nullptr;              // kMaxSplitRows x kMaxSampleSplits
-  uint32_t* tickets = nullptr;                 // kMaxSplitRows, zero (the statistics kernel's)
+  SampleRowCut* cuts = nullptr;             // rows
+  uint32_t* hist_count = nullptr;           // rows x kCutBuckets, zero (split rows only)
+  unsigned long long* hist_mass = nullptr;  // rows x kCutBuckets, zero (split rows only)
+  int32_t* cand_idx = nullptr;              // rows x kCutCandidates
+  float* cand_q = nullptr;                  // rows x kCutCandidates
+  uint32_t* cand_count = nullptr;           // rows, zero
+  SampleCutPart* parts = nullptr;           // kMaxSplitRows x kMaxSampleSplits
+  uint32_t* tickets = nullptr;              // kMaxSplitRows, zero (the statistics kernel's)
 };
 
 // Blocks a row's statistics are split over (1 to kMaxSampleSplits; 1 from kMaxSplitRows rows on,
