@@ -123,19 +123,31 @@ struct CutScratch {
   DeviceArray<int32_t> cand_idx;
   DeviceArray<float> cand_q;
   DeviceArray<SampleCutPart> parts;
-  // The kernels' view for `rows` rows (hist_* only where rows are split).
-  SampleCutScratch view(size_t rows, int splits, uint32_t* tickets, cudaStream_t s) {
+  // The kernels' view for `rows` rows (the candidate lists only where some row is sampled, the
+  // histograms only where rows are split).
+  SampleCutScratch view(size_t rows, int64_t vocab, int splits, bool sampled, uint32_t* tickets,
+                        cudaStream_t s) {
     cuts.ensure(rows, false, s);
+    SampleCutScratch v;
+    v.cuts = cuts.ptr;
+    v.tickets = tickets;
+    if (!sampled) return v;
+    v.cand_cap = std::min<int64_t>(vocab, kCutCandidates);
     cand_count.ensure(rows, true, s);
-    cand_idx.ensure(rows * kCutCandidates, false, s);
-    cand_q.ensure(rows * kCutCandidates, false, s);
+    cand_idx.ensure(rows * v.cand_cap, false, s);
+    cand_q.ensure(rows * v.cand_cap, false, s);
     if (splits > 1) {
       hist_count.ensure(rows * kCutBuckets, true, s);
       hist_mass.ensure(rows * kCutBuckets, true, s);
       parts.ensure(kMaxSplitRows * kMaxSampleSplits, false, s);
     }
-    return SampleCutScratch{cuts.ptr,   hist_count.ptr, hist_mass.ptr, cand_idx.ptr,
-                            cand_q.ptr, cand_count.ptr, parts.ptr,     tickets};
+    v.hist_count = hist_count.ptr;
+    v.hist_mass = hist_mass.ptr;
+    v.cand_idx = cand_idx.ptr;
+    v.cand_q = cand_q.ptr;
+    v.cand_count = cand_count.ptr;
+    v.parts = parts.ptr;
+    return v;
   }
 };
 
@@ -260,7 +272,7 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     sampled = true;
     cut |= (r.top_k > 0 && r.top_k < vocab) || r.top_p < 1.0f;
   }
-  const SampleCutScratch scratch = m.cut.view(b, splits, m.split.tickets, s);
+  const SampleCutScratch scratch = m.cut.view(b, vocab, splits, sampled, m.split.tickets, s);
   launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev,
                        m.pen_cnt.dev, m.bias_ids.dev, m.bias_vals.dev, m.masks.dev, m.ids.dev,
                        m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.tickets,

@@ -318,13 +318,13 @@ __global__ void __launch_bounds__(kThreads)
   u64 n_slice = 0, slice_above = 0;
   u64 at = radix::block_exclusive_scan_u64<kThreads>(mine, sums, &n_slice);
   radix::block_exclusive_scan_u64<kThreads>(above, sums, &slice_above);
-  int32_t* cand_idx = s.cand_idx + blockIdx.x * static_cast<int64_t>(kCutCandidates);
-  float* cand_q = s.cand_q + blockIdx.x * static_cast<int64_t>(kCutCandidates);
+  int32_t* cand_idx = s.cand_idx + blockIdx.x * s.cand_cap;
+  float* cand_q = s.cand_q + blockIdx.x * s.cand_cap;
   if (n_slice > 0) {
     if (tid == 0) base = atomicAdd(&s.cand_count[blockIdx.x], static_cast<uint32_t>(n_slice));
     __syncthreads();
     at += base;
-    if (base + n_slice <= kCutCandidates && mine > 0) {
+    if (base + n_slice <= static_cast<u64>(s.cand_cap) && mine > 0) {
       for (int64_t i = c0; i < c1; ++i) {
         const float q = v.q(i);
         const int b = cut_bucket(q);
@@ -361,7 +361,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const uint32_t n = sh.first[splits];
   Keep keep{radix::Cut{}, p.min_p};
-  if (cut && n > 0 && n <= kCutCandidates) {
+  if (cut && n > 0 && n <= s.cand_cap) {
     for (int k = 0; k < splits; ++k) {
       const SampleCutPart& pk = sh.part[k];
       for (uint32_t j = tid; j < pk.count; j += kThreads) {
@@ -435,14 +435,12 @@ void launch_cut_kernels(const float* logits, int64_t ld, int64_t vocab, int64_t 
                         const SampleCutScratch& scratch, bool cut, void* stream) {
   constexpr size_t kHistBytes = kCutBuckets * (sizeof(u64) + sizeof(uint32_t));
   constexpr size_t kDrawBytes = sizeof(DrawShared);
-  static const bool attributes = [] {  // above the 48 KB a block gets unasked
-    cudaFuncSetAttribute(cut_histogram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(kHistBytes));
-    cudaFuncSetAttribute(cut_draw_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(kDrawBytes));
-    return true;
-  }();
-  (void)attributes;
+  // Above the 48 KB a block gets unasked; set on every call (per device, and cheap). A failure
+  // stays in the last-error state, which the caller checks.
+  cudaFuncSetAttribute(cut_histogram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(kHistBytes));
+  cudaFuncSetAttribute(cut_draw_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                       static_cast<int>(kDrawBytes));
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   const auto s = static_cast<cudaStream_t>(stream);
   // Launch errors are left in the runtime's last-error state; the caller checks cudaGetLastError.

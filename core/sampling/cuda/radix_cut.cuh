@@ -1,10 +1,10 @@
-// Top-k and top-p cuts of one row by one thread block, by radix selection (the device twin of
-// core/sampling/top_cut.h), for sample_kernel.cu.
+// Top-k and top-p cuts by one thread block, by radix selection (the device twin of
+// core/sampling/top_cut.h), for cut_kernels.cu: among a row's candidates in shared memory, or over
+// a whole row whose candidates do not fit.
 //
 // The kept tokens are a prefix of the order by q_i = exp((l_i - max) / T) in [0, 1], descending,
-// equal values by lower index first. Bisection on a threshold read the row 30 times a cut, from
-// the one SM that samples the row; here the bits of q (a non-negative float orders as its bits)
-// are histogrammed a digit at a time (11, 11, 10 bits) in shared memory, three passes, plus one
+// equal values by lower index first. The bits of q (a non-negative float orders as its bits) are
+// histogrammed a digit at a time (11, 11, 10 bits) in shared memory, three passes, plus one
 // ordered pass that finds where the prefix ends among tokens of exactly equal q. Masses are summed
 // in fixed point (q * 2^40 in 64-bit integers): shared-memory atomics in any order give the same
 // sums, so a seeded draw is reproducible. Every thread of the block must call these together.

@@ -60,8 +60,9 @@ struct SampleCutScratch {
   SampleRowCut* cuts = nullptr;             // rows
   uint32_t* hist_count = nullptr;           // rows x kCutBuckets, zero (split rows only)
   unsigned long long* hist_mass = nullptr;  // rows x kCutBuckets, zero (split rows only)
-  int32_t* cand_idx = nullptr;              // rows x kCutCandidates
-  float* cand_q = nullptr;                  // rows x kCutCandidates
+  int32_t* cand_idx = nullptr;              // rows x cand_cap
+  float* cand_q = nullptr;                  // rows x cand_cap
+  int64_t cand_cap = 0;                     // min(vocab, kCutCandidates)
   uint32_t* cand_count = nullptr;           // rows, zero
   SampleCutPart* parts = nullptr;           // kMaxSplitRows x kMaxSampleSplits
   uint32_t* tickets = nullptr;              // kMaxSplitRows, zero (the statistics kernel's)
