@@ -29,6 +29,7 @@ struct Params {
   const char* name;
   float temperature, top_p;
   int top_k;
+  int top_n = 0;  // top log-probabilities a row
 };
 
 }  // namespace
@@ -44,7 +45,9 @@ int main(int argc, char** argv) {
                            {"top_k 50 top_p 0.9", 0.8f, 0.9f, 50},
                            {"top_p 0.95 T1", 1.0f, 0.95f, -1},
                            {"T 0.8 alone", 0.8f, 1.0f, -1},
-                           {"top_k 20 top_p 0.8", 0.7f, 0.8f, 20}};
+                           {"top_k 20 top_p 0.8", 0.7f, 0.8f, 20},
+                           {"greedy top-5 logprobs", 0.0f, 1.0f, -1, 5},
+                           {"greedy top-20 logprobs", 0.0f, 1.0f, -1, 20}};
   sable::sampling::CudaSampler sampler;
   for (const int rows : batches) {
     for (const char* shape : {"flat", "spread", "peaked"}) {
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
           rs[r].temperature = p.temperature;
           rs[r].top_p = p.top_p;
           rs[r].top_k = p.top_k;
+          rs[r].top_logprobs_num = p.top_n;
           rs[r].repetition_penalty = 1.0f;
           rs[r].seed = 1 + r;
           res[r] = SableSampleResult{};
