@@ -58,31 +58,60 @@ struct Fixture {
     sampler.sample(static_cast<float*>(dev.get()), vocab, vocab, rows, res, nullptr);
     return res;
   }
-  std::vector<SableSampleResult> cpu(std::vector<SableSamplingRow> rows) {
+  std::vector<SableSampleResult> cpu(std::vector<SableSamplingRow> rows, int top = 0,
+                                     std::vector<int32_t>* top_ids = nullptr,
+                                     std::vector<float>* top_lp = nullptr) {
     std::vector<float> copy = logits;
     std::vector<SableSampleResult> res(rows.size());
-    for (auto& r : res) r.struct_size = sizeof(SableSampleResult);
+    if (top_ids) {
+      top_ids->resize(rows.size() * top);
+      top_lp->resize(rows.size() * top);
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+      res[i].struct_size = sizeof(SableSampleResult);
+      if (top_ids) {
+        res[i].top_ids = top_ids->data() + i * top;
+        res[i].top_logprobs = top_lp->data() + i * top;
+      }
+    }
     sampling::sample_rows(copy.data(), static_cast<int64_t>(rows.size()), vocab, rows.data(), res.data());
     return res;
   }
 };
 
+// Greedy tokens and the top-n log-probabilities (ids and values, in order) agree with the CPU:
+// split rows (each split's first n merged by the last block) and unsplit ones, with ties (equal
+// logits list the lower index first) and a sampled row's top-n.
 TEST(CudaSampler, GreedyAndLogprobsMatchCpu) {
   SABLE_REQUIRE_GPU();
-  Fixture f(8, 151936, 1);
-  std::vector<SableSamplingRow> rows(8, base_row());
-  for (auto& r : rows) r.temperature = 0.0f;
-  rows[3].top_k = 1;
-  rows[3].temperature = 0.7f;
-  std::vector<int32_t> ids;
-  std::vector<float> lps;
-  for (auto& r : rows) r.top_logprobs_num = 5;
-  auto g = f.gpu(rows, 5, &ids, &lps);
-  auto c = f.cpu(rows);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    EXPECT_EQ(g[i].token, c[i].token);
-    EXPECT_NEAR(g[i].logprob, c[i].logprob, 1e-3);
-    EXPECT_EQ(ids[i * 5], g[i].token);
+  for (const int64_t vocab : {int64_t{151936}, int64_t{1000}}) {
+    Fixture f(8, vocab, 1);
+    for (int64_t r = 0; r < 8; ++r) {  // ties: the row's max repeated, a run of equal logits
+      f.logits[r * vocab + vocab - 7] = f.logits[r * vocab + 3] = 12.0f;
+      for (int k = 0; k < 6; ++k) f.logits[r * vocab + 100 + 97 * k] = 9.5f;
+    }
+    std::vector<SableSamplingRow> rows(8, base_row());
+    for (auto& r : rows) r.temperature = 0.0f;
+    rows[3].top_k = 1;
+    rows[3].temperature = 0.7f;
+    rows[5].temperature = 0.9f;  // sampled, with its top-n
+    rows[5].seed = 3;
+    const int top = 20;
+    for (auto& r : rows) r.top_logprobs_num = top;
+    std::vector<int32_t> ids, cids;
+    std::vector<float> lps, clps;
+    auto g = f.gpu(rows, top, &ids, &lps);
+    auto c = f.cpu(rows, top, &cids, &clps);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(g[i].token, c[i].token) << "vocab " << vocab << " row " << i;
+      EXPECT_NEAR(g[i].logprob, c[i].logprob, 1e-3);
+      if (i != 5) EXPECT_EQ(ids[i * top], g[i].token);
+      for (int j = 0; j < top; ++j) {
+        EXPECT_EQ(ids[i * top + j], cids[i * top + j])
+            << "vocab " << vocab << " row " << i << " top " << j;
+        EXPECT_NEAR(lps[i * top + j], clps[i * top + j], 1e-3);
+      }
+    }
   }
 }
 

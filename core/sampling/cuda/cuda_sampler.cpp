@@ -81,16 +81,21 @@ struct CopyStream {
 // the tickets at zero again.
 struct SplitScratch {
   SampleSplitPart* parts = nullptr;
+  SampleTopPart* top_parts = nullptr;
   uint32_t* tickets = nullptr;
   void ensure(cudaStream_t s) {
     if (parts != nullptr) return;
     check(cudaMalloc(&parts, kMaxSplitRows * kMaxSampleSplits * sizeof(SampleSplitPart)),
+          "cudaMalloc");
+    check(cudaMalloc(&top_parts,
+                     kMaxSplitRows * kMaxSampleSplits * kMaxTopLogprobs * sizeof(SampleTopPart)),
           "cudaMalloc");
     check(cudaMalloc(&tickets, kMaxSplitRows * sizeof(uint32_t)), "cudaMalloc");
     check(cudaMemsetAsync(tickets, 0, kMaxSplitRows * sizeof(uint32_t), s), "cudaMemsetAsync");
   }
   ~SplitScratch() {
     if (parts) cudaFree(parts);
+    if (top_parts) cudaFree(top_parts);
     if (tickets) cudaFree(tickets);
   }
 };
@@ -275,8 +280,8 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
   const SampleCutScratch scratch = m.cut.view(b, vocab, splits, sampled, m.split.tickets, s);
   launch_sample_kernel(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.pen_tok.dev,
                        m.pen_cnt.dev, m.bias_ids.dev, m.bias_vals.dev, m.masks.dev, m.ids.dev,
-                       m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.tickets,
-                       scratch.cuts, s);
+                       m.ids_lp.dev, m.out.dev, splits, m.split.parts, m.split.top_parts,
+                       m.split.tickets, scratch.cuts, s);
   check(cudaGetLastError(), "launch");
   if (sampled) {
     launch_cut_kernels(logits, ld, vocab, static_cast<int64_t>(b), m.params.dev, m.out.dev, splits,

@@ -45,6 +45,28 @@ __device__ void block_argmax(float& v, int& i, float* shv, int* shi) {
   i = shi[0];
 }
 
+// The next entry after (pv, pi) in the order by value descending, index ascending: the max over
+// get(k, value, index) for k in [0, n) of the entries strictly after it, reduced over the block
+// (every thread gets it; -inf at INT_MAX when none is left). Top-n log-probabilities take n of
+// these, each O(n) with no list of the ones already taken.
+template <class Get>
+__device__ void block_next_top(Get get, int64_t n, float pv, int pi, float& v, int& vi, float* shv,
+                               int* shi) {
+  v = -INFINITY;
+  vi = INT_MAX;
+  for (int64_t k = threadIdx.x; k < n; k += kThreads) {
+    float x;
+    int i;
+    get(k, x, i);
+    const bool after = x < pv || (x == pv && i > pi);
+    if (after && (x > v || (x == v && i < vi))) {
+      v = x;
+      vi = i;
+    }
+  }
+  block_argmax(v, vi, shv, shi);
+}
+
 // A thread's or a block's log-softmax statistics of a row: the max, its lowest index, and the sum
 // of exp(x - max) over the elements seen.
 struct RowStats {
@@ -143,8 +165,8 @@ __global__ void __launch_bounds__(kThreads)
     sample_kernel(float* logits, int64_t ld, int64_t vocab, const SampleRowParams* params,
                   const int32_t* pen_tok, const int32_t* pen_cnt, const int32_t* bias_ids,
                   const float* bias_vals, const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                  SampleRowOut* out, SampleSplitPart* parts, uint32_t* tickets,
-                  SampleRowCut* cuts) {
+                  SampleRowOut* out, SampleSplitPart* parts, SampleTopPart* top_parts,
+                  uint32_t* tickets, SampleRowCut* cuts) {
   sable::cuda::wait_for_predecessor();
   sable::cuda::allow_dependents();
   __shared__ float shv[32];
@@ -192,6 +214,22 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float shs[32];
   RowStats stats = stats_mask ? block_row_stats<true>(row, lo, hi, stats_mask, shv, shi, shs)
                               : block_row_stats<false>(row, lo, hi, nullptr, shv, shi, shs);
+  // Top-n log-probabilities: a split's own first n in the order, merged by the last block.
+  auto slice_at = [&](int64_t k, float& x, int& i) {
+    i = static_cast<int>(lo + k);
+    x = row[i];
+  };
+  SampleTopPart* tops = top_parts + (blockIdx.x * kMaxSampleSplits + blockIdx.y) * kMaxTopLogprobs;
+  if (splits > 1) {
+    float pv = INFINITY, v;
+    int pi = -1, vi;
+    for (int n = 0; n < p.top_n; ++n) {
+      block_next_top(slice_at, hi - lo, pv, pi, v, vi, shv, shi);
+      if (tid == 0) tops[n] = SampleTopPart{v, vi};
+      pv = v;
+      pi = vi;
+    }
+  }
   if (splits > 1) {
     __shared__ bool last;
     if (tid == 0) {
@@ -236,21 +274,40 @@ __global__ void __launch_bounds__(kThreads)
     out[blockIdx.x].logprob = stats_mask && mx == -INFINITY ? -INFINITY : row[token] - lse;
   }
   for (int j = tid; j < p.ids_len; j += kThreads) ids_lp[p.ids_begin + j] = row[ids[p.ids_begin + j]] - lse;
-  // Top-n log-probabilities: n passes of argmax, excluding the ones already taken.
-  for (int n = 0; n < p.top_n; ++n) {
-    float v = -INFINITY;
-    int vi = INT_MAX;
-    for (int64_t i = tid; i < vocab; i += kThreads) {
-      bool taken = false;
-      for (int j = 0; j < n; ++j) taken |= out[blockIdx.x].top_ids[j] == i;
-      if (!taken && (row[i] > v || (row[i] == v && i < vi))) { v = row[i]; vi = static_cast<int>(i); }
-    }
-    block_argmax(v, vi, shv, shi);
-    if (tid == 0) {
-      out[blockIdx.x].top_ids[n] = vi == INT_MAX ? 0 : vi;
-      out[blockIdx.x].top_lp[n] = v - lse;
+  // Top-n log-probabilities: of the splits' first n (or of the row, unsplit), the first n.
+  if (p.top_n > 0) {
+    __shared__ float top_v[kMaxSampleSplits * kMaxTopLogprobs];
+    __shared__ int top_i[kMaxSampleSplits * kMaxTopLogprobs];
+    const int n_all = splits > 1 ? splits * p.top_n : 0;
+    for (int k = tid; k < n_all; k += kThreads) {
+      const SampleTopPart* t =
+          top_parts + (blockIdx.x * kMaxSampleSplits + k / p.top_n) * kMaxTopLogprobs + k % p.top_n;
+      top_v[k] = __ldcg(&t->value);
+      top_i[k] = __ldcg(&t->index);
     }
     __syncthreads();
+    auto merged_at = [&](int64_t k, float& x, int& i) {
+      x = top_v[k];
+      i = top_i[k];
+    };
+    auto row_at = [&](int64_t k, float& x, int& i) {
+      i = static_cast<int>(k);
+      x = row[k];
+    };
+    float pv = INFINITY, v;
+    int pi = -1, vi;
+    for (int n = 0; n < p.top_n; ++n) {
+      if (splits > 1)
+        block_next_top(merged_at, n_all, pv, pi, v, vi, shv, shi);
+      else
+        block_next_top(row_at, vocab, pv, pi, v, vi, shv, shi);
+      if (tid == 0) {
+        out[blockIdx.x].top_ids[n] = vi == INT_MAX ? 0 : vi;
+        out[blockIdx.x].top_lp[n] = v - lse;
+      }
+      pv = v;
+      pi = vi;
+    }
   }
 }
 
@@ -272,13 +329,14 @@ void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows
                           const SampleRowParams* params, const int32_t* pen_tok,
                           const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                          SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
-                          SampleRowCut* cuts, void* stream) {
+                          SampleRowOut* out, int splits, SampleSplitPart* parts,
+                          SampleTopPart* top_parts, uint32_t* tickets, SampleRowCut* cuts,
+                          void* stream) {
   // A launch error is left in the runtime's last-error state; the caller checks cudaGetLastError.
-  sable::cuda::launch(sample_kernel,
-                      dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
-                      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok,
-                      pen_cnt, bias_ids, bias_vals, masks, ids, ids_lp, out, parts, tickets, cuts);
+  sable::cuda::launch(
+      sample_kernel, dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kThreads, 0,
+      static_cast<cudaStream_t>(stream), logits, ld, vocab, params, pen_tok, pen_cnt, bias_ids,
+      bias_vals, masks, ids, ids_lp, out, parts, top_parts, tickets, cuts);
 }
 
 }  // namespace sable::sampling

@@ -30,6 +30,13 @@ struct SampleSplitPart {
   int32_t mi, pad;
 };
 
+// One of a split's first top_n logits (value descending, index ascending) for the top-n
+// log-probabilities; -inf at INT_MAX past the slice's end.
+struct SampleTopPart {
+  float value;
+  int32_t index;
+};
+
 constexpr int kMaxSampleSplits = 64;
 constexpr int64_t kMaxSplitRows = 256;  // rows of a launch with splits > 1 (see sample_splits)
 
@@ -76,15 +83,17 @@ int sample_splits(int64_t vocab, int64_t rows);
 
 // Samples device logits [rows, vocab] (rows ld apart), modified in place (penalties, bias,
 // written masks), into out[rows]: greedy rows here, the others' statistics into cuts[rows] for
-// launch_cut_kernels. Grid (rows, splits); with splits > 1, parts holds rows x splits entries and
-// tickets rows counters, zero before the launch and zero again after it (the row's last block
-// resets its counter): allocate them zeroed once and keep them.
+// launch_cut_kernels. Grid (rows, splits); with splits > 1, parts holds rows x splits entries,
+// top_parts kMaxSplitRows x kMaxSampleSplits x kMaxTopLogprobs, and tickets rows counters, zero
+// before the launch and zero again after it (the row's last block resets its counter): allocate
+// them zeroed once and keep them.
 void launch_sample_kernel(float* logits, int64_t ld, int64_t vocab, int64_t rows,
                           const SampleRowParams* params, const int32_t* pen_tok,
                           const int32_t* pen_cnt, const int32_t* bias_ids, const float* bias_vals,
                           const uint32_t* masks, const int32_t* ids, float* ids_lp,
-                          SampleRowOut* out, int splits, SampleSplitPart* parts, uint32_t* tickets,
-                          SampleRowCut* cuts, void* stream);
+                          SampleRowOut* out, int splits, SampleSplitPart* parts,
+                          SampleTopPart* top_parts, uint32_t* tickets, SampleRowCut* cuts,
+                          void* stream);
 
 // Samples the rows launch_sample_kernel deferred (same logits, rows and splits, on the same
 // stream after it): the top-k / top-p cut over every split block (`cut`: some row has one), then
