@@ -39,22 +39,28 @@ struct Fixture {
     logits.resize(rows * v);
     for (auto& x : logits) x = nd(rng);
   }
-  std::vector<SableSampleResult> gpu(std::vector<SableSamplingRow> rows, int top = 0,
-                                     std::vector<int32_t>* top_ids = nullptr,
-                                     std::vector<float>* top_lp = nullptr) {
-    dev.upload(logits);
-    std::vector<SableSampleResult> res(rows.size());
+  // Result slots for rows, with top-n buffers when top_ids is given.
+  static std::vector<SableSampleResult> results(size_t rows, int top, std::vector<int32_t>* top_ids,
+                                                std::vector<float>* top_lp) {
+    std::vector<SableSampleResult> res(rows);
     if (top_ids) {
-      top_ids->resize(rows.size() * top);
-      top_lp->resize(rows.size() * top);
+      top_ids->resize(rows * top);
+      top_lp->resize(rows * top);
     }
-    for (size_t i = 0; i < rows.size(); ++i) {
+    for (size_t i = 0; i < rows; ++i) {
       res[i].struct_size = sizeof(SableSampleResult);
       if (top_ids) {
         res[i].top_ids = top_ids->data() + i * top;
         res[i].top_logprobs = top_lp->data() + i * top;
       }
     }
+    return res;
+  }
+  std::vector<SableSampleResult> gpu(std::vector<SableSamplingRow> rows, int top = 0,
+                                     std::vector<int32_t>* top_ids = nullptr,
+                                     std::vector<float>* top_lp = nullptr) {
+    dev.upload(logits);
+    auto res = results(rows.size(), top, top_ids, top_lp);
     sampler.sample(static_cast<float*>(dev.get()), vocab, vocab, rows, res, nullptr);
     return res;
   }
@@ -62,18 +68,7 @@ struct Fixture {
                                      std::vector<int32_t>* top_ids = nullptr,
                                      std::vector<float>* top_lp = nullptr) {
     std::vector<float> copy = logits;
-    std::vector<SableSampleResult> res(rows.size());
-    if (top_ids) {
-      top_ids->resize(rows.size() * top);
-      top_lp->resize(rows.size() * top);
-    }
-    for (size_t i = 0; i < rows.size(); ++i) {
-      res[i].struct_size = sizeof(SableSampleResult);
-      if (top_ids) {
-        res[i].top_ids = top_ids->data() + i * top;
-        res[i].top_logprobs = top_lp->data() + i * top;
-      }
-    }
+    auto res = results(rows.size(), top, top_ids, top_lp);
     sampling::sample_rows(copy.data(), static_cast<int64_t>(rows.size()), vocab, rows.data(), res.data());
     return res;
   }
