@@ -110,6 +110,42 @@ TEST(CudaSampler, GreedyAndLogprobsMatchCpu) {
   }
 }
 
+// More top log-probabilities than the kernel keeps (40 > kMaxTopLogprobs): the row's processed
+// logits come back to the host, and ids and values agree with the CPU's, bias and mask included.
+// Before, such a request failed the whole batch on CUDA.
+TEST(CudaSampler, TopNAboveTheKernelsLimitComesFromTheHost) {
+  SABLE_REQUIRE_GPU();
+  const int64_t vocab = 151936, words = (vocab + 31) / 32;
+  Fixture f(3, vocab, 21);
+  std::vector<uint32_t> mask(words, 0x0F0F0F0Fu);
+  std::vector<int32_t> bias_ids = {7, 70000};
+  std::vector<float> bias_vals = {30.0f, 25.0f};
+  std::vector<SableSamplingRow> rows(3, base_row());
+  const int top = 40;
+  for (auto& r : rows) r.top_logprobs_num = top;
+  rows[0].temperature = 0.0f;
+  rows[0].grammar_mask = mask.data();
+  rows[1].temperature = 0.8f;
+  rows[1].top_p = 0.9f;
+  rows[1].seed = 5;
+  rows[2].temperature = 0.0f;
+  rows[2].logit_bias_ids = bias_ids.data();
+  rows[2].logit_bias_values = bias_vals.data();
+  rows[2].num_logit_bias = 2;
+  std::vector<int32_t> ids, cids;
+  std::vector<float> lps, clps;
+  auto g = f.gpu(rows, top, &ids, &lps);
+  auto c = f.cpu(rows, top, &cids, &clps);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i != 1) EXPECT_EQ(g[i].token, c[i].token) << "row " << i;
+    for (int j = 0; j < top; ++j) {
+      EXPECT_EQ(ids[i * top + j], cids[i * top + j]) << "row " << i << " top " << j;
+      EXPECT_NEAR(lps[i * top + j], clps[i * top + j], 1e-3) << "row " << i << " top " << j;
+    }
+  }
+  EXPECT_EQ(ids[2 * top], 7);
+}
+
 TEST(CudaSampler, PlainTemperatureDrawsTheSameTokenAsCpu) {
   SABLE_REQUIRE_GPU();
   Fixture f(16, 1000, 2);

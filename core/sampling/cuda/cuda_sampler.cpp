@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 
 #include "core/ops/context.h"
 #include "core/sampling/cuda/sample_kernel.h"
+#include "core/sampling/row_logprobs.h"
 #include "core/sampling/sampler.h"
 
 namespace sable::sampling {
@@ -165,6 +167,7 @@ struct CudaSampler::Impl {
   Staged<uint32_t> masks;
   Staged<SampleRowOut> out;
   std::unordered_map<int32_t, int32_t> counts;
+  std::vector<float> host_row;  // a row whose top-n is made on the host
   CopyStream copy;  // declared last: destroyed first, before the buffers its copies use
 };
 
@@ -184,8 +187,7 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
   for (const auto& r : rows) {
     if (!(r.top_p > 0.0f && r.top_p <= 1.0f)) throw std::invalid_argument("sampler: top_p out of range");
     if (r.top_k == 0 || r.top_k < -1) throw std::invalid_argument("sampler: top_k must be -1 or >= 1");
-    if (r.top_logprobs_num > kMaxTopLogprobs)
-      throw std::invalid_argument("sampler: top_logprobs_num above " + std::to_string(kMaxTopLogprobs) + " on CUDA");
+    if (r.top_logprobs_num < 0) throw std::invalid_argument("sampler: top_logprobs_num below 0");
     n_pen += r.num_prev_tokens;
     n_bias += r.num_logit_bias;
     n_mask += r.grammar_mask ? words : 0;
@@ -212,7 +214,7 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     p.freq = r.frequency_penalty;
     p.pres = r.presence_penalty;
     p.top_k = r.top_k;
-    p.top_n = r.top_logprobs_num;
+    p.top_n = std::min(r.top_logprobs_num, kMaxTopLogprobs);  // more: on the host, below
     p.u = seeded_uniform(r.seed, r.step);
     p.row = row_index.empty() ? static_cast<int64_t>(i) : row_index[i];
     p.pen_begin = static_cast<int32_t>(pen);
@@ -296,12 +298,28 @@ void CudaSampler::sample(float* logits, int64_t ld, int64_t vocab,
     SableSampleResult& r = results[i];
     r.token = o.token;
     r.logprob = o.logprob;
-    for (int j = 0; j < rows[i].top_logprobs_num; ++j) {
+    for (int j = 0; j < std::min(rows[i].top_logprobs_num, kMaxTopLogprobs); ++j) {
       if (r.top_ids) r.top_ids[j] = o.top_ids[j];
       if (r.top_logprobs) r.top_logprobs[j] = o.top_lp[j];
     }
     if (r.ids_logprobs)
       std::copy_n(m.ids_lp.host + m.params.host[i].ids_begin, rows[i].num_token_ids_logprob, r.ids_logprobs);
+  }
+  // A row asking for more top log-probabilities than the kernel keeps gets them from its processed
+  // logits (penalties, bias and mask applied), brought back to the host: rare, and exact.
+  for (size_t i = 0; i < b; ++i) {
+    const int32_t n = std::min<int64_t>(rows[i].top_logprobs_num, vocab);
+    if (n <= kMaxTopLogprobs || !results[i].top_ids || !results[i].top_logprobs) continue;
+    m.host_row.resize(static_cast<size_t>(vocab));
+    const float* src = logits + m.params.host[i].row * ld;
+    check(cudaMemcpyAsync(m.host_row.data(), src, vocab * sizeof(float), cudaMemcpyDeviceToHost, s),
+          "download");
+    check(cudaStreamSynchronize(s), "synchronize");
+    top_indices(m.host_row, {results[i].top_ids, static_cast<size_t>(n)});
+    float lse = log_sum_exp(m.host_row, m.host_row[results[i].top_ids[0]]);
+    if (lse == -INFINITY) lse = 0.0f;  // every logit masked: -inf each, as from the kernel
+    for (int32_t j = 0; j < n; ++j)
+      results[i].top_logprobs[j] = m.host_row[results[i].top_ids[j]] - lse;
   }
 }
 
