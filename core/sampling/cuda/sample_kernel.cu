@@ -1,4 +1,6 @@
-// The sampling kernel of CudaSampler (see cuda_sampler.h and sample_kernel.h).
+// The statistics kernel of CudaSampler (see cuda_sampler.h and sample_kernel.h): penalties, bias
+// and masks applied to a row, its log-softmax statistics and top-n log-probabilities over the
+// row's split blocks, greedy rows sampled; the others are cut and drawn by cut_kernels.cu.
 #include <cuda_runtime.h>
 
 #include <algorithm>
