@@ -221,8 +221,9 @@ __global__ void __launch_bounds__(kThreads)
     i = static_cast<int>(lo + k);
     x = row[i];
   };
-  SampleTopPart* tops = top_parts + (blockIdx.x * kMaxSampleSplits + blockIdx.y) * kMaxTopLogprobs;
   if (splits > 1) {
+    SampleTopPart* tops =
+        top_parts + (blockIdx.x * kMaxSampleSplits + blockIdx.y) * kMaxTopLogprobs;
     float pv = INFINITY, v;
     int pi = -1, vi;
     for (int n = 0; n < p.top_n; ++n) {
