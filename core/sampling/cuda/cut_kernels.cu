@@ -26,6 +26,7 @@
 
 #include "core/sampling/cuda/radix_cut.cuh"
 #include "core/sampling/cuda/sample_kernel.h"
+#include "core/sampling/cuda/split_row.cuh"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::sampling {
@@ -41,6 +42,13 @@ __device__ __forceinline__ int cut_bucket(float q) {
   return v < 0 ? kCutBuckets - 1 : max(0, 4096 - v);
 }
 
+// The fixed-point mass top-p keeps of `total`, at least 1 (the histogram's range and the exact
+// cut must agree on it).
+__device__ __forceinline__ u64 top_p_need(float top_p, u64 total) {
+  const double want = ceil(static_cast<double>(top_p) * static_cast<double>(total));
+  return want < 1.0 ? 1ull : static_cast<u64>(want);
+}
+
 // The row a block samples, its slice and its q.
 struct RowView {
   const float* row;
@@ -51,8 +59,7 @@ struct RowView {
 
 __device__ RowView row_view(const float* logits, int64_t ld, int64_t vocab,
                             const SampleRowParams& p, const SampleRowCut& c) {
-  const int splits = static_cast<int>(gridDim.y);
-  const int64_t slice = ((vocab + splits - 1) / splits + 127) / 128 * 128;
+  const int64_t slice = split_slice(vocab, static_cast<int>(gridDim.y));
   RowView v;
   v.row = logits + p.row * ld;
   v.mx = c.mx;
@@ -67,21 +74,6 @@ __device__ void thread_chunk(int64_t lo, int64_t hi, int64_t& c0, int64_t& c1) {
   const int64_t per = (hi - lo + kThreads - 1) / kThreads;
   c0 = min(hi, lo + threadIdx.x * per);
   c1 = min(hi, c0 + per);
-}
-
-// Whether this block is the row's last of its launch to finish; every block's global writes
-// before the call are visible to that one after it. Resets the row's ticket for the next launch.
-__device__ bool last_of_row(uint32_t* tickets) {
-  __shared__ bool last;
-  if (gridDim.y == 1) return true;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&tickets[blockIdx.x], 1u) == gridDim.y - 1;
-  __syncthreads();
-  if (!last) return false;
-  __threadfence();
-  if (threadIdx.x == 0) tickets[blockIdx.x] = 0;
-  return true;
 }
 
 // The first bucket where the running sum of w reaches need (kCutBuckets if none), and the sums of
@@ -191,10 +183,6 @@ __global__ void __launch_bounds__(kThreads)
   auto at = [&](bool by_mass, u64 need) {
     return locate(count, mass, by_mass, need, b0, b1, cb, mb, cm, mm, &found);
   };
-  auto top_p_need = [&](u64 of) {  // the mass top-p keeps of `of`, at least 1
-    const double want = ceil(static_cast<double>(p.top_p) * static_cast<double>(of));
-    return want < 1.0 ? 1ull : static_cast<u64>(want);
-  };
   // The candidate range: top-k alone, its count's bucket; top-p alone, its mass's; both, from the
   // top-p bucket of the smallest total top-k may leave (the mass before top-k's bucket) down to
   // top-k's bucket (the top-p cut lies in between, whatever the exact top-k cut).
@@ -205,7 +193,7 @@ __global__ void __launch_bounds__(kThreads)
     hi = lo.bucket;
   }
   if (use_p) {
-    const Located lp = at(true, top_p_need(use_k ? lo.mass_before : total));
+    const Located lp = at(true, top_p_need(p.top_p, use_k ? lo.mass_before : total));
     if (!use_k) hi = lp.bucket;
     if (!use_k || lp.bucket < lo.bucket) lo = lp;
   }
@@ -234,8 +222,7 @@ __device__ radix::Cut resolve_cut(Q q, int64_t n, const SampleRowParams& p, bool
   }
   if (use_p) {
     const u64 total = use_k ? above_mass + radix::kept_mass<kThreads>(q, n, cut, rsh) : row_total;
-    const double want = ceil(static_cast<double>(p.top_p) * static_cast<double>(total));
-    const u64 need = want < 1.0 ? 1ull : static_cast<u64>(want);
+    const u64 need = top_p_need(p.top_p, total);
     cut = radix::cut_prefix<kThreads, true>(q, n, cut, need > above_mass ? need - above_mass : 1,
                                             rsh);
   }
@@ -300,6 +287,7 @@ __global__ void __launch_bounds__(kThreads)
   const RowView v = row_view(logits, ld, vocab, p, c);
   const int tid = threadIdx.x;
   const int splits = static_cast<int>(gridDim.y);
+  const int64_t slice = split_slice(vocab, splits);
   const bool use_k = p.top_k > 0 && p.top_k < vocab, use_p = p.top_p < 1.0f;
   const bool cut = c.blo < kCutBuckets;
   const Keep sure{radix::Cut{}, p.min_p};
@@ -315,9 +303,9 @@ __global__ void __launch_bounds__(kThreads)
     else
       mine += b <= c.bhi;
   }
-  u64 n_slice = 0, slice_above = 0;
+  u64 n_slice = 0;
   u64 at = radix::block_exclusive_scan_u64<kThreads>(mine, sums, &n_slice);
-  radix::block_exclusive_scan_u64<kThreads>(above, sums, &slice_above);
+  const u64 slice_above = radix::block_sum_u64<kThreads>(above, sums);
   int32_t* cand_idx = s.cand_idx + blockIdx.x * s.cand_cap;
   float* cand_q = s.cand_q + blockIdx.x * s.cand_cap;
   if (n_slice > 0) {
@@ -388,7 +376,6 @@ __global__ void __launch_bounds__(kThreads)
   } else if (cut) {  // too many candidates: the cut over the whole row, its slices summed again
     auto qr = [&](int64_t i) { return v.q(i); };
     keep.cut = resolve_cut(qr, vocab, p, use_k, use_p, 0, 0, c.total_mass, sh.rsh);
-    const int64_t slice = ((vocab + splits - 1) / splits + 127) / 128 * 128;
     for (int k = 0; k < splits; ++k) {
       u64 m = 0;
       for (int64_t i = min(vocab, k * slice) + tid; i < min(vocab, (k + 1) * slice); i += kThreads)
@@ -418,7 +405,6 @@ __global__ void __launch_bounds__(kThreads)
     target = t;
   }
   __syncthreads();
-  const int64_t slice = ((vocab + splits - 1) / splits + 127) / 128 * 128;
   const int64_t lo = min(vocab, pick * slice), hi = min(vocab, lo + slice);
   const int token = block_walk(v, keep, lo, hi, target, sums);
   if (tid == 0) {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "core/sampling/cuda/sample_kernel.h"
+#include "core/sampling/cuda/split_row.cuh"
 #include "sable/cuda/launch.cuh"
 
 namespace sable::sampling {
@@ -178,7 +179,7 @@ __global__ void __launch_bounds__(kThreads)
   const int tid = threadIdx.x;
   // This block's slice of the row: split blockIdx.y of gridDim.y, a multiple of 128 logits long.
   const int splits = static_cast<int>(gridDim.y);
-  const int64_t slice = ((vocab + splits - 1) / splits + 127) / 128 * 128;
+  const int64_t slice = split_slice(vocab, splits);
   const int64_t lo = min(vocab, blockIdx.y * slice), hi = min(vocab, lo + slice);
   auto mine = [&](int64_t t) { return t >= lo && t < hi; };
 
@@ -232,21 +233,13 @@ __global__ void __launch_bounds__(kThreads)
       pv = v;
       pi = vi;
     }
-  }
-  if (splits > 1) {
-    __shared__ bool last;
     if (tid == 0) {
       SampleSplitPart& q = parts[blockIdx.x * splits + blockIdx.y];
       q.mx = stats.mx;
       q.sum = stats.sum;
       q.mi = stats.mi;
-      __threadfence();  // the partial and this slice's logits before the ticket
-      last = atomicAdd(&tickets[blockIdx.x], 1u) == static_cast<uint32_t>(splits - 1);
     }
-    __syncthreads();
-    if (!last) return;
-    __threadfence();  // the other blocks' partials and logits after their tickets
-    if (tid == 0) tickets[blockIdx.x] = 0;  // ready for the next launch (graph replays too)
+    if (!last_of_row(tickets)) return;  // the partials and the slices' logits seen after it
     stats = RowStats{};
     for (int k = 0; k < splits; ++k) {  // the same order in every thread: the same result
       const SampleSplitPart* q = parts + blockIdx.x * splits + k;
